@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` and `make test`. Each installs what it needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup demo test lint bench bench-quick package clean
+
+setup:
+	bash devstack/setup.sh
+
+demo: setup
+	$(VENV)/bin/offsite demo
+
+test: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) tests
+
+lint: setup
+	$(VENV)/bin/ruff check shared devstack offsite functions tests bench
+
+bench: setup
+	$(PY) bench/run.py
+
+bench-quick: setup
+	$(PY) bench/run.py --quick
+
+package: setup
+	$(VENV)/bin/offsite package
+
+clean:
+	-$(VENV)/bin/offsite dev down
+	rm -rf .offsite dist

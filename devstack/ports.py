@@ -1,0 +1,52 @@
+"""Free loopback ports and readiness waits for locally started servers."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_http_ok(url: str, timeout_s: float = 30.0, *, is_alive=lambda: True) -> None:
+    """Poll ``url`` until it answers 2xx; raise TimeoutError naming the url otherwise.
+
+    ``is_alive`` lets the caller stop waiting as soon as the server process died.
+    """
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if not is_alive():
+            raise RuntimeError(f"server for {url} exited before it became ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if 200 <= resp.status < 300:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s (last error: {last})")
+
+
+def wait_tcp(port: int, timeout_s: float = 30.0, *, host: str = "127.0.0.1", is_alive=lambda: True) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not is_alive():
+            raise RuntimeError(f"server on {host}:{port} exited before it became ready")
+        if port_in_use(port, host):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{host}:{port} not accepting connections after {timeout_s:.0f}s")

@@ -1,0 +1,20 @@
+"""Cloud Functions fan_out and export_table (one source, two deployed functions)."""
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shared import stage
+from shared.export import export_table as run_export
+from shared.fan_out import fan_out as run_fan_out
+
+
+@functions_framework.cloud_event
+def fan_out(event: CloudEvent) -> None:
+    """export-requests → one table-exports message per table."""
+    stage.run("fan_out", event, run_fan_out)
+
+
+@functions_framework.cloud_event
+def export_table(event: CloudEvent) -> None:
+    """table-exports → files and _manifest.json under gs://BUCKET/exports/…"""
+    stage.run("export_table", event, run_export)

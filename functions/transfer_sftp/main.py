@@ -1,0 +1,12 @@
+"""Cloud Function transfer_sftp: GCS object finalized → file on each routed SFTP partner."""
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shared import stage
+from shared.sftp_delivery import transfer_sftp as deliver
+
+
+@functions_framework.cloud_event
+def transfer_sftp(event: CloudEvent) -> None:
+    stage.run("transfer_sftp", event, deliver)

@@ -1,0 +1,12 @@
+"""Cloud Function upload_box: GCS object finalized → file in Box, receipt on deliveries."""
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shared import stage
+from shared.box_delivery import upload_box as deliver
+
+
+@functions_framework.cloud_event
+def upload_box(event: CloudEvent) -> None:
+    stage.run("upload_box", event, deliver)

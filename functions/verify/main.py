@@ -1,0 +1,12 @@
+"""Cloud Function verify: receipts, manifest finalize and verify-requests → verify-results."""
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shared import stage
+from shared.verify_stage import verify as run_verify
+
+
+@functions_framework.cloud_event
+def verify(event: CloudEvent) -> None:
+    stage.run("verify", event, run_verify)

@@ -1,0 +1,88 @@
+"""An in-memory Destination for unit tests and the conformance suite's reference backend."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from shared.destinations.base import PutResult, RemoteFile, normalize_path
+from shared.errors import PermanentError
+
+CHUNK = 1024 * 1024
+
+
+class MemoryDestination:
+    """Files in a dict; folders implied by paths, plus explicitly created empty ones."""
+
+    hashes = frozenset({"sha1"})
+
+    def __init__(self, name: str = "memory") -> None:
+        self.name = name
+        self._files: dict[str, bytes] = {}
+        self._dirs: set[str] = set()
+        self._lock = threading.Lock()
+
+    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+        path = normalize_path(path)
+        with self._lock:
+            existing = self._files.get(path)
+        if existing is not None and sha1 is not None and hashlib.sha1(existing).hexdigest() == sha1:
+            return PutResult(path, len(existing), sha1, "unchanged")
+        data = bytearray()
+        while chunk := source.read(CHUNK):
+            data.extend(chunk)
+        if len(data) != size:
+            raise PermanentError(f"{self.name}: {path}: source gave {len(data)} bytes, expected {size}")
+        digest = hashlib.sha1(data).hexdigest()
+        with self._lock:
+            before = self._files.get(path)
+            if before is not None and hashlib.sha1(before).hexdigest() == digest:
+                return PutResult(path, size, digest, "unchanged")
+            if path in self._dirs:
+                raise PermanentError(f"{self.name}: {path} is a folder")
+            self._files[path] = bytes(data)
+        return PutResult(path, size, digest, "new_version" if before is not None else "uploaded")
+
+    def stat(self, path: str) -> RemoteFile | None:
+        path = normalize_path(path)
+        with self._lock:
+            data = self._files.get(path)
+        if data is None:
+            return None
+        return RemoteFile(path, len(data), hashlib.sha1(data).hexdigest())
+
+    def list(self, prefix: str = "") -> Iterator[RemoteFile]:
+        prefix = normalize_path(prefix)
+        head = prefix + "/" if prefix else ""
+        with self._lock:
+            items = sorted(self._files.items())
+        for path, data in items:
+            if path.startswith(head):
+                yield RemoteFile(path, len(data), hashlib.sha1(data).hexdigest())
+
+    def delete(self, path: str) -> None:
+        with self._lock:
+            self._files.pop(normalize_path(path), None)
+
+    def mkdirs(self, path: str) -> None:
+        path = normalize_path(path)
+        with self._lock:
+            if path in self._files:
+                raise PermanentError(f"{self.name}: cannot create folder {path}: a file is there")
+            self._dirs.add(path)
+
+    def open(self, path: str) -> BinaryIO:
+        import io
+
+        with self._lock:
+            data = self._files.get(normalize_path(path))
+        if data is None:
+            raise PermanentError(f"{self.name}: {path}: no such file")
+        return io.BytesIO(data)
+
+    # test helpers: damage files the way real destinations get damaged
+    def corrupt(self, path: str, data: bytes) -> None:
+        with self._lock:
+            self._files[normalize_path(path)] = data

@@ -1,0 +1,71 @@
+"""Google Cloud clients, built once per process from the environment.
+
+On the local stack the environment points them at emulators (``PUBSUB_EMULATOR_HOST``,
+``STORAGE_EMULATOR_HOST``, ``OFFSITE_BIGQUERY_ENDPOINT``); in the cloud the same code uses
+Application Default Credentials. Tests pass their own clients instead of patching these.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+
+def project() -> str:
+    value = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCP_PROJECT")
+    if value:
+        return value
+    from shared.runtime import config
+
+    return config().project
+
+
+def on_emulators() -> bool:
+    return bool(os.environ.get("STORAGE_EMULATOR_HOST") or os.environ.get("PUBSUB_EMULATOR_HOST"))
+
+
+@functools.cache
+def storage_client() -> Any:
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project=project(), credentials=AnonymousCredentials())
+    return storage.Client(project=project())
+
+
+@functools.cache
+def publisher_client() -> Any:
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.PublisherClient()
+
+
+@functools.cache
+def subscriber_client() -> Any:
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.SubscriberClient()
+
+
+@functools.cache
+def bigquery_client() -> Any:
+    from google.cloud import bigquery
+
+    endpoint = os.environ.get("OFFSITE_BIGQUERY_ENDPOINT")
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(
+            project=project(), credentials=AnonymousCredentials(), client_options=ClientOptions(api_endpoint=endpoint)
+        )
+    return bigquery.Client(project=project())
+
+
+def reset() -> None:
+    """Drop cached clients (tests that switch stacks within one process)."""
+    for fn in (storage_client, publisher_client, subscriber_client, bigquery_client):
+        fn.cache_clear()

@@ -1,0 +1,134 @@
+"""Where things live: GCS run folders, file names, and each destination's remote paths.
+
+GCS (one folder per run and source):
+  dataset mode: ``{prefix}/{dataset}/{table}/{YYYYMMDD}/{run_id}/{table}_{YYYYMMDD}-000000000000.parquet``
+  query mode:   ``{prefix}/_queries/{export}/{YYYYMMDD}/{run_id}/Product_{YYYYMMDD}-000000000000.csv.gz``
+  plus ``_run.json`` (written before the job: routing) and ``_manifest.json`` (written last).
+Box:  ``GCP/bigquery/{dataset}/{table}/{YYYYMMDD}/{run_id}/`` and ``GCP/exports/{export}/{YYYYMMDD}/``.
+SFTP: ``{dataset}/{table}/{YYYYMMDD}/{run_id}/`` and ``{export}/{YYYYMMDD}/`` under the partner
+directory, or the partner directory itself when it asks for a flat layout.
+Remote file names are always the GCS file names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from dataclasses import dataclass
+
+from shared.messages import IDENT_RE, RUN_ID_RE, Source
+
+MANIFEST_NAME = "_manifest.json"
+RUN_NAME = "_run.json"
+QUERY_SEGMENT = "_queries"
+EXTENSIONS = {"PARQUET": "parquet", "AVRO": "avro", "CSV": "csv.gz", "NEWLINE_DELIMITED_JSON": "json.gz"}
+
+
+def yyyymmdd(date: dt.date) -> str:
+    return date.strftime("%Y%m%d")
+
+
+def default_file_name(table: str, fmt: str) -> str:
+    """Dataset mode's file name template: ``orders_{YYYYMMDD}-*.parquet``."""
+    return f"{table}_{{YYYYMMDD}}-*.{EXTENSIONS[fmt]}"
+
+
+def render_file_name(template: str, *, date: dt.date, export: str = "", table: str = "") -> str:
+    """Fill ``{YYYYMMDD}``, ``{date}``, ``{export}``, ``{table}``; the ``*`` stays for the shard number."""
+    return (
+        template.replace("{YYYYMMDD}", yyyymmdd(date))
+        .replace("{date}", date.isoformat())
+        .replace("{export}", export)
+        .replace("{table}", table)
+    )
+
+
+def shard_name(pattern: str, shard: int) -> str:
+    """BigQuery's wildcard rule: ``*`` becomes a 12-digit zero-padded shard number."""
+    return pattern.replace("*", f"{shard:012d}", 1)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder in GCS, parsed from or rendered to an object name."""
+
+    export_prefix: str
+    source: Source
+    date: dt.date
+    run_id: str
+
+    @property
+    def prefix(self) -> str:
+        if self.source.mode == "table":
+            middle = f"{self.source.dataset}/{self.source.table}"
+        else:
+            middle = f"{QUERY_SEGMENT}/{self.source.export}"
+        return f"{self.export_prefix}/{middle}/{yyyymmdd(self.date)}/{self.run_id}/"
+
+    @property
+    def manifest_name(self) -> str:
+        return self.prefix + MANIFEST_NAME
+
+    @property
+    def run_name(self) -> str:
+        return self.prefix + RUN_NAME
+
+
+def parse_object_name(name: str, export_prefix: str, project: str = "") -> tuple[RunFolder, str] | None:
+    """``exports/sales/orders/20250108/r1/x.parquet`` → (RunFolder, "x.parquet"); None if not a run file."""
+    head = export_prefix.strip("/") + "/"
+    if not name.startswith(head):
+        return None
+    parts = name[len(head) :].split("/")
+    if len(parts) != 5:
+        return None
+    first, second, day, run_id, filename = parts
+    if not filename or not RUN_ID_RE.match(run_id) or not IDENT_RE.match(second):
+        return None
+    try:
+        date = dt.datetime.strptime(day, "%Y%m%d").date()
+    except ValueError:
+        return None
+    if first == QUERY_SEGMENT:
+        source = Source(mode="query", project=project, export=second)
+    elif IDENT_RE.match(first):
+        source = Source(mode="table", project=project, dataset=first, table=second)
+    else:
+        return None
+    return RunFolder(export_prefix.strip("/"), source, date, run_id), filename
+
+
+def is_data_file(filename: str) -> bool:
+    """Control files (``_run.json``, ``_manifest.json``, verify markers) start with '_'."""
+    return not filename.startswith("_")
+
+
+@dataclass(frozen=True)
+class RemoteFolder:
+    """Where a run's files go at one destination.
+
+    ``exclusive`` is False when the folder is shared with other runs (flat SFTP layouts,
+    dated query folders): then only names matching ``name_pattern`` belong to this run.
+    """
+
+    path: str
+    exclusive: bool
+    name_pattern: str = "*"
+
+    def owns(self, filename: str) -> bool:
+        return self.exclusive or fnmatch.fnmatchcase(filename, self.name_pattern)
+
+
+def remote_folder(destination: str, run: RunFolder, file_name_template: str, *, flat: bool = False) -> RemoteFolder:
+    """The folder (relative to the destination root) receiving ``run``'s files."""
+    src, day = run.source, yyyymmdd(run.date)
+    pattern = render_file_name(file_name_template, date=run.date, export=src.export or "", table=src.table or "")
+    if destination == "box" or destination == "memory":
+        if src.mode == "table":
+            return RemoteFolder(f"GCP/bigquery/{src.dataset}/{src.table}/{day}/{run.run_id}", True)
+        return RemoteFolder(f"GCP/exports/{src.export}/{day}", False, pattern)
+    if flat:
+        return RemoteFolder("", False, pattern)
+    if src.mode == "table":
+        return RemoteFolder(f"{src.dataset}/{src.table}/{day}/{run.run_id}", True)
+    return RemoteFolder(f"{src.export}/{day}", False, pattern)

@@ -1,0 +1,89 @@
+"""Structured JSON logs in Cloud Logging's format, with run_id/table/destination on every line.
+
+Cloud Logging reads ``severity`` and ``message`` from a JSON line on stdout/stderr. Context
+(``run_id``, ``table``, ``destination``, ``stage``, ``message_id``) is bound with
+:func:`bind` (contextvars, so concurrent requests do not mix) and always present, null when
+unknown. ``OFFSITE_LOG_FORMAT=console`` gives readable lines for terminals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+
+CONTEXT_KEYS = ("run_id", "table", "destination")
+_SEVERITY = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "error": "ERROR", "critical": "CRITICAL", "exception": "ERROR"}
+_configured = False
+
+
+def _cloud_logging_fields(_logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    event["severity"] = _SEVERITY.get(event.pop("level", method), "DEFAULT")
+    event["message"] = event.pop("event", "")
+    for key in CONTEXT_KEYS:
+        event.setdefault(key, None)
+    return event
+
+
+def _mask_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    from shared.secrets import Secret
+
+    for key, value in list(event.items()):
+        if isinstance(value, Secret):
+            event[key] = repr(value)
+    return event
+
+
+def configure(fmt: str | None = None, stream: Any = None) -> None:
+    """Set up structlog once per process (idempotent; tests may call again with a stream)."""
+    global _configured
+    fmt = fmt or os.environ.get("OFFSITE_LOG_FORMAT", "json")
+    renderer: Any = structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+            structlog.processors.format_exc_info,
+            _mask_secrets,
+            _cloud_logging_fields,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    _configured = True
+
+
+def get_logger(name: str | None = None) -> Any:
+    if not _configured:
+        configure()
+    return structlog.get_logger(logger_name=name) if name else structlog.get_logger()
+
+
+@contextmanager
+def bind(**context: Any) -> Iterator[None]:
+    """Add context to every log line inside the ``with`` block (e.g. run_id, table, destination)."""
+    tokens = structlog.contextvars.bind_contextvars(**{k: v for k, v in context.items()})
+    try:
+        yield
+    except Exception as exc:
+        # Errors remember where they happened, so the stage that reports them can say so.
+        carried = getattr(exc, "context", None)
+        if not isinstance(carried, dict):
+            carried = {}
+            try:
+                exc.context = carried  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+        for key, value in context.items():
+            carried.setdefault(key, value)
+        raise
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)

@@ -1,0 +1,92 @@
+"""The one retry helper (rclone's pacer): exponential backoff with jitter that honours Retry-After.
+
+Every network call in offsite that may be retried in-process goes through ``retry_call`` or
+``retrying``. Only ``TransientError`` is retried; anything else propagates at once. When the
+attempts run out the last ``TransientError`` propagates, so the stage fails and Pub/Sub or
+Eventarc redelivers later.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_random_exponential
+
+from shared.errors import TransientError
+from shared.log import get_logger
+
+T = TypeVar("T")
+log = get_logger(__name__)
+
+MAX_RETRY_AFTER_S = 300.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class _WaitHonouringRetryAfter:
+    def __init__(self, initial: float, maximum: float) -> None:
+        self._backoff = wait_random_exponential(multiplier=initial, max=maximum)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return min(exc.retry_after, MAX_RETRY_AFTER_S)
+        return float(self._backoff(state))
+
+
+def _log_retry(what: str) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "retrying",
+            what=what,
+            attempt=state.attempt_number,
+            wait_s=round(state.next_action.sleep, 2) if state.next_action else None,
+            error=str(exc),
+        )
+
+    return before_sleep
+
+
+def retrying(
+    what: str,
+    *,
+    attempts: int = 6,
+    initial_s: float = 0.5,
+    max_wait_s: float = 30.0,
+    deadline_s: float | None = None,
+) -> Retrying:
+    """A tenacity ``Retrying`` for ``for attempt in retrying(...): with attempt: ...`` loops."""
+    stop = stop_after_attempt(attempts)
+    if deadline_s is not None:
+        stop = stop | stop_after_delay(deadline_s)
+    return Retrying(
+        retry=retry_if_exception_type(TransientError),
+        wait=_WaitHonouringRetryAfter(initial_s, max_wait_s),
+        stop=stop,
+        reraise=True,
+        before_sleep=_log_retry(what),
+    )
+
+
+def retry_call(fn: Callable[[], T], what: str, **kwargs: float | int | None) -> T:
+    """Call ``fn`` until it returns, retrying ``TransientError`` (see :func:`retrying`)."""
+    return retrying(what, **kwargs)(fn)  # type: ignore[arg-type]

@@ -1,0 +1,18 @@
+"""Per-process state of a running function: the loaded config, cached for warm instances."""
+
+from __future__ import annotations
+
+import functools
+
+from shared.config import Config
+from shared.config_load import load_config
+
+
+@functools.cache
+def config() -> Config:
+    """The config from ``OFFSITE_CONFIG`` (default offsite.yaml), loaded once per process."""
+    return load_config()
+
+
+def reset() -> None:
+    config.cache_clear()

@@ -1,0 +1,116 @@
+"""The pipeline's topology as data: topics, functions, triggers, retry and dead-letter.
+
+One description drives both the local stack (devstack creates these topics and push
+subscriptions) and the cloud (tests/infra checks that infra/*.tf declares the same), so the
+two cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+EXPORT_REQUESTS = "export-requests"
+TABLE_EXPORTS = "table-exports"
+DELIVERIES = "deliveries"
+VERIFY_REQUESTS = "verify-requests"
+VERIFY_RESULTS = "verify-results"
+
+TOPICS: tuple[str, ...] = (EXPORT_REQUESTS, TABLE_EXPORTS, DELIVERIES, VERIFY_REQUESTS, VERIFY_RESULTS)
+
+GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
+PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Push-subscription redelivery: exponential backoff, then the dead-letter topic."""
+
+    minimum_backoff_s: int = 10
+    maximum_backoff_s: int = 600
+    max_delivery_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What starts a function: a Pub/Sub topic, or GCS object finalize on the exports bucket."""
+
+    kind: Literal["pubsub", "gcs"]
+    topic: str | None = None  # for kind == "pubsub"
+    event_type: str = PUBSUB_PUBLISHED
+
+    @property
+    def name(self) -> str:
+        return self.topic if self.kind == "pubsub" and self.topic else "gcs-finalized"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One deployed function: its source folder, entry point, triggers and sizing."""
+
+    name: str  # deployed name, e.g. "fan_out"
+    source: str  # folder under functions/
+    entry_point: str
+    triggers: tuple[Trigger, ...]
+    timeout_s: int = 540
+    memory_mb: int = 512
+    max_instances: int = 10
+
+    def subscription_name(self, trigger: Trigger) -> str:
+        """Name of the push subscription (or Eventarc trigger) feeding this function."""
+        return f"{self.name.replace('_', '-')}-{trigger.name}"
+
+    def dead_letter_topic(self, trigger: Trigger) -> str:
+        return f"{self.subscription_name(trigger)}-dlq"
+
+
+_GCS = Trigger(kind="gcs", event_type=GCS_FINALIZED)
+
+
+def _pubsub(topic: str) -> Trigger:
+    return Trigger(kind="pubsub", topic=topic)
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("fan_out", "export_table", "fan_out", (_pubsub(EXPORT_REQUESTS),), timeout_s=120, memory_mb=256),
+    FunctionSpec("export_table", "export_table", "export_table", (_pubsub(TABLE_EXPORTS),), timeout_s=540, memory_mb=1024),
+    FunctionSpec("upload_box", "upload_box", "upload_box", (_GCS,), timeout_s=540, memory_mb=1024),
+    FunctionSpec("transfer_sftp", "transfer_sftp", "transfer_sftp", (_GCS,), timeout_s=540, memory_mb=512, max_instances=4),
+    FunctionSpec(
+        "verify",
+        "verify",
+        "verify",
+        (_pubsub(DELIVERIES), _pubsub(VERIFY_REQUESTS), _GCS),
+        timeout_s=300,
+        memory_mb=512,
+    ),
+)
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A push subscription (local) / trigger (cloud) with its retry and dead-letter policy."""
+
+    name: str
+    function: str
+    trigger: Trigger
+    dead_letter_topic: str
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def subscriptions(retry: RetryPolicy = DEFAULT_RETRY) -> list[Subscription]:
+    """Every (function, trigger) pair, in a stable order."""
+    return [
+        Subscription(fn.subscription_name(t), fn.name, t, fn.dead_letter_topic(t), retry)
+        for fn in FUNCTIONS
+        for t in fn.triggers
+    ]
+
+
+def function(name: str) -> FunctionSpec:
+    for fn in FUNCTIONS:
+        if fn.name == name:
+            return fn
+    raise KeyError(f"no function named {name!r}; known: {', '.join(f.name for f in FUNCTIONS)}")

@@ -1,0 +1,139 @@
+"""Behaviour every Destination backend must share (see conftest.py for the backends)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+
+import pytest
+
+from shared.destinations.base import Destination, PutResult, Readable
+from shared.errors import OffsiteError
+
+
+def put_bytes(dest: Destination, path: str, data: bytes) -> PutResult:
+    return dest.put(path, io.BytesIO(data), len(data))
+
+
+def read_back(dest: Destination, path: str) -> bytes:
+    assert isinstance(dest, Readable), f"{dest.name} must be Readable so verify can hash by download"
+    with dest.open(path) as stream:
+        return stream.read()
+
+
+def test_is_a_destination(destination: Destination) -> None:
+    assert isinstance(destination, Destination)
+    assert destination.hashes <= {"sha1"}
+
+
+def test_put_new_file_then_stat_and_list(destination: Destination) -> None:
+    data = os.urandom(70_000)
+    result = put_bytes(destination, "a/b/file.bin", data)
+    assert result.status == "uploaded"
+    assert result.size == len(data)
+    assert result.sha1 == hashlib.sha1(data).hexdigest()
+    info = destination.stat("a/b/file.bin")
+    assert info is not None and info.size == len(data) and info.path == "a/b/file.bin"
+    if "sha1" in destination.hashes:
+        assert info.sha1 == hashlib.sha1(data).hexdigest()
+    assert [f.path for f in destination.list("a")] == ["a/b/file.bin"]
+    assert read_back(destination, "a/b/file.bin") == data
+
+
+def test_same_bytes_again_is_unchanged(destination: Destination) -> None:
+    data = b"same bytes\n" * 100
+    put_bytes(destination, "x/same.txt", data)
+    again = put_bytes(destination, "x/same.txt", data)
+    assert again.status == "unchanged"
+    known = destination.put("x/same.txt", io.BytesIO(data), len(data), sha1=hashlib.sha1(data).hexdigest())
+    assert known.status == "unchanged"
+    assert [f.path for f in destination.list("x")] == ["x/same.txt"]
+
+
+def test_different_bytes_replace_the_file(destination: Destination) -> None:
+    put_bytes(destination, "v/file.txt", b"first version")
+    second = put_bytes(destination, "v/file.txt", b"second, longer version")
+    assert second.status in ("uploaded", "new_version")
+    info = destination.stat("v/file.txt")
+    assert info is not None and info.size == len(b"second, longer version")
+    assert read_back(destination, "v/file.txt") == b"second, longer version"
+    assert len(list(destination.list("v"))) == 1
+
+
+def test_list_is_recursive_sorted_and_scoped(destination: Destination) -> None:
+    for path in ("r/2.txt", "r/1.txt", "r/sub/3.txt", "other/4.txt"):
+        put_bytes(destination, path, path.encode())
+    listed = sorted(f.path for f in destination.list("r"))
+    assert listed == ["r/1.txt", "r/2.txt", "r/sub/3.txt"]
+    assert {f.size for f in destination.list("r")} == {len(b"r/1.txt"), len(b"r/sub/3.txt")}
+
+
+def test_list_of_missing_folder_is_empty(destination: Destination) -> None:
+    assert list(destination.list("does/not/exist")) == []
+    assert destination.stat("does/not/exist.txt") is None
+
+
+def test_empty_file(destination: Destination) -> None:
+    result = put_bytes(destination, "e/empty.txt", b"")
+    assert result.size == 0 and result.sha1 == hashlib.sha1(b"").hexdigest()
+    info = destination.stat("e/empty.txt")
+    assert info is not None and info.size == 0
+
+
+def test_delete_removes_and_tolerates_missing(destination: Destination) -> None:
+    put_bytes(destination, "d/gone.txt", b"bye")
+    destination.delete("d/gone.txt")
+    assert destination.stat("d/gone.txt") is None
+    destination.delete("d/gone.txt")
+    destination.delete("never/was.txt")
+
+
+def test_mkdirs_is_idempotent_and_nested(destination: Destination) -> None:
+    destination.mkdirs("m/n/o")
+    destination.mkdirs("m/n/o")
+    destination.mkdirs("m/n")
+    assert list(destination.list("m")) == []
+    put_bytes(destination, "m/n/o/f.txt", b"ok")
+    assert [f.path for f in destination.list("m/n")] == ["m/n/o/f.txt"]
+
+
+def test_paths_cannot_escape_the_root(destination: Destination) -> None:
+    with pytest.raises(ValueError, match=r"\.\."):
+        put_bytes(destination, "../escape.txt", b"no")
+    with pytest.raises(ValueError, match=r"\.\."):
+        destination.stat("a/../../etc/passwd")
+
+
+def test_short_source_leaves_no_visible_file(destination: Destination) -> None:
+    with pytest.raises(OffsiteError):
+        destination.put("s/short.bin", io.BytesIO(b"only ten b"), 100)
+    assert destination.stat("s/short.bin") is None
+    assert [f.path for f in destination.list("s") if not f.path.endswith("short.bin")] == []
+    assert [f.path for f in destination.list("s")] == []
+
+
+def test_concurrent_puts_into_a_missing_tree(destination: Destination) -> None:
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            put_bytes(destination, f"c/deep/tree/file{i}.txt", f"file {i}".encode())
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(f.path for f in destination.list("c")) == [f"c/deep/tree/file{i}.txt" for i in range(4)]
+
+
+def test_multi_megabyte_file_round_trips(destination: Destination) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    result = put_bytes(destination, "big/blob.bin", data)
+    assert result.sha1 == hashlib.sha1(data).hexdigest()
+    assert read_back(destination, "big/blob.bin") == data
