@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from offsite.cli import app
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "offsite.example.yaml"
+runner = CliRunner()
+
+
+def test_validate_ok() -> None:
+    result = runner.invoke(app, ["config", "validate", "-c", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "4 datasets, 1 exports, destinations: box, sftp:acme" in result.output
+
+
+def test_validate_reports_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "c.yaml"
+    bad.write_text("project: p\nbucket: bkt\ndatasets: [{name: s, schedule: '61 * * * *'}]\n")
+    result = runner.invoke(app, ["config", "validate", "-c", str(bad)])
+    assert result.exit_code == 2
+    assert "datasets[0].schedule: '61 * * * *' is not a valid cron expression" in result.output
+
+
+def test_show_masks_secrets(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "project: p\nbucket: bkt\ndestinations:\n  sftp:\n    acme: {host: h, username: u, password: pa55word, host_key_fingerprint: 'SHA256:abc'}\n"
+    )
+    result = runner.invoke(app, ["config", "show", "-c", str(cfg)])
+    assert result.exit_code == 0, result.output
+    assert "pa55word" not in result.output and "password: '***'" in result.output
+
+
+def test_docs_lists_every_section() -> None:
+    result = runner.invoke(app, ["config", "docs"])
+    assert result.exit_code == 0
+    for key in ("bucket (required)", "destinations.sftp.NAME.known_hosts (secret)", "verify.deadline_minutes (default: 120)"):
+        assert key in result.output
