@@ -1,8 +1,18 @@
-"""Reporting a VerifyResult: publish on verify-results (alerts and the run log hook in here)."""
+"""Reporting a VerifyResult: the one entry point for every stage's outcome.
+
+:func:`report` publishes the result on ``verify-results`` (a failure there raises: the caller
+decides), then, best effort, appends it to the run history (:mod:`shared.run_history`) and
+sends a Slack alert when the status needs a person (:mod:`shared.alerts`). History and alert
+failures are logged, never raised: they must not make a stage retry.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+
 from shared import log
+from shared.config import Config
 from shared.gcp import pubsub
 from shared.messages import VerifyResult
 from shared.topology import VERIFY_RESULTS
@@ -10,8 +20,44 @@ from shared.topology import VERIFY_RESULTS
 logger = log.get_logger(__name__)
 
 
-def report(result: VerifyResult) -> str:
-    """Publish ``result`` on verify-results and return the message id."""
+def report(result: VerifyResult, *, config: Config | None = None) -> str:
+    """Publish ``result`` on verify-results, record it, alert on it; returns the message id."""
+    now = dt.datetime.now(dt.UTC)
+    if result.finished_at is None:
+        result = dataclasses.replace(result, finished_at=now.isoformat())
     message_id = pubsub.publish(VERIFY_RESULTS, result, status=result.status)
-    logger.info("result published", status=result.status, run_id=result.run_id, destination=result.destination)
+    logger.info(
+        "result published",
+        status=result.status,
+        run_id=result.run_id,
+        destination=result.destination,
+        check=result.check,
+        reason=result.reason,
+    )
+    config = config or _config()
+    if config is None:
+        return message_id
+    _record(config, result, now)
+    from shared.alerts import alert
+
+    alert(result, config)
     return message_id
+
+
+def _config() -> Config | None:
+    from shared.runtime import config
+
+    try:
+        return config()
+    except Exception as exc:  # noqa: BLE001 - without config there is no history or alert; the result is out
+        logger.error("no config: result not recorded in history, no alert", error=str(exc))
+        return None
+
+
+def _record(config: Config, result: VerifyResult, now: dt.datetime) -> None:
+    from shared.run_history import record
+
+    try:
+        record(config.bucket, result, now)
+    except Exception as exc:  # noqa: BLE001 - see module docstring
+        logger.error("could not record result in the run history", error=str(exc), run_id=result.run_id)

@@ -1,7 +1,92 @@
-"""offsite box commands."""
+"""offsite box: look at the configured Box destination (paths relative to its root folder).
+
+offsite box ls [PATH]              the items of one folder: type, id, size, SHA-1, name
+offsite box tree [PATH] --depth N  the folder tree below PATH, N levels deep
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
+from shared.config import BoxDestination as BoxSettings
+from shared.config_load import load_config
+from shared.destinations.base import normalize_path
+from shared.destinations.box import BoxDestination
+from shared.errors import OffsiteError
+
 app = typer.Typer(no_args_is_help=True)
+
+ConfigOption = typer.Option(None, "--config", "-c", help="Config file (default: $OFFSITE_CONFIG or offsite.yaml).")
+PathArgument = typer.Argument("", help="Folder relative to destinations.box.root_folder_id ('' = the root).")
+
+
+def _destination(config_path: Path | None) -> BoxDestination:
+    config = load_config(config_path)
+    settings: BoxSettings | None = config.destinations.box
+    if settings is None:
+        raise typer.BadParameter("no Box destination in the config (destinations.box)")
+    return BoxDestination(settings)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(1)
+
+
+def _size(value: object) -> str:
+    return "" if value is None else f"{int(value):,}"  # type: ignore[call-overload]
+
+
+@app.command("ls")
+def ls(path: str = PathArgument, config: Path | None = ConfigOption) -> None:
+    """List one folder: folders first, then files, with ids, sizes and SHA-1s."""
+    try:
+        path = normalize_path(path)
+        box = _destination(config)
+        entries = box.entries(path)
+    except (OffsiteError, ValueError) as exc:
+        raise _fail(exc) from None
+    entries.sort(key=lambda e: (e.get("type") != "folder", str(e.get("name", "")).casefold()))
+    for entry in entries:
+        kind = "d" if entry.get("type") == "folder" else "-"
+        name = f"{entry['name']}/" if kind == "d" else entry["name"]
+        typer.echo(f"{kind} {entry['id']:>14} {_size(entry.get('size')):>15} {entry.get('sha1') or '':40} {name}")
+    typer.echo(f"{len(entries)} items in /{path}", err=True)
+
+
+@app.command("tree")
+def tree(
+    path: str = PathArgument,
+    depth: int = typer.Option(3, "--depth", "-d", min=1, help="How many folder levels to show."),
+    files: bool = typer.Option(True, "--files/--no-files", help="Show files, not only folders."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Draw the folder tree below PATH (sizes of files, counts of what is deeper than --depth)."""
+    try:
+        path = normalize_path(path)
+        box = _destination(config)
+        typer.echo(f"/{path}" if path else f"/ (folder {box.root_folder_id})")
+        _draw(box, path, depth, files, "")
+    except (OffsiteError, ValueError) as exc:
+        raise _fail(exc) from None
+
+
+def _draw(box: BoxDestination, path: str, depth: int, files: bool, indent: str) -> None:
+    entries = box.entries(path)
+    entries.sort(key=lambda e: (e.get("type") != "folder", str(e.get("name", "")).casefold()))
+    shown = [e for e in entries if files or e.get("type") == "folder"]
+    for index, entry in enumerate(shown):
+        last = index == len(shown) - 1
+        branch, below = ("└── ", "    ") if last else ("├── ", "│   ")
+        child = f"{path}/{entry['name']}" if path else str(entry["name"])
+        if entry.get("type") == "folder":
+            if depth > 1:
+                typer.echo(f"{indent}{branch}{entry['name']}/ ({entry['id']})")
+                _draw(box, child, depth - 1, files, indent + below)
+            else:
+                count = len(box.entries(child))
+                typer.echo(f"{indent}{branch}{entry['name']}/ ({entry['id']}, {count} items)")
+        else:
+            typer.echo(f"{indent}{branch}{entry['name']}  {_size(entry.get('size'))} B  sha1 {entry.get('sha1')}")

@@ -1,7 +1,183 @@
-"""offsite dev commands."""
+"""offsite dev up | status | down | logs — the local stack (devstack.stack) from the terminal.
+
+State lives in ``.offsite/`` of the current directory (``--root`` to choose another):
+stack.json, env (``. .offsite/env``), config.yaml, keys, data and ``logs/<component>.log``.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from devstack.errors import StackError
+from devstack.state import StackInfo
+
 app = typer.Typer(no_args_is_help=True)
+
+DEFAULT_ROOT = Path(".offsite")
+ROOT_HELP = "Stack state directory (default: .offsite in the current directory)."
+RootOption = Annotated[Path | None, typer.Option("--root", help=ROOT_HELP)]
+
+
+def _root(root: Path | None) -> Path:
+    return (root or Path(os.environ.get("OFFSITE_DEV_ROOT", DEFAULT_ROOT))).absolute()
+
+
+def _fail(exc: StackError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    if exc.log_tail:
+        typer.echo("  " + exc.log_tail.replace("\n", "\n  "), err=True)
+    raise typer.Exit(1)
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _print_stack(info: StackInfo) -> None:
+    typer.echo(f"offsite local stack in {info.root} (project {info.project}, bucket {info.bucket})")
+    for comp in info.components:
+        extra = "".join(f" {k}:{v}" for k, v in comp.ports.items())
+        note = f"  {comp.note}" if comp.note else ""
+        if comp.name == "sftp":
+            note = f"  {info.sftp.backend}, user {info.sftp.username}" + (f"; {comp.note}" if comp.note else "")
+        typer.echo(f"  {comp.name:<14} 127.0.0.1:{comp.port:<6}{extra:<11} pid {comp.pid:<8} {comp.health}{note}")
+    typer.echo(f"environment: . {info.env_file}")
+    typer.echo(f"config:      {info.config_path}")
+
+
+@app.command()
+def up(
+    config: Annotated[Path | None, typer.Option("--config", help="YAML deep-merged over the generated config.")] = None,
+    functions: Annotated[
+        str | None, typer.Option("--functions", help="Comma-separated functions to start (default: all).")
+    ] = None,
+    no_functions: Annotated[bool, typer.Option("--no-functions", help="Start the components only.")] = False,
+    without: Annotated[
+        str | None, typer.Option("--without", help="Leave out optional components: bigquery,sftp,box,webhook.")
+    ] = None,
+    sftp: Annotated[
+        str | None, typer.Option("--sftp", help="SFTP server: auto (default), openssh or asyncssh.")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for every component to become healthy.")
+    ] = 60.0,
+    root: RootOption = None,
+) -> None:
+    """Start the local stack (or report the one already running)."""
+    from devstack.stack import is_running, load_stack, start_stack
+
+    where = _root(root)
+    chosen: bool | list[str] = False if no_functions else (_split(functions) or True)
+    try:
+        try:
+            already = is_running(load_stack(where))
+        except StackError:
+            already = False
+        info = start_stack(
+            where,
+            functions=chosen,
+            without=_split(without),
+            config_overlay=config,
+            sftp_backend=sftp,
+            timeout_s=timeout,
+        )
+    except StackError as exc:
+        _fail(exc)
+        return
+    if already:
+        typer.echo("already running; `offsite dev down` stops it")
+    _print_stack(info)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    root: RootOption = None,
+) -> None:
+    """Every component with its port, pid and health, measured now."""
+    from devstack.stack import status as stack_status
+
+    try:
+        info = stack_status(_root(root))
+    except StackError as exc:
+        if as_json:
+            typer.echo(json.dumps({"running": False, "root": str(_root(root)), "components": []}))
+            raise typer.Exit(1) from None
+        _fail(exc)
+        return
+    healthy = all(c.health == "ok" for c in info.components)
+    if as_json:
+        comps = [
+            {
+                "name": c.name,
+                "port": c.port,
+                "pid": c.pid,
+                "health": c.health,
+                "note": c.note,
+                "ports": c.ports,
+                "log": c.log,
+            }
+            for c in info.components
+        ]
+        doc = {"running": healthy, "root": str(info.root), "state": info.state, "components": comps}
+        typer.echo(json.dumps({**doc, "sftp_backend": info.sftp.backend, "env": info.env}, indent=2))
+    else:
+        _print_stack(info)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(root: RootOption = None) -> None:
+    """Stop every process `up` started (and their children); nothing else."""
+    from devstack.stack import stop_stack
+
+    stopped = stop_stack(_root(root))
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing running")
+
+
+@app.command()
+def logs(
+    component: Annotated[str | None, typer.Argument(help="Component name (default: all).")] = None,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="Lines of each log to show first.")] = 40,
+    root: RootOption = None,
+) -> None:
+    """Show component logs from .offsite/logs/."""
+    log_dir = _root(root) / "logs"
+    files = sorted(log_dir.glob("*.log"))
+    if component:
+        files = [f for f in files if f.stem == component]
+        if not files:
+            known = ", ".join(f.stem for f in sorted(log_dir.glob("*.log"))) or "none yet"
+            _fail(StackError(f"no log for component {component!r} in {log_dir}", f"choose one of: {known}"))
+    if not files:
+        _fail(StackError(f"no logs in {log_dir}", "start the stack with `offsite dev up`"))
+    positions = {}
+    for path in files:
+        text = path.read_text(errors="replace").splitlines()[-lines:] if lines > 0 else []
+        prefix = f"{path.stem}| " if len(files) > 1 else ""
+        for line in text:
+            typer.echo(prefix + line)
+        positions[path] = path.stat().st_size
+    while follow:
+        time.sleep(0.3)
+        for path in files:
+            size = path.stat().st_size if path.exists() else 0
+            if size < positions[path]:
+                positions[path] = 0  # truncated or replaced
+            if size > positions[path]:
+                with open(path, "rb") as fh:
+                    fh.seek(positions[path])
+                    chunk = fh.read().decode("utf-8", "replace")
+                positions[path] = size
+                prefix = f"{path.stem}| " if len(files) > 1 else ""
+                sys.stdout.write("".join(prefix + line for line in chunk.splitlines(keepends=True)))
+                sys.stdout.flush()

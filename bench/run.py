@@ -1,0 +1,186 @@
+"""`make bench`: measure offsite against its peers on this machine and print one table.
+
+    .venv/bin/python bench/run.py                 # every scenario, full size
+    .venv/bin/python bench/run.py --quick         # smaller sizes, finishes in about 5 minutes
+    .venv/bin/python bench/run.py --only sftp --only box
+
+The local stack is started once, on first need, and shared by every scenario that uses it.
+Writes bench/results/latest.json (rows + machine) and bench/results/latest.png (throughput chart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib
+import inspect
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from bench.common import Row, error_row, format_table, machine_info, write_json
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    module: str  # bench/<module>.py exposing run(quick, ...) -> list[dict]
+    needs_stack: bool
+    what: str
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("sftp", "sftp_bench", False, "1 GB GCS → sshd via transfer_sftp vs OpenSSH sftp -b and rclone"),
+    Scenario("box", "box_bench", False, "1 GB chunked upload to the local Box API vs box-sdk-gen upload_big_file"),
+    Scenario("export", "export_bench", True, "2 M rows → Parquet through the local warehouse vs plain pyarrow"),
+    Scenario("fanout", "fanout_bench", True, "one dataset request → N table exports started"),
+    Scenario("e2e", "e2e_bench", True, "10 tables, ~1 GB → Box + SFTP → in_sync"),
+)
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+class SharedStack:
+    """The local stack, started on first use and stopped once at the end."""
+
+    def __init__(self) -> None:
+        self.info: Any = None
+        self.seconds = 0.0
+
+    def get(self) -> Any:
+        if self.info is None:
+            from devstack.stack import start_stack
+
+            started = time.perf_counter()
+            print("starting the local stack …", flush=True)
+            self.info = start_stack()
+            self.seconds = time.perf_counter() - started
+            print(f"local stack up in {self.seconds:.1f} s", flush=True)
+        return self.info
+
+    def stop(self) -> None:
+        if self.info is not None:
+            from devstack.stack import stop_stack
+
+            stop_stack(self.info)
+            self.info = None
+
+
+@contextlib.contextmanager
+def shared_stack() -> Iterator[SharedStack]:
+    holder = SharedStack()
+    try:
+        yield holder
+    finally:
+        holder.stop()
+
+
+def run_scenario(scenario: Scenario, quick: bool, stack: SharedStack, runs: int | None) -> list[Row]:
+    print(f"\n== {scenario.name}: {scenario.what}{' (quick)' if quick else ''}", flush=True)
+    started = time.perf_counter()
+    try:
+        module = importlib.import_module(scenario.module)
+        params = inspect.signature(module.run).parameters
+        kwargs: dict[str, Any] = {}
+        if "stack" in params:
+            kwargs["stack"] = stack.get() if scenario.needs_stack else None
+        if "runs" in params and runs is not None:
+            kwargs["runs"] = runs
+        # A row may come as a dict or as a Row from either import path (bench.common / common).
+        rows = [Row.from_dict(r.to_dict() if hasattr(r, "to_dict") else r) for r in module.run(quick, **kwargs)]
+    except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others' numbers
+        traceback.print_exc()
+        rows = [error_row(scenario.name, exc)]
+    for row in rows:
+        row.scenario = row.scenario if row.scenario not in ("", "?") else scenario.name
+    print(f"   {scenario.name} took {time.perf_counter() - started:.0f} s", flush=True)
+    print(format_table(rows), flush=True)
+    return rows
+
+
+def plot(rows: list[Row], path: Path) -> None:
+    """Bar chart of throughput per scenario: offsite next to its peer, one panel per unit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    units = [u for u in ("MB/s", "rows/s", "s") if any(r.unit == u and r.offsite for r in rows)]
+    if not units:
+        return
+    fig, axes = plt.subplots(1, len(units), figsize=(6 * len(units), 4.5), squeeze=False)
+    for ax, unit in zip(axes[0], units, strict=True):
+        shown = [r for r in rows if r.unit == unit and r.offsite]
+        labels = [f"{r.scenario}\n{r.case}" for r in shown]
+        xs = range(len(shown))
+        ax.bar([x - 0.2 for x in xs], [r.offsite or 0 for r in shown], 0.4, label="offsite", color="#1f77b4")
+        ax.bar([x + 0.2 for x in xs], [r.peer or 0 for r in shown], 0.4, label="peer", color="#aaaaaa")
+        for x, r in zip(xs, shown, strict=True):
+            if r.peer_name:
+                ax.annotate(r.peer_name, (x + 0.2, r.peer or 0), ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.set_xticks(list(xs), labels, fontsize=7)
+        ax.set_ylabel(unit + (" (lower is better)" if unit == "s" else ""))
+        ax.set_title({"s": "pipeline time", "MB/s": "throughput", "rows/s": "export rate"}[unit])
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes; the whole run takes about 5 minutes")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[s.name for s in SCENARIOS],
+        metavar="SCENARIO",
+        help=f"run only this scenario (repeatable): {', '.join(s.name for s in SCENARIOS)}",
+    )
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 3; the median is reported)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for latest.json and latest.png")
+    args = parser.parse_args(argv)
+
+    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
+    started = time.perf_counter()
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    rows: list[Row] = []
+    with shared_stack() as stack:
+        for scenario in chosen:
+            rows.extend(run_scenario(scenario, args.quick, stack, args.runs))
+        stack_seconds = stack.seconds
+    total = time.perf_counter() - started
+
+    print(f"\n== offsite benchmarks ({'quick' if args.quick else 'full'}, {total:.0f} s)\n")
+    print(format_table(rows))
+    meta = {
+        "generated_at": when,
+        "quick": args.quick,
+        "scenarios": [s.name for s in chosen],
+        "wall_seconds": round(total, 1),
+        "stack_start_seconds": round(stack_seconds, 1),
+        "machine": machine_info(),
+    }
+    write_json(rows, args.out / "latest.json", **meta)
+    try:
+        plot(rows, args.out / "latest.png")
+    except Exception as exc:  # noqa: BLE001 - the numbers matter more than the picture
+        print(f"chart not written: {exc}", file=sys.stderr)
+    print(f"\nwrote {args.out / 'latest.json'} and {args.out / 'latest.png'}")
+    return 1 if any(r.error for r in rows) else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The configuration the local stack writes for its functions: ``<root>/config.yaml``.
+
+It points every destination at the stack's own servers. A user overlay (``offsite dev up
+--config FILE``) is deep-merged over it (mappings merge, everything else replaces), and the
+result must load with :func:`shared.config_load.load_config`: a bad overlay stops ``up``
+before any process starts.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from devstack.errors import StackError
+from shared.config import Config
+from shared.config_load import load_config
+from shared.errors import ConfigError
+
+PROJECT = "offsite-local"
+BUCKET = "offsite-exports"
+SHARD_SIZE_BYTES = 4_000_000  # small enough that the 200k-row sample table shards
+
+
+def generated(
+    *,
+    box_port: int,
+    box_token: str,
+    sftp_port: int,
+    sftp_user: str,
+    sftp_key: Path,
+    known_hosts: Path,
+    sftp_directory: Path,
+    webhook_port: int,
+) -> dict[str, Any]:
+    box = f"http://127.0.0.1:{box_port}"
+    return {
+        "project": PROJECT,
+        "bucket": BUCKET,
+        "shard_size_bytes": SHARD_SIZE_BYTES,
+        "datasets": [{"name": "sales", "destinations": ["box", "sftp:local"]}],
+        "exports": [
+            {
+                "name": "orders_daily",
+                "sql": f"SELECT * FROM `{PROJECT}.sales.orders` WHERE order_date = {{date}}",
+                "format": "CSV",
+                "file_name": "Orders_{YYYYMMDD}-*.csv.gz",
+                "destinations": ["sftp:local"],
+            }
+        ],
+        "destinations": {
+            "box": {
+                "base_url": box,
+                "upload_url": f"{box}/api",
+                "oauth_url": f"{box}/oauth2",
+                "root_folder_id": "0",
+                "auth": {"method": "developer_token", "developer_token": box_token},
+            },
+            "sftp": {
+                "local": {
+                    "host": "127.0.0.1",
+                    "port": sftp_port,
+                    "username": sftp_user,
+                    "private_key": f"file:{sftp_key}",
+                    "known_hosts": f"file:{known_hosts}",
+                    "directory": str(sftp_directory.absolute()),
+                }
+            },
+        },
+        "alerts": {"slack_webhook_url": f"http://127.0.0.1:{webhook_port}/hook"},
+        "pubsub": {"max_delivery_attempts": 5, "minimum_backoff_s": 1, "maximum_backoff_s": 10},
+        "verify": {"deadline_minutes": 120},
+    }
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_overlay(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise StackError(f"config overlay {path} does not exist", "pass an existing YAML file to --config") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise StackError(f"config overlay {path} is not valid YAML{at}", "fix the YAML syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise StackError(f"config overlay {path}: top level is a {type(data).__name__}", "write a mapping (key: value)")
+    return data
+
+
+def write(path: Path, raw: dict[str, Any], *, overlay_source: str = "") -> Config:
+    """Write ``raw`` to ``path`` and load it back exactly as the functions will (empty environ)."""
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    path.chmod(0o600)  # holds the Box token
+    try:
+        return load_config(path, environ={})
+    except ConfigError as exc:
+        cause = f"config overlay {overlay_source}: {exc}" if overlay_source else f"generated config {path}: {exc}"
+        raise StackError(cause, "fix the overlay file" if overlay_source else "this is a bug in devstack") from None

@@ -1,0 +1,167 @@
+"""Local Eventarc: GCS notifications (via Pub/Sub push) → storage CloudEvents at the functions.
+
+fake-gcs-server publishes object notifications to a Pub/Sub topic; one push subscription per
+GCS-triggered function delivers them here at ``/to/<function>``. A Pub/Sub push would reach
+a function as a ``messagePublished`` event, but in the cloud Eventarc delivers
+``google.cloud.storage.object.v1.finalized``; this relay builds that event (same source,
+subject, id and data shape) and POSTs it to the function. Only OBJECT_FINALIZE is forwarded
+(other notifications are acknowledged and dropped, as an Eventarc finalize trigger would).
+The function's HTTP status is returned to Pub/Sub: a 500 makes it redeliver with backoff and
+finally dead-letter, like Eventarc's retries.
+
+Targets (function → URL) are read from a JSON file on every request, so a test can point a
+function's events elsewhere while the stack runs (:func:`write_targets`).
+
+    python -m devstack.relay --host 127.0.0.1 --port N --targets ROOT/relay-targets.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from shared.topology import GCS_FINALIZED
+
+FORWARDED_EVENT = "OBJECT_FINALIZE"
+FORWARD_TIMEOUT_S = 600.0  # the longest function timeout; Pub/Sub's ack deadline bounds it too
+
+
+def write_targets(path: Path, targets: dict[str, str]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(targets, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def read_targets(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def storage_cloudevent(message: dict[str, Any]) -> dict[str, Any]:
+    """A Pub/Sub message from a GCS notification → the Eventarc storage CloudEvent (structured)."""
+    attrs = message.get("attributes") or {}
+    obj = json.loads(base64.b64decode(message.get("data") or ""))
+    if not isinstance(obj, dict) or not obj.get("bucket") or not obj.get("name"):
+        raise ValueError("notification data is not a GCS object resource")
+    obj.setdefault("metageneration", "1")  # fake-gcs-server omits it; GCS always sends it
+    obj.setdefault("kind", "storage#object")
+    return {
+        "specversion": "1.0",
+        # Stable across redeliveries of the same notification, as Eventarc's ids are.
+        "id": str(message.get("messageId") or message.get("message_id") or ""),
+        "source": f"//storage.googleapis.com/projects/_/buckets/{obj['bucket']}",
+        "type": GCS_FINALIZED,
+        "datacontenttype": "application/json",
+        "subject": f"objects/{obj['name']}",
+        "time": obj.get("updated") or attrs.get("eventTime") or message.get("publishTime"),
+        "data": obj,
+    }
+
+
+def forward(url: str, event: dict[str, Any]) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST")
+    req.add_header("content-type", "application/cloudevents+json")
+    try:
+        with urllib.request.urlopen(req, timeout=FORWARD_TIMEOUT_S) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except TimeoutError:
+        return 504, b"function timed out"
+    except OSError as exc:
+        return 502, f"function unreachable: {exc}".encode()
+
+
+class RelayHandler(BaseHTTPRequestHandler):
+    targets_file: Path
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self._reply(200, b"ok")
+        elif self.path == "/targets":
+            self._reply(200, json.dumps(read_targets(self.targets_file)).encode())
+        else:
+            self._reply(404, b"not found")
+
+    def do_POST(self) -> None:
+        if not self.path.startswith("/to/"):
+            self._reply(404, b"POST /to/<function>")
+            return
+        function = self.path[len("/to/") :].split("?", 1)[0]
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        try:
+            message = json.loads(body)["message"]
+        except (ValueError, KeyError, TypeError):
+            self._log(function, "-", 400, "not a Pub/Sub push body")
+            self._reply(400, b"expected a Pub/Sub push body")
+            return
+        attrs = message.get("attributes") or {}
+        name = attrs.get("objectId", "-")
+        if attrs.get("eventType") != FORWARDED_EVENT:
+            self._log(function, name, 204, f"ignored {attrs.get('eventType')}")
+            self._reply(204, b"")
+            return
+        target = read_targets(self.targets_file).get(function)
+        if not target:
+            self._log(function, name, 404, "no target for this function")
+            self._reply(404, f"no target for {function}".encode())
+            return
+        try:
+            event = storage_cloudevent(message)
+        except ValueError as exc:
+            self._log(function, name, 400, str(exc))
+            self._reply(400, str(exc).encode())
+            return
+        status, answer = forward(target, event)
+        self._log(function, name, status, f"id={event['id']} → {target}")
+        self._reply(status, answer[:2000])
+
+    def _reply(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def _log(self, function: str, name: str, status: int, note: str) -> None:
+        line = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "function": function,
+            "object": name,
+            "status": status,
+            "note": note,
+        }
+        print(json.dumps(line), file=sys.stderr, flush=True)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def serve(host: str, port: int, targets_file: Path) -> None:
+    handler = type("BoundRelayHandler", (RelayHandler,), {"targets_file": targets_file})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--targets", type=Path, required=True, help="JSON file: {function: url}")
+    args = parser.parse_args(argv)
+    serve(args.host, args.port, args.targets)
+
+
+if __name__ == "__main__":
+    main()

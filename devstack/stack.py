@@ -1,0 +1,267 @@
+"""Start, inspect and stop the local stack. The API other code and tests use.
+
+    info = start_stack(root)                 # idempotent: a running stack is returned as is
+    info.env, info.functions["verify"], info.sftp.port, ...
+    stop_stack(root)                         # stops exactly the processes it started
+
+Start order: the Pub/Sub emulator and every independent server are spawned at once; when
+the emulator answers, topics, dead-letter topics and push subscriptions are created; then
+fake-gcs-server (its notification topic must exist first, or it drops events silently) and
+the exports bucket; then every component is health-checked. Any failure stops what was
+started and raises StackError (one line: cause; fix) with the component's log tail.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from devstack import health, procs, relay
+from devstack import state as stack_state
+from devstack.errors import StackError
+from devstack.plan import GCS_NOTIFICATIONS, MARKER, Launch, Plan, make_plan
+from devstack.pubsub_admin import PubSubAdmin, PushRetry
+from devstack.state import BoxInfo, ComponentInfo, SftpInfo, StackInfo
+from shared import topology
+
+__all__ = ["StackError", "StackInfo", "is_running", "load_stack", "start_stack", "status", "stop_stack"]
+
+DEFAULT_TIMEOUT_S = 60.0
+EARLY = ("pubsub", "bigquery", "sftp", "box", "webhook", "relay")  # spawned before topics exist
+
+
+def load_stack(root: Path) -> StackInfo:
+    """The stack recorded in ``<root>/stack.json`` (StackError if there is none)."""
+    return stack_state.load(Path(root))
+
+
+def is_running(info: StackInfo) -> bool:
+    return info.state == "running" and all(procs.is_alive(c.pid, c.create_time) for c in info.components)
+
+
+def status(root: Path) -> StackInfo:
+    """The recorded stack with each component's health measured now."""
+    info = load_stack(root)
+    for comp in info.components:
+        comp.health = health.live_health(comp)
+    return info
+
+
+def start_stack(
+    root: Path,
+    *,
+    functions: bool | Collection[str] = True,
+    without: Collection[str] = (),
+    targets: Mapping[str, str] | None = None,
+    config_overlay: Path | None = None,
+    ports: Mapping[str, int] | None = None,
+    sftp_backend: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> StackInfo:
+    """Start the stack under ``root`` (or return the one already running there).
+
+    ``functions``: True (all), False (none) or names from shared.topology.FUNCTIONS.
+    ``without``: optional components to leave out ("bigquery", "sftp", "box", "webhook").
+    ``targets``: function name → base URL that receives its events instead of (or without)
+    a started function: GCS events via the relay, Pub/Sub pushes at URL/projects/P/topics/T.
+    ``config_overlay``: YAML deep-merged over the generated config. ``ports``: pinned ports by
+    component (also OFFSITE_DEV_PORT_<NAME>). ``sftp_backend``: auto | openssh | asyncssh.
+    """
+    root = Path(root).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        try:
+            current = load_stack(root)
+        except StackError:
+            current = None
+        if current is not None and is_running(current):
+            return current
+        _stop_all(root, current)  # leftovers of a stack that died or of a start that was killed
+        plan = make_plan(
+            root,
+            functions=functions,
+            without=without,
+            targets=targets,
+            config_overlay=config_overlay,
+            ports=ports,
+            sftp_backend=sftp_backend,
+        )
+        return _launch(plan, time.monotonic() + timeout_s)
+
+
+def stop_stack(root: Path) -> list[str]:
+    """Stop every process the stack at ``root`` started (with their children). Returns their names."""
+    root = Path(root).absolute()
+    if not root.is_dir():
+        return []
+    with _locked(root):
+        try:
+            info = load_stack(root)
+        except StackError:
+            info = None
+        return _stop_all(root, info)
+
+
+def _stop_all(root: Path, info: StackInfo | None) -> list[str]:
+    stopped = _stop_recorded(info) if info else []
+    stack_state.forget(root)
+    # Processes of a start that was killed before it recorded them still carry the root.
+    for proc in procs.marked(MARKER, str(root)):
+        if procs.stop(proc.pid, proc.create_time()):
+            stopped.append(f"stray pid {proc.pid}")
+    return stopped
+
+
+def _stop_recorded(info: StackInfo) -> list[str]:
+    stopped = []
+    for comp in reversed(info.components):  # functions first, the emulator last
+        if procs.stop(comp.pid, comp.create_time):
+            stopped.append(comp.name)
+    return stopped
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """One `up`/`down` at a time per root (a second waits for the first)."""
+    with open(root / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _info(plan: Plan) -> StackInfo:
+    p, files, box_url = plan.ports, plan.sftp_files, f"http://127.0.0.1:{plan.ports['box']}"
+    return StackInfo(
+        root=plan.root,
+        project=plan.config.project,
+        bucket=plan.config.bucket,
+        env=plan.env,
+        config_path=plan.root / "config.yaml",
+        pubsub_host=f"127.0.0.1:{p['pubsub']}",
+        gcs_url=f"http://127.0.0.1:{p['gcs']}",
+        bigquery_url=f"http://127.0.0.1:{p['bigquery']}",
+        bigquery_grpc=f"127.0.0.1:{p['bigquery_grpc']}",
+        bigquery_extract_dir=plan.root / "bigquery" / "gcs",
+        sftp=SftpInfo(
+            host="127.0.0.1",
+            port=p["sftp"],
+            username=plan.sftp_user,
+            key_path=files.user_key,
+            known_hosts_path=files.known_hosts,
+            directory=files.data.absolute(),
+            backend=plan.sftp_backend,
+            host_key_path=files.host_key,
+            note=plan.sftp_note,
+        ),
+        box=BoxInfo(box_url, f"{box_url}/api", f"{box_url}/oauth2", plan.box_token, plan.root / "box"),
+        webhook_url=f"http://127.0.0.1:{p['webhook']}/hook",
+        webhook_messages_url=f"http://127.0.0.1:{p['webhook']}/messages",
+        alerts_file=plan.root / "alerts.jsonl",
+        relay_url=f"http://127.0.0.1:{p['relay']}",
+        gcs_notification_topic=GCS_NOTIFICATIONS,
+        functions={name: f"http://127.0.0.1:{p[name]}" for name in plan.functions},
+        dead_letter_subscriptions={s.name: f"{s.dead_letter_topic}-sub" for s in topology.subscriptions()},
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+def _spawn(info: StackInfo, launch: Launch, logs: Path) -> ComponentInfo:
+    log = logs / f"{launch.name}.log"
+    spawned = procs.spawn(launch.name, launch.argv, log=log, env=launch.env, cwd=launch.cwd)
+    comp = ComponentInfo(
+        name=launch.name,
+        port=launch.port,
+        pid=spawned.pid,
+        create_time=spawned.create_time,
+        health_url=launch.health_url,
+        log=str(log),
+        note=launch.note,
+        any_status=launch.any_status,
+        ports=launch.ports,
+    )
+    info.components.append(comp)
+    stack_state.save(info)  # recorded at once, so `down` finds it even if this start is killed
+    return comp
+
+
+def _launch(plan: Plan, deadline: float) -> StackInfo:
+    info = _info(plan)
+    relay.write_targets(plan.root / "relay-targets.json", _gcs_targets(plan))
+    stack_state.save(info)
+    try:
+        for name in [*EARLY, *plan.functions]:
+            if name in plan.launches:
+                _spawn(info, plan.launches[name], plan.logs)
+        health.wait_ready(info.component("pubsub"), deadline, "check that Java 11+ runs: java -version")
+        _create_pubsub_resources(plan)
+        gcs = _spawn(info, plan.launches["gcs"], plan.logs)
+        health.wait_ready(gcs, deadline, "see the log tail below")
+        _create_bucket(info)
+        for comp in info.components:
+            if comp.health != "ok":
+                launch = plan.launches[comp.name]
+                health.wait_ready(comp, deadline, launch.fix_if_dead)
+        order = [*EARLY[:1], "gcs", *EARLY[1:], *plan.functions]
+        info.components.sort(key=lambda c: order.index(c.name))
+        info.state = "running"
+        stack_state.save(info)
+        stack_state.write_env_file(info)
+        return info
+    except BaseException:
+        _stop_all(plan.root, info)
+        raise
+
+
+def _gcs_targets(plan: Plan) -> dict[str, str]:
+    gcs_functions = {s.function for s in topology.subscriptions() if s.trigger.kind == "gcs"}
+    return {f: url for f, url in plan.targets.items() if f in gcs_functions}
+
+
+def _create_pubsub_resources(plan: Plan) -> None:
+    """Topics, dead-letter topics with their pull subscriptions, push subscriptions."""
+    cfg = plan.config
+    admin = PubSubAdmin(f"127.0.0.1:{plan.ports['pubsub']}", cfg.project)
+    for topic in (GCS_NOTIFICATIONS, *topology.TOPICS):
+        admin.create_topic(topic)
+    retry = PushRetry(cfg.pubsub.minimum_backoff_s, cfg.pubsub.maximum_backoff_s, cfg.pubsub.max_delivery_attempts)
+    relay_url = f"http://127.0.0.1:{plan.ports['relay']}"
+    for sub in topology.subscriptions():
+        admin.create_topic(sub.dead_letter_topic)  # must exist before a subscription names it
+        admin.create_subscription(f"{sub.dead_letter_topic}-sub", sub.dead_letter_topic)
+        target = plan.targets.get(sub.function)
+        if target is None:
+            continue  # neither started nor redirected: nobody to deliver to
+        if sub.trigger.kind == "gcs":
+            topic, endpoint = GCS_NOTIFICATIONS, f"{relay_url}/to/{sub.function}"
+        else:
+            topic = sub.trigger.topic or ""
+            # The path carries the topic into the CloudEvent source (functions-framework reads it).
+            endpoint = f"{target.rstrip('/')}/projects/{cfg.project}/topics/{topic}"
+        ack_deadline = min(600, max(10, topology.function(sub.function).timeout_s))
+        admin.create_subscription(
+            sub.name,
+            topic,
+            push_endpoint=endpoint,
+            retry=retry,
+            dead_letter_topic=sub.dead_letter_topic,
+            ack_deadline_s=ack_deadline,
+        )
+
+
+def _create_bucket(info: StackInfo) -> None:
+    body = json.dumps({"name": info.bucket}).encode()
+    req = urllib.request.Request(f"{info.gcs_url}/storage/v1/b?project={info.project}", data=body, method="POST")
+    req.add_header("content-type", "application/json")
+    try:
+        urllib.request.urlopen(req, timeout=10).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:  # 409: kept from an earlier run (filesystem backend)
+            raise StackError(f"gcs: creating bucket {info.bucket} answered {exc.code}", "see the gcs log") from None

@@ -1,0 +1,30 @@
+locals {
+  apis = [
+    "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "eventarc.googleapis.com",
+    "iam.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+  ]
+}
+
+resource "google_project_service" "api" {
+  for_each = var.enable_apis ? toset(local.apis) : toset([])
+
+  project = local.project
+  service = each.key
+
+  # Other workloads may use these APIs: destroying offsite must not switch them off.
+  disable_on_destroy = false
+}
+
+data "google_project" "this" {
+  project_id = local.project
+}

@@ -1,0 +1,193 @@
+# One service account per function, each with only what its stage does; one account that
+# Eventarc and Pub/Sub push use to invoke the functions; one account for the builds.
+# No project-wide data roles: datasets, topics, the bucket and secrets are granted one by one.
+
+locals {
+  service_account_ids = {
+    fan_out       = "offsite-fan-out"
+    export_table  = "offsite-export-table"
+    upload_box    = "offsite-upload-box"
+    transfer_sftp = "offsite-transfer-sftp"
+    verify        = "offsite-verify"
+  }
+
+  # Topics each function publishes to. Every stage reports permanent failures on verify-results.
+  topic_publishers = {
+    fan_out       = ["table-exports", "verify-results"]
+    export_table  = ["verify-results"]
+    upload_box    = ["deliveries", "verify-results"]
+    transfer_sftp = ["deliveries", "verify-results"]
+    verify        = ["verify-results"]
+  }
+
+  # Roles on the exports bucket. The uploaders record the delivered SHA-1 as object metadata
+  # (storage.objects.update, the custom role); verify writes its exactly-once result marker.
+  bucket_roles = {
+    export_table = {
+      creator = "roles/storage.objectCreator"
+      viewer  = "roles/storage.objectViewer"
+    }
+    upload_box = {
+      viewer   = "roles/storage.objectViewer"
+      metadata = google_project_iam_custom_role.object_metadata_writer.id
+    }
+    transfer_sftp = {
+      viewer   = "roles/storage.objectViewer"
+      metadata = google_project_iam_custom_role.object_metadata_writer.id
+    }
+    verify = {
+      creator = "roles/storage.objectCreator"
+      viewer  = "roles/storage.objectViewer"
+    }
+  }
+
+  # Which credential groups (config.tf secret_ids) each function reads.
+  secret_groups = {
+    upload_box    = ["box"]
+    transfer_sftp = ["sftp"]
+    verify        = ["box", "sftp", "alerts"]
+  }
+
+  # Project-level roles: only the exporter's right to run BigQuery jobs.
+  project_roles = {
+    export_table = ["roles/bigquery.jobUser"]
+  }
+
+  topic_grants = merge([
+    for fn, topics in local.topic_publishers : { for topic in topics : "${fn}/${topic}" => { function = fn, topic = topic } }
+  ]...)
+  bucket_grants = merge([
+    for fn, roles in local.bucket_roles : { for label, role in roles : "${fn}/${label}" => { function = fn, role = role } }
+  ]...)
+  secret_grants = merge([
+    for fn, groups in local.secret_groups : {
+      for id in toset(flatten([for group in groups : tolist(local.secret_ids[group])])) : "${fn}/${id}" => { function = fn, secret = id }
+    }
+  ]...)
+  project_grants = merge([
+    for fn, roles in local.project_roles : { for role in roles : "${fn}/${role}" => { function = fn, role = role } }
+  ]...)
+  # fan_out lists the tables of a dataset; export_table reads them (and what query exports read).
+  dataset_grants = merge(
+    { for key, ds in local.exported_datasets : "fan_out/${ds.project}.${ds.dataset}" => merge(ds, { function = "fan_out", role = "roles/bigquery.metadataViewer" }) },
+    { for key, ds in merge(local.exported_datasets, local.query_datasets) : "export_table/${ds.project}.${ds.dataset}" => merge(ds, { function = "export_table", role = "roles/bigquery.dataViewer" }) },
+  )
+}
+
+resource "google_service_account" "function" {
+  for_each = local.service_account_ids
+
+  account_id   = each.value
+  display_name = "offsite ${each.key}"
+  description  = "Runs the offsite ${each.key} Cloud Function"
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_service_account" "trigger" {
+  account_id   = "offsite-trigger"
+  display_name = "offsite triggers"
+  description  = "Identity of the Eventarc triggers and Pub/Sub push subscriptions that invoke the offsite functions"
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_service_account" "build" {
+  account_id   = "offsite-build"
+  display_name = "offsite builds"
+  description  = "Cloud Build identity for building the offsite functions"
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_project_iam_custom_role" "object_metadata_writer" {
+  role_id     = "offsiteObjectMetadataWriter"
+  title       = "offsite object metadata writer"
+  description = "Read an object and update its metadata (delivered SHA-1), nothing else"
+  permissions = ["storage.objects.get", "storage.objects.update"]
+}
+
+resource "google_pubsub_topic_iam_member" "publisher" {
+  for_each = local.topic_grants
+
+  topic  = google_pubsub_topic.pipeline[each.value.topic].name
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.function[each.value.function].member
+}
+
+resource "google_storage_bucket_iam_member" "exports" {
+  for_each = local.bucket_grants
+
+  bucket = google_storage_bucket.exports.name
+  role   = each.value.role
+  member = google_service_account.function[each.value.function].member
+}
+
+resource "google_secret_manager_secret_iam_member" "credential_reader" {
+  for_each = local.secret_grants
+
+  secret_id = google_secret_manager_secret.credential[each.value.secret].id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.function[each.value.function].member
+}
+
+resource "google_project_iam_member" "function" {
+  for_each = local.project_grants
+
+  project = local.project
+  role    = each.value.role
+  member  = google_service_account.function[each.value.function].member
+}
+
+resource "google_bigquery_dataset_iam_member" "reader" {
+  for_each = local.dataset_grants
+
+  project    = each.value.project
+  dataset_id = each.value.dataset
+  role       = each.value.role
+  member     = google_service_account.function[each.value.function].member
+}
+
+# Pub/Sub signs the OIDC token of each push request as the trigger account.
+resource "google_service_account_iam_member" "pubsub_signs_trigger_tokens" {
+  service_account_id = google_service_account.trigger.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_agent
+}
+
+# Builds: write logs, push images to our repository, read the sources. Cloud Functions
+# copies an archive into its own gcf-v2-sources-<number>-<region> bucket before building,
+# so that read is granted on the project with a condition naming only that bucket.
+resource "google_project_iam_member" "build" {
+  for_each = toset(["roles/logging.logWriter"])
+
+  project = local.project
+  role    = each.key
+  member  = google_service_account.build.member
+}
+
+resource "google_project_iam_member" "build_reads_staged_sources" {
+  project = local.project
+  role    = "roles/storage.objectViewer"
+  member  = google_service_account.build.member
+
+  condition {
+    title       = "gcf-v2-sources bucket only"
+    description = "The bucket Cloud Functions stages function sources in"
+    expression  = "resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-${data.google_project.this.number}-${local.region}\")"
+  }
+}
+
+resource "google_storage_bucket_iam_member" "build_reads_sources" {
+  bucket = google_storage_bucket.sources.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.build.member
+}
+
+resource "google_artifact_registry_repository_iam_member" "build_writer" {
+  project    = local.project
+  location   = local.region
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.build.member
+}

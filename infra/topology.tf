@@ -1,0 +1,114 @@
+# The pipeline's topology, written out literally so it can be reviewed here and checked
+# against shared/topology.py by tests/infra (which fail when the two differ).
+#
+# Deployed function names use '-' where the topology uses '_': a 2nd-gen function runs as a
+# Cloud Run service, whose names may not contain '_'.
+
+locals {
+  topics = ["export-requests", "table-exports", "deliveries", "verify-requests", "verify-results"]
+
+  functions = {
+    fan_out = {
+      deployed_name = "fan-out"
+      source        = "export_table"
+      entry_point   = "fan_out"
+      timeout_s     = 120
+      memory_mb     = 256
+      max_instances = 10
+      gcs_trigger   = false
+      description   = "export-requests -> one table-exports message per table"
+    }
+    export_table = {
+      deployed_name = "export-table"
+      source        = "export_table"
+      entry_point   = "export_table"
+      timeout_s     = 540
+      memory_mb     = 1024
+      max_instances = 10
+      gcs_trigger   = false
+      description   = "table-exports -> files and _manifest.json in the exports bucket"
+    }
+    upload_box = {
+      deployed_name = "upload-box"
+      source        = "upload_box"
+      entry_point   = "upload_box"
+      timeout_s     = 540
+      memory_mb     = 1024
+      max_instances = 10
+      gcs_trigger   = true
+      description   = "exports object finalized -> file in Box, receipt on deliveries"
+    }
+    transfer_sftp = {
+      deployed_name = "transfer-sftp"
+      source        = "transfer_sftp"
+      entry_point   = "transfer_sftp"
+      timeout_s     = 540
+      memory_mb     = 512
+      max_instances = 4
+      gcs_trigger   = true
+      description   = "exports object finalized -> file on each routed SFTP partner, receipt on deliveries"
+    }
+    verify = {
+      deployed_name = "verify"
+      source        = "verify"
+      entry_point   = "verify"
+      timeout_s     = 300
+      memory_mb     = 512
+      max_instances = 10
+      gcs_trigger   = true
+      description   = "receipts, manifest finalize and verify-requests -> verify-results"
+    }
+  }
+
+  # Pub/Sub triggers: push subscriptions managed here (retry policy + dead-letter topic).
+  pubsub_feeds = {
+    "fan-out-export-requests" = {
+      function          = "fan_out"
+      topic             = "export-requests"
+      dead_letter_topic = "fan-out-export-requests-dlq"
+    }
+    "export-table-table-exports" = {
+      function          = "export_table"
+      topic             = "table-exports"
+      dead_letter_topic = "export-table-table-exports-dlq"
+    }
+    "verify-deliveries" = {
+      function          = "verify"
+      topic             = "deliveries"
+      dead_letter_topic = "verify-deliveries-dlq"
+    }
+    "verify-verify-requests" = {
+      function          = "verify"
+      topic             = "verify-requests"
+      dead_letter_topic = "verify-verify-requests-dlq"
+    }
+  }
+
+  # GCS object-finalize triggers: the function's own Eventarc trigger on the exports bucket;
+  # its Eventarc-managed subscription gets the dead-letter policy from eventarc.tf.
+  gcs_feeds = {
+    "upload-box-gcs-finalized" = {
+      function          = "upload_box"
+      event_type        = "google.cloud.storage.object.v1.finalized"
+      dead_letter_topic = "upload-box-gcs-finalized-dlq"
+    }
+    "transfer-sftp-gcs-finalized" = {
+      function          = "transfer_sftp"
+      event_type        = "google.cloud.storage.object.v1.finalized"
+      dead_letter_topic = "transfer-sftp-gcs-finalized-dlq"
+    }
+    "verify-gcs-finalized" = {
+      function          = "verify"
+      event_type        = "google.cloud.storage.object.v1.finalized"
+      dead_letter_topic = "verify-gcs-finalized-dlq"
+    }
+  }
+
+  # dead-letter topic -> the subscription/trigger it serves
+  dead_letter_topics = merge(
+    { for name, feed in local.pubsub_feeds : feed.dead_letter_topic => name },
+    { for name, feed in local.gcs_feeds : feed.dead_letter_topic => name },
+  )
+
+  archive_sources = toset([for fn in values(local.functions) : fn.source])
+}

@@ -1,0 +1,134 @@
+"""upload_box: one exported data file (a GCS finalize event) → the same bytes in Box, verified.
+
+1. Only export data files of runs routed to ``box`` (``_run.json`` in the same GCS folder)
+   are delivered; anything else is logged and ignored.
+2. Stale events (the object was replaced or deleted since) are ignored: the event of the
+   live generation delivers it.
+3. The file is streamed from GCS into ``ROOT/GCP/bigquery/{dataset}/{table}/{YYYYMMDD}/{run_id}/``
+   (query exports: ``ROOT/GCP/exports/{export}/{YYYYMMDD}/``) by the Box destination, which
+   skips identical bytes and adds a version for different ones — so a redelivered event
+   never duplicates a file or adds a version.
+4. The SHA-1 is recorded as custom metadata ``sha1`` on that GCS generation, then a
+   DeliveryReceipt is published on ``deliveries`` (verify compares the two).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from shared import log
+from shared.config import Config
+from shared.destinations.box import for_settings
+from shared.errors import ConfigError, PermanentError
+from shared.events import StorageObject, parse_storage
+from shared.gcp import gcs, pubsub
+from shared.layout import RunFolder, is_data_file, parse_object_name, remote_folder
+from shared.messages import DeliveryReceipt, TableExport
+from shared.topology import DELIVERIES
+
+logger = log.get_logger(__name__)
+DESTINATION = "box"
+
+
+def upload_box(event: Any, *, config: Config | None = None) -> None:
+    """Deliver the finalized object of ``event`` to Box (see the module docstring).
+
+    Raises TransientError (retry: network, 429/5xx, not-yet-there) or PermanentError (auth,
+    config, bad ``_run.json``); returns quietly for objects that are not Box's to deliver.
+    """
+    if config is None:
+        from shared.runtime import config as runtime_config
+
+        config = runtime_config()
+    obj = parse_storage(event)
+    located = parse_object_name(obj.name, config.export_prefix)
+    if located is None or not is_data_file(located[1]):
+        logger.info("not an export data file; ignored", bucket=obj.bucket, object=obj.name)
+        return
+    run, filename = located
+    with log.bind(run_id=run.run_id, table=run.source.label, destination=DESTINATION, object=obj.name):
+        routing = _routing(obj, run)
+        if routing is None:
+            return
+        if config.destinations.box is None:
+            raise ConfigError("destinations.box: run routes files to 'box' but no Box destination is configured")
+        _deliver(obj, filename, routing, config)
+
+
+def _routing(obj: StorageObject, run: RunFolder) -> TableExport | None:
+    """The run's TableExport when it routes to Box, else None (logged)."""
+    data = gcs.read_bytes(obj.bucket, run.run_name)
+    if data is None:
+        logger.warning("no _run.json next to the object; not an offsite export, ignored", run_file=run.run_name)
+        return None
+    routing = TableExport.from_json(data)
+    if routing.run_id != run.run_id:
+        raise PermanentError(
+            f"gs://{obj.bucket}/{run.run_name}: run_id {routing.run_id!r} does not match the folder's {run.run_id!r}"
+        )
+    if DESTINATION not in routing.destinations:
+        logger.info("run not routed to box; ignored", destinations=list(routing.destinations))
+        return None
+    return routing
+
+
+def _deliver(obj: StorageObject, filename: str, routing: TableExport, config: Config) -> None:
+    settings = config.destinations.box
+    assert settings is not None
+    live = gcs.stat(obj.bucket, obj.name)
+    if live is None:
+        logger.info("object no longer exists; stale event ignored", generation=obj.generation)
+        return
+    if obj.generation and live.generation != obj.generation:
+        logger.info(
+            "object was replaced; stale event ignored", generation=obj.generation, live_generation=live.generation
+        )
+        return
+    run = RunFolder(config.export_prefix, routing.source, routing.date, routing.run_id)
+    folder = remote_folder(DESTINATION, run, routing.file_name).path
+    remote_path = f"{folder}/{filename}"
+    known_sha1 = live.metadata.get("sha1")
+    started = time.monotonic()
+    try:
+        with gcs.open_object(obj.bucket, obj.name, live.generation) as stream:
+            result = for_settings(settings).put(remote_path, stream, live.size, sha1=known_sha1)
+    except gcs.ObjectMissing:
+        logger.info("object generation vanished while reading; stale event ignored", generation=live.generation)
+        return
+    elapsed = time.monotonic() - started
+    logger.info(
+        "delivered to box",
+        status=result.status,
+        remote_path=remote_path,
+        remote_id=result.remote_id,
+        size=result.size,
+        sha1=result.sha1,
+        duration_s=round(elapsed, 3),
+        mb_per_s=round(result.size / 1e6 / elapsed, 1) if elapsed > 0 else None,
+    )
+    if known_sha1 != result.sha1:
+        try:
+            gcs.set_metadata(
+                obj.bucket, obj.name, {**live.metadata, "sha1": result.sha1}, if_generation_match=live.generation
+            )
+        except PermanentError as exc:
+            now = gcs.stat(obj.bucket, obj.name)
+            if now is not None and now.generation == live.generation:
+                raise
+            # Replaced while we uploaded: the new generation's event delivers and reports it.
+            logger.warning("object replaced during delivery; no receipt for the old generation", error=str(exc))
+            return
+    receipt = DeliveryReceipt(
+        run_id=routing.run_id,
+        bucket=obj.bucket,
+        object=obj.name,
+        generation=live.generation,
+        destination=DESTINATION,
+        remote_path=remote_path,
+        size=result.size,
+        sha1=result.sha1,
+        status=result.status,
+        remote_id=result.remote_id,
+    )
+    pubsub.publish(DELIVERIES, receipt, run_id=routing.run_id, destination=DESTINATION)

@@ -1,0 +1,145 @@
+"""Box folders by path under a root folder id: race-safe creation, lookups, listing.
+
+Creation is create-first: ``POST /folders``; a 409 ``item_name_in_use`` means someone (maybe
+a concurrent function) made it already, and its id is in ``context_info.conflicts``. So two
+functions creating the same tree at once both end with the same ids, and no listing is
+needed on the write path. Ids are cached per process (warm function instances reuse them);
+a cached id that Box no longer knows is dropped with :meth:`BoxFolders.forget`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from shared.box_http import BoxApiError, BoxHttp
+from shared.errors import PermanentError, TransientError
+
+PAGE = 1000
+ITEM_FIELDS = "type,id,name,size,sha1,etag"
+
+# (api url, root id, path) -> folder id, shared by every BoxFolders in the process.
+_ids: dict[tuple[str, str, str], str] = {}
+_ids_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _ids_lock:
+        _ids.clear()
+
+
+class BoxFolders:
+    """Folder ids for POSIX-style paths relative to ``root_id``."""
+
+    def __init__(self, http: BoxHttp, root_id: str) -> None:
+        self.http = http
+        self.root_id = root_id
+
+    def _key(self, path: str) -> tuple[str, str, str]:
+        return (self.http.api, self.root_id, path)
+
+    def _cached(self, path: str) -> str | None:
+        if not path:
+            return self.root_id
+        with _ids_lock:
+            return _ids.get(self._key(path))
+
+    def _remember(self, path: str, folder_id: str) -> None:
+        with _ids_lock:
+            _ids[self._key(path)] = folder_id
+
+    def forget(self, path: str) -> None:
+        """Drop ``path`` and everything below it from the cache (Box said 404 for a cached id)."""
+        head = path + "/"
+        with _ids_lock:
+            for key in [
+                k for k in _ids if k[:2] == (self.http.api, self.root_id) and (k[2] == path or k[2].startswith(head))
+            ]:
+                del _ids[key]
+
+    def ensure(self, path: str) -> str:
+        """The id of folder ``path``, creating it and its parents when missing."""
+        parts = [p for p in path.split("/") if p]
+        folder_id = self.root_id
+        for depth in range(1, len(parts) + 1):
+            sub = "/".join(parts[:depth])
+            cached = self._cached(sub)
+            if cached is None:
+                cached = self.create(folder_id, parts[depth - 1], sub)
+                self._remember(sub, cached)
+            folder_id = cached
+        return folder_id
+
+    def create(self, parent_id: str, name: str, path: str) -> str:
+        """Create folder ``name`` in ``parent_id`` or return the id of the one already there."""
+        what = f"create Box folder {path!r}"
+        try:
+            response = self.http.call(
+                "POST", f"{self.http.api}/folders", what=what, json={"name": name, "parent": {"id": parent_id}}
+            )
+            return str(response.json()["id"])
+        except BoxApiError as exc:
+            if exc.http_status == 404:
+                self.forget(path.rpartition("/")[0])
+                raise TransientError(
+                    f"{what}: parent folder {parent_id} is gone; the path will be resolved again"
+                ) from None
+            if exc.http_status != 409:
+                raise
+            for conflict in exc.conflicts():
+                if conflict.get("type") == "folder" and conflict.get("id"):
+                    return str(conflict["id"])
+                if conflict.get("type") == "file":
+                    raise PermanentError(
+                        f"{what}: a file named {name!r} is already there (id {conflict.get('id')})"
+                    ) from None
+            found = self.find(parent_id, name)  # a 409 without conflicts: look it up
+            if found is not None and found.get("type") == "folder":
+                return str(found["id"])
+            raise
+
+    def lookup(self, path: str) -> str | None:
+        """The id of folder ``path``, or None when any part of it does not exist (creates nothing)."""
+        parts = [p for p in path.split("/") if p]
+        folder_id = self.root_id
+        for depth in range(1, len(parts) + 1):
+            sub = "/".join(parts[:depth])
+            cached = self._cached(sub)
+            if cached is None:
+                entry = self.find(folder_id, parts[depth - 1])
+                if entry is None or entry.get("type") != "folder":
+                    return None
+                cached = str(entry["id"])
+                self._remember(sub, cached)
+            folder_id = cached
+        return folder_id
+
+    def find(self, folder_id: str, name: str) -> dict[str, Any] | None:
+        """The entry named ``name`` in ``folder_id`` (Box compares names case-insensitively)."""
+        folded = None
+        for entry in self.items(folder_id):
+            if entry.get("name") == name:
+                return entry
+            if folded is None and str(entry.get("name", "")).casefold() == name.casefold():
+                folded = entry
+        return folded
+
+    def items(self, folder_id: str) -> Iterator[dict[str, Any]]:
+        """Every entry of a folder, page by page (marker pagination, offset as fallback)."""
+        url = f"{self.http.api}/folders/{folder_id}/items"
+        params: dict[str, Any] = {"fields": ITEM_FIELDS, "limit": PAGE, "usemarker": "true"}
+        seen = 0
+        while True:
+            data = self.http.call("GET", url, what=f"list Box folder {folder_id}", params=params).json()
+            entries = data.get("entries") or []
+            yield from entries
+            seen += len(entries)
+            marker = data.get("next_marker")
+            if marker:
+                params["marker"] = marker
+                continue
+            if "next_marker" in data or not entries or seen >= int(data.get("total_count", seen)):
+                return
+            params.pop("usemarker", None)
+            params["offset"] = seen

@@ -1,0 +1,288 @@
+"""Sending bytes to Box: preflight, one-shot multipart uploads, and upload sessions.
+
+Upload sessions (files at or above the chunked threshold) are read from the source one part
+at a time, hashed (per-part SHA-1 ``Digest`` and the whole-file SHA-1 for the commit) and
+sent by a pool of ``parallel_parts`` threads. A semaphore taken before a part is read and
+released when Box has it keeps at most ``parallel_parts`` parts in memory, however fast the
+source is. The commit is polled while Box answers 202 with ``Retry-After``.
+
+Every failure that might have happened after Box stored the data (a 5xx, a dropped
+connection) is resolved by looking at what Box has, never by sending a second copy:
+re-sent parts are matched by offset and SHA-1 in the session's part list, new versions
+carry ``If-Match`` so a repeated request cannot add a second version.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from shared.box_http import BoxApiError, BoxHttp
+from shared.errors import PermanentError, TransientError
+from shared.log import get_logger
+from shared.retry import parse_retry_after, retry_call
+
+log = get_logger(__name__)
+# A commit may stay 202 for as long as Box assembles the parts; give it a few minutes.
+COMMIT_ATTEMPTS = 60
+COMMIT_DEADLINE_S = 300.0
+READ_BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BoxFile:
+    """A file as Box describes it (the fields offsite uses)."""
+
+    id: str
+    name: str
+    sha1: str | None = None
+    size: int | None = None
+    etag: str | None = None
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> BoxFile:
+        size = entry.get("size")
+        etag = entry.get("etag")
+        return cls(
+            id=str(entry["id"]),
+            name=str(entry.get("name", "")),
+            sha1=entry.get("sha1"),
+            size=int(size) if size is not None else None,
+            etag=str(etag) if etag is not None else None,
+        )
+
+
+class CommitPending(TransientError):
+    """Box answered 202 to the commit: the parts are still being processed."""
+
+
+class ShortSource(PermanentError):
+    """The source ended before the announced size."""
+
+
+def read_exactly(source: BinaryIO, size: int, what: str) -> bytes:
+    """``size`` bytes from ``source``; ShortSource when it ends early."""
+    first = source.read(size) if size else b""
+    if len(first) == size:
+        return first
+    chunks, got = [first], len(first)
+    while got < size:
+        chunk = source.read(min(size - got, READ_BLOCK * 8))
+        if not chunk:
+            raise ShortSource(f"{what}: the source ended after {got} bytes, {size} were expected")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def ensure_drained(source: BinaryIO, what: str, size: int) -> None:
+    """The source must end exactly at ``size`` (a longer object means the size was wrong)."""
+    if source.read(1):
+        raise PermanentError(f"{what}: the source has more than the announced {size} bytes")
+
+
+def preflight(http: BoxHttp, folder_id: str, name: str, size: int) -> dict[str, Any] | None:
+    """``OPTIONS /files/content``: None when the name is free, else the conflicting item."""
+    what = f"preflight check for {name!r}"
+    body = {"name": name, "size": size, "parent": {"id": folder_id}}
+    try:
+        http.call("OPTIONS", f"{http.api}/files/content", what=what, json=body).close()
+    except BoxApiError as exc:
+        if exc.http_status == 409 and exc.code == "item_name_in_use":
+            conflicts = exc.conflicts()
+            if conflicts:
+                return conflicts[0]
+        raise
+    return None
+
+
+def file_info(http: BoxHttp, file_id: str) -> BoxFile:
+    response = http.call(
+        "GET",
+        f"{http.api}/files/{file_id}",
+        what=f"get Box file {file_id}",
+        params={"fields": "id,name,sha1,size,etag"},
+    )
+    return BoxFile.from_entry(response.json())
+
+
+def upload_whole(
+    http: BoxHttp,
+    *,
+    folder_id: str,
+    name: str,
+    data: bytes,
+    sha1: str,
+    file_id: str | None = None,
+    if_match: str | None = None,
+) -> BoxFile:
+    """One multipart upload (new file, or a new version of ``file_id``), checked by Box against ``sha1``."""
+    if file_id is None:
+        url, attributes = f"{http.upload}/files/content", {"name": name, "parent": {"id": folder_id}}
+    else:
+        url, attributes = f"{http.upload}/files/{file_id}/content", {"name": name}
+    headers = {"Content-MD5": sha1}
+    if if_match is not None:
+        headers["If-Match"] = if_match
+    # Box wants the attributes part before the file part.
+    files = [
+        ("attributes", (None, json.dumps(attributes), "application/json")),
+        ("file", (name, data, "application/octet-stream")),
+    ]
+    response = http.call("POST", url, what=f"upload {name!r} to Box", files=files, headers=headers)
+    return BoxFile.from_entry(response.json()["entries"][0])
+
+
+class UploadSession:
+    """One Box upload session: create, send parts in parallel, commit (polling 202), or abort."""
+
+    def __init__(self, http: BoxHttp, *, name: str, size: int, parallel: int) -> None:
+        self.http = http
+        self.name = name
+        self.size = size
+        self.parallel = max(1, parallel)
+        self.info: dict[str, Any] = {}
+
+    @property
+    def part_size(self) -> int:
+        return int(self.info["part_size"])
+
+    def _endpoint(self, key: str) -> str:
+        endpoints = self.info.get("session_endpoints") or {}
+        base = f"{self.http.upload}/files/upload_sessions/{self.info['id']}"
+        defaults = {"upload_part": base, "commit": base + "/commit", "abort": base, "list_parts": base + "/parts"}
+        return str(endpoints.get(key) or defaults[key])
+
+    def create(self, *, folder_id: str | None = None, file_id: str | None = None) -> None:
+        """A session for a new file in ``folder_id`` or a new version of ``file_id``."""
+        if file_id is None:
+            url, body = (
+                f"{self.http.upload}/files/upload_sessions",
+                {"folder_id": folder_id, "file_size": self.size, "file_name": self.name},
+            )
+        else:
+            url, body = (
+                f"{self.http.upload}/files/{file_id}/upload_sessions",
+                {"file_size": self.size, "file_name": self.name},
+            )
+        self.info = self.http.call("POST", url, what=f"create upload session for {self.name!r}", json=body).json()
+
+    def send_parts(self, source: BinaryIO) -> tuple[list[dict[str, Any]], str]:
+        """Read the whole source, upload every part; returns (parts, whole-file SHA-1 hex)."""
+        whole = hashlib.sha1()
+        slots = threading.BoundedSemaphore(self.parallel)
+        futures: list[Future[dict[str, Any]]] = []
+        failed = threading.Event()
+
+        def done(future: Future[dict[str, Any]]) -> None:
+            if future.exception() is not None:
+                failed.set()
+            slots.release()
+
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="box-part") as pool:
+            try:
+                offset = 0
+                while offset < self.size and not failed.is_set():
+                    slots.acquire()  # at most `parallel` parts read and not yet stored
+                    length = min(self.part_size, self.size - offset)
+                    try:
+                        data = read_exactly(source, length, f"upload {self.name!r}")
+                    except BaseException:
+                        slots.release()
+                        raise
+                    whole.update(data)
+                    future = pool.submit(self._send_part, data, offset)
+                    future.add_done_callback(done)
+                    futures.append(future)
+                    del data  # only the pool holds the part now
+                    offset += length
+            finally:
+                # Let running parts finish (or fail) before the pool is torn down.
+                for future in futures:
+                    future.exception()
+        parts = [f.result() for f in futures]  # raises the first part's error
+        ensure_drained(source, f"upload {self.name!r}", self.size)
+        return parts, whole.hexdigest()
+
+    def _send_part(self, data: bytes, offset: int) -> dict[str, Any]:
+        digest = hashlib.sha1(data).digest()
+        sha1_hex = digest.hex()
+        end = offset + len(data) - 1
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Digest": "sha=" + base64.b64encode(digest).decode(),
+            "Content-Range": f"bytes {offset}-{end}/{self.size}",
+        }
+        what = f"upload part {offset}-{end} of {self.name!r}"
+
+        def once() -> dict[str, Any]:
+            try:
+                response = self.http.send("PUT", self._endpoint("upload_part"), what=what, data=data, headers=headers)
+            except BoxApiError as exc:
+                # An earlier attempt may have been stored although we never saw the answer.
+                if exc.http_status in (409, 416):
+                    known = self._stored_part(offset)
+                    if known is not None and known.get("sha1") == sha1_hex and int(known.get("size", -1)) == len(data):
+                        return known
+                raise
+            part = response.json()["part"]
+            if (
+                part.get("sha1") != sha1_hex
+                or int(part.get("size", -1)) != len(data)
+                or int(part.get("offset", -1)) != offset
+            ):
+                raise TransientError(f"{what}: Box recorded a different part ({part}); sending it again")
+            return part
+
+        return retry_call(once, what, attempts=10, max_wait_s=20.0)
+
+    def _stored_part(self, offset: int) -> dict[str, Any] | None:
+        for part in self.list_parts():
+            if int(part.get("offset", -1)) == offset:
+                return part
+        return None
+
+    def list_parts(self) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 1000, "offset": 0}
+        while True:
+            data = self.http.call(
+                "GET", self._endpoint("list_parts"), what=f"list parts of {self.name!r}", params=params
+            ).json()
+            entries = data.get("entries") or []
+            parts.extend(entries)
+            if not entries or len(parts) >= int(data.get("total_count", len(parts))):
+                return parts
+            params["offset"] = len(parts)
+
+    def commit(self, parts: list[dict[str, Any]], sha1_hex: str, *, if_match: str | None = None) -> BoxFile:
+        """Commit with the whole-file digest; 202 means "not yet": wait Retry-After and ask again."""
+        headers = {"Digest": "sha=" + base64.b64encode(bytes.fromhex(sha1_hex)).decode()}
+        if if_match is not None:
+            headers["If-Match"] = if_match
+        body = {"parts": sorted(parts, key=lambda p: int(p["offset"]))}
+        what = f"commit upload session of {self.name!r}"
+
+        def once() -> BoxFile:
+            response = self.http.send("POST", self._endpoint("commit"), what=what, json=body, headers=headers)
+            if response.status_code == 202:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                response.close()
+                raise CommitPending(f"{what}: Box is still processing the parts", retry_after=retry_after or 1.0)
+            return BoxFile.from_entry(response.json()["entries"][0])
+
+        return retry_call(once, what, attempts=COMMIT_ATTEMPTS, max_wait_s=20.0, deadline_s=COMMIT_DEADLINE_S)
+
+    def abort(self) -> None:
+        """Best effort: the session's parts are dropped (Box would expire them anyway)."""
+        if not self.info.get("id"):
+            return
+        try:
+            self.http.send("DELETE", self._endpoint("abort"), what=f"abort upload session of {self.name!r}").close()
+        except Exception as exc:  # noqa: BLE001 - an abandoned session expires by itself
+            log.warning("could not abort upload session", name=self.name, error=str(exc))

@@ -1,0 +1,264 @@
+"""The Box destination: the Destination protocol on Box folders under a root folder id.
+
+Paths are relative to ``destinations.box.root_folder_id``. ``put`` never makes a duplicate:
+the name already there with the same SHA-1 → ``unchanged`` (without reading the source when
+the caller knows the SHA-1); different bytes → a new version of that file (Box keeps the
+old one in its version history). Files below ``chunked_threshold_bytes`` go in one multipart
+upload after a preflight check, the rest through an upload session with parallel parts.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from shared.box_folders import BoxFolders
+from shared.box_http import BoxApiError, BoxHttp
+from shared.box_upload import BoxFile, UploadSession, ensure_drained, file_info, preflight, read_exactly, upload_whole
+from shared.config import BoxDestination as BoxSettings
+from shared.destinations.base import PutResult, PutStatus, RemoteFile, normalize_path
+from shared.errors import PermanentError, TransientError
+from shared.log import get_logger
+
+log = get_logger(__name__)
+
+
+class BoxDestination:
+    """Box as a Destination (``name == "box"``, SHA-1 on every file)."""
+
+    name = "box"
+    hashes = frozenset({"sha1"})
+
+    def __init__(
+        self, settings: BoxSettings, *, root_folder_id: str | None = None, http: BoxHttp | None = None
+    ) -> None:
+        self.settings = settings
+        self.http = http or BoxHttp(settings)
+        self.root_folder_id = root_folder_id or settings.root_folder_id
+        self.folders = BoxFolders(self.http, self.root_folder_id)
+
+    # ---- Destination -------------------------------------------------------------------
+
+    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+        path = normalize_path(path)
+        parent, _, name = path.rpartition("/")
+        if not name:
+            raise ValueError(f"path {path!r} names no file")
+        folder_id, existing = self._prepare(parent, name, size)
+        if existing is not None and sha1 is not None and existing.sha1 == sha1:
+            return PutResult(path, size, sha1, "unchanged", existing.id)
+        if size < self.settings.chunked_threshold_bytes:
+            data = read_exactly(source, size, f"upload {path!r}")
+            ensure_drained(source, f"upload {path!r}", size)
+            return self._put_whole(folder_id, path, name, data, existing)
+        return self._put_session(folder_id, path, name, source, size, existing)
+
+    def stat(self, path: str) -> RemoteFile | None:
+        path = normalize_path(path)
+        parent, _, name = path.rpartition("/")
+        entry = self._entry(parent, name)
+        if entry is None or entry.get("type") != "file":
+            return None
+        return _remote(path, entry)
+
+    def list(self, prefix: str = "") -> Iterator[RemoteFile]:
+        prefix = normalize_path(prefix)
+        folder_id = self._with_fresh_cache(prefix, lambda: self.folders.lookup(prefix))
+        if folder_id is None:
+            return
+        found: list[RemoteFile] = []
+        pending = [(folder_id, prefix)]
+        while pending:
+            current, at = pending.pop()
+            for entry in self.folders.items(current):
+                child = f"{at}/{entry['name']}" if at else str(entry["name"])
+                if entry.get("type") == "folder":
+                    pending.append((str(entry["id"]), child))
+                elif entry.get("type") == "file":
+                    found.append(_remote(child, entry))
+        yield from sorted(found, key=lambda f: f.path)
+
+    def delete(self, path: str) -> None:
+        path = normalize_path(path)
+        parent, _, name = path.rpartition("/")
+        entry = self._entry(parent, name)
+        if entry is None or entry.get("type") != "file":
+            return
+        try:
+            self.http.call("DELETE", f"{self.http.api}/files/{entry['id']}", what=f"delete Box file {path!r}").close()
+        except BoxApiError as exc:
+            if exc.http_status != 404:
+                raise
+
+    def mkdirs(self, path: str) -> None:
+        path = normalize_path(path)
+        self._with_fresh_cache(path, lambda: self.folders.ensure(path))
+
+    # ---- Readable ------------------------------------------------------------------------
+
+    def open(self, path: str) -> BinaryIO:
+        """The file's bytes as a stream (Box redirects to its download URL; requests follows)."""
+        found = self.stat(path)
+        if found is None or found.remote_id is None:
+            raise PermanentError(f"box: {normalize_path(path)}: no such file")
+        response = self.http.call(
+            "GET", f"{self.http.api}/files/{found.remote_id}/content", what=f"download {path!r}", stream=True
+        )
+        response.raw.decode_content = True
+        return response.raw  # type: ignore[no-any-return]
+
+    # ---- operator helpers ----------------------------------------------------------------
+
+    def entries(self, path: str = "") -> list[dict[str, Any]]:
+        """The items of folder ``path`` (type, id, name, size, sha1); PermanentError if missing."""
+        path = normalize_path(path)
+        folder_id = self._with_fresh_cache(path, lambda: self.folders.lookup(path))
+        if folder_id is None:
+            raise PermanentError(f"box: no folder {path or '/'!r} under root folder {self.root_folder_id}")
+        return list(self.folders.items(folder_id))
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _with_fresh_cache(self, path: str, fn: Any) -> Any:
+        """Run ``fn``; when a cached folder id turned out stale (404), forget it and run again."""
+        try:
+            return fn()
+        except BoxApiError as exc:
+            if exc.http_status != 404:
+                raise
+            self.folders.forget(path.split("/", 1)[0] if path else "")
+            return fn()
+
+    def _entry(self, parent: str, name: str) -> dict[str, Any] | None:
+        def find() -> dict[str, Any] | None:
+            folder_id = self.folders.lookup(parent)
+            return None if folder_id is None else self.folders.find(folder_id, name)
+
+        return self._with_fresh_cache(parent, find)
+
+    def _prepare(self, parent: str, name: str, size: int) -> tuple[str, BoxFile | None]:
+        """The parent folder's id (created if needed) and the file already under ``name``, if any."""
+        for attempt in (1, 2):
+            folder_id = self.folders.ensure(parent)
+            try:
+                conflict = preflight(self.http, folder_id, name, size)
+            except BoxApiError as exc:
+                if exc.http_status == 404 and attempt == 1:
+                    self.folders.forget(parent)  # a cached folder was deleted meanwhile
+                    continue
+                raise
+            return folder_id, self._describe(conflict)
+        raise AssertionError("unreachable")
+
+    def _describe(self, conflict: dict[str, Any] | None) -> BoxFile | None:
+        if conflict is None:
+            return None
+        if conflict.get("type") == "folder":
+            raise PermanentError(
+                f"box: a folder named {conflict.get('name')!r} is where a file should go (id {conflict.get('id')})"
+            )
+        known = BoxFile.from_entry(conflict)
+        if known.sha1 is None or known.etag is None:
+            known = file_info(self.http, known.id)
+        return known
+
+    def _put_whole(self, folder_id: str, path: str, name: str, data: bytes, existing: BoxFile | None) -> PutResult:
+        digest = hashlib.sha1(data).hexdigest()
+        for _ in range(3):
+            if existing is not None and existing.sha1 == digest:
+                return PutResult(path, len(data), digest, "unchanged", existing.id)
+            try:
+                stored = upload_whole(
+                    self.http,
+                    folder_id=folder_id,
+                    name=name,
+                    data=data,
+                    sha1=digest,
+                    file_id=existing.id if existing else None,
+                    if_match=existing.etag if existing else None,
+                )
+            except BoxApiError as exc:
+                if exc.http_status == 409 and exc.code == "item_name_in_use" and existing is None and exc.conflicts():
+                    existing = self._describe(exc.conflicts()[0])  # a concurrent upload got there first
+                    continue
+                if exc.http_status == 412 and existing is not None:
+                    existing = file_info(self.http, existing.id)  # changed since we looked (maybe by our retry)
+                    continue
+                raise
+            _check_stored(stored, digest, path)
+            return PutResult(path, len(data), digest, _status(existing), stored.id)
+        raise TransientError(f"box: {path!r} kept changing while uploading; the delivery will be retried")
+
+    def _put_session(
+        self, folder_id: str, path: str, name: str, source: BinaryIO, size: int, existing: BoxFile | None
+    ) -> PutResult:
+        session = UploadSession(self.http, name=name, size=size, parallel=self.settings.parallel_parts)
+        try:
+            session.create(folder_id=folder_id) if existing is None else session.create(file_id=existing.id)
+        except BoxApiError as exc:
+            if not (exc.http_status == 409 and existing is None and exc.conflicts()):
+                raise
+            existing = self._describe(exc.conflicts()[0])
+            assert existing is not None
+            session.create(file_id=existing.id)
+        try:
+            parts, digest = session.send_parts(source)
+        except BaseException:
+            session.abort()
+            raise
+        if existing is not None and existing.sha1 == digest:
+            session.abort()  # same bytes: no new version
+            return PutResult(path, size, digest, "unchanged", existing.id)
+        try:
+            stored = session.commit(parts, digest, if_match=existing.etag if existing else None)
+        except BoxApiError as exc:
+            return self._after_failed_commit(exc, session, folder_id, path, name, size, digest, existing)
+        _check_stored(stored, digest, path)
+        log.info("box upload session committed", path=path, size=size, parts=len(parts))
+        return PutResult(path, size, digest, _status(existing), stored.id)
+
+    def _after_failed_commit(
+        self,
+        exc: BoxApiError,
+        session: UploadSession,
+        folder_id: str,
+        path: str,
+        name: str,
+        size: int,
+        digest: str,
+        existing: BoxFile | None,
+    ) -> PutResult:
+        """A commit refused: maybe an earlier attempt of ours (or a concurrent one) already made the file."""
+        entry = self.folders.find(folder_id, name)
+        current = BoxFile.from_entry(entry) if entry is not None and entry.get("type") == "file" else None
+        if current is not None and current.sha1 == digest:
+            session.abort()
+            status: PutStatus = _status(existing) if exc.http_status == 404 else "unchanged"
+            return PutResult(path, size, digest, status, current.id)
+        session.abort()
+        if exc.http_status in (404, 409, 412):
+            raise TransientError(
+                f"box: {path!r} changed while its upload session ran ({exc}); the delivery will be retried"
+            ) from None
+        raise exc
+
+
+def _status(existing: BoxFile | None) -> PutStatus:
+    return "new_version" if existing is not None else "uploaded"
+
+
+def _check_stored(stored: BoxFile, digest: str, path: str) -> None:
+    if stored.sha1 is not None and stored.sha1 != digest:
+        raise TransientError(f"box: {path!r} stored with SHA-1 {stored.sha1}, expected {digest}")
+
+
+def _remote(path: str, entry: dict[str, Any]) -> RemoteFile:
+    return RemoteFile(path=path, size=int(entry.get("size") or 0), sha1=entry.get("sha1"), remote_id=str(entry["id"]))
+
+
+@functools.cache
+def for_settings(settings: BoxSettings) -> BoxDestination:
+    """One BoxDestination (HTTP pool, token, folder cache) per process and configuration."""
+    return BoxDestination(settings)

@@ -1,0 +1,345 @@
+"""The SFTP Destination: a partner's directory on an SFTP server (paramiko; OpenSSH and others).
+
+Paths are relative to the partner's ``directory``. A ``put``:
+
+1. looks at the file already at the final name; when it has the same size and provably the same
+   bytes (below), nothing is written and the result is ``unchanged``;
+2. creates missing folders (race-safe), claims ``NAME.partial`` exclusively (a leftover from a
+   dead attempt is taken over; one still growing means another delivery is writing it:
+   TransientError), streams the source into it with pipelined writes (optionally over
+   ``connections_per_file`` connections), and checks the partial's size (and SHA-1 when the
+   server can hash);
+3. publishes it with ``posix-rename@openssh.com`` (atomic replace), or, with
+   ``posix_rename: false``, remove + rename (not atomic for a moment).
+
+"Provably the same bytes", in this order: the server's SHA-1 (``hashing`` on); our ledger entry
+for that path whose size *and* mtime still match the file (we published it and nobody touched
+it since); else the existing file is downloaded and hashed. Size equality alone never counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import posixpath
+import stat as statmod
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol, Self
+
+from paramiko.sftp import CMD_EXTENDED, SFTP_OK, SFTP_PERMISSION_DENIED
+
+from shared.config import SftpPartner
+from shared.destinations.base import PutResult, RemoteFile, normalize_path
+from shared.errors import PermanentError, TransientError
+from shared.log import get_logger
+from shared.sftp_connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
+from shared.sftp_hash import remote_sha1
+from shared.sftp_pool import SessionPool
+from shared.sftp_stream import (
+    ChunkFeeder,
+    OpenRefused,
+    PipelinedReader,
+    Streamed,
+    close_handle,
+    open_for_write,
+    stream_to_handles,
+)
+
+log = get_logger(__name__)
+STALE_PROBE_S = 3.0  # a .partial whose size and mtime do not move for this long is a leftover
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller files are not worth extra connections
+HASH_READ_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What we published at a path: its size, the server's mtime right after, and the SHA-1."""
+
+    size: int
+    mtime: int
+    sha1: str
+
+
+class DeliveryLedger(Protocol):
+    """Where a destination remembers what it published (in-memory here; GCS metadata in delivery)."""
+
+    def recall(self, path: str) -> LedgerEntry | None: ...
+
+    def remember(self, path: str, entry: LedgerEntry) -> None: ...
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self._entries: dict[str, LedgerEntry] = {}
+        self._lock = threading.Lock()
+
+    def recall(self, path: str) -> LedgerEntry | None:
+        with self._lock:
+            return self._entries.get(path)
+
+    def remember(self, path: str, entry: LedgerEntry) -> None:
+        with self._lock:
+            self._entries[path] = entry
+
+
+class SftpDestination:
+    """One partner's directory. Thread-safe: each call takes its own session from the pool."""
+
+    def __init__(
+        self,
+        partner_name: str,
+        partner: SftpPartner,
+        *,
+        ledger: DeliveryLedger | None = None,
+        pool: SessionPool | None = None,
+    ) -> None:
+        self.partner_name = partner_name
+        self.partner = partner
+        self.name = f"sftp:{partner_name}"
+        self.hashes = frozenset({"sha1"}) if partner.hashing != "none" else frozenset()
+        self.root = posixpath.normpath(partner.directory)
+        self.ledger: DeliveryLedger = ledger if ledger is not None else MemoryLedger()
+        self.pool = pool if pool is not None else SessionPool(partner_name, partner)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def remote_path(self, path: str) -> str:
+        """The absolute server path of a destination-relative ``path``."""
+        rel = normalize_path(path)
+        return posixpath.join(self.root, rel) if rel else self.root
+
+    # ---- Destination -----------------------------------------------------------------------
+
+    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+        rel = normalize_path(path)
+        if not rel:
+            raise ValueError("put needs a file path, not the destination root")
+        final = self.remote_path(rel)
+        partial = final + self.partner.partial_suffix
+        with self.pool.session() as session:
+            existing = self._lstat(session, final)
+            if existing is not None and statmod.S_ISDIR(existing.st_mode or 0):
+                raise PermanentError(f"{self.name}: cannot write {final}: a folder is there")
+            same_size = existing is not None and existing.st_size == size
+            there: str | None = None  # SHA-1 of the existing same-size file, once known
+            if same_size and sha1 is not None:
+                there = self._existing_sha1(session, rel, final, existing)
+                if there == sha1:
+                    return PutResult(rel, size, sha1, "unchanged")
+            self._mkdirs(session, posixpath.dirname(final))
+            streamed = self._write_partial(session, partial, source, size)
+            if same_size:
+                there = there or self._existing_sha1(session, rel, final, existing)
+                if there == streamed.sha1:
+                    self._remove_quietly(session, partial)
+                    self.ledger.remember(rel, LedgerEntry(size, int(existing.st_mtime or 0), streamed.sha1))
+                    return PutResult(rel, size, streamed.sha1, "unchanged")
+            if self.hashes:
+                served = remote_sha1(session, self.partner.hashing, [partial], size)[partial]
+                if served != streamed.sha1:
+                    raise TransientError(
+                        f"{self.name}: {partial} has SHA-1 {served} on the server, sent {streamed.sha1}"
+                    )
+            self._publish(session, partial, final, replace=existing is not None)
+            published = self._lstat(session, final)
+            mtime = int(published.st_mtime or 0) if published is not None else 0
+            self.ledger.remember(rel, LedgerEntry(size, mtime, streamed.sha1))
+        log.info("sftp file published", remote_path=final, size=size, sha1=streamed.sha1, replaced=existing is not None)
+        return PutResult(rel, size, streamed.sha1, "new_version" if existing is not None else "uploaded")
+
+    def stat(self, path: str) -> RemoteFile | None:
+        rel = normalize_path(path)
+        full = self.remote_path(rel)
+        with self.pool.session() as session:
+            attrs = self._lstat(session, full)
+            if attrs is None or not statmod.S_ISREG(attrs.st_mode or 0):
+                return None
+            size = int(attrs.st_size or 0)
+            digest = remote_sha1(session, self.partner.hashing, [full], size)[full] if self.hashes else None
+        return RemoteFile(rel, size, digest)
+
+    def list(self, prefix: str = "") -> Iterator[RemoteFile]:
+        rel = normalize_path(prefix)
+        with self.pool.session() as session:
+            files = sorted(self._walk(session, self.remote_path(rel), rel))
+            digests: dict[str, str] = {}
+            if self.hashes and files:
+                full = [self.remote_path(p) for p, _ in files]
+                digests = remote_sha1(session, self.partner.hashing, full, sum(s for _, s in files))
+        for path, size in files:
+            yield RemoteFile(path, size, digests.get(self.remote_path(path)))
+
+    def delete(self, path: str) -> None:
+        full = self.remote_path(normalize_path(path))
+        with self.pool.session() as session, sftp_errors(self.partner_name, "deleting", full):
+            try:
+                session.sftp.remove(full)
+            except FileNotFoundError:
+                pass
+
+    def mkdirs(self, path: str) -> None:
+        full = self.remote_path(normalize_path(path))
+        with self.pool.session() as session:
+            self._mkdirs(session, full)
+
+    def open(self, path: str) -> BinaryIO:
+        """The file's bytes as a stream (READ requests pipelined); close it to free the session."""
+        full = self.remote_path(normalize_path(path))
+        session = self.pool.acquire()
+        try:
+            reader = PipelinedReader(session, full, on_close=lambda healthy: self.pool.release(session, healthy))
+        except BaseException:
+            self.pool.release(session, False)
+            raise
+        return reader  # type: ignore[return-value]
+
+    # ---- steps -----------------------------------------------------------------------------
+
+    def _lstat(self, session: SftpSession, full: str) -> Any:
+        with sftp_errors(self.partner_name, "stat", full):
+            try:
+                return session.sftp.stat(full)
+            except FileNotFoundError:
+                return None
+
+    def _walk(self, session: SftpSession, folder: str, rel: str) -> Iterator[tuple[str, int]]:
+        with sftp_errors(self.partner_name, "listing", folder):
+            try:
+                entries = session.sftp.listdir_attr(folder)
+            except FileNotFoundError:
+                return
+        for entry in entries:
+            child = posixpath.join(rel, entry.filename) if rel else entry.filename
+            mode = entry.st_mode or 0
+            if statmod.S_ISDIR(mode):
+                yield from self._walk(session, posixpath.join(folder, entry.filename), child)
+            elif statmod.S_ISREG(mode):  # .partial leftovers included: verify names them
+                yield child, int(entry.st_size or 0)
+
+    def _mkdirs(self, session: SftpSession, full: str) -> None:
+        """Create ``full`` and missing parents; another writer creating them at the same time is fine."""
+        missing: list[str] = []
+        probe = full
+        while probe not in ("/", ""):
+            attrs = self._lstat(session, probe)
+            if attrs is not None:
+                if not statmod.S_ISDIR(attrs.st_mode or 0):
+                    raise PermanentError(f"{self.name}: cannot create folder {full}: {probe} is a file")
+                break
+            missing.append(probe)
+            probe = posixpath.dirname(probe)
+        for folder in reversed(missing):
+            with sftp_errors(self.partner_name, "creating folder", folder):
+                try:
+                    session.sftp.mkdir(folder)
+                except OSError:
+                    attrs = self._lstat(session, folder)
+                    if attrs is not None and statmod.S_ISDIR(attrs.st_mode or 0):
+                        continue  # created by a concurrent writer
+                    raise
+
+    def _claim_partial(self, session: SftpSession, partial: str) -> bytes:
+        """An exclusive, empty ``partial``; a leftover of a dead attempt is removed first."""
+        for _ in range(3):
+            try:
+                return open_for_write(session, partial, create=True, exclusive=True)
+            except OpenRefused as refused:
+                before = self._lstat(session, partial)
+                if before is None:
+                    raise TransientError(f"{self.name}: cannot create {partial} ({refused})") from None
+            time.sleep(STALE_PROBE_S)
+            after = self._lstat(session, partial)
+            if after is not None and (after.st_size, after.st_mtime) != (before.st_size, before.st_mtime):
+                raise TransientError(f"{self.name}: another delivery is writing {partial}; retrying later")
+            log.info("taking over a leftover partial file", remote_path=partial, size=before.st_size)
+            self._remove_quietly(session, partial)
+        raise TransientError(f"{self.name}: could not claim {partial}; retrying later")
+
+    def _write_partial(self, session: SftpSession, partial: str, source: BinaryIO, size: int) -> Streamed:
+        handle = self._claim_partial(session, partial)
+        extra = []
+        if self.partner.connections_per_file > 1 and size >= PARALLEL_MIN_BYTES:
+            extra = self.pool.acquire_extra(self.partner.connections_per_file - 1)
+        sessions, handles = [session], [handle]
+        healthy = False
+        try:
+            for helper in extra:
+                handles.append(open_for_write(helper, partial, create=False))
+                sessions.append(helper)
+            feeder = ChunkFeeder(source, size, what=f"{self.name}: {partial}").start()
+            try:
+                streamed = stream_to_handles(sessions, handles, partial, feeder)
+            finally:
+                feeder.abort()
+            for helper_session, helper_handle in zip(sessions, handles, strict=True):
+                close_handle(helper_session, helper_handle, partial)
+            handles = []
+            healthy = True
+        finally:
+            for helper_session, helper_handle in zip(sessions, handles, strict=False):
+                if helper_session.alive():
+                    with contextlib.suppress(Exception):  # already failing: the first error matters
+                        close_handle(helper_session, helper_handle, partial)
+            for helper in extra:
+                self.pool.release(helper, healthy)
+            if not healthy and session.alive():
+                self._remove_quietly(session, partial)
+        written = self._lstat(session, partial)
+        if written is None or written.st_size != size:
+            got = None if written is None else written.st_size
+            raise TransientError(f"{self.name}: {partial} has {got} bytes on the server after writing {size}")
+        return streamed
+
+    def _existing_sha1(self, session: SftpSession, rel: str, final: str, attrs: Any) -> str:
+        """The SHA-1 of the file already at ``final``: server hash, else our ledger, else download."""
+        if self.hashes:
+            return remote_sha1(session, self.partner.hashing, [final], int(attrs.st_size or 0))[final]
+        entry = self.ledger.recall(rel)
+        if entry is not None and entry.size == attrs.st_size and entry.mtime == int(attrs.st_mtime or 0):
+            return entry.sha1
+        log.info("hashing the existing remote file by download (no server hash, no ledger entry)", remote_path=final)
+        digest = hashlib.sha1()
+        reader = PipelinedReader(session, final)
+        try:
+            while chunk := reader.read(HASH_READ_BYTES):
+                digest.update(chunk)
+        finally:
+            reader.close()
+        return digest.hexdigest()
+
+    def _publish(self, session: SftpSession, partial: str, final: str, *, replace: bool) -> None:
+        with sftp_errors(self.partner_name, "publishing", final):
+            if self.partner.posix_rename:
+                code, text = status_of(
+                    *raw_request(session.sftp, CMD_EXTENDED, "posix-rename@openssh.com", partial, final)
+                )
+                if code == SFTP_OK:
+                    return
+                if code == SFTP_OP_UNSUPPORTED:
+                    raise PermanentError(
+                        f"{self.name}: the server does not support posix-rename@openssh.com; "
+                        f"set destinations.sftp.{self.partner_name}.posix_rename: false"
+                    )
+                if code == SFTP_PERMISSION_DENIED:
+                    raise PermanentError(f"{self.name}: permission denied renaming {partial} to {final}")
+                raise TransientError(f"{self.name}: renaming {partial} to {final} failed (SFTP status {code}: {text})")
+            if replace:
+                try:
+                    session.sftp.remove(final)
+                except FileNotFoundError:
+                    pass
+            session.sftp.rename(partial, final)
+
+    def _remove_quietly(self, session: SftpSession, path: str) -> None:
+        with contextlib.suppress(Exception):  # tidying up; a leftover partial is taken over next time
+            session.sftp.remove(path)

@@ -1,0 +1,299 @@
+"""GCS helpers every stage uses: reads with bounded memory, writes with generation preconditions.
+
+- ``open_object`` streams one generation of an object in chunks (never the whole file in memory);
+- ``write_if_absent`` is the "exactly once" write (``if_generation_match=0``): True when this
+  call created the object, False when it was already there (a redelivery, a concurrent twin);
+- ``list_prefix`` / ``stat`` return :class:`ObjectInfo` (size, md5, crc32c, generation, metadata);
+- ``set_metadata`` patches custom metadata, optionally only on a given generation.
+
+google.api_core exceptions are mapped to offsite's kinds: 429/5xx/timeouts/connection errors →
+``TransientError``; 401/403/400 → ``PermanentError``. A missing object is ``ObjectMissing`` (a
+``PermanentError``; callers that expect "not there yet" catch it or use ``stat``/``read_json``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from google.api_core import exceptions as gexc
+
+from shared.errors import PermanentError, TransientError
+from shared.gcp import clients
+from shared.retry import retry_call
+
+DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
+_TRANSIENT = (
+    gexc.TooManyRequests,
+    gexc.InternalServerError,
+    gexc.BadGateway,
+    gexc.ServiceUnavailable,
+    gexc.GatewayTimeout,
+    gexc.DeadlineExceeded,
+    gexc.RequestRangeNotSatisfiable,
+    requests.ConnectionError,
+    requests.Timeout,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class ObjectMissing(PermanentError):
+    """The object (or the requested generation of it) does not exist."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What GCS says about one object generation."""
+
+    bucket: str
+    name: str
+    size: int
+    generation: int
+    md5: str | None = None  # base64, as GCS reports it
+    crc32c: str | None = None  # base64, as GCS reports it
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_blob(cls, blob: Any) -> ObjectInfo:
+        return cls(
+            bucket=blob.bucket.name,
+            name=blob.name,
+            size=int(blob.size or 0),
+            generation=int(blob.generation or 0),
+            md5=blob.md5_hash,
+            crc32c=blob.crc32c,
+            content_type=blob.content_type,
+            metadata=dict(blob.metadata or {}),
+        )
+
+
+@contextmanager
+def mapped_errors(what: str) -> Iterator[None]:
+    """Translate google/requests exceptions raised inside the block into offsite's error kinds."""
+    try:
+        yield
+    except gexc.NotFound as exc:
+        raise ObjectMissing(f"{what}: not found ({exc.message if hasattr(exc, 'message') else exc})") from None
+    except _TRANSIENT as exc:
+        raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
+    except (gexc.Forbidden, gexc.Unauthorized) as exc:
+        raise PermanentError(f"{what}: access denied ({exc.__class__.__name__}: {exc}); check the service account's roles") from None
+    except gexc.BadRequest as exc:
+        raise PermanentError(f"{what}: rejected by GCS ({exc})") from None
+
+
+def _client(client: Any | None) -> Any:
+    return client if client is not None else clients.storage_client()
+
+
+def uri(bucket: str, name: str) -> str:
+    return f"gs://{bucket}/{name}"
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+class _ObjectStream(io.RawIOBase):
+    """A read-only stream over one object generation, fetched ``chunk_size`` bytes at a time."""
+
+    def __init__(self, reader: Any, info: ObjectInfo) -> None:
+        self._reader = reader
+        self.info = info
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with mapped_errors(f"reading {uri(self.info.bucket, self.info.name)}#{self.info.generation}"):
+            data = self._reader.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._reader.close()
+        finally:
+            super().close()
+
+
+def open_object(
+    bucket: str, name: str, generation: int | None = None, *, chunk_size: int = DEFAULT_CHUNK_BYTES, client: Any | None = None
+) -> io.BufferedReader:
+    """A readable binary stream of ``name`` (that ``generation``, else the live one) with bounded memory.
+
+    The generation is pinned when the stream opens, so an overwrite while reading cannot mix two
+    versions. ``.raw.info`` holds the :class:`ObjectInfo`. Raises ObjectMissing / TransientError.
+    """
+    gcs = _client(client)
+    info = stat(bucket, name, generation, client=gcs, missing_ok=False)
+    assert info is not None
+    blob = gcs.bucket(bucket).blob(name, generation=info.generation)
+    with mapped_errors(f"opening {uri(bucket, name)}"):
+        reader = blob.open("rb", chunk_size=chunk_size)
+    return io.BufferedReader(_ObjectStream(reader, info), buffer_size=min(chunk_size, 1024 * 1024))
+
+
+def stat(
+    bucket: str, name: str, generation: int | None = None, *, client: Any | None = None, missing_ok: bool = True
+) -> ObjectInfo | None:
+    """The object's :class:`ObjectInfo`, or None when it does not exist (ObjectMissing if not missing_ok)."""
+    blob = _client(client).bucket(bucket).blob(name, generation=generation)
+    what = f"stat {uri(bucket, name)}" + (f"#{generation}" if generation else "")
+    try:
+        retry_call(lambda: _reload(blob, what), what, attempts=4)
+    except ObjectMissing:
+        if missing_ok:
+            return None
+        raise
+    return ObjectInfo.from_blob(blob)
+
+
+def _reload(blob: Any, what: str) -> None:
+    with mapped_errors(what):
+        blob.reload()
+
+
+def read_bytes(bucket: str, name: str, *, client: Any | None = None, max_bytes: int = 16 * 1024 * 1024) -> bytes | None:
+    """A small object's content, or None when it does not exist (control files: _run.json, manifests)."""
+    blob = _client(client).bucket(bucket).blob(name)
+    what = f"reading {uri(bucket, name)}"
+
+    def once() -> bytes:
+        with mapped_errors(what):
+            return blob.download_as_bytes(end=max_bytes)
+
+    try:
+        data = retry_call(once, what, attempts=4)
+    except ObjectMissing:
+        return None
+    if len(data) > max_bytes:
+        raise PermanentError(f"{what}: larger than {max_bytes} bytes; not a control file")
+    return data
+
+
+def read_json(bucket: str, name: str, *, client: Any | None = None) -> Any | None:
+    """Parsed JSON of a small object, or None when it does not exist. Bad JSON is a PermanentError."""
+    data = read_bytes(bucket, name, client=client)
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PermanentError(f"{uri(bucket, name)}: not valid JSON ({exc})") from None
+
+
+def list_prefix(bucket: str, prefix: str, *, client: Any | None = None) -> list[ObjectInfo]:
+    """Every live object whose name starts with ``prefix``, sorted by name."""
+    what = f"listing {uri(bucket, prefix)}"
+
+    def once() -> list[ObjectInfo]:
+        with mapped_errors(what):
+            return [ObjectInfo.from_blob(b) for b in _client(client).list_blobs(bucket, prefix=prefix)]
+
+    return sorted(retry_call(once, what, attempts=4), key=lambda o: o.name)
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+
+def write(
+    bucket: str,
+    name: str,
+    data: bytes,
+    content_type: str = "application/octet-stream",
+    *,
+    if_generation_match: int | None = None,
+    metadata: dict[str, str] | None = None,
+    client: Any | None = None,
+) -> ObjectInfo:
+    """Upload ``data`` (md5-checked by the client); preconditions as GCS defines them.
+
+    A failed precondition propagates as google.api_core.exceptions.PreconditionFailed.
+    """
+    blob = _client(client).bucket(bucket).blob(name)
+    if metadata:
+        blob.metadata = dict(metadata)
+    what = f"writing {uri(bucket, name)}"
+
+    def once() -> None:
+        with mapped_errors(what):
+            blob.upload_from_string(data, content_type=content_type, if_generation_match=if_generation_match, checksum="md5")
+
+    retry_call(once, what, attempts=4)
+    return ObjectInfo.from_blob(blob)
+
+
+def write_if_absent(
+    bucket: str,
+    name: str,
+    data: bytes,
+    content_type: str = "application/octet-stream",
+    *,
+    metadata: dict[str, str] | None = None,
+    client: Any | None = None,
+) -> bool:
+    """Create ``name`` only if no live generation exists. True: created now; False: it was there."""
+    try:
+        write(bucket, name, data, content_type, if_generation_match=0, metadata=metadata, client=client)
+    except gexc.PreconditionFailed:
+        return False
+    return True
+
+
+def set_metadata(
+    bucket: str,
+    name: str,
+    metadata: dict[str, str],
+    *,
+    if_generation_match: int | None = None,
+    client: Any | None = None,
+) -> ObjectInfo:
+    """Merge ``metadata`` into the object's custom metadata (e.g. {"sha1": ...}).
+
+    With ``if_generation_match`` only that generation is patched; another generation is a
+    PermanentError (the object was replaced; the caller's facts belong to the old one).
+    """
+    blob = _client(client).bucket(bucket).blob(name)
+    blob.metadata = dict(metadata)
+    what = f"setting metadata on {uri(bucket, name)}"
+
+    def once() -> None:
+        with mapped_errors(what):
+            blob.patch(if_generation_match=if_generation_match)
+
+    try:
+        retry_call(once, what, attempts=4)
+    except gexc.PreconditionFailed:
+        raise PermanentError(f"{what}: generation {if_generation_match} is no longer the live one") from None
+    return ObjectInfo.from_blob(blob)
+
+
+# ---- bucket lifecycle ------------------------------------------------------------------------
+
+
+def ensure_expiration(bucket: str, prefix: str, days: int, *, client: Any | None = None) -> bool:
+    """Make sure a lifecycle rule deletes objects under ``prefix`` after ``days`` days.
+
+    Other rules are kept. Returns True when the bucket was changed. In the cloud Terraform owns
+    this rule (infra/); this is for buckets created by hand and for the local stack, where
+    fake-gcs-server accepts the patch but does not keep or apply it (docs/exports.md).
+    """
+    gcs_bucket = _client(client).bucket(bucket)
+    with mapped_errors(f"reading bucket {bucket}"):
+        gcs_bucket.reload()
+    wanted = {"action": {"type": "Delete"}, "condition": {"age": days, "matchesPrefix": [prefix.rstrip("/") + "/"]}}
+    rules = [dict(r) for r in gcs_bucket.lifecycle_rules]
+    if any(r.get("action", {}).get("type") == "Delete" and r.get("condition") == wanted["condition"] for r in rules):
+        return False
+    kept = [r for r in rules if not (r.get("action", {}).get("type") == "Delete" and r.get("condition", {}).get("matchesPrefix") == wanted["condition"]["matchesPrefix"])]
+    gcs_bucket.lifecycle_rules = kept + [wanted]
+    with mapped_errors(f"patching lifecycle of bucket {bucket}"):
+        gcs_bucket.patch()
+    return True

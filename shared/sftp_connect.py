@@ -1,0 +1,324 @@
+"""Opening an SFTP session to a partner, and the one place paramiko's exceptions become offsite's.
+
+A session is TCP + SSH with the host key verified *before* any credential is sent
+(:mod:`shared.sftp_hostkeys`; no auto-accept), then password or private-key auth, then the
+``sftp`` subsystem with a large receive window. Ciphers: the partner's ``ciphers`` list when
+set, otherwise paramiko's list with AES-GCM moved to the front (the fastest on this machine
+by far; servers without GCM negotiate the next one). The server's SFTP extensions are read
+from its VERSION packet, and ``limits@openssh.com`` (when offered) sets the write/read size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import io
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import paramiko
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from paramiko.message import Message
+from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT, CMD_STATUS, CMD_VERSION, SFTPError
+
+from shared.config import SftpPartner
+from shared.errors import ConfigError, OffsiteError, PermanentError, TransientError
+from shared.secrets import Secret
+from shared.sftp_hostkeys import describe_key, entries_for, parse_known_hosts, preferred_algorithms, verify_host_key
+
+WINDOW_BYTES = 64 * 1024 * 1024  # how much the server may send before we acknowledge (downloads)
+PACKET_BYTES = 32 * 1024  # SSH channel packet we accept; servers rarely send more anyway
+IO_TIMEOUT_S = 120.0  # one SFTP request/response; a stalled server becomes a TransientError
+SPEC_REQUEST_BYTES = 32 * 1024  # what every SFTP server must accept (draft-ietf-secsh-filexfer)
+MAX_REQUEST_BYTES = 256 * 1024  # upper bound even when a server says it takes more
+FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+SFTP_OP_UNSUPPORTED = 8
+
+
+class PartnerSFTPClient(paramiko.SFTPClient):
+    """paramiko's client, plus the extensions the server announced in its VERSION packet."""
+
+    server_extensions: dict[str, bytes]
+
+    def _send_version(self) -> int:
+        init = Message()
+        init.add_int(3)
+        self._send_packet(CMD_INIT, init)
+        kind, data = self._read_packet()
+        if kind != CMD_VERSION:
+            raise SFTPError("Incompatible sftp protocol")
+        msg = Message(data)
+        version = msg.get_int()
+        self.server_extensions = {}
+        while len(msg.get_remainder()) >= 8:
+            name = msg.get_text()
+            self.server_extensions[name] = msg.get_binary()
+        return version
+
+
+class _Reply:
+    """Receives one response through paramiko's dispatcher (``_expecting`` holds it weakly)."""
+
+    def __init__(self) -> None:
+        self.kind: int | None = None
+        self.msg: Message | None = None
+
+    def _async_response(self, kind: int, msg: Message, num: int) -> None:
+        self.kind, self.msg = kind, msg
+
+
+def raw_request(sftp: paramiko.SFTPClient, kind: int, *args: Any) -> tuple[int, Message]:
+    """Send one request and return (response type, message) without paramiko's status → exception
+    mapping, so callers can decide on the SFTP status *code* (e.g. OP_UNSUPPORTED)."""
+    reply = _Reply()
+    sftp._async_request(reply, kind, *args)
+    while reply.kind is None:
+        sftp._read_response()
+    assert reply.msg is not None
+    return reply.kind, reply.msg
+
+
+def status_of(kind: int, msg: Message) -> tuple[int, str]:
+    if kind != CMD_STATUS:
+        raise SFTPError(f"expected a status response, got packet type {kind}")
+    code = msg.get_int()
+    return code, msg.get_text() if len(msg.get_remainder()) >= 4 else ""
+
+
+@dataclass
+class SftpSession:
+    """One authenticated SSH connection with its SFTP channel. Not for concurrent use."""
+
+    partner: str
+    transport: paramiko.Transport
+    sftp: PartnerSFTPClient
+    host_key: str  # "ssh-ed25519 SHA256:…", safe to show
+    max_write: int = SPEC_REQUEST_BYTES
+    max_read: int = SPEC_REQUEST_BYTES
+    cipher: str = ""
+    extensions: dict[str, bytes] = field(default_factory=dict)
+
+    def alive(self) -> bool:
+        return self.transport.is_active()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.sftp.close()
+        with contextlib.suppress(Exception):
+            self.transport.close()
+
+
+@contextlib.contextmanager
+def sftp_errors(partner: str, what: str, path: str | None = None) -> Iterator[None]:
+    """Map paramiko/socket exceptions raised inside the block to offsite's kinds.
+
+    Connection trouble (refused, reset, EOF, timeouts, SSH protocol errors) is transient;
+    permission denied is permanent and names ``path``.
+    """
+    where = f"sftp:{partner}: {what}"
+    try:
+        yield
+    except OffsiteError:
+        raise
+    except paramiko.AuthenticationException as exc:
+        raise PermanentError(f"{where}: authentication failed ({exc.__class__.__name__})") from None
+    except TimeoutError as exc:
+        raise TransientError(f"{where}: timed out ({exc})") from exc
+    except (EOFError, paramiko.SSHException, ConnectionError) as exc:
+        raise TransientError(f"{where}: connection lost ({exc.__class__.__name__}: {exc})") from exc
+    except OSError as exc:
+        target = f" {path}" if path else ""
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise PermanentError(f"{where}: permission denied on{target or ' the remote path'}") from None
+        if exc.errno == errno.ENOENT:
+            raise PermanentError(f"{where}:{target}: no such file or directory") from None
+        raise TransientError(f"{where}{':' + target if target else ''}: {exc.strerror or exc}") from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _load_key(text: str, passphrase: str | None, where: str) -> paramiko.PKey:
+    data = text.encode()
+    password = passphrase.encode() if passphrase is not None else None
+    try:
+        try:
+            loaded = serialization.load_ssh_private_key(data, password=password)
+        except ValueError:
+            loaded = serialization.load_pem_private_key(data, password=password)
+    except TypeError as exc:  # passphrase missing, or given for an unencrypted key
+        raise ConfigError(f"{where}.private_key_passphrase: {exc}") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError(
+            f"{where}.private_key: not a readable RSA, ECDSA or Ed25519 private key in OpenSSH or PEM form "
+            "(or private_key_passphrase is wrong)"
+        ) from None
+    key_class: type[paramiko.PKey]
+    if isinstance(loaded, rsa.RSAPrivateKey):
+        key_class = paramiko.RSAKey
+    elif isinstance(loaded, ed25519.Ed25519PrivateKey):
+        key_class = paramiko.Ed25519Key
+    elif isinstance(loaded, ec.EllipticCurvePrivateKey):
+        key_class = paramiko.ECDSAKey
+    else:
+        raise ConfigError(
+            f"{where}.private_key: key type {type(loaded).__name__} is not supported (RSA, ECDSA, Ed25519)"
+        )
+    try:
+        return key_class.from_private_key(io.StringIO(text), password=passphrase)
+    except paramiko.SSHException as exc:
+        raise ConfigError(f"{where}.private_key: {exc}") from None
+
+
+def load_private_key(key: Secret, passphrase: Secret | None, where: str) -> paramiko.PKey:
+    """The partner's private key (RSA, ECDSA, Ed25519; OpenSSH or PEM; optional passphrase)."""
+    return _load_key(key.reveal(), passphrase.reveal() if passphrase is not None else None, where)
+
+
+def _configure(transport: paramiko.Transport, where: str, partner: SftpPartner, key_types: tuple[str, ...]) -> None:
+    opts = transport.get_security_options()
+    if partner.ciphers:
+        try:
+            opts.ciphers = tuple(partner.ciphers)
+        except ValueError:
+            raise ConfigError(
+                f"{where}.ciphers: {list(partner.ciphers)!r} names a cipher paramiko does not support; "
+                f"supported: {', '.join(transport._cipher_info)}"
+            ) from None
+    else:
+        opts.ciphers = FAST_CIPHERS + tuple(c for c in opts.ciphers if c not in FAST_CIPHERS)
+    if key_types:
+        opts.key_types = key_types
+
+
+def _authenticate(transport: paramiko.Transport, name: str, partner: SftpPartner) -> None:
+    where = f"destinations.sftp.{name}"
+    refused: list[str] = []
+    if partner.private_key is not None:
+        key = load_private_key(partner.private_key, partner.private_key_passphrase, where)
+        try:
+            transport.auth_publickey(partner.username, key)
+            return
+        except paramiko.AuthenticationException:
+            refused.append(f"{key.get_name()} key")
+    if partner.password is not None:
+        try:
+            transport.auth_password(partner.username, partner.password.reveal())
+            return
+        except paramiko.AuthenticationException:
+            refused.append("password")
+    raise PermanentError(
+        f"sftp:{name}: authentication as {partner.username!r} on {partner.host}:{partner.port} failed "
+        f"({' and '.join(refused) or 'no credentials'} refused); check {where}.password / private_key"
+    )
+
+
+def _limits(sftp: PartnerSFTPClient) -> tuple[int, int]:
+    if "limits@openssh.com" not in sftp.server_extensions:
+        return SPEC_REQUEST_BYTES, SPEC_REQUEST_BYTES
+    kind, msg = raw_request(sftp, CMD_EXTENDED, "limits@openssh.com")
+    if kind != CMD_EXTENDED_REPLY:
+        return SPEC_REQUEST_BYTES, SPEC_REQUEST_BYTES
+    _packet, read, write = msg.get_int64(), msg.get_int64(), msg.get_int64()
+    return _clamp(write), _clamp(read)
+
+
+def _clamp(size: int) -> int:
+    return max(SPEC_REQUEST_BYTES, min(size or SPEC_REQUEST_BYTES, MAX_REQUEST_BYTES))
+
+
+def _handshake(name: str, partner: SftpPartner, key_types: tuple[str, ...]) -> tuple[paramiko.Transport, paramiko.PKey]:
+    sock = socket.create_connection((partner.host, partner.port), timeout=partner.connect_timeout_s)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    transport = paramiko.Transport(sock, default_window_size=WINDOW_BYTES, default_max_packet_size=PACKET_BYTES)
+    try:
+        _configure(transport, f"destinations.sftp.{name}", partner, key_types)
+        transport.start_client(timeout=partner.connect_timeout_s)
+        return transport, transport.get_remote_server_key()
+    except BaseException:
+        transport.close()
+        raise
+
+
+def _verified_transport(name: str, partner: SftpPartner) -> tuple[paramiko.Transport, paramiko.PKey]:
+    """Handshake until the server presents a key we trust, trying each host key algorithm once
+    when only a fingerprint is pinned (a server may hold several keys; the pin names one)."""
+    supported = paramiko.Transport._preferred_keys
+    known = partner.known_hosts.reveal() if partner.known_hosts is not None else None
+    key_types: tuple[str, ...] = ()
+    if known is not None:
+        entries = entries_for(
+            parse_known_hosts(known, f"destinations.sftp.{name}.known_hosts"), partner.host, partner.port
+        )
+        key_types = preferred_algorithms(entries, supported)
+    first_error: PermanentError | None = None
+    remaining = list(key_types or supported)
+    while remaining:
+        transport, key = _handshake(name, partner, tuple(remaining))
+        try:
+            verify_host_key(
+                partner=name,
+                host=partner.host,
+                port=partner.port,
+                key_type=key.get_name(),
+                key_base64=key.get_base64(),
+                known_hosts=known,
+                fingerprint=partner.host_key_fingerprint,
+            )
+            return transport, key
+        except PermanentError as exc:
+            transport.close()
+            first_error = first_error or exc
+            if partner.host_key_fingerprint is None or known is not None:
+                raise
+            offered = key.get_name()
+            remaining = [
+                a for a in remaining if a != offered and not (offered == "ssh-rsa" and a.startswith("rsa-sha2"))
+            ]
+    assert first_error is not None
+    raise first_error
+
+
+def open_session(name: str, partner: SftpPartner) -> SftpSession:
+    """Connect, verify the host key, authenticate and start SFTP. Errors as :func:`sftp_errors`."""
+    with sftp_errors(name, f"connecting to {partner.host}:{partner.port}"):
+        transport, key = _verified_transport(name, partner)
+        try:
+            _authenticate(transport, name, partner)
+            sftp = PartnerSFTPClient.from_transport(transport, window_size=WINDOW_BYTES, max_packet_size=PACKET_BYTES)
+            if sftp is None:
+                raise TransientError(f"sftp:{name}: the server refused to open an SFTP channel")
+            sftp.get_channel().settimeout(IO_TIMEOUT_S)
+            max_write, max_read = _limits(sftp)
+        except BaseException:
+            transport.close()
+            raise
+    return SftpSession(
+        partner=name,
+        transport=transport,
+        sftp=sftp,
+        host_key=describe_key(key.get_name(), key.asbytes()),
+        max_write=max_write,
+        max_read=max_read,
+        cipher=transport.remote_cipher,
+        extensions=dict(sftp.server_extensions),
+    )
+
+
+def scan_host_key(host: str, port: int, timeout_s: float = 15.0) -> tuple[str, str]:
+    """The key a server offers (like ``ssh-keyscan``), without authenticating: (type, base64).
+
+    For operators pinning a new partner; the fingerprint must still be confirmed out of band.
+    """
+    with sftp_errors("scan", f"connecting to {host}:{port}"):
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+        transport = paramiko.Transport(sock)
+        try:
+            transport.start_client(timeout=timeout_s)
+            key = transport.get_remote_server_key()
+            return key.get_name(), key.get_base64()
+        finally:
+            transport.close()

@@ -1,0 +1,254 @@
+"""transfer_sftp: one exported data file (a GCS finalize event) → the same bytes on each SFTP partner.
+
+1. Only export data files of runs routed to ``sftp:NAME`` (``_run.json`` in the same GCS folder)
+   are delivered; anything else is logged and ignored. Stale events (the object was replaced or
+   deleted since) are ignored too: the live generation's own event delivers it.
+2. Each partner is a separate delivery with its own receipt. A partner that fails does not stop
+   the others; when one fails transiently the event is retried, and the partners already done
+   find their file unchanged and skip it (no re-upload).
+3. The bytes stream from GCS (that generation, never a temp file) through
+   :class:`~shared.destinations.sftp.SftpDestination`, CRC32C-checked against GCS before the
+   file is published, SHA-1 computed on the way.
+4. "Unchanged" without a server-side hash: the object's custom metadata keeps, per partner,
+   what was published (``offsite-sftp-NAME`` = path, size, server mtime, SHA-1). A redelivery
+   whose remote file still has that size and mtime, and whose object ``sha1`` matches, is
+   skipped without reading GCS. Without such an entry the remote file is downloaded and hashed.
+5. The SHA-1 goes into the object's ``sha1`` metadata (if not set yet), then a DeliveryReceipt
+   is published on ``deliveries``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import threading
+from typing import Any
+
+import google_crc32c
+
+from shared import log
+from shared.config import Config, SftpPartner
+from shared.destinations.sftp import LedgerEntry, SftpDestination
+from shared.errors import OffsiteError, PermanentError, TransientError
+from shared.events import StorageObject, parse_storage
+from shared.gcp import gcs, pubsub
+from shared.layout import RunFolder, is_data_file, parse_object_name, remote_folder
+from shared.messages import DeliveryReceipt, TableExport, VerifyResult
+from shared.retry import retry_call
+from shared.sftp_pool import SessionPool
+from shared.topology import DELIVERIES
+
+logger = log.get_logger(__name__)
+PREFIX = "sftp:"
+LEDGER_KEY = "offsite-sftp-{partner}"
+ATTEMPTS = 3  # in-process tries per partner (a stale pooled connection, a blip); then Eventarc retries
+
+_pools: dict[tuple[str, SftpPartner], SessionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def transfer_sftp(event: Any, *, config: Config | None = None) -> None:
+    """Deliver the finalized object of ``event`` to every SFTP partner its run is routed to.
+
+    Raises TransientError (retry) when any partner failed transiently, PermanentError when one
+    failed permanently (others failing permanently too are reported on verify-results first).
+    """
+    if config is None:
+        from shared.runtime import config as runtime_config
+
+        config = runtime_config()
+    obj = parse_storage(event)
+    located = parse_object_name(obj.name, config.export_prefix)
+    if located is None or not is_data_file(located[1]):
+        logger.info("not an export data file; ignored", bucket=obj.bucket, object=obj.name)
+        return
+    run, filename = located
+    with log.bind(run_id=run.run_id, table=run.source.label, object=obj.name):
+        routing = _routing(obj, run)
+        partners = [d[len(PREFIX) :] for d in routing.destinations if d.startswith(PREFIX)] if routing else []
+        if not partners:
+            return
+        live = gcs.stat(obj.bucket, obj.name)
+        if live is None or (obj.generation and live.generation != obj.generation):
+            logger.info("object deleted or replaced since the event; stale event ignored", generation=obj.generation)
+            return
+        assert routing is not None
+        failures: dict[str, OffsiteError] = {}
+        for name in partners:
+            try:
+                with log.bind(destination=PREFIX + name):
+                    _deliver(name, config.sftp_partner(name), live, filename, routing, config)
+            except (TransientError, PermanentError) as exc:
+                failures[name] = exc
+        _raise_for(failures, routing)
+
+
+def _routing(obj: StorageObject, run: RunFolder) -> TableExport | None:
+    data = gcs.read_bytes(obj.bucket, run.run_name)
+    if data is None:
+        logger.warning("no _run.json next to the object; not an offsite export, ignored", run_file=run.run_name)
+        return None
+    routing = TableExport.from_json(data)
+    if routing.run_id != run.run_id:
+        raise PermanentError(
+            f"gs://{obj.bucket}/{run.run_name}: run_id {routing.run_id!r} does not match the folder's {run.run_id!r}"
+        )
+    if not any(d.startswith(PREFIX) for d in routing.destinations):
+        logger.info("run not routed to SFTP; ignored", destinations=list(routing.destinations))
+    return routing
+
+
+def pool_for(name: str, partner: SftpPartner) -> SessionPool:
+    """The process's session pool of a partner: warm instances reuse SSH connections."""
+    with _pools_lock:
+        key = (name, partner)
+        if key not in _pools:
+            _pools[key] = SessionPool(name, partner)
+        return _pools[key]
+
+
+class ObjectLedger:
+    """The DeliveryLedger of one GCS object generation for one partner (its custom metadata)."""
+
+    def __init__(self, partner: str, metadata: dict[str, str]) -> None:
+        self.key = LEDGER_KEY.format(partner=partner)
+        self.recorded = metadata.get(self.key)
+        self.updated: str | None = None
+
+    def recall(self, path: str) -> LedgerEntry | None:
+        try:
+            entry = json.loads(self.recorded or "")
+            if entry.get("path") != path:
+                return None
+            return LedgerEntry(int(entry["size"]), int(entry["mtime"]), str(entry["sha1"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def remember(self, path: str, entry: LedgerEntry) -> None:
+        value = json.dumps({"path": path, "size": entry.size, "mtime": entry.mtime, "sha1": entry.sha1}, sort_keys=True)
+        if value != self.recorded:
+            self.updated = value
+
+
+class CheckedSource:
+    """The object's bytes, opened on first read (a skip never touches GCS), CRC32C-checked at the end."""
+
+    def __init__(self, info: gcs.ObjectInfo) -> None:
+        self.info = info
+        self._stream: Any = None
+        self._crc = google_crc32c.Checksum()
+        self._read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._stream is None:
+            self._stream = gcs.open_object(self.info.bucket, self.info.name, self.info.generation)
+        data = self._stream.read(size)
+        self._crc.update(data)
+        self._read += len(data)
+        if self._read == self.info.size and self.info.crc32c:
+            got = base64.b64encode(self._crc.digest()).decode()
+            if got != self.info.crc32c:
+                raise TransientError(
+                    f"{gcs.uri(self.info.bucket, self.info.name)}: read bytes have CRC32C {got}, GCS says {self.info.crc32c}"
+                )
+        return data
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+
+def _deliver(
+    name: str, partner: SftpPartner, live: gcs.ObjectInfo, filename: str, routing: TableExport, config: Config
+) -> None:
+    run = RunFolder(config.export_prefix, routing.source, routing.date, routing.run_id)
+    folder = remote_folder(PREFIX + name, run, routing.file_name, flat=partner.flat).path
+    remote_rel = f"{folder}/{filename}" if folder else filename
+    known_sha1 = live.metadata.get("sha1")
+    ledger = ObjectLedger(name, live.metadata)
+    destination = SftpDestination(name, partner, ledger=ledger, pool=pool_for(name, partner))
+
+    def attempt() -> Any:
+        source = CheckedSource(live)
+        try:
+            return destination.put(remote_rel, source, live.size, sha1=known_sha1)  # type: ignore[arg-type]
+        finally:
+            source.close()
+
+    try:
+        result = retry_call(attempt, f"sftp put {name}", attempts=ATTEMPTS, initial_s=1.0, max_wait_s=10.0)
+    except gcs.ObjectMissing:
+        logger.info("object generation vanished while reading; stale event ignored", generation=live.generation)
+        return
+    remote_path = destination.remote_path(remote_rel)
+    logger.info("delivered to sftp", status=result.status, remote_path=remote_path, size=result.size, sha1=result.sha1)
+    if known_sha1 is not None and known_sha1 != result.sha1:
+        logger.error(
+            "object's sha1 metadata differs from the bytes read (CRC32C-checked); metadata kept", sha1=result.sha1
+        )
+    _record(live, ledger, result.sha1 if known_sha1 is None else None)
+    receipt = DeliveryReceipt(
+        run_id=routing.run_id,
+        bucket=live.bucket,
+        object=live.name,
+        generation=live.generation,
+        destination=PREFIX + name,
+        remote_path=remote_path,
+        size=result.size,
+        sha1=result.sha1,
+        status=result.status,
+    )
+    pubsub.publish(DELIVERIES, receipt, run_id=routing.run_id, destination=PREFIX + name)
+
+
+def _record(live: gcs.ObjectInfo, ledger: ObjectLedger, sha1: str | None) -> None:
+    """Merge ``sha1`` (when new) and the ledger entry into that generation's metadata."""
+    updates = {ledger.key: ledger.updated} if ledger.updated else {}
+    if sha1:
+        updates["sha1"] = sha1
+    if not updates:
+        return
+    try:
+        gcs.set_metadata(live.bucket, live.name, updates, if_generation_match=live.generation)
+    except PermanentError as exc:
+        # Replaced meanwhile: the facts belong to the old generation; the new one delivers itself.
+        logger.warning("could not record delivery metadata", error=str(exc))
+
+
+def _raise_for(failures: dict[str, OffsiteError], routing: TableExport) -> None:
+    """Transient failures win (retry; the partners done skip as unchanged); permanent ones are
+    reported, the last one raised so the stage reports it with its context."""
+    if not failures:
+        return
+    transient = {n: e for n, e in failures.items() if isinstance(e, TransientError)}
+    permanent = [(n, e) for n, e in failures.items() if not isinstance(e, TransientError)]
+    to_report = permanent if transient else permanent[:-1]
+    for name, exc in to_report:
+        _report_failed(name, exc, routing)
+    if transient:
+        waits = [e.retry_after for e in transient.values() if isinstance(e, TransientError) and e.retry_after]
+        summary = "; ".join(str(e) for e in transient.values())
+        raise TransientError(
+            f"{len(transient)} SFTP partner(s) to retry: {summary}", retry_after=max(waits, default=None)
+        )
+    raise permanent[-1][1]
+
+
+def _report_failed(name: str, exc: OffsiteError, routing: TableExport) -> None:
+    from shared.results import report
+
+    try:
+        report(
+            VerifyResult(
+                status="failed",
+                stage="transfer_sftp",
+                destination=PREFIX + name,
+                run_id=routing.run_id,
+                reason=str(exc),
+                source=dataclasses.asdict(routing.source),
+                date=routing.date.isoformat(),
+            )
+        )
+    except Exception as report_exc:  # noqa: BLE001 - reporting must not turn into a retry storm
+        logger.error("could not report a partner's failure", error=str(report_exc), original=str(exc))

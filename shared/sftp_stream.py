@@ -1,0 +1,343 @@
+"""Moving bytes over SFTP fast with bounded memory: a prefetching source, pipelined writes, reads.
+
+Upload path: :class:`ChunkFeeder` reads the source on its own thread into a small bounded queue
+(so the GCS download overlaps the SFTP upload) and computes SHA-1 as the bytes pass. One or
+more writers (one per SSH connection, ``connections_per_file``) take chunks from the queue and
+send them as SFTP WRITE requests at the chunk's own offset, with many requests in flight and
+every response's status checked (paramiko's own pipelined mode drops write errors). Memory is
+at most ``QUEUE_CHUNKS`` chunks plus ``MAX_IN_FLIGHT_BYTES`` per connection.
+
+Download path: :class:`PipelinedReader`, a raw stream keeping several READ requests ahead.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from paramiko.message import Message
+from paramiko.sftp import (
+    CMD_CLOSE,
+    CMD_DATA,
+    CMD_HANDLE,
+    CMD_OPEN,
+    CMD_READ,
+    CMD_STATUS,
+    CMD_WRITE,
+    SFTP_EOF,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_EXCL,
+    SFTP_FLAG_TRUNC,
+    SFTP_FLAG_WRITE,
+    SFTP_OK,
+    SFTP_PERMISSION_DENIED,
+)
+from paramiko.sftp_attr import SFTPAttributes
+from paramiko.sftp_client import int64
+
+from shared.errors import OffsiteError, PermanentError, TransientError
+from shared.sftp_connect import SftpSession, raw_request, sftp_errors, status_of
+
+CHUNK_BYTES = 1024 * 1024  # one read from the source; cut into WRITE requests of session.max_write
+QUEUE_CHUNKS = 8  # chunks read ahead of the writers
+MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024  # unacknowledged WRITE data per connection
+_POLL_S = 0.5
+
+
+class OpenRefused(Exception):
+    """The server answered OPEN with a status other than permission denied (e.g. exists + EXCL)."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"SFTP status {code}: {text}")
+        self.code, self.text = code, text
+
+
+def open_for_write(session: SftpSession, path: str, *, create: bool, exclusive: bool = False) -> bytes:
+    """A write handle on ``path``: created and truncated (``create``), exclusively, or as it is.
+
+    paramiko's SFTPFile is not used for writes: its close() swallows the server's status.
+    """
+    flags = SFTP_FLAG_WRITE
+    if create:
+        flags |= SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC
+    if exclusive:
+        flags |= SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
+    with sftp_errors(session.partner, "opening", path):
+        kind, msg = raw_request(session.sftp, CMD_OPEN, path, flags, SFTPAttributes())
+        if kind == CMD_HANDLE:
+            return msg.get_binary()
+        code, text = status_of(kind, msg)
+    if code == SFTP_PERMISSION_DENIED:
+        raise PermanentError(f"sftp:{session.partner}: permission denied creating {path}")
+    raise OpenRefused(code, text)
+
+
+def close_handle(session: SftpSession, handle: bytes, path: str) -> None:
+    """Close a write handle and check the status (some servers report write errors only here)."""
+    with sftp_errors(session.partner, "closing", path):
+        code, text = status_of(*raw_request(session.sftp, CMD_CLOSE, handle))
+    if code != SFTP_OK:
+        raise TransientError(f"sftp:{session.partner}: closing {path} failed (SFTP status {code}: {text})")
+
+
+@dataclass(frozen=True)
+class Streamed:
+    size: int
+    sha1: str
+
+
+class ChunkFeeder:
+    """Reads ``size`` bytes from ``source`` on a thread into a bounded queue; hashes them in order.
+
+    Writers call :meth:`next_chunk` (thread-safe). A source error, a short or long source, or
+    :meth:`abort` ends the stream; writers then get the error from :meth:`next_chunk`.
+    """
+
+    def __init__(self, source: BinaryIO, size: int, *, what: str, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self._source = source
+        self._size = size
+        self._what = what
+        self._chunk = chunk_bytes
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self._sha1 = hashlib.sha1()
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"feed {what}", daemon=True)
+        self.read = 0
+
+    def start(self) -> ChunkFeeder:
+        self._thread.start()
+        return self
+
+    def _put(self, item: tuple[int, bytes] | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while self.read < self._size:
+                data = self._source.read(min(self._chunk, self._size - self.read))
+                if not data:
+                    raise PermanentError(f"{self._what}: source gave {self.read} bytes, expected {self._size}")
+                self._sha1.update(data)
+                offset, self.read = self.read, self.read + len(data)
+                if not self._put((offset, data)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the writers, who raise it
+            self._error = exc
+            self._stop.set()
+        finally:
+            self._put(None)  # wakes one writer; the others see the stop flag or the sentinel again
+
+    def next_chunk(self) -> tuple[int, bytes] | None:
+        """The next (offset, bytes), or None at the end; raises the source's error."""
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._stop.is_set():
+                return None  # aborted: the writer that aborted raises its own error
+            try:
+                item = self._queue.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if item is None:
+                self._queue.put(None)  # leave the sentinel for the other writers
+                if self._error is not None:
+                    raise self._error
+                return None
+            return item
+
+    def abort(self) -> None:
+        self._stop.set()
+
+    def finish(self) -> Streamed:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return Streamed(self.read, self._sha1.hexdigest())
+
+
+class _WriteAcks:
+    """Counts unacknowledged WRITE requests and keeps the first failure status."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.failure: tuple[int, str] | None = None
+
+    def _async_response(self, kind: int, msg: Message, num: int) -> None:
+        self.pending -= 1
+        if kind != CMD_STATUS:
+            self.failure = self.failure or (-1, f"unexpected response type {kind} to WRITE")
+            return
+        code = msg.get_int()
+        if code != SFTP_OK and self.failure is None:
+            self.failure = (code, msg.get_text() if len(msg.get_remainder()) >= 4 else "")
+
+
+def _raise_failure(session: SftpSession, path: str, failure: tuple[int, str]) -> None:
+    code, text = failure
+    if code == SFTP_PERMISSION_DENIED:
+        raise PermanentError(f"sftp:{session.partner}: writing {path}: permission denied")
+    raise TransientError(f"sftp:{session.partner}: writing {path} failed (SFTP status {code}: {text})")
+
+
+def write_chunks(session: SftpSession, handle: bytes, path: str, feeder: ChunkFeeder) -> int:
+    """Send every chunk this writer takes from ``feeder`` as pipelined WRITEs; return bytes written.
+
+    Waits for every acknowledgement before returning, so a returned writer's data is on the server.
+    """
+    sftp, step = session.sftp, session.max_write
+    depth = max(4, MAX_IN_FLIGHT_BYTES // step)
+    acks = _WriteAcks()
+    written = 0
+    with sftp_errors(session.partner, "writing", path):
+        try:
+            while (item := feeder.next_chunk()) is not None:
+                offset, data = item
+                view = memoryview(data)
+                for pos in range(0, len(data), step):
+                    sftp._async_request(acks, CMD_WRITE, handle, int64(offset + pos), view[pos : pos + step])
+                    acks.pending += 1
+                    while acks.pending > depth:
+                        sftp._read_response()
+                    if acks.failure:
+                        _raise_failure(session, path, acks.failure)
+                written += len(data)
+            while acks.pending > 0:
+                sftp._read_response()
+        except BaseException:
+            feeder.abort()
+            raise
+    if acks.failure:
+        _raise_failure(session, path, acks.failure)
+    return written
+
+
+def stream_to_handles(sessions: list[SftpSession], handles: list[bytes], path: str, feeder: ChunkFeeder) -> Streamed:
+    """Write the feeder's bytes through every (session, open handle) pair in parallel.
+
+    Each connection writes whole chunks at their own offsets, so the parts interleave in the file
+    and the file is complete only when every writer has returned. Raises the first error.
+    """
+    errors: list[BaseException] = []
+
+    def run(session: SftpSession, handle: bytes) -> None:
+        try:
+            write_chunks(session, handle, path, feeder)
+        except BaseException as exc:  # noqa: BLE001 - collected, the first is raised below
+            errors.append(exc)
+            feeder.abort()
+
+    helpers = [
+        threading.Thread(target=run, args=(s, h), name=f"sftp write {i}", daemon=True)
+        for i, (s, h) in enumerate(zip(sessions[1:], handles[1:], strict=True), start=1)
+    ]
+    for thread in helpers:
+        thread.start()
+    run(sessions[0], handles[0])
+    for thread in helpers:
+        thread.join()
+    if errors:
+        first = next((e for e in errors if isinstance(e, OffsiteError)), errors[0])
+        raise first
+    return feeder.finish()
+
+
+class _ReadReply:
+    def __init__(self, offset: int, length: int) -> None:
+        self.offset, self.length = offset, length
+        self.kind: int | None = None
+        self.msg: Message | None = None
+
+    def _async_response(self, kind: int, msg: Message, num: int) -> None:
+        self.kind, self.msg = kind, msg
+
+
+class PipelinedReader(io.RawIOBase):
+    """A file on the server as a readable stream, ``depth`` READ requests ahead of the reader.
+
+    ``on_close(healthy)`` runs once when the stream closes (returns the session to its pool).
+    """
+
+    def __init__(self, session: SftpSession, path: str, on_close: Any = None, depth: int = 16) -> None:
+        super().__init__()
+        self._session, self._path, self._on_close = session, path, on_close
+        self._depth = depth
+        self._file: Any = None
+        self._pending: collections.deque[_ReadReply] = collections.deque()
+        self._next = 0
+        self._eof = False
+        self._buffer = memoryview(b"")
+        with sftp_errors(session.partner, "opening", path):
+            self._file = session.sftp.open(path, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        step = self._session.max_read
+        while not self._eof and len(self._pending) < self._depth:
+            reply = _ReadReply(self._next, step)
+            self._session.sftp._async_request(reply, CMD_READ, self._file.handle, int64(self._next), step)
+            self._pending.append(reply)
+            self._next += step
+
+    def _restart_at(self, offset: int) -> None:
+        """A short read: wait out the requests already sent, then continue at ``offset``."""
+        while self._pending:
+            reply = self._pending.popleft()
+            while reply.kind is None:
+                self._session.sftp._read_response()
+        self._next = offset
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._buffer and not self._eof:
+            with sftp_errors(self._session.partner, "reading", self._path):
+                self._fill()
+                if not self._pending:
+                    return 0
+                reply = self._pending.popleft()
+                while reply.kind is None:
+                    self._session.sftp._read_response()
+                assert reply.msg is not None
+                if reply.kind == CMD_DATA:
+                    self._buffer = memoryview(reply.msg.get_string())
+                    if len(self._buffer) < reply.length:
+                        self._restart_at(reply.offset + len(self._buffer))
+                elif reply.kind == CMD_STATUS and reply.msg.get_int() == SFTP_EOF:
+                    self._eof = True
+                    self._restart_at(self._next)
+                else:
+                    raise TransientError(
+                        f"sftp:{self._session.partner}: reading {self._path}: unexpected response {reply.kind}"
+                    )
+        count = min(len(buffer), len(self._buffer))
+        buffer[:count] = self._buffer[:count]
+        self._buffer = self._buffer[count:]
+        return count
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        healthy = True
+        try:
+            if self._file is not None:
+                self._restart_at(self._next)
+                self._file.close()
+        except Exception:  # noqa: BLE001 - closing after a failure: the session is not reused
+            healthy = False
+        finally:
+            super().close()
+            if self._on_close is not None:
+                callback, self._on_close = self._on_close, None
+                callback(healthy)

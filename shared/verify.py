@@ -1,0 +1,205 @@
+"""The verify engine: does a destination hold exactly what a run's manifest says? (``rclone check``)
+
+It compares a :class:`~shared.manifest.Manifest` with the listing of the run's folder at one
+:class:`~shared.destinations.base.Destination` and reports, by file name:
+
+- ``missing``: in the manifest, not at the destination;
+- ``extra``: at the destination (in this run's folder, or matching this run's name pattern in
+  a shared folder), not in the manifest — ``.partial`` leftovers of interrupted uploads count
+  here and are also named in ``partial``;
+- ``size_differs``: present with another size;
+- ``hash_differs``: same size, another SHA-1.
+
+``check`` says how strong the comparison was: ``sha1`` when both sides were hashed (the
+destination's listing when it reports SHA-1, else by reading the file back through
+:class:`~shared.destinations.base.Readable`, like ``rclone check --download``), or
+``size-only`` with ``check_note`` saying why — never silently weaker.
+
+The engine works on the Destination protocol only: it imports no backend (box, sftp) and no
+GCS client. The manifest side's SHA-1 comes from a ``source_sha1`` callable the caller gives
+(the verify stage reads it from the manifest, the object's ``sha1`` metadata or the object).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO, Literal
+
+from shared.destinations.base import Destination, Readable, RemoteFile, normalize_path
+from shared.layout import RemoteFolder
+from shared.manifest import Manifest, ManifestFile
+
+Check = Literal["sha1", "size-only"]
+SHA1: Check = "sha1"
+SIZE_ONLY: Check = "size-only"
+DEFAULT_PARTIAL_SUFFIXES: tuple[str, ...] = (".partial",)
+READ_CHUNK = 1024 * 1024
+
+SourceSha1 = Callable[[ManifestFile], str]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One manifest against one destination folder. Lists hold file names relative to the folder."""
+
+    destination: str
+    folder: str
+    check: Check
+    check_note: str | None = None
+    missing: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+    partial: tuple[str, ...] = ()
+    size_differs: tuple[str, ...] = ()
+    hash_differs: tuple[str, ...] = ()
+    files_expected: int = 0
+    files_present: int = 0
+    bytes_expected: int = 0
+    bytes_present: int = 0
+    details: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Every manifest file is at the destination (by name)."""
+        return not self.missing
+
+    @property
+    def in_sync(self) -> bool:
+        return self.complete and not (self.extra or self.size_differs or self.hash_differs)
+
+    @property
+    def repairable(self) -> tuple[str, ...]:
+        """Files a re-delivery can fix: missing, or present with other bytes."""
+        return tuple(sorted(set(self.missing) | set(self.size_differs) | set(self.hash_differs)))
+
+    def summary(self) -> str:
+        """One line: what is wrong, e.g. ``1 missing (a.parquet); 1 hash differs (b.parquet)``."""
+        parts = []
+        for label, names in (
+            ("missing", self.missing),
+            ("extra", self.extra),
+            ("size differs", self.size_differs),
+            ("hash differs", self.hash_differs),
+        ):
+            if names:
+                shown = ", ".join(names[:5]) + (f", … {len(names) - 5} more" if len(names) > 5 else "")
+                parts.append(f"{len(names)} {label} ({shown})")
+        if self.partial:
+            parts.append(f"{len(self.partial)} unfinished upload(s) left as .partial")
+        return "; ".join(parts) if parts else "in sync"
+
+
+def choose_check(destination: Destination, *, download_hashes: bool, source_hashes: bool) -> tuple[Check, str | None]:
+    """Which check ``compare`` can do on ``destination``, and why when it is only ``size-only``."""
+    if not source_hashes:
+        return SIZE_ONLY, "no SHA-1 is available for the exported files"
+    if "sha1" in destination.hashes:
+        return SHA1, None
+    if not isinstance(destination, Readable):
+        return SIZE_ONLY, f"{destination.name} reports no SHA-1 and cannot be read back"
+    if not download_hashes:
+        return SIZE_ONLY, f"{destination.name} reports no SHA-1 and download hashing is switched off"
+    return SHA1, None
+
+
+def compare(
+    manifest: Manifest,
+    destination: Destination,
+    folder: RemoteFolder,
+    *,
+    source_sha1: SourceSha1 | None,
+    download_hashes: bool = True,
+    partial_suffixes: Sequence[str] = DEFAULT_PARTIAL_SUFFIXES,
+) -> Comparison:
+    """Compare ``manifest`` with ``destination``'s listing of ``folder``.
+
+    ``source_sha1(file)`` gives the hex SHA-1 of an exported file (None: no hashes, size-only).
+    Raises what the destination raises (``TransientError`` for network trouble, ``PermanentError``
+    for auth/config), so the stage retries or reports ``failed``.
+    """
+    check, note = choose_check(destination, download_hashes=download_hashes, source_hashes=source_sha1 is not None)
+    remote = dict(_owned(destination.list(folder.path), folder, partial_suffixes))
+    expected = {f.name: f for f in manifest.files}
+    missing = sorted(n for n in expected if n not in remote)
+    extra = sorted(n for n in remote if n not in expected)
+    partial = [n for n in extra if n.endswith(tuple(partial_suffixes))]
+    size_differs: list[str] = []
+    hash_differs: list[str] = []
+    details: dict[str, str] = {}
+    present = [n for n in sorted(expected) if n in remote]
+    for name in present:
+        want, got = expected[name], remote[name]
+        if got.size != want.size:
+            size_differs.append(name)
+            details[name] = f"size {got.size}, expected {want.size}"
+        elif check == SHA1:
+            assert source_sha1 is not None
+            want_sha1, got_sha1 = source_sha1(want).lower(), _remote_sha1(destination, got).lower()
+            if want_sha1 != got_sha1:
+                hash_differs.append(name)
+                details[name] = f"sha1 {got_sha1 or '(none reported)'}, expected {want_sha1}"
+    return Comparison(
+        destination=destination.name,
+        folder=folder.path,
+        check=check,
+        check_note=note,
+        missing=tuple(missing),
+        extra=tuple(extra),
+        partial=tuple(partial),
+        size_differs=tuple(size_differs),
+        hash_differs=tuple(hash_differs),
+        files_expected=len(expected),
+        files_present=len(present),
+        bytes_expected=sum(f.size for f in expected.values()),
+        bytes_present=sum(remote[n].size for n in present),
+        details=details,
+    )
+
+
+def _owned(
+    files: Iterable[RemoteFile], folder: RemoteFolder, partial_suffixes: Sequence[str]
+) -> Iterable[tuple[str, RemoteFile]]:
+    """(name relative to the folder, file) for every listed file that belongs to this run.
+
+    An exclusive folder belongs to the run entirely (files in sub-folders are extras too). In
+    a shared folder only direct children matching the run's name pattern count, and so do
+    ``.partial`` leftovers of such names.
+    """
+    base = normalize_path(folder.path)
+    head = base + "/" if base else ""
+    for f in files:
+        path = normalize_path(f.path)
+        if not path.startswith(head):
+            continue
+        name = path[len(head) :]
+        if folder.exclusive:
+            yield name, f
+            continue
+        if "/" in name:
+            continue
+        stem = next((name[: -len(s)] for s in partial_suffixes if name.endswith(s)), name)
+        if folder.owns(stem):
+            yield name, f
+
+
+def _remote_sha1(destination: Destination, file: RemoteFile) -> str:
+    """The destination's SHA-1 when its listing has one, else the SHA-1 of the bytes read back."""
+    if file.sha1 and "sha1" in destination.hashes:
+        return file.sha1
+    if not isinstance(destination, Readable):
+        # choose_check only picks sha1 for unreadable destinations that list hashes; a file
+        # listed without one cannot be checked, so it can never compare equal by accident.
+        return ""
+    return hash_stream(destination.open(file.path))
+
+
+def hash_stream(stream: BinaryIO) -> str:
+    """Hex SHA-1 of a binary stream, read in chunks (bounded memory); the stream is closed."""
+    digest = hashlib.sha1()
+    try:
+        while chunk := stream.read(READ_CHUNK):
+            digest.update(chunk)
+    finally:
+        stream.close()
+    return digest.hexdigest()

@@ -1,0 +1,299 @@
+"""One verification of one run folder at one destination: compare, then decide what to publish.
+
+The engine (:mod:`shared.verify`) says what differs; this module decides, with the GCS markers
+of :mod:`shared.verify_markers`, whether that is the moment to publish and what:
+
+- receipt / manifest triggers (automatic): nothing until every file of the manifest is at
+  the destination; then exactly one ``in_sync`` or ``mismatch`` per heal round, claimed with
+  ``result-{k}.json``. A mismatch that self-heal can repair is not published: the heal
+  starts (round k+1) and the round's result comes after the re-deliveries are receipted.
+  So without outside intervention each (run, destination) gets exactly one in_sync/mismatch.
+- on-demand (verify-requests): always publishes what it found (``incomplete`` while files
+  are missing and the destination never had a result; else ``in_sync``/``mismatch``) and
+  starts a heal for a repairable mismatch; that heal's round ends in one more automatic result.
+- sweep (past the deadline, no result yet): ``incomplete`` once per round (``incomplete-{k}``)
+  with what is missing, and a heal of the missing files; a complete run is decided as above.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from shared import log, verify_heal, verify_markers
+from shared.config import Config
+from shared.destinations import factory
+from shared.gcp import gcs
+from shared.layout import RunFolder, remote_folder
+from shared.manifest import Manifest
+from shared.messages import DeliveryReceipt, VerifyResult
+from shared.results import report
+from shared.verify import Comparison, SourceSha1, compare
+from shared.verify_heal import HealPlan
+from shared.verify_markers import VerifyState
+from shared.verify_runs import RunObjects
+
+logger = log.get_logger(__name__)
+
+
+class Trigger(enum.Enum):
+    RECEIPT = "receipt"
+    MANIFEST = "manifest"
+    REQUEST = "request"
+    SWEEP = "sweep"
+
+    @property
+    def automatic(self) -> bool:
+        return self in (Trigger.RECEIPT, Trigger.MANIFEST)
+
+    @property
+    def stage(self) -> str:
+        """``stage`` of the published result: verify (automatic), verify:request, verify:sweep."""
+        return "verify" if self.automatic else f"verify:{self.value}"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """A run folder whose manifest exists, and the settings verify needs."""
+
+    config: Config
+    folder: RunFolder
+    manifest: Manifest
+    message_id: str | None = None
+
+    @property
+    def bucket(self) -> str:
+        return self.config.bucket
+
+    @property
+    def prefix(self) -> str:
+        return self.folder.prefix
+
+
+def verify_destination(
+    ctx: RunContext,
+    destination: str,
+    trigger: Trigger,
+    *,
+    receipt: DeliveryReceipt | None = None,
+    now: dt.datetime | None = None,
+) -> VerifyResult | None:
+    """Verify ``destination`` for ``ctx``'s run; returns the result it published, or None."""
+    with log.bind(run_id=ctx.folder.run_id, table=ctx.folder.source.label, destination=destination):
+        state = verify_markers.read_state(ctx.bucket, ctx.prefix, destination)
+        if trigger.automatic and state.reported:
+            logger.info("already reported for this round", round=state.round, trigger=trigger.value)
+            return None
+        heal_body = verify_heal.attempt_body(ctx.bucket, ctx.prefix, destination, state.round) if state.round else None
+        if receipt is not None and heal_body is not None:
+            state = verify_heal.note_receipt(ctx.bucket, ctx.prefix, receipt, state, heal_body)
+        if trigger.automatic and not verify_heal.settled(state, heal_body):
+            logger.info("waiting for the self-heal re-deliveries", attempt=state.round)
+            return None
+        objects = RunObjects(ctx.bucket, ctx.folder)
+        comparison = run_comparison(ctx, destination, objects.sha1)
+        started = objects.started
+        now = now or utcnow()
+        decision = _Decision(ctx, destination, trigger, state, comparison, objects, started, now)
+        if trigger is Trigger.REQUEST:
+            return decision.on_demand()
+        if not comparison.complete:
+            if trigger is Trigger.SWEEP:
+                return decision.incomplete()
+            logger.info("not complete yet", missing=len(comparison.missing), present=comparison.files_present)
+            return None
+        return decision.complete()
+
+
+def run_comparison(ctx: RunContext, destination: str, source_sha1: SourceSha1 | None) -> Comparison:
+    """The engine on the destination built from config (the engine itself never opens one)."""
+    config = ctx.config
+    folder = remote_folder(destination, ctx.folder, ctx.manifest.file_name, flat=factory.is_flat(destination, config))
+    with factory.opened(destination, config) as dest:
+        comparison = compare(
+            ctx.manifest,
+            dest,
+            folder,
+            source_sha1=source_sha1,
+            download_hashes=download_hashes(config),
+            partial_suffixes=factory.partial_suffixes(destination, config),
+        )
+    if comparison.check_note:
+        logger.warning("weaker check", check=comparison.check, why=comparison.check_note)
+    return comparison
+
+
+def download_hashes(config: Config) -> bool:
+    """verify.download_hashes (read back and hash files at destinations that cannot hash); default on."""
+    return bool(getattr(config.verify, "download_hashes", True))
+
+
+@dataclass
+class _Decision:
+    ctx: RunContext
+    destination: str
+    trigger: Trigger
+    state: VerifyState
+    comparison: Comparison
+    objects: RunObjects
+    started: dt.datetime | None
+    now: dt.datetime
+
+    # ---- the three situations ------------------------------------------------------------
+
+    def complete(self) -> VerifyResult | None:
+        """Every file is there: in_sync, or heal, or mismatch — one result per round."""
+        marker = verify_markers.result_name(self.ctx.prefix, self.destination, self.state.round)
+        if self.comparison.in_sync:
+            return self._publish_once(marker, self._result("in_sync"))
+        heal_note, healing = self._heal()
+        if healing:
+            return None
+        return self._publish_once(marker, self._result("mismatch", heal_note))
+
+    def incomplete(self) -> VerifyResult | None:
+        """Past the deadline with files missing (sweep): report once per round, then heal."""
+        plan, note = self._heal_plan()
+        attempts = self.state.heal_attempts + (1 if plan else 0)
+        result = self._result("incomplete", note, heal_attempts=attempts)
+        marker = verify_markers.incomplete_name(self.ctx.prefix, self.destination, self.state.round)
+        published = self._publish_once(marker, result)
+        if published is not None and plan is not None:
+            self._start_heal(plan)
+        return published
+
+    def on_demand(self) -> VerifyResult:
+        """Always report; start a heal for a repairable mismatch."""
+        c = self.comparison
+        if c.in_sync:
+            status = "in_sync"
+        elif c.missing and not self.state.ever_reported:
+            status = "incomplete"  # still being delivered, or never completed: not a heal case yet
+        else:
+            status = "mismatch"
+        note, attempts = None, self.state.heal_attempts
+        if status == "mismatch":
+            note, healing = self._heal()
+            attempts += 1 if healing else 0
+        result = self._result(status, note, heal_attempts=attempts)
+        report(result)
+        return result
+
+    # ---- healing -------------------------------------------------------------------------
+
+    def _heal_plan(self) -> tuple[HealPlan | None, str | None]:
+        """What a heal would re-deliver now, or why there is none."""
+        settings = self.ctx.config.verify
+        repairable = self.comparison.repairable
+        if not repairable:
+            return None, None
+        if not settings.self_heal:
+            return None, "self-heal is off (verify.self_heal)"
+        if self.state.heal_attempts >= settings.max_heal_attempts:
+            return None, f"self-heal attempts used: {self.state.heal_attempts} of {settings.max_heal_attempts}"
+        plan = verify_heal.plan(self.ctx.manifest, self.objects, repairable, self.state.heal_attempts + 1)
+        if not plan.files:
+            return None, f"cannot re-deliver: gone from GCS ({', '.join(plan.gone)})"
+        note = f"self-heal attempt {plan.attempt} of {settings.max_heal_attempts} re-delivers {len(plan.files)} file(s)"
+        if plan.gone:
+            note += f"; gone from GCS, not re-deliverable: {', '.join(plan.gone)}"
+        return plan, note
+
+    def _heal(self) -> tuple[str | None, bool]:
+        """Start a heal if one is possible; (note for the result, whether a heal is under way)."""
+        plan, note = self._heal_plan()
+        if plan is None:
+            return note, False
+        self._start_heal(plan)
+        return note, True
+
+    def _start_heal(self, plan: HealPlan) -> bool:
+        return verify_heal.start(
+            self.ctx.bucket, self.ctx.prefix, self.destination, plan, reason=self.comparison.summary(), now=self.now
+        )
+
+    # ---- results -------------------------------------------------------------------------
+
+    def _publish_once(self, marker: str, result: VerifyResult) -> VerifyResult | None:
+        """Claim ``marker`` (if_generation_match=0) and publish; None when another instance did."""
+        if not verify_markers.claim(self.ctx.bucket, marker, result.to_dict()):
+            logger.info("result already claimed by another instance", marker=marker)
+            return None
+        try:
+            report(result)
+        except Exception:
+            # Unclaim so the redelivered trigger can publish it; otherwise the result is lost.
+            verify_markers.release(self.ctx.bucket, marker)
+            raise
+        return result
+
+    def _result(self, status: str, note: str | None = None, *, heal_attempts: int | None = None) -> VerifyResult:
+        return build_result(
+            self.ctx,
+            self.destination,
+            self.comparison,
+            status,
+            self.trigger,
+            heal_attempts=self.state.heal_attempts if heal_attempts is None else heal_attempts,
+            note=note,
+            started=self.started,
+            now=self.now,
+        )
+
+
+def build_result(
+    ctx: RunContext,
+    destination: str,
+    comparison: Comparison,
+    status: str,
+    trigger: Trigger,
+    *,
+    heal_attempts: int,
+    note: str | None,
+    started: dt.datetime | None,
+    now: dt.datetime,
+) -> VerifyResult:
+    """The verify-results message for one comparison."""
+    reasons = []
+    if status != "in_sync":
+        reasons.append(comparison.summary())
+    elif heal_attempts:
+        reasons.append(f"in sync after {heal_attempts} self-heal attempt(s)")
+    if comparison.check_note:
+        reasons.append(f"check {comparison.check}: {comparison.check_note}")
+    if note:
+        reasons.append(note)
+    return VerifyResult(
+        status=status,
+        destination=destination,
+        run_id=ctx.folder.run_id,
+        source=source_dict(ctx.manifest),
+        check=comparison.check,
+        missing=list(comparison.missing),
+        extra=list(comparison.extra),
+        size_differs=list(comparison.size_differs),
+        hash_differs=list(comparison.hash_differs),
+        files_expected=comparison.files_expected,
+        files_present=comparison.files_present,
+        bytes_expected=comparison.bytes_expected,
+        bytes_present=comparison.bytes_present,
+        heal_attempts=heal_attempts,
+        reason="; ".join(reasons) or None,
+        stage=trigger.stage,
+        message_id=ctx.message_id,
+        manifest=gcs.uri(ctx.bucket, ctx.folder.manifest_name),
+        date=ctx.manifest.date,
+        started_at=started.isoformat() if started else None,
+        finished_at=now.isoformat(),
+        duration_s=round((now - started).total_seconds(), 3) if started else None,
+    )
+
+
+def source_dict(manifest: Manifest) -> dict[str, object]:
+    return {k: v for k, v in dataclasses.asdict(manifest.source).items() if v is not None}

@@ -1,0 +1,166 @@
+"""Self-heal: re-deliver the files a destination is missing or holds wrong, then verify again.
+
+How a file is re-delivered, the same way in the cloud and on the local stack: the GCS object is
+rewritten onto itself (same bytes, new generation) with custom metadata naming the
+destination to heal. The new generation fires a fresh OBJECT_FINALIZE, so Eventarc (locally:
+fake-gcs-server's notification + the relay) runs the upload functions again, exactly as for
+the first delivery. An upload function that sees ``offsite-heal-destination`` on the event's
+object delivers only to that destination (the other uploader ignores the event); either way
+``put`` skips destinations that already hold the same bytes.
+(Checked on fake-gcs-server 1.54: a rewrite onto itself emits OBJECT_DELETE for the old
+generation and OBJECT_FINALIZE for the new one, with the new metadata.)
+
+Attempts are bounded across instances: attempt ``k`` is claimed with the marker
+``heal-{k}.json`` (``if_generation_match=0``) before any object is touched, up to
+``verify.max_heal_attempts`` per (run, destination). The marker records each file's generation
+before the rewrite; a delivery receipt for a newer generation marks that file's re-delivery
+done (``heal-{k}.done/{file}``). When every file of the attempt is done the round is settled
+and the next receipt-triggered verify publishes the round's result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from shared import log
+from shared.errors import PermanentError
+from shared.gcp import clients, gcs
+from shared.manifest import Manifest
+from shared.messages import DeliveryReceipt
+from shared.retry import retry_call
+from shared.verify_markers import VerifyState, claim, heal_name, mark_done, read
+from shared.verify_runs import RunObjects
+
+HEAL_DESTINATION_KEY = "offsite-heal-destination"
+HEAL_ATTEMPT_KEY = "offsite-heal-attempt"
+
+logger = log.get_logger(__name__)
+
+
+def heal_destination(metadata: dict[str, str] | None) -> str | None:
+    """For the upload functions: the one destination a re-delivery is for (None: every routed one)."""
+    value = (metadata or {}).get(HEAL_DESTINATION_KEY) or ""
+    return value or None
+
+
+@dataclass(frozen=True)
+class HealPlan:
+    attempt: int
+    files: dict[str, int]  # file name → GCS generation before the rewrite
+    object_names: dict[str, str]  # file name → object name
+    gone: tuple[str, ...]  # in the manifest but no longer in GCS (expired): cannot be re-delivered
+
+
+def plan(manifest: Manifest, objects: RunObjects, names: tuple[str, ...], attempt: int) -> HealPlan:
+    files: dict[str, int] = {}
+    object_names: dict[str, str] = {}
+    gone = []
+    for name in names:
+        entry = manifest.file(name)
+        obj = objects.object(entry) if entry else None
+        if entry is None or obj is None:
+            gone.append(name)
+            continue
+        files[name] = obj.generation
+        object_names[name] = obj.name
+    return HealPlan(attempt, files, object_names, tuple(gone))
+
+
+def start(
+    bucket: str,
+    prefix: str,
+    destination: str,
+    heal: HealPlan,
+    *,
+    reason: str,
+    now: dt.datetime,
+) -> bool:
+    """Claim heal attempt ``heal.attempt`` and rewrite its objects. False: another instance has it.
+
+    A rewrite that fails transiently raises after the claim; that attempt then settles through
+    the sweep (verify.deadline_minutes after it started) rather than by receipts.
+    """
+    body = {
+        "attempt": heal.attempt,
+        "destination": destination,
+        "files": heal.files,
+        "gone": list(heal.gone),
+        "reason": reason,
+        "started_at": now.isoformat(),
+    }
+    if not claim(bucket, heal_name(prefix, destination, heal.attempt), body):
+        logger.info("heal attempt already claimed", attempt=heal.attempt)
+        return False
+    for name, object_name in sorted(heal.object_names.items()):
+        rewrite(bucket, object_name, {HEAL_DESTINATION_KEY: destination, HEAL_ATTEMPT_KEY: str(heal.attempt)})
+    logger.warning(
+        "self-heal started", attempt=heal.attempt, files=sorted(heal.files), gone=list(heal.gone), reason=reason
+    )
+    return True
+
+
+def rewrite(bucket: str, name: str, metadata: dict[str, str]) -> int:
+    """Rewrite ``name`` onto itself with ``metadata`` merged in; returns the new generation.
+
+    GCS refuses a rewrite onto itself that changes nothing; the metadata is the change.
+    """
+    gcs_bucket = clients.storage_client().bucket(bucket)
+    what = f"rewriting {gcs.uri(bucket, name)} for re-delivery"
+
+    def once() -> int:
+        with gcs.mapped_errors(what):
+            source = gcs_bucket.get_blob(name)
+            if source is None:
+                raise PermanentError(f"{what}: the object is gone")
+            target = gcs_bucket.blob(name)
+            target.metadata = {**(source.metadata or {}), **metadata}
+            token, _, _ = target.rewrite(source, if_source_generation_match=source.generation)
+            while token is not None:  # large objects across storage classes rewrite in steps
+                token, _, _ = target.rewrite(source, token=token, if_source_generation_match=source.generation)
+            return int(target.generation or 0)
+
+    return retry_call(once, what, attempts=4)
+
+
+def attempt_body(bucket: str, prefix: str, destination: str, attempt: int) -> dict[str, Any] | None:
+    return read(bucket, heal_name(prefix, destination, attempt))
+
+
+def note_receipt(
+    bucket: str, prefix: str, receipt: DeliveryReceipt, state: VerifyState, body: dict[str, Any]
+) -> VerifyState:
+    """Mark the receipt's file done when it re-delivered a generation newer than the heal's rewrite."""
+    name = receipt.object.removeprefix(prefix)
+    before = (body.get("files") or {}).get(name)
+    if before is None or receipt.generation <= int(before):
+        return state
+    mark_done(
+        bucket,
+        prefix,
+        receipt.destination,
+        state.round,
+        name,
+        {"generation": receipt.generation, "remote_path": receipt.remote_path, "status": receipt.status},
+    )
+    done = dict(state.done)
+    done[state.round] = frozenset(done.get(state.round, frozenset()) | {name})
+    return VerifyState(state.heal_attempts, state.results, state.incompletes, done)
+
+
+def settled(state: VerifyState, body: dict[str, Any] | None) -> bool:
+    """Every file of the current heal attempt has been re-delivered (receipted)."""
+    if state.round == 0:
+        return True
+    if body is None:  # marker unreadable: do not wait forever on it
+        return True
+    wanted = set((body.get("files") or {}).keys())
+    return wanted <= set(state.done.get(state.round, frozenset()))
+
+
+def started_at(body: dict[str, Any] | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str((body or {})["started_at"]))
+    except (KeyError, ValueError):
+        return None

@@ -1,0 +1,122 @@
+"""Verify's state, kept as small GCS objects next to the run (dlt's "state lives in the destination").
+
+Every marker is created with ``if_generation_match=0``: of many concurrent verify instances
+exactly one creates it, and that one acts (publishes the result, starts the heal). Under the
+run folder ``{prefix}_verify/{destination}/``:
+
+- ``result-{k}.json``: the one ``in_sync``/``mismatch`` result of heal round ``k`` (its body);
+- ``incomplete-{k}.json``: the sweep's ``incomplete`` report for round ``k`` (its body);
+- ``heal-{k}.json``: heal attempt ``k`` was started (the files re-delivered, when, why);
+- ``heal-{k}.done/{file}``: the re-delivery of ``file`` in attempt ``k`` was receipted;
+
+and ``{prefix}_verify/rejected.json`` when the run's manifest was rejected (reported once).
+Round ``k`` is the number of heal attempts started; round 0 is the first delivery.
+Markers are control files (the upload functions ignore names in sub-folders of a run).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.api_core import exceptions as gexc
+
+from shared.gcp import clients, gcs
+
+VERIFY_FOLDER = "_verify"
+_NAME = re.compile(r"^(result|incomplete|heal)-(\d+)\.json$")
+_DONE = re.compile(r"^heal-(\d+)\.done/(.+)$")
+
+
+def folder(prefix: str, destination: str) -> str:
+    return f"{prefix}{VERIFY_FOLDER}/{destination}/"
+
+
+def result_name(prefix: str, destination: str, round_: int) -> str:
+    return f"{folder(prefix, destination)}result-{round_}.json"
+
+
+def incomplete_name(prefix: str, destination: str, round_: int) -> str:
+    return f"{folder(prefix, destination)}incomplete-{round_}.json"
+
+
+def heal_name(prefix: str, destination: str, attempt: int) -> str:
+    return f"{folder(prefix, destination)}heal-{attempt}.json"
+
+
+def done_name(prefix: str, destination: str, attempt: int, file_name: str) -> str:
+    return f"{folder(prefix, destination)}heal-{attempt}.done/{file_name}"
+
+
+def rejected_name(prefix: str) -> str:
+    return f"{prefix}{VERIFY_FOLDER}/rejected.json"
+
+
+@dataclass(frozen=True)
+class VerifyState:
+    """What the markers of one (run folder, destination) say."""
+
+    heal_attempts: int = 0  # heal rounds started; the current round
+    results: frozenset[int] = frozenset()
+    incompletes: frozenset[int] = frozenset()
+    done: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def round(self) -> int:
+        return self.heal_attempts
+
+    @property
+    def reported(self) -> bool:
+        """The current round has its in_sync/mismatch result."""
+        return self.round in self.results
+
+    @property
+    def ever_reported(self) -> bool:
+        return bool(self.results)
+
+
+def read_state(bucket: str, prefix: str, destination: str) -> VerifyState:
+    """One listing of the destination's marker folder."""
+    base = folder(prefix, destination)
+    heals: set[int] = set()
+    results: set[int] = set()
+    incompletes: set[int] = set()
+    done: dict[int, set[str]] = {}
+    for info in gcs.list_prefix(bucket, base):
+        rest = info.name[len(base) :]
+        if m := _NAME.match(rest):
+            {"result": results, "incomplete": incompletes, "heal": heals}[m.group(1)].add(int(m.group(2)))
+        elif m := _DONE.match(rest):
+            done.setdefault(int(m.group(1)), set()).add(m.group(2))
+    return VerifyState(
+        heal_attempts=max(heals, default=0),
+        results=frozenset(results),
+        incompletes=frozenset(incompletes),
+        done={k: frozenset(v) for k, v in done.items()},
+    )
+
+
+def claim(bucket: str, name: str, body: dict[str, Any]) -> bool:
+    """Create marker ``name`` with ``body``; True when this call created it, False when it existed."""
+    return gcs.write_if_absent(bucket, name, json.dumps(body, sort_keys=True).encode(), "application/json")
+
+
+def read(bucket: str, name: str) -> dict[str, Any] | None:
+    body = gcs.read_json(bucket, name)
+    return body if isinstance(body, dict) else None
+
+
+def release(bucket: str, name: str) -> None:
+    """Delete a marker this instance created but could not act on (so a retry can claim it again)."""
+    with gcs.mapped_errors(f"deleting marker {gcs.uri(bucket, name)}"):
+        try:
+            clients.storage_client().bucket(bucket).blob(name).delete()
+        except gexc.NotFound:
+            pass
+
+
+def mark_done(bucket: str, prefix: str, destination: str, attempt: int, file_name: str, body: dict[str, Any]) -> None:
+    """Record that the re-delivery of ``file_name`` in heal ``attempt`` was receipted (idempotent)."""
+    claim(bucket, done_name(prefix, destination, attempt, file_name), body)

@@ -1,0 +1,160 @@
+"""Finding runs in GCS for verify: run folders, their manifests, their objects and SHA-1s.
+
+A run folder (``shared.layout.RunFolder``) holds ``_run.json`` (written when the export
+starts), the data files, ``_manifest.json`` (written last) and verify's markers. Lookups here
+list the bucket under ``export_prefix``; GCS has no index by run id, and the bucket's
+lifecycle rule (``expiration_days``) keeps those listings bounded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import PermanentError, RejectedInput
+from shared.gcp import clients, gcs
+from shared.layout import MANIFEST_NAME, QUERY_SEGMENT, RUN_NAME, RunFolder, parse_object_name, yyyymmdd
+from shared.manifest import Manifest, ManifestFile
+from shared.messages import TableExport
+from shared.retry import retry_call
+from shared.verify import hash_stream
+
+SHA1_METADATA_KEY = "sha1"  # set on each data object by the upload functions after delivery
+
+
+@dataclass(frozen=True)
+class GcsObject:
+    """A listed object with what verify needs from it."""
+
+    name: str
+    size: int
+    generation: int
+    created: dt.datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """One run folder found in the bucket."""
+
+    bucket: str
+    folder: RunFolder
+    started: dt.datetime | None  # creation time of _run.json (or of the manifest when _run.json is gone)
+    has_run: bool
+    has_manifest: bool
+
+
+def list_objects(bucket: str, prefix: str) -> list[GcsObject]:
+    """Every live object under ``prefix`` (with creation times, which gcs.list_prefix omits)."""
+    what = f"listing {gcs.uri(bucket, prefix)}"
+
+    def once() -> list[GcsObject]:
+        with gcs.mapped_errors(what):
+            return [
+                GcsObject(b.name, int(b.size or 0), int(b.generation or 0), b.time_created, dict(b.metadata or {}))
+                for b in clients.storage_client().list_blobs(bucket, prefix=prefix)
+            ]
+
+    return sorted(retry_call(once, what, attempts=4), key=lambda o: o.name)
+
+
+def find_runs(
+    bucket: str,
+    export_prefix: str,
+    project: str = "",
+    *,
+    run_id: str | None = None,
+    dataset: str | None = None,
+    table: str | None = None,
+    export: str | None = None,
+    date: dt.date | None = None,
+) -> list[RunRef]:
+    """Run folders by run id (every table of it), by dataset+table+date or by export+date."""
+    head = export_prefix.strip("/") + "/"
+    if dataset and table and date:
+        prefix = f"{head}{dataset}/{table}/{yyyymmdd(date)}/"
+    elif export and date:
+        prefix = f"{head}{QUERY_SEGMENT}/{export}/{yyyymmdd(date)}/"
+    else:
+        prefix = head
+    runs = runs_in(list_objects(bucket, prefix), bucket, export_prefix, project)
+    return [r for r in runs if run_id is None or r.folder.run_id == run_id]
+
+
+def runs_in(objects: list[GcsObject], bucket: str, export_prefix: str, project: str = "") -> list[RunRef]:
+    """Group listed objects into run folders (those with a ``_run.json`` or a manifest)."""
+    found: dict[str, dict[str, Any]] = {}
+    for obj in objects:
+        parsed = parse_object_name(obj.name, export_prefix, project)
+        if parsed is None or parsed[1] not in (RUN_NAME, MANIFEST_NAME):
+            continue
+        folder, name = parsed
+        entry = found.setdefault(folder.prefix, {"folder": folder, "run": None, "manifest": None})
+        entry["run" if name == RUN_NAME else "manifest"] = obj
+    refs = []
+    for entry in found.values():
+        first = entry["run"] or entry["manifest"]
+        refs.append(
+            RunRef(bucket, entry["folder"], first.created, entry["run"] is not None, entry["manifest"] is not None)
+        )
+    return sorted(refs, key=lambda r: (r.started or dt.datetime.min.replace(tzinfo=dt.UTC), r.folder.prefix))
+
+
+def folder_source(folder: RunFolder) -> dict[str, Any]:
+    """The run's source as a result's ``source`` field (from the folder, when there is no manifest)."""
+    return {k: v for k, v in dataclasses.asdict(folder.source).items() if v}
+
+
+def load_manifest(bucket: str, folder: RunFolder) -> Manifest | None:
+    """The run's manifest; None when not written yet; RejectedInput when malformed."""
+    data = gcs.read_bytes(bucket, folder.manifest_name)
+    if data is None:
+        return None
+    manifest = Manifest.from_json(data, where=gcs.uri(bucket, folder.manifest_name))
+    if manifest.run_id != folder.run_id or manifest.prefix.strip("/") != folder.prefix.strip("/"):
+        raise RejectedInput(
+            f"{gcs.uri(bucket, folder.manifest_name)}: run_id/prefix {manifest.run_id!r}/{manifest.prefix!r} "
+            f"do not match the folder it is in ({folder.prefix!r})"
+        )
+    return manifest
+
+
+def load_run(bucket: str, folder: RunFolder) -> TableExport | None:
+    """The run's routing file ``_run.json``; None when absent; RejectedInput when malformed."""
+    data = gcs.read_bytes(bucket, folder.run_name)
+    if data is None:
+        return None
+    try:
+        return TableExport.from_json(data)
+    except RejectedInput as exc:
+        raise RejectedInput(f"{gcs.uri(bucket, folder.run_name)}: {exc}") from None
+
+
+class RunObjects:
+    """The objects of one run folder, listed once: SHA-1 metadata, generations, start time."""
+
+    def __init__(self, bucket: str, folder: RunFolder) -> None:
+        self.bucket = bucket
+        self.folder = folder
+        self.objects = {o.name: o for o in list_objects(bucket, folder.prefix)}
+
+    @property
+    def started(self) -> dt.datetime | None:
+        obj = self.objects.get(self.folder.run_name) or self.objects.get(self.folder.manifest_name)
+        return obj.created if obj else None
+
+    def object(self, file: ManifestFile) -> GcsObject | None:
+        return self.objects.get(file.object)
+
+    def sha1(self, file: ManifestFile) -> str:
+        """Hex SHA-1 of an exported file: from the manifest, the object's metadata, or its bytes."""
+        if file.sha1:
+            return file.sha1
+        obj = self.objects.get(file.object)
+        if obj is not None and obj.metadata.get(SHA1_METADATA_KEY):
+            return obj.metadata[SHA1_METADATA_KEY]
+        if obj is None:
+            raise PermanentError(f"{gcs.uri(self.bucket, file.object)}: exported file is gone from GCS; cannot hash it")
+        return hash_stream(gcs.open_object(self.bucket, file.object))

@@ -1,0 +1,179 @@
+"""The scheduled sweep (``{"sweep": true}`` on verify-requests, from Cloud Scheduler).
+
+Receipt-triggered verification only reports a run once every file has arrived; the sweep
+reports the runs that never got there. For every run folder whose current round started more
+than ``verify.deadline_minutes`` ago (round 0: ``_run.json`` written; round k: heal attempt k
+started) and that has no result for that round:
+
+- no manifest (the export never finished): ``incomplete`` per destination of ``_run.json``;
+- files missing at a destination: ``incomplete`` naming them (once per round,
+  ``incomplete-{k}.json``), and a self-heal of the missing files when attempts remain;
+- everything there: the normal decision (``in_sync``/``mismatch``/heal) — the receipts were lost.
+
+Only folders with any activity (an object written, markers included) in the last
+``deadline + 1 day`` are looked at: older ones were swept long ago or are left to
+``offsite status`` / ``offsite verify``. The sweep lists the export prefix once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from shared import log, verify_heal, verify_markers
+from shared.config import Config
+from shared.errors import PermanentError, RejectedInput
+from shared.gcp import gcs
+from shared.messages import VerifyResult
+from shared.results import report
+from shared.verify_flow import RunContext, Trigger, utcnow, verify_destination
+from shared.verify_runs import GcsObject, RunRef, folder_source, list_objects, load_manifest, load_run, runs_in
+
+LOOKBACK_EXTRA = dt.timedelta(days=1)
+logger = log.get_logger(__name__)
+
+
+@dataclass
+class SweepSummary:
+    runs_seen: int = 0
+    runs_due: int = 0
+    published: int = 0
+    failures: int = 0
+
+
+def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | None = None) -> SweepSummary:
+    """Report overdue runs (see the module docstring). Re-raises the first transient failure at the end."""
+    now = now or utcnow()
+    deadline = dt.timedelta(minutes=config.verify.deadline_minutes)
+    head = config.export_prefix.strip("/") + "/"
+    objects = list_objects(config.bucket, head)
+    activity = _latest_activity(objects, head)
+    summary = SweepSummary()
+    transient: Exception | None = None
+    for run in runs_in(objects, config.bucket, config.export_prefix, config.project):
+        summary.runs_seen += 1
+        latest = activity.get(run.folder.prefix)
+        if run.started is None or now - run.started < deadline or (latest and now - latest > deadline + LOOKBACK_EXTRA):
+            continue
+        summary.runs_due += 1
+        with log.bind(run_id=run.folder.run_id, table=run.folder.source.label):
+            try:
+                summary.published += sweep_run(run, config, now=now, deadline=deadline, message_id=message_id)
+            except PermanentError as exc:
+                summary.failures += 1
+                logger.error("sweep could not check a run", error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - sweep the other runs, then let the request be retried
+                summary.failures += 1
+                logger.warning("sweep hit a transient failure", error=str(exc))
+                transient = transient or exc
+    logger.info("sweep done", **vars(summary))
+    if transient is not None:
+        raise transient
+    return summary
+
+
+def _latest_activity(objects: list[GcsObject], head: str) -> dict[str, dt.datetime]:
+    """Run folder prefix → newest object creation time in it (data, control files, markers)."""
+    latest: dict[str, dt.datetime] = {}
+    for obj in objects:
+        parts = obj.name[len(head) :].split("/")
+        if len(parts) < 5 or obj.created is None:
+            continue
+        key = head + "/".join(parts[:4]) + "/"
+        if key not in latest or obj.created > latest[key]:
+            latest[key] = obj.created
+    return latest
+
+
+def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.timedelta, message_id: str | None) -> int:
+    """Sweep one overdue run folder; returns how many results it published."""
+    try:
+        manifest = load_manifest(config.bucket, run.folder)
+    except RejectedInput as exc:
+        if verify_markers.claim(
+            config.bucket, verify_markers.rejected_name(run.folder.prefix), {"run_id": run.folder.run_id}
+        ):
+            _report(config, run, None, "rejected", str(exc), message_id, now)
+            return 1
+        return 0
+    if manifest is None:
+        return _export_incomplete(run, config, now=now, message_id=message_id)
+    ctx = RunContext(config, run.folder, manifest, message_id)
+    published = 0
+    for destination in manifest.destinations:
+        with log.bind(destination=destination):
+            state = verify_markers.read_state(config.bucket, run.folder.prefix, destination)
+            if state.reported or state.round in state.incompletes:
+                continue
+            since = run.started
+            if state.round:
+                since = verify_heal.started_at(
+                    verify_heal.attempt_body(config.bucket, run.folder.prefix, destination, state.round)
+                )
+            if since is not None and now - since < deadline:
+                continue
+            try:
+                if verify_destination(ctx, destination, Trigger.SWEEP, now=now) is not None:
+                    published += 1
+            except PermanentError as exc:
+                marker = verify_markers.folder(run.folder.prefix, destination) + f"failed-{state.round}.json"
+                if verify_markers.claim(config.bucket, marker, {"reason": str(exc)}):
+                    _report(config, run, destination, exc.status, str(exc), message_id, now)
+                    published += 1
+    return published
+
+
+def _export_incomplete(run: RunRef, config: Config, *, now: dt.datetime, message_id: str | None) -> int:
+    """``_run.json`` but no manifest past the deadline: the export did not finish."""
+    try:
+        routing = load_run(config.bucket, run.folder)
+    except RejectedInput as exc:
+        if verify_markers.claim(
+            config.bucket, verify_markers.rejected_name(run.folder.prefix), {"run_id": run.folder.run_id}
+        ):
+            _report(config, run, None, "rejected", str(exc), message_id, now)
+            return 1
+        return 0
+    if routing is None:
+        return 0
+    minutes = int((now - run.started).total_seconds() // 60) if run.started else None
+    reason = (
+        f"export incomplete: no {gcs.uri(config.bucket, run.folder.manifest_name)}"
+        + (f" {minutes} minutes after the run started" if minutes is not None else "")
+        + f" (deadline {config.verify.deadline_minutes} min)"
+    )
+    published = 0
+    for destination in routing.destinations:
+        marker = verify_markers.incomplete_name(run.folder.prefix, destination, 0)
+        if verify_markers.claim(config.bucket, marker, {"reason": reason}):
+            _report(config, run, destination, "incomplete", reason, message_id, now)
+            published += 1
+    return published
+
+
+def _report(
+    config: Config,
+    run: RunRef,
+    destination: str | None,
+    status: str,
+    reason: str,
+    message_id: str | None,
+    now: dt.datetime,
+) -> None:
+    report(
+        VerifyResult(
+            status=status,
+            destination=destination,
+            run_id=run.folder.run_id,
+            source=folder_source(run.folder),
+            reason=reason,
+            stage=Trigger.SWEEP.stage,
+            message_id=message_id,
+            manifest=gcs.uri(config.bucket, run.folder.manifest_name),
+            date=run.folder.date.isoformat(),
+            started_at=run.started.isoformat() if run.started else None,
+            finished_at=now.isoformat(),
+            duration_s=round((now - run.started).total_seconds(), 3) if run.started else None,
+        ),
+        config=config,
+    )

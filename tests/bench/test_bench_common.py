@@ -1,0 +1,124 @@
+"""bench/common.py's pure helpers: median, the RSS sampler on a real child process, table and JSON output.
+
+No timing assertions: only memory (with generous bounds) and the shape of the output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+
+from bench import common
+from bench.common import ChildFailed, Row, format_table, median, python_child, read_json, run_child, write_json
+
+ALLOCATE_BYTES = 200 * common.MB
+
+
+def allocate_and_hold(size: int, hold_s: float) -> dict:
+    """Child target: the baseline is taken, then ``size`` bytes are allocated and touched, then held."""
+    common.mark_start()
+    block = b"x" * size  # every page written, so all of it is resident
+    time.sleep(hold_s)  # long enough for many 10 ms samples
+    return {"allocated": len(block)}
+
+
+def test_median_of_odd_and_even_runs() -> None:
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([4.0, 1.0, 3.0, 2.0]) == 2.5
+    assert median([7]) == 7.0
+
+
+def test_median_of_no_runs_says_so() -> None:
+    with pytest.raises(ValueError, match="no runs"):
+        median([])
+
+
+def test_repeat_runs_at_least_once_and_keeps_order() -> None:
+    counter = iter(range(10))
+    assert common.repeat(lambda: next(counter), 3) == [0, 1, 2]
+    assert common.repeat(lambda: "x", 0) == ["x"]
+
+
+def test_rss_sampler_sees_what_the_child_allocates() -> None:
+    child = run_child(python_child("tests.bench.test_bench_common:allocate_and_hold", size=ALLOCATE_BYTES, hold_s=0.5))
+    assert child.result["allocated"] == ALLOCATE_BYTES
+    assert child.baseline_rss is not None and child.baseline_rss > 0
+    # The transfer's own memory is peak − baseline: the block, plus a little interpreter noise.
+    assert 0.9 * ALLOCATE_BYTES <= child.rss_over_baseline <= ALLOCATE_BYTES + 50 * common.MB
+    assert child.seconds > 0
+
+
+def test_sampler_counts_the_whole_process_tree() -> None:
+    # A shell whose child python holds the block: the shell itself allocates nothing.
+    script = f"import time; b = b'x' * {ALLOCATE_BYTES}; time.sleep(0.5)"
+    child = run_child(["sh", "-c", f'"{sys.executable}" -c "{script}"; true'])
+    assert child.baseline_rss is None  # no start marker from a plain tool
+    assert child.peak_rss >= 0.9 * ALLOCATE_BYTES
+
+
+def test_failing_child_raises_with_its_stderr() -> None:
+    with pytest.raises(ChildFailed, match="boom"):
+        run_child([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"])
+
+
+def _rows() -> list[Row]:
+    return [
+        Row(
+            "sftp",
+            "1 GB vs OpenSSH",
+            "MB/s",
+            180.0,
+            peer=200.0,
+            peer_name="sftp -b",
+            target=">= 0.9x",
+            passed=True,
+            peak_rss_mb=40.0,
+            rss_limit_mb=64.0,
+            runs=3,
+        ),
+        Row("fanout", "100 tables", "s", 2.5, higher_is_better=False, target="<= 2 s", passed=False, runs=3),
+        Row("e2e", "10 tables", "s", 30.0, peer=60.0, peer_name="serial", higher_is_better=False),
+        common.error_row("box", RuntimeError("local Box API did not start")),
+    ]
+
+
+def test_ratio_is_how_many_times_better_offsite_is() -> None:
+    sftp, fanout, e2e, box = _rows()
+    assert sftp.ratio == pytest.approx(0.9)
+    assert e2e.ratio == pytest.approx(2.0)  # lower is better: peer / offsite
+    assert fanout.ratio is None and box.ratio is None
+    assert [r.status for r in _rows()] == ["pass", "MISS", "-", "ERROR"]
+
+
+def test_table_has_one_line_per_row_and_names_errors() -> None:
+    text = format_table(_rows())
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["scenario", "case", "offsite"]
+    assert any(line.startswith("sftp") and "0.90x" in line and "+40 MB (<= 64)" in line for line in lines)
+    assert any("MISS" in line and line.startswith("fanout") for line in lines)
+    assert "box: RuntimeError: local Box API did not start" in text
+
+
+def test_markdown_table_is_a_valid_pipe_table() -> None:
+    lines = format_table(_rows(), markdown=True).splitlines()
+    assert lines[1].startswith("| --- |")
+    columns = lines[0].count("|")
+    assert all(line.count("|") == columns for line in lines[:6])
+
+
+def test_json_round_trip_keeps_every_figure(tmp_path) -> None:
+    path = tmp_path / "results" / "latest.json"
+    write_json(_rows(), path, quick=True, machine={"cores": 2})
+    meta, rows = read_json(path)
+    assert meta == {"quick": True, "machine": {"cores": 2}}
+    assert [r.to_dict() for r in rows] == [r.to_dict() for r in _rows()]
+    assert json.loads(path.read_text())["rows"][0]["ratio"] == pytest.approx(0.9)
+
+
+def test_rows_from_other_scenarios_keep_unknown_keys() -> None:
+    row = Row.from_dict({"scenario": "box", "case": "1 GB", "unit": "MB/s", "offsite": 90.0, "part_size": 8388608})
+    assert row.samples["part_size"] == 8388608
+    assert row.status == "-"

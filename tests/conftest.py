@@ -1,0 +1,116 @@
+"""Shared fixtures: the local stack (devstack.stack), started once per xdist worker.
+
+Fixtures (all give a :class:`devstack.state.StackInfo`; see its fields for ports and paths):
+
+``stack`` (session)
+    The full stack WITH every function process (functions-framework, one per function in
+    shared.topology.FUNCTIONS), push subscriptions, relay, Box, SFTP, bqemulator, webhook sink.
+    For end-to-end tests: publish on ``export-requests`` and watch results. Startup fails
+    (with the function's log tail) while a function cannot be imported.
+``bare_stack`` (session)
+    The same components WITHOUT function processes (no push subscriptions either): for tests
+    of one component or of shared/ code run in the test process (destinations, GCS, BigQuery).
+``stack_env`` / ``bare_stack_env`` (function)
+    Put ``stack.env`` / ``bare_stack.env`` (PUBSUB_EMULATOR_HOST, STORAGE_EMULATOR_HOST,
+    OFFSITE_CONFIG, OFFSITE_BIGQUERY_ENDPOINT, …) into os.environ for one test and reset the
+    cached clients of shared.gcp.clients before and after. Yields the StackInfo.
+``stack_factory`` (function)
+    ``stack_factory(**start_stack_kwargs) -> StackInfo``: a private stack in a fresh directory,
+    stopped after the test: for tests that need their own relay targets, config overlay,
+    SFTP backend or components (keyword arguments of devstack.stack.start_stack).
+
+Both session stacks share nothing between workers: each has its own directory and free
+ports. Everything is stopped (by pid, with child processes) when the session ends. Stack roots
+are made with tempfile under /tmp, not pytest's tmp_path: the SFTP account offsite-sftp must
+be able to enter them, and pytest's base directory is private (0700).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.stack import StackInfo, start_stack, stop_stack
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def stack_root_factory() -> Iterator[Callable[[str], Path]]:
+    """Fresh directories for stacks, removed at the end of the session."""
+    made: list[Path] = []
+
+    def make(label: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"offsite-{label}-{_worker()}-"))
+        path.chmod(0o755)
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        stop_stack(path)  # no-op when already stopped
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(stack_root_factory: Callable[[str], Path]) -> Iterator[StackInfo]:
+    root = stack_root_factory("stack")
+    info = start_stack(root, functions=True)
+    yield info
+    stop_stack(root)
+
+
+@pytest.fixture(scope="session")
+def bare_stack(stack_root_factory: Callable[[str], Path]) -> Iterator[StackInfo]:
+    root = stack_root_factory("bare")
+    info = start_stack(root, functions=False)
+    yield info
+    stop_stack(root)
+
+
+def _apply_env(monkeypatch: pytest.MonkeyPatch, info: StackInfo) -> None:
+    from shared.gcp import clients
+
+    for key, value in info.env.items():
+        monkeypatch.setenv(key, value)
+    clients.reset()
+
+
+@pytest.fixture
+def stack_env(stack: StackInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackInfo]:
+    from shared.gcp import clients
+
+    _apply_env(monkeypatch, stack)
+    yield stack
+    clients.reset()
+
+
+@pytest.fixture
+def bare_stack_env(bare_stack: StackInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackInfo]:
+    from shared.gcp import clients
+
+    _apply_env(monkeypatch, bare_stack)
+    yield bare_stack
+    clients.reset()
+
+
+@pytest.fixture
+def stack_factory(stack_root_factory: Callable[[str], Path]) -> Iterator[Callable[..., StackInfo]]:
+    roots: list[Path] = []
+
+    def start(**kwargs: Any) -> StackInfo:
+        root = stack_root_factory("private")
+        roots.append(root)
+        return start_stack(root, **kwargs)
+
+    yield start
+    for root in roots:
+        stop_stack(root)

@@ -1,0 +1,51 @@
+"""The Box backend of the conformance suite: BoxDestination on the local Box API server.
+
+One server per xdist worker (started on first use, stopped at the end of the session); every
+test gets a fresh, uniquely named root folder that is deleted recursively afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from shared.box_folders import clear_cache
+from shared.destinations.box import BoxDestination
+from tests.box.servers import LocalBox, box_settings
+
+_server: LocalBox | None = None
+
+
+def _shared_server(request: pytest.FixtureRequest) -> LocalBox:
+    global _server
+    if _server is None:
+        base = request.config._tmp_path_factory.mktemp("boxapi-conformance")  # type: ignore[attr-defined]
+        _server = LocalBox(data_dir=base / "data").start()
+        request.config.add_cleanup(_stop_server)
+    return _server
+
+
+def _stop_server() -> None:
+    global _server
+    if _server is not None:
+        _server.stop()
+        _server = None
+
+
+def destination(request: pytest.FixtureRequest) -> Iterator[BoxDestination]:
+    server = _shared_server(request)
+    clear_cache()
+    admin = BoxDestination(box_settings(server, "0"))
+    name = f"conformance-{uuid.uuid4().hex[:12]}"
+    root_id = admin.folders.create("0", name, name)
+    dest = BoxDestination(box_settings(server, root_id))
+    try:
+        yield dest
+    finally:
+        dest.http.close()
+        admin.http.call(
+            "DELETE", f"{admin.http.api}/folders/{root_id}", what="cleanup", params={"recursive": "true"}
+        ).close()
+        admin.http.close()

@@ -1,0 +1,141 @@
+"""Slack alerts against a real local webhook server: content, statuses, rate limit, never blocking."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from devstack.ports import free_port
+from shared import log
+from shared.alerts import ProcessRateLimiter, alert, message, rate_key, rerun_commands
+from shared.config import Config
+from shared.config_load import from_dict
+from shared.messages import VerifyResult
+
+
+class Webhook:
+    """A Slack-like webhook on loopback that records bodies and answers with ``status``."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.status = 200
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                hook.bodies.append(json.loads(body))
+                self.send_response(hook.status)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook/secret-token-123"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+def config_for(url: str | None, min_interval_s: int = 60) -> Config:
+    raw: dict[str, Any] = {"project": "p", "bucket": "bkt", "alerts": {"min_interval_s": min_interval_s}}
+    if url:
+        raw["alerts"]["slack_webhook_url"] = url
+    return from_dict(Config, raw, "")
+
+
+MISMATCH = VerifyResult(
+    status="mismatch",
+    destination="sftp:local",
+    run_id="r20250108a",
+    source={"mode": "table", "project": "p", "dataset": "sales", "table": "orders"},
+    check="sha1",
+    missing=["orders_20250108-000000000001.parquet"],
+    hash_differs=["orders_20250108-000000000000.parquet"],
+    files_expected=2,
+    files_present=1,
+    bytes_expected=200,
+    bytes_present=100,
+    heal_attempts=1,
+    reason="self-heal attempts used: 1 of 1",
+    stage="verify",
+    date="2025-01-08",
+)
+
+
+def test_message_names_run_destination_problems_and_the_rerun_commands() -> None:
+    text = message(MISMATCH)["text"]
+    assert "mismatch" in text and "`r20250108a`" in text and "sales.orders (2025-01-08)" in text and "`sftp:local`" in text
+    assert "missing (1): orders_20250108-000000000001.parquet" in text
+    assert "hash differs (1): orders_20250108-000000000000.parquet" in text
+    assert "check: sha1 · files 1/2" in text and "self-heal attempts: 1" in text
+    assert "offsite verify r20250108a --destination sftp:local" in text
+    assert """gcloud pubsub topics publish verify-requests --message='{"run_id":"r20250108a","destination":"sftp:local"}'""" in text
+
+
+def test_rejected_message_without_run_has_reason_and_no_rerun() -> None:
+    rejected = VerifyResult(status="rejected", stage="verify", reason="verify request: not valid JSON", message_id="m-1")
+    text = message(rejected)["text"]
+    assert "rejected" in text and "not valid JSON" in text and "m-1" in text
+    assert rerun_commands(rejected) == [] and "re-run" not in text
+    assert rate_key(rejected) == "-/-/rejected"
+
+
+def test_alerts_go_out_for_problem_statuses_only(webhook: Webhook) -> None:
+    config = config_for(webhook.url)
+    limiter = ProcessRateLimiter()
+    assert alert(VerifyResult(status="in_sync", run_id="r1", destination="box"), config, limiter=limiter) is False
+    for status in ("mismatch", "incomplete", "rejected", "failed"):
+        assert alert(VerifyResult(status=status, run_id="r1", destination="box"), config, limiter=limiter) is True
+    assert [b["text"].split("*")[1].rsplit(" ", 1)[1] for b in webhook.bodies] == ["mismatch", "incomplete", "rejected", "failed"]
+
+
+def test_rate_limited_per_run_destination_and_status(webhook: Webhook) -> None:
+    config = config_for(webhook.url, min_interval_s=60)
+    limiter = ProcessRateLimiter()
+    assert alert(MISMATCH, config, limiter=limiter, now=1000.0)
+    assert not alert(MISMATCH, config, limiter=limiter, now=1030.0)  # within a minute: suppressed
+    assert alert(dataclasses.replace(MISMATCH, destination="box"), config, limiter=limiter, now=1031.0)
+    assert alert(MISMATCH, config, limiter=limiter, now=1061.0)  # interval passed
+    assert len(webhook.bodies) == 3
+
+
+def test_a_failing_webhook_is_logged_not_raised_and_not_retried_forever(webhook: Webhook) -> None:
+    webhook.status = 500
+    stream = io.StringIO()
+    log.configure("json", stream=stream)
+    try:
+        assert alert(MISMATCH, config_for(webhook.url), limiter=ProcessRateLimiter()) is False
+    finally:
+        log.configure()
+    assert len(webhook.bodies) == 2  # one retry, then give up
+    logged = stream.getvalue()
+    assert "could not send alert" in logged and "secret-token-123" not in logged
+
+
+def test_an_unreachable_webhook_does_not_raise() -> None:
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    assert alert(MISMATCH, config_for(url), limiter=ProcessRateLimiter()) is False
+
+
+def test_no_webhook_configured_means_no_alert() -> None:
+    assert alert(MISMATCH, config_for(None), limiter=ProcessRateLimiter()) is False

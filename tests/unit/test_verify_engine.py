@@ -1,0 +1,299 @@
+"""The verify engine on the in-memory destination: every outcome, leftovers, weaker checks, shared folders."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import hashlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+
+import shared.verify
+from shared.destinations.base import PutResult, RemoteFile
+from shared.destinations.memory import MemoryDestination
+from shared.layout import RunFolder, default_file_name, remote_folder
+from shared.manifest import Manifest, ManifestFile
+from shared.messages import Source
+from shared.verify import SHA1, SIZE_ONLY, compare
+
+DAY = dt.date(2025, 1, 8)
+TABLE = Source(mode="table", project="p", dataset="sales", table="orders")
+QUERY = Source(mode="query", project="p", export="product_data")
+CONTENT = {
+    "orders_20250108-000000000000.parquet": b"first shard " * 100,
+    "orders_20250108-000000000001.parquet": b"second shard " * 70,
+}
+
+
+def make_manifest(run: RunFolder, files: dict[str, bytes], file_name: str, *, with_sha1: bool = True) -> Manifest:
+    return Manifest(
+        run_id=run.run_id,
+        source=run.source,
+        date=run.date.isoformat(),
+        bucket="b",
+        prefix=run.prefix,
+        format="PARQUET",
+        compression="SNAPPY",
+        file_name=file_name,
+        destinations=("memory",),
+        job_id="job",
+        row_count=10,
+        schema=[],
+        files=tuple(
+            ManifestFile(
+                name=name,
+                object=run.prefix + name,
+                size=len(data),
+                sha1=hashlib.sha1(data).hexdigest() if with_sha1 else None,
+            )
+            for name, data in sorted(files.items())
+        ),
+        created_at="2025-01-08T02:00:00Z",
+    )
+
+
+def sha1_of(files: dict[str, bytes]):
+    def source_sha1(f: ManifestFile) -> str:
+        return hashlib.sha1(files[f.name]).hexdigest()
+
+    return source_sha1
+
+
+def deliver(dest: MemoryDestination, folder: str, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        dest.put(f"{folder}/{name}" if folder else name, io.BytesIO(data), len(data))
+
+
+@pytest.fixture
+def table_run() -> tuple[RunFolder, Manifest, str]:
+    run = RunFolder("exports", TABLE, DAY, "r1")
+    template = default_file_name("orders", "PARQUET")
+    folder = remote_folder("memory", run, template)
+    return run, make_manifest(run, CONTENT, template), folder.path
+
+
+def check(manifest: Manifest, dest, run: RunFolder, **kw):
+    folder = remote_folder("memory", run, manifest.file_name, flat=kw.pop("flat", False))
+    kw.setdefault("source_sha1", sha1_of(CONTENT))
+    return compare(manifest, dest, folder, **kw)
+
+
+def test_in_sync_with_sha1_from_the_listing(table_run) -> None:
+    run, manifest, folder = table_run
+    dest = MemoryDestination()
+    deliver(dest, folder, CONTENT)
+    result = check(manifest, dest, run)
+    assert result.in_sync and result.complete
+    assert result.check == SHA1 and result.check_note is None
+    assert (result.files_expected, result.files_present) == (2, 2)
+    assert result.bytes_expected == result.bytes_present == sum(len(v) for v in CONTENT.values())
+    assert result.summary() == "in sync"
+
+
+def test_missing_file_is_named(table_run) -> None:
+    run, manifest, folder = table_run
+    dest = MemoryDestination()
+    deliver(dest, folder, {k: v for k, v in CONTENT.items() if k.endswith("0.parquet")})
+    result = check(manifest, dest, run)
+    assert result.missing == ("orders_20250108-000000000001.parquet",)
+    assert not result.complete and not result.in_sync
+    assert result.files_present == 1 and result.repairable == result.missing
+    assert "1 missing (orders_20250108-000000000001.parquet)" in result.summary()
+
+
+def test_extra_file_and_files_in_subfolders_are_extra(table_run) -> None:
+    run, manifest, folder = table_run
+    dest = MemoryDestination()
+    deliver(dest, folder, CONTENT)
+    deliver(dest, folder, {"notes.txt": b"x", "sub/old.parquet": b"y"})
+    result = check(manifest, dest, run)
+    assert result.complete and not result.in_sync
+    assert result.extra == ("notes.txt", "sub/old.parquet")
+    assert result.repairable == ()  # extras are reported, never deleted
+
+
+def test_size_differs(table_run) -> None:
+    run, manifest, folder = table_run
+    dest = MemoryDestination()
+    deliver(dest, folder, CONTENT)
+    name = "orders_20250108-000000000001.parquet"
+    dest.corrupt(f"{folder}/{name}", CONTENT[name][:-3])
+    result = check(manifest, dest, run)
+    assert result.size_differs == (name,) and result.hash_differs == ()
+    assert "expected" in result.details[name] and result.repairable == (name,)
+
+
+def test_hash_differs_same_size(table_run) -> None:
+    run, manifest, folder = table_run
+    dest = MemoryDestination()
+    deliver(dest, folder, CONTENT)
+    name = "orders_20250108-000000000000.parquet"
+    damaged = bytearray(CONTENT[name])
+    damaged[17] ^= 0x01
+    dest.corrupt(f"{folder}/{name}", bytes(damaged))
+    result = check(manifest, dest, run)
+    assert result.hash_differs == (name,) and result.size_differs == ()
+    assert result.details[name].startswith("sha1 ")
+
+
+def test_partial_leftovers_are_extra_and_named(table_run) -> None:
+    run, manifest, folder = table_run
+    dest = MemoryDestination()
+    deliver(dest, folder, {k: v for k, v in CONTENT.items() if k.endswith("0.parquet")})
+    deliver(dest, folder, {"orders_20250108-000000000001.parquet.partial": b"half"})
+    result = check(manifest, dest, run)
+    assert result.missing == ("orders_20250108-000000000001.parquet",)
+    assert result.extra == ("orders_20250108-000000000001.parquet.partial",)
+    assert result.partial == result.extra
+    assert ".partial" in result.summary()
+
+
+def test_shared_folder_counts_only_this_runs_names() -> None:
+    run = RunFolder("exports", QUERY, DAY, "r9")
+    template = "Product_{YYYYMMDD}-*.csv.gz"
+    files = {"Product_20250108-000000000000.csv.gz": b"a,b\n" * 50}
+    manifest = make_manifest(run, files, template)
+    folder = remote_folder("memory", run, template)
+    assert not folder.exclusive
+    dest = MemoryDestination()
+    deliver(dest, folder.path, files)
+    deliver(
+        dest,
+        folder.path,
+        {
+            "Product_20250107-000000000000.csv.gz": b"yesterday",  # another day's run: not ours
+            "README.txt": b"partner's own file",  # not ours
+            "archive/Product_20250108-000000000009.csv.gz": b"sub-folder: not ours",
+            "Product_20250108-000000000001.csv.gz": b"a shard this run did not make",  # ours: extra
+            "Product_20250108-000000000002.csv.gz.partial": b"left over",  # ours: extra, partial
+        },
+    )
+    result = compare(manifest, dest, folder, source_sha1=sha1_of(files))
+    assert result.missing == () and result.size_differs == () and result.hash_differs == ()
+    assert result.extra == ("Product_20250108-000000000001.csv.gz", "Product_20250108-000000000002.csv.gz.partial")
+    assert result.partial == ("Product_20250108-000000000002.csv.gz.partial",)
+
+
+def test_flat_folder_at_the_root() -> None:
+    run = RunFolder("exports", QUERY, DAY, "r9")
+    template = "Product_{YYYYMMDD}-*.csv.gz"
+    files = {"Product_20250108-000000000000.csv.gz": b"x" * 10}
+    manifest = make_manifest(run, files, template)
+    folder = remote_folder("sftp:acme", run, template, flat=True)
+    dest = MemoryDestination()
+    deliver(dest, "", {**files, "other.csv": b"nope", "Product_20250108-000000000000.csv.gz.upload": b"?"})
+    result = compare(manifest, dest, folder, source_sha1=sha1_of(files), partial_suffixes=(".upload",))
+    assert result.in_sync is False and result.extra == ("Product_20250108-000000000000.csv.gz.upload",)
+    assert result.partial == result.extra
+
+
+class NoHashes(MemoryDestination):
+    """A server that reports sizes only (an SFTP server without hashing), but can be read back."""
+
+    hashes = frozenset()
+
+    def __init__(self) -> None:
+        super().__init__("sftp:acme")
+        self.opened: list[str] = []
+
+    def list(self, prefix: str = "") -> Iterator[RemoteFile]:
+        for f in super().list(prefix):
+            yield RemoteFile(f.path, f.size)
+
+    def open(self, path: str) -> BinaryIO:
+        self.opened.append(path)
+        return super().open(path)
+
+
+class SizesOnly:
+    """Neither hashes nor read-back: only the Destination protocol over a NoHashes store."""
+
+    hashes = frozenset()
+
+    def __init__(self, inner: NoHashes) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+        return self.inner.put(path, source, size, sha1=sha1)
+
+    def stat(self, path: str) -> RemoteFile | None:
+        return self.inner.stat(path)
+
+    def list(self, prefix: str = "") -> Iterator[RemoteFile]:
+        return self.inner.list(prefix)
+
+    def delete(self, path: str) -> None:
+        self.inner.delete(path)
+
+    def mkdirs(self, path: str) -> None:
+        self.inner.mkdirs(path)
+
+
+def test_download_hashing_when_the_destination_cannot_hash(table_run) -> None:
+    run, manifest, folder = table_run
+    dest = NoHashes()
+    deliver(dest, folder, CONTENT)
+    name = "orders_20250108-000000000001.parquet"
+    damaged = bytearray(CONTENT[name])
+    damaged[0] ^= 0xFF
+    dest.corrupt(f"{folder}/{name}", bytes(damaged))
+    result = check(manifest, dest, run)
+    assert result.check == SHA1 and result.check_note is None
+    assert result.hash_differs == (name,)
+    assert sorted(dest.opened) == sorted(f"{folder}/{n}" for n in CONTENT)
+
+
+def test_size_only_is_stated_when_download_hashing_is_off(table_run) -> None:
+    run, manifest, folder = table_run
+    dest = NoHashes()
+    deliver(dest, folder, CONTENT)
+    name = "orders_20250108-000000000001.parquet"
+    damaged = bytearray(CONTENT[name])
+    damaged[0] ^= 0xFF
+    dest.corrupt(f"{folder}/{name}", bytes(damaged))
+    result = check(manifest, dest, run, download_hashes=False)
+    assert result.check == SIZE_ONLY
+    assert "download hashing is switched off" in (result.check_note or "")
+    assert result.in_sync and dest.opened == []  # a same-size corruption cannot be seen: and it says so
+
+
+def test_size_only_is_stated_when_the_destination_cannot_be_read(table_run) -> None:
+    run, manifest, folder = table_run
+    inner = NoHashes()
+    deliver(inner, folder, CONTENT)
+    result = check(manifest, SizesOnly(inner), run)
+    assert result.check == SIZE_ONLY and "cannot be read back" in (result.check_note or "")
+
+
+def test_size_only_when_the_source_has_no_hashes(table_run) -> None:
+    run, manifest, folder = table_run
+    dest = MemoryDestination()
+    deliver(dest, folder, CONTENT)
+    result = check(manifest, dest, run, source_sha1=None)
+    assert result.check == SIZE_ONLY and "no SHA-1" in (result.check_note or "")
+
+
+def test_empty_destination_folder_means_everything_missing(table_run) -> None:
+    run, manifest, _ = table_run
+    result = check(manifest, MemoryDestination(), run)
+    assert result.missing == tuple(sorted(CONTENT)) and result.files_present == 0 and result.bytes_present == 0
+
+
+def test_the_engine_imports_no_backend_and_no_cloud_client() -> None:
+    tree = ast.parse(Path(shared.verify.__file__).read_text())
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+    forbidden = ("box", "sftp", "factory", "gcp", "google", "paramiko", "requests")
+    offending = sorted(name for name in imported if any(part in name.split(".") or part in name for part in forbidden))
+    assert offending == [], offending
+    assert "shared.destinations.base" in imported
