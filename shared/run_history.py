@@ -17,12 +17,14 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from shared.errors import RejectedInput
 from shared.gcp import gcs
 from shared.messages import VerifyResult
 
 RESULTS_PREFIX = "results/"
+READ_WORKERS = 8
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
@@ -63,19 +65,22 @@ def read(
     """Results reported from ``since`` (by day), optionally only of ``run_ids``, oldest first."""
     until = until or dt.datetime.now(dt.UTC)
     wanted = set(run_ids) if run_ids is not None else None
-    found: list[tuple[str, VerifyResult]] = []
+    names: list[str] = []
     for day in days(since, until):
         prefixes = (
             [f"{RESULTS_PREFIX}{day}/{_segment(r)}/" for r in sorted(wanted)] if wanted else [f"{RESULTS_PREFIX}{day}/"]
         )
         for prefix in prefixes:
-            for info in gcs.list_prefix(bucket, prefix):
-                data = gcs.read_bytes(bucket, info.name)
-                if data is None:
-                    continue
-                try:
-                    found.append((info.name.rsplit("/", 1)[-1], VerifyResult.from_json(data)))
-                except (RejectedInput, TypeError):
-                    continue  # not ours, or from a newer schema: skip rather than fail the listing
+            names.extend(info.name for info in gcs.list_prefix(bucket, prefix))
+    with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:  # one small GET per result
+        bodies = list(pool.map(lambda name: gcs.read_bytes(bucket, name), names))
+    found: list[tuple[str, VerifyResult]] = []
+    for name, data in zip(names, bodies, strict=True):
+        if data is None:
+            continue
+        try:
+            found.append((name.rsplit("/", 1)[-1], VerifyResult.from_json(data)))
+        except (RejectedInput, TypeError):
+            continue  # not ours, or from a newer schema: skip rather than fail the listing
     found.sort(key=lambda item: (item[1].finished_at or "", item[0]))
     return [r for _, r in found]

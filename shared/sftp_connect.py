@@ -257,7 +257,12 @@ def _verified_transport(name: str, partner: SftpPartner) -> tuple[paramiko.Trans
     first_error: PermanentError | None = None
     remaining = list(key_types or supported)
     while remaining:
-        transport, key = _handshake(name, partner, tuple(remaining))
+        try:
+            transport, key = _handshake(name, partner, tuple(remaining))
+        except paramiko.IncompatiblePeer:
+            if first_error is None:
+                raise
+            raise first_error from None  # no other host key to try: the pin matches none
         try:
             verify_host_key(
                 partner=name,

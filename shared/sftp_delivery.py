@@ -29,6 +29,7 @@ import google_crc32c
 
 from shared import log
 from shared.config import Config, SftpPartner
+from shared.destinations.base import PutResult
 from shared.destinations.sftp import LedgerEntry, SftpDestination
 from shared.errors import OffsiteError, PermanentError, TransientError
 from shared.events import StorageObject, parse_storage
@@ -69,19 +70,43 @@ def transfer_sftp(event: Any, *, config: Config | None = None) -> None:
         partners = [d[len(PREFIX) :] for d in routing.destinations if d.startswith(PREFIX)] if routing else []
         if not partners:
             return
-        live = gcs.stat(obj.bucket, obj.name)
-        if live is None or (obj.generation and live.generation != obj.generation):
-            logger.info("object deleted or replaced since the event; stale event ignored", generation=obj.generation)
-            return
         assert routing is not None
         failures: dict[str, OffsiteError] = {}
         for name in partners:
             try:
                 with log.bind(destination=PREFIX + name):
-                    _deliver(name, config.sftp_partner(name), live, filename, routing, config)
+                    _deliver(name, config.sftp_partner(name), obj, filename, routing, config)
+            except Stale as stale:
+                logger.info("stale event ignored", reason=str(stale), generation=obj.generation)
+                return
             except (TransientError, PermanentError) as exc:
                 failures[name] = exc
         _raise_for(failures, routing)
+
+
+class Stale(Exception):
+    """The object was deleted or now holds other bytes: the live generation's event delivers it."""
+
+
+def live_object(obj: StorageObject) -> gcs.ObjectInfo:
+    """The object as it is now, if it still holds the bytes the event announced (else Stale).
+
+    Compared by content (size, md5, crc32c), not generation: fake-gcs-server gives a metadata
+    patch (another destination recording ``sha1``) a new generation; real GCS does not.
+    """
+    live = gcs.stat(obj.bucket, obj.name)
+    if live is None:
+        raise Stale("the object no longer exists")
+    if obj.generation and live.generation != obj.generation:
+        same = (
+            live.size == obj.size
+            and (obj.md5 is None or obj.md5 == live.md5)
+            and (obj.crc32c is None or obj.crc32c == live.crc32c)
+            and (obj.md5 is not None or obj.crc32c is not None)
+        )
+        if not same:
+            raise Stale(f"generation {obj.generation} was replaced by {live.generation} with other bytes")
+    return live
 
 
 def _routing(obj: StorageObject, run: RunFolder) -> TableExport | None:
@@ -160,39 +185,43 @@ class CheckedSource:
 
 
 def _deliver(
-    name: str, partner: SftpPartner, live: gcs.ObjectInfo, filename: str, routing: TableExport, config: Config
+    name: str, partner: SftpPartner, obj: StorageObject, filename: str, routing: TableExport, config: Config
 ) -> None:
     run = RunFolder(config.export_prefix, routing.source, routing.date, routing.run_id)
     folder = remote_folder(PREFIX + name, run, routing.file_name, flat=partner.flat).path
     remote_rel = f"{folder}/{filename}" if folder else filename
-    known_sha1 = live.metadata.get("sha1")
-    ledger = ObjectLedger(name, live.metadata)
-    destination = SftpDestination(name, partner, ledger=ledger, pool=pool_for(name, partner))
+    pool = pool_for(name, partner)
 
-    def attempt() -> Any:
+    def attempt() -> tuple[gcs.ObjectInfo, ObjectLedger, PutResult, str]:
+        live = live_object(obj)  # fresh each try: metadata (ledger, sha1) and generation may have moved
+        ledger = ObjectLedger(name, live.metadata)
+        destination = SftpDestination(name, partner, ledger=ledger, pool=pool)
         source = CheckedSource(live)
         try:
-            return destination.put(remote_rel, source, live.size, sha1=known_sha1)  # type: ignore[arg-type]
+            result = destination.put(remote_rel, source, live.size, sha1=live.metadata.get("sha1"))  # type: ignore[arg-type]
+        except gcs.ObjectMissing:
+            raise TransientError(
+                f"{gcs.uri(live.bucket, live.name)}#{live.generation} vanished while reading"
+            ) from None
         finally:
             source.close()
+        return live, ledger, result, destination.remote_path(remote_rel)
 
-    try:
-        result = retry_call(attempt, f"sftp put {name}", attempts=ATTEMPTS, initial_s=1.0, max_wait_s=10.0)
-    except gcs.ObjectMissing:
-        logger.info("object generation vanished while reading; stale event ignored", generation=live.generation)
-        return
-    remote_path = destination.remote_path(remote_rel)
+    live, ledger, result, remote_path = retry_call(
+        attempt, f"sftp put {name}", attempts=ATTEMPTS, initial_s=1.0, max_wait_s=10.0
+    )
     logger.info("delivered to sftp", status=result.status, remote_path=remote_path, size=result.size, sha1=result.sha1)
+    known_sha1 = live.metadata.get("sha1")
     if known_sha1 is not None and known_sha1 != result.sha1:
         logger.error(
             "object's sha1 metadata differs from the bytes read (CRC32C-checked); metadata kept", sha1=result.sha1
         )
-    _record(live, ledger, result.sha1 if known_sha1 is None else None)
+    _record(obj, ledger, result.sha1 if known_sha1 is None else None)
     receipt = DeliveryReceipt(
         run_id=routing.run_id,
         bucket=live.bucket,
         object=live.name,
-        generation=live.generation,
+        generation=obj.generation or live.generation,
         destination=PREFIX + name,
         remote_path=remote_path,
         size=result.size,
@@ -202,18 +231,28 @@ def _deliver(
     pubsub.publish(DELIVERIES, receipt, run_id=routing.run_id, destination=PREFIX + name)
 
 
-def _record(live: gcs.ObjectInfo, ledger: ObjectLedger, sha1: str | None) -> None:
-    """Merge ``sha1`` (when new) and the ledger entry into that generation's metadata."""
+def _record(obj: StorageObject, ledger: ObjectLedger, sha1: str | None) -> None:
+    """Merge ``sha1`` (when new) and the ledger entry into the object's metadata, on a generation
+    that still holds the delivered bytes (a few tries: others patch the same object)."""
     updates = {ledger.key: ledger.updated} if ledger.updated else {}
     if sha1:
         updates["sha1"] = sha1
     if not updates:
         return
-    try:
-        gcs.set_metadata(live.bucket, live.name, updates, if_generation_match=live.generation)
-    except PermanentError as exc:
-        # Replaced meanwhile: the facts belong to the old generation; the new one delivers itself.
-        logger.warning("could not record delivery metadata", error=str(exc))
+    last: PermanentError | None = None
+    for _ in range(3):
+        try:
+            live = live_object(obj)
+            if sha1 and live.metadata.get("sha1") not in (None, sha1):
+                updates.pop("sha1", None)  # recorded meanwhile by another delivery; never overwritten
+            gcs.set_metadata(live.bucket, live.name, updates, if_generation_match=live.generation)
+            return
+        except Stale as stale:
+            logger.warning("object replaced during delivery; its metadata is not recorded", reason=str(stale))
+            return
+        except PermanentError as exc:
+            last = exc
+    logger.warning("could not record delivery metadata", error=str(last))
 
 
 def _raise_for(failures: dict[str, OffsiteError], routing: TableExport) -> None:

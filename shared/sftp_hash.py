@@ -110,13 +110,14 @@ def _sha1sum(session: SftpSession, paths: list[str], total_bytes: int) -> dict[s
         finally:
             channel.close()
     lines = stdout.decode(errors="replace").splitlines()
+    detail = (stderr.decode(errors="replace").strip() or " ".join(lines))[:300]
+    if not any(_SHA1SUM_LINE.match(line) for line in lines):
+        # e.g. OpenSSH with ForceCommand internal-sftp: "This service allows sftp connections only."
+        raise PermanentError(
+            f"sftp:{partner}: sha1sum did not run on the server ({detail or 'no output'}); "
+            f"set destinations.sftp.{partner}.hashing to 'check-file' or 'none'"
+        )
     if status != 0 or len(lines) != len(paths):
-        detail = stderr.decode(errors="replace").strip()[:300]
-        if not lines and not detail:
-            raise PermanentError(
-                f"sftp:{partner}: sha1sum printed nothing (the account runs only SFTP, e.g. ForceCommand internal-sftp); "
-                f"set destinations.sftp.{partner}.hashing to 'check-file' or 'none'"
-            )
         if "Permission denied" in detail:
             raise PermanentError(f"sftp:{partner}: sha1sum: permission denied ({detail})")
         raise TransientError(f"sftp:{partner}: sha1sum exited {status} with {len(lines)}/{len(paths)} hashes: {detail}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 
 from shared.config import SftpPartner
@@ -21,31 +22,13 @@ SESSION_WAIT_S = 300.0  # waiting for a free session; past it the delivery is re
 
 
 class SessionLimiter:
-    """A counting semaphore whose permits can be taken several at once or opportunistically."""
+    """Counts a partner's open sessions in this process; ``cond`` guards ``used`` and every pool's
+    idle list, and is notified whenever a session is returned or closed."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
-        self._cond = threading.Condition()
-
-    def acquire(self, timeout_s: float) -> bool:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self.used < self.limit, timeout=timeout_s):
-                return False
-            self.used += 1
-            return True
-
-    def try_acquire(self) -> bool:
-        with self._cond:
-            if self.used >= self.limit:
-                return False
-            self.used += 1
-            return True
-
-    def release(self) -> None:
-        with self._cond:
-            self.used = max(0, self.used - 1)
-            self._cond.notify()
+        self.cond = threading.Condition()
 
 
 _limiters: dict[tuple[str, str, int, str, int], SessionLimiter] = {}
@@ -68,60 +51,82 @@ class SessionPool:
         self.name, self.partner, self.wait_s = name, partner, wait_s
         self._limiter = limiter_for(name, partner)
         self._idle: list[SftpSession] = []
-        self._lock = threading.Lock()
 
-    def _take_idle(self) -> SftpSession | None:
-        with self._lock:
-            while self._idle:
-                session = self._idle.pop()
-                if session.alive():
-                    return session
-                session.close()
-                self._limiter.release()
+    def _take_idle_locked(self, dead: list[SftpSession]) -> SftpSession | None:
+        while self._idle:
+            session = self._idle.pop()
+            if session.alive():
+                return session
+            dead.append(session)
+            self._limiter.used -= 1
         return None
 
     def _open(self) -> SftpSession:
         try:
             return open_session(self.name, self.partner)
         except BaseException:
-            self._limiter.release()
+            self._forget_one()
             raise
+
+    def _forget_one(self) -> None:
+        with self._limiter.cond:
+            self._limiter.used = max(0, self._limiter.used - 1)
+            self._limiter.cond.notify_all()
+
+    def _get(self, wait_s: float | None) -> SftpSession | None:
+        """An idle session, or a new one if the limit allows; waits up to ``wait_s`` (None: no wait)."""
+        deadline = time.monotonic() + (wait_s or 0.0)
+        dead: list[SftpSession] = []
+        limiter = self._limiter
+        try:
+            with limiter.cond:
+                while True:
+                    session = self._take_idle_locked(dead)
+                    if session is not None:
+                        return session
+                    if limiter.used < limiter.limit:
+                        limiter.used += 1
+                        break
+                    remaining = deadline - time.monotonic()
+                    if wait_s is None or remaining <= 0:
+                        return None
+                    limiter.cond.wait(remaining)
+        finally:
+            for session in dead:
+                session.close()
+        return self._open()
 
     def acquire(self) -> SftpSession:
         """An exclusive session; waits for a free one up to ``wait_s`` (then TransientError)."""
-        session = self._take_idle()
-        if session is not None:
-            return session
-        if not self._limiter.acquire(self.wait_s):
+        session = self._get(self.wait_s)
+        if session is None:
             raise TransientError(
-                f"sftp:{self.name}: all {self.partner.max_sessions} sessions (max_sessions) busy for {self.wait_s:.0f}s",
-                retry_after=30,
+                f"sftp:{self.name}: all {self.partner.max_sessions} sessions (max_sessions) busy for {self.wait_s:.0f}s"
             )
-        return self._open()
+        return session
 
     def acquire_extra(self, count: int) -> list[SftpSession]:
         """Up to ``count`` more sessions without waiting (for ``connections_per_file``)."""
         extra: list[SftpSession] = []
         while len(extra) < count:
-            session = self._take_idle()
+            try:
+                session = self._get(None)
+            except Exception:  # noqa: BLE001 - extra connections are an optimisation only
+                break
             if session is None:
-                if not self._limiter.try_acquire():
-                    break
-                try:
-                    session = self._open()
-                except Exception:  # noqa: BLE001 - extra connections are an optimisation only
-                    break
+                break
             extra.append(session)
         return extra
 
     def release(self, session: SftpSession, healthy: bool = True) -> None:
         """Return a session; an unhealthy (or dead) one is closed instead of reused."""
         if healthy and session.alive():
-            with self._lock:
+            with self._limiter.cond:
                 self._idle.append(session)
+                self._limiter.cond.notify_all()
             return
         session.close()
-        self._limiter.release()
+        self._forget_one()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[SftpSession]:
@@ -135,8 +140,9 @@ class SessionPool:
             self.release(session, healthy)
 
     def close(self) -> None:
-        with self._lock:
+        with self._limiter.cond:
             idle, self._idle = self._idle, []
+            self._limiter.used = max(0, self._limiter.used - len(idle))
+            self._limiter.cond.notify_all()
         for session in idle:
             session.close()
-            self._limiter.release()

@@ -97,32 +97,50 @@ def verify_destination(
             logger.info("waiting for the self-heal re-deliveries", attempt=state.round)
             return None
         objects = RunObjects(ctx.bucket, ctx.folder)
-        comparison = run_comparison(ctx, destination, objects.sha1)
+        # Automatic triggers look at names and sizes first: hashing (maybe downloading) every
+        # present file on each receipt of a run still arriving would read it n times over.
+        comparison = run_comparison(ctx, destination, objects.sha1, names_first=trigger.automatic)
+        if not comparison.complete and trigger.automatic:
+            logger.info("not complete yet", missing=len(comparison.missing), present=comparison.files_present)
+            return None
         started = objects.started
         now = now or utcnow()
         decision = _Decision(ctx, destination, trigger, state, comparison, objects, started, now)
         if trigger is Trigger.REQUEST:
             return decision.on_demand()
         if not comparison.complete:
-            if trigger is Trigger.SWEEP:
-                return decision.incomplete()
-            logger.info("not complete yet", missing=len(comparison.missing), present=comparison.files_present)
-            return None
+            return decision.incomplete()  # the sweep's: automatic triggers returned above
         return decision.complete()
 
 
-def run_comparison(ctx: RunContext, destination: str, source_sha1: SourceSha1 | None) -> Comparison:
-    """The engine on the destination built from config (the engine itself never opens one)."""
+def run_comparison(
+    ctx: RunContext,
+    destination: str,
+    source_sha1: SourceSha1 | None,
+    *,
+    download: bool | None = None,
+    names_first: bool = False,
+) -> Comparison:
+    """The engine on the destination built from config (the engine itself never opens one).
+
+    ``download`` overrides ``verify.download_hashes`` (``offsite verify --size-only``).
+    ``names_first``: when files are missing, return the names-and-sizes comparison without hashing.
+    """
     config = ctx.config
     folder = remote_folder(destination, ctx.folder, ctx.manifest.file_name, flat=factory.is_flat(destination, config))
+    suffixes = factory.partial_suffixes(destination, config)
     with factory.opened(destination, config) as dest:
+        if names_first:
+            quick = compare(ctx.manifest, dest, folder, source_sha1=None, partial_suffixes=suffixes)
+            if not quick.complete:
+                return quick
         comparison = compare(
             ctx.manifest,
             dest,
             folder,
             source_sha1=source_sha1,
-            download_hashes=download_hashes(config),
-            partial_suffixes=factory.partial_suffixes(destination, config),
+            download_hashes=download_hashes(config) if download is None else download,
+            partial_suffixes=suffixes,
         )
     if comparison.check_note:
         logger.warning("weaker check", check=comparison.check, why=comparison.check_note)
@@ -170,13 +188,7 @@ class _Decision:
 
     def on_demand(self) -> VerifyResult:
         """Always report; start a heal for a repairable mismatch."""
-        c = self.comparison
-        if c.in_sync:
-            status = "in_sync"
-        elif c.missing and not self.state.ever_reported:
-            status = "incomplete"  # still being delivered, or never completed: not a heal case yet
-        else:
-            status = "mismatch"
+        status = classify(self.comparison, self.state)
         note, attempts = None, self.state.heal_attempts
         if status == "mismatch":
             note, healing = self._heal()
@@ -245,6 +257,19 @@ class _Decision:
             started=self.started,
             now=self.now,
         )
+
+
+def classify(comparison: Comparison, state: VerifyState) -> str:
+    """The status of a comparison asked for now (on demand, ``offsite verify``).
+
+    Missing files on a destination that never had a result mean it is still being delivered
+    (or never completed): ``incomplete``. After a result, anything missing is a ``mismatch``.
+    """
+    if comparison.in_sync:
+        return "in_sync"
+    if comparison.missing and not state.ever_reported:
+        return "incomplete"
+    return "mismatch"
 
 
 def build_result(

@@ -69,12 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # One process, one event loop: state (faults, sessions in progress) lives in memory;
     # file hashing and writes run in worker threads so parallel parts use several cores.
+    # "auto" picks uvloop and httptools when installed (they are here; much faster than h11).
     uvicorn.run(
         app,
         host=config.host,
         port=config.port,
-        loop="uvloop",
-        http="httptools",
+        loop="auto",
+        http="auto",
         lifespan="on",
         log_level=config.log_level,
         access_log=False,

@@ -13,6 +13,7 @@ oauth_2_url=B + "/oauth2")``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -132,6 +133,11 @@ async def drop_connection(receive: Callable, send: Callable, after_bytes: int) -
     transport = getattr(getattr(send, "__self__", None), "transport", None)
     if transport is not None:
         transport.abort()
+        # Let the server see the connection go before the app returns (else it logs an error).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while (await receive())["type"] != "http.disconnect":
+                    pass
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
     await send({"type": "http.response.body", "body": b"{", "more_body": True})

@@ -139,6 +139,10 @@ async def commit(ctx: Ctx) -> Response:
         return Response(status_code=202, headers={"Retry-After": RETRY_AFTER_S})
     except NameInUse as exc:
         raise name_in_use(ctx, exc.existing) from exc
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise  # this request itself is being cancelled (shutdown)
+        raise BoxError(404, "not_found", "Upload session not found (aborted during commit)") from None
     return _files(ctx, file_id)
 
 

@@ -49,8 +49,8 @@ def validate_name(name: object, field: str = "name") -> str:
     return name
 
 
-def parse_id(raw: str, kind: str) -> int:
-    """A path id; Box answers 405 for ids that are not numbers."""
+def parse_id(raw: str) -> int:
+    """A path id; Box answers 405 for ids that are not numbers (no route matches them)."""
     if not raw.isdigit():
         raise BoxError(405, "method_not_allowed", "Method Not Allowed")
     return int(raw)
@@ -93,14 +93,17 @@ class ItemStore:
     def get(self, item_id: int) -> sqlite3.Row | None:
         return self.db.query_one("SELECT * FROM items WHERE id = ?", (item_id,))
 
-    def folder(self, raw_id: str) -> sqlite3.Row:
-        row = self.get(parse_id(raw_id, "folder"))
+    def folder(self, raw_id: str, *, in_path: bool = True) -> sqlite3.Row:
+        """The folder ``raw_id`` (from the URL path, or from a request body when not ``in_path``); 404 if none."""
+        if not in_path and not raw_id.isdigit():
+            raise not_found("folder", raw_id, "d")
+        row = self.get(parse_id(raw_id))
         if row is None or row["type"] != "folder":
             raise not_found("folder", raw_id, "d")
         return row
 
     def file(self, raw_id: str) -> sqlite3.Row:
-        row = self.get(parse_id(raw_id, "file"))
+        row = self.get(parse_id(raw_id))
         if row is None or row["type"] != "file":
             raise not_found("file", raw_id, "f")
         return row

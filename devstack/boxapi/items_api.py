@@ -67,13 +67,19 @@ def bool_param(ctx: Ctx, name: str) -> bool:
     return ctx.request.query_params.get(name, "").lower() in ("true", "1")
 
 
-def item_json(ctx: Ctx, row: sqlite3.Row, ancestors: list[sqlite3.Row] | None = None) -> dict[str, Any]:
-    """The full (standard + optional) representation of a file or folder."""
+def item_json(
+    ctx: Ctx, row: sqlite3.Row, ancestors: list[sqlite3.Row] | None = None, *, folder_size: bool = True
+) -> dict[str, Any]:
+    """The full (standard + optional) representation of a file or folder.
+
+    A folder's size sums its whole subtree; listings skip that unless ``size`` is asked for.
+    """
     items, users = ctx.state.items, ctx.state.users.mini
     chain = ancestors if ancestors is not None else items.ancestors(row)
     if row["type"] == "file":
         return file_standard(row, items.version(row["version_id"]), chain, users)
-    return folder_standard(row, chain, users, size=items.folder_size(row["id"]), item_collection=None)
+    size = items.folder_size(row["id"]) if folder_size else 0
+    return folder_standard(row, chain, users, size=size, item_collection=None)
 
 
 def mini_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
@@ -126,7 +132,8 @@ def _entries(ctx: Ctx, folder: sqlite3.Row, rows: list[sqlite3.Row], fields: lis
     if not fields:
         return [mini_json(ctx, row) for row in rows]
     chain = [*ctx.state.items.ancestors(folder), folder]
-    return [select_fields(item_json(ctx, row, chain), fields) for row in rows]
+    sized = "size" in fields
+    return [select_fields(item_json(ctx, row, chain, folder_size=sized), fields) for row in rows]
 
 
 async def create_folder(ctx: Ctx) -> Response:
@@ -135,7 +142,7 @@ async def create_folder(ctx: Ctx) -> Response:
     parent = body.get("parent")
     if not isinstance(parent, dict) or not isinstance(parent.get("id"), str):
         raise bad_request("'parent.id' is required and must be a string")
-    parent_row = ctx.state.items.folder(parent["id"])
+    parent_row = ctx.state.items.folder(parent["id"], in_path=False)
     try:
         row = ctx.state.items.create_folder(parent_row["id"], name, ctx.user_id)
     except NameInUse as exc:

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from devstack.ports import free_port, wait_http_ok
 
@@ -112,12 +112,14 @@ class BoxApiServer:
         for _ in range(attempts):
             port = self._wanted_port or free_port()
             with open(self.log_path, "ab") as log:
-                process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+                process = subprocess.Popen(
                     self._command(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
             try:
                 wait_http_ok(
-                    f"http://127.0.0.1:{port}/health", self._start_timeout_s, is_alive=lambda p=process: p.poll() is None
+                    f"http://127.0.0.1:{port}/health",
+                    self._start_timeout_s,
+                    is_alive=lambda p=process: p.poll() is None,
                 )
             except (RuntimeError, TimeoutError) as exc:
                 last_error = exc
@@ -133,7 +135,7 @@ class BoxApiServer:
             _stop_process(self._process)
             self._process = None
 
-    def __enter__(self) -> BoxApiServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -150,19 +152,17 @@ class BoxApiServer:
         """A box-sdk-gen ``BoxClient`` on this server with the developer token (or ``token``)."""
         from box_sdk_gen import BoxClient, BoxDeveloperTokenAuth
 
-        return BoxClient(auth=BoxDeveloperTokenAuth(token=token or self.token)).with_custom_base_urls(
-            self.base_urls()
-        )
+        return BoxClient(auth=BoxDeveloperTokenAuth(token=token or self.token)).with_custom_base_urls(self.base_urls())
 
     # -- admin API -------------------------------------------------------------------------
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 - loopback URL we built
+        request = urllib.request.Request(
             f"{self.base_url}/_admin{path}", data=data, method=method, headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=30) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise AdminError(f"{method} /_admin{path} -> {exc.code}: {exc.read().decode(errors='replace')}") from exc
@@ -203,9 +203,9 @@ class BoxApiServer:
         self.admin("POST", "/apps", body)
 
     def authorization_code(self, client_id: str | None = None, user_id: str | None = None) -> str:
-        return self.admin("POST", "/authorization_codes", {"client_id": client_id or self.client_id, "user_id": user_id})[
-            "code"
-        ]
+        return self.admin(
+            "POST", "/authorization_codes", {"client_id": client_id or self.client_id, "user_id": user_id}
+        )["code"]
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Change run-time settings: token_ttl_s, session_ttl_s, commit_wait_s, max_upload_size."""

@@ -116,7 +116,7 @@ async def create_upload_session(ctx: Ctx) -> Response:
     if body.get("file_name") is None:
         raise bad_request("'file_name' is required", "missing_file_name")
     name = validate_name(body["file_name"], "file_name")
-    folder = ctx.state.items.folder(raw_folder)
+    folder = ctx.state.items.folder(raw_folder, in_path=False)
     check_size(ctx, file_size)
     existing = ctx.state.items.named(folder["id"], name)
     if existing is not None:
@@ -270,7 +270,10 @@ async def upload_part(ctx: Ctx) -> Response:
     async with _range_lock(ctx.state, (session_id, offset)):
         existing = _part_at(ctx, session_id, offset)
         if existing is None:
-            stored = await store_stream_at(ctx.request.stream(), ctx.state.blobs.session_data(session_id), offset)
+            try:
+                stored = await store_stream_at(ctx.request.stream(), ctx.state.blobs.session_data(session_id), offset)
+            except FileNotFoundError as exc:  # aborted between our check and the write
+                raise BoxError(404, "not_found", "Upload session not found") from exc
         else:
             stored = await store_stream(ctx.request.stream(), None)  # compare only, never rewrite
         if stored.size != length:

@@ -68,7 +68,7 @@ def _upload_url(ctx: Ctx, path: str) -> dict[str, Any]:
 async def preflight_upload(ctx: Ctx) -> Response:
     body = await json_body(ctx)
     name = validate_name(body.get("name"))
-    folder = ctx.state.items.folder(_parent_id(body))
+    folder = ctx.state.items.folder(_parent_id(body), in_path=False)
     check_size(ctx, body.get("size"))
     existing = ctx.state.items.named(folder["id"], name)
     if existing is not None:
@@ -139,7 +139,7 @@ async def upload_file(ctx: Ctx) -> Response:
 
     def check(attributes: dict[str, Any]) -> None:
         checked["name"] = validate_name(attributes.get("name"))
-        checked["folder"] = ctx.state.items.folder(_parent_id(attributes))
+        checked["folder"] = ctx.state.items.folder(_parent_id(attributes), in_path=False)
         checked["created"] = parse_client_time(attributes.get("content_created_at"), "content_created_at")
         checked["modified"] = parse_client_time(attributes.get("content_modified_at"), "content_modified_at")
         existing = ctx.state.items.named(checked["folder"]["id"], checked["name"])

@@ -74,6 +74,8 @@ def up(
     from devstack.stack import is_running, load_stack, start_stack
 
     where = _root(root)
+    if no_functions and functions:
+        _fail(StackError("--functions and --no-functions exclude each other", "pass one of them"))
     chosen: bool | list[str] = False if no_functions else (_split(functions) or True)
     try:
         try:

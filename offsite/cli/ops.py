@@ -1,9 +1,384 @@
-"""offsite ops commands."""
+"""Operations: ``offsite status``, ``offsite verify``, ``offsite dlq list|replay``.
+
+They use the same environment as the functions (``OFFSITE_CONFIG``, and on the local stack
+``. .offsite/env`` for the emulators); ``--config`` picks another config file.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from shared.config import Config
+from shared.errors import ConfigError, OffsiteError
+from shared.messages import VerifyResult
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Config file (default: $OFFSITE_CONFIG or offsite.yaml).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
+
+dlq_app = typer.Typer(no_args_is_help=True, help="Show and replay dead-lettered messages.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+    app.command("status")(status)
+    app.command("verify")(verify)
+    app.add_typer(dlq_app, name="dlq")
+
+
+def _config(path: Path | None) -> Config:
+    from shared import runtime
+
+    if path is not None:
+        os.environ["OFFSITE_CONFIG"] = str(path)
+        runtime.reset()
+    try:
+        return runtime.config()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def parse_since(value: str) -> dt.timedelta:
+    """``30m``, ``12h``, ``7d``, ``2w`` → a timedelta."""
+    match = re.fullmatch(r"(\d+)\s*([mhdw])", value.strip())
+    if not match:
+        raise typer.BadParameter(f"{value!r}: expected a number and a unit (m, h, d, w), e.g. 7d")
+    n, unit = int(match.group(1)), match.group(2)
+    return {
+        "m": dt.timedelta(minutes=n),
+        "h": dt.timedelta(hours=n),
+        "d": dt.timedelta(days=n),
+        "w": dt.timedelta(weeks=n),
+    }[unit]
+
+
+# ---- status --------------------------------------------------------------------------------
+
+
+def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list[dict[str, Any]]:
+    """One row per (run, source): latest status per destination, sizes, duration, last failure."""
+    from shared.demo_summary import source_label
+
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in results:  # oldest first: later results overwrite earlier ones
+        src = r.source or {}
+        if dataset and src.get("dataset") != dataset:
+            continue
+        key = (r.run_id or "-", source_label(r.source) if r.source else "-")
+        row = rows.setdefault(
+            key,
+            {
+                "run_id": key[0],
+                "source": key[1],
+                "date": r.date,
+                "destinations": {},
+                "files": None,
+                "bytes": None,
+                "duration_s": None,
+                "last_failure": None,
+                "updated": None,
+            },
+        )
+        if r.destination:
+            row["destinations"][r.destination] = r.status
+        if r.files_expected:
+            row["files"], row["bytes"] = r.files_expected, r.bytes_expected
+        if r.duration_s is not None:
+            row["duration_s"] = max(row["duration_s"] or 0.0, r.duration_s)
+        if r.status != "in_sync":
+            row["last_failure"] = f"{r.destination or r.stage}: {r.status}: {r.reason or ''}".strip()
+        row["updated"] = r.finished_at
+    return sorted(rows.values(), key=lambda row: row["updated"] or "", reverse=True)
+
+
+def status(
+    since: Annotated[str, typer.Option("--since", help="How far back: 30m, 12h, 7d, 2w.")] = "7d",
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only runs of this dataset.")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Runs and their verify results per destination (from the run history in GCS)."""
+    from shared.run_history import read
+
+    cfg = _config(config)
+    start = dt.datetime.now(dt.UTC) - parse_since(since)
+    rows = status_rows(read(cfg.bucket, start), dataset)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no verify results since {start:%Y-%m-%d %H:%M} UTC")
+        return
+    header = f"{'RUN':<16} {'SOURCE':<28} {'DATE':<10}  {'DESTINATIONS':<40} {'FILES':>5} {'BYTES':>12} {'DURATION':>9}"
+    typer.echo(header)
+    for row in rows:
+        dests = ", ".join(f"{d}={s}" for d, s in sorted(row["destinations"].items())) or "-"
+        duration = f"{row['duration_s']:.0f}s" if row["duration_s"] is not None else "-"
+        typer.echo(
+            f"{row['run_id']:<16} {row['source']:<28} {row['date'] or '-':<10}  {dests:<40} "
+            f"{row['files'] if row['files'] is not None else '-':>5} {row['bytes'] if row['bytes'] is not None else '-':>12} {duration:>9}"
+        )
+        if row["last_failure"]:
+            typer.echo(f"{'':<16} last failure: {row['last_failure'][:200]}")
+
+
+# ---- verify --------------------------------------------------------------------------------
+
+
+def verify(
+    run_id: Annotated[str, typer.Argument(help="The run id (every table of it is checked).")],
+    destination: Annotated[str | None, typer.Option("--destination", "-d", help="Only this destination.")] = None,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Send a verify-request (the verify function reports) instead.")
+    ] = False,
+    size_only: Annotated[bool, typer.Option("--size-only", help="Do not read files back to hash them.")] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Compare a run's manifest with its destinations here and now (nothing is published or healed).
+
+    Exit 0 when every destination is in sync, 1 otherwise, 2 when the run cannot be found.
+    """
+    from shared.gcp import pubsub
+    from shared.messages import VerifyRequest
+    from shared.topology import VERIFY_REQUESTS
+
+    cfg = _config(config)
+    if publish:
+        try:
+            request = VerifyRequest(run_id=run_id, destination=destination)
+            VerifyRequest.from_json(request.to_json())  # the function's own validation, before sending
+            message_id = pubsub.publish(VERIFY_REQUESTS, request)
+        except OffsiteError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(
+            f"published verify request {request.to_json().decode()} (message {message_id}); see `offsite status`"
+        )
+        return
+    try:
+        checks = local_checks(cfg, run_id, destination, download=False if size_only else None)
+    except OffsiteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        for c in checks:
+            _print_check(c)
+    raise typer.Exit(0 if checks and all(c.status == "in_sync" for c in checks) else 1)
+
+
+def local_checks(
+    cfg: Config, run_id: str, destination: str | None, *, download: bool | None = None
+) -> list[VerifyResult]:
+    """The engine on every run folder of ``run_id`` (and destination), as results (not published)."""
+    from shared.errors import RejectedInput
+    from shared.verify_flow import RunContext, Trigger, build_result, classify, run_comparison, utcnow
+    from shared.verify_markers import read_state
+    from shared.verify_runs import RunObjects, find_runs, folder_source, load_manifest
+
+    runs = find_runs(cfg.bucket, cfg.export_prefix, cfg.project, run_id=run_id)
+    if not runs:
+        raise RejectedInput(f"no run {run_id!r} under gs://{cfg.bucket}/{cfg.export_prefix}/")
+    checks = []
+    for run in runs:
+        manifest = load_manifest(cfg.bucket, run.folder)
+        if manifest is None:
+            checks.append(
+                VerifyResult(
+                    status="incomplete",
+                    run_id=run_id,
+                    source=folder_source(run.folder),
+                    date=run.folder.date.isoformat(),
+                    destination=destination,
+                    reason="export incomplete: no _manifest.json yet",
+                )
+            )
+            continue
+        ctx = RunContext(cfg, run.folder, manifest)
+        objects = RunObjects(cfg.bucket, run.folder)
+        for dest in [destination] if destination else manifest.destinations:
+            if dest not in manifest.destinations:
+                raise RejectedInput(
+                    f"--destination {dest!r}: run {run_id} ({run.folder.source.label}) goes to {', '.join(manifest.destinations)}"
+                )
+            comparison = run_comparison(ctx, dest, objects.sha1, download=download)
+            state = read_state(cfg.bucket, run.folder.prefix, dest)
+            checks.append(
+                build_result(
+                    ctx,
+                    dest,
+                    comparison,
+                    classify(comparison, state),
+                    Trigger.REQUEST,
+                    heal_attempts=state.heal_attempts,
+                    note=None,
+                    started=objects.started,
+                    now=utcnow(),
+                )
+            )
+    return checks
+
+
+def _print_check(r: VerifyResult) -> None:
+    from shared.demo_summary import source_label
+
+    typer.echo(f"{r.run_id}  {source_label(r.source)}  {r.date}  → {r.destination or '-'}: {r.status.upper()}")
+    if r.check:
+        typer.echo(
+            f"  check {r.check}; files {r.files_present}/{r.files_expected}; bytes {r.bytes_present}/{r.bytes_expected}; "
+            f"self-heal attempts so far {r.heal_attempts}"
+        )
+    for title, names in (
+        ("missing", r.missing),
+        ("extra", r.extra),
+        ("size differs", r.size_differs),
+        ("hash differs", r.hash_differs),
+    ):
+        for name in names:
+            typer.echo(f"  {title}: {name}")
+    if r.reason and r.status != "in_sync":
+        typer.echo(f"  {r.reason}")
+
+
+# ---- dlq -----------------------------------------------------------------------------------
+
+
+def _dead_letter_subscriptions(only: str | None) -> list[Any]:
+    from shared.topology import subscriptions
+
+    subs = [s for s in subscriptions() if only in (None, s.name, s.dead_letter_topic, f"{s.dead_letter_topic}-sub")]
+    if not subs:
+        raise typer.BadParameter(f"{only!r} is not a subscription or dead-letter topic of shared.topology")
+    return subs
+
+
+def _pull(subscription: str, limit: int) -> list[Any]:
+    """Up to ``limit`` waiting messages, without waiting for more to arrive."""
+    import warnings
+
+    from shared.gcp import clients
+
+    client = clients.subscriber_client()
+    path = client.subscription_path(clients.project(), subscription)
+    with warnings.catch_warnings():
+        # return_immediately is deprecated, but without it an empty queue blocks until the timeout.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        request = {"subscription": path, "max_messages": limit, "return_immediately": True}
+        response = client.pull(request=request, timeout=30)
+    return list(response.received_messages)
+
+
+def _settle(subscription: str, ack_ids: list[str], *, ack: bool) -> None:
+    from shared.gcp import clients
+
+    if not ack_ids:
+        return
+    client = clients.subscriber_client()
+    path = client.subscription_path(clients.project(), subscription)
+    if ack:
+        client.acknowledge(request={"subscription": path, "ack_ids": ack_ids})
+    else:  # hand them back at once, so a listing does not hide them for the ack deadline
+        client.modify_ack_deadline(request={"subscription": path, "ack_ids": ack_ids, "ack_deadline_seconds": 0})
+
+
+@dlq_app.command("list")
+def dlq_list(
+    subscription: Annotated[
+        str | None, typer.Option("--subscription", "-s", help="One push subscription (or its DLQ).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Messages per dead-letter subscription.")] = 20,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Dead-lettered messages per subscription (they stay in the dead-letter queue)."""
+    _config(config)
+    listing = []
+    for sub in _dead_letter_subscriptions(subscription):
+        pull_sub = f"{sub.dead_letter_topic}-sub"
+        received = _pull(pull_sub, limit)
+        _settle(pull_sub, [m.ack_id for m in received], ack=False)
+        for m in received:
+            msg = m.message
+            listing.append(
+                {
+                    "subscription": sub.name,
+                    "message_id": msg.message_id,
+                    "published": msg.publish_time.isoformat(),
+                    "attributes": dict(msg.attributes),
+                    "data": msg.data.decode("utf-8", "replace"),
+                }
+            )
+    if as_json:
+        typer.echo(json.dumps(listing, indent=2))
+        return
+    if not listing:
+        typer.echo("no dead-lettered messages")
+    for item in listing:
+        attempts = item["attributes"].get(f"{DEAD_LETTER_PREFIX}SourceDeliveryCount", "?")
+        typer.echo(f"{item['subscription']}  {item['message_id']}  {item['published']}  attempts={attempts}")
+        typer.echo(f"  {item['data'][:300]}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    subscription: Annotated[
+        str | None, typer.Option("--subscription", "-s", help="One push subscription (or its DLQ).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Messages to replay per dead-letter subscription.")] = 100,
+    config: ConfigOption = None,
+) -> None:
+    """Send dead-lettered messages again: Pub/Sub ones to their original topic (same data and
+    attributes); GCS ones by rewriting the object, which fires a fresh OBJECT_FINALIZE."""
+    _config(config)
+    replayed = kept = 0
+    for sub in _dead_letter_subscriptions(subscription):
+        pull_sub = f"{sub.dead_letter_topic}-sub"
+        received = _pull(pull_sub, limit)
+        done, left = [], []
+        for m in received:
+            try:
+                typer.echo(f"{sub.name}  {m.message.message_id}: {replay_one(sub, m.message)}")
+                done.append(m.ack_id)
+            except OffsiteError as exc:
+                typer.echo(f"{sub.name}  {m.message.message_id}: kept in the dead-letter queue: {exc}", err=True)
+                left.append(m.ack_id)
+        _settle(pull_sub, done, ack=True)
+        _settle(pull_sub, left, ack=False)
+        replayed, kept = replayed + len(done), kept + len(left)
+    typer.echo(f"replayed {replayed}, kept {kept}")
+    if kept:
+        raise typer.Exit(1)
+
+
+def replay_one(sub: Any, message: Any) -> str:
+    """Replay one dead-lettered message; returns what was done."""
+    from shared.errors import PermanentError
+    from shared.gcp import pubsub
+    from shared.verify_heal import HEAL_DESTINATION_KEY, rewrite
+
+    if sub.trigger.kind == "pubsub":
+        attributes = {k: v for k, v in message.attributes.items() if not k.startswith(DEAD_LETTER_PREFIX)}
+        new_id = pubsub.publish(sub.trigger.topic, bytes(message.data), **attributes)
+        return f"published again on {sub.trigger.topic} as {new_id}"
+    try:  # a GCS notification: the object resource as JSON, or at least its attributes
+        obj = json.loads(message.data or b"{}")
+    except ValueError:
+        obj = {}
+    bucket = obj.get("bucket") or message.attributes.get("bucketId")
+    name = obj.get("name") or message.attributes.get("objectId")
+    if not bucket or not name:
+        raise PermanentError("not a GCS notification (no bucket/name)")
+    generation = rewrite(bucket, name, {HEAL_DESTINATION_KEY: "", "offsite-replay-of": message.message_id})
+    return f"rewrote gs://{bucket}/{name} (generation {generation}): a new finalize event reaches every GCS-triggered function"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,13 +14,19 @@ def register(app: typer.Typer) -> None:
 
 
 def package_command(
-    out: Path = typer.Option(None, "--out", help="Output folder (default: dist/functions in the repo)."),
-    write_requirements: bool = typer.Option(
-        False,
-        "--write-requirements",
-        help="First regenerate functions/*/requirements.txt from the imports on each function's code path.",
-    ),
-    only: list[str] = typer.Option(None, "--only", help="Build only these source folders (e.g. upload_box)."),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: dist/functions in the repo).")
+    ] = None,
+    write_requirements: Annotated[
+        bool,
+        typer.Option(
+            "--write-requirements",
+            help="First regenerate functions/*/requirements.txt from the imports on each function's code path.",
+        ),
+    ] = False,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Build only these source folders (e.g. upload_box).")
+    ] = None,
 ) -> None:
     """Build one reproducible source archive per function folder: dist/functions/<name>.zip.
 
@@ -28,10 +35,11 @@ def package_command(
     """
     from devstack import packaging
 
-    sources = tuple(only) if only else packaging.function_sources()
-    unknown = sorted(set(sources) - set(packaging.function_sources()))
+    known = packaging.function_sources()
+    sources = tuple(only) if only else known
+    unknown = sorted(set(sources) - set(known))
     if unknown:
-        typer.echo(f"--only: unknown function folder(s) {', '.join(unknown)}; known: {', '.join(packaging.function_sources())}", err=True)
+        typer.echo(f"--only: unknown function folder(s) {', '.join(unknown)}; known: {', '.join(known)}", err=True)
         raise typer.Exit(2)
     if write_requirements:
         for source in sources:

@@ -150,7 +150,11 @@ class SftpDestination:
                     raise TransientError(
                         f"{self.name}: {partial} has SHA-1 {served} on the server, sent {streamed.sha1}"
                     )
-            self._publish(session, partial, final, replace=existing is not None)
+            try:
+                self._publish(session, partial, final, replace=existing is not None)
+            except PermanentError:
+                self._remove_quietly(session, partial)
+                raise
             published = self._lstat(session, final)
             mtime = int(published.st_mtime or 0) if published is not None else 0
             self.ledger.remember(rel, LedgerEntry(size, mtime, streamed.sha1))

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import fastavro
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shared.errors import PermanentError
@@ -256,28 +257,25 @@ class _GzipTextShard:
 
     def __init__(self, schema: list[Any], fmt: str) -> None:
         self._buffer = io.BytesIO()
-        self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._buffer, mtime=0)
+        self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._buffer, mtime=0, compresslevel=6)
         self._text = io.TextIOWrapper(self._gzip, encoding="utf-8", newline="")
+        self._schema = schema
         self._names = [f.name for f in schema]
-        if fmt == "CSV":
+        self._json = fmt == "NEWLINE_DELIMITED_JSON"
+        if not self._json:
             self._csv = csv.writer(self._text, lineterminator="\n")
             self._csv.writerow(self._names)
-            self._row: Callable[[dict[str, Any]], None] = self._csv_row
-            self._convs = [_csv_converter(f) for f in schema]
-        else:
-            self._row = self._json_row
-            self._convs = [_json_converter(f) for f in schema]
-
-    def _csv_row(self, row: dict[str, Any]) -> None:
-        self._csv.writerow([conv(row[name]) for name, conv in zip(self._names, self._convs, strict=True)])
-
-    def _json_row(self, row: dict[str, Any]) -> None:
-        obj = {name: conv(row[name]) for name, conv in zip(self._names, self._convs, strict=True)}
-        self._text.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
 
     def write(self, table: pa.Table) -> None:
-        for row in table.to_pylist():
-            self._row(row)
+        columns = [text_column(f, table.column(f.name), json_style=self._json) for f in self._schema]
+        if self._json:
+            names = self._names
+            self._text.writelines(
+                json.dumps(dict(zip(names, values, strict=True)), ensure_ascii=False, separators=(",", ":")) + "\n"
+                for values in zip(*columns, strict=True)
+            )
+        else:
+            self._csv.writerows(zip(*columns, strict=True))
         self._text.flush()
 
     def size(self) -> int:
@@ -288,6 +286,44 @@ class _GzipTextShard:
         self._text.detach()
         self._gzip.close()
         return self._buffer.getvalue()
+
+
+def _strip_fraction(strings: Any) -> Any:
+    """'…10.500000' → '…10.5', '…10.000000' → '…10' (BigQuery prints no trailing zeros)."""
+    strings = pc.replace_substring_regex(strings, r"\.0+$", "")
+    return pc.replace_substring_regex(strings, r"(\.\d*[1-9])0+$", r"\1")
+
+
+def _vector_text(kind: str, column: Any) -> Any:
+    """A string array of BigQuery's text for one scalar column, computed by Arrow (nulls stay null)."""
+    if kind in ("NUMERIC", "BIGNUMERIC"):
+        strings = pc.replace_substring_regex(pc.cast(column, pa.string()), r"^-?0E-\d+$", "0")
+        return _strip_fraction(strings)
+    if kind == "DATETIME":
+        return _strip_fraction(pc.strftime(column, format="%Y-%m-%dT%H:%M:%S"))
+    if kind == "TIMESTAMP":
+        text = _strip_fraction(pc.strftime(column, format="%Y-%m-%d %H:%M:%S"))
+        return pc.binary_join_element_wise(text, pa.scalar(" UTC"), "")
+    return pc.cast(column, pa.string())
+
+
+def text_column(field: Any, column: Any, *, json_style: bool) -> list[Any]:
+    """One column as Python values ready for csv.writer (strings, '' for NULL) or json.dumps."""
+    kind = field_type(field)
+    if _repeated(field) or kind == "RECORD":
+        conv = _json_converter(field) if json_style else _csv_converter(field)
+        return [conv(v) for v in column.to_pylist()]
+    if kind == "FLOAT":
+        if json_style:
+            return [v if v is None or math.isfinite(v) else _float_text(v) for v in column.to_pylist()]
+        return ["" if v is None else _float_text(v) for v in column.to_pylist()]
+    if kind == "BOOLEAN" and json_style:
+        return column.to_pylist()
+    if kind == "BYTES":
+        values = [None if v is None else base64.b64encode(v).decode("ascii") for v in column.to_pylist()]
+    else:
+        values = _vector_text(kind, column).to_pylist()
+    return values if json_style else ["" if v is None else v for v in values]
 
 
 class _AvroShard:

@@ -122,3 +122,20 @@ def test_rows_from_other_scenarios_keep_unknown_keys() -> None:
     row = Row.from_dict({"scenario": "box", "case": "1 GB", "unit": "MB/s", "offsite": 90.0, "part_size": 8388608})
     assert row.samples["part_size"] == 8388608
     assert row.status == "-"
+
+
+def test_target_checks_ignore_missing_targets() -> None:
+    assert common.all_of(True, None) is True
+    assert common.all_of(True, False) is False
+    assert common.all_of(None, None) is None
+    assert common.within_rss(60.0, 64.0) is True
+    assert common.within_rss(65.0, 64.0) is False
+    assert common.within_rss(None, 64.0) is None
+
+
+def test_epoch_reads_gcs_and_pubsub_timestamps() -> None:
+    import datetime as dt
+
+    assert common.epoch("1970-01-01T00:00:01.500000Z") == pytest.approx(1.5)
+    assert common.epoch("1970-01-01T00:00:02Z") == pytest.approx(2.0)
+    assert common.epoch(dt.datetime(1970, 1, 1, 0, 0, 3, tzinfo=dt.UTC)) == pytest.approx(3.0)

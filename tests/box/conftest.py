@@ -1,5 +1,5 @@
-"""Fixtures of the Box tests: a real Box API server, GCS and Pub/Sub emulators (one set per
-xdist worker), a fresh Box root folder and a fresh run folder per test."""
+"""Fixtures of the Box tests: a Box API server of their own (faults and request counts stay
+per test), GCS and Pub/Sub from the shared bare stack, a fresh Box root folder per test."""
 
 from __future__ import annotations
 
@@ -9,36 +9,38 @@ from pathlib import Path
 
 import pytest
 
+from devstack.boxapi import BoxApiServer
+from devstack.state import StackInfo
 from shared.box_folders import clear_cache
 from shared.config import BoxDestination, Config, Destinations
 from shared.destinations import box as box_module
-from shared.gcp import clients
 from tests.box.pipeline import Pipeline
-from tests.box.servers import LocalBox, LocalGcs, LocalPubSub, box_settings
-
-PROJECT = "offsite-box-tests"
+from tests.box.support import box_settings
 
 
 @pytest.fixture(scope="session")
-def box_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBox]:
+def box_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoxApiServer]:
     base = tmp_path_factory.mktemp("boxapi")
-    server = LocalBox(data_dir=base / "data").start()
+    server = BoxApiServer(base / "data").start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def box_root(box_server: LocalBox) -> Iterator[str]:
+def box_root(box_server: BoxApiServer) -> Iterator[str]:
     """A fresh, uniquely named folder under the Box root; deleted (recursively) afterwards."""
     from shared.destinations.box import BoxDestination as Box
 
     clear_cache()
     box_server.clear_faults()
+    box_server.clear_requests()  # request counts below are this test's alone
+    server_settings = box_server.configure()
     admin = Box(box_settings(box_server, "0"))
     name = f"t-{uuid.uuid4().hex[:12]}"
     folder_id = admin.folders.create("0", name, name)
     yield folder_id
     box_server.clear_faults()
+    box_server.configure(**server_settings)
     admin.http.call(
         "DELETE", f"{admin.http.api}/folders/{folder_id}", what="cleanup", params={"recursive": "true"}
     ).close()
@@ -46,33 +48,16 @@ def box_root(box_server: LocalBox) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(box_server: LocalBox, box_root: str) -> BoxDestination:
+def settings(box_server: BoxApiServer, box_root: str) -> BoxDestination:
     return box_settings(box_server, box_root)
 
 
-@pytest.fixture(scope="session")
-def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalGcs, LocalPubSub]]:
-    base = tmp_path_factory.mktemp("emulators")
-    pubsub = LocalPubSub().start(base)
-    gcs = LocalGcs(root=base / "gcs").start(pubsub.host)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
-    patch.setenv("PUBSUB_EMULATOR_HOST", pubsub.host)
-    patch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
-    clients.reset()
-    yield gcs, pubsub
-    patch.undo()
-    clients.reset()
-    gcs.stop()
-    pubsub.stop()
-
-
 @pytest.fixture
-def pipeline(
-    emulators: tuple[LocalGcs, LocalPubSub], settings: BoxDestination, box_server: LocalBox
-) -> Iterator[Pipeline]:
-    """A bucket, a deliveries topic with a pull subscription, and a config routing 'sales' to Box."""
-    config = Config(project=PROJECT, bucket=f"exports-{uuid.uuid4().hex[:10]}", destinations=Destinations(box=settings))
+def pipeline(bare_stack_env: StackInfo, settings: BoxDestination, box_server: BoxApiServer) -> Iterator[Pipeline]:
+    """GCS and Pub/Sub of the shared bare stack, a fresh bucket, a pull subscription on
+    deliveries, and a config whose Box destination is this test's root folder."""
+    bucket = f"exports-{uuid.uuid4().hex[:10]}"
+    config = Config(project=bare_stack_env.project, bucket=bucket, destinations=Destinations(box=settings))
     box_module.for_settings.cache_clear()
     with Pipeline(config, box_server) as pipe:
         yield pipe

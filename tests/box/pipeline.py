@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from google.api_core import exceptions as gexc
 
+from devstack.boxapi import BoxApiServer
 from shared.box_delivery import upload_box
 from shared.config import Config
 from shared.destinations.box import BoxDestination
@@ -25,7 +26,7 @@ from shared.gcp import clients, gcs
 from shared.layout import RunFolder
 from shared.messages import DeliveryReceipt, Source, TableExport
 from shared.topology import DELIVERIES, GCS_FINALIZED
-from tests.box.servers import LocalBox
+from tests.box.support import api_get
 
 BLOCK = 4 * 1024 * 1024
 
@@ -52,7 +53,7 @@ def random_file(path: Path, size: int) -> str:
 
 
 class Pipeline:
-    def __init__(self, config: Config, box_server: LocalBox) -> None:
+    def __init__(self, config: Config, box_server: BoxApiServer) -> None:
         self.config = config
         self.box_server = box_server
         self.bucket = config.bucket
@@ -194,4 +195,4 @@ class Pipeline:
 
     def versions(self, file_id: str) -> list[dict[str, Any]]:
         """Box's previous versions of a file (the current one is not listed, as in Box)."""
-        return self.box_server.api(f"/files/{file_id}/versions")["entries"]
+        return api_get(self.box_server, f"/files/{file_id}/versions")["entries"]

@@ -11,7 +11,7 @@ from tests.box.pipeline import Pipeline
 MB = 1_000_000
 
 
-def run_folder(run) -> str:  # noqa: ANN001 - a TableExport
+def run_folder(run) -> str:
     return f"GCP/bigquery/{run.source.dataset}/{run.source.table}/{yyyymmdd(run.date)}/{run.run_id}"
 
 
@@ -31,7 +31,9 @@ def test_export_lands_in_the_seed_tree_with_matching_sha1(pipeline: Pipeline, sc
     assert [e["name"] for e in box.entries("GCP")] == ["bigquery"]
     assert [e["name"] for e in box.entries("GCP/bigquery/sales/orders")] == ["20250108"]
     listed = {f.path.rsplit("/", 1)[1]: f for f in box.list(run_folder(run))}
-    assert {f.path for f in listed.values()} == {f"{run_folder(run)}/{i.name.rsplit('/', 1)[1]}" for i in exported.values()}
+    assert {f.path for f in listed.values()} == {
+        f"{run_folder(run)}/{i.name.rsplit('/', 1)[1]}" for i in exported.values()
+    }
     for item in exported.values():
         remote = listed[item.name.rsplit("/", 1)[1]]
         assert remote.size == item.size
@@ -43,7 +45,12 @@ def test_export_lands_in_the_seed_tree_with_matching_sha1(pipeline: Pipeline, sc
     for item in exported.values():
         receipt = receipts[item.name]
         assert (receipt.destination, receipt.status, receipt.run_id) == ("box", "uploaded", run.run_id)
-        assert (receipt.size, receipt.sha1, receipt.generation, receipt.bucket) == (item.size, item.sha1, item.generation, pipeline.bucket)
+        assert (receipt.size, receipt.sha1, receipt.generation, receipt.bucket) == (
+            item.size,
+            item.sha1,
+            item.generation,
+            pipeline.bucket,
+        )
         assert receipt.remote_path == f"{run_folder(run)}/{item.name.rsplit('/', 1)[1]}"
         assert receipt.remote_id == listed[item.name.rsplit("/", 1)[1]].remote_id
 
@@ -71,7 +78,13 @@ def test_redelivered_event_adds_no_file_and_no_version(pipeline: Pipeline, scrat
 
     after = pipeline.box_server.requests()["counts"]
     # the recorded sha1 lets the second delivery skip without sending a byte
-    for operation in ("upload_file", "upload_file_version", "create_upload_session", "create_upload_session_version", "upload_part"):
+    for operation in (
+        "upload_file",
+        "upload_file_version",
+        "create_upload_session",
+        "create_upload_session_version",
+        "upload_part",
+    ):
         assert after.get(operation, 0) == before.get(operation, 0), operation
     files = list(pipeline.box().list(run_folder(run)))
     assert len(files) == 2

@@ -6,8 +6,10 @@ only where a test needs to look at what the SDK hides (headers, bodies of errors
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -20,7 +22,6 @@ from box_sdk_gen.schemas.file_full import FileFull
 from box_sdk_gen.schemas.folder_full import FolderFull
 
 from devstack.boxapi import BoxApiServer
-
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -76,3 +77,22 @@ def sha1_hex(data: bytes) -> str:
 def upload(client: BoxClient, folder_id: str, name: str, data: bytes, **kwargs) -> FileFull:
     attributes = UploadFileAttributes(name=name, parent=UploadFileAttributesParentField(id=folder_id))
     return client.uploads.upload_file(attributes, io.BytesIO(data), **kwargs).entries[0]
+
+
+# Big enough for an upload session (Box's minimum is 20,000,000 bytes): three parts of
+# 8 MiB, the last one short.
+BIG_SIZE = 21 * 1024 * 1024 + 12345
+
+
+@pytest.fixture(scope="session")
+def payload() -> bytes:
+    return os.urandom(BIG_SIZE)
+
+
+def digest(data: bytes) -> str:
+    """RFC 3230 ``Digest`` value Box wants: ``sha=<base64 SHA-1>``."""
+    return "sha=" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def chunks(data: bytes, part_size: int) -> list[tuple[int, bytes]]:
+    return [(offset, data[offset : offset + part_size]) for offset in range(0, len(data), part_size)]

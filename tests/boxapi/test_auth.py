@@ -44,9 +44,11 @@ def rsa_key_pair(passphrase: bytes) -> tuple[str, str]:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -195,3 +197,16 @@ def test_revoked_token_is_refused(box: BoxApiServer) -> None:
     client.auth.revoke_token(network_session=client.network_session)
     response = requests.get(f"{box.base_url}/2.0/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert response.status_code == 401
+
+
+def test_jwt_key_given_on_the_command_line(tmp_path) -> None:
+    private, public = rsa_key_pair(b"s3cret")
+    pem = tmp_path / "public.pem"
+    pem.write_text(public)
+    with BoxApiServer(tmp_path / "box", jwt_public_key=pem) as box:
+        app = {"client_id": box.client_id, "secret": box.client_secret, "kid": "any-kid", "private": private}
+        config = JWTConfig.from_config_json_string(
+            jwt_config_json(app["client_id"], app["secret"], app["kid"], private, box.enterprise_id)
+        )
+        client = BoxClient(auth=BoxJWTAuth(config=config)).with_custom_base_urls(box.base_urls())
+        assert client.users.get_user_me().login.startswith("AutomationUser_")

@@ -68,7 +68,11 @@ def test_concurrent_creators_agree_on_one_folder(box: BoxApiServer, folder: Fold
 
 
 def test_invalid_names_and_unknown_parent(client: BoxClient, folder: FolderFull) -> None:
-    for name, code in [("a/b", "item_name_invalid"), ("trailing ", "item_name_invalid"), ("x" * 256, "item_name_too_long")]:
+    for name, code in [
+        ("a/b", "item_name_invalid"),
+        ("trailing ", "item_name_invalid"),
+        ("x" * 256, "item_name_too_long"),
+    ]:
         with pytest.raises(BoxAPIError) as bad:
             client.folders.create_folder(name, CreateFolderParent(id=folder.id))
         assert (bad.value.response_info.status_code, bad.value.response_info.code) == (400, code)

@@ -11,18 +11,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack.boxapi import BoxApiServer
 from shared.box_folders import clear_cache
 from shared.destinations.box import BoxDestination
-from tests.box.servers import LocalBox, box_settings
+from tests.box.support import box_settings
 
-_server: LocalBox | None = None
+_server: BoxApiServer | None = None
 
 
-def _shared_server(request: pytest.FixtureRequest) -> LocalBox:
+def _shared_server(request: pytest.FixtureRequest) -> BoxApiServer:
     global _server
     if _server is None:
         base = request.config._tmp_path_factory.mktemp("boxapi-conformance")  # type: ignore[attr-defined]
-        _server = LocalBox(data_dir=base / "data").start()
+        _server = BoxApiServer(base / "data").start()
         request.config.add_cleanup(_stop_server)
     return _server
 

@@ -3,7 +3,7 @@
 python-hcl2 parses the .tf files; this walks its syntax tree and evaluates expressions with
 Terraform's rules for the subset infra/ uses: variables and their defaults, locals,
 for/if expressions, conditionals, templates, `for_each`/`count`, `dynamic` blocks and the
-built-in functions listed in FUNCTIONS. Values only known after apply (attributes of other
+built-in functions of hcl_values.builtin_functions. Values only known after apply (attributes of other
 resources and data sources) become :class:`Ref` (or :class:`Template` inside strings), so a
 test can still check *which* resource instance an attribute points at. Referencing a
 resource instance key that the resource's own for_each does not produce is an error, as in
@@ -12,151 +12,27 @@ Terraform. No provider is needed; an unsupported construct raises NotImplemented
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import math
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hcl2.parser import parser as hcl_parser
 from hcl2.utils import process_escape_sequences
 from lark import Token, Tree
 
-
-class EvalError(Exception):
-    """What Terraform would report as an error while evaluating (caught by try/can)."""
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A value known only after apply: resource/data attribute path."""
-
-    parts: tuple[Any, ...]
-
-    def __str__(self) -> str:
-        text = ".".join(str(p) for p in self.parts[:3] if not isinstance(p, Key)) if self.parts[0] == "data" else ""
-        out = ""
-        for i, part in enumerate(self.parts):
-            if isinstance(part, Key):
-                out += f"[{json.dumps(part.value)}]"
-            else:
-                out += ("." if i else "") + str(part)
-        return out or text
-
-    @property
-    def instance(self) -> tuple[str, Any] | None:
-        """("type.name", key) of the resource instance referenced, if keyed."""
-        offset = 1 if self.parts[0] == "data" else 0
-        head = self.parts[offset : offset + 2]
-        key = self.parts[offset + 2] if len(self.parts) > offset + 2 else None
-        return (".".join(head), key.value if isinstance(key, Key) else None)
-
-
-@dataclass(frozen=True)
-class Key:
-    value: Any
-
-
-@dataclass(frozen=True)
-class Template:
-    """A string with unknown parts."""
-
-    parts: tuple[Any, ...]
-
-    def __str__(self) -> str:
-        return "".join(p if isinstance(p, str) else "${" + str(p) + "}" for p in self.parts)
-
-
-class TSet(tuple):
-    """A Terraform set (ordered like Terraform orders a set of strings)."""
-
-
-UNKNOWN = (Ref, Template)
-
-
-def _is_unknown(value: Any) -> bool:
-    return isinstance(value, UNKNOWN)
-
-
-def _str(value: Any) -> str | Template:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if value is None:
-        raise EvalError("cannot use a null value in a string template")
-    if _is_unknown(value):
-        return Template((value,))
-    raise EvalError(f"cannot convert {type(value).__name__} to string")
-
-
-def _iterate(collection: Any) -> list[tuple[Any, Any]]:
-    if isinstance(collection, dict):
-        return [(k, collection[k]) for k in sorted(collection)]
-    if isinstance(collection, TSet):
-        return [(v, v) for v in collection]
-    if isinstance(collection, (list, tuple)):
-        return list(enumerate(collection))
-    if collection is None:
-        raise EvalError("cannot iterate over a null value")
-    raise EvalError(f"cannot iterate over {type(collection).__name__}")
-
-
-def _toset(values: Any) -> TSet:
-    items = [v for _, v in _iterate(values)]
-    if any(isinstance(v, (dict, list)) for v in items):
-        raise NotImplementedError("sets of collections")
-    return TSet(sorted(set(items), key=lambda v: (str(type(v)), v)))
-
-
-def _number(value: Any) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        if isinstance(value, str):
-            try:
-                return float(value) if "." in value else int(value)
-            except ValueError:
-                pass
-        raise EvalError(f"a number is required, got {value!r}")
-    return value
-
-
-def _coalesce(*values: Any) -> Any:
-    for value in values:
-        if value is not None and value != "":
-            return value
-    raise EvalError("coalesce: no non-null, non-empty argument")
-
-
-def _regex(pattern: str, text: Any) -> Any:
-    if not isinstance(text, str):
-        raise EvalError("regex: a string is required")
-    match = re.search(pattern, text)
-    if not match:
-        raise EvalError(f"regex: pattern {pattern!r} did not match {text!r}")
-    if match.groupdict():
-        return match.groupdict()
-    return list(match.groups()) if match.groups() else match.group(0)
-
-
-def _index(collection: Any, key: Any) -> Any:
-    if isinstance(collection, dict):
-        if key not in collection:
-            raise EvalError(f"no key {key!r} in map with keys {sorted(collection)}")
-        return collection[key]
-    if isinstance(collection, (list, tuple)) and not isinstance(collection, TSet):
-        key = _number(key)
-        if not 0 <= key < len(collection):
-            raise EvalError(f"index {key} out of range")
-        return collection[int(key)]
-    raise EvalError(f"cannot index {type(collection).__name__} with {key!r}")
+from tests.infra.hcl_values import (
+    EvalError,
+    Key,
+    Ref,
+    Template,
+    TSet,
+    binary,
+    builtin_functions,
+    index_value,
+    is_unknown,
+    iterate,
+    number,
+    to_string,
+)
 
 
 class Module:
@@ -232,14 +108,14 @@ class Module:
         attrs = _attributes(body)
         if "for_each" in attrs:
             collection = self.eval(attrs["for_each"], {})
-            if _is_unknown(collection):
+            if is_unknown(collection):
                 raise EvalError(f"{rtype}.{name}: for_each is unknown before apply")
-            pairs = _iterate(collection)
+            pairs = iterate(collection)
             if isinstance(collection, (list, tuple)) and not isinstance(collection, TSet):
                 raise EvalError(f"{rtype}.{name}: for_each needs a map or a set, got a list")
             scopes = {key: {"each": {"key": key, "value": value}} for key, value in pairs}
         elif "count" in attrs:
-            count = _number(self.eval(attrs["count"], {}))
+            count = number(self.eval(attrs["count"], {}))
             scopes = {i: {"count": {"index": i}} for i in range(int(count))}
         else:
             scopes = {None: {}}
@@ -266,7 +142,7 @@ class Module:
                     attrs = _attributes(inner)
                     iterator = labels[0]
                     content = next(b for k, _, b in _blocks(inner) if k == "content")
-                    for key, value in _iterate(self.eval(attrs["for_each"], scope)):
+                    for key, value in iterate(self.eval(attrs["for_each"], scope)):
                         inner_scope = {**scope, iterator: {"key": key, "value": value}}
                         out.setdefault(labels[0], []).append(self.body(content, inner_scope))
                     continue
@@ -289,7 +165,7 @@ class Module:
 
     # -- expressions ----------------------------------------------------------------------
 
-    def eval(self, node: Any, scope: dict[str, Any]) -> Any:  # noqa: C901 - one dispatch on the grammar's rules
+    def eval(self, node: Any, scope: dict[str, Any]) -> Any:
         if isinstance(node, Token):
             raise NotImplementedError(f"token {node.type}")
         kind = node.data
@@ -320,25 +196,33 @@ class Module:
             return self._identifier(_name(node), scope)
         if kind == "get_attr_expr_term":
             base = self.eval(trees[0], scope)
-            attr = _name([c for c in trees[1].children if isinstance(c, Tree)][0])
+            attr = _name(next(c for c in trees[1].children if isinstance(c, Tree)))
             return self._get_attr(base, attr)
         if kind == "index_expr_term":
             base = self.eval(trees[0], scope)
             index = trees[1]
             if index.data == "short_index":
-                key = int(str([c for c in index.children if isinstance(c, Token) and c.type == "INT_LITERAL"][0]))
+                key = int(str(next(c for c in index.children if isinstance(c, Token) and c.type == "INT_LITERAL")))
             else:
-                key = self.eval([c for c in index.children if isinstance(c, Tree) and c.data != "new_line_or_comment"][0], scope)
-            return self._get_index(base, key)
+                key = self.eval(
+                    next(c for c in index.children if isinstance(c, Tree) and c.data != "new_line_or_comment"), scope
+                )
+            return self._getindex_value(base, key)
         if kind == "function_call":
             name = _name(trees[0])
             args_node = next((t for t in trees[1:] if t.data == "arguments"), None)
-            args = [c for c in args_node.children if isinstance(c, Tree) and c.data != "new_line_or_comment"] if args_node else []
-            expand = args_node is not None and any(isinstance(c, Token) and c.type == "ELLIPSIS" for c in args_node.children)
+            args = (
+                [c for c in args_node.children if isinstance(c, Tree) and c.data != "new_line_or_comment"]
+                if args_node
+                else []
+            )
+            expand = args_node is not None and any(
+                isinstance(c, Token) and c.type == "ELLIPSIS" for c in args_node.children
+            )
             return self._call(name, args, scope, expand)
         if kind == "conditional":
             cond = self.eval(trees[0], scope)
-            if _is_unknown(cond):
+            if is_unknown(cond):
                 return Ref(("unknown-condition",))
             if not isinstance(cond, bool):
                 raise EvalError(f"condition is not a bool: {cond!r}")
@@ -346,16 +230,22 @@ class Module:
         if kind == "binary_op":
             left = self.eval(trees[0], scope)
             term = trees[1]
-            operator = str([c for c in term.children if isinstance(c, Tree) and c.data == "binary_operator"][0].children[0])
-            right_node = [c for c in term.children if isinstance(c, Tree) and c.data not in ("binary_operator", "new_line_or_comment")][0]
+            operator = str(
+                next(c for c in term.children if isinstance(c, Tree) and c.data == "binary_operator").children[0]
+            )
+            right_node = next(
+                c
+                for c in term.children
+                if isinstance(c, Tree) and c.data not in ("binary_operator", "new_line_or_comment")
+            )
             if operator == "&&" and left is False:
                 return False
             if operator == "||" and left is True:
                 return True
-            return _binary(operator, left, self.eval(right_node, scope))
+            return binary(operator, left, self.eval(right_node, scope))
         if kind == "unary_op":
             operator, operand = str(kids[0]), self.eval(trees[0], scope)
-            return (not operand) if operator == "!" else -_number(operand)
+            return (not operand) if operator == "!" else -number(operand)
         if kind in ("for_tuple_expr", "for_object_expr"):
             return self._for(kind, trees, kids, scope)
         raise NotImplementedError(f"HCL construct {kind!r}")
@@ -370,8 +260,8 @@ class Module:
                 text = str(inner)
                 parts.append(text[1:] if inner.type == "ESCAPED_INTERPOLATION" else process_escape_sequences(text))
             elif inner.data == "interpolation":
-                expr = [c for c in inner.children if isinstance(c, Tree)][0]
-                value = _str(self.eval(expr, scope))
+                expr = next(c for c in inner.children if isinstance(c, Tree))
+                value = to_string(self.eval(expr, scope))
                 parts.extend(value.parts if isinstance(value, Template) else [value])
             else:
                 raise NotImplementedError(f"template directive {inner.data}")
@@ -389,7 +279,7 @@ class Module:
             return _name(inner[0])
         if not inner:
             return str(key_node.children[0])
-        return _str(self.eval(inner[0], scope))
+        return to_string(self.eval(inner[0], scope))
 
     def _identifier(self, name: str, scope: dict[str, Any]) -> Any:
         if name in scope:
@@ -411,9 +301,9 @@ class Module:
             return base[attr]
         raise EvalError(f"cannot read attribute {attr!r} of {type(base).__name__} {base!r}")
 
-    def _get_index(self, base: Any, key: Any) -> Any:
+    def _getindex_value(self, base: Any, key: Any) -> Any:
         if isinstance(base, Ref):
-            if _is_unknown(key):
+            if is_unknown(key):
                 return Ref(base.parts + (Key(str(key)),))
             offset = 1 if base.parts[0] == "data" else 0
             if len(base.parts) == offset + 2 and offset == 0:
@@ -421,12 +311,14 @@ class Module:
                 if key not in keys:
                     raise EvalError(f"{base} has no instance {key!r} (has {sorted(map(str, keys))})")
             return Ref(base.parts + (Key(key),))
-        return _index(base, key)
+        return index_value(base, key)
 
     def _for(self, kind: str, trees: list[Tree], kids: list[Any], scope: dict[str, Any]) -> Any:
         intro = trees[0]
         names = [_name(c) for c in intro.children if isinstance(c, Tree) and c.data == "identifier"]
-        collection_node = [c for c in intro.children if isinstance(c, Tree) and c.data not in ("identifier", "new_line_or_comment")][0]
+        collection_node = next(
+            c for c in intro.children if isinstance(c, Tree) and c.data not in ("identifier", "new_line_or_comment")
+        )
         collection = self.eval(collection_node, scope)
         body = trees[1:]
         condition = body[-1] if body and body[-1].data == "for_cond" else None
@@ -436,14 +328,16 @@ class Module:
             raise NotImplementedError("grouping for expressions (...)")
         out_list: list[Any] = []
         out_map: dict[Any, Any] = {}
-        for key, value in _iterate(collection):
+        for key, value in iterate(collection):
             inner = dict(scope)
             if len(names) == 2:
                 inner[names[0]], inner[names[1]] = key, value
             else:
                 inner[names[0]] = value
             if condition is not None:
-                cond_expr = [c for c in condition.children if isinstance(c, Tree) and c.data != "new_line_or_comment"][0]
+                cond_expr = next(
+                    c for c in condition.children if isinstance(c, Tree) and c.data != "new_line_or_comment"
+                )
                 keep = self.eval(cond_expr, inner)
                 if not isinstance(keep, bool):
                     raise EvalError(f"for condition is not a bool: {keep!r}")
@@ -476,8 +370,8 @@ class Module:
             raise NotImplementedError(f"function {name}()")
         values = [self.eval(a, scope) for a in args]
         if expand:
-            values = values[:-1] + [v for _, v in _iterate(values[-1])]
-        if any(_is_unknown(v) for v in values) and name not in ("merge", "concat", "tolist", "toset", "compact"):
+            values = values[:-1] + [v for _, v in iterate(values[-1])]
+        if any(is_unknown(v) for v in values) and name not in ("merge", "concat", "tolist", "toset", "compact"):
             return Ref((f"{name}(...)",))
         return self.functions[name](*values)
 
@@ -486,55 +380,7 @@ class Module:
         return path if path.is_absolute() else Path.cwd() / path
 
     def _functions(self) -> dict[str, Any]:
-        def merge(*maps: Any) -> dict:
-            out: dict = {}
-            for m in maps:
-                if m is None:
-                    continue
-                if not isinstance(m, dict):
-                    raise EvalError("merge: arguments must be maps")
-                out.update(m)
-            return out
-
-        def flatten(values: Any) -> list:
-            out: list = []
-            for _, v in _iterate(values):
-                out.extend(flatten(v) if isinstance(v, (list, tuple)) else [v])
-            return out
-
-        return {
-            "yamldecode": lambda s: yaml.safe_load(s),
-            "jsonencode": lambda v: json.dumps(v, separators=(",", ":"), sort_keys=True),
-            "jsondecode": json.loads,
-            "base64encode": lambda s: base64.b64encode(s.encode()).decode(),
-            "file": lambda p: self._path(p).read_text(),
-            "filemd5": lambda p: hashlib.md5(self._path(p).read_bytes()).hexdigest(),
-            "fileexists": lambda p: self._path(p).is_file(),
-            "startswith": lambda s, p: s.startswith(p),
-            "coalesce": _coalesce,
-            "regex": _regex,
-            "compact": lambda values: [v for _, v in _iterate(values) if v not in (None, "")],
-            "concat": lambda *lists: [v for lst in lists for _, v in _iterate(lst)],
-            "flatten": flatten,
-            "toset": _toset,
-            "tolist": lambda values: [v for _, v in _iterate(values)],
-            "merge": merge,
-            "values": lambda m: [m[k] for k in sorted(m)],
-            "keys": lambda m: sorted(m),
-            "lookup": lambda m, k, *default: m[k] if k in m else (default[0] if default else _index(m, k)),
-            "length": lambda v: len(v),
-            "split": lambda sep, s: s.split(sep),
-            "join": lambda sep, values: sep.join(_str(v) for _, v in _iterate(values)),
-            "element": lambda values, i: values[int(i) % len(values)],
-            "replace": lambda s, old, new: s.replace(old, new),
-            "lower": str.lower,
-            "upper": str.upper,
-            "min": lambda *v: min(_number(x) for x in v),
-            "max": lambda *v: max(_number(x) for x in v),
-            "floor": lambda v: math.floor(_number(v)),
-            "sort": lambda values: sorted(v for _, v in _iterate(values)),
-            "contains": lambda values, v: v in [x for _, x in _iterate(values)],
-        }
+        return builtin_functions(lambda p: self._path(p))
 
 
 class Namespace:
@@ -566,36 +412,6 @@ class Namespace:
                 raise EvalError(f"no resource {self.parts[0]}.{name}")
             return Ref((self.parts[0], name))
         raise EvalError(f"{self.kind}.{name}")
-
-
-def _binary(operator: str, left: Any, right: Any) -> Any:
-    if operator == "==":
-        return left == right and type(left) is type(right) or (_is_num(left) and _is_num(right) and left == right)
-    if operator == "!=":
-        return not _binary("==", left, right)
-    if _is_unknown(left) or _is_unknown(right):
-        return Ref((f"({operator})",))
-    if operator in ("&&", "||"):
-        if not isinstance(left, bool) or not isinstance(right, bool):
-            raise EvalError(f"{operator} needs bools")
-        return (left and right) if operator == "&&" else (left or right)
-    a, b = _number(left), _number(right)
-    ops = {
-        "+": lambda: a + b,
-        "-": lambda: a - b,
-        "*": lambda: a * b,
-        "/": lambda: a / b,
-        "%": lambda: a % b,
-        "<": lambda: a < b,
-        ">": lambda: a > b,
-        "<=": lambda: a <= b,
-        ">=": lambda: a >= b,
-    }
-    return ops[operator]()
-
-
-def _is_num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # -- syntax tree helpers --------------------------------------------------------------------
@@ -630,8 +446,3 @@ def _block_parts(block: Tree) -> tuple[str, list[str], Tree]:
 
 def _blocks(body: Tree) -> list[tuple[str, list[str], Tree]]:
     return [_block_parts(c) for c in body.children if isinstance(c, Tree) and c.data == "block"]
-
-
-def comments(path: Path) -> list[str]:
-    """Every `#` comment line of a file (checkov skip annotations live there)."""
-    return [line.strip() for line in path.read_text().splitlines() if line.strip().startswith("#")]

@@ -21,7 +21,7 @@ from pathlib import Path
 from devstack.ports import free_port, wait_tcp
 
 SSHD = "/usr/sbin/sshd"
-USER = "offsite-sftp"
+USER = "offsite-sftptest"  # not the stack's offsite-sftp: this one has a password and a shell
 PASSWORD = "offsite-sftp-test-password"
 BASE = Path("/srv/offsite-sftp-test")
 _LOCK = Path("/tmp/offsite-sftp-useradd.lock")
@@ -66,7 +66,7 @@ def keygen(path: Path, kind: str = "ed25519", passphrase: str = "", bits: int | 
     """An OpenSSH key pair at ``path`` / ``path.pub``."""
     cmd = ["ssh-keygen", "-q", "-t", kind, "-N", passphrase, "-C", f"offsite-test-{kind}", "-f", str(path)]
     if bits:
-        cmd[3:3] = ["-b", str(bits)]
+        cmd += ["-b", str(bits)]
     subprocess.run(cmd, check=True, capture_output=True)
     return path
 

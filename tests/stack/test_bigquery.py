@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from devstack.state import StackInfo
 
@@ -24,7 +25,10 @@ def test_query_through_google_cloud_bigquery(bare_stack: StackInfo) -> None:
         schema=[bigquery.SchemaField("id", "INT64"), bigquery.SchemaField("order_date", "DATE")],
     )
     client.create_table(table)
-    assert client.insert_rows_json(table, [{"id": 1, "order_date": "2025-01-08"}, {"id": 2, "order_date": "2025-01-09"}]) == []
+    assert (
+        client.insert_rows_json(table, [{"id": 1, "order_date": "2025-01-08"}, {"id": 2, "order_date": "2025-01-09"}])
+        == []
+    )
     job = client.query(
         f"SELECT id FROM `{bare_stack.project}.{dataset}.orders` WHERE order_date = @d",
         job_config=bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("d", "DATE", "2025-01-08")]),
@@ -34,5 +38,5 @@ def test_query_through_google_cloud_bigquery(bare_stack: StackInfo) -> None:
 
 
 def test_started_offline_without_spatial_extension(bare_stack: StackInfo) -> None:
-    log = open(bare_stack.component("bigquery").log).read()
+    log = Path(bare_stack.component("bigquery").log).read_text()
     assert "spatial_unavailable" not in log and "extensions.duckdb.org" not in log

@@ -29,7 +29,7 @@ class Webhook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 hook.bodies.append(json.loads(body))
                 self.send_response(hook.status)
@@ -84,16 +84,23 @@ MISMATCH = VerifyResult(
 
 def test_message_names_run_destination_problems_and_the_rerun_commands() -> None:
     text = message(MISMATCH)["text"]
-    assert "mismatch" in text and "`r20250108a`" in text and "sales.orders (2025-01-08)" in text and "`sftp:local`" in text
+    assert (
+        "mismatch" in text and "`r20250108a`" in text and "sales.orders (2025-01-08)" in text and "`sftp:local`" in text
+    )
     assert "missing (1): orders_20250108-000000000001.parquet" in text
     assert "hash differs (1): orders_20250108-000000000000.parquet" in text
     assert "check: sha1 · files 1/2" in text and "self-heal attempts: 1" in text
     assert "offsite verify r20250108a --destination sftp:local" in text
-    assert """gcloud pubsub topics publish verify-requests --message='{"run_id":"r20250108a","destination":"sftp:local"}'""" in text
+    assert (
+        """gcloud pubsub topics publish verify-requests --message='{"run_id":"r20250108a","destination":"sftp:local"}'"""
+        in text
+    )
 
 
 def test_rejected_message_without_run_has_reason_and_no_rerun() -> None:
-    rejected = VerifyResult(status="rejected", stage="verify", reason="verify request: not valid JSON", message_id="m-1")
+    rejected = VerifyResult(
+        status="rejected", stage="verify", reason="verify request: not valid JSON", message_id="m-1"
+    )
     text = message(rejected)["text"]
     assert "rejected" in text and "not valid JSON" in text and "m-1" in text
     assert rerun_commands(rejected) == [] and "re-run" not in text
@@ -106,7 +113,12 @@ def test_alerts_go_out_for_problem_statuses_only(webhook: Webhook) -> None:
     assert alert(VerifyResult(status="in_sync", run_id="r1", destination="box"), config, limiter=limiter) is False
     for status in ("mismatch", "incomplete", "rejected", "failed"):
         assert alert(VerifyResult(status=status, run_id="r1", destination="box"), config, limiter=limiter) is True
-    assert [b["text"].split("*")[1].rsplit(" ", 1)[1] for b in webhook.bodies] == ["mismatch", "incomplete", "rejected", "failed"]
+    assert [b["text"].split("*")[1].rsplit(" ", 1)[1] for b in webhook.bodies] == [
+        "mismatch",
+        "incomplete",
+        "rejected",
+        "failed",
+    ]
 
 
 def test_rate_limited_per_run_destination_and_status(webhook: Webhook) -> None:

@@ -1,0 +1,241 @@
+"""Box chunked upload: 1 GB from the GCS emulator to the local Box API, offsite vs box-sdk-gen.
+
+Both sides read the same object through the same stream (``shared.gcp.gcs.open_object``) and
+upload it into a fresh folder of the same local Box API server (devstack.boxapi), each in its
+own child process so its RSS is its own:
+
+- offsite: ``BoxDestination.put`` — upload session, ``parallel_parts`` parts in flight, per-part
+  SHA-1 digests, commit with the whole-file digest (what upload_box does for a large file);
+- peer: box-sdk-gen's ``chunked_uploads.upload_big_file`` (sequential parts), the SDK's own
+  helper for the same job.
+
+Throughput = bytes / seconds from the child's start marker (clients built, stream open) to the
+committed file. Memory = peak RSS of the child − its RSS at the start marker. Target: offsite
+≥ 3× the SDK's throughput, with peak RSS ≤ baseline + 4 × part_size + 64 MB. Figures are
+medians of ``runs`` runs; the two sides alternate so drift hits both.
+
+    .venv/bin/python bench/box_bench.py [--quick] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Self
+
+BENCH_DIR = Path(__file__).resolve().parent
+for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from bench.common import (
+    MB,
+    MIN_RUNS,
+    Row,
+    all_of,
+    format_table,
+    mark_start,
+    median,
+    python_child,
+    run_child,
+    within_rss,
+)
+
+SIZE_FULL = 1_000_000_000
+SIZE_QUICK = 200_000_000
+TARGET_RATIO = 3.0
+RSS_SLACK_BYTES = 64 * MB
+PARALLEL_PARTS = 4
+PEER = "box-sdk-gen upload_big_file"
+OBJECT = "bench/box/blob.bin"
+BUCKET = "offsite-box-bench"
+
+
+# ---- children (run in their own interpreter by bench.common.run_child) -----------------------
+
+
+def _point_at(gcs_url: str) -> None:
+    os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "offsite-bench")
+
+
+def offsite_upload(gcs_url: str, box_url: str, token: str, folder: str, size: int) -> dict[str, Any]:
+    """Child: stream the object into Box with offsite's BoxDestination."""
+    _point_at(gcs_url)
+    from shared.config import BoxAuth, BoxDestination
+    from shared.destinations.box import BoxDestination as Box
+    from shared.gcp import gcs
+    from shared.secrets import Secret
+
+    settings = BoxDestination(
+        root_folder_id="0",
+        auth=BoxAuth(method="developer_token", developer_token=Secret(token)),
+        base_url=box_url,
+        upload_url=box_url + "/api",
+        oauth_url=box_url + "/oauth2",
+        parallel_parts=PARALLEL_PARTS,
+    )
+    box = Box(settings)
+    box.mkdirs(folder)
+    with gcs.open_object(BUCKET, OBJECT) as stream:
+        mark_start()
+        started = time.perf_counter()
+        result = box.put(f"{folder}/blob.bin", stream, size)
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "sha1": result.sha1, "file_id": result.remote_id}
+
+
+def sdk_upload(gcs_url: str, box_url: str, token: str, folder: str, size: int) -> dict[str, Any]:
+    """Child: stream the object into Box with box-sdk-gen's own chunked-upload helper."""
+    _point_at(gcs_url)
+    from box_sdk_gen import BoxClient, BoxDeveloperTokenAuth
+    from box_sdk_gen.managers.folders import CreateFolderParent
+    from box_sdk_gen.networking.base_urls import BaseUrls
+
+    from shared.gcp import gcs
+
+    urls = BaseUrls(base_url=box_url, upload_url=box_url + "/api", oauth_2_url=box_url + "/oauth2")
+    client = BoxClient(auth=BoxDeveloperTokenAuth(token=token)).with_custom_base_urls(urls)
+    folder_id = client.folders.create_folder(folder, CreateFolderParent(id="0")).id
+    with gcs.open_object(BUCKET, OBJECT) as stream:
+        mark_start()
+        started = time.perf_counter()
+        uploaded = client.chunked_uploads.upload_big_file(stream, "blob.bin", size, folder_id)
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "sha1": uploaded.sha_1, "file_id": uploaded.id}
+
+
+# ---- the scenario ------------------------------------------------------------------------------
+
+
+class _Servers:
+    """fake-gcs-server and the local Box API in a temp dir, stopped (by pid) and removed at the end."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="offsite-box-bench-"))
+        self.gcs: subprocess.Popen[bytes] | None = None
+        self.box: Any = None
+
+    def __enter__(self) -> Self:
+        from devstack.binaries import fake_gcs_server
+        from devstack.boxapi import BoxApiServer
+        from devstack.ports import free_port, wait_http_ok
+
+        port = free_port()
+        self.gcs_url = f"http://127.0.0.1:{port}"
+        argv = [str(fake_gcs_server()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port)]
+        argv += ["-external-url", self.gcs_url, "-backend", "filesystem", "-filesystem-root", str(self.dir / "gcs")]
+        with open(self.dir / "gcs.log", "ab") as log:
+            self.gcs = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        gcs = self.gcs
+        wait_http_ok(f"{self.gcs_url}/_internal/healthcheck", 30, is_alive=lambda: gcs.poll() is None)
+        self.box = BoxApiServer(self.dir / "box").start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.box is not None:
+            self.box.stop()
+        if self.gcs is not None and self.gcs.poll() is None:
+            self.gcs.terminate()
+            self.gcs.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _seed_object(gcs_url: str, size: int) -> str:
+    """Write ``size`` random bytes to gs://BUCKET/OBJECT (streamed, never whole in memory); returns SHA-1."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(
+        project="offsite-bench", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_url}
+    )
+    bucket = client.create_bucket(BUCKET)
+    digest = hashlib.sha1()
+    block = os.urandom(8 * 1024 * 1024)  # random once; varied per block by a counter prefix
+    with bucket.blob(OBJECT, chunk_size=32 * 1024 * 1024).open("wb") as out:
+        left, counter = size, 0
+        while left:
+            chunk = (counter.to_bytes(8, "big") + block)[: min(len(block), left)]
+            digest.update(chunk)
+            out.write(chunk)
+            left -= len(chunk)
+            counter += 1
+    return digest.hexdigest()
+
+
+def _measure(servers: _Servers, target: str, size: int, expected_sha1: str) -> tuple[float, float, dict[str, Any]]:
+    folder = f"bench-{target.split(':')[1]}-{uuid.uuid4().hex[:8]}"
+    argv = python_child(
+        target, gcs_url=servers.gcs_url, box_url=servers.box.base_url, token=servers.box.token, folder=folder, size=size
+    )
+    child = run_child(argv, cwd=BENCH_DIR.parent)
+    if child.result.get("sha1") != expected_sha1:
+        raise RuntimeError(f"{target}: Box stored SHA-1 {child.result.get('sha1')}, the object's is {expected_sha1}")
+    servers.box.admin("POST", "/reset", {"data": True})  # drop the uploaded GB before the next run
+    return size / MB / child.seconds, child.rss_over_baseline / MB, child.result
+
+
+def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
+    """Measure both sides ``runs`` times; one row (offsite vs SDK) as a dict for bench/run.py."""
+    size = SIZE_QUICK if quick else SIZE_FULL
+    offsite_mb_s: list[float] = []
+    sdk_mb_s: list[float] = []
+    offsite_rss: list[float] = []
+    sdk_rss: list[float] = []
+    with _Servers() as servers:
+        expected = _seed_object(servers.gcs_url, size)
+        for _ in range(max(1, runs)):
+            speed, rss, _ = _measure(servers, "box_bench:sdk_upload", size, expected)
+            sdk_mb_s.append(speed)
+            sdk_rss.append(rss)
+            speed, rss, _ = _measure(servers, "box_bench:offsite_upload", size, expected)
+            offsite_mb_s.append(speed)
+            offsite_rss.append(rss)
+    part_size = 8 * 1024 * 1024  # the part size the Box API hands out for these sizes
+    limit_mb = (PARALLEL_PARTS * part_size + RSS_SLACK_BYTES) / MB
+    row = Row(
+        scenario="box",
+        case=f"chunked upload {size / 1e9:g} GB GCS→Box",
+        unit="MB/s",
+        offsite=median(offsite_mb_s),
+        peer=median(sdk_mb_s),
+        peer_name=PEER,
+        target=f">= {TARGET_RATIO:g}x SDK, RSS <= baseline + {PARALLEL_PARTS}x part + 64 MB",
+        peak_rss_mb=max(offsite_rss),
+        rss_limit_mb=limit_mb,
+        runs=len(offsite_mb_s),
+        notes=f"{PARALLEL_PARTS} parts in flight; SDK peak RSS over baseline {max(sdk_rss):.0f} MB",
+        samples={
+            "offsite_mb_s": offsite_mb_s,
+            "sdk_mb_s": sdk_mb_s,
+            "offsite_rss_mb": offsite_rss,
+            "sdk_rss_mb": sdk_rss,
+        },
+    )
+    ratio = row.ratio
+    row.passed = all_of(ratio is not None and ratio >= TARGET_RATIO, within_rss(row.peak_rss_mb, limit_mb))
+    return [row.to_dict()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{SIZE_QUICK / 1e6:g} MB instead of {SIZE_FULL / 1e9:g} GB"
+    )
+    parser.add_argument("--runs", type=int, default=MIN_RUNS, help="runs per side (the median is reported)")
+    args = parser.parse_args(argv)
+    rows = [Row.from_dict(r) for r in run(args.quick, args.runs)]
+    print(format_table(rows))
+    return 0 if all(r.passed is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""End to end: 10 tables, ~1 GB in all → Box + SFTP → both verified in_sync, through the local stack.
+
+One export request for the ``bench_e2e`` dataset (destinations box and sftp:local) goes through
+every function of the running stack: fan_out → export_table (local warehouse) → GCS finalize →
+upload_box and transfer_sftp → delivery receipts → verify. The bench only watches, with pull
+subscriptions of its own on table-exports, gcs-notifications, deliveries and verify-results.
+
+Wall time: from just before the request is published to the last verify result (20: one per
+table and destination). It is split at milestones that follow one another, so the shares add
+up to 100 %:
+- fan-out: request → last TableExport published;
+- export: → last ``_manifest.json`` created (deliveries start with the first data file and
+  overlap this stage);
+- delivery tail: → last delivery receipt (Box or SFTP) after the last manifest;
+- verify tail: → last in_sync result.
+Each destination's own span (first data file created → its last receipt) is reported too.
+Tables hold random bytes (incompressible, like real Parquet of varied data).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.common import MB, MIN_RUNS, Row, RssSampler, Watch, epoch, median, stack_env
+
+DATASET = "bench_e2e"
+TABLES = 10
+TOTAL_BYTES_FULL = 1_000_000_000
+TOTAL_BYTES_QUICK = 100_000_000
+PAYLOAD_BYTES = 2_000  # per row
+DESTINATIONS = ["box", "sftp:local"]
+FUNCTIONS = ("export_table", "upload_box", "transfer_sftp", "verify")
+
+STACK_CONFIG = {"datasets": [{"name": DATASET, "destinations": DESTINATIONS}]}
+
+
+def seed(project: str, total_bytes: int) -> int:
+    """(Re)create the 10 tables of random payload; returns the rows per table."""
+    import numpy as np
+    import pyarrow as pa
+    from google.cloud import bigquery
+
+    from devstack.sample_data import load_table
+    from shared.gcp import clients
+
+    client = clients.bigquery_client()
+    client.create_dataset(f"{project}.{DATASET}", exists_ok=True)
+    rows = max(1, total_bytes // TABLES // PAYLOAD_BYTES)
+    schema = [bigquery.SchemaField("id", "INT64", mode="REQUIRED"), bigquery.SchemaField("payload", "BYTES")]
+    rng = np.random.default_rng(42)
+    offsets = pa.array(np.arange(0, (rows + 1) * PAYLOAD_BYTES, PAYLOAD_BYTES, dtype=np.int32))
+    for i in range(TABLES):
+        blob = pa.py_buffer(rng.bytes(rows * PAYLOAD_BYTES))
+        payload = pa.Array.from_buffers(pa.binary(), rows, [None, offsets.buffers()[1], blob])
+        data = pa.table({"id": pa.array(np.arange(rows, dtype=np.int64)), "payload": payload})
+        load_table(client, f"{project}.{DATASET}.t{i:02d}", schema, data)
+    return rows
+
+
+def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], timeout_s: float) -> dict[str, Any]:
+    from shared.gcp import pubsub
+    from shared.messages import ExportRequest
+    from shared.topology import DELIVERIES, EXPORT_REQUESTS, TABLE_EXPORTS, VERIFY_RESULTS
+
+    def finalized(where: Any) -> list[Any]:
+        """Finalize events of objects directly in this run's folders whose file name passes ``where``."""
+        marker = f"/{run_id}/"
+
+        def wanted(s: Any) -> bool:
+            name = s.attributes.get("objectId", "")
+            rest = name.split(marker, 1)[1] if marker in name else "/"
+            return s.attributes.get("eventType") == "OBJECT_FINALIZE" and "/" not in rest and where(rest)
+
+        return watch.select("gcs-notifications", wanted)
+
+    def results() -> list[Any]:
+        return watch.select(VERIFY_RESULTS, lambda s: s.data.get("run_id") == run_id)
+
+    def verified() -> bool:
+        bad = [r.data for r in results() if r.data.get("status") != "in_sync"]
+        if bad:
+            raise RuntimeError(f"run {run_id}: {bad[0].get('status')} at {bad[0].get('destination')}: {bad[0]}")
+        return len(results()) >= TABLES * len(DESTINATIONS)
+
+    baselines = {name: sampler.reset_peak() for name, sampler in samplers.items()}
+    t0 = time.time()
+    pubsub.publish(EXPORT_REQUESTS, ExportRequest(dataset=DATASET, run_id=run_id))
+    watch.wait(verified, timeout_s, f"{TABLES}×{len(DESTINATIONS)} in_sync results of run {run_id}")
+    peaks = {name: (sampler.peak - baselines[name]) / MB for name, sampler in samplers.items()}
+
+    exports = watch.select(TABLE_EXPORTS, lambda s: s.attributes.get("run_id") == run_id)
+    data_files = finalized(lambda name: not name.startswith("_"))
+    manifests = finalized(lambda name: name == "_manifest.json")
+    receipts = watch.select(DELIVERIES, lambda s: s.data.get("run_id") == run_id)
+    t_fanout = max(s.published for s in exports)
+    t_exported = max(epoch(s.data["timeCreated"]) for s in manifests)
+    t_delivered = max(s.published for s in receipts)
+    t_verified = max(s.published for s in results())
+    first_file = min(epoch(s.data["timeCreated"]) for s in data_files)
+    size = sum(int(s.data["size"]) for s in data_files)
+
+    def span(destination: str) -> float:
+        mine = [s.published for s in receipts if s.data.get("destination", "").startswith(destination)]
+        return max(mine) - first_file
+
+    wall = t_verified - t0
+    return {
+        "wall_s": wall,
+        "bytes": size,
+        "files": len(data_files),
+        "stages_s": {
+            "fan-out": t_fanout - t0,
+            "export": t_exported - t_fanout,
+            "delivery tail": max(0.0, t_delivered - t_exported),
+            "verify tail": t_verified - max(t_delivered, t_exported),
+        },
+        "box_span_s": span("box"),
+        "sftp_span_s": span("sftp"),
+        "export_span_s": t_exported - min(epoch(s.data["timeCreated"]) for s in finalized(lambda n: n == "_run.json")),
+        "function_rss_mb": peaks,
+    }
+
+
+def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
+    if stack is None:
+        raise RuntimeError("the end-to-end benchmark needs the local stack (bench/run.py starts it)")
+    total = TOTAL_BYTES_QUICK if quick else TOTAL_BYTES_FULL
+    pids = {c.name: c.pid for c in stack.components if c.name in FUNCTIONS}
+    topics = ["table-exports", "gcs-notifications", "deliveries", "verify-results"]
+    samples: list[dict[str, Any]] = []
+    with stack_env(stack):
+        started = time.perf_counter()
+        rows = seed(stack.project, total)
+        print(f"   seeded {TABLES} tables × {rows:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
+        samplers = {name: RssSampler(pid, 0.05) for name, pid in pids.items()}
+        with Watch(stack, topics) as watch:
+            for sampler in samplers.values():
+                sampler.__enter__()
+            try:
+                for k in range(max(1, runs)):
+                    run_id = f"be-{int(time.time())}-{k}"
+                    samples.append(measure_once(watch, run_id, samplers, timeout_s=300 + total / MB))
+                    s = samples[-1]
+                    stages = ", ".join(f"{n} {v:.1f}" for n, v in s["stages_s"].items())
+                    print(f"   run {k + 1}: {s['wall_s']:.1f} s for {s['bytes'] / MB:.0f} MB ({stages})", flush=True)
+            finally:
+                for sampler in samplers.values():
+                    sampler.stop()
+    return [summarize(samples, total).to_dict()]
+
+
+def summarize(samples: list[dict[str, Any]], total: int) -> Row:
+    wall = median([s["wall_s"] for s in samples])
+    size = samples[0]["bytes"]
+    stages = {name: median([s["stages_s"][name] for s in samples]) for name in samples[0]["stages_s"]}
+    shares = ", ".join(f"{name} {seconds / wall:.0%}" for name, seconds in stages.items())
+    # Median of the runs' peaks: the first run also pays each function's lazy imports.
+    rss = {name: median([s["function_rss_mb"][name] for s in samples]) for name in samples[0]["function_rss_mb"]}
+    return Row(
+        scenario="e2e",
+        case=f"{TABLES} tables, {size / 1e9:.2g} GB → Box + SFTP → in_sync",
+        unit="MB/s",
+        offsite=size / MB / wall,
+        target="all runs in_sync at both destinations",
+        passed=True,  # measure_once raises on anything but in_sync
+        peak_rss_mb=max(rss.values()) if rss else None,
+        runs=len(samples),
+        notes=(
+            f"wall {wall:.1f} s (median): {shares}; spans from the first data file: "
+            f"box {median([s['box_span_s'] for s in samples]):.1f} s, sftp {median([s['sftp_span_s'] for s in samples]):.1f} s; "
+            f"{samples[0]['files']} files; peak RSS over baseline per function: "
+            + ", ".join(f"{n} {v:.0f} MB" for n, v in rss.items())
+        ),
+        samples={"runs": samples, "wall_s": wall, "stages_s": stages, "requested_bytes": total},
+    )

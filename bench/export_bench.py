@@ -1,0 +1,160 @@
+"""Export: a 2 M-row table → Parquet files in GCS through the local warehouse, rows/s, vs plain pyarrow.
+
+offsite: ``shared.export.run_export`` — export_table's own steps (``_run.json``, the export job,
+the manifest) — with the local warehouse (``shared.gcp.bigquery.warehouse`` with
+``OFFSITE_WAREHOUSE=local``): rows read from bqemulator over its Storage Read API (gRPC, Arrow),
+written as SNAPPY Parquet shards of the stack's ``shard_size_bytes`` and uploaded to
+fake-gcs-server, each shard's SHA-1 computed, then the manifest. It writes to a bucket of its
+own that has no notifications, so no upload function wakes up during the measurement.
+
+Peer (the floor of the local path): ``pyarrow.parquet.write_table`` of the same rows, already in
+memory, to a local file, same compression — no reading, no upload, no hashing.
+
+A third, unranked figure explains the gap: reading the rows alone from bqemulator the way the
+local warehouse does. Each figure runs in its own child process; the table is the sample
+``orders`` shape (devstack.sample_data) at 2 M rows (200 k with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import MB, MIN_RUNS, Row, mark_start, median, python_child, run_child, stack_env
+
+ROWS_FULL = 2_000_000
+ROWS_QUICK = 200_000
+DATASET = "bench_export"
+BUCKET = "offsite-bench-export"  # no -event.bucket for it: exports here wake no function
+
+
+def table_name(rows: int) -> str:
+    return f"orders_{rows}"
+
+
+# ---- children ------------------------------------------------------------------------------------
+
+
+def offsite_export(config_path: str, project: str, rows: int, run_id: str) -> dict[str, Any]:
+    """Child: export_table's steps for one table through the local warehouse."""
+    from shared.config_load import load_config
+    from shared.export import run_export
+    from shared.gcp.bigquery import warehouse
+    from shared.layout import RunFolder, default_file_name
+    from shared.messages import Source, TableExport
+
+    config = dataclasses.replace(load_config(config_path), bucket=BUCKET)
+    wh = warehouse(config.shard_size_bytes)
+    source = Source(mode="table", project=project, dataset=DATASET, table=table_name(rows))
+    date = dt.date.today()
+    task = TableExport(
+        run_id=run_id,
+        date=date,
+        source=source,
+        format="PARQUET",
+        destinations=("sftp:local",),
+        prefix=RunFolder(config.export_prefix.strip("/"), source, date, run_id).prefix,
+        file_name=default_file_name(source.table or "", "PARQUET"),
+    )
+    mark_start()
+    manifest = run_export(task, config, wh, time.monotonic() + 3600)
+    return {"rows": manifest.row_count, "files": len(manifest.files), "bytes": sum(f.size for f in manifest.files)}
+
+
+def pyarrow_write(parquet_path: str, out_dir: str) -> dict[str, Any]:
+    """Child: the same rows, already in memory, written by pyarrow alone."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet_path)
+    out = Path(out_dir) / "out.parquet"
+    mark_start()
+    pq.write_table(table, out, compression="snappy")
+    return {"rows": table.num_rows, "bytes": out.stat().st_size}
+
+
+def read_only(project: str, rows: int) -> dict[str, Any]:
+    """Child: only the reading half of the local warehouse (bqemulator Storage Read API → Arrow)."""
+    from shared.gcp.bigquery import TableRef, warehouse
+
+    wh = warehouse()
+    mark_start()
+    _schema, batches = wh._read(TableRef(project, DATASET, table_name(rows)))  # the local warehouse's own reader
+    count = sum(b.num_rows for b in batches)
+    return {"rows": count}
+
+
+# ---- set-up and the scenario ---------------------------------------------------------------------
+
+
+def seed(project: str, rows: int, parquet_path: Path) -> None:
+    """The table in bqemulator and the same rows as a local Parquet file (for the peer)."""
+    import pyarrow.parquet as pq
+
+    from devstack.sample_data import ORDERS_SCHEMA, load_table, orders_table
+    from shared.gcp import clients
+
+    data = orders_table(rows)
+    pq.write_table(data, parquet_path, compression="snappy")
+    client = clients.bigquery_client()
+    client.create_dataset(f"{project}.{DATASET}", exists_ok=True)
+    load_table(client, f"{project}.{DATASET}.{table_name(rows)}", ORDERS_SCHEMA, data)
+    storage = clients.storage_client()
+    if storage.lookup_bucket(BUCKET) is None:
+        storage.create_bucket(BUCKET)
+
+
+def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
+    if stack is None:
+        raise RuntimeError("the export benchmark needs the local stack (bench/run.py starts it)")
+    rows = ROWS_QUICK if quick else ROWS_FULL
+    env = {**stack.env, "OFFSITE_LOG_LEVEL": "warning"}
+    ours, floor, reads = [], [], []
+    with tempfile.TemporaryDirectory(prefix="offsite-export-bench-") as tmp, stack_env(stack):
+        parquet = Path(tmp) / "rows.parquet"
+        started = time.perf_counter()
+        seed(stack.project, rows, parquet)
+        print(f"   seeded {rows:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
+        for k in range(max(1, runs)):
+            run_id = f"bx{rows}-{int(time.time())}-{k}"
+            args = {"config_path": str(stack.config_path), "project": stack.project, "rows": rows, "run_id": run_id}
+            ours.append(run_child(python_child("export_bench:offsite_export", **args), env=env))
+            floor.append(run_child(python_child("export_bench:pyarrow_write", parquet_path=str(parquet), out_dir=tmp)))
+            reads.append(run_child(python_child("export_bench:read_only", project=stack.project, rows=rows), env=env))
+            print(
+                f"   run {k + 1}: offsite {ours[-1].seconds:.1f} s, pyarrow {floor[-1].seconds:.2f} s, "
+                f"read alone {reads[-1].seconds:.1f} s",
+                flush=True,
+            )
+    for child in ours:
+        if child.result["rows"] != rows:
+            raise RuntimeError(f"the export's manifest counts {child.result['rows']} rows, the table has {rows}")
+    rate = median([rows / c.seconds for c in ours])
+    read_rate = median([rows / c.seconds for c in reads])
+    row = Row(
+        scenario="export",
+        case=f"{rows / 1e6:g} M rows → Parquet in GCS (local warehouse)",
+        unit="rows/s",
+        offsite=rate,
+        peer=median([rows / c.seconds for c in floor]),
+        peer_name="pyarrow write_table",
+        peak_rss_mb=max(c.rss_over_baseline for c in ours) / MB,
+        runs=len(ours),
+        notes=(
+            f"{ours[0].result['files']} files, {ours[0].result['bytes'] / MB:.0f} MB; reading alone from bqemulator: "
+            f"{read_rate:,.0f} rows/s; pyarrow's file {floor[0].result['bytes'] / MB:.0f} MB"
+        ),
+        samples={
+            "offsite_s": [c.seconds for c in ours],
+            "pyarrow_s": [c.seconds for c in floor],
+            "read_only_s": [c.seconds for c in reads],
+            "read_only_rows_s": read_rate,
+            "pyarrow_rss_mb": max(c.rss_over_baseline for c in floor) / MB,
+            "files": ours[0].result["files"],
+            "bytes": ours[0].result["bytes"],
+        },
+    )
+    return [row.to_dict()]

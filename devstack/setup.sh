@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Prepare this machine for offsite's local stack and tests. Idempotent: run it as often as you like
+# (the Makefile runs it before every target).
+#   - as root, installs missing system packages: openssh-server (the SFTP partner) and rclone
+#     (benchmarks); without root it only reports what is missing (the stack then uses asyncssh);
+#   - creates .venv with Python 3.11+ and installs the project (`pip install -e '.[dev]'`),
+#     skipped while pyproject.toml is unchanged since the last successful install;
+#   - checks the Pub/Sub emulator prerequisites (Java, Google Cloud CLI emulator jar).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+STAMP="$VENV/.offsite-installed"
+
+say() { printf 'setup: %s\n' "$*"; }
+
+# --- system packages ---------------------------------------------------------------------------
+missing=()
+[ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1 || missing+=(openssh-server)
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Debian would start the system sshd (port 22, all interfaces) on install; the stack runs its
+    # own on a free loopback port. A policy-rc.d answering 101 keeps services from starting.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    say "missing ${missing[*]} (run as root to install; until then SFTP uses the asyncssh fallback)"
+  fi
+fi
+
+# --- Python virtual environment -----------------------------------------------------------------
+python_ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' >/dev/null 2>&1; }
+if [ ! -x "$VENV/bin/python" ] || ! python_ok "$VENV/bin/python"; then
+  PYTHON=""
+  for candidate in "${PYTHON_FOR_VENV:-}" python3.13 python3.12 python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 && python_ok "$(command -v "$candidate")"; then
+      PYTHON="$(command -v "$candidate")"
+      break
+    fi
+  done
+  if [ -z "$PYTHON" ]; then
+    say "error: no Python 3.11+ found; install python3.11 (apt-get install -y python3.11-venv) or set PYTHON_FOR_VENV"
+    exit 1
+  fi
+  say "creating $VENV with $PYTHON"
+  "$PYTHON" -m venv "$VENV"
+  rm -f "$STAMP"
+fi
+
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+have="$(cat "$STAMP" 2>/dev/null || true)"
+if [ "$want" != "$have" ] || ! "$VENV/bin/python" -c 'import offsite, devstack, shared' >/dev/null 2>&1; then
+  say "installing the project into $VENV (pip install -e '.[dev]')"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q -e '.[dev]'
+  echo "$want" >"$STAMP"
+fi
+
+# --- Pub/Sub emulator prerequisites (reported; `offsite dev up` names the fix too) ----------------
+command -v java >/dev/null 2>&1 || say "warning: java not found; the Pub/Sub emulator needs Java 11+ (apt-get install -y default-jre-headless)"
+if ! ls /usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar >/dev/null 2>&1 \
+   && [ -z "${OFFSITE_DEV_PUBSUB_JAR:-}" ]; then
+  say "warning: Pub/Sub emulator jar not found; apt-get install -y google-cloud-cli-pubsub-emulator (or set OFFSITE_DEV_PUBSUB_JAR)"
+fi
+say "ready"

@@ -1,0 +1,32 @@
+"""Helpers of the Box tests around devstack.boxapi.BoxApiServer."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+from devstack.boxapi import BoxApiServer
+from shared.config import BoxAuth, BoxDestination
+from shared.secrets import Secret
+
+
+def api_get(server: BoxApiServer, path: str) -> Any:
+    """GET ``/2.0{path}`` with the developer token: what Box reports, without our client in between."""
+    request = urllib.request.Request(f"{server.base_url}/2.0{path}")
+    request.add_header("Authorization", f"Bearer {server.token}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def box_settings(server: BoxApiServer, root_folder_id: str, **overrides: object) -> BoxDestination:
+    """The config's Box destination aimed at ``server`` (developer token unless ``auth`` is given)."""
+    auth = overrides.pop("auth", None) or BoxAuth(method="developer_token", developer_token=Secret(server.token))
+    return BoxDestination(
+        root_folder_id=root_folder_id,
+        auth=auth,  # type: ignore[arg-type]
+        base_url=server.base_url,
+        upload_url=server.upload_url,
+        oauth_url=server.oauth2_url,
+        **overrides,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,212 @@
+"""Fixtures for export tests: the shared local stack, seeded with devstack.sample_data.
+
+``exports_env`` (function): the bare stack (no function processes) with its environment in
+os.environ, the sample `sales` dataset seeded once per worker, and an :class:`ExportsKit`
+to build real-shaped CloudEvents, drive the real handlers of functions/export_table/main.py
+and pull what they published.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import importlib.util
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cloudevents.http import CloudEvent
+
+from devstack.state import StackInfo
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "tests" / "data"
+
+
+def load_entry_points() -> Any:
+    """functions/export_table/main.py, imported as functions-framework would (by file)."""
+    spec = importlib.util.spec_from_file_location("export_table_main", REPO / "functions" / "export_table" / "main.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pubsub_event(
+    template: str, data: bytes, *, message_id: str | None = None, publish_time: str | None = None, project: str = "offsite-local"
+) -> CloudEvent:
+    """A messagePublished CloudEvent shaped like the saved example ``tests/data/<template>``."""
+    raw = json.loads((DATA / template).read_text())
+    event = copy.deepcopy(raw)
+    message_id = message_id or str(uuid.uuid4().int % 10**16)
+    publish_time = publish_time or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    topic = event["source"].rsplit("/topics/", 1)[1]
+    event["source"] = f"//pubsub.googleapis.com/projects/{project}/topics/{topic}"
+    event["id"] = message_id
+    event["time"] = publish_time
+    msg = event["data"]["message"]
+    msg.update(data=base64.b64encode(data).decode(), messageId=message_id, message_id=message_id)
+    msg.update(publishTime=publish_time, publish_time=publish_time)
+    attributes = {k: event.pop(k) for k in ("specversion", "id", "source", "type", "datacontenttype", "time") if k in event}
+    return CloudEvent(attributes, event["data"])
+
+
+@dataclass
+class Puller:
+    """A pull subscription made for one test, so it sees only what is published from now on."""
+
+    subscription: str
+    seen: list[Any] = field(default_factory=list)
+
+    def pull(self, predicate: Callable[[Any], bool], *, count: int = 1, timeout_s: float = 30.0) -> list[Any]:
+        """Messages (decoded JSON, attributes under "_attributes") matching ``predicate``; waits for ``count``."""
+        import time
+
+        from google.api_core.exceptions import DeadlineExceeded
+
+        from shared.gcp import clients
+
+        subscriber = clients.subscriber_client()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            matched = [m for m in self.seen if predicate(m)]
+            if len(matched) >= count or time.monotonic() > deadline:
+                return matched
+            try:
+                response = subscriber.pull(subscription=self.subscription, max_messages=100, timeout=2)
+            except DeadlineExceeded:
+                continue
+            if response.received_messages:
+                subscriber.acknowledge(subscription=self.subscription, ack_ids=[r.ack_id for r in response.received_messages])
+            for received in response.received_messages:
+                body = json.loads(received.message.data)
+                body["_attributes"] = dict(received.message.attributes)
+                self.seen.append(body)
+            if not response.received_messages:
+                time.sleep(0.2)
+
+    def drain(self, settle_s: float = 2.0) -> list[Any]:
+        """Everything that arrives within ``settle_s`` (to show that nothing more was published)."""
+        self.pull(lambda _m: False, count=1, timeout_s=settle_s)
+        return list(self.seen)
+
+
+@dataclass
+class ExportsKit:
+    stack: StackInfo
+    main: Any
+
+    @property
+    def config(self) -> Any:
+        from shared import runtime
+
+        return runtime.config()
+
+    @property
+    def bucket(self) -> str:
+        return self.stack.bucket
+
+    def subscribe(self, topic: str) -> Puller:
+        from shared.gcp import clients
+
+        name = f"projects/{self.stack.project}/subscriptions/test-{topic}-{uuid.uuid4().hex[:12]}"
+        clients.subscriber_client().create_subscription(name=name, topic=f"projects/{self.stack.project}/topics/{topic}")
+        return Puller(name)
+
+    def request_event(self, body: dict[str, Any] | bytes, **kw: Any) -> CloudEvent:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return pubsub_event("pubsub_export_request.json", data, project=self.stack.project, **kw)
+
+    def table_export_event(self, task: Any, **kw: Any) -> CloudEvent:
+        data = task if isinstance(task, bytes) else task.to_json()
+        return pubsub_event("pubsub_table_export.json", data, project=self.stack.project, **kw)
+
+    def bigquery(self) -> Any:
+        from shared.gcp import clients
+
+        return clients.bigquery_client()
+
+    def source_rows(self, table: str) -> list[dict[str, Any]]:
+        """The table's rows as BigQuery returns them (REST), ordered by the first column."""
+        rows = self.bigquery().list_rows(f"{self.stack.project}.sales.{table}").to_arrow(create_bqstorage_client=False)
+        first = rows.schema.names[0]
+        return sorted(rows.to_pylist(), key=lambda r: r[first])
+
+
+_seeded: dict[str, bool] = {}
+
+
+@pytest.fixture
+def exports_env(bare_stack_env: StackInfo) -> Iterator[ExportsKit]:
+    from devstack.sample_data import seed
+    from shared import runtime
+    from shared.gcp import clients
+
+    runtime.reset()
+    if not _seeded.get(str(bare_stack_env.root)):
+        seed(clients.bigquery_client(), bare_stack_env.project)
+        _seeded[str(bare_stack_env.root)] = True
+    yield ExportsKit(bare_stack_env, load_entry_points())
+    runtime.reset()
+
+
+def new_run_id() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+def table_task(kit: ExportsKit, table: str, fmt: str = "PARQUET", *, run_id: str | None = None, destinations=("box",)) -> Any:
+    """A TableExport as fan_out would publish it for one table of `sales`."""
+    from shared.layout import RunFolder, default_file_name
+    from shared.messages import Source, TableExport
+
+    run_id = run_id or new_run_id()
+    source = Source(mode="table", project=kit.stack.project, dataset="sales", table=table)
+    date = dt.date(2025, 1, 8)
+    return TableExport(
+        run_id=run_id,
+        date=date,
+        source=source,
+        format=fmt,
+        destinations=tuple(destinations),
+        prefix=RunFolder("exports", source, date, run_id).prefix,
+        file_name=default_file_name(table, fmt),
+    )
+
+
+def query_task(kit: ExportsKit, date: dt.date, fmt: str = "CSV", *, run_id: str | None = None) -> Any:
+    from shared.layout import RunFolder
+    from shared.messages import Source, TableExport
+
+    run_id = run_id or new_run_id()
+    source = Source(mode="query", project=kit.stack.project, export="orders_daily")
+    ext = {"CSV": "csv.gz", "PARQUET": "parquet", "AVRO": "avro", "NEWLINE_DELIMITED_JSON": "json.gz"}[fmt]
+    return TableExport(
+        run_id=run_id,
+        date=date,
+        source=source,
+        format=fmt,
+        destinations=("sftp:local",),
+        prefix=RunFolder("exports", source, date, run_id).prefix,
+        file_name=f"Orders_{{YYYYMMDD}}-*.{ext}",
+    )
+
+
+def manifest_of(kit: ExportsKit, task: Any) -> Any:
+    """The run's manifest, or None when there is none."""
+    from shared.gcp import gcs
+    from shared.manifest import Manifest
+
+    data = gcs.read_bytes(kit.bucket, task.prefix + "_manifest.json")
+    return None if data is None else Manifest.from_json(data)
+
+
+def object_bytes(kit: ExportsKit, name: str) -> bytes:
+    from shared.gcp import gcs
+
+    with gcs.open_object(kit.bucket, name, chunk_size=1024 * 1024) as stream:
+        return stream.read()

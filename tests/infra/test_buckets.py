@@ -1,0 +1,40 @@
+"""The exports and sources buckets: private, uniform access, lifecycle, no versioning."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.infra.conftest import EXAMPLE_CONFIG
+from tests.infra.hcl_eval import Module
+
+
+def test_exports_bucket_settings(example: Module) -> None:
+    (bucket,) = example.instances("google_storage_bucket", "exports").values()
+    assert bucket["name"] == "bqx-ml-exports"
+    assert bucket["location"] == "US-CENTRAL1"  # same region as the functions and their Eventarc triggers
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert bucket["versioning"] == [{"enabled": False}]
+    assert bucket["lifecycle_rule"] == [{"condition": [{"age": 30}], "action": [{"type": "Delete"}]}]
+    assert bucket["force_destroy"] is False
+
+
+def test_lifecycle_follows_expiration_days(infra) -> None:  # type: ignore[no-untyped-def]
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["expiration_days"] = 7
+    (bucket,) = infra(yaml.safe_dump(config)).instances("google_storage_bucket", "exports").values()
+    assert bucket["lifecycle_rule"][0]["condition"] == [{"age": 7}]
+
+
+def test_sources_bucket_is_private_too(example: Module) -> None:
+    (bucket,) = example.instances("google_storage_bucket", "sources").values()
+    assert bucket["name"] == "bqx-ml-offsite-sources"
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+
+
+def test_no_iam_binding_opens_anything_to_the_public(example: Module) -> None:
+    for rtype, name in example.resources:
+        if rtype.endswith("_iam_member"):
+            for attrs in example.instances(rtype, name).values():
+                assert str(attrs["member"]) not in ("allUsers", "allAuthenticatedUsers"), f"{rtype}.{name}"

@@ -1,0 +1,139 @@
+"""What infra/ derives from the offsite YAML: scheduler jobs, secrets, SFTP concurrency, names."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import yaml
+
+from shared.config_load import load_config
+from tests.infra.conftest import EXAMPLE_CONFIG
+from tests.infra.hcl_eval import Module
+
+SEED_000 = {  # seed 000's Cloud Scheduler table: dataset -> cron (UTC)
+    "bqx_ml_v3_models": "0 2 * * *",
+    "bqx_ml_v3_features": "0 3 * * 0",
+    "bqx_ml_v3_predictions": "0 4 * * 1",
+    "bqx_ml_v3_analytics_v2": "0 5 1 * *",
+}
+
+
+def _jobs(module: Module) -> dict[str, dict]:
+    return module.instances("google_cloud_scheduler_job", "job")
+
+
+def _message(job: dict) -> dict:
+    (target,) = job["pubsub_target"]
+    return json.loads(base64.b64decode(target["data"]))
+
+
+def test_example_config_schedules_seed_000s_four_datasets(example: Module) -> None:
+    config = load_config(EXAMPLE_CONFIG)  # the YAML is also a valid offsite config
+    jobs = _jobs(example)
+    datasets = {_message(j)["dataset"]: j for j in jobs.values() if "dataset" in _message(j)}
+    assert {name: job["schedule"] for name, job in datasets.items()} == SEED_000
+    assert {d.name for d in config.datasets} == set(SEED_000)
+    for name, job in datasets.items():
+        assert job["time_zone"] == "UTC"
+        assert job["name"] == f"offsite-dataset-{name}"
+        assert job["region"] == "us-central1"
+        (target,) = job["pubsub_target"]
+        assert str(target["topic_name"]) == 'google_pubsub_topic.pipeline["export-requests"].id'
+        assert target["attributes"]["origin"] == "cloud-scheduler"
+
+
+def test_query_exports_and_the_verify_sweep_are_scheduled(example: Module) -> None:
+    jobs = _jobs(example)
+    export = jobs["offsite-export-product_data"]
+    assert _message(export) == {"export": "product_data"}
+    assert export["schedule"] == "0 6 * * *"
+    sweep = jobs["offsite-verify-sweep"]
+    assert _message(sweep) == {"sweep": True}
+    assert sweep["schedule"] == "*/30 * * * *"
+    assert str(sweep["pubsub_target"][0]["topic_name"]) == 'google_pubsub_topic.pipeline["verify-requests"].id'
+    assert len(jobs) == len(SEED_000) + 2
+
+
+def test_schedules_follow_the_config(infra) -> None:  # type: ignore[no-untyped-def]
+    config = {
+        "project": "p",
+        "bucket": "b",
+        "datasets": [
+            {"name": "sales", "schedule": "15 1 * * *", "time_zone": "Europe/Paris"},
+            {"name": "adhoc"},  # no schedule: exported on request only
+        ],
+        "exports": [
+            {"name": "orders_daily", "sql": "SELECT {date}", "schedule": "0 7 * * 1-5", "time_zone": "America/New_York"}
+        ],
+        "verify": {"sweep_schedule": "0 * * * *"},
+    }
+    jobs = _jobs(infra(yaml.safe_dump(config)))
+    assert set(jobs) == {"offsite-dataset-sales", "offsite-export-orders_daily", "offsite-verify-sweep"}
+    assert (jobs["offsite-dataset-sales"]["schedule"], jobs["offsite-dataset-sales"]["time_zone"]) == (
+        "15 1 * * *",
+        "Europe/Paris",
+    )
+    assert jobs["offsite-export-orders_daily"]["time_zone"] == "America/New_York"
+    assert jobs["offsite-verify-sweep"]["schedule"] == "0 * * * *"
+
+
+def test_secrets_are_created_empty_from_the_configs_references(example: Module) -> None:
+    secrets = example.instances("google_secret_manager_secret", "credential")
+    assert set(secrets) == {"oxo-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", "slack-webhook"}
+    for secret in secrets.values():
+        assert secret["replication"] == [{"auto": [{}]}]
+    # No credential value passes through Terraform: the only secret version is the config's.
+    versions = [key for key in example.resources if key[0] == "google_secret_manager_secret_version"]
+    assert versions == [("google_secret_manager_secret_version", "config")]
+    assert all(check for check, _ in example.check_assertions()["secrets_live_in_this_project"])
+
+
+def test_secrets_in_another_project_are_reported_not_created(infra) -> None:  # type: ignore[no-untyped-def]
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["destinations"]["box"]["auth"]["jwt_config"] = "sm://projects/elsewhere/secrets/box/versions/1"
+    module = infra(yaml.safe_dump(config))
+    assert "box" not in module.instances("google_secret_manager_secret", "credential")
+    ((ok, message),) = module.check_assertions()["secrets_live_in_this_project"]
+    assert ok is False and "sm://projects/elsewhere/secrets/box/versions/1" in message
+
+
+def test_alert_webhook_secret_variable(infra) -> None:  # type: ignore[no-untyped-def]
+    module = infra(alert_webhook_secret="ops-slack")
+    assert "ops-slack" in module.instances("google_secret_manager_secret", "credential")
+    assert "verify/ops-slack" in module.instances("google_secret_manager_secret_iam_member", "credential_reader")
+    for fn in module.instances("google_cloudfunctions2_function", "fn").values():
+        env = fn["service_config"][0]["environment_variables"]
+        assert env["OFFSITE__ALERTS__SLACK_WEBHOOK_URL"] == "sm://projects/bqx-ml/secrets/ops-slack/versions/latest"
+
+
+def test_sftp_instances_are_capped_by_partner_concurrency(infra) -> None:  # type: ignore[no-untyped-def]
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["destinations"]["sftp"]["slow"] = {
+        "host": "h",
+        "username": "u",
+        "max_sessions": 3,
+        "connections_per_file": 2,
+    }
+    module = infra(yaml.safe_dump(config))
+    functions = module.instances("google_cloudfunctions2_function", "fn")
+    assert functions["transfer_sftp"]["service_config"][0]["max_instance_count"] == 1
+    assert functions["upload_box"]["service_config"][0]["max_instance_count"] == 10
+    config["destinations"]["sftp"]["slow"]["max_sessions"] = 1
+    config["destinations"]["sftp"]["slow"]["connections_per_file"] = 4  # still at least one instance
+    assert infra(yaml.safe_dump(config)).local("max_instances")["transfer_sftp"] == 1
+
+
+def test_variables_override_the_configs_names(infra) -> None:  # type: ignore[no-untyped-def]
+    module = infra(project="other-proj", bucket="other-bucket", region="europe-west1")
+    (bucket,) = module.instances("google_storage_bucket", "exports").values()
+    assert (bucket["name"], bucket["location"]) == ("other-bucket", "EUROPE-WEST1")
+    env = module.instances("google_cloudfunctions2_function", "fn")["verify"]["service_config"][0][
+        "environment_variables"
+    ]
+    assert (env["OFFSITE__PROJECT"], env["OFFSITE__BUCKET"], env["OFFSITE__REGION"]) == (
+        "other-proj",
+        "other-bucket",
+        "europe-west1",
+    )
+    assert module.local("source_bucket") == "other-proj-offsite-sources"

@@ -1,0 +1,197 @@
+"""Least privilege: who may do what, read from the evaluated IAM resources of infra/."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from shared import topology
+from tests.infra.hcl_eval import Module, Ref
+
+FORBIDDEN = {
+    "roles/owner",
+    "roles/editor",
+    "roles/viewer",
+    "roles/storage.admin",
+    "roles/storage.objectAdmin",
+    "roles/iam.serviceAccountUser",
+    "roles/pubsub.admin",
+    "roles/secretmanager.admin",
+    "roles/bigquery.admin",
+    "roles/bigquery.dataEditor",
+    "roles/bigquery.dataOwner",
+    "roles/run.admin",
+    "roles/cloudfunctions.admin",
+}
+
+
+def _iam(module: Module) -> list[tuple[str, dict]]:
+    """(resource address, attributes) of every IAM member binding."""
+    out = []
+    for rtype, name in module.resources:
+        if rtype.endswith("_iam_member"):
+            for key, attrs in module.instances(rtype, name).items():
+                out.append((f"{rtype}.{name}[{key!r}]", attrs))
+    return out
+
+
+def _function_of(member: object) -> str | None:
+    """'export_table' for google_service_account.function["export_table"].member."""
+    if isinstance(member, Ref) and member.parts[:2] == ("google_service_account", "function"):
+        return member.parts[2].value
+    return None
+
+
+def _grants_by_function(module: Module, rtype: str, name: str, target: str) -> dict[str, set]:
+    grants: dict[str, set] = defaultdict(set)
+    for attrs in module.instances(rtype, name).values():
+        fn = _function_of(attrs["member"])
+        assert fn is not None, f"{rtype}.{name} grants to {attrs['member']} instead of a function account"
+        value = attrs[target]
+        grants[fn].add((attrs["role"], value if isinstance(value, str) else str(value)))
+    return grants
+
+
+def test_no_broad_roles_anywhere(example: Module) -> None:
+    for address, attrs in _iam(example):
+        role = attrs["role"]
+        assert role not in FORBIDDEN, f"{address} grants {role}"
+        assert not str(role).endswith((".admin", "Admin")), f"{address} grants an admin role {role}"
+    custom = example.instances("google_project_iam_custom_role", "object_metadata_writer")[None]
+    assert sorted(custom["permissions"]) == ["storage.objects.get", "storage.objects.update"]
+    replacer = example.instances("google_project_iam_custom_role", "object_replacer")[None]
+    assert sorted(replacer["permissions"]) == [
+        "storage.objects.create",
+        "storage.objects.delete",
+        "storage.objects.get",
+    ]
+
+
+def test_project_level_roles_are_the_few_that_cannot_be_narrower(example: Module) -> None:
+    bindings = set()
+    for rtype, name in example.resources:
+        if rtype == "google_project_iam_member":
+            for attrs in example.instances(rtype, name).values():
+                bindings.add((attrs["role"], str(attrs["member"]), bool(attrs.get("condition"))))
+    assert bindings == {
+        ("roles/bigquery.jobUser", 'google_service_account.function["export_table"].member', False),
+        ("roles/eventarc.eventReceiver", "google_service_account.trigger.member", False),
+        ("roles/pubsub.publisher", "data.google_storage_project_service_account.gcs.member", False),
+        ("roles/logging.logWriter", "google_service_account.build.member", False),
+        ("roles/storage.objectViewer", "google_service_account.build.member", True),
+    }
+    (staged,) = example.instances("google_project_iam_member", "build_reads_staged_sources").values()
+    assert "gcf-v2-sources-" in str(staged["condition"][0]["expression"])
+
+
+def test_each_function_publishes_only_where_its_stage_writes(example: Module) -> None:
+    grants = _grants_by_function(example, "google_pubsub_topic_iam_member", "publisher", "topic")
+    topics = {fn: {str(t).split('"')[1] for _, t in g} for fn, g in grants.items()}
+    assert topics == {
+        "fan_out": {"table-exports", "verify-results"},
+        "export_table": {"verify-results"},
+        "upload_box": {"deliveries", "verify-results"},
+        "transfer_sftp": {"deliveries", "verify-results"},
+        "verify": {"verify-results"},
+    }
+    assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
+
+
+def test_bucket_access_per_function_and_prefix(example: Module) -> None:
+    metadata_writer = "google_project_iam_custom_role.object_metadata_writer.id"
+    replacer = "google_project_iam_custom_role.object_replacer.id"
+    grants: dict[str, set] = defaultdict(set)
+    for attrs in example.instances("google_storage_bucket_iam_member", "exports").values():
+        assert str(attrs["bucket"]) == "google_storage_bucket.exports.name"
+        prefix = ""
+        if attrs.get("condition"):
+            (condition,) = attrs["condition"]
+            match = re.fullmatch(
+                r'resource\.name\.startsWith\("projects/_/buckets/bqx-ml-exports/objects/([^"]*)"\)',
+                condition["expression"],
+            )
+            assert match, condition["expression"]
+            prefix = match.group(1)
+        grants[_function_of(attrs["member"])].add((str(attrs["role"]), prefix))
+    reporting = {("roles/storage.objectCreator", "results/"), (replacer, "alerts/")}
+    assert grants == {
+        "fan_out": reporting,
+        "export_table": {("roles/storage.objectCreator", "exports/"), ("roles/storage.objectViewer", "")} | reporting,
+        "upload_box": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")} | reporting,
+        "transfer_sftp": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")} | reporting,
+        "verify": {("roles/storage.objectViewer", ""), (replacer, "exports/")} | reporting,
+    }
+
+
+def test_each_function_reads_only_its_own_credentials(example: Module) -> None:
+    grants = _grants_by_function(example, "google_secret_manager_secret_iam_member", "credential_reader", "secret_id")
+    secrets = {fn: {s.split('"')[1] for _, s in g} for fn, g in grants.items()}
+    slack = "slack-webhook"  # any stage may alert when it reports a failure
+    assert secrets == {
+        "fan_out": {slack},
+        "export_table": {slack},
+        "upload_box": {"oxo-box-jwt-config", slack},
+        "transfer_sftp": {"sftp-acme-key", "sftp-acme-known-hosts", slack},
+        "verify": {"oxo-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", slack},
+    }
+    config_readers = _grants_by_function(
+        example, "google_secret_manager_secret_iam_member", "config_reader", "secret_id"
+    )
+    assert set(config_readers) == {fn.name for fn in topology.FUNCTIONS}
+    assert all(
+        role == "roles/secretmanager.secretAccessor"
+        for g in [*grants.values(), *config_readers.values()]
+        for role, _ in g
+    )
+
+
+def test_bigquery_access_is_per_dataset(example: Module) -> None:
+    readers = example.instances("google_bigquery_dataset_iam_member", "reader")
+    by_fn: dict[str, set] = defaultdict(set)
+    for attrs in readers.values():
+        by_fn[_function_of(attrs["member"])].add((attrs["role"], attrs["project"], attrs["dataset_id"]))
+    datasets = {"bqx_ml_v3_models", "bqx_ml_v3_features", "bqx_ml_v3_predictions", "bqx_ml_v3_analytics_v2"}
+    assert by_fn == {
+        "fan_out": {("roles/bigquery.metadataViewer", "bqx-ml", d) for d in datasets},
+        "export_table": {("roles/bigquery.dataViewer", "bqx-ml", d) for d in datasets},
+    }
+
+
+def test_query_export_datasets_are_readable_by_the_exporter_only(infra) -> None:  # type: ignore[no-untyped-def]
+    module = infra(query_export_datasets=["bqx-ml.shop", "staging"])
+    readers = module.instances("google_bigquery_dataset_iam_member", "reader")
+    assert readers["export_table/bqx-ml.shop"]["dataset_id"] == "shop"
+    assert readers["export_table/bqx-ml.staging"]["project"] == "bqx-ml"
+    assert not any(key.startswith("fan_out/") and key.endswith((".shop", ".staging")) for key in readers)
+
+
+def test_triggers_invoke_every_function_and_nothing_else(example: Module) -> None:
+    invokers = example.instances("google_cloud_run_v2_service_iam_member", "trigger_invoker")
+    assert set(invokers) == {fn.name for fn in topology.FUNCTIONS}
+    for fn, attrs in invokers.items():
+        assert attrs["role"] == "roles/run.invoker"
+        assert str(attrs["member"]) == "google_service_account.trigger.member"
+        assert str(attrs["name"]) == f'google_cloudfunctions2_function.fn["{fn}"].service_config[0].service'
+
+
+def test_pubsub_service_agent_can_dead_letter_and_sign_push_tokens(example: Module) -> None:
+    agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    publishers = example.instances("google_pubsub_topic_iam_member", "dead_letter_publisher")
+    assert {str(a["topic"]).split('"')[1] for a in publishers.values()} == {
+        s.dead_letter_topic for s in topology.subscriptions()
+    }
+    subscribers = example.instances("google_pubsub_subscription_iam_member", "dead_letter_subscriber")
+    assert set(subscribers) == {s.name for s in topology.subscriptions() if s.trigger.kind == "pubsub"}
+    for attrs in [*publishers.values(), *subscribers.values()]:
+        assert str(attrs["member"]) == agent
+    (signer,) = example.instances("google_service_account_iam_member", "pubsub_signs_trigger_tokens").values()
+    assert (signer["role"], str(signer["member"])) == ("roles/iam.serviceAccountTokenCreator", agent)
+    assert str(signer["service_account_id"]) == "google_service_account.trigger.name"
+
+
+def test_one_service_account_per_function(example: Module) -> None:
+    accounts = example.instances("google_service_account", "function")
+    assert set(accounts) == {fn.name for fn in topology.FUNCTIONS}
+    assert len({a["account_id"] for a in accounts.values()}) == len(accounts)
+    for attrs in accounts.values():
+        assert 6 <= len(attrs["account_id"]) <= 30

@@ -1,0 +1,141 @@
+"""`offsite sftp …` against a live sshd (typer's CliRunner, in-process)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from devstack.state import StackInfo
+from offsite.cli import app
+from shared.gcp import gcs
+from tests.sftp.sshd_server import Sshd
+
+runner = CliRunner()
+
+
+def explicit(sshd: Sshd, directory: Path, tmp_path: Path) -> list[str]:
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.known_hosts)
+    return [
+        "--host", "127.0.0.1", "--port", str(sshd.port), "--username", sshd.user.name,
+        "--key", str(sshd.client_key), "--known-hosts", str(known), "--directory", str(directory),
+    ]  # fmt: skip
+
+
+def sftp(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, ["sftp", *args], input=input)
+
+
+def populate(root: Path, sshd: Sshd) -> None:
+    for rel, data in {"a/b/one.csv": b"1\n", "a/two.csv": b"22\n", "top.txt": b"top"}.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, sshd.user.uid, sshd.user.gid)
+
+
+def test_check(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
+    result = sftp("check", *explicit(sshd, workdir, tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"host key:   ssh-ed25519 {sshd.host_fingerprint} (verified)" in result.output
+    assert "posix-rename@openssh.com" in result.output and result.output.strip().endswith("ok")
+
+
+def test_check_refuses_a_changed_host_key(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
+    args = explicit(sshd, workdir, tmp_path)
+    at = args.index("--known-hosts")
+    pinned = [*args[:at], *args[at + 2 :], "--fingerprint", "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]
+    result = sftp("check", *pinned)
+    assert result.exit_code == 1
+    assert "HOST KEY MISMATCH" in result.output and sshd.host_fingerprint in result.output
+
+
+def test_host_key_shows_what_to_pin(sshd: Sshd) -> None:
+    result = sftp("host-key", "--host", "127.0.0.1", "--port", str(sshd.port))
+    assert result.exit_code == 0
+    assert sshd.host_fingerprint in result.output
+    assert sshd.known_hosts.strip() in result.output and "NOT trusted yet" in result.output
+
+
+def test_ls_and_tree(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
+    populate(workdir, sshd)
+    args = explicit(sshd, workdir, tmp_path)
+    assert sftp("ls", *args).output.split() == ["a/", "top.txt"]
+    long = sftp("ls", "-l", "a", *args).output.splitlines()
+    assert long[0].startswith("drwx") and long[0].endswith(" b/")
+    assert long[1].startswith("-rw") and " 3 " in long[1] and long[1].endswith(" two.csv")
+    tree = sftp("tree", "--depth", "5", *args).output
+    assert "│   │   └── one.csv  (2 bytes)" in tree and "└── top.txt  (3 bytes)" in tree
+    assert "one.csv" not in sftp("tree", "--depth", "1", *args).output
+
+
+def test_rm_asks_refuses_outside_and_deletes(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
+    populate(workdir, sshd)
+    args = explicit(sshd, workdir, tmp_path)
+    assert sftp("rm", "top.txt", *args, input="n\n").exit_code == 1
+    assert (workdir / "top.txt").exists()
+    assert sftp("rm", "top.txt", *args, input="y\n").exit_code == 0
+    assert not (workdir / "top.txt").exists()
+    refused = sftp("rm", "a", "-f", *args)
+    assert refused.exit_code == 1 and "use -r" in refused.output
+    outside = sftp("rm", "/etc/passwd", "-f", *args)
+    assert outside.exit_code == 1 and "outside the partner directory" in outside.output
+    assert sftp("rm", "../", "-rf", *args).exit_code == 1
+    assert sftp("rm", str(workdir / "a"), "-rf", *args).exit_code == 0
+    assert list(workdir.iterdir()) == []
+
+
+def test_clear(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
+    populate(workdir, sshd)
+    args = explicit(sshd, workdir, tmp_path)
+    assert sftp("clear", *args, input="n\n").exit_code == 1
+    assert len(list(workdir.iterdir())) == 2
+    result = sftp("clear", "-f", *args)
+    assert result.exit_code == 0 and "deleted 5 item(s)" in result.output
+    assert workdir.is_dir() and list(workdir.iterdir()) == []
+
+
+def test_named_partner_from_the_config(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "offsite.yaml"
+    partner = {
+        "host": "127.0.0.1",
+        "port": sshd.port,
+        "username": sshd.user.name,
+        "private_key": f"file:{sshd.client_key}",
+        "known_hosts": sshd.known_hosts,
+        "directory": str(workdir),
+    }
+    config.write_text(yaml.safe_dump({"project": "p", "bucket": "b-ucket", "destinations": {"sftp": {"acme": partner}}}))
+    populate(workdir, sshd)
+    assert sftp("ls", "--config", str(config)).output.split() == ["a/", "top.txt"]
+    assert sftp("ls", "--config", str(config), "--partner", "acme").exit_code == 0
+    unknown = sftp("ls", "--config", str(config), "--partner", "other")
+    assert unknown.exit_code == 1 and "no partner named 'other'" in unknown.output
+
+
+def test_explicit_host_needs_a_pin(sshd: Sshd, workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/known_hosts
+    result = sftp("ls", "--host", "127.0.0.1", "--port", str(sshd.port), "-u", sshd.user.name, "--key", str(sshd.client_key))
+    assert result.exit_code == 1 and "never accepted blindly" in result.output
+
+
+def test_upload_from_gcs(bare_stack_env: StackInfo, sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
+    data = os.urandom(2_000_003)
+    name = f"cli/{os.urandom(4).hex()}/file.bin"
+    gcs.write(bare_stack_env.bucket, name, data)
+    args = explicit(sshd, workdir, tmp_path)
+    uri = f"gs://{bare_stack_env.bucket}/{name}"
+    first = sftp("upload", "--gcs-uri", uri, "--remote-file", "in/file.bin", *args)
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("uploaded: ") and hashlib.sha1(data).hexdigest() in first.output
+    assert (workdir / "in/file.bin").read_bytes() == data
+    again = sftp("upload", "--gcs-uri", uri, "--remote-file", "in/file.bin", *args)
+    assert again.output.startswith("unchanged: ")
+    missing = sftp("upload", "--gcs-uri", f"gs://{bare_stack_env.bucket}/nope", "--remote-file", "x", *args)
+    assert missing.exit_code == 1 and "does not exist" in missing.output

@@ -1,0 +1,88 @@
+"""Compatibility switches against a limited server: the stack's asyncssh SFTP server, which offers
+neither posix-rename@openssh.com nor exec (so no sha1sum) nor check-file."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.sftpserver import AsyncSshServer
+from shared.config import SftpPartner
+from shared.destinations.sftp import SftpDestination
+from shared.errors import PermanentError
+from shared.secrets import Secret
+from tests.sftp.sshd_server import keygen
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AsyncSshServer, Path, Path]]:
+    base = tmp_path_factory.mktemp("asyncssh")
+    key = keygen(base / "client")
+    root = base / "root"
+    root.mkdir()
+    with AsyncSshServer(root, 0, authorized_key=key.with_suffix(".pub"), posix_rename=False) as server:
+        yield server, root, key
+
+
+@pytest.fixture
+def config(limited: tuple[AsyncSshServer, Path, Path]):  # type: ignore[no-untyped-def]
+    server, root, key = limited
+    folder = f"t-{uuid.uuid4().hex[:10]}"
+    (root / folder).mkdir()
+
+    def make(**overrides: object) -> SftpPartner:
+        fields: dict[str, object] = {
+            "host": "127.0.0.1",
+            "port": server.port,
+            "username": "partner",
+            "private_key": Secret(f"file:{key}"),
+            "known_hosts": Secret(server.known_hosts_line()),
+            "directory": f"/{folder}",
+        }
+        fields.update(overrides)
+        return SftpPartner(**fields)  # type: ignore[arg-type]
+
+    make.local = root / folder  # type: ignore[attr-defined]
+    return make
+
+
+def put(dest: SftpDestination, path: str, data: bytes):  # type: ignore[no-untyped-def]
+    return dest.put(path, io.BytesIO(data), len(data))
+
+
+def test_without_posix_rename_the_default_says_which_switch_to_change(config) -> None:  # type: ignore[no-untyped-def]
+    with SftpDestination("limited", config()) as dest:
+        with pytest.raises(PermanentError, match=r"posix-rename@openssh.com; set destinations.sftp.limited.posix_rename: false"):
+            put(dest, "a/file.bin", b"data")
+    assert sorted(p.name for p in (config.local / "a").iterdir()) == []  # the partial was removed
+
+
+def test_posix_rename_false_uploads_and_replaces(config) -> None:  # type: ignore[no-untyped-def]
+    first, second = os.urandom(300_000), os.urandom(300_000)
+    with SftpDestination("limited", config(posix_rename=False)) as dest:
+        assert put(dest, "a/file.bin", first).status == "uploaded"
+        assert put(dest, "a/file.bin", second).status == "new_version"
+        assert put(dest, "a/file.bin", second).status == "unchanged"
+    assert (config.local / "a/file.bin").read_bytes() == second
+    assert sorted(p.name for p in (config.local / "a").iterdir()) == ["file.bin"]
+    before = os.stat(config.local / "a/file.bin")
+    with SftpDestination("limited", config(posix_rename=False)) as fresh:  # no ledger: proves by download
+        assert put(fresh, "a/file.bin", second).status == "unchanged"
+    assert os.stat(config.local / "a/file.bin").st_mtime_ns == before.st_mtime_ns
+
+
+def test_no_exec_means_no_sha1sum(config) -> None:  # type: ignore[no-untyped-def]
+    with SftpDestination("limited", config(posix_rename=False, hashing="sha1sum")) as dest:
+        with pytest.raises(PermanentError, match="hashing to 'check-file' or 'none'"):
+            put(dest, "h.bin", b"data")
+
+
+def test_no_check_file_extension(config) -> None:  # type: ignore[no-untyped-def]
+    with SftpDestination("limited", config(posix_rename=False, hashing="check-file")) as dest:
+        with pytest.raises(PermanentError, match="does not support the check-file extension"):
+            put(dest, "h.bin", b"data")

@@ -1,0 +1,210 @@
+"""SftpDestination against a real OpenSSH sshd: bytes, atomic publish, failures mid-upload, skipping."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from shared.destinations import sftp as sftp_module
+from shared.destinations.sftp import SftpDestination
+from shared.errors import PermanentError, TransientError
+from shared.secrets import Secret
+from shared.sftp_pool import limiter_for
+from tests.sftp.conftest import PartnerFactory, make_partner
+from tests.sftp.sshd_server import Sshd
+from tests.sftp.tcp_proxy import CuttingProxy
+
+MB = 1024 * 1024
+
+
+def sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+def put(dest: SftpDestination, path: str, data: bytes, **kw: str):
+    return dest.put(path, io.BytesIO(data), len(data), **kw)
+
+
+def test_file_lands_with_its_name_and_bytes_and_no_partial(partner: PartnerFactory, workdir: Path) -> None:
+    data = os.urandom(3 * MB + 5)
+    with SftpDestination("acme", partner()) as dest:
+        result = put(dest, "sales/orders/20250108/r1/orders_20250108-000000000000.parquet", data)
+    assert result.status == "uploaded" and result.sha1 == sha1(data) and result.size == len(data)
+    landed = workdir / "sales/orders/20250108/r1/orders_20250108-000000000000.parquet"
+    assert landed.read_bytes() == data
+    assert sorted(p.name for p in landed.parent.iterdir()) == [landed.name]
+
+
+def test_same_file_again_is_unchanged_and_not_rewritten(partner: PartnerFactory, workdir: Path) -> None:
+    data = os.urandom(MB)
+    with SftpDestination("acme", partner()) as dest:
+        put(dest, "x/file.bin", data)
+        before = os.stat(workdir / "x/file.bin")
+        assert put(dest, "x/file.bin", data).status == "unchanged"
+        assert put(dest, "x/file.bin", data, sha1=sha1(data)).status == "unchanged"
+    # a new process (fresh ledger) proves it by downloading, and still does not rewrite
+    with SftpDestination("acme", partner()) as fresh:
+        assert put(fresh, "x/file.bin", data, sha1=sha1(data)).status == "unchanged"
+    after = os.stat(workdir / "x/file.bin")
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_same_size_other_bytes_replace_the_file(partner: PartnerFactory, workdir: Path) -> None:
+    with SftpDestination("acme", partner()) as fresh:
+        put(fresh, "f.txt", b"aaaa")
+    (workdir / "f.txt").write_bytes(b"bbbb")  # someone else rewrote it: same size, other bytes
+    with SftpDestination("acme", partner()) as dest:
+        assert put(dest, "f.txt", b"aaaa").status == "new_version"
+    assert (workdir / "f.txt").read_bytes() == b"aaaa"
+
+
+def test_connection_cut_mid_upload_leaves_only_the_partial_and_a_retry_completes(
+    sshd: Sshd, workdir: Path
+) -> None:
+    old, new = os.urandom(2 * MB), os.urandom(24 * MB)
+    (workdir / "d").mkdir()
+    (workdir / "d/file.bin").write_bytes(old)
+    os.chown(workdir / "d", sshd.user.uid, sshd.user.gid)
+    os.chown(workdir / "d/file.bin", sshd.user.uid, sshd.user.gid)
+    proxy = CuttingProxy(sshd.port, cut_after_bytes=6 * MB)
+    try:
+        known = f"[127.0.0.1]:{proxy.port} {' '.join(sshd.host_public_key.split()[:2])}\n"
+        partner = make_partner(sshd, workdir, port=proxy.port, known_hosts=Secret(known))
+        with SftpDestination("cut", partner) as dest:
+            with pytest.raises(TransientError):
+                put(dest, "d/file.bin", new)
+        assert proxy.cuts >= 1
+        assert (workdir / "d/file.bin").read_bytes() == old  # the published file is untouched
+        leftovers = sorted(p.name for p in (workdir / "d").iterdir())
+        assert leftovers in (["file.bin"], ["file.bin", "file.bin.partial"])
+        proxy.cut_after_bytes = None
+        with SftpDestination("cut", partner) as dest:
+            assert put(dest, "d/file.bin", new).status == "new_version"
+        assert (workdir / "d/file.bin").read_bytes() == new
+        assert sorted(p.name for p in (workdir / "d").iterdir()) == ["file.bin"]
+    finally:
+        proxy.close()
+
+
+def test_a_partial_still_growing_is_left_to_its_writer(partner: PartnerFactory, workdir: Path) -> None:
+    partial = workdir / "busy.bin.partial"
+    partial.write_bytes(b"")
+    stop = threading.Event()
+
+    def other_writer() -> None:
+        with partial.open("ab") as out:
+            while not stop.wait(0.1):
+                out.write(b"x" * 1000)
+                out.flush()
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    try:
+        with SftpDestination("acme", partner()) as dest, pytest.raises(TransientError, match="another delivery"):
+            put(dest, "busy.bin", b"mine")
+    finally:
+        stop.set()
+        thread.join()
+    assert not (workdir / "busy.bin").exists()
+
+
+def test_permission_denied_on_the_directory_names_the_path(partner: PartnerFactory, workdir: Path) -> None:
+    locked = workdir / "locked"
+    locked.mkdir(mode=0o755)  # owned by root: the login user cannot write here
+    with SftpDestination("acme", partner()) as dest:
+        with pytest.raises(PermanentError, match=r"permission denied.*locked"):
+            put(dest, "locked/file.bin", b"data")
+        with pytest.raises(PermanentError, match=r"locked/sub"):
+            put(dest, "locked/sub/file.bin", b"data")
+
+
+def test_missing_partner_directory_is_created(sshd: Sshd, workdir: Path) -> None:
+    with SftpDestination("acme", make_partner(sshd, workdir / "new/partner/dir")) as dest:
+        put(dest, "a.txt", b"hello")
+    assert (workdir / "new/partner/dir/a.txt").read_bytes() == b"hello"
+
+
+def test_parallel_connections_write_one_file(
+    partner: PartnerFactory, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sftp_module, "PARALLEL_MIN_BYTES", MB)
+    data = os.urandom(12 * MB + 3)
+    config = partner(connections_per_file=3, max_sessions=3)
+    with SftpDestination("parallel", config) as dest:
+        assert put(dest, "p/big.bin", data).sha1 == sha1(data)
+        assert limiter_for("parallel", config).used == 3  # three sessions were opened (now idle)
+    assert (workdir / "p/big.bin").read_bytes() == data
+
+
+def test_max_sessions_is_honoured(private_sshd: Sshd, workdir: Path) -> None:
+    config = make_partner(private_sshd, workdir, max_sessions=1)
+    errors: list[BaseException] = []
+    with SftpDestination("one-session", config) as dest:
+
+        def work(i: int) -> None:
+            try:
+                put(dest, f"s/{i}.bin", os.urandom(MB))
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert sorted(p.name for p in (workdir / "s").iterdir()) == [f"{i}.bin" for i in range(4)]
+    assert private_sshd.log_text().count("Accepted publickey") == 1
+
+
+def test_read_back_and_listing(partner: PartnerFactory) -> None:
+    data = os.urandom(2 * MB + 1)
+    with SftpDestination("acme", partner()) as dest:
+        put(dest, "r/a.bin", data)
+        put(dest, "r/sub/b.txt", b"b")
+        with dest.open("r/a.bin") as stream:
+            assert stream.read() == data
+        assert [(f.path, f.size, f.sha1) for f in dest.list("r")] == [("r/a.bin", len(data), None), ("r/sub/b.txt", 1, None)]
+        assert dest.hashes == frozenset()
+
+
+def test_sha1sum_hashing_over_exec(shell_sshd: Sshd, workdir: Path) -> None:
+    data = os.urandom(MB)
+    with SftpDestination("hashing", make_partner(shell_sshd, workdir, hashing="sha1sum")) as dest:
+        assert dest.hashes == frozenset({"sha1"})
+        put(dest, "h/it's a file.bin", data)
+        assert dest.stat("h/it's a file.bin").sha1 == sha1(data)  # type: ignore[union-attr]
+        assert [f.sha1 for f in dest.list("h")] == [sha1(data)]
+        before = os.stat(workdir / "h/it's a file.bin")
+    with SftpDestination("hashing", make_partner(shell_sshd, workdir, hashing="sha1sum")) as fresh:
+        assert put(fresh, "h/it's a file.bin", data, sha1=sha1(data)).status == "unchanged"  # server hash, no download
+    assert os.stat(workdir / "h/it's a file.bin").st_mtime_ns == before.st_mtime_ns
+
+
+def test_sha1sum_on_an_sftp_only_account_says_which_switch_to_change(partner: PartnerFactory) -> None:
+    with SftpDestination("acme", partner(hashing="sha1sum")) as dest:
+        with pytest.raises(PermanentError, match="hashing to 'check-file' or 'none'"):
+            put(dest, "x.bin", b"data")
+
+
+def test_cipher_is_configurable(partner: PartnerFactory) -> None:
+    from shared.errors import ConfigError
+    from shared.sftp_connect import open_session
+
+    session = open_session("acme", partner(ciphers=("aes256-ctr",)))
+    try:
+        assert session.cipher == "aes256-ctr"
+    finally:
+        session.close()
+    default = open_session("acme", partner())
+    try:
+        assert default.cipher == "aes128-gcm@openssh.com"
+    finally:
+        default.close()
+    with pytest.raises(ConfigError, match="ciphers"):
+        open_session("acme", partner(ciphers=("rot13",)))

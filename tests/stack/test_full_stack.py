@@ -1,0 +1,68 @@
+"""The full stack (the `stack` fixture): function processes, their env and subscriptions."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import psutil
+
+from devstack.plan import REPO
+from devstack.state import StackInfo
+from shared import topology
+
+
+def test_every_function_process_answers(stack: StackInfo) -> None:
+    assert set(stack.functions) == {fn.name for fn in topology.FUNCTIONS}
+    for name, url in stack.functions.items():
+        try:
+            urllib.request.urlopen(url + "/", timeout=10).close()
+        except urllib.error.HTTPError as exc:  # a GET is not a CloudEvent: any answer means it serves
+            assert exc.code in (400, 405, 415, 500), (name, exc.code)
+
+
+def test_function_processes_get_the_contract_env(stack: StackInfo) -> None:
+    for name in stack.functions:
+        environ = psutil.Process(stack.component(name).pid).environ()
+        assert {k: environ.get(k) for k in stack.env} == stack.env, name
+        assert str(REPO) in environ["PYTHONPATH"].split(":")
+
+
+def test_push_subscriptions_follow_the_topology(stack: StackInfo) -> None:
+    from shared.config_load import load_config
+
+    pubsub = load_config(stack.config_path, environ={}).pubsub
+    subs = {s["name"].rsplit("/", 1)[1]: s for s in stack.pubsub_admin().subscriptions()}
+    for sub in topology.subscriptions():
+        got = subs[sub.name]
+        endpoint = got["pushConfig"]["pushEndpoint"]
+        if sub.trigger.kind == "gcs":
+            assert got["topic"].endswith(f"/topics/{stack.gcs_notification_topic}")
+            assert endpoint == f"{stack.relay_url}/to/{sub.function}"
+        else:
+            assert got["topic"].endswith(f"/topics/{sub.trigger.topic}")
+            assert endpoint == f"{stack.functions[sub.function]}/projects/{stack.project}/topics/{sub.trigger.topic}"
+        assert got["deadLetterPolicy"]["deadLetterTopic"].endswith(f"/topics/{sub.dead_letter_topic}")
+        assert got["deadLetterPolicy"]["maxDeliveryAttempts"] == pubsub.max_delivery_attempts
+        assert got["retryPolicy"] == {
+            "minimumBackoff": f"{pubsub.minimum_backoff_s}s",
+            "maximumBackoff": f"{pubsub.maximum_backoff_s}s",
+        }
+
+
+def test_a_bad_request_reaches_verify_and_is_reported_rejected(stack: StackInfo) -> None:
+    """Pub/Sub push → functions-framework → verify → verify-results: the wiring works end to end."""
+    admin = stack.pubsub_admin()
+    watch = f"watch-results-{uuid.uuid4().hex[:8]}"
+    admin.create_subscription(watch, topology.VERIFY_RESULTS)
+    marker = uuid.uuid4().hex
+    admin.publish(topology.VERIFY_REQUESTS, f"not json {marker}".encode())
+    deadline = time.monotonic() + 90
+    results: list[dict] = []
+    while not any(r.get("status") == "rejected" for r in results):
+        assert time.monotonic() < deadline, f"no rejected result on verify-results; got {results}"
+        results += [json.loads(m["data_bytes"]) for m in admin.pull(watch)]
+        time.sleep(0.3)

@@ -1,0 +1,287 @@
+"""Fixtures for verify tests that run the verify stage in this process against the local stack.
+
+``vstack`` (function): the bare stack (real Pub/Sub emulator, fake-gcs-server, SFTP, Box API,
+webhook sink; no function processes) with a config of this test's own: a unique
+``export_prefix`` (so a sweep sees only this test's runs), the stack's webhook sink for
+alerts, and ``verify`` settings from the test. Gives helpers that write runs to GCS, deliver
+files like the upload functions do, build real-shaped CloudEvents, and read what verify
+published (a pull subscription on verify-results made for this test).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devstack.state import StackInfo
+from shared import runtime, stage
+from shared.destinations import factory
+from shared.gcp import clients, gcs
+from shared.layout import RunFolder, default_file_name, remote_folder
+from shared.manifest import Manifest, ManifestFile
+from shared.messages import DeliveryReceipt, Source, TableExport, VerifyResult
+from shared.topology import DELIVERIES, GCS_FINALIZED, PUBSUB_PUBLISHED, VERIFY_REQUESTS, VERIFY_RESULTS
+from shared.verify_stage import verify
+
+DAY = dt.date(2025, 1, 8)
+
+
+@dataclass
+class Run:
+    folder: RunFolder
+    files: dict[str, bytes]
+    destinations: tuple[str, ...]
+    manifest: Manifest | None = None
+    generations: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.folder.run_id
+
+
+class VerifyStack:
+    """One test's view of the stack (see the module docstring)."""
+
+    def __init__(self, info: StackInfo, config_path: Path, prefix: str) -> None:
+        self.info = info
+        self.config_path = config_path
+        self.export_prefix = prefix
+        self.bucket = info.bucket
+        self.admin = info.pubsub_admin()
+        self.results_sub = f"vresults-{uuid.uuid4().hex[:12]}"
+        self.admin.create_subscription(self.results_sub, VERIFY_RESULTS)
+        self.receipts_sub = f"vreceipts-{uuid.uuid4().hex[:12]}"
+        self.admin.create_subscription(self.receipts_sub, DELIVERIES)
+        self._seen: list[VerifyResult] = []
+
+    @property
+    def config(self) -> Any:
+        return runtime.config()
+
+    # ---- runs in GCS ---------------------------------------------------------------------
+
+    def new_run(
+        self,
+        files: dict[str, bytes],
+        destinations: tuple[str, ...] = ("memory",),
+        *,
+        manifest: bool = True,
+        table: str = "orders",
+    ) -> Run:
+        run_id = "r" + uuid.uuid4().hex[:12]
+        source = Source(mode="table", project=self.info.project, dataset="sales", table=table)
+        folder = RunFolder(self.export_prefix, source, DAY, run_id)
+        routing = TableExport(
+            run_id=run_id,
+            date=DAY,
+            source=source,
+            format="PARQUET",
+            destinations=destinations,
+            prefix=folder.prefix,
+            file_name=default_file_name(table, "PARQUET"),
+        )
+        gcs.write(self.bucket, folder.run_name, routing.to_json(), "application/json", if_generation_match=0)
+        run = Run(folder, dict(files), destinations)
+        for name, data in files.items():
+            info = gcs.write(self.bucket, folder.prefix + name, data)
+            run.generations[name] = info.generation
+        if manifest:
+            self.write_manifest(run)
+        return run
+
+    def write_manifest(self, run: Run, raw: bytes | None = None) -> None:
+        run.manifest = Manifest(
+            run_id=run.run_id,
+            source=run.folder.source,
+            date=DAY.isoformat(),
+            bucket=self.bucket,
+            prefix=run.folder.prefix,
+            format="PARQUET",
+            compression="SNAPPY",
+            file_name=default_file_name(run.folder.source.table or "t", "PARQUET"),
+            destinations=run.destinations,
+            job_id=f"job-{run.run_id}",
+            row_count=len(run.files),
+            schema=[],
+            files=tuple(
+                ManifestFile(name=n, object=run.folder.prefix + n, size=len(d), generation=run.generations[n])
+                for n, d in sorted(run.files.items())
+            ),
+            created_at="2025-01-08T02:00:00Z",
+        )
+        gcs.write(
+            self.bucket,
+            run.folder.manifest_name,
+            raw if raw is not None else run.manifest.to_json(),
+            "application/json",
+        )
+
+    def remote_path(self, run: Run, name: str, destination: str = "memory") -> str:
+        folder = remote_folder(destination, run.folder, default_file_name(run.folder.source.table or "t", "PARQUET"))
+        return f"{folder.path}/{name}"
+
+    # ---- the upload functions' part ------------------------------------------------------
+
+    def deliver(self, run: Run, name: str, destination: str = "memory", data: bytes | None = None) -> DeliveryReceipt:
+        """Put the file at the destination as an uploader would, and return its receipt."""
+        body = run.files[name] if data is None else data
+        live = gcs.stat(self.bucket, run.folder.prefix + name)
+        assert live is not None
+        path = self.remote_path(run, name, destination)
+        with factory.opened(destination, self.config) as dest:
+            put = dest.put(path, io.BytesIO(body), len(body))
+        return DeliveryReceipt(
+            run_id=run.run_id,
+            bucket=self.bucket,
+            object=run.folder.prefix + name,
+            generation=live.generation,
+            destination=destination,
+            remote_path=path,
+            size=put.size,
+            sha1=hashlib.sha1(run.files[name]).hexdigest(),
+            status=put.status,
+        )
+
+    def deliver_all(self, run: Run, destination: str = "memory") -> list[DeliveryReceipt]:
+        return [self.deliver(run, name, destination) for name in sorted(run.files)]
+
+    def upload(self, run: Run, name: str) -> None:
+        """Run the real upload functions in this process, each on an OBJECT_FINALIZE event of the
+        object's live generation; they publish receipts on deliveries.
+
+        (Each gets its own event because fake-gcs-server, unlike GCS, gives an object a new
+        generation when its metadata is patched — which an upload function does after delivering.)
+        """
+        from shared.box_delivery import upload_box
+        from shared.sftp_delivery import transfer_sftp
+
+        stage.run("upload_box", self.storage_event(run.folder.prefix + name), upload_box)
+        stage.run("transfer_sftp", self.storage_event(run.folder.prefix + name), transfer_sftp)
+
+    def pump_receipts(self) -> int:
+        """Feed every receipt the upload functions published to verify (as the push subscription would)."""
+        fed = 0
+        for _ in range(3):
+            while batch := self.admin.pull(self.receipts_sub, 100):
+                for message in batch:
+                    self.receipt(DeliveryReceipt.from_json(message["data_bytes"]))
+                    fed += 1
+        return fed
+
+    # ---- events --------------------------------------------------------------------------
+
+    def pubsub_event(self, topic: str, data: bytes | str) -> dict[str, Any]:
+        raw = data.encode() if isinstance(data, str) else data
+        message_id = str(uuid.uuid4().int)[:16]
+        return {
+            "specversion": "1.0",
+            "id": message_id,
+            "source": f"//pubsub.googleapis.com/projects/{self.info.project}/topics/{topic}",
+            "type": PUBSUB_PUBLISHED,
+            "datacontenttype": "application/json",
+            "time": dt.datetime.now(dt.UTC).isoformat(),
+            "data": {
+                "message": {
+                    "data": base64.b64encode(raw).decode(),
+                    "messageId": message_id,
+                    "publishTime": dt.datetime.now(dt.UTC).isoformat(),
+                },
+                "subscription": f"projects/{self.info.project}/subscriptions/verify-{topic}",
+            },
+        }
+
+    def storage_event(self, name: str) -> dict[str, Any]:
+        info = gcs.stat(self.bucket, name)
+        assert info is not None
+        return {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4().int)[:16],
+            "source": f"//storage.googleapis.com/projects/_/buckets/{self.bucket}",
+            "type": GCS_FINALIZED,
+            "subject": f"objects/{name}",
+            "time": dt.datetime.now(dt.UTC).isoformat(),
+            "data": {
+                "kind": "storage#object",
+                "bucket": self.bucket,
+                "name": name,
+                "generation": str(info.generation),
+                "metageneration": "1",
+                "size": str(info.size),
+                "md5Hash": info.md5,
+                "crc32c": info.crc32c,
+                "metadata": info.metadata,
+            },
+        }
+
+    def run_verify(self, event: dict[str, Any]) -> None:
+        """What functions/verify/main.py does with an event."""
+        stage.run("verify", event, verify)
+
+    def receipt(self, receipt: DeliveryReceipt) -> None:
+        self.run_verify(self.pubsub_event(DELIVERIES, receipt.to_json()))
+
+    def request(self, body: dict[str, Any] | str) -> None:
+        self.run_verify(self.pubsub_event(VERIFY_REQUESTS, body if isinstance(body, str) else json.dumps(body)))
+
+    def manifest_finalized(self, run: Run) -> None:
+        self.run_verify(self.storage_event(run.folder.manifest_name))
+
+    # ---- what verify published -----------------------------------------------------------
+
+    def results(self) -> list[VerifyResult]:
+        """Every result published since the test started (all publishes are done when verify returns)."""
+        for _ in range(3):  # the emulator may answer a pull before all messages are visible
+            while batch := self.admin.pull(self.results_sub, 100):
+                self._seen.extend(VerifyResult.from_json(m["data_bytes"]) for m in batch)
+        return list(self._seen)
+
+    def results_for(self, run: Run, destination: str | None = None) -> list[VerifyResult]:
+        return [
+            r
+            for r in self.results()
+            if r.run_id == run.run_id and (destination is None or r.destination == destination)
+        ]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        from devstack.webhook_sink import read_messages
+
+        return read_messages(self.info.alerts_file)
+
+
+@pytest.fixture
+def vstack_factory(
+    bare_stack_env: StackInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., VerifyStack]]:
+    """``vstack_factory(**verify_settings)`` → a VerifyStack with those ``verify:`` settings."""
+
+    def make(**verify_settings: Any) -> VerifyStack:
+        raw = yaml.safe_load(bare_stack_env.config_path.read_text())
+        prefix = "exports-" + uuid.uuid4().hex[:10]
+        raw["export_prefix"] = prefix
+        raw["verify"] = {**raw.get("verify", {}), **verify_settings}
+        raw["alerts"] = {**raw.get("alerts", {}), "min_interval_s": 60}
+        path = tmp_path / f"config-{prefix}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        monkeypatch.setenv("OFFSITE_CONFIG", str(path))
+        runtime.reset()
+        return VerifyStack(bare_stack_env, path, prefix)
+
+    yield make
+    runtime.reset()
+    clients.reset()
+
+
+@pytest.fixture
+def vstack(vstack_factory: Callable[..., VerifyStack]) -> VerifyStack:
+    return vstack_factory()

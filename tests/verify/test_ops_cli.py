@@ -1,0 +1,138 @@
+"""``offsite status``, ``offsite verify``, ``offsite dlq`` and the demo summary, on the local stack."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from offsite.cli import app
+from shared.demo_summary import summary_lines, wait_for_results
+from shared.destinations import factory
+from shared.gcp import gcs
+from shared.messages import VerifyRequest
+from shared.runtime import config
+from shared.topology import VERIFY_REQUESTS
+from tests.verify.conftest import VerifyStack
+
+pytestmark = pytest.mark.stack
+
+FILES = {
+    "orders_20250108-000000000000.parquet": b"PAR1" + b"o" * 700,
+    "orders_20250108-000000000001.parquet": b"PAR1" + b"p" * 300,
+}
+SECOND = sorted(FILES)[1]
+runner = CliRunner()
+
+
+def delivered_run(vstack: VerifyStack):
+    run = vstack.new_run(FILES)
+    for receipt in vstack.deliver_all(run):
+        vstack.receipt(receipt)
+    return run
+
+
+def test_verify_command_checks_locally_and_exits_by_outcome(vstack: VerifyStack) -> None:
+    run = delivered_run(vstack)
+    ok = runner.invoke(app, ["verify", run.run_id])
+    assert ok.exit_code == 0, ok.output
+    assert (
+        f"{run.run_id}  sales.orders  2025-01-08  → memory: IN_SYNC" in ok.output
+        and "check sha1; files 2/2" in ok.output
+    )
+
+    factory.memory_destination().delete(vstack.remote_path(run, SECOND))
+    bad = runner.invoke(app, ["verify", run.run_id, "--destination", "memory", "--json"])
+    assert bad.exit_code == 1, bad.output
+    [check] = json.loads(bad.output)
+    assert check["status"] == "mismatch" and check["missing"] == [SECOND]
+    assert len(vstack.results_for(run)) == 1  # the local check publishes nothing
+    assert (
+        gcs.stat(vstack.bucket, run.folder.prefix + SECOND).metadata.get("offsite-heal-destination") is None
+    )  # nor heals
+
+
+def test_verify_command_for_an_unknown_run_or_destination(vstack: VerifyStack) -> None:
+    run = delivered_run(vstack)
+    unknown = runner.invoke(app, ["verify", "rnosuchrun0001"])
+    assert unknown.exit_code == 2 and "no run 'rnosuchrun0001'" in unknown.output
+    wrong = runner.invoke(app, ["verify", run.run_id, "--destination", "box"])
+    assert wrong.exit_code == 2 and "goes to memory" in wrong.output
+
+
+def test_verify_publish_sends_a_verify_request(vstack: VerifyStack) -> None:
+    sub = f"vreq-{uuid.uuid4().hex[:10]}"
+    vstack.admin.create_subscription(sub, VERIFY_REQUESTS)
+    result = runner.invoke(app, ["verify", "r12345abc", "--destination", "sftp:local", "--publish"])
+    assert result.exit_code == 0, result.output
+    [message] = vstack.admin.pull(sub, 10)
+    assert VerifyRequest.from_json(message["data_bytes"]) == VerifyRequest(run_id="r12345abc", destination="sftp:local")
+
+
+def test_status_lists_runs_with_their_destinations(vstack: VerifyStack) -> None:
+    run = delivered_run(vstack)
+    vstack.request({"run_id": "rnosuchrun0002"})  # a rejected request is in the history too
+    out = runner.invoke(app, ["status", "--since", "1d", "--json"])
+    assert out.exit_code == 0, out.output
+    rows = {row["run_id"]: row for row in json.loads(out.output)}
+    row = rows[run.run_id]
+    assert row["source"] == "sales.orders" and row["destinations"] == {"memory": "in_sync"}
+    assert row["files"] == 2 and row["bytes"] == sum(map(len, FILES.values())) and row["last_failure"] is None
+    table = runner.invoke(app, ["status", "--since", "1d", "--dataset", "sales"])
+    assert run.run_id in table.output and "memory=in_sync" in table.output
+    assert runner.invoke(app, ["status", "--since", "soon"]).exit_code == 2
+
+
+def test_demo_summary_waits_for_every_delivery(vstack: VerifyStack) -> None:
+    run = delivered_run(vstack)
+    state = wait_for_results(config(), [run.run_id], timeout_s=30, poll_s=0.2)
+    assert state.all_in_sync
+    lines = summary_lines(state)
+    assert lines[0] == f"run {run.run_id}  sales.orders  2025-01-08"
+    assert "in_sync" in lines[1] and "check: sha1" in lines[1] and "files 2/2" in lines[1]
+    assert lines[-1] == "all deliveries in sync with sha1: 1 of 1"
+
+
+def test_demo_summary_is_not_green_for_a_mismatch(vstack_factory) -> None:
+    vstack = vstack_factory(self_heal=False)
+    run = vstack.new_run(FILES)
+    receipts = [vstack.deliver(run, n, data=b"PAR1" + b"q" * 300 if n == SECOND else None) for n in sorted(FILES)]
+    for receipt in receipts:
+        vstack.receipt(receipt)
+    state = wait_for_results(config(), [run.run_id], timeout_s=30, poll_s=0.2)
+    assert state.done and not state.all_in_sync
+    assert summary_lines(state)[-1] == "NOT all deliveries in sync with sha1: 0 of 1"
+
+
+def test_dlq_list_and_replay_a_pubsub_message(vstack: VerifyStack) -> None:
+    dlq = "verify-verify-requests-dlq"
+    body = json.dumps({"run_id": "r" + uuid.uuid4().hex[:12]}).encode()
+    vstack.admin.publish(dlq, body, origin="test", CloudPubSubDeadLetterSourceDeliveryCount="5")
+    listed = runner.invoke(app, ["dlq", "list", "--subscription", "verify-verify-requests", "--json"])
+    assert listed.exit_code == 0, listed.output
+    items = [i for i in json.loads(listed.output) if i["data"] == body.decode()]
+    assert len(items) == 1 and items[0]["attributes"]["origin"] == "test"
+
+    sub = f"vreq-{uuid.uuid4().hex[:10]}"
+    vstack.admin.create_subscription(sub, VERIFY_REQUESTS)
+    replayed = runner.invoke(app, ["dlq", "replay", "--subscription", "verify-verify-requests"])
+    assert replayed.exit_code == 0, replayed.output
+    [message] = [m for m in vstack.admin.pull(sub, 10) if m["data_bytes"] == body]
+    assert message["attributes"] == {"origin": "test"}  # dead-letter bookkeeping stripped
+    again = runner.invoke(app, ["dlq", "list", "--subscription", "verify-verify-requests", "--json"])
+    assert [i for i in json.loads(again.output) if i["data"] == body.decode()] == []
+
+
+def test_dlq_replay_of_a_gcs_event_rewrites_the_object(vstack: VerifyStack) -> None:
+    run = vstack.new_run(FILES)
+    name = run.folder.prefix + SECOND
+    before = gcs.stat(vstack.bucket, name)
+    notification = json.dumps({"bucket": vstack.bucket, "name": name, "generation": str(before.generation)}).encode()
+    vstack.admin.publish("transfer-sftp-gcs-finalized-dlq", notification, eventType="OBJECT_FINALIZE")
+    replayed = runner.invoke(app, ["dlq", "replay", "-s", "transfer-sftp-gcs-finalized"])
+    assert replayed.exit_code == 0, replayed.output
+    after = gcs.stat(vstack.bucket, name)
+    assert after.generation > before.generation and after.metadata.get("offsite-replay-of")
+    assert gcs.read_bytes(vstack.bucket, name) == FILES[SECOND]

@@ -1,0 +1,87 @@
+"""The scheduled sweep: overdue runs get ``incomplete`` (once), with a Slack message at the sink.
+
+The sweep is called with a ``now`` past the deadline instead of waiting for it; the request
+path (``{"sweep": true}`` on verify-requests) is checked with the real clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from shared.runtime import config
+from shared.verify_markers import read_state
+from shared.verify_sweep import sweep
+from tests.verify.conftest import VerifyStack
+
+pytestmark = pytest.mark.stack
+
+FILES = {
+    "orders_20250108-000000000000.parquet": b"PAR1" + b"x" * 500,
+    "orders_20250108-000000000001.parquet": b"PAR1" + b"y" * 400,
+}
+FIRST, SECOND = sorted(FILES)
+
+
+def later(hours: float) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
+
+
+def test_sweep_request_with_nothing_overdue_publishes_nothing(vstack: VerifyStack) -> None:
+    run = vstack.new_run(FILES, manifest=False)
+    vstack.request({"sweep": True})
+    assert vstack.results_for(run) == []
+
+
+def test_export_that_never_finished_is_incomplete_once_with_an_alert(vstack: VerifyStack) -> None:
+    run = vstack.new_run(FILES, ("memory", "sftp:local"), manifest=False)
+    summary = sweep(config(), now=later(3))
+    assert summary.runs_due == 1 and summary.published == 2
+    results = vstack.results_for(run)
+    assert sorted((r.destination, r.status) for r in results) == [
+        ("memory", "incomplete"),
+        ("sftp:local", "incomplete"),
+    ]
+    assert all("export incomplete" in (r.reason or "") and r.stage == "verify:sweep" for r in results)
+    texts = [a["text"] for a in vstack.alerts() if run.run_id in a.get("text", "")]
+    assert len(texts) == 2 and all("incomplete" in t and "export incomplete" in t for t in texts)
+    assert sweep(config(), now=later(3.5)).published == 0  # reported once
+    assert len(vstack.results_for(run)) == 2
+
+
+def test_missing_files_past_the_deadline_are_named_then_healed(vstack: VerifyStack) -> None:
+    run = vstack.new_run(FILES)
+    vstack.receipt(vstack.deliver(run, FIRST))  # the upload of the second file never happened
+    assert sweep(config(), now=later(1)).published == 0  # not overdue yet
+    sweep(config(), now=later(3))
+    [result] = vstack.results_for(run)
+    assert result.status == "incomplete" and result.missing == [SECOND] and result.files_present == 1
+    assert result.heal_attempts == 1 and "self-heal attempt 1" in (result.reason or "")
+    texts = [a["text"] for a in vstack.alerts() if run.run_id in a.get("text", "")]
+    assert len(texts) == 1 and f"missing (1): {SECOND}" in texts[0]
+    # The heal's re-delivery arrives: the round settles with one in_sync.
+    vstack.receipt(vstack.deliver(run, SECOND))
+    assert [(r.status, r.heal_attempts) for r in vstack.results_for(run)] == [("incomplete", 1), ("in_sync", 1)]
+
+
+def test_a_heal_that_never_lands_is_reported_after_its_own_deadline(vstack_factory) -> None:
+    vstack = vstack_factory(max_heal_attempts=1)
+    run = vstack.new_run(FILES)
+    vstack.receipt(vstack.deliver(run, FIRST))
+    sweep(config(), now=later(3))  # incomplete; heal attempt 1 starts (at the sweep's "now")
+    assert sweep(config(), now=later(4)).published == 0  # the heal round is not overdue yet
+    sweep(config(), now=later(6))
+    results = vstack.results_for(run)
+    assert [(r.status, r.heal_attempts) for r in results] == [("incomplete", 1), ("incomplete", 1)]
+    assert "self-heal attempts used: 1 of 1" in (results[-1].reason or "")
+    assert read_state(vstack.bucket, run.folder.prefix, "memory").heal_attempts == 1
+
+
+def test_complete_run_whose_receipts_were_lost_is_decided_by_the_sweep(vstack: VerifyStack) -> None:
+    run = vstack.new_run(FILES)
+    vstack.deliver_all(run)  # delivered, but no receipt ever reached verify
+    sweep(config(), now=later(3))
+    assert [(r.status, r.stage) for r in vstack.results_for(run)] == [("in_sync", "verify:sweep")]
+    sweep(config(), now=later(4))
+    assert len(vstack.results_for(run)) == 1
