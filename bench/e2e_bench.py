@@ -86,7 +86,12 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
     baselines = {name: sampler.reset_peak() for name, sampler in samplers.items()}
     t0 = time.time()
     pubsub.publish(EXPORT_REQUESTS, ExportRequest(dataset=DATASET, run_id=run_id))
-    watch.wait(verified, timeout_s, f"{TABLES}×{len(DESTINATIONS)} in_sync results of run {run_id}")
+    try:
+        watch.wait(verified, timeout_s, f"{TABLES}×{len(DESTINATIONS)} in_sync results of run {run_id}")
+    except TimeoutError as exc:
+        have = {(str((r.data.get("source") or {}).get("table")), r.data.get("destination")) for r in results()}
+        missing = [f"t{i:02d}@{d}" for i in range(TABLES) for d in DESTINATIONS if (f"t{i:02d}", d) not in have]
+        raise TimeoutError(f"{exc}; no result for {', '.join(missing)} (see the stack's function logs)") from None
     peaks = {name: (sampler.peak - baselines[name]) / MB for name, sampler in samplers.items()}
 
     exports = watch.select(TABLE_EXPORTS, lambda s: s.attributes.get("run_id") == run_id)

@@ -185,6 +185,7 @@ def make_plan(
     if bad:
         raise StackError(f"cannot leave out {min(bad)!r}", f"optional components are {', '.join(OPTIONAL)}")
     chosen = choose_functions(functions)
+    overlay = localconfig.read_overlay(config_overlay) if config_overlay else {}
     targets = dict(targets or {})
     for name in targets:
         choose_functions([name])  # validates the name
@@ -196,7 +197,6 @@ def make_plan(
     else:
         backend, sshd_path, user, note = _sftp_setup(files, port_map["sftp"], sftp_backend)
     box_token = _box_token(root)
-    overlay = localconfig.read_overlay(config_overlay) if config_overlay else {}
     raw = localconfig.generated(
         box_port=port_map["box"],
         box_token=box_token,

@@ -15,13 +15,13 @@ data "google_storage_project_service_account" "gcs" {
 resource "google_project_iam_member" "gcs_agent_publisher" {
   project = local.project
   role    = "roles/pubsub.publisher"
-  member  = data.google_storage_project_service_account.gcs.member
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
 resource "google_project_iam_member" "trigger_event_receiver" {
   project = local.project
   role    = "roles/eventarc.eventReceiver"
-  member  = google_service_account.trigger.member
+  member  = "serviceAccount:${google_service_account.trigger.email}"
 }
 
 resource "terraform_data" "gcs_dead_letter" {

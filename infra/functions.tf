@@ -100,7 +100,7 @@ resource "google_cloud_run_v2_service_iam_member" "trigger_invoker" {
   location = local.region
   name     = google_cloudfunctions2_function.fn[each.key].service_config[0].service
   role     = "roles/run.invoker"
-  member   = google_service_account.trigger.member
+  member   = "serviceAccount:${google_service_account.trigger.email}"
 }
 
 # Images built from the archives; old ones are cleaned up.

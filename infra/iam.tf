@@ -136,7 +136,7 @@ resource "google_pubsub_topic_iam_member" "publisher" {
 
   topic  = google_pubsub_topic.pipeline[each.value.topic].name
   role   = "roles/pubsub.publisher"
-  member = google_service_account.function[each.value.function].member
+  member = "serviceAccount:${google_service_account.function[each.value.function].email}"
 }
 
 resource "google_storage_bucket_iam_member" "exports" {
@@ -144,7 +144,7 @@ resource "google_storage_bucket_iam_member" "exports" {
 
   bucket = google_storage_bucket.exports.name
   role   = each.value.role
-  member = google_service_account.function[each.value.function].member
+  member = "serviceAccount:${google_service_account.function[each.value.function].email}"
 
   dynamic "condition" {
     for_each = each.value.prefix == "" ? [] : [each.value.prefix]
@@ -161,7 +161,7 @@ resource "google_secret_manager_secret_iam_member" "credential_reader" {
 
   secret_id = google_secret_manager_secret.credential[each.value.secret].id
   role      = "roles/secretmanager.secretAccessor"
-  member    = google_service_account.function[each.value.function].member
+  member    = "serviceAccount:${google_service_account.function[each.value.function].email}"
 }
 
 resource "google_project_iam_member" "function" {
@@ -169,7 +169,7 @@ resource "google_project_iam_member" "function" {
 
   project = local.project
   role    = each.value.role
-  member  = google_service_account.function[each.value.function].member
+  member  = "serviceAccount:${google_service_account.function[each.value.function].email}"
 }
 
 resource "google_bigquery_dataset_iam_member" "reader" {
@@ -178,7 +178,7 @@ resource "google_bigquery_dataset_iam_member" "reader" {
   project    = each.value.project
   dataset_id = each.value.dataset
   role       = each.value.role
-  member     = google_service_account.function[each.value.function].member
+  member     = "serviceAccount:${google_service_account.function[each.value.function].email}"
 }
 
 # Pub/Sub signs the OIDC token of each push request as the trigger account.
@@ -196,13 +196,13 @@ resource "google_project_iam_member" "build" {
 
   project = local.project
   role    = each.key
-  member  = google_service_account.build.member
+  member  = "serviceAccount:${google_service_account.build.email}"
 }
 
 resource "google_project_iam_member" "build_reads_staged_sources" {
   project = local.project
   role    = "roles/storage.objectViewer"
-  member  = google_service_account.build.member
+  member  = "serviceAccount:${google_service_account.build.email}"
 
   condition {
     title       = "gcf-v2-sources bucket only"
@@ -214,7 +214,7 @@ resource "google_project_iam_member" "build_reads_staged_sources" {
 resource "google_storage_bucket_iam_member" "build_reads_sources" {
   bucket = google_storage_bucket.sources.name
   role   = "roles/storage.objectViewer"
-  member = google_service_account.build.member
+  member = "serviceAccount:${google_service_account.build.email}"
 }
 
 resource "google_artifact_registry_repository_iam_member" "build_writer" {
@@ -222,5 +222,5 @@ resource "google_artifact_registry_repository_iam_member" "build_writer" {
   location   = local.region
   repository = google_artifact_registry_repository.functions.name
   role       = "roles/artifactregistry.writer"
-  member     = google_service_account.build.member
+  member     = "serviceAccount:${google_service_account.build.email}"
 }

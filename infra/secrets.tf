@@ -38,5 +38,5 @@ resource "google_secret_manager_secret_iam_member" "config_reader" {
 
   secret_id = google_secret_manager_secret.config.id
   role      = "roles/secretmanager.secretAccessor"
-  member    = google_service_account.function[each.key].member
+  member    = "serviceAccount:${google_service_account.function[each.key].email}"
 }

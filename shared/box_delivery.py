@@ -18,9 +18,11 @@ import time
 from typing import Any
 
 from shared import log
+from shared.config import BoxDestination as BoxSettings
 from shared.config import Config
+from shared.destinations.base import PutResult
 from shared.destinations.box import for_settings
-from shared.errors import ConfigError, PermanentError
+from shared.errors import ConfigError, PermanentError, TransientError
 from shared.events import StorageObject, parse_storage
 from shared.gcp import gcs, pubsub
 from shared.layout import RunFolder, is_data_file, parse_object_name, remote_folder
@@ -29,6 +31,7 @@ from shared.topology import DELIVERIES
 
 logger = log.get_logger(__name__)
 DESTINATION = "box"
+READ_ATTEMPTS = 3
 
 
 def upload_box(event: Any, *, config: Config | None = None) -> None:
@@ -76,26 +79,13 @@ def _routing(obj: StorageObject, run: RunFolder) -> TableExport | None:
 def _deliver(obj: StorageObject, filename: str, routing: TableExport, config: Config) -> None:
     settings = config.destinations.box
     assert settings is not None
-    live = gcs.stat(obj.bucket, obj.name)
-    if live is None:
-        logger.info("object no longer exists; stale event ignored", generation=obj.generation)
-        return
-    if _replaced(obj, live):
-        logger.info(
-            "object was replaced; stale event ignored", generation=obj.generation, live_generation=live.generation
-        )
-        return
     run = RunFolder(config.export_prefix, routing.source, routing.date, routing.run_id)
-    folder = remote_folder(DESTINATION, run, routing.file_name).path
-    remote_path = f"{folder}/{filename}"
-    known_sha1 = live.metadata.get("sha1")
+    remote_path = f"{remote_folder(DESTINATION, run, routing.file_name).path}/{filename}"
     started = time.monotonic()
-    try:
-        with gcs.open_object(obj.bucket, obj.name, live.generation) as stream:
-            result = for_settings(settings).put(remote_path, stream, live.size, sha1=known_sha1)
-    except gcs.ObjectMissing:
-        logger.info("object generation vanished while reading; stale event ignored", generation=live.generation)
+    delivered = _upload(obj, remote_path, settings)
+    if delivered is None:
         return
+    live, result = delivered
     elapsed = time.monotonic() - started
     logger.info(
         "delivered to box",
@@ -107,18 +97,10 @@ def _deliver(obj: StorageObject, filename: str, routing: TableExport, config: Co
         duration_s=round(elapsed, 3),
         mb_per_s=round(result.size / 1e6 / elapsed, 1) if elapsed > 0 else None,
     )
-    if known_sha1 != result.sha1:
-        try:
-            gcs.set_metadata(
-                obj.bucket, obj.name, {**live.metadata, "sha1": result.sha1}, if_generation_match=live.generation
-            )
-        except PermanentError as exc:
-            now = gcs.stat(obj.bucket, obj.name)
-            if now is not None and now.generation == live.generation:
-                raise
-            # Replaced while we uploaded: the new generation's event delivers and reports it.
-            logger.warning("object replaced during delivery; no receipt for the old generation", error=str(exc))
-            return
+    if not _record_sha1(obj, live, result.sha1):
+        # Replaced while we uploaded: the new generation's event delivers and reports it.
+        logger.warning("object replaced during delivery; no receipt for the old generation")
+        return
     receipt = DeliveryReceipt(
         run_id=routing.run_id,
         bucket=obj.bucket,
@@ -132,6 +114,53 @@ def _deliver(obj: StorageObject, filename: str, routing: TableExport, config: Co
         remote_id=result.remote_id,
     )
     pubsub.publish(DELIVERIES, receipt, run_id=routing.run_id, destination=DESTINATION)
+
+
+def _upload(obj: StorageObject, remote_path: str, settings: BoxSettings) -> tuple[gcs.ObjectInfo, PutResult] | None:
+    """Stream the event's bytes into Box; None when the event is stale (object gone or replaced)."""
+    for _ in range(READ_ATTEMPTS):
+        live = gcs.stat(obj.bucket, obj.name)
+        if live is None:
+            logger.info("object no longer exists; stale event ignored", generation=obj.generation)
+            return None
+        if _replaced(obj, live):
+            logger.info(
+                "object was replaced; stale event ignored", generation=obj.generation, live_generation=live.generation
+            )
+            return None
+        try:
+            with gcs.open_object(obj.bucket, obj.name, live.generation) as stream:
+                result = for_settings(settings).put(remote_path, stream, live.size, sha1=live.metadata.get("sha1"))
+        except gcs.ObjectMissing:
+            # The generation we read vanished. On fake-gcs-server a metadata patch (another
+            # destination recording its sha1) makes a new generation of the same bytes: read again.
+            logger.info("object generation changed while reading; reading the live one", generation=live.generation)
+            continue
+        return live, result
+    raise TransientError(f"gs://{obj.bucket}/{obj.name}: the object kept changing while it was read; will retry")
+
+
+def _record_sha1(obj: StorageObject, live: gcs.ObjectInfo, sha1: str) -> bool:
+    """Custom metadata ``sha1`` on the object, as long as it still holds the delivered bytes.
+
+    False when the object was replaced meanwhile. The patch is merged into the object's
+    metadata (other keys, like another destination's, are kept).
+    """
+    current = live
+    for _ in range(READ_ATTEMPTS):
+        if current.metadata.get("sha1") == sha1:
+            return True
+        try:
+            gcs.set_metadata(obj.bucket, obj.name, {"sha1": sha1}, if_generation_match=current.generation)
+            return True
+        except PermanentError:
+            now = gcs.stat(obj.bucket, obj.name)
+            if now is None or _replaced(obj, now):
+                return False
+            if now.generation == current.generation:
+                raise
+            current = now  # same bytes, new generation (a concurrent metadata patch on fake-gcs-server)
+    raise TransientError(f"gs://{obj.bucket}/{obj.name}: metadata kept changing; will retry")
 
 
 def _replaced(obj: StorageObject, live: gcs.ObjectInfo) -> bool:

@@ -4,7 +4,7 @@ Creation is create-first: ``POST /folders``; a 409 ``item_name_in_use`` means so
 a concurrent function) made it already, and its id is in ``context_info.conflicts``. So two
 functions creating the same tree at once both end with the same ids, and no listing is
 needed on the write path. Ids are cached per process (warm function instances reuse them);
-a cached id that Box no longer knows is dropped with :meth:`BoxFolders.forget`.
+a cached id that Box no longer knows (404) drops the cache of that root (:meth:`BoxFolders.forget`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ ITEM_FIELDS = "type,id,name,size,sha1,etag"
 # (api url, root id, path) -> folder id, shared by every BoxFolders in the process.
 _ids: dict[tuple[str, str, str], str] = {}
 _ids_lock = threading.Lock()
+
+
+class StaleFolder(TransientError):
+    """A cached folder id no longer exists in Box (someone deleted the folder)."""
 
 
 def clear_cache() -> None:
@@ -49,13 +53,10 @@ class BoxFolders:
         with _ids_lock:
             _ids[self._key(path)] = folder_id
 
-    def forget(self, path: str) -> None:
-        """Drop ``path`` and everything below it from the cache (Box said 404 for a cached id)."""
-        head = path + "/"
+    def forget(self) -> None:
+        """Drop every cached id under this root (Box said 404 for one: a folder was deleted)."""
         with _ids_lock:
-            for key in [
-                k for k in _ids if k[:2] == (self.http.api, self.root_id) and (k[2] == path or k[2].startswith(head))
-            ]:
+            for key in [k for k in _ids if k[:2] == (self.http.api, self.root_id)]:
                 del _ids[key]
 
     def ensure(self, path: str) -> str:
@@ -81,8 +82,8 @@ class BoxFolders:
             return str(response.json()["id"])
         except BoxApiError as exc:
             if exc.http_status == 404:
-                self.forget(path.rpartition("/")[0])
-                raise TransientError(
+                self.forget()
+                raise StaleFolder(
                     f"{what}: parent folder {parent_id} is gone; the path will be resolved again"
                 ) from None
             if exc.http_status != 409:

@@ -118,6 +118,7 @@ class VerifySettings:
     self_heal: bool = _f(True, "Re-deliver missing or differing files once and verify again.")
     max_heal_attempts: int = _f(1, "Re-delivery rounds per run and destination.")
     sweep_schedule: str = _f("*/30 * * * *", "Cron of the scheduled verify sweep.")
+    download_hashes: bool = _f(True, "Hash files by reading them back where the server cannot hash (else size-only).")
 
 
 @dataclass(frozen=True)

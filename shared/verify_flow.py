@@ -149,7 +149,7 @@ def run_comparison(
 
 def download_hashes(config: Config) -> bool:
     """verify.download_hashes (read back and hash files at destinations that cannot hash); default on."""
-    return bool(getattr(config.verify, "download_hashes", True))
+    return config.verify.download_hashes
 
 
 @dataclass

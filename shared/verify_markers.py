@@ -5,7 +5,7 @@ exactly one creates it, and that one acts (publishes the result, starts the heal
 run folder ``{prefix}_verify/{destination}/``:
 
 - ``result-{k}.json``: the one ``in_sync``/``mismatch`` result of heal round ``k`` (its body);
-- ``incomplete-{k}.json``: the sweep's ``incomplete`` report for round ``k`` (its body);
+- ``incomplete-{k}.json`` / ``failed-{k}.json``: the sweep's ``incomplete``/``failed`` report for round ``k``;
 - ``heal-{k}.json``: heal attempt ``k`` was started (the files re-delivered, when, why);
 - ``heal-{k}.done/{file}``: the re-delivery of ``file`` in attempt ``k`` was receipted;
 
@@ -40,6 +40,10 @@ def result_name(prefix: str, destination: str, round_: int) -> str:
 
 def incomplete_name(prefix: str, destination: str, round_: int) -> str:
     return f"{folder(prefix, destination)}incomplete-{round_}.json"
+
+
+def failed_name(prefix: str, destination: str, round_: int) -> str:
+    return f"{folder(prefix, destination)}failed-{round_}.json"
 
 
 def heal_name(prefix: str, destination: str, attempt: int) -> str:

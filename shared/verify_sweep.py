@@ -116,7 +116,7 @@ def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.tim
                 if verify_destination(ctx, destination, Trigger.SWEEP, now=now) is not None:
                     published += 1
             except PermanentError as exc:
-                marker = verify_markers.folder(run.folder.prefix, destination) + f"failed-{state.round}.json"
+                marker = verify_markers.failed_name(run.folder.prefix, destination, state.round)
                 if verify_markers.claim(config.bucket, marker, {"reason": str(exc)}):
                     _report(config, run, destination, exc.status, str(exc), message_id, now)
                     published += 1

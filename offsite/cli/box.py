@@ -35,6 +35,10 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _items(count: int) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"
+
+
 def _size(value: object) -> str:
     return "" if value is None else f"{int(value):,}"  # type: ignore[call-overload]
 
@@ -53,7 +57,7 @@ def ls(path: str = PathArgument, config: Path | None = ConfigOption) -> None:
         kind = "d" if entry.get("type") == "folder" else "-"
         name = f"{entry['name']}/" if kind == "d" else entry["name"]
         typer.echo(f"{kind} {entry['id']:>14} {_size(entry.get('size')):>15} {entry.get('sha1') or '':40} {name}")
-    typer.echo(f"{len(entries)} items in /{path}", err=True)
+    typer.echo(f"{_items(len(entries))} in /{path}", err=True)
 
 
 @app.command("tree")
@@ -87,6 +91,6 @@ def _draw(box: BoxDestination, path: str, depth: int, files: bool, indent: str) 
                 _draw(box, child, depth - 1, files, indent + below)
             else:
                 count = len(box.entries(child))
-                typer.echo(f"{indent}{branch}{entry['name']}/ ({entry['id']}, {count} items)")
+                typer.echo(f"{indent}{branch}{entry['name']}/ ({entry['id']}, {_items(count)})")
         else:
             typer.echo(f"{indent}{branch}{entry['name']}  {_size(entry.get('size'))} B  sha1 {entry.get('sha1')}")

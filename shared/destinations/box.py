@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from shared.box_folders import BoxFolders
+from shared.box_folders import BoxFolders, StaleFolder
 from shared.box_http import BoxApiError, BoxHttp
 from shared.box_upload import BoxFile, UploadSession, ensure_drained, file_info, preflight, read_exactly, upload_whole
 from shared.config import BoxDestination as BoxSettings
@@ -65,7 +65,7 @@ class BoxDestination:
 
     def list(self, prefix: str = "") -> Iterator[RemoteFile]:
         prefix = normalize_path(prefix)
-        folder_id = self._with_fresh_cache(prefix, lambda: self.folders.lookup(prefix))
+        folder_id = self._with_fresh_cache(lambda: self.folders.lookup(prefix))
         if folder_id is None:
             return
         found: list[RemoteFile] = []
@@ -94,7 +94,7 @@ class BoxDestination:
 
     def mkdirs(self, path: str) -> None:
         path = normalize_path(path)
-        self._with_fresh_cache(path, lambda: self.folders.ensure(path))
+        self._with_fresh_cache(lambda: self.folders.ensure(path))
 
     # ---- Readable ------------------------------------------------------------------------
 
@@ -114,21 +114,23 @@ class BoxDestination:
     def entries(self, path: str = "") -> list[dict[str, Any]]:
         """The items of folder ``path`` (type, id, name, size, sha1); PermanentError if missing."""
         path = normalize_path(path)
-        folder_id = self._with_fresh_cache(path, lambda: self.folders.lookup(path))
+        folder_id = self._with_fresh_cache(lambda: self.folders.lookup(path))
         if folder_id is None:
             raise PermanentError(f"box: no folder {path or '/'!r} under root folder {self.root_folder_id}")
         return list(self.folders.items(folder_id))
 
     # ---- internals -------------------------------------------------------------------------
 
-    def _with_fresh_cache(self, path: str, fn: Any) -> Any:
-        """Run ``fn``; when a cached folder id turned out stale (404), forget it and run again."""
+    def _with_fresh_cache(self, fn: Any) -> Any:
+        """Run ``fn``; when a cached folder id turned out stale (404), forget the cache and run again."""
         try:
+            return fn()
+        except StaleFolder:
             return fn()
         except BoxApiError as exc:
             if exc.http_status != 404:
                 raise
-            self.folders.forget(path.split("/", 1)[0] if path else "")
+            self.folders.forget()
             return fn()
 
     def _entry(self, parent: str, name: str) -> dict[str, Any] | None:
@@ -136,21 +138,16 @@ class BoxDestination:
             folder_id = self.folders.lookup(parent)
             return None if folder_id is None else self.folders.find(folder_id, name)
 
-        return self._with_fresh_cache(parent, find)
+        return self._with_fresh_cache(find)
 
     def _prepare(self, parent: str, name: str, size: int) -> tuple[str, BoxFile | None]:
         """The parent folder's id (created if needed) and the file already under ``name``, if any."""
-        for attempt in (1, 2):
+
+        def attempt() -> tuple[str, BoxFile | None]:
             folder_id = self.folders.ensure(parent)
-            try:
-                conflict = preflight(self.http, folder_id, name, size)
-            except BoxApiError as exc:
-                if exc.http_status == 404 and attempt == 1:
-                    self.folders.forget(parent)  # a cached folder was deleted meanwhile
-                    continue
-                raise
-            return folder_id, self._describe(conflict)
-        raise AssertionError("unreachable")
+            return folder_id, self._describe(preflight(self.http, folder_id, name, size))
+
+        return self._with_fresh_cache(attempt)
 
     def _describe(self, conflict: dict[str, Any] | None) -> BoxFile | None:
         if conflict is None:

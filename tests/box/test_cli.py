@@ -48,7 +48,7 @@ def test_ls_and_tree(settings: BoxSettings, box_server: BoxApiServer, box_root: 
     drawn = runner.invoke(app, ["box", "tree", "GCP", "--depth", "2", "--config", config])
     assert drawn.exit_code == 0, drawn.output
     assert drawn.stdout.splitlines()[0] == "/GCP"
-    assert "└── bigquery/" in drawn.stdout and "sales/" in drawn.stdout and "1 items" in drawn.stdout
+    assert "└── bigquery/" in drawn.stdout and "sales/" in drawn.stdout and "1 item" in drawn.stdout
     assert "orders/" not in drawn.stdout  # deeper than --depth
 
     full = runner.invoke(app, ["box", "tree", "--depth", "9", "--config", config])

@@ -182,3 +182,35 @@ def test_objects_that_are_not_box_deliveries_are_ignored(pipeline: Pipeline) -> 
         pipeline.deliver(item)
     assert list(pipeline.box().list("")) == []
     assert pipeline.no_more_receipts() == []
+
+
+def test_a_metadata_patch_while_reading_does_not_lose_the_delivery(pipeline: Pipeline) -> None:
+    """On fake-gcs-server a metadata patch (the SFTP function recording its sha1) makes a new
+    generation of the same bytes; a delivery reading the old one reads again instead of giving up."""
+    import threading
+
+    from shared.gcp import gcs
+
+    run = pipeline.start_run()
+    item = pipeline.put(run.prefix + "orders_20250108-000000000000.parquet", b"p" * 70_000)
+    event = pipeline.event(item)
+    server = pipeline.box_server
+    server.add_fault("preflight_upload", "delay", seconds=1.0, count=1)  # the stream is open, nothing read yet
+
+    def patch_when_preflight_arrives() -> None:
+        while not server.requests("preflight_upload")["requests"]:
+            threading.Event().wait(0.02)
+        gcs.set_metadata(pipeline.bucket, item.name, {"sftp": "done"})
+
+    patcher = threading.Thread(target=patch_when_preflight_arrives)
+    patcher.start()
+    pipeline.deliver(event)
+    patcher.join()
+
+    live = gcs.stat(pipeline.bucket, item.name)
+    assert live is not None and live.generation != item.generation, "the emulator no longer re-generates on patch"
+    (remote,) = pipeline.box().list(run_folder(run))
+    assert remote.sha1 == item.sha1
+    (receipt,) = pipeline.receipts(1)
+    assert receipt.status == "uploaded" and receipt.generation == item.generation
+    assert live.metadata == {"sftp": "done", "sha1": item.sha1}

@@ -128,3 +128,15 @@ def test_commit_polls_while_the_server_is_still_assembling(
     assert_single_file(box, box_server, "slow/commit.bin", large_bytes)
     commits = statuses(box_server, "commit")
     assert commits.get("202", 0) >= 1 and commits.get("201") == 1
+
+
+def test_folders_deleted_behind_the_cache_are_made_again(box: BoxDestination) -> None:
+    """An operator deletes part of the tree; the process's cached folder ids are stale (404)."""
+    box.put("GCP/bigquery/sales/orders/20250108/r1/a.bin", io.BytesIO(b"a"), 1)
+    doomed = box.folders.lookup("GCP/bigquery")
+    box.http.call("DELETE", f"{box.http.api}/folders/{doomed}", what="operator", params={"recursive": "true"}).close()
+    result = box.put("GCP/bigquery/sales/orders/20250108/r1/b.bin", io.BytesIO(b"b"), 1)
+    assert result.status == "uploaded"
+    assert [f.path for f in box.list("GCP")] == ["GCP/bigquery/sales/orders/20250108/r1/b.bin"]
+    box.mkdirs("GCP/bigquery/sales/customers")
+    assert box.stat("GCP/bigquery/sales/orders/20250108/r1/a.bin") is None

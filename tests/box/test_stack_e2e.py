@@ -27,12 +27,18 @@ WAIT_S = 240.0
 
 
 def gcs_sha1(bucket: str, name: str) -> str:
-    """SHA-1 of the live object's bytes (fake-gcs-server gives a metadata patch a new generation)."""
-    digest = hashlib.sha1()
-    with gcs.open_object(bucket, name) as stream:
-        while block := stream.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
+    """SHA-1 of the live object's bytes. fake-gcs-server gives a metadata patch (the SFTP
+    function recording its sha1, maybe right now) a new generation: read again then."""
+    for _ in range(5):
+        digest = hashlib.sha1()
+        try:
+            with gcs.open_object(bucket, name) as stream:
+                while block := stream.read(1024 * 1024):
+                    digest.update(block)
+        except gcs.ObjectMissing:
+            continue
+        return digest.hexdigest()
+    raise AssertionError(f"gs://{bucket}/{name} kept changing generation while read")
 
 
 def wait_for_manifest(bucket: str, table: str, run_id: str) -> Manifest:

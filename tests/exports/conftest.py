@@ -131,9 +131,19 @@ class ExportsKit:
 
         return clients.bigquery_client()
 
-    def source_rows(self, table: str) -> list[dict[str, Any]]:
-        """The table's rows as BigQuery returns them (REST), ordered by the first column."""
-        rows = self.bigquery().list_rows(f"{self.stack.project}.sales.{table}").to_arrow(create_bqstorage_client=False)
+    def source_rows(self, table: str, where_date: dt.date | None = None) -> list[dict[str, Any]]:
+        """The table's rows as BigQuery returns them (REST), ordered by the first column.
+
+        ``where_date`` keeps only orders of that day (what orders_daily exports).
+        """
+        from google.cloud import bigquery
+
+        if where_date is None:
+            rows = self.bigquery().list_rows(f"{self.stack.project}.sales.{table}").to_arrow(create_bqstorage_client=False)
+        else:
+            config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("d", "DATE", where_date)])
+            sql = f"SELECT * FROM `{self.stack.project}.sales.{table}` WHERE order_date = @d"
+            rows = self.bigquery().query(sql, job_config=config, job_retry=None).to_arrow(create_bqstorage_client=False)
         first = rows.schema.names[0]
         return sorted(rows.to_pylist(), key=lambda r: r[first])
 

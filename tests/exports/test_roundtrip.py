@@ -6,7 +6,6 @@ import base64
 import datetime as dt
 import hashlib
 import math
-import zlib
 
 import pyarrow.parquet as pq
 import pytest
@@ -54,12 +53,15 @@ def _assert_rows_equal(actual: list[dict], expected: list[dict]) -> None:
         assert _same(got, want), f"row differs:\n got  {got}\n want {want}"
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+# CSV cannot hold RECORD/REPEATED columns (customers, products): the flat query export covers
+# CSV here, and test_failures shows CSV of a nested table failing like BigQuery's extract.
+NESTED_FORMATS = [f for f in FORMATS if f != "CSV"]
+
+
+@pytest.mark.parametrize("fmt", NESTED_FORMATS)
 @pytest.mark.parametrize("table", ["customers", "products"])
 def test_every_format_round_trips(exports_env: ExportsKit, table: str, fmt: str) -> None:
     kit = exports_env
-    if fmt == "CSV" and table in ("customers", "products"):
-        pytest.skip("CSV cannot hold RECORD/REPEATED columns; covered by test_failures (a failed job)")
     task = table_task(kit, table, fmt)
     kit.main.export_table(kit.table_export_event(task))
     manifest = manifest_of(kit, task)
@@ -80,7 +82,7 @@ def test_flat_table_in_every_format_with_query_export(exports_env: ExportsKit, f
     kit.main.export_table(kit.table_export_event(task))
     manifest = manifest_of(kit, task)
     assert manifest is not None
-    expected = [r for r in kit.source_rows("orders") if r["order_date"] == day]
+    expected = kit.source_rows("orders", where_date=day)
     assert 1000 < manifest.row_count == len(expected)
     assert manifest.files[0].name.startswith("Orders_20250108-000000000000.")
     _assert_rows_equal(_exported_rows(kit, manifest, fmt), expected)
@@ -144,4 +146,3 @@ def test_manifest_describes_the_run(exports_env: ExportsKit) -> None:
     from shared.messages import TableExport
 
     assert TableExport.from_json(object_bytes(kit, task.prefix + "_run.json")) == task
-    assert zlib.crc32(b"") == 0  # keep zlib imported for readers of this file: gzip members are checked by gzip itself

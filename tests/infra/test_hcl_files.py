@@ -33,3 +33,5 @@ def test_provider_is_pinned_to_google_only() -> None:
     (providers,) = parsed["terraform"][0]["required_providers"]
     assert set(providers) - {"__is_block__"} == {"google"}
     assert providers["google"]["source"] == '"hashicorp/google"'
+    for path in INFRA.glob("*.tf"):
+        assert "google-beta" not in path.read_text(), f"{path.name} uses google-beta; the google provider is enough"

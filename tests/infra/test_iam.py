@@ -6,7 +6,8 @@ import re
 from collections import defaultdict
 
 from shared import topology
-from tests.infra.hcl_eval import Module, Ref
+from tests.infra.conftest import INFRA
+from tests.infra.hcl_eval import Module, Ref, Template
 
 FORBIDDEN = {
     "roles/owner",
@@ -36,9 +37,15 @@ def _iam(module: Module) -> list[tuple[str, dict]]:
 
 
 def _function_of(member: object) -> str | None:
-    """'export_table' for google_service_account.function["export_table"].member."""
-    if isinstance(member, Ref) and member.parts[:2] == ("google_service_account", "function"):
-        return member.parts[2].value
+    """'export_table' for serviceAccount:${google_service_account.function["export_table"].email}."""
+    if isinstance(member, Template) and len(member.parts) == 2 and member.parts[0] == "serviceAccount:":
+        ref = member.parts[1]
+        if (
+            isinstance(ref, Ref)
+            and ref.parts[:2] == ("google_service_account", "function")
+            and ref.parts[3:] == ("email",)
+        ):
+            return ref.parts[2].value
     return None
 
 
@@ -74,11 +81,15 @@ def test_project_level_roles_are_the_few_that_cannot_be_narrower(example: Module
             for attrs in example.instances(rtype, name).values():
                 bindings.add((attrs["role"], str(attrs["member"]), bool(attrs.get("condition"))))
     assert bindings == {
-        ("roles/bigquery.jobUser", 'google_service_account.function["export_table"].member', False),
-        ("roles/eventarc.eventReceiver", "google_service_account.trigger.member", False),
-        ("roles/pubsub.publisher", "data.google_storage_project_service_account.gcs.member", False),
-        ("roles/logging.logWriter", "google_service_account.build.member", False),
-        ("roles/storage.objectViewer", "google_service_account.build.member", True),
+        ("roles/bigquery.jobUser", 'serviceAccount:${google_service_account.function["export_table"].email}', False),
+        ("roles/eventarc.eventReceiver", "serviceAccount:${google_service_account.trigger.email}", False),
+        (
+            "roles/pubsub.publisher",
+            "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}",
+            False,
+        ),
+        ("roles/logging.logWriter", "serviceAccount:${google_service_account.build.email}", False),
+        ("roles/storage.objectViewer", "serviceAccount:${google_service_account.build.email}", True),
     }
     (staged,) = example.instances("google_project_iam_member", "build_reads_staged_sources").values()
     assert "gcf-v2-sources-" in str(staged["condition"][0]["expression"])
@@ -170,7 +181,7 @@ def test_triggers_invoke_every_function_and_nothing_else(example: Module) -> Non
     assert set(invokers) == {fn.name for fn in topology.FUNCTIONS}
     for fn, attrs in invokers.items():
         assert attrs["role"] == "roles/run.invoker"
-        assert str(attrs["member"]) == "google_service_account.trigger.member"
+        assert str(attrs["member"]) == "serviceAccount:${google_service_account.trigger.email}"
         assert str(attrs["name"]) == f'google_cloudfunctions2_function.fn["{fn}"].service_config[0].service'
 
 
@@ -195,3 +206,16 @@ def test_one_service_account_per_function(example: Module) -> None:
     assert len({a["account_id"] for a in accounts.values()}) == len(accounts)
     for attrs in accounts.values():
         assert 6 <= len(attrs["account_id"]) <= 30
+
+
+def test_granted_prefixes_are_where_shared_writes() -> None:
+    """The conditional grants name the prefixes the code writes under; a renamed prefix fails here."""
+    from shared.alerts import ALERTS_PREFIX
+    from shared.config import Config
+    from shared.run_history import RESULTS_PREFIX
+
+    iam_tf = (INFRA / "iam.tf").read_text()
+    assert f'prefix = "{RESULTS_PREFIX}"' in iam_tf
+    assert f'prefix = "{ALERTS_PREFIX}"' in iam_tf
+    assert Config().export_prefix == "exports"  # the default the export_prefix local falls back to
+    assert 'try(local.config.export_prefix, null), "exports")' in iam_tf

@@ -3,7 +3,8 @@
 A venv is keyed by the sha256 of its requirements and the interpreter version and built
 under an exclusive file lock, with a marker written last, so parallel pytest workers (and
 parallel test sessions in the same tree) never use a half-built one. They live
-in .offsite/venvs/ (git-ignored); delete that folder to rebuild from scratch.
+in .offsite/venvs/ (git-ignored), with pip's downloads in .offsite/pip-cache/; delete
+those folders to rebuild from scratch.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import pytest
 
+from devstack.sample_data import seed
 from devstack.state import StackInfo
 from shared.config_load import load_config
 from shared.gcp import clients, gcs
@@ -65,6 +66,7 @@ def test_a_finalized_data_file_reaches_the_partner_through_the_function(stack_en
 
 def test_query_export_is_delivered_with_equal_sha1(stack_env: StackInfo) -> None:
     config = load_config(stack_env.config_path, environ={})
+    seed(clients.bigquery_client(), config.project, tables=("orders",))  # the stack starts empty; repeatable
     run_id = f"e2e{uuid.uuid4().hex[:10]}"
     request = {"export": "orders_daily", "date": "2025-01-10", "run_id": run_id}
     stack_env.pubsub_admin().publish(EXPORT_REQUESTS, json.dumps(request).encode())

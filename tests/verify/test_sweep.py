@@ -85,3 +85,12 @@ def test_complete_run_whose_receipts_were_lost_is_decided_by_the_sweep(vstack: V
     assert [(r.status, r.stage) for r in vstack.results_for(run)] == [("in_sync", "verify:sweep")]
     sweep(config(), now=later(4))
     assert len(vstack.results_for(run)) == 1
+
+
+def test_a_destination_that_cannot_be_checked_is_failed_once(vstack: VerifyStack) -> None:
+    run = vstack.new_run(FILES, ("sftp:nosuch",))  # routed to a partner the config does not have
+    sweep(config(), now=later(3))
+    sweep(config(), now=later(4))
+    [result] = vstack.results_for(run)
+    assert result.status == "failed" and result.destination == "sftp:nosuch"
+    assert "no partner named 'nosuch'" in (result.reason or "")

@@ -1,0 +1,78 @@
+"""Pure parts of verify's reporting: status rows, --since, the demo summary, result building."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import typer
+
+from offsite.cli.ops import parse_since, status_rows
+from shared.demo_summary import Delivery, Progress, summary_lines
+from shared.messages import VerifyResult
+from shared.run_history import days, object_name
+
+ORDERS = {"mode": "table", "project": "p", "dataset": "sales", "table": "orders"}
+PRODUCTS = {"mode": "query", "project": "p", "export": "product_data"}
+
+
+def result(status: str, destination: str | None, finished: str, **kw) -> VerifyResult:
+    base = {"run_id": "r1", "source": ORDERS, "date": "2025-01-08", "files_expected": 3, "bytes_expected": 300}
+    return VerifyResult(status=status, destination=destination, finished_at=finished, **{**base, **kw})
+
+
+def test_status_rows_keep_the_latest_status_per_destination_and_the_last_failure() -> None:
+    rows = status_rows(
+        [
+            result("mismatch", "sftp:acme", "2025-01-08T02:03:00", reason="1 missing (a)", duration_s=180.0),
+            result("in_sync", "box", "2025-01-08T02:04:00", duration_s=240.0),
+            result("in_sync", "sftp:acme", "2025-01-08T02:05:00", duration_s=300.0),
+            result("incomplete", "sftp:acme", "2025-01-08T02:06:00", run_id="r2", source=PRODUCTS, files_expected=0),
+            VerifyResult(status="rejected", stage="verify", reason="not valid JSON", finished_at="2025-01-08T02:07:00"),
+        ]
+    )
+    assert [r["run_id"] for r in rows] == ["-", "r2", "r1"]  # newest first
+    r1 = rows[2]
+    assert r1["destinations"] == {"sftp:acme": "in_sync", "box": "in_sync"}
+    assert (r1["files"], r1["bytes"], r1["duration_s"]) == (3, 300, 300.0)
+    assert r1["last_failure"] == "sftp:acme: mismatch: 1 missing (a)"
+    assert rows[1]["source"] == "export:product_data" and rows[1]["files"] is None
+    assert rows[0]["last_failure"] == "verify: rejected: not valid JSON"
+
+
+def test_status_rows_filter_by_dataset() -> None:
+    rows = status_rows(
+        [result("in_sync", "box", "t1"), result("in_sync", "box", "t2", run_id="r2", source=PRODUCTS)], "sales"
+    )
+    assert [r["run_id"] for r in rows] == ["r1"]
+
+
+def test_parse_since() -> None:
+    assert parse_since("7d") == dt.timedelta(days=7)
+    assert parse_since("30m") == dt.timedelta(minutes=30)
+    assert parse_since("2w") == dt.timedelta(weeks=2)
+    with pytest.raises(typer.BadParameter):
+        parse_since("soon")
+
+
+def test_history_names_and_days() -> None:
+    now = dt.datetime(2025, 1, 8, 2, 3, 4, 5, tzinfo=dt.UTC)
+    name = object_name(result("in_sync", "sftp:acme", "x"), now)
+    assert name.startswith("results/20250108/r1/sftp:acme/20250108T020304.000005Z-in_sync-") and name.endswith(".json")
+    assert object_name(VerifyResult(status="rejected"), now).startswith("results/20250108/-/-/")
+    assert days(now - dt.timedelta(days=2), now) == ["20250106", "20250107", "20250108"]
+
+
+def test_summary_is_green_only_when_every_delivery_is_in_sync_with_sha1() -> None:
+    good = result("in_sync", "box", "t", check="sha1", files_present=3, bytes_present=300, duration_s=12.0)
+    weak = result("in_sync", "sftp:acme", "t", check="size-only", files_present=3, bytes_present=300)
+    state = Progress(deliveries=[Delivery("r1", "sales.orders", "2025-01-08", "box", good)])
+    assert state.all_in_sync
+    lines = summary_lines(state)
+    assert lines[0] == "run r1  sales.orders  2025-01-08"
+    assert lines[1].split() == ["box", "in_sync", "check:", "sha1", "files", "3/3", "bytes", "300", "B", "12.0", "s"]
+    assert lines[-1] == "all deliveries in sync with sha1: 1 of 1"
+    state.deliveries.append(Delivery("r1", "sales.orders", "2025-01-08", "sftp:acme", weak))
+    assert not state.all_in_sync and summary_lines(state)[-1] == "NOT all deliveries in sync with sha1: 1 of 2"
+    waiting = Progress(deliveries=[Delivery("r1", "sales.orders", "2025-01-08", "box")])
+    assert not waiting.done and "(no result yet)" in summary_lines(waiting)[1]
