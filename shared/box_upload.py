@@ -179,10 +179,14 @@ class UploadSession:
         futures: list[Future[dict[str, Any]]] = []
         failed = threading.Event()
 
-        def done(future: Future[dict[str, Any]]) -> None:
-            if future.exception() is not None:
+        def send(held: list[bytes], offset: int) -> dict[str, Any]:
+            try:
+                return self._send_part(held.pop(), offset)
+            except BaseException:
                 failed.set()
-            slots.release()
+                raise
+            finally:
+                slots.release()  # the part's bytes are gone: the next one may be read
 
         with ThreadPoolExecutor(self.parallel, thread_name_prefix="box-part") as pool:
             try:
@@ -196,10 +200,9 @@ class UploadSession:
                         slots.release()
                         raise
                     whole.update(data)
-                    future = pool.submit(self._send_part, data, offset)
-                    future.add_done_callback(done)
-                    futures.append(future)
-                    del data  # only the pool holds the part now
+                    # Handed over in a list the task empties, so no queue entry keeps the bytes alive.
+                    futures.append(pool.submit(send, [data], offset))
+                    del data
                     offset += length
             finally:
                 # Let running parts finish (or fail) before the pool is torn down.

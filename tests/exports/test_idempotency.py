@@ -73,7 +73,7 @@ def test_time_budget_exceeded_is_transient_and_the_retry_completes(exports_env: 
 
 def test_concurrent_deliveries_of_one_task_write_one_set_of_files(exports_env: ExportsKit) -> None:
     kit = exports_env
-    task = table_task(kit, "orders", "NEWLINE_DELIMITED_JSON")
+    task = table_task(kit, "orders", "PARQUET")
     errors: list[BaseException] = []
 
     def deliver() -> None:

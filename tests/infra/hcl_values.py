@@ -26,22 +26,11 @@ class Ref:
     parts: tuple[Any, ...]
 
     def __str__(self) -> str:
-        text = ".".join(str(p) for p in self.parts[:3] if not isinstance(p, Key)) if self.parts[0] == "data" else ""
+        """Terraform's spelling: google_pubsub_topic.dead_letter["x-dlq"].id."""
         out = ""
         for i, part in enumerate(self.parts):
-            if isinstance(part, Key):
-                out += f"[{json.dumps(part.value)}]"
-            else:
-                out += ("." if i else "") + str(part)
-        return out or text
-
-    @property
-    def instance(self) -> tuple[str, Any] | None:
-        """("type.name", key) of the resource instance referenced, if keyed."""
-        offset = 1 if self.parts[0] == "data" else 0
-        head = self.parts[offset : offset + 2]
-        key = self.parts[offset + 2] if len(self.parts) > offset + 2 else None
-        return (".".join(head), key.value if isinstance(key, Key) else None)
+            out += f"[{json.dumps(part.value)}]" if isinstance(part, Key) else ("." if i else "") + str(part)
+        return out
 
 
 @dataclass(frozen=True)
