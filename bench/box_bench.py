@@ -1,6 +1,7 @@
 """Box chunked upload: 1 GB from the GCS emulator to the local Box API, offsite vs box-sdk-gen.
 
-Both sides read the same object through the same stream (``shared.gcp.gcs.open_object``) and
+Both sides read the same object through the same stream (``shared.box_delivery.GenerationStream``,
+what upload_box reads) and
 upload it into a fresh folder of the same local Box API server (devstack.boxapi), each in its
 own child process so its RSS is its own:
 
@@ -67,12 +68,21 @@ def _point_at(gcs_url: str) -> None:
     os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "offsite-bench")
 
 
+def _stream() -> Any:
+    """The stream upload_box reads (one ranged GET per part); both sides get the same one."""
+    from shared.box_delivery import GenerationStream
+    from shared.gcp import gcs
+
+    info = gcs.stat(BUCKET, OBJECT, missing_ok=False)
+    assert info is not None
+    return GenerationStream(BUCKET, OBJECT, info.generation)
+
+
 def offsite_upload(gcs_url: str, box_url: str, token: str, folder: str, size: int) -> dict[str, Any]:
     """Child: stream the object into Box with offsite's BoxDestination."""
     _point_at(gcs_url)
     from shared.config import BoxAuth, BoxDestination
     from shared.destinations.box import BoxDestination as Box
-    from shared.gcp import gcs
     from shared.secrets import Secret
 
     settings = BoxDestination(
@@ -85,7 +95,7 @@ def offsite_upload(gcs_url: str, box_url: str, token: str, folder: str, size: in
     )
     box = Box(settings)
     box.mkdirs(folder)
-    with gcs.open_object(BUCKET, OBJECT) as stream:
+    with _stream() as stream:
         mark_start()
         started = time.perf_counter()
         result = box.put(f"{folder}/blob.bin", stream, size)
@@ -100,12 +110,10 @@ def sdk_upload(gcs_url: str, box_url: str, token: str, folder: str, size: int) -
     from box_sdk_gen.managers.folders import CreateFolderParent
     from box_sdk_gen.networking.base_urls import BaseUrls
 
-    from shared.gcp import gcs
-
     urls = BaseUrls(base_url=box_url, upload_url=box_url + "/api", oauth_2_url=box_url + "/oauth2")
     client = BoxClient(auth=BoxDeveloperTokenAuth(token=token)).with_custom_base_urls(urls)
     folder_id = client.folders.create_folder(folder, CreateFolderParent(id="0")).id
-    with gcs.open_object(BUCKET, OBJECT) as stream:
+    with _stream() as stream:
         mark_start()
         started = time.perf_counter()
         uploaded = client.chunked_uploads.upload_big_file(stream, "blob.bin", size, folder_id)

@@ -11,7 +11,8 @@ Peer (the floor of the local path): ``pyarrow.parquet.write_table`` of the same 
 memory, to a local file, same compression — no reading, no upload, no hashing.
 
 A third, unranked figure explains the gap: reading the rows alone from bqemulator the way the
-local warehouse does. Each figure runs in its own child process; the table is the sample
+local warehouse does. Each side runs in its own child process (all its runs in a row, the peak
+RSS over that child's baseline); the table is the sample
 ``orders`` shape (devstack.sample_data) at 2 M rows (200 k with ``--quick``).
 """
 
@@ -39,8 +40,8 @@ def table_name(rows: int) -> str:
 # ---- children ------------------------------------------------------------------------------------
 
 
-def offsite_export(config_path: str, project: str, rows: int, run_id: str) -> dict[str, Any]:
-    """Child: export_table's steps for one table through the local warehouse."""
+def offsite_export(config_path: str, project: str, rows: int, run_ids: list[str]) -> dict[str, Any]:
+    """Child: export_table's steps for one table through the local warehouse, once per run id."""
     from shared.config_load import load_config
     from shared.export import run_export
     from shared.gcp.bigquery import warehouse
@@ -51,40 +52,57 @@ def offsite_export(config_path: str, project: str, rows: int, run_id: str) -> di
     wh = warehouse(config.shard_size_bytes)
     source = Source(mode="table", project=project, dataset=DATASET, table=table_name(rows))
     date = dt.date.today()
-    task = TableExport(
-        run_id=run_id,
-        date=date,
-        source=source,
-        format="PARQUET",
-        destinations=("sftp:local",),
-        prefix=RunFolder(config.export_prefix.strip("/"), source, date, run_id).prefix,
-        file_name=default_file_name(source.table or "", "PARQUET"),
-    )
+    seconds, manifest = [], None
     mark_start()
-    manifest = run_export(task, config, wh, time.monotonic() + 3600)
-    return {"rows": manifest.row_count, "files": len(manifest.files), "bytes": sum(f.size for f in manifest.files)}
+    for run_id in run_ids:
+        task = TableExport(
+            run_id=run_id,
+            date=date,
+            source=source,
+            format="PARQUET",
+            destinations=("sftp:local",),
+            prefix=RunFolder(config.export_prefix.strip("/"), source, date, run_id).prefix,
+            file_name=default_file_name(source.table or "", "PARQUET"),
+        )
+        started = time.perf_counter()
+        manifest = run_export(task, config, wh, time.monotonic() + 3600)
+        seconds.append(time.perf_counter() - started)
+        if manifest.row_count != rows:
+            raise RuntimeError(f"the manifest of {run_id} counts {manifest.row_count} rows, the table has {rows}")
+    assert manifest is not None
+    return {"runs": seconds, "files": len(manifest.files), "bytes": sum(f.size for f in manifest.files)}
 
 
-def pyarrow_write(parquet_path: str, out_dir: str) -> dict[str, Any]:
+def pyarrow_write(parquet_path: str, out_dir: str, runs: int) -> dict[str, Any]:
     """Child: the same rows, already in memory, written by pyarrow alone."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(parquet_path)
     out = Path(out_dir) / "out.parquet"
+    seconds = []
     mark_start()
-    pq.write_table(table, out, compression="snappy")
-    return {"rows": table.num_rows, "bytes": out.stat().st_size}
+    for _ in range(runs):
+        started = time.perf_counter()
+        pq.write_table(table, out, compression="snappy")
+        seconds.append(time.perf_counter() - started)
+    return {"runs": seconds, "bytes": out.stat().st_size}
 
 
-def read_only(project: str, rows: int) -> dict[str, Any]:
+def read_only(project: str, rows: int, runs: int) -> dict[str, Any]:
     """Child: only the reading half of the local warehouse (bqemulator Storage Read API → Arrow)."""
     from shared.gcp.bigquery import TableRef, warehouse
 
     wh = warehouse()
+    seconds = []
     mark_start()
-    _schema, batches = wh._read(TableRef(project, DATASET, table_name(rows)))  # the local warehouse's own reader
-    count = sum(b.num_rows for b in batches)
-    return {"rows": count}
+    for _ in range(runs):
+        started = time.perf_counter()
+        _schema, batches = wh._read(TableRef(project, DATASET, table_name(rows)))  # the local warehouse's reader
+        count = sum(b.num_rows for b in batches)
+        seconds.append(time.perf_counter() - started)
+        if count != rows:
+            raise RuntimeError(f"read {count} rows, the table has {rows}")
+    return {"runs": seconds}
 
 
 # ---- set-up and the scenario ---------------------------------------------------------------------
@@ -108,53 +126,46 @@ def seed(project: str, rows: int, parquet_path: Path) -> None:
 
 
 def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
+    """Each side runs in one child process, ``runs`` times in a row; medians of those runs."""
     if stack is None:
         raise RuntimeError("the export benchmark needs the local stack (bench/run.py starts it)")
-    rows = ROWS_QUICK if quick else ROWS_FULL
+    rows, runs = (ROWS_QUICK if quick else ROWS_FULL), max(1, runs)
     env = {**stack.env, "OFFSITE_LOG_LEVEL": "warning"}
-    ours, floor, reads = [], [], []
     with tempfile.TemporaryDirectory(prefix="offsite-export-bench-") as tmp, stack_env(stack):
         parquet = Path(tmp) / "rows.parquet"
         started = time.perf_counter()
         seed(stack.project, rows, parquet)
         print(f"   seeded {rows:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
-        for k in range(max(1, runs)):
-            run_id = f"bx{rows}-{int(time.time())}-{k}"
-            args = {"config_path": str(stack.config_path), "project": stack.project, "rows": rows, "run_id": run_id}
-            ours.append(run_child(python_child("export_bench:offsite_export", **args), env=env))
-            floor.append(run_child(python_child("export_bench:pyarrow_write", parquet_path=str(parquet), out_dir=tmp)))
-            reads.append(run_child(python_child("export_bench:read_only", project=stack.project, rows=rows), env=env))
-            print(
-                f"   run {k + 1}: offsite {ours[-1].seconds:.1f} s, pyarrow {floor[-1].seconds:.2f} s, "
-                f"read alone {reads[-1].seconds:.1f} s",
-                flush=True,
-            )
-    for child in ours:
-        if child.result["rows"] != rows:
-            raise RuntimeError(f"the export's manifest counts {child.result['rows']} rows, the table has {rows}")
-    rate = median([rows / c.seconds for c in ours])
-    read_rate = median([rows / c.seconds for c in reads])
+        run_ids = [f"bx{rows}-{int(time.time())}-{k}" for k in range(runs)]
+        args = {"config_path": str(stack.config_path), "project": stack.project, "rows": rows, "run_ids": run_ids}
+        ours = run_child(python_child("export_bench:offsite_export", **args), env=env)
+        floor = run_child(python_child("export_bench:pyarrow_write", parquet_path=str(parquet), out_dir=tmp, runs=runs))
+        reads = run_child(python_child("export_bench:read_only", project=stack.project, rows=rows, runs=runs), env=env)
+    rate = median([rows / s for s in ours.result["runs"]])
+    read_rate = median([rows / s for s in reads.result["runs"]])
+    print(f"   offsite {ours.result['runs']} s, pyarrow {floor.result['runs']} s, read {reads.result['runs']} s")
     row = Row(
         scenario="export",
         case=f"{rows / 1e6:g} M rows → Parquet in GCS (local warehouse)",
         unit="rows/s",
         offsite=rate,
-        peer=median([rows / c.seconds for c in floor]),
+        peer=median([rows / s for s in floor.result["runs"]]),
         peer_name="pyarrow write_table",
-        peak_rss_mb=max(c.rss_over_baseline for c in ours) / MB,
-        runs=len(ours),
+        peak_rss_mb=ours.rss_over_baseline / MB,
+        runs=runs,
         notes=(
-            f"{ours[0].result['files']} files, {ours[0].result['bytes'] / MB:.0f} MB; reading alone from bqemulator: "
-            f"{read_rate:,.0f} rows/s; pyarrow's file {floor[0].result['bytes'] / MB:.0f} MB"
+            f"{ours.result['files']} files, {ours.result['bytes'] / MB:.0f} MB; reading alone from bqemulator: "
+            f"{read_rate:,.0f} rows/s; pyarrow's file {floor.result['bytes'] / MB:.0f} MB, "
+            f"its RSS +{floor.rss_over_baseline / MB:.0f} MB"
         ),
         samples={
-            "offsite_s": [c.seconds for c in ours],
-            "pyarrow_s": [c.seconds for c in floor],
-            "read_only_s": [c.seconds for c in reads],
+            "offsite_s": ours.result["runs"],
+            "pyarrow_s": floor.result["runs"],
+            "read_only_s": reads.result["runs"],
             "read_only_rows_s": read_rate,
-            "pyarrow_rss_mb": max(c.rss_over_baseline for c in floor) / MB,
-            "files": ours[0].result["files"],
-            "bytes": ours[0].result["bytes"],
+            "pyarrow_rss_mb": floor.rss_over_baseline / MB,
+            "files": ours.result["files"],
+            "bytes": ours.result["bytes"],
         },
     )
     return [row.to_dict()]

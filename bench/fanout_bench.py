@@ -42,7 +42,7 @@ from bench.common import (
 
 SIZES_FULL = (10, 100, 500)
 SIZES_QUICK = (10, 100)
-PIPELINE_SIZES_QUICK = (10, 25)  # through the stack each table costs ~0.3 s (see docs/performance.md)
+PIPELINE_SIZES_QUICK = (5, 15)  # through the stack each table costs ~0.3 s (see docs/performance.md)
 TARGET_TABLES = 100
 TARGET_S = 2.0
 MAX_GROWTH_EXPONENT = 1.1  # t ∝ N^k; k ≤ 1 is linear or better, 10 % slack for noise

@@ -32,7 +32,7 @@ for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from bench.common import Row, error_row, format_table, write_json
+from bench.common import Row, error_row, format_table, read_json, write_json
 
 
 def _command_version(argv: list[str]) -> str | None:
@@ -107,6 +107,8 @@ STACK_ROOT = BENCH_DIR.parent / ".offsite" / "bench-stack"
 # Exported files of up to 64 MB (the demo stack's 4 MB would turn 1 GB into 250 files; BigQuery
 # itself writes files of up to 1 GB). Every stack scenario sees the same setting.
 BASE_OVERLAY: dict[str, Any] = {"shard_size_bytes": 64_000_000}
+BQ_MESSAGE_CAP_ENV = "BQEMU_WRITE_API_MAX_REQUEST_BYTES"
+BQ_MESSAGE_CAP = 256 * 1024 * 1024
 
 
 def stack_overlay(modules: list[Any]) -> dict[str, Any]:
@@ -146,6 +148,11 @@ class SharedStack:
             self.root.mkdir(parents=True)
             overlay_path = self.root / "bench-overlay.yaml"
             overlay_path.write_text(yaml.safe_dump(self.overlay, sort_keys=False))
+            # bqemulator caps a gRPC message at ~11 MiB, and its Storage Read API sends up to 65,536
+            # rows per message: tables with rows wider than ~170 bytes fail to export
+            # (ResourceExhausted). The bench's 1 GB tables need more; the variable reaches the
+            # emulator through the stack's environment. docs/performance.md says so.
+            os.environ.setdefault(BQ_MESSAGE_CAP_ENV, str(BQ_MESSAGE_CAP))
             started = time.perf_counter()
             print(f"starting the local stack under {self.root} …", flush=True)
             try:
@@ -246,7 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for latest.json and latest.png")
     parser.add_argument("--keep-stack", action="store_true", help=f"leave the bench stack running ({STACK_ROOT})")
     parser.add_argument("--stop-stack", action="store_true", help="stop a bench stack left running, then exit")
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print OUT/latest.json as a Markdown table (docs/performance.md), then exit",
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        meta, rows = read_json(args.out / "latest.json")
+        print(format_table(rows, markdown=True))
+        print(
+            f"\n{'quick' if meta.get('quick') else 'full'} run of {meta.get('generated_at')}, {meta.get('wall_seconds')} s"
+        )
+        return 0
     if args.stop_stack:
         from devstack.stack import stop_stack
 

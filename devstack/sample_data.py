@@ -105,13 +105,15 @@ def orders_table(rows: int = ORDERS_ROWS) -> pa.Table:
     cents = rng.integers(100, 5_000_000, rows)
     hex_codes = rng.integers(0, 2**63 - 1, (rows, 2), dtype=np.int64)
     codes = [f"{a:016x}{b:016x}" for a, b in hex_codes.tolist()]
-    notes = [f"gift, wrap \"{i % 97}\"" if i % 40 == 0 else None for i in range(rows)]
+    notes = [f'gift, wrap "{i % 97}"' if i % 40 == 0 else None for i in range(rows)]
     base = np.datetime64("2025-01-01T00:00:00", "us")
     return pa.table(
         {
             "order_id": ids,
             "order_date": pa.array((np.datetime64("2025-01-01", "D") + day).astype("datetime64[D]"), pa.date32()),
-            "customer_id": pa.array(_where(ids % 50 == 0, rng.integers(1, CUSTOMERS_ROWS + 1, rows).tolist()), pa.int64()),
+            "customer_id": pa.array(
+                _where(ids % 50 == 0, rng.integers(1, CUSTOMERS_ROWS + 1, rows).tolist()), pa.int64()
+            ),
             "status": pa.array(STATUSES[rng.integers(0, len(STATUSES), rows)]),
             "amount": pa.array([decimal.Decimal(c).scaleb(-2) for c in cents.tolist()], pa.decimal128(38, 9)),
             "discount": pa.array(_where(ids % 7 == 0, np.round(rng.random(rows) * 0.3, 4).tolist()), pa.float64()),
@@ -134,10 +136,12 @@ def customers_table(rows: int = CUSTOMERS_ROWS) -> pa.Table:
         out["email"].append(None if i % 9 == 0 else f"c{i}@example.com")
         out["signup_date"].append(FIRST_DAY - dt.timedelta(days=int(rng.integers(0, 2000))))
         out["vip"].append(None if i % 13 == 0 else bool(i % 4 == 0))
-        out["balance"].append(decimal.Decimal(int(rng.integers(-10**9, 10**9))).scaleb(-9 + int(i % 5)))
+        out["balance"].append(decimal.Decimal(int(rng.integers(-(10**9), 10**9))).scaleb(-9 + int(i % 5)))
         out["score"].append(None if i % 17 == 0 else float(rng.normal(50, 10)))
         out["avatar"].append(None if i % 3 == 0 else bytes(rng.integers(0, 256, 16, dtype=np.uint8)))
-        out["last_login"].append(None if i % 5 == 0 else EPOCH_2025 + dt.timedelta(microseconds=int(rng.integers(0, 10**13))))
+        out["last_login"].append(
+            None if i % 5 == 0 else EPOCH_2025 + dt.timedelta(microseconds=int(rng.integers(0, 10**13)))
+        )
         out["tags"].append([f"t{j}" for j in range(i % 4)])
         out["address"].append(
             None
@@ -146,7 +150,9 @@ def customers_table(rows: int = CUSTOMERS_ROWS) -> pa.Table:
                 "street": f"{i} Main St",
                 "city": cities[i % len(cities)],
                 "zip": f"{i:05d}",
-                "geo": None if i % 7 == 0 else {"lat": float(rng.uniform(-90, 90)), "lon": float(rng.uniform(-180, 180))},
+                "geo": None
+                if i % 7 == 0
+                else {"lat": float(rng.uniform(-90, 90)), "lon": float(rng.uniform(-180, 180))},
             }
         )
         out["phones"].append([{"kind": k, "number": f"+41 44 {i:06d}"} for k in ("home", "mobile")[: i % 3]])
@@ -190,7 +196,9 @@ def load_table(client: Any, table_id: str, schema: list[Any], data: pa.Table) ->
     return data.num_rows
 
 
-def seed(bigquery_client: Any, project: str, dataset: str = "sales", *, tables: tuple[str, ...] | None = None) -> dict[str, int]:
+def seed(
+    bigquery_client: Any, project: str, dataset: str = "sales", *, tables: tuple[str, ...] | None = None
+) -> dict[str, int]:
     """Create ``project.dataset`` with the sample tables and the view; returns rows per table."""
     bigquery_client.create_dataset(f"{project}.{dataset}", exists_ok=True)
     loaded = {}

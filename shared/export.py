@@ -72,11 +72,15 @@ def check_task(task: TableExport, config: Config) -> None:
     if task.prefix != expected:
         raise RejectedInput(f"{W}.prefix: {task.prefix!r} is not this run's folder (expected {expected!r})")
     if task.file_name.count("*") != 1 or "/" in task.file_name or task.file_name.startswith("_"):
-        raise RejectedInput(f"{W}.file_name: {task.file_name!r} must contain exactly one '*', no '/', and not start with '_'")
+        raise RejectedInput(
+            f"{W}.file_name: {task.file_name!r} must contain exactly one '*', no '/', and not start with '_'"
+        )
     known_destinations = config.destination_names()
     for name in task.destinations:
         if name not in known_destinations:
-            raise RejectedInput(f"{W}.destinations: {name!r} is not a configured destination (configured: {', '.join(known_destinations)})")
+            raise RejectedInput(
+                f"{W}.destinations: {name!r} is not a configured destination (configured: {', '.join(known_destinations)})"
+            )
 
 
 def file_pattern(task: TableExport) -> str:
@@ -90,7 +94,9 @@ def shard_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(re.escape(head) + r"\d{12}" + re.escape(tail) + r"\Z")
 
 
-def export_table(event: Any, *, config: Config | None = None, wh: Warehouse | None = None, storage_client: Any | None = None) -> Manifest:
+def export_table(
+    event: Any, *, config: Config | None = None, wh: Warehouse | None = None, storage_client: Any | None = None
+) -> Manifest:
     """Handle one table-exports CloudEvent; returns the run's manifest (new or already written)."""
     from shared import runtime
 
@@ -101,10 +107,14 @@ def export_table(event: Any, *, config: Config | None = None, wh: Warehouse | No
         with log.bind(run_id=task.run_id, table=task.source.label, source=dataclasses.asdict(task.source)):
             config = config or runtime.config()
             check_task(task, config)
-            return run_export(task, config, wh or warehouse(config.shard_size_bytes), started + time_budget_s(), storage_client)
+            return run_export(
+                task, config, wh or warehouse(config.shard_size_bytes), started + time_budget_s(), storage_client
+            )
 
 
-def run_export(task: TableExport, config: Config, wh: Warehouse, deadline: float, storage_client: Any | None = None) -> Manifest:
+def run_export(
+    task: TableExport, config: Config, wh: Warehouse, deadline: float, storage_client: Any | None = None
+) -> Manifest:
     bucket, folder = config.bucket, run_folder(task, config)
     _write_run_record(task, bucket, folder, storage_client)
     done = gcs.read_bytes(bucket, folder.manifest_name, client=storage_client)
@@ -131,7 +141,9 @@ def run_export(task: TableExport, config: Config, wh: Warehouse, deadline: float
     result = wh.export(job)
     manifest = build_manifest(task, bucket, folder, pattern, result, storage_client)
     if gcs.write_if_absent(bucket, folder.manifest_name, manifest.to_json(), "application/json", client=storage_client):
-        logger.info("manifest written", manifest=folder.manifest_name, files=len(manifest.files), rows=manifest.row_count)
+        logger.info(
+            "manifest written", manifest=folder.manifest_name, files=len(manifest.files), rows=manifest.row_count
+        )
         return manifest
     logger.info("manifest was written concurrently; keeping it", manifest=folder.manifest_name)
     existing = gcs.read_bytes(bucket, folder.manifest_name, client=storage_client)
@@ -180,7 +192,9 @@ def build_manifest(
     if missing:
         raise TransientError(f"job {result.job_id} wrote {missing[0]} but it is not listed yet")
     if not files:
-        raise PermanentError(f"job {result.job_id} finished but no file matching {pattern!r} exists under {folder.prefix}")
+        raise PermanentError(
+            f"job {result.job_id} finished but no file matching {pattern!r} exists under {folder.prefix}"
+        )
     return Manifest(
         run_id=task.run_id,
         source=task.source,

@@ -93,7 +93,9 @@ def destinations(request: ExportRequest, config: Config) -> tuple[str, ...]:
     chosen = request.destinations or (entry.destinations if entry else ()) or known
     for name in chosen:
         if name not in known:
-            raise RejectedInput(f"{W}.destinations: {name!r} is not a configured destination (configured: {', '.join(known) or 'none'})")
+            raise RejectedInput(
+                f"{W}.destinations: {name!r} is not a configured destination (configured: {', '.join(known) or 'none'})"
+            )
     if not chosen:
         raise RejectedInput(f"{W}.destinations: none given and none configured")
     return tuple(chosen)
@@ -102,7 +104,9 @@ def destinations(request: ExportRequest, config: Config) -> tuple[str, ...]:
 # ---- planning ------------------------------------------------------------------------------
 
 
-def plan(request: ExportRequest, config: Config, wh: Warehouse | None, *, run_id: str, publish_time: str) -> list[TableExport]:
+def plan(
+    request: ExportRequest, config: Config, wh: Warehouse | None, *, run_id: str, publish_time: str
+) -> list[TableExport]:
     """The table exports a request stands for (validated against the config and, in dataset mode, BigQuery)."""
     check_request(request, config)
     dests = destinations(request, config)

@@ -19,13 +19,10 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import threading
 from typing import Any
-
-import google_crc32c
 
 from shared import log
 from shared.config import Config, SftpPartner
@@ -38,6 +35,7 @@ from shared.layout import RunFolder, is_data_file, parse_object_name, remote_fol
 from shared.messages import DeliveryReceipt, TableExport, VerifyResult
 from shared.retry import retry_call
 from shared.sftp_pool import SessionPool
+from shared.sftp_source import ObjectSource
 from shared.topology import DELIVERIES
 
 logger = log.get_logger(__name__)
@@ -156,34 +154,6 @@ class ObjectLedger:
             self.updated = value
 
 
-class CheckedSource:
-    """The object's bytes, opened on first read (a skip never touches GCS), CRC32C-checked at the end."""
-
-    def __init__(self, info: gcs.ObjectInfo) -> None:
-        self.info = info
-        self._stream: Any = None
-        self._crc = google_crc32c.Checksum()
-        self._read = 0
-
-    def read(self, size: int = -1) -> bytes:
-        if self._stream is None:
-            self._stream = gcs.open_object(self.info.bucket, self.info.name, self.info.generation)
-        data = self._stream.read(size)
-        self._crc.update(data)
-        self._read += len(data)
-        if self._read == self.info.size and self.info.crc32c:
-            got = base64.b64encode(self._crc.digest()).decode()
-            if got != self.info.crc32c:
-                raise TransientError(
-                    f"{gcs.uri(self.info.bucket, self.info.name)}: read bytes have CRC32C {got}, GCS says {self.info.crc32c}"
-                )
-        return data
-
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-
-
 def _deliver(
     name: str, partner: SftpPartner, obj: StorageObject, filename: str, routing: TableExport, config: Config
 ) -> None:
@@ -196,7 +166,7 @@ def _deliver(
         live = live_object(obj)  # fresh each try: metadata (ledger, sha1) and generation may have moved
         ledger = ObjectLedger(name, live.metadata)
         destination = SftpDestination(name, partner, ledger=ledger, pool=pool)
-        source = CheckedSource(live)
+        source = ObjectSource(live)
         try:
             result = destination.put(remote_rel, source, live.size, sha1=live.metadata.get("sha1"))  # type: ignore[arg-type]
         except gcs.ObjectMissing:

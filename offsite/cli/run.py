@@ -82,11 +82,19 @@ def _rfc3339(when: dt.datetime) -> str:
 
 
 def run(
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Export whole tables of this configured dataset.")] = None,
-    tables: Annotated[str | None, typer.Option("--tables", help="Comma-separated tables (default: every table).")] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Export whole tables of this configured dataset.")
+    ] = None,
+    tables: Annotated[
+        str | None, typer.Option("--tables", help="Comma-separated tables (default: every table).")
+    ] = None,
     export: Annotated[str | None, typer.Option("--export", help="Run this configured query export.")] = None,
-    date: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today in the schedule's time zone).")] = None,
-    destinations: Annotated[str | None, typer.Option("--destinations", help="e.g. box,sftp:acme (default: from the config).")] = None,
+    date: Annotated[
+        str | None, typer.Option("--date", help="YYYY-MM-DD (default: today in the schedule's time zone).")
+    ] = None,
+    destinations: Annotated[
+        str | None, typer.Option("--destinations", help="e.g. box,sftp:acme (default: from the config).")
+    ] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="PARQUET, AVRO, CSV or NEWLINE_DELIMITED_JSON.")] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Name the run (default: a new r + 12 hex id).")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every table's manifest is written.")] = False,
@@ -98,7 +106,13 @@ def run(
     from shared.fan_out import check_request, new_run_id
 
     body = request_body(
-        dataset=dataset, tables=tables, export=export, date=date, destinations=destinations, fmt=fmt, run_id=run_id or new_run_id()
+        dataset=dataset,
+        tables=tables,
+        export=export,
+        date=date,
+        destinations=destinations,
+        fmt=fmt,
+        run_id=run_id or new_run_id(),
     )
     data = json.dumps(body).encode()
     try:
@@ -138,7 +152,9 @@ def expected_exports(request: ExportRequest, cfg: Config, published_at: dt.datet
     return plan(request, cfg, wh, run_id=request.run_id, publish_time=_rfc3339(published_at))
 
 
-def wait_for_manifests(request: ExportRequest, cfg: Config, published_at: dt.datetime, timeout_s: float, *, quiet: bool = False) -> bool:
+def wait_for_manifests(
+    request: ExportRequest, cfg: Config, published_at: dt.datetime, timeout_s: float, *, quiet: bool = False
+) -> bool:
     """Poll GCS until every expected ``_manifest.json`` exists; False (and a list) on timeout."""
     from shared.gcp import gcs
     from shared.manifest import Manifest
@@ -146,7 +162,9 @@ def wait_for_manifests(request: ExportRequest, cfg: Config, published_at: dt.dat
     try:
         # The scheduled day comes from the publish time; around midnight the next second may
         # already be the next day, so both candidates are watched.
-        candidates = expected_exports(request, cfg, published_at) + expected_exports(request, cfg, dt.datetime.now(dt.UTC))
+        candidates = expected_exports(request, cfg, published_at) + expected_exports(
+            request, cfg, dt.datetime.now(dt.UTC)
+        )
     except OffsiteError as exc:
         typer.echo(f"error: cannot tell which manifests to wait for: {exc}", err=True)
         return False
@@ -164,7 +182,9 @@ def wait_for_manifests(request: ExportRequest, cfg: Config, published_at: dt.dat
                     continue
                 manifest = Manifest.from_json(data, name)
                 if not quiet:
-                    typer.echo(f"done: {label}: {manifest.row_count} rows in {len(manifest.files)} files, gs://{cfg.bucket}/{name}")
+                    typer.echo(
+                        f"done: {label}: {manifest.row_count} rows in {len(manifest.files)} files, gs://{cfg.bucket}/{name}"
+                    )
                 del pending[label]
                 break
         if not pending:

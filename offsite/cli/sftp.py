@@ -309,7 +309,7 @@ def upload(
 ) -> None:
     """Stream one GCS object to the server (temp name + atomic rename; skipped when identical)."""
     from shared.gcp import gcs
-    from shared.sftp_delivery import CheckedSource
+    from shared.sftp_source import ObjectSource
 
     if not gcs_uri.startswith("gs://") or "/" not in gcs_uri[5:]:
         raise ConfigError(f"--gcs-uri {gcs_uri!r} is not gs://BUCKET/OBJECT")
@@ -319,7 +319,7 @@ def upload(
     if info is None:
         raise ConfigError(f"{gcs_uri} does not exist")
     started = time.monotonic()
-    source = CheckedSource(info)
+    source = ObjectSource(info)
     with _destination(target) as destination:
         try:
             result = destination.put(remote_file, source, info.size, sha1=info.metadata.get("sha1"))  # type: ignore[arg-type]

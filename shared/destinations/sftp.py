@@ -175,7 +175,9 @@ class SftpDestination:
     def list(self, prefix: str = "") -> Iterator[RemoteFile]:
         rel = normalize_path(prefix)
         with self.pool.session() as session:
-            files = sorted(self._walk(session, self.remote_path(rel), rel))
+            top = self._lstat(session, self.remote_path(rel))
+            is_folder = top is not None and statmod.S_ISDIR(top.st_mode or 0)
+            files = sorted(self._walk(session, self.remote_path(rel), rel)) if is_folder else []
             digests: dict[str, str] = {}
             if self.hashes and files:
                 full = [self.remote_path(p) for p, _ in files]

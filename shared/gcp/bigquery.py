@@ -39,7 +39,9 @@ logger = log.get_logger(__name__)
 WAREHOUSE_ENV = "OFFSITE_WAREHOUSE"  # "bigquery" (default) or "local"
 DATE_PARAMETER = "run_date"
 EXPORTABLE_TYPES = ("TABLE",)
-TRANSIENT_JOB_REASONS = frozenset({"backendError", "internalError", "jobBackendError", "jobInternalError", "rateLimitExceeded"})
+TRANSIENT_JOB_REASONS = frozenset(
+    {"backendError", "internalError", "jobBackendError", "jobInternalError", "rateLimitExceeded"}
+)
 MAX_JOB_ATTEMPTS = 3
 _TRANSIENT = (
     gexc.TooManyRequests,
@@ -101,7 +103,9 @@ class DatedQuery:
 
         if "{date}" not in self.sql:
             raise PermanentError(f"exports.{self.name}.sql: has no {{date}} placeholder")
-        return self.sql.replace("{date}", f"@{DATE_PARAMETER}"), [bigquery.ScalarQueryParameter(DATE_PARAMETER, "DATE", self.date)]
+        return self.sql.replace("{date}", f"@{DATE_PARAMETER}"), [
+            bigquery.ScalarQueryParameter(DATE_PARAMETER, "DATE", self.date)
+        ]
 
     @property
     def label(self) -> str:
@@ -227,7 +231,9 @@ class BigQueryWarehouse:
         if isinstance(source, TableRef):
             return self._scalar(f"SELECT COUNT(*) AS n FROM {source.sql}", [], f"counting rows of {source.label}")
         sql, params = source.parameterized()
-        return self._scalar(f"SELECT COUNT(*) AS n FROM ({sql}) AS exported", params, f"counting rows of {source.label}")
+        return self._scalar(
+            f"SELECT COUNT(*) AS n FROM ({sql}) AS exported", params, f"counting rows of {source.label}"
+        )
 
     def _scalar(self, sql: str, params: list[Any], what: str, location: str | None = None) -> int:
         from google.cloud import bigquery
@@ -249,7 +255,7 @@ class BigQueryWarehouse:
         if isinstance(job.source, TableRef):
             table = self.get_table(job.source)
             location = table.location
-            rows_at: Callable[[Any], int] = lambda extract: self._count_at(job.source, extract, location)  # noqa: E731
+            rows_at: Callable[[Any], int] = lambda extract: self._count_at(job.source, extract, location)
         else:
             sql, params = job.source.parameterized()
             config = bigquery.QueryJobConfig(query_parameters=params)
@@ -263,7 +269,7 @@ class BigQueryWarehouse:
             )
             table = _call(lambda: self.client.get_table(query.destination), f"reading the result of {query.job_id}")
             result_ref = TableRef(table.project, table.dataset_id, table.table_id)
-            rows_at = lambda _extract: self.count_rows(result_ref)  # noqa: E731 - the result table no longer changes
+            rows_at = lambda _extract: self.count_rows(result_ref)
 
         extract_config = extract_job_config(job.format)
         extract = self._attach_or_start(
@@ -301,7 +307,10 @@ class BigQueryWarehouse:
         params = [bigquery.ScalarQueryParameter("exported_at", "TIMESTAMP", extract.started)]
         try:
             return self._scalar(
-                f"SELECT COUNT(*) AS n FROM {table.sql} FOR SYSTEM_TIME AS OF @exported_at", params, f"counting {table.label}", location
+                f"SELECT COUNT(*) AS n FROM {table.sql} FOR SYSTEM_TIME AS OF @exported_at",
+                params,
+                f"counting {table.label}",
+                location,
             )
         except PermanentError as exc:  # e.g. time travel not available for this table
             logger.warning("time-travel count failed; counting the live table", table=table.label, error=str(exc))

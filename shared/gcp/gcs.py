@@ -13,6 +13,7 @@ google.api_core exceptions are mapped to offsite's kinds: 429/5xx/timeouts/conne
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator
@@ -59,6 +60,7 @@ class ObjectInfo:
     crc32c: str | None = None  # base64, as GCS reports it
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    time_created: dt.datetime | None = None
 
     @classmethod
     def from_blob(cls, blob: Any) -> ObjectInfo:
@@ -71,6 +73,7 @@ class ObjectInfo:
             crc32c=blob.crc32c,
             content_type=blob.content_type,
             metadata=dict(blob.metadata or {}),
+            time_created=blob.time_created,
         )
 
 
@@ -84,7 +87,9 @@ def mapped_errors(what: str) -> Iterator[None]:
     except _TRANSIENT as exc:
         raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
     except (gexc.Forbidden, gexc.Unauthorized) as exc:
-        raise PermanentError(f"{what}: access denied ({exc.__class__.__name__}: {exc}); check the service account's roles") from None
+        raise PermanentError(
+            f"{what}: access denied ({exc.__class__.__name__}: {exc}); check the service account's roles"
+        ) from None
     except gexc.BadRequest as exc:
         raise PermanentError(f"{what}: rejected by GCS ({exc})") from None
 
@@ -124,7 +129,12 @@ class _ObjectStream(io.RawIOBase):
 
 
 def open_object(
-    bucket: str, name: str, generation: int | None = None, *, chunk_size: int = DEFAULT_CHUNK_BYTES, client: Any | None = None
+    bucket: str,
+    name: str,
+    generation: int | None = None,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_BYTES,
+    client: Any | None = None,
 ) -> io.BufferedReader:
     """A readable binary stream of ``name`` (that ``generation``, else the live one) with bounded memory.
 
@@ -224,7 +234,9 @@ def write(
 
     def once() -> None:
         with mapped_errors(what):
-            blob.upload_from_string(data, content_type=content_type, if_generation_match=if_generation_match, checksum="md5")
+            blob.upload_from_string(
+                data, content_type=content_type, if_generation_match=if_generation_match, checksum="md5"
+            )
 
     retry_call(once, what, attempts=4)
     return ObjectInfo.from_blob(blob)
@@ -273,27 +285,3 @@ def set_metadata(
     except gexc.PreconditionFailed:
         raise PermanentError(f"{what}: generation {if_generation_match} is no longer the live one") from None
     return ObjectInfo.from_blob(blob)
-
-
-# ---- bucket lifecycle ------------------------------------------------------------------------
-
-
-def ensure_expiration(bucket: str, prefix: str, days: int, *, client: Any | None = None) -> bool:
-    """Make sure a lifecycle rule deletes objects under ``prefix`` after ``days`` days.
-
-    Other rules are kept. Returns True when the bucket was changed. In the cloud Terraform owns
-    this rule (infra/); this is for buckets created by hand and for the local stack, where
-    fake-gcs-server accepts the patch but does not keep or apply it (docs/exports.md).
-    """
-    gcs_bucket = _client(client).bucket(bucket)
-    with mapped_errors(f"reading bucket {bucket}"):
-        gcs_bucket.reload()
-    wanted = {"action": {"type": "Delete"}, "condition": {"age": days, "matchesPrefix": [prefix.rstrip("/") + "/"]}}
-    rules = [dict(r) for r in gcs_bucket.lifecycle_rules]
-    if any(r.get("action", {}).get("type") == "Delete" and r.get("condition") == wanted["condition"] for r in rules):
-        return False
-    kept = [r for r in rules if not (r.get("action", {}).get("type") == "Delete" and r.get("condition", {}).get("matchesPrefix") == wanted["condition"]["matchesPrefix"])]
-    gcs_bucket.lifecycle_rules = kept + [wanted]
-    with mapped_errors(f"patching lifecycle of bucket {bucket}"):
-        gcs_bucket.patch()
-    return True

@@ -25,7 +25,15 @@ from typing import Any
 from shared import log
 from shared.errors import PermanentError, TransientError
 from shared.gcp import gcs
-from shared.gcp.bigquery import BigQueryWarehouse, DatedQuery, ExportJob, ExportResult, ExportSource, TableRef, mapped_errors
+from shared.gcp.bigquery import (
+    BigQueryWarehouse,
+    DatedQuery,
+    ExportJob,
+    ExportResult,
+    ExportSource,
+    TableRef,
+    mapped_errors,
+)
 from shared.gcp.file_formats import check_exportable, write_shards
 from shared.layout import shard_name
 
@@ -57,16 +65,22 @@ class LocalWarehouse(BigQueryWarehouse):
         row_count = self.count_rows(job.source)
         sha1: dict[str, str] = {}
         rows_written = 0
-        for index, (data, rows) in enumerate(write_shards(batches, job.format, schema, self.shard_size_bytes, job.job_id)):
+        for index, (data, rows) in enumerate(
+            write_shards(batches, job.format, schema, self.shard_size_bytes, job.job_id)
+        ):
             if time.monotonic() > job.deadline:
-                raise TransientError(f"local export {job.job_id} ran past its time budget after {index} files; the retry resumes")
+                raise TransientError(
+                    f"local export {job.job_id} ran past its time budget after {index} files; the retry resumes"
+                )
             name = job.prefix + shard_name(job.file_pattern, index)
             self._put(job.bucket, name, data)
             sha1[name] = hashlib.sha1(data).hexdigest()
             rows_written += rows
         if rows_written != row_count:
             # Only possible when the table changes during the export; the manifest keeps COUNT(*).
-            logger.warning("rows written differ from COUNT(*)", rows_written=rows_written, row_count=row_count, job_id=job.job_id)
+            logger.warning(
+                "rows written differ from COUNT(*)", rows_written=rows_written, row_count=row_count, job_id=job.job_id
+            )
         logger.info("local export done", job_id=job.job_id, files=len(sha1), rows=rows_written)
         return ExportResult(
             job_id=job.job_id,
@@ -86,7 +100,8 @@ class LocalWarehouse(BigQueryWarehouse):
             rows = self.client.list_rows(table)
             if self.grpc_endpoint:
                 return list(table.schema), self._batches(
-                    lambda: rows.to_arrow_iterable(bqstorage_client=self._storage_read_client(), max_stream_count=1), source.label
+                    lambda: rows.to_arrow_iterable(bqstorage_client=self._storage_read_client(), max_stream_count=1),
+                    source.label,
                 )
             return list(table.schema), self._batches(rows.to_arrow_iterable, source.label)
         assert isinstance(source, DatedQuery)
@@ -95,7 +110,9 @@ class LocalWarehouse(BigQueryWarehouse):
         sql, params = source.parameterized()
         what = f"running the query of {source.label}"
         with mapped_errors(what):
-            result = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params), job_retry=None).result()
+            result = self.client.query(
+                sql, job_config=bigquery.QueryJobConfig(query_parameters=params), job_retry=None
+            ).result()
         # The emulator's anonymous result tables are not readable over the Storage Read API: REST it is.
         return list(result.schema), self._batches(result.to_arrow_iterable, source.label)
 
@@ -112,7 +129,9 @@ class LocalWarehouse(BigQueryWarehouse):
             channel = grpc.insecure_channel(
                 self.grpc_endpoint, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)]
             )
-            self._read_client = bigquery_storage_v1.BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel))
+            self._read_client = bigquery_storage_v1.BigQueryReadClient(
+                transport=BigQueryReadGrpcTransport(channel=channel)
+            )
         return self._read_client
 
     # -- writing files

@@ -38,7 +38,12 @@ def load_entry_points() -> Any:
 
 
 def pubsub_event(
-    template: str, data: bytes, *, message_id: str | None = None, publish_time: str | None = None, project: str = "offsite-local"
+    template: str,
+    data: bytes,
+    *,
+    message_id: str | None = None,
+    publish_time: str | None = None,
+    project: str = "offsite-local",
 ) -> CloudEvent:
     """A messagePublished CloudEvent shaped like the saved example ``tests/data/<template>``."""
     raw = json.loads((DATA / template).read_text())
@@ -52,7 +57,9 @@ def pubsub_event(
     msg = event["data"]["message"]
     msg.update(data=base64.b64encode(data).decode(), messageId=message_id, message_id=message_id)
     msg.update(publishTime=publish_time, publish_time=publish_time)
-    attributes = {k: event.pop(k) for k in ("specversion", "id", "source", "type", "datacontenttype", "time") if k in event}
+    attributes = {
+        k: event.pop(k) for k in ("specversion", "id", "source", "type", "datacontenttype", "time") if k in event
+    }
     return CloudEvent(attributes, event["data"])
 
 
@@ -82,7 +89,9 @@ class Puller:
             except DeadlineExceeded:
                 continue
             if response.received_messages:
-                subscriber.acknowledge(subscription=self.subscription, ack_ids=[r.ack_id for r in response.received_messages])
+                subscriber.acknowledge(
+                    subscription=self.subscription, ack_ids=[r.ack_id for r in response.received_messages]
+                )
             for received in response.received_messages:
                 body = json.loads(received.message.data)
                 body["_attributes"] = dict(received.message.attributes)
@@ -115,7 +124,9 @@ class ExportsKit:
         from shared.gcp import clients
 
         name = f"projects/{self.stack.project}/subscriptions/test-{topic}-{uuid.uuid4().hex[:12]}"
-        clients.subscriber_client().create_subscription(name=name, topic=f"projects/{self.stack.project}/topics/{topic}")
+        clients.subscriber_client().create_subscription(
+            name=name, topic=f"projects/{self.stack.project}/topics/{topic}"
+        )
         return Puller(name)
 
     def request_event(self, body: dict[str, Any] | bytes, **kw: Any) -> CloudEvent:
@@ -139,7 +150,9 @@ class ExportsKit:
         from google.cloud import bigquery
 
         if where_date is None:
-            rows = self.bigquery().list_rows(f"{self.stack.project}.sales.{table}").to_arrow(create_bqstorage_client=False)
+            rows = (
+                self.bigquery().list_rows(f"{self.stack.project}.sales.{table}").to_arrow(create_bqstorage_client=False)
+            )
         else:
             config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("d", "DATE", where_date)])
             sql = f"SELECT * FROM `{self.stack.project}.sales.{table}` WHERE order_date = @d"
@@ -169,7 +182,9 @@ def new_run_id() -> str:
     return "t" + uuid.uuid4().hex[:12]
 
 
-def table_task(kit: ExportsKit, table: str, fmt: str = "PARQUET", *, run_id: str | None = None, destinations=("box",)) -> Any:
+def table_task(
+    kit: ExportsKit, table: str, fmt: str = "PARQUET", *, run_id: str | None = None, destinations=("box",)
+) -> Any:
     """A TableExport as fan_out would publish it for one table of `sales`."""
     from shared.layout import RunFolder, default_file_name
     from shared.messages import Source, TableExport

@@ -85,7 +85,9 @@ def read_rows(fmt: str, data: bytes, schema: list[dict[str, Any]]) -> list[dict[
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader)
     assert header == [f["name"] for f in schema]
-    return [parse_row(schema, {k: (v if v != "" else None) for k, v in zip(header, line, strict=True)}) for line in reader]
+    return [
+        parse_row(schema, {k: (v if v != "" else None) for k, v in zip(header, line, strict=True)}) for line in reader
+    ]
 
 
 def avro_schema_of(data: bytes) -> dict[str, Any]:

@@ -58,7 +58,9 @@ def test_missing_table_is_a_failed_job_with_bigquerys_reason(exports_env: Export
         ({"file_name": "../x-*.parquet"}, "must contain exactly one '*', no '/'"),
     ],
 )
-def test_table_export_that_fan_out_could_not_have_made_is_rejected(exports_env: ExportsKit, change: dict, needle: str) -> None:
+def test_table_export_that_fan_out_could_not_have_made_is_rejected(
+    exports_env: ExportsKit, change: dict, needle: str
+) -> None:
     kit = exports_env
     results = kit.subscribe(VERIFY_RESULTS)
     task = dataclasses.replace(table_task(kit, "orders", "PARQUET"), **change)

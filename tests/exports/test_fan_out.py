@@ -42,7 +42,13 @@ def test_dataset_mode_default_tables_skip_views_and_use_config_defaults(exports_
 def test_explicit_tables_string_format_destinations_and_run_id(exports_env: ExportsKit) -> None:
     kit = exports_env
     out = kit.subscribe(TABLE_EXPORTS)
-    body = {"dataset": "sales", "tables": "products,customers", "format": "avro", "destinations": ["box"], "run_id": "manual-1"}
+    body = {
+        "dataset": "sales",
+        "tables": "products,customers",
+        "format": "avro",
+        "destinations": ["box"],
+        "run_id": "manual-1",
+    }
     kit.main.fan_out(kit.request_event(body))
     exports = _exports_of(kit, out, "manual-1", 2)
     assert sorted(e.source.table or "" for e in exports) == ["customers", "products"]
@@ -63,7 +69,9 @@ def test_query_mode_with_date_and_default_date(exports_env: ExportsKit) -> None:
     assert dated.destinations == ("sftp:local",) and dated.format == "CSV"
 
     # No date: the scheduled day is the publish time's date (UTC for this export).
-    kit.main.fan_out(kit.request_event({"export": "orders_daily", "run_id": "q-default"}, publish_time="2025-03-01T00:00:01Z"))
+    kit.main.fan_out(
+        kit.request_event({"export": "orders_daily", "run_id": "q-default"}, publish_time="2025-03-01T00:00:01Z")
+    )
     (default,) = _exports_of(kit, out, "q-default", 1)
     assert default.date == dt.date(2025, 3, 1)
 
@@ -71,7 +79,9 @@ def test_query_mode_with_date_and_default_date(exports_env: ExportsKit) -> None:
 def test_query_mode_format_override_changes_the_extension(exports_env: ExportsKit) -> None:
     kit = exports_env
     out = kit.subscribe(TABLE_EXPORTS)
-    kit.main.fan_out(kit.request_event({"export": "orders_daily", "date": "2025-01-08", "format": "PARQUET", "run_id": "q-pq"}))
+    kit.main.fan_out(
+        kit.request_event({"export": "orders_daily", "date": "2025-01-08", "format": "PARQUET", "run_id": "q-pq"})
+    )
     (task,) = _exports_of(kit, out, "q-pq", 1)
     assert task.file_name == "Orders_{YYYYMMDD}-*.parquet"
 
@@ -79,14 +89,20 @@ def test_query_mode_format_override_changes_the_extension(exports_env: ExportsKi
 def test_redelivered_request_repeats_the_same_run(exports_env: ExportsKit) -> None:
     kit = exports_env
     out = kit.subscribe(TABLE_EXPORTS)
-    event = kit.request_event({"dataset": "sales", "tables": ["products"]}, message_id="77", publish_time="2025-01-09T02:00:00.000000001Z")
+    event = kit.request_event(
+        {"dataset": "sales", "tables": ["products"]}, message_id="77", publish_time="2025-01-09T02:00:00.000000001Z"
+    )
     kit.main.fan_out(event)
     kit.main.fan_out(event)  # Pub/Sub redelivers the same message
     run_id = derive_run_id("77", "2025-01-09T02:00:00.000000001Z")
     exports = _exports_of(kit, out, run_id, 2)
     assert len(exports) == 2 and exports[0] == exports[1]
     # The emulator reuses small message ids after a restart: another publish time is another run.
-    kit.main.fan_out(kit.request_event({"dataset": "sales", "tables": ["products"]}, message_id="77", publish_time="2025-01-10T02:00:00Z"))
+    kit.main.fan_out(
+        kit.request_event(
+            {"dataset": "sales", "tables": ["products"]}, message_id="77", publish_time="2025-01-10T02:00:00Z"
+        )
+    )
     other = derive_run_id("77", "2025-01-10T02:00:00Z")
     assert other != run_id
     assert _exports_of(kit, out, other, 1)

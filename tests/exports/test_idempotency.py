@@ -130,3 +130,13 @@ def _strip(body: dict) -> bytes:
     import json
 
     return json.dumps({k: v for k, v in body.items() if k != "_attributes"}).encode()
+
+
+def test_a_new_run_of_the_same_table_and_day_leaves_the_old_run_alone(exports_env: ExportsKit) -> None:
+    kit = exports_env
+    first, second = table_task(kit, "products", "PARQUET"), table_task(kit, "products", "PARQUET")
+    kit.main.export_table(kit.table_export_event(first))
+    before = _objects(kit, first.prefix)
+    kit.main.export_table(kit.table_export_event(second))
+    assert _objects(kit, first.prefix) == before
+    assert first.prefix != second.prefix and manifest_of(kit, second) is not None

@@ -14,27 +14,57 @@ TEN_MB = 10 * 1024 * 1024
 CASES = [
     pytest.param(b"{not json", "not valid JSON", id="not-json"),
     pytest.param(b'["sales"]', "expected a JSON object, got list", id="not-an-object"),
-    pytest.param({"dataset": "nope"}, "dataset: 'nope' is not a configured dataset (configured: sales)", id="unknown-dataset"),
-    pytest.param({"dataset": "sales", "tables": ["ghost"]}, "tables: 'ghost' is not a table of offsite-local.sales", id="unknown-table"),
+    pytest.param(
+        {"dataset": "nope"}, "dataset: 'nope' is not a configured dataset (configured: sales)", id="unknown-dataset"
+    ),
+    pytest.param(
+        {"dataset": "sales", "tables": ["ghost"]},
+        "tables: 'ghost' is not a table of offsite-local.sales",
+        id="unknown-table",
+    ),
     pytest.param({"dataset": "sales", "tables": ["orders_by_day"]}, "'orders_by_day' is a VIEW", id="view-named"),
-    pytest.param({"export": "nope"}, "export: 'nope' is not a configured export (configured: orders_daily)", id="unknown-export"),
-    pytest.param({"export": "orders_daily", "date": "08/01/2025"}, "date: '08/01/2025' is not a date", id="date-format"),
-    pytest.param({"export": "orders_daily", "date": "2025-02-30"}, "date: '2025-02-30' is not a valid calendar date", id="date-calendar"),
+    pytest.param(
+        {"export": "nope"}, "export: 'nope' is not a configured export (configured: orders_daily)", id="unknown-export"
+    ),
+    pytest.param(
+        {"export": "orders_daily", "date": "08/01/2025"}, "date: '08/01/2025' is not a date", id="date-format"
+    ),
+    pytest.param(
+        {"export": "orders_daily", "date": "2025-02-30"},
+        "date: '2025-02-30' is not a valid calendar date",
+        id="date-calendar",
+    ),
     pytest.param({"export": "orders_daily", "date": 20250108}, "date: expected a string, got 20250108", id="date-type"),
-    pytest.param({"dataset": "sales", "export": "orders_daily"}, "give either 'dataset' or 'export', not both", id="both"),
+    pytest.param(
+        {"dataset": "sales", "export": "orders_daily"}, "give either 'dataset' or 'export', not both", id="both"
+    ),
     pytest.param({}, "one of 'dataset' (whole tables) or 'export' (a configured query) is required", id="neither"),
-    pytest.param({"dataset": "sales", "tables": 5}, "tables: expected a list of strings or a comma-separated string, got 5", id="tables-int"),
+    pytest.param(
+        {"dataset": "sales", "tables": 5},
+        "tables: expected a list of strings or a comma-separated string, got 5",
+        id="tables-int",
+    ),
     pytest.param({"dataset": "sales", "tables": {"a": 1}}, "tables: expected a list of strings", id="tables-object"),
     pytest.param({"dataset": "sales", "format": "XML"}, "format: 'XML' is not supported", id="format"),
-    pytest.param({"dataset": "sales", "destinations": ["sftp:nobody"]}, "destinations: 'sftp:nobody' is not a configured destination", id="destination"),
-    pytest.param({"dataset": "sales", "destinations": "ftp://x"}, "destinations: 'ftp://x' is not a valid name", id="destination-shape"),
+    pytest.param(
+        {"dataset": "sales", "destinations": ["sftp:nobody"]},
+        "destinations: 'sftp:nobody' is not a configured destination",
+        id="destination",
+    ),
+    pytest.param(
+        {"dataset": "sales", "destinations": "ftp://x"},
+        "destinations: 'ftp://x' is not a valid name",
+        id="destination-shape",
+    ),
     pytest.param(
         {"dataset": "sales", "tables": "orders; DROP TABLE sales.orders"},
         "tables: 'orders; DROP TABLE sales.orders' is not a valid name",
         id="sql-in-tables",
     ),
     pytest.param(
-        {"export": "orders_daily", "date": "2025-01-08' OR '1'='1"}, "date: \"2025-01-08' OR '1'='1\" is not a date", id="sql-in-date"
+        {"export": "orders_daily", "date": "2025-01-08' OR '1'='1"},
+        "date: \"2025-01-08' OR '1'='1\" is not a date",
+        id="sql-in-date",
     ),
     pytest.param({"dataset": "sales", "run_id": "../../x"}, "run_id: '../../x' does not match", id="run-id"),
     pytest.param({"dataset": "sales", "colour": "red"}, "unknown field 'colour'", id="unknown-field"),

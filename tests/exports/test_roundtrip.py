@@ -69,7 +69,9 @@ def test_every_format_round_trips(exports_env: ExportsKit, table: str, fmt: str)
     expected = kit.source_rows(table)
     assert manifest.row_count == len(expected)
     assert manifest.format == fmt and manifest.destinations == ("box",)
-    assert [f.name for f in manifest.files] == [f"{table}_20250108-000000000000.{manifest.files[0].name.split('.', 1)[1]}"]
+    assert [f.name for f in manifest.files] == [
+        f"{table}_20250108-000000000000.{manifest.files[0].name.split('.', 1)[1]}"
+    ]
     _assert_rows_equal(_exported_rows(kit, manifest, fmt), expected)
 
 

@@ -43,7 +43,9 @@ def ensure_user(name: str = USER, password: str = PASSWORD) -> SftpUser:
         try:
             pwd.getpwnam(name)
         except KeyError:
-            done = subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], capture_output=True, text=True)
+            done = subprocess.run(
+                ["useradd", "--create-home", "--shell", "/bin/sh", name], check=False, capture_output=True, text=True
+            )
             if done.returncode not in (0, 9):  # 9: exists (another process won the race)
                 raise RuntimeError(f"useradd {name} failed: {done.stderr.strip()}")
         subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True)
@@ -73,7 +75,9 @@ def keygen(path: Path, kind: str = "ed25519", passphrase: str = "", bits: int | 
 
 def fingerprint(pub_path: Path) -> str:
     """``SHA256:…`` of a public key file, as ``ssh-keygen -lf`` prints it."""
-    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub_path)], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub_path)], check=True, capture_output=True, text=True
+    )
     return out.stdout.split()[1]
 
 
@@ -142,7 +146,7 @@ class Sshd:
     def start(self) -> Sshd:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.write_config()
-        checked = subprocess.run([SSHD, "-t", "-f", str(self.config)], capture_output=True, text=True)
+        checked = subprocess.run([SSHD, "-t", "-f", str(self.config)], check=False, capture_output=True, text=True)
         if checked.returncode != 0:
             raise RuntimeError(f"sshd config invalid: {checked.stderr.strip()}")
         log = (self.state / "sshd.log").open("ab")

@@ -43,7 +43,9 @@ class CuttingProxy:
             threading.Thread(target=self._pump, args=(client, server, limit, (client, server)), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, None, (client, server)), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, limit: int | None, pair: tuple[socket.socket, socket.socket]) -> None:
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, limit: int | None, pair: tuple[socket.socket, socket.socket]
+    ) -> None:
         sent = 0
         try:
             while data := src.recv(65536):

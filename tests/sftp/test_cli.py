@@ -111,7 +111,9 @@ def test_named_partner_from_the_config(sshd: Sshd, workdir: Path, tmp_path: Path
         "known_hosts": sshd.known_hosts,
         "directory": str(workdir),
     }
-    config.write_text(yaml.safe_dump({"project": "p", "bucket": "b-ucket", "destinations": {"sftp": {"acme": partner}}}))
+    config.write_text(
+        yaml.safe_dump({"project": "p", "bucket": "b-ucket", "destinations": {"sftp": {"acme": partner}}})
+    )
     populate(workdir, sshd)
     assert sftp("ls", "--config", str(config)).output.split() == ["a/", "top.txt"]
     assert sftp("ls", "--config", str(config), "--partner", "acme").exit_code == 0
@@ -121,7 +123,9 @@ def test_named_partner_from_the_config(sshd: Sshd, workdir: Path, tmp_path: Path
 
 def test_explicit_host_needs_a_pin(sshd: Sshd, workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/known_hosts
-    result = sftp("ls", "--host", "127.0.0.1", "--port", str(sshd.port), "-u", sshd.user.name, "--key", str(sshd.client_key))
+    result = sftp(
+        "ls", "--host", "127.0.0.1", "--port", str(sshd.port), "-u", sshd.user.name, "--key", str(sshd.client_key)
+    )
     assert result.exit_code == 1 and "never accepted blindly" in result.output
 
 

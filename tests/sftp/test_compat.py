@@ -3,6 +3,7 @@ neither posix-rename@openssh.com nor exec (so no sha1sum) nor check-file."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import uuid
@@ -56,9 +57,13 @@ def put(dest: SftpDestination, path: str, data: bytes):  # type: ignore[no-untyp
 
 
 def test_without_posix_rename_the_default_says_which_switch_to_change(config) -> None:  # type: ignore[no-untyped-def]
-    with SftpDestination("limited", config()) as dest:
-        with pytest.raises(PermanentError, match=r"posix-rename@openssh.com; set destinations.sftp.limited.posix_rename: false"):
-            put(dest, "a/file.bin", b"data")
+    with (
+        SftpDestination("limited", config()) as dest,
+        pytest.raises(
+            PermanentError, match=r"posix-rename@openssh.com; set destinations.sftp.limited.posix_rename: false"
+        ),
+    ):
+        put(dest, "a/file.bin", b"data")
     assert sorted(p.name for p in (config.local / "a").iterdir()) == []  # the partial was removed
 
 
@@ -77,12 +82,45 @@ def test_posix_rename_false_uploads_and_replaces(config) -> None:  # type: ignor
 
 
 def test_no_exec_means_no_sha1sum(config) -> None:  # type: ignore[no-untyped-def]
-    with SftpDestination("limited", config(posix_rename=False, hashing="sha1sum")) as dest:
-        with pytest.raises(PermanentError, match="hashing to 'check-file' or 'none'"):
-            put(dest, "h.bin", b"data")
+    dest = SftpDestination("limited", config(posix_rename=False, hashing="sha1sum"))
+    with dest, pytest.raises(PermanentError, match="hashing to 'check-file' or 'none'"):
+        put(dest, "h.bin", b"data")
 
 
 def test_no_check_file_extension(config) -> None:  # type: ignore[no-untyped-def]
-    with SftpDestination("limited", config(posix_rename=False, hashing="check-file")) as dest:
-        with pytest.raises(PermanentError, match="does not support the check-file extension"):
-            put(dest, "h.bin", b"data")
+    dest = SftpDestination("limited", config(posix_rename=False, hashing="check-file"))
+    with dest, pytest.raises(PermanentError, match="does not support the check-file extension"):
+        put(dest, "h.bin", b"data")
+
+
+def test_check_file_hashing_on_a_server_that_offers_it(tmp_path: Path) -> None:
+    from tests.sftp.paramiko_server import ParamikoSftpServer
+
+    key = keygen(tmp_path / "client")
+    server = ParamikoSftpServer(key.with_suffix(".pub"))
+    root = tmp_path / "root"
+    root.mkdir()
+    partner = SftpPartner(
+        host="127.0.0.1",
+        port=server.port,
+        username="partner",
+        private_key=Secret(f"file:{key}"),
+        known_hosts=Secret(server.known_hosts),
+        directory=str(root),
+        hashing="check-file",
+    )
+    data = os.urandom(40_000)  # paramiko's check-file handler is right for 256 B .. 64 KiB
+    digest = hashlib.sha1(data).hexdigest()
+    try:
+        with SftpDestination("checkfile", partner) as dest:
+            assert dest.hashes == frozenset({"sha1"})
+            assert put(dest, "c/file.bin", data).status == "uploaded"
+            assert dest.stat("c/file.bin").sha1 == digest  # type: ignore[union-attr]
+            assert [f.sha1 for f in dest.list("c")] == [digest]
+            before = os.stat(root / "c/file.bin").st_mtime_ns
+        with SftpDestination("checkfile", partner) as fresh:  # no ledger: the server's hash decides
+            assert fresh.put("c/file.bin", io.BytesIO(data), len(data), sha1=digest).status == "unchanged"
+            assert put(fresh, "c/file.bin", os.urandom(40_000)).status == "new_version"
+        assert os.stat(root / "c/file.bin").st_mtime_ns != before
+    finally:
+        server.close()

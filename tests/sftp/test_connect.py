@@ -90,7 +90,9 @@ def test_pinned_fingerprint_of_a_second_host_key_is_found(sftp_user, workdir: Pa
     server.start()
     try:
         pin = fingerprint(rsa.with_suffix(".pub"))
-        assert connects(make_partner(server, workdir, known_hosts=None, host_key_fingerprint=pin)).startswith("ssh-rsa ")
+        assert connects(make_partner(server, workdir, known_hosts=None, host_key_fingerprint=pin)).startswith(
+            "ssh-rsa "
+        )
     finally:
         server.cleanup()
 
@@ -145,14 +147,13 @@ def test_connection_refused_is_transient(sshd: Sshd, partner: PartnerFactory) ->
 
 
 def test_known_hosts_patterns() -> None:
-    text = "\n".join(
-        [
-            "# comment",
-            "*.example.com,!bad.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==",
-            "[10.0.0.?]:2222 ssh-rsa AAAAB3NzaC1yc2E=",
-            "@cert-authority *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==",
-        ]
-    )
+    lines = [
+        "# comment",
+        "*.example.com,!bad.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==",
+        "[10.0.0.?]:2222 ssh-rsa AAAAB3NzaC1yc2E=",
+        "@cert-authority *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==",
+    ]
+    text = "\n".join(lines)
     entries = parse_known_hosts(text)
     assert len(entries) == 2
     assert entries_for(entries, "sftp.example.com", 22) and not entries_for(entries, "bad.example.com", 22)

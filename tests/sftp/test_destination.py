@@ -63,9 +63,7 @@ def test_same_size_other_bytes_replace_the_file(partner: PartnerFactory, workdir
     assert (workdir / "f.txt").read_bytes() == b"aaaa"
 
 
-def test_connection_cut_mid_upload_leaves_only_the_partial_and_a_retry_completes(
-    sshd: Sshd, workdir: Path
-) -> None:
+def test_connection_cut_mid_upload_leaves_only_the_partial_and_a_retry_completes(sshd: Sshd, workdir: Path) -> None:
     old, new = os.urandom(2 * MB), os.urandom(24 * MB)
     (workdir / "d").mkdir()
     (workdir / "d/file.bin").write_bytes(old)
@@ -75,9 +73,8 @@ def test_connection_cut_mid_upload_leaves_only_the_partial_and_a_retry_completes
     try:
         known = f"[127.0.0.1]:{proxy.port} {' '.join(sshd.host_public_key.split()[:2])}\n"
         partner = make_partner(sshd, workdir, port=proxy.port, known_hosts=Secret(known))
-        with SftpDestination("cut", partner) as dest:
-            with pytest.raises(TransientError):
-                put(dest, "d/file.bin", new)
+        with SftpDestination("cut", partner) as dest, pytest.raises(TransientError):
+            put(dest, "d/file.bin", new)
         assert proxy.cuts >= 1
         assert (workdir / "d/file.bin").read_bytes() == old  # the published file is untouched
         leftovers = sorted(p.name for p in (workdir / "d").iterdir())
@@ -169,7 +166,10 @@ def test_read_back_and_listing(partner: PartnerFactory) -> None:
         put(dest, "r/sub/b.txt", b"b")
         with dest.open("r/a.bin") as stream:
             assert stream.read() == data
-        assert [(f.path, f.size, f.sha1) for f in dest.list("r")] == [("r/a.bin", len(data), None), ("r/sub/b.txt", 1, None)]
+        assert [(f.path, f.size, f.sha1) for f in dest.list("r")] == [
+            ("r/a.bin", len(data), None),
+            ("r/sub/b.txt", 1, None),
+        ]
         assert dest.hashes == frozenset()
 
 
@@ -187,9 +187,9 @@ def test_sha1sum_hashing_over_exec(shell_sshd: Sshd, workdir: Path) -> None:
 
 
 def test_sha1sum_on_an_sftp_only_account_says_which_switch_to_change(partner: PartnerFactory) -> None:
-    with SftpDestination("acme", partner(hashing="sha1sum")) as dest:
-        with pytest.raises(PermanentError, match="hashing to 'check-file' or 'none'"):
-            put(dest, "x.bin", b"data")
+    dest = SftpDestination("acme", partner(hashing="sha1sum"))
+    with dest, pytest.raises(PermanentError, match="hashing to 'check-file' or 'none'"):
+        put(dest, "x.bin", b"data")
 
 
 def test_cipher_is_configurable(partner: PartnerFactory) -> None:

@@ -78,7 +78,10 @@ def test_query_export_is_delivered_with_equal_sha1(stack_env: StackInfo) -> None
     folder: Path = stack_env.sftp.directory / "orders_daily" / "20250110"
 
     def all_landed() -> bool:
-        return all((folder / n).exists() and (folder / n).stat().st_size == f["size"] for n, f in zip(files, manifest["files"], strict=True))
+        return all(
+            (folder / n).exists() and (folder / n).stat().st_size == f["size"]
+            for n, f in zip(files, manifest["files"], strict=True)
+        )
 
     eventually(all_landed, f"{len(files)} files of run {run_id} in {folder}")
     for entry in manifest["files"]:

@@ -1,0 +1,291 @@
+"""SFTP delivery: 1 GB from the GCS emulator to a loopback OpenSSH sshd, offsite vs OpenSSH and rclone.
+
+Same machine, same sshd, same bytes, in the same run:
+
+- offsite: ``SftpDestination.put`` streaming the object from fake-gcs-server (CRC32C-checked,
+  SHA-1 on the way, ``.partial`` + posix-rename), what transfer_sftp does for one partner —
+  once with one connection, once with ``connections_per_file: 2``;
+- OpenSSH ``sftp -b`` putting the same bytes from a local file (the notes' reference);
+- rclone (Debian package) ``copyto`` from the same GCS emulator object to the same server.
+
+Each side runs in its own child process (bench.common.run_child): throughput = bytes / seconds
+(offsite: from its start marker, after imports, to the published file, connection included;
+the peers: process spawn to exit). Memory = offsite's peak RSS − its RSS at the start marker.
+Targets: ≥ 0.9× OpenSSH sftp, ≥ 1.0× rclone, peak RSS ≤ baseline + 64 MB. Medians of ``runs``
+runs; the sides take turns so machine noise hits all of them.
+
+Needs root (a private sshd and its login user, like the tests). Not a test: nothing here asserts.
+
+    .venv/bin/python bench/sftp_bench.py [--quick] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Self
+
+BENCH_DIR = Path(__file__).resolve().parent
+for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from bench.common import (
+    MB,
+    MIN_RUNS,
+    Row,
+    all_of,
+    format_table,
+    mark_start,
+    median,
+    python_child,
+    run_child,
+    within_rss,
+)
+
+SIZE_FULL = 1_000_000_000
+SIZE_QUICK = 250_000_000
+RSS_LIMIT_MB = 64.0
+BUCKET = "offsite-sftp-bench"
+OBJECT = "bench/sftp/blob.bin"
+TARGET_SFTP, TARGET_RCLONE = 0.9, 1.0
+
+
+# ---- the offsite child -----------------------------------------------------------------------
+
+
+def offsite_transfer(
+    gcs_url: str, port: int, user: str, key: str, known_hosts: str, directory: str, remote: str, connections: int
+) -> dict[str, Any]:
+    """Child: one delivery of the object with SftpDestination (what transfer_sftp runs per partner)."""
+    os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "offsite-bench")
+    from shared.config import SftpPartner
+    from shared.destinations.sftp import SftpDestination
+    from shared.gcp import gcs
+    from shared.secrets import Secret
+    from shared.sftp_source import ObjectSource
+
+    partner = SftpPartner(
+        host="127.0.0.1",
+        port=port,
+        username=user,
+        private_key=Secret(f"file:{key}"),
+        known_hosts=Secret(f"file:{known_hosts}"),
+        directory=directory,
+        connections_per_file=connections,
+        max_sessions=max(4, connections),
+    )
+    info = gcs.stat(BUCKET, OBJECT)
+    assert info is not None
+    destination = SftpDestination("bench", partner)
+    source = ObjectSource(info)
+    mark_start()
+    started = time.perf_counter()
+    result = destination.put(remote, source, info.size)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - started
+    source.close()
+    destination.close()
+    return {"seconds": seconds, "sha1": result.sha1, "status": result.status}
+
+
+# ---- the servers and the peers -------------------------------------------------------------------
+
+
+class _Setup:
+    """fake-gcs-server, a private sshd with its login user, the object and the same bytes on disk."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.dir = Path(tempfile.mkdtemp(prefix="offsite-sftp-bench-"))
+        self.dir.chmod(0o755)
+        self.gcs: subprocess.Popen[bytes] | None = None
+        self.sshd: Any = None
+
+    def __enter__(self) -> Self:
+        from devstack.binaries import fake_gcs_server
+        from devstack.ports import free_port, wait_http_ok
+        from tests.sftp.sshd_server import Sshd, ensure_user, user_dir
+
+        port = free_port()
+        self.gcs_url = f"http://127.0.0.1:{port}"
+        argv = [str(fake_gcs_server()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port)]
+        argv += ["-external-url", self.gcs_url, "-backend", "filesystem", "-filesystem-root", str(self.dir / "gcs")]
+        with open(self.dir / "gcs.log", "ab") as log:
+            self.gcs = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        gcs = self.gcs
+        wait_http_ok(f"{self.gcs_url}/_internal/healthcheck", 30, is_alive=lambda: gcs.poll() is None)
+        user = ensure_user()
+        self.sshd = Sshd(user).start()
+        self.remote_dir = user_dir(user, "bench")
+        self.known_hosts = self.dir / "known_hosts"
+        self.known_hosts.write_text(self.sshd.known_hosts)
+        self.local_file = self.dir / "blob.bin"
+        self.sha1 = self._seed()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.sshd is not None:
+            self.sshd.cleanup()
+            shutil.rmtree(self.remote_dir, ignore_errors=True)
+        if self.gcs is not None and self.gcs.poll() is None:
+            self.gcs.terminate()
+            self.gcs.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _seed(self) -> str:
+        """The same random bytes into GCS (streamed) and into a local file; returns their SHA-1."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        client = storage.Client(
+            project="offsite-bench", credentials=AnonymousCredentials(), client_options={"api_endpoint": self.gcs_url}
+        )
+        bucket = client.create_bucket(BUCKET)
+        digest = hashlib.sha1()
+        block = os.urandom(8 * 1024 * 1024)
+        with bucket.blob(OBJECT, chunk_size=32 * 1024 * 1024).open("wb") as out, self.local_file.open("wb") as local:
+            left, counter = self.size, 0
+            while left:
+                chunk = (counter.to_bytes(8, "big") + block)[: min(len(block), left)]
+                digest.update(chunk)
+                out.write(chunk)
+                local.write(chunk)
+                left -= len(chunk)
+                counter += 1
+        return digest.hexdigest()
+
+    def landed(self, name: str, check_sha1: bool) -> Path:
+        path = self.remote_dir / name
+        if path.stat().st_size != self.size:
+            raise RuntimeError(f"{path}: {path.stat().st_size} bytes, expected {self.size}")
+        if check_sha1:
+            digest = hashlib.sha1()
+            with path.open("rb") as fh:
+                while block := fh.read(8 * 1024 * 1024):
+                    digest.update(block)
+            if digest.hexdigest() != self.sha1:
+                raise RuntimeError(f"{path}: SHA-1 {digest.hexdigest()}, expected {self.sha1}")
+        return path
+
+    def rclone_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "RCLONE_CONFIG_GCS_TYPE": "google cloud storage",
+            "RCLONE_CONFIG_GCS_ENDPOINT": f"{self.gcs_url}/storage/v1/",
+            "RCLONE_CONFIG_GCS_ANONYMOUS": "true",
+            "RCLONE_CONFIG_DST_TYPE": "sftp",
+            "RCLONE_CONFIG_DST_HOST": "127.0.0.1",
+            "RCLONE_CONFIG_DST_PORT": str(self.sshd.port),
+            "RCLONE_CONFIG_DST_USER": self.sshd.user.name,
+            "RCLONE_CONFIG_DST_KEY_FILE": str(self.sshd.client_key),
+            "RCLONE_CONFIG_DST_KNOWN_HOSTS_FILE": str(self.known_hosts),
+            "RCLONE_CONFIG_DST_DISABLE_HASHCHECK": "true",  # internal-sftp runs no md5sum; offsite does not ask either
+        }
+
+
+def _offsite(setup: _Setup, name: str, connections: int, check: bool) -> tuple[float, float]:
+    argv = python_child(
+        "sftp_bench:offsite_transfer",
+        gcs_url=setup.gcs_url,
+        port=setup.sshd.port,
+        user=setup.sshd.user.name,
+        key=str(setup.sshd.client_key),
+        known_hosts=str(setup.known_hosts),
+        directory=str(setup.remote_dir),
+        remote=name,
+        connections=connections,
+    )
+    child = run_child(argv, cwd=BENCH_DIR.parent)
+    if child.result.get("sha1") != setup.sha1:
+        raise RuntimeError(f"offsite streamed SHA-1 {child.result.get('sha1')}, the object's is {setup.sha1}")
+    setup.landed(name, check).unlink()
+    return setup.size / MB / child.seconds, child.rss_over_baseline / MB
+
+
+def _openssh(setup: _Setup, name: str, check: bool) -> tuple[float, float]:
+    batch = setup.dir / "batch"
+    batch.write_text(f"put {setup.local_file} {setup.remote_dir / name}\n")
+    argv = ["sftp", "-q", "-b", str(batch), "-i", str(setup.sshd.client_key), "-P", str(setup.sshd.port)]
+    argv += ["-o", f"UserKnownHostsFile={setup.known_hosts}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]
+    child = run_child([*argv, f"{setup.sshd.user.name}@127.0.0.1"])
+    setup.landed(name, check).unlink()
+    return setup.size / MB / child.seconds, child.peak_rss / MB
+
+
+def _rclone(setup: _Setup, name: str, check: bool) -> tuple[float, float]:
+    argv = ["rclone", "copyto", f"gcs:{BUCKET}/{OBJECT}", f"dst:{setup.remote_dir / name}"]
+    child = run_child(argv, env=setup.rclone_env())
+    setup.landed(name, check).unlink()
+    return setup.size / MB / child.seconds, child.peak_rss / MB
+
+
+def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
+    """Every side ``runs`` times, in turns; rows (offsite vs each peer) as dicts for bench/run.py."""
+    size = SIZE_QUICK if quick else SIZE_FULL
+    sides = {
+        "offsite": lambda s, n, c: _offsite(s, n, 1, c),
+        "offsite-2": lambda s, n, c: _offsite(s, n, 2, c),
+        "openssh": _openssh,
+        "rclone": _rclone,
+    }
+    speeds: dict[str, list[float]] = {k: [] for k in sides}
+    rss: dict[str, list[float]] = {k: [] for k in sides}
+    with _Setup(size) as setup:
+        order = list(sides)
+        for i in range(max(1, runs)):
+            for side in order[i % len(order) :] + order[: i % len(order)]:
+                speed, memory = sides[side](setup, f"{side}-{i}.bin", i == 0)
+                speeds[side].append(speed)
+                rss[side].append(memory)
+    label = f"{size / 1e9:g} GB GCS→sshd"
+    notes = (
+        f"offsite with connections_per_file=2: {median(speeds['offsite-2']):.0f} MB/s "
+        f"(+{max(rss['offsite-2']):.0f} MB); peers' peak RSS: sftp {max(rss['openssh']):.0f} MB, "
+        f"rclone {max(rss['rclone']):.0f} MB"
+    )
+    rows = []
+    for peer, peer_name, target in (
+        ("openssh", "OpenSSH sftp -b, local file", TARGET_SFTP),
+        ("rclone", "rclone copyto from the GCS emulator", TARGET_RCLONE),
+    ):
+        row = Row(
+            scenario="sftp",
+            case=f"{label} vs {peer}",
+            unit="MB/s",
+            offsite=median(speeds["offsite"]),
+            peer=median(speeds[peer]),
+            peer_name=peer_name,
+            target=f">= {target:g}x {peer}, RSS <= baseline + {RSS_LIMIT_MB:g} MB",
+            peak_rss_mb=max(rss["offsite"]),
+            rss_limit_mb=RSS_LIMIT_MB,
+            runs=len(speeds["offsite"]),
+            notes=notes,
+            samples={f"{k}_mb_s": v for k, v in speeds.items()} | {f"{k}_rss_mb": v for k, v in rss.items()},
+        )
+        row.passed = all_of(row.ratio is not None and row.ratio >= target, within_rss(row.peak_rss_mb, RSS_LIMIT_MB))
+        rows.append(row.to_dict())
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{SIZE_QUICK / 1e6:g} MB instead of {SIZE_FULL / 1e9:g} GB"
+    )
+    parser.add_argument("--runs", type=int, default=MIN_RUNS, help="runs per side (the median is reported)")
+    args = parser.parse_args(argv)
+    rows = [Row.from_dict(r) for r in run(args.quick, args.runs)]
+    print(format_table(rows))
+    return 0 if all(r.passed is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

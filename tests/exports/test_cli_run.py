@@ -1,0 +1,98 @@
+"""`offsite run`: publishes what Cloud Scheduler would, prints the run id, optionally waits."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from devstack.state import StackInfo
+from offsite.cli import app
+from shared.topology import EXPORT_REQUESTS
+from tests.exports.conftest import ExportsKit
+
+
+def _invoke(*args: str):
+    from shared import runtime
+
+    runtime.reset()
+    return CliRunner().invoke(app, ["run", *args])
+
+
+def test_dataset_request_is_published_with_a_generated_run_id(exports_env: ExportsKit) -> None:
+    kit = exports_env
+    requests = kit.subscribe(EXPORT_REQUESTS)
+    result = _invoke("--dataset", "sales", "--tables", "orders, customers", "--destinations", "box", "--format", "avro")
+    assert result.exit_code == 0, result.output
+    run_id = re.search(r"^run_id: (r[0-9a-f]{12})$", result.output, re.MULTILINE).group(1)
+    (body,) = requests.pull(lambda m: m.get("run_id") == run_id, count=1)
+    assert body == {
+        "dataset": "sales",
+        "tables": ["orders", "customers"],
+        "destinations": ["box"],
+        "format": "avro",
+        "run_id": run_id,
+        "_attributes": {"origin": "offsite-run"},
+    }
+
+
+def test_query_request_with_explicit_run_id_and_json_output(exports_env: ExportsKit) -> None:
+    kit = exports_env
+    requests = kit.subscribe(EXPORT_REQUESTS)
+    result = _invoke("--export", "orders_daily", "--date", "2025-01-08", "--run-id", "cli-q-1", "--json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed["run_id"] == "cli-q-1" and printed["request"] == {
+        "export": "orders_daily",
+        "date": "2025-01-08",
+        "run_id": "cli-q-1",
+    }
+    (body,) = requests.pull(lambda m: m.get("run_id") == "cli-q-1", count=1)
+    assert {k: v for k, v in body.items() if k != "_attributes"} == printed["request"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--dataset", "nope"], "dataset: 'nope' is not a configured dataset (configured: sales)"),
+        (["--export", "nope"], "export: 'nope' is not a configured export"),
+        (["--export", "orders_daily", "--date", "2025-13-01"], "date: '2025-13-01' is not a valid calendar date"),
+        (["--dataset", "sales", "--export", "orders_daily"], "not both"),
+        ([], "one of 'dataset'"),
+        (["--dataset", "sales", "--format", "xml"], "format: 'xml' is not supported"),
+        (["--dataset", "sales", "--destinations", "sftp:nobody"], "'sftp:nobody' is not a configured destination"),
+        (["--dataset", "sales", "--tables", "a b"], "tables: 'a b' is not a valid name"),
+        (["--dataset", "sales", "--run-id", "no/slashes"], "run_id: 'no/slashes' does not match"),
+    ],
+)
+def test_bad_arguments_are_refused_before_publishing(exports_env: ExportsKit, args: list[str], needle: str) -> None:
+    kit = exports_env
+    requests = kit.subscribe(EXPORT_REQUESTS)
+    result = _invoke(*args)
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert requests.drain(settle_s=0.5) == []
+
+
+def test_wait_returns_when_the_manifest_is_written(stack_env: StackInfo) -> None:
+    from devstack.sample_data import seed
+    from shared.gcp import clients
+
+    seed(clients.bigquery_client(), stack_env.project)
+    run_id = "w" + uuid.uuid4().hex[:12]
+    result = _invoke(
+        "--export", "orders_daily", "--date", "2025-01-08", "--run-id", run_id, "--wait", "--timeout", "120"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"exports/_queries/orders_daily/20250108/{run_id}/_manifest.json" in result.output
+    assert re.search(r"done: export:orders_daily: \d+ rows in 1 files", result.output)
+
+
+def test_wait_gives_up_with_exit_code_1(exports_env: ExportsKit) -> None:
+    """The bare stack runs no functions: nothing will ever write the manifest."""
+    result = _invoke("--dataset", "sales", "--tables", "products", "--date", "2025-01-08", "--wait", "--timeout", "1")
+    assert result.exit_code == 1
+    assert "no manifest after 1s for: sales.products" in result.output

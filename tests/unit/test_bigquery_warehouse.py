@@ -1,0 +1,127 @@
+"""shared/gcp/bigquery.py without a server: job ids, query parameters, extract settings, error mapping."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from google.api_core import exceptions as gexc
+from google.cloud import bigquery
+
+from shared.errors import PermanentError, TransientError
+from shared.gcp.bigquery import (
+    DatedQuery,
+    ExportJob,
+    TableInfo,
+    TableRef,
+    extract_job_config,
+    job_id_for,
+    mapped_errors,
+    warehouse,
+)
+from shared.gcp.local_warehouse import LocalWarehouse
+from shared.messages import Source
+
+ORDERS = Source(mode="table", project="p", dataset="sales", table="orders")
+
+
+def test_job_ids_are_deterministic_valid_and_distinct() -> None:
+    a = job_id_for("r1", ORDERS)
+    assert a == job_id_for("r1", ORDERS)
+    assert a.startswith("offsite_r1_sales_orders_") and a.endswith("_export")
+    others = {
+        job_id_for("r2", ORDERS),
+        job_id_for("r1", Source(mode="table", project="p", dataset="sales", table="customers")),
+        job_id_for("r1", Source(mode="table", project="q", dataset="sales", table="orders")),
+        job_id_for("r1", Source(mode="query", project="p", export="orders")),
+        job_id_for("r1", ORDERS, "query"),
+    }
+    assert a not in others and len(others) == 5
+    long = job_id_for("r" * 63, Source(mode="table", project="p", dataset="d" * 1000, table="t" * 1000))
+    assert len(long) <= 1024 and all(c.isalnum() or c in "_-" for c in long)
+
+
+def test_dated_query_uses_a_typed_parameter() -> None:
+    q = DatedQuery("daily", "SELECT * FROM t WHERE a = {date} OR b = {date}", dt.date(2025, 1, 8))
+    sql, params = q.parameterized()
+    assert sql == "SELECT * FROM t WHERE a = @run_date OR b = @run_date"
+    assert params == [bigquery.ScalarQueryParameter("run_date", "DATE", dt.date(2025, 1, 8))]
+    assert "2025" not in sql  # the date never becomes SQL text
+    with pytest.raises(PermanentError, match="no {date} placeholder"):
+        DatedQuery("x", "SELECT 1", dt.date(2025, 1, 8)).parameterized()
+
+
+def test_table_ref_sql_quotes_and_refuses_backticks() -> None:
+    assert TableRef("my-proj", "sales", "orders").sql == "`my-proj.sales.orders`"
+    with pytest.raises(PermanentError, match="backtick"):
+        _ = TableRef("p`; DROP", "sales", "orders").sql
+
+
+def test_only_tables_are_exportable() -> None:
+    assert TableInfo("t", "TABLE").exportable
+    assert not any(TableInfo("t", kind).exportable for kind in ("VIEW", "MATERIALIZED_VIEW", "EXTERNAL"))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "compression", "header", "avro_logical"),
+    [
+        ("PARQUET", "SNAPPY", None, None),
+        ("AVRO", "DEFLATE", None, True),
+        ("CSV", "GZIP", True, None),
+        ("NEWLINE_DELIMITED_JSON", "GZIP", None, None),
+    ],
+)
+def test_extract_settings(fmt: str, compression: str, header, avro_logical) -> None:
+    config = extract_job_config(fmt)
+    assert config.destination_format == fmt and config.compression == compression
+    assert config.print_header == header and config.use_avro_logical_types == avro_logical
+
+
+def test_destination_uri() -> None:
+    job = ExportJob(
+        "j", TableRef("p", "d", "t"), "bkt", "exports/d/t/20250108/r1/", "t_20250108-*.parquet", "PARQUET", 0.0
+    )
+    assert job.destination_uri == "gs://bkt/exports/d/t/20250108/r1/t_20250108-*.parquet"
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "needle"),
+    [
+        (gexc.NotFound("Not found: Table p:d.t"), PermanentError, "not found: Not found: Table p:d.t"),
+        (gexc.Forbidden("Access Denied", errors=[{"reason": "accessDenied"}]), PermanentError, "access denied"),
+        (
+            gexc.Forbidden("Exceeded rate limits", errors=[{"reason": "rateLimitExceeded"}]),
+            TransientError,
+            "rateLimitExceeded",
+        ),
+        (
+            gexc.BadRequest("Syntax error", errors=[{"reason": "invalidQuery"}]),
+            PermanentError,
+            "invalidQuery: Syntax error",
+        ),
+        (gexc.ServiceUnavailable("later"), TransientError, "ServiceUnavailable"),
+        (gexc.InternalServerError("oops"), TransientError, "InternalServerError"),
+        (ConnectionError("reset"), TransientError, "reset"),
+    ],
+)
+def test_error_mapping(exc: Exception, kind: type, needle: str) -> None:
+    with pytest.raises(kind) as info, mapped_errors("doing x"):
+        raise exc
+    assert type(info.value) is kind and "doing x" in str(info.value) and needle in str(info.value)
+
+
+def test_warehouse_selection(monkeypatch) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    monkeypatch.setenv("OFFSITE_BIGQUERY_ENDPOINT", "http://127.0.0.1:9")  # never contacted: clients connect lazily
+    from shared.gcp import clients
+
+    clients.reset()
+    monkeypatch.setenv("OFFSITE_WAREHOUSE", "local")
+    local = warehouse(123_456)
+    assert isinstance(local, LocalWarehouse) and local.shard_size_bytes == 123_456
+    monkeypatch.setenv("OFFSITE_WAREHOUSE", "bigquery")
+    assert type(warehouse()).__name__ == "BigQueryWarehouse"
+    monkeypatch.setenv("OFFSITE_WAREHOUSE", "duckdb")
+    with pytest.raises(PermanentError, match="OFFSITE_WAREHOUSE: 'duckdb' is not 'bigquery' or 'local'"):
+        warehouse()
+    clients.reset()
