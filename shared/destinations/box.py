@@ -180,6 +180,9 @@ class BoxDestination:
                 if exc.http_status == 409 and exc.code == "item_name_in_use" and existing is None and exc.conflicts():
                     existing = self._describe(exc.conflicts()[0])  # a concurrent upload got there first
                     continue
+                if exc.http_status == 404 and existing is not None:
+                    existing = None  # the file was deleted meanwhile: upload it as a new one
+                    continue
                 if exc.http_status == 412 and existing is not None:
                     existing = file_info(self.http, existing.id)  # changed since we looked (maybe by our retry)
                     continue
@@ -195,11 +198,15 @@ class BoxDestination:
         try:
             session.create(folder_id=folder_id) if existing is None else session.create(file_id=existing.id)
         except BoxApiError as exc:
-            if not (exc.http_status == 409 and existing is None and exc.conflicts()):
+            if exc.http_status == 404 and existing is not None:
+                existing = None  # the file was deleted meanwhile: upload it as a new one
+                session.create(folder_id=folder_id)
+            elif exc.http_status == 409 and existing is None and exc.conflicts():
+                existing = self._describe(exc.conflicts()[0])  # a concurrent upload got there first
+                assert existing is not None
+                session.create(file_id=existing.id)
+            else:
                 raise
-            existing = self._describe(exc.conflicts()[0])
-            assert existing is not None
-            session.create(file_id=existing.id)
         try:
             parts, digest = session.send_parts(source)
         except BaseException:
