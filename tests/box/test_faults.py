@@ -140,3 +140,26 @@ def test_folders_deleted_behind_the_cache_are_made_again(box: BoxDestination) ->
     assert [f.path for f in box.list("GCP")] == ["GCP/bigquery/sales/orders/20250108/r1/b.bin"]
     box.mkdirs("GCP/bigquery/sales/customers")
     assert box.stat("GCP/bigquery/sales/orders/20250108/r1/a.bin") is None
+
+
+def test_a_file_deleted_during_its_version_upload_is_uploaded_anew(
+    box: BoxDestination, box_server: BoxApiServer
+) -> None:
+    import threading
+
+    box.put("gone/f.bin", io.BytesIO(b"old"), 3)
+    victim = box.stat("gone/f.bin")
+    assert victim is not None
+    box_server.add_fault("upload_file_version", "delay", seconds=1.0, count=1)
+
+    def delete_when_the_upload_arrives() -> None:
+        while not box_server.requests("upload_file_version")["requests"]:
+            threading.Event().wait(0.02)
+        box.http.call("DELETE", f"{box.http.api}/files/{victim.remote_id}", what="operator").close()
+
+    deleter = threading.Thread(target=delete_when_the_upload_arrives)
+    deleter.start()
+    result = box.put("gone/f.bin", io.BytesIO(b"new bytes"), 9)
+    deleter.join()
+    assert result.status == "uploaded" and result.remote_id != victim.remote_id
+    assert [(f.path, f.size) for f in box.list("gone")] == [("gone/f.bin", 9)]

@@ -6,8 +6,11 @@ test gets a fresh, uniquely named root folder that is deleted recursively afterw
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,17 +25,18 @@ _server: BoxApiServer | None = None
 def _shared_server(request: pytest.FixtureRequest) -> BoxApiServer:
     global _server
     if _server is None:
-        base = request.config._tmp_path_factory.mktemp("boxapi-conformance")  # type: ignore[attr-defined]
+        base = Path(tempfile.mkdtemp(prefix="offsite-box-conformance-"))
         _server = BoxApiServer(base / "data").start()
-        request.config.add_cleanup(_stop_server)
+        request.config.add_cleanup(lambda: _stop_server(base))
     return _server
 
 
-def _stop_server() -> None:
+def _stop_server(base: Path) -> None:
     global _server
     if _server is not None:
         _server.stop()
         _server = None
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def destination(request: pytest.FixtureRequest) -> Iterator[BoxDestination]:
