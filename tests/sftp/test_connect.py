@@ -85,10 +85,10 @@ def test_pinned_fingerprint(sshd: Sshd, partner: PartnerFactory, tmp_path: Path)
 def test_pinned_fingerprint_of_a_second_host_key_is_found(sftp_user, workdir: Path) -> None:  # type: ignore[no-untyped-def]
     """A server with an Ed25519 and an RSA key; the pin names the RSA one."""
     server = Sshd(sftp_user)
-    rsa = keygen(server.state / "host_rsa", "rsa", bits=2048)
-    server.extra_config = f"HostKey {rsa}\n"
-    server.start()
     try:
+        rsa = keygen(server.state / "host_rsa", "rsa", bits=2048)
+        server.extra_config = f"HostKey {rsa}\n"
+        server.start()
         pin = fingerprint(rsa.with_suffix(".pub"))
         assert connects(make_partner(server, workdir, known_hosts=None, host_key_fingerprint=pin)).startswith(
             "ssh-rsa "
