@@ -209,30 +209,41 @@ def run_scenario(scenario: Scenario, quick: bool, stack: SharedStack, runs: int 
     return rows
 
 
+def _short(value: float | None) -> str:
+    return "" if value is None else (f"{value:,.0f}" if value >= 100 else f"{value:.3g}")
+
+
 def plot(rows: list[Row], path: Path) -> None:
-    """Bar chart of throughput per scenario: offsite next to its peer, one panel per unit."""
+    """Horizontal bars per scenario: offsite next to its peer (named at the bar), one panel per unit."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    units = [u for u in ("MB/s", "rows/s", "s") if any(r.unit == u and r.offsite for r in rows)]
-    if not units:
+    titles = {
+        "MB/s": "throughput (MB/s, higher is better)",
+        "rows/s": "export rate (rows/s, higher is better)",
+        "s": "time (s, lower is better)",
+    }
+    panels = [(u, [r for r in rows if r.unit == u and r.offsite]) for u in titles]
+    panels = [(u, shown) for u, shown in panels if shown]
+    if not panels:
         return
-    fig, axes = plt.subplots(1, len(units), figsize=(6 * len(units), 4.5), squeeze=False)
-    for ax, unit in zip(axes[0], units, strict=True):
-        shown = [r for r in rows if r.unit == unit and r.offsite]
-        labels = [f"{r.scenario}\n{r.case}" for r in shown]
-        xs = range(len(shown))
-        ax.bar([x - 0.2 for x in xs], [r.offsite or 0 for r in shown], 0.4, label="offsite", color="#1f77b4")
-        ax.bar([x + 0.2 for x in xs], [r.peer or 0 for r in shown], 0.4, label="peer", color="#aaaaaa")
-        for x, r in zip(xs, shown, strict=True):
-            if r.peer_name:
-                ax.annotate(r.peer_name, (x + 0.2, r.peer or 0), ha="center", va="bottom", fontsize=7, rotation=90)
-        ax.set_xticks(list(xs), labels, fontsize=7)
-        ax.set_ylabel(unit + (" (lower is better)" if unit == "s" else ""))
-        ax.set_title({"s": "pipeline time", "MB/s": "throughput", "rows/s": "export rate"}[unit])
-        ax.legend(fontsize=8)
+    heights = [1 + 0.7 * len(shown) for _, shown in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, sum(heights)), height_ratios=heights, squeeze=False)
+    for ax, (unit, shown) in zip(axes[:, 0], panels, strict=True):
+        ys = list(range(len(shown)))[::-1]
+        ours = ax.barh([y + 0.2 for y in ys], [r.offsite or 0 for r in shown], 0.4, label="offsite", color="#1f77b4")
+        theirs = ax.barh([y - 0.2 for y in ys], [r.peer or 0 for r in shown], 0.4, label="peer", color="#aaaaaa")
+        ax.bar_label(ours, [f" {_short(r.offsite)}" for r in shown], fontsize=7)
+        ax.bar_label(theirs, [f" {_short(r.peer)} {r.peer_name}" if r.peer else "" for r in shown], fontsize=7)
+        labels = [textwrap.fill(f"{r.scenario}: {r.case}", 40) for r in shown]
+        ax.set_yticks(ys, labels, fontsize=7)
+        ax.set_title(titles[unit], fontsize=9)
+        ax.margins(x=0.35)
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -43,6 +43,8 @@ TRANSIENT_JOB_REASONS = frozenset(
     {"backendError", "internalError", "jobBackendError", "jobInternalError", "rateLimitExceeded"}
 )
 MAX_JOB_ATTEMPTS = 3
+API_DEADLINE_S = 30.0  # bound on the client library's own retries per call (its default is 600 s)
+QUERY_TIMEOUT_S = 120.0
 _TRANSIENT = (
     gexc.TooManyRequests,
     gexc.InternalServerError,
@@ -50,6 +52,7 @@ _TRANSIENT = (
     gexc.ServiceUnavailable,
     gexc.GatewayTimeout,
     gexc.DeadlineExceeded,
+    gexc.RetryError,
     ConnectionError,
     TimeoutError,
 )
@@ -196,12 +199,18 @@ def mapped_errors(what: str) -> Iterator[None]:
         raise PermanentError(f"{what}: {_reason(exc) or exc.__class__.__name__}: {exc.message}") from None
 
 
+def api_retry() -> Any:
+    from google.cloud.bigquery import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_deadline(API_DEADLINE_S)
+
+
 def _call(fn: Callable[[], Any], what: str) -> Any:
     def once() -> Any:
         with mapped_errors(what):
             return fn()
 
-    return retry_call(once, what, attempts=4)
+    return retry_call(once, what, attempts=3)
 
 
 # ---- real BigQuery ---------------------------------------------------------------------------
@@ -218,11 +227,13 @@ class BigQueryWarehouse:
 
     def list_tables(self, dataset: str) -> list[TableInfo]:
         what = f"listing tables of {self.project}.{dataset}"
-        items = _call(lambda: list(self.client.list_tables(f"{self.project}.{dataset}")), what)
+        # Asked first because bqemulator lists a missing dataset as empty; BigQuery says 404.
+        _call(lambda: self.client.get_dataset(f"{self.project}.{dataset}", retry=api_retry()), what)
+        items = _call(lambda: list(self.client.list_tables(f"{self.project}.{dataset}", retry=api_retry())), what)
         return sorted((TableInfo(t.table_id, str(t.table_type or "TABLE")) for t in items), key=lambda t: t.name)
 
     def get_table(self, table: TableRef) -> Any:
-        return _call(lambda: self.client.get_table(table.label), f"reading table {table.label}")
+        return _call(lambda: self.client.get_table(table.label, retry=api_retry()), f"reading table {table.label}")
 
     def table_schema(self, table: TableRef) -> list[dict[str, Any]]:
         return [f.to_api_repr() for f in self.get_table(table).schema]
@@ -241,7 +252,8 @@ class BigQueryWarehouse:
         config = bigquery.QueryJobConfig(query_parameters=params)
 
         def run() -> int:
-            rows = list(self.client.query(sql, job_config=config, location=location, job_retry=None).result())
+            job = self.client.query(sql, job_config=config, location=location, retry=api_retry(), job_retry=None)
+            rows = list(job.result(retry=api_retry(), timeout=QUERY_TIMEOUT_S))
             return int(rows[0][0])
 
         return int(_call(run, what))
@@ -260,22 +272,32 @@ class BigQueryWarehouse:
             sql, params = job.source.parameterized()
             config = bigquery.QueryJobConfig(query_parameters=params)
             location = self._query_location(sql, params, job.source.label)
-            query = self._attach_or_start(
+            query = self.attach_or_start(
                 f"{job.job_id}_query",
-                lambda jid: self.client.query(sql, job_config=config, job_id=jid, location=location, job_retry=None),
+                lambda jid: self.client.query(
+                    sql, job_config=config, job_id=jid, location=location, retry=api_retry(), job_retry=None
+                ),
                 location,
                 job.deadline,
                 job.source.label,
             )
-            table = _call(lambda: self.client.get_table(query.destination), f"reading the result of {query.job_id}")
+            table = _call(
+                lambda: self.client.get_table(query.destination, retry=api_retry()),
+                f"reading the result of {query.job_id}",
+            )
             result_ref = TableRef(table.project, table.dataset_id, table.table_id)
             rows_at = lambda _extract: self.count_rows(result_ref)
 
         extract_config = extract_job_config(job.format)
-        extract = self._attach_or_start(
+        extract = self.attach_or_start(
             job.job_id,
             lambda jid: self.client.extract_table(
-                table.reference, job.destination_uri, job_id=jid, location=location, job_config=extract_config
+                table.reference,
+                job.destination_uri,
+                job_id=jid,
+                location=location,
+                job_config=extract_config,
+                retry=api_retry(),
             ),
             location,
             job.deadline,
@@ -295,7 +317,10 @@ class BigQueryWarehouse:
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(query_parameters=params, dry_run=True, use_query_cache=False)
-        dry = _call(lambda: self.client.query(sql, job_config=config, job_retry=None), f"checking the query of {label}")
+        dry = _call(
+            lambda: self.client.query(sql, job_config=config, retry=api_retry(), job_retry=None),
+            f"checking the query of {label}",
+        )
         return dry.location
 
     def _count_at(self, table: TableRef, extract: Any, location: str | None) -> int:
@@ -319,15 +344,18 @@ class BigQueryWarehouse:
     def _get_job(self, job_id: str, location: str | None) -> Any | None:
         def lookup() -> Any | None:
             try:
-                return self.client.get_job(job_id, location=location)
+                return self.client.get_job(job_id, location=location, retry=api_retry())
             except gexc.NotFound:
                 return None
 
         return _call(lookup, f"looking up job {job_id}")
 
-    def _attach_or_start(
+    def attach_or_start(
         self, base_id: str, start: Callable[[str], Any], location: str | None, deadline: float, label: str
     ) -> Any:
+        """The finished job ``base_id`` (or its ``_retryN`` successor), started with ``start(job_id)`` only
+        if it does not exist yet. Waits until ``deadline`` (TransientError past it); a failed job is a
+        PermanentError with BigQuery's reason, after up to MAX_JOB_ATTEMPTS for transient reasons."""
         for attempt in range(MAX_JOB_ATTEMPTS):
             job_id = base_id if attempt == 0 else f"{base_id}_retry{attempt}"
             job = self._get_job(job_id, location)
@@ -354,7 +382,7 @@ class BigQueryWarehouse:
         """Poll until DONE; past ``deadline`` raise TransientError so the redelivery re-attaches."""
         delay = 0.5
         while True:
-            _call(job.reload, f"polling job {job.job_id}")
+            _call(lambda: job.reload(retry=api_retry()), f"polling job {job.job_id}")
             if job.state == "DONE":
                 return job
             remaining = deadline - time.monotonic()

@@ -36,6 +36,7 @@ _TRANSIENT = (
     gexc.ServiceUnavailable,
     gexc.GatewayTimeout,
     gexc.DeadlineExceeded,
+    gexc.RetryError,
     gexc.RequestRangeNotSatisfiable,
     requests.ConnectionError,
     requests.Timeout,

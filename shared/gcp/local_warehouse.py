@@ -26,12 +26,14 @@ from shared import log
 from shared.errors import PermanentError, TransientError
 from shared.gcp import gcs
 from shared.gcp.bigquery import (
+    QUERY_TIMEOUT_S,
     BigQueryWarehouse,
     DatedQuery,
     ExportJob,
     ExportResult,
     ExportSource,
     TableRef,
+    api_retry,
     mapped_errors,
 )
 from shared.gcp.file_formats import check_exportable, write_shards
@@ -97,7 +99,7 @@ class LocalWarehouse(BigQueryWarehouse):
         """(schema fields, arrow batches in a deterministic order)."""
         if isinstance(source, TableRef):
             table = self.get_table(source)
-            rows = self.client.list_rows(table)
+            rows = self.client.list_rows(table, retry=api_retry())
             if self.grpc_endpoint:
                 return list(table.schema), self._batches(
                     lambda: rows.to_arrow_iterable(bqstorage_client=self._storage_read_client(), max_stream_count=1),
@@ -111,8 +113,8 @@ class LocalWarehouse(BigQueryWarehouse):
         what = f"running the query of {source.label}"
         with mapped_errors(what):
             result = self.client.query(
-                sql, job_config=bigquery.QueryJobConfig(query_parameters=params), job_retry=None
-            ).result()
+                sql, job_config=bigquery.QueryJobConfig(query_parameters=params), retry=api_retry(), job_retry=None
+            ).result(retry=api_retry(), timeout=QUERY_TIMEOUT_S)
         # The emulator's anonymous result tables are not readable over the Storage Read API: REST it is.
         return list(result.schema), self._batches(result.to_arrow_iterable, source.label)
 

@@ -26,7 +26,13 @@ def publish(topic: str, message: Message | bytes, *, project: str | None = None,
             return clients.publisher_client().publish(path, data, **attributes).result(timeout=PUBLISH_TIMEOUT_S)
         except gexc.NotFound:
             raise PermanentError(f"Pub/Sub topic {path!r} does not exist") from None
-        except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.TooManyRequests, TimeoutError) as exc:
+        except (
+            gexc.ServiceUnavailable,
+            gexc.DeadlineExceeded,
+            gexc.InternalServerError,
+            gexc.TooManyRequests,
+            TimeoutError,
+        ) as exc:
             raise TransientError(f"publishing to {path}: {exc.__class__.__name__}: {exc}") from exc
 
     return retry_call(once, f"publish {topic}", attempts=5)
