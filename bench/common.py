@@ -325,6 +325,19 @@ class Watch:
             time.sleep(0.05)
 
 
+def purge_run(bucket: str, prefixes: Sequence[str], run_id: str) -> int:
+    """Delete a finished run's objects (not timed): fake-gcs-server lists by scanning the whole
+    bucket, so a bucket that keeps every run makes each later run slower than the one before."""
+    from shared.gcp import clients
+
+    client = clients.storage_client()
+    doomed = [b for p in prefixes for b in client.list_blobs(bucket, prefix=p) if f"/{run_id}/" in b.name]
+    for blob in doomed:
+        with contextlib.suppress(Exception):  # already gone is fine
+            blob.delete()
+    return len(doomed)
+
+
 # ---- result rows -----------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import MB, MIN_RUNS, Row, RssSampler, Watch, epoch, median, stack_env
+from bench.common import MB, MIN_RUNS, Row, RssSampler, Watch, epoch, median, purge_run, stack_env
 
 DATASET = "bench_e2e"
 TABLES = 10
@@ -109,6 +109,7 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
         mine = [s.published for s in receipts if s.data.get("destination", "").startswith(destination)]
         return max(mine) - first_file
 
+    purge_run(watch.info.bucket, [f"exports/{DATASET}/", "results/"], run_id)
     wall = t_verified - t0
     return {
         "wall_s": wall,

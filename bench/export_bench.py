@@ -11,9 +11,9 @@ Peer (the floor of the local path): ``pyarrow.parquet.write_table`` of the same 
 memory, to a local file, same compression — no reading, no upload, no hashing.
 
 A third, unranked figure explains the gap: reading the rows alone from bqemulator the way the
-local warehouse does. Each side runs in its own child process (all its runs in a row, the peak
-RSS over that child's baseline); the table is the sample
-``orders`` shape (devstack.sample_data) at 2 M rows (200 k with ``--quick``).
+local warehouse does. Each side runs in its own child process (all its runs in a row; peak RSS
+over that child's baseline). The table has the sample ``orders`` shape (devstack.sample_data):
+2 M rows, 200 k with ``--quick``.
 """
 
 from __future__ import annotations

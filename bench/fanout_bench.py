@@ -16,7 +16,8 @@ Two figures per size N, both against the emulators of the running local stack:
      export_table writes, after parsing and checking the message and before any BigQuery call;
    - pipeline time = (last job started) − t0; target ≤ 2 s at 100 tables. Stack start-up is
      outside it. Each run waits until every export wrote its manifest and was verified before the
-     next starts, so runs do not overlap. Tables hold one row: export work is not what is measured.
+     next starts, so runs do not overlap, then deletes the run's objects (untimed) so every run
+     starts from the same bucket. Tables hold one row: export work is not what is measured.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from bench.common import (
     epoch,
     mark_start,
     median,
+    purge_run,
     python_child,
     run_child,
     stack_env,
@@ -202,6 +204,7 @@ def measure_pipeline_once(watch: Watch, tables: int, run_id: str, sampler: RssSa
     bad = [r.data for r in results() if r.data.get("status") != "in_sync"]
     if bad:
         raise RuntimeError(f"run {run_id}: {len(bad)} of {tables} table runs not in_sync, e.g. {bad[0]}")
+    purge_run(watch.info.bucket, [f"exports/{dataset_name(tables)}/", "results/"], run_id)
     return {
         "published_s": max(s.published for s in exports) - t0 if exports else math.nan,
         "started_s": started,

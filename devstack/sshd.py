@@ -140,7 +140,7 @@ def _ensure_account() -> pwd.struct_passwd:
             if done.returncode not in (0, 9):  # 9: exists already
                 raise StackError(
                     f"sftp: useradd {SFTP_USER} failed: {done.stderr.strip()}", "run as root or use --sftp asyncssh"
-                )
+                ) from None
         # A locked password ('!') makes sshd refuse even key auth; '*' means "no password login".
         if _shadow_password(SFTP_USER) != "*":
             subprocess.run(["usermod", "-p", "*", SFTP_USER], capture_output=True, check=False)

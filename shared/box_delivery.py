@@ -26,8 +26,9 @@ from shared.destinations.box import for_settings
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.events import StorageObject, parse_storage
 from shared.gcp import clients, gcs, pubsub
-from shared.layout import RunFolder, is_data_file, parse_object_name, remote_folder
+from shared.layout import RunFolder, remote_folder
 from shared.messages import DeliveryReceipt, TableExport
+from shared.routing import locate_data_file, routing_for
 from shared.topology import DELIVERIES
 
 logger = log.get_logger(__name__)
@@ -47,9 +48,8 @@ def upload_box(event: Any, *, config: Config | None = None) -> None:
 
         config = runtime_config()
     obj = parse_storage(event)
-    located = parse_object_name(obj.name, config.export_prefix)
-    if located is None or not is_data_file(located[1]):
-        logger.info("not an export data file; ignored", bucket=obj.bucket, object=obj.name)
+    located = locate_data_file(obj, config.export_prefix)
+    if located is None:
         return
     run, filename = located
     with log.bind(run_id=run.run_id, table=run.source.label, destination=DESTINATION, object=obj.name):
@@ -63,15 +63,9 @@ def upload_box(event: Any, *, config: Config | None = None) -> None:
 
 def _routing(obj: StorageObject, run: RunFolder) -> TableExport | None:
     """The run's TableExport when it routes to Box, else None (logged)."""
-    data = gcs.read_bytes(obj.bucket, run.run_name)
-    if data is None:
-        logger.warning("no _run.json next to the object; not an offsite export, ignored", run_file=run.run_name)
+    routing = routing_for(obj, run)
+    if routing is None:
         return None
-    routing = TableExport.from_json(data)
-    if routing.run_id != run.run_id:
-        raise PermanentError(
-            f"gs://{obj.bucket}/{run.run_name}: run_id {routing.run_id!r} does not match the folder's {run.run_id!r}"
-        )
     if DESTINATION not in routing.destinations:
         logger.info("run not routed to box; ignored", destinations=list(routing.destinations))
         return None

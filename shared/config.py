@@ -20,7 +20,7 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-def _f(default=None, help: str = "", **kw):  # noqa: A002 - "help" reads best in field docs
+def _f(default=None, help: str = "", **kw):
     if "default_factory" in kw:
         return field(default_factory=kw.pop("default_factory"), metadata={"help": help}, **kw)
     return field(default=default, metadata={"help": help}, **kw)
@@ -44,7 +44,7 @@ class DatasetExport:
 
 @dataclass(frozen=True)
 class QueryExport:
-    name: str = _f(None, "Export name used in requests: {\"export\": NAME}.")
+    name: str = _f(None, 'Export name used in requests: {"export": NAME}.')
     sql: str = _f(None, "Standard SQL; '{date}' is replaced by a DATE literal of the run's date.")
     schedule: str | None = _f(None, "Cron expression for Cloud Scheduler.")
     time_zone: str = _f("UTC", "Time zone of the schedule and of the default date.")
@@ -58,7 +58,9 @@ class QueryExport:
 
 @dataclass(frozen=True)
 class BoxAuth:
-    method: Literal["jwt", "ccg", "developer_token"] = _f("jwt", "jwt (app config JSON), ccg, or developer_token (local only).")
+    method: Literal["jwt", "ccg", "developer_token"] = _f(
+        "jwt", "jwt (app config JSON), ccg, or developer_token (local only)."
+    )
     jwt_config: Secret | None = _f(None, "Box app JSON config (seed 000: sm://…/oxo-box-jwt-config/versions/latest).")
     client_id: str | None = _f(None, "CCG client id.")
     client_secret: Secret | None = _f(None, "CCG client secret.")

@@ -49,7 +49,9 @@ def read_file(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+        raise ConfigError(
+            f"config file {str(path)!r} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -109,7 +111,7 @@ def _optional(tp: Any) -> bool:
     return get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp)
 
 
-def convert(tp: Any, value: Any, path: str) -> Any:  # noqa: C901 - one branch per supported type
+def convert(tp: Any, value: Any, path: str) -> Any:
     origin, args = get_origin(tp), get_args(tp)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -120,7 +122,9 @@ def convert(tp: Any, value: Any, path: str) -> Any:  # noqa: C901 - one branch p
         raise ConfigError(f"{path}: must not be null")
     if tp is Secret:
         if not isinstance(value, str | int):
-            raise ConfigError(f"{path}: expected a secret string (literal, env:NAME, file:PATH or sm://...), got {type(value).__name__}")
+            raise ConfigError(
+                f"{path}: expected a secret string (literal, env:NAME, file:PATH or sm://...), got {type(value).__name__}"
+            )
         return Secret(str(value), path)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)

@@ -31,7 +31,7 @@ def validate(config: Config) -> None:
         _check_schedule(f"{where}.schedule", ds.schedule, ds.time_zone, f"{where}.time_zone")
         _check_format(f"{where}.format", ds.format)
         _check_destinations(f"{where}.destinations", ds.destinations, known)
-        for j, table in enumerate(ds.tables.include + ds.tables.exclude):
+        for table in ds.tables.include + ds.tables.exclude:
             if not NAME_RE.match(table):
                 raise ConfigError(f"{where}.tables: {table!r} is not a valid table id")
     for i, ex in enumerate(config.exports):
@@ -106,7 +106,9 @@ def _check_partners(config: Config) -> None:
         if partner.known_hosts is None and partner.host_key_fingerprint is None:
             raise ConfigError(f"{where}: set known_hosts or host_key_fingerprint; host keys are always verified")
         if partner.host_key_fingerprint is not None and not partner.host_key_fingerprint.startswith("SHA256:"):
-            raise ConfigError(f"{where}.host_key_fingerprint: {partner.host_key_fingerprint!r} must look like 'SHA256:…'")
+            raise ConfigError(
+                f"{where}.host_key_fingerprint: {partner.host_key_fingerprint!r} must look like 'SHA256:…'"
+            )
         if not partner.directory.startswith("/"):
             raise ConfigError(f"{where}.directory: {partner.directory!r} must be an absolute path")
         if partner.max_sessions < 1 or partner.connections_per_file < 1:
@@ -117,7 +119,11 @@ def _check_partners(config: Config) -> None:
 
 def _check_box(box) -> None:
     auth = box.auth
-    needs = {"jwt": ("jwt_config",), "ccg": ("client_id", "client_secret", "subject_id"), "developer_token": ("developer_token",)}
+    needs = {
+        "jwt": ("jwt_config",),
+        "ccg": ("client_id", "client_secret", "subject_id"),
+        "developer_token": ("developer_token",),
+    }
     for name in needs[auth.method]:
         if getattr(auth, name) is None:
             raise ConfigError(f"destinations.box.auth.{name}: required when method is {auth.method!r}")

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from shared.config import Config
 from shared.errors import PermanentError
 from shared.messages import VerifyResult
+from shared.routing import load_run
 from shared.run_history import read as read_history
-from shared.verify_runs import find_runs, folder_source, load_manifest, load_run
+from shared.verify_runs import find_runs, folder_source, load_manifest
 
 FINAL = frozenset({"in_sync", "mismatch", "incomplete", "rejected", "failed"})
 

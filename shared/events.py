@@ -89,7 +89,9 @@ def parse_storage(event: Any) -> StorageObject:
         generation = int(obj.get("generation", 0))
         size = int(obj.get("size", 0))
     except (TypeError, ValueError):
-        raise RejectedInput(f"storage event: generation/size not integers: {obj.get('generation')!r}/{obj.get('size')!r}") from None
+        raise RejectedInput(
+            f"storage event: generation/size not integers: {obj.get('generation')!r}/{obj.get('size')!r}"
+        ) from None
     return StorageObject(
         bucket=obj["bucket"],
         name=obj["name"],

@@ -27,8 +27,16 @@ from shared.config import Config
 from shared.errors import ConfigError, PermanentError, RejectedInput, TransientError
 from shared.events import parse_pubsub
 from shared.gcp import gcs
-from shared.gcp.bigquery import DatedQuery, ExportJob, ExportResult, TableRef, Warehouse, job_id_for, warehouse
-from shared.gcp.file_formats import COMPRESSION
+from shared.gcp.bigquery import (
+    COMPRESSION,
+    DatedQuery,
+    ExportJob,
+    ExportResult,
+    TableRef,
+    Warehouse,
+    job_id_for,
+    warehouse,
+)
 from shared.layout import RunFolder, is_data_file, render_file_name
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import TableExport

@@ -18,7 +18,14 @@ from typing import Any
 import structlog
 
 CONTEXT_KEYS = ("run_id", "table", "destination")
-_SEVERITY = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "error": "ERROR", "critical": "CRITICAL", "exception": "ERROR"}
+_SEVERITY = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warning": "WARNING",
+    "error": "ERROR",
+    "critical": "CRITICAL",
+    "exception": "ERROR",
+}
 _configured = False
 
 
@@ -43,7 +50,9 @@ def configure(fmt: str | None = None, stream: Any = None) -> None:
     """Set up structlog once per process (idempotent; tests may call again with a stream)."""
     global _configured
     fmt = fmt or os.environ.get("OFFSITE_LOG_FORMAT", "json")
-    renderer: Any = structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -70,7 +70,9 @@ class Manifest:
         if not isinstance(obj, dict):
             raise RejectedInput(f"{where}: expected a JSON object")
         if obj.get("schema_version") != SCHEMA_VERSION:
-            raise RejectedInput(f"{where}.schema_version: {obj.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})")
+            raise RejectedInput(
+                f"{where}.schema_version: {obj.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})"
+            )
         try:
             files = tuple(ManifestFile(**f) for f in obj["files"])
             return cls(

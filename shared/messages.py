@@ -51,7 +51,9 @@ def check_keys(obj: dict[str, Any], allowed: set[str], what: str) -> None:
         raise RejectedInput(f"{what}: unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
-def read_str(obj: dict[str, Any], key: str, what: str, *, required: bool = False, pattern: re.Pattern[str] | None = None) -> str | None:
+def read_str(
+    obj: dict[str, Any], key: str, what: str, *, required: bool = False, pattern: re.Pattern[str] | None = None
+) -> str | None:
     value = obj.get(key)
     if value is None:
         if required:
@@ -84,7 +86,9 @@ def read_names(obj: dict[str, Any], key: str, what: str, pattern: re.Pattern[str
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RejectedInput(f"{what}.{key}: expected a list of strings or a comma-separated string, got {value!r}"[:300])
+        raise RejectedInput(
+            f"{what}.{key}: expected a list of strings or a comma-separated string, got {value!r}"[:300]
+        )
     for v in value:
         if not pattern.match(v):
             raise RejectedInput(f"{what}.{key}: {v[:80]!r} is not a valid name ({pattern.pattern})")

@@ -87,6 +87,6 @@ def retrying(
     )
 
 
-def retry_call(fn: Callable[[], T], what: str, **kwargs: float | int | None) -> T:
+def retry_call(fn: Callable[[], T], what: str, **kwargs: float | None) -> T:
     """Call ``fn`` until it returns, retrying ``TransientError`` (see :func:`retrying`)."""
     return retrying(what, **kwargs)(fn)  # type: ignore[arg-type]

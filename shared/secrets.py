@@ -53,7 +53,9 @@ class Secret:
         if self.source.startswith("env:"):
             name = self.source[4:]
             if name not in os.environ:
-                raise ConfigError(f"{where}: environment variable {name!r} is not set (expected the secret's value there)")
+                raise ConfigError(
+                    f"{where}: environment variable {name!r} is not set (expected the secret's value there)"
+                )
             return os.environ[name]
         if self.source.startswith("file:"):
             path = Path(self.source[5:]).expanduser()

@@ -31,9 +31,10 @@ from shared.destinations.sftp import LedgerEntry, SftpDestination
 from shared.errors import OffsiteError, PermanentError, TransientError
 from shared.events import StorageObject, parse_storage
 from shared.gcp import gcs, pubsub
-from shared.layout import RunFolder, is_data_file, parse_object_name, remote_folder
+from shared.layout import RunFolder, remote_folder
 from shared.messages import DeliveryReceipt, TableExport, VerifyResult
 from shared.retry import retry_call
+from shared.routing import locate_data_file, routing_for
 from shared.sftp_pool import SessionPool
 from shared.sftp_source import ObjectSource
 from shared.topology import DELIVERIES
@@ -58,9 +59,8 @@ def transfer_sftp(event: Any, *, config: Config | None = None) -> None:
 
         config = runtime_config()
     obj = parse_storage(event)
-    located = parse_object_name(obj.name, config.export_prefix)
-    if located is None or not is_data_file(located[1]):
-        logger.info("not an export data file; ignored", bucket=obj.bucket, object=obj.name)
+    located = locate_data_file(obj, config.export_prefix)
+    if located is None:
         return
     run, filename = located
     with log.bind(run_id=run.run_id, table=run.source.label, object=obj.name):
@@ -108,16 +108,8 @@ def live_object(obj: StorageObject) -> gcs.ObjectInfo:
 
 
 def _routing(obj: StorageObject, run: RunFolder) -> TableExport | None:
-    data = gcs.read_bytes(obj.bucket, run.run_name)
-    if data is None:
-        logger.warning("no _run.json next to the object; not an offsite export, ignored", run_file=run.run_name)
-        return None
-    routing = TableExport.from_json(data)
-    if routing.run_id != run.run_id:
-        raise PermanentError(
-            f"gs://{obj.bucket}/{run.run_name}: run_id {routing.run_id!r} does not match the folder's {run.run_id!r}"
-        )
-    if not any(d.startswith(PREFIX) for d in routing.destinations):
+    routing = routing_for(obj, run)
+    if routing is not None and not any(d.startswith(PREFIX) for d in routing.destinations):
         logger.info("run not routed to SFTP; ignored", destinations=list(routing.destinations))
     return routing
 

@@ -29,7 +29,9 @@ def run(stage: str, event: Any, handler: Callable[[Any], None]) -> None:
             handler(event)
         except PermanentError as exc:
             context = getattr(exc, "context", {}) or {}
-            logger.error("permanent failure; acknowledging", error=str(exc), status=exc.status, **_context_fields(context))
+            logger.error(
+                "permanent failure; acknowledging", error=str(exc), status=exc.status, **_context_fields(context)
+            )
             _report(stage, event_id, exc, context)
             return
         except TransientError as exc:

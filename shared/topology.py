@@ -73,9 +73,13 @@ def _pubsub(topic: str) -> Trigger:
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("fan_out", "export_table", "fan_out", (_pubsub(EXPORT_REQUESTS),), timeout_s=120, memory_mb=256),
-    FunctionSpec("export_table", "export_table", "export_table", (_pubsub(TABLE_EXPORTS),), timeout_s=540, memory_mb=1024),
+    FunctionSpec(
+        "export_table", "export_table", "export_table", (_pubsub(TABLE_EXPORTS),), timeout_s=540, memory_mb=1024
+    ),
     FunctionSpec("upload_box", "upload_box", "upload_box", (_GCS,), timeout_s=540, memory_mb=1024),
-    FunctionSpec("transfer_sftp", "transfer_sftp", "transfer_sftp", (_GCS,), timeout_s=540, memory_mb=512, max_instances=4),
+    FunctionSpec(
+        "transfer_sftp", "transfer_sftp", "transfer_sftp", (_GCS,), timeout_s=540, memory_mb=512, max_instances=4
+    ),
     FunctionSpec(
         "verify",
         "verify",

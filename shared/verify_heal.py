@@ -93,7 +93,7 @@ def start(
     if not claim(bucket, heal_name(prefix, destination, heal.attempt), body):
         logger.info("heal attempt already claimed", attempt=heal.attempt)
         return False
-    for name, object_name in sorted(heal.object_names.items()):
+    for _name, object_name in sorted(heal.object_names.items()):
         rewrite(bucket, object_name, {HEAL_DESTINATION_KEY: destination, HEAL_ATTEMPT_KEY: str(heal.attempt)})
     logger.warning(
         "self-heal started", attempt=heal.attempt, files=sorted(heal.files), gone=list(heal.gone), reason=reason

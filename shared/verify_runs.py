@@ -17,7 +17,6 @@ from shared.errors import PermanentError, RejectedInput
 from shared.gcp import clients, gcs
 from shared.layout import MANIFEST_NAME, QUERY_SEGMENT, RUN_NAME, RunFolder, parse_object_name, yyyymmdd
 from shared.manifest import Manifest, ManifestFile
-from shared.messages import TableExport
 from shared.retry import retry_call
 from shared.verify import hash_stream
 
@@ -119,17 +118,6 @@ def load_manifest(bucket: str, folder: RunFolder) -> Manifest | None:
             f"do not match the folder it is in ({folder.prefix!r})"
         )
     return manifest
-
-
-def load_run(bucket: str, folder: RunFolder) -> TableExport | None:
-    """The run's routing file ``_run.json``; None when absent; RejectedInput when malformed."""
-    data = gcs.read_bytes(bucket, folder.run_name)
-    if data is None:
-        return None
-    try:
-        return TableExport.from_json(data)
-    except RejectedInput as exc:
-        raise RejectedInput(f"{gcs.uri(bucket, folder.run_name)}: {exc}") from None
 
 
 class RunObjects:

@@ -29,9 +29,10 @@ from shared.layout import MANIFEST_NAME, RunFolder, parse_object_name
 from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt, VerifyRequest, VerifyResult
 from shared.results import report
+from shared.routing import load_run
 from shared.topology import DELIVERIES, GCS_FINALIZED, VERIFY_REQUESTS
 from shared.verify_flow import RunContext, Trigger, source_dict, verify_destination
-from shared.verify_runs import RunRef, find_runs, folder_source, load_manifest, load_run
+from shared.verify_runs import RunRef, find_runs, folder_source, load_manifest
 
 logger = log.get_logger(__name__)
 

@@ -26,8 +26,9 @@ from shared.errors import PermanentError, RejectedInput
 from shared.gcp import gcs
 from shared.messages import VerifyResult
 from shared.results import report
+from shared.routing import load_run
 from shared.verify_flow import RunContext, Trigger, utcnow, verify_destination
-from shared.verify_runs import GcsObject, RunRef, folder_source, list_objects, load_manifest, load_run, runs_in
+from shared.verify_runs import GcsObject, RunRef, folder_source, list_objects, load_manifest, runs_in
 
 LOOKBACK_EXTRA = dt.timedelta(days=1)
 logger = log.get_logger(__name__)

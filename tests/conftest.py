@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,11 +61,21 @@ def stack_root_factory() -> Iterator[Callable[[str], Path]]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _print_function_logs(info: StackInfo, lines: int = 40) -> None:
+    """After a failed session, show what the functions said (the stack directory is removed)."""
+    for comp in info.components:
+        if comp.name in info.functions and comp.log and Path(comp.log).exists():
+            tail = Path(comp.log).read_text(errors="replace").splitlines()[-lines:]
+            print(f"\n--- {comp.name} log tail ({info.root}) ---", *tail, sep="\n", file=sys.stderr)
+
+
 @pytest.fixture(scope="session")
-def stack(stack_root_factory: Callable[[str], Path]) -> Iterator[StackInfo]:
+def stack(request: pytest.FixtureRequest, stack_root_factory: Callable[[str], Path]) -> Iterator[StackInfo]:
     root = stack_root_factory("stack")
     info = start_stack(root, functions=True)
     yield info
+    if request.session.testsfailed:
+        _print_function_logs(info)
     stop_stack(root)
 
 
@@ -76,30 +87,33 @@ def bare_stack(stack_root_factory: Callable[[str], Path]) -> Iterator[StackInfo]
     stop_stack(root)
 
 
-def _apply_env(monkeypatch: pytest.MonkeyPatch, info: StackInfo) -> None:
+def _reset_process_caches() -> None:
+    """Cached clients and the cached config belong to whichever stack was current: drop both."""
+    from shared import runtime
     from shared.gcp import clients
 
+    clients.reset()
+    runtime.reset()
+
+
+def _apply_env(monkeypatch: pytest.MonkeyPatch, info: StackInfo) -> None:
     for key, value in info.env.items():
         monkeypatch.setenv(key, value)
-    clients.reset()
+    _reset_process_caches()
 
 
 @pytest.fixture
 def stack_env(stack: StackInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackInfo]:
-    from shared.gcp import clients
-
     _apply_env(monkeypatch, stack)
     yield stack
-    clients.reset()
+    _reset_process_caches()
 
 
 @pytest.fixture
 def bare_stack_env(bare_stack: StackInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackInfo]:
-    from shared.gcp import clients
-
     _apply_env(monkeypatch, bare_stack)
     yield bare_stack
-    clients.reset()
+    _reset_process_caches()
 
 
 @pytest.fixture

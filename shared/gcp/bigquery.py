@@ -7,10 +7,8 @@ job's result table is extracted). ``OFFSITE_WAREHOUSE=local`` selects
 :class:`shared.gcp.local_warehouse.LocalWarehouse`, which does the same against bqemulator and
 the GCS emulator (bqemulator cannot extract to GCS; docs/exports.md lists every difference).
 
-Re-attaching: a job id is a function of (run_id, source, step). ``export`` first looks the job
-up; a job that exists is waited for instead of started again, so a redelivered message never
-starts a second export. A job that fails for a transient backend reason is started again under
-``<id>_retry1``, ``<id>_retry2`` (BigQuery never reuses a job id), found the same way later.
+Job ids are a function of (run_id, source, step) (``job_id_for``); :mod:`shared.gcp.bq_jobs`
+re-attaches a redelivered export to its job instead of starting a second one.
 """
 
 from __future__ import annotations
@@ -19,45 +17,23 @@ import datetime as dt
 import hashlib
 import os
 import re
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from google.api_core import exceptions as gexc
-
 from shared import log
-from shared.errors import PermanentError, TransientError
-from shared.gcp import clients
-from shared.gcp.file_formats import COMPRESSION
+from shared.errors import PermanentError
+from shared.gcp import bq_jobs, clients
+from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, api_retry, call
 from shared.messages import Source
-from shared.retry import retry_call
 
 logger = log.get_logger(__name__)
 
+# What each format is compressed with, in extract jobs and in the local writer alike.
+COMPRESSION = {"PARQUET": "SNAPPY", "AVRO": "DEFLATE", "CSV": "GZIP", "NEWLINE_DELIMITED_JSON": "GZIP"}
 WAREHOUSE_ENV = "OFFSITE_WAREHOUSE"  # "bigquery" (default) or "local"
 DATE_PARAMETER = "run_date"
 EXPORTABLE_TYPES = ("TABLE",)
-TRANSIENT_JOB_REASONS = frozenset(
-    {"backendError", "internalError", "jobBackendError", "jobInternalError", "rateLimitExceeded"}
-)
-MAX_JOB_ATTEMPTS = 3
-API_DEADLINE_S = 30.0  # bound on the client library's own retries per call (its default is 600 s)
-QUERY_TIMEOUT_S = 120.0
-_TRANSIENT = (
-    gexc.TooManyRequests,
-    gexc.InternalServerError,
-    gexc.BadGateway,
-    gexc.ServiceUnavailable,
-    gexc.GatewayTimeout,
-    gexc.DeadlineExceeded,
-    gexc.RetryError,
-    ConnectionError,
-    TimeoutError,
-)
-
-
 # ---- what the stages pass in and get back ----------------------------------------------------
 
 
@@ -173,46 +149,6 @@ def job_id_for(run_id: str, source: Source, step: str = "export") -> str:
     return f"offsite_{run_id}_{readable}_{digest}_{step}"
 
 
-# ---- errors ----------------------------------------------------------------------------------
-
-
-def _reason(exc: gexc.GoogleAPICallError) -> str:
-    errors = getattr(exc, "errors", None) or []
-    return str(errors[0].get("reason", "")) if errors and isinstance(errors[0], dict) else ""
-
-
-@contextmanager
-def mapped_errors(what: str) -> Iterator[None]:
-    """google.api_core exceptions → TransientError / PermanentError carrying BigQuery's reason."""
-    try:
-        yield
-    except gexc.NotFound as exc:
-        raise PermanentError(f"{what}: not found: {exc.message}") from None
-    except gexc.Forbidden as exc:
-        # BigQuery answers 403 for rate limits too; only those are worth retrying.
-        if _reason(exc) in ("rateLimitExceeded", "quotaExceeded"):
-            raise TransientError(f"{what}: {_reason(exc)}: {exc.message}", retry_after=30) from exc
-        raise PermanentError(f"{what}: access denied: {exc.message}") from None
-    except _TRANSIENT as exc:
-        raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
-    except (gexc.BadRequest, gexc.Unauthorized) as exc:
-        raise PermanentError(f"{what}: {_reason(exc) or exc.__class__.__name__}: {exc.message}") from None
-
-
-def api_retry() -> Any:
-    from google.cloud.bigquery import DEFAULT_RETRY
-
-    return DEFAULT_RETRY.with_deadline(API_DEADLINE_S)
-
-
-def _call(fn: Callable[[], Any], what: str) -> Any:
-    def once() -> Any:
-        with mapped_errors(what):
-            return fn()
-
-    return retry_call(once, what, attempts=3)
-
-
 # ---- real BigQuery ---------------------------------------------------------------------------
 
 
@@ -228,12 +164,12 @@ class BigQueryWarehouse:
     def list_tables(self, dataset: str) -> list[TableInfo]:
         what = f"listing tables of {self.project}.{dataset}"
         # Asked first because bqemulator lists a missing dataset as empty; BigQuery says 404.
-        _call(lambda: self.client.get_dataset(f"{self.project}.{dataset}", retry=api_retry()), what)
-        items = _call(lambda: list(self.client.list_tables(f"{self.project}.{dataset}", retry=api_retry())), what)
+        call(lambda: self.client.get_dataset(f"{self.project}.{dataset}", retry=api_retry()), what)
+        items = call(lambda: list(self.client.list_tables(f"{self.project}.{dataset}", retry=api_retry())), what)
         return sorted((TableInfo(t.table_id, str(t.table_type or "TABLE")) for t in items), key=lambda t: t.name)
 
     def get_table(self, table: TableRef) -> Any:
-        return _call(lambda: self.client.get_table(table.label, retry=api_retry()), f"reading table {table.label}")
+        return call(lambda: self.client.get_table(table.label, retry=api_retry()), f"reading table {table.label}")
 
     def table_schema(self, table: TableRef) -> list[dict[str, Any]]:
         return [f.to_api_repr() for f in self.get_table(table).schema]
@@ -256,7 +192,7 @@ class BigQueryWarehouse:
             rows = list(job.result(retry=api_retry(), timeout=QUERY_TIMEOUT_S))
             return int(rows[0][0])
 
-        return int(_call(run, what))
+        return int(call(run, what))
 
     # -- export
 
@@ -267,7 +203,10 @@ class BigQueryWarehouse:
         if isinstance(job.source, TableRef):
             table = self.get_table(job.source)
             location = table.location
-            rows_at: Callable[[Any], int] = lambda extract: self._count_at(job.source, extract, location)
+            source = job.source
+
+            def rows_at(extract: Any) -> int:
+                return self._count_at(source, extract, location)
         else:
             sql, params = job.source.parameterized()
             config = bigquery.QueryJobConfig(query_parameters=params)
@@ -281,12 +220,14 @@ class BigQueryWarehouse:
                 job.deadline,
                 job.source.label,
             )
-            table = _call(
+            table = call(
                 lambda: self.client.get_table(query.destination, retry=api_retry()),
                 f"reading the result of {query.job_id}",
             )
             result_ref = TableRef(table.project, table.dataset_id, table.table_id)
-            rows_at = lambda _extract: self.count_rows(result_ref)
+
+            def rows_at(_extract: Any) -> int:
+                return self.count_rows(result_ref)
 
         extract_config = extract_job_config(job.format)
         extract = self.attach_or_start(
@@ -317,7 +258,7 @@ class BigQueryWarehouse:
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(query_parameters=params, dry_run=True, use_query_cache=False)
-        dry = _call(
+        dry = call(
             lambda: self.client.query(sql, job_config=config, retry=api_retry(), job_retry=None),
             f"checking the query of {label}",
         )
@@ -341,59 +282,11 @@ class BigQueryWarehouse:
             logger.warning("time-travel count failed; counting the live table", table=table.label, error=str(exc))
             return self.count_rows(table)
 
-    def _get_job(self, job_id: str, location: str | None) -> Any | None:
-        def lookup() -> Any | None:
-            try:
-                return self.client.get_job(job_id, location=location, retry=api_retry())
-            except gexc.NotFound:
-                return None
-
-        return _call(lookup, f"looking up job {job_id}")
-
     def attach_or_start(
         self, base_id: str, start: Callable[[str], Any], location: str | None, deadline: float, label: str
     ) -> Any:
-        """The finished job ``base_id`` (or its ``_retryN`` successor), started with ``start(job_id)`` only
-        if it does not exist yet. Waits until ``deadline`` (TransientError past it); a failed job is a
-        PermanentError with BigQuery's reason, after up to MAX_JOB_ATTEMPTS for transient reasons."""
-        for attempt in range(MAX_JOB_ATTEMPTS):
-            job_id = base_id if attempt == 0 else f"{base_id}_retry{attempt}"
-            job = self._get_job(job_id, location)
-            if job is None:
-                try:
-                    job = _call(lambda jid=job_id: start(jid), f"starting job {job_id} for {label}")
-                    logger.info("job started", job_id=job_id, source=label)
-                except gexc.Conflict:  # a concurrent delivery started it between our lookup and insert
-                    job = self._get_job(job_id, location)
-            else:
-                logger.info("re-attached to existing job", job_id=job_id, state=job.state, source=label)
-            job = self._wait(job, deadline)
-            error = job.error_result
-            if not error:
-                return job
-            reason, message = error.get("reason", "unknown"), error.get("message", "")
-            if reason in TRANSIENT_JOB_REASONS and attempt + 1 < MAX_JOB_ATTEMPTS:
-                logger.warning("job failed transiently; starting the next attempt", job_id=job_id, reason=reason)
-                continue
-            raise PermanentError(f"BigQuery job {job_id} for {label} failed: {reason}: {message}")
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _wait(self, job: Any, deadline: float) -> Any:
-        """Poll until DONE; past ``deadline`` raise TransientError so the redelivery re-attaches."""
-        delay = 0.5
-        while True:
-            _call(lambda: job.reload(retry=api_retry()), f"polling job {job.job_id}")
-            if job.state == "DONE":
-                return job
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TransientError(
-                    f"BigQuery job {job.job_id} is still {job.state} at the end of this attempt's time budget; "
-                    "the redelivery re-attaches to it",
-                    retry_after=30,
-                )
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 1.5, 10.0)
+        """See :func:`shared.gcp.bq_jobs.attach_or_start`."""
+        return bq_jobs.attach_or_start(self.client, base_id, start, location, deadline, label)
 
 
 def extract_job_config(fmt: str) -> Any:

@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shared.errors import PermanentError
+from shared.gcp.bigquery import COMPRESSION
 from shared.gcp.bq_values import avro_converter, avro_schema, field_type, is_repeated, text_column
 
 ROWS_PER_BATCH = 8192  # rows written between size checks (fixed: keeps shard boundaries deterministic)
-COMPRESSION = {"PARQUET": "SNAPPY", "AVRO": "DEFLATE", "CSV": "GZIP", "NEWLINE_DELIMITED_JSON": "GZIP"}
 
 
 # ---- Arrow schema (BigQuery's own Arrow mapping) ----------------------------------------------

@@ -25,17 +25,8 @@ from typing import Any
 from shared import log
 from shared.errors import PermanentError, TransientError
 from shared.gcp import gcs
-from shared.gcp.bigquery import (
-    QUERY_TIMEOUT_S,
-    BigQueryWarehouse,
-    DatedQuery,
-    ExportJob,
-    ExportResult,
-    ExportSource,
-    TableRef,
-    api_retry,
-    mapped_errors,
-)
+from shared.gcp.bigquery import BigQueryWarehouse, DatedQuery, ExportJob, ExportResult, ExportSource, TableRef
+from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, api_retry, mapped_errors
 from shared.gcp.file_formats import check_exportable, write_shards
 from shared.layout import shard_name
 

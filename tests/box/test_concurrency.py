@@ -49,7 +49,7 @@ def test_two_uploads_create_one_missing_tree(settings: BoxSettings, box_server: 
     together(
         *(
             lambda n=n, d=d, b=b: b.put(f"{TREE}/{n}", io.BytesIO(d), len(d))
-            for (n, d), b in zip(data.items(), (one, two))
+            for (n, d), b in zip(data.items(), (one, two), strict=True)
         )
     )
 

@@ -38,7 +38,9 @@ def test_schema_and_counts(wh: BigQueryWarehouse, exports_env: ExportsKit) -> No
     assert address["type"] == "RECORD" and [f["name"] for f in address["fields"]] == ["street", "city", "zip", "geo"]
     assert next(f for f in schema if f["name"] == "tags")["mode"] == "REPEATED"
     assert wh.count_rows(TableRef(project, "sales", "orders")) == 200_000
-    daily = DatedQuery("orders_daily", f"SELECT * FROM `{project}.sales.orders` WHERE order_date = {{date}}", dt.date(2025, 1, 8))
+    daily = DatedQuery(
+        "orders_daily", f"SELECT * FROM `{project}.sales.orders` WHERE order_date = {{date}}", dt.date(2025, 1, 8)
+    )
     expected = len(exports_env.source_rows("orders", where_date=dt.date(2025, 1, 8)))
     assert wh.count_rows(daily) == expected > 0
 
@@ -66,10 +68,7 @@ def test_a_failed_job_is_permanent_with_bigquerys_reason(wh: BigQueryWarehouse, 
     sql = f"SELECT * FROM `{exports_env.stack.project}.sales.ghost`"
 
     def start(jid: str):
-        try:
-            return wh.client.query(sql, job_id=jid, job_retry=None)
-        except Exception:  # the emulator may refuse at insert; the job is recorded either way
-            return wh.client.get_job(jid)
+        return wh.client.query(sql, job_id=jid, job_retry=None)  # inserted; fails while running
 
     with pytest.raises(PermanentError, match=rf"BigQuery job {job_id} for test failed: notFound: .*ghost"):
         wh.attach_or_start(job_id, start, None, time.monotonic() + 60, "test")

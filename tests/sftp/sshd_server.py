@@ -47,7 +47,7 @@ def ensure_user(name: str = USER, password: str = PASSWORD) -> SftpUser:
                 ["useradd", "--create-home", "--shell", "/bin/sh", name], check=False, capture_output=True, text=True
             )
             if done.returncode not in (0, 9):  # 9: exists (another process won the race)
-                raise RuntimeError(f"useradd {name} failed: {done.stderr.strip()}")
+                raise RuntimeError(f"useradd {name} failed: {done.stderr.strip()}") from None
         subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True)
         entry = pwd.getpwnam(name)
         BASE.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,9 @@ from shared.gcp.bigquery import (
     TableRef,
     extract_job_config,
     job_id_for,
-    mapped_errors,
     warehouse,
 )
+from shared.gcp.bq_jobs import mapped_errors
 from shared.gcp.local_warehouse import LocalWarehouse
 from shared.messages import Source
 

@@ -37,5 +37,9 @@ def test_show_masks_secrets(tmp_path: Path) -> None:
 def test_docs_lists_every_section() -> None:
     result = runner.invoke(app, ["config", "docs"])
     assert result.exit_code == 0
-    for key in ("bucket (required)", "destinations.sftp.NAME.known_hosts (secret)", "verify.deadline_minutes (default: 120)"):
+    for key in (
+        "bucket (required)",
+        "destinations.sftp.NAME.known_hosts (secret)",
+        "verify.deadline_minutes (default: 120)",
+    ):
         assert key in result.output

@@ -57,7 +57,9 @@ def test_json_config_is_accepted(tmp_path: Path) -> None:
 
 def test_invalid_cron_names_the_field_path(tmp_path: Path) -> None:
     text = MINIMAL + '  - name: a\n    schedule: "0 1 * * *"\n  - name: b\n    schedule: "61 * * * *"\n'
-    with pytest.raises(ConfigError, match=r"^datasets\[2\]\.schedule: '61 \* \* \* \*' is not a valid cron expression$"):
+    with pytest.raises(
+        ConfigError, match=r"^datasets\[2\]\.schedule: '61 \* \* \* \*' is not a valid cron expression$"
+    ):
         load_config(write(tmp_path, text), environ={})
 
 
@@ -68,13 +70,34 @@ def test_invalid_cron_names_the_field_path(tmp_path: Path) -> None:
         ("bucket: bkt\n", r"project: required field is missing"),
         ("project: p\nbucket: bkt\nexpiration_days: soon\n", r"expiration_days: expected an integer, got 'soon'"),
         ("project: p\nbucket: Bad_Bucket!\n", r"bucket: 'Bad_Bucket!' is not a valid bucket name"),
-        ("project: p\nbucket: bkt\ndatasets: [{name: s, format: XML}]\n", r"datasets\[0\]\.format: 'XML' is not a supported format"),
-        ("project: p\nbucket: bkt\ndatasets: [{name: s, destinations: [box]}]\n", r"datasets\[0\]\.destinations\[0\]: 'box' is not a configured destination"),
-        ("project: p\nbucket: bkt\nexports: [{name: e, sql: 'SELECT 1'}]\n", r"exports\[0\]\.sql: must contain the placeholder \{date\}"),
-        ("project: p\nbucket: bkt\npubsub: {max_delivery_attempts: 3}\n", r"pubsub\.max_delivery_attempts: 3 must be between 5 and 100"),
-        ("project: p\nbucket: bkt\ndatasets: [{name: s, time_zone: Mars/Base}]\n", r"datasets\[0\]\.time_zone: 'Mars/Base' is not a known time zone"),
-        ("project: p\nbucket: bkt\ndestinations: {sftp: {acme: {host: h, username: u, password: x}}}\n", r"destinations\.sftp\.acme: set known_hosts or host_key_fingerprint"),
-        ("project: p\nbucket: bkt\ndestinations: {box: {auth: {method: ccg, client_id: c}}}\n", r"destinations\.box\.auth\.client_secret: required when method is 'ccg'"),
+        (
+            "project: p\nbucket: bkt\ndatasets: [{name: s, format: XML}]\n",
+            r"datasets\[0\]\.format: 'XML' is not a supported format",
+        ),
+        (
+            "project: p\nbucket: bkt\ndatasets: [{name: s, destinations: [box]}]\n",
+            r"datasets\[0\]\.destinations\[0\]: 'box' is not a configured destination",
+        ),
+        (
+            "project: p\nbucket: bkt\nexports: [{name: e, sql: 'SELECT 1'}]\n",
+            r"exports\[0\]\.sql: must contain the placeholder \{date\}",
+        ),
+        (
+            "project: p\nbucket: bkt\npubsub: {max_delivery_attempts: 3}\n",
+            r"pubsub\.max_delivery_attempts: 3 must be between 5 and 100",
+        ),
+        (
+            "project: p\nbucket: bkt\ndatasets: [{name: s, time_zone: Mars/Base}]\n",
+            r"datasets\[0\]\.time_zone: 'Mars/Base' is not a known time zone",
+        ),
+        (
+            "project: p\nbucket: bkt\ndestinations: {sftp: {acme: {host: h, username: u, password: x}}}\n",
+            r"destinations\.sftp\.acme: set known_hosts or host_key_fingerprint",
+        ),
+        (
+            "project: p\nbucket: bkt\ndestinations: {box: {auth: {method: ccg, client_id: c}}}\n",
+            r"destinations\.box\.auth\.client_secret: required when method is 'ccg'",
+        ),
         ("- just\n- a list\n", r"top level must be a mapping"),
         ("project: [unclosed\n", r"is not valid YAML"),
     ],
@@ -90,7 +113,11 @@ def test_missing_file_says_how_to_fix(tmp_path: Path) -> None:
 
 
 def test_env_overrides_nested_fields(tmp_path: Path) -> None:
-    env = {"OFFSITE__VERIFY__DEADLINE_MINUTES": "30", "OFFSITE__BUCKET": "other-bucket", "OFFSITE__DESTINATIONS__SFTP__ACME__PORT": "2222"}
+    env = {
+        "OFFSITE__VERIFY__DEADLINE_MINUTES": "30",
+        "OFFSITE__BUCKET": "other-bucket",
+        "OFFSITE__DESTINATIONS__SFTP__ACME__PORT": "2222",
+    }
     config = load_config(write(tmp_path, MINIMAL), environ=env)
     assert config.verify.deadline_minutes == 30
     assert config.bucket == "other-bucket"

@@ -20,7 +20,10 @@ QUERY = Source(mode="query", project="p", export="product_data")
 
 def test_run_folder_prefixes() -> None:
     assert RunFolder("exports", TABLE, DAY, "r1").prefix == "exports/sales/orders/20250108/r1/"
-    assert RunFolder("exports", QUERY, DAY, "r1").manifest_name == "exports/_queries/product_data/20250108/r1/_manifest.json"
+    assert (
+        RunFolder("exports", QUERY, DAY, "r1").manifest_name
+        == "exports/_queries/product_data/20250108/r1/_manifest.json"
+    )
 
 
 def test_parse_object_name_round_trips() -> None:
@@ -32,7 +35,13 @@ def test_parse_object_name_round_trips() -> None:
 
 
 def test_parse_object_name_rejects_foreign_objects() -> None:
-    for name in ("other/sales/orders/20250108/r1/x", "exports/sales/orders/2025-01-08/r1/x", "exports/sales/orders/20250108/r1/", "exports/sales/20250108/r1/x", "exports/sa;les/orders/20250108/r1/x"):
+    for name in (
+        "other/sales/orders/20250108/r1/x",
+        "exports/sales/orders/2025-01-08/r1/x",
+        "exports/sales/orders/20250108/r1/",
+        "exports/sales/20250108/r1/x",
+        "exports/sa;les/orders/20250108/r1/x",
+    ):
         assert parse_object_name(name, "exports") is None, name
 
 
@@ -40,7 +49,10 @@ def test_file_names_follow_bigquery_sharding() -> None:
     pattern = render_file_name("Product_{YYYYMMDD}-*.csv.gz", date=DAY)
     assert pattern == "Product_20250108-*.csv.gz"
     assert shard_name(pattern, 3) == "Product_20250108-000000000003.csv.gz"
-    assert render_file_name(default_file_name("orders", "PARQUET"), date=DAY, table="orders") == "orders_20250108-*.parquet"
+    assert (
+        render_file_name(default_file_name("orders", "PARQUET"), date=DAY, table="orders")
+        == "orders_20250108-*.parquet"
+    )
     assert is_data_file("orders_20250108-000000000000.parquet") and not is_data_file("_manifest.json")
 
 

@@ -29,7 +29,15 @@ def test_cloud_logging_shape_with_context_on_every_line(captured: io.StringIO) -
     first, second = lines(captured)
     assert first["severity"] == "INFO" and first["message"] == "outside"
     assert first["run_id"] is None and first["table"] is None and first["destination"] is None
-    assert second == {**second, "severity": "WARNING", "message": "inside", "run_id": "r1", "table": "sales.orders", "destination": "box", "files": 3}
+    assert second == {
+        **second,
+        "severity": "WARNING",
+        "message": "inside",
+        "run_id": "r1",
+        "table": "sales.orders",
+        "destination": "box",
+        "files": 3,
+    }
 
 
 def test_secrets_are_masked_in_logs(captured: io.StringIO) -> None:

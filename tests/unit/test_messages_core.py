@@ -77,7 +77,9 @@ def test_bad_verify_requests(body: dict, message: str) -> None:
 
 
 def test_verify_result_round_trip() -> None:
-    result = VerifyResult(status="mismatch", destination="box", run_id="r1", check="sha1", missing=["a"], files_expected=2)
+    result = VerifyResult(
+        status="mismatch", destination="box", run_id="r1", check="sha1", missing=["a"], files_expected=2
+    )
     assert VerifyResult.from_json(result.to_json()) == result
 
 

@@ -1,0 +1,149 @@
+"""BigQuery API calls under offsite's error policy, and jobs that run exactly once per id.
+
+- ``mapped_errors`` / ``call``: google.api_core exceptions → TransientError / PermanentError
+  carrying BigQuery's reason (403 rateLimitExceeded is transient); transient ones are retried
+  through shared.retry, and the client library's own retries are bounded (``api_retry``).
+- ``attach_or_start``: a job id is a function of (run_id, source, step). The job is looked up
+  first; one that exists (a redelivery, a concurrent twin) is waited for instead of started
+  again. A job that fails for a transient backend reason is followed by ``<id>_retry1``,
+  ``<id>_retry2`` (BigQuery never reuses a job id), found the same way later.
+- ``wait``: polls until DONE; past the deadline raises TransientError so the redelivered
+  message re-attaches to the still-running job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from google.api_core import exceptions as gexc
+
+from shared import log
+from shared.errors import PermanentError, TransientError
+from shared.retry import retry_call
+
+logger = log.get_logger(__name__)
+
+TRANSIENT_JOB_REASONS = frozenset(
+    {"backendError", "internalError", "jobBackendError", "jobInternalError", "rateLimitExceeded"}
+)
+MAX_JOB_ATTEMPTS = 3
+API_DEADLINE_S = 30.0  # bound on the client library's own retries per call (its default is 600 s)
+QUERY_TIMEOUT_S = 120.0
+_TRANSIENT = (
+    gexc.TooManyRequests,
+    gexc.InternalServerError,
+    gexc.BadGateway,
+    gexc.ServiceUnavailable,
+    gexc.GatewayTimeout,
+    gexc.DeadlineExceeded,
+    gexc.RetryError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def _reason(exc: gexc.GoogleAPICallError) -> str:
+    errors = getattr(exc, "errors", None) or []
+    return str(errors[0].get("reason", "")) if errors and isinstance(errors[0], dict) else ""
+
+
+@contextmanager
+def mapped_errors(what: str) -> Iterator[None]:
+    """google.api_core exceptions → TransientError / PermanentError carrying BigQuery's reason."""
+    try:
+        yield
+    except gexc.NotFound as exc:
+        raise PermanentError(f"{what}: not found: {exc.message}") from None
+    except gexc.Forbidden as exc:
+        # BigQuery answers 403 for rate limits too; only those are worth retrying.
+        if _reason(exc) in ("rateLimitExceeded", "quotaExceeded"):
+            raise TransientError(f"{what}: {_reason(exc)}: {exc.message}", retry_after=30) from exc
+        raise PermanentError(f"{what}: access denied: {exc.message}") from None
+    except _TRANSIENT as exc:
+        raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
+    except (gexc.BadRequest, gexc.Unauthorized) as exc:
+        raise PermanentError(f"{what}: {_reason(exc) or exc.__class__.__name__}: {exc.message}") from None
+
+
+def api_retry() -> Any:
+    """The client library's retry, bounded: its default keeps retrying for 600 s (longer than a function runs)."""
+    from google.cloud.bigquery import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_deadline(API_DEADLINE_S)
+
+
+def call(fn: Callable[[], Any], what: str) -> Any:
+    """``fn()`` with errors mapped; TransientError retried a few times through shared.retry."""
+
+    def once() -> Any:
+        with mapped_errors(what):
+            return fn()
+
+    return retry_call(once, what, attempts=3)
+
+
+# ---- jobs ------------------------------------------------------------------------------------
+
+
+def get_job(client: Any, job_id: str, location: str | None) -> Any | None:
+    """The job, or None when BigQuery has none with this id."""
+
+    def lookup() -> Any | None:
+        try:
+            return client.get_job(job_id, location=location, retry=api_retry())
+        except gexc.NotFound:
+            return None
+
+    return call(lookup, f"looking up job {job_id}")
+
+
+def attach_or_start(
+    client: Any, base_id: str, start: Callable[[str], Any], location: str | None, deadline: float, label: str
+) -> Any:
+    """The finished job ``base_id`` (or its ``_retryN`` successor), started with ``start(job_id)`` only
+    if it does not exist yet. Waits until ``deadline`` (TransientError past it); a failed job is a
+    PermanentError with BigQuery's reason, after up to MAX_JOB_ATTEMPTS for transient reasons."""
+    for attempt in range(MAX_JOB_ATTEMPTS):
+        job_id = base_id if attempt == 0 else f"{base_id}_retry{attempt}"
+        job = get_job(client, job_id, location)
+        if job is None:
+            try:
+                job = call(lambda jid=job_id: start(jid), f"starting job {job_id} for {label}")
+                logger.info("job started", job_id=job_id, source=label)
+            except gexc.Conflict:  # a concurrent delivery started it between our lookup and insert
+                job = get_job(client, job_id, location)
+                if job is None:
+                    raise TransientError(f"job {job_id} exists (409) but cannot be read yet") from None
+        else:
+            logger.info("re-attached to existing job", job_id=job_id, state=job.state, source=label)
+        job = wait(job, deadline)
+        error = job.error_result
+        if not error:
+            return job
+        reason, message = error.get("reason", "unknown"), error.get("message", "")
+        if reason in TRANSIENT_JOB_REASONS and attempt + 1 < MAX_JOB_ATTEMPTS:
+            logger.warning("job failed transiently; starting the next attempt", job_id=job_id, reason=reason)
+            continue
+        raise PermanentError(f"BigQuery job {job_id} for {label} failed: {reason}: {message}")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def wait(job: Any, deadline: float) -> Any:
+    """Poll until DONE; past ``deadline`` raise TransientError so the redelivery re-attaches."""
+    delay = 0.5
+    while True:
+        call(lambda: job.reload(retry=api_retry()), f"polling job {job.job_id}")
+        if job.state == "DONE":
+            return job
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TransientError(
+                f"BigQuery job {job.job_id} is still {job.state} at the end of this attempt's time budget; "
+                "the redelivery re-attaches to it",
+                retry_after=30,
+            )
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 1.5, 10.0)
