@@ -4,7 +4,7 @@
 #   - as root, installs missing system packages: openssh-server (the SFTP partner) and rclone
 #     (benchmarks); without root it only reports what is missing (the stack then uses asyncssh);
 #   - creates .venv with Python 3.11+ and installs the project (`pip install -e '.[dev]'`),
-#     skipped while pyproject.toml is unchanged since the last successful install;
+#     pinned by constraints.txt, skipped while pyproject.toml and constraints.txt are unchanged;
 #   - checks the Pub/Sub emulator prerequisites (Java, Google Cloud CLI emulator jar).
 set -euo pipefail
 
@@ -55,11 +55,13 @@ if [ ! -x "$VENV/bin/python" ] || ! python_ok "$VENV/bin/python"; then
   rm -f "$STAMP"
 fi
 
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 if [ "$want" != "$have" ] || ! "$VENV/bin/python" -c 'import offsite, devstack, shared' >/dev/null 2>&1; then
-  say "installing the project into $VENV (pip install -e '.[dev]')"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q -e '.[dev]'
+  say "installing the project into $VENV (pip install -e '.[dev]' -c constraints.txt)"
+  # constraints.txt pins every distribution at the versions the tests and the functions'
+  # requirements.txt were made with, so a fresh machine gets the same environment.
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q -e '.[dev]' -c constraints.txt
   echo "$want" >"$STAMP"
 fi
 

@@ -3,8 +3,8 @@
 A venv is keyed by the sha256 of its requirements and the interpreter version and built
 under an exclusive file lock, with a marker written last, so parallel pytest workers (and
 parallel test sessions in the same tree) never use a half-built one. They live
-in .offsite/venvs/ (git-ignored), with pip's downloads in .offsite/pip-cache/; delete
-those folders to rebuild from scratch.
+in .offsite/venvs/ (git-ignored); pip's own download cache is used, so a fresh clone on the
+same machine does not download again. Delete the folder to rebuild from scratch.
 """
 
 from __future__ import annotations
@@ -49,8 +49,6 @@ def cached_venv(label: str, requirements: str) -> Path:
                 "install",
                 "--disable-pip-version-check",
                 "-q",
-                "--cache-dir",
-                str(CACHE.parent / "pip-cache"),
                 "-r",
                 str(req_file),
             ],
