@@ -10,20 +10,19 @@ from pathlib import Path
 
 import typer
 
+from offsite.cli.common import ConfigOption, load_cli_config
 from shared.config import BoxDestination as BoxSettings
-from shared.config_load import load_config
 from shared.destinations.base import normalize_path
 from shared.destinations.box import BoxDestination
 from shared.errors import OffsiteError
 
 app = typer.Typer(no_args_is_help=True)
 
-ConfigOption = typer.Option(None, "--config", "-c", help="Config file (default: $OFFSITE_CONFIG or offsite.yaml).")
 PathArgument = typer.Argument("", help="Folder relative to destinations.box.root_folder_id ('' = the root).")
 
 
 def _destination(config_path: Path | None) -> BoxDestination:
-    config = load_config(config_path)
+    config = load_cli_config(config_path)
     settings: BoxSettings | None = config.destinations.box
     if settings is None:
         raise typer.BadParameter("no Box destination in the config (destinations.box)")
@@ -44,7 +43,7 @@ def _size(value: object) -> str:
 
 
 @app.command("ls")
-def ls(path: str = PathArgument, config: Path | None = ConfigOption) -> None:
+def ls(path: str = PathArgument, config: ConfigOption = None) -> None:
     """List one folder: folders first, then files, with ids, sizes and SHA-1s."""
     try:
         path = normalize_path(path)
@@ -65,7 +64,7 @@ def tree(
     path: str = PathArgument,
     depth: int = typer.Option(3, "--depth", "-d", min=1, help="How many folder levels to show."),
     files: bool = typer.Option(True, "--files/--no-files", help="Show files, not only folders."),
-    config: Path | None = ConfigOption,
+    config: ConfigOption = None,
 ) -> None:
     """Draw the folder tree below PATH (sizes of files, counts of what is deeper than --depth)."""
     try:

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from offsite.cli.common import ConfigOption, load_cli_config
 from shared.config import Config
-from shared.errors import ConfigError, OffsiteError
+from shared.errors import OffsiteError
 from shared.messages import VerifyResult
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Config file (default: $OFFSITE_CONFIG or offsite.yaml).")
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
 
@@ -33,19 +29,6 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
     app.command("verify")(verify)
     app.add_typer(dlq_app, name="dlq")
-
-
-def _config(path: Path | None) -> Config:
-    from shared import runtime
-
-    if path is not None:
-        os.environ["OFFSITE_CONFIG"] = str(path)
-        runtime.reset()
-    try:
-        return runtime.config()
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def parse_since(value: str) -> dt.timedelta:
@@ -110,7 +93,7 @@ def status(
     """Runs and their verify results per destination (from the run history in GCS)."""
     from shared.run_history import read
 
-    cfg = _config(config)
+    cfg = load_cli_config(config)
     start = dt.datetime.now(dt.UTC) - parse_since(since)
     rows = status_rows(read(cfg.bucket, start), dataset)
     if as_json:
@@ -153,7 +136,7 @@ def verify(
     from shared.messages import VerifyRequest
     from shared.topology import VERIFY_REQUESTS
 
-    cfg = _config(config)
+    cfg = load_cli_config(config)
     if publish:
         try:
             request = VerifyRequest(run_id=run_id, destination=destination)
@@ -303,7 +286,7 @@ def dlq_list(
     config: ConfigOption = None,
 ) -> None:
     """Dead-lettered messages per subscription (they stay in the dead-letter queue)."""
-    _config(config)
+    load_cli_config(config)
     listing = []
     for sub in _dead_letter_subscriptions(subscription):
         pull_sub = f"{sub.dead_letter_topic}-sub"
@@ -341,7 +324,7 @@ def dlq_replay(
 ) -> None:
     """Send dead-lettered messages again: Pub/Sub ones to their original topic (same data and
     attributes); GCS ones by rewriting the object, which fires a fresh OBJECT_FINALIZE."""
-    _config(config)
+    load_cli_config(config)
     replayed = kept = 0
     for sub in _dead_letter_subscriptions(subscription):
         pull_sub = f"{sub.dead_letter_topic}-sub"

@@ -15,20 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from offsite.cli.common import ConfigOption, load_cli_config
 from shared.config import Config
-from shared.errors import ConfigError, OffsiteError, RejectedInput
+from shared.errors import OffsiteError, RejectedInput
 from shared.messages import ExportRequest, TableExport
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Config file (default: $OFFSITE_CONFIG or offsite.yaml).")
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -62,19 +57,6 @@ def request_body(
         body["format"] = fmt
     body["run_id"] = run_id
     return body
-
-
-def _config(path: Path | None) -> Config:
-    from shared import runtime
-
-    if path is not None:
-        os.environ["OFFSITE_CONFIG"] = str(path)
-        runtime.reset()
-    try:
-        return runtime.config()
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _rfc3339(when: dt.datetime) -> str:
@@ -117,7 +99,7 @@ def run(
     data = json.dumps(body).encode()
     try:
         request = ExportRequest.from_json(data)
-        cfg = _config(config)
+        cfg = load_cli_config(config)
         check_request(request, cfg)
     except RejectedInput as exc:
         typer.echo(f"error: {exc}", err=True)
