@@ -29,6 +29,15 @@ def _use_stack_env(info: StackInfo) -> None:
     runtime.reset()
 
 
+def seed_sample_data(info: StackInfo) -> dict[str, int]:
+    """Point this process at ``info``'s emulators and load the sample dataset ``sales``."""
+    from devstack.sample_data import seed
+    from shared.gcp import clients
+
+    _use_stack_env(info)
+    return seed(clients.bigquery_client(), info.project, "sales")
+
+
 def _already_running(root: Path) -> bool:
     try:
         return is_running(load_stack(root))
@@ -38,11 +47,10 @@ def _already_running(root: Path) -> bool:
 
 def run_demo(root: Path, *, keep: bool = False, timeout_s: float = 600.0, echo: Callable[[str], None] = print) -> int:
     """Run the demo; returns the process exit status."""
-    from devstack.sample_data import seed
     from shared import runtime
     from shared.demo_summary import Progress, summary_lines, wait_for_results
     from shared.fan_out import new_run_id
-    from shared.gcp import clients, pubsub
+    from shared.gcp import pubsub
     from shared.messages import ExportRequest
     from shared.topology import EXPORT_REQUESTS
 
@@ -51,8 +59,7 @@ def run_demo(root: Path, *, keep: bool = False, timeout_s: float = 600.0, echo: 
     info = start_stack(root)
     echo(f"local stack {'already running' if reuse else 'started'} in {info.root} ({time.monotonic() - started:.1f} s)")
     try:
-        _use_stack_env(info)
-        rows = seed(clients.bigquery_client(), info.project, "sales")
+        rows = seed_sample_data(info)
         echo("seeded BigQuery sales: " + ", ".join(f"{t} ({n:,} rows)" for t, n in rows.items()))
         requests = [
             ExportRequest(dataset="sales", run_id=new_run_id()),

@@ -183,3 +183,18 @@ def logs(
                 prefix = f"{path.stem}| " if len(files) > 1 else ""
                 sys.stdout.write("".join(prefix + line for line in chunk.splitlines(keepends=True)))
                 sys.stdout.flush()
+
+
+@app.command()
+def seed(root: RootOption = None) -> None:
+    """Load the sample BigQuery dataset `sales` (orders, customers, products) into the running stack."""
+    from devstack.demo import seed_sample_data
+    from devstack.stack import load_stack
+
+    try:
+        info = load_stack(_root(root))
+    except StackError as exc:
+        _fail(exc)
+        return
+    rows = seed_sample_data(info)
+    typer.echo("seeded " + ", ".join(f"{info.project}.sales.{t} ({n:,} rows)" for t, n in rows.items()))
