@@ -107,8 +107,6 @@ STACK_ROOT = BENCH_DIR.parent / ".offsite" / "bench-stack"
 # Exported files of up to 64 MB (the demo stack's 4 MB would turn 1 GB into 250 files; BigQuery
 # itself writes files of up to 1 GB). Every stack scenario sees the same setting.
 BASE_OVERLAY: dict[str, Any] = {"shard_size_bytes": 64_000_000}
-BQ_MESSAGE_CAP_ENV = "BQEMU_WRITE_API_MAX_REQUEST_BYTES"
-BQ_MESSAGE_CAP = 256 * 1024 * 1024
 
 
 def stack_overlay(modules: list[Any]) -> dict[str, Any]:
@@ -148,11 +146,6 @@ class SharedStack:
             self.root.mkdir(parents=True)
             overlay_path = self.root / "bench-overlay.yaml"
             overlay_path.write_text(yaml.safe_dump(self.overlay, sort_keys=False))
-            # bqemulator caps a gRPC message at ~11 MiB, and its Storage Read API sends up to 65,536
-            # rows per message: tables with rows wider than ~170 bytes fail to export
-            # (ResourceExhausted). The bench's 1 GB tables need more; the variable reaches the
-            # emulator through the stack's environment. docs/performance.md says so.
-            os.environ.setdefault(BQ_MESSAGE_CAP_ENV, str(BQ_MESSAGE_CAP))
             started = time.perf_counter()
             print(f"starting the local stack under {self.root} …", flush=True)
             try:

@@ -294,6 +294,9 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
                         "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
                         "BQEMU_GCS_LOCAL_ROOT": str(bq_dir / "gcs"),
                         "BQEMU_UPLOAD_STAGING_DIR": str(bq_dir / "uploads"),
+                        # Its Storage Read API sends up to 65,536 rows per message under this cap
+                        # (about 11 MiB by default): wide rows would fail the local export forever.
+                        "BQEMU_WRITE_API_MAX_REQUEST_BYTES": str(256 * 1024 * 1024),
                     }
                 ),
                 cwd=bq_dir,  # bqemulator reads .bqemu.toml from its working directory

@@ -225,8 +225,7 @@ def fan_out(event: Any, *, config: Config | None = None, wh: Warehouse | None = 
             if wh is None and request.dataset is not None:
                 wh = warehouse(config.shard_size_bytes)
             exports = plan(request, config, wh, run_id=run_id, publish_time=message.publish_time)
-            for export in exports:
-                pubsub.publish(TABLE_EXPORTS, export, run_id=run_id)
+            pubsub.publish_all(TABLE_EXPORTS, exports, run_id=run_id)
             logger.info(
                 "fanned out",
                 exports=len(exports),
