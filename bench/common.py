@@ -12,8 +12,6 @@ the clock. Memory figures are "peak − baseline", the memory the transfer itsel
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import importlib
 import json
 import os
@@ -23,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -225,117 +223,6 @@ def _child_main(target: str, kwargs_json: str) -> None:
     if "seconds" not in result and started is not None:
         result["seconds"] = time.perf_counter() - float(started)
     print(f"{MARK}result {json.dumps(result)}", flush=True)
-
-
-# ---- watching the local stack from outside -------------------------------------------------
-
-
-@contextlib.contextmanager
-def stack_env(info: Any) -> Iterator[None]:
-    """Point this process's Google clients at the stack (``info.env``) for the block, then restore."""
-    from shared.gcp import clients
-
-    saved = dict(os.environ)
-    os.environ.update(info.env)
-    clients.reset()
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        clients.reset()
-
-
-def epoch(rfc3339: Any) -> float:
-    """A Pub/Sub publish time (datetime) or a GCS timestamp ("…T…Z", µs) → seconds since the epoch."""
-    if isinstance(rfc3339, dt.datetime):
-        return rfc3339.timestamp()
-    return dt.datetime.fromisoformat(str(rfc3339)).timestamp()
-
-
-@dataclass(frozen=True)
-class Seen:
-    """One message a watch received: when it was published, its attributes and its (JSON) data."""
-
-    topic: str
-    published: float  # epoch seconds, the emulator's publish time
-    attributes: dict[str, str]
-    data: dict[str, Any]
-
-
-class Watch:
-    """Streaming-pull subscriptions of the bench's own on stack topics: a run timed from outside.
-
-    Every message published after ``start`` is kept (and acked), so the bench sees exactly what
-    the functions see — table exports, GCS notifications, receipts, results — with the emulator's
-    publish times, all on this machine's clock.
-    """
-
-    def __init__(self, info: Any, topics: Sequence[str]) -> None:
-        from google.cloud import pubsub_v1
-
-        self.info = info
-        self.topics = list(topics)
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        self._client = pubsub_v1.SubscriberClient()
-        self._futures: list[Any] = []
-        self._paths: list[str] = []
-
-    def __enter__(self) -> Self:
-        suffix = f"{os.getpid()}-{time.monotonic_ns() % 10**9}"
-        for topic in self.topics:
-            path = self._client.subscription_path(self.info.project, f"bench-{topic}-{suffix}")
-            self._client.create_subscription(name=path, topic=f"projects/{self.info.project}/topics/{topic}")
-            self._paths.append(path)
-            self._futures.append(self._client.subscribe(path, self._receiver(topic)))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for future in self._futures:
-            future.cancel()
-        for path in self._paths:
-            with contextlib.suppress(Exception):
-                self._client.delete_subscription(subscription=path)
-        self._client.close()
-
-    def _receiver(self, topic: str) -> Callable[[Any], None]:
-        def receive(message: Any) -> None:
-            try:
-                data = json.loads(message.data)
-            except ValueError:
-                data = {}
-            seen = Seen(topic, epoch(message.publish_time), dict(message.attributes), data)
-            with self._lock:
-                self.seen.append(seen)
-            message.ack()
-
-        return receive
-
-    def select(self, topic: str, where: Callable[[Seen], bool] = lambda s: True) -> list[Seen]:
-        with self._lock:
-            return [s for s in self.seen if s.topic == topic and where(s)]
-
-    def wait(self, done: Callable[[], bool], timeout_s: float, what: str) -> None:
-        """Poll ``done`` until true; TimeoutError naming ``what`` after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what}: not seen within {timeout_s:.0f} s")
-            time.sleep(0.05)
-
-
-def purge_run(bucket: str, prefixes: Sequence[str], run_id: str) -> int:
-    """Delete a finished run's objects (not timed): fake-gcs-server lists by scanning the whole
-    bucket, so a bucket that keeps every run makes each later run slower than the one before."""
-    from shared.gcp import clients
-
-    client = clients.storage_client()
-    doomed = [b for p in prefixes for b in client.list_blobs(bucket, prefix=p) if f"/{run_id}/" in b.name]
-    for blob in doomed:
-        with contextlib.suppress(Exception):  # already gone is fine
-            blob.delete()
-    return len(doomed)
 
 
 # ---- result rows -----------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import MB, MIN_RUNS, Row, RssSampler, Watch, epoch, median, purge_run, stack_env
+from bench.common import MB, MIN_RUNS, Row, RssSampler, median
+from bench.stack_watch import Watch, epoch, purge_run, stack_env
 
 DATASET = "bench_e2e"
 TABLES = 10

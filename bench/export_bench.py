@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import MB, MIN_RUNS, Row, mark_start, median, python_child, run_child, stack_env
+from bench.common import MB, MIN_RUNS, Row, mark_start, median, python_child, run_child
+from bench.stack_watch import stack_env
 
 ROWS_FULL = 2_000_000
 ROWS_QUICK = 200_000

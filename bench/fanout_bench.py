@@ -32,15 +32,12 @@ from bench.common import (
     MIN_RUNS,
     Row,
     RssSampler,
-    Watch,
-    epoch,
     mark_start,
     median,
-    purge_run,
     python_child,
     run_child,
-    stack_env,
 )
+from bench.stack_watch import Watch, epoch, purge_run, stack_env
 
 SIZES_FULL = (10, 100, 500)
 SIZES_QUICK = (10, 100)
