@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+
+LISTEN_RANGE_FLOOR = 20000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Chosen below the kernel's ephemeral range: a port handed out by ``bind(0)`` comes from that
+    range, and any outgoing connection on the machine may take it in the seconds before our
+    server binds it (seen as a server dying with "address already in use" under parallel tests).
+    """
+    low, _high = _ephemeral_range()
+    floor, ceiling = (LISTEN_RANGE_FLOOR, low - 1) if low - 1 > LISTEN_RANGE_FLOOR + 1000 else (1024, low - 1)
+    for _ in range(200):
+        port = random.randint(floor, ceiling)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range: let the kernel pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -83,16 +83,33 @@ def start_stack(
         if current is not None and is_running(current):
             return current
         _stop_all(root, current)  # leftovers of a stack that died or of a start that was killed
-        plan = make_plan(
-            root,
-            functions=functions,
-            without=without,
-            targets=targets,
-            config_overlay=config_overlay,
-            ports=ports,
-            sftp_backend=sftp_backend,
-        )
-        return _launch(plan, time.monotonic() + timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for attempt in range(1, PORT_RACE_ATTEMPTS + 1):
+            plan = make_plan(
+                root,
+                functions=functions,
+                without=without,
+                targets=targets,
+                config_overlay=config_overlay,
+                ports=ports,
+                sftp_backend=sftp_backend,
+            )
+            try:
+                return _launch(plan, deadline)
+            except StackError as exc:
+                # A port chosen free was taken before its server bound it (another process on the
+                # machine): plan again with new ports. Pinned ports are the user's: no retry.
+                if ports or attempt == PORT_RACE_ATTEMPTS or not _lost_port_race(exc):
+                    raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+PORT_RACE_ATTEMPTS = 3
+_IN_USE = ("address already in use", "address in use", "connection in use", "eaddrinuse", "errno 98")
+
+
+def _lost_port_race(exc: StackError) -> bool:
+    return any(marker in exc.log_tail.lower() for marker in _IN_USE)
 
 
 def stop_stack(root: Path) -> list[str]:

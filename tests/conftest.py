@@ -37,6 +37,7 @@ from typing import Any
 
 import pytest
 
+from devstack.errors import StackError
 from devstack.stack import StackInfo, start_stack, stop_stack
 
 
@@ -61,6 +62,14 @@ def stack_root_factory() -> Iterator[Callable[[str], Path]]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _start(root: Path, **kwargs: Any) -> StackInfo:
+    """start_stack, with the dead component's log tail in the failure (the directory is removed later)."""
+    try:
+        return start_stack(root, **kwargs)
+    except StackError as exc:
+        pytest.fail(f"local stack did not start: {exc}\n{exc.log_tail}", pytrace=False)
+
+
 def _print_function_logs(info: StackInfo, lines: int = 40) -> None:
     """After a failed session, show what the functions said (the stack directory is removed)."""
     for comp in info.components:
@@ -72,7 +81,7 @@ def _print_function_logs(info: StackInfo, lines: int = 40) -> None:
 @pytest.fixture(scope="session")
 def stack(request: pytest.FixtureRequest, stack_root_factory: Callable[[str], Path]) -> Iterator[StackInfo]:
     root = stack_root_factory("stack")
-    info = start_stack(root, functions=True)
+    info = _start(root, functions=True)
     yield info
     if request.session.testsfailed:
         _print_function_logs(info)
@@ -82,7 +91,7 @@ def stack(request: pytest.FixtureRequest, stack_root_factory: Callable[[str], Pa
 @pytest.fixture(scope="session")
 def bare_stack(stack_root_factory: Callable[[str], Path]) -> Iterator[StackInfo]:
     root = stack_root_factory("bare")
-    info = start_stack(root, functions=False)
+    info = _start(root, functions=False)
     yield info
     stop_stack(root)
 
@@ -123,7 +132,7 @@ def stack_factory(stack_root_factory: Callable[[str], Path]) -> Iterator[Callabl
     def start(**kwargs: Any) -> StackInfo:
         root = stack_root_factory("private")
         roots.append(root)
-        return start_stack(root, **kwargs)
+        return _start(root, **kwargs)
 
     yield start
     for root in roots:
