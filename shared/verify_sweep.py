@@ -91,12 +91,7 @@ def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.tim
     try:
         manifest = load_manifest(config.bucket, run.folder)
     except RejectedInput as exc:
-        if verify_markers.claim(
-            config.bucket, verify_markers.rejected_name(run.folder.prefix), {"run_id": run.folder.run_id}
-        ):
-            _report(config, run, None, "rejected", str(exc), message_id, now)
-            return 1
-        return 0
+        return _reject_once(config, run, exc, message_id, now)
     if manifest is None:
         return _export_incomplete(run, config, now=now, message_id=message_id)
     ctx = RunContext(config, run.folder, manifest, message_id)
@@ -124,17 +119,21 @@ def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.tim
     return published
 
 
+def _reject_once(config: Config, run: RunRef, exc: RejectedInput, message_id: str | None, now: dt.datetime) -> int:
+    """Report a run folder whose control files are malformed, once (claimed by a marker)."""
+    marker = verify_markers.rejected_name(run.folder.prefix)
+    if verify_markers.claim(config.bucket, marker, {"run_id": run.folder.run_id}):
+        _report(config, run, None, "rejected", str(exc), message_id, now)
+        return 1
+    return 0
+
+
 def _export_incomplete(run: RunRef, config: Config, *, now: dt.datetime, message_id: str | None) -> int:
     """``_run.json`` but no manifest past the deadline: the export did not finish."""
     try:
         routing = load_run(config.bucket, run.folder)
     except RejectedInput as exc:
-        if verify_markers.claim(
-            config.bucket, verify_markers.rejected_name(run.folder.prefix), {"run_id": run.folder.run_id}
-        ):
-            _report(config, run, None, "rejected", str(exc), message_id, now)
-            return 1
-        return 0
+        return _reject_once(config, run, exc, message_id, now)
     if routing is None:
         return 0
     minutes = int((now - run.started).total_seconds() // 60) if run.started else None

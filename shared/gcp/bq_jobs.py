@@ -22,6 +22,7 @@ from google.api_core import exceptions as gexc
 
 from shared import log
 from shared.errors import PermanentError, TransientError
+from shared.gcp.api_errors import TRANSIENT_API_ERRORS
 from shared.retry import retry_call
 
 logger = log.get_logger(__name__)
@@ -32,17 +33,7 @@ TRANSIENT_JOB_REASONS = frozenset(
 MAX_JOB_ATTEMPTS = 3
 API_DEADLINE_S = 30.0  # bound on the client library's own retries per call (its default is 600 s)
 QUERY_TIMEOUT_S = 120.0
-_TRANSIENT = (
-    gexc.TooManyRequests,
-    gexc.InternalServerError,
-    gexc.BadGateway,
-    gexc.ServiceUnavailable,
-    gexc.GatewayTimeout,
-    gexc.DeadlineExceeded,
-    gexc.RetryError,
-    ConnectionError,
-    TimeoutError,
-)
+_TRANSIENT = TRANSIENT_API_ERRORS
 
 
 def _reason(exc: gexc.GoogleAPICallError) -> str:

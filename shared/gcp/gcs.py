@@ -26,22 +26,15 @@ from google.api_core import exceptions as gexc
 
 from shared.errors import PermanentError, TransientError
 from shared.gcp import clients
+from shared.gcp.api_errors import TRANSIENT_API_ERRORS
 from shared.retry import retry_call
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 _TRANSIENT = (
-    gexc.TooManyRequests,
-    gexc.InternalServerError,
-    gexc.BadGateway,
-    gexc.ServiceUnavailable,
-    gexc.GatewayTimeout,
-    gexc.DeadlineExceeded,
-    gexc.RetryError,
+    *TRANSIENT_API_ERRORS,
     gexc.RequestRangeNotSatisfiable,
     requests.ConnectionError,
     requests.Timeout,
-    ConnectionError,
-    TimeoutError,
 )
 
 
