@@ -1,6 +1,6 @@
 """Box chunked upload: 1 GB from the GCS emulator to the local Box API, offsite vs box-sdk-gen.
 
-Both sides read the same object through the same stream (``shared.box_delivery.GenerationStream``,
+Both sides read the same object through the same stream (``shared.stages.upload_box.GenerationStream``,
 what upload_box reads) and
 upload it into a fresh folder of the same local Box API server (devstack.boxapi), each in its
 own child process so its RSS is its own:
@@ -70,8 +70,8 @@ def _point_at(gcs_url: str) -> None:
 
 def _stream() -> Any:
     """The stream upload_box reads (one ranged GET per part); both sides get the same one."""
-    from shared.box_delivery import GenerationStream
     from shared.gcp import gcs
+    from shared.stages.upload_box import GenerationStream
 
     info = gcs.stat(BUCKET, OBJECT, missing_ok=False)
     assert info is not None
@@ -82,7 +82,7 @@ def offsite_upload(gcs_url: str, box_url: str, token: str, folder: str, size: in
     """Child: stream the object into Box with offsite's BoxDestination."""
     _point_at(gcs_url)
     from shared.config import BoxAuth, BoxDestination
-    from shared.destinations.box import BoxDestination as Box
+    from shared.destinations.box.destination import BoxDestination as Box
     from shared.secrets import Secret
 
     settings = BoxDestination(

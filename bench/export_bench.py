@@ -1,6 +1,6 @@
 """Export: a 2 M-row table → Parquet files in GCS through the local warehouse, rows/s, vs plain pyarrow.
 
-offsite: ``shared.export.run_export`` — export_table's own steps (``_run.json``, the export job,
+offsite: ``shared.stages.export.run_export`` — export_table's own steps (``_run.json``, the export job,
 the manifest) — with the local warehouse (``shared.gcp.bigquery.warehouse`` with
 ``OFFSITE_WAREHOUSE=local``): rows read from bqemulator over its Storage Read API (gRPC, Arrow),
 written as SNAPPY Parquet shards of the stack's ``shard_size_bytes`` and uploaded to
@@ -44,10 +44,10 @@ def table_name(rows: int) -> str:
 def offsite_export(config_path: str, project: str, rows: int, run_ids: list[str]) -> dict[str, Any]:
     """Child: export_table's steps for one table through the local warehouse, once per run id."""
     from shared.config_load import load_config
-    from shared.export import run_export
     from shared.gcp.bigquery import warehouse
     from shared.layout import RunFolder, default_file_name
     from shared.messages import Source, TableExport
+    from shared.stages.export import run_export
 
     config = dataclasses.replace(load_config(config_path), bucket=BUCKET)
     wh = warehouse(config.shard_size_bytes)

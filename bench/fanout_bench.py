@@ -2,7 +2,7 @@
 
 Two figures per size N, both against the emulators of the running local stack:
 
-1. fan_out's code path (``shared.fan_out.fan_out``), in a child process, on a CloudEvent like the
+1. fan_out's code path (``shared.stages.fan_out.fan_out``), in a child process, on a CloudEvent like the
    one functions-framework hands it: list the dataset in bqemulator, plan, publish N TableExport
    messages on the Pub/Sub emulator. Peer: the floor — the same N messages published with the
    same client all at once (every future first, then wait). The messages go to a sandbox
@@ -101,10 +101,10 @@ def _request_event(dataset: str, run_id: str) -> dict[str, Any]:
 
 def code_path_child(tables: int, runs: int, config_path: str, project: str, peer: bool) -> dict[str, Any]:
     """Child: ``runs`` fan_out calls (or, as the peer, batched publishes of the same messages)."""
-    from shared import fan_out as stage
     from shared.config_load import load_config
     from shared.gcp import clients
     from shared.gcp.bigquery import BigQueryWarehouse
+    from shared.stages import fan_out as stage
     from shared.topology import TABLE_EXPORTS
 
     config = load_config(config_path)

@@ -68,10 +68,10 @@ def offsite_transfer(
     os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
     os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "offsite-bench")
     from shared.config import SftpPartner
-    from shared.destinations.sftp import SftpDestination
+    from shared.delivery.sftp_source import ObjectSource
+    from shared.destinations.sftp.destination import SftpDestination
     from shared.gcp import gcs
     from shared.secrets import Secret
-    from shared.sftp_source import ObjectSource
 
     partner = SftpPartner(
         host="127.0.0.1",

@@ -47,11 +47,11 @@ def _already_running(root: Path) -> bool:
 
 def run_demo(root: Path, *, keep: bool = False, timeout_s: float = 600.0, echo: Callable[[str], None] = print) -> int:
     """Run the demo; returns the process exit status."""
+    from devstack.demo_summary import Progress, summary_lines, wait_for_results
     from shared import runtime
-    from shared.demo_summary import Progress, summary_lines, wait_for_results
-    from shared.fan_out import new_run_id
     from shared.gcp import pubsub
     from shared.messages import ExportRequest
+    from shared.stages.fan_out import new_run_id
     from shared.topology import EXPORT_REQUESTS
 
     reuse = _already_running(root)

@@ -3,9 +3,9 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import stage
-from shared.export import export_table as run_export
-from shared.fan_out import fan_out as run_fan_out
+from shared.stages import runner as stage
+from shared.stages.export import export_table as run_export
+from shared.stages.fan_out import fan_out as run_fan_out
 
 
 @functions_framework.cloud_event

@@ -3,8 +3,8 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import stage
-from shared.sftp_delivery import transfer_sftp as deliver
+from shared.stages import runner as stage
+from shared.stages.transfer_sftp import transfer_sftp as deliver
 
 
 @functions_framework.cloud_event

@@ -3,8 +3,8 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import stage
-from shared.box_delivery import upload_box as deliver
+from shared.stages import runner as stage
+from shared.stages.upload_box import upload_box as deliver
 
 
 @functions_framework.cloud_event

@@ -3,8 +3,8 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import stage
-from shared.verify_stage import verify as run_verify
+from shared.stages import runner as stage
+from shared.stages.verify import verify as run_verify
 
 
 @functions_framework.cloud_event

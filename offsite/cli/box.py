@@ -13,7 +13,7 @@ import typer
 from offsite.cli.common import ConfigOption, load_cli_config
 from shared.config import BoxDestination as BoxSettings
 from shared.destinations.base import normalize_path
-from shared.destinations.box import BoxDestination
+from shared.destinations.box.destination import BoxDestination
 from shared.errors import OffsiteError
 
 app = typer.Typer(no_args_is_help=True)

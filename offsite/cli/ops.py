@@ -50,7 +50,7 @@ def parse_since(value: str) -> dt.timedelta:
 
 def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list[dict[str, Any]]:
     """One row per (run, source): latest status per destination, sizes, duration, last failure."""
-    from shared.demo_summary import source_label
+    from devstack.demo_summary import source_label
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:  # oldest first: later results overwrite earlier ones
@@ -91,7 +91,7 @@ def status(
     config: ConfigOption = None,
 ) -> None:
     """Runs and their verify results per destination (from the run history in GCS)."""
-    from shared.run_history import read
+    from shared.reporting.history import read
 
     cfg = load_cli_config(config)
     start = dt.datetime.now(dt.UTC) - parse_since(since)
@@ -167,9 +167,9 @@ def local_checks(
 ) -> list[VerifyResult]:
     """The engine on every run folder of ``run_id`` (and destination), as results (not published)."""
     from shared.errors import RejectedInput
-    from shared.verify_flow import RunContext, Trigger, build_result, classify, run_comparison, utcnow
-    from shared.verify_markers import read_state
-    from shared.verify_runs import RunObjects, find_runs, folder_source, load_manifest
+    from shared.verify.flow import RunContext, Trigger, build_result, classify, run_comparison, utcnow
+    from shared.verify.markers import read_state
+    from shared.verify.runs import RunObjects, find_runs, folder_source, load_manifest
 
     runs = find_runs(cfg.bucket, cfg.export_prefix, cfg.project, run_id=run_id)
     if not runs:
@@ -215,7 +215,7 @@ def local_checks(
 
 
 def _print_check(r: VerifyResult) -> None:
-    from shared.demo_summary import source_label
+    from devstack.demo_summary import source_label
 
     typer.echo(f"{r.run_id}  {source_label(r.source)}  {r.date}  → {r.destination or '-'}: {r.status.upper()}")
     if r.check:
@@ -349,7 +349,7 @@ def replay_one(sub: Any, message: Any) -> str:
     """Replay one dead-lettered message; returns what was done."""
     from shared.errors import PermanentError
     from shared.gcp import pubsub
-    from shared.verify_heal import HEAL_DESTINATION_KEY, rewrite
+    from shared.verify.heal import HEAL_DESTINATION_KEY, rewrite
 
     if sub.trigger.kind == "pubsub":
         attributes = {k: v for k, v in message.attributes.items() if not k.startswith(DEAD_LETTER_PREFIX)}

@@ -85,7 +85,7 @@ def run(
     config: ConfigOption = None,
 ) -> None:
     """Publish an export request on export-requests and print its run id."""
-    from shared.fan_out import check_request, new_run_id
+    from shared.stages.fan_out import check_request, new_run_id
 
     body = request_body(
         dataset=dataset,
@@ -126,8 +126,8 @@ def run(
 
 def expected_exports(request: ExportRequest, cfg: Config, published_at: dt.datetime) -> list[TableExport]:
     """What fan_out will publish for this request (its plan, with our publish time)."""
-    from shared.fan_out import plan
     from shared.gcp.bigquery import warehouse
+    from shared.stages.fan_out import plan
 
     wh = warehouse(cfg.shard_size_bytes) if request.dataset else None
     assert request.run_id is not None

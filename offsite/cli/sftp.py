@@ -156,7 +156,7 @@ def partner_command(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def _destination(target: Target) -> Any:
-    from shared.destinations.sftp import SftpDestination
+    from shared.destinations.sftp.destination import SftpDestination
 
     return SftpDestination(target.name, target.partner)
 
@@ -172,7 +172,7 @@ def _inside(target: Target, path: str) -> str:
 
 
 def _listing(session: Any, folder: str) -> list[Any]:
-    from shared.sftp_connect import sftp_errors
+    from shared.destinations.sftp.connect import sftp_errors
 
     with sftp_errors(session.partner, "listing", folder):
         return sorted(session.sftp.listdir_attr(folder), key=lambda a: a.filename)
@@ -186,7 +186,7 @@ def _long(attrs: Any) -> str:
 
 def _remove_tree(session: Any, path: str) -> Iterator[str]:
     """Delete ``path`` (file or folder, recursively); yields each removed path."""
-    from shared.sftp_connect import sftp_errors
+    from shared.destinations.sftp.connect import sftp_errors
 
     with sftp_errors(session.partner, "deleting", path):
         attrs = session.sftp.lstat(path)
@@ -205,7 +205,7 @@ def _remove_tree(session: Any, path: str) -> Iterator[str]:
 @partner_command
 def check(target: Target) -> None:
     """Connect, verify the host key, log in and look at the partner directory."""
-    from shared.sftp_connect import open_session, sftp_errors
+    from shared.destinations.sftp.connect import open_session, sftp_errors
 
     started = time.monotonic()
     session = open_session(target.name, target.partner)
@@ -238,8 +238,8 @@ def host_key(
     port: Annotated[int, typer.Option("--port", help="SSH port.")] = 22,
 ) -> None:
     """Show the host key a server offers, to confirm with the partner before pinning it."""
-    from shared.sftp_connect import scan_host_key
-    from shared.sftp_hostkeys import describe_key, known_hosts_line
+    from shared.destinations.sftp.connect import scan_host_key
+    from shared.destinations.sftp.hostkeys import describe_key, known_hosts_line
 
     try:
         kind, blob = scan_host_key(host, port)
@@ -260,7 +260,7 @@ def ls(
     long: Annotated[bool, typer.Option("-l", "--long", help="Mode, size, modification time.")] = False,
 ) -> None:
     """List a folder of the partner directory."""
-    from shared.sftp_connect import open_session
+    from shared.destinations.sftp.connect import open_session
 
     folder = _inside(target, path)
     session = open_session(target.name, target.partner)
@@ -279,7 +279,7 @@ def tree(
     depth: Annotated[int, typer.Option("--depth", help="Levels to show.")] = 3,
 ) -> None:
     """Show the folder tree below a folder, with file sizes."""
-    from shared.sftp_connect import open_session
+    from shared.destinations.sftp.connect import open_session
 
     folder = _inside(target, path)
     session = open_session(target.name, target.partner)
@@ -308,8 +308,8 @@ def upload(
     remote_file: Annotated[str, typer.Option("--remote-file", help="Path relative to the partner directory.")],
 ) -> None:
     """Stream one GCS object to the server (temp name + atomic rename; skipped when identical)."""
+    from shared.delivery.sftp_source import ObjectSource
     from shared.gcp import gcs
-    from shared.sftp_source import ObjectSource
 
     if not gcs_uri.startswith("gs://") or "/" not in gcs_uri[5:]:
         raise ConfigError(f"--gcs-uri {gcs_uri!r} is not gs://BUCKET/OBJECT")
@@ -340,7 +340,7 @@ def rm(
     force: Annotated[bool, typer.Option("-f", "--force", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a file, or a folder with -r. Never outside the partner directory."""
-    from shared.sftp_connect import open_session, sftp_errors
+    from shared.destinations.sftp.connect import open_session, sftp_errors
 
     full = _inside(target, path)
     if full == posixpath.normpath(target.partner.directory):
@@ -368,7 +368,7 @@ def clear(
     force: Annotated[bool, typer.Option("-f", "--force", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete everything inside the partner directory (the directory itself stays)."""
-    from shared.sftp_connect import open_session
+    from shared.destinations.sftp.connect import open_session
 
     root = posixpath.normpath(target.partner.directory)
     if root == "/":

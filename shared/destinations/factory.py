@@ -27,13 +27,13 @@ def open_destination(name: str, config: Config) -> Destination:
     if name == "box":
         if config.destinations.box is None:
             raise ConfigError("destinations.box: 'box' is routed to but no Box destination is configured")
-        from shared.destinations import box
+        from shared.destinations.box import destination as box
 
         return box.for_settings(config.destinations.box)
     if name.startswith(SFTP_PREFIX):
         partner_name = name[len(SFTP_PREFIX) :]
         partner = config.sftp_partner(partner_name)
-        from shared.destinations import sftp
+        from shared.destinations.sftp import destination as sftp
 
         return sftp.SftpDestination(partner_name, partner)
     if name == "memory":

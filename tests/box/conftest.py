@@ -11,9 +11,9 @@ import pytest
 
 from devstack.boxapi import BoxApiServer
 from devstack.state import StackInfo
-from shared.box_folders import clear_cache
 from shared.config import BoxDestination, Config, Destinations
-from shared.destinations import box as box_module
+from shared.destinations.box import destination as box_module
+from shared.destinations.box.folders import clear_cache
 from tests.box.pipeline import Pipeline
 from tests.box.support import box_settings
 
@@ -29,7 +29,7 @@ def box_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoxApiServe
 @pytest.fixture
 def box_root(box_server: BoxApiServer) -> Iterator[str]:
     """A fresh, uniquely named folder under the Box root; deleted (recursively) afterwards."""
-    from shared.destinations.box import BoxDestination as Box
+    from shared.destinations.box.destination import BoxDestination as Box
 
     clear_cache()
     box_server.clear_faults()

@@ -19,12 +19,12 @@ from typing import Any, Self
 from google.api_core import exceptions as gexc
 
 from devstack.boxapi import BoxApiServer
-from shared.box_delivery import upload_box
 from shared.config import Config
-from shared.destinations.box import BoxDestination
+from shared.destinations.box.destination import BoxDestination
 from shared.gcp import clients, gcs
 from shared.layout import RunFolder
 from shared.messages import DeliveryReceipt, Source, TableExport
+from shared.stages.upload_box import upload_box
 from shared.topology import DELIVERIES, GCS_FINALIZED
 from tests.box.support import api_get
 

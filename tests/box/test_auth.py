@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.boxapi import BoxApiServer
-from shared.box_http import BoxHttp
 from shared.config import BoxAuth, Destinations
-from shared.destinations.box import BoxDestination
+from shared.destinations.box.destination import BoxDestination
+from shared.destinations.box.http import BoxHttp
 from shared.errors import ConfigError, PermanentError
 from shared.secrets import Secret
 from tests.box.pipeline import Pipeline

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from devstack.boxapi import BoxApiServer
 from offsite.cli import app
 from shared.config import BoxDestination as BoxSettings
-from shared.destinations.box import BoxDestination
+from shared.destinations.box.destination import BoxDestination
 
 
 def write_config(tmp_path: Path, box_server: BoxApiServer, root: str) -> Path:

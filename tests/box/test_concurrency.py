@@ -9,9 +9,9 @@ import threading
 from collections.abc import Callable
 
 from devstack.boxapi import BoxApiServer
-from shared.box_folders import clear_cache
 from shared.config import BoxDestination as BoxSettings
-from shared.destinations.box import BoxDestination
+from shared.destinations.box.destination import BoxDestination
+from shared.destinations.box.folders import clear_cache
 from tests.box.pipeline import Pipeline
 
 TREE = "GCP/bigquery/sales/orders/20250108/rconcurrent"

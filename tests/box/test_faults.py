@@ -12,7 +12,7 @@ import pytest
 
 from devstack.boxapi import BoxApiServer
 from shared.config import BoxDestination as BoxSettings
-from shared.destinations.box import BoxDestination
+from shared.destinations.box.destination import BoxDestination
 from shared.errors import TransientError
 from tests.box.support import api_get
 

@@ -16,7 +16,7 @@ import pytest
 
 from devstack.state import StackInfo
 from shared.config_load import load_config
-from shared.destinations.box import BoxDestination
+from shared.destinations.box.destination import BoxDestination
 from shared.gcp import clients, gcs
 from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from devstack.boxapi import BoxApiServer
-from shared.box_folders import clear_cache
-from shared.destinations.box import BoxDestination
+from shared.destinations.box.destination import BoxDestination
+from shared.destinations.box.folders import clear_cache
 from tests.box.support import box_settings
 
 _server: BoxApiServer | None = None

@@ -17,7 +17,7 @@ import pytest
 
 from devstack.sftpserver import AsyncSshServer
 from shared.config import SftpPartner
-from shared.destinations.sftp import SftpDestination
+from shared.destinations.sftp.destination import SftpDestination
 from shared.secrets import Secret
 
 _server: tuple[AsyncSshServer, Path, Path] | None = None

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from shared.config import SftpPartner
-from shared.destinations.sftp import SftpDestination
+from shared.destinations.sftp.destination import SftpDestination
 from shared.secrets import Secret
 
 

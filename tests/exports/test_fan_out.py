@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from shared.fan_out import derive_run_id
 from shared.messages import TableExport
+from shared.stages.fan_out import derive_run_id
 from shared.topology import TABLE_EXPORTS
 from tests.exports.conftest import ExportsKit
 

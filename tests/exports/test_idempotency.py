@@ -9,11 +9,11 @@ import time
 import pytest
 
 from shared.errors import TransientError
-from shared.export import file_pattern, run_folder
 from shared.gcp import gcs
 from shared.gcp.bigquery import ExportJob, TableRef, job_id_for
 from shared.gcp.local_warehouse import LocalWarehouse
 from shared.messages import TableExport
+from shared.stages.export import file_pattern, run_folder
 from shared.topology import TABLE_EXPORTS, VERIFY_RESULTS
 from tests.exports.conftest import ExportsKit, manifest_of, table_task
 

@@ -6,8 +6,8 @@ import base64
 import datetime as dt
 import json
 
-from shared.fan_out import derive_run_id
 from shared.messages import TableExport
+from shared.stages.fan_out import derive_run_id
 from shared.topology import TABLE_EXPORTS
 from tests.exports.conftest import DATA, ExportsKit, manifest_of
 

@@ -210,9 +210,9 @@ def test_one_service_account_per_function(example: Module) -> None:
 
 def test_granted_prefixes_are_where_shared_writes() -> None:
     """The conditional grants name the prefixes the code writes under; a renamed prefix fails here."""
-    from shared.alerts import ALERTS_PREFIX
     from shared.config import Config
-    from shared.run_history import RESULTS_PREFIX
+    from shared.reporting.alerts import ALERTS_PREFIX
+    from shared.reporting.history import RESULTS_PREFIX
 
     iam_tf = (INFRA / "iam.tf").read_text()
     assert f'prefix = "{RESULTS_PREFIX}"' in iam_tf

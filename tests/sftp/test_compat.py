@@ -14,7 +14,7 @@ import pytest
 
 from devstack.sftpserver import AsyncSshServer
 from shared.config import SftpPartner
-from shared.destinations.sftp import SftpDestination
+from shared.destinations.sftp.destination import SftpDestination
 from shared.errors import PermanentError
 from shared.secrets import Secret
 from tests.sftp.sshd_server import keygen

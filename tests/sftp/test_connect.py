@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from shared.destinations.sftp.connect import open_session
+from shared.destinations.sftp.hostkeys import entries_for, parse_known_hosts
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.secrets import Secret
-from shared.sftp_connect import open_session
-from shared.sftp_hostkeys import entries_for, parse_known_hosts
 from tests.sftp.conftest import PartnerFactory, make_partner
 from tests.sftp.sshd_server import PASSWORD, Sshd, fingerprint, keygen
 

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from devstack.state import StackInfo
-from shared import sftp_delivery
 from shared.config import Config, Destinations, SftpPartner
 from shared.config_load import load_config
 from shared.errors import PermanentError, TransientError
@@ -25,7 +24,8 @@ from shared.gcp import clients, gcs
 from shared.layout import RunFolder
 from shared.messages import DeliveryReceipt, Source, TableExport
 from shared.secrets import Secret
-from shared.sftp_delivery import transfer_sftp
+from shared.stages import transfer_sftp as sftp_delivery
+from shared.stages.transfer_sftp import transfer_sftp
 from shared.topology import DELIVERIES
 from tests.sftp.conftest import make_partner
 from tests.sftp.sshd_server import Sshd

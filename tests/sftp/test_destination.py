@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.destinations import sftp as sftp_module
-from shared.destinations.sftp import SftpDestination
+from shared.destinations.sftp import destination as sftp_module
+from shared.destinations.sftp.destination import SftpDestination
+from shared.destinations.sftp.pool import limiter_for
 from shared.errors import PermanentError, TransientError
 from shared.secrets import Secret
-from shared.sftp_pool import limiter_for
 from tests.sftp.conftest import PartnerFactory, make_partner
 from tests.sftp.sshd_server import Sshd
 from tests.sftp.tcp_proxy import CuttingProxy
@@ -193,8 +193,8 @@ def test_sha1sum_on_an_sftp_only_account_says_which_switch_to_change(partner: Pa
 
 
 def test_cipher_is_configurable(partner: PartnerFactory) -> None:
+    from shared.destinations.sftp.connect import open_session
     from shared.errors import ConfigError
-    from shared.sftp_connect import open_session
 
     session = open_session("acme", partner(ciphers=("aes256-ctr",)))
     try:

@@ -14,10 +14,10 @@ import pytest
 
 from devstack.ports import free_port
 from shared import log
-from shared.alerts import ProcessRateLimiter, alert, message, rate_key, rerun_commands
 from shared.config import Config
 from shared.config_load import from_dict
 from shared.messages import VerifyResult
+from shared.reporting.alerts import ProcessRateLimiter, alert, message, rate_key, rerun_commands
 
 
 class Webhook:

@@ -10,9 +10,17 @@ import pytest
 
 from shared.config_load import load_config
 from shared.errors import ConfigError, RejectedInput
-from shared.export import BUDGET_ENV, DEFAULT_BUDGET_S, check_task, file_pattern, run_folder, shard_regex, time_budget_s
 from shared.layout import RunFolder, default_file_name
 from shared.messages import Source, TableExport
+from shared.stages.export import (
+    BUDGET_ENV,
+    DEFAULT_BUDGET_S,
+    check_task,
+    file_pattern,
+    run_folder,
+    shard_regex,
+    time_budget_s,
+)
 
 CONFIG = """
 project: p1

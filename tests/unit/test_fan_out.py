@@ -10,7 +10,9 @@ import pytest
 
 from shared.config_load import load_config
 from shared.errors import RejectedInput
-from shared.fan_out import (
+from shared.gcp.bigquery import TableInfo
+from shared.messages import RUN_ID_RE, ExportRequest
+from shared.stages.fan_out import (
     check_request,
     derive_run_id,
     destinations,
@@ -20,8 +22,6 @@ from shared.fan_out import (
     scheduled_date,
     select_tables,
 )
-from shared.gcp.bigquery import TableInfo
-from shared.messages import RUN_ID_RE, ExportRequest
 
 CONFIG = """
 project: p1

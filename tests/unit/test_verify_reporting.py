@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 import typer
 
+from devstack.demo_summary import Delivery, Progress, summary_lines
 from offsite.cli.ops import parse_since, status_rows
-from shared.demo_summary import Delivery, Progress, summary_lines
 from shared.messages import VerifyResult
-from shared.run_history import days, object_name
+from shared.reporting.history import days, object_name
 
 ORDERS = {"mode": "table", "project": "p", "dataset": "sales", "table": "orders"}
 PRODUCTS = {"mode": "query", "project": "p", "export": "product_data"}

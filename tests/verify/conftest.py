@@ -25,14 +25,15 @@ import pytest
 import yaml
 
 from devstack.state import StackInfo
-from shared import runtime, stage
+from shared import runtime
 from shared.destinations import factory
 from shared.gcp import clients, gcs
 from shared.layout import RunFolder, default_file_name, remote_folder
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import DeliveryReceipt, Source, TableExport, VerifyResult
+from shared.stages import runner as stage
+from shared.stages.verify import verify
 from shared.topology import DELIVERIES, GCS_FINALIZED, PUBSUB_PUBLISHED, VERIFY_REQUESTS, VERIFY_RESULTS
-from shared.verify_stage import verify
 
 DAY = dt.date(2025, 1, 8)
 
@@ -163,8 +164,8 @@ class VerifyStack:
         (Each gets its own event because fake-gcs-server, unlike GCS, gives an object a new
         generation when its metadata is patched — which an upload function does after delivering.)
         """
-        from shared.box_delivery import upload_box
-        from shared.sftp_delivery import transfer_sftp
+        from shared.stages.transfer_sftp import transfer_sftp
+        from shared.stages.upload_box import upload_box
 
         stage.run("upload_box", self.storage_event(run.folder.prefix + name), upload_box)
         stage.run("transfer_sftp", self.storage_event(run.folder.prefix + name), transfer_sftp)

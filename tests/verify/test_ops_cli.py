@@ -8,8 +8,8 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
+from devstack.demo_summary import summary_lines, wait_for_results
 from offsite.cli import app
-from shared.demo_summary import summary_lines, wait_for_results
 from shared.destinations import factory
 from shared.gcp import gcs
 from shared.messages import VerifyRequest

@@ -22,12 +22,12 @@ import pytest
 from devstack.state import StackInfo
 from devstack.webhook_sink import read_messages
 from shared import runtime
-from shared.destinations.sftp import SftpDestination
+from shared.destinations.sftp.destination import SftpDestination
 from shared.gcp import clients, gcs
 from shared.layout import RunFolder, default_file_name, remote_folder
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import DeliveryReceipt, Source, VerifyResult
-from shared.run_history import read as read_history
+from shared.reporting.history import read as read_history
 from shared.topology import DELIVERIES, EXPORT_REQUESTS, FUNCTIONS, VERIFY_REQUESTS
 
 pytestmark = pytest.mark.stack
@@ -178,7 +178,7 @@ def test_stopped_upload_function_is_incomplete_from_the_sweep_with_a_slack_messa
         seed_products()
         run_id = export(info)
         wait_for(info.bucket, run_id, lambda rs: bool(final(rs, "box")), "the box result")
-        from shared.verify_sweep import sweep
+        from shared.verify.sweep import sweep
 
         sweep(runtime.config(), now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=3))
         [incomplete] = [r for r in history(info.bucket, run_id) if r.destination == "sftp:local"]

@@ -11,8 +11,8 @@ import datetime as dt
 import pytest
 
 from shared.runtime import config
-from shared.verify_markers import read_state
-from shared.verify_sweep import sweep
+from shared.verify.markers import read_state
+from shared.verify.sweep import sweep
 from tests.verify.conftest import VerifyStack
 
 pytestmark = pytest.mark.stack

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.gcp import gcs
-from shared.verify_heal import HEAL_DESTINATION_KEY
+from shared.verify.heal import HEAL_DESTINATION_KEY
 from tests.verify.conftest import Run, VerifyStack
 
 pytestmark = pytest.mark.stack

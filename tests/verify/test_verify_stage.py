@@ -15,9 +15,9 @@ import pytest
 
 from shared.destinations import factory
 from shared.gcp import gcs
-from shared.run_history import read as read_history
-from shared.verify_heal import HEAL_ATTEMPT_KEY, HEAL_DESTINATION_KEY
-from shared.verify_markers import read_state, rejected_name, result_name
+from shared.reporting.history import read as read_history
+from shared.verify.heal import HEAL_ATTEMPT_KEY, HEAL_DESTINATION_KEY
+from shared.verify.markers import read_state, rejected_name, result_name
 from tests.verify.conftest import VerifyStack
 
 pytestmark = pytest.mark.stack

@@ -2,7 +2,7 @@
 
 ``gs://BUCKET/results/{YYYYMMDD}/{run_id}/{destination}/{finished_at}-{status}-{n}.json``
 (``YYYYMMDD`` is the UTC day the result was reported; ``-`` stands for an unknown run id or
-destination, e.g. a rejected message). Written by :func:`shared.results.report` next to the
+destination, e.g. a rejected message). Written by :func:`shared.reporting.results.report` next to the
 ``verify-results`` publication, read by ``offsite status`` and the demo summary.
 
 Why GCS and not a subscription on verify-results: the history must survive with nobody

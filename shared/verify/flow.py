@@ -1,7 +1,7 @@
 """One verification of one run folder at one destination: compare, then decide what to publish.
 
-The engine (:mod:`shared.verify`) says what differs; this module decides, with the GCS markers
-of :mod:`shared.verify_markers`, whether that is the moment to publish and what:
+The engine (:mod:`shared.verify.engine`) says what differs; this module decides, with the GCS markers
+of :mod:`shared.verify.markers`, whether that is the moment to publish and what:
 
 - receipt / manifest triggers (automatic): nothing until every file of the manifest is at
   the destination; then exactly one ``in_sync`` or ``mismatch`` per heal round, claimed with
@@ -22,18 +22,20 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from shared import log, verify_heal, verify_markers
+from shared import log
 from shared.config import Config
 from shared.destinations import factory
 from shared.gcp import gcs
 from shared.layout import RunFolder, remote_folder
 from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt, VerifyResult
-from shared.results import report
-from shared.verify import Comparison, SourceSha1, compare
-from shared.verify_heal import HealPlan
-from shared.verify_markers import VerifyState
-from shared.verify_runs import RunObjects
+from shared.reporting.results import report
+from shared.verify import heal as verify_heal
+from shared.verify import markers as verify_markers
+from shared.verify.engine import Comparison, SourceSha1, compare
+from shared.verify.heal import HealPlan
+from shared.verify.markers import VerifyState
+from shared.verify.runs import RunObjects
 
 logger = log.get_logger(__name__)
 

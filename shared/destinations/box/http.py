@@ -4,7 +4,7 @@ box-sdk-gen's managers retry inside themselves (5 attempts) and cannot send part
 parallel or poll a 202 commit, so every API call offsite makes goes through here:
 
 - 2xx/3xx → the response;
-- 401 → the token is refreshed once (one owner, see :mod:`shared.box_auth`) and the request
+- 401 → the token is refreshed once (one owner, see :mod:`shared.destinations.box.auth`) and the request
   sent again; a second 401 is a ``PermanentError``;
 - 429 and 5xx, connection errors, timeouts → ``TransientError`` carrying ``Retry-After``;
 - other 4xx → :class:`BoxApiError` (a ``PermanentError``) with Box's ``code`` and
@@ -20,8 +20,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from shared.box_auth import BoxAuthenticator
 from shared.config import BoxDestination
+from shared.destinations.box.auth import BoxAuthenticator
 from shared.errors import PermanentError, TransientError
 from shared.retry import parse_retry_after, retry_call
 

@@ -21,14 +21,14 @@ from typing import Any
 from shared import log
 from shared.config import BoxDestination as BoxSettings
 from shared.config import Config
+from shared.delivery.routing import locate_data_file, routing_for
 from shared.destinations.base import PutResult
-from shared.destinations.box import for_settings
+from shared.destinations.box.destination import for_settings
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.events import StorageObject, parse_storage
 from shared.gcp import clients, gcs, pubsub
 from shared.layout import RunFolder, remote_folder
 from shared.messages import DeliveryReceipt, TableExport
-from shared.routing import locate_data_file, routing_for
 from shared.topology import DELIVERIES
 
 logger = log.get_logger(__name__)

@@ -18,7 +18,7 @@ from shared.gcp import clients, gcs
 from shared.layout import MANIFEST_NAME, QUERY_SEGMENT, RUN_NAME, RunFolder, parse_object_name, yyyymmdd
 from shared.manifest import Manifest, ManifestFile
 from shared.retry import retry_call
-from shared.verify import hash_stream
+from shared.verify.engine import hash_stream
 
 SHA1_METADATA_KEY = "sha1"  # set on each data object by the upload functions after delivery
 

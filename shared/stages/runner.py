@@ -50,7 +50,7 @@ def _context_fields(context: dict[str, Any]) -> dict[str, Any]:
 def _report(stage: str, event_id: str, exc: PermanentError, context: dict[str, Any]) -> None:
     """Publish the rejected/failed result; a failure to report is logged, not raised (no retry loop)."""
     from shared.messages import VerifyResult
-    from shared.results import report
+    from shared.reporting.results import report
 
     result = VerifyResult(
         status=exc.status,

@@ -33,12 +33,10 @@ from paramiko.sftp import CMD_EXTENDED, SFTP_OK, SFTP_PERMISSION_DENIED
 
 from shared.config import SftpPartner
 from shared.destinations.base import PutResult, RemoteFile, normalize_path
-from shared.errors import PermanentError, TransientError
-from shared.log import get_logger
-from shared.sftp_connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
-from shared.sftp_hash import remote_sha1
-from shared.sftp_pool import SessionPool
-from shared.sftp_stream import (
+from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
+from shared.destinations.sftp.hashing import remote_sha1
+from shared.destinations.sftp.pool import SessionPool
+from shared.destinations.sftp.stream import (
     ChunkFeeder,
     OpenRefused,
     PipelinedReader,
@@ -47,6 +45,8 @@ from shared.sftp_stream import (
     open_for_write,
     stream_to_handles,
 )
+from shared.errors import PermanentError, TransientError
+from shared.log import get_logger
 
 log = get_logger(__name__)
 STALE_PROBE_S = 3.0  # a .partial whose size and mtime do not move for this long is a leftover

@@ -6,10 +6,10 @@ Triggers:
   that run folder at each of its manifest's destinations;
 - ``verify-requests`` (Pub/Sub): ``{run_id}`` (every run folder of the run id),
   ``{dataset, table, date}`` or ``{export, date}`` (the latest run folder of that day),
-  optionally one ``destination``; or ``{"sweep": true}`` (:mod:`shared.verify_sweep`).
+  optionally one ``destination``; or ``{"sweep": true}`` (:mod:`shared.verify.sweep`).
 
 Stateless: every trigger re-reads the manifest, the markers and the destination listing
-(:mod:`shared.verify_flow` decides what to publish). Bad input — a malformed request or
+(:mod:`shared.verify.flow` decides what to publish). Bad input — a malformed request or
 receipt, an unknown run id, a manifest that is not valid JSON or of an unknown
 schema_version — raises RejectedInput: the stage reports it as ``rejected`` and acks it. A bad
 manifest reached by automatic triggers is reported once (``_verify/rejected.json``).
@@ -20,19 +20,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared import log, verify_markers
+from shared import log
 from shared.config import Config
+from shared.delivery.routing import load_run
 from shared.errors import PermanentError, RejectedInput
 from shared.events import PubSubMessage, StorageObject, event_type, parse_pubsub, parse_storage
 from shared.gcp import gcs
 from shared.layout import MANIFEST_NAME, RunFolder, parse_object_name
 from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt, VerifyRequest, VerifyResult
-from shared.results import report
-from shared.routing import load_run
+from shared.reporting.results import report
 from shared.topology import DELIVERIES, GCS_FINALIZED, VERIFY_REQUESTS
-from shared.verify_flow import RunContext, Trigger, source_dict, verify_destination
-from shared.verify_runs import RunRef, find_runs, folder_source, load_manifest
+from shared.verify import markers as verify_markers
+from shared.verify.flow import RunContext, Trigger, source_dict, verify_destination
+from shared.verify.runs import RunRef, find_runs, folder_source, load_manifest
 
 logger = log.get_logger(__name__)
 
@@ -114,7 +115,7 @@ def on_receipt(receipt: DeliveryReceipt, config: Config, message_id: str) -> Non
 def on_request(request: VerifyRequest, config: Config, message_id: str) -> None:
     """On demand: always reports, one result per run folder and destination."""
     if request.sweep:
-        from shared.verify_sweep import sweep
+        from shared.verify.sweep import sweep
 
         sweep(config, message_id=message_id)
         return

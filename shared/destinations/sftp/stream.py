@@ -40,8 +40,8 @@ from paramiko.sftp import (
 from paramiko.sftp_attr import SFTPAttributes
 from paramiko.sftp_client import int64
 
+from shared.destinations.sftp.connect import SftpSession, raw_request, sftp_errors, status_of
 from shared.errors import OffsiteError, PermanentError, TransientError
-from shared.sftp_connect import SftpSession, raw_request, sftp_errors, status_of
 
 CHUNK_BYTES = 1024 * 1024  # one read from the source; cut into WRITE requests of session.max_write
 QUEUE_CHUNKS = 8  # chunks read ahead of the writers

@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterator
 
 from shared.config import SftpPartner
+from shared.destinations.sftp.connect import SftpSession, open_session
 from shared.errors import TransientError
-from shared.sftp_connect import SftpSession, open_session
 
 SESSION_WAIT_S = 300.0  # waiting for a free session; past it the delivery is retried later
 

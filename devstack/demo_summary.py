@@ -2,7 +2,7 @@
 
 Given run ids, :func:`wait_for_results` finds their run folders in GCS (one per table or query
 export), their destinations (manifest, else ``_run.json``), and polls the run history
-(:mod:`shared.run_history`) until each (run folder, destination) has a final result, or a
+(:mod:`shared.reporting.history`) until each (run folder, destination) has a final result, or a
 run-level failure (a ``rejected``/``failed`` result without a destination) ends it.
 :func:`summary_lines` formats them; ``all_in_sync`` is the demo's exit condition: every
 delivery ``in_sync`` with ``check: sha1``.
@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from shared.config import Config
+from shared.delivery.routing import load_run
 from shared.errors import PermanentError
 from shared.messages import VerifyResult
-from shared.routing import load_run
-from shared.run_history import read as read_history
-from shared.verify_runs import find_runs, folder_source, load_manifest
+from shared.reporting.history import read as read_history
+from shared.verify.runs import find_runs, folder_source, load_manifest
 
 FINAL = frozenset({"in_sync", "mismatch", "incomplete", "rejected", "failed"})
 

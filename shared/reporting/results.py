@@ -1,8 +1,8 @@
 """Reporting a VerifyResult: the one entry point for every stage's outcome.
 
 :func:`report` publishes the result on ``verify-results`` (a failure there raises: the caller
-decides), then, best effort, appends it to the run history (:mod:`shared.run_history`) and
-sends a Slack alert when the status needs a person (:mod:`shared.alerts`). History and alert
+decides), then, best effort, appends it to the run history (:mod:`shared.reporting.history`) and
+sends a Slack alert when the status needs a person (:mod:`shared.reporting.alerts`). History and alert
 failures are logged, never raised: they must not make a stage retry.
 """
 
@@ -38,7 +38,7 @@ def report(result: VerifyResult, *, config: Config | None = None) -> str:
     if config is None:
         return message_id
     _record(config, result, now)
-    from shared.alerts import alert
+    from shared.reporting.alerts import alert
 
     alert(result, config)
     return message_id
@@ -55,7 +55,7 @@ def _config() -> Config | None:
 
 
 def _record(config: Config, result: VerifyResult, now: dt.datetime) -> None:
-    from shared.run_history import record
+    from shared.reporting.history import record
 
     try:
         record(config.bucket, result, now)

@@ -1,7 +1,7 @@
 """Opening an SFTP session to a partner, and the one place paramiko's exceptions become offsite's.
 
 A session is TCP + SSH with the host key verified *before* any credential is sent
-(:mod:`shared.sftp_hostkeys`; no auto-accept), then password or private-key auth, then the
+(:mod:`shared.destinations.sftp.hostkeys`; no auto-accept), then password or private-key auth, then the
 ``sftp`` subsystem with a large receive window. Ciphers: the partner's ``ciphers`` list when
 set, otherwise paramiko's list with AES-GCM moved to the front (the fastest on this machine
 by far; servers without GCM negotiate the next one). The server's SFTP extensions are read
@@ -27,9 +27,15 @@ from paramiko.message import Message
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT, CMD_STATUS, CMD_VERSION, SFTPError
 
 from shared.config import SftpPartner
+from shared.destinations.sftp.hostkeys import (
+    describe_key,
+    entries_for,
+    parse_known_hosts,
+    preferred_algorithms,
+    verify_host_key,
+)
 from shared.errors import ConfigError, OffsiteError, PermanentError, TransientError
 from shared.secrets import Secret
-from shared.sftp_hostkeys import describe_key, entries_for, parse_known_hosts, preferred_algorithms, verify_host_key
 
 WINDOW_BYTES = 64 * 1024 * 1024  # how much the server may send before we acknowledge (downloads)
 PACKET_BYTES = 32 * 1024  # SSH channel packet we accept; servers rarely send more anyway

@@ -7,7 +7,7 @@
    the others; when one fails transiently the event is retried, and the partners already done
    find their file unchanged and skip it (no re-upload).
 3. The bytes stream from GCS (that generation, never a temp file) through
-   :class:`~shared.destinations.sftp.SftpDestination`, CRC32C-checked against GCS before the
+   :class:`~shared.destinations.sftp.destination.SftpDestination`, CRC32C-checked against GCS before the
    file is published, SHA-1 computed on the way.
 4. "Unchanged" without a server-side hash: the object's custom metadata keeps, per partner,
    what was published (``offsite-sftp-NAME`` = path, size, server mtime, SHA-1). A redelivery
@@ -26,17 +26,17 @@ from typing import Any
 
 from shared import log
 from shared.config import Config, SftpPartner
+from shared.delivery.routing import locate_data_file, routing_for
+from shared.delivery.sftp_source import ObjectSource
 from shared.destinations.base import PutResult
-from shared.destinations.sftp import LedgerEntry, SftpDestination
+from shared.destinations.sftp.destination import LedgerEntry, SftpDestination
+from shared.destinations.sftp.pool import SessionPool
 from shared.errors import OffsiteError, PermanentError, TransientError
 from shared.events import StorageObject, parse_storage
 from shared.gcp import gcs, pubsub
 from shared.layout import RunFolder, remote_folder
 from shared.messages import DeliveryReceipt, TableExport, VerifyResult
 from shared.retry import retry_call
-from shared.routing import locate_data_file, routing_for
-from shared.sftp_pool import SessionPool
-from shared.sftp_source import ObjectSource
 from shared.topology import DELIVERIES
 
 logger = log.get_logger(__name__)
@@ -237,7 +237,7 @@ def _raise_for(failures: dict[str, OffsiteError], routing: TableExport) -> None:
 
 
 def _report_failed(name: str, exc: OffsiteError, routing: TableExport) -> None:
-    from shared.results import report
+    from shared.reporting.results import report
 
     try:
         report(

@@ -14,11 +14,19 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from shared.box_folders import BoxFolders, StaleFolder
-from shared.box_http import BoxApiError, BoxHttp
-from shared.box_upload import BoxFile, UploadSession, ensure_drained, file_info, preflight, read_exactly, upload_whole
 from shared.config import BoxDestination as BoxSettings
 from shared.destinations.base import PutResult, PutStatus, RemoteFile, normalize_path
+from shared.destinations.box.folders import BoxFolders, StaleFolder
+from shared.destinations.box.http import BoxApiError, BoxHttp
+from shared.destinations.box.upload import (
+    BoxFile,
+    UploadSession,
+    ensure_drained,
+    file_info,
+    preflight,
+    read_exactly,
+    upload_whole,
+)
 from shared.errors import PermanentError, TransientError
 from shared.log import get_logger
 

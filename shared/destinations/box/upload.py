@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from shared.box_http import BoxApiError, BoxHttp
+from shared.destinations.box.http import BoxApiError, BoxHttp
 from shared.errors import PermanentError, TransientError
 from shared.log import get_logger
 from shared.retry import parse_retry_after, retry_call

@@ -30,8 +30,8 @@ from shared.gcp import clients, gcs
 from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt
 from shared.retry import retry_call
-from shared.verify_markers import VerifyState, claim, heal_name, mark_done, read
-from shared.verify_runs import RunObjects
+from shared.verify.markers import VerifyState, claim, heal_name, mark_done, read
+from shared.verify.runs import RunObjects
 
 HEAL_DESTINATION_KEY = "offsite-heal-destination"
 HEAL_ATTEMPT_KEY = "offsite-heal-attempt"

@@ -20,15 +20,17 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from shared import log, verify_heal, verify_markers
+from shared import log
 from shared.config import Config
+from shared.delivery.routing import load_run
 from shared.errors import PermanentError, RejectedInput
 from shared.gcp import gcs
 from shared.messages import VerifyResult
-from shared.results import report
-from shared.routing import load_run
-from shared.verify_flow import RunContext, Trigger, utcnow, verify_destination
-from shared.verify_runs import GcsObject, RunRef, folder_source, list_objects, load_manifest, runs_in
+from shared.reporting.results import report
+from shared.verify import heal as verify_heal
+from shared.verify import markers as verify_markers
+from shared.verify.flow import RunContext, Trigger, utcnow, verify_destination
+from shared.verify.runs import GcsObject, RunRef, folder_source, list_objects, load_manifest, runs_in
 
 LOOKBACK_EXTRA = dt.timedelta(days=1)
 logger = log.get_logger(__name__)

@@ -211,7 +211,7 @@ def _names(tables: Any, limit: int = 20) -> str:
 def fan_out(event: Any, *, config: Config | None = None, wh: Warehouse | None = None) -> list[TableExport]:
     """Handle one export-requests CloudEvent: validate, plan, publish one table export each.
 
-    Bad input raises RejectedInput (reported and acked by shared.stage); BigQuery or Pub/Sub
+    Bad input raises RejectedInput (reported and acked by shared.stages.runner); BigQuery or Pub/Sub
     trouble raises TransientError (redelivered; the same run id makes the retry harmless).
     """
     from shared import runtime

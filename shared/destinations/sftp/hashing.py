@@ -5,7 +5,7 @@
   e.g. ProFTPD mod_sftp and paramiko-based servers; OpenSSH does not have it.
 - ``sha1sum``: ``sha1sum -- PATH…`` over an SSH exec channel, for accounts with a shell
   (not for ``ForceCommand internal-sftp`` accounts: those can only speak SFTP).
-- ``none``: no server-side hash; :mod:`shared.destinations.sftp` decides without one.
+- ``none``: no server-side hash; :mod:`shared.destinations.sftp.destination` decides without one.
 
 A configured method that the server does not support is a PermanentError telling which switch
 to change, never a silent downgrade to a weaker check.
@@ -20,8 +20,8 @@ import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_STATUS
 from paramiko.sftp_client import int64
 
+from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
 from shared.errors import PermanentError, TransientError
-from shared.sftp_connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
 
 HASH_METHODS = ("none", "check-file", "sha1sum")
 _BASE_TIMEOUT_S = 60.0
