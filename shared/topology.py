@@ -19,6 +19,7 @@ VERIFY_RESULTS = "verify-results"
 TOPICS: tuple[str, ...] = (EXPORT_REQUESTS, TABLE_EXPORTS, DELIVERIES, VERIFY_REQUESTS, VERIFY_RESULTS)
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
+GCS_TRIGGER = "gcs-finalized"  # the trigger name of storage triggers (Trigger.name)
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 
 
@@ -41,7 +42,7 @@ class Trigger:
 
     @property
     def name(self) -> str:
-        return self.topic if self.kind == "pubsub" and self.topic else "gcs-finalized"
+        return self.topic if self.kind == "pubsub" and self.topic else GCS_TRIGGER
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class FunctionSpec:
     timeout_s: int = 540
     memory_mb: int = 512
     max_instances: int = 10
+    serves: frozenset[str] = frozenset()
+    """Destination kinds this function delivers to (``box``, ``sftp``): delivery functions run
+    the same handler (shared.stages.deliver), each for its own kinds (own scaling, secrets, IAM)."""
 
     def subscription_name(self, trigger: Trigger) -> str:
         """Name of the push subscription (or Eventarc trigger) feeding this function."""
@@ -76,9 +80,18 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "export_table", "export_table", "export_table", (_pubsub(TABLE_EXPORTS),), timeout_s=540, memory_mb=1024
     ),
-    FunctionSpec("upload_box", "upload_box", "upload_box", (_GCS,), timeout_s=540, memory_mb=1024),
     FunctionSpec(
-        "transfer_sftp", "transfer_sftp", "transfer_sftp", (_GCS,), timeout_s=540, memory_mb=512, max_instances=4
+        "upload_box", "upload_box", "upload_box", (_GCS,), timeout_s=540, memory_mb=1024, serves=frozenset({"box"})
+    ),
+    FunctionSpec(
+        "transfer_sftp",
+        "transfer_sftp",
+        "transfer_sftp",
+        (_GCS,),
+        timeout_s=540,
+        memory_mb=512,
+        max_instances=4,
+        serves=frozenset({"sftp"}),
     ),
     FunctionSpec(
         "verify",

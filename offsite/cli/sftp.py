@@ -308,8 +308,9 @@ def upload(
     remote_file: Annotated[str, typer.Option("--remote-file", help="Path relative to the partner directory.")],
 ) -> None:
     """Stream one GCS object to the server (temp name + atomic rename; skipped when identical)."""
-    from shared.delivery.sftp_source import ObjectSource
+    from shared.delivery.operation import PREFETCH_BLOCKS
     from shared.gcp import gcs
+    from shared.gcp.reader import ObjectReader
 
     if not gcs_uri.startswith("gs://") or "/" not in gcs_uri[5:]:
         raise ConfigError(f"--gcs-uri {gcs_uri!r} is not gs://BUCKET/OBJECT")
@@ -319,10 +320,10 @@ def upload(
     if info is None:
         raise ConfigError(f"{gcs_uri} does not exist")
     started = time.monotonic()
-    source = ObjectSource(info)
+    source = ObjectReader(info, prefetch=PREFETCH_BLOCKS)
     with _destination(target) as destination:
         try:
-            result = destination.put(remote_file, source, info.size, sha1=info.metadata.get("sha1"))  # type: ignore[arg-type]
+            result = destination.put(remote_file, source, info.size, sha1=info.metadata.get("sha1"))
         finally:
             source.close()
         elapsed = time.monotonic() - started

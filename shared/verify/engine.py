@@ -34,7 +34,6 @@ from shared.manifest import Manifest, ManifestFile
 Check = Literal["sha1", "size-only"]
 SHA1: Check = "sha1"
 SIZE_ONLY: Check = "size-only"
-DEFAULT_PARTIAL_SUFFIXES: tuple[str, ...] = (".partial",)
 READ_CHUNK = 1024 * 1024
 
 SourceSha1 = Callable[[ManifestFile], str]
@@ -94,7 +93,7 @@ def choose_check(destination: Destination, *, download_hashes: bool, source_hash
     """Which check ``compare`` can do on ``destination``, and why when it is only ``size-only``."""
     if not source_hashes:
         return SIZE_ONLY, "no SHA-1 is available for the exported files"
-    if "sha1" in destination.hashes:
+    if "sha1" in destination.abilities.hashes:
         return SHA1, None
     if not isinstance(destination, Readable):
         return SIZE_ONLY, f"{destination.name} reports no SHA-1 and cannot be read back"
@@ -110,14 +109,18 @@ def compare(
     *,
     source_sha1: SourceSha1 | None,
     download_hashes: bool = True,
-    partial_suffixes: Sequence[str] = DEFAULT_PARTIAL_SUFFIXES,
+    partial_suffixes: Sequence[str] | None = None,
 ) -> Comparison:
     """Compare ``manifest`` with ``destination``'s listing of ``folder``.
 
     ``source_sha1(file)`` gives the hex SHA-1 of an exported file (None: no hashes, size-only).
+    ``partial_suffixes``: names of unfinished uploads; default: the destination's declared one.
     Raises what the destination raises (``TransientError`` for network trouble, ``PermanentError``
     for auth/config), so the stage retries or reports ``failed``.
     """
+    if partial_suffixes is None:
+        suffix = destination.abilities.partial_suffix
+        partial_suffixes = (suffix,) if suffix else ()
     check, note = choose_check(destination, download_hashes=download_hashes, source_hashes=source_sha1 is not None)
     remote = dict(_owned(destination.list(folder.path), folder, partial_suffixes))
     expected = {f.name: f for f in manifest.files}
@@ -185,7 +188,7 @@ def _owned(
 
 def _remote_sha1(destination: Destination, file: RemoteFile) -> str:
     """The destination's SHA-1 when its listing has one, else the SHA-1 of the bytes read back."""
-    if file.sha1 and "sha1" in destination.hashes:
+    if file.sha1 and "sha1" in destination.abilities.hashes:
         return file.sha1
     if not isinstance(destination, Readable):
         # choose_check only picks sha1 for unreadable destinations that list hashes; a file

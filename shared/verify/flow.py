@@ -129,11 +129,10 @@ def run_comparison(
     ``names_first``: when files are missing, return the names-and-sizes comparison without hashing.
     """
     config = ctx.config
-    folder = remote_folder(destination, ctx.folder, ctx.manifest.file_name, flat=factory.is_flat(destination, config))
-    suffixes = factory.partial_suffixes(destination, config)
     with factory.opened(destination, config) as dest:
+        folder = remote_folder(dest.abilities.layout, ctx.folder, ctx.manifest.file_name)
         if names_first:
-            quick = compare(ctx.manifest, dest, folder, source_sha1=None, partial_suffixes=suffixes)
+            quick = compare(ctx.manifest, dest, folder, source_sha1=None)
             if not quick.complete:
                 return quick
         comparison = compare(
@@ -142,7 +141,6 @@ def run_comparison(
             folder,
             source_sha1=source_sha1,
             download_hashes=download_hashes(config) if download is None else download,
-            partial_suffixes=suffixes,
         )
     if comparison.check_note:
         logger.warning("weaker check", check=comparison.check, why=comparison.check_note)

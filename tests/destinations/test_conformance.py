@@ -9,8 +9,9 @@ import threading
 
 import pytest
 
-from shared.destinations.base import Destination, PutResult, Readable
+from shared.destinations.base import Abilities, Destination, MemoryLedger, PutResult, Readable
 from shared.errors import OffsiteError
+from shared.ids import DestinationId
 
 
 def put_bytes(dest: Destination, path: str, data: bytes) -> PutResult:
@@ -25,7 +26,40 @@ def read_back(dest: Destination, path: str) -> bytes:
 
 def test_is_a_destination(destination: Destination) -> None:
     assert isinstance(destination, Destination)
-    assert destination.hashes <= {"sha1"}
+    assert isinstance(destination.id, DestinationId) and DestinationId.parse(str(destination.id)) == destination.id
+    abilities = destination.abilities
+    assert isinstance(abilities, Abilities)
+    assert abilities.hashes <= {"sha1"}
+    assert abilities.layout in ("gcp_tree", "nested", "flat")
+    assert abilities.partial_suffix is None or abilities.partial_suffix.startswith(".")
+
+
+def test_location_names_the_file(destination: Destination) -> None:
+    put_bytes(destination, "loc/here.txt", b"x")
+    assert destination.location("loc/here.txt").endswith("loc/here.txt")
+
+
+def test_a_ledger_proves_unchanged_without_a_server_hash(destination: Destination) -> None:
+    """What a backend that needs a ledger records lets a later put skip without reading."""
+    data = os.urandom(10_000)
+    ledger = MemoryLedger()
+    first = destination.put("led/file.bin", io.BytesIO(data), len(data), ledger=ledger)
+    assert first.status == "uploaded"
+    unread = io.BytesIO(b"")  # a source that would fail the size check if it were read
+    again = destination.put("led/file.bin", unread, len(data), sha1=first.sha1, ledger=ledger)
+    assert again.status == "unchanged" and again.sha1 == hashlib.sha1(data).hexdigest()
+    if destination.abilities.needs_ledger:
+        assert ledger.recall("led/file.bin") is not None
+
+
+def test_partial_files_are_named_as_declared(destination: Destination) -> None:
+    """A leftover of a dead upload carries the declared suffix, so verify can name it."""
+    suffix = destination.abilities.partial_suffix
+    if suffix is None:
+        assert destination.abilities.atomic_put, "a backend without partial files must publish atomically"
+        return
+    put_bytes(destination, "p/left.bin" + suffix, b"half")
+    assert [f.path for f in destination.list("p")] == ["p/left.bin" + suffix]
 
 
 def test_put_new_file_then_stat_and_list(destination: Destination) -> None:
@@ -36,7 +70,7 @@ def test_put_new_file_then_stat_and_list(destination: Destination) -> None:
     assert result.sha1 == hashlib.sha1(data).hexdigest()
     info = destination.stat("a/b/file.bin")
     assert info is not None and info.size == len(data) and info.path == "a/b/file.bin"
-    if "sha1" in destination.hashes:
+    if "sha1" in destination.abilities.hashes:
         assert info.sha1 == hashlib.sha1(data).hexdigest()
     assert [f.path for f in destination.list("a")] == ["a/b/file.bin"]
     assert read_back(destination, "a/b/file.bin") == data

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from devstack.demo_summary import summary_lines, wait_for_results
 from offsite.cli import app
-from shared.destinations import factory
+from shared.destinations import memory
 from shared.gcp import gcs
 from shared.messages import VerifyRequest
 from shared.runtime import config
@@ -43,7 +43,7 @@ def test_verify_command_checks_locally_and_exits_by_outcome(vstack: VerifyStack)
         and "check sha1; files 2/2" in ok.output
     )
 
-    factory.memory_destination().delete(vstack.remote_path(run, SECOND))
+    memory.process_destination().delete(vstack.remote_path(run, SECOND))
     bad = runner.invoke(app, ["verify", run.run_id, "--destination", "memory", "--json"])
     assert bad.exit_code == 1, bad.output
     [check] = json.loads(bad.output)

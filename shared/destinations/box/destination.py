@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from shared.config import BoxDestination as BoxSettings
-from shared.destinations.base import PutResult, PutStatus, RemoteFile, normalize_path
+from shared.config import Config
+from shared.destinations.base import Abilities, DeliveryLedger, PutResult, PutStatus, RemoteFile, normalize_path
 from shared.destinations.box.folders import BoxFolders, StaleFolder
 from shared.destinations.box.http import BoxApiError, BoxHttp
 from shared.destinations.box.upload import (
@@ -27,7 +28,8 @@ from shared.destinations.box.upload import (
     read_exactly,
     upload_whole,
 )
-from shared.errors import PermanentError, TransientError
+from shared.errors import ConfigError, PermanentError, TransientError
+from shared.ids import DestinationId
 from shared.log import get_logger
 
 log = get_logger(__name__)
@@ -37,7 +39,9 @@ class BoxDestination:
     """Box as a Destination (``name == "box"``, SHA-1 on every file)."""
 
     name = "box"
-    hashes = frozenset({"sha1"})
+    id = DestinationId("box")
+    # Files appear when an upload (or a session's commit) completes; seed-style GCP/ folder tree.
+    abilities = Abilities(hashes=frozenset({"sha1"}), atomic_put=True, layout="gcp_tree")
 
     def __init__(
         self, settings: BoxSettings, *, root_folder_id: str | None = None, http: BoxHttp | None = None
@@ -49,7 +53,9 @@ class BoxDestination:
 
     # ---- Destination -------------------------------------------------------------------
 
-    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+    def put(
+        self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+    ) -> PutResult:
         path = normalize_path(path)
         parent, _, name = path.rpartition("/")
         if not name:
@@ -103,6 +109,12 @@ class BoxDestination:
     def mkdirs(self, path: str) -> None:
         path = normalize_path(path)
         self._with_fresh_cache(lambda: self.folders.ensure(path))
+
+    def close(self) -> None:
+        """Nothing to release: the HTTP pool, token and folder cache serve the whole process."""
+
+    def location(self, path: str) -> str:
+        return normalize_path(path)
 
     # ---- Readable ------------------------------------------------------------------------
 
@@ -274,3 +286,10 @@ def _remote(path: str, entry: dict[str, Any]) -> RemoteFile:
 def for_settings(settings: BoxSettings) -> BoxDestination:
     """One BoxDestination (HTTP pool, token, folder cache) per process and configuration."""
     return BoxDestination(settings)
+
+
+def from_config(destination: DestinationId, config: Config) -> BoxDestination:
+    """The configured Box destination (the factory's entry point for kind ``box``)."""
+    if config.destinations.box is None:
+        raise ConfigError(f"destinations.box: {destination} is routed to but no Box destination is configured")
+    return for_settings(config.destinations.box)

@@ -26,13 +26,20 @@ import stat as statmod
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol, Self
+from typing import Any, BinaryIO, Self
 
 from paramiko.sftp import CMD_EXTENDED, SFTP_OK, SFTP_PERMISSION_DENIED
 
-from shared.config import SftpPartner
-from shared.destinations.base import PutResult, RemoteFile, normalize_path
+from shared.config import Config, SftpPartner
+from shared.destinations.base import (
+    Abilities,
+    DeliveryLedger,
+    LedgerEntry,
+    MemoryLedger,
+    PutResult,
+    RemoteFile,
+    normalize_path,
+)
 from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
 from shared.destinations.sftp.hashing import remote_sha1
 from shared.destinations.sftp.pool import SessionPool
@@ -46,43 +53,13 @@ from shared.destinations.sftp.stream import (
     stream_to_handles,
 )
 from shared.errors import PermanentError, TransientError
+from shared.ids import DestinationId
 from shared.log import get_logger
 
 log = get_logger(__name__)
 STALE_PROBE_S = 3.0  # a .partial whose size and mtime do not move for this long is a leftover
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller files are not worth extra connections
 HASH_READ_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """What we published at a path: its size, the server's mtime right after, and the SHA-1."""
-
-    size: int
-    mtime: int
-    sha1: str
-
-
-class DeliveryLedger(Protocol):
-    """Where a destination remembers what it published (in-memory here; GCS metadata in delivery)."""
-
-    def recall(self, path: str) -> LedgerEntry | None: ...
-
-    def remember(self, path: str, entry: LedgerEntry) -> None: ...
-
-
-class MemoryLedger:
-    def __init__(self) -> None:
-        self._entries: dict[str, LedgerEntry] = {}
-        self._lock = threading.Lock()
-
-    def recall(self, path: str) -> LedgerEntry | None:
-        with self._lock:
-            return self._entries.get(path)
-
-    def remember(self, path: str, entry: LedgerEntry) -> None:
-        with self._lock:
-            self._entries[path] = entry
 
 
 class SftpDestination:
@@ -96,12 +73,22 @@ class SftpDestination:
         ledger: DeliveryLedger | None = None,
         pool: SessionPool | None = None,
     ) -> None:
+        """``pool``: a process-wide pool to borrow (not closed by ``close``); default: an own one."""
         self.partner_name = partner_name
         self.partner = partner
-        self.name = f"sftp:{partner_name}"
-        self.hashes = frozenset({"sha1"}) if partner.hashing != "none" else frozenset()
+        self.id = DestinationId("sftp", partner_name)
+        self.name = str(self.id)
+        self.abilities = Abilities(
+            hashes=frozenset({"sha1"}) if partner.hashing != "none" else frozenset(),
+            # without posix-rename, replacing a file is remove + rename: not atomic for a moment
+            atomic_put=partner.posix_rename,
+            partial_suffix=partner.partial_suffix,
+            layout="flat" if partner.flat else "nested",
+            needs_ledger=True,
+        )
         self.root = posixpath.normpath(partner.directory)
         self.ledger: DeliveryLedger = ledger if ledger is not None else MemoryLedger()
+        self._owns_pool = pool is None
         self.pool = pool if pool is not None else SessionPool(partner_name, partner)
 
     def __enter__(self) -> Self:
@@ -111,7 +98,11 @@ class SftpDestination:
         self.close()
 
     def close(self) -> None:
-        self.pool.close()
+        if self._owns_pool:
+            self.pool.close()
+
+    def location(self, path: str) -> str:
+        return self.remote_path(path)
 
     def remote_path(self, path: str) -> str:
         """The absolute server path of a destination-relative ``path``."""
@@ -120,8 +111,15 @@ class SftpDestination:
 
     # ---- Destination -----------------------------------------------------------------------
 
-    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+    @property
+    def hashes(self) -> frozenset[str]:
+        return self.abilities.hashes
+
+    def put(
+        self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+    ) -> PutResult:
         rel = normalize_path(path)
+        ledger = ledger if ledger is not None else self.ledger
         if not rel:
             raise ValueError("put needs a file path, not the destination root")
         final = self.remote_path(rel)
@@ -133,16 +131,16 @@ class SftpDestination:
             same_size = existing is not None and existing.st_size == size
             there: str | None = None  # SHA-1 of the existing same-size file, once known
             if same_size and sha1 is not None:
-                there = self._existing_sha1(session, rel, final, existing)
+                there = self._existing_sha1(session, rel, final, existing, ledger)
                 if there == sha1:
                     return PutResult(rel, size, sha1, "unchanged")
             self._mkdirs(session, posixpath.dirname(final))
             streamed = self._write_partial(session, partial, source, size)
             if same_size:
-                there = there or self._existing_sha1(session, rel, final, existing)
+                there = there or self._existing_sha1(session, rel, final, existing, ledger)
                 if there == streamed.sha1:
                     self._remove_quietly(session, partial)
-                    self.ledger.remember(rel, LedgerEntry(size, int(existing.st_mtime or 0), streamed.sha1))
+                    ledger.remember(rel, LedgerEntry(size, int(existing.st_mtime or 0), streamed.sha1))
                     return PutResult(rel, size, streamed.sha1, "unchanged")
             if self.hashes:
                 served = remote_sha1(session, self.partner.hashing, [partial], size)[partial]
@@ -157,7 +155,7 @@ class SftpDestination:
                 raise
             published = self._lstat(session, final)
             mtime = int(published.st_mtime or 0) if published is not None else 0
-            self.ledger.remember(rel, LedgerEntry(size, mtime, streamed.sha1))
+            ledger.remember(rel, LedgerEntry(size, mtime, streamed.sha1))
         log.info("sftp file published", remote_path=final, size=size, sha1=streamed.sha1, replaced=existing is not None)
         return PutResult(rel, size, streamed.sha1, "new_version" if existing is not None else "uploaded")
 
@@ -306,11 +304,11 @@ class SftpDestination:
             raise TransientError(f"{self.name}: {partial} has {got} bytes on the server after writing {size}")
         return streamed
 
-    def _existing_sha1(self, session: SftpSession, rel: str, final: str, attrs: Any) -> str:
-        """The SHA-1 of the file already at ``final``: server hash, else our ledger, else download."""
+    def _existing_sha1(self, session: SftpSession, rel: str, final: str, attrs: Any, ledger: DeliveryLedger) -> str:
+        """The SHA-1 of the file already at ``final``: server hash, else the ledger, else download."""
         if self.hashes:
             return remote_sha1(session, self.partner.hashing, [final], int(attrs.st_size or 0))[final]
-        entry = self.ledger.recall(rel)
+        entry = ledger.recall(rel)
         if entry is not None and entry.size == attrs.st_size and entry.mtime == int(attrs.st_mtime or 0):
             return entry.sha1
         log.info("hashing the existing remote file by download (no server hash, no ledger entry)", remote_path=final)
@@ -349,3 +347,23 @@ class SftpDestination:
     def _remove_quietly(self, session: SftpSession, path: str) -> None:
         with contextlib.suppress(Exception):  # tidying up; a leftover partial is taken over next time
             session.sftp.remove(path)
+
+
+_pools: dict[tuple[str, SftpPartner], SessionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def pool_for(name: str, partner: SftpPartner) -> SessionPool:
+    """The process's session pool of a partner: warm instances reuse SSH connections."""
+    with _pools_lock:
+        key = (name, partner)
+        if key not in _pools:
+            _pools[key] = SessionPool(name, partner)
+        return _pools[key]
+
+
+def from_config(destination: DestinationId, config: Config) -> SftpDestination:
+    """The partner ``destination.name`` as configured, over the process's pool (the factory's
+    entry point for kind ``sftp``). ConfigError when the partner is not configured."""
+    partner = config.sftp_partner(destination.name)
+    return SftpDestination(destination.name, partner, pool=pool_for(destination.name, partner))
