@@ -50,6 +50,8 @@ class Comparison:
     missing: tuple[str, ...] = ()
     extra: tuple[str, ...] = ()
     partial: tuple[str, ...] = ()
+    in_flight: tuple[str, ...] = ()
+    """Partial files of manifest files: a delivery of that file is (or was, if it died) writing."""
     size_differs: tuple[str, ...] = ()
     hash_differs: tuple[str, ...] = ()
     files_expected: int = 0
@@ -127,6 +129,7 @@ def compare(
     missing = sorted(n for n in expected if n not in remote)
     extra = sorted(n for n in remote if n not in expected)
     partial = [n for n in extra if n.endswith(tuple(partial_suffixes))]
+    in_flight = [n for n in partial if _stem(n, partial_suffixes) in expected]
     size_differs: list[str] = []
     hash_differs: list[str] = []
     details: dict[str, str] = {}
@@ -150,6 +153,7 @@ def compare(
         missing=tuple(missing),
         extra=tuple(extra),
         partial=tuple(partial),
+        in_flight=tuple(in_flight),
         size_differs=tuple(size_differs),
         hash_differs=tuple(hash_differs),
         files_expected=len(expected),
@@ -181,9 +185,13 @@ def _owned(
             continue
         if "/" in name:
             continue
-        stem = next((name[: -len(s)] for s in partial_suffixes if name.endswith(s)), name)
-        if folder.owns(stem):
+        if folder.owns(_stem(name, partial_suffixes)):
             yield name, f
+
+
+def _stem(name: str, partial_suffixes: Sequence[str]) -> str:
+    """The file a partial file will become (the name itself when it is not a partial)."""
+    return next((name[: -len(s)] for s in partial_suffixes if name.endswith(s)), name)
 
 
 def _remote_sha1(destination: Destination, file: RemoteFile) -> str:

@@ -117,8 +117,8 @@ def test_backends_do_not_reach_into_each_other() -> None:
     for module, deps in edges.items():
         for kind in ("box", "sftp"):
             inside = f"shared.destinations.{kind}"
-            if module.startswith(inside):
-                continue
+            if module.startswith(inside) or module == "shared.destinations.factory":
+                continue  # the factory's table is the one place that names every backend
             reached = sorted(d for d in deps if d.startswith(inside + "."))
             if module.startswith("shared.destinations."):
                 assert reached == [], f"{module} reaches into {reached}"
