@@ -31,6 +31,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (sorted key
 # wrapped or truncated (a table is only as wide as its content; this is just the upper bound).
 PLAIN_WIDTH = 100_000
 EMPTY = "-"
+# Long free-text columns: on a terminal they wrap; every other column stays on one line.
+WRAPPING = frozenset({"LAST FAILURE", "NOTE", "DATA", "DESTINATIONS", "SHA1", "NAME"})
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -80,7 +82,9 @@ def build_table(
     else:
         table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     for name in columns:
-        table.add_column(name, justify="right" if name in right else "left", no_wrap=plain, overflow="fold")
+        wraps = not plain and name in WRAPPING
+        justify = "right" if name in right else "left"
+        table.add_column(name, justify=justify, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
     for row in rows:
         table.add_row(*(Text(cell(value)) for value in row))
     return table
