@@ -128,3 +128,35 @@ def test_board_on_a_terminal_draws_a_live_table(monkeypatch: pytest.MonkeyPatch)
         "8.1 KB/s",
     ):
         assert text in drawn
+
+
+def test_demo_json_outcome_lists_every_delivery() -> None:
+    from offsite.cli.demo import outcome
+
+    def verified(destination: str) -> VerifyResult:
+        return VerifyResult(
+            status="in_sync",
+            run_id="r1",
+            destination=destination,
+            check="sha1",
+            files_present=1,
+            files_expected=1,
+            bytes_present=10,
+            duration_s=1.5,
+        )
+
+    state = Progress(
+        deliveries=[
+            Delivery("r1", "sales.orders", "2025-01-08", "sftp:local", verified("sftp:local"), 1, 10),
+            Delivery("r1", "sales.orders", "2025-01-08", "box", verified("box"), 1, 10),
+        ]
+    )
+    doc = json.loads(json.dumps(outcome(state)))
+    assert doc["all_in_sync"] is True and doc["run_failures"] == {} and doc["missing_runs"] == []
+    assert [(d["destination"], d["status"], d["check"], d["files_present"]) for d in doc["deliveries"]] == [
+        ("box", "in_sync", "sha1", 1),
+        ("sftp:local", "in_sync", "sha1", 1),
+    ]
+    pending = Progress(deliveries=[Delivery("r2", "sales.products", "2025-01-08", "box")])
+    [waiting] = outcome(pending)["deliveries"]
+    assert waiting["status"] is None and outcome(pending)["all_in_sync"] is False
