@@ -95,7 +95,15 @@ def print_table(
 ) -> None:
     """Print a table with these column headers; each row has one value per column."""
     out = console(stderr=stderr)
-    out.print(build_table(columns, rows, right=right, plain=not out.is_terminal))
+    table = build_table(columns, rows, right=right, plain=not out.is_terminal)
+    if out.is_terminal:
+        out.print(table)
+        return
+    with out.capture() as captured:
+        out.print(table)
+    # rich pads every cell to its column's width; plain lines end where their text ends
+    out.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    out.file.flush()
 
 
 def print_json(data: Any) -> None:

@@ -38,6 +38,7 @@ def test_a_table_off_a_terminal_is_plain_aligned_text(stdout: Captured) -> None:
     assert "\x1b" not in text  # no ANSI codes
     lines = text.splitlines()
     assert len(lines) == 3  # header + one line per row: nothing wrapped, however long
+    assert all(line == line.rstrip() for line in lines)  # no padding after the last cell
     assert lines[0].split() == ["RUN", "SOURCE", "FILES", "NOTE"]
     assert lines[1].split() == ["r1", "sales.orders", "1,234,567", "-"]
     assert lines[2].split() == ["r2", long_name, "3", "[bold]not", "markup[/]"]
