@@ -88,6 +88,13 @@ def test_verify_publish_sends_a_verify_request(vstack: VerifyStack) -> None:
     assert result.exit_code == 0, result.output
     [message] = vstack.admin.pull(sub, 10)
     assert VerifyRequest.from_json(message["data_bytes"]) == VerifyRequest(run_id="r12345abc", destination="sftp:local")
+    as_json = runner.invoke(app, ["verify", "r12345abd", "--publish", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    printed = json.loads(as_json.stdout)
+    assert printed["topic"] == VERIFY_REQUESTS and printed["request"]["run_id"] == "r12345abd"
+    [again] = vstack.admin.pull(sub, 10)
+    assert again["messageId"] == printed["message_id"]
+    assert VerifyRequest.from_json(again["data_bytes"]).run_id == "r12345abd"
 
 
 def test_status_lists_runs_with_their_destinations(vstack: VerifyStack) -> None:
