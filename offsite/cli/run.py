@@ -123,14 +123,30 @@ def run(
         typer.echo(f"error: publishing the request failed: {exc}", err=True)
         raise typer.Exit(1) from None
     printed = {"run_id": request.run_id, "message_id": message_id, "topic": EXPORT_REQUESTS, "request": body}
-    if not json_out:
-        print_line(f"run_id: {request.run_id}")
-        print_line(f"published on {EXPORT_REQUESTS} (message {message_id}): {data.decode()}")
+    _report(request, cfg, printed, published_at, wait=wait, timeout_s=timeout, as_json=json_out)
+
+
+def _report(
+    request: ExportRequest,
+    cfg: Config,
+    printed: dict[str, Any],
+    published_at: dt.datetime,
+    *,
+    wait: bool,
+    timeout_s: float,
+    as_json: bool,
+) -> None:
+    """Print the published request (text, or one JSON document) and, with ``--wait``, wait for it."""
+    if not as_json:
+        print_line(f"run_id: {printed['run_id']}")
+        print_line(
+            f"published on {printed['topic']} (message {printed['message_id']}): {json.dumps(printed['request'])}"
+        )
     elif not wait:
         print_json(printed)
     if wait:
-        ok, manifests = wait_for_manifests(request, cfg, published_at, timeout, show=not json_out)
-        if json_out:
+        ok, manifests = wait_for_manifests(request, cfg, published_at, timeout_s, show=not as_json)
+        if as_json:
             print_json({**printed, "complete": ok, "manifests": manifests})
         raise typer.Exit(0 if ok else 1)
 
