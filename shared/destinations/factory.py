@@ -21,6 +21,7 @@ from shared.destinations.base import Destination
 from shared.errors import ConfigError
 from shared.ids import DestinationId
 
+
 def _box() -> ModuleType:
     from shared.destinations.box import destination
 
