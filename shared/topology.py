@@ -15,8 +15,16 @@ TABLE_EXPORTS = "table-exports"
 DELIVERIES = "deliveries"
 VERIFY_REQUESTS = "verify-requests"
 VERIFY_RESULTS = "verify-results"
+DELIVERY_CONTINUATIONS = "delivery-continuations"  # a transfer that ran out of time continues
 
-TOPICS: tuple[str, ...] = (EXPORT_REQUESTS, TABLE_EXPORTS, DELIVERIES, VERIFY_REQUESTS, VERIFY_RESULTS)
+TOPICS: tuple[str, ...] = (
+    EXPORT_REQUESTS,
+    TABLE_EXPORTS,
+    DELIVERIES,
+    VERIFY_REQUESTS,
+    VERIFY_RESULTS,
+    DELIVERY_CONTINUATIONS,
+)
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 GCS_TRIGGER = "gcs-finalized"  # the trigger name of storage triggers (Trigger.name)
@@ -81,13 +89,19 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "export_table", "export_table", "export_table", (_pubsub(TABLE_EXPORTS),), timeout_s=540, memory_mb=1024
     ),
     FunctionSpec(
-        "upload_box", "upload_box", "upload_box", (_GCS,), timeout_s=540, memory_mb=1024, serves=frozenset({"box"})
+        "upload_box",
+        "upload_box",
+        "upload_box",
+        (_GCS, _pubsub(DELIVERY_CONTINUATIONS)),
+        timeout_s=540,
+        memory_mb=1024,
+        serves=frozenset({"box"}),
     ),
     FunctionSpec(
         "transfer_sftp",
         "transfer_sftp",
         "transfer_sftp",
-        (_GCS,),
+        (_GCS, _pubsub(DELIVERY_CONTINUATIONS)),
         timeout_s=540,
         memory_mb=512,
         max_instances=4,

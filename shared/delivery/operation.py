@@ -15,6 +15,10 @@ which backend it talks to (it reads ``destination.abilities``):
 4. **receipt**: a DeliveryReceipt on ``deliveries`` (verify compares the destination with
    the manifest on each one).
 
+A resumable destination works at most ``budget_s``: then its progress is checkpointed and a
+continuation published (:mod:`shared.delivery.checkpoint`); the invocation that finishes the
+file sends the receipt. Other destinations get the whole invocation.
+
 A TransientError is retried a few times in process (a stale pooled connection, a blip), then
 raised so the event is redelivered; PermanentError propagates at once.
 """
@@ -25,9 +29,10 @@ import time
 from dataclasses import dataclass
 
 from shared import log
+from shared.delivery import checkpoint
 from shared.delivery.freshness import Stale, live_object
 from shared.delivery.ledger import SHA1_KEY, ObjectLedger, record_delivery
-from shared.destinations.base import Destination, PutResult
+from shared.destinations.base import Destination, Progress, PutResult, Resumable
 from shared.errors import TransientError
 from shared.events import StorageObject
 from shared.gcp import gcs, pubsub
@@ -51,6 +56,10 @@ class Delivery:
     destination: Destination
     remote_path: str
     run_id: str
+    budget_s: float | None = None
+    """Longest time one invocation transfers before it checkpoints (resumable destinations)."""
+    state_bucket: str | None = None
+    """Where checkpoints live (required with ``budget_s``)."""
 
 
 def deliver(delivery: Delivery) -> DeliveryReceipt | None:
@@ -61,10 +70,16 @@ def deliver(delivery: Delivery) -> DeliveryReceipt | None:
     TransientError (retry) or PermanentError (report) from the destination or GCS.
     """
     started = time.monotonic()
+    deadline = started + delivery.budget_s if delivery.budget_s else None
     live, ledger, result = retry_call(
-        lambda: _put_once(delivery), f"delivering to {delivery.destination.id}", attempts=ATTEMPTS, initial_s=1.0,
+        lambda: _put_once(delivery, deadline),
+        f"delivering to {delivery.destination.id}",
+        attempts=ATTEMPTS,
+        initial_s=1.0,
         max_wait_s=10.0,
     )
+    if result is None:
+        return None  # checkpointed: a continuation carries on
     elapsed = time.monotonic() - started
     location = delivery.destination.location(delivery.remote_path)
     logger.info(
@@ -95,16 +110,20 @@ def deliver(delivery: Delivery) -> DeliveryReceipt | None:
     return receipt
 
 
-def _put_once(delivery: Delivery) -> tuple[gcs.ObjectInfo, ObjectLedger | None, PutResult]:
-    """One try: fresh facts each time (metadata and generation may have moved)."""
+def _put_once(
+    delivery: Delivery, deadline: float | None
+) -> tuple[gcs.ObjectInfo, ObjectLedger | None, PutResult | None]:
+    """One try: fresh facts each time (metadata and generation may have moved). The result is
+    None when a resumable destination ran out of time (checkpointed, continuation published)."""
     live = live_object(delivery.obj)
     destination = delivery.destination
     ledger = ObjectLedger(destination.id, live.metadata) if destination.abilities.needs_ledger else None
     source = ObjectReader(live, prefetch=PREFETCH_BLOCKS)
+    known_sha1 = live.metadata.get(SHA1_KEY)
     try:
-        result = destination.put(
-            delivery.remote_path, source, live.size, sha1=live.metadata.get(SHA1_KEY), ledger=ledger
-        )
+        if deadline is not None and isinstance(destination, Resumable) and destination.abilities.resumable:
+            return live, ledger, _put_within(delivery, destination, source, live, known_sha1, ledger, deadline)
+        result = destination.put(delivery.remote_path, source, live.size, sha1=known_sha1, ledger=ledger)
     except gcs.ObjectMissing:
         # The generation we read vanished: replaced (the next try finds it Stale) or, on
         # fake-gcs-server, given a new generation by a metadata patch (the next try reads it).
@@ -112,3 +131,43 @@ def _put_once(delivery: Delivery) -> tuple[gcs.ObjectInfo, ObjectLedger | None, 
     finally:
         source.close()
     return live, ledger, result
+
+
+def _put_within(
+    delivery: Delivery,
+    destination: Resumable,
+    source: ObjectReader,
+    live: gcs.ObjectInfo,
+    known_sha1: str | None,
+    ledger: ObjectLedger | None,
+    deadline: float,
+) -> PutResult | None:
+    """``put_resumable`` from the last checkpoint until ``deadline``; checkpoint and continue when
+    the file is not complete by then, forget the checkpoint when it is."""
+    assert delivery.state_bucket, "a time budget needs a state bucket for checkpoints"
+    dest_id, obj, path = delivery.destination.id, delivery.obj, delivery.remote_path
+    before = checkpoint.load(delivery.state_bucket, dest_id, obj, path)
+    outcome = destination.put_resumable(
+        path,
+        source,
+        live.size,
+        sha1=known_sha1,
+        ledger=ledger,
+        resume=before.state if before else None,
+        deadline=deadline,
+    )
+    if isinstance(outcome, Progress):
+        saved = checkpoint.save(delivery.state_bucket, dest_id, obj, path, outcome, before)
+        checkpoint.publish_continuation(obj, dest_id, delivery.run_id)
+        logger.info(
+            "time budget used; checkpointed, continuing in a new invocation",
+            bytes_done=saved.bytes_done,
+            size=live.size,
+            invocations=saved.invocations,
+            bytes_sent=saved.bytes_sent,
+        )
+        return None
+    if before is not None:
+        logger.info("resumed delivery complete", invocations=before.invocations + 1, bytes_sent=before.bytes_sent)
+        checkpoint.clear(delivery.state_bucket, dest_id, obj, path)
+    return outcome

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Literal, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 
 from shared.ids import DestinationId
 
@@ -64,6 +64,19 @@ class PutResult:
     sha1: str
     status: PutStatus
     remote_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A resumable upload stopped at its deadline: where it stands, to continue in another
+    invocation (``Resumable.put_resumable(..., resume=state)``)."""
+
+    state: dict[str, Any]
+    """The backend's own JSON-able resume state (an upload session id, a partial file's size and hash)."""
+    bytes_done: int
+    """Bytes of the file already at the destination."""
+    bytes_sent: int
+    """Bytes sent in this invocation (a resumed upload never sends a stored chunk again)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,28 @@ class Destination(Protocol):
 
     def mkdirs(self, path: str) -> None:
         """Create the folder ``path`` and its parents; existing folders are fine."""
+        ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """Optional ability (``Abilities.resumable``): an upload that works until a deadline, then
+    hands back its :class:`Progress` so a later invocation continues where it stopped."""
+
+    def put_resumable(
+        self,
+        path: str,
+        source: BinaryIO,
+        size: int,
+        *,
+        sha1: str | None = None,
+        ledger: DeliveryLedger | None = None,
+        resume: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> PutResult | Progress:
+        """``put``, reading ``source`` from its first byte (bytes already stored are hashed, not
+        sent); past ``deadline`` (``time.monotonic()``) it stops at a chunk boundary and returns
+        :class:`Progress`. A ``resume`` state that cannot be proven (expired, changed) restarts."""
         ...
 
 

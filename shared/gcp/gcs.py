@@ -233,3 +233,18 @@ def set_metadata(
     except gexc.PreconditionFailed:
         raise PermanentError(f"{what}: generation {if_generation_match} is no longer the live one") from None
     return ObjectInfo.from_blob(blob)
+
+
+def delete(bucket: str, name: str, *, client: Any | None = None) -> None:
+    """Remove ``name``; a missing object is not an error."""
+    blob = _client(client).bucket(bucket).blob(name)
+    what = f"deleting {uri(bucket, name)}"
+
+    def once() -> None:
+        with mapped_errors(what):
+            blob.delete()
+
+    try:
+        retry_call(once, what, attempts=4)
+    except ObjectMissing:
+        pass

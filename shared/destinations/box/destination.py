@@ -16,11 +16,20 @@ from typing import Any, BinaryIO
 
 from shared.config import BoxDestination as BoxSettings
 from shared.config import Config
-from shared.destinations.base import Abilities, DeliveryLedger, PutResult, PutStatus, RemoteFile, normalize_path
+from shared.destinations.base import (
+    Abilities,
+    DeliveryLedger,
+    Progress,
+    PutResult,
+    PutStatus,
+    RemoteFile,
+    normalize_path,
+)
 from shared.destinations.box.folders import BoxFolders, StaleFolder
 from shared.destinations.box.http import BoxApiError, BoxHttp
 from shared.destinations.box.upload import (
     BoxFile,
+    StaleSession,
     UploadSession,
     ensure_drained,
     file_info,
@@ -41,7 +50,7 @@ class BoxDestination:
     name = "box"
     id = DestinationId("box")
     # Files appear when an upload (or a session's commit) completes; seed-style GCP/ folder tree.
-    abilities = Abilities(hashes=frozenset({"sha1"}), atomic_put=True, layout="gcp_tree")
+    abilities = Abilities(hashes=frozenset({"sha1"}), atomic_put=True, layout="gcp_tree", resumable=True)
 
     def __init__(
         self, settings: BoxSettings, *, root_folder_id: str | None = None, http: BoxHttp | None = None
@@ -56,6 +65,24 @@ class BoxDestination:
     def put(
         self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
     ) -> PutResult:
+        outcome = self.put_resumable(path, source, size, sha1=sha1, ledger=ledger)
+        assert isinstance(outcome, PutResult)  # no deadline: it never pauses
+        return outcome
+
+    def put_resumable(
+        self,
+        path: str,
+        source: BinaryIO,
+        size: int,
+        *,
+        sha1: str | None = None,
+        ledger: DeliveryLedger | None = None,
+        resume: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> PutResult | Progress:
+        """See :class:`shared.destinations.base.Resumable`: chunked uploads keep their upload
+        session (Box keeps one 7 days) and the parts Box holds are never sent again; smaller
+        files go in one request and never pause."""
         path = normalize_path(path)
         parent, _, name = path.rpartition("/")
         if not name:
@@ -67,7 +94,7 @@ class BoxDestination:
             data = read_exactly(source, size, f"upload {path!r}")
             ensure_drained(source, f"upload {path!r}", size)
             return self._put_whole(folder_id, path, name, data, existing)
-        return self._put_session(folder_id, path, name, source, size, existing)
+        return self._put_session(folder_id, path, name, source, size, existing, resume, deadline)
 
     def stat(self, path: str) -> RemoteFile | None:
         path = normalize_path(path)
@@ -212,9 +239,65 @@ class BoxDestination:
         raise TransientError(f"box: {path!r} kept changing while uploading; the delivery will be retried")
 
     def _put_session(
-        self, folder_id: str, path: str, name: str, source: BinaryIO, size: int, existing: BoxFile | None
-    ) -> PutResult:
+        self,
+        folder_id: str,
+        path: str,
+        name: str,
+        source: BinaryIO,
+        size: int,
+        existing: BoxFile | None,
+        resume: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> PutResult | Progress:
         session = UploadSession(self.http, name=name, size=size, parallel=self.settings.parallel_parts)
+        stored = self._resume(session, resume, folder_id, existing)
+        if stored is None:
+            existing = self._open_session(session, folder_id, existing)
+            stored = []
+        try:
+            sent = session.send_parts(source, stored=stored, deadline=deadline)
+        except StaleSession:
+            session.abort()  # unprovable: the retry finds it gone and starts a new session
+            raise
+        except BaseException:
+            if deadline is None:
+                session.abort()  # a resumable upload keeps its session: the retry continues it
+            raise
+        if sent.sha1 is None:
+            state = {"session": session.info, "folder_id": folder_id, "file_id": existing.id if existing else None}
+            log.info("box upload paused at its deadline", path=path, stored=sent.stored_bytes, sent=sent.sent)
+            return Progress(state=state, bytes_done=sent.stored_bytes, bytes_sent=sent.sent)
+        parts, digest = sent.parts, sent.sha1
+        if existing is not None and existing.sha1 == digest:
+            session.abort()  # same bytes: no new version
+            return PutResult(path, size, digest, "unchanged", existing.id)
+        try:
+            stored_file = session.commit(parts, digest, if_match=existing.etag if existing else None)
+        except BoxApiError as exc:
+            return self._after_failed_commit(exc, session, folder_id, path, name, size, digest, existing)
+        _check_stored(stored_file, digest, path)
+        log.info("box upload session committed", path=path, size=size, parts=len(parts))
+        return PutResult(path, size, digest, _status(existing), stored_file.id)
+
+    def _resume(
+        self, session: UploadSession, resume: dict[str, Any] | None, folder_id: str, existing: BoxFile | None
+    ) -> list[dict[str, Any]] | None:
+        """The parts of the checkpointed session, if it is for this very upload and still alive."""
+        if not resume or not isinstance(resume.get("session"), dict):
+            return None
+        same_target = resume.get("folder_id") == folder_id and resume.get("file_id") == (
+            existing.id if existing else None
+        )
+        if not same_target or int(resume["session"].get("total_parts", -1)) < 0:
+            return None
+        stored = session.restore(resume["session"])
+        if stored is None:
+            log.info("checkpointed upload session is gone; starting a new one", name=session.name)
+        return stored
+
+    def _open_session(self, session: UploadSession, folder_id: str, existing: BoxFile | None) -> BoxFile | None:
+        """Create the session (a new file, or a new version of ``existing``); returns the file
+        the session will replace, which may have changed meanwhile."""
         try:
             session.create(folder_id=folder_id) if existing is None else session.create(file_id=existing.id)
         except BoxApiError as exc:
@@ -227,21 +310,7 @@ class BoxDestination:
                 session.create(file_id=existing.id)
             else:
                 raise
-        try:
-            parts, digest = session.send_parts(source)
-        except BaseException:
-            session.abort()
-            raise
-        if existing is not None and existing.sha1 == digest:
-            session.abort()  # same bytes: no new version
-            return PutResult(path, size, digest, "unchanged", existing.id)
-        try:
-            stored = session.commit(parts, digest, if_match=existing.etag if existing else None)
-        except BoxApiError as exc:
-            return self._after_failed_commit(exc, session, folder_id, path, name, size, digest, existing)
-        _check_stored(stored, digest, path)
-        log.info("box upload session committed", path=path, size=size, parts=len(parts))
-        return PutResult(path, size, digest, _status(existing), stored.id)
+        return existing
 
     def _after_failed_commit(
         self,

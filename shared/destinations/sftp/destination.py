@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import posixpath
 import stat as statmod
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Self
@@ -36,17 +35,20 @@ from shared.destinations.base import (
     DeliveryLedger,
     LedgerEntry,
     MemoryLedger,
+    Progress,
     PutResult,
     RemoteFile,
     normalize_path,
 )
 from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
 from shared.destinations.sftp.hashing import remote_sha1
-from shared.destinations.sftp.pool import SessionPool
+from shared.destinations.sftp.pool import SessionPool, pool_for
+from shared.destinations.sftp.resume import PartialState, proven_prefix
 from shared.destinations.sftp.stream import (
     ChunkFeeder,
     OpenRefused,
     PipelinedReader,
+    StaleResume,
     Streamed,
     close_handle,
     open_for_write,
@@ -85,6 +87,7 @@ class SftpDestination:
             partial_suffix=partner.partial_suffix,
             layout="flat" if partner.flat else "nested",
             needs_ledger=True,
+            resumable=True,
         )
         self.root = posixpath.normpath(partner.directory)
         self.ledger: DeliveryLedger = ledger if ledger is not None else MemoryLedger()
@@ -118,6 +121,23 @@ class SftpDestination:
     def put(
         self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
     ) -> PutResult:
+        outcome = self.put_resumable(path, source, size, sha1=sha1, ledger=ledger)
+        assert isinstance(outcome, PutResult)  # no deadline: it never pauses
+        return outcome
+
+    def put_resumable(
+        self,
+        path: str,
+        source: BinaryIO,
+        size: int,
+        *,
+        sha1: str | None = None,
+        ledger: DeliveryLedger | None = None,
+        resume: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> PutResult | Progress:
+        """See :class:`shared.destinations.base.Resumable`; the resume state is a
+        :class:`~shared.destinations.sftp.resume.PartialState`."""
         rel = normalize_path(path)
         ledger = ledger if ledger is not None else self.ledger
         if not rel:
@@ -135,7 +155,20 @@ class SftpDestination:
                 if there == sha1:
                     return PutResult(rel, size, sha1, "unchanged")
             self._mkdirs(session, posixpath.dirname(final))
-            streamed = self._write_partial(session, partial, source, size)
+            state = PartialState.from_dict(resume, partial)
+            start = proven_prefix(session, self.partner.hashing, state, probe_s=STALE_PROBE_S) if state else 0
+            prefix_sha1 = state.sha1 if state and start else None
+            streamed = self._write_partial(
+                session, partial, source, size, start=start, prefix_sha1=prefix_sha1, deadline=deadline
+            )
+            if streamed.size < size:
+                log.info(
+                    "out of time; partial file kept for the next invocation", remote_path=partial, **_sizes(streamed)
+                )
+                now = self._lstat(session, partial)
+                mtime = int(now.st_mtime or 0) if now is not None else -1
+                done = PartialState(partial, streamed.size, streamed.sha1, mtime).to_dict()
+                return Progress(state=done, bytes_done=streamed.size, bytes_sent=streamed.sent)
             if same_size:
                 there = there or self._existing_sha1(session, rel, final, existing, ledger)
                 if there == streamed.sha1:
@@ -269,8 +302,23 @@ class SftpDestination:
             self._remove_quietly(session, partial)
         raise TransientError(f"{self.name}: could not claim {partial}; retrying later")
 
-    def _write_partial(self, session: SftpSession, partial: str, source: BinaryIO, size: int) -> Streamed:
-        handle = self._claim_partial(session, partial)
+    def _write_partial(
+        self,
+        session: SftpSession,
+        partial: str,
+        source: BinaryIO,
+        size: int,
+        *,
+        start: int = 0,
+        prefix_sha1: str | None = None,
+        deadline: float | None = None,
+    ) -> Streamed:
+        """Bytes [start, size) of ``source`` into ``partial`` (a fresh, exclusive one when start is 0;
+        the source's first ``start`` bytes must hash to ``prefix_sha1``) until ``deadline``;
+        returns what the file then holds. A source that differs from the resumed prefix drops
+        the partial (StaleResume: the retry starts over)."""
+        dropped = False  # the resumed prefix did not match the source: the partial goes
+        handle = self._claim_partial(session, partial) if start == 0 else open_for_write(session, partial, create=False)
         extra = []
         if self.partner.connections_per_file > 1 and size >= PARALLEL_MIN_BYTES:
             extra = self.pool.acquire_extra(self.partner.connections_per_file - 1)
@@ -280,9 +328,15 @@ class SftpDestination:
             for helper in extra:
                 handles.append(open_for_write(helper, partial, create=False))
                 sessions.append(helper)
-            feeder = ChunkFeeder(source, size, what=f"{self.name}: {partial}").start()
+            feeder = ChunkFeeder(
+                source, size, what=f"{self.name}: {partial}", skip_to=start, prefix_sha1=prefix_sha1, deadline=deadline
+            )
+            feeder.start()
             try:
                 streamed = stream_to_handles(sessions, handles, partial, feeder)
+            except StaleResume:
+                dropped = True
+                raise
             finally:
                 feeder.abort()
             for helper_session, helper_handle in zip(sessions, handles, strict=True):
@@ -296,12 +350,12 @@ class SftpDestination:
                         close_handle(helper_session, helper_handle, partial)
             for helper in extra:
                 self.pool.release(helper, healthy)
-            if not healthy and session.alive():
-                self._remove_quietly(session, partial)
+            if not healthy and session.alive() and (start == 0 or dropped):
+                self._remove_quietly(session, partial)  # a resumed one stays: its checkpoint still holds
         written = self._lstat(session, partial)
-        if written is None or written.st_size != size:
+        if written is None or written.st_size != streamed.size:
             got = None if written is None else written.st_size
-            raise TransientError(f"{self.name}: {partial} has {got} bytes on the server after writing {size}")
+            raise TransientError(f"{self.name}: {partial} has {got} bytes on the server after writing {streamed.size}")
         return streamed
 
     def _existing_sha1(self, session: SftpSession, rel: str, final: str, attrs: Any, ledger: DeliveryLedger) -> str:
@@ -349,17 +403,8 @@ class SftpDestination:
             session.sftp.remove(path)
 
 
-_pools: dict[tuple[str, SftpPartner], SessionPool] = {}
-_pools_lock = threading.Lock()
-
-
-def pool_for(name: str, partner: SftpPartner) -> SessionPool:
-    """The process's session pool of a partner: warm instances reuse SSH connections."""
-    with _pools_lock:
-        key = (name, partner)
-        if key not in _pools:
-            _pools[key] = SessionPool(name, partner)
-        return _pools[key]
+def _sizes(streamed: Streamed) -> dict[str, int]:
+    return {"bytes_done": streamed.size, "bytes_sent": streamed.sent}
 
 
 def from_config(destination: DestinationId, config: Config) -> SftpDestination:
