@@ -70,7 +70,7 @@ def deliver(delivery: Delivery) -> DeliveryReceipt | None:
     TransientError (retry) or PermanentError (report) from the destination or GCS.
     """
     started = time.monotonic()
-    deadline = started + delivery.budget_s if delivery.budget_s else None
+    deadline = started + delivery.budget_s if delivery.budget_s is not None else None
     live, ledger, result = retry_call(
         lambda: _put_once(delivery, deadline),
         f"delivering to {delivery.destination.id}",
