@@ -111,6 +111,9 @@ class Destination(Protocol):
     id: DestinationId
     """The routing id as used in config and messages: ``box``, ``sftp:acme``, ``memory``."""
 
+    name: str
+    """How results and log lines name this destination (usually ``str(id)``)."""
+
     abilities: Abilities
     """What this destination can do (see :class:`Abilities`)."""
 
@@ -151,12 +154,21 @@ class Destination(Protocol):
         ...
 
 
+class ByteStream(Protocol):
+    """A binary stream as read back from a destination: ``read`` and ``close`` are all verify needs
+    (a ``BinaryIO``, an ``io.RawIOBase`` reader or urllib3's streamed response body)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 @runtime_checkable
 class Readable(Protocol):
     """Optional ability: read a file back (verify hashes it when the server cannot, like
     ``rclone check --download``)."""
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str) -> ByteStream:
         """A binary stream of the file's bytes; the caller closes it."""
         ...
 
