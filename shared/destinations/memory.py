@@ -22,7 +22,9 @@ class MemoryDestination:
     def __init__(self, name: str = "memory", abilities: Abilities | None = None) -> None:
         """``abilities``: what this stand-in claims (tests model other backends with it)."""
         # default: the Box-like reference (SHA-1 listed, GCP/ tree); leftovers named *.partial
-        self.abilities = abilities or Abilities(hashes=frozenset({"sha1"}), layout="gcp_tree", partial_suffix=".partial")
+        self.abilities = abilities or Abilities(
+            hashes=frozenset({"sha1"}), layout="gcp_tree", partial_suffix=".partial"
+        )
         self.id = DestinationId("memory")
         self.name = name
         self._files: dict[str, bytes] = {}

@@ -49,7 +49,9 @@ def deliver_event(event: Any, config: Config, *, stage: Stage, kinds: frozenset[
     mine = [d for d in targets if d.kind in kinds]
     with log.bind(run_id=routed.routing.run_id, table=routed.routing.source.label, object=obj.name):
         if not mine:
-            logger.info("run not routed to this function's destinations; ignored", destinations=[str(d) for d in targets])
+            logger.info(
+                "run not routed to this function's destinations; ignored", destinations=[str(d) for d in targets]
+            )
             return
         each(stage, mine, lambda d: _deliver_one(routed, d, config), lambda d: _context(routed, d))
 
