@@ -23,7 +23,7 @@ from shared.ids import DestinationId
 
 PutStatus = Literal["uploaded", "unchanged", "new_version"]
 FolderLayout = Literal["gcp_tree", "nested", "flat"]
-"""Where a run's files go (shared.layout.remote_folder): seed-style ``GCP/bigquery/{dataset}/...``
+"""Where a run's files go (shared.layout.remote_folder): ``GCP/bigquery/{dataset}/...``
 trees, ``{dataset}/{table}/...`` under the root, or straight into the root."""
 
 

@@ -53,7 +53,7 @@ class BoxDestination:
 
     name = "box"
     id = DestinationId("box")
-    # Files appear when an upload (or a session's commit) completes; seed-style GCP/ folder tree.
+    # Files appear when an upload (or a session's commit) completes; GCP/bigquery/... folder tree.
     abilities = Abilities(hashes=frozenset({"sha1"}), atomic_put=True, layout="gcp_tree")
 
     def __init__(
