@@ -317,7 +317,7 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
         add("sftp", Launch("sftp", p["sftp"], argv, f"ssh://127.0.0.1:{p['sftp']}", _python_env(), note=plan.sftp_note))
     if "box" not in plan.without:
         argv = [py, "-m", "devstack.boxapi", "--host", "127.0.0.1", "--port", str(p["box"])]
-        argv += ["--data-dir", str(root / "box"), "--developer-token", plan.box_token]
+        argv += ["--data-dir", str(root / "box"), f"--developer-token={plan.box_token}"]
         add("box", Launch("box", p["box"], argv, url(p["box"]) + "/health", _python_env()))
     if "webhook" not in plan.without:
         argv = [

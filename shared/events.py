@@ -11,7 +11,7 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from shared.errors import RejectedInput
 from shared.topology import GCS_FINALIZED, GCS_TRIGGER, PUBSUB_PUBLISHED
@@ -39,14 +39,26 @@ class StorageObject:
     event_id: str | None = None
 
 
-def _attributes(event: Any) -> Mapping[str, Any]:
+class CloudEventLike(Protocol):
+    """What offsite reads of a ``cloudevents.http.CloudEvent`` (functions-framework's event)."""
+
+    data: Any
+
+    def get_attributes(self) -> Mapping[str, Any]: ...
+
+
+Event = Mapping[str, Any] | CloudEventLike
+"""A CloudEvent as delivered, or as a plain dict (saved JSON)."""
+
+
+def _attributes(event: Event) -> Mapping[str, Any]:
     """CloudEvent attributes from a cloudevents.http.CloudEvent or a plain dict (saved JSON)."""
     if isinstance(event, Mapping):
         return event
     return event.get_attributes()
 
 
-def _data(event: Any) -> Any:
+def _data(event: Event) -> Any:
     return event.get("data") if isinstance(event, Mapping) else event.data
 
 

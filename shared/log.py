@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,9 +27,12 @@ _SEVERITY = {
     "exception": "ERROR",
 }
 _configured = False
+# The attribute that carries an error's bind() context to the stage that reports it. Any exception
+# type can pass through bind(), so the attribute is set dynamically (getattr/setattr).
+ERROR_CONTEXT_ATTR = "context"
 
 
-def _cloud_logging_fields(_logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _cloud_logging_fields(_logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     event["severity"] = _SEVERITY.get(event.pop("level", method), "DEFAULT")
     event["message"] = event.pop("event", "")
     for key in CONTEXT_KEYS:
@@ -37,7 +40,7 @@ def _cloud_logging_fields(_logger: Any, method: str, event: dict[str, Any]) -> d
     return event
 
 
-def _mask_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     from shared.secrets import Secret
 
     for key, value in list(event.items()):
@@ -84,11 +87,11 @@ def bind(**context: Any) -> Iterator[None]:
         yield
     except Exception as exc:
         # Errors remember where they happened, so the stage that reports them can say so.
-        carried = getattr(exc, "context", None)
+        carried = getattr(exc, ERROR_CONTEXT_ATTR, None)
         if not isinstance(carried, dict):
             carried = {}
             try:
-                exc.context = carried  # type: ignore[attr-defined]
+                setattr(exc, ERROR_CONTEXT_ATTR, carried)
             except AttributeError:
                 pass
         for key, value in context.items():

@@ -90,7 +90,7 @@ class BoxApiServer:
 
     def _command(self, port: int) -> list[str]:
         cmd = [sys.executable, "-m", "devstack.boxapi", "--host", "127.0.0.1", "--port", str(port)]
-        cmd += ["--data-dir", str(self.data_dir), "--developer-token", self.token]
+        cmd += ["--data-dir", str(self.data_dir), f"--developer-token={self.token}"]
         cmd += ["--enterprise-id", self.enterprise_id]
         if self.client_id is not None and self.client_secret is not None:
             cmd += ["--client-id", self.client_id, "--client-secret", self.client_secret]

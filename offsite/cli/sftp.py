@@ -1,4 +1,4 @@
-"""offsite sftp: operate on an SFTP partner's server (seed 003's ``python -m src.sftp``, and more).
+"""offsite sftp: operate on an SFTP partner's server: check it, list, upload and delete files.
 
     offsite sftp check                       connect, verify the host key, show what the server offers
     offsite sftp host-key --host H [--port]  the key a server offers (to confirm with the partner, then pin)

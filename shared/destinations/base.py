@@ -23,7 +23,7 @@ from shared.ids import DestinationId
 
 PutStatus = Literal["uploaded", "unchanged", "new_version"]
 FolderLayout = Literal["gcp_tree", "nested", "flat"]
-"""Where a run's files go (shared.layout.remote_folder): seed-style ``GCP/bigquery/{dataset}/...``
+"""Where a run's files go (shared.layout.remote_folder): ``GCP/bigquery/{dataset}/...``
 trees, ``{dataset}/{table}/...`` under the root, or straight into the root."""
 
 
@@ -124,6 +124,9 @@ class Destination(Protocol):
     id: DestinationId
     """The routing id as used in config and messages: ``box``, ``sftp:acme``, ``memory``."""
 
+    name: str
+    """How results and log lines name this destination (usually ``str(id)``)."""
+
     abilities: Abilities
     """What this destination can do (see :class:`Abilities`)."""
 
@@ -164,6 +167,15 @@ class Destination(Protocol):
         ...
 
 
+class ByteStream(Protocol):
+    """A binary stream as read back from a destination: ``read`` and ``close`` are all verify needs
+    (a ``BinaryIO``, an ``io.RawIOBase`` reader or urllib3's streamed response body)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 @runtime_checkable
 class Resumable(Protocol):
     """Optional ability (``Abilities.resumable``): an upload that works until a deadline, then
@@ -191,7 +203,7 @@ class Readable(Protocol):
     """Optional ability: read a file back (verify hashes it when the server cannot, like
     ``rclone check --download``)."""
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str) -> ByteStream:
         """A binary stream of the file's bytes; the caller closes it."""
         ...
 

@@ -29,7 +29,7 @@ from shared.gcp.api_errors import TRANSIENT_API_ERRORS
 from shared.retry import retry_call
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
-_TRANSIENT = (
+_TRANSIENT: tuple[type[BaseException], ...] = (
     *TRANSIENT_API_ERRORS,
     gexc.RequestRangeNotSatisfiable,
     requests.ConnectionError,
@@ -125,7 +125,8 @@ def read_bytes(bucket: str, name: str, *, client: Any | None = None, max_bytes: 
 
     def once() -> bytes:
         with mapped_errors(what):
-            return blob.download_as_bytes(end=max_bytes)
+            data: bytes = blob.download_as_bytes(end=max_bytes)  # google-cloud-storage is untyped
+            return data
 
     try:
         data = retry_call(once, what, attempts=4)

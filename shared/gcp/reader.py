@@ -200,7 +200,7 @@ class _Prefetcher:
                 if not block:
                     break
                 self._put(block)
-        except BaseException as exc:  # handed to the reader's thread, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader's thread, raised there
             self._put(exc)
             return
         self._put(_END)

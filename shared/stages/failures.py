@@ -27,7 +27,7 @@ CONTEXT_FIELDS = ("run_id", "destination", "source", "message_id", "date")
 
 def context_of(exc: BaseException) -> dict[str, Any]:
     """What an error carries about where it happened (``shared.log.bind`` adds it)."""
-    carried = getattr(exc, "context", None)
+    carried = getattr(exc, log.ERROR_CONTEXT_ATTR, None)
     return carried if isinstance(carried, dict) else {}
 
 
@@ -57,10 +57,10 @@ def report_failure(stage: Stage | str, exc: PermanentError, *, message_id: str |
 def each(
     stage: Stage | str,
     items: Iterable[T],
-    work: Callable[[T], None],
+    work: Callable[[T], object],
     context: Callable[[T], Mapping[str, Any]] = lambda _: {},
 ) -> None:
-    """``work(item)`` for every item (see the module docstring)."""
+    """``work(item)`` for every item (see the module docstring); what ``work`` returns is not used."""
     permanent: list[PermanentError] = []
     transient: list[BaseException] = []
     for item in items:
@@ -75,8 +75,8 @@ def each(
         except Exception as exc:  # noqa: BLE001 - finish the others first, then retry the event
             logger.warning("failure for one item; the event will be retried", error=str(exc), **_loggable(extra))
             transient.append(exc)
-    for exc in permanent if transient else permanent[:-1]:
-        report_failure(stage, exc)
+    for failure in permanent if transient else permanent[:-1]:
+        report_failure(stage, failure)
     if len(transient) == 1:
         raise transient[0]
     if transient:

@@ -159,8 +159,8 @@ def _verify_requested(run: RunRef, request: VerifyRequest, config: Config, messa
 def _report_no_manifest(run: RunRef, destination: str | None, config: Config, message_id: str) -> None:
     """Asked about a run whose export has not finished: ``incomplete`` per routed destination."""
     routing = load_run(config.bucket, run.folder)
-    destinations = [destination] if destination else list(routing.destinations if routing else ())
-    for dest in destinations or [None]:
+    routed: list[str | None] = [destination] if destination else list(routing.destinations if routing else ())
+    for dest in routed or [None]:
         report(
             VerifyResult(
                 status="incomplete",

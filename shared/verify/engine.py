@@ -25,9 +25,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal
+from typing import Literal
 
-from shared.destinations.base import Destination, Readable, RemoteFile, normalize_path
+from shared.destinations.base import ByteStream, Destination, Readable, RemoteFile, normalize_path
 from shared.layout import RemoteFolder
 from shared.manifest import Manifest, ManifestFile
 
@@ -205,7 +205,7 @@ def _remote_sha1(destination: Destination, file: RemoteFile) -> str:
     return hash_stream(destination.open(file.path))
 
 
-def hash_stream(stream: BinaryIO) -> str:
+def hash_stream(stream: ByteStream) -> str:
     """Hex SHA-1 of a binary stream, read in chunks (bounded memory); the stream is closed."""
     digest = hashlib.sha1()
     try:

@@ -108,7 +108,9 @@ def test_backend_neutral_code_imports_no_backend() -> None:
     neutral = [m for m in edges if m.startswith(("shared.verify.engine", "shared.delivery."))]
     assert neutral, "the neutral modules moved: update this test"
     for module in neutral:
-        backends = sorted(m for m in edges[module] if m.startswith(("shared.destinations.box", "shared.destinations.sftp")))
+        backends = sorted(
+            m for m in edges[module] if m.startswith(("shared.destinations.box", "shared.destinations.sftp"))
+        )
         assert backends == [], f"{module} imports {backends}"
 
 

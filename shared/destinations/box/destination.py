@@ -9,15 +9,17 @@ upload after a preflight check, the rest through an upload session with parallel
 
 from __future__ import annotations
 
+import builtins
 import functools
 import hashlib
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from shared.config import BoxDestination as BoxSettings
 from shared.config import Config
 from shared.destinations.base import (
     Abilities,
+    ByteStream,
     DeliveryLedger,
     Progress,
     PutResult,
@@ -41,7 +43,11 @@ from shared.errors import ConfigError, PermanentError, TransientError
 from shared.ids import DestinationId
 from shared.log import get_logger
 
+if TYPE_CHECKING:
+    import urllib3
+
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class BoxDestination:
@@ -49,7 +55,7 @@ class BoxDestination:
 
     name = "box"
     id = DestinationId("box")
-    # Files appear when an upload (or a session's commit) completes; seed-style GCP/ folder tree.
+    # Files appear when an upload (or a session's commit) completes; GCP/bigquery/... folder tree.
     abilities = Abilities(hashes=frozenset({"sha1"}), atomic_put=True, layout="gcp_tree", resumable=True)
 
     def __init__(
@@ -145,7 +151,7 @@ class BoxDestination:
 
     # ---- Readable ------------------------------------------------------------------------
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str) -> ByteStream:
         """The file's bytes as a stream (Box redirects to its download URL; requests follows)."""
         found = self.stat(path)
         if found is None or found.remote_id is None:
@@ -153,12 +159,13 @@ class BoxDestination:
         response = self.http.call(
             "GET", f"{self.http.api}/files/{found.remote_id}/content", what=f"download {path!r}", stream=True
         )
-        response.raw.decode_content = True
-        return response.raw  # type: ignore[no-any-return]
+        body: urllib3.HTTPResponse = response.raw
+        body.decode_content = True
+        return body
 
     # ---- operator helpers ----------------------------------------------------------------
 
-    def entries(self, path: str = "") -> list[dict[str, Any]]:
+    def entries(self, path: str = "") -> builtins.list[dict[str, Any]]:
         """The items of folder ``path`` (type, id, name, size, sha1); PermanentError if missing."""
         path = normalize_path(path)
         folder_id = self._with_fresh_cache(lambda: self.folders.lookup(path))
@@ -168,7 +175,7 @@ class BoxDestination:
 
     # ---- internals -------------------------------------------------------------------------
 
-    def _with_fresh_cache(self, fn: Any) -> Any:
+    def _with_fresh_cache(self, fn: Callable[[], T]) -> T:
         """Run ``fn``; when a cached folder id turned out stale (404), forget the cache and run again."""
         try:
             return fn()
