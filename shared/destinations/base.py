@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from shared.ids import DestinationId
 
@@ -131,7 +131,7 @@ class Destination(Protocol):
     """What this destination can do (see :class:`Abilities`)."""
 
     def put(
-        self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+        self, path: str, source: ByteStream, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
     ) -> PutResult:
         """Store ``size`` bytes read from ``source`` at ``path``, creating parent folders.
 
@@ -184,7 +184,7 @@ class Resumable(Protocol):
     def put_resumable(
         self,
         path: str,
-        source: BinaryIO,
+        source: ByteStream,
         size: int,
         *,
         sha1: str | None = None,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from shared.config import Config
-from shared.destinations.base import Abilities, DeliveryLedger, PutResult, RemoteFile, normalize_path
+from shared.destinations.base import Abilities, ByteStream, DeliveryLedger, PutResult, RemoteFile, normalize_path
 from shared.errors import PermanentError
 from shared.ids import DestinationId
 
@@ -32,7 +32,7 @@ class MemoryDestination:
         self._lock = threading.Lock()
 
     def put(
-        self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+        self, path: str, source: ByteStream, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
     ) -> PutResult:
         path = normalize_path(path)
         with self._lock:

@@ -13,7 +13,7 @@ import builtins
 import functools
 import hashlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.config import BoxDestination as BoxSettings
 from shared.config import Config
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import urllib3
 
 log = get_logger(__name__)
+Parts = list[dict[str, Any]]  # Box's upload session parts (a method named list shadows the builtin below)
 T = TypeVar("T")
 
 
@@ -69,7 +70,7 @@ class BoxDestination:
     # ---- Destination -------------------------------------------------------------------
 
     def put(
-        self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+        self, path: str, source: ByteStream, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
     ) -> PutResult:
         outcome = self.put_resumable(path, source, size, sha1=sha1, ledger=ledger)
         assert isinstance(outcome, PutResult)  # no deadline: it never pauses
@@ -78,7 +79,7 @@ class BoxDestination:
     def put_resumable(
         self,
         path: str,
-        source: BinaryIO,
+        source: ByteStream,
         size: int,
         *,
         sha1: str | None = None,
@@ -250,14 +251,14 @@ class BoxDestination:
         folder_id: str,
         path: str,
         name: str,
-        source: BinaryIO,
+        source: ByteStream,
         size: int,
         existing: BoxFile | None,
         resume: dict[str, Any] | None = None,
         deadline: float | None = None,
     ) -> PutResult | Progress:
         session = UploadSession(self.http, name=name, size=size, parallel=self.settings.parallel_parts)
-        stored = self._resume(session, resume, folder_id, existing)
+        stored: Parts | None = self._resume(session, resume, folder_id, existing)
         if stored is None:
             existing = self._open_session(session, folder_id, existing)
             stored = []
@@ -288,7 +289,7 @@ class BoxDestination:
 
     def _resume(
         self, session: UploadSession, resume: dict[str, Any] | None, folder_id: str, existing: BoxFile | None
-    ) -> list[dict[str, Any]] | None:
+    ) -> Parts | None:
         """The parts of the checkpointed session, if it is for this very upload and still alive."""
         if not resume or not isinstance(resume.get("session"), dict):
             return None

@@ -21,8 +21,9 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
+from shared.destinations.base import ByteStream
 from shared.destinations.box.http import BoxApiError, BoxHttp
 from shared.errors import PermanentError, TransientError
 from shared.log import get_logger
@@ -66,7 +67,7 @@ class ShortSource(PermanentError):
     """The source ended before the announced size."""
 
 
-def read_exactly(source: BinaryIO, size: int, what: str) -> bytes:
+def read_exactly(source: ByteStream, size: int, what: str) -> bytes:
     """``size`` bytes from ``source``; ShortSource when it ends early."""
     first = source.read(size) if size else b""
     if len(first) == size:
@@ -81,7 +82,7 @@ def read_exactly(source: BinaryIO, size: int, what: str) -> bytes:
     return b"".join(chunks)
 
 
-def ensure_drained(source: BinaryIO, what: str, size: int) -> None:
+def ensure_drained(source: ByteStream, what: str, size: int) -> None:
     """The source must end exactly at ``size`` (a longer object means the size was wrong)."""
     if source.read(1):
         raise PermanentError(f"{what}: the source has more than the announced {size} bytes")
@@ -203,7 +204,7 @@ class UploadSession:
         self.info = self.http.call("POST", url, what=f"create upload session for {self.name!r}", json=body).json()
 
     def send_parts(
-        self, source: BinaryIO, *, stored: list[dict[str, Any]] | None = None, deadline: float | None = None
+        self, source: ByteStream, *, stored: list[dict[str, Any]] | None = None, deadline: float | None = None
     ) -> SentParts:
         """Read the source, upload every part; returns the parts and the whole-file SHA-1 hex.
 
@@ -297,7 +298,7 @@ class UploadSession:
                     if known is not None and known.get("sha1") == sha1_hex and int(known.get("size", -1)) == len(data):
                         return known
                 raise
-            part = response.json()["part"]
+            part: dict[str, Any] = response.json()["part"]
             if (
                 part.get("sha1") != sha1_hex
                 or int(part.get("size", -1)) != len(data)

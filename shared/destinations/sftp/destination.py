@@ -32,6 +32,7 @@ from paramiko.sftp import CMD_EXTENDED, SFTP_OK, SFTP_PERMISSION_DENIED
 from shared.config import Config, SftpPartner
 from shared.destinations.base import (
     Abilities,
+    ByteStream,
     DeliveryLedger,
     LedgerEntry,
     MemoryLedger,
@@ -119,7 +120,7 @@ class SftpDestination:
         return self.abilities.hashes
 
     def put(
-        self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+        self, path: str, source: ByteStream, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
     ) -> PutResult:
         outcome = self.put_resumable(path, source, size, sha1=sha1, ledger=ledger)
         assert isinstance(outcome, PutResult)  # no deadline: it never pauses
@@ -128,7 +129,7 @@ class SftpDestination:
     def put_resumable(
         self,
         path: str,
-        source: BinaryIO,
+        source: ByteStream,
         size: int,
         *,
         sha1: str | None = None,
@@ -306,7 +307,7 @@ class SftpDestination:
         self,
         session: SftpSession,
         partial: str,
-        source: BinaryIO,
+        source: ByteStream,
         size: int,
         *,
         start: int = 0,

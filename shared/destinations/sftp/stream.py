@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from paramiko.message import Message
 from paramiko.sftp import (
@@ -39,9 +39,9 @@ from paramiko.sftp import (
     SFTP_PERMISSION_DENIED,
 )
 from paramiko.sftp_attr import SFTPAttributes
-from paramiko.sftp_client import int64
 
-from shared.destinations.sftp.connect import SftpSession, raw_request, sftp_errors, status_of
+from shared.destinations.base import ByteStream
+from shared.destinations.sftp.connect import SftpSession, int64, pipelined, raw_request, sftp_errors, status_of
 from shared.errors import OffsiteError, PermanentError, TransientError
 
 CHUNK_BYTES = 1024 * 1024  # one read from the source; cut into WRITE requests of session.max_write
@@ -115,7 +115,7 @@ class ChunkFeeder:
 
     def __init__(
         self,
-        source: BinaryIO,
+        source: ByteStream,
         size: int,
         *,
         what: str,
@@ -250,15 +250,15 @@ def write_chunks(session: SftpSession, handle: bytes, path: str, feeder: ChunkFe
                 offset, data = item
                 view = memoryview(data)
                 for pos in range(0, len(data), step):
-                    sftp._async_request(acks, CMD_WRITE, handle, int64(offset + pos), view[pos : pos + step])
+                    pipelined(sftp)._async_request(acks, CMD_WRITE, handle, int64(offset + pos), view[pos : pos + step])
                     acks.pending += 1
                     while acks.pending > depth:
-                        sftp._read_response()
+                        pipelined(sftp)._read_response()
                     if acks.failure:
                         _raise_failure(session, path, acks.failure)
                 written += len(data)
             while acks.pending > 0:
-                sftp._read_response()
+                pipelined(sftp)._read_response()
         except BaseException:
             feeder.abort()
             raise
@@ -332,7 +332,7 @@ class PipelinedReader(io.RawIOBase):
         step = self._session.max_read
         while not self._eof and len(self._pending) < self._depth:
             reply = _ReadReply(self._next, step)
-            self._session.sftp._async_request(reply, CMD_READ, self._file.handle, int64(self._next), step)
+            pipelined(self._session.sftp)._async_request(reply, CMD_READ, self._file.handle, int64(self._next), step)
             self._pending.append(reply)
             self._next += step
 
@@ -341,7 +341,7 @@ class PipelinedReader(io.RawIOBase):
         while self._pending:
             reply = self._pending.popleft()
             while reply.kind is None:
-                self._session.sftp._read_response()
+                pipelined(self._session.sftp)._read_response()
         self._next = offset
 
     def readinto(self, buffer: Any) -> int:
@@ -352,7 +352,7 @@ class PipelinedReader(io.RawIOBase):
                     return 0
                 reply = self._pending.popleft()
                 while reply.kind is None:
-                    self._session.sftp._read_response()
+                    pipelined(self._session.sftp)._read_response()
                 assert reply.msg is not None
                 if reply.kind == CMD_DATA:
                     self._buffer = memoryview(reply.msg.get_string())
