@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
@@ -49,6 +50,39 @@ def _mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -
     return event
 
 
+_WRITE_LOCK = threading.Lock()
+
+
+class LineWriter:
+    """A structlog logger writing each line with ONE ``os.write`` of the whole line: lines from
+    threads and from other processes sharing the descriptor (gunicorn workers, a log file a
+    launcher gives stdout and stderr) never run together — a single write to an O_APPEND file is
+    never interleaved, and to a pipe not below PIPE_BUF (4 KiB). A stream without a descriptor
+    (a test's StringIO) is written under a lock instead."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        try:
+            stream.flush()
+            self._fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+
+    def msg(self, message: str) -> None:
+        data = (message + "\n").encode("utf-8", "backslashreplace")
+        with _WRITE_LOCK:
+            if self._fd is None:
+                self._stream.write(data.decode("utf-8"))
+                self._stream.flush()
+                return
+            view = memoryview(data)
+            while view:  # one call in practice; a short write (a full pipe) is finished, never dropped
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
+
+
 def configure(fmt: str | None = None, stream: Any = None) -> None:
     """Set up structlog once per process (idempotent; tests may call again with a stream)."""
     global _configured
@@ -67,7 +101,7 @@ def configure(fmt: str | None = None, stream: Any = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=lambda *_: LineWriter(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
     _configured = True
