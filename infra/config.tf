@@ -119,11 +119,11 @@ locals {
   # env:/file: mean nothing inside a function).
   credentials = merge(
     { for field in local.credential_fields.box : "destinations.box.auth.${field}" => try(local.box_auth[field], null) },
-    merge([
+    merge(concat([{}], [
       for name, partner in local.sftp_partners : {
         for field in local.credential_fields.sftp : "destinations.sftp.${name}.${field}" => try(partner[field], null)
       }
-    ]...),
+    ])...),
     { "alerts.slack_webhook_url" = try(local.config.alerts.slack_webhook_url, null) },
   )
   plain_credentials = sort([

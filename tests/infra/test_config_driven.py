@@ -143,9 +143,17 @@ def _preconditions(module: Module) -> list[tuple[bool, str]]:
     return found
 
 
-def test_example_config_passes_every_plan_time_check(example: Module) -> None:
+def test_example_config_passes_every_plan_time_check(example: Module, infra) -> None:  # type: ignore[no-untyped-def]
     assert all(ok is True for ok, _ in _preconditions(example))
     assert example.local("plain_credentials") == []
+    bare = infra("project: p\nbucket: b\n")  # no destinations, no alerts: nothing to check
+    assert all(ok is True for ok, _ in _preconditions(bare))
+    assert set(bare.local("credentials")) == {
+        "destinations.box.auth.jwt_config",
+        "destinations.box.auth.client_secret",
+        "destinations.box.auth.developer_token",
+        "alerts.slack_webhook_url",
+    }
 
 
 def test_plan_fails_for_a_credential_that_is_not_an_sm_reference(infra) -> None:  # type: ignore[no-untyped-def]
