@@ -52,7 +52,7 @@ locals {
       timeout_s     = 540
       memory_mb     = 512
       max_instances = 4
-      concurrency   = 8
+      concurrency   = 16
       gcs_trigger   = true
       description   = "exports object finalized -> file on each routed SFTP partner, receipt on deliveries"
     }

@@ -112,7 +112,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_s=540,
         memory_mb=512,
         max_instances=4,
-        concurrency=8,
+        # Only max_sessions of them write at once (the session pool); the rest wait for a
+        # session or are events of other objects, acknowledged at once.
+        concurrency=16,
         serves=frozenset({"sftp"}),
     ),
     FunctionSpec(
