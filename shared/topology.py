@@ -64,6 +64,10 @@ class FunctionSpec:
     timeout_s: int = 540
     memory_mb: int = 512
     max_instances: int = 10
+    concurrency: int = 1
+    """Requests one instance handles at once (2nd gen ``max_instance_request_concurrency``).
+    I/O-bound functions take many: every object written to the exports bucket reaches all three
+    storage-triggered functions, and most of those events are acknowledged at once."""
     serves: frozenset[str] = frozenset()
     """Destination kinds this function delivers to (``box``, ``sftp``): delivery functions run
     the same handler (shared.stages.deliver), each for its own kinds (own scaling, secrets, IAM)."""
@@ -84,9 +88,19 @@ def _pubsub(topic: str) -> Trigger:
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec("fan_out", "export_table", "fan_out", (_pubsub(EXPORT_REQUESTS),), timeout_s=120, memory_mb=256),
     FunctionSpec(
-        "export_table", "export_table", "export_table", (_pubsub(TABLE_EXPORTS),), timeout_s=540, memory_mb=1024
+        "fan_out", "export_table", "fan_out", (_pubsub(EXPORT_REQUESTS),), timeout_s=120, memory_mb=512, concurrency=2
+    ),
+    # In the cloud export_table starts BigQuery jobs and waits on them: no table data passes
+    # through it (the local stack's in-process warehouse is what needed 1 GiB).
+    FunctionSpec(
+        "export_table",
+        "export_table",
+        "export_table",
+        (_pubsub(TABLE_EXPORTS),),
+        timeout_s=540,
+        memory_mb=512,
+        concurrency=4,
     ),
     FunctionSpec(
         "upload_box",
@@ -95,6 +109,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         (_GCS, _pubsub(DELIVERY_CONTINUATIONS)),
         timeout_s=540,
         memory_mb=1024,
+        concurrency=8,
         serves=frozenset({"box"}),
     ),
     FunctionSpec(
@@ -105,6 +120,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_s=540,
         memory_mb=512,
         max_instances=4,
+        # Only max_sessions of them write at once (the session pool); the rest wait for a
+        # session or are events of other objects, acknowledged at once.
+        concurrency=16,
         serves=frozenset({"sftp"}),
     ),
     FunctionSpec(
@@ -113,7 +131,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "verify",
         (_pubsub(DELIVERIES), _pubsub(VERIFY_REQUESTS), _GCS),
         timeout_s=300,
-        memory_mb=512,
+        memory_mb=1024,
+        concurrency=16,
     ),
 )
 
