@@ -15,8 +15,8 @@ locals {
   topic_publishers = {
     fan_out       = ["table-exports", "verify-results"]
     export_table  = ["verify-results"]
-    upload_box    = ["deliveries", "verify-results"]
-    transfer_sftp = ["deliveries", "verify-results"]
+    upload_box    = ["deliveries", "verify-results", "delivery-continuations"]
+    transfer_sftp = ["deliveries", "verify-results", "delivery-continuations"]
     verify        = ["verify-results"]
   }
 
@@ -39,10 +39,13 @@ locals {
     upload_box = {
       viewer   = { role = "roles/storage.objectViewer", prefix = "" }
       metadata = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
+      # checkpoints of transfers longer than one invocation (shared.delivery.checkpoint)
+      checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
     }
     transfer_sftp = {
-      viewer   = { role = "roles/storage.objectViewer", prefix = "" }
-      metadata = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
+      viewer      = { role = "roles/storage.objectViewer", prefix = "" }
+      metadata    = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
+      checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
     }
     verify = {
       viewer   = { role = "roles/storage.objectViewer", prefix = "" }

@@ -5,7 +5,9 @@
 # Cloud Run service, whose names may not contain '_'.
 
 locals {
-  topics = ["export-requests", "table-exports", "deliveries", "verify-requests", "verify-results"]
+  topics = [
+    "export-requests", "table-exports", "deliveries", "verify-requests", "verify-results", "delivery-continuations",
+  ]
 
   # concurrency: requests one instance serves at once (max_instance_request_concurrency). Every
   # object written to the exports bucket reaches the three GCS-triggered functions, which
@@ -80,6 +82,18 @@ locals {
       function          = "export_table"
       topic             = "table-exports"
       dead_letter_topic = "export-table-table-exports-dlq"
+    }
+    # A transfer that ran out of its time budget continues from its checkpoint (both upload
+    # functions read every continuation and act on those for their destination kinds).
+    "upload-box-delivery-continuations" = {
+      function          = "upload_box"
+      topic             = "delivery-continuations"
+      dead_letter_topic = "upload-box-delivery-continuations-dlq"
+    }
+    "transfer-sftp-delivery-continuations" = {
+      function          = "transfer_sftp"
+      topic             = "delivery-continuations"
+      dead_letter_topic = "transfer-sftp-delivery-continuations-dlq"
     }
     "verify-deliveries" = {
       function          = "verify"

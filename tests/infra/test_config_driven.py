@@ -121,9 +121,10 @@ def test_sftp_instances_are_capped_by_partner_concurrency(infra, example: Module
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     config["destinations"]["sftp"]["acme"]["max_sessions"] = 64
     # 64 sessions, an instance holds at most concurrency (8) x 1: 8 instances, capped at the topology's 4.
-    assert infra(yaml.safe_dump(config)).local("max_instances")["transfer_sftp"] == topology.function(
-        "transfer_sftp"
-    ).max_instances
+    assert (
+        infra(yaml.safe_dump(config)).local("max_instances")["transfer_sftp"]
+        == topology.function("transfer_sftp").max_instances
+    )
     config["destinations"]["sftp"]["acme"]["max_sessions"] = 3 * concurrency
     assert infra(yaml.safe_dump(config)).local("max_instances")["transfer_sftp"] == 3
     config["destinations"]["sftp"]["slow"] = {

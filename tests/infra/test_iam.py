@@ -116,8 +116,9 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
     assert topics == {
         "fan_out": {"table-exports", "verify-results"},
         "export_table": {"verify-results"},
-        "upload_box": {"deliveries", "verify-results"},
-        "transfer_sftp": {"deliveries", "verify-results"},
+        # a transfer that runs out of its time budget asks to be continued
+        "upload_box": {"deliveries", "verify-results", "delivery-continuations"},
+        "transfer_sftp": {"deliveries", "verify-results", "delivery-continuations"},
         "verify": {"verify-results"},
     }
     assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
@@ -144,8 +145,11 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
         "fan_out": reporting,
         # export_table may overwrite its own export objects (a retried BigQuery extract rewrites them).
         "export_table": {(replacer, "exports/"), ("roles/storage.objectViewer", "")} | reporting,
-        "upload_box": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")} | reporting,
-        "transfer_sftp": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")} | reporting,
+        # ... and keeps its checkpoint under checkpoints/ (replaced each invocation, deleted at the end)
+        "upload_box": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/"), (replacer, "checkpoints/")}
+        | reporting,
+        "transfer_sftp": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/"), (replacer, "checkpoints/")}
+        | reporting,
         "verify": {("roles/storage.objectViewer", ""), (replacer, "exports/")} | reporting,
     }
 

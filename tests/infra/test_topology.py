@@ -208,7 +208,9 @@ def test_dead_letter_credentials_are_checked_before_the_triggers_exist(example: 
     (provisioner,) = preflight["provisioner"]
     assert provisioner["command"].endswith("/scripts/attach-dead-letter.sh --check")
     assert provisioner["environment"] == {"PROJECT": "bqx-ml", "IMPERSONATE_SERVICE_ACCOUNT": ""}
-    assert "terraform_data.dead_letter_preflight" in example.depends_on("resource", "google_cloudfunctions2_function", "fn")
+    assert "terraform_data.dead_letter_preflight" in example.depends_on(
+        "resource", "google_cloudfunctions2_function", "fn"
+    )
     assert infra(attach_eventarc_dead_letters=False).instances("terraform_data", "dead_letter_preflight") == {}
     # The script acts as the same account as the provider when Terraform impersonates one.
     sa = "deployer@bqx-ml.iam.gserviceaccount.com"
