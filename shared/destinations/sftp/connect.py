@@ -352,6 +352,22 @@ def open_session(name: str, partner: SftpPartner) -> SftpSession:
     )
 
 
+def offered_host_key(partner: SftpPartner, key_type: str) -> str:
+    """The base64 ``key_type`` key the partner's server offers now (a handshake, no login).
+
+    A warm pool asks this before reusing a session: a server whose key changed since the
+    session was opened is found out at the next delivery, not at the next reconnect.
+    """
+    sock = socket.create_connection((partner.host, partner.port), timeout=partner.connect_timeout_s)
+    transport = paramiko.Transport(sock)
+    try:
+        transport.get_security_options().key_types = (key_type,)
+        transport.start_client(timeout=partner.connect_timeout_s)
+        return str(transport.get_remote_server_key().get_base64())
+    finally:
+        transport.close()
+
+
 def scan_host_key(host: str, port: int, timeout_s: float = 15.0) -> tuple[str, str]:
     """The key a server offers (like ``ssh-keyscan``), without authenticating: (type, base64).
 

@@ -15,10 +15,16 @@ import time
 from collections.abc import Iterator
 
 from shared.config import SftpPartner
-from shared.destinations.sftp.connect import SftpSession, open_session
+from shared.destinations.sftp.connect import SftpSession, offered_host_key, open_session
 from shared.errors import TransientError
+from shared.log import get_logger
+
+log = get_logger(__name__)
 
 SESSION_WAIT_S = 300.0  # waiting for a free session; past it the delivery is retried later
+IDLE_TIMEOUT_S = 60.0  # an idle session older than this is closed, not reused
+MAX_AGE_S = 600.0  # no session is reused past this age: reconnecting re-verifies the host key
+HOST_KEY_RECHECK_S = 30.0  # a reused session is preceded by a host-key probe at most this often
 
 
 class SessionLimiter:
@@ -47,26 +53,66 @@ def limiter_for(name: str, partner: SftpPartner) -> SessionLimiter:
 class SessionPool:
     """Sessions to one partner: reused when idle, opened on demand up to the partner's limit."""
 
-    def __init__(self, name: str, partner: SftpPartner, *, wait_s: float = SESSION_WAIT_S) -> None:
-        self.name, self.partner, self.wait_s = name, partner, wait_s
+    def __init__(
+        self,
+        name: str,
+        partner: SftpPartner,
+        *,
+        wait_s: float = SESSION_WAIT_S,
+        recheck_s: float = HOST_KEY_RECHECK_S,
+    ) -> None:
+        self.name, self.partner, self.wait_s, self.recheck_s = name, partner, wait_s, recheck_s
         self._limiter = limiter_for(name, partner)
-        self._idle: list[SftpSession] = []
+        self._idle: list[tuple[SftpSession, float]] = []  # (session, returned at)
+        self._opened: dict[int, float] = {}  # id(session) -> opened at
+        self._checked_at = time.monotonic()
 
     def _take_idle_locked(self, dead: list[SftpSession]) -> SftpSession | None:
+        now = time.monotonic()
         while self._idle:
-            session = self._idle.pop()
-            if session.alive():
+            session, returned = self._idle.pop()
+            fresh = now - returned <= IDLE_TIMEOUT_S and now - self._opened.get(id(session), now) <= MAX_AGE_S
+            if fresh and session.alive():
                 return session
             dead.append(session)
+            self._opened.pop(id(session), None)
             self._limiter.used -= 1
         return None
 
+    def _recheck(self, session: SftpSession) -> SftpSession:
+        """A reused session, if the server still offers the key it was opened with; else every
+        idle session is dropped and a new connection is made — which verifies the key again and
+        refuses a changed one before any credential is sent."""
+        if time.monotonic() - self._checked_at < self.recheck_s:
+            return session
+        key = session.transport.get_remote_server_key()
+        try:
+            offered = offered_host_key(self.partner, key.get_name())
+        except Exception as exc:  # noqa: BLE001 - the server is unreachable: the session decides
+            log.warning("host key probe failed; using the pooled session", partner=self.name, error=str(exc))
+            return session
+        self._checked_at = time.monotonic()
+        if offered == key.get_base64():
+            return session
+        log.warning("the server's host key changed under a pooled session; reconnecting", partner=self.name)
+        session.close()
+        self._forget_one()
+        self.close()
+        return self._reopen()
+
+    def _reopen(self) -> SftpSession:
+        with self._limiter.cond:
+            self._limiter.used += 1
+        return self._open()
+
     def _open(self) -> SftpSession:
         try:
-            return open_session(self.name, self.partner)
+            session = open_session(self.name, self.partner)
         except BaseException:
             self._forget_one()
             raise
+        self._opened[id(session)] = time.monotonic()
+        return session
 
     def _forget_one(self) -> None:
         with self._limiter.cond:
@@ -83,7 +129,7 @@ class SessionPool:
                 while True:
                     session = self._take_idle_locked(dead)
                     if session is not None:
-                        return session
+                        break
                     if limiter.used < limiter.limit:
                         limiter.used += 1
                         break
@@ -92,8 +138,10 @@ class SessionPool:
                         return None
                     limiter.cond.wait(remaining)
         finally:
-            for session in dead:
-                session.close()
+            for stale in dead:
+                stale.close()
+        if session is not None:
+            return self._recheck(session)
         return self._open()
 
     def acquire(self) -> SftpSession:
@@ -122,10 +170,11 @@ class SessionPool:
         """Return a session; an unhealthy (or dead) one is closed instead of reused."""
         if healthy and session.alive():
             with self._limiter.cond:
-                self._idle.append(session)
+                self._idle.append((session, time.monotonic()))
                 self._limiter.cond.notify_all()
             return
         session.close()
+        self._opened.pop(id(session), None)
         self._forget_one()
 
     @contextlib.contextmanager
@@ -144,7 +193,8 @@ class SessionPool:
             idle, self._idle = self._idle, []
             self._limiter.used = max(0, self._limiter.used - len(idle))
             self._limiter.cond.notify_all()
-        for session in idle:
+        for session, _ in idle:
+            self._opened.pop(id(session), None)
             session.close()
 
 
