@@ -236,16 +236,20 @@ def set_metadata(
     return ObjectInfo.from_blob(blob)
 
 
-def delete(bucket: str, name: str, *, client: Any | None = None) -> None:
-    """Remove ``name``; a missing object is not an error."""
+def delete(bucket: str, name: str, *, if_generation_match: int | None = None, client: Any | None = None) -> bool:
+    """Remove ``name`` (only that generation, when given). False when it was not there, or is
+    another generation now; never an error."""
     blob = _client(client).bucket(bucket).blob(name)
     what = f"deleting {uri(bucket, name)}"
 
     def once() -> None:
         with mapped_errors(what):
-            blob.delete()
+            blob.delete(if_generation_match=if_generation_match)
 
     try:
         retry_call(once, what, attempts=4)
     except ObjectMissing:
-        pass
+        return False
+    except gexc.PreconditionFailed:
+        return False
+    return True

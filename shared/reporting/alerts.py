@@ -2,12 +2,17 @@
 
 - Posted to ``alerts.slack_webhook_url`` (a Secret; alerts are off without it) as a Slack
   incoming-webhook message: run, source, destination, what is wrong, and the commands that
-  re-run the check.
-- Rate-limited: at most one alert per (run, destination, status) per ``alerts.min_interval_s``,
-  across function instances, with a small GCS object per key (``alerts/…``) updated under a
-  generation precondition; if GCS cannot be reached the limit falls back to this process.
+  re-run the check (:mod:`shared.reporting.alert_messages`).
+- Aggregated per run: every alertable result is queued in its run's group
+  (:mod:`shared.reporting.alert_outbox`; rejected requests without a run share one digest
+  group), and a group is sent as ONE message listing every table, destination and status,
+  at most once per ``alerts.min_interval_s`` across instances (a small GCS object per group
+  under ``alerts/``, updated under a generation precondition; if GCS cannot be reached the
+  limit and the queue fall back to this process). What the limit holds back stays queued
+  and goes out with the group's next message or the verify sweep's :func:`flush_all` —
+  nothing is dropped silently.
 - Never blocks the pipeline: a short timeout, two attempts at most, and every failure is
-  logged and swallowed (:func:`alert` never raises).
+  logged and swallowed (:func:`alert` never raises); unsent entries stay queued.
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ from shared import log
 from shared.config import Config
 from shared.errors import TransientError
 from shared.messages import VerifyResult
+from shared.reporting.alert_messages import summary_message
+from shared.reporting.alert_outbox import GcsOutbox, MemoryOutbox, Outbox, group_of, key_of
 from shared.retry import retry_call
 
 ALERT_STATUSES = frozenset({"mismatch", "incomplete", "rejected", "failed"})
 TIMEOUT_S = (3.0, 5.0)  # connect, read
 ATTEMPTS = 2
 ALERTS_PREFIX = "alerts/"
-MAX_NAMES = 10
-ICONS = {"mismatch": ":x:", "incomplete": ":hourglass:", "rejected": ":no_entry:", "failed": ":rotating_light:"}
 
 logger = log.get_logger(__name__)
 
@@ -94,36 +99,77 @@ _PROCESS_LIMITER = ProcessRateLimiter()
 
 
 def alert(
-    result: VerifyResult, config: Config, *, limiter: RateLimiter | None = None, now: float | None = None
+    result: VerifyResult,
+    config: Config,
+    *,
+    limiter: RateLimiter | None = None,
+    outbox: Outbox | None = None,
+    now: float | None = None,
 ) -> bool:
-    """Post ``result`` to Slack when its status needs a person; True when a message was sent.
-
-    Never raises: failures are logged (alerts must not turn a result into a retry storm).
-    """
+    """Queue ``result`` in its run's group when its status needs a person, then send the group
+    if the rate limit allows; True when a message went out now. Never raises."""
     if result.status not in ALERT_STATUSES:
         return False
-    secret = config.alerts.slack_webhook_url
-    if secret is None:
+    if config.alerts.slack_webhook_url is None:
         logger.info("alerts are off (alerts.slack_webhook_url is not set)", status=result.status)
         return False
+    outbox = outbox or _outbox(config)
+    group = group_of(result)
     try:
-        key = rate_key(result)
-        limiter = limiter or GcsRateLimiter(config.bucket)
-        if not limiter.allow(key, config.alerts.min_interval_s, time.time() if now is None else now):
-            logger.info("alert suppressed by rate limit", key=key, min_interval_s=config.alerts.min_interval_s)
-            return False
-        post(secret.reveal(), message(result))
-    except Exception as exc:  # noqa: BLE001 - see docstring
-        logger.error("could not send alert", status=result.status, run_id=result.run_id, error=_safe(exc))
+        outbox.add(group, key_of(result), result)
+    except Exception as exc:  # noqa: BLE001 - GCS unreachable: queue in this process instead
+        logger.warning("alert queue: GCS unavailable, queueing in this process", error=str(exc))
+        outbox = _PROCESS_OUTBOX
+        outbox.add(group, key_of(result), result)
+    return flush(group, config, limiter=limiter, outbox=outbox, now=now)
+
+
+def flush(
+    group: str,
+    config: Config,
+    *,
+    limiter: RateLimiter | None = None,
+    outbox: Outbox | None = None,
+    now: float | None = None,
+) -> bool:
+    """Send everything queued in ``group`` as one message, if the group's rate limit allows."""
+    secret = config.alerts.slack_webhook_url
+    if secret is None:
         return False
-    logger.info("alert sent", status=result.status, run_id=result.run_id, destination=result.destination)
+    outbox = outbox or _outbox(config)
+    try:
+        queued = outbox.pending(group)
+        if not queued:
+            return False
+        limiter = limiter or GcsRateLimiter(config.bucket)
+        if not limiter.allow(group, config.alerts.min_interval_s, time.time() if now is None else now):
+            logger.info("alert held back by the rate limit; queued", group=group, queued=len(queued))
+            return False
+        post(secret.reveal(), summary_message([p.result for p in queued]))
+        outbox.remove(group, queued)
+    except Exception as exc:  # noqa: BLE001 - see module docstring
+        logger.error("could not send alert; kept queued", group=group, error=_safe(exc))
+        return False
+    logger.info("alert sent", group=group, results=len(queued), statuses=sorted({p.result.status for p in queued}))
     return True
 
 
-def rate_key(result: VerifyResult) -> str:
-    """``{run}/{destination}/{status}`` with '-' for unknown parts (all rejects without a run share one)."""
-    parts = [result.run_id or "-", (result.destination or "-").replace(":", "_"), result.status]
-    return "/".join(parts)
+def flush_all(config: Config, *, limiter: RateLimiter | None = None, outbox: Outbox | None = None) -> int:
+    """Send every group the rate limit allows (the verify sweep calls this); how many went out."""
+    outbox = outbox or _outbox(config)
+    try:
+        groups = outbox.groups()
+    except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+        logger.error("could not list queued alerts", error=str(exc))
+        return 0
+    return sum(flush(group, config, limiter=limiter, outbox=outbox) for group in groups)
+
+
+def _outbox(config: Config) -> Outbox:
+    return GcsOutbox(config.bucket)
+
+
+_PROCESS_OUTBOX = MemoryOutbox()
 
 
 def post(url: str, payload: dict[str, Any]) -> None:
@@ -146,60 +192,3 @@ def _safe(exc: Exception) -> str:
     """An error text without URLs (the webhook URL is a secret)."""
     text = str(exc)
     return "webhook request failed: " + exc.__class__.__name__ if "http" in text.lower() else text
-
-
-def rerun_commands(result: VerifyResult) -> list[str]:
-    """The commands that run the check again for this result (none without a run id)."""
-    if not result.run_id:
-        return []
-    request: dict[str, str] = {"run_id": result.run_id}
-    cli = f"offsite verify {result.run_id}"
-    if result.destination:
-        request["destination"] = result.destination
-        cli += f" --destination {result.destination}"
-    body = json.dumps(request, separators=(",", ":"))
-    return [cli, f"gcloud pubsub topics publish verify-requests --message='{body}'"]
-
-
-def message(result: VerifyResult) -> dict[str, Any]:
-    """The Slack message (``text`` in Slack's mrkdwn)."""
-    src = result.source or {}
-    label = (
-        f"{src['dataset']}.{src['table']}"
-        if src.get("dataset")
-        else f"export:{src['export']}"
-        if src.get("export")
-        else None
-    )
-    head = f"{ICONS.get(result.status, ':warning:')} *offsite {result.stage or 'verify'}: {result.status}*"
-    where = []
-    if result.run_id:
-        where.append(f"run `{result.run_id}`")
-    if label:
-        where.append(label + (f" ({result.date})" if result.date else ""))
-    if result.destination:
-        where.append(f"→ `{result.destination}`")
-    lines = [head + (" — " + " ".join(where) if where else "")]
-    for title, names in (
-        ("missing", result.missing),
-        ("extra", result.extra),
-        ("size differs", result.size_differs),
-        ("hash differs", result.hash_differs),
-    ):
-        if names:
-            shown = ", ".join(names[:MAX_NAMES]) + (f" … (+{len(names) - MAX_NAMES})" if len(names) > MAX_NAMES else "")
-            lines.append(f"{title} ({len(names)}): {shown}")
-    if result.check:
-        lines.append(
-            f"check: {result.check} · files {result.files_present}/{result.files_expected}"
-            f" · bytes {result.bytes_present}/{result.bytes_expected} · self-heal attempts: {result.heal_attempts}"
-        )
-    if result.reason:
-        lines.append(f"reason: {result.reason[:1500]}")
-    if result.message_id:
-        lines.append(f"message: {result.message_id}")
-    commands = rerun_commands(result)
-    if commands:
-        lines.append("re-run: `" + commands[0] + "`")
-        lines.append("    or: `" + commands[1] + "`")
-    return {"text": "\n".join(lines)}

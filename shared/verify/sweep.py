@@ -42,6 +42,7 @@ class SweepSummary:
     runs_due: int = 0
     published: int = 0
     failures: int = 0
+    alerts_sent: int = 0
 
 
 def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | None = None) -> SweepSummary:
@@ -69,6 +70,9 @@ def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | N
                 summary.failures += 1
                 logger.warning("sweep hit a transient failure", error=str(exc))
                 transient = transient or exc
+    from shared.reporting.alerts import flush_all
+
+    summary.alerts_sent = flush_all(config)  # what the alert rate limit held back
     logger.info("sweep done", **vars(summary))
     if transient is not None:
         raise transient

@@ -1,4 +1,5 @@
-"""Slack alerts against a real local webhook server: content, statuses, rate limit, never blocking."""
+"""Slack alerts against a real local webhook server: content, statuses, aggregation per run,
+rate limit without loss, never blocking."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from shared import log
 from shared.config import Config
 from shared.config_load import from_dict
 from shared.messages import VerifyResult
-from shared.reporting.alerts import ProcessRateLimiter, alert, message, rate_key, rerun_commands
+from shared.reporting.alert_messages import message, rerun_commands
+from shared.reporting.alert_outbox import MemoryOutbox, group_of
+from shared.reporting.alerts import ProcessRateLimiter, alert, flush_all
 
 
 class Webhook:
@@ -104,15 +107,17 @@ def test_rejected_message_without_run_has_reason_and_no_rerun() -> None:
     text = message(rejected)["text"]
     assert "rejected" in text and "not valid JSON" in text and "m-1" in text
     assert rerun_commands(rejected) == [] and "re-run" not in text
-    assert rate_key(rejected) == "-/-/rejected"
+    assert group_of(rejected) == "rejected-requests"  # requests without a run share the digest
 
 
 def test_alerts_go_out_for_problem_statuses_only(webhook: Webhook) -> None:
     config = config_for(webhook.url)
-    limiter = ProcessRateLimiter()
-    assert alert(VerifyResult(status="in_sync", run_id="r1", destination="box"), config, limiter=limiter) is False
-    for status in ("mismatch", "incomplete", "rejected", "failed"):
-        assert alert(VerifyResult(status=status, run_id="r1", destination="box"), config, limiter=limiter) is True
+    limiter, outbox = ProcessRateLimiter(), MemoryOutbox()
+    in_sync = VerifyResult(status="in_sync", run_id="r0", destination="box")
+    assert alert(in_sync, config, limiter=limiter, outbox=outbox) is False
+    for n, status in enumerate(("mismatch", "incomplete", "rejected", "failed")):
+        problem = VerifyResult(status=status, run_id=f"r{n + 1}", destination="box")
+        assert alert(problem, config, limiter=limiter, outbox=outbox) is True
     assert [b["text"].split("*")[1].rsplit(" ", 1)[1] for b in webhook.bodies] == [
         "mismatch",
         "incomplete",
@@ -121,33 +126,83 @@ def test_alerts_go_out_for_problem_statuses_only(webhook: Webhook) -> None:
     ]
 
 
-def test_rate_limited_per_run_destination_and_status(webhook: Webhook) -> None:
+def test_rate_limited_per_run_and_nothing_dropped(webhook: Webhook) -> None:
     config = config_for(webhook.url, min_interval_s=60)
-    limiter = ProcessRateLimiter()
-    assert alert(MISMATCH, config, limiter=limiter, now=1000.0)
-    assert not alert(MISMATCH, config, limiter=limiter, now=1030.0)  # within a minute: suppressed
-    assert alert(dataclasses.replace(MISMATCH, destination="box"), config, limiter=limiter, now=1031.0)
-    assert alert(MISMATCH, config, limiter=limiter, now=1061.0)  # interval passed
-    assert len(webhook.bodies) == 3
+    limiter, outbox = ProcessRateLimiter(), MemoryOutbox()
+    assert alert(MISMATCH, config, limiter=limiter, outbox=outbox, now=1000.0)
+    assert not alert(MISMATCH, config, limiter=limiter, outbox=outbox, now=1030.0)  # within a minute: queued
+    to_box = dataclasses.replace(MISMATCH, destination="box")
+    assert not alert(to_box, config, limiter=limiter, outbox=outbox, now=1031.0)  # same run: queued with it
+    other_run = dataclasses.replace(MISMATCH, run_id="r20250108b")
+    assert alert(other_run, config, limiter=limiter, outbox=outbox, now=1032.0)  # another run has its own limit
+    assert len(webhook.bodies) == 2
+    assert flush_all(config, limiter=ProcessRateLimiter(), outbox=outbox) == 1  # the sweep sends what was held
+    held = webhook.bodies[-1]["text"]
+    assert "`r20250108a`" in held and "2 mismatch" in held  # one message, every destination of the run
+    assert "`sftp:local`" in held and "`box`" in held and "sales.orders" in held
+    assert outbox.groups() == []
+
+
+def test_one_run_one_message_listing_every_table_and_destination(webhook: Webhook) -> None:
+    config = config_for(webhook.url)
+    limiter, outbox = ProcessRateLimiter(), MemoryOutbox()
+    first = dataclasses.replace(MISMATCH, status="failed", reason="box: 403", destination="box")
+    assert alert(first, config, limiter=limiter, outbox=outbox, now=10.0)
+    for table in ("customers", "orders", "products"):
+        source = {"mode": "table", "project": "p", "dataset": "sales", "table": table}
+        late = dataclasses.replace(MISMATCH, status="failed", reason="box: 403", destination="box", source=source)
+        alert(late, config, limiter=limiter, outbox=outbox, now=20.0)
+    assert len(webhook.bodies) == 1
+    flush_all(config, limiter=ProcessRateLimiter(), outbox=outbox)
+    text = webhook.bodies[-1]["text"]
+    assert all(f"sales.{t}" in text for t in ("customers", "orders", "products")) and "3 failed" in text
+
+
+def test_rejected_requests_become_a_digest(webhook: Webhook) -> None:
+    config = config_for(webhook.url)
+    limiter, outbox = ProcessRateLimiter(), MemoryOutbox()
+    sent = [
+        alert(
+            VerifyResult(
+                status="rejected", stage="fan_out", reason=f"export request.dataset: bad {n}", message_id=f"m{n}"
+            ),
+            config,
+            limiter=limiter,
+            outbox=outbox,
+            now=100.0 + n,
+        )
+        for n in range(29)
+    ]
+    assert sent.count(True) == 1  # the first one at once, the rest held for the digest
+    assert flush_all(config, limiter=ProcessRateLimiter(), outbox=outbox) == 1
+    digest = webhook.bodies[-1]["text"]
+    assert "28 rejected requests" in digest and "[m28]" in digest and "bad 28" in digest
+    assert sum("rejected" in line for line in digest.splitlines()[1:]) == 28  # none dropped
 
 
 def test_a_failing_webhook_is_logged_not_raised_and_not_retried_forever(webhook: Webhook) -> None:
     webhook.status = 500
     stream = io.StringIO()
     log.configure("json", stream=stream)
+    outbox = MemoryOutbox()
     try:
-        assert alert(MISMATCH, config_for(webhook.url), limiter=ProcessRateLimiter()) is False
+        assert alert(MISMATCH, config_for(webhook.url), limiter=ProcessRateLimiter(), outbox=outbox) is False
     finally:
         log.configure()
     assert len(webhook.bodies) == 2  # one retry, then give up
     logged = stream.getvalue()
     assert "could not send alert" in logged and "secret-token-123" not in logged
+    assert outbox.groups() == ["r20250108a"]  # kept for the next try
+    webhook.status = 200
+    assert flush_all(config_for(webhook.url), limiter=ProcessRateLimiter(), outbox=outbox) == 1
 
 
 def test_an_unreachable_webhook_does_not_raise() -> None:
     url = f"http://127.0.0.1:{free_port()}/hook"
-    assert alert(MISMATCH, config_for(url), limiter=ProcessRateLimiter()) is False
+    assert alert(MISMATCH, config_for(url), limiter=ProcessRateLimiter(), outbox=MemoryOutbox()) is False
 
 
 def test_no_webhook_configured_means_no_alert() -> None:
-    assert alert(MISMATCH, config_for(None), limiter=ProcessRateLimiter()) is False
+    outbox = MemoryOutbox()
+    assert alert(MISMATCH, config_for(None), limiter=ProcessRateLimiter(), outbox=outbox) is False
+    assert outbox.groups() == []
