@@ -16,7 +16,6 @@ directory.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import posixpath
 import stat as statmod
@@ -28,7 +27,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.config import SftpPartner
+from shared.config import SftpPartner, partner_from
 from shared.errors import ConfigError, OffsiteError
 from shared.secrets import Secret
 
@@ -117,7 +116,7 @@ def _target(
                     "host keys are never accepted blindly"
                 )
             explicit["known_hosts"] = Secret(f"file:{default}", "~/.ssh/known_hosts")
-        return Target(host, SftpPartner(host=host, **{"username": username, **explicit}))
+        return Target(host, partner_from({"host": host, "username": username, **explicit}, "--host"))
     from shared.config_load import load_config
 
     partners = load_config(config).destinations.sftp
@@ -128,7 +127,7 @@ def _target(
         partner = next(iter(partners))
     if partner not in partners:
         raise ConfigError(f"destinations.sftp: no partner named {partner!r} (known: {', '.join(partners) or 'none'})")
-    return Target(partner, dataclasses.replace(partners[partner], **explicit))
+    return Target(partner, partner_from({**dict(partners[partner]), **explicit}, f"destinations.sftp.{partner}"))
 
 
 def partner_command(fn: Callable[..., None]) -> Callable[..., None]:

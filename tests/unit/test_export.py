@@ -113,7 +113,7 @@ def test_file_pattern_and_shard_regex() -> None:
 
 def test_run_folder_ignores_trailing_slash_of_the_prefix(config) -> None:
     assert (
-        run_folder(table_task(), dataclasses.replace(config, export_prefix="exports/")).prefix
+        run_folder(table_task(), config.model_copy(update={"export_prefix": "exports/"})).prefix
         == "exports/sales/orders/20250108/r1/"
     )
 
