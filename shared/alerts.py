@@ -163,14 +163,7 @@ def rerun_commands(result: VerifyResult) -> list[str]:
 
 def message(result: VerifyResult) -> dict[str, Any]:
     """The Slack message (``text`` in Slack's mrkdwn)."""
-    src = result.source or {}
-    label = (
-        f"{src['dataset']}.{src['table']}"
-        if src.get("dataset")
-        else f"export:{src['export']}"
-        if src.get("export")
-        else None
-    )
+    label = result.source.label if result.source else None
     head = f"{ICONS.get(result.status, ':warning:')} *offsite {result.stage or 'verify'}: {result.status}*"
     where = []
     if result.run_id:

@@ -15,7 +15,6 @@ Order inside the run folder, each step safe to repeat:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import re
@@ -112,7 +111,7 @@ def export_table(
     message = parse_pubsub(event)
     with log.bind(message_id=message.message_id):
         task = TableExport.from_json(message.data)
-        with log.bind(run_id=task.run_id, table=task.source.label, source=dataclasses.asdict(task.source)):
+        with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
             config = config or runtime.config()
             check_task(task, config)
             return run_export(

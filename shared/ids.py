@@ -59,8 +59,7 @@ class DestinationId(str):
             return cls(kind, name)
         raise ValueError(f"{text[:80]!r} is not a destination name (expected {_expected()})")
 
-    def __repr__(self) -> str:
-        return f"DestinationId({str(self)!r})"
+    # repr stays the text's ('sftp:acme'): error messages name the value as they always did.
 
     def __getnewargs__(self) -> tuple[str, str]:  # pickle / copy
         return (self.kind, self.name)

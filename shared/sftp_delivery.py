@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from typing import Any
@@ -247,7 +246,7 @@ def _report_failed(name: str, exc: OffsiteError, routing: TableExport) -> None:
                 destination=PREFIX + name,
                 run_id=routing.run_id,
                 reason=str(exc),
-                source=dataclasses.asdict(routing.source),
+                source=routing.source,
                 date=routing.date.isoformat(),
             )
         )

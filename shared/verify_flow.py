@@ -17,7 +17,6 @@ of :mod:`shared.verify_markers`, whether that is the moment to publish and what:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from shared.destinations import factory
 from shared.gcp import gcs
 from shared.layout import RunFolder, remote_folder
 from shared.manifest import Manifest
-from shared.messages import DeliveryReceipt, VerifyResult
+from shared.messages import DeliveryReceipt, Source, VerifyResult
 from shared.results import report
 from shared.verify import Comparison, SourceSha1, compare
 from shared.verify_heal import HealPlan
@@ -320,5 +319,5 @@ def build_result(
     )
 
 
-def source_dict(manifest: Manifest) -> dict[str, object]:
-    return {k: v for k, v in dataclasses.asdict(manifest.source).items() if v is not None}
+def source_dict(manifest: Manifest) -> Source:
+    return manifest.source

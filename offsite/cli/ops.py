@@ -50,14 +50,11 @@ def parse_since(value: str) -> dt.timedelta:
 
 def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list[dict[str, Any]]:
     """One row per (run, source): latest status per destination, sizes, duration, last failure."""
-    from shared.demo_summary import source_label
-
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:  # oldest first: later results overwrite earlier ones
-        src = r.source or {}
-        if dataset and src.get("dataset") != dataset:
+        if dataset and (r.source.dataset if r.source else None) != dataset:
             continue
-        key = (r.run_id or "-", source_label(r.source) if r.source else "-")
+        key = (r.run_id or "-", r.source.label if r.source else "-")
         row = rows.setdefault(
             key,
             {
@@ -215,9 +212,9 @@ def local_checks(
 
 
 def _print_check(r: VerifyResult) -> None:
-    from shared.demo_summary import source_label
-
-    typer.echo(f"{r.run_id}  {source_label(r.source)}  {r.date}  → {r.destination or '-'}: {r.status.upper()}")
+    typer.echo(
+        f"{r.run_id}  {r.source.label if r.source else '?'}  {r.date}  → {r.destination or '-'}: {r.status.upper()}"
+    )
     if r.check:
         typer.echo(
             f"  check {r.check}; files {r.files_present}/{r.files_expected}; bytes {r.bytes_present}/{r.bytes_expected}; "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import threading
@@ -126,7 +125,7 @@ def test_rate_limited_per_run_destination_and_status(webhook: Webhook) -> None:
     limiter = ProcessRateLimiter()
     assert alert(MISMATCH, config, limiter=limiter, now=1000.0)
     assert not alert(MISMATCH, config, limiter=limiter, now=1030.0)  # within a minute: suppressed
-    assert alert(dataclasses.replace(MISMATCH, destination="box"), config, limiter=limiter, now=1031.0)
+    assert alert(MISMATCH.model_copy(update={"destination": "box"}), config, limiter=limiter, now=1031.0)
     assert alert(MISMATCH, config, limiter=limiter, now=1061.0)  # interval passed
     assert len(webhook.bodies) == 3
 

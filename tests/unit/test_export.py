@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -48,7 +47,7 @@ def table_task(**changes) -> TableExport:
         prefix=RunFolder("exports", source, date, "r1").prefix,
         file_name=default_file_name("orders", "PARQUET"),
     )
-    return dataclasses.replace(task, **changes)
+    return task.model_copy(update=changes)
 
 
 def test_a_task_fan_out_makes_passes(config) -> None:
