@@ -1,7 +1,7 @@
 """Pub/Sub message contracts (DESIGN.md): frozen pydantic models with schema_version and strict parsing.
 
 Every ``from_json`` raises :class:`RejectedInput` naming the field path, the value and what
-was expected (one problem per ``; ``-separated part); bad input is never retried. Table
+was expected (one line per problem); bad input is never retried. Table
 names, dates and run ids are checked against strict patterns, so nothing SQL-looking ever
 reaches a query. Destinations are :class:`~shared.ids.DestinationId` (parsed once, written
 back as the same strings), statuses :class:`~shared.ids.Status` and stages
@@ -50,8 +50,8 @@ ResultStatus = Status  # the type of VerifyResult.status (was a Literal of the s
 
 
 def rejected(exc: ValidationError, what: str, model: type[BaseModel] | None = None) -> RejectedInput:
-    """``what.field.path: value expectation`` for every problem, joined by ``; ``."""
-    return RejectedInput("; ".join(describe(exc, root=what, model=model, unknown="field")))
+    """``what.field.path: value expectation`` for every problem, one line each."""
+    return RejectedInput("\n".join(describe(exc, root=what, model=model, unknown="field")))
 
 
 def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:
@@ -320,11 +320,11 @@ class VerifyResult(Message):
     extra: list[str] = Field(default_factory=list)
     size_differs: list[str] = Field(default_factory=list)
     hash_differs: list[str] = Field(default_factory=list)
-    files_expected: int = 0
-    files_present: int = 0
-    bytes_expected: int = 0
-    bytes_present: int = 0
-    heal_attempts: int = 0
+    files_expected: StrictInt = 0
+    files_present: StrictInt = 0
+    bytes_expected: StrictInt = 0
+    bytes_present: StrictInt = 0
+    heal_attempts: StrictInt = 0
     reason: str | None = None
     stage: Stage | None = None
     message_id: str | None = None

@@ -140,7 +140,7 @@ def describe(
             text = f"expected {'a mapping' if unknown == 'key' else 'an object'}, got {show(value)}"
         elif kind in _LIST:
             text = f"expected a list, got {show(value)}"
-        elif kind == "literal_error":
+        elif kind in ("literal_error", "enum"):
             expected = str(ctx.get("expected", ""))
             text = f"{show(value)} is not {expected if expected.count(',') == 0 else 'one of ' + expected}"
         elif kind == "string_pattern_mismatch":

@@ -208,7 +208,9 @@ class BoxAuth(Model):
 
 class BoxDestination(Model):
     root_folder_id: str = Field("0", description="Box folder id under which GCP/bigquery/... is mirrored.")
-    auth: BoxAuth = Field(default_factory=BoxAuth, description="How to authenticate.")
+    auth: BoxAuth = Field(
+        default_factory=dict, validate_default=True, description="How to authenticate."
+    )  # validated where it is, so a missing jwt_config is reported as destinations.box.auth.jwt_config
     base_url: str = Field("https://api.box.com", description="API base URL (the SDK appends /2.0).")
     upload_url: str = Field("https://upload.box.com/api", description="Upload base URL.")
     oauth_url: str = Field("https://account.box.com/api/oauth2", description="OAuth base URL.")
