@@ -61,7 +61,7 @@ class DestinationId(str):
 
     # repr stays the text's ('sftp:acme'): error messages name the value as they always did.
 
-    def __getnewargs__(self) -> tuple[str, str]:  # pickle / copy
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # pickle / copy: (kind, name)
         return (self.kind, self.name)
 
     @classmethod
@@ -94,10 +94,13 @@ class Status(StrEnum):
 
 
 class Stage(StrEnum):
-    """The pipeline stages (each one a deployed function)."""
+    """The pipeline stages (each one a deployed function), as a result's ``stage`` names them."""
 
     FAN_OUT = "fan_out"
     EXPORT_TABLE = "export_table"
     UPLOAD_BOX = "upload_box"
     TRANSFER_SFTP = "transfer_sftp"
     VERIFY = "verify"
+    # verify's results say what started them when it was not a receipt or manifest
+    VERIFY_REQUEST = "verify:request"
+    VERIFY_SWEEP = "verify:sweep"

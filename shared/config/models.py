@@ -377,14 +377,18 @@ class Config(Model):
     @model_validator(mode="after")
     def _names_and_routes(self) -> Config:
         problems = Problems()
-        for section, entries in (("datasets", self.datasets), ("exports", self.exports)):
+        sections: tuple[tuple[str, tuple[DatasetExport | QueryExport, ...]], ...] = (
+            ("datasets", self.datasets),
+            ("exports", self.exports),
+        )
+        for section, entries in sections:
             seen: set[str] = set()
             for i, entry in enumerate(entries):
                 if entry.name in seen:
                     problems.add((section, i, "name"), f"{entry.name!r} is listed twice")
                 seen.add(entry.name)
         known = self.destination_names()
-        for section, entries in (("datasets", self.datasets), ("exports", self.exports)):
+        for section, entries in sections:
             for i, entry in enumerate(entries):
                 for j, name in enumerate(entry.destinations):
                     if name not in known:

@@ -54,6 +54,8 @@ def test_status_and_stage_are_enums_in_code_and_strings_on_the_wire() -> None:
     wire = json.loads(result.to_json())
     assert wire["status"] == "rejected" and wire["stage"] == "fan_out" and wire["reason"] == "bad"
     assert VerifyResult.from_json(result.to_json()) == result
+    swept = VerifyResult(status="incomplete", stage="verify:sweep")  # verify's trigger-specific stages
+    assert swept.stage is Stage.VERIFY_SWEEP and json.loads(swept.to_json())["stage"] == "verify:sweep"
 
 
 @pytest.mark.parametrize(
