@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from pydantic_settings import EnvSettingsSource
+from pydantic_settings import EnvSettingsSource, SettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
 from shared.config.models import Config, SftpPartner
@@ -110,8 +110,8 @@ def env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
         return {}
     try:
         return _EnvSource(environ)()
-    except Exception as exc:  # pydantic_settings.SettingsError: a complex value that is not JSON
-        raise ConfigError(f"{ENV_PREFIX}*: {exc}") from None
+    except SettingsError as exc:  # a whole section or list that is not JSON
+        raise ConfigError(f"{ENV_PREFIX}* override: {exc}; expected JSON for a section or list") from None
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

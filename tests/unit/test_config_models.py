@@ -89,6 +89,10 @@ def test_env_overrides_helper_nests_by_double_underscore() -> None:
 def test_env_override_errors_name_the_field_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^destinations\.sftp\.acme\.port: expected an integer, got 'ssh'$"):
         load_config(write(tmp_path), environ={"OFFSITE__DESTINATIONS__SFTP__ACME__PORT": "ssh"})
+    with pytest.raises(
+        ConfigError, match=r'OFFSITE__\* override: error parsing value for field "datasets".*expected JSON'
+    ):
+        load_config(write(tmp_path), environ={"OFFSITE__DATASETS": "[{name: x"})
 
 
 # ---- error lines -------------------------------------------------------------------------
