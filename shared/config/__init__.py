@@ -1,6 +1,7 @@
 """offsite's one typed configuration (pydantic v2 models) and how it is loaded.
 
-- :mod:`shared.config.models`: the frozen models, field descriptions as help text, validators;
+- :mod:`shared.config.models`: the frozen models, field descriptions as help text, validators
+  (:mod:`shared.config.types`: the field types they share);
 - :mod:`shared.config.load`: YAML/JSON file + ``OFFSITE__SECTION__KEY`` env overrides
   (pydantic-settings) → :class:`Config`, errors as ``ConfigError`` lines naming path and value;
 - :mod:`shared.config.secrets`: :class:`Secret` (literal, ``env:``, ``file:``, ``sm://``), masked;
@@ -23,17 +24,12 @@ from shared.config.load import (
     to_dict,
 )
 from shared.config.models import (
-    BUCKET_RE,
-    FORMATS,
-    NAME_RE,
-    PARTNER_RE,
     Alerts,
     BoxAuth,
     BoxDestination,
     Config,
     DatasetExport,
     Destinations,
-    ExportFormat,
     PubSubSettings,
     QueryExport,
     SftpPartner,
@@ -41,6 +37,7 @@ from shared.config.models import (
     VerifySettings,
 )
 from shared.config.secrets import Secret
+from shared.config.types import BUCKET_RE, FORMATS, NAME_RE, PARTNER_RE, ExportFormat
 
 __all__ = [
     "BUCKET_RE",

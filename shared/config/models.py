@@ -11,99 +11,25 @@ unique, auth has what its method needs) are model validators. Every rule raises
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from croniter import croniter
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import NoDecode
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.config.secrets import Secret
+from shared.config.types import (
+    BUCKET_RE,
+    NAME_RE,
+    PARTNER_RE,
+    Cron,
+    Format,
+    Model,
+    Names,
+    Routes,
+    TimeZone,
+    between,
+)
 from shared.ids import DestinationId
 from shared.validation import Problem, Problems
-
-ExportFormat = Literal["PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON"]
-FORMATS: tuple[str, ...] = ("PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON")
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
-PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
-
-
-# ---- reusable field types -----------------------------------------------------------------
-
-
-def _as_list(value: Any) -> Any:
-    """A list field given as one string: ``"a, b"`` (comma-separated) or ``"[a, b]"`` (YAML flow).
-
-    Environment overrides arrive as strings; ``NoDecode`` keeps pydantic-settings from
-    insisting on JSON so both forms work there too.
-    """
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.startswith("["):
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError:
-            pass
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
-Names = Annotated[tuple[str, ...], BeforeValidator(_as_list), NoDecode]
-Routes = Annotated[tuple[DestinationId, ...], BeforeValidator(_as_list), NoDecode]
-
-
-def _between(low: int, high: int | None = None) -> AfterValidator:
-    def check(value: int) -> int:
-        if value < low or (high is not None and value > high):
-            raise Problem(
-                f"{value!r} must be " + (f"between {low} and {high}" if high is not None else f"at least {low}")
-            )
-        return value
-
-    return AfterValidator(check)
-
-
-def _cron(value: str | None) -> str | None:
-    if value is not None and not croniter.is_valid(value):
-        raise Problem(f"{value!r} is not a valid cron expression")
-    return value
-
-
-def _time_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Problem(f"{value!r} is not a known time zone (e.g. 'UTC', 'Europe/Berlin')") from None
-    return value
-
-
-def _format(value: str) -> str:
-    if value not in FORMATS:
-        raise Problem(f"{value!r} is not a supported format; expected one of {', '.join(FORMATS)}")
-    return value
-
-
-Cron = Annotated[str, AfterValidator(_cron)]
-TimeZone = Annotated[str, AfterValidator(_time_zone)]
-Format = Annotated[str, AfterValidator(_format)]
-
-
-class Model(BaseModel):
-    """Base of every config model: frozen, strict about keys, numbers accepted where text is."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
-
 
 # ---- exports -----------------------------------------------------------------------------
 
@@ -217,7 +143,7 @@ class BoxDestination(Model):
     chunked_threshold_bytes: int = Field(
         20_000_000, description="Files this size and larger use an upload session (Box's minimum: 20000000)."
     )
-    parallel_parts: Annotated[int, _between(1, 32)] = Field(4, description="Parts of an upload session sent at once.")
+    parallel_parts: Annotated[int, between(1, 32)] = Field(4, description="Parts of an upload session sent at once.")
     timeout_s: float = Field(120.0, description="Per-request timeout.")
 
     @field_validator("chunked_threshold_bytes")
@@ -246,10 +172,10 @@ class SftpPartner(Model):
     posix_rename: bool = Field(True, description="Server supports posix-rename@openssh.com; off: remove + rename.")
     hashing: Literal["none", "check-file", "sha1sum"] = Field("none", description="How to ask the server for SHA-1.")
     partial_suffix: str = Field(".partial", description="Suffix of files being written; renamed when complete.")
-    max_sessions: Annotated[int, _between(1)] = Field(4, description="Concurrent SFTP sessions allowed by the partner.")
+    max_sessions: Annotated[int, between(1)] = Field(4, description="Concurrent SFTP sessions allowed by the partner.")
     ciphers: Names = Field((), description="Preferred ciphers, e.g. ['aes128-gcm@openssh.com'].")
     connect_timeout_s: float = Field(30.0, description="TCP + SSH handshake timeout.")
-    connections_per_file: Annotated[int, _between(1)] = Field(
+    connections_per_file: Annotated[int, between(1)] = Field(
         1, description="Parallel SSH connections writing one large file."
     )
 
@@ -318,11 +244,11 @@ class Alerts(Model):
 
 
 class VerifySettings(Model):
-    deadline_minutes: Annotated[int, _between(1)] = Field(
+    deadline_minutes: Annotated[int, between(1)] = Field(
         120, description="Runs with no result after this long are reported 'incomplete'."
     )
     self_heal: bool = Field(True, description="Re-deliver missing or differing files once and verify again.")
-    max_heal_attempts: Annotated[int, _between(0)] = Field(1, description="Re-delivery rounds per run and destination.")
+    max_heal_attempts: Annotated[int, between(0)] = Field(1, description="Re-delivery rounds per run and destination.")
     sweep_schedule: Cron = Field("*/30 * * * *", description="Cron of the scheduled verify sweep.")
     download_hashes: bool = Field(
         True, description="Hash files by reading them back where the server cannot hash (else size-only)."
@@ -330,7 +256,7 @@ class VerifySettings(Model):
 
 
 class PubSubSettings(Model):
-    max_delivery_attempts: Annotated[int, _between(5, 100)] = Field(
+    max_delivery_attempts: Annotated[int, between(5, 100)] = Field(
         5, description="Deliveries before a message goes to the dead-letter topic (5-100)."
     )
     minimum_backoff_s: int = Field(10, description="Redelivery backoff, lower bound.")
@@ -353,11 +279,11 @@ class Config(Model):
     project: str = Field(description="Google Cloud project id.")
     bucket: str = Field(description="GCS bucket that exports are written to.")
     region: str = Field("us-central1", description="Region of functions and the bucket.")
-    expiration_days: Annotated[int, _between(1)] = Field(
+    expiration_days: Annotated[int, between(1)] = Field(
         30, description="Exported files are deleted by a lifecycle rule after this many days."
     )
     export_prefix: str = Field("exports", description="Object prefix of every export run.")
-    shard_size_bytes: Annotated[int, _between(1024)] = Field(
+    shard_size_bytes: Annotated[int, between(1024)] = Field(
         1_000_000_000, description="Target bytes per exported file (BigQuery writes <= 1 GB)."
     )
     datasets: tuple[DatasetExport, ...] = Field((), description="Datasets exported whole (seed 000).")
