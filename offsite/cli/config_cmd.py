@@ -20,7 +20,8 @@ def _load(path: Path | None) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        for line in str(exc).splitlines():  # one line per problem
+            typer.echo(f"error: {line}", err=True)
         raise typer.Exit(2) from None
 
 
