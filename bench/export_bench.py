@@ -18,7 +18,6 @@ over that child's baseline). The table has the sample ``orders`` shape (devstack
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import tempfile
 import time
@@ -49,7 +48,7 @@ def offsite_export(config_path: str, project: str, rows: int, run_ids: list[str]
     from shared.messages import Source, TableExport
     from shared.stages.export import run_export
 
-    config = dataclasses.replace(load_config(config_path), bucket=BUCKET)
+    config = load_config(config_path).model_copy(update={"bucket": BUCKET})
     wh = warehouse(config.shard_size_bytes)
     source = Source(mode="table", project=project, dataset=DATASET, table=table_name(rows))
     date = dt.date.today()

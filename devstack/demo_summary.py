@@ -20,18 +20,9 @@ from shared.delivery.routing import load_run
 from shared.errors import PermanentError
 from shared.messages import VerifyResult
 from shared.reporting.history import read as read_history
-from shared.verify.runs import find_runs, folder_source, load_manifest
+from shared.verify.runs import find_runs, load_manifest
 
 FINAL = frozenset({"in_sync", "mismatch", "incomplete", "rejected", "failed"})
-
-
-def source_label(source: dict[str, object] | None) -> str:
-    src = source or {}
-    if src.get("dataset"):
-        return f"{src['dataset']}.{src.get('table')}"
-    if src.get("export"):
-        return f"export:{src['export']}"
-    return "?"
 
 
 @dataclass
@@ -81,7 +72,7 @@ def progress(config: Config, run_ids: Iterable[str], since: dt.datetime) -> Prog
         if not runs:
             state.missing_runs.append(run_id)
         for run in runs:
-            label = source_label(folder_source(run.folder))
+            label = run.folder.source.label
             try:
                 manifest = load_manifest(config.bucket, run.folder)
                 routing = None if manifest else load_run(config.bucket, run.folder)
@@ -102,7 +93,7 @@ def progress(config: Config, run_ids: Iterable[str], since: dt.datetime) -> Prog
             if result.status in ("rejected", "failed"):
                 state.run_failures[result.run_id] = result
             continue
-        latest[(result.run_id, source_label(result.source), result.destination)] = result
+        latest[(result.run_id, result.source.label if result.source else "?", result.destination)] = result
     for d in state.deliveries:
         d.result = latest.get((d.run_id, d.source, d.destination))
     return state

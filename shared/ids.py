@@ -13,8 +13,8 @@ equal to them, so messages on the wire do not change.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
@@ -24,32 +24,59 @@ NAMED_KINDS = frozenset({"sftp", "drive"})
 SINGLE_KINDS = frozenset({"box", "memory"})
 
 
-@dataclass(frozen=True, order=True)
-class DestinationId:
-    """A destination as routed to: its backend kind and, for named kinds, the instance name."""
+class DestinationId(str):
+    """A destination as routed to: its backend kind and, for named kinds, the instance name.
 
+    Like the StrEnums below, it *is* its text (``str`` subclass): it compares equal to
+    ``"sftp:acme"``, hashes like it and serializes as it, so messages on the wire and code that
+    still handles plain names keep working. New code reads ``.kind`` and ``.name`` instead of
+    splitting the text. In pydantic models a ``DestinationId`` field parses its input once.
+    """
+
+    __slots__ = ("kind", "name")
     kind: str
-    name: str = ""
+    name: str
+
+    def __new__(cls, kind: str, name: str = "") -> DestinationId:
+        if not isinstance(kind, str) or not _KIND_RE.match(kind):
+            raise ValueError(f"destination kind {kind!r} must be lower-case letters, digits and '_'")
+        self = super().__new__(cls, f"{kind}:{name}" if name else kind)
+        self.kind = kind
+        self.name = name
+        return self
 
     @classmethod
-    def parse(cls, text: str) -> DestinationId:
+    def parse(cls, text: object) -> DestinationId:
         """``box`` → (box, ""), ``sftp:acme`` → (sftp, acme). ValueError names what was expected."""
+        if isinstance(text, DestinationId):
+            return text
         if not isinstance(text, str):
-            raise ValueError(f"{text!r} is not a destination name (expected 'box' or 'sftp:NAME')")
+            raise ValueError(f"{text!r} is not a destination name (expected {_expected()})")
         kind, sep, name = text.partition(":")
         if kind in SINGLE_KINDS and not sep:
             return cls(kind)
         if kind in NAMED_KINDS and sep and _NAME_RE.match(name):
             return cls(kind, name)
-        expected = ", ".join(sorted(SINGLE_KINDS)) + ", " + ", ".join(f"{k}:NAME" for k in sorted(NAMED_KINDS))
-        raise ValueError(f"{text!r} is not a destination name (expected one of {expected})")
+        raise ValueError(f"{text[:80]!r} is not a destination name (expected {_expected()})")
 
-    def __post_init__(self) -> None:
-        if not _KIND_RE.match(self.kind):
-            raise ValueError(f"destination kind {self.kind!r} must be lower-case letters, digits and '_'")
+    # repr stays the text's ('sftp:acme'): error messages name the value as they always did.
 
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.name}" if self.name else self.kind
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # pickle / copy: (kind, name)
+        return (self.kind, self.name)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_plain_validator_function(
+            cls.parse,
+            json_schema_input_schema=core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json"),
+        )
+
+
+def _expected() -> str:
+    return "one of " + ", ".join(sorted(SINGLE_KINDS)) + ", " + ", ".join(f"{k}:NAME" for k in sorted(NAMED_KINDS))
 
 
 class Status(StrEnum):
@@ -67,10 +94,13 @@ class Status(StrEnum):
 
 
 class Stage(StrEnum):
-    """The pipeline stages (each one a deployed function)."""
+    """The pipeline stages (each one a deployed function), as a result's ``stage`` names them."""
 
     FAN_OUT = "fan_out"
     EXPORT_TABLE = "export_table"
     UPLOAD_BOX = "upload_box"
     TRANSFER_SFTP = "transfer_sftp"
     VERIFY = "verify"
+    # verify's results say what started them when it was not a receipt or manifest
+    VERIFY_REQUEST = "verify:request"
+    VERIFY_SWEEP = "verify:sweep"

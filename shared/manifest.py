@@ -56,6 +56,7 @@ class Manifest:
 
     def to_json(self) -> bytes:
         data = dataclasses.asdict(self)
+        data["source"] = self.source.model_dump()  # a pydantic model: every field, None included
         data["destinations"] = list(self.destinations)
         data["files"] = [dataclasses.asdict(f) for f in self.files]
         return json.dumps(data, indent=2, sort_keys=True).encode()

@@ -1,36 +1,61 @@
-"""Pub/Sub message contracts (DESIGN.md): dataclasses with schema_version and strict parsing.
+"""Pub/Sub message contracts (DESIGN.md): frozen pydantic models with schema_version and strict parsing.
 
-Every ``from_json`` raises :class:`RejectedInput` naming the field, the value and what was
-expected; bad input is never retried. Table names, dates and run ids are checked against
-strict patterns, so nothing SQL-looking ever reaches a query.
+Every ``from_json`` raises :class:`RejectedInput` naming the field path, the value and what
+was expected (one line per problem); bad input is never retried. Table
+names, dates and run ids are checked against strict patterns, so nothing SQL-looking ever
+reaches a query. Destinations are :class:`~shared.ids.DestinationId` (parsed once, written
+back as the same strings), statuses :class:`~shared.ids.Status` and stages
+:class:`~shared.ids.Stage` (StrEnums: the JSON is unchanged).
+
+``to_dict``/``to_json`` write what the dataclass versions wrote: ``None`` fields are left
+out (except a result's ``reason``), dates as ``YYYY-MM-DD``, keys sorted.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
 from shared.config import FORMATS
 from shared.errors import RejectedInput
+from shared.ids import DestinationId, Stage, Status
+from shared.validation import Problem, describe, show
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-DESTINATION_RE = re.compile(r"^(box|memory|sftp:[a-z0-9][a-z0-9_-]{0,62})$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 
-ResultStatus = Literal["in_sync", "mismatch", "incomplete", "rejected", "failed"]
+ResultStatus = Status  # the type of VerifyResult.status (was a Literal of the same strings)
 
 
-# ---- field readers: each names the field and the bad value --------------------------------
+# ---- the one place pydantic errors become RejectedInput -----------------------------------
+
+
+def rejected(exc: ValidationError, what: str, model: type[BaseModel] | None = None) -> RejectedInput:
+    """``what.field.path: value expectation`` for every problem, one line each."""
+    return RejectedInput("\n".join(describe(exc, root=what, model=model, unknown="field")))
 
 
 def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:
+    """Size limit, JSON, object, schema_version: checked before any field is looked at."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise RejectedInput(f"{what}: message is {len(data)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     try:
@@ -45,72 +70,98 @@ def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:
     return obj
 
 
-def check_keys(obj: dict[str, Any], allowed: set[str], what: str) -> None:
-    unknown = sorted(set(obj) - allowed - {"schema_version"})
-    if unknown:
-        raise RejectedInput(f"{what}: unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+# ---- field types: each check names the value and what was expected ------------------------
 
 
-def read_str(
-    obj: dict[str, Any], key: str, what: str, *, required: bool = False, pattern: re.Pattern[str] | None = None
-) -> str | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise RejectedInput(f"{what}.{key}: required field is missing")
-        return None
+def _matching(pattern: re.Pattern[str]) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise Problem(f"{show(value)} does not match {pattern.pattern}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value
     if not isinstance(value, str):
-        raise RejectedInput(f"{what}.{key}: expected a string, got {value!r}")
-    if pattern is not None and not pattern.match(value):
-        raise RejectedInput(f"{what}.{key}: {value[:80]!r} does not match {pattern.pattern}")
-    return value
-
-
-def read_date(obj: dict[str, Any], key: str, what: str) -> dt.date | None:
-    value = read_str(obj, key, what)
-    if value is None:
-        return None
+        raise Problem(f"expected a string, got {show(value)}")
     if not DATE_RE.match(value):
-        raise RejectedInput(f"{what}.{key}: {value[:80]!r} is not a date (expected YYYY-MM-DD)")
+        raise Problem(f"{show(value)} is not a date (expected YYYY-MM-DD)")
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise RejectedInput(f"{what}.{key}: {value!r} is not a valid calendar date") from None
+        raise Problem(f"{show(value)} is not a valid calendar date") from None
 
 
-def read_names(obj: dict[str, Any], key: str, what: str, pattern: re.Pattern[str]) -> tuple[str, ...] | None:
-    """A list of names, or one comma-separated string (seed 000's ``"a,b"``)."""
-    value = obj.get(key)
-    if value is None:
-        return None
+def _format(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise Problem(f"expected a string, got {show(value)}")
+    if value.upper() not in FORMATS:
+        raise Problem(f"{show(value)} is not supported; expected one of {', '.join(FORMATS)}")
+    return value.upper()
+
+
+def _name_list(value: Any) -> list[str]:
+    """A list of names, or one comma-separated string (seed 000's ``"a,b"``); duplicates dropped."""
+    if isinstance(value, tuple):
+        value = list(value)
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RejectedInput(
-            f"{what}.{key}: expected a list of strings or a comma-separated string, got {value!r}"[:300]
-        )
-    for v in value:
-        if not pattern.match(v):
-            raise RejectedInput(f"{what}.{key}: {v[:80]!r} is not a valid name ({pattern.pattern})")
+        raise Problem(f"expected a list of strings or a comma-separated string, got {show(value)}"[:300])
     if not value:
-        raise RejectedInput(f"{what}.{key}: must not be empty")
-    return tuple(dict.fromkeys(value))
+        raise Problem("must not be empty")
+    return list(dict.fromkeys(value))
 
 
-def read_format(obj: dict[str, Any], what: str) -> str | None:
-    value = read_str(obj, "format", what)
-    if value is not None and value.upper() not in FORMATS:
-        raise RejectedInput(f"{what}.format: {value!r} is not supported; expected one of {', '.join(FORMATS)}")
-    return value.upper() if value else None
+def _idents(value: Any) -> tuple[str, ...]:
+    names = _name_list(value)
+    for v in names:
+        if not IDENT_RE.match(v):
+            raise Problem(f"{show(v)} is not a valid name ({IDENT_RE.pattern})")
+    return tuple(names)
 
 
-class Message:
-    """JSON encoding shared by every contract."""
+def _routes(value: Any) -> tuple[DestinationId, ...]:
+    try:
+        return tuple(DestinationId.parse(v) for v in _name_list(value))
+    except Problem:
+        raise
+    except ValueError as exc:
+        raise Problem(str(exc)) from None
 
+
+Ident = Annotated[str, _matching(IDENT_RE)]
+RunId = Annotated[str, _matching(RUN_ID_RE)]
+Sha1 = Annotated[str, _matching(SHA1_RE)]
+Date = Annotated[dt.date, BeforeValidator(_date)]
+Format = Annotated[str, BeforeValidator(_format)]
+Idents = Annotated[tuple[str, ...], BeforeValidator(_idents)]
+Routes = Annotated[tuple[DestinationId, ...], BeforeValidator(_routes)]
+
+
+class Message(BaseModel):
+    """JSON encoding and strict parsing shared by every contract."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
     KIND: ClassVar[str] = "message"
 
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Any:
+        return cls.from_obj(parse_json_object(data, cls.KIND))
+
+    @classmethod
+    def from_obj(cls, obj: dict[str, Any]) -> Any:
+        """Validate an already-decoded object; RejectedInput names each bad field."""
+        try:
+            return cls.model_validate(obj)
+        except ValidationError as exc:
+            raise rejected(exc, cls.KIND, cls) from None
+
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))  # type: ignore[call-overload]
+        return _plain(self.model_dump(mode="json"))
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
@@ -119,223 +170,163 @@ class Message:
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items() if v is not None or k in ("reason",)}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list):
         return [_plain(v) for v in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
     return value
 
 
 # ---- contracts -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class ExportRequest(Message):
     """export-requests: dataset mode (``dataset``) or query mode (``export``), never both."""
 
     KIND: ClassVar[str] = "export request"
-    dataset: str | None = None
-    tables: tuple[str, ...] | None = None
-    export: str | None = None
-    date: dt.date | None = None
-    destinations: tuple[str, ...] | None = None
-    format: str | None = None
-    run_id: str | None = None
+    dataset: Ident | None = None
+    tables: Idents | None = None
+    export: Ident | None = None
+    date: Date | None = None
+    destinations: Routes | None = None
+    format: Format | None = None
+    run_id: RunId | None = None
     schema_version: int = SCHEMA_VERSION
 
-    @classmethod
-    def from_json(cls, data: bytes | str) -> ExportRequest:
-        w = "export request"
-        obj = parse_json_object(data, w)
-        check_keys(obj, {"dataset", "tables", "export", "date", "destinations", "format", "run_id"}, w)
-        dataset = read_str(obj, "dataset", w, pattern=IDENT_RE)
-        export = read_str(obj, "export", w, pattern=IDENT_RE)
-        if dataset and export:
-            raise RejectedInput(f"{w}: give either 'dataset' or 'export', not both")
-        if not dataset and not export:
-            raise RejectedInput(f"{w}: one of 'dataset' (whole tables) or 'export' (a configured query) is required")
-        tables = read_names(obj, "tables", w, IDENT_RE)
-        if export and tables:
-            raise RejectedInput(f"{w}.tables: only valid with 'dataset', not with 'export'")
-        return cls(
-            dataset=dataset,
-            tables=tables,
-            export=export,
-            date=read_date(obj, "date", w),
-            destinations=read_names(obj, "destinations", w, DESTINATION_RE),
-            format=read_format(obj, w),
-            run_id=read_str(obj, "run_id", w, pattern=RUN_ID_RE),
-        )
+    @model_validator(mode="after")
+    def _one_mode(self) -> ExportRequest:
+        if self.dataset and self.export:
+            raise Problem("give either 'dataset' or 'export', not both")
+        if not self.dataset and not self.export:
+            raise Problem("one of 'dataset' (whole tables) or 'export' (a configured query) is required")
+        if self.export and self.tables:
+            raise Problem("only valid with 'dataset', not with 'export'", ("tables",))
+        return self
 
 
-@dataclass(frozen=True)
-class Source:
-    """What a run exports: one table (dataset mode) or one configured query (query mode)."""
+class Source(BaseModel):
+    """What a run exports: one table (dataset mode) or one configured query (query mode).
 
+    ``project`` may be empty where it is not known (a run folder parsed from an object name);
+    a result's ``source`` then leaves it out, as before.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
     mode: Literal["table", "query"]
-    project: str
-    dataset: str | None = None
-    table: str | None = None
-    export: str | None = None
+    project: str = ""
+    dataset: Ident | None = None
+    table: Ident | None = None
+    export: Ident | None = None
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> Source:
+        needed = ("dataset", "table") if self.mode == "table" else ("export",)
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise Problem("required field is missing", (missing[0],))
+        return self
 
     @property
     def label(self) -> str:
+        """``sales.orders`` or ``export:product_data``: how logs, alerts and reports name a run's source."""
         return f"{self.dataset}.{self.table}" if self.mode == "table" else f"export:{self.export}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set (a result's ``source``; log context)."""
+        return {k: v for k, v in self.model_dump().items() if v not in (None, "")}
 
     @classmethod
     def from_dict(cls, obj: Any, what: str) -> Source:
-        if not isinstance(obj, dict):
-            raise RejectedInput(f"{what}: expected an object, got {obj!r}")
-        mode = obj.get("mode")
-        if mode not in ("table", "query"):
-            raise RejectedInput(f"{what}.mode: {mode!r} is not 'table' or 'query'")
-        src = cls(
-            mode=mode,
-            project=read_str(obj, "project", what, required=True) or "",
-            dataset=read_str(obj, "dataset", what, pattern=IDENT_RE, required=mode == "table"),
-            table=read_str(obj, "table", what, pattern=IDENT_RE, required=mode == "table"),
-            export=read_str(obj, "export", what, pattern=IDENT_RE, required=mode == "query"),
-        )
-        return src
+        try:
+            return cls.model_validate(obj)
+        except ValidationError as exc:
+            raise rejected(exc, what, cls) from None
 
 
-@dataclass(frozen=True)
 class TableExport(Message):
     """table-exports: one table (or query) to export in one run."""
 
     KIND: ClassVar[str] = "table export"
-    run_id: str
-    date: dt.date
+    run_id: RunId
+    date: Date
     source: Source
-    format: str
-    destinations: tuple[str, ...]
+    format: Format
+    destinations: Routes = ()
     prefix: str
     file_name: str = "part-*"
     schema_version: int = SCHEMA_VERSION
 
-    @classmethod
-    def from_json(cls, data: bytes | str) -> TableExport:
-        w = "table export"
-        obj = parse_json_object(data, w)
-        check_keys(obj, {"run_id", "date", "source", "format", "destinations", "prefix", "file_name"}, w)
-        date = read_date(obj, "date", w)
-        if date is None:
-            raise RejectedInput(f"{w}.date: required field is missing")
-        fmt = read_format(obj, w)
-        if fmt is None:
-            raise RejectedInput(f"{w}.format: required field is missing")
-        return cls(
-            run_id=read_str(obj, "run_id", w, required=True, pattern=RUN_ID_RE) or "",
-            date=date,
-            source=Source.from_dict(obj.get("source"), f"{w}.source"),
-            format=fmt,
-            destinations=read_names(obj, "destinations", w, DESTINATION_RE) or (),
-            prefix=read_str(obj, "prefix", w, required=True) or "",
-            file_name=read_str(obj, "file_name", w) or "part-*",
-        )
+    @model_validator(mode="after")
+    def _source_project(self) -> TableExport:
+        if not self.source.project:
+            raise Problem("required field is missing", ("source", "project"))
+        return self
 
 
-@dataclass(frozen=True)
 class DeliveryReceipt(Message):
     """deliveries: one file delivered (or found unchanged) at one destination."""
 
     KIND: ClassVar[str] = "delivery receipt"
-    run_id: str
+    run_id: RunId
     bucket: str
     object: str
-    generation: int
-    destination: str
+    generation: StrictInt
+    destination: DestinationId
     remote_path: str
-    size: int
-    sha1: str
+    size: StrictInt
+    sha1: Sha1
     status: str = "uploaded"
     remote_id: str | None = None
     schema_version: int = SCHEMA_VERSION
 
-    @classmethod
-    def from_json(cls, data: bytes | str) -> DeliveryReceipt:
-        w = "delivery receipt"
-        obj = parse_json_object(data, w)
-        check_keys(obj, {f.name for f in dataclasses.fields(cls)}, w)
-        for key in ("generation", "size"):
-            if not isinstance(obj.get(key), int) or isinstance(obj.get(key), bool):
-                raise RejectedInput(f"{w}.{key}: expected an integer, got {obj.get(key)!r}")
-        return cls(
-            run_id=read_str(obj, "run_id", w, required=True, pattern=RUN_ID_RE) or "",
-            bucket=read_str(obj, "bucket", w, required=True) or "",
-            object=read_str(obj, "object", w, required=True) or "",
-            generation=obj["generation"],
-            destination=read_str(obj, "destination", w, required=True, pattern=DESTINATION_RE) or "",
-            remote_path=read_str(obj, "remote_path", w, required=True) or "",
-            size=obj["size"],
-            sha1=read_str(obj, "sha1", w, required=True, pattern=re.compile(r"^[0-9a-f]{40}$")) or "",
-            status=read_str(obj, "status", w) or "uploaded",
-            remote_id=read_str(obj, "remote_id", w),
-        )
 
-
-@dataclass(frozen=True)
 class VerifyRequest(Message):
     """verify-requests: ``{run_id}``, ``{dataset, table, date}``, ``{export, date}`` or ``{sweep: true}``."""
 
     KIND: ClassVar[str] = "verify request"
-    run_id: str | None = None
-    dataset: str | None = None
-    table: str | None = None
-    export: str | None = None
-    date: dt.date | None = None
-    destination: str | None = None
-    sweep: bool = False
+    run_id: RunId | None = None
+    dataset: Ident | None = None
+    table: Ident | None = None
+    export: Ident | None = None
+    date: Date | None = None
+    destination: DestinationId | None = None
+    sweep: StrictBool = False
     schema_version: int = SCHEMA_VERSION
 
-    @classmethod
-    def from_json(cls, data: bytes | str) -> VerifyRequest:
-        w = "verify request"
-        obj = parse_json_object(data, w)
-        check_keys(obj, {"run_id", "dataset", "table", "export", "date", "destination", "sweep"}, w)
-        sweep = obj.get("sweep", False)
-        if not isinstance(sweep, bool):
-            raise RejectedInput(f"{w}.sweep: expected true or false, got {sweep!r}")
-        req = cls(
-            run_id=read_str(obj, "run_id", w, pattern=RUN_ID_RE),
-            dataset=read_str(obj, "dataset", w, pattern=IDENT_RE),
-            table=read_str(obj, "table", w, pattern=IDENT_RE),
-            export=read_str(obj, "export", w, pattern=IDENT_RE),
-            date=read_date(obj, "date", w),
-            destination=read_str(obj, "destination", w, pattern=DESTINATION_RE),
-            sweep=sweep,
-        )
-        forms = [bool(req.sweep), bool(req.run_id), bool(req.dataset or req.table), bool(req.export)]
+    @model_validator(mode="after")
+    def _one_form(self) -> VerifyRequest:
+        forms = [bool(self.sweep), bool(self.run_id), bool(self.dataset or self.table), bool(self.export)]
         if sum(forms) != 1:
-            raise RejectedInput(f"{w}: give exactly one of run_id, dataset+table+date, export+date, or sweep: true")
-        if (req.dataset or req.table) and not (req.dataset and req.table and req.date):
-            raise RejectedInput(f"{w}: dataset, table and date are required together")
-        if req.export and not req.date:
-            raise RejectedInput(f"{w}.date: required with 'export'")
-        return req
+            raise Problem("give exactly one of run_id, dataset+table+date, export+date, or sweep: true")
+        if (self.dataset or self.table) and not (self.dataset and self.table and self.date):
+            raise Problem("dataset, table and date are required together")
+        if self.export and not self.date:
+            raise Problem("required with 'export'", ("date",))
+        return self
 
 
-@dataclass(frozen=True)
 class VerifyResult(Message):
-    """verify-results: one per (run, destination) once complete, plus rejected/failed reports."""
+    """verify-results: one per (run, destination) once complete, plus rejected/failed reports.
+
+    ``source`` is a :class:`Source` (a dict with its fields is accepted and converted); on
+    the wire it is the object of its set fields, as before.
+    """
 
     KIND: ClassVar[str] = "verify result"
-    status: str
-    destination: str | None = None
+    status: Status
+    destination: DestinationId | None = None
     run_id: str | None = None
-    source: dict[str, Any] | None = None
+    source: Source | None = None
     check: str | None = None  # "sha1" | "size-only"
-    missing: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-    size_differs: list[str] = field(default_factory=list)
-    hash_differs: list[str] = field(default_factory=list)
-    files_expected: int = 0
-    files_present: int = 0
-    bytes_expected: int = 0
-    bytes_present: int = 0
-    heal_attempts: int = 0
+    missing: list[str] = Field(default_factory=list)
+    extra: list[str] = Field(default_factory=list)
+    size_differs: list[str] = Field(default_factory=list)
+    hash_differs: list[str] = Field(default_factory=list)
+    files_expected: StrictInt = 0
+    files_present: StrictInt = 0
+    bytes_expected: StrictInt = 0
+    bytes_present: StrictInt = 0
+    heal_attempts: StrictInt = 0
     reason: str | None = None
-    stage: str | None = None
+    stage: Stage | None = None
     message_id: str | None = None
     manifest: str | None = None
     date: str | None = None
@@ -344,8 +335,6 @@ class VerifyResult(Message):
     duration_s: float | None = None
     schema_version: int = SCHEMA_VERSION
 
-    @classmethod
-    def from_json(cls, data: bytes | str) -> VerifyResult:
-        obj = parse_json_object(data, "verify result")
-        check_keys(obj, {f.name for f in dataclasses.fields(cls)}, "verify result")
-        return cls(**{k: v for k, v in obj.items() if k != "schema_version"})
+    @field_serializer("source")
+    def _source_fields(self, source: Source | None) -> dict[str, Any] | None:
+        return source.to_dict() if source is not None else None

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from pathlib import Path
-from typing import Any, Union
 
 import typer
 import yaml
 
-from shared.config import Config
-from shared.config_load import config_path, load_config, to_dict
+from shared.config import Config, config_path, load_config, to_dict
+from shared.config.docs import field_docs
 from shared.errors import ConfigError
-from shared.secrets import Secret
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -25,7 +20,8 @@ def _load(path: Path | None) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        for line in str(exc).splitlines():  # one line per problem
+            typer.echo(f"error: {line}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -46,43 +42,6 @@ def show(path: Path | None = PathOption) -> None:
 
 @app.command()
 def docs() -> None:
-    """Every config field with its type, default and help text."""
-    for line in field_docs(Config, ""):
+    """Every config field with its default and help text (generated from the config models)."""
+    for line in field_docs(Config):
         typer.echo(line)
-
-
-def _inner(tp: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return next(a for a in typing.get_args(tp) if a is not type(None))
-    if origin is dict:
-        return typing.get_args(tp)[1]
-    if origin is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0]):
-        return typing.get_args(tp)[0]
-    return tp
-
-
-def field_docs(cls: type, prefix: str) -> list[str]:
-    lines = []
-    hints = typing.get_type_hints(cls)
-    for fld in dataclasses.fields(cls):
-        tp = hints[fld.name]
-        origin = typing.get_origin(tp)
-        key = f"{prefix}{fld.name}"
-        if origin is dict:
-            key += ".NAME"
-        elif origin is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0]):
-            key += "[]"
-        inner = _inner(tp)
-        nested = dataclasses.is_dataclass(inner) and inner is not Secret
-        required = fld.default is None and typing.get_origin(tp) not in (Union, types.UnionType)
-        if required:
-            suffix = " (required)"
-        elif fld.default is dataclasses.MISSING or nested or fld.default is None:
-            suffix = " (secret)" if inner is Secret else ""
-        else:
-            suffix = f" (default: {fld.default!r})"
-        lines.append(f"{key}{suffix}: {fld.metadata.get('help', '')}")
-        if nested:
-            lines.extend(field_docs(inner, key + "."))
-    return lines

@@ -50,14 +50,11 @@ def parse_since(value: str) -> dt.timedelta:
 
 def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list[dict[str, Any]]:
     """One row per (run, source): latest status per destination, sizes, duration, last failure."""
-    from devstack.demo_summary import source_label
-
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:  # oldest first: later results overwrite earlier ones
-        src = r.source or {}
-        if dataset and src.get("dataset") != dataset:
+        if dataset and (r.source.dataset if r.source else None) != dataset:
             continue
-        key = (r.run_id or "-", source_label(r.source) if r.source else "-")
+        key = (r.run_id or "-", r.source.label if r.source else "-")
         row = rows.setdefault(
             key,
             {
@@ -222,12 +219,10 @@ CHECK_COLUMNS = ("RUN", "SOURCE", "DATE", "DESTINATION", "STATUS", "CHECK", "FIL
 
 def print_checks(checks: list[VerifyResult]) -> None:
     """A table of the checks (one row per run folder and destination), then what differs."""
-    from devstack.demo_summary import source_label
-
     rows = [
         [
             r.run_id,
-            source_label(r.source),
+            (r.source.label if r.source else '-'),
             r.date,
             r.destination,
             r.status.upper(),
@@ -254,7 +249,7 @@ def print_checks(checks: list[VerifyResult]) -> None:
             details.append(f"  {r.reason}")
         if details:
             print_line("")
-            print_line(f"{r.run_id}  {source_label(r.source)}  {r.date}  → {r.destination or '-'}: {r.status.upper()}")
+            print_line(f"{r.run_id}  {(r.source.label if r.source else '-')}  {r.date}  → {r.destination or '-'}: {r.status.upper()}")
             for line in details:
                 print_line(line)
 

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.config import SftpPartner
+from shared.config import SftpPartner, partner_from
 from shared.errors import ConfigError
 from shared.secrets import Secret
 
@@ -101,7 +100,7 @@ def resolve_target(
                     "host keys are never accepted blindly"
                 )
             explicit["known_hosts"] = Secret(f"file:{default}", "~/.ssh/known_hosts")
-        return Target(host, SftpPartner(host=host, **{"username": username, **explicit}))
+        return Target(host, partner_from({"host": host, "username": username, **explicit}, "--host"))
     from shared.config_load import load_config
 
     partners = load_config(config).destinations.sftp
@@ -112,4 +111,4 @@ def resolve_target(
         partner = next(iter(partners))
     if partner not in partners:
         raise ConfigError(f"destinations.sftp: no partner named {partner!r} (known: {', '.join(partners) or 'none'})")
-    return Target(partner, dataclasses.replace(partners[partner], **explicit))
+    return Target(partner, partner_from({**dict(partners[partner]), **explicit}, f"destinations.sftp.{partner}"))

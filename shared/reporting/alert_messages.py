@@ -27,10 +27,7 @@ def rerun_commands(result: VerifyResult) -> list[str]:
 
 
 def source_label(result: VerifyResult) -> str | None:
-    src = result.source or {}
-    if src.get("dataset"):
-        return f"{src['dataset']}.{src['table']}"
-    return f"export:{src['export']}" if src.get("export") else None
+    return result.source.label if result.source else None
 
 
 def message(result: VerifyResult) -> dict[str, Any]:

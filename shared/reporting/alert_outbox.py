@@ -56,8 +56,8 @@ def key_of(result: VerifyResult) -> str:
     if not result.run_id:
         basis = result.message_id or hashlib.sha1((result.reason or "").encode()).hexdigest()[:16]
         return _safe(f"{result.status}-{basis}")
-    source = result.source or {}
-    table = source.get("table") or source.get("export") or "-"
+    source = result.source
+    table = (source.table or source.export or "-") if source else "-"
     return _safe(f"{table}-{result.destination or '-'}-{result.status}")
 
 

@@ -8,7 +8,6 @@ failures are logged, never raised: they must not make a stage retry.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from shared import log
@@ -24,7 +23,7 @@ def report(result: VerifyResult, *, config: Config | None = None) -> str:
     """Publish ``result`` on verify-results, record it, alert on it; returns the message id."""
     now = dt.datetime.now(dt.UTC)
     if result.finished_at is None:
-        result = dataclasses.replace(result, finished_at=now.isoformat())
+        result = result.model_copy(update={"finished_at": now.isoformat()})
     message_id = pubsub.publish(VERIFY_RESULTS, result, status=result.status)
     logger.info(
         "result published",

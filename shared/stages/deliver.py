@@ -17,7 +17,6 @@ destination of the function's kinds, through the one delivery operation.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -116,6 +115,6 @@ def _context(routed: RoutedFile, destination_id: DestinationId) -> dict[str, Any
     return {
         "destination": str(destination_id),
         "run_id": routed.routing.run_id,
-        "source": dataclasses.asdict(routed.routing.source),
+        "source": routed.routing.source,
         "date": routed.routing.date.isoformat(),
     }

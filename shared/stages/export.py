@@ -15,7 +15,6 @@ Order inside the run folder, each step safe to repeat:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import re
@@ -110,7 +109,7 @@ def export_table(
     message = parse_pubsub(event)
     with log.bind(message_id=message.message_id):
         task = TableExport.from_json(message.data)
-        with log.bind(run_id=task.run_id, table=task.source.label, source=dataclasses.asdict(task.source)):
+        with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
             check_task(task, config)
             return run_export(
                 task, config, wh or warehouse(config.shard_size_bytes), started + time_budget_s(), storage_client

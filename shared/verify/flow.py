@@ -18,7 +18,6 @@ of :mod:`shared.verify.markers`, whether that is the moment to publish and what:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from shared.destinations import factory
 from shared.gcp import gcs
 from shared.layout import RunFolder, remote_folder
 from shared.manifest import Manifest
-from shared.messages import DeliveryReceipt, VerifyResult
+from shared.messages import DeliveryReceipt, Source, VerifyResult
 from shared.reporting.results import report
 from shared.verify import heal as verify_heal
 from shared.verify import markers as verify_markers
@@ -328,5 +327,5 @@ def build_result(
     )
 
 
-def source_dict(manifest: Manifest) -> dict[str, object]:
-    return {k: v for k, v in dataclasses.asdict(manifest.source).items() if v is not None}
+def source_dict(manifest: Manifest) -> Source:
+    return manifest.source

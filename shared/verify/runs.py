@@ -8,7 +8,6 @@ lifecycle rule (``expiration_days``) keeps those listings bounded.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from shared.errors import PermanentError, RejectedInput
 from shared.gcp import clients, gcs, reader
 from shared.layout import MANIFEST_NAME, QUERY_SEGMENT, RUN_NAME, RunFolder, parse_object_name, yyyymmdd
 from shared.manifest import Manifest, ManifestFile
+from shared.messages import Source
 from shared.retry import retry_call
 from shared.verify.engine import hash_stream
 
@@ -101,9 +101,9 @@ def runs_in(objects: list[GcsObject], bucket: str, export_prefix: str, project: 
     return sorted(refs, key=lambda r: (r.started or dt.datetime.min.replace(tzinfo=dt.UTC), r.folder.prefix))
 
 
-def folder_source(folder: RunFolder) -> dict[str, Any]:
+def folder_source(folder: RunFolder) -> Source:
     """The run's source as a result's ``source`` field (from the folder, when there is no manifest)."""
-    return {k: v for k, v in dataclasses.asdict(folder.source).items() if v}
+    return folder.source
 
 
 def load_manifest(bucket: str, folder: RunFolder) -> Manifest | None:

@@ -4,7 +4,6 @@ token is refreshed once however many requests notice it."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import threading
@@ -70,7 +69,7 @@ def service_account_root(box_server: BoxApiServer, auth: BoxAuth) -> str:
 
 
 def with_box(pipeline: Pipeline, box: object) -> Pipeline:
-    pipeline.config = dataclasses.replace(pipeline.config, destinations=Destinations(box=box))  # type: ignore[arg-type]
+    pipeline.config = pipeline.config.model_copy(update={"destinations": Destinations(box=box)})
     return pipeline
 
 

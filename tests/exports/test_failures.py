@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from shared.gcp import gcs
@@ -36,11 +34,12 @@ def test_missing_table_is_a_failed_job_with_bigquerys_reason(exports_env: Export
     kit = exports_env
     results = kit.subscribe(VERIFY_RESULTS)
     task = table_task(kit, "orders", "PARQUET")
-    ghost = dataclasses.replace(
-        task,
-        source=Source(mode="table", project=kit.stack.project, dataset="sales", table="ghost"),
-        prefix=task.prefix.replace("/orders/", "/ghost/"),
-        file_name="ghost_{YYYYMMDD}-*.parquet",
+    ghost = task.model_copy(
+        update={
+            "source": Source(mode="table", project=kit.stack.project, dataset="sales", table="ghost"),
+            "prefix": task.prefix.replace("/orders/", "/ghost/"),
+            "file_name": "ghost_{YYYYMMDD}-*.parquet",
+        }
     )
     kit.main.export_table(kit.table_export_event(ghost))
     result = _result_for(results, ghost.run_id)
@@ -63,7 +62,7 @@ def test_table_export_that_fan_out_could_not_have_made_is_rejected(
 ) -> None:
     kit = exports_env
     results = kit.subscribe(VERIFY_RESULTS)
-    task = dataclasses.replace(table_task(kit, "orders", "PARQUET"), **change)
+    task = table_task(kit, "orders", "PARQUET").model_copy(update=change)
     kit.main.export_table(kit.table_export_event(task))
     result = _result_for(results, task.run_id)
     assert result["status"] == "rejected" and needle in result["reason"]
@@ -75,7 +74,7 @@ def test_table_export_of_another_project_is_rejected(exports_env: ExportsKit) ->
     kit = exports_env
     results = kit.subscribe(VERIFY_RESULTS)
     task = table_task(kit, "orders", "PARQUET")
-    task = dataclasses.replace(task, source=dataclasses.replace(task.source, project="someone-else"))
+    task = task.model_copy(update={"source": task.source.model_copy(update={"project": "someone-else"})})
     kit.main.export_table(kit.table_export_event(task))
     result = _result_for(results, task.run_id)
     assert result["status"] == "rejected" and "'someone-else' is not the configured project" in result["reason"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 
@@ -118,7 +117,7 @@ def test_run_id_reused_with_other_settings_is_rejected(exports_env: ExportsKit) 
     task = table_task(kit, "products", "PARQUET")
     kit.main.export_table(kit.table_export_event(task))
     before = _objects(kit, task.prefix)
-    other = dataclasses.replace(task, destinations=("sftp:local",))
+    other = task.model_copy(update={"destinations": ("sftp:local",)})
     kit.main.export_table(kit.table_export_event(other))  # acked, reported
     (result,) = results.pull(lambda m: m.get("run_id") == task.run_id, count=1)
     assert result["status"] == "rejected" and result["stage"] == "export_table"

@@ -53,7 +53,7 @@ CASES = [
     ),
     pytest.param(
         {"dataset": "sales", "destinations": "ftp://x"},
-        "destinations: 'ftp://x' is not a valid name",
+        "destinations: 'ftp://x' is not a destination name (expected one of box",
         id="destination-shape",
     ),
     pytest.param(

@@ -269,5 +269,7 @@ def test_granted_prefixes_are_where_shared_writes() -> None:
     iam_tf = (INFRA / "iam.tf").read_text()
     assert f'prefix = "{RESULTS_PREFIX}"' in iam_tf
     assert f'prefix = "{ALERTS_PREFIX}"' in iam_tf
-    assert Config().export_prefix == "exports"  # the default the export_prefix local falls back to
+    assert (
+        Config.model_fields["export_prefix"].default == "exports"
+    )  # the default the export_prefix local falls back to
     assert 'try(local.config.export_prefix, null), "exports")' in iam_tf

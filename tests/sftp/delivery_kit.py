@@ -64,7 +64,15 @@ def write_run(
         source = Source(mode="table", project=config.project, dataset="sales", table="orders")
         template = file_name or "orders_{YYYYMMDD}-*.parquet"
     run = RunFolder(config.export_prefix, source, DAY, run_id)
-    routing = TableExport(run_id, DAY, source, "PARQUET", destinations, run.prefix, template)
+    routing = TableExport(
+        run_id=run_id,
+        date=DAY,
+        source=source,
+        format="PARQUET",
+        destinations=destinations,
+        prefix=run.prefix,
+        file_name=template,
+    )
     gcs.write(config.bucket, run.run_name, routing.to_json(), "application/json", if_generation_match=0)
     resources = {}
     for name, data in files.items():

@@ -3,7 +3,6 @@ OpenSSH sshd from the worker's bare stack (partner ``local``), plus private sshd
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -64,8 +63,8 @@ def test_redelivered_event_is_unchanged_and_not_rewritten(stack, config, receipt
 
 def test_query_export_goes_to_its_dated_folder_or_flat(stack, config, receipts, sshd: Sshd, workdir: Path) -> None:  # type: ignore[no-untyped-def]
     flat = make_partner(sshd, workdir, flat=True)
-    config = dataclasses.replace(
-        config, destinations=Destinations(box=None, sftp={**config.destinations.sftp, "flat": flat})
+    config = config.model_copy(
+        update={"destinations": Destinations(box=None, sftp={**config.destinations.sftp, "flat": flat})}
     )
     name = shard("Orders", 0, "csv.gz")
     run, resources = write_run(config, ("sftp:local", "sftp:flat"), {name: b"id,amount\n1,2\n"}, query=True)
@@ -97,8 +96,8 @@ def test_stale_generation_is_ignored(stack, config, receipts) -> None:  # type: 
 
 def test_one_partner_down_others_delivered_once(stack, config, receipts, private_sshd: Sshd, workdir: Path) -> None:  # type: ignore[no-untyped-def]
     down = make_partner(private_sshd, workdir)
-    config = dataclasses.replace(
-        config, destinations=Destinations(box=None, sftp={**config.destinations.sftp, "down": down})
+    config = config.model_copy(
+        update={"destinations": Destinations(box=None, sftp={**config.destinations.sftp, "down": down})}
     )
     name = shard("orders")
     run, resources = write_run(config, ("sftp:local", "sftp:down"), {name: os.urandom(200_000)})
@@ -124,7 +123,7 @@ def test_cut_mid_transfer_publishes_nothing_then_the_retry_completes(
     try:
         known = Secret(f"[127.0.0.1]:{proxy.port} {' '.join(sshd.host_public_key.split()[:2])}")
         flaky = make_partner(sshd, workdir, port=proxy.port, known_hosts=known)
-        config = dataclasses.replace(config, destinations=Destinations(box=None, sftp={"flaky": flaky}))
+        config = config.model_copy(update={"destinations": Destinations(box=None, sftp={"flaky": flaky})})
         name = shard("orders")
         data = os.urandom(8_000_000)
         run, resources = write_run(config, ("sftp:flaky",), {name: data})
@@ -147,7 +146,7 @@ def test_permission_denied_is_permanent_and_names_the_path(stack, config, sshd: 
     locked = workdir / "locked"
     locked.mkdir(mode=0o755)  # root's: the login user cannot create folders here
     partner: SftpPartner = make_partner(sshd, locked)
-    config = dataclasses.replace(config, destinations=Destinations(box=None, sftp={"locked": partner}))
+    config = config.model_copy(update={"destinations": Destinations(box=None, sftp={"locked": partner})})
     name = shard("orders")
     _, resources = write_run(config, ("sftp:locked",), {name: b"data"})
     with pytest.raises(PermanentError, match=str(locked)) as failed:

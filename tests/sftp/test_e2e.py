@@ -53,7 +53,15 @@ def test_a_finalized_data_file_reaches_the_partner_through_the_function(stack_en
     run_id = f"e2e{uuid.uuid4().hex[:10]}"
     source = Source(mode="table", project=config.project, dataset="sales", table="orders")
     run = RunFolder(config.export_prefix, source, day, run_id)
-    routing = TableExport(run_id, day, source, "PARQUET", ("sftp:local",), run.prefix, "orders_{YYYYMMDD}-*.parquet")
+    routing = TableExport(
+        run_id=run_id,
+        date=day,
+        source=source,
+        format="PARQUET",
+        destinations=("sftp:local",),
+        prefix=run.prefix,
+        file_name="orders_{YYYYMMDD}-*.parquet",
+    )
     gcs.write(config.bucket, run.run_name, routing.to_json(), "application/json", if_generation_match=0)
     data = os.urandom(1_500_000)
     name = "orders_20250109-000000000000.parquet"

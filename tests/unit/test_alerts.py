@@ -3,7 +3,6 @@ rate limit without loss, never blocking."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import threading
@@ -85,6 +84,11 @@ MISMATCH = VerifyResult(
 )
 
 
+def variant(**changes: Any) -> VerifyResult:
+    """MISMATCH with some fields changed (validated, as a result read from the wire would be)."""
+    return VerifyResult.model_validate({**MISMATCH.to_dict(), **changes})
+
+
 def test_message_names_run_destination_problems_and_the_rerun_commands() -> None:
     text = message(MISMATCH)["text"]
     assert (
@@ -131,9 +135,9 @@ def test_rate_limited_per_run_and_nothing_dropped(webhook: Webhook) -> None:
     limiter, outbox = ProcessRateLimiter(), MemoryOutbox()
     assert alert(MISMATCH, config, limiter=limiter, outbox=outbox, now=1000.0)
     assert not alert(MISMATCH, config, limiter=limiter, outbox=outbox, now=1030.0)  # within a minute: queued
-    to_box = dataclasses.replace(MISMATCH, destination="box")
+    to_box = variant(destination="box")
     assert not alert(to_box, config, limiter=limiter, outbox=outbox, now=1031.0)  # same run: queued with it
-    other_run = dataclasses.replace(MISMATCH, run_id="r20250108b")
+    other_run = variant(run_id="r20250108b")
     assert alert(other_run, config, limiter=limiter, outbox=outbox, now=1032.0)  # another run has its own limit
     assert len(webhook.bodies) == 2
     assert flush_all(config, limiter=ProcessRateLimiter(), outbox=outbox) == 1  # the sweep sends what was held
@@ -146,11 +150,11 @@ def test_rate_limited_per_run_and_nothing_dropped(webhook: Webhook) -> None:
 def test_one_run_one_message_listing_every_table_and_destination(webhook: Webhook) -> None:
     config = config_for(webhook.url)
     limiter, outbox = ProcessRateLimiter(), MemoryOutbox()
-    first = dataclasses.replace(MISMATCH, status="failed", reason="box: 403", destination="box")
+    first = variant(status="failed", reason="box: 403", destination="box")
     assert alert(first, config, limiter=limiter, outbox=outbox, now=10.0)
     for table in ("customers", "orders", "products"):
         source = {"mode": "table", "project": "p", "dataset": "sales", "table": table}
-        late = dataclasses.replace(MISMATCH, status="failed", reason="box: 403", destination="box", source=source)
+        late = variant(status="failed", reason="box: 403", destination="box", source=source)
         alert(late, config, limiter=limiter, outbox=outbox, now=20.0)
     assert len(webhook.bodies) == 1
     flush_all(config, limiter=ProcessRateLimiter(), outbox=outbox)

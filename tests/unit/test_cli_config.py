@@ -24,6 +24,15 @@ def test_validate_reports_one_clear_line(tmp_path: Path) -> None:
     assert "datasets[0].schedule: '61 * * * *' is not a valid cron expression" in result.output
 
 
+def test_validate_prints_every_problem_on_its_own_line(tmp_path: Path) -> None:
+    bad = tmp_path / "c.yaml"
+    bad.write_text("project: p\nbucket: bkt\ndatasets: [{name: s, schedule: '61 * * * *', format: XML}]\n")
+    result = runner.invoke(app, ["config", "validate", "-c", str(bad)])
+    assert result.exit_code == 2
+    assert "error: datasets[0].schedule: '61 * * * *' is not a valid cron expression\n" in result.output
+    assert "error: datasets[0].format: 'XML' is not a supported format; expected one of PARQUET" in result.output
+
+
 def test_show_masks_secrets(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def table_task(**changes) -> TableExport:
         prefix=RunFolder("exports", source, date, "r1").prefix,
         file_name=default_file_name("orders", "PARQUET"),
     )
-    return dataclasses.replace(task, **changes)
+    return task.model_copy(update=changes)
 
 
 def test_a_task_fan_out_makes_passes(config) -> None:
@@ -121,7 +120,7 @@ def test_file_pattern_and_shard_regex() -> None:
 
 def test_run_folder_ignores_trailing_slash_of_the_prefix(config) -> None:
     assert (
-        run_folder(table_task(), dataclasses.replace(config, export_prefix="exports/")).prefix
+        run_folder(table_task(), config.model_copy(update={"export_prefix": "exports/"})).prefix
         == "exports/sales/orders/20250108/r1/"
     )
 

@@ -71,7 +71,10 @@ def test_round_trip_through_to_json() -> None:
         (json.dumps({"dataset": "sales", "tables": ","}), "tables: must not be empty"),
         (json.dumps({"dataset": "sales", "tables": [1]}), "tables: expected a list of strings"),
         (json.dumps({"dataset": "sales", "tables": ["1abc"]}), "tables: '1abc' is not a valid name"),
-        (json.dumps({"dataset": "sales", "destinations": ["dropbox"]}), "destinations: 'dropbox' is not a valid name"),
+        (
+            json.dumps({"dataset": "sales", "destinations": ["dropbox"]}),
+            "destinations: 'dropbox' is not a destination name (expected one of box, memory, drive:NAME, sftp:NAME)",
+        ),
         (json.dumps({"dataset": "sales", "format": "ORC"}), "format: 'ORC' is not supported"),
         (json.dumps({"dataset": "sales", "format": 1}), "format: expected a string, got 1"),
         (json.dumps({"export": "x", "date": "2025-1-8"}), "date: '2025-1-8' is not a date (expected YYYY-MM-DD)"),

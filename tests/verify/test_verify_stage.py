@@ -55,7 +55,12 @@ def test_clean_run_is_in_sync_exactly_once_with_20_concurrent_receipts(vstack: V
     assert result.destination == "memory" and result.check == "sha1"
     assert (result.files_expected, result.files_present) == (3, 3)
     assert result.bytes_expected == result.bytes_present == sum(len(d) for d in FILES.values())
-    assert result.source == {"mode": "table", "project": vstack.info.project, "dataset": "sales", "table": "orders"}
+    assert result.to_dict()["source"] == {
+        "mode": "table",
+        "project": vstack.info.project,
+        "dataset": "sales",
+        "table": "orders",
+    }
     assert result.manifest == gcs.uri(vstack.bucket, run.folder.manifest_name) and result.duration_s is not None
     history = read_history(vstack.bucket, dt.datetime.now(dt.UTC) - dt.timedelta(days=1), run_ids=[run.run_id])
     assert [r.status for r in history] == ["in_sync"]

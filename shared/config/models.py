@@ -1,0 +1,374 @@
+"""offsite's one typed configuration, as frozen pydantic models.
+
+Every field's ``description`` is its help text (``offsite config docs``). Unknown keys are
+errors (``extra="forbid"``); models are immutable and, where every field is, hashable
+(``SftpPartner`` keys session pools, ``BoxDestination`` a per-process cache). Single-field
+rules are field validators; rules spanning fields (routed destinations exist, names are
+unique, auth has what its method needs) are model validators. Every rule raises
+:class:`~shared.validation.Problem` with a message naming the value and what was expected;
+:func:`shared.config.load.load_config` turns them into ``ConfigError`` lines with the path.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from shared.config.secrets import Secret
+from shared.config.types import (
+    BUCKET_RE,
+    NAME_RE,
+    PARTNER_RE,
+    Cron,
+    Format,
+    Model,
+    Names,
+    Routes,
+    TimeZone,
+    between,
+)
+from shared.ids import DestinationId
+from shared.validation import Problem, Problems
+
+# ---- exports -----------------------------------------------------------------------------
+
+
+class TableSelection(Model):
+    include: Names = Field((), description="Tables to export; empty means every table in the dataset.")
+    exclude: Names = Field((), description="Tables never exported, even when listed or matched.")
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _table_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problems = Problems()
+        for i, table in enumerate(value):
+            if not NAME_RE.match(table):
+                problems.add((i,), f"{table!r} is not a valid table id")
+        problems.raise_any()
+        return value
+
+
+class DatasetExport(Model):
+    name: str = Field(description="BigQuery dataset id.")
+    schedule: Cron | None = Field(None, description="Cron expression for Cloud Scheduler, e.g. '0 2 * * *'.")
+    time_zone: TimeZone = Field("UTC", description="Time zone of the schedule.")
+    tables: TableSelection = Field(default_factory=TableSelection, description="Which tables to export.")
+    format: Format = Field(
+        "PARQUET", description="PARQUET (SNAPPY), AVRO, CSV (GZIP) or NEWLINE_DELIMITED_JSON (GZIP)."
+    )
+    destinations: Routes = Field((), description="Where files go: 'box', 'sftp:PARTNER'; empty = every destination.")
+
+    @field_validator("name")
+    @classmethod
+    def _dataset_id(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise Problem(f"{value!r} is not a valid BigQuery dataset id")
+        return value
+
+
+class QueryExport(Model):
+    name: str = Field(description='Export name used in requests: {"export": NAME}.')
+    sql: str = Field(description="Standard SQL; '{date}' is replaced by a DATE literal of the run's date.")
+    schedule: Cron | None = Field(None, description="Cron expression for Cloud Scheduler.")
+    time_zone: TimeZone = Field("UTC", description="Time zone of the schedule and of the default date.")
+    format: Format = Field("CSV", description="Output format, as for datasets.")
+    file_name: str = Field(
+        "{export}_{YYYYMMDD}-*.csv.gz",
+        description="File name template; '*' becomes the 12-digit shard number; {export}, {YYYYMMDD}, {date}.",
+    )
+    destinations: Routes = Field((), description="Where files go: 'box', 'sftp:PARTNER'; empty = every destination.")
+
+    @field_validator("name")
+    @classmethod
+    def _export_name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise Problem(f"{value!r} must be letters, digits and underscores")
+        return value
+
+    @field_validator("sql")
+    @classmethod
+    def _has_date(cls, value: str) -> str:
+        if "{date}" not in value:
+            raise Problem("must contain the placeholder {date} (the run's date)")
+        return value
+
+    @field_validator("file_name")
+    @classmethod
+    def _one_star(cls, value: str) -> str:
+        if value.count("*") != 1 or "/" in value:
+            raise Problem(f"{value!r} must contain exactly one '*' and no '/'")
+        return value
+
+
+# ---- destinations ------------------------------------------------------------------------
+
+
+class BoxAuth(Model):
+    method: Literal["jwt", "ccg", "developer_token"] = Field(
+        "jwt", description="jwt (app config JSON), ccg, or developer_token (local only)."
+    )
+    jwt_config: Secret | None = Field(
+        None, description="Box app JSON config (seed 000: sm://…/oxo-box-jwt-config/versions/latest)."
+    )
+    client_id: str | None = Field(None, description="CCG client id.")
+    client_secret: Secret | None = Field(None, description="CCG client secret.")
+    subject_type: Literal["enterprise", "user"] = Field("enterprise", description="CCG subject: enterprise or user.")
+    subject_id: str | None = Field(None, description="CCG enterprise id or user id.")
+    developer_token: Secret | None = Field(None, description="Developer token (local stack and experiments only).")
+
+    @model_validator(mode="after")
+    def _method_has_what_it_needs(self) -> BoxAuth:
+        needs = {
+            "jwt": ("jwt_config",),
+            "ccg": ("client_id", "client_secret", "subject_id"),
+            "developer_token": ("developer_token",),
+        }
+        problems = Problems()
+        for name in needs[self.method]:
+            if getattr(self, name) is None:
+                problems.add((name,), f"required when method is {self.method!r}")
+        problems.raise_any()
+        return self
+
+
+class BoxDestination(Model):
+    root_folder_id: str = Field("0", description="Box folder id under which GCP/bigquery/... is mirrored.")
+    auth: BoxAuth = Field(
+        default_factory=dict, validate_default=True, description="How to authenticate."
+    )  # validated where it is, so a missing jwt_config is reported as destinations.box.auth.jwt_config
+    base_url: str = Field("https://api.box.com", description="API base URL (the SDK appends /2.0).")
+    upload_url: str = Field("https://upload.box.com/api", description="Upload base URL.")
+    oauth_url: str = Field("https://account.box.com/api/oauth2", description="OAuth base URL.")
+    chunked_threshold_bytes: int = Field(
+        20_000_000, description="Files this size and larger use an upload session (Box's minimum: 20000000)."
+    )
+    parallel_parts: Annotated[int, between(1, 32)] = Field(4, description="Parts of an upload session sent at once.")
+    timeout_s: float = Field(120.0, description="Per-request timeout.")
+
+    @field_validator("chunked_threshold_bytes")
+    @classmethod
+    def _box_minimum(cls, value: int) -> int:
+        if value < 20_000_000:
+            raise Problem(f"{value!r} is below Box's 20000000-byte minimum for upload sessions")
+        return value
+
+
+class SftpPartner(Model):
+    host: str = Field(description="SFTP server host name.")
+    username: str = Field(description="Login name.")
+    port: int = Field(22, description="SSH port.")
+    password: Secret | None = Field(None, description="Password (or use private_key).")
+    private_key: Secret | None = Field(None, description="Private key in OpenSSH/PEM form (RSA, ECDSA, Ed25519).")
+    private_key_passphrase: Secret | None = Field(None, description="Passphrase of the private key.")
+    known_hosts: Secret | None = Field(
+        None, description="known_hosts content (pinning is the default; no auto-accept)."
+    )
+    host_key_fingerprint: str | None = Field(
+        None, description="Alternative pin: 'SHA256:…' fingerprint of the host key."
+    )
+    directory: str = Field("/", description="Remote directory that deliveries go under.")
+    flat: bool = Field(False, description="Put files directly in directory instead of {export}/{YYYYMMDD}/.")
+    posix_rename: bool = Field(True, description="Server supports posix-rename@openssh.com; off: remove + rename.")
+    hashing: Literal["none", "check-file", "sha1sum"] = Field("none", description="How to ask the server for SHA-1.")
+    partial_suffix: str = Field(".partial", description="Suffix of files being written; renamed when complete.")
+    max_sessions: Annotated[int, between(1)] = Field(4, description="Concurrent SFTP sessions allowed by the partner.")
+    ciphers: Names = Field((), description="Preferred ciphers, e.g. ['aes128-gcm@openssh.com'].")
+    connect_timeout_s: float = Field(30.0, description="TCP + SSH handshake timeout.")
+    connections_per_file: Annotated[int, between(1)] = Field(
+        1, description="Parallel SSH connections writing one large file."
+    )
+
+    @field_validator("port")
+    @classmethod
+    def _tcp_port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise Problem(f"{value!r} is not a TCP port (1-65535)")
+        return value
+
+    @field_validator("host_key_fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("SHA256:"):
+            raise Problem(f"{value!r} must look like 'SHA256:…'")
+        return value
+
+    @field_validator("directory")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise Problem(f"{value!r} must be an absolute path")
+        return value
+
+    @field_validator("partial_suffix")
+    @classmethod
+    def _suffix(cls, value: str) -> str:
+        if not value or "/" in value:
+            raise Problem(f"{value!r} must be non-empty, without '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_and_pin(self) -> SftpPartner:
+        problems = Problems()
+        if self.password is None and self.private_key is None:
+            problems.add((), "set password or private_key")
+        if self.known_hosts is None and self.host_key_fingerprint is None:
+            problems.add((), "set known_hosts or host_key_fingerprint; host keys are always verified")
+        problems.raise_any()
+        return self
+
+
+class Destinations(Model):
+    box: BoxDestination | None = Field(None, description="The Box destination (disaster-recovery copies).")
+    sftp: dict[str, SftpPartner] = Field(default_factory=dict, description="SFTP partners by name.")
+
+    @field_validator("sftp")
+    @classmethod
+    def _partner_names(cls, value: dict[str, SftpPartner]) -> dict[str, SftpPartner]:
+        problems = Problems()
+        for name in value:
+            if not PARTNER_RE.match(name):
+                problems.add((name,), f"partner name {name!r} must be lower-case letters, digits, '-' or '_'")
+        problems.raise_any()
+        return value
+
+
+# ---- operations --------------------------------------------------------------------------
+
+
+class Alerts(Model):
+    slack_webhook_url: Secret | None = Field(None, description="Slack incoming webhook; alerts are off without it.")
+    min_interval_s: int = Field(
+        60, description="At most one alert message per run per this many seconds (more results are queued, not dropped)."
+    )
+    notification_channels: tuple[str, ...] = Field(
+        (),
+        description="Cloud Monitoring channels of the alert policies (infra/monitoring.tf): an email address "
+        "(a channel is created) or projects/P/notificationChannels/ID.",
+    )
+
+
+class VerifySettings(Model):
+    deadline_minutes: Annotated[int, between(1)] = Field(
+        120, description="Runs with no result after this long are reported 'incomplete'."
+    )
+    self_heal: bool = Field(True, description="Re-deliver missing or differing files once and verify again.")
+    max_heal_attempts: Annotated[int, between(0)] = Field(1, description="Re-delivery rounds per run and destination.")
+    sweep_schedule: Cron = Field("*/30 * * * *", description="Cron of the scheduled verify sweep.")
+    download_hashes: bool = Field(
+        True, description="Hash files by reading them back where the server cannot hash (else size-only)."
+    )
+
+
+class PubSubSettings(Model):
+    max_delivery_attempts: Annotated[int, between(5, 100)] = Field(
+        5, description="Deliveries before a message goes to the dead-letter topic (5-100)."
+    )
+    minimum_backoff_s: int = Field(10, description="Redelivery backoff, lower bound.")
+    maximum_backoff_s: int = Field(600, description="Redelivery backoff, upper bound (at most 600).")
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> PubSubSettings:
+        if not 0 <= self.minimum_backoff_s <= self.maximum_backoff_s <= 600:
+            raise Problem(
+                f"minimum_backoff_s={self.minimum_backoff_s!r}, maximum_backoff_s={self.maximum_backoff_s!r}; "
+                "expected 0 <= minimum <= maximum <= 600"
+            )
+        return self
+
+
+# ---- the whole config --------------------------------------------------------------------
+
+
+class Config(Model):
+    project: str = Field(description="Google Cloud project id.")
+    bucket: str = Field(description="GCS bucket that exports are written to.")
+    region: str = Field("us-central1", description="Region of functions and the bucket.")
+    expiration_days: Annotated[int, between(1)] = Field(
+        30, description="Exported files are deleted by a lifecycle rule after this many days."
+    )
+    export_prefix: str = Field("exports", description="Object prefix of every export run.")
+    shard_size_bytes: Annotated[int, between(1024)] = Field(
+        1_000_000_000, description="Target bytes per exported file (BigQuery writes <= 1 GB)."
+    )
+    datasets: tuple[DatasetExport, ...] = Field((), description="Datasets exported whole (seed 000).")
+    exports: tuple[QueryExport, ...] = Field((), description="Query exports with a date (seed 003).")
+    destinations: Destinations = Field(default_factory=Destinations, description="Box and SFTP destinations.")
+    alerts: Alerts = Field(default_factory=Alerts, description="Where failures are reported.")
+    verify: VerifySettings = Field(default_factory=VerifySettings, description="Verification and self-heal.")
+    pubsub: PubSubSettings = Field(default_factory=PubSubSettings, description="Retry and dead-letter policy.")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not BUCKET_RE.match(value):
+            raise Problem(f"{value!r} is not a valid bucket name (3-63 of a-z 0-9 . _ -)")
+        return value
+
+    @model_validator(mode="after")
+    def _names_and_routes(self) -> Config:
+        problems = Problems()
+        sections: tuple[tuple[str, tuple[DatasetExport | QueryExport, ...]], ...] = (
+            ("datasets", self.datasets),
+            ("exports", self.exports),
+        )
+        for section, entries in sections:
+            seen: set[str] = set()
+            for i, entry in enumerate(entries):
+                if entry.name in seen:
+                    problems.add((section, i, "name"), f"{entry.name!r} is listed twice")
+                seen.add(entry.name)
+        known = self.destination_names()
+        for section, entries in sections:
+            for i, entry in enumerate(entries):
+                for j, name in enumerate(entry.destinations):
+                    if name not in known:
+                        problems.add(
+                            (section, i, "destinations", j),
+                            f"{str(name)!r} is not a configured destination (configured: {', '.join(known) or 'none'})",
+                        )
+        problems.raise_any()
+        _name_secrets(self, "")
+        return self
+
+    def destination_names(self) -> tuple[DestinationId, ...]:
+        """Every routable destination: 'box' (if configured) and 'sftp:NAME' per partner."""
+        names = [DestinationId("box")] if self.destinations.box else []
+        return tuple(names + [DestinationId("sftp", p) for p in self.destinations.sftp])
+
+    def dataset(self, name: str) -> DatasetExport | None:
+        return next((d for d in self.datasets if d.name == name), None)
+
+    def export(self, name: str) -> QueryExport | None:
+        return next((e for e in self.exports if e.name == name), None)
+
+    def sftp_partner(self, name: str) -> SftpPartner:
+        from shared.errors import ConfigError
+
+        try:
+            return self.destinations.sftp[name]
+        except KeyError:
+            known = ", ".join(self.destinations.sftp) or "none configured"
+            raise ConfigError(f"destinations.sftp: no partner named {name!r} (known: {known})") from None
+
+
+def _name_secrets(node: Any, path: str) -> None:
+    """Tell every Secret in the tree its field path, for its resolution errors.
+
+    Runs once, inside validation of a fresh Config (before anyone else sees it), so writing
+    the frozen models' storage directly is safe.
+    """
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            sub = f"{path}.{name}" if path else name
+            if isinstance(value, Secret):
+                node.__dict__[name] = value.at(sub)
+            else:
+                _name_secrets(value, sub)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _name_secrets(value, f"{path}.{key}")
+    elif isinstance(node, tuple):
+        for i, value in enumerate(node):
+            _name_secrets(value, f"{path}[{i}]")

@@ -1,0 +1,88 @@
+"""The field types the config models share: lists given as one string, ranges, cron, time zones, formats.
+
+Each check raises :class:`~shared.validation.Problem` with a message naming the value and
+what was expected; the loader adds the field path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from croniter import croniter
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic_settings import NoDecode
+
+from shared.ids import DestinationId
+from shared.validation import Problem
+
+ExportFormat = Literal["PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON"]
+FORMATS: tuple[str, ...] = ("PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+
+
+def as_list(value: Any) -> Any:
+    """A list field given as one string: ``"a, b"`` (comma-separated) or ``"[a, b]"`` (YAML flow).
+
+    Environment overrides arrive as strings; ``NoDecode`` keeps pydantic-settings from
+    insisting on JSON so both forms work there too.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            pass
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+Names = Annotated[tuple[str, ...], BeforeValidator(as_list), NoDecode]
+Routes = Annotated[tuple[DestinationId, ...], BeforeValidator(as_list), NoDecode]
+
+
+def between(low: int, high: int | None = None) -> AfterValidator:
+    def check(value: int) -> int:
+        if value < low or (high is not None and value > high):
+            raise Problem(
+                f"{value!r} must be " + (f"between {low} and {high}" if high is not None else f"at least {low}")
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _cron(value: str | None) -> str | None:
+    if value is not None and not croniter.is_valid(value):
+        raise Problem(f"{value!r} is not a valid cron expression")
+    return value
+
+
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Problem(f"{value!r} is not a known time zone (e.g. 'UTC', 'Europe/Berlin')") from None
+    return value
+
+
+def _format(value: str) -> str:
+    if value not in FORMATS:
+        raise Problem(f"{value!r} is not a supported format; expected one of {', '.join(FORMATS)}")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
+Format = Annotated[str, AfterValidator(_format)]
+
+
+class Model(BaseModel):
+    """Base of every config model: frozen, strict about keys, numbers accepted where text is."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
