@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -149,11 +149,11 @@ class Message(BaseModel):
     KIND: ClassVar[str] = "message"
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> Any:
+    def from_json(cls, data: bytes | str) -> Self:
         return cls.from_obj(parse_json_object(data, cls.KIND))
 
     @classmethod
-    def from_obj(cls, obj: dict[str, Any]) -> Any:
+    def from_obj(cls, obj: dict[str, Any]) -> Self:
         """Validate an already-decoded object; RejectedInput names each bad field."""
         try:
             return cls.model_validate(obj)
@@ -161,7 +161,8 @@ class Message(BaseModel):
             raise rejected(exc, cls.KIND, cls) from None
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self.model_dump(mode="json"))
+        plain: dict[str, Any] = _plain(self.model_dump(mode="json"))
+        return plain
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
