@@ -37,6 +37,7 @@ from shared.ids import DestinationId, Stage, Status
 from shared.validation import Problem, describe, show
 
 SCHEMA_VERSION = 1
+MAX_DEPTH = 8  # the deepest contract (a result's source) nests 2 levels
 MAX_MESSAGE_BYTES = 64 * 1024
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -54,6 +55,19 @@ def rejected(exc: ValidationError, what: str, model: type[BaseModel] | None = No
     return RejectedInput("\n".join(describe(exc, root=what, model=model, unknown="field")))
 
 
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (no recursion: a hostile message cannot
+    exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:
     """Size limit, JSON, object, schema_version: checked before any field is looked at."""
     if len(data) > MAX_MESSAGE_BYTES:
@@ -62,6 +76,13 @@ def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:
         obj = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RejectedInput(f"{what}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
+    except RecursionError:
+        raise RejectedInput(
+            f"{what}: JSON nested too deeply to parse; messages nest at most {MAX_DEPTH} levels"
+        ) from None
+    depth = nesting_depth(obj)
+    if depth > MAX_DEPTH:
+        raise RejectedInput(f"{what}: JSON nested {depth} levels deep; messages nest at most {MAX_DEPTH}")
     if not isinstance(obj, dict):
         raise RejectedInput(f"{what}: expected a JSON object, got {type(obj).__name__}")
     version = obj.get("schema_version", SCHEMA_VERSION)

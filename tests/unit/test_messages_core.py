@@ -111,3 +111,13 @@ def test_manifest_round_trip_and_rejects_unknown_version() -> None:
         Manifest.from_json(json.dumps(bad))
     with pytest.raises(RejectedInput, match="not valid JSON"):
         Manifest.from_json(b"{not json")
+
+
+@pytest.mark.parametrize("depth", [20, 5_000])
+def test_deeply_nested_json_is_rejected_not_retried(depth: int) -> None:
+    """A 10 KB request of nested arrays used to raise RecursionError (retried, then dead-lettered)."""
+    from shared.messages import ExportRequest
+
+    data = b'{"dataset": ' + b"[" * depth + b"]" * depth + b"}"
+    with pytest.raises(RejectedInput, match="nested"):
+        ExportRequest.from_json(data)
