@@ -38,6 +38,7 @@ def test_format_is_case_insensitive_and_normalised() -> None:
 def test_destinations_and_run_id() -> None:
     r = req({"dataset": "sales", "destinations": "box,sftp:acme", "run_id": "r0123456789ab"})
     assert r.destinations == ("box", "sftp:acme") and r.run_id == "r0123456789ab"
+    assert req({"dataset": "sales", "destinations": "box"}).destinations == ("box",)  # one name as a string
 
 
 def test_round_trip_through_to_json() -> None:
