@@ -86,7 +86,7 @@ def progress(config: Config, run_ids: Iterable[str], since: dt.datetime) -> Prog
             for dest in names:
                 state.deliveries.append(Delivery(run_id, label, run.folder.date.isoformat(), dest, None, files, size))
     latest: dict[tuple[str, str, str], VerifyResult] = {}
-    for result in read_history(config.bucket, since, run_ids=run_ids):
+    for result in read_history(config.state_bucket_name, since, run_ids=run_ids):
         if result.status not in FINAL or not result.run_id:
             continue
         if result.destination is None:

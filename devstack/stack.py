@@ -160,6 +160,7 @@ def _info(plan: Plan) -> StackInfo:
         root=plan.root,
         project=plan.config.project,
         bucket=plan.config.bucket,
+        state_bucket=plan.config.state_bucket_name,
         env=plan.env,
         config_path=plan.root / "config.yaml",
         pubsub_host=f"127.0.0.1:{p['pubsub']}",
@@ -274,11 +275,14 @@ def _create_pubsub_resources(plan: Plan) -> None:
 
 
 def _create_bucket(info: StackInfo) -> None:
-    body = json.dumps({"name": info.bucket}).encode()
-    req = urllib.request.Request(f"{info.gcs_url}/storage/v1/b?project={info.project}", data=body, method="POST")
-    req.add_header("content-type", "application/json")
-    try:
-        urllib.request.urlopen(req, timeout=10).close()
-    except urllib.error.HTTPError as exc:
-        if exc.code != 409:  # 409: kept from an earlier run (filesystem backend)
-            raise StackError(f"gcs: creating bucket {info.bucket} answered {exc.code}", "see the gcs log") from None
+    """The exports bucket (its object events reach the functions: fake-gcs-server's -event.bucket)
+    and the state bucket (no events)."""
+    for name in (info.bucket, info.state_bucket):
+        body = json.dumps({"name": name}).encode()
+        req = urllib.request.Request(f"{info.gcs_url}/storage/v1/b?project={info.project}", data=body, method="POST")
+        req.add_header("content-type", "application/json")
+        try:
+            urllib.request.urlopen(req, timeout=10).close()
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:  # 409: kept from an earlier run (filesystem backend)
+                raise StackError(f"gcs: creating bucket {name} answered {exc.code}", "see the gcs log") from None

@@ -82,6 +82,7 @@ class StackInfo:
     components: list[ComponentInfo] = field(default_factory=list)
     state: str = "starting"  # starting | running
     started_at: str = ""
+    state_bucket: str = ""  # config.state_bucket_name: markers, history, alerts, checkpoints (no events)
 
     def component(self, name: str) -> ComponentInfo:
         for comp in self.components:

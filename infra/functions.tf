@@ -9,10 +9,11 @@ locals {
       OFFSITE_CONFIG       = "${local.config_mount}/offsite.yaml"
       GOOGLE_CLOUD_PROJECT = local.project
       # Terraform's choices win over the YAML's, so the functions use what was deployed.
-      OFFSITE__PROJECT = local.project
-      OFFSITE__BUCKET  = local.bucket
-      OFFSITE__REGION  = local.region
-      LOG_EXECUTION_ID = "true"
+      OFFSITE__PROJECT      = local.project
+      OFFSITE__BUCKET       = local.bucket
+      OFFSITE__STATE_BUCKET = local.state_bucket
+      OFFSITE__REGION       = local.region
+      LOG_EXECUTION_ID      = "true"
     },
     var.alert_webhook_secret == null ? {} : {
       OFFSITE__ALERTS__SLACK_WEBHOOK_URL = "sm://projects/${local.project}/secrets/${var.alert_webhook_secret}/versions/latest"

@@ -25,9 +25,12 @@ locals {
   #   exports/  export_table writes runs and may overwrite its own export files (BigQuery writes
   #             as it, and a retried extract rewrites them); the uploaders record the
   #             delivered SHA-1 as object metadata (storage.objects.update, a custom role);
-  #             verify creates and deletes its markers and rewrites files to re-deliver them.
-  #   results/  every stage's reported result is appended to the run history (create only).
-  #   alerts/   the Slack alert rate limiter object, replaced with a generation match.
+  #             verify rewrites files to re-deliver them.
+  # Roles on the state bucket (state_bucket_roles, state_reporting_roles):
+  #   exports/      verify's markers (same run folder names), created and deleted;
+  #   checkpoints/  the upload functions' checkpoints of transfers longer than one invocation;
+  #   results/      every stage's reported result is appended to the run history (create only);
+  #   alerts/       queued alerts and the per-run rate limit, replaced with a generation match.
   export_prefix = "${trimsuffix(coalesce(try(local.config.export_prefix, null), "exports"), "/")}/"
   bucket_roles = {
     export_table = {
@@ -39,20 +42,30 @@ locals {
     upload_box = {
       viewer   = { role = "roles/storage.objectViewer", prefix = "" }
       metadata = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
-      # checkpoints of transfers longer than one invocation (shared.delivery.checkpoint)
-      checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
     }
     transfer_sftp = {
-      viewer      = { role = "roles/storage.objectViewer", prefix = "" }
-      metadata    = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
-      checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
+      viewer   = { role = "roles/storage.objectViewer", prefix = "" }
+      metadata = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
     }
     verify = {
       viewer   = { role = "roles/storage.objectViewer", prefix = "" }
       replacer = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix }
     }
   }
-  # What every stage needs to report a result (shared.results.report).
+  state_bucket_roles = {
+    upload_box = {
+      # checkpoints of transfers longer than one invocation (shared.delivery.checkpoint)
+      checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
+    }
+    transfer_sftp = {
+      checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
+    }
+    verify = {
+      markers = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix }
+      viewer  = { role = "roles/storage.objectViewer", prefix = "" }
+    }
+  }
+  # What every stage needs to report a result (shared.reporting.results.report), in the state bucket.
   reporting_bucket_roles = {
     history = { role = "roles/storage.objectCreator", prefix = "results/" }
     alerts  = { role = google_project_iam_custom_role.object_replacer.id, prefix = "alerts/" }
@@ -76,8 +89,11 @@ locals {
   topic_grants = merge([
     for fn, topics in local.topic_publishers : { for topic in topics : "${fn}/${topic}" => { function = fn, topic = topic } }
   ]...)
-  bucket_grants = merge(concat(
-    [for fn, roles in local.bucket_roles : { for label, grant in roles : "${fn}/${label}" => merge(grant, { function = fn }) }],
+  bucket_grants = merge([
+    for fn, roles in local.bucket_roles : { for label, grant in roles : "${fn}/${label}" => merge(grant, { function = fn }) }
+  ]...)
+  state_bucket_grants = merge(concat(
+    [for fn, roles in local.state_bucket_roles : { for label, grant in roles : "${fn}/${label}" => merge(grant, { function = fn }) }],
     [for fn in keys(local.functions) : { for label, grant in local.reporting_bucket_roles : "${fn}/${label}" => merge(grant, { function = fn }) }],
   )...)
   secret_grants = merge([
@@ -158,6 +174,23 @@ resource "google_storage_bucket_iam_member" "exports" {
     content {
       title      = "objects under ${condition.value}"
       expression = "resource.name.startsWith(\"projects/_/buckets/${local.bucket}/objects/${condition.value}\")"
+    }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "state" {
+  for_each = local.state_bucket_grants
+
+  bucket = google_storage_bucket.state.name
+  role   = each.value.role
+  member = "serviceAccount:${google_service_account.function[each.value.function].email}"
+
+  dynamic "condition" {
+    for_each = each.value.prefix == "" ? [] : [each.value.prefix]
+
+    content {
+      title      = "objects under ${condition.value}"
+      expression = "resource.name.startsWith(\"projects/_/buckets/${local.state_bucket}/objects/${condition.value}\")"
     }
   }
 }

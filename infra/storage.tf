@@ -42,6 +42,40 @@ resource "google_storage_bucket" "exports" {
   depends_on = [google_project_service.api]
 }
 
+# offsite's own state: verify markers, the run history (`offsite status`), queued alerts and
+# transfer checkpoints. No trigger listens here, so no state write starts an upload function
+# (in the exports bucket each such write reached all three storage-triggered functions).
+resource "google_storage_bucket" "state" {
+  #checkov:skip=CKV_GCP_78:Versioning stays off: markers are claimed once (if_generation_match=0) and the history is append-only; there is nothing to roll back.
+  #checkov:skip=CKV_GCP_62:Access is logged by Cloud Audit Logs (enable Data Access logs for storage.googleapis.com); legacy usage logs would need a second bucket with no reader.
+  name                        = local.state_bucket
+  location                    = upper(local.region)
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy_buckets
+
+  versioning {
+    enabled = false
+  }
+
+  soft_delete_policy {
+    retention_duration_seconds = 0
+  }
+
+  # The history outlives the exports it describes (`offsite status --since 90d`).
+  lifecycle_rule {
+    condition {
+      age = max(local.expiration_days, 90)
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.api]
+}
+
 resource "google_storage_bucket" "sources" {
   #checkov:skip=CKV_GCP_78:Versioning is not needed: each archive is uploaded under a new name carrying its md5, so an older archive is never overwritten.
   #checkov:skip=CKV_GCP_62:Access is logged by Cloud Audit Logs; the bucket is read only by the Cloud Functions build.

@@ -92,7 +92,7 @@ def status(
 
     cfg = load_cli_config(config)
     start = dt.datetime.now(dt.UTC) - parse_since(since)
-    rows = status_rows(read(cfg.bucket, start), dataset)
+    rows = status_rows(read(cfg.state_bucket_name, start), dataset)
     if as_json:
         print_json(rows)
         return
@@ -197,7 +197,7 @@ def local_checks(
                     f"--destination {dest!r}: run {run_id} ({run.folder.source.label}) goes to {', '.join(manifest.destinations)}"
                 )
             comparison = run_comparison(ctx, dest, objects.sha1, download=download)
-            state = read_state(cfg.bucket, run.folder.prefix, dest)
+            state = read_state(cfg.state_bucket_name, run.folder.prefix, dest)
             checks.append(
                 build_result(
                     ctx,

@@ -282,7 +282,12 @@ class PubSubSettings(Model):
 
 class Config(Model):
     project: str = Field(description="Google Cloud project id.")
-    bucket: str = Field(description="GCS bucket that exports are written to.")
+    bucket: str = Field(description="GCS bucket that exports are written to (its object events start the uploads).")
+    state_bucket: str | None = Field(
+        None,
+        description="GCS bucket for offsite's own state: verify markers, run history, alerts, transfer "
+        "checkpoints. Kept apart so no state write fires an upload function. Default: '<bucket>-state'.",
+    )
     region: str = Field("us-central1", description="Region of functions and the bucket.")
     expiration_days: Annotated[int, between(1)] = Field(
         30, description="Exported files are deleted by a lifecycle rule after this many days."
@@ -291,23 +296,32 @@ class Config(Model):
     shard_size_bytes: Annotated[int, between(1024)] = Field(
         1_000_000_000, description="Target bytes per exported file (BigQuery writes <= 1 GB)."
     )
-    datasets: tuple[DatasetExport, ...] = Field((), description="Datasets exported whole (seed 000).")
-    exports: tuple[QueryExport, ...] = Field((), description="Query exports with a date (seed 003).")
+    datasets: tuple[DatasetExport, ...] = Field((), description="Datasets exported whole, on a schedule.")
+    exports: tuple[QueryExport, ...] = Field((), description="Query exports of a dated SQL query.")
     destinations: Destinations = Field(default_factory=Destinations, description="Box and SFTP destinations.")
     alerts: Alerts = Field(default_factory=Alerts, description="Where failures are reported.")
     verify: VerifySettings = Field(default_factory=VerifySettings, description="Verification and self-heal.")
     pubsub: PubSubSettings = Field(default_factory=PubSubSettings, description="Retry and dead-letter policy.")
 
-    @field_validator("bucket")
+    @field_validator("bucket", "state_bucket")
     @classmethod
-    def _bucket_name(cls, value: str) -> str:
-        if not BUCKET_RE.match(value):
+    def _bucket_name(cls, value: str | None) -> str | None:
+        if value is not None and not BUCKET_RE.match(value):
             raise Problem(f"{value!r} is not a valid bucket name (3-63 of a-z 0-9 . _ -)")
         return value
+
+    @property
+    def state_bucket_name(self) -> str:
+        """Where offsite keeps its own state (``state_bucket``, default ``<bucket>-state``)."""
+        return self.state_bucket or f"{self.bucket}-state"
 
     @model_validator(mode="after")
     def _names_and_routes(self) -> Config:
         problems = Problems()
+        if self.state_bucket is None and len(self.state_bucket_name) > 63:
+            problems.add(("state_bucket",), f"not set, and {self.state_bucket_name!r} is too long to be the default; name one")
+        if self.state_bucket_name == self.bucket:
+            problems.add(("state_bucket",), f"{self.bucket!r} is the exports bucket; state must live apart from exports")
         sections: tuple[tuple[str, tuple[DatasetExport | QueryExport, ...]], ...] = (
             ("datasets", self.datasets),
             ("exports", self.exports),

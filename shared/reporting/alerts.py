@@ -141,7 +141,7 @@ def flush(
         queued = outbox.pending(group)
         if not queued:
             return False
-        limiter = limiter or GcsRateLimiter(config.bucket)
+        limiter = limiter or GcsRateLimiter(config.state_bucket_name)
         if not limiter.allow(group, config.alerts.min_interval_s, time.time() if now is None else now):
             logger.info("alert held back by the rate limit; queued", group=group, queued=len(queued))
             return False
@@ -166,7 +166,7 @@ def flush_all(config: Config, *, limiter: RateLimiter | None = None, outbox: Out
 
 
 def _outbox(config: Config) -> Outbox:
-    return GcsOutbox(config.bucket)
+    return GcsOutbox(config.state_bucket_name)
 
 
 _PROCESS_OUTBOX = MemoryOutbox()

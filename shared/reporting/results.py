@@ -57,6 +57,6 @@ def _record(config: Config, result: VerifyResult, now: dt.datetime) -> None:
     from shared.reporting.history import record
 
     try:
-        record(config.bucket, result, now)
+        record(config.state_bucket_name, result, now)
     except Exception as exc:  # noqa: BLE001 - see module docstring
         logger.error("could not record result in the run history", error=str(exc), run_id=result.run_id)

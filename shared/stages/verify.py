@@ -184,7 +184,9 @@ def _manifest_once(config: Config, folder: RunFolder) -> Manifest | None:
     try:
         return load_manifest(config.bucket, folder)
     except RejectedInput:
-        if verify_markers.claim(config.bucket, verify_markers.rejected_name(folder.prefix), {"run_id": folder.run_id}):
+        if verify_markers.claim(
+            config.state_bucket_name, verify_markers.rejected_name(folder.prefix), {"run_id": folder.run_id}
+        ):
             raise
         logger.info("manifest already reported as rejected; ignored")
         return None

@@ -71,7 +71,13 @@ class RunContext:
 
     @property
     def bucket(self) -> str:
+        """The exports bucket: the run's files, its manifest."""
         return self.config.bucket
+
+    @property
+    def state_bucket(self) -> str:
+        """Where verify's markers live (never in the exports bucket: no write there fires an upload)."""
+        return self.config.state_bucket_name
 
     @property
     def prefix(self) -> str:
@@ -88,13 +94,13 @@ def verify_destination(
 ) -> VerifyResult | None:
     """Verify ``destination`` for ``ctx``'s run; returns the result it published, or None."""
     with log.bind(run_id=ctx.folder.run_id, table=ctx.folder.source.label, destination=destination):
-        state = verify_markers.read_state(ctx.bucket, ctx.prefix, destination)
+        state = verify_markers.read_state(ctx.state_bucket, ctx.prefix, destination)
         if trigger.automatic and state.reported:
             logger.info("already reported for this round", round=state.round, trigger=trigger.value)
             return None
-        heal_body = verify_heal.attempt_body(ctx.bucket, ctx.prefix, destination, state.round) if state.round else None
+        heal_body = verify_heal.attempt_body(ctx.state_bucket, ctx.prefix, destination, state.round) if state.round else None
         if receipt is not None and heal_body is not None:
-            state = verify_heal.note_receipt(ctx.bucket, ctx.prefix, receipt, state, heal_body)
+            state = verify_heal.note_receipt(ctx.state_bucket, ctx.prefix, receipt, state, heal_body)
         if trigger.automatic and not verify_heal.settled(state, heal_body):
             logger.info("waiting for the self-heal re-deliveries", attempt=state.round)
             return None
@@ -234,21 +240,27 @@ class _Decision:
 
     def _start_heal(self, plan: HealPlan) -> bool:
         return verify_heal.start(
-            self.ctx.bucket, self.ctx.prefix, self.destination, plan, reason=self.comparison.summary(), now=self.now
+            self.ctx.bucket,
+            self.ctx.prefix,
+            self.destination,
+            plan,
+            reason=self.comparison.summary(),
+            now=self.now,
+            state_bucket=self.ctx.state_bucket,
         )
 
     # ---- results -------------------------------------------------------------------------
 
     def _publish_once(self, marker: str, result: VerifyResult) -> VerifyResult | None:
         """Claim ``marker`` (if_generation_match=0) and publish; None when another instance did."""
-        if not verify_markers.claim(self.ctx.bucket, marker, result.to_dict()):
+        if not verify_markers.claim(self.ctx.state_bucket, marker, result.to_dict()):
             logger.info("result already claimed by another instance", marker=marker)
             return None
         try:
             report(result)
         except Exception:
             # Unclaim so the redelivered trigger can publish it; otherwise the result is lost.
-            verify_markers.release(self.ctx.bucket, marker)
+            verify_markers.release(self.ctx.state_bucket, marker)
             raise
         return result
 

@@ -76,8 +76,10 @@ def start(
     *,
     reason: str,
     now: dt.datetime,
+    state_bucket: str,
 ) -> bool:
-    """Claim heal attempt ``heal.attempt`` and rewrite its objects. False: another instance has it.
+    """Claim heal attempt ``heal.attempt`` (a marker in ``state_bucket``) and rewrite its objects
+    in the exports ``bucket``. False: another instance has it.
 
     A rewrite that fails transiently raises after the claim; that attempt then settles through
     the sweep (verify.deadline_minutes after it started) rather than by receipts.
@@ -90,7 +92,7 @@ def start(
         "reason": reason,
         "started_at": now.isoformat(),
     }
-    if not claim(bucket, heal_name(prefix, destination, heal.attempt), body):
+    if not claim(state_bucket, heal_name(prefix, destination, heal.attempt), body):
         logger.info("heal attempt already claimed", attempt=heal.attempt)
         return False
     for _name, object_name in sorted(heal.object_names.items()):

@@ -104,13 +104,13 @@ def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.tim
     published = 0
     for destination in manifest.destinations:
         with log.bind(destination=destination):
-            state = verify_markers.read_state(config.bucket, run.folder.prefix, destination)
+            state = verify_markers.read_state(config.state_bucket_name, run.folder.prefix, destination)
             if state.reported or state.round in state.incompletes:
                 continue
             since = run.started
             if state.round:
                 since = verify_heal.started_at(
-                    verify_heal.attempt_body(config.bucket, run.folder.prefix, destination, state.round)
+                    verify_heal.attempt_body(config.state_bucket_name, run.folder.prefix, destination, state.round)
                 )
             if since is not None and now - since < deadline:
                 continue
@@ -119,7 +119,7 @@ def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.tim
                     published += 1
             except PermanentError as exc:
                 marker = verify_markers.failed_name(run.folder.prefix, destination, state.round)
-                if verify_markers.claim(config.bucket, marker, {"reason": str(exc)}):
+                if verify_markers.claim(config.state_bucket_name, marker, {"reason": str(exc)}):
                     _report(config, run, destination, exc.status, str(exc), message_id, now)
                     published += 1
     return published
@@ -128,7 +128,7 @@ def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.tim
 def _reject_once(config: Config, run: RunRef, exc: RejectedInput, message_id: str | None, now: dt.datetime) -> int:
     """Report a run folder whose control files are malformed, once (claimed by a marker)."""
     marker = verify_markers.rejected_name(run.folder.prefix)
-    if verify_markers.claim(config.bucket, marker, {"run_id": run.folder.run_id}):
+    if verify_markers.claim(config.state_bucket_name, marker, {"run_id": run.folder.run_id}):
         _report(config, run, None, "rejected", str(exc), message_id, now)
         return 1
     return 0
@@ -151,7 +151,7 @@ def _export_incomplete(run: RunRef, config: Config, *, now: dt.datetime, message
     published = 0
     for destination in routing.destinations:
         marker = verify_markers.incomplete_name(run.folder.prefix, destination, 0)
-        if verify_markers.claim(config.bucket, marker, {"reason": reason}):
+        if verify_markers.claim(config.state_bucket_name, marker, {"reason": reason}):
             _report(config, run, destination, "incomplete", reason, message_id, now)
             published += 1
     return published

@@ -28,6 +28,22 @@ def test_lifecycle_follows_expiration_days(infra) -> None:  # type: ignore[no-un
     assert bucket["lifecycle_rule"][0]["condition"] == [{"age": 7}]
 
 
+def test_state_bucket_is_apart_from_exports(example: Module) -> None:
+    """Markers, history, alerts and checkpoints: a bucket no trigger listens to."""
+    (bucket,) = example.instances("google_storage_bucket", "state").values()
+    assert bucket["name"] == "bqx-ml-exports-state"  # config state_bucket, default '<bucket>-state'
+    assert bucket["uniform_bucket_level_access"] is True and bucket["public_access_prevention"] == "enforced"
+    assert bucket["lifecycle_rule"] == [{"condition": [{"age": 90}], "action": [{"type": "Delete"}]}]
+    watched = {
+        str(f["value"])
+        for fn in example.instances("google_cloudfunctions2_function", "fn").values()
+        for trigger in fn.get("event_trigger") or []
+        for f in trigger["event_filters"]
+        if f["attribute"] == "bucket"
+    }
+    assert watched == {"google_storage_bucket.exports.name"}  # no trigger on the state bucket
+
+
 def test_sources_bucket_is_private_too(example: Module) -> None:
     (bucket,) = example.instances("google_storage_bucket", "sources").values()
     assert bucket["name"] == "bqx-ml-offsite-sources"

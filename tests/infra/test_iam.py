@@ -124,33 +124,46 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
     assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
 
 
-def test_bucket_access_per_function_and_prefix(example: Module) -> None:
-    metadata_writer = "google_project_iam_custom_role.object_metadata_writer.id"
-    replacer = "google_project_iam_custom_role.object_replacer.id"
+def _bucket_grants(example: Module, resource: str, bucket: str, bucket_ref: str) -> dict[str, set]:
     grants: dict[str, set] = defaultdict(set)
-    for attrs in example.instances("google_storage_bucket_iam_member", "exports").values():
-        assert str(attrs["bucket"]) == "google_storage_bucket.exports.name"
+    for attrs in example.instances("google_storage_bucket_iam_member", resource).values():
+        assert str(attrs["bucket"]) == bucket_ref
         prefix = ""
         if attrs.get("condition"):
             (condition,) = attrs["condition"]
             match = re.fullmatch(
-                r'resource\.name\.startsWith\("projects/_/buckets/bqx-ml-exports/objects/([^"]*)"\)',
+                rf'resource\.name\.startsWith\("projects/_/buckets/{bucket}/objects/([^"]*)"\)',
                 condition["expression"],
             )
             assert match, condition["expression"]
             prefix = match.group(1)
         grants[_function_of(attrs["member"])].add((str(attrs["role"]), prefix))
-    reporting = {("roles/storage.objectCreator", "results/"), (replacer, "alerts/")}
-    assert grants == {
-        "fan_out": reporting,
+    return grants
+
+
+def test_bucket_access_per_function_and_prefix(example: Module) -> None:
+    metadata_writer = "google_project_iam_custom_role.object_metadata_writer.id"
+    replacer = "google_project_iam_custom_role.object_replacer.id"
+    exports = _bucket_grants(example, "exports", "bqx-ml-exports", "google_storage_bucket.exports.name")
+    assert exports == {
         # export_table may overwrite its own export objects (a retried BigQuery extract rewrites them).
-        "export_table": {(replacer, "exports/"), ("roles/storage.objectViewer", "")} | reporting,
-        # ... and keeps its checkpoint under checkpoints/ (replaced each invocation, deleted at the end)
-        "upload_box": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/"), (replacer, "checkpoints/")}
-        | reporting,
-        "transfer_sftp": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/"), (replacer, "checkpoints/")}
-        | reporting,
-        "verify": {("roles/storage.objectViewer", ""), (replacer, "exports/")} | reporting,
+        "export_table": {(replacer, "exports/"), ("roles/storage.objectViewer", "")},
+        "upload_box": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")},
+        "transfer_sftp": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")},
+        # verify rewrites an object to re-deliver it (self-heal)
+        "verify": {("roles/storage.objectViewer", ""), (replacer, "exports/")},
+    }
+    # Everything offsite writes about itself lives in the state bucket, where no trigger listens.
+    state = _bucket_grants(example, "state", "bqx-ml-exports-state", "google_storage_bucket.state.name")
+    reporting = {("roles/storage.objectCreator", "results/"), (replacer, "alerts/")}
+    assert state == {
+        "fan_out": reporting,
+        "export_table": reporting,
+        # a transfer that runs out of its time budget keeps its checkpoint here
+        "upload_box": {(replacer, "checkpoints/")} | reporting,
+        "transfer_sftp": {(replacer, "checkpoints/")} | reporting,
+        # verify's markers use the run folder names
+        "verify": {(replacer, "exports/"), ("roles/storage.objectViewer", "")} | reporting,
     }
 
 

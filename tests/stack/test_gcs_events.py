@@ -139,3 +139,25 @@ def test_pubsub_push_carries_the_topic_in_the_path(events_stack: StackInfo, sink
     # functions-framework turns this push into a messagePublished CloudEvent with the topic as source.
     msg = parse_pubsub({"type": PUBSUB_PUBLISHED, "source": f"//pubsub.googleapis.com{path}", "data": push.body})
     assert msg.topic == "verify-requests" and marker.encode() in msg.data
+
+
+def test_a_state_write_starts_no_function(events_stack: StackInfo, sink: RecordingSink) -> None:
+    """Markers, history, alerts and checkpoints go to the state bucket: no event, no invocation."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(
+        project=events_stack.project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": events_stack.gcs_url},
+    )
+    assert events_stack.state_bucket and events_stack.state_bucket != events_stack.bucket
+    state_name = f"exports/sales/orders/20250108/{uuid.uuid4().hex}/_verify/box/result-0.json"
+    client.bucket(events_stack.state_bucket).blob(state_name).upload_from_string(b"{}")
+    sentinel = f"other/{uuid.uuid4().hex}.txt"  # written after it: its event proves the events flowed
+    _bucket(events_stack).blob(sentinel).upload_from_string(b"x")
+    sink.wait_for(_for(sentinel, "/upload_box"))
+    sink.wait_for(_for(sentinel, "/verify"))
+    relay_log = Path(events_stack.component("relay").log).read_text()
+    assert state_name not in relay_log
+    assert not [r for r in sink.received if isinstance(r.body, dict) and state_name in str(r.body.get("subject"))]

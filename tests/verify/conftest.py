@@ -61,6 +61,7 @@ class VerifyStack:
         self.config_path = config_path
         self.export_prefix = prefix
         self.bucket = info.bucket
+        self.state_bucket = info.state_bucket  # markers, history, alerts: never in the exports bucket
         self.admin = info.pubsub_admin()
         self.results_sub = f"vresults-{uuid.uuid4().hex[:12]}"
         self.admin.create_subscription(self.results_sub, VERIFY_RESULTS)

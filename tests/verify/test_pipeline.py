@@ -73,7 +73,7 @@ def test_clean_run_is_in_sync_once_for_box_and_sftp(stack_env: StackInfo) -> Non
     seed_products()
     run_id = export(stack_env)
     results = wait_for(
-        stack_env.bucket,
+        stack_env.state_bucket,
         run_id,
         lambda rs: bool(final(rs, "box")) and bool(final(rs, "sftp:local")),
         "box and sftp results",
@@ -87,7 +87,7 @@ def test_clean_run_is_in_sync_once_for_box_and_sftp(stack_env: StackInfo) -> Non
 def test_file_deleted_from_sftp_is_a_mismatch_then_healed(stack_env: StackInfo) -> None:
     seed_products()
     run_id = export(stack_env)
-    results = wait_for(stack_env.bucket, run_id, lambda rs: bool(final(rs, "sftp:local")), "the sftp result")
+    results = wait_for(stack_env.state_bucket, run_id, lambda rs: bool(final(rs, "sftp:local")), "the sftp result")
     first = final(results, "sftp:local")[0]
     folder = Path(stack_env.sftp.directory) / "sales" / "products" / first.manifest.split("/")[-3] / run_id
     victim = min(folder.iterdir())
@@ -98,7 +98,7 @@ def test_file_deleted_from_sftp_is_a_mismatch_then_healed(stack_env: StackInfo) 
         VERIFY_REQUESTS, json.dumps({"run_id": run_id, "destination": "sftp:local"}).encode()
     )
     results = wait_for(
-        stack_env.bucket, run_id, lambda rs: len(final(rs, "sftp:local")) >= 3, "the mismatch and the healed result"
+        stack_env.state_bucket, run_id, lambda rs: len(final(rs, "sftp:local")) >= 3, "the mismatch and the healed result"
     )
     statuses = [(r.status, r.stage, r.heal_attempts) for r in final(results, "sftp:local")]
     assert statuses == [("in_sync", "verify", 0), ("mismatch", "verify:request", 1), ("in_sync", "verify", 1)]
@@ -150,7 +150,7 @@ def test_twenty_concurrent_receipts_give_one_result(stack_env: StackInfo) -> Non
     while _count_log(log, run_id, handled) < 21:  # every trigger has been decided
         assert time.monotonic() < deadline, f"verify handled {_count_log(log, run_id, handled)} of 21 triggers"
         time.sleep(0.5)
-    assert [(r.destination, r.status) for r in history(stack_env.bucket, run_id)] == [("sftp:local", "in_sync")]
+    assert [(r.destination, r.status) for r in history(stack_env.state_bucket, run_id)] == [("sftp:local", "in_sync")]
 
 
 def _count_log(log: Path, run_id: str, messages: tuple[str, ...]) -> int:
@@ -177,7 +177,7 @@ def test_stopped_upload_function_is_incomplete_from_the_sweep_with_a_slack_messa
     try:
         seed_products()
         run_id = export(info)
-        wait_for(info.bucket, run_id, lambda rs: bool(final(rs, "box")), "the box result")
+        wait_for(info.state_bucket, run_id, lambda rs: bool(final(rs, "box")), "the box result")
         from shared.verify.sweep import sweep
 
         sweep(runtime.config(), now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=3))

@@ -49,12 +49,12 @@ def test_export_that_never_finished_is_incomplete_once_with_an_alert(vstack: Ver
     texts = [a["text"] for a in vstack.alerts() if run.run_id in a.get("text", "")]
     assert len(texts) == 1 and "incomplete" in texts[0] and "export incomplete" in texts[0]
     # The run's second result came within alerts.min_interval_s: queued in GCS, not dropped ...
-    held = GcsOutbox(vstack.bucket).pending(run.run_id)
+    held = GcsOutbox(vstack.state_bucket).pending(run.run_id)
     assert [p.result.status for p in held] == ["incomplete"] and len(held) == 1
     # ... and sent with the run's next message once the interval has passed (a fresh limiter here).
     assert flush_all(config(), limiter=ProcessRateLimiter()) >= 1
     texts = [a["text"] for a in vstack.alerts() if run.run_id in a.get("text", "")]
-    assert len(texts) == 2 and "export incomplete" in texts[1] and GcsOutbox(vstack.bucket).pending(run.run_id) == []
+    assert len(texts) == 2 and "export incomplete" in texts[1] and GcsOutbox(vstack.state_bucket).pending(run.run_id) == []
     assert sweep(config(), now=later(3.5)).published == 0  # reported once
     assert len(vstack.results_for(run)) == 2
 
@@ -84,7 +84,7 @@ def test_a_heal_that_never_lands_is_reported_after_its_own_deadline(vstack_facto
     results = vstack.results_for(run)
     assert [(r.status, r.heal_attempts) for r in results] == [("incomplete", 1), ("incomplete", 1)]
     assert "self-heal attempts used: 1 of 1" in (results[-1].reason or "")
-    assert read_state(vstack.bucket, run.folder.prefix, "memory").heal_attempts == 1
+    assert read_state(vstack.state_bucket, run.folder.prefix, "memory").heal_attempts == 1
 
 
 def test_complete_run_whose_receipts_were_lost_is_decided_by_the_sweep(vstack: VerifyStack) -> None:

@@ -62,7 +62,7 @@ def test_clean_run_is_in_sync_exactly_once_with_20_concurrent_receipts(vstack: V
         "table": "orders",
     }
     assert result.manifest == gcs.uri(vstack.bucket, run.folder.manifest_name) and result.duration_s is not None
-    history = read_history(vstack.bucket, dt.datetime.now(dt.UTC) - dt.timedelta(days=1), run_ids=[run.run_id])
+    history = read_history(vstack.state_bucket, dt.datetime.now(dt.UTC) - dt.timedelta(days=1), run_ids=[run.run_id])
     assert [r.status for r in history] == ["in_sync"]
     assert gcs.stat(vstack.bucket, result_name(run.folder.prefix, "memory", 0)) is not None
 
@@ -123,7 +123,7 @@ def test_corrupted_byte_is_hash_differs_and_is_healed_before_anything_is_publish
     for receipt in receipts:
         vstack.receipt(receipt)
     assert vstack.results_for(run) == []  # a repairable mismatch is healed first
-    state = read_state(vstack.bucket, run.folder.prefix, "memory")
+    state = read_state(vstack.state_bucket, run.folder.prefix, "memory")
     assert state.heal_attempts == 1
     vstack.receipt(vstack.deliver(run, SECOND))
     results = vstack.results_for(run)
@@ -176,7 +176,7 @@ def test_on_demand_while_delivering_is_incomplete_and_heals_nothing(vstack: Veri
     vstack.request({"run_id": run.run_id})
     result = vstack.results_for(run)[-1]
     assert result.status == "incomplete" and result.missing == sorted(FILES)[1:] and result.heal_attempts == 0
-    assert read_state(vstack.bucket, run.folder.prefix, "memory").heal_attempts == 0
+    assert read_state(vstack.state_bucket, run.folder.prefix, "memory").heal_attempts == 0
 
 
 def test_on_demand_for_a_run_whose_export_did_not_finish(vstack: VerifyStack) -> None:
