@@ -67,7 +67,7 @@ class StackInfo:
     config_path: Path
     pubsub_host: str  # "127.0.0.1:PORT" (PUBSUB_EMULATOR_HOST)
     gcs_url: str  # "http://127.0.0.1:PORT" (STORAGE_EMULATOR_HOST)
-    bigquery_url: str  # REST api_endpoint for bigquery.Client
+    bigquery_url: str  # REST api_endpoint for bigquery.Client: the BigQuery front (devstack/bqfront)
     bigquery_grpc: str  # "127.0.0.1:PORT" Storage Read/Write API
     bigquery_extract_dir: Path  # BQEMU_GCS_LOCAL_ROOT: where the emulator's extract jobs write gs:// URIs
     sftp: SftpInfo
@@ -82,6 +82,7 @@ class StackInfo:
     components: list[ComponentInfo] = field(default_factory=list)
     state: str = "starting"  # starting | running
     started_at: str = ""
+    bqemulator_url: str = ""  # bqemulator's own REST port, behind the front (for tests of the front)
 
     def component(self, name: str) -> ComponentInfo:
         for comp in self.components:
