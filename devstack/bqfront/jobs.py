@@ -117,7 +117,9 @@ class JobStore:
         job = Job(resource)
         with self._lock:
             if key in self._jobs:
-                raise JobFailure("duplicate", f"Already Exists: Job {ref['projectId']}:{ref['location']}.{ref['jobId']}")
+                raise JobFailure(
+                    "duplicate", f"Already Exists: Job {ref['projectId']}:{ref['location']}.{ref['jobId']}"
+                )
             self._jobs[key] = job
         snapshot = job.snapshot()  # the insert answers PENDING, as BigQuery's usually does
         threading.Thread(target=_run, args=(job, work), name=f"job-{ref['jobId']}", daemon=True).start()

@@ -200,6 +200,7 @@ def build_app(config: FrontConfig) -> Starlette:
         Route(QUERIES + "/{job_id}", query_results, methods=["GET"]),
         Route("/{path:path}", anything, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield

@@ -65,8 +65,12 @@ class Reader:
             raise JobFailure("invalid", f"{label} is a {table.table_type}; extract jobs read tables only")
         rows = self.client.list_rows(table)
         if self.grpc_endpoint:
-            return Rows(list(table.schema), self._guard(lambda: rows.to_arrow_iterable(
-                bqstorage_client=self._storage_read_client(), max_stream_count=1)))
+            return Rows(
+                list(table.schema),
+                self._guard(
+                    lambda: rows.to_arrow_iterable(bqstorage_client=self._storage_read_client(), max_stream_count=1)
+                ),
+            )
         return Rows(list(table.schema), self._guard(rows.to_arrow_iterable))
 
     def query(self, sql: str, query_config: dict[str, Any]) -> Rows:
@@ -75,7 +79,9 @@ class Reader:
         from google.cloud import bigquery
 
         keep = ("queryParameters", "parameterMode", "defaultDataset", "useLegacySql")
-        config = bigquery.QueryJobConfig.from_api_repr({"query": {k: query_config[k] for k in keep if k in query_config}})
+        config = bigquery.QueryJobConfig.from_api_repr(
+            {"query": {k: query_config[k] for k in keep if k in query_config}}
+        )
         with upstream_errors("query"):
             result = self.client.query(sql, job_config=config, job_retry=None).result(timeout=600)
         return Rows(list(result.schema), self._guard(result.to_arrow_iterable))
