@@ -25,11 +25,12 @@ from typing import Any, Protocol
 
 import fastavro
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from devstack.bqfront.values import avro_converter, avro_schema, field_type, is_repeated, json_converter, scalar_text
 
-ROWS_PER_BATCH = 8192  # rows written between size checks (fixed: keeps shard boundaries deterministic)
+ROWS_PER_BATCH = 1024  # rows written between size checks (fixed: keeps shard boundaries deterministic)
 FORMATS = ("CSV", "NEWLINE_DELIMITED_JSON", "AVRO", "PARQUET")
 COMPRESSIONS = {
     "CSV": ("NONE", "GZIP"),
@@ -100,21 +101,25 @@ def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _relax(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
-    """Cast one column; struct children declared non-nullable by the source are cast field by field."""
-    if column.type == target:
-        return column
-    if pa.types.is_struct(target):
+    """Cast one column. Struct children the source declared non-nullable are cast field by field;
+    a NULL array becomes an empty one (BigQuery has no NULL arrays; inside a NULL record the
+    record's own validity hides it)."""
+    if pa.types.is_struct(target) and column.type != target:
         chunks = []
         for chunk in column.chunks:
             children = [
                 _relax(pa.chunked_array([chunk.field(f.name)], type=chunk.type.field(f.name).type), f.type)
                 for f in target
             ]
-            arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in children]
+            arrays = [c.combine_chunks() for c in children]
             mask = chunk.is_null() if chunk.null_count else None
             chunks.append(pa.StructArray.from_arrays(arrays, fields=list(target), mask=mask))
-        return pa.chunked_array(chunks, type=target)
-    return column.cast(target)
+        column = pa.chunked_array(chunks, type=target)
+    elif column.type != target:
+        column = column.cast(target)
+    if pa.types.is_list(target) and column.null_count:
+        column = pc.fill_null(column, pa.scalar([], type=target))
+    return column
 
 
 def nested_field(schema: list[Any]) -> str | None:
