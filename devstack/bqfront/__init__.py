@@ -6,6 +6,7 @@ jobs, which it runs itself and writes into the GCS emulator the way BigQuery wou
 with ``python -m devstack.bqfront``; what it implements and what not: docs/bqfront.md.
 """
 
-from devstack.bqfront.server import FrontConfig, build_app
+from devstack.bqfront.routes import build_app
+from devstack.bqfront.server import FrontConfig
 
 __all__ = ["FrontConfig", "build_app"]

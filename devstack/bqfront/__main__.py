@@ -12,7 +12,8 @@ import sys
 
 import uvicorn
 
-from devstack.bqfront.server import FrontConfig, build_app
+from devstack.bqfront.routes import build_app
+from devstack.bqfront.server import FrontConfig
 
 DEFAULT_SHARD_BYTES = 4 * 1024 * 1024
 

@@ -191,10 +191,6 @@ def avro_converter(field: Any, logical_types: bool = True) -> Callable[[Any], An
 
         def one(v: Any) -> Any:
             return None if v is None else scalar_text(kind, v)
-    elif kind == "JSON":
-
-        def one(v: Any) -> Any:
-            return v
     else:
 
         def one(v: Any) -> Any:

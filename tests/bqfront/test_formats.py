@@ -232,3 +232,39 @@ def test_csv_refuses_nested_columns_like_bigquery() -> None:
     assert info.value.reason == "invalid"
     check_schema(spec("NEWLINE_DELIMITED_JSON"), NESTED)
     check_schema(spec("CSV"), FLAT)
+
+
+BIG = [F("id", "INT64", mode="REQUIRED"), F("bn", "BIGNUMERIC"), F("f", "FLOAT64"), F("s", "STRING")]
+BIGNUMERIC_MAX = decimal.Decimal("578960446186580977117854925043439539266.34992332820282019728792003956564819967")
+BIGNUMERIC_MIN = decimal.Decimal("-578960446186580977117854925043439539266.34992332820282019728792003956564819968")
+
+
+def big_rows() -> list[dict]:
+    return [
+        {"id": 1, "bn": BIGNUMERIC_MAX, "f": float("inf"), "s": "\r"},
+        {"id": 2, "bn": BIGNUMERIC_MIN, "f": float("-inf"), "s": ""},
+        {"id": 3, "bn": decimal.Decimal("1E-38"), "f": float("nan"), "s": None},
+        {"id": 4, "bn": None, "f": None, "s": "a\r\nb"},
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON"])
+def test_bignumeric_limits_and_non_finite_floats(fmt: str) -> None:
+    """bqemulator cannot store BIGNUMERIC (500 on such a column): its limits are checked here."""
+    from tests.bqfront import readers
+
+    ((data, count),) = write(fmt, BIG, big_rows())
+    assert count == 4
+    readers.assert_same_rows(readers.read(fmt, data, BIG), big_rows())
+    if fmt == "NEWLINE_DELIMITED_JSON":
+        first = gzip.decompress(data).decode().split("\n")[0]
+        assert first == (
+            '{"id":"1","bn":"578960446186580977117854925043439539266.34992332820282019728792003956564819967",'
+            '"f":"Infinity","s":"\\r"}'
+        )
+    if fmt == "CSV":
+        text = gzip.decompress(data).decode()
+        assert "\n3,0.00000000000000000000000000000000000001,NaN,\n" in text
+        assert (
+            '\n1,578960446186580977117854925043439539266.34992332820282019728792003956564819967,Infinity,"\r"\n' in text
+        )
