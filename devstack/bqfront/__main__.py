@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     if not os.environ.get("STORAGE_EMULATOR_HOST"):
         print("devstack.bqfront: STORAGE_EMULATOR_HOST must point at the GCS emulator", file=sys.stderr)
         sys.exit(2)
+    # Job starts, ends and failures go to the log (the stack's .offsite/logs/bigquery.log).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(build_app(config), host=args.host, port=args.port, log_level=args.log_level)
 
 

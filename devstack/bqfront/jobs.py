@@ -127,6 +127,7 @@ class JobStore:
 
 
 def _run(job: Job, work: Work) -> None:
+    logger.info("job %s started (%s)", job.job_id, job.resource["configuration"].get("jobType"))
     job.set_running()
     try:
         statistics = work(job)
@@ -138,3 +139,4 @@ def _run(job: Job, work: Work) -> None:
         job.finish(failure=JobFailure("backendError", f"local BigQuery front: {exc.__class__.__name__}: {exc}"))
     else:
         job.finish(statistics=statistics)
+        logger.info("job %s done: %s", job.job_id, statistics)
