@@ -1,17 +1,17 @@
-"""Export: a 2 M-row table → Parquet files in GCS through the local warehouse, rows/s, vs plain pyarrow.
+"""Export: a 2 M-row table → Parquet files in GCS through the local stack, rows/s, vs plain pyarrow.
 
-offsite: ``shared.stages.export.run_export`` — export_table's own steps (``_run.json``, the export job,
-the manifest) — with the local warehouse (``shared.gcp.bigquery.warehouse`` with
-``OFFSITE_WAREHOUSE=local``): rows read from bqemulator over its Storage Read API (gRPC, Arrow),
-written as SNAPPY Parquet shards of the stack's ``shard_size_bytes`` and uploaded to
-fake-gcs-server, each shard's SHA-1 computed, then the manifest. It writes to a bucket of its
+offsite: ``shared.stages.export.run_export`` — export_table's own steps (``_run.json``, the extract
+job, the manifest) — with ``shared.gcp.bigquery.warehouse`` against the stack's BigQuery front
+(devstack/bqfront): the front reads the rows from bqemulator over its Storage Read API (gRPC,
+Arrow), writes SNAPPY Parquet shards of the stack's ``shard_size_bytes`` and uploads them to
+fake-gcs-server; the function polls the job, counts the rows, then writes the manifest. It writes to a bucket of its
 own that has no notifications, so no upload function wakes up during the measurement.
 
 Peer (the floor of the local path): ``pyarrow.parquet.write_table`` of the same rows, already in
 memory, to a local file, same compression — no reading, no upload, no hashing.
 
 A third, unranked figure explains the gap: reading the rows alone from bqemulator the way the
-local warehouse does. Each side runs in its own child process (all its runs in a row; peak RSS
+front does. Each side runs in its own child process (all its runs in a row; peak RSS
 over that child's baseline). The table has the sample ``orders`` shape (devstack.sample_data):
 2 M rows, 200 k with ``--quick``.
 """
@@ -41,7 +41,7 @@ def table_name(rows: int) -> str:
 
 
 def offsite_export(config_path: str, project: str, rows: int, run_ids: list[str]) -> dict[str, Any]:
-    """Child: export_table's steps for one table through the local warehouse, once per run id."""
+    """Child: export_table's steps for one table through the stack's BigQuery front, once per run id."""
     from shared.config_load import load_config
     from shared.gcp.bigquery import warehouse
     from shared.layout import RunFolder, default_file_name
@@ -89,16 +89,29 @@ def pyarrow_write(parquet_path: str, out_dir: str, runs: int) -> dict[str, Any]:
 
 
 def read_only(project: str, rows: int, runs: int) -> dict[str, Any]:
-    """Child: only the reading half of the local warehouse (bqemulator Storage Read API → Arrow)."""
-    from shared.gcp.bigquery import TableRef, warehouse
+    """Child: only the reading half of the BigQuery front (bqemulator Storage Read API → Arrow)."""
+    import os
 
-    wh = warehouse()
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    from devstack.bqfront.source import Reader
+    from devstack.state import StackInfo
+
+    info = StackInfo.from_json(Path(os.environ["OFFSITE_STACK"]).read_text())
+    client = bigquery.Client(
+        project=project,
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=info.bqemulator_url),
+    )
+    reader = Reader(client, info.bigquery_grpc)
+    ref = {"projectId": project, "datasetId": DATASET, "tableId": table_name(rows)}
     seconds = []
     mark_start()
     for _ in range(runs):
         started = time.perf_counter()
-        _schema, batches = wh._read(TableRef(project, DATASET, table_name(rows)))  # the local warehouse's reader
-        count = sum(b.num_rows for b in batches)
+        count = sum(b.num_rows for b in reader.table(ref, project).batches)  # the front's reader
         seconds.append(time.perf_counter() - started)
         if count != rows:
             raise RuntimeError(f"read {count} rows, the table has {rows}")
@@ -146,7 +159,7 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
     print(f"   offsite {ours.result['runs']} s, pyarrow {floor.result['runs']} s, read {reads.result['runs']} s")
     row = Row(
         scenario="export",
-        case=f"{rows / 1e6:g} M rows → Parquet in GCS (local warehouse)",
+        case=f"{rows / 1e6:g} M rows → Parquet in GCS (local stack: BigQuery front)",
         unit="rows/s",
         offsite=rate,
         peer=median([rows / s for s in floor.result["runs"]]),

@@ -41,9 +41,9 @@ EXTRAS: dict[str, tuple[str, ...]] = {"box-sdk-gen": ("jwt",)}
 # The runtime itself: functions-framework serves main.py; cloudevents is its event type.
 ALWAYS: tuple[str, ...] = ("functions-framework",)
 
-# Modules reached through shared/ that never run in the cloud (local stack helpers selected
-# by OFFSITE_WAREHOUSE=local and the like): not followed, their imports not required.
-LOCAL_ONLY_MODULES: frozenset[str] = frozenset({"shared.gcp.local_warehouse"})
+# Modules reached through shared/ that never run in the cloud: not followed, their imports not
+# required. None left: the local stack emulates the cloud in devstack/, shared/ has one code path.
+LOCAL_ONLY_MODULES: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ from shared.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
 OPTIONAL = ("bigquery", "sftp", "box", "webhook")  # may be left out with without=…
-CORE_PORTS = ("pubsub", "gcs", "bigquery", "bigquery_grpc", "sftp", "box", "webhook", "relay")
+# "bigquery" is the BigQuery front (devstack/bqfront) every client talks to; bqemulator listens
+# behind it on "bqemulator" (REST) and "bigquery_grpc" (Storage Read/Write API).
+CORE_PORTS = ("pubsub", "gcs", "bigquery", "bqemulator", "bigquery_grpc", "sftp", "box", "webhook", "relay")
 GCS_NOTIFICATIONS = "gcs-notifications"
 SFTP_BACKENDS = ("auto", "openssh", "asyncssh")
 ENV_SFTP_BACKEND = "OFFSITE_DEV_SFTP_BACKEND"
@@ -124,9 +126,7 @@ def function_env(plan: Plan) -> dict[str, str]:
         "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
         "CLOUDSDK_CORE_PROJECT": project,
         "OFFSITE_CONFIG": str(plan.root / "config.yaml"),
-        "OFFSITE_WAREHOUSE": "local",
-        "OFFSITE_BIGQUERY_ENDPOINT": f"http://127.0.0.1:{p['bigquery']}",
-        "OFFSITE_BIGQUERY_GRPC": f"127.0.0.1:{p['bigquery_grpc']}",
+        "OFFSITE_BIGQUERY_ENDPOINT": f"http://127.0.0.1:{p['bigquery']}",  # the front, not bqemulator
         "OFFSITE_STACK": str(plan.root / "stack.json"),
         "OFFSITE_LOG_FORMAT": "json",
     }
@@ -269,40 +269,7 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
         ),
     )
     if "bigquery" not in plan.without:
-        bq_dir = root / "bigquery"
-        (bq_dir / "gcs").mkdir(parents=True, exist_ok=True)
-        add(
-            "bigquery",
-            Launch(
-                "bigquery",
-                p["bigquery"],
-                [
-                    py,
-                    "-m",
-                    "devstack.bq_launcher",
-                    "start",
-                    "--rest-host",
-                    "127.0.0.1",
-                    "--rest-port",
-                    str(p["bigquery"]),
-                ]
-                + ["--grpc-host", "127.0.0.1", "--grpc-port", str(p["bigquery_grpc"])]
-                + ["--project", plan.config.project, "--ephemeral", "--log-level", "warning"],
-                url(p["bigquery"]) + "/readyz",
-                _python_env(
-                    {
-                        "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
-                        "BQEMU_GCS_LOCAL_ROOT": str(bq_dir / "gcs"),
-                        "BQEMU_UPLOAD_STAGING_DIR": str(bq_dir / "uploads"),
-                        # Its Storage Read API sends up to 65,536 rows per message under this cap
-                        # (about 11 MiB by default): wide rows would fail the local export forever.
-                        "BQEMU_WRITE_API_MAX_REQUEST_BYTES": str(256 * 1024 * 1024),
-                    }
-                ),
-                cwd=bq_dir,  # bqemulator reads .bqemu.toml from its working directory
-                ports={"grpc": p["bigquery_grpc"]},
-            ),
-        )
+        _add_bigquery(plan)
     files = plan.sftp_files
     if plan.sftp_backend == "openssh":
         argv = sshd.argv(sshd_path, files)
@@ -353,3 +320,42 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
                 fix_if_dead=fix,
             ),
         )
+
+
+def _add_bigquery(plan: Plan) -> None:
+    """bqemulator on its own ports, and the BigQuery front before it on the "bigquery" port."""
+    p, py = plan.ports, sys.executable
+    url = "http://127.0.0.1:{}".format
+    bq_dir = plan.root / "bigquery"
+    (bq_dir / "gcs").mkdir(parents=True, exist_ok=True)
+    argv = [py, "-m", "devstack.bq_launcher", "start", "--rest-host", "127.0.0.1", "--rest-port", str(p["bqemulator"])]
+    argv += ["--grpc-host", "127.0.0.1", "--grpc-port", str(p["bigquery_grpc"])]
+    argv += ["--project", plan.config.project, "--ephemeral", "--log-level", "warning"]
+    env = {
+        "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
+        "BQEMU_GCS_LOCAL_ROOT": str(bq_dir / "gcs"),
+        "BQEMU_UPLOAD_STAGING_DIR": str(bq_dir / "uploads"),
+        # Its Storage Read API sends up to 65,536 rows per message under this cap
+        # (about 11 MiB by default): wide rows would fail the front's reads forever.
+        "BQEMU_WRITE_API_MAX_REQUEST_BYTES": str(256 * 1024 * 1024),
+    }
+    plan.launches["bqemulator"] = Launch(
+        "bqemulator",
+        p["bqemulator"],
+        argv,
+        url(p["bqemulator"]) + "/readyz",
+        _python_env(env),
+        cwd=bq_dir,  # bqemulator reads .bqemu.toml from its working directory
+        ports={"grpc": p["bigquery_grpc"]},
+    )
+    argv = [py, "-m", "devstack.bqfront", "--host", "127.0.0.1", "--port", str(p["bigquery"])]
+    argv += ["--upstream", url(p["bqemulator"]), "--grpc", f"127.0.0.1:{p['bigquery_grpc']}"]
+    argv += ["--shard-bytes", str(plan.config.shard_size_bytes)]
+    plan.launches["bigquery"] = Launch(
+        "bigquery",
+        p["bigquery"],
+        argv,
+        url(p["bigquery"]) + "/readyz",  # forwarded: ready when bqemulator behind it is
+        _python_env({"STORAGE_EMULATOR_HOST": url(p["gcs"])}),
+        note="BigQuery front (devstack/bqfront) before bqemulator",
+    )

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from google.cloud import bigquery
 
-from shared.gcp.file_formats import arrow_schema
+from devstack.bqfront.formats import arrow_schema
 
 ORDERS_ROWS = 200_000
 CUSTOMERS_ROWS = 1_000

@@ -33,7 +33,7 @@ from shared import topology
 __all__ = ["StackError", "StackInfo", "is_running", "load_stack", "start_stack", "status", "stop_stack"]
 
 DEFAULT_TIMEOUT_S = 60.0
-EARLY = ("pubsub", "bigquery", "sftp", "box", "webhook", "relay")  # spawned before topics exist
+EARLY = ("pubsub", "bqemulator", "bigquery", "sftp", "box", "webhook", "relay")  # spawned before topics exist
 
 
 def load_stack(root: Path) -> StackInfo:
@@ -166,6 +166,7 @@ def _info(plan: Plan) -> StackInfo:
         pubsub_host=f"127.0.0.1:{p['pubsub']}",
         gcs_url=f"http://127.0.0.1:{p['gcs']}",
         bigquery_url=f"http://127.0.0.1:{p['bigquery']}",
+        bqemulator_url=f"http://127.0.0.1:{p['bqemulator']}",
         bigquery_grpc=f"127.0.0.1:{p['bigquery_grpc']}",
         bigquery_extract_dir=plan.root / "bigquery" / "gcs",
         sftp=SftpInfo(

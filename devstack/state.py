@@ -67,9 +67,9 @@ class StackInfo:
     config_path: Path
     pubsub_host: str  # "127.0.0.1:PORT" (PUBSUB_EMULATOR_HOST)
     gcs_url: str  # "http://127.0.0.1:PORT" (STORAGE_EMULATOR_HOST)
-    bigquery_url: str  # REST api_endpoint for bigquery.Client
+    bigquery_url: str  # REST api_endpoint for bigquery.Client: the BigQuery front (devstack/bqfront)
     bigquery_grpc: str  # "127.0.0.1:PORT" Storage Read/Write API
-    bigquery_extract_dir: Path  # BQEMU_GCS_LOCAL_ROOT: where the emulator's extract jobs write gs:// URIs
+    bigquery_extract_dir: Path  # BQEMU_GCS_LOCAL_ROOT of bqemulator's own extract jobs (the front runs extracts instead)
     sftp: SftpInfo
     box: BoxInfo
     webhook_url: str  # alerts.slack_webhook_url
@@ -83,6 +83,7 @@ class StackInfo:
     state: str = "starting"  # starting | running
     started_at: str = ""
     state_bucket: str = ""  # config.state_bucket_name: markers, history, alerts, checkpoints (no events)
+    bqemulator_url: str = ""  # bqemulator's own REST port, behind the front (for tests of the front)
 
     def component(self, name: str) -> ComponentInfo:
         for comp in self.components:

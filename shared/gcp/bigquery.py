@@ -2,10 +2,11 @@
 
 :class:`Warehouse` is what the stages need: list a dataset's tables (with their type), read a
 schema, COUNT(*) a table or a dated query, and export one source to a wildcard GCS URI under a
-deterministic job id. :class:`BigQueryWarehouse` runs real extract jobs (query mode: the query
-job's result table is extracted). ``OFFSITE_WAREHOUSE=local`` selects
-:class:`shared.gcp.local_warehouse.LocalWarehouse`, which does the same against bqemulator and
-the GCS emulator (bqemulator cannot extract to GCS; docs/exports.md lists every difference).
+deterministic job id. :class:`BigQueryWarehouse` is the only implementation: tables are
+exported by an extract job, dated queries by ONE query job running
+``EXPORT DATA OPTIONS(uri=…, format=…, compression=…, overwrite=true, header=true) AS <query>``
+(no temporary result table, so the response-size limit of query results cannot apply). The
+local stack runs the same code against devstack's BigQuery front (docs/bqfront.md).
 
 Job ids are a function of (run_id, source, step) (``job_id_for``); :mod:`shared.gcp.bq_jobs`
 re-attaches a redelivered export to its job instead of starting a second one.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +29,10 @@ from shared.messages import Source
 
 logger = log.get_logger(__name__)
 
-# What each format is compressed with, in extract jobs and in the local writer alike.
+# What each format is compressed with, in extract jobs and EXPORT DATA alike.
 COMPRESSION = {"PARQUET": "SNAPPY", "AVRO": "DEFLATE", "CSV": "GZIP", "NEWLINE_DELIMITED_JSON": "GZIP"}
-WAREHOUSE_ENV = "OFFSITE_WAREHOUSE"  # "bigquery" (default) or "local"
+# EXPORT DATA names the formats differently from extract jobs.
+EXPORT_DATA_FORMAT = {"PARQUET": "PARQUET", "AVRO": "AVRO", "CSV": "CSV", "NEWLINE_DELIMITED_JSON": "JSON"}
 DATE_PARAMETER = "run_date"
 EXPORTABLE_TYPES = ("TABLE",)
 # ---- what the stages pass in and get back ----------------------------------------------------
@@ -131,14 +132,11 @@ class Warehouse(Protocol):
 
 
 def warehouse(shard_size_bytes: int | None = None) -> Warehouse:
-    """The process's warehouse: real BigQuery, or the local one when OFFSITE_WAREHOUSE=local."""
-    kind = os.environ.get(WAREHOUSE_ENV, "bigquery").strip().lower()
-    if kind == "local":
-        from shared.gcp.local_warehouse import LocalWarehouse
+    """The process's warehouse: BigQuery through google-cloud-bigquery (its endpoint from the environment).
 
-        return LocalWarehouse(shard_size_bytes=shard_size_bytes)
-    if kind != "bigquery":
-        raise PermanentError(f"{WAREHOUSE_ENV}: {kind!r} is not 'bigquery' or 'local'")
+    ``shard_size_bytes`` is accepted for existing callers and not used: BigQuery chooses file sizes.
+    """
+    del shard_size_bytes
     return BigQueryWarehouse()
 
 
@@ -197,39 +195,15 @@ class BigQueryWarehouse:
     # -- export
 
     def export(self, job: ExportJob) -> ExportResult:
-        """Run (or re-attach to) the extract; wait until ``job.deadline``; raise on failure."""
-        from google.cloud import bigquery
-
+        """Run (or re-attach to) the export job; wait until ``job.deadline``; raise on failure."""
         if isinstance(job.source, TableRef):
-            table = self.get_table(job.source)
-            location = table.location
-            source = job.source
+            return self._export_table(job, job.source)
+        return self._export_query(job, job.source)
 
-            def rows_at(extract: Any) -> int:
-                return self._count_at(source, extract, location)
-        else:
-            sql, params = job.source.parameterized()
-            config = bigquery.QueryJobConfig(query_parameters=params)
-            location = self._query_location(sql, params, job.source.label)
-            query = self.attach_or_start(
-                f"{job.job_id}_query",
-                lambda jid: self.client.query(
-                    sql, job_config=config, job_id=jid, location=location, retry=api_retry(), job_retry=None
-                ),
-                location,
-                job.deadline,
-                job.source.label,
-            )
-            table = call(
-                lambda: self.client.get_table(query.destination, retry=api_retry()),
-                f"reading the result of {query.job_id}",
-            )
-            result_ref = TableRef(table.project, table.dataset_id, table.table_id)
-
-            def rows_at(_extract: Any) -> int:
-                return self.count_rows(result_ref)
-
-        extract_config = extract_job_config(job.format)
+    def _export_table(self, job: ExportJob, source: TableRef) -> ExportResult:
+        """An extract job of the table; rows by COUNT(*) as of the job's start."""
+        table = self.get_table(source)
+        location = table.location
         extract = self.attach_or_start(
             job.job_id,
             lambda jid: self.client.extract_table(
@@ -237,32 +211,60 @@ class BigQueryWarehouse:
                 job.destination_uri,
                 job_id=jid,
                 location=location,
-                job_config=extract_config,
+                job_config=extract_job_config(job.format),
                 retry=api_retry(),
             ),
             location,
             job.deadline,
-            job.source.label,
+            source.label,
         )
         counts = list(extract.destination_uri_file_counts or [])
         return ExportResult(
             job_id=extract.job_id,
-            row_count=rows_at(extract),
+            row_count=self._count_at(source, extract, location),
             schema=[f.to_api_repr() for f in table.schema],
             file_count=sum(counts) if counts else None,
             location=location,
         )
 
-    def _query_location(self, sql: str, params: list[Any], label: str) -> str | None:
-        """A dry run tells where the query runs; jobs outside US/EU are only found with their location."""
+    def _export_query(self, job: ExportJob, source: DatedQuery) -> ExportResult:
+        """ONE query job ``EXPORT DATA … AS <query>``; rows and files from its exportDataStatistics."""
+        from google.cloud import bigquery
+
+        sql, params = source.parameterized()
+        dry = self._dry_run(sql, params, source.label)  # where it runs, and the schema of what it exports
+        statement = export_data_sql(job.destination_uri, job.format, sql)
+        config = bigquery.QueryJobConfig(query_parameters=params)
+        query = self.attach_or_start(
+            job.job_id,
+            lambda jid: self.client.query(
+                statement, job_config=config, job_id=jid, location=dry.location, retry=api_retry(), job_retry=None
+            ),
+            dry.location,
+            job.deadline,
+            source.label,
+        )
+        # google-cloud-bigquery 3.47 has no accessor for statistics.query.exportDataStatistics.
+        stats = query._properties.get("statistics", {}).get("query", {}).get("exportDataStatistics", {})
+        rows = stats.get("rowCount")  # documented as Alpha: COUNT(*) when absent
+        files = stats.get("fileCount")
+        return ExportResult(
+            job_id=query.job_id,
+            row_count=int(rows) if rows is not None else self.count_rows(source),
+            schema=[f.to_api_repr() for f in dry.schema or []],
+            file_count=int(files) if files is not None else None,
+            location=dry.location,
+        )
+
+    def _dry_run(self, sql: str, params: list[Any], label: str) -> Any:
+        """A dry run: the query's location (jobs outside US/EU are only found with it) and result schema."""
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(query_parameters=params, dry_run=True, use_query_cache=False)
-        dry = call(
+        return call(
             lambda: self.client.query(sql, job_config=config, retry=api_retry(), job_retry=None),
             f"checking the query of {label}",
         )
-        return dry.location
 
     def _count_at(self, table: TableRef, extract: Any, location: str | None) -> int:
         """COUNT(*) as of the extract's start (time travel), so later inserts do not skew it."""
@@ -299,3 +301,24 @@ def extract_job_config(fmt: str) -> Any:
     if fmt == "AVRO":
         config.use_avro_logical_types = True
     return config
+
+
+def export_data_sql(uri: str, fmt: str, query: str) -> str:
+    """``EXPORT DATA OPTIONS(uri, format, compression, overwrite=true, header=true) AS <query>``.
+
+    ``header`` only matters for CSV; the URI is ours (bucket + run folder + file pattern) and
+    may not hold a quote or backslash (PermanentError): it is pasted into the statement.
+    """
+    if "'" in uri or "\\" in uri:
+        raise PermanentError(f"export URI {uri!r} contains a quote or backslash")
+    options = [
+        f"uri='{uri}'",
+        f"format='{EXPORT_DATA_FORMAT[fmt]}'",
+        f"compression='{COMPRESSION[fmt]}'",
+        "overwrite=true",
+    ]
+    if fmt == "CSV":
+        options.append("header=true")
+    if fmt == "AVRO":
+        options.append("use_avro_logical_types=true")
+    return f"EXPORT DATA OPTIONS({', '.join(options)}) AS\n{query}"

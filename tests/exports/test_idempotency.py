@@ -9,8 +9,7 @@ import pytest
 
 from shared.errors import TransientError
 from shared.gcp import gcs
-from shared.gcp.bigquery import ExportJob, TableRef, job_id_for
-from shared.gcp.local_warehouse import LocalWarehouse
+from shared.gcp.bigquery import BigQueryWarehouse, ExportJob, TableRef, job_id_for
 from shared.messages import TableExport
 from shared.stages.export import file_pattern, run_folder
 from shared.topology import TABLE_EXPORTS, VERIFY_RESULTS
@@ -34,7 +33,8 @@ def test_redelivered_table_export_writes_nothing_new(exports_env: ExportsKit) ->
 
 
 def test_export_resumes_when_files_exist_but_no_manifest(exports_env: ExportsKit) -> None:
-    """A crash after the files but before the manifest: the retry keeps the files, adds the manifest."""
+    """A crash after the files but before the manifest: the retry re-attaches to the finished job,
+    keeps its files and adds the manifest."""
     kit = exports_env
     task = table_task(kit, "products", "AVRO")
     folder = run_folder(task, kit.config)
@@ -47,7 +47,7 @@ def test_export_resumes_when_files_exist_but_no_manifest(exports_env: ExportsKit
         format="AVRO",
         deadline=time.monotonic() + 300,
     )
-    LocalWarehouse(shard_size_bytes=kit.config.shard_size_bytes).export(job)
+    BigQueryWarehouse().export(job)  # the job ran; the function "crashed" before the manifest
     before = _objects(kit, task.prefix)
     assert list(before) == [task.prefix + "products_20250108-000000000000.avro"]
     kit.main.export_table(kit.table_export_event(task))

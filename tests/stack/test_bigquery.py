@@ -1,4 +1,5 @@
-"""bqemulator of the stack answers the official client; it started without network access."""
+"""The stack's BigQuery endpoint (the front, bqemulator behind it) answers the official client;
+bqemulator started without network access; no environment switch selects a local code path."""
 
 from __future__ import annotations
 
@@ -38,5 +39,15 @@ def test_query_through_google_cloud_bigquery(bare_stack: StackInfo) -> None:
 
 
 def test_started_offline_without_spatial_extension(bare_stack: StackInfo) -> None:
-    log = Path(bare_stack.component("bigquery").log).read_text()
+    log = Path(bare_stack.component("bqemulator").log).read_text()
     assert "spatial_unavailable" not in log and "extensions.duckdb.org" not in log
+
+
+def test_clients_get_the_front_and_no_code_path_switch(bare_stack: StackInfo) -> None:
+    front, emulator = bare_stack.component("bigquery"), bare_stack.component("bqemulator")
+    assert bare_stack.env["OFFSITE_BIGQUERY_ENDPOINT"] == bare_stack.bigquery_url == f"http://127.0.0.1:{front.port}"
+    assert bare_stack.bqemulator_url == f"http://127.0.0.1:{emulator.port}" != bare_stack.bigquery_url
+    assert "devstack.bqfront" in Path(front.log).read_text()  # the front's own start line
+    env_file = bare_stack.env_file.read_text()
+    for retired in ("OFFSITE_WAREHOUSE", "OFFSITE_BIGQUERY_GRPC"):
+        assert retired not in bare_stack.env and retired not in env_file

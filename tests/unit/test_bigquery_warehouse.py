@@ -14,12 +14,12 @@ from shared.gcp.bigquery import (
     ExportJob,
     TableInfo,
     TableRef,
+    export_data_sql,
     extract_job_config,
     job_id_for,
     warehouse,
 )
 from shared.gcp.bq_jobs import mapped_errors
-from shared.gcp.local_warehouse import LocalWarehouse
 from shared.messages import Source
 
 ORDERS = Source(mode="table", project="p", dataset="sales", table="orders")
@@ -110,18 +110,36 @@ def test_error_mapping(exc: Exception, kind: type, needle: str) -> None:
     assert type(info.value) is kind and "doing x" in str(info.value) and needle in str(info.value)
 
 
-def test_warehouse_selection(monkeypatch) -> None:
+def test_one_warehouse_whatever_the_environment(monkeypatch) -> None:
+    """No environment switch selects another code path: the local stack runs BigQueryWarehouse too."""
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
     monkeypatch.setenv("OFFSITE_BIGQUERY_ENDPOINT", "http://127.0.0.1:9")  # never contacted: clients connect lazily
     from shared.gcp import clients
 
     clients.reset()
-    monkeypatch.setenv("OFFSITE_WAREHOUSE", "local")
-    local = warehouse(123_456)
-    assert isinstance(local, LocalWarehouse) and local.shard_size_bytes == 123_456
-    monkeypatch.setenv("OFFSITE_WAREHOUSE", "bigquery")
-    assert type(warehouse()).__name__ == "BigQueryWarehouse"
-    monkeypatch.setenv("OFFSITE_WAREHOUSE", "duckdb")
-    with pytest.raises(PermanentError, match="OFFSITE_WAREHOUSE: 'duckdb' is not 'bigquery' or 'local'"):
-        warehouse()
+    for value in ("local", "bigquery", "duckdb"):
+        monkeypatch.setenv("OFFSITE_WAREHOUSE", value)  # the retired switch: ignored
+        assert type(warehouse(123_456)).__name__ == "BigQueryWarehouse"
     clients.reset()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("PARQUET", "format='PARQUET', compression='SNAPPY', overwrite=true"),
+        ("AVRO", "format='AVRO', compression='DEFLATE', overwrite=true, use_avro_logical_types=true"),
+        ("CSV", "format='CSV', compression='GZIP', overwrite=true, header=true"),
+        ("NEWLINE_DELIMITED_JSON", "format='JSON', compression='GZIP', overwrite=true"),
+    ],
+)
+def test_export_data_statement(fmt: str, options: str) -> None:
+    sql = export_data_sql("gs://b/exports/x/t_20250108-*.ext", fmt, "SELECT * FROM t WHERE d = @run_date")
+    assert sql == (
+        f"EXPORT DATA OPTIONS(uri='gs://b/exports/x/t_20250108-*.ext', {options}) AS\n"
+        "SELECT * FROM t WHERE d = @run_date"
+    )
+
+
+def test_export_data_refuses_a_uri_that_would_break_the_statement() -> None:
+    with pytest.raises(PermanentError, match="quote or backslash"):
+        export_data_sql("gs://b/it's-*.csv", "CSV", "SELECT 1")

@@ -1,4 +1,8 @@
-"""The local extract writer: formats, values, determinism, sharding (no servers needed)."""
+"""The BigQuery front's file writer: formats, values, determinism, sharding (no servers needed).
+
+Moved from tests/unit/test_file_formats.py with the writer (shared/gcp/file_formats.py →
+devstack/bqfront/formats.py). Exports through the running front: tests/bqfront/test_front.py.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,20 @@ import pyarrow.parquet as pq
 import pytest
 from google.cloud.bigquery import SchemaField as F
 
-from shared.errors import PermanentError
-from shared.gcp.bq_values import text_column
-from shared.gcp.file_formats import arrow_schema, check_exportable, fixed_batches, write_shards
+from devstack.bqfront.errors import JobFailure
+from devstack.bqfront.formats import FileSettings, arrow_schema, fixed_batches, write_shards
+from devstack.bqfront.runner import check_schema
+from devstack.bqfront.settings import ExportSpec, parse_uri
+from devstack.bqfront.values import json_converter
 from tests.exports.readback import read_rows
+
+# What offsite asks for (shared.gcp.bigquery.COMPRESSION), the files tests/exports/readback reads.
+OFFSITE = {
+    "PARQUET": FileSettings("PARQUET", "SNAPPY"),
+    "AVRO": FileSettings("AVRO", "DEFLATE", avro_logical_types=True),
+    "CSV": FileSettings("CSV", "GZIP"),
+    "NEWLINE_DELIMITED_JSON": FileSettings("NEWLINE_DELIMITED_JSON", "GZIP"),
+}
 
 FLAT = [
     F("id", "INT64", mode="REQUIRED"),
@@ -107,11 +121,14 @@ def api(schema) -> list[dict]:
 
 
 def write(fmt: str, schema, rows, shard: int = 10_000_000, seed: str = "job") -> list[tuple[bytes, int]]:
-    return list(write_shards([table(schema, rows)], fmt, schema, shard, seed))
+    return list(write_shards([table(schema, rows)], schema, OFFSITE[fmt], shard, seed))
 
 
 def normal(rows):
-    """CSV cannot tell an empty string from NULL (neither can BigQuery's CSV)."""
+    """Python's csv module reads ``""`` and an empty field alike ('' both): compare with that loss.
+
+    The file itself keeps them apart (test_csv_text_follows_bigquery_conventions; pyarrow's CSV
+    reader in tests/bqfront/test_front.py reads '' and NULL back exactly)."""
     return [{k: (None if v in ("", b"") else v) for k, v in r.items()} for r in rows]
 
 
@@ -141,8 +158,9 @@ def test_csv_text_follows_bigquery_conventions() -> None:
     assert lines[3] == "-1,,,,,,,,"
     assert (
         lines[4]
-        == "0,-0.000000001,-1.5e-07,Zürich 東京,,false,0001-01-01,9999-12-31T23:59:59.999999,1970-01-01 00:00:00 UTC"
-    )
+        == '0,-0.000000001,-1.5e-07,Zürich 東京,"",false,0001-01-01,9999-12-31T23:59:59.999999,1970-01-01 00:00:00 UTC'
+    )  # BYTES b"" is base64 "": an empty string, quoted
+    assert lines[5].startswith('7,0,1e+20,"",YWJj,,2024-02-29,0001-01-01T00:00:00.00001,')  # '' vs NULL (ok)
 
 
 def test_ndjson_keeps_int64_as_strings_and_nulls() -> None:
@@ -155,15 +173,14 @@ def test_ndjson_keeps_int64_as_strings_and_nulls() -> None:
     assert second == {"id": "-1"} | {k: None for k in ("amount", "ratio", "name", "blob", "ok", "day", "at", "ts")}
 
 
-def test_vectorised_and_per_value_text_agree() -> None:
-    """Scalar columns are converted by Arrow, values inside records in Python: the same text."""
-    record = [F("r", "RECORD", fields=[f for f in FLAT])]
-    rows = [{"r": r} for r in flat_rows()]
-    tbl = table(record, rows)
-    nested = text_column(record[0], tbl.column("r"), json_style=True)
-    flat_tbl = table(FLAT, flat_rows())
+def test_values_inside_records_have_the_same_text_as_top_level_ones() -> None:
+    """A value's JSON text does not depend on whether it sits in a RECORD."""
+    record = F("r", "RECORD", fields=list(FLAT))
+    nested = [
+        json_converter(record)(row) for row in table([record], [{"r": r} for r in flat_rows()]).column("r").to_pylist()
+    ]
     for f in FLAT:
-        direct = text_column(f, flat_tbl.column(f.name), json_style=True)
+        direct = [json_converter(f)(v) for v in table(FLAT, flat_rows()).column(f.name).to_pylist()]
         assert direct == [n[f.name] for n in nested], f.name
 
 
@@ -180,7 +197,9 @@ def test_sharding_by_size_keeps_every_row_in_order() -> None:
     rows = [{"id": i, "name": f"row {i:06d} " + "x" * 50} for i in range(50_000)]
     schema = [F("id", "INT64"), F("name", "STRING")]
     shards = list(
-        write_shards([table(schema, rows[:12345]), table(schema, rows[12345:])], "PARQUET", schema, 200_000, "s")
+        write_shards(
+            [table(schema, rows[:12345]), table(schema, rows[12345:])], schema, OFFSITE["PARQUET"], 200_000, "s"
+        )
     )
     assert len(shards) >= 3
     assert sum(n for _, n in shards) == 50_000
@@ -191,9 +210,9 @@ def test_sharding_by_size_keeps_every_row_in_order() -> None:
 
 def test_empty_source_still_writes_one_file() -> None:
     for fmt in ("PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON"):
-        ((data, count),) = list(write_shards([], fmt, FLAT, 1024, "e"))
+        ((data, count),) = list(write_shards([], FLAT, OFFSITE[fmt], 1024, "e"))
         assert count == 0 and read_rows(fmt, data, api(FLAT)) == []
-    ((csv_data, _),) = list(write_shards([], "CSV", FLAT, 1024, "e"))
+    ((csv_data, _),) = list(write_shards([], FLAT, OFFSITE["CSV"], 1024, "e"))
     assert gzip.decompress(csv_data).decode() == "id,amount,ratio,name,blob,ok,day,at,ts\n"
 
 
@@ -205,7 +224,45 @@ def test_fixed_batches_recut_any_input_batching() -> None:
 
 
 def test_csv_refuses_nested_columns_like_bigquery() -> None:
-    with pytest.raises(PermanentError, match="Operation cannot be performed on a nested schema. Field: tags"):
-        check_exportable("CSV", NESTED, "p.d.t")
-    check_exportable("NEWLINE_DELIMITED_JSON", NESTED, "p.d.t")
-    check_exportable("CSV", FLAT, "p.d.t")
+    def spec(fmt: str) -> ExportSpec:
+        return ExportSpec(parse_uri("gs://bkt/x-*.out"), OFFSITE[fmt])
+
+    with pytest.raises(JobFailure, match="Operation cannot be performed on a nested schema. Field: tags") as info:
+        check_schema(spec("CSV"), NESTED)
+    assert info.value.reason == "invalid"
+    check_schema(spec("NEWLINE_DELIMITED_JSON"), NESTED)
+    check_schema(spec("CSV"), FLAT)
+
+
+BIG = [F("id", "INT64", mode="REQUIRED"), F("bn", "BIGNUMERIC"), F("f", "FLOAT64"), F("s", "STRING")]
+# BigQuery's Parquet type for BIGNUMERIC is DECIMAL(76, 38), and the writer holds values as Arrow
+# decimal256(76, 38): the largest magnitudes with 76 digits. BIGNUMERIC's own range ends at
+# ±5.7896…e38 (77 digits), beyond what that type holds (docs/bqfront.md, "What it does not do").
+BIGNUMERIC_MAX = decimal.Decimal("9" * 38 + "." + "9" * 38)
+BIGNUMERIC_MIN = decimal.Decimal("-" + "9" * 38 + "." + "9" * 38)  # not -MAX: the context rounds to 28 digits
+
+
+def big_rows() -> list[dict]:
+    return [
+        {"id": 1, "bn": BIGNUMERIC_MAX, "f": float("inf"), "s": "\r"},
+        {"id": 2, "bn": BIGNUMERIC_MIN, "f": float("-inf"), "s": ""},
+        {"id": 3, "bn": decimal.Decimal("1E-38"), "f": float("nan"), "s": None},
+        {"id": 4, "bn": None, "f": None, "s": "a\r\nb"},
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON"])
+def test_bignumeric_limits_and_non_finite_floats(fmt: str) -> None:
+    """bqemulator cannot store BIGNUMERIC (500 on such a column): its text and types are checked here."""
+    from tests.bqfront import readers
+
+    ((data, count),) = write(fmt, BIG, big_rows())
+    assert count == 4
+    readers.assert_same_rows(readers.read(fmt, data, BIG), big_rows())
+    if fmt == "NEWLINE_DELIMITED_JSON":
+        first = gzip.decompress(data).decode().split("\n")[0]
+        assert first == ('{"id":"1","bn":"' + "9" * 38 + "." + "9" * 38 + '","f":"Infinity","s":"\\r"}')
+    if fmt == "CSV":
+        text = gzip.decompress(data).decode()
+        assert "\n3,0.00000000000000000000000000000000000001,NaN,\n" in text
+        assert "\n1," + "9" * 38 + "." + "9" * 38 + ',Infinity,"\r"\n' in text

@@ -1,0 +1,53 @@
+"""Run the BigQuery front.
+
+    STORAGE_EMULATOR_HOST=http://127.0.0.1:G python -m devstack.bqfront --host 127.0.0.1 --port N \\
+        --upstream http://127.0.0.1:R [--grpc 127.0.0.1:P] [--shard-bytes 4000000] [--log-level warning]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import uvicorn
+
+from devstack.bqfront.routes import build_app
+from devstack.bqfront.server import FrontConfig
+
+DEFAULT_SHARD_BYTES = 4 * 1024 * 1024
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[FrontConfig, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog="python -m devstack.bqfront", description="Local BigQuery front")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True, help="bqemulator's REST base URL")
+    parser.add_argument("--grpc", default=None, help="bqemulator's gRPC host:port (Storage Read API for tables)")
+    parser.add_argument("--shard-bytes", type=int, default=DEFAULT_SHARD_BYTES, help="file size for '*' URIs")
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    if args.shard_bytes < 1:
+        parser.error("--shard-bytes must be positive")
+    config = FrontConfig(
+        upstream=args.upstream,
+        grpc=args.grpc,
+        shard_size_bytes=args.shard_bytes,
+        public_url=f"http://{args.host}:{args.port}",
+    )
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> None:
+    config, args = parse_args(argv)
+    if not os.environ.get("STORAGE_EMULATOR_HOST"):
+        print("devstack.bqfront: STORAGE_EMULATOR_HOST must point at the GCS emulator", file=sys.stderr)
+        sys.exit(2)
+    # Job starts, ends and failures go to the log (the stack's .offsite/logs/bigquery.log).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(build_app(config), host=args.host, port=args.port, log_level=args.log_level)
+
+
+if __name__ == "__main__":
+    main()

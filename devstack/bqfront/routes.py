@@ -1,0 +1,166 @@
+"""The front's HTTP side: which requests it answers itself and which go to bqemulator.
+
+Every request goes to bqemulator unchanged (:mod:`devstack.bqfront.proxy`) except:
+
+- ``POST /bigquery/v2/projects/{p}/jobs`` (jobs.insert) whose configuration is ``extract``,
+  or ``query`` with an ``EXPORT DATA OPTIONS(...) AS ...`` statement: run here, in a thread;
+- ``POST .../queries`` (jobs.query) with an EXPORT DATA statement: the same, answered like jobs.query;
+- ``GET .../jobs/{id}``, ``GET .../queries/{id}`` (getQueryResults), ``POST .../jobs/{id}/cancel``,
+  ``DELETE .../jobs/{id}/delete`` for those jobs; any other job id goes to bqemulator.
+
+A body that is not a JSON object is forwarded as is (bqemulator answers it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from devstack.bqfront.errors import JobFailure, error_body
+from devstack.bqfront.jobs import Job, new_resource
+from devstack.bqfront.server import Front, FrontConfig, job_kind
+from devstack.bqfront.statement import is_export_data
+
+MAX_WAIT_S = 10.0  # getQueryResults / jobs.query hold the request at most this long (BigQuery: 10 s default)
+JOBS = "/bigquery/v2/projects/{project}/jobs"
+QUERIES = "/bigquery/v2/projects/{project}/queries"
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+class Handlers:
+    """One coroutine per route; each falls back to forwarding when the job is not the front's."""
+
+    def __init__(self, front: Front) -> None:
+        self.front = front
+
+    def _job(self, request: Request) -> Job | None:
+        return self.front.jobs.get(request.path_params["project"], request.path_params["job_id"])
+
+    async def forward(self, request: Request) -> Response:
+        return await self.front.upstream.forward(request, await request.body())
+
+    async def insert(self, request: Request) -> Response:
+        raw = await request.body()
+        body = _json(raw)
+        kind = job_kind(body) if body is not None else None
+        if body is None or kind is None:
+            return await self.front.upstream.forward(request, raw)
+        project = request.path_params["project"]
+        if (body.get("configuration") or {}).get("dryRun"):
+            return JSONResponse(_dry_run(project, body, kind, self.front.config.public_url))
+        try:
+            _job, pending = await self.front.start(project, body, kind)
+        except JobFailure as failure:
+            return failure_response(failure)
+        return JSONResponse(pending)
+
+    async def get_job(self, request: Request) -> Response:
+        job = self._job(request)
+        return JSONResponse(job.snapshot()) if job is not None else await self.forward(request)
+
+    async def query_results(self, request: Request) -> Response:
+        job = self._job(request)
+        if job is None:
+            return await self.forward(request)
+        return await _results(job, request.query_params.get("timeoutMs"))
+
+    async def jobs_query(self, request: Request) -> Response:
+        raw = await request.body()
+        body = _json(raw)
+        if body is None or not is_export_data(str(body.get("query", ""))):
+            return await self.front.upstream.forward(request, raw)
+        keep = ("query", "queryParameters", "parameterMode", "defaultDataset", "useLegacySql")
+        insert_body = {
+            "jobReference": {"jobId": f"bqfront_{uuid.uuid4().hex}", "location": body.get("location")},
+            "configuration": {"query": {k: body[k] for k in keep if k in body}},
+        }
+        try:
+            job, _pending = await self.front.start(request.path_params["project"], insert_body, "QUERY")
+        except JobFailure as failure:
+            return failure_response(failure)
+        return await _results(job, body.get("timeoutMs"), "bigquery#queryResponse")
+
+    async def cancel(self, request: Request) -> Response:
+        job = self._job(request)
+        if job is None:
+            return await self.forward(request)
+        return JSONResponse({"kind": "bigquery#jobCancelResponse", "job": job.snapshot()})
+
+    async def delete(self, request: Request) -> Response:
+        if self.front.jobs.delete(request.path_params["project"], request.path_params["job_id"]):
+            return Response(status_code=204)
+        return await self.forward(request)
+
+
+def build_app(config: FrontConfig) -> Starlette:
+    """The ASGI app; ``app.state.front`` is the :class:`~devstack.bqfront.server.Front`."""
+    front = Front(config)
+    h = Handlers(front)
+    routes = [
+        Route(JOBS, h.insert, methods=["POST"]),
+        Route(JOBS + "/{job_id}", h.get_job, methods=["GET"]),
+        Route(JOBS + "/{job_id}/cancel", h.cancel, methods=["POST"]),
+        Route(JOBS + "/{job_id}/delete", h.delete, methods=["DELETE"]),
+        Route(QUERIES, h.jobs_query, methods=["POST"]),
+        Route(QUERIES + "/{job_id}", h.query_results, methods=["GET"]),
+        Route("/{path:path}", h.forward, methods=ALL_METHODS),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await front.upstream.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.front = front
+    return app
+
+
+def failure_response(failure: JobFailure) -> JSONResponse:
+    return JSONResponse(error_body(failure), status_code=failure.http_status)
+
+
+async def _results(job: Job, timeout_ms: Any, kind: str = "bigquery#getQueryResultsResponse") -> Response:
+    """getQueryResults (or jobs.query) of an EXPORT DATA job: waits until DONE (bounded), then no
+    rows, or the job's error with the HTTP status of its reason."""
+    wait_s = MAX_WAIT_S if timeout_ms in (None, "") else min(MAX_WAIT_S, max(0.0, float(timeout_ms) / 1000))
+    await run_in_threadpool(job.done.wait, wait_s)
+    resource = job.snapshot()
+    error = resource["status"].get("errorResult")
+    if error:
+        return failure_response(JobFailure(error["reason"], error["message"], error.get("location")))
+    return JSONResponse(
+        {
+            "kind": kind,
+            "jobReference": resource["jobReference"],
+            "jobComplete": resource["status"]["state"] == "DONE",
+            "totalBytesProcessed": resource["statistics"].get("totalBytesProcessed", "0"),
+            "cacheHit": False,
+        }
+    )
+
+
+def _dry_run(project: str, body: dict[str, Any], kind: str, base_url: str) -> dict[str, Any]:
+    """A dry run is answered at once, DONE, without running anything."""
+    resource = new_resource(project, body, kind, base_url)
+    resource["status"] = {"state": "DONE"}
+    if kind == "QUERY":
+        resource["statistics"].update({"totalBytesProcessed": "0", "query": {"statementType": "EXPORT_DATA"}})
+    return resource
+
+
+def _json(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw or b"null")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

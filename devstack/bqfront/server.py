@@ -1,0 +1,104 @@
+"""The BigQuery front's state and the work of its two job kinds (extract, EXPORT DATA).
+
+The HTTP side is :mod:`devstack.bqfront.routes`. Rows come from bqemulator
+(google-cloud-bigquery against its REST port, its Storage Read API over gRPC for tables);
+files go to the GCS emulator through google-cloud-storage (``STORAGE_EMULATOR_HOST`` must be
+set in the front's environment). Every failure of a job is a JobFailure (see errors.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from devstack.bqfront import settings as spec_of
+from devstack.bqfront.errors import JobFailure
+from devstack.bqfront.jobs import Job, JobStore, new_resource
+from devstack.bqfront.proxy import Upstream
+from devstack.bqfront.runner import write_export
+from devstack.bqfront.source import Reader
+from devstack.bqfront.statement import is_export_data, parse_export_data
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    upstream: str  # bqemulator's REST base URL
+    grpc: str | None  # bqemulator's gRPC host:port (Storage Read API), or None for REST reads
+    shard_size_bytes: int  # target file size for wildcard URIs
+    public_url: str  # this server's base URL (selfLink)
+
+
+class Front:
+    """State of one front: its jobs, the upstream, and how jobs reach bqemulator and GCS."""
+
+    def __init__(self, config: FrontConfig) -> None:
+        self.config = config
+        self.jobs = JobStore()
+        self.upstream = Upstream(config.upstream)
+
+    # -- the work of a job (runs in the job's thread)
+
+    def _clients(self, project: str) -> tuple[Reader, Any]:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery, storage
+
+        bq = bigquery.Client(
+            project=project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=self.config.upstream),
+        )
+        return Reader(bq, self.config.grpc), storage.Client(project=project, credentials=AnonymousCredentials())
+
+    def extract(self, job: Job) -> dict[str, Any]:
+        """An extract job: sourceTable → destinationUris."""
+        project = job.resource["jobReference"]["projectId"]
+        config = job.resource["configuration"]["extract"]
+        spec = spec_of.from_extract(config)
+        if "sourceTable" not in config:
+            raise JobFailure("invalid", "The local BigQuery front extracts tables only (no sourceModel)")
+        reader, storage = self._clients(project)
+        rows = reader.table(config["sourceTable"], project)
+        written = write_export(spec, rows, storage, self.config.shard_size_bytes, job.job_id)
+        return {"extract": {"destinationUriFileCounts": [str(written.files)], "inputBytes": str(written.bytes)}}
+
+    def export_data(self, job: Job) -> dict[str, Any]:
+        """An EXPORT DATA query job: its SELECT runs on bqemulator, the rows go to ``uri``."""
+        project = job.resource["jobReference"]["projectId"]
+        query = job.resource["configuration"]["query"]
+        statement = parse_export_data(query.get("query", ""))
+        assert statement is not None  # inserted as EXPORT DATA
+        spec = spec_of.from_options(statement.options)
+        reader, storage = self._clients(project)
+        rows = reader.query(statement.query, query)
+        written = write_export(spec, rows, storage, self.config.shard_size_bytes, job.job_id)
+        exported = {"fileCount": str(written.files), "rowCount": str(written.rows)}
+        return {
+            "totalBytesProcessed": str(written.bytes),
+            "query": {
+                "statementType": "EXPORT_DATA",
+                "totalBytesProcessed": str(written.bytes),
+                "exportDataStatistics": exported,
+            },
+        }
+
+    # -- starting jobs
+
+    async def start(self, project: str, body: dict[str, Any], kind: str) -> tuple[Job, dict[str, Any]]:
+        """Create and start a job; JobFailure(duplicate) when its id exists here or in bqemulator."""
+        resource = new_resource(project, body, kind, self.config.public_url)
+        ref = resource["jobReference"]
+        if self.jobs.get(project, ref["jobId"]) is None and await self.upstream.has_job(project, ref["jobId"]):
+            raise JobFailure("duplicate", f"Already Exists: Job {project}:{ref['location']}.{ref['jobId']}")
+        work = self.extract if kind == "EXTRACT" else self.export_data
+        return self.jobs.insert(resource, work)
+
+
+def job_kind(body: dict[str, Any]) -> str | None:
+    """EXTRACT / QUERY for the jobs this front runs, None for everything bqemulator runs."""
+    config = body.get("configuration") or {}
+    if config.get("extract"):
+        return "EXTRACT"
+    if is_export_data(str((config.get("query") or {}).get("query", ""))):
+        return "QUERY"
+    return None
