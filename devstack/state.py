@@ -69,7 +69,9 @@ class StackInfo:
     gcs_url: str  # "http://127.0.0.1:PORT" (STORAGE_EMULATOR_HOST)
     bigquery_url: str  # REST api_endpoint for bigquery.Client: the BigQuery front (devstack/bqfront)
     bigquery_grpc: str  # "127.0.0.1:PORT" Storage Read/Write API
-    bigquery_extract_dir: Path  # BQEMU_GCS_LOCAL_ROOT of bqemulator's own extract jobs (the front runs extracts instead)
+    bigquery_extract_dir: (
+        Path  # BQEMU_GCS_LOCAL_ROOT of bqemulator's own extract jobs (the front runs extracts instead)
+    )
     sftp: SftpInfo
     box: BoxInfo
     webhook_url: str  # alerts.slack_webhook_url

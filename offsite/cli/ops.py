@@ -222,7 +222,7 @@ def print_checks(checks: list[VerifyResult]) -> None:
     rows = [
         [
             r.run_id,
-            (r.source.label if r.source else '-'),
+            (r.source.label if r.source else "-"),
             r.date,
             r.destination,
             r.status.upper(),
@@ -249,7 +249,9 @@ def print_checks(checks: list[VerifyResult]) -> None:
             details.append(f"  {r.reason}")
         if details:
             print_line("")
-            print_line(f"{r.run_id}  {(r.source.label if r.source else '-')}  {r.date}  → {r.destination or '-'}: {r.status.upper()}")
+            print_line(
+                f"{r.run_id}  {(r.source.label if r.source else '-')}  {r.date}  → {r.destination or '-'}: {r.status.upper()}"
+            )
             for line in details:
                 print_line(line)
 

@@ -239,7 +239,8 @@ class Destinations(Model):
 class Alerts(Model):
     slack_webhook_url: Secret | None = Field(None, description="Slack incoming webhook; alerts are off without it.")
     min_interval_s: int = Field(
-        60, description="At most one alert message per run per this many seconds (more results are queued, not dropped)."
+        60,
+        description="At most one alert message per run per this many seconds (more results are queued, not dropped).",
     )
     notification_channels: tuple[str, ...] = Field(
         (),
@@ -319,9 +320,13 @@ class Config(Model):
     def _names_and_routes(self) -> Config:
         problems = Problems()
         if self.state_bucket is None and len(self.state_bucket_name) > 63:
-            problems.add(("state_bucket",), f"not set, and {self.state_bucket_name!r} is too long to be the default; name one")
+            problems.add(
+                ("state_bucket",), f"not set, and {self.state_bucket_name!r} is too long to be the default; name one"
+            )
         if self.state_bucket_name == self.bucket:
-            problems.add(("state_bucket",), f"{self.bucket!r} is the exports bucket; state must live apart from exports")
+            problems.add(
+                ("state_bucket",), f"{self.bucket!r} is the exports bucket; state must live apart from exports"
+            )
         sections: tuple[tuple[str, tuple[DatasetExport | QueryExport, ...]], ...] = (
             ("datasets", self.datasets),
             ("exports", self.exports),

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -102,7 +103,7 @@ def attach_or_start(
         job = get_job(client, job_id, location)
         if job is None:
             try:
-                job = call(lambda jid=job_id: start(jid), f"starting job {job_id} for {label}")
+                job = call(functools.partial(start, job_id), f"starting job {job_id} for {label}")
                 logger.info("job started", job_id=job_id, source=label)
             except gexc.Conflict:  # a concurrent delivery started it between our lookup and insert
                 job = get_job(client, job_id, location)

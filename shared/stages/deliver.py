@@ -103,7 +103,9 @@ def _deliver_to(
 def _deliver_one(routed: RoutedFile, destination_id: DestinationId, config: Config, budget_s: float | None) -> None:
     with factory.opened(destination_id, config) as destination:
         remote_path = routed.remote_path(destination.abilities.layout)
-        delivery = Delivery(routed.obj, destination, remote_path, routed.routing.run_id, budget_s, config.state_bucket_name)
+        delivery = Delivery(
+            routed.obj, destination, remote_path, routed.routing.run_id, budget_s, config.state_bucket_name
+        )
         try:
             deliver(delivery)
         except Stale as stale:

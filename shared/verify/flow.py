@@ -98,7 +98,9 @@ def verify_destination(
         if trigger.automatic and state.reported:
             logger.info("already reported for this round", round=state.round, trigger=trigger.value)
             return None
-        heal_body = verify_heal.attempt_body(ctx.state_bucket, ctx.prefix, destination, state.round) if state.round else None
+        heal_body = (
+            verify_heal.attempt_body(ctx.state_bucket, ctx.prefix, destination, state.round) if state.round else None
+        )
         if receipt is not None and heal_body is not None:
             state = verify_heal.note_receipt(ctx.state_bucket, ctx.prefix, receipt, state, heal_body)
         if trigger.automatic and not verify_heal.settled(state, heal_body):

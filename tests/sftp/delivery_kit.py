@@ -94,5 +94,3 @@ def finalize_event(resource: dict[str, Any]) -> dict[str, Any]:
 
 def shard(prefix: str, n: int = 0, ext: str = "parquet") -> str:
     return f"{prefix}_{DAY:%Y%m%d}-{n:012d}.{ext}"
-
-

@@ -24,6 +24,7 @@ from tests.sftp.tcp_proxy import CuttingProxy
 
 transfer_sftp = handler_for(Stage.TRANSFER_SFTP)
 
+
 def test_finalized_object_lands_on_the_partner_with_receipt_and_sha1(stack, config, receipts) -> None:  # type: ignore[no-untyped-def]
     data = {shard("orders", 0): os.urandom(3_000_000), shard("orders", 1): os.urandom(1234)}
     run, resources = write_run(config, ("sftp:local",), data)

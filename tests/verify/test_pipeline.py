@@ -98,7 +98,10 @@ def test_file_deleted_from_sftp_is_a_mismatch_then_healed(stack_env: StackInfo) 
         VERIFY_REQUESTS, json.dumps({"run_id": run_id, "destination": "sftp:local"}).encode()
     )
     results = wait_for(
-        stack_env.state_bucket, run_id, lambda rs: len(final(rs, "sftp:local")) >= 3, "the mismatch and the healed result"
+        stack_env.state_bucket,
+        run_id,
+        lambda rs: len(final(rs, "sftp:local")) >= 3,
+        "the mismatch and the healed result",
     )
     statuses = [(r.status, r.stage, r.heal_attempts) for r in final(results, "sftp:local")]
     assert statuses == [("in_sync", "verify", 0), ("mismatch", "verify:request", 1), ("in_sync", "verify", 1)]

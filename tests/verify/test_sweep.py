@@ -54,7 +54,9 @@ def test_export_that_never_finished_is_incomplete_once_with_an_alert(vstack: Ver
     # ... and sent with the run's next message once the interval has passed (a fresh limiter here).
     assert flush_all(config(), limiter=ProcessRateLimiter()) >= 1
     texts = [a["text"] for a in vstack.alerts() if run.run_id in a.get("text", "")]
-    assert len(texts) == 2 and "export incomplete" in texts[1] and GcsOutbox(vstack.state_bucket).pending(run.run_id) == []
+    assert (
+        len(texts) == 2 and "export incomplete" in texts[1] and GcsOutbox(vstack.state_bucket).pending(run.run_id) == []
+    )
     assert sweep(config(), now=later(3.5)).published == 0  # reported once
     assert len(vstack.results_for(run)) == 2
 
