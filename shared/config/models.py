@@ -249,6 +249,15 @@ class Alerts(Model):
     )
 
 
+class DeliverySettings(Model):
+    budget_s: Annotated[float, between(1)] = Field(
+        480.0,
+        description="Longest time one invocation transfers a file to a resumable destination (Box upload "
+        "sessions, SFTP partial files) before it checkpoints and a new invocation continues; under the "
+        "540 s a function may run, leaving time to drain what is in flight and report.",
+    )
+
+
 class VerifySettings(Model):
     deadline_minutes: Annotated[int, between(1)] = Field(
         120, description="Runs with no result after this long are reported 'incomplete'."
@@ -301,6 +310,7 @@ class Config(Model):
     exports: tuple[QueryExport, ...] = Field((), description="Query exports of a dated SQL query.")
     destinations: Destinations = Field(default_factory=Destinations, description="Box and SFTP destinations.")
     alerts: Alerts = Field(default_factory=Alerts, description="Where failures are reported.")
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="Transfers to destinations.")
     verify: VerifySettings = Field(default_factory=VerifySettings, description="Verification and self-heal.")
     pubsub: PubSubSettings = Field(default_factory=PubSubSettings, description="Retry and dead-letter policy.")
 

@@ -10,7 +10,7 @@ destination of the function's kinds, through the one delivery operation.
    (the destinations already done find their file unchanged and skip it).
 3. A stale event (the object was replaced or deleted since) delivers nothing: the live
    generation's own event does.
-4. A transfer to a resumable destination works at most ``DEFAULT_BUDGET_S`` per invocation,
+4. A transfer to a resumable destination works at most ``delivery.budget_s`` per invocation,
    then continues from its checkpoint on a ``delivery-continuations`` message, which this
    same handler receives (:mod:`shared.delivery.checkpoint`).
 """
@@ -36,19 +36,19 @@ from shared.topology import DELIVERY_CONTINUATIONS, GCS_FINALIZED, GCS_TRIGGER
 logger = log.get_logger(__name__)
 
 
-DEFAULT_BUDGET_S = 480.0  # of the 540 s an event-driven invocation may run: time to checkpoint and report
-
-
-def handler_for(stage: Stage, *, budget_s: float = DEFAULT_BUDGET_S) -> Callable[[Any, Config], None]:
+def handler_for(stage: Stage, *, budget_s: float | None = None) -> Callable[[Any, Config], None]:
     """The delivery handler of one deployed function (``upload_box``, ``transfer_sftp``): object
-    finalize events and continuations of its destination kinds."""
+    finalize events and continuations of its destination kinds. ``budget_s`` overrides the
+    config's ``delivery.budget_s`` (tests)."""
     kinds = topology.function(str(stage)).serves
 
     def on_finalized(event: Any, config: Config) -> None:
-        deliver_event(event, config, stage=stage, kinds=kinds, budget_s=budget_s)
+        budget = config.delivery.budget_s if budget_s is None else budget_s
+        deliver_event(event, config, stage=stage, kinds=kinds, budget_s=budget)
 
     def on_continuation(event: Any, config: Config) -> None:
-        continue_delivery(event, config, stage=stage, kinds=kinds, budget_s=budget_s)
+        budget = config.delivery.budget_s if budget_s is None else budget_s
+        continue_delivery(event, config, stage=stage, kinds=kinds, budget_s=budget)
 
     return dispatch({GCS_TRIGGER: on_finalized, DELIVERY_CONTINUATIONS: on_continuation})
 
