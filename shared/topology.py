@@ -55,6 +55,12 @@ class FunctionSpec:
     timeout_s: int = 540
     memory_mb: int = 512
     max_instances: int = 10
+    request_concurrency: int = 1  # requests one instance takes at once (infra: max_instance_request_concurrency)
+
+    @property
+    def max_concurrent_requests(self) -> int:
+        """The most events the deployed function handles at once; the local push honours it."""
+        return self.max_instances * self.request_concurrency
 
     def subscription_name(self, trigger: Trigger) -> str:
         """Name of the push subscription (or Eventarc trigger) feeding this function."""

@@ -1,0 +1,174 @@
+"""Deliver one pull subscription of the emulator to its endpoint, as Pub/Sub push does.
+
+For each :class:`~devstack.push.routes.Route`, a :class:`SubscriptionWorker`:
+
+- pulls (long poll) at most as many messages as it has free delivery slots, so no more than
+  ``route.concurrency`` requests are ever in flight for the subscription;
+- POSTs each message's push body with the ack deadline as the request timeout, while a lease
+  thread keeps the message leased in the emulator (no second delivery while one runs);
+- acks on 2xx; otherwise (non-2xx, timeout, connection refused: function down) the attempt
+  counts, and the message is nacked with ``modifyAckDeadline(backoff)``: the emulator
+  redelivers it after the backoff with ``deliveryAttempt`` + 1;
+- after the failed attempt number ``max_delivery_attempts``, publishes the message to the
+  dead-letter topic with the ``CloudPubSubDeadLetterSource*`` attributes and acks it.
+
+Attempt numbers come from the emulator (``deliveryAttempt``, set because every subscription
+has a dead-letter policy), so they survive a restart of the dispatcher. Each outcome is one
+JSON line on stderr (``logs/push.log``); message data is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from devstack.push import deliver
+from devstack.push.emulator import Emulator, EmulatorError
+from devstack.push.routes import Route
+
+LEASE_EVERY_S = 5.0  # how often running deliveries get their lease extended
+LEASE_S = 20  # … by this much (more than LEASE_EVERY_S, so a lease never lapses in between)
+RETRY_EMULATOR_S = 1.0  # wait after a failed call on the emulator
+
+
+def log_event(**fields: Any) -> None:
+    """One JSON line on stderr (the component's log)."""
+    line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **fields}
+    print(json.dumps(line), file=sys.stderr, flush=True)
+
+
+def dead_letter_message(received: dict[str, Any], subscription: str, project: str, attempts: int) -> dict[str, Any]:
+    """The message as Pub/Sub forwards it to a dead-letter topic (attributes as the service sets)."""
+    msg = received.get("message") or {}
+    attributes = dict(msg.get("attributes") or {})
+    attributes.update(
+        {
+            "CloudPubSubDeadLetterSourceDeliveryCount": str(attempts),
+            "CloudPubSubDeadLetterSourceSubscription": subscription,
+            "CloudPubSubDeadLetterSourceSubscriptionProject": project,
+            "CloudPubSubDeadLetterSourceTopicPublishTime": msg.get("publishTime", ""),
+        }
+    )
+    out: dict[str, Any] = {"data": msg.get("data", ""), "attributes": attributes}
+    if msg.get("orderingKey"):
+        out["orderingKey"] = msg["orderingKey"]
+    return out
+
+
+class SubscriptionWorker:
+    """Pull loop, deliveries and leases of one subscription."""
+
+    def __init__(self, emulator: Emulator, route: Route, stop: threading.Event) -> None:
+        self.emulator = emulator
+        self.route = route
+        self.stop = stop
+        self._free = threading.Condition()
+        self._lease_lock = threading.Lock()  # a lease extension never overwrites a nack's backoff
+        self.in_flight: dict[str, str] = {}  # ackId → messageId
+        self.max_in_flight = 0  # the most concurrent deliveries seen (GET /stats)
+        self.delivered = 0
+        self._pool = ThreadPoolExecutor(max_workers=route.concurrency, thread_name_prefix=route.subscription)
+
+    def start(self) -> None:
+        threading.Thread(target=self._pull_loop, name=f"pull-{self.route.subscription}", daemon=True).start()
+        threading.Thread(target=self._lease_loop, name=f"lease-{self.route.subscription}", daemon=True).start()
+
+    def stats(self) -> dict[str, Any]:
+        with self._free:
+            return {
+                "concurrency": self.route.concurrency,
+                "in_flight": len(self.in_flight),
+                "max_in_flight": self.max_in_flight,
+                "acked": self.delivered,
+            }
+
+    def _wait_for_slots(self) -> int:
+        with self._free:
+            while len(self.in_flight) >= self.route.concurrency and not self.stop.is_set():
+                self._free.wait(timeout=1.0)
+            return self.route.concurrency - len(self.in_flight)
+
+    def _pull_loop(self) -> None:
+        while not self.stop.is_set():
+            free = self._wait_for_slots()
+            if free <= 0:
+                continue
+            try:
+                received = self.emulator.pull(self.route.subscription, free)
+            except EmulatorError as exc:
+                log_event(subscription=self.route.subscription, action="pull-failed", note=str(exc))
+                self.stop.wait(RETRY_EMULATOR_S)
+                continue
+            with self._free:
+                for item in received:
+                    self.in_flight[item["ackId"]] = item.get("message", {}).get("messageId", "")
+                self.max_in_flight = max(self.max_in_flight, len(self.in_flight))
+            for item in received:
+                self._pool.submit(self._deliver, item)
+
+    def _lease_loop(self) -> None:
+        while not self.stop.wait(LEASE_EVERY_S):
+            with self._lease_lock:
+                with self._free:
+                    ack_ids = list(self.in_flight)
+                if not ack_ids:
+                    continue
+                try:
+                    self.emulator.modify_ack_deadline(self.route.subscription, ack_ids, LEASE_S)
+                except EmulatorError as exc:
+                    log_event(subscription=self.route.subscription, action="lease-failed", note=str(exc))
+
+    def _deliver(self, item: dict[str, Any]) -> None:
+        route, ack_id = self.route, item["ackId"]
+        attempt = int(item.get("deliveryAttempt") or 1)
+        message_id = item.get("message", {}).get("messageId", "")
+        try:
+            body = deliver.push_body(self.emulator.project, route.subscription, item)
+            outcome = deliver.post(route.endpoint, body, timeout_s=route.ack_deadline_s)
+            action = self._settle(item, attempt, outcome)
+            log_event(
+                subscription=route.subscription,
+                message_id=message_id,
+                attempt=attempt,
+                status=outcome.status,
+                action=action,
+                note=outcome.note,
+            )
+        except Exception as exc:  # noqa: BLE001 - a delivery thread must never die silently
+            log_event(subscription=route.subscription, message_id=message_id, action="error", note=repr(exc))
+        finally:
+            with self._free:
+                self.in_flight.pop(ack_id, None)
+                self._free.notify_all()
+
+    def _settle(self, item: dict[str, Any], attempt: int, outcome: deliver.Outcome) -> str:
+        """Ack, nack with backoff, or dead-letter; returns what was done (for the log)."""
+        route, ack_id = self.route, item["ackId"]
+        if outcome.acked:
+            self.emulator.ack(route.subscription, [ack_id])
+            with self._free:
+                self.delivered += 1
+            return "ack"
+        if attempt >= route.max_delivery_attempts:
+            dead = dead_letter_message(item, route.subscription, self.emulator.project, attempt)
+            self.emulator.publish(route.dead_letter_topic, dead)
+            self.emulator.ack(route.subscription, [ack_id])
+            return "dead-letter"
+        wait_s = route.backoff_s(attempt)
+        with self._lease_lock:
+            with self._free:
+                self.in_flight.pop(ack_id, None)  # the lease loop must not extend the backoff away
+            self.emulator.modify_ack_deadline(route.subscription, [ack_id], wait_s)
+        return f"retry in {wait_s} s"
+
+
+def start_workers(emulator: Emulator, routes: list[Route], stop: threading.Event) -> list[SubscriptionWorker]:
+    """One started worker per route."""
+    workers = [SubscriptionWorker(emulator, route, stop) for route in routes]
+    for worker in workers:
+        worker.start()
+    return workers
