@@ -2,7 +2,7 @@
 
 For each :class:`~devstack.push.routes.Route`, a :class:`SubscriptionWorker`:
 
-- pulls (long poll) at most as many messages as it has free delivery slots, so no more than
+- polls (short pulls, faster while messages come) for at most as many messages as it has free delivery slots, so no more than
   ``route.concurrency`` requests are ever in flight for the subscription;
 - POSTs each message's push body with the ack deadline as the request timeout, while a lease
   thread keeps the message leased in the emulator (no second delivery while one runs);
@@ -33,6 +33,9 @@ from devstack.push.routes import Route
 LEASE_EVERY_S = 5.0  # how often running deliveries get their lease extended
 LEASE_S = 20  # … by this much (more than LEASE_EVERY_S, so a lease never lapses in between)
 RETRY_EMULATOR_S = 1.0  # wait after a failed call on the emulator
+IDLE_POLL_MIN_S = 0.02  # wait after an empty pull; grows by IDLE_POLL_GROWTH up to IDLE_POLL_MAX_S
+IDLE_POLL_MAX_S = 0.25
+IDLE_POLL_GROWTH = 1.5
 
 
 def log_event(**fields: Any) -> None:
@@ -93,6 +96,7 @@ class SubscriptionWorker:
             return self.route.concurrency - len(self.in_flight)
 
     def _pull_loop(self) -> None:
+        idle_s = IDLE_POLL_MIN_S
         while not self.stop.is_set():
             free = self._wait_for_slots()
             if free <= 0:
@@ -103,6 +107,11 @@ class SubscriptionWorker:
                 log_event(subscription=self.route.subscription, action="pull-failed", note=str(exc))
                 self.stop.wait(RETRY_EMULATOR_S)
                 continue
+            if not received:  # poll again soon; less often the longer nothing comes
+                self.stop.wait(idle_s)
+                idle_s = min(IDLE_POLL_MAX_S, idle_s * IDLE_POLL_GROWTH)
+                continue
+            idle_s = IDLE_POLL_MIN_S
             with self._free:
                 for item in received:
                     self.in_flight[item["ackId"]] = item.get("message", {}).get("messageId", "")

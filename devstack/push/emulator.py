@@ -7,7 +7,6 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-PULL_WAIT_S = 120.0  # the emulator holds an empty pull (returnImmediately=false) about 90 s
 CALL_TIMEOUT_S = 30.0
 
 
@@ -36,9 +35,14 @@ class Emulator:
         return json.loads(text) if text.strip() else {}
 
     def pull(self, subscription: str, max_messages: int) -> list[dict[str, Any]]:
-        """Wait (long poll) for up to ``max_messages`` received messages."""
-        body = {"maxMessages": max_messages, "returnImmediately": False}
-        got = self.call(f"subscriptions/{subscription}:pull", body, timeout_s=PULL_WAIT_S)
+        """Up to ``max_messages`` received messages, at once (possibly none).
+
+        Not a long poll (``returnImmediately=false``): the emulator keeps an open pull for about
+        90 s even after its client is gone, and gives it messages no one will ever receive;
+        they would wait out the whole ack deadline after a restart of the dispatcher.
+        """
+        body = {"maxMessages": max_messages, "returnImmediately": True}
+        got = self.call(f"subscriptions/{subscription}:pull", body)
         return list(got.get("receivedMessages", []))
 
     def ack(self, subscription: str, ack_ids: list[str]) -> None:
