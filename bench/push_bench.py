@@ -101,7 +101,9 @@ def emulator_push_topic(info: StackInfo, endpoint: Endpoint) -> str:
     admin.create_topic(topic)
     ack_deadline = topology.function("export_table").timeout_s
     admin.create_subscription(
-        f"{topic}-sub", topic, push_endpoint=f"{endpoint.url}/projects/{info.project}/topics/{topic}",
+        f"{topic}-sub",
+        topic,
+        push_endpoint=f"{endpoint.url}/projects/{info.project}/topics/{topic}",
         ack_deadline_s=ack_deadline,
     )
     return topic

@@ -24,7 +24,6 @@ from .config import AppCredentials, ServerConfig
 from .db import DataDirBusy
 from .factory import build_app
 
-
 ENV_DEVELOPER_TOKEN = "BOXAPI_DEVELOPER_TOKEN"
 ENV_CLIENT_SECRET = "BOXAPI_CLIENT_SECRET"
 

@@ -63,7 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     log_event(action="started", subscriptions=[r.subscription for r in routes])
     server = ThreadingHTTPServer((args.host, args.port), _handler(workers, supervisor))
     server.daemon_threads = True
-    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), sys.exit(0)))
+
+    def on_term(*_: object) -> None:
+        stop.set()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
     server.serve_forever()
 
 

@@ -83,7 +83,9 @@ def test_up_twice_status_logs_down(workdir: Path) -> None:
     push.wait(timeout=10)
     repaired = dev(workdir, "up", *LIGHT)  # restarts what died, keeps the emulator (and its state)
     assert repaired.returncode == 0, repaired.stderr
-    now = {c["name"]: (c["pid"], c["health"]) for c in json.loads(dev(workdir, "status", "--json").stdout)["components"]}
+    now = {
+        c["name"]: (c["pid"], c["health"]) for c in json.loads(dev(workdir, "status", "--json").stdout)["components"]
+    }
     assert now["pubsub"] == (pids["pubsub"], "ok") and now["relay"] == (pids["relay"], "ok")
     assert now["push"][0] != pids["push"] and now["push"][1] == "ok"
 

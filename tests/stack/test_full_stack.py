@@ -47,7 +47,9 @@ def test_push_subscriptions_follow_the_topology(stack: StackInfo) -> None:
             assert route.endpoint == f"{stack.relay_url}/to/{sub.function}"
         else:
             assert got["topic"].endswith(f"/topics/{sub.trigger.topic}")
-            assert route.endpoint == f"{stack.functions[sub.function]}/projects/{stack.project}/topics/{sub.trigger.topic}"
+            assert (
+                route.endpoint == f"{stack.functions[sub.function]}/projects/{stack.project}/topics/{sub.trigger.topic}"
+            )
         assert got["deadLetterPolicy"]["deadLetterTopic"].endswith(f"/topics/{sub.dead_letter_topic}")
         assert got["deadLetterPolicy"]["maxDeliveryAttempts"] == pubsub.max_delivery_attempts
         assert "retryPolicy" not in got  # the dispatcher applies the backoff

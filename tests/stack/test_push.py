@@ -118,9 +118,9 @@ def _wait(what: str, check: Callable[[], Any], timeout_s: float = 90.0) -> Any:
 def _peek(info: StackInfo, subscription: str) -> list[dict[str, Any]]:
     """Messages waiting on a pull subscription, left there (nacked at once)."""
     admin = info.pubsub_admin()
-    got = admin._call(
-        "POST", f"subscriptions/{subscription}:pull", {"maxMessages": 50, "returnImmediately": True}
-    ).get("receivedMessages", [])
+    got = admin._call("POST", f"subscriptions/{subscription}:pull", {"maxMessages": 50, "returnImmediately": True}).get(
+        "receivedMessages", []
+    )
     if got:
         body = {"ackIds": [m["ackId"] for m in got], "ackDeadlineSeconds": 0}
         admin._call("POST", f"subscriptions/{subscription}:modifyAckDeadline", body)
@@ -146,7 +146,9 @@ def test_a_failing_function_gets_every_attempt_with_backoff_then_the_dead_letter
     marker = uuid.uuid4().hex
     message_id = admin.publish(topology.EXPORT_REQUESTS, f'{{"dataset": "{marker}"}}'.encode(), origin="test")
     dlq = sink_stack.dead_letter_subscriptions[FAN_OUT_SUB]
-    dead = _wait("the dead-lettered message", lambda: [m for m in admin.pull(dlq) if marker.encode() in m["data_bytes"]])
+    dead = _wait(
+        "the dead-lettered message", lambda: [m for m in admin.pull(dlq) if marker.encode() in m["data_bytes"]]
+    )
     assert len(dead) == 1
     attrs = dead[0]["attributes"]
     assert attrs["origin"] == "test"
@@ -190,14 +192,19 @@ def test_dev_up_on_a_running_stack_keeps_pubsub_state_and_the_dead_letter_queue(
     marker = uuid.uuid4().hex
     admin.publish(topology.EXPORT_REQUESTS, marker.encode())
     dlq = sink_stack.dead_letter_subscriptions[FAN_OUT_SUB]
-    _wait("the dead letter", lambda: any(marker in base64.b64decode(m["data"]).decode() for m in _peek(sink_stack, dlq)))
+    _wait(
+        "the dead letter", lambda: any(marker in base64.b64decode(m["data"]).decode() for m in _peek(sink_stack, dlq))
+    )
     topic_marker = f"kept-{uuid.uuid4().hex[:8]}"
     admin.create_topic(topic_marker)
     before = load_stack(sink_stack.root)
     for name in ("push", "relay"):
         comp = before.component(name)
         os.kill(comp.pid, signal.SIGKILL)
-    _wait("the killed processes to be gone", lambda: not procs.is_alive(before.component("push").pid, before.component("push").create_time))
+    _wait(
+        "the killed processes to be gone",
+        lambda: not procs.is_alive(before.component("push").pid, before.component("push").create_time),
+    )
 
     again = start_stack(sink_stack.root, functions=False)  # what `offsite dev up` calls
 
@@ -212,7 +219,10 @@ def test_dev_up_on_a_running_stack_keeps_pubsub_state_and_the_dead_letter_queue(
     assert any(t["name"].endswith(f"/topics/{topic_marker}") for t in topics)
     # The new dispatcher delivers: a new message reaches the (failing) endpoint again.
     second = admin.publish(topology.EXPORT_REQUESTS, b"after")
-    _wait("a delivery by the new dispatcher", lambda: any(r.body["message"]["messageId"] == second for r in failing.received))
+    _wait(
+        "a delivery by the new dispatcher",
+        lambda: any(r.body["message"]["messageId"] == second for r in failing.received),
+    )
 
 
 def _results(admin: Any, watch: str, request_ids: set[str], seen: dict[str, dict]) -> bool:
