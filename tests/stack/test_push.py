@@ -181,7 +181,7 @@ def test_concurrent_deliveries_never_exceed_the_function_limit(sink_stack: Stack
     assert 1 < slow.most_open <= limit
     stats = _stats(sink_stack)["subscriptions"][EXPORT_SUB]
     assert stats["concurrency"] == limit
-    assert stats["max_in_flight"] <= limit
+    assert stats["max_delivering"] <= limit
     assert len({base64.b64decode(r.body["message"]["data"]) for r in ours()}) == count
 
 
