@@ -17,6 +17,7 @@ from pathlib import Path
 from devstack import binaries, localconfig, sshd
 from devstack.errors import StackError
 from devstack.ports import free_port, port_in_use
+from devstack.push.routes import concurrency_for
 from shared import topology
 from shared.config import Config
 
@@ -237,6 +238,10 @@ def make_plan(
     return plan
 
 
+def _concurrency(spec: topology.FunctionSpec) -> int:
+    return concurrency_for(spec.name, spec.max_concurrent_requests)
+
+
 def _me() -> str:
     import getpass
 
@@ -357,7 +362,8 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
                 p[name],
                 argv,
                 url(p[name]) + "/",
-                _python_env({**plan.env, "K_SERVICE": name}),
+                # One gunicorn thread per request the push may send at once (the deployed instances).
+                _python_env({**plan.env, "K_SERVICE": name, "THREADS": str(_concurrency(spec))}),
                 cwd=REPO,
                 any_status=True,
                 fix_if_dead=fix,

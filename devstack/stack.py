@@ -344,7 +344,7 @@ def _create_pubsub_resources(plan: Plan) -> list[push_routes.Route]:
                 minimum_backoff_s=retry.minimum_backoff_s,
                 maximum_backoff_s=retry.maximum_backoff_s,
                 max_delivery_attempts=retry.max_delivery_attempts,
-                concurrency=spec.max_concurrent_requests,
+                concurrency=push_routes.concurrency_for(sub.function, spec.max_concurrent_requests),
             )
         )
     return routes

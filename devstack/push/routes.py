@@ -12,10 +12,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.errors import StackError
+
 ROUTES_FILE = "push-routes.json"
+ENV_CONCURRENCY = "OFFSITE_DEV_PUSH_CONCURRENCY"  # e.g. "export_table=100,transfer_sftp=2"
 
 
 @dataclass(frozen=True)
@@ -61,3 +66,16 @@ def read_routes(root: Path) -> list[Route]:
     except FileNotFoundError:
         return []
     return [Route(**item) for item in raw]
+
+
+def concurrency_for(function: str, default: int, environ: Mapping[str, str] | None = None) -> int:
+    """The function's concurrency limit: ``default`` (the topology's), or its override in
+    ``OFFSITE_DEV_PUSH_CONCURRENCY`` (``name=N`` pairs, comma-separated) for local experiments."""
+    raw = (os.environ if environ is None else environ).get(ENV_CONCURRENCY, "")
+    for pair in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, value = pair.partition("=")
+        if not value.strip().isdigit() or int(value) < 1:
+            raise StackError(f"{ENV_CONCURRENCY}: {pair!r} is not NAME=N (N >= 1)", "e.g. export_table=100")
+        if name.strip() == function:
+            return int(value)
+    return default

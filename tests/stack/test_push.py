@@ -298,3 +298,15 @@ def test_the_box_token_is_in_no_command_line_and_no_log(bare_stack: StackInfo) -
     req.add_header("authorization", f"Bearer {token}")
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200
+
+
+def test_a_local_concurrency_override_is_parsed_per_function() -> None:
+    from devstack.errors import StackError
+    from devstack.push.routes import ENV_CONCURRENCY, concurrency_for
+
+    env = {ENV_CONCURRENCY: "export_table=100, transfer_sftp=2"}
+    assert concurrency_for("export_table", 10, env) == 100
+    assert concurrency_for("transfer_sftp", 4, env) == 2
+    assert concurrency_for("verify", 10, env) == 10
+    with pytest.raises(StackError, match="is not NAME=N"):
+        concurrency_for("verify", 10, {ENV_CONCURRENCY: "verify=0"})
