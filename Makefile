@@ -14,8 +14,13 @@ demo: setup
 test: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) tests
 
+LINT_PATHS := shared devstack offsite functions tests bench
+
+# ruff (lint rules and formatting) on every Python tree; mypy, strict, on shared/ (pyproject's [tool.mypy]).
 lint: setup
-	$(VENV)/bin/ruff check shared devstack offsite functions tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(PY) bench/run.py

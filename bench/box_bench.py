@@ -1,6 +1,6 @@
 """Box chunked upload: 1 GB from the GCS emulator to the local Box API, offsite vs box-sdk-gen.
 
-Both sides read the same object through the same stream (``shared.stages.upload_box.GenerationStream``,
+Both sides read the same object through the same stream (``shared.gcp.reader.ObjectReader``,
 what upload_box reads) and
 upload it into a fresh folder of the same local Box API server (devstack.boxapi), each in its
 own child process so its RSS is its own:
@@ -69,13 +69,14 @@ def _point_at(gcs_url: str) -> None:
 
 
 def _stream() -> Any:
-    """The stream upload_box reads (one ranged GET per part); both sides get the same one."""
+    """The stream the delivery operation reads (one streaming GET, prefetching); both sides get the same one."""
+    from shared.delivery.operation import PREFETCH_BLOCKS
     from shared.gcp import gcs
-    from shared.stages.upload_box import GenerationStream
+    from shared.gcp.reader import ObjectReader
 
     info = gcs.stat(BUCKET, OBJECT, missing_ok=False)
     assert info is not None
-    return GenerationStream(BUCKET, OBJECT, info.generation)
+    return ObjectReader(info, prefetch=PREFETCH_BLOCKS)
 
 
 def offsite_upload(gcs_url: str, box_url: str, token: str, folder: str, size: int) -> dict[str, Any]:

@@ -68,9 +68,10 @@ def offsite_transfer(
     os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
     os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "offsite-bench")
     from shared.config import SftpPartner
-    from shared.delivery.sftp_source import ObjectSource
+    from shared.delivery.operation import PREFETCH_BLOCKS
     from shared.destinations.sftp.destination import SftpDestination
     from shared.gcp import gcs
+    from shared.gcp.reader import ObjectReader
     from shared.secrets import Secret
 
     partner = SftpPartner(
@@ -86,10 +87,10 @@ def offsite_transfer(
     info = gcs.stat(BUCKET, OBJECT)
     assert info is not None
     destination = SftpDestination("bench", partner)
-    source = ObjectSource(info)
+    source = ObjectReader(info, prefetch=PREFETCH_BLOCKS)
     mark_start()
     started = time.perf_counter()
-    result = destination.put(remote, source, info.size)  # type: ignore[arg-type]
+    result = destination.put(remote, source, info.size)
     seconds = time.perf_counter() - started
     source.close()
     destination.close()

@@ -13,11 +13,46 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from devstack.errors import StackError
 from devstack.stack import StackInfo, is_running, load_stack, start_stack, stop_stack
 
+if TYPE_CHECKING:
+    from devstack.demo_summary import Progress
+
 QUERY_DATE = dt.date(2025, 1, 8)  # the sample orders span January 2025
+
+
+class ProgressView(Protocol):
+    """What shows the demo's progress while it waits (``offsite demo`` passes a live table)."""
+
+    def __enter__(self) -> ProgressView: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def show(self, progress: Progress) -> None: ...
+
+
+class CountingView:
+    """The plain default: one ``k/n deliveries verified`` line each time the count changes."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+        self.last = ""
+
+    def __enter__(self) -> CountingView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def show(self, progress: Progress) -> None:
+        done = sum(1 for d in progress.deliveries if d.result is not None)
+        line = f"  {done}/{len(progress.deliveries)} deliveries verified"
+        if line != self.last:
+            self.last = line
+            self.echo(line)
 
 
 def _use_stack_env(info: StackInfo) -> None:
@@ -45,9 +80,21 @@ def _already_running(root: Path) -> bool:
         return False
 
 
-def run_demo(root: Path, *, keep: bool = False, timeout_s: float = 600.0, echo: Callable[[str], None] = print) -> int:
-    """Run the demo; returns the process exit status."""
-    from devstack.demo_summary import Progress, summary_lines, wait_for_results
+def run_demo(
+    root: Path,
+    *,
+    keep: bool = False,
+    timeout_s: float = 600.0,
+    echo: Callable[[str], None] = print,
+    view: ProgressView | None = None,
+    report: Callable[[Progress], None] | None = None,
+) -> int:
+    """Run the demo; returns the process exit status.
+
+    ``view`` shows the progress while it waits (default: a count of verified deliveries);
+    ``report`` prints the outcome (default: :func:`summary_lines` through ``echo``).
+    """
+    from devstack.demo_summary import summary_lines, wait_for_results
     from shared import runtime
     from shared.gcp import pubsub
     from shared.messages import ExportRequest
@@ -69,21 +116,15 @@ def run_demo(root: Path, *, keep: bool = False, timeout_s: float = 600.0, echo: 
             pubsub.publish(EXPORT_REQUESTS, request, origin="offsite-demo")
             echo(f"published on {EXPORT_REQUESTS}: {request.to_json().decode()}")
         echo("waiting for export → Box + SFTP → verify ...")
-        seen: list[str] = []
-
-        def report_progress(progress: Progress) -> None:
-            done = sum(1 for d in progress.deliveries if d.result is not None)
-            line = f"  {done}/{len(progress.deliveries)} deliveries verified"
-            if not seen or seen[-1] != line:
-                seen.append(line)
+        run_ids = [r.run_id for r in requests if r.run_id]
+        with view or CountingView(echo) as shown:
+            state = wait_for_results(runtime.config(), run_ids, timeout_s=timeout_s, on_poll=shown.show)
+        if report is not None:
+            report(state)
+        else:
+            echo("")
+            for line in summary_lines(state):
                 echo(line)
-
-        state = wait_for_results(
-            runtime.config(), [r.run_id for r in requests if r.run_id], timeout_s=timeout_s, on_poll=report_progress
-        )
-        echo("")
-        for line in summary_lines(state):
-            echo(line)
         return 0 if state.all_in_sync else 1
     finally:
         if not (keep or reuse):

@@ -43,6 +43,8 @@ class Delivery:
     date: str
     destination: str
     result: VerifyResult | None = None
+    files_expected: int | None = None  # from the manifest, once it is written
+    bytes_expected: int | None = None
 
 
 @dataclass
@@ -88,8 +90,10 @@ def progress(config: Config, run_ids: Iterable[str], since: dt.datetime) -> Prog
             if manifest is None:
                 state.pending_manifests.append(run.folder.prefix)
             names = manifest.destinations if manifest else (routing.destinations if routing else ())
+            files = len(manifest.files) if manifest else None
+            size = manifest.total_bytes if manifest else None
             for dest in names:
-                state.deliveries.append(Delivery(run_id, label, run.folder.date.isoformat(), dest))
+                state.deliveries.append(Delivery(run_id, label, run.folder.date.isoformat(), dest, None, files, size))
     latest: dict[tuple[str, str, str], VerifyResult] = {}
     for result in read_history(config.bucket, since, run_ids=run_ids):
         if result.status not in FINAL or not result.run_id:

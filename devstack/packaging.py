@@ -35,7 +35,7 @@ IGNORED_PARTS = {"__pycache__", "tests", "test", ".pytest_cache", ".mypy_cache",
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".orig", ".rej", ".swp")
 
 # Extras a function needs although our code never imports them by name: box-sdk-gen signs
-# JWT assertions with pyjwt + cryptography (seed 000 authenticates with a JWT app config).
+# JWT assertions with pyjwt + cryptography (Box JWT app configs, as the BigQuery→Box backups use).
 EXTRAS: dict[str, tuple[str, ...]] = {"box-sdk-gen": ("jwt",)}
 
 # The runtime itself: functions-framework serves main.py; cloudevents is its event type.

@@ -8,6 +8,8 @@ locals {
     "cloudscheduler.googleapis.com",
     "eventarc.googleapis.com",
     "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
@@ -25,6 +27,10 @@ resource "google_project_service" "api" {
   disable_on_destroy = false
 }
 
+# Read after the APIs it needs are on (Cloud Resource Manager); on a fresh project the read
+# waits for apply instead of failing the plan.
 data "google_project" "this" {
   project_id = local.project
+
+  depends_on = [google_project_service.api]
 }

@@ -47,22 +47,43 @@ locals {
     }
   })
 
-  # Datasets the exporter reads: the configured ones plus var.query_export_datasets.
-  exported_datasets = { for d in coalesce(try(local.config.datasets, null), []) : d.name => { project = local.project, dataset = d.name } }
+  # Datasets the exporter reads: the configured ones, the ones each query export's SQL names
+  # after FROM / JOIN (a `backticked` dataset.table or project.dataset.table, or an unquoted
+  # project.dataset.table; an unquoted dataset.table is not told apart from a column such as
+  # EXTRACT(DATE FROM t.created_at), so it is not read), and var.query_export_datasets.
+  exported_datasets = { for d in coalesce(try(local.config.datasets, null), []) : "${local.project}.${d.name}" => { project = local.project, dataset = d.name } }
+  query_table_refs = flatten([
+    for e in coalesce(try(local.config.exports, null), []) : [
+      for m in regexall("(?i)\\b(?:from|join)\\s+(?:`([A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+){1,2})`|([A-Za-z0-9_]+\\.[A-Za-z0-9_]+\\.[A-Za-z0-9_]+)\\b)", try(e.sql, "")) :
+      coalesce(m[0], m[1])
+    ]
+  ])
+  # project.dataset.table -> project.dataset; dataset.table or dataset -> PROJECT.dataset
+  query_dataset_refs = distinct([
+    for ref in concat(
+      [for t in local.query_table_refs : join(".", slice(split(".", t), 0, length(split(".", t)) - 1))],
+      var.query_export_datasets,
+    ) : length(split(".", ref)) > 1 ? ref : "${local.project}.${ref}"
+  ])
   query_datasets = {
-    for ref in var.query_export_datasets : ref => {
-      project = length(split(".", ref)) > 1 ? split(".", ref)[0] : local.project
-      dataset = element(split(".", ref), length(split(".", ref)) - 1)
-    }
+    for ref in local.query_dataset_refs : ref => { project = split(".", ref)[0], dataset = split(".", ref)[1] }
   }
 
-  # SFTP partners and the concurrency they allow: transfer_sftp handles one event per
-  # instance and opens connections_per_file sessions to a partner, so its instance cap is
-  # the smallest max_sessions / connections_per_file over the partners (and the topology's).
+  # SFTP partners and the concurrency they allow. One transfer_sftp instance serves
+  # `concurrency` events at once, each writing a file over connections_per_file sessions, and
+  # its process-wide pool (shared.destinations.sftp.pool) never holds more than max_sessions
+  # to a partner: an instance holds at most min(concurrency x connections_per_file,
+  # max_sessions) sessions, so the instance cap that keeps the partner's limit is
+  # max_sessions / that, over every partner (and at most the topology's cap, at least 1).
   sftp_partners = coalesce(try(local.config.destinations.sftp, null), {})
   sftp_instance_caps = [
     for name, partner in local.sftp_partners :
-    floor(coalesce(try(partner.max_sessions, null), 4) / max(1, coalesce(try(partner.connections_per_file, null), 1)))
+    floor(
+      coalesce(try(partner.max_sessions, null), 4) / min(
+        coalesce(try(partner.max_sessions, null), 4),
+        local.functions.transfer_sftp.concurrency * max(1, coalesce(try(partner.connections_per_file, null), 1)),
+      )
+    )
   ]
   max_instances = {
     for name, fn in local.functions : name => (
@@ -73,11 +94,15 @@ locals {
   # Credentials the config references as sm://projects/P/secrets/S/versions/V, by who needs them.
   sm_pattern = "^sm://projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)$"
   box_auth   = coalesce(try(local.config.destinations.box.auth, null), {})
+  credential_fields = {
+    box  = ["jwt_config", "client_secret", "developer_token"]
+    sftp = ["password", "private_key", "private_key_passphrase", "known_hosts"]
+  }
   secret_refs = {
-    box = [for field in ["jwt_config", "client_secret", "developer_token"] : try(local.box_auth[field], null)]
+    box = [for field in local.credential_fields.box : try(local.box_auth[field], null)]
     sftp = flatten([
       for name, partner in local.sftp_partners : [
-        for field in ["password", "private_key", "private_key_passphrase", "known_hosts"] : try(partner[field], null)
+        for field in local.credential_fields.sftp : try(partner[field], null)
       ]
     ])
     alerts = [try(local.config.alerts.slack_webhook_url, null)]
@@ -89,6 +114,21 @@ locals {
     ))
   }
   managed_secrets = toset(flatten([for ids in values(local.secret_ids) : tolist(ids)]))
+  # Every credential the config holds, by its path: each must be an sm:// reference (a value,
+  # env:NAME or file:PATH would land in the offsite-config secret and in Terraform state, and
+  # env:/file: mean nothing inside a function).
+  credentials = merge(
+    { for field in local.credential_fields.box : "destinations.box.auth.${field}" => try(local.box_auth[field], null) },
+    merge(concat([{}], [
+      for name, partner in local.sftp_partners : {
+        for field in local.credential_fields.sftp : "destinations.sftp.${name}.${field}" => try(partner[field], null)
+      }
+    ])...),
+    { "alerts.slack_webhook_url" = try(local.config.alerts.slack_webhook_url, null) },
+  )
+  plain_credentials = sort([
+    for path, value in local.credentials : path if value != null && !can(regex(local.sm_pattern, tostring(value)))
+  ])
   foreign_secret_refs = [
     for ref in flatten(values(local.secret_refs)) : ref if try(regex(local.sm_pattern, ref)[0] != local.project, false)
   ]
@@ -98,5 +138,36 @@ check "secrets_live_in_this_project" {
   assert {
     condition     = length(local.foreign_secret_refs) == 0
     error_message = "The config references secrets in other projects (${join(", ", local.foreign_secret_refs)}): Terraform creates and grants only secrets of project ${coalesce(local.project, "?")}; grant the function service accounts roles/secretmanager.secretAccessor on those yourself."
+  }
+}
+
+# What the config must satisfy before anything is planned: `terraform plan` fails with the
+# message (a precondition, not a check block's warning).
+resource "terraform_data" "config_checks" {
+  input = {
+    credentials           = sort(keys(local.credentials))
+    max_delivery_attempts = local.pubsub.max_delivery_attempts
+    minimum_backoff_s     = local.pubsub.minimum_backoff_s
+    maximum_backoff_s     = local.pubsub.maximum_backoff_s
+  }
+
+  lifecycle {
+    precondition {
+      condition     = length(local.plain_credentials) == 0
+      error_message = "Credentials in the config must be Secret Manager references (sm://projects/PROJECT/secrets/NAME/versions/VERSION); these are not: ${join(", ", local.plain_credentials)}. The config is stored in the offsite-config secret and in Terraform state, and a function has no env:/file: credentials to read."
+    }
+    # Pub/Sub's limits for a subscription's retry and dead-letter policy, which shared.config_validate also enforces.
+    precondition {
+      condition     = local.pubsub.max_delivery_attempts >= 5 && local.pubsub.max_delivery_attempts <= 100
+      error_message = "pubsub.max_delivery_attempts is ${local.pubsub.max_delivery_attempts}; Pub/Sub takes 5 to 100."
+    }
+    precondition {
+      condition     = local.pubsub.minimum_backoff_s >= 0 && local.pubsub.minimum_backoff_s <= local.pubsub.maximum_backoff_s && local.pubsub.maximum_backoff_s <= 600
+      error_message = "pubsub: minimum_backoff_s=${local.pubsub.minimum_backoff_s}, maximum_backoff_s=${local.pubsub.maximum_backoff_s}; Pub/Sub takes 0 <= minimum <= maximum <= 600 seconds."
+    }
+    precondition {
+      condition     = length(local.bad_notification_channels) == 0
+      error_message = "alerts.notification_channels entries must be an email address or a channel name projects/PROJECT/notificationChannels/ID; these are not: ${join(", ", local.bad_notification_channels)}."
+    }
   }
 }

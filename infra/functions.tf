@@ -42,15 +42,20 @@ resource "google_cloudfunctions2_function" "fn" {
   }
 
   service_config {
-    available_memory                 = "${each.value.memory_mb}M"
+    available_memory = "${each.value.memory_mb}M"
+    # Cloud Run serves more than one request per instance only with at least 1 vCPU
+    # (https://cloud.google.com/run/docs/configuring/cpu); below 2 GiB the default CPU is less.
+    available_cpu                    = each.value.concurrency > 1 ? "1" : null
     timeout_seconds                  = each.value.timeout_s
     min_instance_count               = 0
     max_instance_count               = local.max_instances[each.key]
-    max_instance_request_concurrency = 1
+    max_instance_request_concurrency = each.value.concurrency
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.function[each.key].email
-    environment_variables            = local.function_env
+    # functions-framework serves requests on THREADS threads: as many as the concurrency
+    # (https://cloud.google.com/functions/docs/configuring/concurrency).
+    environment_variables = merge(local.function_env, { THREADS = tostring(each.value.concurrency) })
 
     # The config: a Secret Manager version pinned here, so a config change rolls out a new revision.
     secret_volumes {
@@ -89,6 +94,8 @@ resource "google_cloudfunctions2_function" "fn" {
     google_storage_bucket_iam_member.build_reads_sources,
     google_project_iam_member.trigger_event_receiver,
     google_project_iam_member.gcs_agent_publisher,
+    # The dead-letter script's credentials are checked before any trigger exists (eventarc.tf).
+    terraform_data.dead_letter_preflight,
   ]
 }
 

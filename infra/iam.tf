@@ -15,14 +15,15 @@ locals {
   topic_publishers = {
     fan_out       = ["table-exports", "verify-results"]
     export_table  = ["verify-results"]
-    upload_box    = ["deliveries", "verify-results"]
-    transfer_sftp = ["deliveries", "verify-results"]
+    upload_box    = ["deliveries", "verify-results", "delivery-continuations"]
+    transfer_sftp = ["deliveries", "verify-results", "delivery-continuations"]
     verify        = ["verify-results"]
   }
 
   # Roles on the exports bucket, each limited to the object prefix the stage works in
   # (an empty prefix: the whole bucket, needed where objects are listed).
-  #   exports/  export_table writes runs (and BigQuery writes as it); the uploaders record the
+  #   exports/  export_table writes runs and may overwrite its own export files (BigQuery writes
+  #             as it, and a retried extract rewrites them); the uploaders record the
   #             delivered SHA-1 as object metadata (storage.objects.update, a custom role);
   #             verify creates and deletes its markers and rewrites files to re-deliver them.
   #   results/  every stage's reported result is appended to the run history (create only).
@@ -30,16 +31,21 @@ locals {
   export_prefix = "${trimsuffix(coalesce(try(local.config.export_prefix, null), "exports"), "/")}/"
   bucket_roles = {
     export_table = {
-      creator = { role = "roles/storage.objectCreator", prefix = local.export_prefix }
-      viewer  = { role = "roles/storage.objectViewer", prefix = "" }
+      # BigQuery writes the export as export_table; a retried extract (same job id, same
+      # wildcard URI) overwrites the files it already wrote, which needs delete too.
+      replacer = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix }
+      viewer   = { role = "roles/storage.objectViewer", prefix = "" }
     }
     upload_box = {
       viewer   = { role = "roles/storage.objectViewer", prefix = "" }
       metadata = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
+      # checkpoints of transfers longer than one invocation (shared.delivery.checkpoint)
+      checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
     }
     transfer_sftp = {
-      viewer   = { role = "roles/storage.objectViewer", prefix = "" }
-      metadata = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
+      viewer      = { role = "roles/storage.objectViewer", prefix = "" }
+      metadata    = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
+      checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
     }
     verify = {
       viewer   = { role = "roles/storage.objectViewer", prefix = "" }
@@ -188,9 +194,13 @@ resource "google_service_account_iam_member" "pubsub_signs_trigger_tokens" {
   member             = local.pubsub_agent
 }
 
-# Builds: write logs, push images to our repository, read the sources. Cloud Functions
-# copies an archive into its own gcf-v2-sources-<number>-<region> bucket before building,
-# so that read is granted on the project with a condition naming only that bucket.
+# Builds, with the roles Google documents for a function's build service account
+# (https://cloud.google.com/run/docs/configuring/services/build-service-account):
+# roles/logging.logWriter for the build logs, roles/artifactregistry.writer for the images (on
+# our repository only) and roles/storage.objectAdmin to fetch the source and keep build state.
+# Cloud Functions copies an archive into its own gcf-v2-sources-<number>-<region> bucket
+# before building, so objectAdmin is granted with a condition naming only that bucket; our
+# sources bucket is read only.
 resource "google_project_iam_member" "build" {
   for_each = toset(["roles/logging.logWriter"])
 
@@ -201,7 +211,7 @@ resource "google_project_iam_member" "build" {
 
 resource "google_project_iam_member" "build_reads_staged_sources" {
   project = local.project
-  role    = "roles/storage.objectViewer"
+  role    = "roles/storage.objectAdmin"
   member  = "serviceAccount:${google_service_account.build.email}"
 
   condition {

@@ -1,5 +1,5 @@
-# One Cloud Scheduler job per scheduled dataset and query export of the config (seed 000's
-# four dataset schedules in offsite.example.yaml), plus the verify sweep. Each publishes the
+# One Cloud Scheduler job per scheduled dataset and query export of the config (the four dataset
+# backup schedules in offsite.example.yaml), plus the verify sweep. Each publishes the
 # request message on its topic; a redelivered message keeps its id and so its run_id.
 
 resource "google_cloud_scheduler_job" "job" {

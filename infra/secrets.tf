@@ -31,6 +31,14 @@ resource "google_secret_manager_secret" "config" {
 resource "google_secret_manager_secret_version" "config" {
   secret      = google_secret_manager_secret.config.id
   secret_data = local.config_yaml
+
+  # A changed config is a new version: create it and roll the functions onto it before the
+  # version their running revisions mount is destroyed.
+  lifecycle {
+    create_before_destroy = true
+  }
+
+  depends_on = [terraform_data.config_checks]
 }
 
 resource "google_secret_manager_secret_iam_member" "config_reader" {

@@ -15,6 +15,13 @@ resource "google_storage_bucket" "exports" {
     enabled = false
   }
 
+  # No soft delete: a deleted or overwritten export would otherwise be kept (and billed) for
+  # 7 days more, like the noncurrent versions above; 0 turns it off
+  # (https://cloud.google.com/storage/docs/soft-delete, .../disable-soft-delete).
+  soft_delete_policy {
+    retention_duration_seconds = 0
+  }
+
   # Exports are staging copies: Box and the SFTP partners hold the deliveries.
   lifecycle_rule {
     condition {

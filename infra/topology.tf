@@ -5,16 +5,23 @@
 # Cloud Run service, whose names may not contain '_'.
 
 locals {
-  topics = ["export-requests", "table-exports", "deliveries", "verify-requests", "verify-results"]
+  topics = [
+    "export-requests", "table-exports", "deliveries", "verify-requests", "verify-results", "delivery-continuations",
+  ]
 
+  # concurrency: requests one instance serves at once (max_instance_request_concurrency). Every
+  # object written to the exports bucket reaches the three GCS-triggered functions, which
+  # acknowledge most of them at once; with one request per instance those events queued and
+  # Cloud Run answered 429 after 60 s. A concurrency above 1 needs a whole vCPU (functions.tf).
   functions = {
     fan_out = {
       deployed_name = "fan-out"
       source        = "export_table"
       entry_point   = "fan_out"
       timeout_s     = 120
-      memory_mb     = 256
+      memory_mb     = 512
       max_instances = 10
+      concurrency   = 2
       gcs_trigger   = false
       description   = "export-requests -> one table-exports message per table"
     }
@@ -23,8 +30,9 @@ locals {
       source        = "export_table"
       entry_point   = "export_table"
       timeout_s     = 540
-      memory_mb     = 1024
+      memory_mb     = 512
       max_instances = 10
+      concurrency   = 4
       gcs_trigger   = false
       description   = "table-exports -> files and _manifest.json in the exports bucket"
     }
@@ -35,6 +43,7 @@ locals {
       timeout_s     = 540
       memory_mb     = 1024
       max_instances = 10
+      concurrency   = 8
       gcs_trigger   = true
       description   = "exports object finalized -> file in Box, receipt on deliveries"
     }
@@ -45,6 +54,7 @@ locals {
       timeout_s     = 540
       memory_mb     = 512
       max_instances = 4
+      concurrency   = 16
       gcs_trigger   = true
       description   = "exports object finalized -> file on each routed SFTP partner, receipt on deliveries"
     }
@@ -53,8 +63,9 @@ locals {
       source        = "verify"
       entry_point   = "verify"
       timeout_s     = 300
-      memory_mb     = 512
+      memory_mb     = 1024
       max_instances = 10
+      concurrency   = 16
       gcs_trigger   = true
       description   = "receipts, manifest finalize and verify-requests -> verify-results"
     }
@@ -71,6 +82,18 @@ locals {
       function          = "export_table"
       topic             = "table-exports"
       dead_letter_topic = "export-table-table-exports-dlq"
+    }
+    # A transfer that ran out of its time budget continues from its checkpoint (both upload
+    # functions read every continuation and act on those for their destination kinds).
+    "upload-box-delivery-continuations" = {
+      function          = "upload_box"
+      topic             = "delivery-continuations"
+      dead_letter_topic = "upload-box-delivery-continuations-dlq"
+    }
+    "transfer-sftp-delivery-continuations" = {
+      function          = "transfer_sftp"
+      topic             = "delivery-continuations"
+      dead_letter_topic = "transfer-sftp-delivery-continuations-dlq"
     }
     "verify-deliveries" = {
       function          = "verify"

@@ -70,7 +70,7 @@ variable "enable_apis" {
 }
 
 variable "attach_eventarc_dead_letters" {
-  description = "Run infra/scripts/attach-dead-letter.sh (needs gcloud) to give the Eventarc-managed GCS trigger subscriptions the topology's retry and dead-letter policy."
+  description = "Run infra/scripts/attach-dead-letter.sh (needs the gcloud binary, not a gcloud login: it uses Terraform's credentials) to give the Eventarc-managed GCS trigger subscriptions the topology's retry and dead-letter policy and a 600 s ack deadline."
   type        = bool
   default     = true
 }
@@ -79,4 +79,10 @@ variable "force_destroy_buckets" {
   description = "Let `terraform destroy` delete the buckets even when they still hold objects."
   type        = bool
   default     = false
+}
+
+variable "impersonate_service_account" {
+  description = "Service account that Terraform (the google provider) and the dead-letter script's gcloud both act as; null: your Application Default Credentials or GOOGLE_OAUTH_ACCESS_TOKEN."
+  type        = string
+  default     = null
 }

@@ -10,8 +10,9 @@ terraform {
 }
 
 provider "google" {
-  project = local.project
-  region  = local.region
+  project                     = local.project
+  region                      = local.region
+  impersonate_service_account = var.impersonate_service_account
 
   default_labels = {
     app = "offsite"

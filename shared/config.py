@@ -112,6 +112,11 @@ class Destinations:
 class Alerts:
     slack_webhook_url: Secret | None = _f(None, "Slack incoming webhook; alerts are off without it.")
     min_interval_s: int = _f(60, "At most one alert per (run, destination, status) per this many seconds.")
+    notification_channels: tuple[str, ...] = _f(
+        (),
+        "Cloud Monitoring channels of the alert policies (infra/monitoring.tf): an email address "
+        "(a channel is created) or projects/P/notificationChannels/ID.",
+    )
 
 
 @dataclass(frozen=True)

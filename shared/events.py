@@ -11,10 +11,10 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from shared.errors import RejectedInput
-from shared.topology import GCS_FINALIZED, PUBSUB_PUBLISHED
+from shared.topology import GCS_FINALIZED, GCS_TRIGGER, PUBSUB_PUBLISHED
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,26 @@ class StorageObject:
     event_id: str | None = None
 
 
-def _attributes(event: Any) -> Mapping[str, Any]:
+class CloudEventLike(Protocol):
+    """What offsite reads of a ``cloudevents.http.CloudEvent`` (functions-framework's event)."""
+
+    data: Any
+
+    def get_attributes(self) -> Mapping[str, Any]: ...
+
+
+Event = Mapping[str, Any] | CloudEventLike
+"""A CloudEvent as delivered, or as a plain dict (saved JSON)."""
+
+
+def _attributes(event: Event) -> Mapping[str, Any]:
     """CloudEvent attributes from a cloudevents.http.CloudEvent or a plain dict (saved JSON)."""
     if isinstance(event, Mapping):
         return event
     return event.get_attributes()
 
 
-def _data(event: Any) -> Any:
+def _data(event: Event) -> Any:
     return event.get("data") if isinstance(event, Mapping) else event.data
 
 
@@ -109,6 +121,23 @@ PARSERS: dict[str, Callable[[Any], PubSubMessage | StorageObject]] = {
     PUBSUB_PUBLISHED: parse_pubsub,
     GCS_FINALIZED: parse_storage,
 }
+
+
+def trigger_name(event: Any) -> str:
+    """Which trigger delivered ``event``: the topic of a Pub/Sub event (from the CloudEvent's
+    ``source``, ``//pubsub.googleapis.com/projects/P/topics/T``) or ``gcs-finalized``.
+
+    RejectedInput for other event types, or a Pub/Sub event whose source names no topic.
+    """
+    kind = event_type(event)
+    if kind == GCS_FINALIZED:
+        return GCS_TRIGGER
+    if kind != PUBSUB_PUBLISHED:
+        raise RejectedInput(f"event type {kind!r} is not handled (expected one of {', '.join(PARSERS)})")
+    source = str(_attributes(event).get("source", ""))
+    if "/topics/" not in source:
+        raise RejectedInput(f"pubsub event: source {source[:200]!r} names no topic (expected .../topics/NAME)")
+    return source.rsplit("/topics/", 1)[1]
 
 
 def parse(event: Any) -> PubSubMessage | StorageObject:

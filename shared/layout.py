@@ -4,9 +4,10 @@ GCS (one folder per run and source):
   dataset mode: ``{prefix}/{dataset}/{table}/{YYYYMMDD}/{run_id}/{table}_{YYYYMMDD}-000000000000.parquet``
   query mode:   ``{prefix}/_queries/{export}/{YYYYMMDD}/{run_id}/Product_{YYYYMMDD}-000000000000.csv.gz``
   plus ``_run.json`` (written before the job: routing) and ``_manifest.json`` (written last).
-Box:  ``GCP/bigquery/{dataset}/{table}/{YYYYMMDD}/{run_id}/`` and ``GCP/exports/{export}/{YYYYMMDD}/``.
-SFTP: ``{dataset}/{table}/{YYYYMMDD}/{run_id}/`` and ``{export}/{YYYYMMDD}/`` under the partner
-directory, or the partner directory itself when it asks for a flat layout.
+Destinations, by the layout their backend declares (``Abilities.layout``):
+  ``gcp_tree`` (Box): ``GCP/bigquery/{dataset}/{table}/{YYYYMMDD}/{run_id}/`` and ``GCP/exports/{export}/{YYYYMMDD}/``;
+  ``nested`` (SFTP): ``{dataset}/{table}/{YYYYMMDD}/{run_id}/`` and ``{export}/{YYYYMMDD}/`` under the root;
+  ``flat`` (an SFTP partner with ``flat: true``): the root itself.
 Remote file names are always the GCS file names.
 """
 
@@ -16,6 +17,7 @@ import datetime as dt
 import fnmatch
 from dataclasses import dataclass
 
+from shared.destinations.base import FolderLayout
 from shared.messages import IDENT_RE, RUN_ID_RE, Source
 
 MANIFEST_NAME = "_manifest.json"
@@ -119,15 +121,16 @@ class RemoteFolder:
         return self.exclusive or fnmatch.fnmatchcase(filename, self.name_pattern)
 
 
-def remote_folder(destination: str, run: RunFolder, file_name_template: str, *, flat: bool = False) -> RemoteFolder:
-    """The folder (relative to the destination root) receiving ``run``'s files."""
+def remote_folder(layout: FolderLayout, run: RunFolder, file_name_template: str) -> RemoteFolder:
+    """The folder (relative to the destination root) receiving ``run``'s files, in the
+    destination's ``layout`` (``destination.abilities.layout``)."""
     src, day = run.source, yyyymmdd(run.date)
     pattern = render_file_name(file_name_template, date=run.date, export=src.export or "", table=src.table or "")
-    if destination == "box" or destination == "memory":
+    if layout == "gcp_tree":
         if src.mode == "table":
             return RemoteFolder(f"GCP/bigquery/{src.dataset}/{src.table}/{day}/{run.run_id}", True)
         return RemoteFolder(f"GCP/exports/{src.export}/{day}", False, pattern)
-    if flat:
+    if layout == "flat":
         return RemoteFolder("", False, pattern)
     if src.mode == "table":
         return RemoteFolder(f"{src.dataset}/{src.table}/{day}/{run.run_id}", True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,9 +28,12 @@ _SEVERITY = {
     "exception": "ERROR",
 }
 _configured = False
+# The attribute that carries an error's bind() context to the stage that reports it. Any exception
+# type can pass through bind(), so the attribute is set dynamically (getattr/setattr).
+ERROR_CONTEXT_ATTR = "context"
 
 
-def _cloud_logging_fields(_logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _cloud_logging_fields(_logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     event["severity"] = _SEVERITY.get(event.pop("level", method), "DEFAULT")
     event["message"] = event.pop("event", "")
     for key in CONTEXT_KEYS:
@@ -37,13 +41,46 @@ def _cloud_logging_fields(_logger: Any, method: str, event: dict[str, Any]) -> d
     return event
 
 
-def _mask_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     from shared.secrets import Secret
 
     for key, value in list(event.items()):
         if isinstance(value, Secret):
             event[key] = repr(value)
     return event
+
+
+_WRITE_LOCK = threading.Lock()
+
+
+class LineWriter:
+    """A structlog logger writing each line with ONE ``os.write`` of the whole line: lines from
+    threads and from other processes sharing the descriptor (gunicorn workers, a log file a
+    launcher gives stdout and stderr) never run together — a single write to an O_APPEND file is
+    never interleaved, and to a pipe not below PIPE_BUF (4 KiB). A stream without a descriptor
+    (a test's StringIO) is written under a lock instead."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        try:
+            stream.flush()
+            self._fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+
+    def msg(self, message: str) -> None:
+        data = (message + "\n").encode("utf-8", "backslashreplace")
+        with _WRITE_LOCK:
+            if self._fd is None:
+                self._stream.write(data.decode("utf-8"))
+                self._stream.flush()
+                return
+            view = memoryview(data)
+            while view:  # one call in practice; a short write (a full pipe) is finished, never dropped
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 
 
 def configure(fmt: str | None = None, stream: Any = None) -> None:
@@ -64,7 +101,7 @@ def configure(fmt: str | None = None, stream: Any = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=lambda *_: LineWriter(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
     _configured = True
@@ -84,11 +121,11 @@ def bind(**context: Any) -> Iterator[None]:
         yield
     except Exception as exc:
         # Errors remember where they happened, so the stage that reports them can say so.
-        carried = getattr(exc, "context", None)
+        carried = getattr(exc, ERROR_CONTEXT_ATTR, None)
         if not isinstance(carried, dict):
             carried = {}
             try:
-                exc.context = carried  # type: ignore[attr-defined]
+                setattr(exc, ERROR_CONTEXT_ATTR, carried)
             except AttributeError:
                 pass
         for key, value in context.items():

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
 from shared.errors import TransientError
@@ -75,7 +76,7 @@ def retrying(
     deadline_s: float | None = None,
 ) -> Retrying:
     """A tenacity ``Retrying`` for ``for attempt in retrying(...): with attempt: ...`` loops."""
-    stop = stop_after_attempt(attempts)
+    stop: stop_base = stop_after_attempt(attempts)
     if deadline_s is not None:
         stop = stop | stop_after_delay(deadline_s)
     return Retrying(
@@ -87,6 +88,15 @@ def retrying(
     )
 
 
-def retry_call(fn: Callable[[], T], what: str, **kwargs: float | None) -> T:
+def retry_call(
+    fn: Callable[[], T],
+    what: str,
+    *,
+    attempts: int = 6,
+    initial_s: float = 0.5,
+    max_wait_s: float = 30.0,
+    deadline_s: float | None = None,
+) -> T:
     """Call ``fn`` until it returns, retrying ``TransientError`` (see :func:`retrying`)."""
-    return retrying(what, **kwargs)(fn)  # type: ignore[arg-type]
+    policy = retrying(what, attempts=attempts, initial_s=initial_s, max_wait_s=max_wait_s, deadline_s=deadline_s)
+    return policy(fn)

@@ -15,10 +15,19 @@ TABLE_EXPORTS = "table-exports"
 DELIVERIES = "deliveries"
 VERIFY_REQUESTS = "verify-requests"
 VERIFY_RESULTS = "verify-results"
+DELIVERY_CONTINUATIONS = "delivery-continuations"  # a transfer that ran out of time continues
 
-TOPICS: tuple[str, ...] = (EXPORT_REQUESTS, TABLE_EXPORTS, DELIVERIES, VERIFY_REQUESTS, VERIFY_RESULTS)
+TOPICS: tuple[str, ...] = (
+    EXPORT_REQUESTS,
+    TABLE_EXPORTS,
+    DELIVERIES,
+    VERIFY_REQUESTS,
+    VERIFY_RESULTS,
+    DELIVERY_CONTINUATIONS,
+)
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
+GCS_TRIGGER = "gcs-finalized"  # the trigger name of storage triggers (Trigger.name)
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 
 
@@ -41,7 +50,7 @@ class Trigger:
 
     @property
     def name(self) -> str:
-        return self.topic if self.kind == "pubsub" and self.topic else "gcs-finalized"
+        return self.topic if self.kind == "pubsub" and self.topic else GCS_TRIGGER
 
 
 @dataclass(frozen=True)
@@ -55,12 +64,19 @@ class FunctionSpec:
     timeout_s: int = 540
     memory_mb: int = 512
     max_instances: int = 10
-    request_concurrency: int = 1  # requests one instance takes at once (infra: max_instance_request_concurrency)
+    concurrency: int = 1
+    """Requests one instance handles at once (2nd gen ``max_instance_request_concurrency``).
+    I/O-bound functions take many: every object written to the exports bucket reaches all three
+    storage-triggered functions, and most of those events are acknowledged at once."""
+    serves: frozenset[str] = frozenset()
+    """Destination kinds this function delivers to (``box``, ``sftp``): delivery functions run
+    the same handler (shared.stages.deliver), each for its own kinds (own scaling, secrets, IAM)."""
 
     @property
     def max_concurrent_requests(self) -> int:
-        """The most events the deployed function handles at once; the local push honours it."""
-        return self.max_instances * self.request_concurrency
+        """The most events the deployed function handles at once (instances × requests per
+        instance); the local push dispatcher honours it."""
+        return self.max_instances * self.concurrency
 
     def subscription_name(self, trigger: Trigger) -> str:
         """Name of the push subscription (or Eventarc trigger) feeding this function."""
@@ -78,13 +94,42 @@ def _pubsub(topic: str) -> Trigger:
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec("fan_out", "export_table", "fan_out", (_pubsub(EXPORT_REQUESTS),), timeout_s=120, memory_mb=256),
     FunctionSpec(
-        "export_table", "export_table", "export_table", (_pubsub(TABLE_EXPORTS),), timeout_s=540, memory_mb=1024
+        "fan_out", "export_table", "fan_out", (_pubsub(EXPORT_REQUESTS),), timeout_s=120, memory_mb=512, concurrency=2
     ),
-    FunctionSpec("upload_box", "upload_box", "upload_box", (_GCS,), timeout_s=540, memory_mb=1024),
+    # In the cloud export_table starts BigQuery jobs and waits on them: no table data passes
+    # through it (the local stack's in-process warehouse is what needed 1 GiB).
     FunctionSpec(
-        "transfer_sftp", "transfer_sftp", "transfer_sftp", (_GCS,), timeout_s=540, memory_mb=512, max_instances=4
+        "export_table",
+        "export_table",
+        "export_table",
+        (_pubsub(TABLE_EXPORTS),),
+        timeout_s=540,
+        memory_mb=512,
+        concurrency=4,
+    ),
+    FunctionSpec(
+        "upload_box",
+        "upload_box",
+        "upload_box",
+        (_GCS, _pubsub(DELIVERY_CONTINUATIONS)),
+        timeout_s=540,
+        memory_mb=1024,
+        concurrency=8,
+        serves=frozenset({"box"}),
+    ),
+    FunctionSpec(
+        "transfer_sftp",
+        "transfer_sftp",
+        "transfer_sftp",
+        (_GCS, _pubsub(DELIVERY_CONTINUATIONS)),
+        timeout_s=540,
+        memory_mb=512,
+        max_instances=4,
+        # Only max_sessions of them write at once (the session pool); the rest wait for a
+        # session or are events of other objects, acknowledged at once.
+        concurrency=16,
+        serves=frozenset({"sftp"}),
     ),
     FunctionSpec(
         "verify",
@@ -92,7 +137,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "verify",
         (_pubsub(DELIVERIES), _pubsub(VERIFY_REQUESTS), _GCS),
         timeout_s=300,
-        memory_mb=512,
+        memory_mb=1024,
+        concurrency=16,
     ),
 )
 

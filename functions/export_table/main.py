@@ -3,7 +3,8 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.stages import runner as stage
+from shared.ids import Stage
+from shared.stages import runner
 from shared.stages.export import export_table as run_export
 from shared.stages.fan_out import fan_out as run_fan_out
 
@@ -11,10 +12,10 @@ from shared.stages.fan_out import fan_out as run_fan_out
 @functions_framework.cloud_event
 def fan_out(event: CloudEvent) -> None:
     """export-requests → one table-exports message per table."""
-    stage.run("fan_out", event, run_fan_out)
+    runner.run(Stage.FAN_OUT, event, run_fan_out)
 
 
 @functions_framework.cloud_event
 def export_table(event: CloudEvent) -> None:
     """table-exports → files and _manifest.json under gs://BUCKET/exports/…"""
-    stage.run("export_table", event, run_export)
+    runner.run(Stage.EXPORT_TABLE, event, run_export)

@@ -3,10 +3,13 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.stages import runner as stage
-from shared.stages.transfer_sftp import transfer_sftp as deliver
+from shared.ids import Stage
+from shared.stages import runner
+from shared.stages.deliver import handler_for
+
+deliver = handler_for(Stage.TRANSFER_SFTP)
 
 
 @functions_framework.cloud_event
 def transfer_sftp(event: CloudEvent) -> None:
-    stage.run("transfer_sftp", event, deliver)
+    runner.run(Stage.TRANSFER_SFTP, event, deliver)

@@ -3,10 +3,13 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.stages import runner as stage
-from shared.stages.upload_box import upload_box as deliver
+from shared.ids import Stage
+from shared.stages import runner
+from shared.stages.deliver import handler_for
+
+deliver = handler_for(Stage.UPLOAD_BOX)
 
 
 @functions_framework.cloud_event
 def upload_box(event: CloudEvent) -> None:
-    stage.run("upload_box", event, deliver)
+    runner.run(Stage.UPLOAD_BOX, event, deliver)

@@ -3,10 +3,11 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.stages import runner as stage
+from shared.ids import Stage
+from shared.stages import runner
 from shared.stages.verify import verify as run_verify
 
 
 @functions_framework.cloud_event
 def verify(event: CloudEvent) -> None:
-    stage.run("verify", event, run_verify)
+    runner.run(Stage.VERIFY, event, run_verify)

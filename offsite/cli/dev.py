@@ -6,7 +6,6 @@ stack.json, env (``. .offsite/env``), config.yaml, keys, data and ``logs/<compon
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ import typer
 
 from devstack.errors import StackError
 from devstack.state import StackInfo
+from offsite.cli.output import JsonOption, print_json, print_line, print_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -41,15 +41,42 @@ def _split(value: str | None) -> list[str]:
 
 
 def _print_stack(info: StackInfo) -> None:
-    typer.echo(f"offsite local stack in {info.root} (project {info.project}, bucket {info.bucket})")
+    print_line(f"offsite local stack in {info.root} (project {info.project}, bucket {info.bucket})")
+    rows = []
     for comp in info.components:
-        extra = "".join(f" {k}:{v}" for k, v in comp.ports.items())
-        note = f"  {comp.note}" if comp.note else ""
+        note = comp.note
         if comp.name == "sftp":
-            note = f"  {info.sftp.backend}, user {info.sftp.username}" + (f"; {comp.note}" if comp.note else "")
-        typer.echo(f"  {comp.name:<14} 127.0.0.1:{comp.port:<6}{extra:<11} pid {comp.pid:<8} {comp.health}{note}")
-    typer.echo(f"environment: . {info.env_file}")
-    typer.echo(f"config:      {info.config_path}")
+            note = f"{info.sftp.backend}, user {info.sftp.username}" + (f"; {comp.note}" if comp.note else "")
+        extra = " ".join(f"{k}:{v}" for k, v in comp.ports.items())
+        rows.append([comp.name, f"127.0.0.1:{comp.port}", extra, str(comp.pid), comp.health, note])
+    print_table(("COMPONENT", "ADDRESS", "MORE PORTS", "PID", "HEALTH", "NOTE"), rows, right={"PID"})
+    print_line(f"environment: . {info.env_file}")
+    print_line(f"config:      {info.config_path}")
+
+
+def stack_json(info: StackInfo) -> dict[str, object]:
+    """The stack as ``dev status --json`` prints it."""
+    comps = [
+        {
+            "name": c.name,
+            "port": c.port,
+            "pid": c.pid,
+            "health": c.health,
+            "note": c.note,
+            "ports": c.ports,
+            "log": c.log,
+        }
+        for c in info.components
+    ]
+    healthy = all(c.health == "ok" for c in info.components)
+    return {
+        "running": healthy,
+        "root": str(info.root),
+        "state": info.state,
+        "components": comps,
+        "sftp_backend": info.sftp.backend,
+        "env": info.env,
+    }
 
 
 @app.command()
@@ -68,6 +95,7 @@ def up(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for every component to become healthy.")
     ] = 60.0,
+    as_json: JsonOption = False,
     root: RootOption = None,
 ) -> None:
     """Start the local stack (or report the one already running)."""
@@ -93,14 +121,17 @@ def up(
     except StackError as exc:
         _fail(exc)
         return
+    if as_json:
+        print_json({**stack_json(info), "already_running": already})
+        return
     if already:
-        typer.echo("already running; `offsite dev down` stops it")
+        print_line("already running; `offsite dev down` stops it")
     _print_stack(info)
 
 
 @app.command()
 def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
     root: RootOption = None,
 ) -> None:
     """Every component with its port, pid and health, measured now."""
@@ -110,26 +141,13 @@ def status(
         info = stack_status(_root(root))
     except StackError as exc:
         if as_json:
-            typer.echo(json.dumps({"running": False, "root": str(_root(root)), "components": []}))
+            print_json({"running": False, "root": str(_root(root)), "components": []})
             raise typer.Exit(1) from None
         _fail(exc)
         return
     healthy = all(c.health == "ok" for c in info.components)
     if as_json:
-        comps = [
-            {
-                "name": c.name,
-                "port": c.port,
-                "pid": c.pid,
-                "health": c.health,
-                "note": c.note,
-                "ports": c.ports,
-                "log": c.log,
-            }
-            for c in info.components
-        ]
-        doc = {"running": healthy, "root": str(info.root), "state": info.state, "components": comps}
-        typer.echo(json.dumps({**doc, "sftp_backend": info.sftp.backend, "env": info.env}, indent=2))
+        print_json(stack_json(info))
     else:
         _print_stack(info)
     if not healthy:
@@ -137,12 +155,15 @@ def status(
 
 
 @app.command()
-def down(root: RootOption = None) -> None:
+def down(as_json: JsonOption = False, root: RootOption = None) -> None:
     """Stop every process `up` started (and their children); nothing else."""
     from devstack.stack import stop_stack
 
     stopped = stop_stack(_root(root))
-    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing running")
+    if as_json:
+        print_json({"stopped": list(stopped)})
+        return
+    print_line(f"stopped: {', '.join(stopped)}" if stopped else "nothing running")
 
 
 @app.command()
@@ -186,7 +207,7 @@ def logs(
 
 
 @app.command()
-def seed(root: RootOption = None) -> None:
+def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
     """Load the sample BigQuery dataset `sales` (orders, customers, products) into the running stack."""
     from devstack.demo import seed_sample_data
     from devstack.stack import load_stack
@@ -197,7 +218,10 @@ def seed(root: RootOption = None) -> None:
         _fail(exc)
         return
     rows = seed_sample_data(info)
-    typer.echo("seeded " + ", ".join(f"{info.project}.sales.{t} ({n:,} rows)" for t, n in rows.items()))
+    if as_json:
+        print_json({"project": info.project, "dataset": "sales", "rows": rows})
+        return
+    print_line("seeded " + ", ".join(f"{info.project}.sales.{t} ({n:,} rows)" for t, n in rows.items()))
 
 
 @app.command()

@@ -14,11 +14,11 @@ from typing import Annotated, Any
 import typer
 
 from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.config import Config
 from shared.errors import OffsiteError
 from shared.messages import VerifyResult
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Show and replay dead-lettered messages.")
@@ -97,22 +97,23 @@ def status(
     start = dt.datetime.now(dt.UTC) - parse_since(since)
     rows = status_rows(read(cfg.bucket, start), dataset)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     if not rows:
-        typer.echo(f"no verify results since {start:%Y-%m-%d %H:%M} UTC")
+        print_line(f"no verify results since {start:%Y-%m-%d %H:%M} UTC")
         return
-    header = f"{'RUN':<16} {'SOURCE':<28} {'DATE':<10}  {'DESTINATIONS':<40} {'FILES':>5} {'BYTES':>12} {'DURATION':>9}"
-    typer.echo(header)
-    for row in rows:
-        dests = ", ".join(f"{d}={s}" for d, s in sorted(row["destinations"].items())) or "-"
-        duration = f"{row['duration_s']:.0f}s" if row["duration_s"] is not None else "-"
-        typer.echo(
-            f"{row['run_id']:<16} {row['source']:<28} {row['date'] or '-':<10}  {dests:<40} "
-            f"{row['files'] if row['files'] is not None else '-':>5} {row['bytes'] if row['bytes'] is not None else '-':>12} {duration:>9}"
-        )
-        if row["last_failure"]:
-            typer.echo(f"{'':<16} last failure: {row['last_failure'][:200]}")
+    print_table(STATUS_COLUMNS, [status_cells(row) for row in rows], right={"FILES", "BYTES", "DURATION"})
+
+
+STATUS_COLUMNS = ("RUN", "SOURCE", "DATE", "DESTINATIONS", "FILES", "BYTES", "DURATION", "LAST FAILURE")
+
+
+def status_cells(row: dict[str, Any]) -> list[Any]:
+    """One ``status`` table row: destinations as ``name=status``, the duration in seconds."""
+    dests = ", ".join(f"{d}={s}" for d, s in sorted(row["destinations"].items()))
+    duration = f"{row['duration_s']:.0f}s" if row["duration_s"] is not None else None
+    failure = row["last_failure"][:200] if row["last_failure"] else None
+    return [row["run_id"], row["source"], row["date"], dests, row["files"], row["bytes"], duration, failure]
 
 
 # ---- verify --------------------------------------------------------------------------------
@@ -145,9 +146,12 @@ def verify(
         except OffsiteError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        typer.echo(
-            f"published verify request {request.to_json().decode()} (message {message_id}); see `offsite status`"
-        )
+        if as_json:
+            print_json({"message_id": message_id, "topic": VERIFY_REQUESTS, "request": json.loads(request.to_json())})
+        else:
+            print_line(
+                f"published verify request {request.to_json().decode()} (message {message_id}); see `offsite status`"
+            )
         return
     try:
         checks = local_checks(cfg, run_id, destination, download=False if size_only else None)
@@ -155,10 +159,9 @@ def verify(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if as_json:
-        typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))
+        print_json([c.to_dict() for c in checks])
     else:
-        for c in checks:
-            _print_check(c)
+        print_checks(checks)
     raise typer.Exit(0 if checks and all(c.status == "in_sync" for c in checks) else 1)
 
 
@@ -214,25 +217,46 @@ def local_checks(
     return checks
 
 
-def _print_check(r: VerifyResult) -> None:
+CHECK_COLUMNS = ("RUN", "SOURCE", "DATE", "DESTINATION", "STATUS", "CHECK", "FILES", "BYTES", "HEALS")
+
+
+def print_checks(checks: list[VerifyResult]) -> None:
+    """A table of the checks (one row per run folder and destination), then what differs."""
     from devstack.demo_summary import source_label
 
-    typer.echo(f"{r.run_id}  {source_label(r.source)}  {r.date}  → {r.destination or '-'}: {r.status.upper()}")
-    if r.check:
-        typer.echo(
-            f"  check {r.check}; files {r.files_present}/{r.files_expected}; bytes {r.bytes_present}/{r.bytes_expected}; "
-            f"self-heal attempts so far {r.heal_attempts}"
-        )
-    for title, names in (
-        ("missing", r.missing),
-        ("extra", r.extra),
-        ("size differs", r.size_differs),
-        ("hash differs", r.hash_differs),
-    ):
-        for name in names:
-            typer.echo(f"  {title}: {name}")
-    if r.reason and r.status != "in_sync":
-        typer.echo(f"  {r.reason}")
+    rows = [
+        [
+            r.run_id,
+            source_label(r.source),
+            r.date,
+            r.destination,
+            r.status.upper(),
+            r.check,
+            f"{r.files_present}/{r.files_expected}" if r.check else None,
+            f"{r.bytes_present}/{r.bytes_expected}" if r.check else None,
+            r.heal_attempts,
+        ]
+        for r in checks
+    ]
+    print_table(CHECK_COLUMNS, rows, right={"FILES", "BYTES", "HEALS"})
+    for r in checks:
+        details = [
+            f"  {title}: {name}"
+            for title, names in (
+                ("missing", r.missing),
+                ("extra", r.extra),
+                ("size differs", r.size_differs),
+                ("hash differs", r.hash_differs),
+            )
+            for name in names
+        ]
+        if r.reason and r.status != "in_sync":
+            details.append(f"  {r.reason}")
+        if details:
+            print_line("")
+            print_line(f"{r.run_id}  {source_label(r.source)}  {r.date}  → {r.destination or '-'}: {r.status.upper()}")
+            for line in details:
+                print_line(line)
 
 
 # ---- dlq -----------------------------------------------------------------------------------
@@ -304,14 +328,22 @@ def dlq_list(
                 }
             )
     if as_json:
-        typer.echo(json.dumps(listing, indent=2))
+        print_json(listing)
         return
     if not listing:
-        typer.echo("no dead-lettered messages")
-    for item in listing:
-        attempts = item["attributes"].get(f"{DEAD_LETTER_PREFIX}SourceDeliveryCount", "?")
-        typer.echo(f"{item['subscription']}  {item['message_id']}  {item['published']}  attempts={attempts}")
-        typer.echo(f"  {item['data'][:300]}")
+        print_line("no dead-lettered messages")
+        return
+    rows = [
+        [
+            item["subscription"],
+            item["message_id"],
+            item["published"],
+            item["attributes"].get(f"{DEAD_LETTER_PREFIX}SourceDeliveryCount"),
+            item["data"][:300],
+        ]
+        for item in listing
+    ]
+    print_table(("SUBSCRIPTION", "MESSAGE ID", "PUBLISHED", "ATTEMPTS", "DATA"), rows, right={"ATTEMPTS"})
 
 
 @dlq_app.command("replay")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from offsite.cli.output import JsonOption, print_json, print_table
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
@@ -27,6 +29,7 @@ def package_command(
     only: Annotated[
         list[str] | None, typer.Option("--only", help="Build only these source folders (e.g. upload_box).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Build one reproducible source archive per function folder: dist/functions/<name>.zip.
 
@@ -44,11 +47,15 @@ def package_command(
     if write_requirements:
         for source in sources:
             path = packaging.write_requirements(packaging.REPO, source)
-            typer.echo(f"wrote {path.relative_to(packaging.REPO)}")
+            typer.echo(f"wrote {path.relative_to(packaging.REPO)}", err=as_json)
     try:
         archives = packaging.package(packaging.REPO, out, sources)
     except (ValueError, LookupError, FileNotFoundError) as exc:
         typer.echo(f"offsite package: {exc}", err=True)
         raise typer.Exit(1) from None
-    for archive in archives:
-        typer.echo(f"{archive.source:<14} {archive.path}  md5={archive.md5}  {archive.size} bytes")
+    if as_json:
+        fields = ("source", "path", "md5", "sha256", "size")
+        print_json([{name: getattr(a, name) for name in fields} for a in archives])
+        return
+    rows = [[a.source, a.path, a.md5, a.size] for a in archives]
+    print_table(("FUNCTION", "ARCHIVE", "MD5", "BYTES"), rows, right={"BYTES"})

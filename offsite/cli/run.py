@@ -3,6 +3,10 @@
     offsite run --dataset sales [--tables orders,customers] [--destinations box,sftp:acme] [--format AVRO]
     offsite run --export orders_daily [--date 2025-01-08]
     offsite run ... --wait            # then wait for every table's _manifest.json
+    offsite run ... --json            # one JSON document (after waiting, with --wait)
+
+With ``--wait`` a live table (plain ``done: …`` lines when not on a terminal) shows each
+table's export: status, files, bytes and rate since the request was published.
 
 It publishes one export request (JSON) on ``export-requests`` — the same message
 ``gcloud pubsub topics publish export-requests --message=...`` would — with an explicit
@@ -16,14 +20,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.output import JsonOption, print_json, print_line
 from shared.config import Config
 from shared.errors import OffsiteError, RejectedInput
 from shared.messages import ExportRequest, TableExport
+
+if TYPE_CHECKING:
+    from offsite.cli.progress import Row
 
 
 def register(app: typer.Typer) -> None:
@@ -81,7 +89,7 @@ def run(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Name the run (default: a new r + 12 hex id).")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every table's manifest is written.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits at most.")] = 900.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    json_out: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Publish an export request on export-requests and print its run id."""
@@ -114,13 +122,32 @@ def run(
     except OffsiteError as exc:
         typer.echo(f"error: publishing the request failed: {exc}", err=True)
         raise typer.Exit(1) from None
-    if json_out:
-        typer.echo(json.dumps({"run_id": request.run_id, "message_id": message_id, "request": body}))
-    else:
-        typer.echo(f"run_id: {request.run_id}")
-        typer.echo(f"published on {EXPORT_REQUESTS} (message {message_id}): {data.decode()}")
+    printed = {"run_id": request.run_id, "message_id": message_id, "topic": EXPORT_REQUESTS, "request": body}
+    _report(request, cfg, printed, published_at, wait=wait, timeout_s=timeout, as_json=json_out)
+
+
+def _report(
+    request: ExportRequest,
+    cfg: Config,
+    printed: dict[str, Any],
+    published_at: dt.datetime,
+    *,
+    wait: bool,
+    timeout_s: float,
+    as_json: bool,
+) -> None:
+    """Print the published request (text, or one JSON document) and, with ``--wait``, wait for it."""
+    if not as_json:
+        print_line(f"run_id: {printed['run_id']}")
+        print_line(
+            f"published on {printed['topic']} (message {printed['message_id']}): {json.dumps(printed['request'])}"
+        )
+    elif not wait:
+        print_json(printed)
     if wait:
-        ok = wait_for_manifests(request, cfg, published_at, timeout, quiet=json_out)
+        ok, manifests = wait_for_manifests(request, cfg, published_at, timeout_s, show=not as_json)
+        if as_json:
+            print_json({**printed, "complete": ok, "manifests": manifests})
         raise typer.Exit(0 if ok else 1)
 
 
@@ -134,46 +161,100 @@ def expected_exports(request: ExportRequest, cfg: Config, published_at: dt.datet
     return plan(request, cfg, wh, run_id=request.run_id, publish_time=_rfc3339(published_at))
 
 
-def wait_for_manifests(
-    request: ExportRequest, cfg: Config, published_at: dt.datetime, timeout_s: float, *, quiet: bool = False
-) -> bool:
-    """Poll GCS until every expected ``_manifest.json`` exists; False (and a list) on timeout."""
-    from shared.gcp import gcs
-    from shared.manifest import Manifest
+def manifest_names(request: ExportRequest, cfg: Config, published_at: dt.datetime) -> dict[str, list[str]]:
+    """Per source label, the ``_manifest.json`` names that finish it (either is enough).
 
-    try:
-        # The scheduled day comes from the publish time; around midnight the next second may
-        # already be the next day, so both candidates are watched.
-        candidates = expected_exports(request, cfg, published_at) + expected_exports(
-            request, cfg, dt.datetime.now(dt.UTC)
-        )
-    except OffsiteError as exc:
-        typer.echo(f"error: cannot tell which manifests to wait for: {exc}", err=True)
-        return False
+    The scheduled day comes from the publish time; around midnight the next second may already
+    be the next day, so both candidates are watched.
+    """
+    candidates = expected_exports(request, cfg, published_at) + expected_exports(request, cfg, dt.datetime.now(dt.UTC))
     pending: dict[str, list[str]] = {}
     for task in candidates:
         names = pending.setdefault(task.source.label, [])
         if task.prefix + "_manifest.json" not in names:
             names.append(task.prefix + "_manifest.json")
+    return pending
+
+
+def wait_for_manifests(
+    request: ExportRequest, cfg: Config, published_at: dt.datetime, timeout_s: float, *, show: bool = True
+) -> tuple[bool, list[dict[str, Any]]]:
+    """Poll GCS until every expected ``_manifest.json`` exists, showing progress when ``show``.
+
+    Returns whether all arrived in time, and one dict per manifest found (source, gs:// URI,
+    files, rows, bytes, seconds since the request was published).
+    """
+    from offsite.cli.progress import Board
+
+    try:
+        pending = manifest_names(request, cfg, published_at)
+    except OffsiteError as exc:
+        typer.echo(f"error: cannot tell which manifests to wait for: {exc}", err=True)
+        return False, []
+    assert request.run_id is not None
+    labels = sorted(pending)
+    found: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout_s
-    while pending:
-        for label, names in list(pending.items()):
-            for name in names:
-                data = gcs.read_bytes(cfg.bucket, name)
-                if data is None:
-                    continue
-                manifest = Manifest.from_json(data, name)
-                if not quiet:
-                    typer.echo(
-                        f"done: {label}: {manifest.row_count} rows in {len(manifest.files)} files, gs://{cfg.bucket}/{name}"
-                    )
-                del pending[label]
+    with Board(f"offsite run {request.run_id}", plain_rows=False) if show else _Silent() as board:
+        board.log(f"waiting for {len(labels)} export(s): {', '.join(labels)}")
+        while True:
+            for label, names in list(pending.items()):
+                done = _read_manifest(cfg, label, names, published_at)
+                if done is not None:
+                    found[label] = done
+                    del pending[label]
+                    board.log(f"done: {label}: {done['rows']} rows in {done['files']} files, {done['manifest']}")
+            board.update([_export_row(request.run_id, label, found.get(label)) for label in labels])
+            if not pending or time.monotonic() > deadline:
                 break
-        if not pending:
-            break
-        if time.monotonic() > deadline:
-            typer.echo(f"error: no manifest after {timeout_s:.0f}s for: {', '.join(sorted(pending))}", err=True)
-            typer.echo("hint: `offsite status` and the function logs show rejected or failed exports", err=True)
-            return False
-        time.sleep(1.0)
-    return True
+            time.sleep(1.0)
+    if pending:
+        typer.echo(f"error: no manifest after {timeout_s:.0f}s for: {', '.join(sorted(pending))}", err=True)
+        typer.echo("hint: `offsite status` and the function logs show rejected or failed exports", err=True)
+    return not pending, [found[label] for label in labels if label in found]
+
+
+def _read_manifest(cfg: Config, label: str, names: list[str], published_at: dt.datetime) -> dict[str, Any] | None:
+    """The first of ``names`` that exists, summarised; None while none does."""
+    from shared.gcp import gcs
+    from shared.manifest import Manifest
+
+    for name in names:
+        data = gcs.read_bytes(cfg.bucket, name)
+        if data is None:
+            continue
+        manifest = Manifest.from_json(data, name)
+        return {
+            "source": label,
+            "manifest": f"gs://{cfg.bucket}/{name}",
+            "files": len(manifest.files),
+            "rows": manifest.row_count,
+            "bytes": manifest.total_bytes,
+            "seconds": round((dt.datetime.now(dt.UTC) - published_at).total_seconds(), 1),
+        }
+    return None
+
+
+def _export_row(run_id: str, label: str, done: dict[str, Any] | None) -> Row:
+    from offsite.cli.progress import Row
+
+    if done is None:
+        return Row(run_id, label, "export", None, "waiting")
+    rate = done["bytes"] / done["seconds"] if done["seconds"] > 0 else None
+    return Row(run_id, label, "export", None, "done", str(done["files"]), done["bytes"], rate)
+
+
+class _Silent:
+    """A board that shows nothing (``--json``)."""
+
+    def __enter__(self) -> _Silent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def log(self, text: str) -> None:
+        return None
+
+    def update(self, rows: list[Row]) -> None:
+        return None

@@ -1,4 +1,4 @@
-"""offsite sftp: operate on an SFTP partner's server (seed 003's ``python -m src.sftp``, and more).
+"""offsite sftp: operate on an SFTP partner's server: check it, list, upload and delete files.
 
     offsite sftp check                       connect, verify the host key, show what the server offers
     offsite sftp host-key --host H [--port]  the key a server offers (to confirm with the partner, then pin)
@@ -16,131 +16,32 @@ directory.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import posixpath
 import stat as statmod
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from shared.config import SftpPartner
+from offsite.cli.output import JsonOption, print_json, print_line, print_table
+from offsite.cli.sftp_target import CONNECTION_OPTIONS, Target, resolve_target
 from shared.errors import ConfigError, OffsiteError
-from shared.secrets import Secret
 
 app = typer.Typer(no_args_is_help=True)
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    partner: SftpPartner
-
-
-# ---- connection options, added to every command ----------------------------------------------
-
-_COMMON: list[inspect.Parameter] = [
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind, option])
-    for name, kind, option in (
-        (
-            "partner",
-            str | None,
-            typer.Option("--partner", help="Partner name from the config (default: the only one)."),
-        ),
-        (
-            "config",
-            Path | None,
-            typer.Option("--config", "-c", help="Config file (default: $OFFSITE_CONFIG or offsite.yaml)."),
-        ),
-        ("host", str | None, typer.Option("--host", help="Server host; with it, the config is not read.")),
-        ("port", int | None, typer.Option("--port", help="SSH port (default 22).")),
-        ("username", str | None, typer.Option("--username", "-u", help="Login name.")),
-        ("password", str | None, typer.Option("--password", help="Password (or env:NAME / file:PATH).")),
-        ("key", Path | None, typer.Option("--key", "-i", help="Private key file (RSA, ECDSA, Ed25519).")),
-        ("passphrase", str | None, typer.Option("--passphrase", help="Passphrase of --key (or env:NAME).")),
-        (
-            "known_hosts",
-            Path | None,
-            typer.Option("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)."),
-        ),
-        ("fingerprint", str | None, typer.Option("--fingerprint", help="Pinned host key, 'SHA256:…'.")),
-        ("directory", str | None, typer.Option("--directory", "-d", help="Partner directory (overrides the config).")),
-    )
-]
-
-
-def _target(
-    *,
-    partner: str | None,
-    config: Path | None,
-    host: str | None,
-    port: int | None,
-    username: str | None,
-    password: str | None,
-    key: Path | None,
-    passphrase: str | None,
-    known_hosts: Path | None,
-    fingerprint: str | None,
-    directory: str | None,
-) -> Target:
-    explicit: dict[str, Any] = {}
-    if port is not None:
-        explicit["port"] = port
-    if username:
-        explicit["username"] = username
-    if password is not None:
-        explicit["password"] = Secret(password, "--password")
-    if key is not None:
-        explicit["private_key"] = Secret(f"file:{key}", "--key")
-    if passphrase is not None:
-        explicit["private_key_passphrase"] = Secret(passphrase, "--passphrase")
-    if known_hosts is not None:
-        explicit["known_hosts"] = Secret(f"file:{known_hosts}", "--known-hosts")
-    if fingerprint is not None:
-        explicit["host_key_fingerprint"] = fingerprint
-    if directory is not None:
-        explicit["directory"] = directory
-    if host is not None:
-        if not username:
-            raise ConfigError("--username is required with --host")
-        if "password" not in explicit and "private_key" not in explicit:
-            raise ConfigError("give --password or --key")
-        if "known_hosts" not in explicit and "host_key_fingerprint" not in explicit:
-            default = Path.home() / ".ssh" / "known_hosts"
-            if not default.is_file():
-                raise ConfigError(
-                    "give --known-hosts FILE or --fingerprint SHA256:… (see `offsite sftp host-key`); "
-                    "host keys are never accepted blindly"
-                )
-            explicit["known_hosts"] = Secret(f"file:{default}", "~/.ssh/known_hosts")
-        return Target(host, SftpPartner(host=host, **{"username": username, **explicit}))
-    from shared.config_load import load_config
-
-    partners = load_config(config).destinations.sftp
-    if partner is None:
-        if len(partners) != 1:
-            names = ", ".join(partners) or "none configured"
-            raise ConfigError(f"--partner is required when the config does not have exactly one (partners: {names})")
-        partner = next(iter(partners))
-    if partner not in partners:
-        raise ConfigError(f"destinations.sftp: no partner named {partner!r} (known: {', '.join(partners) or 'none'})")
-    return Target(partner, dataclasses.replace(partners[partner], **explicit))
 
 
 def partner_command(fn: Callable[..., None]) -> Callable[..., None]:
     """Register ``fn(target, ...)`` as a command taking the connection options too."""
     own = inspect.signature(fn, eval_str=True)
-    params = [p for p in own.parameters.values() if p.name != "target"] + _COMMON
-    names = [p.name for p in _COMMON]
+    params = [p for p in own.parameters.values() if p.name != "target"] + CONNECTION_OPTIONS
+    names = [p.name for p in CONNECTION_OPTIONS]
 
     def command(**kwargs: Any) -> None:
         common = {n: kwargs.pop(n) for n in names}
         try:
-            fn(_target(**common), **kwargs)
+            fn(resolve_target(**common), **kwargs)
         except OffsiteError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -178,10 +79,20 @@ def _listing(session: Any, folder: str) -> list[Any]:
         return sorted(session.sftp.listdir_attr(folder), key=lambda a: a.filename)
 
 
-def _long(attrs: Any) -> str:
-    mode = statmod.filemode(attrs.st_mode or 0)
-    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(attrs.st_mtime or 0))
-    return f"{mode} {attrs.st_size or 0:>14,} {when}Z {attrs.filename}"
+def _modified(attrs: Any) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(attrs.st_mtime or 0))
+
+
+def _entry(attrs: Any) -> dict[str, Any]:
+    """One listing entry as ``--json`` prints it."""
+    is_dir = statmod.S_ISDIR(attrs.st_mode or 0)
+    return {
+        "name": attrs.filename,
+        "type": "folder" if is_dir else "file",
+        "size": attrs.st_size or 0,
+        "mode": statmod.filemode(attrs.st_mode or 0),
+        "modified": _modified(attrs),
+    }
 
 
 def _remove_tree(session: Any, path: str) -> Iterator[str]:
@@ -203,39 +114,60 @@ def _remove_tree(session: Any, path: str) -> Iterator[str]:
 
 
 @partner_command
-def check(target: Target) -> None:
+def check(target: Target, as_json: JsonOption = False) -> None:
     """Connect, verify the host key, log in and look at the partner directory."""
+    report = _check(target)
+    if as_json:
+        print_json(report)
+        return
+    print_line(f"connected to {report['host']}:{report['port']} as {report['username']} in {report['connect_s']:.2f}s")
+    print_line(f"host key:   {report['host_key']} (verified)")
+    print_line(f"cipher:     {report['cipher']}")
+    print_line(f"extensions: {', '.join(report['extensions']) or '(none)'}")
+    print_line(f"write size: {report['max_write']} bytes per request")
+    for warning in report["warnings"]:
+        print_line(f"warning:    {warning}")
+    print_line(f"directory:  {report['directory']} ({report['entries']} entries)")
+    print_line("ok")
+
+
+def _check(target: Target) -> dict[str, Any]:
+    """What ``check`` finds: the connection, the host key, the server's offer, the directory."""
     from shared.destinations.sftp.connect import open_session, sftp_errors
 
     started = time.monotonic()
     session = open_session(target.name, target.partner)
     try:
-        typer.echo(
-            f"connected to {target.partner.host}:{target.partner.port} as {target.partner.username} "
-            f"in {time.monotonic() - started:.2f}s"
-        )
-        typer.echo(f"host key:   {session.host_key} (verified)")
-        typer.echo(f"cipher:     {session.cipher}")
-        typer.echo(f"extensions: {', '.join(sorted(session.extensions)) or '(none)'}")
-        typer.echo(f"write size: {session.max_write} bytes per request")
-        offers_rename = "posix-rename@openssh.com" in session.extensions
-        if target.partner.posix_rename and not offers_rename:
-            typer.echo("warning:    the server does not offer posix-rename@openssh.com; set posix_rename: false")
+        report: dict[str, Any] = {
+            "partner": target.name,
+            "host": target.partner.host,
+            "port": target.partner.port,
+            "username": target.partner.username,
+            "connect_s": round(time.monotonic() - started, 3),
+            "host_key": session.host_key,
+            "cipher": session.cipher,
+            "extensions": sorted(session.extensions),
+            "max_write": session.max_write,
+            "warnings": [],
+        }
+        if target.partner.posix_rename and "posix-rename@openssh.com" not in session.extensions:
+            report["warnings"].append("the server does not offer posix-rename@openssh.com; set posix_rename: false")
         directory = target.partner.directory
         with sftp_errors(target.name, "checking the directory", directory):
             attrs = session.sftp.stat(directory)
         if not statmod.S_ISDIR(attrs.st_mode or 0):
             raise ConfigError(f"directory {directory} is not a folder on the server")
-        typer.echo(f"directory:  {directory} ({len(_listing(session, directory))} entries)")
+        report.update(directory=directory, entries=len(_listing(session, directory)), ok=True)
     finally:
         session.close()
-    typer.echo("ok")
+    return report
 
 
 @app.command("host-key")
 def host_key(
     host: Annotated[str, typer.Option("--host", help="Server host.")],
     port: Annotated[int, typer.Option("--port", help="SSH port.")] = 22,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the host key a server offers, to confirm with the partner before pinning it."""
     from shared.destinations.sftp.connect import scan_host_key
@@ -248,16 +180,21 @@ def host_key(
         raise typer.Exit(1) from None
     import base64
 
-    typer.echo(f"offered:          {describe_key(kind, base64.b64decode(blob))}")
-    typer.echo(f"known_hosts line: {known_hosts_line(host, port, kind, blob)}")
-    typer.echo("NOT trusted yet: confirm the fingerprint with the partner over another channel, then pin it.")
+    offered, line = describe_key(kind, base64.b64decode(blob)), known_hosts_line(host, port, kind, blob)
+    if as_json:
+        print_json({"host": host, "port": port, "offered": offered, "known_hosts_line": line, "trusted": False})
+        return
+    print_line(f"offered:          {offered}")
+    print_line(f"known_hosts line: {line}")
+    print_line("NOT trusted yet: confirm the fingerprint with the partner over another channel, then pin it.")
 
 
 @partner_command
 def ls(
     target: Target,
     path: Annotated[str, typer.Argument(help="Folder, relative to the partner directory.")] = "",
-    long: Annotated[bool, typer.Option("-l", "--long", help="Mode, size, modification time.")] = False,
+    long: Annotated[bool, typer.Option("-l", "--long", help="A table: mode, size, modification time.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List a folder of the partner directory."""
     from shared.destinations.sftp.connect import open_session
@@ -265,11 +202,19 @@ def ls(
     folder = _inside(target, path)
     session = open_session(target.name, target.partner)
     try:
-        for attrs in _listing(session, folder):
-            suffix = "/" if statmod.S_ISDIR(attrs.st_mode or 0) else ""
-            typer.echo(_long(attrs) + suffix if long else attrs.filename + suffix)
+        entries = [_entry(attrs) for attrs in _listing(session, folder)]
     finally:
         session.close()
+    if as_json:
+        print_json({"path": folder, "items": entries})
+        return
+    names = [e["name"] + ("/" if e["type"] == "folder" else "") for e in entries]
+    if not long:
+        for name in names:
+            print_line(name)
+        return
+    rows = [[e["mode"], e["size"], e["modified"], name] for e, name in zip(entries, names, strict=True)]
+    print_table(("MODE", "SIZE", "MODIFIED", "NAME"), rows, right={"SIZE"})
 
 
 @partner_command
@@ -277,6 +222,7 @@ def tree(
     target: Target,
     path: Annotated[str, typer.Argument(help="Folder, relative to the partner directory.")] = "",
     depth: Annotated[int, typer.Option("--depth", help="Levels to show.")] = 3,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the folder tree below a folder, with file sizes."""
     from shared.destinations.sftp.connect import open_session
@@ -284,21 +230,33 @@ def tree(
     folder = _inside(target, path)
     session = open_session(target.name, target.partner)
 
-    def walk(current: str, prefix: str, level: int) -> None:
-        entries = _listing(session, current)
-        for i, attrs in enumerate(entries):
-            last = i == len(entries) - 1
-            is_dir = statmod.S_ISDIR(attrs.st_mode or 0)
-            label = attrs.filename + ("/" if is_dir else f"  ({attrs.st_size or 0:,} bytes)")
-            typer.echo(f"{prefix}{'└── ' if last else '├── '}{label}")
-            if is_dir and level < depth:
-                walk(posixpath.join(current, attrs.filename), prefix + ("    " if last else "│   "), level + 1)
+    def walk(current: str, level: int) -> list[dict[str, Any]]:
+        items = []
+        for attrs in _listing(session, current):
+            item = _entry(attrs)
+            if item["type"] == "folder" and level < depth:
+                item["items"] = walk(posixpath.join(current, attrs.filename), level + 1)
+            items.append(item)
+        return items
 
     try:
-        typer.echo(folder)
-        walk(folder, "", 1)
+        items = walk(folder, 1)
     finally:
         session.close()
+    if as_json:
+        print_json({"path": folder, "items": items})
+        return
+    print_line(folder)
+    _draw(items, "")
+
+
+def _draw(items: list[dict[str, Any]], prefix: str) -> None:
+    for i, item in enumerate(items):
+        last = i == len(items) - 1
+        is_dir = item["type"] == "folder"
+        label = item["name"] + ("/" if is_dir else f"  ({item['size']:,} bytes)")
+        print_line(f"{prefix}{'└── ' if last else '├── '}{label}")
+        _draw(item.get("items", []), prefix + ("    " if last else "│   "))
 
 
 @partner_command
@@ -306,10 +264,12 @@ def upload(
     target: Target,
     gcs_uri: Annotated[str, typer.Option("--gcs-uri", help="gs://BUCKET/OBJECT to send.")],
     remote_file: Annotated[str, typer.Option("--remote-file", help="Path relative to the partner directory.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Stream one GCS object to the server (temp name + atomic rename; skipped when identical)."""
-    from shared.delivery.sftp_source import ObjectSource
+    from shared.delivery.operation import PREFETCH_BLOCKS
     from shared.gcp import gcs
+    from shared.gcp.reader import ObjectReader
 
     if not gcs_uri.startswith("gs://") or "/" not in gcs_uri[5:]:
         raise ConfigError(f"--gcs-uri {gcs_uri!r} is not gs://BUCKET/OBJECT")
@@ -319,17 +279,21 @@ def upload(
     if info is None:
         raise ConfigError(f"{gcs_uri} does not exist")
     started = time.monotonic()
-    source = ObjectSource(info)
+    source = ObjectReader(info, prefetch=PREFETCH_BLOCKS)
     with _destination(target) as destination:
         try:
-            result = destination.put(remote_file, source, info.size, sha1=info.metadata.get("sha1"))  # type: ignore[arg-type]
+            result = destination.put(remote_file, source, info.size, sha1=info.metadata.get("sha1"))
         finally:
             source.close()
         elapsed = time.monotonic() - started
-        rate = f", {info.size / 1e6 / elapsed:.1f} MB/s" if elapsed > 0 and result.status != "unchanged" else ""
-        typer.echo(
-            f"{result.status}: {destination.remote_path(result.path)} ({result.size:,} bytes, sha1 {result.sha1}{rate})"
+        remote = destination.remote_path(result.path)
+    if as_json:
+        print_json(
+            {"status": result.status, "path": remote, "size": result.size, "sha1": result.sha1, "seconds": elapsed}
         )
+        return
+    rate = f", {info.size / 1e6 / elapsed:.1f} MB/s" if elapsed > 0 and result.status != "unchanged" else ""
+    print_line(f"{result.status}: {remote} ({result.size:,} bytes, sha1 {result.sha1}{rate})")
 
 
 @partner_command

@@ -7,11 +7,14 @@ about destinations? One place answers both.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from shared import log
+from shared.destinations.base import FolderLayout
 from shared.errors import PermanentError, RejectedInput
 from shared.events import StorageObject
 from shared.gcp import gcs
-from shared.layout import RunFolder, is_data_file, parse_object_name
+from shared.layout import RunFolder, is_data_file, parse_object_name, remote_folder
 from shared.messages import TableExport
 
 logger = log.get_logger(__name__)
@@ -52,3 +55,32 @@ def routing_for(obj: StorageObject, run: RunFolder) -> TableExport | None:
             f"gs://{obj.bucket}/{run.run_name}: run_id {routing.run_id!r} does not match the folder's {run.run_id!r}"
         )
     return routing
+
+
+@dataclass(frozen=True)
+class RoutedFile:
+    """An export data file, its run folder, and where its run sends it."""
+
+    obj: StorageObject
+    folder: RunFolder
+    filename: str
+    routing: TableExport
+
+    def remote_path(self, layout: FolderLayout) -> str:
+        """Where the file goes at a destination with this folder layout."""
+        run = RunFolder(self.folder.export_prefix, self.routing.source, self.routing.date, self.routing.run_id)
+        folder = remote_folder(layout, run, self.routing.file_name).path
+        return f"{folder}/{self.filename}" if folder else self.filename
+
+
+def route(obj: StorageObject, export_prefix: str) -> RoutedFile | None:
+    """The routed export data file ``obj``; None (logged) when it is not one."""
+    located = locate_data_file(obj, export_prefix)
+    if located is None:
+        return None
+    folder, filename = located
+    with log.bind(run_id=folder.run_id, table=folder.source.label):
+        routing = routing_for(obj, folder)
+    if routing is None:
+        return None
+    return RoutedFile(obj, folder, filename, routing)

@@ -5,18 +5,44 @@ SFTP partner directory): ``GCP/bigquery/sales/orders/20250108/r1a2b/part-0000000
 The verify engine and the operations code work on this protocol only and never import a
 backend, as rclone's ``operations`` works on ``fs.Fs``.
 
-Optional abilities are declared, not assumed: ``hashes`` says which content hashes
-``stat``/``list`` report (``{"sha1"}`` for Box, maybe empty for SFTP), so callers say how
-strong a check was instead of silently skipping it.
+Abilities are declared as data (:class:`Abilities`), not guessed from a destination's name:
+which content hashes ``stat``/``list`` report (``{"sha1"}`` for Box, maybe empty for SFTP, so
+callers say how strong a check was), whether files appear atomically, the suffix of files still
+being written, the folder layout, whether an upload can resume. Code outside a backend reads
+``destination.abilities``; nothing outside a backend tests a destination's kind or name.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from shared.ids import DestinationId
 
 PutStatus = Literal["uploaded", "unchanged", "new_version"]
+FolderLayout = Literal["gcp_tree", "nested", "flat"]
+"""Where a run's files go (shared.layout.remote_folder): ``GCP/bigquery/{dataset}/...``
+trees, ``{dataset}/{table}/...`` under the root, or straight into the root."""
+
+
+@dataclass(frozen=True)
+class Abilities:
+    """What a destination can do, declared by its backend (rclone's ``Features``)."""
+
+    hashes: frozenset[str] = frozenset()
+    """Content hashes ``stat``/``list`` report (``{"sha1"}``); empty: callers read back or say size-only."""
+    atomic_put: bool = True
+    """A file appears whole or not at all (temp name + rename, or a committed upload)."""
+    partial_suffix: str | None = None
+    """Suffix of a file still being written (``.partial``); verify names leftovers as such."""
+    layout: FolderLayout = "nested"
+    """Folder layout of a run's files at this destination."""
+    resumable: bool = False
+    """An interrupted upload can continue where it stopped."""
+    needs_ledger: bool = False
+    """Cannot hash server-side: ``put`` proves "unchanged" with the caller's :class:`DeliveryLedger`."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +66,53 @@ class PutResult:
     remote_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A resumable upload stopped at its deadline: where it stands, to continue in another
+    invocation (``Resumable.put_resumable(..., resume=state)``)."""
+
+    state: dict[str, Any]
+    """The backend's own JSON-able resume state (an upload session id, a partial file's size and hash)."""
+    bytes_done: int
+    """Bytes of the file already at the destination."""
+    bytes_sent: int
+    """Bytes sent in this invocation (a resumed upload never sends a stored chunk again)."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What was published at a path: its size, the server's mtime right after, and the SHA-1."""
+
+    size: int
+    mtime: int
+    sha1: str
+
+
+class DeliveryLedger(Protocol):
+    """Where the caller remembers what a destination published (GCS metadata in the delivery
+    operation, memory in tests), for backends that cannot hash server-side."""
+
+    def recall(self, path: str) -> LedgerEntry | None: ...
+
+    def remember(self, path: str, entry: LedgerEntry) -> None: ...
+
+
+class MemoryLedger:
+    """A DeliveryLedger in a dict (tests, CLI, one-off uploads)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, LedgerEntry] = {}
+        self._lock = threading.Lock()
+
+    def recall(self, path: str) -> LedgerEntry | None:
+        with self._lock:
+            return self._entries.get(path)
+
+    def remember(self, path: str, entry: LedgerEntry) -> None:
+        with self._lock:
+            self._entries[path] = entry
+
+
 @runtime_checkable
 class Destination(Protocol):
     """A place offsite delivers files to.
@@ -48,20 +121,33 @@ class Destination(Protocol):
     auth/permission/config problems raise ``PermanentError`` naming the path.
     """
 
+    id: DestinationId
+    """The routing id as used in config and messages: ``box``, ``sftp:acme``, ``memory``."""
+
     name: str
-    """Routing name as used in config and messages: ``box``, ``sftp:acme``, ``memory``."""
+    """How results and log lines name this destination (usually ``str(id)``)."""
 
-    hashes: frozenset[str]
-    """Content hashes ``stat``/``list`` report; ``{"sha1"}`` or empty."""
+    abilities: Abilities
+    """What this destination can do (see :class:`Abilities`)."""
 
-    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+    def put(
+        self, path: str, source: ByteStream, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+    ) -> PutResult:
         """Store ``size`` bytes read from ``source`` at ``path``, creating parent folders.
 
-        When a file with the same bytes is already there (same sha1, or same size where
-        the backend cannot hash and ``sha1`` is unknown to it) nothing is written and the
-        status is ``unchanged``. The file appears whole or not at all.
-        ``sha1``, when the caller knows it, lets the backend skip without reading ``source``.
+        When a file with provably the same bytes is already there nothing is written and the
+        status is ``unchanged`` (size alone never proves it). The file appears whole or not at
+        all. ``sha1``, when the caller knows it, lets the backend skip without reading
+        ``source``; ``ledger`` is where backends that ``needs_ledger`` record what they published.
         """
+        ...
+
+    def location(self, path: str) -> str:
+        """How a person finds ``path`` there (receipts, logs): the server path on SFTP."""
+        ...
+
+    def close(self) -> None:
+        """Release what this handle holds (connections); process-wide pools stay warm."""
         ...
 
     def stat(self, path: str) -> RemoteFile | None:
@@ -81,12 +167,43 @@ class Destination(Protocol):
         ...
 
 
+class ByteStream(Protocol):
+    """A binary stream as read back from a destination: ``read`` and ``close`` are all verify needs
+    (a ``BinaryIO``, an ``io.RawIOBase`` reader or urllib3's streamed response body)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """Optional ability (``Abilities.resumable``): an upload that works until a deadline, then
+    hands back its :class:`Progress` so a later invocation continues where it stopped."""
+
+    def put_resumable(
+        self,
+        path: str,
+        source: ByteStream,
+        size: int,
+        *,
+        sha1: str | None = None,
+        ledger: DeliveryLedger | None = None,
+        resume: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> PutResult | Progress:
+        """``put``, reading ``source`` from its first byte (bytes already stored are hashed, not
+        sent); past ``deadline`` (``time.monotonic()``) it stops at a chunk boundary and returns
+        :class:`Progress`. A ``resume`` state that cannot be proven (expired, changed) restarts."""
+        ...
+
+
 @runtime_checkable
 class Readable(Protocol):
     """Optional ability: read a file back (verify hashes it when the server cannot, like
     ``rclone check --download``)."""
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str) -> ByteStream:
         """A binary stream of the file's bytes; the caller closes it."""
         ...
 

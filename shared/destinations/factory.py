@@ -1,76 +1,78 @@
-"""Destinations built from config by routing name (dlt's factories): ``box``, ``sftp:NAME``, ``memory``.
+"""Destinations built from config by id (dlt's factories): one table of backends.
+
+Adding a destination kind = a backend package exposing ``from_config(DestinationId, Config)``,
+a loader and one line in :data:`BACKENDS`, the conformance suite (tests/destinations) and, if a function
+delivers to it, the kind in that function's ``serves`` (shared/topology.py).
 
 Backends are imported lazily, only when a destination of that kind is opened: a function that
 only talks to SFTP never imports the Box SDK, and the verify engine (which gets a Destination)
-never imports this module at all.
+never imports this module at all. The loaders import their module with a plain ``import``
+statement (not by name) so `offsite package` sees each backend's libraries.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
 from shared.config import Config
 from shared.destinations.base import Destination
 from shared.errors import ConfigError
+from shared.ids import DestinationId
 
-SFTP_PREFIX = "sftp:"
+
+def _box() -> ModuleType:
+    from shared.destinations.box import destination
+
+    return destination
 
 
-def open_destination(name: str, config: Config) -> Destination:
-    """The destination ``name`` as configured. ConfigError when it is not configured.
+def _sftp() -> ModuleType:
+    from shared.destinations.sftp import destination
 
-    The caller closes it (see :func:`opened`); Box destinations are shared per process (their
-    token and folder cache), so closing one is a no-op.
+    return destination
+
+
+def _memory() -> ModuleType:
+    from shared.destinations import memory
+
+    return memory
+
+
+BACKENDS: dict[str, Callable[[], ModuleType]] = {"box": _box, "sftp": _sftp, "memory": _memory}
+"""Destination kind → loader of the module with ``from_config(destination_id, config) -> Destination``."""
+
+
+def open_destination(destination: DestinationId | str, config: Config) -> Destination:
+    """The destination as configured. ConfigError when it is not configured.
+
+    The caller closes it (see :func:`opened`); pooled resources (Box's token and folder cache,
+    SFTP session pools) stay warm for the process.
     """
-    if name == "box":
-        if config.destinations.box is None:
-            raise ConfigError("destinations.box: 'box' is routed to but no Box destination is configured")
-        from shared.destinations.box import destination as box
+    dest_id = destination if isinstance(destination, DestinationId) else parse_id(destination, config)
+    loader = BACKENDS.get(dest_id.kind)
+    if loader is None:
+        raise ConfigError(f"destination {str(dest_id)!r}: no backend for kind {dest_id.kind!r}")
+    backend = loader()
+    opened_destination: Destination = backend.from_config(dest_id, config)
+    return opened_destination
 
-        return box.for_settings(config.destinations.box)
-    if name.startswith(SFTP_PREFIX):
-        partner_name = name[len(SFTP_PREFIX) :]
-        partner = config.sftp_partner(partner_name)
-        from shared.destinations.sftp import destination as sftp
 
-        return sftp.SftpDestination(partner_name, partner)
-    if name == "memory":
-        return memory_destination()
-    known = ", ".join(config.destination_names()) or "none configured"
-    raise ConfigError(f"destination {name!r} is not 'box', 'sftp:NAME' or 'memory' (configured: {known})")
+def parse_id(name: str, config: Config) -> DestinationId:
+    """``name`` as a DestinationId; ConfigError naming the configured destinations otherwise."""
+    try:
+        return DestinationId.parse(name)
+    except ValueError as exc:
+        known = ", ".join(config.destination_names()) or "none configured"
+        raise ConfigError(f"destination {exc} (configured: {known})") from None
 
 
 @contextmanager
-def opened(name: str, config: Config) -> Iterator[Destination]:
-    """``open_destination`` for the length of a ``with`` block, closing connections after."""
-    destination = open_destination(name, config)
+def opened(destination: DestinationId | str, config: Config) -> Iterator[Destination]:
+    """``open_destination`` for the length of a ``with`` block, closing it after."""
+    handle = open_destination(destination, config)
     try:
-        yield destination
+        yield handle
     finally:
-        close = getattr(destination, "close", None)
-        if callable(close) and name.startswith(SFTP_PREFIX):
-            close()
-
-
-def is_flat(name: str, config: Config) -> bool:
-    """Whether the destination puts files straight into its directory (SFTP ``flat: true``)."""
-    if name.startswith(SFTP_PREFIX):
-        return config.sftp_partner(name[len(SFTP_PREFIX) :]).flat
-    return False
-
-
-def partial_suffixes(name: str, config: Config) -> tuple[str, ...]:
-    """Suffixes of files still being written at the destination (left over when a writer died)."""
-    if name.startswith(SFTP_PREFIX):
-        return (config.sftp_partner(name[len(SFTP_PREFIX) :]).partial_suffix,)
-    return (".partial",)
-
-
-@functools.cache
-def memory_destination() -> Destination:
-    """The process's one in-memory destination (``memory``: tests and experiments only)."""
-    from shared.destinations.memory import MemoryDestination
-
-    return MemoryDestination()
+        handle.close()

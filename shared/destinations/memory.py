@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from shared.destinations.base import PutResult, RemoteFile, normalize_path
+from shared.config import Config
+from shared.destinations.base import Abilities, ByteStream, DeliveryLedger, PutResult, RemoteFile, normalize_path
 from shared.errors import PermanentError
+from shared.ids import DestinationId
 
 CHUNK = 1024 * 1024
 
@@ -16,15 +19,21 @@ CHUNK = 1024 * 1024
 class MemoryDestination:
     """Files in a dict; folders implied by paths, plus explicitly created empty ones."""
 
-    hashes = frozenset({"sha1"})
-
-    def __init__(self, name: str = "memory") -> None:
+    def __init__(self, name: str = "memory", abilities: Abilities | None = None) -> None:
+        """``abilities``: what this stand-in claims (tests model other backends with it)."""
+        # default: the Box-like reference (SHA-1 listed, GCP/ tree); leftovers named *.partial
+        self.abilities = abilities or Abilities(
+            hashes=frozenset({"sha1"}), layout="gcp_tree", partial_suffix=".partial"
+        )
+        self.id = DestinationId("memory")
         self.name = name
         self._files: dict[str, bytes] = {}
         self._dirs: set[str] = set()
         self._lock = threading.Lock()
 
-    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+    def put(
+        self, path: str, source: ByteStream, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+    ) -> PutResult:
         path = normalize_path(path)
         with self._lock:
             existing = self._files.get(path)
@@ -82,7 +91,24 @@ class MemoryDestination:
             raise PermanentError(f"{self.name}: {path}: no such file")
         return io.BytesIO(data)
 
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def location(self, path: str) -> str:
+        return normalize_path(path)
+
     # test helpers: damage files the way real destinations get damaged
     def corrupt(self, path: str, data: bytes) -> None:
         with self._lock:
             self._files[normalize_path(path)] = data
+
+
+@functools.cache
+def process_destination() -> MemoryDestination:
+    """The process's one in-memory destination (``memory``: tests and experiments only)."""
+    return MemoryDestination()
+
+
+def from_config(destination: DestinationId, config: Config) -> MemoryDestination:
+    """The factory's entry point for kind ``memory``: needs no configuration."""
+    return process_destination()

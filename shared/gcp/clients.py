@@ -27,27 +27,29 @@ def on_emulators() -> bool:
 
 @functools.cache
 def storage_client() -> Any:
-    from google.cloud import storage
+    # google-cloud-storage and pubsub_v1 ship no type information: imported by module path, so mypy
+    # can apply the ignore_missing_imports override (``from google.cloud import X`` cannot be matched).
+    from google.cloud.storage import Client
 
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
-        return storage.Client(project=project(), credentials=AnonymousCredentials())
-    return storage.Client(project=project())
+        return Client(project=project(), credentials=AnonymousCredentials())
+    return Client(project=project())
 
 
 @functools.cache
 def publisher_client() -> Any:
-    from google.cloud import pubsub_v1
+    from google.cloud.pubsub_v1 import PublisherClient
 
-    return pubsub_v1.PublisherClient()
+    return PublisherClient()
 
 
 @functools.cache
 def subscriber_client() -> Any:
-    from google.cloud import pubsub_v1
+    from google.cloud.pubsub_v1 import SubscriberClient
 
-    return pubsub_v1.SubscriberClient()
+    return SubscriberClient()
 
 
 @functools.cache

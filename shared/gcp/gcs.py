@@ -1,6 +1,6 @@
 """GCS helpers every stage uses: reads with bounded memory, writes with generation preconditions.
 
-- ``open_object`` streams one generation of an object in chunks (never the whole file in memory);
+- reading an object's bytes is :mod:`shared.gcp.reader` (one reader for every stage);
 - ``write_if_absent`` is the "exactly once" write (``if_generation_match=0``): True when this
   call created the object, False when it was already there (a redelivery, a concurrent twin);
 - ``list_prefix`` / ``stat`` return :class:`ObjectInfo` (size, md5, crc32c, generation, metadata);
@@ -14,7 +14,6 @@ google.api_core exceptions are mapped to offsite's kinds: 429/5xx/timeouts/conne
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from shared.gcp.api_errors import TRANSIENT_API_ERRORS
 from shared.retry import retry_call
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
-_TRANSIENT = (
+_TRANSIENT: tuple[type[BaseException], ...] = (
     *TRANSIENT_API_ERRORS,
     gexc.RequestRangeNotSatisfiable,
     requests.ConnectionError,
@@ -99,51 +98,6 @@ def uri(bucket: str, name: str) -> str:
 # ---- reading ---------------------------------------------------------------------------------
 
 
-class _ObjectStream(io.RawIOBase):
-    """A read-only stream over one object generation, fetched ``chunk_size`` bytes at a time."""
-
-    def __init__(self, reader: Any, info: ObjectInfo) -> None:
-        self._reader = reader
-        self.info = info
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        with mapped_errors(f"reading {uri(self.info.bucket, self.info.name)}#{self.info.generation}"):
-            data = self._reader.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        try:
-            self._reader.close()
-        finally:
-            super().close()
-
-
-def open_object(
-    bucket: str,
-    name: str,
-    generation: int | None = None,
-    *,
-    chunk_size: int = DEFAULT_CHUNK_BYTES,
-    client: Any | None = None,
-) -> io.BufferedReader:
-    """A readable binary stream of ``name`` (that ``generation``, else the live one) with bounded memory.
-
-    The generation is pinned when the stream opens, so an overwrite while reading cannot mix two
-    versions. ``.raw.info`` holds the :class:`ObjectInfo`. Raises ObjectMissing / TransientError.
-    """
-    gcs = _client(client)
-    info = stat(bucket, name, generation, client=gcs, missing_ok=False)
-    assert info is not None
-    blob = gcs.bucket(bucket).blob(name, generation=info.generation)
-    with mapped_errors(f"opening {uri(bucket, name)}"):
-        reader = blob.open("rb", chunk_size=chunk_size)
-    return io.BufferedReader(_ObjectStream(reader, info), buffer_size=min(chunk_size, 1024 * 1024))
-
-
 def stat(
     bucket: str, name: str, generation: int | None = None, *, client: Any | None = None, missing_ok: bool = True
 ) -> ObjectInfo | None:
@@ -171,7 +125,8 @@ def read_bytes(bucket: str, name: str, *, client: Any | None = None, max_bytes: 
 
     def once() -> bytes:
         with mapped_errors(what):
-            return blob.download_as_bytes(end=max_bytes)
+            data: bytes = blob.download_as_bytes(end=max_bytes)  # google-cloud-storage is untyped
+            return data
 
     try:
         data = retry_call(once, what, attempts=4)
@@ -279,3 +234,18 @@ def set_metadata(
     except gexc.PreconditionFailed:
         raise PermanentError(f"{what}: generation {if_generation_match} is no longer the live one") from None
     return ObjectInfo.from_blob(blob)
+
+
+def delete(bucket: str, name: str, *, client: Any | None = None) -> None:
+    """Remove ``name``; a missing object is not an error."""
+    blob = _client(client).bucket(bucket).blob(name)
+    what = f"deleting {uri(bucket, name)}"
+
+    def once() -> None:
+        with mapped_errors(what):
+            blob.delete()
+
+    try:
+        retry_call(once, what, attempts=4)
+    except ObjectMissing:
+        pass

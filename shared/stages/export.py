@@ -103,17 +103,14 @@ def shard_regex(pattern: str) -> re.Pattern[str]:
 
 
 def export_table(
-    event: Any, *, config: Config | None = None, wh: Warehouse | None = None, storage_client: Any | None = None
+    event: Any, config: Config, *, wh: Warehouse | None = None, storage_client: Any | None = None
 ) -> Manifest:
     """Handle one table-exports CloudEvent; returns the run's manifest (new or already written)."""
-    from shared import runtime
-
     started = time.monotonic()
     message = parse_pubsub(event)
     with log.bind(message_id=message.message_id):
         task = TableExport.from_json(message.data)
         with log.bind(run_id=task.run_id, table=task.source.label, source=dataclasses.asdict(task.source)):
-            config = config or runtime.config()
             check_task(task, config)
             return run_export(
                 task, config, wh or warehouse(config.shard_size_bytes), started + time_budget_s(), storage_client

@@ -208,20 +208,17 @@ def _names(tables: Any, limit: int = 20) -> str:
 # ---- the stage -----------------------------------------------------------------------------
 
 
-def fan_out(event: Any, *, config: Config | None = None, wh: Warehouse | None = None) -> list[TableExport]:
+def fan_out(event: Any, config: Config, *, wh: Warehouse | None = None) -> list[TableExport]:
     """Handle one export-requests CloudEvent: validate, plan, publish one table export each.
 
     Bad input raises RejectedInput (reported and acked by shared.stages.runner); BigQuery or Pub/Sub
     trouble raises TransientError (redelivered; the same run id makes the retry harmless).
     """
-    from shared import runtime
-
     message = parse_pubsub(event)
     with log.bind(message_id=message.message_id):
         request = ExportRequest.from_json(message.data)
         run_id = request.run_id or derive_run_id(message.message_id, message.publish_time)
         with log.bind(run_id=run_id):
-            config = config or runtime.config()
             if wh is None and request.dataset is not None:
                 wh = warehouse(config.shard_size_bytes)
             exports = plan(request, config, wh, run_id=run_id, publish_time=message.publish_time)

@@ -1,38 +1,47 @@
-"""Running one pipeline stage for one event: context, logging, and the error policy.
+"""Running one pipeline stage for one event: config, context, logging, and the error policy.
 
 - success → return (HTTP 2xx, the message is acked);
 - ``PermanentError`` → logged with the message id, reported on verify-results as
-  ``rejected``/``failed``, then acked: never retried forever, never dropped silently;
+  ``rejected``/``failed`` (:func:`shared.stages.failures.report_failure`), then acked: never
+  retried forever, never dropped silently;
 - ``TransientError`` or anything unexpected → logged and re-raised (HTTP 500), so Pub/Sub or
   Eventarc redelivers with backoff and, past max attempts, dead-letters it.
+
+Handlers receive the loaded config: ``handler(event, config)``. A function with several
+triggers picks its handler by trigger through :func:`dispatch` — by CloudEvent type, and for
+Pub/Sub by the topic in the event's source, never by guessing from the payload.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared import log
-from shared.errors import PermanentError, TransientError
-from shared.events import event_type
+from shared.config import Config
+from shared.errors import PermanentError, RejectedInput, TransientError
+from shared.events import trigger_name
+from shared.ids import Stage
+from shared.stages.failures import report_failure
 
 logger = log.get_logger(__name__)
+Handler = Callable[[Any, Config], None]
 
 
-def run(stage: str, event: Any, handler: Callable[[Any], None]) -> None:
+def run(stage: Stage, event: Any, handler: Handler) -> None:
+    """Run ``handler(event, config)`` under the error policy (module docstring)."""
     attrs = event if isinstance(event, dict) else event.get_attributes()
     event_id = str(attrs.get("id", ""))
     started = time.monotonic()
-    with log.bind(stage=stage, event_id=event_id, event_type=event_type(event)):
+    with log.bind(stage=str(stage), event_id=event_id, event_type=str(attrs.get("type", ""))):
         try:
-            handler(event)
+            from shared import runtime
+
+            handler(event, runtime.config())
         except PermanentError as exc:
-            context = getattr(exc, "context", {}) or {}
-            logger.error(
-                "permanent failure; acknowledging", error=str(exc), status=exc.status, **_context_fields(context)
-            )
-            _report(stage, event_id, exc, context)
+            logger.error("permanent failure; acknowledging", error=str(exc), status=exc.status)
+            report_failure(stage, exc, message_id=event_id)
             return
         except TransientError as exc:
             logger.warning("transient failure; will be retried", error=str(exc), retry_after=exc.retry_after)
@@ -43,25 +52,15 @@ def run(stage: str, event: Any, handler: Callable[[Any], None]) -> None:
         logger.info("stage done", duration_s=round(time.monotonic() - started, 3))
 
 
-def _context_fields(context: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in context.items() if k in ("run_id", "table", "destination", "message_id")}
+def dispatch(routes: Mapping[str, Handler]) -> Handler:
+    """One handler over several triggers: ``routes`` maps a trigger name (a topic, or
+    ``gcs-finalized``; see :func:`shared.events.trigger_name`) to its handler."""
 
+    def handle(event: Any, config: Config) -> None:
+        name = trigger_name(event)
+        route = routes.get(name)
+        if route is None:
+            raise RejectedInput(f"event from {name!r} is not handled here (expected one of {', '.join(routes)})")
+        route(event, config)
 
-def _report(stage: str, event_id: str, exc: PermanentError, context: dict[str, Any]) -> None:
-    """Publish the rejected/failed result; a failure to report is logged, not raised (no retry loop)."""
-    from shared.messages import VerifyResult
-    from shared.reporting.results import report
-
-    result = VerifyResult(
-        status=exc.status,
-        stage=stage,
-        reason=str(exc),
-        message_id=str(context.get("message_id") or event_id),
-        run_id=context.get("run_id"),
-        destination=context.get("destination"),
-        source=context.get("source"),
-    )
-    try:
-        report(result)
-    except Exception as report_exc:  # noqa: BLE001 - reporting must never turn a permanent failure into a retry storm
-        logger.error("could not report failure", error=str(report_exc), original=str(exc))
+    return handle

@@ -17,20 +17,21 @@ manifest reached by automatic triggers is reported once (``_verify/rejected.json
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from shared import log
 from shared.config import Config
 from shared.delivery.routing import load_run
-from shared.errors import PermanentError, RejectedInput
-from shared.events import PubSubMessage, StorageObject, event_type, parse_pubsub, parse_storage
+from shared.errors import RejectedInput
+from shared.events import StorageObject, parse_pubsub, parse_storage
 from shared.gcp import gcs
 from shared.layout import MANIFEST_NAME, RunFolder, parse_object_name
 from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt, VerifyRequest, VerifyResult
 from shared.reporting.results import report
-from shared.topology import DELIVERIES, GCS_FINALIZED, VERIFY_REQUESTS
+from shared.stages.failures import each
+from shared.stages.runner import dispatch
+from shared.topology import DELIVERIES, GCS_TRIGGER, VERIFY_REQUESTS
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, source_dict, verify_destination
 from shared.verify.runs import RunRef, find_runs, folder_source, load_manifest
@@ -38,33 +39,27 @@ from shared.verify.runs import RunRef, find_runs, folder_source, load_manifest
 logger = log.get_logger(__name__)
 
 
-def verify(event: Any, *, config: Config | None = None) -> None:
-    """Handle one CloudEvent (see the module docstring). Raises Transient/PermanentError."""
-    if config is None:
-        from shared.runtime import config as runtime_config
+def on_manifest_event(event: Any, config: Config) -> None:
+    """GCS finalize: only a run's manifest matters."""
+    on_object(parse_storage(event), config)
 
-        config = runtime_config()
-    if event_type(event) == GCS_FINALIZED:
-        on_object(parse_storage(event), config)
-        return
+
+def on_receipt_event(event: Any, config: Config) -> None:
+    """``deliveries``: a DeliveryReceipt."""
     message = parse_pubsub(event)
     with log.bind(message_id=message.message_id):
-        topic = message.topic or _guess_topic(message)
-        if topic == DELIVERIES:
-            on_receipt(DeliveryReceipt.from_json(message.data), config, message.message_id)
-        elif topic == VERIFY_REQUESTS:
-            on_request(VerifyRequest.from_json(message.data), config, message.message_id)
-        else:
-            raise RejectedInput(f"pubsub event: topic {topic!r} is not {DELIVERIES!r} or {VERIFY_REQUESTS!r}")
+        on_receipt(DeliveryReceipt.from_json(message.data), config, message.message_id)
 
 
-def _guess_topic(message: PubSubMessage) -> str:
-    """A push without the topic in its source: a receipt names an object, a request does not."""
-    try:
-        obj = json.loads(message.data)
-    except ValueError:
-        return VERIFY_REQUESTS  # let VerifyRequest parsing reject it with a clear message
-    return DELIVERIES if isinstance(obj, dict) and "remote_path" in obj else VERIFY_REQUESTS
+def on_request_event(event: Any, config: Config) -> None:
+    """``verify-requests``: a VerifyRequest."""
+    message = parse_pubsub(event)
+    with log.bind(message_id=message.message_id):
+        on_request(VerifyRequest.from_json(message.data), config, message.message_id)
+
+
+verify = dispatch({DELIVERIES: on_receipt_event, VERIFY_REQUESTS: on_request_event, GCS_TRIGGER: on_manifest_event})
+"""The verify function's handler: one route per trigger (see :func:`shared.stages.runner.dispatch`)."""
 
 
 # ---- triggers ------------------------------------------------------------------------------
@@ -137,18 +132,12 @@ def on_request(request: VerifyRequest, config: Config, message_id: str) -> None:
         raise RejectedInput(
             f"verify request: no run found for {asked} under gs://{config.bucket}/{config.export_prefix}/"
         )
-    failures: list[PermanentError] = []
-    for run in runs:
-        with log.bind(run_id=run.folder.run_id, table=run.folder.source.label):
-            try:
-                _verify_requested(run, request, config, message_id)
-            except PermanentError as exc:
-                if len(runs) == 1:
-                    raise
-                _report_failure(exc, run.folder, request.destination, message_id, stage=Trigger.REQUEST.stage)
-                failures.append(exc)
-    if failures:
-        logger.warning("some run folders could not be verified", failed=len(failures), runs=len(runs))
+    each(
+        Trigger.REQUEST.stage,
+        runs,
+        lambda run: _verify_requested(run, request, config, message_id),
+        lambda run: _failure_context(run.folder, request.destination, message_id),
+    )
 
 
 def _verify_requested(run: RunRef, request: VerifyRequest, config: Config, message_id: str) -> None:
@@ -170,8 +159,8 @@ def _verify_requested(run: RunRef, request: VerifyRequest, config: Config, messa
 def _report_no_manifest(run: RunRef, destination: str | None, config: Config, message_id: str) -> None:
     """Asked about a run whose export has not finished: ``incomplete`` per routed destination."""
     routing = load_run(config.bucket, run.folder)
-    destinations = [destination] if destination else list(routing.destinations if routing else ())
-    for dest in destinations or [None]:
+    routed: list[str | None] = [destination] if destination else list(routing.destinations if routing else ())
+    for dest in routed or [None]:
         report(
             VerifyResult(
                 status="incomplete",
@@ -203,42 +192,23 @@ def _manifest_once(config: Config, folder: RunFolder) -> Manifest | None:
 
 def _each_destination(ctx: RunContext, destinations: tuple[str, ...], trigger: Trigger) -> None:
     """Verify each destination on its own: one failing does not hide the others' results."""
-    transient: Exception | None = None
-    for destination in destinations:
-        try:
-            verify_destination(ctx, destination, trigger)
-        except PermanentError as exc:
-            if len(destinations) == 1:
-                raise
-            _report_failure(exc, ctx.folder, destination, ctx.message_id, stage=trigger.stage, manifest=ctx.manifest)
-        except Exception as exc:  # noqa: BLE001 - finish the others, then let the event be retried
-            logger.warning(
-                "verify failed for one destination; the event will be retried", destination=destination, error=str(exc)
-            )
-            transient = exc
-    if transient is not None:
-        raise transient
-
-
-def _report_failure(
-    exc: PermanentError,
-    folder: RunFolder,
-    destination: str | None,
-    message_id: str | None,
-    *,
-    stage: str,
-    manifest: Manifest | None = None,
-) -> None:
-    logger.error("permanent failure for one destination", destination=destination, error=str(exc))
-    report(
-        VerifyResult(
-            status=exc.status,
-            destination=destination,
-            run_id=folder.run_id,
-            source=source_dict(manifest) if manifest else folder_source(folder),
-            reason=str(exc),
-            stage=stage,
-            message_id=message_id,
-            date=folder.date.isoformat(),
-        )
+    each(
+        trigger.stage,
+        destinations,
+        lambda destination: verify_destination(ctx, destination, trigger),
+        lambda destination: _failure_context(ctx.folder, destination, ctx.message_id, ctx.manifest),
     )
+
+
+def _failure_context(
+    folder: RunFolder, destination: str | None, message_id: str | None, manifest: Manifest | None = None
+) -> dict[str, Any]:
+    """What a permanent failure for one run folder (and destination) is reported with."""
+    return {
+        "run_id": folder.run_id,
+        "table": folder.source.label,
+        "destination": destination,
+        "source": source_dict(manifest) if manifest else folder_source(folder),
+        "message_id": message_id,
+        "date": folder.date.isoformat(),
+    }

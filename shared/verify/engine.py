@@ -25,16 +25,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal
+from typing import Literal
 
-from shared.destinations.base import Destination, Readable, RemoteFile, normalize_path
+from shared.destinations.base import ByteStream, Destination, Readable, RemoteFile, normalize_path
 from shared.layout import RemoteFolder
 from shared.manifest import Manifest, ManifestFile
 
 Check = Literal["sha1", "size-only"]
 SHA1: Check = "sha1"
 SIZE_ONLY: Check = "size-only"
-DEFAULT_PARTIAL_SUFFIXES: tuple[str, ...] = (".partial",)
 READ_CHUNK = 1024 * 1024
 
 SourceSha1 = Callable[[ManifestFile], str]
@@ -51,6 +50,8 @@ class Comparison:
     missing: tuple[str, ...] = ()
     extra: tuple[str, ...] = ()
     partial: tuple[str, ...] = ()
+    in_flight: tuple[str, ...] = ()
+    """Partial files of manifest files: a delivery of that file is (or was, if it died) writing."""
     size_differs: tuple[str, ...] = ()
     hash_differs: tuple[str, ...] = ()
     files_expected: int = 0
@@ -94,7 +95,7 @@ def choose_check(destination: Destination, *, download_hashes: bool, source_hash
     """Which check ``compare`` can do on ``destination``, and why when it is only ``size-only``."""
     if not source_hashes:
         return SIZE_ONLY, "no SHA-1 is available for the exported files"
-    if "sha1" in destination.hashes:
+    if "sha1" in destination.abilities.hashes:
         return SHA1, None
     if not isinstance(destination, Readable):
         return SIZE_ONLY, f"{destination.name} reports no SHA-1 and cannot be read back"
@@ -110,20 +111,25 @@ def compare(
     *,
     source_sha1: SourceSha1 | None,
     download_hashes: bool = True,
-    partial_suffixes: Sequence[str] = DEFAULT_PARTIAL_SUFFIXES,
+    partial_suffixes: Sequence[str] | None = None,
 ) -> Comparison:
     """Compare ``manifest`` with ``destination``'s listing of ``folder``.
 
     ``source_sha1(file)`` gives the hex SHA-1 of an exported file (None: no hashes, size-only).
+    ``partial_suffixes``: names of unfinished uploads; default: the destination's declared one.
     Raises what the destination raises (``TransientError`` for network trouble, ``PermanentError``
     for auth/config), so the stage retries or reports ``failed``.
     """
+    if partial_suffixes is None:
+        suffix = destination.abilities.partial_suffix
+        partial_suffixes = (suffix,) if suffix else ()
     check, note = choose_check(destination, download_hashes=download_hashes, source_hashes=source_sha1 is not None)
     remote = dict(_owned(destination.list(folder.path), folder, partial_suffixes))
     expected = {f.name: f for f in manifest.files}
     missing = sorted(n for n in expected if n not in remote)
     extra = sorted(n for n in remote if n not in expected)
     partial = [n for n in extra if n.endswith(tuple(partial_suffixes))]
+    in_flight = [n for n in partial if _stem(n, partial_suffixes) in expected]
     size_differs: list[str] = []
     hash_differs: list[str] = []
     details: dict[str, str] = {}
@@ -147,6 +153,7 @@ def compare(
         missing=tuple(missing),
         extra=tuple(extra),
         partial=tuple(partial),
+        in_flight=tuple(in_flight),
         size_differs=tuple(size_differs),
         hash_differs=tuple(hash_differs),
         files_expected=len(expected),
@@ -178,14 +185,18 @@ def _owned(
             continue
         if "/" in name:
             continue
-        stem = next((name[: -len(s)] for s in partial_suffixes if name.endswith(s)), name)
-        if folder.owns(stem):
+        if folder.owns(_stem(name, partial_suffixes)):
             yield name, f
+
+
+def _stem(name: str, partial_suffixes: Sequence[str]) -> str:
+    """The file a partial file will become (the name itself when it is not a partial)."""
+    return next((name[: -len(s)] for s in partial_suffixes if name.endswith(s)), name)
 
 
 def _remote_sha1(destination: Destination, file: RemoteFile) -> str:
     """The destination's SHA-1 when its listing has one, else the SHA-1 of the bytes read back."""
-    if file.sha1 and "sha1" in destination.hashes:
+    if file.sha1 and "sha1" in destination.abilities.hashes:
         return file.sha1
     if not isinstance(destination, Readable):
         # choose_check only picks sha1 for unreadable destinations that list hashes; a file
@@ -194,7 +205,7 @@ def _remote_sha1(destination: Destination, file: RemoteFile) -> str:
     return hash_stream(destination.open(file.path))
 
 
-def hash_stream(stream: BinaryIO) -> str:
+def hash_stream(stream: ByteStream) -> str:
     """Hex SHA-1 of a binary stream, read in chunks (bounded memory); the stream is closed."""
     digest = hashlib.sha1()
     try:

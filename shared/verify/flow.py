@@ -4,7 +4,8 @@ The engine (:mod:`shared.verify.engine`) says what differs; this module decides,
 of :mod:`shared.verify.markers`, whether that is the moment to publish and what:
 
 - receipt / manifest triggers (automatic): nothing until every file of the manifest is at
-  the destination; then exactly one ``in_sync`` or ``mismatch`` per heal round, claimed with
+  the destination and none is being rewritten (a partial file of a manifest file: its
+  delivery's receipt comes next, or the sweep decides if that writer died); then exactly one ``in_sync`` or ``mismatch`` per heal round, claimed with
   ``result-{k}.json``. A mismatch that self-heal can repair is not published: the heal
   starts (round k+1) and the round's result comes after the re-deliveries are receipted.
   So without outside intervention each (run, destination) gets exactly one in_sync/mismatch.
@@ -102,8 +103,15 @@ def verify_destination(
         # Automatic triggers look at names and sizes first: hashing (maybe downloading) every
         # present file on each receipt of a run still arriving would read it n times over.
         comparison = run_comparison(ctx, destination, objects.sha1, names_first=trigger.automatic)
-        if not comparison.complete and trigger.automatic:
-            logger.info("not complete yet", missing=len(comparison.missing), present=comparison.files_present)
+        if trigger.automatic and (not comparison.complete or comparison.in_flight):
+            # In flight: a (re)delivery is writing one of the run's files; its receipt decides,
+            # or the sweep does when that writer died.
+            logger.info(
+                "not complete yet",
+                missing=len(comparison.missing),
+                present=comparison.files_present,
+                in_flight=list(comparison.in_flight),
+            )
             return None
         started = objects.started
         now = now or utcnow()
@@ -129,11 +137,10 @@ def run_comparison(
     ``names_first``: when files are missing, return the names-and-sizes comparison without hashing.
     """
     config = ctx.config
-    folder = remote_folder(destination, ctx.folder, ctx.manifest.file_name, flat=factory.is_flat(destination, config))
-    suffixes = factory.partial_suffixes(destination, config)
     with factory.opened(destination, config) as dest:
+        folder = remote_folder(dest.abilities.layout, ctx.folder, ctx.manifest.file_name)
         if names_first:
-            quick = compare(ctx.manifest, dest, folder, source_sha1=None, partial_suffixes=suffixes)
+            quick = compare(ctx.manifest, dest, folder, source_sha1=None)
             if not quick.complete:
                 return quick
         comparison = compare(
@@ -142,7 +149,6 @@ def run_comparison(
             folder,
             source_sha1=source_sha1,
             download_hashes=download_hashes(config) if download is None else download,
-            partial_suffixes=suffixes,
         )
     if comparison.check_note:
         logger.warning("weaker check", check=comparison.check, why=comparison.check_note)

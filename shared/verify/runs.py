@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import PermanentError, RejectedInput
-from shared.gcp import clients, gcs
+from shared.gcp import clients, gcs, reader
 from shared.layout import MANIFEST_NAME, QUERY_SEGMENT, RUN_NAME, RunFolder, parse_object_name, yyyymmdd
 from shared.manifest import Manifest, ManifestFile
 from shared.retry import retry_call
@@ -145,4 +145,4 @@ class RunObjects:
             return obj.metadata[SHA1_METADATA_KEY]
         if obj is None:
             raise PermanentError(f"{gcs.uri(self.bucket, file.object)}: exported file is gone from GCS; cannot hash it")
-        return hash_stream(gcs.open_object(self.bucket, file.object))
+        return hash_stream(reader.open_object(self.bucket, file.object, prefetch=4))

@@ -22,9 +22,10 @@ from devstack.boxapi import BoxApiServer
 from shared.config import Config
 from shared.destinations.box.destination import BoxDestination
 from shared.gcp import clients, gcs
+from shared.ids import Stage
 from shared.layout import RunFolder
 from shared.messages import DeliveryReceipt, Source, TableExport
-from shared.stages.upload_box import upload_box
+from shared.stages.deliver import handler_for
 from shared.topology import DELIVERIES, GCS_FINALIZED
 from tests.box.support import api_get
 
@@ -161,7 +162,7 @@ class Pipeline:
 
     def deliver(self, exported: ExportedFile | dict[str, Any]) -> None:
         event = exported if isinstance(exported, dict) else self.event(exported)
-        upload_box(event, config=self.config)
+        handler_for(Stage.UPLOAD_BOX)(event, self.config)
 
     # ---- what came out ---------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import yaml
@@ -41,9 +42,23 @@ def test_ls_and_tree(settings: BoxSettings, box_server: BoxApiServer, box_root: 
 
     listed = runner.invoke(app, ["box", "ls", "GCP/bigquery/sales/orders/20250108/r1", "--config", config])
     assert listed.exit_code == 0, listed.output
-    lines = [line.split() for line in listed.stdout.splitlines()]
+    header, *lines = [line.split() for line in listed.stdout.splitlines()]  # plain text: not a terminal
+    assert header == ["T", "ID", "SIZE", "SHA1", "NAME"] and "\x1b" not in listed.stdout
     assert [(cols[0], cols[-1], cols[2]) for cols in lines] == [("-", "a.parquet", "4"), ("-", "b.parquet", "2")]
     assert lines[0][3] == "70c881d4a26984ddce795f6f71817c9cf4480e79"  # sha1 of b"aaaa"
+    assert "2 items in /GCP/bigquery/sales/orders/20250108/r1" in listed.stderr
+
+    as_json = runner.invoke(app, ["box", "ls", "GCP/bigquery/sales/orders/20250108/r1", "--json", "--config", config])
+    assert as_json.exit_code == 0, as_json.output
+    listing = json.loads(as_json.stdout)
+    assert listing["path"] == "/GCP/bigquery/sales/orders/20250108/r1"
+    assert [(i["type"], i["name"], i["size"]) for i in listing["items"]] == [
+        ("file", "a.parquet", 4),
+        ("file", "b.parquet", 2),
+    ]
+    assert listing["items"][0]["sha1"] == lines[0][3] and listing["items"][0]["id"] == lines[0][1]
+    folders = json.loads(runner.invoke(app, ["box", "ls", "GCP/bigquery", "--json", "--config", config]).stdout)
+    assert [(i["type"], i["name"]) for i in folders["items"]] == [("folder", "sales")]
 
     drawn = runner.invoke(app, ["box", "tree", "GCP", "--depth", "2", "--config", config])
     assert drawn.exit_code == 0, drawn.output
@@ -53,6 +68,17 @@ def test_ls_and_tree(settings: BoxSettings, box_server: BoxApiServer, box_root: 
 
     full = runner.invoke(app, ["box", "tree", "--depth", "9", "--config", config])
     assert "a.parquet  4 B  sha1 70c881d4a26984ddce795f6f71817c9cf4480e79" in full.stdout
+
+    nested = runner.invoke(app, ["box", "tree", "GCP", "--depth", "2", "--json", "--config", config])
+    assert nested.exit_code == 0, nested.output
+    doc = json.loads(nested.stdout)
+    [bigquery] = doc["items"]
+    assert doc["path"] == "/GCP" and bigquery["name"] == "bigquery" and bigquery["type"] == "folder"
+    [sales] = bigquery["items"]
+    assert sales["name"] == "sales" and sales["item_count"] == 1 and "items" not in sales  # deeper than --depth
+    deep = json.loads(runner.invoke(app, ["box", "tree", "GCP", "--depth", "9", "--json", "--config", config]).stdout)
+    [run] = deep["items"][0]["items"][0]["items"][0]["items"][0]["items"]
+    assert [(f["name"], f["size"]) for f in run["items"]] == [("a.parquet", 4), ("b.parquet", 2)]
 
     missing = runner.invoke(app, ["box", "ls", "no/such/folder", "--config", config])
     assert missing.exit_code == 1 and "no folder 'no/such/folder'" in missing.output

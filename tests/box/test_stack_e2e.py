@@ -17,7 +17,7 @@ import pytest
 from devstack.state import StackInfo
 from shared.config_load import load_config
 from shared.destinations.box.destination import BoxDestination
-from shared.gcp import clients, gcs
+from shared.gcp import clients, gcs, reader
 from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt
 from shared.topology import DELIVERIES, EXPORT_REQUESTS
@@ -32,7 +32,7 @@ def gcs_sha1(bucket: str, name: str) -> str:
     for _ in range(5):
         digest = hashlib.sha1()
         try:
-            with gcs.open_object(bucket, name) as stream:
+            with reader.open_object(bucket, name) as stream:
                 while block := stream.read(1024 * 1024):
                     digest.update(block)
         except gcs.ObjectMissing:

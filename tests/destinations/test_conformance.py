@@ -9,8 +9,9 @@ import threading
 
 import pytest
 
-from shared.destinations.base import Destination, PutResult, Readable
-from shared.errors import OffsiteError
+from shared.destinations.base import Abilities, Destination, MemoryLedger, Progress, PutResult, Readable, Resumable
+from shared.errors import OffsiteError, TransientError
+from shared.ids import DestinationId
 
 
 def put_bytes(dest: Destination, path: str, data: bytes) -> PutResult:
@@ -25,7 +26,40 @@ def read_back(dest: Destination, path: str) -> bytes:
 
 def test_is_a_destination(destination: Destination) -> None:
     assert isinstance(destination, Destination)
-    assert destination.hashes <= {"sha1"}
+    assert isinstance(destination.id, DestinationId) and DestinationId.parse(str(destination.id)) == destination.id
+    abilities = destination.abilities
+    assert isinstance(abilities, Abilities)
+    assert abilities.hashes <= {"sha1"}
+    assert abilities.layout in ("gcp_tree", "nested", "flat")
+    assert abilities.partial_suffix is None or abilities.partial_suffix.startswith(".")
+
+
+def test_location_names_the_file(destination: Destination) -> None:
+    put_bytes(destination, "loc/here.txt", b"x")
+    assert destination.location("loc/here.txt").endswith("loc/here.txt")
+
+
+def test_a_ledger_proves_unchanged_without_a_server_hash(destination: Destination) -> None:
+    """What a backend that needs a ledger records lets a later put skip without reading."""
+    data = os.urandom(10_000)
+    ledger = MemoryLedger()
+    first = destination.put("led/file.bin", io.BytesIO(data), len(data), ledger=ledger)
+    assert first.status == "uploaded"
+    unread = io.BytesIO(b"")  # a source that would fail the size check if it were read
+    again = destination.put("led/file.bin", unread, len(data), sha1=first.sha1, ledger=ledger)
+    assert again.status == "unchanged" and again.sha1 == hashlib.sha1(data).hexdigest()
+    if destination.abilities.needs_ledger:
+        assert ledger.recall("led/file.bin") is not None
+
+
+def test_partial_files_are_named_as_declared(destination: Destination) -> None:
+    """A leftover of a dead upload carries the declared suffix, so verify can name it."""
+    suffix = destination.abilities.partial_suffix
+    if suffix is None:
+        assert destination.abilities.atomic_put, "a backend without partial files must publish atomically"
+        return
+    put_bytes(destination, "p/left.bin" + suffix, b"half")
+    assert [f.path for f in destination.list("p")] == ["p/left.bin" + suffix]
 
 
 def test_put_new_file_then_stat_and_list(destination: Destination) -> None:
@@ -36,7 +70,7 @@ def test_put_new_file_then_stat_and_list(destination: Destination) -> None:
     assert result.sha1 == hashlib.sha1(data).hexdigest()
     info = destination.stat("a/b/file.bin")
     assert info is not None and info.size == len(data) and info.path == "a/b/file.bin"
-    if "sha1" in destination.hashes:
+    if "sha1" in destination.abilities.hashes:
         assert info.sha1 == hashlib.sha1(data).hexdigest()
     assert [f.path for f in destination.list("a")] == ["a/b/file.bin"]
     assert read_back(destination, "a/b/file.bin") == data
@@ -137,3 +171,58 @@ def test_multi_megabyte_file_round_trips(destination: Destination) -> None:
     result = put_bytes(destination, "big/blob.bin", data)
     assert result.sha1 == hashlib.sha1(data).hexdigest()
     assert read_back(destination, "big/blob.bin") == data
+
+
+RESUME_SIZE = 3 * 8 * 1024 * 1024 + 12_345  # three of Box's 8 MiB parts and a bit; many SFTP chunks
+
+
+def test_a_resumable_upload_continues_where_it_stopped(destination: Destination) -> None:
+    """Each call works until its deadline (already past: one chunk), returns its Progress, and
+    the next call continues from that state; no stored byte is sent twice; the file appears
+    whole only at the end."""
+    if not destination.abilities.resumable:
+        assert not isinstance(destination, Resumable) or destination.abilities.resumable is False
+        return
+    assert isinstance(destination, Resumable)
+    data = os.urandom(RESUME_SIZE)
+    state, sent, calls = None, 0, 0
+    while True:
+        calls += 1
+        assert calls < 200, "no progress"
+        outcome = destination.put_resumable(
+            "resume/big.bin", io.BytesIO(data), len(data), ledger=MemoryLedger(), resume=state, deadline=0.0
+        )
+        if isinstance(outcome, PutResult):
+            break
+        assert isinstance(outcome, Progress) and 0 < outcome.bytes_done < len(data) and outcome.bytes_sent > 0
+        sent += outcome.bytes_sent
+        state = outcome.state
+        assert destination.stat("resume/big.bin") is None  # not visible until complete
+    assert calls >= 3
+    assert outcome.status == "uploaded" and outcome.sha1 == hashlib.sha1(data).hexdigest()
+    assert sent < len(data)  # the last call sent the rest: nothing was sent twice before it
+    assert read_back(destination, "resume/big.bin") == data
+
+
+def test_an_unprovable_resume_state_restarts_cleanly(destination: Destination) -> None:
+    """A state whose stored bytes differ from the source is not trusted: the upload starts over
+    (at once, or after one TransientError whose retry with the same state starts over)."""
+    if not destination.abilities.resumable:
+        return
+    assert isinstance(destination, Resumable)
+    data = os.urandom(RESUME_SIZE)
+    first = destination.put_resumable("r2/a.bin", io.BytesIO(data), len(data), ledger=MemoryLedger(), deadline=0.0)
+    assert isinstance(first, Progress)
+    other = os.urandom(RESUME_SIZE)  # different bytes under the same checkpoint: the prefix does not match
+
+    def attempt() -> PutResult | Progress:
+        return destination.put_resumable(
+            "r2/a.bin", io.BytesIO(other), len(other), ledger=MemoryLedger(), resume=first.state
+        )
+
+    try:
+        done = attempt()
+    except TransientError:
+        done = attempt()
+    assert isinstance(done, PutResult) and done.sha1 == hashlib.sha1(other).hexdigest()
+    assert read_back(destination, "r2/a.bin") == other

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,12 +28,17 @@ def test_demo_verifies_every_delivery_and_stops_the_stack() -> None:
     )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
+    assert "\x1b" not in out  # not a terminal: plain progress lines, no live table
+    progress, summary = out.rsplit("\n\n", 1)  # the summary follows the progress after one blank line
     # every sample table reached both destinations, and the query export reached SFTP, hashed
     for source in ("sales.orders", "sales.customers", "sales.products", "export:orders_daily"):
-        assert source in out
-    in_sync = [line for line in out.splitlines() if " in_sync " in line]
+        assert source in summary
+        assert re.search(rf"  {re.escape(source)}  export: done  files \d+", progress)
+    in_sync = [line for line in summary.splitlines() if " in_sync " in line]
     assert len(in_sync) == 7 and all("check: sha1" in line for line in in_sync)
-    assert "all deliveries in sync with sha1: 7 of 7" in out
+    assert "all deliveries in sync with sha1: 7 of 7" in summary
+    verified = [line for line in progress.splitlines() if re.search(r"  verify → (box|sftp:\S+): in_sync  files", line)]
+    assert len(verified) == 7  # each delivery's progress line once it was verified
     # nothing of that stack is left running
     leftovers = []
     for p in psutil.process_iter(["pid", "cmdline"]):

@@ -231,7 +231,7 @@ def manifest_of(kit: ExportsKit, task: Any) -> Any:
 
 
 def object_bytes(kit: ExportsKit, name: str) -> bytes:
-    from shared.gcp import gcs
+    from shared.gcp import reader
 
-    with gcs.open_object(kit.bucket, name, chunk_size=1024 * 1024) as stream:
+    with reader.open_object(kit.bucket, name) as stream:
         return stream.read()

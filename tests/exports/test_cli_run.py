@@ -45,6 +45,7 @@ def test_query_request_with_explicit_run_id_and_json_output(exports_env: Exports
     result = _invoke("--export", "orders_daily", "--date", "2025-01-08", "--run-id", "cli-q-1", "--json")
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
+    assert printed["topic"] == EXPORT_REQUESTS and printed["message_id"]
     assert printed["run_id"] == "cli-q-1" and printed["request"] == {
         "export": "orders_daily",
         "date": "2025-01-08",
@@ -89,6 +90,18 @@ def test_wait_returns_when_the_manifest_is_written(stack_env: StackInfo) -> None
     assert result.exit_code == 0, result.output
     assert f"exports/_queries/orders_daily/20250108/{run_id}/_manifest.json" in result.output
     assert re.search(r"done: export:orders_daily: \d+ rows in 1 files", result.output)
+    # not a terminal: plain progress lines, no live table, no colour codes
+    assert "waiting for 1 export(s): export:orders_daily" in result.stdout and "\x1b" not in result.stdout
+
+    json_run = "w" + uuid.uuid4().hex[:12]
+    waited = _invoke("--export", "orders_daily", "--date", "2025-01-08", "--run-id", json_run, "--wait", "--json")
+    assert waited.exit_code == 0, waited.output
+    doc = json.loads(waited.stdout)  # one document, after the wait
+    assert doc["run_id"] == json_run and doc["complete"] is True and doc["message_id"]
+    [manifest] = doc["manifests"]
+    assert manifest["source"] == "export:orders_daily" and manifest["files"] == 1
+    assert manifest["rows"] > 0 and manifest["bytes"] > 0 and manifest["seconds"] >= 0
+    assert manifest["manifest"].endswith(f"exports/_queries/orders_daily/20250108/{json_run}/_manifest.json")
 
 
 def test_wait_gives_up_with_exit_code_1(exports_env: ExportsKit) -> None:
@@ -96,3 +109,7 @@ def test_wait_gives_up_with_exit_code_1(exports_env: ExportsKit) -> None:
     result = _invoke("--dataset", "sales", "--tables", "products", "--date", "2025-01-08", "--wait", "--timeout", "1")
     assert result.exit_code == 1
     assert "no manifest after 1s for: sales.products" in result.output
+    gave_up = _invoke("--dataset", "sales", "--tables", "products", "--wait", "--timeout", "1", "--json")
+    assert gave_up.exit_code == 1
+    doc = json.loads(gave_up.stdout)
+    assert doc["complete"] is False and doc["manifests"] == [] and doc["request"]["tables"] == ["products"]

@@ -11,7 +11,7 @@ import pytest
 
 from devstack.state import StackInfo
 from shared.errors import PermanentError
-from shared.gcp import gcs
+from shared.gcp import gcs, reader
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_missing_objects(bare_stack_env: StackInfo, folder: str) -> None:
     assert gcs.read_bytes(bucket, folder + "none.json") is None
     assert gcs.stat(bucket, folder + "none.json") is None
     with pytest.raises(gcs.ObjectMissing, match="none.bin"):
-        gcs.open_object(bucket, folder + "none.bin")
+        reader.open_object(bucket, folder + "none.bin")
     with pytest.raises(gcs.ObjectMissing):
         gcs.stat(bucket, folder + "none.bin", missing_ok=False)
 
@@ -51,14 +51,14 @@ def test_open_object_streams_in_chunks(bare_stack_env: StackInfo, folder: str) -
     bucket = bare_stack_env.bucket
     data = os.urandom(3 * 1024 * 1024 + 17)
     info = gcs.write(bucket, folder + "big.bin", data)
-    with gcs.open_object(bucket, folder + "big.bin", chunk_size=256 * 1024) as stream:
+    with reader.open_object(bucket, folder + "big.bin", prefetch=2) as stream:
         assert stream.raw.info.generation == info.generation and stream.raw.info.size == len(data)
         parts = []
         while chunk := stream.read(100_000):
             assert len(chunk) <= 100_000
             parts.append(chunk)
     assert b"".join(parts) == data
-    with gcs.open_object(bucket, folder + "big.bin", info.generation) as stream:
+    with reader.open_object(bucket, folder + "big.bin", info.generation) as stream:
         assert hashlib.sha1(stream.read()).hexdigest() == hashlib.sha1(data).hexdigest()
 
 

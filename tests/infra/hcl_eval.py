@@ -123,6 +123,44 @@ class Module:
         self._instances[(rtype, name)] = result
         return result
 
+    def preconditions(self, rtype: str, name: str) -> dict[Any, list[tuple[Any, Any]]]:
+        """{instance key: [(condition value, error message value)]} of the lifecycle preconditions."""
+        body = self.resources.get((rtype, name))
+        if body is None:
+            raise EvalError(f"no resource {rtype}.{name}")
+        attrs = _attributes(body)
+        if "for_each" in attrs:
+            scopes = {k: {"each": {"key": k, "value": v}} for k, v in iterate(self.eval(attrs["for_each"], {}))}
+        elif "count" in attrs:
+            scopes = {i: {"count": {"index": i}} for i in range(int(number(self.eval(attrs["count"], {}))))}
+        else:
+            scopes = {None: {}}
+        result: dict[Any, list[tuple[Any, Any]]] = {}
+        for key, scope in scopes.items():
+            found = []
+            for kind, _, lifecycle in _blocks(body):
+                if kind != "lifecycle":
+                    continue
+                for inner_kind, _, block in _blocks(lifecycle):
+                    if inner_kind == "precondition":
+                        inner = _attributes(block)
+                        found.append((self.eval(inner["condition"], scope), self.eval(inner["error_message"], scope)))
+            result[key] = found
+        return result
+
+    def lifecycle(self, rtype: str, name: str) -> dict[str, Any]:
+        """The plain attributes of a resource's lifecycle block (create_before_destroy, ...)."""
+        for kind, _, block in _blocks(self.resources[(rtype, name)]):
+            if kind == "lifecycle":
+                return {k: self.eval(v, {}) for k, v in _attributes(block).items()}
+        return {}
+
+    def depends_on(self, kind: str, rtype: str, name: str) -> list[str]:
+        """The depends_on of a resource (kind "resource") or data source (kind "data"), as addresses."""
+        body = (self.resources if kind == "resource" else self.data)[(rtype, name)]
+        expr = _attributes(body).get("depends_on")
+        return [str(ref) for ref in self.eval(expr, {})] if expr is not None else []
+
     def body(self, body: Tree, scope: dict[str, Any]) -> dict[str, Any]:
         """Attributes (evaluated) and nested blocks (lists of bodies) of a block."""
         out: dict[str, Any] = {}

@@ -123,6 +123,36 @@ def _regex(pattern: str, text: Any) -> Any:
     return list(match.groups()) if match.groups() else match.group(0)
 
 
+def _regexall(pattern: str, text: Any) -> list[Any]:
+    if not isinstance(text, str):
+        raise EvalError("regexall: a string is required")
+    out: list[Any] = []
+    for match in re.finditer(pattern, text):
+        if match.groupdict():
+            out.append(match.groupdict())
+        elif match.groups():
+            out.append(list(match.groups()))  # a group that took no part is null, as in Terraform
+        else:
+            out.append(match.group(0))
+    return out
+
+
+def _distinct(values: Any) -> list[Any]:
+    out: list[Any] = []
+    for _, v in iterate(values):
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _slice(values: Any, start: Any, end: Any) -> list[Any]:
+    items = [v for _, v in iterate(values)]
+    start, end = int(number(start)), int(number(end))
+    if not 0 <= start <= end <= len(items):
+        raise EvalError(f"slice: bad range {start}..{end} of {len(items)}")
+    return items[start:end]
+
+
 def index_value(collection: Any, key: Any) -> Any:
     if isinstance(collection, dict):
         if key not in collection:
@@ -197,6 +227,10 @@ def builtin_functions(read_path: Callable[[str], Path]) -> dict[str, Callable[..
         "trimsuffix": lambda s, suffix: s.removesuffix(suffix),
         "coalesce": _coalesce,
         "regex": _regex,
+        "regexall": _regexall,
+        "distinct": _distinct,
+        "slice": _slice,
+        "tostring": lambda v: to_string(v) if v is not None else None,
         "compact": lambda values: [v for _, v in iterate(values) if v not in (None, "")],
         "concat": lambda *lists: [v for lst in lists for _, v in iterate(lst)],
         "flatten": flatten,

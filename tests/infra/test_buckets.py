@@ -17,6 +17,8 @@ def test_exports_bucket_settings(example: Module) -> None:
     assert bucket["versioning"] == [{"enabled": False}]
     assert bucket["lifecycle_rule"] == [{"condition": [{"age": 30}], "action": [{"type": "Delete"}]}]
     assert bucket["force_destroy"] is False
+    # Soft delete off: deleted/overwritten exports are not kept (and billed) for 7 more days.
+    assert bucket["soft_delete_policy"] == [{"retention_duration_seconds": 0}]
 
 
 def test_lifecycle_follows_expiration_days(infra) -> None:  # type: ignore[no-untyped-def]

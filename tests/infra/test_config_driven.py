@@ -107,21 +107,88 @@ def test_alert_webhook_secret_variable(infra) -> None:  # type: ignore[no-untype
         assert env["OFFSITE__ALERTS__SLACK_WEBHOOK_URL"] == "sm://projects/bqx-ml/secrets/ops-slack/versions/latest"
 
 
-def test_sftp_instances_are_capped_by_partner_concurrency(infra) -> None:  # type: ignore[no-untyped-def]
+def test_sftp_instances_are_capped_by_partner_concurrency(infra, example: Module) -> None:  # type: ignore[no-untyped-def]
+    """instances x min(concurrency x connections_per_file, max_sessions) <= max_sessions, for every partner."""
+    from shared import topology
+
+    concurrency = topology.function("transfer_sftp").concurrency
+    functions = example.instances("google_cloudfunctions2_function", "fn")
+    # acme: max_sessions 4 (default), one connection per file; one instance holds up to 4 sessions.
+    assert functions["transfer_sftp"]["service_config"][0]["max_instance_count"] == 1
+    assert functions["transfer_sftp"]["service_config"][0]["max_instance_request_concurrency"] == concurrency
+    assert functions["upload_box"]["service_config"][0]["max_instance_count"] == 10
+
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["destinations"]["sftp"]["acme"]["max_sessions"] = 64
+    # 64 sessions, an instance holds at most concurrency (8) x 1: 8 instances, capped at the topology's 4.
+    assert (
+        infra(yaml.safe_dump(config)).local("max_instances")["transfer_sftp"]
+        == topology.function("transfer_sftp").max_instances
+    )
+    config["destinations"]["sftp"]["acme"]["max_sessions"] = 3 * concurrency
+    assert infra(yaml.safe_dump(config)).local("max_instances")["transfer_sftp"] == 3
     config["destinations"]["sftp"]["slow"] = {
         "host": "h",
         "username": "u",
-        "max_sessions": 3,
+        "max_sessions": 2 * concurrency * 2,
         "connections_per_file": 2,
     }
-    module = infra(yaml.safe_dump(config))
-    functions = module.instances("google_cloudfunctions2_function", "fn")
-    assert functions["transfer_sftp"]["service_config"][0]["max_instance_count"] == 1
-    assert functions["upload_box"]["service_config"][0]["max_instance_count"] == 10
+    assert infra(yaml.safe_dump(config)).local("max_instances")["transfer_sftp"] == 2  # the tighter partner wins
     config["destinations"]["sftp"]["slow"]["max_sessions"] = 1
     config["destinations"]["sftp"]["slow"]["connections_per_file"] = 4  # still at least one instance
     assert infra(yaml.safe_dump(config)).local("max_instances")["transfer_sftp"] == 1
+
+
+def _preconditions(module: Module) -> list[tuple[bool, str]]:
+    (found,) = module.preconditions("terraform_data", "config_checks").values()
+    return found
+
+
+def test_example_config_passes_every_plan_time_check(example: Module, infra) -> None:  # type: ignore[no-untyped-def]
+    assert all(ok is True for ok, _ in _preconditions(example))
+    assert example.local("plain_credentials") == []
+    bare = infra("project: p\nbucket: b\n")  # no destinations, no alerts: nothing to check
+    assert all(ok is True for ok, _ in _preconditions(bare))
+    assert set(bare.local("credentials")) == {
+        "destinations.box.auth.jwt_config",
+        "destinations.box.auth.client_secret",
+        "destinations.box.auth.developer_token",
+        "alerts.slack_webhook_url",
+    }
+
+
+def test_plan_fails_for_a_credential_that_is_not_an_sm_reference(infra) -> None:  # type: ignore[no-untyped-def]
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["destinations"]["sftp"]["acme"]["password"] = "hunter2"
+    config["destinations"]["box"]["auth"]["developer_token"] = "env:BOX_TOKEN"
+    config["alerts"]["slack_webhook_url"] = "sm://slack-webhook"  # not a full reference
+    module = infra(yaml.safe_dump(config))
+    failed = [message for ok, message in _preconditions(module) if not ok]
+    (message,) = failed
+    assert "destinations.sftp.acme.password" in message
+    assert "destinations.box.auth.developer_token" in message
+    assert "alerts.slack_webhook_url" in message
+    assert "hunter2" not in message, "the error names the field, never the credential"
+    # The config secret version (which would store the YAML) waits for these checks.
+    assert "terraform_data.config_checks" in module.depends_on(
+        "resource", "google_secret_manager_secret_version", "config"
+    )
+
+
+def test_plan_fails_for_retry_settings_pubsub_rejects(infra) -> None:  # type: ignore[no-untyped-def]
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    for bad, words in (
+        ({"max_delivery_attempts": 4}, "5 to 100"),
+        ({"max_delivery_attempts": 101}, "5 to 100"),
+        ({"minimum_backoff_s": 30, "maximum_backoff_s": 20}, "0 <= minimum <= maximum <= 600"),
+        ({"maximum_backoff_s": 601}, "0 <= minimum <= maximum <= 600"),
+        ({"minimum_backoff_s": -1}, "0 <= minimum <= maximum <= 600"),
+    ):
+        config["pubsub"] = bad
+        failed = [message for ok, message in _preconditions(infra(yaml.safe_dump(config))) if not ok]
+        assert len(failed) == 1 and words in failed[0], (bad, failed)
+    config["pubsub"] = {"max_delivery_attempts": 100, "minimum_backoff_s": 0, "maximum_backoff_s": 600}
+    assert all(ok for ok, _ in _preconditions(infra(yaml.safe_dump(config))))
 
 
 def test_variables_override_the_configs_names(infra) -> None:  # type: ignore[no-untyped-def]

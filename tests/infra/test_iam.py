@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
+import yaml
+
 from shared import topology
-from tests.infra.conftest import INFRA
+from tests.infra.conftest import EXAMPLE_CONFIG, INFRA
 from tests.infra.hcl_eval import Module, Ref, Template
+
+SEED_DATASETS = ("bqx_ml_v3_models", "bqx_ml_v3_features", "bqx_ml_v3_predictions", "bqx_ml_v3_analytics_v2")
 
 FORBIDDEN = {
     "roles/owner",
@@ -59,9 +63,20 @@ def _grants_by_function(module: Module, rtype: str, name: str, target: str) -> d
     return grants
 
 
+# The one documented exception: the build account's roles/storage.objectAdmin
+# (https://cloud.google.com/run/docs/configuring/services/build-service-account), held only on
+# Cloud Functions' own gcf-v2-sources staging bucket.
+BUILD_STAGING = "google_project_iam_member.build_reads_staged_sources[None]"
+
+
 def test_no_broad_roles_anywhere(example: Module) -> None:
     for address, attrs in _iam(example):
         role = attrs["role"]
+        if address == BUILD_STAGING:
+            assert role == "roles/storage.objectAdmin"
+            assert str(attrs["member"]) == "serviceAccount:${google_service_account.build.email}"
+            assert "buckets/gcf-v2-sources-" in str(attrs["condition"][0]["expression"])
+            continue
         assert role not in FORBIDDEN, f"{address} grants {role}"
         assert not str(role).endswith((".admin", "Admin")), f"{address} grants an admin role {role}"
     custom = example.instances("google_project_iam_custom_role", "object_metadata_writer")[None]
@@ -89,7 +104,7 @@ def test_project_level_roles_are_the_few_that_cannot_be_narrower(example: Module
             False,
         ),
         ("roles/logging.logWriter", "serviceAccount:${google_service_account.build.email}", False),
-        ("roles/storage.objectViewer", "serviceAccount:${google_service_account.build.email}", True),
+        ("roles/storage.objectAdmin", "serviceAccount:${google_service_account.build.email}", True),
     }
     (staged,) = example.instances("google_project_iam_member", "build_reads_staged_sources").values()
     assert "gcf-v2-sources-" in str(staged["condition"][0]["expression"])
@@ -101,8 +116,9 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
     assert topics == {
         "fan_out": {"table-exports", "verify-results"},
         "export_table": {"verify-results"},
-        "upload_box": {"deliveries", "verify-results"},
-        "transfer_sftp": {"deliveries", "verify-results"},
+        # a transfer that runs out of its time budget asks to be continued
+        "upload_box": {"deliveries", "verify-results", "delivery-continuations"},
+        "transfer_sftp": {"deliveries", "verify-results", "delivery-continuations"},
         "verify": {"verify-results"},
     }
     assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
@@ -127,9 +143,13 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
     reporting = {("roles/storage.objectCreator", "results/"), (replacer, "alerts/")}
     assert grants == {
         "fan_out": reporting,
-        "export_table": {("roles/storage.objectCreator", "exports/"), ("roles/storage.objectViewer", "")} | reporting,
-        "upload_box": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")} | reporting,
-        "transfer_sftp": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")} | reporting,
+        # export_table may overwrite its own export objects (a retried BigQuery extract rewrites them).
+        "export_table": {(replacer, "exports/"), ("roles/storage.objectViewer", "")} | reporting,
+        # ... and keeps its checkpoint under checkpoints/ (replaced each invocation, deleted at the end)
+        "upload_box": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/"), (replacer, "checkpoints/")}
+        | reporting,
+        "transfer_sftp": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/"), (replacer, "checkpoints/")}
+        | reporting,
         "verify": {("roles/storage.objectViewer", ""), (replacer, "exports/")} | reporting,
     }
 
@@ -164,8 +184,40 @@ def test_bigquery_access_is_per_dataset(example: Module) -> None:
     datasets = {"bqx_ml_v3_models", "bqx_ml_v3_features", "bqx_ml_v3_predictions", "bqx_ml_v3_analytics_v2"}
     assert by_fn == {
         "fan_out": {("roles/bigquery.metadataViewer", "bqx-ml", d) for d in datasets},
-        "export_table": {("roles/bigquery.dataViewer", "bqx-ml", d) for d in datasets},
+        # plus `bqx-ml.shop`, which the product_data query export's SQL reads
+        "export_table": {("roles/bigquery.dataViewer", "bqx-ml", d) for d in datasets | {"shop"}},
     }
+
+
+def test_datasets_a_query_export_reads_are_derived_from_its_sql(infra) -> None:  # type: ignore[no-untyped-def]
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["exports"] = [
+        {
+            "name": "orders",
+            "sql": (
+                "SELECT o.*, EXTRACT(DATE FROM o.created_at) AS day FROM `sales.orders` AS o\n"
+                "JOIN `other-proj.crm.customers` c USING (customer_id)\n"
+                "left join warehouse_proj.stock.items i ON i.id = o.item_id\n"
+                "WHERE o.created_at >= {date} AND o.id IN (SELECT id FROM `sales.flags`)"
+            ),
+        }
+    ]
+    module = infra(yaml.safe_dump(config), query_export_datasets=["bqx-ml.sales", "extra"])
+    assert module.local("query_datasets") == {
+        "bqx-ml.sales": {"project": "bqx-ml", "dataset": "sales"},
+        "other-proj.crm": {"project": "other-proj", "dataset": "crm"},
+        "warehouse_proj.stock": {"project": "warehouse_proj", "dataset": "stock"},
+        "bqx-ml.extra": {"project": "bqx-ml", "dataset": "extra"},
+    }
+    readers = module.instances("google_bigquery_dataset_iam_member", "reader")
+    assert {k for k in readers if k.startswith("export_table/") and not k.endswith(tuple(SEED_DATASETS))} == {
+        "export_table/bqx-ml.sales",
+        "export_table/other-proj.crm",
+        "export_table/warehouse_proj.stock",
+        "export_table/bqx-ml.extra",
+    }
+    assert readers["export_table/other-proj.crm"]["project"] == "other-proj"
+    assert not any(k.startswith("fan_out/") and k.endswith(("sales", "crm", "stock")) for k in readers)
 
 
 def test_query_export_datasets_are_readable_by_the_exporter_only(infra) -> None:  # type: ignore[no-untyped-def]

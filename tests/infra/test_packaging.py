@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
 import zipfile
@@ -127,8 +128,16 @@ def test_code_path_scan_follows_shared_imports_and_ignores_type_checking(tmp_pat
 def test_offsite_package_command(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["package", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
+    header, *rows = [line.split() for line in result.stdout.splitlines()]
+    assert header == ["FUNCTION", "ARCHIVE", "MD5", "BYTES"]
+    assert [row[:2] for row in rows] == [[s, str(tmp_path / f"{s}.zip")] for s in packaging.function_sources()]
     for source in packaging.function_sources():
         assert (tmp_path / f"{source}.zip").is_file()
-        assert f"{source}" in result.output
+    again = CliRunner().invoke(app, ["package", "--out", str(tmp_path), "--json"])
+    archives = json.loads(again.stdout)
+    assert [a["source"] for a in archives] == list(packaging.function_sources())
+    for archive, row in zip(archives, rows, strict=True):
+        assert archive["md5"] == row[2] and archive["size"] == int(row[3].replace(",", ""))  # reproducible
+        assert archive["size"] == (tmp_path / f"{archive['source']}.zip").stat().st_size
     bad = CliRunner().invoke(app, ["package", "--out", str(tmp_path), "--only", "nope"])
     assert bad.exit_code == 2

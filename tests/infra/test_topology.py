@@ -6,7 +6,7 @@ import yaml
 
 from shared import topology
 from shared.config import PubSubSettings
-from tests.infra.conftest import EXAMPLE_CONFIG
+from tests.infra.conftest import EXAMPLE_CONFIG, INFRA
 from tests.infra.hcl_eval import Module, Ref, Template
 
 GCS = {s.name: s for s in topology.subscriptions() if s.trigger.kind == "gcs"}
@@ -119,7 +119,12 @@ def test_functions_match_the_topology(example: Module) -> None:
         (service,) = fn["service_config"]
         assert service["timeout_seconds"] == spec.timeout_s
         assert service["available_memory"] == f"{spec.memory_mb}M"
-        assert service["max_instance_count"] == spec.max_instances
+        # transfer_sftp's cap follows the partners' max_sessions (test_config_driven)
+        if spec.name != "transfer_sftp":
+            assert service["max_instance_count"] == spec.max_instances
+        assert service["max_instance_request_concurrency"] == spec.concurrency
+        assert service["available_cpu"] == ("1" if spec.concurrency > 1 else None)
+        assert service["environment_variables"]["THREADS"] == str(spec.concurrency)
         assert service["min_instance_count"] == 0
         assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
         assert str(service["service_account_email"]) == ref("google_service_account", "function", spec.name, "email")
@@ -172,3 +177,45 @@ def test_config_retry_policy_reaches_every_feed(infra) -> None:  # type: ignore[
     for attach in module.instances("terraform_data", "gcs_dead_letter").values():
         env = attach["provisioner"][0]["environment"]
         assert (env["MAX_DELIVERY_ATTEMPTS"], env["MIN_RETRY_DELAY"], env["MAX_RETRY_DELAY"]) == (9, "20s", "300s")
+
+
+def test_io_bound_functions_take_concurrent_requests() -> None:
+    """Uploads and verify wait on the network: many requests per instance; the BigQuery side few."""
+    concurrency = {fn.name: fn.concurrency for fn in topology.FUNCTIONS}
+    for name in ("upload_box", "transfer_sftp", "verify"):
+        assert 8 <= concurrency[name] <= 16, name
+    assert 1 < concurrency["fan_out"] <= 4 and 1 < concurrency["export_table"] <= 4
+    # Cloud Run serves more than one request at once only with a whole vCPU; memory above 1 GiB
+    # needs one too, and below 512 MiB the second-generation environment is not advised.
+    for fn in topology.FUNCTIONS:
+        assert 512 <= fn.memory_mb <= 4096, fn.name
+    # export_table only starts and waits on BigQuery jobs in the cloud: no table data in memory.
+    assert topology.function("export_table").memory_mb == 512
+
+
+def test_eventarc_subscriptions_get_a_600s_ack_deadline(example: Module) -> None:
+    attach = example.instances("terraform_data", "gcs_dead_letter")
+    for name in GCS:
+        env = attach[name]["provisioner"][0]["environment"]
+        assert env["ACK_DEADLINE"] == 600
+        assert attach[name]["triggers_replace"]["ack_deadline_s"] == 600
+    # 600 s covers the longest GCS-triggered function (540 s) and is Pub/Sub's maximum.
+    assert max(topology.function(s.function).timeout_s for s in GCS.values()) <= 600
+
+
+def test_dead_letter_credentials_are_checked_before_the_triggers_exist(example: Module, infra) -> None:  # type: ignore[no-untyped-def]
+    (preflight,) = example.instances("terraform_data", "dead_letter_preflight").values()
+    (provisioner,) = preflight["provisioner"]
+    assert provisioner["command"].endswith("/scripts/attach-dead-letter.sh --check")
+    assert provisioner["environment"] == {"PROJECT": "bqx-ml", "IMPERSONATE_SERVICE_ACCOUNT": ""}
+    assert "terraform_data.dead_letter_preflight" in example.depends_on(
+        "resource", "google_cloudfunctions2_function", "fn"
+    )
+    assert infra(attach_eventarc_dead_letters=False).instances("terraform_data", "dead_letter_preflight") == {}
+    # The script acts as the same account as the provider when Terraform impersonates one.
+    sa = "deployer@bqx-ml.iam.gserviceaccount.com"
+    module = infra(impersonate_service_account=sa)
+    for attach in module.instances("terraform_data", "gcs_dead_letter").values():
+        assert attach["provisioner"][0]["environment"]["IMPERSONATE_SERVICE_ACCOUNT"] == sa
+    versions = (INFRA / "versions.tf").read_text()
+    assert "impersonate_service_account = var.impersonate_service_account" in versions

@@ -1,7 +1,8 @@
 """A loopback TCP proxy that can cut its connections: the "network fails mid-upload" of the tests.
 
 ``cut_after_bytes``: every connection is cut (both sockets closed) once that many bytes went from
-client to server, so a cut lands mid-upload deterministically, without sleeps or timing.
+client to server, so a cut lands mid-upload deterministically, without sleeps or timing;
+``cut_reply_after_bytes`` does the same for bytes from server to client (mid-download).
 ``cut()`` closes every open connection now; ``cut_after_bytes = None`` stops cutting.
 """
 
@@ -15,9 +16,12 @@ from devstack.ports import free_port
 
 
 class CuttingProxy:
-    def __init__(self, target_port: int, *, cut_after_bytes: int | None = None) -> None:
+    def __init__(
+        self, target_port: int, *, cut_after_bytes: int | None = None, cut_reply_after_bytes: int | None = None
+    ) -> None:
         self.target_port = target_port
         self.cut_after_bytes = cut_after_bytes
+        self.cut_reply_after_bytes = cut_reply_after_bytes
         self.port = free_port()
         self.cuts = 0
         self._listener = socket.create_server(("127.0.0.1", self.port))
@@ -39,9 +43,9 @@ class CuttingProxy:
                 continue
             with self._lock:
                 self._pairs.append((client, server))
-            limit = self.cut_after_bytes
-            threading.Thread(target=self._pump, args=(client, server, limit, (client, server)), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, None, (client, server)), daemon=True).start()
+            up, down = self.cut_after_bytes, self.cut_reply_after_bytes
+            threading.Thread(target=self._pump, args=(client, server, up, (client, server)), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, down, (client, server)), daemon=True).start()
 
     def _pump(
         self, src: socket.socket, dst: socket.socket, limit: int | None, pair: tuple[socket.socket, socket.socket]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -45,6 +46,11 @@ def test_check(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"host key:   ssh-ed25519 {sshd.host_fingerprint} (verified)" in result.output
     assert "posix-rename@openssh.com" in result.output and result.output.strip().endswith("ok")
+    report = json.loads(sftp("check", "--json", *explicit(sshd, workdir, tmp_path)).stdout)
+    assert report["host_key"] == f"ssh-ed25519 {sshd.host_fingerprint}" and report["ok"] is True
+    assert (report["host"], report["port"], report["username"]) == ("127.0.0.1", sshd.port, sshd.user.name)
+    assert "posix-rename@openssh.com" in report["extensions"] and report["directory"] == str(workdir)
+    assert report["max_write"] > 0 and report["warnings"] == []
 
 
 def test_check_refuses_a_changed_host_key(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
@@ -61,18 +67,33 @@ def test_host_key_shows_what_to_pin(sshd: Sshd) -> None:
     assert result.exit_code == 0
     assert sshd.host_fingerprint in result.output
     assert sshd.known_hosts.strip() in result.output and "NOT trusted yet" in result.output
+    offered = json.loads(sftp("host-key", "--host", "127.0.0.1", "--port", str(sshd.port), "--json").stdout)
+    assert sshd.host_fingerprint in offered["offered"] and offered["trusted"] is False
+    assert offered["known_hosts_line"] == sshd.known_hosts.strip()
 
 
 def test_ls_and_tree(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
     populate(workdir, sshd)
     args = explicit(sshd, workdir, tmp_path)
     assert sftp("ls", *args).output.split() == ["a/", "top.txt"]
-    long = sftp("ls", "-l", "a", *args).output.splitlines()
-    assert long[0].startswith("drwx") and long[0].endswith(" b/")
-    assert long[1].startswith("-rw") and " 3 " in long[1] and long[1].endswith(" two.csv")
+    header, *rows = [line.split() for line in sftp("ls", "-l", "a", *args).stdout.splitlines()]
+    assert header == ["MODE", "SIZE", "MODIFIED", "NAME"]
+    assert rows[0][0].startswith("drwx") and rows[0][-1] == "b/"
+    assert rows[1][0].startswith("-rw") and rows[1][1:2] == ["3"] and rows[1][-1] == "two.csv"
+    assert rows[1][2].endswith("Z")  # modification time in UTC
+    listing = json.loads(sftp("ls", "a", "--json", *args).stdout)
+    assert listing["path"] == str(workdir / "a")
+    assert [(i["name"], i["type"], i["size"]) for i in listing["items"]][1] == ("two.csv", "file", 3)
+    assert listing["items"][0]["name"] == "b" and listing["items"][0]["type"] == "folder"
     tree = sftp("tree", "--depth", "5", *args).output
     assert "│   │   └── one.csv  (2 bytes)" in tree and "└── top.txt  (3 bytes)" in tree
     assert "one.csv" not in sftp("tree", "--depth", "1", *args).output
+    nested = json.loads(sftp("tree", "--depth", "5", "--json", *args).stdout)
+    [a, top] = nested["items"]
+    assert (a["name"], top["name"], top["size"]) == ("a", "top.txt", 3)
+    assert [(i["name"], i["size"]) for i in a["items"][0]["items"]] == [("one.csv", 2)]
+    shallow = json.loads(sftp("tree", "--depth", "1", "--json", *args).stdout)
+    assert "items" not in shallow["items"][0]  # deeper than --depth
 
 
 def test_rm_asks_refuses_outside_and_deletes(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
@@ -139,7 +160,9 @@ def test_upload_from_gcs(bare_stack_env: StackInfo, sshd: Sshd, workdir: Path, t
     assert first.exit_code == 0, first.output
     assert first.output.startswith("uploaded: ") and hashlib.sha1(data).hexdigest() in first.output
     assert (workdir / "in/file.bin").read_bytes() == data
-    again = sftp("upload", "--gcs-uri", uri, "--remote-file", "in/file.bin", *args)
-    assert again.output.startswith("unchanged: ")
+    again = sftp("upload", "--gcs-uri", uri, "--remote-file", "in/file.bin", *args, "--json")
+    result = json.loads(again.stdout)
+    assert result["status"] == "unchanged" and result["size"] == len(data)
+    assert result["sha1"] == hashlib.sha1(data).hexdigest() and result["path"].endswith("in/file.bin")
     missing = sftp("upload", "--gcs-uri", f"gs://{bare_stack_env.bucket}/nope", "--remote-file", "x", *args)
     assert missing.exit_code == 1 and "does not exist" in missing.output

@@ -113,7 +113,7 @@ def test_check_file_hashing_on_a_server_that_offers_it(tmp_path: Path) -> None:
     digest = hashlib.sha1(data).hexdigest()
     try:
         with SftpDestination("checkfile", partner) as dest:
-            assert dest.hashes == frozenset({"sha1"})
+            assert dest.abilities.hashes == frozenset({"sha1"})
             assert put(dest, "c/file.bin", data).status == "uploaded"
             assert dest.stat("c/file.bin").sha1 == digest  # type: ignore[union-attr]
             assert [f.sha1 for f in dest.list("c")] == [digest]

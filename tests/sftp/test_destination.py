@@ -170,13 +170,13 @@ def test_read_back_and_listing(partner: PartnerFactory) -> None:
             ("r/a.bin", len(data), None),
             ("r/sub/b.txt", 1, None),
         ]
-        assert dest.hashes == frozenset()
+        assert dest.abilities.hashes == frozenset()
 
 
 def test_sha1sum_hashing_over_exec(shell_sshd: Sshd, workdir: Path) -> None:
     data = os.urandom(MB)
     with SftpDestination("hashing", make_partner(shell_sshd, workdir, hashing="sha1sum")) as dest:
-        assert dest.hashes == frozenset({"sha1"})
+        assert dest.abilities.hashes == frozenset({"sha1"})
         put(dest, "h/it's a file.bin", data)
         assert dest.stat("h/it's a file.bin").sha1 == sha1(data)  # type: ignore[union-attr]
         assert [f.sha1 for f in dest.list("h")] == [sha1(data)]

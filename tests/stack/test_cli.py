@@ -71,6 +71,17 @@ def test_up_twice_status_logs_down(workdir: Path) -> None:
     assert [(c["name"], c["pid"], c["port"]) for c in after["components"]] == [
         (c["name"], c["pid"], c["port"]) for c in before["components"]
     ]
+    third = json.loads(dev(workdir, "up", *LIGHT, "--json").stdout)
+    assert third["already_running"] is True and third["running"] is True
+    assert [(c["name"], c["pid"]) for c in third["components"]] == [(c["name"], c["pid"]) for c in after["components"]]
+
+    table = dev(workdir, "status")  # a plain table when not on a terminal
+    assert table.returncode == 0 and "\x1b" not in table.stdout
+    lines = table.stdout.splitlines()
+    assert lines[1].split() == ["COMPONENT", "ADDRESS", "MORE", "PORTS", "PID", "HEALTH", "NOTE"]
+    for comp in after["components"]:
+        cells = next(line.split() for line in lines if line.split()[:1] == [comp["name"]])
+        assert cells[1] == f"127.0.0.1:{comp['port']}" and str(comp["pid"]) in cells and "ok" in cells
 
     restarted = dev(workdir, "restart", "relay")
     assert restarted.returncode == 0 and restarted.stdout.startswith("restarted relay"), restarted.stderr
@@ -120,7 +131,9 @@ def test_up_twice_status_logs_down(workdir: Path) -> None:
     ] == []
     assert strays(workdir) == []
     assert dev(workdir, "status").returncode != 0
+    assert json.loads(dev(workdir, "status", "--json").stdout)["running"] is False
     assert dev(workdir, "down").stdout.strip() == "nothing running"
+    assert json.loads(dev(workdir, "down", "--json").stdout) == {"stopped": []}
 
 
 def _held_port() -> tuple[socket.socket, int]:

@@ -132,7 +132,7 @@ def test_routes_follow_the_topology_and_infra(sink_stack: StackInfo) -> None:
     assert set(routes) == {FAN_OUT_SUB, EXPORT_SUB}
     for route in routes.values():
         spec = topology.function(route.function)
-        assert route.concurrency == spec.max_instances * spec.request_concurrency
+        assert route.concurrency == spec.max_instances * spec.concurrency
         assert route.ack_deadline_s == min(600, max(10, spec.timeout_s))
     subs = {s["name"].rsplit("/", 1)[1]: s for s in sink_stack.pubsub_admin().subscriptions()}
     assert subs[FAN_OUT_SUB]["pushConfig"] == {}  # a pull subscription: the dispatcher pushes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,15 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
         for t in ("orders", "customers", "products")
     }
     assert counts["orders"] == 200_000 and counts["customers"] > 0 and counts["products"] > 0
+    again = subprocess.run(
+        [sys.executable, "-m", "offsite.cli", "dev", "seed", "--json", "--root", str(bare_stack_env.root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {"project": "offsite-local", "dataset": "sales", "rows": counts}
 
 
 def test_seed_without_a_stack_says_so(tmp_path: Path) -> None:

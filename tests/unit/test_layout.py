@@ -58,13 +58,13 @@ def test_file_names_follow_bigquery_sharding() -> None:
 
 def test_remote_folders_per_destination() -> None:
     run = RunFolder("exports", TABLE, DAY, "r1")
-    box = remote_folder("box", run, default_file_name("orders", "PARQUET"))
+    box = remote_folder("gcp_tree", run, default_file_name("orders", "PARQUET"))
     assert box.path == "GCP/bigquery/sales/orders/20250108/r1" and box.exclusive
-    sftp = remote_folder("sftp:acme", run, default_file_name("orders", "PARQUET"))
+    sftp = remote_folder("nested", run, default_file_name("orders", "PARQUET"))
     assert sftp.path == "sales/orders/20250108/r1"
     q = RunFolder("exports", QUERY, DAY, "r2")
-    qbox = remote_folder("box", q, "Product_{YYYYMMDD}-*.csv.gz")
+    qbox = remote_folder("gcp_tree", q, "Product_{YYYYMMDD}-*.csv.gz")
     assert qbox.path == "GCP/exports/product_data/20250108" and not qbox.exclusive
     assert qbox.owns("Product_20250108-000000000000.csv.gz") and not qbox.owns("Product_20250107-000000000000.csv.gz")
-    flat = remote_folder("sftp:acme", q, "Product_{YYYYMMDD}-*.csv.gz", flat=True)
+    flat = remote_folder("flat", q, "Product_{YYYYMMDD}-*.csv.gz")
     assert flat.path == "" and flat.owns("Product_20250108-000000000009.csv.gz") and not flat.owns("notes.txt")

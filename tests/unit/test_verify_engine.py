@@ -13,7 +13,7 @@ from typing import BinaryIO
 import pytest
 
 import shared.verify.engine
-from shared.destinations.base import PutResult, RemoteFile
+from shared.destinations.base import Abilities, DeliveryLedger, PutResult, RemoteFile
 from shared.destinations.memory import MemoryDestination
 from shared.layout import RunFolder, default_file_name, remote_folder
 from shared.manifest import Manifest, ManifestFile
@@ -72,12 +72,12 @@ def deliver(dest: MemoryDestination, folder: str, files: dict[str, bytes]) -> No
 def table_run() -> tuple[RunFolder, Manifest, str]:
     run = RunFolder("exports", TABLE, DAY, "r1")
     template = default_file_name("orders", "PARQUET")
-    folder = remote_folder("memory", run, template)
+    folder = remote_folder("gcp_tree", run, template)
     return run, make_manifest(run, CONTENT, template), folder.path
 
 
 def check(manifest: Manifest, dest, run: RunFolder, **kw):
-    folder = remote_folder("memory", run, manifest.file_name, flat=kw.pop("flat", False))
+    folder = remote_folder("flat" if kw.pop("flat", False) else "gcp_tree", run, manifest.file_name)
     kw.setdefault("source_sha1", sha1_of(CONTENT))
     return compare(manifest, dest, folder, **kw)
 
@@ -157,7 +157,7 @@ def test_shared_folder_counts_only_this_runs_names() -> None:
     template = "Product_{YYYYMMDD}-*.csv.gz"
     files = {"Product_20250108-000000000000.csv.gz": b"a,b\n" * 50}
     manifest = make_manifest(run, files, template)
-    folder = remote_folder("memory", run, template)
+    folder = remote_folder("gcp_tree", run, template)
     assert not folder.exclusive
     dest = MemoryDestination()
     deliver(dest, folder.path, files)
@@ -183,7 +183,7 @@ def test_flat_folder_at_the_root() -> None:
     template = "Product_{YYYYMMDD}-*.csv.gz"
     files = {"Product_20250108-000000000000.csv.gz": b"x" * 10}
     manifest = make_manifest(run, files, template)
-    folder = remote_folder("sftp:acme", run, template, flat=True)
+    folder = remote_folder("flat", run, template)
     dest = MemoryDestination()
     deliver(dest, "", {**files, "other.csv": b"nope", "Product_20250108-000000000000.csv.gz.upload": b"?"})
     result = compare(manifest, dest, folder, source_sha1=sha1_of(files), partial_suffixes=(".upload",))
@@ -194,10 +194,8 @@ def test_flat_folder_at_the_root() -> None:
 class NoHashes(MemoryDestination):
     """A server that reports sizes only (an SFTP server without hashing), but can be read back."""
 
-    hashes = frozenset()
-
     def __init__(self) -> None:
-        super().__init__("sftp:acme")
+        super().__init__("sftp:acme", Abilities(partial_suffix=".partial", layout="nested", needs_ledger=True))
         self.opened: list[str] = []
 
     def list(self, prefix: str = "") -> Iterator[RemoteFile]:
@@ -212,14 +210,23 @@ class NoHashes(MemoryDestination):
 class SizesOnly:
     """Neither hashes nor read-back: only the Destination protocol over a NoHashes store."""
 
-    hashes = frozenset()
+    abilities = Abilities(partial_suffix=".partial", layout="flat")
 
     def __init__(self, inner: NoHashes) -> None:
         self.inner = inner
+        self.id = inner.id
         self.name = inner.name
 
-    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+    def put(
+        self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+    ) -> PutResult:
         return self.inner.put(path, source, size, sha1=sha1)
+
+    def location(self, path: str) -> str:
+        return path
+
+    def close(self) -> None:
+        pass
 
     def stat(self, path: str) -> RemoteFile | None:
         return self.inner.stat(path)

@@ -28,10 +28,12 @@ from devstack.state import StackInfo
 from shared import runtime
 from shared.destinations import factory
 from shared.gcp import clients, gcs
+from shared.ids import Stage
 from shared.layout import RunFolder, default_file_name, remote_folder
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import DeliveryReceipt, Source, TableExport, VerifyResult
-from shared.stages import runner as stage
+from shared.stages import runner
+from shared.stages.deliver import handler_for
 from shared.stages.verify import verify
 from shared.topology import DELIVERIES, GCS_FINALIZED, PUBSUB_PUBLISHED, VERIFY_REQUESTS, VERIFY_RESULTS
 
@@ -129,7 +131,9 @@ class VerifyStack:
         )
 
     def remote_path(self, run: Run, name: str, destination: str = "memory") -> str:
-        folder = remote_folder(destination, run.folder, default_file_name(run.folder.source.table or "t", "PARQUET"))
+        with factory.opened(destination, self.config) as dest:
+            layout = dest.abilities.layout
+        folder = remote_folder(layout, run.folder, default_file_name(run.folder.source.table or "t", "PARQUET"))
         return f"{folder.path}/{name}"
 
     # ---- the upload functions' part ------------------------------------------------------
@@ -164,11 +168,8 @@ class VerifyStack:
         (Each gets its own event because fake-gcs-server, unlike GCS, gives an object a new
         generation when its metadata is patched — which an upload function does after delivering.)
         """
-        from shared.stages.transfer_sftp import transfer_sftp
-        from shared.stages.upload_box import upload_box
-
-        stage.run("upload_box", self.storage_event(run.folder.prefix + name), upload_box)
-        stage.run("transfer_sftp", self.storage_event(run.folder.prefix + name), transfer_sftp)
+        for function in (Stage.UPLOAD_BOX, Stage.TRANSFER_SFTP):
+            runner.run(function, self.storage_event(run.folder.prefix + name), handler_for(function))
 
     def pump_receipts(self) -> int:
         """Feed every receipt the upload functions published to verify (as the push subscription would)."""
@@ -227,7 +228,7 @@ class VerifyStack:
 
     def run_verify(self, event: dict[str, Any]) -> None:
         """What functions/verify/main.py does with an event."""
-        stage.run("verify", event, verify)
+        runner.run(Stage.VERIFY, event, verify)
 
     def receipt(self, receipt: DeliveryReceipt) -> None:
         self.run_verify(self.pubsub_event(DELIVERIES, receipt.to_json()))

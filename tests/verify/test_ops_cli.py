@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from devstack.demo_summary import summary_lines, wait_for_results
 from offsite.cli import app
-from shared.destinations import factory
+from shared.destinations import memory
 from shared.gcp import gcs
 from shared.messages import VerifyRequest
 from shared.runtime import config
@@ -24,6 +24,7 @@ FILES = {
     "orders_20250108-000000000001.parquet": b"PAR1" + b"p" * 300,
 }
 SECOND = sorted(FILES)[1]
+SIZE = sum(map(len, FILES.values()))
 runner = CliRunner()
 
 
@@ -38,16 +39,34 @@ def test_verify_command_checks_locally_and_exits_by_outcome(vstack: VerifyStack)
     run = delivered_run(vstack)
     ok = runner.invoke(app, ["verify", run.run_id])
     assert ok.exit_code == 0, ok.output
-    assert (
-        f"{run.run_id}  sales.orders  2025-01-08  → memory: IN_SYNC" in ok.output
-        and "check sha1; files 2/2" in ok.output
-    )
+    header, row = ok.stdout.splitlines()  # a plain table: no colour codes, nothing wrapped
+    assert header.split() == ["RUN", "SOURCE", "DATE", "DESTINATION", "STATUS", "CHECK", "FILES", "BYTES", "HEALS"]
+    assert row.split() == [
+        run.run_id,
+        "sales.orders",
+        "2025-01-08",
+        "memory",
+        "IN_SYNC",
+        "sha1",
+        "2/2",
+        f"{SIZE}/{SIZE}",
+        "0",
+    ]
+    [ok_check] = json.loads(runner.invoke(app, ["verify", run.run_id, "--json"]).stdout)
+    assert ok_check["status"] == "in_sync" and ok_check["run_id"] == run.run_id
+    assert (ok_check["files_present"], ok_check["bytes_present"], ok_check["check"]) == (2, SIZE, "sha1")
 
-    factory.memory_destination().delete(vstack.remote_path(run, SECOND))
+    memory.process_destination().delete(vstack.remote_path(run, SECOND))
     bad = runner.invoke(app, ["verify", run.run_id, "--destination", "memory", "--json"])
     assert bad.exit_code == 1, bad.output
     [check] = json.loads(bad.output)
     assert check["status"] == "mismatch" and check["missing"] == [SECOND]
+    table = runner.invoke(app, ["verify", run.run_id, "--destination", "memory"])
+    assert table.exit_code == 1
+    row = next(line.split() for line in table.stdout.splitlines() if line.startswith(run.run_id))
+    assert row[3:7] == ["memory", "MISMATCH", "sha1", "1/2"]
+    assert f"{run.run_id}  sales.orders  2025-01-08  → memory: MISMATCH" in table.stdout
+    assert f"  missing: {SECOND}" in table.stdout.splitlines()
     assert len(vstack.results_for(run)) == 1  # the local check publishes nothing
     assert (
         gcs.stat(vstack.bucket, run.folder.prefix + SECOND).metadata.get("offsite-heal-destination") is None
@@ -69,6 +88,13 @@ def test_verify_publish_sends_a_verify_request(vstack: VerifyStack) -> None:
     assert result.exit_code == 0, result.output
     [message] = vstack.admin.pull(sub, 10)
     assert VerifyRequest.from_json(message["data_bytes"]) == VerifyRequest(run_id="r12345abc", destination="sftp:local")
+    as_json = runner.invoke(app, ["verify", "r12345abd", "--publish", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    printed = json.loads(as_json.stdout)
+    assert printed["topic"] == VERIFY_REQUESTS and printed["request"]["run_id"] == "r12345abd"
+    [again] = vstack.admin.pull(sub, 10)
+    assert again["messageId"] == printed["message_id"]
+    assert VerifyRequest.from_json(again["data_bytes"]).run_id == "r12345abd"
 
 
 def test_status_lists_runs_with_their_destinations(vstack: VerifyStack) -> None:
@@ -80,8 +106,26 @@ def test_status_lists_runs_with_their_destinations(vstack: VerifyStack) -> None:
     row = rows[run.run_id]
     assert row["source"] == "sales.orders" and row["destinations"] == {"memory": "in_sync"}
     assert row["files"] == 2 and row["bytes"] == sum(map(len, FILES.values())) and row["last_failure"] is None
+    assert row["date"] == "2025-01-08" and row["duration_s"] is not None and row["updated"]
+    assert "rejected" in rows["-"]["last_failure"]  # the rejected request (no run id)
     table = runner.invoke(app, ["status", "--since", "1d", "--dataset", "sales"])
-    assert run.run_id in table.output and "memory=in_sync" in table.output
+    assert table.exit_code == 0 and "\x1b" not in table.stdout
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == [
+        "RUN",
+        "SOURCE",
+        "DATE",
+        "DESTINATIONS",
+        "FILES",
+        "BYTES",
+        "DURATION",
+        "LAST",
+        "FAILURE",
+    ]
+    cells = next(line.split() for line in lines if line.startswith(run.run_id + " "))
+    assert cells[:6] == [run.run_id, "sales.orders", "2025-01-08", "memory=in_sync", "2", f"{SIZE:,}"]
+    assert cells[6].endswith("s") and cells[7] == "-"  # the duration; no failure
+    assert not any(line.startswith("- ") for line in lines)  # --dataset sales leaves out the rejected request
     assert runner.invoke(app, ["status", "--since", "soon"]).exit_code == 2
 
 
@@ -114,6 +158,14 @@ def test_dlq_list_and_replay_a_pubsub_message(vstack: VerifyStack) -> None:
     assert listed.exit_code == 0, listed.output
     items = [i for i in json.loads(listed.output) if i["data"] == body.decode()]
     assert len(items) == 1 and items[0]["attributes"]["origin"] == "test"
+    assert items[0]["subscription"] == "verify-verify-requests" and items[0]["message_id"]
+    table = runner.invoke(app, ["dlq", "list", "--subscription", "verify-verify-requests"])
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["SUBSCRIPTION", "MESSAGE", "ID", "PUBLISHED", "ATTEMPTS", "DATA"]
+    row = next(line.split() for line in lines if items[0]["message_id"] in line)
+    assert row[:2] == ["verify-verify-requests", items[0]["message_id"]] and row[3] == "5"
+    assert row[4:] == body.decode().split()
 
     sub = f"vreq-{uuid.uuid4().hex[:10]}"
     vstack.admin.create_subscription(sub, VERIFY_REQUESTS)

@@ -115,7 +115,7 @@ def test_twenty_concurrent_receipts_give_one_result(stack_env: StackInfo) -> Non
     run = RunFolder(config.export_prefix, source, dt.date(2025, 1, 8), run_id)
     template = default_file_name("concurrent", "PARQUET")
     files = {f"concurrent_20250108-00000000000{i}.parquet": uuid.uuid4().bytes * (100 + i) for i in range(3)}
-    folder = remote_folder("sftp:local", run, template).path
+    folder = remote_folder("nested", run, template).path
     entries = []
     with SftpDestination("local", config.sftp_partner("local")) as sftp:
         for name, data in files.items():

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from shared.destinations import factory
+from shared.destinations import memory
 from shared.gcp import gcs
 from shared.reporting.history import read as read_history
 from shared.verify.heal import HEAL_ATTEMPT_KEY, HEAL_DESTINATION_KEY
@@ -89,7 +89,7 @@ def test_deleted_file_is_a_mismatch_then_self_heal_restores_it(vstack: VerifySta
         vstack.receipt(receipt)
     assert [r.status for r in vstack.results_for(run)] == ["in_sync"]
     before = gcs.stat(vstack.bucket, run.folder.prefix + SECOND)
-    factory.memory_destination().delete(vstack.remote_path(run, SECOND))
+    memory.process_destination().delete(vstack.remote_path(run, SECOND))
 
     vstack.request({"run_id": run.run_id, "destination": "memory"})
     mismatch = vstack.results_for(run)[-1]
@@ -147,7 +147,7 @@ def test_extra_file_is_a_mismatch_naming_it(vstack: VerifyStack) -> None:
     extra = vstack.remote_path(run, "orders_20250108-000000000003.parquet.partial")
     import io
 
-    factory.memory_destination().put(extra, io.BytesIO(b"half"), 4)
+    memory.process_destination().put(extra, io.BytesIO(b"half"), 4)
     for receipt in vstack.deliver_all(run):
         vstack.receipt(receipt)
     results = vstack.results_for(run)

@@ -9,17 +9,29 @@ upload after a preflight check, the rest through an upload session with parallel
 
 from __future__ import annotations
 
+import builtins
 import functools
 import hashlib
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.config import BoxDestination as BoxSettings
-from shared.destinations.base import PutResult, PutStatus, RemoteFile, normalize_path
+from shared.config import Config
+from shared.destinations.base import (
+    Abilities,
+    ByteStream,
+    DeliveryLedger,
+    Progress,
+    PutResult,
+    PutStatus,
+    RemoteFile,
+    normalize_path,
+)
 from shared.destinations.box.folders import BoxFolders, StaleFolder
 from shared.destinations.box.http import BoxApiError, BoxHttp
 from shared.destinations.box.upload import (
     BoxFile,
+    StaleSession,
     UploadSession,
     ensure_drained,
     file_info,
@@ -27,17 +39,25 @@ from shared.destinations.box.upload import (
     read_exactly,
     upload_whole,
 )
-from shared.errors import PermanentError, TransientError
+from shared.errors import ConfigError, PermanentError, TransientError
+from shared.ids import DestinationId
 from shared.log import get_logger
 
+if TYPE_CHECKING:
+    import urllib3
+
 log = get_logger(__name__)
+Parts = list[dict[str, Any]]  # Box's upload session parts (a method named list shadows the builtin below)
+T = TypeVar("T")
 
 
 class BoxDestination:
     """Box as a Destination (``name == "box"``, SHA-1 on every file)."""
 
     name = "box"
-    hashes = frozenset({"sha1"})
+    id = DestinationId("box")
+    # Files appear when an upload (or a session's commit) completes; GCP/bigquery/... folder tree.
+    abilities = Abilities(hashes=frozenset({"sha1"}), atomic_put=True, layout="gcp_tree", resumable=True)
 
     def __init__(
         self, settings: BoxSettings, *, root_folder_id: str | None = None, http: BoxHttp | None = None
@@ -49,7 +69,27 @@ class BoxDestination:
 
     # ---- Destination -------------------------------------------------------------------
 
-    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+    def put(
+        self, path: str, source: ByteStream, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+    ) -> PutResult:
+        outcome = self.put_resumable(path, source, size, sha1=sha1, ledger=ledger)
+        assert isinstance(outcome, PutResult)  # no deadline: it never pauses
+        return outcome
+
+    def put_resumable(
+        self,
+        path: str,
+        source: ByteStream,
+        size: int,
+        *,
+        sha1: str | None = None,
+        ledger: DeliveryLedger | None = None,
+        resume: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> PutResult | Progress:
+        """See :class:`shared.destinations.base.Resumable`: chunked uploads keep their upload
+        session (Box keeps one 7 days) and the parts Box holds are never sent again; smaller
+        files go in one request and never pause."""
         path = normalize_path(path)
         parent, _, name = path.rpartition("/")
         if not name:
@@ -61,7 +101,7 @@ class BoxDestination:
             data = read_exactly(source, size, f"upload {path!r}")
             ensure_drained(source, f"upload {path!r}", size)
             return self._put_whole(folder_id, path, name, data, existing)
-        return self._put_session(folder_id, path, name, source, size, existing)
+        return self._put_session(folder_id, path, name, source, size, existing, resume, deadline)
 
     def stat(self, path: str) -> RemoteFile | None:
         path = normalize_path(path)
@@ -104,9 +144,15 @@ class BoxDestination:
         path = normalize_path(path)
         self._with_fresh_cache(lambda: self.folders.ensure(path))
 
+    def close(self) -> None:
+        """Nothing to release: the HTTP pool, token and folder cache serve the whole process."""
+
+    def location(self, path: str) -> str:
+        return normalize_path(path)
+
     # ---- Readable ------------------------------------------------------------------------
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str) -> ByteStream:
         """The file's bytes as a stream (Box redirects to its download URL; requests follows)."""
         found = self.stat(path)
         if found is None or found.remote_id is None:
@@ -114,12 +160,13 @@ class BoxDestination:
         response = self.http.call(
             "GET", f"{self.http.api}/files/{found.remote_id}/content", what=f"download {path!r}", stream=True
         )
-        response.raw.decode_content = True
-        return response.raw  # type: ignore[no-any-return]
+        body: urllib3.HTTPResponse = response.raw
+        body.decode_content = True
+        return body
 
     # ---- operator helpers ----------------------------------------------------------------
 
-    def entries(self, path: str = "") -> list[dict[str, Any]]:
+    def entries(self, path: str = "") -> builtins.list[dict[str, Any]]:
         """The items of folder ``path`` (type, id, name, size, sha1); PermanentError if missing."""
         path = normalize_path(path)
         folder_id = self._with_fresh_cache(lambda: self.folders.lookup(path))
@@ -129,7 +176,7 @@ class BoxDestination:
 
     # ---- internals -------------------------------------------------------------------------
 
-    def _with_fresh_cache(self, fn: Any) -> Any:
+    def _with_fresh_cache(self, fn: Callable[[], T]) -> T:
         """Run ``fn``; when a cached folder id turned out stale (404), forget the cache and run again."""
         try:
             return fn()
@@ -200,9 +247,65 @@ class BoxDestination:
         raise TransientError(f"box: {path!r} kept changing while uploading; the delivery will be retried")
 
     def _put_session(
-        self, folder_id: str, path: str, name: str, source: BinaryIO, size: int, existing: BoxFile | None
-    ) -> PutResult:
+        self,
+        folder_id: str,
+        path: str,
+        name: str,
+        source: ByteStream,
+        size: int,
+        existing: BoxFile | None,
+        resume: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> PutResult | Progress:
         session = UploadSession(self.http, name=name, size=size, parallel=self.settings.parallel_parts)
+        stored: Parts | None = self._resume(session, resume, folder_id, existing)
+        if stored is None:
+            existing = self._open_session(session, folder_id, existing)
+            stored = []
+        try:
+            sent = session.send_parts(source, stored=stored, deadline=deadline)
+        except StaleSession:
+            session.abort()  # unprovable: the retry finds it gone and starts a new session
+            raise
+        except BaseException:
+            if deadline is None:
+                session.abort()  # a resumable upload keeps its session: the retry continues it
+            raise
+        if sent.sha1 is None:
+            state = {"session": session.info, "folder_id": folder_id, "file_id": existing.id if existing else None}
+            log.info("box upload paused at its deadline", path=path, stored=sent.stored_bytes, sent=sent.sent)
+            return Progress(state=state, bytes_done=sent.stored_bytes, bytes_sent=sent.sent)
+        parts, digest = sent.parts, sent.sha1
+        if existing is not None and existing.sha1 == digest:
+            session.abort()  # same bytes: no new version
+            return PutResult(path, size, digest, "unchanged", existing.id)
+        try:
+            stored_file = session.commit(parts, digest, if_match=existing.etag if existing else None)
+        except BoxApiError as exc:
+            return self._after_failed_commit(exc, session, folder_id, path, name, size, digest, existing)
+        _check_stored(stored_file, digest, path)
+        log.info("box upload session committed", path=path, size=size, parts=len(parts))
+        return PutResult(path, size, digest, _status(existing), stored_file.id)
+
+    def _resume(
+        self, session: UploadSession, resume: dict[str, Any] | None, folder_id: str, existing: BoxFile | None
+    ) -> Parts | None:
+        """The parts of the checkpointed session, if it is for this very upload and still alive."""
+        if not resume or not isinstance(resume.get("session"), dict):
+            return None
+        same_target = resume.get("folder_id") == folder_id and resume.get("file_id") == (
+            existing.id if existing else None
+        )
+        if not same_target or int(resume["session"].get("total_parts", -1)) < 0:
+            return None
+        stored = session.restore(resume["session"])
+        if stored is None:
+            log.info("checkpointed upload session is gone; starting a new one", name=session.name)
+        return stored
+
+    def _open_session(self, session: UploadSession, folder_id: str, existing: BoxFile | None) -> BoxFile | None:
+        """Create the session (a new file, or a new version of ``existing``); returns the file
+        the session will replace, which may have changed meanwhile."""
         try:
             session.create(folder_id=folder_id) if existing is None else session.create(file_id=existing.id)
         except BoxApiError as exc:
@@ -215,21 +318,7 @@ class BoxDestination:
                 session.create(file_id=existing.id)
             else:
                 raise
-        try:
-            parts, digest = session.send_parts(source)
-        except BaseException:
-            session.abort()
-            raise
-        if existing is not None and existing.sha1 == digest:
-            session.abort()  # same bytes: no new version
-            return PutResult(path, size, digest, "unchanged", existing.id)
-        try:
-            stored = session.commit(parts, digest, if_match=existing.etag if existing else None)
-        except BoxApiError as exc:
-            return self._after_failed_commit(exc, session, folder_id, path, name, size, digest, existing)
-        _check_stored(stored, digest, path)
-        log.info("box upload session committed", path=path, size=size, parts=len(parts))
-        return PutResult(path, size, digest, _status(existing), stored.id)
+        return existing
 
     def _after_failed_commit(
         self,
@@ -274,3 +363,10 @@ def _remote(path: str, entry: dict[str, Any]) -> RemoteFile:
 def for_settings(settings: BoxSettings) -> BoxDestination:
     """One BoxDestination (HTTP pool, token, folder cache) per process and configuration."""
     return BoxDestination(settings)
+
+
+def from_config(destination: DestinationId, config: Config) -> BoxDestination:
+    """The configured Box destination (the factory's entry point for kind ``box``)."""
+    if config.destinations.box is None:
+        raise ConfigError(f"destinations.box: {destination} is routed to but no Box destination is configured")
+    return for_settings(config.destinations.box)

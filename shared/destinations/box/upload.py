@@ -18,10 +18,12 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
+from shared.destinations.base import ByteStream
 from shared.destinations.box.http import BoxApiError, BoxHttp
 from shared.errors import PermanentError, TransientError
 from shared.log import get_logger
@@ -65,7 +67,7 @@ class ShortSource(PermanentError):
     """The source ended before the announced size."""
 
 
-def read_exactly(source: BinaryIO, size: int, what: str) -> bytes:
+def read_exactly(source: ByteStream, size: int, what: str) -> bytes:
     """``size`` bytes from ``source``; ShortSource when it ends early."""
     first = source.read(size) if size else b""
     if len(first) == size:
@@ -80,7 +82,7 @@ def read_exactly(source: BinaryIO, size: int, what: str) -> bytes:
     return b"".join(chunks)
 
 
-def ensure_drained(source: BinaryIO, what: str, size: int) -> None:
+def ensure_drained(source: ByteStream, what: str, size: int) -> None:
     """The source must end exactly at ``size`` (a longer object means the size was wrong)."""
     if source.read(1):
         raise PermanentError(f"{what}: the source has more than the announced {size} bytes")
@@ -138,6 +140,35 @@ def upload_whole(
     return BoxFile.from_entry(response.json()["entries"][0])
 
 
+class StaleSession(TransientError):
+    """A resumed upload session holds parts with other bytes than the source: it is aborted and
+    the retry starts a new one."""
+
+
+@dataclass(frozen=True)
+class SentParts:
+    """What ``send_parts`` achieved: the parts Box holds, the whole-file SHA-1 once every part
+    is there (None when it stopped at its deadline), and the bytes sent by this call."""
+
+    parts: list[dict[str, Any]]
+    sha1: str | None
+    sent: int
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(int(p.get("size", 0)) for p in self.parts)
+
+
+def _same_part(part: dict[str, Any], data: bytes) -> bool:
+    return int(part.get("size", -1)) == len(data) and part.get("sha1") == hashlib.sha1(data).hexdigest()
+
+
+def _done(part: dict[str, Any]) -> Future[dict[str, Any]]:
+    future: Future[dict[str, Any]] = Future()
+    future.set_result(part)
+    return future
+
+
 class UploadSession:
     """One Box upload session: create, send parts in parallel, commit (polling 202), or abort."""
 
@@ -172,9 +203,18 @@ class UploadSession:
             )
         self.info = self.http.call("POST", url, what=f"create upload session for {self.name!r}", json=body).json()
 
-    def send_parts(self, source: BinaryIO) -> tuple[list[dict[str, Any]], str]:
-        """Read the whole source, upload every part; returns (parts, whole-file SHA-1 hex)."""
+    def send_parts(
+        self, source: ByteStream, *, stored: list[dict[str, Any]] | None = None, deadline: float | None = None
+    ) -> SentParts:
+        """Read the source, upload every part; returns the parts and the whole-file SHA-1 hex.
+
+        Resuming: a part already ``stored`` in the session with the same size and SHA-1 is read
+        (the whole file's digest needs it) but not sent again. Past ``deadline`` (after at least
+        one part was sent) no new part is read: ``sha1`` is then None and the caller checkpoints.
+        """
+        known = {int(p["offset"]): p for p in stored or ()}
         whole = hashlib.sha1()
+        sent = 0
         slots = threading.BoundedSemaphore(self.parallel)
         futures: list[Future[dict[str, Any]]] = []
         failed = threading.Event()
@@ -192,6 +232,8 @@ class UploadSession:
             try:
                 offset = 0
                 while offset < self.size and not failed.is_set():
+                    if sent and deadline is not None and time.monotonic() > deadline and offset not in known:
+                        break  # out of time: the parts in flight finish, the caller checkpoints
                     slots.acquire()  # at most `parallel` parts read and not yet stored
                     length = min(self.part_size, self.size - offset)
                     try:
@@ -200,6 +242,15 @@ class UploadSession:
                         slots.release()
                         raise
                     whole.update(data)
+                    part = known.get(offset)
+                    if part is not None:
+                        slots.release()
+                        if not _same_part(part, data):
+                            raise StaleSession(f"upload {self.name!r}: the session holds other bytes at {offset}")
+                        futures.append(_done(part))
+                        offset += length
+                        continue
+                    sent += length
                     # Handed over in a list the task empties, so no queue entry keeps the bytes alive.
                     futures.append(pool.submit(send, [data], offset))
                     del data
@@ -209,8 +260,22 @@ class UploadSession:
                 for future in futures:
                     future.exception()
         parts = [f.result() for f in futures]  # raises the first part's error
+        if offset < self.size:
+            return SentParts(parts, None, sent)
         ensure_drained(source, f"upload {self.name!r}", self.size)
-        return parts, whole.hexdigest()
+        return SentParts(parts, whole.hexdigest(), sent)
+
+    def restore(self, info: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Take over a session an earlier invocation created; its stored parts, or None when
+        Box no longer has it (expired after 7 days, committed, aborted): start a new one."""
+        self.info = dict(info)
+        try:
+            return self.list_parts()
+        except BoxApiError as exc:
+            if exc.http_status in (404, 410):
+                self.info = {}
+                return None
+            raise
 
     def _send_part(self, data: bytes, offset: int) -> dict[str, Any]:
         digest = hashlib.sha1(data).digest()
@@ -233,7 +298,7 @@ class UploadSession:
                     if known is not None and known.get("sha1") == sha1_hex and int(known.get("size", -1)) == len(data):
                         return known
                 raise
-            part = response.json()["part"]
+            part: dict[str, Any] = response.json()["part"]
             if (
                 part.get("sha1") != sha1_hex
                 or int(part.get("size", -1)) != len(data)

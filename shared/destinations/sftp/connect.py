@@ -17,9 +17,11 @@ import io
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import paramiko
+import paramiko.sftp_client
+import paramiko.ssh_exception
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -45,6 +47,32 @@ MAX_REQUEST_BYTES = 256 * 1024  # upper bound even when a server says it takes m
 FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 SFTP_OP_UNSUPPORTED = 8
 
+# paramiko's request pipelining and a few internals are private (hence paramiko pinned <6) and
+# its type stubs leave them out; they are reached through this one typed shim.
+int64: type[int] = vars(paramiko.sftp_client)["int64"]  # an int sent as a 64-bit field
+IncompatiblePeer: type[Exception] = vars(paramiko.ssh_exception)["IncompatiblePeer"]
+
+
+class PipelinedSftp(Protocol):
+    def _async_request(self, fileobj: Any, t: int, *args: Any) -> int: ...
+
+    def _read_response(self, waitfor: int | None = None) -> tuple[int, Message] | None: ...
+
+
+class _PacketIo(Protocol):
+    def _send_packet(self, t: int, packet: Message) -> None: ...
+
+    def _read_packet(self) -> tuple[int, bytes]: ...
+
+
+def pipelined(sftp: paramiko.SFTPClient) -> PipelinedSftp:
+    """paramiko's asynchronous request API of ``sftp`` (see above)."""
+    return cast(PipelinedSftp, sftp)
+
+
+def supported_host_key_types() -> tuple[str, ...]:
+    return tuple(vars(paramiko.Transport)["_preferred_keys"])
+
 
 class PartnerSFTPClient(paramiko.SFTPClient):
     """paramiko's client, plus the extensions the server announced in its VERSION packet."""
@@ -54,8 +82,9 @@ class PartnerSFTPClient(paramiko.SFTPClient):
     def _send_version(self) -> int:
         init = Message()
         init.add_int(3)
-        self._send_packet(CMD_INIT, init)
-        kind, data = self._read_packet()
+        packets = cast(_PacketIo, self)
+        packets._send_packet(CMD_INIT, init)
+        kind, data = packets._read_packet()
         if kind != CMD_VERSION:
             raise SFTPError("Incompatible sftp protocol")
         msg = Message(data)
@@ -82,9 +111,9 @@ def raw_request(sftp: paramiko.SFTPClient, kind: int, *args: Any) -> tuple[int, 
     """Send one request and return (response type, message) without paramiko's status → exception
     mapping, so callers can decide on the SFTP status *code* (e.g. OP_UNSUPPORTED)."""
     reply = _Reply()
-    sftp._async_request(reply, kind, *args)
+    pipelined(sftp)._async_request(reply, kind, *args)
     while reply.kind is None:
-        sftp._read_response()
+        pipelined(sftp)._read_response()
     assert reply.msg is not None
     return reply.kind, reply.msg
 
@@ -151,6 +180,7 @@ def _load_key(text: str, passphrase: str | None, where: str) -> paramiko.PKey:
     data = text.encode()
     password = passphrase.encode() if passphrase is not None else None
     try:
+        loaded: object
         try:
             loaded = serialization.load_ssh_private_key(data, password=password)
         except ValueError:
@@ -192,7 +222,7 @@ def _configure(transport: paramiko.Transport, where: str, partner: SftpPartner, 
         except ValueError:
             raise ConfigError(
                 f"{where}.ciphers: {list(partner.ciphers)!r} names a cipher paramiko does not support; "
-                f"supported: {', '.join(transport._cipher_info)}"
+                f"supported: {', '.join(vars(paramiko.Transport)['_cipher_info'])}"
             ) from None
     else:
         opts.ciphers = FAST_CIPHERS + tuple(c for c in opts.ciphers if c not in FAST_CIPHERS)
@@ -252,7 +282,7 @@ def _handshake(name: str, partner: SftpPartner, key_types: tuple[str, ...]) -> t
 def _verified_transport(name: str, partner: SftpPartner) -> tuple[paramiko.Transport, paramiko.PKey]:
     """Handshake until the server presents a key we trust, trying each host key algorithm once
     when only a fingerprint is pinned (a server may hold several keys; the pin names one)."""
-    supported = paramiko.Transport._preferred_keys
+    supported = supported_host_key_types()
     known = partner.known_hosts.reveal() if partner.known_hosts is not None else None
     key_types: tuple[str, ...] = ()
     if known is not None:
@@ -265,7 +295,7 @@ def _verified_transport(name: str, partner: SftpPartner) -> tuple[paramiko.Trans
     while remaining:
         try:
             transport, key = _handshake(name, partner, tuple(remaining))
-        except paramiko.IncompatiblePeer:
+        except IncompatiblePeer:
             if first_error is None:
                 raise
             raise first_error from None  # no other host key to try: the pin matches none
@@ -302,7 +332,10 @@ def open_session(name: str, partner: SftpPartner) -> SftpSession:
             sftp = PartnerSFTPClient.from_transport(transport, window_size=WINDOW_BYTES, max_packet_size=PACKET_BYTES)
             if sftp is None:
                 raise TransientError(f"sftp:{name}: the server refused to open an SFTP channel")
-            sftp.get_channel().settimeout(IO_TIMEOUT_S)
+            channel = sftp.get_channel()
+            if channel is None:
+                raise TransientError(f"sftp:{name}: the SFTP channel closed while starting")
+            channel.settimeout(IO_TIMEOUT_S)
             max_write, max_read = _limits(sftp)
         except BaseException:
             transport.close()
@@ -314,7 +347,7 @@ def open_session(name: str, partner: SftpPartner) -> SftpSession:
         host_key=describe_key(key.get_name(), key.asbytes()),
         max_write=max_write,
         max_read=max_read,
-        cipher=transport.remote_cipher,
+        cipher=str(vars(transport).get("remote_cipher", "")),
         extensions=dict(sftp.server_extensions),
     )
 

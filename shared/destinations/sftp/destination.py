@@ -23,66 +23,46 @@ import contextlib
 import hashlib
 import posixpath
 import stat as statmod
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol, Self
+from typing import Any, BinaryIO, Self
 
 from paramiko.sftp import CMD_EXTENDED, SFTP_OK, SFTP_PERMISSION_DENIED
 
-from shared.config import SftpPartner
-from shared.destinations.base import PutResult, RemoteFile, normalize_path
+from shared.config import Config, SftpPartner
+from shared.destinations.base import (
+    Abilities,
+    ByteStream,
+    DeliveryLedger,
+    LedgerEntry,
+    MemoryLedger,
+    Progress,
+    PutResult,
+    RemoteFile,
+    normalize_path,
+)
 from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
 from shared.destinations.sftp.hashing import remote_sha1
-from shared.destinations.sftp.pool import SessionPool
+from shared.destinations.sftp.pool import SessionPool, pool_for
+from shared.destinations.sftp.resume import PartialState, proven_prefix
 from shared.destinations.sftp.stream import (
     ChunkFeeder,
     OpenRefused,
     PipelinedReader,
+    StaleResume,
     Streamed,
     close_handle,
     open_for_write,
     stream_to_handles,
 )
 from shared.errors import PermanentError, TransientError
+from shared.ids import DestinationId
 from shared.log import get_logger
 
 log = get_logger(__name__)
 STALE_PROBE_S = 3.0  # a .partial whose size and mtime do not move for this long is a leftover
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller files are not worth extra connections
 HASH_READ_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """What we published at a path: its size, the server's mtime right after, and the SHA-1."""
-
-    size: int
-    mtime: int
-    sha1: str
-
-
-class DeliveryLedger(Protocol):
-    """Where a destination remembers what it published (in-memory here; GCS metadata in delivery)."""
-
-    def recall(self, path: str) -> LedgerEntry | None: ...
-
-    def remember(self, path: str, entry: LedgerEntry) -> None: ...
-
-
-class MemoryLedger:
-    def __init__(self) -> None:
-        self._entries: dict[str, LedgerEntry] = {}
-        self._lock = threading.Lock()
-
-    def recall(self, path: str) -> LedgerEntry | None:
-        with self._lock:
-            return self._entries.get(path)
-
-    def remember(self, path: str, entry: LedgerEntry) -> None:
-        with self._lock:
-            self._entries[path] = entry
 
 
 class SftpDestination:
@@ -96,12 +76,23 @@ class SftpDestination:
         ledger: DeliveryLedger | None = None,
         pool: SessionPool | None = None,
     ) -> None:
+        """``pool``: a process-wide pool to borrow (not closed by ``close``); default: an own one."""
         self.partner_name = partner_name
         self.partner = partner
-        self.name = f"sftp:{partner_name}"
-        self.hashes = frozenset({"sha1"}) if partner.hashing != "none" else frozenset()
+        self.id = DestinationId("sftp", partner_name)
+        self.name = str(self.id)
+        self.abilities = Abilities(
+            hashes=frozenset({"sha1"}) if partner.hashing != "none" else frozenset(),
+            # without posix-rename, replacing a file is remove + rename: not atomic for a moment
+            atomic_put=partner.posix_rename,
+            partial_suffix=partner.partial_suffix,
+            layout="flat" if partner.flat else "nested",
+            needs_ledger=True,
+            resumable=True,
+        )
         self.root = posixpath.normpath(partner.directory)
         self.ledger: DeliveryLedger = ledger if ledger is not None else MemoryLedger()
+        self._owns_pool = pool is None
         self.pool = pool if pool is not None else SessionPool(partner_name, partner)
 
     def __enter__(self) -> Self:
@@ -111,7 +102,11 @@ class SftpDestination:
         self.close()
 
     def close(self) -> None:
-        self.pool.close()
+        if self._owns_pool:
+            self.pool.close()
+
+    def location(self, path: str) -> str:
+        return self.remote_path(path)
 
     def remote_path(self, path: str) -> str:
         """The absolute server path of a destination-relative ``path``."""
@@ -120,8 +115,32 @@ class SftpDestination:
 
     # ---- Destination -----------------------------------------------------------------------
 
-    def put(self, path: str, source: BinaryIO, size: int, *, sha1: str | None = None) -> PutResult:
+    @property
+    def hashes(self) -> frozenset[str]:
+        return self.abilities.hashes
+
+    def put(
+        self, path: str, source: ByteStream, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
+    ) -> PutResult:
+        outcome = self.put_resumable(path, source, size, sha1=sha1, ledger=ledger)
+        assert isinstance(outcome, PutResult)  # no deadline: it never pauses
+        return outcome
+
+    def put_resumable(
+        self,
+        path: str,
+        source: ByteStream,
+        size: int,
+        *,
+        sha1: str | None = None,
+        ledger: DeliveryLedger | None = None,
+        resume: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> PutResult | Progress:
+        """See :class:`shared.destinations.base.Resumable`; the resume state is a
+        :class:`~shared.destinations.sftp.resume.PartialState`."""
         rel = normalize_path(path)
+        ledger = ledger if ledger is not None else self.ledger
         if not rel:
             raise ValueError("put needs a file path, not the destination root")
         final = self.remote_path(rel)
@@ -133,16 +152,29 @@ class SftpDestination:
             same_size = existing is not None and existing.st_size == size
             there: str | None = None  # SHA-1 of the existing same-size file, once known
             if same_size and sha1 is not None:
-                there = self._existing_sha1(session, rel, final, existing)
+                there = self._existing_sha1(session, rel, final, existing, ledger)
                 if there == sha1:
                     return PutResult(rel, size, sha1, "unchanged")
             self._mkdirs(session, posixpath.dirname(final))
-            streamed = self._write_partial(session, partial, source, size)
+            state = PartialState.from_dict(resume, partial)
+            start = proven_prefix(session, self.partner.hashing, state, probe_s=STALE_PROBE_S) if state else 0
+            prefix_sha1 = state.sha1 if state and start else None
+            streamed = self._write_partial(
+                session, partial, source, size, start=start, prefix_sha1=prefix_sha1, deadline=deadline
+            )
+            if streamed.size < size:
+                log.info(
+                    "out of time; partial file kept for the next invocation", remote_path=partial, **_sizes(streamed)
+                )
+                now = self._lstat(session, partial)
+                mtime = int(now.st_mtime or 0) if now is not None else -1
+                done = PartialState(partial, streamed.size, streamed.sha1, mtime).to_dict()
+                return Progress(state=done, bytes_done=streamed.size, bytes_sent=streamed.sent)
             if same_size:
-                there = there or self._existing_sha1(session, rel, final, existing)
+                there = there or self._existing_sha1(session, rel, final, existing, ledger)
                 if there == streamed.sha1:
                     self._remove_quietly(session, partial)
-                    self.ledger.remember(rel, LedgerEntry(size, int(existing.st_mtime or 0), streamed.sha1))
+                    ledger.remember(rel, LedgerEntry(size, int(existing.st_mtime or 0), streamed.sha1))
                     return PutResult(rel, size, streamed.sha1, "unchanged")
             if self.hashes:
                 served = remote_sha1(session, self.partner.hashing, [partial], size)[partial]
@@ -157,7 +189,7 @@ class SftpDestination:
                 raise
             published = self._lstat(session, final)
             mtime = int(published.st_mtime or 0) if published is not None else 0
-            self.ledger.remember(rel, LedgerEntry(size, mtime, streamed.sha1))
+            ledger.remember(rel, LedgerEntry(size, mtime, streamed.sha1))
         log.info("sftp file published", remote_path=final, size=size, sha1=streamed.sha1, replaced=existing is not None)
         return PutResult(rel, size, streamed.sha1, "new_version" if existing is not None else "uploaded")
 
@@ -271,8 +303,23 @@ class SftpDestination:
             self._remove_quietly(session, partial)
         raise TransientError(f"{self.name}: could not claim {partial}; retrying later")
 
-    def _write_partial(self, session: SftpSession, partial: str, source: BinaryIO, size: int) -> Streamed:
-        handle = self._claim_partial(session, partial)
+    def _write_partial(
+        self,
+        session: SftpSession,
+        partial: str,
+        source: ByteStream,
+        size: int,
+        *,
+        start: int = 0,
+        prefix_sha1: str | None = None,
+        deadline: float | None = None,
+    ) -> Streamed:
+        """Bytes [start, size) of ``source`` into ``partial`` (a fresh, exclusive one when start is 0;
+        the source's first ``start`` bytes must hash to ``prefix_sha1``) until ``deadline``;
+        returns what the file then holds. A source that differs from the resumed prefix drops
+        the partial (StaleResume: the retry starts over)."""
+        dropped = False  # the resumed prefix did not match the source: the partial goes
+        handle = self._claim_partial(session, partial) if start == 0 else open_for_write(session, partial, create=False)
         extra = []
         if self.partner.connections_per_file > 1 and size >= PARALLEL_MIN_BYTES:
             extra = self.pool.acquire_extra(self.partner.connections_per_file - 1)
@@ -282,9 +329,15 @@ class SftpDestination:
             for helper in extra:
                 handles.append(open_for_write(helper, partial, create=False))
                 sessions.append(helper)
-            feeder = ChunkFeeder(source, size, what=f"{self.name}: {partial}").start()
+            feeder = ChunkFeeder(
+                source, size, what=f"{self.name}: {partial}", skip_to=start, prefix_sha1=prefix_sha1, deadline=deadline
+            )
+            feeder.start()
             try:
                 streamed = stream_to_handles(sessions, handles, partial, feeder)
+            except StaleResume:
+                dropped = True
+                raise
             finally:
                 feeder.abort()
             for helper_session, helper_handle in zip(sessions, handles, strict=True):
@@ -298,19 +351,19 @@ class SftpDestination:
                         close_handle(helper_session, helper_handle, partial)
             for helper in extra:
                 self.pool.release(helper, healthy)
-            if not healthy and session.alive():
-                self._remove_quietly(session, partial)
+            if not healthy and session.alive() and (start == 0 or dropped):
+                self._remove_quietly(session, partial)  # a resumed one stays: its checkpoint still holds
         written = self._lstat(session, partial)
-        if written is None or written.st_size != size:
+        if written is None or written.st_size != streamed.size:
             got = None if written is None else written.st_size
-            raise TransientError(f"{self.name}: {partial} has {got} bytes on the server after writing {size}")
+            raise TransientError(f"{self.name}: {partial} has {got} bytes on the server after writing {streamed.size}")
         return streamed
 
-    def _existing_sha1(self, session: SftpSession, rel: str, final: str, attrs: Any) -> str:
-        """The SHA-1 of the file already at ``final``: server hash, else our ledger, else download."""
+    def _existing_sha1(self, session: SftpSession, rel: str, final: str, attrs: Any, ledger: DeliveryLedger) -> str:
+        """The SHA-1 of the file already at ``final``: server hash, else the ledger, else download."""
         if self.hashes:
             return remote_sha1(session, self.partner.hashing, [final], int(attrs.st_size or 0))[final]
-        entry = self.ledger.recall(rel)
+        entry = ledger.recall(rel)
         if entry is not None and entry.size == attrs.st_size and entry.mtime == int(attrs.st_mtime or 0):
             return entry.sha1
         log.info("hashing the existing remote file by download (no server hash, no ledger entry)", remote_path=final)
@@ -349,3 +402,14 @@ class SftpDestination:
     def _remove_quietly(self, session: SftpSession, path: str) -> None:
         with contextlib.suppress(Exception):  # tidying up; a leftover partial is taken over next time
             session.sftp.remove(path)
+
+
+def _sizes(streamed: Streamed) -> dict[str, int]:
+    return {"bytes_done": streamed.size, "bytes_sent": streamed.sent}
+
+
+def from_config(destination: DestinationId, config: Config) -> SftpDestination:
+    """The partner ``destination.name`` as configured, over the process's pool (the factory's
+    entry point for kind ``sftp``). ConfigError when the partner is not configured."""
+    partner = config.sftp_partner(destination.name)
+    return SftpDestination(destination.name, partner, pool=pool_for(destination.name, partner))

@@ -18,9 +18,15 @@ import shlex
 
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_STATUS
-from paramiko.sftp_client import int64
 
-from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
+from shared.destinations.sftp.connect import (
+    SFTP_OP_UNSUPPORTED,
+    SftpSession,
+    int64,
+    raw_request,
+    sftp_errors,
+    status_of,
+)
 from shared.errors import PermanentError, TransientError
 
 HASH_METHODS = ("none", "check-file", "sha1sum")

@@ -146,3 +146,16 @@ class SessionPool:
             self._limiter.cond.notify_all()
         for session in idle:
             session.close()
+
+
+_pools: dict[tuple[str, SftpPartner], SessionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def pool_for(name: str, partner: SftpPartner) -> SessionPool:
+    """The process's session pool of a partner: warm instances reuse SSH connections."""
+    with _pools_lock:
+        key = (name, partner)
+        if key not in _pools:
+            _pools[key] = SessionPool(name, partner)
+        return _pools[key]

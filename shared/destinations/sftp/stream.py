@@ -17,8 +17,9 @@ import hashlib
 import io
 import queue
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from paramiko.message import Message
 from paramiko.sftp import (
@@ -38,9 +39,9 @@ from paramiko.sftp import (
     SFTP_PERMISSION_DENIED,
 )
 from paramiko.sftp_attr import SFTPAttributes
-from paramiko.sftp_client import int64
 
-from shared.destinations.sftp.connect import SftpSession, raw_request, sftp_errors, status_of
+from shared.destinations.base import ByteStream
+from shared.destinations.sftp.connect import SftpSession, int64, pipelined, raw_request, sftp_errors, status_of
 from shared.errors import OffsiteError, PermanentError, TransientError
 
 CHUNK_BYTES = 1024 * 1024  # one read from the source; cut into WRITE requests of session.max_write
@@ -87,8 +88,17 @@ def close_handle(session: SftpSession, handle: bytes, path: str) -> None:
 
 @dataclass(frozen=True)
 class Streamed:
+    """What a feeder passed on: bytes [0, ``size``) of the source, whose SHA-1 is ``sha1``;
+    ``sent`` of them went to the writers (the rest were already at the destination)."""
+
     size: int
     sha1: str
+    sent: int = 0
+
+
+class StaleResume(TransientError):
+    """The source does not start with the bytes a checkpointed partial file holds: the partial
+    is dropped and the retry starts over."""
 
 
 class ChunkFeeder:
@@ -96,13 +106,32 @@ class ChunkFeeder:
 
     Writers call :meth:`next_chunk` (thread-safe). A source error, a short or long source, or
     :meth:`abort` ends the stream; writers then get the error from :meth:`next_chunk`.
+
+    Resuming: bytes before ``skip_to`` are already at the destination — they are read and
+    hashed (the whole file's SHA-1) but not queued. Past ``deadline`` (time.monotonic()) no new
+    chunk is read: the stream ends early at a chunk boundary (``finish().size < size``), after
+    at least one chunk was sent, so every invocation makes progress.
     """
 
-    def __init__(self, source: BinaryIO, size: int, *, what: str, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self,
+        source: ByteStream,
+        size: int,
+        *,
+        what: str,
+        chunk_bytes: int = CHUNK_BYTES,
+        skip_to: int = 0,
+        prefix_sha1: str | None = None,
+        deadline: float | None = None,
+    ) -> None:
         self._source = source
         self._size = size
         self._what = what
         self._chunk = chunk_bytes
+        self._skip_to = skip_to
+        self._prefix_sha1 = prefix_sha1
+        self._deadline = deadline
+        self.sent = 0
         self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
         self._sha1 = hashlib.sha1()
         self._error: BaseException | None = None
@@ -126,11 +155,21 @@ class ChunkFeeder:
     def _run(self) -> None:
         try:
             while self.read < self._size:
+                sending = self.read >= self._skip_to
+                if sending and self.sent and self._deadline is not None and time.monotonic() > self._deadline:
+                    return  # out of time: the writers drain what was queued, the caller checkpoints
                 data = self._source.read(min(self._chunk, self._size - self.read))
                 if not data:
                     raise PermanentError(f"{self._what}: source gave {self.read} bytes, expected {self._size}")
                 self._sha1.update(data)
                 offset, self.read = self.read, self.read + len(data)
+                if self.read <= self._skip_to:
+                    if self.read == self._skip_to:
+                        self._check_prefix()
+                    continue  # already at the destination
+                if offset < self._skip_to:  # pauses fall on chunk boundaries: another chunk size wrote it
+                    raise StaleResume(f"{self._what}: resume point {self._skip_to} is inside a chunk; restarting")
+                self.sent += len(data)
                 if not self._put((offset, data)):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the writers, who raise it
@@ -138,6 +177,11 @@ class ChunkFeeder:
             self._stop.set()
         finally:
             self._put(None)  # wakes one writer; the others see the stop flag or the sentinel again
+
+    def _check_prefix(self) -> None:
+        """The source's bytes before the resume point must be the ones the destination holds."""
+        if self._prefix_sha1 is not None and self._sha1.hexdigest() != self._prefix_sha1:
+            raise StaleResume(f"{self._what}: the source's first {self._skip_to} bytes differ from the checkpoint")
 
     def next_chunk(self) -> tuple[int, bytes] | None:
         """The next (offset, bytes), or None at the end; raises the source's error."""
@@ -164,7 +208,7 @@ class ChunkFeeder:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return Streamed(self.read, self._sha1.hexdigest())
+        return Streamed(self.read, self._sha1.hexdigest(), self.sent)
 
 
 class _WriteAcks:
@@ -206,15 +250,15 @@ def write_chunks(session: SftpSession, handle: bytes, path: str, feeder: ChunkFe
                 offset, data = item
                 view = memoryview(data)
                 for pos in range(0, len(data), step):
-                    sftp._async_request(acks, CMD_WRITE, handle, int64(offset + pos), view[pos : pos + step])
+                    pipelined(sftp)._async_request(acks, CMD_WRITE, handle, int64(offset + pos), view[pos : pos + step])
                     acks.pending += 1
                     while acks.pending > depth:
-                        sftp._read_response()
+                        pipelined(sftp)._read_response()
                     if acks.failure:
                         _raise_failure(session, path, acks.failure)
                 written += len(data)
             while acks.pending > 0:
-                sftp._read_response()
+                pipelined(sftp)._read_response()
         except BaseException:
             feeder.abort()
             raise
@@ -288,7 +332,7 @@ class PipelinedReader(io.RawIOBase):
         step = self._session.max_read
         while not self._eof and len(self._pending) < self._depth:
             reply = _ReadReply(self._next, step)
-            self._session.sftp._async_request(reply, CMD_READ, self._file.handle, int64(self._next), step)
+            pipelined(self._session.sftp)._async_request(reply, CMD_READ, self._file.handle, int64(self._next), step)
             self._pending.append(reply)
             self._next += step
 
@@ -297,7 +341,7 @@ class PipelinedReader(io.RawIOBase):
         while self._pending:
             reply = self._pending.popleft()
             while reply.kind is None:
-                self._session.sftp._read_response()
+                pipelined(self._session.sftp)._read_response()
         self._next = offset
 
     def readinto(self, buffer: Any) -> int:
@@ -308,7 +352,7 @@ class PipelinedReader(io.RawIOBase):
                     return 0
                 reply = self._pending.popleft()
                 while reply.kind is None:
-                    self._session.sftp._read_response()
+                    pipelined(self._session.sftp)._read_response()
                 assert reply.msg is not None
                 if reply.kind == CMD_DATA:
                     self._buffer = memoryview(reply.msg.get_string())

@@ -1,0 +1,86 @@
+"""What a delivery remembers on the GCS object itself (custom metadata), so a redelivery can
+prove "unchanged" without reading anything again.
+
+- ``sha1``: the object's SHA-1, set by the first delivery that read it (never overwritten);
+- ``offsite-{kind}-{name}`` (``offsite-sftp-acme``): for destinations that cannot hash server-side
+  (``Abilities.needs_ledger``), what was published there: path, size, server mtime, SHA-1.
+
+Metadata is merged (other destinations' keys are kept) and only written on a generation that
+still holds the delivered bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from shared import log
+from shared.delivery.freshness import Stale, live_object
+from shared.destinations.base import LedgerEntry
+from shared.errors import PermanentError
+from shared.events import StorageObject
+from shared.gcp import gcs
+from shared.ids import DestinationId
+
+logger = log.get_logger(__name__)
+SHA1_KEY = "sha1"
+ATTEMPTS = 3  # others patch the same object (one key per destination): a few tries
+
+
+def ledger_key(destination: DestinationId) -> str:
+    """The metadata key of one destination's ledger entry (``offsite-sftp-acme``)."""
+    return "offsite-" + re.sub(r"[^A-Za-z0-9_-]", "-", str(destination))
+
+
+class ObjectLedger:
+    """The DeliveryLedger of one object generation for one destination (its custom metadata)."""
+
+    def __init__(self, destination: DestinationId, metadata: dict[str, str]) -> None:
+        self.key = ledger_key(destination)
+        self.recorded = metadata.get(self.key)
+        self.updated: str | None = None
+
+    def recall(self, path: str) -> LedgerEntry | None:
+        try:
+            entry = json.loads(self.recorded or "")
+            if entry.get("path") != path:
+                return None
+            return LedgerEntry(int(entry["size"]), int(entry["mtime"]), str(entry["sha1"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def remember(self, path: str, entry: LedgerEntry) -> None:
+        value = json.dumps({"path": path, "size": entry.size, "mtime": entry.mtime, "sha1": entry.sha1}, sort_keys=True)
+        if value != self.recorded:
+            self.updated = value
+
+
+def record_delivery(obj: StorageObject, sha1: str, ledger: ObjectLedger | None) -> bool:
+    """Merge ``sha1`` (when not set yet) and the ledger's new entry into the object's metadata.
+
+    False when the object was replaced meanwhile (its facts belong to the old generation: no
+    receipt). A metadata write that keeps failing is logged, not raised: the file is delivered.
+    """
+    updates = {ledger.key: ledger.updated} if ledger is not None and ledger.updated else {}
+    last: PermanentError | None = None
+    for _ in range(ATTEMPTS):
+        try:
+            live = live_object(obj)
+        except Stale as stale:
+            logger.warning("object replaced during delivery; its metadata is not recorded", reason=str(stale))
+            return False
+        known = live.metadata.get(SHA1_KEY)
+        if known is not None and known != sha1:
+            logger.error("object's sha1 metadata differs from the bytes read (CRC32C-checked); kept", sha1=sha1)
+        wanted = dict(updates)
+        if known is None:
+            wanted[SHA1_KEY] = sha1
+        if all(live.metadata.get(k) == v for k, v in wanted.items()):
+            return True
+        try:
+            gcs.set_metadata(live.bucket, live.name, wanted, if_generation_match=live.generation)
+            return True
+        except PermanentError as exc:  # the generation moved under us: look again
+            last = exc
+    logger.warning("could not record delivery metadata", error=str(last))
+    return True

@@ -1,0 +1,121 @@
+"""upload_box and transfer_sftp: one exported data file (a GCS finalize event) → each routed
+destination of the function's kinds, through the one delivery operation.
+
+1. Only export data files of runs that route somewhere (``_run.json`` in the same GCS folder)
+   are delivered; anything else is logged and ignored (:func:`shared.delivery.routing.route`).
+2. Each destination the run routes to, of the kinds this function serves
+   (``FunctionSpec.serves`` in shared/topology.py), is one :func:`shared.delivery.operation.deliver`
+   with its own receipt. A destination that fails does not stop the others
+   (:func:`shared.stages.failures.each`): permanent failures are reported, transient ones retried
+   (the destinations already done find their file unchanged and skip it).
+3. A stale event (the object was replaced or deleted since) delivers nothing: the live
+   generation's own event does.
+4. A transfer to a resumable destination works at most ``DEFAULT_BUDGET_S`` per invocation,
+   then continues from its checkpoint on a ``delivery-continuations`` message, which this
+   same handler receives (:mod:`shared.delivery.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from shared import log, topology
+from shared.config import Config
+from shared.delivery.operation import Delivery, Stale, deliver
+from shared.delivery.routing import RoutedFile, route
+from shared.destinations import factory
+from shared.errors import RejectedInput
+from shared.events import parse_pubsub, parse_storage
+from shared.ids import DestinationId, Stage
+from shared.stages.failures import each
+from shared.stages.runner import dispatch
+from shared.topology import DELIVERY_CONTINUATIONS, GCS_FINALIZED, GCS_TRIGGER
+
+logger = log.get_logger(__name__)
+
+
+DEFAULT_BUDGET_S = 480.0  # of the 540 s an event-driven invocation may run: time to checkpoint and report
+
+
+def handler_for(stage: Stage, *, budget_s: float = DEFAULT_BUDGET_S) -> Callable[[Any, Config], None]:
+    """The delivery handler of one deployed function (``upload_box``, ``transfer_sftp``): object
+    finalize events and continuations of its destination kinds."""
+    kinds = topology.function(str(stage)).serves
+
+    def on_finalized(event: Any, config: Config) -> None:
+        deliver_event(event, config, stage=stage, kinds=kinds, budget_s=budget_s)
+
+    def on_continuation(event: Any, config: Config) -> None:
+        continue_delivery(event, config, stage=stage, kinds=kinds, budget_s=budget_s)
+
+    return dispatch({GCS_TRIGGER: on_finalized, DELIVERY_CONTINUATIONS: on_continuation})
+
+
+def deliver_event(
+    event: Any, config: Config, *, stage: Stage, kinds: frozenset[str], budget_s: float | None = None
+) -> None:
+    """Deliver the finalized object of ``event`` to its run's destinations of ``kinds``."""
+    obj = parse_storage(event)
+    routed = route(obj, config.export_prefix)
+    if routed is None:
+        return
+    targets = [DestinationId.parse(str(d)) for d in routed.routing.destinations]
+    _deliver_to(routed, [d for d in targets if d.kind in kinds], config, stage, budget_s)
+
+
+def continue_delivery(
+    event: Any, config: Config, *, stage: Stage, kinds: frozenset[str], budget_s: float | None = None
+) -> None:
+    """A ``delivery-continuations`` message: continue one destination's transfer of one object."""
+    message = parse_pubsub(event)
+    with log.bind(message_id=message.message_id):
+        try:
+            resource = json.loads(message.data)
+            destination = DestinationId.parse(message.attributes.get("destination", ""))
+        except ValueError as exc:
+            raise RejectedInput(f"delivery continuation: {exc}") from None
+        obj = parse_storage({"type": GCS_FINALIZED, "data": resource})
+        if destination.kind not in kinds:
+            logger.info("continuation for another function's destination; ignored", destination=str(destination))
+            return
+        routed = route(obj, config.export_prefix)
+        if routed is None:
+            return
+        if str(destination) not in [str(d) for d in routed.routing.destinations]:
+            raise RejectedInput(f"delivery continuation: run {routed.routing.run_id} does not route to {destination}")
+        _deliver_to(routed, [destination], config, stage, budget_s)
+
+
+def _deliver_to(
+    routed: RoutedFile, mine: list[DestinationId], config: Config, stage: Stage, budget_s: float | None
+) -> None:
+    obj = routed.obj
+    with log.bind(run_id=routed.routing.run_id, table=routed.routing.source.label, object=obj.name):
+        if not mine:
+            routed_to = [str(d) for d in routed.routing.destinations]
+            logger.info("run not routed to this function's destinations; ignored", destinations=routed_to)
+            return
+        each(stage, mine, lambda d: _deliver_one(routed, d, config, budget_s), lambda d: _context(routed, d))
+
+
+def _deliver_one(routed: RoutedFile, destination_id: DestinationId, config: Config, budget_s: float | None) -> None:
+    with factory.opened(destination_id, config) as destination:
+        remote_path = routed.remote_path(destination.abilities.layout)
+        delivery = Delivery(routed.obj, destination, remote_path, routed.routing.run_id, budget_s, config.bucket)
+        try:
+            deliver(delivery)
+        except Stale as stale:
+            logger.info("stale event ignored", reason=str(stale), generation=routed.obj.generation)
+
+
+def _context(routed: RoutedFile, destination_id: DestinationId) -> dict[str, Any]:
+    """What a failure at this destination is reported with."""
+    return {
+        "destination": str(destination_id),
+        "run_id": routed.routing.run_id,
+        "source": dataclasses.asdict(routed.routing.source),
+        "date": routed.routing.date.isoformat(),
+    }
