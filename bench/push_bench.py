@@ -38,6 +38,11 @@ from shared import topology
 TARGET_S = 2.0
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the default backlog (5) drops connections under 40 at once
+    daemon_threads = True
+
+
 class Endpoint:
     """Records the first arrival time of each message id; answers 204 after ``hold_s``."""
 
@@ -64,9 +69,7 @@ class Endpoint:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 256
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
