@@ -42,7 +42,7 @@ class Route:
 
         Whole seconds: the emulator's modifyAckDeadline takes integer seconds (at least 1).
         """
-        raw = self.minimum_backoff_s * 2 ** max(0, attempt - 1)
+        raw = self.minimum_backoff_s * float(2 ** max(0, attempt - 1))
         return max(1, math.ceil(min(self.maximum_backoff_s, raw)))
 
 
