@@ -282,19 +282,22 @@ def _stack_processes(info: StackInfo) -> list[psutil.Process]:
     return found
 
 
-def test_the_box_token_is_in_no_command_line_and_no_log(bare_stack: StackInfo) -> None:
-    token = bare_stack.box.developer_token
+@pytest.mark.parametrize("which", ["bare_stack", "stack"])
+def test_the_box_token_is_in_no_command_line_and_no_log(which: str, request: pytest.FixtureRequest) -> None:
+    """Every process of a started stack (functions and their gunicorn workers included), every log."""
+    info: StackInfo = request.getfixturevalue(which)
+    token = info.box.developer_token
     assert len(token) >= 20
-    processes = _stack_processes(bare_stack)
+    processes = _stack_processes(info)
     assert any("devstack.boxapi" in " ".join(p.cmdline()) for p in processes)
     for proc in processes:
         assert token not in " ".join(proc.cmdline()), proc.cmdline()
-    logs = list(Path(bare_stack.root, "logs").glob("*.log"))
-    assert {Path(c.log) for c in bare_stack.components} <= set(logs)
+    logs = list(Path(info.root, "logs").glob("*.log"))
+    assert {Path(c.log) for c in info.components} <= set(logs)
     for log in logs:
         assert token not in log.read_text(errors="replace"), log
     # The token still works: the Box server reads it from its file.
-    req = urllib.request.Request(f"{bare_stack.box.base_url}/2.0/users/me")
+    req = urllib.request.Request(f"{info.box.base_url}/2.0/users/me")
     req.add_header("authorization", f"Bearer {token}")
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200
