@@ -17,6 +17,7 @@ from pathlib import Path
 from devstack import binaries, localconfig, sshd
 from devstack.errors import StackError
 from devstack.ports import free_port, port_in_use
+from devstack.push.routes import concurrency_for
 from shared import topology
 from shared.config import Config
 
@@ -24,12 +25,13 @@ REPO = Path(__file__).resolve().parent.parent
 OPTIONAL = ("bigquery", "sftp", "box", "webhook")  # may be left out with without=…
 # "bigquery" is the BigQuery front (devstack/bqfront) every client talks to; bqemulator listens
 # behind it on "bqemulator" (REST) and "bigquery_grpc" (Storage Read/Write API).
-CORE_PORTS = ("pubsub", "gcs", "bigquery", "bqemulator", "bigquery_grpc", "sftp", "box", "webhook", "relay")
+CORE_PORTS = ("pubsub", "gcs", "bigquery", "bqemulator", "bigquery_grpc", "sftp", "box", "webhook", "relay", "push")
 GCS_NOTIFICATIONS = "gcs-notifications"
 SFTP_BACKENDS = ("auto", "openssh", "asyncssh")
 ENV_SFTP_BACKEND = "OFFSITE_DEV_SFTP_BACKEND"
 ENV_FUNCTIONS_DIR = "OFFSITE_DEV_FUNCTIONS_DIR"  # run functions/<source>/main.py from another tree
 MARKER = "OFFSITE_DEV_STACK_ROOT"  # in every component's environment: finds strays of a killed `up`
+COMPONENT = "OFFSITE_DEV_COMPONENT"  # … with the component's name: finds leftovers of one component
 
 
 def port_env(name: str) -> str:
@@ -139,8 +141,12 @@ def _python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _box_token_path(root: Path) -> Path:
+    return root / "box" / "developer_token"
+
+
 def _box_token(root: Path) -> str:
-    path = root / "box" / "developer_token"
+    path = _box_token_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -228,7 +234,12 @@ def make_plan(
     _add_launches(plan, sshd_path)
     for launch in plan.launches.values():
         launch.env[MARKER] = str(root)
+        launch.env[COMPONENT] = launch.name
     return plan
+
+
+def _concurrency(spec: topology.FunctionSpec) -> int:
+    return concurrency_for(spec.name, spec.max_concurrent_requests)
 
 
 def _me() -> str:
@@ -284,7 +295,8 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
         add("sftp", Launch("sftp", p["sftp"], argv, f"ssh://127.0.0.1:{p['sftp']}", _python_env(), note=plan.sftp_note))
     if "box" not in plan.without:
         argv = [py, "-m", "devstack.boxapi", "--host", "127.0.0.1", "--port", str(p["box"])]
-        argv += ["--data-dir", str(root / "box"), f"--developer-token={plan.box_token}"]
+        # The token file, never the token: argv is visible in `ps` and written to box.log.
+        argv += ["--data-dir", str(root / "box"), "--developer-token-file", str(_box_token_path(root))]
         add("box", Launch("box", p["box"], argv, url(p["box"]) + "/health", _python_env()))
     if "webhook" not in plan.without:
         argv = [
@@ -299,6 +311,9 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
         add("webhook", Launch("webhook", p["webhook"], argv, url(p["webhook"]) + "/health", _python_env()))
     argv = [py, "-m", "devstack.relay", "--port", str(p["relay"]), "--targets", str(root / "relay-targets.json")]
     add("relay", Launch("relay", p["relay"], argv, url(p["relay"]) + "/health", _python_env()))
+    argv = [py, "-m", "devstack.push", "--root", str(root), "--pubsub", f"127.0.0.1:{p['pubsub']}"]
+    argv += ["--project", plan.config.project, "--port", str(p["push"])]
+    add("push", Launch("push", p["push"], argv, url(p["push"]) + "/health", _python_env()))
     functions_dir = Path(os.environ.get(ENV_FUNCTIONS_DIR) or REPO / "functions").absolute()
     for name in plan.functions:
         spec = topology.function(name)
@@ -314,7 +329,8 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
                 p[name],
                 argv,
                 url(p[name]) + "/",
-                _python_env({**plan.env, "K_SERVICE": name}),
+                # One gunicorn thread per request the push may send at once (the deployed instances).
+                _python_env({**plan.env, "K_SERVICE": name, "THREADS": str(_concurrency(spec))}),
                 cwd=REPO,
                 any_status=True,
                 fix_if_dead=fix,

@@ -162,3 +162,10 @@ def log_tail(log: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def reap_exited() -> None:
+    """Collect every child this interpreter started that has exited (so none stays a zombie)."""
+    for pid, popen in list(_STARTED.items()):
+        if popen.poll() is not None:
+            _STARTED.pop(pid, None)

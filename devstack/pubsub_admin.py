@@ -64,11 +64,19 @@ class PubSubAdmin:
         retry: PushRetry | None = None,
         dead_letter_topic: str | None = None,
         ack_deadline_s: int = 60,
+        retry_policy: bool = True,
     ) -> None:
+        """Create (or keep) a subscription; ``retry_policy=False`` keeps only the dead-letter part of ``retry``."""
         body: dict[str, Any] = {"topic": self.topic_path(topic), "ackDeadlineSeconds": ack_deadline_s}
         if push_endpoint:
             body["pushConfig"] = {"pushEndpoint": push_endpoint}
-        if retry:
+        if retry and not retry_policy:
+            if dead_letter_topic:
+                body["deadLetterPolicy"] = {
+                    "deadLetterTopic": self.topic_path(dead_letter_topic),
+                    "maxDeliveryAttempts": retry.max_delivery_attempts,
+                }
+        elif retry:
             body["retryPolicy"] = {
                 "minimumBackoff": f"{retry.minimum_backoff_s}s",
                 "maximumBackoff": f"{retry.maximum_backoff_s}s",

@@ -82,6 +82,14 @@ def forward(url: str, event: dict[str, Any]) -> tuple[int, bytes]:
         return 502, f"function unreachable: {exc}".encode()
 
 
+class RelayServer(ThreadingHTTPServer):
+    """The listen backlog holds every push the dispatcher may send at once (the default, 5,
+    drops connections when storage-triggered functions get dozens of events together)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class RelayHandler(BaseHTTPRequestHandler):
     targets_file: Path
 
@@ -149,7 +157,7 @@ class RelayHandler(BaseHTTPRequestHandler):
 
 def serve(host: str, port: int, targets_file: Path) -> None:
     handler = type("BoundRelayHandler", (RelayHandler,), {"targets_file": targets_file})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = RelayServer((host, port), handler)
     server.daemon_threads = True
     server.serve_forever()
 

@@ -27,10 +27,21 @@ from devstack import state as stack_state
 from devstack.errors import StackError
 from devstack.plan import GCS_NOTIFICATIONS, MARKER, Launch, Plan, make_plan
 from devstack.pubsub_admin import PubSubAdmin, PushRetry
+from devstack.push import routes as push_routes
+from devstack.push import supervisor
 from devstack.state import BoxInfo, ComponentInfo, SftpInfo, StackInfo
 from shared import topology
 
-__all__ = ["StackError", "StackInfo", "is_running", "load_stack", "start_stack", "status", "stop_stack"]
+__all__ = [
+    "StackError",
+    "StackInfo",
+    "is_running",
+    "load_stack",
+    "restart_component",
+    "start_stack",
+    "status",
+    "stop_stack",
+]
 
 DEFAULT_TIMEOUT_S = 60.0
 EARLY = ("pubsub", "bqemulator", "bigquery", "sftp", "box", "webhook", "relay")  # spawned before topics exist
@@ -82,6 +93,8 @@ def start_stack(
             current = None
         if current is not None and is_running(current):
             return current
+        if current is not None and _repairable(current):
+            return _repair(current, time.monotonic() + timeout_s)
         _stop_all(root, current)  # leftovers of a stack that died or of a start that was killed
         deadline = time.monotonic() + timeout_s
         for attempt in range(1, PORT_RACE_ATTEMPTS + 1):
@@ -137,7 +150,9 @@ def _stop_all(root: Path, info: StackInfo | None) -> list[str]:
 
 def _stop_recorded(info: StackInfo) -> list[str]:
     stopped = []
-    for comp in reversed(info.components):  # functions first, the emulator last
+    # The push dispatcher first: its supervisor would restart the functions stopped next.
+    last_first = sorted(reversed(info.components), key=lambda c: c.name != "push")
+    for comp in last_first:  # then functions, the emulator last
         if procs.stop(comp.pid, comp.create_time):
             stopped.append(comp.name)
     return stopped
@@ -214,13 +229,15 @@ def _spawn(info: StackInfo, launch: Launch, logs: Path) -> ComponentInfo:
 def _launch(plan: Plan, deadline: float) -> StackInfo:
     info = _info(plan)
     relay.write_targets(plan.root / "relay-targets.json", _gcs_targets(plan))
+    supervisor.save_launches(plan.root, plan.launches)
     stack_state.save(info)
     try:
         for name in [*EARLY, *plan.functions]:
             if name in plan.launches:
                 _spawn(info, plan.launches[name], plan.logs)
         health.wait_ready(info.component("pubsub"), deadline, "check that Java 11+ runs: java -version")
-        _create_pubsub_resources(plan)
+        push_routes.write_routes(plan.root, _create_pubsub_resources(plan))
+        _spawn(info, plan.launches["push"], plan.logs)  # delivers the subscriptions just created
         gcs = _spawn(info, plan.launches["gcs"], plan.logs)
         health.wait_ready(gcs, deadline, "see the log tail below")
         _create_bucket(info)
@@ -228,7 +245,7 @@ def _launch(plan: Plan, deadline: float) -> StackInfo:
             if comp.health != "ok":
                 launch = plan.launches[comp.name]
                 health.wait_ready(comp, deadline, launch.fix_if_dead)
-        order = [*EARLY[:1], "gcs", *EARLY[1:], *plan.functions]
+        order = [*EARLY[:1], "gcs", *EARLY[1:], "push", *plan.functions]
         info.components.sort(key=lambda c: order.index(c.name))
         info.state = "running"
         stack_state.save(info)
@@ -239,19 +256,64 @@ def _launch(plan: Plan, deadline: float) -> StackInfo:
         raise
 
 
+def _repairable(info: StackInfo) -> bool:
+    """A started stack whose emulator still answers: restart only what died, keep Pub/Sub state."""
+    if info.state != "running" or not supervisor.load_launches(info.root):
+        return False
+    try:
+        pubsub = info.component("pubsub")
+    except KeyError:
+        return False
+    return health.live_health(pubsub) == "ok"
+
+
+def _repair(info: StackInfo, deadline: float) -> StackInfo:
+    """Start again every dead component of a running stack (same ports); the emulator is healthy."""
+    for comp in info.components:
+        if not procs.is_alive(comp.pid, comp.create_time):
+            supervisor.respawn(info, comp.name, timeout_s=max(1.0, deadline - time.monotonic()))
+    for comp in info.components:
+        comp.health = health.live_health(comp)
+    return info
+
+
+def restart_component(root: Path, name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> StackInfo:
+    """Stop one component of the running stack and start it again on its port (``offsite dev restart``).
+
+    Not the emulator: its state (topics, subscriptions, messages) lives in memory only.
+    """
+    root = Path(root).absolute()
+    with _locked(root):
+        info = load_stack(root)
+        if name == "pubsub":
+            raise StackError("restarting pubsub would lose every topic, subscription and message", "use dev down/up")
+        try:
+            info.component(name)
+        except KeyError as exc:
+            raise StackError(str(exc).strip("'\""), "see `offsite dev status` for the names") from None
+        supervisor.respawn(info, name, timeout_s=timeout_s)
+        return info
+
+
 def _gcs_targets(plan: Plan) -> dict[str, str]:
     gcs_functions = {s.function for s in topology.subscriptions() if s.trigger.kind == "gcs"}
     return {f: url for f, url in plan.targets.items() if f in gcs_functions}
 
 
-def _create_pubsub_resources(plan: Plan) -> None:
-    """Topics, dead-letter topics with their pull subscriptions, push subscriptions."""
+def _create_pubsub_resources(plan: Plan) -> list[push_routes.Route]:
+    """Topics, dead-letter topics with their pull subscriptions, and the subscriptions the push
+    dispatcher delivers (returned as its routes).
+
+    The emulator's subscriptions are pull subscriptions with the dead-letter policy (so it counts
+    ``deliveryAttempt``) and no retry policy: the dispatcher applies the backoff itself.
+    """
     cfg = plan.config
     admin = PubSubAdmin(f"127.0.0.1:{plan.ports['pubsub']}", cfg.project)
     for topic in (GCS_NOTIFICATIONS, *topology.TOPICS):
         admin.create_topic(topic)
     retry = PushRetry(cfg.pubsub.minimum_backoff_s, cfg.pubsub.maximum_backoff_s, cfg.pubsub.max_delivery_attempts)
     relay_url = f"http://127.0.0.1:{plan.ports['relay']}"
+    routes = []
     for sub in topology.subscriptions():
         admin.create_topic(sub.dead_letter_topic)  # must exist before a subscription names it
         admin.create_subscription(f"{sub.dead_letter_topic}-sub", sub.dead_letter_topic)
@@ -264,15 +326,30 @@ def _create_pubsub_resources(plan: Plan) -> None:
             topic = sub.trigger.topic or ""
             # The path carries the topic into the CloudEvent source (functions-framework reads it).
             endpoint = f"{target.rstrip('/')}/projects/{cfg.project}/topics/{topic}"
-        ack_deadline = min(600, max(10, topology.function(sub.function).timeout_s))
+        spec = topology.function(sub.function)
+        ack_deadline = min(600, max(10, spec.timeout_s))
         admin.create_subscription(
             sub.name,
             topic,
-            push_endpoint=endpoint,
             retry=retry,
             dead_letter_topic=sub.dead_letter_topic,
             ack_deadline_s=ack_deadline,
+            retry_policy=False,
         )
+        routes.append(
+            push_routes.Route(
+                subscription=sub.name,
+                function=sub.function,
+                endpoint=endpoint,
+                dead_letter_topic=sub.dead_letter_topic,
+                ack_deadline_s=ack_deadline,
+                minimum_backoff_s=retry.minimum_backoff_s,
+                maximum_backoff_s=retry.maximum_backoff_s,
+                max_delivery_attempts=retry.max_delivery_attempts,
+                concurrency=push_routes.concurrency_for(sub.function, spec.max_concurrent_requests),
+            )
+        )
+    return routes
 
 
 def _create_bucket(info: StackInfo) -> None:

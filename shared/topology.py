@@ -72,6 +72,12 @@ class FunctionSpec:
     """Destination kinds this function delivers to (``box``, ``sftp``): delivery functions run
     the same handler (shared.stages.deliver), each for its own kinds (own scaling, secrets, IAM)."""
 
+    @property
+    def max_concurrent_requests(self) -> int:
+        """The most events the deployed function handles at once (instances × requests per
+        instance); the local push dispatcher honours it."""
+        return self.max_instances * self.concurrency
+
     def subscription_name(self, trigger: Trigger) -> str:
         """Name of the push subscription (or Eventarc trigger) feeding this function."""
         return f"{self.name.replace('_', '-')}-{trigger.name}"

@@ -1,14 +1,20 @@
 """Run the local Box API server.
 
     python -m devstack.boxapi --host 127.0.0.1 --port N --data-dir DIR \\
-        [--developer-token TOKEN] [--client-id ID --client-secret S] \\
+        [--developer-token-file PATH] [--client-id ID] \\
         [--jwt-public-key PEM_PATH [--jwt-key-id KID]] [--enterprise-id E] [--token-ttl SECONDS]
+
+Secrets never go on the command line (``ps`` shows it to every user, and the stack logs each
+command it starts): the developer token comes from ``--developer-token-file`` or the environment
+variable ``BOXAPI_DEVELOPER_TOKEN``, the client secret from ``BOXAPI_CLIENT_SECRET``.
+``--developer-token`` / ``--client-secret`` still work for a quick manual run.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,13 +24,17 @@ from .config import AppCredentials, ServerConfig
 from .db import DataDirBusy
 from .factory import build_app
 
+ENV_DEVELOPER_TOKEN = "BOXAPI_DEVELOPER_TOKEN"
+ENV_CLIENT_SECRET = "BOXAPI_CLIENT_SECRET"
+
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser = argparse.ArgumentParser(prog="python -m devstack.boxapi", description="Local Box API server")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback only by default)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--data-dir", type=Path, required=True, help="where files and metadata are kept")
-    parser.add_argument("--developer-token", help="a Bearer token accepted as the developer user")
+    parser.add_argument("--developer-token", help="a Bearer token accepted as the developer user (visible in ps)")
+    parser.add_argument("--developer-token-file", type=Path, help="file holding the developer token")
     parser.add_argument("--client-id", help="client id of a platform app (JWT / client credentials)")
     parser.add_argument("--client-secret", help="client secret of that app")
     parser.add_argument("--jwt-public-key", type=Path, help="PEM public key that verifies the app's JWT assertions")
@@ -35,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser.add_argument("--commit-wait", type=float, default=30.0, help="seconds a commit waits before answering 202")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
+    if args.developer_token_file is not None:
+        args.developer_token = args.developer_token_file.read_text().strip()
+    args.developer_token = args.developer_token or os.environ.get(ENV_DEVELOPER_TOKEN) or None
+    args.client_secret = args.client_secret or os.environ.get(ENV_CLIENT_SECRET) or None
     if (args.client_id is None) != (args.client_secret is None):
         parser.error("--client-id and --client-secret go together")
     if args.jwt_public_key is not None and args.client_id is None:

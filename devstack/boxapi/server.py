@@ -90,10 +90,10 @@ class BoxApiServer:
 
     def _command(self, port: int) -> list[str]:
         cmd = [sys.executable, "-m", "devstack.boxapi", "--host", "127.0.0.1", "--port", str(port)]
-        cmd += ["--data-dir", str(self.data_dir), f"--developer-token={self.token}"]
+        cmd += ["--data-dir", str(self.data_dir)]  # secrets go in the environment (_environment)
         cmd += ["--enterprise-id", self.enterprise_id]
         if self.client_id is not None and self.client_secret is not None:
-            cmd += ["--client-id", self.client_id, "--client-secret", self.client_secret]
+            cmd += ["--client-id", self.client_id]
             if self._jwt_public_key is not None:
                 cmd += ["--jwt-public-key", str(self._jwt_public_key)]
         if self._token_ttl_s is not None:
@@ -101,6 +101,13 @@ class BoxApiServer:
         if self._commit_wait_s is not None:
             cmd += ["--commit-wait", str(self._commit_wait_s)]
         return cmd
+
+    def _environment(self) -> dict[str, str]:
+        """The server's environment: ours plus the secrets, which never go on its command line."""
+        env = {**os.environ, "BOXAPI_DEVELOPER_TOKEN": self.token}
+        if self.client_secret is not None:
+            env["BOXAPI_CLIENT_SECRET"] = self.client_secret
+        return env
 
     def start(self) -> BoxApiServer:
         """Start the process and wait until ``/health`` answers; retries on a port race."""
@@ -113,7 +120,11 @@ class BoxApiServer:
             port = self._wanted_port or free_port()
             with open(self.log_path, "ab") as log:
                 process = subprocess.Popen(
-                    self._command(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    self._command(port),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env=self._environment(),
                 )
             try:
                 wait_http_ok(

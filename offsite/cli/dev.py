@@ -222,3 +222,21 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
         print_json({"project": info.project, "dataset": "sales", "rows": rows})
         return
     print_line("seeded " + ", ".join(f"{info.project}.sales.{t} ({n:,} rows)" for t, n in rows.items()))
+
+
+@app.command()
+def restart(
+    component: Annotated[str, typer.Argument(help="A function (e.g. transfer_sftp) or another component, not pubsub.")],
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait until it is healthy.")] = 60.0,
+    root: RootOption = None,
+) -> None:
+    """Stop one component of the running stack and start it again on the same port (Pub/Sub state kept)."""
+    from devstack.stack import restart_component
+
+    try:
+        info = restart_component(_root(root), component, timeout_s=timeout)
+    except StackError as exc:
+        _fail(exc)
+        return
+    comp = info.component(component)
+    typer.echo(f"restarted {comp.name}: 127.0.0.1:{comp.port} pid {comp.pid} {comp.health}")

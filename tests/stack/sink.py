@@ -18,6 +18,10 @@ class Received:
     body: Any
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the push dispatcher opens up to a function's limit at once (default: 5)
+
+
 class RecordingSink:
     """``status_for(path, body) -> int`` decides the answer (default 204)."""
 
@@ -42,7 +46,7 @@ class RecordingSink:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

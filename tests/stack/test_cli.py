@@ -49,6 +49,10 @@ def strays(workdir: Path) -> list[psutil.Process]:
     return marked(MARKER, str(workdir / ".offsite"))
 
 
+def before_pids(status: dict) -> dict[str, int]:
+    return {c["name"]: c["pid"] for c in status["components"]}
+
+
 def test_up_twice_status_logs_down(workdir: Path) -> None:
     first = dev(workdir, "up", *LIGHT)
     assert first.returncode == 0, first.stderr
@@ -58,7 +62,7 @@ def test_up_twice_status_logs_down(workdir: Path) -> None:
         )
     before = json.loads(dev(workdir, "status", "--json").stdout)
     assert before["running"] is True
-    assert {c["name"] for c in before["components"]} == {"pubsub", "gcs", "sftp", "relay"}
+    assert {c["name"] for c in before["components"]} == {"pubsub", "gcs", "sftp", "relay", "push"}
     assert all(c["health"] == "ok" and c["port"] and c["pid"] for c in before["components"])
 
     second = dev(workdir, "up", *LIGHT)
@@ -78,6 +82,23 @@ def test_up_twice_status_logs_down(workdir: Path) -> None:
     for comp in after["components"]:
         cells = next(line.split() for line in lines if line.split()[:1] == [comp["name"]])
         assert cells[1] == f"127.0.0.1:{comp['port']}" and str(comp["pid"]) in cells and "ok" in cells
+
+    restarted = dev(workdir, "restart", "relay")
+    assert restarted.returncode == 0 and restarted.stdout.startswith("restarted relay"), restarted.stderr
+    refused = dev(workdir, "restart", "pubsub")
+    assert refused.returncode == 1 and "would lose every topic" in refused.stderr
+    pids = {c["name"]: c["pid"] for c in json.loads(dev(workdir, "status", "--json").stdout)["components"]}
+    assert pids["relay"] != before_pids(before)["relay"]
+    push = psutil.Process(pids["push"])
+    push.kill()
+    push.wait(timeout=10)
+    repaired = dev(workdir, "up", *LIGHT)  # restarts what died, keeps the emulator (and its state)
+    assert repaired.returncode == 0, repaired.stderr
+    now = {
+        c["name"]: (c["pid"], c["health"]) for c in json.loads(dev(workdir, "status", "--json").stdout)["components"]
+    }
+    assert now["pubsub"] == (pids["pubsub"], "ok") and now["relay"] == (pids["relay"], "ok")
+    assert now["push"][0] != pids["push"] and now["push"][1] == "ok"
 
     logs = dev(workdir, "logs", "relay", "-n", "5")
     assert logs.returncode == 0 and "devstack.relay" in logs.stdout

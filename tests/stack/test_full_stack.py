@@ -32,25 +32,35 @@ def test_function_processes_get_the_contract_env(stack: StackInfo) -> None:
 
 
 def test_push_subscriptions_follow_the_topology(stack: StackInfo) -> None:
+    """Emulator pull subscriptions with the dead-letter policy; the push dispatcher's routes carry the rest."""
+    from devstack.push.routes import read_routes
     from shared.config_load import load_config
 
     pubsub = load_config(stack.config_path, environ={}).pubsub
     subs = {s["name"].rsplit("/", 1)[1]: s for s in stack.pubsub_admin().subscriptions()}
+    routes = {r.subscription: r for r in read_routes(stack.root)}
     for sub in topology.subscriptions():
-        got = subs[sub.name]
-        endpoint = got["pushConfig"]["pushEndpoint"]
+        got, route = subs[sub.name], routes[sub.name]
+        assert got["pushConfig"] == {}  # delivered by devstack/push, not by the emulator
         if sub.trigger.kind == "gcs":
             assert got["topic"].endswith(f"/topics/{stack.gcs_notification_topic}")
-            assert endpoint == f"{stack.relay_url}/to/{sub.function}"
+            assert route.endpoint == f"{stack.relay_url}/to/{sub.function}"
         else:
             assert got["topic"].endswith(f"/topics/{sub.trigger.topic}")
-            assert endpoint == f"{stack.functions[sub.function]}/projects/{stack.project}/topics/{sub.trigger.topic}"
+            assert (
+                route.endpoint == f"{stack.functions[sub.function]}/projects/{stack.project}/topics/{sub.trigger.topic}"
+            )
         assert got["deadLetterPolicy"]["deadLetterTopic"].endswith(f"/topics/{sub.dead_letter_topic}")
         assert got["deadLetterPolicy"]["maxDeliveryAttempts"] == pubsub.max_delivery_attempts
-        assert got["retryPolicy"] == {
-            "minimumBackoff": f"{pubsub.minimum_backoff_s}s",
-            "maximumBackoff": f"{pubsub.maximum_backoff_s}s",
-        }
+        assert "retryPolicy" not in got  # the dispatcher applies the backoff
+        assert route.dead_letter_topic == sub.dead_letter_topic
+        assert route.max_delivery_attempts == pubsub.max_delivery_attempts
+        assert (route.minimum_backoff_s, route.maximum_backoff_s) == (
+            pubsub.minimum_backoff_s,
+            pubsub.maximum_backoff_s,
+        )
+        assert route.ack_deadline_s == got["ackDeadlineSeconds"]
+        assert route.concurrency == topology.function(sub.function).max_concurrent_requests
 
 
 def test_a_bad_request_reaches_verify_and_is_reported_rejected(stack: StackInfo) -> None:
