@@ -349,6 +349,43 @@ def _create_pubsub_resources(plan: Plan) -> list[push_routes.Route]:
                 concurrency=push_routes.concurrency_for(sub.function, spec.max_concurrent_requests),
             )
         )
+    routes += _dead_letter_report_routes(plan, admin, retry)
+    return routes
+
+
+def _dead_letter_report_routes(plan: Plan, admin: PubSubAdmin, retry: PushRetry) -> list[push_routes.Route]:
+    """Each dead-letter topic also pushes to verify, which reports the message as ``failed``
+    (shared/stages/dead_letters.py); a report that keeps failing ends on one last topic."""
+    target = plan.targets.get(topology.DEAD_LETTER_REPORTER)
+    admin.create_topic(topology.REPORTS_DEAD_LETTER_TOPIC)
+    admin.create_subscription(f"{topology.REPORTS_DEAD_LETTER_TOPIC}-sub", topology.REPORTS_DEAD_LETTER_TOPIC)
+    if target is None:
+        return []
+    spec = topology.function(topology.DEAD_LETTER_REPORTER)
+    ack_deadline = min(600, max(10, spec.timeout_s))
+    routes = []
+    for report in topology.dead_letter_reports():
+        admin.create_subscription(
+            report.name,
+            report.topic,
+            retry=retry,
+            dead_letter_topic=topology.REPORTS_DEAD_LETTER_TOPIC,
+            ack_deadline_s=ack_deadline,
+            retry_policy=False,
+        )
+        routes.append(
+            push_routes.Route(
+                subscription=report.name,
+                function=report.function,
+                endpoint=f"{target.rstrip('/')}/projects/{plan.config.project}/topics/{report.topic}",
+                dead_letter_topic=topology.REPORTS_DEAD_LETTER_TOPIC,
+                ack_deadline_s=ack_deadline,
+                minimum_backoff_s=retry.minimum_backoff_s,
+                maximum_backoff_s=retry.maximum_backoff_s,
+                max_delivery_attempts=retry.max_delivery_attempts,
+                concurrency=push_routes.concurrency_for(report.function, spec.max_concurrent_requests),
+            )
+        )
     return routes
 
 

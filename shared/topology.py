@@ -170,3 +170,42 @@ def function(name: str) -> FunctionSpec:
         if fn.name == name:
             return fn
     raise KeyError(f"no function named {name!r}; known: {', '.join(f.name for f in FUNCTIONS)}")
+
+
+# ---- dead letters become results ----------------------------------------------------------------
+
+DEAD_LETTER_REPORTER = "verify"
+REPORTS_DEAD_LETTER_TOPIC = "dead-letter-reports-dlq"  # where a report that itself keeps failing ends
+
+
+@dataclass(frozen=True)
+class DeadLetterReport:
+    """A push subscription on one dead-letter topic, feeding verify's dead-letter handler: every
+    dead-lettered message becomes a ``failed`` result (and an alert) within its push latency,
+    instead of waiting silently for someone to run ``offsite dlq list``. The DLQ's own pull
+    subscription (``<dlq>-sub``) still keeps the message for ``offsite dlq list|replay``."""
+
+    source: Subscription  # the subscription whose messages died
+
+    @property
+    def topic(self) -> str:
+        return self.source.dead_letter_topic
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic}-report"
+
+    @property
+    def function(self) -> str:
+        return DEAD_LETTER_REPORTER
+
+
+def dead_letter_reports(retry: RetryPolicy = DEFAULT_RETRY) -> list[DeadLetterReport]:
+    """One report subscription per dead-letter topic, in the order of :func:`subscriptions`."""
+    return [DeadLetterReport(s) for s in subscriptions(retry)]
+
+
+def subscription_named(name: str) -> Subscription | None:
+    """The subscription ``name`` (short id, or ``projects/P/subscriptions/ID``), if it is ours."""
+    short = name.rsplit("/", 1)[-1]
+    return next((s for s in subscriptions() if s.name == short), None)

@@ -35,19 +35,23 @@ def run(stage: Stage, event: Any, handler: Handler) -> None:
     event_id = str(attrs.get("id", ""))
     started = time.monotonic()
     with log.bind(stage=str(stage), event_id=event_id, event_type=str(attrs.get("type", ""))):
+        config: Config | None = None
         try:
             from shared import runtime
 
-            handler(event, runtime.config())
+            config = runtime.config()
+            handler(event, config)
         except PermanentError as exc:
             logger.error("permanent failure; acknowledging", error=str(exc), status=exc.status)
             report_failure(stage, exc, message_id=event_id)
             return
         except TransientError as exc:
             logger.warning("transient failure; will be retried", error=str(exc), retry_after=exc.retry_after)
+            _remember(stage, event, exc, config)
             raise
-        except Exception:
+        except Exception as exc:
             logger.exception("unexpected failure; will be retried")
+            _remember(stage, event, exc, config)
             raise
         logger.info("stage done", duration_s=round(time.monotonic() - started, 3))
 
@@ -64,3 +68,12 @@ def dispatch(routes: Mapping[str, Handler]) -> Handler:
         route(event, config)
 
     return handle
+
+
+def _remember(stage: Stage, event: Any, exc: BaseException, config: Config | None) -> None:
+    """Keep the error for the ``failed`` result the event gets if it is dead-lettered."""
+    from shared.reporting import last_errors
+
+    key = last_errors.key_for_event(event)
+    if config is not None and key is not None:
+        last_errors.record(config.state_bucket_name, key, str(stage), exc)

@@ -29,9 +29,10 @@ from shared.layout import MANIFEST_NAME, RunFolder, parse_object_name
 from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt, VerifyRequest, VerifyResult
 from shared.reporting.results import report
+from shared.stages.dead_letters import on_dead_letter
 from shared.stages.failures import each
 from shared.stages.runner import dispatch
-from shared.topology import DELIVERIES, GCS_TRIGGER, VERIFY_REQUESTS
+from shared.topology import DELIVERIES, GCS_TRIGGER, VERIFY_REQUESTS, dead_letter_reports
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, source_dict, verify_destination
 from shared.verify.runs import RunRef, find_runs, folder_source, load_manifest
@@ -58,8 +59,16 @@ def on_request_event(event: Any, config: Config) -> None:
         on_request(VerifyRequest.from_json(message.data), config, message.message_id)
 
 
-verify = dispatch({DELIVERIES: on_receipt_event, VERIFY_REQUESTS: on_request_event, GCS_TRIGGER: on_manifest_event})
-"""The verify function's handler: one route per trigger (see :func:`shared.stages.runner.dispatch`)."""
+verify = dispatch(
+    {
+        DELIVERIES: on_receipt_event,
+        VERIFY_REQUESTS: on_request_event,
+        GCS_TRIGGER: on_manifest_event,
+        **{report.topic: on_dead_letter for report in dead_letter_reports()},
+    }
+)
+"""The verify function's handler: one route per trigger (see :func:`shared.stages.runner.dispatch`),
+including every dead-letter topic (:mod:`shared.stages.dead_letters`)."""
 
 
 # ---- triggers ------------------------------------------------------------------------------

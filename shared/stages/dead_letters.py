@@ -1,0 +1,128 @@
+"""Dead-lettered messages become ``failed`` results: verify's route for every dead-letter topic.
+
+A message that failed ``pubsub.max_delivery_attempts`` times lands on its subscription's
+dead-letter topic (shared.topology). A report subscription on each of those topics
+(``<dlq>-report``) pushes it here, and it is published as a ``failed`` result — the stage, the
+run, the table and destination where they can be read from the message, and the last error the
+stage runner recorded (:mod:`shared.reporting.last_errors`) — so it is alerted and shows in
+``offsite status`` within a push, not when someone looks at the DLQ. The message itself stays
+on the DLQ's pull subscription for ``offsite dlq list|replay``. Reported once per message
+(a claim in the state bucket): Pub/Sub may deliver the same dead letter twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared import log, topology
+from shared.config import Config
+from shared.delivery.routing import route
+from shared.events import PubSubMessage, parse_pubsub, parse_storage
+from shared.ids import DestinationId, Stage, Status
+from shared.messages import DeliveryReceipt, ExportRequest, Source, TableExport, VerifyRequest, VerifyResult
+from shared.reporting import last_errors
+from shared.reporting.results import report
+from shared.topology import DELIVERY_CONTINUATIONS, GCS_FINALIZED, Subscription
+from shared.verify import markers
+
+logger = log.get_logger(__name__)
+SOURCE_SUBSCRIPTION = "CloudPubSubDeadLetterSourceSubscription"
+DELIVERY_COUNT = "CloudPubSubDeadLetterSourceDeliveryCount"
+CLAIMS = "dead-letters/"
+
+
+def on_dead_letter(event: Any, config: Config) -> None:
+    """One dead-lettered message → its ``failed`` result(s), once."""
+    message = parse_pubsub(event)
+    source = topology.subscription_named(message.attributes.get(SOURCE_SUBSCRIPTION, ""))
+    with log.bind(message_id=message.message_id, dead_letter_of=source.name if source else None):
+        key = _key(message, source)
+        claim = f"{CLAIMS}{key}.json"
+        if not markers.claim(config.state_bucket_name, claim, {"message_id": message.message_id}):
+            logger.info("dead letter already reported")
+            return
+        for result in failed_results(message, source, config, key):
+            report(result, config=config)
+        logger.warning("dead-lettered message reported as failed", subscription=source.name if source else None)
+
+
+def failed_results(
+    message: PubSubMessage, source: Subscription | None, config: Config, key: str
+) -> list[VerifyResult]:
+    """The results a dead letter reports: one per run and destination it concerns (one at least)."""
+    stage = Stage(source.function) if source else None
+    attempts = message.attributes.get(DELIVERY_COUNT, "?")
+    recorded = last_errors.recall(config.state_bucket_name, key) or {}
+    reason = (
+        f"dead-lettered after {attempts} delivery attempts on {source.name if source else 'an unknown subscription'}: "
+        + str(recorded.get("error") or "the last error was not recorded")
+    )
+    runs = _what_it_was(message, source, config)
+    return [
+        VerifyResult(
+            status=Status.FAILED,
+            stage=stage,
+            run_id=run_id,
+            destination=destination,
+            source=src,
+            date=date,
+            reason=reason,
+            message_id=message.message_id,
+        )
+        for run_id, src, destination, date in runs or [(None, None, None, None)]
+    ]
+
+
+Concern = tuple[str | None, Source | None, DestinationId | None, str | None]
+
+
+def _what_it_was(message: PubSubMessage, source: Subscription | None, config: Config) -> list[Concern]:
+    """(run, source, destination, date) of the dead message, as far as its payload tells."""
+    try:
+        if source is None:
+            return []
+        if source.trigger.kind == "gcs" or source.trigger.topic == DELIVERY_CONTINUATIONS:
+            return _object_concerns(message, source, config)
+        topic = source.trigger.topic
+        if topic == topology.TABLE_EXPORTS:
+            task = TableExport.from_json(message.data)
+            return [(task.run_id, task.source, d, task.date.isoformat()) for d in task.destinations or [None]]
+        if topic == topology.EXPORT_REQUESTS:
+            req = ExportRequest.from_json(message.data)
+            src = Source(mode="table", project=config.project, dataset=req.dataset) if req.dataset else None
+            return [(req.run_id, src, None, req.date.isoformat() if req.date else None)]
+        if topic == topology.DELIVERIES:
+            receipt = DeliveryReceipt.from_json(message.data)
+            return [(receipt.run_id, None, receipt.destination, None)]
+        if topic == topology.VERIFY_REQUESTS:
+            ask = VerifyRequest.from_json(message.data)
+            return [(ask.run_id, None, ask.destination, ask.date.isoformat() if ask.date else None)]
+    except Exception as exc:  # noqa: BLE001 - an unreadable dead letter is still reported, with less detail
+        logger.warning("could not read the dead-lettered message", error=str(exc))
+    return []
+
+
+def _object_concerns(message: PubSubMessage, source: Subscription, config: Config) -> list[Concern]:
+    obj = parse_storage({"type": GCS_FINALIZED, "data": json.loads(message.data)})
+    routed = route(obj, config.export_prefix)
+    if routed is None:
+        return []
+    kinds = topology.function(source.function).serves
+    named = message.attributes.get("destination")
+    targets: list[DestinationId | None] = [
+        d for d in routed.routing.destinations if (d.kind in kinds if not named else str(d) == named)
+    ]
+    day = routed.routing.date.isoformat()
+    return [(routed.routing.run_id, routed.routing.source, d, day) for d in targets or [None]]
+
+
+def _key(message: PubSubMessage, source: Subscription | None) -> str:
+    """The key the runner recorded the last error under (see shared.reporting.last_errors)."""
+    if source is not None and source.trigger.kind == "gcs":
+        try:
+            obj = json.loads(message.data)
+            return last_errors.key_for_object(obj["bucket"], obj["name"], obj.get("generation", 0))
+        except (ValueError, KeyError, TypeError):
+            pass
+    return last_errors.key_for_data(message.data)

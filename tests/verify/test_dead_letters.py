@@ -1,0 +1,89 @@
+"""Dead-lettered messages become `failed` results naming the stage, run, table, destination and
+the last error — once each (shared/stages/dead_letters.py), through verify's own entry point."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from shared.errors import TransientError
+from shared.ids import Stage
+from shared.stages import runner
+from tests.verify.conftest import VerifyStack
+
+FILES = {"orders_20250108-000000000000.parquet": b"parquet bytes" * 100}
+
+
+def dead_letter_event(vstack: VerifyStack, dlq_topic: str, data: bytes, source_subscription: str) -> dict[str, Any]:
+    """What the report subscription on a dead-letter topic pushes to verify."""
+    message_id = str(uuid.uuid4().int)[:16]
+    project = vstack.info.project
+    return {
+        "specversion": "1.0",
+        "id": message_id,
+        "source": f"//pubsub.googleapis.com/projects/{project}/topics/{dlq_topic}",
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "time": dt.datetime.now(dt.UTC).isoformat(),
+        "data": {
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "messageId": message_id,
+                "attributes": {
+                    "CloudPubSubDeadLetterSourceSubscription": f"projects/{project}/subscriptions/{source_subscription}",
+                    "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+                },
+            }
+        },
+    }
+
+
+def test_a_dead_lettered_upload_is_a_failed_result_with_its_last_error(vstack: VerifyStack) -> None:
+    run = vstack.new_run(FILES, ("memory", "sftp:local"))
+    name = next(iter(FILES))
+    event = vstack.storage_event(run.folder.prefix + name)
+
+    def partner_down(_event: Any, _config: Any) -> None:
+        raise TransientError("sftp:local: connection refused by 127.0.0.1:2222")
+
+    for _ in range(2):  # the function fails on each delivery; the runner keeps the last error
+        try:
+            runner.run(Stage.TRANSFER_SFTP, event, partner_down)
+        except TransientError:
+            pass
+    dead = dead_letter_event(
+        vstack, "transfer-sftp-gcs-finalized-dlq", json.dumps(event["data"]).encode(), "transfer-sftp-gcs-finalized"
+    )
+    vstack.run_verify(dead)
+    [failed] = vstack.results_for(run)
+    assert (failed.status, failed.stage, failed.destination) == ("failed", "transfer_sftp", "sftp:local")
+    assert failed.source is not None and failed.source.label == "sales.orders" and failed.date == "2025-01-08"
+    assert "dead-lettered after 5 delivery attempts on transfer-sftp-gcs-finalized" in (failed.reason or "")
+    assert "connection refused by 127.0.0.1:2222" in (failed.reason or "")
+    vstack.run_verify(dead)  # Pub/Sub may deliver a dead letter twice: reported once
+    assert len(vstack.results_for(run)) == 1
+
+
+def test_a_dead_lettered_table_export_fails_every_destination_of_the_run(vstack: VerifyStack) -> None:
+    run = vstack.new_run(FILES, ("memory", "sftp:local"), manifest=False)
+    from shared.gcp import gcs
+
+    task = gcs.read_bytes(vstack.bucket, run.folder.run_name)  # the TableExport export_table was given
+    assert task is not None
+    vstack.run_verify(dead_letter_event(vstack, "export-table-table-exports-dlq", task, "export-table-table-exports"))
+    results = vstack.results_for(run)
+    assert sorted((r.destination, r.stage, r.status) for r in results) == [
+        ("memory", "export_table", "failed"),
+        ("sftp:local", "export_table", "failed"),
+    ]
+    assert all("the last error was not recorded" in (r.reason or "") for r in results)
+
+
+def test_an_unreadable_dead_letter_is_still_reported(vstack: VerifyStack) -> None:
+    before = len(vstack.results())
+    vstack.run_verify(dead_letter_event(vstack, "fan-out-export-requests-dlq", b"{not json", "fan-out-export-requests"))
+    new = vstack.results()[before:]
+    assert [(r.status, r.stage) for r in new] == [("failed", "fan_out")]
+    assert "dead-lettered after 5 delivery attempts on fan-out-export-requests" in (new[0].reason or "")
