@@ -85,6 +85,44 @@ resource "google_pubsub_subscription" "feed" {
   ]
 }
 
+resource "google_pubsub_subscription" "dead_letter_report" {
+  for_each = local.dead_letter_reports
+
+  name                       = each.key
+  topic                      = google_pubsub_topic.dead_letter[each.value.topic].id
+  ack_deadline_seconds       = min(600, local.functions[each.value.function].timeout_s)
+  message_retention_duration = local.week
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  retry_policy {
+    minimum_backoff = "${local.pubsub.minimum_backoff_s}s"
+    maximum_backoff = "${local.pubsub.maximum_backoff_s}s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter[local.reports_dead_letter_topic].id
+    max_delivery_attempts = local.pubsub.max_delivery_attempts
+  }
+
+  push_config {
+    push_endpoint = "${google_cloudfunctions2_function.fn[each.value.function].service_config[0].uri}/projects/${local.project}/topics/${each.value.topic}"
+
+    oidc_token {
+      service_account_email = google_service_account.trigger.email
+      audience              = google_cloudfunctions2_function.fn[each.value.function].service_config[0].uri
+    }
+  }
+
+  depends_on = [
+    google_pubsub_topic_iam_member.dead_letter_publisher,
+    google_cloud_run_v2_service_iam_member.trigger_invoker,
+    google_service_account_iam_member.pubsub_signs_trigger_tokens,
+  ]
+}
+
 # Dead-lettering: the Pub/Sub service agent publishes to every dead-letter topic and
 # acknowledges on the source subscriptions (Eventarc's ones: scripts/attach-dead-letter.sh).
 resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
@@ -99,6 +137,14 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   for_each = local.pubsub_feeds
 
   subscription = google_pubsub_subscription.feed[each.key].name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "report_dead_letter_subscriber" {
+  for_each = local.dead_letter_reports
+
+  subscription = google_pubsub_subscription.dead_letter_report[each.key].name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
 }

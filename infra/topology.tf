@@ -131,7 +131,19 @@ locals {
   dead_letter_topics = merge(
     { for name, feed in local.pubsub_feeds : feed.dead_letter_topic => name },
     { for name, feed in local.gcs_feeds : feed.dead_letter_topic => name },
+    { (local.reports_dead_letter_topic) = "dead-letter-reports" },
   )
+
+  # Every dead-letter topic also pushes to verify, which reports each dead letter as a `failed`
+  # result (shared/stages/dead_letters.py; shared.topology.dead_letter_reports). A report that
+  # itself keeps failing ends on the last dead-letter topic below (pulled by `offsite dlq list`).
+  reports_dead_letter_topic = "dead-letter-reports-dlq"
+  dead_letter_reports = {
+    for topic, feed in merge(
+      { for name, f in local.pubsub_feeds : f.dead_letter_topic => name },
+      { for name, f in local.gcs_feeds : f.dead_letter_topic => name },
+    ) : "${topic}-report" => { topic = topic, function = "verify" }
+  }
 
   archive_sources = toset([for fn in values(local.functions) : fn.source])
 }

@@ -255,10 +255,12 @@ def test_pubsub_service_agent_can_dead_letter_and_sign_push_tokens(example: Modu
     publishers = example.instances("google_pubsub_topic_iam_member", "dead_letter_publisher")
     assert {str(a["topic"]).split('"')[1] for a in publishers.values()} == {
         s.dead_letter_topic for s in topology.subscriptions()
-    }
+    } | {topology.REPORTS_DEAD_LETTER_TOPIC}
     subscribers = example.instances("google_pubsub_subscription_iam_member", "dead_letter_subscriber")
     assert set(subscribers) == {s.name for s in topology.subscriptions() if s.trigger.kind == "pubsub"}
-    for attrs in [*publishers.values(), *subscribers.values()]:
+    report_subscribers = example.instances("google_pubsub_subscription_iam_member", "report_dead_letter_subscriber")
+    assert set(report_subscribers) == {r.name for r in topology.dead_letter_reports()}
+    for attrs in [*publishers.values(), *subscribers.values(), *report_subscribers.values()]:
         assert str(attrs["member"]) == agent
     (signer,) = example.instances("google_service_account_iam_member", "pubsub_signs_trigger_tokens").values()
     assert (signer["role"], str(signer["member"])) == ("roles/iam.serviceAccountTokenCreator", agent)

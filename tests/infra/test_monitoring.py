@@ -11,7 +11,9 @@ from shared.config_load import load_config
 from tests.infra.conftest import EXAMPLE_CONFIG
 from tests.infra.hcl_eval import Module
 
-DLQ_SUBS = sorted(f"{s.dead_letter_topic}-sub" for s in topology.subscriptions())
+DLQ_SUBS = sorted(
+    [f"{s.dead_letter_topic}-sub" for s in topology.subscriptions()] + [f"{topology.REPORTS_DEAD_LETTER_TOPIC}-sub"]
+)
 SERVICES = sorted(fn.name.replace("_", "-") for fn in topology.FUNCTIONS)
 
 
@@ -39,7 +41,7 @@ def test_dead_letter_backlog_above_zero_alerts(example: Module) -> None:
         'metric.type = "pubsub.googleapis.com/subscription/num_undelivered_messages" AND '
         f"resource.label.subscription_id = {_one_of(DLQ_SUBS)}"
     )
-    assert len(DLQ_SUBS) == 9  # one per subscription or trigger in shared/topology.py
+    assert len(DLQ_SUBS) == 10  # one per subscription or trigger in shared/topology.py, and the reports'
     assert (threshold["comparison"], threshold["threshold_value"], threshold["duration"]) == ("COMPARISON_GT", 0, "0s")
     assert threshold["aggregations"][0]["per_series_aligner"] == "ALIGN_MAX"
 

@@ -27,7 +27,7 @@ def test_topics_are_the_topologys(example: Module) -> None:
 
 
 def test_every_trigger_has_a_dead_letter_topic_with_a_pull_subscription(example: Module) -> None:
-    expected = {s.dead_letter_topic for s in topology.subscriptions()}
+    expected = {s.dead_letter_topic for s in topology.subscriptions()} | {topology.REPORTS_DEAD_LETTER_TOPIC}
     topics = example.instances("google_pubsub_topic", "dead_letter")
     assert {t["name"] for t in topics.values()} == expected
     subs = example.instances("google_pubsub_subscription", "dead_letter")
@@ -219,3 +219,20 @@ def test_dead_letter_credentials_are_checked_before_the_triggers_exist(example: 
         assert attach["provisioner"][0]["environment"]["IMPERSONATE_SERVICE_ACCOUNT"] == sa
     versions = (INFRA / "versions.tf").read_text()
     assert "impersonate_service_account = var.impersonate_service_account" in versions
+
+
+def test_every_dead_letter_topic_reports_to_verify(example: Module) -> None:
+    """Dead letters become `failed` results: each DLQ pushes to verify (shared/stages/dead_letters.py)."""
+    reports = example.instances("google_pubsub_subscription", "dead_letter_report")
+    assert set(reports) == {r.name for r in topology.dead_letter_reports()}
+    for report in topology.dead_letter_reports():
+        sub = reports[report.name]
+        assert str(sub["topic"]) == ref("google_pubsub_topic", "dead_letter", report.topic, "id")
+        (push,) = sub["push_config"]
+        uri = ref("google_cloudfunctions2_function", "fn", report.function, "service_config") + "[0].uri"
+        assert str(push["push_endpoint"]) == "${" + uri + "}" + f"/projects/bqx-ml/topics/{report.topic}"
+        (dlq,) = sub["dead_letter_policy"]
+        assert str(dlq["dead_letter_topic"]) == ref(
+            "google_pubsub_topic", "dead_letter", topology.REPORTS_DEAD_LETTER_TOPIC, "id"
+        )
+        assert sub["retry_policy"]
