@@ -94,8 +94,12 @@ def recheck(
             if time.monotonic() > stop_at:
                 summary.deferred += 1
                 continue
-            with log.bind(run_id=run.folder.run_id, table=run.folder.source.label, destination=destination):
-                _recheck_one(config, run, destination, state.round, today, now, message_id, summary)
+            try:
+                with log.bind(run_id=run.folder.run_id, table=run.folder.source.label, destination=destination):
+                    _recheck_one(config, run, destination, state.round, today, now, message_id, summary)
+            except Exception as exc:  # noqa: BLE001 - e.g. the claim itself failed: the next sweep tries again
+                summary.failures += 1
+                logger.warning("recheck could not claim a run", error=str(exc), run_id=run.folder.run_id)
     logger.info("recheck done", recheck_days=days, **vars(summary))
     return summary
 

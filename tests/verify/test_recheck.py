@@ -122,3 +122,29 @@ def _marker(vstack: VerifyStack, name: str) -> bool:
     from shared.gcp import gcs
 
     return gcs.stat(vstack.state_bucket, name) is not None
+
+
+def test_out_of_time_or_a_transient_error_leaves_the_run_to_the_next_sweep(
+    vstack: VerifyStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.verify.recheck as recheck_module
+    from shared.errors import TransientError
+
+    run = in_sync_run(vstack)
+    memory.process_destination().delete(vstack.remote_path(run, SECOND))
+    tomorrow = days_later(1)
+    daily = recheck_name(run.folder.prefix, "memory", _day(tomorrow))
+
+    late = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow, budget_s=-1)
+    assert (late.deferred, late.checked) == (1, 0) and not _marker(vstack, daily)
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise TransientError("memory: connection reset")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(recheck_module, "run_comparison", unreachable)
+        failed = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow)
+    assert failed.failures == 1 and not _marker(vstack, daily)  # released: the next sweep retries
+
+    assert sweep(config(), now=tomorrow).recheck_mismatches == 1
+    assert [r.stage for r in vstack.results_for(run)] == ["verify", "verify:recheck"]
