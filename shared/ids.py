@@ -104,3 +104,4 @@ class Stage(StrEnum):
     # verify's results say what started them when it was not a receipt or manifest
     VERIFY_REQUEST = "verify:request"
     VERIFY_SWEEP = "verify:sweep"
+    VERIFY_RECHECK = "verify:recheck"  # the sweep's daily re-verify of in_sync runs

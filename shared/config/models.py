@@ -268,6 +268,12 @@ class VerifySettings(Model):
     download_hashes: bool = Field(
         True, description="Hash files by reading them back where the server cannot hash (else size-only)."
     )
+    recheck_days: Annotated[int, between(0)] = Field(
+        7,
+        description="Re-verify, once a day (from the verify sweep), the runs of the last N days whose destination "
+        "result was in_sync; files deleted or changed since are reported as a 'mismatch' (stage verify:recheck). "
+        "0 = off.",
+    )
 
 
 class PubSubSettings(Model):

@@ -3,6 +3,13 @@
 - :func:`report_failure`: a ``PermanentError`` → one ``rejected``/``failed`` VerifyResult on
   verify-results (with the run, destination and source the error carries from ``log.bind``).
   A failure to report is logged, never raised: reporting must not turn into a retry storm.
+  ``failed`` is reported once per (run folder, destination, stage): the first failure claims
+  ``{run folder}_verify/{destination}/failed-{stage}.json`` in the state bucket
+  (``if_generation_match=0``) and is published; later ones (the run's other files failing at
+  the same destination, redeliveries) are logged and counted in that marker, which keeps the
+  last error. Where the run folder is not known (no run id, source or date in the error's
+  context, no destination) and for on-demand requests (``verify:request``, which always
+  answer), every failure is published as before.
 - :func:`each`: run one piece of work per item (destinations of a file, run folders of a
   request) so that one failing does not hide the others. Once every item had its turn:
   transient failures are raised together (the event is redelivered; items already done skip
@@ -13,12 +20,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared import log
 from shared.errors import PermanentError, TransientError
-from shared.ids import Stage
+from shared.ids import Stage, Status
+
+if TYPE_CHECKING:
+    from shared.messages import VerifyResult
 
 logger = log.get_logger(__name__)
 T = TypeVar("T")
@@ -32,12 +44,14 @@ def context_of(exc: BaseException) -> dict[str, Any]:
 
 
 def report_failure(stage: Stage | str, exc: PermanentError, *, message_id: str | None = None) -> None:
-    """Publish ``exc`` as a ``rejected``/``failed`` result of ``stage``; never raises."""
+    """Publish ``exc`` as a ``rejected``/``failed`` result of ``stage`` (once per run folder,
+    destination and stage for ``failed``: module docstring); never raises."""
     from shared.messages import VerifyResult
     from shared.reporting.results import report
 
     context = context_of(exc)
     source = context.get("source")
+    marker: tuple[str, str] | None = None
     try:
         result = VerifyResult(
             status=exc.status,
@@ -49,9 +63,83 @@ def report_failure(stage: Stage | str, exc: PermanentError, *, message_id: str |
             source=source,
             date=context.get("date"),
         )
+        marker = _failed_marker(result)
+        if marker is not None:
+            try:
+                first = _claim(marker, result)
+            except Exception as claim_exc:  # noqa: BLE001 - cannot tell: publish rather than lose it
+                logger.warning("could not claim the failure marker; publishing", error=str(claim_exc))
+                marker, first = None, True
+            if not first:
+                return
         report(result)
     except Exception as report_exc:  # noqa: BLE001 - see module docstring
         logger.error("could not report failure", error=str(report_exc), original=str(exc))
+        if marker is not None:
+            _release(marker)  # so a later failure of this run and destination is reported
+
+
+def _failed_marker(result: VerifyResult) -> tuple[str, str] | None:
+    """(state bucket, ``{run folder}_verify/{destination}/failed-{stage}.json``) of a ``failed``
+    result whose run folder is known; None where every failure is published."""
+    if result.status != Status.FAILED or result.stage in (None, Stage.VERIFY_REQUEST):
+        return None
+    if not (result.run_id and result.destination and result.source and result.date):
+        return None
+    from shared import runtime
+    from shared.layout import RunFolder
+    from shared.verify.markers import failed_stage_name
+
+    try:
+        config = runtime.config()
+        folder = RunFolder(
+            config.export_prefix.strip("/"), result.source, dt.date.fromisoformat(result.date), result.run_id
+        )
+        name = failed_stage_name(folder.prefix, str(result.destination), str(result.stage))
+    except Exception as exc:  # noqa: BLE001 - not derivable: publish as before
+        logger.info("failure not deduplicated (no run folder)", error=str(exc))
+        return None
+    return config.state_bucket_name, name
+
+
+def _claim(marker: tuple[str, str], result: VerifyResult) -> bool:
+    """True when this is the first ``failed`` of the run folder, destination and stage (publish it)."""
+    from shared.gcp import gcs
+    from shared.verify.markers import claim, read
+
+    bucket, name = marker
+    body = {**result.to_dict(), "failures": 1, "last_reason": result.reason}
+    if claim(bucket, name, body):
+        return True
+    logger.warning(
+        "failure already reported for this run, destination and stage; logged, not republished",
+        error=result.reason,
+        run_id=result.run_id,
+        destination=str(result.destination),
+        stage=str(result.stage),
+        marker=gcs.uri(bucket, name),
+    )
+    try:  # best effort (concurrent failures may count one less): the count and the last error
+        first = read(bucket, name) or body
+        count = int(first.get("failures") or 1) + 1
+        note = {**first, "failures": count, "last_reason": result.reason, "last_at": _now()}
+        gcs.write(bucket, name, json.dumps(note, sort_keys=True).encode(), "application/json")
+    except Exception as exc:  # noqa: BLE001 - the marker is informative beyond its existence
+        logger.info("could not count the repeated failure", error=str(exc))
+    return False
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _release(marker: tuple[str, str]) -> None:
+    from shared.verify.markers import release
+
+    try:
+        release(*marker)
+    except Exception as exc:  # noqa: BLE001 - never raises (module docstring)
+        logger.error("could not release the failure marker", error=str(exc), marker=marker[1])
 
 
 def each(

@@ -45,6 +45,7 @@ class Trigger(enum.Enum):
     MANIFEST = "manifest"
     REQUEST = "request"
     SWEEP = "sweep"
+    RECHECK = "recheck"
 
     @property
     def automatic(self) -> bool:
@@ -52,7 +53,7 @@ class Trigger(enum.Enum):
 
     @property
     def stage(self) -> str:
-        """``stage`` of the published result: verify (automatic), verify:request, verify:sweep."""
+        """``stage`` of the published result: verify (automatic), verify:request, verify:sweep, verify:recheck."""
         return "verify" if self.automatic else f"verify:{self.value}"
 
 

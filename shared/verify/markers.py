@@ -8,6 +8,9 @@ run folder ``{prefix}_verify/{destination}/``:
 - ``incomplete-{k}.json`` / ``failed-{k}.json``: the sweep's ``incomplete``/``failed`` report for round ``k``;
 - ``heal-{k}.json``: heal attempt ``k`` was started (the files re-delivered, when, why);
 - ``heal-{k}.done/{file}``: the re-delivery of ``file`` in attempt ``k`` was receipted;
+- ``recheck-{YYYYMMDD}.json``: the daily re-verify of an ``in_sync`` result ran that day (its outcome);
+- ``recheck-mismatch-{k}.json``: a re-verify found round ``k``'s in_sync result no longer true (reported once);
+- ``failed-{stage}.json``: a stage's permanent failure at this destination was reported (once);
 
 and ``{prefix}_verify/rejected.json`` when the run's manifest was rejected (reported once).
 Round ``k`` is the number of heal attempts started; round 0 is the first delivery.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +48,21 @@ def incomplete_name(prefix: str, destination: str, round_: int) -> str:
 
 def failed_name(prefix: str, destination: str, round_: int) -> str:
     return f"{folder(prefix, destination)}failed-{round_}.json"
+
+
+def failed_stage_name(prefix: str, destination: str, stage: str) -> str:
+    """The one ``failed`` result of ``stage`` for (run folder, destination) (shared.stages.failures)."""
+    return f"{folder(prefix, destination)}failed-{stage}.json"
+
+
+def recheck_name(prefix: str, destination: str, day: str) -> str:
+    """The re-verify of ``day`` (YYYYMMDD, UTC) of an in_sync (run folder, destination) (shared.verify.recheck)."""
+    return f"{folder(prefix, destination)}recheck-{day}.json"
+
+
+def recheck_mismatch_name(prefix: str, destination: str, round_: int) -> str:
+    """The one ``mismatch`` a recheck reported for heal round ``round_``'s in_sync result."""
+    return f"{folder(prefix, destination)}recheck-mismatch-{round_}.json"
 
 
 def heal_name(prefix: str, destination: str, attempt: int) -> str:
@@ -84,12 +103,16 @@ class VerifyState:
 def read_state(bucket: str, prefix: str, destination: str) -> VerifyState:
     """One listing of the destination's marker folder."""
     base = folder(prefix, destination)
+    return state_of(info.name[len(base) :] for info in gcs.list_prefix(bucket, base))
+
+
+def state_of(names: Iterable[str]) -> VerifyState:
+    """The state that marker names (relative to ``{prefix}_verify/{destination}/``) say."""
     heals: set[int] = set()
     results: set[int] = set()
     incompletes: set[int] = set()
     done: dict[int, set[str]] = {}
-    for info in gcs.list_prefix(bucket, base):
-        rest = info.name[len(base) :]
+    for rest in names:
         if m := _NAME.match(rest):
             {"result": results, "incomplete": incompletes, "heal": heals}[m.group(1)].add(int(m.group(2)))
         elif m := _DONE.match(rest):

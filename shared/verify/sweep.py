@@ -13,11 +13,16 @@ started) and that has no result for that round:
 Only folders with any activity (an object written, markers included) in the last
 ``deadline + 1 day`` are looked at: older ones were swept long ago or are left to
 ``offsite status`` / ``offsite verify``. The sweep lists the export prefix once.
+
+Then the recheck pass (:mod:`shared.verify.recheck`, ``verify.recheck_days``): runs of the last
+N days whose result was ``in_sync`` are compared again, once a day each, and a file deleted or
+changed at a destination since is reported as a ``mismatch`` (stage ``verify:recheck``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 
 from shared import log
@@ -30,6 +35,7 @@ from shared.reporting.results import report
 from shared.verify import heal as verify_heal
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, utcnow, verify_destination
+from shared.verify.recheck import recheck
 from shared.verify.runs import GcsObject, RunRef, folder_source, list_objects, load_manifest, runs_in
 
 LOOKBACK_EXTRA = dt.timedelta(days=1)
@@ -42,11 +48,14 @@ class SweepSummary:
     runs_due: int = 0
     published: int = 0
     failures: int = 0
+    rechecked: int = 0
+    recheck_mismatches: int = 0
     alerts_sent: int = 0
 
 
 def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | None = None) -> SweepSummary:
     """Report overdue runs (see the module docstring). Re-raises the first transient failure at the end."""
+    clock = time.monotonic()
     now = now or utcnow()
     deadline = dt.timedelta(minutes=config.verify.deadline_minutes)
     head = config.export_prefix.strip("/") + "/"
@@ -54,7 +63,8 @@ def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | N
     activity = _latest_activity(objects, head)
     summary = SweepSummary()
     transient: Exception | None = None
-    for run in runs_in(objects, config.bucket, config.export_prefix, config.project):
+    runs = runs_in(objects, config.bucket, config.export_prefix, config.project)
+    for run in runs:
         summary.runs_seen += 1
         latest = activity.get(run.folder.prefix)
         if run.started is None or now - run.started < deadline or (latest and now - latest > deadline + LOOKBACK_EXTRA):
@@ -70,6 +80,11 @@ def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | N
                 summary.failures += 1
                 logger.warning("sweep hit a transient failure", error=str(exc))
                 transient = transient or exc
+    try:
+        rechecks = recheck(config, runs, now=now, message_id=message_id, started=clock)
+        summary.rechecked, summary.recheck_mismatches = rechecks.checked, rechecks.mismatches
+    except Exception as exc:  # noqa: BLE001 - the overdue results are out; the next sweep rechecks
+        logger.warning("recheck pass failed", error=str(exc))
     from shared.reporting.alerts import flush_all
 
     summary.alerts_sent = flush_all(config)  # what the alert rate limit held back

@@ -184,7 +184,7 @@ def test_stopped_upload_function_is_incomplete_from_the_sweep_with_a_slack_messa
         from shared.verify.sweep import sweep
 
         sweep(runtime.config(), now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=3))
-        [incomplete] = [r for r in history(info.bucket, run_id) if r.destination == "sftp:local"]
+        [incomplete] = [r for r in history(info.state_bucket, run_id) if r.destination == "sftp:local"]
         assert incomplete.status == "incomplete" and incomplete.stage == "verify:sweep"
         assert incomplete.missing and incomplete.files_present == 0
         texts = [m["text"] for m in read_messages(info.alerts_file) if run_id in m.get("text", "")]

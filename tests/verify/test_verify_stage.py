@@ -64,7 +64,7 @@ def test_clean_run_is_in_sync_exactly_once_with_20_concurrent_receipts(vstack: V
     assert result.manifest == gcs.uri(vstack.bucket, run.folder.manifest_name) and result.duration_s is not None
     history = read_history(vstack.state_bucket, dt.datetime.now(dt.UTC) - dt.timedelta(days=1), run_ids=[run.run_id])
     assert [r.status for r in history] == ["in_sync"]
-    assert gcs.stat(vstack.bucket, result_name(run.folder.prefix, "memory", 0)) is not None
+    assert gcs.stat(vstack.state_bucket, result_name(run.folder.prefix, "memory", 0)) is not None
 
 
 def test_nothing_is_published_until_every_file_is_there(vstack: VerifyStack) -> None:
@@ -224,7 +224,7 @@ def test_bad_manifest_is_rejected_once_and_acked(vstack: VerifyStack, raw: bytes
         vstack.receipt(receipt)
     results = vstack.results_for(run)
     assert [r.status for r in results] == ["rejected"] and expected in (results[0].reason or "")
-    assert gcs.stat(vstack.bucket, rejected_name(run.folder.prefix)) is not None
+    assert gcs.stat(vstack.state_bucket, rejected_name(run.folder.prefix)) is not None
     vstack.request({"run_id": run.run_id})  # on demand: said again, every time
     assert [r.status for r in vstack.results_for(run)] == ["rejected", "rejected"]
 

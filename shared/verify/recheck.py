@@ -1,0 +1,214 @@
+"""The daily re-verify of ``in_sync`` runs (``verify.recheck_days``), a pass of the verify sweep.
+
+A run whose destination result was ``in_sync`` is otherwise never looked at again, so a file
+deleted or changed at the destination later would only be found by hand. Each sweep (every
+30 minutes by default) ends with this pass; it looks at every run folder started in the last
+``verify.recheck_days`` days (0 = off) whose current round's result (``result-{k}.json``) at a
+destination is ``in_sync`` and was decided before today (UTC), and at most once per (run
+folder, destination) and UTC day —
+claimed with ``{run folder}_verify/{destination}/recheck-{YYYYMMDD}.json`` in the state bucket
+(``if_generation_match=0``) — compares the destination again
+(:func:`shared.verify.flow.run_comparison`, the same full check as the first verification):
+
+- still in sync: nothing is published (logged; the day's marker records it);
+- no longer in sync: one ``mismatch`` with stage ``verify:recheck`` naming the missing, extra
+  and differing files, published (and alerted) through :func:`shared.reporting.results.report`
+  once per round (``recheck-mismatch-{k}.json``): later days do not repeat it. A recheck does
+  not self-heal; ``offsite verify RUN --destination D`` does, and that heal's round ends in a
+  new result, which later rechecks look at again.
+
+One state-bucket listing per sweep finds the candidates, so a sweep after the day's rechecks
+costs that listing only. The pass starts no new comparison after ``budget_s`` (from the start
+of the sweep); what it did not reach is rechecked by the next sweep of the day. A transient
+failure releases the day's marker (the next sweep tries again); a permanent one (e.g. the
+destination is no longer configured, an exported file expired from GCS) is logged and
+recorded in the day's marker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from shared import log
+from shared.config import Config
+from shared.errors import PermanentError, RejectedInput
+from shared.gcp import gcs
+from shared.layout import yyyymmdd
+from shared.reporting.results import report
+from shared.verify import markers as verify_markers
+from shared.verify.flow import RunContext, Trigger, build_result, run_comparison
+from shared.verify.runs import RunObjects, RunRef, load_manifest
+
+logger = log.get_logger(__name__)
+
+DEFAULT_BUDGET_S = 180.0  # the verify function times out at 300 s; the overdue pass runs first
+
+
+@dataclass
+class RecheckSummary:
+    runs_recent: int = 0
+    checked: int = 0
+    mismatches: int = 0
+    failures: int = 0
+    deferred: int = 0
+
+
+def recheck(
+    config: Config,
+    runs: Iterable[RunRef],
+    *,
+    now: dt.datetime,
+    message_id: str | None = None,
+    started: float | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+) -> RecheckSummary:
+    """Re-verify the recent in_sync (run folder, destination)s not rechecked today (module docstring)."""
+    summary = RecheckSummary()
+    days = config.verify.recheck_days
+    if days <= 0:
+        return summary
+    since = now - dt.timedelta(days=days)
+    recent = [r for r in runs if r.has_manifest and r.started is not None and r.started >= since]
+    summary.runs_recent = len(recent)
+    if not recent:
+        return summary
+    index = _marker_index(config.state_bucket_name, config.export_prefix)
+    today = yyyymmdd(now.date())
+    stop_at = (started if started is not None else time.monotonic()) + budget_s
+    for run in recent:
+        for destination, names in sorted(index.get(run.folder.prefix, {}).items()):
+            state = verify_markers.state_of(names)
+            if not state.reported:
+                continue  # no result yet for the current round (the normal flow or the sweep decides)
+            base = verify_markers.folder(run.folder.prefix, destination)
+            reported = verify_markers.recheck_mismatch_name(run.folder.prefix, destination, state.round)
+            if reported[len(base) :] in names:
+                continue  # this round's recheck mismatch was reported already
+            if verify_markers.recheck_name(run.folder.prefix, destination, today)[len(base) :] in names:
+                continue  # rechecked today
+            if time.monotonic() > stop_at:
+                summary.deferred += 1
+                continue
+            try:
+                with log.bind(run_id=run.folder.run_id, table=run.folder.source.label, destination=destination):
+                    _recheck_one(config, run, destination, state.round, today, now, message_id, summary)
+            except Exception as exc:  # noqa: BLE001 - e.g. the claim itself failed: the next sweep tries again
+                summary.failures += 1
+                logger.warning("recheck could not claim a run", error=str(exc), run_id=run.folder.run_id)
+    logger.info("recheck done", recheck_days=days, **vars(summary))
+    return summary
+
+
+def _day_of(timestamp: object) -> dt.date | None:
+    try:
+        return dt.datetime.fromisoformat(str(timestamp)).astimezone(dt.UTC).date()
+    except ValueError:
+        return None
+
+
+def _marker_index(state_bucket: str, export_prefix: str) -> dict[str, dict[str, set[str]]]:
+    """Run folder prefix → destination → its marker names (relative to ``_verify/{destination}/``)."""
+    head = export_prefix.strip("/") + "/"
+    sep = f"/{verify_markers.VERIFY_FOLDER}/"
+    index: dict[str, dict[str, set[str]]] = {}
+    for info in gcs.list_prefix(state_bucket, head):
+        at = info.name.find(sep)
+        if at < 0:
+            continue
+        prefix = info.name[: at + 1]
+        destination, _, rest = info.name[at + len(sep) :].partition("/")
+        if rest:
+            index.setdefault(prefix, {}).setdefault(destination, set()).add(rest)
+    return index
+
+
+def _recheck_one(
+    config: Config,
+    run: RunRef,
+    destination: str,
+    round_: int,
+    today: str,
+    now: dt.datetime,
+    message_id: str | None,
+    summary: RecheckSummary,
+) -> None:
+    bucket, prefix = config.state_bucket_name, run.folder.prefix
+    daily = verify_markers.recheck_name(prefix, destination, today)
+    body: dict[str, Any] = {"round": round_, "checked_at": now.isoformat(), "status": "checking"}
+    if not verify_markers.claim(bucket, daily, body):
+        return  # another sweep instance has it
+    try:
+        outcome = _compare(config, run, destination, round_, now, message_id, summary)
+    except PermanentError as exc:
+        summary.failures += 1
+        logger.error("recheck could not check a run", error=str(exc))
+        outcome = {"status": "failed", "reason": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - the next sweep tries again; the other runs go on
+        summary.failures += 1
+        logger.warning("recheck hit a transient failure; the next sweep retries", error=str(exc))
+        verify_markers.release(bucket, daily)
+        return
+    try:
+        gcs.write(bucket, daily, json.dumps({**body, **outcome}, sort_keys=True).encode(), "application/json")
+    except Exception as exc:  # noqa: BLE001 - the marker exists; its body is only informative
+        logger.warning("could not record the recheck outcome", error=str(exc))
+
+
+def _compare(
+    config: Config,
+    run: RunRef,
+    destination: str,
+    round_: int,
+    now: dt.datetime,
+    message_id: str | None,
+    summary: RecheckSummary,
+) -> dict[str, Any]:
+    """Compare once; publish a mismatch (once per round). Returns the outcome for the day's marker."""
+    try:
+        manifest = load_manifest(config.bucket, run.folder)
+    except RejectedInput as exc:
+        return {"status": "skipped", "reason": str(exc)}
+    if manifest is None or destination not in manifest.destinations:
+        return {"status": "skipped", "reason": "no manifest listing this destination"}
+    prior = verify_markers.read(
+        config.state_bucket_name, verify_markers.result_name(run.folder.prefix, destination, round_)
+    )
+    if not prior or prior.get("status") != "in_sync":
+        return {"status": "skipped", "reason": f"round {round_} result is {(prior or {}).get('status')}"}
+    if _day_of(prior.get("finished_at")) == now.date():
+        return {"status": "skipped", "reason": "verified today"}
+    ctx = RunContext(config, run.folder, manifest, message_id)
+    objects = RunObjects(config.bucket, run.folder)
+    comparison = run_comparison(ctx, destination, objects.sha1)
+    summary.checked += 1
+    if comparison.in_sync:
+        logger.info("recheck: still in sync", round=round_)
+        return {"status": "in_sync"}
+    result = build_result(
+        ctx,
+        destination,
+        comparison,
+        "mismatch",
+        Trigger.RECHECK,
+        heal_attempts=round_,
+        note=f"was in_sync at {prior.get('finished_at') or 'its verification'}; found by the daily recheck "
+        "(verify.recheck_days), which does not self-heal",
+        started=objects.started,
+        now=now,
+    )
+    marker = verify_markers.recheck_mismatch_name(run.folder.prefix, destination, round_)
+    if not verify_markers.claim(config.state_bucket_name, marker, result.to_dict()):
+        return {"status": "mismatch", "reported": False}
+    try:
+        report(result, config=config)
+    except Exception:
+        verify_markers.release(config.state_bucket_name, marker)  # so the retry can report it
+        raise
+    summary.mismatches += 1
+    logger.warning("recheck: no longer in sync", summary=comparison.summary())
+    return {"status": "mismatch", "reported": True, "summary": comparison.summary()}

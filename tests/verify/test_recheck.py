@@ -1,0 +1,150 @@
+"""The daily recheck of in_sync runs (``verify.recheck_days``), a pass of the verify sweep.
+
+The sweep is called with a ``now`` on a later day instead of waiting for it (a run's own
+verification day is not rechecked: it was just compared).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from shared.destinations import memory
+from shared.runtime import config
+from shared.verify.markers import recheck_mismatch_name, recheck_name
+from shared.verify.recheck import recheck
+from shared.verify.runs import find_runs
+from shared.verify.sweep import sweep
+from tests.verify.conftest import Run, VerifyStack
+
+pytestmark = pytest.mark.stack
+
+FILES = {
+    "orders_20250108-000000000000.parquet": b"PAR1" + b"a" * 3000,
+    "orders_20250108-000000000001.parquet": b"PAR1" + b"b" * 2000,
+    "orders_20250108-000000000002.parquet": b"PAR1" + b"c" * 1000,
+}
+SECOND = "orders_20250108-000000000001.parquet"
+
+
+def days_later(days: float) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+
+
+def in_sync_run(vstack: VerifyStack) -> Run:
+    run = vstack.new_run(FILES)
+    for receipt in vstack.deliver_all(run):
+        vstack.receipt(receipt)
+    assert [r.status for r in vstack.results_for(run)] == ["in_sync"]
+    return run
+
+
+def test_a_file_deleted_after_in_sync_is_one_recheck_mismatch_naming_it(vstack: VerifyStack) -> None:
+    run = in_sync_run(vstack)
+    kept = in_sync_run(vstack)  # another run, untouched: rechecked, nothing published
+    memory.process_destination().delete(vstack.remote_path(run, SECOND))
+
+    # The day of the verification itself is not rechecked (it was just compared).
+    assert sweep(config()).rechecked == 0
+    assert len(vstack.results_for(run)) == 1
+
+    tomorrow = days_later(1)
+    summary = sweep(config(), now=tomorrow)
+    assert summary.rechecked == 2 and summary.recheck_mismatches == 1
+    results = vstack.results_for(run)
+    assert [(r.status, r.stage) for r in results] == [("in_sync", "verify"), ("mismatch", "verify:recheck")]
+    mismatch = results[-1]
+    assert mismatch.missing == [SECOND] and mismatch.destination == "memory"
+    assert mismatch.files_present == 2 and mismatch.check == "sha1"
+    assert "1 missing" in (mismatch.reason or "") and "daily recheck" in (mismatch.reason or "")
+    assert mismatch.source is not None and mismatch.source.table == "orders"
+    assert [r.status for r in vstack.results_for(kept)] == ["in_sync"]  # in sync again: nothing published
+    texts = [a["text"] for a in vstack.alerts() if run.run_id in a.get("text", "")]
+    assert len(texts) == 1 and SECOND in texts[0] and "mismatch" in texts[0]
+    for r in (run, kept):
+        assert vstack.state_bucket and _marker(vstack, recheck_name(r.folder.prefix, "memory", _day(tomorrow)))
+
+    # Again the same day: nothing new, nothing compared.
+    again = sweep(config(), now=tomorrow + dt.timedelta(minutes=30))
+    assert again.rechecked == 0 and len(vstack.results_for(run)) == 2
+    # The next day: the mismatch of this round was reported already; the untouched run is checked again.
+    next_day = sweep(config(), now=days_later(2))
+    assert next_day.rechecked == 1 and next_day.recheck_mismatches == 0
+    assert len(vstack.results_for(run)) == 2
+    assert _marker(vstack, recheck_mismatch_name(run.folder.prefix, "memory", 0))
+
+
+def test_a_changed_file_is_hash_differs(vstack: VerifyStack) -> None:
+    run = in_sync_run(vstack)
+    vstack.deliver(run, SECOND, data=b"PAR1" + b"B" * 2000)  # same size, other bytes
+    summary = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=days_later(1))
+    assert summary.mismatches == 1
+    assert [(r.status, r.hash_differs) for r in vstack.results_for(run)][-1] == ("mismatch", [SECOND])
+
+
+def test_runs_older_than_recheck_days_are_not_looked_at(vstack_factory) -> None:
+    vstack = vstack_factory(recheck_days=2)
+    run = in_sync_run(vstack)
+    memory.process_destination().delete(vstack.remote_path(run, SECOND))
+    summary = sweep(config(), now=days_later(3))
+    assert summary.rechecked == 0 and len(vstack.results_for(run)) == 1
+    # Within the window it is.
+    assert sweep(config(), now=days_later(1.5)).recheck_mismatches == 1
+
+
+def test_recheck_days_0_is_off(vstack_factory) -> None:
+    vstack = vstack_factory(recheck_days=0)
+    run = in_sync_run(vstack)
+    memory.process_destination().delete(vstack.remote_path(run, SECOND))
+    summary = sweep(config(), now=days_later(1))
+    assert summary.rechecked == 0 and summary.recheck_mismatches == 0
+    assert len(vstack.results_for(run)) == 1
+
+
+def test_runs_without_an_in_sync_result_are_not_rechecked(vstack_factory) -> None:
+    vstack = vstack_factory(self_heal=False)
+    run = vstack.new_run(FILES)
+    receipts = vstack.deliver_all(run)
+    vstack.deliver(run, SECOND, data=b"PAR1" + b"B" * 2000)
+    for receipt in receipts:
+        vstack.receipt(receipt)
+    assert [r.status for r in vstack.results_for(run)] == ["mismatch"]
+    assert sweep(config(), now=days_later(1)).rechecked == 0
+    assert len(vstack.results_for(run)) == 1
+
+
+def _day(when: dt.datetime) -> str:
+    return when.strftime("%Y%m%d")
+
+
+def _marker(vstack: VerifyStack, name: str) -> bool:
+    from shared.gcp import gcs
+
+    return gcs.stat(vstack.state_bucket, name) is not None
+
+
+def test_out_of_time_or_a_transient_error_leaves_the_run_to_the_next_sweep(
+    vstack: VerifyStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.verify.recheck as recheck_module
+    from shared.errors import TransientError
+
+    run = in_sync_run(vstack)
+    memory.process_destination().delete(vstack.remote_path(run, SECOND))
+    tomorrow = days_later(1)
+    daily = recheck_name(run.folder.prefix, "memory", _day(tomorrow))
+
+    late = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow, budget_s=-1)
+    assert (late.deferred, late.checked) == (1, 0) and not _marker(vstack, daily)
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise TransientError("memory: connection reset")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(recheck_module, "run_comparison", unreachable)
+        failed = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow)
+    assert failed.failures == 1 and not _marker(vstack, daily)  # released: the next sweep retries
+
+    assert sweep(config(), now=tomorrow).recheck_mismatches == 1
+    assert [r.stage for r in vstack.results_for(run)] == ["verify", "verify:recheck"]
