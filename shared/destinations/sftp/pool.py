@@ -24,7 +24,7 @@ log = get_logger(__name__)
 SESSION_WAIT_S = 300.0  # waiting for a free session; past it the delivery is retried later
 IDLE_TIMEOUT_S = 60.0  # an idle session older than this is closed, not reused
 MAX_AGE_S = 600.0  # no session is reused past this age: reconnecting re-verifies the host key
-HOST_KEY_RECHECK_S = 30.0  # a reused session is preceded by a host-key probe at most this often
+HOST_KEY_RECHECK_S = 0.0  # a reused session is preceded by a host-key probe (a handshake, no login) at most this often
 
 
 class SessionLimiter:
