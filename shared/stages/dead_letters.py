@@ -47,9 +47,7 @@ def on_dead_letter(event: Any, config: Config) -> None:
         logger.warning("dead-lettered message reported as failed", subscription=source.name if source else None)
 
 
-def failed_results(
-    message: PubSubMessage, source: Subscription | None, config: Config, key: str
-) -> list[VerifyResult]:
+def failed_results(message: PubSubMessage, source: Subscription | None, config: Config, key: str) -> list[VerifyResult]:
     """The results a dead letter reports: one per run and destination it concerns (one at least)."""
     stage = Stage(source.function) if source else None
     attempts = message.attributes.get(DELIVERY_COUNT, "?")
