@@ -70,7 +70,7 @@ resource "terraform_data" "gcs_dead_letter" {
 
     environment = {
       PROJECT                     = local.project
-      REGION                      = local.region
+      REGION                      = try(each.value.trigger_region, local.region)
       TRIGGER                     = google_cloudfunctions2_function.fn[each.value.function].event_trigger[0].trigger
       DEAD_LETTER_TOPIC           = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
       MAX_DELIVERY_ATTEMPTS       = local.pubsub.max_delivery_attempts

@@ -94,7 +94,7 @@ resource "google_cloudfunctions2_function" "fn" {
     for_each = { for name, feed in local.audit_log_feeds : name => feed if feed.function == each.key }
 
     content {
-      trigger_region        = local.region
+      trigger_region        = event_trigger.value.trigger_region
       event_type            = event_trigger.value.event_type
       retry_policy          = "RETRY_POLICY_RETRY"
       service_account_email = google_service_account.trigger.email

@@ -141,10 +141,13 @@ locals {
   # trigger, like the GCS ones; dead letters attached the same way (eventarc.tf).
   audit_log_feeds = {
     "export-table-bigquery-job-completed" = {
-      function          = "export_table"
-      event_type        = "google.cloud.audit.log.v1.written"
-      service_name      = "bigquery.googleapis.com"
-      method_name       = "google.cloud.bigquery.v2.JobService.InsertJob"
+      function     = "export_table"
+      event_type   = "google.cloud.audit.log.v1.written"
+      service_name = "bigquery.googleapis.com"
+      method_name  = "google.cloud.bigquery.v2.JobService.InsertJob"
+      # Audit-log triggers cannot be multi-regional; a global one receives the entries of jobs in
+      # every location, the US and EU multi-regions included (https://cloud.google.com/eventarc/docs/locations).
+      trigger_region    = "global"
       dead_letter_topic = "export-table-bigquery-job-completed-dlq"
     }
   }

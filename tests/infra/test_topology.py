@@ -95,7 +95,12 @@ def test_bigquery_job_completion_is_an_eventarc_audit_log_trigger_of_export_tabl
         ]
         assert filters == list(spec.trigger.filters)
         assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
-        assert trigger["trigger_region"] == "us-central1"
+        # global: the entries of jobs in every location (US and EU multi-regions included)
+        assert trigger["trigger_region"] == "global"
+        (attach,) = [
+            a for name, a in example.instances("terraform_data", "gcs_dead_letter").items() if name == spec.name
+        ]
+        assert attach["provisioner"][0]["environment"]["REGION"] == "global"
         assert str(trigger["service_account_email"]) == "google_service_account.trigger.email"
     receivers = example.instances("google_project_iam_member", "trigger_event_receiver")
     (receiver,) = receivers.values()
