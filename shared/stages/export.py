@@ -1,6 +1,6 @@
 """export_table: one table export (table-exports) → data files and ``_manifest.json`` in GCS.
 
-Three triggers, one function (:data:`handle`, dispatched by trigger):
+Three triggers, one function (:data:`ROUTES`, through ``runner.dispatch``):
 - ``table-exports``: start (or re-attach to) the export job and wait at most the time budget; a
   job still running then is left to finish on its own and the message is acknowledged — no
   delivery attempt is spent on waiting;
@@ -26,6 +26,7 @@ Order inside the run folder, each step safe to repeat:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import time
@@ -198,16 +199,10 @@ def run_export(
 def _claim_failure(config: Config, folder: RunFolder, exc: PermanentError, storage_client: Any | None) -> bool:
     """True for the first report of this run's failure (duplicate completion events, redeliveries
     and the sweep all see the failed job; one ``failed`` result is published)."""
-    body = ('{"reason": ' + _json_str(str(exc)) + "}").encode()
+    body = json.dumps({"reason": str(exc)}).encode()
     return gcs.write_if_absent(
         config.state_bucket_name, folder.prefix + FAILURE_CLAIM, body, "application/json", client=storage_client
     )
-
-
-def _json_str(text: str) -> str:
-    import json
-
-    return json.dumps(text)
 
 
 # ---- completion events and the sweep ---------------------------------------------------------
