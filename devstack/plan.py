@@ -27,6 +27,7 @@ OPTIONAL = ("bigquery", "sftp", "box", "webhook")  # may be left out with withou
 # behind it on "bqemulator" (REST) and "bigquery_grpc" (Storage Read/Write API).
 CORE_PORTS = ("pubsub", "gcs", "bigquery", "bqemulator", "bigquery_grpc", "sftp", "box", "webhook", "relay", "push")
 GCS_NOTIFICATIONS = "gcs-notifications"
+AUDIT_LOG_TOPIC = "bigquery-audit-log"  # the BigQuery front's job audit-log entries (Eventarc's feed)
 SFTP_BACKENDS = ("auto", "openssh", "asyncssh")
 ENV_SFTP_BACKEND = "OFFSITE_DEV_SFTP_BACKEND"
 ENV_FUNCTIONS_DIR = "OFFSITE_DEV_FUNCTIONS_DIR"  # run functions/<source>/main.py from another tree
@@ -366,12 +367,12 @@ def _add_bigquery(plan: Plan) -> None:
     )
     argv = [py, "-m", "devstack.bqfront", "--host", "127.0.0.1", "--port", str(p["bigquery"])]
     argv += ["--upstream", url(p["bqemulator"]), "--grpc", f"127.0.0.1:{p['bigquery_grpc']}"]
-    argv += ["--shard-bytes", str(plan.config.shard_size_bytes)]
+    argv += ["--shard-bytes", str(plan.config.shard_size_bytes), "--audit-topic", AUDIT_LOG_TOPIC]
     plan.launches["bigquery"] = Launch(
         "bigquery",
         p["bigquery"],
         argv,
         url(p["bigquery"]) + "/readyz",  # forwarded: ready when bqemulator behind it is
-        _python_env({"STORAGE_EMULATOR_HOST": url(p["gcs"])}),
+        _python_env({"STORAGE_EMULATOR_HOST": url(p["gcs"]), "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{p['pubsub']}"}),
         note="BigQuery front (devstack/bqfront) before bqemulator",
     )

@@ -1,4 +1,5 @@
-"""Local Eventarc: GCS notifications (via Pub/Sub push) → storage CloudEvents at the functions.
+"""Local Eventarc: GCS notifications and BigQuery audit-log entries (via Pub/Sub push) →
+the CloudEvents Eventarc delivers, at the functions.
 
 fake-gcs-server publishes object notifications to a Pub/Sub topic; one push subscription per
 GCS-triggered function delivers them here at ``/to/<function>``. A Pub/Sub push would reach
@@ -8,6 +9,13 @@ subject, id and data shape) and POSTs it to the function. Only OBJECT_FINALIZE i
 (other notifications are acknowledged and dropped, as an Eventarc finalize trigger would).
 The function's HTTP status is returned to Pub/Sub: a 500 makes it redeliver with backoff and
 finally dead-letter, like Eventarc's retries.
+
+BigQuery job completions arrive at ``/auditlog/to/<function>``: the local BigQuery front
+publishes each finished job's Cloud Audit Logs entry (devstack/bqfront/audit.py) and this relay
+wraps it as ``google.cloud.audit.log.v1.written`` (source ``//cloudaudit.googleapis.com/
+projects/P/logs/data_access``, subject ``bigquery.googleapis.com/projects/P/jobs/ID``, the
+``servicename``/``methodname``/``resourcename`` attributes, the LogEntry as data), as an
+Eventarc Cloud Audit Logs trigger does.
 
 Targets (function → URL) are read from a JSON file on every request, so a test can point a
 function's events elsewhere while the stack runs (:func:`write_targets`).
@@ -28,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from shared.topology import GCS_FINALIZED
+from shared.topology import AUDIT_LOG_WRITTEN, GCS_FINALIZED
 
 FORWARDED_EVENT = "OBJECT_FINALIZE"
 FORWARD_TIMEOUT_S = 600.0  # the longest function timeout; Pub/Sub's ack deadline bounds it too
@@ -68,6 +76,30 @@ def storage_cloudevent(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def audit_cloudevent(message: dict[str, Any]) -> dict[str, Any]:
+    """A Pub/Sub message holding a Cloud Audit Logs entry → Eventarc's audit-log CloudEvent (structured)."""
+    entry = json.loads(base64.b64decode(message.get("data") or ""))
+    payload = entry.get("protoPayload") if isinstance(entry, dict) else None
+    if not isinstance(payload, dict) or not payload.get("serviceName") or not payload.get("resourceName"):
+        raise ValueError("message data is not a Cloud Audit Logs entry")
+    log_name = str(entry.get("logName") or "")
+    project = log_name.split("/")[1] if log_name.startswith("projects/") else ""
+    log_id = log_name.rsplit("%2F", 1)[-1] if "%2F" in log_name else "data_access"
+    return {
+        "specversion": "1.0",
+        "id": str(message.get("messageId") or message.get("message_id") or entry.get("insertId") or ""),
+        "source": f"//cloudaudit.googleapis.com/projects/{project}/logs/{log_id}",
+        "type": AUDIT_LOG_WRITTEN,
+        "datacontenttype": "application/json; charset=utf-8",
+        "subject": f"{payload['serviceName']}/{payload['resourceName']}",
+        "time": entry.get("timestamp") or message.get("publishTime"),
+        "servicename": payload["serviceName"],
+        "methodname": payload.get("methodName", ""),
+        "resourcename": payload["resourceName"],
+        "data": entry,
+    }
+
+
 def forward(url: str, event: dict[str, Any]) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST")
     req.add_header("content-type", "application/cloudevents+json")
@@ -102,8 +134,11 @@ class RelayHandler(BaseHTTPRequestHandler):
             self._reply(404, b"not found")
 
     def do_POST(self) -> None:
+        if self.path.startswith("/auditlog/to/"):
+            self._audit(self.path[len("/auditlog/to/") :].split("?", 1)[0])
+            return
         if not self.path.startswith("/to/"):
-            self._reply(404, b"POST /to/<function>")
+            self._reply(404, b"POST /to/<function> or /auditlog/to/<function>")
             return
         function = self.path[len("/to/") :].split("?", 1)[0]
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -132,6 +167,23 @@ class RelayHandler(BaseHTTPRequestHandler):
             return
         status, answer = forward(target, event)
         self._log(function, name, status, f"id={event['id']} → {target}")
+        self._reply(status, answer[:2000])
+
+    def _audit(self, function: str) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        try:
+            event = audit_cloudevent(json.loads(body)["message"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self._log(function, "-", 400, f"not an audit-log push: {exc}")
+            self._reply(400, b"expected a Pub/Sub push of a Cloud Audit Logs entry")
+            return
+        target = read_targets(self.targets_file).get(function)
+        if not target:
+            self._log(function, event["resourcename"], 404, "no target for this function")
+            self._reply(404, f"no target for {function}".encode())
+            return
+        status, answer = forward(target, event)
+        self._log(function, event["resourcename"], status, f"id={event['id']} → {target}")
         self._reply(status, answer[:2000])
 
     def _reply(self, status: int, body: bytes) -> None:

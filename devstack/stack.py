@@ -25,7 +25,7 @@ from pathlib import Path
 from devstack import health, procs, relay
 from devstack import state as stack_state
 from devstack.errors import StackError
-from devstack.plan import GCS_NOTIFICATIONS, MARKER, Launch, Plan, make_plan
+from devstack.plan import AUDIT_LOG_TOPIC, GCS_NOTIFICATIONS, MARKER, Launch, Plan, make_plan
 from devstack.pubsub_admin import PubSubAdmin, PushRetry
 from devstack.push import routes as push_routes
 from devstack.push import supervisor
@@ -228,7 +228,7 @@ def _spawn(info: StackInfo, launch: Launch, logs: Path) -> ComponentInfo:
 
 def _launch(plan: Plan, deadline: float) -> StackInfo:
     info = _info(plan)
-    relay.write_targets(plan.root / "relay-targets.json", _gcs_targets(plan))
+    relay.write_targets(plan.root / "relay-targets.json", _relay_targets(plan))
     supervisor.save_launches(plan.root, plan.launches)
     stack_state.save(info)
     try:
@@ -295,9 +295,10 @@ def restart_component(root: Path, name: str, timeout_s: float = DEFAULT_TIMEOUT_
         return info
 
 
-def _gcs_targets(plan: Plan) -> dict[str, str]:
-    gcs_functions = {s.function for s in topology.subscriptions() if s.trigger.kind == "gcs"}
-    return {f: url for f, url in plan.targets.items() if f in gcs_functions}
+def _relay_targets(plan: Plan) -> dict[str, str]:
+    """Functions with Eventarc triggers (GCS finalize, BigQuery audit log): the relay delivers to them."""
+    eventarc_functions = {s.function for s in topology.subscriptions() if s.trigger.kind in ("gcs", "auditlog")}
+    return {f: url for f, url in plan.targets.items() if f in eventarc_functions}
 
 
 def _create_pubsub_resources(plan: Plan) -> list[push_routes.Route]:
@@ -309,7 +310,7 @@ def _create_pubsub_resources(plan: Plan) -> list[push_routes.Route]:
     """
     cfg = plan.config
     admin = PubSubAdmin(f"127.0.0.1:{plan.ports['pubsub']}", cfg.project)
-    for topic in (GCS_NOTIFICATIONS, *topology.TOPICS):
+    for topic in (GCS_NOTIFICATIONS, AUDIT_LOG_TOPIC, *topology.TOPICS):
         admin.create_topic(topic)
     retry = PushRetry(cfg.pubsub.minimum_backoff_s, cfg.pubsub.maximum_backoff_s, cfg.pubsub.max_delivery_attempts)
     relay_url = f"http://127.0.0.1:{plan.ports['relay']}"
@@ -322,6 +323,8 @@ def _create_pubsub_resources(plan: Plan) -> list[push_routes.Route]:
             continue  # neither started nor redirected: nobody to deliver to
         if sub.trigger.kind == "gcs":
             topic, endpoint = GCS_NOTIFICATIONS, f"{relay_url}/to/{sub.function}"
+        elif sub.trigger.kind == "auditlog":
+            topic, endpoint = AUDIT_LOG_TOPIC, f"{relay_url}/auditlog/to/{sub.function}"
         else:
             topic = sub.trigger.topic or ""
             # The path carries the topic into the CloudEvent source (functions-framework reads it).

@@ -48,6 +48,13 @@ locals {
       message     = jsonencode({ sweep = true })
       description = "offsite: verify sweep (reports runs still incomplete after the deadline)"
     }
+    "offsite-export-finalize-sweep" = {
+      schedule    = "*/15 * * * *"
+      time_zone   = "UTC"
+      topic       = "export-sweeps"
+      message     = jsonencode({ sweep = true })
+      description = "offsite: export finalize sweep (writes manifests of finished jobs whose completion event was lost)"
+    }
   })
 
   # Datasets the exporter reads: the configured ones, the ones each query export's SQL names

@@ -1,4 +1,4 @@
-# GCS object-finalize triggers go through Eventarc (the only way to get
+# GCS object-finalize triggers, and export_table's BigQuery audit-log trigger, go through Eventarc (the only way to get
 # google.cloud.storage.object.v1.finalized CloudEvents). Eventarc creates and owns the
 # Pub/Sub subscription behind each trigger (an output-only name, so Terraform can neither
 # declare nor import it); neither the Eventarc API nor the provider's event_trigger has a
@@ -54,7 +54,7 @@ resource "terraform_data" "dead_letter_preflight" {
 }
 
 resource "terraform_data" "gcs_dead_letter" {
-  for_each = var.attach_eventarc_dead_letters ? local.gcs_feeds : {}
+  for_each = var.attach_eventarc_dead_letters ? local.eventarc_feeds : {}
 
   triggers_replace = {
     trigger               = google_cloudfunctions2_function.fn[each.value.function].event_trigger[0].trigger
@@ -70,7 +70,7 @@ resource "terraform_data" "gcs_dead_letter" {
 
     environment = {
       PROJECT                     = local.project
-      REGION                      = local.region
+      REGION                      = try(each.value.trigger_region, local.region)
       TRIGGER                     = google_cloudfunctions2_function.fn[each.value.function].event_trigger[0].trigger
       DEAD_LETTER_TOPIC           = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
       MAX_DELIVERY_ATTEMPTS       = local.pubsub.max_delivery_attempts

@@ -87,6 +87,30 @@ resource "google_cloudfunctions2_function" "fn" {
     }
   }
 
+  # BigQuery job entries of Cloud Audit Logs (topology.tf audit_log_feeds): export_table finishes
+  # an export when its job's completion arrives. BigQuery writes these entries without enabling
+  # anything (its Data Access audit logs cannot be turned off).
+  dynamic "event_trigger" {
+    for_each = { for name, feed in local.audit_log_feeds : name => feed if feed.function == each.key }
+
+    content {
+      trigger_region        = event_trigger.value.trigger_region
+      event_type            = event_trigger.value.event_type
+      retry_policy          = "RETRY_POLICY_RETRY"
+      service_account_email = google_service_account.trigger.email
+
+      event_filters {
+        attribute = "serviceName"
+        value     = event_trigger.value.service_name
+      }
+
+      event_filters {
+        attribute = "methodName"
+        value     = event_trigger.value.method_name
+      }
+    }
+  }
+
   depends_on = [
     google_project_service.api,
     google_secret_manager_secret_iam_member.config_reader,

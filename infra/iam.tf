@@ -27,7 +27,8 @@ locals {
   #             delivered SHA-1 as object metadata (storage.objects.update, a custom role);
   #             verify rewrites files to re-deliver them.
   # Roles on the state bucket (state_bucket_roles, state_reporting_roles):
-  #   exports/      verify's markers (same run folder names), created and deleted;
+  #   exports/      verify's markers (same run folder names), created and deleted; export_table's
+  #                 one-time failure claim of a run (`<run folder>_export/failure.json`, create only);
   #   checkpoints/  the upload functions' checkpoints of transfers longer than one invocation;
   #   results/      every stage's reported result is appended to the run history (create only);
   #   alerts/       queued alerts and the per-run rate limit, replaced with a generation match.
@@ -53,6 +54,10 @@ locals {
     }
   }
   state_bucket_roles = {
+    export_table = {
+      # a failed export job is reported once per run, claimed with if_generation_match=0
+      failure_claims = { role = "roles/storage.objectCreator", prefix = local.export_prefix }
+    }
     upload_box = {
       # checkpoints of transfers longer than one invocation (shared.delivery.checkpoint)
       checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }

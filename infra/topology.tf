@@ -7,6 +7,7 @@
 locals {
   topics = [
     "export-requests", "table-exports", "deliveries", "verify-requests", "verify-results", "delivery-continuations",
+    "export-sweeps",
   ]
 
   # concurrency: requests one instance serves at once (max_instance_request_concurrency). Every
@@ -34,7 +35,7 @@ locals {
       max_instances = 10
       concurrency   = 4
       gcs_trigger   = false
-      description   = "table-exports -> files and _manifest.json in the exports bucket"
+      description   = "table-exports -> BigQuery export job; its completion (audit log) or export-sweeps -> _manifest.json"
     }
     upload_box = {
       deployed_name = "upload-box"
@@ -83,6 +84,13 @@ locals {
       topic             = "table-exports"
       dead_letter_topic = "export-table-table-exports-dlq"
     }
+    # The scheduled finalize sweep (scheduler job offsite-export-finalize-sweep): runs whose
+    # completion event was lost.
+    "export-table-export-sweeps" = {
+      function          = "export_table"
+      topic             = "export-sweeps"
+      dead_letter_topic = "export-table-export-sweeps-dlq"
+    }
     # A transfer that ran out of its time budget continues from its checkpoint (both upload
     # functions read every continuation and act on those for their destination kinds).
     "upload-box-delivery-continuations" = {
@@ -127,10 +135,30 @@ locals {
     }
   }
 
+  # Cloud Audit Logs triggers: BigQuery's entry of a job (google.cloud.bigquery.v2.JobService.InsertJob,
+  # BigQueryAuditMetadata; its completion has metadata.jobChange.after = DONE) reaches export_table,
+  # which finishes the export whose job it names (docs/exports.md). The function's own Eventarc
+  # trigger, like the GCS ones; dead letters attached the same way (eventarc.tf).
+  audit_log_feeds = {
+    "export-table-bigquery-job-completed" = {
+      function     = "export_table"
+      event_type   = "google.cloud.audit.log.v1.written"
+      service_name = "bigquery.googleapis.com"
+      method_name  = "google.cloud.bigquery.v2.JobService.InsertJob"
+      # Audit-log triggers cannot be multi-regional; a global one receives the entries of jobs in
+      # every location, the US and EU multi-regions included (https://cloud.google.com/eventarc/docs/locations).
+      trigger_region    = "global"
+      dead_letter_topic = "export-table-bigquery-job-completed-dlq"
+    }
+  }
+
+  # Every Eventarc trigger (its subscription gets the dead-letter policy from eventarc.tf).
+  eventarc_feeds = merge(local.gcs_feeds, local.audit_log_feeds)
+
   # dead-letter topic -> the subscription/trigger it serves
   dead_letter_topics = merge(
     { for name, feed in local.pubsub_feeds : feed.dead_letter_topic => name },
-    { for name, feed in local.gcs_feeds : feed.dead_letter_topic => name },
+    { for name, feed in local.eventarc_feeds : feed.dead_letter_topic => name },
     { (local.reports_dead_letter_topic) = "dead-letter-reports" },
   )
 
@@ -141,7 +169,7 @@ locals {
   dead_letter_reports = {
     for topic, feed in merge(
       { for name, f in local.pubsub_feeds : f.dead_letter_topic => name },
-      { for name, f in local.gcs_feeds : f.dead_letter_topic => name },
+      { for name, f in local.eventarc_feeds : f.dead_letter_topic => name },
     ) : "${topic}-report" => { topic = topic, function = "verify" }
   }
 

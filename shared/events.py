@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.errors import RejectedInput
-from shared.topology import GCS_FINALIZED, GCS_TRIGGER, PUBSUB_PUBLISHED
+from shared.topology import AUDIT_LOG_WRITTEN, BQ_JOB_TRIGGER, GCS_FINALIZED, GCS_TRIGGER, PUBSUB_PUBLISHED
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,19 @@ class StorageObject:
     crc32c: str | None = None
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BigQueryJobEvent:
+    """A BigQuery job's audit-log entry (``google.cloud.audit.log.v1.written``): which job, where, and
+    the state the entry reports (``jobChange.after``; None when it names none). The job itself is
+    the truth: handlers read it from BigQuery, never act on the entry's state alone."""
+
+    project: str
+    job_id: str
+    location: str | None
+    state: str | None
     event_id: str | None = None
 
 
@@ -117,21 +130,68 @@ def parse_storage(event: Any) -> StorageObject:
     )
 
 
-PARSERS: dict[str, Callable[[Any], PubSubMessage | StorageObject]] = {
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def parse_bigquery_job(event: Any) -> BigQueryJobEvent:
+    """``google.cloud.audit.log.v1.written`` of a BigQuery job → BigQueryJobEvent.
+
+    The job comes from ``protoPayload.resourceName`` (``projects/P/jobs/ID``, also the event's
+    ``resourcename`` attribute); the location from ``metadata.jobChange.job.jobName``'s
+    ``…/locations/L/jobs/ID`` form or ``resource.labels.location``; the state from
+    ``metadata.jobChange.after`` (BigQueryAuditMetadata).
+    """
+    attrs = _attributes(event)
+    entry = _data(event)
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("protoPayload"), Mapping):
+        raise RejectedInput("audit log event: data.protoPayload is missing")
+    payload = entry["protoPayload"]
+    if payload.get("serviceName") != "bigquery.googleapis.com":
+        raise RejectedInput(f"audit log event: serviceName {payload.get('serviceName')!r} is not BigQuery")
+    resource_name = str(payload.get("resourceName") or attrs.get("resourcename") or "")
+    parts = resource_name.split("/")
+    if len(parts) != 4 or parts[0] != "projects" or parts[2] != "jobs" or not parts[1] or not parts[3]:
+        raise RejectedInput(f"audit log event: resourceName {resource_name[:200]!r} is not projects/P/jobs/ID")
+    metadata = _mapping(payload.get("metadata"))
+    change = _mapping(metadata.get("jobChange"))
+    job = _mapping(change.get("job"))
+    location = None
+    job_name = str(job.get("jobName") or "")
+    if "/locations/" in job_name:
+        location = job_name.split("/locations/", 1)[1].split("/", 1)[0] or None
+    labels = _mapping(_mapping(entry.get("resource")).get("labels"))
+    if location is None and labels.get("location"):
+        location = str(labels["location"])
+    state = change.get("after") or _mapping(job.get("jobStatus")).get("jobState")
+    return BigQueryJobEvent(
+        project=parts[1],
+        job_id=parts[3],
+        location=location,
+        state=str(state) if state else None,
+        event_id=str(attrs.get("id")) if attrs.get("id") else None,
+    )
+
+
+PARSERS: dict[str, Callable[[Any], PubSubMessage | StorageObject | BigQueryJobEvent]] = {
     PUBSUB_PUBLISHED: parse_pubsub,
     GCS_FINALIZED: parse_storage,
+    AUDIT_LOG_WRITTEN: parse_bigquery_job,
 }
 
 
 def trigger_name(event: Any) -> str:
     """Which trigger delivered ``event``: the topic of a Pub/Sub event (from the CloudEvent's
-    ``source``, ``//pubsub.googleapis.com/projects/P/topics/T``) or ``gcs-finalized``.
+    ``source``, ``//pubsub.googleapis.com/projects/P/topics/T``), ``gcs-finalized``, or
+    ``bigquery-job-completed`` (a BigQuery audit-log entry).
 
     RejectedInput for other event types, or a Pub/Sub event whose source names no topic.
     """
     kind = event_type(event)
     if kind == GCS_FINALIZED:
         return GCS_TRIGGER
+    if kind == AUDIT_LOG_WRITTEN:
+        return BQ_JOB_TRIGGER
     if kind != PUBSUB_PUBLISHED:
         raise RejectedInput(f"event type {kind!r} is not handled (expected one of {', '.join(PARSERS)})")
     source = str(_attributes(event).get("source", ""))
@@ -140,7 +200,7 @@ def trigger_name(event: Any) -> str:
     return source.rsplit("/topics/", 1)[1]
 
 
-def parse(event: Any) -> PubSubMessage | StorageObject:
+def parse(event: Any) -> PubSubMessage | StorageObject | BigQueryJobEvent:
     """Dispatch on the CloudEvent type."""
     kind = event_type(event)
     parser = PARSERS.get(kind)

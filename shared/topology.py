@@ -16,6 +16,7 @@ DELIVERIES = "deliveries"
 VERIFY_REQUESTS = "verify-requests"
 VERIFY_RESULTS = "verify-results"
 DELIVERY_CONTINUATIONS = "delivery-continuations"  # a transfer that ran out of time continues
+EXPORT_SWEEPS = "export-sweeps"  # the scheduled finalize sweep: exports whose completion event was lost
 
 TOPICS: tuple[str, ...] = (
     EXPORT_REQUESTS,
@@ -24,11 +25,17 @@ TOPICS: tuple[str, ...] = (
     VERIFY_REQUESTS,
     VERIFY_RESULTS,
     DELIVERY_CONTINUATIONS,
+    EXPORT_SWEEPS,
 )
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 GCS_TRIGGER = "gcs-finalized"  # the trigger name of storage triggers (Trigger.name)
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+# BigQuery job completion, as Eventarc delivers Cloud Audit Logs entries (docs/exports.md):
+AUDIT_LOG_WRITTEN = "google.cloud.audit.log.v1.written"
+BIGQUERY_SERVICE = "bigquery.googleapis.com"
+BIGQUERY_JOB_METHOD = "google.cloud.bigquery.v2.JobService.InsertJob"
+BQ_JOB_TRIGGER = "bigquery-job-completed"  # the trigger name of the audit-log trigger (Trigger.name)
 
 
 @dataclass(frozen=True)
@@ -42,15 +49,19 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Trigger:
-    """What starts a function: a Pub/Sub topic, or GCS object finalize on the exports bucket."""
+    """What starts a function: a Pub/Sub topic, GCS object finalize on the exports bucket, or a
+    Cloud Audit Logs entry (Eventarc ``event_filters``: serviceName, methodName)."""
 
-    kind: Literal["pubsub", "gcs"]
+    kind: Literal["pubsub", "gcs", "auditlog"]
     topic: str | None = None  # for kind == "pubsub"
     event_type: str = PUBSUB_PUBLISHED
+    filters: tuple[tuple[str, str], ...] = ()  # for kind == "auditlog": (attribute, value)
 
     @property
     def name(self) -> str:
-        return self.topic if self.kind == "pubsub" and self.topic else GCS_TRIGGER
+        if self.kind == "pubsub" and self.topic:
+            return self.topic
+        return BQ_JOB_TRIGGER if self.kind == "auditlog" else GCS_TRIGGER
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,11 @@ class FunctionSpec:
 
 
 _GCS = Trigger(kind="gcs", event_type=GCS_FINALIZED)
+BQ_JOB_COMPLETED = Trigger(
+    kind="auditlog",
+    event_type=AUDIT_LOG_WRITTEN,
+    filters=(("serviceName", BIGQUERY_SERVICE), ("methodName", BIGQUERY_JOB_METHOD)),
+)
 
 
 def _pubsub(topic: str) -> Trigger:
@@ -97,13 +113,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "fan_out", "export_table", "fan_out", (_pubsub(EXPORT_REQUESTS),), timeout_s=120, memory_mb=512, concurrency=2
     ),
-    # In the cloud export_table starts BigQuery jobs and waits on them: no table data passes
-    # through it (the local stack's in-process warehouse is what needed 1 GiB).
+    # export_table starts (or re-attaches to) BigQuery jobs and acknowledges; a job's completion
+    # (the audit-log trigger) or the scheduled sweep (export-sweeps) writes the manifest. No
+    # table data passes through it.
     FunctionSpec(
         "export_table",
         "export_table",
         "export_table",
-        (_pubsub(TABLE_EXPORTS),),
+        (_pubsub(TABLE_EXPORTS), BQ_JOB_COMPLETED, _pubsub(EXPORT_SWEEPS)),
         timeout_s=540,
         memory_mb=512,
         concurrency=4,

@@ -1,7 +1,8 @@
 """Run the BigQuery front.
 
     STORAGE_EMULATOR_HOST=http://127.0.0.1:G python -m devstack.bqfront --host 127.0.0.1 --port N \\
-        --upstream http://127.0.0.1:R [--grpc 127.0.0.1:P] [--shard-bytes 4000000] [--log-level warning]
+        --upstream http://127.0.0.1:R [--grpc 127.0.0.1:P] [--shard-bytes 4000000] [--log-level warning] \
+        [--audit-topic bigquery-audit-log]   # with PUBSUB_EMULATOR_HOST: each finished job's audit-log entry
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[FrontConfig, argparse.Nam
     parser.add_argument("--grpc", default=None, help="bqemulator's gRPC host:port (Storage Read API for tables)")
     parser.add_argument("--shard-bytes", type=int, default=DEFAULT_SHARD_BYTES, help="file size for '*' URIs")
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--audit-topic",
+        default=None,
+        help="Pub/Sub topic (PUBSUB_EMULATOR_HOST) for each finished job's audit-log entry",
+    )
     args = parser.parse_args(argv)
     if args.shard_bytes < 1:
         parser.error("--shard-bytes must be positive")
@@ -35,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[FrontConfig, argparse.Nam
         grpc=args.grpc,
         shard_size_bytes=args.shard_bytes,
         public_url=f"http://{args.host}:{args.port}",
+        audit_topic=args.audit_topic,
     )
     return config, args
 

@@ -93,11 +93,13 @@ Work = Callable[[Job], dict[str, Any]]  # runs the job; returns statistics to me
 
 
 class JobStore:
-    """Jobs by (project, job id); ``insert`` starts ``work`` in a daemon thread."""
+    """Jobs by (project, job id); ``insert`` starts ``work`` in a daemon thread; ``on_done(resource)``
+    is called once each job is DONE (the audit-log entry)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
         self._jobs: dict[tuple[str, str], Job] = {}
         self._lock = threading.Lock()
+        self.on_done = on_done
 
     def get(self, project: str, job_id: str) -> Job | None:
         with self._lock:
@@ -122,11 +124,11 @@ class JobStore:
                 )
             self._jobs[key] = job
         snapshot = job.snapshot()  # the insert answers PENDING, as BigQuery's usually does
-        threading.Thread(target=_run, args=(job, work), name=f"job-{ref['jobId']}", daemon=True).start()
+        threading.Thread(target=_run, args=(job, work, self.on_done), name=f"job-{ref['jobId']}", daemon=True).start()
         return job, snapshot
 
 
-def _run(job: Job, work: Work) -> None:
+def _run(job: Job, work: Work, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
     logger.info("job %s started (%s)", job.job_id, job.resource["configuration"].get("jobType"))
     job.set_running()
     try:
@@ -140,3 +142,8 @@ def _run(job: Job, work: Work) -> None:
     else:
         job.finish(statistics=statistics)
         logger.info("job %s done: %s", job.job_id, statistics)
+    if on_done is not None:
+        try:
+            on_done(job.snapshot())
+        except Exception:  # the job's outcome stands whatever happens to its notification
+            logger.exception("job %s: DONE notification failed", job.job_id)

@@ -9,6 +9,9 @@ Every request goes to bqemulator unchanged (:mod:`devstack.bqfront.proxy`) excep
   ``DELETE .../jobs/{id}/delete`` for those jobs; any other job id goes to bqemulator.
 
 A body that is not a JSON object is forwarded as is (bqemulator answers it).
+
+Test controls (not BigQuery's): ``POST /_bqfront/holds`` ``{"prefix": P}`` keeps jobs whose id
+starts with P RUNNING until ``DELETE /_bqfront/holds/{P}``; ``GET /_bqfront/holds`` lists them.
 """
 
 from __future__ import annotations
@@ -95,6 +98,21 @@ class Handlers:
             return await self.forward(request)
         return JSONResponse({"kind": "bigquery#jobCancelResponse", "job": job.snapshot()})
 
+    async def hold(self, request: Request) -> Response:
+        body = _json(await request.body()) or {}
+        prefix = str(body.get("prefix") or "")
+        if not prefix:
+            return JSONResponse({"error": 'expected {"prefix": "..."}'}, status_code=400)
+        self.front.holds.add(prefix)
+        return JSONResponse({"held": self.front.holds.held()})
+
+    async def release(self, request: Request) -> Response:
+        found = self.front.holds.release(request.path_params["prefix"])
+        return JSONResponse({"released": found, "held": self.front.holds.held()}, status_code=200 if found else 404)
+
+    async def holds(self, _request: Request) -> Response:
+        return JSONResponse({"held": self.front.holds.held()})
+
     async def delete(self, request: Request) -> Response:
         if self.front.jobs.delete(request.path_params["project"], request.path_params["job_id"]):
             return Response(status_code=204)
@@ -112,6 +130,9 @@ def build_app(config: FrontConfig) -> Starlette:
         Route(JOBS + "/{job_id}/delete", h.delete, methods=["DELETE"]),
         Route(QUERIES, h.jobs_query, methods=["POST"]),
         Route(QUERIES + "/{job_id}", h.query_results, methods=["GET"]),
+        Route("/_bqfront/holds", h.hold, methods=["POST"]),
+        Route("/_bqfront/holds", h.holds, methods=["GET"]),
+        Route("/_bqfront/holds/{prefix}", h.release, methods=["DELETE"]),
         Route("/{path:path}", h.forward, methods=ALL_METHODS),
     ]
 

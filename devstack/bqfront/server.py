@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devstack.bqfront import settings as spec_of
+from devstack.bqfront.audit import AuditLog, Holds
 from devstack.bqfront.errors import JobFailure
 from devstack.bqfront.jobs import Job, JobStore, new_resource
 from devstack.bqfront.proxy import Upstream
@@ -26,6 +27,7 @@ class FrontConfig:
     grpc: str | None  # bqemulator's gRPC host:port (Storage Read API), or None for REST reads
     shard_size_bytes: int  # target file size for wildcard URIs
     public_url: str  # this server's base URL (selfLink)
+    audit_topic: str | None = None  # Pub/Sub topic (emulator) receiving each finished job's audit-log entry
 
 
 class Front:
@@ -33,7 +35,9 @@ class Front:
 
     def __init__(self, config: FrontConfig) -> None:
         self.config = config
-        self.jobs = JobStore()
+        self.audit = AuditLog(config.audit_topic)
+        self.holds = Holds()
+        self.jobs = JobStore(on_done=self.audit.emit)
         self.upstream = Upstream(config.upstream)
 
     # -- the work of a job (runs in the job's thread)
@@ -52,6 +56,7 @@ class Front:
 
     def extract(self, job: Job) -> dict[str, Any]:
         """An extract job: sourceTable → destinationUris."""
+        self.holds.wait(job.job_id)
         project = job.resource["jobReference"]["projectId"]
         config = job.resource["configuration"]["extract"]
         spec = spec_of.from_extract(config)
@@ -64,6 +69,7 @@ class Front:
 
     def export_data(self, job: Job) -> dict[str, Any]:
         """An EXPORT DATA query job: its SELECT runs on bqemulator, the rows go to ``uri``."""
+        self.holds.wait(job.job_id)
         project = job.resource["jobReference"]["projectId"]
         query = job.resource["configuration"]["query"]
         statement = parse_export_data(query.get("query", ""))

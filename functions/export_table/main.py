@@ -5,7 +5,7 @@ from cloudevents.http import CloudEvent
 
 from shared.ids import Stage
 from shared.stages import runner
-from shared.stages.export import export_table as run_export
+from shared.stages.export import ROUTES
 from shared.stages.fan_out import fan_out as run_fan_out
 
 
@@ -17,5 +17,6 @@ def fan_out(event: CloudEvent) -> None:
 
 @functions_framework.cloud_event
 def export_table(event: CloudEvent) -> None:
-    """table-exports → files and _manifest.json under gs://BUCKET/exports/…"""
-    runner.run(Stage.EXPORT_TABLE, event, run_export)
+    """table-exports → export job started; its completion event (BigQuery audit log) or the
+    export sweep → _manifest.json under gs://BUCKET/exports/…"""
+    runner.run(Stage.EXPORT_TABLE, event, runner.dispatch(ROUTES))

@@ -384,6 +384,11 @@ def replay_one(sub: Any, message: Any) -> str:
         attributes = {k: v for k, v in message.attributes.items() if not k.startswith(DEAD_LETTER_PREFIX)}
         new_id = pubsub.publish(sub.trigger.topic, bytes(message.data), **attributes)
         return f"published again on {sub.trigger.topic} as {new_id}"
+    if sub.trigger.kind == "auditlog":  # a BigQuery job's completion: the finalize sweep re-checks every open run
+        from shared.topology import EXPORT_SWEEPS
+
+        new_id = pubsub.publish(EXPORT_SWEEPS, json.dumps({"sweep": True}).encode(), origin="dlq-replay")
+        return f"published a finalize sweep on {EXPORT_SWEEPS} as {new_id} (it finishes every run whose job is DONE)"
     try:  # a GCS notification: the object resource as JSON, or at least its attributes
         obj = json.loads(message.data or b"{}")
     except ValueError:

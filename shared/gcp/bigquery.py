@@ -105,7 +105,8 @@ class ExportJob:
     prefix: str
     file_pattern: str
     format: str
-    deadline: float  # time.monotonic() by which to give up waiting (TransientError)
+    deadline: float  # time.monotonic() by which to give up waiting (bq_jobs.JobPending)
+    start: bool = True  # False: only attach to an existing job (the finalize sweep)
 
     @property
     def destination_uri(self) -> str:
@@ -129,6 +130,7 @@ class Warehouse(Protocol):
     def table_schema(self, table: TableRef) -> list[dict[str, Any]]: ...
     def count_rows(self, source: ExportSource) -> int: ...
     def export(self, job: ExportJob) -> ExportResult: ...
+    def export_destination(self, job_id: str, location: str | None) -> str | None: ...
 
 
 def warehouse(shard_size_bytes: int | None = None) -> Warehouse:
@@ -206,14 +208,18 @@ class BigQueryWarehouse:
         location = table.location
         extract = self.attach_or_start(
             job.job_id,
-            lambda jid: self.client.extract_table(
-                table.reference,
-                job.destination_uri,
-                job_id=jid,
-                location=location,
-                job_config=extract_job_config(job.format),
-                retry=api_retry(),
-            ),
+            (
+                lambda jid: self.client.extract_table(
+                    table.reference,
+                    job.destination_uri,
+                    job_id=jid,
+                    location=location,
+                    job_config=extract_job_config(job.format),
+                    retry=api_retry(),
+                )
+            )
+            if job.start
+            else None,
             location,
             job.deadline,
             source.label,
@@ -237,9 +243,13 @@ class BigQueryWarehouse:
         config = bigquery.QueryJobConfig(query_parameters=params)
         query = self.attach_or_start(
             job.job_id,
-            lambda jid: self.client.query(
-                statement, job_config=config, job_id=jid, location=dry.location, retry=api_retry(), job_retry=None
-            ),
+            (
+                lambda jid: self.client.query(
+                    statement, job_config=config, job_id=jid, location=dry.location, retry=api_retry(), job_retry=None
+                )
+            )
+            if job.start
+            else None,
             dry.location,
             job.deadline,
             source.label,
@@ -284,11 +294,34 @@ class BigQueryWarehouse:
             logger.warning("time-travel count failed; counting the live table", table=table.label, error=str(exc))
             return self.count_rows(table)
 
+    def export_destination(self, job_id: str, location: str | None) -> str | None:
+        """The destination URI of export job ``job_id`` (extract or EXPORT DATA); None when there is no
+        such job or it exports nothing. What a completion event names is a job; this finds its run folder."""
+        job = bq_jobs.get_job(self.client, job_id, location)
+        if job is None:
+            return None
+        return destination_of(job._properties.get("configuration") or {})
+
     def attach_or_start(
-        self, base_id: str, start: Callable[[str], Any], location: str | None, deadline: float, label: str
+        self, base_id: str, start: Callable[[str], Any] | None, location: str | None, deadline: float, label: str
     ) -> Any:
         """See :func:`shared.gcp.bq_jobs.attach_or_start`."""
         return bq_jobs.attach_or_start(self.client, base_id, start, location, deadline, label)
+
+
+_EXPORT_URI = re.compile(r"\buri\s*=\s*'(gs://[^'\\]+)'", re.IGNORECASE)
+
+
+def destination_of(configuration: dict[str, Any]) -> str | None:
+    """The one destination URI of a job's configuration: an extract's ``destinationUris[0]`` or the
+    ``uri='…'`` option of an EXPORT DATA statement (offsite writes exactly one of each)."""
+    extract = configuration.get("extract") or {}
+    uris = extract.get("destinationUris") or ([extract["destinationUri"]] if extract.get("destinationUri") else [])
+    if uris:
+        return str(uris[0])
+    query = str((configuration.get("query") or {}).get("query") or "")
+    match = _EXPORT_URI.search(query) if "EXPORT DATA" in query.upper() else None
+    return match.group(1) if match else None
 
 
 def extract_job_config(fmt: str) -> Any:

@@ -7,8 +7,11 @@
   first; one that exists (a redelivery, a concurrent twin) is waited for instead of started
   again. A job that fails for a transient backend reason is followed by ``<id>_retry1``,
   ``<id>_retry2`` (BigQuery never reuses a job id), found the same way later.
-- ``wait``: polls until DONE; past the deadline raises TransientError so the redelivered
-  message re-attaches to the still-running job.
+- ``wait``: polls until DONE; past the deadline raises :class:`JobPending` (a TransientError)
+  naming the still-running job. export_table catches it and acknowledges: the job's completion
+  event (or the finalize sweep) finishes the export (docs/exports.md).
+- ``start=None``: only attach — a job that does not exist yet is ``JobPending`` with state
+  ``MISSING`` instead of being started (the finalize sweep never starts an export).
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ MAX_JOB_ATTEMPTS = 3
 API_DEADLINE_S = 30.0  # bound on the client library's own retries per call (its default is 600 s)
 QUERY_TIMEOUT_S = 120.0
 _TRANSIENT = TRANSIENT_API_ERRORS
+
+
+class JobPending(TransientError):
+    """The job is not DONE by the deadline (or, when only attaching, does not exist: ``MISSING``)."""
+
+    def __init__(self, job_id: str, state: str, message: str) -> None:
+        super().__init__(message, retry_after=30)
+        self.job_id = job_id
+        self.state = state
 
 
 def _reason(exc: gexc.GoogleAPICallError) -> str:
@@ -93,15 +105,19 @@ def get_job(client: Any, job_id: str, location: str | None) -> Any | None:
 
 
 def attach_or_start(
-    client: Any, base_id: str, start: Callable[[str], Any], location: str | None, deadline: float, label: str
+    client: Any, base_id: str, start: Callable[[str], Any] | None, location: str | None, deadline: float, label: str
 ) -> Any:
     """The finished job ``base_id`` (or its ``_retryN`` successor), started with ``start(job_id)`` only
-    if it does not exist yet. Waits until ``deadline`` (TransientError past it); a failed job is a
-    PermanentError with BigQuery's reason, after up to MAX_JOB_ATTEMPTS for transient reasons."""
+    if it does not exist yet (``start=None``: JobPending(MISSING) instead). Waits until ``deadline``
+    (JobPending past it); a failed job is a PermanentError with BigQuery's reason, after up to
+    MAX_JOB_ATTEMPTS for transient reasons."""
     for attempt in range(MAX_JOB_ATTEMPTS):
         job_id = base_id if attempt == 0 else f"{base_id}_retry{attempt}"
         job = get_job(client, job_id, location)
+        if job is None and start is None:
+            raise JobPending(job_id, "MISSING", f"BigQuery job {job_id} for {label} does not exist (not started here)")
         if job is None:
+            assert start is not None
             try:
                 job = call(functools.partial(start, job_id), f"starting job {job_id} for {label}")
                 logger.info("job started", job_id=job_id, source=label)
@@ -124,7 +140,7 @@ def attach_or_start(
 
 
 def wait(job: Any, deadline: float) -> Any:
-    """Poll until DONE; past ``deadline`` raise TransientError so the redelivery re-attaches."""
+    """Poll until DONE; past ``deadline`` raise JobPending (the completion event takes over)."""
     delay = 0.5
     while True:
         call(lambda: job.reload(retry=api_retry()), f"polling job {job.job_id}")
@@ -132,10 +148,11 @@ def wait(job: Any, deadline: float) -> Any:
             return job
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TransientError(
+            raise JobPending(
+                str(job.job_id),
+                str(job.state),
                 f"BigQuery job {job.job_id} is still {job.state} at the end of this attempt's time budget; "
-                "the redelivery re-attaches to it",
-                retry_after=30,
+                "its completion event (or the finalize sweep) finishes the export",
             )
         time.sleep(min(delay, remaining))
         delay = min(delay * 1.5, 10.0)

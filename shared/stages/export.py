@@ -1,14 +1,24 @@
 """export_table: one table export (table-exports) → data files and ``_manifest.json`` in GCS.
 
+Three triggers, one function (:data:`ROUTES`, through ``runner.dispatch``):
+- ``table-exports``: start (or re-attach to) the export job and wait at most the time budget; a
+  job still running then is left to finish on its own and the message is acknowledged — no
+  delivery attempt is spent on waiting;
+- ``bigquery-job-completed`` (Eventarc, BigQuery's audit-log entry of a job): the job's
+  destination names its run folder; the same steps below then finish the run;
+- ``export-sweeps`` (Cloud Scheduler): runs with ``_run.json`` and no manifest are re-checked
+  against their job (never started here) — a lost completion event costs one sweep period.
+
 Order inside the run folder, each step safe to repeat:
 1. ``_run.json`` (the TableExport) with ``if_generation_match=0`` — upload functions route by it;
    a redelivery finds it there (412) and goes on; a *different* export under the same run id
    is rejected.
 2. ``_manifest.json`` already there → the run is complete; nothing to do.
-3. The export job, id = f(run_id, source): a redelivery re-attaches to the job instead of
-   starting another. Waiting is bounded by the time budget (``OFFSITE_EXPORT_BUDGET_S``,
-   default 360 s, under the function's 540 s timeout); past it TransientError → the retry
-   re-attaches. A failed job is a PermanentError carrying BigQuery's reason.
+3. The export job, id = f(run_id, source): a redelivery, an event or the sweep re-attaches to
+   the job instead of starting another. Waiting is bounded by the time budget
+   (``OFFSITE_EXPORT_BUDGET_S``, default 60 s); past it the invocation returns (acknowledged)
+   and the job's completion event finishes the run. A failed job is a PermanentError carrying
+   BigQuery's reason, reported once per run (a claim in the state bucket).
 4. ``_manifest.json`` LAST, ``if_generation_match=0``, only after the job succeeded and every
    file it reported is listed: a manifest never describes an incomplete export.
 """
@@ -16,6 +26,7 @@ Order inside the run folder, each step safe to repeat:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import time
@@ -24,7 +35,7 @@ from typing import Any
 from shared import log
 from shared.config import Config
 from shared.errors import ConfigError, PermanentError, RejectedInput, TransientError
-from shared.events import parse_pubsub
+from shared.events import parse_bigquery_job, parse_pubsub
 from shared.gcp import gcs
 from shared.gcp.bigquery import (
     COMPRESSION,
@@ -36,14 +47,22 @@ from shared.gcp.bigquery import (
     job_id_for,
     warehouse,
 )
-from shared.layout import RunFolder, is_data_file, render_file_name
+from shared.gcp.bq_jobs import MAX_JOB_ATTEMPTS, JobPending
+from shared.ids import Stage
+from shared.layout import MANIFEST_NAME, RUN_NAME, RunFolder, is_data_file, parse_object_name, render_file_name
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import TableExport
+from shared.stages import failures
+from shared.topology import BQ_JOB_TRIGGER, EXPORT_SWEEPS, TABLE_EXPORTS
 
 logger = log.get_logger(__name__)
 
 BUDGET_ENV = "OFFSITE_EXPORT_BUDGET_S"
-DEFAULT_BUDGET_S = 360.0
+DEFAULT_BUDGET_S = 60.0
+FINALIZE_WAIT_S = 30.0  # an event's or the sweep's look at a job: it is DONE, or left alone
+SWEEP_LOOKBACK = dt.timedelta(days=2)  # a BigQuery job runs at most 6 h; older runs are not its business
+FAILURE_CLAIM = "_export/failure.json"  # in the state bucket, under the run folder: reported once
+JOB_PREFIX = "offsite_"
 W = "table export"
 
 
@@ -103,8 +122,9 @@ def shard_regex(pattern: str) -> re.Pattern[str]:
 
 def export_table(
     event: Any, config: Config, *, wh: Warehouse | None = None, storage_client: Any | None = None
-) -> Manifest:
-    """Handle one table-exports CloudEvent; returns the run's manifest (new or already written)."""
+) -> Manifest | None:
+    """Handle one table-exports CloudEvent; returns the run's manifest (new or already written), or
+    None when the job is still running (its completion event finishes the run)."""
     started = time.monotonic()
     message = parse_pubsub(event)
     with log.bind(message_id=message.message_id):
@@ -117,8 +137,16 @@ def export_table(
 
 
 def run_export(
-    task: TableExport, config: Config, wh: Warehouse, deadline: float, storage_client: Any | None = None
-) -> Manifest:
+    task: TableExport,
+    config: Config,
+    wh: Warehouse,
+    deadline: float,
+    storage_client: Any | None = None,
+    *,
+    start: bool = True,
+) -> Manifest | None:
+    """The run's manifest (written now or before), or None while its job runs (or, with
+    ``start=False``, does not exist) or when its failure was already reported."""
     bucket, folder = config.bucket, run_folder(task, config)
     _write_run_record(task, bucket, folder, storage_client)
     done = gcs.read_bytes(bucket, folder.manifest_name, client=storage_client)
@@ -141,8 +169,22 @@ def run_export(
         file_pattern=pattern,
         format=task.format,
         deadline=deadline,
+        start=start,
     )
-    result = wh.export(job)
+    try:
+        result = wh.export(job)
+    except JobPending as pending:
+        logger.info(
+            "export job not done; its completion event (or the finalize sweep) writes the manifest",
+            job_id=pending.job_id,
+            state=pending.state,
+        )
+        return None
+    except PermanentError as exc:
+        if not _claim_failure(config, folder, exc, storage_client):
+            logger.info("export failure already reported for this run", error=str(exc))
+            return None
+        raise
     manifest = build_manifest(task, bucket, folder, pattern, result, storage_client)
     if gcs.write_if_absent(bucket, folder.manifest_name, manifest.to_json(), "application/json", client=storage_client):
         logger.info(
@@ -152,6 +194,118 @@ def run_export(
     logger.info("manifest was written concurrently; keeping it", manifest=folder.manifest_name)
     existing = gcs.read_bytes(bucket, folder.manifest_name, client=storage_client)
     return Manifest.from_json(existing or b"", folder.manifest_name)
+
+
+def _claim_failure(config: Config, folder: RunFolder, exc: PermanentError, storage_client: Any | None) -> bool:
+    """True for the first report of this run's failure (duplicate completion events, redeliveries
+    and the sweep all see the failed job; one ``failed`` result is published)."""
+    body = json.dumps({"reason": str(exc)}).encode()
+    return gcs.write_if_absent(
+        config.state_bucket_name, folder.prefix + FAILURE_CLAIM, body, "application/json", client=storage_client
+    )
+
+
+# ---- completion events and the sweep ---------------------------------------------------------
+
+
+def finalize_job(
+    event: Any, config: Config, *, wh: Warehouse | None = None, storage_client: Any | None = None
+) -> Manifest | None:
+    """A BigQuery job's audit-log entry: when it is one of our export jobs, finish its run.
+
+    The entry only says *which* job; the job (read from BigQuery) says where it exported, and that
+    run folder's ``_run.json`` says what to do. Entries of other jobs, of jobs not DONE, and
+    duplicates are acknowledged with nothing done (the manifest exists; a failure was reported).
+    """
+    job = parse_bigquery_job(event)
+    with log.bind(job_id=job.job_id, event_id=job.event_id or ""):
+        if not job.job_id.startswith(JOB_PREFIX) or job.project != config.project:
+            logger.debug("not an offsite export job; ignored", project=job.project)
+            return None
+        if job.state and job.state != "DONE":
+            logger.info("job entry is not its completion; ignored", state=job.state)
+            return None
+        wh = wh or warehouse(config.shard_size_bytes)
+        uri = wh.export_destination(job.job_id, job.location)
+        task = _task_of(uri, config, storage_client) if uri else None
+        if task is None:
+            logger.warning("job exports to no offsite run folder; ignored", destination=uri)
+            return None
+        base = job_id_for(task.run_id, task.source)
+        if job.job_id not in {base, *(f"{base}_retry{n}" for n in range(1, MAX_JOB_ATTEMPTS))}:
+            logger.warning("job is not this run's export job; ignored", run_id=task.run_id, expected=base)
+            return None
+        with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
+            return run_export(task, config, wh, time.monotonic() + FINALIZE_WAIT_S, storage_client)
+
+
+def _task_of(uri: str, config: Config, storage_client: Any | None) -> TableExport | None:
+    """The TableExport of the run folder a ``gs://bucket/…/file-*`` destination lies in."""
+    if not uri.startswith(f"gs://{config.bucket}/"):
+        return None
+    parsed = parse_object_name(uri[len(f"gs://{config.bucket}/") :], config.export_prefix, config.project)
+    if parsed is None:
+        return None
+    folder = parsed[0]
+    raw = gcs.read_bytes(config.bucket, folder.run_name, client=storage_client)
+    if raw is None:
+        return None
+    return TableExport.from_json(raw)
+
+
+def finalize_sweep(
+    event: Any,
+    config: Config,
+    *,
+    wh: Warehouse | None = None,
+    storage_client: Any | None = None,
+    now: dt.datetime | None = None,
+) -> list[str]:
+    """Every recent run folder with ``_run.json`` and no manifest: re-attach to its job (never start
+    one) and finish the run if the job is DONE. Returns the run folders it wrote a manifest for."""
+    message = parse_pubsub(event)
+    now = now or dt.datetime.now(dt.UTC)
+    wh = wh or warehouse(config.shard_size_bytes)
+    head = config.export_prefix.strip("/") + "/"
+    runs: dict[str, Any] = {}
+    manifests: set[str] = set()
+    for obj in gcs.list_prefix(config.bucket, head, client=storage_client):
+        folder, _, name = obj.name.rpartition("/")
+        if name == MANIFEST_NAME:
+            manifests.add(folder)
+        elif name == RUN_NAME and (obj.time_created is None or now - obj.time_created < SWEEP_LOOKBACK):
+            runs[folder] = obj
+    open_runs = sorted(set(runs) - manifests)
+    finished: list[str] = []
+    logger.info("finalize sweep", message_id=message.message_id, runs=len(runs), open=len(open_runs))
+
+    def finish(folder: str) -> None:
+        raw = gcs.read_bytes(config.bucket, f"{folder}/{RUN_NAME}", client=storage_client)
+        if raw is None:
+            return
+        task = TableExport.from_json(raw)
+        with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
+            deadline = time.monotonic() + FINALIZE_WAIT_S
+            if run_export(task, config, wh, deadline, storage_client, start=False) is not None:
+                finished.append(folder)
+
+    failures.each(Stage.EXPORT_TABLE, open_runs, finish, lambda folder: {"run_folder": folder})
+    return finished
+
+
+def _on_table_export(event: Any, config: Config) -> None:
+    export_table(event, config)
+
+
+def _on_job_event(event: Any, config: Config) -> None:
+    finalize_job(event, config)
+
+
+def _on_sweep(event: Any, config: Config) -> None:
+    finalize_sweep(event, config)
+
+
+ROUTES = {TABLE_EXPORTS: _on_table_export, BQ_JOB_TRIGGER: _on_job_event, EXPORT_SWEEPS: _on_sweep}
 
 
 def _write_run_record(task: TableExport, bucket: str, folder: RunFolder, storage_client: Any | None) -> None:

@@ -7,6 +7,7 @@ import json
 
 import yaml
 
+from shared import topology
 from shared.config_load import load_config
 from tests.infra.conftest import EXAMPLE_CONFIG
 from tests.infra.hcl_eval import Module
@@ -52,7 +53,13 @@ def test_query_exports_and_the_verify_sweep_are_scheduled(example: Module) -> No
     assert _message(sweep) == {"sweep": True}
     assert sweep["schedule"] == "*/30 * * * *"
     assert str(sweep["pubsub_target"][0]["topic_name"]) == 'google_pubsub_topic.pipeline["verify-requests"].id'
-    assert len(jobs) == len(SEED_000) + 2
+    finalize = jobs["offsite-export-finalize-sweep"]
+    assert _message(finalize) == {"sweep": True}
+    assert finalize["schedule"] == "*/15 * * * *" and finalize["time_zone"] == "UTC"
+    assert str(finalize["pubsub_target"][0]["topic_name"]) == (
+        f'google_pubsub_topic.pipeline["{topology.EXPORT_SWEEPS}"].id'
+    )
+    assert len(jobs) == len(SEED_000) + 3
 
 
 def test_schedules_follow_the_config(infra) -> None:  # type: ignore[no-untyped-def]
@@ -69,7 +76,12 @@ def test_schedules_follow_the_config(infra) -> None:  # type: ignore[no-untyped-
         "verify": {"sweep_schedule": "0 * * * *"},
     }
     jobs = _jobs(infra(yaml.safe_dump(config)))
-    assert set(jobs) == {"offsite-dataset-sales", "offsite-export-orders_daily", "offsite-verify-sweep"}
+    assert set(jobs) == {
+        "offsite-dataset-sales",
+        "offsite-export-orders_daily",
+        "offsite-verify-sweep",
+        "offsite-export-finalize-sweep",
+    }
     assert (jobs["offsite-dataset-sales"]["schedule"], jobs["offsite-dataset-sales"]["time_zone"]) == (
         "15 1 * * *",
         "Europe/Paris",

@@ -10,6 +10,8 @@ from tests.infra.conftest import EXAMPLE_CONFIG, INFRA
 from tests.infra.hcl_eval import Module, Ref, Template
 
 GCS = {s.name: s for s in topology.subscriptions() if s.trigger.kind == "gcs"}
+AUDIT = {s.name: s for s in topology.subscriptions() if s.trigger.kind == "auditlog"}
+EVENTARC = {**GCS, **AUDIT}
 PUBSUB = {s.name: s for s in topology.subscriptions() if s.trigger.kind == "pubsub"}
 
 
@@ -66,7 +68,7 @@ def test_pubsub_triggers_are_push_subscriptions_with_retry_and_dead_letter(examp
 def test_gcs_triggers_are_eventarc_finalize_on_the_exports_bucket_with_retry(example: Module) -> None:
     functions = example.instances("google_cloudfunctions2_function", "fn")
     with_trigger = {name for name, fn in functions.items() if fn.get("event_trigger")}
-    assert with_trigger == {s.function for s in GCS.values()}
+    assert with_trigger == {s.function for s in EVENTARC.values()}
     for spec in GCS.values():
         (trigger,) = functions[spec.function]["event_trigger"]
         assert trigger["event_type"] == topology.GCS_FINALIZED == spec.trigger.event_type
@@ -78,11 +80,41 @@ def test_gcs_triggers_are_eventarc_finalize_on_the_exports_bucket_with_retry(exa
         assert str(trigger["service_account_email"]) == "google_service_account.trigger.email"
 
 
+def test_bigquery_job_completion_is_an_eventarc_audit_log_trigger_of_export_table(example: Module) -> None:
+    """type google.cloud.audit.log.v1.written, serviceName bigquery.googleapis.com, methodName
+    google.cloud.bigquery.v2.JobService.InsertJob (BigQueryAuditMetadata; docs/exports.md)."""
+    functions = example.instances("google_cloudfunctions2_function", "fn")
+    assert {s.function for s in AUDIT.values()} == {"export_table"}
+    for spec in AUDIT.values():
+        (trigger,) = functions[spec.function]["event_trigger"]
+        assert trigger["event_type"] == "google.cloud.audit.log.v1.written" == spec.trigger.event_type
+        filters = [(f["attribute"], f["value"]) for f in trigger["event_filters"]]
+        assert filters == [
+            ("serviceName", "bigquery.googleapis.com"),
+            ("methodName", "google.cloud.bigquery.v2.JobService.InsertJob"),
+        ]
+        assert filters == list(spec.trigger.filters)
+        assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
+        # global: the entries of jobs in every location (US and EU multi-regions included)
+        assert trigger["trigger_region"] == "global"
+        (attach,) = [
+            a for name, a in example.instances("terraform_data", "gcs_dead_letter").items() if name == spec.name
+        ]
+        assert attach["provisioner"][0]["environment"]["REGION"] == "global"
+        assert str(trigger["service_account_email"]) == "google_service_account.trigger.email"
+    receivers = example.instances("google_project_iam_member", "trigger_event_receiver")
+    (receiver,) = receivers.values()
+    assert receiver["role"] == "roles/eventarc.eventReceiver"
+    assert str(receiver["member"]) == "serviceAccount:${google_service_account.trigger.email}"
+    invokers = example.instances("google_cloud_run_v2_service_iam_member", "trigger_invoker")
+    assert invokers["export_table"]["role"] == "roles/run.invoker"
+
+
 def test_eventarc_subscriptions_get_the_same_retry_and_dead_letter_policy(example: Module) -> None:
     attach = example.instances("terraform_data", "gcs_dead_letter")
-    assert set(attach) == set(GCS)
+    assert set(attach) == set(EVENTARC)
     retry = topology.DEFAULT_RETRY
-    for name, spec in GCS.items():
+    for name, spec in EVENTARC.items():
         (provisioner,) = attach[name]["provisioner"]
         assert provisioner["__labels__"] == ["local-exec"]
         assert provisioner["command"].endswith("/scripts/attach-dead-letter.sh")
@@ -164,7 +196,10 @@ def test_terraform_retry_defaults_are_the_configs_and_the_topologys(infra) -> No
         defaults.maximum_backoff_s,
     )
     assert bare.local("expiration_days") == 30
-    assert set(bare.instances("google_cloud_scheduler_job", "job")) == {"offsite-verify-sweep"}
+    assert set(bare.instances("google_cloud_scheduler_job", "job")) == {
+        "offsite-verify-sweep",
+        "offsite-export-finalize-sweep",
+    }
 
 
 def test_config_retry_policy_reaches_every_feed(infra) -> None:  # type: ignore[no-untyped-def]
@@ -195,12 +230,12 @@ def test_io_bound_functions_take_concurrent_requests() -> None:
 
 def test_eventarc_subscriptions_get_a_600s_ack_deadline(example: Module) -> None:
     attach = example.instances("terraform_data", "gcs_dead_letter")
-    for name in GCS:
+    for name in EVENTARC:
         env = attach[name]["provisioner"][0]["environment"]
         assert env["ACK_DEADLINE"] == 600
         assert attach[name]["triggers_replace"]["ack_deadline_s"] == 600
-    # 600 s covers the longest GCS-triggered function (540 s) and is Pub/Sub's maximum.
-    assert max(topology.function(s.function).timeout_s for s in GCS.values()) <= 600
+    # 600 s covers the longest Eventarc-triggered function (540 s) and is Pub/Sub's maximum.
+    assert max(topology.function(s.function).timeout_s for s in EVENTARC.values()) <= 600
 
 
 def test_dead_letter_credentials_are_checked_before_the_triggers_exist(example: Module, infra) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from devstack.state import StackInfo
 
@@ -51,3 +54,77 @@ def test_clients_get_the_front_and_no_code_path_switch(bare_stack: StackInfo) ->
     env_file = bare_stack.env_file.read_text()
     for retired in ("OFFSITE_WAREHOUSE", "OFFSITE_BIGQUERY_GRPC"):
         assert retired not in bare_stack.env and retired not in env_file
+
+
+def test_a_long_export_finishes_through_the_stacks_audit_log_event(
+    stack_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Front → topic bigquery-audit-log → push → relay → export_table's functions-framework process:
+    the function acknowledged the request while the job ran; the job's completion event wrote the manifest."""
+    import datetime as dt
+    import json
+    import time
+    import urllib.request
+
+    from google.cloud import bigquery
+
+    from shared.gcp import clients, gcs
+    from shared.gcp.bigquery import job_id_for
+    from shared.layout import RunFolder
+    from shared.messages import Source, TableExport
+    from shared.topology import TABLE_EXPORTS
+    from tests.conftest import _apply_env
+
+    monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")  # inherited by the function processes
+    info = stack_factory(functions=["export_table"], without=["sftp", "box", "webhook"])
+    _apply_env(monkeypatch, info)
+    client = clients.bigquery_client()
+    client.create_dataset("sales", exists_ok=True)
+    table = f"tiny_{uuid.uuid4().hex[:8]}"
+    client.create_table(bigquery.Table(f"{info.project}.sales.{table}", schema=[bigquery.SchemaField("id", "INT64")]))
+    assert client.insert_rows_json(f"{info.project}.sales.{table}", [{"id": 1}, {"id": 2}, {"id": 3}]) == []
+
+    run_id = "e" + uuid.uuid4().hex[:12]
+    source = Source(mode="table", project=info.project, dataset="sales", table=table)
+    date = dt.date(2025, 1, 8)
+    folder = RunFolder("exports", source, date, run_id)
+    task = TableExport(
+        run_id=run_id,
+        date=date,
+        source=source,
+        format="CSV",
+        destinations=("box",),
+        prefix=folder.prefix,
+        file_name=f"{table}_{{YYYYMMDD}}-*.csv.gz",
+    )
+    job_id = job_id_for(run_id, source)
+
+    def front(method: str, path: str, body: dict[str, Any] | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(info.bigquery_url + path, data=data, method=method)
+        req.add_header("content-type", "application/json")
+        urllib.request.urlopen(req, timeout=10).close()
+
+    def until(check: Any, what: str, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.5)
+
+    log = Path(info.component("export_table").log)
+    front("POST", "/_bqfront/holds", {"prefix": job_id})
+    try:
+        info.pubsub_admin().publish(TABLE_EXPORTS, task.to_json())
+        until(lambda: "its completion event" in log.read_text() and run_id in log.read_text(), "export_table to ack")
+        assert client.get_job(job_id).state == "RUNNING"
+        assert gcs.read_bytes(info.bucket, folder.manifest_name) is None
+    finally:
+        front("DELETE", f"/_bqfront/holds/{job_id}")
+    until(lambda: gcs.read_bytes(info.bucket, folder.manifest_name) is not None, "the manifest")
+    manifest = json.loads(gcs.read_bytes(info.bucket, folder.manifest_name) or b"{}")
+    assert manifest["job_id"] == job_id and manifest["row_count"] == 3
+    handled = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(
+        entry.get("event_type") == "google.cloud.audit.log.v1.written" and entry.get("run_id") == run_id
+        for entry in handled
+    )

@@ -10,7 +10,7 @@ import uuid
 
 import psutil
 
-from devstack.plan import REPO
+from devstack.plan import AUDIT_LOG_TOPIC, REPO
 from devstack.state import StackInfo
 from shared import topology
 
@@ -45,6 +45,9 @@ def test_push_subscriptions_follow_the_topology(stack: StackInfo) -> None:
         if sub.trigger.kind == "gcs":
             assert got["topic"].endswith(f"/topics/{stack.gcs_notification_topic}")
             assert route.endpoint == f"{stack.relay_url}/to/{sub.function}"
+        elif sub.trigger.kind == "auditlog":  # the BigQuery front's audit-log entries, as Eventarc delivers them
+            assert got["topic"].endswith(f"/topics/{AUDIT_LOG_TOPIC}")
+            assert route.endpoint == f"{stack.relay_url}/auditlog/to/{sub.function}"
         else:
             assert got["topic"].endswith(f"/topics/{sub.trigger.topic}")
             assert (

@@ -1,0 +1,220 @@
+"""Exports finish by event, not by waiting (docs/exports.md, "Completion by event").
+
+The BigQuery front keeps a held job RUNNING (``/_bqfront/holds``), so an export is "long" for as
+long as a test wants, without sleeping: export_table starts the job and returns; the front
+publishes BigQuery's audit-log entry when the job reaches DONE; the relay's conversion makes it
+the CloudEvent Eventarc delivers; the same entry point (dispatch by trigger) writes the manifest.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cloudevents.http import CloudEvent
+
+from devstack.plan import AUDIT_LOG_TOPIC
+from devstack.relay import audit_cloudevent
+from shared.gcp import gcs
+from shared.gcp.bigquery import job_id_for
+from shared.topology import EXPORT_SWEEPS, PUBSUB_PUBLISHED, VERIFY_RESULTS
+from tests.exports.conftest import ExportsKit, Puller, manifest_of, query_task, table_task
+
+
+def _front(kit: ExportsKit, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(kit.stack.bigquery_url + path, data=data, method=method)
+    req.add_header("content-type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+class Hold:
+    """Jobs whose id starts with ``prefix`` stay RUNNING in the front until released."""
+
+    def __init__(self, kit: ExportsKit, prefix: str) -> None:
+        self.kit, self.prefix = kit, prefix
+        self.released = False
+
+    def __enter__(self) -> Hold:
+        _front(self.kit, "POST", "/_bqfront/holds", {"prefix": self.prefix})
+        return self
+
+    def release(self) -> None:
+        if not self.released:
+            _front(self.kit, "DELETE", f"/_bqfront/holds/{self.prefix}")
+            self.released = True
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+@pytest.fixture
+def audit(exports_env: ExportsKit) -> Iterator[Puller]:
+    """What the front publishes to the audit-log topic from now on (raw entries)."""
+    yield exports_env.subscribe(AUDIT_LOG_TOPIC)
+
+
+def completion_event(audit: Puller, job_id: str) -> CloudEvent:
+    """The job's audit-log entry, as Eventarc (here: devstack/relay.py) delivers it."""
+    (entry,) = audit.pull(lambda m: m["protoPayload"]["resourceName"].endswith(f"/jobs/{job_id}"), timeout_s=60)
+    entry = {k: v for k, v in entry.items() if k != "_attributes"}
+    message = {"data": base64.b64encode(json.dumps(entry).encode()).decode(), "messageId": uuid.uuid4().hex}
+    event = audit_cloudevent(message)
+    data = event.pop("data")
+    return CloudEvent(event, data)
+
+
+def job_state(kit: ExportsKit, job_id: str) -> str:
+    return str(kit.bigquery().get_job(job_id).state)
+
+
+def sweep_event(kit: ExportsKit) -> CloudEvent:
+    message_id = uuid.uuid4().hex[:16]
+    data = base64.b64encode(json.dumps({"sweep": True}).encode()).decode()
+    attributes = {
+        "specversion": "1.0",
+        "id": message_id,
+        "source": f"//pubsub.googleapis.com/projects/{kit.stack.project}/topics/{EXPORT_SWEEPS}",
+        "type": PUBSUB_PUBLISHED,
+        "datacontenttype": "application/json",
+    }
+    return CloudEvent(attributes, {"message": {"data": data, "messageId": message_id}})
+
+
+def test_a_long_export_acks_at_once_and_its_completion_event_writes_the_manifest(
+    exports_env: ExportsKit, audit: Puller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kit = exports_env
+    monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")
+    task = table_task(kit, "orders", "PARQUET")
+    job_id = job_id_for(task.run_id, task.source)
+    with Hold(kit, job_id) as hold:
+        kit.main.export_table(kit.table_export_event(task))  # returns: acked, no attempt spent waiting
+        assert job_state(kit, job_id) == "RUNNING"
+        assert manifest_of(kit, task) is None
+        assert [o.name for o in gcs.list_prefix(kit.bucket, task.prefix)] == [task.prefix + "_run.json"]
+        hold.release()
+        event = completion_event(audit, job_id)
+    assert event["type"] == "google.cloud.audit.log.v1.written"
+    assert event["subject"] == f"bigquery.googleapis.com/projects/{kit.stack.project}/jobs/{job_id}"
+    assert event.data["protoPayload"]["metadata"]["jobChange"]["after"] == "DONE"
+    kit.main.export_table(event)
+    manifest = manifest_of(kit, task)
+    assert manifest is not None and manifest.job_id == job_id
+    assert manifest.row_count == len(kit.source_rows("orders"))
+    assert manifest.files and all(f.name.startswith("orders_20250108-") for f in manifest.files)
+
+    # the same event again, and again under another id: nothing is rewritten
+    generation = gcs.stat(kit.bucket, task.prefix + "_manifest.json").generation
+    kit.main.export_table(event)
+    kit.main.export_table(completion_event_again(event))
+    assert gcs.stat(kit.bucket, task.prefix + "_manifest.json").generation == generation
+
+
+def completion_event_again(event: CloudEvent) -> CloudEvent:
+    attributes = dict(event.get_attributes())
+    attributes["id"] = uuid.uuid4().hex
+    return CloudEvent(attributes, event.data)
+
+
+def test_a_query_export_finishes_by_its_completion_event_too(
+    exports_env: ExportsKit, audit: Puller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    kit = exports_env
+    monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")
+    task = query_task(kit, dt.date(2025, 1, 8))
+    job_id = job_id_for(task.run_id, task.source)
+    with Hold(kit, job_id) as hold:
+        kit.main.export_table(kit.table_export_event(task))
+        assert job_state(kit, job_id) == "RUNNING" and manifest_of(kit, task) is None
+        hold.release()
+        event = completion_event(audit, job_id)
+    kit.main.export_table(event)
+    manifest = manifest_of(kit, task)
+    assert manifest is not None
+    assert manifest.row_count == len(kit.source_rows("orders", where_date=dt.date(2025, 1, 8)))
+
+
+def test_a_failed_job_is_reported_once_with_bigquerys_reason(
+    exports_env: ExportsKit, audit: Puller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kit = exports_env
+    monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")
+    results = kit.subscribe(VERIFY_RESULTS)
+    task = table_task(kit, "customers", "CSV")  # CSV of a nested table: BigQuery refuses it
+    job_id = job_id_for(task.run_id, task.source)
+    with Hold(kit, job_id) as hold:
+        kit.main.export_table(kit.table_export_event(task))
+        assert results.drain(settle_s=1.0) == []  # nothing to report yet
+        hold.release()
+        event = completion_event(audit, job_id)
+    assert event.data["protoPayload"]["metadata"]["jobChange"]["job"]["jobStatus"]["errorResult"]["code"] == 3
+    kit.main.export_table(event)
+    kit.main.export_table(completion_event_again(event))  # a duplicate: not reported again
+    kit.main.export_table(kit.table_export_event(task))  # nor by a redelivered request
+    (result,) = results.pull(lambda m: m.get("run_id") == task.run_id, count=1)
+    assert result["status"] == "failed" and result["stage"] == "export_table"
+    assert "invalid" in result["reason"] and "nested schema" in result["reason"]
+    assert manifest_of(kit, task) is None
+    assert [m for m in results.drain() if m.get("run_id") == task.run_id] == [result]
+
+
+def test_a_lost_completion_event_is_covered_by_the_finalize_sweep(
+    exports_env: ExportsKit, audit: Puller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kit = exports_env
+    monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")
+    task = table_task(kit, "orders", "AVRO")
+    job_id = job_id_for(task.run_id, task.source)
+    with Hold(kit, job_id) as hold:
+        kit.main.export_table(kit.table_export_event(task))
+        kit.main.export_table(sweep_event(kit))  # the job still runs: the sweep leaves it
+        assert manifest_of(kit, task) is None
+        hold.release()
+        completion_event(audit, job_id)  # published, then lost: never delivered
+    assert kit.bigquery().get_job(job_id).result().state == "DONE"
+    kit.main.export_table(sweep_event(kit))
+    manifest = manifest_of(kit, task)
+    assert manifest is not None and manifest.job_id == job_id
+    assert manifest.row_count == len(kit.source_rows("orders"))
+
+
+def test_the_sweep_never_starts_an_export(exports_env: ExportsKit) -> None:
+    """A run folder whose job does not exist (its table-exports message still in flight) is left alone."""
+    from shared.stages.export import run_folder
+
+    kit = exports_env
+    task = table_task(kit, "orders", "PARQUET")
+    folder = run_folder(task, kit.config)
+    assert gcs.write_if_absent(kit.bucket, folder.run_name, task.to_json(), "application/json")
+    kit.main.export_table(sweep_event(kit))
+    assert [o.name for o in gcs.list_prefix(kit.bucket, task.prefix)] == [task.prefix + "_run.json"]
+    from google.api_core.exceptions import NotFound
+
+    with pytest.raises(NotFound):
+        kit.bigquery().get_job(job_id_for(task.run_id, task.source))
+
+
+def test_audit_entries_of_other_jobs_are_acked_and_ignored(exports_env: ExportsKit, audit: Puller) -> None:
+    kit = exports_env
+    results = kit.subscribe(VERIFY_RESULTS)
+    job_id = f"other_{uuid.uuid4().hex[:10]}"
+    from google.cloud import bigquery
+
+    destination = f"gs://{kit.bucket}/elsewhere/{job_id}-*.csv"
+    kit.bigquery().extract_table(
+        f"{kit.stack.project}.sales.orders",
+        destination,
+        job_id=job_id,
+        job_config=bigquery.ExtractJobConfig(destination_format="CSV"),
+    ).result()
+    kit.main.export_table(completion_event(audit, job_id))  # not ours: nothing happens, no report
+    assert results.drain(settle_s=1.0) == []
