@@ -33,7 +33,7 @@ locals {
       timeout_s     = 540
       memory_mb     = 512
       max_instances = 10
-      concurrency   = 4
+      concurrency   = 16
       gcs_trigger   = false
       description   = "table-exports -> BigQuery export job; its completion (audit log) or export-sweeps -> _manifest.json"
     }
