@@ -87,6 +87,7 @@ def configure(fmt: str | None = None, stream: Any = None) -> None:
     """Set up structlog once per process (idempotent; tests may call again with a stream)."""
     global _configured
     fmt = fmt or os.environ.get("OFFSITE_LOG_FORMAT", "json")
+    target = stream or sys.stderr  # the stream of this moment (a test's captured stderr comes later)
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
     )
@@ -101,7 +102,7 @@ def configure(fmt: str | None = None, stream: Any = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=lambda *_: LineWriter(stream or sys.stderr),
+        logger_factory=lambda *_: LineWriter(target),
         cache_logger_on_first_use=False,
     )
     _configured = True

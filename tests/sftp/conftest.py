@@ -18,7 +18,6 @@ import pytest
 
 from shared.config import SftpPartner
 from shared.secrets import Secret
-from tests.sftp.delivery_kit import config, receipts, stack  # noqa: F401 - fixtures of the delivery tests
 from tests.sftp.sshd_server import SftpUser, Sshd, ensure_user, user_dir
 
 

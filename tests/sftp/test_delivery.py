@@ -17,10 +17,14 @@ from shared.gcp import gcs
 from shared.ids import Stage
 from shared.secrets import Secret
 from shared.stages.deliver import handler_for
+from tests.sftp import delivery_kit
 from tests.sftp.conftest import make_partner
 from tests.sftp.delivery_kit import DAY, finalize_event, shard, write_run
 from tests.sftp.sshd_server import Sshd
 from tests.sftp.tcp_proxy import CuttingProxy
+
+# the delivery tests' fixtures (a bare stack: no function competes for the events)
+stack, config, receipts = delivery_kit.stack, delivery_kit.config, delivery_kit.receipts
 
 transfer_sftp = handler_for(Stage.TRANSFER_SFTP)
 

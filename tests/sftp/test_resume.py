@@ -24,7 +24,11 @@ from shared.ids import DestinationId, Stage
 from shared.messages import DeliveryReceipt
 from shared.stages.deliver import handler_for
 from shared.topology import DELIVERY_CONTINUATIONS, PUBSUB_PUBLISHED
+from tests.sftp import delivery_kit
 from tests.sftp.delivery_kit import DAY, finalize_event, shard, write_run
+
+# the delivery tests' fixtures (a bare stack: no function competes for the events)
+stack, config, receipts = delivery_kit.stack, delivery_kit.config, delivery_kit.receipts
 
 SIZE = 5 * 1024 * 1024 + 4321  # six 1 MiB chunks
 
@@ -63,7 +67,7 @@ def test_a_transfer_longer_than_its_budget_arrives_whole_across_invocations(
     invocations, last = 1, None
     while not [r for r in receipts() if r.run_id == run.run_id]:
         assert invocations < 50, "the transfer made no progress"
-        last = checkpoint.load(config.bucket, DestinationId("sftp", "local"), obj, remote)
+        last = checkpoint.load(config.state_bucket_name, DestinationId("sftp", "local"), obj, remote)
         assert last is not None and last.bytes_done < SIZE and not landed.exists()
         waiting = [m for m in admin.pull(subscription, 10) if m.get("attributes", {}).get("run_id") == run.run_id]
         assert len(waiting) == 1, waiting
@@ -78,5 +82,5 @@ def test_a_transfer_longer_than_its_budget_arrives_whole_across_invocations(
     assert got.sha1 == hashlib.sha1(data).hexdigest() and got.size == SIZE
     assert last is not None and last.invocations == invocations - 1
     assert last.bytes_sent + (SIZE - last.bytes_done) == SIZE  # no chunk was sent twice
-    assert checkpoint.load(config.bucket, DestinationId("sftp", "local"), obj, remote) is None  # forgotten
+    assert checkpoint.load(config.state_bucket_name, DestinationId("sftp", "local"), obj, remote) is None  # forgotten
     assert admin.pull(subscription, 10) == []  # nothing left to continue
