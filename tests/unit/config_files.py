@@ -5,6 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from shared.config import Config
+from shared.config_load import load_config
+
 MINIMAL = """
 project: p1
 bucket: my-bucket
@@ -27,3 +30,8 @@ def write(tmp_path: Path, text: str = MINIMAL, name: str = "offsite.yaml") -> Pa
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
     return path
+
+
+def load(tmp_path: Path, text: str = MINIMAL) -> Config:
+    """``text`` loaded as an offsite config file, with no environment overrides."""
+    return load_config(write(tmp_path, text), environ={})
