@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import uuid
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from shared.secrets import Secret
 from tests.box.pipeline import Pipeline
 from tests.box.support import box_settings
 from tests.box_jwt import jwt_app_config, rsa_key_pair
+from tests.threads import together
 
 ENTERPRISE = "900000001"  # the server's default enterprise of registered apps
 
@@ -131,22 +131,10 @@ def test_expired_token_is_refreshed_once_for_many_requests(
     box_server.clear_requests()
     box_server.expire_tokens(include_developer=False)
 
-    barrier = threading.Barrier(6)
-    errors: list[BaseException] = []
-
     def read_folder() -> None:
-        barrier.wait()
-        try:
-            http.send("GET", f"{http.api}/folders/{root}", what="read after expiry").close()
-        except BaseException as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
+        http.send("GET", f"{http.api}/folders/{root}", what="read after expiry").close()
 
-    threads = [threading.Thread(target=read_folder) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    together(*[read_folder] * 6)  # raises what any of them raised
     log = box_server.requests()
     assert log["counts"].get("oauth_token") == 1, "one owner refreshes the token"
     assert log["statuses"]["get_folder"].get("401", 0) >= 1  # the expiry was noticed
