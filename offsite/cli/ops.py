@@ -235,16 +235,7 @@ def print_checks(checks: list[VerifyResult]) -> None:
     ]
     print_table(CHECK_COLUMNS, rows, right={"FILES", "BYTES", "HEALS"})
     for r in checks:
-        details = [
-            f"  {title}: {name}"
-            for title, names in (
-                ("missing", r.missing),
-                ("extra", r.extra),
-                ("size differs", r.size_differs),
-                ("hash differs", r.hash_differs),
-            )
-            for name in names
-        ]
+        details = [f"  {title}: {name}" for title, names in r.differences() for name in names]
         if r.reason and r.status != "in_sync":
             details.append(f"  {r.reason}")
         if details:
