@@ -20,11 +20,7 @@ medians of ``runs`` runs; the two sides alternate so drift hits both.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,13 +36,15 @@ for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
 from bench.common import (
     MB,
     MIN_RUNS,
+    FakeGcs,
     Row,
     all_of,
-    format_table,
     mark_start,
     median,
     python_child,
     run_child,
+    scenario_main,
+    use_gcs_emulator,
     within_rss,
 )
 
@@ -63,11 +61,6 @@ BUCKET = "offsite-box-bench"
 # ---- children (run in their own interpreter by bench.common.run_child) -----------------------
 
 
-def _point_at(gcs_url: str) -> None:
-    os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "offsite-bench")
-
-
 def _stream() -> Any:
     """The stream the delivery operation reads (one streaming GET, prefetching); both sides get the same one."""
     from shared.delivery.operation import PREFETCH_BLOCKS
@@ -81,7 +74,7 @@ def _stream() -> Any:
 
 def offsite_upload(gcs_url: str, box_url: str, token: str, folder: str, size: int) -> dict[str, Any]:
     """Child: stream the object into Box with offsite's BoxDestination."""
-    _point_at(gcs_url)
+    use_gcs_emulator(gcs_url)
     from shared.config import BoxAuth, BoxDestination
     from shared.destinations.box.destination import BoxDestination as Box
     from shared.secrets import Secret
@@ -106,7 +99,7 @@ def offsite_upload(gcs_url: str, box_url: str, token: str, folder: str, size: in
 
 def sdk_upload(gcs_url: str, box_url: str, token: str, folder: str, size: int) -> dict[str, Any]:
     """Child: stream the object into Box with box-sdk-gen's own chunked-upload helper."""
-    _point_at(gcs_url)
+    use_gcs_emulator(gcs_url)
     from box_sdk_gen import BoxClient, BoxDeveloperTokenAuth
     from box_sdk_gen.managers.folders import CreateFolderParent
     from box_sdk_gen.networking.base_urls import BaseUrls
@@ -130,54 +123,21 @@ class _Servers:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="offsite-box-bench-"))
-        self.gcs: subprocess.Popen[bytes] | None = None
+        self.gcs = FakeGcs(self.dir)
         self.box: Any = None
 
     def __enter__(self) -> Self:
-        from devstack.binaries import fake_gcs_server
         from devstack.boxapi import BoxApiServer
-        from devstack.ports import free_port, wait_http_ok
 
-        port = free_port()
-        self.gcs_url = f"http://127.0.0.1:{port}"
-        argv = [str(fake_gcs_server()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port)]
-        argv += ["-external-url", self.gcs_url, "-backend", "filesystem", "-filesystem-root", str(self.dir / "gcs")]
-        with open(self.dir / "gcs.log", "ab") as log:
-            self.gcs = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        gcs = self.gcs
-        wait_http_ok(f"{self.gcs_url}/_internal/healthcheck", 30, is_alive=lambda: gcs.poll() is None)
+        self.gcs_url = self.gcs.start().url
         self.box = BoxApiServer(self.dir / "box").start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.box is not None:
             self.box.stop()
-        if self.gcs is not None and self.gcs.poll() is None:
-            self.gcs.terminate()
-            self.gcs.wait(10)
+        self.gcs.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _seed_object(gcs_url: str, size: int) -> str:
-    """Write ``size`` random bytes to gs://BUCKET/OBJECT (streamed, never whole in memory); returns SHA-1."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    client = storage.Client(
-        project="offsite-bench", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_url}
-    )
-    bucket = client.create_bucket(BUCKET)
-    digest = hashlib.sha1()
-    block = os.urandom(8 * 1024 * 1024)  # random once; varied per block by a counter prefix
-    with bucket.blob(OBJECT, chunk_size=32 * 1024 * 1024).open("wb") as out:
-        left, counter = size, 0
-        while left:
-            chunk = (counter.to_bytes(8, "big") + block)[: min(len(block), left)]
-            digest.update(chunk)
-            out.write(chunk)
-            left -= len(chunk)
-            counter += 1
-    return digest.hexdigest()
 
 
 def _measure(servers: _Servers, target: str, size: int, expected_sha1: str) -> tuple[float, float, dict[str, Any]]:
@@ -200,7 +160,7 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     offsite_rss: list[float] = []
     sdk_rss: list[float] = []
     with _Servers() as servers:
-        expected = _seed_object(servers.gcs_url, size)
+        expected = servers.gcs.seed(BUCKET, OBJECT, size)
         for _ in range(max(1, runs)):
             speed, rss, _ = _measure(servers, "box_bench:sdk_upload", size, expected)
             sdk_mb_s.append(speed)
@@ -235,15 +195,7 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--quick", action="store_true", help=f"{SIZE_QUICK / 1e6:g} MB instead of {SIZE_FULL / 1e9:g} GB"
-    )
-    parser.add_argument("--runs", type=int, default=MIN_RUNS, help="runs per side (the median is reported)")
-    args = parser.parse_args(argv)
-    rows = [Row.from_dict(r) for r in run(args.quick, args.runs)]
-    print(format_table(rows))
-    return 0 if all(r.passed is not False for r in rows) else 1
+    return scenario_main(run, __doc__, SIZE_QUICK, SIZE_FULL, argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ the clock. Memory figures are "peak − baseline", the memory the transfer itsel
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -359,6 +362,86 @@ def write_json(rows: Sequence[Row], path: Path, **meta: Any) -> None:
 def read_json(path: Path) -> tuple[dict[str, Any], list[Row]]:
     doc = json.loads(path.read_text())
     return {k: v for k, v in doc.items() if k != "rows"}, [Row.from_dict(r) for r in doc.get("rows", [])]
+
+
+# ---- a private GCS emulator and a scenario's command line -------------------------------------
+
+
+def use_gcs_emulator(gcs_url: str) -> None:
+    """In a child: google-cloud-storage (and offsite's gcs module) talk to the emulator at ``gcs_url``."""
+    os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "offsite-bench")
+
+
+class FakeGcs:
+    """fake-gcs-server on a free port, its objects and log under ``root``; ``stop`` ends it (by pid)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Self:
+        from devstack.binaries import fake_gcs_server
+        from devstack.ports import free_port, wait_http_ok
+
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [str(fake_gcs_server()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port)]
+        argv += ["-external-url", self.url, "-backend", "filesystem", "-filesystem-root", str(self.root / "gcs")]
+        with open(self.root / "gcs.log", "ab") as log:
+            proc = self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        wait_http_ok(f"{self.url}/_internal/healthcheck", 30, is_alive=lambda: proc.poll() is None)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def seed(self, bucket: str, name: str, size: int, copy_to: Path | None = None) -> str:
+        """Create ``bucket`` and write ``size`` random bytes to ``name`` in it (streamed, never whole
+        in memory), the same bytes to ``copy_to`` when given; returns their SHA-1."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        client = storage.Client(
+            project="offsite-bench", credentials=AnonymousCredentials(), client_options={"api_endpoint": self.url}
+        )
+        digest = hashlib.sha1()
+        block = os.urandom(8 * 1024 * 1024)  # random once; varied per block by a counter prefix
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(client.create_bucket(bucket).blob(name, chunk_size=32 * 1024 * 1024).open("wb"))
+            local = stack.enter_context(copy_to.open("wb")) if copy_to is not None else None
+            left, counter = size, 0
+            while left:
+                chunk = (counter.to_bytes(8, "big") + block)[: min(len(block), left)]
+                digest.update(chunk)
+                out.write(chunk)
+                if local is not None:
+                    local.write(chunk)
+                left -= len(chunk)
+                counter += 1
+        return digest.hexdigest()
+
+
+def scenario_main(
+    run: Callable[[bool, int], list[dict[str, Any]]],
+    doc: str | None,
+    quick_bytes: int,
+    full_bytes: int,
+    argv: list[str] | None = None,
+) -> int:
+    """A scenario run on its own: ``[--quick] [--runs N]``, its rows printed as a table; 1 when a row failed."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{quick_bytes / 1e6:g} MB instead of {full_bytes / 1e9:g} GB"
+    )
+    parser.add_argument("--runs", type=int, default=MIN_RUNS, help="runs per side (the median is reported)")
+    args = parser.parse_args(argv)
+    rows = [Row.from_dict(r) for r in run(args.quick, args.runs)]
+    print(format_table(rows))
+    return 0 if all(r.passed is not False for r in rows) else 1
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--child":

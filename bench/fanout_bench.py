@@ -148,14 +148,11 @@ def measure_code_path(info: Any, tables: int, runs: int) -> Row:
     ours = run_child(python_child("fanout_bench:code_path_child", **args, peer=False), env=env)
     floor = run_child(python_child("fanout_bench:code_path_child", **args, peer=True), env=env)
     ours_s, floor_s = median(ours.result["runs"]), median(floor.result["runs"])
-    return Row(
-        scenario="fanout",
-        case=f"{tables} tables: fan_out code path (list + plan + publish)",
-        unit="s",
+    return seconds_row(
+        f"{tables} tables: fan_out code path (list + plan + publish)",
         offsite=ours_s,
         peer=floor_s,
         peer_name="batched publish",
-        higher_is_better=False,
         peak_rss_mb=ours.rss_over_baseline / MB,
         runs=runs,
         notes="in a child process against bqemulator + the Pub/Sub emulator; peer = the same messages, all futures then wait",
@@ -222,12 +219,9 @@ def measure_pipeline(watch: Watch, sampler: RssSampler, tables: int, runs: int) 
     started = median([s["started_s"] for s in samples])
     target = tables == TARGET_TABLES
     published = median([s["published_s"] for s in samples])
-    return Row(
-        scenario="fanout",
-        case=f"{tables} tables: request → last job started (stack)",
-        unit="s",
+    return seconds_row(
+        f"{tables} tables: request → last job started (stack)",
         offsite=started,
-        higher_is_better=False,
         target=f"<= {TARGET_S:.0f} s" if target else "",
         passed=(started <= TARGET_S) if target else None,
         peak_rss_mb=max(s["fan_out_rss_mb"] for s in samples),
@@ -239,6 +233,11 @@ def measure_pipeline(watch: Watch, sampler: RssSampler, tables: int, runs: int) 
         ),
         samples={"runs": samples},
     )
+
+
+def seconds_row(case: str, **figures: Any) -> Row:
+    """A row of this scenario: a time in seconds, lower is better."""
+    return Row(scenario="fanout", case=case, unit="s", higher_is_better=False, **figures)
 
 
 def growth_exponent(sizes: list[int], seconds: list[float]) -> float:

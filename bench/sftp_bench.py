@@ -21,11 +21,9 @@ Needs root (a private sshd and its login user, like the tests). Not a test: noth
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,13 +38,15 @@ for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
 from bench.common import (
     MB,
     MIN_RUNS,
+    FakeGcs,
     Row,
     all_of,
-    format_table,
     mark_start,
     median,
     python_child,
     run_child,
+    scenario_main,
+    use_gcs_emulator,
     within_rss,
 )
 
@@ -65,8 +65,7 @@ def offsite_transfer(
     gcs_url: str, port: int, user: str, key: str, known_hosts: str, directory: str, remote: str, connections: int
 ) -> dict[str, Any]:
     """Child: one delivery of the object with SftpDestination (what transfer_sftp runs per partner)."""
-    os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "offsite-bench")
+    use_gcs_emulator(gcs_url)
     from shared.config import SftpPartner
     from shared.delivery.operation import PREFETCH_BLOCKS
     from shared.destinations.sftp.destination import SftpDestination
@@ -107,61 +106,28 @@ class _Setup:
         self.size = size
         self.dir = Path(tempfile.mkdtemp(prefix="offsite-sftp-bench-"))
         self.dir.chmod(0o755)
-        self.gcs: subprocess.Popen[bytes] | None = None
+        self.gcs = FakeGcs(self.dir)
         self.sshd: Any = None
 
     def __enter__(self) -> Self:
-        from devstack.binaries import fake_gcs_server
-        from devstack.ports import free_port, wait_http_ok
         from tests.sftp.sshd_server import Sshd, ensure_user, user_dir
 
-        port = free_port()
-        self.gcs_url = f"http://127.0.0.1:{port}"
-        argv = [str(fake_gcs_server()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port)]
-        argv += ["-external-url", self.gcs_url, "-backend", "filesystem", "-filesystem-root", str(self.dir / "gcs")]
-        with open(self.dir / "gcs.log", "ab") as log:
-            self.gcs = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        gcs = self.gcs
-        wait_http_ok(f"{self.gcs_url}/_internal/healthcheck", 30, is_alive=lambda: gcs.poll() is None)
+        self.gcs_url = self.gcs.start().url
         user = ensure_user()
         self.sshd = Sshd(user).start()
         self.remote_dir = user_dir(user, "bench")
         self.known_hosts = self.dir / "known_hosts"
         self.known_hosts.write_text(self.sshd.known_hosts)
         self.local_file = self.dir / "blob.bin"
-        self.sha1 = self._seed()
+        self.sha1 = self.gcs.seed(BUCKET, OBJECT, self.size, copy_to=self.local_file)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.sshd is not None:
             self.sshd.cleanup()
             shutil.rmtree(self.remote_dir, ignore_errors=True)
-        if self.gcs is not None and self.gcs.poll() is None:
-            self.gcs.terminate()
-            self.gcs.wait(10)
+        self.gcs.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _seed(self) -> str:
-        """The same random bytes into GCS (streamed) and into a local file; returns their SHA-1."""
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        client = storage.Client(
-            project="offsite-bench", credentials=AnonymousCredentials(), client_options={"api_endpoint": self.gcs_url}
-        )
-        bucket = client.create_bucket(BUCKET)
-        digest = hashlib.sha1()
-        block = os.urandom(8 * 1024 * 1024)
-        with bucket.blob(OBJECT, chunk_size=32 * 1024 * 1024).open("wb") as out, self.local_file.open("wb") as local:
-            left, counter = self.size, 0
-            while left:
-                chunk = (counter.to_bytes(8, "big") + block)[: min(len(block), left)]
-                digest.update(chunk)
-                out.write(chunk)
-                local.write(chunk)
-                left -= len(chunk)
-                counter += 1
-        return digest.hexdigest()
 
     def landed(self, name: str, check_sha1: bool) -> Path:
         path = self.remote_dir / name
@@ -277,15 +243,7 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--quick", action="store_true", help=f"{SIZE_QUICK / 1e6:g} MB instead of {SIZE_FULL / 1e9:g} GB"
-    )
-    parser.add_argument("--runs", type=int, default=MIN_RUNS, help="runs per side (the median is reported)")
-    args = parser.parse_args(argv)
-    rows = [Row.from_dict(r) for r in run(args.quick, args.runs)]
-    print(format_table(rows))
-    return 0 if all(r.passed is not False for r in rows) else 1
+    return scenario_main(run, __doc__, SIZE_QUICK, SIZE_FULL, argv)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from offsite.cli.output import human_bytes
 from shared.config import Config
 from shared.delivery.routing import load_run
 from shared.errors import PermanentError
@@ -120,15 +121,6 @@ def wait_for_results(
         time.sleep(poll_s)
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
-
-
 def summary_lines(state: Progress) -> list[str]:
     """Per run folder, per destination: status, check, files, bytes, duration; then a verdict."""
     lines: list[str] = []
@@ -145,7 +137,7 @@ def summary_lines(state: Progress) -> list[str]:
             duration = f"{r.duration_s:.1f} s" if r.duration_s is not None else "-"
             line = (
                 f"  {d.destination:<14} {r.status:<10} check: {r.check or '-':<9} "
-                f"files {r.files_present}/{r.files_expected}  bytes {_size(r.bytes_present)}  {duration}"
+                f"files {r.files_present}/{r.files_expected}  bytes {human_bytes(r.bytes_present)}  {duration}"
             )
             if r.status != "in_sync" and r.reason:
                 line += f"\n{'':<17}{r.reason}"

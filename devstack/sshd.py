@@ -124,23 +124,25 @@ def _shadow_password(user: str) -> str | None:
     return None
 
 
+def add_user(name: str, useradd_args: list[str]) -> str | None:
+    """``useradd [args] name`` unless the user exists; None when it exists now, else useradd's error.
+    Callers hold a file lock around it (and around what they change on the account)."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        done = subprocess.run(["useradd", *useradd_args, name], capture_output=True, text=True, check=False)
+        if done.returncode not in (0, 9):  # 9: exists already (another process won the race)
+            return done.stderr.strip()
+    return None
+
+
 def _ensure_account() -> pwd.struct_passwd:
     """The dedicated SFTP account, created once; serialised across parallel `up`s (xdist)."""
     with open(ACCOUNT_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            pwd.getpwnam(SFTP_USER)
-        except KeyError:
-            done = subprocess.run(
-                ["useradd", "-m", "-s", "/usr/sbin/nologin", "-p", "*", SFTP_USER],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode not in (0, 9):  # 9: exists already
-                raise StackError(
-                    f"sftp: useradd {SFTP_USER} failed: {done.stderr.strip()}", "run as root or use --sftp asyncssh"
-                ) from None
+        failed = add_user(SFTP_USER, ["-m", "-s", "/usr/sbin/nologin", "-p", "*"])
+        if failed is not None:
+            raise StackError(f"sftp: useradd {SFTP_USER} failed: {failed}", "run as root or use --sftp asyncssh")
         # A locked password ('!') makes sshd refuse even key auth; '*' means "no password login".
         if _shadow_password(SFTP_USER) != "*":
             subprocess.run(["usermod", "-p", "*", SFTP_USER], capture_output=True, check=False)

@@ -22,25 +22,26 @@ locals {
   }
 
   # One Cloud Scheduler job per scheduled dataset / query export, plus the verify sweep.
-  dataset_jobs = {
-    for d in coalesce(try(local.config.datasets, null), []) : "offsite-dataset-${d.name}" => {
-      schedule    = d.schedule
-      time_zone   = coalesce(try(d.time_zone, null), "UTC")
-      topic       = "export-requests"
-      message     = jsonencode({ dataset = d.name })
+  scheduled_requests = concat(
+    [for d in coalesce(try(local.config.datasets, null), []) : {
+      job         = "offsite-dataset-${d.name}", entry = d, request = { dataset = d.name },
       description = "offsite: export BigQuery dataset ${d.name}"
-    } if try(d.schedule, null) != null
-  }
-  export_jobs = {
-    for e in coalesce(try(local.config.exports, null), []) : "offsite-export-${e.name}" => {
-      schedule    = e.schedule
-      time_zone   = coalesce(try(e.time_zone, null), "UTC")
-      topic       = "export-requests"
-      message     = jsonencode({ export = e.name })
+    }],
+    [for e in coalesce(try(local.config.exports, null), []) : {
+      job         = "offsite-export-${e.name}", entry = e, request = { export = e.name },
       description = "offsite: run query export ${e.name} for the scheduled day"
-    } if try(e.schedule, null) != null
+    }],
+  )
+  request_jobs = {
+    for r in local.scheduled_requests : r.job => {
+      schedule    = r.entry.schedule
+      time_zone   = coalesce(try(r.entry.time_zone, null), "UTC")
+      topic       = "export-requests"
+      message     = jsonencode(r.request)
+      description = r.description
+    } if try(r.entry.schedule, null) != null
   }
-  scheduler_jobs = merge(local.dataset_jobs, local.export_jobs, {
+  scheduler_jobs = merge(local.request_jobs, {
     "offsite-verify-sweep" = {
       schedule    = coalesce(try(local.config.verify.sweep_schedule, null), "*/30 * * * *")
       time_zone   = "UTC"

@@ -240,45 +240,46 @@ resource "google_monitoring_dashboard" "pipeline" {
 
 locals {
   results_metric = "metric.type=\"logging.googleapis.com/user/offsite_results\" resource.type=\"cloud_run_revision\""
+  # Results per hour, one series per destination.
+  hourly_per_destination = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.destination"] }
+  # One chart per tile: its title, plot type and time series query.
+  dashboard_charts = [
+    {
+      title    = "Runs verified per destination (results in_sync / mismatch / incomplete)"
+      plotType = "STACKED_BAR"
+      query = { timeSeriesFilter = {
+        filter      = "${local.results_metric} metric.label.status=one_of(\"in_sync\",\"mismatch\",\"incomplete\")"
+        aggregation = local.hourly_per_destination
+      } }
+    },
+    {
+      title    = "Bytes delivered per destination"
+      plotType = "STACKED_BAR"
+      query = {
+        prometheusQuery = "sum by (destination) (increase(logging_googleapis_com:user_offsite_delivered_bytes_sum{monitored_resource=\"cloud_run_revision\"}[1h]))"
+      }
+    },
+    {
+      title    = "Failures per destination (mismatch / incomplete / failed / rejected)"
+      plotType = "STACKED_BAR"
+      query = { timeSeriesFilter = {
+        filter      = "${local.results_metric} metric.label.status=one_of(\"mismatch\",\"incomplete\",\"failed\",\"rejected\")"
+        aggregation = local.hourly_per_destination
+      } }
+    },
+    {
+      title    = "Messages in dead-letter queues"
+      plotType = "LINE"
+      query = { timeSeriesFilter = {
+        filter      = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" resource.type=\"pubsub_subscription\" resource.label.subscription_id=one_of(${local.dead_letter_subs_filter})"
+        aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.label.subscription_id"] }
+      } }
+    },
+  ]
   dashboard_widgets = [
-    {
-      title = "Runs verified per destination (results in_sync / mismatch / incomplete)"
-      xyChart = { dataSets = [{
-        plotType = "STACKED_BAR"
-        timeSeriesQuery = { timeSeriesFilter = {
-          filter      = "${local.results_metric} metric.label.status=one_of(\"in_sync\",\"mismatch\",\"incomplete\")"
-          aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.destination"] }
-        } }
-      }] }
-    },
-    {
-      title = "Bytes delivered per destination"
-      xyChart = { dataSets = [{
-        plotType = "STACKED_BAR"
-        timeSeriesQuery = {
-          prometheusQuery = "sum by (destination) (increase(logging_googleapis_com:user_offsite_delivered_bytes_sum{monitored_resource=\"cloud_run_revision\"}[1h]))"
-        }
-      }] }
-    },
-    {
-      title = "Failures per destination (mismatch / incomplete / failed / rejected)"
-      xyChart = { dataSets = [{
-        plotType = "STACKED_BAR"
-        timeSeriesQuery = { timeSeriesFilter = {
-          filter      = "${local.results_metric} metric.label.status=one_of(\"mismatch\",\"incomplete\",\"failed\",\"rejected\")"
-          aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.destination"] }
-        } }
-      }] }
-    },
-    {
-      title = "Messages in dead-letter queues"
-      xyChart = { dataSets = [{
-        plotType = "LINE"
-        timeSeriesQuery = { timeSeriesFilter = {
-          filter      = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" resource.type=\"pubsub_subscription\" resource.label.subscription_id=one_of(${local.dead_letter_subs_filter})"
-          aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.label.subscription_id"] }
-        } }
-      }] }
-    },
+    for chart in local.dashboard_charts : {
+      title   = chart.title
+      xyChart = { dataSets = [{ plotType = chart.plotType, timeSeriesQuery = chart.query }] }
+    }
   ]
 }

@@ -360,3 +360,12 @@ class VerifyResult(Message):
     @field_serializer("source")
     def _source_fields(self, source: Source | None) -> dict[str, Any] | None:
         return source.to_dict() if source is not None else None
+
+    def differences(self) -> tuple[tuple[str, list[str]], ...]:
+        """What the check found wrong, by kind: (title, file names) for each kind, empty ones too."""
+        return (
+            ("missing", self.missing),
+            ("extra", self.extra),
+            ("size differs", self.size_differs),
+            ("hash differs", self.hash_differs),
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypedDict, TypeVar, Unpack
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 from tenacity.stop import stop_base
@@ -88,15 +88,15 @@ def retrying(
     )
 
 
-def retry_call(
-    fn: Callable[[], T],
-    what: str,
-    *,
-    attempts: int = 6,
-    initial_s: float = 0.5,
-    max_wait_s: float = 30.0,
-    deadline_s: float | None = None,
-) -> T:
-    """Call ``fn`` until it returns, retrying ``TransientError`` (see :func:`retrying`)."""
-    policy = retrying(what, attempts=attempts, initial_s=initial_s, max_wait_s=max_wait_s, deadline_s=deadline_s)
-    return policy(fn)
+class RetryOptions(TypedDict, total=False):
+    """The keyword options of :func:`retrying`, passed on by :func:`retry_call`."""
+
+    attempts: int
+    initial_s: float
+    max_wait_s: float
+    deadline_s: float | None
+
+
+def retry_call(fn: Callable[[], T], what: str, **options: Unpack[RetryOptions]) -> T:
+    """Call ``fn`` until it returns, retrying ``TransientError`` (see :func:`retrying` for the options)."""
+    return retrying(what, **options)(fn)

@@ -134,6 +134,19 @@ def _files_response(ctx: Ctx, row: sqlite3.Row, status: int) -> Response:
     return json_response({"total_count": 1, "entries": [entry]}, status)
 
 
+def _commit(ctx: Ctx, stored: StoredBody, write: Callable[[], sqlite3.Row]) -> sqlite3.Row:
+    """Check the uploaded body (content-md5, size), then ``write`` it as a file or a version; a
+    name taken meanwhile is Box's 409. The temp file goes either way."""
+    try:
+        check_content_md5(ctx, stored)
+        check_size(ctx, stored.size)
+        return write()
+    except NameInUse as exc:
+        raise name_in_use(ctx, exc.existing) from exc
+    finally:
+        stored.path.unlink(missing_ok=True)
+
+
 async def upload_file(ctx: Ctx) -> Response:
     checked: dict[str, Any] = {}
 
@@ -147,21 +160,18 @@ async def upload_file(ctx: Ctx) -> Response:
             raise name_in_use(ctx, existing)
 
     _, stored = await read_upload(ctx, check)
-    try:
-        check_content_md5(ctx, stored)
-        check_size(ctx, stored.size)
-        row = ctx.state.items.create_file(
+    row = _commit(
+        ctx,
+        stored,
+        lambda: ctx.state.items.create_file(
             checked["folder"]["id"],
             checked["name"],
             stored,
             ctx.user_id,
             content_created_at=checked["created"],
             content_modified_at=checked["modified"],
-        )
-    except NameInUse as exc:
-        raise name_in_use(ctx, exc.existing) from exc
-    finally:
-        stored.path.unlink(missing_ok=True)
+        ),
+    )
     return _files_response(ctx, row, 201)
 
 
@@ -175,21 +185,18 @@ async def upload_file_version(ctx: Ctx) -> Response:
         checked["modified"] = parse_client_time(attributes.get("content_modified_at"), "content_modified_at")
 
     _, stored = await read_upload(ctx, check)
-    try:
-        check_content_md5(ctx, stored)
-        check_size(ctx, stored.size)
-        row = ctx.state.items.add_version(
+    row = _commit(
+        ctx,
+        stored,
+        lambda: ctx.state.items.add_version(
             target["id"],
             stored,
             ctx.user_id,
             new_name=checked["name"],
             if_match=ctx.request.headers.get("if-match"),
             content_modified_at=checked["modified"],
-        )
-    except NameInUse as exc:
-        raise name_in_use(ctx, exc.existing) from exc
-    finally:
-        stored.path.unlink(missing_ok=True)
+        ),
+    )
     # The API reference documents 200 for a new version (201 for a new file).
     return _files_response(ctx, row, 200)
 

@@ -235,16 +235,7 @@ def print_checks(checks: list[VerifyResult]) -> None:
     ]
     print_table(CHECK_COLUMNS, rows, right={"FILES", "BYTES", "HEALS"})
     for r in checks:
-        details = [
-            f"  {title}: {name}"
-            for title, names in (
-                ("missing", r.missing),
-                ("extra", r.extra),
-                ("size differs", r.size_differs),
-                ("hash differs", r.hash_differs),
-            )
-            for name in names
-        ]
+        details = [f"  {title}: {name}" for title, names in r.differences() for name in names]
         if r.reason and r.status != "in_sync":
             details.append(f"  {r.reason}")
         if details:
@@ -297,11 +288,14 @@ def _settle(subscription: str, ack_ids: list[str], *, ack: bool) -> None:
         client.modify_ack_deadline(request={"subscription": path, "ack_ids": ack_ids, "ack_deadline_seconds": 0})
 
 
+SubscriptionOption = Annotated[
+    str | None, typer.Option("--subscription", "-s", help="One push subscription (or its DLQ).")
+]
+
+
 @dlq_app.command("list")
 def dlq_list(
-    subscription: Annotated[
-        str | None, typer.Option("--subscription", "-s", help="One push subscription (or its DLQ).")
-    ] = None,
+    subscription: SubscriptionOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Messages per dead-letter subscription.")] = 20,
     as_json: JsonOption = False,
     config: ConfigOption = None,
@@ -345,9 +339,7 @@ def dlq_list(
 
 @dlq_app.command("replay")
 def dlq_replay(
-    subscription: Annotated[
-        str | None, typer.Option("--subscription", "-s", help="One push subscription (or its DLQ).")
-    ] = None,
+    subscription: SubscriptionOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Messages to replay per dead-letter subscription.")] = 100,
     config: ConfigOption = None,
 ) -> None:

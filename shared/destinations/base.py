@@ -198,6 +198,24 @@ class Resumable(Protocol):
         ...
 
 
+class PutViaResumable:
+    """``Destination.put`` for a :class:`Resumable` backend: ``put_resumable`` with no deadline,
+    which never pauses, so the outcome is always a :class:`PutResult`."""
+
+    def put(
+        self: Resumable,
+        path: str,
+        source: ByteStream,
+        size: int,
+        *,
+        sha1: str | None = None,
+        ledger: DeliveryLedger | None = None,
+    ) -> PutResult:
+        outcome = self.put_resumable(path, source, size, sha1=sha1, ledger=ledger)
+        assert isinstance(outcome, PutResult)  # no deadline: it never pauses
+        return outcome
+
+
 @runtime_checkable
 class Readable(Protocol):
     """Optional ability: read a file back (verify hashes it when the server cannot, like

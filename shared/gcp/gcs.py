@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from google.api_core import exceptions as gexc
@@ -27,6 +27,8 @@ from shared.errors import PermanentError, TransientError
 from shared.gcp import clients
 from shared.gcp.api_errors import TRANSIENT_API_ERRORS
 from shared.retry import retry_call
+
+T = TypeVar("T")
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 _TRANSIENT: tuple[type[BaseException], ...] = (
@@ -105,7 +107,7 @@ def stat(
     blob = _client(client).bucket(bucket).blob(name, generation=generation)
     what = f"stat {uri(bucket, name)}" + (f"#{generation}" if generation else "")
     try:
-        retry_call(lambda: _reload(blob, what), what, attempts=4)
+        _retried(what, blob.reload)
     except ObjectMissing:
         if missing_ok:
             return None
@@ -113,9 +115,14 @@ def stat(
     return ObjectInfo.from_blob(blob)
 
 
-def _reload(blob: Any, what: str) -> None:
-    with mapped_errors(what):
-        blob.reload()
+def _retried(what: str, action: Callable[[], T]) -> T:
+    """``action()`` with its errors mapped (:func:`mapped_errors`), retried while transient (4 attempts)."""
+
+    def once() -> T:
+        with mapped_errors(what):
+            return action()
+
+    return retry_call(once, what, attempts=4)
 
 
 def read_bytes(bucket: str, name: str, *, client: Any | None = None, max_bytes: int = 16 * 1024 * 1024) -> bytes | None:
@@ -123,13 +130,8 @@ def read_bytes(bucket: str, name: str, *, client: Any | None = None, max_bytes: 
     blob = _client(client).bucket(bucket).blob(name)
     what = f"reading {uri(bucket, name)}"
 
-    def once() -> bytes:
-        with mapped_errors(what):
-            data: bytes = blob.download_as_bytes(end=max_bytes)  # google-cloud-storage is untyped
-            return data
-
     try:
-        data = retry_call(once, what, attempts=4)
+        data: bytes = _retried(what, lambda: blob.download_as_bytes(end=max_bytes))  # google-cloud-storage is untyped
     except ObjectMissing:
         return None
     if len(data) > max_bytes:
@@ -152,11 +154,10 @@ def list_prefix(bucket: str, prefix: str, *, client: Any | None = None) -> list[
     """Every live object whose name starts with ``prefix``, sorted by name."""
     what = f"listing {uri(bucket, prefix)}"
 
-    def once() -> list[ObjectInfo]:
-        with mapped_errors(what):
-            return [ObjectInfo.from_blob(b) for b in _client(client).list_blobs(bucket, prefix=prefix)]
+    def listing() -> list[ObjectInfo]:
+        return [ObjectInfo.from_blob(b) for b in _client(client).list_blobs(bucket, prefix=prefix)]
 
-    return sorted(retry_call(once, what, attempts=4), key=lambda o: o.name)
+    return sorted(_retried(what, listing), key=lambda o: o.name)
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -181,13 +182,12 @@ def write(
         blob.metadata = dict(metadata)
     what = f"writing {uri(bucket, name)}"
 
-    def once() -> None:
-        with mapped_errors(what):
-            blob.upload_from_string(
-                data, content_type=content_type, if_generation_match=if_generation_match, checksum="md5"
-            )
+    def upload() -> None:
+        blob.upload_from_string(
+            data, content_type=content_type, if_generation_match=if_generation_match, checksum="md5"
+        )
 
-    retry_call(once, what, attempts=4)
+    _retried(what, upload)
     return ObjectInfo.from_blob(blob)
 
 
@@ -225,12 +225,8 @@ def set_metadata(
     blob.metadata = dict(metadata)
     what = f"setting metadata on {uri(bucket, name)}"
 
-    def once() -> None:
-        with mapped_errors(what):
-            blob.patch(if_generation_match=if_generation_match)
-
     try:
-        retry_call(once, what, attempts=4)
+        _retried(what, lambda: blob.patch(if_generation_match=if_generation_match))
     except gexc.PreconditionFailed:
         raise PermanentError(f"{what}: generation {if_generation_match} is no longer the live one") from None
     return ObjectInfo.from_blob(blob)
@@ -242,12 +238,8 @@ def delete(bucket: str, name: str, *, if_generation_match: int | None = None, cl
     blob = _client(client).bucket(bucket).blob(name)
     what = f"deleting {uri(bucket, name)}"
 
-    def once() -> None:
-        with mapped_errors(what):
-            blob.delete(if_generation_match=if_generation_match)
-
     try:
-        retry_call(once, what, attempts=4)
+        _retried(what, lambda: blob.delete(if_generation_match=if_generation_match))
     except ObjectMissing:
         return False
     except gexc.PreconditionFailed:

@@ -28,7 +28,7 @@ from shared.events import parse_pubsub
 from shared.gcp import pubsub
 from shared.gcp.bigquery import TableInfo, Warehouse, warehouse
 from shared.layout import EXTENSIONS, RunFolder, default_file_name
-from shared.messages import ExportRequest, Source, TableExport
+from shared.messages import ExportRequest, Format, Source, TableExport
 from shared.topology import TABLE_EXPORTS
 
 logger = log.get_logger(__name__)
@@ -111,23 +111,26 @@ def plan(
     check_request(request, config)
     dests = destinations(request, config)
     prefix = config.export_prefix.strip("/")
+
+    def task(source: Source, date: dt.date, fmt: Format, file_name: str) -> TableExport:
+        run = RunFolder(prefix, source, date, run_id)
+        return TableExport(
+            run_id=run_id,
+            date=date,
+            source=source,
+            format=fmt,
+            destinations=dests,
+            prefix=run.prefix,
+            file_name=file_name,
+        )
+
     if request.export is not None:
         entry = config.export(request.export)
         assert entry is not None
         fmt = request.format or entry.format
         date = request.date or scheduled_date(publish_time, entry.time_zone)
         source = Source(mode="query", project=config.project, export=entry.name)
-        return [
-            TableExport(
-                run_id=run_id,
-                date=date,
-                source=source,
-                format=fmt,
-                destinations=dests,
-                prefix=RunFolder(prefix, source, date, run_id).prefix,
-                file_name=_query_file_name(entry.file_name, entry.format, fmt),
-            )
-        ]
+        return [task(source, date, fmt, _query_file_name(entry.file_name, entry.format, fmt))]
     dataset = config.dataset(request.dataset or "")
     assert dataset is not None and wh is not None, "dataset mode needs a warehouse"
     fmt = request.format or dataset.format
@@ -135,17 +138,7 @@ def plan(
     exports = []
     for table in select_tables(request, config, wh):
         source = Source(mode="table", project=config.project, dataset=dataset.name, table=table)
-        exports.append(
-            TableExport(
-                run_id=run_id,
-                date=date,
-                source=source,
-                format=fmt,
-                destinations=dests,
-                prefix=RunFolder(prefix, source, date, run_id).prefix,
-                file_name=default_file_name(table, fmt),
-            )
-        )
+        exports.append(task(source, date, fmt, default_file_name(table, fmt)))
     return exports
 
 

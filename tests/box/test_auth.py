@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.boxapi import BoxApiServer
 from shared.config import BoxAuth, Destinations
@@ -22,37 +19,19 @@ from shared.errors import ConfigError, PermanentError
 from shared.secrets import Secret
 from tests.box.pipeline import Pipeline
 from tests.box.support import box_settings
+from tests.box_jwt import jwt_app_config, rsa_key_pair
+from tests.threads import together
 
 ENTERPRISE = "900000001"  # the server's default enterprise of registered apps
-
-
-def private_key_pem(passphrase: bytes) -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(passphrase)
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 @pytest.fixture(scope="module")
 def jwt_app(box_server: BoxApiServer) -> dict:
     """A Box platform app registered with a public key; its JSON config as the Developer Console gives it."""
     client_id, secret, kid = f"app{uuid.uuid4().hex[:10]}", uuid.uuid4().hex, "key1"
-    private, public = private_key_pem(b"correct horse")
+    private, public = rsa_key_pair(b"correct horse")
     box_server.register_app(client_id, secret, public_keys={kid: public})
-    return {
-        "boxAppSettings": {
-            "clientID": client_id,
-            "clientSecret": secret,
-            "appAuth": {"publicKeyID": kid, "privateKey": private, "passphrase": "correct horse"},
-        },
-        "enterpriseID": ENTERPRISE,
-    }
+    return jwt_app_config(client_id, secret, kid, private, "correct horse", ENTERPRISE)
 
 
 def jwt_auth(tmp_path: Path, config: dict) -> BoxAuth:
@@ -115,7 +94,7 @@ def test_wrong_developer_token_is_a_clear_permanent_error(
 def test_jwt_signed_with_another_key_is_a_clear_permanent_error(
     pipeline: Pipeline, box_server: BoxApiServer, jwt_app: dict, tmp_path: Path, box_root: str
 ) -> None:
-    other_private, _ = private_key_pem(b"correct horse")
+    other_private, _ = rsa_key_pair(b"correct horse")
     forged = json.loads(json.dumps(jwt_app))
     forged["boxAppSettings"]["appAuth"]["privateKey"] = other_private
     with_box(pipeline, box_settings(box_server, box_root, auth=jwt_auth(tmp_path, forged)))
@@ -152,22 +131,10 @@ def test_expired_token_is_refreshed_once_for_many_requests(
     box_server.clear_requests()
     box_server.expire_tokens(include_developer=False)
 
-    barrier = threading.Barrier(6)
-    errors: list[BaseException] = []
-
     def read_folder() -> None:
-        barrier.wait()
-        try:
-            http.send("GET", f"{http.api}/folders/{root}", what="read after expiry").close()
-        except BaseException as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
+        http.send("GET", f"{http.api}/folders/{root}", what="read after expiry").close()
 
-    threads = [threading.Thread(target=read_folder) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    together(*[read_folder] * 6)  # raises what any of them raised
     log = box_server.requests()
     assert log["counts"].get("oauth_token") == 1, "one owner refreshes the token"
     assert log["statuses"]["get_folder"].get("401", 0) >= 1  # the expiry was noticed

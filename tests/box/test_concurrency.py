@@ -5,39 +5,15 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import threading
-from collections.abc import Callable
 
 from devstack.boxapi import BoxApiServer
 from shared.config import BoxDestination as BoxSettings
 from shared.destinations.box.destination import BoxDestination
 from shared.destinations.box.folders import clear_cache
 from tests.box.pipeline import Pipeline
+from tests.threads import together
 
 TREE = "GCP/bigquery/sales/orders/20250108/rconcurrent"
-
-
-def together(*calls: Callable[[], object]) -> list[object]:
-    """Run the calls in parallel threads; re-raise the first error."""
-    results: list[object] = [None] * len(calls)
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(calls))
-
-    def run(i: int) -> None:
-        start.wait()
-        try:
-            results[i] = calls[i]()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 def test_two_uploads_create_one_missing_tree(settings: BoxSettings, box_server: BoxApiServer) -> None:

@@ -19,10 +19,9 @@ from box_sdk_gen import (
     OAuthConfig,
 )
 from box_sdk_gen.networking.network import NetworkSession
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.boxapi import BoxApiServer
+from tests.box_jwt import jwt_app_config, rsa_key_pair
 from tests.boxapi.conftest import unique
 
 
@@ -37,33 +36,9 @@ def ccg_client(box: BoxApiServer, secret: str | None = None, **subject: str) -> 
     return BoxClient(auth=BoxCCGAuth(config=config)).with_custom_base_urls(box.base_urls())
 
 
-def rsa_key_pair(passphrase: bytes) -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
 def jwt_config_json(client_id: str, secret: str, kid: str, private_pem: str, enterprise_id: str) -> str:
     """The JSON the Box developer console hands out for a JWT app."""
-    return json.dumps(
-        {
-            "boxAppSettings": {
-                "clientID": client_id,
-                "clientSecret": secret,
-                "appAuth": {"publicKeyID": kid, "privateKey": private_pem, "passphrase": "s3cret"},
-            },
-            "enterpriseID": enterprise_id,
-        }
-    )
+    return json.dumps(jwt_app_config(client_id, secret, kid, private_pem, "s3cret", enterprise_id))
 
 
 @pytest.fixture(scope="module")

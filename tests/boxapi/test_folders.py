@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import requests
 from box_sdk_gen import BoxAPIError, BoxClient
@@ -12,6 +10,7 @@ from box_sdk_gen.schemas.folder_full import FolderFull
 
 from devstack.boxapi import BoxApiServer
 from tests.boxapi.conftest import unique, upload
+from tests.threads import together
 
 
 def test_root_folder_is_all_files(client: BoxClient) -> None:
@@ -45,9 +44,7 @@ def test_name_conflict_names_the_existing_folder(client: BoxClient, folder: Fold
 
 
 def test_concurrent_creators_agree_on_one_folder(box: BoxApiServer, folder: FolderFull) -> None:
-    results: list[tuple[int, str]] = []
-
-    def create() -> None:
+    def create() -> tuple[int, str]:
         response = requests.post(
             f"{box.base_url}/2.0/folders",
             json={"name": "same", "parent": {"id": folder.id}},
@@ -56,13 +53,9 @@ def test_concurrent_creators_agree_on_one_folder(box: BoxApiServer, folder: Fold
         )
         body = response.json()
         found = body["id"] if response.status_code == 201 else body["context_info"]["conflicts"][0]["id"]
-        results.append((response.status_code, found))
+        return response.status_code, found
 
-    threads = [threading.Thread(target=create) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = together(*[create] * 8)
     assert sorted(status for status, _ in results) == [201] + [409] * 7
     assert len({found for _, found in results}) == 1
 

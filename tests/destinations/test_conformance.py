@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import threading
 
 import pytest
 
 from shared.destinations.base import Abilities, Destination, MemoryLedger, Progress, PutResult, Readable, Resumable
 from shared.errors import OffsiteError, TransientError
 from shared.ids import DestinationId
+from tests.threads import together
 
 
 def put_bytes(dest: Destination, path: str, data: bytes) -> PutResult:
@@ -149,20 +149,7 @@ def test_short_source_leaves_no_visible_file(destination: Destination) -> None:
 
 
 def test_concurrent_puts_into_a_missing_tree(destination: Destination) -> None:
-    errors: list[BaseException] = []
-
-    def worker(i: int) -> None:
-        try:
-            put_bytes(destination, f"c/deep/tree/file{i}.txt", f"file {i}".encode())
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    together(*[lambda i=i: put_bytes(destination, f"c/deep/tree/file{i}.txt", f"file {i}".encode()) for i in range(4)])
     assert sorted(f.path for f in destination.list("c")) == [f"c/deep/tree/file{i}.txt" for i in range(4)]
 
 

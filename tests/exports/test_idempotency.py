@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 from shared.gcp import gcs
@@ -11,6 +10,7 @@ from shared.messages import TableExport
 from shared.stages.export import file_pattern, run_folder
 from shared.topology import TABLE_EXPORTS, VERIFY_RESULTS
 from tests.exports.conftest import ExportsKit, manifest_of, table_task
+from tests.threads import together
 
 
 def _objects(kit: ExportsKit, prefix: str) -> dict[str, int]:
@@ -69,20 +69,11 @@ def test_time_budget_exceeded_is_acked_and_a_redelivery_completes(exports_env: E
 def test_concurrent_deliveries_of_one_task_write_one_set_of_files(exports_env: ExportsKit) -> None:
     kit = exports_env
     task = table_task(kit, "orders", "PARQUET")
-    errors: list[BaseException] = []
 
     def deliver() -> None:
-        try:
-            kit.main.export_table(kit.table_export_event(task))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
+        kit.main.export_table(kit.table_export_event(task))
 
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    together(deliver, deliver)  # raises what either raised
     objects = _objects(kit, task.prefix)
     data = sorted(n for n in objects if not n.rsplit("/", 1)[1].startswith("_"))
     manifest = manifest_of(kit, task)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import math
 
 import pyarrow.parquet as pq
 import pytest
 
 from devstack.bqfront.formats import arrow_schema
+from tests.bqfront.readers import same
 from tests.exports.conftest import ExportsKit, manifest_of, object_bytes, query_task, table_task
 from tests.exports.readback import avro_schema_of, read_rows
 
@@ -36,22 +36,12 @@ def _exported_rows(kit: ExportsKit, manifest, fmt: str) -> list[dict]:
     return rows
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (math.isnan(a) and math.isnan(b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
-
-
 def _assert_rows_equal(actual: list[dict], expected: list[dict]) -> None:
     assert len(actual) == len(expected)
     first = next(iter(expected[0])) if expected else None
     actual = sorted(actual, key=lambda r: r[first])
     for got, want in zip(actual, expected, strict=True):
-        assert _same(got, want), f"row differs:\n got  {got}\n want {want}"
+        assert same(got, want), f"row differs:\n got  {got}\n want {want}"
 
 
 # CSV cannot hold RECORD/REPEATED columns (customers, products): the flat query export covers

@@ -18,8 +18,9 @@ from shared.config import Config
 from shared.config_load import load_config
 from shared.gcp import clients, gcs
 from shared.layout import RunFolder
-from shared.messages import DeliveryReceipt, Source, TableExport
+from shared.messages import DeliveryReceipt, Source
 from shared.topology import DELIVERIES
+from tests.run_folders import start_run
 
 TEMPLATE = json.loads((Path(__file__).parents[1] / "data" / "storage_finalized.json").read_text())
 DAY = dt.date(2025, 1, 8)
@@ -63,17 +64,7 @@ def write_run(
     else:
         source = Source(mode="table", project=config.project, dataset="sales", table="orders")
         template = file_name or "orders_{YYYYMMDD}-*.parquet"
-    run = RunFolder(config.export_prefix, source, DAY, run_id)
-    routing = TableExport(
-        run_id=run_id,
-        date=DAY,
-        source=source,
-        format="PARQUET",
-        destinations=destinations,
-        prefix=run.prefix,
-        file_name=template,
-    )
-    gcs.write(config.bucket, run.run_name, routing.to_json(), "application/json", if_generation_match=0)
+    run = start_run(config.bucket, config.export_prefix, source, DAY, run_id, destinations, template)
     resources = {}
     for name, data in files.items():
         info = gcs.write(config.bucket, run.prefix + name, data)

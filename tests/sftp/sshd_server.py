@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.ports import free_port, wait_tcp
+from devstack.sshd import add_user
 
 SSHD = "/usr/sbin/sshd"
 USER = "offsite-sftptest"  # not the stack's offsite-sftp: this one has a password and a shell
@@ -40,14 +41,9 @@ def ensure_user(name: str = USER, password: str = PASSWORD) -> SftpUser:
     """Create the login user (once per machine) and its base folder; safe to call concurrently."""
     with open(_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            done = subprocess.run(
-                ["useradd", "--create-home", "--shell", "/bin/sh", name], check=False, capture_output=True, text=True
-            )
-            if done.returncode not in (0, 9):  # 9: exists (another process won the race)
-                raise RuntimeError(f"useradd {name} failed: {done.stderr.strip()}") from None
+        failed = add_user(name, ["--create-home", "--shell", "/bin/sh"])
+        if failed is not None:
+            raise RuntimeError(f"useradd {name} failed: {failed}")
         subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True)
         entry = pwd.getpwnam(name)
         BASE.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from shared.secrets import Secret
 from tests.sftp.conftest import PartnerFactory, make_partner
 from tests.sftp.sshd_server import Sshd
 from tests.sftp.tcp_proxy import CuttingProxy
+from tests.threads import together
 
 MB = 1024 * 1024
 
@@ -140,21 +141,8 @@ def test_parallel_connections_write_one_file(
 
 def test_max_sessions_is_honoured(private_sshd: Sshd, workdir: Path) -> None:
     config = make_partner(private_sshd, workdir, max_sessions=1)
-    errors: list[BaseException] = []
     with SftpDestination("one-session", config) as dest:
-
-        def work(i: int) -> None:
-            try:
-                put(dest, f"s/{i}.bin", os.urandom(MB))
-            except BaseException as exc:  # noqa: BLE001 - asserted below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert errors == []
+        together(*[lambda i=i: put(dest, f"s/{i}.bin", os.urandom(MB)) for i in range(4)])
     assert sorted(p.name for p in (workdir / "s").iterdir()) == [f"{i}.bin" for i in range(4)]
     assert private_sshd.log_text().count("Accepted publickey") == 1
 

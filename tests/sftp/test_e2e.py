@@ -24,8 +24,9 @@ from devstack.state import StackInfo
 from shared.config_load import load_config
 from shared.gcp import clients, gcs
 from shared.layout import RunFolder
-from shared.messages import Source, TableExport
+from shared.messages import Source
 from shared.topology import EXPORT_REQUESTS
+from tests.run_folders import start_run
 
 pytestmark = pytest.mark.stack
 T = TypeVar("T")
@@ -52,17 +53,9 @@ def test_a_finalized_data_file_reaches_the_partner_through_the_function(stack_en
     day = dt.date(2025, 1, 9)
     run_id = f"e2e{uuid.uuid4().hex[:10]}"
     source = Source(mode="table", project=config.project, dataset="sales", table="orders")
-    run = RunFolder(config.export_prefix, source, day, run_id)
-    routing = TableExport(
-        run_id=run_id,
-        date=day,
-        source=source,
-        format="PARQUET",
-        destinations=("sftp:local",),
-        prefix=run.prefix,
-        file_name="orders_{YYYYMMDD}-*.parquet",
+    run = start_run(
+        config.bucket, config.export_prefix, source, day, run_id, ("sftp:local",), "orders_{YYYYMMDD}-*.parquet"
     )
-    gcs.write(config.bucket, run.run_name, routing.to_json(), "application/json", if_generation_match=0)
     data = os.urandom(1_500_000)
     name = "orders_20250109-000000000000.parquet"
     gcs.write(config.bucket, run.prefix + name, data)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from click.testing import Result
 from typer.testing import CliRunner
 
 from offsite.cli import app
@@ -16,18 +17,21 @@ def test_validate_ok() -> None:
     assert "4 datasets, 1 exports, destinations: box, sftp:acme" in result.output
 
 
+def validate(tmp_path: Path, text: str) -> Result:
+    """``offsite config validate`` of a config file holding ``text``."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return runner.invoke(app, ["config", "validate", "-c", str(path)])
+
+
 def test_validate_reports_one_clear_line(tmp_path: Path) -> None:
-    bad = tmp_path / "c.yaml"
-    bad.write_text("project: p\nbucket: bkt\ndatasets: [{name: s, schedule: '61 * * * *'}]\n")
-    result = runner.invoke(app, ["config", "validate", "-c", str(bad)])
+    result = validate(tmp_path, "project: p\nbucket: bkt\ndatasets: [{name: s, schedule: '61 * * * *'}]\n")
     assert result.exit_code == 2
     assert "datasets[0].schedule: '61 * * * *' is not a valid cron expression" in result.output
 
 
 def test_validate_prints_every_problem_on_its_own_line(tmp_path: Path) -> None:
-    bad = tmp_path / "c.yaml"
-    bad.write_text("project: p\nbucket: bkt\ndatasets: [{name: s, schedule: '61 * * * *', format: XML}]\n")
-    result = runner.invoke(app, ["config", "validate", "-c", str(bad)])
+    result = validate(tmp_path, "project: p\nbucket: bkt\ndatasets: [{name: s, schedule: '61 * * * *', format: XML}]\n")
     assert result.exit_code == 2
     assert "error: datasets[0].schedule: '61 * * * *' is not a valid cron expression\n" in result.output
     assert "error: datasets[0].format: 'XML' is not a supported format; expected one of PARQUET" in result.output

@@ -72,17 +72,22 @@ def test_board_off_a_terminal_prints_each_changed_row_once(stdout: Captured) -> 
     ]
 
 
-def test_demo_rows_follow_a_delivery_from_export_to_verify() -> None:
-    result = VerifyResult(
+def verified(destination: str, *, files: int, size: int, seconds: float) -> VerifyResult:
+    """Run r1 found in sync at ``destination`` by SHA-1: every one of ``files`` files there."""
+    return VerifyResult(
         status="in_sync",
         run_id="r1",
-        destination="sftp:local",
+        destination=destination,
         check="sha1",
-        files_present=2,
-        files_expected=2,
-        bytes_present=4000,
-        duration_s=2.0,
+        files_present=files,
+        files_expected=files,
+        bytes_present=size,
+        duration_s=seconds,
     )
+
+
+def test_demo_rows_follow_a_delivery_from_export_to_verify() -> None:
+    result = verified("sftp:local", files=2, size=4000, seconds=2.0)
     state = Progress(
         deliveries=[
             Delivery("r1", "sales.orders", "2025-01-08", "sftp:local", result, 2, 4000),
@@ -134,22 +139,18 @@ def test_board_on_a_terminal_draws_a_live_table(monkeypatch: pytest.MonkeyPatch)
 def test_demo_json_outcome_lists_every_delivery() -> None:
     from offsite.cli.demo import outcome
 
-    def verified(destination: str) -> VerifyResult:
-        return VerifyResult(
-            status="in_sync",
-            run_id="r1",
-            destination=destination,
-            check="sha1",
-            files_present=1,
-            files_expected=1,
-            bytes_present=10,
-            duration_s=1.5,
-        )
-
     state = Progress(
         deliveries=[
-            Delivery("r1", "sales.orders", "2025-01-08", "sftp:local", verified("sftp:local"), 1, 10),
-            Delivery("r1", "sales.orders", "2025-01-08", "box", verified("box"), 1, 10),
+            Delivery(
+                "r1",
+                "sales.orders",
+                "2025-01-08",
+                "sftp:local",
+                verified("sftp:local", files=1, size=10, seconds=1.5),
+                1,
+                10,
+            ),
+            Delivery("r1", "sales.orders", "2025-01-08", "box", verified("box", files=1, size=10, seconds=1.5), 1, 10),
         ]
     )
     doc = json.loads(json.dumps(outcome(state)))

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -8,30 +7,9 @@ import pytest
 from shared.config_load import load_config, to_dict
 from shared.errors import ConfigError
 from shared.secrets import Secret, reset_cache
+from tests.unit.config_files import MINIMAL, write
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "offsite.example.yaml"
-
-MINIMAL = """
-project: p1
-bucket: my-bucket
-destinations:
-  sftp:
-    acme:
-      host: sftp.example.com
-      username: u
-      password: hunter2
-      known_hosts: "[sftp.example.com]:22 ssh-ed25519 AAAA"
-datasets:
-  - name: sales
-    schedule: "0 2 * * *"
-    destinations: ["sftp:acme"]
-"""
-
-
-def write(tmp_path: Path, text: str, name: str = "offsite.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def test_example_config_loads_with_seed_schedules() -> None:

@@ -23,28 +23,7 @@ from shared.config.docs import field_docs
 from shared.errors import ConfigError
 from shared.ids import DestinationId
 from shared.secrets import Secret
-
-BASE = """
-project: p1
-bucket: my-bucket
-destinations:
-  sftp:
-    acme:
-      host: sftp.example.com
-      username: u
-      password: hunter2
-      known_hosts: "[sftp.example.com]:22 ssh-ed25519 AAAA"
-datasets:
-  - name: sales
-    destinations: ["sftp:acme"]
-"""
-
-
-def write(tmp_path: Path, text: str = BASE) -> Path:
-    path = tmp_path / "offsite.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
-
+from tests.unit.config_files import MINIMAL, write
 
 # ---- environment overrides (pydantic-settings' EnvSettingsSource) ------------------------
 
@@ -99,7 +78,7 @@ def test_env_override_errors_name_the_field_path(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_one_line_with_path_value_and_expectation(tmp_path: Path) -> None:
-    text = BASE + textwrap.dedent(
+    text = MINIMAL + textwrap.dedent(
         """
           - name: sales
             schedule: "0 25 * * *"
@@ -124,7 +103,7 @@ def test_every_problem_is_one_line_with_path_value_and_expectation(tmp_path: Pat
 
 
 def test_cross_field_problems_are_reported_together(tmp_path: Path) -> None:
-    text = BASE + "  - name: sales\n    destinations: [box]\n"
+    text = MINIMAL + "  - name: sales\n    destinations: [box]\n"
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text), environ={})
     assert str(info.value).splitlines() == [
@@ -196,7 +175,7 @@ def test_secrets_are_masked_in_repr_and_model_dump() -> None:
 
 
 def test_loaded_secrets_know_their_field_path(tmp_path: Path) -> None:
-    text = BASE.replace("password: hunter2", "password: env:OFFSITE_TEST_UNSET_PASSWORD")
+    text = MINIMAL.replace("password: hunter2", "password: env:OFFSITE_TEST_UNSET_PASSWORD")
     config = load_config(write(tmp_path, text), environ={})
     with pytest.raises(ConfigError, match=r"^destinations\.sftp\.acme\.password: environment variable"):
         config.sftp_partner("acme").password.reveal()  # type: ignore[union-attr]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config_load import load_config
+from shared.config import Config
 from shared.errors import ConfigError, RejectedInput
 from shared.layout import RunFolder, default_file_name
 from shared.messages import Source, TableExport
@@ -20,6 +20,7 @@ from shared.stages.export import (
     shard_regex,
     time_budget_s,
 )
+from tests.unit.config_files import load
 
 CONFIG = """
 project: p1
@@ -37,10 +38,8 @@ exports:
 
 
 @pytest.fixture
-def config(tmp_path: Path):
-    path = tmp_path / "offsite.yaml"
-    path.write_text(CONFIG)
-    return load_config(path, environ={})
+def config(tmp_path: Path) -> Config:
+    return load(tmp_path, CONFIG)
 
 
 def table_task(**changes) -> TableExport:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config_load import load_config
+from shared.config import Config
 from shared.errors import RejectedInput
 from shared.gcp.bigquery import TableInfo
 from shared.messages import RUN_ID_RE, ExportRequest
@@ -22,6 +22,7 @@ from shared.stages.fan_out import (
     scheduled_date,
     select_tables,
 )
+from tests.unit.config_files import load
 
 CONFIG = """
 project: p1
@@ -49,10 +50,8 @@ exports:
 
 
 @pytest.fixture
-def config(tmp_path: Path):
-    path = tmp_path / "offsite.yaml"
-    path.write_text(CONFIG)
-    return load_config(path, environ={})
+def config(tmp_path: Path) -> Config:
+    return load(tmp_path, CONFIG)
 
 
 class Listing:

@@ -13,9 +13,9 @@ from typing import BinaryIO
 import pytest
 
 import shared.verify.engine
-from shared.destinations.base import Abilities, DeliveryLedger, PutResult, RemoteFile
+from shared.destinations.base import Abilities, DeliveryLedger, FolderLayout, PutResult, RemoteFile
 from shared.destinations.memory import MemoryDestination
-from shared.layout import RunFolder, default_file_name, remote_folder
+from shared.layout import RemoteFolder, RunFolder, default_file_name, remote_folder
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import Source
 from shared.verify.engine import SHA1, SIZE_ONLY, compare
@@ -66,6 +66,13 @@ def sha1_of(files: dict[str, bytes]):
 def deliver(dest: MemoryDestination, folder: str, files: dict[str, bytes]) -> None:
     for name, data in files.items():
         dest.put(f"{folder}/{name}" if folder else name, io.BytesIO(data), len(data))
+
+
+def flip_byte(dest: MemoryDestination, folder: str, name: str, index: int, mask: int) -> None:
+    """Damage one delivered shard of CONTENT without changing its size."""
+    damaged = bytearray(CONTENT[name])
+    damaged[index] ^= mask
+    dest.corrupt(f"{folder}/{name}", bytes(damaged))
 
 
 @pytest.fixture
@@ -132,9 +139,7 @@ def test_hash_differs_same_size(table_run) -> None:
     dest = MemoryDestination()
     deliver(dest, folder, CONTENT)
     name = "orders_20250108-000000000000.parquet"
-    damaged = bytearray(CONTENT[name])
-    damaged[17] ^= 0x01
-    dest.corrupt(f"{folder}/{name}", bytes(damaged))
+    flip_byte(dest, folder, name, 17, 0x01)
     result = check(manifest, dest, run)
     assert result.hash_differs == (name,) and result.size_differs == ()
     assert result.details[name].startswith("sha1 ")
@@ -152,12 +157,16 @@ def test_partial_leftovers_are_extra_and_named(table_run) -> None:
     assert ".partial" in result.summary()
 
 
-def test_shared_folder_counts_only_this_runs_names() -> None:
+def query_run(layout: FolderLayout, files: dict[str, bytes]) -> tuple[Manifest, RemoteFolder]:
+    """The manifest of a query export's run r9 of ``files`` and its folder in ``layout``."""
     run = RunFolder("exports", QUERY, DAY, "r9")
     template = "Product_{YYYYMMDD}-*.csv.gz"
+    return make_manifest(run, files, template), remote_folder(layout, run, template)
+
+
+def test_shared_folder_counts_only_this_runs_names() -> None:
     files = {"Product_20250108-000000000000.csv.gz": b"a,b\n" * 50}
-    manifest = make_manifest(run, files, template)
-    folder = remote_folder("gcp_tree", run, template)
+    manifest, folder = query_run("gcp_tree", files)
     assert not folder.exclusive
     dest = MemoryDestination()
     deliver(dest, folder.path, files)
@@ -179,11 +188,8 @@ def test_shared_folder_counts_only_this_runs_names() -> None:
 
 
 def test_flat_folder_at_the_root() -> None:
-    run = RunFolder("exports", QUERY, DAY, "r9")
-    template = "Product_{YYYYMMDD}-*.csv.gz"
     files = {"Product_20250108-000000000000.csv.gz": b"x" * 10}
-    manifest = make_manifest(run, files, template)
-    folder = remote_folder("flat", run, template)
+    manifest, folder = query_run("flat", files)
     dest = MemoryDestination()
     deliver(dest, "", {**files, "other.csv": b"nope", "Product_20250108-000000000000.csv.gz.upload": b"?"})
     result = compare(manifest, dest, folder, source_sha1=sha1_of(files), partial_suffixes=(".upload",))
@@ -241,28 +247,29 @@ class SizesOnly:
         self.inner.mkdirs(path)
 
 
-def test_download_hashing_when_the_destination_cannot_hash(table_run) -> None:
+DAMAGED = "orders_20250108-000000000001.parquet"
+
+
+@pytest.fixture
+def damaged_on_no_hashes(table_run) -> tuple[RunFolder, Manifest, str, NoHashes]:
+    """CONTENT delivered to a server that reports no hashes, with DAMAGED corrupted at the same size."""
     run, manifest, folder = table_run
     dest = NoHashes()
     deliver(dest, folder, CONTENT)
-    name = "orders_20250108-000000000001.parquet"
-    damaged = bytearray(CONTENT[name])
-    damaged[0] ^= 0xFF
-    dest.corrupt(f"{folder}/{name}", bytes(damaged))
+    flip_byte(dest, folder, DAMAGED, 0, 0xFF)
+    return run, manifest, folder, dest
+
+
+def test_download_hashing_when_the_destination_cannot_hash(damaged_on_no_hashes) -> None:
+    run, manifest, folder, dest = damaged_on_no_hashes
     result = check(manifest, dest, run)
     assert result.check == SHA1 and result.check_note is None
-    assert result.hash_differs == (name,)
+    assert result.hash_differs == (DAMAGED,)
     assert sorted(dest.opened) == sorted(f"{folder}/{n}" for n in CONTENT)
 
 
-def test_size_only_is_stated_when_download_hashing_is_off(table_run) -> None:
-    run, manifest, folder = table_run
-    dest = NoHashes()
-    deliver(dest, folder, CONTENT)
-    name = "orders_20250108-000000000001.parquet"
-    damaged = bytearray(CONTENT[name])
-    damaged[0] ^= 0xFF
-    dest.corrupt(f"{folder}/{name}", bytes(damaged))
+def test_size_only_is_stated_when_download_hashing_is_off(damaged_on_no_hashes) -> None:
+    run, manifest, _, dest = damaged_on_no_hashes
     result = check(manifest, dest, run, download_hashes=False)
     assert result.check == SIZE_ONLY
     assert "download hashing is switched off" in (result.check_note or "")

@@ -31,11 +31,12 @@ from shared.gcp import clients, gcs
 from shared.ids import Stage
 from shared.layout import RunFolder, default_file_name, remote_folder
 from shared.manifest import Manifest, ManifestFile
-from shared.messages import DeliveryReceipt, Source, TableExport, VerifyResult
+from shared.messages import DeliveryReceipt, Source, VerifyResult
 from shared.stages import runner
 from shared.stages.deliver import handler_for
 from shared.stages.verify import verify
 from shared.topology import DELIVERIES, GCS_FINALIZED, PUBSUB_PUBLISHED, VERIFY_REQUESTS, VERIFY_RESULTS
+from tests.run_folders import start_run
 
 DAY = dt.date(2025, 1, 8)
 
@@ -85,17 +86,8 @@ class VerifyStack:
     ) -> Run:
         run_id = "r" + uuid.uuid4().hex[:12]
         source = Source(mode="table", project=self.info.project, dataset="sales", table=table)
-        folder = RunFolder(self.export_prefix, source, DAY, run_id)
-        routing = TableExport(
-            run_id=run_id,
-            date=DAY,
-            source=source,
-            format="PARQUET",
-            destinations=destinations,
-            prefix=folder.prefix,
-            file_name=default_file_name(table, "PARQUET"),
-        )
-        gcs.write(self.bucket, folder.run_name, routing.to_json(), "application/json", if_generation_match=0)
+        template = default_file_name(table, "PARQUET")
+        folder = start_run(self.bucket, self.export_prefix, source, DAY, run_id, destinations, template)
         run = Run(folder, dict(files), destinations)
         for name, data in files.items():
             info = gcs.write(self.bucket, folder.prefix + name, data)

@@ -24,6 +24,7 @@ from shared.destinations.base import (
     Progress,
     PutResult,
     PutStatus,
+    PutViaResumable,
     RemoteFile,
     normalize_path,
 )
@@ -51,7 +52,7 @@ Parts = list[dict[str, Any]]  # Box's upload session parts (a method named list 
 T = TypeVar("T")
 
 
-class BoxDestination:
+class BoxDestination(PutViaResumable):
     """Box as a Destination (``name == "box"``, SHA-1 on every file)."""
 
     name = "box"
@@ -68,13 +69,6 @@ class BoxDestination:
         self.folders = BoxFolders(self.http, self.root_folder_id)
 
     # ---- Destination -------------------------------------------------------------------
-
-    def put(
-        self, path: str, source: ByteStream, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
-    ) -> PutResult:
-        outcome = self.put_resumable(path, source, size, sha1=sha1, ledger=ledger)
-        assert isinstance(outcome, PutResult)  # no deadline: it never pauses
-        return outcome
 
     def put_resumable(
         self,

@@ -10,7 +10,7 @@ a cached id that Box no longer knows (404) drops the cache of that root (:meth:`
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from shared.destinations.box.http import BoxApiError, BoxHttp
@@ -59,17 +59,26 @@ class BoxFolders:
             for key in [k for k in _ids if k[:2] == (self.http.api, self.root_id)]:
                 del _ids[key]
 
-    def ensure(self, path: str) -> str:
-        """The id of folder ``path``, creating it and its parents when missing."""
+    def _walk(self, path: str, missing: Callable[[str, str, str], str | None]) -> str | None:
+        """Resolve folder ``path`` one level at a time from the cache; a level not cached is
+        ``missing(parent_id, name, sub_path)``: its id (remembered), or None to stop with None."""
         parts = [p for p in path.split("/") if p]
         folder_id = self.root_id
         for depth in range(1, len(parts) + 1):
             sub = "/".join(parts[:depth])
             cached = self._cached(sub)
             if cached is None:
-                cached = self.create(folder_id, parts[depth - 1], sub)
+                cached = missing(folder_id, parts[depth - 1], sub)
+                if cached is None:
+                    return None
                 self._remember(sub, cached)
             folder_id = cached
+        return folder_id
+
+    def ensure(self, path: str) -> str:
+        """The id of folder ``path``, creating it and its parents when missing."""
+        folder_id = self._walk(path, self.create)
+        assert folder_id is not None  # create never answers None
         return folder_id
 
     def create(self, parent_id: str, name: str, path: str) -> str:
@@ -102,19 +111,12 @@ class BoxFolders:
 
     def lookup(self, path: str) -> str | None:
         """The id of folder ``path``, or None when any part of it does not exist (creates nothing)."""
-        parts = [p for p in path.split("/") if p]
-        folder_id = self.root_id
-        for depth in range(1, len(parts) + 1):
-            sub = "/".join(parts[:depth])
-            cached = self._cached(sub)
-            if cached is None:
-                entry = self.find(folder_id, parts[depth - 1])
-                if entry is None or entry.get("type") != "folder":
-                    return None
-                cached = str(entry["id"])
-                self._remember(sub, cached)
-            folder_id = cached
-        return folder_id
+
+        def existing(parent_id: str, name: str, _path: str) -> str | None:
+            entry = self.find(parent_id, name)
+            return str(entry["id"]) if entry is not None and entry.get("type") == "folder" else None
+
+        return self._walk(path, existing)
 
     def find(self, folder_id: str, name: str) -> dict[str, Any] | None:
         """The entry named ``name`` in ``folder_id`` (Box compares names case-insensitively)."""

@@ -38,6 +38,7 @@ from shared.destinations.base import (
     MemoryLedger,
     Progress,
     PutResult,
+    PutViaResumable,
     RemoteFile,
     normalize_path,
 )
@@ -65,7 +66,7 @@ PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller files are not worth extra conne
 HASH_READ_BYTES = 1024 * 1024
 
 
-class SftpDestination:
+class SftpDestination(PutViaResumable):
     """One partner's directory. Thread-safe: each call takes its own session from the pool."""
 
     def __init__(
@@ -118,13 +119,6 @@ class SftpDestination:
     @property
     def hashes(self) -> frozenset[str]:
         return self.abilities.hashes
-
-    def put(
-        self, path: str, source: ByteStream, size: int, *, sha1: str | None = None, ledger: DeliveryLedger | None = None
-    ) -> PutResult:
-        outcome = self.put_resumable(path, source, size, sha1=sha1, ledger=ledger)
-        assert isinstance(outcome, PutResult)  # no deadline: it never pauses
-        return outcome
 
     def put_resumable(
         self,
