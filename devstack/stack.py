@@ -329,67 +329,47 @@ def _create_pubsub_resources(plan: Plan) -> list[push_routes.Route]:
             topic = sub.trigger.topic or ""
             # The path carries the topic into the CloudEvent source (functions-framework reads it).
             endpoint = f"{target.rstrip('/')}/projects/{cfg.project}/topics/{topic}"
-        spec = topology.function(sub.function)
-        ack_deadline = min(600, max(10, spec.timeout_s))
-        admin.create_subscription(
-            sub.name,
-            topic,
-            retry=retry,
-            dead_letter_topic=sub.dead_letter_topic,
-            ack_deadline_s=ack_deadline,
-            retry_policy=False,
-        )
-        routes.append(
-            push_routes.Route(
-                subscription=sub.name,
-                function=sub.function,
-                endpoint=endpoint,
-                dead_letter_topic=sub.dead_letter_topic,
-                ack_deadline_s=ack_deadline,
-                minimum_backoff_s=retry.minimum_backoff_s,
-                maximum_backoff_s=retry.maximum_backoff_s,
-                max_delivery_attempts=retry.max_delivery_attempts,
-                concurrency=push_routes.concurrency_for(sub.function, spec.max_concurrent_requests),
-            )
-        )
+        routes.append(_push_route(admin, retry, sub.name, topic, sub.function, endpoint, sub.dead_letter_topic))
     routes += _dead_letter_report_routes(plan, admin, retry)
     return routes
+
+
+def _push_route(
+    admin: PubSubAdmin, retry: PushRetry, name: str, topic: str, function: str, endpoint: str, dead_letter_topic: str
+) -> push_routes.Route:
+    """The emulator's (pull) subscription and the dispatcher's route that pushes it to ``endpoint``."""
+    spec = topology.function(function)
+    ack_deadline = min(600, max(10, spec.timeout_s))
+    admin.create_subscription(
+        name, topic, retry=retry, dead_letter_topic=dead_letter_topic, ack_deadline_s=ack_deadline, retry_policy=False
+    )
+    return push_routes.Route(
+        subscription=name,
+        function=function,
+        endpoint=endpoint,
+        dead_letter_topic=dead_letter_topic,
+        ack_deadline_s=ack_deadline,
+        minimum_backoff_s=retry.minimum_backoff_s,
+        maximum_backoff_s=retry.maximum_backoff_s,
+        max_delivery_attempts=retry.max_delivery_attempts,
+        concurrency=push_routes.concurrency_for(function, spec.max_concurrent_requests),
+    )
 
 
 def _dead_letter_report_routes(plan: Plan, admin: PubSubAdmin, retry: PushRetry) -> list[push_routes.Route]:
     """Each dead-letter topic also pushes to verify, which reports the message as ``failed``
     (shared/stages/dead_letters.py); a report that keeps failing ends on one last topic."""
     target = plan.targets.get(topology.DEAD_LETTER_REPORTER)
-    admin.create_topic(topology.REPORTS_DEAD_LETTER_TOPIC)
-    admin.create_subscription(f"{topology.REPORTS_DEAD_LETTER_TOPIC}-sub", topology.REPORTS_DEAD_LETTER_TOPIC)
+    last = topology.REPORTS_DEAD_LETTER_TOPIC
+    admin.create_topic(last)
+    admin.create_subscription(f"{last}-sub", last)
     if target is None:
         return []
-    spec = topology.function(topology.DEAD_LETTER_REPORTER)
-    ack_deadline = min(600, max(10, spec.timeout_s))
-    routes = []
-    for report in topology.dead_letter_reports():
-        admin.create_subscription(
-            report.name,
-            report.topic,
-            retry=retry,
-            dead_letter_topic=topology.REPORTS_DEAD_LETTER_TOPIC,
-            ack_deadline_s=ack_deadline,
-            retry_policy=False,
-        )
-        routes.append(
-            push_routes.Route(
-                subscription=report.name,
-                function=report.function,
-                endpoint=f"{target.rstrip('/')}/projects/{plan.config.project}/topics/{report.topic}",
-                dead_letter_topic=topology.REPORTS_DEAD_LETTER_TOPIC,
-                ack_deadline_s=ack_deadline,
-                minimum_backoff_s=retry.minimum_backoff_s,
-                maximum_backoff_s=retry.maximum_backoff_s,
-                max_delivery_attempts=retry.max_delivery_attempts,
-                concurrency=push_routes.concurrency_for(report.function, spec.max_concurrent_requests),
-            )
-        )
-    return routes
+    base = f"{target.rstrip('/')}/projects/{plan.config.project}/topics"
+    return [
+        _push_route(admin, retry, r.name, r.topic, r.function, f"{base}/{r.topic}", last)
+        for r in topology.dead_letter_reports()
+    ]
 
 
 def _create_bucket(info: StackInfo) -> None:

@@ -109,6 +109,24 @@ def _pubsub(topic: str) -> Trigger:
     return Trigger(kind="pubsub", topic=topic)
 
 
+def _delivery_function(
+    name: str, kind: str, *, memory_mb: int, concurrency: int, max_instances: int = 10
+) -> FunctionSpec:
+    """A function delivering export files to the destinations of one kind: finalize events and
+    the continuations of its own long transfers (shared/stages/deliver.py)."""
+    return FunctionSpec(
+        name,
+        name,
+        name,
+        (_GCS, _pubsub(DELIVERY_CONTINUATIONS)),
+        timeout_s=540,
+        memory_mb=memory_mb,
+        max_instances=max_instances,
+        concurrency=concurrency,
+        serves=frozenset({kind}),
+    )
+
+
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "fan_out", "export_table", "fan_out", (_pubsub(EXPORT_REQUESTS),), timeout_s=120, memory_mb=512, concurrency=2
@@ -126,29 +144,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         memory_mb=512,
         concurrency=16,
     ),
-    FunctionSpec(
-        "upload_box",
-        "upload_box",
-        "upload_box",
-        (_GCS, _pubsub(DELIVERY_CONTINUATIONS)),
-        timeout_s=540,
-        memory_mb=1024,
-        concurrency=8,
-        serves=frozenset({"box"}),
-    ),
-    FunctionSpec(
-        "transfer_sftp",
-        "transfer_sftp",
-        "transfer_sftp",
-        (_GCS, _pubsub(DELIVERY_CONTINUATIONS)),
-        timeout_s=540,
-        memory_mb=512,
-        max_instances=4,
-        # Only max_sessions of them write at once (the session pool); the rest wait for a
-        # session or are events of other objects, acknowledged at once.
-        concurrency=16,
-        serves=frozenset({"sftp"}),
-    ),
+    _delivery_function("upload_box", "box", memory_mb=1024, concurrency=8),
+    # Only max_sessions of them write at once (the session pool); the rest wait for a session
+    # or are events of other objects, acknowledged at once.
+    _delivery_function("transfer_sftp", "sftp", memory_mb=512, concurrency=16, max_instances=4),
     FunctionSpec(
         "verify",
         "verify",

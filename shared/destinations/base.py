@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, Unpack, runtime_checkable
 
 from shared.ids import DestinationId
 
@@ -176,21 +176,23 @@ class ByteStream(Protocol):
     def close(self) -> None: ...
 
 
+class ResumeOptions(TypedDict, total=False):
+    """``put_resumable``'s keyword options: ``put``'s (``sha1``, ``ledger``), plus the state to
+    resume from and the deadline (``time.monotonic()``) to stop at."""
+
+    sha1: str | None
+    ledger: DeliveryLedger | None
+    resume: dict[str, Any] | None
+    deadline: float | None
+
+
 @runtime_checkable
 class Resumable(Protocol):
     """Optional ability (``Abilities.resumable``): an upload that works until a deadline, then
     hands back its :class:`Progress` so a later invocation continues where it stopped."""
 
     def put_resumable(
-        self,
-        path: str,
-        source: ByteStream,
-        size: int,
-        *,
-        sha1: str | None = None,
-        ledger: DeliveryLedger | None = None,
-        resume: dict[str, Any] | None = None,
-        deadline: float | None = None,
+        self, path: str, source: ByteStream, size: int, **options: Unpack[ResumeOptions]
     ) -> PutResult | Progress:
         """``put``, reading ``source`` from its first byte (bytes already stored are hashed, not
         sent); past ``deadline`` (``time.monotonic()``) it stops at a chunk boundary and returns

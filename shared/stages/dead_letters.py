@@ -13,7 +13,7 @@ on the DLQ's pull subscription for ``offsite dlq list|replay``. Reported once pe
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from shared import log, topology
 from shared.config import Config
@@ -56,23 +56,22 @@ def failed_results(message: PubSubMessage, source: Subscription | None, config: 
         f"dead-lettered after {attempts} delivery attempts on {source.name if source else 'an unknown subscription'}: "
         + str(recorded.get("error") or "the last error was not recorded")
     )
-    runs = _what_it_was(message, source, config)
-    return [
-        VerifyResult(
-            status=Status.FAILED,
-            stage=stage,
-            run_id=run_id,
-            destination=destination,
-            source=src,
-            date=date,
-            reason=reason,
-            message_id=message.message_id,
-        )
-        for run_id, src, destination, date in runs or [(None, None, None, None)]
-    ]
+    concerns = _what_it_was(message, source, config) or [Concern()]
+    failed = {"status": Status.FAILED, "stage": stage, "reason": reason, "message_id": message.message_id}
+    return [VerifyResult.model_validate({**failed, **concern}) for concern in concerns]
 
 
-Concern = tuple[str | None, Source | None, DestinationId | None, str | None]
+class Concern(TypedDict, total=False):
+    """What a dead letter was about, as far as its payload tells (the result's fields)."""
+
+    run_id: str | None
+    source: Source | None
+    destination: DestinationId | None
+    date: str | None
+
+
+def _concern(run_id: str | None, source: Source | None, destination: DestinationId | None, day: Any) -> Concern:
+    return Concern(run_id=run_id, source=source, destination=destination, date=day.isoformat() if day else None)
 
 
 def _what_it_was(message: PubSubMessage, source: Subscription | None, config: Config) -> list[Concern]:
@@ -85,17 +84,17 @@ def _what_it_was(message: PubSubMessage, source: Subscription | None, config: Co
         topic = source.trigger.topic
         if topic == topology.TABLE_EXPORTS:
             task = TableExport.from_json(message.data)
-            return [(task.run_id, task.source, d, task.date.isoformat()) for d in task.destinations or [None]]
+            return [_concern(task.run_id, task.source, d, task.date) for d in task.destinations or [None]]
         if topic == topology.EXPORT_REQUESTS:
             req = ExportRequest.from_json(message.data)
             src = Source(mode="table", project=config.project, dataset=req.dataset) if req.dataset else None
-            return [(req.run_id, src, None, req.date.isoformat() if req.date else None)]
+            return [_concern(req.run_id, src, None, req.date)]
         if topic == topology.DELIVERIES:
             receipt = DeliveryReceipt.from_json(message.data)
-            return [(receipt.run_id, None, receipt.destination, None)]
+            return [_concern(receipt.run_id, None, receipt.destination, None)]
         if topic == topology.VERIFY_REQUESTS:
             ask = VerifyRequest.from_json(message.data)
-            return [(ask.run_id, None, ask.destination, ask.date.isoformat() if ask.date else None)]
+            return [_concern(ask.run_id, None, ask.destination, ask.date)]
     except Exception as exc:  # noqa: BLE001 - an unreadable dead letter is still reported, with less detail
         logger.warning("could not read the dead-lettered message", error=str(exc))
     return []
@@ -111,8 +110,7 @@ def _object_concerns(message: PubSubMessage, source: Subscription, config: Confi
     targets: list[DestinationId | None] = [
         d for d in routed.routing.destinations if (d.kind in kinds if not named else str(d) == named)
     ]
-    day = routed.routing.date.isoformat()
-    return [(routed.routing.run_id, routed.routing.source, d, day) for d in targets or [None]]
+    return [_concern(routed.routing.run_id, routed.routing.source, d, routed.routing.date) for d in targets or [None]]
 
 
 def _key(message: PubSubMessage, source: Subscription | None) -> str:

@@ -41,6 +41,15 @@ class Hold:
         self.kit, self.prefix = kit, prefix
         self.released = False
 
+    @classmethod
+    def export(cls, kit: ExportsKit, task: Any) -> Hold:
+        """Hold the export job of ``task`` (its deterministic id is ``job_id``)."""
+        return cls(kit, job_id_for(task.run_id, task.source))
+
+    @property
+    def job_id(self) -> str:
+        return self.prefix
+
     def __enter__(self) -> Hold:
         _front(self.kit, "POST", "/_bqfront/holds", {"prefix": self.prefix})
         return self
@@ -52,6 +61,11 @@ class Hold:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
+
+
+@pytest.fixture
+def fast_ack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """export_table waits at most 1 s for its job before acknowledging."""
 
 
 @pytest.fixture
@@ -88,13 +102,12 @@ def sweep_event(kit: ExportsKit) -> CloudEvent:
 
 
 def test_a_long_export_acks_at_once_and_its_completion_event_writes_the_manifest(
-    exports_env: ExportsKit, audit: Puller, monkeypatch: pytest.MonkeyPatch
+    exports_env: ExportsKit, audit: Puller, fast_ack: None
 ) -> None:
     kit = exports_env
-    monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")
     task = table_task(kit, "orders", "PARQUET")
-    job_id = job_id_for(task.run_id, task.source)
-    with Hold(kit, job_id) as hold:
+    with Hold.export(kit, task) as hold:
+        job_id = hold.job_id
         kit.main.export_table(kit.table_export_event(task))  # returns: acked, no attempt spent waiting
         assert job_state(kit, job_id) == "RUNNING"
         assert manifest_of(kit, task) is None
@@ -124,15 +137,14 @@ def completion_event_again(event: CloudEvent) -> CloudEvent:
 
 
 def test_a_query_export_finishes_by_its_completion_event_too(
-    exports_env: ExportsKit, audit: Puller, monkeypatch: pytest.MonkeyPatch
+    exports_env: ExportsKit, audit: Puller, fast_ack: None
 ) -> None:
     import datetime as dt
 
     kit = exports_env
-    monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")
     task = query_task(kit, dt.date(2025, 1, 8))
-    job_id = job_id_for(task.run_id, task.source)
-    with Hold(kit, job_id) as hold:
+    with Hold.export(kit, task) as hold:
+        job_id = hold.job_id
         kit.main.export_table(kit.table_export_event(task))
         assert job_state(kit, job_id) == "RUNNING" and manifest_of(kit, task) is None
         hold.release()
@@ -144,14 +156,13 @@ def test_a_query_export_finishes_by_its_completion_event_too(
 
 
 def test_a_failed_job_is_reported_once_with_bigquerys_reason(
-    exports_env: ExportsKit, audit: Puller, monkeypatch: pytest.MonkeyPatch
+    exports_env: ExportsKit, audit: Puller, fast_ack: None
 ) -> None:
     kit = exports_env
-    monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")
     results = kit.subscribe(VERIFY_RESULTS)
     task = table_task(kit, "customers", "CSV")  # CSV of a nested table: BigQuery refuses it
-    job_id = job_id_for(task.run_id, task.source)
-    with Hold(kit, job_id) as hold:
+    with Hold.export(kit, task) as hold:
+        job_id = hold.job_id
         kit.main.export_table(kit.table_export_event(task))
         assert results.drain(settle_s=1.0) == []  # nothing to report yet
         hold.release()
@@ -168,13 +179,12 @@ def test_a_failed_job_is_reported_once_with_bigquerys_reason(
 
 
 def test_a_lost_completion_event_is_covered_by_the_finalize_sweep(
-    exports_env: ExportsKit, audit: Puller, monkeypatch: pytest.MonkeyPatch
+    exports_env: ExportsKit, audit: Puller, fast_ack: None
 ) -> None:
     kit = exports_env
-    monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")
     task = table_task(kit, "orders", "AVRO")
-    job_id = job_id_for(task.run_id, task.source)
-    with Hold(kit, job_id) as hold:
+    with Hold.export(kit, task) as hold:
+        job_id = hold.job_id
         kit.main.export_table(kit.table_export_event(task))
         kit.main.export_table(sweep_event(kit))  # the job still runs: the sweep leaves it
         assert manifest_of(kit, task) is None

@@ -8,20 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from devstack.stack import start_stack, stop_stack
 from devstack.state import StackInfo
 from tests.faults.kit import FaultKit
+from tests.private_stacks import private_stack
 
 
 @pytest.fixture(scope="module")
 def fault_stack(stack_root_factory: Callable[[str], Path]) -> Iterator[StackInfo]:
-    root = stack_root_factory("faults")
-    overlay = root / "overlay.yaml"
     # quick redelivery (the cloud's is 10..600 s); still 5 attempts before a dead letter
-    overlay.write_text("pubsub: {minimum_backoff_s: 1, maximum_backoff_s: 4}\nverify: {self_heal: false}\n")
-    info = start_stack(root / "stack", functions=True, without=("bigquery",), config_overlay=overlay)
-    yield info
-    stop_stack(root / "stack")
+    overlay = "pubsub: {minimum_backoff_s: 1, maximum_backoff_s: 4}\nverify: {self_heal: false}\n"
+    with private_stack(stack_root_factory, "faults", overlay, functions=True, without=("bigquery",)) as info:
+        yield info
 
 
 @pytest.fixture

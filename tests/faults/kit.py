@@ -7,34 +7,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from devstack.state import StackInfo
 from shared.config import Config, load_config
 from shared.gcp import gcs
 from shared.layout import RunFolder, default_file_name
-from shared.manifest import Manifest, ManifestFile
-from shared.messages import Source, TableExport, VerifyResult
+from shared.messages import Source, VerifyResult
 from shared.reporting.history import read as read_history
+from tests.run_folders import run_manifest, start_run
 
 DAY = dt.date(2025, 1, 8)
 WAIT_S = 240.0
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], what: str, deadline_s: float = WAIT_S) -> T:
-    until = time.monotonic() + deadline_s
-    while time.monotonic() < until:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"not within {deadline_s:.0f}s: {what}")
 
 
 @dataclass
@@ -59,19 +45,16 @@ class FaultKit:
 
     def new_run(self, files: dict[str, int], destinations: tuple[str, ...], *, table: str = "orders") -> FaultRun:
         """A run folder with random files of the given sizes; the manifest is written by :meth:`finish`."""
-        run_id = "f" + uuid.uuid4().hex[:12]
         source = Source(mode="table", project=self.config.project, dataset="sales", table=table)
-        folder = RunFolder(self.config.export_prefix, source, DAY, run_id)
-        routing = TableExport(
-            run_id=run_id,
-            date=DAY,
-            source=source,
-            format="PARQUET",
-            destinations=destinations,
-            prefix=folder.prefix,
-            file_name=default_file_name(table, "PARQUET"),
+        folder = start_run(
+            self.config.bucket,
+            self.config.export_prefix,
+            source,
+            DAY,
+            "f" + uuid.uuid4().hex[:12],
+            destinations,
+            default_file_name(table, "PARQUET"),
         )
-        gcs.write(self.config.bucket, folder.run_name, routing.to_json(), "application/json", if_generation_match=0)
         names = {f"{table}_20250108-{i:012d}.parquet": size for i, size in enumerate(files.values())}
         return FaultRun(folder, {n: os.urandom(s) for n, s in names.items()}, destinations)
 
@@ -82,25 +65,7 @@ class FaultKit:
 
     def finish(self, run: FaultRun) -> None:
         """The manifest, last, as export_table writes it."""
-        manifest = Manifest(
-            run_id=run.run_id,
-            source=run.folder.source,
-            date=DAY.isoformat(),
-            bucket=self.config.bucket,
-            prefix=run.folder.prefix,
-            format="PARQUET",
-            compression="SNAPPY",
-            file_name=default_file_name(run.folder.source.table or "t", "PARQUET"),
-            destinations=run.destinations,
-            job_id=f"job-{run.run_id}",
-            row_count=len(run.files),
-            schema=[],
-            files=tuple(
-                ManifestFile(name=n, object=run.folder.prefix + n, size=len(d), generation=run.generations[n])
-                for n, d in sorted(run.files.items())
-            ),
-            created_at="2025-01-08T02:00:00Z",
-        )
+        manifest = run_manifest(self.config.bucket, run.folder, run.files, run.generations, run.destinations)
         gcs.write(self.config.bucket, run.folder.manifest_name, manifest.to_json(), "application/json")
 
     def results(self, run: FaultRun) -> list[VerifyResult]:

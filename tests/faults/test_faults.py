@@ -27,7 +27,8 @@ import pytest
 
 from devstack.state import StackInfo
 from shared.destinations.box.destination import BoxDestination
-from tests.faults.kit import FaultKit, FaultRun, eventually
+from tests.faults.kit import FaultKit, FaultRun
+from tests.run_folders import eventually
 
 pytestmark = pytest.mark.stack
 MB = 1024 * 1024

@@ -11,9 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,22 +24,11 @@ from shared.gcp import clients, gcs
 from shared.layout import RunFolder
 from shared.messages import Source
 from shared.topology import EXPORT_REQUESTS
-from tests.run_folders import start_run
+from tests.run_folders import eventually, start_run
 
 pytestmark = pytest.mark.stack
 T = TypeVar("T")
 DEADLINE_S = 240.0
-
-
-def eventually(check: Callable[[], T | None], what: str, deadline_s: float = DEADLINE_S) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after the deadline."""
-    until = time.monotonic() + deadline_s
-    while time.monotonic() < until:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"not within {deadline_s:.0f}s: {what}")
 
 
 def sha1_of_object(bucket: str, name: str) -> str:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from devstack.stack import start_stack, stop_stack
 from devstack.state import StackInfo
 from shared.config import load_config
-from shared.layout import RunFolder
-from shared.messages import Source, TableExport, VerifyResult
+from shared.messages import Source, VerifyResult
+from tests.private_stacks import failing_sink, private_stack
+from tests.run_folders import start_run
 from tests.stack.sink import RecordingSink
 
 DAY = dt.date(2025, 1, 8)
@@ -27,25 +27,18 @@ DAY = dt.date(2025, 1, 8)
 
 @pytest.fixture(scope="module")
 def failing() -> Iterator[RecordingSink]:
-    sink = RecordingSink(lambda path, body: 500)
-    yield sink
-    sink.close()
+    with failing_sink() as sink:
+        yield sink
 
 
 @pytest.fixture(scope="module")
 def dlq_stack(stack_root_factory: Callable[[str], Path], failing: RecordingSink) -> Iterator[StackInfo]:
-    root = stack_root_factory("deadletters")
-    overlay = root / "overlay.yaml"
-    overlay.write_text("pubsub: {minimum_backoff_s: 0, maximum_backoff_s: 1}\n")
-    info = start_stack(
-        root / "stack",
-        functions=["verify"],
-        without=("bigquery", "sftp"),
-        targets={"upload_box": f"{failing.url}/upload_box"},
-        config_overlay=overlay,
-    )
-    yield info
-    stop_stack(root / "stack")
+    quick = "pubsub: {minimum_backoff_s: 0, maximum_backoff_s: 1}\n"
+    targets = {"upload_box": f"{failing.url}/upload_box"}
+    with private_stack(
+        stack_root_factory, "deadletters", quick, functions=["verify"], without=("bigquery", "sftp"), targets=targets
+    ) as info:
+        yield info
 
 
 @pytest.fixture
@@ -69,17 +62,9 @@ def test_a_dead_lettered_upload_is_reported_failed_by_the_verify_function(
     config = load_config(dlq_stack.config_path, environ={})
     run_id = "r" + uuid.uuid4().hex[:12]
     source = Source(mode="table", project=config.project, dataset="sales", table="orders")
-    folder = RunFolder(config.export_prefix, source, DAY, run_id)
-    routing = TableExport(
-        run_id=run_id,
-        date=DAY,
-        source=source,
-        format="PARQUET",
-        destinations=("box",),
-        prefix=folder.prefix,
-        file_name="orders_{YYYYMMDD}-*.parquet",
+    folder = start_run(
+        config.bucket, config.export_prefix, source, DAY, run_id, ("box",), "orders_{YYYYMMDD}-*.parquet"
     )
-    gcs.write(config.bucket, folder.run_name, routing.to_json(), "application/json", if_generation_match=0)
     gcs.write(config.bucket, folder.prefix + "orders_20250108-000000000000.parquet", b"x" * 1000)
     deadline = time.monotonic() + 180
     failed: list[VerifyResult] = []

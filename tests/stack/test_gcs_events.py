@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from cloudevents.http import from_http
 
-from devstack.stack import start_stack, stop_stack
 from devstack.state import StackInfo
 from shared.events import parse_pubsub, parse_storage
 from shared.topology import GCS_FINALIZED, PUBSUB_PUBLISHED
+from tests.private_stacks import BARE, private_stack
 from tests.stack.sink import Received, RecordingSink
 
 FAIL = "fail/"
@@ -41,18 +41,10 @@ def sink() -> Iterator[RecordingSink]:
 
 @pytest.fixture(scope="module")
 def events_stack(stack_root_factory: Callable[[str], Path], sink: RecordingSink) -> Iterator[StackInfo]:
-    root = stack_root_factory("events")
-    overlay = root / "overlay.yaml"
-    overlay.write_text("pubsub: {minimum_backoff_s: 0, maximum_backoff_s: 1}\n")
-    info = start_stack(
-        root / "stack",
-        functions=False,
-        without=("bigquery", "sftp", "box", "webhook"),
-        targets={"upload_box": f"{sink.url}/upload_box", "verify": f"{sink.url}/verify"},
-        config_overlay=overlay,
-    )
-    yield info
-    stop_stack(root / "stack")
+    targets = {"upload_box": f"{sink.url}/upload_box", "verify": f"{sink.url}/verify"}
+    quick = "pubsub: {minimum_backoff_s: 0, maximum_backoff_s: 1}\n"
+    with private_stack(stack_root_factory, "events", quick, functions=False, without=BARE, targets=targets) as info:
+        yield info
 
 
 def _bucket(info: StackInfo):

@@ -30,15 +30,24 @@ from shared.destinations import factory
 from shared.gcp import clients, gcs
 from shared.ids import Stage
 from shared.layout import RunFolder, default_file_name, remote_folder
-from shared.manifest import Manifest, ManifestFile
+from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt, Source, VerifyResult
 from shared.stages import runner
 from shared.stages.deliver import handler_for
 from shared.stages.verify import verify
 from shared.topology import DELIVERIES, GCS_FINALIZED, PUBSUB_PUBLISHED, VERIFY_REQUESTS, VERIFY_RESULTS
-from tests.run_folders import start_run
+from tests.run_folders import run_manifest, start_run
 
 DAY = dt.date(2025, 1, 8)
+
+
+# Three small Parquet-named files, the run most verify tests deliver; SECOND is the one they damage.
+THREE_FILES = {
+    "orders_20250108-000000000000.parquet": b"PAR1" + b"a" * 3000,
+    "orders_20250108-000000000001.parquet": b"PAR1" + b"b" * 2000,
+    "orders_20250108-000000000002.parquet": b"PAR1" + b"c" * 1000,
+}
+SECOND = "orders_20250108-000000000001.parquet"
 
 
 @dataclass
@@ -97,25 +106,7 @@ class VerifyStack:
         return run
 
     def write_manifest(self, run: Run, raw: bytes | None = None) -> None:
-        run.manifest = Manifest(
-            run_id=run.run_id,
-            source=run.folder.source,
-            date=DAY.isoformat(),
-            bucket=self.bucket,
-            prefix=run.folder.prefix,
-            format="PARQUET",
-            compression="SNAPPY",
-            file_name=default_file_name(run.folder.source.table or "t", "PARQUET"),
-            destinations=run.destinations,
-            job_id=f"job-{run.run_id}",
-            row_count=len(run.files),
-            schema=[],
-            files=tuple(
-                ManifestFile(name=n, object=run.folder.prefix + n, size=len(d), generation=run.generations[n])
-                for n, d in sorted(run.files.items())
-            ),
-            created_at="2025-01-08T02:00:00Z",
-        )
+        run.manifest = run_manifest(self.bucket, run.folder, run.files, run.generations, run.destinations)
         gcs.write(
             self.bucket,
             run.folder.manifest_name,
@@ -176,7 +167,7 @@ class VerifyStack:
 
     # ---- events --------------------------------------------------------------------------
 
-    def pubsub_event(self, topic: str, data: bytes | str) -> dict[str, Any]:
+    def pubsub_event(self, topic: str, data: bytes | str, attributes: dict[str, str] | None = None) -> dict[str, Any]:
         raw = data.encode() if isinstance(data, str) else data
         message_id = str(uuid.uuid4().int)[:16]
         return {
@@ -191,6 +182,7 @@ class VerifyStack:
                     "data": base64.b64encode(raw).decode(),
                     "messageId": message_id,
                     "publishTime": dt.datetime.now(dt.UTC).isoformat(),
+                    "attributes": attributes or {},
                 },
                 "subscription": f"projects/{self.info.project}/subscriptions/verify-{topic}",
             },

@@ -3,10 +3,7 @@ the last error — once each (shared/stages/dead_letters.py), through verify's o
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
-import uuid
 from typing import Any
 
 from shared.errors import TransientError
@@ -19,25 +16,12 @@ FILES = {"orders_20250108-000000000000.parquet": b"parquet bytes" * 100}
 
 def dead_letter_event(vstack: VerifyStack, dlq_topic: str, data: bytes, source_subscription: str) -> dict[str, Any]:
     """What the report subscription on a dead-letter topic pushes to verify."""
-    message_id = str(uuid.uuid4().int)[:16]
-    project = vstack.info.project
-    return {
-        "specversion": "1.0",
-        "id": message_id,
-        "source": f"//pubsub.googleapis.com/projects/{project}/topics/{dlq_topic}",
-        "type": "google.cloud.pubsub.topic.v1.messagePublished",
-        "time": dt.datetime.now(dt.UTC).isoformat(),
-        "data": {
-            "message": {
-                "data": base64.b64encode(data).decode(),
-                "messageId": message_id,
-                "attributes": {
-                    "CloudPubSubDeadLetterSourceSubscription": f"projects/{project}/subscriptions/{source_subscription}",
-                    "CloudPubSubDeadLetterSourceDeliveryCount": "5",
-                },
-            }
-        },
+    subscription = f"projects/{vstack.info.project}/subscriptions/{source_subscription}"
+    attributes = {
+        "CloudPubSubDeadLetterSourceSubscription": subscription,
+        "CloudPubSubDeadLetterSourceDeliveryCount": "5",
     }
+    return vstack.pubsub_event(dlq_topic, data, attributes)
 
 
 def test_a_dead_lettered_upload_is_a_failed_result_with_its_last_error(vstack: VerifyStack) -> None:

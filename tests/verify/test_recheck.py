@@ -16,16 +16,11 @@ from shared.verify.markers import recheck_mismatch_name, recheck_name
 from shared.verify.recheck import recheck
 from shared.verify.runs import find_runs
 from shared.verify.sweep import sweep
-from tests.verify.conftest import Run, VerifyStack
+from tests.verify.conftest import SECOND, THREE_FILES, Run, VerifyStack
 
 pytestmark = pytest.mark.stack
 
-FILES = {
-    "orders_20250108-000000000000.parquet": b"PAR1" + b"a" * 3000,
-    "orders_20250108-000000000001.parquet": b"PAR1" + b"b" * 2000,
-    "orders_20250108-000000000002.parquet": b"PAR1" + b"c" * 1000,
-}
-SECOND = "orders_20250108-000000000001.parquet"
+FILES = THREE_FILES
 
 
 def days_later(days: float) -> dt.datetime:

@@ -18,16 +18,11 @@ from shared.gcp import gcs
 from shared.reporting.history import read as read_history
 from shared.verify.heal import HEAL_ATTEMPT_KEY, HEAL_DESTINATION_KEY
 from shared.verify.markers import read_state, rejected_name, result_name
-from tests.verify.conftest import VerifyStack
+from tests.verify.conftest import SECOND, THREE_FILES, VerifyStack
 
 pytestmark = pytest.mark.stack
 
-FILES = {
-    "orders_20250108-000000000000.parquet": b"PAR1" + b"a" * 3000,
-    "orders_20250108-000000000001.parquet": b"PAR1" + b"b" * 2000,
-    "orders_20250108-000000000002.parquet": b"PAR1" + b"c" * 1000,
-}
-SECOND = "orders_20250108-000000000001.parquet"
+FILES = THREE_FILES
 
 
 def test_clean_run_is_in_sync_exactly_once_with_20_concurrent_receipts(vstack: VerifyStack) -> None:

@@ -13,19 +13,19 @@ import builtins
 import functools
 import hashlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from shared.config import BoxDestination as BoxSettings
 from shared.config import Config
 from shared.destinations.base import (
     Abilities,
     ByteStream,
-    DeliveryLedger,
     Progress,
     PutResult,
     PutStatus,
     PutViaResumable,
     RemoteFile,
+    ResumeOptions,
     normalize_path,
 )
 from shared.destinations.box.folders import BoxFolders, StaleFolder
@@ -71,19 +71,12 @@ class BoxDestination(PutViaResumable):
     # ---- Destination -------------------------------------------------------------------
 
     def put_resumable(
-        self,
-        path: str,
-        source: ByteStream,
-        size: int,
-        *,
-        sha1: str | None = None,
-        ledger: DeliveryLedger | None = None,
-        resume: dict[str, Any] | None = None,
-        deadline: float | None = None,
+        self, path: str, source: ByteStream, size: int, **options: Unpack[ResumeOptions]
     ) -> PutResult | Progress:
         """See :class:`shared.destinations.base.Resumable`: chunked uploads keep their upload
         session (Box keeps one 7 days) and the parts Box holds are never sent again; smaller
         files go in one request and never pause."""
+        sha1, resume, deadline = options.get("sha1"), options.get("resume"), options.get("deadline")
         path = normalize_path(path)
         parent, _, name = path.rpartition("/")
         if not name:

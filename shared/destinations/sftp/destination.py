@@ -25,7 +25,7 @@ import posixpath
 import stat as statmod
 import time
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, Self, Unpack
 
 from paramiko.sftp import CMD_EXTENDED, SFTP_OK, SFTP_PERMISSION_DENIED
 
@@ -40,6 +40,7 @@ from shared.destinations.base import (
     PutResult,
     PutViaResumable,
     RemoteFile,
+    ResumeOptions,
     normalize_path,
 )
 from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
@@ -121,20 +122,13 @@ class SftpDestination(PutViaResumable):
         return self.abilities.hashes
 
     def put_resumable(
-        self,
-        path: str,
-        source: ByteStream,
-        size: int,
-        *,
-        sha1: str | None = None,
-        ledger: DeliveryLedger | None = None,
-        resume: dict[str, Any] | None = None,
-        deadline: float | None = None,
+        self, path: str, source: ByteStream, size: int, **options: Unpack[ResumeOptions]
     ) -> PutResult | Progress:
         """See :class:`shared.destinations.base.Resumable`; the resume state is a
         :class:`~shared.destinations.sftp.resume.PartialState`."""
+        sha1, resume, deadline = options.get("sha1"), options.get("resume"), options.get("deadline")
         rel = normalize_path(path)
-        ledger = ledger if ledger is not None else self.ledger
+        ledger = options.get("ledger") or self.ledger
         if not rel:
             raise ValueError("put needs a file path, not the destination root")
         final = self.remote_path(rel)
