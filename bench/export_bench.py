@@ -49,7 +49,7 @@ def offsite_export(config_path: str, project: str, rows: int, run_ids: list[str]
     from shared.stages.export import run_export
 
     config = load_config(config_path).model_copy(update={"bucket": BUCKET})
-    wh = warehouse(config.shard_size_bytes)
+    wh = warehouse()
     source = Source(mode="table", project=project, dataset=DATASET, table=table_name(rows))
     date = dt.date.today()
     seconds, manifest = [], None

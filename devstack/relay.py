@@ -154,10 +154,8 @@ class RelayHandler(BaseHTTPRequestHandler):
             self._log(function, name, 204, f"ignored {attrs.get('eventType')}")
             self._reply(204, b"")
             return
-        target = read_targets(self.targets_file).get(function)
+        target = self._target(function, name)
         if not target:
-            self._log(function, name, 404, "no target for this function")
-            self._reply(404, f"no target for {function}".encode())
             return
         try:
             event = storage_cloudevent(message)
@@ -165,9 +163,7 @@ class RelayHandler(BaseHTTPRequestHandler):
             self._log(function, name, 400, str(exc))
             self._reply(400, str(exc).encode())
             return
-        status, answer = forward(target, event)
-        self._log(function, name, status, f"id={event['id']} → {target}")
-        self._reply(status, answer[:2000])
+        self._forward(function, name, target, event)
 
     def _audit(self, function: str) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -177,13 +173,21 @@ class RelayHandler(BaseHTTPRequestHandler):
             self._log(function, "-", 400, f"not an audit-log push: {exc}")
             self._reply(400, b"expected a Pub/Sub push of a Cloud Audit Logs entry")
             return
+        target = self._target(function, event["resourcename"])
+        if target:
+            self._forward(function, event["resourcename"], target, event)
+
+    def _target(self, function: str, name: str) -> str | None:
+        """Where ``function`` listens; None (answered 404) when the stack has no target for it."""
         target = read_targets(self.targets_file).get(function)
         if not target:
-            self._log(function, event["resourcename"], 404, "no target for this function")
+            self._log(function, name, 404, "no target for this function")
             self._reply(404, f"no target for {function}".encode())
-            return
+        return target or None
+
+    def _forward(self, function: str, name: str, target: str, event: dict[str, Any]) -> None:
         status, answer = forward(target, event)
-        self._log(function, event["resourcename"], status, f"id={event['id']} → {target}")
+        self._log(function, name, status, f"id={event['id']} → {target}")
         self._reply(status, answer[:2000])
 
     def _reply(self, status: int, body: bytes) -> None:
@@ -209,9 +213,7 @@ class RelayHandler(BaseHTTPRequestHandler):
 
 def serve(host: str, port: int, targets_file: Path) -> None:
     handler = type("BoundRelayHandler", (RelayHandler,), {"targets_file": targets_file})
-    server = RelayServer((host, port), handler)
-    server.daemon_threads = True
-    server.serve_forever()
+    RelayServer((host, port), handler).serve_forever()
 
 
 def main(argv: list[str] | None = None) -> None:

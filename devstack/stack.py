@@ -13,13 +13,11 @@ started and raises StackError (one line: cause; fix) with the component's log ta
 
 from __future__ import annotations
 
-import fcntl
 import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from devstack import health, procs, relay
@@ -86,7 +84,7 @@ def start_stack(
     """
     root = Path(root).absolute()
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root):
+    with supervisor.locked(root):
         try:
             current = load_stack(root)
         except StackError:
@@ -130,7 +128,7 @@ def stop_stack(root: Path) -> list[str]:
     root = Path(root).absolute()
     if not root.is_dir():
         return []
-    with _locked(root):
+    with supervisor.locked(root):
         try:
             info = load_stack(root)
         except StackError:
@@ -156,17 +154,6 @@ def _stop_recorded(info: StackInfo) -> list[str]:
         if procs.stop(comp.pid, comp.create_time):
             stopped.append(comp.name)
     return stopped
-
-
-@contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    """One `up`/`down` at a time per root (a second waits for the first)."""
-    with open(root / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _info(plan: Plan) -> StackInfo:
@@ -283,7 +270,7 @@ def restart_component(root: Path, name: str, timeout_s: float = DEFAULT_TIMEOUT_
     Not the emulator: its state (topics, subscriptions, messages) lives in memory only.
     """
     root = Path(root).absolute()
-    with _locked(root):
+    with supervisor.locked(root):
         info = load_stack(root)
         if name == "pubsub":
             raise StackError("restarting pubsub would lose every topic, subscription and message", "use dev down/up")

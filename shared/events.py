@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.errors import RejectedInput
-from shared.topology import AUDIT_LOG_WRITTEN, BQ_JOB_TRIGGER, GCS_FINALIZED, GCS_TRIGGER, PUBSUB_PUBLISHED
+from shared.topology import (
+    AUDIT_LOG_WRITTEN,
+    BIGQUERY_SERVICE,
+    BQ_JOB_TRIGGER,
+    GCS_FINALIZED,
+    GCS_TRIGGER,
+    PUBSUB_PUBLISHED,
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ Event = Mapping[str, Any] | CloudEventLike
 """A CloudEvent as delivered, or as a plain dict (saved JSON)."""
 
 
-def _attributes(event: Event) -> Mapping[str, Any]:
+def attributes(event: Event) -> Mapping[str, Any]:
     """CloudEvent attributes from a cloudevents.http.CloudEvent or a plain dict (saved JSON)."""
     if isinstance(event, Mapping):
         return event
@@ -76,12 +83,12 @@ def _data(event: Event) -> Any:
 
 
 def event_type(event: Any) -> str:
-    return str(_attributes(event).get("type", ""))
+    return str(attributes(event).get("type", ""))
 
 
 def parse_pubsub(event: Any) -> PubSubMessage:
     """``google.cloud.pubsub.topic.v1.messagePublished`` → PubSubMessage (data base64-decoded)."""
-    attrs = _attributes(event)
+    attrs = attributes(event)
     payload = _data(event)
     if not isinstance(payload, Mapping) or not isinstance(payload.get("message"), Mapping):
         raise RejectedInput("pubsub event: data.message is missing")
@@ -103,7 +110,7 @@ def parse_pubsub(event: Any) -> PubSubMessage:
 
 def parse_storage(event: Any) -> StorageObject:
     """``google.cloud.storage.object.v1.finalized`` → StorageObject."""
-    attrs = _attributes(event)
+    attrs = attributes(event)
     obj = _data(event)
     if not isinstance(obj, Mapping):
         raise RejectedInput("storage event: data is not a JSON object")
@@ -142,12 +149,12 @@ def parse_bigquery_job(event: Any) -> BigQueryJobEvent:
     ``…/locations/L/jobs/ID`` form or ``resource.labels.location``; the state from
     ``metadata.jobChange.after`` (BigQueryAuditMetadata).
     """
-    attrs = _attributes(event)
+    attrs = attributes(event)
     entry = _data(event)
     if not isinstance(entry, Mapping) or not isinstance(entry.get("protoPayload"), Mapping):
         raise RejectedInput("audit log event: data.protoPayload is missing")
     payload = entry["protoPayload"]
-    if payload.get("serviceName") != "bigquery.googleapis.com":
+    if payload.get("serviceName") != BIGQUERY_SERVICE:
         raise RejectedInput(f"audit log event: serviceName {payload.get('serviceName')!r} is not BigQuery")
     resource_name = str(payload.get("resourceName") or attrs.get("resourcename") or "")
     parts = resource_name.split("/")
@@ -194,7 +201,7 @@ def trigger_name(event: Any) -> str:
         return BQ_JOB_TRIGGER
     if kind != PUBSUB_PUBLISHED:
         raise RejectedInput(f"event type {kind!r} is not handled (expected one of {', '.join(PARSERS)})")
-    source = str(_attributes(event).get("source", ""))
+    source = str(attributes(event).get("source", ""))
     if "/topics/" not in source:
         raise RejectedInput(f"pubsub event: source {source[:200]!r} names no topic (expected .../topics/NAME)")
     return source.rsplit("/topics/", 1)[1]

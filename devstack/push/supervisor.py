@@ -36,7 +36,7 @@ RESTART_TIMEOUT_S = 60.0
 
 @contextmanager
 def locked(root: Path) -> Iterator[None]:
-    """The stack's lock (the same file and flock as ``devstack.stack``)."""
+    """The stack's lock: one `up`/`down`/restart at a time per root (a second waits for the first)."""
     with open(Path(root) / ".lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:

@@ -169,7 +169,7 @@ def local_checks(
     from shared.errors import RejectedInput
     from shared.verify.flow import RunContext, Trigger, build_result, classify, run_comparison, utcnow
     from shared.verify.markers import read_state
-    from shared.verify.runs import RunObjects, find_runs, folder_source, load_manifest
+    from shared.verify.runs import RunObjects, find_runs, load_manifest
 
     runs = find_runs(cfg.bucket, cfg.export_prefix, cfg.project, run_id=run_id)
     if not runs:
@@ -182,7 +182,7 @@ def local_checks(
                 VerifyResult(
                     status="incomplete",
                     run_id=run_id,
-                    source=folder_source(run.folder),
+                    source=run.folder.source,
                     date=run.folder.date.isoformat(),
                     destination=destination,
                     reason="export incomplete: no _manifest.json yet",

@@ -156,7 +156,7 @@ def expected_exports(request: ExportRequest, cfg: Config, published_at: dt.datet
     from shared.gcp.bigquery import warehouse
     from shared.stages.fan_out import plan
 
-    wh = warehouse(cfg.shard_size_bytes) if request.dataset else None
+    wh = warehouse() if request.dataset else None
     assert request.run_id is not None
     return plan(request, cfg, wh, run_id=request.run_id, publish_time=_rfc3339(published_at))
 

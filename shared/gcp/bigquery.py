@@ -133,12 +133,8 @@ class Warehouse(Protocol):
     def export_destination(self, job_id: str, location: str | None) -> str | None: ...
 
 
-def warehouse(shard_size_bytes: int | None = None) -> Warehouse:
-    """The process's warehouse: BigQuery through google-cloud-bigquery (its endpoint from the environment).
-
-    ``shard_size_bytes`` is accepted for existing callers and not used: BigQuery chooses file sizes.
-    """
-    del shard_size_bytes
+def warehouse() -> Warehouse:
+    """The process's warehouse: BigQuery through google-cloud-bigquery (its endpoint from the environment)."""
     return BigQueryWarehouse()
 
 

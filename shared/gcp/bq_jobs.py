@@ -104,6 +104,11 @@ def get_job(client: Any, job_id: str, location: str | None) -> Any | None:
     return call(lookup, f"looking up job {job_id}")
 
 
+def attempt_id(base_id: str, attempt: int) -> str:
+    """The id of job ``base_id``'s ``attempt``-th try (0: the first)."""
+    return base_id if attempt == 0 else f"{base_id}_retry{attempt}"
+
+
 def attach_or_start(
     client: Any, base_id: str, start: Callable[[str], Any] | None, location: str | None, deadline: float, label: str
 ) -> Any:
@@ -112,7 +117,7 @@ def attach_or_start(
     (JobPending past it); a failed job is a PermanentError with BigQuery's reason, after up to
     MAX_JOB_ATTEMPTS for transient reasons."""
     for attempt in range(MAX_JOB_ATTEMPTS):
-        job_id = base_id if attempt == 0 else f"{base_id}_retry{attempt}"
+        job_id = attempt_id(base_id, attempt)
         job = get_job(client, job_id, location)
         if job is None and start is None:
             raise JobPending(job_id, "MISSING", f"BigQuery job {job_id} for {label} does not exist (not started here)")

@@ -30,7 +30,6 @@ from shared.retry import retry_call
 
 T = TypeVar("T")
 
-DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 _TRANSIENT: tuple[type[BaseException], ...] = (
     *TRANSIENT_API_ERRORS,
     gexc.RequestRangeNotSatisfiable,

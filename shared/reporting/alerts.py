@@ -32,7 +32,6 @@ from shared.reporting.alert_messages import summary_message
 from shared.reporting.alert_outbox import GcsOutbox, MemoryOutbox, Outbox, group_of, key_of
 from shared.retry import retry_call
 
-ALERT_STATUSES = frozenset({"mismatch", "incomplete", "rejected", "failed"})
 TIMEOUT_S = (3.0, 5.0)  # connect, read
 ATTEMPTS = 2
 ALERTS_PREFIX = "alerts/"
@@ -108,7 +107,7 @@ def alert(
 ) -> bool:
     """Queue ``result`` in its run's group when its status needs a person, then send the group
     if the rate limit allows; True when a message went out now. Never raises."""
-    if result.status not in ALERT_STATUSES:
+    if not result.status.is_final_failure:
         return False
     if config.alerts.slack_webhook_url is None:
         logger.info("alerts are off (alerts.slack_webhook_url is not set)", status=result.status)

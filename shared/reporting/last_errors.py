@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from shared import log
@@ -32,10 +31,10 @@ def key_for_object(bucket: str, name: str, generation: int | str) -> str:
 
 def key_for_event(event: Any) -> str | None:
     """The key of a CloudEvent (storage or Pub/Sub), or None when it has neither shape."""
-    from shared.events import parse_pubsub, parse_storage
+    from shared.events import attributes, parse_pubsub, parse_storage
     from shared.topology import GCS_FINALIZED
 
-    attrs = event if isinstance(event, Mapping) else event.get_attributes()
+    attrs = attributes(event)
     try:
         if attrs.get("type") == GCS_FINALIZED:
             obj = parse_storage(event)

@@ -61,8 +61,7 @@ def deliver_event(
     routed = route(obj, config.export_prefix)
     if routed is None:
         return
-    targets = [DestinationId.parse(str(d)) for d in routed.routing.destinations]
-    _deliver_to(routed, [d for d in targets if d.kind in kinds], config, stage, budget_s)
+    _deliver_to(routed, [d for d in routed.routing.destinations if d.kind in kinds], config, stage, budget_s)
 
 
 def continue_delivery(
@@ -83,7 +82,7 @@ def continue_delivery(
         routed = route(obj, config.export_prefix)
         if routed is None:
             return
-        if str(destination) not in [str(d) for d in routed.routing.destinations]:
+        if destination not in routed.routing.destinations:
             raise RejectedInput(f"delivery continuation: run {routed.routing.run_id} does not route to {destination}")
         _deliver_to(routed, [destination], config, stage, budget_s)
 

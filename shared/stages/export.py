@@ -47,7 +47,7 @@ from shared.gcp.bigquery import (
     job_id_for,
     warehouse,
 )
-from shared.gcp.bq_jobs import MAX_JOB_ATTEMPTS, JobPending
+from shared.gcp.bq_jobs import MAX_JOB_ATTEMPTS, JobPending, attempt_id
 from shared.ids import Stage
 from shared.layout import MANIFEST_NAME, RUN_NAME, RunFolder, is_data_file, parse_object_name, render_file_name
 from shared.manifest import Manifest, ManifestFile
@@ -131,9 +131,7 @@ def export_table(
         task = TableExport.from_json(message.data)
         with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
             check_task(task, config)
-            return run_export(
-                task, config, wh or warehouse(config.shard_size_bytes), started + time_budget_s(), storage_client
-            )
+            return run_export(task, config, wh or warehouse(), started + time_budget_s(), storage_client)
 
 
 def run_export(
@@ -225,14 +223,14 @@ def finalize_job(
         if job.state and job.state != "DONE":
             logger.info("job entry is not its completion; ignored", state=job.state)
             return None
-        wh = wh or warehouse(config.shard_size_bytes)
+        wh = wh or warehouse()
         uri = wh.export_destination(job.job_id, job.location)
         task = _task_of(uri, config, storage_client) if uri else None
         if task is None:
             logger.warning("job exports to no offsite run folder; ignored", destination=uri)
             return None
         base = job_id_for(task.run_id, task.source)
-        if job.job_id not in {base, *(f"{base}_retry{n}" for n in range(1, MAX_JOB_ATTEMPTS))}:
+        if job.job_id not in {attempt_id(base, n) for n in range(MAX_JOB_ATTEMPTS)}:
             logger.warning("job is not this run's export job; ignored", run_id=task.run_id, expected=base)
             return None
         with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
@@ -265,7 +263,7 @@ def finalize_sweep(
     one) and finish the run if the job is DONE. Returns the run folders it wrote a manifest for."""
     message = parse_pubsub(event)
     now = now or dt.datetime.now(dt.UTC)
-    wh = wh or warehouse(config.shard_size_bytes)
+    wh = wh or warehouse()
     head = config.export_prefix.strip("/") + "/"
     runs: dict[str, Any] = {}
     manifests: set[str] = set()

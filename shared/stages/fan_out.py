@@ -213,7 +213,7 @@ def fan_out(event: Any, config: Config, *, wh: Warehouse | None = None) -> list[
         run_id = request.run_id or derive_run_id(message.message_id, message.publish_time)
         with log.bind(run_id=run_id):
             if wh is None and request.dataset is not None:
-                wh = warehouse(config.shard_size_bytes)
+                wh = warehouse()
             exports = plan(request, config, wh, run_id=run_id, publish_time=message.publish_time)
             pubsub.publish_all(TABLE_EXPORTS, exports, run_id=run_id)
             logger.info(

@@ -21,7 +21,7 @@ from typing import Any
 from shared import log
 from shared.config import Config
 from shared.errors import PermanentError, RejectedInput, TransientError
-from shared.events import trigger_name
+from shared.events import attributes, trigger_name
 from shared.ids import Stage
 from shared.stages.failures import report_failure
 
@@ -31,7 +31,7 @@ Handler = Callable[[Any, Config], None]
 
 def run(stage: Stage, event: Any, handler: Handler) -> None:
     """Run ``handler(event, config)`` under the error policy (module docstring)."""
-    attrs = event if isinstance(event, dict) else event.get_attributes()
+    attrs = attributes(event)
     event_id = str(attrs.get("id", ""))
     started = time.monotonic()
     with log.bind(stage=str(stage), event_id=event_id, event_type=str(attrs.get("type", ""))):

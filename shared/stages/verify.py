@@ -34,8 +34,8 @@ from shared.stages.failures import each
 from shared.stages.runner import dispatch
 from shared.topology import DELIVERIES, GCS_TRIGGER, VERIFY_REQUESTS, dead_letter_reports
 from shared.verify import markers as verify_markers
-from shared.verify.flow import RunContext, Trigger, source_dict, verify_destination
-from shared.verify.runs import RunRef, find_runs, folder_source, load_manifest
+from shared.verify.flow import RunContext, Trigger, verify_destination
+from shared.verify.runs import RunRef, find_runs, load_manifest
 
 logger = log.get_logger(__name__)
 
@@ -175,7 +175,7 @@ def _report_no_manifest(run: RunRef, destination: str | None, config: Config, me
                 status="incomplete",
                 destination=dest,
                 run_id=run.folder.run_id,
-                source=folder_source(run.folder),
+                source=run.folder.source,
                 reason=f"export incomplete: {gcs.uri(config.bucket, run.folder.manifest_name)} is not written yet",
                 stage=Trigger.REQUEST.stage,
                 message_id=message_id,
@@ -219,7 +219,7 @@ def _failure_context(
         "run_id": folder.run_id,
         "table": folder.source.label,
         "destination": destination,
-        "source": source_dict(manifest) if manifest else folder_source(folder),
+        "source": manifest.source if manifest else folder.source,
         "message_id": message_id,
         "date": folder.date.isoformat(),
     }

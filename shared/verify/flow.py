@@ -28,7 +28,7 @@ from shared.destinations import factory
 from shared.gcp import gcs
 from shared.layout import RunFolder, remote_folder
 from shared.manifest import Manifest
-from shared.messages import DeliveryReceipt, Source, VerifyResult
+from shared.messages import DeliveryReceipt, VerifyResult
 from shared.reporting.results import report
 from shared.verify import heal as verify_heal
 from shared.verify import markers as verify_markers
@@ -156,16 +156,25 @@ def run_comparison(
             dest,
             folder,
             source_sha1=source_sha1,
-            download_hashes=download_hashes(config) if download is None else download,
+            download_hashes=config.verify.download_hashes if download is None else download,
         )
     if comparison.check_note:
         logger.warning("weaker check", check=comparison.check, why=comparison.check_note)
     return comparison
 
 
-def download_hashes(config: Config) -> bool:
-    """verify.download_hashes (read back and hash files at destinations that cannot hash); default on."""
-    return config.verify.download_hashes
+def publish_once(state_bucket: str, marker: str, result: VerifyResult, *, config: Config | None = None) -> bool:
+    """Claim ``marker`` (if_generation_match=0) and report ``result``; False when another instance
+    claimed it first."""
+    if not verify_markers.claim(state_bucket, marker, result.to_dict()):
+        return False
+    try:
+        report(result, config=config)
+    except Exception:
+        # Unclaim so the redelivered trigger can publish it; otherwise the result is lost.
+        verify_markers.release(state_bucket, marker)
+        raise
+    return True
 
 
 @dataclass
@@ -255,16 +264,10 @@ class _Decision:
     # ---- results -------------------------------------------------------------------------
 
     def _publish_once(self, marker: str, result: VerifyResult) -> VerifyResult | None:
-        """Claim ``marker`` (if_generation_match=0) and publish; None when another instance did."""
-        if not verify_markers.claim(self.ctx.state_bucket, marker, result.to_dict()):
+        """Claim ``marker`` and publish; None when another instance did."""
+        if not publish_once(self.ctx.state_bucket, marker, result):
             logger.info("result already claimed by another instance", marker=marker)
             return None
-        try:
-            report(result)
-        except Exception:
-            # Unclaim so the redelivered trigger can publish it; otherwise the result is lost.
-            verify_markers.release(self.ctx.state_bucket, marker)
-            raise
         return result
 
     def _result(self, status: str, note: str | None = None, *, heal_attempts: int | None = None) -> VerifyResult:
@@ -320,7 +323,7 @@ def build_result(
         status=status,
         destination=destination,
         run_id=ctx.folder.run_id,
-        source=source_dict(ctx.manifest),
+        source=ctx.manifest.source,
         check=comparison.check,
         missing=list(comparison.missing),
         extra=list(comparison.extra),
@@ -340,7 +343,3 @@ def build_result(
         finished_at=now.isoformat(),
         duration_s=round((now - started).total_seconds(), 3) if started else None,
     )
-
-
-def source_dict(manifest: Manifest) -> Source:
-    return manifest.source

@@ -39,9 +39,8 @@ from shared.config import Config
 from shared.errors import PermanentError, RejectedInput
 from shared.gcp import gcs
 from shared.layout import yyyymmdd
-from shared.reporting.results import report
 from shared.verify import markers as verify_markers
-from shared.verify.flow import RunContext, Trigger, build_result, run_comparison
+from shared.verify.flow import RunContext, Trigger, build_result, publish_once, run_comparison
 from shared.verify.runs import RunObjects, RunRef, load_manifest
 
 logger = log.get_logger(__name__)
@@ -202,13 +201,8 @@ def _compare(
         now=now,
     )
     marker = verify_markers.recheck_mismatch_name(run.folder.prefix, destination, round_)
-    if not verify_markers.claim(config.state_bucket_name, marker, result.to_dict()):
+    if not publish_once(config.state_bucket_name, marker, result, config=config):
         return {"status": "mismatch", "reported": False}
-    try:
-        report(result, config=config)
-    except Exception:
-        verify_markers.release(config.state_bucket_name, marker)  # so the retry can report it
-        raise
     summary.mismatches += 1
     logger.warning("recheck: no longer in sync", summary=comparison.summary())
     return {"status": "mismatch", "reported": True, "summary": comparison.summary()}

@@ -16,7 +16,6 @@ from shared.errors import PermanentError, RejectedInput
 from shared.gcp import clients, gcs, reader
 from shared.layout import MANIFEST_NAME, QUERY_SEGMENT, RUN_NAME, RunFolder, parse_object_name, yyyymmdd
 from shared.manifest import Manifest, ManifestFile
-from shared.messages import Source
 from shared.retry import retry_call
 from shared.verify.engine import hash_stream
 
@@ -99,11 +98,6 @@ def runs_in(objects: list[GcsObject], bucket: str, export_prefix: str, project: 
             RunRef(bucket, entry["folder"], first.created, entry["run"] is not None, entry["manifest"] is not None)
         )
     return sorted(refs, key=lambda r: (r.started or dt.datetime.min.replace(tzinfo=dt.UTC), r.folder.prefix))
-
-
-def folder_source(folder: RunFolder) -> Source:
-    """The run's source as a result's ``source`` field (from the folder, when there is no manifest)."""
-    return folder.source
 
 
 def load_manifest(bucket: str, folder: RunFolder) -> Manifest | None:

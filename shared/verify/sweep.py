@@ -36,7 +36,7 @@ from shared.verify import heal as verify_heal
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, utcnow, verify_destination
 from shared.verify.recheck import recheck
-from shared.verify.runs import GcsObject, RunRef, folder_source, list_objects, load_manifest, runs_in
+from shared.verify.runs import GcsObject, RunRef, list_objects, load_manifest, runs_in
 
 LOOKBACK_EXTRA = dt.timedelta(days=1)
 logger = log.get_logger(__name__)
@@ -186,7 +186,7 @@ def _report(
             status=status,
             destination=destination,
             run_id=run.folder.run_id,
-            source=folder_source(run.folder),
+            source=run.folder.source,
             reason=reason,
             stage=Trigger.SWEEP.stage,
             message_id=message_id,

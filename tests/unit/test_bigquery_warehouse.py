@@ -119,7 +119,7 @@ def test_one_warehouse_whatever_the_environment(monkeypatch) -> None:
     clients.reset()
     for value in ("local", "bigquery", "duckdb"):
         monkeypatch.setenv("OFFSITE_WAREHOUSE", value)  # the retired switch: ignored
-        assert type(warehouse(123_456)).__name__ == "BigQueryWarehouse"
+        assert type(warehouse()).__name__ == "BigQueryWarehouse"
     clients.reset()
 
 

@@ -20,7 +20,6 @@ it since); else the existing file is downloaded and hashed. Size equality alone 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import posixpath
 import stat as statmod
 import time
@@ -55,6 +54,7 @@ from shared.destinations.sftp.stream import (
     Streamed,
     close_handle,
     open_for_write,
+    read_sha1,
     stream_to_handles,
 )
 from shared.errors import PermanentError, TransientError
@@ -64,7 +64,6 @@ from shared.log import get_logger
 log = get_logger(__name__)
 STALE_PROBE_S = 3.0  # a .partial whose size and mtime do not move for this long is a leftover
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller files are not worth extra connections
-HASH_READ_BYTES = 1024 * 1024
 
 
 class SftpDestination(PutViaResumable):
@@ -355,14 +354,7 @@ class SftpDestination(PutViaResumable):
         if entry is not None and entry.size == attrs.st_size and entry.mtime == int(attrs.st_mtime or 0):
             return entry.sha1
         log.info("hashing the existing remote file by download (no server hash, no ledger entry)", remote_path=final)
-        digest = hashlib.sha1()
-        reader = PipelinedReader(session, final)
-        try:
-            while chunk := reader.read(HASH_READ_BYTES):
-                digest.update(chunk)
-        finally:
-            reader.close()
-        return digest.hexdigest()
+        return read_sha1(session, final)
 
     def _publish(self, session: SftpSession, partial: str, final: str, *, replace: bool) -> None:
         with sftp_errors(self.partner_name, "publishing", final):

@@ -12,7 +12,6 @@ Anything unproven is restarted from byte 0: nothing is ever appended to bytes we
 
 from __future__ import annotations
 
-import hashlib
 import stat as statmod
 import time
 from dataclasses import dataclass
@@ -20,12 +19,11 @@ from typing import Any
 
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
 from shared.destinations.sftp.hashing import remote_sha1
-from shared.destinations.sftp.stream import PipelinedReader
+from shared.destinations.sftp.stream import read_sha1
 from shared.errors import TransientError
 from shared.log import get_logger
 
 log = get_logger(__name__)
-READ_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ def proven_prefix(session: SftpSession, hashing: str, state: PartialState, *, pr
         served = remote_sha1(session, hashing, [state.partial], size)[state.partial]
         proven, how = served == state.sha1, "server hash"
     else:
-        proven, how = _read_back_sha1(session, state.partial, state.size) == state.sha1, "read back"
+        proven, how = read_sha1(session, state.partial, state.size) == state.sha1, "read back"
     if not proven:
         log.warning("partial file's prefix differs from what was sent; restarting", remote_path=state.partial)
         return 0
@@ -82,19 +80,6 @@ def proven_prefix(session: SftpSession, hashing: str, state: PartialState, *, pr
             session.sftp.truncate(state.partial, state.size)
     log.info("resuming partial file", remote_path=state.partial, offset=state.size, proven_by=how)
     return state.size
-
-
-def _read_back_sha1(session: SftpSession, path: str, size: int) -> str:
-    digest = hashlib.sha1()
-    reader = PipelinedReader(session, path)
-    try:
-        left = size
-        while left > 0 and (chunk := reader.read(min(READ_BYTES, left))):
-            digest.update(chunk)
-            left -= len(chunk)
-    finally:
-        reader.close()
-    return digest.hexdigest()
 
 
 def _lstat(session: SftpSession, path: str) -> Any:

@@ -385,3 +385,19 @@ class PipelinedReader(io.RawIOBase):
             if self._on_close is not None:
                 callback, self._on_close = self._on_close, None
                 callback(healthy)
+
+
+def read_sha1(session: SftpSession, path: str, size: int | None = None) -> str:
+    """SHA-1 of the file at ``path`` (of its first ``size`` bytes), read back through a PipelinedReader."""
+    digest, reader = hashlib.sha1(), PipelinedReader(session, path)
+    left = size
+    try:
+        while left is None or left > 0:
+            chunk = reader.read(CHUNK_BYTES if left is None else min(CHUNK_BYTES, left))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left = None if left is None else left - len(chunk)
+    finally:
+        reader.close()
+    return digest.hexdigest()
