@@ -134,8 +134,11 @@ class ParamikoSftpServer:
             transport = paramiko.Transport(sock)
             transport.add_server_key(self.host_key)
             transport.set_subsystem_handler("sftp", SFTPServer, _Files)
-            transport.start_server(server=_Auth(self.allowed))
             self._transports.append(transport)
+            # With an event, start_server does not block: a client that leaves mid-handshake (the
+            # pool's host-key probe does, once it has the key) must not stop the accept loop, as it
+            # did when start_server blocked here and raised.
+            transport.start_server(event=threading.Event(), server=_Auth(self.allowed))
 
     def close(self) -> None:
         self._listener.close()
