@@ -31,13 +31,21 @@ class RetentionStack(VerifyStack):
     def __init__(self, info: StackInfo, config_path: Path, prefix: str, dataset: str) -> None:
         super().__init__(info, config_path, prefix)
         self.dataset = dataset
+        self.export = "q_" + dataset[4:]
         self.receipts: dict[tuple[str, str], list[DeliveryReceipt]] = {}
 
-    def run_of(self, day: dt.date, destination: str, *, table: str = "orders", verify: bool = True) -> Run:
-        """A run of ``table`` for ``day``: exported, delivered to ``destination`` and (``verify``)
-        verified there through the verify stage, which publishes in_sync."""
+    def run_of(
+        self, day: dt.date, destination: str, *, table: str = "orders", verify: bool = True, query: bool = False
+    ) -> Run:
+        """A run of ``table`` (or, with ``query``, of the query export ``self.export``) for ``day``:
+        exported, delivered to ``destination`` and (``verify``) verified there through the verify
+        stage, which publishes in_sync."""
         run_id = "r" + uuid.uuid4().hex[:12]
-        source = Source(mode="table", project=self.info.project, dataset=self.dataset, table=table)
+        if query:
+            source = Source(mode="query", project=self.info.project, export=self.export)
+            table = "t"  # the file names tests/run_folders.run_manifest gives query runs
+        else:
+            source = Source(mode="table", project=self.info.project, dataset=self.dataset, table=table)
         stamp = day.strftime("%Y%m%d")
         files = {f"{table}_{stamp}-00000000000{i}.parquet": f"PAR1 {run_id} {i}".encode() * 50 for i in range(2)}
         folder = start_run(
@@ -64,6 +72,13 @@ class RetentionStack(VerifyStack):
             base = "GCP/bigquery" if dest.abilities.layout == "gcp_tree" else ""
             prefix = f"{base}/{self.dataset}".strip("/")
             return [f.path[len(prefix) + 1 :] for f in dest.list(prefix)]
+
+    def remote_days(self, destination: str) -> set[str]:
+        """``YYYYMMDD`` of every day folder of this test's query export at ``destination``."""
+        with factory.opened(destination, self.config) as dest:
+            base = "GCP/exports" if dest.abilities.layout == "gcp_tree" else ""
+            prefix = f"{base}/{self.export}".strip("/")
+            return {f.path[len(prefix) + 1 :].split("/")[0] for f in dest.list(prefix)}
 
     def remote_runs(self, destination: str) -> set[str]:
         """``{table}/{YYYYMMDD}/{run_id}`` of every run folder with files at ``destination``."""
@@ -92,7 +107,14 @@ def rstack_factory(
                 "retention": {"daily": daily, "monthly": monthly},
             }
         ]
-        raw["exports"] = []
+        raw["exports"] = [
+            {
+                "name": "q_" + token,
+                "sql": "SELECT {date}",
+                "destinations": ["box", "sftp:local"],
+                "retention": {"daily": daily, "monthly": monthly},
+            }
+        ]
         raw["verify"] = {**raw.get("verify", {}), **verify_settings}
         path = tmp_path / f"config-{prefix}.yaml"
         path.write_text(yaml.safe_dump(raw))

@@ -115,3 +115,40 @@ def test_a_pruned_run_is_not_rechecked_as_a_mismatch(rstack_factory: Callable[..
     summary = sweep(config(), now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     assert summary.rechecked == 1 and summary.recheck_mismatches == 0
     assert [r.status for r in rs.results_for(old)] == ["in_sync", "pruned"]
+
+
+@pytest.mark.parametrize("destination", DESTINATIONS)
+def test_a_query_export_is_pruned_by_day_folder(
+    rstack_factory: Callable[..., RetentionStack], destination: str
+) -> None:
+    """Same-day runs of a query export share their day's folder: the day is kept or removed whole."""
+    rs = rstack_factory(daily=1)
+    old = rs.run_of(D1, destination, query=True)
+    rs.run_of(D2, destination, query=True)
+    rs.run_of(D2, destination, query=True)  # a same-day rerun: same folder
+    summary = prune(config(), export=rs.export)
+    assert {(o.date, o.action) for o in summary.outcomes} == {(D1.isoformat(), "pruned"), (D2.isoformat(), "keep")}
+    assert rs.remote_days(destination) == {f"{D2:%Y%m%d}"}
+    assert [r.status for r in rs.results_for(old, destination)] == ["in_sync", "pruned"]
+
+
+def test_a_prune_stopped_before_reporting_is_reported_by_the_next(
+    rstack_factory: Callable[..., RetentionStack],
+) -> None:
+    """What an instance that died between removing and reporting leaves: ``pruning.json`` and no folder."""
+    from shared.destinations import factory
+
+    rs = rstack_factory(daily=1)
+    old = rs.run_of(D1, "box")
+    rs.run_of(D2, "box")
+    gcs.write(rs.state_bucket, markers.folder(old.folder.prefix, "box") + markers.PRUNING, b"{}", "application/json")
+    with factory.opened("box", config()) as box:
+        assert box.delete_folder(f"GCP/bigquery/{key(old).replace('orders/', rs.dataset + '/orders/', 1)}")
+    assert key(old) not in rs.remote_runs("box")
+    assert [r.status for r in rs.results_for(old)] == ["in_sync"]
+
+    prune(config(), destination="box")
+    assert [r.status for r in rs.results_for(old)] == ["in_sync", "pruned"]
+    assert "earlier prune" in (rs.results_for(old)[-1].reason or "")
+    prune(config(), destination="box")
+    assert [r.status for r in rs.results_for(old)] == ["in_sync", "pruned"]  # once
