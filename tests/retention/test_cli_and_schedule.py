@@ -84,7 +84,7 @@ def test_out_of_budget_leaves_the_work_to_the_next_sweep(rstack_factory: Callabl
     rs.run_of(D2, "box")
     now = dt.datetime.now(dt.UTC)
     late = daily_pass(config(), now=now, budget_s=-1)
-    assert (late.deferred, late.pruned) == (2, 0)  # box and sftp:local not started
+    assert (late.deferred, late.pruned) == (4, 0)  # the dataset and the export, at box and sftp:local: none started
     entry = config().dataset(rs.dataset)
     assert gcs.stat(rs.state_bucket, claim_name((entry, "box"), now)) is None
     assert key(old) in rs.remote_runs("box")
