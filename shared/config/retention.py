@@ -30,6 +30,6 @@ class Retention(Model):
 RETENTION_FIELD: Any = Field(
     None,
     description="{daily: N, monthly: M}: prune older run folders at each destination (`offsite prune`, and "
-    "daily from the verify sweep), each only once a newer run of the same table is in_sync there. "
+    "daily from the verify sweep), each only once a newer run of the same table (or query export) is in_sync there. "
     "Absent: keep everything.",
 )

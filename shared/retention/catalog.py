@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from shared.config import Config, DatasetExport, QueryExport
 from shared.destinations.base import Destination
 from shared.gcp import gcs
-from shared.layout import QUERY_SEGMENT, RunFolder, default_file_name, remote_folder
+from shared.layout import QUERY_SEGMENT, RunFolder, default_file_name, parse_object_name, remote_folder
 from shared.messages import RUN_ID_RE, Source
 from shared.verify import markers as verify_markers
 from shared.verify.runs import list_objects, runs_in
@@ -179,7 +179,5 @@ def _known_runs(entry: Entry, config: Config, destination: Destination) -> dict[
 
 
 def _folder_of(prefix: str, config: Config) -> RunFolder | None:
-    from shared.layout import parse_object_name
-
     parsed = parse_object_name(prefix + "x", config.export_prefix, config.project)
     return parsed[0] if parsed is not None else None

@@ -142,7 +142,7 @@ def prune_target(
         act = Act(config, found, entry.retention, now=now, dry_run=dry_run, message_id=message_id)
         if not dry_run:
             for run in found.orphans():
-                act.report(run, None, "removed by an earlier prune, reported now")
+                act.report(run, "removed by an earlier prune, reported now")
         for _series, units in found.series():
             for decision in act.decisions(units):
                 if decision.action == "prune" and stop_at is not None and time.monotonic() > stop_at:
@@ -227,7 +227,7 @@ class Act:
         logger.info("run folder pruned", path=unit.path, files=unit.files, bytes=unit.bytes, reason=why)
         removed = f"removed {self.destination.location(unit.path)} ({unit.files} files, {unit.bytes} bytes)"
         for run in runs:
-            self.report(run, unit, f"{why}; {removed}")
+            self.report(run, f"{why}; {removed}")
         return self.outcome(unit, "pruned", why)
 
     def _folder_of(self, unit: Unit) -> RunFolder:
@@ -238,7 +238,7 @@ class Act:
             return RunFolder(self.config.export_prefix.strip("/"), source, unit.date, unit.run_id or "unknown")
         return RunFolder(self.config.export_prefix.strip("/"), source_of(entry, self.config), unit.date, "unknown")
 
-    def report(self, run: KnownRun, unit: Unit | None, reason: str) -> None:
+    def report(self, run: KnownRun, reason: str) -> None:
         """The one ``pruned`` result of ``run`` at this destination (claimed with ``pruned.json``)."""
         folder = run.folder
         result = VerifyResult(
