@@ -152,3 +152,24 @@ def test_a_prune_stopped_before_reporting_is_reported_by_the_next(
     assert "earlier prune" in (rs.results_for(old)[-1].reason or "")
     prune(config(), destination="box")
     assert [r.status for r in rs.results_for(old)] == ["in_sync", "pruned"]  # once
+
+
+@pytest.mark.parametrize("destination", DESTINATIONS)
+def test_a_newer_run_in_mismatch_protects_the_older_in_sync_one(
+    rstack_factory: Callable[..., RetentionStack], destination: str
+) -> None:
+    rs = rstack_factory(daily=1, self_heal=False)
+    old = rs.run_of(D1, destination)
+    bad = rs.run_of(D2, destination, verify=False)
+    damaged = sorted(bad.files)[0]
+    rs.deliver(bad, damaged, destination, data=b"X" * len(bad.files[damaged]))  # same size, other bytes
+    for receipt in rs.receipts[(bad.run_id, destination)]:
+        rs.receipt(receipt)
+    assert [r.status for r in rs.results_for(bad, destination)] == ["mismatch"]
+
+    summary = prune(config())
+    actions = {o.date: (o.action, o.why) for o in summary.outcomes if o.destination == destination}
+    assert actions[D2.isoformat()] == ("keep", "kept: daily 1 of 1")
+    assert actions[D1.isoformat()] == ("protect", "protected: no newer run folder is in_sync here")
+    assert rs.remote_runs(destination) == {key(old), key(bad)}
+    assert [r.status for r in rs.results_for(old, destination)] == ["in_sync"]
