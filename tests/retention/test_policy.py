@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,21 @@ def test_retention_is_optional_and_defaults_to_keeping_everything(tmp_path: Path
     assert config.datasets[0].retention is None
     text = MINIMAL + "exports:\n  - name: e\n    sql: 'SELECT {date}'\n    retention: {daily: 7, monthly: 12}\n"
     assert load(tmp_path, text).exports[0].retention == Retention(daily=7, monthly=12)
+
+
+def test_a_flat_destination_is_skipped_and_said_so(tmp_path: Path) -> None:
+    from shared.destinations.base import Abilities
+    from shared.destinations.memory import MemoryDestination
+    from shared.retention.prune import PruneSummary, prune_target
+
+    text = MINIMAL.replace(
+        '    destinations: ["sftp:acme"]\n', '    destinations: ["sftp:acme"]\n    retention: {daily: 1}\n'
+    )
+    config = load(tmp_path, text)
+    flat = MemoryDestination("sftp:acme", Abilities(layout="flat"))
+    flat.put("sales_orders_20250101-000000000000.parquet", io.BytesIO(b"x"), 1)
+    summary = PruneSummary(dry_run=False)
+    prune_target(config, config.datasets[0], flat, summary)
+    assert summary.outcomes == []
+    assert summary.skipped == ["sales at memory: not pruned (flat layout: every day's files share one folder)"]
+    assert [f.path for f in flat.list()] == ["sales_orders_20250101-000000000000.parquet"]
