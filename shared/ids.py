@@ -87,6 +87,7 @@ class Status(StrEnum):
     INCOMPLETE = "incomplete"
     REJECTED = "rejected"
     FAILED = "failed"
+    PRUNED = "pruned"  # an older run folder removed by retention (shared.retention), not a failure
 
     @property
     def is_final_failure(self) -> bool:
@@ -105,3 +106,4 @@ class Stage(StrEnum):
     VERIFY_REQUEST = "verify:request"
     VERIFY_SWEEP = "verify:sweep"
     VERIFY_RECHECK = "verify:recheck"  # the sweep's daily re-verify of in_sync runs
+    PRUNE = "prune"  # retention removed a run folder (`offsite prune`, the sweep's daily pass)

@@ -75,7 +75,7 @@ def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list
             row["files"], row["bytes"] = r.files_expected, r.bytes_expected
         if r.duration_s is not None:
             row["duration_s"] = max(row["duration_s"] or 0.0, r.duration_s)
-        if r.status != "in_sync":
+        if r.status not in ("in_sync", "pruned"):
             row["last_failure"] = f"{r.destination or r.stage}: {r.status}: {r.reason or ''}".strip()
         row["updated"] = r.finished_at
     return sorted(rows.values(), key=lambda row: row["updated"] or "", reverse=True)

@@ -36,6 +36,7 @@ from shared.config.models import (
     TableSelection,
     VerifySettings,
 )
+from shared.config.retention import Retention
 from shared.config.secrets import Secret
 from shared.config.types import BUCKET_RE, FORMATS, NAME_RE, PARTNER_RE, ExportFormat
 
@@ -55,6 +56,7 @@ __all__ = [
     "ExportFormat",
     "PubSubSettings",
     "QueryExport",
+    "Retention",
     "Secret",
     "SftpPartner",
     "TableSelection",

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from shared.config.retention import RETENTION_FIELD, Retention
 from shared.config.secrets import Secret
 from shared.config.types import (
     BUCKET_RE,
@@ -58,6 +59,7 @@ class DatasetExport(Model):
         "PARQUET", description="PARQUET (SNAPPY), AVRO, CSV (GZIP) or NEWLINE_DELIMITED_JSON (GZIP)."
     )
     destinations: Routes = Field((), description="Where files go: 'box', 'sftp:PARTNER'; empty = every destination.")
+    retention: Retention | None = RETENTION_FIELD
 
     @field_validator("name")
     @classmethod
@@ -78,6 +80,7 @@ class QueryExport(Model):
         description="File name template; '*' becomes the 12-digit shard number; {export}, {YYYYMMDD}, {date}.",
     )
     destinations: Routes = Field((), description="Where files go: 'box', 'sftp:PARTNER'; empty = every destination.")
+    retention: Retention | None = RETENTION_FIELD
 
     @field_validator("name")
     @classmethod

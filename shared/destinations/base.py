@@ -166,6 +166,13 @@ class Destination(Protocol):
         """Create the folder ``path`` and its parents; existing folders are fine."""
         ...
 
+    def delete_folder(self, path: str, *, recursive: bool = True) -> bool:
+        """Remove the folder ``path`` with everything under it, or (``recursive=False``) only
+        when it holds nothing, not even an empty folder. True when no folder ``path`` is left
+        (a missing one is not an error); False when ``recursive=False`` and it is not empty.
+        ValueError for the destination root (``""``): a root is never deleted."""
+        ...
+
 
 class ByteStream(Protocol):
     """A binary stream as read back from a destination: ``read`` and ``close`` are all verify needs
@@ -234,3 +241,11 @@ def normalize_path(path: str) -> str:
     if any(p == ".." for p in parts):
         raise ValueError(f"path {path!r} must not contain '..'")
     return "/".join(parts)
+
+
+def folder_path(path: str) -> str:
+    """``normalize_path`` for a folder to delete: ValueError for the root, which is never deleted."""
+    normalized = normalize_path(path)
+    if not normalized:
+        raise ValueError("refusing to delete the destination root folder")
+    return normalized

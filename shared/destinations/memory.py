@@ -9,7 +9,15 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from shared.config import Config
-from shared.destinations.base import Abilities, ByteStream, DeliveryLedger, PutResult, RemoteFile, normalize_path
+from shared.destinations.base import (
+    Abilities,
+    ByteStream,
+    DeliveryLedger,
+    PutResult,
+    RemoteFile,
+    folder_path,
+    normalize_path,
+)
 from shared.errors import PermanentError
 from shared.ids import DestinationId
 
@@ -81,6 +89,19 @@ class MemoryDestination:
             if path in self._files:
                 raise PermanentError(f"{self.name}: cannot create folder {path}: a file is there")
             self._dirs.add(path)
+
+    def delete_folder(self, path: str, *, recursive: bool = True) -> bool:
+        path = folder_path(path)
+        head = path + "/"
+        with self._lock:
+            inside = [f for f in self._files if f.startswith(head)] + [d for d in self._dirs if d.startswith(head)]
+            if inside and not recursive:
+                return False
+            for name in inside:
+                self._files.pop(name, None)
+                self._dirs.discard(name)
+            self._dirs.discard(path)
+        return True
 
     def open(self, path: str) -> BinaryIO:
         import io

@@ -6,7 +6,8 @@ Triggers:
   that run folder at each of its manifest's destinations;
 - ``verify-requests`` (Pub/Sub): ``{run_id}`` (every run folder of the run id),
   ``{dataset, table, date}`` or ``{export, date}`` (the latest run folder of that day),
-  optionally one ``destination``; or ``{"sweep": true}`` (:mod:`shared.verify.sweep`).
+  optionally one ``destination``; or ``{"sweep": true}`` (:mod:`shared.verify.sweep`, then
+  retention's daily pruning, :mod:`shared.retention.scheduled`).
 
 Stateless: every trigger re-reads the manifest, the markers and the destination listing
 (:mod:`shared.verify.flow` decides what to publish). Bad input — a malformed request or
@@ -17,6 +18,8 @@ manifest reached by automatic triggers is reported once (``_verify/rejected.json
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from typing import Any
 
 from shared import log
@@ -116,12 +119,26 @@ def on_receipt(receipt: DeliveryReceipt, config: Config, message_id: str) -> Non
         verify_destination(ctx, receipt.destination, Trigger.RECEIPT, receipt=receipt)
 
 
+def _retention_pass(config: Config, started: float, message_id: str) -> None:
+    """After the sweep: retention's daily pruning (shared.retention.scheduled), within the sweep's budget."""
+    from shared.retention.scheduled import daily_pass
+
+    try:
+        daily_pass(config, now=dt.datetime.now(dt.UTC), started=started, message_id=message_id)
+    except Exception as exc:  # noqa: BLE001 - never fail the sweep for it; the next sweep prunes
+        logger.warning("retention pass failed", error=str(exc))
+
+
 def on_request(request: VerifyRequest, config: Config, message_id: str) -> None:
     """On demand: always reports, one result per run folder and destination."""
     if request.sweep:
         from shared.verify.sweep import sweep
 
-        sweep(config, message_id=message_id)
+        started = time.monotonic()
+        try:
+            sweep(config, message_id=message_id)
+        finally:
+            _retention_pass(config, started, message_id)
         return
     runs = find_runs(
         config.bucket,

@@ -11,6 +11,8 @@ run folder ``{prefix}_verify/{destination}/``:
 - ``recheck-{YYYYMMDD}.json``: the daily re-verify of an ``in_sync`` result ran that day (its outcome);
 - ``recheck-mismatch-{k}.json``: a re-verify found round ``k``'s in_sync result no longer true (reported once);
 - ``failed-{stage}.json``: a stage's permanent failure at this destination was reported (once);
+- ``pruning.json`` / ``pruned.json``: retention is removing / removed this run folder at the
+  destination (shared.retention.prune; the recheck leaves such a run alone);
 
 and ``{prefix}_verify/rejected.json`` when the run's manifest was rejected (reported once).
 Round ``k`` is the number of heal attempts started; round 0 is the first delivery.
@@ -30,6 +32,8 @@ from google.api_core import exceptions as gexc
 from shared.gcp import clients, gcs
 
 VERIFY_FOLDER = "_verify"
+PRUNING = "pruning.json"  # written before retention removes the run folder at the destination
+PRUNED = "pruned.json"  # the one `pruned` result of the run folder at the destination (its body)
 _NAME = re.compile(r"^(result|incomplete|heal)-(\d+)\.json$")
 _DONE = re.compile(r"^heal-(\d+)\.done/(.+)$")
 

@@ -17,6 +17,8 @@ claimed with ``{run folder}_verify/{destination}/recheck-{YYYYMMDD}.json`` in th
   not self-heal; ``offsite verify RUN --destination D`` does, and that heal's round ends in a
   new result, which later rechecks look at again.
 
+Run folders that retention removed at a destination (``pruning.json``) are not rechecked there.
+
 One state-bucket listing per sweep finds the candidates, so a sweep after the day's rechecks
 costs that listing only. The pass starts no new comparison after ``budget_s`` (from the start
 of the sweep); what it did not reach is rechecked by the next sweep of the day. A transient
@@ -84,6 +86,8 @@ def recheck(
             state = verify_markers.state_of(names)
             if not state.reported:
                 continue  # no result yet for the current round (the normal flow or the sweep decides)
+            if verify_markers.PRUNING in names:
+                continue  # removed by retention (shared.retention.prune): nothing there to recheck
             base = verify_markers.folder(run.folder.prefix, destination)
             reported = verify_markers.recheck_mismatch_name(run.folder.prefix, destination, state.round)
             if reported[len(base) :] in names:

@@ -213,3 +213,37 @@ def test_an_unprovable_resume_state_restarts_cleanly(destination: Destination) -
         done = attempt()
     assert isinstance(done, PutResult) and done.sha1 == hashlib.sha1(other).hexdigest()
     assert read_back(destination, "r2/a.bin") == other
+
+
+def test_delete_folder_removes_the_tree_and_nothing_else(destination: Destination) -> None:
+    for path in ("t/day/run1/a.bin", "t/day/run1/sub/b.bin", "t/day/run2/c.bin", "t/day/run10/d.bin"):
+        put_bytes(destination, path, path.encode())
+    destination.mkdirs("t/day/run1/empty")
+    assert destination.delete_folder("t/day/run1") is True
+    assert sorted(f.path for f in destination.list("t")) == ["t/day/run10/d.bin", "t/day/run2/c.bin"]
+    assert list(destination.list("t/day/run1")) == []
+    assert destination.stat("t/day/run1/a.bin") is None
+    # gone for good: a new file there starts a fresh folder, and the old content does not come back
+    put_bytes(destination, "t/day/run1/new.bin", b"new")
+    assert [f.path for f in destination.list("t/day/run1")] == ["t/day/run1/new.bin"]
+
+
+def test_delete_folder_tolerates_missing_and_refuses_the_root(destination: Destination) -> None:
+    assert destination.delete_folder("never/was") is True
+    put_bytes(destination, "keep/me.txt", b"x")
+    with pytest.raises(ValueError, match="root"):
+        destination.delete_folder("")
+    with pytest.raises(ValueError, match=r"\.\."):
+        destination.delete_folder("keep/../..")
+    assert [f.path for f in destination.list("keep")] == ["keep/me.txt"]
+
+
+def test_delete_folder_not_recursive_only_removes_an_empty_folder(destination: Destination) -> None:
+    put_bytes(destination, "n/day/run/file.txt", b"x")
+    assert destination.delete_folder("n/day", recursive=False) is False
+    assert [f.path for f in destination.list("n")] == ["n/day/run/file.txt"]
+    assert destination.delete_folder("n/day/run") is True
+    assert destination.delete_folder("n/day", recursive=False) is True
+    destination.mkdirs("n/day/again")  # a folder can be made where an emptied one was removed
+    assert destination.delete_folder("n/day", recursive=False) is False  # an empty sub-folder counts
+    assert destination.delete_folder("n/day/again", recursive=False) is True

@@ -246,6 +246,9 @@ class SizesOnly:
     def mkdirs(self, path: str) -> None:
         self.inner.mkdirs(path)
 
+    def delete_folder(self, path: str, *, recursive: bool = True) -> bool:
+        return self.inner.delete_folder(path, recursive=recursive)
+
 
 DAMAGED = "orders_20250108-000000000001.parquet"
 

@@ -26,6 +26,7 @@ from shared.destinations.base import (
     PutViaResumable,
     RemoteFile,
     ResumeOptions,
+    folder_path,
     normalize_path,
 )
 from shared.destinations.box.folders import BoxFolders, StaleFolder
@@ -126,6 +127,24 @@ class BoxDestination(PutViaResumable):
         except BoxApiError as exc:
             if exc.http_status != 404:
                 raise
+
+    def delete_folder(self, path: str, *, recursive: bool = True) -> bool:
+        path = folder_path(path)
+        folder_id = self._with_fresh_cache(lambda: self.folders.lookup(path))
+        if folder_id is None:
+            return True
+        params = {"recursive": "true" if recursive else "false"}
+        try:
+            url = f"{self.http.api}/folders/{folder_id}"
+            self.http.call("DELETE", url, what=f"delete Box folder {path!r}", params=params).close()
+        except BoxApiError as exc:
+            if exc.http_status == 400 and exc.code == "folder_not_empty" and not recursive:
+                return False
+            if exc.http_status != 404:
+                raise
+        finally:
+            self.folders.forget()  # cached ids of that folder and below are gone (or about to be)
+        return True
 
     def mkdirs(self, path: str) -> None:
         path = normalize_path(path)

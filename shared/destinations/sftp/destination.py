@@ -40,11 +40,13 @@ from shared.destinations.base import (
     PutViaResumable,
     RemoteFile,
     ResumeOptions,
+    folder_path,
     normalize_path,
 )
 from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
 from shared.destinations.sftp.hashing import remote_sha1
 from shared.destinations.sftp.pool import SessionPool, pool_for
+from shared.destinations.sftp.remove import remove_tree
 from shared.destinations.sftp.resume import PartialState, proven_prefix
 from shared.destinations.sftp.stream import (
     ChunkFeeder,
@@ -211,6 +213,11 @@ class SftpDestination(PutViaResumable):
                 session.sftp.remove(full)
             except FileNotFoundError:
                 pass
+
+    def delete_folder(self, path: str, *, recursive: bool = True) -> bool:
+        full = self.remote_path(folder_path(path))
+        with self.pool.session() as session:
+            return remove_tree(session, self.partner_name, full, recursive=recursive)
 
     def mkdirs(self, path: str) -> None:
         full = self.remote_path(normalize_path(path))

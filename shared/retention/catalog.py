@@ -1,0 +1,183 @@
+"""What is at a destination for one configured dataset or query export, and what offsite knows of it.
+
+Three listings, one each, make the catalog (:func:`catalog`):
+
+- the destination, recursively under the entry's folder (``GCP/bigquery/{dataset}/`` on Box,
+  ``{dataset}/`` on SFTP; ``GCP/exports/{export}/`` and ``{export}/``): the run folders that
+  are there to prune — ``{table}/{YYYYMMDD}/{run_id}/`` of a dataset, ``{YYYYMMDD}/`` of a query
+  export (same-day runs of a query export share their day's folder, so the day is the unit);
+- the exports bucket under the entry's prefix: when each run started (``_run.json``), and which
+  runs are recent enough to still be delivering;
+- the state bucket under the same prefix: verify's markers per run folder and destination
+  (``result-{k}.json``, ``incomplete-{k}.json``, ``failed-*.json``, ``recheck-mismatch-{k}.json``)
+  and retention's own ``pruning.json`` / ``pruned.json``.
+
+Destinations whose layout is ``flat`` keep every day's files in one folder and are not pruned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from shared.config import Config, DatasetExport, QueryExport
+from shared.destinations.base import Destination
+from shared.gcp import gcs
+from shared.layout import QUERY_SEGMENT, RunFolder, default_file_name, parse_object_name, remote_folder
+from shared.messages import RUN_ID_RE, Source
+from shared.verify import markers as verify_markers
+from shared.verify.runs import list_objects, runs_in
+
+Entry = DatasetExport | QueryExport
+PRUNING, PRUNED = verify_markers.PRUNING, verify_markers.PRUNED
+
+
+@dataclass
+class KnownRun:
+    """One run folder as the buckets know it, at one destination."""
+
+    folder: RunFolder
+    started: dt.datetime | None = None  # _run.json (or manifest) creation time, while the export is kept
+    markers: dict[str, dt.datetime | None] = field(default_factory=dict)  # name → creation time
+
+    @property
+    def final(self) -> bool:
+        """Verify has said its last word for the current round (in_sync, mismatch, incomplete, failed)."""
+        state = verify_markers.state_of(self.markers)
+        return state.reported or state.round in state.incompletes or any(n.startswith("failed-") for n in self.markers)
+
+    @property
+    def first_seen(self) -> dt.datetime | None:
+        times = [t for t in self.markers.values() if t is not None]
+        return self.started or (min(times) if times else None)
+
+
+@dataclass
+class Unit:
+    """One folder at the destination that retention keeps or removes as a whole."""
+
+    series: str  # the table (dataset entries) or the export name
+    path: str  # relative to the destination root
+    date: dt.date
+    run_id: str | None  # None: a query export's day folder
+    files: int = 0
+    bytes: int = 0
+    runs: list[KnownRun] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+    @property
+    def started(self) -> dt.datetime | None:
+        times = [t for run in self.runs if (t := run.first_seen) is not None]
+        return max(times) if times else None
+
+
+@dataclass
+class Catalog:
+    entry: Entry
+    destination: Destination
+    base: str  # the entry's folder at the destination
+    units: list[Unit]
+    known: list[KnownRun]  # every run folder the buckets know under the entry, at this destination
+
+    def orphans(self) -> list[KnownRun]:
+        """Run folders marked ``pruning`` but never reported ``pruned`` whose folder is gone from
+        the destination (an earlier prune stopped between removing and reporting)."""
+        attached = {id(run) for unit in self.units for run in unit.runs}
+        return [r for r in self.known if PRUNING in r.markers and PRUNED not in r.markers and id(r) not in attached]
+
+    def series(self) -> Iterator[tuple[str, list[Unit]]]:
+        names = sorted({u.series for u in self.units})
+        for name in names:
+            yield name, [u for u in self.units if u.series == name]
+
+
+def source_of(entry: Entry, config: Config, table: str | None = None) -> Source:
+    if isinstance(entry, DatasetExport):
+        return Source(mode="table", project=config.project, dataset=entry.name, table=table or "t")
+    return Source(mode="query", project=config.project, export=entry.name)
+
+
+def gcs_prefix(entry: Entry, config: Config) -> str:
+    """The entry's prefix in the exports and state buckets: ``exports/sales/``, ``exports/_queries/e/``."""
+    head = config.export_prefix.strip("/")
+    return f"{head}/{entry.name}/" if isinstance(entry, DatasetExport) else f"{head}/{QUERY_SEGMENT}/{entry.name}/"
+
+
+def remote_base(entry: Entry, config: Config, destination: Destination) -> str | None:
+    """The entry's folder at ``destination`` (None for a flat layout, which is not pruned)."""
+    if destination.abilities.layout == "flat":
+        return None
+    sample = RunFolder(config.export_prefix, source_of(entry, config), dt.date(2000, 1, 1), "r")
+    template = entry.file_name if isinstance(entry, QueryExport) else default_file_name("t", entry.format)
+    path = remote_folder(destination.abilities.layout, sample, template).path
+    depth = 3 if isinstance(entry, DatasetExport) else 1  # {table}/{day}/{run} or {day}
+    return path.rsplit("/", depth)[0]
+
+
+def _day(text: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(text, "%Y%m%d").date() if len(text) == 8 else None
+    except ValueError:
+        return None
+
+
+def catalog(entry: Entry, config: Config, destination: Destination) -> Catalog | None:
+    """The entry's run folders at ``destination`` with what the buckets know of them (module
+    docstring); None for a flat layout."""
+    base = remote_base(entry, config, destination)
+    if base is None:
+        return None
+    dataset = isinstance(entry, DatasetExport)
+    units: dict[tuple[str, ...], Unit] = {}
+    for remote in destination.list(base):
+        parts = remote.path[len(base) + 1 :].split("/")
+        key = tuple(parts[:3]) if dataset else tuple(parts[:1])
+        if len(parts) <= len(key) or (dataset and not RUN_ID_RE.match(key[2])):
+            continue
+        date = _day(key[1] if dataset else key[0])
+        if date is None:
+            continue
+        unit = units.get(key)
+        if unit is None:
+            unit = Unit(key[0] if dataset else entry.name, f"{base}/{'/'.join(key)}", date, key[2] if dataset else None)
+            units[key] = unit
+        unit.files += 1
+        unit.bytes += remote.size
+    runs = _known_runs(entry, config, destination)
+    for folder_key, run in runs.items():
+        unit = units.get(folder_key if dataset else folder_key[1:2])
+        if unit is not None:
+            unit.runs.append(run)
+    return Catalog(entry, destination, base, sorted(units.values(), key=lambda u: u.path), list(runs.values()))
+
+
+def _known_runs(entry: Entry, config: Config, destination: Destination) -> dict[tuple[str, ...], KnownRun]:
+    """(table, day, run_id) or (export, day, run_id) → what the exports and state buckets know."""
+    prefix = gcs_prefix(entry, config)
+    known: dict[tuple[str, ...], KnownRun] = {}
+
+    def run_for(folder: RunFolder) -> KnownRun:
+        series = folder.source.table if folder.source.mode == "table" else folder.source.export
+        key = (str(series), folder.date.strftime("%Y%m%d"), folder.run_id)
+        return known.setdefault(key, KnownRun(folder))
+
+    for ref in runs_in(list_objects(config.bucket, prefix), config.bucket, config.export_prefix, config.project):
+        run_for(ref.folder).started = ref.started
+    sep = f"/{verify_markers.VERIFY_FOLDER}/{destination.id}/"
+    for info in gcs.list_prefix(config.state_bucket_name, prefix):
+        at = info.name.find(sep)
+        if at < 0:
+            continue
+        folder = _folder_of(info.name[: at + 1], config)
+        if folder is not None:
+            run_for(folder).markers[info.name[at + len(sep) :]] = info.time_created
+    return known
+
+
+def _folder_of(prefix: str, config: Config) -> RunFolder | None:
+    parsed = parse_object_name(prefix + "x", config.export_prefix, config.project)
+    return parsed[0] if parsed is not None else None

@@ -1,0 +1,257 @@
+"""Applying retention at destinations: ``offsite prune`` and the verify sweep's daily pass.
+
+For every configured dataset or query export with ``retention`` and each of its destinations
+(the entry's ``destinations``, else every configured one), :mod:`shared.retention.catalog`
+finds the run folders there and :mod:`shared.retention.policy` decides; a run folder to prune is
+removed with ``Destination.delete_folder`` (then its day folder, when that is left empty):
+
+1. ``pruning.json`` is written under each of its run folders' ``_verify/{destination}/`` in the
+   state bucket first, so the daily recheck does not report the removed files as a mismatch;
+2. the folder is removed at the destination;
+3. one ``pruned`` result per run folder is published on verify-results (and kept in the run
+   history, so ``offsite status`` shows it), claimed once with ``pruned.json``. A prune that
+   stopped between 2 and 3 is reported by the next one (its ``pruning.json`` has no ``pruned.json``
+   and the folder is gone).
+
+A dry run lists the same decisions and writes, removes and publishes nothing. Work is bounded:
+no new removal starts after ``stop_at`` (``time.monotonic()``); what is left is found again by
+the next prune, since the catalog is read afresh each time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+from shared import log
+from shared.config import Config, DatasetExport, Retention
+from shared.destinations.base import Destination
+from shared.destinations.factory import opened
+from shared.errors import ConfigError
+from shared.gcp import gcs
+from shared.ids import DestinationId, Stage, Status
+from shared.layout import RunFolder
+from shared.messages import VerifyResult
+from shared.retention.catalog import PRUNED, PRUNING, Catalog, Entry, KnownRun, Unit, catalog, source_of
+from shared.retention.policy import Dated, Decision, decide
+from shared.verify import markers as verify_markers
+from shared.verify.flow import publish_once
+
+logger = log.get_logger(__name__)
+SETTLE_EXTRA = dt.timedelta(days=1)  # beyond verify.deadline_minutes, a run with no final result is not pending
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run folder at one destination: what retention decided and did."""
+
+    entry: str  # the dataset or export name
+    destination: str
+    path: str  # at the destination
+    date: str
+    action: str  # keep | protect | prune | pruned | deferred
+    why: str
+    files: int
+    bytes: int
+
+
+@dataclass
+class PruneSummary:
+    dry_run: bool
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # (entry, destination) pairs not pruned, and why
+
+    def count(self, action: str) -> int:
+        return sum(1 for o in self.outcomes if o.action == action)
+
+
+Target = tuple[Entry, DestinationId]
+
+
+def targets(
+    config: Config, *, dataset: str | None = None, export: str | None = None, destination: str | None = None
+) -> list[Target]:
+    """(entry, destination) pairs with a retention policy; ConfigError naming an unknown filter value."""
+    if dataset is not None and config.dataset(dataset) is None:
+        known = ", ".join(d.name for d in config.datasets) or "none configured"
+        raise ConfigError(f"--dataset: {dataset!r} is not a configured dataset (configured: {known})")
+    if export is not None and config.export(export) is None:
+        known = ", ".join(e.name for e in config.exports) or "none configured"
+        raise ConfigError(f"--export: {export!r} is not a configured export (configured: {known})")
+    if destination is not None and destination not in config.destination_names():
+        known = ", ".join(config.destination_names()) or "none configured"
+        raise ConfigError(f"--destination: {destination!r} is not a configured destination (configured: {known})")
+    entries: list[Entry] = []
+    if export is None:
+        entries += [d for d in config.datasets if dataset in (None, d.name)]
+    if dataset is None:
+        entries += [e for e in config.exports if export in (None, e.name)]
+    pairs = []
+    for entry in entries:
+        if entry.retention is None:
+            continue
+        for dest in entry.destinations or config.destination_names():
+            if destination in (None, dest):
+                pairs.append((entry, dest))
+    return pairs
+
+
+def prune(
+    config: Config,
+    *,
+    dry_run: bool = False,
+    dataset: str | None = None,
+    export: str | None = None,
+    destination: str | None = None,
+    now: dt.datetime | None = None,
+    stop_at: float | None = None,
+    message_id: str | None = None,
+) -> PruneSummary:
+    """Apply every matching retention policy (module docstring)."""
+    summary = PruneSummary(dry_run)
+    for entry, dest in targets(config, dataset=dataset, export=export, destination=destination):
+        with opened(dest, config) as handle:
+            prune_target(
+                config, entry, handle, summary, dry_run=dry_run, now=now, stop_at=stop_at, message_id=message_id
+            )
+    return summary
+
+
+def prune_target(
+    config: Config,
+    entry: Entry,
+    destination: Destination,
+    summary: PruneSummary,
+    *,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+    stop_at: float | None = None,
+    message_id: str | None = None,
+) -> None:
+    """Apply ``entry``'s retention at one destination, adding what happened to ``summary``."""
+    assert entry.retention is not None
+    now = now or dt.datetime.now(dt.UTC)
+    with log.bind(entry=entry.name, destination=str(destination.id), dry_run=dry_run):
+        found = catalog(entry, config, destination)
+        if found is None:
+            why = f"{entry.name} at {destination.id}: not pruned (flat layout: every day's files share one folder)"
+            summary.skipped.append(why)
+            logger.info("retention skipped", reason=why)
+            return
+        act = Act(config, found, entry.retention, now=now, dry_run=dry_run, message_id=message_id)
+        if not dry_run:
+            for run in found.orphans():
+                act.report(run, "removed by an earlier prune, reported now")
+        for _series, units in found.series():
+            for decision in act.decisions(units):
+                if decision.action == "prune" and stop_at is not None and time.monotonic() > stop_at:
+                    summary.outcomes.append(act.outcome(decision.entry.item, "deferred", "out of time; next prune"))
+                    continue
+                summary.outcomes.append(act.apply(decision))
+
+
+class Act:
+    """Decisions and their effects for one catalog (one entry at one destination)."""
+
+    def __init__(
+        self,
+        config: Config,
+        found: Catalog,
+        retention: Retention,
+        *,
+        now: dt.datetime,
+        dry_run: bool,
+        message_id: str | None,
+    ) -> None:
+        self.config, self.found, self.retention = config, found, retention
+        self.now, self.dry_run, self.message_id = now, dry_run, message_id
+        self.destination = found.destination
+        self.pending = dt.timedelta(minutes=config.verify.deadline_minutes) + SETTLE_EXTRA
+
+    def decisions(self, units: list[Unit]) -> list[Decision[Unit]]:
+        dated = [Dated(u.date, u.started, u.name, u) for u in units]
+        return decide(
+            dated,
+            self.retention,
+            is_in_sync=lambda d: self._in_sync(d.item),
+            is_settled=lambda d: self._settled(d.item),
+        )
+
+    def _in_sync(self, unit: Unit) -> bool:
+        """A run folder of ``unit`` whose current result here is in_sync (and no recheck said otherwise)."""
+        for run in sorted(unit.runs, key=lambda r: r.first_seen or self.now, reverse=True):
+            state = verify_markers.state_of(run.markers)
+            if not state.reported or f"recheck-mismatch-{state.round}.json" in run.markers:
+                continue
+            name = verify_markers.result_name(run.folder.prefix, str(self.destination.id), state.round)
+            body = verify_markers.read(self.config.state_bucket_name, name)
+            if body is not None and body.get("status") == Status.IN_SYNC:
+                return True
+        return False
+
+    def _settled(self, unit: Unit) -> bool:
+        """No run folder of ``unit`` may still be delivering or awaiting its verify result here."""
+        for run in unit.runs:
+            seen = run.first_seen
+            if not run.final and seen is not None and self.now - seen < self.pending:
+                return False
+        return True
+
+    def outcome(self, unit: Unit, action: str, why: str) -> Outcome:
+        return Outcome(
+            self.found.entry.name,
+            str(self.destination.id),
+            unit.path,
+            unit.date.isoformat(),
+            action,
+            why,
+            unit.files,
+            unit.bytes,
+        )
+
+    def apply(self, decision: Decision[Unit]) -> Outcome:
+        unit = decision.entry.item
+        if decision.action != "prune":
+            return self.outcome(unit, decision.action, decision.why)
+        why = f"retention {self.retention.describe()}: {decision.why}"
+        if self.dry_run:
+            return self.outcome(unit, "prune", why)
+        runs = unit.runs or [KnownRun(self._folder_of(unit))]
+        for run in runs:
+            marker = verify_markers.folder(run.folder.prefix, str(self.destination.id)) + PRUNING
+            verify_markers.claim(self.config.state_bucket_name, marker, {"path": unit.path, "reason": why})
+        self.destination.delete_folder(unit.path)
+        if unit.run_id is not None:  # the day folder of a table, once its last run folder is gone
+            self.destination.delete_folder(unit.path.rsplit("/", 1)[0], recursive=False)
+        logger.info("run folder pruned", path=unit.path, files=unit.files, bytes=unit.bytes, reason=why)
+        removed = f"removed {self.destination.location(unit.path)} ({unit.files} files, {unit.bytes} bytes)"
+        for run in runs:
+            self.report(run, f"{why}; {removed}")
+        return self.outcome(unit, "pruned", why)
+
+    def _folder_of(self, unit: Unit) -> RunFolder:
+        """A run folder for a unit the buckets no longer know: the table's run, or the query's day."""
+        entry = self.found.entry
+        if isinstance(entry, DatasetExport):
+            source = source_of(entry, self.config, unit.series)
+            return RunFolder(self.config.export_prefix.strip("/"), source, unit.date, unit.run_id or "unknown")
+        return RunFolder(self.config.export_prefix.strip("/"), source_of(entry, self.config), unit.date, "unknown")
+
+    def report(self, run: KnownRun, reason: str) -> None:
+        """The one ``pruned`` result of ``run`` at this destination (claimed with ``pruned.json``)."""
+        folder = run.folder
+        result = VerifyResult(
+            status=Status.PRUNED,
+            destination=self.destination.id,
+            run_id=folder.run_id if folder.run_id != "unknown" else None,
+            source=folder.source,
+            reason=reason,
+            stage=Stage.PRUNE,
+            message_id=self.message_id,
+            manifest=gcs.uri(self.config.bucket, folder.manifest_name),
+            date=folder.date.isoformat(),
+            finished_at=self.now.isoformat(),
+        )
+        marker = verify_markers.folder(folder.prefix, str(self.destination.id)) + PRUNED
+        publish_once(self.config.state_bucket_name, marker, result, config=self.config)

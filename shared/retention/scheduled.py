@@ -1,0 +1,99 @@
+"""Retention's daily pass, run at the end of each verify sweep (``{"sweep": true}``, every 30 min).
+
+Each (entry, destination) pair with a ``retention`` policy is pruned at most once per UTC day:
+the first sweep of the day that reaches it claims
+``retention/{YYYYMMDD}/{datasets|exports}/{name}/{destination}.json`` in the state bucket
+(``if_generation_match=0``) and prunes it (:func:`shared.retention.prune.prune_target`). Work
+is bounded by the sweep's time budget: no removal starts after ``budget_s`` from the start of
+the sweep, and a pair left unfinished (or hit by a transient failure) gives its claim back, so
+the next sweep of the day continues where this one stopped. A permanent failure (e.g. the
+destination refuses deletes) is logged and recorded in the day's claim.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass
+
+from shared import log
+from shared.config import Config, DatasetExport
+from shared.destinations.factory import opened
+from shared.errors import PermanentError
+from shared.gcp import gcs
+from shared.layout import yyyymmdd
+from shared.retention.prune import PruneSummary, Target, prune_target, targets
+from shared.verify import markers as verify_markers
+
+logger = log.get_logger(__name__)
+CLAIMS = "retention/"
+DEFAULT_BUDGET_S = 240.0  # from the start of the sweep; the verify function stops at 300 s
+
+
+@dataclass
+class DailySummary:
+    targets: int = 0
+    done: int = 0
+    pruned: int = 0
+    deferred: int = 0
+    failures: int = 0
+
+
+def claim_name(target: Target, now: dt.datetime) -> str:
+    entry, destination = target
+    section = "datasets" if isinstance(entry, DatasetExport) else "exports"
+    return f"{CLAIMS}{yyyymmdd(now.date())}/{section}/{entry.name}/{destination}.json"
+
+
+def daily_pass(
+    config: Config,
+    *,
+    now: dt.datetime,
+    started: float | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    message_id: str | None = None,
+) -> DailySummary:
+    """Prune every pair not yet pruned today, within the budget (module docstring)."""
+    summary = DailySummary()
+    stop_at = (started if started is not None else time.monotonic()) + budget_s
+    bucket = config.state_bucket_name
+    for target in targets(config):
+        summary.targets += 1
+        if time.monotonic() > stop_at:
+            summary.deferred += 1
+            continue
+        name = claim_name(target, now)
+        if not verify_markers.claim(bucket, name, {"started_at": now.isoformat(), "status": "pruning"}):
+            continue  # done today, or another sweep instance has it
+        entry, destination = target
+        result = PruneSummary(dry_run=False)
+        try:
+            with log.bind(entry=entry.name, destination=str(destination)), opened(destination, config) as handle:
+                prune_target(config, entry, handle, result, now=now, stop_at=stop_at, message_id=message_id)
+        except PermanentError as exc:
+            summary.failures += 1
+            logger.error("retention could not prune", entry=entry.name, destination=str(destination), error=str(exc))
+            _record(bucket, name, {"status": "failed", "reason": str(exc)})
+            continue
+        except Exception as exc:  # noqa: BLE001 - the next sweep tries again; the other pairs go on
+            summary.failures += 1
+            logger.warning("retention hit a transient failure; the next sweep retries", error=str(exc))
+            verify_markers.release(bucket, name)
+            continue
+        summary.pruned += result.count("pruned")
+        if result.count("deferred"):
+            summary.deferred += 1
+            verify_markers.release(bucket, name)  # the next sweep of the day continues
+            continue
+        summary.done += 1
+        _record(bucket, name, {"status": "done", "pruned": result.count("pruned"), "kept": result.count("keep")})
+    logger.info("retention pass done", **vars(summary))
+    return summary
+
+
+def _record(bucket: str, name: str, body: dict[str, object]) -> None:
+    try:
+        gcs.write(bucket, name, json.dumps(body, sort_keys=True).encode(), "application/json")
+    except Exception as exc:  # noqa: BLE001 - the claim exists; its body is only informative
+        logger.warning("could not record the retention outcome", error=str(exc))
