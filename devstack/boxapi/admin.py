@@ -1,7 +1,7 @@
 """The admin API under ``/_admin`` (not Box): faults, request log, reset, auth setup.
 
 - ``GET/POST/DELETE /_admin/faults`` and ``DELETE /_admin/faults/{id}``
-- ``GET/DELETE /_admin/requests`` (``?operation=`` filters)
+- ``GET/DELETE /_admin/requests`` (``?operation=`` filters; ``rate_limited``: calls refused by the rate limits)
 - ``POST /_admin/reset`` (``{"data": false}`` keeps files and folders)
 - ``POST /_admin/tokens/expire`` (``{"token": ..., "include_developer": true}``)
 - ``POST /_admin/apps`` (``client_id``, ``client_secret``, ``enterprise_id``, ``public_keys``)
@@ -74,7 +74,9 @@ async def dispatch(request: Request, state: State) -> Response:
         return Response(status_code=204 if found else 404)
     if path == "/requests":
         if method == "GET":
-            return json_response(state.log.to_json(request.query_params.get("operation")))
+            answer = state.log.to_json(request.query_params.get("operation"))
+            answer["rate_limited"] = state.limiter.refused if state.limiter is not None else 0
+            return json_response(answer)
         if method == "DELETE":
             state.log.clear()
             return Response(status_code=204)

@@ -39,3 +39,12 @@ def test_no_limits_by_default(box: BoxApiServer) -> None:
     box.reset(data=False)
     assert box.configure()["calls_per_minute"] is None
     assert all(_me(box).status_code == 200 for _ in range(30))
+
+
+def test_refusals_are_counted_for_the_admin_request_log(box: BoxApiServer) -> None:
+    box.reset(data=False)
+    box.configure(calls_per_minute=1)
+    assert [_me(box).status_code for _ in range(3)] == [200, 429, 429]
+    assert box.requests()["rate_limited"] == 2
+    box.reset(data=False)
+    assert box.requests()["rate_limited"] == 0
