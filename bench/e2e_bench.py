@@ -85,6 +85,7 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
         return len(results()) >= TABLES * len(DESTINATIONS)
 
     baselines = {name: sampler.reset_peak() for name, sampler in samplers.items()}
+    _box_admin(watch.info, "DELETE", "/requests")
     t0 = time.time()
     pubsub.publish(EXPORT_REQUESTS, ExportRequest(dataset=DATASET, run_id=run_id))
     try:
@@ -110,6 +111,14 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
         mine = [s.published for s in receipts if s.data.get("destination", "").startswith(destination)]
         return max(mine) - first_file
 
+    box_calls = sum(_box_admin(watch.info, "GET", "/requests")["counts"].values())
+    counted = {
+        "table_exports": len(exports),
+        "gcs_objects": len(finalized(lambda name: True)),
+        "deliveries": len(receipts),
+        "verify_results": len(results()),
+        "box_api_calls": box_calls,
+    }
     purge_run(watch.info.bucket, [f"exports/{DATASET}/", "results/"], run_id)
     wall = t_verified - t0
     return {
@@ -126,7 +135,36 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
         "sftp_span_s": span("sftp"),
         "export_span_s": t_exported - min(epoch(s.data["timeCreated"]) for s in finalized(lambda n: n == "_run.json")),
         "function_rss_mb": peaks,
+        "counts": counted,
     }
+
+
+def _box_admin(info: Any, method: str, path: str) -> Any:
+    """The stack's Box API admin endpoint (request log), as bench/box_ratelimit_bench reads it."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{info.box.base_url}/_admin{path}", method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+def model_check(sample: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """(measured, modelled) per count: bench/capacity_model.counts for this run's shape.
+
+    The capacity model's formulas (docs/capacity.md) are checked here against a real run."""
+    from bench.capacity_model import Shape, counts
+
+    files = sample["files"]
+    shape = Shape(
+        tables=TABLES,
+        total_bytes=float(sample["bytes"]),
+        file_bytes=float(max(1, sample["bytes"] // max(1, files))),
+        destinations=tuple(DESTINATIONS),
+    )
+    model = counts(shape)
+    return {name: (measured, model[name]) for name, measured in sample["counts"].items() if name in model}
 
 
 def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
@@ -178,6 +216,8 @@ def summarize(samples: list[dict[str, Any]], total: int) -> Row:
             f"box {median([s['box_span_s'] for s in samples]):.1f} s, sftp {median([s['sftp_span_s'] for s in samples]):.1f} s; "
             f"{samples[0]['files']} files; peak RSS over baseline per function: "
             + ", ".join(f"{n} {v:.0f} MB" for n, v in rss.items())
+            + "; counts measured/capacity model: "
+            + ", ".join(f"{n} {m}/{p}" for n, (m, p) in model_check(samples[0]).items())
         ),
         samples={"runs": samples, "wall_s": wall, "stages_s": stages, "requested_bytes": total},
     )

@@ -1,12 +1,13 @@
 """The admin API under ``/_admin`` (not Box): faults, request log, reset, auth setup.
 
 - ``GET/POST/DELETE /_admin/faults`` and ``DELETE /_admin/faults/{id}``
-- ``GET/DELETE /_admin/requests`` (``?operation=`` filters)
+- ``GET/DELETE /_admin/requests`` (``?operation=`` filters; ``rate_limited``: calls refused by the rate limits)
 - ``POST /_admin/reset`` (``{"data": false}`` keeps files and folders)
 - ``POST /_admin/tokens/expire`` (``{"token": ..., "include_developer": true}``)
 - ``POST /_admin/apps`` (``client_id``, ``client_secret``, ``enterprise_id``, ``public_keys``)
 - ``POST /_admin/authorization_codes`` (``client_id``, optional ``user_id``)
-- ``GET/POST /_admin/config`` (``token_ttl_s``, ``session_ttl_s``, ``commit_wait_s``, ``max_upload_size``)
+- ``GET/POST /_admin/config`` (``token_ttl_s``, ``session_ttl_s``, ``commit_wait_s``, ``max_upload_size``,
+  ``calls_per_minute``, ``uploads_per_minute``: the per-user rate limits, null for none)
 """
 
 from __future__ import annotations
@@ -22,7 +23,19 @@ from .config import AppCredentials
 from .errors import BoxError, OAuthError, bad_request, json_response
 from .faults import Fault
 
-_TUNABLE = {"token_ttl_s": float, "session_ttl_s": float, "commit_wait_s": float, "max_upload_size": int}
+
+def _optional_rate(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+_TUNABLE = {
+    "token_ttl_s": float,
+    "session_ttl_s": float,
+    "commit_wait_s": float,
+    "max_upload_size": int,
+    "calls_per_minute": _optional_rate,
+    "uploads_per_minute": _optional_rate,
+}
 
 
 async def _json(request: Request) -> Any:
@@ -61,7 +74,9 @@ async def dispatch(request: Request, state: State) -> Response:
         return Response(status_code=204 if found else 404)
     if path == "/requests":
         if method == "GET":
-            return json_response(state.log.to_json(request.query_params.get("operation")))
+            answer = state.log.to_json(request.query_params.get("operation"))
+            answer["rate_limited"] = state.limiter.refused if state.limiter is not None else 0
+            return json_response(answer)
         if method == "DELETE":
             state.log.clear()
             return Response(status_code=204)
@@ -69,6 +84,8 @@ async def dispatch(request: Request, state: State) -> Response:
         body = await _json(request)
         state.faults.clear()
         state.log.clear()
+        if state.limiter is not None:
+            state.limiter.reset()
         if body.get("data", True):
             for task in state.assemblies.values():
                 task.cancel()

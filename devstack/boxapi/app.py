@@ -31,6 +31,7 @@ from .db import Database
 from .errors import BoxError, OAuthError, Unauthorized, json_response, new_request_id
 from .faults import Fault, FaultBook, RequestLog
 from .items import ItemStore
+from .ratelimit import RateLimiter
 from .users import UserStore
 
 log = logging.getLogger("devstack.boxapi")
@@ -47,6 +48,7 @@ class State:
     items: ItemStore
     tokens: Any  # auth.TokenService (imported lazily to keep import order simple)
     faults: FaultBook = field(default_factory=FaultBook)
+    limiter: RateLimiter | None = None
     log: RequestLog = field(default_factory=RequestLog)
     download_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     # upload session id -> running commit (assembly, checks, file creation)
@@ -228,6 +230,8 @@ class BoxApiApp:
                 user = self.state.tokens.authenticate(
                     request.headers.get("authorization"), request.query_params.get("access_token")
                 )
+                if self.state.limiter is not None:
+                    self.state.limiter.admit(str(user["id"]), route.operation)
             return await route.handler(Ctx(request, self.state, params, user, request_id))
         except BoxError as exc:
             return exc.response(request_id)

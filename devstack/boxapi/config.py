@@ -33,6 +33,8 @@ class ServerConfig:
     ``commit_wait_s``: how long a commit request waits for the assembly before answering
     202 with ``Retry-After`` (Box answers 202 while it is still processing parts).
     ``max_upload_size``: the user's file size cap (``max_upload_size`` on the user object).
+    ``calls_per_minute`` / ``uploads_per_minute``: Box's per-user rate limits (ratelimit.py);
+    None (the default) answers every call.
     """
 
     data_dir: Path
@@ -45,4 +47,6 @@ class ServerConfig:
     session_ttl_s: float = 7 * 24 * 3600.0
     commit_wait_s: float = 30.0
     max_upload_size: int = 50 * 1024**3
+    calls_per_minute: float | None = None
+    uploads_per_minute: float | None = None
     log_level: str = "warning"

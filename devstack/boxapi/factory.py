@@ -9,6 +9,7 @@ from .blobs import BlobStore
 from .config import ServerConfig
 from .db import Database
 from .items import ItemStore
+from .ratelimit import RateLimiter
 from .users import UserStore
 
 
@@ -23,6 +24,7 @@ def build_app(config: ServerConfig) -> BoxApiApp:
     items = ItemStore(db, blobs, users.developer()["id"])
     state = State(config=config, db=db, blobs=blobs, users=users, items=items, tokens=None)
     state.tokens = TokenService(db, users, config)
+    state.limiter = RateLimiter(lambda: (config.calls_per_minute, config.uploads_per_minute))
     sessions.cleanup_sessions(state)
     routes = [*items_api.ROUTES, *uploads.ROUTES, *sessions.ROUTES, *commit.ROUTES, *oauth_api.ROUTES]
     return BoxApiApp(state, routes, admin.dispatch)

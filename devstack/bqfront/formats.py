@@ -19,9 +19,9 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import fastavro
 import pyarrow as pa
@@ -133,27 +133,53 @@ def nested_field(schema: list[Any]) -> str | None:
 # ---- shard writers ------------------------------------------------------------------------------
 
 
+class Sink:
+    """Where one shard's bytes go (a GCS resumable upload, or memory), counting them on the way."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target = target
+        self.written = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        n = self.target.write(data)
+        self.written += len(data)
+        return n if n is not None else len(data)
+
+    def flush(self) -> None:
+        pass  # the target uploads whole chunks on its own; a flush here would cut short ones
+
+    @property
+    def closed(self) -> bool:
+        return False  # pyarrow checks; the shard writer never closes the target, stream_shards does
+
+    def tell(self) -> int:
+        return self.written
+
+    def seekable(self) -> bool:
+        return False  # a stream: fastavro then writes a fresh header instead of appending
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+
 class ShardWriter(Protocol):
     def write(self, table: pa.Table) -> None: ...
-    def size(self) -> int: ...
-    def finish(self) -> bytes: ...
+    def finish(self) -> None: ...
 
 
 class _ParquetShard:
-    def __init__(self, schema: pa.Schema, compression: str) -> None:
-        self._sink = pa.BufferOutputStream()
+    def __init__(self, schema: pa.Schema, compression: str, sink: Sink) -> None:
         codec = "none" if compression == "NONE" else compression.lower()
-        self._writer = pq.ParquetWriter(self._sink, schema, compression=codec)
+        self._writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression=codec)
 
     def write(self, table: pa.Table) -> None:
         self._writer.write_table(table)
 
-    def size(self) -> int:
-        return int(self._sink.tell())
-
-    def finish(self) -> bytes:
+    def finish(self) -> None:
         self._writer.close()
-        return self._sink.getvalue().to_pybytes()
 
 
 def csv_cell(value: str | None, delimiter: str) -> str:
@@ -168,10 +194,10 @@ def csv_cell(value: str | None, delimiter: str) -> str:
 class _TextShard:
     """CSV or NDJSON, optionally gzip (mtime 0, no file name): identical bytes every time."""
 
-    def __init__(self, schema: list[Any], settings: FileSettings) -> None:
-        self._buffer = io.BytesIO()
+    def __init__(self, schema: list[Any], settings: FileSettings, sink: Sink) -> None:
+        self._sink = sink
         self._gzip = (
-            gzip.GzipFile(filename="", mode="wb", fileobj=self._buffer, mtime=0, compresslevel=6)
+            gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=6)  # type: ignore[arg-type]
             if settings.compression == "GZIP"
             else None
         )
@@ -184,7 +210,7 @@ class _TextShard:
             self._emit(self._delimiter.join(csv_cell(f.name, self._delimiter) for f in schema) + "\n")
 
     def _emit(self, text: str) -> None:
-        (self._gzip or self._buffer).write(text.encode("utf-8"))
+        (self._gzip or self._sink).write(text.encode("utf-8"))
 
     def write(self, table: pa.Table) -> None:
         lines = []
@@ -201,46 +227,37 @@ class _TextShard:
         if lines:
             self._emit("\n".join(lines) + "\n")
 
-    def size(self) -> int:
-        return self._buffer.tell()
-
-    def finish(self) -> bytes:
+    def finish(self) -> None:
         if self._gzip is not None:
             self._gzip.close()
-        return self._buffer.getvalue()
 
 
 class _AvroShard:
-    def __init__(self, schema: list[Any], settings: FileSettings, seed: str) -> None:
-        self._buffer = io.BytesIO()
+    def __init__(self, schema: list[Any], settings: FileSettings, seed: str, sink: Sink) -> None:
         logical = settings.avro_logical_types
         self._convs = [(f.name, avro_converter(f, logical)) for f in schema]
         marker = hashlib.md5(seed.encode(), usedforsecurity=False).digest()
         parsed = fastavro.parse_schema(avro_schema(schema, logical))
         codec = {"NONE": "null", "DEFLATE": "deflate", "SNAPPY": "snappy"}[settings.compression]
-        self._writer = fastavro.write.Writer(self._buffer, parsed, codec=codec, sync_marker=marker)
+        self._writer = fastavro.write.Writer(sink, parsed, codec=codec, sync_marker=marker)
 
     def write(self, table: pa.Table) -> None:
         for row in table.to_pylist():
             self._writer.write({name: conv(row[name]) for name, conv in self._convs})
         self._writer.flush()
 
-    def size(self) -> int:
-        return self._buffer.tell()
-
-    def finish(self) -> bytes:
+    def finish(self) -> None:
         self._writer.flush()
-        return self._buffer.getvalue()
 
 
-def shard_writer(schema: list[Any], settings: FileSettings, seed: str) -> ShardWriter:
-    """A writer for one file. KeyError for a format/compression that settings should have refused."""
+def shard_writer(schema: list[Any], settings: FileSettings, seed: str, sink: Sink) -> ShardWriter:
+    """A writer for one file into ``sink``. KeyError for a format/compression settings should have refused."""
     if settings.format == "PARQUET":
-        return _ParquetShard(arrow_schema(schema), settings.compression)
+        return _ParquetShard(arrow_schema(schema), settings.compression, sink)
     if settings.format == "AVRO":
-        return _AvroShard(schema, settings, seed)
+        return _AvroShard(schema, settings, seed, sink)
     if settings.format in ("CSV", "NEWLINE_DELIMITED_JSON"):
-        return _TextShard(schema, settings)
+        return _TextShard(schema, settings, sink)
     raise KeyError(settings.format)
 
 
@@ -264,6 +281,58 @@ def fixed_batches(
         yield pa.concat_tables(pending).combine_chunks()
 
 
+def stream_shards(
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    schema: list[Any],
+    settings: FileSettings,
+    shard_size_bytes: int,
+    seed: str,
+    open_target: Callable[[int], BinaryIO],
+) -> Iterator[tuple[int, int]]:
+    """Write shard after shard into ``open_target(index)`` as the rows arrive; yield (rows, bytes)
+    per finished shard, after its target was closed. A new shard starts once one reaches
+    ``shard_size_bytes``. At least one shard is produced, even for zero rows (BigQuery writes one
+    file then too). Memory: one batch plus whatever the target buffers (a resumable upload: a chunk).
+    """
+    target = arrow_schema(schema)
+    writer: ShardWriter | None = None
+    sink: Sink | None = None
+    rows_in_shard = 0
+    produced = 0
+
+    def close() -> tuple[int, int]:
+        assert writer is not None and sink is not None
+        writer.finish()
+        sink.target.close()
+        return rows_in_shard, sink.written
+
+    for table in fixed_batches(batches, target):
+        if writer is None:
+            sink = Sink(open_target(produced))
+            writer, rows_in_shard = shard_writer(schema, settings, f"{seed}/{produced}", sink), 0
+        writer.write(table)
+        rows_in_shard += table.num_rows
+        assert sink is not None
+        if sink.written >= shard_size_bytes:
+            yield close()
+            produced += 1
+            writer = None
+    if writer is not None:
+        yield close()
+    elif produced == 0:
+        sink = Sink(open_target(0))
+        writer, rows_in_shard = shard_writer(schema, settings, f"{seed}/0", sink), 0
+        yield close()
+
+
+class _Kept(io.BytesIO):
+    """An in-memory target whose bytes outlive ``close()``."""
+
+    def close(self) -> None:
+        self.kept = self.getvalue()
+        super().close()
+
+
 def write_shards(
     batches: Iterable[pa.RecordBatch | pa.Table],
     schema: list[Any],
@@ -271,24 +340,12 @@ def write_shards(
     shard_size_bytes: int,
     seed: str,
 ) -> Iterator[tuple[bytes, int]]:
-    """Yield (file bytes, rows) per shard: a new shard starts once one reaches ``shard_size_bytes``.
+    """:func:`stream_shards` into memory: (file bytes, rows) per shard."""
+    targets: list[_Kept] = []
 
-    At least one shard is produced, even for zero rows (BigQuery writes one file then too).
-    """
-    target = arrow_schema(schema)
-    writer: ShardWriter | None = None
-    rows_in_shard = 0
-    produced = 0
-    for table in fixed_batches(batches, target):
-        if writer is None:
-            writer, rows_in_shard = shard_writer(schema, settings, f"{seed}/{produced}"), 0
-        writer.write(table)
-        rows_in_shard += table.num_rows
-        if writer.size() >= shard_size_bytes:
-            yield writer.finish(), rows_in_shard
-            produced += 1
-            writer = None
-    if writer is not None:
-        yield writer.finish(), rows_in_shard
-    elif produced == 0:
-        yield shard_writer(schema, settings, f"{seed}/0").finish(), 0
+    def open_target(index: int) -> BinaryIO:
+        targets.append(_Kept())
+        return targets[-1]
+
+    for rows, _ in stream_shards(batches, schema, settings, shard_size_bytes, seed, open_target):
+        yield targets[-1].kept, rows

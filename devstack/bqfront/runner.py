@@ -3,8 +3,10 @@
 ``write_export`` is the body of both job kinds (extract, EXPORT DATA). It refuses what
 BigQuery refuses (nested columns in CSV; an existing destination without ``overwrite`` for
 EXPORT DATA; a bucket that does not exist) with JobFailure, and returns how many files and
-rows it wrote. Objects are plain uploads through google-cloud-storage (STORAGE_EMULATOR_HOST):
-fake-gcs-server then emits its finalize notification like GCS does for BigQuery's writes.
+rows it wrote. Each shard streams into a resumable upload through google-cloud-storage
+(STORAGE_EMULATOR_HOST) as its rows are read — ``UPLOAD_CHUNK_BYTES`` in memory at a time, not
+the shard — and fake-gcs-server emits its finalize notification when the upload completes, like
+GCS does for BigQuery's writes.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from devstack.bqfront.errors import JobFailure
-from devstack.bqfront.formats import nested_field, write_shards
+from devstack.bqfront.formats import nested_field, stream_shards
 from devstack.bqfront.settings import ExportSpec
 from devstack.bqfront.source import Rows
 
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
 CONTENT_TYPES = {
     "CSV": "text/csv",
     "NEWLINE_DELIMITED_JSON": "application/json",
@@ -69,11 +72,19 @@ def write_export(spec: ExportSpec, rows: Rows, storage: Any, shard_size_bytes: i
     bucket = storage.bucket(dest.bucket)
     files = total_rows = total_bytes = 0
     size = shard_size_bytes if dest.wildcard else 2**62  # no '*': one file, whatever its size
-    for index, (data, count) in enumerate(write_shards(rows.batches, rows.schema, spec.files, size, seed)):
-        name = dest.shard(index)
-        try:
-            bucket.blob(name).upload_from_string(data, content_type=CONTENT_TYPES[spec.files.format])
-        except gexc.GoogleAPICallError as exc:
-            raise JobFailure("backendError", f"writing gs://{dest.bucket}/{name}: {exc.message}") from None
-        files, total_rows, total_bytes = files + 1, total_rows + count, total_bytes + len(data)
+    content_type = CONTENT_TYPES[spec.files.format]
+    names: list[str] = []
+
+    def open_target(index: int) -> Any:
+        names.append(dest.shard(index))
+        return bucket.blob(names[-1], chunk_size=UPLOAD_CHUNK_BYTES).open(
+            "wb", content_type=content_type, ignore_flush=True
+        )
+
+    try:
+        for count, written in stream_shards(rows.batches, rows.schema, spec.files, size, seed, open_target):
+            files, total_rows, total_bytes = files + 1, total_rows + count, total_bytes + written
+    except gexc.GoogleAPICallError as exc:
+        where = f"gs://{dest.bucket}/{names[-1]}" if names else dest.uri
+        raise JobFailure("backendError", f"writing {where}: {exc.message}") from None
     return Written(files, total_rows, total_bytes)

@@ -148,6 +148,15 @@ class BoxDestination(Model):
     )
     parallel_parts: Annotated[int, between(1, 32)] = Field(4, description="Parts of an upload session sent at once.")
     timeout_s: float = Field(120.0, description="Per-request timeout.")
+    calls_per_minute: Annotated[int, between(1)] | None = Field(
+        None, description="Box's API call limit per user and minute (Box: ~1000); each instance paces to its share."
+    )
+    uploads_per_minute: Annotated[int, between(1)] | None = Field(
+        None, description="Box's upload limit per user and minute (Box: 240; parts counted); paced like calls."
+    )
+    paced_instances: Annotated[int, between(1)] | None = Field(
+        None, description="Instances sharing the limits; default: the Box-serving functions' and verify's caps."
+    )
 
     @field_validator("chunked_threshold_bytes")
     @classmethod

@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 
 from shared.config import BoxDestination
 from shared.destinations.box.auth import BoxAuthenticator
+from shared.destinations.box.pacing import pacers
 from shared.errors import PermanentError, TransientError
 from shared.retry import parse_retry_after, retry_call
 
@@ -61,6 +62,7 @@ class BoxHttp:
         self.api = box.base_url.rstrip("/") + "/2.0"
         self.upload = box.upload_url.rstrip("/") + "/2.0"
         self.auth = auth or BoxAuthenticator(box)
+        self.calls_pacer, self.uploads_pacer = pacers(box)
         self.timeout = (CONNECT_TIMEOUT_S, box.timeout_s)
         self.session = requests.Session()
         # Parallel parts each hold a connection; keep them alive between parts.
@@ -114,6 +116,7 @@ class BoxHttp:
         stream: bool,
         kwargs: dict[str, Any],
     ) -> requests.Response:
+        self._pace(method, url)
         all_headers = {"Authorization": authorization, **(headers or {})}
         try:
             return self.session.request(method, url, headers=all_headers, timeout=self.timeout, stream=stream, **kwargs)
@@ -121,6 +124,20 @@ class BoxHttp:
             raise TransientError(f"{what}: {exc.__class__.__name__} talking to Box ({_host(url)})") from None
         except requests.RequestException as exc:
             raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}") from None
+
+    def _pace(self, method: str, url: str) -> None:
+        """Wait for this instance's share of Box's rate limits (shared.destinations.box.pacing)."""
+        if self.calls_pacer is not None:
+            self.calls_pacer.acquire()
+        if self.uploads_pacer is not None and _carries_content(method, url, self.upload):
+            self.uploads_pacer.acquire()
+
+
+def _carries_content(method: str, url: str, upload_base: str) -> bool:
+    """A whole-file upload or an upload-session part (what Box counts as uploads, read strictly)."""
+    if not url.startswith(upload_base):
+        return False
+    return (method == "POST" and url.endswith("/content")) or (method == "PUT" and "/upload_sessions/" in url)
 
 
 def _host(url: str) -> str:

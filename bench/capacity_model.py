@@ -1,0 +1,150 @@
+"""The capacity model of a nightly disaster-recovery run (docs/capacity.md), as code.
+
+Formulas only: what one run of ``tables`` tables and ``total_bytes`` costs in messages,
+invocations, function time, Box API calls, BigQuery extract quota and money, and which limit
+binds first. docs/capacity.md explains each formula and cites the limits and prices;
+bench/e2e_bench.py compares the message and call counts a real run on the local stack made
+with :func:`counts` for that run's shape (the simulation at small scale).
+
+    .venv/bin/python bench/capacity_model.py                      # 10 TB in 5,000 tables
+    .venv/bin/python bench/capacity_model.py --tables 500 --total-gb 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import asdict, dataclass
+
+GB = 1e9
+GIB = 1024**3
+MIB = 1024**2
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One run: how many tables, how many bytes, how they are cut, where they go."""
+
+    tables: int = 5_000
+    total_bytes: float = 10e12
+    file_bytes: float = 1 * GB  # BigQuery writes files of at most 1 GB (docs/capacity.md, L1)
+    part_bytes: int = 8 * MIB  # the part size Box hands out (L5); larger files may get larger parts
+    destinations: tuple[str, ...] = ("box",)
+    runs_per_month: int = 30
+
+    @property
+    def files_per_table(self) -> int:
+        return max(1, math.ceil(self.total_bytes / self.tables / self.file_bytes))
+
+    @property
+    def files(self) -> int:
+        return self.tables * self.files_per_table
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits the run meets (values and sources: docs/capacity.md)."""
+
+    box_calls_per_min: float = 1_000  # L4: API calls per minute per user
+    box_uploads_per_min: float = 240  # L4: upload requests per minute per user
+    box_instance_mb_s: float = 80.0  # one upload_box instance: 4 parts × ~20 MB/s per stream (WAN profile)
+    bq_extract_bytes_per_day: float = 50 * 1024**4  # L2: 50 TiB per project per day (shared pool)
+    bq_extract_jobs_per_day: int = 100_000  # L2
+    upload_box_instances: int = 10  # shared/topology.py: max_instances
+
+
+@dataclass(frozen=True)
+class Prices:
+    """List prices in USD (docs/capacity.md, P1–P4); tiered egress taken at its 10+ TiB rate."""
+
+    vcpu_second: float = 0.000024  # P1 Cloud Run functions (request-based billing, tier 1)
+    gib_second: float = 0.0000025  # P1
+    per_million_invocations: float = 0.40  # P1
+    pubsub_per_tib: float = 40.0  # P2, 1 KB minimum per message
+    gcs_gb_month: float = 0.020  # P3 standard, regional
+    gcs_class_a_per_1000: float = 0.005  # P3 writes, metadata patches
+    egress_per_gib: float = 0.08  # P4 premium tier, internet, 10+ TiB a month (0.12 / 0.11 below)
+    staging_days: float = 7.0  # the exports bucket's expiration_days
+
+
+def counts(shape: Shape) -> dict[str, int]:
+    """Messages and invocations of one run (docs/capacity.md, "Counts"), per the topology of
+    shared/topology.py: three storage-triggered functions see every object of a run folder."""
+    tables, files, dests = shape.tables, shape.files, len(shape.destinations)
+    objects = files + 2 * tables  # data files + _run.json + _manifest.json per table
+    parts = math.ceil(shape.file_bytes / shape.part_bytes)
+    box_files = files if "box" in shape.destinations else 0
+    return {
+        "export_requests": 1,
+        "table_exports": tables,
+        "job_completed_events": tables,
+        "export_table_invocations": 2 * tables,  # start the job; its completion event
+        "gcs_objects": objects,
+        "gcs_events": 3 * objects,  # upload_box, transfer_sftp and verify each get every finalize
+        "deliveries": files * dests,
+        "verify_results": tables * dests,
+        "box_upload_sessions": box_files,
+        "box_part_uploads": box_files * parts,
+        # session + parts + commit + a folder lookup and a preflight per file, a folder per table
+        "box_api_calls": box_files * (parts + 4) + (tables if box_files else 0),
+    }
+
+
+def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) -> dict[str, float | str]:
+    """Counts, time and money of one run and a month of runs, and the limit that binds."""
+    c = counts(shape)
+    gib = shape.total_bytes / GIB
+    box_bytes = shape.total_bytes if "box" in shape.destinations else 0.0
+    box_calls = c["box_api_calls"]
+    hours = {
+        "box API calls per minute (L4)": box_calls / limits.box_calls_per_min / 60,
+        "box uploads per minute, if parts count (L4)": c["box_part_uploads"] / limits.box_uploads_per_min / 60,
+        "upload_box instances (shared/topology.py)": box_bytes
+        / (limits.box_instance_mb_s * 1e6 * limits.upload_box_instances)
+        / 3600,
+        "BigQuery extract bytes per day (L2)": 24.0 * shape.total_bytes / limits.bq_extract_bytes_per_day,
+    }
+    binding = max(hours, key=lambda k: hours[k])
+    # upload_box: 1 GiB, 0.583 vCPU per instance (2nd gen default for 1 GiB), billed while busy
+    box_instance_s = box_bytes / (limits.box_instance_mb_s * 1e6)
+    light_invocations = c["gcs_events"] + c["deliveries"] + c["export_table_invocations"] + c["table_exports"]
+    invocations = light_invocations + c["deliveries"]
+    function_s = box_instance_s + 0.2 * light_invocations  # event handling: ~0.2 s of instance time each
+    per_run_usd = {
+        "functions": function_s * (0.583 * prices.vcpu_second + 1.0 * prices.gib_second)
+        + invocations / 1e6 * prices.per_million_invocations,
+        "pubsub": (sum(c.values()) * 1024) / 1024**4 * prices.pubsub_per_tib,
+        "gcs_staging": shape.total_bytes / GB * prices.gcs_gb_month * prices.staging_days / 30,
+        "gcs_operations": c["gcs_objects"] * 3 / 1000 * prices.gcs_class_a_per_1000,
+        "egress_to_box": box_bytes / GIB * prices.egress_per_gib,
+    }
+    month = {f"month_usd_{k}": v * shape.runs_per_month for k, v in per_run_usd.items()}
+    return {
+        **{k: float(v) for k, v in c.items()},
+        "gib": gib,
+        "function_seconds": function_s,
+        **{f"hours_{k}": v for k, v in hours.items()},
+        "binding_limit": binding,
+        "wall_hours": hours[binding],
+        **month,
+        "month_usd_total": sum(month.values()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", type=int, default=Shape.tables)
+    parser.add_argument("--total-gb", type=float, default=Shape.total_bytes / GB)
+    parser.add_argument("--file-gb", type=float, default=Shape.file_bytes / GB)
+    parser.add_argument("--part-mib", type=int, default=Shape.part_bytes // MIB)
+    args = parser.parse_args(argv)
+    shape = Shape(args.tables, args.total_gb * GB, args.file_gb * GB, args.part_mib * MIB)
+    print("shape:", asdict(shape) | {"files": shape.files})
+    for key, value in model(shape).items():
+        print(f"{key:55} {value:,.2f}" if isinstance(value, float) else f"{key:55} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
