@@ -78,23 +78,30 @@ def _stream() -> Any:
     return ObjectReader(info, prefetch=PREFETCH_BLOCKS)
 
 
-def offsite_upload(gcs_url: str, box_url: str, token: str, folder: str, size: int) -> dict[str, Any]:
-    """Child: stream the object into Box with offsite's BoxDestination."""
-    use_gcs_emulator(gcs_url)
+def local_box(box_url: str, token: str, folder: str, **settings: Any) -> Any:
+    """offsite's BoxDestination on the local Box API as the developer user, ``folder`` created."""
     from shared.config import BoxAuth, BoxDestination
     from shared.destinations.box.destination import BoxDestination as Box
     from shared.secrets import Secret
 
-    settings = BoxDestination(
-        root_folder_id="0",
-        auth=BoxAuth(method="developer_token", developer_token=Secret(token)),
-        base_url=box_url,
-        upload_url=box_url + "/api",
-        oauth_url=box_url + "/oauth2",
-        parallel_parts=PARALLEL_PARTS,
+    box = Box(
+        BoxDestination(
+            root_folder_id="0",
+            auth=BoxAuth(method="developer_token", developer_token=Secret(token)),
+            base_url=box_url,
+            upload_url=box_url + "/api",
+            oauth_url=box_url + "/oauth2",
+            **settings,
+        )
     )
-    box = Box(settings)
     box.mkdirs(folder)
+    return box
+
+
+def offsite_upload(gcs_url: str, box_url: str, token: str, folder: str, size: int) -> dict[str, Any]:
+    """Child: stream the object into Box with offsite's BoxDestination."""
+    use_gcs_emulator(gcs_url)
+    box = local_box(box_url, token, folder, parallel_parts=PARALLEL_PARTS)
     with _stream() as stream:
         mark_start()
         started = time.perf_counter()

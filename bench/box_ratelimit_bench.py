@@ -50,20 +50,9 @@ def deliver_files(
     """Child (one 'instance'): ``count`` small files into ``folder`` with offsite's BoxDestination."""
     import io
 
-    from shared.config import BoxAuth, BoxDestination
-    from shared.destinations.box.destination import BoxDestination as Box
-    from shared.secrets import Secret
+    from bench.box_bench import local_box
 
-    settings = BoxDestination(
-        root_folder_id="0",
-        auth=BoxAuth(method="developer_token", developer_token=Secret(token)),
-        base_url=box_url,
-        upload_url=box_url + "/api",
-        oauth_url=box_url + "/oauth2",
-        **(limits or {}),
-    )
-    box = Box(settings)
-    box.mkdirs(folder)
+    box = local_box(box_url, token, folder, **(limits or {}))
     mark_start()
     started = time.perf_counter()
     for i in range(first, first + count):

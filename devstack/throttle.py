@@ -13,34 +13,21 @@ import socket
 import threading
 import time
 
-from devstack.ports import free_port
+from devstack.tcp_proxy import LoopbackProxy
 
 BLOCK = 16 * 1024
 
 
-class ThrottledProxy:
+class ThrottledProxy(LoopbackProxy):
     def __init__(self, target_port: int, bytes_per_s: float) -> None:
-        self.target_port = target_port
         self.rate = float(bytes_per_s)
-        self.port = free_port()
         self.sent = 0
-        self._lock = threading.Lock()
         self._next_free = time.monotonic()  # when the shared link may carry the next block
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._closed = False
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, name=f"throttle-{self.port}", daemon=True).start()
+        super().__init__(target_port, "throttle")
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-                server = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
-                continue
-            self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+    def connected(self, client: socket.socket, server: socket.socket) -> None:
+        threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
     def _wait_for_link(self, size: int) -> None:
         with self._lock:
@@ -62,10 +49,3 @@ class ThrottledProxy:
         for sock in (src, dst):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._closed = True
-        self._listener.close()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.close()

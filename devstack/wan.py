@@ -30,9 +30,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Self
 
-from devstack.ports import free_port
+from devstack.tcp_proxy import LoopbackProxy
 
 CHUNK = 64 * 1024
 QUEUE_CHUNKS = 64  # 4 MiB in flight per direction, about one bandwidth-delay product at 20 MB/s, 60 ms
@@ -70,57 +69,25 @@ class Link:
         return self.free_at + self.delay_s
 
 
-class WanProxy:
+class WanProxy(LoopbackProxy):
     """Accepts on its own loopback port, forwards each connection to 127.0.0.1:``target_port``
     through two :class:`Link` s (module docstring). ``bytes_up`` / ``bytes_down`` count payload."""
 
     def __init__(self, target_port: int, profile: WanProfile = BOX_FROM_GCP) -> None:
-        self.target_port = target_port
         self.profile = profile
-        self.port = free_port()
         self.bytes_up = 0
         self.bytes_down = 0
-        self.connections = 0
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._closed = False
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, name=f"wan-{self.port}", daemon=True).start()
+        super().__init__(target_port, "wan")
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._closed = True
-        for sock in [self._listener, *self._sockets]:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-                server = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
-                continue
-            for sock in (client, server):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._sockets += [client, server]
-                self.connections += 1
-            one_way = self.profile.rtt_s / 2
-            now = time.monotonic()
-            up = Link(self.profile.bytes_per_s, one_way, free_at=now + self.profile.setup_rtts * self.profile.rtt_s)
-            down = Link(self.profile.bytes_per_s, one_way)
-            self._pipe(client, server, up, upstream=True)
-            self._pipe(server, client, down, upstream=False)
+    def connected(self, client: socket.socket, server: socket.socket) -> None:
+        for sock in (client, server):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        one_way = self.profile.rtt_s / 2
+        now = time.monotonic()
+        up = Link(self.profile.bytes_per_s, one_way, free_at=now + self.profile.setup_rtts * self.profile.rtt_s)
+        down = Link(self.profile.bytes_per_s, one_way)
+        self._pipe(client, server, up, upstream=True)
+        self._pipe(server, client, down, upstream=False)
 
     def _pipe(self, src: socket.socket, dst: socket.socket, link: Link, *, upstream: bool) -> None:
         """Two threads per direction: one reads and stamps each chunk's arrival time at the far
