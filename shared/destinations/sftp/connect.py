@@ -29,6 +29,7 @@ from paramiko.message import Message
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT, CMD_STATUS, CMD_VERSION, SFTPError
 
 from shared.config import SftpPartner
+from shared.destinations.sftp import padding
 from shared.destinations.sftp.hostkeys import (
     describe_key,
     entries_for,
@@ -325,6 +326,7 @@ def _verified_transport(name: str, partner: SftpPartner) -> tuple[paramiko.Trans
 
 def open_session(name: str, partner: SftpPartner) -> SftpSession:
     """Connect, verify the host key, authenticate and start SFTP. Errors as :func:`sftp_errors`."""
+    padding.install()
     with sftp_errors(name, f"connecting to {partner.host}:{partner.port}"):
         transport, key = _verified_transport(name, partner)
         try:
