@@ -105,3 +105,4 @@ class Stage(StrEnum):
     VERIFY_REQUEST = "verify:request"
     VERIFY_SWEEP = "verify:sweep"
     VERIFY_RECHECK = "verify:recheck"  # the sweep's daily re-verify of in_sync runs
+    MIRROR_RECONCILE = "mirror:reconcile"  # a mirrored bucket's reconcile (docs/mirror.md)

@@ -232,15 +232,17 @@ class Source(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    mode: Literal["table", "query"]
+    mode: Literal["table", "query", "bucket"]
     project: str = ""
     dataset: Ident | None = None
     table: Ident | None = None
     export: Ident | None = None
+    bucket: str | None = None
+    """mode ``bucket``: a mirrored GCS bucket (docs/mirror.md); only results name one."""
 
     @model_validator(mode="after")
     def _mode_fields(self) -> Source:
-        needed = ("dataset", "table") if self.mode == "table" else ("export",)
+        needed = {"table": ("dataset", "table"), "query": ("export",), "bucket": ("bucket",)}[self.mode]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise Problem("required field is missing", (missing[0],))
@@ -249,6 +251,8 @@ class Source(BaseModel):
     @property
     def label(self) -> str:
         """``sales.orders`` or ``export:product_data``: how logs, alerts and reports name a run's source."""
+        if self.mode == "bucket":
+            return f"gs://{self.bucket}"
         return f"{self.dataset}.{self.table}" if self.mode == "table" else f"export:{self.export}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,6 +284,8 @@ class TableExport(Message):
     def _source_project(self) -> TableExport:
         if not self.source.project:
             raise Problem("required field is missing", ("source", "project"))
+        if self.source.mode == "bucket":
+            raise Problem("'bucket' is not exported; expected 'table' or 'query'", ("source", "mode"))
         return self
 
 
