@@ -8,8 +8,8 @@ whether a delete in the bucket deletes the copy (``delete: mirror``) or keeps it
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from typing import Literal
 
 from pydantic import Field, field_validator
