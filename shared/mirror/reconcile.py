@@ -100,7 +100,7 @@ def reconcile_destination(
             redelivered = _redeliver(mirror, objects, destination_id, set(comparison.repairable) | set(unhashed))
             if mirror.delete == "mirror":
                 deleted = _delete_extra(mirror, destination, comparison)
-    result = _result(mirror, destination_id, comparison, unhashed, redelivered, deleted, message_id)
+    result = result_for(mirror, destination_id, comparison, unhashed, redelivered, deleted, message_id)
     report(result, config=config)
     return Reconciled(result, redelivered, deleted)
 
@@ -183,15 +183,16 @@ def _delete_extra(mirror: BucketMirror, destination: Destination, comparison: Co
     return tuple(doomed)
 
 
-def _result(
+def result_for(
     mirror: BucketMirror,
     destination: DestinationId,
     comparison: Comparison,
     unhashed: tuple[str, ...],
     redelivered: tuple[str, ...],
     deleted: tuple[str, ...],
-    message_id: str | None,
+    message_id: str | None = None,
 ) -> VerifyResult:
+    """The VerifyResult of one comparison and what was done about it (nothing: empty tuples)."""
     kept = mirror.delete == "keep"
     wrong = comparison.missing or comparison.size_differs or comparison.hash_differs or (comparison.extra and not kept)
     notes = [comparison.summary()]
