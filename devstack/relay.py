@@ -186,7 +186,9 @@ class RelayHandler(BaseHTTPRequestHandler):
         buckets = read_targets(self.targets_file.with_name(BUCKETS_FILE)) or None
         event_type = event_type_for(buckets, function, attrs.get("bucketId", ""), attrs.get("eventType", ""))
         if event_type is None:
-            self._log(function, name, 204, f"ignored {attrs.get('eventType')} of {attrs.get('bucketId')}")
+            watched = buckets is None or attrs.get("bucketId") == buckets.get("exports")
+            note = "" if watched else f" (bucket {attrs.get('bucketId')} not watched by {function})"
+            self._log(function, name, 204, f"ignored {attrs.get('eventType')}{note}")
             self._reply(204, b"")
             return
         target = self._target(function, name)
