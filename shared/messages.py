@@ -28,6 +28,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
@@ -284,9 +285,16 @@ class TableExport(Message):
     def _source_project(self) -> TableExport:
         if not self.source.project:
             raise Problem("required field is missing", ("source", "project"))
-        if self.source.mode == "bucket":
-            raise Problem("'bucket' is not exported; expected 'table' or 'query'", ("source", "mode"))
         return self
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _exported_mode(cls, value: Any) -> Any:
+        """A bucket (a mirror's results) is a Source too, but nothing exports one."""
+        mode = value.get("mode") if isinstance(value, dict) else getattr(value, "mode", None)
+        if mode is not None and mode not in ("table", "query"):
+            raise Problem(f"{mode!r} is not 'table' or 'query'", ("mode",))
+        return value
 
 
 class DeliveryReceipt(Message):

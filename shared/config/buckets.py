@@ -38,6 +38,11 @@ class BucketMirror(Model):
     delete: DeletePolicy = Field(
         "keep", description="'keep': copies stay when objects are deleted; 'mirror': deletes are applied too."
     )
+    location: str | None = Field(
+        None,
+        description="The bucket's location when it is not the functions' region (e.g. 'us', 'eu'): Eventarc "
+        "triggers on a bucket must be in its location (infra/mirror.tf).",
+    )
     remote_folder: str = Field(
         DEFAULT_REMOTE_FOLDER,
         description="Folder at the destination the object names go under; '{bucket}' is the bucket name.",
