@@ -125,26 +125,28 @@ class MirrorStack:
             },
         }
 
-    def to_delivery_functions(self, event: dict[str, Any]) -> None:
-        """What upload_box and transfer_sftp each do with one event."""
+    def to_delivery_functions(self, event: dict[str, Any], budget_s: float | None = None) -> None:
+        """What upload_box and transfer_sftp each do with one event (``budget_s``: their time
+        budget per invocation instead of the config's)."""
         for stage in (Stage.UPLOAD_BOX, Stage.TRANSFER_SFTP):
-            handler_for(stage)(event, self.config)
+            handler_for(stage, budget_s=budget_s)(event, self.config)
 
-    def finalized(self, info: gcs.ObjectInfo) -> None:
-        self.to_delivery_functions(self.storage_event(info))
+    def finalized(self, info: gcs.ObjectInfo, budget_s: float | None = None) -> None:
+        self.to_delivery_functions(self.storage_event(info), budget_s)
 
     def deleted(self, info: gcs.ObjectInfo) -> None:
         self.to_delivery_functions(self.storage_event(info, GCS_DELETED))
 
-    def continuations(self) -> int:
-        """Push every waiting ``delivery-continuations`` message to both delivery functions."""
+    def continuations(self, budget_s: float | None = None) -> int:
+        """Push every waiting ``delivery-continuations`` message (and those they publish) to
+        both delivery functions; returns how many."""
         pushed = 0
         while batch := self.admin.pull(self.continuations_sub, 100):
             for message in batch:
-                self.to_delivery_functions(
-                    self.pubsub_event(DELIVERY_CONTINUATIONS, message["data_bytes"], message.get("attributes"))
-                )
+                event = self.pubsub_event(DELIVERY_CONTINUATIONS, message["data_bytes"], message.get("attributes"))
+                self.to_delivery_functions(event, budget_s)
                 pushed += 1
+            assert pushed < 100, "deliveries keep continuing without finishing"
         return pushed
 
     def reconcile(self, *, fix: bool = True, destination: str | None = None) -> list[VerifyResult]:
@@ -188,10 +190,12 @@ def sha1(data: bytes) -> str:
 def mirror_factory(
     bare_stack_env: StackInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., MirrorStack]]:
-    """``mirror_factory(**bucket_entry_fields)`` → a MirrorStack whose config mirrors a fresh bucket."""
+    """``mirror_factory(**bucket_entry_fields)`` → a MirrorStack whose config mirrors a fresh bucket
+    (``box=`` settings override the Box destination's)."""
 
-    def make(**entry: Any) -> MirrorStack:
+    def make(box: dict[str, Any] | None = None, **entry: Any) -> MirrorStack:
         raw = yaml.safe_load(bare_stack_env.config_path.read_text())
+        raw["destinations"]["box"].update(box or {})
         bucket = f"mirror-{uuid.uuid4().hex[:10]}"
         raw["buckets"] = [{"name": bucket, "destinations": list(DESTINATIONS), **entry}]
         path = tmp_path / f"config-{bucket}.yaml"
