@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from offsite.cli.common import ConfigOption, load_cli_config
-from offsite.cli.ops import print_checks
+from offsite.cli.ops import exit_with_checks
 from offsite.cli.output import JsonOption, print_json, print_line
 from shared.errors import OffsiteError
 
@@ -50,11 +50,7 @@ def check(
     except OffsiteError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if as_json:
-        print_json([c.to_dict() for c in checks])
-    else:
-        print_checks(checks)
-    raise typer.Exit(0 if checks and all(c.status == "in_sync" for c in checks) else 1)
+    exit_with_checks(checks, as_json)
 
 
 @app.command()
