@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from shared.delivery.ledger import SHA1_KEY
@@ -94,3 +95,23 @@ def test_only_the_entrys_destinations_get_the_objects(mirror_factory: Callable[.
     assert m.folder == f"backups/{m.bucket}/objects"
     assert m.copies("sftp:local") == {"one.txt": sha1(b"1")}
     assert m.copies("box") == {}
+
+
+def test_receipts_of_mirrored_objects_are_acknowledged_by_verify(mirror_factory: Callable[..., MirrorStack]) -> None:
+    """Each delivery sends its receipt on ``deliveries`` (run id mirror-BUCKET); verify has no
+    manifest for it and leaves the bucket to its reconcile: no result, no rejection."""
+    from shared.messages import DeliveryReceipt
+    from shared.stages.verify import verify
+    from shared.topology import DELIVERIES
+
+    m = mirror_factory()
+    sub = f"mreceipts-{uuid.uuid4().hex[:10]}"
+    m.admin.create_subscription(sub, DELIVERIES)
+    m.finalized(m.put("r/receipt.txt", b"r"))
+    messages = m.admin.pull(sub, 10)
+    receipts = [DeliveryReceipt.from_json(x["data_bytes"]) for x in messages]
+    assert sorted(r.destination for r in receipts) == sorted(DESTINATIONS)
+    assert {(r.run_id, r.bucket, r.object) for r in receipts} == {(f"mirror-{m.bucket}", m.bucket, "r/receipt.txt")}
+    for message in messages:
+        verify(m.pubsub_event(DELIVERIES, message["data_bytes"]), m.config)
+    assert m.results() == []
