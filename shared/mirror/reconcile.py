@@ -39,7 +39,7 @@ from shared.layout import RemoteFolder
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import Source, VerifyResult
 from shared.mirror.request import MirrorRequest
-from shared.mirror.routing import mirror_destinations, mirror_run_id, mirrorable, remote_path
+from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id, mirrorable, remote_path
 from shared.reporting.results import report
 from shared.verify.engine import Comparison, compare
 
@@ -221,4 +221,4 @@ def result_for(
 
 def mirror_source(mirror: BucketMirror) -> Source:
     """How results name a mirrored bucket: ``{"mode": "bucket", "bucket": NAME}``."""
-    return Source(mode="bucket", bucket=mirror.name)
+    return bucket_source(mirror.name)

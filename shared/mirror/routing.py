@@ -19,6 +19,7 @@ from shared.destinations.base import normalize_path
 from shared.errors import PermanentError
 from shared.events import StorageObject
 from shared.ids import DestinationId
+from shared.messages import Source
 
 logger = log.get_logger(__name__)
 
@@ -27,6 +28,11 @@ def mirror_run_id(bucket: str) -> str:
     """The run id receipts and results of a bucket's mirror carry: ``mirror-{bucket}`` (a run id
     allows letters, digits, '_' and '-': dots become '-')."""
     return ("mirror-" + re.sub(r"[^A-Za-z0-9_-]", "-", bucket))[:63]
+
+
+def bucket_source(bucket: str) -> Source:
+    """How results name a mirrored bucket: ``{"mode": "bucket", "bucket": NAME}``."""
+    return Source(mode="bucket", bucket=bucket)
 
 
 def remote_path(mirror: BucketMirror, object_name: str) -> str:
