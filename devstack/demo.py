@@ -73,6 +73,15 @@ def seed_sample_data(info: StackInfo) -> dict[str, int]:
     return seed(clients.bigquery_client(), info.project, "sales")
 
 
+def seed_mirrored_buckets(info: StackInfo) -> dict[str, int]:
+    """Point this process at ``info``'s emulators and put sample objects in its mirrored buckets."""
+    from devstack import mirror_sample
+    from shared import runtime
+
+    _use_stack_env(info)
+    return mirror_sample.seed_mirrored_buckets(runtime.config())
+
+
 def _already_running(root: Path) -> bool:
     try:
         return is_running(load_stack(root))

@@ -22,6 +22,7 @@ from shared.errors import ConfigError
 PROJECT = "offsite-local"
 BUCKET = "offsite-exports"
 SHARD_SIZE_BYTES = 4_000_000  # small enough that the 200k-row sample table shards
+MIRRORED_BUCKET = "offsite-local-files"  # the sample bucket mirror (docs/mirror.md; `offsite dev seed` fills it)
 
 
 def generated(
@@ -50,6 +51,7 @@ def generated(
                 "destinations": ["sftp:local"],
             }
         ],
+        "buckets": [{"name": MIRRORED_BUCKET, "destinations": ["box", "sftp:local"], "delete": "mirror"}],
         "destinations": {
             "box": {
                 "base_url": box,

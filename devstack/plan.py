@@ -274,7 +274,8 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
                 *("-scheme", "http", "-host", "127.0.0.1", "-port", str(p["gcs"])),
                 *("-external-url", url(p["gcs"]), "-backend", "filesystem", "-filesystem-root", str(gcs_root)),
                 *("-event.pubsub-project-id", plan.config.project, "-event.pubsub-topic", GCS_NOTIFICATIONS),
-                *("-event.list", "finalize,delete,metadataUpdate", "-event.bucket", plan.config.bucket),
+                # Every bucket's events: the relay forwards those of the exports and mirrored buckets.
+                *("-event.list", "finalize,delete,metadataUpdate"),
             ],
             url(p["gcs"]) + "/_internal/healthcheck",
             {**os.environ, "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{p['pubsub']}"},

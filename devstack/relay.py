@@ -5,8 +5,13 @@ fake-gcs-server publishes object notifications to a Pub/Sub topic; one push subs
 GCS-triggered function delivers them here at ``/to/<function>``. A Pub/Sub push would reach
 a function as a ``messagePublished`` event, but in the cloud Eventarc delivers
 ``google.cloud.storage.object.v1.finalized``; this relay builds that event (same source,
-subject, id and data shape) and POSTs it to the function. Only OBJECT_FINALIZE is forwarded
-(other notifications are acknowledged and dropped, as an Eventarc finalize trigger would).
+subject, id and data shape) and POSTs it to the function. Which buckets' events go where is
+read from ``relay-buckets.json`` (:func:`write_buckets`), as Eventarc's bucket filters say in the
+cloud: OBJECT_FINALIZE of the exports bucket reaches every GCS-triggered function; OBJECT_FINALIZE
+and OBJECT_DELETE (``google.cloud.storage.object.v1.deleted``) of a mirrored bucket (``buckets[]``,
+docs/mirror.md) reach the delivery functions only (infra/mirror.tf's triggers). Everything else
+(the state bucket, metadata updates) is acknowledged and dropped. Without the file every
+OBJECT_FINALIZE is forwarded.
 The function's HTTP status is returned to Pub/Sub: a 500 makes it redeliver with backoff and
 finally dead-letter, like Eventarc's retries.
 
@@ -36,9 +41,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from shared.topology import AUDIT_LOG_WRITTEN, GCS_FINALIZED
+from shared import topology
+from shared.topology import AUDIT_LOG_WRITTEN, GCS_DELETED, GCS_FINALIZED
 
 FORWARDED_EVENT = "OBJECT_FINALIZE"
+MIRROR_EVENTS = {"OBJECT_FINALIZE": GCS_FINALIZED, "OBJECT_DELETE": GCS_DELETED}
+BUCKETS_FILE = "relay-buckets.json"
 FORWARD_TIMEOUT_S = 600.0  # the longest function timeout; Pub/Sub's ack deadline bounds it too
 
 
@@ -55,7 +63,32 @@ def read_targets(path: Path) -> dict[str, str]:
         return {}
 
 
-def storage_cloudevent(message: dict[str, Any]) -> dict[str, Any]:
+def write_buckets(path: Path, exports: str, mirrored: list[str]) -> None:
+    """Which buckets' events the relay forwards: the exports bucket and the mirrored ones."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"exports": exports, "mirrored": sorted(mirrored)}, indent=2))
+    tmp.replace(path)
+
+
+def event_type_for(buckets: dict[str, Any] | None, function: str, bucket: str, notification: str) -> str | None:
+    """The CloudEvent type ``function`` gets for this notification of ``bucket``; None: not for it."""
+    if not buckets:
+        return GCS_FINALIZED if notification == FORWARDED_EVENT else None
+    if bucket == buckets.get("exports"):
+        return GCS_FINALIZED if notification == FORWARDED_EVENT else None
+    if bucket in (buckets.get("mirrored") or []) and _delivers(function):
+        return MIRROR_EVENTS.get(notification)
+    return None
+
+
+def _delivers(function: str) -> bool:
+    try:
+        return bool(topology.function(function).serves)
+    except KeyError:
+        return False
+
+
+def storage_cloudevent(message: dict[str, Any], event_type: str = GCS_FINALIZED) -> dict[str, Any]:
     """A Pub/Sub message from a GCS notification → the Eventarc storage CloudEvent (structured)."""
     attrs = message.get("attributes") or {}
     obj = json.loads(base64.b64decode(message.get("data") or ""))
@@ -68,7 +101,7 @@ def storage_cloudevent(message: dict[str, Any]) -> dict[str, Any]:
         # Stable across redeliveries of the same notification, as Eventarc's ids are.
         "id": str(message.get("messageId") or message.get("message_id") or ""),
         "source": f"//storage.googleapis.com/projects/_/buckets/{obj['bucket']}",
-        "type": GCS_FINALIZED,
+        "type": event_type,
         "datacontenttype": "application/json",
         "subject": f"objects/{obj['name']}",
         "time": obj.get("updated") or attrs.get("eventTime") or message.get("publishTime"),
@@ -150,15 +183,19 @@ class RelayHandler(BaseHTTPRequestHandler):
             return
         attrs = message.get("attributes") or {}
         name = attrs.get("objectId", "-")
-        if attrs.get("eventType") != FORWARDED_EVENT:
-            self._log(function, name, 204, f"ignored {attrs.get('eventType')}")
+        buckets = read_targets(self.targets_file.with_name(BUCKETS_FILE)) or None
+        event_type = event_type_for(buckets, function, attrs.get("bucketId", ""), attrs.get("eventType", ""))
+        if event_type is None:
+            watched = buckets is None or attrs.get("bucketId") == buckets.get("exports")
+            note = "" if watched else f" (bucket {attrs.get('bucketId')} not watched by {function})"
+            self._log(function, name, 204, f"ignored {attrs.get('eventType')}{note}")
             self._reply(204, b"")
             return
         target = self._target(function, name)
         if not target:
             return
         try:
-            event = storage_cloudevent(message)
+            event = storage_cloudevent(message, event_type)
         except ValueError as exc:
             self._log(function, name, 400, str(exc))
             self._reply(400, str(exc).encode())

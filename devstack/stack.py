@@ -216,6 +216,7 @@ def _spawn(info: StackInfo, launch: Launch, logs: Path) -> ComponentInfo:
 def _launch(plan: Plan, deadline: float) -> StackInfo:
     info = _info(plan)
     relay.write_targets(plan.root / "relay-targets.json", _relay_targets(plan))
+    relay.write_buckets(plan.root / relay.BUCKETS_FILE, plan.config.bucket, [b.name for b in plan.config.buckets])
     supervisor.save_launches(plan.root, plan.launches)
     stack_state.save(info)
     try:
@@ -227,7 +228,7 @@ def _launch(plan: Plan, deadline: float) -> StackInfo:
         _spawn(info, plan.launches["push"], plan.logs)  # delivers the subscriptions just created
         gcs = _spawn(info, plan.launches["gcs"], plan.logs)
         health.wait_ready(gcs, deadline, "see the log tail below")
-        _create_bucket(info)
+        _create_bucket(info, *(b.name for b in plan.config.buckets))
         for comp in info.components:
             if comp.health != "ok":
                 launch = plan.launches[comp.name]
@@ -359,10 +360,10 @@ def _dead_letter_report_routes(plan: Plan, admin: PubSubAdmin, retry: PushRetry)
     ]
 
 
-def _create_bucket(info: StackInfo) -> None:
-    """The exports bucket (its object events reach the functions: fake-gcs-server's -event.bucket)
-    and the state bucket (no events)."""
-    for name in (info.bucket, info.state_bucket):
+def _create_bucket(info: StackInfo, *mirrored: str) -> None:
+    """The exports bucket and the mirrored buckets (their object events reach the functions
+    through the relay, which drops the others) and the state bucket."""
+    for name in (info.bucket, info.state_bucket, *mirrored):
         body = json.dumps({"name": name}).encode()
         req = urllib.request.Request(f"{info.gcs_url}/storage/v1/b?project={info.project}", data=body, method="POST")
         req.add_header("content-type", "application/json")

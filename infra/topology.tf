@@ -7,7 +7,7 @@
 locals {
   topics = [
     "export-requests", "table-exports", "deliveries", "verify-requests", "verify-results", "delivery-continuations",
-    "export-sweeps",
+    "export-sweeps", "mirror-reconciles",
   ]
 
   # concurrency: requests one instance serves at once (max_instance_request_concurrency). Every
@@ -112,6 +112,12 @@ locals {
       function          = "verify"
       topic             = "verify-requests"
       dead_letter_topic = "verify-verify-requests-dlq"
+    }
+    # A mirrored bucket's reconcile (scheduler jobs in mirror.tf; docs/mirror.md).
+    "verify-mirror-reconciles" = {
+      function          = "verify"
+      topic             = "mirror-reconciles"
+      dead_letter_topic = "verify-mirror-reconciles-dlq"
     }
   }
 

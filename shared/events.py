@@ -18,6 +18,8 @@ from shared.topology import (
     AUDIT_LOG_WRITTEN,
     BIGQUERY_SERVICE,
     BQ_JOB_TRIGGER,
+    GCS_DELETED,
+    GCS_DELETED_TRIGGER,
     GCS_FINALIZED,
     GCS_TRIGGER,
     PUBSUB_PUBLISHED,
@@ -109,7 +111,7 @@ def parse_pubsub(event: Any) -> PubSubMessage:
 
 
 def parse_storage(event: Any) -> StorageObject:
-    """``google.cloud.storage.object.v1.finalized`` → StorageObject."""
+    """``google.cloud.storage.object.v1.finalized`` (or ``.deleted``) → StorageObject."""
     attrs = attributes(event)
     obj = _data(event)
     if not isinstance(obj, Mapping):
@@ -183,13 +185,14 @@ def parse_bigquery_job(event: Any) -> BigQueryJobEvent:
 PARSERS: dict[str, Callable[[Any], PubSubMessage | StorageObject | BigQueryJobEvent]] = {
     PUBSUB_PUBLISHED: parse_pubsub,
     GCS_FINALIZED: parse_storage,
+    GCS_DELETED: parse_storage,
     AUDIT_LOG_WRITTEN: parse_bigquery_job,
 }
 
 
 def trigger_name(event: Any) -> str:
     """Which trigger delivered ``event``: the topic of a Pub/Sub event (from the CloudEvent's
-    ``source``, ``//pubsub.googleapis.com/projects/P/topics/T``), ``gcs-finalized``, or
+    ``source``, ``//pubsub.googleapis.com/projects/P/topics/T``), ``gcs-finalized``, ``gcs-deleted``, or
     ``bigquery-job-completed`` (a BigQuery audit-log entry).
 
     RejectedInput for other event types, or a Pub/Sub event whose source names no topic.
@@ -197,6 +200,8 @@ def trigger_name(event: Any) -> str:
     kind = event_type(event)
     if kind == GCS_FINALIZED:
         return GCS_TRIGGER
+    if kind == GCS_DELETED:
+        return GCS_DELETED_TRIGGER
     if kind == AUDIT_LOG_WRITTEN:
         return BQ_JOB_TRIGGER
     if kind != PUBSUB_PUBLISHED:

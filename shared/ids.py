@@ -107,3 +107,4 @@ class Stage(StrEnum):
     VERIFY_SWEEP = "verify:sweep"
     VERIFY_RECHECK = "verify:recheck"  # the sweep's daily re-verify of in_sync runs
     PRUNE = "prune"  # retention removed a run folder (`offsite prune`, the sweep's daily pass)
+    MIRROR_RECONCILE = "mirror:reconcile"  # a mirrored bucket's reconcile (docs/mirror.md)

@@ -28,6 +28,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
@@ -232,15 +233,17 @@ class Source(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    mode: Literal["table", "query"]
+    mode: Literal["table", "query", "bucket"]
     project: str = ""
     dataset: Ident | None = None
     table: Ident | None = None
     export: Ident | None = None
+    bucket: str | None = None
+    """mode ``bucket``: a mirrored GCS bucket (docs/mirror.md); only results name one."""
 
     @model_validator(mode="after")
     def _mode_fields(self) -> Source:
-        needed = ("dataset", "table") if self.mode == "table" else ("export",)
+        needed = {"table": ("dataset", "table"), "query": ("export",), "bucket": ("bucket",)}[self.mode]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise Problem("required field is missing", (missing[0],))
@@ -249,6 +252,8 @@ class Source(BaseModel):
     @property
     def label(self) -> str:
         """``sales.orders`` or ``export:product_data``: how logs, alerts and reports name a run's source."""
+        if self.mode == "bucket":
+            return f"gs://{self.bucket}"
         return f"{self.dataset}.{self.table}" if self.mode == "table" else f"export:{self.export}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -281,6 +286,15 @@ class TableExport(Message):
         if not self.source.project:
             raise Problem("required field is missing", ("source", "project"))
         return self
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _exported_mode(cls, value: Any) -> Any:
+        """A bucket (a mirror's results) is a Source too, but nothing exports one."""
+        mode = value.get("mode") if isinstance(value, dict) else getattr(value, "mode", None)
+        if mode is not None and mode not in ("table", "query"):
+            raise Problem(f"{mode!r} is not 'table' or 'query'", ("mode",))
+        return value
 
 
 class DeliveryReceipt(Message):

@@ -17,6 +17,7 @@ VERIFY_REQUESTS = "verify-requests"
 VERIFY_RESULTS = "verify-results"
 DELIVERY_CONTINUATIONS = "delivery-continuations"  # a transfer that ran out of time continues
 EXPORT_SWEEPS = "export-sweeps"  # the scheduled finalize sweep: exports whose completion event was lost
+MIRROR_RECONCILES = "mirror-reconciles"  # a mirrored bucket's scheduled reconcile and verify (docs/mirror.md)
 
 TOPICS: tuple[str, ...] = (
     EXPORT_REQUESTS,
@@ -26,10 +27,15 @@ TOPICS: tuple[str, ...] = (
     VERIFY_RESULTS,
     DELIVERY_CONTINUATIONS,
     EXPORT_SWEEPS,
+    MIRROR_RECONCILES,
 )
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 GCS_TRIGGER = "gcs-finalized"  # the trigger name of storage triggers (Trigger.name)
+# A mirrored bucket's object deletes (docs/mirror.md): the delivery functions' Eventarc triggers on
+# the configured buckets (infra/mirror.tf), locally the relay.
+GCS_DELETED = "google.cloud.storage.object.v1.deleted"
+GCS_DELETED_TRIGGER = "gcs-deleted"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 # BigQuery job completion, as Eventarc delivers Cloud Audit Logs entries (docs/exports.md):
 AUDIT_LOG_WRITTEN = "google.cloud.audit.log.v1.written"
@@ -152,7 +158,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "verify",
         "verify",
         "verify",
-        (_pubsub(DELIVERIES), _pubsub(VERIFY_REQUESTS), _GCS),
+        (_pubsub(DELIVERIES), _pubsub(VERIFY_REQUESTS), _GCS, _pubsub(MIRROR_RECONCILES)),
         timeout_s=300,
         memory_mb=1024,
         concurrency=16,

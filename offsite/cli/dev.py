@@ -208,8 +208,9 @@ def logs(
 
 @app.command()
 def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
-    """Load the sample BigQuery dataset `sales` (orders, customers, products) into the running stack."""
-    from devstack.demo import seed_sample_data
+    """Load the sample BigQuery dataset `sales` (orders, customers, products) into the running stack,
+    and sample objects into its mirrored buckets (docs/mirror.md)."""
+    from devstack.demo import seed_mirrored_buckets, seed_sample_data
     from devstack.stack import load_stack
 
     try:
@@ -218,10 +219,13 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
         _fail(exc)
         return
     rows = seed_sample_data(info)
+    objects = seed_mirrored_buckets(info)
     if as_json:
-        print_json({"project": info.project, "dataset": "sales", "rows": rows})
+        print_json({"project": info.project, "dataset": "sales", "rows": rows, "mirrored_buckets": objects})
         return
     print_line("seeded " + ", ".join(f"{info.project}.sales.{t} ({n:,} rows)" for t, n in rows.items()))
+    for bucket, count in objects.items():
+        print_line(f"seeded gs://{bucket} ({count} objects, mirrored by upload_box and transfer_sftp)")
 
 
 @app.command()

@@ -155,6 +155,11 @@ def verify(
     except OffsiteError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    exit_with_checks(checks, as_json)
+
+
+def exit_with_checks(checks: list[VerifyResult], as_json: bool) -> None:
+    """Print the checks (a table, or JSON) and exit 0 when all are in sync, 1 otherwise."""
     if as_json:
         print_json([c.to_dict() for c in checks])
     else:

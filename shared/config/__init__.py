@@ -10,6 +10,7 @@
 Everything other modules import is re-exported here: ``from shared.config import Config, load_config``.
 """
 
+from shared.config.buckets import BucketMirror
 from shared.config.load import (
     DEFAULT_PATH,
     ENV_PREFIX,
@@ -49,6 +50,7 @@ __all__ = [
     "PARTNER_RE",
     "Alerts",
     "BoxAuth",
+    "BucketMirror",
     "BoxDestination",
     "Config",
     "DatasetExport",

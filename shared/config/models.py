@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from shared.config.buckets import BucketMirror, bucket_problems
 from shared.config.retention import RETENTION_FIELD, Retention
 from shared.config.secrets import Secret
 from shared.config.types import (
@@ -326,6 +327,9 @@ class Config(Model):
     )
     datasets: tuple[DatasetExport, ...] = Field((), description="Datasets exported whole, on a schedule.")
     exports: tuple[QueryExport, ...] = Field((), description="Query exports of a dated SQL query.")
+    buckets: tuple[BucketMirror, ...] = Field(
+        (), description="GCS buckets mirrored object by object to destinations (docs/mirror.md)."
+    )
     destinations: Destinations = Field(default_factory=Destinations, description="Box and SFTP destinations.")
     alerts: Alerts = Field(default_factory=Alerts, description="Where failures are reported.")
     delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="Transfers to destinations.")
@@ -374,6 +378,7 @@ class Config(Model):
                             (section, i, "destinations", j),
                             f"{str(name)!r} is not a configured destination (configured: {', '.join(known) or 'none'})",
                         )
+        bucket_problems(self.buckets, known, (self.bucket, self.state_bucket_name), problems)
         problems.raise_any()
         _name_secrets(self, "")
         return self
@@ -388,6 +393,10 @@ class Config(Model):
 
     def export(self, name: str) -> QueryExport | None:
         return next((e for e in self.exports if e.name == name), None)
+
+    def mirror(self, bucket: str) -> BucketMirror | None:
+        """The ``buckets[]`` entry of ``bucket``; None when it is not mirrored."""
+        return next((b for b in self.buckets if b.name == bucket), None)
 
     def sftp_partner(self, name: str) -> SftpPartner:
         from shared.errors import ConfigError

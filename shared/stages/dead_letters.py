@@ -21,6 +21,8 @@ from shared.delivery.routing import route
 from shared.events import PubSubMessage, parse_pubsub, parse_storage
 from shared.ids import DestinationId, Stage, Status
 from shared.messages import DeliveryReceipt, ExportRequest, Source, TableExport, VerifyRequest, VerifyResult
+from shared.mirror.request import MirrorRequest
+from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id
 from shared.reporting import last_errors
 from shared.reporting.results import report
 from shared.topology import DELIVERY_CONTINUATIONS, GCS_FINALIZED, Subscription
@@ -95,6 +97,11 @@ def _what_it_was(message: PubSubMessage, source: Subscription | None, config: Co
         if topic == topology.VERIFY_REQUESTS:
             ask = VerifyRequest.from_json(message.data)
             return [_concern(ask.run_id, None, ask.destination, ask.date)]
+        if topic == topology.MIRROR_RECONCILES:
+            mirrored = MirrorRequest.from_json(message.data)
+            return [
+                _concern(mirror_run_id(mirrored.bucket), bucket_source(mirrored.bucket), mirrored.destination, None)
+            ]
     except Exception as exc:  # noqa: BLE001 - an unreadable dead letter is still reported, with less detail
         logger.warning("could not read the dead-lettered message", error=str(exc))
     return []
@@ -102,11 +109,17 @@ def _what_it_was(message: PubSubMessage, source: Subscription | None, config: Co
 
 def _object_concerns(message: PubSubMessage, source: Subscription, config: Config) -> list[Concern]:
     obj = parse_storage({"type": GCS_FINALIZED, "data": json.loads(message.data)})
+    kinds = topology.function(source.function).serves
+    named = message.attributes.get("destination")
+    mirror = config.mirror(obj.bucket) if obj.bucket != config.bucket else None
+    if mirror is not None:  # an object of a mirrored bucket (docs/mirror.md)
+        mine: list[DestinationId | None] = [
+            d for d in mirror_destinations(mirror, config) if (d.kind in kinds if not named else str(d) == named)
+        ]
+        return [_concern(mirror_run_id(mirror.name), bucket_source(mirror.name), d, None) for d in mine or [None]]
     routed = route(obj, config.export_prefix)
     if routed is None:
         return []
-    kinds = topology.function(source.function).serves
-    named = message.attributes.get("destination")
     targets: list[DestinationId | None] = [
         d for d in routed.routing.destinations if (d.kind in kinds if not named else str(d) == named)
     ]

@@ -10,7 +10,9 @@ destination of the function's kinds, through the one delivery operation.
    (the destinations already done find their file unchanged and skip it).
 3. A stale event (the object was replaced or deleted since) delivers nothing: the live
    generation's own event does.
-4. A transfer to a resumable destination works at most ``delivery.budget_s`` per invocation,
+4. Objects of mirrored buckets (``buckets[]``) take the mirror's route and their delete events
+   its delete policy (:mod:`shared.stages.mirror`, docs/mirror.md).
+5. A transfer to a resumable destination works at most ``delivery.budget_s`` per invocation,
    then continues from its checkpoint on a ``delivery-continuations`` message, which this
    same handler receives (:mod:`shared.delivery.checkpoint`).
 """
@@ -30,8 +32,9 @@ from shared.errors import RejectedInput
 from shared.events import parse_pubsub, parse_storage
 from shared.ids import DestinationId, Stage
 from shared.stages.failures import each
+from shared.stages.mirror import delete_mirrored, deliver_mirrored, is_mirrored
 from shared.stages.runner import dispatch
-from shared.topology import DELIVERY_CONTINUATIONS, GCS_FINALIZED, GCS_TRIGGER
+from shared.topology import DELIVERY_CONTINUATIONS, GCS_DELETED_TRIGGER, GCS_FINALIZED, GCS_TRIGGER
 
 logger = log.get_logger(__name__)
 
@@ -50,7 +53,12 @@ def handler_for(stage: Stage, *, budget_s: float | None = None) -> Callable[[Any
         budget = config.delivery.budget_s if budget_s is None else budget_s
         continue_delivery(event, config, stage=stage, kinds=kinds, budget_s=budget)
 
-    return dispatch({GCS_TRIGGER: on_finalized, DELIVERY_CONTINUATIONS: on_continuation})
+    def on_deleted(event: Any, config: Config) -> None:
+        delete_mirrored(event, config, stage=stage, kinds=kinds)
+
+    return dispatch(
+        {GCS_TRIGGER: on_finalized, DELIVERY_CONTINUATIONS: on_continuation, GCS_DELETED_TRIGGER: on_deleted}
+    )
 
 
 def deliver_event(
@@ -58,6 +66,9 @@ def deliver_event(
 ) -> None:
     """Deliver the finalized object of ``event`` to its run's destinations of ``kinds``."""
     obj = parse_storage(event)
+    if is_mirrored(obj, config):  # an object of a mirrored bucket (docs/mirror.md)
+        deliver_mirrored(obj, config, stage=stage, kinds=kinds, budget_s=budget_s)
+        return
     routed = route(obj, config.export_prefix)
     if routed is None:
         return
@@ -78,6 +89,9 @@ def continue_delivery(
         obj = parse_storage({"type": GCS_FINALIZED, "data": resource})
         if destination.kind not in kinds:
             logger.info("continuation for another function's destination; ignored", destination=str(destination))
+            return
+        if is_mirrored(obj, config):
+            deliver_mirrored(obj, config, stage=stage, kinds=kinds, budget_s=budget_s, only=destination)
             return
         routed = route(obj, config.export_prefix)
         if routed is None:

@@ -34,8 +34,9 @@ from shared.messages import DeliveryReceipt, VerifyRequest, VerifyResult
 from shared.reporting.results import report
 from shared.stages.dead_letters import on_dead_letter
 from shared.stages.failures import each
+from shared.stages.mirror import on_reconcile_event
 from shared.stages.runner import dispatch
-from shared.topology import DELIVERIES, GCS_TRIGGER, VERIFY_REQUESTS, dead_letter_reports
+from shared.topology import DELIVERIES, GCS_TRIGGER, MIRROR_RECONCILES, VERIFY_REQUESTS, dead_letter_reports
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, verify_destination
 from shared.verify.runs import RunRef, find_runs, load_manifest
@@ -67,6 +68,7 @@ verify = dispatch(
         DELIVERIES: on_receipt_event,
         VERIFY_REQUESTS: on_request_event,
         GCS_TRIGGER: on_manifest_event,
+        MIRROR_RECONCILES: on_reconcile_event,
         **{report.topic: on_dead_letter for report in dead_letter_reports()},
     }
 )
@@ -94,6 +96,9 @@ def on_object(obj: StorageObject, config: Config) -> None:
 
 def on_receipt(receipt: DeliveryReceipt, config: Config, message_id: str) -> None:
     """A file was delivered: verify that run at that destination."""
+    if receipt.bucket != config.bucket and config.mirror(receipt.bucket) is not None:
+        logger.info("receipt of a mirrored bucket's object; its reconcile verifies", bucket=receipt.bucket)
+        return
     located = parse_object_name(receipt.object, config.export_prefix, config.project)
     if located is None or receipt.bucket != config.bucket:
         raise RejectedInput(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from shared.destinations.base import ByteStream, Destination, Readable, RemoteFile, normalize_path
 from shared.layout import RemoteFolder
@@ -59,6 +59,19 @@ class Comparison:
     bytes_expected: int = 0
     bytes_present: int = 0
     details: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, Any]:
+        """What a VerifyResult reports of this comparison: the differences and the counts."""
+        return {
+            "missing": list(self.missing),
+            "extra": list(self.extra),
+            "size_differs": list(self.size_differs),
+            "hash_differs": list(self.hash_differs),
+            "files_expected": self.files_expected,
+            "files_present": self.files_present,
+            "bytes_expected": self.bytes_expected,
+            "bytes_present": self.bytes_present,
+        }
 
     @property
     def complete(self) -> bool:

@@ -245,6 +245,10 @@ def builtin_functions(read_path: Callable[[str], Path]) -> dict[str, Callable[..
         "join": lambda sep, values: sep.join(to_string(v) for _, v in iterate(values)),
         "element": lambda values, i: values[int(i) % len(values)],
         "replace": lambda s, old, new: s.replace(old, new),
+        "substr": lambda s, offset, length: (
+            s[int(offset) :] if int(length) == -1 else s[int(offset) : int(offset) + int(length)]
+        ),
+        "sha1": lambda s: hashlib.sha1(s.encode()).hexdigest(),
         "lower": str.lower,
         "upper": str.upper,
         "min": lambda *v: min(number(x) for x in v),

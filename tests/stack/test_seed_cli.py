@@ -1,4 +1,5 @@
-"""`offsite dev seed` loads the sample dataset into a running stack's BigQuery."""
+"""`offsite dev seed` loads the sample dataset into a running stack's BigQuery, and sample
+objects into its mirrored bucket."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devstack.localconfig import MIRRORED_BUCKET
+from devstack.mirror_sample import SAMPLE_OBJECTS
 from devstack.state import StackInfo
-from shared.gcp import clients
+from shared.gcp import clients, gcs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +40,15 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
         timeout=300,
     )
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout) == {"project": "offsite-local", "dataset": "sales", "rows": counts}
+    assert json.loads(again.stdout) == {
+        "project": "offsite-local",
+        "dataset": "sales",
+        "rows": counts,
+        "mirrored_buckets": {MIRRORED_BUCKET: len(SAMPLE_OBJECTS)},
+    }
+    assert f"seeded gs://{MIRRORED_BUCKET} ({len(SAMPLE_OBJECTS)} objects" in done.stdout
+    # the sample objects (spaces, unicode, deep prefixes) are in the mirrored bucket
+    assert {o.name for o in gcs.list_prefix(MIRRORED_BUCKET, "")} >= set(SAMPLE_OBJECTS)
 
 
 def test_seed_without_a_stack_says_so(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 from cloudevents.http import CloudEvent
 
 from shared.errors import RejectedInput
-from shared.events import PubSubMessage, StorageObject, parse, parse_pubsub, parse_storage
+from shared.events import PubSubMessage, StorageObject, parse, parse_pubsub, parse_storage, trigger_name
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -48,9 +48,16 @@ def test_plain_dict_events_parse_too() -> None:
 
 def test_unknown_event_type_is_rejected() -> None:
     raw = load("storage_finalized.json")
-    raw["type"] = "google.cloud.storage.object.v1.deleted"
-    with pytest.raises(RejectedInput, match=r"event type 'google.cloud.storage.object.v1.deleted' is not handled"):
+    raw["type"] = "google.cloud.storage.object.v1.archived"
+    with pytest.raises(RejectedInput, match=r"event type 'google.cloud.storage.object.v1.archived' is not handled"):
         parse(raw)
+
+
+def test_a_delete_event_parses_as_the_object_and_names_its_trigger() -> None:
+    raw = load("storage_finalized.json")
+    raw["type"] = "google.cloud.storage.object.v1.deleted"
+    assert parse(raw) == parse_storage(raw)
+    assert trigger_name(raw) == "gcs-deleted"
 
 
 def test_bad_base64_is_rejected() -> None:

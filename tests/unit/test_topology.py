@@ -23,6 +23,6 @@ def test_subscription_and_dead_letter_names_are_valid_and_unique() -> None:
         assert re.match(r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", name), name
 
 
-def test_verify_listens_to_receipts_requests_and_manifests() -> None:
+def test_verify_listens_to_receipts_requests_manifests_and_mirror_reconciles() -> None:
     verify = topology.function("verify")
-    assert {t.name for t in verify.triggers} == {"deliveries", "verify-requests", "gcs-finalized"}
+    assert {t.name for t in verify.triggers} == {"deliveries", "verify-requests", "gcs-finalized", "mirror-reconciles"}

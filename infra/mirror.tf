@@ -1,0 +1,138 @@
+# GCS bucket mirrors (the config's buckets[]; docs/mirror.md). Each mirrored bucket gets:
+# - Eventarc triggers on its object finalize events (and delete events with `delete: mirror`)
+#   for each delivery function serving one of the bucket's destination kinds (upload_box: box,
+#   transfer_sftp: sftp; shared/topology.py FunctionSpec.serves) — a function has one
+#   event_trigger of its own (the exports bucket), so these are standalone triggers calling
+#   the function's Cloud Run service as the trigger account;
+# - read access to its objects, and the right to record the delivered SHA-1 as object metadata,
+#   for the delivery functions (and read access for verify, which reconciles);
+# - a Cloud Scheduler job on its `schedule` publishing {"bucket": NAME} on mirror-reconciles
+#   (verify lists both sides, reports on verify-results and re-delivers through
+#   delivery-continuations, hence verify's publisher grant on that topic).
+# A lost event is caught by the reconcile; the Eventarc-managed subscriptions of these triggers
+# get no dead-letter topic (eventarc.tf attaches those of the functions' own triggers only).
+
+locals {
+  mirror_buckets = { for b in coalesce(try(local.config.buckets, null), []) : b.name => b }
+
+  configured_destinations = concat(
+    try(local.config.destinations.box, null) != null ? ["box"] : [],
+    [for name in keys(local.sftp_partners) : "sftp:${name}"],
+  )
+  mirror_kinds = {
+    for name, b in local.mirror_buckets : name => toset([
+      for d in(length(coalesce(try(b.destinations, null), [])) > 0 ? b.destinations : local.configured_destinations) :
+      split(":", d)[0]
+    ])
+  }
+  # The destination kind each delivery function serves (shared/topology.py; tests/infra checks it).
+  delivery_function_kinds = { upload_box = "box", transfer_sftp = "sftp" }
+
+  mirror_triggers = merge(flatten([
+    for bucket, b in local.mirror_buckets : [
+      for fn, kind in local.delivery_function_kinds : {
+        for event in(coalesce(try(b.delete, null), "keep") == "mirror" ? ["finalized", "deleted"] : ["finalized"]) :
+        "${fn}/${event}/${bucket}" => {
+          name       = "om-${local.functions[fn].deployed_name}-${event}-${substr(sha1(bucket), 0, 12)}"
+          function   = fn
+          bucket     = bucket
+          location   = coalesce(try(b.location, null), local.region)
+          event_type = "google.cloud.storage.object.v1.${event}"
+        }
+      } if contains(local.mirror_kinds[bucket], kind)
+    ]
+  ])...)
+
+  mirror_bucket_grants = merge(flatten([
+    for bucket, b in local.mirror_buckets : concat(
+      [for fn in ["upload_box", "transfer_sftp", "verify"] : {
+        "${fn}/viewer/${bucket}" = { function = fn, bucket = bucket, role = "roles/storage.objectViewer" }
+      }],
+      [for fn in ["upload_box", "transfer_sftp"] : {
+        "${fn}/metadata/${bucket}" = { function = fn, bucket = bucket, role = google_project_iam_custom_role.object_metadata_writer.id }
+      }],
+    )
+  ])...)
+
+  mirror_jobs = {
+    for name, b in local.mirror_buckets : "offsite-mirror-${name}" => {
+      bucket    = name
+      schedule  = b.schedule
+      time_zone = coalesce(try(b.time_zone, null), "UTC")
+      message   = jsonencode({ bucket = name })
+    } if try(b.schedule, null) != null
+  }
+}
+
+resource "google_eventarc_trigger" "mirror" {
+  for_each = local.mirror_triggers
+
+  name            = each.value.name
+  location        = each.value.location
+  service_account = google_service_account.trigger.email
+  labels          = { offsite = "mirror" }
+
+  matching_criteria {
+    attribute = "type"
+    value     = each.value.event_type
+  }
+
+  matching_criteria {
+    attribute = "bucket"
+    value     = each.value.bucket
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloudfunctions2_function.fn[each.value.function].service_config[0].service
+      region  = local.region
+    }
+  }
+
+  depends_on = [
+    google_project_iam_member.trigger_event_receiver,
+    google_project_iam_member.gcs_agent_publisher,
+    google_cloud_run_v2_service_iam_member.trigger_invoker,
+  ]
+}
+
+resource "google_storage_bucket_iam_member" "mirror" {
+  for_each = local.mirror_bucket_grants
+
+  bucket = each.value.bucket
+  role   = each.value.role
+  member = "serviceAccount:${google_service_account.function[each.value.function].email}"
+}
+
+resource "google_pubsub_topic_iam_member" "mirror_redelivery" {
+  count = length(local.mirror_buckets) > 0 ? 1 : 0
+
+  topic  = google_pubsub_topic.pipeline["delivery-continuations"].name
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_service_account.function["verify"].email}"
+}
+
+resource "google_cloud_scheduler_job" "mirror" {
+  for_each = local.mirror_jobs
+
+  name        = each.key
+  region      = local.region
+  description = "offsite: reconcile and verify the mirror of gs://${each.value.bucket}"
+  schedule    = each.value.schedule
+  time_zone   = each.value.time_zone
+
+  retry_config {
+    retry_count = 3
+  }
+
+  pubsub_target {
+    topic_name = google_pubsub_topic.pipeline["mirror-reconciles"].id
+    data       = base64encode(each.value.message)
+    attributes = {
+      origin = "cloud-scheduler"
+      job    = each.key
+    }
+  }
+
+  depends_on = [google_project_service.api]
+}

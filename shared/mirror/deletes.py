@@ -1,0 +1,35 @@
+"""An object deleted in a mirrored bucket (``google.cloud.storage.object.v1.deleted``).
+
+With ``delete: keep`` (the default) the copy stays. With ``delete: mirror`` the copy is deleted,
+unless the bucket holds the name again: replacing an object also deletes its old generation
+(GCS sends a delete event with ``overwrittenByGeneration``), and then the new generation's own
+finalize event delivers it — the copy must not be removed under it.
+"""
+
+from __future__ import annotations
+
+from shared import log
+from shared.destinations.base import Destination
+from shared.gcp import gcs
+from shared.mirror.routing import MirroredObject
+
+logger = log.get_logger(__name__)
+
+
+def apply_delete(mirrored: MirroredObject, destination: Destination) -> bool:
+    """Delete the copy of a deleted object when the entry says ``delete: mirror``; True when deleted."""
+    obj, mirror = mirrored.obj, mirrored.mirror
+    if mirror.delete != "mirror":
+        logger.info("object deleted; the copy is kept (delete: keep)", object=obj.name)
+        return False
+    live = gcs.stat(obj.bucket, obj.name)
+    if live is not None:
+        logger.info(
+            "deleted generation was replaced; the copy stays for the live one",
+            generation=obj.generation,
+            live_generation=live.generation,
+        )
+        return False
+    destination.delete(mirrored.remote_path)
+    logger.info("copy deleted (delete: mirror)", remote_path=destination.location(mirrored.remote_path))
+    return True

@@ -1,0 +1,224 @@
+"""The reconcile of a mirrored bucket: list both sides, report, fix the difference.
+
+For each destination of a ``buckets[]`` entry (``mirror-reconciles``, on its schedule or asked
+by ``offsite mirror reconcile``):
+
+1. the bucket's selected objects are compared with the destination's ``{remote_folder}`` by the
+   verify engine (:func:`shared.verify.engine.compare`, as for an export run): missing, extra,
+   size differs, hash differs (SHA-1: the object's ``sha1`` metadata, recorded by its first
+   delivery, against the destination's listing or the file read back);
+2. a VerifyResult is reported on ``verify-results`` (run id ``mirror-{bucket}``, source
+   ``{"mode": "bucket", "bucket": …}``): ``in_sync`` or ``mismatch`` naming what differs. With
+   ``delete: keep`` the copies of deleted objects are listed as ``extra`` but expected, so they
+   alone do not make a mismatch;
+3. with ``fix`` (the default): every missing or differing object, and every object not hashed
+   yet (no ``sha1`` metadata: compared by size only), is re-delivered through a
+   ``delivery-continuations`` message to the function serving the destination — the one
+   delivery operation, in its own invocation, so a multi-GB object does not hold this one —
+   and with ``delete: mirror`` every extra file is deleted at once.
+
+The next reconcile (or ``offsite mirror reconcile --check-only``) shows the fixed state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared import log
+from shared.config import Config
+from shared.config.buckets import BucketMirror
+from shared.delivery import checkpoint
+from shared.delivery.ledger import SHA1_KEY
+from shared.destinations import factory
+from shared.destinations.base import Destination
+from shared.errors import RejectedInput
+from shared.events import StorageObject
+from shared.gcp import gcs
+from shared.ids import DestinationId, Stage
+from shared.layout import RemoteFolder
+from shared.manifest import Manifest, ManifestFile
+from shared.messages import Source, VerifyResult
+from shared.mirror.request import MirrorRequest
+from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id, mirrorable, remote_path
+from shared.reporting.results import report
+from shared.verify.engine import Comparison, compare
+
+logger = log.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """One destination's outcome: what was found, what was done about it."""
+
+    result: VerifyResult
+    redelivered: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+
+
+def plan(request: MirrorRequest, config: Config) -> tuple[BucketMirror, tuple[DestinationId, ...]]:
+    """The bucket's entry and the destinations to reconcile (its own, or the one asked for).
+
+    RejectedInput when the bucket is not in ``buckets[]`` or the destination is not one of its own.
+    """
+    mirror = config.mirror(request.bucket)
+    if mirror is None:
+        known = ", ".join(b.name for b in config.buckets) or "none"
+        raise RejectedInput(f"mirror request.bucket: {request.bucket!r} is not a mirrored bucket (configured: {known})")
+    targets = mirror_destinations(mirror, config)
+    if request.destination is None:
+        return mirror, targets
+    if request.destination not in targets:
+        raise RejectedInput(
+            f"mirror request.destination: {str(request.destination)!r} is not a destination of bucket "
+            f"{mirror.name!r} (its destinations: {', '.join(targets) or 'none'})"
+        )
+    return mirror, (request.destination,)
+
+
+def selected_objects(mirror: BucketMirror) -> list[gcs.ObjectInfo]:
+    """The bucket's live objects that the entry's include/exclude select, sorted by name."""
+    return [o for o in gcs.list_prefix(mirror.name, "") if mirror.selects(o.name) and mirrorable(o.name)]
+
+
+def reconcile_destination(
+    mirror: BucketMirror,
+    objects: list[gcs.ObjectInfo],
+    destination_id: DestinationId,
+    config: Config,
+    *,
+    fix: bool,
+    message_id: str | None = None,
+) -> Reconciled:
+    """Compare, fix (``fix``) and report one destination (module docstring)."""
+    with factory.opened(destination_id, config) as destination:
+        comparison, unhashed = compare_bucket(
+            mirror, objects, destination, download_hashes=config.verify.download_hashes
+        )
+        redelivered: tuple[str, ...] = ()
+        deleted: tuple[str, ...] = ()
+        if fix:
+            redelivered = _redeliver(mirror, objects, destination_id, set(comparison.repairable) | set(unhashed))
+            if mirror.delete == "mirror":
+                deleted = _delete_extra(mirror, destination, comparison)
+    result = result_for(mirror, destination_id, comparison, unhashed, redelivered, deleted, message_id)
+    report(result, config=config)
+    return Reconciled(result, redelivered, deleted)
+
+
+def compare_bucket(
+    mirror: BucketMirror, objects: list[gcs.ObjectInfo], destination: Destination, *, download_hashes: bool
+) -> tuple[Comparison, tuple[str, ...]]:
+    """The bucket's selected ``objects`` against ``destination``'s folder of the bucket, by the
+    verify engine; also the names whose SHA-1 is not known yet (compared by size only)."""
+    files = tuple(
+        ManifestFile(
+            name=_relative(mirror, o.name),
+            object=o.name,
+            size=o.size,
+            md5=o.md5,
+            crc32c=o.crc32c,
+            generation=o.generation,
+            sha1=o.metadata.get(SHA1_KEY),
+        )
+        for o in objects
+    )
+    unhashed = tuple(f.name for f in files if not f.sha1)
+    # The engine compares a manifest with a folder: the bucket's listing is this one's manifest.
+    listing = Manifest(
+        run_id=mirror_run_id(mirror.name),
+        source=mirror_source(mirror),
+        date="",
+        bucket=mirror.name,
+        prefix="",
+        format="",
+        compression=None,
+        file_name="*",
+        destinations=(str(destination.id),),
+        job_id="",
+        row_count=0,
+        schema=[],
+        files=files,
+        created_at="",
+    )
+    comparison = compare(
+        listing,
+        destination,
+        RemoteFolder(mirror.folder, exclusive=True),
+        source_sha1=None if unhashed else (lambda f: f.sha1 or ""),
+        download_hashes=download_hashes,
+    )
+    return comparison, unhashed
+
+
+def _relative(mirror: BucketMirror, object_name: str) -> str:
+    """An object's path inside the bucket's destination folder (its normalized name)."""
+    path = remote_path(mirror, object_name)
+    return path[len(mirror.folder) + 1 :] if mirror.folder else path
+
+
+def _redeliver(
+    mirror: BucketMirror, objects: list[gcs.ObjectInfo], destination: DestinationId, names: set[str]
+) -> tuple[str, ...]:
+    """A continuation per object to re-deliver: the destination's function delivers it."""
+    sent = []
+    for info in objects:
+        if _relative(mirror, info.name) not in names:
+            continue
+        obj = StorageObject(info.bucket, info.name, info.generation, info.size, info.md5, info.crc32c)
+        checkpoint.publish_continuation(obj, destination, mirror_run_id(mirror.name))
+        sent.append(info.name)
+    if sent:
+        logger.info("re-delivery requested", destination=str(destination), objects=len(sent))
+    return tuple(sent)
+
+
+def _delete_extra(mirror: BucketMirror, destination: Destination, comparison: Comparison) -> tuple[str, ...]:
+    """``delete: mirror``: files in the bucket's folder with no object (unfinished uploads of
+    objects still being delivered are left alone)."""
+    doomed = [n for n in comparison.extra if n not in comparison.in_flight]
+    for name in doomed:
+        destination.delete(f"{mirror.folder}/{name}" if mirror.folder else name)
+    if doomed:
+        logger.info("extra files deleted (delete: mirror)", destination=str(destination.id), files=len(doomed))
+    return tuple(doomed)
+
+
+def result_for(
+    mirror: BucketMirror,
+    destination: DestinationId,
+    comparison: Comparison,
+    unhashed: tuple[str, ...],
+    redelivered: tuple[str, ...],
+    deleted: tuple[str, ...],
+    message_id: str | None = None,
+) -> VerifyResult:
+    """The VerifyResult of one comparison and what was done about it (nothing: empty tuples)."""
+    kept = mirror.delete == "keep"
+    wrong = comparison.missing or comparison.size_differs or comparison.hash_differs or (comparison.extra and not kept)
+    notes = [comparison.summary()]
+    if comparison.check_note:
+        notes.append(f"{comparison.check}: {comparison.check_note}")
+    if unhashed:
+        notes.append(f"{len(unhashed)} object(s) not hashed yet, compared by size")
+    if comparison.extra and kept:
+        notes.append("extra files kept (delete: keep)")
+    if redelivered:
+        notes.append(f"{len(redelivered)} re-delivery(ies) requested")
+    if deleted:
+        notes.append(f"{len(deleted)} extra file(s) deleted (delete: mirror)")
+    return VerifyResult(
+        status="mismatch" if wrong else "in_sync",
+        destination=destination,
+        run_id=mirror_run_id(mirror.name),
+        source=mirror_source(mirror),
+        check="size-only" if unhashed else comparison.check,
+        **comparison.counts(),
+        reason="; ".join(notes),
+        stage=Stage.MIRROR_RECONCILE,
+        message_id=message_id,
+    )
+
+
+def mirror_source(mirror: BucketMirror) -> Source:
+    """How results name a mirrored bucket: ``{"mode": "bucket", "bucket": NAME}``."""
+    return bucket_source(mirror.name)

@@ -1,0 +1,23 @@
+"""``mirror-reconciles``: reconcile (and verify) one mirrored bucket (docs/mirror.md).
+
+Cloud Scheduler publishes ``{"bucket": NAME}`` on each entry's ``schedule``;
+``offsite mirror reconcile NAME`` publishes the same, ``--check-only`` adds ``"fix": false``
+(compare and report, change nothing).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from shared.ids import DestinationId
+from shared.messages import SCHEMA_VERSION, Message
+
+
+class MirrorRequest(Message):
+    """Compare a mirrored bucket with its destinations, report, and (``fix``) repair the difference."""
+
+    KIND: ClassVar[str] = "mirror request"
+    bucket: str
+    destination: DestinationId | None = None
+    fix: bool = True
+    schema_version: int = SCHEMA_VERSION

@@ -1,0 +1,86 @@
+"""Which objects of a mirrored bucket are delivered, where, and under which run id.
+
+An object of a bucket in ``buckets[]`` goes to ``{remote_folder}/{object name}``
+(``GCP/storage/{bucket}/{name}`` by default, seed 000's tree) at each of the entry's
+destinations (every configured destination when it names none). Names are kept as they are
+(spaces, unicode, deep prefixes); empty segments (``a//b``) and ``.`` collapse, and a name with
+a ``..`` segment cannot be mirrored (it would leave the folder).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from shared import log
+from shared.config import Config
+from shared.config.buckets import BucketMirror
+from shared.destinations.base import normalize_path
+from shared.errors import PermanentError
+from shared.events import StorageObject
+from shared.ids import DestinationId
+from shared.messages import Source
+
+logger = log.get_logger(__name__)
+
+
+def mirror_run_id(bucket: str) -> str:
+    """The run id receipts and results of a bucket's mirror carry: ``mirror-{bucket}`` (a run id
+    allows letters, digits, '_' and '-': dots become '-')."""
+    return ("mirror-" + re.sub(r"[^A-Za-z0-9_-]", "-", bucket))[:63]
+
+
+def bucket_source(bucket: str) -> Source:
+    """How results name a mirrored bucket: ``{"mode": "bucket", "bucket": NAME}``."""
+    return Source(mode="bucket", bucket=bucket)
+
+
+def remote_path(mirror: BucketMirror, object_name: str) -> str:
+    """Where ``object_name`` goes at a destination. PermanentError for a name with '..'."""
+    try:
+        name = normalize_path(object_name)
+    except ValueError as exc:
+        raise PermanentError(f"gs://{mirror.name}/{object_name}: cannot be mirrored: {exc}") from None
+    return f"{mirror.folder}/{name}" if mirror.folder else name
+
+
+def mirrorable(object_name: str) -> bool:
+    """False (logged) for a name that cannot be mirrored: a '..' segment would leave the folder."""
+    if ".." in object_name.replace("\\", "/").split("/"):
+        logger.warning("object name has a '..' segment; not mirrored", object=object_name)
+        return False
+    return True
+
+
+def mirror_destinations(mirror: BucketMirror, config: Config) -> tuple[DestinationId, ...]:
+    """The entry's destinations, or every configured one when it names none."""
+    return mirror.destinations or config.destination_names()
+
+
+@dataclass(frozen=True)
+class MirroredObject:
+    """An object of a mirrored bucket that the mirror selects."""
+
+    obj: StorageObject
+    mirror: BucketMirror
+
+    @property
+    def run_id(self) -> str:
+        return mirror_run_id(self.mirror.name)
+
+    @property
+    def remote_path(self) -> str:
+        return remote_path(self.mirror, self.obj.name)
+
+
+def mirror_route(obj: StorageObject, config: Config) -> MirroredObject | None:
+    """The mirrored object ``obj``; None (logged) when its bucket is not mirrored or the
+    entry's include/exclude globs leave it out."""
+    mirror = config.mirror(obj.bucket)
+    if mirror is None:
+        logger.info("bucket is not mirrored; ignored", bucket=obj.bucket, object=obj.name)
+        return None
+    if not mirror.selects(obj.name) or not mirrorable(obj.name):
+        logger.info("object not selected by the bucket's include/exclude; ignored", bucket=obj.bucket, object=obj.name)
+        return None
+    return MirroredObject(obj, mirror)

@@ -1,0 +1,129 @@
+"""The mirror's stage handlers (docs/mirror.md): objects of mirrored buckets through the one
+delivery operation, their deletes, and the scheduled reconcile.
+
+- finalize events and continuations of a mirrored bucket's objects reach the delivery functions
+  (upload_box, transfer_sftp) like export files do; each delivers to the bucket's destinations
+  of its own kinds (:func:`deliver_mirrored`). A stale event delivers nothing (the live
+  generation's event does); when the object was replaced while this generation was copied, the
+  live generation is queued again so the newer bytes are written last (a stale generation never
+  stays on top of a newer one);
+- delete events (``gcs-deleted``) apply ``delete: mirror`` (:func:`delete_mirrored`);
+- ``mirror-reconciles`` reaches verify (:func:`on_reconcile_event`): compare, fix, report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import log
+from shared.config import Config
+from shared.delivery import checkpoint
+from shared.delivery.freshness import same_content
+from shared.delivery.operation import Delivery, Stale, deliver
+from shared.destinations import factory
+from shared.errors import RejectedInput
+from shared.events import StorageObject, parse_pubsub, parse_storage
+from shared.gcp import gcs
+from shared.ids import DestinationId, Stage
+from shared.mirror import deletes, reconcile
+from shared.mirror.request import MirrorRequest
+from shared.mirror.routing import MirroredObject, mirror_destinations, mirror_route, mirror_run_id
+from shared.stages.failures import each
+
+logger = log.get_logger(__name__)
+
+
+def is_mirrored(obj: StorageObject, config: Config) -> bool:
+    """Does ``obj`` belong to a mirrored bucket (not the exports bucket)?"""
+    return obj.bucket != config.bucket and config.mirror(obj.bucket) is not None
+
+
+def deliver_mirrored(
+    obj: StorageObject,
+    config: Config,
+    *,
+    stage: Stage,
+    kinds: frozenset[str],
+    budget_s: float | None = None,
+    only: DestinationId | None = None,
+) -> None:
+    """Deliver a mirrored bucket's object to the bucket's destinations of ``kinds`` (or ``only``)."""
+    mirrored = mirror_route(obj, config)
+    if mirrored is None:
+        return
+    mine = _mine(mirrored, config, kinds, only)
+    with log.bind(run_id=mirrored.run_id, bucket=obj.bucket, object=obj.name):
+        each(stage, mine, lambda d: _deliver_one(mirrored, d, config, budget_s), lambda d: _context(mirrored, d))
+
+
+def delete_mirrored(event: Any, config: Config, *, stage: Stage, kinds: frozenset[str]) -> None:
+    """A delete event of a mirrored bucket: ``delete: mirror`` removes the copies of ``kinds``."""
+    obj = parse_storage(event)
+    mirrored = mirror_route(obj, config) if is_mirrored(obj, config) else None
+    if mirrored is None:
+        logger.info("delete of an object that is not mirrored; ignored", bucket=obj.bucket, object=obj.name)
+        return
+    with log.bind(run_id=mirrored.run_id, bucket=obj.bucket, object=obj.name):
+        each(stage, _mine(mirrored, config, kinds, None), lambda d: _delete_one(mirrored, d, config))
+
+
+def on_reconcile_event(event: Any, config: Config) -> None:
+    """``mirror-reconciles``: a MirrorRequest; each destination reconciled and reported on its own."""
+    message = parse_pubsub(event)
+    with log.bind(message_id=message.message_id):
+        request = MirrorRequest.from_json(message.data)
+        mirror, targets = reconcile.plan(request, config)
+        objects = reconcile.selected_objects(mirror)
+        each(
+            Stage.MIRROR_RECONCILE,
+            targets,
+            lambda d: reconcile.reconcile_destination(
+                mirror, objects, d, config, fix=request.fix, message_id=message.message_id
+            ),
+            lambda d: {"destination": str(d), "run_id": mirror_run_id(mirror.name)},
+        )
+
+
+def _mine(
+    mirrored: MirroredObject, config: Config, kinds: frozenset[str], only: DestinationId | None
+) -> list[DestinationId]:
+    targets = mirror_destinations(mirrored.mirror, config)
+    if only is None:
+        return [d for d in targets if d.kind in kinds]
+    if only not in targets:
+        raise RejectedInput(f"delivery continuation: bucket {mirrored.mirror.name!r} is not mirrored to {only}")
+    return [only]
+
+
+def _deliver_one(
+    mirrored: MirroredObject, destination_id: DestinationId, config: Config, budget_s: float | None
+) -> None:
+    obj = mirrored.obj
+    with factory.opened(destination_id, config) as destination:
+        delivery = Delivery(obj, destination, mirrored.remote_path, mirrored.run_id, budget_s, config.state_bucket_name)
+        try:
+            deliver(delivery)
+        except Stale as stale:
+            logger.info("stale event ignored", reason=str(stale), generation=obj.generation)
+            return
+    live = gcs.stat(obj.bucket, obj.name)
+    if live is not None and not same_content(obj, live):
+        # Replaced while this generation was copied: the newer one may already be there and
+        # this copy on top of it. Deliver the live generation again, after this one.
+        newer = StorageObject(live.bucket, live.name, live.generation, live.size, live.md5, live.crc32c)
+        checkpoint.publish_continuation(newer, destination_id, mirrored.run_id)
+        logger.info("object replaced during the copy; live generation queued again", live_generation=live.generation)
+
+
+def _delete_one(mirrored: MirroredObject, destination_id: DestinationId, config: Config) -> None:
+    with factory.opened(destination_id, config) as destination:
+        deletes.apply_delete(mirrored, destination)
+
+
+def _context(mirrored: MirroredObject, destination_id: DestinationId) -> dict[str, Any]:
+    """What a failure at this destination is reported with."""
+    return {
+        "destination": str(destination_id),
+        "run_id": mirrored.run_id,
+        "source": reconcile.mirror_source(mirrored.mirror),
+    }

@@ -1,0 +1,87 @@
+"""infra/mirror.tf from the config's buckets[]: Eventarc triggers per bucket and delivery
+function, bucket grants, the reconcile's scheduler job and verify's re-delivery grant."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import yaml
+
+from shared import topology
+from tests.infra.hcl_eval import Module
+
+BASE = {
+    "project": "p",
+    "bucket": "p-exports",
+    "destinations": {
+        "box": {"auth": {"method": "jwt", "jwt_config": "sm://projects/p/secrets/box/versions/latest"}},
+        "sftp": {
+            "acme": {
+                "host": "h",
+                "username": "u",
+                "private_key": "sm://projects/p/secrets/k/versions/latest",
+                "known_hosts": "sm://projects/p/secrets/kh/versions/latest",
+            }
+        },
+    },
+}
+
+
+def _module(infra, buckets: list[dict]) -> Module:  # type: ignore[no-untyped-def]
+    return infra(yaml.safe_dump({**BASE, "buckets": buckets}))
+
+
+def test_each_bucket_gets_triggers_for_the_functions_of_its_destinations(infra) -> None:  # type: ignore[no-untyped-def]
+    module = _module(
+        infra,
+        [
+            {"name": "bqx-ml-models", "destinations": ["box"], "delete": "mirror", "schedule": "0 3 * * *"},
+            {"name": "bqx-ml-results", "location": "us"},  # every destination, delete: keep
+        ],
+    )
+    triggers = module.instances("google_eventarc_trigger", "mirror")
+    assert set(triggers) == {
+        "upload_box/finalized/bqx-ml-models",
+        "upload_box/deleted/bqx-ml-models",
+        "upload_box/finalized/bqx-ml-results",
+        "transfer_sftp/finalized/bqx-ml-results",
+    }
+    models = triggers["upload_box/deleted/bqx-ml-models"]
+    criteria = {c["attribute"]: c["value"] for c in models["matching_criteria"]}
+    assert criteria == {"type": topology.GCS_DELETED, "bucket": "bqx-ml-models"}
+    assert models["location"] == "us-central1"
+    assert triggers["transfer_sftp/finalized/bqx-ml-results"]["location"] == "us"
+    (destination,) = models["destination"]
+    (run,) = destination["cloud_run_service"]
+    assert str(run["service"]) == 'google_cloudfunctions2_function.fn["upload_box"].service_config[0].service'
+    assert str(models["service_account"]) == "google_service_account.trigger.email"
+    names = [t["name"] for t in triggers.values()]
+    assert len(set(names)) == len(names) and all(len(n) <= 63 and n[0].isalpha() for n in names)
+
+    grants = module.instances("google_storage_bucket_iam_member", "mirror")
+    assert {(g["bucket"], str(g["member"]).split('"')[1], g["role"]) for g in grants.values()} >= {
+        ("bqx-ml-models", "upload_box", "roles/storage.objectViewer"),
+        ("bqx-ml-models", "verify", "roles/storage.objectViewer"),
+    }
+    assert module.instances("google_pubsub_topic_iam_member", "mirror_redelivery")
+
+    jobs = module.instances("google_cloud_scheduler_job", "mirror")
+    assert set(jobs) == {"offsite-mirror-bqx-ml-models"}  # the other entry has no schedule
+    (target,) = jobs["offsite-mirror-bqx-ml-models"]["pubsub_target"]
+    assert json.loads(base64.b64decode(target["data"])) == {"bucket": "bqx-ml-models"}
+    assert str(target["topic_name"]) == f'google_pubsub_topic.pipeline["{topology.MIRROR_RECONCILES}"].id'
+    assert jobs["offsite-mirror-bqx-ml-models"]["schedule"] == "0 3 * * *"
+
+
+def test_the_delivery_functions_kinds_match_the_topology(infra) -> None:  # type: ignore[no-untyped-def]
+    module = _module(infra, [])
+    served = {fn.name: set(fn.serves) for fn in topology.FUNCTIONS if fn.serves}
+    assert {fn: {kind} for fn, kind in module.local("delivery_function_kinds").items()} == served
+
+
+def test_no_buckets_no_mirror_resources(infra) -> None:  # type: ignore[no-untyped-def]
+    module = _module(infra, [])
+    assert module.instances("google_eventarc_trigger", "mirror") == {}
+    assert module.instances("google_cloud_scheduler_job", "mirror") == {}
+    assert not module.instances("google_pubsub_topic_iam_member", "mirror_redelivery")

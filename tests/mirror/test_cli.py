@@ -1,0 +1,54 @@
+"""``offsite mirror check|reconcile`` against the bare stack's GCS, Pub/Sub, Box and SFTP."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+
+from typer.testing import CliRunner
+
+from offsite.cli import app
+from shared.mirror.request import MirrorRequest
+from shared.topology import MIRROR_RECONCILES
+from tests.mirror.conftest import MirrorStack
+
+runner = CliRunner()
+
+
+def test_check_exits_0_in_sync_and_1_naming_what_differs(mirror_factory: Callable[..., MirrorStack]) -> None:
+    m = mirror_factory()
+    m.finalized(m.put("ä b/c.txt", b"content"))
+    ok = runner.invoke(app, ["mirror", "check", m.bucket])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.count("IN_SYNC") == 2
+
+    m.sftp_path("ä b/c.txt").unlink()
+    drift = runner.invoke(app, ["mirror", "check", m.bucket, "--json"])
+    assert drift.exit_code == 1, drift.output
+    results = {r["destination"]: r for r in json.loads(drift.output)}
+    assert results["sftp:local"]["missing"] == ["ä b/c.txt"] and results["sftp:local"]["status"] == "mismatch"
+    assert results["box"]["status"] == "in_sync"
+    assert m.results() == []  # a check publishes nothing
+
+
+def test_check_of_a_bucket_that_is_not_mirrored_exits_2(mirror_factory: Callable[..., MirrorStack]) -> None:
+    mirror_factory()
+    result = runner.invoke(app, ["mirror", "check", "no-such-mirror"])
+    assert result.exit_code == 2
+    assert "'no-such-mirror' is not a mirrored bucket" in result.output
+
+
+def test_reconcile_publishes_the_scheduled_request(mirror_factory: Callable[..., MirrorStack]) -> None:
+    m = mirror_factory()
+    sub = f"mreq-{uuid.uuid4().hex[:10]}"
+    m.admin.create_topic(MIRROR_RECONCILES)
+    m.admin.create_subscription(sub, MIRROR_RECONCILES)
+    result = runner.invoke(app, ["mirror", "reconcile", m.bucket, "--check-only", "-d", "box"])
+    assert result.exit_code == 0, result.output
+    (message,) = m.admin.pull(sub, 10)
+    assert MirrorRequest.from_json(message["data_bytes"]) == MirrorRequest.model_validate(
+        {"bucket": m.bucket, "destination": "box", "fix": False}
+    )
+    refused = runner.invoke(app, ["mirror", "reconcile", "no-such-mirror"])
+    assert refused.exit_code == 2 and "is not mirrored" in refused.output

@@ -1,0 +1,125 @@
+"""The scheduled reconcile: both sides listed, the difference reported on verify-results
+(missing, extra, size, hash) and fixed through the one delivery operation."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+
+import pytest
+
+from shared.destinations import factory
+from shared.errors import RejectedInput
+from shared.messages import VerifyResult
+from tests.mirror.conftest import DESTINATIONS, MirrorStack, sha1
+
+FILES = {"a.txt": b"alpha " * 50, "dir/b.bin": b"bravo " * 50, "dir/sub/c.csv": b"charlie " * 50}
+
+
+def _by_destination(results: list[VerifyResult]) -> dict[str, VerifyResult]:
+    assert len(results) == len({r.destination for r in results}), results
+    return {str(r.destination): r for r in results}
+
+
+def _delivered(m: MirrorStack) -> None:
+    for name, data in FILES.items():
+        m.finalized(m.put(name, data))
+
+
+def test_reconcile_reports_missing_extra_size_and_hash_then_fixes_them(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    m = mirror_factory(delete="mirror")
+    _delivered(m)
+    # Drift at the SFTP server: one file gone, one with other bytes of the same size (and an
+    # older mtime), one truncated, one that is not in the bucket.
+    m.sftp_path("a.txt").unlink()
+    corrupted = m.sftp_path("dir/b.bin")
+    corrupted.write_bytes(b"X" * len(FILES["dir/b.bin"]))
+    os.utime(corrupted, (1_000_000_000, 1_000_000_000))
+    m.sftp_path("dir/sub/c.csv").write_bytes(b"short")
+    m.sftp_path("stray.log").write_bytes(b"not in the bucket")
+    # Drift in Box: one file gone, one replaced by other bytes of the same size.
+    with factory.opened("box", m.config) as box:
+        box.delete(f"{m.folder}/dir/sub/c.csv")
+        box.put(f"{m.folder}/a.txt", io.BytesIO(b"Y" * len(FILES["a.txt"])), len(FILES["a.txt"]))
+
+    found = _by_destination(m.reconcile(fix=False))
+    sftp, box_result = found["sftp:local"], found["box"]
+    assert sftp.status == "mismatch" and sftp.check == "sha1"
+    assert (sftp.missing, sftp.extra, sftp.size_differs, sftp.hash_differs) == (
+        ["a.txt"],
+        ["stray.log"],
+        ["dir/sub/c.csv"],
+        ["dir/b.bin"],
+    )
+    assert box_result.status == "mismatch" and box_result.check == "sha1"
+    assert (box_result.missing, box_result.hash_differs) == (["dir/sub/c.csv"], ["a.txt"])
+    for result in found.values():
+        assert result.run_id == f"mirror-{m.bucket}"
+        assert result.source is not None and result.source.label == f"gs://{m.bucket}"
+        assert result.stage == "mirror:reconcile"
+        assert result.files_expected == 3
+    assert m.continuations() == 0  # check-only: nothing re-delivered
+    assert m.sftp_path("stray.log").exists()
+
+    fixing = _by_destination(m.reconcile())
+    assert fixing["sftp:local"].status == "mismatch"  # what was found; the fix follows
+    assert "3 re-delivery(ies) requested" in (fixing["sftp:local"].reason or "")
+    assert "1 extra file(s) deleted" in (fixing["sftp:local"].reason or "")
+    assert m.continuations() == 5  # 3 for SFTP, 2 for Box
+    expected = {name: sha1(data) for name, data in FILES.items()}
+    for destination in DESTINATIONS:
+        assert m.copies(destination) == expected
+
+    after = _by_destination(m.reconcile(fix=False))
+    assert {d: r.status for d, r in after.items()} == {"box": "in_sync", "sftp:local": "in_sync"}
+    assert all(r.check == "sha1" and not (r.missing or r.extra) for r in after.values())
+
+
+def test_objects_that_never_had_an_event_are_delivered_by_the_reconcile(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    m = mirror_factory()
+    for name, data in FILES.items():
+        m.put(name, data)  # no finalize event reached the functions (a lost event, or a new mirror)
+    found = _by_destination(m.reconcile())
+    for result in found.values():
+        assert result.status == "mismatch"
+        assert sorted(result.missing) == sorted(FILES)
+        assert result.check == "size-only"  # not hashed yet: said so, never silently weaker
+    assert m.continuations() == 6
+    after = _by_destination(m.reconcile(fix=False))
+    assert {d: (r.status, r.check) for d, r in after.items()} == {
+        "box": ("in_sync", "sha1"),
+        "sftp:local": ("in_sync", "sha1"),
+    }
+
+
+def test_with_delete_keep_copies_of_deleted_objects_are_listed_but_kept(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    m = mirror_factory()
+    _delivered(m)
+    m.remove("a.txt")
+    found = _by_destination(m.reconcile())
+    for destination, result in found.items():
+        assert result.status == "in_sync", result.reason
+        assert result.extra == ["a.txt"]
+        assert "extra files kept (delete: keep)" in (result.reason or "")
+        assert "a.txt" in m.copies(destination)
+
+
+def test_reconcile_of_one_destination_only(mirror_factory: Callable[..., MirrorStack]) -> None:
+    m = mirror_factory()
+    _delivered(m)
+    (result,) = m.reconcile(destination="sftp:local")
+    assert result.destination == "sftp:local" and result.status == "in_sync"
+
+
+def test_a_bucket_that_is_not_mirrored_is_rejected_naming_it(mirror_factory: Callable[..., MirrorStack]) -> None:
+    m = mirror_factory()
+    m.bucket = "not-mirrored-here"
+    with pytest.raises(RejectedInput, match=r"mirror request.bucket: 'not-mirrored-here' is not a mirrored bucket"):
+        m.reconcile()

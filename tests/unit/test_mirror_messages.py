@@ -1,0 +1,34 @@
+"""The mirror's message and result shapes: MirrorRequest, a bucket Source (results only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import RejectedInput
+from shared.messages import Source, TableExport, VerifyResult
+from shared.mirror.request import MirrorRequest
+from shared.mirror.routing import mirror_run_id
+
+
+def test_mirror_request_parses_and_names_bad_fields() -> None:
+    assert MirrorRequest.from_json(b'{"bucket": "b-data"}') == MirrorRequest(bucket="b-data")
+    with pytest.raises(RejectedInput, match=r"mirror request.destination: 'ftp:x' is not a destination name"):
+        MirrorRequest.from_json(b'{"bucket": "b-data", "destination": "ftp:x"}')
+    with pytest.raises(RejectedInput, match=r"mirror request.bucket"):
+        MirrorRequest.from_json(b'{"fix": false}')
+
+
+def test_a_bucket_source_names_results_but_is_never_exported() -> None:
+    source = Source(mode="bucket", bucket="bqx-ml-models")
+    assert source.label == "gs://bqx-ml-models"
+    result = VerifyResult(status="in_sync", run_id=mirror_run_id("bqx-ml-models"), source=source)
+    assert VerifyResult.from_json(result.to_json()).source == source
+    with pytest.raises(RejectedInput, match=r"table export.source.mode: 'bucket' is not 'table' or 'query'"):
+        TableExport.from_obj(
+            {"run_id": "r1", "date": "2025-01-08", "source": source.to_dict(), "format": "CSV", "prefix": "p/"}
+        )
+
+
+def test_mirror_run_ids_are_valid_run_ids() -> None:
+    assert mirror_run_id("bqx.ml.models") == "mirror-bqx-ml-models"
+    assert len(mirror_run_id("a" * 63)) == 63
