@@ -130,7 +130,9 @@ class BoxAuth(Model):
         "jwt", description="jwt (app config JSON), ccg, or developer_token (local only)."
     )
     jwt_config: Secret | None = Field(
-        None, description="Box app JSON config (seed 000: sm://…/oxo-box-jwt-config/versions/latest)."
+        None,
+        description="Box app JSON config, e.g. sm://…/offsite-box-jwt-config/versions/latest (not seed 000's "
+        "oxo-box-jwt-config: Terraform creates every secret the config names, and that one exists).",
     )
     client_id: str | None = Field(None, description="CCG client id.")
     client_secret: Secret | None = Field(None, description="CCG client secret.")
