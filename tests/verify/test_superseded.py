@@ -68,14 +68,19 @@ def put_remote(vstack: VerifyStack, run: Run, destination: str, name: str, data:
         dest.put(f"{folder.path}/{name}", io.BytesIO(data), len(data))
 
 
-@pytest.mark.parametrize("destination", ["sftp:local", "box"])
-def test_a_rerun_with_fewer_shards_leaves_no_stale_shard(vstack: VerifyStack, destination: str) -> None:
+def run_and_rerun(vstack: VerifyStack, destination: str) -> tuple[Run, Run]:
+    """A run of 3 shards delivered and in sync, then a rerun of the same export and day with 2, delivered."""
     first = query_run(vstack, 3, destination)
     deliver(vstack, first)
     assert [r.status for r in vstack.results_for(first)] == ["in_sync"]
-
-    rerun = query_run(vstack, 2, destination)  # same export, same day, one shard fewer
+    rerun = query_run(vstack, 2, destination)
     deliver(vstack, rerun)
+    return first, rerun
+
+
+@pytest.mark.parametrize("destination", ["sftp:local", "box"])
+def test_a_rerun_with_fewer_shards_leaves_no_stale_shard(vstack: VerifyStack, destination: str) -> None:
+    _first, rerun = run_and_rerun(vstack, destination)
     (result,) = vstack.results_for(rerun)
     assert result.status == "in_sync" and result.extra == []
     assert f"removed 1 file(s) a superseded run of the same day left: {SHARD.format(2)}" in (result.reason or "")
@@ -88,10 +93,7 @@ def test_a_rerun_with_fewer_shards_leaves_no_stale_shard(vstack: VerifyStack, de
 
 def test_only_files_of_an_older_run_are_removed_and_only_by_the_newest_run(vstack: VerifyStack) -> None:
     destination = "sftp:local"
-    first = query_run(vstack, 3, destination)
-    deliver(vstack, first)
-    rerun = query_run(vstack, 2, destination)
-    deliver(vstack, rerun)
+    first, rerun = run_and_rerun(vstack, destination)
     assert [r.status for r in vstack.results_for(rerun)] == ["in_sync"]
 
     partners_own = SHARD.format(9)  # matches the run's pattern; no run of the day exported it
@@ -111,10 +113,7 @@ def test_only_files_of_an_older_run_are_removed_and_only_by_the_newest_run(vstac
 
 def test_the_daily_recheck_skips_a_run_replaced_by_a_same_day_rerun(vstack: VerifyStack) -> None:
     destination = "sftp:local"
-    first = query_run(vstack, 3, destination)
-    deliver(vstack, first)
-    rerun = query_run(vstack, 2, destination)
-    deliver(vstack, rerun)
+    first, rerun = run_and_rerun(vstack, destination)
     summary = recheck(
         config(), find_runs(vstack.bucket, vstack.export_prefix), now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     )
