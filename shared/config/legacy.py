@@ -121,16 +121,17 @@ def convert(inputs: list[tuple[str, Any]], *, project: str | None, bucket: str |
     found_projects: list[str] = []
     for where, data in inputs:
         if isinstance(data, dict):
-            sftp, gcs = data.get("sftp") or {}, data.get("gcs") or {}
-            exports += _exports(where, data.get("exports") or {}, partner, out, found_projects)
+            sftp, gcs = _section(data, "sftp", where), _section(data, "gcs", where)
+            exports += _exports(where, _section(data, "exports", where), partner, out, found_projects)
             if gcs.get("bucket"):
                 out.not_mapped.append(
                     f"{where}: gcs.bucket {gcs['bucket']!r} is the old service's bucket; offsite writes to its own "
                     "(Terraform creates it, and creating an existing bucket fails)"
                 )
             if gcs.get("expiration_days") is not None:
-                out.config["expiration_days"] = int(gcs["expiration_days"])
-                out.mapped.append(f"{where}: gcs.expiration_days → expiration_days: {int(gcs['expiration_days'])}")
+                days = _whole_number(gcs["expiration_days"], f"{where}: gcs.expiration_days")
+                out.config["expiration_days"] = days
+                out.mapped.append(f"{where}: gcs.expiration_days → expiration_days: {days}")
         else:
             datasets += _datasets(where, data, out, found_projects)
     project = project or (found_projects[0] if found_projects else None)
@@ -147,9 +148,23 @@ def convert(inputs: list[tuple[str, Any]], *, project: str | None, bucket: str |
     if sftp is not None or exports:
         destinations["sftp"] = {partner: _partner(project, partner, sftp or {}, out)}
     out.config["destinations"] = destinations
-    for collision in legacy_collisions(out.config):
-        raise ImportProblem(f"{collision} belongs to an old system; name offsite's own (--bucket)")
+    collisions = legacy_collisions(out.config)
+    if collisions:
+        raise ImportProblem(f"{collisions[0]} belongs to an old system; name offsite's own (--bucket)")
     return out
+
+
+def _section(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ImportProblem(f"{where}: {key}: {_show(value)} is not an object")
+    return value
+
+
+def _whole_number(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+        raise ImportProblem(f"{what}: {_show(value)} is not a whole number")
+    return int(value)
 
 
 def _exports(
@@ -260,7 +275,7 @@ def _partner(project: str, partner: str, sftp: dict[str, Any], out: Imported) ->
     host = sftp.get("host")
     result: dict[str, Any] = {
         "host": str(host or "sftp.example.com"),
-        "port": int(sftp.get("port") or 22),
+        "port": _whole_number(sftp.get("port") or 22, "sftp.port"),
         "username": str(sftp.get("username") or "user"),
         "directory": str(sftp.get("directory") or "/"),
         "flat": True,

@@ -150,6 +150,9 @@ def test_both_seeds_together_and_output_file(tmp_path: Path) -> None:
         ),
         (seed_003_config(), ("--project", "p-1", "--partner", "Acme!"), "--partner: 'Acme!' must be lower-case"),
         ('{"sftp": {"host": "h"}, "exports": {}}', (), "--project: not given and no project found"),
+        ('{"sftp": "h", "exports": {}}', ("--project", "p-1"), 'in.json: sftp: "h" is not an object'),
+        ('{"sftp": {"port": "22x"}, "exports": {}}', ("--project", "p-1"), 'sftp.port: "22x" is not a whole number'),
+        ('{"gcs": {"expiration_days": 1.5}, "exports": {}}', ("--project", "p-1"), "gcs.expiration_days: 1.5 is not"),
     ],
 )
 def test_bad_input_names_what_was_expected(tmp_path: Path, text: str, args: tuple[str, ...], message: str) -> None:
