@@ -119,3 +119,20 @@ def test_show_prints_the_default_date(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "show", "-c", str(path)])
     assert result.exit_code == 0, result.output
     assert "  date: today\n" in result.output
+
+
+def test_the_warehouse_passes_the_date_parameter_only_when_the_sql_uses_it() -> None:
+    from google.cloud import bigquery
+
+    from shared.errors import PermanentError
+    from shared.gcp.bigquery import DatedQuery
+
+    quoted = DatedQuery("product_data", "SELECT * FROM t WHERE DATE(created_at) = '{date}'", DAY)
+    assert quoted.parameterized() == ("SELECT * FROM t WHERE DATE(created_at) = '2025-01-08'", [])
+    both = DatedQuery("d", "SELECT * FROM `p.d.ev_{date}` WHERE d = {date}", DAY)
+    assert both.parameterized() == (
+        "SELECT * FROM `p.d.ev_20250108` WHERE d = @run_date",
+        [bigquery.ScalarQueryParameter("run_date", "DATE", DAY)],
+    )
+    with pytest.raises(PermanentError, match=r"^exports\.bad\.sql: '\{date\}_t' at character 17"):
+        DatedQuery("bad", "SELECT * FROM d.{date}_t", DAY).parameterized()
