@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 import yaml
 
-from shared.config import Config, config_path, load_config, to_dict
+from shared.config import Config, config_path, from_dict, legacy, load_config, to_dict
 from shared.config.docs import field_docs
 from shared.errors import ConfigError
 
@@ -45,3 +46,50 @@ def docs() -> None:
     """Every config field with its default and help text (generated from the config models)."""
     for line in field_docs(Config):
         typer.echo(line)
+
+
+@app.command("import")
+def import_(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="bq-sftp-export's JSON config (seed 003) and/or bq-to-box-sync's dataset list (seed 000): a "
+            "JSON/YAML list, `gcloud scheduler jobs list --format=json`, or 'DATASET [cron]' lines.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the config to this new file (default: stdout).")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Google Cloud project (default: from the queries or jobs).")
+    ] = None,
+    bucket: Annotated[
+        str | None, typer.Option("--bucket", help="offsite's exports bucket (default: <project>-offsite-exports).")
+    ] = None,
+    partner: Annotated[str, typer.Option("--partner", help="Name of the imported SFTP partner.")] = "partner",
+) -> None:
+    """Convert the old systems' configs into one offsite config; print what was mapped and what was not."""
+    if output is not None and output.exists():
+        typer.echo(f"error: --output: {str(output)!r} exists; offsite never overwrites a config", err=True)
+        raise typer.Exit(2)
+    try:
+        inputs = [(str(f), legacy.parse(f.read_text(), str(f))) for f in files]
+        imported = legacy.convert(inputs, project=project, bucket=bucket, partner=partner)
+        from_dict(Config, imported.config)  # the result must load like any config
+    except (legacy.ImportProblem, ConfigError) as exc:
+        for line in str(exc).splitlines():
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2) from None
+    text = "# Imported by `offsite config import`; check the lines marked 'to do' in its report.\n"
+    text += yaml.safe_dump(imported.config, sort_keys=False)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+    for label, lines in (("mapped", imported.mapped), ("not mapped", imported.not_mapped), ("to do", imported.todo)):
+        for line in lines:
+            typer.echo(f"{label}: {line}", err=True)
+    if output is not None:
+        typer.echo(f"wrote {output}; next: offsite config validate -c {output}", err=True)

@@ -80,7 +80,10 @@ def run(
     ] = None,
     export: Annotated[str | None, typer.Option("--export", help="Run this configured query export.")] = None,
     date: Annotated[
-        str | None, typer.Option("--date", help="YYYY-MM-DD (default: today in the schedule's time zone).")
+        str | None,
+        typer.Option(
+            "--date", help="YYYY-MM-DD (default: the export's `date` day, today unless set, in its time zone)."
+        ),
     ] = None,
     destinations: Annotated[
         str | None, typer.Option("--destinations", help="e.g. box,sftp:acme (default: from the config).")

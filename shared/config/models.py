@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from shared import sql_date
 from shared.config.buckets import BucketMirror, bucket_problems
 from shared.config.retention import RETENTION_FIELD, Retention
 from shared.config.secrets import Secret
@@ -26,9 +27,11 @@ from shared.config.types import (
     Format,
     Model,
     Names,
+    RelativeDay,
     Routes,
     TimeZone,
     between,
+    days_back,
 )
 from shared.ids import DestinationId
 from shared.validation import Problem, Problems
@@ -72,9 +75,18 @@ class DatasetExport(Model):
 
 class QueryExport(Model):
     name: str = Field(description='Export name used in requests: {"export": NAME}.')
-    sql: str = Field(description="Standard SQL; '{date}' is replaced by a DATE literal of the run's date.")
+    sql: str = Field(
+        description="Standard SQL with {date}: alone it is a DATE parameter (@run_date); inside quotes "
+        "('{date}') the date's text YYYY-MM-DD, which compares as the date against DATE and STRING columns; "
+        "inside a table name (events_{date}) YYYYMMDD. See docs/exports.md."
+    )
     schedule: Cron | None = Field(None, description="Cron expression for Cloud Scheduler.")
     time_zone: TimeZone = Field("UTC", description="Time zone of the schedule and of the default date.")
+    date: RelativeDay = Field(
+        "today",
+        description="The day a request without a date exports, counted from the scheduled day (the publish "
+        "time's date in time_zone): today, yesterday (a daily Airflow run's ds) or -N (N days back).",
+    )
     format: Format = Field("CSV", description="Output format, as for datasets.")
     file_name: str = Field(
         "{export}_{YYYYMMDD}-*.csv.gz",
@@ -95,7 +107,16 @@ class QueryExport(Model):
     def _has_date(cls, value: str) -> str:
         if "{date}" not in value:
             raise Problem("must contain the placeholder {date} (the run's date)")
+        try:
+            sql_date.placeholders(value)
+        except sql_date.SqlDateError as exc:
+            raise Problem(str(exc)) from None
         return value
+
+    @property
+    def days_back(self) -> int:
+        """How many days before the scheduled day a request without a date exports (``date``)."""
+        return days_back(self.date)
 
     @field_validator("file_name")
     @classmethod
@@ -113,7 +134,9 @@ class BoxAuth(Model):
         "jwt", description="jwt (app config JSON), ccg, or developer_token (local only)."
     )
     jwt_config: Secret | None = Field(
-        None, description="Box app JSON config (seed 000: sm://…/oxo-box-jwt-config/versions/latest)."
+        None,
+        description="Box app JSON config, e.g. sm://…/offsite-box-jwt-config/versions/latest (not seed 000's "
+        "oxo-box-jwt-config: Terraform creates every secret the config names, and that one exists).",
     )
     client_id: str | None = Field(None, description="CCG client id.")
     client_secret: Secret | None = Field(None, description="CCG client secret.")

@@ -77,7 +77,28 @@ def _format(value: str) -> str:
     return value
 
 
+_DAYS_BACK_RE = re.compile(r"^-(\d{1,4})$")
+
+
+def days_back(value: str) -> int:
+    """``today`` → 0, ``yesterday`` → 1, ``-N`` → N: how many days before the scheduled day to export."""
+    if value == "today":
+        return 0
+    if value == "yesterday":
+        return 1
+    match = _DAYS_BACK_RE.match(value)
+    if match is None:
+        raise Problem(f"{value!r} is not a day; expected today, yesterday or -N (N days back, e.g. -2)")
+    return int(match.group(1))
+
+
+def _relative_day(value: str) -> str:
+    days_back(value)
+    return value
+
+
 Cron = Annotated[str, AfterValidator(_cron)]
+RelativeDay = Annotated[str, AfterValidator(_relative_day)]
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
 Format = Annotated[str, AfterValidator(_format)]
 

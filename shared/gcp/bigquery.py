@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared import log
+from shared import log, sql_date
 from shared.errors import PermanentError
 from shared.gcp import bq_jobs, clients
 from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, api_retry, call
@@ -33,7 +33,7 @@ logger = log.get_logger(__name__)
 COMPRESSION = {"PARQUET": "SNAPPY", "AVRO": "DEFLATE", "CSV": "GZIP", "NEWLINE_DELIMITED_JSON": "GZIP"}
 # EXPORT DATA names the formats differently from extract jobs.
 EXPORT_DATA_FORMAT = {"PARQUET": "PARQUET", "AVRO": "AVRO", "CSV": "CSV", "NEWLINE_DELIMITED_JSON": "JSON"}
-DATE_PARAMETER = "run_date"
+DATE_PARAMETER = sql_date.PARAMETER
 EXPORTABLE_TYPES = ("TABLE",)
 # ---- what the stages pass in and get back ----------------------------------------------------
 
@@ -69,9 +69,11 @@ class TableRef:
 
 @dataclass(frozen=True)
 class DatedQuery:
-    """A configured query whose ``{date}`` placeholders become the DATE parameter ``@run_date``.
+    """A configured query and the day it exports; :mod:`shared.sql_date` renders its ``{date}``s.
 
-    The date travels as a typed query parameter, never as text pasted into the SQL.
+    ``{date}`` as an expression becomes the DATE parameter ``@run_date``; inside a string literal
+    the date's text (``'{date}'`` compares as the date against DATE and STRING columns); inside a
+    table name ``YYYYMMDD``. Only digits and ``-`` from a ``datetime.date`` become SQL text.
     """
 
     name: str
@@ -81,11 +83,14 @@ class DatedQuery:
     def parameterized(self) -> tuple[str, list[Any]]:
         from google.cloud import bigquery
 
-        if "{date}" not in self.sql:
+        if sql_date.PLACEHOLDER not in self.sql:
             raise PermanentError(f"exports.{self.name}.sql: has no {{date}} placeholder")
-        return self.sql.replace("{date}", f"@{DATE_PARAMETER}"), [
-            bigquery.ScalarQueryParameter(DATE_PARAMETER, "DATE", self.date)
-        ]
+        try:
+            sql, uses_parameter = sql_date.render(self.sql, self.date)
+        except sql_date.SqlDateError as exc:
+            raise PermanentError(f"exports.{self.name}.sql: {exc}") from None
+        params = [bigquery.ScalarQueryParameter(DATE_PARAMETER, "DATE", self.date)] if uses_parameter else []
+        return sql, params
 
     @property
     def label(self) -> str:

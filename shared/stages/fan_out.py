@@ -128,7 +128,7 @@ def plan(
         entry = config.export(request.export)
         assert entry is not None
         fmt = request.format or entry.format
-        date = request.date or scheduled_date(publish_time, entry.time_zone)
+        date = request.date or scheduled_date(publish_time, entry.time_zone) - dt.timedelta(days=entry.days_back)
         source = Source(mode="query", project=config.project, export=entry.name)
         return [task(source, date, fmt, _query_file_name(entry.file_name, entry.format, fmt))]
     dataset = config.dataset(request.dataset or "")

@@ -59,6 +59,8 @@ class Comparison:
     bytes_expected: int = 0
     bytes_present: int = 0
     details: dict[str, str] = field(default_factory=dict)
+    removed: tuple[str, ...] = ()
+    """Files of a superseded run of the same day deleted from a shared folder (shared.verify.superseded)."""
 
     def counts(self) -> dict[str, Any]:
         """What a VerifyResult reports of this comparison: the differences and the counts."""
@@ -142,7 +144,7 @@ def compare(
     missing = sorted(n for n in expected if n not in remote)
     extra = sorted(n for n in remote if n not in expected)
     partial = [n for n in extra if n.endswith(tuple(partial_suffixes))]
-    in_flight = [n for n in partial if _stem(n, partial_suffixes) in expected]
+    in_flight = [n for n in partial if partial_stem(n, partial_suffixes) in expected]
     size_differs: list[str] = []
     hash_differs: list[str] = []
     details: dict[str, str] = {}
@@ -198,11 +200,11 @@ def _owned(
             continue
         if "/" in name:
             continue
-        if folder.owns(_stem(name, partial_suffixes)):
+        if folder.owns(partial_stem(name, partial_suffixes)):
             yield name, f
 
 
-def _stem(name: str, partial_suffixes: Sequence[str]) -> str:
+def partial_stem(name: str, partial_suffixes: Sequence[str]) -> str:
     """The file a partial file will become (the name itself when it is not a partial)."""
     return next((name[: -len(s)] for s in partial_suffixes if name.endswith(s)), name)
 

@@ -18,6 +18,7 @@ of :mod:`shared.verify.markers`, whether that is the moment to publish and what:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from dataclasses import dataclass
 from shared import log
 from shared.config import Config
 from shared.destinations import factory
+from shared.destinations.base import Destination
 from shared.gcp import gcs
-from shared.layout import RunFolder, remote_folder
+from shared.layout import RemoteFolder, RunFolder, remote_folder
 from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt, VerifyResult
 from shared.reporting.results import report
@@ -36,6 +38,7 @@ from shared.verify.engine import Comparison, SourceSha1, compare
 from shared.verify.heal import HealPlan
 from shared.verify.markers import VerifyState
 from shared.verify.runs import RunObjects
+from shared.verify.superseded import remove_superseded
 
 logger = log.get_logger(__name__)
 
@@ -158,9 +161,26 @@ def run_comparison(
             source_sha1=source_sha1,
             download_hashes=config.verify.download_hashes if download is None else download,
         )
+        comparison = _without_superseded(ctx, dest, folder, comparison)
     if comparison.check_note:
         logger.warning("weaker check", check=comparison.check, why=comparison.check_note)
     return comparison
+
+
+def _without_superseded(ctx: RunContext, dest: Destination, folder: RemoteFolder, comparison: Comparison) -> Comparison:
+    """Delete the extras a superseded run of the same day left in a shared folder (see
+    :mod:`shared.verify.superseded`) and take them out of the comparison."""
+    suffix = dest.abilities.partial_suffix
+    suffixes = (suffix,) if suffix else ()
+    removed = remove_superseded(ctx.bucket, ctx.folder, dest, folder, comparison.extra, suffixes)
+    if not removed:
+        return comparison
+    return dataclasses.replace(
+        comparison,
+        extra=tuple(n for n in comparison.extra if n not in removed),
+        partial=tuple(n for n in comparison.partial if n not in removed),
+        removed=removed,
+    )
 
 
 def publish_once(state_bucket: str, marker: str, result: VerifyResult, *, config: Config | None = None) -> bool:
@@ -315,6 +335,11 @@ def build_result(
         reasons.append(comparison.summary())
     elif heal_attempts:
         reasons.append(f"in sync after {heal_attempts} self-heal attempt(s)")
+    if comparison.removed:
+        reasons.append(
+            f"removed {len(comparison.removed)} file(s) a superseded run of the same day left: "
+            + ", ".join(comparison.removed)
+        )
     if comparison.check_note:
         reasons.append(f"check {comparison.check}: {comparison.check_note}")
     if note:

@@ -44,6 +44,7 @@ from shared.layout import yyyymmdd
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, build_result, publish_once, run_comparison
 from shared.verify.runs import RunObjects, RunRef, load_manifest
+from shared.verify.superseded import replaced_at
 
 logger = log.get_logger(__name__)
 
@@ -185,6 +186,8 @@ def _compare(
         return {"status": "skipped", "reason": f"round {round_} result is {(prior or {}).get('status')}"}
     if _day_of(prior.get("finished_at")) == now.date():
         return {"status": "skipped", "reason": "verified today"}
+    if replaced_at(config, run.folder, destination, manifest.file_name):
+        return {"status": "skipped", "reason": "replaced by a newer run of the same day in a shared folder"}
     ctx = RunContext(config, run.folder, manifest, message_id)
     objects = RunObjects(config.bucket, run.folder)
     comparison = run_comparison(ctx, destination, objects.sha1)

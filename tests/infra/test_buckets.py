@@ -10,7 +10,7 @@ from tests.infra.hcl_eval import Module
 
 def test_exports_bucket_settings(example: Module) -> None:
     (bucket,) = example.instances("google_storage_bucket", "exports").values()
-    assert bucket["name"] == "bqx-ml-exports"
+    assert bucket["name"] == "bqx-ml-offsite-exports"
     assert bucket["location"] == "US-CENTRAL1"  # same region as the functions and their Eventarc triggers
     assert bucket["uniform_bucket_level_access"] is True
     assert bucket["public_access_prevention"] == "enforced"
@@ -31,7 +31,7 @@ def test_lifecycle_follows_expiration_days(infra) -> None:  # type: ignore[no-un
 def test_state_bucket_is_apart_from_exports(example: Module) -> None:
     """Markers, history, alerts and checkpoints: a bucket no trigger listens to."""
     (bucket,) = example.instances("google_storage_bucket", "state").values()
-    assert bucket["name"] == "bqx-ml-exports-state"  # config state_bucket, default '<bucket>-state'
+    assert bucket["name"] == "bqx-ml-offsite-exports-state"  # config state_bucket, default '<bucket>-state'
     assert bucket["uniform_bucket_level_access"] is True and bucket["public_access_prevention"] == "enforced"
     assert bucket["lifecycle_rule"] == [{"condition": [{"age": 90}], "action": [{"type": "Delete"}]}]
     watched = {

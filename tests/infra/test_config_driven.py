@@ -92,7 +92,7 @@ def test_schedules_follow_the_config(infra) -> None:  # type: ignore[no-untyped-
 
 def test_secrets_are_created_empty_from_the_configs_references(example: Module) -> None:
     secrets = example.instances("google_secret_manager_secret", "credential")
-    assert set(secrets) == {"oxo-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", "slack-webhook"}
+    assert set(secrets) == {"offsite-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", "slack-webhook"}
     for secret in secrets.values():
         assert secret["replication"] == [{"auto": [{}]}]
     # No credential value passes through Terraform: the only secret version is the config's.

@@ -144,7 +144,7 @@ def _bucket_grants(example: Module, resource: str, bucket: str, bucket_ref: str)
 def test_bucket_access_per_function_and_prefix(example: Module) -> None:
     metadata_writer = "google_project_iam_custom_role.object_metadata_writer.id"
     replacer = "google_project_iam_custom_role.object_replacer.id"
-    exports = _bucket_grants(example, "exports", "bqx-ml-exports", "google_storage_bucket.exports.name")
+    exports = _bucket_grants(example, "exports", "bqx-ml-offsite-exports", "google_storage_bucket.exports.name")
     assert exports == {
         # export_table may overwrite its own export objects (a retried BigQuery extract rewrites them).
         "export_table": {(replacer, "exports/"), ("roles/storage.objectViewer", "")},
@@ -154,7 +154,7 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
         "verify": {("roles/storage.objectViewer", ""), (replacer, "exports/")},
     }
     # Everything offsite writes about itself lives in the state bucket, where no trigger listens.
-    state = _bucket_grants(example, "state", "bqx-ml-exports-state", "google_storage_bucket.state.name")
+    state = _bucket_grants(example, "state", "bqx-ml-offsite-exports-state", "google_storage_bucket.state.name")
     reporting = {("roles/storage.objectCreator", "results/"), (replacer, "alerts/")}
     assert state == {
         "fan_out": reporting,
@@ -175,9 +175,9 @@ def test_each_function_reads_only_its_own_credentials(example: Module) -> None:
     assert secrets == {
         "fan_out": {slack},
         "export_table": {slack},
-        "upload_box": {"oxo-box-jwt-config", slack},
+        "upload_box": {"offsite-box-jwt-config", slack},
         "transfer_sftp": {"sftp-acme-key", "sftp-acme-known-hosts", slack},
-        "verify": {"oxo-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", slack},
+        "verify": {"offsite-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", slack},
     }
     config_readers = _grants_by_function(
         example, "google_secret_manager_secret_iam_member", "config_reader", "secret_id"
