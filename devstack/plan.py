@@ -319,8 +319,9 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
             str(root / "alerts.jsonl"),
         ]
         add("webhook", Launch("webhook", p["webhook"], argv, url(p["webhook"]) + "/health", _python_env()))
-    argv = [py, "-m", "devstack.oidc", "--port", str(p["oidc"]), "--root", str(root)]
-    add("oidc", Launch("oidc", p["oidc"], argv, url(p["oidc"]) + "/health", _python_env()))
+    if any(topology.function(name).http for name in plan.functions):  # only the HTTP trigger checks tokens
+        argv = [py, "-m", "devstack.oidc", "--port", str(p["oidc"]), "--root", str(root)]
+        add("oidc", Launch("oidc", p["oidc"], argv, url(p["oidc"]) + "/health", _python_env()))
     argv = [py, "-m", "devstack.relay", "--port", str(p["relay"]), "--targets", str(root / "relay-targets.json")]
     add("relay", Launch("relay", p["relay"], argv, url(p["relay"]) + "/health", _python_env()))
     argv = [py, "-m", "devstack.push", "--root", str(root), "--pubsub", f"127.0.0.1:{p['pubsub']}"]
