@@ -60,7 +60,8 @@ resource "google_cloudfunctions2_function" "fn" {
     environment_variables = merge(
       local.function_env,
       { THREADS = tostring(each.value.concurrency) },
-      each.value.http ? { OFFSITE__HTTP__AUDIENCES = local.http_audiences[each.key] } : {},
+      # Cloud Run checks the caller's token and forwards it without its signature (http.tf).
+      each.value.http ? { OFFSITE__HTTP__AUDIENCES = local.http_audiences[each.key], OFFSITE__HTTP__PLATFORM_VERIFIED = "true" } : {},
     )
 
     # The config: a Secret Manager version pinned here, so a config change rolls out a new revision.

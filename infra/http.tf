@@ -1,8 +1,11 @@
 # The HTTP trigger (functions/http_trigger, seed 000's POST /sync API): who may call it.
 #
 # Cloud Run checks each caller's Google OIDC ID token and roles/run.invoker before the function
-# runs; the function checks the token again (audience, issuer, expiry, signature; and the
-# email when every invoker is a user or service account). Invokers come from the config's
+# runs, and forwards it with its signature replaced by SIGNATURE_REMOVED_BY_GOOGLE; the function
+# checks the claims again (audience, issuer, expiry; and the email when every invoker is a user
+# or service account). It trusts the removed signature (OFFSITE__HTTP__PLATFORM_VERIFIED, set in
+# functions.tf) only because no request reaches it without Cloud Run's check: allUsers is never
+# an invoker. Invokers come from the config's
 # `http.invokers` (IAM members); allUsers and allAuthenticatedUsers are refused here and by
 # `offsite config validate`, so the trigger is never public.
 

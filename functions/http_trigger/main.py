@@ -14,7 +14,8 @@ def http_trigger(request: flask.Request) -> flask.Response:
             method=request.method,
             path=request.path,
             query=request.args.to_dict(),
-            authorization=request.headers.get("Authorization"),
+            # Cloud Run checks X-Serverless-Authorization instead of Authorization when both are sent.
+            authorization=request.headers.get("X-Serverless-Authorization") or request.headers.get("Authorization"),
             body=request.get_data(cache=False),
         ),
         runtime.config(),

@@ -43,6 +43,13 @@ class HttpSettings(Model):
         "the local stack serves its own.",
     )
     certs_cache_s: int = Field(300, description="How long fetched certificates are reused.")
+    platform_verified: bool = Field(
+        False,
+        description="Accept tokens whose signature Cloud Run replaced with SIGNATURE_REMOVED_BY_GOOGLE after "
+        "checking it (what an IAM-protected Cloud Run service receives); their claims are still checked. "
+        "Terraform turns it on for the deployed trigger, whose invokers never include allUsers; off, every "
+        "token must carry a signature the function checks itself (the local stack).",
+    )
     clock_skew_s: int = Field(10, description="Leeway for the token's 'iat' and 'exp'.")
 
     @field_validator("invokers")

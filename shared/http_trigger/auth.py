@@ -5,6 +5,14 @@ the local stack serves its own), fetched through google-auth's transport and kep
 ``http.certs_cache_s``; the claims through :func:`google.auth.jwt.decode`, the same call
 :func:`google.oauth2.id_token.verify_token` makes for PEM certificates.
 
+Behind Cloud Run's IAM check the function never sees a signature: Cloud Run verifies the token
+and forwards it with the signature replaced by ``SIGNATURE_REMOVED_BY_GOOGLE``
+(https://cloud.google.com/run/docs/troubleshooting#signature-removed). With
+``http.platform_verified`` (set by Terraform) such a token's claims are checked here —
+audience, issuer, expiry, invoker — and its signature is Cloud Run's to have checked; a
+request cannot reach the function without passing that check, since ``allUsers`` is never an
+invoker. Without it (the local stack) a removed signature is refused like a wrong one.
+
 Failures are :class:`Unauthorized` with the HTTP status and a message saying what was wrong:
 401 for a missing, malformed, wrongly signed or expired token (the caller must get a new
 one); 403 for a good token that is not for this service (audience) or not from an invoker.
@@ -86,6 +94,7 @@ def fetch_certs(url: str) -> Mapping[str, str]:
 
 
 _CERTS = CertsCache()
+REMOVED_SIGNATURE = "SIGNATURE_REMOVED_BY_GOOGLE"
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -105,15 +114,37 @@ def verify(authorization: str | None, settings: HttpSettings, *, certs: CertsCac
         header = jwt.decode_header(token)  # type: ignore[no-untyped-call]  # google-auth is untyped here
     except (ValueError, TypeError):
         raise Unauthorized(401, "the bearer token is not a JWT (expected header.payload.signature)") from None
-    key_id = header.get("kid") if isinstance(header, dict) else None
-    cert_map = (certs or _CERTS).get(settings.certs_url, settings.certs_cache_s, key_id)
-    try:
-        claims = jwt.decode(  # type: ignore[no-untyped-call]
-            token, certs=cert_map, verify=True, clock_skew_in_seconds=settings.clock_skew_s
+    if token.endswith("." + REMOVED_SIGNATURE):
+        claims = _platform_verified_claims(token, settings)
+    else:
+        key_id = header.get("kid") if isinstance(header, dict) else None
+        cert_map = (certs or _CERTS).get(settings.certs_url, settings.certs_cache_s, key_id)
+        try:
+            claims = jwt.decode(  # type: ignore[no-untyped-call]
+                token, certs=cert_map, verify=True, clock_skew_in_seconds=settings.clock_skew_s
+            )
+        except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+            raise Unauthorized(401, f"invalid token: {_reason(exc)}") from None
+    return _authorize(claims, settings)
+
+
+def _platform_verified_claims(token: str, settings: HttpSettings) -> Mapping[str, Any]:
+    """The claims of a token whose signature Cloud Run checked and removed; expiry checked here."""
+    if not settings.platform_verified:
+        raise Unauthorized(
+            401,
+            f"invalid token: its signature is {REMOVED_SIGNATURE!r}, which only Cloud Run may forward "
+            "(http.platform_verified is off here)",
         )
+    try:
+        claims = jwt.decode(token, verify=False)  # type: ignore[no-untyped-call]
     except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
         raise Unauthorized(401, f"invalid token: {_reason(exc)}") from None
-    return _authorize(claims, settings)
+    now = time.time()
+    expires = claims.get("exp")
+    if not isinstance(expires, int | float) or expires < now - settings.clock_skew_s:
+        raise Unauthorized(401, f"invalid token: expired (exp {expires!r} < now {int(now)})")
+    return dict(claims)
 
 
 def _reason(exc: Exception) -> str:

@@ -94,3 +94,36 @@ def test_public_invokers_are_refused_by_the_config() -> None:
     text = str(bad.value)
     assert "http.invokers[0]: 'allUsers' would make the trigger public" in text
     assert "http.invokers[1]: 'ops@example.com' is not an IAM member" in text
+
+
+def _stripped(token: str) -> str:
+    """The token as Cloud Run forwards it after checking it: signature replaced."""
+    return token.rsplit(".", 1)[0] + "." + auth.REMOVED_SIGNATURE
+
+
+def test_a_removed_signature_is_refused_where_cloud_run_did_not_check_it(trigger: Trigger) -> None:
+    reply = trigger.call("GET", "/", token=_stripped(trigger.token()))
+    assert reply.status == 401
+    assert "SIGNATURE_REMOVED_BY_GOOGLE" in reply.body["error"] and "platform_verified is off" in reply.body["error"]
+
+
+def test_behind_cloud_run_the_claims_of_a_checked_token_are_still_checked(trigger: Trigger) -> None:
+    http = trigger.config.http
+    settings = HttpSettings(
+        audiences=http.audiences,
+        issuers=http.issuers,
+        invokers=("user:ops@example.com",),
+        certs_url="http://127.0.0.1:9/unreachable",  # never fetched for a checked token
+        platform_verified=True,
+    )
+    caller = auth.verify("Bearer " + _stripped(trigger.token(email="ops@example.com")), settings)
+    assert caller.email == "ops@example.com"
+    for token, status, words in [
+        (trigger.token(email="ops@example.com", now=time.time() - 7200, lifetime_s=60), 401, "expired"),
+        (trigger.token(email="ops@example.com", audience="https://other.example.com"), 403, "is not this service"),
+        (trigger.token(email="eve@example.com"), 403, "is not an invoker"),
+        (trigger.token(email="ops@example.com", issuer_url="https://evil.example.com"), 401, "issuer"),
+    ]:
+        with pytest.raises(auth.Unauthorized) as refused:
+            auth.verify("Bearer " + _stripped(token), settings)
+        assert refused.value.status == status and words in str(refused.value)

@@ -92,6 +92,19 @@ def test_sync_without_wait_answers_the_run_and_its_tables_at_once(trigger: Trigg
     assert [t["source"] for t in done["tables"]] == ["sales.customers", "sales.products"]
 
 
+def test_without_tables_every_table_of_the_dataset_is_listed(trigger: Trigger) -> None:
+    from shared.gcp.bigquery import warehouse
+
+    run_id = "h" + uuid.uuid4().hex[:12]
+    reply = trigger.call("POST", "/sync/sales", {"run_id": run_id, "date": "2025-01-08"})
+    assert reply.status == 202
+    tables = [t.name for t in warehouse().list_tables("sales") if t.exportable]
+    assert reply.body["tables"] == tables and set(tables) == {"customers", "orders", "products"}
+    # fan_out publishes what the answer named: one run folder per table
+    done = _poll_run(trigger, run_id, lambda b: len(b["tables"]) == 3, timeout_s=300)
+    assert sorted(t["table"] for t in done["tables"]) == sorted(tables)
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [

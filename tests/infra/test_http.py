@@ -71,3 +71,6 @@ def test_the_function_accepts_tokens_for_its_own_urls_and_is_reachable_from_outs
     assert "https://http-trigger-${data.google_project.this.number}.us-central1.run.app" in audiences
     others = example.instances("google_cloudfunctions2_function", "fn")["verify"]["service_config"][0]
     assert "OFFSITE__HTTP__AUDIENCES" not in others["environment_variables"]
+    # Cloud Run forwards the checked token without its signature: the function trusts that only here
+    assert service["environment_variables"]["OFFSITE__HTTP__PLATFORM_VERIFIED"] == "true"
+    assert "OFFSITE__HTTP__PLATFORM_VERIFIED" not in others["environment_variables"]
