@@ -97,6 +97,9 @@ def handle(request: HttpRequest, config: Config, *, sleep: Callable[[float], Non
         except OffsiteError as exc:
             logger.error("request failed", error=str(exc))
             return error(500, str(exc))
+        except Exception:
+            logger.exception("unexpected failure")
+            return error(500, "unexpected failure; the function's log has the details")
 
 
 def _route(request: HttpRequest, config: Config, sleep: Callable[[float], None]) -> HttpResponse:

@@ -78,6 +78,16 @@ def _an_hour_ago() -> Any:
     return dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
 
 
+def test_a_wait_that_runs_out_answers_202_with_what_is_pending(trigger: Trigger) -> None:
+    """wait=0: the answer comes before any hop of the pipeline could have reported."""
+    reply = trigger.call("POST", "/sync/sales?wait=0", {"tables": "products"})
+    assert reply.status == 202
+    assert reply.body["complete"] is False and (reply.body["success"], reply.body["errors"]) == (0, 0)
+    (table,) = reply.body["tables"]
+    assert table["status"] == "pending"
+    assert table["destinations"] == {"box": {"status": "pending"}, "sftp:local": {"status": "pending"}}
+
+
 def test_sync_without_wait_answers_the_run_and_its_tables_at_once(trigger: Trigger) -> None:
     run_id = "h" + uuid.uuid4().hex[:12]
     body = {"dataset": "sales", "tables": "products,customers,products", "date": "2025-01-08", "run_id": run_id}
