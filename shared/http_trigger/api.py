@@ -131,12 +131,12 @@ def _segment(parts: list[str], what: str) -> str:
 # ---- POST /sync ----------------------------------------------------------------------------
 
 
-def sync_request(body: bytes, dataset: str | None, run_id: str, today: dt.date | None) -> ExportRequest:
+def sync_request(body: bytes, dataset: str | None, run_id: str) -> ExportRequest:
     """The export request a POST asks for, parsed exactly as fan_out parses export-requests.
 
     ``dataset`` comes from the path of ``/sync/<dataset>`` (the body may then be empty, and may
-    not name another dataset). The run id and, when ``today`` is given and the body names no
-    date, the date are filled in so the response can name what fan_out will export.
+    not name another dataset). The run id is filled in (unless the body names one) so the
+    response can name the run fan_out will create.
     """
     obj = parse_json_object(body, ExportRequest.KIND) if body.strip() or dataset is None else {}
     if dataset is not None:
@@ -145,8 +145,7 @@ def sync_request(body: bytes, dataset: str | None, run_id: str, today: dt.date |
             raise BadRequest(f"{ExportRequest.KIND}.dataset: {given!r} in the body is not {dataset!r} of the path")
         obj["dataset"] = dataset
     obj.setdefault("run_id", run_id)
-    request = ExportRequest.from_obj(obj)
-    return request
+    return ExportRequest.from_obj(obj)
 
 
 def _wait_param(query: Mapping[str, str]) -> float | None:
@@ -169,7 +168,7 @@ def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Calla
     from shared.topology import EXPORT_REQUESTS
 
     wait = _wait_param(request.query)
-    export = sync_request(request.body, dataset, new_run_id(), None)
+    export = sync_request(request.body, dataset, new_run_id())
     published_at = dt.datetime.now(dt.UTC)
     stamp = published_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     tasks = plan(
