@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack import binaries, localconfig, sshd
+from devstack import binaries, localconfig, oidc, sshd
 from devstack.errors import StackError
 from devstack.ports import free_port, port_in_use
 from devstack.push.routes import concurrency_for
@@ -25,7 +25,10 @@ REPO = Path(__file__).resolve().parent.parent
 OPTIONAL = ("bigquery", "sftp", "box", "webhook")  # may be left out with without=…
 # "bigquery" is the BigQuery front (devstack/bqfront) every client talks to; bqemulator listens
 # behind it on "bqemulator" (REST) and "bigquery_grpc" (Storage Read/Write API).
-CORE_PORTS = ("pubsub", "gcs", "bigquery", "bqemulator", "bigquery_grpc", "sftp", "box", "webhook", "relay", "push")
+CORE_PORTS = (
+    *("pubsub", "gcs", "bigquery", "bqemulator", "bigquery_grpc", "sftp", "box", "webhook", "relay", "push"),
+    "oidc",  # the local OIDC token issuer (devstack/oidc.py) the HTTP trigger checks tokens against
+)
 GCS_NOTIFICATIONS = "gcs-notifications"
 AUDIT_LOG_TOPIC = "bigquery-audit-log"  # the BigQuery front's job audit-log entries (Eventarc's feed)
 SFTP_BACKENDS = ("auto", "openssh", "asyncssh")
@@ -214,6 +217,12 @@ def make_plan(
         sftp_directory=files.data,
         webhook_port=port_map["webhook"],
     )
+    raw["http"] = {  # the HTTP trigger accepts tokens of the local issuer, for its own URL
+        "audiences": [f"http://127.0.0.1:{port_map[f]}" for f in chosen if topology.function(f).http],
+        "issuers": [oidc.issuer(port_map["oidc"])],
+        "certs_url": oidc.certs_url(port_map["oidc"]),
+    }
+    oidc.ensure_keys(root)
     config = localconfig.write(
         root / "config.yaml", localconfig.deep_merge(raw, overlay), overlay_source=str(config_overlay or "")
     )
@@ -311,6 +320,9 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
             str(root / "alerts.jsonl"),
         ]
         add("webhook", Launch("webhook", p["webhook"], argv, url(p["webhook"]) + "/health", _python_env()))
+    if any(topology.function(name).http for name in plan.functions):  # only the HTTP trigger checks tokens
+        argv = [py, "-m", "devstack.oidc", "--port", str(p["oidc"]), "--root", str(root)]
+        add("oidc", Launch("oidc", p["oidc"], argv, url(p["oidc"]) + "/health", _python_env()))
     argv = [py, "-m", "devstack.relay", "--port", str(p["relay"]), "--targets", str(root / "relay-targets.json")]
     add("relay", Launch("relay", p["relay"], argv, url(p["relay"]) + "/health", _python_env()))
     argv = [py, "-m", "devstack.push", "--root", str(root), "--pubsub", f"127.0.0.1:{p['pubsub']}"]
@@ -320,7 +332,8 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
     for name in plan.functions:
         spec = topology.function(name)
         argv = [py, "-m", "functions_framework", f"--target={spec.entry_point}"]
-        argv += [f"--source={functions_dir / spec.source / 'main.py'}", "--signature-type=cloudevent"]
+        signature = "http" if spec.http else "cloudevent"
+        argv += [f"--source={functions_dir / spec.source / 'main.py'}", f"--signature-type={signature}"]
         argv += ["--host=127.0.0.1", f"--port={p[name]}"]
         others = ",".join(f for f in plan.functions if f != name) or "none"
         fix = f"fix the error in the log below, or start the others only: --functions {others} (or --no-functions)"

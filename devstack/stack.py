@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 60.0
-EARLY = ("pubsub", "bqemulator", "bigquery", "sftp", "box", "webhook", "relay")  # spawned before topics exist
+EARLY = ("pubsub", "bqemulator", "bigquery", "sftp", "box", "webhook", "relay", "oidc")  # spawned before topics exist
 
 
 def load_stack(root: Path) -> StackInfo:

@@ -1,4 +1,4 @@
-# The five 2nd-gen Cloud Functions. Pub/Sub triggers are push subscriptions (pubsub.tf);
+# The six 2nd-gen Cloud Functions (five event-driven, one HTTP). Pub/Sub triggers are push subscriptions (pubsub.tf);
 # GCS finalize triggers are each function's own Eventarc trigger (event_trigger below).
 
 locals {
@@ -51,12 +51,18 @@ resource "google_cloudfunctions2_function" "fn" {
     min_instance_count               = 0
     max_instance_count               = local.max_instances[each.key]
     max_instance_request_concurrency = each.value.concurrency
-    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.function[each.key].email
+    # Only the HTTP trigger is called from outside Google Cloud (by its invokers, http.tf).
+    ingress_settings               = each.value.http ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.function[each.key].email
     # functions-framework serves requests on THREADS threads: as many as the concurrency
     # (https://cloud.google.com/functions/docs/configuring/concurrency).
-    environment_variables = merge(local.function_env, { THREADS = tostring(each.value.concurrency) })
+    environment_variables = merge(
+      local.function_env,
+      { THREADS = tostring(each.value.concurrency) },
+      # Cloud Run checks the caller's token and forwards it without its signature (http.tf).
+      each.value.http ? { OFFSITE__HTTP__AUDIENCES = local.http_audiences[each.key], OFFSITE__HTTP__PLATFORM_VERIFIED = "true" } : {},
+    )
 
     # The config: a Secret Manager version pinned here, so a config change rolls out a new revision.
     secret_volumes {
@@ -124,9 +130,10 @@ resource "google_cloudfunctions2_function" "fn" {
   ]
 }
 
-# Eventarc and Pub/Sub push both call the function's Cloud Run service as the trigger account.
+# Eventarc and Pub/Sub push both call the function's Cloud Run service as the trigger account
+# (not the HTTP trigger: its invokers are the config's http.invokers, http.tf).
 resource "google_cloud_run_v2_service_iam_member" "trigger_invoker" {
-  for_each = local.functions
+  for_each = { for name, fn in local.functions : name => fn if !fn.http }
 
   project  = local.project
   location = local.region

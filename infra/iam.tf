@@ -9,6 +9,7 @@ locals {
     upload_box    = "offsite-upload-box"
     transfer_sftp = "offsite-transfer-sftp"
     verify        = "offsite-verify"
+    http_trigger  = "offsite-http-trigger"
   }
 
   # Topics each function publishes to. Every stage reports permanent failures on verify-results.
@@ -18,6 +19,7 @@ locals {
     upload_box    = ["deliveries", "verify-results", "delivery-continuations"]
     transfer_sftp = ["deliveries", "verify-results", "delivery-continuations"]
     verify        = ["verify-results"]
+    http_trigger  = ["export-requests", "verify-requests"]
   }
 
   # Roles on the exports bucket, each limited to the object prefix the stage works in
@@ -52,6 +54,10 @@ locals {
       viewer   = { role = "roles/storage.objectViewer", prefix = "" }
       replacer = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix }
     }
+    http_trigger = {
+      # GET /runs/<id>: the run's folders and their _run.json
+      viewer = { role = "roles/storage.objectViewer", prefix = "" }
+    }
   }
   state_bucket_roles = {
     export_table = {
@@ -69,6 +75,10 @@ locals {
       markers = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix }
       viewer  = { role = "roles/storage.objectViewer", prefix = "" }
     }
+    http_trigger = {
+      # ?wait= and GET /runs/<id> read the run history (results/), listed by day and run
+      viewer = { role = "roles/storage.objectViewer", prefix = "" }
+    }
   }
   # What every stage needs to report a result (shared.reporting.results.report), in the state bucket.
   reporting_bucket_roles = {
@@ -84,6 +94,7 @@ locals {
     upload_box    = ["box", "alerts"]
     transfer_sftp = ["sftp", "alerts"]
     verify        = ["box", "sftp", "alerts"]
+    http_trigger  = []
   }
 
   # Project-level roles: only the exporter's right to run BigQuery jobs.
@@ -99,7 +110,8 @@ locals {
   ]...)
   state_bucket_grants = merge(concat(
     [for fn, roles in local.state_bucket_roles : { for label, grant in roles : "${fn}/${label}" => merge(grant, { function = fn }) }],
-    [for fn in keys(local.functions) : { for label, grant in local.reporting_bucket_roles : "${fn}/${label}" => merge(grant, { function = fn }) }],
+    # (the HTTP trigger reports nothing: it answers its caller)
+    [for fn, spec in local.functions : { for label, grant in local.reporting_bucket_roles : "${fn}/${label}" => merge(grant, { function = fn }) } if !spec.http],
   )...)
   secret_grants = merge([
     for fn, groups in local.secret_groups : {
@@ -109,9 +121,11 @@ locals {
   project_grants = merge([
     for fn, roles in local.project_roles : { for role in roles : "${fn}/${role}" => { function = fn, role = role } }
   ]...)
-  # fan_out lists the tables of a dataset; export_table reads them (and what query exports read).
+  # fan_out lists the tables of a dataset (and the HTTP trigger, which validates a request as
+  # fan_out does before publishing it); export_table reads them (and what query exports read).
   dataset_grants = merge(
     { for key, ds in local.exported_datasets : "fan_out/${ds.project}.${ds.dataset}" => merge(ds, { function = "fan_out", role = "roles/bigquery.metadataViewer" }) },
+    { for key, ds in local.exported_datasets : "http_trigger/${ds.project}.${ds.dataset}" => merge(ds, { function = "http_trigger", role = "roles/bigquery.metadataViewer" }) },
     { for key, ds in merge(local.exported_datasets, local.query_datasets) : "export_table/${ds.project}.${ds.dataset}" => merge(ds, { function = "export_table", role = "roles/bigquery.dataViewer" }) },
   )
 }

@@ -24,6 +24,7 @@ locals {
       max_instances = 10
       concurrency   = 2
       gcs_trigger   = false
+      http          = false
       description   = "export-requests -> one table-exports message per table"
     }
     export_table = {
@@ -35,6 +36,7 @@ locals {
       max_instances = 10
       concurrency   = 16
       gcs_trigger   = false
+      http          = false
       description   = "table-exports -> BigQuery export job; its completion (audit log) or export-sweeps -> _manifest.json"
     }
     upload_box = {
@@ -46,6 +48,7 @@ locals {
       max_instances = 10
       concurrency   = 8
       gcs_trigger   = true
+      http          = false
       description   = "exports object finalized -> file in Box, receipt on deliveries"
     }
     transfer_sftp = {
@@ -57,6 +60,7 @@ locals {
       max_instances = 4
       concurrency   = 16
       gcs_trigger   = true
+      http          = false
       description   = "exports object finalized -> file on each routed SFTP partner, receipt on deliveries"
     }
     verify = {
@@ -68,7 +72,21 @@ locals {
       max_instances = 10
       concurrency   = 16
       gcs_trigger   = true
+      http          = false
       description   = "receipts, manifest finalize and verify-requests -> verify-results"
+    }
+    # seed 000's POST /sync API: called over HTTPS with an OIDC token by the invokers of http.tf.
+    http_trigger = {
+      deployed_name = "http-trigger"
+      source        = "http_trigger"
+      entry_point   = "http_trigger"
+      timeout_s     = 3600
+      memory_mb     = 512
+      max_instances = 4
+      concurrency   = 16
+      gcs_trigger   = false
+      http          = true
+      description   = "POST /sync -> export-requests; GET /runs/<id>; POST /verify/<id> -> verify-requests"
     }
   }
 

@@ -88,6 +88,8 @@ class FunctionSpec:
     serves: frozenset[str] = frozenset()
     """Destination kinds this function delivers to (``box``, ``sftp``): delivery functions run
     the same handler (shared.stages.deliver), each for its own kinds (own scaling, secrets, IAM)."""
+    http: bool = False
+    """An HTTP function (no triggers): callers reach its URL directly with an OIDC token."""
 
     @property
     def max_concurrent_requests(self) -> int:
@@ -162,6 +164,20 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_s=300,
         memory_mb=1024,
         concurrency=16,
+    ),
+    # seed 000's POST /sync API (shared/http_trigger): validates and publishes export requests,
+    # and with ?wait= holds the request until verify has reported (up to its timeout, as 2nd-gen
+    # HTTP functions may run for 60 minutes); mostly waiting on GCS, so many requests at once.
+    FunctionSpec(
+        "http_trigger",
+        "http_trigger",
+        "http_trigger",
+        (),
+        timeout_s=3600,
+        memory_mb=512,
+        max_instances=4,
+        concurrency=16,
+        http=True,
     ),
 )
 

@@ -244,3 +244,12 @@ def restart(
         return
     comp = info.component(component)
     typer.echo(f"restarted {comp.name}: 127.0.0.1:{comp.port} pid {comp.pid} {comp.health}")
+
+
+def _register_token() -> None:
+    from offsite.cli.dev_token import token
+
+    app.command("token")(token)
+
+
+_register_token()

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared import sql_date
 from shared.config.buckets import BucketMirror, bucket_problems
+from shared.config.http import HttpSettings
 from shared.config.retention import RETENTION_FIELD, Retention
 from shared.config.secrets import Secret
 from shared.config.types import (
@@ -358,6 +359,7 @@ class Config(Model):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="Transfers to destinations.")
     verify: VerifySettings = Field(default_factory=VerifySettings, description="Verification and self-heal.")
     pubsub: PubSubSettings = Field(default_factory=PubSubSettings, description="Retry and dead-letter policy.")
+    http: HttpSettings = Field(default_factory=HttpSettings, description="The HTTP trigger: invokers and token checks.")
 
     @field_validator("bucket", "state_bucket")
     @classmethod

@@ -28,11 +28,11 @@ sys.path.insert(0, spec["root"])
 problems = []
 import functions_framework._function_registry as registry
 main = importlib.import_module("main")
-for entry in spec["entry_points"]:
+for entry, signature in spec["entry_points"]:
     if not callable(getattr(main, entry, None)):
         problems.append(f"main.{entry} is missing")
-    elif registry.REGISTRY_MAP.get(entry) != "cloudevent":
-        problems.append(f"main.{entry} is not registered as a CloudEvent function")
+    elif registry.REGISTRY_MAP.get(entry) != signature:
+        problems.append(f"main.{entry} is not registered as a {signature} function")
 for module in spec["shared_modules"]:
     try:
         importlib.import_module(module)
@@ -81,7 +81,9 @@ def test_archive_imports_in_a_fresh_venv(source: str, tmp_path: Path) -> None:
     )
     spec = {
         "root": str(root),
-        "entry_points": sorted(fn.entry_point for fn in topology.FUNCTIONS if fn.source == source),
+        "entry_points": sorted(
+            (fn.entry_point, "http" if fn.http else "cloudevent") for fn in topology.FUNCTIONS if fn.source == source
+        ),
         "shared_modules": [m for m in shared_modules if m.startswith("shared")],
         "third_party": sorted(third_party),
         "extras": {name: list(extras) for name, extras in packaging.EXTRAS.items() if name in requirements},

@@ -120,6 +120,8 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
         "upload_box": {"deliveries", "verify-results", "delivery-continuations"},
         "transfer_sftp": {"deliveries", "verify-results", "delivery-continuations"},
         "verify": {"verify-results"},
+        # POST /sync and POST /verify/<id> publish what a scheduler or `offsite run` would
+        "http_trigger": {"export-requests", "verify-requests"},
     }
     assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
 
@@ -152,6 +154,8 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
         "transfer_sftp": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")},
         # verify rewrites an object to re-deliver it (self-heal)
         "verify": {("roles/storage.objectViewer", ""), (replacer, "exports/")},
+        # GET /runs/<id> lists the run's folders and reads their _run.json
+        "http_trigger": {("roles/storage.objectViewer", "")},
     }
     # Everything offsite writes about itself lives in the state bucket, where no trigger listens.
     state = _bucket_grants(example, "state", "bqx-ml-offsite-exports-state", "google_storage_bucket.state.name")
@@ -165,6 +169,8 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
         "transfer_sftp": {(replacer, "checkpoints/")} | reporting,
         # verify's markers use the run folder names
         "verify": {(replacer, "exports/"), ("roles/storage.objectViewer", "")} | reporting,
+        # ?wait= and GET /runs/<id> read the run history; the trigger reports nothing itself
+        "http_trigger": {("roles/storage.objectViewer", "")},
     }
 
 
@@ -198,6 +204,8 @@ def test_bigquery_access_is_per_dataset(example: Module) -> None:
     datasets = {"bqx_ml_v3_models", "bqx_ml_v3_features", "bqx_ml_v3_predictions", "bqx_ml_v3_analytics_v2"}
     assert by_fn == {
         "fan_out": {("roles/bigquery.metadataViewer", "bqx-ml", d) for d in datasets},
+        # it validates POST /sync as fan_out does: the tables must exist
+        "http_trigger": {("roles/bigquery.metadataViewer", "bqx-ml", d) for d in datasets},
         # plus `bqx-ml.shop`, which the product_data query export's SQL reads
         "export_table": {("roles/bigquery.dataViewer", "bqx-ml", d) for d in datasets | {"shop"}},
     }
@@ -242,9 +250,9 @@ def test_query_export_datasets_are_readable_by_the_exporter_only(infra) -> None:
     assert not any(key.startswith("fan_out/") and key.endswith((".shop", ".staging")) for key in readers)
 
 
-def test_triggers_invoke_every_function_and_nothing_else(example: Module) -> None:
+def test_triggers_invoke_every_event_function_and_nothing_else(example: Module) -> None:
     invokers = example.instances("google_cloud_run_v2_service_iam_member", "trigger_invoker")
-    assert set(invokers) == {fn.name for fn in topology.FUNCTIONS}
+    assert set(invokers) == {fn.name for fn in topology.FUNCTIONS if not fn.http}
     for fn, attrs in invokers.items():
         assert attrs["role"] == "roles/run.invoker"
         assert str(attrs["member"]) == "serviceAccount:${google_service_account.trigger.email}"

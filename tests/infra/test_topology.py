@@ -158,7 +158,8 @@ def test_functions_match_the_topology(example: Module) -> None:
         assert service["available_cpu"] == ("1" if spec.concurrency > 1 else None)
         assert service["environment_variables"]["THREADS"] == str(spec.concurrency)
         assert service["min_instance_count"] == 0
-        assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+        # only the HTTP trigger is reached from outside (by its invokers: tests/infra/test_http.py)
+        assert service["ingress_settings"] == ("ALLOW_ALL" if spec.http else "ALLOW_INTERNAL_ONLY")
         assert str(service["service_account_email"]) == ref("google_service_account", "function", spec.name, "email")
         env = service["environment_variables"]
         assert env["OFFSITE_CONFIG"] == "/etc/offsite/offsite.yaml"

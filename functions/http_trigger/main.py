@@ -1,0 +1,25 @@
+"""Cloud Function http_trigger (HTTP): seed 000's POST /sync API, plus GET /runs/<id> and POST /verify/<id>."""
+
+import flask
+import functions_framework
+
+from shared import runtime
+from shared.http_trigger.api import HttpRequest, handle
+
+
+@functions_framework.http
+def http_trigger(request: flask.Request) -> flask.Response:
+    response = handle(
+        HttpRequest(
+            method=request.method,
+            path=request.path,
+            query=request.args.to_dict(),
+            # Cloud Run checks X-Serverless-Authorization instead of Authorization when both are sent.
+            authorization=request.headers.get("X-Serverless-Authorization") or request.headers.get("Authorization"),
+            body=request.get_data(cache=False),
+        ),
+        runtime.config(),
+    )
+    return flask.Response(
+        flask.json.dumps(response.body), response.status, response.headers, mimetype="application/json"
+    )

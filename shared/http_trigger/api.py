@@ -1,0 +1,251 @@
+"""The HTTP trigger's endpoints (seed 000's API, plus run status and verify):
+
+- ``GET /`` health: ``{"status": "healthy", "service": ...}``
+- ``POST /sync`` with an export request (``{"dataset": "sales", "tables": "a,b"}``; every field of
+  export-requests is accepted) and ``POST /sync/<dataset>`` (body optional): validated exactly as
+  fan_out validates the Pub/Sub message (same code, same messages; 400 when bad), published on
+  ``export-requests``; answers ``{dataset, run_id, date, destinations, tables}`` (202).
+  ``?wait=SECONDS`` waits for the verify results of every table and destination and answers
+  seed 000's ``{dataset, success, errors, tables}`` (200; 202 with ``complete: false`` if the
+  wait ran out first).
+- ``GET /runs/<run_id>[?days=N]``: each table's status per destination.
+- ``POST /verify/<run_id>[?destination=D]``: publishes a verify request (202).
+
+Every endpoint needs a Google OIDC ID token (:mod:`shared.http_trigger.auth`).
+The web framework stays in functions/http_trigger/main.py: this module sees a plain
+:class:`HttpRequest` and answers an :class:`HttpResponse`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import log
+from shared.config import Config
+from shared.errors import OffsiteError, RejectedInput, TransientError
+from shared.http_trigger import auth, progress
+from shared.messages import ExportRequest, VerifyRequest, parse_json_object
+
+logger = log.get_logger(__name__)
+
+SERVICE = "offsite-http-trigger"
+FUNCTION = "http_trigger"
+WAIT_MARGIN_S = 30  # answer this long before the function's timeout cuts the request off
+POLL_S = 2.0
+MAX_DAYS = 90
+ENDPOINTS = "GET /, POST /sync, POST /sync/<dataset>, GET /runs/<run_id>, POST /verify/<run_id>"
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    authorization: str | None = None
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class BadRequest(Exception):
+    """400 with the message (``field: value expectation``)."""
+
+
+def error(status: int, message: str, **headers: str) -> HttpResponse:
+    return HttpResponse(status, {"error": message}, dict(headers))
+
+
+def max_wait_s() -> int:
+    """The longest ``?wait=`` this function can honour: its timeout less a margin."""
+    from shared import topology
+
+    return max(0, topology.function(FUNCTION).timeout_s - WAIT_MARGIN_S)
+
+
+def handle(request: HttpRequest, config: Config, *, sleep: Callable[[float], None] = time.sleep) -> HttpResponse:
+    """Authenticate, route, run; every failure becomes a JSON error with its status."""
+    try:
+        caller = auth.verify(request.authorization, config.http)
+    except auth.Unauthorized as exc:
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else {}
+        logger.warning("request refused", status=exc.status, reason=str(exc), path=request.path)
+        return error(exc.status, str(exc), **headers)
+    except TransientError as exc:
+        logger.warning("cannot check tokens now", error=str(exc))
+        return error(503, f"cannot check the token now: {exc}", **{"Retry-After": "10"})
+    with log.bind(caller=caller.email or caller.subject, method=request.method, path=request.path):
+        try:
+            return _route(request, config, sleep)
+        except (BadRequest, RejectedInput) as exc:
+            logger.info("bad request", reason=str(exc))
+            return error(400, str(exc))
+        except TransientError as exc:
+            logger.warning("transient failure", error=str(exc))
+            return error(503, str(exc), **{"Retry-After": str(int(exc.retry_after or 10))})
+        except OffsiteError as exc:
+            logger.error("request failed", error=str(exc))
+            return error(500, str(exc))
+        except Exception:
+            logger.exception("unexpected failure")
+            return error(500, "unexpected failure; the function's log has the details")
+
+
+def _route(request: HttpRequest, config: Config, sleep: Callable[[float], None]) -> HttpResponse:
+    parts = [p for p in request.path.split("/") if p]
+    endpoints: dict[tuple[str, int], dict[str, Callable[[], HttpResponse]]] = {
+        ("", 0): {"GET": lambda: HttpResponse(200, {"status": "healthy", "service": SERVICE})},
+        ("sync", 1): {"POST": lambda: sync(request, config, None, sleep)},
+        ("sync", 2): {"POST": lambda: sync(request, config, _segment(parts, "dataset"), sleep)},
+        ("runs", 2): {"GET": lambda: run_status(request, config, _segment(parts, "run_id"))},
+        ("verify", 2): {"POST": lambda: verify(request, config, _segment(parts, "run_id"))},
+    }
+    methods = endpoints.get((parts[0] if parts else "", len(parts)))
+    if methods is None:
+        return error(404, f"no endpoint {request.path[:200]!r}; endpoints: {ENDPOINTS}")
+    handler = methods.get(request.method.upper())
+    if handler is None:
+        allowed = ", ".join(methods)
+        return error(405, f"{request.method} is not allowed on {request.path} (allowed: {allowed})", Allow=allowed)
+    return handler()
+
+
+def _segment(parts: list[str], what: str) -> str:
+    value = parts[1]
+    if not _SEGMENT.match(value):
+        raise BadRequest(f"{what}: {value[:80]!r} in the path is not a valid name (letters, digits, '_' and '-')")
+    return value
+
+
+# ---- POST /sync ----------------------------------------------------------------------------
+
+
+def sync_request(body: bytes, dataset: str | None, run_id: str) -> ExportRequest:
+    """The export request a POST asks for, parsed exactly as fan_out parses export-requests.
+
+    ``dataset`` comes from the path of ``/sync/<dataset>`` (the body may then be empty, and may
+    not name another dataset). The run id is filled in (unless the body names one) so the
+    response can name the run fan_out will create.
+    """
+    obj = parse_json_object(body, ExportRequest.KIND) if body.strip() or dataset is None else {}
+    if dataset is not None:
+        given = obj.get("dataset")
+        if given is not None and given != dataset:
+            raise BadRequest(f"{ExportRequest.KIND}.dataset: {given!r} in the body is not {dataset!r} of the path")
+        obj["dataset"] = dataset
+    obj.setdefault("run_id", run_id)
+    return ExportRequest.from_obj(obj)
+
+
+def _wait_param(query: Mapping[str, str]) -> float | None:
+    raw = query.get("wait")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise BadRequest(f"wait: {raw[:40]!r} is not a number of seconds") from None
+    if not 0 <= seconds <= max_wait_s():
+        raise BadRequest(f"wait: {raw!r} must be between 0 and {max_wait_s()} seconds (the function's timeout)")
+    return seconds
+
+
+def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Callable[[float], None]) -> HttpResponse:
+    from shared.gcp import pubsub
+    from shared.gcp.bigquery import warehouse
+    from shared.stages.fan_out import new_run_id, plan
+    from shared.topology import EXPORT_REQUESTS
+
+    wait = _wait_param(request.query)
+    export = sync_request(request.body, dataset, new_run_id())
+    published_at = dt.datetime.now(dt.UTC)
+    stamp = published_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    tasks = plan(
+        export, config, warehouse() if export.dataset else None, run_id=export.run_id or "", publish_time=stamp
+    )
+    # The day fan_out would choose from the publish time, fixed now: the answer names the folders.
+    message = export.model_copy(update={"date": export.date or tasks[0].date})
+    message_id = pubsub.publish(EXPORT_REQUESTS, message.to_json(), origin="http-trigger")
+    tables = [t.source.table or t.source.label for t in tasks]
+    logger.info("export requested", run_id=message.run_id, message_id=message_id, tables=tables)
+    answer: dict[str, Any] = {
+        ("dataset" if export.dataset else "export"): export.dataset or export.export,
+        "run_id": message.run_id,
+        "date": tasks[0].date.isoformat(),
+        "destinations": [str(d) for d in tasks[0].destinations],
+        "tables": tables,
+        "message_id": message_id,
+    }
+    if wait is None:
+        return HttpResponse(202, answer)
+    expected = {t.source.label: (t.source.table, t.date.isoformat(), tuple(map(str, t.destinations))) for t in tasks}
+    since = published_at - dt.timedelta(minutes=5)
+    deadline = time.monotonic() + wait
+    while True:
+        run = progress.progress(answer["run_id"], expected, progress.read_results(config, answer["run_id"], since))
+        if run.complete or time.monotonic() >= deadline:
+            break
+        sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+    done: dict[str, Any] = {k: answer[k] for k in ("dataset", "export") if k in answer}
+    done.update(run.to_dict())
+    return HttpResponse(200 if run.complete else 202, done)
+
+
+# ---- GET /runs/<run_id>, POST /verify/<run_id> ---------------------------------------------
+
+
+def _days(query: Mapping[str, str]) -> int:
+    raw = query.get("days", "7")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+        raise BadRequest(f"days: {raw[:40]!r} must be a whole number of days between 1 and {MAX_DAYS}")
+    return int(raw)
+
+
+def run_status(request: HttpRequest, config: Config, run_id: str) -> HttpResponse:
+    days = _days(request.query)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    results = progress.read_results(config, run_id, since)
+    expected = progress.expected_from_bucket(config, run_id)
+    if not results and not expected:
+        return error(
+            404, f"no run {run_id!r}: no run folder in gs://{config.bucket} and no result in the last {days} days"
+        )
+    return HttpResponse(200, progress.progress(run_id, expected, results).to_dict())
+
+
+def verify(request: HttpRequest, config: Config, run_id: str) -> HttpResponse:
+    from shared.gcp import pubsub
+    from shared.topology import VERIFY_REQUESTS
+
+    obj: dict[str, Any] = parse_json_object(request.body, VerifyRequest.KIND) if request.body.strip() else {}
+    if "destination" in request.query:
+        obj["destination"] = request.query["destination"]
+    if obj.get("run_id", run_id) != run_id:
+        raise BadRequest(f"{VerifyRequest.KIND}.run_id: {obj['run_id']!r} in the body is not {run_id!r} of the path")
+    obj["run_id"] = run_id
+    verify_request = VerifyRequest.from_obj(obj)
+    known = config.destination_names()
+    if verify_request.destination is not None and verify_request.destination not in known:
+        raise BadRequest(
+            f"{VerifyRequest.KIND}.destination: {str(verify_request.destination)!r} is not a configured destination "
+            f"(configured: {', '.join(known) or 'none'})"
+        )
+    message_id = pubsub.publish(VERIFY_REQUESTS, verify_request, origin="http-trigger")
+    return HttpResponse(
+        202, {"run_id": run_id, "message_id": message_id, "topic": VERIFY_REQUESTS, "request": verify_request.to_dict()}
+    )
+
+
+def as_json(response: HttpResponse) -> str:
+    return json.dumps(response.body, sort_keys=True)

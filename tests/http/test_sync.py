@@ -1,0 +1,167 @@
+"""POST /sync, GET /runs/<id>, POST /verify/<id> through the running http_trigger, end to end.
+
+The request the function publishes is handled by the real fan_out, export_table, upload_box,
+transfer_sftp and verify processes; the answers are read from what verify reported.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from shared.errors import RejectedInput
+from shared.messages import ExportRequest
+from tests.http.conftest import Trigger
+
+DESTINATIONS = {"box", "sftp:local"}
+
+
+def _poll_run(trigger: Trigger, run_id: str, until: Any, timeout_s: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reply = trigger.call("GET", f"/runs/{run_id}")
+        if reply.status == 200 and until(reply.body):
+            return reply.body
+        assert time.monotonic() < deadline, f"run {run_id} never got there: {reply.status} {reply.body}"
+        time.sleep(1.0)
+
+
+def test_sync_with_wait_runs_the_export_end_to_end_and_answers_seed_000s_shape(trigger: Trigger) -> None:
+    reply = trigger.call("POST", "/sync/sales?wait=400", {"tables": "products"})
+    assert reply.status == 200, reply.body
+    body = reply.body
+    assert body["dataset"] == "sales" and body["complete"] is True
+    assert (body["success"], body["errors"]) == (1, 0)
+    (table,) = body["tables"]
+    assert table["table"] == "products" and table["status"] == "in_sync"
+    assert set(table["destinations"]) == DESTINATIONS
+    for dest in table["destinations"].values():
+        assert dest["status"] == "in_sync" and dest["check"] == "sha1" and dest["files_present"] == 1
+
+    # GET /runs/<run_id> says the same, from the run's folders and results
+    status = trigger.call("GET", f"/runs/{body['run_id']}")
+    assert status.status == 200
+    assert status.body["complete"] is True and status.body["success"] == 1
+    assert status.body["tables"][0]["source"] == "sales.products"
+    assert {d: v["status"] for d, v in status.body["tables"][0]["destinations"].items()} == {
+        "box": "in_sync",
+        "sftp:local": "in_sync",
+    }
+
+    # POST /verify/<run_id> publishes a verify request; verify reports again (stage verify:request)
+    again = trigger.call("POST", f"/verify/{body['run_id']}?destination=box")
+    assert again.status == 202
+    assert again.body["topic"] == "verify-requests"
+    assert again.body["request"] == {
+        "run_id": body["run_id"],
+        "destination": "box",
+        "schema_version": 1,
+        "sweep": False,
+    }
+    from shared.http_trigger.progress import read_results
+    from shared.ids import Stage
+
+    deadline = time.monotonic() + 120
+    while not any(
+        r.stage == Stage.VERIFY_REQUEST for r in read_results(trigger.config, body["run_id"], _an_hour_ago())
+    ):
+        assert time.monotonic() < deadline, "no verify:request result"
+        time.sleep(1.0)
+
+
+def _an_hour_ago() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+
+
+def test_a_wait_that_runs_out_answers_202_with_what_is_pending(trigger: Trigger) -> None:
+    """wait=0: the answer comes before any hop of the pipeline could have reported."""
+    reply = trigger.call("POST", "/sync/sales?wait=0", {"tables": "products"})
+    assert reply.status == 202
+    assert reply.body["complete"] is False and (reply.body["success"], reply.body["errors"]) == (0, 0)
+    (table,) = reply.body["tables"]
+    assert table["status"] == "pending"
+    assert table["destinations"] == {"box": {"status": "pending"}, "sftp:local": {"status": "pending"}}
+
+
+def test_sync_without_wait_answers_the_run_and_its_tables_at_once(trigger: Trigger) -> None:
+    run_id = "h" + uuid.uuid4().hex[:12]
+    body = {"dataset": "sales", "tables": "products,customers,products", "date": "2025-01-08", "run_id": run_id}
+    reply = trigger.call("POST", "/sync", body)
+    assert reply.status == 202
+    assert reply.body["dataset"] == "sales" and reply.body["run_id"] == run_id
+    assert reply.body["tables"] == ["products", "customers"]
+    assert reply.body["date"] == "2025-01-08"
+    assert set(reply.body["destinations"]) == DESTINATIONS
+    done = _poll_run(trigger, run_id, lambda b: b["complete"])
+    assert (done["success"], done["errors"]) == (2, 0)
+    assert [t["source"] for t in done["tables"]] == ["sales.customers", "sales.products"]
+
+
+def test_without_tables_every_table_of_the_dataset_is_listed(trigger: Trigger) -> None:
+    from shared.gcp.bigquery import warehouse
+
+    run_id = "h" + uuid.uuid4().hex[:12]
+    reply = trigger.call("POST", "/sync/sales", {"run_id": run_id, "date": "2025-01-08"})
+    assert reply.status == 202
+    tables = [t.name for t in warehouse().list_tables("sales") if t.exportable]
+    assert reply.body["tables"] == tables and set(tables) == {"customers", "orders", "products"}
+    # fan_out publishes what the answer named: one run folder per table
+    done = _poll_run(trigger, run_id, lambda b: len(b["tables"]) == 3, timeout_s=300)
+    assert sorted(t["table"] for t in done["tables"]) == sorted(tables)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/sync", {"dataset": "sales", "tables": "orders; DROP TABLE x"}),
+        ("/sync", {"dataset": "nope"}),
+        ("/sync", {"dataset": "sales", "export": "orders_daily"}),
+        ("/sync", {"dataset": "sales", "format": "XLS"}),
+        ("/sync", {"dataset": "sales", "destinations": "ftp:x"}),
+        ("/sync", {"dataset": "sales", "surprise": 1}),
+        ("/sync", b"{not json"),
+        ("/sync", b""),
+    ],
+)
+def test_bad_requests_get_400_with_the_pubsub_paths_message(trigger: Trigger, path: str, body: Any) -> None:
+    """The same parser and config checks as fan_out: the same field-naming message."""
+    import json
+
+    from shared.stages.fan_out import check_request
+
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with pytest.raises(RejectedInput) as expected:
+        check_request(ExportRequest.from_json(raw), trigger.config)
+    reply = trigger.call("POST", path, body)
+    assert reply.status == 400
+    assert reply.body == {"error": str(expected.value)}
+
+
+def test_unknown_table_is_checked_against_bigquery_as_fan_out_does(trigger: Trigger) -> None:
+    reply = trigger.call("POST", "/sync/sales", {"tables": "products,ghosts"})
+    assert reply.status == 400
+    assert reply.body["error"].startswith("export request.tables: 'ghosts' is not a table of offsite-local.sales")
+
+
+def test_bad_paths_and_parameters_get_400_404_405(trigger: Trigger) -> None:
+    conflict = trigger.call("POST", "/sync/sales", {"dataset": "other"})
+    assert conflict.status == 400
+    assert conflict.body["error"] == "export request.dataset: 'other' in the body is not 'sales' of the path"
+    assert trigger.call("POST", "/sync/bad.name").status == 400
+    wait = trigger.call("POST", "/sync/sales?wait=soon")
+    assert wait.status == 400 and wait.body["error"] == "wait: 'soon' is not a number of seconds"
+    too_long = trigger.call("POST", "/sync/sales?wait=99999")
+    assert too_long.status == 400 and "must be between 0 and 3570 seconds" in too_long.body["error"]
+    assert trigger.call("GET", "/runs/r000000000000?days=0").status == 400
+    missing = trigger.call("GET", "/runs/rnosuchrun000")
+    assert missing.status == 404 and "no run 'rnosuchrun000'" in missing.body["error"]
+    dest = trigger.call("POST", "/verify/r000000000000?destination=sftp:nobody")
+    assert dest.status == 400
+    assert dest.body["error"].startswith("verify request.destination: 'sftp:nobody' is not a configured destination")
+    assert trigger.call("GET", "/sync").status == 405
+    assert trigger.call("GET", "/elsewhere").status == 404
