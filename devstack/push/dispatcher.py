@@ -42,10 +42,16 @@ IDLE_POLL_MAX_S = 0.25
 IDLE_POLL_GROWTH = 1.5
 
 
+_LOG_LOCK = threading.Lock()
+
+
 def log_event(**fields: Any) -> None:
-    """One JSON line on stderr (the component's log)."""
+    """One JSON line on stderr (the component's log), written whole: delivery threads log at
+    once, and ``print`` writes the text and its newline apart, so lines could interleave."""
     line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **fields}
-    print(json.dumps(line), file=sys.stderr, flush=True)
+    with _LOG_LOCK:
+        sys.stderr.write(json.dumps(line) + "\n")
+        sys.stderr.flush()
 
 
 def dead_letter_message(received: dict[str, Any], subscription: str, project: str, attempts: int) -> dict[str, Any]:

@@ -155,7 +155,13 @@ def test_a_failing_function_gets_every_attempt_with_backoff_then_the_dead_letter
     assert [b["deliveryAttempt"] for b in ours] == [1, 2, 3, 4, 5]
     assert {b["subscription"] for b in ours} == {f"projects/{sink_stack.project}/subscriptions/{FAN_OUT_SUB}"}
     assert base64.b64decode(ours[0]["message"]["data"]) == f'{{"dataset": "{marker}"}}'.encode()
-    actions = [e["action"] for e in _push_log(sink_stack) if e.get("message_id") == message_id]
+
+    def logged() -> list[str] | None:
+        """The message's actions once the last is logged (the dispatcher logs after publishing it)."""
+        found = [e["action"] for e in _push_log(sink_stack) if e.get("message_id") == message_id]
+        return found if found[-1:] == ["dead-letter"] else None
+
+    actions = _wait("the dead-letter in the push log", logged)
     # Exponential backoff within the retry policy (1 s doubling, capped at 4 s).
     assert actions == ["retry in 1 s", "retry in 2 s", "retry in 4 s", "retry in 4 s", "dead-letter"]
     assert not _peek(sink_stack, FAN_OUT_SUB)  # acked after dead-lettering: not redelivered
