@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from shared.config.drive import DriveDestination
 from shared.config.secrets import Secret
 from shared.config.types import (
     BUCKET_RE,
@@ -221,8 +222,11 @@ class SftpPartner(Model):
 class Destinations(Model):
     box: BoxDestination | None = Field(None, description="The Box destination (disaster-recovery copies).")
     sftp: dict[str, SftpPartner] = Field(default_factory=dict, description="SFTP partners by name.")
+    drive: dict[str, DriveDestination] = Field(
+        default_factory=dict, description="Google Drive folders by name (drive:NAME; shared/config/drive.py)."
+    )
 
-    @field_validator("sftp")
+    @field_validator("sftp", "drive")
     @classmethod
     def _partner_names(cls, value: dict[str, SftpPartner]) -> dict[str, SftpPartner]:
         problems = Problems()
@@ -369,7 +373,8 @@ class Config(Model):
     def destination_names(self) -> tuple[DestinationId, ...]:
         """Every routable destination: 'box' (if configured) and 'sftp:NAME' per partner."""
         names = [DestinationId("box")] if self.destinations.box else []
-        return tuple(names + [DestinationId("sftp", p) for p in self.destinations.sftp])
+        names += [DestinationId("sftp", p) for p in self.destinations.sftp]
+        return tuple(names + [DestinationId("drive", d) for d in self.destinations.drive])
 
     def dataset(self, name: str) -> DatasetExport | None:
         return next((d for d in self.datasets if d.name == name), None)
