@@ -7,7 +7,8 @@ Grants, as Google's token endpoint (https://oauth2.googleapis.com/token) answers
   token → 400 ``invalid_grant`` "Token has been expired or revoked.";
 - ``urn:ietf:params:oauth:grant-type:jwt-bearer``: an RS256 assertion from a registered service
   account (``POST /_admin/service_accounts`` with its public key); ``aud`` must be this token
-  endpoint; ``sub`` (domain-wide delegation) makes the token act as that user.
+  endpoint or Google's (google-auth always signs Google's); ``sub`` (domain-wide delegation)
+  makes the token act as that user.
 Access tokens live ``token_ttl_s`` seconds (``expires_in``); ``POST /revoke?token=`` revokes
 a refresh or access token as Google's revoke endpoint does.
 """
@@ -22,6 +23,7 @@ from typing import Any
 import jwt
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # google-auth signs this audience whatever its token_uri
 
 
 class OAuthError(Exception):
@@ -87,7 +89,7 @@ class TokenService:
         if key is None:
             raise OAuthError("invalid_grant", f"Invalid JWT Signature. (no service account {email!r})")
         try:
-            claims = jwt.decode(assertion, key, algorithms=["RS256"], audience=token_url, leeway=5)
+            claims = jwt.decode(assertion, key, algorithms=["RS256"], audience=[token_url, GOOGLE_TOKEN_URI], leeway=5)
         except jwt.PyJWTError as exc:
             raise OAuthError("invalid_grant", f"Invalid JWT: {exc}") from None
         if not claims.get("scope"):

@@ -41,8 +41,14 @@ def not_found(file_id: str) -> DriveApiError:
     return DriveApiError(404, "notFound", f"File not found: {file_id}.", domain="global")
 
 
+_last = [0.0]
+
+
 def now_rfc3339() -> str:
-    t = time.time()
+    """Now, in Drive's format; strictly increasing within the process (no two items share a
+    createdTime, so "the older one" is always well defined, as across Drive's real latencies)."""
+    t = max(time.time(), _last[0] + 0.001)
+    _last[0] = t
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 

@@ -260,20 +260,19 @@ class DriveDestination(PutViaResumable):
                 f"{self.name}: {path}: Drive stored md5 {stored.get('md5Checksum')} size "
                 f"{stored.get('size')}, sent md5 {md5} size {size}; the delivery will be retried"
             )
-        if existing is None:
-            self._keep_one(path, stored, sha1)
+        kept = self._keep_one(path, stored, sha1) if existing is None else str(stored["id"])
         status: PutStatus = "new_version" if existing is not None else "uploaded"
-        return PutResult(path, size, sha1, status, str(stored["id"]))
+        return PutResult(path, size, sha1, status, kept)
 
-    def _keep_one(self, path: str, stored: dict[str, Any], sha1: str) -> None:
-        """Another put of the same new name may have raced ours: the older file stays."""
+    def _keep_one(self, path: str, stored: dict[str, Any], sha1: str) -> str:
+        """Another put of the same new name may have raced ours: the older file stays (its id)."""
         parent_id = (stored.get("parents") or [None])[0]
         if parent_id is None:
-            return
+            return str(stored["id"])
         same = self.folders.named(str(parent_id), str(stored["name"]), folders=False)
         kept = winner(same) if same else stored
         if kept["id"] == stored["id"]:
-            return
+            return str(stored["id"])
         self.http.call(
             "DELETE",
             f"{self.http.api}/files/{stored['id']}",
@@ -282,6 +281,7 @@ class DriveDestination(PutViaResumable):
         ).close()
         if kept.get("sha1Checksum") != sha1:
             raise TransientError(f"{self.name}: {path} was created concurrently with other bytes; retrying updates it")
+        return str(kept["id"])
 
 
 def _read(source: ByteStream, size: int, name: str) -> bytes:

@@ -17,7 +17,7 @@ from shared.destinations.drive.http import DriveHttp, DriveNotFound
 from shared.log import get_logger
 
 FOLDER = "application/vnd.google-apps.folder"
-ITEM_FIELDS = "id,name,mimeType,size,md5Checksum,sha1Checksum,createdTime,appProperties"
+ITEM_FIELDS = "id,name,mimeType,parents,size,md5Checksum,sha1Checksum,createdTime,appProperties"
 log = get_logger(__name__)
 
 
