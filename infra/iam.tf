@@ -81,9 +81,9 @@ locals {
   secret_groups = {
     fan_out       = ["alerts"]
     export_table  = ["alerts"]
-    upload_box    = ["box", "alerts"]
+    upload_box    = ["box", "drive", "alerts"]
     transfer_sftp = ["sftp", "alerts"]
-    verify        = ["box", "sftp", "alerts"]
+    verify        = ["box", "sftp", "drive", "alerts"]
   }
 
   # Project-level roles: only the exporter's right to run BigQuery jobs.
