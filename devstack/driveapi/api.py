@@ -103,8 +103,11 @@ def _list(request: Request, state: State, principal: str) -> Response:
         raise DriveApiError(400, "invalid", f"Invalid Value for corpora: {corpora!r} (user, drive or allDrives)")
     if drive_id and drive_id not in state.store.drives:
         raise DriveApiError(404, "notFound", f"Shared drive not found: {drive_id}")
+    query = q.get("q")
+    if query and "'root' in parents" in query:  # My Drive's alias, as in files.get
+        query = query.replace("'root' in parents", f"'{state.store.root_of(principal)}' in parents")
     try:
-        predicate = parse_q(q.get("q"))
+        predicate = parse_q(query)
     except QueryError as exc:
         raise DriveApiError(400, "invalid", str(exc)) from None
     size = int(q.get("pageSize", "100"))

@@ -92,6 +92,7 @@ def test_query_subset(service: Any) -> None:
     assert names(f"{live} and mimeType != '{FOLDER}'") == ["it's.txt", "other.txt"]
     assert names(f"{live} and appProperties has {{ key='partner' and value='toast' }}") == ["other.txt"]
     assert names(f"'{sub}' in parents") == []
+    assert "q" in names("'root' in parents and trashed = false")  # My Drive's root by its alias
     with pytest.raises(HttpError) as refused:
         service.files().list(q=f"name = 'a' or '{folder}' in parents").execute()
     assert refused.value.resp.status == 400 and "or" in str(refused.value)

@@ -153,12 +153,23 @@ class DriveDestination(PutViaResumable):
     # ---- operator helpers ----------------------------------------------------------------
 
     def entries(self, path: str = "") -> builtins.list[dict[str, Any]]:
-        """The items of folder ``path`` (id, name, mimeType, size, md5Checksum); PermanentError if missing."""
+        """The items of folder ``path`` as the operator commands show them (type ``folder`` or
+        ``file``, id, name, size, sha1, md5); PermanentError if the folder is missing."""
         path = normalize_path(path)
         folder_id = self._fresh(lambda: self.folders.lookup(path))
         if folder_id is None:
             raise PermanentError(f"{self.name}: no folder {path or '/'!r} under folder {self.folders.root_id}")
-        return sorted(self.folders.children(folder_id), key=lambda item: str(item["name"]))
+        return [
+            {
+                "type": "folder" if item.get("mimeType") == FOLDER else "file",
+                "id": item["id"],
+                "name": item["name"],
+                "size": None if item.get("mimeType") == FOLDER else int(item.get("size") or 0),
+                "sha1": item.get("sha1Checksum"),
+                "md5": item.get("md5Checksum"),
+            }
+            for item in sorted(self.folders.children(folder_id), key=lambda item: str(item["name"]))
+        ]
 
     # ---- internals -------------------------------------------------------------------------
 

@@ -116,7 +116,8 @@ class DriveFolders:
             json=body,
         ) as response:
             mine = str(response.json()["id"])
-        kept = str(winner(self.named(parent_id, name, folders=True))["id"])
+        same = self.named(parent_id, name, folders=True)
+        kept = str(winner(same)["id"]) if same else mine  # a listing that lags behind the create: ours
         if kept != mine:
             log.info("drive folder created concurrently; keeping the older one", name=name, kept=kept, dropped=mine)
             if not any(True for _ in self.children(mine)):
