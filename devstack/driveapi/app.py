@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 from collections import Counter
@@ -188,7 +187,3 @@ class DriveApp:
             return JSONResponse(tokens.grant(form, f"{url.scheme}://{url.netloc}/token"))
         except OAuthError as exc:
             return JSONResponse({"error": exc.code, "error_description": exc.description}, status_code=exc.status)
-
-
-def dumps(value: Any) -> bytes:
-    return json.dumps(value).encode()

@@ -108,17 +108,8 @@ class DriveDestination(PutViaResumable):
 
     def delete(self, path: str) -> None:
         found = self.stat(path)
-        if found is None or found.remote_id is None:
-            return
-        try:
-            self.http.call(
-                "DELETE",
-                f"{self.http.api}/files/{found.remote_id}",
-                what=f"delete {found.path!r}",
-                params={"supportsAllDrives": "true"},
-            ).close()
-        except DriveNotFound:
-            pass
+        if found is not None and found.remote_id is not None:
+            self.http.delete(found.remote_id, f"delete {found.path!r}")
 
     def mkdirs(self, path: str) -> None:
         path = normalize_path(path)
@@ -284,12 +275,7 @@ class DriveDestination(PutViaResumable):
         kept = winner(same) if same else stored
         if kept["id"] == stored["id"]:
             return str(stored["id"])
-        self.http.call(
-            "DELETE",
-            f"{self.http.api}/files/{stored['id']}",
-            what=f"drop duplicate {path!r}",
-            params={"supportsAllDrives": "true"},
-        ).close()
+        self.http.delete(str(stored["id"]), f"drop duplicate {path!r}")
         if kept.get("sha1Checksum") != sha1:
             raise TransientError(f"{self.name}: {path} was created concurrently with other bytes; retrying updates it")
         return str(kept["id"])

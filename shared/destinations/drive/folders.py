@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from shared.destinations.drive.http import DriveHttp, DriveNotFound
+from shared.destinations.drive.http import DriveHttp
 from shared.log import get_logger
 
 FOLDER = "application/vnd.google-apps.folder"
@@ -121,13 +121,5 @@ class DriveFolders:
         if kept != mine:
             log.info("drive folder created concurrently; keeping the older one", name=name, kept=kept, dropped=mine)
             if not any(True for _ in self.children(mine)):
-                try:
-                    self.http.call(
-                        "DELETE",
-                        f"{self.http.api}/files/{mine}",
-                        what=f"drop duplicate folder {name!r}",
-                        params={"supportsAllDrives": "true"},
-                    ).close()
-                except DriveNotFound:
-                    pass
+                self.http.delete(mine, f"drop duplicate folder {name!r}")
         return kept

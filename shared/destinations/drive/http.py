@@ -114,5 +114,12 @@ class DriveHttp:
             raise DriveNotFound(text, http_status=status, reason=reason)
         raise DriveApiError(text, http_status=status, reason=reason)
 
+    def delete(self, file_id: str, what: str) -> None:
+        """Delete a file or folder (with its content); one that is already gone is fine."""
+        try:
+            self.call("DELETE", f"{self.api}/files/{file_id}", what=what, params={"supportsAllDrives": "true"}).close()
+        except DriveNotFound:
+            pass
+
     def close(self) -> None:
         self.session.close()
