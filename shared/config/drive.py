@@ -19,8 +19,9 @@ from pydantic import Field, field_validator, model_validator
 
 from shared.config.secrets import Secret
 from shared.config.types import Model, between
-from shared.validation import Problem, Problems
+from shared.validation import Problem, require_for_method
 
+OAUTH_FIELDS = ("client_id", "client_secret", "refresh_token")
 CHUNK_GRANULARITY = 256 * 1024
 """Drive keeps a resumable upload's chunks in multiples of 256 KiB (except the last)."""
 
@@ -47,15 +48,7 @@ class DriveAuth(Model):
 
     @model_validator(mode="after")
     def _method_has_what_it_needs(self) -> DriveAuth:
-        needs = {
-            "service_account": ("service_account_key",),
-            "oauth": ("client_id", "client_secret", "refresh_token"),
-        }
-        problems = Problems()
-        for name in needs[self.method]:
-            if getattr(self, name) is None:
-                problems.add((name,), f"required when method is {self.method!r}")
-        problems.raise_any()
+        require_for_method(self, {"service_account": ("service_account_key",), "oauth": OAUTH_FIELDS})
         return self
 
 

@@ -30,7 +30,7 @@ from shared.config.types import (
     between,
 )
 from shared.ids import DestinationId
-from shared.validation import Problem, Problems
+from shared.validation import Problem, Problems, require_for_method
 
 # ---- exports -----------------------------------------------------------------------------
 
@@ -125,11 +125,7 @@ class BoxAuth(Model):
             "ccg": ("client_id", "client_secret", "subject_id"),
             "developer_token": ("developer_token",),
         }
-        problems = Problems()
-        for name in needs[self.method]:
-            if getattr(self, name) is None:
-                problems.add((name,), f"required when method is {self.method!r}")
-        problems.raise_any()
+        require_for_method(self, needs)
         return self
 
 
