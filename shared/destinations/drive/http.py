@@ -90,15 +90,14 @@ class DriveHttp:
         return response
 
     def _send(self, method: str, url: str, token: str, what: str, kwargs: dict[str, Any]) -> requests.Response:
-        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token}"}
+        """One request with ``token``; ``kwargs`` (requests' options) stay as given, for a resend."""
+        headers = {**kwargs.get("headers", {}), "Authorization": f"Bearer {token}"}
+        options = {k: v for k, v in kwargs.items() if k != "headers"}
+        timeout = (CONNECT_TIMEOUT_S, self.settings.timeout_s)
         try:
-            return self.session.request(
-                method, url, headers=headers, timeout=(CONNECT_TIMEOUT_S, self.settings.timeout_s), **kwargs
-            )
+            return self.session.request(method, url, headers=headers, timeout=timeout, **options)
         except requests.RequestException as exc:
             raise TransientError(f"{self.where}: {what}: {exc.__class__.__name__}: {exc}") from None
-        finally:
-            kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
 
     def check(self, response: requests.Response, what: str) -> None:
         status = response.status_code
