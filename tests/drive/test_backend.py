@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from devstack.driveapi import DriveApiServer
 from shared.destinations.base import MemoryLedger, Progress, PutResult
 from shared.destinations.drive.destination import DriveDestination
 from shared.errors import PermanentError
+from shared.secrets import Secret
 from tests.drive.support import new_folder, new_shared_drive, oauth_settings, service_account_settings
 from tests.threads import together
 
@@ -58,15 +60,19 @@ def test_a_token_drive_stops_accepting_is_refreshed_once(drive: DriveApiServer) 
     assert statuses["files.list 401"] == 1 and drive.request_counts()["token"] == 1
 
 
-def test_a_revoked_refresh_token_says_how_to_fix_it(drive: DriveApiServer) -> None:
+def test_a_revoked_refresh_token_says_how_to_fix_it(drive: DriveApiServer, tmp_path: Path) -> None:
     refresh = drive.refresh_token("erin@example.com")
-    dest = DriveDestination("reports", oauth_settings(drive, "root", refresh_token=refresh))
+    stored = tmp_path / "refresh_token"
+    stored.write_text(refresh)
+    settings = oauth_settings(drive, "root", refresh_token=refresh)
+    auth = settings.auth.model_copy(update={"refresh_token": Secret(f"file:{stored}")})
+    dest = DriveDestination("reports", settings.model_copy(update={"auth": auth}))
     drive.revoke(refresh)
     with pytest.raises(PermanentError) as refused:
         put(dest, "r.txt", b"r")
     message = str(refused.value)
-    assert "invalid_grant" in message and "revoked" in message
-    assert "authorize the app again" in message and "destinations.drive.reports.auth.refresh_token" in message
+    assert "invalid_grant" in message and "revoked" in message and "authorize the app again" in message
+    assert f"destinations.drive.reports.auth.refresh_token (file:{stored})" in message  # where to put the new one
     assert refresh not in message  # the secret itself is never shown
 
 

@@ -21,6 +21,7 @@ import google.oauth2.service_account
 import requests
 
 from shared.config.drive import DriveAuth
+from shared.config.secrets import MASK
 from shared.errors import ConfigError, PermanentError, TransientError
 
 SCOPES = ["https://www.googleapis.com/auth/drive"]
@@ -83,11 +84,12 @@ class DriveCredentials:
         if getattr(exc, "retryable", False):
             return TransientError(f"{self.where}: token refresh failed for now: {detail}")
         if self.auth.method == "oauth":
+            kept = self.auth.refresh_token.describe() if self.auth.refresh_token else MASK
+            at = f"{self.where}.auth.refresh_token" + ("" if kept == MASK else f" ({kept})")
             return PermanentError(
                 f"{self.where}: Google refused the OAuth refresh token ({detail}): it was revoked, expired "
                 f"(unused for 6 months, or a 'testing' consent screen's 7 days) or belongs to another client. "
-                f"Fix: authorize the app again as the Drive user, store the new refresh token in "
-                f"{self.where}.auth.refresh_token ({self.auth.refresh_token.describe() if self.auth.refresh_token else '?'}), "
+                f"Fix: authorize the app again as the Drive user, store the new refresh token in {at}, "
                 f"then redeliver (offsite dlq replay)."
             )
         return PermanentError(
