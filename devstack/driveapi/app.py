@@ -11,8 +11,6 @@ whose root URL is BASE instead of ``https://www.googleapis.com``):
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 from collections import Counter
@@ -24,6 +22,8 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+
+from devstack.connreset import reset_connection
 
 from . import api
 from .auth import OAuthError, RefreshToken, TokenService
@@ -126,15 +126,8 @@ class DriveApp:
         except ClientDisconnect:
             return
         self.state.statuses[f"{operation} {response.status_code}"] += 1
-        if drop:
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
-            if transport is not None:
-                transport.abort()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(5):
-                        while (await receive())["type"] != "http.disconnect":
-                            pass
-                return
+        if drop and await reset_connection(receive, send):  # handled, answer lost
+            return
         await response(scope, receive, send)
 
     async def _call(self, operation: str, params: dict[str, str], request: Request) -> tuple[Response, bool]:
