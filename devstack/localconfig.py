@@ -35,9 +35,11 @@ def generated(
     known_hosts: Path,
     sftp_directory: Path,
     webhook_port: int,
+    drive: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The stack's config; ``drive``: destination ``drive:reports`` (devstack.drivestack), if started."""
     box = f"http://127.0.0.1:{box_port}"
-    return {
+    raw: dict[str, Any] = {
         "project": PROJECT,
         "bucket": BUCKET,
         "shard_size_bytes": SHARD_SIZE_BYTES,
@@ -75,6 +77,9 @@ def generated(
         "pubsub": {"max_delivery_attempts": 5, "minimum_backoff_s": 1, "maximum_backoff_s": 10},
         "verify": {"deadline_minutes": 120},
     }
+    if drive is not None:
+        raw["destinations"]["drive"] = {"reports": drive}
+    return raw
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

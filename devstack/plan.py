@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack import binaries, localconfig, oidc, sshd
+from devstack import binaries, drivestack, localconfig, oidc, sshd
 from devstack.errors import StackError
 from devstack.ports import free_port, port_in_use
 from devstack.push.routes import concurrency_for
@@ -22,11 +22,11 @@ from shared import topology
 from shared.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
-OPTIONAL = ("bigquery", "sftp", "box", "webhook")  # may be left out with without=…
+OPTIONAL = ("bigquery", "sftp", "box", "drive", "webhook")  # may be left out with without=…
 # "bigquery" is the BigQuery front (devstack/bqfront) every client talks to; bqemulator listens
 # behind it on "bqemulator" (REST) and "bigquery_grpc" (Storage Read/Write API).
 CORE_PORTS = (
-    *("pubsub", "gcs", "bigquery", "bqemulator", "bigquery_grpc", "sftp", "box", "webhook", "relay", "push"),
+    *("pubsub", "gcs", "bigquery", "bqemulator", "bigquery_grpc", "sftp", "box", "webhook", "relay", "push", "drive"),
     "oidc",  # the local OIDC token issuer (devstack/oidc.py) the HTTP trigger checks tokens against
 )
 GCS_NOTIFICATIONS = "gcs-notifications"
@@ -216,6 +216,7 @@ def make_plan(
         known_hosts=files.known_hosts,
         sftp_directory=files.data,
         webhook_port=port_map["webhook"],
+        drive=None if "drive" in skipped else drivestack.destination(port_map["drive"], drivestack.prepare(root)),
     )
     raw["http"] = {  # the HTTP trigger accepts tokens of the local issuer, for its own URL
         "audiences": [f"http://127.0.0.1:{port_map[f]}" for f in chosen if topology.function(f).http],
@@ -309,6 +310,9 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
         # The token file, never the token: argv is visible in `ps` and written to box.log.
         argv += ["--data-dir", str(root / "box"), "--developer-token-file", str(_box_token_path(root))]
         add("box", Launch("box", p["box"], argv, url(p["box"]) + "/health", _python_env()))
+    if "drive" not in plan.without:
+        argv = drivestack.argv(py, p["drive"], root / "drive")
+        add("drive", Launch("drive", p["drive"], argv, url(p["drive"]) + "/health", _python_env()))
     if "webhook" not in plan.without:
         argv = [
             py,

@@ -42,7 +42,17 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 60.0
-EARLY = ("pubsub", "bqemulator", "bigquery", "sftp", "box", "webhook", "relay", "oidc")  # spawned before topics exist
+EARLY = (
+    "pubsub",
+    "bqemulator",
+    "bigquery",
+    "sftp",
+    "box",
+    "drive",
+    "webhook",
+    "relay",
+    "oidc",
+)  # spawned before topics exist
 
 
 def load_stack(root: Path) -> StackInfo:
@@ -76,7 +86,7 @@ def start_stack(
     """Start the stack under ``root`` (or return the one already running there).
 
     ``functions``: True (all), False (none) or names from shared.topology.FUNCTIONS.
-    ``without``: optional components to leave out ("bigquery", "sftp", "box", "webhook").
+    ``without``: optional components to leave out ("bigquery", "sftp", "box", "drive", "webhook").
     ``targets``: function name → base URL that receives its events instead of (or without)
     a started function: GCS events via the relay, Pub/Sub pushes at URL/projects/P/topics/T.
     ``config_overlay``: YAML deep-merged over the generated config. ``ports``: pinned ports by
@@ -183,6 +193,7 @@ def _info(plan: Plan) -> StackInfo:
             note=plan.sftp_note,
         ),
         box=BoxInfo(box_url, f"{box_url}/api", f"{box_url}/oauth2", plan.box_token, plan.root / "box"),
+        drive_url="" if "drive" in plan.without else f"http://127.0.0.1:{p['drive']}",
         webhook_url=f"http://127.0.0.1:{p['webhook']}/hook",
         webhook_messages_url=f"http://127.0.0.1:{p['webhook']}/messages",
         alerts_file=plan.root / "alerts.jsonl",

@@ -86,6 +86,7 @@ class StackInfo:
     started_at: str = ""
     state_bucket: str = ""  # config.state_bucket_name: markers, history, alerts, checkpoints (no events)
     bqemulator_url: str = ""  # bqemulator's own REST port, behind the front (for tests of the front)
+    drive_url: str = ""  # the Drive v3 server (devstack/driveapi) of destination drive:reports; "" if left out
 
     def component(self, name: str) -> ComponentInfo:
         for comp in self.components:

@@ -106,14 +106,21 @@ locals {
   sm_pattern = "^sm://projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)$"
   box_auth   = coalesce(try(local.config.destinations.box.auth, null), {})
   credential_fields = {
-    box  = ["jwt_config", "client_secret", "developer_token"]
-    sftp = ["password", "private_key", "private_key_passphrase", "known_hosts"]
+    box   = ["jwt_config", "client_secret", "developer_token"]
+    sftp  = ["password", "private_key", "private_key_passphrase", "known_hosts"]
+    drive = ["service_account_key", "client_secret", "refresh_token"]
   }
+  drive_folders = coalesce(try(local.config.destinations.drive, null), {})
   secret_refs = {
     box = [for field in local.credential_fields.box : try(local.box_auth[field], null)]
     sftp = flatten([
       for name, partner in local.sftp_partners : [
         for field in local.credential_fields.sftp : try(partner[field], null)
+      ]
+    ])
+    drive = flatten([
+      for name, folder in local.drive_folders : [
+        for field in local.credential_fields.drive : try(folder.auth[field], null)
       ]
     ])
     alerts = [try(local.config.alerts.slack_webhook_url, null)]
@@ -133,6 +140,11 @@ locals {
     merge(concat([{}], [
       for name, partner in local.sftp_partners : {
         for field in local.credential_fields.sftp : "destinations.sftp.${name}.${field}" => try(partner[field], null)
+      }
+    ])...),
+    merge(concat([{}], [
+      for name, folder in local.drive_folders : {
+        for field in local.credential_fields.drive : "destinations.drive.${name}.auth.${field}" => try(folder.auth[field], null)
       }
     ])...),
     { "alerts.slack_webhook_url" = try(local.config.alerts.slack_webhook_url, null) },

@@ -91,9 +91,9 @@ locals {
   secret_groups = {
     fan_out       = ["alerts"]
     export_table  = ["alerts"]
-    upload_box    = ["box", "alerts"]
+    upload_box    = ["box", "drive", "alerts"]
     transfer_sftp = ["sftp", "alerts"]
-    verify        = ["box", "sftp", "alerts"]
+    verify        = ["box", "sftp", "drive", "alerts"]
     http_trigger  = []
   }
 

@@ -118,7 +118,7 @@ def _pubsub(topic: str) -> Trigger:
 
 
 def _delivery_function(
-    name: str, kind: str, *, memory_mb: int, concurrency: int, max_instances: int = 10
+    name: str, *kinds: str, memory_mb: int, concurrency: int, max_instances: int = 10
 ) -> FunctionSpec:
     """A function delivering export files to the destinations of one kind: finalize events and
     the continuations of its own long transfers (shared/stages/deliver.py)."""
@@ -131,7 +131,7 @@ def _delivery_function(
         memory_mb=memory_mb,
         max_instances=max_instances,
         concurrency=concurrency,
-        serves=frozenset({kind}),
+        serves=frozenset(kinds),
     )
 
 
@@ -152,7 +152,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         memory_mb=512,
         concurrency=16,
     ),
-    _delivery_function("upload_box", "box", memory_mb=1024, concurrency=8),
+    # Drive is a cloud API upload like Box (chunked HTTPS, OAuth): the same function serves both.
+    _delivery_function("upload_box", "box", "drive", memory_mb=1024, concurrency=8),
     # Only max_sessions of them write at once (the session pool); the rest wait for a session
     # or are events of other objects, acknowledged at once.
     _delivery_function("transfer_sftp", "sftp", memory_mb=512, concurrency=16, max_instances=4),

@@ -41,6 +41,16 @@ class Problems:
             raise Problem(more=self.items)
 
 
+def require_for_method(model: Any, needs: dict[str, tuple[str, ...]]) -> None:
+    """Each field ``needs[model.method]`` names must be set: one problem per missing field,
+    "required when method is 'X'" (auth sections whose method decides what they need)."""
+    problems = Problems()
+    for name in needs[model.method]:
+        if getattr(model, name) is None:
+            problems.add((name,), f"required when method is {model.method!r}")
+    problems.raise_any()
+
+
 def show(value: Any, limit: int = 80) -> str:
     """A value as errors show it: repr, long strings cut to ``limit`` characters first."""
     if isinstance(value, str):

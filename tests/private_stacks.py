@@ -13,7 +13,7 @@ from devstack.stack import start_stack, stop_stack
 from devstack.state import StackInfo
 from tests.stack.sink import RecordingSink
 
-BARE = ("bigquery", "sftp", "box", "webhook")  # only Pub/Sub, GCS and the push machinery
+BARE = ("bigquery", "sftp", "box", "drive", "webhook")  # only Pub/Sub, GCS and the push machinery
 
 
 @contextmanager

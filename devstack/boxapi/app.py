@@ -13,7 +13,6 @@ oauth_2_url=B + "/oauth2")``):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import secrets
@@ -24,6 +23,8 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+
+from devstack.connreset import reset_connection
 
 from .blobs import BlobStore
 from .config import ServerConfig
@@ -132,14 +133,7 @@ async def drop_connection(receive: Callable, send: Callable, after_bytes: int) -
             return
         received += len(message.get("body", b""))
         more = message.get("more_body", False)
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if transport is not None:
-        transport.abort()
-        # Let the server see the connection go before the app returns (else it logs an error).
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                while (await receive())["type"] != "http.disconnect":
-                    pass
+    if await reset_connection(receive, send):
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
     await send({"type": "http.response.body", "body": b"{", "more_body": True})

@@ -87,7 +87,7 @@ def up(
     ] = None,
     no_functions: Annotated[bool, typer.Option("--no-functions", help="Start the components only.")] = False,
     without: Annotated[
-        str | None, typer.Option("--without", help="Leave out optional components: bigquery,sftp,box,webhook.")
+        str | None, typer.Option("--without", help="Leave out optional components: bigquery,sftp,box,drive,webhook.")
     ] = None,
     sftp: Annotated[
         str | None, typer.Option("--sftp", help="SFTP server: auto (default), openssh or asyncssh.")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared import sql_date
 from shared.config.buckets import BucketMirror, bucket_problems
+from shared.config.drive import DriveDestination
 from shared.config.http import HttpSettings
 from shared.config.retention import RETENTION_FIELD, Retention
 from shared.config.secrets import Secret
@@ -35,7 +36,7 @@ from shared.config.types import (
     days_back,
 )
 from shared.ids import DestinationId
-from shared.validation import Problem, Problems
+from shared.validation import Problem, Problems, require_for_method
 
 # ---- exports -----------------------------------------------------------------------------
 
@@ -152,11 +153,7 @@ class BoxAuth(Model):
             "ccg": ("client_id", "client_secret", "subject_id"),
             "developer_token": ("developer_token",),
         }
-        problems = Problems()
-        for name in needs[self.method]:
-            if getattr(self, name) is None:
-                problems.add((name,), f"required when method is {self.method!r}")
-        problems.raise_any()
+        require_for_method(self, needs)
         return self
 
 
@@ -258,8 +255,11 @@ class SftpPartner(Model):
 class Destinations(Model):
     box: BoxDestination | None = Field(None, description="The Box destination (disaster-recovery copies).")
     sftp: dict[str, SftpPartner] = Field(default_factory=dict, description="SFTP partners by name.")
+    drive: dict[str, DriveDestination] = Field(
+        default_factory=dict, description="Google Drive folders by name (drive:NAME; shared/config/drive.py)."
+    )
 
-    @field_validator("sftp")
+    @field_validator("sftp", "drive")
     @classmethod
     def _partner_names(cls, value: dict[str, SftpPartner]) -> dict[str, SftpPartner]:
         problems = Problems()
@@ -411,7 +411,8 @@ class Config(Model):
     def destination_names(self) -> tuple[DestinationId, ...]:
         """Every routable destination: 'box' (if configured) and 'sftp:NAME' per partner."""
         names = [DestinationId("box")] if self.destinations.box else []
-        return tuple(names + [DestinationId("sftp", p) for p in self.destinations.sftp])
+        names += [DestinationId("sftp", p) for p in self.destinations.sftp]
+        return tuple(names + [DestinationId("drive", d) for d in self.destinations.drive])
 
     def dataset(self, name: str) -> DatasetExport | None:
         return next((d for d in self.datasets if d.name == name), None)

@@ -1,4 +1,4 @@
-"""The one Destination protocol every backend implements (box, sftp, memory).
+"""The one Destination protocol every backend implements (box, sftp, drive, memory).
 
 Paths are POSIX-style and relative to the destination's root (the Box root folder, the
 SFTP partner directory): ``GCP/bigquery/sales/orders/20250108/r1a2b/part-000000000000.parquet``.

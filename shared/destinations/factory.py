@@ -34,13 +34,19 @@ def _sftp() -> ModuleType:
     return destination
 
 
+def _drive() -> ModuleType:
+    from shared.destinations.drive import destination
+
+    return destination
+
+
 def _memory() -> ModuleType:
     from shared.destinations import memory
 
     return memory
 
 
-BACKENDS: dict[str, Callable[[], ModuleType]] = {"box": _box, "sftp": _sftp, "memory": _memory}
+BACKENDS: dict[str, Callable[[], ModuleType]] = {"box": _box, "sftp": _sftp, "drive": _drive, "memory": _memory}
 """Destination kind → loader of the module with ``from_config(destination_id, config) -> Destination``."""
 
 

@@ -76,7 +76,7 @@ def test_a_long_export_finishes_through_the_stacks_audit_log_event(
     from tests.conftest import _apply_env
 
     monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")  # inherited by the function processes
-    info = stack_factory(functions=["export_table"], without=["sftp", "box", "webhook"])
+    info = stack_factory(functions=["export_table"], without=["sftp", "box", "drive", "webhook"])
     _apply_env(monkeypatch, info)
     client = clients.bigquery_client()
     client.create_dataset("sales", exists_ok=True)

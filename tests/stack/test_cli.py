@@ -26,7 +26,7 @@ from devstack.procs import marked
 from devstack.stack import load_stack
 
 OFFSITE = str(Path(sys.executable).parent / "offsite")
-LIGHT = ["--no-functions", "--without", "bigquery,box,webhook"]
+LIGHT = ["--no-functions", "--without", "bigquery,box,drive,webhook"]
 
 
 @pytest.fixture

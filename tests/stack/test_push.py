@@ -82,7 +82,7 @@ def sink_stack(
 def verify_stack(stack_root_factory: Callable[[str], Path]) -> Iterator[StackInfo]:
     """The verify function only (a real functions-framework process), default local retry policy."""
     root = stack_root_factory("push-fn")
-    info = start_stack(root / "stack", functions=["verify"], without=("bigquery", "sftp", "box", "webhook"))
+    info = start_stack(root / "stack", functions=["verify"], without=("bigquery", "sftp", "box", "drive", "webhook"))
     yield info
     stop_stack(root / "stack")
 

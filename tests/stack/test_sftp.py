@@ -120,7 +120,7 @@ def test_asyncssh_server_refuses_other_keys(tmp_path: Path, keys: tuple[Path, Pa
 
 
 def test_stack_with_the_asyncssh_backend(stack_factory: Callable[..., StackInfo]) -> None:
-    info = stack_factory(functions=False, without=("bigquery", "box", "webhook"), sftp_backend="asyncssh")
+    info = stack_factory(functions=False, without=("bigquery", "box", "drive", "webhook"), sftp_backend="asyncssh")
     assert info.sftp.backend == "asyncssh"
     assert "asyncssh" in info.component("sftp").note
     with _stack_client(info) as client:

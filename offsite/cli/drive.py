@@ -1,0 +1,95 @@
+"""offsite drive: look at a configured Google Drive destination (paths relative to its folder).
+
+offsite drive ls [PATH] [--destination NAME]              one folder: type, id, size, SHA-1, name
+offsite drive tree [PATH] [--destination NAME] --depth N  the folder tree below PATH
+
+The listing and drawing are the Box commands' (offsite/cli/box.py): both browse a
+destination's ``entries(path)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from offsite.cli.box import _draw, _entry, _fail, _items, _nested, _sorted
+from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.output import JsonOption, print_json, print_line, print_table
+from shared.destinations.base import normalize_path
+from shared.destinations.drive.destination import DriveDestination
+from shared.errors import OffsiteError
+
+app = typer.Typer(no_args_is_help=True)
+
+PathArgument = typer.Argument("", help="Folder relative to the destination's folder_id ('' = that folder).")
+DestinationOption = typer.Option(
+    None, "--destination", "-D", help="Which destinations.drive entry (default: the only one)."
+)
+
+
+def _destination(config_path: Path | None, name: str | None) -> DriveDestination:
+    config = load_cli_config(config_path)
+    folders = config.destinations.drive
+    if not folders:
+        raise typer.BadParameter("no Drive destination in the config (destinations.drive)")
+    if name is None:
+        if len(folders) > 1:
+            raise typer.BadParameter(f"several Drive destinations ({', '.join(folders)}): pick one with --destination")
+        (name,) = folders
+    if name not in folders:
+        raise typer.BadParameter(f"no Drive destination {name!r} (configured: {', '.join(folders)})")
+    return DriveDestination(name, folders[name])
+
+
+@app.command("ls")
+def ls(
+    path: str = PathArgument,
+    destination: str | None = DestinationOption,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """List one folder: folders first, then files, with ids, sizes and SHA-1s."""
+    try:
+        path = normalize_path(path)
+        drive = _destination(config, destination)
+        entries = _sorted(drive.entries(path))
+    except (OffsiteError, ValueError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print_json({"destination": drive.name, "path": f"/{path}", "items": [_entry(e) for e in entries]})
+        return
+    rows = [
+        [
+            "d" if e["type"] == "folder" else "-",
+            e["id"],
+            e["size"],
+            e["sha1"],
+            e["name"] + ("/" if e["type"] == "folder" else ""),
+        ]
+        for e in entries
+    ]
+    print_table(("T", "ID", "SIZE", "SHA1", "NAME"), rows, right={"SIZE"})
+    print_line(f"{_items(len(entries))} in {drive.name}:/{path}", stderr=True)
+
+
+@app.command("tree")
+def tree(
+    path: str = PathArgument,
+    destination: str | None = DestinationOption,
+    depth: int = typer.Option(3, "--depth", "-d", min=1, help="How many folder levels to show."),
+    files: bool = typer.Option(True, "--files/--no-files", help="Show files, not only folders."),
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Draw the folder tree below PATH (sizes of files, counts of what is deeper than --depth)."""
+    try:
+        path = normalize_path(path)
+        drive = _destination(config, destination)
+        if as_json:
+            print_json({"destination": drive.name, "path": f"/{path}", "items": _nested(drive, path, depth, files)})
+            return
+        typer.echo(f"{drive.name}:/{path}")
+        _draw(drive, path, depth, files, "")
+    except (OffsiteError, ValueError) as exc:
+        raise _fail(exc) from None

@@ -1,0 +1,1 @@
+"""Google Drive as a destination (``drive:NAME``): see docs/drive.md."""

@@ -1,0 +1,104 @@
+"""Credentials for Drive: a service account key (Shared Drives, or domain-wide delegation with
+``subject``) or a user's OAuth client and refresh token, through google-auth.
+
+Tokens are refreshed *before* they expire: google-auth treats a token as expired 3 min 45 s
+ahead of its expiry (``google.auth._helpers.REFRESH_THRESHOLD``), and :meth:`DriveCredentials.token`
+refreshes under one lock per destination, so concurrent uploads share one refresh. A refresh
+the token endpoint refuses for good (a revoked or expired refresh token, a deleted key) is a
+``PermanentError`` that says how to fix it; network trouble and 5xx are ``TransientError``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import google.oauth2.credentials
+import google.oauth2.service_account
+import requests
+
+from shared.config.drive import DriveAuth
+from shared.config.secrets import MASK
+from shared.errors import ConfigError, PermanentError, TransientError
+
+SCOPES = ["https://www.googleapis.com/auth/drive"]
+
+
+def credentials_for(auth: DriveAuth, where: str) -> Any:
+    """google-auth credentials for ``auth`` (secrets resolved now); ConfigError naming the field."""
+    if auth.method == "service_account":
+        assert auth.service_account_key is not None
+        try:
+            info = json.loads(auth.service_account_key.reveal())
+            creds = google.oauth2.service_account.Credentials.from_service_account_info(info, scopes=SCOPES)  # type: ignore[no-untyped-call]
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"{where}.auth.service_account_key: not a service account JSON key ({exc.__class__.__name__}: "
+                f"{str(exc)[:120]}); expected the JSON file Google Cloud gives for a key"
+            ) from None
+        return creds.with_subject(auth.subject) if auth.subject else creds
+    assert auth.client_secret is not None and auth.refresh_token is not None
+    return google.oauth2.credentials.Credentials(  # type: ignore[no-untyped-call]
+        token=None,
+        refresh_token=auth.refresh_token.reveal(),
+        token_uri=auth.token_uri,
+        client_id=auth.client_id,
+        client_secret=auth.client_secret.reveal(),
+    )
+
+
+class DriveCredentials:
+    """One destination's credentials and the one lock their refresh happens under."""
+
+    def __init__(self, auth: DriveAuth, where: str, session: requests.Session) -> None:
+        self.auth, self.where = auth, where
+        self._credentials = credentials_for(auth, where)
+        self._request = google.auth.transport.requests.Request(session)
+        self._lock = threading.Lock()
+
+    def token(self, *, force: bool = False, stale: str | None = None) -> str:
+        """A valid access token, refreshed first when it is missing, about to expire, or
+        ``force``d (a 401 from the API; ``stale`` is the token that was refused, so threads
+        refused together refresh once)."""
+        with self._lock:
+            creds = self._credentials
+            if force and creds.token is not None and creds.token != stale:
+                return str(creds.token)  # another thread refreshed already
+            if force or not creds.valid:
+                self._refresh()
+            return str(creds.token)
+
+    def _refresh(self) -> None:
+        try:
+            self._credentials.refresh(self._request)
+        except google.auth.exceptions.TransportError as exc:
+            raise TransientError(f"{self.where}: cannot reach the OAuth token endpoint: {exc}") from None
+        except google.auth.exceptions.RefreshError as exc:
+            raise self._refused(exc) from None
+
+    def _refused(self, exc: google.auth.exceptions.RefreshError) -> Exception:
+        detail = exc.args[0] if exc.args else str(exc)
+        if getattr(exc, "retryable", False):
+            return TransientError(f"{self.where}: token refresh failed for now: {detail}")
+        if self.auth.method == "oauth":
+            kept = self.auth.refresh_token.describe() if self.auth.refresh_token else MASK
+            at = f"{self.where}.auth.refresh_token" + ("" if kept == MASK else f" ({kept})")
+            return PermanentError(
+                f"{self.where}: Google refused the OAuth refresh token ({detail}): it was revoked, expired "
+                f"(unused for 6 months, or a 'testing' consent screen's 7 days) or belongs to another client. "
+                f"Fix: authorize the app again as the Drive user, store the new refresh token in {at}, "
+                f"then redeliver (offsite dlq replay)."
+            )
+        return PermanentError(
+            f"{self.where}: Google refused the service account's token request ({detail}). Fix: check that the key "
+            f"in {self.where}.auth.service_account_key is current (not deleted or disabled)"
+            + (
+                f" and that domain-wide delegation to {self.auth.subject} is granted for the Drive scope"
+                if self.auth.subject
+                else ""
+            )
+            + ", then redeliver (offsite dlq replay)."
+        )

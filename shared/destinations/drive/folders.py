@@ -1,0 +1,125 @@
+"""Drive folders by path under the destination's root folder, created race-safely.
+
+Drive allows two items with the same name in one folder, so "create if missing" is
+list-then-create followed by a deterministic check: after creating, the folder lists the
+name again and every racer keeps the same winner (oldest ``createdTime``, then smallest id);
+a loser deletes the folder it made, if still empty, and uses the winner. Ids are cached per
+path; a cached id that turned out gone (404) is forgotten and looked up again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from shared.destinations.drive.http import DriveHttp
+from shared.log import get_logger
+
+FOLDER = "application/vnd.google-apps.folder"
+ITEM_FIELDS = "id,name,mimeType,parents,size,md5Checksum,sha1Checksum,createdTime,appProperties"
+log = get_logger(__name__)
+
+
+def quoted(value: str) -> str:
+    """``value`` as a string literal of Drive's query language."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def winner(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The item every racer keeps among same-named ones."""
+    return min(items, key=lambda item: (str(item.get("createdTime", "")), str(item["id"])))
+
+
+class DriveFolders:
+    def __init__(self, http: DriveHttp, root_id: str, shared_drive_id: str | None) -> None:
+        self.http, self.root_id, self.shared_drive_id = http, root_id, shared_drive_id
+        self._ids: dict[str, str] = {"": root_id}
+        self._lock = threading.Lock()
+
+    # ---- listing ------------------------------------------------------------------------
+
+    def scope(self) -> dict[str, str]:
+        """The query parameters that select this destination's corpus (My Drive or the Shared Drive)."""
+        params = {"supportsAllDrives": "true"}
+        if self.shared_drive_id:
+            params.update(corpora="drive", driveId=self.shared_drive_id, includeItemsFromAllDrives="true")
+        return params
+
+    def search(self, q: str, what: str) -> Iterator[dict[str, Any]]:
+        """Every item matching ``q``, page by page."""
+        token: str | None = None
+        while True:
+            params = {**self.scope(), "q": q, "pageSize": "1000", "fields": f"nextPageToken,files({ITEM_FIELDS})"}
+            if token:
+                params["pageToken"] = token
+            with self.http.call("GET", f"{self.http.api}/files", what=what, params=params) as response:
+                page = response.json()
+            yield from page.get("files", [])
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def children(self, folder_id: str) -> Iterator[dict[str, Any]]:
+        yield from self.search(f"{quoted(folder_id)} in parents and trashed = false", f"list folder {folder_id}")
+
+    def named(self, folder_id: str, name: str, *, folders: bool | None = None) -> list[dict[str, Any]]:
+        """Items called ``name`` in ``folder_id`` (only folders / only files when asked)."""
+        q = f"name = {quoted(name)} and {quoted(folder_id)} in parents and trashed = false"
+        if folders is not None:
+            q += f" and mimeType {'=' if folders else '!='} {quoted(FOLDER)}"
+        return list(self.search(q, f"find {name!r} in folder {folder_id}"))
+
+    # ---- paths --------------------------------------------------------------------------
+
+    def lookup(self, path: str) -> str | None:
+        """The id of folder ``path`` (relative to the root), or None if any part is missing."""
+        return self._walk(path, create=False)
+
+    def ensure(self, path: str) -> str:
+        """The id of folder ``path``, creating it and its parents as needed."""
+        found = self._walk(path, create=True)
+        assert found is not None
+        return found
+
+    def forget(self) -> None:
+        with self._lock:
+            self._ids = {"": self.root_id}
+
+    def _walk(self, path: str, *, create: bool) -> str | None:
+        parts = [p for p in path.split("/") if p]
+        current, at = self.root_id, ""
+        for part in parts:
+            at = f"{at}/{part}" if at else part
+            with self._lock:
+                cached = self._ids.get(at)
+            if cached is None:
+                found = self.named(current, part, folders=True)
+                if found:
+                    cached = str(winner(found)["id"])
+                elif not create:
+                    return None
+                else:
+                    cached = self._create(current, part)
+                with self._lock:
+                    self._ids[at] = cached
+            current = cached
+        return current
+
+    def _create(self, parent_id: str, name: str) -> str:
+        body = {"name": name, "mimeType": FOLDER, "parents": [parent_id]}
+        with self.http.call(
+            "POST",
+            f"{self.http.api}/files",
+            what=f"create folder {name!r}",
+            params={"supportsAllDrives": "true", "fields": "id,createdTime"},
+            json=body,
+        ) as response:
+            mine = str(response.json()["id"])
+        same = self.named(parent_id, name, folders=True)
+        kept = str(winner(same)["id"]) if same else mine  # a listing that lags behind the create: ours
+        if kept != mine:
+            log.info("drive folder created concurrently; keeping the older one", name=name, kept=kept, dropped=mine)
+            if not any(True for _ in self.children(mine)):
+                self.http.delete(mine, f"drop duplicate folder {name!r}")
+        return kept
