@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from shared.config.ingest import IngestSettings
 from shared.config.secrets import Secret
 from shared.config.types import (
     BUCKET_RE,
@@ -319,6 +320,7 @@ class Config(Model):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="Transfers to destinations.")
     verify: VerifySettings = Field(default_factory=VerifySettings, description="Verification and self-heal.")
     pubsub: PubSubSettings = Field(default_factory=PubSubSettings, description="Retry and dead-letter policy.")
+    ingest: IngestSettings | None = Field(None, description="SQLite → BigQuery ingest (docs/ingest.md).")
 
     @field_validator("bucket", "state_bucket")
     @classmethod
