@@ -33,16 +33,22 @@ def target_columns(plan: TablePlan) -> list[tuple[str, str]]:
 
 
 def existing_schema(client: Any, table_id: str) -> dict[str, str] | None:
-    """Column → canonical type of an existing table, or None when there is no table."""
+    """Column → canonical type of an existing table, or None when there is no table.
+
+    Read from a ``LIMIT 0`` query's result schema (no bytes scanned), not from ``tables.get``:
+    bqemulator's table metadata misses columns added by ``ALTER TABLE`` while its queries see them;
+    BigQuery answers both the same.
+    """
     from google.api_core import exceptions as gexc
 
     try:
-        table = call(lambda: client.get_table(table_id), f"reading {table_id}")
+        with mapped_errors(f"reading the schema of {table_id}"):
+            result = client.query(f"SELECT * FROM `{table_id}` LIMIT 0").result(timeout=QUERY_TIMEOUT_S)
     except PermanentError as exc:
         if isinstance(exc.__cause__, gexc.NotFound) or ": not found:" in str(exc):
             return None
         raise
-    return {f.name: types.canonical(f.field_type) for f in table.schema}
+    return {f.name: types.canonical(f.field_type) for f in result.schema}
 
 
 def check_key(plan: TablePlan, stored: tuple[str, ...] | None) -> None:
@@ -80,9 +86,10 @@ def ensure_target(client: Any, table_id: str, plan: TablePlan, *, create: bool =
         raise SchemaConflict(f"table {plan.name}: " + "; ".join(problems) + "; this table is stopped, others go on")
     added = [(n, t) for n, t in target_columns(plan) if n not in existing]
     if added and create:
-        clauses = ", ".join(f"ADD COLUMN `{n}` {t}" for n, t in added)
-        with mapped_errors(f"adding columns to {table_id}"):
-            client.query(f"ALTER TABLE `{table_id}` {clauses}").result(timeout=QUERY_TIMEOUT_S)
+        for name, bq_type in added:  # one per statement: the local BigQuery takes one ALTER command at a time
+            with mapped_errors(f"adding column {name} to {table_id}"):
+                sql = f"ALTER TABLE `{table_id}` ADD COLUMN IF NOT EXISTS `{name}` {bq_type}"
+                client.query(sql).result(timeout=QUERY_TIMEOUT_S)
     return [n for n, _ in added]
 
 
