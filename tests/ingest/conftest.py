@@ -57,7 +57,7 @@ class IngestKit:
             "sqlite_path": str(self.db),
             "dataset": self.dataset,
             "hash_key": HASH_KEY,
-            "tables": {"users": {"hashed_columns": ["api_key"]}},
+            "tables": {"users": {"hashed_columns": ["api_key"]}, "messages": {"mode": "append"}},
         }
         base.update(overrides)
         return IngestSettings.model_validate(base)

@@ -66,7 +66,9 @@ def test_an_incompatible_change_stops_that_table_only_and_names_column_and_types
 def test_a_changed_merge_key_stops_the_table(ingest: IngestKit) -> None:
     seed(ingest)
     ingest.run(tables=["users"])
-    settings = ingest.settings(tables={"users": {"key": ["id", "name"], "hashed_columns": ["api_key"]}})
+    settings = ingest.settings(
+        tables={"users": {"key": ["id", "name"], "hashed_columns": ["api_key"]}, "messages": {"mode": "append"}}
+    )
     outcome = ingest.run(settings, tables=["users"])["users"]
     assert outcome.status == "failed"
     assert "merge key changed from (id) to (id, name)" in (outcome.error or "")
