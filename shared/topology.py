@@ -17,6 +17,8 @@ VERIFY_REQUESTS = "verify-requests"
 VERIFY_RESULTS = "verify-results"
 DELIVERY_CONTINUATIONS = "delivery-continuations"  # a transfer that ran out of time continues
 EXPORT_SWEEPS = "export-sweeps"  # the scheduled finalize sweep: exports whose completion event was lost
+INGEST_REQUESTS = "ingest-requests"  # SQLite → BigQuery ingest runs: {"tables": [...], "full": true}
+INGEST_SNAPSHOTS = "ingest-snapshots"  # the snapshot bucket's GCS notifications (OBJECT_FINALIZE)
 
 TOPICS: tuple[str, ...] = (
     EXPORT_REQUESTS,
@@ -26,6 +28,8 @@ TOPICS: tuple[str, ...] = (
     VERIFY_RESULTS,
     DELIVERY_CONTINUATIONS,
     EXPORT_SWEEPS,
+    INGEST_REQUESTS,
+    INGEST_SNAPSHOTS,
 )
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -156,6 +160,18 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_s=300,
         memory_mb=1024,
         concurrency=16,
+    ),
+    # SQLite snapshot in GCS → BigQuery (docs/ingest.md). One run at a time per table is the
+    # lease's job; one request per instance keeps the snapshot on /tmp (memory) to one copy.
+    FunctionSpec(
+        "ingest_sqlite",
+        "ingest_sqlite",
+        "ingest_sqlite",
+        (_pubsub(INGEST_REQUESTS), _pubsub(INGEST_SNAPSHOTS)),
+        timeout_s=540,
+        memory_mb=2048,
+        max_instances=2,
+        concurrency=1,
     ),
 )
 

@@ -107,9 +107,16 @@ class SyncState:
 
     def ensure(self) -> None:
         """Create the dataset and the state table when missing."""
+        from google.api_core import exceptions as gexc
         from google.cloud import bigquery
 
-        call(lambda: self.client.create_dataset(f"{self.project}.{self.dataset}", exists_ok=True), "creating dataset")
+        def dataset() -> None:  # looked up first: Terraform creates it in the cloud, without datasets.create for us
+            try:
+                self.client.get_dataset(f"{self.project}.{self.dataset}")
+            except gexc.NotFound:
+                self.client.create_dataset(f"{self.project}.{self.dataset}", exists_ok=True)
+
+        call(dataset, f"creating dataset {self.dataset}")
         table = bigquery.Table(
             f"{self.project}.{self.dataset}.{STATE_TABLE}",
             schema=[bigquery.SchemaField(name, kind) for name, kind in STATE_SCHEMA],
