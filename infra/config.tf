@@ -117,6 +117,7 @@ locals {
       ]
     ])
     alerts = [try(local.config.alerts.slack_webhook_url, null)]
+    ingest = [try(local.config.ingest.hash_key, null)]
   }
   secret_ids = {
     for group, refs in local.secret_refs : group => toset(concat(
@@ -136,6 +137,7 @@ locals {
       }
     ])...),
     { "alerts.slack_webhook_url" = try(local.config.alerts.slack_webhook_url, null) },
+    { "ingest.hash_key" = try(local.config.ingest.hash_key, null) },
   )
   plain_credentials = sort([
     for path, value in local.credentials : path if value != null && !can(regex(local.sm_pattern, tostring(value)))

@@ -9,6 +9,7 @@ locals {
     upload_box    = "offsite-upload-box"
     transfer_sftp = "offsite-transfer-sftp"
     verify        = "offsite-verify"
+    ingest_sqlite = "offsite-ingest-sqlite"
   }
 
   # Topics each function publishes to. Every stage reports permanent failures on verify-results.
@@ -18,6 +19,7 @@ locals {
     upload_box    = ["deliveries", "verify-results", "delivery-continuations"]
     transfer_sftp = ["deliveries", "verify-results", "delivery-continuations"]
     verify        = ["verify-results"]
+    ingest_sqlite = ["verify-results"]
   }
 
   # Roles on the exports bucket, each limited to the object prefix the stage works in
@@ -84,11 +86,13 @@ locals {
     upload_box    = ["box", "alerts"]
     transfer_sftp = ["sftp", "alerts"]
     verify        = ["box", "sftp", "alerts"]
+    ingest_sqlite = ["ingest", "alerts"]
   }
 
-  # Project-level roles: only the exporter's right to run BigQuery jobs.
+  # Project-level roles: only the right to run BigQuery jobs (the exporter, the ingest).
   project_roles = {
-    export_table = ["roles/bigquery.jobUser"]
+    export_table  = ["roles/bigquery.jobUser"]
+    ingest_sqlite = ["roles/bigquery.jobUser"] # load jobs and the MERGE transaction
   }
 
   topic_grants = merge([
