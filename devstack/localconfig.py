@@ -34,9 +34,10 @@ def generated(
     known_hosts: Path,
     sftp_directory: Path,
     webhook_port: int,
+    app_db: Path | None = None,
 ) -> dict[str, Any]:
     box = f"http://127.0.0.1:{box_port}"
-    return {
+    raw = {
         "project": PROJECT,
         "bucket": BUCKET,
         "shard_size_bytes": SHARD_SIZE_BYTES,
@@ -73,6 +74,15 @@ def generated(
         "pubsub": {"max_delivery_attempts": 5, "minimum_backoff_s": 1, "maximum_backoff_s": 10},
         "verify": {"deadline_minutes": 120},
     }
+    if app_db is not None:  # the sample SQLite app `offsite dev seed` creates (devstack/sample_app.py)
+        raw["ingest"] = {
+            "sqlite_path": str(app_db.absolute()),
+            "dataset": "app_mirror",
+            "hash_key": "local-ingest-hash-key",
+            "snapshot_uri": f"gs://{BUCKET}-state/snapshots/app.sqlite",
+            "tables": {"chat_history": {"mode": "append"}, "users": {"hashed_columns": ["api_key"], "lag_s": 0}},
+        }
+    return raw
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

@@ -213,6 +213,7 @@ def make_plan(
         known_hosts=files.known_hosts,
         sftp_directory=files.data,
         webhook_port=port_map["webhook"],
+        app_db=root / "app.db",
     )
     config = localconfig.write(
         root / "config.yaml", localconfig.deep_merge(raw, overlay), overlay_source=str(config_overlay or "")

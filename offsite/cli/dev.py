@@ -208,7 +208,7 @@ def logs(
 
 @app.command()
 def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
-    """Load the sample BigQuery dataset `sales` (orders, customers, products) into the running stack."""
+    """Load the sample BigQuery dataset `sales` into the stack, and create the sample SQLite app (`offsite ingest`)."""
     from devstack.demo import seed_sample_data
     from devstack.stack import load_stack
 
@@ -218,10 +218,17 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
         _fail(exc)
         return
     rows = seed_sample_data(info)
+    from devstack import sample_app
+
+    app_db = Path(info.root) / "app.db"
+    app_rows = sample_app.create(app_db)
     if as_json:
-        print_json({"project": info.project, "dataset": "sales", "rows": rows})
+        print_json(
+            {"project": info.project, "dataset": "sales", "rows": rows, "sqlite": str(app_db), "sqlite_rows": app_rows}
+        )
         return
     print_line("seeded " + ", ".join(f"{info.project}.sales.{t} ({n:,} rows)" for t, n in rows.items()))
+    print_line(f"seeded SQLite app {app_db}: " + ", ".join(f"{t} ({n:,} rows)" for t, n in app_rows.items()))
 
 
 @app.command()
