@@ -2,7 +2,8 @@
 # the dataset the tables land in (with _offsite_sync_state), the ingest function's rights on it,
 # the snapshot bucket's notification on ingest-snapshots, read access to the snapshot, and the
 # two Cloud Scheduler jobs (incremental, default every 15 min; full, default daily) publishing
-# on ingest-requests. The function itself, its topics and push subscriptions are in topology.tf.
+# on ingest-requests (created with the others by scheduler.tf, from config.tf's scheduler_jobs).
+# The function itself, its topics and push subscriptions are in topology.tf.
 
 locals {
   ingest         = try(local.config.ingest, null)
@@ -15,6 +16,8 @@ locals {
     try(local.ingest.schedule, "*/15 * * * *") == null ? {} : {
       "offsite-ingest-incremental" = {
         schedule    = try(local.ingest.schedule, "*/15 * * * *")
+        time_zone   = "UTC"
+        topic       = "ingest-requests"
         message     = jsonencode({})
         description = "offsite: incremental SQLite -> BigQuery ingest"
       }
@@ -22,6 +25,8 @@ locals {
     try(local.ingest.full_schedule, "30 2 * * *") == null ? {} : {
       "offsite-ingest-full" = {
         schedule    = try(local.ingest.full_schedule, "30 2 * * *")
+        time_zone   = "UTC"
+        topic       = "ingest-requests"
         message     = jsonencode({ full = true })
         description = "offsite: full SQLite -> BigQuery ingest (re-reads every row; merge by key)"
       }
@@ -96,29 +101,4 @@ resource "google_storage_notification" "ingest_snapshot" {
   object_name_prefix = local.ingest_snapshot[1]
 
   depends_on = [google_project_iam_member.gcs_agent_publisher]
-}
-
-resource "google_cloud_scheduler_job" "ingest" {
-  for_each = local.ingest_jobs
-
-  name        = each.key
-  region      = local.region
-  description = each.value.description
-  schedule    = each.value.schedule
-  time_zone   = "UTC"
-
-  retry_config {
-    retry_count = 3
-  }
-
-  pubsub_target {
-    topic_name = google_pubsub_topic.pipeline["ingest-requests"].id
-    data       = base64encode(each.value.message)
-    attributes = {
-      origin = "cloud-scheduler"
-      job    = each.key
-    }
-  }
-
-  depends_on = [google_project_service.api]
 }

@@ -59,7 +59,7 @@ def test_query_exports_and_the_verify_sweep_are_scheduled(example: Module) -> No
     assert str(finalize["pubsub_target"][0]["topic_name"]) == (
         f'google_pubsub_topic.pipeline["{topology.EXPORT_SWEEPS}"].id'
     )
-    assert len(jobs) == len(SEED_000) + 3
+    assert len(jobs) == len(SEED_000) + 3 + 2  # + the ingest's incremental and full (test_ingest)
 
 
 def test_schedules_follow_the_config(infra) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ def _message(job: dict) -> dict:
 
 
 def test_ingest_is_scheduled_incrementally_and_fully(example: Module) -> None:
-    jobs = example.instances("google_cloud_scheduler_job", "ingest")
+    jobs = {k: j for k, j in example.instances("google_cloud_scheduler_job", "job").items() if "ingest" in k}
     assert {name: (job["schedule"], _message(job)) for name, job in jobs.items()} == {
         "offsite-ingest-incremental": ("*/15 * * * *", {}),
         "offsite-ingest-full": ("30 2 * * *", {"full": True}),
@@ -51,10 +51,16 @@ def test_ingest_writes_only_its_own_dataset(example: Module) -> None:
 
 def test_without_an_ingest_section_nothing_of_it_is_created(infra: Callable[..., Module]) -> None:
     bare = infra("project: p\nbucket: b\n")
+    assert not [k for k in bare.instances("google_cloud_scheduler_job", "job") if "ingest" in k]
     for rtype, name in (
-        ("google_cloud_scheduler_job", "ingest"),
         ("google_storage_notification", "ingest_snapshot"),
         ("google_bigquery_dataset", "ingest"),
         ("google_bigquery_dataset_iam_member", "ingest_editor"),
     ):
         assert bare.instances(rtype, name) == {}, rtype
+
+
+def test_ingest_schedules_follow_the_config(infra: Callable[..., Module]) -> None:
+    config = "project: p\nbucket: b\ningest: {sqlite_path: /x.db, dataset: app, schedule: null, full_schedule: '0 4 * * 0'}\n"
+    jobs = {k: j for k, j in infra(config).instances("google_cloud_scheduler_job", "job").items() if "ingest" in k}
+    assert {name: job["schedule"] for name, job in jobs.items()} == {"offsite-ingest-full": "0 4 * * 0"}
