@@ -109,7 +109,14 @@ def sync_table(run: IngestRun, conn: Any, table: str, *, full: bool = False, dry
             return TableOutcome(table, "failed", error=str(exc))
         if dry_run:
             return _dry_run(run, conn, plan, full)
-        if not run.state.acquire(table, run.run_id, run.settings.lease_s):
+        try:
+            acquired = run.state.acquire(table, run.run_id, run.settings.lease_s)
+        except OffsiteError as exc:  # this table only: the others still run
+            logger.error("ingest table lease could not be taken", error=str(exc))
+            return TableOutcome(
+                table, "failed", mode=plan.mode, error=str(exc), transient=isinstance(exc, TransientError)
+            )
+        if not acquired:
             logger.warning("ingest table is being synced by another run; skipped")
             return TableOutcome(table, "busy", mode=plan.mode, error="another run holds the lease")
         try:
@@ -121,9 +128,16 @@ def sync_table(run: IngestRun, conn: Any, table: str, *, full: bool = False, dry
             )
             _record_failure(run, table, str(exc))
         finally:
-            run.state.release(table, run.run_id)
+            _release(run, table)
         logger.info("ingest table done", **{k: v for k, v in outcome.as_dict().items() if k != "table"})
         return outcome
+
+
+def _release(run: IngestRun, table: str) -> None:
+    try:
+        run.state.release(table, run.run_id)
+    except OffsiteError as exc:  # the lease then expires after lease_s; the outcome stands
+        logger.warning("could not release the lease; it expires by itself", error=str(exc))
 
 
 def _record_failure(run: IngestRun, table: str, error: str) -> None:

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from shared.errors import PermanentError
 from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, call, mapped_errors
 
 STATE_TABLE = "_offsite_sync_state"
@@ -171,12 +172,10 @@ class SyncState:
         return TableState.from_row(rows[0]) if rows else TableState(table)
 
     def all(self) -> list[TableState]:
-        from google.api_core import exceptions as gexc
-
         try:
             job = self.query(f"SELECT * FROM {self.ref} ORDER BY table_name", f"reading {STATE_TABLE}")
-        except Exception as exc:  # no state table yet: nothing synced
-            if isinstance(exc.__cause__, gexc.NotFound) or "not found" in str(exc).lower():
+        except PermanentError as exc:  # no state table yet: nothing synced
+            if ": not found:" in str(exc):
                 return []
             raise
         return [TableState.from_row(r) for r in job.result()]

@@ -41,6 +41,9 @@ def test_tables_run_status_reset(ingest: IngestKit, tmp_path: Path) -> None:
         conn.execute("INSERT INTO users (id, name, updated_at) VALUES (1, 'ada', '2025-01-01 00:00:00')")
         conn.execute("INSERT INTO messages (user_id, body) VALUES (1, 'a'), (1, 'b')")
 
+    before = invoke(cfg, "status", "--json")
+    assert (before.exit_code, json.loads(before.output)) == (0, [])  # nothing synced yet, no state table
+
     listed = invoke(cfg, "tables", "--json")
     assert listed.exit_code == 0, listed.output
     by_name = {t["table"]: t for t in json.loads(listed.output)}
