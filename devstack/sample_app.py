@@ -92,3 +92,21 @@ def create(path: Path) -> dict[str, int]:
         return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
     finally:
         conn.close()
+
+
+def change(path: Path) -> dict[str, int]:
+    """What the app does between two syncs: a few users updated (same id), new chat messages."""
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            stamp = conn.execute("SELECT MAX(updated_at) FROM users").fetchone()[0]
+            updated = conn.execute(
+                "UPDATE users SET plan = 'team', updated_at = datetime(?, '+1 hour') WHERE id IN (3, 4, 5)", (stamp,)
+            ).rowcount
+            conn.executemany(
+                "INSERT INTO chat_history (user_id, role, content, created_at) VALUES (?, 'user', ?, datetime('now'))",
+                [(i, f"new message {i}") for i in range(1, 6)],
+            )
+        return {"users updated": updated, "chat_history added": 5}
+    finally:
+        conn.close()
