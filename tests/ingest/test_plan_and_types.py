@@ -148,3 +148,20 @@ def test_config_errors_name_field_value_and_expectation(tmp_path: Path) -> None:
     assert "ingest.dataset: 'bad-name' is not a valid BigQuery dataset id" in lines
     assert "ingest.batch_rows: 0 must be at least 1" in lines
     assert "ingest.tables.u.mode: 'upsert' is not 'append' or 'merge'" in lines
+
+
+@pytest.mark.parametrize(
+    ("target", "source", "ok"),
+    [
+        ("INT64", "INT64", True),
+        ("INTEGER", "INT64", True),  # BigQuery's alias
+        ("FLOAT64", "INT64", True),  # REAL → INTEGER in SQLite: the FLOAT64 column takes integers
+        ("NUMERIC", "INT64", True),
+        ("INT64", "FLOAT64", False),  # narrowed
+        ("INT64", "STRING", False),
+        ("STRING", "JSON", False),  # the MERGE would write JSON into a STRING column
+        ("TIMESTAMP", "DATETIME", False),
+    ],
+)
+def test_which_type_changes_a_target_column_takes(target: str, source: str, ok: bool) -> None:
+    assert types.compatible(target, source) is ok
