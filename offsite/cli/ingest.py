@@ -152,6 +152,7 @@ def tables(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                     "columns": {c.name: c.bq_type for c in p.columns},
                     "hashed": [c.name for c in p.columns if c.hashed],
                     "deletes": p.deletes,
+                    "cursor_indexed": plan.cursor_indexed(conn, p),
                 }
             )
     finally:
@@ -169,7 +170,8 @@ def tables(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                 r.get("cursor"),
                 len(r.get("columns", {})),
                 ",".join(r.get("hashed", [])),
-                r.get("error", ""),
+                r.get("error")
+                or ("cursor not indexed: each run reads the whole table" if r.get("cursor_indexed") is False else ""),
             )
             for r in rows
         ],

@@ -87,6 +87,22 @@ def sqlite_columns(conn: sqlite3.Connection, table: str) -> list[SqliteColumn]:
     return [SqliteColumn(name, declared or "", pk) for name, declared, pk in rows]
 
 
+def cursor_indexed(conn: sqlite3.Connection, plan: TablePlan) -> bool | None:
+    """Whether SQLite can find rows past the watermark without reading the whole table: the cursor is
+    the INTEGER PRIMARY KEY (the rowid) or the first column of an index. None without a cursor."""
+    if plan.cursor is None:
+        return None
+    found = {c.name: c for c in sqlite_columns(conn, plan.name)}
+    cursor = found[plan.cursor]
+    if cursor.pk_position and plan.key == (plan.cursor,) and cursor.declared.upper() == "INTEGER":
+        return True
+    for (index,) in conn.execute("SELECT name FROM pragma_index_list(?)", (plan.name,)).fetchall():
+        first = conn.execute("SELECT name FROM pragma_index_info(?) WHERE seqno = 0", (index,)).fetchone()
+        if first and first[0] == plan.cursor:
+            return True
+    return False
+
+
 def discover(conn: sqlite3.Connection, settings: IngestSettings) -> list[str]:
     """Tables the config selects (include/exclude globs), in name order."""
     return [t for t in sqlite_tables(conn) if settings.selects(t)]

@@ -53,6 +53,10 @@ def test_tables_run_status_reset(ingest: IngestKit, tmp_path: Path) -> None:
         "updated_at",
     )
     assert by_name["users"]["hashed"] == ["api_key"]
+    assert (by_name["users"]["cursor_indexed"], by_name["messages"]["cursor_indexed"]) == (False, True)
+    with ingest.sqlite() as conn:
+        conn.execute("CREATE INDEX users_updated_at ON users (updated_at)")
+    assert json.loads(invoke(cfg, "tables", "--json").output)[1]["cursor_indexed"] is True
     assert (by_name["messages"]["mode"], by_name["messages"]["cursor"]) == ("append", "id")
 
     dry = invoke(cfg, "run", "--dry-run", "--json")
