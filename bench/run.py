@@ -100,6 +100,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("export", "export_bench", True, "2 M rows → Parquet through the local warehouse vs plain pyarrow"),
     Scenario("fanout", "fanout_bench", True, "one dataset request → N table exports started"),
     Scenario("e2e", "e2e_bench", True, "10 tables, ~1 GB → Box + SFTP → in_sync"),
+    Scenario("ingest", "ingest_bench", True, "1 M SQLite rows → BigQuery initial sync vs one plain Parquet load"),
 )
 RESULTS_DIR = BENCH_DIR / "results"
 

@@ -117,6 +117,9 @@ def run_demo(
     try:
         rows = seed_sample_data(info)
         echo("seeded BigQuery sales: " + ", ".join(f"{t} ({n:,} rows)" for t, n in rows.items()))
+        from devstack.ingest_demo import show_incremental_sync
+
+        ingest_ok = show_incremental_sync(info, echo)  # SQLite → BigQuery: one initial, one incremental sync
         requests = [
             ExportRequest(dataset="sales", run_id=new_run_id()),
             ExportRequest(export="orders_daily", date=QUERY_DATE, run_id=new_run_id()),
@@ -134,7 +137,7 @@ def run_demo(
             echo("")
             for line in summary_lines(state):
                 echo(line)
-        return 0 if state.all_in_sync else 1
+        return 0 if state.all_in_sync and ingest_ok else 1
     finally:
         if not (keep or reuse):
             stop_stack(root)

@@ -36,6 +36,7 @@ def generated(
     sftp_directory: Path,
     webhook_port: int,
     drive: dict[str, Any] | None = None,
+    app_db: Path | None = None,
 ) -> dict[str, Any]:
     """The stack's config; ``drive``: destination ``drive:reports`` (devstack.drivestack), if started."""
     box = f"http://127.0.0.1:{box_port}"
@@ -79,6 +80,14 @@ def generated(
     }
     if drive is not None:
         raw["destinations"]["drive"] = {"reports": drive}
+    if app_db is not None:  # the sample SQLite app `offsite dev seed` creates (devstack/sample_app.py)
+        raw["ingest"] = {
+            "sqlite_path": str(app_db.absolute()),
+            "dataset": "app_mirror",
+            "hash_key": "local-ingest-hash-key",
+            "snapshot_uri": f"gs://{BUCKET}-state/snapshots/app.sqlite",
+            "tables": {"chat_history": {"mode": "append"}, "users": {"hashed_columns": ["api_key"], "lag_s": 0}},
+        }
     return raw
 
 

@@ -217,6 +217,7 @@ def make_plan(
         sftp_directory=files.data,
         webhook_port=port_map["webhook"],
         drive=None if "drive" in skipped else drivestack.destination(port_map["drive"], drivestack.prepare(root)),
+        app_db=root / "app.db",
     )
     raw["http"] = {  # the HTTP trigger accepts tokens of the local issuer, for its own URL
         "audiences": [f"http://127.0.0.1:{port_map[f]}" for f in chosen if topology.function(f).http],

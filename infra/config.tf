@@ -21,7 +21,8 @@ locals {
     maximum_backoff_s     = coalesce(try(local.config.pubsub.maximum_backoff_s, null), 600)
   }
 
-  # One Cloud Scheduler job per scheduled dataset / query export, plus the verify sweep.
+  # One Cloud Scheduler job per scheduled dataset / query export, plus the verify sweep (and the
+  # ingest's, infra/ingest.tf).
   scheduled_requests = concat(
     [for d in coalesce(try(local.config.datasets, null), []) : {
       job         = "offsite-dataset-${d.name}", entry = d, request = { dataset = d.name },
@@ -41,7 +42,7 @@ locals {
       description = r.description
     } if try(r.entry.schedule, null) != null
   }
-  scheduler_jobs = merge(local.request_jobs, {
+  scheduler_jobs = merge(local.request_jobs, local.ingest_jobs, {
     "offsite-verify-sweep" = {
       schedule    = coalesce(try(local.config.verify.sweep_schedule, null), "*/30 * * * *")
       time_zone   = "UTC"
@@ -124,6 +125,7 @@ locals {
       ]
     ])
     alerts = [try(local.config.alerts.slack_webhook_url, null)]
+    ingest = [try(local.config.ingest.hash_key, null)]
   }
   secret_ids = {
     for group, refs in local.secret_refs : group => toset(concat(
@@ -148,6 +150,7 @@ locals {
       }
     ])...),
     { "alerts.slack_webhook_url" = try(local.config.alerts.slack_webhook_url, null) },
+    { "ingest.hash_key" = try(local.config.ingest.hash_key, null) },
   )
   plain_credentials = sort([
     for path, value in local.credentials : path if value != null && !can(regex(local.sm_pattern, tostring(value)))

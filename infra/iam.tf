@@ -10,6 +10,7 @@ locals {
     transfer_sftp = "offsite-transfer-sftp"
     verify        = "offsite-verify"
     http_trigger  = "offsite-http-trigger"
+    ingest_sqlite = "offsite-ingest-sqlite"
   }
 
   # Topics each function publishes to. Every stage reports permanent failures on verify-results.
@@ -20,6 +21,7 @@ locals {
     transfer_sftp = ["deliveries", "verify-results", "delivery-continuations"]
     verify        = ["verify-results"]
     http_trigger  = ["export-requests", "verify-requests"]
+    ingest_sqlite = ["verify-results"]
   }
 
   # Roles on the exports bucket, each limited to the object prefix the stage works in
@@ -95,11 +97,13 @@ locals {
     transfer_sftp = ["sftp", "alerts"]
     verify        = ["box", "sftp", "drive", "alerts"]
     http_trigger  = []
+    ingest_sqlite = ["ingest", "alerts"]
   }
 
-  # Project-level roles: only the exporter's right to run BigQuery jobs.
+  # Project-level roles: only the right to run BigQuery jobs (the exporter, the ingest).
   project_roles = {
-    export_table = ["roles/bigquery.jobUser"]
+    export_table  = ["roles/bigquery.jobUser"]
+    ingest_sqlite = ["roles/bigquery.jobUser"] # load jobs and the MERGE transaction
   }
 
   topic_grants = merge([

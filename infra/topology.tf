@@ -8,6 +8,7 @@ locals {
   topics = [
     "export-requests", "table-exports", "deliveries", "verify-requests", "verify-results", "delivery-continuations",
     "export-sweeps", "mirror-reconciles",
+    "export-sweeps", "ingest-requests", "ingest-snapshots",
   ]
 
   # concurrency: requests one instance serves at once (max_instance_request_concurrency). Every
@@ -88,6 +89,20 @@ locals {
       http          = true
       description   = "POST /sync -> export-requests; GET /runs/<id>; POST /verify/<id> -> verify-requests"
     }
+    # SQLite snapshot in GCS -> BigQuery (docs/ingest.md, infra/ingest.tf): one request per
+    # instance, the snapshot on its memory-backed /tmp.
+    ingest_sqlite = {
+      deployed_name = "ingest-sqlite"
+      source        = "ingest_sqlite"
+      entry_point   = "ingest_sqlite"
+      timeout_s     = 540
+      memory_mb     = 2048
+      max_instances = 2
+      concurrency   = 1
+      gcs_trigger   = false
+      http          = false
+      description   = "ingest-requests / snapshot finalize -> SQLite tables merged into BigQuery, results on verify-results"
+    }
   }
 
   # Pub/Sub triggers: push subscriptions managed here (retry policy + dead-letter topic).
@@ -136,6 +151,17 @@ locals {
       function          = "verify"
       topic             = "mirror-reconciles"
       dead_letter_topic = "verify-mirror-reconciles-dlq"
+    }
+    # Scheduled and manual ingest runs; the snapshot bucket's notification (infra/ingest.tf).
+    "ingest-sqlite-ingest-requests" = {
+      function          = "ingest_sqlite"
+      topic             = "ingest-requests"
+      dead_letter_topic = "ingest-sqlite-ingest-requests-dlq"
+    }
+    "ingest-sqlite-ingest-snapshots" = {
+      function          = "ingest_sqlite"
+      topic             = "ingest-snapshots"
+      dead_letter_topic = "ingest-sqlite-ingest-snapshots-dlq"
     }
   }
 

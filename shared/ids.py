@@ -102,6 +102,7 @@ class Stage(StrEnum):
     UPLOAD_BOX = "upload_box"
     TRANSFER_SFTP = "transfer_sftp"
     VERIFY = "verify"
+    INGEST_SQLITE = "ingest_sqlite"  # SQLite → BigQuery ingest (docs/ingest.md)
     # verify's results say what started them when it was not a receipt or manifest
     VERIFY_REQUEST = "verify:request"
     VERIFY_SWEEP = "verify:sweep"

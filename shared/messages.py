@@ -369,6 +369,10 @@ class VerifyResult(Message):
     started_at: str | None = None
     finished_at: str | None = None
     duration_s: float | None = None
+    # ingest results (stage ingest_sqlite): rows read from SQLite, rows merged, the watermark as JSON
+    rows_read: StrictInt | None = None
+    rows_merged: StrictInt | None = None
+    watermark: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @field_serializer("source")

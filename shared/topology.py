@@ -18,6 +18,8 @@ VERIFY_RESULTS = "verify-results"
 DELIVERY_CONTINUATIONS = "delivery-continuations"  # a transfer that ran out of time continues
 EXPORT_SWEEPS = "export-sweeps"  # the scheduled finalize sweep: exports whose completion event was lost
 MIRROR_RECONCILES = "mirror-reconciles"  # a mirrored bucket's scheduled reconcile and verify (docs/mirror.md)
+INGEST_REQUESTS = "ingest-requests"  # SQLite → BigQuery ingest runs: {"tables": [...], "full": true}
+INGEST_SNAPSHOTS = "ingest-snapshots"  # the snapshot bucket's GCS notifications (OBJECT_FINALIZE)
 
 TOPICS: tuple[str, ...] = (
     EXPORT_REQUESTS,
@@ -28,6 +30,8 @@ TOPICS: tuple[str, ...] = (
     DELIVERY_CONTINUATIONS,
     EXPORT_SWEEPS,
     MIRROR_RECONCILES,
+    INGEST_REQUESTS,
+    INGEST_SNAPSHOTS,
 )
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -179,6 +183,18 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         max_instances=4,
         concurrency=16,
         http=True,
+    ),
+    # SQLite snapshot in GCS → BigQuery (docs/ingest.md). One run at a time per table is the
+    # lease's job; one request per instance keeps the snapshot on /tmp (memory) to one copy.
+    FunctionSpec(
+        "ingest_sqlite",
+        "ingest_sqlite",
+        "ingest_sqlite",
+        (_pubsub(INGEST_REQUESTS), _pubsub(INGEST_SNAPSHOTS)),
+        timeout_s=540,
+        memory_mb=2048,
+        max_instances=2,
+        concurrency=1,
     ),
 )
 

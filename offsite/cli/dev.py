@@ -209,7 +209,8 @@ def logs(
 @app.command()
 def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
     """Load the sample BigQuery dataset `sales` (orders, customers, products) into the running stack,
-    and sample objects into its mirrored buckets (docs/mirror.md)."""
+    sample objects into its mirrored buckets (docs/mirror.md), and create the sample SQLite app
+    (`offsite ingest`)."""
     from devstack.demo import seed_mirrored_buckets, seed_sample_data
     from devstack.stack import load_stack
 
@@ -220,12 +221,26 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
         return
     rows = seed_sample_data(info)
     objects = seed_mirrored_buckets(info)
+    from devstack import sample_app
+
+    app_db = Path(info.root) / "app.db"
+    app_rows = sample_app.create(app_db)
     if as_json:
-        print_json({"project": info.project, "dataset": "sales", "rows": rows, "mirrored_buckets": objects})
+        print_json(
+            {
+                "project": info.project,
+                "dataset": "sales",
+                "rows": rows,
+                "mirrored_buckets": objects,
+                "sqlite": str(app_db),
+                "sqlite_rows": app_rows,
+            }
+        )
         return
     print_line("seeded " + ", ".join(f"{info.project}.sales.{t} ({n:,} rows)" for t, n in rows.items()))
     for bucket, count in objects.items():
         print_line(f"seeded gs://{bucket} ({count} objects, mirrored by upload_box and transfer_sftp)")
+    print_line(f"seeded SQLite app {app_db}: " + ", ".join(f"{t} ({n:,} rows)" for t, n in app_rows.items()))
 
 
 @app.command()

@@ -19,6 +19,7 @@ from shared import sql_date
 from shared.config.buckets import BucketMirror, bucket_problems
 from shared.config.drive import DriveDestination
 from shared.config.http import HttpSettings
+from shared.config.ingest import IngestSettings
 from shared.config.retention import RETENTION_FIELD, Retention
 from shared.config.secrets import Secret
 from shared.config.types import (
@@ -360,6 +361,7 @@ class Config(Model):
     verify: VerifySettings = Field(default_factory=VerifySettings, description="Verification and self-heal.")
     pubsub: PubSubSettings = Field(default_factory=PubSubSettings, description="Retry and dead-letter policy.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="The HTTP trigger: invokers and token checks.")
+    ingest: IngestSettings | None = Field(None, description="SQLite → BigQuery ingest (docs/ingest.md).")
 
     @field_validator("bucket", "state_bucket")
     @classmethod

@@ -59,7 +59,7 @@ def test_query_exports_and_the_verify_sweep_are_scheduled(example: Module) -> No
     assert str(finalize["pubsub_target"][0]["topic_name"]) == (
         f'google_pubsub_topic.pipeline["{topology.EXPORT_SWEEPS}"].id'
     )
-    assert len(jobs) == len(SEED_000) + 3
+    assert len(jobs) == len(SEED_000) + 3 + 2  # + the ingest's incremental and full (test_ingest)
 
 
 def test_schedules_follow_the_config(infra) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +92,13 @@ def test_schedules_follow_the_config(infra) -> None:  # type: ignore[no-untyped-
 
 def test_secrets_are_created_empty_from_the_configs_references(example: Module) -> None:
     secrets = example.instances("google_secret_manager_secret", "credential")
-    assert set(secrets) == {"offsite-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", "slack-webhook"}
+    assert set(secrets) == {
+        "offsite-box-jwt-config",
+        "sftp-acme-key",
+        "sftp-acme-known-hosts",
+        "slack-webhook",
+        "ingest-hash-key",
+    }
     for secret in secrets.values():
         assert secret["replication"] == [{"auto": [{}]}]
     # No credential value passes through Terraform: the only secret version is the config's.
@@ -166,6 +172,7 @@ def test_example_config_passes_every_plan_time_check(example: Module, infra) -> 
         "destinations.box.auth.client_secret",
         "destinations.box.auth.developer_token",
         "alerts.slack_webhook_url",
+        "ingest.hash_key",
     }
 
 

@@ -97,6 +97,7 @@ def test_project_level_roles_are_the_few_that_cannot_be_narrower(example: Module
                 bindings.add((attrs["role"], str(attrs["member"]), bool(attrs.get("condition"))))
     assert bindings == {
         ("roles/bigquery.jobUser", 'serviceAccount:${google_service_account.function["export_table"].email}', False),
+        ("roles/bigquery.jobUser", 'serviceAccount:${google_service_account.function["ingest_sqlite"].email}', False),
         ("roles/eventarc.eventReceiver", "serviceAccount:${google_service_account.trigger.email}", False),
         (
             "roles/pubsub.publisher",
@@ -122,6 +123,7 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
         "verify": {"verify-results"},
         # POST /sync and POST /verify/<id> publish what a scheduler or `offsite run` would
         "http_trigger": {"export-requests", "verify-requests"},
+        "ingest_sqlite": {"verify-results"},
     }
     assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
 
@@ -171,6 +173,7 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
         "verify": {(replacer, "exports/"), ("roles/storage.objectViewer", "")} | reporting,
         # ?wait= and GET /runs/<id> read the run history; the trigger reports nothing itself
         "http_trigger": {("roles/storage.objectViewer", "")},
+        "ingest_sqlite": reporting,
     }
 
 
@@ -184,6 +187,7 @@ def test_each_function_reads_only_its_own_credentials(example: Module) -> None:
         "upload_box": {"offsite-box-jwt-config", slack},
         "transfer_sftp": {"sftp-acme-key", "sftp-acme-known-hosts", slack},
         "verify": {"offsite-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", slack},
+        "ingest_sqlite": {"ingest-hash-key", slack},  # ingest.hash_key (hashed columns)
     }
     config_readers = _grants_by_function(
         example, "google_secret_manager_secret_iam_member", "config_reader", "secret_id"

@@ -4,6 +4,7 @@ objects into its mirrored bucket."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,15 +41,36 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
         timeout=300,
     )
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout) == {
+    seeded = json.loads(again.stdout)
+    app_db = str(Path(bare_stack_env.root) / "app.db")
+    assert seeded == {
         "project": "offsite-local",
         "dataset": "sales",
         "rows": counts,
+        "sqlite": app_db,
+        "sqlite_rows": seeded["sqlite_rows"],
         "mirrored_buckets": {MIRRORED_BUCKET: len(SAMPLE_OBJECTS)},
     }
     assert f"seeded gs://{MIRRORED_BUCKET} ({len(SAMPLE_OBJECTS)} objects" in done.stdout
     # the sample objects (spaces, unicode, deep prefixes) are in the mirrored bucket
     assert {o.name for o in gcs.list_prefix(MIRRORED_BUCKET, "")} >= set(SAMPLE_OBJECTS)
+    assert seeded["sqlite_rows"]["users"] == 40 and seeded["sqlite_rows"]["chat_history"] == 400
+    # the sample SQLite app lands in the local BigQuery with the stack's own `ingest:` config
+    synced = subprocess.run(
+        [sys.executable, "-m", "offsite.cli", "ingest", "run", "--json", "--config", str(bare_stack_env.config_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **bare_stack_env.env},
+    )
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    outcomes = {o["table"]: (o["status"], o["rows_read"]) for o in json.loads(synced.stdout)}
+    assert outcomes == {
+        "chat_history": ("synced", 400),
+        "user_cohorts": ("synced", seeded["sqlite_rows"]["user_cohorts"]),
+        "users": ("synced", 40),
+    }
 
 
 def test_seed_without_a_stack_says_so(tmp_path: Path) -> None:

@@ -1,0 +1,227 @@
+"""``offsite ingest run|status|tables|reset|push``: the SQLite → BigQuery ingest's admin surface.
+
+The same commands seed 001's admin endpoints offered (status, manual and per-table runs, the
+table list), run next to the SQLite file on the app host (cron or a systemd timer). See
+docs/ingest.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.output import JsonOption, print_json, print_line, print_table
+from shared.config import Config
+from shared.config.ingest import IngestSettings
+from shared.errors import OffsiteError
+
+app = typer.Typer(no_args_is_help=True, help="SQLite → BigQuery incremental ingest (docs/ingest.md).")
+
+
+def _settings(cfg: Config) -> IngestSettings:
+    if cfg.ingest is None:
+        typer.echo("error: ingest: not configured (add an 'ingest:' section; see docs/ingest.md)", err=True)
+        raise typer.Exit(2)
+    return cfg.ingest
+
+
+def _client() -> Any:
+    from shared.gcp import clients
+
+    return clients.bigquery_client()
+
+
+def _tables_option(value: str | None) -> list[str] | None:
+    return [t.strip() for t in value.split(",") if t.strip()] if value else None
+
+
+@app.command("run")
+def run(
+    full: Annotated[bool, typer.Option("--full", help="Read every row, not only those past the watermark.")] = False,
+    tables: Annotated[str | None, typer.Option("--tables", help="Only these tables, comma-separated.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and read; write nothing to BigQuery.")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sync the tables now (exit 1 if any table failed)."""
+    from shared.ingest.engine import IngestRun, sync
+
+    cfg = load_cli_config(config)
+    settings = _settings(cfg)
+    try:
+        outcomes = sync(
+            IngestRun(settings, _client(), cfg.project), tables=_tables_option(tables), full=full, dry_run=dry_run
+        )
+    except OffsiteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        print_json([o.as_dict() for o in outcomes])
+    else:
+        print_table(
+            ["TABLE", "MODE", "STATUS", "READ", "MERGED", "WATERMARK", "NOTE"],
+            [(o.table, o.mode, o.status, o.rows_read, o.rows_merged, o.watermark, o.error or "") for o in outcomes],
+            right=("READ", "MERGED"),
+        )
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Per table: last sync, watermark, rows, lag, last error, lease."""
+    from shared.ingest.state import SyncState
+
+    cfg = load_cli_config(config)
+    settings = _settings(cfg)
+    try:
+        states = SyncState(_client(), cfg.project, settings.dataset).all()
+    except OffsiteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        {
+            "table": s.table,
+            "last_sync_at": s.last_sync_at.isoformat() if s.last_sync_at else None,
+            "last_full_sync_at": s.last_full_sync_at.isoformat() if s.last_full_sync_at else None,
+            "watermark": s.watermark,
+            "rows_total": s.rows_total,
+            "last_rows_read": s.last_rows_read,
+            "lag_s": round((now - s.last_sync_at).total_seconds()) if s.last_sync_at else None,
+            "last_error": s.last_error,
+            "lease_owner": s.lease_owner,
+        }
+        for s in states
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        print_line("no table synced yet")
+        return
+    print_table(
+        ["TABLE", "LAST SYNC", "WATERMARK", "ROWS", "LAG S", "LEASE", "LAST FAILURE"],
+        [
+            (
+                r["table"],
+                r["last_sync_at"],
+                r["watermark"],
+                r["rows_total"],
+                r["lag_s"],
+                r["lease_owner"],
+                r["last_error"],
+            )
+            for r in rows
+        ],
+        right=("ROWS", "LAG S"),
+    )
+
+
+@app.command("tables")
+def tables(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """The tables discovered in the SQLite file, with mode, key and cursor (or why they cannot sync)."""
+    from shared.ingest import plan
+
+    cfg = load_cli_config(config)
+    settings = _settings(cfg)
+    try:
+        conn = plan.connect(settings.sqlite_path)
+    except OffsiteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rows: list[dict[str, Any]] = []
+    try:
+        for name in plan.discover(conn, settings):
+            try:
+                p = plan.plan_table(conn, settings, name)
+            except OffsiteError as exc:
+                rows.append({"table": name, "error": str(exc)})
+                continue
+            rows.append(
+                {
+                    "table": name,
+                    "mode": p.mode,
+                    "key": list(p.key),
+                    "cursor": p.cursor,
+                    "columns": {c.name: c.bq_type for c in p.columns},
+                    "hashed": [c.name for c in p.columns if c.hashed],
+                    "deletes": p.deletes,
+                    "cursor_indexed": plan.cursor_indexed(conn, p),
+                }
+            )
+    finally:
+        conn.close()
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        ["TABLE", "MODE", "KEY", "CURSOR", "COLUMNS", "HASHED", "NOTE"],
+        [
+            (
+                r["table"],
+                r.get("mode"),
+                ",".join(r.get("key", [])),
+                r.get("cursor"),
+                len(r.get("columns", {})),
+                ",".join(r.get("hashed", [])),
+                r.get("error")
+                or ("cursor not indexed: each run reads the whole table" if r.get("cursor_indexed") is False else ""),
+            )
+            for r in rows
+        ],
+        right=("COLUMNS",),
+    )
+
+
+@app.command("reset")
+def reset(
+    table: Annotated[str, typer.Argument(help="The table to re-sync from scratch.")], config: ConfigOption = None
+) -> None:
+    """Forget a table's watermark: the next run re-syncs all its rows (merge by key: no duplicates)."""
+    from shared.ingest.state import SyncState
+
+    cfg = load_cli_config(config)
+    settings = _settings(cfg)
+    try:
+        known = SyncState(_client(), cfg.project, settings.dataset).reset(table)
+    except OffsiteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not known:
+        typer.echo(f"error: {table!r} has no sync state (see `offsite ingest status`)", err=True)
+        raise typer.Exit(1)
+    print_line(f"{table}: watermark cleared; the next run re-syncs every row")
+
+
+@app.command("push")
+def push(
+    to: Annotated[str | None, typer.Option("--to", help="gs://BUCKET/PATH (default: ingest.snapshot_uri).")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take a consistent snapshot (SQLite online backup API) and upload it for the ingest function."""
+    from shared.gcp import clients
+    from shared.ingest import snapshot
+
+    cfg = load_cli_config(config)
+    settings = _settings(cfg)
+    uri = to or settings.snapshot_uri
+    if not uri:
+        typer.echo("error: ingest.snapshot_uri is not set and no --to was given", err=True)
+        raise typer.Exit(2)
+    with tempfile.TemporaryDirectory(prefix="offsite-push-") as work:
+        try:
+            done = snapshot.push(settings.sqlite_path, uri, clients.storage_client(), Path(work))
+        except OffsiteError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    if as_json:
+        print_json(done)
+    else:
+        print_line(f"uploaded gs://{done['bucket']}/{done['name']} ({done['size']} bytes)")

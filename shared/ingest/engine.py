@@ -1,0 +1,264 @@
+"""One ingest run: for each selected table, lease → read → stage → apply → release.
+
+Per table (:func:`sync_table`): plan it from the SQLite schema and config; take its lease in
+``_offsite_sync_state`` (another run holding it → ``busy``, nothing done); check and extend
+the target's schema; read the changed rows in one SQLite snapshot, in batches, into Parquet
+files loaded into a staging table unique to the run; then one transaction MERGEs or INSERTs
+them and advances the watermark (:mod:`shared.ingest.apply`). The staging table is deleted and
+the lease released in ``finally``. An empty read changes no table data. A table that fails
+(a plan error, a schema conflict, values its types cannot hold, an API error) is reported
+with its message and the run goes on with the next table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from shared import log
+from shared.config.ingest import IngestSettings
+from shared.errors import OffsiteError, TransientError
+from shared.ingest import apply as applying
+from shared.ingest import plan as planning
+from shared.ingest import target
+from shared.ingest.parquet import ParquetChunks
+from shared.ingest.source import TableReader
+from shared.ingest.state import SyncState, TableState, encode_watermark
+
+logger = log.get_logger(__name__)
+
+FAULT_AFTER_MERGE = "after-merge"  # test hook: the transaction fails between MERGE and watermark
+
+
+@dataclass
+class TableOutcome:
+    table: str
+    status: str  # synced | empty | busy | failed | planned (dry run)
+    rows_read: int = 0
+    rows_merged: int = 0
+    watermark: Any = None
+    mode: str | None = None
+    columns_added: list[str] = field(default_factory=list)
+    error: str | None = None
+    transient: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class IngestRun:
+    """What a run needs: settings, a BigQuery client and where the tables go."""
+
+    settings: IngestSettings
+    client: Any
+    project: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    faults: frozenset[str] = frozenset()
+
+    @property
+    def state(self) -> SyncState:
+        return SyncState(self.client, self.project, self.settings.dataset)
+
+    def table_id(self, table: str) -> str:
+        return f"{self.project}.{self.settings.dataset}.{table}"
+
+    def hash_key(self) -> bytes:
+        key = self.settings.hash_key
+        return key.reveal().encode("utf-8") if key is not None else b""
+
+
+def select_tables(settings: IngestSettings, discovered: Sequence[str], wanted: Iterable[str] | None) -> list[str]:
+    """The tables of this run: all discovered ones, or those asked for (each must be discovered)."""
+    if not wanted:
+        return list(discovered)
+    wanted = list(wanted)
+    unknown = [t for t in wanted if t not in discovered]
+    if unknown:
+        from shared.errors import RejectedInput
+
+        raise RejectedInput(
+            f"tables: {', '.join(repr(t) for t in unknown)} not synced (discovered: {', '.join(discovered) or 'none'})"
+        )
+    return wanted
+
+
+def sync(
+    run: IngestRun, *, tables: Iterable[str] | None = None, full: bool = False, dry_run: bool = False
+) -> list[TableOutcome]:
+    """Sync the selected tables one after another; one table's failure does not stop the others."""
+    conn = planning.connect(run.settings.sqlite_path)
+    try:
+        chosen = select_tables(run.settings, planning.discover(conn, run.settings), tables)
+        if not dry_run:
+            run.state.ensure()
+        outcomes = [sync_table(run, conn, name, full=full, dry_run=dry_run) for name in chosen]
+    finally:
+        conn.close()
+    return outcomes
+
+
+def sync_table(run: IngestRun, conn: Any, table: str, *, full: bool = False, dry_run: bool = False) -> TableOutcome:
+    with log.bind(run_id=run.run_id, table=table):
+        try:
+            plan = planning.plan_table(conn, run.settings, table)
+        except OffsiteError as exc:
+            logger.error("ingest table cannot be planned", error=str(exc))
+            return TableOutcome(table, "failed", error=str(exc))
+        if dry_run:
+            return _dry_run(run, conn, plan, full)
+        try:
+            acquired = run.state.acquire(table, run.run_id, run.settings.lease_s)
+        except OffsiteError as exc:  # this table only: the others still run
+            logger.error("ingest table lease could not be taken", error=str(exc))
+            return TableOutcome(
+                table, "failed", mode=plan.mode, error=str(exc), transient=isinstance(exc, TransientError)
+            )
+        if not acquired:
+            logger.warning("ingest table is being synced by another run; skipped")
+            return TableOutcome(table, "busy", mode=plan.mode, error="another run holds the lease")
+        try:
+            outcome = _sync_leased(run, conn, plan, full)
+        except OffsiteError as exc:
+            logger.error("ingest table failed", error=str(exc))
+            outcome = TableOutcome(
+                table, "failed", mode=plan.mode, error=str(exc), transient=isinstance(exc, TransientError)
+            )
+            _record_failure(run, table, str(exc))
+        finally:
+            _release(run, table)
+        logger.info("ingest table done", **{k: v for k, v in outcome.as_dict().items() if k != "table"})
+        return outcome
+
+
+def _release(run: IngestRun, table: str) -> None:
+    try:
+        run.state.release(table, run.run_id)
+    except OffsiteError as exc:  # the lease then expires after lease_s; the outcome stands
+        logger.warning("could not release the lease; it expires by itself", error=str(exc))
+
+
+def _record_failure(run: IngestRun, table: str, error: str) -> None:
+    try:
+        run.state.record(table, run.run_id, rows_read=0, error=error[:2000])
+    except OffsiteError as exc:  # the failure itself is reported; its record is best effort
+        logger.warning("could not record the failure in the sync state", error=str(exc))
+
+
+def _sync_leased(run: IngestRun, conn: Any, plan: planning.TablePlan, full: bool) -> TableOutcome:
+    state = run.state.get(plan.name)
+    target.check_key(plan, state.key_columns)
+    added = target.ensure_target(run.client, run.table_id(plan.name), plan)
+    staging = target.staging_id(run.project, run.settings.dataset, plan.name, run.run_id)
+    staged = False
+
+    def load(path: Any) -> None:
+        nonlocal staged
+        if not staged:
+            target.create_staging(run.client, staging, plan, run.settings.staging_expiration_minutes)
+            staged = True
+        target.load_parquet(run.client, staging, plan, path)
+
+    try:
+        reader = _read(run, conn, plan, state, full, load)
+        result = reader.result
+        if result.bad_total:
+            raise target.SchemaConflict(_bad_message(plan.name, reader))
+        if result.rows == 0:
+            run.state.record(plan.name, run.run_id, rows_read=0, error=None)
+            return TableOutcome(plan.name, "empty", mode=plan.mode, watermark=state.watermark, columns_added=added)
+        watermark = _newer(result.watermark, state.watermark)
+        statements = [applying.write_rows(plan, run.table_id(plan.name), staging, full=full)]
+        if FAULT_AFTER_MERGE in run.faults:
+            statements.append("SELECT ERROR('injected fault: stopped between MERGE and the watermark update')")
+        change = applying.Apply(
+            run.run_id,
+            state.version,
+            encode_watermark(watermark),
+            result.rows,
+            result.rows,
+            full or state.watermark is None,
+        )
+        statements += applying.advance(plan, f"{run.project}.{run.settings.dataset}", change)
+        _execute(run, applying.script(statements), plan.name)
+        return TableOutcome(
+            plan.name, "synced", result.rows, result.rows, watermark, mode=plan.mode, columns_added=added
+        )
+    finally:
+        if staged:
+            target.drop_staging(run.client, staging)
+
+
+def _read(run: IngestRun, conn: Any, plan: planning.TablePlan, state: TableState, full: bool, load: Any) -> TableReader:
+    reader = TableReader(
+        conn,
+        plan,
+        watermark=state.watermark,
+        full=full,
+        batch_rows=run.settings.batch_rows,
+        hash_key=run.hash_key(),
+    )
+    chunks = ParquetChunks(plan, run.settings.rows_per_load, load)
+    conn.execute("BEGIN")  # one snapshot for the whole read
+    try:
+        for batch in reader.batches():
+            if not reader.result.bad_total:  # after a bad value nothing is applied; keep counting
+                chunks.add(batch)
+        if not reader.result.bad_total:
+            chunks.flush()
+    finally:
+        conn.execute("COMMIT")
+        chunks.close()
+    return reader
+
+
+def _dry_run(run: IngestRun, conn: Any, plan: planning.TablePlan, full: bool) -> TableOutcome:
+    try:
+        state = run.state.get(plan.name)
+    except OffsiteError:
+        state = TableState(plan.name)
+    reader = TableReader(
+        conn, plan, watermark=state.watermark, full=full, batch_rows=run.settings.batch_rows, hash_key=run.hash_key()
+    )
+    conn.execute("BEGIN")
+    try:
+        for _ in reader.batches():
+            pass
+    finally:
+        conn.execute("COMMIT")
+    error = _bad_message(plan.name, reader) if reader.result.bad_total else None
+    return TableOutcome(
+        plan.name,
+        "failed" if error else "planned",
+        reader.result.rows,
+        0,
+        reader.result.watermark,
+        mode=plan.mode,
+        error=error,
+    )
+
+
+def _bad_message(table: str, reader: TableReader) -> str:
+    result = reader.result
+    cells = "; ".join(str(c) for c in result.bad)
+    more = f" (and {result.bad_total - len(result.bad)} more)" if result.bad_total > len(result.bad) else ""
+    return f"table {table}: {result.bad_total} value(s) their column's type cannot hold, nothing applied: {cells}{more}"
+
+
+def _newer(read: Any, stored: Any) -> Any:
+    from shared.ingest.source import greater
+
+    if stored is None:
+        return read
+    if read is None:
+        return stored
+    return read if greater(read, stored) else stored
+
+
+def _execute(run: IngestRun, script: str, table: str) -> None:
+    from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, mapped_errors
+
+    with mapped_errors(f"applying {table}"):  # never retried blindly: the state check decides on the rerun
+        run.client.query(script).result(timeout=QUERY_TIMEOUT_S)

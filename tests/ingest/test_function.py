@@ -1,0 +1,142 @@
+"""functions/ingest_sqlite: a snapshot in GCS synced on ingest-requests and on its finalize notification;
+each table's outcome on verify-results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.errors import RejectedInput
+from shared.ingest.request import IngestRequest
+from shared.topology import INGEST_SNAPSHOTS, VERIFY_RESULTS
+from tests.exports.conftest import Puller, pubsub_event
+from tests.ingest.conftest import IngestKit
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def entry_point() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "ingest_sqlite_main", REPO / "functions" / "ingest_sqlite" / "main.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ingest_sqlite
+
+
+@pytest.fixture
+def function_env(ingest: IngestKit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> IngestKit:
+    from shared import runtime
+
+    cfg = yaml.safe_load(ingest.stack.config_path.read_text())
+    cfg["ingest"] = {
+        "sqlite_path": "/nonexistent/on/functions.db",  # the function syncs the snapshot instead
+        "dataset": ingest.dataset,
+        "hash_key": "k",
+        "snapshot_uri": f"gs://{ingest.stack.bucket}-state/snapshots/{ingest.dataset}.sqlite",
+        "tables": {"users": {"hashed_columns": ["api_key"]}, "messages": {"mode": "append"}},
+    }
+    path = tmp_path / "offsite.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setenv("OFFSITE_CONFIG", str(path))
+    runtime.reset()
+    return ingest
+
+
+def upload_snapshot(kit: IngestKit) -> Any:
+    from shared.gcp import clients
+    from shared.ingest import snapshot
+
+    blob = clients.storage_client().bucket(f"{kit.stack.bucket}-state").blob(f"snapshots/{kit.dataset}.sqlite")
+    copy = snapshot.take(str(kit.db), kit.db.with_name("snap.sqlite"))
+    blob.upload_from_filename(str(copy))
+    return blob
+
+
+def results(kit: IngestKit, puller: Puller, count: int) -> dict[str, dict[str, Any]]:
+    got = puller.pull(lambda m: (m.get("source") or {}).get("dataset") == kit.dataset, count=count)
+    return {m["source"]["table"]: m for m in got}
+
+
+def test_an_ingest_request_syncs_the_snapshot_and_reports_each_table(function_env: IngestKit) -> None:
+    kit = function_env
+    from tests.exports.conftest import ExportsKit
+
+    puller = ExportsKit(kit.stack, None).subscribe(VERIFY_RESULTS)
+    with kit.sqlite() as conn:
+        conn.execute("INSERT INTO messages (user_id, body) VALUES (1, 'a'), (2, 'b')")
+        conn.execute("INSERT INTO users (id, name, updated_at) VALUES (1, 'ada', '2025-01-01 00:00:00')")
+    upload_snapshot(kit)
+
+    entry_point()(pubsub_event("pubsub_ingest_request.json", b'{"tables": ["messages"], "full": true}'))
+    (only,) = results(kit, puller, 1).values()
+    assert only["status"] == "in_sync" and only["stage"] == "ingest_sqlite"
+    assert (only["rows_read"], only["rows_merged"], only["watermark"]) == (2, 2, "2")
+    assert [m["id"] for m in kit.rows("messages")] == [1, 2]
+    assert "users" not in kit.tables()
+
+    with kit.sqlite() as conn:
+        conn.execute("INSERT INTO messages (user_id, body) VALUES (3, 'c')")
+    blob = upload_snapshot(kit)
+    blob.reload()
+    notification = pubsub_event("pubsub_ingest_request.json", b"{}")
+    notification.data["message"]["attributes"] = {
+        "eventType": "OBJECT_FINALIZE",
+        "bucketId": blob.bucket.name,
+        "objectId": blob.name,
+        "objectGeneration": str(blob.generation),
+        "payloadFormat": "JSON_API_V1",
+    }
+    notification["source"] = notification["source"].replace("ingest-requests", INGEST_SNAPSHOTS)
+    entry_point()(notification)
+    reported = results(kit, puller, 2)
+    assert reported["messages"]["rows_read"] == 1
+    assert reported["users"]["rows_read"] == 1
+    assert [m["id"] for m in kit.rows("messages")] == [1, 2, 3]
+
+
+def test_a_bad_ingest_request_is_rejected_and_reported(function_env: IngestKit) -> None:
+    kit = function_env
+    from tests.exports.conftest import ExportsKit
+
+    puller = ExportsKit(kit.stack, None).subscribe(VERIFY_RESULTS)
+    body = json.dumps({"tables": ["users; DROP"], "full": "yes", "extra": 1}).encode()
+    entry_point()(pubsub_event("pubsub_ingest_request.json", body))
+    (result,) = puller.pull(lambda m: m.get("stage") == "ingest_sqlite" and m.get("status") == "rejected", count=1)
+    assert "ingest request.tables: 'users; DROP' is not a valid name" in result["reason"]
+    assert "ingest request.full: expected true or false, got 'yes'" in result["reason"]
+    assert "unknown field 'extra'" in result["reason"]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[]", "expected a JSON object"),
+        (b'{"tables": []}', "ingest request.tables: must not be empty"),
+        (b'{"full": 1}', "ingest request.full: expected true or false, got 1"),
+        (b'{"schema_version": 2}', "schema_version: 2 is not supported"),
+    ],
+)
+def test_ingest_requests_are_validated_like_export_requests(body: bytes, problem: str) -> None:
+    with pytest.raises(RejectedInput, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        IngestRequest.from_json(body)
+    assert IngestRequest.from_json(b'{"tables": "users, messages", "full": true}').tables == ("users", "messages")
+
+
+def test_snapshot_is_a_consistent_copy(tmp_path: Path) -> None:
+    from shared.ingest import snapshot
+
+    db = tmp_path / "a.db"
+    conn = sqlite3.connect(db)
+    conn.executescript("PRAGMA journal_mode=WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1), (2);")
+    conn.commit()  # committed rows in the WAL, not yet checkpointed into the main file
+    copy = snapshot.take(str(db), tmp_path / "copy.db")
+    assert sqlite3.connect(copy).execute("SELECT COUNT(*) FROM t").fetchone() == (2,)
+    conn.close()
