@@ -1,7 +1,7 @@
 # GCS bucket mirrors (the config's buckets[]; docs/mirror.md). Each mirrored bucket gets:
 # - Eventarc triggers on its object finalize events (and delete events with `delete: mirror`)
-#   for each delivery function serving one of the bucket's destination kinds (upload_box: box,
-#   transfer_sftp: sftp; shared/topology.py FunctionSpec.serves) — a function has one
+#   for each delivery function serving one of the bucket's destination kinds (upload_box: box
+#   and drive, transfer_sftp: sftp; shared/topology.py FunctionSpec.serves) — a function has one
 #   event_trigger of its own (the exports bucket), so these are standalone triggers calling
 #   the function's Cloud Run service as the trigger account;
 # - read access to its objects, and the right to record the delivered SHA-1 as object metadata,
@@ -18,6 +18,7 @@ locals {
   configured_destinations = concat(
     try(local.config.destinations.box, null) != null ? ["box"] : [],
     [for name in keys(local.sftp_partners) : "sftp:${name}"],
+    [for name in keys(coalesce(try(local.config.destinations.drive, null), {})) : "drive:${name}"],
   )
   mirror_kinds = {
     for name, b in local.mirror_buckets : name => toset([
@@ -25,12 +26,12 @@ locals {
       split(":", d)[0]
     ])
   }
-  # The destination kind each delivery function serves (shared/topology.py; tests/infra checks it).
-  delivery_function_kinds = { upload_box = "box", transfer_sftp = "sftp" }
+  # The destination kinds each delivery function serves (shared/topology.py; tests/infra checks it).
+  delivery_function_kinds = { upload_box = ["box", "drive"], transfer_sftp = ["sftp"] }
 
   mirror_triggers = merge(flatten([
     for bucket, b in local.mirror_buckets : [
-      for fn, kind in local.delivery_function_kinds : {
+      for fn, kinds in local.delivery_function_kinds : {
         for event in(coalesce(try(b.delete, null), "keep") == "mirror" ? ["finalized", "deleted"] : ["finalized"]) :
         "${fn}/${event}/${bucket}" => {
           name       = "om-${local.functions[fn].deployed_name}-${event}-${substr(sha1(bucket), 0, 12)}"
@@ -39,7 +40,7 @@ locals {
           location   = coalesce(try(b.location, null), local.region)
           event_type = "google.cloud.storage.object.v1.${event}"
         }
-      } if contains(local.mirror_kinds[bucket], kind)
+      } if length([for kind in kinds : kind if contains(local.mirror_kinds[bucket], kind)]) > 0
     ]
   ])...)
 

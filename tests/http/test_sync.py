@@ -109,9 +109,10 @@ def test_without_tables_every_table_of_the_dataset_is_listed(trigger: Trigger) -
     reply = trigger.call("POST", "/sync/sales", {"run_id": run_id, "date": "2025-01-08"})
     assert reply.status == 202
     tables = [t.name for t in warehouse().list_tables("sales") if t.exportable]
-    assert reply.body["tables"] == tables and set(tables) == {"customers", "orders", "products"}
+    # other tests of the worker may have added tables to `sales`: BigQuery's own listing is the truth
+    assert reply.body["tables"] == tables and set(tables) >= {"customers", "orders", "products"}
     # fan_out publishes what the answer named: one run folder per table
-    done = _poll_run(trigger, run_id, lambda b: len(b["tables"]) == 3, timeout_s=300)
+    done = _poll_run(trigger, run_id, lambda b: len(b["tables"]) == len(tables), timeout_s=300)
     assert sorted(t["table"] for t in done["tables"]) == sorted(tables)
 
 

@@ -77,7 +77,7 @@ def test_each_bucket_gets_triggers_for_the_functions_of_its_destinations(infra) 
 def test_the_delivery_functions_kinds_match_the_topology(infra) -> None:  # type: ignore[no-untyped-def]
     module = _module(infra, [])
     served = {fn.name: set(fn.serves) for fn in topology.FUNCTIONS if fn.serves}
-    assert {fn: {kind} for fn, kind in module.local("delivery_function_kinds").items()} == served
+    assert {fn: set(kinds) for fn, kinds in module.local("delivery_function_kinds").items()} == served
 
 
 def test_no_buckets_no_mirror_resources(infra) -> None:  # type: ignore[no-untyped-def]
