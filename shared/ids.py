@@ -87,6 +87,7 @@ class Status(StrEnum):
     INCOMPLETE = "incomplete"
     REJECTED = "rejected"
     FAILED = "failed"
+    SKIPPED = "skipped"  # a collect run on a day its business calendar excludes
 
     @property
     def is_final_failure(self) -> bool:
@@ -105,3 +106,5 @@ class Stage(StrEnum):
     VERIFY_REQUEST = "verify:request"
     VERIFY_SWEEP = "verify:sweep"
     VERIFY_RECHECK = "verify:recheck"  # the sweep's daily re-verify of in_sync runs
+    COLLECT_LIST = "collect_list"  # collect: list a partner's directory, one message per new file
+    COLLECT_COPY = "collect_copy"  # collect: copy one file to every destination, verified

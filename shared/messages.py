@@ -232,15 +232,16 @@ class Source(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    mode: Literal["table", "query"]
+    mode: Literal["table", "query", "collect"]
     project: str = ""
     dataset: Ident | None = None
     table: Ident | None = None
     export: Ident | None = None
+    collect: str | None = None  # mode "collect": the collect job (shared/collect)
 
     @model_validator(mode="after")
     def _mode_fields(self) -> Source:
-        needed = ("dataset", "table") if self.mode == "table" else ("export",)
+        needed = {"table": ("dataset", "table"), "query": ("export",), "collect": ("collect",)}[self.mode]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise Problem("required field is missing", (missing[0],))
@@ -249,6 +250,8 @@ class Source(BaseModel):
     @property
     def label(self) -> str:
         """``sales.orders`` or ``export:product_data``: how logs, alerts and reports name a run's source."""
+        if self.mode == "collect":
+            return f"collect:{self.collect}"
         return f"{self.dataset}.{self.table}" if self.mode == "table" else f"export:{self.export}"
 
     def to_dict(self) -> dict[str, Any]:

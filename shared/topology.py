@@ -17,6 +17,8 @@ VERIFY_REQUESTS = "verify-requests"
 VERIFY_RESULTS = "verify-results"
 DELIVERY_CONTINUATIONS = "delivery-continuations"  # a transfer that ran out of time continues
 EXPORT_SWEEPS = "export-sweeps"  # the scheduled finalize sweep: exports whose completion event was lost
+COLLECT_REQUESTS = "collect-requests"  # {"collect": JOB}: list a partner directory (docs/collect.md)
+COLLECT_FILES = "collect-files"  # one listed file of a collect run, to copy
 
 TOPICS: tuple[str, ...] = (
     EXPORT_REQUESTS,
@@ -26,6 +28,8 @@ TOPICS: tuple[str, ...] = (
     VERIFY_RESULTS,
     DELIVERY_CONTINUATIONS,
     EXPORT_SWEEPS,
+    COLLECT_REQUESTS,
+    COLLECT_FILES,
 )
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -156,6 +160,19 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_s=300,
         memory_mb=1024,
         concurrency=16,
+    ),
+    # collect (docs/collect.md): list a partner's directory, then copy each file to every
+    # destination; one SFTP read per file, so few at once per instance (the partner's sessions).
+    FunctionSpec("collect_list", "collect", "collect_list", (_pubsub(COLLECT_REQUESTS),), timeout_s=300, memory_mb=512),
+    FunctionSpec(
+        "collect_copy",
+        "collect",
+        "collect_copy",
+        (_pubsub(COLLECT_FILES),),
+        timeout_s=540,
+        memory_mb=1024,
+        max_instances=4,
+        concurrency=2,
     ),
 )
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from shared.config.collect import CollectJob, CollectSettings, collect_problems
 from shared.config.secrets import Secret
 from shared.config.types import (
     BUCKET_RE,
@@ -319,6 +320,9 @@ class Config(Model):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="Transfers to destinations.")
     verify: VerifySettings = Field(default_factory=VerifySettings, description="Verification and self-heal.")
     pubsub: PubSubSettings = Field(default_factory=PubSubSettings, description="Retry and dead-letter policy.")
+    collect: CollectSettings[SftpPartner] = Field(
+        default_factory=CollectSettings[SftpPartner], description="Files collected from partners' SFTP servers."
+    )
 
     @field_validator("bucket", "state_bucket")
     @classmethod
@@ -362,6 +366,7 @@ class Config(Model):
                             (section, i, "destinations", j),
                             f"{str(name)!r} is not a configured destination (configured: {', '.join(known) or 'none'})",
                         )
+        problems.items.extend(collect_problems(self.collect, self.destinations.sftp, known).items)
         problems.raise_any()
         _name_secrets(self, "")
         return self
@@ -385,6 +390,14 @@ class Config(Model):
         except KeyError:
             known = ", ".join(self.destinations.sftp) or "none configured"
             raise ConfigError(f"destinations.sftp: no partner named {name!r} (known: {known})") from None
+
+    def collect_job(self, name: str) -> CollectJob | None:
+        return self.collect.job(name)
+
+    def collect_partner(self, name: str) -> SftpPartner:
+        """A collect partner: ``collect.partners`` first, then ``destinations.sftp``."""
+        partner = self.collect.partners.get(name)
+        return partner if partner is not None else self.sftp_partner(name)
 
 
 def _name_secrets(node: Any, path: str) -> None:
