@@ -9,6 +9,8 @@ locals {
     upload_box    = "offsite-upload-box"
     transfer_sftp = "offsite-transfer-sftp"
     verify        = "offsite-verify"
+    collect_list  = "offsite-collect-list"
+    collect_copy  = "offsite-collect-copy"
   }
 
   # Topics each function publishes to. Every stage reports permanent failures on verify-results.
@@ -18,6 +20,8 @@ locals {
     upload_box    = ["deliveries", "verify-results", "delivery-continuations"]
     transfer_sftp = ["deliveries", "verify-results", "delivery-continuations"]
     verify        = ["verify-results"]
+    collect_list  = ["collect-files", "verify-results"]
+    collect_copy  = ["verify-results"]
   }
 
   # Roles on the exports bucket, each limited to the object prefix the stage works in
@@ -69,6 +73,15 @@ locals {
       markers = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix }
       viewer  = { role = "roles/storage.objectViewer", prefix = "" }
     }
+    # collect/: listings, runs, claims, copy records and the done ledger (shared/collect/state.py)
+    collect_list = {
+      state  = { role = google_project_iam_custom_role.object_replacer.id, prefix = "collect/" }
+      viewer = { role = "roles/storage.objectViewer", prefix = "" }
+    }
+    collect_copy = {
+      state  = { role = google_project_iam_custom_role.object_replacer.id, prefix = "collect/" }
+      viewer = { role = "roles/storage.objectViewer", prefix = "" }
+    }
   }
   # What every stage needs to report a result (shared.reporting.results.report), in the state bucket.
   reporting_bucket_roles = {
@@ -84,6 +97,8 @@ locals {
     upload_box    = ["box", "alerts"]
     transfer_sftp = ["sftp", "alerts"]
     verify        = ["box", "sftp", "alerts"]
+    collect_list  = ["collect", "sftp", "alerts"]
+    collect_copy  = ["collect", "box", "sftp", "alerts"]
   }
 
   # Project-level roles: only the exporter's right to run BigQuery jobs.

@@ -120,6 +120,8 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
         "upload_box": {"deliveries", "verify-results", "delivery-continuations"},
         "transfer_sftp": {"deliveries", "verify-results", "delivery-continuations"},
         "verify": {"verify-results"},
+        "collect_list": {"collect-files", "verify-results"},
+        "collect_copy": {"verify-results"},
     }
     assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
 
@@ -165,6 +167,9 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
         "transfer_sftp": {(replacer, "checkpoints/")} | reporting,
         # verify's markers use the run folder names
         "verify": {(replacer, "exports/"), ("roles/storage.objectViewer", "")} | reporting,
+        # collect's listings, plans, claims, copy records and done ledger (listed, so a viewer)
+        "collect_list": {(replacer, "collect/"), ("roles/storage.objectViewer", "")} | reporting,
+        "collect_copy": {(replacer, "collect/"), ("roles/storage.objectViewer", "")} | reporting,
     }
 
 
@@ -178,6 +183,16 @@ def test_each_function_reads_only_its_own_credentials(example: Module) -> None:
         "upload_box": {"oxo-box-jwt-config", slack},
         "transfer_sftp": {"sftp-acme-key", "sftp-acme-known-hosts", slack},
         "verify": {"oxo-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", slack},
+        # a collect partner may also be named from destinations.sftp; the copy writes to any destination
+        "collect_list": {"sftp-toast-key", "sftp-toast-known-hosts", "sftp-acme-key", "sftp-acme-known-hosts", slack},
+        "collect_copy": {
+            "sftp-toast-key",
+            "sftp-toast-known-hosts",
+            "oxo-box-jwt-config",
+            "sftp-acme-key",
+            "sftp-acme-known-hosts",
+            slack,
+        },
     }
     config_readers = _grants_by_function(
         example, "google_secret_manager_secret_iam_member", "config_reader", "secret_id"
