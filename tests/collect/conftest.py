@@ -67,9 +67,9 @@ class Collect:
     def folder(self) -> str:
         return f"collect/{self.name}"
 
-    def config(self, job: dict[str, Any] | None = None, partner: dict[str, Any] | None = None, **extra: Any) -> Config:
-        """The stack's config plus this test's job (``job`` overrides its fields, ``partner`` the
-        partner's; ``extra`` is merged over the top-level sections, e.g. more destinations)."""
+    def raw(self, job: dict[str, Any] | None = None, partner: dict[str, Any] | None = None, **extra: Any) -> Any:
+        """The stack's config plus this test's job, as plain data (``job`` overrides its fields,
+        ``partner`` the partner's; ``extra`` is merged over the top-level sections)."""
         raw = read_file(self.stack.config_path)
         fields = {
             "name": self.name,
@@ -79,7 +79,10 @@ class Collect:
             **(job or {}),
         }
         raw["collect"] = {"partners": {"partner": {**partner_fields(self.sshd), **(partner or {})}}, "jobs": [fields]}
-        return from_dict(Config, deep_merge(raw, extra))
+        return deep_merge(raw, extra)
+
+    def config(self, job: dict[str, Any] | None = None, partner: dict[str, Any] | None = None, **extra: Any) -> Config:
+        return from_dict(Config, self.raw(job, partner, **extra))
 
     def write(self, name: str, data: bytes, *, age_s: int = 3600) -> Path:
         path = self.partner_dir / name
