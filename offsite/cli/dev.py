@@ -208,7 +208,9 @@ def logs(
 
 @app.command()
 def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
-    """Load the sample BigQuery dataset `sales` (orders, customers, products) into the running stack."""
+    """Load the sample BigQuery dataset `sales` (orders, customers, products) into the running stack,
+    and put sample partner files in the outbox of the collect job `toast` (the stack's sshd)."""
+    from devstack.collect_seed import seed_partner_files
     from devstack.demo import seed_sample_data
     from devstack.stack import load_stack
 
@@ -218,10 +220,12 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
         _fail(exc)
         return
     rows = seed_sample_data(info)
+    partner_files = [str(p) for p in seed_partner_files(info)]
     if as_json:
-        print_json({"project": info.project, "dataset": "sales", "rows": rows})
+        print_json({"project": info.project, "dataset": "sales", "rows": rows, "partner_files": partner_files})
         return
     print_line("seeded " + ", ".join(f"{info.project}.sales.{t} ({n:,} rows)" for t, n in rows.items()))
+    print_line(f"partner files for collect job toast: {', '.join(partner_files)}")
 
 
 @app.command()

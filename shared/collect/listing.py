@@ -26,8 +26,6 @@ from shared.config import Config
 from shared.config.collect import CollectJob
 from shared.errors import RejectedInput, TransientError
 from shared.gcp import pubsub
-from shared.ids import Stage, Status
-from shared.messages import VerifyResult
 from shared.topology import COLLECT_FILES
 
 logger = log.get_logger(__name__)
@@ -62,19 +60,7 @@ def list_and_fan_out(
     skip = None if request.ignore_calendar else job.calendar.skip_reason(day)
     if skip is not None:
         logger.info("collect skipped: not a business day", job=job.name, day=day.isoformat(), reason=skip)
-        result = VerifyResult(
-            status=Status.SKIPPED,
-            stage=Stage.COLLECT_LIST,
-            run_id=run_id,
-            source=runs.source(job.name),
-            reason=skip,
-            date=day.isoformat(),
-            started_at=now.isoformat(),
-        )
-        from shared.reporting.results import report
-
-        report(result, config=config)
-        runs.update_freshness(bucket, job.name, result, collected=False, now=now)
+        runs.report_skip(config, job.name, run_id, skip, day, now)
         return []
     judged = survey(config, job, now_s=now.timestamp())
     save_listing(bucket, job.name, snapshot(judged), now)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,10 +112,13 @@ def report_run(
     from shared.reporting.results import report
 
     bucket = config.state_bucket_name
-    if not gcs.write_if_absent(bucket, _run(job, run_id) + "result.json", _dumps({"at": now.isoformat()})):
-        return None
     collected = [o for o in outcomes if o.get("status") == "collected"]
     failed = [o for o in outcomes if o.get("status") == "failed"]
+    present = [o for o in outcomes if o.get("status") in ("collected", "already")]
+    changed = [str(o.get("name")) for o in outcomes if o.get("status") == "changed"]
+    reasons = [f"{o.get('name')}: {o.get('reason')}" for o in failed]
+    if changed:
+        reasons.append(f"changed since listed, left for the next run: {', '.join(changed)}")
     started = dt.datetime.fromisoformat(plan["started_at"])
     result = VerifyResult(
         status=Status.FAILED if failed else Status.IN_SYNC,
@@ -124,14 +128,16 @@ def report_run(
         check="sha1",
         missing=sorted(str(o.get("name")) for o in failed),
         files_expected=len(plan["files"]),
-        files_present=len(outcomes) - len(failed),
+        files_present=len(present),
         bytes_expected=sum(int(f.get("size", 0)) for f in plan["files"]),
         bytes_present=sum(int(o.get("size", 0)) for o in collected),
-        reason="; ".join(f"{o.get('name')}: {o.get('reason')}" for o in failed)[:2000] or None,
+        reason="; ".join(reasons)[:2000] or None,
         started_at=started.isoformat(),
         finished_at=now.isoformat(),
         duration_s=round((now - started).total_seconds(), 3),
     )
+    if not gcs.write_if_absent(bucket, _run(job, run_id) + "result.json", result.to_json(), "application/json"):
+        return None  # reported already (a twin's copy, a redelivery)
     report(result, config=config)
     update_freshness(bucket, job, result, collected=bool(collected), now=now)
     return result
@@ -158,6 +164,41 @@ def update_freshness(bucket: str, job: str, result: VerifyResult, *, collected: 
         gcs.write(bucket, name, _dumps(body), "application/json")
     except Exception as exc:  # noqa: BLE001 - freshness is a report, not the work
         logger.error("could not update the freshness record", error=str(exc), job=job)
+
+
+def report_skip(config: Config, job: str, run_id: str, reason: str, day: dt.date, now: dt.datetime) -> VerifyResult:
+    """A scheduled day the job's calendar excludes: one ``skipped`` result, and the freshness record."""
+    from shared.reporting.results import report
+
+    result = VerifyResult(
+        status=Status.SKIPPED,
+        stage=Stage.COLLECT_LIST,
+        run_id=run_id,
+        source=source(job),
+        reason=reason,
+        date=day.isoformat(),
+        started_at=now.isoformat(),
+        finished_at=now.isoformat(),
+    )
+    bucket = config.state_bucket_name
+    if gcs.write_if_absent(bucket, _run(job, run_id) + "result.json", result.to_json(), "application/json"):
+        report(result, config=config)
+        update_freshness(bucket, job, result, collected=False, now=now)
+    return result
+
+
+def run_result(bucket: str, job: str, run_id: str) -> VerifyResult | None:
+    """The run's reported result, or None while it is not complete."""
+    data = gcs.read_bytes(bucket, _run(job, run_id) + "result.json")
+    return VerifyResult.from_json(data) if data is not None else None
+
+
+def wait_for_run(bucket: str, job: str, run_id: str, *, timeout_s: float, poll_s: float = 1.0) -> VerifyResult | None:
+    """Poll until the run has its result (the demo, tests); None when ``timeout_s`` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while (result := run_result(bucket, job, run_id)) is None and time.monotonic() < deadline:
+        time.sleep(poll_s)
+    return result
 
 
 def freshness(bucket: str, job: str) -> dict[str, Any] | None:

@@ -28,11 +28,6 @@ from tests.sftp.sshd_server import SftpUser, Sshd, user_dir
 __all__ = ["sftp_user", "sshd", "workdir"]
 
 
-@pytest.fixture
-def stack(bare_stack_env: StackInfo) -> StackInfo:
-    return bare_stack_env
-
-
 def partner_fields(server: Sshd, port: int | None = None, known_hosts: str | None = None) -> dict[str, Any]:
     return {
         "host": "127.0.0.1",
@@ -130,9 +125,10 @@ def _weekday() -> Any:
 
 
 @pytest.fixture
-def collect(stack: StackInfo, sshd: Sshd, sftp_user: SftpUser) -> Iterator[Collect]:
+def collect(bare_stack_env: StackInfo, sshd: Sshd, sftp_user: SftpUser) -> Iterator[Collect]:
+    """A job of this test on the worker's bare stack (no function competes for its messages)."""
     directory = user_dir(sftp_user, "collect")
-    yield Collect(stack, directory, sshd, sftp_user)
+    yield Collect(bare_stack_env, directory, sshd, sftp_user)
     shutil.rmtree(directory, ignore_errors=True)
 
 

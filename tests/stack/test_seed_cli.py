@@ -1,4 +1,5 @@
-"""`offsite dev seed` loads the sample dataset into a running stack's BigQuery."""
+"""`offsite dev seed` loads the sample dataset into a running stack's BigQuery and puts sample
+partner files in the outbox of its collect job."""
 
 from __future__ import annotations
 
@@ -37,7 +38,15 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
         timeout=300,
     )
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout) == {"project": "offsite-local", "dataset": "sales", "rows": counts}
+    outbox = bare_stack_env.sftp.directory / "partner-toast/outbox"
+    assert json.loads(again.stdout) == {
+        "project": "offsite-local",
+        "dataset": "sales",
+        "rows": counts,
+        "partner_files": [str(outbox / name) for name in ("OrderDetails_20250108.csv", "TimeEntries_20250108.csv")],
+    }
+    owner = bare_stack_env.sftp.directory.stat().st_uid
+    assert all((outbox / n).stat().st_uid == owner for n in ("OrderDetails_20250108.csv", "TimeEntries_20250108.csv"))
 
 
 def test_seed_without_a_stack_says_so(tmp_path: Path) -> None:
