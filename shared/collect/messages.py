@@ -4,19 +4,17 @@ are ``RejectedInput`` naming the field, the value and what was expected)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, StrictBool, StrictInt
 
+from shared.config.types import PARTNER_RE
 from shared.messages import SCHEMA_VERSION, Message, RunId
 from shared.validation import Problem
 
-JOB_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
 
 def _job(value: str) -> str:
-    if not JOB_RE.match(value):
+    if not PARTNER_RE.match(value):  # job names follow the partner-name rule (config)
         raise Problem(f"{value[:80]!r} is not a collect job name (lower-case letters, digits, '-' or '_')")
     return value
 

@@ -13,7 +13,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from shared.config.types import PARTNER_RE, Cron, Model, Names, Routes, TimeZone
+from shared.config.types import PARTNER_RE, Cron, Model, Names, Routes, TimeZone, check_partner_names
 from shared.validation import Problem, Problems
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -121,11 +121,7 @@ class CollectSettings(Model, Generic[Partner]):
     @field_validator("partners")
     @classmethod
     def _partner_names(cls, value: dict[str, Partner]) -> dict[str, Partner]:
-        problems = Problems()
-        for name in value:
-            if not PARTNER_RE.match(name):
-                problems.add((name,), f"partner name {name!r} must be lower-case letters, digits, '-' or '_'")
-        problems.raise_any()
+        check_partner_names(value)
         return value
 
     def job(self, name: str) -> CollectJob | None:

@@ -20,7 +20,6 @@ from shared.config.secrets import Secret
 from shared.config.types import (
     BUCKET_RE,
     NAME_RE,
-    PARTNER_RE,
     Cron,
     Format,
     Model,
@@ -28,6 +27,7 @@ from shared.config.types import (
     Routes,
     TimeZone,
     between,
+    check_partner_names,
 )
 from shared.ids import DestinationId
 from shared.validation import Problem, Problems
@@ -226,11 +226,7 @@ class Destinations(Model):
     @field_validator("sftp")
     @classmethod
     def _partner_names(cls, value: dict[str, SftpPartner]) -> dict[str, SftpPartner]:
-        problems = Problems()
-        for name in value:
-            if not PARTNER_RE.match(name):
-                problems.add((name,), f"partner name {name!r} must be lower-case letters, digits, '-' or '_'")
-        problems.raise_any()
+        check_partner_names(value)
         return value
 
 
