@@ -127,6 +127,7 @@ def run_demo(
         for request in requests:
             pubsub.publish(EXPORT_REQUESTS, request, origin="offsite-demo")
             echo(f"published on {EXPORT_REQUESTS}: {request.to_json().decode()}")
+        collect_run = start_collect(info, echo)
         echo("waiting for export → Box + SFTP → verify ...")
         run_ids = [r.run_id for r in requests if r.run_id]
         with view or CountingView(echo) as shown:
@@ -137,8 +138,43 @@ def run_demo(
             echo("")
             for line in summary_lines(state):
                 echo(line)
-        return 0 if state.all_in_sync and ingest_ok else 1
+        collected = finish_collect(collect_run, echo, timeout_s=timeout_s)
+        return 0 if state.all_in_sync and ingest_ok and collected else 1
     finally:
         if not (keep or reuse):
             stop_stack(root)
             echo("local stack stopped (use --keep to leave it running)")
+
+
+def start_collect(info: StackInfo, echo: Callable[[str], None]) -> str:
+    """One collect run: sample partner files in the stack sshd's outbox, then {"collect": "toast"}."""
+    from devstack.collect_seed import seed_partner_files
+    from devstack.localconfig import COLLECT_JOB
+    from shared.collect.messages import CollectRequest
+    from shared.gcp import pubsub
+    from shared.stages.fan_out import new_run_id
+    from shared.topology import COLLECT_REQUESTS
+
+    files = seed_partner_files(info)
+    echo(f"partner outbox: {', '.join(p.name for p in files)}")
+    request = CollectRequest(collect=COLLECT_JOB, run_id=new_run_id(), ignore_calendar=True)
+    pubsub.publish(COLLECT_REQUESTS, request, origin="offsite-demo")
+    echo(f"published on {COLLECT_REQUESTS}: {request.to_json().decode()}")
+    return str(request.run_id)
+
+
+def finish_collect(run_id: str, echo: Callable[[str], None], *, timeout_s: float) -> bool:
+    """Wait for the collect run's result and print it; True when every file was collected."""
+    from devstack.localconfig import COLLECT_JOB
+    from shared import runtime
+    from shared.collect.runs import wait_for_run
+
+    result = wait_for_run(runtime.config().state_bucket_name, COLLECT_JOB, run_id, timeout_s=timeout_s)
+    if result is None:
+        echo(f"collect {COLLECT_JOB} {run_id}: no result within {timeout_s:.0f} s")
+        return False
+    echo(
+        f"collect {COLLECT_JOB} {run_id}: status={result.status}, {result.files_present}/{result.files_expected} files, "
+        f"{result.bytes_present:,} bytes → box, {result.duration_s or 0:.1f} s"
+    )
+    return result.status == "in_sync"

@@ -23,6 +23,9 @@ PROJECT = "offsite-local"
 BUCKET = "offsite-exports"
 SHARD_SIZE_BYTES = 4_000_000  # small enough that the 200k-row sample table shards
 MIRRORED_BUCKET = "offsite-local-files"  # the sample bucket mirror (docs/mirror.md; `offsite dev seed` fills it)
+COLLECT_JOB = "toast"  # the sample collect job: the stack's sshd as the partner
+COLLECT_OUTBOX = "partner-toast/outbox"  # under the SFTP data directory
+COLLECT_PROCESSED = "partner-toast/processed"
 
 
 def generated(
@@ -73,6 +76,24 @@ def generated(
                     "directory": str(sftp_directory.absolute()),
                 }
             },
+        },
+        # The stack's sshd doubles as a partner whose outbox is collected into Box (docs/collect.md);
+        # `offsite dev seed` puts sample files there (devstack/collect_seed.py).
+        "collect": {
+            "jobs": [
+                {
+                    "name": COLLECT_JOB,
+                    "partner": "local",
+                    "directory": str((sftp_directory / COLLECT_OUTBOX).absolute()),
+                    "include": ["*.csv"],
+                    "destinations": ["box"],
+                    "schedule": "0 6 * * *",
+                    "time_zone": "America/New_York",
+                    "calendar": {"holidays": ["2026-12-25", "2027-01-01"]},
+                    "post_action": "move",
+                    "processed_dir": str((sftp_directory / COLLECT_PROCESSED).absolute()),
+                }
+            ]
         },
         "alerts": {"slack_webhook_url": f"http://127.0.0.1:{webhook_port}/hook"},
         "pubsub": {"max_delivery_attempts": 5, "minimum_backoff_s": 1, "maximum_backoff_s": 10},

@@ -32,12 +32,16 @@ locals {
       job         = "offsite-export-${e.name}", entry = e, request = { export = e.name },
       description = "offsite: run query export ${e.name} for the scheduled day"
     }],
+    [for c in coalesce(try(local.config.collect.jobs, null), []) : {
+      job         = "offsite-collect-${c.name}", entry = c, request = { collect = c.name },
+      description = "offsite: collect ${c.name} from SFTP partner ${c.partner}"
+    }],
   )
   request_jobs = {
     for r in local.scheduled_requests : r.job => {
       schedule    = r.entry.schedule
       time_zone   = coalesce(try(r.entry.time_zone, null), "UTC")
-      topic       = "export-requests"
+      topic       = try(r.request.collect, null) != null ? "collect-requests" : "export-requests"
       message     = jsonencode(r.request)
       description = r.description
     } if try(r.entry.schedule, null) != null
@@ -87,7 +91,8 @@ locals {
   # to a partner: an instance holds at most min(concurrency x connections_per_file,
   # max_sessions) sessions, so the instance cap that keeps the partner's limit is
   # max_sessions / that, over every partner (and at most the topology's cap, at least 1).
-  sftp_partners = coalesce(try(local.config.destinations.sftp, null), {})
+  sftp_partners    = coalesce(try(local.config.destinations.sftp, null), {})
+  collect_partners = coalesce(try(local.config.collect.partners, null), {})
   sftp_instance_caps = [
     for name, partner in local.sftp_partners :
     floor(
@@ -124,6 +129,11 @@ locals {
         for field in local.credential_fields.drive : try(folder.auth[field], null)
       ]
     ])
+    collect = flatten([
+      for name, partner in local.collect_partners : [
+        for field in local.credential_fields.sftp : try(partner[field], null)
+      ]
+    ])
     alerts = [try(local.config.alerts.slack_webhook_url, null)]
     ingest = [try(local.config.ingest.hash_key, null)]
   }
@@ -147,6 +157,11 @@ locals {
     merge(concat([{}], [
       for name, folder in local.drive_folders : {
         for field in local.credential_fields.drive : "destinations.drive.${name}.auth.${field}" => try(folder.auth[field], null)
+      }
+    ])...),
+    merge(concat([{}], [
+      for name, partner in local.collect_partners : {
+        for field in local.credential_fields.sftp : "collect.partners.${name}.${field}" => try(partner[field], null)
       }
     ])...),
     { "alerts.slack_webhook_url" = try(local.config.alerts.slack_webhook_url, null) },

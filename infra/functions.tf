@@ -1,4 +1,4 @@
-# The six 2nd-gen Cloud Functions (five event-driven, one HTTP). Pub/Sub triggers are push subscriptions (pubsub.tf);
+# The 2nd-gen Cloud Functions. Pub/Sub triggers are push subscriptions (pubsub.tf);
 # GCS finalize triggers are each function's own Eventarc trigger (event_trigger below).
 
 locals {

@@ -11,6 +11,8 @@ locals {
     verify        = "offsite-verify"
     http_trigger  = "offsite-http-trigger"
     ingest_sqlite = "offsite-ingest-sqlite"
+    collect_list  = "offsite-collect-list"
+    collect_copy  = "offsite-collect-copy"
   }
 
   # Topics each function publishes to. Every stage reports permanent failures on verify-results.
@@ -22,6 +24,8 @@ locals {
     verify        = ["verify-results"]
     http_trigger  = ["export-requests", "verify-requests"]
     ingest_sqlite = ["verify-results"]
+    collect_list  = ["collect-files", "verify-results"]
+    collect_copy  = ["verify-results"]
   }
 
   # Roles on the exports bucket, each limited to the object prefix the stage works in
@@ -81,6 +85,15 @@ locals {
       # ?wait= and GET /runs/<id> read the run history (results/), listed by day and run
       viewer = { role = "roles/storage.objectViewer", prefix = "" }
     }
+    # collect/: listings, runs, claims, copy records and the done ledger (shared/collect/state.py)
+    collect_list = {
+      state  = { role = google_project_iam_custom_role.object_replacer.id, prefix = "collect/" }
+      viewer = { role = "roles/storage.objectViewer", prefix = "" }
+    }
+    collect_copy = {
+      state  = { role = google_project_iam_custom_role.object_replacer.id, prefix = "collect/" }
+      viewer = { role = "roles/storage.objectViewer", prefix = "" }
+    }
   }
   # What every stage needs to report a result (shared.reporting.results.report), in the state bucket.
   reporting_bucket_roles = {
@@ -98,6 +111,8 @@ locals {
     verify        = ["box", "sftp", "drive", "alerts"]
     http_trigger  = []
     ingest_sqlite = ["ingest", "alerts"]
+    collect_list  = ["collect", "sftp", "alerts"]
+    collect_copy  = ["collect", "box", "sftp", "drive", "alerts"]
   }
 
   # Project-level roles: only the right to run BigQuery jobs (the exporter, the ingest).

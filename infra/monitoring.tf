@@ -33,7 +33,7 @@ locals {
   error_rate_threshold    = 0.1
   deadline_minutes        = coalesce(try(local.config.verify.deadline_minutes, null), 120)
 
-  # Log entries of our five functions (Cloud Run services).
+  # Log entries of our functions (Cloud Run services).
   function_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(${join(" OR ", [for name in local.deployed_services : "\"${name}\""])})"
 }
 

@@ -7,8 +7,7 @@
 locals {
   topics = [
     "export-requests", "table-exports", "deliveries", "verify-requests", "verify-results", "delivery-continuations",
-    "export-sweeps", "mirror-reconciles",
-    "export-sweeps", "ingest-requests", "ingest-snapshots",
+    "export-sweeps", "mirror-reconciles", "ingest-requests", "ingest-snapshots", "collect-requests", "collect-files",
   ]
 
   # concurrency: requests one instance serves at once (max_instance_request_concurrency). Every
@@ -103,6 +102,31 @@ locals {
       http          = false
       description   = "ingest-requests / snapshot finalize -> SQLite tables merged into BigQuery, results on verify-results"
     }
+    # collect (docs/collect.md): a partner's SFTP directory -> every destination of the job
+    collect_list = {
+      deployed_name = "collect-list"
+      source        = "collect"
+      entry_point   = "collect_list"
+      timeout_s     = 300
+      memory_mb     = 512
+      max_instances = 10
+      concurrency   = 1
+      gcs_trigger   = false
+      http          = false
+      description   = "collect-requests -> one collect-files message per new, stable partner file"
+    }
+    collect_copy = {
+      deployed_name = "collect-copy"
+      source        = "collect"
+      entry_point   = "collect_copy"
+      timeout_s     = 540
+      memory_mb     = 1024
+      max_instances = 4
+      concurrency   = 2
+      gcs_trigger   = false
+      http          = false
+      description   = "collect-files -> verified copy at every destination, then keep / move / delete"
+    }
   }
 
   # Pub/Sub triggers: push subscriptions managed here (retry policy + dead-letter topic).
@@ -162,6 +186,17 @@ locals {
       function          = "ingest_sqlite"
       topic             = "ingest-snapshots"
       dead_letter_topic = "ingest-sqlite-ingest-snapshots-dlq"
+    }
+    # collect: scheduled per job (scheduler.tf), or `offsite collect run JOB`
+    "collect-list-collect-requests" = {
+      function          = "collect_list"
+      topic             = "collect-requests"
+      dead_letter_topic = "collect-list-collect-requests-dlq"
+    }
+    "collect-copy-collect-files" = {
+      function          = "collect_copy"
+      topic             = "collect-files"
+      dead_letter_topic = "collect-copy-collect-files-dlq"
     }
   }
 

@@ -88,6 +88,7 @@ class Status(StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     PRUNED = "pruned"  # an older run folder removed by retention (shared.retention), not a failure
+    SKIPPED = "skipped"  # a collect run on a day its business calendar excludes
 
     @property
     def is_final_failure(self) -> bool:
@@ -109,3 +110,5 @@ class Stage(StrEnum):
     VERIFY_RECHECK = "verify:recheck"  # the sweep's daily re-verify of in_sync runs
     PRUNE = "prune"  # retention removed a run folder (`offsite prune`, the sweep's daily pass)
     MIRROR_RECONCILE = "mirror:reconcile"  # a mirrored bucket's reconcile (docs/mirror.md)
+    COLLECT_LIST = "collect_list"  # collect: list a partner's directory, one message per new file
+    COLLECT_COPY = "collect_copy"  # collect: copy one file to every destination, verified

@@ -233,17 +233,20 @@ class Source(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    mode: Literal["table", "query", "bucket"]
+    mode: Literal["table", "query", "bucket", "collect"]
     project: str = ""
     dataset: Ident | None = None
     table: Ident | None = None
     export: Ident | None = None
     bucket: str | None = None
     """mode ``bucket``: a mirrored GCS bucket (docs/mirror.md); only results name one."""
+    collect: str | None = None  # mode "collect": the collect job (shared/collect)
 
     @model_validator(mode="after")
     def _mode_fields(self) -> Source:
-        needed = {"table": ("dataset", "table"), "query": ("export",), "bucket": ("bucket",)}[self.mode]
+        needed = {"table": ("dataset", "table"), "query": ("export",), "bucket": ("bucket",), "collect": ("collect",)}[
+            self.mode
+        ]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise Problem("required field is missing", (missing[0],))
@@ -254,6 +257,8 @@ class Source(BaseModel):
         """``sales.orders`` or ``export:product_data``: how logs, alerts and reports name a run's source."""
         if self.mode == "bucket":
             return f"gs://{self.bucket}"
+        if self.mode == "collect":
+            return f"collect:{self.collect}"
         return f"{self.dataset}.{self.table}" if self.mode == "table" else f"export:{self.export}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,6 +288,8 @@ class TableExport(Message):
 
     @model_validator(mode="after")
     def _source_project(self) -> TableExport:
+        if self.source.mode == "collect":
+            raise Problem("'collect' is not a table export's source; expected 'table' or 'query'", ("source", "mode"))
         if not self.source.project:
             raise Problem("required field is missing", ("source", "project"))
         return self

@@ -20,6 +20,8 @@ EXPORT_SWEEPS = "export-sweeps"  # the scheduled finalize sweep: exports whose c
 MIRROR_RECONCILES = "mirror-reconciles"  # a mirrored bucket's scheduled reconcile and verify (docs/mirror.md)
 INGEST_REQUESTS = "ingest-requests"  # SQLite → BigQuery ingest runs: {"tables": [...], "full": true}
 INGEST_SNAPSHOTS = "ingest-snapshots"  # the snapshot bucket's GCS notifications (OBJECT_FINALIZE)
+COLLECT_REQUESTS = "collect-requests"  # {"collect": JOB}: list a partner directory (docs/collect.md)
+COLLECT_FILES = "collect-files"  # one listed file of a collect run, to copy
 
 TOPICS: tuple[str, ...] = (
     EXPORT_REQUESTS,
@@ -32,6 +34,8 @@ TOPICS: tuple[str, ...] = (
     MIRROR_RECONCILES,
     INGEST_REQUESTS,
     INGEST_SNAPSHOTS,
+    COLLECT_REQUESTS,
+    COLLECT_FILES,
 )
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -195,6 +199,19 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         memory_mb=2048,
         max_instances=2,
         concurrency=1,
+    ),
+    # collect (docs/collect.md): list a partner's directory, then copy each file to every
+    # destination; one SFTP read per file, so few at once per instance (the partner's sessions).
+    FunctionSpec("collect_list", "collect", "collect_list", (_pubsub(COLLECT_REQUESTS),), timeout_s=300, memory_mb=512),
+    FunctionSpec(
+        "collect_copy",
+        "collect",
+        "collect_copy",
+        (_pubsub(COLLECT_FILES),),
+        timeout_s=540,
+        memory_mb=1024,
+        max_instances=4,
+        concurrency=2,
     ),
 )
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from offsite.cli import box, config_cmd, demo, dev, drive, ingest, mirror, ops, package, prune, run, sftp
+from offsite.cli import box, collect, config_cmd, demo, dev, drive, ingest, mirror, ops, package, prune, run, sftp
 
 app = typer.Typer(help="offsite: BigQuery → Box / SFTP deliveries, verified.", no_args_is_help=True)
 app.add_typer(dev.app, name="dev", help="Run the local stack (emulators, servers, functions).")
 app.add_typer(box.app, name="box", help="Browse the configured Box destination.")
 app.add_typer(sftp.app, name="sftp", help="Operate on an SFTP partner's server.")
 app.add_typer(drive.app, name="drive", help="Browse a configured Google Drive destination.")
+app.add_typer(collect.app, name="collect", help="Collect files from partners' SFTP servers (status, ls, run).")
 app.add_typer(config_cmd.app, name="config", help="Show and validate the configuration.")
 app.add_typer(mirror.app, name="mirror", help="GCS bucket mirrors: compare and reconcile (docs/mirror.md).")
 app.add_typer(ingest.app, name="ingest", help="SQLite → BigQuery incremental ingest.")

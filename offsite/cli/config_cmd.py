@@ -31,7 +31,9 @@ def validate(path: Path | None = PathOption) -> None:
     """Check the config; print one line naming the field and value on error (exit 2)."""
     config = _load(path)
     typer.echo(
-        f"ok: {path or config_path()} ({len(config.datasets)} datasets, {len(config.exports)} exports, destinations: {', '.join(config.destination_names()) or 'none'})"
+        f"ok: {path or config_path()} ({len(config.datasets)} datasets, {len(config.exports)} exports, destinations: {', '.join(config.destination_names()) or 'none'}"
+        + (f"; {len(config.collect.jobs)} collect jobs" if config.collect.jobs else "")
+        + ")"
     )
 
 

@@ -210,7 +210,9 @@ def logs(
 def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
     """Load the sample BigQuery dataset `sales` (orders, customers, products) into the running stack,
     sample objects into its mirrored buckets (docs/mirror.md), and create the sample SQLite app
-    (`offsite ingest`)."""
+    (`offsite ingest`), and put sample partner files in the outbox of the collect job `toast`
+    (the stack's sshd)."""
+    from devstack.collect_seed import seed_partner_files
     from devstack.demo import seed_mirrored_buckets, seed_sample_data
     from devstack.stack import load_stack
 
@@ -225,6 +227,7 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
 
     app_db = Path(info.root) / "app.db"
     app_rows = sample_app.create(app_db)
+    partner_files = [str(p) for p in seed_partner_files(info)]
     if as_json:
         print_json(
             {
@@ -234,6 +237,7 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
                 "mirrored_buckets": objects,
                 "sqlite": str(app_db),
                 "sqlite_rows": app_rows,
+                "partner_files": partner_files,
             }
         )
         return
@@ -241,6 +245,7 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
     for bucket, count in objects.items():
         print_line(f"seeded gs://{bucket} ({count} objects, mirrored by upload_box and transfer_sftp)")
     print_line(f"seeded SQLite app {app_db}: " + ", ".join(f"{t} ({n:,} rows)" for t, n in app_rows.items()))
+    print_line(f"partner files for collect job toast: {', '.join(partner_files)}")
 
 
 @app.command()

@@ -98,8 +98,21 @@ def status(
         return
     if not rows:
         print_line(f"no verify results since {start:%Y-%m-%d %H:%M} UTC")
-        return
-    print_table(STATUS_COLUMNS, [status_cells(row) for row in rows], right={"FILES", "BYTES", "DURATION"})
+    else:
+        print_table(STATUS_COLUMNS, [status_cells(row) for row in rows], right={"FILES", "BYTES", "DURATION"})
+    print_freshness(cfg)
+
+
+def print_freshness(cfg: Config) -> None:
+    """One line per collect job: when a file was last collected, and the last run (``offsite collect status``)."""
+    from shared.collect.runs import freshness
+
+    for job in cfg.collect.jobs:
+        record = freshness(cfg.state_bucket_name, job.name) or {}
+        print_line(
+            f"collect {job.name}: last collected at {record.get('last_collected_at') or 'never'}; "
+            f"last run {record.get('last_run_at') or 'none'} {record.get('last_status') or ''}".rstrip()
+        )
 
 
 STATUS_COLUMNS = ("RUN", "SOURCE", "DATE", "DESTINATIONS", "FILES", "BYTES", "DURATION", "LAST FAILURE")

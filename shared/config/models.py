@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared import sql_date
 from shared.config.buckets import BucketMirror, bucket_problems
+from shared.config.collect import CollectJob, CollectSettings, collect_problems
 from shared.config.drive import DriveDestination
 from shared.config.http import HttpSettings
 from shared.config.ingest import IngestSettings
@@ -25,7 +26,6 @@ from shared.config.secrets import Secret
 from shared.config.types import (
     BUCKET_RE,
     NAME_RE,
-    PARTNER_RE,
     Cron,
     Format,
     Model,
@@ -34,6 +34,7 @@ from shared.config.types import (
     Routes,
     TimeZone,
     between,
+    check_partner_names,
     days_back,
 )
 from shared.ids import DestinationId
@@ -263,11 +264,7 @@ class Destinations(Model):
     @field_validator("sftp", "drive")
     @classmethod
     def _partner_names(cls, value: dict[str, SftpPartner]) -> dict[str, SftpPartner]:
-        problems = Problems()
-        for name in value:
-            if not PARTNER_RE.match(name):
-                problems.add((name,), f"partner name {name!r} must be lower-case letters, digits, '-' or '_'")
-        problems.raise_any()
+        check_partner_names(value)
         return value
 
 
@@ -362,6 +359,9 @@ class Config(Model):
     pubsub: PubSubSettings = Field(default_factory=PubSubSettings, description="Retry and dead-letter policy.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="The HTTP trigger: invokers and token checks.")
     ingest: IngestSettings | None = Field(None, description="SQLite → BigQuery ingest (docs/ingest.md).")
+    collect: CollectSettings[SftpPartner] = Field(
+        default_factory=CollectSettings[SftpPartner], description="Files collected from partners' SFTP servers."
+    )
 
     @field_validator("bucket", "state_bucket")
     @classmethod
@@ -406,6 +406,7 @@ class Config(Model):
                             f"{str(name)!r} is not a configured destination (configured: {', '.join(known) or 'none'})",
                         )
         bucket_problems(self.buckets, known, (self.bucket, self.state_bucket_name), problems)
+        problems.items.extend(collect_problems(self.collect, self.destinations.sftp, known).items)
         problems.raise_any()
         _name_secrets(self, "")
         return self
@@ -434,6 +435,14 @@ class Config(Model):
         except KeyError:
             known = ", ".join(self.destinations.sftp) or "none configured"
             raise ConfigError(f"destinations.sftp: no partner named {name!r} (known: {known})") from None
+
+    def collect_job(self, name: str) -> CollectJob | None:
+        return self.collect.job(name)
+
+    def collect_partner(self, name: str) -> SftpPartner:
+        """A collect partner: ``collect.partners`` first, then ``destinations.sftp``."""
+        partner = self.collect.partners.get(name)
+        return partner if partner is not None else self.sftp_partner(name)
 
 
 def _name_secrets(node: Any, path: str) -> None:

@@ -7,6 +7,7 @@ what was expected; the loader adds the field path.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic_settings import NoDecode
 
 from shared.ids import DestinationId
-from shared.validation import Problem
+from shared.validation import Problem, Problems
 
 ExportFormat = Literal["PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON"]
 FORMATS: tuple[str, ...] = ("PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON")
@@ -44,6 +45,15 @@ def as_list(value: Any) -> Any:
 
 Names = Annotated[tuple[str, ...], BeforeValidator(as_list), NoDecode]
 Routes = Annotated[tuple[DestinationId, ...], BeforeValidator(as_list), NoDecode]
+
+
+def check_partner_names(names: Iterable[str]) -> None:
+    """Problem (one per bad name) unless every partner name is lower-case letters, digits, '-' or '_'."""
+    problems = Problems()
+    for name in names:
+        if not PARTNER_RE.match(name):
+            problems.add((name,), f"partner name {name!r} must be lower-case letters, digits, '-' or '_'")
+    problems.raise_any()
 
 
 def between(low: int, high: int | None = None) -> AfterValidator:

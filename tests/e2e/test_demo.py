@@ -37,6 +37,8 @@ def test_demo_verifies_every_delivery_and_stops_the_stack() -> None:
     in_sync = [line for line in summary.splitlines() if " in_sync " in line]
     assert len(in_sync) == 7 and all("check: sha1" in line for line in in_sync)
     assert "all deliveries in sync with sha1: 7 of 7" in summary
+    # one collect run: the stack's sshd as the partner, its sample files into Box (docs/collect.md)
+    assert re.search(r"collect toast r[0-9a-f]+: status=in_sync, 2/2 files, [\d,]+ bytes → box", summary)
     verified = [line for line in progress.splitlines() if re.search(r"  verify → (box|sftp:\S+): in_sync  files", line)]
     assert len(verified) == 7  # each delivery's progress line once it was verified
     # nothing of that stack is left running

@@ -59,7 +59,13 @@ def test_query_exports_and_the_verify_sweep_are_scheduled(example: Module) -> No
     assert str(finalize["pubsub_target"][0]["topic_name"]) == (
         f'google_pubsub_topic.pipeline["{topology.EXPORT_SWEEPS}"].id'
     )
-    assert len(jobs) == len(SEED_000) + 3 + 2  # + the ingest's incremental and full (test_ingest)
+    collect = jobs["offsite-collect-toast"]
+    assert _message(collect) == {"collect": "toast"}
+    assert (collect["schedule"], collect["time_zone"]) == ("0 6 * * *", "America/New_York")
+    assert str(collect["pubsub_target"][0]["topic_name"]) == (
+        f'google_pubsub_topic.pipeline["{topology.COLLECT_REQUESTS}"].id'
+    )
+    assert len(jobs) == len(SEED_000) + 4 + 2  # + the ingest's incremental and full (test_ingest)
 
 
 def test_schedules_follow_the_config(infra) -> None:  # type: ignore[no-untyped-def]
@@ -98,6 +104,8 @@ def test_secrets_are_created_empty_from_the_configs_references(example: Module) 
         "sftp-acme-known-hosts",
         "slack-webhook",
         "ingest-hash-key",
+        "sftp-toast-key",
+        "sftp-toast-known-hosts",
     }
     for secret in secrets.values():
         assert secret["replication"] == [{"auto": [{}]}]

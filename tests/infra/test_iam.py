@@ -124,6 +124,8 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
         # POST /sync and POST /verify/<id> publish what a scheduler or `offsite run` would
         "http_trigger": {"export-requests", "verify-requests"},
         "ingest_sqlite": {"verify-results"},
+        "collect_list": {"collect-files", "verify-results"},
+        "collect_copy": {"verify-results"},
     }
     assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
 
@@ -174,6 +176,9 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
         # ?wait= and GET /runs/<id> read the run history; the trigger reports nothing itself
         "http_trigger": {("roles/storage.objectViewer", "")},
         "ingest_sqlite": reporting,
+        # collect's listings, plans, claims, copy records and done ledger (listed, so a viewer)
+        "collect_list": {(replacer, "collect/"), ("roles/storage.objectViewer", "")} | reporting,
+        "collect_copy": {(replacer, "collect/"), ("roles/storage.objectViewer", "")} | reporting,
     }
 
 
@@ -188,6 +193,16 @@ def test_each_function_reads_only_its_own_credentials(example: Module) -> None:
         "transfer_sftp": {"sftp-acme-key", "sftp-acme-known-hosts", slack},
         "verify": {"offsite-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", slack},
         "ingest_sqlite": {"ingest-hash-key", slack},  # ingest.hash_key (hashed columns)
+        # a collect partner may also be named from destinations.sftp; the copy writes to any destination
+        "collect_list": {"sftp-toast-key", "sftp-toast-known-hosts", "sftp-acme-key", "sftp-acme-known-hosts", slack},
+        "collect_copy": {
+            "sftp-toast-key",
+            "sftp-toast-known-hosts",
+            "offsite-box-jwt-config",
+            "sftp-acme-key",
+            "sftp-acme-known-hosts",
+            slack,
+        },
     }
     config_readers = _grants_by_function(
         example, "google_secret_manager_secret_iam_member", "config_reader", "secret_id"

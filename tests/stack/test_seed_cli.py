@@ -1,5 +1,6 @@
-"""`offsite dev seed` loads the sample dataset into a running stack's BigQuery, and sample
-objects into its mirrored bucket."""
+"""`offsite dev seed` loads the sample dataset into a running stack's BigQuery, sample objects
+into its mirrored bucket, a sample SQLite app, and sample partner files in the outbox of its
+collect job."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
         timeout=300,
     )
     assert again.returncode == 0, again.stderr
+    outbox = bare_stack_env.sftp.directory / "partner-toast/outbox"
     seeded = json.loads(again.stdout)
     app_db = str(Path(bare_stack_env.root) / "app.db")
     assert seeded == {
@@ -50,7 +52,10 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
         "sqlite": app_db,
         "sqlite_rows": seeded["sqlite_rows"],
         "mirrored_buckets": {MIRRORED_BUCKET: len(SAMPLE_OBJECTS)},
+        "partner_files": [str(outbox / name) for name in ("OrderDetails_20250108.csv", "TimeEntries_20250108.csv")],
     }
+    owner = bare_stack_env.sftp.directory.stat().st_uid
+    assert all((outbox / n).stat().st_uid == owner for n in ("OrderDetails_20250108.csv", "TimeEntries_20250108.csv"))
     assert f"seeded gs://{MIRRORED_BUCKET} ({len(SAMPLE_OBJECTS)} objects" in done.stdout
     # the sample objects (spaces, unicode, deep prefixes) are in the mirrored bucket
     assert {o.name for o in gcs.list_prefix(MIRRORED_BUCKET, "")} >= set(SAMPLE_OBJECTS)

@@ -14,7 +14,7 @@ runner = CliRunner()
 def test_validate_ok() -> None:
     result = runner.invoke(app, ["config", "validate", "-c", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
-    assert "4 datasets, 1 exports, destinations: box, sftp:acme" in result.output
+    assert "4 datasets, 1 exports, destinations: box, sftp:acme; 1 collect jobs)" in result.output
 
 
 def validate(tmp_path: Path, text: str) -> Result:

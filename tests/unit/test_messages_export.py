@@ -143,7 +143,14 @@ def test_table_export_query_mode_and_defaults() -> None:
         ({"format": None}, "table export.format: required field is missing"),
         ({"prefix": None}, "table export.prefix: required field is missing"),
         ({"source": "sales.orders"}, "table export.source: expected an object"),
-        ({"source": {"mode": "view", "project": "p"}}, "table export.source.mode: 'view' is not 'table' or 'query'"),
+        (
+            {"source": {"mode": "view", "project": "p"}},
+            "table export.source.mode: 'view' is not one of 'table', 'query' or 'collect'",
+        ),
+        (
+            {"source": {"mode": "collect", "collect": "toast", "project": "p"}},
+            "table export.source.mode: 'collect' is not a table export's source; expected 'table' or 'query'",
+        ),
         (
             {"source": {"mode": "table", "project": "p", "dataset": "sales"}},
             "table export.source.table: required field is missing",

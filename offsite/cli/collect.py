@@ -1,0 +1,180 @@
+"""offsite collect: operate collect jobs (files from a partner's SFTP server into destinations).
+
+    offsite collect status [JOB]             last run, files, bytes, failure, last collected at, next run
+    offsite collect ls JOB                   the partner directory, each file with what the next run does
+    offsite collect run JOB [--dry-run]      publish {"collect": JOB} on collect-requests (or only show
+                                             what would be copied); --any-day ignores the calendar
+
+They use the same environment as the functions (``OFFSITE_CONFIG``; on the local stack
+``. .offsite/env``); ``--config`` picks another config file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from croniter import croniter
+
+from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.output import JsonOption, print_json, print_line, print_table
+from shared.config import Config
+from shared.config.collect import CollectJob
+from shared.errors import OffsiteError
+
+app = typer.Typer(no_args_is_help=True, help="Operate collect jobs (partner SFTP → destinations).")
+JobArgument = Annotated[str, typer.Argument(help="The collect job's name (config collect.jobs).")]
+MAX_DAYS_AHEAD = 400  # how far next_run looks for a business day
+
+
+def _job(cfg: Config, name: str) -> CollectJob:
+    job = cfg.collect_job(name)
+    if job is None:
+        known = ", ".join(j.name for j in cfg.collect.jobs) or "none configured"
+        typer.echo(f"error: {name!r} is not a configured collect job (configured: {known})", err=True)
+        raise typer.Exit(2)
+    return job
+
+
+def next_run(job: CollectJob, now: dt.datetime) -> dt.datetime | None:
+    """The next scheduled time on a business day of the job's calendar, in its time zone."""
+    if job.schedule is None:
+        return None
+    it = croniter(job.schedule, now.astimezone(ZoneInfo(job.time_zone)))
+    for _ in range(MAX_DAYS_AHEAD * 24):
+        when: dt.datetime = it.get_next(dt.datetime)
+        if job.calendar.skip_reason(when.date()) is None:
+            return when
+        if (when - now).days > MAX_DAYS_AHEAD:
+            break
+    return None
+
+
+def status_rows(cfg: Config, jobs: list[CollectJob], now: dt.datetime) -> list[dict[str, Any]]:
+    from shared.collect.runs import freshness
+
+    rows = []
+    for job in jobs:
+        record = freshness(cfg.state_bucket_name, job.name) or {}
+        upcoming = next_run(job, now)
+        rows.append(
+            {
+                "job": job.name,
+                "partner": job.partner,
+                "last_run_at": record.get("last_run_at"),
+                "last_status": record.get("last_status"),
+                "last_files": record.get("last_files"),
+                "last_bytes": record.get("last_bytes"),
+                "last_collected_at": record.get("last_collected_at"),
+                "last_reason": record.get("last_reason"),
+                "next_run": upcoming.isoformat() if upcoming else None,
+            }
+        )
+    return rows
+
+
+@app.command("status")
+def status(
+    job: Annotated[str | None, typer.Argument(help="Only this job.")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Each job's last run (status, files, bytes, failure), last collected at, and next run."""
+    cfg = load_cli_config(config)
+    jobs = [_job(cfg, job)] if job else list(cfg.collect.jobs)
+    if not jobs:
+        print_line("no collect jobs configured (config collect.jobs)")
+        return
+    rows = status_rows(cfg, jobs, dt.datetime.now(dt.UTC))
+    if as_json:
+        print_json(rows)
+        return
+    columns = ("JOB", "PARTNER", "LAST RUN", "STATUS", "FILES", "BYTES", "LAST COLLECTED", "NEXT RUN", "LAST FAILURE")
+    cells = [
+        [r["job"], r["partner"], r["last_run_at"], r["last_status"], r["last_files"], r["last_bytes"]]
+        + [r["last_collected_at"], r["next_run"], r["last_reason"] if r["last_status"] != "in_sync" else None]
+        for r in rows
+    ]
+    print_table(columns, cells, right={"FILES", "BYTES"})
+
+
+def _survey(cfg: Config, job: CollectJob) -> list[dict[str, Any]]:
+    from shared.collect.listing import survey
+    from shared.collect.selection import WHY
+
+    try:
+        judged = survey(cfg, job)
+    except OffsiteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return [
+        {
+            "name": j.file.name,
+            "size": j.file.size,
+            "mtime": dt.datetime.fromtimestamp(j.file.mtime, dt.UTC).isoformat(),
+            "state": j.state,
+            "why": WHY[j.state],
+        }
+        for j in judged
+    ]
+
+
+@app.command("ls")
+def ls(job: JobArgument, as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """The job's partner directory: every file, and what the next run does with it."""
+    cfg = load_cli_config(config)
+    rows = _survey(cfg, _job(cfg, job))
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        ("NAME", "SIZE", "MTIME", "STATE", "NOTE"),
+        [[r["name"], r["size"], r["mtime"], r["state"], r["why"]] for r in rows],
+        right={"SIZE"},
+    )
+
+
+@app.command("run")
+def run(
+    job: JobArgument,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be copied.")] = False,
+    any_day: Annotated[bool, typer.Option("--any-day", help="Run even on a day the calendar skips.")] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Publish {"collect": JOB} on collect-requests, as the scheduler does (or, with --dry-run,
+    list what would be copied: new files, and those that wait for a second listing)."""
+    cfg = load_cli_config(config)
+    chosen = _job(cfg, job)
+    if dry_run:
+        rows = [r for r in _survey(cfg, chosen) if r["state"] in ("take", "settling")]
+        if as_json:
+            print_json(rows)
+        elif not rows:
+            print_line(f"collect {job}: nothing new to copy")
+        else:
+            targets = ", ".join(str(d) for d in chosen.destinations)
+            print_line(
+                f"collect {job}: would copy to {targets} under {chosen.target_folder}/ (then {chosen.post_action})"
+            )
+            print_table(("NAME", "SIZE", "MTIME", "NOTE"), [[r["name"], r["size"], r["mtime"], r["why"]] for r in rows])
+        return
+    from shared.collect.messages import CollectRequest
+    from shared.gcp import pubsub
+    from shared.stages.fan_out import new_run_id
+    from shared.topology import COLLECT_REQUESTS
+
+    request = CollectRequest(collect=job, run_id=new_run_id(), ignore_calendar=any_day)
+    try:
+        message_id = pubsub.publish(COLLECT_REQUESTS, request, origin="offsite-collect-run")
+    except OffsiteError as exc:
+        typer.echo(f"error: publishing the request failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    printed = {"topic": COLLECT_REQUESTS, "message_id": message_id, "request": request.to_dict()}
+    if as_json:
+        print_json(printed)
+    else:
+        print_line(f"published on {COLLECT_REQUESTS} (message {message_id}): {request.to_json().decode()}")
+        print_line(f"follow it with: offsite collect status {job}")

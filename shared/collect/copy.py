@@ -1,0 +1,213 @@
+"""collect_copy: one listed file → a verified copy at every destination → the post-action.
+
+Never twice: the file version (:class:`~shared.collect.selection.FileIdentity`) is claimed for
+the run (``shared.collect.state.claim``), each destination's verified copy is recorded once, and
+the version is marked ``done`` last; a retry, a rerun or an overlapping run finds those records
+and does nothing again. Never half: the bytes stream from SFTP straight into the destination's
+``put`` (no temp file), which makes a file appear whole or not at all (Box upload commit, SFTP
+partial name + rename); an interrupted copy is redone by the retry, and what ``put`` finds at
+the path is replaced unless its bytes are provably the same.
+
+A copy counts once the destination reports the file with the right size and SHA-1 (its own hash,
+or the bytes read back and hashed); only when every destination holds one does the post-action
+(keep, move to ``processed_dir``, delete) run — and only on the same version of the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from shared import log
+from shared.collect import runs, state
+from shared.collect.listing import job_named, open_source
+from shared.collect.messages import CollectFile
+from shared.collect.selection import FileIdentity, identity_of
+from shared.collect.source import SftpSource
+from shared.config import Config
+from shared.config.collect import CollectJob
+from shared.destinations.base import ByteStream, Destination, Readable
+from shared.destinations.factory import opened
+from shared.errors import PermanentError, TransientError
+
+logger = log.get_logger(__name__)
+CHUNK = 1024 * 1024
+
+
+class HashingReader:
+    """A source stream that hashes (SHA-1, MD5) and counts what passes through it."""
+
+    def __init__(self, stream: ByteStream) -> None:
+        self._stream = stream
+        self.sha1 = hashlib.sha1()
+        self.md5 = hashlib.md5()
+        self.bytes_read = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._stream.read(size)
+        self.sha1.update(data)
+        self.md5.update(data)
+        self.bytes_read += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read what ``put`` left unread (it proved the copy unchanged early), for the whole-file hashes."""
+        while self.read(CHUNK):
+            pass
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def copy_file(config: Config, message: CollectFile, *, now: dt.datetime | None = None) -> str:
+    """The stage's work (module docstring). Returns the file's outcome: ``collected``,
+    ``already`` (collected before), ``changed`` (not the listed version any more: the next
+    listing judges the new one). TransientError → retry; PermanentError → the file's outcome is
+    ``failed`` and the error propagates to be reported."""
+    now = now or dt.datetime.now(dt.UTC)
+    job = job_named(config, message.collect)
+    identity = identity_of(job.partner, job, message.name, message.size, message.mtime)
+    with log.bind(collect=job.name, run_id=message.run_id, file=identity.path):
+        try:
+            status = _copy_claimed(config, job, message, identity, now)
+        except PermanentError as exc:
+            _settle(config, job, message, identity, runs.Outcome(identity.key, message.name, "failed", 0, str(exc)))
+            raise
+        size = message.size if status == "collected" else 0
+        _settle(config, job, message, identity, runs.Outcome(identity.key, message.name, status, size))
+        return status
+
+
+def _settle(
+    config: Config, job: CollectJob, message: CollectFile, identity: FileIdentity, outcome: runs.Outcome
+) -> None:
+    runs.save_outcome(config.state_bucket_name, job.name, message.run_id, outcome)
+    runs.finish_if_complete(config, job.name, message.run_id, dt.datetime.now(dt.UTC))
+
+
+def _copy_claimed(
+    config: Config, job: CollectJob, message: CollectFile, identity: FileIdentity, now: dt.datetime
+) -> str:
+    bucket = config.state_bucket_name
+    if state.is_done(bucket, job.name, identity):
+        logger.info("already collected")
+        return "already"
+    lease = dt.timedelta(minutes=config.collect.lease_minutes)
+    generation = state.claim(bucket, job.name, identity, message.run_id, lease, now)
+    try:
+        if state.is_done(bucket, job.name, identity):  # finished by the claim's previous holder
+            return "already"
+        source = open_source(config, job)
+        current = source.stat(message.name)
+        if current is None or (current.size, current.mtime) != (message.size, message.mtime):
+            if current is None and _all_copied(bucket, job, identity):
+                return _finish(bucket, job, identity, message, "post-action done before an interruption")
+            logger.warning("file changed or gone since it was listed; the next listing judges it", now=str(current))
+            return "changed"
+        records = [_copy_to(config, job, source, message, identity, dest) for dest in job.destinations]
+        again = source.stat(message.name)
+        if again is None or (again.size, again.mtime) != (message.size, message.mtime):
+            logger.warning("file changed while it was copied; no post-action, the next listing takes the new one")
+            return "changed"
+        _post_action(source, job, message.name)
+        return _finish(bucket, job, identity, message, "", records=[r.destination for r in records])
+    finally:
+        state.release(bucket, job.name, identity, generation)
+
+
+def _all_copied(bucket: str, job: CollectJob, identity: FileIdentity) -> bool:
+    return all(state.copy_record(bucket, job.name, identity, str(d)) for d in job.destinations)
+
+
+def _finish(
+    bucket: str, job: CollectJob, identity: FileIdentity, message: CollectFile, note: str, records: Any = ()
+) -> str:
+    body = {
+        "run_id": message.run_id,
+        "destinations": [str(d) for d in job.destinations],
+        "post_action": job.post_action,
+    }
+    state.mark_done(bucket, job.name, identity, body)
+    logger.info("collected", size=message.size, destinations=list(records) or body["destinations"], note=note or None)
+    return "collected"
+
+
+def _copy_to(
+    config: Config, job: CollectJob, source: SftpSource, message: CollectFile, identity: FileIdentity, dest_id: str
+) -> state.CopyRecord:
+    """The destination's verified copy: recorded before, or put now, verified and recorded."""
+    bucket = config.state_bucket_name
+    known = state.copy_record(bucket, job.name, identity, str(dest_id))
+    if known is not None:
+        return known
+    path = f"{job.target_folder}/{message.name}"
+    with log.bind(destination=str(dest_id)), opened(dest_id, config) as dest:
+        ledger = state.StateLedger(bucket, job.name, str(dest_id)) if dest.abilities.needs_ledger else None
+        reader = HashingReader(source.open(message.name))
+        try:
+            result = dest.put(path, reader, message.size, ledger=ledger)
+            reader.drain()
+        finally:
+            reader.close()
+        if reader.bytes_read != message.size:
+            raise TransientError(
+                f"{identity.path}: read {reader.bytes_read} bytes, listed with {message.size}; it changed, retrying"
+            )
+        sha1, md5 = reader.sha1.hexdigest(), reader.md5.hexdigest()
+        check = verify_copy(dest, path, message.size, sha1)
+        record = state.CopyRecord(
+            partner=identity.partner,
+            source_path=identity.path,
+            size=identity.size,
+            mtime=identity.mtime,
+            destination=str(dest_id),
+            remote_path=dest.location(path),
+            sha1=sha1,
+            md5=md5,
+            check=check,
+            status=result.status,
+            copied_at=dt.datetime.now(dt.UTC).isoformat(),
+        )
+        state.save_copy(bucket, job.name, identity, record)
+        logger.info("copy verified", status=result.status, remote_path=record.remote_path, check=check, sha1=sha1)
+        return record
+
+
+def verify_copy(dest: Destination, path: str, size: int, sha1: str) -> str:
+    """Prove the file at ``path`` holds ``size`` bytes hashing to ``sha1``: the destination's own
+    SHA-1 when it reports one, else the bytes read back. Returns the check used ("sha1" or
+    "read-back"). TransientError when the copy is missing or differs (the retry puts it again);
+    PermanentError when the destination can neither hash nor be read."""
+    where = f"{dest.name}:{path}"
+    remote = dest.stat(path)
+    if remote is None or remote.size != size:
+        got = "missing" if remote is None else f"{remote.size} bytes"
+        raise TransientError(f"copy at {where} is {got} after the upload, expected {size} bytes; copying again")
+    if remote.sha1:
+        if remote.sha1 != sha1:
+            raise TransientError(f"copy at {where} has SHA-1 {remote.sha1}, the source {sha1}; copying again")
+        return "sha1"
+    if not isinstance(dest, Readable):
+        raise PermanentError(f"{where}: this destination reports no SHA-1 and cannot be read back to verify a copy")
+    digest, stream = hashlib.sha1(), dest.open(path)
+    try:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+    finally:
+        stream.close()
+    if digest.hexdigest() != sha1:
+        raise TransientError(
+            f"copy at {where} reads back as SHA-1 {digest.hexdigest()}, the source {sha1}; copying again"
+        )
+    return "read-back"
+
+
+def _post_action(source: SftpSource, job: CollectJob, name: str) -> None:
+    if job.post_action == "move":
+        assert job.processed_dir is not None  # the config requires it with 'move'
+        target = source.move(name, job.processed_dir)
+        logger.info("source moved", to=target)
+    elif job.post_action == "delete":
+        source.delete(name)
+        logger.info("source deleted")

@@ -1,0 +1,87 @@
+"""collect_list: one collect request → one ``collect-files`` message per new, stable file.
+
+1. the job must be configured (else the request is rejected, naming the configured jobs);
+2. a scheduled day that the job's business calendar excludes is skipped: logged and reported
+   (``skipped`` on verify-results), nothing listed; ``ignore_calendar`` overrides;
+3. the partner's directory is listed and each file judged (:mod:`shared.collect.selection`):
+   new and stable files are planned and fanned out; the listing is kept for the next one;
+4. files still settling (new or changed since the previous listing) make the stage raise a
+   TransientError *after* fanning out the others: Pub/Sub redelivers the request with backoff,
+   and that second listing takes them once two listings agree. The run is reported when its
+   last listing is done and every planned file is settled (:mod:`shared.collect.runs`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from shared import log
+from shared.collect import runs
+from shared.collect.messages import CollectFile, CollectRequest
+from shared.collect.selection import Judged, judge, snapshot
+from shared.collect.source import SftpSource
+from shared.collect.state import done_keys, load_listing, save_listing
+from shared.config import Config
+from shared.config.collect import CollectJob
+from shared.errors import RejectedInput, TransientError
+from shared.gcp import pubsub
+from shared.topology import COLLECT_FILES
+
+logger = log.get_logger(__name__)
+
+
+def job_named(config: Config, name: str) -> CollectJob:
+    job = config.collect_job(name)
+    if job is None:
+        known = ", ".join(j.name for j in config.collect.jobs) or "none configured"
+        raise RejectedInput(f"collect request.collect: {name!r} is not a configured collect job (configured: {known})")
+    return job
+
+
+def open_source(config: Config, job: CollectJob) -> SftpSource:
+    return SftpSource(job.partner, config.collect_partner(job.partner), job.directory)
+
+
+def survey(config: Config, job: CollectJob, *, now_s: float | None = None) -> list[Judged]:
+    """The job's directory as the next run would judge it (no state written): CLI ``ls``/``--dry-run``."""
+    bucket = config.state_bucket_name
+    files = open_source(config, job).list()
+    return judge(job, files, load_listing(bucket, job.name), done_keys(bucket, job.name), now_s or time.time())
+
+
+def list_and_fan_out(
+    config: Config, request: CollectRequest, *, run_id: str, day: dt.date, now: dt.datetime | None = None
+) -> list[CollectFile]:
+    """The stage's work (module docstring). Returns the messages published."""
+    now = now or dt.datetime.now(dt.UTC)
+    job = job_named(config, request.collect)
+    bucket = config.state_bucket_name
+    skip = None if request.ignore_calendar else job.calendar.skip_reason(day)
+    if skip is not None:
+        logger.info("collect skipped: not a business day", job=job.name, day=day.isoformat(), reason=skip)
+        runs.report_skip(config, job.name, run_id, skip, day, now)
+        return []
+    judged = survey(config, job, now_s=now.timestamp())
+    save_listing(bucket, job.name, snapshot(judged), now)
+    take = [j for j in judged if j.state == "take"]
+    settling = [j.file.name for j in judged if j.state == "settling"]
+    planned = [{"key": j.identity.key, "name": j.file.name, "size": j.file.size, "mtime": j.file.mtime} for j in take]
+    earlier = runs.planned_keys(bucket, job.name, run_id)
+    messages = [  # a file planned by an earlier listing of this run is already on its way
+        CollectFile(collect=job.name, run_id=run_id, name=j.file.name, size=j.file.size, mtime=j.file.mtime)
+        for j in take
+        if j.identity.key not in earlier
+    ]
+    if messages:  # published before the plan is saved: a failure in between re-publishes (harmless)
+        pubsub.publish_all(COLLECT_FILES, messages, run_id=run_id, collect=job.name)
+    runs.save_plan(bucket, job.name, run_id, planned, open_=bool(settling), now=now)
+    counts = {state: sum(1 for j in judged if j.state == state) for state in ("take", "collected", "too_young")}
+    logger.info("collect listed", job=job.name, fanned_out=len(messages), settling=len(settling), **counts)
+    if settling:
+        raise TransientError(
+            f"collect {job.name}: {len(settling)} file(s) new or changed since the previous listing "
+            f"({', '.join(settling[:5])}{', …' if len(settling) > 5 else ''}); listing again to see them stable"
+        )
+    runs.finish_if_complete(config, job.name, run_id, now)
+    return messages

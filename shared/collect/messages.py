@@ -1,0 +1,58 @@
+"""The collect contracts: ``collect-requests`` and ``collect-files``, parsed as strictly as
+export requests (:class:`shared.messages.Message`: unknown fields, wrong types and bad values
+are ``RejectedInput`` naming the field, the value and what was expected)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import AfterValidator, StrictBool, StrictInt
+
+from shared.config.types import PARTNER_RE
+from shared.messages import SCHEMA_VERSION, Message, RunId
+from shared.validation import Problem
+
+
+def _job(value: str) -> str:
+    if not PARTNER_RE.match(value):  # job names follow the partner-name rule (config)
+        raise Problem(f"{value[:80]!r} is not a collect job name (lower-case letters, digits, '-' or '_')")
+    return value
+
+
+def _file_name(value: str) -> str:
+    if not value or "/" in value or "\\" in value or value in (".", "..") or "\x00" in value or len(value) > 255:
+        raise Problem(f"{value[:80]!r} is not a file name (no '/', not '.' or '..', at most 255 characters)")
+    return value
+
+
+def _not_negative(value: int) -> int:
+    if value < 0:
+        raise Problem(f"{value!r} must be at least 0")
+    return value
+
+
+JobName = Annotated[str, AfterValidator(_job)]
+FileName = Annotated[str, AfterValidator(_file_name)]
+Count = Annotated[StrictInt, AfterValidator(_not_negative)]
+
+
+class CollectRequest(Message):
+    """collect-requests: ``{"collect": "toast"}``; ``ignore_calendar`` runs on a non-business day."""
+
+    KIND: ClassVar[str] = "collect request"
+    collect: JobName
+    run_id: RunId | None = None
+    ignore_calendar: StrictBool = False
+    schema_version: int = SCHEMA_VERSION
+
+
+class CollectFile(Message):
+    """collect-files: one file of a job's directory, as listed (its identity: name, size, mtime)."""
+
+    KIND: ClassVar[str] = "collect file"
+    collect: JobName
+    run_id: RunId
+    name: FileName
+    size: Count
+    mtime: Count
+    schema_version: int = SCHEMA_VERSION

@@ -1,0 +1,207 @@
+"""A collect run from plan to result, and each job's freshness record.
+
+The listing writes the run's plan (``collect/{job}/runs/{run_id}/plan.json``: the files it fanned
+out, when it started); each file's copy writes its outcome (``…/outcomes/{key}.json``); the
+copy that finds every planned file settled claims ``…/result.json`` (``if_generation_match=0``)
+and reports the run once on ``verify-results`` — files, bytes, duration — and updates
+``collect/{job}/freshness.json`` (last run, last collected at), which ``offsite status`` and
+``offsite collect status`` show.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from shared import log
+from shared.collect.state import prefix
+from shared.config import Config
+from shared.errors import TransientError
+from shared.gcp import gcs
+from shared.ids import Stage, Status
+from shared.messages import Source, VerifyResult
+
+logger = log.get_logger(__name__)
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _run(job: str, run_id: str) -> str:
+    return f"{prefix(job)}runs/{run_id}/"
+
+
+def source(job: str) -> Source:
+    return Source(mode="collect", collect=job)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one planned file."""
+
+    key: str
+    name: str
+    status: str  # collected | already | changed | failed
+    size: int = 0
+    reason: str | None = None
+
+
+def planned_keys(bucket: str, job: str, run_id: str) -> set[str]:
+    """Keys of the files an earlier listing of this run planned (and fanned out)."""
+    plan = gcs.read_json(bucket, _run(job, run_id) + "plan.json") or {}
+    return {f["key"] for f in plan.get("files", [])}
+
+
+def save_plan(
+    bucket: str, job: str, run_id: str, files: list[dict[str, Any]], *, open_: bool, now: dt.datetime
+) -> None:
+    """Add ``files`` to the run's plan. A run listed again (its message redelivered while files
+    were settling) keeps its start time and earlier files; ``open_`` says more listings follow,
+    so the run is not reported before they are done."""
+    from google.api_core import exceptions as gexc
+
+    name = _run(job, run_id) + "plan.json"
+    for _ in range(5):
+        info = gcs.stat(bucket, name)
+        before = (gcs.read_json(bucket, name) or {}) if info is not None else {}
+        known = {f["key"] for f in before.get("files", [])}
+        body = {
+            "run_id": run_id,
+            "started_at": before.get("started_at", now.isoformat()),
+            "files": before.get("files", []) + [f for f in files if f["key"] not in known],
+            "open": open_,
+        }
+        try:
+            gcs.write(
+                bucket, name, _dumps(body), "application/json", if_generation_match=info.generation if info else 0
+            )
+            return
+        except gexc.PreconditionFailed:
+            continue
+    raise TransientError(f"the plan of collect run {run_id} keeps changing; retrying")
+
+
+def save_outcome(bucket: str, job: str, run_id: str, outcome: Outcome) -> None:
+    body = {"name": outcome.name, "status": outcome.status, "size": outcome.size, "reason": outcome.reason}
+    gcs.write(bucket, f"{_run(job, run_id)}outcomes/{outcome.key}.json", _dumps(body), "application/json")
+
+
+def finish_if_complete(config: Config, job: str, run_id: str, now: dt.datetime) -> VerifyResult | None:
+    """Report the run when every planned file has an outcome (exactly once); None otherwise."""
+    bucket = config.state_bucket_name
+    plan = gcs.read_json(bucket, _run(job, run_id) + "plan.json")
+    if plan is None or plan.get("open"):
+        return None
+    base = _run(job, run_id) + "outcomes/"
+    names = [info.name for info in gcs.list_prefix(bucket, base)]
+    planned = {f["key"] for f in plan["files"]}
+    if not planned <= {n[len(base) :].removesuffix(".json") for n in names}:
+        return None
+    outcomes = [gcs.read_json(bucket, n) or {} for n in names]
+    return report_run(config, job, run_id, plan, outcomes, now)
+
+
+def report_run(
+    config: Config, job: str, run_id: str, plan: dict[str, Any], outcomes: list[dict[str, Any]], now: dt.datetime
+) -> VerifyResult | None:
+    """Claim the run's single result, publish it, update freshness. None when already reported."""
+    from shared.reporting.results import report
+
+    bucket = config.state_bucket_name
+    collected = [o for o in outcomes if o.get("status") == "collected"]
+    failed = [o for o in outcomes if o.get("status") == "failed"]
+    present = [o for o in outcomes if o.get("status") in ("collected", "already")]
+    changed = [str(o.get("name")) for o in outcomes if o.get("status") == "changed"]
+    reasons = [f"{o.get('name')}: {o.get('reason')}" for o in failed]
+    if changed:
+        reasons.append(f"changed since listed, left for the next run: {', '.join(changed)}")
+    started = dt.datetime.fromisoformat(plan["started_at"])
+    result = VerifyResult(
+        status=Status.FAILED if failed else Status.IN_SYNC,
+        stage=Stage.COLLECT_COPY,
+        run_id=run_id,
+        source=source(job),
+        check="sha1",
+        missing=sorted(str(o.get("name")) for o in failed),
+        files_expected=len(plan["files"]),
+        files_present=len(present),
+        bytes_expected=sum(int(f.get("size", 0)) for f in plan["files"]),
+        bytes_present=sum(int(o.get("size", 0)) for o in collected),
+        reason="; ".join(reasons)[:2000] or None,
+        started_at=started.isoformat(),
+        finished_at=now.isoformat(),
+        duration_s=round((now - started).total_seconds(), 3),
+    )
+    if not gcs.write_if_absent(bucket, _run(job, run_id) + "result.json", result.to_json(), "application/json"):
+        return None  # reported already (a twin's copy, a redelivery)
+    report(result, config=config)
+    update_freshness(bucket, job, result, collected=bool(collected), now=now)
+    return result
+
+
+def update_freshness(bucket: str, job: str, result: VerifyResult, *, collected: bool, now: dt.datetime) -> None:
+    """``collect/{job}/freshness.json``: the last run (id, status, files, bytes, when) and the last
+    time a file was collected. Best effort: logged, never raised."""
+    name = prefix(job) + "freshness.json"
+    try:
+        before = gcs.read_json(bucket, name) or {}
+        body = {
+            **before,
+            "job": job,
+            "last_run_id": result.run_id,
+            "last_run_at": now.isoformat(),
+            "last_status": str(result.status),
+            "last_files": result.files_present if result.status != Status.SKIPPED else 0,
+            "last_bytes": result.bytes_present,
+            "last_reason": result.reason,
+        }
+        if collected:
+            body["last_collected_at"] = now.isoformat()
+        gcs.write(bucket, name, _dumps(body), "application/json")
+    except Exception as exc:  # noqa: BLE001 - freshness is a report, not the work
+        logger.error("could not update the freshness record", error=str(exc), job=job)
+
+
+def report_skip(config: Config, job: str, run_id: str, reason: str, day: dt.date, now: dt.datetime) -> VerifyResult:
+    """A scheduled day the job's calendar excludes: one ``skipped`` result, and the freshness record."""
+    from shared.reporting.results import report
+
+    result = VerifyResult(
+        status=Status.SKIPPED,
+        stage=Stage.COLLECT_LIST,
+        run_id=run_id,
+        source=source(job),
+        reason=reason,
+        date=day.isoformat(),
+        started_at=now.isoformat(),
+        finished_at=now.isoformat(),
+    )
+    bucket = config.state_bucket_name
+    if gcs.write_if_absent(bucket, _run(job, run_id) + "result.json", result.to_json(), "application/json"):
+        report(result, config=config)
+        update_freshness(bucket, job, result, collected=False, now=now)
+    return result
+
+
+def run_result(bucket: str, job: str, run_id: str) -> VerifyResult | None:
+    """The run's reported result, or None while it is not complete."""
+    data = gcs.read_bytes(bucket, _run(job, run_id) + "result.json")
+    return VerifyResult.from_json(data) if data is not None else None
+
+
+def wait_for_run(bucket: str, job: str, run_id: str, *, timeout_s: float, poll_s: float = 1.0) -> VerifyResult | None:
+    """Poll until the run has its result (the demo, tests); None when ``timeout_s`` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while (result := run_result(bucket, job, run_id)) is None and time.monotonic() < deadline:
+        time.sleep(poll_s)
+    return result
+
+
+def freshness(bucket: str, job: str) -> dict[str, Any] | None:
+    """The job's freshness record, or None before its first run."""
+    raw = gcs.read_json(bucket, prefix(job) + "freshness.json")
+    return raw if isinstance(raw, dict) else None

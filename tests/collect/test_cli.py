@@ -1,0 +1,66 @@
+"""``offsite collect status|ls|run`` and the freshness line of ``offsite status``, on the local stack."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from offsite.cli import app
+from shared import runtime
+from shared.topology import COLLECT_REQUESTS
+from tests.collect.conftest import Collect
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_config(collect: Collect, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "offsite.yaml"
+    job = {"schedule": "0 6 * * *", "time_zone": "America/New_York", "calendar": {"holidays": ["2026-12-25"]}}
+    path.write_text(yaml.safe_dump(collect.raw(job)))
+    monkeypatch.setenv("OFFSITE_CONFIG", str(path))
+    runtime.reset()
+    return path
+
+
+def test_ls_dry_run_and_status_follow_a_run(collect: Collect, cli_config: Path) -> None:
+    collect.write("a.csv", b"alpha")
+    listed = json.loads(runner.invoke(app, ["collect", "ls", collect.name, "--json"]).stdout)
+    assert [(r["name"], r["size"], r["state"]) for r in listed] == [("a.csv", 5, "settling")]
+    dry = runner.invoke(app, ["collect", "run", collect.name, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert f"would copy to memory under collect/{collect.name}/ (then keep)" in dry.stdout
+    assert "a.csv" in dry.stdout
+    never = json.loads(runner.invoke(app, ["collect", "status", collect.name, "--json"]).stdout)
+    assert never[0]["last_run_at"] is None and never[0]["next_run"].endswith(("-05:00", "-04:00"))
+
+    assert collect.run(runtime.config()) == ["collected"]
+    listed = json.loads(runner.invoke(app, ["collect", "ls", collect.name, "--json"]).stdout)
+    assert [r["state"] for r in listed] == ["collected"]
+    assert "nothing new to copy" in runner.invoke(app, ["collect", "run", collect.name, "--dry-run"]).stdout
+    [row] = json.loads(runner.invoke(app, ["collect", "status", collect.name, "--json"]).stdout)
+    assert (row["last_status"], row["last_files"], row["last_bytes"]) == ("in_sync", 1, 5)
+    assert row["last_collected_at"] is not None
+    table = runner.invoke(app, ["collect", "status"])
+    assert table.stdout.splitlines()[0].split()[:4] == ["JOB", "PARTNER", "LAST", "RUN"]
+    overall = runner.invoke(app, ["status", "--since", "1d"])
+    assert f"collect {collect.name}: last collected at {row['last_collected_at']}" in overall.stdout
+
+
+def test_run_publishes_the_request_and_unknown_jobs_are_named(collect: Collect, cli_config: Path) -> None:
+    admin = collect.stack.pubsub_admin()
+    sub = f"collect-req-{uuid.uuid4().hex[:8]}"
+    admin.create_subscription(sub, COLLECT_REQUESTS)
+    out = runner.invoke(app, ["collect", "run", collect.name, "--any-day", "--json"])
+    assert out.exit_code == 0, out.output
+    printed = json.loads(out.stdout)
+    [message] = admin.pull(sub, 10)
+    body = json.loads(message["data_bytes"])
+    assert body == printed["request"] and body["collect"] == collect.name and body["ignore_calendar"] is True
+    bad = runner.invoke(app, ["collect", "ls", "nope"])
+    assert bad.exit_code == 2 and f"'nope' is not a configured collect job (configured: {collect.name})" in bad.output
