@@ -288,8 +288,6 @@ class TableExport(Message):
 
     @model_validator(mode="after")
     def _source_project(self) -> TableExport:
-        if self.source.mode == "collect":
-            raise Problem("'collect' is not a table export's source; expected 'table' or 'query'", ("source", "mode"))
         if not self.source.project:
             raise Problem("required field is missing", ("source", "project"))
         return self

@@ -145,11 +145,11 @@ def test_table_export_query_mode_and_defaults() -> None:
         ({"source": "sales.orders"}, "table export.source: expected an object"),
         (
             {"source": {"mode": "view", "project": "p"}},
-            "table export.source.mode: 'view' is not one of 'table', 'query' or 'collect'",
+            "table export.source.mode: 'view' is not 'table' or 'query'",
         ),
         (
             {"source": {"mode": "collect", "collect": "toast", "project": "p"}},
-            "table export.source.mode: 'collect' is not a table export's source; expected 'table' or 'query'",
+            "table export.source.mode: 'collect' is not 'table' or 'query'",
         ),
         (
             {"source": {"mode": "table", "project": "p", "dataset": "sales"}},
