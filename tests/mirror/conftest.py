@@ -9,7 +9,6 @@ pulled from the emulator and handed over as Pub/Sub would push them.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,9 +34,9 @@ from shared.topology import (
     GCS_DELETED,
     GCS_FINALIZED,
     MIRROR_RECONCILES,
-    PUBSUB_PUBLISHED,
     VERIFY_RESULTS,
 )
+from tests import cloudevents
 
 DESTINATIONS = ("box", "sftp:local")
 
@@ -85,45 +84,10 @@ class MirrorStack:
     # ---- events, as Eventarc and Pub/Sub deliver them ----------------------------------------
 
     def storage_event(self, info: gcs.ObjectInfo, event_type: str = GCS_FINALIZED) -> dict[str, Any]:
-        return {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4().int)[:16],
-            "source": f"//storage.googleapis.com/projects/_/buckets/{self.bucket}",
-            "type": event_type,
-            "subject": f"objects/{info.name}",
-            "time": dt.datetime.now(dt.UTC).isoformat(),
-            "data": {
-                "kind": "storage#object",
-                "bucket": self.bucket,
-                "name": info.name,
-                "generation": str(info.generation),
-                "metageneration": "1",
-                "size": str(info.size),
-                "md5Hash": info.md5,
-                "crc32c": info.crc32c,
-                "metadata": info.metadata,
-            },
-        }
+        return cloudevents.storage_event(info, event_type)
 
     def pubsub_event(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> dict[str, Any]:
-        import base64
-
-        message_id = str(uuid.uuid4().int)[:16]
-        return {
-            "specversion": "1.0",
-            "id": message_id,
-            "source": f"//pubsub.googleapis.com/projects/{self.info.project}/topics/{topic}",
-            "type": PUBSUB_PUBLISHED,
-            "data": {
-                "message": {
-                    "data": base64.b64encode(data).decode(),
-                    "messageId": message_id,
-                    "publishTime": dt.datetime.now(dt.UTC).isoformat(),
-                    "attributes": attributes or {},
-                },
-                "subscription": f"projects/{self.info.project}/subscriptions/test-{topic}",
-            },
-        }
+        return cloudevents.pubsub_event(self.info.project, topic, data, attributes, subscriber="test")
 
     def to_delivery_functions(self, event: dict[str, Any], budget_s: float | None = None) -> None:
         """What upload_box and transfer_sftp each do with one event (``budget_s``: their time

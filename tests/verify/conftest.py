@@ -10,7 +10,6 @@ published (a pull subscription on verify-results made for this test).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import io
@@ -35,7 +34,8 @@ from shared.messages import DeliveryReceipt, Source, VerifyResult
 from shared.stages import runner
 from shared.stages.deliver import handler_for
 from shared.stages.verify import verify
-from shared.topology import DELIVERIES, GCS_FINALIZED, PUBSUB_PUBLISHED, VERIFY_REQUESTS, VERIFY_RESULTS
+from shared.topology import DELIVERIES, VERIFY_REQUESTS, VERIFY_RESULTS
+from tests import cloudevents
 from tests.run_folders import run_manifest, start_run
 
 DAY = dt.date(2025, 1, 8)
@@ -168,48 +168,12 @@ class VerifyStack:
     # ---- events --------------------------------------------------------------------------
 
     def pubsub_event(self, topic: str, data: bytes | str, attributes: dict[str, str] | None = None) -> dict[str, Any]:
-        raw = data.encode() if isinstance(data, str) else data
-        message_id = str(uuid.uuid4().int)[:16]
-        return {
-            "specversion": "1.0",
-            "id": message_id,
-            "source": f"//pubsub.googleapis.com/projects/{self.info.project}/topics/{topic}",
-            "type": PUBSUB_PUBLISHED,
-            "datacontenttype": "application/json",
-            "time": dt.datetime.now(dt.UTC).isoformat(),
-            "data": {
-                "message": {
-                    "data": base64.b64encode(raw).decode(),
-                    "messageId": message_id,
-                    "publishTime": dt.datetime.now(dt.UTC).isoformat(),
-                    "attributes": attributes or {},
-                },
-                "subscription": f"projects/{self.info.project}/subscriptions/verify-{topic}",
-            },
-        }
+        return cloudevents.pubsub_event(self.info.project, topic, data, attributes, subscriber="verify")
 
     def storage_event(self, name: str) -> dict[str, Any]:
         info = gcs.stat(self.bucket, name)
         assert info is not None
-        return {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4().int)[:16],
-            "source": f"//storage.googleapis.com/projects/_/buckets/{self.bucket}",
-            "type": GCS_FINALIZED,
-            "subject": f"objects/{name}",
-            "time": dt.datetime.now(dt.UTC).isoformat(),
-            "data": {
-                "kind": "storage#object",
-                "bucket": self.bucket,
-                "name": name,
-                "generation": str(info.generation),
-                "metageneration": "1",
-                "size": str(info.size),
-                "md5Hash": info.md5,
-                "crc32c": info.crc32c,
-                "metadata": info.metadata,
-            },
-        }
+        return cloudevents.storage_event(info)
 
     def run_verify(self, event: dict[str, Any]) -> None:
         """What functions/verify/main.py does with an event."""
