@@ -26,8 +26,8 @@ from shared import log
 from shared.config import Config
 from shared.destinations import factory
 from shared.gcp import gcs
-from shared.layout import RunFolder, remote_folder
-from shared.manifest import Manifest
+from shared.layout import RemoteFolder, RunFolder, remote_folder, remote_manifest_name
+from shared.manifest import Manifest, ManifestFile
 from shared.messages import DeliveryReceipt, VerifyResult
 from shared.reporting.results import report
 from shared.verify import heal as verify_heal
@@ -147,8 +147,9 @@ def run_comparison(
     config = ctx.config
     with factory.opened(destination, config) as dest:
         folder = remote_folder(dest.abilities.layout, ctx.folder, ctx.manifest.file_name)
+        copy = manifest_copy_entry(ctx, folder)
         if names_first:
-            quick = compare(ctx.manifest, dest, folder, source_sha1=None)
+            quick = compare(ctx.manifest, dest, folder, source_sha1=None, also_expected=copy)
             if not quick.complete:
                 return quick
         comparison = compare(
@@ -157,10 +158,21 @@ def run_comparison(
             folder,
             source_sha1=source_sha1,
             download_hashes=config.verify.download_hashes if download is None else download,
+            also_expected=copy,
         )
     if comparison.check_note:
         logger.warning("weaker check", check=comparison.check, why=comparison.check_note)
     return comparison
+
+
+def manifest_copy_entry(ctx: RunContext, folder: RemoteFolder) -> tuple[ManifestFile, ...]:
+    """The run's delivered manifest as a file every destination must hold, under its remote name
+    (``shared.delivery.manifest_copy``); its SHA-1 comes from GCS as the data files' do."""
+    name = ctx.folder.delivered_manifest_name
+    info = gcs.stat(ctx.bucket, name)  # None until the first destination holds every data file
+    return (
+        ManifestFile(name=remote_manifest_name(folder, ctx.folder.run_id), object=name, size=info.size if info else 0),
+    )
 
 
 def publish_once(state_bucket: str, marker: str, result: VerifyResult, *, config: Config | None = None) -> bool:
