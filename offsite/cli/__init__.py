@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from offsite.cli import box, config_cmd, demo, dev, ops, package, run, sftp
+from offsite.cli import box, config_cmd, demo, dev, ops, package, restore, run, sftp
 
 app = typer.Typer(help="offsite: BigQuery → Box / SFTP deliveries, verified.", no_args_is_help=True)
 app.add_typer(dev.app, name="dev", help="Run the local stack (emulators, servers, functions).")
@@ -15,6 +15,7 @@ run.register(app)
 ops.register(app)
 package.register(app)
 demo.register(app)
+restore.register(app)
 
 
 def main() -> None:
