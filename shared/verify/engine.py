@@ -59,6 +59,8 @@ class Comparison:
     bytes_expected: int = 0
     bytes_present: int = 0
     details: dict[str, str] = field(default_factory=dict)
+    rows_note: str | None = None
+    """``verify.rows``: why the delivered files' records do not add up to the manifest's row count."""
 
     @property
     def complete(self) -> bool:
@@ -67,7 +69,7 @@ class Comparison:
 
     @property
     def in_sync(self) -> bool:
-        return self.complete and not (self.extra or self.size_differs or self.hash_differs)
+        return self.complete and not (self.extra or self.size_differs or self.hash_differs or self.rows_note)
 
     @property
     def repairable(self) -> tuple[str, ...]:
@@ -88,6 +90,8 @@ class Comparison:
                 parts.append(f"{len(names)} {label} ({shown})")
         if self.partial:
             parts.append(f"{len(self.partial)} unfinished upload(s) left as .partial")
+        if self.rows_note:
+            parts.append(self.rows_note)
         return "; ".join(parts) if parts else "in sync"
 
 

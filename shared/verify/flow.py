@@ -18,6 +18,7 @@ of :mod:`shared.verify.markers`, whether that is the moment to publish and what:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from shared.verify import markers as verify_markers
 from shared.verify.engine import Comparison, SourceSha1, compare
 from shared.verify.heal import HealPlan
 from shared.verify.markers import VerifyState
+from shared.verify.rows import rows_note
 from shared.verify.runs import RunObjects
 
 logger = log.get_logger(__name__)
@@ -160,6 +162,8 @@ def run_comparison(
             download_hashes=config.verify.download_hashes if download is None else download,
             also_expected=copy,
         )
+        if config.verify.rows and comparison.in_sync:
+            comparison = dataclasses.replace(comparison, rows_note=rows_note(ctx.manifest, dest, folder))
     if comparison.check_note:
         logger.warning("weaker check", check=comparison.check, why=comparison.check_note)
     return comparison
