@@ -116,12 +116,13 @@ def compare(
     source_sha1: SourceSha1 | None,
     download_hashes: bool = True,
     partial_suffixes: Sequence[str] | None = None,
-    also_expected: Sequence[ManifestFile] = (),
+    also_expected: Sequence[ManifestFile] | Callable[[], Sequence[ManifestFile]] = (),
 ) -> Comparison:
     """Compare ``manifest`` with ``destination``'s listing of ``folder``.
 
     ``also_expected``: files the destination must hold besides the data files (the run's
-    manifest copy), compared the same way; they belong to the run even in a shared folder.
+    manifest copy), compared the same way; they belong to the run even in a shared folder. A
+    callable is asked after the destination was listed (what it names may appear meanwhile).
 
     ``source_sha1(file)`` gives the hex SHA-1 of an exported file (None: no hashes, size-only).
     ``partial_suffixes``: names of unfinished uploads; default: the destination's declared one.
@@ -132,8 +133,9 @@ def compare(
         suffix = destination.abilities.partial_suffix
         partial_suffixes = (suffix,) if suffix else ()
     check, note = choose_check(destination, download_hashes=download_hashes, source_hashes=source_sha1 is not None)
+    listed = list(destination.list(folder.path))
+    also_expected = also_expected() if callable(also_expected) else also_expected
     expected = {f.name: f for f in (*manifest.files, *also_expected)}
-    listed = destination.list(folder.path)
     remote = dict(_owned(listed, folder, partial_suffixes, {f.name for f in also_expected}))
     missing = sorted(n for n in expected if n not in remote)
     if any(f.name in missing for f in manifest.files):  # the manifest copy follows the data files

@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
+import hashlib
 from dataclasses import dataclass
 
 from shared import log
@@ -149,7 +151,7 @@ def run_comparison(
     config = ctx.config
     with factory.opened(destination, config) as dest:
         folder = remote_folder(dest.abilities.layout, ctx.folder, ctx.manifest.file_name)
-        copy = manifest_copy_entry(ctx, folder)
+        copy = functools.partial(manifest_copy_entry, ctx, folder)  # asked after the listing
         if names_first:
             quick = compare(ctx.manifest, dest, folder, source_sha1=None, also_expected=copy)
             if not quick.complete:
@@ -171,12 +173,16 @@ def run_comparison(
 
 def manifest_copy_entry(ctx: RunContext, folder: RemoteFolder) -> tuple[ManifestFile, ...]:
     """The run's delivered manifest as a file every destination must hold, under its remote name
-    (``shared.delivery.manifest_copy``); its SHA-1 comes from GCS as the data files' do."""
+    (``shared.delivery.manifest_copy``), with the size and SHA-1 of its bytes in GCS.
+
+    Asked after the destination was listed: a copy listed there was written to GCS before, so it
+    is found here. Read now (a few KB), not from a listing of the run taken earlier."""
     name = ctx.folder.delivered_manifest_name
-    info = gcs.stat(ctx.bucket, name)  # None until the first destination holds every data file
-    return (
-        ManifestFile(name=remote_manifest_name(folder, ctx.folder.run_id), object=name, size=info.size if info else 0),
-    )
+    remote_name = remote_manifest_name(folder, ctx.folder.run_id)
+    data = gcs.read_bytes(ctx.bucket, name)  # None until the first destination holds every data file
+    if data is None:
+        return (ManifestFile(name=remote_name, object=name, size=0),)
+    return (ManifestFile(name=remote_name, object=name, size=len(data), sha1=hashlib.sha1(data).hexdigest()),)
 
 
 def publish_once(state_bucket: str, marker: str, result: VerifyResult, *, config: Config | None = None) -> bool:
