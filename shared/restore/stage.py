@@ -34,7 +34,16 @@ class _Hashing:
         return self.size
 
     def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
+        """Exactly ``size`` bytes unless the file ends: the upload takes a short read for its end
+        (an SFTP read may return less than asked)."""
+        if size is None or size < 0:
+            data = self.stream.read()
+        else:
+            parts, left = [], size
+            while left > 0 and (part := self.stream.read(left)):
+                parts.append(part)
+                left -= len(part)
+            data = b"".join(parts)
         self.sha1.update(data)
         self.size += len(data)
         return data

@@ -206,3 +206,22 @@ def test_point_in_time_picks_the_newest_complete_run_on_or_before_the_day(restor
     assert cli.exit_code == 0, cli.output
     summary = json.loads(cli.stdout)
     assert summary["run_id"] == newer and summary["equal"] is True  # Box still holds the newer run whole
+
+
+def test_query_export_restores_from_its_shared_dated_folder(restore_env: StackInfo) -> None:
+    from devstack.sample_data import seed
+
+    seed(clients.bigquery_client(), restore_env.project, tables=("orders",))
+    run_id = "r" + uuid.uuid4().hex[:12]
+    request = {"export": "orders_daily", "date": "2025-01-08", "run_id": run_id}
+    restore_env.pubsub_admin().publish("export-requests", json.dumps(request).encode())
+    results = wait_for(restore_env.state_bucket, run_id, lambda rs: bool(final(rs, "sftp:local")), "the sftp result")
+    assert [r.status for r in final(results, "sftp:local")] == ["in_sync"]
+    folder = Path(restore_env.sftp.directory) / "orders_daily" / "20250108"
+    assert (folder / f"_manifest_{run_id}.json").exists()  # named by run: the folder is shared by the day's runs
+    target = f"{restore_env.project}.restored.orders_daily_{uuid.uuid4().hex[:6]}"
+    with factory.opened("sftp:local", runtime.config()) as destination:
+        plan = restoring.plan(destination, run_id, target=target, staging_bucket=STAGING, table="orders_daily")
+        result = restoring.execute(destination, plan)
+    assert result.proof is not None and result.proof.problems == [] and result.proof.fingerprint_checked
+    assert result.proof.rows == plan.run.manifest.row_count > 1000
