@@ -167,6 +167,20 @@ def test_one_changed_byte_stops_the_restore_before_loading(restore_env: StackInf
         app, ["restore", run_id, "--from", "sftp:local", "--to", target, "--staging-bucket", STAGING]
     )
     assert cli.exit_code == 1 and victim.name in cli.output and "damaged" in cli.output
+    dry = CliRunner().invoke(
+        app, ["restore", run_id, "--from", "box", "--to", target, "--staging-bucket", STAGING, "--dry-run", "--json"]
+    )
+    assert dry.exit_code == 0, dry.output
+    listed = json.loads(dry.stdout)
+    assert listed["rows"] == 3 and [f["path"].rsplit("/", 1)[1] for f in listed["files"]] == [victim.name]
+    assert listed["files"][0]["sha1"] and listed["staging"][0].startswith(f"gs://{STAGING}/offsite-restore/{run_id}/")
+    with pytest.raises(NotFound):
+        clients.bigquery_client().get_table(target)  # a dry run changes nothing
+    bad = CliRunner().invoke(
+        app,
+        ["restore", run_id, "--from", "box", "--to", target, "--staging-bucket", STAGING, "--write-disposition", "x"],
+    )
+    assert bad.exit_code == 2 and "--write-disposition: 'x' is not one of empty, truncate, append" in bad.output
     ok = CliRunner().invoke(
         app, ["restore", run_id, "--from", "box", "--to", target, "--staging-bucket", STAGING, "--json"]
     )
