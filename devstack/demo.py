@@ -139,7 +139,13 @@ def run_demo(
             for line in summary_lines(state):
                 echo(line)
         collected = finish_collect(collect_run, echo, timeout_s=timeout_s)
-        return 0 if state.all_in_sync and ingest_ok and collected else 1
+        if not (state.all_in_sync and ingest_ok and collected):
+            return 1
+        from devstack.demo_restore import restore_one
+
+        equal, line = restore_one(info, requests[0].run_id or "")
+        echo(line)
+        return 0 if equal else 1
     finally:
         if not (keep or reuse):
             stop_stack(root)

@@ -4,6 +4,9 @@ GCS (one folder per run and source):
   dataset mode: ``{prefix}/{dataset}/{table}/{YYYYMMDD}/{run_id}/{table}_{YYYYMMDD}-000000000000.parquet``
   query mode:   ``{prefix}/_queries/{export}/{YYYYMMDD}/{run_id}/Product_{YYYYMMDD}-000000000000.csv.gz``
   plus ``_run.json`` (written before the job: routing) and ``_manifest.json`` (written last).
+Each destination also receives the manifest, after the run's data files, with every file's SHA-1
+filled in (``_manifest.delivered.json`` in GCS): as ``_manifest.json`` in a run's own folder,
+``_manifest_{run_id}.json`` in a folder shared with other runs.
 Destinations, by the layout their backend declares (``Abilities.layout``):
   ``gcp_tree`` (Box): ``GCP/bigquery/{dataset}/{table}/{YYYYMMDD}/{run_id}/`` and ``GCP/exports/{export}/{YYYYMMDD}/``;
   ``nested`` (SFTP): ``{dataset}/{table}/{YYYYMMDD}/{run_id}/`` and ``{export}/{YYYYMMDD}/`` under the root;
@@ -21,6 +24,7 @@ from shared.destinations.base import FolderLayout
 from shared.messages import IDENT_RE, RUN_ID_RE, Source
 
 MANIFEST_NAME = "_manifest.json"
+DELIVERED_MANIFEST_NAME = "_manifest.delivered.json"  # the manifest with every file's SHA-1: what destinations get
 RUN_NAME = "_run.json"
 QUERY_SEGMENT = "_queries"
 EXTENSIONS = {"PARQUET": "parquet", "AVRO": "avro", "CSV": "csv.gz", "NEWLINE_DELIMITED_JSON": "json.gz"}
@@ -75,6 +79,10 @@ class RunFolder:
     def run_name(self) -> str:
         return self.prefix + RUN_NAME
 
+    @property
+    def delivered_manifest_name(self) -> str:
+        return self.prefix + DELIVERED_MANIFEST_NAME
+
 
 def parse_object_name(name: str, export_prefix: str, project: str = "") -> tuple[RunFolder, str] | None:
     """``exports/sales/orders/20250108/r1/x.parquet`` → (RunFolder, "x.parquet"); None if not a run file."""
@@ -119,6 +127,18 @@ class RemoteFolder:
 
     def owns(self, filename: str) -> bool:
         return self.exclusive or fnmatch.fnmatchcase(filename, self.name_pattern)
+
+
+def remote_manifest_name(folder: RemoteFolder, run_id: str) -> str:
+    """The name of the run's ``_manifest.json`` copy at a destination: ``_manifest.json`` in a
+    run's own folder; ``_manifest_{run_id}.json`` in a folder shared with other runs (dated query
+    folders, flat partners), so runs never overwrite each other's manifest."""
+    return MANIFEST_NAME if folder.exclusive else f"_manifest_{run_id}.json"
+
+
+def is_manifest_copy(filename: str) -> bool:
+    """A destination's copy of a run manifest (see :func:`remote_manifest_name`)."""
+    return filename == MANIFEST_NAME or (filename.startswith("_manifest_") and filename.endswith(".json"))
 
 
 def remote_folder(layout: FolderLayout, run: RunFolder, file_name_template: str) -> RemoteFolder:

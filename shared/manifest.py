@@ -1,7 +1,8 @@
 """The run manifest: what an export produced, written last, trusted by every later stage.
 
 ``_manifest.json`` lists every data file with size, md5 and crc32c (as GCS reports them),
-the row count from a COUNT(*) of the source, the schema, the format and the BigQuery job.
+the row count from a COUNT(*) of the source, the schema, the format, the BigQuery job and a
+per-column fingerprint of what was exported (:mod:`shared.gcp.fingerprint`).
 It is written with ``if_generation_match=0``: a run has exactly one manifest, and its
 presence means the export is complete.
 """
@@ -46,6 +47,8 @@ class Manifest:
     created_at: str
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    fingerprint: dict[str, Any] | None = None
+    """Per-column fingerprint of what was exported (shared.gcp.fingerprint); None when unknown."""
 
     @property
     def total_bytes(self) -> int:
@@ -92,6 +95,7 @@ class Manifest:
                 files=files,
                 created_at=obj["created_at"],
                 extra=dict(obj.get("extra") or {}),
+                fingerprint=obj.get("fingerprint"),
             )
         except KeyError as exc:
             raise RejectedInput(f"{where}.{exc.args[0]}: required field is missing") from None

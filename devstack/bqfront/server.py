@@ -15,6 +15,7 @@ from devstack.bqfront import settings as spec_of
 from devstack.bqfront.audit import AuditLog, Holds
 from devstack.bqfront.errors import JobFailure
 from devstack.bqfront.jobs import Job, JobStore, new_resource
+from devstack.bqfront.loads import run_load
 from devstack.bqfront.proxy import Upstream
 from devstack.bqfront.runner import write_export
 from devstack.bqfront.source import Reader
@@ -88,6 +89,13 @@ class Front:
             },
         }
 
+    def load(self, job: Job) -> dict[str, Any]:
+        """A load job from gs:// URIs: the objects from fake-gcs-server, loaded by bqemulator."""
+        self.holds.wait(job.job_id)
+        project = job.resource["jobReference"]["projectId"]
+        reader, storage = self._clients(project)
+        return run_load(job.resource["configuration"]["load"], project, storage, reader.client)
+
     # -- starting jobs
 
     async def start(self, project: str, body: dict[str, Any], kind: str) -> tuple[Job, dict[str, Any]]:
@@ -96,15 +104,17 @@ class Front:
         ref = resource["jobReference"]
         if self.jobs.get(project, ref["jobId"]) is None and await self.upstream.has_job(project, ref["jobId"]):
             raise JobFailure("duplicate", f"Already Exists: Job {project}:{ref['location']}.{ref['jobId']}")
-        work = self.extract if kind == "EXTRACT" else self.export_data
+        work = {"EXTRACT": self.extract, "LOAD": self.load}.get(kind, self.export_data)
         return self.jobs.insert(resource, work)
 
 
 def job_kind(body: dict[str, Any]) -> str | None:
-    """EXTRACT / QUERY for the jobs this front runs, None for everything bqemulator runs."""
+    """EXTRACT / LOAD (from gs://) / QUERY for the jobs this front runs, None for everything bqemulator runs."""
     config = body.get("configuration") or {}
     if config.get("extract"):
         return "EXTRACT"
+    if any(str(uri).startswith("gs://") for uri in (config.get("load") or {}).get("sourceUris") or []):
+        return "LOAD"
     if is_export_data(str((config.get("query") or {}).get("query", ""))):
         return "QUERY"
     return None

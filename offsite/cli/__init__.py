@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from offsite.cli import box, collect, config_cmd, demo, dev, drive, ingest, mirror, ops, package, prune, run, sftp
+from offsite.cli import (
+    box,
+    collect,
+    config_cmd,
+    demo,
+    dev,
+    drive,
+    ingest,
+    mirror,
+    ops,
+    package,
+    prune,
+    restore,
+    run,
+    sftp,
+)
 
 app = typer.Typer(help="offsite: BigQuery → Box / SFTP deliveries, verified.", no_args_is_help=True)
 app.add_typer(dev.app, name="dev", help="Run the local stack (emulators, servers, functions).")
@@ -20,6 +35,7 @@ ops.register(app)
 prune.register(app)
 package.register(app)
 demo.register(app)
+restore.register(app)
 
 
 def main() -> None:

@@ -309,6 +309,12 @@ class VerifySettings(Model):
         "result was in_sync; files deleted or changed since are reported as a 'mismatch' (stage verify:recheck). "
         "0 = off.",
     )
+    rows: bool = Field(
+        False,
+        description="Also read every delivered file as a consumer would (Parquet/Avro metadata, CSV/NDJSON parsed) "
+        "and compare the record count with the manifest's row_count: a file whose bytes arrived but whose rows do "
+        "not parse back is a 'mismatch'. Reads each file back once per verification.",
+    )
 
 
 class PubSubSettings(Model):

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from shared import log, sql_date
 from shared.errors import PermanentError
-from shared.gcp import bq_jobs, clients
+from shared.gcp import bq_jobs, clients, fingerprint
 from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, api_retry, call
 from shared.messages import Source
 
@@ -126,6 +126,7 @@ class ExportResult:
     file_count: int | None  # files the job reports having written
     sha1: dict[str, str] = field(default_factory=dict)  # object name → hex sha1, where known
     location: str | None = None
+    fingerprint: dict[str, Any] | None = None  # shared.gcp.fingerprint, on what was exported; None: unknown
 
 
 class Warehouse(Protocol):
@@ -226,12 +227,15 @@ class BigQueryWarehouse:
             source.label,
         )
         counts = list(extract.destination_uri_file_counts or [])
+        schema = [f.to_api_repr() for f in table.schema]
+        fingerprint = self._fingerprint_at(source, extract, schema, location)
         return ExportResult(
             job_id=extract.job_id,
-            row_count=self._count_at(source, extract, location),
-            schema=[f.to_api_repr() for f in table.schema],
+            row_count=fingerprint["row_count"] if fingerprint else self._count_at(source, extract, location),
+            schema=schema,
             file_count=sum(counts) if counts else None,
             location=location,
+            fingerprint=fingerprint,
         )
 
     def _export_query(self, job: ExportJob, source: DatedQuery) -> ExportResult:
@@ -259,12 +263,69 @@ class BigQueryWarehouse:
         stats = query._properties.get("statistics", {}).get("query", {}).get("exportDataStatistics", {})
         rows = stats.get("rowCount")  # documented as Alpha: COUNT(*) when absent
         files = stats.get("fileCount")
+        schema = [f.to_api_repr() for f in dry.schema or []]
+        # A query has no snapshot to go back to: its fingerprint is the query run again, kept only
+        # when it sees as many rows as were exported.
+        fingerprint = self.fingerprint(f"({sql}) AS exported", params, schema, dry.location, source.label)
+        row_count = int(rows) if rows is not None else self.count_rows(source)
+        if fingerprint is not None and fingerprint["row_count"] != row_count:
+            logger.warning("query result changed since its export; no fingerprint", label=source.label)
+            fingerprint = None
         return ExportResult(
             job_id=query.job_id,
-            row_count=int(rows) if rows is not None else self.count_rows(source),
-            schema=[f.to_api_repr() for f in dry.schema or []],
+            row_count=row_count,
+            schema=schema,
             file_count=int(files) if files is not None else None,
             location=dry.location,
+            fingerprint=fingerprint,
+        )
+
+    def fingerprint(
+        self,
+        from_clause: str,
+        params: list[Any],
+        schema: list[dict[str, Any]],
+        location: str | None,
+        label: str,
+        *,
+        as_of: str | None = None,
+    ) -> dict[str, Any] | None:
+        """The per-column fingerprint (:mod:`shared.gcp.fingerprint`) of ``SELECT … FROM from_clause``;
+        None (logged) when BigQuery cannot compute it: a fingerprint never fails an export."""
+        from google.cloud import bigquery
+
+        columns = fingerprint.columns_of(schema)
+        sql = fingerprint.fingerprint_sql(from_clause, columns)
+        config = bigquery.QueryJobConfig(query_parameters=params)
+
+        def run() -> Any:
+            job = self.client.query(sql, job_config=config, location=location, retry=api_retry(), job_retry=None)
+            return list(job.result(retry=api_retry(), timeout=QUERY_TIMEOUT_S))[0]
+
+        try:
+            row = call(run, f"fingerprinting {label}")
+        except PermanentError as exc:
+            logger.warning("fingerprint query failed; the manifest has none", label=label, error=str(exc))
+            return None
+        return fingerprint.from_row(row, columns, as_of=as_of)
+
+    def _fingerprint_at(
+        self, table: TableRef, extract: Any, schema: list[dict[str, Any]], location: str | None
+    ) -> dict[str, Any] | None:
+        """The table's fingerprint as of the extract's start (time travel): the snapshot it exported.
+
+        The instant is an integer literal, not a query parameter: bqemulator evaluates
+        FOR SYSTEM_TIME AS OF before it binds parameters (BigQuery accepts both)."""
+        if extract.started is None:
+            return None
+        micros = round(extract.started.timestamp() * 1_000_000)
+        return self.fingerprint(
+            f"{table.sql} FOR SYSTEM_TIME AS OF TIMESTAMP_MICROS({int(micros)})",
+            [],
+            schema,
+            location,
+            table.label,
+            as_of=extract.started.isoformat(),
         )
 
     def _dry_run(self, sql: str, params: list[Any], label: str) -> Any:

@@ -12,6 +12,9 @@ destination of the function's kinds, through the one delivery operation.
    generation's own event does.
 4. Objects of mirrored buckets (``buckets[]``) take the mirror's route and their delete events
    its delete policy (:mod:`shared.stages.mirror`, docs/mirror.md).
+5. The run's ``_manifest.json`` follows the data files to each destination: tried on its own
+   finalize event and after each data file, sent once every listed file is there
+   (:mod:`shared.delivery.manifest_copy`).
 5. A transfer to a resumable destination works at most ``delivery.budget_s`` per invocation,
    then continues from its checkpoint on a ``delivery-continuations`` message, which this
    same handler receives (:mod:`shared.delivery.checkpoint`).
@@ -25,12 +28,15 @@ from typing import Any
 
 from shared import log, topology
 from shared.config import Config
+from shared.delivery.manifest_copy import deliver_manifest_if_ready
 from shared.delivery.operation import Delivery, Stale, deliver
-from shared.delivery.routing import RoutedFile, route
+from shared.delivery.routing import RoutedFile, route, routing_for
 from shared.destinations import factory
 from shared.errors import RejectedInput
-from shared.events import parse_pubsub, parse_storage
+from shared.events import StorageObject, parse_pubsub, parse_storage
 from shared.ids import DestinationId, Stage
+from shared.layout import DELIVERED_MANIFEST_NAME, MANIFEST_NAME, RunFolder, parse_object_name
+from shared.messages import TableExport
 from shared.stages.failures import each
 from shared.stages.mirror import delete_mirrored, deliver_mirrored, is_mirrored
 from shared.stages.runner import dispatch
@@ -68,6 +74,10 @@ def deliver_event(
     obj = parse_storage(event)
     if is_mirrored(obj, config):  # an object of a mirrored bucket (docs/mirror.md)
         deliver_mirrored(obj, config, stage=stage, kinds=kinds, budget_s=budget_s)
+        return
+    located = parse_object_name(obj.name, config.export_prefix)
+    if located is not None and located[1] in (MANIFEST_NAME, DELIVERED_MANIFEST_NAME):  # written, or healed
+        _deliver_manifest(obj, located[0], config, stage, kinds, budget_s)
         return
     routed = route(obj, config.export_prefix)
     if routed is None:
@@ -110,7 +120,7 @@ def _deliver_to(
             routed_to = [str(d) for d in routed.routing.destinations]
             logger.info("run not routed to this function's destinations; ignored", destinations=routed_to)
             return
-        each(stage, mine, lambda d: _deliver_one(routed, d, config, budget_s), lambda d: _context(routed, d))
+        each(stage, mine, lambda d: _deliver_one(routed, d, config, budget_s), lambda d: _context(routed.routing, d))
 
 
 def _deliver_one(routed: RoutedFile, destination_id: DestinationId, config: Config, budget_s: float | None) -> None:
@@ -123,13 +133,47 @@ def _deliver_one(routed: RoutedFile, destination_id: DestinationId, config: Conf
             deliver(delivery)
         except Stale as stale:
             logger.info("stale event ignored", reason=str(stale), generation=routed.obj.generation)
+            return
+        deliver_manifest_if_ready(
+            routed.obj.bucket,
+            routed.folder,
+            routed.routing,
+            destination,
+            budget_s=budget_s,
+            state_bucket=config.state_bucket_name,
+        )
 
 
-def _context(routed: RoutedFile, destination_id: DestinationId) -> dict[str, Any]:
+def _deliver_manifest(
+    obj: StorageObject,
+    folder: RunFolder,
+    config: Config,
+    stage: Stage,
+    kinds: frozenset[str],
+    budget_s: float | None,
+) -> None:
+    """The run's manifest was written: send it to each destination of ``kinds`` that already
+    holds every data file (the others get it after their last data file)."""
+    with log.bind(run_id=folder.run_id, table=folder.source.label, object=obj.name):
+        routing = routing_for(obj, folder)
+        if routing is None:
+            return
+        mine = [d for d in routing.destinations if d.kind in kinds]
+
+        def one(destination_id: DestinationId) -> None:
+            with factory.opened(destination_id, config) as destination:
+                deliver_manifest_if_ready(
+                    obj.bucket, folder, routing, destination, budget_s=budget_s, state_bucket=config.state_bucket_name
+                )
+
+        each(stage, mine, one, lambda d: _context(routing, d))
+
+
+def _context(routing: TableExport, destination_id: DestinationId) -> dict[str, Any]:
     """What a failure at this destination is reported with."""
     return {
         "destination": str(destination_id),
-        "run_id": routed.routing.run_id,
-        "source": routed.routing.source,
-        "date": routed.routing.date.isoformat(),
+        "run_id": routing.run_id,
+        "source": routing.source,
+        "date": routing.date.isoformat(),
     }

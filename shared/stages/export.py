@@ -378,4 +378,5 @@ def build_manifest(
         ),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         extra={"file_pattern": pattern, "location": result.location},
+        fingerprint=result.fingerprint,
     )

@@ -75,6 +75,9 @@ class Comparison:
             "bytes_present": self.bytes_present,
         }
 
+    rows_note: str | None = None
+    """``verify.rows``: why the delivered files' records do not add up to the manifest's row count."""
+
     @property
     def complete(self) -> bool:
         """Every manifest file is at the destination (by name)."""
@@ -82,7 +85,7 @@ class Comparison:
 
     @property
     def in_sync(self) -> bool:
-        return self.complete and not (self.extra or self.size_differs or self.hash_differs)
+        return self.complete and not (self.extra or self.size_differs or self.hash_differs or self.rows_note)
 
     @property
     def repairable(self) -> tuple[str, ...]:
@@ -103,6 +106,8 @@ class Comparison:
                 parts.append(f"{len(names)} {label} ({shown})")
         if self.partial:
             parts.append(f"{len(self.partial)} unfinished upload(s) left as .partial")
+        if self.rows_note:
+            parts.append(self.rows_note)
         return "; ".join(parts) if parts else "in sync"
 
 
@@ -127,8 +132,13 @@ def compare(
     source_sha1: SourceSha1 | None,
     download_hashes: bool = True,
     partial_suffixes: Sequence[str] | None = None,
+    also_expected: Sequence[ManifestFile] | Callable[[], Sequence[ManifestFile]] = (),
 ) -> Comparison:
     """Compare ``manifest`` with ``destination``'s listing of ``folder``.
+
+    ``also_expected``: files the destination must hold besides the data files (the run's
+    manifest copy), compared the same way; they belong to the run even in a shared folder. A
+    callable is asked after the destination was listed (what it names may appear meanwhile).
 
     ``source_sha1(file)`` gives the hex SHA-1 of an exported file (None: no hashes, size-only).
     ``partial_suffixes``: names of unfinished uploads; default: the destination's declared one.
@@ -139,9 +149,13 @@ def compare(
         suffix = destination.abilities.partial_suffix
         partial_suffixes = (suffix,) if suffix else ()
     check, note = choose_check(destination, download_hashes=download_hashes, source_hashes=source_sha1 is not None)
-    remote = dict(_owned(destination.list(folder.path), folder, partial_suffixes))
-    expected = {f.name: f for f in manifest.files}
+    listed = list(destination.list(folder.path))
+    also_expected = also_expected() if callable(also_expected) else also_expected
+    expected = {f.name: f for f in (*manifest.files, *also_expected)}
+    remote = dict(_owned(listed, folder, partial_suffixes, {f.name for f in also_expected}))
     missing = sorted(n for n in expected if n not in remote)
+    if any(f.name in missing for f in manifest.files):  # the manifest copy follows the data files
+        missing = [n for n in missing if n not in {f.name for f in also_expected}]
     extra = sorted(n for n in remote if n not in expected)
     partial = [n for n in extra if n.endswith(tuple(partial_suffixes))]
     in_flight = [n for n in partial if partial_stem(n, partial_suffixes) in expected]
@@ -171,16 +185,17 @@ def compare(
         in_flight=tuple(in_flight),
         size_differs=tuple(size_differs),
         hash_differs=tuple(hash_differs),
-        files_expected=len(expected),
-        files_present=len(present),
-        bytes_expected=sum(f.size for f in expected.values()),
-        bytes_present=sum(remote[n].size for n in present),
+        # counts are of data files: the manifest copy is checked, and named when wrong, not counted
+        files_expected=len(manifest.files),
+        files_present=sum(1 for f in manifest.files if f.name in remote),
+        bytes_expected=manifest.total_bytes,
+        bytes_present=sum(remote[f.name].size for f in manifest.files if f.name in remote),
         details=details,
     )
 
 
 def _owned(
-    files: Iterable[RemoteFile], folder: RemoteFolder, partial_suffixes: Sequence[str]
+    files: Iterable[RemoteFile], folder: RemoteFolder, partial_suffixes: Sequence[str], own_names: set[str]
 ) -> Iterable[tuple[str, RemoteFile]]:
     """(name relative to the folder, file) for every listed file that belongs to this run.
 
@@ -200,7 +215,8 @@ def _owned(
             continue
         if "/" in name:
             continue
-        if folder.owns(partial_stem(name, partial_suffixes)):
+        stem = partial_stem(name, partial_suffixes)
+        if folder.owns(stem) or stem in own_names:
             yield name, f
 
 

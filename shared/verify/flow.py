@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
+import hashlib
 from dataclasses import dataclass
 
 from shared import log
@@ -28,8 +30,8 @@ from shared.config import Config
 from shared.destinations import factory
 from shared.destinations.base import Destination
 from shared.gcp import gcs
-from shared.layout import RemoteFolder, RunFolder, remote_folder
-from shared.manifest import Manifest
+from shared.layout import RemoteFolder, RunFolder, remote_folder, remote_manifest_name
+from shared.manifest import Manifest, ManifestFile
 from shared.messages import DeliveryReceipt, VerifyResult
 from shared.reporting.results import report
 from shared.verify import heal as verify_heal
@@ -37,6 +39,7 @@ from shared.verify import markers as verify_markers
 from shared.verify.engine import Comparison, SourceSha1, compare
 from shared.verify.heal import HealPlan
 from shared.verify.markers import VerifyState
+from shared.verify.rows import rows_note
 from shared.verify.runs import RunObjects
 from shared.verify.superseded import remove_superseded
 
@@ -150,8 +153,9 @@ def run_comparison(
     config = ctx.config
     with factory.opened(destination, config) as dest:
         folder = remote_folder(dest.abilities.layout, ctx.folder, ctx.manifest.file_name)
+        copy = functools.partial(manifest_copy_entry, ctx, folder)  # asked after the listing
         if names_first:
-            quick = compare(ctx.manifest, dest, folder, source_sha1=None)
+            quick = compare(ctx.manifest, dest, folder, source_sha1=None, also_expected=copy)
             if not quick.complete:
                 return quick
         comparison = compare(
@@ -160,8 +164,11 @@ def run_comparison(
             folder,
             source_sha1=source_sha1,
             download_hashes=config.verify.download_hashes if download is None else download,
+            also_expected=copy,
         )
         comparison = _without_superseded(ctx, dest, folder, comparison)
+        if config.verify.rows and comparison.in_sync:
+            comparison = dataclasses.replace(comparison, rows_note=rows_note(ctx.manifest, dest, folder))
     if comparison.check_note:
         logger.warning("weaker check", check=comparison.check, why=comparison.check_note)
     return comparison
@@ -181,6 +188,20 @@ def _without_superseded(ctx: RunContext, dest: Destination, folder: RemoteFolder
         partial=tuple(n for n in comparison.partial if n not in removed),
         removed=removed,
     )
+
+
+def manifest_copy_entry(ctx: RunContext, folder: RemoteFolder) -> tuple[ManifestFile, ...]:
+    """The run's delivered manifest as a file every destination must hold, under its remote name
+    (``shared.delivery.manifest_copy``), with the size and SHA-1 of its bytes in GCS.
+
+    Asked after the destination was listed: a copy listed there was written to GCS before, so it
+    is found here. Read now (a few KB), not from a listing of the run taken earlier."""
+    name = ctx.folder.delivered_manifest_name
+    remote_name = remote_manifest_name(folder, ctx.folder.run_id)
+    data = gcs.read_bytes(ctx.bucket, name)  # None until the first destination holds every data file
+    if data is None:
+        return (ManifestFile(name=remote_name, object=name, size=0),)
+    return (ManifestFile(name=remote_name, object=name, size=len(data), sha1=hashlib.sha1(data).hexdigest()),)
 
 
 def publish_once(state_bucket: str, marker: str, result: VerifyResult, *, config: Config | None = None) -> bool:

@@ -27,7 +27,8 @@ from typing import Any
 from shared import log
 from shared.errors import PermanentError
 from shared.gcp import clients, gcs
-from shared.manifest import Manifest
+from shared.layout import DELIVERED_MANIFEST_NAME, is_manifest_copy
+from shared.manifest import Manifest, ManifestFile
 from shared.messages import DeliveryReceipt
 from shared.retry import retry_call
 from shared.verify.markers import VerifyState, claim, heal_name, mark_done, read
@@ -59,6 +60,8 @@ def plan(manifest: Manifest, objects: RunObjects, names: tuple[str, ...], attemp
     gone = []
     for name in names:
         entry = manifest.file(name)
+        if entry is None and is_manifest_copy(name):  # the run's manifest copy: re-deliver the manifest
+            entry = ManifestFile(name=name, object=objects.folder.delivered_manifest_name, size=0)
         obj = objects.object(entry) if entry else None
         if entry is None or obj is None:
             gone.append(name)
@@ -134,8 +137,11 @@ def note_receipt(
     bucket: str, prefix: str, receipt: DeliveryReceipt, state: VerifyState, body: dict[str, Any]
 ) -> VerifyState:
     """Mark the receipt's file done when it re-delivered a generation newer than the heal's rewrite."""
+    files = body.get("files") or {}
     name = receipt.object.removeprefix(prefix)
-    before = (body.get("files") or {}).get(name)
+    if name == DELIVERED_MANIFEST_NAME:  # the manifest copy is healed under its remote name
+        name = next((n for n in files if is_manifest_copy(n)), name)
+    before = files.get(name)
     if before is None or receipt.generation <= int(before):
         return state
     mark_done(

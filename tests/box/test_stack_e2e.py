@@ -18,7 +18,8 @@ from devstack.state import StackInfo
 from shared.config_load import load_config
 from shared.destinations.box.destination import BoxDestination
 from shared.gcp import clients, gcs, reader
-from shared.manifest import Manifest
+from shared.layout import DELIVERED_MANIFEST_NAME
+from shared.manifest import Manifest, ManifestFile
 from shared.messages import DeliveryReceipt
 from shared.topology import DELIVERIES, EXPORT_REQUESTS
 
@@ -73,8 +74,8 @@ def test_an_export_lands_in_box_byte_for_byte(stack_env: StackInfo) -> None:
     expected = {
         f"GCP/bigquery/sales/{table}/{m.date.replace('-', '')}/{run_id}/{f.name}": f
         for table, m in manifests.items()
-        for f in m.files
-    }
+        for f in (*m.files, ManifestFile("_manifest.json", m.prefix + DELIVERED_MANIFEST_NAME, 0))
+    }  # + each run's manifest copy (with every file's SHA-1), delivered after its data files
 
     receipts: dict[str, DeliveryReceipt] = {}
     deadline = time.monotonic() + WAIT_S
@@ -91,6 +92,7 @@ def test_an_export_lands_in_box_byte_for_byte(stack_env: StackInfo) -> None:
     for path, entry in expected.items():
         remote = listed[path]
         truth = gcs_sha1(stack_env.bucket, entry.object)
-        assert remote.sha1 == truth and remote.size == entry.size, path  # Box's SHA-1 == the GCS bytes' SHA-1
+        size = entry.size or gcs.stat(stack_env.bucket, entry.object).size
+        assert remote.sha1 == truth and remote.size == size, path  # Box's SHA-1 == the GCS bytes' SHA-1
         assert receipts[path].sha1 == truth and receipts[path].remote_id == remote.remote_id
         assert gcs.stat(stack_env.bucket, entry.object).metadata["sha1"] == truth

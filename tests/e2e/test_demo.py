@@ -41,6 +41,10 @@ def test_demo_verifies_every_delivery_and_stops_the_stack() -> None:
     assert re.search(r"collect toast r[0-9a-f]+: status=in_sync, 2/2 files, [\d,]+ bytes → box", summary)
     verified = [line for line in progress.splitlines() if re.search(r"  verify → (box|sftp:\S+): in_sync  files", line)]
     assert len(verified) == 7  # each delivery's progress line once it was verified
+    # then one table comes back from Box into BigQuery, proven equal to its manifest
+    assert re.search(
+        r"restore sales\.products of run \S+ from box → \S+: EQUAL \(row count, schema, fingerprint\), \d+ rows", out
+    ), out
     # nothing of that stack is left running
     leftovers = []
     for p in psutil.process_iter(["pid", "cmdline"]):

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from devstack.bqfront.formats import arrow_schema
+from devstack.bqfront.readback import avro_schema_of, read_rows
 from tests.bqfront.readers import same
 from tests.exports.conftest import ExportsKit, manifest_of, object_bytes, query_task, table_task
-from tests.exports.readback import avro_schema_of, read_rows
 
 FORMATS = ["PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON"]
 

@@ -27,6 +27,7 @@ import pytest
 
 from devstack.state import StackInfo
 from shared.destinations.box.destination import BoxDestination
+from shared.gcp import gcs
 from tests.faults.kit import FaultKit, FaultRun
 from tests.run_folders import eventually
 
@@ -67,11 +68,15 @@ def assert_delivered_once(kit: FaultKit, run: FaultRun, destination: str) -> Non
     final = eventually(lambda: kit.final(run, destination), f"a final result for {destination}")
     assert [r.status for r in final] == ["in_sync"], [(r.status, r.reason) for r in final]
     assert final[0].check == "sha1"
+    # ... and, after them, the run's manifest copy with every file's SHA-1 (shared/delivery/manifest_copy.py)
+    delivered = gcs.read_bytes(kit.config.bucket, run.folder.delivered_manifest_name)
+    assert delivered is not None
+    expected = {n: run.sha1(n) for n in run.files} | {"_manifest.json": hashlib.sha1(delivered).hexdigest()}
     if destination == "box":
-        assert box_files(kit, run) == {n: run.sha1(n) for n in run.files}
+        assert box_files(kit, run) == expected
     else:
         landed = {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in kit.sftp_dir(run).iterdir()}
-        assert landed == {n: run.sha1(n) for n in run.files}  # no .partial, no duplicate
+        assert landed == expected  # no .partial, no duplicate
 
 
 def test_a_function_killed_mid_transfer_delivers_the_file_once(kit: FaultKit) -> None:

@@ -25,10 +25,12 @@ import yaml
 
 from devstack.state import StackInfo
 from shared import runtime
+from shared.delivery.manifest_copy import missing_at, seal
 from shared.destinations import factory
+from shared.errors import ConfigError, RejectedInput
 from shared.gcp import clients, gcs
 from shared.ids import Stage
-from shared.layout import RunFolder, default_file_name, remote_folder
+from shared.layout import RunFolder, default_file_name, remote_folder, remote_manifest_name
 from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt, Source, VerifyResult
 from shared.stages import runner
@@ -113,6 +115,30 @@ class VerifyStack:
             raw if raw is not None else run.manifest.to_json(),
             "application/json",
         )
+        if raw is None:  # the manifest's finalize event: destinations holding every file get it
+            for destination in run.destinations:
+                try:
+                    with factory.opened(destination, self.config) as dest:
+                        self.deliver_manifest_if_ready(run, dest)
+                except ConfigError:
+                    continue  # a destination the config does not know (the tests of failures)
+
+    def deliver_manifest_if_ready(self, run: Run, dest: Any) -> bool:
+        """What an uploader does after each file (shared.delivery.manifest_copy): once every data
+        file is at ``dest``, put the delivered manifest (with SHA-1s) there. True when it did."""
+        raw = gcs.read_bytes(self.bucket, run.folder.manifest_name)
+        try:
+            Manifest.from_json(raw or b"")
+        except RejectedInput:
+            return False  # none written, or malformed: the uploader sends nothing
+        assert run.manifest is not None and raw is not None
+        remote = remote_folder(dest.abilities.layout, run.folder, run.manifest.file_name)
+        if missing_at(run.manifest, dest, remote.path):
+            return False
+        body = gcs.read_bytes(self.bucket, seal(self.bucket, run.folder, raw).name)
+        assert body is not None
+        dest.put(f"{remote.path}/{remote_manifest_name(remote, run.run_id)}", io.BytesIO(body), len(body))
+        return True
 
     def remote_path(self, run: Run, name: str, destination: str = "memory") -> str:
         with factory.opened(destination, self.config) as dest:
@@ -130,6 +156,7 @@ class VerifyStack:
         path = self.remote_path(run, name, destination)
         with factory.opened(destination, self.config) as dest:
             put = dest.put(path, io.BytesIO(body), len(body))
+            self.deliver_manifest_if_ready(run, dest)
         return DeliveryReceipt(
             run_id=run.run_id,
             bucket=self.bucket,

@@ -8,6 +8,7 @@ run history until the expected results are there (never by elapsed time).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import threading
@@ -90,7 +91,7 @@ def test_file_deleted_from_sftp_is_a_mismatch_then_healed(stack_env: StackInfo) 
     results = wait_for(stack_env.state_bucket, run_id, lambda rs: bool(final(rs, "sftp:local")), "the sftp result")
     first = final(results, "sftp:local")[0]
     folder = Path(stack_env.sftp.directory) / "sales" / "products" / first.manifest.split("/")[-3] / run_id
-    victim = min(folder.iterdir())
+    victim = min(p for p in folder.iterdir() if not p.name.startswith("_"))  # a data file, not the manifest
     content = victim.read_bytes()
     victim.unlink()
 
@@ -124,12 +125,19 @@ def test_twenty_concurrent_receipts_give_one_result(stack_env: StackInfo) -> Non
         for name, data in files.items():
             info = gcs.write(stack_env.bucket, run.prefix + name, data)
             sftp.put(f"{folder}/{name}", io.BytesIO(data), len(data))
-            entries.append(ManifestFile(name=name, object=info.name, size=len(data), generation=info.generation))
-    manifest = Manifest(
-        run_id=run_id, source=source, date="2025-01-08", bucket=stack_env.bucket, prefix=run.prefix, format="PARQUET",
-        compression="SNAPPY", file_name=template, destinations=("sftp:local",), job_id="hand-made", row_count=3,
-        schema=[], files=tuple(entries), created_at=dt.datetime.now(dt.UTC).isoformat(),
-    )  # fmt: skip
+            sha1 = hashlib.sha1(data).hexdigest()  # with every SHA-1 known, the delivered manifest is the manifest
+            entries.append(
+                ManifestFile(name=name, object=info.name, size=len(data), generation=info.generation, sha1=sha1)
+            )
+        manifest = Manifest(
+            run_id=run_id, source=source, date="2025-01-08", bucket=stack_env.bucket, prefix=run.prefix,
+            format="PARQUET", compression="SNAPPY", file_name=template, destinations=("sftp:local",),
+            job_id="hand-made", row_count=3, schema=[], files=tuple(entries),
+            created_at=dt.datetime.now(dt.UTC).isoformat(),
+        )  # fmt: skip
+        copy = manifest.to_json()  # the manifest copy every destination holds after the data files
+        gcs.write(stack_env.bucket, run.delivered_manifest_name, copy)
+        sftp.put(f"{folder}/_manifest.json", io.BytesIO(copy), len(copy))
     name = min(files)
     receipt = DeliveryReceipt(
         run_id=run_id, bucket=stack_env.bucket, object=run.prefix + name, generation=entries[0].generation,
@@ -137,7 +145,7 @@ def test_twenty_concurrent_receipts_give_one_result(stack_env: StackInfo) -> Non
     )  # fmt: skip
     admin = stack_env.pubsub_admin()
     threads = [threading.Thread(target=admin.publish, args=(DELIVERIES, receipt.to_json())) for _ in range(20)]
-    threads.append(threading.Thread(target=gcs.write, args=(stack_env.bucket, run.manifest_name, manifest.to_json())))
+    threads.append(threading.Thread(target=gcs.write, args=(stack_env.bucket, run.manifest_name, copy)))
     for t in threads:
         t.start()
     for t in threads:

@@ -30,7 +30,7 @@ def sftp_file(vstack: VerifyStack, run: Run, name: str) -> Path:
 def deliver_everything(vstack: VerifyStack, run: Run) -> None:
     for name in sorted(run.files):
         vstack.upload(run, name)
-    assert vstack.pump_receipts() == len(run.files) * len(run.destinations)
+    assert vstack.pump_receipts() == (len(run.files) + 1) * len(run.destinations)  # + the manifest copy
 
 
 def test_clean_run_is_in_sync_once_per_destination_with_sha1(vstack: VerifyStack) -> None:
@@ -95,3 +95,25 @@ def test_extra_file_at_sftp_is_named(vstack: VerifyStack) -> None:
     vstack.request({"run_id": run.run_id})
     result = vstack.results_for(run)[-1]
     assert result.status == "mismatch" and result.extra == ["orders_20250108-000000000007.parquet"]
+
+
+def test_damaged_manifest_copy_on_sftp_is_hash_differs_and_healed(vstack: VerifyStack) -> None:
+    run = vstack.new_run(FILES, BOTH)
+    deliver_everything(vstack, run)
+    path = sftp_file(vstack, run, "_manifest.json")
+    delivered = gcs.read_bytes(vstack.bucket, run.folder.delivered_manifest_name)
+    assert path.read_bytes() == delivered  # the manifest with every file's SHA-1, after the data files
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0x01
+    stat = path.stat()
+    path.write_bytes(bytes(data))
+    os.utime(path, (stat.st_atime + 60, stat.st_mtime + 60))
+
+    vstack.request({"run_id": run.run_id, "destination": "sftp:local"})
+    result = vstack.results_for(run, "sftp:local")[-1]
+    assert result.status == "mismatch" and result.hash_differs == ["_manifest.json"] and result.heal_attempts == 1
+    assert (result.files_present, result.files_expected) == (2, 2)  # counts are of data files
+    vstack.upload(run, "_manifest.delivered.json")  # the heal's rewrite reaches the upload functions
+    vstack.pump_receipts()
+    assert path.read_bytes() == delivered
+    assert [r.status for r in vstack.results_for(run, "sftp:local")] == ["in_sync", "mismatch", "in_sync"]

@@ -1,4 +1,6 @@
-"""Read exported files back into typed Python rows, independently of the writer's code.
+"""Read BigQuery-shaped files back into typed Python rows, independently of the writer's code
+(devstack/bqfront/formats.py): the tests read exports with it, and the front's load jobs use it
+to hand bqemulator what it can load faithfully (Parquet).
 
 Parquet is read with pyarrow, Avro with fastavro, CSV and NDJSON with the standard library;
 text values are parsed back by the BigQuery schema (INT64 strings, base64 BYTES, "… UTC"
@@ -8,7 +10,6 @@ timestamps), so the rows compare equal to what BigQuery returns for the source t
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as dt
 import decimal
 import gzip
@@ -82,12 +83,51 @@ def read_rows(fmt: str, data: bytes, schema: list[dict[str, Any]]) -> list[dict[
     if fmt == "NEWLINE_DELIMITED_JSON":
         return [parse_row(schema, json.loads(line)) for line in text.splitlines() if line]
     assert fmt == "CSV"
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader)
+    records = csv_records(text)
+    header = records[0]
     assert header == [f["name"] for f in schema]
-    return [
-        parse_row(schema, {k: (v if v != "" else None) for k, v in zip(header, line, strict=True)}) for line in reader
-    ]
+    return [parse_row(schema, dict(zip(header, line, strict=True))) for line in records[1:]]
+
+
+def csv_records(text: str, delimiter: str = ",") -> list[list[str | None]]:
+    """RFC 4180 records with BigQuery's NULL rule: an empty unquoted field is None, a quoted
+    ``""`` the empty string (the standard csv module cannot tell them apart)."""
+    records: list[list[str | None]] = []
+    row: list[str | None] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] == '"':
+            value, i = [], i + 1
+            while True:
+                j = text.index('"', i)
+                value.append(text[i:j])
+                if j + 1 < n and text[j + 1] == '"':
+                    value.append('"')
+                    i = j + 2
+                    continue
+                i = j + 1
+                break
+            field: str | None = "".join(value)
+        else:
+            j = i
+            while j < n and text[j] not in (delimiter, "\n", "\r"):
+                j += 1
+            field, i = (text[i:j] or None), j
+        row.append(field)
+        if i < n and text[i] == delimiter:
+            i += 1
+            if i == n:
+                row.append(None)
+            continue
+        if text.startswith("\r\n", i):
+            i += 2
+        elif i < n:
+            i += 1
+        records.append(row)
+        row = []
+    if row:
+        records.append(row)
+    return records
 
 
 def avro_schema_of(data: bytes) -> dict[str, Any]:

@@ -1,0 +1,107 @@
+"""``offsite restore``: a delivered copy back into BigQuery, proven equal (shared/restore)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+
+from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.output import JsonOption, print_json, print_line
+from shared.errors import OffsiteError
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's command to the main app."""
+    app.command("restore")(restore)
+
+
+def restore(
+    run_id: Annotated[
+        str | None, typer.Argument(help="The run id whose copy is restored (or --table with --date).")
+    ] = None,
+    source: Annotated[str, typer.Option("--from", help="Where the copy is: box, sftp:NAME.")] = "box",
+    to: Annotated[str, typer.Option("--to", help="The table to load: PROJECT.DATASET.TABLE.")] = "",
+    staging_bucket: Annotated[
+        str, typer.Option("--staging-bucket", help="A GCS bucket the files are staged in for the load job.")
+    ] = "",
+    date: Annotated[
+        str | None,
+        typer.Option("--date", help="With --table: the newest complete run dated on or before YYYY-MM-DD."),
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option("--table", help="Which table of the run: DATASET.TABLE, or the export name.")
+    ] = None,
+    write_disposition: Annotated[
+        str, typer.Option("--write-disposition", help="empty (default), truncate or append.")
+    ] = "empty",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be read and loaded; change nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Read a run's files and manifest from a destination, check every SHA-1, stage them, load
+    them with one job and the manifest's schema, then compare the table with the manifest.
+
+    Exit 0 when the restored table equals the export (row count, schema, fingerprint), 1 when it
+    differs or a file is damaged (nothing loaded), 2 on bad input or when the run is not found.
+    """
+    from shared.destinations import factory
+    from shared.restore import restore as restoring
+    from shared.restore.stage import DamagedFile
+
+    cfg = load_cli_config(config)
+    try:
+        as_of = dt.date.fromisoformat(date) if date else None
+    except ValueError:
+        typer.echo(f"error: restore --date: {date!r} is not a date (expected YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
+    for option, value in (("--to", to), ("--staging-bucket", staging_bucket)):
+        if not value:
+            typer.echo(f"error: restore {option} is required", err=True)
+            raise typer.Exit(2)
+    try:
+        with factory.opened(source, cfg) as destination:
+            plan = restoring.plan(
+                destination,
+                run_id,
+                target=to,
+                staging_bucket=staging_bucket,
+                table=table,
+                disposition=write_disposition,
+                as_of=as_of,
+            )
+            if dry_run:
+                _show(plan.to_dict(), as_json, "would restore")
+                return
+            result = restoring.execute(destination, plan)
+    except DamagedFile as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (OffsiteError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    summary = result.to_dict()
+    _show(summary, as_json, "restored")
+    if result.proof is not None and not result.proof.equal:
+        raise typer.Exit(1)
+
+
+def _show(summary: dict, as_json: bool, verb: str) -> None:
+    if as_json:
+        print_json(summary)
+        return
+    print_line(f"{verb} run {summary['run_id']} ({summary['source']}, {summary['date']}) → {summary['to']}")
+    print_line(
+        f"  manifest {summary['manifest']}: {summary['rows']} rows, {len(summary['files'])} {summary['format']} file(s)"
+    )
+    for f in summary["files"]:
+        print_line(f"  {f['path']}  {f['size']} bytes  sha1 {f['sha1']}")
+    if "equal" in summary and summary["equal"] is not None:
+        state = "EQUAL" if summary["equal"] else "DIFFERENT"
+        checked = "row count, schema, fingerprint" if summary["fingerprint_checked"] else "row count, schema"
+        print_line(f"  {state} ({checked}): {summary['restored_rows']} rows")
+        for problem in summary["problems"]:
+            print_line(f"    {problem}")

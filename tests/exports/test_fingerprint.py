@@ -1,0 +1,50 @@
+"""export_table records a per-column fingerprint of what it exported (shared/gcp/fingerprint.py),
+on the local BigQuery (bqemulator behind the front), for tables (as of the extract's start) and
+for query exports (the query run again, kept when it sees the exported row count)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from shared.gcp.bigquery import BigQueryWarehouse
+from shared.gcp.fingerprint import METHOD, differences
+from tests.exports.conftest import ExportsKit, manifest_of, query_task, table_task
+
+
+def test_table_export_fingerprints_every_column_of_the_snapshot(exports_env: ExportsKit) -> None:
+    kit = exports_env
+    task = table_task(kit, "customers", "PARQUET")
+    kit.main.export_table(kit.table_export_event(task))
+    manifest = manifest_of(kit, task)
+    fp = manifest.fingerprint
+    assert fp is not None and fp["method"] == METHOD and fp["as_of"]
+    rows = kit.source_rows("customers")
+    assert fp["row_count"] == manifest.row_count == len(rows)
+    assert sorted(fp["columns"]) == sorted(f["name"] for f in manifest.schema)  # nested ones as a whole
+    for name, column in fp["columns"].items():
+        assert column["nulls"] == sum(1 for r in rows if r[name] is None), name
+    # computed again on the unchanged table, it is equal; a changed value is named by column
+    wh = BigQueryWarehouse(kit.bigquery())
+    table = f"`{kit.stack.project}.sales.customers`"
+    again = wh.fingerprint(table, [], manifest.schema, None, "customers")
+    assert again is not None and differences(fp, {**again, "as_of": fp["as_of"]}) == []
+    # one row less (a flat table: bqemulator loses RECORD columns of a subquery's SELECT *)
+    orders = f"`{kit.stack.project}.sales.orders`"
+    schema = [{"name": "order_id", "type": "INTEGER"}, {"name": "order_date", "type": "DATE"}]
+    full = wh.fingerprint(orders, [], schema, None, "orders")
+    one_less = wh.fingerprint(f"(SELECT * FROM {orders} WHERE order_id != 7)", [], schema, None, "orders")
+    assert full is not None and one_less is not None
+    lines = differences(full, one_less)
+    assert lines[0] == f"row count {full['row_count'] - 1}, expected {full['row_count']}"
+    assert [line.split(":")[0] for line in lines[1:]] == ["column order_date", "column order_id"]
+
+
+def test_query_export_has_a_fingerprint_of_its_rows(exports_env: ExportsKit) -> None:
+    kit = exports_env
+    day = dt.date(2025, 1, 8)
+    task = query_task(kit, day, "CSV")
+    kit.main.export_table(kit.table_export_event(task))
+    manifest = manifest_of(kit, task)
+    assert manifest.fingerprint is not None
+    assert manifest.fingerprint["row_count"] == manifest.row_count == len(kit.source_rows("orders", where_date=day))
+    assert manifest.fingerprint["as_of"] is None  # a query has no snapshot to name
