@@ -60,15 +60,34 @@ def plan(manifest: Manifest, objects: RunObjects, names: tuple[str, ...], attemp
     gone = []
     for name in names:
         entry = manifest.file(name)
+        obj: Any = None
         if entry is None and is_manifest_copy(name):  # the run's manifest copy: re-deliver the manifest
             entry = ManifestFile(name=name, object=objects.folder.delivered_manifest_name, size=0)
-        obj = objects.object(entry) if entry else None
+            obj = objects.object(entry) or _seal_older_run(objects)
+        elif entry is not None:
+            obj = objects.object(entry)
         if entry is None or obj is None:
             gone.append(name)
             continue
         files[name] = obj.generation
         object_names[name] = obj.name
     return HealPlan(attempt, files, object_names, tuple(gone))
+
+
+def _seal_older_run(objects: RunObjects) -> Any:
+    """A run delivered before manifest copies existed has no ``_manifest.delivered.json``, so its
+    copy could never be healed: write it now (``_manifest.json`` with the SHA-1s its deliveries
+    recorded) and heal with that. None when it cannot be written (a data file expired from GCS)."""
+    from shared.delivery.manifest_copy import seal
+
+    raw = gcs.read_bytes(objects.bucket, objects.folder.manifest_name)
+    if raw is None:
+        return None
+    try:
+        return seal(objects.bucket, objects.folder, raw)
+    except PermanentError as exc:
+        logger.warning("cannot write the delivered manifest of an older run", error=str(exc))
+        return None
 
 
 def start(

@@ -117,3 +117,23 @@ def test_damaged_manifest_copy_on_sftp_is_hash_differs_and_healed(vstack: Verify
     vstack.pump_receipts()
     assert path.read_bytes() == delivered
     assert [r.status for r in vstack.results_for(run, "sftp:local")] == ["in_sync", "mismatch", "in_sync"]
+
+
+def test_run_delivered_before_manifest_copies_gets_its_copy_by_self_heal(vstack: VerifyStack) -> None:
+    """Runs delivered by a version without manifest copies have neither the copy at the
+    destination nor ``_manifest.delivered.json``: self-heal writes the latter and delivers it."""
+    run = vstack.new_run(FILES, ("sftp:local",))
+    deliver_everything(vstack, run)
+    path = sftp_file(vstack, run, "_manifest.json")
+    path.unlink()  # as an older version left it: data files only
+    assert gcs.delete(vstack.bucket, run.folder.delivered_manifest_name)
+
+    vstack.request({"run_id": run.run_id, "destination": "sftp:local"})
+    result = vstack.results_for(run, "sftp:local")[-1]
+    assert result.status == "mismatch" and result.missing == ["_manifest.json"] and result.heal_attempts == 1
+    sealed = gcs.read_bytes(vstack.bucket, run.folder.delivered_manifest_name)
+    assert sealed is not None  # written by the heal, with every file's SHA-1
+    vstack.upload(run, "_manifest.delivered.json")
+    vstack.pump_receipts()
+    assert path.read_bytes() == sealed
+    assert [r.status for r in vstack.results_for(run, "sftp:local")][-1] == "in_sync"
