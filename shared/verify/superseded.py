@@ -30,7 +30,7 @@ from shared import log
 from shared.config import Config
 from shared.destinations import factory
 from shared.destinations.base import Destination
-from shared.layout import RemoteFolder, RunFolder, is_data_file, parse_object_name, remote_folder
+from shared.layout import RemoteFolder, RunFolder, is_data_file, parse_object_name, remote_folder, remote_manifest_name
 from shared.verify.engine import partial_stem
 from shared.verify.runs import list_objects, runs_in
 
@@ -40,6 +40,12 @@ logger = log.get_logger(__name__)
 def superseded_files(bucket: str, folder: RunFolder) -> set[str] | None:
     """File names exported by older runs of ``folder``'s source and day; None when ``folder`` is
     not the newest run of that day (then nothing may be removed on its behalf)."""
+    found = _superseded(bucket, folder)
+    return None if found is None else found[0]
+
+
+def _superseded(bucket: str, folder: RunFolder) -> tuple[set[str], list[str]] | None:
+    """(data file names, run ids) of the older runs of ``folder``'s source and day."""
     day_prefix = folder.prefix[: -len(folder.run_id) - 1]
     objects = list_objects(bucket, day_prefix)
     runs = runs_in(objects, bucket, folder.export_prefix, folder.source.project)
@@ -51,7 +57,7 @@ def superseded_files(bucket: str, folder: RunFolder) -> set[str] | None:
         parsed = parse_object_name(obj.name, folder.export_prefix, folder.source.project)
         if parsed is not None and parsed[0].prefix in older and is_data_file(parsed[1]):
             names.add(parsed[1])
-    return names
+    return names, [r.folder.run_id for r in runs[:-1]]
 
 
 def replaced_at(config: Config, run: RunFolder, destination: str, file_name: str) -> bool:
@@ -72,13 +78,19 @@ def remove_superseded(
     """Delete ``run``'s extras at ``destination`` that an older run of the same day exported;
     returns the names deleted (relative to ``folder``). Exclusive folders hold one run: nothing."""
     extra = tuple(extra)
-    if folder.exclusive or not extra:
+    if folder.exclusive:
         return ()
-    older = superseded_files(bucket, run)
-    if not older:
+    found = _superseded(bucket, run)
+    if not found:
         return ()
+    older, older_runs = found
     stale = sorted(n for n in extra if partial_stem(n, partial_suffixes) in older)
     for name in stale:
+        destination.delete(f"{folder.path}/{name}" if folder.path else name)
+    # The older runs' manifest copies describe files that are gone or replaced: a restore of
+    # them would fail its SHA-1 check, so they go too (a missing one is fine).
+    for run_id in older_runs:
+        name = remote_manifest_name(folder, run_id)
         destination.delete(f"{folder.path}/{name}" if folder.path else name)
     if stale:
         logger.warning("removed files of a superseded run of the same day", files=stale, folder=folder.path)

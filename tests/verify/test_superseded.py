@@ -51,7 +51,10 @@ def query_run(vstack: VerifyStack, shards: int, destination: str) -> Run:
 def deliver(vstack: VerifyStack, run: Run) -> None:
     for name in sorted(run.files):
         vstack.upload(run, name)
-    assert vstack.pump_receipts() == len(run.files)
+    # + the manifest copy after the data files; in this shared folder a rerun's copy may also go
+    # out early (the earlier run's same-named shard has the same size) and again after the last
+    # data file, with the same bytes: one receipt more
+    assert vstack.pump_receipts() in (len(run.files) + 1, len(run.files) + 2)
 
 
 def remote_names(vstack: VerifyStack, run: Run, destination: str) -> dict[str, int]:
@@ -84,7 +87,10 @@ def test_a_rerun_with_fewer_shards_leaves_no_stale_shard(vstack: VerifyStack, de
     (result,) = vstack.results_for(rerun)
     assert result.status == "in_sync" and result.extra == []
     assert f"removed 1 file(s) a superseded run of the same day left: {SHARD.format(2)}" in (result.reason or "")
-    assert remote_names(vstack, rerun, destination) == {n: len(d) for n, d in rerun.files.items()}
+    remote = remote_names(vstack, rerun, destination)
+    own_manifest = f"_manifest_{rerun.run_id}.json"  # the rerun's copy; the superseded run's is removed
+    assert set(remote) == set(rerun.files) | {own_manifest}
+    assert {n: remote[n] for n in rerun.files} == {n: len(d) for n, d in rerun.files.items()}
 
     vstack.request({"run_id": rerun.run_id})  # nothing left to remove: plainly in sync
     again = vstack.results_for(rerun)[-1]
