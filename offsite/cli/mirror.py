@@ -8,14 +8,13 @@ fixes the difference (``--check-only``: report only).
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from offsite.cli.common import ConfigOption, load_cli_config
 from offsite.cli.ops import exit_with_checks
-from offsite.cli.output import JsonOption, print_json, print_line
+from offsite.cli.output import JsonOption, print_published
 from shared.errors import OffsiteError
 
 app = typer.Typer(no_args_is_help=True, help="GCS bucket mirrors: compare and reconcile.")
@@ -78,9 +77,4 @@ def reconcile(
     except OffsiteError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if as_json:
-        print_json({"message_id": message_id, "topic": MIRROR_RECONCILES, "request": json.loads(request.to_json())})
-    else:
-        print_line(
-            f"published mirror request {request.to_json().decode()} (message {message_id}); see `offsite status`"
-        )
+    print_published("mirror", MIRROR_RECONCILES, request, message_id, as_json)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from offsite.cli.common import ConfigOption, load_cli_config
-from offsite.cli.output import JsonOption, print_json, print_line, print_table
+from offsite.cli.output import JsonOption, print_json, print_line, print_published, print_table
 from shared.config import Config
 from shared.errors import OffsiteError
 from shared.messages import VerifyResult
@@ -156,12 +156,7 @@ def verify(
         except OffsiteError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        if as_json:
-            print_json({"message_id": message_id, "topic": VERIFY_REQUESTS, "request": json.loads(request.to_json())})
-        else:
-            print_line(
-                f"published verify request {request.to_json().decode()} (message {message_id}); see `offsite status`"
-            )
+        print_published("verify", VERIFY_REQUESTS, request, message_id, as_json)
         return
     try:
         checks = local_checks(cfg, run_id, destination, download=False if size_only else None)

@@ -116,6 +116,16 @@ def print_line(text: str, *, stderr: bool = False) -> None:
     console(stderr=stderr).print(Text(text), soft_wrap=True)
 
 
+def print_published(what: str, topic: str, request: Any, message_id: str, as_json: bool) -> None:
+    """What a command that publishes one request prints: the message id, topic and request."""
+    if as_json:
+        print_json({"message_id": message_id, "topic": topic, "request": json.loads(request.to_json())})
+    else:
+        print_line(
+            f"published {what} request {request.to_json().decode()} (message {message_id}); see `offsite status`"
+        )
+
+
 def human_bytes(n: int | float | None) -> str:
     """``1234567`` → ``1.2 MB`` (decimal units, as the demo summary prints them)."""
     if n is None:
