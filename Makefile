@@ -12,7 +12,7 @@ demo: setup
 	$(VENV)/bin/offsite demo
 
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) tests
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=30 tests
 
 LINT_PATHS := shared devstack offsite functions tests bench
 
