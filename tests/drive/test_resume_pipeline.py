@@ -12,7 +12,6 @@ chunk sent twice.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 
 import pytest
@@ -24,9 +23,8 @@ from shared.delivery.checkpoint import Checkpoint
 from shared.destinations.drive.destination import DriveDestination
 from shared.ids import DestinationId, Stage
 from shared.messages import DeliveryReceipt
-from tests.resume_kit import deliver_in_steps
+from tests.resume_kit import BigFile, deliver_in_steps
 from tests.sftp import delivery_kit
-from tests.sftp.delivery_kit import DAY, finalize_event, shard, write_run
 
 stack, receipts = delivery_kit.stack, delivery_kit.receipts
 SIZE = 2 * 1024 * 1024 + 4321  # nine 256 KiB chunks
@@ -45,30 +43,18 @@ def config(stack: StackInfo) -> Config:
 def test_a_drive_upload_longer_than_its_budget_arrives_whole_across_invocations(
     stack: StackInfo, config: Config, receipts: Callable[[], list[DeliveryReceipt]]
 ) -> None:
-    name, data = shard("orders"), os.urandom(SIZE)
-    run, resources = write_run(config, (str(DRIVE),), {name: data})
-    remote = f"sales/orders/{DAY:%Y%m%d}/{run.run_id}/{name}"
+    file = BigFile.written(config, DRIVE, SIZE)
     drive = DriveDestination("reports", config.destinations.drive["reports"])
 
     def between(last: Checkpoint) -> None:
         assert 0 < last.bytes_done < SIZE
-        assert drive.stat(remote) is None  # nothing visible in Drive until the last chunk
+        assert drive.stat(file.remote) is None  # nothing visible in Drive until the last chunk
 
-    invocations, last = deliver_in_steps(
-        stack,
-        config,
-        receipts,
-        Stage.UPLOAD_BOX,
-        finalize_event(resources[name]),
-        run_id=run.run_id,
-        destination=DRIVE,
-        remote=remote,
-        between=between,
-    )
+    invocations, last = deliver_in_steps(stack, config, receipts, Stage.UPLOAD_BOX, file, between)
 
     assert invocations >= 8
-    (got,) = [r for r in receipts() if r.run_id == run.run_id]
-    assert got.status == "uploaded" and got.sha1 == hashlib.sha1(data).hexdigest() and got.size == SIZE
-    with drive.open(remote) as stream:
-        assert stream.read() == data
+    (got,) = [r for r in receipts() if r.run_id == file.run.run_id]
+    assert got.status == "uploaded" and got.sha1 == hashlib.sha1(file.data).hexdigest() and got.size == SIZE
+    with drive.open(file.remote) as stream:
+        assert stream.read() == file.data
     assert last is not None and last.bytes_sent + (SIZE - last.bytes_done) == SIZE  # no chunk sent twice

@@ -9,7 +9,6 @@ across several invocations, with no byte sent twice.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 
 from devstack.state import StackInfo
@@ -17,9 +16,8 @@ from shared.config import Config
 from shared.delivery.checkpoint import Checkpoint
 from shared.ids import DestinationId, Stage
 from shared.messages import DeliveryReceipt
-from tests.resume_kit import deliver_in_steps
+from tests.resume_kit import BigFile, deliver_in_steps
 from tests.sftp import delivery_kit
-from tests.sftp.delivery_kit import DAY, finalize_event, shard, write_run
 
 # the delivery tests' fixtures (a bare stack: no function competes for the events)
 stack, config, receipts = delivery_kit.stack, delivery_kit.config, delivery_kit.receipts
@@ -30,30 +28,18 @@ SIZE = 5 * 1024 * 1024 + 4321  # six 1 MiB chunks
 def test_a_transfer_longer_than_its_budget_arrives_whole_across_invocations(
     stack: StackInfo, config: Config, receipts: Callable[[], list[DeliveryReceipt]]
 ) -> None:
-    name, data = shard("orders"), os.urandom(SIZE)
-    run, resources = write_run(config, ("sftp:local",), {name: data})
-    remote = f"sales/orders/{DAY:%Y%m%d}/{run.run_id}/{name}"
-    landed = stack.sftp.directory / remote
+    file = BigFile.written(config, DestinationId("sftp", "local"), SIZE)
+    landed = stack.sftp.directory / file.remote
 
     def between(last: Checkpoint) -> None:
         assert last.bytes_done < SIZE and not landed.exists()
 
-    invocations, last = deliver_in_steps(
-        stack,
-        config,
-        receipts,
-        Stage.TRANSFER_SFTP,
-        finalize_event(resources[name]),
-        run_id=run.run_id,
-        destination=DestinationId("sftp", "local"),
-        remote=remote,
-        between=between,
-    )
+    invocations, last = deliver_in_steps(stack, config, receipts, Stage.TRANSFER_SFTP, file, between)
 
     assert invocations >= 3
-    assert landed.read_bytes() == data
-    assert [r.status for r in receipts() if r.run_id == run.run_id] == ["uploaded"]
-    got = [r for r in receipts() if r.run_id == run.run_id][0]
-    assert got.sha1 == hashlib.sha1(data).hexdigest() and got.size == SIZE
+    assert landed.read_bytes() == file.data
+    assert [r.status for r in receipts() if r.run_id == file.run.run_id] == ["uploaded"]
+    got = [r for r in receipts() if r.run_id == file.run.run_id][0]
+    assert got.sha1 == hashlib.sha1(file.data).hexdigest() and got.size == SIZE
     assert last is not None and last.invocations == invocations - 1
     assert last.bytes_sent + (SIZE - last.bytes_done) == SIZE  # no chunk was sent twice
