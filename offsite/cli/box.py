@@ -10,22 +10,12 @@ from pathlib import Path
 
 import typer
 
-from offsite.cli.browse import (
-    DepthOption,
-    FilesOption,
-    draw,
-    entry_json,
-    fail,
-    nested,
-    print_listing,
-    sorted_entries,
-)
+from offsite.cli.browse import DepthOption, FilesOption, browsing, show_folder, show_tree
 from offsite.cli.common import ConfigOption, load_cli_config
-from offsite.cli.output import JsonOption, print_json
+from offsite.cli.output import JsonOption
 from shared.config import BoxDestination as BoxSettings
 from shared.destinations.base import normalize_path
 from shared.destinations.box.destination import BoxDestination
-from shared.errors import OffsiteError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -43,16 +33,10 @@ def _destination(config_path: Path | None) -> BoxDestination:
 @app.command("ls")
 def ls(path: str = PathArgument, as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """List one folder: folders first, then files, with ids, sizes and SHA-1s."""
-    try:
+    with browsing():
         path = normalize_path(path)
         box = _destination(config)
-        entries = sorted_entries(box.entries(path))
-    except (OffsiteError, ValueError) as exc:
-        raise fail(exc) from None
-    if as_json:
-        print_json({"path": f"/{path}", "items": [entry_json(e) for e in entries]})
-        return
-    print_listing(entries, f"/{path}", right={"ID", "SIZE"})
+        show_folder(box, path, as_json=as_json, head={"path": f"/{path}"}, where=f"/{path}", right={"ID", "SIZE"})
 
 
 @app.command("tree")
@@ -64,15 +48,9 @@ def tree(
     config: ConfigOption = None,
 ) -> None:
     """Draw the folder tree below PATH (sizes of files, counts of what is deeper than --depth)."""
-    try:
+    with browsing():
         path = normalize_path(path)
         box = _destination(config)
-        if as_json:
-            print_json(
-                {"path": f"/{path}", "root_folder_id": box.root_folder_id, "items": nested(box, path, depth, files)}
-            )
-            return
-        typer.echo(f"/{path}" if path else f"/ (folder {box.root_folder_id})")
-        draw(box, path, depth, files)
-    except (OffsiteError, ValueError) as exc:
-        raise fail(exc) from None
+        head = {"path": f"/{path}", "root_folder_id": box.root_folder_id}
+        title = f"/{path}" if path else f"/ (folder {box.root_folder_id})"
+        show_tree(box, path, depth, files, as_json=as_json, head=head, title=title)

@@ -6,11 +6,14 @@ the destination is chosen and how a path is named differ.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Protocol
 
 import typer
 
-from offsite.cli.output import print_line, print_table
+from offsite.cli.output import print_json, print_line, print_table
+from shared.errors import OffsiteError
 
 DepthOption = Annotated[int, typer.Option("--depth", "-d", min=1, help="How many folder levels to show.")]
 FilesOption = Annotated[bool, typer.Option("--files/--no-files", help="Show files, not only folders.")]
@@ -20,9 +23,14 @@ class Browsable(Protocol):
     def entries(self, path: str) -> list[dict[str, Any]]: ...
 
 
-def fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
+@contextmanager
+def browsing() -> Iterator[None]:
+    """A bad path or a destination that cannot be read: one ``error:`` line and exit 1."""
+    try:
+        yield
+    except (OffsiteError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def items(count: int) -> str:
@@ -43,8 +51,15 @@ def entry_json(entry: dict[str, Any]) -> dict[str, Any]:
     return {key: entry.get(key) for key in ("type", "id", "name", "size", "sha1")}
 
 
-def print_listing(entries: list[dict[str, Any]], where: str, *, right: set[str]) -> None:
-    """The ``ls`` table of ``entries`` (sorted), then ``N items in WHERE`` on stderr."""
+def show_folder(
+    dest: Browsable, path: str, *, as_json: bool, head: dict[str, Any], where: str, right: set[str]
+) -> None:
+    """``ls``: the items of one folder, folders first — ``head`` plus ``items`` as JSON, or a table
+    and ``N items in WHERE`` on stderr."""
+    entries = sorted_entries(dest.entries(path))
+    if as_json:
+        print_json({**head, "items": [entry_json(e) for e in entries]})
+        return
     rows = [
         [
             "d" if e.get("type") == "folder" else "-",
@@ -57,6 +72,17 @@ def print_listing(entries: list[dict[str, Any]], where: str, *, right: set[str])
     ]
     print_table(("T", "ID", "SIZE", "SHA1", "NAME"), rows, right=right)
     print_line(f"{items(len(entries))} in {where}", stderr=True)
+
+
+def show_tree(
+    dest: Browsable, path: str, depth: int, files: bool, *, as_json: bool, head: dict[str, Any], title: str
+) -> None:
+    """``tree``: ``head`` plus the nested ``items`` as JSON, or ``title`` and the drawn tree."""
+    if as_json:
+        print_json({**head, "items": nested(dest, path, depth, files)})
+        return
+    typer.echo(title)
+    draw(dest, path, depth, files)
 
 
 def nested(dest: Browsable, path: str, depth: int, files: bool) -> list[dict[str, Any]]:

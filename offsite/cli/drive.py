@@ -13,12 +13,11 @@ from pathlib import Path
 
 import typer
 
-from offsite.cli.browse import DepthOption, FilesOption, draw, entry_json, fail, nested, print_listing, sorted_entries
+from offsite.cli.browse import DepthOption, FilesOption, browsing, show_folder, show_tree
 from offsite.cli.common import ConfigOption, load_cli_config
-from offsite.cli.output import JsonOption, print_json
+from offsite.cli.output import JsonOption
 from shared.destinations.base import normalize_path
 from shared.destinations.drive.destination import DriveDestination
-from shared.errors import OffsiteError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -50,16 +49,11 @@ def ls(
     config: ConfigOption = None,
 ) -> None:
     """List one folder: folders first, then files, with ids, sizes and SHA-1s."""
-    try:
+    with browsing():
         path = normalize_path(path)
         drive = _destination(config, destination)
-        entries = sorted_entries(drive.entries(path))
-    except (OffsiteError, ValueError) as exc:
-        raise fail(exc) from None
-    if as_json:
-        print_json({"destination": drive.name, "path": f"/{path}", "items": [entry_json(e) for e in entries]})
-        return
-    print_listing(entries, f"{drive.name}:/{path}", right={"SIZE"})
+        head = {"destination": drive.name, "path": f"/{path}"}
+        show_folder(drive, path, as_json=as_json, head=head, where=f"{drive.name}:/{path}", right={"SIZE"})
 
 
 @app.command("tree")
@@ -72,13 +66,8 @@ def tree(
     config: ConfigOption = None,
 ) -> None:
     """Draw the folder tree below PATH (sizes of files, counts of what is deeper than --depth)."""
-    try:
+    with browsing():
         path = normalize_path(path)
         drive = _destination(config, destination)
-        if as_json:
-            print_json({"destination": drive.name, "path": f"/{path}", "items": nested(drive, path, depth, files)})
-            return
-        typer.echo(f"{drive.name}:/{path}")
-        draw(drive, path, depth, files)
-    except (OffsiteError, ValueError) as exc:
-        raise fail(exc) from None
+        head = {"destination": drive.name, "path": f"/{path}"}
+        show_tree(drive, path, depth, files, as_json=as_json, head=head, title=f"{drive.name}:/{path}")
