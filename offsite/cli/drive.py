@@ -3,7 +3,7 @@
 offsite drive ls [PATH] [--destination NAME]              one folder: type, id, size, SHA-1, name
 offsite drive tree [PATH] [--destination NAME] --depth N  the folder tree below PATH
 
-The listing and drawing are the Box commands' (offsite/cli/browse.py): both browse a
+The listing and drawing are shared with `offsite box` (offsite/cli/browse.py): both browse a
 destination's ``entries(path)``.
 """
 
