@@ -21,7 +21,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from shared.destinations.base import FolderLayout
-from shared.messages import IDENT_RE, RUN_ID_RE, Source
+from shared.messages import IDENT_RE, RUN_ID_RE, Source, TableExport
 
 MANIFEST_NAME = "_manifest.json"
 DELIVERED_MANIFEST_NAME = "_manifest.delivered.json"  # the manifest with every file's SHA-1: what destinations get
@@ -82,6 +82,19 @@ class RunFolder:
     @property
     def delivered_manifest_name(self) -> str:
         return self.prefix + DELIVERED_MANIFEST_NAME
+
+    def export_task(self, fmt: str, destinations: tuple[str, ...], file_name: str) -> TableExport:
+        """The table-exports message that exports into this folder (what fan_out publishes and
+        ``_run.json`` holds)."""
+        return TableExport(
+            run_id=self.run_id,
+            date=self.date,
+            source=self.source,
+            format=fmt,
+            destinations=destinations,
+            prefix=self.prefix,
+            file_name=file_name,
+        )
 
 
 def parse_object_name(name: str, export_prefix: str, project: str = "") -> tuple[RunFolder, str] | None:

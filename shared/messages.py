@@ -165,10 +165,11 @@ Routes = Annotated[tuple[DestinationId, ...], BeforeValidator(_routes)]
 
 
 class Message(BaseModel):
-    """JSON encoding and strict parsing shared by every contract."""
+    """JSON encoding, strict parsing and the ``schema_version`` field shared by every contract."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     KIND: ClassVar[str] = "message"
+    schema_version: int = SCHEMA_VERSION
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Self:
@@ -212,7 +213,6 @@ class ExportRequest(Message):
     destinations: Routes | None = None
     format: Format | None = None
     run_id: RunId | None = None
-    schema_version: int = SCHEMA_VERSION
 
     @model_validator(mode="after")
     def _one_mode(self) -> ExportRequest:
@@ -284,7 +284,6 @@ class TableExport(Message):
     destinations: Routes = ()
     prefix: str
     file_name: str = "part-*"
-    schema_version: int = SCHEMA_VERSION
 
     @model_validator(mode="after")
     def _source_project(self) -> TableExport:
@@ -316,7 +315,6 @@ class DeliveryReceipt(Message):
     sha1: Sha1
     status: str = "uploaded"
     remote_id: str | None = None
-    schema_version: int = SCHEMA_VERSION
 
 
 class VerifyRequest(Message):
@@ -330,7 +328,6 @@ class VerifyRequest(Message):
     date: Date | None = None
     destination: DestinationId | None = None
     sweep: StrictBool = False
-    schema_version: int = SCHEMA_VERSION
 
     @model_validator(mode="after")
     def _one_form(self) -> VerifyRequest:
@@ -378,7 +375,6 @@ class VerifyResult(Message):
     rows_read: StrictInt | None = None
     rows_merged: StrictInt | None = None
     watermark: str | None = None
-    schema_version: int = SCHEMA_VERSION
 
     @field_serializer("source")
     def _source_fields(self, source: Source | None) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from typing import TypeVar
 from shared.gcp import gcs
 from shared.layout import RunFolder, default_file_name
 from shared.manifest import Manifest, ManifestFile
-from shared.messages import Source, TableExport
+from shared.messages import Source
 
 T = TypeVar("T")
 
@@ -27,15 +27,7 @@ def start_run(
 ) -> RunFolder:
     """Write the run's ``_run.json`` (a PARQUET TableExport, created once) and return its folder."""
     run = RunFolder(export_prefix, source, day, run_id)
-    routing = TableExport(
-        run_id=run_id,
-        date=day,
-        source=source,
-        format="PARQUET",
-        destinations=destinations,
-        prefix=run.prefix,
-        file_name=file_name,
-    )
+    routing = run.export_task("PARQUET", destinations, file_name)
     gcs.write(bucket, run.run_name, routing.to_json(), "application/json", if_generation_match=0)
     return run
 

@@ -3,7 +3,7 @@
 offsite drive ls [PATH] [--destination NAME]              one folder: type, id, size, SHA-1, name
 offsite drive tree [PATH] [--destination NAME] --depth N  the folder tree below PATH
 
-The listing and drawing are the Box commands' (offsite/cli/box.py): both browse a
+The listing and drawing are shared with `offsite box` (offsite/cli/browse.py): both browse a
 destination's ``entries(path)``.
 """
 
@@ -13,12 +13,11 @@ from pathlib import Path
 
 import typer
 
-from offsite.cli.box import _draw, _entry, _fail, _items, _nested, _sorted
+from offsite.cli.browse import DepthOption, FilesOption, browsing, show_folder, show_tree
 from offsite.cli.common import ConfigOption, load_cli_config
-from offsite.cli.output import JsonOption, print_json, print_line, print_table
+from offsite.cli.output import JsonOption
 from shared.destinations.base import normalize_path
 from shared.destinations.drive.destination import DriveDestination
-from shared.errors import OffsiteError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -50,46 +49,25 @@ def ls(
     config: ConfigOption = None,
 ) -> None:
     """List one folder: folders first, then files, with ids, sizes and SHA-1s."""
-    try:
+    with browsing():
         path = normalize_path(path)
         drive = _destination(config, destination)
-        entries = _sorted(drive.entries(path))
-    except (OffsiteError, ValueError) as exc:
-        raise _fail(exc) from None
-    if as_json:
-        print_json({"destination": drive.name, "path": f"/{path}", "items": [_entry(e) for e in entries]})
-        return
-    rows = [
-        [
-            "d" if e["type"] == "folder" else "-",
-            e["id"],
-            e["size"],
-            e["sha1"],
-            e["name"] + ("/" if e["type"] == "folder" else ""),
-        ]
-        for e in entries
-    ]
-    print_table(("T", "ID", "SIZE", "SHA1", "NAME"), rows, right={"SIZE"})
-    print_line(f"{_items(len(entries))} in {drive.name}:/{path}", stderr=True)
+        head = {"destination": drive.name, "path": f"/{path}"}
+        show_folder(drive, path, as_json=as_json, head=head, where=f"{drive.name}:/{path}", right={"SIZE"})
 
 
 @app.command("tree")
 def tree(
     path: str = PathArgument,
     destination: str | None = DestinationOption,
-    depth: int = typer.Option(3, "--depth", "-d", min=1, help="How many folder levels to show."),
-    files: bool = typer.Option(True, "--files/--no-files", help="Show files, not only folders."),
+    depth: DepthOption = 3,
+    files: FilesOption = True,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Draw the folder tree below PATH (sizes of files, counts of what is deeper than --depth)."""
-    try:
+    with browsing():
         path = normalize_path(path)
         drive = _destination(config, destination)
-        if as_json:
-            print_json({"destination": drive.name, "path": f"/{path}", "items": _nested(drive, path, depth, files)})
-            return
-        typer.echo(f"{drive.name}:/{path}")
-        _draw(drive, path, depth, files, "")
-    except (OffsiteError, ValueError) as exc:
-        raise _fail(exc) from None
+        head = {"destination": drive.name, "path": f"/{path}"}
+        show_tree(drive, path, depth, files, as_json=as_json, head=head, title=f"{drive.name}:/{path}")

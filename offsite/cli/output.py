@@ -30,6 +30,15 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (sorted key
 # Width given to rich when the output is not a terminal: wide enough that no row is ever
 # wrapped or truncated (a table is only as wide as its content; this is just the upper bound).
 PLAIN_WIDTH = 100_000
+# What a Console off a terminal is given on top: no styles or colours, no cursor moves, no wrapping.
+PLAIN_TEXT: dict[str, Any] = {
+    "force_terminal": False,
+    "force_interactive": False,
+    "color_system": None,
+    "no_color": True,
+    "width": PLAIN_WIDTH,
+    "soft_wrap": True,
+}
 EMPTY = "-"
 # Long free-text columns: on a terminal they wrap; every other column stays on one line.
 WRAPPING = frozenset({"LAST FAILURE", "NOTE", "DATA", "DESTINATIONS", "SHA1", "NAME"})
@@ -46,20 +55,8 @@ def is_terminal(stream: TextIO) -> bool:
 def console(*, stderr: bool = False) -> Console:
     """A rich Console for stdout (or stderr): styled on a terminal, plain text otherwise."""
     stream = sys.stderr if stderr else sys.stdout
-    if is_terminal(stream):
-        return Console(file=stream, highlight=False, emoji=False, markup=False)
-    return Console(
-        file=stream,
-        force_terminal=False,
-        force_interactive=False,
-        color_system=None,
-        no_color=True,
-        width=PLAIN_WIDTH,
-        soft_wrap=True,
-        highlight=False,
-        emoji=False,
-        markup=False,
-    )
+    plain = {} if is_terminal(stream) else PLAIN_TEXT
+    return Console(file=stream, highlight=False, emoji=False, markup=False, **plain)
 
 
 def cell(value: Any) -> str:

@@ -50,21 +50,22 @@ def request_body(
     run_id: str,
 ) -> dict[str, Any]:
     """The export-requests JSON for these options (only what was given, plus the run id)."""
-    body: dict[str, Any] = {}
-    if dataset is not None:
-        body["dataset"] = dataset
-    if tables is not None:
-        body["tables"] = [t.strip() for t in tables.split(",") if t.strip()] or tables
-    if export is not None:
-        body["export"] = export
-    if date is not None:
-        body["date"] = date
-    if destinations is not None:
-        body["destinations"] = [d.strip() for d in destinations.split(",") if d.strip()] or destinations
-    if fmt is not None:
-        body["format"] = fmt
-    body["run_id"] = run_id
-    return body
+    given = {
+        "dataset": dataset,
+        "tables": _listed(tables),
+        "export": export,
+        "date": date,
+        "destinations": _listed(destinations),
+        "format": fmt,
+    }
+    return {**{key: value for key, value in given.items() if value is not None}, "run_id": run_id}
+
+
+def _listed(text: str | None) -> list[str] | str | None:
+    """A comma-separated option as a list; text with no item is kept as given (the request check names it)."""
+    if text is None:
+        return None
+    return [item.strip() for item in text.split(",") if item.strip()] or text
 
 
 def _rfc3339(when: dt.datetime) -> str:

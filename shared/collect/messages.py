@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar
 from pydantic import AfterValidator, StrictBool, StrictInt
 
 from shared.config.types import PARTNER_RE
-from shared.messages import SCHEMA_VERSION, Message, RunId
+from shared.messages import Message, RunId
 from shared.validation import Problem
 
 
@@ -43,7 +43,6 @@ class CollectRequest(Message):
     collect: JobName
     run_id: RunId | None = None
     ignore_calendar: StrictBool = False
-    schema_version: int = SCHEMA_VERSION
 
 
 class CollectFile(Message):
@@ -55,4 +54,3 @@ class CollectFile(Message):
     name: FileName
     size: Count
     mtime: Count
-    schema_version: int = SCHEMA_VERSION

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from shared.config.types import BUCKET_RE, Cron, Model, Names, Routes, TimeZone
+from shared.config.types import BUCKET_RE, Cron, Model, Names, Routes, TimeZone, matching
 from shared.ids import DestinationId
 from shared.validation import Problem, Problems
 
@@ -23,7 +23,9 @@ DEFAULT_REMOTE_FOLDER = "GCP/storage/{bucket}"
 
 
 class BucketMirror(Model):
-    name: str = Field(description="GCS bucket whose objects are mirrored.")
+    name: Annotated[str, matching(BUCKET_RE, "is not a valid bucket name (3-63 of a-z 0-9 . _ -)")] = Field(
+        description="GCS bucket whose objects are mirrored."
+    )
     include: Names = Field(
         (), description="Glob patterns on object names ('*' also matches '/'); empty means every object."
     )
@@ -47,13 +49,6 @@ class BucketMirror(Model):
         DEFAULT_REMOTE_FOLDER,
         description="Folder at the destination the object names go under; '{bucket}' is the bucket name.",
     )
-
-    @field_validator("name")
-    @classmethod
-    def _bucket_name(cls, value: str) -> str:
-        if not BUCKET_RE.match(value):
-            raise Problem(f"{value!r} is not a valid bucket name (3-63 of a-z 0-9 . _ -)")
-        return value
 
     @field_validator("include", "exclude")
     @classmethod

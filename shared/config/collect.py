@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from shared.config.types import PARTNER_RE, Cron, Model, Names, Routes, TimeZone, check_partner_names
+from shared.config.types import PARTNER_RE, Cron, Model, Names, Routes, TimeZone, check_partner_names, matching
 from shared.validation import Problem, Problems
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -48,7 +48,9 @@ class BusinessCalendar(Model):
 
 
 class CollectJob(Model):
-    name: str = Field(description='Job name used in requests: {"collect": NAME}.')
+    name: Annotated[str, matching(PARTNER_RE, "must be lower-case letters, digits, '-' or '_'")] = Field(
+        description='Job name used in requests: {"collect": NAME}.'
+    )
     partner: str = Field(description="SFTP partner to read from: a key of collect.partners or destinations.sftp.")
     directory: str = Field(description="Absolute remote directory whose files are collected (not recursive).")
     include: Names = Field(("*",), description="Glob patterns of file names to take.")
@@ -69,13 +71,6 @@ class CollectJob(Model):
     processed_dir: str | None = Field(
         None, description="Absolute remote directory files are moved to (post_action: move)."
     )
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not PARTNER_RE.match(value):
-            raise Problem(f"{value!r} must be lower-case letters, digits, '-' or '_'")
-        return value
 
     @field_validator("directory", "processed_dir")
     @classmethod

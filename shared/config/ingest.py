@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shared.config.secrets import Secret
-from shared.config.types import NAME_RE, Cron, Model, Names, between
+from shared.config.types import NAME_RE, Cron, DatasetId, Model, Names, between, each_matching
 from shared.validation import Problem, Problems
 
 IngestMode = Literal["append", "merge"]
@@ -24,13 +24,7 @@ DeletePolicy = Literal["ignore", "tombstone", "reconcile"]
 DEFAULT_TIMESTAMP_SUFFIXES = ("_timestamp", "_at", "_start", "_end")
 
 
-def _column_names(value: tuple[str, ...]) -> tuple[str, ...]:
-    problems = Problems()
-    for i, name in enumerate(value):
-        if not NAME_RE.match(name):
-            problems.add((i,), f"{name!r} is not a valid column name (letters, digits, underscores)")
-    problems.raise_any()
-    return value
+ColumnNames = Annotated[Names, each_matching(NAME_RE, "is not a valid column name (letters, digits, underscores)")]
 
 
 class IngestTable(Model):
@@ -39,7 +33,9 @@ class IngestTable(Model):
     mode: IngestMode | None = Field(
         None, description="append (insert-only) or merge (upsert by key). Default: merge if the table has a key."
     )
-    key: Names = Field((), description="Primary key columns for merge (composite allowed). Default: the SQLite one.")
+    key: ColumnNames = Field(
+        (), description="Primary key columns for merge (composite allowed). Default: the SQLite one."
+    )
     cursor: str | None = Field(
         None,
         description="Column that grows with every insert (autoincrement id) or update (updated_at). "
@@ -51,12 +47,12 @@ class IngestTable(Model):
         description="Hold-back for late commits on a timestamp cursor: rows whose cursor is newer than "
         "now - lag_s wait for the next run.",
     )
-    include_columns: Names = Field((), description="Columns synced; empty means all.")
-    exclude_columns: Names = Field((), description="Columns never synced.")
-    hashed_columns: Names = Field(
+    include_columns: ColumnNames = Field((), description="Columns synced; empty means all.")
+    exclude_columns: ColumnNames = Field((), description="Columns never synced.")
+    hashed_columns: ColumnNames = Field(
         (), description="Columns replaced by HMAC-SHA-256(hash_key, value) as hex before they leave the host."
     )
-    json_columns: Names = Field((), description="TEXT columns loaded as BigQuery JSON.")
+    json_columns: ColumnNames = Field((), description="TEXT columns loaded as BigQuery JSON.")
     types: dict[str, str] = Field(
         default_factory=dict, description="BigQuery type per column, overriding the mapping (e.g. {paid: BOOL})."
     )
@@ -67,11 +63,6 @@ class IngestTable(Model):
         "_offsite_deleted_at on rows missing from SQLite; merge tables only).",
     )
     tombstone_column: str | None = Field(None, description="With deletes: tombstone, the soft-delete column.")
-
-    @field_validator("key", "include_columns", "exclude_columns", "hashed_columns", "json_columns")
-    @classmethod
-    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _column_names(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> IngestTable:
@@ -93,7 +84,7 @@ class IngestTable(Model):
 
 class IngestSettings(Model):
     sqlite_path: str = Field(description="The SQLite database file (on the app host, or a local copy of a snapshot).")
-    dataset: str = Field(description="BigQuery dataset the tables land in (created if missing).")
+    dataset: DatasetId = Field(description="BigQuery dataset the tables land in (created if missing).")
     include: Names = Field(("*",), description="Table name globs synced (fnmatch), e.g. ['*'].")
     exclude: Names = Field((), description="Table name globs never synced; sqlite_* tables never are.")
     tables: dict[str, IngestTable] = Field(default_factory=dict, description="Per-table settings by table name.")
@@ -119,13 +110,6 @@ class IngestSettings(Model):
     )
     schedule: Cron | None = Field("*/15 * * * *", description="Cron of the incremental sync (Cloud Scheduler).")
     full_schedule: Cron | None = Field("30 2 * * *", description="Cron of the daily full sync (Cloud Scheduler).")
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, value: str) -> str:
-        if not NAME_RE.match(value):
-            raise Problem(f"{value!r} is not a valid BigQuery dataset id")
-        return value
 
     @field_validator("snapshot_uri")
     @classmethod

@@ -27,6 +27,7 @@ from shared.config.types import (
     BUCKET_RE,
     NAME_RE,
     Cron,
+    DatasetId,
     Format,
     Model,
     Names,
@@ -36,6 +37,8 @@ from shared.config.types import (
     between,
     check_partner_names,
     days_back,
+    each_matching,
+    matching,
 )
 from shared.ids import DestinationId
 from shared.validation import Problem, Problems, require_for_method
@@ -43,23 +46,16 @@ from shared.validation import Problem, Problems, require_for_method
 # ---- exports -----------------------------------------------------------------------------
 
 
-class TableSelection(Model):
-    include: Names = Field((), description="Tables to export; empty means every table in the dataset.")
-    exclude: Names = Field((), description="Tables never exported, even when listed or matched.")
+TableIds = Annotated[Names, each_matching(NAME_RE, "is not a valid table id")]
 
-    @field_validator("include", "exclude")
-    @classmethod
-    def _table_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        problems = Problems()
-        for i, table in enumerate(value):
-            if not NAME_RE.match(table):
-                problems.add((i,), f"{table!r} is not a valid table id")
-        problems.raise_any()
-        return value
+
+class TableSelection(Model):
+    include: TableIds = Field((), description="Tables to export; empty means every table in the dataset.")
+    exclude: TableIds = Field((), description="Tables never exported, even when listed or matched.")
 
 
 class DatasetExport(Model):
-    name: str = Field(description="BigQuery dataset id.")
+    name: DatasetId = Field(description="BigQuery dataset id.")
     schedule: Cron | None = Field(None, description="Cron expression for Cloud Scheduler, e.g. '0 2 * * *'.")
     time_zone: TimeZone = Field("UTC", description="Time zone of the schedule.")
     tables: TableSelection = Field(default_factory=TableSelection, description="Which tables to export.")
@@ -69,16 +65,11 @@ class DatasetExport(Model):
     destinations: Routes = Field((), description="Where files go: 'box', 'sftp:PARTNER'; empty = every destination.")
     retention: Retention | None = RETENTION_FIELD
 
-    @field_validator("name")
-    @classmethod
-    def _dataset_id(cls, value: str) -> str:
-        if not NAME_RE.match(value):
-            raise Problem(f"{value!r} is not a valid BigQuery dataset id")
-        return value
-
 
 class QueryExport(Model):
-    name: str = Field(description='Export name used in requests: {"export": NAME}.')
+    name: Annotated[str, matching(NAME_RE, "must be letters, digits and underscores")] = Field(
+        description='Export name used in requests: {"export": NAME}.'
+    )
     sql: str = Field(
         description="Standard SQL with {date}: alone it is a DATE parameter (@run_date); inside quotes "
         "('{date}') the date's text YYYY-MM-DD, which compares as the date against DATE and STRING columns; "
@@ -98,13 +89,6 @@ class QueryExport(Model):
     )
     destinations: Routes = Field((), description="Where files go: 'box', 'sftp:PARTNER'; empty = every destination.")
     retention: Retention | None = RETENTION_FIELD
-
-    @field_validator("name")
-    @classmethod
-    def _export_name(cls, value: str) -> str:
-        if not NAME_RE.match(value):
-            raise Problem(f"{value!r} must be letters, digits and underscores")
-        return value
 
     @field_validator("sql")
     @classmethod

@@ -67,6 +67,31 @@ def between(low: int, high: int | None = None) -> AfterValidator:
     return AfterValidator(check)
 
 
+def matching(pattern: re.Pattern[str], expected: str) -> AfterValidator:
+    """Problem ``'VALUE' {expected}`` unless ``pattern`` matches the value."""
+
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise Problem(f"{value!r} {expected}")
+        return value
+
+    return AfterValidator(check)
+
+
+def each_matching(pattern: re.Pattern[str], expected: str) -> AfterValidator:
+    """:func:`matching` for every item of a list: one Problem per bad item, at its index."""
+
+    def check(values: tuple[str, ...]) -> tuple[str, ...]:
+        problems = Problems()
+        for i, value in enumerate(values):
+            if not pattern.match(value):
+                problems.add((i,), f"{value!r} {expected}")
+        problems.raise_any()
+        return values
+
+    return AfterValidator(check)
+
+
 def _cron(value: str | None) -> str | None:
     if value is not None and not croniter.is_valid(value):
         raise Problem(f"{value!r} is not a valid cron expression")
@@ -111,6 +136,7 @@ Cron = Annotated[str, AfterValidator(_cron)]
 RelativeDay = Annotated[str, AfterValidator(_relative_day)]
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
 Format = Annotated[str, AfterValidator(_format)]
+DatasetId = Annotated[str, matching(NAME_RE, "is not a valid BigQuery dataset id")]
 
 
 class Model(BaseModel):

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from pydantic import StrictBool
 
-from shared.messages import SCHEMA_VERSION, Idents, Message, RunId
+from shared.messages import Idents, Message, RunId
 
 
 class IngestRequest(Message):
@@ -19,4 +19,3 @@ class IngestRequest(Message):
     tables: Idents | None = None  # None: every table the config selects
     full: StrictBool = False
     run_id: RunId | None = None
-    schema_version: int = SCHEMA_VERSION

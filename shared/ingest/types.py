@@ -21,7 +21,7 @@ import decimal
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 BQ_TYPES = ("INT64", "FLOAT64", "NUMERIC", "STRING", "BYTES", "BOOL", "DATE", "DATETIME", "TIMESTAMP", "TIME", "JSON")
 # BigQuery's own aliases, as the API may report them.
@@ -83,6 +83,7 @@ def bigquery_type(column: str, declared: str, timestamp_suffixes: tuple[str, ...
 
 # ---- values ---------------------------------------------------------------------------------
 
+_T = TypeVar("_T")
 _TS = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$"
 )
@@ -184,22 +185,22 @@ def _datetime(v: Any) -> dt.datetime:
     raise BadValue("expected an ISO 8601 date/time (DATETIME)")
 
 
-def _date(v: Any) -> dt.date:
-    if isinstance(v, str):
-        try:
-            return dt.date.fromisoformat(v.strip())
-        except ValueError:
-            pass
-    raise BadValue("expected a date 'YYYY-MM-DD' (DATE)")
+def _iso_text(parse: Callable[[str], _T], expected: str) -> Callable[[Any], _T]:
+    """A converter of ISO 8601 text read by ``parse``; anything else is BadValue(``expected``)."""
+
+    def convert(v: Any) -> _T:
+        if isinstance(v, str):
+            try:
+                return parse(v.strip())
+            except ValueError:
+                pass
+        raise BadValue(expected)
+
+    return convert
 
 
-def _time(v: Any) -> dt.time:
-    if isinstance(v, str):
-        try:
-            return dt.time.fromisoformat(v.strip())
-        except ValueError:
-            pass
-    raise BadValue("expected a time 'HH:MM:SS' (TIME)")
+_date = _iso_text(dt.date.fromisoformat, "expected a date 'YYYY-MM-DD' (DATE)")
+_time = _iso_text(dt.time.fromisoformat, "expected a time 'HH:MM:SS' (TIME)")
 
 
 def _json(v: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from shared.ids import DestinationId
-from shared.messages import SCHEMA_VERSION, Message
+from shared.messages import Message
 
 
 class MirrorRequest(Message):
@@ -20,4 +20,3 @@ class MirrorRequest(Message):
     bucket: str
     destination: DestinationId | None = None
     fix: bool = True
-    schema_version: int = SCHEMA_VERSION

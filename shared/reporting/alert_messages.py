@@ -42,12 +42,7 @@ def message(result: VerifyResult) -> dict[str, Any]:
     if result.destination:
         where.append(f"→ `{result.destination}`")
     lines = [head + (" — " + " ".join(where) if where else "")]
-    for title, names in (
-        ("missing", result.missing),
-        ("extra", result.extra),
-        ("size differs", result.size_differs),
-        ("hash differs", result.hash_differs),
-    ):
+    for title, names in result.differences():
         if names:
             shown = ", ".join(names[:MAX_NAMES]) + (f" … (+{len(names) - MAX_NAMES})" if len(names) > MAX_NAMES else "")
             lines.append(f"{title} ({len(names)}): {shown}")

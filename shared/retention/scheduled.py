@@ -13,15 +13,14 @@ destination refuses deletes) is logged and recorded in the day's claim.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from dataclasses import dataclass
 
 from shared import log
+from shared.budgeted_pass import PassCounts, record_outcome, stop_time
 from shared.config import Config, DatasetExport
 from shared.destinations.factory import opened
 from shared.errors import PermanentError
-from shared.gcp import gcs
 from shared.layout import yyyymmdd
 from shared.retention.prune import PruneSummary, Target, prune_target, targets
 from shared.verify import markers as verify_markers
@@ -32,12 +31,10 @@ DEFAULT_BUDGET_S = 240.0  # from the start of the sweep; the verify function sto
 
 
 @dataclass
-class DailySummary:
+class DailySummary(PassCounts):
     targets: int = 0
     done: int = 0
     pruned: int = 0
-    deferred: int = 0
-    failures: int = 0
 
 
 def claim_name(target: Target, now: dt.datetime) -> str:
@@ -56,7 +53,7 @@ def daily_pass(
 ) -> DailySummary:
     """Prune every pair not yet pruned today, within the budget (module docstring)."""
     summary = DailySummary()
-    stop_at = (started if started is not None else time.monotonic()) + budget_s
+    stop_at = stop_time(started, budget_s)
     bucket = config.state_bucket_name
     for target in targets(config):
         summary.targets += 1
@@ -74,7 +71,7 @@ def daily_pass(
         except PermanentError as exc:
             summary.failures += 1
             logger.error("retention could not prune", entry=entry.name, destination=str(destination), error=str(exc))
-            _record(bucket, name, {"status": "failed", "reason": str(exc)})
+            record_outcome(bucket, name, {"status": "failed", "reason": str(exc)}, "retention")
             continue
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again; the other pairs go on
             summary.failures += 1
@@ -87,13 +84,7 @@ def daily_pass(
             verify_markers.release(bucket, name)  # the next sweep of the day continues
             continue
         summary.done += 1
-        _record(bucket, name, {"status": "done", "pruned": result.count("pruned"), "kept": result.count("keep")})
+        outcome = {"status": "done", "pruned": result.count("pruned"), "kept": result.count("keep")}
+        record_outcome(bucket, name, outcome, "retention")
     logger.info("retention pass done", **vars(summary))
     return summary
-
-
-def _record(bucket: str, name: str, body: dict[str, object]) -> None:
-    try:
-        gcs.write(bucket, name, json.dumps(body, sort_keys=True).encode(), "application/json")
-    except Exception as exc:  # noqa: BLE001 - the claim exists; its body is only informative
-        logger.warning("could not record the retention outcome", error=str(exc))

@@ -113,16 +113,7 @@ def plan(
     prefix = config.export_prefix.strip("/")
 
     def task(source: Source, date: dt.date, fmt: Format, file_name: str) -> TableExport:
-        run = RunFolder(prefix, source, date, run_id)
-        return TableExport(
-            run_id=run_id,
-            date=date,
-            source=source,
-            format=fmt,
-            destinations=dests,
-            prefix=run.prefix,
-            file_name=file_name,
-        )
+        return RunFolder(prefix, source, date, run_id).export_task(fmt, dests, file_name)
 
     if request.export is not None:
         entry = config.export(request.export)

@@ -30,13 +30,13 @@ recorded in the day's marker.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from shared import log
+from shared.budgeted_pass import PassCounts, record_outcome, stop_time
 from shared.config import Config
 from shared.errors import PermanentError, RejectedInput
 from shared.gcp import gcs
@@ -52,12 +52,10 @@ DEFAULT_BUDGET_S = 180.0  # the verify function times out at 300 s; the overdue 
 
 
 @dataclass
-class RecheckSummary:
+class RecheckSummary(PassCounts):
     runs_recent: int = 0
     checked: int = 0
     mismatches: int = 0
-    failures: int = 0
-    deferred: int = 0
 
 
 def recheck(
@@ -81,7 +79,7 @@ def recheck(
         return summary
     index = _marker_index(config.state_bucket_name, config.export_prefix)
     today = yyyymmdd(now.date())
-    stop_at = (started if started is not None else time.monotonic()) + budget_s
+    stop_at = stop_time(started, budget_s)
     for run in recent:
         for destination, names in sorted(index.get(run.folder.prefix, {}).items()):
             state = verify_markers.state_of(names)
@@ -157,10 +155,7 @@ def _recheck_one(
         logger.warning("recheck hit a transient failure; the next sweep retries", error=str(exc))
         verify_markers.release(bucket, daily)
         return
-    try:
-        gcs.write(bucket, daily, json.dumps({**body, **outcome}, sort_keys=True).encode(), "application/json")
-    except Exception as exc:  # noqa: BLE001 - the marker exists; its body is only informative
-        logger.warning("could not record the recheck outcome", error=str(exc))
+    record_outcome(bucket, daily, {**body, **outcome}, "recheck")
 
 
 def _compare(

@@ -96,15 +96,7 @@ class Pipeline:
             source = Source(mode="query", project=self.config.project, export=export)
             file_name = file_name or "Product_{YYYYMMDD}-*.csv.gz"
         folder = RunFolder(self.config.export_prefix, source, date, run_id)
-        run = TableExport(
-            run_id=run_id,
-            date=date,
-            source=source,
-            format="PARQUET" if export is None else "CSV",
-            destinations=destinations,
-            prefix=folder.prefix,
-            file_name=file_name,
-        )
+        run = folder.export_task("PARQUET" if export is None else "CSV", destinations, file_name)
         assert gcs.write_if_absent(self.bucket, folder.run_name, run.to_json(), "application/json")
         return run
 

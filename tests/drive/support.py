@@ -71,3 +71,13 @@ def new_folder(server: DriveApiServer, principal: str = USER, parent: str = "roo
 def new_shared_drive(server: DriveApiServer) -> str:
     service = server.service(server.access_token(USER))
     return str(service.drives().create(requestId=uuid.uuid4().hex, body={"name": "offsite reports"}).execute()["id"])
+
+
+def shared_drive_files(service: Any, drive_id: str, **params: Any) -> list[dict[str, Any]]:
+    """The files the official Drive client lists in shared drive ``drive_id`` (``corpora=drive``
+    with the flags it requires); ``params`` such as ``q`` and ``fields`` are passed on."""
+    listed = service.files().list(
+        corpora="drive", driveId=drive_id, includeItemsFromAllDrives=True, supportsAllDrives=True, **params
+    )
+    files: list[dict[str, Any]] = listed.execute()["files"]
+    return files

@@ -16,7 +16,13 @@ from shared.destinations.base import MemoryLedger, Progress, PutResult
 from shared.destinations.drive.destination import DriveDestination
 from shared.errors import PermanentError
 from shared.secrets import Secret
-from tests.drive.support import new_folder, new_shared_drive, oauth_settings, service_account_settings
+from tests.drive.support import (
+    new_folder,
+    new_shared_drive,
+    oauth_settings,
+    service_account_settings,
+    shared_drive_files,
+)
 from tests.threads import together
 
 CHUNK = 256 * 1024
@@ -146,18 +152,7 @@ def test_shared_drive_through_a_service_account(drive: DriveApiServer) -> None:
     assert put(dest, "GCP/sales/orders/part-0.parquet", data).status == "unchanged"
     assert [f.path for f in dest.list("GCP")] == ["GCP/sales/orders/part-0.parquet"]
     service = drive.service(drive.access_token("someone@example.com"))
-    listed = (
-        service.files()
-        .list(
-            corpora="drive",
-            driveId=shared,
-            includeItemsFromAllDrives=True,
-            supportsAllDrives=True,
-            q="name = 'part-0.parquet'",
-            fields="files(driveId,md5Checksum)",
-        )
-        .execute()["files"]
-    )
+    listed = shared_drive_files(service, shared, q="name = 'part-0.parquet'", fields="files(driveId,md5Checksum)")
     assert listed == [{"driveId": shared, "md5Checksum": hashlib.md5(data).hexdigest()}]
 
 

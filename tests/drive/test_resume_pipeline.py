@@ -4,17 +4,14 @@ for SFTP.
 
 The handler runs with a budget of 0 s, so each invocation sends one 256 KiB chunk of the
 resumable upload and stops; it checkpoints in GCS (session URI, bytes held, their SHA-1) and
-publishes on ``delivery-continuations``, which the test feeds back to the same handler. The
-file must appear in Drive only at the end, whole, once, with no chunk sent twice.
+publishes on ``delivery-continuations``, which the test feeds back to the same handler
+(tests/resume_kit.py). The file must appear in Drive only at the end, whole, once, with no
+chunk sent twice.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
-import os
-import uuid
 from collections.abc import Callable
 
 import pytest
@@ -22,16 +19,12 @@ import pytest
 from devstack.state import StackInfo
 from shared.config import Config
 from shared.config_load import from_dict, to_dict
-from shared.delivery import checkpoint
+from shared.delivery.checkpoint import Checkpoint
 from shared.destinations.drive.destination import DriveDestination
-from shared.events import parse_storage
 from shared.ids import DestinationId, Stage
 from shared.messages import DeliveryReceipt
-from shared.stages.deliver import handler_for
-from shared.topology import DELIVERY_CONTINUATIONS
+from tests.resume_kit import BigFile, deliver_in_steps
 from tests.sftp import delivery_kit
-from tests.sftp import test_resume as sftp_resume
-from tests.sftp.delivery_kit import DAY, finalize_event, shard, write_run
 
 stack, receipts = delivery_kit.stack, delivery_kit.receipts
 SIZE = 2 * 1024 * 1024 + 4321  # nine 256 KiB chunks
@@ -50,33 +43,18 @@ def config(stack: StackInfo) -> Config:
 def test_a_drive_upload_longer_than_its_budget_arrives_whole_across_invocations(
     stack: StackInfo, config: Config, receipts: Callable[[], list[DeliveryReceipt]]
 ) -> None:
-    admin = stack.pubsub_admin()
-    subscription = f"continuations-{uuid.uuid4().hex[:8]}"
-    admin.create_subscription(subscription, DELIVERY_CONTINUATIONS)
-    handler = handler_for(Stage.UPLOAD_BOX, budget_s=0.0)
-    name, data = shard("orders"), os.urandom(SIZE)
-    run, resources = write_run(config, (str(DRIVE),), {name: data})
-    obj = parse_storage(finalize_event(resources[name]))
-    remote = f"sales/orders/{DAY:%Y%m%d}/{run.run_id}/{name}"
+    file = BigFile.written(config, DRIVE, SIZE)
     drive = DriveDestination("reports", config.destinations.drive["reports"])
 
-    handler(finalize_event(resources[name]), config)
-    invocations, last = 1, None
-    while not [r for r in receipts() if r.run_id == run.run_id]:
-        assert invocations < 50, "the upload made no progress"
-        last = checkpoint.load(config.state_bucket_name, DRIVE, obj, remote)
-        assert last is not None and 0 < last.bytes_done < SIZE
-        assert drive.stat(remote) is None  # nothing visible in Drive until the last chunk
-        waiting = [m for m in admin.pull(subscription, 10) if m.get("attributes", {}).get("run_id") == run.run_id]
-        assert len(waiting) == 1, waiting
-        assert json.loads(base64.b64decode(waiting[0]["data"]))["name"] == obj.name
-        handler(sftp_resume.continuation_event(stack, waiting[0]), config)
-        invocations += 1
+    def between(last: Checkpoint) -> None:
+        assert 0 < last.bytes_done < SIZE
+        assert drive.stat(file.remote) is None  # nothing visible in Drive until the last chunk
+
+    invocations, last = deliver_in_steps(stack, config, receipts, Stage.UPLOAD_BOX, file, between)
 
     assert invocations >= 8
-    (got,) = [r for r in receipts() if r.run_id == run.run_id]
-    assert got.status == "uploaded" and got.sha1 == hashlib.sha1(data).hexdigest() and got.size == SIZE
-    with drive.open(remote) as stream:
-        assert stream.read() == data
+    (got,) = [r for r in receipts() if r.run_id == file.run.run_id]
+    assert got.status == "uploaded" and got.sha1 == hashlib.sha1(file.data).hexdigest() and got.size == SIZE
+    with drive.open(file.remote) as stream:
+        assert stream.read() == file.data
     assert last is not None and last.bytes_sent + (SIZE - last.bytes_done) == SIZE  # no chunk sent twice
-    assert checkpoint.load(config.state_bucket_name, DRIVE, obj, remote) is None  # forgotten

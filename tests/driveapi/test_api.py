@@ -14,6 +14,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseDownload, MediaIoBaseUpload
 
 from devstack.driveapi import DriveApiServer
+from tests.drive.support import shared_drive_files
 
 FOLDER = "application/vnd.google-apps.folder"
 
@@ -155,18 +156,8 @@ def test_shared_drive_needs_supports_all_drives(drive: DriveApiServer, service: 
     assert hidden.value.resp.status == 404
     got = service.files().get(fileId=stored["id"], supportsAllDrives=True, fields="driveId").execute()
     assert got == {"driveId": drive_id}
-    listed = (
-        service.files()
-        .list(
-            corpora="drive",
-            driveId=drive_id,
-            includeItemsFromAllDrives=True,
-            supportsAllDrives=True,
-            fields="files(name)",
-        )
-        .execute()
-    )
-    assert sorted(f["name"] for f in listed["files"]) == ["in-team", "t.bin"]
+    listed = shared_drive_files(service, drive_id, fields="files(name)")
+    assert sorted(f["name"] for f in listed) == ["in-team", "t.bin"]
     with pytest.raises(HttpError) as needs:
         service.files().list(corpora="drive", driveId=drive_id).execute()
     assert needs.value.resp.status == 400

@@ -187,38 +187,24 @@ def table_task(
 ) -> Any:
     """A TableExport as fan_out would publish it for one table of `sales`."""
     from shared.layout import RunFolder, default_file_name
-    from shared.messages import Source, TableExport
+    from shared.messages import Source
 
     run_id = run_id or new_run_id()
     source = Source(mode="table", project=kit.stack.project, dataset="sales", table=table)
     date = dt.date(2025, 1, 8)
-    return TableExport(
-        run_id=run_id,
-        date=date,
-        source=source,
-        format=fmt,
-        destinations=tuple(destinations),
-        prefix=RunFolder("exports", source, date, run_id).prefix,
-        file_name=default_file_name(table, fmt),
+    return RunFolder("exports", source, date, run_id).export_task(
+        fmt, tuple(destinations), default_file_name(table, fmt)
     )
 
 
 def query_task(kit: ExportsKit, date: dt.date, fmt: str = "CSV", *, run_id: str | None = None) -> Any:
     from shared.layout import RunFolder
-    from shared.messages import Source, TableExport
+    from shared.messages import Source
 
     run_id = run_id or new_run_id()
     source = Source(mode="query", project=kit.stack.project, export="orders_daily")
     ext = {"CSV": "csv.gz", "PARQUET": "parquet", "AVRO": "avro", "NEWLINE_DELIMITED_JSON": "json.gz"}[fmt]
-    return TableExport(
-        run_id=run_id,
-        date=date,
-        source=source,
-        format=fmt,
-        destinations=("sftp:local",),
-        prefix=RunFolder("exports", source, date, run_id).prefix,
-        file_name=f"Orders_{{YYYYMMDD}}-*.{ext}",
-    )
+    return RunFolder("exports", source, date, run_id).export_task(fmt, ("sftp:local",), f"Orders_{{YYYYMMDD}}-*.{ext}")
 
 
 def manifest_of(kit: ExportsKit, task: Any) -> Any:

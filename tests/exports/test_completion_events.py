@@ -13,6 +13,7 @@ import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -41,11 +42,6 @@ class Hold:
         self.kit, self.prefix = kit, prefix
         self.released = False
 
-    @classmethod
-    def export(cls, kit: ExportsKit, task: Any) -> Hold:
-        """Hold the export job of ``task`` (its deterministic id is ``job_id``)."""
-        return cls(kit, job_id_for(task.run_id, task.source))
-
     @property
     def job_id(self) -> str:
         return self.prefix
@@ -61,6 +57,15 @@ class Hold:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
+
+
+@contextmanager
+def held_export(kit: ExportsKit, task: Any) -> Iterator[Hold]:
+    """export_table has started ``task``'s export job (its deterministic id is ``hold.job_id``) and
+    returned: acked, no attempt spent waiting; the front keeps the job RUNNING until ``release()``."""
+    with Hold(kit, job_id_for(task.run_id, task.source)) as hold:
+        kit.main.export_table(kit.table_export_event(task))
+        yield hold
 
 
 @pytest.fixture
@@ -106,20 +111,18 @@ def test_a_long_export_acks_at_once_and_its_completion_event_writes_the_manifest
 ) -> None:
     kit = exports_env
     task = table_task(kit, "orders", "PARQUET")
-    with Hold.export(kit, task) as hold:
-        job_id = hold.job_id
-        kit.main.export_table(kit.table_export_event(task))  # returns: acked, no attempt spent waiting
-        assert job_state(kit, job_id) == "RUNNING"
+    with held_export(kit, task) as hold:
+        assert job_state(kit, hold.job_id) == "RUNNING"
         assert manifest_of(kit, task) is None
         assert [o.name for o in gcs.list_prefix(kit.bucket, task.prefix)] == [task.prefix + "_run.json"]
         hold.release()
-        event = completion_event(audit, job_id)
+        event = completion_event(audit, hold.job_id)
     assert event["type"] == "google.cloud.audit.log.v1.written"
-    assert event["subject"] == f"bigquery.googleapis.com/projects/{kit.stack.project}/jobs/{job_id}"
+    assert event["subject"] == f"bigquery.googleapis.com/projects/{kit.stack.project}/jobs/{hold.job_id}"
     assert event.data["protoPayload"]["metadata"]["jobChange"]["after"] == "DONE"
     kit.main.export_table(event)
     manifest = manifest_of(kit, task)
-    assert manifest is not None and manifest.job_id == job_id
+    assert manifest is not None and manifest.job_id == hold.job_id
     assert manifest.row_count == len(kit.source_rows("orders"))
     assert manifest.files and all(f.name.startswith("orders_20250108-") for f in manifest.files)
 
@@ -143,12 +146,10 @@ def test_a_query_export_finishes_by_its_completion_event_too(
 
     kit = exports_env
     task = query_task(kit, dt.date(2025, 1, 8))
-    with Hold.export(kit, task) as hold:
-        job_id = hold.job_id
-        kit.main.export_table(kit.table_export_event(task))
-        assert job_state(kit, job_id) == "RUNNING" and manifest_of(kit, task) is None
+    with held_export(kit, task) as hold:
+        assert job_state(kit, hold.job_id) == "RUNNING" and manifest_of(kit, task) is None
         hold.release()
-        event = completion_event(audit, job_id)
+        event = completion_event(audit, hold.job_id)
     kit.main.export_table(event)
     manifest = manifest_of(kit, task)
     assert manifest is not None
@@ -161,12 +162,10 @@ def test_a_failed_job_is_reported_once_with_bigquerys_reason(
     kit = exports_env
     results = kit.subscribe(VERIFY_RESULTS)
     task = table_task(kit, "customers", "CSV")  # CSV of a nested table: BigQuery refuses it
-    with Hold.export(kit, task) as hold:
-        job_id = hold.job_id
-        kit.main.export_table(kit.table_export_event(task))
+    with held_export(kit, task) as hold:
         assert results.drain(settle_s=1.0) == []  # nothing to report yet
         hold.release()
-        event = completion_event(audit, job_id)
+        event = completion_event(audit, hold.job_id)
     assert event.data["protoPayload"]["metadata"]["jobChange"]["job"]["jobStatus"]["errorResult"]["code"] == 3
     kit.main.export_table(event)
     kit.main.export_table(completion_event_again(event))  # a duplicate: not reported again
@@ -183,17 +182,15 @@ def test_a_lost_completion_event_is_covered_by_the_finalize_sweep(
 ) -> None:
     kit = exports_env
     task = table_task(kit, "orders", "AVRO")
-    with Hold.export(kit, task) as hold:
-        job_id = hold.job_id
-        kit.main.export_table(kit.table_export_event(task))
+    with held_export(kit, task) as hold:
         kit.main.export_table(sweep_event(kit))  # the job still runs: the sweep leaves it
         assert manifest_of(kit, task) is None
         hold.release()
-        completion_event(audit, job_id)  # published, then lost: never delivered
-    assert kit.bigquery().get_job(job_id).result().state == "DONE"
+        completion_event(audit, hold.job_id)  # published, then lost: never delivered
+    assert kit.bigquery().get_job(hold.job_id).result().state == "DONE"
     kit.main.export_table(sweep_event(kit))
     manifest = manifest_of(kit, task)
-    assert manifest is not None and manifest.job_id == job_id
+    assert manifest is not None and manifest.job_id == hold.job_id
     assert manifest.row_count == len(kit.source_rows("orders"))
 
 

@@ -71,7 +71,7 @@ def test_a_long_export_finishes_through_the_stacks_audit_log_event(
     from shared.gcp import clients, gcs
     from shared.gcp.bigquery import job_id_for
     from shared.layout import RunFolder
-    from shared.messages import Source, TableExport
+    from shared.messages import Source
     from shared.topology import TABLE_EXPORTS
     from tests.conftest import _apply_env
 
@@ -88,15 +88,7 @@ def test_a_long_export_finishes_through_the_stacks_audit_log_event(
     source = Source(mode="table", project=info.project, dataset="sales", table=table)
     date = dt.date(2025, 1, 8)
     folder = RunFolder("exports", source, date, run_id)
-    task = TableExport(
-        run_id=run_id,
-        date=date,
-        source=source,
-        format="CSV",
-        destinations=("box",),
-        prefix=folder.prefix,
-        file_name=f"{table}_{{YYYYMMDD}}-*.csv.gz",
-    )
+    task = folder.export_task("CSV", ("box",), f"{table}_{{YYYYMMDD}}-*.csv.gz")
     job_id = job_id_for(run_id, source)
 
     def front(method: str, path: str, body: dict[str, Any] | None = None) -> None:

@@ -18,14 +18,15 @@ from shared.gcp import clients, gcs
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "offsite.cli", "dev", "seed", "--root", str(bare_stack_env.root)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def offsite(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the `offsite` CLI from the repository root; its output is captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "offsite.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
     )
+
+
+def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
+    done = offsite("dev", "seed", "--root", str(bare_stack_env.root))
     assert done.returncode == 0, done.stderr
     assert "offsite-local.sales.orders (200,000 rows)" in done.stdout
     bq = clients.bigquery_client()
@@ -34,13 +35,7 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
         for t in ("orders", "customers", "products")
     }
     assert counts["orders"] == 200_000 and counts["customers"] > 0 and counts["products"] > 0
-    again = subprocess.run(
-        [sys.executable, "-m", "offsite.cli", "dev", "seed", "--json", "--root", str(bare_stack_env.root)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = offsite("dev", "seed", "--json", "--root", str(bare_stack_env.root))
     assert again.returncode == 0, again.stderr
     outbox = bare_stack_env.sftp.directory / "partner-toast/outbox"
     seeded = json.loads(again.stdout)
@@ -61,13 +56,8 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
     assert {o.name for o in gcs.list_prefix(MIRRORED_BUCKET, "")} >= set(SAMPLE_OBJECTS)
     assert seeded["sqlite_rows"]["users"] == 40 and seeded["sqlite_rows"]["chat_history"] == 400
     # the sample SQLite app lands in the local BigQuery with the stack's own `ingest:` config
-    synced = subprocess.run(
-        [sys.executable, "-m", "offsite.cli", "ingest", "run", "--json", "--config", str(bare_stack_env.config_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **bare_stack_env.env},
+    synced = offsite(
+        "ingest", "run", "--json", "--config", str(bare_stack_env.config_path), env={**os.environ, **bare_stack_env.env}
     )
     assert synced.returncode == 0, synced.stdout + synced.stderr
     outcomes = {o["table"]: (o["status"], o["rows_read"]) for o in json.loads(synced.stdout)}
@@ -79,12 +69,6 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
 
 
 def test_seed_without_a_stack_says_so(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "offsite.cli", "dev", "seed", "--root", str(tmp_path / "none")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = offsite("dev", "seed", "--root", str(tmp_path / "none"), timeout=60)
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr

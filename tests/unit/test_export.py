@@ -45,14 +45,8 @@ def config(tmp_path: Path) -> Config:
 def table_task(**changes) -> TableExport:
     source = Source(mode="table", project="p1", dataset="sales", table="orders")
     date = dt.date(2025, 1, 8)
-    task = TableExport(
-        run_id="r1",
-        date=date,
-        source=source,
-        format="PARQUET",
-        destinations=("sftp:acme",),
-        prefix=RunFolder("exports", source, date, "r1").prefix,
-        file_name=default_file_name("orders", "PARQUET"),
+    task = RunFolder("exports", source, date, "r1").export_task(
+        "PARQUET", ("sftp:acme",), default_file_name("orders", "PARQUET")
     )
     return task.model_copy(update=changes)
 

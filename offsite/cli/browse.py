@@ -1,0 +1,121 @@
+"""What `offsite box` and `offsite drive` share: browsing a destination's ``entries(path)``.
+
+Both list one folder (``ls``) and draw the tree below one (``tree``) the same way; only how
+the destination is chosen and how a path is named differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Protocol
+
+import typer
+
+from offsite.cli.output import print_json, print_line, print_table
+from shared.errors import OffsiteError
+
+DepthOption = Annotated[int, typer.Option("--depth", "-d", min=1, help="How many folder levels to show.")]
+FilesOption = Annotated[bool, typer.Option("--files/--no-files", help="Show files, not only folders.")]
+
+
+class Browsable(Protocol):
+    def entries(self, path: str) -> list[dict[str, Any]]: ...
+
+
+@contextmanager
+def browsing() -> Iterator[None]:
+    """A bad path or a destination that cannot be read: one ``error:`` line and exit 1."""
+    try:
+        yield
+    except (OffsiteError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def items(count: int) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"
+
+
+def _size(value: object) -> str:
+    return "" if value is None else f"{int(value):,}"  # type: ignore[call-overload]
+
+
+def sorted_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Folders first, then files, each by name ignoring case."""
+    return sorted(entries, key=lambda e: (e.get("type") != "folder", str(e.get("name", "")).casefold()))
+
+
+def entry_json(entry: dict[str, Any]) -> dict[str, Any]:
+    """One item as printed by ``--json``: type, id, name, size, sha1."""
+    return {key: entry.get(key) for key in ("type", "id", "name", "size", "sha1")}
+
+
+def show_folder(
+    dest: Browsable, path: str, *, as_json: bool, head: dict[str, Any], where: str, right: set[str]
+) -> None:
+    """``ls``: the items of one folder, folders first — ``head`` plus ``items`` as JSON, or a table
+    and ``N items in WHERE`` on stderr."""
+    entries = sorted_entries(dest.entries(path))
+    if as_json:
+        print_json({**head, "items": [entry_json(e) for e in entries]})
+        return
+    rows = [
+        [
+            "d" if e.get("type") == "folder" else "-",
+            e["id"],
+            e.get("size"),
+            e.get("sha1"),
+            f"{e['name']}/" if e.get("type") == "folder" else e["name"],
+        ]
+        for e in entries
+    ]
+    print_table(("T", "ID", "SIZE", "SHA1", "NAME"), rows, right=right)
+    print_line(f"{items(len(entries))} in {where}", stderr=True)
+
+
+def show_tree(
+    dest: Browsable, path: str, depth: int, files: bool, *, as_json: bool, head: dict[str, Any], title: str
+) -> None:
+    """``tree``: ``head`` plus the nested ``items`` as JSON, or ``title`` and the drawn tree."""
+    if as_json:
+        print_json({**head, "items": nested(dest, path, depth, files)})
+        return
+    typer.echo(title)
+    draw(dest, path, depth, files)
+
+
+def nested(dest: Browsable, path: str, depth: int, files: bool) -> list[dict[str, Any]]:
+    """The tree below ``path`` as JSON: folders carry ``items`` (or ``item_count`` past --depth)."""
+    out = []
+    for entry in sorted_entries(dest.entries(path)):
+        if entry.get("type") != "folder" and not files:
+            continue
+        item = entry_json(entry)
+        if entry.get("type") == "folder":
+            child = f"{path}/{entry['name']}" if path else str(entry["name"])
+            if depth > 1:
+                item["items"] = nested(dest, child, depth - 1, files)
+            else:
+                item["item_count"] = len(dest.entries(child))
+        out.append(item)
+    return out
+
+
+def draw(dest: Browsable, path: str, depth: int, files: bool, indent: str = "") -> None:
+    """Print the tree below ``path``, ``depth`` folder levels deep."""
+    entries = sorted_entries(dest.entries(path))
+    shown = [e for e in entries if files or e.get("type") == "folder"]
+    for index, entry in enumerate(shown):
+        last = index == len(shown) - 1
+        branch, below = ("└── ", "    ") if last else ("├── ", "│   ")
+        child = f"{path}/{entry['name']}" if path else str(entry["name"])
+        if entry.get("type") == "folder":
+            if depth > 1:
+                typer.echo(f"{indent}{branch}{entry['name']}/ ({entry['id']})")
+                draw(dest, child, depth - 1, files, indent + below)
+            else:
+                count = len(dest.entries(child))
+                typer.echo(f"{indent}{branch}{entry['name']}/ ({entry['id']}, {items(count)})")
+        else:
+            typer.echo(f"{indent}{branch}{entry['name']}  {_size(entry.get('size'))} B  sha1 {entry.get('sha1')}")
