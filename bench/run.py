@@ -102,7 +102,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("box-ratelimit", "box_ratelimit_bench", False, "5,000 files from 10 instances under Box's rate limits"),
     Scenario("export", "export_bench", True, "2 M rows → Parquet through the local warehouse vs plain pyarrow"),
     Scenario("fanout", "fanout_bench", True, "one dataset request → N table exports started"),
-    Scenario("e2e", "e2e_bench", True, "10 tables, ~1 GB → Box + SFTP → in_sync"),
+    Scenario("e2e", "e2e_bench", True, "10 tables, ~1 GB → Box + SFTP → in_sync; each stage alone (overlap)"),
+    Scenario("restore", "restore_bench", True, "1 GB run restored from Box vs box-sdk-gen download, load apart"),
     Scenario("ingest", "ingest_bench", True, "1 M SQLite rows → BigQuery initial sync vs one plain Parquet load"),
 )
 RESULTS_DIR = BENCH_DIR / "results"

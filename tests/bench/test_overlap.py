@@ -1,0 +1,72 @@
+"""bench/overlap.py's arithmetic (wall time against the stages alone) and box_small_bench's file set."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.box_small_bench import MAX_BYTES, MIN_BYTES, TABLES, file_data, file_paths, file_sizes
+from bench.overlap import Overlap, median_overlap
+
+
+def test_factor_is_wall_over_the_slowest_stage_alone() -> None:
+    overlap = Overlap(26.0, {"export": 20.0, "box": 12.0, "sftp": 8.0, "verify": 2.0})
+    assert overlap.slowest == ("export", 20.0)
+    assert overlap.factor == pytest.approx(1.3)
+    assert overlap.passed()
+    assert not overlap.passed(1.2)
+
+
+def test_perfect_overlap_hides_every_other_stage() -> None:
+    overlap = Overlap(20.0, {"export": 20.0, "box": 12.0, "sftp": 8.0, "verify": 2.0})
+    assert overlap.serial_s == 42.0
+    assert overlap.hidden == pytest.approx(1.0)
+    assert overlap.factor == pytest.approx(1.0)
+
+
+def test_stages_in_a_row_hide_nothing() -> None:
+    overlap = Overlap(42.0, {"export": 20.0, "box": 12.0, "sftp": 8.0, "verify": 2.0})
+    assert overlap.hidden == pytest.approx(0.0)
+    assert overlap.factor == pytest.approx(2.1)
+    assert not overlap.passed()
+
+
+def test_slowest_stage_may_be_a_delivery() -> None:
+    overlap = Overlap(15.0, {"export": 5.0, "box": 14.0, "sftp": 3.0})
+    assert overlap.slowest == ("box", 14.0)
+    assert "1.07x box alone" in overlap.describe()
+
+
+def test_hidden_needs_more_than_one_stage() -> None:
+    assert Overlap(3.0, {"export": 2.0}).hidden is None
+    with pytest.raises(ValueError, match="no stage"):
+        _ = Overlap(3.0, {}).slowest
+
+
+def test_median_of_runs_takes_each_figure_apart() -> None:
+    runs = [
+        Overlap(10.0, {"export": 8.0, "box": 1.0}),
+        Overlap(30.0, {"export": 2.0, "box": 9.0}),
+        Overlap(20.0, {"export": 5.0, "box": 4.0}),
+    ]
+    combined = median_overlap(runs)
+    assert combined.wall_s == 20.0
+    assert combined.alone_s == {"export": 5.0, "box": 4.0}
+    with pytest.raises(ValueError, match="no runs"):
+        median_overlap([])
+
+
+def test_small_files_are_within_bounds_varied_and_repeatable() -> None:
+    sizes = file_sizes(1_000)
+    assert sizes == file_sizes(1_000)
+    assert all(MIN_BYTES <= s <= MAX_BYTES for s in sizes)
+    assert sum(s < 10_000 for s in sizes) > 200  # log-uniform: a third below 10 kB
+    assert sum(s > 100_000 for s in sizes) > 200  # and a third above 100 kB
+
+
+def test_small_files_spread_over_run_folders_with_unique_bytes() -> None:
+    paths = file_paths("top", 30)
+    assert len(set(paths)) == 30
+    assert len({p.rpartition("/")[0] for p in paths}) == TABLES
+    block = bytes(range(256)) * 4
+    assert file_data(1, 100, block) != file_data(2, 100, block)
+    assert len(file_data(3, 100, block)) == 100
