@@ -187,7 +187,7 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
             try:
                 for k in range(max(1, runs)):
                     run_id = f"be-{int(time.time())}-{k}"
-                    samples.append(measure_once(watch, run_id, samplers, timeout_s=120 + total / (2 * MB)))
+                    samples.append(measure_once(watch, run_id, samplers, timeout_s=600 + total / MB))
                     s = samples[-1]
                     stages = ", ".join(f"{n} {v:.1f}" for n, v in s["stages_s"].items())
                     print(f"   run {k + 1}: {s['wall_s']:.1f} s for {s['bytes'] / MB:.0f} MB ({stages})", flush=True)

@@ -169,7 +169,7 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
             storage.create_bucket(STAGING_BUCKET)
         clients.bigquery_client().create_dataset(f"{stack.project}.{RESTORED_DATASET}", exists_ok=True)
         with Watch(stack, ["verify-results"]) as watch:
-            run_id = export_to_box(stack, watch, timeout_s=120 + total / (2 * MB))
+            run_id = export_to_box(stack, watch, timeout_s=600 + total / MB)
         file_ids = box_file_ids(run_id)
         print(f"   run {run_id}: {len(file_ids)} files at Box", flush=True)
         for _ in range(max(1, runs)):
