@@ -31,7 +31,7 @@ from bench.stack_watch import Watch, stack_env
 DATASET = "bench_restore"
 TABLE = "t00"
 TOTAL_BYTES_FULL = 1_000_000_000
-TOTAL_BYTES_QUICK = 50_000_000
+TOTAL_BYTES_QUICK = 10_000_000  # the local FARM_FINGERPRINT costs ~1 ms a row (docs/performance.md)
 STAGING_BUCKET = "offsite-bench-restore-staging"
 RESTORED_DATASET = "bench_restored"
 RSS_LIMIT_MB = 128.0
@@ -44,7 +44,7 @@ STACK_CONFIG = {"datasets": [{"name": DATASET, "destinations": ["box"]}]}
 # ---- children ------------------------------------------------------------------------------------
 
 
-def offsite_restore(run_id: str, target: str) -> dict[str, Any]:
+def offsite_restore(run_id: str, to: str) -> dict[str, Any]:
     """Child: locate + stage (read, SHA-1 check, stage) timed, then load + proof timed apart."""
     from shared import runtime
     from shared.destinations import factory
@@ -62,7 +62,7 @@ def offsite_restore(run_id: str, target: str) -> dict[str, Any]:
         plan = restoring.plan(
             box,
             run_id,
-            target=target,
+            target=to,
             staging_bucket=STAGING_BUCKET,
             table=f"{DATASET}.{TABLE}",
             disposition="truncate",
@@ -72,8 +72,8 @@ def offsite_restore(run_id: str, target: str) -> dict[str, Any]:
         stage_s = time.perf_counter() - started
         started = time.perf_counter()
         job_id = f"offsite_restore_bench_{run_id}_{os.getpid()}_{int(time.time())}"
-        run_load(wh.client, [s.uri for s in staged], target, run.manifest, "truncate", job_id)
-        proof = prove(wh, target, run.manifest)
+        run_load(wh.client, [s.uri for s in staged], to, run.manifest, "truncate", job_id)
+        proof = prove(wh, to, run.manifest)
         load_s = time.perf_counter() - started
     return {
         "seconds": stage_s + load_s,
@@ -185,7 +185,7 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
             )
             sdk.append({"seconds": peer.seconds, "bytes": peer.result["bytes"], "rss_mb": peer.rss_over_baseline / MB})
             ours = run_child(
-                python_child("restore_bench:offsite_restore", run_id=run_id, target=target), env=env, interval_s=0.05
+                python_child("restore_bench:offsite_restore", run_id=run_id, to=target), env=env, interval_s=0.05
             )
             if not ours.result.get("equal"):
                 raise RuntimeError(f"the restored table is not proven equal: {ours.result.get('problems')}")
