@@ -77,7 +77,12 @@ class Overlap:
 
     def describe(self) -> str:
         stages = ", ".join(f"{n} {s:.1f} s" for n, s in self.alone_s.items())
-        hidden = "" if self.hidden is None else f"; {self.hidden:.0%} of the other stages hidden"
+        if self.hidden is None:
+            hidden = ""
+        elif self.wall_s > self.serial_s:
+            hidden = f"; the wall exceeds the stages in a row ({self.serial_s:.1f} s): the pipeline pays more than its stages"
+        else:
+            hidden = f"; {self.hidden:.0%} of the other stages hidden"
         name, slowest = self.slowest
         return f"wall {self.wall_s:.1f} s = {self.factor:.2f}x {name} alone ({slowest:.1f} s); alone: {stages}{hidden}"
 

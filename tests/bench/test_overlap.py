@@ -30,6 +30,13 @@ def test_stages_in_a_row_hide_nothing() -> None:
     assert not overlap.passed()
 
 
+def test_a_wall_beyond_the_stages_in_a_row_says_so() -> None:
+    overlap = Overlap(50.0, {"export": 20.0, "box": 12.0})
+    assert overlap.hidden is not None and overlap.hidden < 0
+    assert "exceeds the stages in a row (32.0 s)" in overlap.describe()
+    assert "hidden" not in overlap.describe()
+
+
 def test_slowest_stage_may_be_a_delivery() -> None:
     overlap = Overlap(15.0, {"export": 5.0, "box": 14.0, "sftp": 3.0})
     assert overlap.slowest == ("box", 14.0)
