@@ -77,3 +77,32 @@ def test_small_files_spread_over_run_folders_with_unique_bytes() -> None:
     block = bytes(range(256)) * 4
     assert file_data(1, 100, block) != file_data(2, 100, block)
     assert len(file_data(3, 100, block)) == 100
+
+
+def test_overlap_row_is_the_median_run_against_its_slowest_stage() -> None:
+    from bench.e2e_bench import overlap_row
+
+    samples = [
+        {"wall_s": 12.0, "alone_s": {"export": 10.0, "box": 4.0, "sftp": 3.0, "verify": 1.0}},
+        {"wall_s": 20.0, "alone_s": {"export": 12.0, "box": 5.0, "sftp": 2.0, "verify": 1.0}},
+        {"wall_s": 14.0, "alone_s": {"export": 11.0, "box": 9.0, "sftp": 4.0, "verify": 2.0}},
+    ]
+    row = overlap_row(samples)
+    assert (row.offsite, row.peer, row.peer_name) == (14.0, 11.0, "export alone")
+    assert row.ratio == pytest.approx(11.0 / 14.0)  # lower is better: the slowest stage over the wall
+    assert row.passed  # 14 <= 1.3 × 11
+    assert row.samples["alone_s"] == {"export": 11.0, "box": 5.0, "sftp": 3.0, "verify": 1.0}
+    samples[2]["wall_s"] = 30.0
+    assert not overlap_row(samples).passed  # median wall 20 > 1.3 × 11
+
+
+def test_restore_row_refuses_a_peer_that_read_other_bytes() -> None:
+    from bench.restore_bench import summarize
+
+    ours = {"bytes": 10_000_000, "stage_s": 0.5, "load_s": 3.0, "files": 1, "rows": 5, "rss_mb": 20.0}
+    row = summarize([ours], [{"bytes": 10_000_000, "seconds": 2.0, "rss_mb": 4.0}])
+    assert (row.offsite, row.peer) == (20.0, 5.0)
+    assert row.passed
+    assert not summarize([{**ours, "rss_mb": 200.0}], [{"bytes": 10_000_000, "seconds": 2.0, "rss_mb": 4.0}]).passed
+    with pytest.raises(RuntimeError, match="the SDK read 9"):
+        summarize([ours], [{"bytes": 9, "seconds": 2.0, "rss_mb": 4.0}])
