@@ -431,11 +431,15 @@ def scenario_main(
     quick_bytes: int,
     full_bytes: int,
     argv: list[str] | None = None,
+    unit: str = "bytes",
 ) -> int:
     """A scenario run on its own: ``[--quick] [--runs N]``, its rows printed as a table; 1 when a row failed."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sizes = f"{quick_bytes / 1e6:g} MB instead of {full_bytes / 1e9:g} GB"
     parser.add_argument(
-        "--quick", action="store_true", help=f"{quick_bytes / 1e6:g} MB instead of {full_bytes / 1e9:g} GB"
+        "--quick",
+        action="store_true",
+        help=sizes if unit == "bytes" else f"{quick_bytes:,} {unit} instead of {full_bytes:,}",
     )
     parser.add_argument("--runs", type=int, default=MIN_RUNS, help="runs per side (the median is reported)")
     args = parser.parse_args(argv)

@@ -23,21 +23,23 @@ import time
 from typing import Any
 
 from bench.common import MB, MIN_RUNS, Row, RssSampler, median
+from bench.overlap import TARGET_FACTOR, Overlap, measure_alone, median_overlap
 from bench.stack_watch import Watch, epoch, purge_run, stack_env
 
 DATASET = "bench_e2e"
 TABLES = 10
 TOTAL_BYTES_FULL = 1_000_000_000
-TOTAL_BYTES_QUICK = 100_000_000
+TOTAL_BYTES_QUICK = 20_000_000  # the local FARM_FINGERPRINT costs ~1 ms a row (docs/performance.md)
 PAYLOAD_BYTES = 2_000  # per row
 DESTINATIONS = ["box", "sftp:local"]
+TABLE_NAMES = [f"t{i:02d}" for i in range(TABLES)]
 FUNCTIONS = ("export_table", "upload_box", "transfer_sftp", "verify")
 
 STACK_CONFIG = {"datasets": [{"name": DATASET, "destinations": DESTINATIONS}]}
 
 
-def seed(project: str, total_bytes: int) -> int:
-    """(Re)create the 10 tables of random payload; returns the rows per table."""
+def seed(project: str, total_bytes: int, dataset: str = DATASET, tables: int = TABLES) -> int:
+    """(Re)create ``tables`` tables ``tNN`` of random payload, ``total_bytes`` in all; returns the rows per table."""
     import numpy as np
     import pyarrow as pa
     from google.cloud import bigquery
@@ -46,16 +48,16 @@ def seed(project: str, total_bytes: int) -> int:
     from shared.gcp import clients
 
     client = clients.bigquery_client()
-    client.create_dataset(f"{project}.{DATASET}", exists_ok=True)
-    rows = max(1, total_bytes // TABLES // PAYLOAD_BYTES)
+    client.create_dataset(f"{project}.{dataset}", exists_ok=True)
+    rows = max(1, total_bytes // tables // PAYLOAD_BYTES)
     schema = [bigquery.SchemaField("id", "INT64", mode="REQUIRED"), bigquery.SchemaField("payload", "BYTES")]
     rng = np.random.default_rng(42)
     offsets = pa.array(np.arange(0, (rows + 1) * PAYLOAD_BYTES, PAYLOAD_BYTES, dtype=np.int32))
-    for i in range(TABLES):
+    for i in range(tables):
         blob = pa.py_buffer(rng.bytes(rows * PAYLOAD_BYTES))
         payload = pa.Array.from_buffers(pa.binary(), rows, [None, offsets.buffers()[1], blob])
         data = pa.table({"id": pa.array(np.arange(rows, dtype=np.int64)), "payload": payload})
-        load_table(client, f"{project}.{DATASET}.t{i:02d}", schema, data)
+        load_table(client, f"{project}.{dataset}.t{i:02d}", schema, data)
     return rows
 
 
@@ -185,14 +187,16 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
             try:
                 for k in range(max(1, runs)):
                     run_id = f"be-{int(time.time())}-{k}"
-                    samples.append(measure_once(watch, run_id, samplers, timeout_s=120 + total / (2 * MB)))
+                    samples.append(measure_once(watch, run_id, samplers, timeout_s=600 + total / MB))
                     s = samples[-1]
                     stages = ", ".join(f"{n} {v:.1f}" for n, v in s["stages_s"].items())
                     print(f"   run {k + 1}: {s['wall_s']:.1f} s for {s['bytes'] / MB:.0f} MB ({stages})", flush=True)
+                    s["alone_s"] = measure_alone(stack, DATASET, TABLE_NAMES, DESTINATIONS, f"{run_id}-alone")
+                    print(f"   run {k + 1}, stages alone: {Overlap(s['wall_s'], s['alone_s']).describe()}", flush=True)
             finally:
                 for sampler in samplers.values():
                     sampler.stop()
-    return [summarize(samples, total).to_dict()]
+    return [summarize(samples, total).to_dict(), overlap_row(samples).to_dict()]
 
 
 def summarize(samples: list[dict[str, Any]], total: int) -> Row:
@@ -221,3 +225,29 @@ def summarize(samples: list[dict[str, Any]], total: int) -> Row:
         ),
         samples={"runs": samples, "wall_s": wall, "stages_s": stages, "requested_bytes": total},
     )
+
+
+def overlap_row(samples: list[dict[str, Any]]) -> Row:
+    """The pipeline's wall time against its slowest stage alone (bench/overlap.py), medians."""
+    overlap = median_overlap([Overlap(s["wall_s"], s["alone_s"]) for s in samples])
+    name, slowest = overlap.slowest
+    row = Row(
+        scenario="e2e",
+        case=f"overlap: wall vs slowest stage alone ({name})",
+        unit="s",
+        offsite=overlap.wall_s,
+        peer=slowest,
+        peer_name=f"{name} alone",
+        higher_is_better=False,
+        target=f"wall <= {TARGET_FACTOR:g}x slowest stage alone",
+        passed=overlap.passed(),
+        runs=len(samples),
+        notes=overlap.describe() + f"; stages in a row {overlap.serial_s:.1f} s",
+        samples={
+            "wall_s": overlap.wall_s,
+            "alone_s": overlap.alone_s,
+            "factor": overlap.factor,
+            "hidden": overlap.hidden,
+        },
+    )
+    return row

@@ -96,10 +96,14 @@ class Scenario:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("sftp", "sftp_bench", False, "1 GB → sshd, same cipher: vs OpenSSH sftp -b (local file), rclone (GCS)"),
     Scenario("box", "box_bench", False, "1 GB chunked upload, loopback and WAN model, vs box-sdk-gen upload_big_file"),
+    Scenario(
+        "box-small", "box_small_bench", False, "1,000 files ≤ 1 MB → Box under the WAN model vs box-sdk-gen one by one"
+    ),
     Scenario("box-ratelimit", "box_ratelimit_bench", False, "5,000 files from 10 instances under Box's rate limits"),
     Scenario("export", "export_bench", True, "2 M rows → Parquet through the local warehouse vs plain pyarrow"),
     Scenario("fanout", "fanout_bench", True, "one dataset request → N table exports started"),
-    Scenario("e2e", "e2e_bench", True, "10 tables, ~1 GB → Box + SFTP → in_sync"),
+    Scenario("e2e", "e2e_bench", True, "10 tables, ~1 GB → Box + SFTP → in_sync; each stage alone (overlap)"),
+    Scenario("restore", "restore_bench", True, "1 GB run restored from Box vs box-sdk-gen download, load apart"),
     Scenario("ingest", "ingest_bench", True, "1 M SQLite rows → BigQuery initial sync vs one plain Parquet load"),
 )
 RESULTS_DIR = BENCH_DIR / "results"
