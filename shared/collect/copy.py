@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from shared import log
@@ -27,7 +29,7 @@ from shared.collect.selection import FileIdentity, identity_of
 from shared.collect.source import SftpSource
 from shared.config import Config
 from shared.config.collect import CollectJob
-from shared.destinations.base import ByteStream, Destination, Readable
+from shared.destinations.base import ByteStream, DeliveryLedger, Destination, Labelled, Readable
 from shared.destinations.factory import opened
 from shared.errors import PermanentError, TransientError
 
@@ -43,6 +45,7 @@ class HashingReader:
         self.sha1 = hashlib.sha1()
         self.md5 = hashlib.md5()
         self.bytes_read = 0
+        self.status = ""
 
     def read(self, size: int = -1, /) -> bytes:
         data = self._stream.read(size)
@@ -144,16 +147,12 @@ def _copy_to(
     path = f"{job.target_folder}/{message.name}"
     with log.bind(destination=str(dest_id)), opened(dest_id, config) as dest:
         ledger = state.StateLedger(bucket, job.name, str(dest_id)) if dest.abilities.needs_ledger else None
-        reader = HashingReader(source.open(message.name))
-        try:
-            result = dest.put(path, reader, message.size, ledger=ledger)
-            reader.drain()
-        finally:
-            reader.close()
-        if reader.bytes_read != message.size:
-            raise TransientError(
-                f"{identity.path}: read {reader.bytes_read} bytes, listed with {message.size}; it changed, retrying"
-            )
+        labelled = _labelled_copy(dest, source, message, identity, path)
+        if labelled is not None:
+            path, reader, status = labelled.path, labelled.reader, "unchanged"
+        else:
+            reader = _read_whole(source, message, identity, lambda r: _put(dest, path, r, message, identity, ledger))
+            status = reader.status
         sha1, md5 = reader.sha1.hexdigest(), reader.md5.hexdigest()
         check = verify_copy(dest, path, message.size, sha1)
         record = state.CopyRecord(
@@ -166,12 +165,69 @@ def _copy_to(
             sha1=sha1,
             md5=md5,
             check=check,
-            status=result.status,
+            status=status,
             copied_at=dt.datetime.now(dt.UTC).isoformat(),
         )
         state.save_copy(bucket, job.name, identity, record)
-        logger.info("copy verified", status=result.status, remote_path=record.remote_path, check=check, sha1=sha1)
+        logger.info("copy verified", status=status, remote_path=record.remote_path, check=check, sha1=sha1)
         return record
+
+
+@dataclass
+class _Found:
+    path: str
+    reader: HashingReader
+
+
+def _labelled_copy(
+    dest: Destination, source: SftpSource, message: CollectFile, identity: FileIdentity, path: str
+) -> _Found | None:
+    """The copy a destination that keeps labels (:class:`Labelled`, Drive) already holds of this
+    file version, found by its identity labels, when its size and hashes match the source's bytes
+    (read, not uploaded); None when there is none, so it is put. This is what keeps a rerun from
+    making a second copy when collect's own records in the state bucket are lost."""
+    if not isinstance(dest, Labelled):
+        return None
+    found = dest.find_labelled(path, identity.labels())
+    if found is None or found.size != message.size or not (found.sha1 or found.md5):
+        return None  # none, or nothing that proves its bytes: put proves them
+    reader = _read_whole(source, message, identity, lambda r: None)
+    if found.sha1 not in (None, reader.sha1.hexdigest()) or found.md5 not in (None, reader.md5.hexdigest()):
+        logger.warning("labelled copy holds other bytes than the source; uploading", remote_path=found.path)
+        return None
+    logger.info("labelled copy found; not uploading again", remote_path=found.path)
+    return _Found(found.path, reader)
+
+
+def _put(
+    dest: Destination,
+    path: str,
+    reader: HashingReader,
+    message: CollectFile,
+    identity: FileIdentity,
+    ledger: DeliveryLedger | None,
+) -> str:
+    if isinstance(dest, Labelled):
+        return dest.put_labelled(path, reader, message.size, identity.labels(), ledger=ledger).status
+    return dest.put(path, reader, message.size, ledger=ledger).status
+
+
+def _read_whole(
+    source: SftpSource, message: CollectFile, identity: FileIdentity, use: Callable[[HashingReader], str | None]
+) -> HashingReader:
+    """The file streamed through ``use`` (a put, or nothing) and read to its end, hashed; its
+    ``status`` is what ``use`` returned. TransientError when the size read is not the listed one."""
+    reader = HashingReader(source.open(message.name))
+    try:
+        reader.status = use(reader) or "unchanged"
+        reader.drain()
+    finally:
+        reader.close()
+    if reader.bytes_read != message.size:
+        raise TransientError(
+            f"{identity.path}: read {reader.bytes_read} bytes, listed with {message.size}; it changed, retrying"
+        )
+    return reader
 
 
 def verify_copy(dest: Destination, path: str, size: int, sha1: str) -> str:
