@@ -31,7 +31,7 @@ from shared.config import Config
 from shared.config.collect import CollectJob
 from shared.destinations.base import ByteStream, DeliveryLedger, Destination, Labelled, Readable
 from shared.destinations.factory import opened
-from shared.errors import PermanentError, TransientError
+from shared.errors import PermanentError, RejectedInput, TransientError
 
 logger = log.get_logger(__name__)
 CHUNK = 1024 * 1024
@@ -70,6 +70,13 @@ def copy_file(config: Config, message: CollectFile, *, now: dt.datetime | None =
     ``failed`` and the error propagates to be reported."""
     now = now or dt.datetime.now(dt.UTC)
     job = job_named(config, message.collect)
+    depth, allowed = message.name.count("/"), job.max_depth if job.recursive else 0
+    if depth > allowed:  # never listed so: not a message of this job's listing
+        raise RejectedInput(
+            f"collect file.name: {message.name!r} is {depth} folder level(s) below {job.directory}; "
+            f"collect job {job.name!r} takes files at most {allowed} level(s) down"
+            + ("" if job.recursive else " (it is not recursive)")
+        )
     identity = identity_of(job.partner, job, message.name, message.size, message.mtime)
     with log.bind(collect=job.name, run_id=message.run_id, file=identity.path):
         try:
