@@ -97,6 +97,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("sftp", "sftp_bench", False, "1 GB → sshd, same cipher: vs OpenSSH sftp -b (local file), rclone (GCS)"),
     Scenario("box", "box_bench", False, "1 GB chunked upload, loopback and WAN model, vs box-sdk-gen upload_big_file"),
     Scenario("box-ratelimit", "box_ratelimit_bench", False, "5,000 files from 10 instances under Box's rate limits"),
+    Scenario(
+        "collect-drive",
+        "collect_drive_bench",
+        False,
+        "1 GB collected SFTP → Drive (local servers) vs paramiko + google-api-python-client upload",
+    ),
     Scenario("export", "export_bench", True, "2 M rows → Parquet through the local warehouse vs plain pyarrow"),
     Scenario("fanout", "fanout_bench", True, "one dataset request → N table exports started"),
     Scenario("e2e", "e2e_bench", True, "10 tables, ~1 GB → Box + SFTP → in_sync"),

@@ -154,41 +154,60 @@ def _copy_to(
     path = f"{job.target_folder}/{message.name}"
     with log.bind(destination=str(dest_id)), opened(dest_id, config) as dest:
         ledger = state.StateLedger(bucket, job.name, str(dest_id)) if dest.abilities.needs_ledger else None
-        labelled = _labelled_copy(dest, source, message, identity, path)
-        if labelled is not None:
-            path, reader, status = labelled.path, labelled.reader, "unchanged"
-        else:
-            reader = _read_whole(source, message, identity, lambda r: _put(dest, path, r, message, identity, ledger))
-            status = reader.status
-        sha1, md5 = reader.sha1.hexdigest(), reader.md5.hexdigest()
-        check = verify_copy(dest, path, message.size, sha1)
+        copy = copy_verified(dest, source, message, identity, path, ledger)
         record = state.CopyRecord(
             partner=identity.partner,
             source_path=identity.path,
             size=identity.size,
             mtime=identity.mtime,
             destination=str(dest_id),
-            remote_path=dest.location(path),
-            sha1=sha1,
-            md5=md5,
-            check=check,
-            status=status,
+            remote_path=dest.location(copy.path),
+            sha1=copy.sha1,
+            md5=copy.md5,
+            check=copy.check,
+            status=copy.status,
             copied_at=dt.datetime.now(dt.UTC).isoformat(),
         )
         state.save_copy(bucket, job.name, identity, record)
-        logger.info("copy verified", status=status, remote_path=record.remote_path, check=check, sha1=sha1)
+        logger.info(
+            "copy verified", status=copy.status, remote_path=record.remote_path, check=copy.check, sha1=copy.sha1
+        )
         return record
 
 
-@dataclass
-class _Found:
+@dataclass(frozen=True)
+class VerifiedCopy:
     path: str
-    reader: HashingReader
+    sha1: str
+    md5: str
+    check: str
+    status: str
+
+
+def copy_verified(
+    dest: Destination,
+    source: SftpSource,
+    message: CollectFile,
+    identity: FileIdentity,
+    path: str,
+    ledger: DeliveryLedger | None = None,
+) -> VerifiedCopy:
+    """One file's copy at one destination, without state records (the caller keeps those; the
+    benchmark measures this): the copy the destination already holds by its identity labels, or
+    the source streamed into ``put``; then verified (:func:`verify_copy`)."""
+    labelled = _labelled_copy(dest, source, message, identity, path)
+    if labelled is not None:
+        path, reader = labelled
+    else:
+        reader = _read_whole(source, message, identity, lambda r: _put(dest, path, r, message, identity, ledger))
+    sha1, md5 = reader.sha1.hexdigest(), reader.md5.hexdigest()
+    check = verify_copy(dest, path, message.size, sha1)
+    return VerifiedCopy(path, sha1, md5, check, reader.status)
 
 
 def _labelled_copy(
     dest: Destination, source: SftpSource, message: CollectFile, identity: FileIdentity, path: str
-) -> _Found | None:
+) -> tuple[str, HashingReader] | None:
     """The copy a destination that keeps labels (:class:`Labelled`, Drive) already holds of this
     file version, found by its identity labels, when its size and hashes match the source's bytes
     (read, not uploaded); None when there is none, so it is put. This is what keeps a rerun from
@@ -203,7 +222,7 @@ def _labelled_copy(
         logger.warning("labelled copy holds other bytes than the source; uploading", remote_path=found.path)
         return None
     logger.info("labelled copy found; not uploading again", remote_path=found.path)
-    return _Found(found.path, reader)
+    return found.path, reader
 
 
 def _put(
