@@ -4,6 +4,7 @@ and uploads nothing (the local Drive server's request counts show it)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -82,3 +83,24 @@ def test_a_new_version_with_the_same_bytes_is_relabelled_not_copied_again(collec
     [new] = drive_items(config, collect.folder).values()
     assert (new["id"], new["md5Checksum"]) == (old["id"], old["md5Checksum"])
     assert new["appProperties"]["offsite_mtime"] == str(stamp) != old["appProperties"]["offsite_mtime"]
+
+
+def test_a_labelled_copy_with_other_bytes_is_not_trusted(collect: Collect) -> None:
+    """Same identity labels and size, other bytes (changed in Drive): the rerun uploads the source's."""
+    config = collect.config({"destinations": ["drive:reports"]})
+    data = os.urandom(100_000)
+    collect.write("orders.csv", data)
+    assert collect.run(config) == ["collected"]
+    [item] = drive_items(config, collect.folder).values()
+    other = bytes(b ^ 0xFF for b in data)  # same size
+    with opened("drive:reports", config) as dest:
+        assert isinstance(dest, DriveDestination)
+        url = f"{dest.http.upload}/files/{item['id']}"
+        with dest.http.call("PATCH", url, what="tamper", params={"uploadType": "media"}, data=other):
+            pass
+    wipe_state(config, collect.name)
+    started = uploads_started(collect)
+    assert collect.run(config) == ["collected"]
+    assert uploads_started(collect) == started + 1
+    [again] = drive_items(config, collect.folder).values()
+    assert again["id"] == item["id"] and again["md5Checksum"] == item["md5Checksum"] == hashlib.md5(data).hexdigest()
