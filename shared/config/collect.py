@@ -18,6 +18,8 @@ from shared.validation import Problem, Problems
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PostAction = Literal["keep", "move", "delete"]
+MAX_DEPTH = 10
+"""Default ``max_depth`` of a recursive job."""
 Partner = TypeVar("Partner", bound=BaseModel)
 """The SFTP partner model (``shared.config.models.SftpPartner``, which imports this module)."""
 
@@ -55,7 +57,7 @@ class CollectJob(Model):
         False, description="Also collect files in subfolders (symlinks not followed), keeping their relative path."
     )
     max_depth: int = Field(
-        10, ge=1, le=100, description="With recursive: how many folder levels below directory are entered."
+        MAX_DEPTH, ge=1, le=100, description="With recursive: how many folder levels below directory are entered."
     )
     include: Names = Field(("*",), description="Glob patterns of the path relative to directory to take.")
     exclude: Names = Field((), description="Glob patterns of relative paths never taken (wins over include).")
@@ -113,7 +115,7 @@ class CollectJob(Model):
                 "recursively: moved files would be collected again; choose a folder outside it",
                 ("processed_dir",),
             )
-        if not self.recursive and "max_depth" in self.model_fields_set:
+        if not self.recursive and self.max_depth != MAX_DEPTH:  # not model_fields_set: dumped configs reload
             raise Problem(
                 "only applies with recursive: true (the job collects only its directory's own files)", ("max_depth",)
             )

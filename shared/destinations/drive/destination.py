@@ -1,9 +1,10 @@
 """The Drive destination: the Destination protocol on a Drive folder (My Drive or a Shared Drive).
 
 Paths are relative to ``destinations.drive.NAME.folder_id``. ``put`` streams the source into
-a resumable upload session (one chunk in memory, no temp file), hashing as it reads; the
-file appears only when its last chunk arrives, and Drive's ``md5Checksum`` (and
-``sha1Checksum``) of the stored file must equal what was read. The same name with the same
+a resumable upload session (no temp file; the next chunk is read while one is sent, so at most
+two chunks are in memory), hashing as it reads; the file appears only when its last chunk
+arrives, and Drive's ``md5Checksum`` (and ``sha1Checksum``) of the stored file must equal what
+was read. The same name with the same
 SHA-1 → ``unchanged`` (without reading the source when the caller knows the SHA-1; otherwise
 the session is cancelled before its last chunk); different bytes → new content of the same
 file (Drive keeps the old revision). Two racers creating one name keep one file: the older.
@@ -36,6 +37,7 @@ from shared.destinations.drive.folders import FOLDER, DriveFolders, quoted, winn
 from shared.destinations.drive.http import DriveHttp, DriveNotFound
 from shared.destinations.drive.labels import app_properties
 from shared.destinations.drive.labels import query as label_query
+from shared.destinations.drive.readahead import ReadAhead, read_exactly
 from shared.destinations.drive.upload import ResumableUpload, SessionGone
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.ids import DestinationId
@@ -272,7 +274,7 @@ class DriveDestination(PutViaResumable):
         if not isinstance(held, int) or held != int(resume.get("done", -1)):
             upload.cancel()  # complete or further than we can prove: start over
             return None, 0
-        prefix = _read(source, held, self.name)
+        prefix = read_exactly(source, held, self.name)
         for h in hashes:
             h.update(prefix)
         if hashes[0].hexdigest() != resume.get("prefix_sha1"):
@@ -294,12 +296,16 @@ class DriveDestination(PutViaResumable):
         deadline: float | None,
     ) -> PutResult | Progress:
         size, chunk_size, sent = upload.size, self.settings.chunk_size_bytes, 0
+        ahead = ReadAhead(source, self.name)
         try:
+            ahead.ask(min(chunk_size, size - done))
             while True:
-                chunk = _read(source, min(chunk_size, size - done), self.name)
+                chunk = ahead.take()
                 for h in hashes:
                     h.update(chunk)
-                if done + len(chunk) == size:
+                if done + len(chunk) < size:  # read the next chunk while this one is sent
+                    ahead.ask(min(chunk_size, size - done - len(chunk)))
+                else:
                     if source.read(1):
                         raise PermanentError(
                             f"{self.name}: {path}: the source has more than the announced {size} bytes"
@@ -327,6 +333,8 @@ class DriveDestination(PutViaResumable):
             if deadline is None or isinstance(exc, PermanentError):
                 upload.cancel()  # a resumable upload keeps its session for the retry to continue
             raise
+        finally:
+            ahead.close()
 
     def _finished(
         self, path: str, stored: dict[str, Any], hashes: tuple[Any, Any], existing: dict[str, Any] | None, size: int
@@ -355,18 +363,6 @@ class DriveDestination(PutViaResumable):
         if kept.get("sha1Checksum") != sha1:
             raise TransientError(f"{self.name}: {path} was created concurrently with other bytes; retrying updates it")
         return str(kept["id"])
-
-
-def _read(source: ByteStream, size: int, name: str) -> bytes:
-    """Exactly ``size`` bytes from ``source``; PermanentError when it ends early."""
-    parts, got = [], 0
-    while got < size:
-        block = source.read(size - got)
-        if not block:
-            raise PermanentError(f"{name}: the source ended after {got} bytes of a {size}-byte read")
-        parts.append(block)
-        got += len(block)
-    return b"".join(parts)
 
 
 def _remote(path: str, item: dict[str, Any]) -> RemoteFile:
