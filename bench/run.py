@@ -100,6 +100,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "box-small", "box_small_bench", False, "1,000 files ≤ 1 MB → Box under the WAN model vs box-sdk-gen one by one"
     ),
     Scenario("box-ratelimit", "box_ratelimit_bench", False, "5,000 files from 10 instances under Box's rate limits"),
+    Scenario(
+        "collect-drive",
+        "collect_drive_bench",
+        False,
+        "1 GB collected SFTP → Drive (local servers) vs paramiko + google-api-python-client upload",
+    ),
     Scenario("export", "export_bench", True, "2 M rows → Parquet through the local warehouse vs plain pyarrow"),
     Scenario("fanout", "fanout_bench", True, "one dataset request → N table exports started"),
     Scenario("e2e", "e2e_bench", True, "10 tables, ~1 GB → Box + SFTP → in_sync; each stage alone (overlap)"),

@@ -164,7 +164,7 @@ class Store:
         record = self._record(new_id(), str(name), str(mime), [parent], None if drive_id else principal, drive_id)
         for key in ("appProperties", "properties"):
             if metadata.get(key):
-                record[key] = {k: str(v) for k, v in metadata[key].items() if v is not None}
+                record[key] = checked_properties(key, {k: str(v) for k, v in metadata[key].items() if v is not None})
         if mime != FOLDER:
             record.update(size="0", **Hashes().fields())
             self.blob(record["id"]).write_bytes(b"")
@@ -188,7 +188,7 @@ class Store:
         for key in ("appProperties", "properties"):
             if isinstance(metadata.get(key), dict):
                 merged = {**record.get(key, {}), **metadata[key]}
-                record[key] = {k: str(v) for k, v in merged.items() if v is not None}
+                record[key] = checked_properties(key, {k: str(v) for k, v in merged.items() if v is not None})
         if metadata.get("parents"):
             raise DriveApiError(
                 403,
@@ -242,3 +242,23 @@ class Store:
         root = self._record(drive_id, name, FOLDER, [], None, drive_id)
         self.records[drive_id] = root
         return drive
+
+
+MAX_PROPERTY_BYTES = 124  # Drive's documented limit on one property's key + value (UTF-8)
+MAX_PROPERTIES = 30  # Drive's documented limit of private (app) or public properties per file
+
+
+def checked_properties(field: str, props: dict[str, str]) -> dict[str, str]:
+    """``props`` if within Drive's documented limits, else 400 naming the property (the
+    reason string is this server's; Drive's wording is not documented)."""
+    if len(props) > MAX_PROPERTIES:
+        raise DriveApiError(400, "invalid", f"{field}: {len(props)} properties, at most {MAX_PROPERTIES} are allowed.")
+    for key, value in props.items():
+        size = len(key.encode()) + len(value.encode())
+        if size > MAX_PROPERTY_BYTES:
+            raise DriveApiError(
+                400,
+                "invalid",
+                f"{field}.{key}: key and value are {size} bytes (UTF-8); the limit is {MAX_PROPERTY_BYTES}.",
+            )
+    return props

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .store import DriveApiError, Hashes, Store
+from .store import DriveApiError, Hashes, Store, checked_properties
 
 CHUNK_GRANULARITY = 256 * 1024
 _RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)\Z")
@@ -57,6 +57,9 @@ class Uploads:
     ) -> Session:
         if file_id is None:  # fail now, not after the upload, when the parent is wrong
             self.store.parent_for(metadata, principal, all_drives=all_drives)
+        for key in ("appProperties", "properties"):  # and when a property is over Drive's limits
+            if isinstance(metadata.get(key), dict):
+                checked_properties(key, {k: str(v) for k, v in metadata[key].items() if v is not None})
         sid = secrets.token_urlsafe(18)
         session = Session(sid, principal, metadata, all_drives, fields, self.store.blobs / f"_upload-{sid}", file_id)
         if declared is not None:

@@ -46,7 +46,7 @@ def open_source(config: Config, job: CollectJob) -> SftpSource:
 def survey(config: Config, job: CollectJob, *, now_s: float | None = None) -> list[Judged]:
     """The job's directory as the next run would judge it (no state written): CLI ``ls``/``--dry-run``."""
     bucket = config.state_bucket_name
-    files = open_source(config, job).list()
+    files = open_source(config, job).list(recursive=job.recursive, max_depth=job.max_depth)
     return judge(job, files, load_listing(bucket, job.name), done_keys(bucket, job.name), now_s or time.time())
 
 

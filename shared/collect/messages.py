@@ -20,8 +20,19 @@ def _job(value: str) -> str:
 
 
 def _file_name(value: str) -> str:
-    if not value or "/" in value or "\\" in value or value in (".", "..") or "\x00" in value or len(value) > 255:
-        raise Problem(f"{value[:80]!r} is not a file name (no '/', not '.' or '..', at most 255 characters)")
+    """A path relative to the job's directory: ``a.csv``, or ``sub/a.csv`` for a recursive job."""
+    parts = value.split("/")
+    if (
+        not value
+        or any(p in ("", ".", "..") or len(p) > 255 for p in parts)
+        or "\\" in value
+        or "\x00" in value
+        or len(value) > 4096
+    ):
+        raise Problem(
+            f"{value[:80]!r} is not a file path relative to the collected directory "
+            "(names joined by '/', none empty, '.' or '..' or over 255 characters)"
+        )
     return value
 
 
@@ -46,7 +57,8 @@ class CollectRequest(Message):
 
 
 class CollectFile(Message):
-    """collect-files: one file of a job's directory, as listed (its identity: name, size, mtime)."""
+    """collect-files: one file of a job's directory, as listed (its identity: name, size, mtime);
+    ``name`` is the path relative to the directory (``sub/a.csv`` in a recursive job)."""
 
     KIND: ClassVar[str] = "collect file"
     collect: JobName

@@ -42,6 +42,15 @@ class FileIdentity:
         text = f"{self.partner}\n{self.path}\n{self.size}\n{self.mtime}"
         return hashlib.sha1(text.encode()).hexdigest()[:32]
 
+    def labels(self) -> dict[str, str]:
+        """The identity as labels on the copy (Drive appProperties): found again without state."""
+        return {
+            "offsite_partner": self.partner,
+            "offsite_path": self.path,
+            "offsite_size": str(self.size),
+            "offsite_mtime": str(self.mtime),
+        }
+
 
 @dataclass(frozen=True)
 class Judged:

@@ -15,17 +15,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from shared import log
 from shared.config import SftpPartner
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
 from shared.destinations.sftp.pool import SessionPool, pool_for
 from shared.destinations.sftp.stream import PipelinedReader
+
+logger = log.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class ListedFile:
     """A regular file of the collected directory as the server lists it."""
 
-    name: str
+    name: str  # relative to the directory: "a.csv", or "sub/a.csv" when collected recursively
     size: int
     mtime: int  # seconds since the epoch, as SFTP reports it
 
@@ -47,15 +50,34 @@ class SftpSource:
         with self.pool.session() as session, sftp_errors(self.partner_name, what, path):
             yield session
 
-    def list(self) -> list[ListedFile]:
-        """Regular files directly in the directory (not recursive; links and folders are not taken)."""
+    def list(self, *, recursive: bool = False, max_depth: int = 0) -> list[ListedFile]:
+        """Regular files in the directory, names relative to it. ``recursive``: also in its
+        subfolders down to ``max_depth`` levels (``sub/a.csv`` is one level down); folders deeper
+        are not entered and are logged. Symlinks (to files or folders) are never followed or taken."""
+        files: list[ListedFile] = []
+        pending: list[tuple[str, int]] = [("", 0)]
+        too_deep: list[str] = []
         with self._session("listing", self.directory) as session:
-            entries = session.sftp.listdir_attr(self.directory)
-        files = [
-            ListedFile(e.filename, int(e.st_size or 0), int(e.st_mtime or 0))
-            for e in entries
-            if statmod.S_ISREG(e.st_mode or 0)
-        ]
+            while pending:
+                relative, depth = pending.pop()
+                for e in session.sftp.listdir_attr(self.path_of(relative) if relative else self.directory):
+                    name = f"{relative}/{e.filename}" if relative else e.filename
+                    mode = e.st_mode or 0
+                    if statmod.S_ISREG(mode):
+                        files.append(ListedFile(name, int(e.st_size or 0), int(e.st_mtime or 0)))
+                    elif recursive and statmod.S_ISDIR(mode):
+                        if depth < max_depth:
+                            pending.append((name, depth + 1))
+                        else:
+                            too_deep.append(name)
+        if too_deep:
+            logger.warning(
+                "folders below max_depth not collected",
+                directory=self.directory,
+                max_depth=max_depth,
+                folders=sorted(too_deep)[:20],
+                count=len(too_deep),
+            )
         return sorted(files, key=lambda f: f.name)
 
     def stat(self, name: str) -> ListedFile | None:
@@ -82,10 +104,10 @@ class SftpSource:
             raise
 
     def move(self, name: str, folder: str) -> str:
-        """Move the file into ``folder`` (created if missing); an existing file there is replaced."""
+        """Move the file to ``folder``/``name`` (folders created if missing); an existing file there is replaced."""
         source, target = self.path_of(name), posixpath.join(folder, name)
         with self._session("moving", source) as session:
-            _mkdirs(session, folder)
+            _mkdirs(session, posixpath.dirname(target))  # a file of a subfolder keeps its relative path
             if "posix-rename@openssh.com" in session.extensions and self.partner.posix_rename:
                 session.sftp.posix_rename(source, target)
             else:

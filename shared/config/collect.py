@@ -18,6 +18,8 @@ from shared.validation import Problem, Problems
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PostAction = Literal["keep", "move", "delete"]
+MAX_DEPTH = 10
+"""Default ``max_depth`` of a recursive job."""
 Partner = TypeVar("Partner", bound=BaseModel)
 """The SFTP partner model (``shared.config.models.SftpPartner``, which imports this module)."""
 
@@ -52,9 +54,15 @@ class CollectJob(Model):
         description='Job name used in requests: {"collect": NAME}.'
     )
     partner: str = Field(description="SFTP partner to read from: a key of collect.partners or destinations.sftp.")
-    directory: str = Field(description="Absolute remote directory whose files are collected (not recursive).")
-    include: Names = Field(("*",), description="Glob patterns of file names to take.")
-    exclude: Names = Field((), description="Glob patterns of file names never taken (wins over include).")
+    directory: str = Field(description="Absolute remote directory whose files are collected.")
+    recursive: bool = Field(
+        False, description="Also collect files in subfolders (symlinks not followed), keeping their relative path."
+    )
+    max_depth: int = Field(
+        MAX_DEPTH, ge=1, le=100, description="With recursive: how many folder levels below directory are entered."
+    )
+    include: Names = Field(("*",), description="Glob patterns of the path relative to directory to take.")
+    exclude: Names = Field((), description="Glob patterns of relative paths never taken (wins over include).")
     min_age_minutes: int = Field(
         0, ge=0, description="Only files whose mtime is at least this old (a file still being written is not taken)."
     )
@@ -92,6 +100,20 @@ class CollectJob(Model):
             raise Problem("required when post_action is 'move'", ("processed_dir",))
         if self.processed_dir is not None and self.processed_dir == self.directory:
             raise Problem(f"{self.processed_dir!r} is the collected directory itself", ("processed_dir",))
+        if (
+            self.recursive
+            and self.processed_dir is not None
+            and self.processed_dir.startswith(self.directory.rstrip("/") + "/")
+        ):
+            raise Problem(
+                f"{self.processed_dir!r} is inside the collected directory {self.directory!r}, which is collected "
+                "recursively: moved files would be collected again; choose a folder outside it",
+                ("processed_dir",),
+            )
+        if not self.recursive and self.max_depth != MAX_DEPTH:  # not model_fields_set: dumped configs reload
+            raise Problem(
+                "only applies with recursive: true (the job collects only its directory's own files)", ("max_depth",)
+            )
         return self
 
     @property
@@ -100,7 +122,8 @@ class CollectJob(Model):
         return self.folder.strip("/") or f"collect/{self.name}"
 
     def wants(self, file_name: str) -> bool:
-        """True when ``file_name`` matches an include pattern and no exclude pattern."""
+        """True when ``file_name`` (the path relative to ``directory``: ``a.csv``, ``sub/a.csv``)
+        matches an include pattern and no exclude pattern; fnmatch's ``*`` also matches ``/``."""
         return any(fnmatch.fnmatchcase(file_name, p) for p in self.include) and not any(
             fnmatch.fnmatchcase(file_name, p) for p in self.exclude
         )

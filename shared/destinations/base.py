@@ -15,7 +15,7 @@ being written, the folder layout, whether an upload can resume. Code outside a b
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict, Unpack, runtime_checkable
 
@@ -53,6 +53,8 @@ class RemoteFile:
     size: int
     sha1: str | None = None
     remote_id: str | None = None
+    md5: str | None = None
+    """MD5 when the destination reports one besides SHA-1 (Drive's ``md5Checksum``)."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,32 @@ class PutViaResumable:
         outcome = self.put_resumable(path, source, size, sha1=sha1, ledger=ledger)
         assert isinstance(outcome, PutResult)  # no deadline: it never pauses
         return outcome
+
+
+@runtime_checkable
+class Labelled(Protocol):
+    """Optional ability: a file carries labels given by the caller (short key → value strings,
+    Drive's ``appProperties``), set with its bytes, and is found by them. A caller whose own
+    records are lost still finds its earlier copy: collect labels each copy with the partner
+    file's identity and looks it up before uploading. A backend may store a value too long for
+    its limits as a hash of it; ``find_labelled`` applies the same mapping."""
+
+    def put_labelled(
+        self,
+        path: str,
+        source: ByteStream,
+        size: int,
+        labels: Mapping[str, str],
+        *,
+        ledger: DeliveryLedger | None = None,
+    ) -> PutResult:
+        """``put``; the file at ``path`` then carries ``labels`` (also when it was ``unchanged``)."""
+        ...
+
+    def find_labelled(self, path: str, labels: Mapping[str, str]) -> RemoteFile | None:
+        """A complete file in ``path``'s folder carrying every one of ``labels`` (whatever its
+        name now), or None. Only finished uploads carry labels: never a partial file."""
+        ...
 
 
 @runtime_checkable

@@ -1,9 +1,10 @@
 """The Drive destination: the Destination protocol on a Drive folder (My Drive or a Shared Drive).
 
 Paths are relative to ``destinations.drive.NAME.folder_id``. ``put`` streams the source into
-a resumable upload session (one chunk in memory, no temp file), hashing as it reads; the
-file appears only when its last chunk arrives, and Drive's ``md5Checksum`` (and
-``sha1Checksum``) of the stored file must equal what was read. The same name with the same
+a resumable upload session (no temp file; the next chunk is read while one is sent, so at most
+two chunks are in memory), hashing as it reads; the file appears only when its last chunk
+arrives, and Drive's ``md5Checksum`` (and ``sha1Checksum``) of the stored file must equal what
+was read. The same name with the same
 SHA-1 → ``unchanged`` (without reading the source when the caller knows the SHA-1; otherwise
 the session is cancelled before its last chunk); different bytes → new content of the same
 file (Drive keeps the old revision). Two racers creating one name keep one file: the older.
@@ -15,7 +16,7 @@ import builtins
 import functools
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Unpack
 
 from shared.config import Config
@@ -23,6 +24,7 @@ from shared.config.drive import DriveDestination as DriveSettings
 from shared.destinations.base import (
     Abilities,
     ByteStream,
+    DeliveryLedger,
     Progress,
     PutResult,
     PutStatus,
@@ -31,8 +33,11 @@ from shared.destinations.base import (
     ResumeOptions,
     normalize_path,
 )
-from shared.destinations.drive.folders import FOLDER, DriveFolders, winner
+from shared.destinations.drive.folders import FOLDER, DriveFolders, quoted, winner
 from shared.destinations.drive.http import DriveHttp, DriveNotFound
+from shared.destinations.drive.labels import app_properties
+from shared.destinations.drive.labels import query as label_query
+from shared.destinations.drive.readahead import ReadAhead, read_exactly
 from shared.destinations.drive.upload import ResumableUpload, SessionGone
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.ids import DestinationId
@@ -65,6 +70,45 @@ class DriveDestination(PutViaResumable):
         """See :class:`shared.destinations.base.Resumable`: the session URI and the SHA-1 of the
         bytes Drive holds are the resume state; on resume those bytes are read from the source
         and must hash the same, else the session is dropped and the upload starts over."""
+        return self._put(path, source, size, options, None)
+
+    # ---- Labelled ------------------------------------------------------------------------
+
+    def put_labelled(
+        self,
+        path: str,
+        source: ByteStream,
+        size: int,
+        labels: Mapping[str, str],
+        *,
+        ledger: DeliveryLedger | None = None,
+    ) -> PutResult:
+        """``put`` with ``labels`` as the file's appProperties: sent with the upload's metadata
+        (the file appears with them), or patched onto a file found ``unchanged``."""
+        outcome = self._put(path, source, size, {"ledger": ledger}, app_properties(labels))
+        assert isinstance(outcome, PutResult)  # no deadline: it never pauses
+        return outcome
+
+    def find_labelled(self, path: str, labels: Mapping[str, str]) -> RemoteFile | None:
+        """The file in ``path``'s folder whose appProperties hold ``labels`` (files.list with
+        ``appProperties has {...}`` terms); the older one if a race left two."""
+        path = normalize_path(path)
+        parent = path.rpartition("/")[0]
+        folder_id = self._fresh(lambda: self.folders.lookup(parent))
+        if folder_id is None:
+            return None
+        q = f"{quoted(folder_id)} in parents and trashed = false and mimeType != {quoted(FOLDER)} and {label_query(labels)}"
+        found = list(self.folders.search(q, f"find the labelled copy of {path!r}"))
+        if not found:
+            return None
+        item = winner(found)
+        return _remote(f"{parent}/{item['name']}" if parent else str(item["name"]), item)
+
+    # ---- put -----------------------------------------------------------------------------
+
+    def _put(
+        self, path: str, source: ByteStream, size: int, options: ResumeOptions, props: dict[str, str] | None
+    ) -> PutResult | Progress:
         sha1, resume, deadline = options.get("sha1"), options.get("resume"), options.get("deadline")
         path = normalize_path(path)
         parent, _, name = path.rpartition("/")
@@ -73,14 +117,35 @@ class DriveDestination(PutViaResumable):
         folder_id = self._fresh(lambda: self.folders.ensure(parent))
         existing = self._file(folder_id, name)
         if existing is not None and sha1 is not None and existing.get("sha1Checksum") == sha1:
-            return PutResult(path, size, sha1, "unchanged", existing["id"])
+            return self._labelled(PutResult(path, size, sha1, "unchanged", existing["id"]), existing, props)
         target = {"folder_id": folder_id, "file_id": existing["id"] if existing else None, "size": size}
         hashes = (hashlib.sha1(), hashlib.md5())
         upload, done = self._resume(resume, target, source, hashes)
         if upload is None:
-            metadata = {"name": name} if existing else {"name": name, "parents": [folder_id]}
+            metadata: dict[str, Any] = {"name": name} if existing else {"name": name, "parents": [folder_id]}
+            if props:
+                metadata["appProperties"] = props
             upload = ResumableUpload.start(self.http, size, metadata, file_id=target["file_id"])
-        return self._send(path, upload, done, source, hashes, existing, target, deadline)
+        outcome = self._send(path, upload, done, source, hashes, existing, target, deadline)
+        return self._labelled(outcome, existing, props)
+
+    def _labelled(
+        self, outcome: PutResult | Progress, existing: dict[str, Any] | None, props: dict[str, str] | None
+    ) -> PutResult | Progress:
+        """A file found ``unchanged`` gets the labels it lacks (one metadata-only update)."""
+        if not props or existing is None or not isinstance(outcome, PutResult) or outcome.status != "unchanged":
+            return outcome
+        if all((existing.get("appProperties") or {}).get(k) == v for k, v in props.items()):
+            return outcome
+        with self.http.call(
+            "PATCH",
+            f"{self.http.api}/files/{existing['id']}",
+            what=f"label {outcome.path!r}",
+            params={"supportsAllDrives": "true", "fields": "id"},
+            json={"appProperties": props},
+        ):
+            pass
+        return outcome
 
     def stat(self, path: str) -> RemoteFile | None:
         path = normalize_path(path)
@@ -209,7 +274,7 @@ class DriveDestination(PutViaResumable):
         if not isinstance(held, int) or held != int(resume.get("done", -1)):
             upload.cancel()  # complete or further than we can prove: start over
             return None, 0
-        prefix = _read(source, held, self.name)
+        prefix = read_exactly(source, held, self.name)
         for h in hashes:
             h.update(prefix)
         if hashes[0].hexdigest() != resume.get("prefix_sha1"):
@@ -231,12 +296,16 @@ class DriveDestination(PutViaResumable):
         deadline: float | None,
     ) -> PutResult | Progress:
         size, chunk_size, sent = upload.size, self.settings.chunk_size_bytes, 0
+        ahead = ReadAhead(source, self.name)
         try:
+            ahead.ask(min(chunk_size, size - done))
             while True:
-                chunk = _read(source, min(chunk_size, size - done), self.name)
+                chunk = ahead.take()
                 for h in hashes:
                     h.update(chunk)
-                if done + len(chunk) == size:
+                if done + len(chunk) < size:  # read the next chunk while this one is sent
+                    ahead.ask(min(chunk_size, size - done - len(chunk)))
+                else:
                     if source.read(1):
                         raise PermanentError(
                             f"{self.name}: {path}: the source has more than the announced {size} bytes"
@@ -264,6 +333,8 @@ class DriveDestination(PutViaResumable):
             if deadline is None or isinstance(exc, PermanentError):
                 upload.cancel()  # a resumable upload keeps its session for the retry to continue
             raise
+        finally:
+            ahead.close()
 
     def _finished(
         self, path: str, stored: dict[str, Any], hashes: tuple[Any, Any], existing: dict[str, Any] | None, size: int
@@ -294,21 +365,13 @@ class DriveDestination(PutViaResumable):
         return str(kept["id"])
 
 
-def _read(source: ByteStream, size: int, name: str) -> bytes:
-    """Exactly ``size`` bytes from ``source``; PermanentError when it ends early."""
-    parts, got = [], 0
-    while got < size:
-        block = source.read(size - got)
-        if not block:
-            raise PermanentError(f"{name}: the source ended after {got} bytes of a {size}-byte read")
-        parts.append(block)
-        got += len(block)
-    return b"".join(parts)
-
-
 def _remote(path: str, item: dict[str, Any]) -> RemoteFile:
     return RemoteFile(
-        path=path, size=int(item.get("size") or 0), sha1=item.get("sha1Checksum"), remote_id=str(item["id"])
+        path=path,
+        size=int(item.get("size") or 0),
+        sha1=item.get("sha1Checksum"),
+        remote_id=str(item["id"]),
+        md5=item.get("md5Checksum"),
     )
 
 
