@@ -67,22 +67,7 @@ def bigquery_client() -> Any:
     return bigquery.Client(project=project())
 
 
-@functools.cache
-def bigquery_write_client() -> Any:
-    """The BigQuery Storage Write API client (gRPC); ``OFFSITE_BIGQUERY_STORAGE_ENDPOINT`` (host:port,
-    plaintext, no credentials) points it at a local server, as ``OFFSITE_BIGQUERY_ENDPOINT`` does the REST client."""
-    from google.cloud.bigquery_storage_v1 import BigQueryWriteClient
-
-    endpoint = os.environ.get("OFFSITE_BIGQUERY_STORAGE_ENDPOINT")
-    if endpoint:
-        import grpc
-        from google.cloud.bigquery_storage_v1.services.big_query_write.transports import BigQueryWriteGrpcTransport
-
-        return BigQueryWriteClient(transport=BigQueryWriteGrpcTransport(channel=grpc.insecure_channel(endpoint)))
-    return BigQueryWriteClient()
-
-
 def reset() -> None:
     """Drop cached clients (tests that switch stacks within one process)."""
-    for fn in (storage_client, publisher_client, subscriber_client, bigquery_client, bigquery_write_client):
+    for fn in (storage_client, publisher_client, subscriber_client, bigquery_client):
         fn.cache_clear()

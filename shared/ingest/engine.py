@@ -72,9 +72,7 @@ class IngestRun:
 
     def storage_writer(self) -> Any:
         if self.write_client is None:
-            from shared.gcp import clients
-
-            self.write_client = clients.bigquery_write_client()
+            self.write_client = write_api.client_from_env()
         return self.write_client
 
     @property

@@ -52,6 +52,23 @@ def available() -> bool:
     return True
 
 
+def client_from_env() -> Any:
+    """A BigQueryWriteClient (gRPC). ``OFFSITE_BIGQUERY_STORAGE_ENDPOINT`` (host:port, plaintext, no
+    credentials) points it at a local server, as ``OFFSITE_BIGQUERY_ENDPOINT`` does the REST client.
+    Here rather than in :mod:`shared.gcp.clients` so only the ingest's code path needs the library."""
+    import os
+
+    from google.cloud.bigquery_storage_v1 import BigQueryWriteClient
+
+    endpoint = os.environ.get("OFFSITE_BIGQUERY_STORAGE_ENDPOINT")
+    if endpoint:
+        import grpc
+        from google.cloud.bigquery_storage_v1.services.big_query_write.transports import BigQueryWriteGrpcTransport
+
+        return BigQueryWriteClient(transport=BigQueryWriteGrpcTransport(channel=grpc.insecure_channel(endpoint)))
+    return BigQueryWriteClient()
+
+
 # ---- the row message ---------------------------------------------------------------------------
 
 _PROTO_TYPES = {  # BigQuery type → FieldDescriptorProto.Type name

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from shared.errors import PermanentError
-from shared.gcp import clients
 from shared.ingest import target, write_api
 from shared.ingest.engine import FAULT_BEFORE_COMMIT
 from shared.ingest.plan import connect, plan_table
@@ -162,7 +161,7 @@ def _staged(kit: IngestKit, n: int, **kw: Any) -> tuple[write_api.PendingStager,
     def create() -> None:
         target.create_staging(kit.client, staging, plan, 10)
 
-    stager = write_api.PendingStager(plan, clients.bigquery_write_client(), staging, create, **kw)
+    stager = write_api.PendingStager(plan, write_api.client_from_env(), staging, create, **kw)
     for batch in TableReader(conn, plan, watermark=None, full=False, batch_rows=4, hash_key=b"").batches():
         stager.add(batch)
     conn.close()
