@@ -68,28 +68,36 @@ def make_db(path: Path, rows: int, *, cursor_index: bool = False) -> None:
     conn.close()
 
 
-def offsite_ingest(project: str, db: str, runs: int, rows: int) -> dict[str, Any]:
-    """Child: ``runs`` initial syncs, each into a fresh dataset."""
+def synced(project: str, db: str, dataset: str) -> tuple[Any, float]:
+    """One ``sync`` of the bench table into ``dataset`` (one column hashed): (its outcome, seconds)."""
     from shared.config.ingest import IngestSettings
     from shared.gcp import clients
     from shared.ingest.engine import IngestRun, sync
+
+    settings = IngestSettings.model_validate(
+        {
+            "sqlite_path": db,
+            "dataset": dataset,
+            "hash_key": "bench",
+            "tables": {"events": {"hashed_columns": ["api_key"]}},
+        }
+    )
+    started = time.perf_counter()
+    (outcome,) = sync(IngestRun(settings, clients.bigquery_client(), project))
+    return outcome, time.perf_counter() - started
+
+
+def offsite_ingest(project: str, db: str, runs: int, rows: int) -> dict[str, Any]:
+    """Child: ``runs`` initial syncs, each into a fresh dataset."""
+    from shared.gcp import clients
 
     client = clients.bigquery_client()
     seconds = []
     mark_start()
     for k in range(runs):
         dataset = f"bench_ingest_{int(time.time())}_{k}"
-        settings = IngestSettings.model_validate(
-            {
-                "sqlite_path": db,
-                "dataset": dataset,
-                "hash_key": "bench",
-                "tables": {"events": {"hashed_columns": ["api_key"]}},
-            }
-        )
-        started = time.perf_counter()
-        (outcome,) = sync(IngestRun(settings, client, project))
-        seconds.append(time.perf_counter() - started)
+        outcome, took = synced(project, db, dataset)
+        seconds.append(took)
         if outcome.status != "synced" or outcome.rows_read != rows:
             raise RuntimeError(f"ingest run {k}: {outcome}")
         client.delete_dataset(f"{project}.{dataset}", delete_contents=True, not_found_ok=True)
@@ -114,35 +122,21 @@ def change_rows(db: str, rows: int, changed: int, k: int) -> None:
 
 def offsite_incremental(project: str, db: str, runs: int, rows: int, changed: int) -> dict[str, Any]:
     """Child: one initial sync of the table, then ``runs`` times: change ``changed`` rows, sync (timed)."""
-    from shared.config.ingest import IngestSettings
     from shared.gcp import clients
-    from shared.ingest.engine import IngestRun, sync
 
-    client = clients.bigquery_client()
     dataset = f"bench_incr_{rows}_{int(time.time())}"
-    settings = IngestSettings.model_validate(
-        {
-            "sqlite_path": db,
-            "dataset": dataset,
-            "hash_key": "bench",
-            "tables": {"events": {"hashed_columns": ["api_key"]}},
-        }
-    )
-    started = time.perf_counter()
-    (first,) = sync(IngestRun(settings, client, project))
-    initial = time.perf_counter() - started
+    first, initial = synced(project, db, dataset)
     if first.status != "synced" or first.rows_read != rows:
         raise RuntimeError(f"initial sync of {rows}: {first}")
     seconds = []
     for k in range(runs):
         change_rows(db, rows, changed, k)
-        started = time.perf_counter()
-        (outcome,) = sync(IngestRun(settings, client, project))
-        seconds.append(time.perf_counter() - started)
+        outcome, took = synced(project, db, dataset)
+        seconds.append(took)
         # rows of the watermark's own second are read again (harmless: the MERGE is by key)
         if outcome.status != "synced" or not changed <= outcome.rows_read <= changed + 60:
             raise RuntimeError(f"incremental run {k} of {rows}: {outcome}")
-    client.delete_dataset(f"{project}.{dataset}", delete_contents=True, not_found_ok=True)
+    clients.bigquery_client().delete_dataset(f"{project}.{dataset}", delete_contents=True, not_found_ok=True)
     return {"initial": initial, "runs": seconds, "load_path": first.load_path}
 
 
