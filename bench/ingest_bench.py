@@ -101,7 +101,7 @@ def offsite_ingest(project: str, db: str, runs: int, rows: int) -> dict[str, Any
         if outcome.status != "synced" or outcome.rows_read != rows:
             raise RuntimeError(f"ingest run {k}: {outcome}")
         client.delete_dataset(f"{project}.{dataset}", delete_contents=True, not_found_ok=True)
-    return {"runs": seconds}
+    return {"runs": seconds, "load_path": outcome.load_path}
 
 
 def change_rows(db: str, rows: int, changed: int, k: int) -> None:
@@ -231,7 +231,7 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
         peer_name="SELECT * → one Parquet load job",
         peak_rss_mb=ours.rss_over_baseline / MB,
         runs=runs,
-        notes=f"peer's RSS +{peer.rss_over_baseline / MB:.0f} MB; ingest: checks, HMAC, staging, MERGE, watermark",
+        notes=f"peer's RSS +{peer.rss_over_baseline / MB:.0f} MB; ingest ({ours.result['load_path']}): checks, HMAC, staging, MERGE, watermark",
         samples={
             "offsite_s": ours.result["runs"],
             "peer_s": peer.result["runs"],
