@@ -108,8 +108,8 @@ class IngestSettings(Model):
     load_path: LoadPath = Field(
         "auto",
         description="How rows reach the run's staging table: write_api (BigQuery Storage Write API, one pending "
-        "stream committed once), load_job (Parquet files through load jobs) or auto (write_api when the "
-        "google-cloud-bigquery-storage library is installed, else load_job).",
+        "stream committed once), load_job (Parquet files through load jobs) or auto (write_api; load_job when "
+        "the library is missing or the endpoint does not serve the Storage Write API).",
     )
     lease_s: Annotated[int, between(1)] = Field(
         900, description="How long a run holds a table's lease; a crashed run's lease expires after this."

@@ -61,13 +61,14 @@ class IngestRun:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     faults: frozenset[str] = frozenset()
     write_client: Any = None  # BigQueryWriteClient; from the environment when None
+    write_api_unavailable: bool = False  # found out during this run (auto then uses load jobs)
 
     @property
     def load_path(self) -> str:
         """``write_api`` or ``load_job``: the configured one, ``auto`` resolved."""
         path = self.settings.load_path
         if path == "auto":
-            return "write_api" if write_api.available() else "load_job"
+            return "write_api" if write_api.available() and not self.write_api_unavailable else "load_job"
         return path
 
     def storage_writer(self) -> Any:
@@ -177,9 +178,15 @@ def _sync_leased(run: IngestRun, conn: Any, plan: planning.TablePlan, full: bool
             target.create_staging(run.client, staging, plan, run.settings.staging_expiration_minutes)
             staged = True
 
-    stager = _stager(run, plan, staging, create)
     try:
-        reader = _read(run, conn, plan, state, full, stager)
+        try:
+            reader = _read(run, conn, plan, state, full, _stager(run, plan, staging, create))
+        except write_api.Unavailable as exc:
+            if run.settings.load_path != "auto":
+                raise
+            logger.warning("the Storage Write API is not available; staging through load jobs", error=str(exc))
+            run.write_api_unavailable = True  # the run's other tables go straight to load jobs
+            reader = _read(run, conn, plan, state, full, _stager(run, plan, staging, create))
         result = reader.result
         if result.bad_total:
             raise target.SchemaConflict(_bad_message(plan.name, reader))

@@ -43,6 +43,10 @@ EPOCH_DAY = dt.date(1970, 1, 1)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+class Unavailable(PermanentError):
+    """The endpoint does not serve the Storage Write API (UNIMPLEMENTED, or the API is not enabled)."""
+
+
 def available() -> bool:
     """Whether the Storage Write client library is installed (``load_path: auto`` falls back when not)."""
     try:
@@ -200,15 +204,24 @@ class PendingStager:
         self._writer: Any = None
 
     def _open(self) -> None:
+        from google.api_core import exceptions as gexc
         from google.cloud.bigquery_storage_v1 import types, writer
 
         self.create_staging()
-        stream = self._call(
-            lambda: self.client.create_write_stream(
-                parent=_table_path(self.staging), write_stream=types.WriteStream(type_=types.WriteStream.Type.PENDING)
-            ),
-            "creating a pending write stream",
-        )
+        try:
+            stream = self._call(
+                lambda: self.client.create_write_stream(
+                    parent=_table_path(self.staging),
+                    write_stream=types.WriteStream(type_=types.WriteStream.Type.PENDING),
+                ),
+                "creating a pending write stream",
+            )
+        except PermanentError as exc:
+            # UNIMPLEMENTED: no such service there; PERMISSION_DENIED: also what a project without
+            # bigquerystorage.googleapis.com enabled answers (SERVICE_DISABLED)
+            if isinstance(exc.__context__, gexc.MethodNotImplemented | gexc.PermissionDenied):
+                raise Unavailable(f"the Storage Write API is not available: {exc}") from None
+            raise
         self.stream_name = stream.name
         template = types.AppendRowsRequest(write_stream=stream.name)
         proto_data = types.AppendRowsRequest.ProtoData()

@@ -251,3 +251,35 @@ def test_an_unknown_stream_is_a_permanent_error_naming_the_staging_table(ingest:
     unknown = str(stager.stream_name).rsplit("/", 1)[0] + "/0000000000000000"
     with pytest.raises(PermanentError, match=f"finalizing for {staging}: not found"):
         stager._call(lambda: stager.client.finalize_write_stream(name=unknown), "finalizing")
+
+
+def _client_without_the_write_api(kit: IngestKit) -> Any:
+    """A BigQueryWriteClient on a real gRPC server that has no BigQueryWrite service (the Pub/Sub emulator)."""
+    import grpc
+    from google.cloud.bigquery_storage_v1 import BigQueryWriteClient
+    from google.cloud.bigquery_storage_v1.services.big_query_write.transports import BigQueryWriteGrpcTransport
+
+    return BigQueryWriteClient(
+        transport=BigQueryWriteGrpcTransport(channel=grpc.insecure_channel(kit.stack.pubsub_host))
+    )
+
+
+def test_auto_falls_back_to_load_jobs_where_the_write_api_is_not_served(ingest: IngestKit) -> None:
+    from shared.ingest.engine import IngestRun, sync
+
+    add_messages(ingest, 3)
+    run = IngestRun(
+        ingest.settings(), ingest.client, ingest.stack.project, write_client=_client_without_the_write_api(ingest)
+    )
+    outcomes = {o.table: o for o in sync(run)}
+    assert (outcomes["messages"].status, outcomes["messages"].load_path) == ("synced", "load_job")
+    assert [m["id"] for m in ingest.rows("messages")] == [1, 2, 3]
+    assert not [t for t in ingest.tables() if t.startswith("_offsite_stage_")]
+
+    add_messages(ingest, 1)
+    strict = ingest.settings(load_path="write_api")
+    run = IngestRun(strict, ingest.client, ingest.stack.project, write_client=_client_without_the_write_api(ingest))
+    failed = {o.table: o for o in sync(run)}["messages"]
+    assert failed.status == "failed"
+    assert "Storage Write API is not available" in (failed.error or "")
+    assert [m["id"] for m in ingest.rows("messages")] == [1, 2, 3]
