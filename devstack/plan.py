@@ -133,6 +133,8 @@ def function_env(plan: Plan) -> dict[str, str]:
         "CLOUDSDK_CORE_PROJECT": project,
         "OFFSITE_CONFIG": str(plan.root / "config.yaml"),
         "OFFSITE_BIGQUERY_ENDPOINT": f"http://127.0.0.1:{p['bigquery']}",  # the front, not bqemulator
+        # Storage Write API (gRPC): bqemulator serves it itself; the front speaks REST only.
+        "OFFSITE_BIGQUERY_STORAGE_ENDPOINT": f"127.0.0.1:{p['bigquery_grpc']}",
         "OFFSITE_STACK": str(plan.root / "stack.json"),
         "OFFSITE_LOG_FORMAT": "json",
     }

@@ -21,6 +21,7 @@ from shared.validation import Problem, Problems
 
 IngestMode = Literal["append", "merge"]
 DeletePolicy = Literal["ignore", "tombstone", "reconcile"]
+LoadPath = Literal["write_api", "load_job", "auto"]
 DEFAULT_TIMESTAMP_SUFFIXES = ("_timestamp", "_at", "_start", "_end")
 
 
@@ -93,7 +94,13 @@ class IngestSettings(Model):
         10_000, description="Rows read from SQLite and converted at once (bounds memory)."
     )
     rows_per_load: Annotated[int, between(1)] = Field(
-        1_000_000, description="Rows per Parquet file loaded into the staging table."
+        1_000_000, description="Rows per Parquet file loaded into the staging table (load_path load_job)."
+    )
+    load_path: LoadPath = Field(
+        "auto",
+        description="How rows reach the run's staging table: write_api (BigQuery Storage Write API, one pending "
+        "stream committed once), load_job (Parquet files through load jobs) or auto (write_api; load_job when "
+        "the library is missing or the endpoint does not serve the Storage Write API).",
     )
     lease_s: Annotated[int, between(1)] = Field(
         900, description="How long a run holds a table's lease; a crashed run's lease expires after this."

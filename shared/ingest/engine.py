@@ -2,8 +2,9 @@
 
 Per table (:func:`sync_table`): plan it from the SQLite schema and config; take its lease in
 ``_offsite_sync_state`` (another run holding it → ``busy``, nothing done); check and extend
-the target's schema; read the changed rows in one SQLite snapshot, in batches, into Parquet
-files loaded into a staging table unique to the run; then one transaction MERGEs or INSERTs
+the target's schema; read the changed rows in one SQLite snapshot, in batches, into a staging
+table unique to the run (``load_path``: one pending Storage Write API stream committed once,
+:mod:`shared.ingest.write_api`, or Parquet files through load jobs); then one transaction MERGEs or INSERTs
 them and advances the watermark (:mod:`shared.ingest.apply`). The staging table is deleted and
 the lease released in ``finally``. An empty read changes no table data. A table that fails
 (a plan error, a schema conflict, values its types cannot hold, an API error) is reported
@@ -22,7 +23,7 @@ from shared.config.ingest import IngestSettings
 from shared.errors import OffsiteError, TransientError
 from shared.ingest import apply as applying
 from shared.ingest import plan as planning
-from shared.ingest import target
+from shared.ingest import target, write_api
 from shared.ingest.parquet import ParquetChunks
 from shared.ingest.source import TableReader
 from shared.ingest.state import SyncState, TableState, encode_watermark
@@ -30,6 +31,7 @@ from shared.ingest.state import SyncState, TableState, encode_watermark
 logger = log.get_logger(__name__)
 
 FAULT_AFTER_MERGE = "after-merge"  # test hook: the transaction fails between MERGE and watermark
+FAULT_BEFORE_COMMIT = "before-commit"  # test hook: the run dies after the last append, before the commit
 
 
 @dataclass
@@ -40,6 +42,7 @@ class TableOutcome:
     rows_merged: int = 0
     watermark: Any = None
     mode: str | None = None
+    load_path: str | None = None
     columns_added: list[str] = field(default_factory=list)
     error: str | None = None
     transient: bool = False
@@ -57,6 +60,21 @@ class IngestRun:
     project: str
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     faults: frozenset[str] = frozenset()
+    write_client: Any = None  # BigQueryWriteClient; from the environment when None
+    write_api_unavailable: bool = False  # found out during this run (auto then uses load jobs)
+
+    @property
+    def load_path(self) -> str:
+        """``write_api`` or ``load_job``: the configured one, ``auto`` resolved."""
+        path = self.settings.load_path
+        if path == "auto":
+            return "write_api" if write_api.available() and not self.write_api_unavailable else "load_job"
+        return path
+
+    def storage_writer(self) -> Any:
+        if self.write_client is None:
+            self.write_client = write_api.client_from_env()
+        return self.write_client
 
     @property
     def state(self) -> SyncState:
@@ -154,21 +172,34 @@ def _sync_leased(run: IngestRun, conn: Any, plan: planning.TablePlan, full: bool
     staging = target.staging_id(run.project, run.settings.dataset, plan.name, run.run_id)
     staged = False
 
-    def load(path: Any) -> None:
+    def create() -> None:
         nonlocal staged
         if not staged:
             target.create_staging(run.client, staging, plan, run.settings.staging_expiration_minutes)
             staged = True
-        target.load_parquet(run.client, staging, plan, path)
 
     try:
-        reader = _read(run, conn, plan, state, full, load)
+        try:
+            reader = _read(run, conn, plan, state, full, _stager(run, plan, staging, create))
+        except write_api.Unavailable as exc:
+            if run.settings.load_path != "auto":
+                raise
+            logger.warning("the Storage Write API is not available; staging through load jobs", error=str(exc))
+            run.write_api_unavailable = True  # the run's other tables go straight to load jobs
+            reader = _read(run, conn, plan, state, full, _stager(run, plan, staging, create))
         result = reader.result
         if result.bad_total:
             raise target.SchemaConflict(_bad_message(plan.name, reader))
         if result.rows == 0:
             run.state.record(plan.name, run.run_id, rows_read=0, error=None)
-            return TableOutcome(plan.name, "empty", mode=plan.mode, watermark=state.watermark, columns_added=added)
+            return TableOutcome(
+                plan.name,
+                "empty",
+                mode=plan.mode,
+                load_path=run.load_path,
+                watermark=state.watermark,
+                columns_added=added,
+            )
         watermark = _newer(result.watermark, state.watermark)
         statements = [applying.write_rows(plan, run.table_id(plan.name), staging, full=full)]
         if FAULT_AFTER_MERGE in run.faults:
@@ -184,14 +215,40 @@ def _sync_leased(run: IngestRun, conn: Any, plan: planning.TablePlan, full: bool
         statements += applying.advance(plan, f"{run.project}.{run.settings.dataset}", change)
         _execute(run, applying.script(statements), plan.name)
         return TableOutcome(
-            plan.name, "synced", result.rows, result.rows, watermark, mode=plan.mode, columns_added=added
+            plan.name,
+            "synced",
+            result.rows,
+            result.rows,
+            watermark,
+            mode=plan.mode,
+            load_path=run.load_path,
+            columns_added=added,
         )
     finally:
         if staged:
             target.drop_staging(run.client, staging)
 
 
-def _read(run: IngestRun, conn: Any, plan: planning.TablePlan, state: TableState, full: bool, load: Any) -> TableReader:
+def _stager(run: IngestRun, plan: planning.TablePlan, staging: str, create: Any) -> Any:
+    """What takes the read batches into the staging table: a pending write stream, or Parquet files and load jobs."""
+    if run.load_path == "write_api":
+
+        def before_commit() -> None:
+            if FAULT_BEFORE_COMMIT in run.faults:
+                raise TransientError("injected fault: stopped after the last append, before the commit")
+
+        return write_api.PendingStager(plan, run.storage_writer(), staging, create, before_commit=before_commit)
+
+    def load(path: Any) -> None:
+        create()
+        target.load_parquet(run.client, staging, plan, path)
+
+    return ParquetChunks(plan, run.settings.rows_per_load, load)
+
+
+def _read(
+    run: IngestRun, conn: Any, plan: planning.TablePlan, state: TableState, full: bool, stager: Any
+) -> TableReader:
     reader = TableReader(
         conn,
         plan,
@@ -200,17 +257,16 @@ def _read(run: IngestRun, conn: Any, plan: planning.TablePlan, state: TableState
         batch_rows=run.settings.batch_rows,
         hash_key=run.hash_key(),
     )
-    chunks = ParquetChunks(plan, run.settings.rows_per_load, load)
     conn.execute("BEGIN")  # one snapshot for the whole read
     try:
         for batch in reader.batches():
             if not reader.result.bad_total:  # after a bad value nothing is applied; keep counting
-                chunks.add(batch)
+                stager.add(batch)
         if not reader.result.bad_total:
-            chunks.flush()
+            stager.flush()
     finally:
         conn.execute("COMMIT")
-        chunks.close()
+        stager.close()
     return reader
 
 

@@ -6,9 +6,9 @@
   nothing is written, the others go on. Columns dropped in SQLite stay in BigQuery (NULL from then on).
 - The staging table is unique to the run (``_offsite_stage_<table>_<run>``), expires after
   ``staging_expiration_minutes`` (so a killed run leaves nothing for long) and is deleted in
-  the engine's ``finally``. Rows reach it as Parquet files through load jobs: bqemulator
-  (the local BigQuery) has no pending-stream Storage Write API path we can rely on, so the
-  load-job path is the one implemented (docs/ingest.md).
+  the engine's ``finally``. Rows reach it through the Storage Write API
+  (:mod:`shared.ingest.write_api`) or as Parquet files through load jobs (:func:`load_parquet`),
+  as ``ingest.load_path`` says (docs/ingest.md).
 """
 
 from __future__ import annotations
