@@ -107,30 +107,19 @@ resource "google_eventarc_trigger" "mirror" {
 resource "terraform_data" "mirror_dead_letter" {
   for_each = var.attach_eventarc_dead_letters ? local.mirror_triggers : {}
 
-  triggers_replace = {
-    trigger               = google_eventarc_trigger.mirror[each.key].id
-    dead_letter_topic     = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
-    max_delivery_attempts = local.pubsub.max_delivery_attempts
-    minimum_backoff_s     = local.pubsub.minimum_backoff_s
-    maximum_backoff_s     = local.pubsub.maximum_backoff_s
-    ack_deadline_s        = local.eventarc_ack_deadline_s
-  }
+  triggers_replace = merge(local.eventarc_dead_letter_policy, {
+    trigger           = google_eventarc_trigger.mirror[each.key].id
+    dead_letter_topic = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
+  })
 
   provisioner "local-exec" {
     command = "bash ${path.module}/scripts/attach-dead-letter.sh"
 
-    environment = {
-      PROJECT                     = local.project
-      REGION                      = each.value.location
-      TRIGGER                     = google_eventarc_trigger.mirror[each.key].id
-      DEAD_LETTER_TOPIC           = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
-      MAX_DELIVERY_ATTEMPTS       = local.pubsub.max_delivery_attempts
-      MIN_RETRY_DELAY             = "${local.pubsub.minimum_backoff_s}s"
-      MAX_RETRY_DELAY             = "${local.pubsub.maximum_backoff_s}s"
-      ACK_DEADLINE                = local.eventarc_ack_deadline_s
-      PUBSUB_AGENT                = local.pubsub_agent
-      IMPERSONATE_SERVICE_ACCOUNT = var.impersonate_service_account != null ? var.impersonate_service_account : ""
-    }
+    environment = merge(local.eventarc_dead_letter_env, {
+      REGION            = each.value.location
+      TRIGGER           = google_eventarc_trigger.mirror[each.key].id
+      DEAD_LETTER_TOPIC = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
+    })
   }
 
   depends_on = [google_pubsub_topic_iam_member.dead_letter_publisher, terraform_data.dead_letter_preflight]
