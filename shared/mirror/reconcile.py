@@ -110,8 +110,8 @@ def reconcile_destination(
             if mirror.delete == "mirror":
                 deleted = _delete_extra(mirror, destination, comparison)
     result = result_for(mirror, destination_id, comparison, unhashed, redelivered, deleted, message_id)
+    record_latest(config, mirror, destination_id, result)  # first: a failure retries before anything is reported
     report(result, config=config)
-    record_latest(config, mirror, destination_id, result)
     return Reconciled(result, redelivered, deleted)
 
 
