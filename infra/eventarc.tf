@@ -11,6 +11,25 @@
 
 locals {
   eventarc_ack_deadline_s = 600
+
+  # The policy attach-dead-letter.sh gives an Eventarc-managed subscription (also mirror.tf's
+  # triggers): replaced when it changes, and the script's environment besides the trigger, its
+  # region and the dead-letter topic.
+  eventarc_dead_letter_policy = {
+    max_delivery_attempts = local.pubsub.max_delivery_attempts
+    minimum_backoff_s     = local.pubsub.minimum_backoff_s
+    maximum_backoff_s     = local.pubsub.maximum_backoff_s
+    ack_deadline_s        = local.eventarc_ack_deadline_s
+  }
+  eventarc_dead_letter_env = {
+    PROJECT                     = local.project
+    MAX_DELIVERY_ATTEMPTS       = local.pubsub.max_delivery_attempts
+    MIN_RETRY_DELAY             = "${local.pubsub.minimum_backoff_s}s"
+    MAX_RETRY_DELAY             = "${local.pubsub.maximum_backoff_s}s"
+    ACK_DEADLINE                = local.eventarc_ack_deadline_s
+    PUBSUB_AGENT                = local.pubsub_agent
+    IMPERSONATE_SERVICE_ACCOUNT = var.impersonate_service_account != null ? var.impersonate_service_account : ""
+  }
 }
 
 # Read after the Cloud Storage API is enabled (apis.tf).
@@ -56,30 +75,19 @@ resource "terraform_data" "dead_letter_preflight" {
 resource "terraform_data" "gcs_dead_letter" {
   for_each = var.attach_eventarc_dead_letters ? local.eventarc_feeds : {}
 
-  triggers_replace = {
-    trigger               = google_cloudfunctions2_function.fn[each.value.function].event_trigger[0].trigger
-    dead_letter_topic     = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
-    max_delivery_attempts = local.pubsub.max_delivery_attempts
-    minimum_backoff_s     = local.pubsub.minimum_backoff_s
-    maximum_backoff_s     = local.pubsub.maximum_backoff_s
-    ack_deadline_s        = local.eventarc_ack_deadline_s
-  }
+  triggers_replace = merge(local.eventarc_dead_letter_policy, {
+    trigger           = google_cloudfunctions2_function.fn[each.value.function].event_trigger[0].trigger
+    dead_letter_topic = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
+  })
 
   provisioner "local-exec" {
     command = "bash ${path.module}/scripts/attach-dead-letter.sh"
 
-    environment = {
-      PROJECT                     = local.project
-      REGION                      = try(each.value.trigger_region, local.region)
-      TRIGGER                     = google_cloudfunctions2_function.fn[each.value.function].event_trigger[0].trigger
-      DEAD_LETTER_TOPIC           = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
-      MAX_DELIVERY_ATTEMPTS       = local.pubsub.max_delivery_attempts
-      MIN_RETRY_DELAY             = "${local.pubsub.minimum_backoff_s}s"
-      MAX_RETRY_DELAY             = "${local.pubsub.maximum_backoff_s}s"
-      ACK_DEADLINE                = local.eventarc_ack_deadline_s
-      PUBSUB_AGENT                = local.pubsub_agent
-      IMPERSONATE_SERVICE_ACCOUNT = var.impersonate_service_account != null ? var.impersonate_service_account : ""
-    }
+    environment = merge(local.eventarc_dead_letter_env, {
+      REGION            = try(each.value.trigger_region, local.region)
+      TRIGGER           = google_cloudfunctions2_function.fn[each.value.function].event_trigger[0].trigger
+      DEAD_LETTER_TOPIC = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
+    })
   }
 
   depends_on = [google_pubsub_topic_iam_member.dead_letter_publisher]

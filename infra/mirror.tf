@@ -9,8 +9,12 @@
 # - a Cloud Scheduler job on its `schedule` publishing {"bucket": NAME} on mirror-reconciles
 #   (verify lists both sides, reports on verify-results and re-delivers through
 #   delivery-continuations, hence verify's publisher grant on that topic).
-# A lost event is caught by the reconcile; the Eventarc-managed subscriptions of these triggers
-# get no dead-letter topic (eventarc.tf attaches those of the functions' own triggers only).
+# - the same retry, dead-letter and 600 s ack-deadline policy on each trigger's Eventarc-managed
+#   subscription as the functions' own GCS triggers (eventarc.tf, scripts/attach-dead-letter.sh):
+#   an event that keeps failing goes to the delivery function's GCS dead-letter topic
+#   (<function>-gcs-finalized-dlq, whose -report subscription makes verify publish it as a
+#   `failed` result naming run mirror-{bucket}, and whose -sub keeps it for `offsite dlq`); an
+#   upload of minutes is not redelivered while it runs. The reconcile still repairs what is lost.
 
 locals {
   mirror_buckets = { for b in coalesce(try(local.config.buckets, null), []) : b.name => b }
@@ -39,6 +43,8 @@ locals {
           bucket     = bucket
           location   = coalesce(try(b.location, null), local.region)
           event_type = "google.cloud.storage.object.v1.${event}"
+          # the function's own GCS dead-letter topic (topology.tf gcs_feeds), already reported by verify
+          dead_letter_topic = [for feed in values(local.gcs_feeds) : feed.dead_letter_topic if feed.function == fn][0]
         }
       } if length([for kind in kinds : kind if contains(local.mirror_kinds[bucket], kind)]) > 0
     ]
@@ -95,6 +101,28 @@ resource "google_eventarc_trigger" "mirror" {
     google_project_iam_member.gcs_agent_publisher,
     google_cloud_run_v2_service_iam_member.trigger_invoker,
   ]
+}
+
+# As terraform_data.gcs_dead_letter (eventarc.tf) for the functions' own triggers.
+resource "terraform_data" "mirror_dead_letter" {
+  for_each = var.attach_eventarc_dead_letters ? local.mirror_triggers : {}
+
+  triggers_replace = merge(local.eventarc_dead_letter_policy, {
+    trigger           = google_eventarc_trigger.mirror[each.key].id
+    dead_letter_topic = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
+  })
+
+  provisioner "local-exec" {
+    command = "bash ${path.module}/scripts/attach-dead-letter.sh"
+
+    environment = merge(local.eventarc_dead_letter_env, {
+      REGION            = each.value.location
+      TRIGGER           = google_eventarc_trigger.mirror[each.key].id
+      DEAD_LETTER_TOPIC = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
+    })
+  }
+
+  depends_on = [google_pubsub_topic_iam_member.dead_letter_publisher, terraform_data.dead_letter_preflight]
 }
 
 resource "google_storage_bucket_iam_member" "mirror" {

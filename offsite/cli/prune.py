@@ -27,6 +27,9 @@ def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; change nothing.")] = False,
     dataset: Annotated[str | None, typer.Option("--dataset", help="Only this configured dataset.")] = None,
     export: Annotated[str | None, typer.Option("--export", help="Only this configured query export.")] = None,
+    bucket: Annotated[
+        str | None, typer.Option("--bucket", help="Only this mirrored bucket's _offsite_versions/ folders.")
+    ] = None,
     destination: Annotated[
         str | None, typer.Option("--destination", "-d", help="Only this destination (box, sftp:NAME).")
     ] = None,
@@ -34,7 +37,9 @@ def prune(
     config: ConfigOption = None,
 ) -> None:
     """Remove run folders older than each entry's `retention` at its destinations, each only once
-    a newer run of the same table is in_sync there; every removal is reported as `pruned`.
+    a newer run of the same table is in_sync there, and mirrored buckets' dated
+    `_offsite_versions/` folders, each only while the bucket's latest reconcile there is in_sync;
+    every removal is reported as `pruned`.
 
     Exit 0 when done (also when nothing was to prune), 2 on a bad option or configuration.
     """
@@ -42,7 +47,7 @@ def prune(
 
     cfg = load_cli_config(config)
     try:
-        summary = apply(cfg, dry_run=dry_run, dataset=dataset, export=export, destination=destination)
+        summary = apply(cfg, dry_run=dry_run, dataset=dataset, export=export, destination=destination, bucket=bucket)
     except OffsiteError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -58,7 +63,7 @@ def prune(
     for line in summary.skipped:
         print_line(line)
     if not summary.outcomes:
-        print_line("nothing to prune: no run folders of entries with a retention policy were found")
+        print_line("nothing to prune: no run or versions folders of entries with a retention policy were found")
         return
     rows = [
         [o.entry, o.destination, o.path, o.date, o.action, o.files, human_bytes(o.bytes), o.why]

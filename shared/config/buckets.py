@@ -14,12 +14,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from shared.config.retention import Retention
 from shared.config.types import BUCKET_RE, Cron, Model, Names, Routes, TimeZone, matching
 from shared.ids import DestinationId
 from shared.validation import Problem, Problems
 
 DeletePolicy = Literal["keep", "mirror"]
 DEFAULT_REMOTE_FOLDER = "GCP/storage/{bucket}"
+VERSIONS_FOLDER = "_offsite_versions"  # under the bucket's folder: copies kept by ``retention`` (docs/mirror.md)
 
 
 class BucketMirror(Model):
@@ -49,6 +51,13 @@ class BucketMirror(Model):
         DEFAULT_REMOTE_FOLDER,
         description="Folder at the destination the object names go under; '{bucket}' is the bucket name.",
     )
+    retention: Retention | None = Field(
+        None,
+        description="{daily: N, monthly: M} (needs delete: mirror): a copy deleted by the mirror is moved to "
+        "'_offsite_versions/YYYY-MM-DD/' under the bucket's folder instead, and those dated folders are pruned "
+        "to the newest N days and the newest of each of the last M months, once the bucket's latest reconcile "
+        "there is in_sync. Absent: deleted copies are gone at once.",
+    )
 
     @field_validator("include", "exclude")
     @classmethod
@@ -71,9 +80,9 @@ class BucketMirror(Model):
         return value
 
     def selects(self, object_name: str) -> bool:
-        """Is ``object_name`` mirrored? Included (or no include list), not excluded, and not a
-        folder placeholder (a name ending in '/')."""
-        if not object_name or object_name.endswith("/"):
+        """Is ``object_name`` mirrored? Included (or no include list), not excluded, not a
+        folder placeholder (a name ending in '/') and not under the reserved ``_offsite_versions/``."""
+        if not object_name or object_name.endswith("/") or object_name.split("/", 1)[0] == VERSIONS_FOLDER:
             return False
         if self.include and not any(fnmatchcase(object_name, p) for p in self.include):
             return False
@@ -83,6 +92,11 @@ class BucketMirror(Model):
     def folder(self) -> str:
         """The destination folder of this bucket's objects (``GCP/storage/NAME``)."""
         return "/".join(p for p in self.remote_folder.replace("{bucket}", self.name).split("/") if p)
+
+    @property
+    def versions_folder(self) -> str:
+        """Where ``retention`` keeps removed copies: ``{folder}/_offsite_versions``."""
+        return f"{self.folder}/{VERSIONS_FOLDER}" if self.folder else VERSIONS_FOLDER
 
 
 def bucket_problems(
@@ -95,6 +109,12 @@ def bucket_problems(
         if entry.name in seen:
             problems.add(("buckets", i, "name"), f"{entry.name!r} is listed twice")
         seen.add(entry.name)
+        if entry.retention is not None and entry.delete != "mirror":
+            problems.add(
+                ("buckets", i, "retention"),
+                f"{entry.retention.describe()} needs 'delete: mirror' (with delete: {entry.delete!r} no copy is "
+                "ever removed, so there is nothing to keep versions of); set delete: mirror or remove retention",
+            )
         if entry.name in own_buckets:
             problems.add(
                 ("buckets", i, "name"),

@@ -5,5 +5,6 @@ A mirrored bucket's objects are delivered by the one delivery operation
 :mod:`routing` (which objects, where they go), :mod:`deletes` (an object deleted in the bucket),
 :mod:`compare` (bucket against destination: missing, extra, size, hash), :mod:`reconcile`
 (the scheduled comparison that fixes the difference and reports a VerifyResult),
-:mod:`request` (the ``mirror-reconciles`` message).
+:mod:`request` (the ``mirror-reconciles`` message), :mod:`versions` (with ``retention``: removed
+copies kept in dated ``_offsite_versions/`` folders).
 """

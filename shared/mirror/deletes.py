@@ -1,7 +1,7 @@
 """An object deleted in a mirrored bucket (``google.cloud.storage.object.v1.deleted``).
 
-With ``delete: keep`` (the default) the copy stays. With ``delete: mirror`` the copy is deleted,
-unless the bucket holds the name again: replacing an object also deletes its old generation
+With ``delete: keep`` (the default) the copy stays. With ``delete: mirror`` the copy is deleted
+(with ``retention``: moved to the day's ``_offsite_versions/`` folder, :mod:`versions`), unless the bucket holds the name again: replacing an object also deletes its old generation
 (GCS sends a delete event with ``overwrittenByGeneration``), and then the new generation's own
 finalize event delivers it — the copy must not be removed under it.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from shared import log
 from shared.destinations.base import Destination
 from shared.gcp import gcs
+from shared.mirror import versions
 from shared.mirror.routing import MirroredObject
 
 logger = log.get_logger(__name__)
@@ -30,6 +31,6 @@ def apply_delete(mirrored: MirroredObject, destination: Destination) -> bool:
             live_generation=live.generation,
         )
         return False
-    destination.delete(mirrored.remote_path)
-    logger.info("copy deleted (delete: mirror)", remote_path=destination.location(mirrored.remote_path))
+    versions.remove_copy(mirror, destination, mirrored.remote_path)
+    logger.info("copy removed (delete: mirror)", remote_path=destination.location(mirrored.remote_path))
     return True

@@ -18,15 +18,23 @@ by ``offsite mirror reconcile``):
    and with ``delete: mirror`` every extra file is deleted at once.
 
 The next reconcile (or ``offsite mirror reconcile --check-only``) shows the fixed state.
+
+The ``_offsite_versions/`` folder (copies kept by ``retention``, :mod:`versions`) is not part
+of the comparison: never extra, never deleted. With ``retention`` an extra file is moved there
+instead of deleted. Each destination's outcome is also kept as the bucket's *latest reconcile*
+there (:func:`record_latest`): retention prunes versions only while it is ``in_sync``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
 from dataclasses import dataclass
 
 from shared import log
 from shared.config import Config
-from shared.config.buckets import BucketMirror
+from shared.config.buckets import VERSIONS_FOLDER, BucketMirror
 from shared.delivery import checkpoint
 from shared.delivery.ledger import SHA1_KEY
 from shared.destinations import factory
@@ -34,10 +42,11 @@ from shared.destinations.base import Destination
 from shared.errors import RejectedInput
 from shared.events import StorageObject
 from shared.gcp import gcs
-from shared.ids import DestinationId, Stage
+from shared.ids import DestinationId, Stage, Status
 from shared.layout import RemoteFolder
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import Source, VerifyResult
+from shared.mirror import versions
 from shared.mirror.request import MirrorRequest
 from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id, mirrorable, remote_path
 from shared.reporting.results import report
@@ -101,8 +110,33 @@ def reconcile_destination(
             if mirror.delete == "mirror":
                 deleted = _delete_extra(mirror, destination, comparison)
     result = result_for(mirror, destination_id, comparison, unhashed, redelivered, deleted, message_id)
+    record_latest(config, mirror, destination_id, result)  # first: a failure retries before anything is reported
     report(result, config=config)
     return Reconciled(result, redelivered, deleted)
+
+
+def latest_name(mirror: BucketMirror, destination: DestinationId | str) -> str:
+    """The state bucket object holding the bucket's latest reconcile result at ``destination``."""
+    return f"mirror/{mirror.name}/{destination}/latest-reconcile.json"
+
+
+def record_latest(config: Config, mirror: BucketMirror, destination: DestinationId, result: VerifyResult) -> None:
+    """Keep ``result`` as the bucket's latest reconcile at ``destination`` (only with ``retention``)."""
+    if mirror.retention is None:
+        return
+    body = {"status": result.status, "finished_at": result.finished_at or dt.datetime.now(dt.UTC).isoformat()}
+    gcs.write(
+        config.state_bucket_name,
+        latest_name(mirror, destination),
+        json.dumps(body, sort_keys=True).encode(),
+        "application/json",
+    )
+
+
+def latest_in_sync(config: Config, mirror: BucketMirror, destination: DestinationId | str) -> bool:
+    """Is the bucket's latest reconcile at ``destination`` in_sync?"""
+    data = gcs.read_bytes(config.state_bucket_name, latest_name(mirror, destination))
+    return data is not None and json.loads(data).get("status") == Status.IN_SYNC
 
 
 def compare_bucket(
@@ -147,7 +181,22 @@ def compare_bucket(
         source_sha1=None if unhashed else (lambda f: f.sha1 or ""),
         download_hashes=download_hashes,
     )
-    return comparison, unhashed
+    return _without_versions(comparison), unhashed
+
+
+def _without_versions(comparison: Comparison) -> Comparison:
+    """The comparison without what lies under ``_offsite_versions/`` (kept by retention)."""
+    head = VERSIONS_FOLDER + "/"
+
+    def keep(names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(n for n in names if not n.startswith(head))
+
+    return dataclasses.replace(
+        comparison,
+        extra=keep(comparison.extra),
+        partial=keep(comparison.partial),
+        in_flight=keep(comparison.in_flight),
+    )
 
 
 def _relative(mirror: BucketMirror, object_name: str) -> str:
@@ -174,10 +223,10 @@ def _redeliver(
 
 def _delete_extra(mirror: BucketMirror, destination: Destination, comparison: Comparison) -> tuple[str, ...]:
     """``delete: mirror``: files in the bucket's folder with no object (unfinished uploads of
-    objects still being delivered are left alone)."""
+    objects still being delivered are left alone); with ``retention`` moved to the versions."""
     doomed = [n for n in comparison.extra if n not in comparison.in_flight]
     for name in doomed:
-        destination.delete(f"{mirror.folder}/{name}" if mirror.folder else name)
+        versions.remove_copy(mirror, destination, f"{mirror.folder}/{name}" if mirror.folder else name)
     if doomed:
         logger.info("extra files deleted (delete: mirror)", destination=str(destination.id), files=len(doomed))
     return tuple(doomed)

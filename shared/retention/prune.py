@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, field
 
 from shared import log
 from shared.config import Config, DatasetExport, Retention
@@ -35,35 +34,13 @@ from shared.layout import RunFolder
 from shared.messages import VerifyResult
 from shared.retention.catalog import PRUNED, PRUNING, Catalog, Entry, KnownRun, Unit, catalog, source_of
 from shared.retention.policy import Dated, Decision, decide
+from shared.retention.summary import Outcome, PruneSummary
+from shared.retention.versions import bucket_targets, prune_bucket
 from shared.verify import markers as verify_markers
 from shared.verify.flow import publish_once
 
 logger = log.get_logger(__name__)
 SETTLE_EXTRA = dt.timedelta(days=1)  # beyond verify.deadline_minutes, a run with no final result is not pending
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One run folder at one destination: what retention decided and did."""
-
-    entry: str  # the dataset or export name
-    destination: str
-    path: str  # at the destination
-    date: str
-    action: str  # keep | protect | prune | pruned | deferred
-    why: str
-    files: int
-    bytes: int
-
-
-@dataclass
-class PruneSummary:
-    dry_run: bool
-    outcomes: list[Outcome] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # (entry, destination) pairs not pruned, and why
-
-    def count(self, action: str) -> int:
-        return sum(1 for o in self.outcomes if o.action == action)
 
 
 Target = tuple[Entry, DestinationId]
@@ -104,16 +81,27 @@ def prune(
     dataset: str | None = None,
     export: str | None = None,
     destination: str | None = None,
+    bucket: str | None = None,
     now: dt.datetime | None = None,
     stop_at: float | None = None,
     message_id: str | None = None,
 ) -> PruneSummary:
-    """Apply every matching retention policy (module docstring)."""
+    """Apply every matching retention policy (module docstring); mirrored buckets' versions
+    too (:mod:`shared.retention.versions`) unless ``dataset`` or ``export`` narrows it."""
     summary = PruneSummary(dry_run)
-    for entry, dest in targets(config, dataset=dataset, export=export, destination=destination):
+    if bucket is not None and (dataset is not None or export is not None):
+        raise ConfigError("--bucket: cannot be combined with --dataset or --export (a bucket has no run folders)")
+    pairs = targets(config, dataset=dataset, export=export, destination=destination)
+    mirrors = bucket_targets(config, bucket=bucket, destination=destination)
+    for entry, dest in pairs if bucket is None else []:
         with opened(dest, config) as handle:
             prune_target(
                 config, entry, handle, summary, dry_run=dry_run, now=now, stop_at=stop_at, message_id=message_id
+            )
+    for mirror, dest in mirrors if dataset is None and export is None else []:
+        with opened(dest, config) as handle:
+            prune_bucket(
+                config, mirror, handle, summary, dry_run=dry_run, now=now, stop_at=stop_at, message_id=message_id
             )
     return summary
 

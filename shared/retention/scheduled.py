@@ -1,8 +1,8 @@
 """Retention's daily pass, run at the end of each verify sweep (``{"sweep": true}``, every 30 min).
 
-Each (entry, destination) pair with a ``retention`` policy is pruned at most once per UTC day:
-the first sweep of the day that reaches it claims
-``retention/{YYYYMMDD}/{datasets|exports}/{name}/{destination}.json`` in the state bucket
+Each (entry, destination) pair with a ``retention`` policy (datasets, query exports, and
+mirrored buckets' versions) is pruned at most once per UTC day: the first sweep of the day that
+reaches it claims ``retention/{YYYYMMDD}/{datasets|exports|buckets}/{name}/{destination}.json`` in the state bucket
 (``if_generation_match=0``) and prunes it (:func:`shared.retention.prune.prune_target`). Work
 is bounded by the sweep's time budget: no removal starts after ``budget_s`` from the start of
 the sweep, and a pair left unfinished (or hit by a transient failure) gives its claim back, so
@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from shared import log
 from shared.budgeted_pass import PassCounts, record_outcome, stop_time
 from shared.config import Config, DatasetExport
+from shared.config.buckets import BucketMirror
 from shared.destinations.factory import opened
 from shared.errors import PermanentError
 from shared.layout import yyyymmdd
-from shared.retention.prune import PruneSummary, Target, prune_target, targets
+from shared.retention.prune import Target, prune_target, targets
+from shared.retention.summary import PruneSummary
+from shared.retention.versions import BucketTarget, bucket_targets, prune_bucket
 from shared.verify import markers as verify_markers
 
 logger = log.get_logger(__name__)
@@ -37,9 +40,11 @@ class DailySummary(PassCounts):
     pruned: int = 0
 
 
-def claim_name(target: Target, now: dt.datetime) -> str:
+def claim_name(target: Target | BucketTarget, now: dt.datetime) -> str:
     entry, destination = target
-    section = "datasets" if isinstance(entry, DatasetExport) else "exports"
+    section = (
+        "buckets" if isinstance(entry, BucketMirror) else "datasets" if isinstance(entry, DatasetExport) else "exports"
+    )
     return f"{CLAIMS}{yyyymmdd(now.date())}/{section}/{entry.name}/{destination}.json"
 
 
@@ -55,7 +60,8 @@ def daily_pass(
     summary = DailySummary()
     stop_at = stop_time(started, budget_s)
     bucket = config.state_bucket_name
-    for target in targets(config):
+    pairs: list[Target | BucketTarget] = [*targets(config), *bucket_targets(config)]
+    for target in pairs:
         summary.targets += 1
         if time.monotonic() > stop_at:
             summary.deferred += 1
@@ -67,7 +73,10 @@ def daily_pass(
         result = PruneSummary(dry_run=False)
         try:
             with log.bind(entry=entry.name, destination=str(destination)), opened(destination, config) as handle:
-                prune_target(config, entry, handle, result, now=now, stop_at=stop_at, message_id=message_id)
+                if isinstance(entry, BucketMirror):
+                    prune_bucket(config, entry, handle, result, now=now, stop_at=stop_at, message_id=message_id)
+                else:
+                    prune_target(config, entry, handle, result, now=now, stop_at=stop_at, message_id=message_id)
         except PermanentError as exc:
             summary.failures += 1
             logger.error("retention could not prune", entry=entry.name, destination=str(destination), error=str(exc))

@@ -37,7 +37,7 @@ CLAIMS = "dead-letters/"
 def on_dead_letter(event: Any, config: Config) -> None:
     """One dead-lettered message → its ``failed`` result(s), once."""
     message = parse_pubsub(event)
-    source = topology.subscription_named(message.attributes.get(SOURCE_SUBSCRIPTION, ""))
+    source = topology.subscription_named(message.attributes.get(SOURCE_SUBSCRIPTION, "")) or _fed_by(message.topic)
     with log.bind(message_id=message.message_id, dead_letter_of=source.name if source else None):
         key = _key(message, source)
         claim = f"{CLAIMS}{key}.json"
@@ -124,6 +124,16 @@ def _object_concerns(message: PubSubMessage, source: Subscription, config: Confi
         d for d in routed.routing.destinations if (d.kind in kinds if not named else str(d) == named)
     ]
     return [_concern(routed.routing.run_id, routed.routing.source, d, routed.routing.date) for d in targets or [None]]
+
+
+def _fed_by(dead_letter_topic: str | None) -> Subscription | None:
+    """The subscription whose dead-letter topic this is. In the cloud an Eventarc trigger's dead
+    letters name Eventarc's own subscription (``eventarc-REGION-TRIGGER-sub-N``), not ours; the
+    functions' own GCS triggers and the mirror's (infra/mirror.tf) share the function's GCS
+    dead-letter topic, which names the subscription."""
+    if not dead_letter_topic:
+        return None
+    return next((s for s in topology.subscriptions() if s.dead_letter_topic == dead_letter_topic), None)
 
 
 def _key(message: PubSubMessage, source: Subscription | None) -> str:

@@ -85,3 +85,54 @@ def test_no_buckets_no_mirror_resources(infra) -> None:  # type: ignore[no-untyp
     assert module.instances("google_eventarc_trigger", "mirror") == {}
     assert module.instances("google_cloud_scheduler_job", "mirror") == {}
     assert not module.instances("google_pubsub_topic_iam_member", "mirror_redelivery")
+
+
+def test_mirror_triggers_get_the_dead_letter_retry_and_ack_deadline_policy(infra) -> None:  # type: ignore[no-untyped-def]
+    buckets = [
+        {"name": "bqx-ml-models", "destinations": ["box"], "delete": "mirror"},
+        {"name": "bqx-ml-results", "location": "us"},
+    ]
+    module = _module(infra, buckets)
+    triggers = module.instances("google_eventarc_trigger", "mirror")
+    attach = module.instances("terraform_data", "mirror_dead_letter")
+    assert set(attach) == set(triggers)
+    own = {s.function: s.dead_letter_topic for s in topology.subscriptions() if s.trigger.kind == "gcs"}
+    reported = {r.topic for r in topology.dead_letter_reports()}
+    retry = topology.DEFAULT_RETRY
+    for key, trigger in triggers.items():
+        function = key.split("/")[0]
+        (provisioner,) = attach[key]["provisioner"]
+        assert provisioner["__labels__"] == ["local-exec"]
+        assert provisioner["command"].endswith("/scripts/attach-dead-letter.sh")
+        env = provisioner["environment"]
+        assert str(env["TRIGGER"]) == f'google_eventarc_trigger.mirror["{key}"].id'
+        assert env["REGION"] == trigger["location"]
+        # the function's own GCS dead-letter topic: it has a pull subscription and a report subscription
+        assert own[function] in reported
+        assert str(env["DEAD_LETTER_TOPIC"]) == f'google_pubsub_topic.dead_letter["{own[function]}"].id'
+        assert env["MAX_DELIVERY_ATTEMPTS"] == retry.max_delivery_attempts
+        assert (env["MIN_RETRY_DELAY"], env["MAX_RETRY_DELAY"]) == (
+            f"{retry.minimum_backoff_s}s",
+            f"{retry.maximum_backoff_s}s",
+        )
+        assert env["ACK_DEADLINE"] == 600 and attach[key]["triggers_replace"]["ack_deadline_s"] == 600
+        assert str(env["PUBSUB_AGENT"]).startswith("serviceAccount:")
+    assert attach["transfer_sftp/finalized/bqx-ml-results"]["provisioner"][0]["environment"]["REGION"] == "us"
+    assert set(module.instances("google_pubsub_topic", "dead_letter")) >= set(own.values())
+    assert {f"{t}-report" for t in own.values()} <= set(
+        module.instances("google_pubsub_subscription", "dead_letter_report")
+    )
+    depends = module.depends_on("resource", "terraform_data", "mirror_dead_letter")
+    assert "terraform_data.dead_letter_preflight" in depends
+    assert "google_pubsub_topic_iam_member.dead_letter_publisher" in depends
+    # 600 s covers the delivery functions' longest invocation and is Pub/Sub's maximum.
+    assert max(topology.function(f).timeout_s for f in own if f != "verify") <= 600
+
+
+def test_mirror_dead_letters_can_be_switched_off(infra) -> None:  # type: ignore[no-untyped-def]
+    module = infra(
+        yaml.safe_dump({**BASE, "buckets": [{"name": "bqx-ml-models", "delete": "mirror"}]}),
+        attach_eventarc_dead_letters=False,
+    )
+    assert module.instances("google_eventarc_trigger", "mirror")
+    assert module.instances("terraform_data", "mirror_dead_letter") == {}

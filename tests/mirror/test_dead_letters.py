@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from shared.mirror.request import MirrorRequest
 from shared.stages.verify import verify
+from shared.topology import GCS_DELETED
 from tests.mirror.conftest import MirrorStack
 
 
@@ -38,3 +39,24 @@ def test_a_dead_lettered_reconcile_names_the_bucket(mirror_factory: Callable[...
     assert (failed.status, failed.run_id) == ("failed", f"mirror-{m.bucket}")
     assert failed.source is not None and failed.source.label == f"gs://{m.bucket}"
     assert "dead-lettered after 5 delivery attempts on verify-mirror-reconciles" in (failed.reason or "")
+
+
+def test_a_dead_letter_of_a_mirror_trigger_named_by_eventarc_is_read_by_its_topic(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    """In the cloud a mirror trigger's dead letter names Eventarc's subscription, not ours; its
+    dead-letter topic (the delivery function's GCS one, infra/mirror.tf) says what it was."""
+    m = mirror_factory(delete="mirror")
+    m.finalized(m.put("x/gone.bin", b"delivered, then deleted"))
+    info = m.remove("x/gone.bin")
+    attributes = {
+        "CloudPubSubDeadLetterSourceSubscription": f"projects/{m.info.project}/subscriptions/"
+        "eventarc-us-central1-om-upload-box-deleted-0a1b2c3d4e5f-sub-123",
+        "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+    }
+    data = json.dumps(m.storage_event(info, GCS_DELETED)["data"]).encode()
+    verify(m.pubsub_event("upload-box-gcs-finalized-dlq", data, attributes), m.config)
+    [failed] = m.results()
+    assert (failed.status, failed.stage, failed.destination) == ("failed", "upload_box", "box")
+    assert failed.run_id == f"mirror-{m.bucket}"
+    assert "dead-lettered after 5 delivery attempts on upload-box-gcs-finalized" in (failed.reason or "")

@@ -101,7 +101,8 @@ def test_retention_is_optional_and_defaults_to_keeping_everything(tmp_path: Path
 def test_a_flat_destination_is_skipped_and_said_so(tmp_path: Path) -> None:
     from shared.destinations.base import Abilities
     from shared.destinations.memory import MemoryDestination
-    from shared.retention.prune import PruneSummary, prune_target
+    from shared.retention.prune import prune_target
+    from shared.retention.summary import PruneSummary
 
     text = MINIMAL.replace(
         '    destinations: ["sftp:acme"]\n', '    destinations: ["sftp:acme"]\n    retention: {daily: 1}\n'

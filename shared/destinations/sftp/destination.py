@@ -219,6 +219,18 @@ class SftpDestination(PutViaResumable):
         with self.pool.session() as session:
             return remove_tree(session, self.partner_name, full, recursive=recursive)
 
+    def move(self, path: str, to: str) -> bool:
+        """Rename the file ``path`` to ``to`` on the server (parents created, a file at ``to``
+        replaced as ``put`` replaces); False when there is no file at ``path``."""
+        src, dst = self.remote_path(normalize_path(path)), self.remote_path(normalize_path(to))
+        with self.pool.session() as session:
+            attrs = self._lstat(session, src)
+            if attrs is None or not statmod.S_ISREG(attrs.st_mode or 0):
+                return False
+            self._mkdirs(session, posixpath.dirname(dst))
+            self._publish(session, src, dst, replace=True)
+        return True
+
     def mkdirs(self, path: str) -> None:
         full = self.remote_path(normalize_path(path))
         with self.pool.session() as session:
