@@ -284,19 +284,29 @@ def _stack_processes(info: StackInfo) -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize("which", ["bare_stack", "stack"])
-def test_the_box_token_is_in_no_command_line_and_no_log(which: str, request: pytest.FixtureRequest) -> None:
-    """Every process of a started stack (functions and their gunicorn workers included), every log."""
+def test_the_stacks_secrets_are_in_no_command_line_and_no_log(which: str, request: pytest.FixtureRequest) -> None:
+    """Every process of a started stack (functions and their gunicorn workers included), every log:
+    the Box developer token, and the Drive server's client secret and refresh token."""
     info: StackInfo = request.getfixturevalue(which)
     token = info.box.developer_token
-    assert len(token) >= 20
+    drive = Path(info.root, "drive")
+    secrets = {
+        "box developer token": token,
+        "drive client secret": (drive / "client_secret").read_text().strip(),
+        "drive refresh token": (drive / "refresh_token").read_text().strip(),
+    }
+    assert all(len(secret) >= 20 for secret in secrets.values())
     processes = _stack_processes(info)
     assert any("devstack.boxapi" in " ".join(p.cmdline()) for p in processes)
+    assert any("devstack.driveapi" in " ".join(p.cmdline()) for p in processes)
     for proc in processes:
-        assert token not in " ".join(proc.cmdline()), proc.cmdline()
+        cmdline = " ".join(proc.cmdline())
+        assert [what for what, secret in secrets.items() if secret in cmdline] == [], proc.cmdline()
     logs = list(Path(info.root, "logs").glob("*.log"))
     assert {Path(c.log) for c in info.components} <= set(logs)
     for log in logs:
-        assert token not in log.read_text(errors="replace"), log
+        text = log.read_text(errors="replace")
+        assert [what for what, secret in secrets.items() if secret in text] == [], log
     # The token still works: the Box server reads it from its file.
     req = urllib.request.Request(f"{info.box.base_url}/2.0/users/me")
     req.add_header("authorization", f"Bearer {token}")
