@@ -324,3 +324,52 @@ def test_a_local_concurrency_override_is_parsed_per_function() -> None:
     assert concurrency_for("verify", 10, env) == 10
     with pytest.raises(StackError, match="is not NAME=N"):
         concurrency_for("verify", 10, {ENV_CONCURRENCY: "verify=0"})
+
+
+def test_a_push_unanswered_within_its_ack_deadline_is_redelivered_as_the_next_attempt(bare_stack: StackInfo) -> None:
+    """As Pub/Sub push: a request the endpoint does not answer within the subscription's ack
+    deadline counts as a failed attempt, and the message comes again (deliveryAttempt 2) after
+    the backoff, even though the first request is still running."""
+    from devstack.pubsub_admin import PushRetry
+    from devstack.push.dispatcher import SubscriptionWorker
+    from devstack.push.emulator import Emulator
+    from devstack.push.routes import Route
+
+    hold = threading.Event()
+
+    def answer(path: str, body: Any) -> int:
+        if body["deliveryAttempt"] == 1:
+            hold.wait(30)  # past the 1 s ack deadline
+        return 204
+
+    admin = bare_stack.pubsub_admin()
+    name = f"ackdeadline-{uuid.uuid4().hex[:8]}"
+    admin.create_topic(name)
+    admin.create_topic(name + "-dlq")
+    retry = PushRetry(1, 1, 5)
+    admin.create_subscription(name, name, retry=retry, dead_letter_topic=name + "-dlq", retry_policy=False)
+    sink = RecordingSink(answer)
+    stop = threading.Event()
+    route = Route(
+        subscription=name,
+        function="slow",
+        endpoint=sink.url,
+        dead_letter_topic=name + "-dlq",
+        ack_deadline_s=1,
+        minimum_backoff_s=1,
+        maximum_backoff_s=1,
+        max_delivery_attempts=5,
+        concurrency=2,
+    )
+    worker = SubscriptionWorker(Emulator(bare_stack.pubsub_host, bare_stack.project), route, stop)
+    try:
+        worker.start()
+        message_id = admin.publish(name, b"slow work")
+        _wait("the redelivery", lambda: worker.acked >= 1, timeout_s=30)
+        attempts = [r.body["deliveryAttempt"] for r in sink.received if r.body["message"]["messageId"] == message_id]
+        assert attempts == [1, 2]  # the second came while the first was still held
+        assert not hold.is_set()
+    finally:
+        hold.set()
+        stop.set()
+        sink.close()
