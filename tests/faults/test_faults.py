@@ -4,7 +4,7 @@ destination, every failure visible on verify-results, nothing stuck outside the 
 Each test drives the real functions through the real push dispatcher: data files written to the
 exports bucket start the uploads, the manifest written last starts verify, and the outcome is
 read where users read it: the destination's files and the run history (`offsite status`).
-Other faults are covered closer to their code: an SFTP connection cut mid-file
+Other faults are covered closer to their code too: an SFTP connection cut mid-file by a proxy
 (tests/sftp/test_delivery.py), Box faults per request (tests/box/test_faults.py), a function
 killed and restarted by the supervisor (tests/stack/test_push.py), dead letters becoming
 results (tests/stack/test_dead_letter_reports.py), a host-key change under a warm pool
@@ -93,6 +93,64 @@ def test_a_function_killed_mid_transfer_delivers_the_file_once(kit: FaultKit) ->
     kit.finish(run)
     eventually(lambda: function_process(kit.info, "transfer_sftp").pid != victim.pid, "the function restarted")
     assert_delivered_once(kit, run, "sftp:local")
+
+
+def test_upload_box_killed_mid_session_delivers_the_file_once(kit: FaultKit) -> None:
+    """upload_box dies while parts of a Box upload session are in flight (the local Box server
+    holds them: a delay fault); the supervisor restarts it and the redelivered event ends with
+    the file in Box once and whole."""
+    [held] = box_admin(
+        kit.info,
+        "POST",
+        "/faults",
+        {"operation": "upload_part", "action": "delay", "seconds": 5, "count": 4, "skip": 1},
+    )["faults"]
+    try:
+        run = kit.new_run({"session": 40 * MB}, ("box",))
+        (name,) = run.files
+        kit.upload(run, name)
+
+        def part_held() -> bool:
+            faults = {f["id"]: f for f in box_admin(kit.info, "GET", "/faults")["faults"]}
+            return held["id"] not in faults or faults[held["id"]]["fired"] > 0
+
+        eventually(part_held, "a part of the upload session in flight")
+        victim = function_process(kit.info, "upload_box")
+        victim.send_signal(signal.SIGKILL)  # mid-session
+        kit.finish(run)
+        eventually(lambda: function_process(kit.info, "upload_box").pid != victim.pid, "the function restarted")
+        assert_delivered_once(kit, run, "box")
+    finally:
+        box_admin(kit.info, "DELETE", "/faults")
+
+
+def test_sftp_disconnects_mid_file_cost_a_retry_not_the_file(kit: FaultKit) -> None:
+    """The partner's server drops every connection while a file is being written (each SSH
+    session's process of the stack's sshd killed; the daemon keeps listening): the delivery is
+    retried and the file arrives once and whole, nothing dead-lettered."""
+    run = kit.new_run({"cut": 96 * MB}, ("sftp:local",))
+    (name,) = run.files
+    partial = kit.sftp_dir(run) / (name + ".partial")
+    kit.upload(run, name)
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size > 0):  # bytes are arriving ...
+        assert time.monotonic() < deadline, "the transfer never started"
+        time.sleep(0.005)
+    sshd = psutil.Process(kit.info.component("sftp").pid)
+    sessions = sshd.children(recursive=True)
+    assert sessions, "no SSH session process to cut (the stack's SFTP server is not OpenSSH?)"
+    for session in sessions:  # ... and the server drops the connection mid-file
+        session.send_signal(signal.SIGKILL)
+    assert partial.exists(), "the file was complete before the cut: nothing was tested"
+    kit.finish(run)
+    assert_delivered_once(kit, run, "sftp:local")
+    assert sshd.is_running()
+    dead = [
+        m
+        for m in kit.info.pubsub_admin().pull("transfer-sftp-gcs-finalized-dlq-sub", 50, ack=False)
+        if run.run_id in str(m)
+    ]
+    assert dead == []
 
 
 def test_box_429_storms_and_5xx_cost_retries_not_files(kit: FaultKit) -> None:
