@@ -8,19 +8,17 @@ no byte crosses the link twice.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from devstack.boxapi import BoxApiServer
-from devstack.tcp_proxy import LoopbackProxy
+from devstack.throttle import ThrottledProxy
 from shared.config import BoxDestination as BoxSettings
 from shared.destinations.box.destination import BoxDestination
 from shared.destinations.box.http import CONNECT_TIMEOUT_S
@@ -30,38 +28,25 @@ SIZE = 20 * MB + 12_345  # an upload session of three 8 MiB parts
 STALL_S = CONNECT_TIMEOUT_S + 3
 
 
-class StallingProxy(LoopbackProxy):
-    """Forwards to the Box server; once ``stall_after`` bytes went upstream, reads nothing from
-    the client for ``stall_s`` (its socket buffers fill and the sender blocks). ``sent`` counts
-    the bytes that went upstream."""
+class StallingProxy(ThrottledProxy):
+    """Forwards to the Box server unthrottled; once ``stall_after`` bytes went upstream, reads
+    nothing from the client for ``stall_s`` (its socket buffers fill and the sender blocks).
+    ``sent`` counts the bytes that went upstream."""
 
     def __init__(self, target_port: int, stall_after: int, stall_s: float) -> None:
-        self.sent, self.stalled = 0, False
+        self.stalled = False
         self.stall_after, self.stall_s = stall_after, stall_s
-        super().__init__(target_port, "stall")
+        super().__init__(target_port, bytes_per_s=float("inf"))
         # Small receive buffers, so a stalled read blocks the sender soon.
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
 
-    def connected(self, client: socket.socket, server: socket.socket) -> None:
-        threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
-        try:
-            while data := src.recv(16 * 1024):
-                if upstream:
-                    with self._lock:
-                        self.sent += len(data)
-                        stall = not self.stalled and self.sent >= self.stall_after
-                        self.stalled = self.stalled or stall
-                    if stall:
-                        time.sleep(self.stall_s)
-                dst.sendall(data)
-        except OSError:
-            pass
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def _wait_for_link(self, size: int) -> None:
+        with self._lock:
+            self.sent += size
+            stall = not self.stalled and self.sent >= self.stall_after
+            self.stalled = self.stalled or stall
+        if stall:
+            time.sleep(self.stall_s)
 
 
 @pytest.fixture
