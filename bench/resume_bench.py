@@ -11,8 +11,8 @@ link's count with protocol overhead), what was sent twice, the throughput agains
 
 The issue's figure is 2 GB at 2 MB/s with the cloud's 480 s budget (``--full``: ~17 min per
 destination; fake-gcs-server keeps objects in memory and reached 9.3 GB RSS receiving the 2 GB
-object, so run it only on a machine with that to spare); the default (150 MB, 16 s) is scaled down to run in about three minutes with the same shape
-(≥ 3 invocations). Not a test: nothing here asserts; it prints what it saw, with the issue's
+object, so run it only on a machine with that to spare); the default (150 MB, 16 s) is scaled
+down to run in about three minutes with the same shape (≥ 3 invocations). Not a test: nothing here asserts; it prints what it saw, with the issue's
 bar per destination (whole, ≥ 3 invocations, at most one chunk — SFTP's 1 MiB read, Box's part —
 sent twice), and exits 1 when a destination misses it.
 
