@@ -10,6 +10,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devstack.state import StackInfo
 from shared.config import Config, load_config
@@ -74,6 +75,12 @@ class FaultKit:
 
     def final(self, run: FaultRun, destination: str) -> list[VerifyResult]:
         return [r for r in self.results(run) if r.destination == destination and r.status != "incomplete"]
+
+    def dead_letters(self, run: FaultRun) -> list[dict[str, Any]]:
+        """Messages about ``run`` waiting in any dead-letter queue of the stack (left there)."""
+        admin = self.info.pubsub_admin()
+        queues = sorted(set(self.info.dead_letter_subscriptions.values()))
+        return [m for queue in queues for m in admin.pull(queue, 100, ack=False) if run.run_id in str(m)]
 
     def sftp_dir(self, run: FaultRun) -> Path:
         return self.info.sftp.directory / "sales" / (run.folder.source.table or "") / "20250108" / run.run_id

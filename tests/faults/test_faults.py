@@ -3,8 +3,9 @@ destination, every failure visible on verify-results, nothing stuck outside the 
 
 Each test drives the real functions through the real push dispatcher: data files written to the
 exports bucket start the uploads, the manifest written last starts verify, and the outcome is
-read where users read it: the destination's files and the run history (`offsite status`).
-Other faults are covered closer to their code: an SFTP connection cut mid-file
+read where users read it: the destination's files and the run history (`offsite status`), and
+no dead-letter queue holds anything of the run (every fault here must cost retries only).
+Other faults are covered closer to their code too: an SFTP connection cut mid-file by a proxy
 (tests/sftp/test_delivery.py), Box faults per request (tests/box/test_faults.py), a function
 killed and restarted by the supervisor (tests/stack/test_push.py), dead letters becoming
 results (tests/stack/test_dead_letter_reports.py), a host-key change under a warm pool
@@ -77,6 +78,7 @@ def assert_delivered_once(kit: FaultKit, run: FaultRun, destination: str) -> Non
     else:
         landed = {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in kit.sftp_dir(run).iterdir()}
         assert landed == expected  # no .partial, no duplicate
+    assert kit.dead_letters(run) == []  # the fault cost retries, not a dead letter
 
 
 def test_a_function_killed_mid_transfer_delivers_the_file_once(kit: FaultKit) -> None:
@@ -93,6 +95,58 @@ def test_a_function_killed_mid_transfer_delivers_the_file_once(kit: FaultKit) ->
     kit.finish(run)
     eventually(lambda: function_process(kit.info, "transfer_sftp").pid != victim.pid, "the function restarted")
     assert_delivered_once(kit, run, "sftp:local")
+
+
+def test_upload_box_killed_mid_session_delivers_the_file_once(kit: FaultKit) -> None:
+    """upload_box dies while parts of a Box upload session are in flight (the local Box server
+    holds them: a delay fault); the supervisor restarts it and the redelivered event ends with
+    the file in Box once and whole."""
+    [held] = box_admin(
+        kit.info,
+        "POST",
+        "/faults",
+        {"operation": "upload_part", "action": "delay", "seconds": 5, "count": 4, "skip": 1},
+    )["faults"]
+    try:
+        run = kit.new_run({"session": 40 * MB}, ("box",))
+        (name,) = run.files
+        kit.upload(run, name)
+
+        def part_held() -> bool:
+            faults = {f["id"]: f for f in box_admin(kit.info, "GET", "/faults")["faults"]}
+            return held["id"] not in faults or faults[held["id"]]["fired"] > 0
+
+        eventually(part_held, "a part of the upload session in flight")
+        victim = function_process(kit.info, "upload_box")
+        victim.send_signal(signal.SIGKILL)  # mid-session
+        kit.finish(run)
+        eventually(lambda: function_process(kit.info, "upload_box").pid != victim.pid, "the function restarted")
+        assert_delivered_once(kit, run, "box")
+    finally:
+        box_admin(kit.info, "DELETE", "/faults")
+
+
+def test_sftp_disconnects_mid_file_cost_a_retry_not_the_file(kit: FaultKit) -> None:
+    """The partner's server drops every connection while a file is being written (each SSH
+    session's process of the stack's sshd killed; the daemon keeps listening): the delivery is
+    retried and the file arrives once and whole, nothing dead-lettered."""
+    run = kit.new_run({"cut": 96 * MB}, ("sftp:local",))
+    (name,) = run.files
+    partial = kit.sftp_dir(run) / (name + ".partial")
+    kit.upload(run, name)
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size > 0):  # bytes are arriving ...
+        assert time.monotonic() < deadline, "the transfer never started"
+        time.sleep(0.005)
+    sshd = psutil.Process(kit.info.component("sftp").pid)
+    sessions = sshd.children(recursive=True)
+    assert sessions, "no SSH session process to cut (the stack's SFTP server is not OpenSSH?)"
+    for session in sessions:  # ... and the server drops the connection mid-file
+        session.send_signal(signal.SIGKILL)
+    assert partial.exists(), "the file was complete before the cut: nothing was tested"
+    kit.finish(run)
+    assert_delivered_once(kit, run, "sftp:local")  # ... and nothing was dead-lettered
+    assert sshd.is_running()
 
 
 def test_box_429_storms_and_5xx_cost_retries_not_files(kit: FaultKit) -> None:
@@ -158,13 +212,7 @@ def test_a_function_down_for_60s_while_events_arrive_loses_nothing(kit: FaultKit
         time.sleep(60)
     finally:
         victim.send_signal(signal.SIGCONT)
-    assert_delivered_once(kit, run, "box")
-    dead = [
-        m
-        for m in kit.info.pubsub_admin().pull("upload-box-gcs-finalized-dlq-sub", 50, ack=False)
-        if run.run_id in str(m)
-    ]
-    assert dead == []  # nothing was dead-lettered
+    assert_delivered_once(kit, run, "box")  # ... and nothing was dead-lettered
 
 
 def test_a_host_key_change_refuses_the_next_delivery_and_says_so(kit: FaultKit) -> None:
@@ -189,6 +237,7 @@ def test_a_host_key_change_refuses_the_next_delivery_and_says_so(kit: FaultKit) 
         )
         assert "HOST KEY MISMATCH" in (failed[0].reason or "") and failed[0].destination == "sftp:local"
         assert not (kit.sftp_dir(second) / after).exists()
+        assert kit.dead_letters(second) == []  # refused for good: reported, not retried into the DLQ
     finally:
         key.write_bytes(saved[0])
         key.with_suffix(".pub").write_bytes(saved[1])

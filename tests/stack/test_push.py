@@ -284,19 +284,29 @@ def _stack_processes(info: StackInfo) -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize("which", ["bare_stack", "stack"])
-def test_the_box_token_is_in_no_command_line_and_no_log(which: str, request: pytest.FixtureRequest) -> None:
-    """Every process of a started stack (functions and their gunicorn workers included), every log."""
+def test_the_stacks_secrets_are_in_no_command_line_and_no_log(which: str, request: pytest.FixtureRequest) -> None:
+    """Every process of a started stack (functions and their gunicorn workers included), every log:
+    the Box developer token, and the Drive server's client secret and refresh token."""
     info: StackInfo = request.getfixturevalue(which)
     token = info.box.developer_token
-    assert len(token) >= 20
+    drive = Path(info.root, "drive")
+    secrets = {
+        "box developer token": token,
+        "drive client secret": (drive / "client_secret").read_text().strip(),
+        "drive refresh token": (drive / "refresh_token").read_text().strip(),
+    }
+    assert all(len(secret) >= 20 for secret in secrets.values())
     processes = _stack_processes(info)
     assert any("devstack.boxapi" in " ".join(p.cmdline()) for p in processes)
+    assert any("devstack.driveapi" in " ".join(p.cmdline()) for p in processes)
     for proc in processes:
-        assert token not in " ".join(proc.cmdline()), proc.cmdline()
+        cmdline = " ".join(proc.cmdline())
+        assert [what for what, secret in secrets.items() if secret in cmdline] == [], proc.cmdline()
     logs = list(Path(info.root, "logs").glob("*.log"))
     assert {Path(c.log) for c in info.components} <= set(logs)
     for log in logs:
-        assert token not in log.read_text(errors="replace"), log
+        text = log.read_text(errors="replace")
+        assert [what for what, secret in secrets.items() if secret in text] == [], log
     # The token still works: the Box server reads it from its file.
     req = urllib.request.Request(f"{info.box.base_url}/2.0/users/me")
     req.add_header("authorization", f"Bearer {token}")
@@ -314,3 +324,52 @@ def test_a_local_concurrency_override_is_parsed_per_function() -> None:
     assert concurrency_for("verify", 10, env) == 10
     with pytest.raises(StackError, match="is not NAME=N"):
         concurrency_for("verify", 10, {ENV_CONCURRENCY: "verify=0"})
+
+
+def test_a_push_unanswered_within_its_ack_deadline_is_redelivered_as_the_next_attempt(bare_stack: StackInfo) -> None:
+    """As Pub/Sub push: a request the endpoint does not answer within the subscription's ack
+    deadline counts as a failed attempt, and the message comes again (deliveryAttempt 2) after
+    the backoff, even though the first request is still running."""
+    from devstack.pubsub_admin import PushRetry
+    from devstack.push.dispatcher import SubscriptionWorker
+    from devstack.push.emulator import Emulator
+    from devstack.push.routes import Route
+
+    hold = threading.Event()
+
+    def answer(path: str, body: Any) -> int:
+        if body["deliveryAttempt"] == 1:
+            hold.wait(30)  # past the 1 s ack deadline
+        return 204
+
+    admin = bare_stack.pubsub_admin()
+    name = f"ackdeadline-{uuid.uuid4().hex[:8]}"
+    admin.create_topic(name)
+    admin.create_topic(name + "-dlq")
+    retry = PushRetry(1, 1, 5)
+    admin.create_subscription(name, name, retry=retry, dead_letter_topic=name + "-dlq", retry_policy=False)
+    sink = RecordingSink(answer)
+    stop = threading.Event()
+    route = Route(
+        subscription=name,
+        function="slow",
+        endpoint=sink.url,
+        dead_letter_topic=name + "-dlq",
+        ack_deadline_s=1,
+        minimum_backoff_s=1,
+        maximum_backoff_s=1,
+        max_delivery_attempts=5,
+        concurrency=2,
+    )
+    worker = SubscriptionWorker(Emulator(bare_stack.pubsub_host, bare_stack.project), route, stop)
+    try:
+        worker.start()
+        message_id = admin.publish(name, b"slow work")
+        _wait("the redelivery", lambda: worker.acked >= 1, timeout_s=30)
+        attempts = [r.body["deliveryAttempt"] for r in sink.received if r.body["message"]["messageId"] == message_id]
+        assert attempts == [1, 2]  # the second came while the first was still held
+        assert not hold.is_set()
+    finally:
+        hold.set()
+        stop.set()
+        sink.close()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from typer.testing import CliRunner
+
+from offsite.cli import app
 from shared.errors import TransientError
 from shared.ids import Stage
 from shared.stages import runner
@@ -48,6 +51,15 @@ def test_a_dead_lettered_upload_is_a_failed_result_with_its_last_error(vstack: V
     assert "connection refused by 127.0.0.1:2222" in (failed.reason or "")
     vstack.run_verify(dead)  # Pub/Sub may deliver a dead letter twice: reported once
     assert len(vstack.results_for(run)) == 1
+    # Alerted at once (the report, not a later sweep), naming the run, the table and the destination.
+    [alert] = [a["text"] for a in vstack.alerts() if run.run_id in a.get("text", "")]
+    assert "sales.orders" in alert and "sftp:local" in alert and "failed" in alert
+    # ... and `offsite status` shows the run with that destination failed and why.
+    out = CliRunner().invoke(app, ["status", "--since", "1d", "--json"])
+    assert out.exit_code == 0, out.output
+    [row] = [row for row in json.loads(out.output) if row["run_id"] == run.run_id]
+    assert row["source"] == "sales.orders" and row["destinations"] == {"sftp:local": "failed"}
+    assert "dead-lettered" in row["last_failure"]
 
 
 def test_a_dead_lettered_table_export_fails_every_destination_of_the_run(vstack: VerifyStack) -> None:

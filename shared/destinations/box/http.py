@@ -64,6 +64,9 @@ class BoxHttp:
         self.auth = auth or BoxAuthenticator(box)
         self.calls_pacer, self.uploads_pacer = pacers(box)
         self.timeout = (CONNECT_TIMEOUT_S, box.timeout_s)
+        # requests sends a body under the *connect* timeout: an upload whose send stalls for 10 s
+        # on a slow partner link would fail and be sent again. Uploads wait the request timeout.
+        self.upload_timeout = (box.timeout_s, box.timeout_s)
         self.session = requests.Session()
         # Parallel parts each hold a connection; keep them alive between parts.
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(8, box.parallel_parts * 2))
@@ -116,21 +119,25 @@ class BoxHttp:
         stream: bool,
         kwargs: dict[str, Any],
     ) -> requests.Response:
-        self._pace(method, url)
+        uploads = self._pace(method, url)
         all_headers = {"Authorization": authorization, **(headers or {})}
+        timeout = self.upload_timeout if uploads else self.timeout
         try:
-            return self.session.request(method, url, headers=all_headers, timeout=self.timeout, stream=stream, **kwargs)
+            return self.session.request(method, url, headers=all_headers, timeout=timeout, stream=stream, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientError(f"{what}: {exc.__class__.__name__} talking to Box ({_host(url)})") from None
         except requests.RequestException as exc:
             raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}") from None
 
-    def _pace(self, method: str, url: str) -> None:
-        """Wait for this instance's share of Box's rate limits (shared.destinations.box.pacing)."""
+    def _pace(self, method: str, url: str) -> bool:
+        """Wait for this instance's share of Box's rate limits (shared.destinations.box.pacing);
+        True for an upload (a request that carries file content)."""
         if self.calls_pacer is not None:
             self.calls_pacer.acquire()
-        if self.uploads_pacer is not None and _carries_content(method, url, self.upload):
+        uploads = _carries_content(method, url, self.upload)
+        if self.uploads_pacer is not None and uploads:
             self.uploads_pacer.acquire()
+        return uploads
 
 
 def _carries_content(method: str, url: str, upload_base: str) -> bool:
