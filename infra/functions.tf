@@ -88,7 +88,7 @@ resource "google_cloudfunctions2_function" "fn" {
 
       event_filters {
         attribute = "bucket"
-        value     = google_storage_bucket.exports.name
+        value     = google_storage_bucket.data["exports"].name
       }
     }
   }
