@@ -293,7 +293,7 @@ resource "google_project_iam_member" "build_reads_staged_sources" {
 }
 
 resource "google_storage_bucket_iam_member" "build_reads_sources" {
-  bucket = google_storage_bucket.sources.name
+  bucket = google_storage_bucket.data["sources"].name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.build.email}"
 }

@@ -45,8 +45,10 @@ def test_state_bucket_is_apart_from_exports(example: Module) -> None:
 
 
 def test_sources_bucket_is_private_too(example: Module) -> None:
-    (bucket,) = example.instances("google_storage_bucket", "sources").values()
+    bucket = example.instances("google_storage_bucket", "data")["sources"]
     assert bucket["name"] == "bqx-ml-offsite-sources"
+    # archives are kept (no lifecycle rule) and soft delete stays at the bucket's default
+    assert bucket.get("lifecycle_rule", []) == [] and bucket.get("soft_delete_policy", []) == []
     assert bucket["uniform_bucket_level_access"] is True
     assert bucket["public_access_prevention"] == "enforced"
 

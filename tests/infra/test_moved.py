@@ -17,6 +17,7 @@ def test_every_move_lands_on_an_instance_infra_creates(example: Module) -> None:
     moves = dict(example.moves())
     assert moves[("google_storage_bucket", "exports")] == ("google_storage_bucket", "data", "exports")
     assert moves[("google_storage_bucket", "state")] == ("google_storage_bucket", "data", "state")
+    assert moves[("google_storage_bucket", "sources")] == ("google_storage_bucket", "data", "sources")
     for name in ("dead_letters", "incomplete_runs"):
         policy = ("google_monitoring_alert_policy", name)
         assert moves[policy] == ("google_monitoring_alert_policy", "above_zero", name)
