@@ -62,6 +62,7 @@ def seed(project: str, total_bytes: int, dataset: str = DATASET, tables: int = T
 
 
 def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], timeout_s: float) -> dict[str, Any]:
+    from devstack.boxapi import BoxApiServer
     from shared.gcp import pubsub
     from shared.messages import ExportRequest
     from shared.topology import DELIVERIES, EXPORT_REQUESTS, TABLE_EXPORTS, VERIFY_RESULTS
@@ -87,7 +88,8 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
         return len(results()) >= TABLES * len(DESTINATIONS)
 
     baselines = {name: sampler.reset_peak() for name, sampler in samplers.items()}
-    _box_admin(watch.info, "DELETE", "/requests")
+    box = BoxApiServer.attach(watch.info.box.base_url)  # the stack's Box API, through its admin API
+    box.clear_requests()
     t0 = time.time()
     pubsub.publish(EXPORT_REQUESTS, ExportRequest(dataset=DATASET, run_id=run_id))
     try:
@@ -113,7 +115,7 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
         mine = [s.published for s in receipts if s.data.get("destination", "").startswith(destination)]
         return max(mine) - first_file
 
-    box_calls = sum(_box_admin(watch.info, "GET", "/requests")["counts"].values())
+    box_calls = sum(box.request_counts().values())
     counted = {
         "table_exports": len(exports),
         "gcs_objects": len(finalized(lambda name: True)),
@@ -139,17 +141,6 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
         "function_rss_mb": peaks,
         "counts": counted,
     }
-
-
-def _box_admin(info: Any, method: str, path: str) -> Any:
-    """The stack's Box API admin endpoint (request log), as bench/box_ratelimit_bench reads it."""
-    import json
-    import urllib.request
-
-    request = urllib.request.Request(f"{info.box.base_url}/_admin{path}", method=method)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = response.read()
-    return json.loads(body) if body else None
 
 
 def model_check(sample: dict[str, Any]) -> dict[str, tuple[int, int]]:

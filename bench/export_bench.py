@@ -23,13 +23,12 @@ over that child's baseline). The table has the sample ``orders`` shape (devstack
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import MB, MIN_RUNS, Row, RssSampler, all_of, mark_start, median, python_child, run_child, within_rss
-from bench.stack_watch import stack_env
+from bench.stack_watch import on_stack
 
 ROWS_FULL = 2_000_000
 ROWS_QUICK = 200_000
@@ -146,11 +145,8 @@ def seed(project: str, rows: int, parquet_path: Path) -> None:
 
 def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     """Each side runs in one child process, ``runs`` times in a row; medians of those runs."""
-    if stack is None:
-        raise RuntimeError("the export benchmark needs the local stack (bench/run.py starts it)")
     rows, runs = (ROWS_QUICK if quick else ROWS_FULL), max(1, runs)
-    env = {**stack.env, "OFFSITE_LOG_LEVEL": "warning"}
-    with tempfile.TemporaryDirectory(prefix="offsite-export-bench-") as tmp, stack_env(stack):
+    with on_stack(stack, "export") as (tmp, env):
         parquet = Path(tmp) / "rows.parquet"
         started = time.perf_counter()
         seed(stack.project, rows, parquet)

@@ -22,13 +22,12 @@ the Storage Write API).
 from __future__ import annotations
 
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import MB, MIN_RUNS, Row, mark_start, median, python_child, run_child
-from bench.stack_watch import stack_env
+from bench.stack_watch import on_stack
 
 ROWS_FULL = 1_000_000
 ROWS_QUICK = 100_000
@@ -212,11 +211,8 @@ def incremental(quick: bool, stack: Any, runs: int) -> list[dict[str, Any]]:
 
 
 def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
-    if stack is None:
-        raise RuntimeError("the ingest benchmark needs the local stack (bench/run.py starts it)")
     rows, runs = (ROWS_QUICK if quick else ROWS_FULL), max(1, runs)
-    env = {**stack.env, "OFFSITE_LOG_LEVEL": "warning"}
-    with tempfile.TemporaryDirectory(prefix="offsite-ingest-bench-") as tmp, stack_env(stack):
+    with on_stack(stack, "ingest") as (tmp, env):
         db = Path(tmp) / "app.db"
         make_db(db, rows)
         args = {"project": stack.project, "db": str(db), "runs": runs, "rows": rows}

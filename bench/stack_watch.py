@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +34,17 @@ def stack_env(info: Any) -> Iterator[None]:
         os.environ.clear()
         os.environ.update(saved)
         clients.reset()
+
+
+@contextlib.contextmanager
+def on_stack(stack: Any, scenario: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A scratch folder and the environment (quiet logs) for a scenario's children on the local
+    stack, with this process's clients pointed at it; ``stack`` None (not started) is an error."""
+    if stack is None:
+        raise RuntimeError(f"the {scenario} benchmark needs the local stack (bench/run.py starts it)")
+    env = {**stack.env, "OFFSITE_LOG_LEVEL": "warning"}
+    with tempfile.TemporaryDirectory(prefix=f"offsite-{scenario}-bench-") as tmp, stack_env(stack):
+        yield tmp, env
 
 
 def epoch(rfc3339: Any) -> float:

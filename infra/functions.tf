@@ -36,7 +36,7 @@ resource "google_cloudfunctions2_function" "fn" {
 
     source {
       storage_source {
-        bucket = google_storage_bucket.sources.name
+        bucket = google_storage_bucket.data["sources"].name
         object = google_storage_bucket_object.archive[each.value.source].name
       }
     }
@@ -88,7 +88,7 @@ resource "google_cloudfunctions2_function" "fn" {
 
       event_filters {
         attribute = "bucket"
-        value     = google_storage_bucket.exports.name
+        value     = google_storage_bucket.data["exports"].name
       }
     }
   }

@@ -202,7 +202,7 @@ resource "google_pubsub_topic_iam_member" "publisher" {
 resource "google_storage_bucket_iam_member" "exports" {
   for_each = local.bucket_grants
 
-  bucket = google_storage_bucket.exports.name
+  bucket = google_storage_bucket.data["exports"].name
   role   = each.value.role
   member = "serviceAccount:${google_service_account.function[each.value.function].email}"
 
@@ -219,7 +219,7 @@ resource "google_storage_bucket_iam_member" "exports" {
 resource "google_storage_bucket_iam_member" "state" {
   for_each = local.state_bucket_grants
 
-  bucket = google_storage_bucket.state.name
+  bucket = google_storage_bucket.data["state"].name
   role   = each.value.role
   member = "serviceAccount:${google_service_account.function[each.value.function].email}"
 
@@ -293,7 +293,7 @@ resource "google_project_iam_member" "build_reads_staged_sources" {
 }
 
 resource "google_storage_bucket_iam_member" "build_reads_sources" {
-  bucket = google_storage_bucket.sources.name
+  bucket = google_storage_bucket.data["sources"].name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.build.email}"
 }

@@ -111,29 +111,57 @@ resource "google_logging_metric" "delivered_bytes" {
   depends_on = [google_project_service.api]
 }
 
-resource "google_monitoring_alert_policy" "dead_letters" {
-  display_name          = "offsite: messages in a dead-letter queue"
+locals {
+  # Alerts that fire as soon as one series counts anything (a threshold of 0, no duration).
+  above_zero_alerts = {
+    dead_letters = {
+      display_name = "offsite: messages in a dead-letter queue"
+      severity     = "ERROR"
+      content      = "A message failed ${local.pubsub.max_delivery_attempts} deliveries and sits in a dead-letter subscription. Inspect with `offsite dlq list`, fix the cause, then `offsite dlq replay` (docs/deploy.md, section 7)."
+      condition    = "undelivered messages in a <feed>-dlq-sub"
+      filter       = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.label.subscription_id = one_of(${local.dead_letter_subs_filter})"
+      aligner      = "ALIGN_MAX"
+      group_by     = null # one series per subscription
+    }
+    incomplete_runs = {
+      display_name = "offsite: run without a verify result past its deadline"
+      severity     = "ERROR"
+      content      = "A run had no verify result ${local.deadline_minutes} minutes after it started (verify.deadline_minutes); the verify sweep reported it `incomplete`. See `offsite status` and the dead-letter queues."
+      condition    = "verify results with status incomplete"
+      filter       = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.results.name}\" AND metric.label.status = \"incomplete\""
+      aligner      = "ALIGN_SUM"
+      group_by     = ["metric.label.destination"]
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "above_zero" {
+  for_each = local.above_zero_alerts
+
+  display_name          = each.value.display_name
   combiner              = "OR"
   notification_channels = local.notification_channels
-  severity              = "ERROR"
+  severity              = each.value.severity
 
   documentation {
     mime_type = "text/markdown"
-    content   = "A message failed ${local.pubsub.max_delivery_attempts} deliveries and sits in a dead-letter subscription. Inspect with `offsite dlq list`, fix the cause, then `offsite dlq replay` (docs/deploy.md, section 7)."
+    content   = each.value.content
   }
 
   conditions {
-    display_name = "undelivered messages in a <feed>-dlq-sub"
+    display_name = each.value.condition
 
     condition_threshold {
-      filter          = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.label.subscription_id = one_of(${local.dead_letter_subs_filter})"
+      filter          = each.value.filter
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
 
       aggregations {
-        alignment_period   = "300s"
-        per_series_aligner = "ALIGN_MAX"
+        alignment_period     = "300s"
+        per_series_aligner   = each.value.aligner
+        cross_series_reducer = each.value.group_by == null ? null : "REDUCE_SUM"
+        group_by_fields      = each.value.group_by
       }
 
       trigger {
@@ -143,6 +171,16 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   }
 
   depends_on = [google_project_service.api]
+}
+
+moved {
+  from = google_monitoring_alert_policy.dead_letters
+  to   = google_monitoring_alert_policy.above_zero["dead_letters"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.incomplete_runs
+  to   = google_monitoring_alert_policy.above_zero["incomplete_runs"]
 }
 
 resource "google_monitoring_alert_policy" "function_errors" {
@@ -179,42 +217,6 @@ resource "google_monitoring_alert_policy" "function_errors" {
         per_series_aligner   = "ALIGN_RATE"
         cross_series_reducer = "REDUCE_SUM"
         group_by_fields      = ["resource.label.service_name"]
-      }
-    }
-  }
-
-  depends_on = [google_project_service.api]
-}
-
-resource "google_monitoring_alert_policy" "incomplete_runs" {
-  display_name          = "offsite: run without a verify result past its deadline"
-  combiner              = "OR"
-  notification_channels = local.notification_channels
-  severity              = "ERROR"
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "A run had no verify result ${local.deadline_minutes} minutes after it started (verify.deadline_minutes); the verify sweep reported it `incomplete`. See `offsite status` and the dead-letter queues."
-  }
-
-  conditions {
-    display_name = "verify results with status incomplete"
-
-    condition_threshold {
-      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.results.name}\" AND metric.label.status = \"incomplete\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.destination"]
-      }
-
-      trigger {
-        count = 1
       }
     }
   }

@@ -4,7 +4,7 @@ output "functions" {
 }
 
 output "exports_bucket" {
-  value = google_storage_bucket.exports.name
+  value = google_storage_bucket.data["exports"].name
 }
 
 output "topics" {

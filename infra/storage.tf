@@ -1,10 +1,27 @@
-# The exports bucket (where every run's files and manifest land) and the bucket that holds
-# the function source archives built by `offsite package`.
+# The exports, state and source archive (`offsite package`) buckets.
 
-resource "google_storage_bucket" "exports" {
-  #checkov:skip=CKV_GCP_78:Versioning stays off: every export object is written once (if_generation_match=0) under a run folder, so there is nothing to roll back; noncurrent versions would only keep deleted partner data past the expiration_days lifecycle rule.
+locals {
+  # The exports bucket (where every run's files and manifest land), offsite's own state
+  # (verify markers, the run history for `offsite status`, queued alerts and transfer
+  # checkpoints) and the function source archives. No trigger listens on the state bucket, so
+  # no state write starts an upload function (in the exports bucket each such write reached
+  # all three storage-triggered functions).
+  buckets = {
+    # Exports are staging copies: Box and the SFTP partners hold the deliveries.
+    exports = { name = local.bucket, expire_after_days = local.expiration_days, soft_delete = false }
+    # The history outlives the exports it describes (`offsite status --since 90d`).
+    state = { name = local.state_bucket, expire_after_days = max(local.expiration_days, 90), soft_delete = false }
+    # Each archive is uploaded under a new name carrying its md5 and kept.
+    sources = { name = local.source_bucket, expire_after_days = null, soft_delete = true }
+  }
+}
+
+resource "google_storage_bucket" "data" {
+  #checkov:skip=CKV_GCP_78:Versioning stays off: every export object is written once (if_generation_match=0) under a run folder, markers are claimed once, the history is append-only and each archive has a new name carrying its md5; there is nothing to roll back, and noncurrent versions would only keep deleted partner data past the lifecycle rule.
   #checkov:skip=CKV_GCP_62:Access is logged by Cloud Audit Logs (enable Data Access logs for storage.googleapis.com); legacy usage logs would need a second bucket with no reader.
-  name                        = local.bucket
+  for_each = local.buckets
+
+  name                        = each.value.name
   location                    = upper(local.region)
   storage_class               = "STANDARD"
   uniform_bucket_level_access = true
@@ -15,20 +32,27 @@ resource "google_storage_bucket" "exports" {
     enabled = false
   }
 
-  # No soft delete: a deleted or overwritten export would otherwise be kept (and billed) for
-  # 7 days more, like the noncurrent versions above; 0 turns it off
+  # No soft delete on exports and state: a deleted or overwritten object would otherwise be
+  # kept (and billed) for 7 days more, like the noncurrent versions above; 0 turns it off
   # (https://cloud.google.com/storage/docs/soft-delete, .../disable-soft-delete).
-  soft_delete_policy {
-    retention_duration_seconds = 0
+  dynamic "soft_delete_policy" {
+    for_each = each.value.soft_delete ? [] : [0]
+
+    content {
+      retention_duration_seconds = 0
+    }
   }
 
-  # Exports are staging copies: Box and the SFTP partners hold the deliveries.
-  lifecycle_rule {
-    condition {
-      age = local.expiration_days
-    }
-    action {
-      type = "Delete"
+  dynamic "lifecycle_rule" {
+    for_each = each.value.expire_after_days == null ? [] : [each.value.expire_after_days]
+
+    content {
+      condition {
+        age = lifecycle_rule.value
+      }
+      action {
+        type = "Delete"
+      }
     }
   }
 
@@ -42,55 +66,20 @@ resource "google_storage_bucket" "exports" {
   depends_on = [google_project_service.api]
 }
 
-# offsite's own state: verify markers, the run history (`offsite status`), queued alerts and
-# transfer checkpoints. No trigger listens here, so no state write starts an upload function
-# (in the exports bucket each such write reached all three storage-triggered functions).
-resource "google_storage_bucket" "state" {
-  #checkov:skip=CKV_GCP_78:Versioning stays off: markers are claimed once (if_generation_match=0) and the history is append-only; there is nothing to roll back.
-  #checkov:skip=CKV_GCP_62:Access is logged by Cloud Audit Logs (enable Data Access logs for storage.googleapis.com); legacy usage logs would need a second bucket with no reader.
-  name                        = local.state_bucket
-  location                    = upper(local.region)
-  storage_class               = "STANDARD"
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = var.force_destroy_buckets
-
-  versioning {
-    enabled = false
-  }
-
-  soft_delete_policy {
-    retention_duration_seconds = 0
-  }
-
-  # The history outlives the exports it describes (`offsite status --since 90d`).
-  lifecycle_rule {
-    condition {
-      age = max(local.expiration_days, 90)
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  depends_on = [google_project_service.api]
+# The buckets were separate resources before; keep the deployed ones (docs/deploy.md, "Addresses").
+moved {
+  from = google_storage_bucket.exports
+  to   = google_storage_bucket.data["exports"]
 }
 
-resource "google_storage_bucket" "sources" {
-  #checkov:skip=CKV_GCP_78:Versioning is not needed: each archive is uploaded under a new name carrying its md5, so an older archive is never overwritten.
-  #checkov:skip=CKV_GCP_62:Access is logged by Cloud Audit Logs; the bucket is read only by the Cloud Functions build.
-  name                        = local.source_bucket
-  location                    = upper(local.region)
-  storage_class               = "STANDARD"
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = var.force_destroy_buckets
+moved {
+  from = google_storage_bucket.state
+  to   = google_storage_bucket.data["state"]
+}
 
-  versioning {
-    enabled = false
-  }
-
-  depends_on = [google_project_service.api]
+moved {
+  from = google_storage_bucket.sources
+  to   = google_storage_bucket.data["sources"]
 }
 
 locals {
@@ -102,7 +91,7 @@ resource "google_storage_bucket_object" "archive" {
 
   # The md5 in the name makes a changed archive a new object, which redeploys the functions built from it.
   name         = "functions/${each.key}-${filemd5("${local.archives_dir}/${each.key}.zip")}.zip"
-  bucket       = google_storage_bucket.sources.name
+  bucket       = google_storage_bucket.data["sources"].name
   source       = "${local.archives_dir}/${each.key}.zip"
   content_type = "application/zip"
 }

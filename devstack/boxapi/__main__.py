@@ -12,13 +12,12 @@ variable ``BOXAPI_DEVELOPER_TOKEN``, the client secret from ``BOXAPI_CLIENT_SECR
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 from pathlib import Path
 
-import uvicorn
+from devstack.local_api import argument_parser, serve
 
 from .config import AppCredentials, ServerConfig
 from .db import DataDirBusy
@@ -29,10 +28,7 @@ ENV_CLIENT_SECRET = "BOXAPI_CLIENT_SECRET"
 
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
-    parser = argparse.ArgumentParser(prog="python -m devstack.boxapi", description="Local Box API server")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback only by default)")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--data-dir", type=Path, required=True, help="where files and metadata are kept")
+    parser = argument_parser("devstack.boxapi", "Local Box API server", "where files and metadata are kept")
     parser.add_argument("--developer-token", help="a Bearer token accepted as the developer user (visible in ps)")
     parser.add_argument("--developer-token-file", type=Path, help="file holding the developer token")
     parser.add_argument("--client-id", help="client id of a platform app (JWT / client credentials)")
@@ -40,10 +36,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser.add_argument("--jwt-public-key", type=Path, help="PEM public key that verifies the app's JWT assertions")
     parser.add_argument("--jwt-key-id", default="*", help="kid of that key ('*' accepts any kid; default)")
     parser.add_argument("--enterprise-id", default="900000001", help="enterprise id of the app's service account")
-    parser.add_argument("--token-ttl", type=float, default=3600.0, help="lifetime of issued access tokens, seconds")
     parser.add_argument("--session-ttl", type=float, default=7 * 24 * 3600.0, help="upload session lifetime, seconds")
     parser.add_argument("--commit-wait", type=float, default=30.0, help="seconds a commit waits before answering 202")
-    parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     if args.developer_token_file is not None:
         args.developer_token = args.developer_token_file.read_text().strip()
@@ -83,19 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # One process, one event loop: state (faults, sessions in progress) lives in memory;
     # file hashing and writes run in worker threads so parallel parts use several cores.
-    # "auto" picks uvloop and httptools when installed (they are here; much faster than h11).
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        loop="auto",
-        http="auto",
-        lifespan="on",
-        log_level=config.log_level,
-        access_log=False,
-        timeout_keep_alive=75,
-        proxy_headers=False,
-    )
+    serve(app, config.host, config.port, config.log_level)
     return 0
 
 

@@ -20,6 +20,9 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from devstack import faults
+from devstack.faults import FaultRule
+
 from .errors import BoxError
 
 ACTIONS = ("rate_limit", "error", "delay", "drop", "accepted")
@@ -54,11 +57,7 @@ _DEFAULT_CODES = {429: "rate_limit_exceeded", 500: "internal_server_error", 502:
 
 
 @dataclass
-class Fault:
-    operation: str
-    action: str
-    count: int = 1
-    skip: int = 0
+class Fault(FaultRule):
     status: int | None = None
     code: str | None = None
     message: str | None = None
@@ -92,9 +91,6 @@ class Fault:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def matches(self, operation: str) -> bool:
-        return self.operation in ("any", operation)
-
     def retry_after_header(self, default: float) -> dict[str, str]:
         value = default if self.retry_after is None else self.retry_after
         text = str(int(value)) if float(value).is_integer() else str(value)
@@ -116,45 +112,18 @@ class Fault:
         )
 
 
-class FaultBook:
-    """The active faults, consumed in the order they were added."""
-
-    def __init__(self) -> None:
-        self._faults: list[Fault] = []
-
-    def add(self, fault: Fault) -> Fault:
-        self._faults.append(fault)
-        return fault
-
-    def list(self) -> list[Fault]:
-        return list(self._faults)
+class FaultBook(faults.FaultBook[Fault]):
+    """The active faults (devstack.faults), each counting how often it fired."""
 
     def remove(self, fault_id: str) -> bool:
-        before = len(self._faults)
-        self._faults = [f for f in self._faults if f.id != fault_id]
-        return len(self._faults) != before
-
-    def clear(self) -> None:
-        self._faults.clear()
+        before = len(self.faults)
+        self.faults = [f for f in self.faults if f.id != fault_id]
+        return len(self.faults) != before
 
     def take(self, operation: str) -> list[Fault]:
-        """The faults that fire on this call: every matching delay, then at most one other."""
-        fired: list[Fault] = []
-        terminal_taken = False
-        for fault in list(self._faults):
-            if not fault.matches(operation):
-                continue
-            if fault.action != "delay" and terminal_taken:
-                continue
-            if fault.skip > 0:
-                fault.skip -= 1
-                continue
-            fault.count -= 1
+        fired = super().take(operation)
+        for fault in fired:
             fault.fired += 1
-            if fault.count <= 0:
-                self._faults.remove(fault)
-            fired.append(fault)
-            terminal_taken = terminal_taken or fault.action != "delay"
         return fired
 
 

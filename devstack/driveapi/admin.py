@@ -23,7 +23,7 @@ async def admin(request: Request, state: State) -> Response:
     try:
         if path == "/faults":
             if method == "POST":
-                return JSONResponse({"faults": [vars(state.faults.add(body))]})
+                return JSONResponse({"faults": [vars(state.faults.add_spec(body))]})
             if method == "DELETE":
                 state.faults.faults.clear()
             return JSONResponse({"faults": state.faults.describe()})

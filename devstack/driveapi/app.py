@@ -132,7 +132,7 @@ class DriveApp:
 
     async def _call(self, operation: str, params: dict[str, str], request: Request) -> tuple[Response, bool]:
         state = self.state
-        fault = state.faults.take(operation)
+        fault = state.faults.fire(operation)
         drop = fault is not None and fault.action == "drop"
         try:
             if fault is not None and not drop:

@@ -18,17 +18,16 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from devstack import faults
+from devstack.faults import FaultRule
+
 from .store import DriveApiError
 
 ACTIONS = ("rate_limit", "too_many", "error", "drop")
 
 
 @dataclass
-class Fault:
-    operation: str
-    action: str
-    count: int = 1
-    skip: int = 0
+class Fault(FaultRule):
     status: int = 500
     retry_after: float = 0.0
 
@@ -42,32 +41,23 @@ class Fault:
         return DriveApiError(self.status, "backendError", "Backend Error", domain="global")
 
 
-class FaultBook:
+class FaultBook(faults.FaultBook[Fault]):
+    """The active faults (devstack.faults) and how many calls each operation got."""
+
     def __init__(self) -> None:
-        self.faults: list[Fault] = []
+        super().__init__()
         self.counts: Counter[str] = Counter()
 
-    def add(self, spec: dict[str, Any]) -> Fault:
+    def add_spec(self, spec: dict[str, Any]) -> Fault:
         if spec.get("action") not in ACTIONS:
             raise ValueError(f"action {spec.get('action')!r} is not one of {', '.join(ACTIONS)}")
-        fault = Fault(**{k: v for k, v in spec.items() if k in Fault.__dataclass_fields__})
-        self.faults.append(fault)
-        return fault
+        return self.add(Fault(**{k: v for k, v in spec.items() if k in Fault.__dataclass_fields__}))
 
-    def take(self, operation: str) -> Fault | None:
+    def fire(self, operation: str) -> Fault | None:
         """Count the call; the fault that fires on it, if any."""
         self.counts[operation] += 1
-        for fault in self.faults:
-            if fault.operation not in (operation, "any"):
-                continue
-            if fault.skip > 0:
-                fault.skip -= 1
-                continue
-            fault.count -= 1
-            if fault.count <= 0:
-                self.faults.remove(fault)
-            return fault
-        return None
+        fired = self.take(operation)
+        return fired[0] if fired else None
 
     def describe(self) -> list[dict[str, Any]]:
         return [asdict(f) for f in self.faults]

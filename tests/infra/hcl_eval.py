@@ -2,8 +2,8 @@
 
 python-hcl2 parses the .tf files; this walks its syntax tree and evaluates expressions with
 Terraform's rules for the subset infra/ uses: variables and their defaults, locals,
-for/if expressions, conditionals, templates, `for_each`/`count`, `dynamic` blocks and the
-built-in functions of hcl_values.builtin_functions. Values only known after apply (attributes of other
+for/if expressions, conditionals, templates, `for_each`/`count`, `dynamic` blocks, `moved`
+blocks (:meth:`Module.moves`) and the built-in functions of hcl_values.builtin_functions. Values only known after apply (attributes of other
 resources and data sources) become :class:`Ref` (or :class:`Template` inside strings), so a
 test can still check *which* resource instance an attribute points at. Referencing a
 resource instance key that the resource's own for_each does not produce is an error, as in
@@ -47,6 +47,7 @@ class Module:
         self.data: dict[tuple[str, str], Tree] = {}
         self.checks: dict[str, Tree] = {}
         self.outputs: dict[str, Tree] = {}
+        self.moved: list[Tree] = []
         for path in self.files:
             tree = hcl_parser().parse(path.read_text())
             for kind, labels, body in _blocks(tree.children[0]):
@@ -65,6 +66,8 @@ class Module:
                     self.checks[labels[0]] = body
                 elif kind == "output":
                     self.outputs[labels[0]] = body
+                elif kind == "moved":
+                    self.moved.append(body)
         self.given = dict(variables or {})
         self._locals: dict[str, Any] = {}
         self._evaluating: set[str] = set()
@@ -122,6 +125,40 @@ class Module:
         result = {key: self.body(body, scope) for key, scope in scopes.items()}
         self._instances[(rtype, name)] = result
         return result
+
+    def moves(self) -> list[tuple[Address, Address]]:
+        """The `moved` blocks as (from, to) addresses, each checked as Terraform would plan it.
+
+        `to` must name a resource (or, with a key, an instance its for_each produces) and `from`
+        must name no resource left in the module, or the move would never apply.
+        """
+        result = []
+        for body in self.moved:
+            attrs = _attributes(body)
+            source, target = self._address(attrs["from"]), self._address(attrs["to"])
+            if source[:2] in self.resources:
+                raise EvalError(f"moved from {_show(source)}: that resource still exists")
+            if target[:2] not in self.resources:
+                raise EvalError(f"moved to {_show(target)}: no such resource")
+            if len(target) == 3 and target[2] not in self.instances(target[0], target[1]):
+                raise EvalError(f"moved to {_show(target)}: for_each produces no such instance")
+            result.append((source, target))
+        return result
+
+    def _address(self, node: Tree) -> Address:
+        """`type.name` or `type.name[key]` as a tuple (the key evaluated)."""
+        if node.data == "expr_term":
+            return self._address(node.children[0])
+        if node.data == "index_expr_term":
+            base = self._address(node.children[0])
+            (index,) = [c for c in node.children[1].children if isinstance(c, Tree)]
+            return (*base, self.eval(index, {}))
+        if node.data == "get_attr_expr_term":
+            base = self._address(node.children[0])
+            return (*base, _name(node.children[1].children[-1]))
+        if node.data == "identifier":
+            return (_name(node),)
+        raise NotImplementedError(f"address {node.data}")
 
     def preconditions(self, rtype: str, name: str) -> dict[Any, list[tuple[Any, Any]]]:
         """{instance key: [(condition value, error message value)]} of the lifecycle preconditions."""
@@ -450,6 +487,14 @@ class Namespace:
                 raise EvalError(f"no resource {self.parts[0]}.{name}")
             return Ref((self.parts[0], name))
         raise EvalError(f"{self.kind}.{name}")
+
+
+Address = tuple[Any, ...]
+"""(resource type, name) or (resource type, name, instance key)."""
+
+
+def _show(address: Address) -> str:
+    return ".".join(address[:2]) + (f"[{address[2]!r}]" if len(address) > 2 else "")
 
 
 # -- syntax tree helpers --------------------------------------------------------------------

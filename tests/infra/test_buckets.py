@@ -9,7 +9,7 @@ from tests.infra.hcl_eval import Module
 
 
 def test_exports_bucket_settings(example: Module) -> None:
-    (bucket,) = example.instances("google_storage_bucket", "exports").values()
+    bucket = example.instances("google_storage_bucket", "data")["exports"]
     assert bucket["name"] == "bqx-ml-offsite-exports"
     assert bucket["location"] == "US-CENTRAL1"  # same region as the functions and their Eventarc triggers
     assert bucket["uniform_bucket_level_access"] is True
@@ -24,13 +24,13 @@ def test_exports_bucket_settings(example: Module) -> None:
 def test_lifecycle_follows_expiration_days(infra) -> None:  # type: ignore[no-untyped-def]
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     config["expiration_days"] = 7
-    (bucket,) = infra(yaml.safe_dump(config)).instances("google_storage_bucket", "exports").values()
+    bucket = infra(yaml.safe_dump(config)).instances("google_storage_bucket", "data")["exports"]
     assert bucket["lifecycle_rule"][0]["condition"] == [{"age": 7}]
 
 
 def test_state_bucket_is_apart_from_exports(example: Module) -> None:
     """Markers, history, alerts and checkpoints: a bucket no trigger listens to."""
-    (bucket,) = example.instances("google_storage_bucket", "state").values()
+    bucket = example.instances("google_storage_bucket", "data")["state"]
     assert bucket["name"] == "bqx-ml-offsite-exports-state"  # config state_bucket, default '<bucket>-state'
     assert bucket["uniform_bucket_level_access"] is True and bucket["public_access_prevention"] == "enforced"
     assert bucket["lifecycle_rule"] == [{"condition": [{"age": 90}], "action": [{"type": "Delete"}]}]
@@ -41,12 +41,14 @@ def test_state_bucket_is_apart_from_exports(example: Module) -> None:
         for f in trigger["event_filters"]
         if f["attribute"] == "bucket"
     }
-    assert watched == {"google_storage_bucket.exports.name"}  # no trigger on the state bucket
+    assert watched == {'google_storage_bucket.data["exports"].name'}  # no trigger on the state bucket
 
 
 def test_sources_bucket_is_private_too(example: Module) -> None:
-    (bucket,) = example.instances("google_storage_bucket", "sources").values()
+    bucket = example.instances("google_storage_bucket", "data")["sources"]
     assert bucket["name"] == "bqx-ml-offsite-sources"
+    # archives are kept (no lifecycle rule) and soft delete stays at the bucket's default
+    assert bucket.get("lifecycle_rule", []) == [] and bucket.get("soft_delete_policy", []) == []
     assert bucket["uniform_bucket_level_access"] is True
     assert bucket["public_access_prevention"] == "enforced"
 

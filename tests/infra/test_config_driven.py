@@ -220,7 +220,7 @@ def test_plan_fails_for_retry_settings_pubsub_rejects(infra) -> None:  # type: i
 
 def test_variables_override_the_configs_names(infra) -> None:  # type: ignore[no-untyped-def]
     module = infra(project="other-proj", bucket="other-bucket", region="europe-west1")
-    (bucket,) = module.instances("google_storage_bucket", "exports").values()
+    bucket = module.instances("google_storage_bucket", "data")["exports"]
     assert (bucket["name"], bucket["location"]) == ("other-bucket", "EUROPE-WEST1")
     env = module.instances("google_cloudfunctions2_function", "fn")["verify"]["service_config"][0][
         "environment_variables"

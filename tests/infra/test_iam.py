@@ -150,7 +150,7 @@ def _bucket_grants(example: Module, resource: str, bucket: str, bucket_ref: str)
 def test_bucket_access_per_function_and_prefix(example: Module) -> None:
     metadata_writer = "google_project_iam_custom_role.object_metadata_writer.id"
     replacer = "google_project_iam_custom_role.object_replacer.id"
-    exports = _bucket_grants(example, "exports", "bqx-ml-offsite-exports", "google_storage_bucket.exports.name")
+    exports = _bucket_grants(example, "exports", "bqx-ml-offsite-exports", 'google_storage_bucket.data["exports"].name')
     assert exports == {
         # export_table may overwrite its own export objects (a retried BigQuery extract rewrites them).
         "export_table": {(replacer, "exports/"), ("roles/storage.objectViewer", "")},
@@ -162,7 +162,7 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
         "http_trigger": {("roles/storage.objectViewer", "")},
     }
     # Everything offsite writes about itself lives in the state bucket, where no trigger listens.
-    state = _bucket_grants(example, "state", "bqx-ml-offsite-exports-state", "google_storage_bucket.state.name")
+    state = _bucket_grants(example, "state", "bqx-ml-offsite-exports-state", 'google_storage_bucket.data["state"].name')
     reporting = {("roles/storage.objectCreator", "results/"), (replacer, "alerts/")}
     assert state == {
         "fan_out": reporting,

@@ -22,6 +22,10 @@ def _one_of(names: list[str]) -> str:
 
 
 def _policy(module: Module, name: str) -> dict:
+    """An alert policy: a resource of its own, or an instance of the above-zero ones."""
+    policies = module.instances("google_monitoring_alert_policy", "above_zero")
+    if name in policies:
+        return policies[name]
     (policy,) = module.instances("google_monitoring_alert_policy", name).values()
     return policy
 

@@ -8,6 +8,7 @@ from shared import topology
 from shared.config import PubSubSettings
 from tests.infra.conftest import EXAMPLE_CONFIG, INFRA
 from tests.infra.hcl_eval import Module, Ref, Template
+from tests.infra.hcl_values import Key
 
 GCS = {s.name: s for s in topology.subscriptions() if s.trigger.kind == "gcs"}
 AUDIT = {s.name: s for s in topology.subscriptions() if s.trigger.kind == "auditlog"}
@@ -74,7 +75,7 @@ def test_gcs_triggers_are_eventarc_finalize_on_the_exports_bucket_with_retry(exa
         assert trigger["event_type"] == topology.GCS_FINALIZED == spec.trigger.event_type
         assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
         assert trigger["event_filters"] == [
-            {"attribute": "bucket", "value": Ref(("google_storage_bucket", "exports", "name"))}
+            {"attribute": "bucket", "value": Ref(("google_storage_bucket", "data", Key("exports"), "name"))}
         ]
         assert trigger["trigger_region"] == "us-central1"
         assert str(trigger["service_account_email"]) == "google_service_account.trigger.email"
