@@ -21,7 +21,6 @@ the next prune, since the catalog is read afresh each time.
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 from shared import log
 from shared.config import Config, DatasetExport, Retention
@@ -34,7 +33,7 @@ from shared.layout import RunFolder
 from shared.messages import VerifyResult
 from shared.retention.catalog import PRUNED, PRUNING, Catalog, Entry, KnownRun, Unit, catalog, source_of
 from shared.retention.policy import Dated, Decision, decide
-from shared.retention.summary import Outcome, PruneSummary
+from shared.retention.summary import Outcome, PrunePass, PruneSummary
 from shared.retention.versions import bucket_targets, prune_bucket
 from shared.verify import markers as verify_markers
 from shared.verify.flow import publish_once
@@ -93,33 +92,20 @@ def prune(
         raise ConfigError("--bucket: cannot be combined with --dataset or --export (a bucket has no run folders)")
     pairs = targets(config, dataset=dataset, export=export, destination=destination)
     mirrors = bucket_targets(config, bucket=bucket, destination=destination)
+    run = PrunePass(config, summary, now or dt.datetime.now(dt.UTC), stop_at, message_id)
     for entry, dest in pairs if bucket is None else []:
         with opened(dest, config) as handle:
-            prune_target(
-                config, entry, handle, summary, dry_run=dry_run, now=now, stop_at=stop_at, message_id=message_id
-            )
+            prune_target(run, entry, handle)
     for mirror, dest in mirrors if dataset is None and export is None else []:
         with opened(dest, config) as handle:
-            prune_bucket(
-                config, mirror, handle, summary, dry_run=dry_run, now=now, stop_at=stop_at, message_id=message_id
-            )
+            prune_bucket(run, mirror, handle)
     return summary
 
 
-def prune_target(
-    config: Config,
-    entry: Entry,
-    destination: Destination,
-    summary: PruneSummary,
-    *,
-    dry_run: bool = False,
-    now: dt.datetime | None = None,
-    stop_at: float | None = None,
-    message_id: str | None = None,
-) -> None:
-    """Apply ``entry``'s retention at one destination, adding what happened to ``summary``."""
+def prune_target(run: PrunePass, entry: Entry, destination: Destination) -> None:
+    """Apply ``entry``'s retention at one destination, adding what happened to ``run.summary``."""
     assert entry.retention is not None
-    now = now or dt.datetime.now(dt.UTC)
+    config, summary, dry_run = run.config, run.summary, run.dry_run
     with log.bind(entry=entry.name, destination=str(destination.id), dry_run=dry_run):
         found = catalog(entry, config, destination)
         if found is None:
@@ -127,13 +113,13 @@ def prune_target(
             summary.skipped.append(why)
             logger.info("retention skipped", reason=why)
             return
-        act = Act(config, found, entry.retention, now=now, dry_run=dry_run, message_id=message_id)
+        act = Act(config, found, entry.retention, now=run.now, dry_run=dry_run, message_id=run.message_id)
         if not dry_run:
-            for run in found.orphans():
-                act.report(run, "removed by an earlier prune, reported now")
+            for orphan in found.orphans():
+                act.report(orphan, "removed by an earlier prune, reported now")
         for _series, units in found.series():
             for decision in act.decisions(units):
-                if decision.action == "prune" and stop_at is not None and time.monotonic() > stop_at:
+                if decision.action == "prune" and run.out_of_time():
                     summary.outcomes.append(act.outcome(decision.entry.item, "deferred", "out of time; next prune"))
                     continue
                 summary.outcomes.append(act.apply(decision))

@@ -24,7 +24,7 @@ from shared.destinations.factory import opened
 from shared.errors import PermanentError
 from shared.layout import yyyymmdd
 from shared.retention.prune import Target, prune_target, targets
-from shared.retention.summary import PruneSummary
+from shared.retention.summary import PrunePass, PruneSummary
 from shared.retention.versions import BucketTarget, bucket_targets, prune_bucket
 from shared.verify import markers as verify_markers
 
@@ -73,10 +73,11 @@ def daily_pass(
         result = PruneSummary(dry_run=False)
         try:
             with log.bind(entry=entry.name, destination=str(destination)), opened(destination, config) as handle:
+                run = PrunePass(config, result, now, stop_at, message_id)
                 if isinstance(entry, BucketMirror):
-                    prune_bucket(config, entry, handle, result, now=now, stop_at=stop_at, message_id=message_id)
+                    prune_bucket(run, entry, handle)
                 else:
-                    prune_target(config, entry, handle, result, now=now, stop_at=stop_at, message_id=message_id)
+                    prune_target(run, entry, handle)
         except PermanentError as exc:
             summary.failures += 1
             logger.error("retention could not prune", entry=entry.name, destination=str(destination), error=str(exc))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from dataclasses import dataclass, field
+
+from shared.config import Config
 
 
 @dataclass(frozen=True)
@@ -28,3 +32,22 @@ class PruneSummary:
 
     def count(self, action: str) -> int:
         return sum(1 for o in self.outcomes if o.action == action)
+
+
+@dataclass
+class PrunePass:
+    """One prune (``offsite prune`` or a daily pass) as every target it visits sees it: the
+    config, the tally, the time it is judged at and when it must stop starting removals."""
+
+    config: Config
+    summary: PruneSummary
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    stop_at: float | None = None  # time.monotonic() after which no new removal starts
+    message_id: str | None = None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.summary.dry_run
+
+    def out_of_time(self) -> bool:
+        return self.stop_at is not None and time.monotonic() > self.stop_at

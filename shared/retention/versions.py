@@ -18,7 +18,6 @@ claimed once with ``pruned-{day}.json``; a prune stopped between the two is repo
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
 
 from shared import log
@@ -34,7 +33,7 @@ from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run
 from shared.mirror.versions import DAY_FORMAT
 from shared.retention.catalog import Unit
 from shared.retention.policy import Dated, kept, newest_first
-from shared.retention.summary import Outcome, PruneSummary
+from shared.retention.summary import Outcome, PrunePass
 from shared.verify import markers as verify_markers
 from shared.verify.flow import publish_once
 
@@ -71,20 +70,10 @@ def version_units(mirror: BucketMirror, destination: Destination) -> list[Unit]:
     return sorted(units.values(), key=lambda u: u.path)
 
 
-def prune_bucket(
-    config: Config,
-    mirror: BucketMirror,
-    destination: Destination,
-    summary: PruneSummary,
-    *,
-    dry_run: bool = False,
-    now: dt.datetime | None = None,
-    stop_at: float | None = None,
-    message_id: str | None = None,
-) -> None:
-    """Apply ``mirror``'s retention to its versions at one destination, adding to ``summary``."""
+def prune_bucket(run: PrunePass, mirror: BucketMirror, destination: Destination) -> None:
+    """Apply ``mirror``'s retention to its versions at one destination, adding to ``run.summary``."""
     assert mirror.retention is not None
-    now = now or dt.datetime.now(dt.UTC)
+    config, summary, dry_run, now, message_id = run.config, run.summary, run.dry_run, run.now, run.message_id
     dest = str(destination.id)
     units = version_units(mirror, destination)
     if not dry_run:
@@ -113,7 +102,7 @@ def prune_bucket(
         if dry_run:
             summary.outcomes.append(outcome("prune", why))
             continue
-        if stop_at is not None and time.monotonic() > stop_at:
+        if run.out_of_time():
             summary.outcomes.append(outcome("deferred", "out of time; next prune"))
             continue
         verify_markers.claim(config.state_bucket_name, _marker(mirror, dest, "pruning", unit.date), {"reason": why})

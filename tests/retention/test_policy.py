@@ -102,7 +102,7 @@ def test_a_flat_destination_is_skipped_and_said_so(tmp_path: Path) -> None:
     from shared.destinations.base import Abilities
     from shared.destinations.memory import MemoryDestination
     from shared.retention.prune import prune_target
-    from shared.retention.summary import PruneSummary
+    from shared.retention.summary import PrunePass, PruneSummary
 
     text = MINIMAL.replace(
         '    destinations: ["sftp:acme"]\n', '    destinations: ["sftp:acme"]\n    retention: {daily: 1}\n'
@@ -111,7 +111,7 @@ def test_a_flat_destination_is_skipped_and_said_so(tmp_path: Path) -> None:
     flat = MemoryDestination("sftp:acme", Abilities(layout="flat"))
     flat.put("sales_orders_20250101-000000000000.parquet", io.BytesIO(b"x"), 1)
     summary = PruneSummary(dry_run=False)
-    prune_target(config, config.datasets[0], flat, summary)
+    prune_target(PrunePass(config, summary), config.datasets[0], flat)
     assert summary.outcomes == []
     assert summary.skipped == ["sales at memory: not pruned (flat layout: every day's files share one folder)"]
     assert [f.path for f in flat.list()] == ["sales_orders_20250101-000000000000.parquet"]
