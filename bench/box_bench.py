@@ -20,7 +20,7 @@ committed file. Memory = peak RSS of the child − its RSS at the start marker. 
 ≥ 3× the SDK's throughput, with peak RSS ≤ baseline + 4 × part_size + 64 MB. Figures are
 medians of ``runs`` runs; the two sides alternate so drift hits both.
 
-    .venv/bin/python bench/box_bench.py [--quick] [--runs N]
+    .venv/bin/python -m bench.box_bench [--quick] [--runs N]
 """
 
 from __future__ import annotations
@@ -33,25 +33,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Self
 
-BENCH_DIR = Path(__file__).resolve().parent
-for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from bench.common import (
-    MB,
-    MIN_RUNS,
-    FakeGcs,
-    Row,
-    all_of,
-    mark_start,
-    median,
-    python_child,
-    run_child,
-    scenario_main,
-    use_gcs_emulator,
-    within_rss,
-)
+from bench.children import REPO_ROOT, mark_start, python_child, run_child
+from bench.common import MB, MIN_RUNS, FakeGcs, Row, all_of, median, scenario_main, use_gcs_emulator, within_rss
 from devstack.wan import BOX_FROM_GCP, WanProxy
 
 SIZE_FULL = 1_000_000_000
@@ -64,7 +47,7 @@ OBJECT = "bench/box/blob.bin"
 BUCKET = "offsite-box-bench"
 
 
-# ---- children (run in their own interpreter by bench.common.run_child) -----------------------
+# ---- children (run in their own interpreter by bench.children.run_child) -----------------------
 
 
 def _stream() -> Any:
@@ -160,7 +143,7 @@ def _measure(
     argv = python_child(
         target, gcs_url=servers.gcs_url, box_url=box_url, token=servers.box.token, folder=folder, size=size
     )
-    child = run_child(argv, cwd=BENCH_DIR.parent)
+    child = run_child(argv, cwd=REPO_ROOT)
     if child.result.get("sha1") != expected_sha1:
         raise RuntimeError(f"{target}: Box stored SHA-1 {child.result.get('sha1')}, the object's is {expected_sha1}")
     servers.box.admin("POST", "/reset", {"data": True})  # drop the uploaded GB before the next run

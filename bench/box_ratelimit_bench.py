@@ -15,7 +15,7 @@ file), all at once, as one user:
 Reported: files per second for the whole run, and the share of API calls answered 429 (from
 the server's request log). Target: paced < 1 % of calls answered 429, every file delivered.
 
-    .venv/bin/python bench/box_ratelimit_bench.py [--quick] [--runs N]
+    .venv/bin/python -m bench.box_ratelimit_bench [--quick] [--runs N]
 """
 
 from __future__ import annotations
@@ -28,12 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from bench.common import MIN_RUNS, Row, all_of, mark_start, median, python_child, run_child, scenario_main
+from bench.children import REPO_ROOT, mark_start, python_child, run_child
+from bench.common import MIN_RUNS, Row, all_of, median, scenario_main
 
 FILES_FULL = 5_000
 FILES_QUICK = 500
@@ -81,7 +77,7 @@ def _run_once(box: Any, files: int, scale: int, paced: bool) -> tuple[float, flo
             limits=limits | {"paced_instances": INSTANCES} if paced else None,
         )
         try:
-            run_child(argv, cwd=BENCH_DIR.parent, interval_s=0.5)
+            run_child(argv, cwd=REPO_ROOT, interval_s=0.5)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

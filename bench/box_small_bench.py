@@ -19,7 +19,7 @@ file in one multipart request:
 Files/s = files / seconds from the child's start marker (clients built, data in memory) to the
 last upload; each side in its own child process; the two sides alternate. ``--quick``: 100 files.
 
-    .venv/bin/python bench/box_small_bench.py [--quick] [--runs N]
+    .venv/bin/python -m bench.box_small_bench [--quick] [--runs N]
 """
 
 from __future__ import annotations
@@ -35,12 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from bench.common import MIN_RUNS, Row, mark_start, median, python_child, run_child, scenario_main
+from bench.children import REPO_ROOT, mark_start, python_child, run_child
+from bench.common import MIN_RUNS, Row, median, scenario_main
 
 FILES_FULL = 1_000
 FILES_QUICK = 100
@@ -76,7 +72,7 @@ def _files(top: str, count: int) -> Iterator[tuple[str, bytes]]:
         yield path, file_data(i, size, block)
 
 
-# ---- children (run in their own interpreter by bench.common.run_child) -----------------------
+# ---- children (run in their own interpreter by bench.children.run_child) -----------------------
 
 
 def offsite_small(box_url: str, token: str, top: str, count: int) -> dict[str, Any]:
@@ -161,7 +157,7 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
                     argv = python_child(
                         f"box_small_bench:{target}", box_url=wan.url, token=box.token, top=top, count=count
                     )
-                    child = run_child(argv, cwd=BENCH_DIR.parent, interval_s=0.5)
+                    child = run_child(argv, cwd=REPO_ROOT, interval_s=0.5)
                     samples[f"{side}_fps"].append(count / child.seconds)
                     box.admin("POST", "/reset", {"data": True})
     finally:

@@ -16,7 +16,7 @@ Same machine, same sshd, same Drive server (devstack/driveapi), same file, same 
   chunksize=8 MiB)``, ``files.create`` + ``next_chunk()`` until done. No hashing, no lookup,
   no verification: less work than offsite does.
 
-Each side runs in its own child process (bench.common.run_child); throughput = bytes / seconds
+Each side runs in its own child process (bench.children.run_child); throughput = bytes / seconds
 from the child's start marker (after imports; the SFTP connection and the OAuth token are inside
 the figure for both). Memory = peak RSS − RSS at the start marker. Targets: ≥ 0.9× the peer,
 offsite's peak RSS ≤ baseline + 64 MB (one 8 MiB chunk, the pipelined reader's window, HTTP
@@ -28,7 +28,7 @@ cannot reach the local Drive server without intercepting DNS and TLS for Google'
 
 Needs root (a private sshd and its login user, like the tests). Not a test: nothing here asserts.
 
-    .venv/bin/python bench/collect_drive_bench.py [--quick] [--runs N]
+    .venv/bin/python -m bench.collect_drive_bench [--quick] [--runs N]
 """
 
 from __future__ import annotations
@@ -42,23 +42,8 @@ import time
 from pathlib import Path
 from typing import Any, Self
 
-BENCH_DIR = Path(__file__).resolve().parent
-for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from bench.common import (
-    MB,
-    MIN_RUNS,
-    Row,
-    all_of,
-    mark_start,
-    median,
-    python_child,
-    run_child,
-    scenario_main,
-    within_rss,
-)
+from bench.children import REPO_ROOT, mark_start, python_child, run_child
+from bench.common import MB, MIN_RUNS, Row, all_of, median, scenario_main, within_rss
 
 SIZE_FULL = 1_000_000_000
 SIZE_QUICK = 64_000_000
@@ -227,7 +212,7 @@ def _offsite(setup: _Setup) -> tuple[float, float]:
         size=setup.size,
         mtime=setup.mtime,
     )
-    child = run_child(argv, cwd=BENCH_DIR.parent)
+    child = run_child(argv, cwd=REPO_ROOT)
     if child.result.get("status") != "uploaded":
         raise RuntimeError(f"offsite's copy was {child.result.get('status')!r}, expected a new upload")
     setup.landed(child.result)
@@ -244,7 +229,7 @@ def _client(setup: _Setup, prefetch: bool) -> tuple[float, float]:
         directory=str(setup.remote_dir),
         prefetch=prefetch,
     )
-    child = run_child(argv, cwd=BENCH_DIR.parent)
+    child = run_child(argv, cwd=REPO_ROOT)
     setup.landed(child.result)
     return setup.size / MB / child.seconds, child.rss_over_baseline / MB
 

@@ -4,10 +4,7 @@ A scenario module exposes ``run(quick: bool, ...) -> list[dict]``; each dict is 
 (``Row.to_dict()``), so ``bench/run.py`` can print, chart and store rows from every scenario the
 same way. Figures are medians of at least :data:`MIN_RUNS` runs.
 
-Peak RSS is measured in a child process (:func:`run_child`): the parent samples the RSS of the
-child's whole process tree with psutil; a Python child calls :func:`mark_start` right before the
-transfer, which reports its baseline RSS (the process after imports, clients and set-up) and starts
-the clock. Memory figures are "peak − baseline", the memory the transfer itself needed.
+Peak RSS and the clock come from a child process (:mod:`bench.children`).
 """
 
 from __future__ import annotations
@@ -15,25 +12,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib
 import json
 import os
 import statistics
 import subprocess
-import sys
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-import psutil
-
 MIN_RUNS = 3
 MB = 1_000_000  # throughput and memory figures are decimal megabytes
-MARK = "@@bench "  # stdout prefix of the child protocol (start / result lines)
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 
@@ -57,175 +46,6 @@ def repeat(measure: Callable[[], T], runs: int = MIN_RUNS) -> list[T]:
 
 def throughput_mb_s(size_bytes: int, seconds: float) -> float:
     return size_bytes / MB / seconds if seconds > 0 else float("inf")
-
-
-# ---- peak RSS of a process tree ------------------------------------------------------------
-
-
-def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants now (processes that vanish count 0)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total
-
-
-class RssSampler:
-    """Samples the RSS of a process tree on a background thread; ``peak`` is the highest sample.
-
-    ``reset_peak()`` starts a new window (e.g. at the start marker) so set-up that allocated more
-    than the transfer does not hide the transfer's own peak; ``peak_total`` keeps the life-long one.
-    """
-
-    def __init__(self, pid: int, interval_s: float = 0.01) -> None:
-        self.pid = pid
-        self.interval_s = interval_s
-        self.peak = 0
-        self.peak_total = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name=f"rss-{pid}", daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def sample(self) -> int:
-        rss = tree_rss(self.pid)
-        with self._lock:
-            self.samples += 1
-            self.peak = max(self.peak, rss)
-            self.peak_total = max(self.peak_total, rss)
-        return rss
-
-    def reset_peak(self) -> int:
-        with self._lock:
-            self.peak = 0
-        return self.sample()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.interval_s)
-
-
-# ---- child processes -----------------------------------------------------------------------
-
-
-@dataclass
-class ChildRun:
-    """One measured child process: seconds from its start marker (or spawn) to its end, and memory."""
-
-    seconds: float
-    peak_rss: int  # bytes, highest tree RSS after the start marker
-    baseline_rss: int | None  # bytes the child reported at the start marker; None for non-Python tools
-    result: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rss_over_baseline(self) -> int:
-        return self.peak_rss - (self.baseline_rss or 0)
-
-
-class ChildFailed(RuntimeError):
-    pass
-
-
-def run_child(
-    argv: Sequence[str],
-    *,
-    env: dict[str, str] | None = None,
-    cwd: str | Path | None = None,
-    timeout_s: float = 1800.0,
-    interval_s: float = 0.01,
-    stdin: Any = None,
-) -> ChildRun:
-    """Run ``argv``, sampling its process tree's RSS, and follow the ``@@bench`` protocol on stdout.
-
-    A child that prints no start marker (``sftp``, ``rclone``) is timed from spawn to exit and has no
-    baseline. Raises :class:`ChildFailed` with the tail of stderr when the child exits non-zero.
-    """
-    with tempfile.TemporaryFile(mode="w+") as err:
-        spawned = time.perf_counter()
-        proc = subprocess.Popen(
-            list(argv), stdout=subprocess.PIPE, stderr=err, stdin=stdin, text=True, env=env, cwd=cwd, bufsize=1
-        )
-        killer = threading.Timer(timeout_s, proc.kill)
-        killer.start()
-        baseline: int | None = None
-        started = spawned
-        result: dict[str, Any] = {}
-        with RssSampler(proc.pid, interval_s) as sampler:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if not line.startswith(MARK):
-                    continue
-                kind, _, payload = line[len(MARK) :].strip().partition(" ")
-                if kind == "start":
-                    baseline = int(json.loads(payload)["rss"])
-                    started = time.perf_counter()
-                    sampler.reset_peak()
-                elif kind == "result":
-                    result = json.loads(payload)
-            proc.wait()
-            ended = time.perf_counter()
-            peak = max(sampler.peak, baseline or 0)
-        killer.cancel()
-        if proc.returncode != 0:
-            err.seek(0)
-            tail = err.read()[-3000:]
-            raise ChildFailed(f"{argv[0]} {' '.join(argv[1:3])} … exited {proc.returncode}:\n{tail}")
-    seconds = float(result["seconds"]) if "seconds" in result else ended - started
-    return ChildRun(seconds=seconds, peak_rss=peak, baseline_rss=baseline, result=result)
-
-
-def python_child(target: str, **kwargs: Any) -> list[str]:
-    """argv running ``module:function(**kwargs)`` in a fresh interpreter under the child protocol.
-
-    The function calls :func:`mark_start` before the measured work and returns a JSON-able dict.
-    """
-    return [sys.executable, str(Path(__file__).resolve()), "--child", target, json.dumps(kwargs)]
-
-
-# The start time lives in the environment, not a module global: the target may import this module as
-# ``common`` or ``bench.common`` while the runner is ``__main__`` — three module objects, one process.
-_STARTED_ENV = "OFFSITE_BENCH_STARTED_AT"
-
-
-def mark_start() -> None:
-    """In a child: the measured work starts now; report this process's RSS as the baseline."""
-    rss = psutil.Process().memory_info().rss
-    print(f"{MARK}start {json.dumps({'rss': rss})}", flush=True)
-    os.environ[_STARTED_ENV] = repr(time.perf_counter())
-
-
-def _child_main(target: str, kwargs_json: str) -> None:
-    for path in (str(REPO_ROOT), str(BENCH_DIR)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    module_name, _, func_name = target.partition(":")
-    func = getattr(importlib.import_module(module_name), func_name)
-    result = dict(func(**json.loads(kwargs_json)) or {})
-    started = os.environ.get(_STARTED_ENV)
-    if "seconds" not in result and started is not None:
-        result["seconds"] = time.perf_counter() - float(started)
-    print(f"{MARK}result {json.dumps(result)}", flush=True)
 
 
 # ---- result rows -----------------------------------------------------------------------------
@@ -446,7 +266,3 @@ def scenario_main(
     rows = [Row.from_dict(r) for r in run(args.quick, args.runs)]
     print(format_table(rows))
     return 0 if all(r.passed is not False for r in rows) else 1
-
-
-if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--child":
-    _child_main(sys.argv[2], sys.argv[3])

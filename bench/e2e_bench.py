@@ -22,7 +22,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import MB, MIN_RUNS, Row, RssSampler, median
+from bench.children import RssSampler
+from bench.common import MB, MIN_RUNS, Row, median
 from bench.overlap import TARGET_FACTOR, Overlap, measure_alone, median_overlap
 from bench.stack_watch import Watch, epoch, purge_run, stack_env
 

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import MB, MIN_RUNS, Row, RssSampler, all_of, mark_start, median, python_child, run_child, within_rss
+from bench.children import RssSampler, mark_start, python_child, run_child
+from bench.common import MB, MIN_RUNS, Row, all_of, median, within_rss
 from bench.stack_watch import on_stack
 
 ROWS_FULL = 2_000_000

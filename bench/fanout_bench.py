@@ -27,16 +27,8 @@ import math
 import time
 from typing import Any
 
-from bench.common import (
-    MB,
-    MIN_RUNS,
-    Row,
-    RssSampler,
-    mark_start,
-    median,
-    python_child,
-    run_child,
-)
+from bench.children import RssSampler, mark_start, python_child, run_child
+from bench.common import MB, MIN_RUNS, Row, median
 from bench.stack_watch import Watch, epoch, purge_run, stack_env
 
 SIZES_FULL = (10, 100, 500)

@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import MB, MIN_RUNS, Row, mark_start, median, python_child, run_child
+from bench.children import mark_start, python_child, run_child
+from bench.common import MB, MIN_RUNS, Row, median
 from bench.stack_watch import on_stack
 
 ROWS_FULL = 1_000_000
@@ -175,9 +176,8 @@ def plain_load(project: str, db: str, runs: int, rows: int, tmp: str) -> dict[st
 
 def incremental(quick: bool, stack: Any, runs: int) -> list[dict[str, Any]]:
     small, large, changed = INCREMENTAL_QUICK if quick else INCREMENTAL_FULL
-    env = {**stack.env, "OFFSITE_LOG_LEVEL": "warning"}
     results = {}
-    with tempfile.TemporaryDirectory(prefix="offsite-ingest-incr-") as tmp, stack_env(stack):
+    with on_stack(stack, "ingest-incremental") as (tmp, env):
         for rows in (small, large):
             db = Path(tmp) / f"app-{rows}.db"
             make_db(db, rows, cursor_index=True)

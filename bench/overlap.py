@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bench.common import mark_start, python_child, run_child
+from bench.children import mark_start, python_child, run_child
 
 TARGET_FACTOR = 1.3
 EXPORT_BUCKET = "offsite-bench-overlap"  # no notifications: exports here wake no function

@@ -25,7 +25,8 @@ import os
 import time
 from typing import Any
 
-from bench.common import MB, MIN_RUNS, Row, all_of, mark_start, median, python_child, run_child, within_rss
+from bench.children import mark_start, python_child, run_child
+from bench.common import MB, MIN_RUNS, Row, all_of, median, within_rss
 from bench.stack_watch import Watch, stack_env
 
 DATASET = "bench_restore"

@@ -10,7 +10,7 @@ in the same run, two like-for-like comparisons:
     checked, prefetching) vs ``rclone copyto`` at its best documented settings for OpenSSH
     (255k requests, 64 in flight). offsite with ``connections_per_file: 2`` is reported too.
 
-Each side runs in its own child process (bench.common.run_child): throughput = bytes / seconds
+Each side runs in its own child process (bench.children.run_child): throughput = bytes / seconds
 (offsite: from its start marker, after imports, to the published file, connection included;
 the peers: process spawn to exit, so they pay their start-up and handshake inside the figure).
 Memory = offsite's peak RSS − its RSS at the start marker. Targets: (a) ≥ 0.9× OpenSSH,
@@ -19,7 +19,7 @@ turns so machine noise hits all of them.
 
 Needs root (a private sshd and its login user, like the tests). Not a test: nothing here asserts.
 
-    .venv/bin/python bench/sftp_bench.py [--quick] [--runs N]
+    .venv/bin/python -m bench.sftp_bench [--quick] [--runs N]
 """
 
 from __future__ import annotations
@@ -33,25 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Self
 
-BENCH_DIR = Path(__file__).resolve().parent
-for _path in (str(BENCH_DIR.parent), str(BENCH_DIR)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from bench.common import (
-    MB,
-    MIN_RUNS,
-    FakeGcs,
-    Row,
-    all_of,
-    mark_start,
-    median,
-    python_child,
-    run_child,
-    scenario_main,
-    use_gcs_emulator,
-    within_rss,
-)
+from bench.children import REPO_ROOT, mark_start, python_child, run_child
+from bench.common import MB, MIN_RUNS, FakeGcs, Row, all_of, median, scenario_main, use_gcs_emulator, within_rss
 
 SIZE_FULL = 1_000_000_000
 SIZE_QUICK = 250_000_000
@@ -191,7 +174,7 @@ def _offsite(setup: _Setup, name: str, connections: int, check: bool, local: boo
         connections=connections,
         local_file=str(setup.local_file) if local else None,
     )
-    child = run_child(argv, cwd=BENCH_DIR.parent)
+    child = run_child(argv, cwd=REPO_ROOT)
     if child.result.get("sha1") != setup.sha1:
         raise RuntimeError(f"offsite streamed SHA-1 {child.result.get('sha1')}, the object's is {setup.sha1}")
     setup.landed(name, check).unlink()

@@ -11,15 +11,16 @@ import time
 
 import pytest
 
-from bench import common, stack_watch
-from bench.common import ChildFailed, Row, format_table, median, python_child, read_json, run_child, write_json
+from bench import children, common, stack_watch
+from bench.children import ChildFailed, python_child, run_child
+from bench.common import Row, format_table, median, read_json, write_json
 
 ALLOCATE_BYTES = 200 * common.MB
 
 
 def allocate_and_hold(size: int, hold_s: float) -> dict:
     """Child target: the baseline is taken, then ``size`` bytes are allocated and touched, then held."""
-    common.mark_start()
+    children.mark_start()
     block = b"x" * size  # every page written, so all of it is resident
     time.sleep(hold_s)  # long enough for many 10 ms samples
     return {"allocated": len(block)}
