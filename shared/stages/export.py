@@ -279,7 +279,8 @@ def finalize_sweep(
     now: dt.datetime | None = None,
 ) -> list[str]:
     """Every recent run folder with ``_run.json`` and no manifest: re-attach to its job (never start
-    one) and finish the run if the job is DONE. Returns the run folders it wrote a manifest for."""
+    one) and finish the run if the job is DONE (starting the fingerprint job if nobody has: it reads
+    what the DONE export job wrote). Returns the run folders it wrote a manifest for."""
     message = parse_pubsub(event)
     now = now or dt.datetime.now(dt.UTC)
     wh = wh or warehouse()
