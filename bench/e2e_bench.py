@@ -30,7 +30,7 @@ from bench.stack_watch import Watch, epoch, purge_run, stack_env
 DATASET = "bench_e2e"
 TABLES = 10
 TOTAL_BYTES_FULL = 1_000_000_000
-TOTAL_BYTES_QUICK = 20_000_000  # the local FARM_FINGERPRINT costs ~1 ms a row (docs/performance.md)
+TOTAL_BYTES_QUICK = 20_000_000  # chosen when the local FARM_FINGERPRINT cost ~1 ms a row (docs/performance.md)
 PAYLOAD_BYTES = 2_000  # per row
 DESTINATIONS = ["box", "sftp:local"]
 TABLE_NAMES = [f"t{i:02d}" for i in range(TABLES)]

@@ -32,7 +32,7 @@ from bench.stack_watch import Watch, stack_env
 DATASET = "bench_restore"
 TABLE = "t00"
 TOTAL_BYTES_FULL = 1_000_000_000
-TOTAL_BYTES_QUICK = 10_000_000  # the local FARM_FINGERPRINT costs ~1 ms a row (docs/performance.md)
+TOTAL_BYTES_QUICK = 10_000_000  # chosen when the local FARM_FINGERPRINT cost ~1 ms a row (docs/performance.md)
 STAGING_BUCKET = "offsite-bench-restore-staging"
 RESTORED_DATASET = "bench_restored"
 RSS_LIMIT_MB = 128.0

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from shared import log, sql_date
 from shared.errors import PermanentError
-from shared.gcp import bq_jobs, clients, fingerprint
+from shared.gcp import bq_jobs, clients, fingerprint_job
 from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, api_retry, call
 from shared.messages import Source
 
@@ -228,7 +228,7 @@ class BigQueryWarehouse:
         )
         counts = list(extract.destination_uri_file_counts or [])
         schema = [f.to_api_repr() for f in table.schema]
-        fingerprint = self._fingerprint_at(source, extract, schema, location)
+        fingerprint = self._fingerprint_at(source, extract, schema, location, job)
         return ExportResult(
             job_id=extract.job_id,
             row_count=fingerprint["row_count"] if fingerprint else self._count_at(source, extract, location),
@@ -266,7 +266,15 @@ class BigQueryWarehouse:
         schema = [f.to_api_repr() for f in dry.schema or []]
         # A query has no snapshot to go back to: its fingerprint is the query run again, kept only
         # when it sees as many rows as were exported.
-        fingerprint = self.fingerprint(f"({sql}) AS exported", params, schema, dry.location, source.label)
+        fingerprint = self.fingerprint(
+            f"({sql}) AS exported",
+            params,
+            schema,
+            dry.location,
+            source.label,
+            job_id=fingerprint_job.fingerprint_job_id(job.job_id),
+            deadline=job.deadline,
+        )
         row_count = int(rows) if rows is not None else self.count_rows(source)
         if fingerprint is not None and fingerprint["row_count"] != row_count:
             logger.warning("query result changed since its export; no fingerprint", label=source.label)
@@ -289,28 +297,16 @@ class BigQueryWarehouse:
         label: str,
         *,
         as_of: str | None = None,
+        job_id: str | None = None,
+        deadline: float | None = None,
     ) -> dict[str, Any] | None:
-        """The per-column fingerprint (:mod:`shared.gcp.fingerprint`) of ``SELECT … FROM from_clause``;
-        None (logged) when BigQuery cannot compute it: a fingerprint never fails an export."""
-        from google.cloud import bigquery
-
-        columns = fingerprint.columns_of(schema)
-        sql = fingerprint.fingerprint_sql(from_clause, columns)
-        config = bigquery.QueryJobConfig(query_parameters=params)
-
-        def run() -> Any:
-            job = self.client.query(sql, job_config=config, location=location, retry=api_retry(), job_retry=None)
-            return list(job.result(retry=api_retry(), timeout=QUERY_TIMEOUT_S))[0]
-
-        try:
-            row = call(run, f"fingerprinting {label}")
-        except PermanentError as exc:
-            logger.warning("fingerprint query failed; the manifest has none", label=label, error=str(exc))
-            return None
-        return fingerprint.from_row(row, columns, as_of=as_of)
+        """See :func:`shared.gcp.fingerprint_job.compute`."""
+        return fingerprint_job.compute(
+            self.client, from_clause, params, schema, location, label, as_of=as_of, job_id=job_id, deadline=deadline
+        )
 
     def _fingerprint_at(
-        self, table: TableRef, extract: Any, schema: list[dict[str, Any]], location: str | None
+        self, table: TableRef, extract: Any, schema: list[dict[str, Any]], location: str | None, job: ExportJob
     ) -> dict[str, Any] | None:
         """The table's fingerprint as of the extract's start (time travel): the snapshot it exported.
 
@@ -326,6 +322,8 @@ class BigQueryWarehouse:
             location,
             table.label,
             as_of=extract.started.isoformat(),
+            job_id=fingerprint_job.fingerprint_job_id(job.job_id),
+            deadline=job.deadline,
         )
 
     def _dry_run(self, sql: str, params: list[Any], label: str) -> Any:

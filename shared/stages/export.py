@@ -19,6 +19,10 @@ Order inside the run folder, each step safe to repeat:
    (``OFFSITE_EXPORT_BUDGET_S``, default 60 s); past it the invocation returns (acknowledged)
    and the job's completion event finishes the run. A failed job is a PermanentError carrying
    BigQuery's reason, reported once per run (a claim in the state bucket).
+3b. The fingerprint (docs/exports.md), once the export job is DONE: a query job under its own
+   deterministic id (``…_fingerprint``, shared/gcp/fingerprint_job.py), started or re-attached
+   the same way and bounded by the same deadline — the request handler, the completion event
+   and the sweep share ONE query; its own completion event finishes the run when it outlasts them.
 4. ``_manifest.json`` LAST, ``if_generation_match=0``, only after the job succeeded and every
    file it reported is listed: a manifest never describes an incomplete export.
 """
@@ -48,6 +52,7 @@ from shared.gcp.bigquery import (
     warehouse,
 )
 from shared.gcp.bq_jobs import MAX_JOB_ATTEMPTS, JobPending, attempt_id
+from shared.gcp.fingerprint_job import export_job_of, fingerprint_job_id
 from shared.ids import Stage
 from shared.layout import MANIFEST_NAME, RUN_NAME, RunFolder, is_data_file, parse_object_name, render_file_name
 from shared.manifest import Manifest, ManifestFile
@@ -173,7 +178,7 @@ def run_export(
         result = wh.export(job)
     except JobPending as pending:
         logger.info(
-            "export job not done; its completion event (or the finalize sweep) writes the manifest",
+            "export or fingerprint job not done; its completion event (or the finalize sweep) writes the manifest",
             job_id=pending.job_id,
             state=pending.state,
         )
@@ -224,17 +229,31 @@ def finalize_job(
             logger.info("job entry is not its completion; ignored", state=job.state)
             return None
         wh = wh or warehouse()
-        uri = wh.export_destination(job.job_id, job.location)
+        uri = _destination_of(wh, job.job_id, job.location)
         task = _task_of(uri, config, storage_client) if uri else None
         if task is None:
             logger.warning("job exports to no offsite run folder; ignored", destination=uri)
             return None
         base = job_id_for(task.run_id, task.source)
-        if job.job_id not in {attempt_id(base, n) for n in range(MAX_JOB_ATTEMPTS)}:
-            logger.warning("job is not this run's export job; ignored", run_id=task.run_id, expected=base)
+        ours = {attempt_id(b, n) for b in (base, fingerprint_job_id(base)) for n in range(MAX_JOB_ATTEMPTS)}
+        if job.job_id not in ours:
+            logger.warning("job is not one of this run's jobs; ignored", run_id=task.run_id, expected=base)
             return None
         with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
             return run_export(task, config, wh, time.monotonic() + FINALIZE_WAIT_S, storage_client)
+
+
+def _destination_of(wh: Warehouse, job_id: str, location: str | None) -> str | None:
+    """The destination URI of an export job, or of the export job a fingerprint job belongs to
+    (a fingerprint job's completion is the last step of its run)."""
+    export_base = export_job_of(job_id)
+    if export_base is None:
+        return wh.export_destination(job_id, location)
+    for n in range(MAX_JOB_ATTEMPTS):
+        uri = wh.export_destination(attempt_id(export_base, n), location)
+        if uri:
+            return uri
+    return None
 
 
 def _task_of(uri: str, config: Config, storage_client: Any | None) -> TableExport | None:
@@ -260,7 +279,8 @@ def finalize_sweep(
     now: dt.datetime | None = None,
 ) -> list[str]:
     """Every recent run folder with ``_run.json`` and no manifest: re-attach to its job (never start
-    one) and finish the run if the job is DONE. Returns the run folders it wrote a manifest for."""
+    one) and finish the run if the job is DONE (starting the fingerprint job if nobody has: it reads
+    what the DONE export job wrote). Returns the run folders it wrote a manifest for."""
     message = parse_pubsub(event)
     now = now or dt.datetime.now(dt.UTC)
     wh = wh or warehouse()
