@@ -41,6 +41,7 @@ class Checkpoint:
     bytes_done: int = 0
     bytes_sent: int = 0  # over every invocation so far
     invocations: int = 0
+    size: int | None = None  # the source's size, where the generation alone does not pin it (collect)
 
 
 def checkpoint_name(destination: DestinationId, obj: StorageObject, remote_path: str) -> str:
@@ -48,15 +49,38 @@ def checkpoint_name(destination: DestinationId, obj: StorageObject, remote_path:
     return f"{PREFIX}{str(destination).replace(':', '/')}/{key}.json"
 
 
-def load(state_bucket: str, destination: DestinationId, obj: StorageObject, remote_path: str) -> Checkpoint | None:
-    """The delivery's checkpoint; None when there is none or it belongs to another generation."""
-    raw = gcs.read_json(state_bucket, checkpoint_name(destination, obj, remote_path))
+def read(state_bucket: str, name: str) -> Checkpoint | None:
+    """The checkpoint stored at ``name``; None when there is none or it cannot be read."""
+    raw = gcs.read_json(state_bucket, name)
     if not isinstance(raw, dict):
         return None
     try:
-        found = Checkpoint(**raw)
+        return Checkpoint(**raw)
     except TypeError:
         return None  # written by another version: start over rather than trust it
+
+
+def advanced(before: Checkpoint | None, progress: Progress, **where: Any) -> Checkpoint:
+    """The checkpoint after one more invocation: ``progress`` over ``before`` (the totals carried
+    on); ``where`` names what is transferred (destination, object, generation, remote_path)."""
+    return Checkpoint(
+        **where,
+        state=progress.state,
+        bytes_done=progress.bytes_done,
+        bytes_sent=(before.bytes_sent if before else 0) + progress.bytes_sent,
+        invocations=(before.invocations if before else 0) + 1,
+    )
+
+
+def write(state_bucket: str, name: str, checkpoint: Checkpoint) -> None:
+    gcs.write(state_bucket, name, json.dumps(asdict(checkpoint), sort_keys=True).encode(), "application/json")
+
+
+def load(state_bucket: str, destination: DestinationId, obj: StorageObject, remote_path: str) -> Checkpoint | None:
+    """The delivery's checkpoint; None when there is none or it belongs to another generation."""
+    found = read(state_bucket, checkpoint_name(destination, obj, remote_path))
+    if found is None:
+        return None
     return found if found.generation == obj.generation and found.remote_path == remote_path else None
 
 
@@ -69,18 +93,15 @@ def save(
     before: Checkpoint | None,
 ) -> Checkpoint:
     """Record ``progress`` (replacing the previous checkpoint) and return it."""
-    checkpoint = Checkpoint(
+    checkpoint = advanced(
+        before,
+        progress,
         destination=str(destination),
         object=obj.name,
         generation=obj.generation,
         remote_path=remote_path,
-        state=progress.state,
-        bytes_done=progress.bytes_done,
-        bytes_sent=(before.bytes_sent if before else 0) + progress.bytes_sent,
-        invocations=(before.invocations if before else 0) + 1,
     )
-    name = checkpoint_name(destination, obj, remote_path)
-    gcs.write(state_bucket, name, json.dumps(asdict(checkpoint), sort_keys=True).encode(), "application/json")
+    write(state_bucket, checkpoint_name(destination, obj, remote_path), checkpoint)
     return checkpoint
 
 
