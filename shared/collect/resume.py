@@ -114,13 +114,7 @@ def put_within(
             size=identity.size,
         )
         checkpoint.write(budget.state_bucket, name, saved)
-        logger.info(
-            "time budget used; checkpointed, continuing in a new invocation",
-            bytes_done=saved.bytes_done,
-            size=identity.size,
-            invocations=saved.invocations,
-            bytes_sent=saved.bytes_sent,
-        )
+        checkpoint.log_paused(saved, identity.size)
         raise Paused(saved)
     if before is not None:
         logger.info("resumed copy complete", invocations=before.invocations + 1, bytes_sent=before.bytes_sent)

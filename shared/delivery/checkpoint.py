@@ -20,6 +20,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared import log
 from shared.destinations.base import Progress
 from shared.events import StorageObject
 from shared.gcp import gcs, pubsub
@@ -27,6 +28,7 @@ from shared.ids import DestinationId
 from shared.topology import DELIVERY_CONTINUATIONS
 
 PREFIX = "checkpoints/"
+logger = log.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,17 @@ def advanced(before: Checkpoint | None, progress: Progress, **where: Any) -> Che
 
 def write(state_bucket: str, name: str, checkpoint: Checkpoint) -> None:
     gcs.write(state_bucket, name, json.dumps(asdict(checkpoint), sort_keys=True).encode(), "application/json")
+
+
+def log_paused(saved: Checkpoint, size: int) -> None:
+    """The log line of a transfer that used its budget and was checkpointed."""
+    logger.info(
+        "time budget used; checkpointed, continuing in a new invocation",
+        bytes_done=saved.bytes_done,
+        size=size,
+        invocations=saved.invocations,
+        bytes_sent=saved.bytes_sent,
+    )
 
 
 def load(state_bucket: str, destination: DestinationId, obj: StorageObject, remote_path: str) -> Checkpoint | None:
