@@ -13,14 +13,17 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from shared.collect import state
 from shared.collect.copy import copy_file
 from shared.collect.messages import CollectFile
 from shared.collect.resume import checkpoint_name
 from shared.collect.selection import FileIdentity, identity_of
-from shared.config import Config
+from shared.config import Config, from_dict
 from shared.delivery import checkpoint
 from shared.delivery.checkpoint import Checkpoint
+from shared.errors import ConfigError
 from shared.gcp import gcs
 from shared.ids import Status
 from tests.collect.conftest import Collect, partner_fields
@@ -196,3 +199,12 @@ def test_a_budgeted_copy_to_drive_and_sftp_carries_its_labels_and_finishes_each_
     assert (processed / "mid.bin").read_bytes() == data and not (collect.partner_dir / "mid.bin").exists()
     for name in ("sftp:dest", "drive:reports"):
         assert state.copy_record(config.state_bucket_name, collect.name, identity, name) is not None
+
+
+def test_a_claim_lease_shorter_than_one_invocations_copy_is_a_config_error(collect: Collect) -> None:
+    raw = collect.raw(collect={"lease_minutes": 8}, delivery={"budget_s": 480})
+    with pytest.raises(
+        ConfigError, match=r"collect\.lease_minutes: 8 is shorter than one invocation's copy .* at least 9"
+    ):
+        from_dict(Config, raw)
+    assert from_dict(Config, collect.raw(collect={"lease_minutes": 9}, delivery={"budget_s": 480}))
