@@ -25,7 +25,7 @@ locals {
     http_trigger  = ["export-requests", "verify-requests"]
     ingest_sqlite = ["verify-results"]
     collect_list  = ["collect-files", "verify-results"]
-    collect_copy  = ["verify-results"]
+    collect_copy  = ["verify-results", "collect-files"] # collect-files: continuations of budgeted copies
   }
 
   # Roles on the exports bucket, each limited to the object prefix the stage works in
@@ -93,6 +93,8 @@ locals {
     collect_copy = {
       state  = { role = google_project_iam_custom_role.object_replacer.id, prefix = "collect/" }
       viewer = { role = "roles/storage.objectViewer", prefix = "" }
+      # checkpoints of copies longer than one invocation (shared.collect.resume)
+      checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
     }
   }
   # What every stage needs to report a result (shared.reporting.results.report), in the state bucket.

@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import log
-from shared.collect import runs, state
+from shared.collect import resume, runs, state
 from shared.collect.listing import job_named, open_source
 from shared.collect.messages import CollectFile
+from shared.collect.resume import Budget, Paused
 from shared.collect.selection import FileIdentity, identity_of
 from shared.collect.source import SftpSource
 from shared.config import Config
 from shared.config.collect import CollectJob
-from shared.destinations.base import ByteStream, DeliveryLedger, Destination, Labelled, Readable
+from shared.destinations.base import ByteStream, DeliveryLedger, Destination, Labelled, Readable, Resumable
 from shared.destinations.factory import opened
 from shared.errors import PermanentError, RejectedInput, TransientError
 
@@ -63,13 +64,20 @@ class HashingReader:
         self._stream.close()
 
 
-def copy_file(config: Config, message: CollectFile, *, now: dt.datetime | None = None) -> str:
+def copy_file(
+    config: Config, message: CollectFile, *, now: dt.datetime | None = None, budget_s: float | None = None
+) -> str:
     """The stage's work (module docstring). Returns the file's outcome: ``collected``,
     ``already`` (collected before), ``changed`` (not the listed version any more: the next
-    listing judges the new one). TransientError → retry; PermanentError → the file's outcome is
-    ``failed`` and the error propagates to be reported."""
+    listing judges the new one), or ``continuing`` (the time budget ran out: checkpointed, the
+    claim kept, the message published again; no outcome is recorded yet). TransientError →
+    retry; PermanentError → the file's outcome is ``failed`` and the error propagates to be
+    reported. ``budget_s`` overrides the config's ``delivery.budget_s`` (tests)."""
     now = now or dt.datetime.now(dt.UTC)
     job = job_named(config, message.collect)
+    budget = Budget.starting_now(
+        config.delivery.budget_s if budget_s is None else budget_s, config.state_bucket_name, job.name
+    )
     depth, allowed = message.name.count("/"), job.max_depth if job.recursive else 0
     if depth > allowed:  # never listed so: not a message of this job's listing
         raise RejectedInput(
@@ -80,10 +88,12 @@ def copy_file(config: Config, message: CollectFile, *, now: dt.datetime | None =
     identity = identity_of(job.partner, job, message.name, message.size, message.mtime)
     with log.bind(collect=job.name, run_id=message.run_id, file=identity.path):
         try:
-            status = _copy_claimed(config, job, message, identity, now)
+            status = _copy_claimed(config, job, message, identity, now, budget)
         except PermanentError as exc:
             _settle(config, job, message, identity, runs.Outcome(identity.key, message.name, "failed", 0, str(exc)))
             raise
+        if status == "continuing":
+            return status
         size = message.size if status == "collected" else 0
         _settle(config, job, message, identity, runs.Outcome(identity.key, message.name, status, size))
         return status
@@ -97,7 +107,7 @@ def _settle(
 
 
 def _copy_claimed(
-    config: Config, job: CollectJob, message: CollectFile, identity: FileIdentity, now: dt.datetime
+    config: Config, job: CollectJob, message: CollectFile, identity: FileIdentity, now: dt.datetime, budget: Budget
 ) -> str:
     bucket = config.state_bucket_name
     if state.is_done(bucket, job.name, identity):
@@ -106,24 +116,40 @@ def _copy_claimed(
     lease = dt.timedelta(minutes=config.collect.lease_minutes)
     generation = state.claim(bucket, job.name, identity, message.run_id, lease, now)
     try:
-        if state.is_done(bucket, job.name, identity):  # finished by the claim's previous holder
-            return "already"
-        source = open_source(config, job)
-        current = source.stat(message.name)
-        if current is None or (current.size, current.mtime) != (message.size, message.mtime):
-            if current is None and _all_copied(bucket, job, identity):
-                return _finish(bucket, job, identity, message, "post-action done before an interruption")
-            logger.warning("file changed or gone since it was listed; the next listing judges it", now=str(current))
-            return "changed"
-        records = [_copy_to(config, job, source, message, identity, dest) for dest in job.destinations]
-        again = source.stat(message.name)
-        if again is None or (again.size, again.mtime) != (message.size, message.mtime):
-            logger.warning("file changed while it was copied; no post-action, the next listing takes the new one")
-            return "changed"
-        _post_action(source, job, message.name)
-        return _finish(bucket, job, identity, message, "", records=[r.destination for r in records])
+        return _copy_held(config, job, message, identity, budget)
+    except Paused:
+        # The claim stays held by this run: its continuation takes it again (same owner) and
+        # refreshes the lease; should the continuation be lost, the lease ends and a later run
+        # resumes from the checkpoint.
+        resume.publish_continuation(message)
+        generation = 0
+        return "continuing"
     finally:
-        state.release(bucket, job.name, identity, generation)
+        if generation:
+            state.release(bucket, job.name, identity, generation)
+
+
+def _copy_held(config: Config, job: CollectJob, message: CollectFile, identity: FileIdentity, budget: Budget) -> str:
+    """The copy under the version's claim (:func:`_copy_claimed`). Raises Paused."""
+    bucket = config.state_bucket_name
+    if state.is_done(bucket, job.name, identity):  # finished by the claim's previous holder
+        return "already"
+    source = open_source(config, job)
+    current = source.stat(message.name)
+    if current is None or (current.size, current.mtime) != (message.size, message.mtime):
+        if current is None and _all_copied(bucket, job, identity):
+            return _finish(bucket, job, identity, message, "post-action done before an interruption")
+        logger.warning("file changed or gone since it was listed; the next listing judges it", now=str(current))
+        path = f"{job.target_folder}/{message.name}"
+        resume.forget(bucket, job.name, [str(d) for d in job.destinations], path, identity)
+        return "changed"
+    records = [_copy_to(config, job, source, message, identity, dest, budget) for dest in job.destinations]
+    again = source.stat(message.name)
+    if again is None or (again.size, again.mtime) != (message.size, message.mtime):
+        logger.warning("file changed while it was copied; no post-action, the next listing takes the new one")
+        return "changed"
+    _post_action(source, job, message.name)
+    return _finish(bucket, job, identity, message, "", records=[r.destination for r in records])
 
 
 def _all_copied(bucket: str, job: CollectJob, identity: FileIdentity) -> bool:
@@ -144,9 +170,16 @@ def _finish(
 
 
 def _copy_to(
-    config: Config, job: CollectJob, source: SftpSource, message: CollectFile, identity: FileIdentity, dest_id: str
+    config: Config,
+    job: CollectJob,
+    source: SftpSource,
+    message: CollectFile,
+    identity: FileIdentity,
+    dest_id: str,
+    budget: Budget,
 ) -> state.CopyRecord:
-    """The destination's verified copy: recorded before, or put now, verified and recorded."""
+    """The destination's verified copy: recorded before, or put now (within ``budget``: Paused
+    when it runs out), verified and recorded."""
     bucket = config.state_bucket_name
     known = state.copy_record(bucket, job.name, identity, str(dest_id))
     if known is not None:
@@ -154,7 +187,7 @@ def _copy_to(
     path = f"{job.target_folder}/{message.name}"
     with log.bind(destination=str(dest_id)), opened(dest_id, config) as dest:
         ledger = state.StateLedger(bucket, job.name, str(dest_id)) if dest.abilities.needs_ledger else None
-        copy = copy_verified(dest, source, message, identity, path, ledger)
+        copy = copy_verified(dest, source, message, identity, path, ledger, budget)
         record = state.CopyRecord(
             partner=identity.partner,
             source_path=identity.path,
@@ -191,15 +224,19 @@ def copy_verified(
     identity: FileIdentity,
     path: str,
     ledger: DeliveryLedger | None = None,
+    budget: Budget | None = None,
 ) -> VerifiedCopy:
     """One file's copy at one destination, without state records (the caller keeps those; the
     benchmark measures this): the copy the destination already holds by its identity labels, or
-    the source streamed into ``put``; then verified (:func:`verify_copy`)."""
+    the source streamed into ``put``; then verified (:func:`verify_copy`). With a ``budget`` a
+    resumable destination copies until its deadline (:mod:`shared.collect.resume`; Paused)."""
     labelled = _labelled_copy(dest, source, message, identity, path)
     if labelled is not None:
         path, reader = labelled
     else:
-        reader = _read_whole(source, message, identity, lambda r: _put(dest, path, r, message, identity, ledger))
+        reader = _read_whole(
+            source, message, identity, lambda r: _put(dest, path, r, message, identity, ledger, budget)
+        )
     sha1, md5 = reader.sha1.hexdigest(), reader.md5.hexdigest()
     check = verify_copy(dest, path, message.size, sha1)
     return VerifiedCopy(path, sha1, md5, check, reader.status)
@@ -232,7 +269,11 @@ def _put(
     message: CollectFile,
     identity: FileIdentity,
     ledger: DeliveryLedger | None,
+    budget: Budget | None = None,
 ) -> str:
+    if budget is not None and isinstance(dest, Resumable) and dest.abilities.resumable:
+        labels = identity.labels() if isinstance(dest, Labelled) else None
+        return resume.put_within(dest, str(dest.id), path, reader, identity, ledger, budget, labels).status
     if isinstance(dest, Labelled):
         return dest.put_labelled(path, reader, message.size, identity.labels(), ledger=ledger).status
     return dest.put(path, reader, message.size, ledger=ledger).status

@@ -146,12 +146,28 @@ class CollectSettings(Model, Generic[Partner]):
         return next((j for j in self.jobs if j.name == name), None)
 
 
+LEASE_MARGIN_S = 60
+"""Time past ``delivery.budget_s`` a copy may take to finish its last chunk and checkpoint."""
+
+
 def collect_problems(
-    settings: CollectSettings[Partner], sftp_destinations: dict[str, Partner], known: tuple[str, ...]
+    settings: CollectSettings[Partner],
+    sftp_destinations: dict[str, Partner],
+    known: tuple[str, ...],
+    budget_s: float | None = None,
 ) -> Problems:
     """Cross-section checks of ``collect`` (called by Config's model validator): unique job names,
-    partners that exist, destinations that are configured."""
+    partners that exist, destinations that are configured, and a claim lease longer than one
+    invocation's copy (``delivery.budget_s``, when given) plus a minute to finish it."""
     problems = Problems()
+    if settings.jobs and budget_s is not None and settings.lease_minutes * 60 < budget_s + LEASE_MARGIN_S:
+        least = -(-int(budget_s + LEASE_MARGIN_S) // 60)
+        problems.add(
+            ("collect", "lease_minutes"),
+            f"{settings.lease_minutes} is shorter than one invocation's copy (delivery.budget_s {budget_s:g} s "
+            f"plus {LEASE_MARGIN_S} s to finish it): another run could take over a copy still running; "
+            f"expected at least {least}",
+        )
     seen: set[str] = set()
     for i, job in enumerate(settings.jobs):
         at = ("collect", "jobs", i)

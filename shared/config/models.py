@@ -396,7 +396,9 @@ class Config(Model):
                             f"{str(name)!r} is not a configured destination (configured: {', '.join(known) or 'none'})",
                         )
         bucket_problems(self.buckets, known, (self.bucket, self.state_bucket_name), problems)
-        problems.items.extend(collect_problems(self.collect, self.destinations.sftp, known).items)
+        problems.items.extend(
+            collect_problems(self.collect, self.destinations.sftp, known, self.delivery.budget_s).items
+        )
         problems.raise_any()
         _name_secrets(self, "")
         return self

@@ -20,6 +20,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared import log
 from shared.destinations.base import Progress
 from shared.events import StorageObject
 from shared.gcp import gcs, pubsub
@@ -27,6 +28,7 @@ from shared.ids import DestinationId
 from shared.topology import DELIVERY_CONTINUATIONS
 
 PREFIX = "checkpoints/"
+logger = log.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Checkpoint:
     bytes_done: int = 0
     bytes_sent: int = 0  # over every invocation so far
     invocations: int = 0
+    size: int | None = None  # the source's size, where the generation alone does not pin it (collect)
 
 
 def checkpoint_name(destination: DestinationId, obj: StorageObject, remote_path: str) -> str:
@@ -48,15 +51,49 @@ def checkpoint_name(destination: DestinationId, obj: StorageObject, remote_path:
     return f"{PREFIX}{str(destination).replace(':', '/')}/{key}.json"
 
 
-def load(state_bucket: str, destination: DestinationId, obj: StorageObject, remote_path: str) -> Checkpoint | None:
-    """The delivery's checkpoint; None when there is none or it belongs to another generation."""
-    raw = gcs.read_json(state_bucket, checkpoint_name(destination, obj, remote_path))
+def read(state_bucket: str, name: str) -> Checkpoint | None:
+    """The checkpoint stored at ``name``; None when there is none or it cannot be read."""
+    raw = gcs.read_json(state_bucket, name)
     if not isinstance(raw, dict):
         return None
     try:
-        found = Checkpoint(**raw)
+        return Checkpoint(**raw)
     except TypeError:
         return None  # written by another version: start over rather than trust it
+
+
+def advanced(before: Checkpoint | None, progress: Progress, **where: Any) -> Checkpoint:
+    """The checkpoint after one more invocation: ``progress`` over ``before`` (the totals carried
+    on); ``where`` names what is transferred (destination, object, generation, remote_path)."""
+    return Checkpoint(
+        **where,
+        state=progress.state,
+        bytes_done=progress.bytes_done,
+        bytes_sent=(before.bytes_sent if before else 0) + progress.bytes_sent,
+        invocations=(before.invocations if before else 0) + 1,
+    )
+
+
+def write(state_bucket: str, name: str, checkpoint: Checkpoint) -> None:
+    gcs.write(state_bucket, name, json.dumps(asdict(checkpoint), sort_keys=True).encode(), "application/json")
+
+
+def log_paused(saved: Checkpoint, size: int) -> None:
+    """The log line of a transfer that used its budget and was checkpointed."""
+    logger.info(
+        "time budget used; checkpointed, continuing in a new invocation",
+        bytes_done=saved.bytes_done,
+        size=size,
+        invocations=saved.invocations,
+        bytes_sent=saved.bytes_sent,
+    )
+
+
+def load(state_bucket: str, destination: DestinationId, obj: StorageObject, remote_path: str) -> Checkpoint | None:
+    """The delivery's checkpoint; None when there is none or it belongs to another generation."""
+    found = read(state_bucket, checkpoint_name(destination, obj, remote_path))
+    if found is None:
+        return None
     return found if found.generation == obj.generation and found.remote_path == remote_path else None
 
 
@@ -69,18 +106,15 @@ def save(
     before: Checkpoint | None,
 ) -> Checkpoint:
     """Record ``progress`` (replacing the previous checkpoint) and return it."""
-    checkpoint = Checkpoint(
+    checkpoint = advanced(
+        before,
+        progress,
         destination=str(destination),
         object=obj.name,
         generation=obj.generation,
         remote_path=remote_path,
-        state=progress.state,
-        bytes_done=progress.bytes_done,
-        bytes_sent=(before.bytes_sent if before else 0) + progress.bytes_sent,
-        invocations=(before.invocations if before else 0) + 1,
     )
-    name = checkpoint_name(destination, obj, remote_path)
-    gcs.write(state_bucket, name, json.dumps(asdict(checkpoint), sort_keys=True).encode(), "application/json")
+    write(state_bucket, checkpoint_name(destination, obj, remote_path), checkpoint)
     return checkpoint
 
 

@@ -159,13 +159,7 @@ def _put_within(
     if isinstance(outcome, Progress):
         saved = checkpoint.save(delivery.state_bucket, dest_id, obj, path, outcome, before)
         checkpoint.publish_continuation(obj, dest_id, delivery.run_id)
-        logger.info(
-            "time budget used; checkpointed, continuing in a new invocation",
-            bytes_done=saved.bytes_done,
-            size=live.size,
-            invocations=saved.invocations,
-            bytes_sent=saved.bytes_sent,
-        )
+        checkpoint.log_paused(saved, live.size)
         return None
     if before is not None:
         logger.info("resumed delivery complete", invocations=before.invocations + 1, bytes_sent=before.bytes_sent)

@@ -187,12 +187,15 @@ class ByteStream(Protocol):
 
 class ResumeOptions(TypedDict, total=False):
     """``put_resumable``'s keyword options: ``put``'s (``sha1``, ``ledger``), plus the state to
-    resume from and the deadline (``time.monotonic()``) to stop at."""
+    resume from and the deadline (``time.monotonic()``) to stop at, and (:class:`Labelled`
+    destinations) ``put_labelled``'s labels."""
 
     sha1: str | None
     ledger: DeliveryLedger | None
     resume: dict[str, Any] | None
     deadline: float | None
+    labels: Mapping[str, str] | None
+    """A :class:`Labelled` destination's labels for the file (others take none)."""
 
 
 @runtime_checkable

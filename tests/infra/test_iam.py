@@ -125,7 +125,7 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
         "http_trigger": {"export-requests", "verify-requests"},
         "ingest_sqlite": {"verify-results"},
         "collect_list": {"collect-files", "verify-results"},
-        "collect_copy": {"verify-results"},
+        "collect_copy": {"verify-results", "collect-files"},  # collect-files: continuations
     }
     assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
 
@@ -178,7 +178,9 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
         "ingest_sqlite": reporting,
         # collect's listings, plans, claims, copy records and done ledger (listed, so a viewer)
         "collect_list": {(replacer, "collect/"), ("roles/storage.objectViewer", "")} | reporting,
-        "collect_copy": {(replacer, "collect/"), ("roles/storage.objectViewer", "")} | reporting,
+        # ... and, as the uploaders, the checkpoints of copies longer than one invocation
+        "collect_copy": {(replacer, "collect/"), ("roles/storage.objectViewer", ""), (replacer, "checkpoints/")}
+        | reporting,
     }
 
 

@@ -69,8 +69,10 @@ class DriveDestination(PutViaResumable):
     ) -> PutResult | Progress:
         """See :class:`shared.destinations.base.Resumable`: the session URI and the SHA-1 of the
         bytes Drive holds are the resume state; on resume those bytes are read from the source
-        and must hash the same, else the session is dropped and the upload starts over."""
-        return self._put(path, source, size, options, None)
+        and must hash the same, else the session is dropped and the upload starts over.
+        ``labels`` are sent as in :meth:`put_labelled` (a resumed session has them already)."""
+        labels = options.get("labels")
+        return self._put(path, source, size, options, app_properties(labels) if labels else None)
 
     # ---- Labelled ------------------------------------------------------------------------
 
