@@ -59,5 +59,5 @@ def test_staging_is_removed_when_the_load_job_fails(restore_env: StackInfo) -> N
     assert CliRunner().invoke(app, args).exit_code == 0
     # the table has rows now: write disposition `empty` makes the second load job fail
     again = CliRunner().invoke(app, args)
-    assert again.exit_code != 0
+    assert again.exit_code == 2 and "error:" in again.output and target in again.output, again.output
     assert staged(run_id) == []
