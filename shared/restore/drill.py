@@ -180,7 +180,6 @@ def report(config: Config, dataset: str, outcome: Outcome, source: DestinationId
         destination=source,
         run_id=outcome.pick.run_id,
         source=Source(mode="table", project=config.project, dataset=dataset, table=outcome.pick.table),
-        check="restore",
         reason=outcome.reason,
         stage=Stage.RESTORE_DRILL,
         started_at=now.isoformat(),
