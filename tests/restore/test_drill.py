@@ -110,6 +110,20 @@ def test_a_drill_restores_two_tables_proves_them_and_leaves_nothing(drill_env: S
     [row] = json.loads(listed.stdout)
     assert row["dataset"] == "sales" and row["last_proven"]["run_id"] == run_b and row["age_s"] >= 0
 
+    # the scheduled form: the function picks the sample itself (2 tables, one per invocation),
+    # the first two of the round-robin order
+    turn = [p.table for p in choose(wide, "sales", dt.datetime.now(dt.UTC))][:2]
+    started = dt.datetime.now(dt.UTC).isoformat()
+    drill_env.pubsub_admin().publish(RESTORE_DRILLS, json.dumps({"dataset": "sales"}).encode())
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        drilled = [t for t, o in read_record(config, "sales")["tables"].items() if o["at"] > started]
+        if len(drilled) == 2:
+            break
+        assert time.monotonic() < deadline, f"the scheduled drill drilled {drilled}"
+        time.sleep(0.5)
+    assert sorted(drilled) == sorted(turn)
+
 
 def test_a_damaged_copy_fails_the_drill_naming_the_file_and_alerts(drill_env: StackInfo) -> None:
     make_table("drill_dmg", False)
