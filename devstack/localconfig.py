@@ -47,7 +47,14 @@ def generated(
         "project": PROJECT,
         "bucket": BUCKET,
         "shard_size_bytes": SHARD_SIZE_BYTES,
-        "datasets": [{"name": "sales", "destinations": ["box", "sftp:local"]}],
+        "datasets": [
+            {
+                "name": "sales",
+                "destinations": ["box", "sftp:local"],
+                # the restore drill (shared/restore/drill.py): `offsite restore-drill run sales`
+                "restore_drill": {"schedule": "0 6 * * *", "sample": 2, "to": "drill_scratch", "from": "sftp:local"},
+            }
+        ],
         "exports": [
             {
                 "name": "orders_daily",

@@ -46,7 +46,25 @@ locals {
       description = r.description
     } if try(r.entry.schedule, null) != null
   }
-  scheduler_jobs = merge(local.request_jobs, local.ingest_jobs, {
+  # One per dataset with a restore_drill (shared/restore/drill.py), on its own schedule.
+  restore_drill_jobs = {
+    for d in coalesce(try(local.config.datasets, null), []) : "offsite-restore-drill-${d.name}" => {
+      schedule    = d.restore_drill.schedule
+      time_zone   = coalesce(try(d.restore_drill.time_zone, null), "UTC")
+      topic       = "restore-drills"
+      message     = jsonencode({ dataset = d.name })
+      description = "offsite: restore drill of dataset ${d.name} (restore, compare, drop)"
+    } if try(d.restore_drill, null) != null
+  }
+  # Scratch datasets the restore drill loads into and drops from (PROJECT.DATASET or DATASET).
+  drill_datasets = {
+    for d in coalesce(try(local.config.datasets, null), []) :
+    (length(split(".", d.restore_drill.to)) > 1 ? d.restore_drill.to : "${local.project}.${d.restore_drill.to}") => {
+      project = length(split(".", d.restore_drill.to)) > 1 ? split(".", d.restore_drill.to)[0] : local.project
+      dataset = length(split(".", d.restore_drill.to)) > 1 ? split(".", d.restore_drill.to)[1] : d.restore_drill.to
+    } if try(d.restore_drill, null) != null
+  }
+  scheduler_jobs = merge(local.request_jobs, local.ingest_jobs, local.restore_drill_jobs, {
     "offsite-verify-sweep" = {
       schedule    = coalesce(try(local.config.verify.sweep_schedule, null), "*/30 * * * *")
       time_zone   = "UTC"

@@ -13,6 +13,7 @@ locals {
     ingest_sqlite = "offsite-ingest-sqlite"
     collect_list  = "offsite-collect-list"
     collect_copy  = "offsite-collect-copy"
+    restore_drill = "offsite-restore-drill"
   }
 
   # Topics each function publishes to. Every stage reports permanent failures on verify-results.
@@ -26,6 +27,7 @@ locals {
     ingest_sqlite = ["verify-results"]
     collect_list  = ["collect-files", "verify-results"]
     collect_copy  = ["verify-results", "collect-files"] # collect-files: continuations of budgeted copies
+    restore_drill = ["restore-drills", "verify-results"] # its own continuations
   }
 
   # Roles on the exports bucket, each limited to the object prefix the stage works in
@@ -96,6 +98,12 @@ locals {
       # checkpoints of copies longer than one invocation (shared.collect.resume)
       checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
     }
+    # restore-drill/: staged files (deleted after the load) and the per-dataset record; the run
+    # history (results/) is read to pick the tables. BigQuery's load job reads the staged files.
+    restore_drill = {
+      state  = { role = google_project_iam_custom_role.object_replacer.id, prefix = "restore-drill/" }
+      viewer = { role = "roles/storage.objectViewer", prefix = "" }
+    }
   }
   # What every stage needs to report a result (shared.reporting.results.report), in the state bucket.
   reporting_bucket_roles = {
@@ -115,12 +123,14 @@ locals {
     ingest_sqlite = ["ingest", "alerts"]
     collect_list  = ["collect", "sftp", "alerts"]
     collect_copy  = ["collect", "box", "sftp", "drive", "alerts"]
+    restore_drill = ["box", "sftp", "drive", "alerts"]
   }
 
   # Project-level roles: only the right to run BigQuery jobs (the exporter, the ingest).
   project_roles = {
     export_table  = ["roles/bigquery.jobUser"]
     ingest_sqlite = ["roles/bigquery.jobUser"] # load jobs and the MERGE transaction
+    restore_drill = ["roles/bigquery.jobUser"] # the load job and the fingerprint query
   }
 
   topic_grants = merge([
@@ -148,6 +158,8 @@ locals {
     { for key, ds in local.exported_datasets : "fan_out/${ds.project}.${ds.dataset}" => merge(ds, { function = "fan_out", role = "roles/bigquery.metadataViewer" }) },
     { for key, ds in local.exported_datasets : "http_trigger/${ds.project}.${ds.dataset}" => merge(ds, { function = "http_trigger", role = "roles/bigquery.metadataViewer" }) },
     { for key, ds in merge(local.exported_datasets, local.query_datasets) : "export_table/${ds.project}.${ds.dataset}" => merge(ds, { function = "export_table", role = "roles/bigquery.dataViewer" }) },
+    # the restore drill creates, reads and drops its scratch tables
+    { for key, ds in local.drill_datasets : "restore_drill/${ds.project}.${ds.dataset}" => merge(ds, { function = "restore_drill", role = "roles/bigquery.dataEditor" }) },
   )
 }
 

@@ -8,6 +8,7 @@ locals {
   topics = [
     "export-requests", "table-exports", "deliveries", "verify-requests", "verify-results", "delivery-continuations",
     "export-sweeps", "mirror-reconciles", "ingest-requests", "ingest-snapshots", "collect-requests", "collect-files",
+    "restore-drills",
   ]
 
   # concurrency: requests one instance serves at once (max_instance_request_concurrency). Every
@@ -127,6 +128,19 @@ locals {
       http          = false
       description   = "collect-files -> verified copy at every destination, then keep / move / delete"
     }
+    # the restore drill (shared/restore/drill.py): one table per invocation, the rest continues
+    restore_drill = {
+      deployed_name = "restore-drill"
+      source        = "restore_drill"
+      entry_point   = "restore_drill"
+      timeout_s     = 540
+      memory_mb     = 1024
+      max_instances = 2
+      concurrency   = 1
+      gcs_trigger   = false
+      http          = false
+      description   = "restore-drills -> a sampled table restored into the scratch dataset, proven, reported, dropped"
+    }
   }
 
   # Pub/Sub triggers: push subscriptions managed here (retry policy + dead-letter topic).
@@ -197,6 +211,12 @@ locals {
       function          = "collect_copy"
       topic             = "collect-files"
       dead_letter_topic = "collect-copy-collect-files-dlq"
+    }
+    # restore drills: scheduled per dataset with restore_drill (config.tf), or `offsite restore-drill run`
+    "restore-drill-restore-drills" = {
+      function          = "restore_drill"
+      topic             = "restore-drills"
+      dead_letter_topic = "restore-drill-restore-drills-dlq"
     }
   }
 

@@ -89,10 +89,12 @@ class Status(StrEnum):
     FAILED = "failed"
     PRUNED = "pruned"  # an older run folder removed by retention (shared.retention), not a failure
     SKIPPED = "skipped"  # a collect run on a day its business calendar excludes
+    RESTORE_VERIFIED = "restore_verified"  # a restore drill restored a table and proved it equal
+    RESTORE_FAILED = "restore_failed"  # a restore drill could not restore a table, or it differed
 
     @property
     def is_final_failure(self) -> bool:
-        return self in (Status.MISMATCH, Status.INCOMPLETE, Status.REJECTED, Status.FAILED)
+        return self in (Status.MISMATCH, Status.INCOMPLETE, Status.REJECTED, Status.FAILED, Status.RESTORE_FAILED)
 
 
 class Stage(StrEnum):
@@ -112,3 +114,4 @@ class Stage(StrEnum):
     MIRROR_RECONCILE = "mirror:reconcile"  # a mirrored bucket's reconcile (docs/mirror.md)
     COLLECT_LIST = "collect_list"  # collect: list a partner's directory, one message per new file
     COLLECT_COPY = "collect_copy"  # collect: copy one file to every destination, verified
+    RESTORE_DRILL = "restore_drill"  # the scheduled restore drill (shared/restore/drill.py)

@@ -22,6 +22,7 @@ INGEST_REQUESTS = "ingest-requests"  # SQLite → BigQuery ingest runs: {"tables
 INGEST_SNAPSHOTS = "ingest-snapshots"  # the snapshot bucket's GCS notifications (OBJECT_FINALIZE)
 COLLECT_REQUESTS = "collect-requests"  # {"collect": JOB}: list a partner directory (docs/collect.md)
 COLLECT_FILES = "collect-files"  # one listed file of a collect run, to copy
+RESTORE_DRILLS = "restore-drills"  # {"dataset": D}: a restore drill, and its one-table continuations
 
 TOPICS: tuple[str, ...] = (
     EXPORT_REQUESTS,
@@ -36,6 +37,7 @@ TOPICS: tuple[str, ...] = (
     INGEST_SNAPSHOTS,
     COLLECT_REQUESTS,
     COLLECT_FILES,
+    RESTORE_DRILLS,
 )
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -212,6 +214,18 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         memory_mb=1024,
         max_instances=4,
         concurrency=2,
+    ),
+    # the restore drill (shared/restore/drill.py): one table per invocation (stage, load, prove,
+    # drop), the rest of the sample as continuation messages; a load job waits on BigQuery.
+    FunctionSpec(
+        "restore_drill",
+        "restore_drill",
+        "restore_drill",
+        (_pubsub(RESTORE_DRILLS),),
+        timeout_s=540,
+        memory_mb=1024,
+        max_instances=2,
+        concurrency=1,
     ),
 )
 

@@ -17,6 +17,7 @@ from offsite.cli import (
     package,
     prune,
     restore,
+    restore_drill,
     run,
     sftp,
 )
@@ -30,6 +31,9 @@ app.add_typer(collect.app, name="collect", help="Collect files from partners' SF
 app.add_typer(config_cmd.app, name="config", help="Show and validate the configuration.")
 app.add_typer(mirror.app, name="mirror", help="GCS bucket mirrors: compare and reconcile (docs/mirror.md).")
 app.add_typer(ingest.app, name="ingest", help="SQLite → BigQuery incremental ingest.")
+app.add_typer(
+    restore_drill.app, name="restore-drill", help="Restore drills: run one now, show the last proven restore."
+)
 run.register(app)
 ops.register(app)
 prune.register(app)

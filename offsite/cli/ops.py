@@ -101,6 +101,9 @@ def status(
     else:
         print_table(STATUS_COLUMNS, [status_cells(row) for row in rows], right={"FILES", "BYTES", "DURATION"})
     print_freshness(cfg)
+    from offsite.cli.restore_drill import drill_rows, print_drills
+
+    print_drills(drill_rows(cfg, dt.datetime.now(dt.UTC)))
 
 
 def print_freshness(cfg: Config) -> None:

@@ -21,7 +21,7 @@ def restore(
     run_id: Annotated[
         str | None, typer.Argument(help="The run id whose copy is restored (or --table with --date).")
     ] = None,
-    source: Annotated[str, typer.Option("--from", help="Where the copy is: box, sftp:NAME.")] = "box",
+    source: Annotated[str, typer.Option("--from", help="Where the copy is: box, sftp:NAME, drive:NAME.")] = "box",
     to: Annotated[str, typer.Option("--to", help="The table to load: PROJECT.DATASET.TABLE.")] = "",
     staging_bucket: Annotated[
         str, typer.Option("--staging-bucket", help="A GCS bucket the files are staged in for the load job.")
@@ -36,6 +36,10 @@ def restore(
     write_disposition: Annotated[
         str, typer.Option("--write-disposition", help="empty (default), truncate or append.")
     ] = "empty",
+    keep_staging: Annotated[
+        bool,
+        typer.Option("--keep-staging", help="Keep the staged files (default: deleted once the load job is over)."),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would be read and loaded; change nothing.")
     ] = False,
@@ -43,7 +47,8 @@ def restore(
     config: ConfigOption = None,
 ) -> None:
     """Read a run's files and manifest from a destination, check every SHA-1, stage them, load
-    them with one job and the manifest's schema, then compare the table with the manifest.
+    them with one job and the manifest's schema, then compare the table with the manifest. The
+    staged files are deleted after the load job, whether it succeeded or not (--keep-staging keeps them).
 
     Exit 0 when the restored table equals the export (row count, schema, fingerprint), 1 when it
     differs or a file is damaged (nothing loaded), 2 on bad input or when the run is not found.
@@ -76,7 +81,7 @@ def restore(
             if dry_run:
                 _show(plan.to_dict(), as_json, "would restore")
                 return
-            result = restoring.execute(destination, plan)
+            result = restoring.execute(destination, plan, keep_staging=keep_staging)
     except DamagedFile as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

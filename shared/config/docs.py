@@ -45,7 +45,7 @@ def field_docs(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
     lines = []
     for name, info in model.model_fields.items():
         inner, suffix = _inner(info.annotation)
-        key = f"{prefix}{name}{suffix}"
+        key = f"{prefix}{info.alias or name}{suffix}"
         nested = _is_model(inner)
         if info.is_required():
             note = " (required)"

@@ -21,6 +21,7 @@ from shared.config.collect import CollectJob, CollectSettings, collect_problems
 from shared.config.drive import DriveDestination
 from shared.config.http import HttpSettings
 from shared.config.ingest import IngestSettings
+from shared.config.restore_drill import RESTORE_DRILL_FIELD, RestoreDrill, drill_problems
 from shared.config.retention import RETENTION_FIELD, Retention
 from shared.config.secrets import Secret
 from shared.config.types import (
@@ -64,6 +65,7 @@ class DatasetExport(Model):
     )
     destinations: Routes = Field((), description="Where files go: 'box', 'sftp:PARTNER'; empty = every destination.")
     retention: Retention | None = RETENTION_FIELD
+    restore_drill: RestoreDrill | None = RESTORE_DRILL_FIELD
 
 
 class QueryExport(Model):
@@ -396,6 +398,7 @@ class Config(Model):
                             f"{str(name)!r} is not a configured destination (configured: {', '.join(known) or 'none'})",
                         )
         bucket_problems(self.buckets, known, (self.bucket, self.state_bucket_name), problems)
+        drill_problems(self.datasets, self.project, known, problems)
         problems.items.extend(
             collect_problems(self.collect, self.destinations.sftp, known, self.delivery.budget_s).items
         )

@@ -10,13 +10,26 @@ from shared.messages import VerifyResult
 
 MAX_NAMES = 10
 MAX_LINES = 40  # entries listed in one message; the rest are counted
-ICONS = {"mismatch": ":x:", "incomplete": ":hourglass:", "rejected": ":no_entry:", "failed": ":rotating_light:"}
+ICONS = {
+    "mismatch": ":x:",
+    "incomplete": ":hourglass:",
+    "rejected": ":no_entry:",
+    "failed": ":rotating_light:",
+    "restore_failed": ":rotating_light:",
+}
 
 
 def rerun_commands(result: VerifyResult) -> list[str]:
     """The commands that run the check again for this result (none without a run id)."""
     if not result.run_id:
         return []
+    if result.status == "restore_failed" and result.source and result.destination:
+        # the restore drill: the same restore by hand, then the copy's own check
+        return [
+            f"offsite restore {result.run_id} --from {result.destination} --table {result.source.label} "
+            "--to PROJECT.DATASET.TABLE --staging-bucket BUCKET --dry-run",
+            f"offsite verify {result.run_id} --destination {result.destination}",
+        ]
     request: dict[str, str] = {"run_id": result.run_id}
     cli = f"offsite verify {result.run_id}"
     if result.destination:

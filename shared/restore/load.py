@@ -51,7 +51,16 @@ def load_job_config(manifest: Manifest, disposition: str) -> Any:
     return config
 
 
-def run_load(client: Any, uris: list[str], target: str, manifest: Manifest, disposition: str, job_id: str) -> Any:
+def run_load(
+    client: Any,
+    uris: list[str],
+    target: str,
+    manifest: Manifest,
+    disposition: str,
+    job_id: str,
+    *,
+    timeout_s: float | None = None,
+) -> Any:
     """One load job of every staged file; raises PermanentError with BigQuery's reason on failure."""
     config = load_job_config(manifest, disposition)
 
@@ -59,7 +68,7 @@ def run_load(client: Any, uris: list[str], target: str, manifest: Manifest, disp
         return client.load_table_from_uri(uris, target, job_config=config, job_id=job_id, retry=bq_jobs.api_retry())
 
     job = bq_jobs.call(start, f"starting the load of {target}")
-    bq_jobs.call(lambda: job.result(timeout=LOAD_TIMEOUT_S), f"loading {target}")
+    bq_jobs.call(lambda: job.result(timeout=timeout_s or LOAD_TIMEOUT_S), f"loading {target}")
     return job
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from shared import log
 from shared.destinations.base import Destination
 from shared.errors import PermanentError
-from shared.gcp import clients
+from shared.gcp import clients, gcs
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.restore.load import Proof, load_job_config, parse_target, prove, run_load
 from shared.restore.locate import RemoteRun, find_as_of, find_run
@@ -97,19 +97,40 @@ def plan(
     return RestorePlan(run, parse_target(target), disposition, staging_bucket, staged)
 
 
-def execute(destination: Destination, restore_plan: RestorePlan, wh: BigQueryWarehouse | None = None) -> RestoreResult:
+def execute(
+    destination: Destination,
+    restore_plan: RestorePlan,
+    wh: BigQueryWarehouse | None = None,
+    *,
+    keep_staging: bool = False,
+    prefix: str = STAGING_PREFIX,
+    load_timeout_s: float | None = None,
+) -> RestoreResult:
     """Stage and check every file, load them with one job, prove the table. DamagedFile (nothing
-    loaded) or PermanentError/TransientError from the destination, GCS or BigQuery."""
+    loaded) or PermanentError/TransientError from the destination, GCS or BigQuery.
+
+    The staged objects are deleted once the load job is over, whether it succeeded or not
+    (``keep_staging`` keeps them, e.g. to load them again by hand)."""
     run = restore_plan.run
+    staged: list[StagedFile] = []
     with log.bind(run_id=run.manifest.run_id, table=run.manifest.source.label, destination=destination.name):
-        staged = [
-            stage_file(destination, run, f, restore_plan.staging_bucket, STAGING_PREFIX) for f in run.manifest.files
-        ]
-        wh = wh or BigQueryWarehouse(clients.bigquery_client())
-        job_id = f"offsite_restore_{run.manifest.run_id}_{uuid.uuid4().hex[:8]}"
-        run_load(
-            wh.client, [s.uri for s in staged], restore_plan.target, run.manifest, restore_plan.disposition, job_id
-        )
+        try:
+            for f in run.manifest.files:
+                staged.append(stage_file(destination, run, f, restore_plan.staging_bucket, prefix))
+            wh = wh or BigQueryWarehouse(clients.bigquery_client())
+            job_id = f"offsite_restore_{run.manifest.run_id}_{uuid.uuid4().hex[:8]}"
+            run_load(
+                wh.client,
+                [s.uri for s in staged],
+                restore_plan.target,
+                run.manifest,
+                restore_plan.disposition,
+                job_id,
+                timeout_s=load_timeout_s,
+            )
+        finally:
+            if not keep_staging:
+                remove_staged(restore_plan.staging_bucket, staged)
         proof = prove(wh, restore_plan.target, run.manifest) if restore_plan.disposition != "append" else None
         logger.info(
             "restored",
@@ -117,5 +138,17 @@ def execute(destination: Destination, restore_plan: RestorePlan, wh: BigQueryWar
             job_id=job_id,
             equal=proof.equal if proof else None,
             problems=proof.problems if proof else None,
+            staging_kept=keep_staging,
         )
         return RestoreResult(restore_plan, staged, proof, job_id)
+
+
+def remove_staged(bucket: str, staged: list[StagedFile]) -> None:
+    """Delete the staged copies (best effort: a failure is logged, the lifecycle rule or the
+    operator removes what is left)."""
+    for s in staged:
+        name = s.uri.removeprefix(f"gs://{bucket}/")
+        try:
+            gcs.delete(bucket, name)
+        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the restore's own outcome
+            logger.warning("could not delete a staged file", staged=s.uri, error=str(exc))

@@ -18,7 +18,7 @@ DRIVE = {
 }
 
 
-def test_drive_credentials_are_read_by_the_functions_that_write_or_verify_drive_only(infra) -> None:  # type: ignore[no-untyped-def]
+def test_drive_credentials_are_read_by_the_functions_that_write_verify_or_restore_drive_only(infra) -> None:  # type: ignore[no-untyped-def]
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     config["destinations"]["drive"] = {"reports": DRIVE}
     module = infra(yaml.safe_dump(config))
@@ -27,7 +27,8 @@ def test_drive_credentials_are_read_by_the_functions_that_write_or_verify_drive_
     )
     readers = module.instances("google_secret_manager_secret_iam_member", "credential_reader")
     drive_readers = {key.split("/")[0] for key in readers if key.split("/")[1].startswith("drive-")}
-    assert drive_readers == {"upload_box", "verify", "collect_copy"}  # collect copies to any destination
+    # collect copies to any destination; the restore drill reads copies back from any destination
+    assert drive_readers == {"upload_box", "verify", "collect_copy", "restore_drill"}
 
 
 def test_a_plain_drive_credential_fails_the_plan(infra) -> None:  # type: ignore[no-untyped-def]

@@ -98,6 +98,7 @@ def test_project_level_roles_are_the_few_that_cannot_be_narrower(example: Module
     assert bindings == {
         ("roles/bigquery.jobUser", 'serviceAccount:${google_service_account.function["export_table"].email}', False),
         ("roles/bigquery.jobUser", 'serviceAccount:${google_service_account.function["ingest_sqlite"].email}', False),
+        ("roles/bigquery.jobUser", 'serviceAccount:${google_service_account.function["restore_drill"].email}', False),
         ("roles/eventarc.eventReceiver", "serviceAccount:${google_service_account.trigger.email}", False),
         (
             "roles/pubsub.publisher",
@@ -126,6 +127,8 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
         "ingest_sqlite": {"verify-results"},
         "collect_list": {"collect-files", "verify-results"},
         "collect_copy": {"verify-results", "collect-files"},  # collect-files: continuations
+        # the restore drill continues a sample one table per invocation
+        "restore_drill": {"restore-drills", "verify-results"},
     }
     assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
 
@@ -181,6 +184,8 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
         # ... and, as the uploaders, the checkpoints of copies longer than one invocation
         "collect_copy": {(replacer, "collect/"), ("roles/storage.objectViewer", ""), (replacer, "checkpoints/")}
         | reporting,
+        # the restore drill stages files (BigQuery loads them) and keeps its record under restore-drill/
+        "restore_drill": {(replacer, "restore-drill/"), ("roles/storage.objectViewer", "")} | reporting,
     }
 
 
@@ -205,6 +210,8 @@ def test_each_function_reads_only_its_own_credentials(example: Module) -> None:
             "sftp-acme-known-hosts",
             slack,
         },
+        # the restore drill reads copies back from any destination
+        "restore_drill": {"offsite-box-jwt-config", "sftp-acme-key", "sftp-acme-known-hosts", slack},
     }
     config_readers = _grants_by_function(
         example, "google_secret_manager_secret_iam_member", "config_reader", "secret_id"

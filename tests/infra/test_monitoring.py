@@ -45,7 +45,7 @@ def test_dead_letter_backlog_above_zero_alerts(example: Module) -> None:
         'metric.type = "pubsub.googleapis.com/subscription/num_undelivered_messages" AND '
         f"resource.label.subscription_id = {_one_of(DLQ_SUBS)}"
     )
-    assert len(DLQ_SUBS) == 17  # one per subscription or trigger in shared/topology.py, and the reports'
+    assert len(DLQ_SUBS) == 18  # one per subscription or trigger in shared/topology.py, and the reports'
     assert (threshold["comparison"], threshold["threshold_value"], threshold["duration"]) == ("COMPARISON_GT", 0, "0s")
     assert threshold["aggregations"][0]["per_series_aligner"] == "ALIGN_MAX"
 

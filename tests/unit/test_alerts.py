@@ -104,6 +104,20 @@ def test_message_names_run_destination_problems_and_the_rerun_commands() -> None
     )
 
 
+def test_a_failed_restore_drill_says_how_to_restore_by_hand() -> None:
+    failed = variant(
+        status="restore_failed",
+        stage="restore_drill",
+        check=None,
+        missing=[],
+        hash_differs=[],
+        reason="restore: sftp:local:/sales/orders/x.parquet is damaged",
+    )
+    text = message(failed)["text"]
+    assert "restore_drill: restore_failed" in text and "x.parquet is damaged" in text and "check:" not in text
+    assert rerun_commands(failed)[0].startswith("offsite restore r20250108a --from sftp:local --table sales.orders")
+
+
 def test_rejected_message_without_run_has_reason_and_no_rerun() -> None:
     rejected = VerifyResult(
         status="rejected", stage="verify", reason="verify request: not valid JSON", message_id="m-1"

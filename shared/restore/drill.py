@@ -1,0 +1,224 @@
+"""The restore drill: prove on a schedule that a dataset's copies can be turned back into tables.
+
+A drill of dataset D (``{"dataset": D}`` on ``restore-drills``, from its Cloud Scheduler job or
+``offsite restore-drill run D``):
+
+1. **Pick** ``sample`` tables, round-robin: the tables of D that have an ``in_sync`` run at the
+   drill's destination in the run history of the last :data:`LOOKBACK_DAYS` days, the table
+   drilled longest ago (or never) first, ties by name; each with its newest ``in_sync`` run.
+2. **One table per invocation**: the first pick is restored — through ``shared.restore``, staged
+   in the state bucket under ``restore-drill/staging/`` — into the scratch dataset as
+   ``drill_{table}_{run_id}_{drill}``, given an expiration (``expiration_hours``), proven
+   against its manifest (row count, schema, fingerprint), reported as ``restore_verified`` or
+   ``restore_failed`` on verify-results (alerted like every failure) and recorded in
+   ``restore-drill/{D}/last.json``; the scratch table is dropped and the staged objects deleted
+   whatever happened. The remaining picks go on as one continuation message
+   (``{"dataset", "drill_id", "picks"}``), so no invocation restores more than one table.
+3. A restore that would not finish within :data:`BUDGET_S` of the invocation is a
+   ``restore_failed`` ("did not finish within the budget"): the drill proves nothing about it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from shared import log
+from shared.config import Config, DatasetExport
+from shared.config.restore_drill import RestoreDrill, drill_source
+from shared.destinations.factory import opened
+from shared.errors import PermanentError, RejectedInput, TransientError
+from shared.gcp import clients, gcs, pubsub
+from shared.gcp.bigquery import BigQueryWarehouse
+from shared.ids import DestinationId, Stage, Status
+from shared.messages import Ident, Message, RunId, Source, VerifyResult
+from shared.restore import restore as restoring
+from shared.topology import RESTORE_DRILLS
+
+logger = log.get_logger(__name__)
+LOOKBACK_DAYS = 7
+BUDGET_S = 480.0  # of the function's 540 s: the rest reports, drops and publishes the continuation
+STAGING_PREFIX = "restore-drill/staging"
+RECORDS = "restore-drill/"
+
+
+class DrillPick(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    table: Ident
+    run_id: RunId
+
+
+class DrillRequest(Message):
+    """restore-drills: ``{"dataset": D}`` starts a drill; with ``drill_id`` and ``picks`` it continues one."""
+
+    KIND = "restore drill request"
+    dataset: Ident
+    drill_id: str | None = None
+    picks: list[DrillPick] = []
+
+
+def record_name(dataset: str) -> str:
+    return f"{RECORDS}{dataset}/last.json"
+
+
+def read_record(config: Config, dataset: str) -> dict[str, Any]:
+    """``{"tables": {table: outcome}, "last_verified": outcome | None, "last": outcome | None}``."""
+    found = gcs.read_json(config.state_bucket_name, record_name(dataset))
+    return found if isinstance(found, dict) else {"tables": {}, "last_verified": None, "last": None}
+
+
+def drill_of(config: Config, dataset: str) -> tuple[DatasetExport, RestoreDrill]:
+    entry = config.dataset(dataset)
+    if entry is None:
+        raise RejectedInput(f"restore drill: no dataset {dataset!r} in the config")
+    if entry.restore_drill is None:
+        raise RejectedInput(f"restore drill: dataset {dataset!r} has no restore_drill in the config")
+    return entry, entry.restore_drill
+
+
+def source_of(config: Config, entry: DatasetExport, drill: RestoreDrill) -> DestinationId:
+    return drill_source(drill, entry.destinations, config.destination_names())
+
+
+def choose(config: Config, dataset: str, now: dt.datetime) -> list[DrillPick]:
+    """The round-robin sample (module docstring, step 1)."""
+    from shared.reporting.history import read
+
+    entry, drill = drill_of(config, dataset)
+    source = source_of(config, entry, drill)
+    newest: dict[str, tuple[str, str]] = {}  # table -> (finished_at, run_id)
+    for r in read(config.state_bucket_name, now - dt.timedelta(days=LOOKBACK_DAYS), now):
+        s = r.source
+        if r.status != Status.IN_SYNC or r.destination != source or r.run_id is None:
+            continue
+        if s is None or s.mode != "table" or s.dataset != dataset or not s.table:
+            continue
+        when = r.finished_at or ""
+        if s.table not in newest or when >= newest[s.table][0]:
+            newest[s.table] = (when, r.run_id)
+    drilled = read_record(config, dataset).get("tables", {})
+    order = sorted(newest, key=lambda t: (str((drilled.get(t) or {}).get("at") or ""), t))
+    return [DrillPick(table=t, run_id=newest[t][1]) for t in order[: drill.sample]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    pick: DrillPick
+    status: Status
+    reason: str | None
+    target: str
+    rows: int | None = None
+
+
+def drill_table(config: Config, dataset: str, pick: DrillPick, drill_id: str, deadline: float) -> Outcome:
+    """Restore ``pick`` into the scratch dataset, prove it, drop it (module docstring, step 2)."""
+    entry, drill = drill_of(config, dataset)
+    source = source_of(config, entry, drill)
+    target = f"{drill.scratch(config.project)}.drill_{pick.table}_{pick.run_id}_{drill_id}"[:1024]
+    wh = BigQueryWarehouse(clients.bigquery_client())
+    try:
+        with opened(source, config) as destination:
+            plan = restoring.plan(
+                destination,
+                pick.run_id,
+                target=target,
+                staging_bucket=config.state_bucket_name,
+                table=f"{dataset}.{pick.table}",
+            )
+            left = deadline - time.monotonic()
+            result = restoring.execute(destination, plan, wh, prefix=STAGING_PREFIX, load_timeout_s=max(left, 1.0))
+        _expire(wh, target, drill.expiration_hours)
+    except PermanentError as exc:
+        return Outcome(pick, Status.RESTORE_FAILED, str(exc), target)
+    except TransientError as exc:
+        if time.monotonic() < deadline:
+            raise  # redelivered: the drill of this table starts over
+        return Outcome(
+            pick, Status.RESTORE_FAILED, f"did not finish within the budget ({BUDGET_S:.0f} s): {exc}", target
+        )
+    finally:
+        _drop(wh, target)
+    proof = result.proof
+    if proof is None or not proof.equal:
+        problems = "; ".join(proof.problems) if proof else "nothing was compared"
+        return Outcome(
+            pick, Status.RESTORE_FAILED, f"restored table differs: {problems}", target, proof.rows if proof else None
+        )
+    checked = "row count, schema, fingerprint" if proof.fingerprint_checked else "row count, schema"
+    return Outcome(pick, Status.RESTORE_VERIFIED, f"restored {proof.rows} rows, equal ({checked})", target, proof.rows)
+
+
+def _expire(wh: BigQueryWarehouse, target: str, hours: int) -> None:
+    """The scratch table's expiration, in case the drop below never happens (best effort)."""
+    try:
+        table = wh.client.get_table(target)
+        table.expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
+        wh.client.update_table(table, ["expires"])
+    except Exception as exc:  # noqa: BLE001 - the drop in drill_table's finally is what removes it
+        logger.warning("could not set the scratch table's expiration", target=target, error=str(exc))
+
+
+def _drop(wh: BigQueryWarehouse, target: str) -> None:
+    try:
+        wh.client.delete_table(target, not_found_ok=True)
+    except Exception as exc:  # noqa: BLE001 - the table expires anyway
+        logger.warning("could not drop the scratch table; it expires", target=target, error=str(exc))
+
+
+def report(config: Config, dataset: str, outcome: Outcome, source: DestinationId, now: dt.datetime) -> None:
+    """Publish the outcome on verify-results (alerts follow), then record it for ``offsite status``."""
+    from shared.reporting.results import report as publish_result
+
+    result = VerifyResult(
+        status=outcome.status,
+        destination=source,
+        run_id=outcome.pick.run_id,
+        source=Source(mode="table", project=config.project, dataset=dataset, table=outcome.pick.table),
+        reason=outcome.reason,
+        stage=Stage.RESTORE_DRILL,
+        started_at=now.isoformat(),
+    )
+    publish_result(result, config=config)
+    record = read_record(config, dataset)
+    entry = {
+        "table": outcome.pick.table,
+        "run_id": outcome.pick.run_id,
+        "status": str(outcome.status),
+        "reason": outcome.reason,
+        "destination": str(source),
+        "rows": outcome.rows,
+        "at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    record.setdefault("tables", {})[outcome.pick.table] = entry
+    record["last"] = entry
+    if outcome.status == Status.RESTORE_VERIFIED:
+        record["last_verified"] = entry
+    gcs.write(
+        config.state_bucket_name, record_name(dataset), json.dumps(record, sort_keys=True).encode(), "application/json"
+    )
+
+
+def handle(config: Config, request: DrillRequest, *, started: float, now: dt.datetime) -> Outcome | None:
+    """One invocation: pick (when starting), drill the first pick, continue with the rest."""
+    entry, drill = drill_of(config, request.dataset)
+    drill_id = request.drill_id or uuid.uuid4().hex[:8]
+    picks = request.picks or choose(config, request.dataset, now)
+    with log.bind(dataset=request.dataset, drill_id=drill_id):
+        if not picks:
+            logger.warning("restore drill: no in_sync run to restore", lookback_days=LOOKBACK_DAYS)
+            return None
+        first, rest = picks[0], picks[1:]
+        source = source_of(config, entry, drill)
+        outcome = drill_table(config, request.dataset, first, drill_id, started + BUDGET_S)
+        report(config, request.dataset, outcome, source, now)
+        logger.info("restore drill table done", table=first.table, status=str(outcome.status), left=len(rest))
+        if rest:
+            follow = DrillRequest(dataset=request.dataset, drill_id=drill_id, picks=rest)
+            pubsub.publish(RESTORE_DRILLS, follow)
+        return outcome
