@@ -26,7 +26,7 @@ locals {
     http_trigger  = ["export-requests", "verify-requests"]
     ingest_sqlite = ["verify-results"]
     collect_list  = ["collect-files", "verify-results"]
-    collect_copy  = ["verify-results", "collect-files"] # collect-files: continuations of budgeted copies
+    collect_copy  = ["verify-results", "collect-files"]  # collect-files: continuations of budgeted copies
     restore_drill = ["restore-drills", "verify-results"] # its own continuations
   }
 
