@@ -10,6 +10,7 @@ sshd's disk the way another writer would.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from devstack.state import StackInfo
 from shared.config import Config
 from shared.delivery.checkpoint import Checkpoint
-from shared.destinations.sftp.blocks import BLOCK_BYTES
+from shared.destinations.sftp.blocks import BLOCK_BYTES, BlockHasher
 from shared.destinations.sftp.resume import PROOF_MIN_BYTES
 from shared.ids import DestinationId, Stage
 from shared.messages import DeliveryReceipt
@@ -109,3 +110,14 @@ def test_a_corrupted_block_is_cut_and_resent_from_there(
     assert (stack.sftp.directory / file.remote).read_bytes() == file.data
     # blocks 5, 6 and 7 were sent twice; blocks 0-4, proven, were not
     assert last is not None and last.bytes_sent + (SIZE - last.bytes_done) == SIZE + 3 * BLOCK_BYTES
+
+
+def test_block_hashes_do_not_depend_on_how_the_bytes_were_read() -> None:
+    data = os.urandom(3 * BLOCK_BYTES + 99)
+    whole = tuple(hashlib.sha1(data[i : i + BLOCK_BYTES]).hexdigest() for i in range(0, len(data), BLOCK_BYTES))
+    for step in (1000, BLOCK_BYTES, BLOCK_BYTES + 1, len(data)):
+        hasher = BlockHasher()
+        for i in range(0, len(data), step):
+            hasher.update(data[i : i + step])
+        assert hasher.digests() == whole
+    assert BlockHasher().digests() == ()
