@@ -47,7 +47,7 @@ from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, r
 from shared.destinations.sftp.hashing import remote_sha1
 from shared.destinations.sftp.pool import SessionPool, pool_for
 from shared.destinations.sftp.remove import remove_tree
-from shared.destinations.sftp.resume import PartialState, proven_prefix
+from shared.destinations.sftp.resume import RESTART, Keep, PartialState, proven_prefix
 from shared.destinations.sftp.stream import (
     ChunkFeeder,
     OpenRefused,
@@ -146,18 +146,19 @@ class SftpDestination(PutViaResumable):
                     return PutResult(rel, size, sha1, "unchanged")
             self._mkdirs(session, posixpath.dirname(final))
             state = PartialState.from_dict(resume, partial)
-            start = proven_prefix(session, self.partner.hashing, state, probe_s=STALE_PROBE_S) if state else 0
-            prefix_sha1 = state.sha1 if state and start else None
-            streamed = self._write_partial(
-                session, partial, source, size, start=start, prefix_sha1=prefix_sha1, deadline=deadline
-            )
+            keep: Keep | PartialState = RESTART
+            if state is not None:
+                keep = proven_prefix(session, self.partner.hashing, state, probe_s=STALE_PROBE_S, deadline=deadline)
+            if isinstance(keep, PartialState):  # out of time proving it: the next invocation goes on
+                return Progress(state=keep.to_dict(), bytes_done=keep.size, bytes_sent=0)
+            streamed = self._write_partial(session, partial, source, size, start=keep, deadline=deadline)
             if streamed.size < size:
                 log.info(
                     "out of time; partial file kept for the next invocation", remote_path=partial, **_sizes(streamed)
                 )
                 now = self._lstat(session, partial)
                 mtime = int(now.st_mtime or 0) if now is not None else -1
-                done = PartialState(partial, streamed.size, streamed.sha1, mtime).to_dict()
+                done = PartialState(partial, streamed.size, streamed.sha1, mtime, streamed.blocks).to_dict()
                 return Progress(state=done, bytes_done=streamed.size, bytes_sent=streamed.sent)
             if same_size:
                 there = there or self._existing_sha1(session, rel, final, existing, ledger)
@@ -316,16 +317,16 @@ class SftpDestination(PutViaResumable):
         source: ByteStream,
         size: int,
         *,
-        start: int = 0,
-        prefix_sha1: str | None = None,
+        start: Keep = RESTART,
         deadline: float | None = None,
     ) -> Streamed:
-        """Bytes [start, size) of ``source`` into ``partial`` (a fresh, exclusive one when start is 0;
-        the source's first ``start`` bytes must hash to ``prefix_sha1``) until ``deadline``;
+        """Bytes [start.offset, size) of ``source`` into ``partial`` (a fresh, exclusive one when
+        the offset is 0; the source's first bytes must hash as ``start`` says) until ``deadline``;
         returns what the file then holds. A source that differs from the resumed prefix drops
         the partial (StaleResume: the retry starts over)."""
         dropped = False  # the resumed prefix did not match the source: the partial goes
-        handle = self._claim_partial(session, partial) if start == 0 else open_for_write(session, partial, create=False)
+        fresh = start.offset == 0
+        handle = self._claim_partial(session, partial) if fresh else open_for_write(session, partial, create=False)
         extra = []
         if self.partner.connections_per_file > 1 and size >= PARALLEL_MIN_BYTES:
             extra = self.pool.acquire_extra(self.partner.connections_per_file - 1)
@@ -336,7 +337,13 @@ class SftpDestination(PutViaResumable):
                 handles.append(open_for_write(helper, partial, create=False))
                 sessions.append(helper)
             feeder = ChunkFeeder(
-                source, size, what=f"{self.name}: {partial}", skip_to=start, prefix_sha1=prefix_sha1, deadline=deadline
+                source,
+                size,
+                what=f"{self.name}: {partial}",
+                skip_to=start.offset,
+                prefix_sha1=start.sha1,
+                prefix_blocks=start.blocks,
+                deadline=deadline,
             )
             feeder.start()
             try:
@@ -357,7 +364,7 @@ class SftpDestination(PutViaResumable):
                         close_handle(helper_session, helper_handle, partial)
             for helper in extra:
                 self.pool.release(helper, healthy)
-            if not healthy and session.alive() and (start == 0 or dropped):
+            if not healthy and session.alive() and (fresh or dropped):
                 self._remove_quietly(session, partial)  # a resumed one stays: its checkpoint still holds
         written = self._lstat(session, partial)
         if written is None or written.st_size != streamed.size:

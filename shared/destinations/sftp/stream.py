@@ -41,6 +41,7 @@ from paramiko.sftp import (
 from paramiko.sftp_attr import SFTPAttributes
 
 from shared.destinations.base import ByteStream
+from shared.destinations.sftp.blocks import BlockHasher
 from shared.destinations.sftp.connect import SftpSession, int64, pipelined, raw_request, sftp_errors, status_of
 from shared.errors import OffsiteError, PermanentError, TransientError
 
@@ -94,6 +95,7 @@ class Streamed:
     size: int
     sha1: str
     sent: int = 0
+    blocks: tuple[str, ...] = ()  # per-block SHA-1s of those bytes (shared/destinations/sftp/blocks.py)
 
 
 class StaleResume(TransientError):
@@ -108,7 +110,8 @@ class ChunkFeeder:
     :meth:`abort` ends the stream; writers then get the error from :meth:`next_chunk`.
 
     Resuming: bytes before ``skip_to`` are already at the destination — they are read and
-    hashed (the whole file's SHA-1) but not queued. Past ``deadline`` (time.monotonic()) no new
+    hashed (the whole file's SHA-1 and its blocks) but not queued, and must match ``prefix_sha1``
+    and ``prefix_blocks`` when given. Past ``deadline`` (time.monotonic()) no new
     chunk is read: the stream ends early at a chunk boundary (``finish().size < size``), after
     at least one chunk was sent, so every invocation makes progress.
     """
@@ -122,6 +125,7 @@ class ChunkFeeder:
         chunk_bytes: int = CHUNK_BYTES,
         skip_to: int = 0,
         prefix_sha1: str | None = None,
+        prefix_blocks: tuple[str, ...] = (),
         deadline: float | None = None,
     ) -> None:
         self._source = source
@@ -130,6 +134,8 @@ class ChunkFeeder:
         self._chunk = chunk_bytes
         self._skip_to = skip_to
         self._prefix_sha1 = prefix_sha1
+        self._prefix_blocks = prefix_blocks
+        self._blocks = BlockHasher()
         self._deadline = deadline
         self.sent = 0
         self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
@@ -162,6 +168,7 @@ class ChunkFeeder:
                 if not data:
                     raise PermanentError(f"{self._what}: source gave {self.read} bytes, expected {self._size}")
                 self._sha1.update(data)
+                self._blocks.update(data)
                 offset, self.read = self.read, self.read + len(data)
                 if self.read <= self._skip_to:
                     if self.read == self._skip_to:
@@ -180,7 +187,8 @@ class ChunkFeeder:
 
     def _check_prefix(self) -> None:
         """The source's bytes before the resume point must be the ones the destination holds."""
-        if self._prefix_sha1 is not None and self._sha1.hexdigest() != self._prefix_sha1:
+        differs = self._prefix_sha1 is not None and self._sha1.hexdigest() != self._prefix_sha1
+        if differs or (self._prefix_blocks and self._blocks.digests() != self._prefix_blocks):
             raise StaleResume(f"{self._what}: the source's first {self._skip_to} bytes differ from the checkpoint")
 
     def next_chunk(self) -> tuple[int, bytes] | None:
@@ -208,7 +216,7 @@ class ChunkFeeder:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return Streamed(self.read, self._sha1.hexdigest(), self.sent)
+        return Streamed(self.read, self._sha1.hexdigest(), self.sent, self._blocks.digests())
 
 
 class _WriteAcks:
@@ -313,13 +321,15 @@ class PipelinedReader(io.RawIOBase):
     ``on_close(healthy)`` runs once when the stream closes (returns the session to its pool).
     """
 
-    def __init__(self, session: SftpSession, path: str, on_close: Any = None, depth: int = 16) -> None:
+    def __init__(
+        self, session: SftpSession, path: str, on_close: Any = None, depth: int = 16, *, start: int = 0
+    ) -> None:
         super().__init__()
         self._session, self._path, self._on_close = session, path, on_close
         self._depth = depth
         self._file: Any = None
         self._pending: collections.deque[_ReadReply] = collections.deque()
-        self._next = 0
+        self._next = start
         self._eof = False
         self._buffer = memoryview(b"")
         with sftp_errors(session.partner, "opening", path):
