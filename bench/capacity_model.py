@@ -32,6 +32,8 @@ class Shape:
     part_bytes: int = 8 * MIB  # the part size Box hands out (L5); larger files may get larger parts
     destinations: tuple[str, ...] = ("box",)
     runs_per_month: int = 30
+    chunked_bytes: float = 20e6  # Box's threshold for upload sessions (L5; box.chunked_threshold_bytes)
+    folder_depth: int = 6  # levels of a table's run folder (GCP/bigquery/{dataset}/{table}/{date}/{run})
 
     @property
     def files_per_table(self) -> int:
@@ -69,12 +71,13 @@ class Prices:
 
 
 def counts(shape: Shape) -> dict[str, int]:
-    """Messages and invocations of one run (docs/capacity.md, "Counts"), per the topology of
-    shared/topology.py: three storage-triggered functions see every object of a run folder."""
+    """Messages, invocations and Box calls of one run (docs/capacity.md, "Counts"), per the
+    topology of shared/topology.py: three storage-triggered functions see every object of a run
+    folder, and each destination receives one manifest copy per table after its data files."""
     tables, files, dests = shape.tables, shape.files, len(shape.destinations)
-    objects = files + 2 * tables  # data files + _run.json + _manifest.json per table
-    parts = math.ceil(shape.file_bytes / shape.part_bytes)
-    box_files = files if "box" in shape.destinations else 0
+    objects = files + 3 * tables  # data files + _run.json, _manifest.json, _manifest.delivered.json
+    boxed = "box" in shape.destinations
+    box_files = files if boxed else 0
     return {
         "export_requests": 1,
         "table_exports": tables,
@@ -82,13 +85,36 @@ def counts(shape: Shape) -> dict[str, int]:
         "export_table_invocations": 2 * tables,  # start the job; its completion event
         "gcs_objects": objects,
         "gcs_events": 3 * objects,  # upload_box, transfer_sftp and verify each get every finalize
-        "deliveries": files * dests,
+        "deliveries": (files + tables) * dests,  # each data file and the manifest copy, per destination
         "verify_results": tables * dests,
-        "box_upload_sessions": box_files,
-        "box_part_uploads": box_files * parts,
-        # session + parts + commit + a folder lookup and a preflight per file, a folder per table
-        "box_api_calls": box_files * (parts + 4) + (tables if box_files else 0),
+        "box_upload_sessions": box_files if shape.file_bytes >= shape.chunked_bytes else 0,
+        "box_part_uploads": box_files * parts_per_file(shape),
+        "box_api_calls": box_calls(shape) if boxed else 0,
     }
+
+
+def parts_per_file(shape: Shape) -> int:
+    """Upload requests per data file: one below Box's chunked threshold, else one per part."""
+    return 1 if shape.file_bytes < shape.chunked_bytes else math.ceil(shape.file_bytes / shape.part_bytes)
+
+
+def box_calls(shape: Shape) -> int:
+    """Box API calls of one run to one Box destination (docs/capacity.md, "Box API calls").
+
+    Per data file: a preflight and one upload (below 20 MB), or a preflight, a session, its
+    parts, the commit and a folder lookup. Per table: its run folder's levels created (an
+    instance with a cold folder cache), a listing after each data file and on the manifest's
+    event (is the run complete at Box?), the manifest copy (preflight, upload) and the other
+    trigger's check that finds it unchanged (a preflight, no receipt), and verify's listings: one
+    per data-file receipt (the copy is not there yet, so the run is incomplete), two on the
+    copy's receipt (names, then the full comparison), one on the manifest's event.
+    """
+    f, t = shape.files, shape.tables
+    per_file = 2 if shape.file_bytes < shape.chunked_bytes else parts_per_file(shape) + 4
+    delivery_listings = f + t
+    manifest_copy = 2 * t + t  # preflight + upload, then the other trigger's preflight
+    verify_listings = f + 3 * t
+    return f * per_file + shape.folder_depth * t + delivery_listings + manifest_copy + verify_listings
 
 
 def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) -> dict[str, float | str]:

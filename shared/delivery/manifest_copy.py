@@ -15,8 +15,16 @@ verify checks it like any other file (present, same bytes). At the destination i
 delivers and on the manifest's own finalize event, and sends the manifest only when every file
 it lists is at the destination with its size. Whichever comes last finds the run complete: a
 data file finished before the manifest was written is seen by the manifest's event; one
-finished after it sees the manifest. Two uploaders racing put the same bytes; the second finds
-them unchanged.
+finished after it sees the manifest. Both triggers are needed (either may come last); when
+both find the run complete, the second finds the copy unchanged and publishes **no receipt**
+(the first one's receipt already started verify), so a run makes one manifest-copy receipt per
+destination. A retried invocation whose first try put the copy but died before its receipt
+also publishes none; verify's sweep then decides that (run, destination).
+
+The finalize event of ``_manifest.delivered.json`` delivers only when self-heal rewrote it
+(``offsite-heal-destination`` in its metadata, :mod:`shared.verify.heal`): then to that one
+destination, always with a receipt (the heal round waits for it). Its first write is done by
+a trigger above, which delivers it itself, so that event is acknowledged without any call.
 """
 
 from __future__ import annotations
@@ -97,9 +105,11 @@ def deliver_manifest_if_ready(
     *,
     budget_s: float | None = None,
     state_bucket: str | None = None,
+    healing: bool = False,
 ) -> DeliveryReceipt | None:
     """Deliver the run's manifest to ``destination`` when it exists in GCS and every data file it
-    lists is already there; None (logged) otherwise, or when it changed meanwhile."""
+    lists is already there; None (logged) otherwise, when it changed meanwhile, or when the
+    destination already held it (no receipt unless ``healing``: a heal round waits for one)."""
     raw = gcs.read_bytes(bucket, folder.manifest_name)
     if raw is None:
         logger.info("manifest not written yet; its finalize event delivers it", manifest=folder.manifest_name)
@@ -129,7 +139,9 @@ def deliver_manifest_if_ready(
     )
     path = f"{remote.path}/{name}" if remote.path else name
     try:
-        return deliver(Delivery(obj, destination, path, routing.run_id, budget_s, state_bucket))
+        return deliver(
+            Delivery(obj, destination, path, routing.run_id, budget_s, state_bucket, receipt_if_unchanged=healing)
+        )
     except Stale as stale:
         logger.info("manifest changed while delivered; its new generation's event delivers it", reason=str(stale))
         return None

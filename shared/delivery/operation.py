@@ -13,7 +13,8 @@ which backend it talks to (it reads ``destination.abilities``):
    judged again on the next try;
 3. **metadata**: the SHA-1 and the ledger entry are merged into the object's metadata;
 4. **receipt**: a DeliveryReceipt on ``deliveries`` (verify compares the destination with
-   the manifest on each one).
+   the manifest on each one) — unless the put found the bytes already there and the caller
+   said a repeat needs none (``Delivery.receipt_if_unchanged``: the manifest copy's repeat triggers).
 
 A resumable destination works at most ``budget_s``: then its progress is checkpointed and a
 continuation published (:mod:`shared.delivery.checkpoint`); the invocation that finishes the
@@ -60,6 +61,9 @@ class Delivery:
     """Longest time one invocation transfers before it checkpoints (resumable destinations)."""
     state_bucket: str | None = None
     """Where checkpoints live (required with ``budget_s``)."""
+    receipt_if_unchanged: bool = True
+    """False: a put that finds the destination already holding the bytes publishes no receipt
+    (a repeat trigger of the run's manifest copy, :mod:`shared.delivery.manifest_copy`)."""
 
 
 def deliver(delivery: Delivery) -> DeliveryReceipt | None:
@@ -93,6 +97,9 @@ def deliver(delivery: Delivery) -> DeliveryReceipt | None:
         mb_per_s=round(result.size / 1e6 / elapsed, 1) if elapsed > 0 else None,
     )
     if not record_delivery(delivery.obj, result.sha1, ledger):
+        return None
+    if result.status == "unchanged" and not delivery.receipt_if_unchanged:
+        logger.info("already delivered; no receipt", remote_path=location)
         return None
     receipt = DeliveryReceipt(
         run_id=delivery.run_id,

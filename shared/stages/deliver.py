@@ -13,9 +13,10 @@ destination of the function's kinds, through the one delivery operation.
 4. Objects of mirrored buckets (``buckets[]``) take the mirror's route and their delete events
    its delete policy (:mod:`shared.stages.mirror`, docs/mirror.md).
 5. The run's ``_manifest.json`` follows the data files to each destination: tried on its own
-   finalize event and after each data file, sent once every listed file is there
-   (:mod:`shared.delivery.manifest_copy`).
-5. A transfer to a resumable destination works at most ``delivery.budget_s`` per invocation,
+   finalize event and after each data file, sent once every listed file is there, one receipt
+   per destination (:mod:`shared.delivery.manifest_copy`). ``_manifest.delivered.json`` events
+   deliver only a self-heal's rewrite, to the destination it names.
+6. A transfer to a resumable destination works at most ``delivery.budget_s`` per invocation,
    then continues from its checkpoint on a ``delivery-continuations`` message, which this
    same handler receives (:mod:`shared.delivery.checkpoint`).
 """
@@ -41,6 +42,7 @@ from shared.stages.failures import each
 from shared.stages.mirror import delete_mirrored, deliver_mirrored, is_mirrored
 from shared.stages.runner import dispatch
 from shared.topology import DELIVERY_CONTINUATIONS, GCS_DELETED_TRIGGER, GCS_FINALIZED, GCS_TRIGGER
+from shared.verify.heal import heal_destination
 
 logger = log.get_logger(__name__)
 
@@ -76,8 +78,15 @@ def deliver_event(
         deliver_mirrored(obj, config, stage=stage, kinds=kinds, budget_s=budget_s)
         return
     located = parse_object_name(obj.name, config.export_prefix)
-    if located is not None and located[1] in (MANIFEST_NAME, DELIVERED_MANIFEST_NAME):  # written, or healed
+    if located is not None and located[1] == MANIFEST_NAME:  # written: destinations already complete get it
         _deliver_manifest(obj, located[0], config, stage, kinds, budget_s)
+        return
+    if located is not None and located[1] == DELIVERED_MANIFEST_NAME:
+        healed = heal_destination(obj.metadata)
+        if healed is None:  # its first write: the trigger that wrote it delivered it
+            logger.info("delivered manifest written by its own delivery; nothing to do", object=obj.name)
+            return
+        _deliver_manifest(obj, located[0], config, stage, kinds, budget_s, healed=healed)
         return
     routed = route(obj, config.export_prefix)
     if routed is None:
@@ -151,19 +160,29 @@ def _deliver_manifest(
     stage: Stage,
     kinds: frozenset[str],
     budget_s: float | None,
+    *,
+    healed: str | None = None,
 ) -> None:
     """The run's manifest was written: send it to each destination of ``kinds`` that already
-    holds every data file (the others get it after their last data file)."""
+    holds every data file (the others get it after their last data file). ``healed``: a heal
+    rewrote the delivered manifest for that one destination; only it gets the copy (and a
+    receipt even when it finds the copy unchanged)."""
     with log.bind(run_id=folder.run_id, table=folder.source.label, object=obj.name):
         routing = routing_for(obj, folder)
         if routing is None:
             return
-        mine = [d for d in routing.destinations if d.kind in kinds]
+        mine = [d for d in routing.destinations if d.kind in kinds and healed in (None, str(d))]
 
         def one(destination_id: DestinationId) -> None:
             with factory.opened(destination_id, config) as destination:
                 deliver_manifest_if_ready(
-                    obj.bucket, folder, routing, destination, budget_s=budget_s, state_bucket=config.state_bucket_name
+                    obj.bucket,
+                    folder,
+                    routing,
+                    destination,
+                    budget_s=budget_s,
+                    state_bucket=config.state_bucket_name,
+                    healing=healed is not None,
                 )
 
         each(stage, mine, one, lambda d: _context(routing, d))

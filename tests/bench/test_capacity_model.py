@@ -1,0 +1,41 @@
+"""The capacity model's counts (bench/capacity_model.py, docs/capacity.md) for shapes whose
+calls can be counted by hand from what the pipeline does."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.capacity_model import MIB, Shape, counts
+
+
+@pytest.mark.parametrize("files", [1, 2, 3])
+def test_one_table_of_small_files_to_box_and_sftp(files: int) -> None:
+    shape = Shape(tables=1, total_bytes=files * 5_000, file_bytes=5_000, destinations=("box", "sftp:local"))
+    c = counts(shape)
+    assert c["gcs_objects"] == files + 3  # + _run.json, _manifest.json, _manifest.delivered.json
+    assert c["gcs_events"] == 3 * (files + 3)
+    assert c["deliveries"] == (files + 1) * 2  # each data file and one manifest copy per destination
+    assert c["verify_results"] == 2
+    assert (c["box_upload_sessions"], c["box_part_uploads"]) == (0, files)
+    # upload_box, counted on the local Box API server (6 folders created, a listing after each
+    # file and on the manifest's event, a preflight per put plus the repeat trigger's, one upload
+    # per file and the copy), then verify: a listing per data-file receipt, two on the copy's, one
+    # on the manifest's event
+    upload_box = 6 + (files + 1) + (files + 2) + (files + 1)
+    verify = files + 2 + 1
+    assert c["box_api_calls"] == upload_box + verify
+
+
+def test_chunked_files_count_session_parts_commit_and_lookups() -> None:
+    shape = Shape(tables=2, total_bytes=4 * 64 * MIB, file_bytes=64 * MIB, part_bytes=8 * MIB)
+    c = counts(shape)
+    assert shape.files == 4 and c["box_upload_sessions"] == 4 and c["box_part_uploads"] == 4 * 8
+    per_table = 6 + (2 + 1) + 3 + (2 + 3)  # folders, delivery listings, copy, verify listings
+    assert c["box_api_calls"] == 4 * (8 + 4) + 2 * per_table
+    assert c["deliveries"] == 4 + 2
+
+
+def test_without_box_there_are_no_box_calls() -> None:
+    c = counts(Shape(tables=3, total_bytes=3e6, file_bytes=1e6, destinations=("sftp:partner",)))
+    assert (c["box_api_calls"], c["box_upload_sessions"], c["box_part_uploads"]) == (0, 0, 0)
+    assert c["deliveries"] == 3 + 3
