@@ -11,6 +11,7 @@ Everything other modules import is re-exported here: ``from shared.config import
 """
 
 from shared.config.buckets import BucketMirror
+from shared.config.destinations import BoxAuth, BoxDestination, Destinations, SftpPartner
 from shared.config.load import (
     DEFAULT_PATH,
     ENV_PREFIX,
@@ -26,14 +27,10 @@ from shared.config.load import (
 )
 from shared.config.models import (
     Alerts,
-    BoxAuth,
-    BoxDestination,
     Config,
     DatasetExport,
-    Destinations,
     PubSubSettings,
     QueryExport,
-    SftpPartner,
     TableSelection,
     VerifySettings,
 )

@@ -21,7 +21,7 @@ PostAction = Literal["keep", "move", "delete"]
 MAX_DEPTH = 10
 """Default ``max_depth`` of a recursive job."""
 Partner = TypeVar("Partner", bound=BaseModel)
-"""The SFTP partner model (``shared.config.models.SftpPartner``, which imports this module)."""
+"""The SFTP partner model (``shared.config.destinations.SftpPartner``)."""
 
 
 class BusinessCalendar(Model):

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import EnvSettingsSource, SettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
-from shared.config.models import Config, SftpPartner
+from shared.config.destinations import SftpPartner
+from shared.config.models import Config
 from shared.errors import ConfigError
 from shared.validation import describe
 
