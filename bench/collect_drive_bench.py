@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from bench.children import REPO_ROOT, mark_start, python_child, run_child
-from bench.common import MB, MIN_RUNS, Row, all_of, median, scenario_main, within_rss
+from bench.common import MB, MIN_RUNS, Row, all_of, in_turns, median, scenario_main, within_rss
 
 SIZE_FULL = 1_000_000_000
 SIZE_QUICK = 64_000_000
@@ -194,44 +194,45 @@ class _Setup:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def landed(self, result: dict[str, Any]) -> None:
-        """The upload's md5 must be the file's; then it is deleted (the disk holds one copy at a time)."""
+        """The upload's md5 must be the file's (and offsite's copy a new upload); then it is deleted
+        (the disk holds one copy at a time)."""
+        if result.get("status", "uploaded") != "uploaded":
+            raise RuntimeError(f"offsite's copy was {result.get('status')!r}, expected a new upload")
         if result.get("md5") != self.md5:
             raise RuntimeError(f"Drive holds md5 {result.get('md5')}, the file's is {self.md5}")
         service = self.drive.service(self.drive.access_token(USER))
         service.files().delete(fileId=result["file_id"]).execute()
 
 
-def _offsite(setup: _Setup) -> tuple[float, float]:
+def _side(setup: _Setup, target: str, **kwargs: Any) -> tuple[float, float]:
+    """One upload by child ``target`` of the file on the sshd into the Drive folder, checked and
+    deleted: (MB/s, MB of RSS over the child's baseline)."""
     argv = python_child(
-        "collect_drive_bench:offsite_collect",
+        target,
         drive_url=setup.drive.base_url,
-        refresh_token=setup.drive.refresh_token(USER),
         folder_id=setup.folder_id,
         sshd=setup.ssh,
         directory=str(setup.remote_dir),
+        **kwargs,
+    )
+    child = run_child(argv, cwd=REPO_ROOT)
+    setup.landed(child.result)
+    return setup.size / MB / child.seconds, child.rss_over_baseline / MB
+
+
+def _offsite(setup: _Setup) -> tuple[float, float]:
+    return _side(
+        setup,
+        "collect_drive_bench:offsite_collect",
+        refresh_token=setup.drive.refresh_token(USER),
         size=setup.size,
         mtime=setup.mtime,
     )
-    child = run_child(argv, cwd=REPO_ROOT)
-    if child.result.get("status") != "uploaded":
-        raise RuntimeError(f"offsite's copy was {child.result.get('status')!r}, expected a new upload")
-    setup.landed(child.result)
-    return setup.size / MB / child.seconds, child.rss_over_baseline / MB
 
 
 def _client(setup: _Setup, prefetch: bool) -> tuple[float, float]:
-    argv = python_child(
-        "collect_drive_bench:client_upload",
-        drive_url=setup.drive.base_url,
-        token=setup.drive.access_token(USER),
-        folder_id=setup.folder_id,
-        sshd=setup.ssh,
-        directory=str(setup.remote_dir),
-        prefetch=prefetch,
-    )
-    child = run_child(argv, cwd=REPO_ROOT)
-    setup.landed(child.result)
-    return setup.size / MB / child.seconds, child.rss_over_baseline / MB
+    token = setup.drive.access_token(USER)
+    return _side(setup, "collect_drive_bench:client_upload", token=token, prefetch=prefetch)
 
 
 def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
@@ -242,15 +243,8 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
         "client": lambda s: _client(s, False),
         "client-prefetch": lambda s: _client(s, True),
     }
-    speeds: dict[str, list[float]] = {k: [] for k in sides}
-    rss: dict[str, list[float]] = {k: [] for k in sides}
     with _Setup(size) as setup:
-        order = list(sides)
-        for i in range(max(1, runs)):
-            for side in order[i % len(order) :] + order[: i % len(order)]:
-                speed, memory = sides[side](setup)
-                speeds[side].append(speed)
-                rss[side].append(memory)
+        speeds, rss = in_turns(list(sides), runs, lambda side, _i: sides[side](setup))
     peer = max(("client", "client-prefetch"), key=lambda side: median(speeds[side]))
     notes = (
         f"cipher {CIPHER}, {CHUNK // (1024 * 1024)} MiB chunks on both sides; client variants: plain read "

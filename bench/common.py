@@ -44,6 +44,23 @@ def repeat(measure: Callable[[], T], runs: int = MIN_RUNS) -> list[T]:
     return [measure() for _ in range(max(1, runs))]
 
 
+def in_turns(
+    sides: Sequence[str], runs: int, measure: Callable[[str, int], tuple[float, float]]
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """``measure(side, i)`` -> (MB/s, MB of RSS) of every side ``runs`` times (at least once), in
+    turns: round ``i`` starts at side ``i`` so that no side always goes first. The speeds and the
+    RSS of each side, in the order measured."""
+    speeds: dict[str, list[float]] = {side: [] for side in sides}
+    rss: dict[str, list[float]] = {side: [] for side in sides}
+    order = list(sides)
+    for i in range(max(1, runs)):
+        for side in order[i % len(order) :] + order[: i % len(order)]:
+            speed, memory = measure(side, i)
+            speeds[side].append(speed)
+            rss[side].append(memory)
+    return speeds, rss
+
+
 def throughput_mb_s(size_bytes: int, seconds: float) -> float:
     return size_bytes / MB / seconds if seconds > 0 else float("inf")
 

@@ -34,7 +34,18 @@ from pathlib import Path
 from typing import Any, Self
 
 from bench.children import REPO_ROOT, mark_start, python_child, run_child
-from bench.common import MB, MIN_RUNS, FakeGcs, Row, all_of, median, scenario_main, use_gcs_emulator, within_rss
+from bench.common import (
+    MB,
+    MIN_RUNS,
+    FakeGcs,
+    Row,
+    all_of,
+    in_turns,
+    median,
+    scenario_main,
+    use_gcs_emulator,
+    within_rss,
+)
 
 SIZE_FULL = 1_000_000_000
 SIZE_QUICK = 250_000_000
@@ -214,15 +225,8 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     }
     for side, options in OPENSSH_SETTINGS.items():
         sides[side] = lambda s, n, c, options=options: _openssh(s, n, c, options)
-    speeds: dict[str, list[float]] = {k: [] for k in sides}
-    rss: dict[str, list[float]] = {k: [] for k in sides}
     with _Setup(size) as setup:
-        order = list(sides)
-        for i in range(max(1, runs)):
-            for side in order[i % len(order) :] + order[: i % len(order)]:
-                speed, memory = sides[side](setup, f"{side}-{i}.bin", i == 0)
-                speeds[side].append(speed)
-                rss[side].append(memory)
+        speeds, rss = in_turns(list(sides), runs, lambda side, i: sides[side](setup, f"{side}-{i}.bin", i == 0))
     best_openssh = max(OPENSSH_SETTINGS, key=lambda side: median(speeds[side]))
     settings = " ".join(OPENSSH_SETTINGS[best_openssh]) or "default -B/-R"
     tried = ", ".join(f"{k} {median(speeds[k]):.0f} MB/s" for k in OPENSSH_SETTINGS)

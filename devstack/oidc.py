@@ -12,7 +12,6 @@ generated config point here.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -20,6 +19,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from devstack.ports import server_arguments
 
 CERTS_PATH = "/oauth2/v1/certs"
 KEY_FILE = "signing-key.pem"
@@ -123,9 +124,7 @@ class CertsHandler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser = server_arguments(__doc__)
     parser.add_argument("--root", type=Path, required=True, help="the stack root (keys under ROOT/oidc)")
     args = parser.parse_args(argv)
     handler = type("Handler", (CertsHandler,), {"certs_file": ensure_keys(args.root) / CERTS_FILE})

@@ -1,7 +1,8 @@
-"""Free loopback ports and readiness waits for locally started servers."""
+"""Free loopback ports, readiness waits and the --host/--port options of locally started servers."""
 
 from __future__ import annotations
 
+import argparse
 import random
 import socket
 import time
@@ -18,6 +19,16 @@ def _ephemeral_range() -> tuple[int, int]:
         return int(low), int(high)
     except (OSError, ValueError):
         return 32768, 60999
+
+
+def server_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options of a small local server process (``python -m devstack.<server>``): ``--host``
+    (loopback by default) and ``--port`` (required; the plan chooses it); its description is the
+    first line of the module's ``doc``. The server adds its own options."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    return parser
 
 
 def free_port() -> int:

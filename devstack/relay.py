@@ -30,7 +30,6 @@ function's events elsewhere while the stack runs (:func:`write_targets`).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import sys
@@ -41,6 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from devstack.ports import server_arguments
 from shared import topology
 from shared.topology import AUDIT_LOG_WRITTEN, GCS_DELETED, GCS_FINALIZED
 
@@ -254,9 +254,7 @@ def serve(host: str, port: int, targets_file: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser = server_arguments(__doc__)
     parser.add_argument("--targets", type=Path, required=True, help="JSON file: {function: url}")
     args = parser.parse_args(argv)
     serve(args.host, args.port, args.targets)

@@ -33,37 +33,28 @@ PRIVSEP_DIR = Path("/run/sshd")
 ACCOUNT_LOCK = "/run/offsite-sftp-account.lock"  # root-only directory: no /tmp symlink games
 
 
+class _Under:
+    """A file of :class:`SftpFiles`: ``name`` under its ``dir``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, files: SftpFiles, owner: type | None = None) -> Path:
+        return files.dir / self.name
+
+
 @dataclass(frozen=True)
 class SftpFiles:
+    """The local sshd's files, all under ``dir``."""
+
     dir: Path
-
-    @property
-    def host_key(self) -> Path:
-        return self.dir / "ssh_host_ed25519_key"
-
-    @property
-    def user_key(self) -> Path:
-        return self.dir / "id_ed25519"
-
-    @property
-    def authorized_keys(self) -> Path:
-        return self.dir / "authorized_keys"
-
-    @property
-    def known_hosts(self) -> Path:
-        return self.dir / "known_hosts"
-
-    @property
-    def config(self) -> Path:
-        return self.dir / "sshd_config"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.dir / "sshd.pid"
-
-    @property
-    def data(self) -> Path:
-        return self.dir / "data"
+    host_key = _Under("ssh_host_ed25519_key")
+    user_key = _Under("id_ed25519")
+    authorized_keys = _Under("authorized_keys")
+    known_hosts = _Under("known_hosts")
+    config = _Under("sshd_config")
+    pid_file = _Under("sshd.pid")
+    data = _Under("data")
 
 
 def generate_key(path: Path, comment: str) -> None:

@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from devstack.ports import server_arguments
 
 _write_lock = threading.Lock()
 
@@ -64,9 +65,7 @@ class SinkHandler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser = server_arguments(__doc__)
     parser.add_argument("--alerts-file", type=Path, required=True)
     args = parser.parse_args(argv)
     args.alerts_file.parent.mkdir(parents=True, exist_ok=True)

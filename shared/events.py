@@ -11,7 +11,7 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import RejectedInput
 from shared.topology import (
@@ -24,6 +24,9 @@ from shared.topology import (
     GCS_TRIGGER,
     PUBSUB_PUBLISHED,
 )
+
+if TYPE_CHECKING:
+    from shared.gcp.gcs import ObjectInfo
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,20 @@ class StorageObject:
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     event_id: str | None = None
+
+    @classmethod
+    def from_info(cls, info: ObjectInfo) -> StorageObject:
+        """The generation GCS describes in ``info`` (a stat or listing), not from an event."""
+        return cls(
+            bucket=info.bucket,
+            name=info.name,
+            generation=info.generation,
+            size=info.size,
+            md5=info.md5,
+            crc32c=info.crc32c,
+            content_type=info.content_type,
+            metadata=dict(info.metadata),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,23 @@
 """What `offsite box` and `offsite drive` share: browsing a destination's ``entries(path)``.
 
-Both list one folder (``ls``) and draw the tree below one (``tree``) the same way; only how
-the destination is chosen and how a path is named differ.
+Both list one folder (``ls``) and draw the tree below one (``tree``) the same way, with the
+commands :func:`browse_app` defines; only how the destination is chosen (an :data:`Opener`)
+and how a path is named differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import typer
 
-from offsite.cli.output import print_json, print_line, print_table
+from offsite.cli.common import ConfigOption
+from offsite.cli.output import JsonOption, print_json, print_line, print_table
+from shared.destinations.base import normalize_path
 from shared.errors import OffsiteError
 
 DepthOption = Annotated[int, typer.Option("--depth", "-d", min=1, help="How many folder levels to show.")]
@@ -23,11 +28,65 @@ class Browsable(Protocol):
     def entries(self, path: str) -> list[dict[str, Any]]: ...
 
 
+@dataclass(frozen=True)
+class Browsed:
+    """A destination opened for browsing ``path``, and how to name it there."""
+
+    dest: Browsable
+    head: dict[str, Any]  # what the --json output starts with
+    where: str  # names the folder: the ``ls`` footer (``N items in WHERE``)
+    title: str  # the first line of the drawn ``tree``
+    right: set[str]  # the ``ls`` columns aligned right
+    tree_head: dict[str, Any] | None = None  # the ``tree`` --json head, where it says more than ``head``
+
+
+Opener = Callable[[Path | None, str | None, str], Browsed]
+"""(config path, --destination, normalized path) -> the destination browsed at that path."""
+
+
+def browse_app(opener: Opener, path_help: str, destination_help: str | None = None) -> typer.Typer:
+    """A Typer app with ``ls`` and ``tree`` over the destination ``opener`` opens. Without
+    ``destination_help`` the ``--destination`` option is hidden (a kind with one destination)."""
+    app = typer.Typer(no_args_is_help=True)
+    path_argument = typer.Argument("", help=path_help)
+    destination_option = typer.Option(
+        None, "--destination", "-D", help=destination_help, hidden=destination_help is None
+    )
+
+    @app.command("ls")
+    def ls(
+        path: str = path_argument,
+        destination: str | None = destination_option,
+        as_json: JsonOption = False,
+        config: ConfigOption = None,
+    ) -> None:
+        """List one folder: folders first, then files, with ids, sizes and SHA-1s."""
+        with opened(opener, config, destination, path) as (b, path):
+            show_folder(b.dest, path, as_json=as_json, head=b.head, where=b.where, right=b.right)
+
+    @app.command("tree")
+    def tree(
+        path: str = path_argument,
+        destination: str | None = destination_option,
+        depth: DepthOption = 3,
+        files: FilesOption = True,
+        as_json: JsonOption = False,
+        config: ConfigOption = None,
+    ) -> None:
+        """Draw the folder tree below PATH (sizes of files, counts of what is deeper than --depth)."""
+        with opened(opener, config, destination, path) as (b, path):
+            show_tree(b.dest, path, depth, files, as_json=as_json, head=b.tree_head or b.head, title=b.title)
+
+    return app
+
+
 @contextmanager
-def browsing() -> Iterator[None]:
-    """A bad path or a destination that cannot be read: one ``error:`` line and exit 1."""
+def opened(opener: Opener, config: Path | None, destination: str | None, path: str) -> Iterator[tuple[Browsed, str]]:
+    """The destination ``opener`` opens at ``path`` (normalized), and that path. A bad path or a
+    destination that cannot be read: one ``error:`` line and exit 1."""
     try:
-        yield
+        path = normalize_path(path)
+        yield opener(config, destination, path), path
     except (OffsiteError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -127,16 +127,7 @@ def deliver_manifest_if_ready(
         return None
     info = seal(bucket, folder, raw)
     name = remote_manifest_name(remote, routing.run_id)
-    obj = StorageObject(
-        bucket=info.bucket,
-        name=info.name,
-        generation=info.generation,
-        size=info.size,
-        md5=info.md5,
-        crc32c=info.crc32c,
-        content_type=info.content_type,
-        metadata=dict(info.metadata),
-    )
+    obj = StorageObject.from_info(info)
     path = f"{remote.path}/{name}" if remote.path else name
     try:
         return deliver(

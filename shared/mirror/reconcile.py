@@ -213,7 +213,7 @@ def _redeliver(
     for info in objects:
         if _relative(mirror, info.name) not in names:
             continue
-        obj = StorageObject(info.bucket, info.name, info.generation, info.size, info.md5, info.crc32c)
+        obj = StorageObject.from_info(info)
         checkpoint.publish_continuation(obj, destination, mirror_run_id(mirror.name))
         sent.append(info.name)
     if sent:

@@ -158,7 +158,9 @@ class Act:
             state = verify_markers.state_of(run.markers)
             if not state.reported or f"recheck-mismatch-{state.round}.json" in run.markers:
                 continue
-            name = verify_markers.result_name(run.folder.prefix, str(self.destination.id), state.round)
+            name = verify_markers.marker(
+                run.folder.prefix, str(self.destination.id), verify_markers.Kind.RESULT, state.round
+            )
             body = verify_markers.read(self.config.state_bucket_name, name)
             if body is not None and body.get("status") == Status.IN_SYNC:
                 return True

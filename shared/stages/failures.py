@@ -88,14 +88,14 @@ def _failed_marker(result: VerifyResult) -> tuple[str, str] | None:
         return None
     from shared import runtime
     from shared.layout import RunFolder
-    from shared.verify.markers import failed_stage_name
+    from shared.verify.markers import Kind, marker
 
     try:
         config = runtime.config()
         folder = RunFolder(
             config.export_prefix.strip("/"), result.source, dt.date.fromisoformat(result.date), result.run_id
         )
-        name = failed_stage_name(folder.prefix, str(result.destination), str(result.stage))
+        name = marker(folder.prefix, str(result.destination), Kind.FAILED, str(result.stage))
     except Exception as exc:  # noqa: BLE001 - not derivable: publish as before
         logger.info("failure not deduplicated (no run folder)", error=str(exc))
         return None

@@ -110,7 +110,7 @@ def _deliver_one(
     if live is not None and not same_content(obj, live):
         # Replaced while this generation was copied: the newer one may already be there and
         # this copy on top of it. Deliver the live generation again, after this one.
-        newer = StorageObject(live.bucket, live.name, live.generation, live.size, live.md5, live.crc32c)
+        newer = StorageObject.from_info(live)
         checkpoint.publish_continuation(newer, destination_id, mirrored.run_id)
         logger.info("object replaced during the copy; live generation queued again", live_generation=live.generation)
 

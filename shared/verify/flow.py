@@ -233,7 +233,7 @@ class _Decision:
 
     def complete(self) -> VerifyResult | None:
         """Every file is there: in_sync, or heal, or mismatch — one result per round."""
-        marker = verify_markers.result_name(self.ctx.prefix, self.destination, self.state.round)
+        marker = verify_markers.marker(self.ctx.prefix, self.destination, verify_markers.Kind.RESULT, self.state.round)
         if self.comparison.in_sync:
             return self._publish_once(marker, self._result("in_sync"))
         heal_note, healing = self._heal()
@@ -246,7 +246,9 @@ class _Decision:
         plan, note = self._heal_plan()
         attempts = self.state.heal_attempts + (1 if plan else 0)
         result = self._result("incomplete", note, heal_attempts=attempts)
-        marker = verify_markers.incomplete_name(self.ctx.prefix, self.destination, self.state.round)
+        marker = verify_markers.marker(
+            self.ctx.prefix, self.destination, verify_markers.Kind.INCOMPLETE, self.state.round
+        )
         published = self._publish_once(marker, result)
         if published is not None and plan is not None:
             self._start_heal(plan)

@@ -31,7 +31,7 @@ from shared.layout import DELIVERED_MANIFEST_NAME, is_manifest_copy
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import DeliveryReceipt
 from shared.retry import retry_call
-from shared.verify.markers import VerifyState, claim, heal_name, mark_done, read
+from shared.verify.markers import Kind, VerifyState, claim, mark_done, marker, read
 from shared.verify.runs import RunObjects
 
 HEAL_DESTINATION_KEY = "offsite-heal-destination"
@@ -114,7 +114,7 @@ def start(
         "reason": reason,
         "started_at": now.isoformat(),
     }
-    if not claim(state_bucket, heal_name(prefix, destination, heal.attempt), body):
+    if not claim(state_bucket, marker(prefix, destination, Kind.HEAL, heal.attempt), body):
         logger.info("heal attempt already claimed", attempt=heal.attempt)
         return False
     for _name, object_name in sorted(heal.object_names.items()):
@@ -149,7 +149,7 @@ def rewrite(bucket: str, name: str, metadata: dict[str, str]) -> int:
 
 
 def attempt_body(bucket: str, prefix: str, destination: str, attempt: int) -> dict[str, Any] | None:
-    return read(bucket, heal_name(prefix, destination, attempt))
+    return read(bucket, marker(prefix, destination, Kind.HEAL, attempt))
 
 
 def note_receipt(

@@ -25,6 +25,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -42,35 +43,20 @@ def folder(prefix: str, destination: str) -> str:
     return f"{prefix}{VERIFY_FOLDER}/{destination}/"
 
 
-def result_name(prefix: str, destination: str, round_: int) -> str:
-    return f"{folder(prefix, destination)}result-{round_}.json"
+class Kind(StrEnum):
+    """The kinds of ``{kind}-{key}.json`` marker in a destination's marker folder."""
+
+    RESULT = "result"  # key: heal round; the one in_sync/mismatch result of that round
+    INCOMPLETE = "incomplete"  # key: heal round; the sweep's `incomplete` report
+    FAILED = "failed"  # key: heal round (the sweep's `failed` report) or a stage (shared.stages.failures)
+    HEAL = "heal"  # key: heal attempt; the attempt was started
+    RECHECK = "recheck"  # key: YYYYMMDD (UTC); the daily re-verify of an in_sync result ran (shared.verify.recheck)
+    RECHECK_MISMATCH = "recheck-mismatch"  # key: heal round whose in_sync result a recheck found no longer true
 
 
-def incomplete_name(prefix: str, destination: str, round_: int) -> str:
-    return f"{folder(prefix, destination)}incomplete-{round_}.json"
-
-
-def failed_name(prefix: str, destination: str, round_: int) -> str:
-    return f"{folder(prefix, destination)}failed-{round_}.json"
-
-
-def failed_stage_name(prefix: str, destination: str, stage: str) -> str:
-    """The one ``failed`` result of ``stage`` for (run folder, destination) (shared.stages.failures)."""
-    return f"{folder(prefix, destination)}failed-{stage}.json"
-
-
-def recheck_name(prefix: str, destination: str, day: str) -> str:
-    """The re-verify of ``day`` (YYYYMMDD, UTC) of an in_sync (run folder, destination) (shared.verify.recheck)."""
-    return f"{folder(prefix, destination)}recheck-{day}.json"
-
-
-def recheck_mismatch_name(prefix: str, destination: str, round_: int) -> str:
-    """The one ``mismatch`` a recheck reported for heal round ``round_``'s in_sync result."""
-    return f"{folder(prefix, destination)}recheck-mismatch-{round_}.json"
-
-
-def heal_name(prefix: str, destination: str, attempt: int) -> str:
-    return f"{folder(prefix, destination)}heal-{attempt}.json"
+def marker(prefix: str, destination: str, kind: Kind, key: int | str) -> str:
+    """The name of the ``kind`` marker ``key`` of (run folder ``prefix``, ``destination``)."""
+    return f"{folder(prefix, destination)}{kind}-{key}.json"
 
 
 def done_name(prefix: str, destination: str, attempt: int, file_name: str) -> str:

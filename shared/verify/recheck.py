@@ -88,10 +88,15 @@ def recheck(
             if verify_markers.PRUNING in names:
                 continue  # removed by retention (shared.retention.prune): nothing there to recheck
             base = verify_markers.folder(run.folder.prefix, destination)
-            reported = verify_markers.recheck_mismatch_name(run.folder.prefix, destination, state.round)
+            reported = verify_markers.marker(
+                run.folder.prefix, destination, verify_markers.Kind.RECHECK_MISMATCH, state.round
+            )
             if reported[len(base) :] in names:
                 continue  # this round's recheck mismatch was reported already
-            if verify_markers.recheck_name(run.folder.prefix, destination, today)[len(base) :] in names:
+            if (
+                verify_markers.marker(run.folder.prefix, destination, verify_markers.Kind.RECHECK, today)[len(base) :]
+                in names
+            ):
                 continue  # rechecked today
             if time.monotonic() > stop_at:
                 summary.deferred += 1
@@ -140,7 +145,7 @@ def _recheck_one(
     summary: RecheckSummary,
 ) -> None:
     bucket, prefix = config.state_bucket_name, run.folder.prefix
-    daily = verify_markers.recheck_name(prefix, destination, today)
+    daily = verify_markers.marker(prefix, destination, verify_markers.Kind.RECHECK, today)
     body: dict[str, Any] = {"round": round_, "checked_at": now.isoformat(), "status": "checking"}
     if not verify_markers.claim(bucket, daily, body):
         return  # another sweep instance has it
@@ -175,7 +180,8 @@ def _compare(
     if manifest is None or destination not in manifest.destinations:
         return {"status": "skipped", "reason": "no manifest listing this destination"}
     prior = verify_markers.read(
-        config.state_bucket_name, verify_markers.result_name(run.folder.prefix, destination, round_)
+        config.state_bucket_name,
+        verify_markers.marker(run.folder.prefix, destination, verify_markers.Kind.RESULT, round_),
     )
     if not prior or prior.get("status") != "in_sync":
         return {"status": "skipped", "reason": f"round {round_} result is {(prior or {}).get('status')}"}
@@ -202,7 +208,7 @@ def _compare(
         started=objects.started,
         now=now,
     )
-    marker = verify_markers.recheck_mismatch_name(run.folder.prefix, destination, round_)
+    marker = verify_markers.marker(run.folder.prefix, destination, verify_markers.Kind.RECHECK_MISMATCH, round_)
     if not publish_once(config.state_bucket_name, marker, result, config=config):
         return {"status": "mismatch", "reported": False}
     summary.mismatches += 1

@@ -133,7 +133,7 @@ def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.tim
                 if verify_destination(ctx, destination, Trigger.SWEEP, now=now) is not None:
                     published += 1
             except PermanentError as exc:
-                marker = verify_markers.failed_name(run.folder.prefix, destination, state.round)
+                marker = verify_markers.marker(run.folder.prefix, destination, verify_markers.Kind.FAILED, state.round)
                 if verify_markers.claim(config.state_bucket_name, marker, {"reason": str(exc)}):
                     _report(config, run, destination, exc.status, str(exc), message_id, now)
                     published += 1
@@ -165,7 +165,7 @@ def _export_incomplete(run: RunRef, config: Config, *, now: dt.datetime, message
     )
     published = 0
     for destination in routing.destinations:
-        marker = verify_markers.incomplete_name(run.folder.prefix, destination, 0)
+        marker = verify_markers.marker(run.folder.prefix, destination, verify_markers.Kind.INCOMPLETE, 0)
         if verify_markers.claim(config.state_bucket_name, marker, {"reason": reason}):
             _report(config, run, destination, "incomplete", reason, message_id, now)
             published += 1

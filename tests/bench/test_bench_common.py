@@ -43,6 +43,20 @@ def test_repeat_runs_at_least_once_and_keeps_order() -> None:
     assert common.repeat(lambda: "x", 0) == ["x"]
 
 
+def test_in_turns_rotates_who_goes_first_and_keeps_each_sides_figures() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def measure(side: str, i: int) -> tuple[float, float]:
+        calls.append((side, i))
+        return float(len(calls)), -float(len(calls))
+
+    speeds, rss = common.in_turns(["a", "b", "c"], 3, measure)
+    assert calls == [("a", 0), ("b", 0), ("c", 0), ("b", 1), ("c", 1), ("a", 1), ("c", 2), ("a", 2), ("b", 2)]
+    assert speeds == {"a": [1.0, 6.0, 8.0], "b": [2.0, 4.0, 9.0], "c": [3.0, 5.0, 7.0]}
+    assert rss["a"] == [-1.0, -6.0, -8.0]
+    assert common.in_turns(["a"], 0, lambda side, i: (1.0, 0.0)) == ({"a": [1.0]}, {"a": [0.0]})  # at least once
+
+
 def test_rss_sampler_sees_what_the_child_allocates() -> None:
     child = run_child(python_child("tests.bench.test_bench_common:allocate_and_hold", size=ALLOCATE_BYTES, hold_s=0.5))
     assert child.result["allocated"] == ALLOCATE_BYTES

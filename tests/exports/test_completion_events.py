@@ -23,6 +23,7 @@ from devstack.plan import AUDIT_LOG_TOPIC
 from devstack.relay import audit_cloudevent
 from shared.gcp import gcs
 from shared.gcp.bigquery import job_id_for
+from shared.stages.export import BUDGET_ENV
 from shared.topology import EXPORT_SWEEPS, PUBSUB_PUBLISHED, VERIFY_RESULTS
 from tests.exports.conftest import ExportsKit, Puller, manifest_of, query_task, table_task
 
@@ -69,8 +70,10 @@ def held_export(kit: ExportsKit, task: Any) -> Iterator[Hold]:
 
 
 @pytest.fixture
-def fast_ack(monkeypatch: pytest.MonkeyPatch) -> None:
-    """export_table waits at most 1 s for its job before acknowledging."""
+def kit(exports_env: ExportsKit, monkeypatch: pytest.MonkeyPatch) -> ExportsKit:
+    """The exports stack, export_table waiting at most 1 s for its job before acknowledging."""
+    monkeypatch.setenv(BUDGET_ENV, "1")
+    return exports_env
 
 
 @pytest.fixture
@@ -107,9 +110,8 @@ def sweep_event(kit: ExportsKit) -> CloudEvent:
 
 
 def test_a_long_export_acks_at_once_and_its_completion_event_writes_the_manifest(
-    exports_env: ExportsKit, audit: Puller, fast_ack: None
+    kit: ExportsKit, audit: Puller
 ) -> None:
-    kit = exports_env
     task = table_task(kit, "orders", "PARQUET")
     with held_export(kit, task) as hold:
         assert job_state(kit, hold.job_id) == "RUNNING"
@@ -139,12 +141,9 @@ def completion_event_again(event: CloudEvent) -> CloudEvent:
     return CloudEvent(attributes, event.data)
 
 
-def test_a_query_export_finishes_by_its_completion_event_too(
-    exports_env: ExportsKit, audit: Puller, fast_ack: None
-) -> None:
+def test_a_query_export_finishes_by_its_completion_event_too(kit: ExportsKit, audit: Puller) -> None:
     import datetime as dt
 
-    kit = exports_env
     task = query_task(kit, dt.date(2025, 1, 8))
     with held_export(kit, task) as hold:
         assert job_state(kit, hold.job_id) == "RUNNING" and manifest_of(kit, task) is None
@@ -156,10 +155,7 @@ def test_a_query_export_finishes_by_its_completion_event_too(
     assert manifest.row_count == len(kit.source_rows("orders", where_date=dt.date(2025, 1, 8)))
 
 
-def test_a_failed_job_is_reported_once_with_bigquerys_reason(
-    exports_env: ExportsKit, audit: Puller, fast_ack: None
-) -> None:
-    kit = exports_env
+def test_a_failed_job_is_reported_once_with_bigquerys_reason(kit: ExportsKit, audit: Puller) -> None:
     results = kit.subscribe(VERIFY_RESULTS)
     task = table_task(kit, "customers", "CSV")  # CSV of a nested table: BigQuery refuses it
     with held_export(kit, task) as hold:
@@ -177,10 +173,7 @@ def test_a_failed_job_is_reported_once_with_bigquerys_reason(
     assert [m for m in results.drain() if m.get("run_id") == task.run_id] == [result]
 
 
-def test_a_lost_completion_event_is_covered_by_the_finalize_sweep(
-    exports_env: ExportsKit, audit: Puller, fast_ack: None
-) -> None:
-    kit = exports_env
+def test_a_lost_completion_event_is_covered_by_the_finalize_sweep(kit: ExportsKit, audit: Puller) -> None:
     task = table_task(kit, "orders", "AVRO")
     with held_export(kit, task) as hold:
         kit.main.export_table(sweep_event(kit))  # the job still runs: the sweep leaves it

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +16,12 @@ from tests.infra.hcl_eval import Module
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 EXAMPLE_CONFIG = REPO / "offsite.example.yaml"
+
+
+def scheduled_message(job: dict[str, Any]) -> Any:
+    """The Pub/Sub message a google_cloud_scheduler_job publishes (its pubsub_target's data, as JSON)."""
+    (target,) = job["pubsub_target"]
+    return json.loads(base64.b64decode(target["data"]))
 
 
 @pytest.fixture(scope="session")

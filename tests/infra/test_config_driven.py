@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 import yaml
 
 from shared import topology
 from shared.config_load import load_config
-from tests.infra.conftest import EXAMPLE_CONFIG
+from tests.infra.conftest import EXAMPLE_CONFIG, scheduled_message
 from tests.infra.hcl_eval import Module
 
 SEED_000 = {  # seed 000's Cloud Scheduler table: dataset -> cron (UTC)
@@ -24,15 +21,10 @@ def _jobs(module: Module) -> dict[str, dict]:
     return module.instances("google_cloud_scheduler_job", "job")
 
 
-def _message(job: dict) -> dict:
-    (target,) = job["pubsub_target"]
-    return json.loads(base64.b64decode(target["data"]))
-
-
 def test_example_config_schedules_seed_000s_four_datasets(example: Module) -> None:
     config = load_config(EXAMPLE_CONFIG)  # the YAML is also a valid offsite config
     jobs = _jobs(example)
-    datasets = {_message(j)["dataset"]: j for j in jobs.values() if "dataset" in _message(j)}
+    datasets = {scheduled_message(j)["dataset"]: j for j in jobs.values() if "dataset" in scheduled_message(j)}
     assert {name: job["schedule"] for name, job in datasets.items()} == SEED_000
     assert {d.name for d in config.datasets} == set(SEED_000)
     for name, job in datasets.items():
@@ -47,20 +39,20 @@ def test_example_config_schedules_seed_000s_four_datasets(example: Module) -> No
 def test_query_exports_and_the_verify_sweep_are_scheduled(example: Module) -> None:
     jobs = _jobs(example)
     export = jobs["offsite-export-product_data"]
-    assert _message(export) == {"export": "product_data"}
+    assert scheduled_message(export) == {"export": "product_data"}
     assert export["schedule"] == "0 6 * * *"
     sweep = jobs["offsite-verify-sweep"]
-    assert _message(sweep) == {"sweep": True}
+    assert scheduled_message(sweep) == {"sweep": True}
     assert sweep["schedule"] == "*/30 * * * *"
     assert str(sweep["pubsub_target"][0]["topic_name"]) == 'google_pubsub_topic.pipeline["verify-requests"].id'
     finalize = jobs["offsite-export-finalize-sweep"]
-    assert _message(finalize) == {"sweep": True}
+    assert scheduled_message(finalize) == {"sweep": True}
     assert finalize["schedule"] == "*/15 * * * *" and finalize["time_zone"] == "UTC"
     assert str(finalize["pubsub_target"][0]["topic_name"]) == (
         f'google_pubsub_topic.pipeline["{topology.EXPORT_SWEEPS}"].id'
     )
     collect = jobs["offsite-collect-toast"]
-    assert _message(collect) == {"collect": "toast"}
+    assert scheduled_message(collect) == {"collect": "toast"}
     assert (collect["schedule"], collect["time_zone"]) == ("0 6 * * *", "America/New_York")
     assert str(collect["pubsub_target"][0]["topic_name"]) == (
         f'google_pubsub_topic.pipeline["{topology.COLLECT_REQUESTS}"].id'

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 
+from tests.infra.conftest import scheduled_message
 from tests.infra.hcl_eval import Module
-
-
-def _message(job: dict) -> dict:
-    (target,) = job["pubsub_target"]
-    return json.loads(base64.b64decode(target["data"]))
 
 
 def test_ingest_is_scheduled_incrementally_and_fully(example: Module) -> None:
     jobs = {k: j for k, j in example.instances("google_cloud_scheduler_job", "job").items() if "ingest" in k}
-    assert {name: (job["schedule"], _message(job)) for name, job in jobs.items()} == {
+    assert {name: (job["schedule"], scheduled_message(job)) for name, job in jobs.items()} == {
         "offsite-ingest-incremental": ("*/15 * * * *", {}),
         "offsite-ingest-full": ("30 2 * * *", {"full": True}),
     }

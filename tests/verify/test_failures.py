@@ -13,7 +13,7 @@ from shared.gcp import gcs
 from shared.ids import Stage
 from shared.messages import VerifyResult
 from shared.stages.failures import report_failure
-from shared.verify.markers import failed_stage_name
+from shared.verify.markers import Kind, marker
 from tests.verify.conftest import Run, VerifyStack
 
 pytestmark = pytest.mark.stack
@@ -41,8 +41,10 @@ def test_failing_deliveries_of_one_run_are_one_failed_result_per_destination(vst
         assert result.source is not None and (result.source.dataset, result.source.table) == ("sales", "orders")
         assert f"no partner named '{str(result.destination).split(':')[1]}'" in (result.reason or "")
         assert result.date == "2025-01-08"
-    marker = gcs.read_json(vstack.state_bucket, failed_stage_name(run.folder.prefix, "sftp:nosuch", "transfer_sftp"))
-    assert marker["failures"] == 2 * len(FILES) and "nosuch" in marker["last_reason"]
+    reported = gcs.read_json(
+        vstack.state_bucket, marker(run.folder.prefix, "sftp:nosuch", Kind.FAILED, "transfer_sftp")
+    )
+    assert reported["failures"] == 2 * len(FILES) and "nosuch" in reported["last_reason"]
     # The alert for the run names the table once per destination.
     texts = [a["text"] for a in vstack.alerts() if run.run_id in a.get("text", "")]
     assert texts and "sales.orders" in texts[0]

@@ -12,7 +12,7 @@ import pytest
 
 from shared.destinations import memory
 from shared.runtime import config
-from shared.verify.markers import recheck_mismatch_name, recheck_name
+from shared.verify.markers import Kind, marker
 from shared.verify.recheck import recheck
 from shared.verify.runs import find_runs
 from shared.verify.sweep import sweep
@@ -58,7 +58,7 @@ def test_a_file_deleted_after_in_sync_is_one_recheck_mismatch_naming_it(vstack: 
     texts = [a["text"] for a in vstack.alerts() if run.run_id in a.get("text", "")]
     assert len(texts) == 1 and SECOND in texts[0] and "mismatch" in texts[0]
     for r in (run, kept):
-        assert vstack.state_bucket and _marker(vstack, recheck_name(r.folder.prefix, "memory", _day(tomorrow)))
+        assert vstack.state_bucket and _marker(vstack, marker(r.folder.prefix, "memory", Kind.RECHECK, _day(tomorrow)))
 
     # Again the same day: nothing new, nothing compared.
     again = sweep(config(), now=tomorrow + dt.timedelta(minutes=30))
@@ -67,7 +67,7 @@ def test_a_file_deleted_after_in_sync_is_one_recheck_mismatch_naming_it(vstack: 
     next_day = sweep(config(), now=days_later(2))
     assert next_day.rechecked == 1 and next_day.recheck_mismatches == 0
     assert len(vstack.results_for(run)) == 2
-    assert _marker(vstack, recheck_mismatch_name(run.folder.prefix, "memory", 0))
+    assert _marker(vstack, marker(run.folder.prefix, "memory", Kind.RECHECK_MISMATCH, 0))
 
 
 def test_a_changed_file_is_hash_differs(vstack: VerifyStack) -> None:
@@ -128,7 +128,7 @@ def test_out_of_time_or_a_transient_error_leaves_the_run_to_the_next_sweep(
     run = in_sync_run(vstack)
     memory.process_destination().delete(vstack.remote_path(run, SECOND))
     tomorrow = days_later(1)
-    daily = recheck_name(run.folder.prefix, "memory", _day(tomorrow))
+    daily = marker(run.folder.prefix, "memory", Kind.RECHECK, _day(tomorrow))
 
     late = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow, budget_s=-1)
     assert (late.deferred, late.checked) == (1, 0) and not _marker(vstack, daily)

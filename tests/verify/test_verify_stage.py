@@ -17,7 +17,7 @@ from shared.destinations import memory
 from shared.gcp import gcs
 from shared.reporting.history import read as read_history
 from shared.verify.heal import HEAL_ATTEMPT_KEY, HEAL_DESTINATION_KEY
-from shared.verify.markers import read_state, rejected_name, result_name
+from shared.verify.markers import Kind, marker, read_state, rejected_name
 from tests.verify.conftest import SECOND, THREE_FILES, VerifyStack
 
 pytestmark = pytest.mark.stack
@@ -59,7 +59,7 @@ def test_clean_run_is_in_sync_exactly_once_with_20_concurrent_receipts(vstack: V
     assert result.manifest == gcs.uri(vstack.bucket, run.folder.manifest_name) and result.duration_s is not None
     history = read_history(vstack.state_bucket, dt.datetime.now(dt.UTC) - dt.timedelta(days=1), run_ids=[run.run_id])
     assert [r.status for r in history] == ["in_sync"]
-    assert gcs.stat(vstack.state_bucket, result_name(run.folder.prefix, "memory", 0)) is not None
+    assert gcs.stat(vstack.state_bucket, marker(run.folder.prefix, "memory", Kind.RESULT, 0)) is not None
 
 
 def test_nothing_is_published_until_every_file_is_there(vstack: VerifyStack) -> None:
