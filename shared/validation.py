@@ -102,6 +102,11 @@ def model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The keys a model accepts: each field's alias where it has one (``from``, not ``from_``)."""
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
 _INTEGER = {"int_type", "int_parsing", "int_from_float", "int_parsing_size"}
 _NUMBER = {"float_type", "float_parsing"}
 _BOOL = {"bool_type", "bool_parsing"}
@@ -128,9 +133,7 @@ def describe(
         if kind == "extra_forbidden":
             owner = model_at(model, loc[:-1]) if model is not None else None
             known = (
-                f" ({'known' if unknown == 'key' else 'allowed'}: {', '.join(sorted(owner.model_fields))})"
-                if owner
-                else ""
+                f" ({'known' if unknown == 'key' else 'allowed'}: {', '.join(sorted(_keys(owner)))})" if owner else ""
             )
             lines.append(f"{format_loc(loc[:-1], root)}: unknown {unknown} {loc[-1]!r}{known}")
             continue

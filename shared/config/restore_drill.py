@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from shared.config.types import Cron, Model, TimeZone, between
 from shared.ids import DestinationId
@@ -21,6 +21,9 @@ SCRATCH_RE = re.compile(r"^(?:[a-z][a-z0-9:.-]{4,61}[a-z0-9]\.)?[A-Za-z_][A-Za-z
 
 
 class RestoreDrill(Model):
+    # ``from`` is a Python keyword: the field is ``from_``, and ``from`` in config and in dumps
+    model_config = ConfigDict(**Model.model_config, serialize_by_alias=True)
+
     schedule: Cron = Field(description="Cron expression of the drill's Cloud Scheduler job, e.g. '0 5 * * 1'.")
     time_zone: TimeZone = Field("UTC", description="Time zone of the schedule.")
     sample: Annotated[int, between(1, 20)] = Field(

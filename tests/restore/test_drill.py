@@ -173,6 +173,10 @@ def test_restore_drill_run_publishes_and_refuses_a_dataset_without_a_drill(
     ok = CliRunner().invoke(app, ["restore-drill", "run", "drill_only", "--json", "--config", str(other)])
     assert ok.exit_code == 0, ok.output
     published = json.loads(ok.stdout)
-    assert published["topic"] == RESTORE_DRILLS and published["request"] == {"dataset": "drill_only", "picks": []}
+    assert published["topic"] == RESTORE_DRILLS and published["request"] == {
+        "dataset": "drill_only",
+        "picks": [],
+        "schema_version": 1,
+    }
     [message] = Puller(subscription).pull(lambda m: m.get("dataset") == "drill_only", timeout_s=WAIT_S)
     assert message["_attributes"]["origin"] == "offsite-restore-drill"

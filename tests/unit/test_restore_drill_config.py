@@ -55,3 +55,16 @@ def test_bad_drills_are_named(drill: dict[str, Any], line: str) -> None:
     with pytest.raises(ConfigError) as info:
         config(drill)
     assert any(problem.startswith(line) for problem in str(info.value).splitlines()), str(info.value)
+
+
+def test_a_dumped_config_names_the_field_from_and_loads_again() -> None:
+    from shared.config.load import to_dict
+
+    cfg = config({"schedule": "0 5 * * 1", "to": "scratch", "from": "sftp:acme"})
+    dumped = to_dict(cfg)
+    assert dumped["datasets"][0]["restore_drill"]["from"] == "sftp:acme"
+    assert "from_" not in dumped["datasets"][0]["restore_drill"]
+    assert from_dict(Config, dumped).datasets[0].restore_drill == cfg.datasets[0].restore_drill
+    with pytest.raises(ConfigError) as caught:
+        config({"schedule": "0 5 * * 1", "to": "scratch", "form": "box"})
+    assert "unknown key 'form' (known: expiration_hours, from, sample, schedule, time_zone, to)" in str(caught.value)
