@@ -64,7 +64,12 @@ logger = log.get_logger(__name__)
 
 BUDGET_ENV = "OFFSITE_EXPORT_BUDGET_S"
 DEFAULT_BUDGET_S = 60.0
-FINALIZE_WAIT_S = 30.0  # an event's or the sweep's look at a job: it is DONE, or left alone
+FINALIZE_WAIT_S = 30.0  # a completion event's look at its job: it is DONE, or left alone
+# The sweep looks at every open run: briefly each (a still-running job is left to its completion
+# event or the next sweep), and starts no new look past its budget, so a sweep over many running
+# exports stays inside one invocation (540 s).
+SWEEP_LOOK_S = 3.0
+SWEEP_BUDGET_S = 420.0
 SWEEP_LOOKBACK = dt.timedelta(days=2)  # a BigQuery job runs at most 6 h; older runs are not its business
 FAILURE_CLAIM = "_export/failure.json"  # in the state bucket, under the run folder: reported once
 JOB_PREFIX = "offsite_"
@@ -297,13 +302,17 @@ def finalize_sweep(
     finished: list[str] = []
     logger.info("finalize sweep", message_id=message.message_id, runs=len(runs), open=len(open_runs))
 
+    stop_at = time.monotonic() + SWEEP_BUDGET_S
+
     def finish(folder: str) -> None:
+        if time.monotonic() > stop_at:
+            return  # the next sweep looks at it
         raw = gcs.read_bytes(config.bucket, f"{folder}/{RUN_NAME}", client=storage_client)
         if raw is None:
             return
         task = TableExport.from_json(raw)
         with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
-            deadline = time.monotonic() + FINALIZE_WAIT_S
+            deadline = min(time.monotonic() + SWEEP_LOOK_S, stop_at)
             if run_export(task, config, wh, deadline, storage_client, start=False) is not None:
                 finished.append(folder)
 

@@ -63,6 +63,15 @@ def test_the_handler_and_the_completion_path_share_one_fingerprint_query(
 
     def completion() -> Any:  # what finalize_job and the sweep run for this run folder
         handler_wh.entered.wait(120)
+        # a completion event exists only once the job does: "entered" is set before the insert
+        from google.api_core.exceptions import NotFound
+
+        for _ in range(600):
+            try:
+                kit.bigquery().get_job(export_id)
+                break
+            except NotFound:
+                time.sleep(0.1)
         return run_export(task, kit.config, event_wh, time.monotonic() + 300, start=False)
 
     with Hold(kit, export_id) as hold:
