@@ -202,9 +202,14 @@ def test_dev_up_on_a_running_stack_keeps_pubsub_state_and_the_dead_letter_queue(
     for name in ("push", "relay"):
         comp = before.component(name)
         os.kill(comp.pid, signal.SIGKILL)
-    _wait(
+    _wait(  # both: a SIGKILLed process still alive when start_stack looks is kept, not restarted
         "the killed processes to be gone",
-        lambda: not procs.is_alive(before.component("push").pid, before.component("push").create_time),
+        lambda: (
+            not any(
+                procs.is_alive(before.component(name).pid, before.component(name).create_time)
+                for name in ("push", "relay")
+            )
+        ),
     )
 
     again = start_stack(sink_stack.root, functions=False)  # what `offsite dev up` calls
