@@ -3,7 +3,8 @@
 Cloud Logging reads ``severity`` and ``message`` from a JSON line on stdout/stderr. Context
 (``run_id``, ``table``, ``destination``, ``stage``, ``message_id``) is bound with
 :func:`bind` (contextvars, so concurrent requests do not mix) and always present, null when
-unknown. ``OFFSITE_LOG_FORMAT=console`` gives readable lines for terminals.
+unknown. ``OFFSITE_LOG_FORMAT=console`` gives readable lines for terminals;
+``OFFSITE_LOG_LEVEL`` (debug, info, warning, error; default info) drops lines below it.
 """
 
 from __future__ import annotations
@@ -83,10 +84,24 @@ class LineWriter:
     log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 
 
-def configure(fmt: str | None = None, stream: Any = None) -> None:
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def level_from(text: str | None) -> int:
+    """``OFFSITE_LOG_LEVEL``'s value as a logging level; unset is info, anything else unknown is an error."""
+    if not text:
+        return logging.INFO
+    try:
+        return LEVELS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"OFFSITE_LOG_LEVEL: {text!r} is not one of {', '.join(LEVELS)}") from None
+
+
+def configure(fmt: str | None = None, stream: Any = None, level: str | None = None) -> None:
     """Set up structlog once per process (idempotent; tests may call again with a stream)."""
     global _configured
     fmt = fmt or os.environ.get("OFFSITE_LOG_FORMAT", "json")
+    threshold = level_from(level or os.environ.get("OFFSITE_LOG_LEVEL"))
     target = stream or sys.stderr  # the stream of this moment (a test's captured stderr comes later)
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
@@ -101,7 +116,7 @@ def configure(fmt: str | None = None, stream: Any = None) -> None:
             _cloud_logging_fields,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=lambda *_: LineWriter(target),
         cache_logger_on_first_use=False,
     )

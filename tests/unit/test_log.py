@@ -51,3 +51,20 @@ def test_errors_leaving_a_bind_block_carry_the_context() -> None:
         with log.bind(run_id="r9", destination="sftp:acme"):
             raise ValueError("boom")
     assert info.value.context == {"run_id": "r9", "destination": "sftp:acme"}
+
+
+def test_the_level_drops_lines_below_it_and_a_bad_level_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setenv("OFFSITE_LOG_LEVEL", "warning")
+    log.configure("json", stream=stream)
+    try:
+        logger = log.get_logger("t")
+        logger.info("quiet")
+        logger.warning("loud")
+        assert [line["message"] for line in lines(stream)] == ["loud"]
+        monkeypatch.setenv("OFFSITE_LOG_LEVEL", "chatty")
+        with pytest.raises(ValueError, match="OFFSITE_LOG_LEVEL: 'chatty' is not one of debug, info, warning, error"):
+            log.configure("json", stream=stream)
+    finally:
+        monkeypatch.delenv("OFFSITE_LOG_LEVEL")
+        log.configure()
