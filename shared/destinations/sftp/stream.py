@@ -397,17 +397,12 @@ class PipelinedReader(io.RawIOBase):
                 callback(healthy)
 
 
-def read_sha1(session: SftpSession, path: str, size: int | None = None) -> str:
-    """SHA-1 of the file at ``path`` (of its first ``size`` bytes), read back through a PipelinedReader."""
+def read_sha1(session: SftpSession, path: str) -> str:
+    """SHA-1 of the file at ``path``, read back through a PipelinedReader."""
     digest, reader = hashlib.sha1(), PipelinedReader(session, path)
-    left = size
     try:
-        while left is None or left > 0:
-            chunk = reader.read(CHUNK_BYTES if left is None else min(CHUNK_BYTES, left))
-            if not chunk:
-                break
+        while chunk := reader.read(CHUNK_BYTES):
             digest.update(chunk)
-            left = None if left is None else left - len(chunk)
     finally:
         reader.close()
     return digest.hexdigest()
