@@ -266,7 +266,8 @@ class BigQueryWarehouse:
         schema = [f.to_api_repr() for f in dry.schema or []]
         # A query has no snapshot to go back to: its fingerprint is the query run again, kept only
         # when it sees as many rows as were exported.
-        fingerprint = self.fingerprint(
+        fingerprint = fingerprint_job.compute(
+            self.client,
             f"({sql}) AS exported",
             params,
             schema,
@@ -288,23 +289,6 @@ class BigQueryWarehouse:
             fingerprint=fingerprint,
         )
 
-    def fingerprint(
-        self,
-        from_clause: str,
-        params: list[Any],
-        schema: list[dict[str, Any]],
-        location: str | None,
-        label: str,
-        *,
-        as_of: str | None = None,
-        job_id: str | None = None,
-        deadline: float | None = None,
-    ) -> dict[str, Any] | None:
-        """See :func:`shared.gcp.fingerprint_job.compute`."""
-        return fingerprint_job.compute(
-            self.client, from_clause, params, schema, location, label, as_of=as_of, job_id=job_id, deadline=deadline
-        )
-
     def _fingerprint_at(
         self, table: TableRef, extract: Any, schema: list[dict[str, Any]], location: str | None, job: ExportJob
     ) -> dict[str, Any] | None:
@@ -315,7 +299,8 @@ class BigQueryWarehouse:
         if extract.started is None:
             return None
         micros = round(extract.started.timestamp() * 1_000_000)
-        return self.fingerprint(
+        return fingerprint_job.compute(
+            self.client,
             f"{table.sql} FOR SYSTEM_TIME AS OF TIMESTAMP_MICROS({int(micros)})",
             [],
             schema,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import PermanentError
-from shared.gcp import bq_jobs
+from shared.gcp import bq_jobs, fingerprint_job
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.gcp.fingerprint import differences
 from shared.manifest import Manifest
@@ -110,7 +110,7 @@ def prove(wh: BigQueryWarehouse, target: str, manifest: Manifest) -> Proof:
     if want != got:
         problems.append(f"schema differs: restored {got}, exported {want}")
     quoted = "`" + target.replace(":", ".") + "`"
-    fingerprint = wh.fingerprint(quoted, [], manifest.schema, None, target)
+    fingerprint = fingerprint_job.compute(wh.client, quoted, [], manifest.schema, None, target)
     if fingerprint is None:
         problems.append("the restored table's fingerprint could not be computed")
         return Proof(target, -1, problems)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from shared.gcp import fingerprint_job
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.gcp.fingerprint import METHOD, differences
 from tests.exports.conftest import ExportsKit, manifest_of, query_task, table_task
@@ -26,13 +27,15 @@ def test_table_export_fingerprints_every_column_of_the_snapshot(exports_env: Exp
     # computed again on the unchanged table, it is equal; a changed value is named by column
     wh = BigQueryWarehouse(kit.bigquery())
     table = f"`{kit.stack.project}.sales.customers`"
-    again = wh.fingerprint(table, [], manifest.schema, None, "customers")
+    again = fingerprint_job.compute(wh.client, table, [], manifest.schema, None, "customers")
     assert again is not None and differences(fp, {**again, "as_of": fp["as_of"]}) == []
     # one row less (a flat table: bqemulator loses RECORD columns of a subquery's SELECT *)
     orders = f"`{kit.stack.project}.sales.orders`"
     schema = [{"name": "order_id", "type": "INTEGER"}, {"name": "order_date", "type": "DATE"}]
-    full = wh.fingerprint(orders, [], schema, None, "orders")
-    one_less = wh.fingerprint(f"(SELECT * FROM {orders} WHERE order_id != 7)", [], schema, None, "orders")
+    full = fingerprint_job.compute(wh.client, orders, [], schema, None, "orders")
+    one_less = fingerprint_job.compute(
+        wh.client, f"(SELECT * FROM {orders} WHERE order_id != 7)", [], schema, None, "orders"
+    )
     assert full is not None and one_less is not None
     lines = differences(full, one_less)
     assert lines[0] == f"row count {full['row_count'] - 1}, expected {full['row_count']}"
