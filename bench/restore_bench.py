@@ -1,6 +1,6 @@
-"""Restore: a 1 GB run brought back from the local Box, offsite vs box-sdk-gen's plain download.
+"""Restore: a 200 MB run brought back from the local Box, offsite vs box-sdk-gen's plain download.
 
-Set-up (not timed): one table of random payload (1 GB; 50 MB with ``--quick``) in the stack's
+Set-up (not timed): one table of random payload (200 MB; 10 MB with ``--quick``) in the stack's
 BigQuery, exported and delivered to the local Box by the stack's own functions (one export
 request, waited for until verify says ``in_sync``).
 
@@ -31,7 +31,7 @@ from bench.stack_watch import Watch, stack_env
 
 DATASET = "bench_restore"
 TABLE = "t00"
-TOTAL_BYTES_FULL = 1_000_000_000
+TOTAL_BYTES_FULL = 200_000_000  # bqemulator's load of 1 GB grew past 20 GB RSS and was OOM-killed (24 GB machine)
 TOTAL_BYTES_QUICK = 10_000_000  # chosen when the local FARM_FINGERPRINT cost ~1 ms a row (docs/performance.md)
 STAGING_BUCKET = "offsite-bench-restore-staging"
 RESTORED_DATASET = "bench_restored"
