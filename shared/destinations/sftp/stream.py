@@ -45,6 +45,8 @@ from shared.destinations.sftp.blocks import BlockHasher
 from shared.destinations.sftp.connect import SftpSession, int64, pipelined, raw_request, sftp_errors, status_of
 from shared.errors import OffsiteError, PermanentError, TransientError
 
+STOP_WAIT_S = 30.0  # how long a stopped read may take to end (a reply, or the socket's timeout)
+
 CHUNK_BYTES = 1024 * 1024  # one read from the source; cut into WRITE requests of session.max_write
 QUEUE_CHUNKS = 8  # chunks read ahead of the writers
 MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024  # unacknowledged WRITE data per connection
@@ -212,6 +214,13 @@ class ChunkFeeder:
     def abort(self) -> None:
         self._stop.set()
 
+    def stop(self, timeout_s: float = STOP_WAIT_S) -> None:
+        """Abort and wait for the reading thread, so nobody reads the source once the caller closes it
+        (two threads reading one pooled SFTP session would desynchronise it for its next user)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
     def finish(self) -> Streamed:
         self._thread.join()
         if self._error is not None:
@@ -300,6 +309,7 @@ def stream_to_handles(sessions: list[SftpSession], handles: list[bytes], path: s
     for thread in helpers:
         thread.join()
     if errors:
+        feeder.stop()
         first = next((e for e in errors if isinstance(e, OffsiteError)), errors[0])
         raise first
     return feeder.finish()
@@ -332,6 +342,7 @@ class PipelinedReader(io.RawIOBase):
         self._next = start
         self._eof = False
         self._buffer = memoryview(b"")
+        self._reading = threading.Lock()  # held by readinto: close() must not drain beside a read
         with sftp_errors(session.partner, "opening", path):
             self._file = session.sftp.open(path, "rb")
 
@@ -355,6 +366,10 @@ class PipelinedReader(io.RawIOBase):
         self._next = offset
 
     def readinto(self, buffer: Any) -> int:
+        with self._reading:
+            return self._readinto(buffer)
+
+    def _readinto(self, buffer: Any) -> int:
         if not self._buffer and not self._eof:
             with sftp_errors(self._session.partner, "reading", self._path):
                 self._fill()
@@ -383,14 +398,18 @@ class PipelinedReader(io.RawIOBase):
     def close(self) -> None:
         if self.closed:
             return
-        healthy = True
+        # A read still running in another thread (a feeder that did not stop in time) owns the
+        # session's responses: draining beside it would interleave them, so the session is dropped.
+        healthy = self._reading.acquire(timeout=STOP_WAIT_S)
         try:
-            if self._file is not None:
+            if healthy and self._file is not None:
                 self._restart_at(self._next)
                 self._file.close()
         except Exception:  # noqa: BLE001 - closing after a failure: the session is not reused
             healthy = False
         finally:
+            if healthy:
+                self._reading.release()
             super().close()
             if self._on_close is not None:
                 callback, self._on_close = self._on_close, None
