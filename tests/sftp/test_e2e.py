@@ -75,4 +75,9 @@ def test_query_export_is_delivered_with_equal_sha1(stack_env: StackInfo) -> None
     for entry in manifest["files"]:
         remote = hashlib.sha1((folder / entry["name"]).read_bytes()).hexdigest()
         assert remote == sha1_of_object(config.bucket, entry["object"]), entry["name"]
+    # The manifest copy is delivered after the data files (via its own .partial); once it is in
+    # place, nothing of this run may be left half-written.
+    delivered_manifest = folder / f"_manifest_{run_id}.json"
+    eventually(delivered_manifest.exists, f"{delivered_manifest} delivered")
+    assert json.loads(delivered_manifest.read_bytes())["run_id"] == run_id
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".partial")]
