@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +48,7 @@ from shared.topology import AUDIT_LOG_WRITTEN, GCS_DELETED, GCS_FINALIZED
 FORWARDED_EVENT = "OBJECT_FINALIZE"
 MIRROR_EVENTS = {"OBJECT_FINALIZE": GCS_FINALIZED, "OBJECT_DELETE": GCS_DELETED}
 BUCKETS_FILE = "relay-buckets.json"
+_LOG_LOCK = threading.Lock()
 FORWARD_TIMEOUT_S = 600.0  # the longest function timeout; Pub/Sub's ack deadline bounds it too
 
 
@@ -242,7 +244,11 @@ class RelayHandler(BaseHTTPRequestHandler):
             "status": status,
             "note": note,
         }
-        print(json.dumps(line), file=sys.stderr, flush=True)
+        # One write per line under a lock: the server answers pushes on several threads, and
+        # print() writes the text and its newline apart, so two lines could share one.
+        with _LOG_LOCK:
+            sys.stderr.write(json.dumps(line) + "\n")
+            sys.stderr.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

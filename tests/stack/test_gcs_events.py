@@ -160,7 +160,8 @@ def _relay_logged(info: StackInfo, function: str, name: str, note: str) -> None:
     relay_log = Path(info.component("relay").log)
     deadline = time.monotonic() + 60
     while True:
-        lines = [json.loads(line) for line in relay_log.read_text().splitlines() if line.startswith("{")]
+        whole = relay_log.read_text().split("\n")[:-1]  # the last line may still be being written
+        lines = [json.loads(line) for line in whole if line.startswith("{")]
         if any(x["function"] == function and x["object"] == name and x["note"].startswith(note) for x in lines):
             return
         assert time.monotonic() < deadline, f"the relay never logged {note!r} for {function} and {name}"
