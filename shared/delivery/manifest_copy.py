@@ -29,7 +29,6 @@ a trigger above, which delivers it itself, so that event is acknowledged without
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -45,7 +44,6 @@ from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt, TableExport
 
 logger = log.get_logger(__name__)
-READ_BLOCK = 1024 * 1024
 
 
 def missing_at(manifest: Manifest, destination: Destination, folder_path: str) -> list[str]:
@@ -72,16 +70,8 @@ def delivered_manifest_bytes(bucket: str, folder: RunFolder, raw: bytes) -> byte
         obj = objects.get(entry["object"])
         if obj is None:
             raise PermanentError(f"{gcs.uri(bucket, entry['object'])}: exported file is gone; cannot seal the manifest")
-        entry["sha1"] = obj.metadata.get(SHA1_KEY) or _sha1_of(bucket, obj.name)
+        entry["sha1"] = obj.metadata.get(SHA1_KEY) or reader.sha1_of_live(bucket, obj.name)
     return json.dumps(data, indent=2, sort_keys=True).encode()
-
-
-def _sha1_of(bucket: str, name: str) -> str:
-    digest = hashlib.sha1()
-    with reader.open_object(bucket, name, prefetch=4) as stream:
-        while block := stream.read(READ_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def seal(bucket: str, folder: RunFolder, raw: bytes) -> gcs.ObjectInfo:

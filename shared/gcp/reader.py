@@ -35,7 +35,7 @@ import urllib3
 from shared.errors import PermanentError, TransientError
 from shared.gcp import clients, gcs
 from shared.log import get_logger
-from shared.retry import parse_retry_after
+from shared.retry import parse_retry_after, retry_call
 
 log = get_logger(__name__)
 RESUMES = 3
@@ -241,3 +241,26 @@ def open_object(
     info = gcs.stat(bucket, name, generation, client=client, missing_ok=False)
     assert info is not None
     return io.BufferedReader(ObjectReader(info, prefetch=prefetch, client=client), buffer_size=BLOCK_BYTES)
+
+
+def sha1_of_live(bucket: str, name: str, *, attempts: int = 3) -> str:
+    """Hex SHA-1 of the live generation of ``name``, read in blocks (bounded memory).
+
+    A generation replaced while it is read (in the cloud a re-export; on fake-gcs-server also an
+    upload function recording its SHA-1 as metadata, which gives the object a new generation) is
+    read again from the live one; PermanentError (ObjectMissing) only when the object is gone."""
+    where = gcs.uri(bucket, name)
+
+    def read_once() -> str:
+        digest = hashlib.sha1()
+        try:
+            with open_object(bucket, name, prefetch=4) as stream:
+                while block := stream.read(BLOCK_BYTES):
+                    digest.update(block)
+        except gcs.ObjectMissing as exc:
+            if gcs.stat(bucket, name, missing_ok=True) is None:
+                raise gcs.ObjectMissing(f"{where}: gone from GCS; cannot hash it") from None
+            raise TransientError(f"{exc}; hashing the live generation again") from None
+        return digest.hexdigest()
+
+    return retry_call(read_once, f"hashing {where}", attempts=attempts)

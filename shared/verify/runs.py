@@ -12,12 +12,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import PermanentError, RejectedInput, TransientError
+from shared.errors import PermanentError, RejectedInput
 from shared.gcp import clients, gcs, reader
 from shared.layout import MANIFEST_NAME, QUERY_SEGMENT, RUN_NAME, RunFolder, parse_object_name, yyyymmdd
 from shared.manifest import Manifest, ManifestFile
 from shared.retry import retry_call
-from shared.verify.engine import hash_stream
 
 SHA1_METADATA_KEY = "sha1"  # set on each data object by the upload functions after delivery
 
@@ -137,18 +136,6 @@ class RunObjects:
         obj = self.objects.get(file.object)
         if obj is not None and obj.metadata.get(SHA1_METADATA_KEY):
             return obj.metadata[SHA1_METADATA_KEY]
-        where = gcs.uri(self.bucket, file.object)
         if obj is None:
-            raise PermanentError(f"{where}: exported file is gone from GCS; cannot hash it")
-
-        def hash_live() -> str:
-            try:
-                return hash_stream(reader.open_object(self.bucket, file.object, prefetch=4))
-            except gcs.ObjectMissing as exc:
-                # The generation being read was replaced (an upload function recording its
-                # metadata does that on fake-gcs-server): hash the live one, unless it is gone.
-                if gcs.stat(self.bucket, file.object, missing_ok=True) is None:
-                    raise PermanentError(f"{where}: exported file is gone from GCS; cannot hash it") from None
-                raise TransientError(f"{exc}; hashing the live generation again") from None
-
-        return retry_call(hash_live, f"hashing {where}", attempts=3)
+            raise PermanentError(f"{gcs.uri(self.bucket, file.object)}: exported file is gone from GCS; cannot hash it")
+        return reader.sha1_of_live(self.bucket, file.object)

@@ -11,12 +11,13 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from devstack.state import StackInfo
 from shared.errors import TransientError
-from shared.gcp import gcs
+from shared.gcp import gcs, reader
 from shared.gcp.reader import BLOCK_BYTES, ObjectReader
 from tests.sftp.tcp_proxy import CuttingProxy
 
@@ -96,3 +97,32 @@ def test_a_dropped_download_is_resumed_with_a_range_request(
         assert reader.read() == data
         assert reader.sha1 == hashlib.sha1(data).hexdigest()
     assert proxy.cuts >= 2
+
+
+def test_sha1_of_live_reads_again_when_the_generation_is_replaced_mid_read(
+    bare_stack_env: StackInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload function recording its SHA-1 as metadata gives the object a new generation on
+    fake-gcs-server; a hash that pinned the old one (sealing a manifest, verify) reads the live one."""
+    data = os.urandom(12 * BLOCK_BYTES)  # more blocks than the read prefetches before the patch
+    info = gcs.write(bare_stack_env.bucket, f"reader-test/{uuid.uuid4().hex}/replaced.bin", data)
+    real_open = reader.open_object
+    opened: list[int] = []
+
+    def open_then_patched(*args: Any, **kwargs: Any) -> Any:
+        stream = real_open(*args, **kwargs)
+        opened.append(stream.raw.info.generation)
+        if len(opened) == 1:  # another function patches the object while this read is under way
+            gcs.set_metadata(info.bucket, info.name, {"sha1": "recorded-by-another-function"})
+        return stream
+
+    monkeypatch.setattr(reader, "open_object", open_then_patched)
+    assert reader.sha1_of_live(info.bucket, info.name) == hashlib.sha1(data).hexdigest()
+    assert len(opened) == 2 and opened[1] != opened[0], "the first read was not cut by the new generation"
+
+
+def test_sha1_of_live_of_an_object_gone_is_object_missing(stored: tuple[gcs.ObjectInfo, bytes]) -> None:
+    info, _ = stored
+    gcs.delete(info.bucket, info.name)
+    with pytest.raises(gcs.ObjectMissing, match="gone from GCS"):
+        reader.sha1_of_live(info.bucket, info.name)
