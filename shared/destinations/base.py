@@ -14,6 +14,7 @@ being written, the folder layout, whether an upload can resume. Code outside a b
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -183,6 +184,17 @@ class ByteStream(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
     def close(self) -> None: ...
+
+
+def sha1_of_stream(stream: ByteStream, block: int = 1024 * 1024) -> str:
+    """Hex SHA-1 of ``stream`` read to its end in blocks (bounded memory); the stream is closed."""
+    digest = hashlib.sha1()
+    try:
+        while chunk := stream.read(block):
+            digest.update(chunk)
+    finally:
+        stream.close()
+    return digest.hexdigest()
 
 
 class ResumeOptions(TypedDict, total=False):

@@ -22,19 +22,17 @@ GCS client. The manifest side's SHA-1 comes from a ``source_sha1`` callable the 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from shared.destinations.base import ByteStream, Destination, Readable, RemoteFile, normalize_path
+from shared.destinations.base import Destination, Readable, RemoteFile, normalize_path, sha1_of_stream
 from shared.layout import RemoteFolder
 from shared.manifest import Manifest, ManifestFile
 
 Check = Literal["sha1", "size-only"]
 SHA1: Check = "sha1"
 SIZE_ONLY: Check = "size-only"
-READ_CHUNK = 1024 * 1024
 
 SourceSha1 = Callable[[ManifestFile], str]
 
@@ -233,15 +231,4 @@ def _remote_sha1(destination: Destination, file: RemoteFile) -> str:
         # choose_check only picks sha1 for unreadable destinations that list hashes; a file
         # listed without one cannot be checked, so it can never compare equal by accident.
         return ""
-    return hash_stream(destination.open(file.path))
-
-
-def hash_stream(stream: ByteStream) -> str:
-    """Hex SHA-1 of a binary stream, read in chunks (bounded memory); the stream is closed."""
-    digest = hashlib.sha1()
-    try:
-        while chunk := stream.read(READ_CHUNK):
-            digest.update(chunk)
-    finally:
-        stream.close()
-    return digest.hexdigest()
+    return sha1_of_stream(destination.open(file.path))

@@ -40,7 +40,7 @@ from paramiko.sftp import (
 )
 from paramiko.sftp_attr import SFTPAttributes
 
-from shared.destinations.base import ByteStream
+from shared.destinations.base import ByteStream, sha1_of_stream
 from shared.destinations.sftp.blocks import BlockHasher
 from shared.destinations.sftp.connect import SftpSession, int64, pipelined, raw_request, sftp_errors, status_of
 from shared.errors import OffsiteError, PermanentError, TransientError
@@ -418,10 +418,4 @@ class PipelinedReader(io.RawIOBase):
 
 def read_sha1(session: SftpSession, path: str) -> str:
     """SHA-1 of the file at ``path``, read back through a PipelinedReader."""
-    digest, reader = hashlib.sha1(), PipelinedReader(session, path)
-    try:
-        while chunk := reader.read(CHUNK_BYTES):
-            digest.update(chunk)
-    finally:
-        reader.close()
-    return digest.hexdigest()
+    return sha1_of_stream(PipelinedReader(session, path), CHUNK_BYTES)
