@@ -244,7 +244,8 @@ def open_object(
 
 
 def sha1_of_live(bucket: str, name: str, *, attempts: int = 3) -> str:
-    """Hex SHA-1 of the live generation of ``name``, read in blocks (bounded memory).
+    """Hex SHA-1 of the live generation of ``name``, read in blocks (bounded memory) and hashed
+    once, by the ObjectReader on the way.
 
     A generation replaced while it is read (in the cloud a re-export; on fake-gcs-server also an
     upload function recording its SHA-1 as metadata, which gives the object a new generation) is
@@ -252,15 +253,16 @@ def sha1_of_live(bucket: str, name: str, *, attempts: int = 3) -> str:
     where = gcs.uri(bucket, name)
 
     def read_once() -> str:
-        digest = hashlib.sha1()
         try:
-            with open_object(bucket, name, prefetch=4) as stream:
-                while block := stream.read(BLOCK_BYTES):
-                    digest.update(block)
+            info = gcs.stat(bucket, name, missing_ok=False)
+            assert info is not None
+            with ObjectReader(info, prefetch=4) as source:
+                while source.read(BLOCK_BYTES):  # the reader hashes what it returns
+                    pass
+                return source.sha1
         except gcs.ObjectMissing as exc:
             if gcs.stat(bucket, name, missing_ok=True) is None:
                 raise gcs.ObjectMissing(f"{where}: gone from GCS; cannot hash it") from None
             raise TransientError(f"{exc}; hashing the live generation again") from None
-        return digest.hexdigest()
 
     return retry_call(read_once, f"hashing {where}", attempts=attempts)
