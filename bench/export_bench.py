@@ -3,9 +3,12 @@
 Two rows, both against the same peer:
 
 - **the extract job alone** (the target's subject): one ``jobs.insert`` extract job sent with
-  google-cloud-bigquery to the stack's BigQuery front (devstack/bqfront), waited for: the front
+  google-cloud-bigquery to the stack's BigQuery front (devstack/bqfront), polled every 50 ms
+  until DONE (``job.result()`` backs off from 1 s by 1.5×, which rounded the first
+  measurements up to its next poll): the front
   reads the rows from bqemulator over its Storage Read API (gRPC, Arrow), writes SNAPPY Parquet
-  shards and streams each into a resumable upload to fake-gcs-server, hashing on the way. Memory
+  shards (row groups of 65,536 rows) and streams each into a resumable upload to fake-gcs-server,
+  sending one chunk while it writes the next. Memory
   is the front's (the process that writes the shards), sampled while the jobs run: target ≤
   baseline + 128 MB, and ≥ 0.5× the peer's rows/s.
 - **export_table's steps** (reported): ``shared.stages.export.run_export`` with
@@ -19,8 +22,9 @@ during the measurement.
 Peer (the floor of the local path): ``pyarrow.parquet.write_table`` of the same rows, already in
 memory, to a local file, same compression — no reading, no upload, no hashing.
 
-A further, unranked figure explains the gap: reading the rows alone from bqemulator the way the
-front does. Each side runs in its own child process (all its runs in a row; peak RSS
+Two further, unranked figures explain the gap: reading the rows alone from bqemulator the way
+the front does, and sending pyarrow's file alone to fake-gcs-server the way the front does (a
+resumable upload in the front's chunks). The front overlaps the two, so the slower is its floor. Each side runs in its own child process (all its runs in a row; peak RSS
 over that child's baseline). The table has the sample ``orders`` shape (devstack.sample_data):
 2 M rows, 200 k with ``--quick``.
 """
@@ -41,6 +45,7 @@ ROWS_QUICK = 200_000
 DATASET = "bench_export"
 TARGET_RATIO = 0.5  # of pyarrow writing the same rows from memory
 FRONT_RSS_LIMIT_MB = 128.0
+UPLOAD_CHUNK_MB = 8  # devstack.bqfront.runner.UPLOAD_CHUNK_BYTES, for the notes
 BUCKET = "offsite-bench-export"  # no -event.bucket for it: exports here wake no function
 
 
@@ -99,8 +104,12 @@ def extract_only(project: str, rows: int, runs: int) -> dict[str, Any]:
         uri = f"gs://{BUCKET}/extract-only/{int(time.time())}-{k}/part-*.parquet"
         started = time.perf_counter()
         job = client.extract_table(source, uri, job_config=config)
-        job.result(timeout=3600)
+        while job.state != "DONE":  # polled every 50 ms: job.result()'s back-off (1 s, 1.5×) would be measured
+            time.sleep(0.05)
+            job.reload()
         seconds.append(time.perf_counter() - started)
+        if job.error_result:
+            raise RuntimeError(f"extract job {job.job_id} failed: {job.error_result}")
         files = int((job.destination_uri_file_counts or [0])[0])
     return {"runs": seconds, "files": files}
 
@@ -150,6 +159,26 @@ def read_only(project: str, rows: int, runs: int) -> dict[str, Any]:
     return {"runs": seconds}
 
 
+def upload_only(parquet_path: str, runs: int) -> dict[str, Any]:
+    """Child: only the sending half of the BigQuery front: pyarrow's file, as bytes in memory, into
+    a resumable upload to fake-gcs-server in the front's chunks (its floor on this stack)."""
+    from devstack.bqfront.runner import UPLOAD_CHUNK_BYTES
+    from shared.gcp import clients
+
+    data = Path(parquet_path).read_bytes()
+    bucket = clients.storage_client().bucket(BUCKET)
+    seconds = []
+    mark_start()
+    for k in range(runs):
+        started = time.perf_counter()
+        blob = bucket.blob(f"upload-only/{int(time.time())}-{k}.parquet", chunk_size=UPLOAD_CHUNK_BYTES)
+        with blob.open("wb", ignore_flush=True) as out:
+            for offset in range(0, len(data), 64 * 1024):  # pieces, as pyarrow writes them
+                out.write(data[offset : offset + 64 * 1024])
+        seconds.append(time.perf_counter() - started)
+    return {"runs": seconds, "bytes": len(data)}
+
+
 # ---- set-up and the scenario ---------------------------------------------------------------------
 
 
@@ -195,8 +224,10 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
         ours, ours_rss = _with_front_rss(stack, python_child("export_bench:offsite_export", **args), env)
         floor = run_child(python_child("export_bench:pyarrow_write", parquet_path=str(parquet), out_dir=tmp, runs=runs))
         reads = run_child(python_child("export_bench:read_only", project=stack.project, rows=rows, runs=runs), env=env)
+        sends = run_child(python_child("export_bench:upload_only", parquet_path=str(parquet), runs=runs), env=env)
     pyarrow_rate = median([rows / s for s in floor.result["runs"]])
     read_rate = median([rows / s for s in reads.result["runs"]])
+    send_s = median(sends.result["runs"])
     print(
         f"   extract {extract.result['runs']} s, export_table {ours.result['runs']} s, "
         f"pyarrow {floor.result['runs']} s, read {reads.result['runs']} s"
@@ -207,6 +238,7 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
         "pyarrow_s": floor.result["runs"],
         "read_only_s": reads.result["runs"],
         "read_only_rows_s": read_rate,
+        "upload_only_s": sends.result["runs"],
         "pyarrow_rss_mb": floor.rss_over_baseline / MB,
         "front_rss_export_table_mb": ours_rss,
         "files": ours.result["files"],
@@ -223,7 +255,9 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
         runs=runs,
         notes=(
             f"peak RSS is the BigQuery front's (it writes the shards); {extract.result['files']} files; "
-            f"reading alone from bqemulator: {read_rate:,.0f} rows/s; pyarrow's file "
+            f"reading alone from bqemulator: {read_rate:,.0f} rows/s ({rows / read_rate:.1f} s); "
+            f"sending pyarrow's file alone to fake-gcs-server in {UPLOAD_CHUNK_MB} MiB chunks: {send_s:.1f} s "
+            f"({sends.result['bytes'] / MB / send_s:.0f} MB/s); pyarrow's file "
             f"{floor.result['bytes'] / MB:.0f} MB, its RSS +{floor.rss_over_baseline / MB:.0f} MB"
         ),
         samples=samples,
