@@ -8,6 +8,7 @@ set in the front's environment). Every failure of a job is a JobFailure (see err
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +41,20 @@ class Front:
         self.holds = Holds()
         self.jobs = JobStore(on_done=self.audit.emit)
         self.upstream = Upstream(config.upstream)
+        self._clients_by_project: dict[str, tuple[Reader, Any]] = {}
+        self._clients_lock = threading.Lock()
 
     # -- the work of a job (runs in the job's thread)
 
     def _clients(self, project: str) -> tuple[Reader, Any]:
+        """The project's clients, made once and shared by its jobs (thread-safe): a gRPC channel
+        per job cost each job its set-up and left the old channels' buffers behind."""
+        with self._clients_lock:
+            if project not in self._clients_by_project:
+                self._clients_by_project[project] = self._new_clients(project)
+            return self._clients_by_project[project]
+
+    def _new_clients(self, project: str) -> tuple[Reader, Any]:
         from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import bigquery, storage

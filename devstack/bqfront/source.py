@@ -14,6 +14,7 @@ bqemulator's errors become JobFailures shaped as BigQuery's: a missing table or 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class Reader:
         self.client = client
         self.grpc_endpoint = grpc_endpoint
         self._read_client: Any | None = None
+        self._lock = threading.Lock()  # jobs share a Reader: one channel, made once
 
     def table(self, ref: dict[str, Any], default_project: str) -> Rows:
         """Rows of ``configuration.extract.sourceTable``; JobFailure(notFound) when it does not exist."""
@@ -110,17 +112,19 @@ class Reader:
                 yield page.to_arrow()
 
     def _storage_read_client(self) -> Any:
-        if self._read_client is None:
-            import grpc
-            from google.cloud import bigquery_storage_v1
-            from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
+        with self._lock:
+            if self._read_client is None:
+                self._read_client = self._new_read_client()
+            return self._read_client
 
-            options = [
-                ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE),
-                ("grpc.http2.bdp_probe", 0),  # a fixed receive window: bqemulator cannot send far ahead
-            ]
-            channel = grpc.insecure_channel(self.grpc_endpoint, options=options)
-            self._read_client = bigquery_storage_v1.BigQueryReadClient(
-                transport=BigQueryReadGrpcTransport(channel=channel)
-            )
-        return self._read_client
+    def _new_read_client(self) -> Any:
+        import grpc
+        from google.cloud import bigquery_storage_v1
+        from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
+
+        options = [
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE),
+            ("grpc.http2.bdp_probe", 0),  # a fixed receive window: bqemulator cannot send far ahead
+        ]
+        channel = grpc.insecure_channel(self.grpc_endpoint, options=options)
+        return bigquery_storage_v1.BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel))
