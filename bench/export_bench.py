@@ -45,7 +45,6 @@ ROWS_QUICK = 200_000
 DATASET = "bench_export"
 TARGET_RATIO = 0.5  # of pyarrow writing the same rows from memory
 FRONT_RSS_LIMIT_MB = 128.0
-UPLOAD_CHUNK_MB = 8  # devstack.bqfront.runner.UPLOAD_CHUNK_BYTES, for the notes
 BUCKET = "offsite-bench-export"  # no -event.bucket for it: exports here wake no function
 
 
@@ -210,6 +209,8 @@ def _with_front_rss(stack: Any, argv: list[str], env: dict[str, str]) -> tuple[A
 
 def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     """Each side runs in one child process, ``runs`` times in a row; medians of those runs."""
+    from devstack.bqfront.runner import UPLOAD_CHUNK_BYTES
+
     rows, runs = (ROWS_QUICK if quick else ROWS_FULL), max(1, runs)
     with on_stack(stack, "export") as (tmp, env):
         parquet = Path(tmp) / "rows.parquet"
@@ -256,7 +257,7 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
         notes=(
             f"peak RSS is the BigQuery front's (it writes the shards); {extract.result['files']} files; "
             f"reading alone from bqemulator: {read_rate:,.0f} rows/s ({rows / read_rate:.1f} s); "
-            f"sending pyarrow's file alone to fake-gcs-server in {UPLOAD_CHUNK_MB} MiB chunks: {send_s:.1f} s "
+            f"sending pyarrow's file alone to fake-gcs-server in {UPLOAD_CHUNK_BYTES // 2**20} MiB chunks: {send_s:.1f} s "
             f"({sends.result['bytes'] / MB / send_s:.0f} MB/s); pyarrow's file "
             f"{floor.result['bytes'] / MB:.0f} MB, its RSS +{floor.rss_over_baseline / MB:.0f} MB"
         ),

@@ -79,8 +79,8 @@ class BackgroundUpload:
         self._raise_error()
         self._buffer += data  # pyarrow writes pieces of a few kB: gathered here, sent whole
         if len(self._buffer) >= self._chunk_bytes:
-            self._queue.put(bytes(self._buffer))
-            self._buffer.clear()
+            self._queue.put(self._buffer)  # handed over whole, not copied
+            self._buffer = bytearray()
         return len(data)
 
     def close(self) -> None:
@@ -89,8 +89,8 @@ class BackgroundUpload:
             return
         self._closed = True
         if self._buffer:
-            self._queue.put(bytes(self._buffer))
-            self._buffer.clear()
+            self._queue.put(self._buffer)
+            self._buffer = bytearray()
         self._queue.put(self._FINISH)
         self._queue.put(None)
         self._thread.join()

@@ -26,7 +26,7 @@ import http.client
 import io
 import queue
 import threading
-from typing import Any
+from typing import Any, cast
 
 import google_crc32c
 import requests
@@ -254,12 +254,10 @@ def sha1_of_live(bucket: str, name: str, *, attempts: int = 3) -> str:
 
     def read_once() -> str:
         try:
-            info = gcs.stat(bucket, name, missing_ok=False)
-            assert info is not None
-            with ObjectReader(info, prefetch=4) as source:
-                while source.read(BLOCK_BYTES):  # the reader hashes what it returns
+            with open_object(bucket, name, prefetch=4) as stream:
+                while stream.read(BLOCK_BYTES):  # the ObjectReader underneath hashes what it returns
                     pass
-                return source.sha1
+                return cast(ObjectReader, stream.raw).sha1
         except gcs.ObjectMissing as exc:
             if gcs.stat(bucket, name, missing_ok=True) is None:
                 raise gcs.ObjectMissing(f"{where}: gone from GCS; cannot hash it") from None
