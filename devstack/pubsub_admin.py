@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from devstack.errors import StackError
+from shared.errors import TransientError
+from shared.retry import retry_call
+
+CALL_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,27 @@ class PubSubAdmin:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"{self.base}/{path}", data=data, method=method)
         req.add_header("content-type", "application/json")
+
+        def send() -> bytes:
+            try:
+                with urllib.request.urlopen(req, timeout=CALL_TIMEOUT_S) as resp:
+                    return resp.read()
+            except urllib.error.HTTPError:
+                raise
+            except OSError as exc:
+                # a busy emulator (JIT warm-up on loaded cores) can stall one call; PUT and GET
+                # are idempotent, so they are tried again, a publish or pull is not
+                timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+                if timed_out and method in ("PUT", "GET"):
+                    raise TransientError(f"{method} {path} timed out after {CALL_TIMEOUT_S:.0f} s") from exc
+                raise
+
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                text = resp.read()
+            text = retry_call(send, f"pubsub emulator {method} {path}", attempts=3)
+        except TransientError as exc:
+            raise StackError(
+                f"pubsub emulator at {self.base} unreachable: {exc}", "check `offsite dev status`"
+            ) from None
         except urllib.error.HTTPError as exc:
             if exc.code == 409 and ok_conflict:
                 return {}

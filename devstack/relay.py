@@ -13,7 +13,8 @@ docs/mirror.md) reach the delivery functions only (infra/mirror.tf's triggers). 
 (the state bucket, metadata updates) is acknowledged and dropped. Without the file every
 OBJECT_FINALIZE is forwarded.
 The function's HTTP status is returned to Pub/Sub: a 500 makes it redeliver with backoff and
-finally dead-letter, like Eventarc's retries.
+finally dead-letter, like Eventarc's retries. A function that is not listening (restarting) gets
+the event when it is back, or 429 after 60 s, as Cloud Run queues it (devstack.push.deliver).
 
 BigQuery job completions arrive at ``/auditlog/to/<function>``: the local BigQuery front
 publishes each finished job's Cloud Audit Logs entry (devstack/bqfront/audit.py) and this relay
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.ports import server_arguments
+from devstack.push import deliver
 from shared import topology
 from shared.topology import AUDIT_LOG_WRITTEN, GCS_DELETED, GCS_FINALIZED
 
@@ -139,8 +141,11 @@ def forward(url: str, event: dict[str, Any]) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST")
     req.add_header("content-type", "application/cloudevents+json")
     try:
-        with urllib.request.urlopen(req, timeout=FORWARD_TIMEOUT_S) as resp:
+        resp, _ = deliver.open_queued(req, FORWARD_TIMEOUT_S)
+        with resp:
             return resp.status, resp.read()
+    except deliver.NoInstance as exc:
+        return 429, str(exc).encode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
     except TimeoutError:

@@ -6,16 +6,52 @@ dead-letter policy). Posted to ``http://FUNCTION/projects/P/topics/T``, function
 it into a ``google.cloud.pubsub.topic.v1.messagePublished`` CloudEvent with source
 ``//pubsub.googleapis.com/projects/P/topics/T``; posted to the relay's ``/to/<function>``, the
 relay turns a GCS notification into the storage CloudEvent Eventarc sends.
+
+A request to a function that is not listening (it died, the supervisor is restarting it) is
+held, as Cloud Run holds a request until an instance can take it, and answered 429 only when
+none could within :data:`QUEUE_S`; so a restart costs a wait, not delivery attempts.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
+
+QUEUE_S = 60.0  # Cloud Run answers 429 when no instance took a request within this long
+QUEUE_POLL_S = 0.25
+
+
+class NoInstance(Exception):
+    """Nothing listened at the function's address for :data:`QUEUE_S` (Cloud Run: 429)."""
+
+
+def _refused(exc: OSError) -> bool:
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, ConnectionRefusedError)
+
+
+def open_queued(req: urllib.request.Request, timeout_s: float, queue_s: float = QUEUE_S) -> tuple[Any, float]:
+    """``urlopen(req)``, held while the connection is refused (the function is starting), as
+    Cloud Run queues a request for an instance; returns the response and the seconds held.
+    NoInstance after ``queue_s``; every other error is urlopen's."""
+    start, held = time.monotonic(), False
+    while True:
+        try:
+            return urllib.request.urlopen(req, timeout=timeout_s), (time.monotonic() - start if held else 0.0)
+        except urllib.error.HTTPError:
+            raise
+        except OSError as exc:
+            if not _refused(exc):
+                raise
+            held = True
+        if time.monotonic() - start >= queue_s:
+            raise NoInstance(f"no instance took the request within {queue_s:.0f} s")
+        time.sleep(QUEUE_POLL_S)
 
 
 @dataclass(frozen=True)
@@ -52,14 +88,18 @@ def push_body(project: str, subscription: str, received: dict[str, Any]) -> byte
     return json.dumps(body).encode()
 
 
-def post(url: str, body: bytes, timeout_s: float) -> Outcome:
-    """POST the push body; a timeout, a refused connection or a reset is an attempt that failed."""
+def post(url: str, body: bytes, timeout_s: float, queue_s: float = QUEUE_S) -> Outcome:
+    """POST the push body; a timeout, a reset, or no instance within :data:`QUEUE_S` (429) is
+    an attempt that failed."""
     req = urllib.request.Request(url, data=body, method="POST")
     req.add_header("content-type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        resp, held_s = open_queued(req, timeout_s, queue_s)
+        with resp:
             resp.read()
-            return Outcome(resp.status, "ok")
+            return Outcome(resp.status, f"ok, held {held_s:.1f} s for an instance" if held_s else "ok")
+    except NoInstance as exc:
+        return Outcome(429, str(exc))
     except urllib.error.HTTPError as exc:
         exc.read()
         return Outcome(exc.code, f"HTTP {exc.code}")
