@@ -12,6 +12,11 @@ from devstack import procs
 from devstack.errors import StackError
 from devstack.state import ComponentInfo
 
+# How long `dev up` / `dev restart` wait for components to answer. Waiting ends as soon as they
+# do, so a generous deadline costs nothing on a quick machine and spares a loaded one (CI runs
+# several stacks on two cores) a start that fails only for being slow.
+START_TIMEOUT_S = 180.0
+
 
 def probe(comp: ComponentInfo, timeout_s: float = 2.0) -> bool:
     """One health check: HTTP 2xx (any status for functions) or an SSH banner."""

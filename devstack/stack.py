@@ -41,7 +41,7 @@ __all__ = [
     "stop_stack",
 ]
 
-DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_TIMEOUT_S = health.START_TIMEOUT_S
 EARLY = (
     "pubsub",
     "bqemulator",

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from devstack.errors import StackError
+from devstack.health import START_TIMEOUT_S
 from devstack.state import StackInfo
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 
@@ -94,7 +95,7 @@ def up(
     ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for every component to become healthy.")
-    ] = 60.0,
+    ] = START_TIMEOUT_S,
     as_json: JsonOption = False,
     root: RootOption = None,
 ) -> None:
@@ -251,7 +252,7 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
 @app.command()
 def restart(
     component: Annotated[str, typer.Argument(help="A function (e.g. transfer_sftp) or another component, not pubsub.")],
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait until it is healthy.")] = 60.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait until it is healthy.")] = START_TIMEOUT_S,
     root: RootOption = None,
 ) -> None:
     """Stop one component of the running stack and start it again on the same port (Pub/Sub state kept)."""
