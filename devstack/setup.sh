@@ -3,7 +3,7 @@
 # (the Makefile runs it before every target).
 #   - as root, installs missing system packages: openssh-server (the SFTP partner) and rclone
 #     (benchmarks); without root it only reports what is missing (the stack then uses asyncssh);
-#   - creates .venv with Python 3.11+ and installs the project (`pip install -e '.[dev]'`),
+#   - creates .venv with Python 3.11+ and installs the project (`uv pip install -e '.[dev]'`),
 #     pinned by constraints.txt, skipped while pyproject.toml and constraints.txt are unchanged;
 #   - checks the Pub/Sub emulator prerequisites (Java, Google Cloud CLI emulator jar).
 set -euo pipefail
@@ -58,10 +58,17 @@ fi
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 if [ "$want" != "$have" ] || ! "$VENV/bin/python" -c 'import offsite, devstack, shared' >/dev/null 2>&1; then
-  say "installing the project into $VENV (pip install -e '.[dev]' -c constraints.txt)"
+  say "installing the project into $VENV (uv pip install -e '.[dev]' -c constraints.txt)"
   # constraints.txt pins every distribution at the versions the tests and the functions'
-  # requirements.txt were made with, so a fresh machine gets the same environment.
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q -e '.[dev]' -c constraints.txt
+  # requirements.txt were made with, so a fresh machine gets the same environment. uv installs
+  # that same set in well under a minute (pip took 2-3); pip is the fallback if uv cannot (say,
+  # a machine whose only package source is a pip config, which uv does not read).
+  export PIP_DISABLE_PIP_VERSION_CHECK=1
+  if ! { "$VENV/bin/pip" install -q uv -c constraints.txt \
+         && "$VENV/bin/uv" pip install -q --native-tls --python "$VENV/bin/python" -e '.[dev]' -c constraints.txt; }; then
+    say "uv could not install the project; installing with pip"
+    "$VENV/bin/pip" install -q -e '.[dev]' -c constraints.txt
+  fi
   echo "$want" >"$STAMP"
 fi
 
