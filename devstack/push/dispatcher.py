@@ -2,7 +2,8 @@
 
 For each :class:`~devstack.push.routes.Route`, a :class:`SubscriptionWorker`:
 
-- polls (short pulls, at once again while messages come) and keeps up to
+- polls (short pulls, at once again while messages come; see :class:`Activity` for how often when
+  idle) and keeps up to
   ``route.concurrency`` + 100 messages leased; ``route.concurrency`` threads deliver them, so no more
   than that many requests are ever in flight for the subscription;
 - POSTs each message's push body with the ack deadline as the request timeout, while a lease
@@ -38,7 +39,7 @@ RETRY_EMULATOR_S = 1.0  # wait after a failed call on the emulator
 ACK_EVERY_S = 0.02  # acks are sent in batches this often
 PREFETCH = 100  # messages leased beyond the deliveries running (client libraries' flow control: 1000)
 IDLE_POLL_MIN_S = 0.02  # wait after an empty pull; grows by IDLE_POLL_GROWTH up to IDLE_POLL_MAX_S
-IDLE_POLL_MAX_S = 0.25
+IDLE_POLL_MAX_S = 1.0
 IDLE_POLL_GROWTH = 1.5
 
 
@@ -72,13 +73,40 @@ def dead_letter_message(received: dict[str, Any], subscription: str, project: st
     return out
 
 
+class Activity:
+    """Wakes every idle pull loop of one dispatcher when something happens anywhere in it.
+
+    Something is a message pulled or a delivery finished: a function publishes the next hop's
+    message while it runs, so the next subscription is pulled at once instead of at its idle
+    interval. That lets an idle subscription poll only every IDLE_POLL_MAX_S: a stack has ~34
+    subscriptions, and polling each every 250 ms cost an idle stack half a core (the dispatcher
+    and the Java emulator together), which slowed every test sharing the machine.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.generation = 0
+
+    def bump(self) -> None:
+        with self._changed:
+            self.generation += 1
+            self._changed.notify_all()
+
+    def wait(self, seen: int, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for activity after generation ``seen``; whether there was."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.generation != seen, timeout=timeout_s)
+
+
 class SubscriptionWorker:
     """Pull loop, deliveries, leases and acks of one subscription."""
 
-    def __init__(self, emulator: Emulator, route: Route, stop: threading.Event) -> None:
+    def __init__(self, emulator: Emulator, route: Route, stop: threading.Event, activity: Activity) -> None:
         self.emulator = emulator
         self.route = route
         self.stop = stop
+        self.activity = activity
+        self._ack_due = threading.Event()  # set (under _free) when _acks has something to send
         self._free = threading.Condition()
         self._lease_lock = threading.Lock()  # a lease extension never overwrites a nack's backoff
         self.leased: dict[str, str] = {}  # ackId → messageId: pulled, not yet settled (waiting or delivering)
@@ -117,17 +145,23 @@ class SubscriptionWorker:
             room = self._wait_for_room()
             if room <= 0:
                 continue
+            seen, pulled_at = self.activity.generation, time.monotonic()
             try:
                 received = self.emulator.pull(self.route.subscription, room)
             except EmulatorError as exc:
                 log_event(subscription=self.route.subscription, action="pull-failed", note=str(exc))
                 self.stop.wait(RETRY_EMULATOR_S)
                 continue
-            if not received:  # poll again soon; less often the longer nothing comes
-                self.stop.wait(idle_s)
-                idle_s = min(IDLE_POLL_MAX_S, idle_s * IDLE_POLL_GROWTH)
+            if not received:  # poll again soon; less often the longer nothing comes here or anywhere
+                if self.activity.wait(seen, idle_s):
+                    idle_s = IDLE_POLL_MIN_S
+                    # never more often than every IDLE_POLL_MIN_S, however busy the others are
+                    self.stop.wait(max(0.0, pulled_at + IDLE_POLL_MIN_S - time.monotonic()))
+                else:
+                    idle_s = min(IDLE_POLL_MAX_S, idle_s * IDLE_POLL_GROWTH)
                 continue
             idle_s = IDLE_POLL_MIN_S
+            self.activity.bump()
             with self._free:
                 for item in received:
                     self.leased[item["ackId"]] = item.get("message", {}).get("messageId", "")
@@ -135,10 +169,16 @@ class SubscriptionWorker:
                 self._pool.submit(self._deliver, item)
 
     def _ack_loop(self) -> None:
-        """Acknowledge in batches, as the client libraries do (a lost ack only means a redelivery)."""
-        while not self.stop.wait(ACK_EVERY_S):
+        """Acknowledge in batches, as the client libraries do (a lost ack only means a redelivery).
+
+        Asleep until there is something to send (34 loops waking every 20 ms cost an idle stack
+        ~1,700 thread wake-ups a second); then ACK_EVERY_S more, to gather the batch."""
+        while not self.stop.is_set():
+            if not self._ack_due.wait(timeout=1.0) or self.stop.wait(ACK_EVERY_S):
+                continue
             with self._free:
                 batch, self._acks = self._acks, []
+                self._ack_due.clear()
             if not batch:
                 continue
             try:
@@ -184,6 +224,7 @@ class SubscriptionWorker:
                 self.delivering -= 1
                 self.leased.pop(ack_id, None)
                 self._free.notify_all()
+            self.activity.bump()  # the function may have published the next hop's message
 
     def _settle(self, item: dict[str, Any], attempt: int, outcome: deliver.Outcome) -> str:
         """Ack, nack with backoff, or dead-letter; returns what was done (for the log)."""
@@ -192,6 +233,7 @@ class SubscriptionWorker:
             with self._free:
                 self.leased.pop(ack_id, None)
                 self._acks.append(ack_id)
+                self._ack_due.set()
                 self.acked += 1
             return "ack"
         if attempt >= route.max_delivery_attempts:
@@ -208,8 +250,9 @@ class SubscriptionWorker:
 
 
 def start_workers(emulator: Emulator, routes: list[Route], stop: threading.Event) -> list[SubscriptionWorker]:
-    """One started worker per route."""
-    workers = [SubscriptionWorker(emulator, route, stop) for route in routes]
+    """One started worker per route, woken together by one :class:`Activity`."""
+    activity = Activity()
+    workers = [SubscriptionWorker(emulator, route, stop, activity) for route in routes]
     for worker in workers:
         worker.start()
     return workers

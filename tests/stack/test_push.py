@@ -343,7 +343,7 @@ def test_a_push_unanswered_within_its_ack_deadline_is_redelivered_as_the_next_at
     deadline counts as a failed attempt, and the message comes again (deliveryAttempt 2) after
     the backoff, even though the first request is still running."""
     from devstack.pubsub_admin import PushRetry
-    from devstack.push.dispatcher import SubscriptionWorker
+    from devstack.push.dispatcher import Activity, SubscriptionWorker
     from devstack.push.emulator import Emulator
     from devstack.push.routes import Route
 
@@ -373,7 +373,7 @@ def test_a_push_unanswered_within_its_ack_deadline_is_redelivered_as_the_next_at
         max_delivery_attempts=5,
         concurrency=2,
     )
-    worker = SubscriptionWorker(Emulator(bare_stack.pubsub_host, bare_stack.project), route, stop)
+    worker = SubscriptionWorker(Emulator(bare_stack.pubsub_host, bare_stack.project), route, stop, Activity())
     try:
         worker.start()
         message_id = admin.publish(name, b"slow work")
