@@ -54,18 +54,14 @@ class PubSubAdmin:
 
         try:
             text = retry_call(send, f"pubsub emulator {method} {path}", attempts=3)
-        except TransientError as exc:
-            raise StackError(
-                f"pubsub emulator at {self.base} unreachable: {exc}", "check `offsite dev status`"
-            ) from None
-        except urllib.error.HTTPError as exc:
+        except urllib.error.HTTPError as exc:  # before OSError, of which it is a kind
             if exc.code == 409 and ok_conflict:
                 return {}
             detail = exc.read().decode("utf-8", "replace")[:300]
             raise StackError(
                 f"pubsub emulator: {method} {path} answered {exc.code}: {detail}", "see the pubsub log"
             ) from None
-        except OSError as exc:
+        except (TransientError, OSError) as exc:
             raise StackError(
                 f"pubsub emulator at {self.base} unreachable: {exc}", "check `offsite dev status`"
             ) from None
