@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import threading
 from typing import Any
 
 CALL_TIMEOUT_S = 30.0
@@ -15,24 +15,58 @@ class EmulatorError(Exception):
 
 
 class Emulator:
-    """Pull, acknowledge, modify ack deadlines and publish on one project of the emulator."""
+    """Pull, acknowledge, modify ack deadlines and publish on one project of the emulator.
+
+    Each thread keeps one connection open (HTTP keep-alive): a new connection per call cost the
+    Java emulator ~12 ms of CPU per pull, a kept one ~7 ms, and the dispatcher pulls ~34
+    subscriptions.
+    """
 
     def __init__(self, host: str, project: str) -> None:
-        self.base = f"http://{host}/v1/projects/{project}"
+        self.host = host
+        self.prefix = f"/v1/projects/{project}"
+        self.base = f"http://{host}{self.prefix}"
         self.project = project
+        self._local = threading.local()
 
     def call(self, path: str, body: dict[str, Any], timeout_s: float = CALL_TIMEOUT_S) -> dict[str, Any]:
         """POST ``body`` to ``<base>/<path>``; the decoded answer."""
-        req = urllib.request.Request(f"{self.base}/{path}", data=json.dumps(body).encode(), method="POST")
-        req.add_header("content-type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-                text = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise EmulatorError(f"{path}: {exc.code} {exc.read()[:200]!r}") from None
-        except OSError as exc:
-            raise EmulatorError(f"{path}: {exc}") from None
-        return json.loads(text) if text.strip() else {}
+        payload = json.dumps(body).encode()
+        headers = {"content-type": "application/json"}
+        while True:
+            conn, reused = self._connection(timeout_s)
+            try:
+                conn.request("POST", f"{self.prefix}/{path}", body=payload, headers=headers)
+                resp = conn.getresponse()
+                status, text = resp.status, resp.read()
+            except (http.client.HTTPException, OSError) as exc:
+                self._drop()
+                # a kept connection the emulator has closed meanwhile fails before any answer:
+                # send once more on a new one (a fresh connection's failure is the call's)
+                if reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+                    continue
+                raise EmulatorError(f"{path}: {exc!r}") from None
+            if not 200 <= status < 300:
+                raise EmulatorError(f"{path}: {status} {text[:200]!r}")
+            return json.loads(text) if text.strip() else {}
+
+    def _connection(self, timeout_s: float) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection (made now if it has none) and whether it was used before."""
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.timeout = timeout_s
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout_s)
+            return conn, True
+        conn = http.client.HTTPConnection(self.host, timeout=timeout_s)
+        self._local.conn = conn
+        return conn, False
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
 
     def pull(self, subscription: str, max_messages: int) -> list[dict[str, Any]]:
         """Up to ``max_messages`` received messages, at once (possibly none).
