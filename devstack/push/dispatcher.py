@@ -38,8 +38,10 @@ LEASE_S = 20  # … by this much (more than LEASE_EVERY_S, so a lease never laps
 RETRY_EMULATOR_S = 1.0  # wait after a failed call on the emulator
 ACK_EVERY_S = 0.02  # acks are sent in batches this often
 PREFETCH = 100  # messages leased beyond the deliveries running (client libraries' flow control: 1000)
-IDLE_POLL_MIN_S = 0.02  # wait after an empty pull; grows by IDLE_POLL_GROWTH up to IDLE_POLL_MAX_S
-IDLE_POLL_MAX_S = 1.0
+IDLE_POLL_MIN_S = 0.02  # wait after an empty pull; grows by IDLE_POLL_GROWTH up to a cap:
+IDLE_POLL_BUSY_MAX_S = 0.25  # the cap while anything happened in the dispatcher in the last QUIET_AFTER_S
+IDLE_POLL_MAX_S = 1.0  # the cap once the whole dispatcher has been quiet that long
+QUIET_AFTER_S = 30.0
 IDLE_POLL_GROWTH = 1.5
 
 
@@ -78,19 +80,29 @@ class Activity:
 
     Something is a message pulled or a delivery finished: a function publishes the next hop's
     message while it runs, so the next subscription is pulled at once instead of at its idle
-    interval. That lets an idle subscription poll only every IDLE_POLL_MAX_S: a stack has ~34
-    subscriptions, and polling each every 250 ms cost an idle stack half a core (the dispatcher
-    and the Java emulator together), which slowed every test sharing the machine.
+    interval. It also lets a dispatcher quiet for QUIET_AFTER_S poll only every IDLE_POLL_MAX_S:
+    a stack has ~34 subscriptions, and polling each every 250 ms cost an idle stack two thirds of
+    a core (the dispatcher and the Java emulator together), which slowed every test sharing the
+    machine. A message published from outside (a request, a GCS or audit-log event) then waits
+    for one poll interval: at most 250 ms while the stack is in use, at most 1 s after a quiet
+    spell.
     """
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self.generation = 0
+        self.last_s = time.monotonic()  # when the last bump came (start-up counts as one)
 
     def bump(self) -> None:
         with self._changed:
             self.generation += 1
+            self.last_s = time.monotonic()
             self._changed.notify_all()
+
+    def poll_cap_s(self) -> float:
+        """The longest wait between two empty pulls of one subscription, now."""
+        quiet = time.monotonic() - self.last_s >= QUIET_AFTER_S
+        return IDLE_POLL_MAX_S if quiet else IDLE_POLL_BUSY_MAX_S
 
     def wait(self, seen: int, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for activity after generation ``seen``; whether there was."""
@@ -158,7 +170,7 @@ class SubscriptionWorker:
                     # never more often than every IDLE_POLL_MIN_S, however busy the others are
                     self.stop.wait(max(0.0, pulled_at + IDLE_POLL_MIN_S - time.monotonic()))
                 else:
-                    idle_s = min(IDLE_POLL_MAX_S, idle_s * IDLE_POLL_GROWTH)
+                    idle_s = min(self.activity.poll_cap_s(), idle_s * IDLE_POLL_GROWTH)
                 continue
             idle_s = IDLE_POLL_MIN_S
             self.activity.bump()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from devstack.push.dispatcher import Activity
+from devstack.push.dispatcher import IDLE_POLL_BUSY_MAX_S, IDLE_POLL_MAX_S, QUIET_AFTER_S, Activity
 
 
 def test_a_bump_from_another_thread_ends_a_long_idle_wait() -> None:
@@ -30,3 +30,13 @@ def test_activity_before_the_wait_began_is_not_missed() -> None:
     seen = activity.generation
     activity.bump()
     assert activity.wait(seen, timeout_s=0.0) is True
+
+
+def test_the_idle_poll_slows_only_after_a_quiet_spell_and_speeds_up_on_activity() -> None:
+    activity = Activity()
+    assert activity.poll_cap_s() == IDLE_POLL_BUSY_MAX_S, "a dispatcher just started counts as busy"
+    activity.last_s -= QUIET_AFTER_S + 1  # as if nothing had happened for longer than that
+    assert activity.poll_cap_s() == IDLE_POLL_MAX_S
+    activity.bump()
+    assert activity.poll_cap_s() == IDLE_POLL_BUSY_MAX_S
+    assert IDLE_POLL_BUSY_MAX_S < IDLE_POLL_MAX_S
