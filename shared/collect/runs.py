@@ -19,7 +19,6 @@ from typing import Any
 from shared import log
 from shared.collect.state import prefix
 from shared.config import Config
-from shared.errors import TransientError
 from shared.gcp import gcs
 from shared.ids import Stage, Status
 from shared.messages import Source, VerifyResult
@@ -62,27 +61,18 @@ def save_plan(
     """Add ``files`` to the run's plan. A run listed again (its message redelivered while files
     were settling) keeps its start time and earlier files; ``open_`` says more listings follow,
     so the run is not reported before they are done."""
-    from google.api_core import exceptions as gexc
 
-    name = _run(job, run_id) + "plan.json"
-    for _ in range(5):
-        info = gcs.stat(bucket, name)
-        before = (gcs.read_json(bucket, name) or {}) if info is not None else {}
+    def planned(found: Any) -> dict[str, Any]:
+        before = found if isinstance(found, dict) else {}
         known = {f["key"] for f in before.get("files", [])}
-        body = {
+        return {
             "run_id": run_id,
             "started_at": before.get("started_at", now.isoformat()),
             "files": before.get("files", []) + [f for f in files if f["key"] not in known],
             "open": open_,
         }
-        try:
-            gcs.write(
-                bucket, name, _dumps(body), "application/json", if_generation_match=info.generation if info else 0
-            )
-            return
-        except gexc.PreconditionFailed:
-            continue
-    raise TransientError(f"the plan of collect run {run_id} keeps changing; retrying")
+
+    gcs.update_json(bucket, _run(job, run_id) + "plan.json", planned)
 
 
 def save_outcome(bucket: str, job: str, run_id: str, outcome: Outcome) -> None:
@@ -147,10 +137,10 @@ def update_freshness(bucket: str, job: str, result: VerifyResult, *, collected: 
     """``collect/{job}/freshness.json``: the last run (id, status, files, bytes, when) and the last
     time a file was collected. Best effort: logged, never raised."""
     name = prefix(job) + "freshness.json"
-    try:
-        before = gcs.read_json(bucket, name) or {}
+
+    def refreshed(found: Any) -> dict[str, Any]:
         body = {
-            **before,
+            **(found if isinstance(found, dict) else {}),
             "job": job,
             "last_run_id": result.run_id,
             "last_run_at": now.isoformat(),
@@ -161,7 +151,10 @@ def update_freshness(bucket: str, job: str, result: VerifyResult, *, collected: 
         }
         if collected:
             body["last_collected_at"] = now.isoformat()
-        gcs.write(bucket, name, _dumps(body), "application/json")
+        return body
+
+    try:
+        gcs.update_json(bucket, name, refreshed)
     except Exception as exc:  # noqa: BLE001 - freshness is a report, not the work
         logger.error("could not update the freshness record", error=str(exc), job=job)
 

@@ -4,7 +4,9 @@
 - ``write_if_absent`` is the "exactly once" write (``if_generation_match=0``): True when this
   call created the object, False when it was already there (a redelivery, a concurrent twin);
 - ``list_prefix`` / ``stat`` return :class:`ObjectInfo` (size, md5, crc32c, generation, metadata);
-- ``set_metadata`` patches custom metadata, optionally only on a given generation.
+- ``set_metadata`` patches custom metadata, optionally only on a given generation;
+- ``update_json`` is a read-modify-write of a small JSON record that loses no concurrent update
+  (each write is conditional on the generation read; a lost race reads again).
 
 google.api_core exceptions are mapped to offsite's kinds: 429/5xx/timeouts/connection errors →
 ``TransientError``; 401/403/400 → ``PermanentError``. A missing object is ``ObjectMissing`` (a
@@ -188,6 +190,60 @@ def write(
 
     _retried(what, upload)
     return ObjectInfo.from_blob(blob)
+
+
+UPDATE_ATTEMPTS = 8
+
+
+def update_json(
+    bucket: str,
+    name: str,
+    change: Callable[[Any | None], Any],
+    *,
+    attempts: int = UPDATE_ATTEMPTS,
+    client: Any | None = None,
+) -> Any:
+    """Replace the JSON record ``name`` with ``change(current)`` (``current`` is None when it is
+    absent) and return what was written. The write is conditional on the generation that was read
+    (0: still absent), so two writers racing never drop each other's change: the loser reads the
+    winner's record and applies its change again. ``change`` must be a pure function of its input.
+    TransientError when ``attempts`` writes in a row lost their race."""
+    for _ in range(attempts):
+        info = stat(bucket, name, client=client)
+        current = None
+        if info is not None:
+            data = read_generation(bucket, name, info.generation, client=client)
+            if data is None:
+                continue  # replaced or deleted since the stat: read again
+            try:
+                current = json.loads(data)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise PermanentError(f"{uri(bucket, name)}: not valid JSON ({exc})") from None
+        updated = change(current)
+        body = json.dumps(updated, sort_keys=True).encode()
+        try:
+            write(
+                bucket,
+                name,
+                body,
+                "application/json",
+                if_generation_match=info.generation if info else 0,
+                client=client,
+            )
+        except gexc.PreconditionFailed:
+            continue  # another writer got in between: apply the change to its record
+        return updated
+    raise TransientError(f"updating {uri(bucket, name)}: {attempts} conditional writes in a row lost a race")
+
+
+def read_generation(bucket: str, name: str, generation: int, *, client: Any | None = None) -> bytes | None:
+    """A small object's content at exactly ``generation``; None when that generation is gone."""
+    blob = _client(client).bucket(bucket).blob(name, generation=generation)
+    try:
+        data: bytes = _retried(f"reading {uri(bucket, name)}#{generation}", blob.download_as_bytes)
+    except ObjectMissing:
+        return None
+    return data
 
 
 def write_if_absent(

@@ -21,7 +21,6 @@ A drill of dataset D (``{"dataset": D}`` on ``restore-drills``, from its Cloud S
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -70,7 +69,11 @@ def record_name(dataset: str) -> str:
 def read_record(config: Config, dataset: str) -> dict[str, Any]:
     """``{"tables": {table: outcome}, "last_verified": outcome | None, "last": outcome | None}``."""
     found = gcs.read_json(config.state_bucket_name, record_name(dataset))
-    return found if isinstance(found, dict) else {"tables": {}, "last_verified": None, "last": None}
+    return found if isinstance(found, dict) else _empty_record()
+
+
+def _empty_record() -> dict[str, Any]:
+    return {"tables": {}, "last_verified": None, "last": None}
 
 
 def drill_of(config: Config, dataset: str) -> tuple[DatasetExport, RestoreDrill]:
@@ -185,7 +188,6 @@ def report(config: Config, dataset: str, outcome: Outcome, source: DestinationId
         started_at=now.isoformat(),
     )
     publish_result(result, config=config)
-    record = read_record(config, dataset)
     entry = {
         "table": outcome.pick.table,
         "run_id": outcome.pick.run_id,
@@ -195,13 +197,18 @@ def report(config: Config, dataset: str, outcome: Outcome, source: DestinationId
         "rows": outcome.rows,
         "at": dt.datetime.now(dt.UTC).isoformat(),
     }
-    record.setdefault("tables", {})[outcome.pick.table] = entry
-    record["last"] = entry
-    if outcome.status == Status.RESTORE_VERIFIED:
-        record["last_verified"] = entry
-    gcs.write(
-        config.state_bucket_name, record_name(dataset), json.dumps(record, sort_keys=True).encode(), "application/json"
-    )
+
+    def recorded(found: Any) -> dict[str, Any]:
+        # Two drills of one dataset may overlap (a manual run during the scheduled one): the
+        # conditional update keeps both tables' entries.
+        record: dict[str, Any] = found if isinstance(found, dict) else _empty_record()
+        record.setdefault("tables", {})[outcome.pick.table] = entry
+        record["last"] = entry
+        if outcome.status == Status.RESTORE_VERIFIED:
+            record["last_verified"] = entry
+        return record
+
+    gcs.update_json(config.state_bucket_name, record_name(dataset), recorded)
 
 
 def handle(config: Config, request: DrillRequest, *, started: float, now: dt.datetime) -> Outcome | None:

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -105,7 +104,7 @@ def _failed_marker(result: VerifyResult) -> tuple[str, str] | None:
 def _claim(marker: tuple[str, str], result: VerifyResult) -> bool:
     """True when this is the first ``failed`` of the run folder, destination and stage (publish it)."""
     from shared.gcp import gcs
-    from shared.verify.markers import claim, read
+    from shared.verify.markers import claim
 
     bucket, name = marker
     body = {**result.to_dict(), "failures": 1, "last_reason": result.reason}
@@ -119,11 +118,14 @@ def _claim(marker: tuple[str, str], result: VerifyResult) -> bool:
         stage=str(result.stage),
         marker=gcs.uri(bucket, name),
     )
-    try:  # best effort (concurrent failures may count one less): the count and the last error
-        first = read(bucket, name) or body
+
+    def counted(found: Any) -> dict[str, Any]:
+        first = found if isinstance(found, dict) else body
         count = int(first.get("failures") or 1) + 1
-        note = {**first, "failures": count, "last_reason": result.reason, "last_at": _now()}
-        gcs.write(bucket, name, json.dumps(note, sort_keys=True).encode(), "application/json")
+        return {**first, "failures": count, "last_reason": result.reason, "last_at": _now()}
+
+    try:  # best effort: the count (exact under concurrency: a conditional update) and the last error
+        gcs.update_json(bucket, name, counted)
     except Exception as exc:  # noqa: BLE001 - the marker is informative beyond its existence
         logger.info("could not count the repeated failure", error=str(exc))
     return False

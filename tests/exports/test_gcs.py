@@ -91,3 +91,32 @@ def test_fake_gcs_server_does_not_keep_lifecycle_rules(bare_stack_env: StackInfo
     bucket.patch()  # accepted ...
     fresh = clients.storage_client().get_bucket(bare_stack_env.bucket)
     assert list(fresh.lifecycle_rules) == []  # ... but not kept; if this fails, update docs/exports.md
+
+
+def test_update_json_keeps_every_concurrent_change(bare_stack_env: StackInfo, folder: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    bucket, name = bare_stack_env.bucket, folder + "record.json"
+    seen_absent: list[bool] = []
+
+    def add(item: int) -> object:
+        def change(found: object) -> dict[str, list[int]]:
+            if found is None:
+                seen_absent.append(True)
+            items = found["items"] if isinstance(found, dict) else []
+            return {"items": [*items, item]}
+
+        return gcs.update_json(bucket, name, change)
+
+    with ThreadPoolExecutor(6) as pool:
+        written = list(pool.map(add, range(6)))
+    # Each writer's change applied on top of the others': nothing a racing writer wrote is lost.
+    assert sorted(gcs.read_json(bucket, name)["items"]) == list(range(6))
+    assert seen_absent and all(item in w["items"] for item, w in enumerate(written))
+
+
+def test_update_json_refuses_a_record_that_is_not_json(bare_stack_env: StackInfo, folder: str) -> None:
+    gcs.write(bare_stack_env.bucket, folder + "bad.json", b"{oops", "application/json")
+    with pytest.raises(PermanentError, match="bad.json: not valid JSON"):
+        gcs.update_json(bare_stack_env.bucket, folder + "bad.json", lambda found: {"n": 1})
+    assert gcs.read_bytes(bare_stack_env.bucket, folder + "bad.json") == b"{oops"
