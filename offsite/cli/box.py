@@ -15,7 +15,6 @@ import typer
 from offsite.cli.browse import Browsed, browse_app
 from offsite.cli.common import load_cli_config
 from shared.config import BoxDestination as BoxSettings
-from shared.destinations.box.destination import BoxDestination
 
 
 def _open(config_path: Path | None, name: str | None, path: str) -> Browsed:
@@ -25,6 +24,9 @@ def _open(config_path: Path | None, name: str | None, path: str) -> Browsed:
     settings: BoxSettings | None = config.destinations.box
     if settings is None:
         raise typer.BadParameter("no Box destination in the config (destinations.box)")
+    # Imported here: box-sdk-gen is half of the CLI's start-up, and most commands never touch Box.
+    from shared.destinations.box.destination import BoxDestination
+
     box = BoxDestination(settings)
     title = f"/{path}" if path else f"/ (folder {box.root_folder_id})"
     tree_head = {"path": f"/{path}", "root_folder_id": box.root_folder_id}

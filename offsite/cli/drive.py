@@ -15,7 +15,6 @@ import typer
 
 from offsite.cli.browse import Browsed, browse_app
 from offsite.cli.common import load_cli_config
-from shared.destinations.drive.destination import DriveDestination
 
 
 def _open(config_path: Path | None, name: str | None, path: str) -> Browsed:
@@ -29,6 +28,8 @@ def _open(config_path: Path | None, name: str | None, path: str) -> Browsed:
         (name,) = folders
     if name not in folders:
         raise typer.BadParameter(f"no Drive destination {name!r} (configured: {', '.join(folders)})")
+    from shared.destinations.drive.destination import DriveDestination  # only for this command (start-up)
+
     drive = DriveDestination(name, folders[name])
     where = f"{drive.name}:/{path}"
     return Browsed(drive, {"destination": drive.name, "path": f"/{path}"}, where=where, title=where, right={"SIZE"})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 import urllib.request
 import uuid
@@ -26,7 +25,7 @@ from shared.messages import VerifyResult
 from shared.restore.drill import STAGING_PREFIX, choose, read_record
 from shared.topology import RESTORE_DRILLS
 from tests.exports.conftest import Puller
-from tests.restore.test_roundtrip import export_and_wait, make_table
+from tests.restore.test_roundtrip import damage_at_rest, export_and_wait, make_table
 from tests.verify.test_pipeline import wait_for
 
 pytestmark = pytest.mark.stack
@@ -131,15 +130,7 @@ def test_a_damaged_copy_fails_the_drill_naming_the_file_and_alerts(drill_env: St
     run_id = export_and_wait(drill_env, "drill_dmg", "PARQUET")
     folder = Path(drill_env.sftp.directory) / "sales" / "drill_dmg"
     [victim] = [p for p in folder.rglob("*.parquet") if run_id in str(p)]
-    # Silent damage at rest (bit rot): same size, same mtime, as test_roundtrip does. A late
-    # duplicate upload event then finds the SFTP ledger entry still matching and skips; a visible
-    # change would be delivered again, so repaired before the drill reads it (CI saw the drill
-    # prove a healed copy EQUAL).
-    before = victim.stat()
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    victim.write_bytes(bytes(data))
-    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    damage_at_rest(victim)
 
     publish_drill(drill_env, [("drill_dmg", run_id)], "t2")
     result = drill_result(drill_env, run_id)

@@ -49,6 +49,18 @@ NESTED = [
 ]
 
 
+def damage_at_rest(victim: Path) -> None:
+    """Flip one bit in the middle of ``victim`` as bit rot does: same size, same mtime. A late
+    duplicate of the upload event (Pub/Sub is at least once) then finds the SFTP ledger entry still
+    matching and skips, as it would in the cloud; a visible change would be re-delivered, so
+    repaired before the restore reads it (CI saw exactly that race)."""
+    before = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 def edge_rows(nested: bool) -> list[dict]:
     rows = [
         {"id": 1, "s": "héllo ☃ 日本 \U0001f600", "b": base64.b64encode(b"\x00a\x00\xff").decode(), "n": MAX_NUMERIC,
@@ -150,15 +162,7 @@ def test_one_changed_byte_stops_the_restore_before_loading(restore_env: StackInf
     config = runtime.config()
     folder = Path(restore_env.sftp.directory) / "sales" / "edges_damage"
     [victim] = [p for p in folder.rglob("*.parquet") if run_id in str(p)]
-    # Silent damage at rest (bit rot): same size, same mtime. A late duplicate of the upload
-    # event (Pub/Sub is at least once) then finds the SFTP ledger entry still matching and skips,
-    # as it would in the cloud; a visible change would be re-delivered and so repaired before the
-    # CLI below runs (CI saw exactly that race).
-    before = victim.stat()
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    victim.write_bytes(bytes(data))
-    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    damage_at_rest(victim)
     target = f"{restore_env.project}.restored.damaged_{uuid.uuid4().hex[:6]}"
     with factory.opened("sftp:local", config) as destination:
         plan = restoring.plan(destination, run_id, target=target, staging_bucket=STAGING)
