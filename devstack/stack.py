@@ -157,12 +157,15 @@ def _stop_all(root: Path, info: StackInfo | None) -> list[str]:
 
 
 def _stop_recorded(info: StackInfo) -> list[str]:
+    # The push dispatcher first: its supervisor would restart the functions stopped next. The
+    # rest together (functions, servers, the emulator): each exits on its own, and one by one
+    # the dozen graceful shutdowns added up to 10-20 s per stack.
+    push = [c for c in info.components if c.name == "push"]
+    rest = [c for c in info.components if c.name != "push"]
     stopped = []
-    # The push dispatcher first: its supervisor would restart the functions stopped next.
-    last_first = sorted(reversed(info.components), key=lambda c: c.name != "push")
-    for comp in last_first:  # then functions, the emulator last
-        if procs.stop(comp.pid, comp.create_time):
-            stopped.append(comp.name)
+    for group in (push, rest):
+        signalled = procs.stop_together([(c.pid, c.create_time) for c in group])
+        stopped += [c.name for c, pids in zip(group, signalled, strict=True) if pids]
     return stopped
 
 
