@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Self
 
+from bench import sftp_libraries
 from bench.children import REPO_ROOT, mark_start, python_child, run_child
 from bench.common import (
     MB,
@@ -203,6 +204,25 @@ def _openssh(setup: _Setup, name: str, check: bool, options: tuple[str, ...] = (
     return setup.size / MB / child.seconds, child.peak_rss / MB
 
 
+def _library(setup: _Setup, name: str, check: bool, library: str) -> tuple[float, float]:
+    """Another Python SSH library's upload of the local file (bench/sftp_libraries.py)."""
+    common = {"port": setup.sshd.port, "user": setup.sshd.user.name, "key": str(setup.sshd.client_key)}
+    remote = str(setup.remote_dir / name)
+    if library == "asyncssh":
+        argv = python_child(
+            "sftp_libraries:asyncssh_transfer",
+            **common,
+            known_hosts=str(setup.known_hosts),
+            local_file=str(setup.local_file),
+            remote=remote,
+        )
+    else:
+        argv = sftp_libraries.ssh2_child(**common, local_file=str(setup.local_file), remote=remote)
+    child = run_child(argv, cwd=REPO_ROOT)
+    setup.landed(name, check).unlink()
+    return setup.size / MB / child.seconds, child.rss_over_baseline / MB
+
+
 def _rclone(setup: _Setup, name: str, check: bool) -> tuple[float, float]:
     argv = ["rclone", "copyto", f"gcs:{BUCKET}/{OBJECT}", f"dst:{setup.remote_dir / name}"]
     child = run_child(argv, env=setup.rclone_env())
@@ -222,6 +242,8 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
         "offsite": lambda s, n, c: _offsite(s, n, 1, c),
         "offsite-2": lambda s, n, c: _offsite(s, n, 2, c),
         "rclone": _rclone,
+        "asyncssh-local": lambda s, n, c: _library(s, n, c, "asyncssh"),
+        "ssh2-local": lambda s, n, c: _library(s, n, c, "ssh2"),
     }
     for side, options in OPENSSH_SETTINGS.items():
         sides[side] = lambda s, n, c, options=options: _openssh(s, n, c, options)
@@ -233,7 +255,9 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     notes = (
         f"cipher {CIPHER} on every side; OpenSSH settings tried: {tried}; offsite from GCS with "
         f"connections_per_file=2: {median(speeds['offsite-2']):.0f} MB/s (+{max(rss['offsite-2']):.0f} MB); "
-        f"peers' peak RSS: sftp {max(rss[best_openssh]):.0f} MB, rclone {max(rss['rclone']):.0f} MB"
+        f"peers' peak RSS: sftp {max(rss[best_openssh]):.0f} MB, rclone {max(rss['rclone']):.0f} MB; "
+        f"other Python SSH libraries, local file, same cipher (bench/sftp_libraries.py): asyncssh "
+        f"{median(speeds['asyncssh-local']):.0f} MB/s, ssh2-python (libssh2) {median(speeds['ssh2-local']):.0f} MB/s"
     )
     rows = []
     for offsite, peer, case, peer_name, target in (
