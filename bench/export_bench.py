@@ -7,8 +7,8 @@ Two rows, both against the same peer:
   until DONE (``job.result()`` backs off from 1 s by 1.5×, which rounded the first
   measurements up to its next poll): the front
   reads the rows from bqemulator over its Storage Read API (gRPC, Arrow), writes SNAPPY Parquet
-  shards (row groups of 65,536 rows) and streams each into a resumable upload to fake-gcs-server,
-  sending one chunk while it writes the next. Memory
+  shards (row groups of 65,536 rows) into spool files on local disk as the rows arrive, and
+  sends each finished shard to fake-gcs-server in one request while it writes the next. Memory
   is the front's (the process that writes the shards), sampled while the jobs run: target ≤
   baseline + 128 MB, and ≥ 0.5× the peer's rows/s.
 - **export_table's steps** (reported): ``shared.stages.export.run_export`` with
@@ -23,8 +23,8 @@ Peer (the floor of the local path): ``pyarrow.parquet.write_table`` of the same 
 memory, to a local file, same compression — no reading, no upload, no hashing.
 
 Two further, unranked figures explain the gap: reading the rows alone from bqemulator the way
-the front does, and sending pyarrow's file alone to fake-gcs-server the way the front does (a
-resumable upload in the front's chunks). The front overlaps the two, so the slower is its floor. Each side runs in its own child process (all its runs in a row; peak RSS
+the front does, and sending pyarrow's file alone to fake-gcs-server the way the front sends a
+shard (spooled, then one request). The front overlaps the two, so the slower is its floor. Each side runs in its own child process (all its runs in a row; peak RSS
 over that child's baseline). The table has the sample ``orders`` shape (devstack.sample_data):
 2 M rows, 200 k with ``--quick``.
 """
@@ -159,21 +159,24 @@ def read_only(project: str, rows: int, runs: int) -> dict[str, Any]:
 
 
 def upload_only(parquet_path: str, runs: int) -> dict[str, Any]:
-    """Child: only the sending half of the BigQuery front: pyarrow's file, as bytes in memory, into
-    a resumable upload to fake-gcs-server in the front's chunks (its floor on this stack)."""
-    from devstack.bqfront.runner import UPLOAD_CHUNK_BYTES
+    """Child: only the sending half of the BigQuery front: pyarrow's file, written in pieces into
+    the front's spool and sent as the front sends a shard (one request, CRC32C checked), to
+    fake-gcs-server (its floor on this stack)."""
+    from devstack.bqfront.runner import ShardSender
     from shared.gcp import clients
 
     data = Path(parquet_path).read_bytes()
-    bucket = clients.storage_client().bucket(BUCKET)
+    storage = clients.storage_client()
     seconds = []
     mark_start()
     for k in range(runs):
         started = time.perf_counter()
-        blob = bucket.blob(f"upload-only/{int(time.time())}-{k}.parquet", chunk_size=UPLOAD_CHUNK_BYTES)
-        with blob.open("wb", ignore_flush=True) as out:
-            for offset in range(0, len(data), 64 * 1024):  # pieces, as pyarrow writes them
-                out.write(data[offset : offset + 64 * 1024])
+        sender = ShardSender(storage, BUCKET, "application/octet-stream")
+        shard = sender.open(f"upload-only/{int(time.time())}-{k}.parquet")
+        for offset in range(0, len(data), 64 * 1024):  # pieces, as pyarrow writes them
+            shard.write(data[offset : offset + 64 * 1024])
+        shard.close()
+        sender.finish()
         seconds.append(time.perf_counter() - started)
     return {"runs": seconds, "bytes": len(data)}
 
@@ -209,8 +212,6 @@ def _with_front_rss(stack: Any, argv: list[str], env: dict[str, str]) -> tuple[A
 
 def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     """Each side runs in one child process, ``runs`` times in a row; medians of those runs."""
-    from devstack.bqfront.runner import UPLOAD_CHUNK_BYTES
-
     rows, runs = (ROWS_QUICK if quick else ROWS_FULL), max(1, runs)
     with on_stack(stack, "export") as (tmp, env):
         parquet = Path(tmp) / "rows.parquet"
@@ -257,7 +258,7 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
         notes=(
             f"peak RSS is the BigQuery front's (it writes the shards); {extract.result['files']} files; "
             f"reading alone from bqemulator: {read_rate:,.0f} rows/s ({rows / read_rate:.1f} s); "
-            f"sending pyarrow's file alone to fake-gcs-server in {UPLOAD_CHUNK_BYTES // 2**20} MiB chunks: {send_s:.1f} s "
+            f"sending pyarrow's file alone to fake-gcs-server as the front sends a shard: {send_s:.1f} s "
             f"({sends.result['bytes'] / MB / send_s:.0f} MB/s); pyarrow's file "
             f"{floor.result['bytes'] / MB:.0f} MB, its RSS +{floor.rss_over_baseline / MB:.0f} MB"
         ),

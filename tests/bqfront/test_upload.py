@@ -1,6 +1,6 @@
-"""The BigQuery front's shard upload: chunks sent by a thread of their own into a real resumable
-upload (google-cloud-storage → fake-gcs-server), errors raised where the writer sees them, and
-row groups of a size a reader expects."""
+"""The BigQuery front's shard upload: each shard spooled to disk as it is written, then sent whole
+by a thread of its own into the GCS emulator (fake-gcs-server) and checked by CRC32C; errors
+raised where the writer sees them, nothing left behind; and row groups of a size a reader expects."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,13 +18,10 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.bigquery import SchemaField
-from google.cloud.storage.exceptions import InvalidResponse
 
 from devstack.bqfront.formats import PARQUET_ROW_GROUP_ROWS, FileSettings, write_shards
-from devstack.bqfront.runner import BackgroundUpload
+from devstack.bqfront.runner import SENDER_THREAD, ShardSender, UploadFailed
 from devstack.state import StackInfo
-
-CHUNK = 256 * 1024  # the smallest chunk a resumable upload takes: many chunks from a few MB
 
 
 @pytest.fixture
@@ -35,43 +32,59 @@ def gcs(bare_stack_env: StackInfo) -> Iterator[storage.Bucket]:
 
 
 def _senders() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "bqfront-upload"]
+    return [t for t in threading.enumerate() if t.name.startswith(SENDER_THREAD)]
 
 
-def _open(bucket: storage.Bucket, name: str) -> Any:
-    return bucket.blob(name, chunk_size=CHUNK).open("wb", ignore_flush=True)
+def test_every_shard_arrives_whole_and_leaves_no_spool_file(gcs: storage.Bucket) -> None:
+    shards = {f"part-{i}": os.urandom(1_000_000 + i) for i in range(3)}
+    sender = ShardSender(gcs.client, gcs.name, "application/octet-stream")
+    spooled: list[Path] = []
+    for name, data in shards.items():
+        shard = sender.open(name)
+        spooled.append(shard.path)
+        for start in range(0, len(data), 1000):  # writes far smaller than a shard, as pyarrow's are
+            shard.write(memoryview(data)[start : start + 1000])
+        shard.close()  # sent while the next is written
+    sender.finish()
+    for name, data in shards.items():
+        blob = gcs.get_blob(name)
+        assert blob is not None and blob.size == len(data) and blob.content_type == "application/octet-stream"
+        assert hashlib.sha1(blob.download_as_bytes()).hexdigest() == hashlib.sha1(data).hexdigest()
+    assert not _senders() and not any(path.exists() for path in spooled)
 
 
-def test_every_byte_arrives_in_order_in_whole_chunks(gcs: storage.Bucket) -> None:
-    data = os.urandom(3 * CHUNK + 12_345)
-    upload = BackgroundUpload(_open(gcs, "whole"), chunk_bytes=CHUNK)
-    for start in range(0, len(data), 1000):  # writes far smaller than a chunk, as pyarrow's are
-        upload.write(memoryview(data)[start : start + 1000])
-    upload.close()
-    blob = gcs.get_blob("whole")
-    assert blob is not None and blob.size == len(data)
-    assert hashlib.sha1(blob.download_as_bytes()).hexdigest() == hashlib.sha1(data).hexdigest()
-    assert not _senders()
+def test_an_upload_error_reaches_the_writer_naming_the_object(gcs: storage.Bucket) -> None:
+    missing = f"no-such-bucket-{uuid.uuid4().hex[:8]}"
+    sender = ShardSender(gcs.client, missing, "text/csv")
+    shard = sender.open("lost.csv")
+    shard.write(b"a,b\n" * 1000)
+    shard.close()
+    with pytest.raises(UploadFailed, match=f"gs://{missing}/lost.csv: 404"):
+        sender.finish()
+    assert not _senders() and not shard.path.exists()
 
 
-def test_an_upload_error_reaches_the_writer(gcs: storage.Bucket) -> None:
-    missing = gcs.client.bucket(f"no-such-bucket-{uuid.uuid4().hex[:8]}")
-    upload = BackgroundUpload(_open(missing, "lost"), chunk_bytes=CHUNK)
-    try:
-        with pytest.raises(InvalidResponse, match="404"):
-            for _ in range(64):  # the sender fails on the first chunk; a later write or close says so
-                upload.write(b"x" * CHUNK)
-            upload.close()
-    finally:
-        upload.abort()
-    assert not _senders()
+def test_a_failed_shard_stops_the_next_one_from_being_sent(gcs: storage.Bucket) -> None:
+    sender = ShardSender(gcs.client, f"no-such-bucket-{uuid.uuid4().hex[:8]}", "text/csv")
+    first = sender.open("first.csv")
+    first.write(b"x\n")
+    first.close()
+    for sent in list(sender._sent):
+        sent.exception()  # the first upload has failed by now
+    second = sender.open("second.csv")
+    second.write(b"y\n")
+    with pytest.raises(UploadFailed, match="first.csv"):
+        second.close()
+    sender.abort()
+    assert not _senders() and not first.path.exists() and not second.path.exists()
 
 
-def test_abort_leaves_no_object_and_no_thread(gcs: storage.Bucket) -> None:
-    upload = BackgroundUpload(_open(gcs, "aborted"), chunk_bytes=CHUNK)
-    upload.write(os.urandom(2 * CHUNK + 1))
-    upload.abort()
-    assert not _senders()
+def test_abort_leaves_no_object_no_thread_and_no_spool_file(gcs: storage.Bucket) -> None:
+    sender = ShardSender(gcs.client, gcs.name, "application/octet-stream")
+    shard = sender.open("aborted")
+    shard.write(os.urandom(300_000))
+    sender.abort()  # the shard was never closed: nothing is sent
+    assert not _senders() and not shard.path.exists()
     assert gcs.get_blob("aborted") is None
 
 
