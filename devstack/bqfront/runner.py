@@ -74,10 +74,6 @@ class SpooledShard:
         self._file.close()
         self._sender.send(self)
 
-    @property
-    def closed(self) -> bool:
-        return self._file.closed
-
     def discard(self) -> None:
         self._file.close()
         self.path.unlink(missing_ok=True)

@@ -21,7 +21,6 @@ import signal
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -32,6 +31,7 @@ from shared.destinations.box.destination import BoxDestination
 from shared.gcp import gcs
 from tests.faults.kit import FaultKit, FaultRun
 from tests.run_folders import eventually
+from tests.stack.test_push import push_log
 
 pytestmark = pytest.mark.stack
 MB = 1024 * 1024
@@ -201,9 +201,7 @@ def test_duplicate_and_out_of_order_events_deliver_each_file_once(kit: FaultKit)
 
 def acked_messages(kit: FaultKit) -> set[str]:
     """Message ids the stack's push dispatcher has delivered and acked (its log)."""
-    lines = Path(kit.info.component("push").log).read_text().splitlines()
-    entries = [json.loads(line) for line in lines if line.startswith("{")]
-    return {e["message_id"] for e in entries if e.get("action") == "ack" and "message_id" in e}
+    return {e["message_id"] for e in push_log(kit.info) if e.get("action") == "ack" and "message_id" in e}
 
 
 def kit_resource(kit: FaultKit, name: str) -> dict[str, Any]:

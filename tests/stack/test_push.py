@@ -88,7 +88,8 @@ def verify_stack(stack_root_factory: Callable[[str], Path]) -> Iterator[StackInf
     stop_stack(root / "stack")
 
 
-def _push_log(info: StackInfo) -> list[dict[str, Any]]:
+def push_log(info: StackInfo) -> list[dict[str, Any]]:
+    """The stack's push dispatcher log: one JSON object per delivery, ack, restart, dead letter."""
     lines = Path(info.component("push").log).read_text().splitlines()
     return [json.loads(line) for line in lines if line.startswith("{")]
 
@@ -159,7 +160,7 @@ def test_a_failing_function_gets_every_attempt_with_backoff_then_the_dead_letter
 
     def logged() -> list[str] | None:
         """The message's actions once the last is logged (the dispatcher logs after publishing it)."""
-        found = [e["action"] for e in _push_log(sink_stack) if e.get("message_id") == message_id]
+        found = [e["action"] for e in push_log(sink_stack) if e.get("message_id") == message_id]
         return found if found[-1:] == ["dead-letter"] else None
 
     actions = _wait("the dead-letter in the push log", logged)
@@ -271,13 +272,13 @@ def test_a_killed_function_is_restarted_and_gets_what_was_sent_while_it_was_down
     # sent while it was down: held until it was back (as Cloud Run queues them), no attempt spent;
     # the dispatcher logs a delivery after the function answered, so after its result may be seen
     def deliveries() -> list[dict[str, Any]]:
-        return [e for e in _push_log(verify_stack) if e.get("message_id") in sent]
+        return [e for e in push_log(verify_stack) if e.get("message_id") in sent]
 
     _wait("every delivery logged", lambda: len(deliveries()) == len(sent))
     logged = deliveries()
     assert all((e["action"], e["attempt"]) == ("ack", 1) for e in logged), json.dumps(logged)
     assert any("held" in e["note"] for e in logged), json.dumps(logged)
-    log = _push_log(verify_stack)
+    log = push_log(verify_stack)
     assert any(e.get("action") == "restart" and e.get("component") == "verify" for e in log)
     assert not [e for e in log if e.get("action") == "dead-letter"]
     assert not _peek(verify_stack, verify_stack.dead_letter_subscriptions[VERIFY_SUB])
