@@ -7,6 +7,10 @@ import json
 import threading
 from typing import Any
 
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.pubsub_v1.types import PullRequest, PullResponse
+
 CALL_TIMEOUT_S = 30.0
 
 
@@ -14,12 +18,17 @@ class EmulatorError(Exception):
     """A call on the emulator failed (unreachable, or a non-2xx answer)."""
 
 
+_PULL_REQUEST = PullRequest.pb()
+_PULL_RESPONSE = PullResponse.pb()
+
+
 class Emulator:
     """Pull, acknowledge, modify ack deadlines and publish on one project of the emulator.
 
-    Each thread keeps one connection open (HTTP keep-alive): a new connection per call cost the
-    Java emulator ~12 ms of CPU per pull, a kept one ~7 ms, and the dispatcher pulls ~34
-    subscriptions.
+    Pulls go over gRPC, everything else over REST. The dispatcher polls ~34 subscriptions and an
+    idle stack is mostly those polls: a REST pull cost the Java emulator ~7-9 ms of CPU on a kept
+    connection (~12 ms on a new one), a gRPC pull ~3 ms (and ~1.5 ms in the dispatcher). For
+    REST each thread keeps one connection open (HTTP keep-alive); gRPC shares one channel.
     """
 
     def __init__(self, host: str, project: str) -> None:
@@ -28,6 +37,12 @@ class Emulator:
         self.base = f"http://{host}{self.prefix}"
         self.project = project
         self._local = threading.local()
+        self._channel = grpc.insecure_channel(host)
+        self._pull = self._channel.unary_unary(
+            "/google.pubsub.v1.Subscriber/Pull",
+            request_serializer=_PULL_REQUEST.SerializeToString,
+            response_deserializer=_PULL_RESPONSE.FromString,
+        )
 
     def call(self, path: str, body: dict[str, Any], timeout_s: float = CALL_TIMEOUT_S) -> dict[str, Any]:
         """POST ``body`` to ``<base>/<path>``; the decoded answer."""
@@ -71,13 +86,19 @@ class Emulator:
     def pull(self, subscription: str, max_messages: int) -> list[dict[str, Any]]:
         """Up to ``max_messages`` received messages, at once (possibly none).
 
-        Not a long poll (``returnImmediately=false``): the emulator keeps an open pull for about
-        90 s even after its client is gone, and gives it messages no one will ever receive;
-        they would wait out the whole ack deadline after a restart of the dispatcher.
+        Each as the REST API gives it (``ackId``, ``message`` with ``data`` in base64,
+        ``deliveryAttempt``). Not a long poll (``returnImmediately=false``), although an idle
+        one costs the emulator less: it keeps an open pull for about 90 s even after its client
+        is gone, and gives it messages no one will ever receive; they would wait out the whole
+        ack deadline after a restart of the dispatcher.
         """
-        body = {"maxMessages": max_messages, "returnImmediately": True}
-        got = self.call(f"subscriptions/{subscription}:pull", body)
-        return list(got.get("receivedMessages", []))
+        name = f"projects/{self.project}/subscriptions/{subscription}"
+        request = _PULL_REQUEST(subscription=name, max_messages=max_messages, return_immediately=True)
+        try:
+            got = self._pull(request, timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise EmulatorError(f"subscriptions/{subscription}:pull: {exc.code().name} {exc.details()}") from None
+        return [MessageToDict(item) for item in got.received_messages]
 
     def ack(self, subscription: str, ack_ids: list[str]) -> None:
         self.call(f"subscriptions/{subscription}:acknowledge", {"ackIds": ack_ids})

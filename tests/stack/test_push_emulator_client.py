@@ -1,14 +1,20 @@
-"""The dispatcher's emulator client keeps one connection per thread, and survives losing it."""
+"""The dispatcher's emulator client: REST calls keep one connection per thread and survive losing
+it; pulls (over gRPC) give each message exactly as the REST API does."""
 
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
+from devstack.pubsub_admin import PushRetry
 from devstack.push.emulator import Emulator, EmulatorError
+from devstack.state import StackInfo
 
 
 class _Answers(BaseHTTPRequestHandler):
@@ -52,8 +58,8 @@ def test_calls_from_one_thread_share_one_connection(server: tuple[ThreadingHTTPS
     httpd, handler = server
     emulator = Emulator(f"127.0.0.1:{httpd.server_address[1]}", "p")
     for _ in range(5):
-        assert emulator.pull("s", 10) == []
-    assert handler.requests == ["/v1/projects/p/subscriptions/s:pull"] * 5
+        emulator.ack("s", ["a"])
+    assert handler.requests == ["/v1/projects/p/subscriptions/s:acknowledge"] * 5
     assert len(handler.connections) == 1
 
 
@@ -64,7 +70,7 @@ def test_a_connection_the_server_closed_is_replaced_without_failing_the_call(
     handler.close_after_answer = True
     emulator = Emulator(f"127.0.0.1:{httpd.server_address[1]}", "p")
     for _ in range(3):
-        assert emulator.pull("s", 10) == []
+        emulator.modify_ack_deadline("s", ["a"], 10)
     assert len(handler.requests) == 3, "each call is answered once, none lost or sent twice"
     assert len(handler.connections) == 3
 
@@ -83,3 +89,43 @@ def test_nothing_listening_is_an_emulator_error() -> None:
     emulator = Emulator("127.0.0.1:9", "p")
     with pytest.raises(EmulatorError, match="subscriptions/s:pull"):
         emulator.pull("s", 1)
+    with pytest.raises(EmulatorError, match="subscriptions/s:acknowledge"):
+        emulator.ack("s", ["a"])
+
+
+def test_a_pulled_message_is_the_rest_apis_message(bare_stack: StackInfo) -> None:
+    """gRPC pull, then the same message again (nacked) by the REST pull: the same fields, the same
+    values, but for the ack id and the attempt number (dead-letter policy: attempts are counted)."""
+    admin = bare_stack.pubsub_admin()
+    name = f"pullshape-{uuid.uuid4().hex[:8]}"
+    admin.create_topic(name)
+    admin.create_topic(name + "-dlq")
+    admin.create_subscription(name, name, retry=PushRetry(1, 1, 5), dead_letter_topic=name + "-dlq")
+    emulator = Emulator(bare_stack.pubsub_host, bare_stack.project)
+    message_id = emulator.publish(name, {"data": "aGVsbG8=", "attributes": {"a": "1", "b": "x y"}})
+
+    (by_grpc,) = emulator.pull(name, 10)
+    emulator.modify_ack_deadline(name, [by_grpc["ackId"]], 0)
+    by_rest: list[dict[str, Any]] = []
+    for _ in range(50):  # the nack takes effect at once, but give it a few polls
+        by_rest = emulator.call(f"subscriptions/{name}:pull", {"maxMessages": 10, "returnImmediately": True}).get(
+            "receivedMessages", []
+        )
+        if by_rest:
+            break
+        time.sleep(0.1)
+    (rest,) = by_rest
+    emulator.ack(name, [rest["ackId"]])
+
+    assert by_grpc["message"] == rest["message"]
+    assert by_grpc["message"]["messageId"] == message_id and by_grpc["message"]["data"] == "aGVsbG8="
+    assert by_grpc["message"]["attributes"] == {"a": "1", "b": "x y"}
+    assert (by_grpc["deliveryAttempt"], rest["deliveryAttempt"]) == (1, 2)
+    assert set(by_grpc) == set(rest) == {"ackId", "message", "deliveryAttempt"}
+    assert emulator.pull(name, 10) == []  # acked by its REST ack id: gone
+
+
+def test_pulling_a_missing_subscription_is_an_emulator_error_naming_it(bare_stack: StackInfo) -> None:
+    emulator = Emulator(bare_stack.pubsub_host, bare_stack.project)
+    with pytest.raises(EmulatorError, match="subscriptions/no-such-sub:pull: NOT_FOUND"):
+        emulator.pull("no-such-sub", 1)
