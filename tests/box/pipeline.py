@@ -28,6 +28,7 @@ from shared.messages import DeliveryReceipt, Source, TableExport
 from shared.stages.deliver import handler_for
 from shared.topology import DELIVERIES, GCS_FINALIZED
 from tests.box.support import api_get
+from tests.pull_now import pull_now
 
 BLOCK = 4 * 1024 * 1024
 
@@ -173,18 +174,23 @@ class Pipeline:
         found: list[DeliveryReceipt] = []
         deadline = time.monotonic() + timeout_s
         while len(found) < expected and time.monotonic() < deadline:
-            response = subscriber.pull(subscription=self.subscription, max_messages=100, timeout=5)
-            if response.received_messages:
-                subscriber.acknowledge(
-                    subscription=self.subscription, ack_ids=[m.ack_id for m in response.received_messages]
-                )
-            found.extend(DeliveryReceipt.from_json(m.message.data) for m in response.received_messages)
+            received = pull_now(self.subscription)
+            if received:
+                subscriber.acknowledge(subscription=self.subscription, ack_ids=[m.ack_id for m in received])
+            else:
+                time.sleep(0.2)
+            found.extend(DeliveryReceipt.from_json(m.message.data) for m in received)
         return found
 
-    def no_more_receipts(self) -> list[DeliveryReceipt]:
-        """Receipts that arrive within a short pull (for asserting that none did)."""
-        response = clients.subscriber_client().pull(subscription=self.subscription, max_messages=100, timeout=3)
-        return [DeliveryReceipt.from_json(m.message.data) for m in response.received_messages]
+    def no_more_receipts(self, settle_s: float = 3.0) -> list[DeliveryReceipt]:
+        """Receipts that arrive within ``settle_s`` (for asserting that none did); not acked."""
+        deadline = time.monotonic() + settle_s
+        found: dict[str, DeliveryReceipt] = {}
+        while time.monotonic() < deadline:
+            for m in pull_now(self.subscription):
+                found.setdefault(m.message.message_id, DeliveryReceipt.from_json(m.message.data))
+            time.sleep(0.2)
+        return list(found.values())
 
     def versions(self, file_id: str) -> list[dict[str, Any]]:
         """Box's previous versions of a file (the current one is not listed, as in Box)."""

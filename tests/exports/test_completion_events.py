@@ -125,7 +125,7 @@ def test_a_long_export_acks_at_once_and_its_completion_event_writes_the_manifest
     kit.main.export_table(event)
     manifest = manifest_of(kit, task)
     assert manifest is not None and manifest.job_id == hold.job_id
-    assert manifest.row_count == len(kit.source_rows("orders"))
+    assert manifest.row_count == kit.source_count("orders")
     assert manifest.files and all(f.name.startswith("orders_20250108-") for f in manifest.files)
 
     # the same event again, and again under another id: nothing is rewritten
@@ -152,7 +152,7 @@ def test_a_query_export_finishes_by_its_completion_event_too(kit: ExportsKit, au
     kit.main.export_table(event)
     manifest = manifest_of(kit, task)
     assert manifest is not None
-    assert manifest.row_count == len(kit.source_rows("orders", where_date=dt.date(2025, 1, 8)))
+    assert manifest.row_count == kit.source_count("orders", where_date=dt.date(2025, 1, 8))
 
 
 def test_a_failed_job_is_reported_once_with_bigquerys_reason(kit: ExportsKit, audit: Puller) -> None:
@@ -184,7 +184,7 @@ def test_a_lost_completion_event_is_covered_by_the_finalize_sweep(kit: ExportsKi
     kit.main.export_table(sweep_event(kit))
     manifest = manifest_of(kit, task)
     assert manifest is not None and manifest.job_id == hold.job_id
-    assert manifest.row_count == len(kit.source_rows("orders"))
+    assert manifest.row_count == kit.source_count("orders")
 
 
 def test_the_sweep_never_starts_an_export(exports_env: ExportsKit) -> None:
@@ -209,12 +209,12 @@ def test_audit_entries_of_other_jobs_are_acked_and_ignored(exports_env: ExportsK
     job_id = f"other_{uuid.uuid4().hex[:10]}"
     from google.cloud import bigquery
 
-    destination = f"gs://{kit.bucket}/elsewhere/{job_id}-*.csv"
+    destination = f"gs://{kit.bucket}/elsewhere/{job_id}-*.json"
     kit.bigquery().extract_table(
-        f"{kit.stack.project}.sales.orders",
+        f"{kit.stack.project}.sales.products",  # small: the job is not what is tested
         destination,
         job_id=job_id,
-        job_config=bigquery.ExtractJobConfig(destination_format="CSV"),
+        job_config=bigquery.ExtractJobConfig(destination_format="NEWLINE_DELIMITED_JSON"),
     ).result()
     kit.main.export_table(completion_event(audit, job_id))  # not ours: nothing happens, no report
     assert results.drain(settle_s=1.0) == []

@@ -41,7 +41,7 @@ def test_schema_and_counts(wh: BigQueryWarehouse, exports_env: ExportsKit) -> No
     daily = DatedQuery(
         "orders_daily", f"SELECT * FROM `{project}.sales.orders` WHERE order_date = {{date}}", dt.date(2025, 1, 8)
     )
-    expected = len(exports_env.source_rows("orders", where_date=dt.date(2025, 1, 8)))
+    expected = exports_env.source_count("orders", where_date=dt.date(2025, 1, 8))
     assert wh.count_rows(daily) == expected > 0
 
 
