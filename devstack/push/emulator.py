@@ -7,19 +7,11 @@ import json
 import threading
 from typing import Any
 
-import grpc
-from google.protobuf.json_format import MessageToDict
-from google.pubsub_v1.types import PullRequest, PullResponse
-
 CALL_TIMEOUT_S = 30.0
 
 
 class EmulatorError(Exception):
     """A call on the emulator failed (unreachable, or a non-2xx answer)."""
-
-
-_PULL_REQUEST = PullRequest.pb()
-_PULL_RESPONSE = PullResponse.pb()
 
 
 class Emulator:
@@ -37,12 +29,25 @@ class Emulator:
         self.base = f"http://{host}{self.prefix}"
         self.project = project
         self._local = threading.local()
-        self._channel = grpc.insecure_channel(host)
-        self._pull = self._channel.unary_unary(
-            "/google.pubsub.v1.Subscriber/Pull",
-            request_serializer=_PULL_REQUEST.SerializeToString,
-            response_deserializer=_PULL_RESPONSE.FromString,
-        )
+        self._grpc_lock = threading.Lock()
+        self._grpc: tuple[Any, Any] | None = None  # (Pull method, PullRequest class), made on first pull
+
+    def _pull_method(self) -> tuple[Any, Any]:
+        """The gRPC Pull of this emulator; imported on first use, since `offsite dev` commands
+        import this module and google.pubsub_v1 takes ~0.35 s to import."""
+        with self._grpc_lock:
+            if self._grpc is None:
+                import grpc
+                from google.pubsub_v1.types import PullRequest, PullResponse
+
+                request, response = PullRequest.pb(), PullResponse.pb()
+                method = grpc.insecure_channel(self.host).unary_unary(
+                    "/google.pubsub.v1.Subscriber/Pull",
+                    request_serializer=request.SerializeToString,
+                    response_deserializer=response.FromString,
+                )
+                self._grpc = (method, request)
+            return self._grpc
 
     def call(self, path: str, body: dict[str, Any], timeout_s: float = CALL_TIMEOUT_S) -> dict[str, Any]:
         """POST ``body`` to ``<base>/<path>``; the decoded answer."""
@@ -92,10 +97,14 @@ class Emulator:
         is gone, and gives it messages no one will ever receive; they would wait out the whole
         ack deadline after a restart of the dispatcher.
         """
+        import grpc
+        from google.protobuf.json_format import MessageToDict
+
+        pull, request_type = self._pull_method()
         name = f"projects/{self.project}/subscriptions/{subscription}"
-        request = _PULL_REQUEST(subscription=name, max_messages=max_messages, return_immediately=True)
+        request = request_type(subscription=name, max_messages=max_messages, return_immediately=True)
         try:
-            got = self._pull(request, timeout=CALL_TIMEOUT_S)
+            got = pull(request, timeout=CALL_TIMEOUT_S)
         except grpc.RpcError as exc:
             raise EmulatorError(f"subscriptions/{subscription}:pull: {exc.code().name} {exc.details()}") from None
         return [MessageToDict(item) for item in got.received_messages]
