@@ -112,7 +112,7 @@ def sweep_event(kit: ExportsKit) -> CloudEvent:
 def test_a_long_export_acks_at_once_and_its_completion_event_writes_the_manifest(
     kit: ExportsKit, audit: Puller
 ) -> None:
-    task = table_task(kit, "orders", "PARQUET")
+    task = table_task(kit, "products", "PARQUET")  # held: "long" whatever its size
     with held_export(kit, task) as hold:
         assert job_state(kit, hold.job_id) == "RUNNING"
         assert manifest_of(kit, task) is None
@@ -125,8 +125,8 @@ def test_a_long_export_acks_at_once_and_its_completion_event_writes_the_manifest
     kit.main.export_table(event)
     manifest = manifest_of(kit, task)
     assert manifest is not None and manifest.job_id == hold.job_id
-    assert manifest.row_count == kit.source_count("orders")
-    assert manifest.files and all(f.name.startswith("orders_20250108-") for f in manifest.files)
+    assert manifest.row_count == kit.source_count("products")
+    assert manifest.files and all(f.name.startswith("products_20250108-") for f in manifest.files)
 
     # the same event again, and again under another id: nothing is rewritten
     generation = gcs.stat(kit.bucket, task.prefix + "_manifest.json").generation
@@ -174,7 +174,7 @@ def test_a_failed_job_is_reported_once_with_bigquerys_reason(kit: ExportsKit, au
 
 
 def test_a_lost_completion_event_is_covered_by_the_finalize_sweep(kit: ExportsKit, audit: Puller) -> None:
-    task = table_task(kit, "orders", "AVRO")
+    task = table_task(kit, "products", "AVRO")
     with held_export(kit, task) as hold:
         kit.main.export_table(sweep_event(kit))  # the job still runs: the sweep leaves it
         assert manifest_of(kit, task) is None
@@ -184,7 +184,7 @@ def test_a_lost_completion_event_is_covered_by_the_finalize_sweep(kit: ExportsKi
     kit.main.export_table(sweep_event(kit))
     manifest = manifest_of(kit, task)
     assert manifest is not None and manifest.job_id == hold.job_id
-    assert manifest.row_count == kit.source_count("orders")
+    assert manifest.row_count == kit.source_count("products")
 
 
 def test_the_sweep_never_starts_an_export(exports_env: ExportsKit) -> None:
