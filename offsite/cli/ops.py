@@ -277,18 +277,10 @@ def _dead_letter_subscriptions(only: str | None) -> list[Any]:
 
 def _pull(subscription: str, limit: int) -> list[Any]:
     """Up to ``limit`` waiting messages, without waiting for more to arrive."""
-    import warnings
+    from shared.gcp import clients, pubsub
 
-    from shared.gcp import clients
-
-    client = clients.subscriber_client()
-    path = client.subscription_path(clients.project(), subscription)
-    with warnings.catch_warnings():
-        # return_immediately is deprecated, but without it an empty queue blocks until the timeout.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        request = {"subscription": path, "max_messages": limit, "return_immediately": True}
-        response = client.pull(request=request, timeout=30)
-    return list(response.received_messages)
+    path = clients.subscriber_client().subscription_path(clients.project(), subscription)
+    return pubsub.pull_waiting(path, limit)
 
 
 def _settle(subscription: str, ack_ids: list[str], *, ack: bool) -> None:

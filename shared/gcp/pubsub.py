@@ -1,8 +1,11 @@
-"""Publishing offsite messages to Pub/Sub topics, through the one retry helper."""
+"""Publishing offsite messages to Pub/Sub topics, through the one retry helper; pulling what a
+subscription holds now (operations and tests)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from google.api_core import exceptions as gexc
 
@@ -23,6 +26,18 @@ _TRANSIENT = (
 
 def topic_path(topic: str, project: str | None = None) -> str:
     return f"projects/{project or clients.project()}/topics/{topic}"
+
+
+def pull_waiting(subscription_path: str, max_messages: int) -> list[Any]:
+    """Up to ``max_messages`` messages waiting on the subscription now, not acknowledged; none if
+    none wait. ``return_immediately`` is deprecated, but a pull without it is a long poll, which
+    the Pub/Sub emulator keeps open ~90 s after its client gave up and hands the next message:
+    that message then reappears only after the subscription's ack deadline."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        request = {"subscription": subscription_path, "max_messages": max_messages, "return_immediately": True}
+        response = clients.subscriber_client().pull(request=request, timeout=30)
+    return list(response.received_messages)
 
 
 def publish(topic: str, message: Message | bytes, *, project: str | None = None, **attributes: str) -> str:

@@ -21,14 +21,13 @@ from google.api_core import exceptions as gexc
 from devstack.boxapi import BoxApiServer
 from shared.config import Config
 from shared.destinations.box.destination import BoxDestination
-from shared.gcp import clients, gcs
+from shared.gcp import clients, gcs, pubsub
 from shared.ids import Stage
 from shared.layout import RunFolder
 from shared.messages import DeliveryReceipt, Source, TableExport
 from shared.stages.deliver import handler_for
 from shared.topology import DELIVERIES, GCS_FINALIZED
 from tests.box.support import api_get
-from tests.pull_now import pull_now
 
 BLOCK = 4 * 1024 * 1024
 
@@ -174,7 +173,7 @@ class Pipeline:
         found: list[DeliveryReceipt] = []
         deadline = time.monotonic() + timeout_s
         while len(found) < expected and time.monotonic() < deadline:
-            received = pull_now(self.subscription)
+            received = pubsub.pull_waiting(self.subscription, 100)
             if received:
                 subscriber.acknowledge(subscription=self.subscription, ack_ids=[m.ack_id for m in received])
             else:
@@ -187,7 +186,7 @@ class Pipeline:
         deadline = time.monotonic() + settle_s
         found: dict[str, DeliveryReceipt] = {}
         while time.monotonic() < deadline:
-            for m in pull_now(self.subscription):
+            for m in pubsub.pull_waiting(self.subscription, 100):
                 found.setdefault(m.message.message_id, DeliveryReceipt.from_json(m.message.data))
             time.sleep(0.2)
         return list(found.values())

@@ -74,15 +74,14 @@ class Puller:
         """Messages (decoded JSON, attributes under "_attributes") matching ``predicate``; waits for ``count``."""
         import time
 
-        from shared.gcp import clients
-        from tests.pull_now import pull_now
+        from shared.gcp import clients, pubsub
 
         deadline = time.monotonic() + timeout_s
         while True:
             matched = [m for m in self.seen if predicate(m)]
             if len(matched) >= count or time.monotonic() > deadline:
                 return matched
-            received_messages = pull_now(self.subscription)
+            received_messages = pubsub.pull_waiting(self.subscription, 100)
             if received_messages:
                 clients.subscriber_client().acknowledge(
                     subscription=self.subscription, ack_ids=[r.ack_id for r in received_messages]
