@@ -333,6 +333,11 @@ def _create_pubsub_resources(plan: Plan) -> list[push_routes.Route]:
             endpoint = f"{target.rstrip('/')}/projects/{cfg.project}/topics/{topic}"
         routes.append(_push_route(admin, retry, sub.name, topic, sub.function, endpoint, sub.dead_letter_topic))
     routes += _dead_letter_report_routes(plan, admin, retry)
+    push_url = f"http://127.0.0.1:{plan.ports['push']}"
+    for topic in sorted({r.topic for r in routes}):  # wake the dispatcher's pulls (devstack/push/dispatcher.py)
+        admin.create_subscription(
+            push_routes.DOORBELL_PREFIX + topic, topic, push_endpoint=f"{push_url}/doorbell/{topic}"
+        )
     return routes
 
 
@@ -355,6 +360,7 @@ def _push_route(
         maximum_backoff_s=retry.maximum_backoff_s,
         max_delivery_attempts=retry.max_delivery_attempts,
         concurrency=push_routes.concurrency_for(function, spec.max_concurrent_requests),
+        topic=topic,
     )
 
 

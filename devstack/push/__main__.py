@@ -39,6 +39,18 @@ def _handler(workers: list[SubscriptionWorker], supervisor: Supervisor) -> type[
             self.end_headers()
             self.wfile.write(body)
 
+        def do_POST(self) -> None:
+            """``/doorbell/<topic>``: the emulator pushed a message of that topic (the push
+            subscription ``doorbell-<topic>``): wake its subscriptions' pull loops."""
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            topic = self.path.removeprefix("/doorbell/") if self.path.startswith("/doorbell/") else None
+            rung = [w for w in workers if topic is not None and w.route.topic == topic]
+            for worker in rung:
+                worker.ring()
+            self.send_response(204 if topic is not None else 404)  # any 2xx acks the doorbell
+            self.send_header("content-length", "0")
+            self.end_headers()
+
         def log_message(self, format: str, *args: Any) -> None:
             pass
 

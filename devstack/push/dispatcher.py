@@ -2,8 +2,8 @@
 
 For each :class:`~devstack.push.routes.Route`, a :class:`SubscriptionWorker`:
 
-- polls (short pulls, at once again while messages come; see :class:`Activity` for how often when
-  idle) and keeps up to
+- pulls (short pulls, at once again while messages come) when its topic's **doorbell** rings,
+  when a message it nacked is due again, and otherwise only every IDLE_POLL_MAX_S; keeps up to
   ``route.concurrency`` + 100 messages leased; ``route.concurrency`` threads deliver them, so no more
   than that many requests are ever in flight for the subscription;
 - POSTs each message's push body with the ack deadline as the request timeout, while a lease
@@ -15,6 +15,15 @@ For each :class:`~devstack.push.routes.Route`, a :class:`SubscriptionWorker`:
 - after the failed attempt number ``max_delivery_attempts``, publishes the message to the
   dead-letter topic with the ``CloudPubSubDeadLetterSource*`` attributes and acks it.
 
+The doorbell is a push subscription of the emulator's own on each routed topic
+(``doorbell-<topic>``, made by ``devstack.stack``), pushing to this process's
+``POST /doorbell/<topic>``: the emulator pushes within ~20-70 ms of a publish, and an idle stack
+no longer polls its ~34 subscriptions a few times a second (that polling, the dispatcher's and
+the Java emulator's CPU together, cost an idle stack ~20 % of a core and a busy one far more:
+every finished delivery woke every subscription for a pull). The emulator's push is used only as
+the wake-up: it cannot give the cloud's attempt counts, backoff or concurrency, which the
+pulled subscription's delivery below keeps.
+
 Attempt numbers come from the emulator (``deliveryAttempt``, set because every subscription
 has a dead-letter policy), so they survive a restart of the dispatcher. Each outcome is one
 JSON line on stderr (``logs/push.log``); message data is never logged.
@@ -22,6 +31,7 @@ JSON line on stderr (``logs/push.log``); message data is never logged.
 
 from __future__ import annotations
 
+import heapq
 import json
 import sys
 import threading
@@ -38,10 +48,8 @@ LEASE_S = 20  # … by this much (more than LEASE_EVERY_S, so a lease never laps
 RETRY_EMULATOR_S = 1.0  # wait after a failed call on the emulator
 ACK_EVERY_S = 0.02  # acks are sent in batches this often
 PREFETCH = 100  # messages leased beyond the deliveries running (client libraries' flow control: 1000)
-IDLE_POLL_MIN_S = 0.02  # wait after an empty pull; grows by IDLE_POLL_GROWTH up to a cap:
-IDLE_POLL_BUSY_MAX_S = 0.25  # the cap while anything happened in the dispatcher in the last QUIET_AFTER_S
-IDLE_POLL_MAX_S = 1.0  # the cap once the whole dispatcher has been quiet that long
-QUIET_AFTER_S = 30.0
+IDLE_POLL_MIN_S = 0.02  # wait after an empty pull; grows by IDLE_POLL_GROWTH up to IDLE_POLL_MAX_S
+IDLE_POLL_MAX_S = 5.0  # a safety net only: a doorbell (below) or a due redelivery wakes the loop
 IDLE_POLL_GROWTH = 1.5
 
 
@@ -75,49 +83,16 @@ def dead_letter_message(received: dict[str, Any], subscription: str, project: st
     return out
 
 
-class Activity:
-    """Wakes every idle pull loop of one dispatcher when something happens anywhere in it.
-
-    Something is a message pulled or a delivery finished: a function publishes the next hop's
-    message while it runs, so the next subscription is pulled at once instead of at its idle
-    interval. It also lets a dispatcher quiet for QUIET_AFTER_S poll only every IDLE_POLL_MAX_S:
-    a stack has ~34 subscriptions, and polling each every 250 ms cost an idle stack two thirds of
-    a core (the dispatcher and the Java emulator together), which slowed every test sharing the
-    machine. A message published from outside (a request, a GCS or audit-log event) then waits
-    for one poll interval: at most 250 ms while the stack is in use, at most 1 s after a quiet
-    spell.
-    """
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self.generation = 0
-        self.last_s = time.monotonic()  # when the last bump came (start-up counts as one)
-
-    def bump(self) -> None:
-        with self._changed:
-            self.generation += 1
-            self.last_s = time.monotonic()
-            self._changed.notify_all()
-
-    def poll_cap_s(self) -> float:
-        """The longest wait between two empty pulls of one subscription, now."""
-        quiet = time.monotonic() - self.last_s >= QUIET_AFTER_S
-        return IDLE_POLL_MAX_S if quiet else IDLE_POLL_BUSY_MAX_S
-
-    def wait(self, seen: int, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` for activity after generation ``seen``; whether there was."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self.generation != seen, timeout=timeout_s)
-
-
 class SubscriptionWorker:
     """Pull loop, deliveries, leases and acks of one subscription."""
 
-    def __init__(self, emulator: Emulator, route: Route, stop: threading.Event, activity: Activity) -> None:
+    def __init__(self, emulator: Emulator, route: Route, stop: threading.Event) -> None:
         self.emulator = emulator
         self.route = route
         self.stop = stop
-        self.activity = activity
+        self._bell = threading.Event()  # set by ring(): pull now
+        self.rings = 0  # doorbells heard (GET /stats)
+        self._due: list[float] = []  # heap of monotonic times when a nacked message is redelivered
         self._ack_due = threading.Event()  # set (under _free) when _acks has something to send
         self._free = threading.Condition()
         self._lease_lock = threading.Lock()  # a lease extension never overwrites a nack's backoff
@@ -131,6 +106,37 @@ class SubscriptionWorker:
         self.lease_limit = route.concurrency + PREFETCH
         self._pool = ThreadPoolExecutor(max_workers=route.concurrency, thread_name_prefix=route.subscription)
 
+    def ring(self) -> None:
+        """A message was published to this subscription's topic: pull now."""
+        with self._free:
+            self.rings += 1
+        self._bell.set()
+
+    def _redelivery_at(self, when: float) -> None:
+        with self._free:
+            heapq.heappush(self._due, when)
+        self._bell.set()  # the pull loop's wait must end by then: wake it to recompute (one pull)
+
+    def _pop_due(self, now: float) -> bool:
+        """Drop the redeliveries due by ``now`` (call under ``_free``); whether there were any."""
+        popped = False
+        while self._due and self._due[0] <= now:
+            heapq.heappop(self._due)
+            popped = True
+        return popped
+
+    def _idle_wait(self, idle_s: float) -> bool:
+        """Sleep until the doorbell, a due redelivery or ``idle_s``; whether something came."""
+        with self._free:
+            now = time.monotonic()
+            if self._pop_due(now):
+                return True
+            timeout = min(idle_s, self._due[0] - now) if self._due else idle_s
+        rang = self._bell.wait(max(0.0, timeout))
+        with self._free:
+            due = self._pop_due(time.monotonic())
+        return rang or due
+
     def start(self) -> None:
         for loop in (self._pull_loop, self._lease_loop, self._ack_loop):
             threading.Thread(target=loop, name=f"{loop.__name__}-{self.route.subscription}", daemon=True).start()
@@ -143,6 +149,7 @@ class SubscriptionWorker:
                 "max_delivering": self.max_delivering,
                 "leased": len(self.leased),
                 "acked": self.acked,
+                "rings": self.rings,
             }
 
     def _wait_for_room(self) -> int:
@@ -157,23 +164,18 @@ class SubscriptionWorker:
             room = self._wait_for_room()
             if room <= 0:
                 continue
-            seen, pulled_at = self.activity.generation, time.monotonic()
+            self._bell.clear()  # a ring from now on means a message this pull may not have seen
             try:
                 received = self.emulator.pull(self.route.subscription, room)
             except EmulatorError as exc:
                 log_event(subscription=self.route.subscription, action="pull-failed", note=str(exc))
                 self.stop.wait(RETRY_EMULATOR_S)
                 continue
-            if not received:  # poll again soon; less often the longer nothing comes here or anywhere
-                if self.activity.wait(seen, idle_s):
-                    idle_s = IDLE_POLL_MIN_S
-                    # never more often than every IDLE_POLL_MIN_S, however busy the others are
-                    self.stop.wait(max(0.0, pulled_at + IDLE_POLL_MIN_S - time.monotonic()))
-                else:
-                    idle_s = min(self.activity.poll_cap_s(), idle_s * IDLE_POLL_GROWTH)
+            if not received:  # wait for the doorbell; poll a few more times soon after it rang
+                # (a due redelivery comes "roughly" when asked), then ever less often
+                idle_s = IDLE_POLL_MIN_S if self._idle_wait(idle_s) else min(IDLE_POLL_MAX_S, idle_s * IDLE_POLL_GROWTH)
                 continue
             idle_s = IDLE_POLL_MIN_S
-            self.activity.bump()
             with self._free:
                 for item in received:
                     self.leased[item["ackId"]] = item.get("message", {}).get("messageId", "")
@@ -236,7 +238,6 @@ class SubscriptionWorker:
                 self.delivering -= 1
                 self.leased.pop(ack_id, None)
                 self._free.notify_all()
-            self.activity.bump()  # the function may have published the next hop's message
 
     def _settle(self, item: dict[str, Any], attempt: int, outcome: deliver.Outcome) -> str:
         """Ack, nack with backoff, or dead-letter; returns what was done (for the log)."""
@@ -258,13 +259,13 @@ class SubscriptionWorker:
             with self._free:
                 self.leased.pop(ack_id, None)  # the lease loop must not extend the backoff away
             self.emulator.modify_ack_deadline(route.subscription, [ack_id], wait_s)
+        self._redelivery_at(time.monotonic() + wait_s)
         return f"retry in {wait_s} s"
 
 
 def start_workers(emulator: Emulator, routes: list[Route], stop: threading.Event) -> list[SubscriptionWorker]:
-    """One started worker per route, woken together by one :class:`Activity`."""
-    activity = Activity()
-    workers = [SubscriptionWorker(emulator, route, stop, activity) for route in routes]
+    """One started worker per route."""
+    workers = [SubscriptionWorker(emulator, route, stop) for route in routes]
     for worker in workers:
         worker.start()
     return workers

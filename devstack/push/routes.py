@@ -20,6 +20,7 @@ from pathlib import Path
 from devstack.errors import StackError
 
 ROUTES_FILE = "push-routes.json"
+DOORBELL_PREFIX = "doorbell-"  # the emulator's own push subscription on each routed topic (dispatcher.py)
 ENV_CONCURRENCY = "OFFSITE_DEV_PUSH_CONCURRENCY"  # e.g. "export_table=100,transfer_sftp=2"
 
 
@@ -36,6 +37,7 @@ class Route:
     maximum_backoff_s: float
     max_delivery_attempts: int
     concurrency: int
+    topic: str = ""  # the subscription's topic: its doorbell (``DOORBELL_PREFIX + topic``) wakes the route
 
     def backoff_s(self, attempt: int) -> int:
         """Seconds before redelivery after failed attempt ``attempt`` (1-based): doubling, capped.
