@@ -43,11 +43,14 @@ def _handler(workers: list[SubscriptionWorker], supervisor: Supervisor) -> type[
             """``/doorbell/<topic>``: the emulator pushed a message of that topic (the push
             subscription ``doorbell-<topic>``): wake its subscriptions' pull loops."""
             self.rfile.read(int(self.headers.get("content-length") or 0))
-            topic = self.path.removeprefix("/doorbell/") if self.path.startswith("/doorbell/") else None
-            rung = [w for w in workers if topic is not None and w.route.topic == topic]
-            for worker in rung:
-                worker.ring()
-            self.send_response(204 if topic is not None else 404)  # any 2xx acks the doorbell
+            if not self.path.startswith("/doorbell/"):
+                self.send_error(404)
+                return
+            topic = self.path.removeprefix("/doorbell/")
+            for worker in workers:
+                if worker.route.topic == topic:
+                    worker.ring()
+            self.send_response(204)  # any 2xx acks the doorbell
             self.send_header("content-length", "0")
             self.end_headers()
 

@@ -31,7 +31,7 @@ from shared.destinations.box.destination import BoxDestination
 from shared.gcp import gcs
 from tests.faults.kit import FaultKit, FaultRun
 from tests.run_folders import eventually
-from tests.stack.test_push import push_log
+from tests.stack.test_push import push_log, push_stats
 
 pytestmark = pytest.mark.stack
 MB = 1024 * 1024
@@ -215,8 +215,7 @@ def settled(kit: FaultKit) -> bool:
             last[entry["message_id"]] = str(entry.get("action"))
     if any(action not in ("ack", "dead-letter") for action in last.values()):
         return False
-    with urllib.request.urlopen(f"http://127.0.0.1:{kit.info.component('push').port}/stats", timeout=5) as resp:
-        stats = json.loads(resp.read())["subscriptions"]
+    stats = push_stats(kit.info)["subscriptions"]
     return all(s["leased"] == 0 and s["delivering"] == 0 for s in stats.values())
 
 

@@ -94,7 +94,8 @@ def push_log(info: StackInfo) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
-def _stats(info: StackInfo) -> dict[str, Any]:
+def push_stats(info: StackInfo) -> dict[str, Any]:
+    """The stack's push dispatcher's ``GET /stats``: per subscription, and its restarts."""
     with urllib.request.urlopen(f"http://127.0.0.1:{info.component('push').port}/stats", timeout=5) as resp:
         return json.loads(resp.read())
 
@@ -182,7 +183,7 @@ def test_concurrent_deliveries_never_exceed_the_function_limit(sink_stack: Stack
 
     _wait("every slow delivery", lambda: len(ours()) >= count)
     assert 1 < slow.most_open <= limit
-    stats = _stats(sink_stack)["subscriptions"][EXPORT_SUB]
+    stats = push_stats(sink_stack)["subscriptions"][EXPORT_SUB]
     assert stats["concurrency"] == limit
     assert stats["max_delivering"] <= limit
     assert len({base64.b64decode(r.body["message"]["data"]) for r in ours()}) == count
@@ -282,7 +283,7 @@ def test_a_killed_function_is_restarted_and_gets_what_was_sent_while_it_was_down
     assert any(e.get("action") == "restart" and e.get("component") == "verify" for e in log)
     assert not [e for e in log if e.get("action") == "dead-letter"]
     assert not _peek(verify_stack, verify_stack.dead_letter_subscriptions[VERIFY_SUB])
-    assert _stats(verify_stack)["restarts"].get("verify", 0) >= 1
+    assert push_stats(verify_stack)["restarts"].get("verify", 0) >= 1
 
 
 def test_restart_one_function(verify_stack: StackInfo) -> None:

@@ -9,13 +9,10 @@ the wait on its own.
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,6 +21,7 @@ from devstack.push.routes import DOORBELL_PREFIX, Route, read_routes
 from devstack.state import StackInfo
 from tests.private_stacks import BARE, private_stack
 from tests.stack.sink import RecordingSink
+from tests.stack.test_push import push_stats
 
 ROUTE = Route("sub", "fn", "http://127.0.0.1:9/", "dlq", 10, 1.0, 4.0, 5, 1, topic="t")
 
@@ -65,11 +63,6 @@ def bell_stack(stack_root_factory: Callable[[str], Path], sink: RecordingSink) -
         yield info
 
 
-def _stats(info: StackInfo) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{info.component('push').port}/stats", timeout=5) as resp:
-        return dict(json.loads(resp.read())["subscriptions"])
-
-
 def test_a_published_message_rings_its_topics_doorbell_and_is_delivered(
     bell_stack: StackInfo, sink: RecordingSink
 ) -> None:
@@ -77,8 +70,8 @@ def test_a_published_message_rings_its_topics_doorbell_and_is_delivered(
     subs = {s["name"].rsplit("/", 1)[1]: s for s in bell_stack.pubsub_admin().subscriptions()}
     doorbell = subs[DOORBELL_PREFIX + route.topic]
     assert doorbell["pushConfig"]["pushEndpoint"].endswith(f"/doorbell/{route.topic}")
-    assert _stats(bell_stack)[route.subscription]["rings"] == 0  # nothing published yet
+    assert push_stats(bell_stack)["subscriptions"][route.subscription]["rings"] == 0  # nothing published yet
     bell_stack.pubsub_admin().publish(route.topic, b'{"doorbell": true}')
     (got,) = sink.wait_for(lambda received: len(received) == 1, timeout_s=60)
     assert base64.b64decode(got.body["message"]["data"]) == b'{"doorbell": true}'
-    assert _stats(bell_stack)[route.subscription]["rings"] >= 1  # woken by the emulator's push
+    assert push_stats(bell_stack)["subscriptions"][route.subscription]["rings"] >= 1  # woken by the emulator's push
