@@ -23,6 +23,12 @@ from shared.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
 OPTIONAL = ("bigquery", "sftp", "box", "drive", "webhook")  # may be left out with without=…
+# The front's allocator: Arrow's buffers from malloc (not Arrow's jemalloc, which keeps freed
+# pages a while) and one malloc arena for all its threads (gRPC's, the HTTP server's, the shard
+# sender's), so each batch reuses what the last one freed. A 2 M-row export peaked at +111-126 MB
+# in-process without, +48-55 MB with, at the same speed.
+FRONT_ALLOCATOR = {"ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_ARENA_MAX": "1"}
+
 # "bigquery" is the BigQuery front (devstack/bqfront) every client talks to; bqemulator listens
 # behind it on "bqemulator" (REST) and "bigquery_grpc" (Storage Read/Write API).
 CORE_PORTS = (
@@ -407,6 +413,9 @@ def _add_bigquery(plan: Plan) -> None:
         p["bigquery"],
         argv,
         url(p["bigquery"]) + "/readyz",  # forwarded: ready when bqemulator behind it is
-        _python_env({"STORAGE_EMULATOR_HOST": url(p["gcs"]), "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{p['pubsub']}"}),
+        _python_env(
+            {"STORAGE_EMULATOR_HOST": url(p["gcs"]), "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{p['pubsub']}"}
+            | FRONT_ALLOCATOR
+        ),
         note="BigQuery front (devstack/bqfront) before bqemulator",
     )

@@ -6,6 +6,7 @@ over a channel without HTTP/2 BDP probing. google-cloud-bigquery's ``to_arrow_it
 decoded in a worker thread through a queue (about three messages alive at once), and BDP
 probing grew the receive window so that the messages bqemulator sent ahead of the slower
 Parquet writing piled up in the front: on a 2 M-row export that was ~60–120 MB of peak RSS.
+The clients are imported with the module (when the front starts), not by the first export.
 
 bqemulator's errors become JobFailures shaped as BigQuery's: a missing table or dataset is
 ``notFound``, a bad query ``invalidQuery``; anything else (emulator down, a 5xx) is
@@ -20,7 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from google.api_core import exceptions as gexc
+from google.cloud import bigquery, bigquery_storage_v1
+from google.cloud.bigquery_storage_v1 import types
+from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
 
 from devstack.bqfront.errors import JobFailure
 
@@ -79,8 +84,6 @@ class Reader:
     def query(self, sql: str, query_config: dict[str, Any]) -> Rows:
         """Run ``sql`` on bqemulator with the job's parameters; rows of its result (REST: the
         emulator's anonymous result tables are not readable over the Storage Read API)."""
-        from google.cloud import bigquery
-
         keep = ("queryParameters", "parameterMode", "defaultDataset", "useLegacySql")
         config = bigquery.QueryJobConfig.from_api_repr(
             {"query": {k: query_config[k] for k in keep if k in query_config}}
@@ -97,8 +100,6 @@ class Reader:
         """The table's rows over the Storage Read API: one stream (rows in order), requested as
         google-cloud-bigquery does, each message decoded to an Arrow RecordBatch only when the
         consumer asks for the next one."""
-        from google.cloud.bigquery_storage_v1 import types
-
         client = self._storage_read_client()
         requested = types.ReadSession(table=table.to_bqstorage(), data_format=types.DataFormat.ARROW)
         requested.read_options.arrow_serialization_options.buffer_compression = (
@@ -118,10 +119,6 @@ class Reader:
             return self._read_client
 
     def _new_read_client(self) -> Any:
-        import grpc
-        from google.cloud import bigquery_storage_v1
-        from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
-
         options = [
             ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE),
             ("grpc.http2.bdp_probe", 0),  # a fixed receive window: bqemulator cannot send far ahead
