@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 
+import pyarrow as pa
 from bqemulator.sql import builtin_udfs as bu
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from devstack.farm_fingerprint import farm_fingerprint
+from devstack.farm_fingerprint import farm_fingerprint, farm_fingerprints
 from devstack.stack import StackInfo
 
 M = bu._U64_MASK
@@ -113,6 +114,16 @@ def test_bigquery_documented_examples() -> None:
     assert farm_fingerprint("3true") == -4880158226897771312
 
 
+def test_a_vector_gives_each_value_s_fingerprint_and_keeps_nulls() -> None:
+    values = [None, *inputs()[:50], None, "3true", None]
+    vector = pa.array(["pad", *values])[1:]  # an offset, as DuckDB hands slices of a chunk
+    fingerprints = farm_fingerprints(vector)
+    assert fingerprints.type == pa.int64()
+    assert fingerprints.to_pylist() == [farm_fingerprint(v) for v in values]
+    assert fingerprints.null_count == 3
+    assert farm_fingerprints(pa.array(["1footrue"])).to_pylist() == [-1541654101129638711]
+
+
 def test_the_local_stack_runs_it(bare_stack: StackInfo) -> None:
     bq = bigquery.Client(
         project=bare_stack.project,
@@ -123,3 +134,5 @@ def test_the_local_stack_runs_it(bare_stack: StackInfo) -> None:
     row = list(bq.query(f"SELECT FARM_FINGERPRINT('{long}') AS a, FARM_FINGERPRINT('{short}') AS b").result())[0]
     assert row["a"] == farm_fingerprint(long) != bu.bqemu_farm_fingerprint(long)
     assert row["b"] == -4880158226897771312
+    rows = bq.query("SELECT s, FARM_FINGERPRINT(s) AS f FROM UNNEST(['3true', NULL, 'x', NULL]) AS s").result()
+    assert [(r["s"], r["f"]) for r in rows] == [(v, farm_fingerprint(v)) for v in ("3true", None, "x", None)]
