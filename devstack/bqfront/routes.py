@@ -2,6 +2,9 @@
 
 Every request goes to bqemulator unchanged (:mod:`devstack.bqfront.proxy`) except:
 
+- a jobs.insert for bqemulator whose job id is taken: answered 409 ``duplicate`` as BigQuery does
+  (bqemulator itself would run a second job under the same id);
+
 - ``POST /bigquery/v2/projects/{p}/jobs`` (jobs.insert) whose configuration is ``extract``,
   or ``query`` with an ``EXPORT DATA OPTIONS(...) AS ...`` statement: run here, in a thread;
 - ``POST .../queries`` (jobs.query) with an EXPORT DATA statement: the same, answered like jobs.query;
@@ -44,6 +47,7 @@ class Handlers:
 
     def __init__(self, front: Front) -> None:
         self.front = front
+        self._inserting: set[tuple[str, str]] = set()  # (project, job id) of inserts on their way to bqemulator
 
     def _job(self, request: Request) -> Job | None:
         return self.front.jobs.get(request.path_params["project"], request.path_params["job_id"])
@@ -56,7 +60,7 @@ class Handlers:
         body = _json(raw)
         kind = job_kind(body) if body is not None else None
         if body is None or kind is None:
-            return await self.front.upstream.forward(request, raw)
+            return await self._forward_insert(request, raw, body)
         project = request.path_params["project"]
         if (body.get("configuration") or {}).get("dryRun"):
             return JSONResponse(_dry_run(project, body, kind, self.front.config.public_url))
@@ -65,6 +69,28 @@ class Handlers:
         except JobFailure as failure:
             return failure_response(failure)
         return JSONResponse(pending)
+
+    async def _forward_insert(self, request: Request, raw: bytes, body: dict[str, Any] | None) -> Response:
+        """A job bqemulator runs; 409 ``duplicate`` when its id is taken, as BigQuery answers
+        (bqemulator would run a second job under the same id): offsite inserts under
+        deterministic ids first and re-attaches on 409."""
+        project = request.path_params["project"]
+        ref = (body or {}).get("jobReference") or {}
+        job_id = ref.get("jobId")
+        if not job_id or ((body or {}).get("configuration") or {}).get("dryRun"):
+            return await self.front.upstream.forward(request, raw)
+        key = (project, str(job_id))
+        location = ref.get("location") or "US"
+        duplicate = failure_response(JobFailure("duplicate", f"Already Exists: Job {project}:{location}.{job_id}"))
+        if key in self._inserting or self.front.jobs.get(project, str(job_id)) is not None:
+            return duplicate
+        self._inserting.add(key)  # until bqemulator has it: a concurrent insert of the id is a duplicate
+        try:
+            if await self.front.upstream.has_job(project, str(job_id)):
+                return duplicate
+            return await self.front.upstream.forward(request, raw)
+        finally:
+            self._inserting.discard(key)
 
     async def get_job(self, request: Request) -> Response:
         job = self._job(request)

@@ -118,20 +118,9 @@ def attach_or_start(
     MAX_JOB_ATTEMPTS for transient reasons."""
     for attempt in range(MAX_JOB_ATTEMPTS):
         job_id = attempt_id(base_id, attempt)
-        job = get_job(client, job_id, location)
-        if job is None and start is None:
-            raise JobPending(job_id, "MISSING", f"BigQuery job {job_id} for {label} does not exist (not started here)")
+        job = _started(client, job_id, start, location, label) if start else get_job(client, job_id, location)
         if job is None:
-            assert start is not None
-            try:
-                job = call(functools.partial(start, job_id), f"starting job {job_id} for {label}")
-                logger.info("job started", job_id=job_id, source=label)
-            except gexc.Conflict:  # a concurrent delivery started it between our lookup and insert
-                job = get_job(client, job_id, location)
-                if job is None:
-                    raise TransientError(f"job {job_id} exists (409) but cannot be read yet") from None
-        else:
-            logger.info("re-attached to existing job", job_id=job_id, state=job.state, source=label)
+            raise JobPending(job_id, "MISSING", f"BigQuery job {job_id} for {label} does not exist (not started here)")
         job = wait(job, deadline)
         error = job.error_result
         if not error:
@@ -142,6 +131,29 @@ def attach_or_start(
             continue
         raise PermanentError(f"BigQuery job {job_id} for {label} failed: {reason}: {message}")
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _started(client: Any, job_id: str, start: Callable[[str], Any], location: str | None, label: str) -> Any:
+    """Job ``job_id``, inserted now, or the existing one when BigQuery answers 409 (it ran before,
+    or a concurrent delivery started it). Insert first: a new job (the usual case) costs one
+    request, not a lookup and an insert."""
+    try:
+        job = call(functools.partial(start, job_id), f"starting job {job_id} for {label}")
+        logger.info("job started", job_id=job_id, source=label)
+        return job
+    except gexc.Conflict:
+        pass
+
+    def existing() -> Any:
+        # A concurrent twin's insert can be answered before its job is readable: a moment later it is.
+        job = get_job(client, job_id, location)
+        if job is None:
+            raise TransientError(f"job {job_id} exists (409) but cannot be read yet")
+        return job
+
+    job = retry_call(existing, f"reading job {job_id}", attempts=5, initial_s=0.2, max_wait_s=2.0)
+    logger.info("re-attached to existing job", job_id=job_id, state=job.state, source=label)
+    return job
 
 
 def wait(job: Any, deadline: float) -> Any:

@@ -354,6 +354,23 @@ def test_a_job_id_taken_in_bqemulator_is_a_duplicate_too(front: FrontKit) -> Non
         front.bq.extract_table(front.table("flat"), f"gs://{front.bucket}/x/{jid}-*.csv", job_id=jid, job_config=config)
 
 
+def test_a_query_job_for_bqemulator_under_a_taken_id_is_a_duplicate(front: FrontKit) -> None:
+    # BigQuery answers 409 for a taken job id; bqemulator alone would run a second job under it.
+    jid = job_id("query_taken")
+    first = front.bq.query("SELECT 1 AS one", job_id=jid, job_retry=None)
+    first.result(timeout=60)
+    with pytest.raises(gexc.Conflict, match=f"Already Exists: Job {front.bq.project}:US.{jid}"):
+        front.bq.query("SELECT 2 AS two", job_id=jid, job_retry=None)
+    again = front.bq.get_job(jid)
+    assert again.created == first.created and again.query == "SELECT 1 AS one"
+    extract = job_id("extract_taken")
+    front.bq.extract_table(front.table("flat"), f"gs://{front.bucket}/x/{extract}-*.csv", job_id=extract).result(
+        timeout=60
+    )
+    with pytest.raises(gexc.Conflict):
+        front.bq.query("SELECT 1", job_id=extract, job_retry=None)  # taken by a job of the front's own
+
+
 def test_everything_else_passes_through_to_bqemulator(front: FrontKit) -> None:
     config = bigquery.QueryJobConfig(
         query_parameters=[bigquery.ScalarQueryParameter("d", "DATE", dt.date(9999, 12, 31))]

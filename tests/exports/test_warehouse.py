@@ -1,8 +1,8 @@
 """The BigQuery side of the warehouse against bqemulator: listing, schemas, counts, job re-attachment.
 
-The cloud export itself (extract jobs to gs://) cannot run here (bqemulator answers 500);
-what it is built from — job lookup, start-once, waiting, failure reasons — is exercised
-with query jobs, which the emulator runs.
+What export jobs are built from — insert under a deterministic id, re-attach on 409, waiting,
+failure reasons — is exercised here with query jobs; the extract and EXPORT DATA jobs themselves
+run in the stack's BigQuery front (tests/bqfront, tests/exports/test_pipeline.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 from shared.errors import PermanentError
 from shared.gcp.bigquery import BigQueryWarehouse, DatedQuery, TableInfo, TableRef
+from shared.gcp.bq_jobs import attempt_id, get_job
 from tests.exports.conftest import ExportsKit
 
 
@@ -47,20 +48,23 @@ def test_schema_and_counts(wh: BigQueryWarehouse, exports_env: ExportsKit) -> No
 
 def test_a_job_is_started_once_and_re_attached_later(wh: BigQueryWarehouse, exports_env: ExportsKit) -> None:
     job_id = f"offsite_test_{uuid.uuid4().hex[:10]}_export"
-    started: list[str] = []
+    inserts: list[str] = []
 
     def start(jid: str):
-        started.append(jid)
+        inserts.append(jid)
         return wh.client.query("SELECT 1 AS one", job_id=jid, job_retry=None)
 
     first = wh.attach_or_start(job_id, start, None, time.monotonic() + 60, "test")
-    assert first.state == "DONE" and started == [job_id]
-
-    def must_not_start(jid: str):
-        raise AssertionError(f"a second job {jid} was started")
-
-    again = wh.attach_or_start(job_id, must_not_start, None, time.monotonic() + 60, "test")
-    assert again.job_id == job_id and again.state == "DONE"
+    assert first.state == "DONE" and inserts == [job_id]
+    # A redelivery inserts the same id first; BigQuery answers 409 and keeps its one job, which
+    # the redelivery re-attaches to (same creation time: not a second job).
+    again = wh.attach_or_start(job_id, start, None, time.monotonic() + 60, "test")
+    assert inserts == [job_id, job_id]
+    assert again.job_id == job_id and again.state == "DONE" and again.created == first.created
+    # Without a start (the job's completion event): looked up only.
+    looked_up = wh.attach_or_start(job_id, None, None, time.monotonic() + 60, "test")
+    assert looked_up.created == first.created and inserts == [job_id, job_id]
+    assert get_job(wh.client, attempt_id(job_id, 1), None) is None  # no retry successor either
 
 
 def test_a_failed_job_is_permanent_with_bigquerys_reason(wh: BigQueryWarehouse, exports_env: ExportsKit) -> None:
@@ -72,6 +76,10 @@ def test_a_failed_job_is_permanent_with_bigquerys_reason(wh: BigQueryWarehouse, 
 
     with pytest.raises(PermanentError, match=rf"BigQuery job {job_id} for test failed: notFound: .*ghost"):
         wh.attach_or_start(job_id, start, None, time.monotonic() + 60, "test")
-    # A redelivery finds the failed job and reports the same, without starting another.
+    failed = get_job(wh.client, job_id, None)
+    # A redelivery's insert is refused (409); it finds the failed job and reports the same,
+    # without another job (notFound is not a transient reason: no retry successor).
     with pytest.raises(PermanentError, match="notFound"):
-        wh.attach_or_start(job_id, lambda jid: pytest.fail("started again"), None, time.monotonic() + 60, "test")
+        wh.attach_or_start(job_id, start, None, time.monotonic() + 60, "test")
+    assert get_job(wh.client, job_id, None).created == failed.created
+    assert get_job(wh.client, attempt_id(job_id, 1), None) is None
