@@ -4,7 +4,6 @@ Every request goes to bqemulator unchanged (:mod:`devstack.bqfront.proxy`) excep
 
 - a jobs.insert for bqemulator whose job id is taken: answered 409 ``duplicate`` as BigQuery does
   (bqemulator itself would run a second job under the same id);
-
 - ``POST /bigquery/v2/projects/{p}/jobs`` (jobs.insert) whose configuration is ``extract``,
   or ``query`` with an ``EXPORT DATA OPTIONS(...) AS ...`` statement: run here, in a thread;
 - ``POST .../queries`` (jobs.query) with an EXPORT DATA statement: the same, answered like jobs.query;
