@@ -3,10 +3,11 @@
 bqemulator 1.4.0 computes ``FARM_FINGERPRINT`` with a pure-Python FarmHash
 (``bqemulator.sql.builtin_udfs.bqemu_farm_fingerprint``, ~1.5 ms a call under load) and runs one
 query at a time, so the export fingerprint of a 100 MB table took minutes (docs/performance.md).
-:func:`install` swaps in pyfarmhash's C implementation, registered as a vectorized (Arrow) UDF:
-DuckDB then calls Python once per vector of up to 2,048 values instead of once per value, which
-halved the UDF's cost again. The engine imports ``register_builtin_udfs`` from its module when
-it starts, so the launcher (``devstack/bq_launcher.py``) installs before that.
+:func:`install` replaces bqemulator's UDF, once its own ones are registered, with pyfarmhash's C
+implementation as a vectorized (Arrow) UDF: DuckDB then calls Python once per vector of up to
+2,048 values instead of once per value, which halved the UDF's cost again. The engine imports
+``register_builtin_udfs`` from its module when it starts, so the launcher
+(``devstack/bq_launcher.py``) installs before that.
 
 Values: identical to bqemulator's for inputs up to 64 UTF-8 bytes. Longer inputs differ, and
 pyfarmhash is the correct one: bqemulator's port of farmhashna's long-input path mixes the first
@@ -48,7 +49,6 @@ def install() -> None:
     """Make bqemulator's engines register :func:`farm_fingerprints` as ``bqemu_farm_fingerprint``."""
     from bqemulator.sql import builtin_udfs
 
-    builtin_udfs.bqemu_farm_fingerprint = farm_fingerprint
     register = builtin_udfs.register_builtin_udfs
 
     def register_vectorized(connection: Any) -> None:

@@ -35,6 +35,11 @@ class JobFailure(Exception):
         return HTTP_STATUS.get(self.reason, 400)
 
 
+def duplicate_job(project: str, location: str, job_id: str) -> JobFailure:
+    """BigQuery's answer to a jobs.insert whose id is taken (409)."""
+    return JobFailure("duplicate", f"Already Exists: Job {project}:{location}.{job_id}")
+
+
 def error_body(failure: JobFailure) -> dict[str, Any]:
     """The JSON body BigQuery sends with a failed HTTP call."""
     code = failure.http_status

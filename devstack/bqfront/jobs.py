@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from devstack.bqfront.errors import JobFailure
+from devstack.bqfront.errors import JobFailure, duplicate_job
 
 logger = logging.getLogger("devstack.bqfront")
 DEFAULT_LOCATION = "US"
@@ -119,9 +119,7 @@ class JobStore:
         job = Job(resource)
         with self._lock:
             if key in self._jobs:
-                raise JobFailure(
-                    "duplicate", f"Already Exists: Job {ref['projectId']}:{ref['location']}.{ref['jobId']}"
-                )
+                raise duplicate_job(ref["projectId"], ref["location"], ref["jobId"])
             self._jobs[key] = job
         snapshot = job.snapshot()  # the insert answers PENDING, as BigQuery's usually does
         threading.Thread(target=_run, args=(job, work, self.on_done), name=f"job-{ref['jobId']}", daemon=True).start()

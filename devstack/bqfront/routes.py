@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from devstack.bqfront.errors import JobFailure, error_body
+from devstack.bqfront.errors import JobFailure, duplicate_job, error_body
 from devstack.bqfront.jobs import Job, new_resource
 from devstack.bqfront.server import Front, FrontConfig, job_kind
 from devstack.bqfront.statement import is_export_data
@@ -78,15 +78,13 @@ class Handlers:
         job_id = ref.get("jobId")
         if not job_id or ((body or {}).get("configuration") or {}).get("dryRun"):
             return await self.front.upstream.forward(request, raw)
-        key = (project, str(job_id))
-        location = ref.get("location") or "US"
-        duplicate = failure_response(JobFailure("duplicate", f"Already Exists: Job {project}:{location}.{job_id}"))
-        if key in self._inserting or self.front.jobs.get(project, str(job_id)) is not None:
-            return duplicate
+        key, duplicate = (project, str(job_id)), duplicate_job(project, ref.get("location") or "US", str(job_id))
+        if key in self._inserting:
+            return failure_response(duplicate)
         self._inserting.add(key)  # until bqemulator has it: a concurrent insert of the id is a duplicate
         try:
-            if await self.front.upstream.has_job(project, str(job_id)):
-                return duplicate
+            if await self.front.id_taken(project, str(job_id)):
+                return failure_response(duplicate)
             return await self.front.upstream.forward(request, raw)
         finally:
             self._inserting.discard(key)

@@ -14,7 +14,7 @@ from typing import Any
 
 from devstack.bqfront import settings as spec_of
 from devstack.bqfront.audit import AuditLog, Holds
-from devstack.bqfront.errors import JobFailure
+from devstack.bqfront.errors import JobFailure, duplicate_job
 from devstack.bqfront.jobs import Job, JobStore, new_resource
 from devstack.bqfront.loads import run_load
 from devstack.bqfront.proxy import Upstream
@@ -109,12 +109,16 @@ class Front:
 
     # -- starting jobs
 
+    async def id_taken(self, project: str, job_id: str) -> bool:
+        """Whether a job with this id exists, among the front's jobs or bqemulator's."""
+        return self.jobs.get(project, job_id) is not None or await self.upstream.has_job(project, job_id)
+
     async def start(self, project: str, body: dict[str, Any], kind: str) -> tuple[Job, dict[str, Any]]:
         """Create and start a job; JobFailure(duplicate) when its id exists here or in bqemulator."""
         resource = new_resource(project, body, kind, self.config.public_url)
         ref = resource["jobReference"]
-        if self.jobs.get(project, ref["jobId"]) is None and await self.upstream.has_job(project, ref["jobId"]):
-            raise JobFailure("duplicate", f"Already Exists: Job {project}:{ref['location']}.{ref['jobId']}")
+        if await self.id_taken(project, ref["jobId"]):
+            raise duplicate_job(project, ref["location"], ref["jobId"])
         work = {"EXTRACT": self.extract, "LOAD": self.load}.get(kind, self.export_data)
         return self.jobs.insert(resource, work)
 

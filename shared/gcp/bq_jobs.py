@@ -118,7 +118,9 @@ def attach_or_start(
     MAX_JOB_ATTEMPTS for transient reasons."""
     for attempt in range(MAX_JOB_ATTEMPTS):
         job_id = attempt_id(base_id, attempt)
-        job = _started(client, job_id, start, location, label) if start else get_job(client, job_id, location)
+        job = (
+            _started(client, job_id, start, location, label) if start is not None else get_job(client, job_id, location)
+        )
         if job is None:
             raise JobPending(job_id, "MISSING", f"BigQuery job {job_id} for {label} does not exist (not started here)")
         job = wait(job, deadline)
