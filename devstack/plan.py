@@ -408,6 +408,7 @@ def _add_bigquery(plan: Plan) -> None:
     argv = [py, "-m", "devstack.bqfront", "--host", "127.0.0.1", "--port", str(p["bigquery"])]
     argv += ["--upstream", url(p["bqemulator"]), "--grpc", f"127.0.0.1:{p['bigquery_grpc']}"]
     argv += ["--shard-bytes", str(plan.config.shard_size_bytes), "--audit-topic", AUDIT_LOG_TOPIC]
+    argv += ["--spool-dir", str(bq_dir / "spool")]
     plan.launches["bigquery"] = Launch(
         "bigquery",
         p["bigquery"],

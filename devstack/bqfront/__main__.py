@@ -3,6 +3,7 @@
     STORAGE_EMULATOR_HOST=http://127.0.0.1:G python -m devstack.bqfront --host 127.0.0.1 --port N \\
         --upstream http://127.0.0.1:R [--grpc 127.0.0.1:P] [--shard-bytes 4000000] [--log-level warning] \
         [--audit-topic bigquery-audit-log]   # with PUBSUB_EMULATOR_HOST: each finished job's audit-log entry
+        [--spool-dir DIR]                    # shards on disk before upload; emptied at start
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 import uvicorn
 
 from devstack.bqfront.routes import build_app
+from devstack.bqfront.runner import clear_spool
 from devstack.bqfront.server import FrontConfig
 
 DEFAULT_SHARD_BYTES = 4 * 1024 * 1024
@@ -33,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[FrontConfig, argparse.Nam
         default=None,
         help="Pub/Sub topic (PUBSUB_EMULATOR_HOST) for each finished job's audit-log entry",
     )
+    parser.add_argument(
+        "--spool-dir",
+        type=Path,
+        default=None,
+        help="directory of this front's own for shards before upload (emptied at start; default: system temp)",
+    )
     args = parser.parse_args(argv)
     if args.shard_bytes < 1:
         parser.error("--shard-bytes must be positive")
@@ -42,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[FrontConfig, argparse.Nam
         shard_size_bytes=args.shard_bytes,
         public_url=f"http://{args.host}:{args.port}",
         audit_topic=args.audit_topic,
+        spool_dir=args.spool_dir,
     )
     return config, args
 
@@ -53,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     # Job starts, ends and failures go to the log (the stack's .offsite/logs/bigquery.log).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.spool_dir is not None and (removed := clear_spool(config.spool_dir)):
+        logging.getLogger("devstack.bqfront").info("removed %d spool files of an earlier run", removed)
     uvicorn.run(build_app(config), host=args.host, port=args.port, log_level=args.log_level)
 
 

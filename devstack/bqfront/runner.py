@@ -4,7 +4,8 @@
 BigQuery refuses (nested columns in CSV; an existing destination without ``overwrite`` for
 EXPORT DATA; a bucket that does not exist) with JobFailure, and returns how many files and
 rows it wrote. Each shard is written as its rows are read into a spool file on local disk
-(memory holds only pyarrow's small writes), then sent to
+(memory holds only pyarrow's small writes; the stack gives the front a spool directory of its own,
+emptied when the front starts, so a front killed mid-export leaves nothing behind for long), then sent to
 fake-gcs-server in one streamed request (CRC32C computed on the way and compared with the
 stored object's) by a thread of its own while the next shard is written
 (:class:`ShardSender`), and fake-gcs-server emits its finalize notification when the object is
@@ -38,6 +39,7 @@ CONTENT_TYPES = {
     "PARQUET": "application/octet-stream",
 }
 SENDER_THREAD = "bqfront-upload"
+SPOOL_PREFIX, SPOOL_SUFFIX = "bqfront-shard-", ".spool"
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,10 @@ class SpooledShard:
     """A write-only file for one shard: bytes go to a spool file on local disk as they come;
     ``close`` hands the file to the sender."""
 
-    def __init__(self, sender: ShardSender, name: str) -> None:
+    def __init__(self, sender: ShardSender, name: str, spool_dir: Path | None) -> None:
         self.name = name
         self._sender = sender
-        fd, path = tempfile.mkstemp(prefix="bqfront-shard-", suffix=".spool")
+        fd, path = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX, dir=spool_dir)
         self.path = Path(path)
         self._file = os.fdopen(fd, "wb")
         self.size = 0
@@ -103,7 +105,8 @@ class ShardSender:
     CRC32C must be the one written. ``finish`` waits for every shard and raises the first
     failure; ``abort`` sends nothing more. Spool files are removed either way."""
 
-    def __init__(self, storage: Any, bucket: str, content_type: str) -> None:
+    def __init__(self, storage: Any, bucket: str, content_type: str, spool_dir: Path | None = None) -> None:
+        self._spool_dir = spool_dir
         self._http = storage._http  # the client's session: the emulator needs no credentials
         self._bucket = bucket
         self._url = f"{storage._connection.API_BASE_URL}/upload/storage/v1/b/{bucket}/o"
@@ -113,7 +116,7 @@ class ShardSender:
         self._sent: list[Future[None]] = []
 
     def open(self, name: str) -> SpooledShard:
-        self._shards.append(SpooledShard(self, name))
+        self._shards.append(SpooledShard(self, name, self._spool_dir))
         return self._shards[-1]
 
     def send(self, shard: SpooledShard) -> None:
@@ -184,14 +187,26 @@ def check_destination(spec: ExportSpec, storage: Any) -> None:
         )
 
 
-def write_export(spec: ExportSpec, rows: Rows, storage: Any, shard_size_bytes: int, seed: str) -> Written:
-    """Write every shard of ``rows`` to ``spec.destination``; JobFailure on a refusal or upload error."""
+def clear_spool(spool_dir: Path) -> int:
+    """Create ``spool_dir`` and remove the spool files a killed front left in it; how many."""
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    leftovers = list(spool_dir.glob(f"{SPOOL_PREFIX}*{SPOOL_SUFFIX}"))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return len(leftovers)
+
+
+def write_export(
+    spec: ExportSpec, rows: Rows, storage: Any, shard_size_bytes: int, seed: str, spool_dir: Path | None = None
+) -> Written:
+    """Write every shard of ``rows`` to ``spec.destination`` (spooling each under ``spool_dir``,
+    the system's temp directory by default); JobFailure on a refusal or upload error."""
     check_schema(spec, rows.schema)
     check_destination(spec, storage)
     dest = spec.destination
     files = total_rows = total_bytes = 0
     size = shard_size_bytes if dest.wildcard else 2**62  # no '*': one file, whatever its size
-    sender = ShardSender(storage, dest.bucket, CONTENT_TYPES[spec.files.format])
+    sender = ShardSender(storage, dest.bucket, CONTENT_TYPES[spec.files.format], spool_dir)
     names: list[str] = []
 
     def open_target(index: int) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from devstack.bqfront import settings as spec_of
@@ -30,6 +31,7 @@ class FrontConfig:
     shard_size_bytes: int  # target file size for wildcard URIs
     public_url: str  # this server's base URL (selfLink)
     audit_topic: str | None = None  # Pub/Sub topic (emulator) receiving each finished job's audit-log entry
+    spool_dir: Path | None = None  # where shards are spooled before upload (None: the system's temp dir)
 
 
 class Front:
@@ -76,7 +78,7 @@ class Front:
             raise JobFailure("invalid", "The local BigQuery front extracts tables only (no sourceModel)")
         reader, storage = self._clients(project)
         rows = reader.table(config["sourceTable"], project)
-        written = write_export(spec, rows, storage, self.config.shard_size_bytes, job.job_id)
+        written = write_export(spec, rows, storage, self.config.shard_size_bytes, job.job_id, self.config.spool_dir)
         return {"extract": {"destinationUriFileCounts": [str(written.files)], "inputBytes": str(written.bytes)}}
 
     def export_data(self, job: Job) -> dict[str, Any]:
@@ -89,7 +91,7 @@ class Front:
         spec = spec_of.from_options(statement.options)
         reader, storage = self._clients(project)
         rows = reader.query(statement.query, query)
-        written = write_export(spec, rows, storage, self.config.shard_size_bytes, job.job_id)
+        written = write_export(spec, rows, storage, self.config.shard_size_bytes, job.job_id, self.config.spool_dir)
         exported = {"fileCount": str(written.files), "rowCount": str(written.rows)}
         return {
             "totalBytesProcessed": str(written.bytes),

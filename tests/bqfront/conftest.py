@@ -8,8 +8,9 @@ started for real), with a fresh dataset holding the edge-value tables:
   it, a nested RECORD, a REPEATED INT64 and a REPEATED RECORD, empty arrays;
 - ``lone_cr``: 1,000 rows whose strings hold lone CRs (and other separators); ``many``: 5,000 such.
 
-``small_shards``: a second front started as a subprocess (``python -m devstack.bqfront``) before
-the same bqemulator with a 20 kB shard size, so one table makes several files.
+``small_shards``: a :class:`SecondFront`: a second front started as a subprocess (``python -m
+devstack.bqfront``) before the same bqemulator with a 20 kB shard size, so one table makes several
+files, and a spool directory of its own that held a killed front's leftover before it started.
 """
 
 from __future__ import annotations
@@ -193,21 +194,32 @@ def front(bare_stack: StackInfo) -> Iterator[FrontKit]:
 
 
 SMALL_SHARD_BYTES = 20_000
+LEFTOVER_SPOOL = "bqfront-shard-killed.spool"
+
+
+@dataclass(frozen=True)
+class SecondFront:
+    client: bigquery.Client
+    spool_dir: Path
+    log: Path
 
 
 @pytest.fixture(scope="module")
-def small_shards(front: FrontKit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[bigquery.Client]:
+def small_shards(front: FrontKit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecondFront]:
     """A second front (its own process) before the stack's bqemulator, with 20 kB shards."""
     port = free_port()
     log = tmp_path_factory.mktemp("front") / "front.log"
+    spool_dir = log.parent / "spool"
+    spool_dir.mkdir()
+    (spool_dir / LEFTOVER_SPOOL).write_bytes(b"x" * 1000)  # as a front killed mid-export leaves it
     argv = [sys.executable, "-m", "devstack.bqfront", "--port", str(port), "--upstream", front.stack.bqemulator_url]
-    argv += ["--shard-bytes", str(SMALL_SHARD_BYTES)]
+    argv += ["--shard-bytes", str(SMALL_SHARD_BYTES), "--spool-dir", str(spool_dir)]
     env = {**os.environ, "STORAGE_EMULATOR_HOST": front.stack.gcs_url, "PYTHONPATH": str(REPO)}
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     try:
         _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
-        yield client_for(f"http://127.0.0.1:{port}", front.project)
+        yield SecondFront(client_for(f"http://127.0.0.1:{port}", front.project), spool_dir, log)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

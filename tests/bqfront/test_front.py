@@ -14,7 +14,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
 from tests.bqfront import readers
-from tests.bqfront.conftest import NESTED, SCALARS, SMALL_SHARD_BYTES, FrontKit
+from tests.bqfront.conftest import NESTED, SCALARS, SMALL_SHARD_BYTES, FrontKit, SecondFront
 
 EXT = {"CSV": "csv", "NEWLINE_DELIMITED_JSON": "json", "AVRO": "avro", "PARQUET": "parquet"}
 CASES = [
@@ -163,12 +163,15 @@ def test_parquet_schema_is_bigquerys(front: FrontKit) -> None:
     assert types["arr"].startswith("list<") and types["rec"].startswith("struct<")
 
 
-def test_wildcard_makes_twelve_digit_shards(front: FrontKit, small_shards: bigquery.Client) -> None:
+def test_wildcard_makes_twelve_digit_shards(front: FrontKit, small_shards: SecondFront) -> None:
+    assert list(small_shards.spool_dir.iterdir()) == []  # a killed front's leftover is gone at start
+    assert "removed 1 spool files of an earlier run" in small_shards.log.read_text()
     prefix = front.prefix()
     config = bigquery.ExtractJobConfig(destination_format="NEWLINE_DELIMITED_JSON")
     uri = f"gs://{front.bucket}/{prefix}shard-*.json"
-    job = small_shards.extract_table(front.table("many"), uri, job_config=config)
+    job = small_shards.client.extract_table(front.table("many"), uri, job_config=config)
     job.result(timeout=60)
+    assert list(small_shards.spool_dir.iterdir()) == []  # every shard's spool file went with its upload
     files = front.objects(prefix)
     names = sorted(files)
     assert len(names) >= 3

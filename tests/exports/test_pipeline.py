@@ -60,6 +60,7 @@ def test_published_requests_become_files_and_manifests(stack_env: StackInfo) -> 
         listed = {o.name: o for o in gcs.list_prefix(stack.bucket, manifest.prefix)}
         for f in manifest.files:
             assert listed[f.object].size == f.size and listed[f.object].md5 == f.md5
+    assert (stack.root / "bigquery" / "spool").is_dir()  # the front spools in the stack, not in /tmp
 
 
 def test_rejected_request_through_the_functions_is_reported(stack_env: StackInfo) -> None:
