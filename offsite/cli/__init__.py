@@ -22,7 +22,11 @@ from offsite.cli import (
     sftp,
 )
 
-app = typer.Typer(help="offsite: BigQuery → Box / SFTP deliveries, verified.", no_args_is_help=True)
+app = typer.Typer(
+    help="offsite: BigQuery → Box / SFTP / Drive deliveries, GCS bucket mirrors, SQLite → BigQuery ingest, "
+    "partner files collected from SFTP, and restores, each verified.",
+    no_args_is_help=True,
+)
 app.add_typer(dev.app, name="dev", help="Run the local stack (emulators, servers, functions).")
 app.add_typer(box.app, name="box", help="Browse the configured Box destination.")
 app.add_typer(sftp.app, name="sftp", help="Operate on an SFTP partner's server.")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from offsite.cli.output import JsonOption, print_json
 from shared.config import Config, config_path, from_dict, legacy, load_config, to_dict
 from shared.config.docs import field_docs
 from shared.errors import ConfigError
@@ -17,19 +18,34 @@ app = typer.Typer(no_args_is_help=True)
 PathOption = typer.Option(None, "--config", "-c", help="Config file (default: $OFFSITE_CONFIG or offsite.yaml).")
 
 
-def _load(path: Path | None) -> Config:
+def _load(path: Path | None, as_json: bool = False) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:
-        for line in str(exc).splitlines():  # one line per problem
+        problems = str(exc).splitlines()  # one line per problem
+        if as_json:
+            print_json({"ok": False, "path": str(path or config_path()), "errors": problems})
+        for line in problems:
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(2) from None
 
 
 @app.command()
-def validate(path: Path | None = PathOption) -> None:
+def validate(path: Path | None = PathOption, as_json: JsonOption = False) -> None:
     """Check the config; print one line naming the field and value on error (exit 2)."""
-    config = _load(path)
+    config = _load(path, as_json)
+    if as_json:
+        print_json(
+            {
+                "ok": True,
+                "path": str(path or config_path()),
+                "datasets": len(config.datasets),
+                "exports": len(config.exports),
+                "destinations": list(config.destination_names()),
+                "collect_jobs": len(config.collect.jobs),
+            }
+        )
+        return
     typer.echo(
         f"ok: {path or config_path()} ({len(config.datasets)} datasets, {len(config.exports)} exports, destinations: {', '.join(config.destination_names()) or 'none'}"
         + (f"; {len(config.collect.jobs)} collect jobs" if config.collect.jobs else "")
@@ -38,9 +54,13 @@ def validate(path: Path | None = PathOption) -> None:
 
 
 @app.command()
-def show(path: Path | None = PathOption) -> None:
+def show(path: Path | None = PathOption, as_json: JsonOption = False) -> None:
     """Print the effective config (file + OFFSITE__* env overrides + defaults); secrets masked."""
-    typer.echo(yaml.safe_dump(to_dict(_load(path)), sort_keys=False))
+    effective = to_dict(_load(path, as_json))
+    if as_json:
+        print_json(effective)
+    else:
+        typer.echo(yaml.safe_dump(effective, sort_keys=False))
 
 
 @app.command()

@@ -349,29 +349,45 @@ def dlq_list(
 def dlq_replay(
     subscription: SubscriptionOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Messages to replay per dead-letter subscription.")] = 100,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Send dead-lettered messages again: Pub/Sub ones to their original topic (same data and
-    attributes); GCS ones by rewriting the object, which fires a fresh OBJECT_FINALIZE."""
+    attributes); GCS ones by rewriting the object, which fires a fresh OBJECT_FINALIZE.
+    Exit 1 when a message could not be replayed (it stays in its dead-letter queue)."""
     load_cli_config(config)
-    replayed = kept = 0
+    outcomes: list[dict[str, Any]] = []
     for sub in _dead_letter_subscriptions(subscription):
         pull_sub = f"{sub.dead_letter_topic}-sub"
-        received = _pull(pull_sub, limit)
         done, left = [], []
-        for m in received:
+        for m in _pull(pull_sub, limit):
+            outcome = {"subscription": sub.name, "message_id": m.message.message_id}
             try:
-                typer.echo(f"{sub.name}  {m.message.message_id}: {replay_one(sub, m.message)}")
+                outcome |= {"replayed": True, "done": replay_one(sub, m.message)}
                 done.append(m.ack_id)
             except OffsiteError as exc:
-                typer.echo(f"{sub.name}  {m.message.message_id}: kept in the dead-letter queue: {exc}", err=True)
+                outcome |= {"replayed": False, "error": str(exc)}
                 left.append(m.ack_id)
+            outcomes.append(outcome)
+            if not as_json:
+                _print_replay(outcome)
         _settle(pull_sub, done, ack=True)
         _settle(pull_sub, left, ack=False)
-        replayed, kept = replayed + len(done), kept + len(left)
-    typer.echo(f"replayed {replayed}, kept {kept}")
+    kept = sum(not o["replayed"] for o in outcomes)
+    if as_json:
+        print_json({"replayed": len(outcomes) - kept, "kept": kept, "messages": outcomes})
+    else:
+        typer.echo(f"replayed {len(outcomes) - kept}, kept {kept}")
     if kept:
         raise typer.Exit(1)
+
+
+def _print_replay(outcome: dict[str, Any]) -> None:
+    where = f"{outcome['subscription']}  {outcome['message_id']}"
+    if outcome["replayed"]:
+        typer.echo(f"{where}: {outcome['done']}")
+    else:
+        typer.echo(f"{where}: kept in the dead-letter queue: {outcome['error']}", err=True)
 
 
 def replay_one(sub: Any, message: Any) -> str:

@@ -183,8 +183,13 @@ def test_dlq_replay_of_a_gcs_event_rewrites_the_object(vstack: VerifyStack) -> N
     before = gcs.stat(vstack.bucket, name)
     notification = json.dumps({"bucket": vstack.bucket, "name": name, "generation": str(before.generation)}).encode()
     vstack.admin.publish("transfer-sftp-gcs-finalized-dlq", notification, eventType="OBJECT_FINALIZE")
-    replayed = runner.invoke(app, ["dlq", "replay", "-s", "transfer-sftp-gcs-finalized"])
+    replayed = runner.invoke(app, ["dlq", "replay", "-s", "transfer-sftp-gcs-finalized", "--json"])
     assert replayed.exit_code == 0, replayed.output
+    report = json.loads(replayed.stdout)
+    assert report["replayed"] == 1 and report["kept"] == 0
+    [outcome] = report["messages"]
+    assert outcome["subscription"] == "transfer-sftp-gcs-finalized" and outcome["replayed"] is True
+    assert name in outcome["done"]
     after = gcs.stat(vstack.bucket, name)
     assert after.generation > before.generation and after.metadata.get("offsite-replay-of")
     assert gcs.read_bytes(vstack.bucket, name) == FILES[SECOND]
