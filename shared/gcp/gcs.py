@@ -209,12 +209,12 @@ def update_json(
     winner's record and applies its change again. ``change`` must be a pure function of its input.
     TransientError when ``attempts`` writes in a row lost their race."""
     for _ in range(attempts):
-        info = stat(bucket, name, client=client)
-        current = None
-        if info is not None:
-            data = read_generation(bucket, name, info.generation, client=client)
-            if data is None:
-                continue  # replaced or deleted since the stat: read again
+        read = read_with_generation(bucket, name, client=client)
+        if read is _REPLACED:
+            continue  # replaced or deleted between the stat and the read: read again
+        current, generation = None, 0
+        if read is not None:
+            data, generation = read
             try:
                 current = json.loads(data)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -227,13 +227,34 @@ def update_json(
                 name,
                 body,
                 "application/json",
-                if_generation_match=info.generation if info else 0,
+                if_generation_match=generation,
                 client=client,
             )
         except gexc.PreconditionFailed:
             continue  # another writer got in between: apply the change to its record
         return updated
     raise TransientError(f"updating {uri(bucket, name)}: {attempts} conditional writes in a row lost a race")
+
+
+_REPLACED = (b"", -1)  # read_with_generation: the object changed between its stat and its read
+
+
+def read_with_generation(bucket: str, name: str, *, client: Any | None = None) -> tuple[bytes, int] | None:
+    """A small object's content and the generation it is (None: absent), in one request: GCS
+    names the generation it served in the download's ``x-goog-generation`` header. A server that
+    does not costs a stat and a read of that generation; ``_REPLACED`` when it changed between."""
+    blob = _client(client).bucket(bucket).blob(name)
+    try:
+        data: bytes = _retried(f"reading {uri(bucket, name)}", blob.download_as_bytes)
+    except ObjectMissing:
+        return None
+    if blob.generation is not None:
+        return data, int(blob.generation)
+    info = stat(bucket, name, client=client)
+    if info is None:
+        return None
+    at = read_generation(bucket, name, info.generation, client=client)
+    return _REPLACED if at is None else (at, info.generation)
 
 
 def read_generation(bucket: str, name: str, generation: int, *, client: Any | None = None) -> bytes | None:

@@ -120,3 +120,21 @@ def test_update_json_refuses_a_record_that_is_not_json(bare_stack_env: StackInfo
     with pytest.raises(PermanentError, match="bad.json: not valid JSON"):
         gcs.update_json(bare_stack_env.bucket, folder + "bad.json", lambda found: {"n": 1})
     assert gcs.read_bytes(bare_stack_env.bucket, folder + "bad.json") == b"{oops"
+
+
+def test_a_record_is_read_with_its_generation_in_one_request(bare_stack_env: StackInfo, folder: str) -> None:
+    from shared.gcp import clients
+
+    client = clients.storage_client()
+    bucket, name = bare_stack_env.bucket, folder + "record.json"
+    requests: list[str] = []
+    client._http.hooks["response"].append(lambda answer, *args, **kwargs: requests.append(answer.request.method))
+    assert gcs.read_with_generation(bucket, name, client=client) is None
+    written = gcs.write(bucket, name, b'{"n": 1}', "application/json", client=client)
+    gcs.write(bucket, name, b'{"n": 2}', "application/json", client=client)  # a newer generation
+    latest = gcs.stat(bucket, name, client=client)
+    assert latest is not None and latest.generation > written.generation
+    requests.clear()
+    # update_json's read: the content and the generation it is, from the download alone
+    assert gcs.read_with_generation(bucket, name, client=client) == (b'{"n": 2}', latest.generation)
+    assert requests == ["GET"]
