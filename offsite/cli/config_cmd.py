@@ -34,21 +34,20 @@ def _load(path: Path | None, as_json: bool = False) -> Config:
 def validate(path: Path | None = PathOption, as_json: JsonOption = False) -> None:
     """Check the config; print one line naming the field and value on error (exit 2)."""
     config = _load(path, as_json)
+    facts = {
+        "ok": True,
+        "path": str(path or config_path()),
+        "datasets": len(config.datasets),
+        "exports": len(config.exports),
+        "destinations": list(config.destination_names()),
+        "collect_jobs": len(config.collect.jobs),
+    }
     if as_json:
-        print_json(
-            {
-                "ok": True,
-                "path": str(path or config_path()),
-                "datasets": len(config.datasets),
-                "exports": len(config.exports),
-                "destinations": list(config.destination_names()),
-                "collect_jobs": len(config.collect.jobs),
-            }
-        )
+        print_json(facts)
         return
     typer.echo(
-        f"ok: {path or config_path()} ({len(config.datasets)} datasets, {len(config.exports)} exports, destinations: {', '.join(config.destination_names()) or 'none'}"
-        + (f"; {len(config.collect.jobs)} collect jobs" if config.collect.jobs else "")
+        f"ok: {facts['path']} ({facts['datasets']} datasets, {facts['exports']} exports, destinations: {', '.join(facts['destinations']) or 'none'}"
+        + (f"; {facts['collect_jobs']} collect jobs" if facts["collect_jobs"] else "")
         + ")"
     )
 

@@ -210,8 +210,6 @@ def update_json(
     TransientError when ``attempts`` writes in a row lost their race."""
     for _ in range(attempts):
         read = read_with_generation(bucket, name, client=client)
-        if read is _REPLACED:
-            continue  # replaced or deleted between the stat and the read: read again
         current, generation = None, 0
         if read is not None:
             data, generation = read
@@ -236,35 +234,18 @@ def update_json(
     raise TransientError(f"updating {uri(bucket, name)}: {attempts} conditional writes in a row lost a race")
 
 
-_REPLACED = (b"", -1)  # read_with_generation: the object changed between its stat and its read
-
-
 def read_with_generation(bucket: str, name: str, *, client: Any | None = None) -> tuple[bytes, int] | None:
     """A small object's content and the generation it is (None: absent), in one request: GCS
-    names the generation it served in the download's ``x-goog-generation`` header. A server that
-    does not costs a stat and a read of that generation; ``_REPLACED`` when it changed between."""
+    names the generation it served in the download's ``x-goog-generation`` header."""
     blob = _client(client).bucket(bucket).blob(name)
+    what = f"reading {uri(bucket, name)}"
     try:
-        data: bytes = _retried(f"reading {uri(bucket, name)}", blob.download_as_bytes)
+        data: bytes = _retried(what, blob.download_as_bytes)
     except ObjectMissing:
         return None
-    if blob.generation is not None:
-        return data, int(blob.generation)
-    info = stat(bucket, name, client=client)
-    if info is None:
-        return None
-    at = read_generation(bucket, name, info.generation, client=client)
-    return _REPLACED if at is None else (at, info.generation)
-
-
-def read_generation(bucket: str, name: str, generation: int, *, client: Any | None = None) -> bytes | None:
-    """A small object's content at exactly ``generation``; None when that generation is gone."""
-    blob = _client(client).bucket(bucket).blob(name, generation=generation)
-    try:
-        data: bytes = _retried(f"reading {uri(bucket, name)}#{generation}", blob.download_as_bytes)
-    except ObjectMissing:
-        return None
-    return data
+    if blob.generation is None:
+        raise PermanentError(f"{what}: the server named no generation (x-goog-generation) for the bytes it sent")
+    return data, int(blob.generation)
 
 
 def write_if_absent(
