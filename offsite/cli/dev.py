@@ -6,6 +6,7 @@ stack.json, env (``. .offsite/env``), config.yaml, keys, data and ``logs/<compon
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -172,6 +173,9 @@ def logs(
     component: Annotated[str | None, typer.Argument(help="Component name (default: all).")] = None,
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
     lines: Annotated[int, typer.Option("-n", "--lines", help="Lines of each log to show first.")] = 40,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='One JSON object per log line: {"component": …, "line": …} (also with -f).')
+    ] = False,
     root: RootOption = None,
 ) -> None:
     """Show component logs from .offsite/logs/."""
@@ -184,13 +188,23 @@ def logs(
             _fail(StackError(f"no log for component {component!r} in {log_dir}", f"choose one of: {known}"))
     if not files:
         _fail(StackError(f"no logs in {log_dir}", "start the stack with `offsite dev up`"))
+
+    def show(path: Path, text: list[str]) -> None:
+        if as_json:  # JSON lines, not one document: a followed log has no end
+            out = "".join(json.dumps({"component": path.stem, "line": line}) + "\n" for line in text)
+        else:
+            prefix = f"{path.stem}| " if len(files) > 1 else ""
+            out = "".join(prefix + line + "\n" for line in text)
+        sys.stdout.write(out)
+        sys.stdout.flush()
+
     positions = {}
     for path in files:
-        text = path.read_text(errors="replace").splitlines()[-lines:] if lines > 0 else []
-        prefix = f"{path.stem}| " if len(files) > 1 else ""
-        for line in text:
-            typer.echo(prefix + line)
-        positions[path] = path.stat().st_size
+        data = path.read_bytes()
+        # following, a line still being written waits for its end; what is read is where to go on
+        positions[path] = data.rfind(b"\n") + 1 if follow else len(data)
+        text = data[: positions[path]].decode("utf-8", "replace").splitlines()
+        show(path, text[-lines:] if lines > 0 else [])
     while follow:
         time.sleep(0.3)
         for path in files:
@@ -200,11 +214,10 @@ def logs(
             if size > positions[path]:
                 with open(path, "rb") as fh:
                     fh.seek(positions[path])
-                    chunk = fh.read().decode("utf-8", "replace")
-                positions[path] = size
-                prefix = f"{path.stem}| " if len(files) > 1 else ""
-                sys.stdout.write("".join(prefix + line for line in chunk.splitlines(keepends=True)))
-                sys.stdout.flush()
+                    chunk = fh.read()
+                whole = chunk.rfind(b"\n") + 1
+                positions[path] += whole
+                show(path, chunk[:whole].decode("utf-8", "replace").splitlines())
 
 
 @app.command()
@@ -253,6 +266,7 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
 def restart(
     component: Annotated[str, typer.Argument(help="A function (e.g. transfer_sftp) or another component, not pubsub.")],
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait until it is healthy.")] = START_TIMEOUT_S,
+    as_json: JsonOption = False,
     root: RootOption = None,
 ) -> None:
     """Stop one component of the running stack and start it again on the same port (Pub/Sub state kept)."""
@@ -264,6 +278,9 @@ def restart(
         _fail(exc)
         return
     comp = info.component(component)
+    if as_json:
+        print_json({"restarted": comp.name, "port": comp.port, "pid": comp.pid, "health": comp.health})
+        return
     typer.echo(f"restarted {comp.name}: 127.0.0.1:{comp.port} pid {comp.pid} {comp.health}")
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
+from datetime import UTC, datetime, timedelta
 
 from typer.testing import CliRunner
 
@@ -24,6 +26,16 @@ def test_dev_token_opens_the_trigger_and_names_its_url(trigger: Trigger) -> None
     other = _dev("token", "--root", root, "--audience", "https://other.example.com", "--email", "me@example.com")
     refused = trigger.call("GET", "/", token=other)
     assert refused.status == 403 and "'https://other.example.com' is not this service" in refused.body["error"]
+
+
+def test_dev_token_json_names_the_url_and_a_token_that_opens_it(trigger: Trigger) -> None:
+    before = datetime.now(UTC)
+    minted = json.loads(_dev("token", "--json", "--root", str(trigger.stack.root), "--lifetime", "600"))
+    assert set(minted) == {"url", "token", "audience", "email", "issuer", "expires"}
+    assert minted["url"] == minted["audience"] == trigger.url and minted["email"] == "developer@offsite.local"
+    expires = datetime.fromisoformat(minted["expires"])
+    assert timedelta(seconds=598) <= expires - before <= timedelta(seconds=602), minted["expires"]
+    assert trigger.call("GET", "/", token=minted["token"]).status == 200
 
 
 def test_dev_token_without_a_stack_says_how_to_start_one() -> None:
