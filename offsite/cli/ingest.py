@@ -181,7 +181,9 @@ def tables(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
 @app.command("reset")
 def reset(
-    table: Annotated[str, typer.Argument(help="The table to re-sync from scratch.")], config: ConfigOption = None
+    table: Annotated[str, typer.Argument(help="The table to re-sync from scratch.")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Forget a table's watermark: the next run re-syncs all its rows (merge by key: no duplicates)."""
     from shared.ingest.state import SyncState
@@ -196,6 +198,9 @@ def reset(
     if not known:
         typer.echo(f"error: {table!r} has no sync state (see `offsite ingest status`)", err=True)
         raise typer.Exit(1)
+    if as_json:
+        print_json({"table": table, "watermark_cleared": True})
+        return
     print_line(f"{table}: watermark cleared; the next run re-syncs every row")
 
 

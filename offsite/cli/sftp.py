@@ -302,6 +302,7 @@ def rm(
     path: Annotated[str, typer.Argument(help="File or folder, relative to (or inside) the partner directory.")],
     recursive: Annotated[bool, typer.Option("-r", "--recursive", help="Delete a folder and everything in it.")] = False,
     force: Annotated[bool, typer.Option("-f", "--force", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete a file, or a folder with -r. Never outside the partner directory."""
     from shared.destinations.sftp.connect import open_session, sftp_errors
@@ -317,19 +318,27 @@ def rm(
         if is_dir and not recursive:
             raise ConfigError(f"{full} is a folder; use -r to delete it with its contents")
         what = f"folder {full} and everything in it" if is_dir else f"file {full}"
-        if not force and not typer.confirm(f"delete {what}?", default=False):
-            typer.echo("nothing deleted")
+        if not force and not typer.confirm(f"delete {what}?", default=False, err=as_json):
+            typer.echo("nothing deleted", err=as_json)
             raise typer.Exit(1)
-        count = sum(1 for _ in _remove_tree(session, full))
-        typer.echo(f"deleted {count} item(s)")
+        _report_deleted(list(_remove_tree(session, full)), "", as_json)
     finally:
         session.close()
+
+
+def _report_deleted(paths: list[str], where: str, as_json: bool) -> None:
+    """What rm and clear print: every deleted path (``--json``), or how many."""
+    if as_json:
+        print_json({"deleted": paths, "count": len(paths)})
+    else:
+        typer.echo(f"deleted {len(paths)} item(s){where}")
 
 
 @partner_command
 def clear(
     target: Target,
     force: Annotated[bool, typer.Option("-f", "--force", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete everything inside the partner directory (the directory itself stays)."""
     from shared.destinations.sftp.connect import open_session
@@ -340,13 +349,14 @@ def clear(
     session = open_session(target.name, target.partner)
     try:
         entries = _listing(session, root)
-        if not entries:
+        if not entries and not as_json:
             typer.echo(f"{root} is already empty")
             return
-        if not force and not typer.confirm(f"delete all {len(entries)} entries in {root}?", default=False):
-            typer.echo("nothing deleted")
+        asked = f"delete all {len(entries)} entries in {root}?"
+        if entries and not force and not typer.confirm(asked, default=False, err=as_json):
+            typer.echo("nothing deleted", err=as_json)
             raise typer.Exit(1)
-        count = sum(sum(1 for _ in _remove_tree(session, posixpath.join(root, e.filename))) for e in entries)
-        typer.echo(f"deleted {count} item(s) in {root}")
+        deleted = [path for e in entries for path in _remove_tree(session, posixpath.join(root, e.filename))]
+        _report_deleted(deleted, f" in {root}", as_json)
     finally:
         session.close()

@@ -79,7 +79,8 @@ def test_tables_run_status_reset(ingest: IngestKit, tmp_path: Path) -> None:
     assert rows["users"]["watermark"] == "2025-01-01 00:00:00"
     assert rows["users"]["last_error"] is None
 
-    assert invoke(cfg, "reset", "messages").exit_code == 0
+    reset = invoke(cfg, "reset", "messages", "--json")
+    assert reset.exit_code == 0 and json.loads(reset.output) == {"table": "messages", "watermark_cleared": True}
     full = invoke(cfg, "run", "--tables", "messages", "--json")
     assert json.loads(full.output)[0]["rows_read"] == 2
     assert [m["id"] for m in ingest.rows("messages")] == [1, 2]  # re-synced by key: no duplicate

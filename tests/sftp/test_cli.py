@@ -108,7 +108,10 @@ def test_rm_asks_refuses_outside_and_deletes(sshd: Sshd, workdir: Path, tmp_path
     outside = sftp("rm", "/etc/passwd", "-f", *args)
     assert outside.exit_code == 1 and "outside the partner directory" in outside.output
     assert sftp("rm", "../", "-rf", *args).exit_code == 1
-    assert sftp("rm", str(workdir / "a"), "-rf", *args).exit_code == 0
+    gone = sftp("rm", str(workdir / "a"), "-rf", "--json", *args)
+    assert gone.exit_code == 0, gone.output
+    a = str(workdir / "a")
+    assert json.loads(gone.stdout) == {"deleted": [f"{a}/b/one.csv", f"{a}/b", f"{a}/two.csv", a], "count": 4}
     assert list(workdir.iterdir()) == []
 
 
@@ -120,6 +123,15 @@ def test_clear(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
     result = sftp("clear", "-f", *args)
     assert result.exit_code == 0 and "deleted 5 item(s)" in result.output
     assert workdir.is_dir() and list(workdir.iterdir()) == []
+    populate(workdir, sshd)
+    asked = sftp("clear", "--json", *args, input="y\n")  # the question goes to stderr, the JSON alone to stdout
+    assert asked.exit_code == 0, asked.output
+    # Before the JSON only what input() writes: click's one-space prompt (JSON allows leading
+    # whitespace) and, under CliRunner, the echoed answer a terminal would show
+    assert asked.stdout.startswith(" y\n") and "delete all 2 entries" in asked.stderr
+    assert json.loads(asked.stdout.removeprefix(" y\n"))["count"] == 5
+    empty = sftp("clear", "--json", *args)
+    assert json.loads(empty.stdout) == {"deleted": [], "count": 0}
 
 
 def test_named_partner_from_the_config(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
