@@ -200,10 +200,7 @@ def logs(
 
     positions = {}
     for path in files:
-        data = path.read_bytes()
-        # following, a line still being written waits for its end; what is read is where to go on
-        positions[path] = data.rfind(b"\n") + 1 if follow else len(data)
-        text = data[: positions[path]].decode("utf-8", "replace").splitlines()
+        text, positions[path] = _lines_from(path, 0, whole_only=follow)
         show(path, text[-lines:] if lines > 0 else [])
     while follow:
         time.sleep(0.3)
@@ -212,12 +209,18 @@ def logs(
             if size < positions[path]:
                 positions[path] = 0  # truncated or replaced
             if size > positions[path]:
-                with open(path, "rb") as fh:
-                    fh.seek(positions[path])
-                    chunk = fh.read()
-                whole = chunk.rfind(b"\n") + 1
-                positions[path] += whole
-                show(path, chunk[:whole].decode("utf-8", "replace").splitlines())
+                text, positions[path] = _lines_from(path, positions[path], whole_only=True)
+                show(path, text)
+
+
+def _lines_from(path: Path, start: int, *, whole_only: bool) -> tuple[list[str], int]:
+    """The lines of ``path`` from byte ``start``, and the byte to go on from. ``whole_only`` (when
+    following): a last line still being written is left for the next read."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read()
+    end = data.rfind(b"\n") + 1 if whole_only else len(data)
+    return data[:end].decode("utf-8", "replace").splitlines(), start + end
 
 
 @app.command()
