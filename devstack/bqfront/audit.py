@@ -1,12 +1,14 @@
 """What the front tells the rest of the stack about its jobs: BigQuery's audit-log entries.
 
-When one of the front's jobs ends (DONE, succeeded or failed), BigQuery writes a Cloud Audit
-Logs entry (``protoPayload.methodName = google.cloud.bigquery.v2.JobService.InsertJob``,
+When a job ends (DONE, succeeded or failed), BigQuery writes a Cloud Audit Logs entry
+(``protoPayload.methodName = google.cloud.bigquery.v2.JobService.InsertJob``,
 ``metadata.jobChange.after = DONE``, BigQueryAuditMetadata) and Eventarc turns it into a
-``google.cloud.audit.log.v1.written`` CloudEvent. The front builds the same LogEntry and
-publishes it (JSON) to a Pub/Sub topic of the emulator (``--audit-topic``); the stack's relay
-(devstack/relay.py) wraps it into the CloudEvent Eventarc would deliver. Publishing is best
-effort, as Cloud Logging → Eventarc is: a failure is logged, the job is not affected.
+``google.cloud.audit.log.v1.written`` CloudEvent. The front builds the same LogEntry for each job
+it runs, and for each job bqemulator answers DONE to an insert sent through the front (bqemulator
+runs a query inside the request), and publishes it (JSON) to a Pub/Sub topic of the emulator
+(``--audit-topic``); the stack's relay (devstack/relay.py) wraps it into the CloudEvent Eventarc
+would deliver. Publishing is best effort, as Cloud Logging → Eventarc is: a failure is logged,
+the job is not affected.
 
 Holds (fault injection for tests): a job whose id starts with a held prefix stays RUNNING
 (no files written) until the prefix is released — ``POST /_bqfront/holds {"prefix": P}``,
@@ -151,11 +153,15 @@ class Holds:
             self._changed.notify_all()
             return found
 
+    def is_held(self, job_id: str) -> bool:
+        with self._changed:
+            return any(job_id.startswith(p) for p in self._prefixes)
+
     def held(self) -> list[str]:
         with self._changed:
             return sorted(self._prefixes)
 
     def wait(self, job_id: str) -> None:
         with self._changed:
-            while any(job_id.startswith(p) for p in self._prefixes):
+            while any(job_id.startswith(p) for p in self._prefixes):  # is_held, under the same lock
                 self._changed.wait(timeout=1.0)

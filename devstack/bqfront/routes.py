@@ -3,7 +3,9 @@
 Every request goes to bqemulator unchanged (:mod:`devstack.bqfront.proxy`) except:
 
 - a jobs.insert for bqemulator whose job id is taken: answered 409 ``duplicate`` as BigQuery does
-  (bqemulator itself would run a second job under the same id);
+  (bqemulator itself would run a second job under the same id); while bqemulator runs one (it
+  answers the insert when done), ``jobs.get`` shows it RUNNING; one it answers DONE gets its
+  audit-log entry published, as every job BigQuery finishes does;
 - ``POST /bigquery/v2/projects/{p}/jobs`` (jobs.insert) whose configuration is ``extract``,
   or ``query`` with an ``EXPORT DATA OPTIONS(...) AS ...`` statement: run here, in a thread;
 - ``POST .../queries`` (jobs.query) with an EXPORT DATA statement: the same, answered like jobs.query;
@@ -13,18 +15,22 @@ Every request goes to bqemulator unchanged (:mod:`devstack.bqfront.proxy`) excep
 A body that is not a JSON object is forwarded as is (bqemulator answers it).
 
 Test controls (not BigQuery's): ``POST /_bqfront/holds`` ``{"prefix": P}`` keeps jobs whose id
-starts with P RUNNING until ``DELETE /_bqfront/holds/{P}``; ``GET /_bqfront/holds`` lists them.
+starts with P RUNNING until ``DELETE /_bqfront/holds/{P}`` (a job for bqemulator: its insert is
+sent on, and answered, only then); ``GET /_bqfront/holds`` lists them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,6 +41,7 @@ from devstack.bqfront.jobs import Job, new_resource
 from devstack.bqfront.server import Front, FrontConfig, job_kind
 from devstack.bqfront.statement import is_export_data
 
+logger = logging.getLogger("devstack.bqfront")
 MAX_WAIT_S = 10.0  # getQueryResults / jobs.query hold the request at most this long (BigQuery: 10 s default)
 JOBS = "/bigquery/v2/projects/{project}/jobs"
 QUERIES = "/bigquery/v2/projects/{project}/queries"
@@ -46,7 +53,10 @@ class Handlers:
 
     def __init__(self, front: Front) -> None:
         self.front = front
-        self._inserting: set[tuple[str, str]] = set()  # (project, job id) of inserts on their way to bqemulator
+        # (project, job id) → the RUNNING resource of an insert bqemulator is running (it answers
+        # when the query is done): BigQuery's job exists, RUNNING, from the insert on.
+        self._inserting: dict[tuple[str, str], dict[str, Any]] = {}
+        self._held_tasks: set[asyncio.Task[None]] = set()  # held inserts, sent on when released
 
     def _job(self, request: Request) -> Job | None:
         return self.front.jobs.get(request.path_params["project"], request.path_params["job_id"])
@@ -72,7 +82,11 @@ class Handlers:
     async def _forward_insert(self, request: Request, raw: bytes, body: dict[str, Any] | None) -> Response:
         """A job bqemulator runs; 409 ``duplicate`` when its id is taken, as BigQuery answers
         (bqemulator would run a second job under the same id): offsite inserts under
-        deterministic ids first and re-attaches on 409."""
+        deterministic ids first and re-attaches on 409. bqemulator answers the insert with the
+        job DONE (it runs a query inside the request); BigQuery writes an audit-log entry for
+        every job it finishes, so the front publishes one for these too (devstack/bqfront/audit.py).
+        A held job is answered RUNNING at once, as BigQuery answers an insert, and sent on when
+        released."""
         project = request.path_params["project"]
         ref = (body or {}).get("jobReference") or {}
         job_id = ref.get("jobId")
@@ -81,21 +95,57 @@ class Handlers:
         key, duplicate = (project, str(job_id)), duplicate_job(project, ref.get("location") or "US", str(job_id))
         if key in self._inserting:
             return failure_response(duplicate)
-        self._inserting.add(key)  # until bqemulator has it: a concurrent insert of the id is a duplicate
+        running = self._inserting[key] = _running(project, body or {}, self.front.config.public_url)
         try:
-            if await self.front.id_taken(project, str(job_id)):
-                return failure_response(duplicate)
-            return await self.front.upstream.forward(request, raw)
+            taken = await self.front.id_taken(project, str(job_id))
+        except BaseException:
+            self._inserting.pop(key, None)
+            raise
+        if taken:
+            self._inserting.pop(key, None)
+            return failure_response(duplicate)
+        if self.front.holds.is_held(str(job_id)):
+            task = asyncio.create_task(self._run_held(request, raw, key))
+            self._held_tasks.add(task)
+            task.add_done_callback(self._held_tasks.discard)
+            return JSONResponse(running)
+        response, done = await self._run_upstream(request, raw, key)
+        if done is not None:  # its audit entry, after the answer
+            response.background = BackgroundTask(self.front.audit.emit, done)
+        return response
+
+    async def _run_upstream(
+        self, request: Request, raw: bytes, key: tuple[str, str]
+    ) -> tuple[Response, dict[str, Any] | None]:
+        """bqemulator's answer to the insert, and the job's resource when it is DONE."""
+        try:
+            response, answer = await self.front.upstream.forward_read(request, raw)
         finally:
-            self._inserting.discard(key)
+            self._inserting.pop(key, None)
+        return response, _done_job(response.status_code, answer)
+
+    async def _run_held(self, request: Request, raw: bytes, key: tuple[str, str]) -> None:
+        await run_in_threadpool(self.front.holds.wait, key[1])
+        response, done = await self._run_upstream(request, raw, key)
+        if done is None:
+            logger.warning("held job %s: bqemulator answered its insert %s", key[1], response.status_code)
+        else:
+            await run_in_threadpool(self.front.audit.emit, done)
 
     async def get_job(self, request: Request) -> Response:
         job = self._job(request)
-        return JSONResponse(job.snapshot()) if job is not None else await self.forward(request)
+        if job is not None:
+            return JSONResponse(job.snapshot())
+        running = self._inserting.get((request.path_params["project"], request.path_params["job_id"]))
+        return JSONResponse(running) if running is not None else await self.forward(request)
 
     async def query_results(self, request: Request) -> Response:
         job = self._job(request)
         if job is None:
+            running = self._inserting.get((request.path_params["project"], request.path_params["job_id"]))
+            if running is not None:
+                incomplete = {"jobReference": running["jobReference"], "jobComplete": False}
+                return JSONResponse({"kind": "bigquery#getQueryResultsResponse", **incomplete})
             return await self.forward(request)
         return await _results(job, request.query_params.get("timeoutMs"))
 
@@ -200,6 +250,26 @@ def _dry_run(project: str, body: dict[str, Any], kind: str, base_url: str) -> di
     if kind == "QUERY":
         resource["statistics"].update({"totalBytesProcessed": "0", "query": {"statementType": "EXPORT_DATA"}})
     return resource
+
+
+def _running(project: str, body: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """What jobs.get shows of a job bqemulator is still running inside its insert."""
+    config = body.get("configuration") or {}
+    kind = next((k.upper() for k in ("query", "load", "copy", "extract") if k in config), "QUERY")
+    resource = new_resource(project, body, kind, base_url)
+    resource["status"] = {"state": "RUNNING"}
+    resource["statistics"]["startTime"] = resource["statistics"]["creationTime"]
+    return resource
+
+
+def _done_job(status: int, answer: bytes | None) -> dict[str, Any] | None:
+    """The job resource of a jobs.insert answer when it says the job is DONE, else None."""
+    if status != 200 or not answer:
+        return None
+    job = _json(answer)
+    if job is None or (job.get("status") or {}).get("state") != "DONE" or not job.get("jobReference"):
+        return None
+    return job
 
 
 def _json(raw: bytes) -> dict[str, Any] | None:

@@ -64,7 +64,6 @@ logger = log.get_logger(__name__)
 
 BUDGET_ENV = "OFFSITE_EXPORT_BUDGET_S"
 DEFAULT_BUDGET_S = 60.0
-FINALIZE_WAIT_S = 30.0  # a completion event's look at its job: it is DONE, or left alone
 # The sweep looks at every open run: briefly each (a still-running job is left to its completion
 # event or the next sweep), and starts no new look past its budget, so a sweep over many running
 # exports stays inside one invocation (540 s).
@@ -224,6 +223,8 @@ def finalize_job(
     The entry only says *which* job; the job (read from BigQuery) says where it exported, and that
     run folder's ``_run.json`` says what to do. Entries of other jobs, of jobs not DONE, and
     duplicates are acknowledged with nothing done (the manifest exists; a failure was reported).
+    It never waits: an export job's entry starts the fingerprint job if nobody has and looks at it
+    once; while it runs, the request handler waiting on it or its own entry writes the manifest.
     """
     job = parse_bigquery_job(event)
     with log.bind(job_id=job.job_id, event_id=job.event_id or ""):
@@ -245,7 +246,9 @@ def finalize_job(
             logger.warning("job is not one of this run's jobs; ignored", run_id=task.run_id, expected=base)
             return None
         with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
-            return run_export(task, config, wh, time.monotonic() + FINALIZE_WAIT_S, storage_client)
+            # One look, no waiting: the job the entry names is DONE; a fingerprint job still running
+            # (started by the request handler, or now) sends its own entry when it ends.
+            return run_export(task, config, wh, time.monotonic(), storage_client)
 
 
 def _destination_of(wh: Warehouse, job_id: str, location: str | None) -> str | None:

@@ -218,3 +218,30 @@ def test_audit_entries_of_other_jobs_are_acked_and_ignored(exports_env: ExportsK
     ).result()
     kit.main.export_table(completion_event(audit, job_id))  # not ours: nothing happens, no report
     assert results.drain(settle_s=1.0) == []
+
+
+def test_a_query_job_bqemulator_runs_has_its_audit_entry_too(exports_env: ExportsKit, audit: Puller) -> None:
+    """BigQuery writes an entry for every job it finishes, queries included (an export's
+    fingerprint job is one): the front publishes one for each job bqemulator runs. Held, such a job
+    is RUNNING from its insert on (BigQuery answers an insert at once) and runs when released."""
+    kit = exports_env
+    ok, bad = f"q_ok_{uuid.uuid4().hex[:10]}", f"q_bad_{uuid.uuid4().hex[:10]}"
+    with Hold(kit, ok) as hold:
+        job = kit.bigquery().query("SELECT 41 + 1 AS answer", job_id=ok, job_retry=None)
+        assert job.state == "RUNNING" and kit.bigquery().get_job(ok).state == "RUNNING"
+        assert [e for e in audit.drain(settle_s=1.0) if e["protoPayload"]["resourceName"].endswith(ok)] == []
+        hold.release()
+        assert [row["answer"] for row in job.result(timeout=60)] == [42]
+    entry = completion_event(audit, ok).data["protoPayload"]
+    assert entry["resourceName"] == f"projects/{kit.stack.project}/jobs/{ok}"
+    change = entry["metadata"]["jobChange"]
+    assert change["after"] == "DONE" and change["job"]["jobConfig"]["type"] == "QUERY"
+    assert change["job"]["jobConfig"]["queryConfig"]["query"] == "SELECT 41 + 1 AS answer"
+    assert "errorResult" not in change["job"]["jobStatus"]
+
+    failed = kit.bigquery().query("SELECT x FROM nowhere.nothing", job_id=bad, job_retry=None)
+    with pytest.raises(Exception, match="nowhere"):
+        failed.result(timeout=60)
+    event = completion_event(audit, bad)
+    assert event.data["severity"] == "ERROR"
+    assert event.data["protoPayload"]["metadata"]["jobChange"]["job"]["jobStatus"]["errorResult"]["code"] == 5

@@ -9,19 +9,18 @@ manifest check and waiting on it; the queries bqemulator received are then count
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 import time
 from typing import Any
 
 import pytest
 
+from devstack.plan import AUDIT_LOG_TOPIC
 from shared.gcp.bigquery import BigQueryWarehouse, ExportJob, ExportResult, job_id_for
 from shared.gcp.fingerprint_job import fingerprint_job_id
 from shared.stages.export import export_table, run_export
 from tests.exports.conftest import ExportsKit, manifest_of, table_task
-from tests.exports.test_completion_events import Hold
+from tests.exports.test_completion_events import Hold, completion_event
 from tests.threads import together
 
 
@@ -90,32 +89,46 @@ def test_the_handler_and_the_completion_path_share_one_fingerprint_query(
     assert manifest.fingerprint is not None and manifest.fingerprint["row_count"] == manifest.row_count
 
 
+class Deadlines(BigQueryWarehouse):
+    """The real warehouse; records, for each ``export`` call, how long its caller is ready to wait."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.waits: list[float] = []
+
+    def export(self, job: ExportJob) -> ExportResult:
+        self.waits.append(job.deadline - time.monotonic())
+        return super().export(job)
+
+
 def test_a_fingerprint_jobs_completion_event_finishes_its_run(
     exports_env: ExportsKit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fingerprint job can outlast every handler's deadline (a huge table): its own completion
-    event names a ``…_fingerprint`` job, which finalize_job maps to the run of its export job."""
-    from cloudevents.http import CloudEvent
-
-    from devstack.bqfront.audit import log_entry
-    from devstack.relay import audit_cloudevent
+    """The fingerprint job can outlast every handler's deadline (a huge table). The export job's
+    completion event starts it and looks once, never waiting (an instance held for nothing); the
+    fingerprint job's own completion event, which names a ``…_fingerprint`` job, finishes the run."""
     from shared.stages.export import finalize_job
 
     kit = exports_env
     monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")
+    audit = kit.subscribe(AUDIT_LOG_TOPIC)
     task = table_task(kit, "customers", "AVRO")
     export_id = job_id_for(task.run_id, task.source)
-    with Hold(kit, export_id):
-        assert export_table(kit.table_export_event(task), kit.config) is None  # acked while it runs
-    done = kit.bigquery().get_job(export_id)
-    assert done.result().error_result is None
-    resource = dict(done._properties)
-    resource["jobReference"] = {**resource["jobReference"], "jobId": fingerprint_job_id(export_id)}
-    message = {"data": base64.b64encode(json.dumps(log_entry(resource)).encode()).decode(), "messageId": "m1"}
-    event = audit_cloudevent(message)
-    data = event.pop("data")
-    manifest = finalize_job(CloudEvent(event, data), kit.config)
+    fingerprint_id = fingerprint_job_id(export_id)
+    with Hold(kit, fingerprint_id) as fingerprint_hold:
+        with Hold(kit, export_id):
+            assert export_table(kit.table_export_event(task), kit.config) is None  # acked while it runs
+        export_done = completion_event(audit, export_id)
+        wh = Deadlines(kit.bigquery())
+        assert finalize_job(export_done, kit.config, wh=wh) is None  # the fingerprint job runs
+        assert len(wh.waits) == 1 and wh.waits[0] <= 0  # one look, no wait
+        assert kit.bigquery().get_job(fingerprint_id).state == "RUNNING"
+        assert manifest_of(kit, task) is None
+        fingerprint_hold.release()
+        fingerprint_done = completion_event(audit, fingerprint_id)
+    manifest = finalize_job(fingerprint_done, kit.config)
     assert manifest is not None and manifest == manifest_of(kit, task)
     assert manifest.fingerprint is not None and manifest.job_id == export_id
+    done = kit.bigquery().get_job(export_id)
     queries = fingerprint_queries(kit, "customers", round(done.started.timestamp() * 1_000_000))
-    assert [q["jobReference"]["jobId"] for q in queries] == [fingerprint_job_id(export_id)]
+    assert [q["jobReference"]["jobId"] for q in queries] == [fingerprint_id]
