@@ -81,8 +81,8 @@ def counts(shape: Shape) -> dict[str, int]:
     return {
         "export_requests": 1,
         "table_exports": tables,
-        "job_completed_events": tables,
-        "export_table_invocations": 2 * tables,  # start the job; its completion event
+        "job_completed_events": 2 * tables,  # BigQuery's audit entries: the extract job, the fingerprint job
+        "export_table_invocations": 3 * tables,  # the table-exports message and both entries
         "gcs_objects": objects,
         "gcs_events": 3 * objects,  # upload_box, transfer_sftp and verify each get every finalize
         "deliveries": (files + tables) * dests,  # each data file and the manifest copy, per destination
@@ -91,6 +91,21 @@ def counts(shape: Shape) -> dict[str, int]:
         "box_part_uploads": box_files * parts_per_file(shape),
         "box_api_calls": box_calls(shape) if boxed else 0,
     }
+
+
+MESSAGE_COUNTS = (
+    "export_requests",
+    "table_exports",
+    "job_completed_events",
+    "gcs_events",
+    "deliveries",
+    "verify_results",
+)
+
+
+def messages(c: dict[str, int]) -> int:
+    """Pub/Sub messages of one run (events and results; Box calls and objects are not messages)."""
+    return sum(c[name] for name in MESSAGE_COUNTS)
 
 
 def parts_per_file(shape: Shape) -> int:
@@ -134,13 +149,14 @@ def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) ->
     binding = max(hours, key=lambda k: hours[k])
     # upload_box: 1 GiB, 0.583 vCPU per instance (2nd gen default for 1 GiB), billed while busy
     box_instance_s = box_bytes / (limits.box_instance_mb_s * 1e6)
-    light_invocations = c["gcs_events"] + c["deliveries"] + c["export_table_invocations"] + c["table_exports"]
+    # fan_out once; export_table's invocations already count the table-exports messages
+    light_invocations = c["export_requests"] + c["gcs_events"] + c["deliveries"] + c["export_table_invocations"]
     invocations = light_invocations + c["deliveries"]
     function_s = box_instance_s + 0.2 * light_invocations  # event handling: ~0.2 s of instance time each
     per_run_usd = {
         "functions": function_s * (0.583 * prices.vcpu_second + 1.0 * prices.gib_second)
         + invocations / 1e6 * prices.per_million_invocations,
-        "pubsub": (sum(c.values()) * 1024) / 1024**4 * prices.pubsub_per_tib,
+        "pubsub": messages(c) * 1024 / 1024**4 * prices.pubsub_per_tib,  # 1 KB billed minimum each
         "gcs_staging": shape.total_bytes / GB * prices.gcs_gb_month * prices.staging_days / 30,
         "gcs_operations": c["gcs_objects"] * 3 / 1000 * prices.gcs_class_a_per_1000,
         "egress_to_box": box_bytes / GIB * prices.egress_per_gib,

@@ -39,3 +39,28 @@ def test_without_box_there_are_no_box_calls() -> None:
     c = counts(Shape(tables=3, total_bytes=3e6, file_bytes=1e6, destinations=("sftp:partner",)))
     assert (c["box_api_calls"], c["box_upload_sessions"], c["box_part_uploads"]) == (0, 0, 0)
     assert c["deliveries"] == 3 + 3
+
+
+def test_export_table_runs_for_the_request_and_for_both_jobs_completion_entries() -> None:
+    c = counts(Shape(tables=7, total_bytes=7e6, file_bytes=1e6))
+    assert c["table_exports"] == 7
+    assert c["job_completed_events"] == 2 * 7  # the extract job's entry and the fingerprint job's
+    assert c["export_table_invocations"] == 3 * 7
+
+
+def test_the_e2e_runs_shape_has_the_files_it_measured() -> None:
+    """model_check builds the shape from the measured bytes and files: 20 files of a 10-table run
+    are 2 a table, also when the bytes do not divide evenly (rounded down, the model made it 3)."""
+    from bench.e2e_bench import model_check
+
+    sample = {"files": 20, "bytes": 1_006_999_999, "counts": {"gcs_objects": 50, "deliveries": 60}}
+    assert model_check(sample) == {"gcs_objects": (50, 50), "deliveries": (60, 60)}
+
+
+def test_pubsub_carries_events_and_results_not_box_calls() -> None:
+    from bench.capacity_model import messages
+
+    t, f, d = 4, 8, 2
+    c = counts(Shape(tables=t, total_bytes=f * 1e6, file_bytes=1e6, destinations=("box", "sftp:partner")))
+    request, exports, jobs, storage = 1, t, 2 * t, 3 * (f + 3 * t)
+    assert messages(c) == request + exports + jobs + storage + (f + t) * d + t * d
