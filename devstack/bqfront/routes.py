@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -122,7 +123,10 @@ class Handlers:
             response, answer = await self.front.upstream.forward_read(request, raw)
         finally:
             self._inserting.pop(key, None)
-        return response, _done_job(response.status_code, answer)
+        done = _done_job(response.status_code, answer)
+        if done is not None:
+            self.front.finished.remember_job(done)
+        return response, done
 
     async def _run_held(self, request: Request, raw: bytes, key: tuple[str, str]) -> None:
         await run_in_threadpool(self.front.holds.wait, key[1])
@@ -136,18 +140,33 @@ class Handlers:
         job = self._job(request)
         if job is not None:
             return JSONResponse(job.snapshot())
-        running = self._inserting.get((request.path_params["project"], request.path_params["job_id"]))
-        return JSONResponse(running) if running is not None else await self.forward(request)
+        project, job_id = request.path_params["project"], request.path_params["job_id"]
+        known = self._inserting.get((project, job_id)) or self.front.finished.job(project, job_id)
+        if known is not None:
+            return JSONResponse(known)
+        response, answer = await self.front.upstream.forward_read(request, b"")
+        resource = _json(answer or b"") if response.status_code == 200 else None
+        if resource is not None:
+            self.front.finished.remember_job(resource)
+        return response
 
     async def query_results(self, request: Request) -> Response:
         job = self._job(request)
-        if job is None:
-            running = self._inserting.get((request.path_params["project"], request.path_params["job_id"]))
-            if running is not None:
-                incomplete = {"jobReference": running["jobReference"], "jobComplete": False}
-                return JSONResponse({"kind": "bigquery#getQueryResultsResponse", **incomplete})
-            return await self.forward(request)
-        return await _results(job, request.query_params.get("timeoutMs"))
+        if job is not None:
+            return await _results(job, request.query_params.get("timeoutMs"))
+        project, job_id = request.path_params["project"], request.path_params["job_id"]
+        running = self._inserting.get((project, job_id))
+        if running is not None:
+            incomplete = {"jobReference": running["jobReference"], "jobComplete": False}
+            return JSONResponse({"kind": "bigquery#getQueryResultsResponse", **incomplete})
+        query = _answer_key(request.url.query)
+        kept = self.front.finished.answer(project, job_id, query)
+        if kept is not None:
+            return Response(kept, media_type="application/json")
+        response, answer = await self.front.upstream.forward_read(request, b"")
+        if response.status_code == 200 and answer:
+            self.front.finished.remember_answer(project, job_id, query, answer)
+        return response
 
     async def jobs_query(self, request: Request) -> Response:
         raw = await request.body()
@@ -260,6 +279,13 @@ def _running(project: str, body: dict[str, Any], base_url: str) -> dict[str, Any
     resource["status"] = {"state": "RUNNING"}
     resource["statistics"]["startTime"] = resource["statistics"]["creationTime"]
     return resource
+
+
+def _answer_key(query: str) -> str:
+    """A getQueryResults query string without what cannot change a finished job's answer (how
+    long to wait), its parameters in one order."""
+    kept = sorted((k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k != "timeoutMs")
+    return urllib.parse.urlencode(kept)
 
 
 def _done_job(status: int, answer: bytes | None) -> dict[str, Any] | None:

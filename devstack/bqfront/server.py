@@ -16,6 +16,7 @@ from typing import Any
 from devstack.bqfront import settings as spec_of
 from devstack.bqfront.audit import AuditLog, Holds
 from devstack.bqfront.errors import JobFailure, duplicate_job
+from devstack.bqfront.finished import FinishedJobs
 from devstack.bqfront.jobs import Job, JobStore, new_resource
 from devstack.bqfront.loads import run_load
 from devstack.bqfront.proxy import Upstream
@@ -43,6 +44,7 @@ class Front:
         self.holds = Holds()
         self.jobs = JobStore(on_done=self.audit.emit)
         self.upstream = Upstream(config.upstream)
+        self.finished = FinishedJobs()  # bqemulator's DONE jobs, as the front passed them on
         self._clients_by_project: dict[str, tuple[Reader, Any]] = {}
         self._clients_lock = threading.Lock()
 
@@ -113,7 +115,9 @@ class Front:
 
     async def id_taken(self, project: str, job_id: str) -> bool:
         """Whether a job with this id exists, among the front's jobs or bqemulator's."""
-        return self.jobs.get(project, job_id) is not None or await self.upstream.has_job(project, job_id)
+        if self.jobs.get(project, job_id) is not None or self.finished.job(project, job_id) is not None:
+            return True
+        return await self.upstream.has_job(project, job_id)
 
     async def start(self, project: str, body: dict[str, Any], kind: str) -> tuple[Job, dict[str, Any]]:
         """Create and start a job; JobFailure(duplicate) when its id exists here or in bqemulator."""

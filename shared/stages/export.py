@@ -156,10 +156,10 @@ def run_export(
     ``start=False``, does not exist) or when its failure was already reported."""
     bucket, folder = config.bucket, run_folder(task, config)
     _write_run_record(task, bucket, folder, storage_client)
-    done = gcs.read_bytes(bucket, folder.manifest_name, client=storage_client)
+    done = _manifest_in(bucket, folder, storage_client)
     if done is not None:
         logger.info("run already complete; manifest exists", manifest=folder.manifest_name)
-        return Manifest.from_json(done, folder.manifest_name)
+        return done
     pattern = file_pattern(task)
     source: TableRef | DatedQuery
     if task.source.mode == "table":
@@ -192,6 +192,12 @@ def run_export(
             logger.info("export failure already reported for this run", error=str(exc))
             return None
         raise
+    # Another finisher (the handler, a completion event, the sweep) may have written it meanwhile:
+    # then listing the folder again would be for nothing.
+    done = _manifest_in(bucket, folder, storage_client)
+    if done is not None:
+        logger.info("run completed meanwhile; manifest exists", manifest=folder.manifest_name)
+        return done
     manifest = build_manifest(task, bucket, folder, pattern, result, storage_client)
     if gcs.write_if_absent(bucket, folder.manifest_name, manifest.to_json(), "application/json", client=storage_client):
         logger.info(
@@ -199,8 +205,15 @@ def run_export(
         )
         return manifest
     logger.info("manifest was written concurrently; keeping it", manifest=folder.manifest_name)
-    existing = gcs.read_bytes(bucket, folder.manifest_name, client=storage_client)
-    return Manifest.from_json(existing or b"", folder.manifest_name)
+    existing = _manifest_in(bucket, folder, storage_client)
+    if existing is None:  # the write lost to it, yet it is gone: look again from the start
+        raise TransientError(f"{folder.manifest_name} was written concurrently but cannot be read")
+    return existing
+
+
+def _manifest_in(bucket: str, folder: RunFolder, storage_client: Any | None) -> Manifest | None:
+    raw = gcs.read_bytes(bucket, folder.manifest_name, client=storage_client)
+    return Manifest.from_json(raw, folder.manifest_name) if raw is not None else None
 
 
 def _claim_failure(config: Config, folder: RunFolder, exc: PermanentError, storage_client: Any | None) -> bool:

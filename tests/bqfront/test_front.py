@@ -374,6 +374,26 @@ def test_a_query_job_for_bqemulator_under_a_taken_id_is_a_duplicate(front: Front
         front.bq.query("SELECT 1", job_id=extract, job_retry=None)  # taken by a job of the front's own
 
 
+def test_a_finished_bqemulator_job_is_answered_by_the_front(front: FrontKit) -> None:
+    """A DONE job never changes: the front answers jobs.get, getQueryResults and the 409 check of a
+    job bqemulator finished from what it passed on (bqemulator answers in turn, behind its
+    queries). Shown by deleting the job in bqemulator behind the front's back."""
+    import urllib.request
+
+    jid = job_id("finished")
+    done = front.bq.query("SELECT 7 AS seven", job_id=jid, job_retry=None)
+    assert [r["seven"] for r in done.result(timeout=60)] == [7]
+    behind = f"{front.stack.bqemulator_url}/bigquery/v2/projects/{front.project}/jobs/{jid}"
+    urllib.request.urlopen(urllib.request.Request(behind + "/delete", method="DELETE"), timeout=10).close()
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(behind, timeout=10)  # bqemulator has forgotten it
+    again = front.bq.get_job(jid)
+    assert again.state == "DONE" and again.query == "SELECT 7 AS seven" and again.created == done.created
+    assert [r["seven"] for r in again.result(timeout=60)] == [7]
+    with pytest.raises(gexc.Conflict):
+        front.bq.query("SELECT 8", job_id=jid, job_retry=None)
+
+
 def test_everything_else_passes_through_to_bqemulator(front: FrontKit) -> None:
     config = bigquery.QueryJobConfig(
         query_parameters=[bigquery.ScalarQueryParameter("d", "DATE", dt.date(9999, 12, 31))]
