@@ -145,9 +145,9 @@ class Handlers:
         if known is not None:
             return JSONResponse(known)
         response, answer = await self.front.upstream.forward_read(request, b"")
-        resource = _json(answer or b"") if response.status_code == 200 else None
-        if resource is not None:
-            self.front.finished.remember_job(resource)
+        done = _done_job(response.status_code, answer)
+        if done is not None:
+            self.front.finished.remember_job(done)
         return response
 
     async def query_results(self, request: Request) -> Response:
@@ -289,7 +289,7 @@ def _answer_key(query: str) -> str:
 
 
 def _done_job(status: int, answer: bytes | None) -> dict[str, Any] | None:
-    """The job resource of a jobs.insert answer when it says the job is DONE, else None."""
+    """The job resource of a jobs.insert or jobs.get answer when it says the job is DONE, else None."""
     if status != 200 or not answer:
         return None
     job = _json(answer)
