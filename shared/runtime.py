@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-
 from shared.config import Config
 from shared.config_load import load_config
+from shared.per_process import per_process
 
 
-@functools.cache
+@per_process
 def config() -> Config:
     """The config from ``OFFSITE_CONFIG`` (default offsite.yaml), loaded once per process."""
     return load_config()

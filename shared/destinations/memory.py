@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from shared.destinations.base import (
 )
 from shared.errors import PermanentError
 from shared.ids import DestinationId
+from shared.per_process import per_process
 
 CHUNK = 1024 * 1024
 
@@ -124,7 +124,7 @@ class MemoryDestination:
             self._files[normalize_path(path)] = data
 
 
-@functools.cache
+@per_process
 def process_destination() -> MemoryDestination:
     """The process's one in-memory destination (``memory``: tests and experiments only)."""
     return MemoryDestination()

@@ -7,9 +7,10 @@ Application Default Credentials. Tests pass their own clients instead of patchin
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
+
+from shared.per_process import per_process
 
 
 def project() -> str:
@@ -25,7 +26,7 @@ def on_emulators() -> bool:
     return bool(os.environ.get("STORAGE_EMULATOR_HOST") or os.environ.get("PUBSUB_EMULATOR_HOST"))
 
 
-@functools.cache
+@per_process
 def storage_client() -> Any:
     # google-cloud-storage and pubsub_v1 ship no type information: imported by module path, so mypy
     # can apply the ignore_missing_imports override (``from google.cloud import X`` cannot be matched).
@@ -38,21 +39,21 @@ def storage_client() -> Any:
     return Client(project=project())
 
 
-@functools.cache
+@per_process
 def publisher_client() -> Any:
     from google.cloud.pubsub_v1 import PublisherClient
 
     return PublisherClient()
 
 
-@functools.cache
+@per_process
 def subscriber_client() -> Any:
     from google.cloud.pubsub_v1 import SubscriberClient
 
     return SubscriberClient()
 
 
-@functools.cache
+@per_process
 def bigquery_client() -> Any:
     from google.cloud import bigquery
 

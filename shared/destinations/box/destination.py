@@ -10,7 +10,6 @@ upload after a preflight check, the rest through an upload session with parallel
 from __future__ import annotations
 
 import builtins
-import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
@@ -44,6 +43,7 @@ from shared.destinations.box.upload import (
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.ids import DestinationId
 from shared.log import get_logger
+from shared.per_process import per_process
 
 if TYPE_CHECKING:
     import urllib3
@@ -365,7 +365,7 @@ def _remote(path: str, entry: dict[str, Any]) -> RemoteFile:
     return RemoteFile(path=path, size=int(entry.get("size") or 0), sha1=entry.get("sha1"), remote_id=str(entry["id"]))
 
 
-@functools.cache
+@per_process
 def for_settings(settings: BoxSettings) -> BoxDestination:
     """One BoxDestination (HTTP pool, token, folder cache) per process and configuration."""
     return BoxDestination(settings)

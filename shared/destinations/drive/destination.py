@@ -13,7 +13,6 @@ file (Drive keeps the old revision). Two racers creating one name keep one file:
 from __future__ import annotations
 
 import builtins
-import functools
 import hashlib
 import time
 from collections.abc import Iterator, Mapping
@@ -42,6 +41,7 @@ from shared.destinations.drive.upload import ResumableUpload, SessionGone
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.ids import DestinationId
 from shared.log import get_logger
+from shared.per_process import per_process
 
 log = get_logger(__name__)
 
@@ -377,7 +377,7 @@ def _remote(path: str, item: dict[str, Any]) -> RemoteFile:
     )
 
 
-@functools.cache
+@per_process
 def for_settings(name: str, settings: DriveSettings) -> DriveDestination:
     """One DriveDestination (HTTP pool, token, folder cache) per process and configuration."""
     return DriveDestination(name, settings)
