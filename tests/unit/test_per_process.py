@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 from shared import runtime
 from shared.gcp import clients
 from shared.per_process import per_process
+from tests.threads import together
 from tests.unit import config_files
 
 THREADS = 16  # a deployed instance's concurrency
@@ -19,25 +20,7 @@ THREADS = 16  # a deployed instance's concurrency
 
 def call_together(fn: Any, *args: Any) -> list[Any]:
     """``fn(*args)`` from THREADS threads released at the same moment; their results."""
-    barrier = threading.Barrier(THREADS)
-    results: list[Any] = [None] * THREADS
-    errors: list[BaseException] = []
-
-    def one(k: int) -> None:
-        barrier.wait()
-        try:
-            results[k] = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
+    return together(*[functools.partial(fn, *args)] * THREADS)
 
 
 def test_concurrent_first_calls_build_once_and_share_the_value() -> None:
