@@ -1,7 +1,7 @@
 """Proving a resumed partial file by reading it back, within the time budget, on the local stack.
 
 The partner has no server hashing (``hashing: none``), so each resume reads the partial's prefix
-back and compares it, block by block, with the SHA-1s the checkpoint kept of what was sent.
+back and compares it, block by block, with the CRC32Cs the checkpoint kept of what was sent.
 transfer_sftp's handler runs with a budget of 0 s (tests/resume_kit.py): each invocation proves
 at least PROOF_MIN_BYTES and stops, so a long prefix is proven across several invocations; then
 it sends one chunk and stops. Between invocations the tests change the partial file on the
@@ -10,16 +10,17 @@ sshd's disk the way another writer would.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import google_crc32c
+
 from devstack.state import StackInfo
 from shared.config import Config
 from shared.delivery.checkpoint import Checkpoint
-from shared.destinations.sftp.blocks import BLOCK_BYTES, BlockHasher
-from shared.destinations.sftp.resume import PROOF_MIN_BYTES
+from shared.destinations.sftp.blocks import BLOCK_BYTES, BLOCK_CHECK, BlockHasher, block_checksum
+from shared.destinations.sftp.resume import PROOF_MIN_BYTES, PartialState
 from shared.ids import DestinationId, Stage
 from shared.messages import DeliveryReceipt
 from tests.resume_kit import BigFile, deliver_in_steps
@@ -114,10 +115,28 @@ def test_a_corrupted_block_is_cut_and_resent_from_there(
 
 def test_block_hashes_do_not_depend_on_how_the_bytes_were_read() -> None:
     data = os.urandom(3 * BLOCK_BYTES + 99)
-    whole = tuple(hashlib.sha1(data[i : i + BLOCK_BYTES]).hexdigest() for i in range(0, len(data), BLOCK_BYTES))
+    whole = tuple(
+        format(google_crc32c.value(data[i : i + BLOCK_BYTES]), "08x") for i in range(0, len(data), BLOCK_BYTES)
+    )
+    assert whole == tuple(block_checksum(data[i : i + BLOCK_BYTES]) for i in range(0, len(data), BLOCK_BYTES))
     for step in (1000, BLOCK_BYTES, BLOCK_BYTES + 1, len(data)):
-        hasher = BlockHasher()
-        for i in range(0, len(data), step):
-            hasher.update(data[i : i + step])
-        assert hasher.digests() == whole
+        for wrap in (bytes, memoryview):
+            hasher = BlockHasher()
+            for i in range(0, len(data), step):
+                hasher.update(wrap(data[i : i + step]))
+            assert hasher.digests() == whole
     assert BlockHasher().digests() == ()
+
+
+def test_a_checkpoint_keeps_its_blocks_only_with_the_check_that_made_them() -> None:
+    blocks = ("0" * 8, "1" * 8)
+    state = PartialState("/in/f.partial", BLOCK_BYTES + 1, "a" * 40, 7, blocks)
+    raw = state.to_dict()
+    assert raw["block_check"] == BLOCK_CHECK
+    assert PartialState.from_dict(raw, "/in/f.partial") == state
+    # a checkpoint written before the blocks were CRC32C (their SHA-1s, no block_check): the
+    # blocks cannot be compared, the rest stands (the server's hash, or a restart, decides)
+    before = {k: v for k, v in raw.items() if k != "block_check"} | {"blocks": ["b" * 40, "c" * 40]}
+    assert PartialState.from_dict(before, "/in/f.partial") == PartialState(
+        "/in/f.partial", BLOCK_BYTES + 1, "a" * 40, 7
+    )

@@ -2,7 +2,7 @@
 
 A delivery that runs out of time stops at a chunk boundary and records :class:`PartialState`:
 the partial file, how many bytes it holds, the SHA-1 of those bytes as they were read from the
-source, the SHA-1 of each 1 MiB block of them (shared/destinations/sftp/blocks.py) and the
+source, the CRC32C of each 1 MiB block of them (shared/destinations/sftp/blocks.py) and the
 file's mtime. The next invocation keeps a prefix only where it is proven equal — by the
 server's hash of the whole partial (``hashing`` on), or else by reading it back block by block
 — after checking that no other writer is growing the file (skipped when its size and mtime are
@@ -19,13 +19,12 @@ bytes we cannot vouch for.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import stat as statmod
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from shared.destinations.sftp.blocks import BLOCK_BYTES, block_count
+from shared.destinations.sftp.blocks import BLOCK_BYTES, BLOCK_CHECK, block_checksum, block_count
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
 from shared.destinations.sftp.hashing import remote_sha1
 from shared.destinations.sftp.stream import PipelinedReader
@@ -50,7 +49,7 @@ class Proof:
 @dataclass(frozen=True)
 class PartialState:
     """What an earlier invocation left: ``size`` bytes in ``partial`` whose SHA-1 is ``sha1``
-    (``blocks``: of each block), the file's mtime right after (an untouched file still has it),
+    (``blocks``: the checksum of each block), the file's mtime right after (an untouched file still has it),
     and how far a read-back proof of them got."""
 
     partial: str
@@ -62,7 +61,7 @@ class PartialState:
 
     def to_dict(self) -> dict[str, Any]:
         raw: dict[str, Any] = {"partial": self.partial, "size": self.size, "sha1": self.sha1, "mtime": self.mtime}
-        raw["blocks"] = list(self.blocks)
+        raw["blocks"], raw["block_check"] = list(self.blocks), BLOCK_CHECK
         if self.proof is not None:
             raw["proof"] = dataclasses.asdict(self.proof)
         return raw
@@ -79,7 +78,9 @@ class PartialState:
                 int(raw["size"]),
                 str(raw["sha1"]),
                 int(raw.get("mtime", -1)),
-                tuple(str(b) for b in raw.get("blocks") or ()),
+                # blocks checked another way (SHA-1, before) cannot be compared: the server's hash
+                # of the whole partial, or a restart, decides instead
+                tuple(str(b) for b in raw.get("blocks") or ()) if raw.get("block_check") == BLOCK_CHECK else (),
                 Proof(int(proof["offset"]), int(proof["size"]), int(proof["mtime"])) if proof else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -163,7 +164,7 @@ def _read_back(session: SftpSession, state: PartialState, start: int, deadline: 
             block = bytearray()
             while len(block) < want and (piece := reader.read(want - len(block))):
                 block += piece
-            if hashlib.sha1(block).hexdigest() != state.blocks[offset // BLOCK_BYTES]:
+            if block_checksum(block) != state.blocks[offset // BLOCK_BYTES]:
                 return offset, offset
             offset += want
             if deadline is not None and offset - start >= PROOF_MIN_BYTES and time.monotonic() > deadline:
