@@ -1,7 +1,7 @@
 """Per-block checksums of what was sent, so a resumed partial file can be proven block by block.
 
 A transfer checksums its source in fixed blocks of :data:`BLOCK_BYTES` from byte 0 (the last one
-may be shorter) and keeps the list in its checkpoint (11 bytes of JSON per MiB sent). A later
+may be shorter) and keeps the list in its checkpoint (about 12 bytes of JSON per MiB sent). A later
 invocation reads the partial back block by block and compares: it can stop at its deadline and
 continue where it stopped, and a block that differs marks where the file must be cut.
 
