@@ -7,9 +7,10 @@ continue where it stopped, and a block that differs marks where the file must be
 
 The checksum is CRC32C (:data:`BLOCK_CHECK`), the check GCS keeps for every object, computed by
 google-crc32c's hardware path (~20 GB/s here): it finds a partial that is not what was sent
-(cut, overwritten by another writer, damaged on disk), and the whole file is still proven by
-its SHA-1, which the transfer computes as well. SHA-1 per block, as before, was a second SHA-1
-pass over every byte sent: 12 % of a transfer's client CPU (docs/performance.md, "SFTP").
+(cut, overwritten by another writer, damaged on disk); the delivered file is still checked by
+its SHA-1, which the transfer computes on the way (the server's hash or verify's read-back).
+SHA-1 per block, as before, was a second SHA-1 pass over every byte sent: 12 % of a
+transfer's client CPU (docs/performance.md, "SFTP").
 """
 
 from __future__ import annotations
