@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from shared.config import BoxDestination
+from shared.per_process import per_process
 
 HEADROOM = 0.9  # leave room for clocks, retries and calls nothing paces (the CLI, a person)
 BURST_S = 2.0  # a bucket holds this many seconds of its rate: short bursts pass, storms do not
@@ -56,8 +57,10 @@ class Pacer:
         return wait
 
 
-_PACERS: dict[tuple[str, str, float], Pacer] = {}
-_LOCK = threading.Lock()
+@per_process
+def _pacer(base_url: str, kind: str, rate_per_minute: float) -> Pacer:
+    """One pacer per (Box API, limit kind, rate) in this process."""
+    return Pacer(rate_per_minute)
 
 
 def instances_sharing(box: BoxDestination) -> int:
@@ -78,7 +81,5 @@ def pacers(box: BoxDestination) -> tuple[Pacer | None, Pacer | None]:
         if limit is None:
             found.append(None)
             continue
-        key = (box.base_url, kind, limit * share)
-        with _LOCK:
-            found.append(_PACERS.setdefault(key, Pacer(limit * share)))
+        found.append(_pacer(box.base_url, kind, limit * share))
     return found[0], found[1]

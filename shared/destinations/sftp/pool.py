@@ -18,6 +18,7 @@ from shared.config import SftpPartner
 from shared.destinations.sftp.connect import SftpSession, offered_host_key, open_session
 from shared.errors import TransientError
 from shared.log import get_logger
+from shared.per_process import per_process
 
 log = get_logger(__name__)
 
@@ -37,17 +38,14 @@ class SessionLimiter:
         self.cond = threading.Condition()
 
 
-_limiters: dict[tuple[str, str, int, str, int], SessionLimiter] = {}
-_limiters_lock = threading.Lock()
-
-
 def limiter_for(name: str, partner: SftpPartner) -> SessionLimiter:
     """The process-wide limiter of this partner (one per name, host, port, user and limit)."""
-    key = (name, partner.host, partner.port, partner.username, partner.max_sessions)
-    with _limiters_lock:
-        if key not in _limiters:
-            _limiters[key] = SessionLimiter(partner.max_sessions)
-        return _limiters[key]
+    return _limiter(name, partner.host, partner.port, partner.username, partner.max_sessions)
+
+
+@per_process
+def _limiter(name: str, host: str, port: int, username: str, max_sessions: int) -> SessionLimiter:
+    return SessionLimiter(max_sessions)
 
 
 class SessionPool:
@@ -198,14 +196,7 @@ class SessionPool:
             session.close()
 
 
-_pools: dict[tuple[str, SftpPartner], SessionPool] = {}
-_pools_lock = threading.Lock()
-
-
+@per_process
 def pool_for(name: str, partner: SftpPartner) -> SessionPool:
     """The process's session pool of a partner: warm instances reuse SSH connections."""
-    with _pools_lock:
-        key = (name, partner)
-        if key not in _pools:
-            _pools[key] = SessionPool(name, partner)
-        return _pools[key]
+    return SessionPool(name, partner)
