@@ -73,9 +73,11 @@ def offsite_transfer(
     remote: str,
     connections: int,
     local_file: str | None = None,
+    ssh_client: str = "auto",
 ) -> dict[str, Any]:
     """Child: one delivery with SftpDestination (what transfer_sftp runs per partner), from the
-    GCS object as transfer_sftp reads it, or from ``local_file`` (the like-for-like case)."""
+    GCS object as transfer_sftp reads it, or from ``local_file`` (the like-for-like case);
+    ``ssh_client`` as the partner setting (auto: OpenSSH's ssh, which is on this machine)."""
     use_gcs_emulator(gcs_url)
     from shared.config import SftpPartner
     from shared.delivery.operation import PREFETCH_BLOCKS
@@ -93,6 +95,7 @@ def offsite_transfer(
         directory=directory,
         connections_per_file=connections,
         max_sessions=max(4, connections),
+        ssh_client=ssh_client,
     )
     info = gcs.stat(BUCKET, OBJECT)
     assert info is not None
@@ -104,7 +107,13 @@ def offsite_transfer(
     seconds = time.perf_counter() - started
     source.close()
     destination.close()
-    return {"seconds": seconds, "sha1": result.sha1, "status": result.status}
+    return {"seconds": seconds, "sha1": result.sha1, "status": result.status, "client": _client_used(destination)}
+
+
+def _client_used(destination: Any) -> str:
+    from shared.destinations.sftp.openssh import uses_openssh
+
+    return "openssh" if uses_openssh(destination.partner) else "paramiko"
 
 
 # ---- the servers and the peers -------------------------------------------------------------------
@@ -119,6 +128,7 @@ class _Setup:
         self.dir.chmod(0o755)
         self.gcs = FakeGcs(self.dir)
         self.sshd: Any = None
+        self.clients: dict[str, str] = {}  # offsite side -> the SSH client its child used
 
     def __enter__(self) -> Self:
         from tests.sftp.sshd_server import Sshd, ensure_user, user_dir
@@ -173,7 +183,9 @@ class _Setup:
         }
 
 
-def _offsite(setup: _Setup, name: str, connections: int, check: bool, local: bool = False) -> tuple[float, float]:
+def _offsite(
+    setup: _Setup, name: str, connections: int, check: bool, local: bool = False, ssh_client: str = "auto"
+) -> tuple[float, float]:
     argv = python_child(
         "sftp_bench:offsite_transfer",
         gcs_url=setup.gcs_url,
@@ -185,8 +197,10 @@ def _offsite(setup: _Setup, name: str, connections: int, check: bool, local: boo
         remote=name,
         connections=connections,
         local_file=str(setup.local_file) if local else None,
+        ssh_client=ssh_client,
     )
     child = run_child(argv, cwd=REPO_ROOT)
+    setup.clients[name.rsplit("-", 1)[0]] = child.result.get("client", "?")
     if child.result.get("sha1") != setup.sha1:
         raise RuntimeError(f"offsite streamed SHA-1 {child.result.get('sha1')}, the object's is {setup.sha1}")
     setup.landed(name, check).unlink()
@@ -239,6 +253,7 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     size = SIZE_QUICK if quick else SIZE_FULL
     sides: dict[str, Any] = {
         "offsite-local": lambda s, n, c: _offsite(s, n, 1, c, local=True),
+        "offsite-local-paramiko": lambda s, n, c: _offsite(s, n, 1, c, local=True, ssh_client="paramiko"),
         "offsite": lambda s, n, c: _offsite(s, n, 1, c),
         "offsite-2": lambda s, n, c: _offsite(s, n, 2, c),
         "rclone": _rclone,
@@ -253,7 +268,10 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     settings = " ".join(OPENSSH_SETTINGS[best_openssh]) or "default -B/-R"
     tried = ", ".join(f"{k} {median(speeds[k]):.0f} MB/s" for k in OPENSSH_SETTINGS)
     notes = (
-        f"cipher {CIPHER} on every side; OpenSSH settings tried: {tried}; offsite from GCS with "
+        f"cipher {CIPHER} on every side; offsite's SSH work by {setup.clients.get('offsite-local', '?')} "
+        f"(ssh_client auto); with ssh_client paramiko, local file: "
+        f"{median(speeds['offsite-local-paramiko']):.0f} MB/s (+{max(rss['offsite-local-paramiko']):.0f} MB); "
+        f"OpenSSH settings tried: {tried}; offsite from GCS with "
         f"connections_per_file=2: {median(speeds['offsite-2']):.0f} MB/s (+{max(rss['offsite-2']):.0f} MB); "
         f"peers' peak RSS: sftp {max(rss[best_openssh]):.0f} MB, rclone {max(rss['rclone']):.0f} MB; "
         f"other Python SSH libraries, local file, same cipher (bench/sftp_libraries.py): asyncssh "

@@ -122,7 +122,7 @@ def check(target: Target, as_json: JsonOption = False) -> None:
         return
     print_line(f"connected to {report['host']}:{report['port']} as {report['username']} in {report['connect_s']:.2f}s")
     print_line(f"host key:   {report['host_key']} (verified)")
-    print_line(f"cipher:     {report['cipher']}")
+    print_line(f"cipher:     {report['cipher']} (ssh client: {report['ssh_client']})")
     print_line(f"extensions: {', '.join(report['extensions']) or '(none)'}")
     print_line(f"write size: {report['max_write']} bytes per request")
     for warning in report["warnings"]:
@@ -133,7 +133,8 @@ def check(target: Target, as_json: JsonOption = False) -> None:
 
 def _check(target: Target) -> dict[str, Any]:
     """What ``check`` finds: the connection, the host key, the server's offer, the directory."""
-    from shared.destinations.sftp.connect import open_session, sftp_errors
+    from shared.destinations.sftp.connect import sftp_errors
+    from shared.destinations.sftp.session import open_session
 
     started = time.monotonic()
     session = open_session(target.name, target.partner)
@@ -145,6 +146,7 @@ def _check(target: Target) -> dict[str, Any]:
             "username": target.partner.username,
             "connect_s": round(time.monotonic() - started, 3),
             "host_key": session.host_key,
+            "ssh_client": session.client,
             "cipher": session.cipher,
             "extensions": sorted(session.extensions),
             "max_write": session.max_write,
@@ -197,7 +199,7 @@ def ls(
     as_json: JsonOption = False,
 ) -> None:
     """List a folder of the partner directory."""
-    from shared.destinations.sftp.connect import open_session
+    from shared.destinations.sftp.session import open_session
 
     folder = _inside(target, path)
     session = open_session(target.name, target.partner)
@@ -225,7 +227,7 @@ def tree(
     as_json: JsonOption = False,
 ) -> None:
     """Show the folder tree below a folder, with file sizes."""
-    from shared.destinations.sftp.connect import open_session
+    from shared.destinations.sftp.session import open_session
 
     folder = _inside(target, path)
     session = open_session(target.name, target.partner)
@@ -305,7 +307,8 @@ def rm(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a file, or a folder with -r. Never outside the partner directory."""
-    from shared.destinations.sftp.connect import open_session, sftp_errors
+    from shared.destinations.sftp.connect import sftp_errors
+    from shared.destinations.sftp.session import open_session
 
     full = _inside(target, path)
     if full == posixpath.normpath(target.partner.directory):
@@ -341,7 +344,7 @@ def clear(
     as_json: JsonOption = False,
 ) -> None:
     """Delete everything inside the partner directory (the directory itself stays)."""
-    from shared.destinations.sftp.connect import open_session
+    from shared.destinations.sftp.session import open_session
 
     root = posixpath.normpath(target.partner.directory)
     if root == "/":

@@ -94,6 +94,11 @@ class SftpPartner(Model):
     connections_per_file: Annotated[int, between(1)] = Field(
         1, description="Parallel SSH connections writing one large file."
     )
+    ssh_client: Literal["auto", "openssh", "paramiko"] = Field(
+        "auto",
+        description="Who does the SSH work: OpenSSH's ssh binary (C, faster; key login) or paramiko; "
+        "auto: ssh when it runs here and the partner logs in by private_key alone, without hashing 'sha1sum'.",
+    )
 
     @field_validator("port")
     @classmethod
@@ -130,6 +135,10 @@ class SftpPartner(Model):
             problems.add((), "set password or private_key")
         if self.known_hosts is None and self.host_key_fingerprint is None:
             problems.add((), "set known_hosts or host_key_fingerprint; host keys are always verified")
+        if self.ssh_client == "openssh" and self.private_key is None:
+            problems.add(("ssh_client",), "'openssh' logs in with private_key only; set private_key or use 'paramiko'")
+        if self.ssh_client == "openssh" and self.hashing == "sha1sum":
+            problems.add(("ssh_client",), "'openssh' has no exec channel for hashing 'sha1sum'; use 'paramiko'")
         problems.raise_any()
         return self
 

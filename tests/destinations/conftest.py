@@ -15,7 +15,7 @@ import pytest
 
 from shared.destinations.base import Destination
 
-BACKENDS = ["memory", "sftp_openssh", "sftp_asyncssh", "box", "drive"]
+BACKENDS = ["memory", "sftp_openssh", "sftp_paramiko", "sftp_asyncssh", "box", "drive"]
 
 
 @pytest.fixture(params=BACKENDS)

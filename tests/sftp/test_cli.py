@@ -51,6 +51,8 @@ def test_check(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
     assert (report["host"], report["port"], report["username"]) == ("127.0.0.1", sshd.port, sshd.user.name)
     assert "posix-rename@openssh.com" in report["extensions"] and report["directory"] == str(workdir)
     assert report["max_write"] > 0 and report["warnings"] == []
+    assert (report["ssh_client"], report["cipher"]) == ("openssh", "aes128-gcm@openssh.com")  # a key login, auto
+    assert "cipher:     aes128-gcm@openssh.com (ssh client: openssh)" in result.output
 
 
 def test_check_refuses_a_changed_host_key(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:

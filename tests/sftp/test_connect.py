@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.destinations.sftp.connect import open_session
 from shared.destinations.sftp.hostkeys import entries_for, parse_known_hosts
+from shared.destinations.sftp.session import open_session
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.secrets import Secret
 from tests.sftp.conftest import PartnerFactory, make_partner

@@ -181,7 +181,7 @@ def test_sha1sum_on_an_sftp_only_account_says_which_switch_to_change(partner: Pa
 
 
 def test_cipher_is_configurable(partner: PartnerFactory) -> None:
-    from shared.destinations.sftp.connect import open_session
+    from shared.destinations.sftp.session import open_session
     from shared.errors import ConfigError
 
     session = open_session("acme", partner(ciphers=("aes256-ctr",)))

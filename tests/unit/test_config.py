@@ -73,6 +73,11 @@ def test_invalid_cron_names_the_field_path(tmp_path: Path) -> None:
             r"destinations\.sftp\.acme: set known_hosts or host_key_fingerprint",
         ),
         (
+            "project: p\nbucket: bkt\ndestinations: {sftp: {acme: {host: h, username: u, password: x,"
+            " host_key_fingerprint: 'SHA256:x', ssh_client: openssh}}}\n",
+            r"destinations\.sftp\.acme\.ssh_client: 'openssh' logs in with private_key only",
+        ),
+        (
             "project: p\nbucket: bkt\ndestinations: {box: {auth: {method: ccg, client_id: c}}}\n",
             r"destinations\.box\.auth\.client_secret: required when method is 'ccg'",
         ),

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import io
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,9 +20,6 @@ from typing import Any, Protocol, cast
 import paramiko
 import paramiko.sftp_client
 import paramiko.ssh_exception
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from paramiko.message import Message
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT, CMD_STATUS, CMD_VERSION, SFTPError
 
@@ -37,8 +32,8 @@ from shared.destinations.sftp.hostkeys import (
     preferred_algorithms,
     verify_host_key,
 )
+from shared.destinations.sftp.keys import load_private_key
 from shared.errors import ConfigError, OffsiteError, PermanentError, TransientError
-from shared.secrets import Secret
 
 WINDOW_BYTES = 64 * 1024 * 1024  # how much the server may send before we acknowledge (downloads)
 PACKET_BYTES = 32 * 1024  # SSH channel packet we accept; servers rarely send more anyway
@@ -126,27 +121,77 @@ def status_of(kind: int, msg: Message) -> tuple[int, str]:
     return code, msg.get_text() if len(msg.get_remainder()) >= 4 else ""
 
 
+class SshProcess(Protocol):
+    """An SSH connection run by another program (:mod:`shared.destinations.sftp.openssh`)."""
+
+    def alive(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class SftpSession:
-    """One authenticated SSH connection with its SFTP channel. Not for concurrent use."""
+    """One authenticated SSH connection with its SFTP channel. Not for concurrent use.
+
+    The SSH side is paramiko's ``transport`` or an ``ssh`` process (exactly one is set);
+    exec channels (``hashing: sha1sum``) need the transport.
+    """
 
     partner: str
-    transport: paramiko.Transport
     sftp: PartnerSFTPClient
     host_key: str  # "ssh-ed25519 SHA256:…", safe to show
+    host_key_type: str
+    host_key_base64: str
+    transport: paramiko.Transport | None = None
+    ssh: SshProcess | None = None
     max_write: int = SPEC_REQUEST_BYTES
     max_read: int = SPEC_REQUEST_BYTES
     cipher: str = ""
     extensions: dict[str, bytes] = field(default_factory=dict)
 
+    @classmethod
+    def started(
+        cls,
+        name: str,
+        sftp: PartnerSFTPClient,
+        key: paramiko.PKey,
+        cipher: str,
+        *,
+        transport: paramiko.Transport | None = None,
+        ssh: SshProcess | None = None,
+    ) -> SftpSession:
+        """The session once SFTP has started: the server's size limits asked, its host key described."""
+        max_write, max_read = limits(sftp)
+        return cls(
+            partner=name,
+            sftp=sftp,
+            host_key=describe_key(key.get_name(), key.asbytes()),
+            host_key_type=key.get_name(),
+            host_key_base64=key.get_base64(),
+            transport=transport,
+            ssh=ssh,
+            max_write=max_write,
+            max_read=max_read,
+            cipher=cipher,
+            extensions=dict(sftp.server_extensions),
+        )
+
+    @property
+    def client(self) -> str:
+        return "paramiko" if self.transport is not None else "openssh"
+
     def alive(self) -> bool:
-        return self.transport.is_active()
+        if self.transport is not None:
+            return self.transport.is_active()
+        return self.ssh is not None and self.ssh.alive()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.sftp.close()
-        with contextlib.suppress(Exception):
-            self.transport.close()
+        for link in (self.transport, self.ssh):
+            if link is not None:
+                with contextlib.suppress(Exception):
+                    link.close()
 
 
 @contextlib.contextmanager
@@ -174,45 +219,6 @@ def sftp_errors(partner: str, what: str, path: str | None = None) -> Iterator[No
         if exc.errno == errno.ENOENT:
             raise PermanentError(f"{where}:{target}: no such file or directory") from None
         raise TransientError(f"{where}{':' + target if target else ''}: {exc.strerror or exc}") from exc
-
-
-@functools.lru_cache(maxsize=16)
-def _load_key(text: str, passphrase: str | None, where: str) -> paramiko.PKey:
-    data = text.encode()
-    password = passphrase.encode() if passphrase is not None else None
-    try:
-        loaded: object
-        try:
-            loaded = serialization.load_ssh_private_key(data, password=password)
-        except ValueError:
-            loaded = serialization.load_pem_private_key(data, password=password)
-    except TypeError as exc:  # passphrase missing, or given for an unencrypted key
-        raise ConfigError(f"{where}.private_key_passphrase: {exc}") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise ConfigError(
-            f"{where}.private_key: not a readable RSA, ECDSA or Ed25519 private key in OpenSSH or PEM form "
-            "(or private_key_passphrase is wrong)"
-        ) from None
-    key_class: type[paramiko.PKey]
-    if isinstance(loaded, rsa.RSAPrivateKey):
-        key_class = paramiko.RSAKey
-    elif isinstance(loaded, ed25519.Ed25519PrivateKey):
-        key_class = paramiko.Ed25519Key
-    elif isinstance(loaded, ec.EllipticCurvePrivateKey):
-        key_class = paramiko.ECDSAKey
-    else:
-        raise ConfigError(
-            f"{where}.private_key: key type {type(loaded).__name__} is not supported (RSA, ECDSA, Ed25519)"
-        )
-    try:
-        return key_class.from_private_key(io.StringIO(text), password=passphrase)
-    except paramiko.SSHException as exc:
-        raise ConfigError(f"{where}.private_key: {exc}") from None
-
-
-def load_private_key(key: Secret, passphrase: Secret | None, where: str) -> paramiko.PKey:
-    """The partner's private key (RSA, ECDSA, Ed25519; OpenSSH or PEM; optional passphrase)."""
-    return _load_key(key.reveal(), passphrase.reveal() if passphrase is not None else None, where)
 
 
 def _configure(transport: paramiko.Transport, where: str, partner: SftpPartner, key_types: tuple[str, ...]) -> None:
@@ -253,7 +259,7 @@ def _authenticate(transport: paramiko.Transport, name: str, partner: SftpPartner
     )
 
 
-def _limits(sftp: PartnerSFTPClient) -> tuple[int, int]:
+def limits(sftp: PartnerSFTPClient) -> tuple[int, int]:
     if "limits@openssh.com" not in sftp.server_extensions:
         return SPEC_REQUEST_BYTES, SPEC_REQUEST_BYTES
     kind, msg = raw_request(sftp, CMD_EXTENDED, "limits@openssh.com")
@@ -324,7 +330,15 @@ def _verified_transport(name: str, partner: SftpPartner) -> tuple[paramiko.Trans
     raise first_error
 
 
-def open_session(name: str, partner: SftpPartner) -> SftpSession:
+def verified_host_key(name: str, partner: SftpPartner) -> paramiko.PKey:
+    """The key the partner's server offers, verified as for a login (a handshake, no credentials)."""
+    with sftp_errors(name, f"connecting to {partner.host}:{partner.port}"):
+        transport, key = _verified_transport(name, partner)
+        transport.close()
+        return key
+
+
+def open_paramiko_session(name: str, partner: SftpPartner) -> SftpSession:
     """Connect, verify the host key, authenticate and start SFTP. Errors as :func:`sftp_errors`."""
     padding.install()
     with sftp_errors(name, f"connecting to {partner.host}:{partner.port}"):
@@ -338,20 +352,11 @@ def open_session(name: str, partner: SftpPartner) -> SftpSession:
             if channel is None:
                 raise TransientError(f"sftp:{name}: the SFTP channel closed while starting")
             channel.settimeout(IO_TIMEOUT_S)
-            max_write, max_read = _limits(sftp)
+            cipher = str(vars(transport).get("remote_cipher", ""))
+            return SftpSession.started(name, sftp, key, cipher, transport=transport)
         except BaseException:
             transport.close()
             raise
-    return SftpSession(
-        partner=name,
-        transport=transport,
-        sftp=sftp,
-        host_key=describe_key(key.get_name(), key.asbytes()),
-        max_write=max_write,
-        max_read=max_read,
-        cipher=str(vars(transport).get("remote_cipher", "")),
-        extensions=dict(sftp.server_extensions),
-    )
 
 
 def offered_host_key(partner: SftpPartner, key_type: str) -> str:

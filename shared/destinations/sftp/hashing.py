@@ -98,6 +98,11 @@ def _sha1sum(session: SftpSession, paths: list[str], total_bytes: int) -> dict[s
     partner = session.partner
     timeout = _BASE_TIMEOUT_S + total_bytes / _MIN_RATE
     command = "sha1sum -- " + " ".join(shlex.quote(p) for p in paths)
+    if session.transport is None:
+        raise PermanentError(
+            f"sftp:{partner}: hashing 'sha1sum' needs an exec channel, which ssh_client 'openssh' does not give; "
+            f"set destinations.sftp.{partner}.ssh_client to 'paramiko'"
+        )
     with sftp_errors(partner, "hashing (sha1sum)", paths[0] if len(paths) == 1 else None):
         channel = session.transport.open_session(timeout=timeout)
         try:

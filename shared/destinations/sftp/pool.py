@@ -15,7 +15,8 @@ import time
 from collections.abc import Iterator
 
 from shared.config import SftpPartner
-from shared.destinations.sftp.connect import SftpSession, offered_host_key, open_session
+from shared.destinations.sftp.connect import SftpSession, offered_host_key
+from shared.destinations.sftp.session import open_session
 from shared.errors import TransientError
 from shared.log import get_logger
 from shared.per_process import per_process
@@ -83,14 +84,13 @@ class SessionPool:
         refuses a changed one before any credential is sent."""
         if time.monotonic() - self._checked_at < self.recheck_s:
             return session
-        key = session.transport.get_remote_server_key()
         try:
-            offered = offered_host_key(self.partner, key.get_name())
+            offered = offered_host_key(self.partner, session.host_key_type)
         except Exception as exc:  # noqa: BLE001 - the server is unreachable: the session decides
             log.warning("host key probe failed; using the pooled session", partner=self.name, error=str(exc))
             return session
         self._checked_at = time.monotonic()
-        if offered == key.get_base64():
+        if offered == session.host_key_base64:
             return session
         log.warning("the server's host key changed under a pooled session; reconnecting", partner=self.name)
         session.close()

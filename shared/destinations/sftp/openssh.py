@@ -1,0 +1,273 @@
+"""SFTP through OpenSSH's ``ssh`` binary: its C code does the SSH work, offsite speaks SFTP.
+
+paramiko encrypts, pads and frames every 32 KiB SSH packet in Python; for bulk uploads that is
+most of offsite's CPU (docs/performance.md, "SFTP"). OpenSSH's own ``sftp`` runs ``ssh -s sftp``
+and talks SFTP over a socket pair; this does the same, with paramiko's SFTP client (its
+pipelining and offsite's extensions unchanged) on our end of the pair. rclone offers the same
+choice (``--sftp-ssh``).
+
+Trust is decided as on the paramiko path, before any credential is sent: the host key is
+verified by :func:`shared.destinations.sftp.connect.verified_host_key`, and ``ssh`` is then
+told to accept exactly that key (``StrictHostKeyChecking=yes`` against a one-line
+known_hosts) and nothing from the user's or system's configuration (``-F /dev/null``). The
+private key is written to a private temp file only until ``ssh`` has logged in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, cast
+
+import paramiko
+from paramiko.sftp import SFTPError
+
+from shared.config import SftpPartner
+from shared.destinations.sftp.connect import (
+    FAST_CIPHERS,
+    IO_TIMEOUT_S,
+    PartnerSFTPClient,
+    SftpSession,
+    sftp_errors,
+    verified_host_key,
+)
+from shared.destinations.sftp.hostkeys import known_hosts_line
+from shared.destinations.sftp.keys import load_private_key, private_key_bytes
+from shared.errors import ConfigError, PermanentError, TransientError
+from shared.per_process import per_process
+
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # room for 16 WRITE requests of 255 KiB between us and ssh
+KEEPALIVE_S = 15  # ssh probes a silent server this often; 4 missed probes end the session
+_CIPHER_LINE = re.compile(r"kex: client->server cipher: (\S+)")
+
+
+@per_process
+def ssh_binary() -> str | None:
+    """``ssh`` on PATH if it runs here (``ssh -G`` needs a user entry and a readable binary)."""
+    path = shutil.which("ssh")
+    if path is None:
+        return None
+    probe = subprocess.run([path, "-F", "/dev/null", "-G", "localhost"], capture_output=True, timeout=10, check=False)
+    return path if probe.returncode == 0 else None
+
+
+@per_process
+def _launcher() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssh-launcher")
+
+
+def _start_ssh(argv: list[str], end: socket.socket) -> subprocess.Popen[bytes]:
+    """``ssh`` on ``end`` (its stdin and stdout), killed when this process ends.
+
+    Without that, a process killed mid-upload leaves its ``ssh`` draining the buffered bytes
+    into the partial file for seconds, and the redelivery finds "another writer". Linux sends
+    the parent-death signal when the *thread* that started the child ends, so every ``ssh`` is
+    started from one thread that lives as long as the process (``setpriv --pdeathsig``, from
+    util-linux; without it, ssh still ends, once it has drained).
+    """
+    setpriv = shutil.which("setpriv")
+    prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+    fd = end.fileno()
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*prefix, *argv], stdin=fd, stdout=fd, stderr=subprocess.DEVNULL, close_fds=True)
+
+    return _launcher().submit(start).result()
+
+
+@per_process
+def ssh_ciphers() -> tuple[str, ...]:
+    binary = ssh_binary()
+    if binary is None:
+        return ()
+    out = subprocess.run([binary, "-Q", "cipher"], capture_output=True, text=True, timeout=10, check=False)
+    return tuple(out.stdout.split())
+
+
+def uses_openssh(partner: SftpPartner) -> bool:
+    """Whether sessions to ``partner`` run through ``ssh`` (switch ``ssh_client``, docs/sftp.md)."""
+    if partner.ssh_client == "paramiko":
+        return False
+    usable = partner.private_key is not None and partner.password is None and partner.hashing != "sha1sum"
+    if partner.ssh_client == "openssh":
+        return True  # open_openssh_session names what is missing
+    return usable and ssh_binary() is not None
+
+
+class SshChannel:
+    """Our end of the socket pair, shaped as paramiko's SFTP client uses a channel."""
+
+    def __init__(self, sock: socket.socket, process: subprocess.Popen[bytes], workdir: Path) -> None:
+        self.sock, self.process, self.workdir = sock, process, workdir
+
+    def send(self, data: bytes) -> int:
+        return self.sock.send(data)
+
+    def recv(self, n: int) -> bytes:
+        return self.sock.recv(n)
+
+    def recv_ready(self) -> bool:
+        return bool(select.select([self.sock], [], [], 0)[0])
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.sock.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self.sock.gettimeout()
+
+    def setblocking(self, blocking: bool) -> None:
+        self.sock.setblocking(blocking)
+
+    def get_name(self) -> str:
+        return "ssh"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stderr(self) -> str:
+        with contextlib.suppress(OSError):
+            return (self.workdir / "ssh.log").read_text(errors="replace")
+        return ""
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()  # ssh sees EOF on its stdin and ends the session
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _ciphers(name: str, partner: SftpPartner) -> str:
+    if not partner.ciphers:
+        return "^" + ",".join(FAST_CIPHERS)  # OpenSSH's own list with AES-GCM moved to the front
+    unknown = [c for c in partner.ciphers if c not in ssh_ciphers()]
+    if unknown:
+        raise ConfigError(
+            f"destinations.sftp.{name}.ciphers: {list(partner.ciphers)!r} names a cipher OpenSSH's ssh does not "
+            f"support ({', '.join(unknown)}); supported: {', '.join(ssh_ciphers())}"
+        )
+    return ",".join(partner.ciphers)
+
+
+def _host_key_algorithms(key_type: str) -> str:
+    return "rsa-sha2-512,rsa-sha2-256,ssh-rsa" if key_type == "ssh-rsa" else key_type
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _argv(binary: str, partner: SftpPartner, workdir: Path, key_type: str, ciphers: str) -> list[str]:
+    options = {
+        "BatchMode": "yes",  # never prompt: a refused key is an error, not a question
+        "IdentitiesOnly": "yes",
+        "IdentityAgent": "none",
+        "IdentityFile": str(workdir / "id"),
+        "PasswordAuthentication": "no",
+        "KbdInteractiveAuthentication": "no",
+        "UserKnownHostsFile": str(workdir / "known_hosts"),
+        "GlobalKnownHostsFile": "/dev/null",
+        "StrictHostKeyChecking": "yes",
+        "CheckHostIP": "no",
+        "UpdateHostKeys": "no",
+        "HostKeyAlgorithms": _host_key_algorithms(key_type),
+        "Ciphers": ciphers,
+        "ConnectTimeout": str(max(1, round(partner.connect_timeout_s))),
+        "ServerAliveInterval": str(KEEPALIVE_S),
+        "ServerAliveCountMax": "4",
+        "ClearAllForwardings": "yes",
+        "LogLevel": "DEBUG1",  # the negotiated cipher, and why a login failed; to ssh.log only
+    }
+    argv = [binary, "-F", "/dev/null", "-x", "-a", "-T", "-E", str(workdir / "ssh.log")]
+    for option, value in options.items():
+        argv += ["-o", f"{option}={value}"]
+    return [*argv, "-p", str(partner.port), "-l", partner.username, "-s", "--", partner.host, "sftp"]
+
+
+def _refusal(name: str, partner: SftpPartner, log: str, key_type: str) -> Exception:
+    """What ``ssh`` ending before SFTP started means, from its own words."""
+    where = f"sftp:{name}"
+    last = next((line for line in reversed(log.splitlines()) if line and not line.startswith("debug")), "")
+    if "Permission denied" in log:
+        return PermanentError(
+            f"{where}: authentication as {partner.username!r} on {partner.host}:{partner.port} failed "
+            f"({key_type} key refused); check destinations.sftp.{name}.private_key"
+        )
+    if "Host key verification failed" in log or "HOST IDENTIFICATION HAS CHANGED" in log:
+        return PermanentError(f"{where}: HOST KEY MISMATCH: the server's key changed while connecting ({last})")
+    if "no matching cipher" in log:
+        return PermanentError(
+            f"{where}: the server accepts none of destinations.sftp.{name}.ciphers ({last}); change ciphers"
+        )
+    if "subsystem request failed" in log:
+        return PermanentError(f"{where}: the server refused the sftp subsystem ({last})")
+    return TransientError(f"{where}: ssh ended before SFTP started ({last or 'no message'})")
+
+
+def _check_usable(name: str, partner: SftpPartner) -> str:
+    where = f"destinations.sftp.{name}"
+    binary = ssh_binary()
+    if binary is None:
+        raise ConfigError(f"{where}.ssh_client: 'openssh' needs OpenSSH's ssh on PATH; none runs here")
+    if partner.private_key is None:
+        raise ConfigError(f"{where}.ssh_client: 'openssh' logs in with private_key only; set it or use 'paramiko'")
+    if partner.hashing == "sha1sum":
+        raise ConfigError(f"{where}.ssh_client: 'openssh' has no exec channel for hashing 'sha1sum'; use 'paramiko'")
+    return binary
+
+
+def open_openssh_session(name: str, partner: SftpPartner) -> SftpSession:
+    """Verify the host key, start ``ssh -s sftp`` trusting exactly that key, speak SFTP over it."""
+    binary = _check_usable(name, partner)
+    assert partner.private_key is not None
+    login_key = load_private_key(partner.private_key, partner.private_key_passphrase, f"destinations.sftp.{name}")
+    ciphers = _ciphers(name, partner)  # ssh's names, checked before connecting
+    key = verified_host_key(name, partner.model_copy(update={"ciphers": ()}))  # paramiko's own list for the probe
+    workdir = Path(tempfile.mkdtemp(prefix="offsite-ssh-"))
+    try:
+        (workdir / "known_hosts").write_text(
+            known_hosts_line(partner.host, partner.port, key.get_name(), key.get_base64()) + "\n"
+        )
+        _write_private(workdir / "id", private_key_bytes(partner.private_key, partner.private_key_passphrase, name))
+        argv = _argv(binary, partner, workdir, key.get_name(), ciphers)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    ours, theirs = socket.socketpair()
+    for end in (ours, theirs):
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+    with theirs:
+        process = _start_ssh(argv, theirs)
+    channel = SshChannel(ours, process, workdir)
+    try:
+        channel.settimeout(partner.connect_timeout_s + 5)
+        sftp = PartnerSFTPClient(cast(Any, channel))  # paramiko uses only what SshChannel has
+    except (paramiko.SSHException, SFTPError, OSError, EOFError):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)  # its log is complete once it has ended
+        refusal = _refusal(name, partner, channel.stderr(), login_key.get_name())
+        channel.close()
+        raise refusal from None
+    try:
+        (workdir / "id").unlink()  # logged in: the key is not needed again
+        channel.settimeout(IO_TIMEOUT_S)
+        found = _CIPHER_LINE.search(channel.stderr())
+        with sftp_errors(name, "starting SFTP"):
+            return SftpSession.started(name, sftp, key, found.group(1) if found else "", ssh=channel)
+    except BaseException:
+        channel.close()
+        raise
