@@ -111,6 +111,20 @@ class SshChannel:
     def send(self, data: bytes) -> int:
         return self.sock.send(data)
 
+    def send_parts(self, parts: list[bytes | memoryview]) -> None:
+        """Send ``parts`` back to back with no copy into one buffer (an SFTP WRITE's header and its
+        data): ``sendmsg`` gathers them in the kernel. Loops over partial sends (a socket timeout)."""
+        views = [memoryview(part).cast("B") for part in parts]
+        while views:
+            sent = self.sock.sendmsg(views)
+            if sent <= 0:
+                raise EOFError("ssh closed its end")
+            while views and sent >= len(views[0]):
+                sent -= len(views[0])
+                views.pop(0)
+            if sent:
+                views[0] = views[0][sent:]
+
     def recv(self, n: int) -> bytes:
         return self.sock.recv(n)
 
