@@ -13,7 +13,9 @@ Every backend's upload and verify's read-back use it:
   overlaps the destination's write.
 - **hashing on the way**: CRC32C (MD5 where GCS has no CRC32C) of a whole read is checked
   against GCS at the end (TransientError on a difference: nothing corrupt is ever published),
-  and :attr:`ObjectReader.sha1` is the SHA-1 of what was read.
+  and with ``hash_sha1`` :attr:`ObjectReader.sha1` is the SHA-1 of what was read. Only when asked:
+  every destination hashes what it sends itself (per part, per resumed block), and a second
+  SHA-1 of every byte was a third of the SFTP upload's own CPU (docs/performance.md).
 
 Opened lazily on the first ``read``: a delivery that finds the file unchanged never touches GCS.
 """
@@ -48,7 +50,15 @@ _END = object()
 class ObjectReader(io.RawIOBase):
     """A readable stream over ``info``'s generation from byte ``start``; see the module docstring."""
 
-    def __init__(self, info: gcs.ObjectInfo, *, start: int = 0, prefetch: int = 0, client: Any | None = None) -> None:
+    def __init__(
+        self,
+        info: gcs.ObjectInfo,
+        *,
+        start: int = 0,
+        prefetch: int = 0,
+        client: Any | None = None,
+        hash_sha1: bool = False,
+    ) -> None:
         super().__init__()
         if not 0 <= start <= info.size:
             raise ValueError(f"start {start} is outside {gcs.uri(info.bucket, info.name)} ({info.size} bytes)")
@@ -59,7 +69,7 @@ class ObjectReader(io.RawIOBase):
         self._offset = start  # bytes fetched from GCS so far (the fetch position)
         self._whole = start == 0
         self._crc = google_crc32c.Checksum()
-        self._sha1 = hashlib.sha1(usedforsecurity=False)
+        self._sha1 = hashlib.sha1(usedforsecurity=False) if hash_sha1 else None
         # CRC32C is always there and cheap; MD5 (absent on composite objects) only as a fallback.
         self._md5 = hashlib.md5(usedforsecurity=False) if info.md5 and not info.crc32c else None
         self._prefetch = _Prefetcher(self._fetch, prefetch) if prefetch > 0 else None
@@ -79,6 +89,8 @@ class ObjectReader(io.RawIOBase):
     @property
     def sha1(self) -> str:
         """Hex SHA-1 of the bytes returned so far (of the whole object once read to the end from 0)."""
+        if self._sha1 is None:
+            raise RuntimeError(f"{self.uri}: opened without hash_sha1; its SHA-1 was not computed")
         return self._sha1.hexdigest()
 
     def read(self, size: int | None = -1) -> bytes:
@@ -91,7 +103,8 @@ class ObjectReader(io.RawIOBase):
             parts.append(block)
             got += len(block)
         data = b"".join(parts)
-        self._sha1.update(data)
+        if self._sha1 is not None:
+            self._sha1.update(data)
         self._returned += len(data)
         return data
 
@@ -231,7 +244,13 @@ class _Prefetcher:
 
 
 def open_object(
-    bucket: str, name: str, generation: int | None = None, *, prefetch: int = 0, client: Any | None = None
+    bucket: str,
+    name: str,
+    generation: int | None = None,
+    *,
+    prefetch: int = 0,
+    client: Any | None = None,
+    hash_sha1: bool = False,
 ) -> io.BufferedReader:
     """A buffered stream of ``name`` (that ``generation``, else the live one), read by ObjectReader.
 
@@ -240,7 +259,8 @@ def open_object(
     """
     info = gcs.stat(bucket, name, generation, client=client, missing_ok=False)
     assert info is not None
-    return io.BufferedReader(ObjectReader(info, prefetch=prefetch, client=client), buffer_size=BLOCK_BYTES)
+    reader = ObjectReader(info, prefetch=prefetch, client=client, hash_sha1=hash_sha1)
+    return io.BufferedReader(reader, buffer_size=BLOCK_BYTES)
 
 
 def sha1_of_live(bucket: str, name: str, *, attempts: int = 3) -> str:
@@ -254,7 +274,7 @@ def sha1_of_live(bucket: str, name: str, *, attempts: int = 3) -> str:
 
     def read_once() -> str:
         try:
-            with open_object(bucket, name, prefetch=4) as stream:
+            with open_object(bucket, name, prefetch=4, hash_sha1=True) as stream:
                 while stream.read(BLOCK_BYTES):  # the ObjectReader underneath hashes what it returns
                     pass
                 return cast(ObjectReader, stream.raw).sha1

@@ -43,11 +43,19 @@ def read_all(reader: ObjectReader, step: int) -> bytes:
 @pytest.mark.parametrize("step", [100_000, 8 * BLOCK_BYTES])
 def test_reads_the_whole_object_and_hashes_it(stored: tuple[gcs.ObjectInfo, bytes], prefetch: int, step: int) -> None:
     info, data = stored
-    with ObjectReader(info, prefetch=prefetch) as reader:
+    with ObjectReader(info, prefetch=prefetch, hash_sha1=True) as reader:
         assert read_all(reader, step) == data
         assert reader.position == len(data)
         assert reader.sha1 == hashlib.sha1(data).hexdigest()
         assert reader.read(10) == b""
+
+
+def test_without_hash_sha1_the_digest_is_refused_not_empty(stored: tuple[gcs.ObjectInfo, bytes]) -> None:
+    info, data = stored
+    with ObjectReader(info) as reader:
+        assert reader.read() == data
+        with pytest.raises(RuntimeError, match="hash_sha1"):
+            _ = reader.sha1
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])
@@ -93,7 +101,9 @@ def test_a_dropped_download_is_resumed_with_a_range_request(
 ) -> None:
     info, data = stored
     client, proxy = cutting_client
-    with ObjectReader(info, client=client) as reader:  # 3 MiB +: cut at least twice at 1 MiB a connection
+    with ObjectReader(
+        info, client=client, hash_sha1=True
+    ) as reader:  # 3 MiB +: cut at least twice at 1 MiB a connection
         assert reader.read() == data
         assert reader.sha1 == hashlib.sha1(data).hexdigest()
     assert proxy.cuts >= 2
