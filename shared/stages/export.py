@@ -155,8 +155,9 @@ def run_export(
     """The run's manifest (written now or before), or None while its job runs (or, with
     ``start=False``, does not exist) or when its failure was already reported."""
     bucket, folder = config.bucket, run_folder(task, config)
-    _write_run_record(task, bucket, folder, storage_client)
-    done = _manifest_in(bucket, folder, storage_client)
+    # A run record written just now means no job and no manifest yet: one GCS read saved per table.
+    first = _write_run_record(task, bucket, folder, storage_client)
+    done = None if first else _manifest_in(bucket, folder, storage_client)
     if done is not None:
         logger.info("run already complete; manifest exists", manifest=folder.manifest_name)
         return done
@@ -351,10 +352,12 @@ def _on_sweep(event: Any, config: Config) -> None:
 ROUTES = {TABLE_EXPORTS: _on_table_export, BQ_JOB_TRIGGER: _on_job_event, EXPORT_SWEEPS: _on_sweep}
 
 
-def _write_run_record(task: TableExport, bucket: str, folder: RunFolder, storage_client: Any | None) -> None:
+def _write_run_record(task: TableExport, bucket: str, folder: RunFolder, storage_client: Any | None) -> bool:
+    """True when the record was written now (the run's first attempt); False when an earlier
+    attempt wrote the same one. RejectedInput when another export holds the run id."""
     if gcs.write_if_absent(bucket, folder.run_name, task.to_json(), "application/json", client=storage_client):
         logger.info("run record written", object=folder.run_name)
-        return
+        return True
     existing = gcs.read_bytes(bucket, folder.run_name, client=storage_client)
     if existing is None:  # deleted between our write and read: nothing sane to do but retry
         raise TransientError(f"gs://{bucket}/{folder.run_name} vanished while checking it")
@@ -367,6 +370,7 @@ def _write_run_record(task: TableExport, bucket: str, folder: RunFolder, storage
             f"{W}.run_id: {task.run_id!r} already names a different export in gs://{bucket}/{folder.run_name}; "
             "a run id cannot be reused with other settings"
         )
+    return False
 
 
 def build_manifest(
