@@ -19,7 +19,7 @@ from shared import log
 from shared.config import SftpPartner
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
 from shared.destinations.sftp.pool import SessionPool, pool_for
-from shared.destinations.sftp.stream import PipelinedReader
+from shared.destinations.sftp.reader import PipelinedReader
 
 logger = log.get_logger(__name__)
 

@@ -46,17 +46,16 @@ from shared.destinations.base import (
 from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
 from shared.destinations.sftp.hashing import remote_sha1
 from shared.destinations.sftp.pool import SessionPool, pool_for
+from shared.destinations.sftp.reader import PipelinedReader, read_sha1
 from shared.destinations.sftp.remove import remove_tree
 from shared.destinations.sftp.resume import RESTART, Keep, PartialState, proven_prefix
 from shared.destinations.sftp.stream import (
     ChunkFeeder,
     OpenRefused,
-    PipelinedReader,
     StaleResume,
     Streamed,
     close_handle,
     open_for_write,
-    read_sha1,
     stream_to_handles,
 )
 from shared.errors import PermanentError, TransientError

@@ -27,7 +27,7 @@ from typing import Any
 from shared.destinations.sftp.blocks import BLOCK_BYTES, BLOCK_CHECK, block_checksum, block_count
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
 from shared.destinations.sftp.hashing import remote_sha1
-from shared.destinations.sftp.stream import PipelinedReader
+from shared.destinations.sftp.reader import PipelinedReader
 from shared.errors import TransientError
 from shared.log import get_logger
 
