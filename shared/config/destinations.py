@@ -97,7 +97,7 @@ class SftpPartner(Model):
     ssh_client: Literal["auto", "openssh", "paramiko"] = Field(
         "auto",
         description="Who does the SSH work: OpenSSH's ssh binary (C, faster; key login) or paramiko; "
-        "auto: ssh when it runs here and the partner logs in by private_key alone, without hashing 'sha1sum'.",
+        "auto: ssh when it runs here and the partner logs in by private_key alone.",
     )
 
     @field_validator("port")
@@ -137,8 +137,6 @@ class SftpPartner(Model):
             problems.add((), "set known_hosts or host_key_fingerprint; host keys are always verified")
         if self.ssh_client == "openssh" and self.private_key is None:
             problems.add(("ssh_client",), "'openssh' logs in with private_key only; set private_key or use 'paramiko'")
-        if self.ssh_client == "openssh" and self.hashing == "sha1sum":
-            problems.add(("ssh_client",), "'openssh' has no exec channel for hashing 'sha1sum'; use 'paramiko'")
         problems.raise_any()
         return self
 

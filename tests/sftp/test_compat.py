@@ -81,8 +81,9 @@ def test_posix_rename_false_uploads_and_replaces(config) -> None:  # type: ignor
     assert os.stat(config.local / "a/file.bin").st_mtime_ns == before.st_mtime_ns
 
 
-def test_no_exec_means_no_sha1sum(config) -> None:  # type: ignore[no-untyped-def]
-    dest = SftpDestination("limited", config(posix_rename=False, hashing="sha1sum"))
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_no_exec_means_no_sha1sum(config, client: str) -> None:  # type: ignore[no-untyped-def]
+    dest = SftpDestination("limited", config(posix_rename=False, hashing="sha1sum", ssh_client=client))
     with dest, pytest.raises(PermanentError, match="hashing to 'check-file' or 'none'"):
         put(dest, "h.bin", b"data")
 

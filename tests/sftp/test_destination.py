@@ -161,21 +161,24 @@ def test_read_back_and_listing(partner: PartnerFactory) -> None:
         assert dest.abilities.hashes == frozenset()
 
 
-def test_sha1sum_hashing_over_exec(shell_sshd: Sshd, workdir: Path) -> None:
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_sha1sum_hashing_over_exec(shell_sshd: Sshd, workdir: Path, client: str) -> None:
+    """paramiko: an exec channel; openssh: a command sharing the ssh process's connection."""
     data = os.urandom(MB)
-    with SftpDestination("hashing", make_partner(shell_sshd, workdir, hashing="sha1sum")) as dest:
+    with SftpDestination("hashing", make_partner(shell_sshd, workdir, hashing="sha1sum", ssh_client=client)) as dest:
         assert dest.abilities.hashes == frozenset({"sha1"})
         put(dest, "h/it's a file.bin", data)
         assert dest.stat("h/it's a file.bin").sha1 == sha1(data)  # type: ignore[union-attr]
         assert [f.sha1 for f in dest.list("h")] == [sha1(data)]
         before = os.stat(workdir / "h/it's a file.bin")
-    with SftpDestination("hashing", make_partner(shell_sshd, workdir, hashing="sha1sum")) as fresh:
+    with SftpDestination("hashing", make_partner(shell_sshd, workdir, hashing="sha1sum", ssh_client=client)) as fresh:
         assert put(fresh, "h/it's a file.bin", data, sha1=sha1(data)).status == "unchanged"  # server hash, no download
     assert os.stat(workdir / "h/it's a file.bin").st_mtime_ns == before.st_mtime_ns
 
 
-def test_sha1sum_on_an_sftp_only_account_says_which_switch_to_change(partner: PartnerFactory) -> None:
-    dest = SftpDestination("acme", partner(hashing="sha1sum"))
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_sha1sum_on_an_sftp_only_account_says_which_switch_to_change(partner: PartnerFactory, client: str) -> None:
+    dest = SftpDestination("acme", partner(hashing="sha1sum", ssh_client=client))
     with dest, pytest.raises(PermanentError, match="hashing to 'check-file' or 'none'"):
         put(dest, "x.bin", b"data")
 

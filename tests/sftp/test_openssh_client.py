@@ -3,12 +3,14 @@ the paramiko path trusts, no key left on disk, failures named; against a real ss
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from devstack.throttle import ThrottledProxy
 from shared.config import SftpPartner
 from shared.destinations.sftp import openssh
 from shared.destinations.sftp.connect import sftp_errors
+from shared.destinations.sftp.hashing import remote_sha1
 from shared.destinations.sftp.openssh import SshChannel
 from shared.destinations.sftp.session import open_session
 from shared.errors import ConfigError, PermanentError, TransientError
@@ -50,7 +53,7 @@ def test_auto_uses_ssh_for_a_key_login_and_paramiko_otherwise(partner: PartnerFa
     assert chosen == {
         "key": ("openssh", "aes128-gcm@openssh.com"),
         "password": ("paramiko", "aes128-gcm@openssh.com"),
-        "sha1sum": ("paramiko", "aes128-gcm@openssh.com"),
+        "sha1sum": ("openssh", "aes128-gcm@openssh.com"),  # commands share the ssh connection
         "forced": ("paramiko", "aes128-gcm@openssh.com"),
     }
 
@@ -117,11 +120,26 @@ def test_a_lost_ssh_process_is_a_transient_error_and_a_dead_session(partner: Par
         session.close()
 
 
+def test_sha1sum_shares_the_logged_in_connection_and_a_lost_one_is_transient(shell_sshd: Sshd, workdir: Path) -> None:
+    """The key is gone from disk once logged in, so sha1sum can only run over the master's
+    connection; once ssh is gone, asking again is a transient error, not a config one."""
+    (workdir / "f.bin").write_bytes(b"abc")
+    session = open_session("acme", make_partner(shell_sshd, workdir, hashing="sha1sum", ssh_client="openssh"))
+    try:
+        assert not (_channel(session).workdir / "id").exists()
+        path = str(workdir / "f.bin")
+        assert remote_sha1(session, "sha1sum", [path]) == {path: hashlib.sha1(b"abc").hexdigest()}
+        os.kill(_channel(session).process.pid, signal.SIGKILL)
+        _channel(session).process.wait(timeout=10)
+        with pytest.raises(TransientError, match="sftp:acme: hashing"):
+            remote_sha1(session, "sha1sum", [path])
+    finally:
+        session.close()
+
+
 def test_settings_ssh_cannot_honour_are_refused(sshd: Sshd, workdir: Path) -> None:
     with pytest.raises(ValueError, match=re.escape("'openssh' logs in with private_key only")):
         make_partner(sshd, workdir, private_key=None, password=Secret(PASSWORD), ssh_client="openssh")
-    with pytest.raises(ValueError, match=re.escape("'openssh' has no exec channel")):
-        make_partner(sshd, workdir, hashing="sha1sum", ssh_client="openssh")
     with pytest.raises(ConfigError, match="ciphers: .*not support \\(rot13\\)"):
         open_session("acme", make_partner(sshd, workdir, ciphers=("rot13",), ssh_client="openssh"))
 
@@ -184,8 +202,44 @@ def test_ssh_ends_with_the_process_that_started_it_even_when_killed(sshd: Sshd, 
         child.wait()
         time.sleep(0.5)
         assert not _running(ssh_pid)
+        # SIGKILL: neither close() nor atexit ran, so its session folder is left; the next
+        # process to open a session removes the folders of processes that are gone.
+        orphans = list(Path(tempfile.gettempdir()).glob(f"{openssh.WORKDIR_PREFIX}{child.pid}-*"))
+        assert len(orphans) == 1
+        openssh.sweep_orphan_workdirs.cache_clear()
+        assert openssh.sweep_orphan_workdirs() >= 1
+        assert not orphans[0].exists()
     finally:
         proxy.close()
+
+
+EXITING_CHILD = """
+import sys
+from shared.config import SftpPartner
+from shared.destinations.sftp.session import open_session
+session = open_session("acme", SftpPartner.model_validate_json(sys.argv[1]))
+print(session.ssh.workdir, flush=True)
+"""  # exits without closing the session
+
+
+def test_a_session_left_open_at_exit_takes_its_folder_along(sshd: Sshd, workdir: Path) -> None:
+    chosen = make_partner(sshd, workdir, ssh_client="openssh")
+    fields = chosen.model_dump(mode="json") | {
+        "private_key": chosen.private_key.reveal(),  # type: ignore[union-attr]
+        "known_hosts": chosen.known_hosts.reveal(),  # type: ignore[union-attr]
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING_CHILD, json.dumps(fields)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    folder = Path(done.stdout.strip())
+    assert folder.name.startswith(f"{openssh.WORKDIR_PREFIX}")
+    assert not folder.exists()
 
 
 def _running(pid: int) -> bool:

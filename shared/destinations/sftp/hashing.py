@@ -3,8 +3,9 @@
 - ``check-file``: the SFTP extension of draft-ietf-secsh-filexfer-extensions (``check-file-handle``,
   or paramiko's older ``check-file``): the server reads the file and returns its hash. Offered by
   e.g. ProFTPD mod_sftp and paramiko-based servers; OpenSSH does not have it.
-- ``sha1sum``: ``sha1sum -- PATH…`` over an SSH exec channel, for accounts with a shell
-  (not for ``ForceCommand internal-sftp`` accounts: those can only speak SFTP).
+- ``sha1sum``: ``sha1sum -- PATH…`` over an SSH exec channel (paramiko) or as a command sharing
+  the ``ssh`` process's connection (``ssh_client: openssh``), for accounts with a shell (not for
+  ``ForceCommand internal-sftp`` accounts: those can only speak SFTP).
 - ``none``: no server-side hash; :mod:`shared.destinations.sftp.destination` decides without one.
 
 A configured method that the server does not support is a PermanentError telling which switch
@@ -35,6 +36,7 @@ _MIN_RATE = 20 * 1024 * 1024  # bytes/s a server hashes at least; sets the exec 
 _MAX_COMMAND = 16 * 1024  # bytes of one sha1sum command line
 _SHA1SUM_LINE = re.compile(r"^\\?([0-9a-f]{40}) [ *]")
 _CHECK_FILE_NAMES = ("check-file-handle", "check-file")
+_SSH_FAILED = 255  # ssh's exit status for its own errors
 
 
 def remote_sha1(session: SftpSession, method: str, paths: list[str], total_bytes: int = 0) -> dict[str, str]:
@@ -98,28 +100,8 @@ def _sha1sum(session: SftpSession, paths: list[str], total_bytes: int) -> dict[s
     partner = session.partner
     timeout = _BASE_TIMEOUT_S + total_bytes / _MIN_RATE
     command = "sha1sum -- " + " ".join(shlex.quote(p) for p in paths)
-    if session.transport is None:
-        raise PermanentError(
-            f"sftp:{partner}: hashing 'sha1sum' needs an exec channel, which ssh_client 'openssh' does not give; "
-            f"set destinations.sftp.{partner}.ssh_client to 'paramiko'"
-        )
     with sftp_errors(partner, "hashing (sha1sum)", paths[0] if len(paths) == 1 else None):
-        channel = session.transport.open_session(timeout=timeout)
-        try:
-            channel.settimeout(timeout)
-            try:
-                channel.exec_command(command)
-            except paramiko.SSHException:
-                raise PermanentError(
-                    f"sftp:{partner}: the server refused to run commands (exec); "
-                    f"set destinations.sftp.{partner}.hashing to 'check-file' or 'none'"
-                ) from None
-            channel.shutdown_write()  # a ForceCommand internal-sftp account sees EOF and ends at once
-            stdout = _read_all(channel.recv)
-            stderr = _read_all(channel.recv_stderr)
-            status = channel.recv_exit_status()
-        finally:
-            channel.close()
+        status, stdout, stderr = _exec(session, command, timeout)
     lines = stdout.decode(errors="replace").splitlines()
     detail = (stderr.decode(errors="replace").strip() or " ".join(lines))[:300]
     if not any(_SHA1SUM_LINE.match(line) for line in lines):
@@ -139,6 +121,41 @@ def _sha1sum(session: SftpSession, paths: list[str], total_bytes: int) -> dict[s
             raise PermanentError(f"sftp:{partner}: sha1sum printed {line[:80]!r}; expected '<40 hex digits>  <path>'")
         out[path] = match.group(1)
     return out
+
+
+def _exec(session: SftpSession, command: str, timeout: float) -> tuple[int, bytes, bytes]:
+    """(exit status, stdout, stderr) of ``command`` on the server: an exec channel on paramiko's
+    transport, or a command over the ``ssh`` process's shared connection."""
+    partner = session.partner
+    refused = PermanentError(
+        f"sftp:{partner}: the server refused to run commands (exec); "
+        f"set destinations.sftp.{partner}.hashing to 'check-file' or 'none'"
+    )
+    if session.transport is None:
+        if session.ssh is None:
+            raise TransientError(f"sftp:{partner}: the session has no SSH connection to run sha1sum on")
+        status, stdout, stderr = session.ssh.run_command(command, timeout)
+        if status == _SSH_FAILED and not stdout:  # no exit status from the command
+            text = stderr.decode(errors="replace").strip()[-300:]
+            if not session.ssh.alive():
+                raise TransientError(f"sftp:{partner}: the SSH connection ended while running sha1sum ({text})")
+            if not text or "exec request failed" in text:
+                raise refused  # the server closed the command's channel without running it
+            raise TransientError(f"sftp:{partner}: ssh could not run the command over its connection ({text})")
+        return status, stdout, stderr
+    channel = session.transport.open_session(timeout=timeout)
+    try:
+        channel.settimeout(timeout)
+        try:
+            channel.exec_command(command)
+        except paramiko.SSHException:
+            raise refused from None
+        channel.shutdown_write()  # a ForceCommand internal-sftp account sees EOF and ends at once
+        stdout = _read_all(channel.recv)
+        stderr = _read_all(channel.recv_stderr)
+        return channel.recv_exit_status(), stdout, stderr
+    finally:
+        channel.close()
 
 
 def _read_all(recv) -> bytes:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ private key is written to a private temp file only until ``ssh`` has logged in.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -46,6 +47,8 @@ from shared.per_process import per_process
 
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # room for 16 WRITE requests of 255 KiB between us and ssh
 KEEPALIVE_S = 15  # ssh probes a silent server this often; 4 missed probes end the session
+WORKDIR_PREFIX = "offsite-ssh-"  # + pid + "-" + random, under the temp folder
+_open_workdirs: set[Path] = set()
 _CIPHER_LINE = re.compile(r"kex: client->server cipher: (\S+)")
 
 
@@ -57,6 +60,50 @@ def ssh_binary() -> str | None:
         return None
     probe = subprocess.run([path, "-F", "/dev/null", "-G", "localhost"], capture_output=True, timeout=10, check=False)
     return path if probe.returncode == 0 else None
+
+
+def _new_workdir() -> Path:
+    """A private folder (0700) for one session's known_hosts, key, mux socket and log, named
+    after this process so that a later process can tell an orphan from a live one."""
+    sweep_orphan_workdirs()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+    _open_workdirs.add(workdir)
+    return workdir
+
+
+def _drop_workdir(workdir: Path) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
+    _open_workdirs.discard(workdir)
+
+
+@atexit.register
+def _drop_open_workdirs() -> None:
+    """Sessions never closed (a pool alive at exit): their folders go with the process."""
+    for workdir in list(_open_workdirs):
+        _drop_workdir(workdir)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+@per_process
+def sweep_orphan_workdirs() -> int:
+    """Once per process: remove the session folders of processes that are gone (killed: neither
+    close nor atexit ran), a key with them if one died before logging in. How many."""
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = path.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 @per_process
@@ -96,7 +143,7 @@ def uses_openssh(partner: SftpPartner) -> bool:
     """Whether sessions to ``partner`` run through ``ssh`` (switch ``ssh_client``, docs/sftp.md)."""
     if partner.ssh_client == "paramiko":
         return False
-    usable = partner.private_key is not None and partner.password is None and partner.hashing != "sha1sum"
+    usable = partner.private_key is not None and partner.password is None
     if partner.ssh_client == "openssh":
         return True  # open_openssh_session names what is missing
     return usable and ssh_binary() is not None
@@ -105,8 +152,32 @@ def uses_openssh(partner: SftpPartner) -> bool:
 class SshChannel:
     """Our end of the socket pair, shaped as paramiko's SFTP client uses a channel."""
 
-    def __init__(self, sock: socket.socket, process: subprocess.Popen[bytes], workdir: Path) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        process: subprocess.Popen[bytes],
+        workdir: Path,
+        command_argv: list[str] | None = None,
+    ) -> None:
         self.sock, self.process, self.workdir = sock, process, workdir
+        self._command_argv = command_argv  # ssh through this connection's mux socket, less the command
+
+    def run_command(self, command: str, timeout_s: float) -> tuple[int, bytes, bytes]:
+        """(exit status, stdout, stderr) of ``command`` on the server, over this connection
+        (OpenSSH's connection sharing: no second login, no key on disk). 255: ssh's own failure."""
+        if self._command_argv is None or not self.alive():
+            raise EOFError("no ssh connection to run a command on")
+        try:
+            done = subprocess.run(
+                [*self._command_argv, command],
+                stdin=subprocess.DEVNULL,  # EOF at once: an SFTP-only account's forced sftp-server ends
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"{command.split()[0]} did not finish within {timeout_s:.0f} s") from None
+        return done.returncode, done.stdout, done.stderr
 
     def send(self, data: bytes) -> int:
         return self.sock.send(data)
@@ -159,7 +230,7 @@ class SshChannel:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        _drop_workdir(self.workdir)
 
 
 def _ciphers(name: str, partner: SftpPartner) -> str:
@@ -203,12 +274,23 @@ def _argv(binary: str, partner: SftpPartner, workdir: Path, key_type: str, ciphe
         "ServerAliveInterval": str(KEEPALIVE_S),
         "ServerAliveCountMax": "4",
         "ClearAllForwardings": "yes",
+        "ControlMaster": "yes",  # commands (hashing: sha1sum) ride this connection, no second login
+        "ControlPath": str(workdir / "mux"),
         "LogLevel": "DEBUG1",  # the negotiated cipher, and why a login failed; to ssh.log only
     }
     argv = [binary, "-F", "/dev/null", "-x", "-a", "-T", "-E", str(workdir / "ssh.log")]
     for option, value in options.items():
         argv += ["-o", f"{option}={value}"]
     return [*argv, "-p", str(partner.port), "-l", partner.username, "-s", "--", partner.host, "sftp"]
+
+
+def _command_argv(binary: str, partner: SftpPartner, workdir: Path) -> list[str]:
+    """ssh as a client of the session's mux socket; ``ControlMaster=no``: never a connection of its own."""
+    argv = [binary, "-F", "/dev/null", "-x", "-a", "-T", "-o", "ControlMaster=no"]
+    argv += ["-o", f"ControlPath={workdir / 'mux'}"]
+    argv += ["-o", "BatchMode=yes", "-o", "IdentityFile=/dev/null", "-o", "IdentityAgent=none"]
+    argv += ["-o", f"UserKnownHostsFile={workdir / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes"]
+    return [*argv, "-p", str(partner.port), "-l", partner.username, "--", partner.host]
 
 
 def _refusal(name: str, partner: SftpPartner, log: str, key_type: str) -> Exception:
@@ -238,8 +320,6 @@ def _check_usable(name: str, partner: SftpPartner) -> str:
         raise ConfigError(f"{where}.ssh_client: 'openssh' needs OpenSSH's ssh on PATH; none runs here")
     if partner.private_key is None:
         raise ConfigError(f"{where}.ssh_client: 'openssh' logs in with private_key only; set it or use 'paramiko'")
-    if partner.hashing == "sha1sum":
-        raise ConfigError(f"{where}.ssh_client: 'openssh' has no exec channel for hashing 'sha1sum'; use 'paramiko'")
     return binary
 
 
@@ -250,7 +330,7 @@ def open_openssh_session(name: str, partner: SftpPartner) -> SftpSession:
     login_key = load_private_key(partner.private_key, partner.private_key_passphrase, f"destinations.sftp.{name}")
     ciphers = _ciphers(name, partner)  # ssh's names, checked before connecting
     key = verified_host_key(name, partner.model_copy(update={"ciphers": ()}))  # paramiko's own list for the probe
-    workdir = Path(tempfile.mkdtemp(prefix="offsite-ssh-"))
+    workdir = _new_workdir()
     try:
         (workdir / "known_hosts").write_text(
             known_hosts_line(partner.host, partner.port, key.get_name(), key.get_base64()) + "\n"
@@ -258,7 +338,7 @@ def open_openssh_session(name: str, partner: SftpPartner) -> SftpSession:
         _write_private(workdir / "id", private_key_bytes(partner.private_key, partner.private_key_passphrase, name))
         argv = _argv(binary, partner, workdir, key.get_name(), ciphers)
     except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
+        _drop_workdir(workdir)
         raise
     ours, theirs = socket.socketpair()
     for end in (ours, theirs):
@@ -266,7 +346,7 @@ def open_openssh_session(name: str, partner: SftpPartner) -> SftpSession:
         end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
     with theirs:
         process = _start_ssh(argv, theirs)
-    channel = SshChannel(ours, process, workdir)
+    channel = SshChannel(ours, process, workdir, _command_argv(binary, partner, workdir))
     try:
         channel.settimeout(partner.connect_timeout_s + 5)
         sftp = PartnerSFTPClient(cast(Any, channel))  # paramiko uses only what SshChannel has
