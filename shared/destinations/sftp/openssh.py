@@ -96,7 +96,8 @@ def _running(pid: int) -> bool:
 @per_process
 def sweep_orphan_workdirs() -> int:
     """Once per process: remove the session folders of processes that are gone (killed: neither
-    close nor atexit ran), a key with them if one died before logging in. How many."""
+    close nor atexit ran), a key with them if one died before logging in. How many. Assumes the
+    temp folder is not shared with another PID namespace (true of a function instance's /tmp)."""
     removed = 0
     for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
         pid = path.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
