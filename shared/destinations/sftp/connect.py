@@ -137,8 +137,8 @@ class SshProcess(Protocol):
 class SftpSession:
     """One authenticated SSH connection with its SFTP channel. Not for concurrent use.
 
-    The SSH side is paramiko's ``transport`` or an ``ssh`` process (exactly one is set);
-    exec channels (``hashing: sha1sum``) need the transport.
+    The SSH side is paramiko's ``transport`` or an ``ssh`` process (exactly one is set); either
+    runs commands (``hashing: sha1sum``): an exec channel, or a command sharing ssh's connection.
     """
 
     partner: str

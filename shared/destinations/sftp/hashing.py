@@ -131,9 +131,7 @@ def _exec(session: SftpSession, command: str, timeout: float) -> tuple[int, byte
         f"sftp:{partner}: the server refused to run commands (exec); "
         f"set destinations.sftp.{partner}.hashing to 'check-file' or 'none'"
     )
-    if session.transport is None:
-        if session.ssh is None:
-            raise TransientError(f"sftp:{partner}: the session has no SSH connection to run sha1sum on")
+    if session.ssh is not None:
         status, stdout, stderr = session.ssh.run_command(command, timeout)
         if status == _SSH_FAILED and not stdout:  # no exit status from the command
             text = stderr.decode(errors="replace").strip()[-300:]
@@ -143,6 +141,7 @@ def _exec(session: SftpSession, command: str, timeout: float) -> tuple[int, byte
                 raise refused  # the server closed the command's channel without running it
             raise TransientError(f"sftp:{partner}: ssh could not run the command over its connection ({text})")
         return status, stdout, stderr
+    assert session.transport is not None  # a session has exactly one of the two
     channel = session.transport.open_session(timeout=timeout)
     try:
         channel.settimeout(timeout)

@@ -19,16 +19,20 @@ from shared.errors import ConfigError
 from shared.secrets import Secret
 
 
-@functools.lru_cache(maxsize=16)
-def _load_key(text: str, passphrase: str | None, where: str) -> paramiko.PKey:
+def _parsed(text: str, passphrase: str | None) -> Any:
+    """The key as cryptography reads it: OpenSSH form, else PEM (its errors unchanged)."""
     data = text.encode()
     password = passphrase.encode() if passphrase is not None else None
     try:
-        loaded: object
-        try:
-            loaded = serialization.load_ssh_private_key(data, password=password)
-        except ValueError:
-            loaded = serialization.load_pem_private_key(data, password=password)
+        return serialization.load_ssh_private_key(data, password=password)
+    except ValueError:
+        return serialization.load_pem_private_key(data, password=password)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_key(text: str, passphrase: str | None, where: str) -> paramiko.PKey:
+    try:
+        loaded = _parsed(text, passphrase)
     except TypeError as exc:  # passphrase missing, or given for an unencrypted key
         raise ConfigError(f"{where}.private_key_passphrase: {exc}") from None
     except (ValueError, UnsupportedAlgorithm):
@@ -62,12 +66,7 @@ def private_key_bytes(key: Secret, passphrase: Secret | None, name: str) -> byte
     """The partner's private key, unencrypted in OpenSSH form (for ``ssh -i``; checked as above)."""
     where = f"destinations.sftp.{name}"
     load_private_key(key, passphrase, where)  # the same errors for a bad key or passphrase
-    data = key.reveal().encode()
-    password = passphrase.reveal().encode() if passphrase is not None else None
-    try:
-        loaded: Any = serialization.load_ssh_private_key(data, password=password)
-    except ValueError:
-        loaded = serialization.load_pem_private_key(data, password=password)
+    loaded = _parsed(key.reveal(), passphrase.reveal() if passphrase is not None else None)
     return bytes(
         loaded.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()

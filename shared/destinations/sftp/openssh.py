@@ -142,12 +142,9 @@ def ssh_ciphers() -> tuple[str, ...]:
 
 def uses_openssh(partner: SftpPartner) -> bool:
     """Whether sessions to ``partner`` run through ``ssh`` (switch ``ssh_client``, docs/sftp.md)."""
-    if partner.ssh_client == "paramiko":
-        return False
-    usable = partner.private_key is not None and partner.password is None
-    if partner.ssh_client == "openssh":
-        return True  # open_openssh_session names what is missing
-    return usable and ssh_binary() is not None
+    if partner.ssh_client != "auto":
+        return partner.ssh_client == "openssh"  # open_openssh_session names what is missing
+    return partner.private_key is not None and partner.password is None and ssh_binary() is not None
 
 
 class SshChannel:
@@ -279,19 +276,29 @@ def _argv(binary: str, partner: SftpPartner, workdir: Path, key_type: str, ciphe
         "ControlPath": str(workdir / "mux"),
         "LogLevel": "DEBUG1",  # the negotiated cipher, and why a login failed; to ssh.log only
     }
-    argv = [binary, "-F", "/dev/null", "-x", "-a", "-T", "-E", str(workdir / "ssh.log")]
-    for option, value in options.items():
-        argv += ["-o", f"{option}={value}"]
-    return [*argv, "-p", str(partner.port), "-l", partner.username, "-s", "--", partner.host, "sftp"]
+    return [*_ssh(binary, partner, options, "-E", str(workdir / "ssh.log")), "-s", "--", partner.host, "sftp"]
 
 
 def _command_argv(binary: str, partner: SftpPartner, workdir: Path) -> list[str]:
     """ssh as a client of the session's mux socket; ``ControlMaster=no``: never a connection of its own."""
-    argv = [binary, "-F", "/dev/null", "-x", "-a", "-T", "-o", "ControlMaster=no"]
-    argv += ["-o", f"ControlPath={workdir / 'mux'}"]
-    argv += ["-o", "BatchMode=yes", "-o", "IdentityFile=/dev/null", "-o", "IdentityAgent=none"]
-    argv += ["-o", f"UserKnownHostsFile={workdir / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes"]
-    return [*argv, "-p", str(partner.port), "-l", partner.username, "--", partner.host]
+    options = {
+        "ControlMaster": "no",
+        "ControlPath": str(workdir / "mux"),
+        "BatchMode": "yes",
+        "IdentityFile": "/dev/null",
+        "IdentityAgent": "none",
+        "UserKnownHostsFile": str(workdir / "known_hosts"),
+        "StrictHostKeyChecking": "yes",
+    }
+    return [*_ssh(binary, partner, options), "--", partner.host]
+
+
+def _ssh(binary: str, partner: SftpPartner, options: dict[str, str], *flags: str) -> list[str]:
+    """``ssh`` with no configuration but ``options``, no X11/agent forwarding or tty, as the partner's user."""
+    argv = [binary, "-F", "/dev/null", "-x", "-a", "-T", *flags]
+    for option, value in options.items():
+        argv += ["-o", f"{option}={value}"]
+    return [*argv, "-p", str(partner.port), "-l", partner.username]
 
 
 def _refusal(name: str, partner: SftpPartner, log: str, key_type: str) -> Exception:
