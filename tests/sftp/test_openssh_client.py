@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -176,10 +177,16 @@ while True:
 """
 
 
-def test_ssh_ends_with_the_process_that_started_it_even_when_killed(sshd: Sshd, workdir: Path) -> None:
+def test_ssh_ends_with_the_process_that_started_it_even_when_killed(
+    sshd: Sshd, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A copier killed mid-upload leaves no ssh draining its buffered bytes into the file
     (tests/collect/test_crash.py: the redelivery would find "another writer")."""
     proxy = ThrottledProxy(sshd.port, bytes_per_s=1_000_000)  # slow: megabytes wait in the buffers
+    # The child's session folder goes in a temp folder of its own: another test process opening
+    # its first session would sweep the orphan from the shared one before this test looks. Short,
+    # so the mux socket's path stays within the 108 bytes a unix socket allows.
+    own_tmp = Path(tempfile.mkdtemp(prefix="ot", dir="/tmp"))
     try:
         known = f"[127.0.0.1]:{proxy.port} {' '.join(sshd.host_public_key.split()[:2])}\n"
         chosen = make_partner(sshd, workdir, port=proxy.port, known_hosts=Secret(known), ssh_client="openssh")
@@ -190,7 +197,7 @@ def test_ssh_ends_with_the_process_that_started_it_even_when_killed(sshd: Sshd, 
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, json.dumps(fields), str(workdir / "x.bin")],
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(own_tmp)},
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -204,13 +211,15 @@ def test_ssh_ends_with_the_process_that_started_it_even_when_killed(sshd: Sshd, 
         assert not _running(ssh_pid)
         # SIGKILL: neither close() nor atexit ran, so its session folder is left; the next
         # process to open a session removes the folders of processes that are gone.
-        orphans = list(Path(tempfile.gettempdir()).glob(f"{openssh.WORKDIR_PREFIX}{child.pid}-*"))
+        orphans = list(own_tmp.glob(f"{openssh.WORKDIR_PREFIX}{child.pid}-*"))
         assert len(orphans) == 1
+        monkeypatch.setattr(tempfile, "tempdir", str(own_tmp))
         openssh.sweep_orphan_workdirs.cache_clear()
-        assert openssh.sweep_orphan_workdirs() >= 1
+        assert openssh.sweep_orphan_workdirs() == 1
         assert not orphans[0].exists()
     finally:
         proxy.close()
+        shutil.rmtree(own_tmp, ignore_errors=True)
 
 
 EXITING_CHILD = """

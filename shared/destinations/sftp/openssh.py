@@ -253,17 +253,26 @@ def _write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def _session_options(workdir: Path) -> dict[str, str]:
+    """What the connection and every command over its mux socket share: never prompt, no agent,
+    only the session's pinned host key, the session's socket."""
+    return {
+        "BatchMode": "yes",  # never prompt: a refused key is an error, not a question
+        "IdentityAgent": "none",
+        "UserKnownHostsFile": str(workdir / "known_hosts"),
+        "StrictHostKeyChecking": "yes",
+        "ControlPath": str(workdir / "mux"),
+    }
+
+
 def _argv(binary: str, partner: SftpPartner, workdir: Path, key_type: str, ciphers: str) -> list[str]:
     options = {
-        "BatchMode": "yes",  # never prompt: a refused key is an error, not a question
+        **_session_options(workdir),
         "IdentitiesOnly": "yes",
-        "IdentityAgent": "none",
         "IdentityFile": str(workdir / "id"),
         "PasswordAuthentication": "no",
         "KbdInteractiveAuthentication": "no",
-        "UserKnownHostsFile": str(workdir / "known_hosts"),
         "GlobalKnownHostsFile": "/dev/null",
-        "StrictHostKeyChecking": "yes",
         "CheckHostIP": "no",
         "UpdateHostKeys": "no",
         "HostKeyAlgorithms": _host_key_algorithms(key_type),
@@ -273,7 +282,6 @@ def _argv(binary: str, partner: SftpPartner, workdir: Path, key_type: str, ciphe
         "ServerAliveCountMax": "4",
         "ClearAllForwardings": "yes",
         "ControlMaster": "yes",  # commands (hashing: sha1sum) ride this connection, no second login
-        "ControlPath": str(workdir / "mux"),
         "LogLevel": "DEBUG1",  # the negotiated cipher, and why a login failed; to ssh.log only
     }
     return [*_ssh(binary, partner, options, "-E", str(workdir / "ssh.log")), "-s", "--", partner.host, "sftp"]
@@ -281,15 +289,7 @@ def _argv(binary: str, partner: SftpPartner, workdir: Path, key_type: str, ciphe
 
 def _command_argv(binary: str, partner: SftpPartner, workdir: Path) -> list[str]:
     """ssh as a client of the session's mux socket; ``ControlMaster=no``: never a connection of its own."""
-    options = {
-        "ControlMaster": "no",
-        "ControlPath": str(workdir / "mux"),
-        "BatchMode": "yes",
-        "IdentityFile": "/dev/null",
-        "IdentityAgent": "none",
-        "UserKnownHostsFile": str(workdir / "known_hosts"),
-        "StrictHostKeyChecking": "yes",
-    }
+    options = {**_session_options(workdir), "ControlMaster": "no", "IdentityFile": "/dev/null"}
     return [*_ssh(binary, partner, options), "--", partner.host]
 
 
