@@ -12,6 +12,8 @@ stored object's) by a thread of its own while the next shard is written
 complete, like GCS does for BigQuery's writes. One request per shard, not a resumable upload in
 chunks: fake-gcs-server re-assembles a resumable upload by copying all it received so far on
 every chunk, so it took a 64 MB shard at 30–60 MB/s in 8–32 MiB chunks and 120–140 MB/s whole.
+Spooled, not streamed as written: fake-gcs-server answers no other request while it reads an
+upload's body, so a shard streamed over its writing would stall every reader of the stack's GCS.
 """
 
 from __future__ import annotations
