@@ -48,6 +48,10 @@ from shared.per_process import per_process
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # room for 16 WRITE requests of 255 KiB between us and ssh
 KEEPALIVE_S = 15  # ssh probes a silent server this often; 4 missed probes end the session
 WORKDIR_PREFIX = "offsite-ssh-"  # + pid + "-" + random, under the temp folder
+# ssh first binds the mux socket as "<ControlPath>." + 16 random characters; a unix socket's path
+# holds at most 107 bytes on Linux and 103 on macOS.
+SOCKET_PATH_MAX = 103
+MUX_BIND_SUFFIX = 17
 _open_workdirs: set[Path] = set()
 _CIPHER_LINE = re.compile(r"kex: client->server cipher: (\S+)")
 
@@ -66,9 +70,16 @@ def _new_workdir() -> Path:
     """A private folder (0700) for one session's known_hosts, key, mux socket and log, named
     after this process so that a later process can tell an orphan from a live one."""
     sweep_orphan_workdirs()
-    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=_workdir_parent()))
     _open_workdirs.add(workdir)
     return workdir
+
+
+def _workdir_parent() -> str:
+    """The temp folder, unless the mux socket's path would be too long under it: then /tmp."""
+    parent = tempfile.gettempdir()
+    sample = os.path.join(parent, f"{WORKDIR_PREFIX}{os.getpid()}-{'x' * 8}", "mux")
+    return parent if len(os.fsencode(sample)) + MUX_BIND_SUFFIX <= SOCKET_PATH_MAX else "/tmp"
 
 
 def _drop_workdir(workdir: Path) -> None:
@@ -99,7 +110,8 @@ def sweep_orphan_workdirs() -> int:
     close nor atexit ran), a key with them if one died before logging in. How many. Assumes the
     temp folder is not shared with another PID namespace (true of a function instance's /tmp)."""
     removed = 0
-    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+    parents = {Path(tempfile.gettempdir()), Path("/tmp")}  # /tmp: where a too-long temp folder sends them
+    for path in (p for parent in parents for p in parent.glob(f"{WORKDIR_PREFIX}*-*")):
         pid = path.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not _running(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
