@@ -185,7 +185,7 @@ def test_ssh_ends_with_the_process_that_started_it_even_when_killed(
     proxy = ThrottledProxy(sshd.port, bytes_per_s=1_000_000)  # slow: megabytes wait in the buffers
     # The child's session folder goes in a temp folder of its own: another test process opening
     # its first session would sweep the orphan from the shared one before this test looks. Short,
-    # so the mux socket's path stays within the 108 bytes a unix socket allows.
+    # so the mux socket's path stays within a unix socket's limit.
     own_tmp = Path(tempfile.mkdtemp(prefix="ot", dir="/tmp"))
     try:
         known = f"[127.0.0.1]:{proxy.port} {' '.join(sshd.host_public_key.split()[:2])}\n"

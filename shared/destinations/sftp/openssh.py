@@ -52,6 +52,7 @@ WORKDIR_PREFIX = "offsite-ssh-"  # + pid + "-" + random, under the temp folder
 # holds at most 107 bytes on Linux and 103 on macOS.
 SOCKET_PATH_MAX = 103
 MUX_BIND_SUFFIX = 17
+MUX_SOCKET = "mux"  # the ControlPath's name in the session folder
 _open_workdirs: set[Path] = set()
 _CIPHER_LINE = re.compile(r"kex: client->server cipher: (\S+)")
 
@@ -78,7 +79,7 @@ def _new_workdir() -> Path:
 def _workdir_parent() -> str:
     """The temp folder, unless the mux socket's path would be too long under it: then /tmp."""
     parent = tempfile.gettempdir()
-    sample = os.path.join(parent, f"{WORKDIR_PREFIX}{os.getpid()}-{'x' * 8}", "mux")
+    sample = os.path.join(parent, f"{WORKDIR_PREFIX}{os.getpid()}-{'x' * 8}", MUX_SOCKET)  # mkdtemp adds 8
     return parent if len(os.fsencode(sample)) + MUX_BIND_SUFFIX <= SOCKET_PATH_MAX else "/tmp"
 
 
@@ -273,7 +274,7 @@ def _session_options(workdir: Path) -> dict[str, str]:
         "IdentityAgent": "none",
         "UserKnownHostsFile": str(workdir / "known_hosts"),
         "StrictHostKeyChecking": "yes",
-        "ControlPath": str(workdir / "mux"),
+        "ControlPath": str(workdir / MUX_SOCKET),
     }
 
 
