@@ -96,6 +96,16 @@ class RssSampler:
             self._stop.wait(self.interval_s)
 
 
+def machine_cpu_s() -> float:
+    """CPU-seconds the whole machine has been busy since boot, every core and process together.
+
+    A difference over a span counts what no process tree shows: short-lived processes (``ssh``,
+    ``sha1sum``, sshd's sessions), the emulators and the kernel's own work for them.
+    """
+    t = psutil.cpu_times()
+    return float(sum(getattr(t, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal")))
+
+
 # ---- child processes -----------------------------------------------------------------------
 
 
@@ -107,6 +117,7 @@ class ChildRun:
     peak_rss: int  # bytes, highest tree RSS after the start marker
     baseline_rss: int | None  # bytes the child reported at the start marker; None for non-Python tools
     result: dict[str, Any] = field(default_factory=dict)
+    machine_cpu_s: float = 0.0  # the whole machine's busy CPU-seconds over the same span
 
     @property
     def rss_over_baseline(self) -> int:
@@ -132,7 +143,7 @@ def run_child(
     baseline. Raises :class:`ChildFailed` with the tail of stderr when the child exits non-zero.
     """
     with tempfile.TemporaryFile(mode="w+") as err:
-        spawned = time.perf_counter()
+        spawned, cpu_at_start = time.perf_counter(), machine_cpu_s()
         proc = subprocess.Popen(
             list(argv), stdout=subprocess.PIPE, stderr=err, stdin=stdin, text=True, env=env, cwd=cwd, bufsize=1
         )
@@ -149,12 +160,12 @@ def run_child(
                 kind, _, payload = line[len(MARK) :].strip().partition(" ")
                 if kind == "start":
                     baseline = int(json.loads(payload)["rss"])
-                    started = time.perf_counter()
+                    started, cpu_at_start = time.perf_counter(), machine_cpu_s()
                     sampler.reset_peak()
                 elif kind == "result":
                     result = json.loads(payload)
             proc.wait()
-            ended = time.perf_counter()
+            ended, cpu_used = time.perf_counter(), machine_cpu_s() - cpu_at_start
             peak = max(sampler.peak, baseline or 0)
         killer.cancel()
         if proc.returncode != 0:
@@ -162,7 +173,7 @@ def run_child(
             tail = err.read()[-3000:]
             raise ChildFailed(f"{argv[0]} {' '.join(argv[1:3])} … exited {proc.returncode}:\n{tail}")
     seconds = float(result["seconds"]) if "seconds" in result else ended - started
-    return ChildRun(seconds=seconds, peak_rss=peak, baseline_rss=baseline, result=result)
+    return ChildRun(seconds=seconds, peak_rss=peak, baseline_rss=baseline, result=result, machine_cpu_s=cpu_used)
 
 
 def python_child(target: str, **kwargs: Any) -> list[str]:

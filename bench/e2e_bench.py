@@ -25,7 +25,7 @@ import math
 import time
 from typing import Any
 
-from bench.children import RssSampler
+from bench.children import RssSampler, machine_cpu_s
 from bench.common import MB, MIN_RUNS, Row, median
 from bench.overlap import TARGET_FACTOR, Overlap, measure_alone, median_overlap
 from bench.stack_watch import Watch, epoch, purge_run, stack_env
@@ -95,10 +95,11 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
     baselines = {name: sampler.reset_peak() for name, sampler in samplers.items()}
     box = BoxApiServer.attach(watch.info.box.base_url)  # the stack's Box API, through its admin API
     box.clear_requests()
-    t0 = time.time()
+    t0, cpu0 = time.time(), machine_cpu_s()
     pubsub.publish(EXPORT_REQUESTS, ExportRequest(dataset=DATASET, run_id=run_id))
     try:
         watch.wait(verified, timeout_s, f"{TABLES}×{len(DESTINATIONS)} in_sync results of run {run_id}")
+        cpu_s = machine_cpu_s() - cpu0  # to when the watch saw the last result (its poll after the wall)
     except TimeoutError as exc:
         have = {(str((r.data.get("source") or {}).get("table")), r.data.get("destination")) for r in results()}
         missing = [f"t{i:02d}@{d}" for i in range(TABLES) for d in DESTINATIONS if (f"t{i:02d}", d) not in have]
@@ -137,6 +138,7 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
     wall = t_verified - t0
     return {
         "wall_s": wall,
+        "cpu_s": cpu_s,
         "bytes": size,
         "files": len(data_files),
         "stages_s": {
@@ -194,8 +196,10 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
                     s = samples[-1]
                     stages = ", ".join(f"{n} {v:.1f}" for n, v in s["stages_s"].items())
                     print(f"   run {k + 1}: {s['wall_s']:.1f} s for {s['bytes'] / MB:.0f} MB ({stages})", flush=True)
-                    s["alone_s"] = measure_alone(stack, DATASET, TABLE_NAMES, DESTINATIONS, f"{run_id}-alone")
-                    print(f"   run {k + 1}, stages alone: {Overlap(s['wall_s'], s['alone_s']).describe()}", flush=True)
+                    alone = measure_alone(stack, DATASET, TABLE_NAMES, DESTINATIONS, f"{run_id}-alone")
+                    s["alone_s"], s["alone_cpu_s"] = alone
+                    overlap = overlap_of(s)
+                    print(f"   run {k + 1}, stages alone: {overlap.describe()}; {overlap.describe_cpu()}", flush=True)
             finally:
                 for sampler in samplers.values():
                     sampler.stop()
@@ -230,9 +234,15 @@ def summarize(samples: list[dict[str, Any]], total: int) -> Row:
     )
 
 
+def overlap_of(sample: dict[str, Any]) -> Overlap:
+    """One run's wall time and machine CPU against its stages alone (records before the CPU was
+    measured have none)."""
+    return Overlap(sample["wall_s"], sample["alone_s"], sample.get("cpu_s"), sample.get("alone_cpu_s") or {})
+
+
 def overlap_row(samples: list[dict[str, Any]]) -> Row:
     """The pipeline's wall time against its slowest stage alone (bench/overlap.py), medians."""
-    overlap = median_overlap([Overlap(s["wall_s"], s["alone_s"]) for s in samples])
+    overlap = median_overlap([overlap_of(s) for s in samples])
     name, slowest = overlap.slowest
     row = Row(
         scenario="e2e",
@@ -245,10 +255,17 @@ def overlap_row(samples: list[dict[str, Any]]) -> Row:
         target=f"wall <= {TARGET_FACTOR:g}x slowest stage alone",
         passed=overlap.passed(),
         runs=len(samples),
-        notes=overlap.describe() + f"; stages in a row {overlap.serial_s:.1f} s",
+        notes="; ".join(
+            part
+            for part in (overlap.describe(), f"stages in a row {overlap.serial_s:.1f} s", overlap.describe_cpu())
+            if part
+        ),
         samples={
             "wall_s": overlap.wall_s,
             "alone_s": overlap.alone_s,
+            "cpu_s": overlap.wall_cpu_s,
+            "alone_cpu_s": overlap.alone_cpu_s,
+            "cpu_floor_s": overlap.cpu_floor_s,
             "factor": overlap.factor,
             "hidden": overlap.hidden,
         },

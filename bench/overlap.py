@@ -16,6 +16,11 @@ requests at once as the stack's push dispatcher hands the function (every table 
 Left out of the stages alone: receipts, markers, the manifest copies (a few kB each) and
 Pub/Sub; they are in the pipeline's wall time. :class:`Overlap` joins the figures: the target
 is a wall time ≤ 1.3 × the slowest stage alone.
+
+Beside the seconds, the whole machine's busy CPU-seconds over the pipeline and over each stage
+alone (the stack's processes, ours, and the short-lived ``ssh``/``sshd`` ones): overlapped stages
+share the cores, so no pipeline finishes sooner than the CPU its stages need over the cores there
+are — the floor :attr:`Overlap.cpu_floor_s` sets beside the slowest stage.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bench.children import mark_start, python_child, run_child
@@ -43,6 +48,9 @@ class Overlap:
 
     wall_s: float
     alone_s: dict[str, float]
+    wall_cpu_s: float | None = None  # the machine's busy CPU-seconds over the pipeline
+    alone_cpu_s: dict[str, float] = field(default_factory=dict)  # … over each stage alone
+    cores: int = os.cpu_count() or 1
 
     @property
     def slowest(self) -> tuple[str, float]:
@@ -72,8 +80,31 @@ class Overlap:
             return None
         return (self.serial_s - self.wall_s) / others
 
+    @property
+    def cpu_floor_s(self) -> float | None:
+        """The least wall time the stages' CPU allows on these cores, were the overlap perfect and
+        the pipeline cost no CPU of its own: their CPU alone over the cores (None unmeasured)."""
+        if not self.alone_cpu_s:
+            return None
+        return sum(self.alone_cpu_s.values()) / self.cores
+
     def passed(self, target: float = TARGET_FACTOR) -> bool:
         return self.factor <= target
+
+    def describe_cpu(self) -> str:
+        """Where the machine's CPU went: the pipeline's against its stages' alone, and the floor."""
+        floor = self.cpu_floor_s
+        if floor is None or self.wall_cpu_s is None:
+            return ""
+        name, slowest = self.slowest
+        alone = sum(self.alone_cpu_s.values())
+        stages = ", ".join(f"{n} {s:.0f}" for n, s in self.alone_cpu_s.items())
+        return (
+            f"machine CPU: pipeline {self.wall_cpu_s:.0f} CPU-s ({self.wall_cpu_s / self.wall_s:.1f} of "
+            f"{self.cores} cores busy), stages alone {alone:.0f} CPU-s ({stages}), "
+            f"{self.wall_cpu_s / alone:.2f}x theirs; their CPU over {self.cores} cores is "
+            f"{floor:.1f} s = {floor / slowest:.2f}x {name} alone"
+        )
 
     def describe(self) -> str:
         stages = ", ".join(f"{n} {s:.1f} s" for n, s in self.alone_s.items())
@@ -92,7 +123,16 @@ def median_overlap(runs: Sequence[Overlap]) -> Overlap:
     if not runs:
         raise ValueError("no runs")
     alone = {name: statistics.median(r.alone_s[name] for r in runs) for name in runs[0].alone_s}
-    return Overlap(statistics.median(r.wall_s for r in runs), alone)
+    cpu_runs = [r for r in runs if r.wall_cpu_s is not None and r.alone_cpu_s]
+    if not cpu_runs:
+        return Overlap(statistics.median(r.wall_s for r in runs), alone, cores=runs[0].cores)
+    return Overlap(
+        statistics.median(r.wall_s for r in runs),
+        alone,
+        statistics.median(r.wall_cpu_s for r in cpu_runs if r.wall_cpu_s is not None),
+        {name: statistics.median(r.alone_cpu_s[name] for r in cpu_runs) for name in cpu_runs[0].alone_cpu_s},
+        runs[0].cores,
+    )
 
 
 def _all_at_once(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
@@ -223,9 +263,10 @@ def verify_alone(
 
 def measure_alone(
     stack: Any, dataset: str, tables: list[str], destinations: list[str], run_id: str
-) -> dict[str, float]:
-    """Seconds of each stage alone (``STAGES``), on a run of its own (``run_id``), then its
-    objects in ``EXPORT_BUCKET`` deleted (the delivered copies stay until the stack is wiped)."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds and the machine's busy CPU-seconds of each stage alone (``STAGES``), on a run of its
+    own (``run_id``), then its objects in ``EXPORT_BUCKET`` deleted (the delivered copies stay
+    until the stack is wiped)."""
     from shared.gcp import clients
 
     env = {**os.environ, **stack.env}
@@ -245,12 +286,13 @@ def measure_alone(
         "sftp": python_child("bench.overlap:deliver_alone", destination="sftp:local", **args),
         "verify": python_child("bench.overlap:verify_alone", destinations=destinations, **args),
     }
-    seconds = {}
+    seconds, cpu = {}, {}
     try:
         for stage in STAGES:
-            seconds[stage] = run_child(children[stage], env=env, interval_s=0.2).seconds
+            measured = run_child(children[stage], env=env, interval_s=0.2)
+            seconds[stage], cpu[stage] = measured.seconds, measured.machine_cpu_s
     finally:
         for blob in storage.list_blobs(EXPORT_BUCKET, prefix=None):
             if f"/{run_id}/" in blob.name:
                 blob.delete()
-    return seconds
+    return seconds, cpu

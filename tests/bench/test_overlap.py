@@ -62,6 +62,34 @@ def test_median_of_runs_takes_each_figure_apart() -> None:
         median_overlap([])
 
 
+def test_cpu_floor_is_the_stages_cpu_over_the_cores() -> None:
+    alone_cpu = {"export": 40.0, "box": 8.0, "sftp": 8.0, "verify": 4.0}
+    overlap = Overlap(50.0, {"export": 25.0, "box": 5.0, "sftp": 5.0, "verify": 4.0}, 90.0, alone_cpu, cores=2)
+    assert overlap.cpu_floor_s == pytest.approx(30.0)
+    said = overlap.describe_cpu()
+    assert "pipeline 90 CPU-s (1.8 of 2 cores busy)" in said
+    assert "stages alone 60 CPU-s (export 40, box 8, sftp 8, verify 4), 1.50x theirs" in said
+    assert "30.0 s = 1.20x export alone" in said
+    assert Overlap(50.0, {"export": 25.0}, 90.0, alone_cpu, cores=4).cpu_floor_s == pytest.approx(15.0)
+
+
+def test_cpu_is_left_out_where_it_was_not_measured() -> None:
+    overlap = Overlap(50.0, {"export": 25.0, "box": 5.0})
+    assert overlap.cpu_floor_s is None
+    assert overlap.describe_cpu() == ""
+    assert median_overlap([overlap, overlap]).cpu_floor_s is None
+
+
+def test_median_of_runs_takes_the_cpu_apart_too() -> None:
+    runs = [
+        Overlap(10.0, {"export": 8.0}, 30.0, {"export": 9.0, "box": 1.0}, cores=2),
+        Overlap(30.0, {"export": 2.0}, 10.0, {"export": 3.0, "box": 5.0}, cores=2),
+        Overlap(20.0, {"export": 5.0}, 20.0, {"export": 6.0, "box": 2.0}, cores=2),
+    ]
+    combined = median_overlap(runs)
+    assert (combined.wall_cpu_s, combined.alone_cpu_s, combined.cores) == (20.0, {"export": 6.0, "box": 2.0}, 2)
+
+
 def test_small_files_are_within_bounds_varied_and_repeatable() -> None:
     sizes = file_sizes(1_000)
     assert sizes == file_sizes(1_000)
@@ -92,8 +120,14 @@ def test_overlap_row_is_the_median_run_against_its_slowest_stage() -> None:
     assert row.ratio == pytest.approx(11.0 / 14.0)  # lower is better: the slowest stage over the wall
     assert row.passed  # 14 <= 1.3 × 11
     assert row.samples["alone_s"] == {"export": 11.0, "box": 5.0, "sftp": 3.0, "verify": 1.0}
+    assert "machine CPU" not in row.notes  # these samples carry no CPU figures
     samples[2]["wall_s"] = 30.0
     assert not overlap_row(samples).passed  # median wall 20 > 1.3 × 11
+    for sample, cpu in zip(samples, (40.0, 60.0, 50.0), strict=True):
+        sample["cpu_s"], sample["alone_cpu_s"] = cpu, {"export": cpu / 2, "box": 4.0, "sftp": 4.0, "verify": 2.0}
+    row = overlap_row(samples)
+    assert row.samples["cpu_s"] == 50.0 and row.samples["alone_cpu_s"]["export"] == 25.0
+    assert "machine CPU: pipeline 50 CPU-s" in row.notes
 
 
 def test_restore_row_refuses_a_peer_that_read_other_bytes() -> None:
