@@ -54,6 +54,9 @@ class Limits:
     bq_extract_bytes_per_day: float = 50 * 1024**4  # L2: 50 TiB per project per day (shared pool)
     bq_extract_jobs_per_day: int = 100_000  # L2
     upload_box_instances: int = 10  # shared/topology.py: max_instances
+    export_table_slots: int = 160  # shared/topology.py: 10 instances × 16 requests at once
+    export_budget_s: float = 60.0  # shared/stages/export.py: the request handler waits on its job at most this
+    export_table_instances: int = 10  # shared/topology.py: max_instances
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,13 @@ def box_calls(shape: Shape) -> int:
     return f * per_file + shape.folder_depth * t + delivery_listings + manifest_copy + verify_listings
 
 
+def start_waves(shape: Shape, limits: Limits = Limits()) -> int:
+    """How many rounds of export_table's request slots the run's table-exports need: each request
+    holds its slot until its job is done or the budget is spent, so at most ``export_table_slots``
+    jobs start per budget (an upper bound on the time to start them all)."""
+    return math.ceil(shape.tables / limits.export_table_slots)
+
+
 def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) -> dict[str, float | str]:
     """Counts, time and money of one run and a month of runs, and the limit that binds."""
     c = counts(shape)
@@ -145,6 +155,7 @@ def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) ->
         / (limits.box_instance_mb_s * 1e6 * limits.upload_box_instances)
         / 3600,
         "BigQuery extract bytes per day (L2)": 24.0 * shape.total_bytes / limits.bq_extract_bytes_per_day,
+        "export_table request slots (≤ a budget each)": start_waves(shape, limits) * limits.export_budget_s / 3600,
     }
     binding = max(hours, key=lambda k: hours[k])
     # upload_box: 1 GiB, 0.583 vCPU per instance (2nd gen default for 1 GiB), billed while busy
@@ -152,7 +163,9 @@ def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) ->
     # fan_out once; export_table's invocations already count the table-exports messages
     light_invocations = c["export_requests"] + c["gcs_events"] + c["deliveries"] + c["export_table_invocations"]
     invocations = light_invocations + c["deliveries"]
-    function_s = box_instance_s + 0.2 * light_invocations  # event handling: ~0.2 s of instance time each
+    # export_table's request handlers wait on their jobs: at most every instance busy for a budget per wave
+    export_wait_s = start_waves(shape, limits) * limits.export_budget_s * limits.export_table_instances
+    function_s = box_instance_s + export_wait_s + 0.2 * light_invocations  # event handling: ~0.2 s each
     per_run_usd = {
         "functions": function_s * (0.583 * prices.vcpu_second + 1.0 * prices.gib_second)
         + invocations / 1e6 * prices.per_million_invocations,
@@ -166,6 +179,7 @@ def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) ->
         **{k: float(v) for k, v in c.items()},
         "gib": gib,
         "function_seconds": function_s,
+        "export_wait_instance_seconds": export_wait_s,
         **{f"hours_{k}": v for k, v in hours.items()},
         "binding_limit": binding,
         "wall_hours": hours[binding],

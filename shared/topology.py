@@ -149,10 +149,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "fan_out", "export_table", "fan_out", (_pubsub(EXPORT_REQUESTS),), timeout_s=120, memory_mb=512, concurrency=2
     ),
-    # export_table starts (or re-attaches to) BigQuery jobs and acknowledges; a job's completion
-    # (the audit-log trigger) or the scheduled sweep (export-sweeps) writes the manifest. No
-    # table data passes through it, and it waits on BigQuery's API: 10 x 16 = 160 exports can
-    # start at once (a 100-table dataset fans out in one round).
+    # export_table starts (or re-attaches to) BigQuery jobs and waits on each for at most its
+    # budget (60 s); a job's completion (the audit-log trigger) or the scheduled sweep
+    # (export-sweeps) writes the manifest of one that outlasts it. No table data passes through
+    # it: 10 x 16 = 160 exports can start at once (a 100-table dataset fans out in one round;
+    # docs/capacity.md counts the rounds of larger ones).
     FunctionSpec(
         "export_table",
         "export_table",

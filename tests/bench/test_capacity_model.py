@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.capacity_model import MIB, Shape, counts
+from bench.capacity_model import MIB, Limits, Shape, counts, model, start_waves
 
 
 @pytest.mark.parametrize("files", [1, 2, 3])
@@ -64,3 +64,25 @@ def test_pubsub_carries_events_and_results_not_box_calls() -> None:
     c = counts(Shape(tables=t, total_bytes=f * 1e6, file_bytes=1e6, destinations=("box", "sftp:partner")))
     request, exports, jobs, storage = 1, t, 2 * t, 3 * (f + 3 * t)
     assert messages(c) == request + exports + jobs + storage + (f + t) * d + t * d
+
+
+def test_limits_are_the_deployed_ones() -> None:
+    from shared.stages.export import DEFAULT_BUDGET_S
+    from shared.topology import FUNCTIONS
+
+    specs = {f.name: f for f in FUNCTIONS}
+    limits = Limits()
+    assert limits.export_table_slots == specs["export_table"].max_concurrent_requests
+    assert limits.export_table_instances == specs["export_table"].max_instances
+    assert limits.export_budget_s == DEFAULT_BUDGET_S
+    assert limits.upload_box_instances == specs["upload_box"].max_instances
+
+
+def test_export_table_slots_start_jobs_in_rounds_of_a_budget() -> None:
+    limits = Limits(export_table_slots=160, export_budget_s=60.0, export_table_instances=10)
+    assert [start_waves(Shape(tables=t), limits) for t in (1, 160, 161, 500, 5_000)] == [1, 1, 2, 4, 32]
+    nightly = model(Shape(), limits)
+    assert nightly["export_wait_instance_seconds"] == 32 * 60 * 10
+    assert nightly["hours_export_table request slots (≤ a budget each)"] == pytest.approx(32 * 60 / 3600)
+    without_wait = model(Shape(), Limits(export_budget_s=0.0))
+    assert nightly["function_seconds"] - without_wait["function_seconds"] == pytest.approx(19_200)
