@@ -117,7 +117,7 @@ class ChildRun:
     peak_rss: int  # bytes, highest tree RSS after the start marker
     baseline_rss: int | None  # bytes the child reported at the start marker; None for non-Python tools
     result: dict[str, Any] = field(default_factory=dict)
-    machine_cpu_s: float = 0.0  # the whole machine's busy CPU-seconds over the same span
+    machine_cpu_s: float = 0.0  # busy CPU-s of the whole machine, start marker (or spawn) to the end of the work
 
     @property
     def rss_over_baseline(self) -> int:
@@ -173,6 +173,7 @@ def run_child(
             tail = err.read()[-3000:]
             raise ChildFailed(f"{argv[0]} {' '.join(argv[1:3])} … exited {proc.returncode}:\n{tail}")
     seconds = float(result["seconds"]) if "seconds" in result else ended - started
+    cpu_used = float(result.get("machine_cpu_s", cpu_used))
     return ChildRun(seconds=seconds, peak_rss=peak, baseline_rss=baseline, result=result, machine_cpu_s=cpu_used)
 
 
@@ -187,6 +188,7 @@ def python_child(target: str, **kwargs: Any) -> list[str]:
 # The start time lives in the environment, not a module global: the target may import this module as
 # ``common`` or ``bench.common`` while the runner is ``__main__`` — three module objects, one process.
 _STARTED_ENV = "OFFSITE_BENCH_STARTED_AT"
+_CPU_AT_START_ENV = "OFFSITE_BENCH_MACHINE_CPU_AT_START"
 
 
 def mark_start() -> None:
@@ -194,6 +196,7 @@ def mark_start() -> None:
     rss = psutil.Process().memory_info().rss
     print(f"{MARK}start {json.dumps({'rss': rss})}", flush=True)
     os.environ[_STARTED_ENV] = repr(time.perf_counter())
+    os.environ[_CPU_AT_START_ENV] = repr(machine_cpu_s())
 
 
 def _child_main(target: str, kwargs_json: str) -> None:
@@ -206,6 +209,9 @@ def _child_main(target: str, kwargs_json: str) -> None:
     started = os.environ.get(_STARTED_ENV)
     if "seconds" not in result and started is not None:
         result["seconds"] = time.perf_counter() - float(started)
+    cpu_at_start = os.environ.get(_CPU_AT_START_ENV)
+    if cpu_at_start is not None:  # the work's span, without the interpreter's exit
+        result["machine_cpu_s"] = machine_cpu_s() - float(cpu_at_start)
     print(f"{MARK}result {json.dumps(result)}", flush=True)
 
 

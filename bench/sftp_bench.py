@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from bench import sftp_libraries
-from bench.children import REPO_ROOT, mark_start, python_child, run_child
+from bench.children import REPO_ROOT, ChildRun, mark_start, python_child, run_child
 from bench.common import (
     MB,
     MIN_RUNS,
@@ -129,6 +129,7 @@ class _Setup:
         self.gcs = FakeGcs(self.dir)
         self.sshd: Any = None
         self.clients: dict[str, str] = {}  # offsite side -> the SSH client its child used
+        self.cpu_per_gb: dict[str, list[float]] = {}  # side -> the machine's busy CPU-s per GB sent, each run
 
     def __enter__(self) -> Self:
         from tests.sftp.sshd_server import Sshd, ensure_user, user_dir
@@ -149,6 +150,11 @@ class _Setup:
             shutil.rmtree(self.remote_dir, ignore_errors=True)
         self.gcs.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def count_cpu(self, name: str, child: ChildRun) -> None:
+        """The whole machine's CPU over the child's transfer (client, ``ssh``, sshd, sftp-server,
+        fake-gcs-server: every side's full cost here), per GB sent."""
+        self.cpu_per_gb.setdefault(name.rsplit("-", 1)[0], []).append(child.machine_cpu_s / (self.size / 1e9))
 
     def landed(self, name: str, check_sha1: bool) -> Path:
         path = self.remote_dir / name
@@ -200,6 +206,7 @@ def _offsite(
         ssh_client=ssh_client,
     )
     child = run_child(argv, cwd=REPO_ROOT)
+    setup.count_cpu(name, child)
     setup.clients[name.rsplit("-", 1)[0]] = child.result.get("client", "?")
     if child.result.get("sha1") != setup.sha1:
         raise RuntimeError(f"offsite streamed SHA-1 {child.result.get('sha1')}, the object's is {setup.sha1}")
@@ -214,6 +221,7 @@ def _openssh(setup: _Setup, name: str, check: bool, options: tuple[str, ...] = (
     argv += ["-c", CIPHER, *options]
     argv += ["-o", f"UserKnownHostsFile={setup.known_hosts}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]
     child = run_child([*argv, f"{setup.sshd.user.name}@127.0.0.1"])
+    setup.count_cpu(name, child)
     setup.landed(name, check).unlink()
     return setup.size / MB / child.seconds, child.peak_rss / MB
 
@@ -233,6 +241,7 @@ def _library(setup: _Setup, name: str, check: bool, library: str) -> tuple[float
     else:
         argv = sftp_libraries.ssh2_child(**common, local_file=str(setup.local_file), remote=remote)
     child = run_child(argv, cwd=REPO_ROOT)
+    setup.count_cpu(name, child)
     setup.landed(name, check).unlink()
     return setup.size / MB / child.seconds, child.rss_over_baseline / MB
 
@@ -240,6 +249,7 @@ def _library(setup: _Setup, name: str, check: bool, library: str) -> tuple[float
 def _rclone(setup: _Setup, name: str, check: bool) -> tuple[float, float]:
     argv = ["rclone", "copyto", f"gcs:{BUCKET}/{OBJECT}", f"dst:{setup.remote_dir / name}"]
     child = run_child(argv, env=setup.rclone_env())
+    setup.count_cpu(name, child)
     setup.landed(name, check).unlink()
     return setup.size / MB / child.seconds, child.peak_rss / MB
 
@@ -265,6 +275,7 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     with _Setup(size) as setup:
         speeds, rss = in_turns(list(sides), runs, lambda side, i: sides[side](setup, f"{side}-{i}.bin", i == 0))
     best_openssh = max(OPENSSH_SETTINGS, key=lambda side: median(speeds[side]))
+    cpu = setup.cpu_per_gb
     settings = " ".join(OPENSSH_SETTINGS[best_openssh]) or "default -B/-R"
     tried = ", ".join(f"{k} {median(speeds[k]):.0f} MB/s" for k in OPENSSH_SETTINGS)
     notes = (
@@ -275,7 +286,10 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
         f"connections_per_file=2: {median(speeds['offsite-2']):.0f} MB/s (+{max(rss['offsite-2']):.0f} MB); "
         f"peers' peak RSS: sftp {max(rss[best_openssh]):.0f} MB, rclone {max(rss['rclone']):.0f} MB; "
         f"other Python SSH libraries, local file, same cipher (bench/sftp_libraries.py): asyncssh "
-        f"{median(speeds['asyncssh-local']):.0f} MB/s, ssh2-python (libssh2) {median(speeds['ssh2-local']):.0f} MB/s"
+        f"{median(speeds['asyncssh-local']):.0f} MB/s, ssh2-python (libssh2) {median(speeds['ssh2-local']):.0f} MB/s; "
+        f"the machine's busy CPU-s per GB sent (every process: client, ssh, sshd, sftp-server, GCS emulator): "
+        f"local file offsite {median(cpu['offsite-local']):.2f}, OpenSSH {median(cpu[best_openssh]):.2f}; "
+        f"from GCS offsite {median(cpu['offsite']):.2f}, rclone {median(cpu['rclone']):.2f}"
     )
     rows = []
     for offsite, peer, case, peer_name, target in (
@@ -294,7 +308,9 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
             rss_limit_mb=RSS_LIMIT_MB,
             runs=len(speeds[offsite]),
             notes=notes,
-            samples={f"{k}_mb_s": v for k, v in speeds.items()} | {f"{k}_rss_mb": v for k, v in rss.items()},
+            samples={f"{k}_mb_s": v for k, v in speeds.items()}
+            | {f"{k}_rss_mb": v for k, v in rss.items()}
+            | {f"{k}_cpu_s_per_gb": v for k, v in cpu.items()},
         )
         row.passed = all_of(row.ratio is not None and row.ratio >= target, within_rss(row.peak_rss_mb, RSS_LIMIT_MB))
         rows.append(row.to_dict())

@@ -66,6 +66,28 @@ def test_rss_sampler_sees_what_the_child_allocates() -> None:
     assert child.seconds > 0
 
 
+def burn_cpu(cpu_s: float) -> dict:
+    """Child target: after the start marker, spin until this process has used ``cpu_s`` of CPU."""
+    children.mark_start()
+    start = time.process_time()
+    while time.process_time() - start < cpu_s:
+        sum(range(10_000))
+    return {"own_cpu_s": time.process_time() - start}
+
+
+def test_machine_cpu_covers_the_childs_own_work() -> None:
+    child = run_child(python_child("tests.bench.test_bench_common:burn_cpu", cpu_s=0.3))
+    own = child.result["own_cpu_s"]
+    # The machine's busy time over the work holds at least the child's own (10 ms ticks apart).
+    assert own >= 0.3
+    assert child.machine_cpu_s >= own - 0.05
+    assert child.machine_cpu_s == child.result["machine_cpu_s"]  # the child's span: not its exit
+    plain = run_child(
+        [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"]
+    )
+    assert plain.machine_cpu_s >= 0.25  # a plain tool: spawn to exit
+
+
 def test_sampler_counts_the_whole_process_tree() -> None:
     # A shell whose child python holds the block: the shell itself allocates nothing.
     script = f"import time; b = b'x' * {ALLOCATE_BYTES}; time.sleep(0.5)"
