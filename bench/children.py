@@ -48,6 +48,24 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU-seconds ``pid`` and its live descendants have used, with those of the children they
+    reaped (0 when it is gone): a difference over a span is the tree's CPU in it."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 class RssSampler:
     """Samples the RSS of a process tree on a background thread; ``peak`` is the highest sample.
 

@@ -25,7 +25,7 @@ import math
 import time
 from typing import Any
 
-from bench.children import RssSampler, machine_cpu_s
+from bench.children import RssSampler, machine_cpu_s, tree_cpu_s
 from bench.common import MB, MIN_RUNS, Row, median
 from bench.overlap import TARGET_FACTOR, Overlap, measure_alone, median_overlap
 from bench.stack_watch import Watch, epoch, purge_run, stack_env
@@ -95,11 +95,14 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
     baselines = {name: sampler.reset_peak() for name, sampler in samplers.items()}
     box = BoxApiServer.attach(watch.info.box.base_url)  # the stack's Box API, through its admin API
     box.clear_requests()
+    components = {c.name: c.pid for c in watch.info.components}
+    tree_cpu0 = {name: tree_cpu_s(pid) for name, pid in components.items()}
     t0, cpu0 = time.time(), machine_cpu_s()
     pubsub.publish(EXPORT_REQUESTS, ExportRequest(dataset=DATASET, run_id=run_id))
     try:
         watch.wait(verified, timeout_s, f"{TABLES}×{len(DESTINATIONS)} in_sync results of run {run_id}")
         cpu_s = machine_cpu_s() - cpu0  # to when the watch saw the last result (its poll after the wall)
+        component_cpu = {name: tree_cpu_s(pid) - tree_cpu0[name] for name, pid in components.items()}
     except TimeoutError as exc:
         have = {(str((r.data.get("source") or {}).get("table")), r.data.get("destination")) for r in results()}
         missing = [f"t{i:02d}@{d}" for i in range(TABLES) for d in DESTINATIONS if (f"t{i:02d}", d) not in have]
@@ -139,6 +142,7 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
     return {
         "wall_s": wall,
         "cpu_s": cpu_s,
+        "component_cpu_s": component_cpu,
         "bytes": size,
         "files": len(data_files),
         "stages_s": {
@@ -196,6 +200,7 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
                     s = samples[-1]
                     stages = ", ".join(f"{n} {v:.1f}" for n, v in s["stages_s"].items())
                     print(f"   run {k + 1}: {s['wall_s']:.1f} s for {s['bytes'] / MB:.0f} MB ({stages})", flush=True)
+                    print(f"   run {k + 1}, CPU-s by stack process: {by_component(s['component_cpu_s'])}", flush=True)
                     alone = measure_alone(stack, DATASET, TABLE_NAMES, DESTINATIONS, f"{run_id}-alone")
                     s["alone_s"], s["alone_cpu_s"] = alone
                     overlap = overlap_of(s)
@@ -204,6 +209,11 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
                 for sampler in samplers.values():
                     sampler.stop()
     return [summarize(samples, total).to_dict(), overlap_row(samples).to_dict()]
+
+
+def by_component(cpu: dict[str, float]) -> str:
+    """The stack's processes (each with its children) by CPU-seconds, most first."""
+    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]))
 
 
 def summarize(samples: list[dict[str, Any]], total: int) -> Row:
@@ -227,6 +237,10 @@ def summarize(samples: list[dict[str, Any]], total: int) -> Row:
             f"box {median([s['box_span_s'] for s in samples]):.1f} s, sftp {median([s['sftp_span_s'] for s in samples]):.1f} s; "
             f"{samples[0]['files']} files; peak RSS over baseline per function: "
             + ", ".join(f"{n} {v:.0f} MB" for n, v in rss.items())
+            + "; CPU-s by stack process (median): "
+            + by_component(
+                {n: median([s["component_cpu_s"][n] for s in samples]) for n in samples[0]["component_cpu_s"]}
+            )
             + "; counts measured/capacity model: "
             + ", ".join(f"{n} {m}/{p}" for n, (m, p) in model_check(samples[0]).items())
         ),

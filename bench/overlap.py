@@ -9,9 +9,11 @@ requests at once as the stack's push dispatcher hands the function (every table 
 - export: ``shared.stages.export.run_export`` (export_table's steps) for every table, into a
   bucket without notifications (so nothing else wakes up);
 - box / sftp: every exported data file streamed from GCS (``ObjectReader``, as the delivery
-  operation reads) into the destination's run folder by ``Destination.put``;
+  operation reads) into the destination's run folder by ``Destination.put``, and its SHA-1
+  recorded on the object as the delivery operation records it;
 - verify: ``shared.verify.engine.compare`` (verify's comparison: listing, then the SHA-1 of each
-  file at the destination against GCS's) of every table at both destinations.
+  file at the destination against the one recorded on its object) of every table at both
+  destinations.
 
 Left out of the stages alone: receipts, markers, the manifest copies (a few kB each) and
 Pub/Sub; they are in the pipeline's wall time. :class:`Overlap` joins the figures: the target
@@ -200,8 +202,11 @@ def _manifests(project: str, dataset: str, tables: list[str], run_id: str, day: 
 def deliver_alone(
     destination: str, project: str, dataset: str, tables: list[str], run_id: str, day: str
 ) -> dict[str, Any]:
-    """Child: every data file of the run at once, GCS → ``destination``, by ``Destination.put``."""
+    """Child: every data file of the run at once, GCS → ``destination``, by ``Destination.put``;
+    each file's SHA-1 then recorded on its object as the delivery operation records it (verify
+    reads it there instead of reading the object again)."""
     from shared import runtime
+    from shared.delivery.ledger import record_delivery
     from shared.delivery.operation import PREFETCH_BLOCKS
     from shared.destinations import factory
     from shared.gcp import gcs
@@ -221,7 +226,9 @@ def deliver_alone(
         assert info is not None
         with factory.opened(destination, config) as dest, ObjectReader(info, prefetch=PREFETCH_BLOCKS) as stream:
             path = remote_folder(dest.abilities.layout, folder, manifest.file_name).path
-            return int(dest.put(f"{path}/{file.name}", stream, file.size).size)
+            result = dest.put(f"{path}/{file.name}", stream, file.size)
+        record_delivery(info, result.sha1, None)
+        return int(result.size)
 
     mark_start()
     sizes = _all_at_once(put, files)

@@ -88,6 +88,28 @@ def test_machine_cpu_covers_the_childs_own_work() -> None:
     assert plain.machine_cpu_s >= 0.25  # a plain tool: spawn to exit
 
 
+def test_tree_cpu_keeps_the_children_a_process_reaped() -> None:
+    import subprocess
+
+    import psutil
+
+    # A shell whose child burns 0.5 s of CPU and ends; the shell reaps it and waits for input.
+    spin = "import time; t = time.process_time(); all(iter(lambda: time.process_time() - t < 0.5, False))"
+    shell = subprocess.Popen(
+        ["sh", "-c", f'"{sys.executable}" -c "{spin}"; read line'], stdin=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not psutil.Process(shell.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the child starts
+        while psutil.Process(shell.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)  # … and ends
+        assert children.tree_cpu_s(shell.pid) >= 0.45  # only the shell is left: its children's time
+    finally:
+        shell.communicate("\n", timeout=30)
+    assert children.tree_cpu_s(shell.pid) == 0.0  # gone: nothing to count
+
+
 def test_sampler_counts_the_whole_process_tree() -> None:
     # A shell whose child python holds the block: the shell itself allocates nothing.
     script = f"import time; b = b'x' * {ALLOCATE_BYTES}; time.sleep(0.5)"
