@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -29,28 +29,11 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 
 
-# ---- peak RSS of a process tree ------------------------------------------------------------
+# ---- a process tree's memory and CPU -------------------------------------------------------
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants now (processes that vanish count 0)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total
-
-
-def tree_cpu_s(pid: int) -> float:
-    """CPU-seconds ``pid`` and its live descendants have used, with those of the children they
-    reaped (0 when it is gone): a difference over a span is the tree's CPU in it."""
+def _tree_sum(pid: int, of: Callable[[psutil.Process], float]) -> float:
+    """``of(process)`` summed over ``pid`` and its live descendants (processes that vanish count 0)."""
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
@@ -59,11 +42,26 @@ def tree_cpu_s(pid: int) -> float:
     total = 0.0
     for proc in procs:
         try:
-            t = proc.cpu_times()
+            total += of(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        total += t.user + t.system + t.children_user + t.children_system
     return total
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants now."""
+    return int(_tree_sum(pid, lambda proc: proc.memory_info().rss))
+
+
+def _cpu_with_reaped(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system + t.children_user + t.children_system)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU-seconds ``pid`` and its live descendants have used, with those of the children they
+    reaped (0 when it is gone): a difference over a span is the tree's CPU in it."""
+    return _tree_sum(pid, _cpu_with_reaped)
 
 
 class RssSampler:
