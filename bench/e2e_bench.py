@@ -212,8 +212,9 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
 
 
 def by_component(cpu: dict[str, float]) -> str:
-    """The stack's processes (each with its children) by CPU-seconds, most first."""
-    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    """The stack's processes (each with its children) by CPU-seconds, most first; idle ones left out."""
+    busy = sorted(((n, s) for n, s in cpu.items() if s >= 0.05), key=lambda kv: -kv[1])
+    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in busy) or "none measured"
 
 
 def summarize(samples: list[dict[str, Any]], total: int) -> Row:

@@ -140,3 +140,12 @@ def test_restore_row_refuses_a_peer_that_read_other_bytes() -> None:
     assert not summarize([{**ours, "rss_mb": 200.0}], [{"bytes": 10_000_000, "seconds": 2.0, "rss_mb": 4.0}]).passed
     with pytest.raises(RuntimeError, match="the SDK read 9"):
         summarize([ours], [{"bytes": 9, "seconds": 2.0, "rss_mb": 4.0}])
+
+
+def test_stack_processes_are_listed_by_cpu_idle_ones_left_out() -> None:
+    from bench.e2e_bench import by_component
+
+    assert by_component({"pubsub": 4.0, "bigquery": 27.5, "oidc": 0.0, "gcs": 10.25}) == (
+        "bigquery 27.5, gcs 10.2, pubsub 4.0"
+    )
+    assert by_component({"oidc": 0.01}) == "none measured"
