@@ -138,7 +138,8 @@ def box_calls(shape: Shape) -> int:
 def start_waves(shape: Shape, limits: Limits = Limits()) -> int:
     """How many rounds of export_table's request slots the run's table-exports need: each request
     holds its slot until its job is done or the budget is spent, so at most ``export_table_slots``
-    jobs start per budget (an upper bound on the time to start them all)."""
+    jobs start per budget (the slots' bound; Pub/Sub's retry backoff for a message refused while
+    they are full comes on top)."""
     return math.ceil(shape.tables / limits.export_table_slots)
 
 
