@@ -149,6 +149,7 @@ def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) ->
     gib = shape.total_bytes / GIB
     box_bytes = shape.total_bytes if "box" in shape.destinations else 0.0
     box_calls = c["box_api_calls"]
+    waves = start_waves(shape, limits)
     hours = {
         "box API calls per minute (L4)": box_calls / limits.box_calls_per_min / 60,
         "box uploads per minute, if parts count (L4)": c["box_part_uploads"] / limits.box_uploads_per_min / 60,
@@ -156,7 +157,7 @@ def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) ->
         / (limits.box_instance_mb_s * 1e6 * limits.upload_box_instances)
         / 3600,
         "BigQuery extract bytes per day (L2)": 24.0 * shape.total_bytes / limits.bq_extract_bytes_per_day,
-        "export_table request slots (≤ a budget each)": start_waves(shape, limits) * limits.export_budget_s / 3600,
+        "export_table request slots (≤ a budget each)": waves * limits.export_budget_s / 3600,
     }
     binding = max(hours, key=lambda k: hours[k])
     # upload_box: 1 GiB, 0.583 vCPU per instance (2nd gen default for 1 GiB), billed while busy
@@ -165,7 +166,7 @@ def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) ->
     light_invocations = c["export_requests"] + c["gcs_events"] + c["deliveries"] + c["export_table_invocations"]
     invocations = light_invocations + c["deliveries"]
     # export_table's request handlers wait on their jobs: at most every instance busy for a budget per wave
-    export_wait_s = start_waves(shape, limits) * limits.export_budget_s * limits.export_table_instances
+    export_wait_s = waves * limits.export_budget_s * limits.export_table_instances
     function_s = box_instance_s + export_wait_s + 0.2 * light_invocations  # event handling: ~0.2 s each
     per_run_usd = {
         "functions": function_s * (0.583 * prices.vcpu_second + 1.0 * prices.gib_second)

@@ -151,10 +151,13 @@ class _Setup:
         self.gcs.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def count_cpu(self, name: str, child: ChildRun) -> None:
-        """The whole machine's CPU over the child's transfer (client, ``ssh``, sshd, sftp-server,
-        fake-gcs-server: every side's full cost here), per GB sent."""
+    def run(self, name: str, argv: list[str], **kwargs: Any) -> ChildRun:
+        """One side's transfer in a child (``run_child``), its CPU counted: the whole machine's
+        over the transfer (client, ``ssh``, sshd, sftp-server, fake-gcs-server: every side's
+        full cost here), per GB sent."""
+        child = run_child(argv, **kwargs)
         self.cpu_per_gb.setdefault(name.rsplit("-", 1)[0], []).append(child.machine_cpu_s / (self.size / 1e9))
+        return child
 
     def landed(self, name: str, check_sha1: bool) -> Path:
         path = self.remote_dir / name
@@ -205,8 +208,7 @@ def _offsite(
         local_file=str(setup.local_file) if local else None,
         ssh_client=ssh_client,
     )
-    child = run_child(argv, cwd=REPO_ROOT)
-    setup.count_cpu(name, child)
+    child = setup.run(name, argv, cwd=REPO_ROOT)
     setup.clients[name.rsplit("-", 1)[0]] = child.result.get("client", "?")
     if child.result.get("sha1") != setup.sha1:
         raise RuntimeError(f"offsite streamed SHA-1 {child.result.get('sha1')}, the object's is {setup.sha1}")
@@ -220,8 +222,7 @@ def _openssh(setup: _Setup, name: str, check: bool, options: tuple[str, ...] = (
     argv = ["sftp", "-q", "-b", str(batch), "-i", str(setup.sshd.client_key), "-P", str(setup.sshd.port)]
     argv += ["-c", CIPHER, *options]
     argv += ["-o", f"UserKnownHostsFile={setup.known_hosts}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]
-    child = run_child([*argv, f"{setup.sshd.user.name}@127.0.0.1"])
-    setup.count_cpu(name, child)
+    child = setup.run(name, [*argv, f"{setup.sshd.user.name}@127.0.0.1"])
     setup.landed(name, check).unlink()
     return setup.size / MB / child.seconds, child.peak_rss / MB
 
@@ -240,16 +241,14 @@ def _library(setup: _Setup, name: str, check: bool, library: str) -> tuple[float
         )
     else:
         argv = sftp_libraries.ssh2_child(**common, local_file=str(setup.local_file), remote=remote)
-    child = run_child(argv, cwd=REPO_ROOT)
-    setup.count_cpu(name, child)
+    child = setup.run(name, argv, cwd=REPO_ROOT)
     setup.landed(name, check).unlink()
     return setup.size / MB / child.seconds, child.rss_over_baseline / MB
 
 
 def _rclone(setup: _Setup, name: str, check: bool) -> tuple[float, float]:
     argv = ["rclone", "copyto", f"gcs:{BUCKET}/{OBJECT}", f"dst:{setup.remote_dir / name}"]
-    child = run_child(argv, env=setup.rclone_env())
-    setup.count_cpu(name, child)
+    child = setup.run(name, argv, env=setup.rclone_env())
     setup.landed(name, check).unlink()
     return setup.size / MB / child.seconds, child.peak_rss / MB
 
