@@ -56,6 +56,10 @@ class Limits:
     upload_box_instances: int = 10  # shared/topology.py: max_instances
     export_table_slots: int = 160  # shared/topology.py: 10 instances × 16 requests at once
     export_budget_s: float = 60.0  # shared/stages/export.py: the request handler waits on its job at most this
+    # A request's hold on its slot while every slot is taken: it starts its job (a table lookup,
+    # the insert, one poll) and gives the slot back (shared/in_flight.py). An estimate of three
+    # BigQuery API calls; the local stack starts 100 jobs in ~1 s on 160 slots (docs/performance.md).
+    export_start_s: float = 2.0
     export_table_instances: int = 10  # shared/topology.py: max_instances
 
 
@@ -136,11 +140,18 @@ def box_calls(shape: Shape) -> int:
 
 
 def start_waves(shape: Shape, limits: Limits = Limits()) -> int:
-    """How many rounds of export_table's request slots the run's table-exports need: each request
-    holds its slot until its job is done or the budget is spent, so at most ``export_table_slots``
-    jobs start per budget (the slots' bound; Pub/Sub's retry backoff for a message refused while
-    they are full comes on top)."""
+    """How many rounds of export_table's request slots the run's table-exports take. While every
+    slot is taken, a request only starts its job and gives its slot back (shared/in_flight.py), so
+    a round lasts about ``export_start_s``; only the last round's requests, with slots to spare,
+    wait on their jobs (at most the budget)."""
     return math.ceil(shape.tables / limits.export_table_slots)
+
+
+def export_wait_instance_seconds(shape: Shape, limits: Limits = Limits()) -> float:
+    """export_table's instance time spent waiting on jobs: every instance busy for each full round's
+    starts, then at most a budget for the last round's waits."""
+    full_rounds = start_waves(shape, limits) - 1
+    return limits.export_table_instances * (full_rounds * limits.export_start_s + limits.export_budget_s)
 
 
 def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) -> dict[str, float | str]:
@@ -157,7 +168,7 @@ def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) ->
         / (limits.box_instance_mb_s * 1e6 * limits.upload_box_instances)
         / 3600,
         "BigQuery extract bytes per day (L2)": 24.0 * shape.total_bytes / limits.bq_extract_bytes_per_day,
-        "export_table request slots (≤ a budget each)": waves * limits.export_budget_s / 3600,
+        "export_table request slots (a job start each while full)": waves * limits.export_start_s / 3600,
     }
     binding = max(hours, key=lambda k: hours[k])
     # upload_box: 1 GiB, 0.583 vCPU per instance (2nd gen default for 1 GiB), billed while busy
@@ -165,8 +176,7 @@ def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) ->
     # fan_out once; export_table's invocations already count the table-exports messages
     light_invocations = c["export_requests"] + c["gcs_events"] + c["deliveries"] + c["export_table_invocations"]
     invocations = light_invocations + c["deliveries"]
-    # export_table's request handlers wait on their jobs: at most every instance busy for a budget per wave
-    export_wait_s = waves * limits.export_budget_s * limits.export_table_instances
+    export_wait_s = export_wait_instance_seconds(shape, limits)
     function_s = box_instance_s + export_wait_s + 0.2 * light_invocations  # event handling: ~0.2 s each
     per_run_usd = {
         "functions": function_s * (0.583 * prices.vcpu_second + 1.0 * prices.gib_second)

@@ -7,8 +7,9 @@
   first; one that exists (a redelivery, a concurrent twin) is waited for instead of started
   again. A job that fails for a transient backend reason is followed by ``<id>_retry1``,
   ``<id>_retry2`` (BigQuery never reuses a job id), found the same way later.
-- ``wait``: polls until DONE; past the deadline raises :class:`JobPending` (a TransientError)
-  naming the still-running job. export_table catches it and acknowledges: the job's completion
+- ``wait``: polls until DONE; past the deadline, or once this process has no request thread
+  left for the next request (:mod:`shared.in_flight`), raises :class:`JobPending` (a
+  TransientError) naming the still-running job. export_table catches it and acknowledges: the job's completion
   event (or the finalize sweep) finishes the export (docs/exports.md).
 - ``start=None``: only attach — a job that does not exist yet is ``JobPending`` with state
   ``MISSING`` instead of being started (the finalize sweep never starts an export).
@@ -24,7 +25,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from shared import log
+from shared import in_flight, log
 from shared.errors import PermanentError, TransientError
 from shared.gcp.api_errors import TRANSIENT_API_ERRORS
 from shared.retry import retry_call
@@ -159,7 +160,9 @@ def _started(client: Any, job_id: str, start: Callable[[str], Any], location: st
 
 
 def wait(job: Any, deadline: float) -> Any:
-    """Poll until DONE; past ``deadline`` raise JobPending (the completion event takes over)."""
+    """Poll until DONE; past ``deadline``, or as soon as every request thread of this process is
+    busy (:mod:`shared.in_flight`: a waiting request gives its thread to the next one), raise
+    JobPending — the completion event takes over."""
     delay = 0.5
     while True:
         call(lambda: job.reload(retry=api_retry()), f"polling job {job.job_id}")
@@ -173,5 +176,11 @@ def wait(job: Any, deadline: float) -> Any:
                 f"BigQuery job {job.job_id} is still {job.state} at the end of this attempt's time budget; "
                 "its completion event (or the finalize sweep) finishes the export",
             )
-        time.sleep(min(delay, remaining))
+        if in_flight.wait_until_full(min(delay, remaining)):
+            raise JobPending(
+                str(job.job_id),
+                str(job.state),
+                f"BigQuery job {job.job_id} is still {job.state} and every request thread of this process "
+                f"is busy ({in_flight.serving_now()}); its completion event (or the finalize sweep) finishes the export",
+            )
         delay = min(delay * 1.5, 10.0)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared import log
+from shared import in_flight, log
 from shared.config import Config
 from shared.errors import PermanentError, RejectedInput, TransientError
 from shared.events import attributes, trigger_name
@@ -34,7 +34,8 @@ def run(stage: Stage, event: Any, handler: Handler) -> None:
     attrs = attributes(event)
     event_id = str(attrs.get("id", ""))
     started = time.monotonic()
-    with log.bind(stage=str(stage), event_id=event_id, event_type=str(attrs.get("type", ""))):
+    # Counted for as long as the platform holds one of this process's request threads for it.
+    with in_flight.serving(), log.bind(stage=str(stage), event_id=event_id, event_type=str(attrs.get("type", ""))):
         config: Config | None = None
         try:
             from shared import runtime

@@ -78,11 +78,13 @@ def test_limits_are_the_deployed_ones() -> None:
     assert limits.upload_box_instances == specs["upload_box"].max_instances
 
 
-def test_export_table_slots_start_jobs_in_rounds_of_a_budget() -> None:
-    limits = Limits(export_table_slots=160, export_budget_s=60.0, export_table_instances=10)
+def test_export_table_slots_start_jobs_in_rounds_and_only_the_last_round_waits() -> None:
+    limits = Limits(export_table_slots=160, export_budget_s=60.0, export_table_instances=10, export_start_s=2.0)
     assert [start_waves(Shape(tables=t), limits) for t in (1, 160, 161, 500, 5_000)] == [1, 1, 2, 4, 32]
     nightly = model(Shape(), limits)
-    assert nightly["export_wait_instance_seconds"] == 32 * 60 * 10
-    assert nightly["hours_export_table request slots (≤ a budget each)"] == pytest.approx(32 * 60 / 3600)
-    without_wait = model(Shape(), Limits(export_budget_s=0.0))
-    assert nightly["function_seconds"] - without_wait["function_seconds"] == pytest.approx(19_200)
+    assert nightly["export_wait_instance_seconds"] == 10 * (31 * 2.0 + 60)
+    assert nightly["hours_export_table request slots (a job start each while full)"] == pytest.approx(32 * 2.0 / 3600)
+    one_round = model(Shape(tables=160), limits)
+    assert one_round["export_wait_instance_seconds"] == 10 * 60  # slots to spare: each waits up to a budget
+    without_wait = model(Shape(), Limits(export_budget_s=0.0, export_start_s=0.0))
+    assert nightly["function_seconds"] - without_wait["function_seconds"] == pytest.approx(1_220)

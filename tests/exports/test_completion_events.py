@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from cloudevents.http import CloudEvent
 
 from devstack.plan import AUDIT_LOG_TOPIC
 from devstack.relay import audit_cloudevent
+from shared import in_flight
 from shared.gcp import gcs
 from shared.gcp.bigquery import job_id_for
 from shared.stages.export import BUDGET_ENV
@@ -245,3 +248,56 @@ def test_a_query_job_bqemulator_runs_has_its_audit_entry_too(exports_env: Export
     event = completion_event(audit, bad)
     assert event.data["severity"] == "ERROR"
     assert event.data["protoPayload"]["metadata"]["jobChange"]["job"]["jobStatus"]["errorResult"]["code"] == 5
+
+
+def test_a_waiting_request_gives_its_thread_back_when_the_process_is_full(
+    exports_env: ExportsKit, audit: Puller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler waits on its job (budget 600 s here) only while the process has a request thread
+    to spare. With THREADS=2 the second request fills it: the first acknowledges with its job
+    still RUNNING (its completion event finishes the run); the second, with a thread to spare
+    again, waits on its job and writes its manifest itself."""
+    kit = exports_env
+    monkeypatch.setenv(BUDGET_ENV, "600")
+    monkeypatch.setenv(in_flight.THREADS_ENV, str(in_flight.serving_now() + 2))
+    tasks = [table_task(kit, "products", "PARQUET"), table_task(kit, "orders", "AVRO")]
+    with (
+        Hold(kit, job_id_for(tasks[0].run_id, tasks[0].source)) as first,
+        Hold(kit, job_id_for(tasks[1].run_id, tasks[1].source)) as second,
+    ):
+        handlers = [threading.Thread(target=kit.main.export_table, args=(kit.table_export_event(t),)) for t in tasks]
+        handlers[0].start()
+        _until(lambda: _exists(kit, first.job_id))
+        assert handlers[0].is_alive()  # one of two threads busy: it waits on its job
+        handlers[1].start()
+        handlers[0].join(60)  # far below the 600 s budget
+        assert not handlers[0].is_alive()
+        assert job_state(kit, first.job_id) == "RUNNING" and manifest_of(kit, tasks[0]) is None
+        _until(lambda: _exists(kit, second.job_id))
+        assert handlers[1].is_alive()  # a thread to spare again: it waits
+        second.release()
+        handlers[1].join(60)
+        assert not handlers[1].is_alive()
+        manifest = manifest_of(kit, tasks[1])
+        assert manifest is not None and manifest.job_id == second.job_id
+        first.release()
+    kit.main.export_table(completion_event(audit, first.job_id))
+    manifest = manifest_of(kit, tasks[0])
+    assert manifest is not None and manifest.job_id == first.job_id
+
+
+def _exists(kit: ExportsKit, job_id: str) -> bool:
+    from google.api_core.exceptions import NotFound
+
+    try:
+        kit.bigquery().get_job(job_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _until(condition: Any, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)

@@ -1,0 +1,77 @@
+"""shared.in_flight: requests served by this process against THREADS, and the wait it ends."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from shared import in_flight
+from shared.errors import ConfigError
+
+
+def test_capacity_is_threads_or_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("THREADS", raising=False)
+    assert in_flight.capacity() is None
+    monkeypatch.setenv("THREADS", "16")
+    assert in_flight.capacity() == 16
+
+
+@pytest.mark.parametrize("raw", ["0", "-2", "sixteen", "1.5"])
+def test_a_bad_threads_value_names_the_variable_and_the_value(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("THREADS", raw)
+    with pytest.raises(ConfigError, match=rf"THREADS: '{raw}' is not a number of request threads"):
+        in_flight.capacity()
+
+
+def test_the_process_is_full_while_as_many_requests_are_served_as_it_has_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("THREADS", "2")
+    before = in_flight.serving_now()
+    with in_flight.serving():
+        assert in_flight.serving_now() == before + 1
+        assert in_flight.full() is (before + 1 >= 2)
+        with in_flight.serving():
+            assert in_flight.full()
+    assert in_flight.serving_now() == before
+
+
+def test_without_threads_the_process_is_never_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("THREADS", raising=False)
+    with in_flight.serving(), in_flight.serving(), in_flight.serving():
+        assert not in_flight.full()
+        assert in_flight.wait_until_full(0.01) is False
+
+
+def test_a_waiting_request_is_woken_when_another_fills_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 2))
+    woken: list[bool] = []
+    entered, leave = threading.Event(), threading.Event()
+
+    def waiter() -> None:
+        with in_flight.serving():
+            entered.set()
+            woken.append(in_flight.wait_until_full(120.0))  # far longer than the test waits below
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert entered.wait(10)
+    assert thread.is_alive() and not woken  # one of two threads busy: still waiting
+
+    def second_request() -> None:
+        with in_flight.serving():
+            leave.wait(10)
+
+    other = threading.Thread(target=second_request)
+    other.start()
+    thread.join(10)
+    leave.set()
+    other.join(10)
+    assert woken == [True]  # woken by the second request, not by the 120 s timeout
+
+
+def test_a_wait_in_a_process_with_room_times_out_false(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 2))
+    with in_flight.serving():
+        assert in_flight.wait_until_full(0.05) is False
