@@ -55,14 +55,9 @@ def serving_now() -> int:
     return _serving
 
 
-def full() -> bool:
-    """Every request thread of this process is busy: the next request waits for one."""
-    limit = capacity()
-    return limit is not None and _serving >= limit
-
-
 def wait_until_full(timeout_s: float) -> bool:
-    """Sleep up to ``timeout_s``; True as soon as (or if already) the process is :func:`full`."""
+    """Sleep up to ``timeout_s``; True as soon as (or if already) every request thread of this
+    process is busy: the next request waits for one."""
     limit = capacity()
     if limit is None:
         time.sleep(timeout_s)
