@@ -16,7 +16,8 @@ Order inside the run folder, each step safe to repeat:
 2. ``_manifest.json`` already there → the run is complete; nothing to do.
 3. The export job, id = f(run_id, source): a redelivery, an event or the sweep re-attaches to
    the job instead of starting another. Waiting is bounded by the time budget
-   (``OFFSITE_EXPORT_BUDGET_S``, default 60 s); past it the invocation returns (acknowledged)
+   (``OFFSITE_EXPORT_BUDGET_S``, default 60 s), and ends early once every request thread of
+   the process is busy (:mod:`shared.in_flight`); then the invocation returns (acknowledged)
    and the job's completion event finishes the run. A failed job is a PermanentError carrying
    BigQuery's reason, reported once per run (a claim in the state bucket).
 3b. The fingerprint (docs/exports.md), once the export job is DONE: a query job under its own
