@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bench.children import RssSampler, machine_cpu_s, tree_cpu_s
@@ -37,7 +39,15 @@ TOTAL_BYTES_FULL = 1_000_000_000
 TOTAL_BYTES_QUICK = 20_000_000  # chosen when the local FARM_FINGERPRINT cost ~1 ms a row (docs/performance.md)
 PAYLOAD_BYTES = 2_000  # per row
 DESTINATIONS = ["box", "sftp:local"]
-TABLE_NAMES = [f"t{i:02d}" for i in range(TABLES)]
+
+
+def table_names(tables: int) -> list[str]:
+    """What :func:`seed` names them: t00, t01, … (t000… from 100 tables on)."""
+    width = max(2, len(str(tables - 1)))
+    return [f"t{i:0{width}d}" for i in range(tables)]
+
+
+TABLE_NAMES = table_names(TABLES)
 FUNCTIONS = ("export_table", "upload_box", "transfer_sftp", "verify")
 
 STACK_CONFIG = {"datasets": [{"name": DATASET, "destinations": DESTINATIONS}]}
@@ -58,15 +68,24 @@ def seed(project: str, total_bytes: int, dataset: str = DATASET, tables: int = T
     schema = [bigquery.SchemaField("id", "INT64", mode="REQUIRED"), bigquery.SchemaField("payload", "BYTES")]
     rng = np.random.default_rng(42)
     offsets = pa.array(np.arange(0, (rows + 1) * PAYLOAD_BYTES, PAYLOAD_BYTES, dtype=np.int32))
-    for i in range(tables):
+    for name in table_names(tables):
         blob = pa.py_buffer(rng.bytes(rows * PAYLOAD_BYTES))
         payload = pa.Array.from_buffers(pa.binary(), rows, [None, offsets.buffers()[1], blob])
         data = pa.table({"id": pa.array(np.arange(rows, dtype=np.int64)), "payload": payload})
-        load_table(client, f"{project}.{dataset}.t{i:02d}", schema, data)
+        load_table(client, f"{project}.{dataset}.{name}", schema, data)
     return rows
 
 
-def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], timeout_s: float) -> dict[str, Any]:
+def measure_once(
+    watch: Watch,
+    run_id: str,
+    samplers: dict[str, RssSampler],
+    timeout_s: float,
+    dataset: str = DATASET,
+    tables: int = TABLES,
+) -> dict[str, Any]:
+    """One run of ``dataset`` (``tables`` tables) → every destination in_sync: times, CPU, RSS and
+    the counts the capacity model predicts."""
     from devstack.boxapi import BoxApiServer
     from shared.gcp import pubsub
     from shared.messages import ExportRequest
@@ -90,7 +109,7 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
         bad = [r.data for r in results() if r.data.get("status") != "in_sync"]
         if bad:
             raise RuntimeError(f"run {run_id}: {bad[0].get('status')} at {bad[0].get('destination')}: {bad[0]}")
-        return len(results()) >= TABLES * len(DESTINATIONS)
+        return len(results()) >= tables * len(DESTINATIONS)
 
     baselines = {name: sampler.reset_peak() for name, sampler in samplers.items()}
     box = BoxApiServer.attach(watch.info.box.base_url)  # the stack's Box API, through its admin API
@@ -98,14 +117,14 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
     components = {c.name: c.pid for c in watch.info.components}
     tree_cpu0 = {name: tree_cpu_s(pid) for name, pid in components.items()}
     t0, cpu0 = time.time(), machine_cpu_s()
-    pubsub.publish(EXPORT_REQUESTS, ExportRequest(dataset=DATASET, run_id=run_id))
+    pubsub.publish(EXPORT_REQUESTS, ExportRequest(dataset=dataset, run_id=run_id))
     try:
-        watch.wait(verified, timeout_s, f"{TABLES}×{len(DESTINATIONS)} in_sync results of run {run_id}")
+        watch.wait(verified, timeout_s, f"{tables}×{len(DESTINATIONS)} in_sync results of run {run_id}")
         cpu_s = machine_cpu_s() - cpu0  # to when the watch saw the last result (its poll after the wall)
         component_cpu = {name: tree_cpu_s(pid) - tree_cpu0[name] for name, pid in components.items()}
     except TimeoutError as exc:
         have = {(str((r.data.get("source") or {}).get("table")), r.data.get("destination")) for r in results()}
-        missing = [f"t{i:02d}@{d}" for i in range(TABLES) for d in DESTINATIONS if (f"t{i:02d}", d) not in have]
+        missing = [f"{t}@{d}" for t in table_names(tables) for d in DESTINATIONS if (t, d) not in have]
         raise TimeoutError(f"{exc}; no result for {', '.join(missing)} (see the stack's function logs)") from None
     peaks = {name: (sampler.peak - baselines[name]) / MB for name, sampler in samplers.items()}
 
@@ -137,7 +156,7 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
         "verify_results": len(results()),
         "box_api_calls": box_calls,
     }
-    purge_run(watch.info.bucket, [f"exports/{DATASET}/", "results/"], run_id)
+    purge_run(watch.info.bucket, [f"exports/{dataset}/", "results/"], run_id)
     wall = t_verified - t0
     return {
         "wall_s": wall,
@@ -159,7 +178,7 @@ def measure_once(watch: Watch, run_id: str, samplers: dict[str, RssSampler], tim
     }
 
 
-def model_check(sample: dict[str, Any]) -> dict[str, tuple[int, int]]:
+def model_check(sample: dict[str, Any], tables: int = TABLES) -> dict[str, tuple[int, int]]:
     """(measured, modelled) per count: bench/capacity_model.counts for this run's shape.
 
     The capacity model's formulas (docs/capacity.md) are checked here against a real run."""
@@ -167,7 +186,7 @@ def model_check(sample: dict[str, Any]) -> dict[str, tuple[int, int]]:
 
     files = max(1, sample["files"])
     shape = Shape(
-        tables=TABLES,
+        tables=tables,
         total_bytes=float(sample["bytes"]),
         # rounded up: rounded down, files per table came out a hair above the measured 2 and the
         # model's ceiling made it 3 (60 objects modelled against 50 in the 2026-12-02 run)
@@ -178,36 +197,48 @@ def model_check(sample: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return {name: (measured, model[name]) for name, measured in sample["counts"].items() if name in model}
 
 
+TOPICS = ("table-exports", "gcs-notifications", "deliveries", "verify-results", AUDIT_LOG_TOPIC)
+
+
+@contextmanager
+def seeded_and_watched(
+    stack: Any, total: int, dataset: str = DATASET, tables: int = TABLES, sample_s: float = 0.05
+) -> Iterator[tuple[Watch, dict[str, RssSampler]]]:
+    """``dataset`` seeded with ``tables`` tables of ``total`` bytes, the functions' RSS sampled
+    and the run's topics watched: what :func:`measure_once` needs, inside the stack's env."""
+    pids = {c.name: c.pid for c in stack.components if c.name in FUNCTIONS}
+    with stack_env(stack):
+        started = time.perf_counter()
+        rows = seed(stack.project, total, dataset, tables)
+        print(f"   seeded {tables} tables × {rows:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
+        samplers = {name: RssSampler(pid, sample_s) for name, pid in pids.items()}
+        with Watch(stack, list(TOPICS)) as watch:
+            for sampler in samplers.values():
+                sampler.__enter__()
+            try:
+                yield watch, samplers
+            finally:
+                for sampler in samplers.values():
+                    sampler.stop()
+
+
 def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     if stack is None:
         raise RuntimeError("the end-to-end benchmark needs the local stack (bench/run.py starts it)")
     total = TOTAL_BYTES_QUICK if quick else TOTAL_BYTES_FULL
-    pids = {c.name: c.pid for c in stack.components if c.name in FUNCTIONS}
-    topics = ["table-exports", "gcs-notifications", "deliveries", "verify-results", AUDIT_LOG_TOPIC]
     samples: list[dict[str, Any]] = []
-    with stack_env(stack):
-        started = time.perf_counter()
-        rows = seed(stack.project, total)
-        print(f"   seeded {TABLES} tables × {rows:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
-        samplers = {name: RssSampler(pid, 0.05) for name, pid in pids.items()}
-        with Watch(stack, topics) as watch:
-            for sampler in samplers.values():
-                sampler.__enter__()
-            try:
-                for k in range(max(1, runs)):
-                    run_id = f"be-{int(time.time())}-{k}"
-                    samples.append(measure_once(watch, run_id, samplers, timeout_s=600 + total / MB))
-                    s = samples[-1]
-                    stages = ", ".join(f"{n} {v:.1f}" for n, v in s["stages_s"].items())
-                    print(f"   run {k + 1}: {s['wall_s']:.1f} s for {s['bytes'] / MB:.0f} MB ({stages})", flush=True)
-                    print(f"   run {k + 1}, CPU-s by stack process: {by_component(s['component_cpu_s'])}", flush=True)
-                    alone = measure_alone(stack, DATASET, TABLE_NAMES, DESTINATIONS, f"{run_id}-alone")
-                    s["alone_s"], s["alone_cpu_s"] = alone
-                    overlap = overlap_of(s)
-                    print(f"   run {k + 1}, stages alone: {overlap.describe()}; {overlap.describe_cpu()}", flush=True)
-            finally:
-                for sampler in samplers.values():
-                    sampler.stop()
+    with seeded_and_watched(stack, total) as (watch, samplers):
+        for k in range(max(1, runs)):
+            run_id = f"be-{int(time.time())}-{k}"
+            samples.append(measure_once(watch, run_id, samplers, timeout_s=600 + total / MB))
+            s = samples[-1]
+            stages = ", ".join(f"{n} {v:.1f}" for n, v in s["stages_s"].items())
+            print(f"   run {k + 1}: {s['wall_s']:.1f} s for {s['bytes'] / MB:.0f} MB ({stages})", flush=True)
+            print(f"   run {k + 1}, CPU-s by stack process: {by_component(s['component_cpu_s'])}", flush=True)
+            alone = measure_alone(stack, DATASET, TABLE_NAMES, DESTINATIONS, f"{run_id}-alone")
+            s["alone_s"], s["alone_cpu_s"] = alone
+            overlap = overlap_of(s)
+            print(f"   run {k + 1}, stages alone: {overlap.describe()}; {overlap.describe_cpu()}", flush=True)
     return [summarize(samples, total).to_dict(), overlap_row(samples).to_dict()]
 
 

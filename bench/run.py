@@ -109,6 +109,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("export", "export_bench", True, "2 M rows → Parquet through the local warehouse vs plain pyarrow"),
     Scenario("fanout", "fanout_bench", True, "one dataset request → N table exports started"),
     Scenario("e2e", "e2e_bench", True, "10 tables, ~1 GB → Box + SFTP → in_sync; each stage alone (overlap)"),
+    Scenario(
+        "capacity-sim",
+        "capacity_sim",
+        True,
+        "the nightly model's thousandth as 100 tables × 20 MB and 500 × 1 MB → Box + SFTP: counts vs the model",
+    ),
     Scenario("restore", "restore_bench", True, "200 MB run restored from Box vs box-sdk-gen download, load apart"),
     Scenario("ingest", "ingest_bench", True, "1 M SQLite rows → BigQuery initial sync vs one plain Parquet load"),
 )

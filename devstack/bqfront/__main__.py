@@ -4,6 +4,7 @@
         --upstream http://127.0.0.1:R [--grpc 127.0.0.1:P] [--shard-bytes 4000000] [--log-level warning] \
         [--audit-topic bigquery-audit-log]   # with PUBSUB_EMULATOR_HOST: each finished job's audit-log entry
         [--spool-dir DIR]                    # shards on disk before upload; emptied at start
+        [--max-running-jobs 8]               # the rest wait PENDING, as BigQuery queues jobs
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
+from devstack.bqfront.jobs import DEFAULT_MAX_RUNNING
 from devstack.bqfront.routes import build_app
 from devstack.bqfront.runner import clear_spool
 from devstack.bqfront.server import FrontConfig
@@ -42,9 +44,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[FrontConfig, argparse.Nam
         default=None,
         help="directory of this front's own for shards before upload (emptied at start; default: system temp)",
     )
+    parser.add_argument(
+        "--max-running-jobs",
+        type=int,
+        default=DEFAULT_MAX_RUNNING,
+        help="the front's jobs RUNNING at once; the rest wait PENDING, as BigQuery queues jobs",
+    )
     args = parser.parse_args(argv)
     if args.shard_bytes < 1:
         parser.error("--shard-bytes must be positive")
+    if args.max_running_jobs < 1:
+        parser.error(f"--max-running-jobs: {args.max_running_jobs} must be at least 1")
     config = FrontConfig(
         upstream=args.upstream,
         grpc=args.grpc,
@@ -52,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[FrontConfig, argparse.Nam
         public_url=f"http://{args.host}:{args.port}",
         audit_topic=args.audit_topic,
         spool_dir=args.spool_dir,
+        max_running_jobs=args.max_running_jobs,
     )
     return config, args
 

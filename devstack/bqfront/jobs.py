@@ -1,7 +1,10 @@
 """The front's own jobs: extract and EXPORT DATA, kept in memory, run in background threads.
 
 A job is created PENDING by ``JobStore.insert`` (409 ``duplicate`` when its id exists here or
-in bqemulator), goes RUNNING when its thread starts and DONE at the end, with
+in bqemulator), goes RUNNING when one of the store's ``max_running`` places is free (BigQuery
+too queues jobs PENDING until it has capacity; here each running job reads its rows from the
+one bqemulator, and since export_table no longer holds a request per job, a 500-table dataset
+would otherwise start 500 reads at once on two cores) and DONE at the end, with
 ``status.errorResult`` + ``status.errors`` when it failed. Its resource follows BigQuery's Job
 (jobReference with location, configuration with jobType, statistics with creation/start/end
 times, ``extract.destinationUriFileCounts`` or ``query.exportDataStatistics``). Jobs are lost
@@ -23,6 +26,7 @@ from devstack.bqfront.errors import JobFailure, duplicate_job
 
 logger = logging.getLogger("devstack.bqfront")
 DEFAULT_LOCATION = "US"
+DEFAULT_MAX_RUNNING = 8  # jobs RUNNING at once; a held job (tests) holds its place too
 
 
 def _now_ms() -> str:
@@ -96,9 +100,14 @@ class JobStore:
     """Jobs by (project, job id); ``insert`` starts ``work`` in a daemon thread; ``on_done(resource)``
     is called once each job is DONE (the audit-log entry)."""
 
-    def __init__(self, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self, on_done: Callable[[dict[str, Any]], None] | None = None, max_running: int = DEFAULT_MAX_RUNNING
+    ) -> None:
+        if max_running < 1:
+            raise ValueError(f"max_running: {max_running} must be at least 1")
         self._jobs: dict[tuple[str, str], Job] = {}
         self._lock = threading.Lock()
+        self._running = threading.BoundedSemaphore(max_running)
         self.on_done = on_done
 
     def get(self, project: str, job_id: str) -> Job | None:
@@ -122,8 +131,12 @@ class JobStore:
                 raise duplicate_job(ref["projectId"], ref["location"], ref["jobId"])
             self._jobs[key] = job
         snapshot = job.snapshot()  # the insert answers PENDING, as BigQuery's usually does
-        threading.Thread(target=_run, args=(job, work, self.on_done), name=f"job-{ref['jobId']}", daemon=True).start()
+        threading.Thread(target=self._run, args=(job, work), name=f"job-{ref['jobId']}", daemon=True).start()
         return job, snapshot
+
+    def _run(self, job: Job, work: Work) -> None:
+        with self._running:  # PENDING until a place is free
+            _run(job, work, self.on_done)
 
 
 def _run(job: Job, work: Work, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:

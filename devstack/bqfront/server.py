@@ -17,7 +17,7 @@ from devstack.bqfront import settings as spec_of
 from devstack.bqfront.audit import AuditLog, Holds
 from devstack.bqfront.errors import JobFailure, duplicate_job
 from devstack.bqfront.finished import FinishedJobs
-from devstack.bqfront.jobs import Job, JobStore, new_resource
+from devstack.bqfront.jobs import DEFAULT_MAX_RUNNING, Job, JobStore, new_resource
 from devstack.bqfront.loads import run_load
 from devstack.bqfront.proxy import Upstream
 from devstack.bqfront.runner import write_export
@@ -33,6 +33,7 @@ class FrontConfig:
     public_url: str  # this server's base URL (selfLink)
     audit_topic: str | None = None  # Pub/Sub topic (emulator) receiving each finished job's audit-log entry
     spool_dir: Path | None = None  # where shards are spooled before upload (None: the system's temp dir)
+    max_running_jobs: int = DEFAULT_MAX_RUNNING  # the front's jobs RUNNING at once; the rest wait PENDING
 
 
 class Front:
@@ -42,7 +43,7 @@ class Front:
         self.config = config
         self.audit = AuditLog(config.audit_topic)
         self.holds = Holds()
-        self.jobs = JobStore(on_done=self.audit.emit)
+        self.jobs = JobStore(on_done=self.audit.emit, max_running=config.max_running_jobs)
         self.upstream = Upstream(config.upstream)
         self.finished = FinishedJobs()  # bqemulator's DONE jobs, as the front passed them on
         self._clients_by_project: dict[str, tuple[Reader, Any]] = {}

@@ -88,3 +88,23 @@ def test_export_table_slots_start_jobs_in_rounds_and_only_the_last_round_waits()
     assert one_round["export_wait_instance_seconds"] == 10 * 60  # slots to spare: each waits up to a budget
     without_wait = model(Shape(), Limits(export_budget_s=0.0, export_start_s=0.0))
     assert nightly["function_seconds"] - without_wait["function_seconds"] == pytest.approx(1_220)
+
+
+def test_the_simulation_holds_exact_counts_to_the_model_and_box_calls_to_its_bound() -> None:
+    from bench.capacity_sim import mismatches
+
+    checked = {"deliveries": (2000, 2000), "gcs_objects": (2000, 2000), "box_api_calls": (9000, 9500)}
+    assert mismatches(checked) == []
+    assert mismatches({**checked, "deliveries": (1999, 2000)}) == ["deliveries 1999 against 2000"]
+    assert mismatches({**checked, "box_api_calls": (9501, 9500)}) == ["box_api_calls 9501 against 9500"]
+
+
+def test_a_500_table_run_is_modelled_with_its_own_table_count() -> None:
+    """500 tables × 20 MB, one file each: 2,000 objects and 2,000 receipts for two destinations."""
+    from bench.e2e_bench import model_check, table_names
+
+    sample = {"files": 500, "bytes": 500 * 20_000_000, "counts": {"gcs_objects": 2000, "deliveries": 2000}}
+    assert model_check(sample, tables=500) == {"gcs_objects": (2000, 2000), "deliveries": (2000, 2000)}
+    names = table_names(500)
+    assert names[0] == "t000" and names[-1] == "t499" and len(set(names)) == 500
+    assert table_names(10) == [f"t{i:02d}" for i in range(10)]  # the e2e run's names, unchanged

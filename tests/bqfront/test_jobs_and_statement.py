@@ -103,3 +103,44 @@ def test_export_settings_defaults_follow_bigquery() -> None:
         from_options({"uri": "gs://bkt/q-*.parquet", "format": "PARQUET", "compression": "DEFLATE"})
     with pytest.raises(JobFailure, match="Unknown option: partition_by"):
         from_options({"uri": "gs://bkt/q-*.csv", "format": "CSV", "partition_by": "x"})
+
+
+def test_jobs_past_the_running_limit_wait_pending_in_order_of_places_freed() -> None:
+    """BigQuery queues jobs PENDING until it has room; the front runs at most ``max_running``."""
+    store = JobStore(max_running=2)
+    release = {name: threading.Event() for name in ("a", "b", "c")}
+    running: list[str] = []
+
+    def work(job):
+        running.append(job.job_id)
+        release[job.job_id].wait(30)
+        return {}
+
+    jobs = {}
+    for name in ("a", "b", "c"):
+        body = {"jobReference": {"jobId": name}, "configuration": {"extract": {}}}
+        jobs[name], _ = store.insert(new_resource("p", body, "EXTRACT", "u"), work)
+    _until(lambda: len(running) == 2)
+    assert sorted(running) == ["a", "b"]
+    assert jobs["c"].snapshot()["status"] == {"state": "PENDING"}  # no place: not started
+    release["a"].set()
+    assert jobs["a"].done.wait(30)
+    _until(lambda: "c" in running)  # a's place went to c
+    assert jobs["c"].snapshot()["status"] == {"state": "RUNNING"}
+    release["b"].set()
+    release["c"].set()
+    assert jobs["b"].done.wait(30) and jobs["c"].done.wait(30)
+
+
+def test_a_running_limit_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_running: 0 must be at least 1"):
+        JobStore(max_running=0)
+
+
+def _until(condition, timeout_s: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
