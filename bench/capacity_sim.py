@@ -26,9 +26,14 @@ SHAPES_FULL = ((100, 2_000_000_000), (500, 500_000_000))
 SHAPES_QUICK = ((20, 20_000_000),)
 UPPER_BOUNDS = frozenset({"box_api_calls"})  # counts the model bounds from above; the rest are exact
 
+
+def dataset_name(tables: int) -> str:
+    return f"bench_capacity_{tables}"
+
+
 STACK_CONFIG = {
     "datasets": [
-        {"name": f"bench_capacity_{tables}", "destinations": DESTINATIONS}
+        {"name": dataset_name(tables), "destinations": DESTINATIONS}
         for tables in sorted({t for t, _ in SHAPES_FULL + SHAPES_QUICK})
     ]
 }
@@ -51,7 +56,7 @@ def run(quick: bool, stack: Any = None) -> list[dict[str, Any]]:
 
 def simulate(stack: Any, tables: int, total: int) -> Row:
     """One run of ``tables`` tables, ``total`` bytes in all, and its counts against the model's."""
-    dataset = f"bench_capacity_{tables}"
+    dataset = dataset_name(tables)
     with seeded_and_watched(stack, total, dataset, tables, sample_s=0.25) as (watch, samplers):
         run_id = f"bc-{tables}-{int(time.time())}"
         sample = measure_once(watch, run_id, samplers, 1800 + 2 * total / MB, dataset, tables)

@@ -136,25 +136,21 @@ class JobStore:
 
     def _run(self, job: Job, work: Work) -> None:
         with self._running:  # PENDING until a place is free
-            _run(job, work, self.on_done)
-
-
-def _run(job: Job, work: Work, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
-    logger.info("job %s started (%s)", job.job_id, job.resource["configuration"].get("jobType"))
-    job.set_running()
-    try:
-        statistics = work(job)
-    except JobFailure as failure:
-        logger.info("job %s failed: %s", job.job_id, failure)
-        job.finish(failure=failure)
-    except Exception as exc:  # a bug or an emulator crash: the job fails like a backend error
-        logger.exception("job %s crashed", job.job_id)
-        job.finish(failure=JobFailure("backendError", f"local BigQuery front: {exc.__class__.__name__}: {exc}"))
-    else:
-        job.finish(statistics=statistics)
-        logger.info("job %s done: %s", job.job_id, statistics)
-    if on_done is not None:
-        try:
-            on_done(job.snapshot())
-        except Exception:  # the job's outcome stands whatever happens to its notification
-            logger.exception("job %s: DONE notification failed", job.job_id)
+            logger.info("job %s started (%s)", job.job_id, job.resource["configuration"].get("jobType"))
+            job.set_running()
+            try:
+                statistics = work(job)
+            except JobFailure as failure:
+                logger.info("job %s failed: %s", job.job_id, failure)
+                job.finish(failure=failure)
+            except Exception as exc:  # a bug or an emulator crash: the job fails like a backend error
+                logger.exception("job %s crashed", job.job_id)
+                job.finish(failure=JobFailure("backendError", f"local BigQuery front: {exc.__class__.__name__}: {exc}"))
+            else:
+                job.finish(statistics=statistics)
+                logger.info("job %s done: %s", job.job_id, statistics)
+            if self.on_done is not None:
+                try:
+                    self.on_done(job.snapshot())
+                except Exception:  # the job's outcome stands whatever happens to its notification
+                    logger.exception("job %s: DONE notification failed", job.job_id)
