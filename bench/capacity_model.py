@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 GB = 1e9
 GIB = 1024**3
@@ -34,6 +34,10 @@ class Shape:
     runs_per_month: int = 30
     chunked_bytes: float = 20e6  # Box's threshold for upload sessions (L5; box.chunked_threshold_bytes)
     folder_depth: int = 6  # levels of a table's run folder (GCP/bigquery/{dataset}/{table}/{date}/{run})
+    shared_folder_levels: int = 3  # of them, the levels every table of the dataset shares (GCP/bigquery/{dataset})
+    # requests that may walk the shared levels with a cold folder cache at once (upload_box and
+    # verify, every instance's slots: the deployed maxima here; one instance each on the local stack)
+    folder_slots: int = field(default_factory=lambda: cold_folder_slots())
 
     @property
     def files_per_table(self) -> int:
@@ -120,23 +124,38 @@ def parts_per_file(shape: Shape) -> int:
     return 1 if shape.file_bytes < shape.chunked_bytes else math.ceil(shape.file_bytes / shape.part_bytes)
 
 
+FOLDER_WALKERS = ("upload_box", "verify")  # the functions that resolve a run's Box folders
+
+
+def cold_folder_slots(instances: int | None = None) -> int:
+    """Requests of upload_box and verify that can run at once (shared/topology.py), ``instances``
+    of each (their max_instances by default): each may meet the shared folder levels uncached."""
+    from shared.topology import FUNCTIONS
+
+    return sum(fn.concurrency * (instances or fn.max_instances) for fn in FUNCTIONS if fn.name in FOLDER_WALKERS)
+
+
 def box_calls(shape: Shape) -> int:
     """Box API calls of one run to one Box destination (docs/capacity.md, "Box API calls").
 
     Per data file: a preflight and one upload (below 20 MB), or a preflight, a session, its
-    parts, the commit and a folder lookup. Per table: its run folder's levels created (an
-    instance with a cold folder cache), a listing after each data file and on the manifest's
+    parts, the commit and a folder lookup. Per table: its own folder levels created by upload_box
+    and looked up by verify (a listing a level), a listing after each data file and on the manifest's
     event (is the run complete at Box?), the manifest copy (preflight, upload) and the other
     trigger's check that finds it unchanged (a preflight, no receipt), and verify's listings: one
     per data-file receipt (the copy is not there yet, so the run is incomplete), two on the
-    copy's receipt (names, then the full comparison), one on the manifest's event.
+    copy's receipt (names, then the full comparison), one on the manifest's event. Per request
+    slot of upload_box and verify, the levels the tables share, created or looked up once with a
+    cold cache (requests that start together each walk them before any has cached them).
     """
     f, t = shape.files, shape.tables
     per_file = 2 if shape.file_bytes < shape.chunked_bytes else parts_per_file(shape) + 4
     delivery_listings = f + t
     manifest_copy = 2 * t + t  # preflight + upload, then the other trigger's preflight
     verify_listings = f + 3 * t
-    return f * per_file + shape.folder_depth * t + delivery_listings + manifest_copy + verify_listings
+    own_levels = shape.folder_depth - shape.shared_folder_levels
+    folders = 2 * own_levels * t + shape.shared_folder_levels * shape.folder_slots
+    return f * per_file + folders + delivery_listings + manifest_copy + verify_listings
 
 
 def start_waves(shape: Shape, limits: Limits = Limits()) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -158,6 +159,7 @@ def measure_once(
     }
     purge_run(watch.info.bucket, [f"exports/{dataset}/", "results/"], run_id)
     wall = t_verified - t0
+    receipted = Counter((s.data.get("destination"), s.data.get("object")) for s in receipts)
     return {
         "wall_s": wall,
         "cpu_s": cpu_s,
@@ -175,6 +177,9 @@ def measure_once(
         "export_span_s": t_exported - min(epoch(s.data["timeCreated"]) for s in finalized(lambda n: n == "_run.json")),
         "function_rss_mb": peaks,
         "counts": counted,
+        # a file receipted twice at a destination: its delivery ran again (a redelivered event)
+        "receipted_twice": sorted(f"{obj}@{dest}" for (dest, obj), n in receipted.items() if n > 1),
+        "watch_redelivered": watch.redelivered,
     }
 
 
@@ -182,7 +187,7 @@ def model_check(sample: dict[str, Any], tables: int = TABLES) -> dict[str, tuple
     """(measured, modelled) per count: bench/capacity_model.counts for this run's shape.
 
     The capacity model's formulas (docs/capacity.md) are checked here against a real run."""
-    from bench.capacity_model import Shape, counts
+    from bench.capacity_model import Shape, cold_folder_slots, counts
 
     files = max(1, sample["files"])
     shape = Shape(
@@ -192,6 +197,7 @@ def model_check(sample: dict[str, Any], tables: int = TABLES) -> dict[str, tuple
         # model's ceiling made it 3 (60 objects modelled against 50 in the 2026-12-02 run)
         file_bytes=float(math.ceil(sample["bytes"] / files)),
         destinations=tuple(DESTINATIONS),
+        folder_slots=cold_folder_slots(instances=1),  # the local stack runs one process a function
     )
     model = counts(shape)
     return {name: (measured, model[name]) for name, measured in sample["counts"].items() if name in model}

@@ -69,7 +69,9 @@ class Watch:
 
     Every message published after ``start`` is kept (and acked), so the bench sees exactly what
     the functions see — table exports, GCS notifications, receipts, results — with the emulator's
-    publish times, all on this machine's clock.
+    publish times, all on this machine's clock. Each message is kept once: a message delivered
+    to the watch again (at-least-once, an ack that came late) only counts in ``redelivered``, so
+    what is counted is what was published.
     """
 
     def __init__(self, info: Any, topics: Sequence[str]) -> None:
@@ -78,6 +80,8 @@ class Watch:
         self.info = info
         self.topics = list(topics)
         self.seen: list[Seen] = []
+        self.redelivered = 0
+        self._ids: set[str] = set()
         self._lock = threading.Lock()
         self._client = pubsub_v1.SubscriberClient()
         self._futures: list[Any] = []
@@ -108,7 +112,11 @@ class Watch:
                 data = {}
             seen = Seen(topic, epoch(message.publish_time), dict(message.attributes), data)
             with self._lock:
-                self.seen.append(seen)
+                if message.message_id in self._ids:
+                    self.redelivered += 1
+                else:
+                    self._ids.add(message.message_id)
+                    self.seen.append(seen)
             message.ack()
 
         return receive

@@ -8,13 +8,14 @@ process behind.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack import binaries, drivestack, localconfig, oidc, sshd
+from devstack import binaries, bq_launcher, drivestack, localconfig, oidc, sshd
 from devstack.errors import StackError
 from devstack.ports import free_port, port_in_use
 from devstack.push.routes import concurrency_for
@@ -39,6 +40,9 @@ GCS_NOTIFICATIONS = "gcs-notifications"
 AUDIT_LOG_TOPIC = "bigquery-audit-log"  # the BigQuery front's job audit-log entries (Eventarc's feed)
 SFTP_BACKENDS = ("auto", "openssh", "asyncssh")
 ENV_SFTP_BACKEND = "OFFSITE_DEV_SFTP_BACKEND"
+# bqemulator keeps every table in memory unless this is set (a DuckDB size such as "4GB"): then
+# it stores them in a file under the stack root and holds at most that much in memory.
+ENV_BQ_MEMORY_LIMIT = bq_launcher.ENV_MEMORY_LIMIT
 ENV_FUNCTIONS_DIR = "OFFSITE_DEV_FUNCTIONS_DIR"  # run functions/<source>/main.py from another tree
 MARKER = "OFFSITE_DEV_STACK_ROOT"  # in every component's environment: finds strays of a killed `up`
 COMPONENT = "OFFSITE_DEV_COMPONENT"  # … with the component's name: finds leftovers of one component
@@ -379,6 +383,16 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
         )
 
 
+def _bigquery_storage(bq_dir: Path) -> list[str]:
+    """bqemulator's storage flags: in memory, or in a file when a memory limit is set."""
+    limit = os.environ.get(ENV_BQ_MEMORY_LIMIT, "")
+    if not limit:
+        return ["--ephemeral"]
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", limit):
+        raise StackError(f"{ENV_BQ_MEMORY_LIMIT}={limit!r} is not a size", "give a DuckDB size such as 4GB or 512MiB")
+    return ["--persistent", "--data-dir", str(bq_dir / "duckdb")]
+
+
 def _add_bigquery(plan: Plan) -> None:
     """bqemulator on its own ports, and the BigQuery front before it on the "bigquery" port."""
     p, py = plan.ports, sys.executable
@@ -387,7 +401,7 @@ def _add_bigquery(plan: Plan) -> None:
     (bq_dir / "gcs").mkdir(parents=True, exist_ok=True)
     argv = [py, "-m", "devstack.bq_launcher", "start", "--rest-host", "127.0.0.1", "--rest-port", str(p["bqemulator"])]
     argv += ["--grpc-host", "127.0.0.1", "--grpc-port", str(p["bigquery_grpc"])]
-    argv += ["--project", plan.config.project, "--ephemeral", "--log-level", "warning"]
+    argv += ["--project", plan.config.project, "--log-level", "warning", *_bigquery_storage(bq_dir)]
     env = {
         "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
         "BQEMU_GCS_LOCAL_ROOT": str(bq_dir / "gcs"),

@@ -10,7 +10,9 @@ from bench.capacity_model import MIB, Limits, Shape, counts, model, start_waves
 
 @pytest.mark.parametrize("files", [1, 2, 3])
 def test_one_table_of_small_files_to_box_and_sftp(files: int) -> None:
-    shape = Shape(tables=1, total_bytes=files * 5_000, file_bytes=5_000, destinations=("box", "sftp:local"))
+    shape = Shape(
+        tables=1, total_bytes=files * 5_000, file_bytes=5_000, destinations=("box", "sftp:local"), folder_slots=2
+    )
     c = counts(shape)
     assert c["gcs_objects"] == files + 3  # + _run.json, _manifest.json, _manifest.delivered.json
     assert c["gcs_events"] == 3 * (files + 3)
@@ -19,19 +21,21 @@ def test_one_table_of_small_files_to_box_and_sftp(files: int) -> None:
     assert (c["box_upload_sessions"], c["box_part_uploads"]) == (0, files)
     # upload_box, counted on the local Box API server (6 folders created, a listing after each
     # file and on the manifest's event, a preflight per put plus the repeat trigger's, one upload
-    # per file and the copy), then verify: a listing per data-file receipt, two on the copy's, one
-    # on the manifest's event
+    # per file and the copy), then verify: the 6 folders looked up (a listing each), a listing per
+    # data-file receipt, two on the copy's, one on the manifest's event
     upload_box = 6 + (files + 1) + (files + 2) + (files + 1)
-    verify = files + 2 + 1
+    verify = 6 + files + 2 + 1
     assert c["box_api_calls"] == upload_box + verify
 
 
 def test_chunked_files_count_session_parts_commit_and_lookups() -> None:
-    shape = Shape(tables=2, total_bytes=4 * 64 * MIB, file_bytes=64 * MIB, part_bytes=8 * MIB)
+    shape = Shape(tables=2, total_bytes=4 * 64 * MIB, file_bytes=64 * MIB, part_bytes=8 * MIB, folder_slots=2)
     c = counts(shape)
     assert shape.files == 4 and c["box_upload_sessions"] == 4 and c["box_part_uploads"] == 4 * 8
-    per_table = 6 + (2 + 1) + 3 + (2 + 3)  # folders, delivery listings, copy, verify listings
-    assert c["box_api_calls"] == 4 * (8 + 4) + 2 * per_table
+    # the table's own 3 folder levels created and looked up, delivery listings, copy, verify listings
+    per_table = 2 * 3 + (2 + 1) + 3 + (2 + 3)
+    shared = 3 * 2  # GCP/bigquery/{dataset}: by the one upload_box request, then the one verify
+    assert c["box_api_calls"] == 4 * (8 + 4) + 2 * per_table + shared
     assert c["deliveries"] == 4 + 2
 
 
@@ -108,3 +112,17 @@ def test_a_500_table_run_is_modelled_with_its_own_table_count() -> None:
     names = table_names(500)
     assert names[0] == "t000" and names[-1] == "t499" and len(set(names)) == 500
     assert table_names(10) == [f"t{i:02d}" for i in range(10)]  # the e2e run's names, unchanged
+
+
+def test_box_calls_count_the_shared_folder_levels_once_per_cold_request_slot() -> None:
+    """20 tables × 1 MB to Box: 2 calls a file, 13 a table, 2 listings a file, and the 3 shared
+    levels (GCP/bigquery/{dataset}) walked by each of the 24 slots of one upload_box (8) and one
+    verify (16) — a run of this shape on the local stack made 341 and 353 calls, over 340."""
+    from bench.capacity_model import box_calls, cold_folder_slots
+    from shared.topology import FUNCTIONS
+
+    slots = {fn.name: fn.concurrency for fn in FUNCTIONS if fn.name in ("upload_box", "verify")}
+    assert cold_folder_slots(instances=1) == sum(slots.values()) == 24
+    assert cold_folder_slots() == sum(10 * n for n in slots.values())  # both deploy at most 10 instances
+    shape = Shape(tables=20, total_bytes=20e6, file_bytes=1e6, destinations=("box", "sftp"), folder_slots=24)
+    assert box_calls(shape) == 20 * 2 + 20 * 13 + 20 * 2 + 3 * 24 == 412

@@ -120,3 +120,39 @@ def test_a_long_export_finishes_through_the_stacks_audit_log_event(
         entry.get("event_type") == "google.cloud.audit.log.v1.written" and entry.get("run_id") == run_id
         for entry in handled
     )
+
+
+def test_bqemulator_storage_follows_the_memory_limit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from devstack.errors import StackError
+    from devstack.plan import ENV_BQ_MEMORY_LIMIT, _bigquery_storage
+
+    monkeypatch.delenv(ENV_BQ_MEMORY_LIMIT, raising=False)
+    assert _bigquery_storage(tmp_path) == ["--ephemeral"]
+    monkeypatch.setenv(ENV_BQ_MEMORY_LIMIT, "4GB")
+    assert _bigquery_storage(tmp_path) == ["--persistent", "--data-dir", str(tmp_path / "duckdb")]
+    monkeypatch.setenv(ENV_BQ_MEMORY_LIMIT, "lots")
+    with pytest.raises(StackError, match="OFFSITE_DEV_BQ_MEMORY_LIMIT='lots' is not a size"):
+        _bigquery_storage(tmp_path)
+
+
+def test_a_memory_limit_caps_a_file_backed_duckdb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The launcher's patch, on bqemulator's own engine: the store is a file, DuckDB capped at the limit."""
+    import asyncio
+
+    from bqemulator.config import PersistenceMode, Settings
+    from bqemulator.storage.engine import DuckDBEngine
+
+    from devstack.bq_launcher import patch_engine
+
+    for name in ("_load_spatial", "_apply_session_pragmas"):  # restored after the test
+        monkeypatch.setattr(DuckDBEngine, name, getattr(DuckDBEngine, name))
+    patch_engine("64MiB")
+    engine = DuckDBEngine(Settings(persistence_mode=PersistenceMode.PERSISTENT, data_dir=tmp_path))
+    asyncio.run(engine.start())
+    try:
+        (limit,) = engine.execute("SELECT current_setting('memory_limit')").fetchone()
+        (timezone,) = engine.execute("SELECT current_setting('TimeZone')").fetchone()
+    finally:
+        asyncio.run(engine.stop())
+    assert (limit, timezone) == ("64.0 MiB", "UTC")  # bqemulator's own pragmas still run
+    assert (tmp_path / "bqemulator.duckdb").stat().st_size > 0
