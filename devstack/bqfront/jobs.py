@@ -149,8 +149,8 @@ class JobStore:
             else:
                 job.finish(statistics=statistics)
                 logger.info("job %s done: %s", job.job_id, statistics)
-            if self.on_done is not None:
-                try:
-                    self.on_done(job.snapshot())
-                except Exception:  # the job's outcome stands whatever happens to its notification
-                    logger.exception("job %s: DONE notification failed", job.job_id)
+        if self.on_done is not None:  # DONE: its place is free before the notification goes out
+            try:
+                self.on_done(job.snapshot())
+            except Exception:  # the job's outcome stands whatever happens to its notification
+                logger.exception("job %s: DONE notification failed", job.job_id)
