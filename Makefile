@@ -1,7 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Each installs what it needs.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PYTEST_WORKERS ?= 2
+# Three workers on two cores: tests wait on servers enough that a third fills the cores (README, Testing).
+PYTEST_WORKERS ?= 3
 
 .PHONY: setup demo test lint bench bench-quick package clean
 
