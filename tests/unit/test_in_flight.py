@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -74,3 +75,55 @@ def test_a_wait_in_a_process_with_room_times_out_false(monkeypatch: pytest.Monke
     monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 2))
     with in_flight.serving():
         assert in_flight.wait_until_full(0.05) is False
+
+
+class _Request:
+    """A request thread of this process: served, it waits (``wait_until_full``) or holds its
+    thread until told to return."""
+
+    def __init__(self, wait: bool) -> None:
+        self.inside, self.answered, self.leave = threading.Event(), threading.Event(), threading.Event()
+        self.full: bool | None = None
+        self.thread = threading.Thread(target=self._serve, args=(wait,), daemon=True)
+        self.thread.start()
+        assert self.inside.wait(10)
+
+    def _serve(self, wait: bool) -> None:
+        with in_flight.serving():
+            self.inside.set()
+            if wait:
+                self.full = in_flight.wait_until_full(120.0)  # far longer than the test waits
+                self.answered.set()
+            self.leave.wait(30)
+
+    def done(self) -> None:
+        self.leave.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+def test_one_waiter_lets_go_per_filling_the_one_served_longest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 4))
+    oldest, middle, newest = _Request(wait=True), _Request(wait=True), _Request(wait=True)
+    time.sleep(0.2)
+    assert not (oldest.answered.is_set() or middle.answered.is_set() or newest.answered.is_set())  # room for one
+
+    filler = _Request(wait=False)  # the fourth thread: the process is full
+    assert oldest.answered.wait(10) and oldest.full is True
+    time.sleep(0.3)  # the oldest still holds its thread, but counts as gone: nobody follows it out
+    assert not middle.answered.is_set() and not newest.answered.is_set()
+
+    oldest.done()  # three threads busy again: room for one, and both keep waiting
+    time.sleep(0.3)
+    assert not middle.answered.is_set() and not newest.answered.is_set()
+
+    second_filler = _Request(wait=False)
+    assert middle.answered.wait(10) and middle.full is True
+    time.sleep(0.3)
+    assert not newest.answered.is_set()
+
+    middle.done()
+    third_filler = _Request(wait=False)
+    assert newest.answered.wait(10) and newest.full is True
+    for request in (newest, filler, second_filler, third_filler):
+        request.done()
