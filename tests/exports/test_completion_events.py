@@ -254,32 +254,40 @@ def test_a_waiting_request_gives_its_thread_back_when_the_process_is_full(
     exports_env: ExportsKit, audit: Puller, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A handler waits on its job (budget 600 s here) only while the process has a request thread
-    to spare. With THREADS=2 the second request fills it: the first acknowledges with its job
-    still RUNNING (its completion event finishes the run); the second, with a thread to spare
-    again, waits on its job and writes its manifest itself."""
+    to spare, and one waiter gives its thread back per request that fills the process: the one
+    served longest. With THREADS=3 the third request fills it: the first acknowledges with its job
+    still RUNNING (its completion event finishes the run); the second keeps waiting, and so does
+    the third once it waits (a thread to spare again); each writes its manifest itself."""
     kit = exports_env
     monkeypatch.setenv(BUDGET_ENV, "600")
-    monkeypatch.setenv(in_flight.THREADS_ENV, str(in_flight.serving_now() + 2))
-    tasks = [table_task(kit, "products", "PARQUET"), table_task(kit, "orders", "AVRO")]
+    monkeypatch.setenv(in_flight.THREADS_ENV, str(in_flight.serving_now() + 3))
+    tasks = [
+        table_task(kit, "products", "PARQUET"),
+        table_task(kit, "orders", "AVRO"),
+        table_task(kit, "customers", "PARQUET"),
+    ]
     with (
         Hold(kit, job_id_for(tasks[0].run_id, tasks[0].source)) as first,
         Hold(kit, job_id_for(tasks[1].run_id, tasks[1].source)) as second,
+        Hold(kit, job_id_for(tasks[2].run_id, tasks[2].source)) as third,
     ):
         handlers = [threading.Thread(target=kit.main.export_table, args=(kit.table_export_event(t),)) for t in tasks]
-        handlers[0].start()
-        _until(lambda: _exists(kit, first.job_id))
-        assert handlers[0].is_alive()  # one of two threads busy: it waits on its job
-        handlers[1].start()
+        for handler, hold in zip(handlers[:2], (first, second), strict=True):
+            handler.start()
+            _until(lambda hold=hold: _exists(kit, hold.job_id))
+        assert handlers[0].is_alive() and handlers[1].is_alive()  # two of three threads busy: they wait
+        handlers[2].start()
         handlers[0].join(60)  # far below the 600 s budget
         assert not handlers[0].is_alive()
         assert job_state(kit, first.job_id) == "RUNNING" and manifest_of(kit, tasks[0]) is None
-        _until(lambda: _exists(kit, second.job_id))
-        assert handlers[1].is_alive()  # a thread to spare again: it waits
-        second.release()
-        handlers[1].join(60)
-        assert not handlers[1].is_alive()
-        manifest = manifest_of(kit, tasks[1])
-        assert manifest is not None and manifest.job_id == second.job_id
+        _until(lambda: _exists(kit, third.job_id))
+        assert handlers[1].is_alive() and handlers[2].is_alive()  # one let go for one filling
+        for handler, hold, task in zip(handlers[1:], (second, third), tasks[1:], strict=True):
+            hold.release()
+            handler.join(60)
+            assert not handler.is_alive()
+            manifest = manifest_of(kit, task)
+            assert manifest is not None and manifest.job_id == hold.job_id
         first.release()
     kit.main.export_table(completion_event(audit, first.job_id))
     manifest = manifest_of(kit, tasks[0])
