@@ -90,7 +90,7 @@ def wait_until_full(timeout_s: float) -> bool:
         _waiting[me] = _request.started if inside else time.monotonic()
         try:
             full = _changed.wait_for(my_turn, timeout_s)
-            if full and inside:
+            if full and inside and not _request.let_go:  # counted once per request
                 _request.let_go = True
                 _letting_go += 1
             return full

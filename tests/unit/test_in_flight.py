@@ -127,3 +127,31 @@ def test_one_waiter_lets_go_per_filling_the_one_served_longest(monkeypatch: pyte
     assert newest.answered.wait(10) and newest.full is True
     for request in (newest, filler, second_filler, third_filler):
         request.done()
+
+
+def test_a_request_that_lets_go_twice_counts_as_gone_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 2))
+    answers: list[bool] = []
+    inside, again = threading.Event(), threading.Event()
+
+    def waiter() -> None:
+        with in_flight.serving():
+            inside.set()
+            answers.append(in_flight.wait_until_full(120.0))
+            again.wait(10)
+            answers.append(in_flight.wait_until_full(0))
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    assert inside.wait(10)
+    filler = _Request(wait=False)
+    deadline = time.monotonic() + 10
+    while not answers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second_filler = _Request(wait=False)  # full again, with the waiter still inside
+    again.set()
+    thread.join(10)
+    assert answers == [True, True]
+    assert in_flight.wait_until_full(0)  # two served of two threads: full, nothing left counted as gone
+    filler.done()
+    second_filler.done()
