@@ -44,55 +44,26 @@ def test_without_threads_the_process_is_never_full(monkeypatch: pytest.MonkeyPat
         assert in_flight.wait_until_full(0.01) is False
 
 
-def test_a_waiting_request_is_woken_when_another_fills_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 2))
-    woken: list[bool] = []
-    entered, leave = threading.Event(), threading.Event()
-
-    def waiter() -> None:
-        with in_flight.serving():
-            entered.set()
-            woken.append(in_flight.wait_until_full(120.0))  # far longer than the test waits below
-
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    assert entered.wait(10)
-    assert thread.is_alive() and not woken  # one of two threads busy: still waiting
-
-    def second_request() -> None:
-        with in_flight.serving():
-            leave.wait(10)
-
-    other = threading.Thread(target=second_request)
-    other.start()
-    thread.join(10)
-    leave.set()
-    other.join(10)
-    assert woken == [True]  # woken by the second request, not by the 120 s timeout
-
-
-def test_a_wait_in_a_process_with_room_times_out_false(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 2))
-    with in_flight.serving():
-        assert in_flight.wait_until_full(0.05) is False
-
-
 class _Request:
-    """A request thread of this process: served, it waits (``wait_until_full``) or holds its
-    thread until told to return."""
+    """A request thread of this process: served, it waits (``wait_until_full``) once per timeout
+    in ``waits`` (each wait after the first once ``proceed`` is set), then holds its thread until
+    told to return. ``answers`` are the waits' answers; ``answered`` is set by the first."""
 
-    def __init__(self, wait: bool) -> None:
-        self.inside, self.answered, self.leave = threading.Event(), threading.Event(), threading.Event()
-        self.full: bool | None = None
-        self.thread = threading.Thread(target=self._serve, args=(wait,), daemon=True)
+    def __init__(self, waits: tuple[float, ...] = ()) -> None:
+        self.inside, self.answered = threading.Event(), threading.Event()
+        self.proceed, self.leave = threading.Event(), threading.Event()
+        self.answers: list[bool] = []
+        self.thread = threading.Thread(target=self._serve, args=(waits,), daemon=True)
         self.thread.start()
         assert self.inside.wait(10)
 
-    def _serve(self, wait: bool) -> None:
+    def _serve(self, waits: tuple[float, ...]) -> None:
         with in_flight.serving():
             self.inside.set()
-            if wait:
-                self.full = in_flight.wait_until_full(120.0)  # far longer than the test waits
+            for n, timeout_s in enumerate(waits):
+                if n:
+                    self.proceed.wait(10)
+                self.answers.append(in_flight.wait_until_full(timeout_s))
                 self.answered.set()
             self.leave.wait(30)
 
@@ -102,14 +73,38 @@ class _Request:
         assert not self.thread.is_alive()
 
 
+LONG_WAIT_S = 120.0  # far longer than any test waits
+
+
+def test_a_waiting_request_is_woken_when_another_fills_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 2))
+    waiter = _Request(waits=(LONG_WAIT_S,))
+    assert waiter.thread.is_alive() and not waiter.answered.is_set()  # one of two threads busy: still waiting
+    other = _Request()
+    assert waiter.answered.wait(10)
+    assert waiter.answers == [True]  # woken by the second request, not by the 120 s timeout
+    waiter.done()
+    other.done()
+
+
+def test_a_wait_in_a_process_with_room_times_out_false(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 2))
+    with in_flight.serving():
+        assert in_flight.wait_until_full(0.05) is False
+
+
 def test_one_waiter_lets_go_per_filling_the_one_served_longest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 4))
-    oldest, middle, newest = _Request(wait=True), _Request(wait=True), _Request(wait=True)
+    oldest, middle, newest = (
+        _Request(waits=(LONG_WAIT_S,)),
+        _Request(waits=(LONG_WAIT_S,)),
+        _Request(waits=(LONG_WAIT_S,)),
+    )
     time.sleep(0.2)
     assert not (oldest.answered.is_set() or middle.answered.is_set() or newest.answered.is_set())  # room for one
 
-    filler = _Request(wait=False)  # the fourth thread: the process is full
-    assert oldest.answered.wait(10) and oldest.full is True
+    filler = _Request()  # the fourth thread: the process is full
+    assert oldest.answered.wait(10) and oldest.answers == [True]
     time.sleep(0.3)  # the oldest still holds its thread, but counts as gone: nobody follows it out
     assert not middle.answered.is_set() and not newest.answered.is_set()
 
@@ -117,41 +112,27 @@ def test_one_waiter_lets_go_per_filling_the_one_served_longest(monkeypatch: pyte
     time.sleep(0.3)
     assert not middle.answered.is_set() and not newest.answered.is_set()
 
-    second_filler = _Request(wait=False)
-    assert middle.answered.wait(10) and middle.full is True
+    second_filler = _Request()
+    assert middle.answered.wait(10) and middle.answers == [True]
     time.sleep(0.3)
     assert not newest.answered.is_set()
 
     middle.done()
-    third_filler = _Request(wait=False)
-    assert newest.answered.wait(10) and newest.full is True
+    third_filler = _Request()
+    assert newest.answered.wait(10) and newest.answers == [True]
     for request in (newest, filler, second_filler, third_filler):
         request.done()
 
 
 def test_a_request_that_lets_go_twice_counts_as_gone_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("THREADS", str(in_flight.serving_now() + 2))
-    answers: list[bool] = []
-    inside, again = threading.Event(), threading.Event()
-
-    def waiter() -> None:
-        with in_flight.serving():
-            inside.set()
-            answers.append(in_flight.wait_until_full(120.0))
-            again.wait(10)
-            answers.append(in_flight.wait_until_full(0))
-
-    thread = threading.Thread(target=waiter, daemon=True)
-    thread.start()
-    assert inside.wait(10)
-    filler = _Request(wait=False)
-    deadline = time.monotonic() + 10
-    while not answers and time.monotonic() < deadline:
-        time.sleep(0.01)
-    second_filler = _Request(wait=False)  # full again, with the waiter still inside
-    again.set()
-    thread.join(10)
-    assert answers == [True, True]
+    waiter = _Request(waits=(LONG_WAIT_S, 0))
+    filler = _Request()
+    assert waiter.answered.wait(10)
+    second_filler = _Request()  # full again, with the waiter still inside
+    waiter.proceed.set()
+    waiter.done()
+    assert waiter.answers == [True, True]
     assert in_flight.wait_until_full(0)  # two served of two threads: full, nothing left counted as gone
     filler.done()
     second_filler.done()
