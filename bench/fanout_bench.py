@@ -186,7 +186,10 @@ def measure_pipeline_once(watch: Watch, tables: int, run_id: str, sampler: RssSa
     exports = watch.select(TABLE_EXPORTS, lambda s: s.attributes.get("run_id") == run_id)
     fan_out_peak = sampler.peak - baseline
     watch.wait(lambda: len(created("_manifest.json")) >= tables, budget * 2, f"{tables} manifests of run {run_id}")
-    watch.wait(lambda: len(results()) >= tables, budget * 2, f"{tables} verify results of run {run_id}")
+    try:
+        watch.wait(lambda: len(results()) >= tables, budget * 2, f"{tables} verify results of run {run_id}")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; {_unverified(created('_manifest.json'), results(), run_id, watch)}") from exc
     bad = [r.data for r in results() if r.data.get("status") != "in_sync"]
     if bad:
         raise RuntimeError(f"run {run_id}: {len(bad)} of {tables} table runs not in_sync, e.g. {bad[0]}")
@@ -198,6 +201,19 @@ def measure_pipeline_once(watch: Watch, tables: int, run_id: str, sampler: RssSa
         "verified_s": max(r.published for r in results()) - t0,
         "fan_out_rss_mb": fan_out_peak / MB,
     }
+
+
+def _unverified(manifests: list[float], results: list[Any], run_id: str, watch: Watch) -> str:
+    """Which tables of a timed-out run have a manifest but no verify result, so a lost result
+    is told apart from a slow hour (a run of 2026-12-03 night timed out with neither known)."""
+    tail = f"/{run_id}/_manifest.json"
+    exported = {
+        s.attributes.get("objectId", "").split("/")[2]
+        for s in watch.select("gcs-notifications", lambda s: s.attributes.get("objectId", "").endswith(tail))
+    }
+    verified = {(r.data.get("source") or {}).get("table") for r in results}
+    missing = sorted(exported - verified)
+    return f"{len(manifests)} manifests, {len(verified)} tables verified; no result yet for {missing[:10]}"
 
 
 def measure_pipeline(watch: Watch, sampler: RssSampler, tables: int, runs: int) -> Row:
