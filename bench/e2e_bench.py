@@ -128,6 +128,9 @@ def measure_once(
         missing = [f"{t}@{d}" for t in table_names(tables) for d in DESTINATIONS if (t, d) not in have]
         raise TimeoutError(f"{exc}; no result for {', '.join(missing)} (see the stack's function logs)") from None
     peaks = {name: (sampler.peak - baselines[name]) / MB for name, sampler in samplers.items()}
+    # the process's own peak too: one that served earlier runs (or scenarios) may already sit at
+    # its high-water mark, so its growth reads 0 while its size is not
+    peaks_absolute = {name: sampler.peak / MB for name, sampler in samplers.items()}
 
     exports = watch.select(TABLE_EXPORTS, lambda s: s.attributes.get("run_id") == run_id)
     data_files = finalized(lambda name: not name.startswith("_"))
@@ -176,6 +179,7 @@ def measure_once(
         "sftp_span_s": span("sftp"),
         "export_span_s": t_exported - min(epoch(s.data["timeCreated"]) for s in finalized(lambda n: n == "_run.json")),
         "function_rss_mb": peaks,
+        "function_peak_mb": peaks_absolute,
         "counts": counted,
         # a file receipted twice at a destination: its delivery ran again (a redelivered event)
         "receipted_twice": sorted(f"{obj}@{dest}" for (dest, obj), n in receipted.items() if n > 1),
@@ -261,6 +265,7 @@ def summarize(samples: list[dict[str, Any]], total: int) -> Row:
     shares = ", ".join(f"{name} {seconds / wall:.0%}" for name, seconds in stages.items())
     # Median of the runs' peaks: the first run also pays each function's lazy imports.
     rss = {name: median([s["function_rss_mb"][name] for s in samples]) for name in samples[0]["function_rss_mb"]}
+    size_mb = {name: median([s["function_peak_mb"][name] for s in samples]) for name in rss}
     return Row(
         scenario="e2e",
         case=f"{TABLES} tables, {size / 1e9:.2g} GB → Box + SFTP → in_sync",
@@ -273,8 +278,8 @@ def summarize(samples: list[dict[str, Any]], total: int) -> Row:
         notes=(
             f"wall {wall:.1f} s (median): {shares}; spans from the first data file: "
             f"box {median([s['box_span_s'] for s in samples]):.1f} s, sftp {median([s['sftp_span_s'] for s in samples]):.1f} s; "
-            f"{samples[0]['files']} files; peak RSS over baseline per function: "
-            + ", ".join(f"{n} {v:.0f} MB" for n, v in rss.items())
+            f"{samples[0]['files']} files; peak RSS over baseline per function (its peak): "
+            + ", ".join(f"{n} {v:.0f} MB ({size_mb[n]:.0f} MB)" for n, v in rss.items())
             + "; CPU-s by stack process (median): "
             + by_component(
                 {n: median([s["component_cpu_s"][n] for s in samples]) for n in samples[0]["component_cpu_s"]}
