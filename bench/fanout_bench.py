@@ -160,13 +160,16 @@ def measure_pipeline_once(watch: Watch, tables: int, run_id: str, sampler: RssSa
     from shared.messages import ExportRequest
     from shared.topology import EXPORT_REQUESTS, TABLE_EXPORTS, VERIFY_RESULTS
 
-    def created(suffix: str) -> list[float]:
+    def finalized(suffix: str) -> list[Any]:
         tail = f"/{run_id}/{suffix}"
         return [
-            epoch(s.data["timeCreated"])
+            s
             for s in watch.select("gcs-notifications", lambda s: s.attributes.get("objectId", "").endswith(tail))
             if s.attributes.get("eventType") == "OBJECT_FINALIZE"
         ]
+
+    def created(suffix: str) -> list[float]:
+        return [epoch(s.data["timeCreated"]) for s in finalized(suffix)]
 
     def results() -> list[Any]:
         return watch.select(VERIFY_RESULTS, lambda s: s.data.get("run_id") == run_id)
@@ -189,7 +192,14 @@ def measure_pipeline_once(watch: Watch, tables: int, run_id: str, sampler: RssSa
     try:
         watch.wait(lambda: len(results()) >= tables, budget * 2, f"{tables} verify results of run {run_id}")
     except TimeoutError as exc:
-        raise TimeoutError(f"{exc}; {_unverified(created('_manifest.json'), results(), run_id, watch)}") from exc
+        # name the tables exported but not verified, so a lost result is told apart from a slow
+        # hour (a run of 2026-12-03 night timed out with neither known)
+        exported = {s.attributes["objectId"].split("/")[2] for s in finalized("_manifest.json")}
+        verified = {(r.data.get("source") or {}).get("table") for r in results()}
+        missing = sorted(exported - verified)
+        raise TimeoutError(
+            f"{exc}; {len(exported)} tables exported, {len(verified)} verified, none yet for {missing[:10]}"
+        ) from exc
     bad = [r.data for r in results() if r.data.get("status") != "in_sync"]
     if bad:
         raise RuntimeError(f"run {run_id}: {len(bad)} of {tables} table runs not in_sync, e.g. {bad[0]}")
@@ -201,19 +211,6 @@ def measure_pipeline_once(watch: Watch, tables: int, run_id: str, sampler: RssSa
         "verified_s": max(r.published for r in results()) - t0,
         "fan_out_rss_mb": fan_out_peak / MB,
     }
-
-
-def _unverified(manifests: list[float], results: list[Any], run_id: str, watch: Watch) -> str:
-    """Which tables of a timed-out run have a manifest but no verify result, so a lost result
-    is told apart from a slow hour (a run of 2026-12-03 night timed out with neither known)."""
-    tail = f"/{run_id}/_manifest.json"
-    exported = {
-        s.attributes.get("objectId", "").split("/")[2]
-        for s in watch.select("gcs-notifications", lambda s: s.attributes.get("objectId", "").endswith(tail))
-    }
-    verified = {(r.data.get("source") or {}).get("table") for r in results}
-    missing = sorted(exported - verified)
-    return f"{len(manifests)} manifests, {len(verified)} tables verified; no result yet for {missing[:10]}"
 
 
 def measure_pipeline(watch: Watch, sampler: RssSampler, tables: int, runs: int) -> Row:
