@@ -18,11 +18,10 @@ from zoneinfo import ZoneInfo
 import typer
 from croniter import croniter
 
-from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.config import Config
 from shared.config.collect import CollectJob
-from shared.errors import OffsiteError
 
 app = typer.Typer(no_args_is_help=True, help="Operate collect jobs (partner SFTP → destinations).")
 JobArgument = Annotated[str, typer.Argument(help="The collect job's name (config collect.jobs).")]
@@ -104,11 +103,8 @@ def _survey(cfg: Config, job: CollectJob) -> list[dict[str, Any]]:
     from shared.collect.listing import survey
     from shared.collect.selection import WHY
 
-    try:
+    with exit_on_error(1):
         judged = survey(cfg, job)
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     return [
         {
             "name": j.file.name,
@@ -167,11 +163,8 @@ def run(
     from shared.topology import COLLECT_REQUESTS
 
     request = CollectRequest(collect=job, run_id=new_run_id(), ignore_calendar=any_day)
-    try:
+    with exit_on_error(1, what="publishing the request failed: "):
         message_id = pubsub.publish(COLLECT_REQUESTS, request, origin="offsite-collect-run")
-    except OffsiteError as exc:
-        typer.echo(f"error: publishing the request failed: {exc}", err=True)
-        raise typer.Exit(1) from None
     printed = {"topic": COLLECT_REQUESTS, "message_id": message_id, "request": request.to_dict()}
     if as_json:
         print_json(printed)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.config import Config
 from shared.config.ingest import IngestSettings
@@ -23,11 +23,13 @@ from shared.errors import OffsiteError
 app = typer.Typer(no_args_is_help=True, help="SQLite → BigQuery incremental ingest (docs/ingest.md).")
 
 
-def _settings(cfg: Config) -> IngestSettings:
+def _load(config: Path | None) -> tuple[Config, IngestSettings]:
+    """The config and its ingest section; one error line and exit 2 when it has none."""
+    cfg = load_cli_config(config)
     if cfg.ingest is None:
         typer.echo("error: ingest: not configured (add an 'ingest:' section; see docs/ingest.md)", err=True)
         raise typer.Exit(2)
-    return cfg.ingest
+    return cfg, cfg.ingest
 
 
 def _client() -> Any:
@@ -51,15 +53,11 @@ def run(
     """Sync the tables now (exit 1 if any table failed)."""
     from shared.ingest.engine import IngestRun, sync
 
-    cfg = load_cli_config(config)
-    settings = _settings(cfg)
-    try:
+    cfg, settings = _load(config)
+    with exit_on_error():
         outcomes = sync(
             IngestRun(settings, _client(), cfg.project), tables=_tables_option(tables), full=full, dry_run=dry_run
         )
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     if as_json:
         print_json([o.as_dict() for o in outcomes])
     else:
@@ -77,13 +75,9 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Per table: last sync, watermark, rows, lag, last error, lease."""
     from shared.ingest.state import SyncState
 
-    cfg = load_cli_config(config)
-    settings = _settings(cfg)
-    try:
+    cfg, settings = _load(config)
+    with exit_on_error():
         states = SyncState(_client(), cfg.project, settings.dataset).all()
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     now = dt.datetime.now(dt.UTC)
     rows = [
         {
@@ -128,13 +122,9 @@ def tables(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """The tables discovered in the SQLite file, with mode, key and cursor (or why they cannot sync)."""
     from shared.ingest import plan
 
-    cfg = load_cli_config(config)
-    settings = _settings(cfg)
-    try:
+    _, settings = _load(config)
+    with exit_on_error():
         conn = plan.connect(settings.sqlite_path)
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     rows: list[dict[str, Any]] = []
     try:
         for name in plan.discover(conn, settings):
@@ -188,13 +178,9 @@ def reset(
     """Forget a table's watermark: the next run re-syncs all its rows (merge by key: no duplicates)."""
     from shared.ingest.state import SyncState
 
-    cfg = load_cli_config(config)
-    settings = _settings(cfg)
-    try:
+    cfg, settings = _load(config)
+    with exit_on_error():
         known = SyncState(_client(), cfg.project, settings.dataset).reset(table)
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     if not known:
         typer.echo(f"error: {table!r} has no sync state (see `offsite ingest status`)", err=True)
         raise typer.Exit(1)
@@ -214,18 +200,14 @@ def push(
     from shared.gcp import clients
     from shared.ingest import snapshot
 
-    cfg = load_cli_config(config)
-    settings = _settings(cfg)
+    _, settings = _load(config)
     uri = to or settings.snapshot_uri
     if not uri:
         typer.echo("error: ingest.snapshot_uri is not set and no --to was given", err=True)
         raise typer.Exit(2)
     with tempfile.TemporaryDirectory(prefix="offsite-push-") as work:
-        try:
+        with exit_on_error():
             done = snapshot.push(settings.sqlite_path, uri, clients.storage_client(), Path(work))
-        except OffsiteError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
     if as_json:
         print_json(done)
     else:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.ops import exit_with_checks
 from offsite.cli.output import JsonOption, print_published
 from shared.errors import OffsiteError
@@ -36,7 +36,7 @@ def check(
     from shared.mirror.request import MirrorRequest
 
     cfg = load_cli_config(config)
-    try:
+    with exit_on_error():
         mirror, targets = reconcile.plan(MirrorRequest.from_obj({"bucket": bucket, "destination": destination}), cfg)
         objects = reconcile.selected_objects(mirror)
         checks = []
@@ -46,9 +46,6 @@ def check(
                     mirror, objects, dest, download_hashes=cfg.verify.download_hashes
                 )
             checks.append(reconcile.result_for(mirror, target, comparison, unhashed, (), ()))
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     exit_with_checks(checks, as_json)
 
 
@@ -68,13 +65,10 @@ def reconcile(
     from shared.topology import MIRROR_RECONCILES
 
     cfg = load_cli_config(config)
-    try:
+    with exit_on_error():
         request = MirrorRequest.from_obj({"bucket": bucket, "destination": destination, "fix": not check_only})
         if cfg.mirror(bucket) is None:
             known = ", ".join(b.name for b in cfg.buckets) or "none"
             raise OffsiteError(f"bucket {bucket!r} is not mirrored (buckets[] in the config: {known})")
         message_id = pubsub.publish(MIRROR_RECONCILES, request, origin="offsite-mirror")
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     print_published("mirror", MIRROR_RECONCILES, request, message_id, as_json)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line, print_published, print_table
 from shared.config import Config
 from shared.errors import OffsiteError
@@ -152,20 +152,14 @@ def verify(
 
     cfg = load_cli_config(config)
     if publish:
-        try:
+        with exit_on_error():
             request = VerifyRequest(run_id=run_id, destination=destination)
             VerifyRequest.from_json(request.to_json())  # the function's own validation, before sending
             message_id = pubsub.publish(VERIFY_REQUESTS, request)
-        except OffsiteError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
         print_published("verify", VERIFY_REQUESTS, request, message_id, as_json)
         return
-    try:
+    with exit_on_error():
         checks = local_checks(cfg, run_id, destination, download=False if size_only else None)
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     exit_with_checks(checks, as_json)
 
 

@@ -11,9 +11,8 @@ from typing import Annotated
 
 import typer
 
-from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, human_bytes, print_json, print_line, print_table
-from shared.errors import OffsiteError
 
 COLUMNS = ("ENTRY", "DESTINATION", "FOLDER", "DATE", "ACTION", "FILES", "SIZE", "WHY")
 
@@ -46,11 +45,8 @@ def prune(
     from shared.retention.prune import prune as apply
 
     cfg = load_cli_config(config)
-    try:
+    with exit_on_error():
         summary = apply(cfg, dry_run=dry_run, dataset=dataset, export=export, destination=destination, bucket=bucket)
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     if as_json:
         print_json(
             {

@@ -12,10 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
-from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line, print_published
 from shared.config import Config
-from shared.errors import OffsiteError
 
 app = typer.Typer(no_args_is_help=True, help="Restore drills: prove on a schedule that copies restore.")
 
@@ -32,13 +31,10 @@ def run(
     from shared.topology import RESTORE_DRILLS
 
     cfg = load_cli_config(config)
-    try:
+    with exit_on_error():
         drill_of(cfg, dataset)
         request = DrillRequest.from_obj({"dataset": dataset})
         message_id = pubsub.publish(RESTORE_DRILLS, request, origin="offsite-restore-drill")
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     print_published("restore drill", RESTORE_DRILLS, request, message_id, as_json)
 
 

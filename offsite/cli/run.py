@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line
 from shared.config import Config
 from shared.errors import OffsiteError, RejectedInput
@@ -117,15 +117,12 @@ def run(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     assert request.run_id is not None
-    try:
+    with exit_on_error(1, what="publishing the request failed: "):
         from shared.gcp import pubsub
         from shared.topology import EXPORT_REQUESTS
 
         published_at = dt.datetime.now(dt.UTC)
         message_id = pubsub.publish(EXPORT_REQUESTS, data, origin="offsite-run")
-    except OffsiteError as exc:
-        typer.echo(f"error: publishing the request failed: {exc}", err=True)
-        raise typer.Exit(1) from None
     printed = {"run_id": request.run_id, "message_id": message_id, "topic": EXPORT_REQUESTS, "request": body}
     _report(request, cfg, printed, published_at, wait=wait, timeout_s=timeout, as_json=json_out)
 

@@ -25,9 +25,10 @@ from typing import Annotated, Any
 
 import typer
 
+from offsite.cli.common import exit_on_error
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from offsite.cli.sftp_target import CONNECTION_OPTIONS, Target, resolve_target
-from shared.errors import ConfigError, OffsiteError
+from shared.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -40,11 +41,8 @@ def partner_command(fn: Callable[..., None]) -> Callable[..., None]:
 
     def command(**kwargs: Any) -> None:
         common = {n: kwargs.pop(n) for n in names}
-        try:
+        with exit_on_error(1):
             fn(resolve_target(**common), **kwargs)
-        except OffsiteError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
 
     command.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
@@ -175,11 +173,8 @@ def host_key(
     from shared.destinations.sftp.connect import scan_host_key
     from shared.destinations.sftp.hostkeys import describe_key, known_hosts_line
 
-    try:
+    with exit_on_error(1):
         kind, blob = scan_host_key(host, port)
-    except OffsiteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     import base64
 
     offered, line = describe_key(kind, base64.b64decode(blob)), known_hosts_line(host, port, kind, blob)
