@@ -44,6 +44,9 @@ class ObjectMissing(PermanentError):
     """The object (or the requested generation of it) does not exist."""
 
 
+LIST_PAGE_SIZE = 1_000  # objects per list page: GCS's default and maximum
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """What GCS says about one object generation."""
@@ -153,12 +156,24 @@ def read_json(bucket: str, name: str, *, client: Any | None = None) -> Any | Non
 
 def list_prefix(bucket: str, prefix: str, *, client: Any | None = None) -> list[ObjectInfo]:
     """Every live object whose name starts with ``prefix``, sorted by name."""
+    return sorted(fold_prefix(bucket, prefix, list, client=client), key=lambda o: o.name)
+
+
+def fold_prefix(
+    bucket: str, prefix: str, summarize: Callable[[Iterator[ObjectInfo]], T], *, client: Any | None = None
+) -> T:
+    """``summarize`` applied to every live object under ``prefix``, handed over page by page as
+    GCS lists them and never held all at once: a scan of a bucket's whole retained history (the
+    sweeps) costs the summary's memory, not ~600 bytes per object. On a transient failure the
+    whole listing is retried and ``summarize`` starts afresh on a new iterator."""
     what = f"listing {uri(bucket, prefix)}"
 
-    def listing() -> list[ObjectInfo]:
-        return [ObjectInfo.from_blob(b) for b in _client(client).list_blobs(bucket, prefix=prefix)]
+    def listing() -> T:
+        # GCS's own page size, said out loud: fake-gcs-server otherwise answers in one page
+        blobs = _client(client).list_blobs(bucket, prefix=prefix, page_size=LIST_PAGE_SIZE)
+        return summarize(ObjectInfo.from_blob(b) for b in blobs)
 
-    return sorted(_retried(what, listing), key=lambda o: o.name)
+    return _retried(what, listing)
 
 
 # ---- writing ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from shared.gcp import gcs
 from shared.layout import QUERY_SEGMENT, RunFolder, default_file_name, parse_object_name, remote_folder
 from shared.messages import RUN_ID_RE, Source
 from shared.verify import markers as verify_markers
-from shared.verify.runs import list_objects, runs_in
+from shared.verify.runs import runs_in, scan_objects
 
 Entry = DatasetExport | QueryExport
 PRUNING, PRUNED = verify_markers.PRUNING, verify_markers.PRUNED
@@ -165,7 +165,10 @@ def _known_runs(entry: Entry, config: Config, destination: Destination) -> dict[
         key = (str(series), folder.date.strftime("%Y%m%d"), folder.run_id)
         return known.setdefault(key, KnownRun(folder))
 
-    for ref in runs_in(list_objects(config.bucket, prefix), config.bucket, config.export_prefix, config.project):
+    refs = scan_objects(
+        config.bucket, prefix, lambda objs: runs_in(objs, config.bucket, config.export_prefix, config.project)
+    )
+    for ref in refs:
         run_for(ref.folder).started = ref.started
     sep = f"/{verify_markers.VERIFY_FOLDER}/{destination.id}/"
     for info in gcs.list_prefix(config.state_bucket_name, prefix):

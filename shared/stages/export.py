@@ -35,6 +35,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from shared import log
@@ -308,15 +309,22 @@ def finalize_sweep(
     now = now or dt.datetime.now(dt.UTC)
     wh = wh or warehouse()
     head = config.export_prefix.strip("/") + "/"
-    runs: dict[str, Any] = {}
-    manifests: set[str] = set()
-    for obj in gcs.list_prefix(config.bucket, head, client=storage_client):
-        folder, _, name = obj.name.rpartition("/")
-        if name == MANIFEST_NAME:
-            manifests.add(folder)
-        elif name == RUN_NAME and (obj.time_created is None or now - obj.time_created < SWEEP_LOOKBACK):
-            runs[folder] = obj
-    open_runs = sorted(set(runs) - manifests)
+
+    def recent_and_finished(objects: Iterator[gcs.ObjectInfo]) -> tuple[set[str], set[str]]:
+        # folder names only, never the objects: the prefix holds all the history the lifecycle
+        # rule keeps (docs/capacity.md, "The sweeps' listings")
+        runs: set[str] = set()
+        manifests: set[str] = set()
+        for obj in objects:
+            folder, _, name = obj.name.rpartition("/")
+            if name == MANIFEST_NAME:
+                manifests.add(folder)
+            elif name == RUN_NAME and (obj.time_created is None or now - obj.time_created < SWEEP_LOOKBACK):
+                runs.add(folder)
+        return runs, manifests
+
+    runs, manifests = gcs.fold_prefix(config.bucket, head, recent_and_finished, client=storage_client)
+    open_runs = sorted(runs - manifests)
     finished: list[str] = []
     logger.info("finalize sweep", message_id=message.message_id, runs=len(runs), open=len(open_runs))
 

@@ -9,15 +9,16 @@ lifecycle rule (``expiration_days``) keeps those listings bounded.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.errors import PermanentError, RejectedInput
-from shared.gcp import clients, gcs, reader
+from shared.gcp import gcs, reader
 from shared.layout import MANIFEST_NAME, QUERY_SEGMENT, RUN_NAME, RunFolder, parse_object_name, yyyymmdd
 from shared.manifest import Manifest, ManifestFile
-from shared.retry import retry_call
 
+T = TypeVar("T")
 SHA1_METADATA_KEY = "sha1"  # set on each data object by the upload functions after delivery
 
 
@@ -30,6 +31,10 @@ class GcsObject:
     generation: int
     created: dt.datetime | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_info(cls, info: gcs.ObjectInfo) -> GcsObject:
+        return cls(info.name, info.size, info.generation, info.time_created, info.metadata)
 
 
 @dataclass(frozen=True)
@@ -44,17 +49,13 @@ class RunRef:
 
 
 def list_objects(bucket: str, prefix: str) -> list[GcsObject]:
-    """Every live object under ``prefix`` (with creation times, which gcs.list_prefix omits)."""
-    what = f"listing {gcs.uri(bucket, prefix)}"
+    """Every live object under ``prefix`` (with creation times and metadata), sorted by name."""
+    return sorted(scan_objects(bucket, prefix, list), key=lambda o: o.name)
 
-    def once() -> list[GcsObject]:
-        with gcs.mapped_errors(what):
-            return [
-                GcsObject(b.name, int(b.size or 0), int(b.generation or 0), b.time_created, dict(b.metadata or {}))
-                for b in clients.storage_client().list_blobs(bucket, prefix=prefix)
-            ]
 
-    return sorted(retry_call(once, what, attempts=4), key=lambda o: o.name)
+def scan_objects(bucket: str, prefix: str, summarize: Callable[[Iterator[GcsObject]], T]) -> T:
+    """``summarize`` over every live object under ``prefix``, streamed (:func:`shared.gcp.gcs.fold_prefix`)."""
+    return gcs.fold_prefix(bucket, prefix, lambda infos: summarize(map(GcsObject.from_info, infos)))
 
 
 def find_runs(
@@ -80,23 +81,41 @@ def find_runs(
     return [r for r in runs if run_id is None or r.folder.run_id == run_id]
 
 
-def runs_in(objects: list[GcsObject], bucket: str, export_prefix: str, project: str = "") -> list[RunRef]:
+def runs_in(objects: Iterable[GcsObject], bucket: str, export_prefix: str, project: str = "") -> list[RunRef]:
     """Group listed objects into run folders (those with a ``_run.json`` or a manifest)."""
-    found: dict[str, dict[str, Any]] = {}
+    index = RunIndex(bucket, export_prefix, project)
     for obj in objects:
-        parsed = parse_object_name(obj.name, export_prefix, project)
+        index.add(obj)
+    return index.refs()
+
+
+class RunIndex:
+    """Run folders gathered from objects seen one at a time: it keeps two objects a folder (its
+    ``_run.json`` and manifest), whatever else the folder holds."""
+
+    def __init__(self, bucket: str, export_prefix: str, project: str = "") -> None:
+        self.bucket, self.export_prefix, self.project = bucket, export_prefix, project
+        self._found: dict[str, dict[str, Any]] = {}
+
+    def add(self, obj: GcsObject) -> None:
+        parsed = parse_object_name(obj.name, self.export_prefix, self.project)
         if parsed is None or parsed[1] not in (RUN_NAME, MANIFEST_NAME):
-            continue
+            return
         folder, name = parsed
-        entry = found.setdefault(folder.prefix, {"folder": folder, "run": None, "manifest": None})
+        entry = self._found.setdefault(folder.prefix, {"folder": folder, "run": None, "manifest": None})
         entry["run" if name == RUN_NAME else "manifest"] = obj
-    refs = []
-    for entry in found.values():
-        first = entry["run"] or entry["manifest"]
-        refs.append(
-            RunRef(bucket, entry["folder"], first.created, entry["run"] is not None, entry["manifest"] is not None)
-        )
-    return sorted(refs, key=lambda r: (r.started or dt.datetime.min.replace(tzinfo=dt.UTC), r.folder.prefix))
+
+    def refs(self) -> list[RunRef]:
+        """The run folders, oldest start first."""
+        refs = []
+        for entry in self._found.values():
+            first = entry["run"] or entry["manifest"]
+            refs.append(
+                RunRef(
+                    self.bucket, entry["folder"], first.created, entry["run"] is not None, entry["manifest"] is not None
+                )
+            )
+        return sorted(refs, key=lambda r: (r.started or dt.datetime.min.replace(tzinfo=dt.UTC), r.folder.prefix))
 
 
 def load_manifest(bucket: str, folder: RunFolder) -> Manifest | None:

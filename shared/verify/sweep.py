@@ -10,9 +10,10 @@ started) and that has no result for that round:
   ``incomplete-{k}.json``), and a self-heal of the missing files when attempts remain;
 - everything there: the normal decision (``in_sync``/``mismatch``/heal) — the receipts were lost.
 
-Only folders with any activity (an object written, markers included) in the last
-``deadline + 1 day`` are looked at: older ones were swept long ago or are left to
-``offsite status`` / ``offsite verify``. The sweep lists the export prefix once.
+Only folders with any activity (an object written) in the last ``deadline + 1 day`` are
+looked at: older ones were swept long ago or are left to ``offsite status`` / ``offsite
+verify``. The sweep lists the export prefix once, streamed: it keeps figures per run folder,
+not the listed objects (docs/capacity.md, "The sweeps' listings").
 
 Then the recheck pass (:mod:`shared.verify.recheck`, ``verify.recheck_days``): runs of the last
 N days whose result was ``in_sync`` are compared again, once a day each, and a file deleted or
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shared import log
@@ -36,7 +38,7 @@ from shared.verify import heal as verify_heal
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, utcnow, verify_destination
 from shared.verify.recheck import recheck
-from shared.verify.runs import GcsObject, RunRef, list_objects, load_manifest, runs_in
+from shared.verify.runs import GcsObject, RunIndex, RunRef, load_manifest, scan_objects
 
 LOOKBACK_EXTRA = dt.timedelta(days=1)
 logger = log.get_logger(__name__)
@@ -59,11 +61,9 @@ def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | N
     now = now or utcnow()
     deadline = dt.timedelta(minutes=config.verify.deadline_minutes)
     head = config.export_prefix.strip("/") + "/"
-    objects = list_objects(config.bucket, head)
-    activity = _latest_activity(objects, head)
+    runs, activity = scan_objects(config.bucket, head, lambda objects: _scan(objects, config, head))
     summary = SweepSummary()
     transient: Exception | None = None
-    runs = runs_in(objects, config.bucket, config.export_prefix, config.project)
     for run in runs:
         summary.runs_seen += 1
         latest = activity.get(run.folder.prefix)
@@ -94,17 +94,21 @@ def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | N
     return summary
 
 
-def _latest_activity(objects: list[GcsObject], head: str) -> dict[str, dt.datetime]:
-    """Run folder prefix → newest object creation time in it (data, control files, markers)."""
+def _scan(objects: Iterator[GcsObject], config: Config, head: str) -> tuple[list[RunRef], dict[str, dt.datetime]]:
+    """One pass over the export prefix: the run folders, and each folder's newest object creation
+    time (data and control files). Only per-folder figures are kept, never the objects:
+    the prefix holds every run the bucket's lifecycle rule still keeps (docs/capacity.md)."""
+    index = RunIndex(config.bucket, config.export_prefix, config.project)
     latest: dict[str, dt.datetime] = {}
     for obj in objects:
+        index.add(obj)
         parts = obj.name[len(head) :].split("/")
         if len(parts) < 5 or obj.created is None:
             continue
         key = head + "/".join(parts[:4]) + "/"
         if key not in latest or obj.created > latest[key]:
             latest[key] = obj.created
-    return latest
+    return index.refs(), latest
 
 
 def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.timedelta, message_id: str | None) -> int:

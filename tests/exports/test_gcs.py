@@ -6,12 +6,15 @@ import base64
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 
 from devstack.state import StackInfo
 from shared.errors import PermanentError
-from shared.gcp import gcs, reader
+from shared.gcp import clients, gcs, reader
 
 
 @pytest.fixture
@@ -138,3 +141,35 @@ def test_a_record_is_read_with_its_generation_in_one_request(bare_stack_env: Sta
     # update_json's read: the content and the generation it is, from the download alone
     assert gcs.read_with_generation(bucket, name, client=client) == (b'{"n": 2}', latest.generation)
     assert requests == ["GET"]
+
+
+def test_fold_prefix_hands_objects_over_page_by_page(
+    bare_stack_env: StackInfo, folder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweeps scan a bucket's whole retained history: the summary must start on the first page,
+    not after every object was listed and held."""
+    bucket = bare_stack_env.bucket
+    names = [f"{folder}{i:04d}" for i in range(1_050)]  # GCS lists at most 1,000 objects a page
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda name: gcs.write(bucket, name, b"x"), names))
+    client = clients.storage_client()
+    session = client._http
+    lists: list[str] = []
+    real_request = session.request
+
+    def counting(method: str, url: str, *args: object, **kwargs: object) -> object:
+        if method == "GET" and urlsplit(url).path.endswith(f"/b/{bucket}/o"):
+            lists.append(url)
+        return real_request(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(session, "request", counting)
+    at_first: list[int] = []
+
+    def summarize(objects: Iterator[gcs.ObjectInfo]) -> list[str]:
+        assert not isinstance(objects, list | tuple)
+        first = next(objects)
+        at_first.append(len(lists))
+        return [first.name, *(o.name for o in objects)]
+
+    assert gcs.fold_prefix(bucket, folder, summarize, client=client) == names
+    assert at_first == [1] and len(lists) >= 2
