@@ -65,6 +65,13 @@ class Limits:
     # BigQuery API calls; the local stack starts 100 jobs in ~1 s on 160 slots (docs/performance.md).
     export_start_s: float = 2.0
     export_table_instances: int = 10  # shared/topology.py: max_instances
+    # One page of an object listing (1,000 objects, GCS's maximum): measured on the local stack
+    # (fake-gcs-server on loopback, google-cloud-storage parsing it: 335-376 ms, 2026-12-04); no
+    # published figure for GCS itself, so the sweep times below are this machine's order of size.
+    gcs_list_page_s: float = 0.35
+    # infra/config.tf: the export finalize sweep every 15 min; verify.sweep_schedule's default every 30 min
+    sweeps_per_day: int = 24 * 4 + 24 * 2
+    verify_timeout_s: float = 300.0  # shared/topology.py: the verify function, which runs the hourly sweep
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,19 @@ def export_wait_instance_seconds(shape: Shape, limits: Limits = Limits()) -> flo
     return limits.export_table_instances * (full_rounds * limits.export_start_s + limits.export_budget_s)
 
 
+def sweep_listing(shape: Shape, staging_days: float, limits: Limits = Limits()) -> dict[str, float]:
+    """What each scheduled sweep lists: every object the exports bucket still keeps (one run a day,
+    each kept ``expiration_days``), page by page (docs/capacity.md, "The sweeps' listings")."""
+    objects = counts(shape)["gcs_objects"] * staging_days
+    pages = math.ceil(objects / 1_000)
+    return {
+        "sweep_listed_objects": objects,
+        "sweep_list_pages": float(pages),
+        "sweep_list_seconds": pages * limits.gcs_list_page_s,
+        "sweep_list_pages_per_day": float(pages * limits.sweeps_per_day),
+    }
+
+
 def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) -> dict[str, float | str]:
     """Counts, time and money of one run and a month of runs, and the limit that binds."""
     c = counts(shape)
@@ -205,12 +225,15 @@ def model(shape: Shape, limits: Limits = Limits(), prices: Prices = Prices()) ->
         "gcs_operations": c["gcs_objects"] * 3 / 1000 * prices.gcs_class_a_per_1000,
         "egress_to_box": box_bytes / GIB * prices.egress_per_gib,
     }
+    sweeps = sweep_listing(shape, prices.staging_days, limits)
+    per_run_usd["gcs_sweep_listings"] = sweeps["sweep_list_pages_per_day"] / 1000 * prices.gcs_class_a_per_1000
     month = {f"month_usd_{k}": v * shape.runs_per_month for k, v in per_run_usd.items()}
     return {
         **{k: float(v) for k, v in c.items()},
         "gib": gib,
         "function_seconds": function_s,
         "export_wait_instance_seconds": export_wait_s,
+        **sweeps,
         **{f"hours_{k}": v for k, v in hours.items()},
         "binding_limit": binding,
         "wall_hours": hours[binding],
@@ -225,10 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--total-gb", type=float, default=Shape.total_bytes / GB)
     parser.add_argument("--file-gb", type=float, default=Shape.file_bytes / GB)
     parser.add_argument("--part-mib", type=int, default=Shape.part_bytes // MIB)
+    parser.add_argument("--expiration-days", type=float, default=Prices.staging_days, help="the exports bucket's")
     args = parser.parse_args(argv)
     shape = Shape(args.tables, args.total_gb * GB, args.file_gb * GB, args.part_mib * MIB)
     print("shape:", asdict(shape) | {"files": shape.files})
-    for key, value in model(shape).items():
+    for key, value in model(shape, prices=Prices(staging_days=args.expiration_days)).items():
         print(f"{key:55} {value:,.2f}" if isinstance(value, float) else f"{key:55} {value}")
     return 0
 

@@ -80,6 +80,7 @@ def test_limits_are_the_deployed_ones() -> None:
     assert limits.export_table_instances == specs["export_table"].max_instances
     assert limits.export_budget_s == DEFAULT_BUDGET_S
     assert limits.upload_box_instances == specs["upload_box"].max_instances
+    assert limits.verify_timeout_s == specs["verify"].timeout_s
 
 
 def test_export_table_slots_start_jobs_in_rounds_and_only_the_last_round_waits() -> None:
@@ -126,3 +127,19 @@ def test_box_calls_count_the_shared_folder_levels_once_per_cold_request_slot() -
     assert cold_folder_slots() == sum(10 * n for n in slots.values())  # both deploy at most 10 instances
     shape = Shape(tables=20, total_bytes=20e6, file_bytes=1e6, destinations=("box", "sftp"), folder_slots=24)
     assert box_calls(shape) == 20 * 2 + 20 * 13 + 20 * 2 + 3 * 24 == 412
+
+
+def test_each_sweep_lists_every_object_the_bucket_keeps_a_page_per_thousand() -> None:
+    """Both scheduled sweeps list the whole export prefix: one run's objects (data files and the
+    three control files a table) times the days the lifecycle rule keeps them."""
+    from bench.capacity_model import Prices, sweep_listing
+
+    shape = Shape(tables=100, total_bytes=300e9, file_bytes=1e9)  # 3 files a table: 6 objects
+    listing = sweep_listing(shape, staging_days=30)
+    assert listing["sweep_listed_objects"] == 600 * 30
+    assert listing["sweep_list_pages"] == 18
+    assert listing["sweep_list_pages_per_day"] == 18 * (96 + 48)  # every 15 and every 30 min
+    assert listing["sweep_list_seconds"] == pytest.approx(18 * Limits().gcs_list_page_s)
+    full = model(Shape(), prices=Prices(staging_days=30))
+    assert full["sweep_listed_objects"] == 25_000 * 30
+    assert full["sweep_list_seconds"] < Limits().verify_timeout_s  # the verify sweep still lists in time
