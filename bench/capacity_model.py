@@ -71,7 +71,7 @@ class Limits:
     gcs_list_page_s: float = 0.35
     # infra/config.tf: the export finalize sweep every 15 min; verify.sweep_schedule's default every 30 min
     sweeps_per_day: int = 24 * 4 + 24 * 2
-    verify_timeout_s: float = 300.0  # shared/topology.py: the verify function, which runs the hourly sweep
+    verify_timeout_s: float = 540.0  # shared/topology.py: the verify function, which runs its sweep
 
 
 @dataclass(frozen=True)

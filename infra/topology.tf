@@ -68,7 +68,7 @@ locals {
       deployed_name = "verify"
       source        = "verify"
       entry_point   = "verify"
-      timeout_s     = 300
+      timeout_s     = 540
       memory_mb     = 1024
       max_instances = 10
       concurrency   = 16

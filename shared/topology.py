@@ -145,6 +145,11 @@ def _delivery_function(
     )
 
 
+# The scheduled sweep and a mirror reconcile list a whole export prefix or bucket in one
+# invocation (docs/capacity.md, "The sweeps' listings"): the most an event-driven function may run.
+VERIFY_TIMEOUT_S = 540
+
+
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "fan_out", "export_table", "fan_out", (_pubsub(EXPORT_REQUESTS),), timeout_s=120, memory_mb=512, concurrency=2
@@ -173,7 +178,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "verify",
         "verify",
         (_pubsub(DELIVERIES), _pubsub(VERIFY_REQUESTS), _GCS, _pubsub(MIRROR_RECONCILES)),
-        timeout_s=300,
+        timeout_s=VERIFY_TIMEOUT_S,
         memory_mb=1024,
         concurrency=16,
     ),

@@ -26,11 +26,12 @@ from shared.layout import yyyymmdd
 from shared.retention.prune import Target, prune_target, targets
 from shared.retention.summary import PrunePass, PruneSummary
 from shared.retention.versions import BucketTarget, bucket_targets, prune_bucket
+from shared.topology import VERIFY_TIMEOUT_S
 from shared.verify import markers as verify_markers
 
 logger = log.get_logger(__name__)
 CLAIMS = "retention/"
-DEFAULT_BUDGET_S = 240.0  # from the start of the sweep; the verify function stops at 300 s
+DEFAULT_BUDGET_S = VERIFY_TIMEOUT_S - 60.0  # from the start of the sweep, which the verify function runs
 
 
 @dataclass

@@ -41,6 +41,7 @@ from shared.config import Config
 from shared.errors import PermanentError, RejectedInput
 from shared.gcp import gcs
 from shared.layout import yyyymmdd
+from shared.topology import VERIFY_TIMEOUT_S
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, build_result, publish_once, run_comparison
 from shared.verify.runs import RunObjects, RunRef, load_manifest
@@ -48,7 +49,8 @@ from shared.verify.superseded import replaced_at
 
 logger = log.get_logger(__name__)
 
-DEFAULT_BUDGET_S = 180.0  # the verify function times out at 300 s; the overdue pass runs first
+# from the sweep's start (its listing, then the overdue pass run first); the prune pass runs after
+DEFAULT_BUDGET_S = VERIFY_TIMEOUT_S - 120.0
 
 
 @dataclass

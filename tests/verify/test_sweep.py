@@ -105,3 +105,13 @@ def test_a_destination_that_cannot_be_checked_is_failed_once(vstack: VerifyStack
     [result] = vstack.results_for(run)
     assert result.status == "failed" and result.destination == "sftp:nosuch"
     assert "no partner named 'nosuch'" in (result.reason or "")
+
+
+def test_the_sweeps_passes_stop_in_order_before_the_verify_function_does() -> None:
+    """Budgets from the sweep's start: the recheck, then the prune pass, both inside the deployed timeout."""
+    from shared.retention import scheduled
+    from shared.topology import FUNCTIONS
+    from shared.verify import recheck
+
+    verify_timeout = {f.name: f for f in FUNCTIONS}["verify"].timeout_s
+    assert recheck.DEFAULT_BUDGET_S < scheduled.DEFAULT_BUDGET_S < verify_timeout <= 540
