@@ -180,16 +180,24 @@ def export_wait_instance_seconds(shape: Shape, limits: Limits = Limits()) -> flo
     return limits.export_table_instances * (full_rounds * limits.export_start_s + limits.export_budget_s)
 
 
-def sweep_listing(shape: Shape, staging_days: float, limits: Limits = Limits()) -> dict[str, float]:
-    """What each scheduled sweep lists: every object the exports bucket still keeps (one run a day,
-    each kept ``expiration_days``), page by page (docs/capacity.md, "The sweeps' listings")."""
+def sweep_listing(
+    shape: Shape, staging_days: float, limits: Limits = Limits(), recheck_days: int = 7
+) -> dict[str, float]:
+    """What the scheduled sweeps list (docs/capacity.md, "The sweeps' listings"): both sweeps
+    every object the exports bucket still keeps (one run a day, each kept ``expiration_days``),
+    and verify's recheck every verify marker the state bucket keeps (``max(expiration_days, 90)``
+    days: a result and up to ``recheck_days`` daily recheck markers per run and destination)."""
     objects = counts(shape)["gcs_objects"] * staging_days
     pages = math.ceil(objects / 1_000)
+    markers = shape.tables * len(shape.destinations) * (1 + recheck_days) * max(staging_days, 90)
+    marker_pages = math.ceil(markers / 1_000)
     return {
         "sweep_listed_objects": objects,
         "sweep_list_pages": float(pages),
         "sweep_list_seconds": pages * limits.gcs_list_page_s,
         "sweep_list_pages_per_day": float(pages * limits.sweeps_per_day),
+        "recheck_listed_markers": float(markers),
+        "recheck_list_seconds": marker_pages * limits.gcs_list_page_s,
     }
 
 

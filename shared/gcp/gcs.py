@@ -160,17 +160,26 @@ def list_prefix(bucket: str, prefix: str, *, client: Any | None = None) -> list[
 
 
 def fold_prefix(
-    bucket: str, prefix: str, summarize: Callable[[Iterator[ObjectInfo]], T], *, client: Any | None = None
+    bucket: str,
+    prefix: str,
+    summarize: Callable[[Iterator[ObjectInfo]], T],
+    *,
+    start_offset: str = "",
+    client: Any | None = None,
 ) -> T:
     """``summarize`` applied to every live object under ``prefix``, handed over page by page as
     GCS lists them and never held all at once: a scan of a bucket's whole retained history (the
     sweeps) costs the summary's memory, not ~600 bytes per object. On a transient failure the
-    whole listing is retried and ``summarize`` starts afresh on a new iterator."""
+    whole listing is retried and ``summarize`` starts afresh on a new iterator. ``start_offset``:
+    only names from it on (GCS's ``startOffset``, inclusive), to resume a listing left off.
+    ``summarize`` may stop early: the pages after it are never fetched."""
     what = f"listing {uri(bucket, prefix)}"
 
     def listing() -> T:
         # GCS's own page size, said out loud: fake-gcs-server otherwise answers in one page
-        blobs = _client(client).list_blobs(bucket, prefix=prefix, page_size=LIST_PAGE_SIZE)
+        blobs = _client(client).list_blobs(
+            bucket, prefix=prefix, page_size=LIST_PAGE_SIZE, start_offset=start_offset or None
+        )
         return summarize(ObjectInfo.from_blob(b) for b in blobs)
 
     return _retried(what, listing)

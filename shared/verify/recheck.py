@@ -19,9 +19,10 @@ claimed with ``{run folder}_verify/{destination}/recheck-{YYYYMMDD}.json`` in th
 
 Run folders that retention removed at a destination (``pruning.json``) are not rechecked there.
 
-One state-bucket listing per sweep finds the candidates, so a sweep after the day's rechecks
-costs that listing only. The pass starts no new comparison after ``budget_s`` (from the start
-of the sweep); what it did not reach is rechecked by the next sweep of the day. A transient
+The candidates come from the listing of every run's markers in the state bucket, in parts
+across sweeps where it is long (:mod:`shared.verify.marker_scan`). The pass starts no new
+comparison after ``budget_s`` (from the start of the sweep); the first pair it did not reach is
+where the next sweep's listing starts. A transient
 failure releases the day's marker (the next sweep tries again); a permanent one (e.g. the
 destination is no longer configured, an exported file expired from GCS) is logged and
 recorded in the day's marker.
@@ -42,6 +43,7 @@ from shared.errors import PermanentError, RejectedInput
 from shared.gcp import gcs
 from shared.layout import yyyymmdd
 from shared.topology import VERIFY_TIMEOUT_S
+from shared.verify import marker_scan
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, build_result, publish_once, run_comparison
 from shared.verify.runs import RunObjects, RunRef, load_manifest
@@ -68,8 +70,13 @@ def recheck(
     message_id: str | None = None,
     started: float | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
+    scan_budget_s: float | None = None,
+    scan_check_every: int = gcs.LIST_PAGE_SIZE,
 ) -> RecheckSummary:
-    """Re-verify the recent in_sync (run folder, destination)s not rechecked today (module docstring)."""
+    """Re-verify the recent in_sync (run folder, destination)s not rechecked today (module docstring).
+    The markers come from a part of the state bucket's listing (:mod:`shared.verify.marker_scan`):
+    by default as much as half the remaining budget lists, reading the clock every
+    ``scan_check_every`` objects; ``scan_budget_s`` sets that time instead."""
     summary = RecheckSummary()
     days = config.verify.recheck_days
     if days <= 0:
@@ -79,38 +86,57 @@ def recheck(
     summary.runs_recent = len(recent)
     if not recent:
         return summary
-    index = _marker_index(config.state_bucket_name, config.export_prefix)
-    today = yyyymmdd(now.date())
     stop_at = stop_time(started, budget_s)
-    for run in recent:
-        for destination, names in sorted(index.get(run.folder.prefix, {}).items()):
-            state = verify_markers.state_of(names)
-            if not state.reported:
-                continue  # no result yet for the current round (the normal flow or the sweep decides)
-            if verify_markers.PRUNING in names:
-                continue  # removed by retention (shared.retention.prune): nothing there to recheck
-            base = verify_markers.folder(run.folder.prefix, destination)
-            reported = verify_markers.marker(
-                run.folder.prefix, destination, verify_markers.Kind.RECHECK_MISMATCH, state.round
-            )
-            if reported[len(base) :] in names:
-                continue  # this round's recheck mismatch was reported already
-            if (
-                verify_markers.marker(run.folder.prefix, destination, verify_markers.Kind.RECHECK, today)[len(base) :]
-                in names
-            ):
-                continue  # rechecked today
+    bucket, by_prefix = config.state_bucket_name, {r.folder.prefix: r for r in recent}
+    start = marker_scan.read_cursor(bucket, config.export_prefix)
+    # the listing may take half of what the budget leaves; the comparisons get the rest
+    scan_s = scan_budget_s if scan_budget_s is not None else max(0.0, stop_at - time.monotonic()) / 2
+    part = marker_scan.scan(
+        bucket,
+        config.export_prefix,
+        set(by_prefix),
+        start=start,
+        stop_at=time.monotonic() + scan_s,
+        check_every=scan_check_every,
+    )
+    today = yyyymmdd(now.date())
+    first_deferred: str | None = None
+    for prefix in sorted(part.index):
+        run = by_prefix[prefix]
+        for destination, names in sorted(part.index[prefix].items()):
+            round_ = _due_round(prefix, destination, names, today)
+            if round_ is None:
+                continue
             if time.monotonic() > stop_at:
                 summary.deferred += 1
+                first_deferred = first_deferred or prefix
                 continue
             try:
                 with log.bind(run_id=run.folder.run_id, table=run.folder.source.label, destination=destination):
-                    _recheck_one(config, run, destination, state.round, today, now, message_id, summary)
+                    _recheck_one(config, run, destination, round_, today, now, message_id, summary)
             except Exception as exc:  # noqa: BLE001 - e.g. the claim itself failed: the next sweep tries again
                 summary.failures += 1
                 logger.warning("recheck could not claim a run", error=str(exc), run_id=run.folder.run_id)
-    logger.info("recheck done", recheck_days=days, **vars(summary))
+    # a deferred pair is where the next sweep starts listing: nothing is passed over
+    next_start = first_deferred if first_deferred is not None else part.next_start
+    if next_start != start:
+        marker_scan.save_cursor(bucket, config.export_prefix, next_start, now)
+    logger.info("recheck done", recheck_days=days, listed_from=start, next_start=next_start, **vars(summary))
     return summary
+
+
+def _due_round(prefix: str, destination: str, names: set[str], today: str) -> int | None:
+    """The round whose in_sync result to recheck, or None: no result yet for the current round
+    (the normal flow or the sweep decides), removed by retention (``pruning.json``: nothing there
+    to recheck), this round's recheck mismatch already reported, or rechecked today."""
+    state = verify_markers.state_of(names)
+    if not state.reported or verify_markers.PRUNING in names:
+        return None
+    base = verify_markers.folder(prefix, destination)
+    for kind, key in ((verify_markers.Kind.RECHECK_MISMATCH, state.round), (verify_markers.Kind.RECHECK, today)):
+        if verify_markers.marker(prefix, destination, kind, key)[len(base) :] in names:
+            return None
+    return state.round
 
 
 def _day_of(timestamp: object) -> dt.date | None:
@@ -118,22 +144,6 @@ def _day_of(timestamp: object) -> dt.date | None:
         return dt.datetime.fromisoformat(str(timestamp)).astimezone(dt.UTC).date()
     except ValueError:
         return None
-
-
-def _marker_index(state_bucket: str, export_prefix: str) -> dict[str, dict[str, set[str]]]:
-    """Run folder prefix → destination → its marker names (relative to ``_verify/{destination}/``)."""
-    head = export_prefix.strip("/") + "/"
-    sep = f"/{verify_markers.VERIFY_FOLDER}/"
-    index: dict[str, dict[str, set[str]]] = {}
-    for info in gcs.list_prefix(state_bucket, head):
-        at = info.name.find(sep)
-        if at < 0:
-            continue
-        prefix = info.name[: at + 1]
-        destination, _, rest = info.name[at + len(sep) :].partition("/")
-        if rest:
-            index.setdefault(prefix, {}).setdefault(destination, set()).add(rest)
-    return index
 
 
 def _recheck_one(

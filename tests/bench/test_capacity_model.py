@@ -140,6 +140,8 @@ def test_each_sweep_lists_every_object_the_bucket_keeps_a_page_per_thousand() ->
     assert listing["sweep_list_pages"] == 18
     assert listing["sweep_list_pages_per_day"] == 18 * (96 + 48)  # every 15 and every 30 min
     assert listing["sweep_list_seconds"] == pytest.approx(18 * Limits().gcs_list_page_s)
+    # the state bucket keeps markers 90 days: a result and 7 daily rechecks per run and destination
+    assert listing["recheck_listed_markers"] == 100 * 1 * (1 + 7) * 90
     full = model(Shape(), prices=Prices(staging_days=30))
     assert full["sweep_listed_objects"] == 25_000 * 30
     assert full["sweep_list_seconds"] < Limits().verify_timeout_s  # the verify sweep still lists in time

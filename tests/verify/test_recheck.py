@@ -143,3 +143,31 @@ def test_out_of_time_or_a_transient_error_leaves_the_run_to_the_next_sweep(
 
     assert sweep(config(), now=tomorrow).recheck_mismatches == 1
     assert [r.stage for r in vstack.results_for(run)] == ["verify", "verify:recheck"]
+
+
+def test_a_long_marker_listing_is_read_in_parts_across_sweeps(vstack: VerifyStack) -> None:
+    """At thousands of tables the state bucket's markers take more than one invocation to list
+    (docs/capacity.md): each recheck lists until its share of time is spent, stops where a run
+    folder ends, and saves where the next one carries on; the part that reaches the end starts
+    the next pass from the beginning."""
+    from shared.gcp import gcs
+    from shared.verify import marker_scan
+
+    runs_made = sorted((in_sync_run(vstack), in_sync_run(vstack)), key=lambda r: r.folder.prefix)
+    runs = find_runs(vstack.bucket, vstack.export_prefix)
+    tomorrow = days_later(1)
+    cursor = marker_scan.cursor_name(vstack.export_prefix)
+
+    def rechecked(run: Run) -> bool:
+        return _marker(vstack, marker(run.folder.prefix, "memory", Kind.RECHECK, _day(tomorrow)))
+
+    def one_part() -> int:  # the clock is already past the listing's time at its first object
+        return recheck(config(), runs, now=tomorrow, scan_budget_s=0, scan_check_every=1).checked
+
+    assert one_part() == 1 and rechecked(runs_made[0]) and not rechecked(runs_made[1])
+    assert gcs.read_json(vstack.state_bucket, cursor)["next_start"] == runs_made[1].folder.prefix
+    assert one_part() == 1 and rechecked(runs_made[1])
+    assert gcs.read_json(vstack.state_bucket, cursor)["next_start"] == ""  # the end: start over
+    assert one_part() == 0  # the first folder again, rechecked today already
+    # with time to list it all, one sweep covers both runs (and the day's rechecks are done)
+    assert recheck(config(), runs, now=days_later(2)).checked == 2
