@@ -70,7 +70,7 @@ DEFAULT_BUDGET_S = 60.0
 # event or the next sweep), and starts no new look past its budget, so a sweep over many running
 # exports stays inside one invocation (540 s).
 SWEEP_LOOK_S = 3.0
-SWEEP_BUDGET_S = 420.0
+SWEEP_BUDGET_S = 420.0  # from the sweep's start, its listing included (export_table stops at 540 s)
 SWEEP_LOOKBACK = dt.timedelta(days=2)  # a BigQuery job runs at most 6 h; older runs are not its business
 FAILURE_CLAIM = "_export/failure.json"  # in the state bucket, under the run folder: reported once
 JOB_PREFIX = "offsite_"
@@ -306,6 +306,7 @@ def finalize_sweep(
     one) and finish the run if the job is DONE (starting the fingerprint job if nobody has: it reads
     what the DONE export job wrote). Returns the run folders it wrote a manifest for."""
     message = parse_pubsub(event)
+    stop_at = time.monotonic() + SWEEP_BUDGET_S  # the listing below counts: it grows with the history kept
     now = now or dt.datetime.now(dt.UTC)
     wh = wh or warehouse()
     head = config.export_prefix.strip("/") + "/"
@@ -327,8 +328,6 @@ def finalize_sweep(
     open_runs = sorted(runs - manifests)
     finished: list[str] = []
     logger.info("finalize sweep", message_id=message.message_id, runs=len(runs), open=len(open_runs))
-
-    stop_at = time.monotonic() + SWEEP_BUDGET_S
 
     def finish(folder: str) -> None:
         if time.monotonic() > stop_at:
