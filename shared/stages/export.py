@@ -31,9 +31,7 @@ Order inside the run folder, each step safe to repeat:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -44,10 +42,8 @@ from shared.errors import ConfigError, PermanentError, RejectedInput, TransientE
 from shared.events import parse_bigquery_job, parse_pubsub
 from shared.gcp import gcs
 from shared.gcp.bigquery import (
-    COMPRESSION,
     DatedQuery,
     ExportJob,
-    ExportResult,
     TableRef,
     Warehouse,
     job_id_for,
@@ -56,10 +52,11 @@ from shared.gcp.bigquery import (
 from shared.gcp.bq_jobs import MAX_JOB_ATTEMPTS, JobPending, attempt_id
 from shared.gcp.fingerprint_job import export_job_of, fingerprint_job_id
 from shared.ids import Stage
-from shared.layout import MANIFEST_NAME, RUN_NAME, RunFolder, is_data_file, parse_object_name, render_file_name
-from shared.manifest import Manifest, ManifestFile
+from shared.layout import MANIFEST_NAME, RUN_NAME, RunFolder, parse_object_name, render_file_name
+from shared.manifest import Manifest
 from shared.messages import TableExport
 from shared.stages import failures
+from shared.stages.export_records import W, build_manifest, claim_failure, manifest_in, write_run_record
 from shared.topology import BQ_JOB_TRIGGER, EXPORT_SWEEPS, TABLE_EXPORTS
 
 logger = log.get_logger(__name__)
@@ -72,9 +69,7 @@ DEFAULT_BUDGET_S = 60.0
 SWEEP_LOOK_S = 3.0
 SWEEP_BUDGET_S = 420.0  # from the sweep's start, its listing included (export_table stops at 540 s)
 SWEEP_LOOKBACK = dt.timedelta(days=2)  # a BigQuery job runs at most 6 h; older runs are not its business
-FAILURE_CLAIM = "_export/failure.json"  # in the state bucket, under the run folder: reported once
 JOB_PREFIX = "offsite_"
-W = "table export"
 
 
 def time_budget_s() -> float:
@@ -126,11 +121,6 @@ def file_pattern(task: TableExport) -> str:
     return render_file_name(task.file_name, date=task.date, export=src.export or "", table=src.table or "")
 
 
-def shard_regex(pattern: str) -> re.Pattern[str]:
-    head, tail = pattern.split("*", 1)
-    return re.compile(re.escape(head) + r"\d{12}" + re.escape(tail) + r"\Z")
-
-
 def export_table(
     event: Any, config: Config, *, wh: Warehouse | None = None, storage_client: Any | None = None
 ) -> Manifest | None:
@@ -158,8 +148,8 @@ def run_export(
     ``start=False``, does not exist) or when its failure was already reported."""
     bucket, folder = config.bucket, run_folder(task, config)
     # A run record written just now means no job and no manifest yet: one GCS read saved per table.
-    first = _write_run_record(task, bucket, folder, storage_client)
-    done = None if first else _manifest_in(bucket, folder, storage_client)
+    first = write_run_record(task, bucket, folder, storage_client)
+    done = None if first else manifest_in(bucket, folder, storage_client)
     if done is not None:
         logger.info("run already complete; manifest exists", manifest=folder.manifest_name)
         return done
@@ -191,13 +181,13 @@ def run_export(
         )
         return None
     except PermanentError as exc:
-        if not _claim_failure(config, folder, exc, storage_client):
+        if not claim_failure(config, folder, exc, storage_client):
             logger.info("export failure already reported for this run", error=str(exc))
             return None
         raise
     # Another finisher (the handler, a completion event, the sweep) may have written it meanwhile:
     # then listing the folder again would be for nothing.
-    done = _manifest_in(bucket, folder, storage_client)
+    done = manifest_in(bucket, folder, storage_client)
     if done is not None:
         logger.info("run completed meanwhile; manifest exists", manifest=folder.manifest_name)
         return done
@@ -208,24 +198,10 @@ def run_export(
         )
         return manifest
     logger.info("manifest was written concurrently; keeping it", manifest=folder.manifest_name)
-    existing = _manifest_in(bucket, folder, storage_client)
+    existing = manifest_in(bucket, folder, storage_client)
     if existing is None:  # the write lost to it, yet it is gone: look again from the start
         raise TransientError(f"{folder.manifest_name} was written concurrently but cannot be read")
     return existing
-
-
-def _manifest_in(bucket: str, folder: RunFolder, storage_client: Any | None) -> Manifest | None:
-    raw = gcs.read_bytes(bucket, folder.manifest_name, client=storage_client)
-    return Manifest.from_json(raw, folder.manifest_name) if raw is not None else None
-
-
-def _claim_failure(config: Config, folder: RunFolder, exc: PermanentError, storage_client: Any | None) -> bool:
-    """True for the first report of this run's failure (duplicate completion events, redeliveries
-    and the sweep all see the failed job; one ``failed`` result is published)."""
-    body = json.dumps({"reason": str(exc)}).encode()
-    return gcs.write_if_absent(
-        config.state_bucket_name, folder.prefix + FAILURE_CLAIM, body, "application/json", client=storage_client
-    )
 
 
 # ---- completion events and the sweep ---------------------------------------------------------
@@ -358,82 +334,3 @@ def _on_sweep(event: Any, config: Config) -> None:
 
 
 ROUTES = {TABLE_EXPORTS: _on_table_export, BQ_JOB_TRIGGER: _on_job_event, EXPORT_SWEEPS: _on_sweep}
-
-
-def _write_run_record(task: TableExport, bucket: str, folder: RunFolder, storage_client: Any | None) -> bool:
-    """True when the record was written now (the run's first attempt); False when an earlier
-    attempt wrote the same one. RejectedInput when another export holds the run id."""
-    if gcs.write_if_absent(bucket, folder.run_name, task.to_json(), "application/json", client=storage_client):
-        logger.info("run record written", object=folder.run_name)
-        return True
-    existing = gcs.read_bytes(bucket, folder.run_name, client=storage_client)
-    if existing is None:  # deleted between our write and read: nothing sane to do but retry
-        raise TransientError(f"gs://{bucket}/{folder.run_name} vanished while checking it")
-    try:
-        same = TableExport.from_json(existing) == task
-    except RejectedInput:
-        same = False
-    if not same:
-        raise RejectedInput(
-            f"{W}.run_id: {task.run_id!r} already names a different export in gs://{bucket}/{folder.run_name}; "
-            "a run id cannot be reused with other settings"
-        )
-    return False
-
-
-def build_manifest(
-    task: TableExport, bucket: str, folder: RunFolder, pattern: str, result: ExportResult, storage_client: Any | None
-) -> Manifest:
-    """The manifest of a finished job: every data file as GCS lists it. Refuses an incomplete set."""
-    matcher = shard_regex(pattern)
-    listed = [
-        o
-        for o in gcs.list_prefix(bucket, folder.prefix, client=storage_client)
-        if "/" not in o.name[len(folder.prefix) :] and is_data_file(o.name[len(folder.prefix) :])
-    ]
-    files = [o for o in listed if matcher.match(o.name[len(folder.prefix) :])]
-    strays = sorted(o.name for o in listed if o not in files)
-    if strays:
-        logger.warning("run folder holds data files that are not this export's", objects=strays[:10])
-    if result.file_count is not None and len(files) < result.file_count:
-        raise TransientError(f"job {result.job_id} reports {result.file_count} files; only {len(files)} are listed yet")
-    if result.file_count is not None and len(files) > result.file_count:
-        raise PermanentError(
-            f"job {result.job_id} reports {result.file_count} files but {len(files)} match {pattern!r} in {folder.prefix}"
-        )
-    missing = sorted(set(result.sha1) - {o.name for o in files})
-    if missing:
-        raise TransientError(f"job {result.job_id} wrote {missing[0]} but it is not listed yet")
-    if not files:
-        raise PermanentError(
-            f"job {result.job_id} finished but no file matching {pattern!r} exists under {folder.prefix}"
-        )
-    return Manifest(
-        run_id=task.run_id,
-        source=task.source,
-        date=task.date.isoformat(),
-        bucket=bucket,
-        prefix=folder.prefix,
-        format=task.format,
-        compression=COMPRESSION[task.format],
-        file_name=task.file_name,
-        destinations=task.destinations,
-        job_id=result.job_id,
-        row_count=result.row_count,
-        schema=result.schema,
-        files=tuple(
-            ManifestFile(
-                name=o.name[len(folder.prefix) :],
-                object=o.name,
-                size=o.size,
-                md5=o.md5,
-                crc32c=o.crc32c,
-                generation=o.generation,
-                sha1=result.sha1.get(o.name) or o.metadata.get("sha1"),
-            )
-            for o in files
-        ),
-        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        extra={"file_pattern": pattern, "location": result.location},
-        fingerprint=result.fingerprint,
-    )

@@ -17,9 +17,9 @@ from shared.stages.export import (
     check_task,
     file_pattern,
     run_folder,
-    shard_regex,
     time_budget_s,
 )
+from shared.stages.export_records import shard_regex
 from tests.unit.config_files import load
 
 CONFIG = """

@@ -1,0 +1,122 @@
+"""What a table export writes into its run folder, each write safe to repeat: the run record
+(``_run.json``, first), the manifest (``_manifest.json``, last, only for a complete set of files)
+and, in the state bucket, the claim that reports a failed run once (see :mod:`shared.stages.export`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+
+from shared import log
+from shared.config import Config
+from shared.errors import PermanentError, RejectedInput, TransientError
+from shared.gcp import gcs
+from shared.gcp.bigquery import COMPRESSION, ExportResult
+from shared.layout import RunFolder, is_data_file
+from shared.manifest import Manifest, ManifestFile
+from shared.messages import TableExport
+
+logger = log.get_logger(__name__)
+
+FAILURE_CLAIM = "_export/failure.json"  # in the state bucket, under the run folder: reported once
+W = "table export"
+
+
+def shard_regex(pattern: str) -> re.Pattern[str]:
+    head, tail = pattern.split("*", 1)
+    return re.compile(re.escape(head) + r"\d{12}" + re.escape(tail) + r"\Z")
+
+
+def write_run_record(task: TableExport, bucket: str, folder: RunFolder, storage_client: Any | None) -> bool:
+    """True when the record was written now (the run's first attempt); False when an earlier
+    attempt wrote the same one. RejectedInput when another export holds the run id."""
+    if gcs.write_if_absent(bucket, folder.run_name, task.to_json(), "application/json", client=storage_client):
+        logger.info("run record written", object=folder.run_name)
+        return True
+    existing = gcs.read_bytes(bucket, folder.run_name, client=storage_client)
+    if existing is None:  # deleted between our write and read: nothing sane to do but retry
+        raise TransientError(f"gs://{bucket}/{folder.run_name} vanished while checking it")
+    try:
+        same = TableExport.from_json(existing) == task
+    except RejectedInput:
+        same = False
+    if not same:
+        raise RejectedInput(
+            f"{W}.run_id: {task.run_id!r} already names a different export in gs://{bucket}/{folder.run_name}; "
+            "a run id cannot be reused with other settings"
+        )
+    return False
+
+
+def manifest_in(bucket: str, folder: RunFolder, storage_client: Any | None) -> Manifest | None:
+    raw = gcs.read_bytes(bucket, folder.manifest_name, client=storage_client)
+    return Manifest.from_json(raw, folder.manifest_name) if raw is not None else None
+
+
+def claim_failure(config: Config, folder: RunFolder, exc: PermanentError, storage_client: Any | None) -> bool:
+    """True for the first report of this run's failure (duplicate completion events, redeliveries
+    and the sweep all see the failed job; one ``failed`` result is published)."""
+    body = json.dumps({"reason": str(exc)}).encode()
+    return gcs.write_if_absent(
+        config.state_bucket_name, folder.prefix + FAILURE_CLAIM, body, "application/json", client=storage_client
+    )
+
+
+def build_manifest(
+    task: TableExport, bucket: str, folder: RunFolder, pattern: str, result: ExportResult, storage_client: Any | None
+) -> Manifest:
+    """The manifest of a finished job: every data file as GCS lists it. Refuses an incomplete set."""
+    matcher = shard_regex(pattern)
+    listed = [
+        o
+        for o in gcs.list_prefix(bucket, folder.prefix, client=storage_client)
+        if "/" not in o.name[len(folder.prefix) :] and is_data_file(o.name[len(folder.prefix) :])
+    ]
+    files = [o for o in listed if matcher.match(o.name[len(folder.prefix) :])]
+    strays = sorted(o.name for o in listed if o not in files)
+    if strays:
+        logger.warning("run folder holds data files that are not this export's", objects=strays[:10])
+    if result.file_count is not None and len(files) < result.file_count:
+        raise TransientError(f"job {result.job_id} reports {result.file_count} files; only {len(files)} are listed yet")
+    if result.file_count is not None and len(files) > result.file_count:
+        raise PermanentError(
+            f"job {result.job_id} reports {result.file_count} files but {len(files)} match {pattern!r} in {folder.prefix}"
+        )
+    missing = sorted(set(result.sha1) - {o.name for o in files})
+    if missing:
+        raise TransientError(f"job {result.job_id} wrote {missing[0]} but it is not listed yet")
+    if not files:
+        raise PermanentError(
+            f"job {result.job_id} finished but no file matching {pattern!r} exists under {folder.prefix}"
+        )
+    return Manifest(
+        run_id=task.run_id,
+        source=task.source,
+        date=task.date.isoformat(),
+        bucket=bucket,
+        prefix=folder.prefix,
+        format=task.format,
+        compression=COMPRESSION[task.format],
+        file_name=task.file_name,
+        destinations=task.destinations,
+        job_id=result.job_id,
+        row_count=result.row_count,
+        schema=result.schema,
+        files=tuple(
+            ManifestFile(
+                name=o.name[len(folder.prefix) :],
+                object=o.name,
+                size=o.size,
+                md5=o.md5,
+                crc32c=o.crc32c,
+                generation=o.generation,
+                sha1=result.sha1.get(o.name) or o.metadata.get("sha1"),
+            )
+            for o in files
+        ),
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        extra={"file_pattern": pattern, "location": result.location},
+        fingerprint=result.fingerprint,
+    )
