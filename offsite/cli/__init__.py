@@ -10,6 +10,7 @@ from offsite.cli import (
     config_cmd,
     demo,
     dev,
+    dlq,
     drive,
     ingest,
     mirror,
@@ -32,6 +33,7 @@ app.add_typer(box.app, name="box", help="Browse the configured Box destination."
 app.add_typer(sftp.app, name="sftp", help="Operate on an SFTP partner's server.")
 app.add_typer(drive.app, name="drive", help="Browse a configured Google Drive destination.")
 app.add_typer(collect.app, name="collect", help="Collect files from partners' SFTP servers (status, ls, run).")
+app.add_typer(dlq.app, name="dlq")
 app.add_typer(config_cmd.app, name="config", help="Show and validate the configuration.")
 app.add_typer(mirror.app, name="mirror", help="GCS bucket mirrors: compare and reconcile (docs/mirror.md).")
 app.add_typer(ingest.app, name="ingest", help="SQLite → BigQuery incremental ingest.")

@@ -1,4 +1,4 @@
-"""Operations: ``offsite status``, ``offsite verify``, ``offsite dlq list|replay``.
+"""Operations: ``offsite status``, ``offsite verify`` (dead letters: :mod:`offsite.cli.dlq`).
 
 They use the same environment as the functions (``OFFSITE_CONFIG``, and on the local stack
 ``. .offsite/env`` for the emulators); ``--config`` picks another config file.
@@ -7,7 +7,6 @@ They use the same environment as the functions (``OFFSITE_CONFIG``, and on the l
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from typing import Annotated, Any
 
@@ -16,19 +15,13 @@ import typer
 from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line, print_published, print_table
 from shared.config import Config
-from shared.errors import OffsiteError
 from shared.messages import VerifyResult
-
-DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
-
-dlq_app = typer.Typer(no_args_is_help=True, help="Show and replay dead-lettered messages.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
     app.command("status")(status)
     app.command("verify")(verify)
-    app.add_typer(dlq_app, name="dlq")
 
 
 def parse_since(value: str) -> dt.timedelta:
@@ -255,157 +248,3 @@ def print_checks(checks: list[VerifyResult]) -> None:
             )
             for line in details:
                 print_line(line)
-
-
-# ---- dlq -----------------------------------------------------------------------------------
-
-
-def _dead_letter_subscriptions(only: str | None) -> list[Any]:
-    from shared.topology import subscriptions
-
-    subs = [s for s in subscriptions() if only in (None, s.name, s.dead_letter_topic, f"{s.dead_letter_topic}-sub")]
-    if not subs:
-        raise typer.BadParameter(f"{only!r} is not a subscription or dead-letter topic of shared.topology")
-    return subs
-
-
-def _pull(subscription: str, limit: int) -> list[Any]:
-    """Up to ``limit`` waiting messages, without waiting for more to arrive."""
-    from shared.gcp import clients, pubsub
-
-    path = clients.subscriber_client().subscription_path(clients.project(), subscription)
-    return pubsub.pull_waiting(path, limit)
-
-
-def _settle(subscription: str, ack_ids: list[str], *, ack: bool) -> None:
-    from shared.gcp import clients
-
-    if not ack_ids:
-        return
-    client = clients.subscriber_client()
-    path = client.subscription_path(clients.project(), subscription)
-    if ack:
-        client.acknowledge(request={"subscription": path, "ack_ids": ack_ids})
-    else:  # hand them back at once, so a listing does not hide them for the ack deadline
-        client.modify_ack_deadline(request={"subscription": path, "ack_ids": ack_ids, "ack_deadline_seconds": 0})
-
-
-SubscriptionOption = Annotated[
-    str | None, typer.Option("--subscription", "-s", help="One push subscription (or its DLQ).")
-]
-
-
-@dlq_app.command("list")
-def dlq_list(
-    subscription: SubscriptionOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Messages per dead-letter subscription.")] = 20,
-    as_json: JsonOption = False,
-    config: ConfigOption = None,
-) -> None:
-    """Dead-lettered messages per subscription (they stay in the dead-letter queue)."""
-    load_cli_config(config)
-    listing = []
-    for sub in _dead_letter_subscriptions(subscription):
-        pull_sub = f"{sub.dead_letter_topic}-sub"
-        received = _pull(pull_sub, limit)
-        _settle(pull_sub, [m.ack_id for m in received], ack=False)
-        for m in received:
-            msg = m.message
-            listing.append(
-                {
-                    "subscription": sub.name,
-                    "message_id": msg.message_id,
-                    "published": msg.publish_time.isoformat(),
-                    "attributes": dict(msg.attributes),
-                    "data": msg.data.decode("utf-8", "replace"),
-                }
-            )
-    if as_json:
-        print_json(listing)
-        return
-    if not listing:
-        print_line("no dead-lettered messages")
-        return
-    rows = [
-        [
-            item["subscription"],
-            item["message_id"],
-            item["published"],
-            item["attributes"].get(f"{DEAD_LETTER_PREFIX}SourceDeliveryCount"),
-            item["data"][:300],
-        ]
-        for item in listing
-    ]
-    print_table(("SUBSCRIPTION", "MESSAGE ID", "PUBLISHED", "ATTEMPTS", "DATA"), rows, right={"ATTEMPTS"})
-
-
-@dlq_app.command("replay")
-def dlq_replay(
-    subscription: SubscriptionOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Messages to replay per dead-letter subscription.")] = 100,
-    as_json: JsonOption = False,
-    config: ConfigOption = None,
-) -> None:
-    """Send dead-lettered messages again: Pub/Sub ones to their original topic (same data and
-    attributes); GCS ones by rewriting the object, which fires a fresh OBJECT_FINALIZE.
-    Exit 1 when a message could not be replayed (it stays in its dead-letter queue)."""
-    load_cli_config(config)
-    outcomes: list[dict[str, Any]] = []
-    for sub in _dead_letter_subscriptions(subscription):
-        pull_sub = f"{sub.dead_letter_topic}-sub"
-        done, left = [], []
-        for m in _pull(pull_sub, limit):
-            outcome = {"subscription": sub.name, "message_id": m.message.message_id}
-            try:
-                outcome |= {"replayed": True, "done": replay_one(sub, m.message)}
-                done.append(m.ack_id)
-            except OffsiteError as exc:
-                outcome |= {"replayed": False, "error": str(exc)}
-                left.append(m.ack_id)
-            outcomes.append(outcome)
-            if not as_json:
-                _print_replay(outcome)
-        _settle(pull_sub, done, ack=True)
-        _settle(pull_sub, left, ack=False)
-    kept = sum(not o["replayed"] for o in outcomes)
-    if as_json:
-        print_json({"replayed": len(outcomes) - kept, "kept": kept, "messages": outcomes})
-    else:
-        typer.echo(f"replayed {len(outcomes) - kept}, kept {kept}")
-    if kept:
-        raise typer.Exit(1)
-
-
-def _print_replay(outcome: dict[str, Any]) -> None:
-    where = f"{outcome['subscription']}  {outcome['message_id']}"
-    if outcome["replayed"]:
-        typer.echo(f"{where}: {outcome['done']}")
-    else:
-        typer.echo(f"{where}: kept in the dead-letter queue: {outcome['error']}", err=True)
-
-
-def replay_one(sub: Any, message: Any) -> str:
-    """Replay one dead-lettered message; returns what was done."""
-    from shared.errors import PermanentError
-    from shared.gcp import pubsub
-    from shared.verify.heal import HEAL_DESTINATION_KEY, rewrite
-
-    if sub.trigger.kind == "pubsub":
-        attributes = {k: v for k, v in message.attributes.items() if not k.startswith(DEAD_LETTER_PREFIX)}
-        new_id = pubsub.publish(sub.trigger.topic, bytes(message.data), **attributes)
-        return f"published again on {sub.trigger.topic} as {new_id}"
-    if sub.trigger.kind == "auditlog":  # a BigQuery job's completion: the finalize sweep re-checks every open run
-        from shared.topology import EXPORT_SWEEPS
-
-        new_id = pubsub.publish(EXPORT_SWEEPS, json.dumps({"sweep": True}).encode(), origin="dlq-replay")
-        return f"published a finalize sweep on {EXPORT_SWEEPS} as {new_id} (it finishes every run whose job is DONE)"
-    try:  # a GCS notification: the object resource as JSON, or at least its attributes
-        obj = json.loads(message.data or b"{}")
-    except ValueError:
-        obj = {}
-    bucket = obj.get("bucket") or message.attributes.get("bucketId")
-    name = obj.get("name") or message.attributes.get("objectId")
-    if not bucket or not name:
-        raise PermanentError("not a GCS notification (no bucket/name)")
-    generation = rewrite(bucket, name, {HEAL_DESTINATION_KEY: "", "offsite-replay-of": message.message_id})
-    return f"rewrote gs://{bucket}/{name} (generation {generation}): a new finalize event reaches every GCS-triggered function"
