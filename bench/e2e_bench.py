@@ -112,6 +112,7 @@ def measure_once(
             raise RuntimeError(f"run {run_id}: {bad[0].get('status')} at {bad[0].get('destination')}: {bad[0]}")
         return len(results()) >= tables * len(DESTINATIONS)
 
+    watch.forget()  # earlier runs' messages: every wait below would scan them
     baselines = {name: sampler.reset_peak() for name, sampler in samplers.items()}
     box = BoxApiServer.attach(watch.info.box.base_url)  # the stack's Box API, through its admin API
     box.clear_requests()
@@ -160,7 +161,7 @@ def measure_once(
         "verify_results": len(results()),
         "box_api_calls": box_calls,
     }
-    purge_run(watch.info.bucket, [f"exports/{dataset}/", "results/"], run_id)
+    purge_run((watch.info.bucket, watch.info.state_bucket), [f"exports/{dataset}/", "results/"], run_id)
     wall = t_verified - t0
     receipted = Counter((s.data.get("destination"), s.data.get("object")) for s in receipts)
     return {

@@ -180,6 +180,7 @@ def measure_pipeline_once(watch: Watch, tables: int, run_id: str, sampler: RssSa
             raise RuntimeError(f"run {run_id} was {rejected[0]['status']}: {rejected[0].get('reason')}")
         return len(created("_run.json")) >= tables
 
+    watch.forget()  # earlier runs' messages: every wait below would scan them
     baseline = sampler.reset_peak()
     t0 = time.time()
     pubsub.publish(EXPORT_REQUESTS, ExportRequest(dataset=dataset_name(tables), run_id=run_id))
@@ -203,7 +204,7 @@ def measure_pipeline_once(watch: Watch, tables: int, run_id: str, sampler: RssSa
     bad = [r.data for r in results() if r.data.get("status") != "in_sync"]
     if bad:
         raise RuntimeError(f"run {run_id}: {len(bad)} of {tables} table runs not in_sync, e.g. {bad[0]}")
-    purge_run(watch.info.bucket, [f"exports/{dataset_name(tables)}/", "results/"], run_id)
+    purge_run((watch.info.bucket, watch.info.state_bucket), [f"exports/{dataset_name(tables)}/", "results/"], run_id)
     return {
         "published_s": max(s.published for s in exports) - t0 if exports else math.nan,
         "started_s": started,

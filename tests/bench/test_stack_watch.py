@@ -1,0 +1,39 @@
+"""The benches' watch on the local stack's Pub/Sub emulator: what it keeps, and what it forgets."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from bench.stack_watch import Watch
+from devstack.stack import StackInfo
+from shared.gcp import pubsub
+from shared.topology import DELIVERIES, VERIFY_RESULTS
+
+
+def _publish(topic: str, run_id: str) -> str:
+    return pubsub.publish(topic, json.dumps({"run_id": run_id}).encode(), run_id=run_id)
+
+
+def _wait_for(watch: Watch, topic: str, count: int) -> None:
+    watch.wait(lambda: len(watch.select(topic)) >= count, 30, f"{count} messages on {topic}")
+
+
+def test_a_watch_keeps_each_topic_apart_and_forgets_earlier_runs(bare_stack_env: StackInfo) -> None:
+    with Watch(bare_stack_env, [VERIFY_RESULTS, DELIVERIES]) as watch:
+        time.sleep(0.5)  # streaming pulls open
+        _publish(VERIFY_RESULTS, "r1")
+        _publish(VERIFY_RESULTS, "r1")
+        _publish(DELIVERIES, "r1")
+        _wait_for(watch, VERIFY_RESULTS, 2)
+        _wait_for(watch, DELIVERIES, 1)
+        assert [s.data["run_id"] for s in watch.select(VERIFY_RESULTS)] == ["r1", "r1"]
+        assert [s.attributes["run_id"] for s in watch.select(DELIVERIES)] == ["r1"]
+
+        watch.forget()
+        assert watch.select(VERIFY_RESULTS) == [] and watch.select(DELIVERIES) == []
+
+        _publish(VERIFY_RESULTS, "r2")
+        _wait_for(watch, VERIFY_RESULTS, 1)
+        assert [s.data["run_id"] for s in watch.select(VERIFY_RESULTS, lambda s: s.data["run_id"] == "r2")] == ["r2"]
+        assert watch.select(DELIVERIES) == []
