@@ -9,6 +9,7 @@ are "peak − baseline", the memory the measured work itself needed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -32,11 +33,50 @@ REPO_ROOT = BENCH_DIR.parent
 # ---- a process tree's memory and CPU -------------------------------------------------------
 
 
+def _children_of(pid: int) -> list[int] | None:
+    """``pid``'s children as the kernel lists them per thread (``/proc/PID/task/TID/children``);
+    None where the kernel has no such file."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []  # gone
+    children: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                children.extend(int(c) for c in fh.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None
+        except OSError:
+            continue
+    return children
+
+
+def _descendants(root: psutil.Process) -> list[psutil.Process]:
+    """``root``'s live descendants. From the kernel's per-thread lists: psutil's
+    ``children(recursive=True)`` reads every process's stat to find them (20 ms a call among the
+    local stack's ~130 processes, against 1.4 ms), and at 50 samples a second that scan took a
+    fifth of a core from the stack being measured."""
+    found: list[psutil.Process] = []
+    todo = [root.pid]
+    while todo:
+        children = _children_of(todo.pop())
+        if children is None:
+            return list(root.children(recursive=True))
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                found.append(psutil.Process(child))
+                todo.append(child)
+    return found
+
+
 def _tree_sum(pid: int, of: Callable[[psutil.Process], float]) -> float:
     """``of(process)`` summed over ``pid`` and its live descendants (processes that vanish count 0)."""
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        procs = [root, *_descendants(root)]
     except psutil.NoSuchProcess:
         return 0.0
     total = 0.0

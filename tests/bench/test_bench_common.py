@@ -198,3 +198,38 @@ def test_epoch_reads_gcs_and_pubsub_timestamps() -> None:
     assert stack_watch.epoch("1970-01-01T00:00:01.500000Z") == pytest.approx(1.5)
     assert stack_watch.epoch("1970-01-01T00:00:02Z") == pytest.approx(2.0)
     assert stack_watch.epoch(dt.datetime(1970, 1, 1, 0, 0, 3, tzinfo=dt.UTC)) == pytest.approx(3.0)
+
+
+def test_tree_rss_counts_children_and_grandchildren_and_children_of_other_threads() -> None:
+    import subprocess
+
+    import psutil
+
+    # A Python parent that starts one child from its main thread and one from another thread;
+    # the first child starts a grandchild. The kernel lists each thread's children apart.
+    sleep = "import time; time.sleep(60)"
+    with_grandchild = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {sleep!r}])"
+    script = "\n".join(
+        [
+            "import subprocess, sys, threading, time",
+            f"a = subprocess.Popen([sys.executable, '-c', {with_grandchild!r}])",
+            f"t = threading.Thread(target=lambda: subprocess.run([sys.executable, '-c', {sleep!r}]))",
+            "t.start(); time.sleep(60)",
+        ]
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        root = psutil.Process(parent.pid)
+        deadline = time.monotonic() + 30
+        while len(root.children(recursive=True)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        expected = {p.pid for p in root.children(recursive=True)}
+        assert len(expected) == 3
+        assert {p.pid for p in children._descendants(root)} == expected
+        everyone = [root, *(psutil.Process(pid) for pid in expected)]
+        assert children.tree_rss(parent.pid) == pytest.approx(sum(p.memory_info().rss for p in everyone), rel=0.05)
+    finally:
+        for proc in [*psutil.Process(parent.pid).children(recursive=True), psutil.Process(parent.pid)]:
+            proc.kill()
+        parent.wait(timeout=30)
+    assert children.tree_rss(parent.pid) == 0
