@@ -161,7 +161,7 @@ def measure_once(
         "verify_results": len(results()),
         "box_api_calls": box_calls,
     }
-    purge_run((watch.info.bucket, watch.info.state_bucket), [f"exports/{dataset}/", "results/"], run_id)
+    purge_run(watch.info, [f"exports/{dataset}/", "results/"], run_id)
     wall = t_verified - t0
     receipted = Counter((s.data.get("destination"), s.data.get("object")) for s in receipts)
     return {

@@ -204,7 +204,7 @@ def measure_pipeline_once(watch: Watch, tables: int, run_id: str, sampler: RssSa
     bad = [r.data for r in results() if r.data.get("status") != "in_sync"]
     if bad:
         raise RuntimeError(f"run {run_id}: {len(bad)} of {tables} table runs not in_sync, e.g. {bad[0]}")
-    purge_run((watch.info.bucket, watch.info.state_bucket), [f"exports/{dataset_name(tables)}/", "results/"], run_id)
+    purge_run(watch.info, [f"exports/{dataset_name(tables)}/", "results/"], run_id)
     return {
         "published_s": max(s.published for s in exports) - t0 if exports else math.nan,
         "started_s": started,

@@ -37,3 +37,30 @@ def test_a_watch_keeps_each_topic_apart_and_forgets_earlier_runs(bare_stack_env:
         _wait_for(watch, VERIFY_RESULTS, 1)
         assert [s.data["run_id"] for s in watch.select(VERIFY_RESULTS, lambda s: s.data["run_id"] == "r2")] == ["r2"]
         assert watch.select(DELIVERIES) == []
+
+
+def test_purging_a_run_deletes_its_objects_and_the_folders_fake_gcs_leaves(bare_stack_env: StackInfo) -> None:
+    from bench.stack_watch import purge_run
+    from shared.gcp import clients
+
+    info = bare_stack_env
+    client = clients.storage_client()
+    names = {
+        run: [f"exports/purge_ds/t1/20261204/{run}/_run.json", f"results/20261204/{run}/sftp:local/x.json"]
+        for run in ("purge-r1", "purge-r2")
+    }
+    for bucket in (info.bucket, info.state_bucket):
+        for run_names in names.values():
+            for name in run_names:
+                client.bucket(bucket).blob(name).upload_from_string(b"{}")
+
+    assert purge_run(info, ["exports/purge_ds/", "results/"], "purge-r1") == 4
+
+    for bucket in (info.bucket, info.state_bucket):
+        left = {b.name for b in client.list_blobs(bucket, prefix="exports/purge_ds/")}
+        left |= {b.name for b in client.list_blobs(bucket, prefix="results/20261204/purge-")}
+        assert left == set(names["purge-r2"])
+        tree = info.root / "gcs" / bucket
+        folders = {p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_dir()}
+        assert not any("purge-r1" in f for f in folders)  # no empty folder of the run is left
+        assert "exports/purge_ds/t1/20261204/purge-r2" in folders
