@@ -278,6 +278,11 @@ def _me() -> str:
 PUBSUB_JVM_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 
+def gcs_root(root: Path) -> Path:
+    """fake-gcs-server's filesystem backend under a stack's root: one folder per bucket."""
+    return root / "gcs"
+
+
 def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
     p, root, py = plan.ports, plan.root, sys.executable
     url = "http://127.0.0.1:{}".format
@@ -299,7 +304,6 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
             dict(os.environ),
         ),
     )
-    gcs_root = root / "gcs"
     add(
         "gcs",
         Launch(
@@ -308,7 +312,7 @@ def _add_launches(plan: Plan, sshd_path: Path | None) -> None:
             [
                 str(binaries.fake_gcs_server()),
                 *("-scheme", "http", "-host", "127.0.0.1", "-port", str(p["gcs"])),
-                *("-external-url", url(p["gcs"]), "-backend", "filesystem", "-filesystem-root", str(gcs_root)),
+                *("-external-url", url(p["gcs"]), "-backend", "filesystem", "-filesystem-root", str(gcs_root(root))),
                 *("-event.pubsub-project-id", plan.config.project, "-event.pubsub-topic", GCS_NOTIFICATIONS),
                 # Every bucket's events: the relay forwards those of the exports and mirrored buckets.
                 *("-event.list", "finalize,delete,metadataUpdate"),

@@ -41,6 +41,7 @@ def test_a_watch_keeps_each_topic_apart_and_forgets_earlier_runs(bare_stack_env:
 
 def test_purging_a_run_deletes_its_objects_and_the_folders_fake_gcs_leaves(bare_stack_env: StackInfo) -> None:
     from bench.stack_watch import purge_run
+    from devstack.plan import gcs_root
     from shared.gcp import clients
 
     info = bare_stack_env
@@ -60,7 +61,7 @@ def test_purging_a_run_deletes_its_objects_and_the_folders_fake_gcs_leaves(bare_
         left = {b.name for b in client.list_blobs(bucket, prefix="exports/purge_ds/")}
         left |= {b.name for b in client.list_blobs(bucket, prefix="results/20261204/purge-")}
         assert left == set(names["purge-r2"])
-        tree = info.root / "gcs" / bucket
+        tree = gcs_root(info.root) / bucket
         folders = {p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_dir()}
         assert not any("purge-r1" in f for f in folders)  # no empty folder of the run is left
         assert "exports/purge_ds/t1/20261204/purge-r2" in folders
