@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from shared import log
 from shared.config import SftpPartner
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
+from shared.destinations.sftp.files import mkdirs, remove_if_there
 from shared.destinations.sftp.pool import SessionPool, pool_for
 from shared.destinations.sftp.reader import PipelinedReader
 
@@ -107,14 +108,11 @@ class SftpSource:
         """Move the file to ``folder``/``name`` (folders created if missing); an existing file there is replaced."""
         source, target = self.path_of(name), posixpath.join(folder, name)
         with self._session("moving", source) as session:
-            _mkdirs(session, posixpath.dirname(target))  # a file of a subfolder keeps its relative path
+            mkdirs(session, posixpath.dirname(target))  # a file of a subfolder keeps its relative path
             if "posix-rename@openssh.com" in session.extensions and self.partner.posix_rename:
                 session.sftp.posix_rename(source, target)
             else:
-                try:
-                    session.sftp.remove(target)
-                except FileNotFoundError:
-                    pass
+                remove_if_there(session, target)
                 session.sftp.rename(source, target)
         return target
 
@@ -122,27 +120,7 @@ class SftpSource:
         """Remove the file; one already gone is fine."""
         path = self.path_of(name)
         with self._session("deleting", path) as session:
-            try:
-                session.sftp.remove(path)
-            except FileNotFoundError:
-                pass
+            remove_if_there(session, path)
 
     def close(self) -> None:
         """Idle sessions stay in the process's pool (warm instances reuse them)."""
-
-
-def _mkdirs(session: SftpSession, folder: str) -> None:
-    missing: list[str] = []
-    current = folder
-    while current not in ("", "/"):
-        try:
-            session.sftp.lstat(current)
-            break
-        except FileNotFoundError:
-            missing.append(current)
-            current = posixpath.dirname(current)
-    for path in reversed(missing):
-        try:
-            session.sftp.mkdir(path)
-        except OSError:
-            session.sftp.lstat(path)  # made by someone else meanwhile; anything else raises

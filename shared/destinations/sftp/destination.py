@@ -21,12 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-import stat as statmod
-import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Self, Unpack
-
-from paramiko.sftp import CMD_EXTENDED, SFTP_OK, SFTP_PERMISSION_DENIED
 
 from shared.config import Config, SftpPartner
 from shared.destinations.base import (
@@ -43,7 +39,19 @@ from shared.destinations.base import (
     folder_path,
     normalize_path,
 )
-from shared.destinations.sftp.connect import SFTP_OP_UNSUPPORTED, SftpSession, raw_request, sftp_errors, status_of
+from shared.destinations.sftp.connect import SftpSession
+from shared.destinations.sftp.files import (
+    STALE_PROBE_S,
+    attrs_of,
+    claim_partial,
+    is_file,
+    is_folder,
+    mkdirs,
+    publish,
+    remove_if_there,
+    remove_quietly,
+    walk,
+)
 from shared.destinations.sftp.hashing import remote_sha1
 from shared.destinations.sftp.pool import SessionPool, pool_for
 from shared.destinations.sftp.reader import PipelinedReader, read_sha1
@@ -51,7 +59,6 @@ from shared.destinations.sftp.remove import remove_tree
 from shared.destinations.sftp.resume import RESTART, Keep, PartialState, proven_prefix
 from shared.destinations.sftp.stream import (
     ChunkFeeder,
-    OpenRefused,
     StaleResume,
     Streamed,
     close_handle,
@@ -63,7 +70,6 @@ from shared.ids import DestinationId
 from shared.log import get_logger
 
 log = get_logger(__name__)
-STALE_PROBE_S = 3.0  # a .partial whose size and mtime do not move for this long is a leftover
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller files are not worth extra connections
 
 
@@ -134,8 +140,8 @@ class SftpDestination(PutViaResumable):
         final = self.remote_path(rel)
         partial = final + self.partner.partial_suffix
         with self.pool.session() as session:
-            existing = self._lstat(session, final)
-            if existing is not None and statmod.S_ISDIR(existing.st_mode or 0):
+            existing = attrs_of(session, final)
+            if is_folder(existing):
                 raise PermanentError(f"{self.name}: cannot write {final}: a folder is there")
             same_size = existing is not None and existing.st_size == size
             there: str | None = None  # SHA-1 of the existing same-size file, once known
@@ -143,7 +149,7 @@ class SftpDestination(PutViaResumable):
                 there = self._existing_sha1(session, rel, final, existing, ledger)
                 if there == sha1:
                     return PutResult(rel, size, sha1, "unchanged")
-            self._mkdirs(session, posixpath.dirname(final))
+            mkdirs(session, posixpath.dirname(final))
             state = PartialState.from_dict(resume, partial)
             keep: Keep | PartialState = RESTART
             if state is not None:
@@ -155,14 +161,14 @@ class SftpDestination(PutViaResumable):
                 log.info(
                     "out of time; partial file kept for the next invocation", remote_path=partial, **_sizes(streamed)
                 )
-                now = self._lstat(session, partial)
+                now = attrs_of(session, partial)
                 mtime = int(now.st_mtime or 0) if now is not None else -1
                 done = PartialState(partial, streamed.size, streamed.sha1, mtime, streamed.blocks).to_dict()
                 return Progress(state=done, bytes_done=streamed.size, bytes_sent=streamed.sent)
             if same_size:
                 there = there or self._existing_sha1(session, rel, final, existing, ledger)
                 if there == streamed.sha1:
-                    self._remove_quietly(session, partial)
+                    remove_quietly(session, partial)
                     ledger.remember(rel, LedgerEntry(size, int(existing.st_mtime or 0), streamed.sha1))
                     return PutResult(rel, size, streamed.sha1, "unchanged")
             if self.hashes:
@@ -172,11 +178,11 @@ class SftpDestination(PutViaResumable):
                         f"{self.name}: {partial} has SHA-1 {served} on the server, sent {streamed.sha1}"
                     )
             try:
-                self._publish(session, partial, final, replace=existing is not None)
+                publish(session, partial, final, posix_rename=self.partner.posix_rename, replace=existing is not None)
             except PermanentError:
-                self._remove_quietly(session, partial)
+                remove_quietly(session, partial)
                 raise
-            published = self._lstat(session, final)
+            published = attrs_of(session, final)
             mtime = int(published.st_mtime or 0) if published is not None else 0
             ledger.remember(rel, LedgerEntry(size, mtime, streamed.sha1))
         log.info("sftp file published", remote_path=final, size=size, sha1=streamed.sha1, replaced=existing is not None)
@@ -186,8 +192,8 @@ class SftpDestination(PutViaResumable):
         rel = normalize_path(path)
         full = self.remote_path(rel)
         with self.pool.session() as session:
-            attrs = self._lstat(session, full)
-            if attrs is None or not statmod.S_ISREG(attrs.st_mode or 0):
+            attrs = attrs_of(session, full)
+            if not is_file(attrs):
                 return None
             size = int(attrs.st_size or 0)
             digest = remote_sha1(session, self.partner.hashing, [full], size)[full] if self.hashes else None
@@ -196,9 +202,8 @@ class SftpDestination(PutViaResumable):
     def list(self, prefix: str = "") -> Iterator[RemoteFile]:
         rel = normalize_path(prefix)
         with self.pool.session() as session:
-            top = self._lstat(session, self.remote_path(rel))
-            is_folder = top is not None and statmod.S_ISDIR(top.st_mode or 0)
-            files = sorted(self._walk(session, self.remote_path(rel), rel)) if is_folder else []
+            top = attrs_of(session, self.remote_path(rel))
+            files = sorted(walk(session, self.remote_path(rel), rel)) if is_folder(top) else []
             digests: dict[str, str] = {}
             if self.hashes and files:
                 full = [self.remote_path(p) for p, _ in files]
@@ -208,11 +213,8 @@ class SftpDestination(PutViaResumable):
 
     def delete(self, path: str) -> None:
         full = self.remote_path(normalize_path(path))
-        with self.pool.session() as session, sftp_errors(self.partner_name, "deleting", full):
-            try:
-                session.sftp.remove(full)
-            except FileNotFoundError:
-                pass
+        with self.pool.session() as session:
+            remove_if_there(session, full)
 
     def delete_folder(self, path: str, *, recursive: bool = True) -> bool:
         full = self.remote_path(folder_path(path))
@@ -224,17 +226,17 @@ class SftpDestination(PutViaResumable):
         replaced as ``put`` replaces); False when there is no file at ``path``."""
         src, dst = self.remote_path(normalize_path(path)), self.remote_path(normalize_path(to))
         with self.pool.session() as session:
-            attrs = self._lstat(session, src)
-            if attrs is None or not statmod.S_ISREG(attrs.st_mode or 0):
+            attrs = attrs_of(session, src)
+            if not is_file(attrs):
                 return False
-            self._mkdirs(session, posixpath.dirname(dst))
-            self._publish(session, src, dst, replace=True)
+            mkdirs(session, posixpath.dirname(dst))
+            publish(session, src, dst, posix_rename=self.partner.posix_rename, replace=True)
         return True
 
     def mkdirs(self, path: str) -> None:
         full = self.remote_path(normalize_path(path))
         with self.pool.session() as session:
-            self._mkdirs(session, full)
+            mkdirs(session, full)
 
     def open(self, path: str) -> BinaryIO:
         """The file's bytes as a stream (READ requests pipelined); close it to free the session."""
@@ -248,66 +250,6 @@ class SftpDestination(PutViaResumable):
         return reader  # type: ignore[return-value]
 
     # ---- steps -----------------------------------------------------------------------------
-
-    def _lstat(self, session: SftpSession, full: str) -> Any:
-        with sftp_errors(self.partner_name, "stat", full):
-            try:
-                return session.sftp.stat(full)
-            except FileNotFoundError:
-                return None
-
-    def _walk(self, session: SftpSession, folder: str, rel: str) -> Iterator[tuple[str, int]]:
-        with sftp_errors(self.partner_name, "listing", folder):
-            try:
-                entries = session.sftp.listdir_attr(folder)
-            except FileNotFoundError:
-                return
-        for entry in entries:
-            child = posixpath.join(rel, entry.filename) if rel else entry.filename
-            mode = entry.st_mode or 0
-            if statmod.S_ISDIR(mode):
-                yield from self._walk(session, posixpath.join(folder, entry.filename), child)
-            elif statmod.S_ISREG(mode):  # .partial leftovers included: verify names them
-                yield child, int(entry.st_size or 0)
-
-    def _mkdirs(self, session: SftpSession, full: str) -> None:
-        """Create ``full`` and missing parents; another writer creating them at the same time is fine."""
-        missing: list[str] = []
-        probe = full
-        while probe not in ("/", ""):
-            attrs = self._lstat(session, probe)
-            if attrs is not None:
-                if not statmod.S_ISDIR(attrs.st_mode or 0):
-                    raise PermanentError(f"{self.name}: cannot create folder {full}: {probe} is a file")
-                break
-            missing.append(probe)
-            probe = posixpath.dirname(probe)
-        for folder in reversed(missing):
-            with sftp_errors(self.partner_name, "creating folder", folder):
-                try:
-                    session.sftp.mkdir(folder)
-                except OSError:
-                    attrs = self._lstat(session, folder)
-                    if attrs is not None and statmod.S_ISDIR(attrs.st_mode or 0):
-                        continue  # created by a concurrent writer
-                    raise
-
-    def _claim_partial(self, session: SftpSession, partial: str) -> bytes:
-        """An exclusive, empty ``partial``; a leftover of a dead attempt is removed first."""
-        for _ in range(3):
-            try:
-                return open_for_write(session, partial, create=True, exclusive=True)
-            except OpenRefused as refused:
-                before = self._lstat(session, partial)
-                if before is None:
-                    raise TransientError(f"{self.name}: cannot create {partial} ({refused})") from None
-            time.sleep(STALE_PROBE_S)
-            after = self._lstat(session, partial)
-            if after is not None and (after.st_size, after.st_mtime) != (before.st_size, before.st_mtime):
-                raise TransientError(f"{self.name}: another delivery is writing {partial}; retrying later")
-            log.info("taking over a leftover partial file", remote_path=partial, size=before.st_size)
-            self._remove_quietly(session, partial)
-        raise TransientError(f"{self.name}: could not claim {partial}; retrying later")
 
     def _write_partial(
         self,
@@ -325,7 +267,7 @@ class SftpDestination(PutViaResumable):
         the partial (StaleResume: the retry starts over)."""
         dropped = False  # the resumed prefix did not match the source: the partial goes
         fresh = start.offset == 0
-        handle = self._claim_partial(session, partial) if fresh else open_for_write(session, partial, create=False)
+        handle = claim_partial(session, partial) if fresh else open_for_write(session, partial, create=False)
         extra = []
         if self.partner.connections_per_file > 1 and size >= PARALLEL_MIN_BYTES:
             extra = self.pool.acquire_extra(self.partner.connections_per_file - 1)
@@ -335,16 +277,7 @@ class SftpDestination(PutViaResumable):
             for helper in extra:
                 handles.append(open_for_write(helper, partial, create=False))
                 sessions.append(helper)
-            feeder = ChunkFeeder(
-                source,
-                size,
-                what=f"{self.name}: {partial}",
-                skip_to=start.offset,
-                prefix_sha1=start.sha1,
-                prefix_blocks=start.blocks,
-                deadline=deadline,
-            )
-            feeder.start()
+            feeder = _started_feeder(source, size, f"{self.name}: {partial}", start, deadline)
             try:
                 streamed = stream_to_handles(sessions, handles, partial, feeder)
             except StaleResume:
@@ -364,8 +297,8 @@ class SftpDestination(PutViaResumable):
             for helper in extra:
                 self.pool.release(helper, healthy)
             if not healthy and session.alive() and (fresh or dropped):
-                self._remove_quietly(session, partial)  # a resumed one stays: its checkpoint still holds
-        written = self._lstat(session, partial)
+                remove_quietly(session, partial)  # a resumed one stays: its checkpoint still holds
+        written = attrs_of(session, partial)
         if written is None or written.st_size != streamed.size:
             got = None if written is None else written.st_size
             raise TransientError(f"{self.name}: {partial} has {got} bytes on the server after writing {streamed.size}")
@@ -381,32 +314,21 @@ class SftpDestination(PutViaResumable):
         log.info("hashing the existing remote file by download (no server hash, no ledger entry)", remote_path=final)
         return read_sha1(session, final)
 
-    def _publish(self, session: SftpSession, partial: str, final: str, *, replace: bool) -> None:
-        with sftp_errors(self.partner_name, "publishing", final):
-            if self.partner.posix_rename:
-                code, text = status_of(
-                    *raw_request(session.sftp, CMD_EXTENDED, "posix-rename@openssh.com", partial, final)
-                )
-                if code == SFTP_OK:
-                    return
-                if code == SFTP_OP_UNSUPPORTED:
-                    raise PermanentError(
-                        f"{self.name}: the server does not support posix-rename@openssh.com; "
-                        f"set destinations.sftp.{self.partner_name}.posix_rename: false"
-                    )
-                if code == SFTP_PERMISSION_DENIED:
-                    raise PermanentError(f"{self.name}: permission denied renaming {partial} to {final}")
-                raise TransientError(f"{self.name}: renaming {partial} to {final} failed (SFTP status {code}: {text})")
-            if replace:
-                try:
-                    session.sftp.remove(final)
-                except FileNotFoundError:
-                    pass
-            session.sftp.rename(partial, final)
 
-    def _remove_quietly(self, session: SftpSession, path: str) -> None:
-        with contextlib.suppress(Exception):  # tidying up; a leftover partial is taken over next time
-            session.sftp.remove(path)
+def _started_feeder(source: ByteStream, size: int, what: str, start: Keep, deadline: float | None) -> ChunkFeeder:
+    """A reader thread feeding ``source`` from ``start.offset`` (its prefix checked against
+    ``start``'s hashes) until ``deadline``."""
+    feeder = ChunkFeeder(
+        source,
+        size,
+        what=what,
+        skip_to=start.offset,
+        prefix_sha1=start.sha1,
+        prefix_blocks=start.blocks,
+        deadline=deadline,
+    )
+    feeder.start()
+    return feeder
 
 
 def _sizes(streamed: Streamed) -> dict[str, int]:
