@@ -32,7 +32,7 @@ from bench.children import RssSampler, machine_cpu_s, tree_cpu_s
 from bench.common import MB, MIN_RUNS, Row, median
 from bench.overlap import TARGET_FACTOR, Overlap, measure_alone, median_overlap
 from bench.stack_watch import Watch, epoch, purge_run, stack_env
-from devstack.plan import AUDIT_LOG_TOPIC
+from devstack.launches import AUDIT_LOG_TOPIC
 
 DATASET = "bench_e2e"
 TABLES = 10

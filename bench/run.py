@@ -161,7 +161,7 @@ class SharedStack:
         if self.info is None:
             import yaml
 
-            from devstack.plan import ENV_BQ_MEMORY_LIMIT
+            from devstack.launches import ENV_BQ_MEMORY_LIMIT
             from devstack.stack import start_stack, stop_stack
 
             os.environ.setdefault(ENV_BQ_MEMORY_LIMIT, BQ_MEMORY_LIMIT)

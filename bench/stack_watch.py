@@ -151,7 +151,7 @@ def purge_run(info: Any, prefixes: Sequence[str], run_id: str) -> int:
     the whole bucket's tree (~12 µs an object: 18 ms at 1,000, 205 ms at 16,000) and never removes
     a folder its deletes emptied: 4,000 objects deleted still cost 175 ms a listing, against 1.6 ms
     for an empty bucket. Without both, each run of a bench is slower than the one before."""
-    from devstack.plan import gcs_root
+    from devstack.launches import gcs_root
     from shared.gcp import clients
 
     client = clients.storage_client()

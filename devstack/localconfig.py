@@ -42,7 +42,6 @@ def generated(
     app_db: Path | None = None,
 ) -> dict[str, Any]:
     """The stack's config; ``drive``: destination ``drive:reports`` (devstack.drivestack), if started."""
-    box = f"http://127.0.0.1:{box_port}"
     raw: dict[str, Any] = {
         "project": PROJECT,
         "bucket": BUCKET,
@@ -65,43 +64,10 @@ def generated(
             }
         ],
         "buckets": [{"name": MIRRORED_BUCKET, "destinations": ["box", "sftp:local"], "delete": "mirror"}],
-        "destinations": {
-            "box": {
-                "base_url": box,
-                "upload_url": f"{box}/api",
-                "oauth_url": f"{box}/oauth2",
-                "root_folder_id": "0",
-                "auth": {"method": "developer_token", "developer_token": box_token},
-            },
-            "sftp": {
-                "local": {
-                    "host": "127.0.0.1",
-                    "port": sftp_port,
-                    "username": sftp_user,
-                    "private_key": f"file:{sftp_key}",
-                    "known_hosts": f"file:{known_hosts}",
-                    "directory": str(sftp_directory.absolute()),
-                }
-            },
-        },
+        "destinations": _destinations(box_port, box_token, sftp_port, sftp_user, sftp_key, known_hosts, sftp_directory),
         # The stack's sshd doubles as a partner whose outbox is collected into Box (docs/collect.md);
         # `offsite dev seed` puts sample files there (devstack/collect_seed.py).
-        "collect": {
-            "jobs": [
-                {
-                    "name": COLLECT_JOB,
-                    "partner": "local",
-                    "directory": str((sftp_directory / COLLECT_OUTBOX).absolute()),
-                    "include": ["*.csv"],
-                    "destinations": ["box"],
-                    "schedule": "0 6 * * *",
-                    "time_zone": "America/New_York",
-                    "calendar": {"holidays": ["2026-12-25", "2027-01-01"]},
-                    "post_action": "move",
-                    "processed_dir": str((sftp_directory / COLLECT_PROCESSED).absolute()),
-                }
-            ]
-        },
+        "collect": {"jobs": [_collect_job(sftp_directory)]},
         "alerts": {"slack_webhook_url": f"http://127.0.0.1:{webhook_port}/hook"},
         "pubsub": {"max_delivery_attempts": 5, "minimum_backoff_s": 1, "maximum_backoff_s": 10},
         "verify": {"deadline_minutes": 120},
@@ -117,6 +83,54 @@ def generated(
             "tables": {"chat_history": {"mode": "append"}, "users": {"hashed_columns": ["api_key"], "lag_s": 0}},
         }
     return raw
+
+
+def _destinations(
+    box_port: int,
+    box_token: str,
+    sftp_port: int,
+    sftp_user: str,
+    sftp_key: Path,
+    known_hosts: Path,
+    sftp_directory: Path,
+) -> dict[str, Any]:
+    """``box`` (the stack's Box API server) and ``sftp:local`` (its sshd)."""
+    box = f"http://127.0.0.1:{box_port}"
+    return {
+        "box": {
+            "base_url": box,
+            "upload_url": f"{box}/api",
+            "oauth_url": f"{box}/oauth2",
+            "root_folder_id": "0",
+            "auth": {"method": "developer_token", "developer_token": box_token},
+        },
+        "sftp": {
+            "local": {
+                "host": "127.0.0.1",
+                "port": sftp_port,
+                "username": sftp_user,
+                "private_key": f"file:{sftp_key}",
+                "known_hosts": f"file:{known_hosts}",
+                "directory": str(sftp_directory.absolute()),
+            }
+        },
+    }
+
+
+def _collect_job(sftp_directory: Path) -> dict[str, Any]:
+    """The job collecting ``sftp:local``'s outbox into Box on weekdays that are not holidays."""
+    return {
+        "name": COLLECT_JOB,
+        "partner": "local",
+        "directory": str((sftp_directory / COLLECT_OUTBOX).absolute()),
+        "include": ["*.csv"],
+        "destinations": ["box"],
+        "schedule": "0 6 * * *",
+        "time_zone": "America/New_York",
+        "calendar": {"holidays": ["2026-12-25", "2027-01-01"]},
+        "post_action": "move",
+        "processed_dir": str((sftp_directory / COLLECT_PROCESSED).absolute()),
+    }
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from pathlib import Path
 from devstack import health, procs, relay
 from devstack import state as stack_state
 from devstack.errors import StackError
-from devstack.plan import AUDIT_LOG_TOPIC, GCS_NOTIFICATIONS, MARKER, Launch, Plan, make_plan
+from devstack.launches import AUDIT_LOG_TOPIC, GCS_NOTIFICATIONS, Launch
+from devstack.plan import MARKER, Plan, make_plan
 from devstack.pubsub_admin import PubSubAdmin, PushRetry
 from devstack.push import routes as push_routes
 from devstack.push import supervisor

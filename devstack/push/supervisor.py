@@ -23,7 +23,8 @@ from pathlib import Path
 from devstack import health, procs
 from devstack import state as stack_state
 from devstack.errors import StackError
-from devstack.plan import COMPONENT, MARKER, Launch
+from devstack.launches import Launch
+from devstack.plan import COMPONENT, MARKER
 from devstack.push.dispatcher import log_event
 from devstack.state import ComponentInfo, StackInfo
 

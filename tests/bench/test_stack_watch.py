@@ -41,7 +41,7 @@ def test_a_watch_keeps_each_topic_apart_and_forgets_earlier_runs(bare_stack_env:
 
 def test_purging_a_run_deletes_its_objects_and_the_folders_fake_gcs_leaves(bare_stack_env: StackInfo) -> None:
     from bench.stack_watch import purge_run
-    from devstack.plan import gcs_root
+    from devstack.launches import gcs_root
     from shared.gcp import clients
 
     info = bare_stack_env

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from devstack.plan import AUDIT_LOG_TOPIC
+from devstack.launches import AUDIT_LOG_TOPIC
 from shared.gcp.bigquery import BigQueryWarehouse, ExportJob, ExportResult, job_id_for
 from shared.gcp.fingerprint_job import fingerprint_job_id
 from shared.stages.export import export_table, run_export

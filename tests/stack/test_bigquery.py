@@ -124,15 +124,15 @@ def test_a_long_export_finishes_through_the_stacks_audit_log_event(
 
 def test_bqemulator_storage_follows_the_memory_limit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from devstack.errors import StackError
-    from devstack.plan import ENV_BQ_MEMORY_LIMIT, _bigquery_storage
+    from devstack.launches import ENV_BQ_MEMORY_LIMIT, bigquery_storage
 
     monkeypatch.delenv(ENV_BQ_MEMORY_LIMIT, raising=False)
-    assert _bigquery_storage(tmp_path) == ["--ephemeral"]
+    assert bigquery_storage(tmp_path) == ["--ephemeral"]
     monkeypatch.setenv(ENV_BQ_MEMORY_LIMIT, "4GB")
-    assert _bigquery_storage(tmp_path) == ["--persistent", "--data-dir", str(tmp_path / "duckdb")]
+    assert bigquery_storage(tmp_path) == ["--persistent", "--data-dir", str(tmp_path / "duckdb")]
     monkeypatch.setenv(ENV_BQ_MEMORY_LIMIT, "lots")
     with pytest.raises(StackError, match="OFFSITE_DEV_BQ_MEMORY_LIMIT='lots' is not a size"):
-        _bigquery_storage(tmp_path)
+        bigquery_storage(tmp_path)
 
 
 def test_a_memory_limit_caps_a_file_backed_duckdb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import uuid
 
 import psutil
 
-from devstack.plan import AUDIT_LOG_TOPIC, REPO
+from devstack.launches import AUDIT_LOG_TOPIC, REPO
 from devstack.state import StackInfo
 from shared import topology
 
