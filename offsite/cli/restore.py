@@ -58,15 +58,7 @@ def restore(
     from shared.restore.stage import DamagedFile
 
     cfg = load_cli_config(config)
-    try:
-        as_of = dt.date.fromisoformat(date) if date else None
-    except ValueError:
-        typer.echo(f"error: restore --date: {date!r} is not a date (expected YYYY-MM-DD)", err=True)
-        raise typer.Exit(2) from None
-    for option, value in (("--to", to), ("--staging-bucket", staging_bucket)):
-        if not value:
-            typer.echo(f"error: restore {option} is required", err=True)
-            raise typer.Exit(2)
+    as_of = _checked_inputs(date, to=to, staging_bucket=staging_bucket)
     try:
         with factory.opened(source, cfg) as destination:
             plan = restoring.plan(
@@ -92,6 +84,19 @@ def restore(
     _show(summary, as_json, "restored")
     if result.proof is not None and not result.proof.equal:
         raise typer.Exit(1)
+
+
+def _checked_inputs(date: str | None, *, to: str, staging_bucket: str) -> dt.date | None:
+    """The --date as a date; exit 2 naming the option when it is no date or a required one is empty."""
+    for option, value in (("--to", to), ("--staging-bucket", staging_bucket)):
+        if not value:
+            typer.echo(f"error: restore {option} is required", err=True)
+            raise typer.Exit(2)
+    try:
+        return dt.date.fromisoformat(date) if date else None
+    except ValueError:
+        typer.echo(f"error: restore --date: {date!r} is not a date (expected YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
 
 
 def _show(summary: dict, as_json: bool, verb: str) -> None:

@@ -154,16 +154,9 @@ def run_export(
         logger.info("run already complete; manifest exists", manifest=folder.manifest_name)
         return done
     pattern = file_pattern(task)
-    source: TableRef | DatedQuery
-    if task.source.mode == "table":
-        source = TableRef(task.source.project, task.source.dataset or "", task.source.table or "")
-    else:
-        entry = config.export(task.source.export or "")
-        assert entry is not None
-        source = DatedQuery(entry.name, entry.sql, task.date)
     job = ExportJob(
         job_id=job_id_for(task.run_id, task.source),
-        source=source,
+        source=_source_of(task, config),
         bucket=bucket,
         prefix=folder.prefix,
         file_pattern=pattern,
@@ -192,6 +185,20 @@ def run_export(
         logger.info("run completed meanwhile; manifest exists", manifest=folder.manifest_name)
         return done
     manifest = build_manifest(task, bucket, folder, pattern, result, storage_client)
+    return _write_manifest(manifest, bucket, folder, storage_client)
+
+
+def _source_of(task: TableExport, config: Config) -> TableRef | DatedQuery:
+    """What the export job reads: the table, or the configured query for the task's date."""
+    if task.source.mode == "table":
+        return TableRef(task.source.project, task.source.dataset or "", task.source.table or "")
+    entry = config.export(task.source.export or "")
+    assert entry is not None
+    return DatedQuery(entry.name, entry.sql, task.date)
+
+
+def _write_manifest(manifest: Manifest, bucket: str, folder: RunFolder, storage_client: Any | None) -> Manifest:
+    """Write ``manifest`` last into the run folder, unless another finisher already did: then theirs."""
     if gcs.write_if_absent(bucket, folder.manifest_name, manifest.to_json(), "application/json", client=storage_client):
         logger.info(
             "manifest written", manifest=folder.manifest_name, files=len(manifest.files), rows=manifest.row_count

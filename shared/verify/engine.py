@@ -157,21 +157,8 @@ def compare(
     extra = sorted(n for n in remote if n not in expected)
     partial = [n for n in extra if n.endswith(tuple(partial_suffixes))]
     in_flight = [n for n in partial if partial_stem(n, partial_suffixes) in expected]
-    size_differs: list[str] = []
-    hash_differs: list[str] = []
-    details: dict[str, str] = {}
-    present = [n for n in sorted(expected) if n in remote]
-    for name in present:
-        want, got = expected[name], remote[name]
-        if got.size != want.size:
-            size_differs.append(name)
-            details[name] = f"size {got.size}, expected {want.size}"
-        elif check == SHA1:
-            assert source_sha1 is not None
-            want_sha1, got_sha1 = source_sha1(want).lower(), _remote_sha1(destination, got).lower()
-            if want_sha1 != got_sha1:
-                hash_differs.append(name)
-                details[name] = f"sha1 {got_sha1 or '(none reported)'}, expected {want_sha1}"
+    pairs = [(expected[n], remote[n]) for n in sorted(expected) if n in remote]
+    size_differs, hash_differs, details = _differences(pairs, destination, source_sha1 if check == SHA1 else None)
     return Comparison(
         destination=destination.name,
         folder=folder.path,
@@ -190,6 +177,26 @@ def compare(
         bytes_present=sum(remote[f.name].size for f in manifest.files if f.name in remote),
         details=details,
     )
+
+
+def _differences(
+    pairs: Sequence[tuple[ManifestFile, RemoteFile]], destination: Destination, source_sha1: SourceSha1 | None
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """(names whose size differs, names whose SHA-1 differs, what differs by name) of the
+    (expected, held) pairs; hashes are compared only when ``source_sha1`` is given."""
+    size_differs: list[str] = []
+    hash_differs: list[str] = []
+    details: dict[str, str] = {}
+    for want, got in pairs:
+        if got.size != want.size:
+            size_differs.append(want.name)
+            details[want.name] = f"size {got.size}, expected {want.size}"
+        elif source_sha1 is not None:
+            want_sha1, got_sha1 = source_sha1(want).lower(), _remote_sha1(destination, got).lower()
+            if want_sha1 != got_sha1:
+                hash_differs.append(want.name)
+                details[want.name] = f"sha1 {got_sha1 or '(none reported)'}, expected {want_sha1}"
+    return size_differs, hash_differs, details
 
 
 def _owned(
