@@ -64,7 +64,10 @@ def generated(
             }
         ],
         "buckets": [{"name": MIRRORED_BUCKET, "destinations": ["box", "sftp:local"], "delete": "mirror"}],
-        "destinations": _destinations(box_port, box_token, sftp_port, sftp_user, sftp_key, known_hosts, sftp_directory),
+        "destinations": {
+            "box": _box(box_port, box_token),
+            "sftp": {"local": _sftp_partner(sftp_port, sftp_user, sftp_key, known_hosts, sftp_directory)},
+        },
         # The stack's sshd doubles as a partner whose outbox is collected into Box (docs/collect.md);
         # `offsite dev seed` puts sample files there (devstack/collect_seed.py).
         "collect": {"jobs": [_collect_job(sftp_directory)]},
@@ -85,35 +88,28 @@ def generated(
     return raw
 
 
-def _destinations(
-    box_port: int,
-    box_token: str,
-    sftp_port: int,
-    sftp_user: str,
-    sftp_key: Path,
-    known_hosts: Path,
-    sftp_directory: Path,
-) -> dict[str, Any]:
-    """``box`` (the stack's Box API server) and ``sftp:local`` (its sshd)."""
-    box = f"http://127.0.0.1:{box_port}"
+def _box(port: int, token: str) -> dict[str, Any]:
+    """Destination ``box``: the stack's Box API server, with its developer token."""
+    box = f"http://127.0.0.1:{port}"
+    auth = {"method": "developer_token", "developer_token": token}
     return {
-        "box": {
-            "base_url": box,
-            "upload_url": f"{box}/api",
-            "oauth_url": f"{box}/oauth2",
-            "root_folder_id": "0",
-            "auth": {"method": "developer_token", "developer_token": box_token},
-        },
-        "sftp": {
-            "local": {
-                "host": "127.0.0.1",
-                "port": sftp_port,
-                "username": sftp_user,
-                "private_key": f"file:{sftp_key}",
-                "known_hosts": f"file:{known_hosts}",
-                "directory": str(sftp_directory.absolute()),
-            }
-        },
+        "base_url": box,
+        "upload_url": f"{box}/api",
+        "oauth_url": f"{box}/oauth2",
+        "root_folder_id": "0",
+        "auth": auth,
+    }
+
+
+def _sftp_partner(port: int, user: str, key: Path, known_hosts: Path, directory: Path) -> dict[str, Any]:
+    """Partner ``local``: the stack's sshd, its host key pinned through ``known_hosts``."""
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "username": user,
+        "private_key": f"file:{key}",
+        "known_hosts": f"file:{known_hosts}",
+        "directory": str(directory.absolute()),
     }
 
 

@@ -24,11 +24,12 @@ log = get_logger(__name__)
 STALE_PROBE_S = 3.0  # a .partial whose size and mtime do not move for this long is a leftover
 
 
-def attrs_of(session: SftpSession, full: str) -> Any:
-    """The attributes of ``full`` (symlinks followed), or None when nothing is there."""
+def attrs_of(session: SftpSession, full: str, *, follow_links: bool = True) -> Any:
+    """The attributes of ``full`` (of a symlink's target unless ``follow_links`` is off), or None
+    when nothing is there."""
     with sftp_errors(session.partner, "stat", full):
         try:
-            return session.sftp.stat(full)
+            return session.sftp.stat(full) if follow_links else session.sftp.lstat(full)
         except FileNotFoundError:
             return None
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from shared.destinations.sftp.blocks import BLOCK_BYTES, BLOCK_CHECK, block_checksum, block_count
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
+from shared.destinations.sftp.files import attrs_of
 from shared.destinations.sftp.hashing import remote_sha1
 from shared.destinations.sftp.reader import PipelinedReader
 from shared.errors import TransientError
@@ -111,7 +112,7 @@ def proven_prefix(
 
     TransientError when the file is still growing (another delivery is writing it).
     """
-    now = _lstat(session, state.partial)
+    now = attrs_of(session, state.partial, follow_links=False)
     if now is None or not statmod.S_ISREG(now.st_mode or 0) or int(now.st_size or 0) < state.size:
         log.info("partial file gone or shorter than recorded; restarting", remote_path=state.partial)
         return RESTART
@@ -121,7 +122,7 @@ def proven_prefix(
         log.info("partial file changed since its proof began; proving from byte 0", remote_path=state.partial)
     if proof is None and seen != (state.size, state.mtime):
         time.sleep(probe_s)  # touched since the pause: make sure nobody is writing it now
-        again = _lstat(session, state.partial)
+        again = attrs_of(session, state.partial, follow_links=False)
         if again is None or (int(again.st_size or 0), int(again.st_mtime or 0)) != seen:
             raise TransientError(f"sftp:{session.partner}: another delivery is writing {state.partial}; retrying later")
     if seen[0] > state.size:  # written past the last checkpoint by an invocation that died
@@ -178,13 +179,5 @@ def _truncate(session: SftpSession, path: str, size: int) -> tuple[int, int]:
     """Cut ``path`` to ``size`` bytes; its (size, mtime) after."""
     with sftp_errors(session.partner, "truncating", path):
         session.sftp.truncate(path, size)
-    after = _lstat(session, path)
+    after = attrs_of(session, path, follow_links=False)
     return (int(after.st_size or 0), int(after.st_mtime or 0)) if after is not None else (size, -1)
-
-
-def _lstat(session: SftpSession, path: str) -> Any:
-    with sftp_errors(session.partner, "checking", path):
-        try:
-            return session.sftp.lstat(path)
-        except FileNotFoundError:
-            return None
