@@ -8,6 +8,7 @@ sweep for a BigQuery job's completion, and acknowledges only what was replayed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -28,6 +29,14 @@ def _dead_letter_subscriptions(only: str | None) -> list[Any]:
     if not subs:
         raise typer.BadParameter(f"{only!r} is not a subscription or dead-letter topic of shared.topology")
     return subs
+
+
+def _dead_letters(only: str | None, limit: int) -> Iterator[tuple[Any, str, list[Any]]]:
+    """(subscription, its dead-letter pull subscription, up to ``limit`` messages waiting there)
+    for each push subscription ``only`` names (all when None)."""
+    for sub in _dead_letter_subscriptions(only):
+        pull_sub = f"{sub.dead_letter_topic}-sub"
+        yield sub, pull_sub, _pull(pull_sub, limit)
 
 
 def _pull(subscription: str, limit: int) -> list[Any]:
@@ -66,9 +75,7 @@ def dlq_list(
     """Dead-lettered messages per subscription (they stay in the dead-letter queue)."""
     load_cli_config(config)
     listing = []
-    for sub in _dead_letter_subscriptions(subscription):
-        pull_sub = f"{sub.dead_letter_topic}-sub"
-        received = _pull(pull_sub, limit)
+    for sub, pull_sub, received in _dead_letters(subscription, limit):
         _settle(pull_sub, [m.ack_id for m in received], ack=False)
         for m in received:
             msg = m.message
@@ -112,10 +119,9 @@ def dlq_replay(
     Exit 1 when a message could not be replayed (it stays in its dead-letter queue)."""
     load_cli_config(config)
     outcomes: list[dict[str, Any]] = []
-    for sub in _dead_letter_subscriptions(subscription):
-        pull_sub = f"{sub.dead_letter_topic}-sub"
+    for sub, pull_sub, received in _dead_letters(subscription, limit):
         done, left = [], []
-        for m in _pull(pull_sub, limit):
+        for m in received:
             outcome = {"subscription": sub.name, "message_id": m.message.message_id}
             try:
                 outcome |= {"replayed": True, "done": replay_one(sub, m.message)}
