@@ -82,6 +82,20 @@ async def handle(operation: str, params: dict[str, str], request: Request, state
     return await _drives(operation, params, request, state)
 
 
+def _page_offset(page_token: str | None, fingerprint: str) -> int:
+    """Where the page ``page_token`` asks for starts (0 without one); 400 when the token is not
+    one of ours or was given for another query (``fingerprint``)."""
+    if not page_token:
+        return 0
+    try:
+        token = json.loads(base64.urlsafe_b64decode(page_token.encode()))
+        if token["f"] != fingerprint:
+            raise ValueError("page token of another query")
+        return int(token["o"])
+    except (ValueError, KeyError, TypeError):
+        raise DriveApiError(400, "invalid", f"Invalid Value for pageToken: {page_token[:40]!r}") from None
+
+
 def _list(request: Request, state: State, principal: str) -> Response:
     q = request.query_params
     all_drives = _all_drives(request)
@@ -123,15 +137,7 @@ def _list(request: Request, state: State, principal: str) -> Response:
     # a page token is only good for the query it came from
     asked = sorted((k, v) for k, v in q.items() if k not in ("pageToken", "fields", "alt"))
     fingerprint = hashlib.sha1(repr(asked).encode()).hexdigest()[:12]
-    offset = 0
-    if q.get("pageToken"):
-        try:
-            token = json.loads(base64.urlsafe_b64decode(q["pageToken"].encode()))
-            offset = int(token["o"])
-            if token["f"] != fingerprint:
-                raise ValueError("page token of another query")
-        except (ValueError, KeyError, TypeError):
-            raise DriveApiError(400, "invalid", f"Invalid Value for pageToken: {q['pageToken'][:40]!r}") from None
+    offset = _page_offset(q.get("pageToken"), fingerprint)
     page = matched[offset : offset + size]
     body: dict[str, Any] = {
         "kind": "drive#fileList",
