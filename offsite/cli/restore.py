@@ -88,15 +88,16 @@ def restore(
 
 def _checked_inputs(date: str | None, *, to: str, staging_bucket: str) -> dt.date | None:
     """The --date as a date; exit 2 naming the option when it is no date or a required one is empty."""
+    try:
+        as_of = dt.date.fromisoformat(date) if date else None
+    except ValueError:
+        typer.echo(f"error: restore --date: {date!r} is not a date (expected YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
     for option, value in (("--to", to), ("--staging-bucket", staging_bucket)):
         if not value:
             typer.echo(f"error: restore {option} is required", err=True)
             raise typer.Exit(2)
-    try:
-        return dt.date.fromisoformat(date) if date else None
-    except ValueError:
-        typer.echo(f"error: restore --date: {date!r} is not a date (expected YYYY-MM-DD)", err=True)
-        raise typer.Exit(2) from None
+    return as_of
 
 
 def _show(summary: dict, as_json: bool, verb: str) -> None:
