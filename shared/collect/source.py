@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from shared import log
 from shared.config import SftpPartner
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
-from shared.destinations.sftp.files import mkdirs, remove_if_there
+from shared.destinations.sftp.files import mkdirs, publish, remove_if_there
 from shared.destinations.sftp.pool import SessionPool, pool_for
 from shared.destinations.sftp.reader import PipelinedReader
 
@@ -109,11 +109,8 @@ class SftpSource:
         source, target = self.path_of(name), posixpath.join(folder, name)
         with self._session("moving", source) as session:
             mkdirs(session, posixpath.dirname(target))  # a file of a subfolder keeps its relative path
-            if "posix-rename@openssh.com" in session.extensions and self.partner.posix_rename:
-                session.sftp.posix_rename(source, target)
-            else:
-                remove_if_there(session, target)
-                session.sftp.rename(source, target)
+            atomic = "posix-rename@openssh.com" in session.extensions and self.partner.posix_rename
+            publish(session, source, target, posix_rename=atomic, replace=True)
         return target
 
     def delete(self, name: str) -> None:

@@ -19,14 +19,13 @@ bytes we cannot vouch for.
 from __future__ import annotations
 
 import dataclasses
-import stat as statmod
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from shared.destinations.sftp.blocks import BLOCK_BYTES, BLOCK_CHECK, block_checksum, block_count
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
-from shared.destinations.sftp.files import attrs_of
+from shared.destinations.sftp.files import attrs_of, is_file
 from shared.destinations.sftp.hashing import remote_sha1
 from shared.destinations.sftp.reader import PipelinedReader
 from shared.errors import TransientError
@@ -113,7 +112,7 @@ def proven_prefix(
     TransientError when the file is still growing (another delivery is writing it).
     """
     now = attrs_of(session, state.partial, follow_links=False)
-    if now is None or not statmod.S_ISREG(now.st_mode or 0) or int(now.st_size or 0) < state.size:
+    if not is_file(now) or int(now.st_size or 0) < state.size:
         log.info("partial file gone or shorter than recorded; restarting", remote_path=state.partial)
         return RESTART
     seen = (int(now.st_size or 0), int(now.st_mtime or 0))
