@@ -20,6 +20,7 @@ from devstack.stack import StackInfo, is_running, load_stack, start_stack, stop_
 
 if TYPE_CHECKING:
     from devstack.demo_summary import Progress
+    from shared.messages import ExportRequest
 
 QUERY_DATE = dt.date(2025, 1, 8)  # the sample orders span January 2025
 
@@ -105,10 +106,6 @@ def run_demo(
     """
     from devstack.demo_summary import summary_lines, wait_for_results
     from shared import runtime
-    from shared.gcp import pubsub
-    from shared.messages import ExportRequest
-    from shared.stages.fan_out import new_run_id
-    from shared.topology import EXPORT_REQUESTS
 
     reuse = _already_running(root)
     started = time.monotonic()
@@ -120,13 +117,7 @@ def run_demo(
         from devstack.ingest_demo import show_incremental_sync
 
         ingest_ok = show_incremental_sync(info, echo)  # SQLite → BigQuery: one initial, one incremental sync
-        requests = [
-            ExportRequest(dataset="sales", run_id=new_run_id()),
-            ExportRequest(export="orders_daily", date=QUERY_DATE, run_id=new_run_id()),
-        ]
-        for request in requests:
-            pubsub.publish(EXPORT_REQUESTS, request, origin="offsite-demo")
-            echo(f"published on {EXPORT_REQUESTS}: {request.to_json().decode()}")
+        requests = _publish_exports(echo)
         collect_run = start_collect(info, echo)
         echo("waiting for export → Box + SFTP → verify ...")
         run_ids = [r.run_id for r in requests if r.run_id]
@@ -150,6 +141,23 @@ def run_demo(
         if not (keep or reuse):
             stop_stack(root)
             echo("local stack stopped (use --keep to leave it running)")
+
+
+def _publish_exports(echo: Callable[[str], None]) -> list[ExportRequest]:
+    """The demo's two export requests (the sales dataset, and one day of the orders_daily query), published."""
+    from shared.gcp import pubsub
+    from shared.messages import ExportRequest
+    from shared.stages.fan_out import new_run_id
+    from shared.topology import EXPORT_REQUESTS
+
+    requests = [
+        ExportRequest(dataset="sales", run_id=new_run_id()),
+        ExportRequest(export="orders_daily", date=QUERY_DATE, run_id=new_run_id()),
+    ]
+    for request in requests:
+        pubsub.publish(EXPORT_REQUESTS, request, origin="offsite-demo")
+        echo(f"published on {EXPORT_REQUESTS}: {request.to_json().decode()}")
+    return requests
 
 
 def start_collect(info: StackInfo, echo: Callable[[str], None]) -> str:

@@ -10,7 +10,6 @@ and a missing path PermanentError naming the path.
 from __future__ import annotations
 
 import posixpath
-import stat as statmod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from shared import log
 from shared.config import SftpPartner
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
-from shared.destinations.sftp.files import mkdirs, publish, remove_if_there
+from shared.destinations.sftp.files import is_file, is_folder, mkdirs, publish, remove_if_there
 from shared.destinations.sftp.pool import SessionPool, pool_for
 from shared.destinations.sftp.reader import PipelinedReader
 
@@ -63,10 +62,9 @@ class SftpSource:
                 relative, depth = pending.pop()
                 for e in session.sftp.listdir_attr(self.path_of(relative) if relative else self.directory):
                     name = f"{relative}/{e.filename}" if relative else e.filename
-                    mode = e.st_mode or 0
-                    if statmod.S_ISREG(mode):
+                    if is_file(e):
                         files.append(ListedFile(name, int(e.st_size or 0), int(e.st_mtime or 0)))
-                    elif recursive and statmod.S_ISDIR(mode):
+                    elif recursive and is_folder(e):
                         if depth < max_depth:
                             pending.append((name, depth + 1))
                         else:
@@ -89,7 +87,7 @@ class SftpSource:
                 attrs = session.sftp.lstat(path)
             except FileNotFoundError:
                 return None
-        if not statmod.S_ISREG(attrs.st_mode or 0):
+        if not is_file(attrs):
             return None
         return ListedFile(name, int(attrs.st_size or 0), int(attrs.st_mtime or 0))
 

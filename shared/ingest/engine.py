@@ -25,7 +25,7 @@ from shared.ingest import apply as applying
 from shared.ingest import plan as planning
 from shared.ingest import target, write_api
 from shared.ingest.parquet import ParquetChunks
-from shared.ingest.source import TableReader
+from shared.ingest.source import ReadResult, TableReader
 from shared.ingest.state import SyncState, TableState, encode_watermark
 
 logger = log.get_logger(__name__)
@@ -200,33 +200,47 @@ def _sync_leased(run: IngestRun, conn: Any, plan: planning.TablePlan, full: bool
                 watermark=state.watermark,
                 columns_added=added,
             )
-        watermark = _newer(result.watermark, state.watermark)
-        statements = [applying.write_rows(plan, run.table_id(plan.name), staging, full=full)]
-        if FAULT_AFTER_MERGE in run.faults:
-            statements.append("SELECT ERROR('injected fault: stopped between MERGE and the watermark update')")
-        change = applying.Apply(
-            run.run_id,
-            state.version,
-            encode_watermark(watermark),
-            result.rows,
-            result.rows,
-            full or state.watermark is None,
-        )
-        statements += applying.advance(plan, f"{run.project}.{run.settings.dataset}", change)
-        _execute(run, applying.script(statements), plan.name)
-        return TableOutcome(
-            plan.name,
-            "synced",
-            result.rows,
-            result.rows,
-            watermark,
-            mode=plan.mode,
-            load_path=run.load_path,
-            columns_added=added,
-        )
+        return _apply(run, plan, state, staging, result, full=full, added=added)
     finally:
         if staged:
             target.drop_staging(run.client, staging)
+
+
+def _apply(
+    run: IngestRun,
+    plan: planning.TablePlan,
+    state: TableState,
+    staging: str,
+    result: ReadResult,
+    *,
+    full: bool,
+    added: list[str],
+) -> TableOutcome:
+    """One script: MERGE (or replace) the staged rows into the table and advance the sync state with them."""
+    watermark = _newer(result.watermark, state.watermark)
+    statements = [applying.write_rows(plan, run.table_id(plan.name), staging, full=full)]
+    if FAULT_AFTER_MERGE in run.faults:
+        statements.append("SELECT ERROR('injected fault: stopped between MERGE and the watermark update')")
+    change = applying.Apply(
+        run.run_id,
+        state.version,
+        encode_watermark(watermark),
+        result.rows,
+        result.rows,
+        full or state.watermark is None,
+    )
+    statements += applying.advance(plan, f"{run.project}.{run.settings.dataset}", change)
+    _execute(run, applying.script(statements), plan.name)
+    return TableOutcome(
+        plan.name,
+        "synced",
+        result.rows,
+        result.rows,
+        watermark,
+        mode=plan.mode,
+        load_path=run.load_path,
+        columns_added=added,
+    )
 
 
 def _stager(run: IngestRun, plan: planning.TablePlan, staging: str, create: Any) -> Any:

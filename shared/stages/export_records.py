@@ -13,7 +13,8 @@ from shared import log
 from shared.config import Config
 from shared.errors import PermanentError, RejectedInput, TransientError
 from shared.gcp import gcs
-from shared.gcp.bigquery import COMPRESSION, ExportResult
+from shared.gcp.bigquery import ExportResult
+from shared.gcp.export_config import COMPRESSION
 from shared.layout import RunFolder, is_data_file
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import TableExport

@@ -100,10 +100,31 @@ def recheck(
         check_every=scan_check_every,
     )
     today = yyyymmdd(now.date())
+    first_deferred = _recheck_listed(config, part.index, by_prefix, today, now, stop_at, message_id, summary)
+    # a deferred pair is where the next sweep starts listing: nothing is passed over
+    next_start = first_deferred if first_deferred is not None else part.next_start
+    if next_start != start:
+        marker_scan.save_cursor(bucket, config.export_prefix, next_start, now)
+    logger.info("recheck done", recheck_days=days, listed_from=start, next_start=next_start, **vars(summary))
+    return summary
+
+
+def _recheck_listed(
+    config: Config,
+    index: marker_scan.MarkerIndex,
+    by_prefix: dict[str, RunRef],
+    today: str,
+    now: dt.datetime,
+    stop_at: float,
+    message_id: str | None,
+    summary: RecheckSummary,
+) -> str | None:
+    """Recheck each listed (run folder, destination) that is due, until ``stop_at``; returns the
+    first run folder left for the next sweep, if any."""
     first_deferred: str | None = None
-    for prefix in sorted(part.index):
+    for prefix in sorted(index):
         run = by_prefix[prefix]
-        for destination, names in sorted(part.index[prefix].items()):
+        for destination, names in sorted(index[prefix].items()):
             round_ = _due_round(prefix, destination, names, today)
             if round_ is None:
                 continue
@@ -117,12 +138,7 @@ def recheck(
             except Exception as exc:  # noqa: BLE001 - e.g. the claim itself failed: the next sweep tries again
                 summary.failures += 1
                 logger.warning("recheck could not claim a run", error=str(exc), run_id=run.folder.run_id)
-    # a deferred pair is where the next sweep starts listing: nothing is passed over
-    next_start = first_deferred if first_deferred is not None else part.next_start
-    if next_start != start:
-        marker_scan.save_cursor(bucket, config.export_prefix, next_start, now)
-    logger.info("recheck done", recheck_days=days, listed_from=start, next_start=next_start, **vars(summary))
-    return summary
+    return first_deferred
 
 
 def _due_round(prefix: str, destination: str, names: set[str], today: str) -> int | None:

@@ -23,7 +23,7 @@ from devstack.bqfront.runner import check_schema
 from devstack.bqfront.settings import ExportSpec, parse_uri
 from devstack.bqfront.values import json_converter
 
-# What offsite asks for (shared.gcp.bigquery.COMPRESSION), the files tests/exports/readback reads.
+# What offsite asks for (shared.gcp.export_config.COMPRESSION), the files tests/exports/readback reads.
 OFFSITE = {
     "PARQUET": FileSettings("PARQUET", "SNAPPY"),
     "AVRO": FileSettings("AVRO", "DEFLATE", avro_logical_types=True),

@@ -14,12 +14,11 @@ from shared.gcp.bigquery import (
     ExportJob,
     TableInfo,
     TableRef,
-    export_data_sql,
-    extract_job_config,
     job_id_for,
     warehouse,
 )
 from shared.gcp.bq_jobs import mapped_errors
+from shared.gcp.export_config import export_data_sql, extract_job_config
 from shared.messages import Source
 
 ORDERS = Source(mode="table", project="p", dataset="sales", table="orders")

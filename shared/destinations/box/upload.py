@@ -234,13 +234,8 @@ class UploadSession:
                 while offset < self.size and not failed.is_set():
                     if sent and deadline is not None and time.monotonic() > deadline and offset not in known:
                         break  # out of time: the parts in flight finish, the caller checkpoints
-                    slots.acquire()  # at most `parallel` parts read and not yet stored
-                    length = min(self.part_size, self.size - offset)
-                    try:
-                        data = read_exactly(source, length, f"upload {self.name!r}")
-                    except BaseException:
-                        slots.release()
-                        raise
+                    data = self._read_part(source, offset, slots)
+                    length = len(data)
                     whole.update(data)
                     part = known.get(offset)
                     if part is not None:
@@ -264,6 +259,15 @@ class UploadSession:
             return SentParts(parts, None, sent)
         ensure_drained(source, f"upload {self.name!r}", self.size)
         return SentParts(parts, whole.hexdigest(), sent)
+
+    def _read_part(self, source: ByteStream, offset: int, slots: threading.BoundedSemaphore) -> bytes:
+        """The part at ``offset``, read once fewer than ``parallel`` parts are read and not yet stored."""
+        slots.acquire()
+        try:
+            return read_exactly(source, min(self.part_size, self.size - offset), f"upload {self.name!r}")
+        except BaseException:
+            slots.release()
+            raise
 
     def restore(self, info: dict[str, Any]) -> list[dict[str, Any]] | None:
         """Take over a session an earlier invocation created; its stored parts, or None when

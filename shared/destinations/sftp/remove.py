@@ -7,9 +7,9 @@ then the folders bottom-up. Something vanishing meanwhile (a concurrent prune) i
 from __future__ import annotations
 
 import posixpath
-import stat as statmod
 
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
+from shared.destinations.sftp.files import is_folder
 
 
 def remove_tree(session: SftpSession, partner: str, folder: str, *, recursive: bool) -> bool:
@@ -20,7 +20,7 @@ def remove_tree(session: SftpSession, partner: str, folder: str, *, recursive: b
             top = session.sftp.lstat(folder)
         except FileNotFoundError:
             return True
-        if not statmod.S_ISDIR(top.st_mode or 0):
+        if not is_folder(top):
             return True  # a file of that name is not a folder: nothing to do here
         if not recursive and session.sftp.listdir(folder):
             return False
@@ -36,7 +36,7 @@ def _remove(session: SftpSession, folder: str) -> None:
     for entry in entries:
         child = posixpath.join(folder, entry.filename)
         try:
-            if statmod.S_ISDIR(entry.st_mode or 0):
+            if is_folder(entry):
                 _remove(session, child)
             else:
                 session.sftp.remove(child)
