@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -90,27 +90,14 @@ def measure_once(
     from devstack.boxapi import BoxApiServer
     from shared.gcp import pubsub
     from shared.messages import ExportRequest
-    from shared.topology import DELIVERIES, EXPORT_REQUESTS, TABLE_EXPORTS, VERIFY_RESULTS
-
-    def finalized(where: Any) -> list[Any]:
-        """Finalize events of objects directly in this run's folders whose file name passes ``where``."""
-        marker = f"/{run_id}/"
-
-        def wanted(s: Any) -> bool:
-            name = s.attributes.get("objectId", "")
-            rest = name.split(marker, 1)[1] if marker in name else "/"
-            return s.attributes.get("eventType") == "OBJECT_FINALIZE" and "/" not in rest and where(rest)
-
-        return watch.select("gcs-notifications", wanted)
-
-    def results() -> list[Any]:
-        return watch.select(VERIFY_RESULTS, lambda s: s.data.get("run_id") == run_id)
+    from shared.topology import EXPORT_REQUESTS
 
     def verified() -> bool:
-        bad = [r.data for r in results() if r.data.get("status") != "in_sync"]
+        results = _results(watch, run_id)
+        bad = [r.data for r in results if r.data.get("status") != "in_sync"]
         if bad:
             raise RuntimeError(f"run {run_id}: {bad[0].get('status')} at {bad[0].get('destination')}: {bad[0]}")
-        return len(results()) >= tables * len(DESTINATIONS)
+        return len(results) >= tables * len(DESTINATIONS)
 
     watch.forget()  # earlier runs' messages: every wait below would scan them
     baselines = {name: sampler.reset_peak() for name, sampler in samplers.items()}
@@ -125,50 +112,72 @@ def measure_once(
         cpu_s = machine_cpu_s() - cpu0  # to when the watch saw the last result (its poll after the wall)
         component_cpu = {name: tree_cpu_s(pid) - tree_cpu0[name] for name, pid in components.items()}
     except TimeoutError as exc:
-        have = {(str((r.data.get("source") or {}).get("table")), r.data.get("destination")) for r in results()}
+        have = {
+            (str((r.data.get("source") or {}).get("table")), r.data.get("destination")) for r in _results(watch, run_id)
+        }
         missing = [f"{t}@{d}" for t in table_names(tables) for d in DESTINATIONS if (t, d) not in have]
         raise TimeoutError(f"{exc}; no result for {', '.join(missing)} (see the stack's function logs)") from None
     peaks = {name: (sampler.peak - baselines[name]) / MB for name, sampler in samplers.items()}
     # the process's own peak too: one that served earlier runs (or scenarios) may already sit at
     # its high-water mark, so its growth reads 0 while its size is not
     peaks_absolute = {name: sampler.peak / MB for name, sampler in samplers.items()}
+    record = _run_record(watch, run_id, t0, box_calls=sum(box.request_counts().values()))
+    purge_run(watch.info, [f"exports/{dataset}/", "results/"], run_id)
+    return {
+        **record,
+        "cpu_s": cpu_s,
+        "component_cpu_s": component_cpu,
+        "function_rss_mb": peaks,
+        "function_peak_mb": peaks_absolute,
+        "watch_redelivered": watch.redelivered,
+    }
 
+
+def _results(watch: Watch, run_id: str) -> list[Any]:
+    from shared.topology import VERIFY_RESULTS
+
+    return watch.select(VERIFY_RESULTS, lambda s: s.data.get("run_id") == run_id)
+
+
+def _finalized(watch: Watch, run_id: str, where: Callable[[str], bool]) -> list[Any]:
+    """Finalize events of objects directly in this run's folders whose file name passes ``where``."""
+    marker = f"/{run_id}/"
+
+    def wanted(s: Any) -> bool:
+        name = s.attributes.get("objectId", "")
+        rest = name.split(marker, 1)[1] if marker in name else "/"
+        return s.attributes.get("eventType") == "OBJECT_FINALIZE" and "/" not in rest and where(rest)
+
+    return watch.select("gcs-notifications", wanted)
+
+
+def _run_record(watch: Watch, run_id: str, t0: float, *, box_calls: int) -> dict[str, Any]:
+    """A verified run's times (from the messages the watch saw), sizes and counts."""
+    from shared.topology import DELIVERIES, TABLE_EXPORTS
+
+    results = _results(watch, run_id)
     exports = watch.select(TABLE_EXPORTS, lambda s: s.attributes.get("run_id") == run_id)
-    data_files = finalized(lambda name: not name.startswith("_"))
-    manifests = finalized(lambda name: name == "_manifest.json")
+    data_files = _finalized(watch, run_id, lambda name: not name.startswith("_"))
+    manifests = _finalized(watch, run_id, lambda name: name == "_manifest.json")
     receipts = watch.select(DELIVERIES, lambda s: s.data.get("run_id") == run_id)
     t_fanout = max(s.published for s in exports)
     t_exported = max(epoch(s.data["timeCreated"]) for s in manifests)
     t_delivered = max(s.published for s in receipts)
-    t_verified = max(s.published for s in results())
+    t_verified = max(s.published for s in results)
     first_file = min(epoch(s.data["timeCreated"]) for s in data_files)
-    size = sum(int(s.data["size"]) for s in data_files)
+    run_records = _finalized(watch, run_id, lambda name: name == "_run.json")
 
     def span(destination: str) -> float:
         mine = [s.published for s in receipts if s.data.get("destination", "").startswith(destination)]
         return max(mine) - first_file
 
-    box_calls = sum(box.request_counts().values())
     jobs_done = watch.select(
         AUDIT_LOG_TOPIC, lambda s: f"/jobs/offsite_{run_id}_" in s.data["protoPayload"]["resourceName"]
     )
-    counted = {
-        "table_exports": len(exports),
-        "job_completed_events": len(jobs_done),
-        "export_table_invocations": len(exports) + len(jobs_done),  # what export_table's triggers delivered
-        "gcs_objects": len(finalized(lambda name: True)),
-        "deliveries": len(receipts),
-        "verify_results": len(results()),
-        "box_api_calls": box_calls,
-    }
-    purge_run(watch.info, [f"exports/{dataset}/", "results/"], run_id)
-    wall = t_verified - t0
     receipted = Counter((s.data.get("destination"), s.data.get("object")) for s in receipts)
     return {
-        "wall_s": wall,
-        "cpu_s": cpu_s,
-        "component_cpu_s": component_cpu,
-        "bytes": size,
+        "wall_s": t_verified - t0,
+        "bytes": sum(int(s.data["size"]) for s in data_files),
         "files": len(data_files),
         "stages_s": {
             "fan-out": t_fanout - t0,
@@ -178,13 +187,18 @@ def measure_once(
         },
         "box_span_s": span("box"),
         "sftp_span_s": span("sftp"),
-        "export_span_s": t_exported - min(epoch(s.data["timeCreated"]) for s in finalized(lambda n: n == "_run.json")),
-        "function_rss_mb": peaks,
-        "function_peak_mb": peaks_absolute,
-        "counts": counted,
+        "export_span_s": t_exported - min(epoch(s.data["timeCreated"]) for s in run_records),
+        "counts": {
+            "table_exports": len(exports),
+            "job_completed_events": len(jobs_done),
+            "export_table_invocations": len(exports) + len(jobs_done),  # what export_table's triggers delivered
+            "gcs_objects": len(_finalized(watch, run_id, lambda name: True)),
+            "deliveries": len(receipts),
+            "verify_results": len(results),
+            "box_api_calls": box_calls,
+        },
         # a file receipted twice at a destination: its delivery ran again (a redelivered event)
         "receipted_twice": sorted(f"{obj}@{dest}" for (dest, obj), n in receipted.items() if n > 1),
-        "watch_redelivered": watch.redelivered,
     }
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -227,58 +228,76 @@ def run(quick: bool, stack: Any = None, runs: int = MIN_RUNS) -> list[dict[str, 
         floor = run_child(python_child("export_bench:pyarrow_write", parquet_path=str(parquet), out_dir=tmp, runs=runs))
         reads = run_child(python_child("export_bench:read_only", project=stack.project, rows=rows, runs=runs), env=env)
         sends = run_child(python_child("export_bench:upload_only", parquet_path=str(parquet), runs=runs), env=env)
-    pyarrow_rate = median([rows / s for s in floor.result["runs"]])
-    read_rate = median([rows / s for s in reads.result["runs"]])
-    send_s = median(sends.result["runs"])
+    return _rows(rows, runs, _Measured(extract, extract_rss, ours, ours_rss, floor, reads, sends))
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """The children of one export scenario run, and the BigQuery front's RSS growth during two of them."""
+
+    extract: Any
+    extract_rss: float
+    ours: Any
+    ours_rss: float
+    floor: Any
+    reads: Any
+    sends: Any
+
+
+def _rows(rows: int, runs: int, m: _Measured) -> list[dict[str, Any]]:
+    """The scenario's two rows: the extract job alone against pyarrow (judged), and export_table's steps."""
+    pyarrow_rate = median([rows / s for s in m.floor.result["runs"]])
+    read_rate = median([rows / s for s in m.reads.result["runs"]])
+    send_s = median(m.sends.result["runs"])
     print(
-        f"   extract {extract.result['runs']} s, export_table {ours.result['runs']} s, "
-        f"pyarrow {floor.result['runs']} s, read {reads.result['runs']} s"
+        f"   extract {m.extract.result['runs']} s, export_table {m.ours.result['runs']} s, "
+        f"pyarrow {m.floor.result['runs']} s, read {m.reads.result['runs']} s"
     )
     samples = {
-        "extract_s": extract.result["runs"],
-        "offsite_s": ours.result["runs"],
-        "pyarrow_s": floor.result["runs"],
-        "read_only_s": reads.result["runs"],
+        "extract_s": m.extract.result["runs"],
+        "offsite_s": m.ours.result["runs"],
+        "pyarrow_s": m.floor.result["runs"],
+        "read_only_s": m.reads.result["runs"],
         "read_only_rows_s": read_rate,
-        "upload_only_s": sends.result["runs"],
-        "pyarrow_rss_mb": floor.rss_over_baseline / MB,
-        "front_rss_export_table_mb": ours_rss,
-        "files": ours.result["files"],
-        "bytes": ours.result["bytes"],
+        "upload_only_s": m.sends.result["runs"],
+        "pyarrow_rss_mb": m.floor.rss_over_baseline / MB,
+        "front_rss_export_table_mb": m.ours_rss,
+        "files": m.ours.result["files"],
+        "bytes": m.ours.result["bytes"],
     }
     common = {"scenario": "export", "unit": "rows/s", "peer": pyarrow_rate, "peer_name": "pyarrow write_table"}
     front_row = Row(
         **common,
         case=f"{rows / 1e6:g} M rows → Parquet in GCS: the extract job alone (BigQuery front)",
-        offsite=median([rows / s for s in extract.result["runs"]]),
-        peak_rss_mb=extract_rss,
+        offsite=median([rows / s for s in m.extract.result["runs"]]),
+        peak_rss_mb=m.extract_rss,
         rss_limit_mb=FRONT_RSS_LIMIT_MB,
         target=f">= {TARGET_RATIO:g}x pyarrow, BigQuery front RSS <= baseline + {FRONT_RSS_LIMIT_MB:g} MB",
         runs=runs,
         notes=(
-            f"peak RSS is the BigQuery front's (it writes the shards); {extract.result['files']} files; "
+            f"peak RSS is the BigQuery front's (it writes the shards); {m.extract.result['files']} files; "
             f"reading alone from bqemulator: {read_rate:,.0f} rows/s ({rows / read_rate:.1f} s); "
             f"sending pyarrow's file alone to fake-gcs-server as the front sends a shard: {send_s:.1f} s "
-            f"({sends.result['bytes'] / MB / send_s:.0f} MB/s); pyarrow's file "
-            f"{floor.result['bytes'] / MB:.0f} MB, its RSS +{floor.rss_over_baseline / MB:.0f} MB"
+            f"({m.sends.result['bytes'] / MB / send_s:.0f} MB/s); pyarrow's file "
+            f"{m.floor.result['bytes'] / MB:.0f} MB, its RSS +{m.floor.rss_over_baseline / MB:.0f} MB"
         ),
         samples=samples,
     )
     front_row.passed = all_of(
         front_row.ratio is not None and front_row.ratio >= TARGET_RATIO,
-        within_rss(extract_rss, FRONT_RSS_LIMIT_MB),
+        within_rss(m.extract_rss, FRONT_RSS_LIMIT_MB),
     )
     steps_row = Row(
         **common,
         case=f"{rows / 1e6:g} M rows: export_table's steps (extract + fingerprint job + manifest)",
-        offsite=median([rows / s for s in ours.result["runs"]]),
-        peak_rss_mb=ours_rss,
+        offsite=median([rows / s for s in m.ours.result["runs"]]),
+        peak_rss_mb=m.ours_rss,
         target="none (reported)",
         runs=runs,
         notes=(
             f"peak RSS is the BigQuery front's while export_table ran; the function's own: "
-            f"+{ours.rss_over_baseline / MB:.0f} MB; {ours.result['files']} files, "
-            f"{ours.result['bytes'] / MB:.0f} MB; the fingerprint is a query over every row in bqemulator"
+            f"+{m.ours.rss_over_baseline / MB:.0f} MB; {m.ours.result['files']} files, "
+            f"{m.ours.result['bytes'] / MB:.0f} MB; the fingerprint is a query over every row in bqemulator"
         ),
         samples=samples,
     )

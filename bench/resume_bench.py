@@ -136,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             destination.close()
     finally:
         stop_stack(root)
+    return 0 if _report(rows, obj.size, budget, rate) else 1
+
+
+def _report(rows: list[tuple[str, dict[str, Any], int, int, bool]], size: int, budget: float, rate: float) -> bool:
+    """Print each destination's line; True when every one met the bar."""
     print()
     print(f"budget {budget:.0f} s per invocation; the longest ran past it by draining what was in flight")
     # The issue's bar: whole, across >= 3 invocations, at most one chunk sent twice.
@@ -143,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     print(head + f" {'link MB':>8} {'MB/s':>6} {'link use':>8}  whole  >=3 inv  <=1 chunk twice")
     met = True
     for name, got, link_bytes, resent, whole in rows:
-        rate_got = obj.size / MB / got["seconds"]
+        rate_got = size / MB / got["seconds"]
         # Sent twice, as offsite counts it (parts/chunks it started again) and as the link saw it
         # (a part retried after a dropped connection is not in offsite's count).
-        twice = max(resent, link_bytes - obj.size * (1 + LINK_OVERHEAD))
+        twice = max(resent, link_bytes - size * (1 + LINK_OVERHEAD))
         spread, once = got["invocations"] >= 3, twice <= got["chunk"]
         met = met and whole and spread and once
         print(
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             f" {got['chunk'] / MB:>8.1f} {link_bytes / MB:>8.1f} {rate_got:>6.2f} {rate_got / rate:>7.0%}"
             f"  {'yes' if whole else 'NO':5}  {'yes' if spread else 'no':6}  {'yes' if once else 'NO'}"
         )
-    return 0 if met else 1
+    return met
 
 
 if __name__ == "__main__":

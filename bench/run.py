@@ -269,7 +269,7 @@ def plot(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes; the whole run takes about 5 minutes")
     parser.add_argument(
@@ -288,20 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print OUT/latest.json as a Markdown table (docs/performance.md), then exit",
     )
-    args = parser.parse_args(argv)
-    if args.markdown:
-        meta, rows = read_json(args.out / "latest.json")
-        print(format_table(rows, markdown=True))
-        print(
-            f"\n{'quick' if meta.get('quick') else 'full'} run of {meta.get('generated_at')}, {meta.get('wall_seconds')} s"
-        )
-        return 0
-    if args.stop_stack:
-        from devstack.stack import stop_stack
+    return parser
 
-        print("stopped:", ", ".join(stop_stack(STACK_ROOT)) or "nothing was running")
-        shutil.rmtree(STACK_ROOT, ignore_errors=True)
-        return 0
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.markdown:
+        return _print_markdown(args.out / "latest.json")
+    if args.stop_stack:
+        return _stop_bench_stack()
 
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
     started = time.perf_counter()
@@ -341,6 +336,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chart not written: {exc}", file=sys.stderr)
     print(f"\nwrote {args.out / 'latest.json'} and {args.out / 'latest.png'}")
     return 1 if any(r.error for r in rows) else 0
+
+
+def _print_markdown(latest: Path) -> int:
+    """``--markdown``: the last run's table as docs/performance.md shows it."""
+    meta, rows = read_json(latest)
+    print(format_table(rows, markdown=True))
+    print(
+        f"\n{'quick' if meta.get('quick') else 'full'} run of {meta.get('generated_at')}, {meta.get('wall_seconds')} s"
+    )
+    return 0
+
+
+def _stop_bench_stack() -> int:
+    """``--stop-stack``: stop a bench stack left running (``--keep-stack``) and remove its folder."""
+    from devstack.stack import stop_stack
+
+    print("stopped:", ", ".join(stop_stack(STACK_ROOT)) or "nothing was running")
+    shutil.rmtree(STACK_ROOT, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
