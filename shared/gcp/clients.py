@@ -22,10 +22,6 @@ def project() -> str:
     return config().project
 
 
-def on_emulators() -> bool:
-    return bool(os.environ.get("STORAGE_EMULATOR_HOST") or os.environ.get("PUBSUB_EMULATOR_HOST"))
-
-
 @per_process
 def storage_client() -> Any:
     # google-cloud-storage and pubsub_v1 ship no type information: imported by module path, so mypy
