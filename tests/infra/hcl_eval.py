@@ -12,6 +12,7 @@ Terraform. No provider is needed; an unsupported construct raises NotImplemented
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,13 @@ from tests.infra.hcl_values import (
 )
 
 
+@functools.cache
+def _parse(text: str) -> Tree:
+    """One parse per file text in a process: the infra tests evaluate the same .tf files many times
+    (a parse of infra/ costs ~1.7 s; evaluation never changes the tree)."""
+    return hcl_parser().parse(text)
+
+
 class Module:
     """A Terraform root module: its .tf files, variables given, and evaluation."""
 
@@ -49,7 +57,7 @@ class Module:
         self.outputs: dict[str, Tree] = {}
         self.moved: list[Tree] = []
         for path in self.files:
-            tree = hcl_parser().parse(path.read_text())
+            tree = _parse(path.read_text())
             for kind, labels, body in _blocks(tree.children[0]):
                 if kind == "variable":
                     self.variables[labels[0]] = body
