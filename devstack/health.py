@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 import urllib.error
@@ -33,7 +34,10 @@ def probe(comp: ComponentInfo, timeout_s: float = 2.0) -> bool:
             return 200 <= resp.status < 300 or comp.any_status
     except urllib.error.HTTPError:
         return comp.any_status
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        # HTTPException: something that is not HTTP answers the port (another stack's sshd took
+        # it before our server bound it); our server then dies with "address already in use",
+        # which start_stack answers by planning new ports.
         return False
 
 
