@@ -8,7 +8,7 @@ instead of planning new ports.
 from __future__ import annotations
 
 import os
-import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -26,32 +26,30 @@ from devstack.stack import _lost_port_race
 from devstack.state import ComponentInfo
 
 
-class BannerServer:
+class BannerServer(socketserver.ThreadingTCPServer):
     """A TCP server on a free loopback port that greets every connection with ``banner``."""
+
+    daemon_threads = True
+    allow_reuse_address = True
 
     def __init__(self, banner: bytes) -> None:
         self.banner = banner
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", free_port()))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.greeted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(self.banner)
-                self.greeted += 1
-                time.sleep(0.05)
+        super().__init__(("127.0.0.1", free_port()), _Greeting)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        self.sock.close()
+        self.shutdown()
+        self.server_close()
+
+
+class _Greeting(socketserver.BaseRequestHandler):
+    server: BannerServer
+
+    def handle(self) -> None:
+        self.server.greeted += 1  # before the banner: the probe may return as soon as it reads it
+        self.request.sendall(self.server.banner)
 
 
 @pytest.fixture
