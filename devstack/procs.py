@@ -85,6 +85,16 @@ def tree(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
+def kill_tree(proc: psutil.Process) -> None:
+    """SIGKILL the process and its descendants, as a crash ends them; one that ended meanwhile
+    (a child that exits once its parent is killed) is fine."""
+    for p in tree(proc):
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
 def listening_ports(pid: int, create_time: float) -> set[int]:
     """TCP ports the process (or one of its children) listens on."""
     proc = process(pid, create_time)

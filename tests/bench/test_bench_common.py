@@ -5,7 +5,6 @@ No timing assertions: only memory (with generous bounds) and the shape of the ou
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from bench import children, common, stack_watch
 from bench.children import ChildFailed, python_child, run_child
 from bench.common import Row, format_table, median, read_json, write_json
+from devstack import procs
 
 ALLOCATE_BYTES = 200 * common.MB
 
@@ -230,8 +230,6 @@ def test_tree_rss_counts_children_and_grandchildren_and_children_of_other_thread
         everyone = [root, *(psutil.Process(pid) for pid in expected)]
         assert children.tree_rss(parent.pid) == pytest.approx(sum(p.memory_info().rss for p in everyone), rel=0.05)
     finally:
-        for proc in [*psutil.Process(parent.pid).children(recursive=True), psutil.Process(parent.pid)]:
-            with contextlib.suppress(psutil.NoSuchProcess):  # one may end with a process killed before it
-                proc.kill()
+        procs.kill_tree(psutil.Process(parent.pid))
         parent.wait(timeout=30)
     assert children.tree_rss(parent.pid) == 0

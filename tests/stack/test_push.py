@@ -7,7 +7,6 @@ functions where a test needs a function that always fails or that is slow.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import signal
@@ -260,9 +259,7 @@ def test_a_killed_function_is_restarted_and_gets_what_was_sent_while_it_was_down
     # The instance dies whole, as a crashed Cloud Run instance does: gunicorn's worker outlives a
     # killed master by up to a second and would still take (and then reset) what was sent.
     instance = psutil.Process(before.pid)
-    for proc in [instance, *instance.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):  # a worker may end with its master first
-            proc.kill()
+    procs.kill_tree(instance)  # a worker may end with its master first
     _wait("the instance to refuse connections", lambda: _refuses(before.port), 30)  # not reaped: gone
     sent = {admin.publish(topology.VERIFY_REQUESTS, f"not json {uuid.uuid4().hex}".encode()) for _ in range(3)}
     seen: dict[str, dict] = {}
