@@ -99,8 +99,7 @@ def recheck(
         stop_at=time.monotonic() + scan_s,
         check_every=scan_check_every,
     )
-    today = yyyymmdd(now.date())
-    first_deferred = _recheck_listed(config, part.index, by_prefix, today, now, stop_at, message_id, summary)
+    first_deferred = _recheck_listed(config, part.index, by_prefix, now, stop_at, message_id, summary)
     # a deferred pair is where the next sweep starts listing: nothing is passed over
     next_start = first_deferred if first_deferred is not None else part.next_start
     if next_start != start:
@@ -113,7 +112,6 @@ def _recheck_listed(
     config: Config,
     index: marker_scan.MarkerIndex,
     by_prefix: dict[str, RunRef],
-    today: str,
     now: dt.datetime,
     stop_at: float,
     message_id: str | None,
@@ -121,6 +119,7 @@ def _recheck_listed(
 ) -> str | None:
     """Recheck each listed (run folder, destination) that is due, until ``stop_at``; returns the
     first run folder left for the next sweep, if any."""
+    today = yyyymmdd(now.date())
     first_deferred: str | None = None
     for prefix in sorted(index):
         run = by_prefix[prefix]
