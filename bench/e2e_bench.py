@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -139,16 +139,16 @@ def _results(watch: Watch, run_id: str) -> list[Any]:
     return watch.select(VERIFY_RESULTS, lambda s: s.data.get("run_id") == run_id)
 
 
-def _finalized(watch: Watch, run_id: str, where: Callable[[str], bool]) -> list[Any]:
-    """Finalize events of objects directly in this run's folders whose file name passes ``where``."""
+def _finalized(watch: Watch, run_id: str) -> list[tuple[str, Any]]:
+    """(file name, finalize event) of every object directly in this run's folders."""
     marker = f"/{run_id}/"
 
-    def wanted(s: Any) -> bool:
+    def in_run_folder(s: Any) -> bool:
         name = s.attributes.get("objectId", "")
         rest = name.split(marker, 1)[1] if marker in name else "/"
-        return s.attributes.get("eventType") == "OBJECT_FINALIZE" and "/" not in rest and where(rest)
+        return s.attributes.get("eventType") == "OBJECT_FINALIZE" and "/" not in rest
 
-    return watch.select("gcs-notifications", wanted)
+    return [(s.attributes["objectId"].split(marker, 1)[1], s) for s in watch.select("gcs-notifications", in_run_folder)]
 
 
 def _run_record(watch: Watch, run_id: str, t0: float, *, box_calls: int) -> dict[str, Any]:
@@ -157,15 +157,16 @@ def _run_record(watch: Watch, run_id: str, t0: float, *, box_calls: int) -> dict
 
     results = _results(watch, run_id)
     exports = watch.select(TABLE_EXPORTS, lambda s: s.attributes.get("run_id") == run_id)
-    data_files = _finalized(watch, run_id, lambda name: not name.startswith("_"))
-    manifests = _finalized(watch, run_id, lambda name: name == "_manifest.json")
+    objects = _finalized(watch, run_id)
+    data_files = [s for name, s in objects if not name.startswith("_")]
+    manifests = [s for name, s in objects if name == "_manifest.json"]
     receipts = watch.select(DELIVERIES, lambda s: s.data.get("run_id") == run_id)
     t_fanout = max(s.published for s in exports)
     t_exported = max(epoch(s.data["timeCreated"]) for s in manifests)
     t_delivered = max(s.published for s in receipts)
     t_verified = max(s.published for s in results)
     first_file = min(epoch(s.data["timeCreated"]) for s in data_files)
-    run_records = _finalized(watch, run_id, lambda name: name == "_run.json")
+    run_records = [s for name, s in objects if name == "_run.json"]
 
     def span(destination: str) -> float:
         mine = [s.published for s in receipts if s.data.get("destination", "").startswith(destination)]
@@ -192,7 +193,7 @@ def _run_record(watch: Watch, run_id: str, t0: float, *, box_calls: int) -> dict
             "table_exports": len(exports),
             "job_completed_events": len(jobs_done),
             "export_table_invocations": len(exports) + len(jobs_done),  # what export_table's triggers delivered
-            "gcs_objects": len(_finalized(watch, run_id, lambda name: True)),
+            "gcs_objects": len(objects),
             "deliveries": len(receipts),
             "verify_results": len(results),
             "box_api_calls": box_calls,

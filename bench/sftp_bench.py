@@ -276,20 +276,7 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
     best_openssh = max(OPENSSH_SETTINGS, key=lambda side: median(speeds[side]))
     cpu = setup.cpu_per_gb
     settings = " ".join(OPENSSH_SETTINGS[best_openssh]) or "default -B/-R"
-    tried = ", ".join(f"{k} {median(speeds[k]):.0f} MB/s" for k in OPENSSH_SETTINGS)
-    notes = (
-        f"cipher {CIPHER} on every side; offsite's SSH work by {setup.clients.get('offsite-local', '?')} "
-        f"(ssh_client auto); with ssh_client paramiko, local file: "
-        f"{median(speeds['offsite-local-paramiko']):.0f} MB/s (+{max(rss['offsite-local-paramiko']):.0f} MB); "
-        f"OpenSSH settings tried: {tried}; offsite from GCS with "
-        f"connections_per_file=2: {median(speeds['offsite-2']):.0f} MB/s (+{max(rss['offsite-2']):.0f} MB); "
-        f"peers' peak RSS: sftp {max(rss[best_openssh]):.0f} MB, rclone {max(rss['rclone']):.0f} MB; "
-        f"other Python SSH libraries, local file, same cipher (bench/sftp_libraries.py): asyncssh "
-        f"{median(speeds['asyncssh-local']):.0f} MB/s, ssh2-python (libssh2) {median(speeds['ssh2-local']):.0f} MB/s; "
-        f"the machine's busy CPU-s per GB sent (every process: client, ssh, sshd, sftp-server, GCS emulator): "
-        f"local file offsite {median(cpu['offsite-local']):.2f}, OpenSSH {median(cpu[best_openssh]):.2f}; "
-        f"from GCS offsite {median(cpu['offsite']):.2f}, rclone {median(cpu['rclone']):.2f}"
-    )
+    notes = _notes(setup, speeds, rss, best_openssh)
     rows = []
     for offsite, peer, case, peer_name, target in (
         ("offsite-local", best_openssh, "local file→sshd", f"OpenSSH sftp -b ({settings})", TARGET_SFTP),
@@ -314,6 +301,25 @@ def run(quick: bool, runs: int = MIN_RUNS) -> list[dict[str, Any]]:
         row.passed = all_of(row.ratio is not None and row.ratio >= target, within_rss(row.peak_rss_mb, RSS_LIMIT_MB))
         rows.append(row.to_dict())
     return rows
+
+
+def _notes(setup: _Setup, speeds: dict[str, list[float]], rss: dict[str, list[float]], best_openssh: str) -> str:
+    """What the two rows leave out: the other sides' speeds, the peers' RSS and every side's CPU."""
+    cpu = setup.cpu_per_gb
+    tried = ", ".join(f"{k} {median(speeds[k]):.0f} MB/s" for k in OPENSSH_SETTINGS)
+    return (
+        f"cipher {CIPHER} on every side; offsite's SSH work by {setup.clients.get('offsite-local', '?')} "
+        f"(ssh_client auto); with ssh_client paramiko, local file: "
+        f"{median(speeds['offsite-local-paramiko']):.0f} MB/s (+{max(rss['offsite-local-paramiko']):.0f} MB); "
+        f"OpenSSH settings tried: {tried}; offsite from GCS with "
+        f"connections_per_file=2: {median(speeds['offsite-2']):.0f} MB/s (+{max(rss['offsite-2']):.0f} MB); "
+        f"peers' peak RSS: sftp {max(rss[best_openssh]):.0f} MB, rclone {max(rss['rclone']):.0f} MB; "
+        f"other Python SSH libraries, local file, same cipher (bench/sftp_libraries.py): asyncssh "
+        f"{median(speeds['asyncssh-local']):.0f} MB/s, ssh2-python (libssh2) {median(speeds['ssh2-local']):.0f} MB/s; "
+        f"the machine's busy CPU-s per GB sent (every process: client, ssh, sshd, sftp-server, GCS emulator): "
+        f"local file offsite {median(cpu['offsite-local']):.2f}, OpenSSH {median(cpu[best_openssh]):.2f}; "
+        f"from GCS offsite {median(cpu['offsite']):.2f}, rclone {median(cpu['rclone']):.2f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

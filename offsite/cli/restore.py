@@ -11,6 +11,30 @@ from offsite.cli.common import ConfigOption, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line
 from shared.errors import OffsiteError
 
+RunIdArgument = Annotated[
+    str | None, typer.Argument(help="The run id whose copy is restored (or --table with --date).")
+]
+FromOption = Annotated[str, typer.Option("--from", help="Where the copy is: box, sftp:NAME, drive:NAME.")]
+ToOption = Annotated[str, typer.Option("--to", help="The table to load: PROJECT.DATASET.TABLE.")]
+StagingBucketOption = Annotated[
+    str, typer.Option("--staging-bucket", help="A GCS bucket the files are staged in for the load job.")
+]
+DateOption = Annotated[
+    str | None,
+    typer.Option("--date", help="With --table: the newest complete run dated on or before YYYY-MM-DD."),
+]
+TableOption = Annotated[
+    str | None, typer.Option("--table", help="Which table of the run: DATASET.TABLE, or the export name.")
+]
+WriteDispositionOption = Annotated[
+    str, typer.Option("--write-disposition", help="empty (default), truncate or append.")
+]
+KeepStagingOption = Annotated[
+    bool,
+    typer.Option("--keep-staging", help="Keep the staged files (default: deleted once the load job is over)."),
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="List what would be read and loaded; change nothing.")]
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's command to the main app."""
@@ -18,31 +42,15 @@ def register(app: typer.Typer) -> None:
 
 
 def restore(
-    run_id: Annotated[
-        str | None, typer.Argument(help="The run id whose copy is restored (or --table with --date).")
-    ] = None,
-    source: Annotated[str, typer.Option("--from", help="Where the copy is: box, sftp:NAME, drive:NAME.")] = "box",
-    to: Annotated[str, typer.Option("--to", help="The table to load: PROJECT.DATASET.TABLE.")] = "",
-    staging_bucket: Annotated[
-        str, typer.Option("--staging-bucket", help="A GCS bucket the files are staged in for the load job.")
-    ] = "",
-    date: Annotated[
-        str | None,
-        typer.Option("--date", help="With --table: the newest complete run dated on or before YYYY-MM-DD."),
-    ] = None,
-    table: Annotated[
-        str | None, typer.Option("--table", help="Which table of the run: DATASET.TABLE, or the export name.")
-    ] = None,
-    write_disposition: Annotated[
-        str, typer.Option("--write-disposition", help="empty (default), truncate or append.")
-    ] = "empty",
-    keep_staging: Annotated[
-        bool,
-        typer.Option("--keep-staging", help="Keep the staged files (default: deleted once the load job is over)."),
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List what would be read and loaded; change nothing.")
-    ] = False,
+    run_id: RunIdArgument = None,
+    source: FromOption = "box",
+    to: ToOption = "",
+    staging_bucket: StagingBucketOption = "",
+    date: DateOption = None,
+    table: TableOption = None,
+    write_disposition: WriteDispositionOption = "empty",
+    keep_staging: KeepStagingOption = False,
+    dry_run: DryRunOption = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:

@@ -132,8 +132,5 @@ def publish(session: SftpSession, partial: str, final: str, *, posix_rename: boo
                 raise PermanentError(f"{where}: permission denied renaming {partial} to {final}")
             raise TransientError(f"{where}: renaming {partial} to {final} failed (SFTP status {code}: {text})")
         if replace:
-            try:
-                session.sftp.remove(final)
-            except FileNotFoundError:
-                pass
+            remove_if_there(session, final)
         session.sftp.rename(partial, final)
