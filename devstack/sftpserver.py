@@ -170,6 +170,11 @@ class AsyncSshServer:
         async def shutdown() -> None:
             acceptor.close()
             await acceptor.wait_closed()
+            # Sessions still open are cancelled and awaited, so none is destroyed pending.
+            sessions = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in sessions:
+                task.cancel()
+            await asyncio.gather(*sessions, return_exceptions=True)
             loop.stop()
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop)
