@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import io
 import os
@@ -117,6 +118,21 @@ def test_asyncssh_server_refuses_other_keys(tmp_path: Path, keys: tuple[Path, Pa
         known.write_text(server.known_hosts_line() + "\n")
         with pytest.raises(paramiko.AuthenticationException):
             _connect("127.0.0.1", server.port, "anyone", stranger, known)
+
+
+def test_stopping_the_asyncssh_server_ends_its_open_sessions(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    """A session still open at stop() is cancelled and awaited, not left pending on a closed loop."""
+    user_key, host_key = keys
+    server = AsyncSshServer(tmp_path, 0, authorized_key=user_key.with_suffix(".pub"), host_key=host_key).start()
+    loop, thread = server._loop, server._thread
+    assert loop is not None and thread is not None
+    known = tmp_path / "known_hosts"
+    known.write_text(server.known_hosts_line() + "\n")
+    with _connect("127.0.0.1", server.port, "anyone", user_key, known) as client:
+        client.open_sftp().listdir("/")  # a session, open while the server stops
+        server.stop()
+        assert not thread.is_alive()
+        assert [task for task in asyncio.all_tasks(loop) if not task.done()] == []
 
 
 def test_stack_with_the_asyncssh_backend(stack_factory: Callable[..., StackInfo]) -> None:
