@@ -142,13 +142,12 @@ def _results(watch: Watch, run_id: str) -> list[Any]:
 def _finalized(watch: Watch, run_id: str) -> list[tuple[str, Any]]:
     """(file name, finalize event) of every object directly in this run's folders."""
     marker = f"/{run_id}/"
-
-    def in_run_folder(s: Any) -> bool:
-        name = s.attributes.get("objectId", "")
-        rest = name.split(marker, 1)[1] if marker in name else "/"
-        return s.attributes.get("eventType") == "OBJECT_FINALIZE" and "/" not in rest
-
-    return [(s.attributes["objectId"].split(marker, 1)[1], s) for s in watch.select("gcs-notifications", in_run_folder)]
+    found = []
+    for s in watch.select("gcs-notifications", lambda s: s.attributes.get("eventType") == "OBJECT_FINALIZE"):
+        _, in_run, rest = s.attributes.get("objectId", "").partition(marker)
+        if in_run and "/" not in rest:
+            found.append((rest, s))
+    return found
 
 
 def _run_record(watch: Watch, run_id: str, t0: float, *, box_calls: int) -> dict[str, Any]:

@@ -86,9 +86,13 @@ def tree(proc: psutil.Process) -> list[psutil.Process]:
 
 
 def kill_tree(proc: psutil.Process) -> None:
-    """SIGKILL the process and its descendants, as a crash ends them; one that ended meanwhile
-    (a child that exits once its parent is killed) is fine."""
-    for p in tree(proc):
+    """SIGKILL the process and its descendants, as a crash ends them."""
+    _kill(tree(proc))
+
+
+def _kill(procs: list[psutil.Process]) -> None:
+    """SIGKILL each; one that ended meanwhile (a child that exits once its parent is killed) is fine."""
+    for p in procs:
         try:
             p.kill()
         except psutil.NoSuchProcess:
@@ -133,11 +137,7 @@ def stop_together(targets: Sequence[tuple[int, float]], *, grace_s: float = 5.0)
         except psutil.NoSuchProcess:
             pass
     _, alive = psutil.wait_procs(everyone, timeout=grace_s)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
+    _kill(alive)
     psutil.wait_procs(alive, timeout=grace_s)
     for pid, _ in targets:
         _reap(pid)
