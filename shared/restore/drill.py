@@ -21,6 +21,7 @@ A drill of dataset D (``{"dataset": D}`` on ``restore-drills``, from its Cloud S
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -119,11 +120,18 @@ class Outcome:
     rows: int | None = None
 
 
+def scratch_table(scratch_dataset: str, pick: DrillPick, drill_id: str) -> str:
+    """The drill's own table in the scratch dataset, unique to the pick and the drill; a run id's
+    ``-`` becomes ``_`` so the name stays a plain identifier in SQL (BigQuery caps it at 1,024)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", f"drill_{pick.table}_{pick.run_id}_{drill_id}")
+    return f"{scratch_dataset}.{name[:1024]}"
+
+
 def drill_table(config: Config, dataset: str, pick: DrillPick, drill_id: str, deadline: float) -> Outcome:
     """Restore ``pick`` into the scratch dataset, prove it, drop it (module docstring, step 2)."""
     entry, drill = drill_of(config, dataset)
     source = source_of(config, entry, drill)
-    target = f"{drill.scratch(config.project)}.drill_{pick.table}_{pick.run_id}_{drill_id}"[:1024]
+    target = scratch_table(drill.scratch(config.project), pick, drill_id)
     wh = BigQueryWarehouse(clients.bigquery_client())
     try:
         with opened(source, config) as destination:

@@ -14,7 +14,9 @@ from shared.gcp.fingerprint import differences
 from shared.manifest import Manifest
 
 WRITE_DISPOSITIONS = {"empty": "WRITE_EMPTY", "truncate": "WRITE_TRUNCATE", "append": "WRITE_APPEND"}
-TABLE_RE = re.compile(r"^[A-Za-z0-9_.:-]+\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
+# BigQuery: a project id may hold ``-``, ``.`` and ``:`` (domain-scoped), a dataset only letters,
+# digits and ``_``, a table also ``-`` (restore's targets and the drill's scratch names)
+TABLE_RE = re.compile(r"^[A-Za-z0-9_.:-]+\.[A-Za-z0-9_]+\.[A-Za-z0-9_-]+$")
 # BigQuery answers a schema with legacy names; the manifest may hold either
 TYPE_NAMES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD", "BIGDECIMAL": "BIGNUMERIC"}
 LOAD_TIMEOUT_S = 3600.0
@@ -23,7 +25,10 @@ LOAD_TIMEOUT_S = 3600.0
 def parse_target(target: str) -> str:
     """``PROJECT.DATASET.TABLE``, checked; PermanentError naming the value otherwise."""
     if not TABLE_RE.match(target):
-        raise PermanentError(f"restore --to: {target!r} is not PROJECT.DATASET.TABLE")
+        raise PermanentError(
+            f"restore --to: {target!r} is not PROJECT.DATASET.TABLE (a dataset of letters, digits"
+            " and '_'; a table of those and '-')"
+        )
     return target
 
 
