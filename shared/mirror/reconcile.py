@@ -17,6 +17,11 @@ by ``offsite mirror reconcile``):
    delivery operation, in its own invocation, so a multi-GB object does not hold this one —
    and with ``delete: mirror`` every extra file is deleted at once.
 
+An extra is a file whose name no object of the bucket holds when the destination has been
+listed: the bucket is listed again before extras are judged (:func:`_without_live`), so an
+object written during the reconcile (and delivered by its own event) is never taken for one,
+and neither is an object that include/exclude leave out: its copy stays.
+
 The next reconcile (or ``offsite mirror reconcile --check-only``) shows the fixed state.
 
 The ``_offsite_versions/`` folder (copies kept by ``retention``, :mod:`versions`) is not part
@@ -103,6 +108,7 @@ def reconcile_destination(
         comparison, unhashed = compare_bucket(
             mirror, objects, destination, download_hashes=config.verify.download_hashes
         )
+        comparison = _without_live(mirror, comparison)
         redelivered: tuple[str, ...] = ()
         deleted: tuple[str, ...] = ()
         if fix:
@@ -199,6 +205,17 @@ def _without_versions(comparison: Comparison) -> Comparison:
     )
 
 
+def _without_live(mirror: BucketMirror, comparison: Comparison) -> Comparison:
+    """The comparison without the extras whose name the bucket holds now: objects written (and
+    delivered by their own events) after ``objects`` was listed, which with ``delete: mirror``
+    would otherwise be deleted under a live object, and objects that include/exclude leave out,
+    whose copies stay (as rclone's sync leaves excluded files unless told otherwise)."""
+    if not comparison.extra:
+        return comparison
+    live = {_relative(mirror, o.name) for o in gcs.list_prefix(mirror.name, "")}
+    return dataclasses.replace(comparison, extra=tuple(n for n in comparison.extra if n not in live))
+
+
 def _relative(mirror: BucketMirror, object_name: str) -> str:
     """An object's path inside the bucket's destination folder (its normalized name)."""
     path = remote_path(mirror, object_name)
@@ -222,7 +239,7 @@ def _redeliver(
 
 
 def _delete_extra(mirror: BucketMirror, destination: Destination, comparison: Comparison) -> tuple[str, ...]:
-    """``delete: mirror``: files in the bucket's folder with no object (unfinished uploads of
+    """``delete: mirror``: files in the bucket's folder with no live object (unfinished uploads of
     objects still being delivered are left alone); with ``retention`` moved to the versions."""
     doomed = [n for n in comparison.extra if n not in comparison.in_flight]
     for name in doomed:

@@ -11,7 +11,9 @@ import pytest
 
 from shared.destinations import factory
 from shared.errors import RejectedInput
+from shared.ids import DestinationId
 from shared.messages import VerifyResult
+from shared.mirror import reconcile
 from tests.mirror.conftest import DESTINATIONS, MirrorStack, sha1
 
 FILES = {"a.txt": b"alpha " * 50, "dir/b.bin": b"bravo " * 50, "dir/sub/c.csv": b"charlie " * 50}
@@ -123,3 +125,38 @@ def test_a_bucket_that_is_not_mirrored_is_rejected_naming_it(mirror_factory: Cal
     m.bucket = "not-mirrored-here"
     with pytest.raises(RejectedInput, match=r"mirror request.bucket: 'not-mirrored-here' is not a mirrored bucket"):
         m.reconcile()
+
+
+def test_an_object_written_during_the_reconcile_keeps_its_copy_under_delete_mirror(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    m = mirror_factory(delete="mirror")
+    m.finalized(m.put("a.txt", b"alpha"))
+    mirror = m.config.mirror(m.bucket)
+    assert mirror is not None
+    listed = reconcile.selected_objects(mirror)  # what the reconcile compares: listed first
+    m.finalized(m.put("new.txt", b"written after the listing"))  # then written and delivered
+    for destination in DESTINATIONS:
+        outcome = reconcile.reconcile_destination(mirror, listed, DestinationId.parse(destination), m.config, fix=True)
+        assert outcome.result.status == "in_sync", outcome.result.reason
+        assert outcome.deleted == () and outcome.result.extra == []
+        assert m.copies(destination)["new.txt"] == sha1(b"written after the listing")
+
+
+def test_copies_of_objects_left_out_by_exclude_stay_under_delete_mirror(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    m = mirror_factory(delete="mirror", exclude=["*.tmp"])
+    m.finalized(m.put("a.txt", b"alpha"))
+    m.put("scratch.tmp", b"excluded now")  # its copy was delivered before the exclude was added:
+    for destination in DESTINATIONS:
+        with factory.opened(destination, m.config) as dest:
+            dest.put(f"{m.folder}/scratch.tmp", io.BytesIO(b"excluded now"), 12)
+    found = _by_destination(m.reconcile())
+    for destination, result in found.items():
+        assert result.status == "in_sync", result.reason
+        assert m.copies(destination)["scratch.tmp"] == sha1(b"excluded now")
+    m.remove("scratch.tmp")  # once the object is gone, its copy is an extra like any other
+    for destination, result in _by_destination(m.reconcile()).items():
+        assert result.extra == ["scratch.tmp"] and "1 extra file(s) deleted" in (result.reason or "")
+        assert "scratch.tmp" not in m.copies(destination)
