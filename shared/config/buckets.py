@@ -49,7 +49,8 @@ class BucketMirror(Model):
     )
     remote_folder: str = Field(
         DEFAULT_REMOTE_FOLDER,
-        description="Folder at the destination the object names go under; '{bucket}' is the bucket name.",
+        description="Folder at the destination the object names go under; '{bucket}' is the bucket name. Its "
+        "own: not the root, nor another bucket's, the exports' or a collect job's folder.",
     )
     retention: Retention | None = Field(
         None,
@@ -99,13 +100,39 @@ class BucketMirror(Model):
         return f"{self.folder}/{VERSIONS_FOLDER}" if self.folder else VERSIONS_FOLDER
 
 
+EXPORT_TREES = ("GCP/bigquery", "GCP/exports")  # where exports go at Box and Drive (shared/layout.py)
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Is one folder the other, or inside it?"""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def reserved_folders(datasets: Sequence[str], exports: Sequence[str], collect: dict[str, str]) -> dict[str, str]:
+    """{folder: whose it is} of what other features write at the destinations: a mirror's
+    folder must stay clear of them, since ``delete: mirror`` deletes every file in it that no
+    object holds."""
+    reserved = {tree: "the exports' tree at Box and Drive" for tree in EXPORT_TREES}
+    reserved |= {name: f"the folder of dataset {name!r} at SFTP partners" for name in datasets}
+    reserved |= {name: f"the folder of query export {name!r} at SFTP partners" for name in exports}
+    reserved |= {folder: f"the folder of collect job {job!r}" for job, folder in collect.items()}
+    return reserved
+
+
 def bucket_problems(
-    buckets: Sequence[BucketMirror], known: Sequence[DestinationId], own_buckets: Sequence[str], problems: Problems
+    buckets: Sequence[BucketMirror],
+    known: Sequence[DestinationId],
+    own_buckets: Sequence[str],
+    reserved: dict[str, str],
+    problems: Problems,
 ) -> None:
     """Rules spanning the config: names unique, not offsite's own buckets (``own_buckets``),
-    routes among the ``known`` destinations."""
+    routes among the ``known`` destinations, each folder its own (:func:`folder_problem`)."""
     seen: set[str] = set()
     for i, entry in enumerate(buckets):
+        problem = folder_problem(entry, buckets[:i], reserved)
+        if problem:
+            problems.add(("buckets", i, "remote_folder"), problem)
         if entry.name in seen:
             problems.add(("buckets", i, "name"), f"{entry.name!r} is listed twice")
         seen.add(entry.name)
@@ -126,3 +153,22 @@ def bucket_problems(
                     ("buckets", i, "destinations", j),
                     f"{str(name)!r} is not a configured destination (configured: {', '.join(known) or 'none'})",
                 )
+
+
+def folder_problem(entry: BucketMirror, earlier: Sequence[BucketMirror], reserved: dict[str, str]) -> str | None:
+    """Why ``entry``'s folder cannot be its own, if it cannot: a reconcile treats every file in
+    it as the bucket's (``delete: mirror`` deletes what no object holds), so it must not be the
+    destination's root, another bucket's folder, or what exports and collect write."""
+    folder = entry.folder
+    said = f"{entry.remote_folder!r} ({folder!r} for bucket {entry.name!r})"
+    if not folder:
+        return f"{said} is the destination's root; expected a folder of the bucket's own (default {DEFAULT_REMOTE_FOLDER!r})"
+    for other in earlier:
+        if _overlaps(folder, other.folder):
+            return (
+                f"{said} overlaps {other.folder!r}, the folder of bucket {other.name!r}; expected a folder of its own"
+            )
+    for taken, whose in reserved.items():
+        if _overlaps(folder, taken):
+            return f"{said} overlaps {taken!r}, {whose}; expected a folder of the bucket's own"
+    return None

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared import sql_date
-from shared.config.buckets import BucketMirror, bucket_problems
+from shared.config.buckets import BucketMirror, bucket_problems, reserved_folders
 from shared.config.collect import CollectJob, CollectSettings, collect_problems
 from shared.config.destinations import Destinations, SftpPartner
 from shared.config.http import HttpSettings
@@ -261,7 +261,12 @@ class Config(Model):
                             (section, i, "destinations", j),
                             f"{str(name)!r} is not a configured destination (configured: {', '.join(known) or 'none'})",
                         )
-        bucket_problems(self.buckets, known, (self.bucket, self.state_bucket_name), problems)
+        reserved = reserved_folders(
+            [d.name for d in self.datasets],
+            [e.name for e in self.exports],
+            {job.name: job.target_folder for job in self.collect.jobs},
+        )
+        bucket_problems(self.buckets, known, (self.bucket, self.state_bucket_name), reserved, problems)
         drill_problems(self.datasets, self.project, known, problems)
         problems.items.extend(
             collect_problems(self.collect, self.destinations.sftp, known, self.delivery.budget_s).items

@@ -65,3 +65,58 @@ def test_bad_entries_name_the_field_and_value(entry: dict[str, Any], message: st
 def test_a_bucket_listed_twice_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"buckets\[1\]\.name: 'b-data' is listed twice"):
         _config([{"name": "b-data"}, {"name": "b-data"}])
+
+
+@pytest.mark.parametrize(
+    ("buckets", "message"),
+    [
+        (
+            [{"name": "b-data", "remote_folder": ""}],
+            "buckets[0].remote_folder: '' ('' for bucket 'b-data') is the destination's root; expected a folder of "
+            "the bucket's own (default 'GCP/storage/{bucket}')",
+        ),
+        (
+            [{"name": "b-data", "remote_folder": "GCP"}],
+            "buckets[0].remote_folder: 'GCP' ('GCP' for bucket 'b-data') overlaps 'GCP/bigquery', the exports' tree",
+        ),
+        ([{"name": "b-data", "remote_folder": "GCP/exports/x"}], "overlaps 'GCP/exports', the exports' tree"),
+        (
+            [{"name": "b-one"}, {"name": "b-two", "remote_folder": "GCP/storage"}],
+            "buckets[1].remote_folder: 'GCP/storage' ('GCP/storage' for bucket 'b-two') overlaps "
+            "'GCP/storage/b-one', the folder of bucket 'b-one'; expected a folder of its own",
+        ),
+        (
+            [{"name": "b-one", "remote_folder": "shared"}, {"name": "b-two", "remote_folder": "shared"}],
+            "buckets[1].remote_folder: 'shared' ('shared' for bucket 'b-two') overlaps 'shared', the folder of bucket 'b-one'",
+        ),
+        (
+            [{"name": "b-data", "remote_folder": "sales/models"}],
+            "overlaps 'sales', the folder of dataset 'sales' at SFTP partners",
+        ),
+        (
+            [{"name": "b-data", "remote_folder": "collect"}],
+            "overlaps 'collect/toast', the folder of collect job 'toast'",
+        ),
+    ],
+)
+def test_a_folder_that_is_not_the_buckets_own_is_refused(buckets: list[dict[str, Any]], message: str) -> None:
+    """A reconcile takes every file in the folder for the bucket's (delete: mirror deletes what no
+    object holds), so it must not hold the exports, another bucket's copies or collected files."""
+    others = {
+        "datasets": [{"name": "sales"}],
+        "collect": {"jobs": [{"name": "toast", "partner": "acme", "directory": "/out", "destinations": ["box"]}]},
+    }
+    with pytest.raises(ConfigError) as caught:
+        _config(buckets, **others, **_acme())
+    assert message in str(caught.value)
+
+
+def test_folders_of_their_own_are_accepted() -> None:
+    config = _config([{"name": "b-one"}, {"name": "b-two"}, {"name": "b-three", "remote_folder": "GCP/storage2"}])
+    assert [b.folder for b in config.buckets] == ["GCP/storage/b-one", "GCP/storage/b-two", "GCP/storage2"]
+
+
+def _acme() -> dict[str, Any]:
+    """destinations with an SFTP partner 'acme' (the collect job reads from it)."""
+    sftp = {"acme": {"host": "h", "username": "u", "password": "p", "host_key_fingerprint": "SHA256:" + "A" * 43}}
+    return {"destinations": {**BOX, "sftp": sftp}}
