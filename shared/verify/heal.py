@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import log
+from shared.delivery.ledger import ledger_key
 from shared.errors import PermanentError
 from shared.gcp import clients, gcs
+from shared.ids import DestinationId
 from shared.layout import DELIVERED_MANIFEST_NAME, is_manifest_copy
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import DeliveryReceipt
@@ -118,15 +120,19 @@ def start(
         logger.info("heal attempt already claimed", attempt=heal.attempt)
         return False
     for _name, object_name in sorted(heal.object_names.items()):
-        rewrite(bucket, object_name, {HEAL_DESTINATION_KEY: destination, HEAL_ATTEMPT_KEY: str(heal.attempt)})
+        # without the destination's ledger entry: a damaged copy of the same size and mtime
+        # would otherwise be recalled as the right one, and never written again
+        marks = {HEAL_DESTINATION_KEY: destination, HEAL_ATTEMPT_KEY: str(heal.attempt)}
+        rewrite(bucket, object_name, marks, forget=(ledger_key(DestinationId.parse(destination)),))
     logger.warning(
         "self-heal started", attempt=heal.attempt, files=sorted(heal.files), gone=list(heal.gone), reason=reason
     )
     return True
 
 
-def rewrite(bucket: str, name: str, metadata: dict[str, str]) -> int:
-    """Rewrite ``name`` onto itself with ``metadata`` merged in; returns the new generation.
+def rewrite(bucket: str, name: str, metadata: dict[str, str], *, forget: tuple[str, ...] = ()) -> int:
+    """Rewrite ``name`` onto itself with ``metadata`` merged in and the keys ``forget`` left out;
+    returns the new generation.
 
     GCS refuses a rewrite onto itself that changes nothing; the metadata is the change.
     """
@@ -139,7 +145,8 @@ def rewrite(bucket: str, name: str, metadata: dict[str, str]) -> int:
             if source is None:
                 raise PermanentError(f"{what}: the object is gone")
             target = gcs_bucket.blob(name)
-            target.metadata = {**(source.metadata or {}), **metadata}
+            merged = {**(source.metadata or {}), **metadata}
+            target.metadata = {k: v for k, v in merged.items() if k not in forget}
             token, _, _ = target.rewrite(source, if_source_generation_match=source.generation)
             while token is not None:  # large objects across storage classes rewrite in steps
                 token, _, _ = target.rewrite(source, token=token, if_source_generation_match=source.generation)

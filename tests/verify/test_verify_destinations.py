@@ -67,7 +67,16 @@ def test_file_deleted_from_sftp_is_a_mismatch_and_self_heal_restores_it(vstack: 
     assert [r.status for r in vstack.results_for(run, "box")] == ["in_sync"]  # Box was not touched
 
 
-def test_corrupted_byte_on_sftp_is_hash_differs(vstack: VerifyStack) -> None:
+@pytest.mark.parametrize(
+    "shift_ns",
+    [
+        pytest.param(60 * 10**9, id="damaged-later"),
+        # bit rot, or a partner's tool that keeps times (cp -p, rsync -t): size and mtime as
+        # delivered, so only the bytes tell; the heal must not trust what the ledger remembers
+        pytest.param(0, id="size-and-mtime-kept"),
+    ],
+)
+def test_corrupted_byte_on_sftp_is_hash_differs_and_healed(vstack: VerifyStack, shift_ns: int) -> None:
     run = vstack.new_run(FILES, ("sftp:local",))
     deliver_everything(vstack, run)
     path = sftp_file(vstack, run, SECOND)
@@ -75,7 +84,7 @@ def test_corrupted_byte_on_sftp_is_hash_differs(vstack: VerifyStack) -> None:
     data[len(data) // 2] ^= 0x01
     stat = path.stat()
     path.write_bytes(bytes(data))
-    os.utime(path, (stat.st_atime + 60, stat.st_mtime + 60))  # damaged later than it was delivered
+    os.utime(path, ns=(stat.st_atime_ns + shift_ns, stat.st_mtime_ns + shift_ns))
 
     vstack.request({"run_id": run.run_id})
     result = vstack.results_for(run)[-1]
