@@ -84,3 +84,15 @@ def record_delivery(obj: StorageObject, sha1: str, ledger: ObjectLedger | None) 
             last = exc
     logger.warning("could not record delivery metadata", error=str(last))
     return True
+
+
+def forget(info: gcs.ObjectInfo, destination: DestinationId) -> None:
+    """Drop ``destination``'s ledger entry from this generation, so its next delivery proves the
+    copy by the server's bytes (a copy damaged with its size and mtime kept is otherwise
+    recalled as the right one). Nothing to do without one; another generation has its own."""
+    if ledger_key(destination) not in info.metadata:
+        return
+    try:
+        gcs.set_metadata(info.bucket, info.name, {ledger_key(destination): None}, if_generation_match=info.generation)
+    except PermanentError:  # replaced meanwhile: the new generation has no entry for this copy
+        logger.info("object replaced; its ledger entry went with it", object=info.name)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -292,12 +292,13 @@ def write_if_absent(
 def set_metadata(
     bucket: str,
     name: str,
-    metadata: dict[str, str],
+    metadata: Mapping[str, str | None],
     *,
     if_generation_match: int | None = None,
     client: Any | None = None,
 ) -> ObjectInfo:
-    """Merge ``metadata`` into the object's custom metadata (e.g. {"sha1": ...}).
+    """Merge ``metadata`` into the object's custom metadata (e.g. {"sha1": ...}; a None value
+    removes its key).
 
     With ``if_generation_match`` only that generation is patched; another generation is a
     PermanentError (the object was replaced; the caller's facts belong to the old one).

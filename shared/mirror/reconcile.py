@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from shared import log
 from shared.config import Config
 from shared.config.buckets import VERSIONS_FOLDER, BucketMirror
-from shared.delivery import checkpoint
+from shared.delivery import checkpoint, ledger
 from shared.delivery.ledger import SHA1_KEY
 from shared.destinations import factory
 from shared.destinations.base import Destination
@@ -230,6 +230,7 @@ def _redeliver(
     for info in objects:
         if _relative(mirror, info.name) not in names:
             continue
+        ledger.forget(info, destination)  # the copy differs or is gone: what was recorded is not proof
         obj = StorageObject.from_info(info)
         checkpoint.publish_continuation(obj, destination, mirror_run_id(mirror.name))
         sent.append(info.name)

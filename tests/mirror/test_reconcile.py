@@ -34,12 +34,14 @@ def test_reconcile_reports_missing_extra_size_and_hash_then_fixes_them(
 ) -> None:
     m = mirror_factory(delete="mirror")
     _delivered(m)
-    # Drift at the SFTP server: one file gone, one with other bytes of the same size (and an
-    # older mtime), one truncated, one that is not in the bucket.
+    # Drift at the SFTP server: one file gone, one with other bytes of the same size and the
+    # same mtime (bit rot, or a tool that keeps times: only the bytes tell), one truncated, one
+    # that is not in the bucket.
     m.sftp_path("a.txt").unlink()
     corrupted = m.sftp_path("dir/b.bin")
+    delivered = corrupted.stat()
     corrupted.write_bytes(b"X" * len(FILES["dir/b.bin"]))
-    os.utime(corrupted, (1_000_000_000, 1_000_000_000))
+    os.utime(corrupted, ns=(delivered.st_atime_ns, delivered.st_mtime_ns))
     m.sftp_path("dir/sub/c.csv").write_bytes(b"short")
     m.sftp_path("stray.log").write_bytes(b"not in the bucket")
     # Drift in Box: one file gone, one replaced by other bytes of the same size.
