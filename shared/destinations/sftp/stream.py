@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from paramiko.message import Message
 from paramiko.sftp import (
@@ -46,6 +46,13 @@ STOP_WAIT_S = 30.0  # how long a stopped read may take to end (a reply, or the s
 CHUNK_BYTES = 1024 * 1024  # one read from the source; cut into WRITE requests of session.max_write
 QUEUE_CHUNKS = 8  # chunks read ahead of the writers
 MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024  # unacknowledged WRITE data per connection
+# A pause drains what was read but is not on the server yet (queued or in flight), at the link's
+# rate: that much is kept under DRAIN_S of the measured rate (START_BYTES until it is measured),
+# so a pause on a slow link ends about DRAIN_S after the deadline, well inside the invocation's
+# time after delivery.budget_s, instead of (16 MiB / rate) later.
+DRAIN_S = 20.0
+START_BYTES = 4 * 1024 * 1024
+RATE_AFTER_S = 0.5  # acknowledged bytes over this long make a rate
 _POLL_S = 0.5
 _WRITE_HEAD = struct.Struct(">IBII")  # packet length, type, request id, handle length
 _WRITE_AT = struct.Struct(">QI")  # offset, data length
@@ -144,6 +151,8 @@ class ChunkFeeder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"feed {what}", daemon=True)
         self.read = 0
+        self._acked: dict[int, int] = {}  # bytes each writer knows are on the server
+        self._first_sent: float | None = None
 
     def start(self) -> ChunkFeeder:
         self._thread.start()
@@ -162,7 +171,7 @@ class ChunkFeeder:
         try:
             while self.read < self._size:
                 sending = self.read >= self._skip_to
-                if sending and self.sent and self._deadline is not None and time.monotonic() > self._deadline:
+                if sending and not self._room_to_send():
                     return  # out of time: the writers drain what was queued, the caller checkpoints
                 data = self._source.read(min(self._chunk, self._size - self.read))
                 if not data:
@@ -177,6 +186,7 @@ class ChunkFeeder:
                 if offset < self._skip_to:  # pauses fall on chunk boundaries: another chunk size wrote it
                     raise StaleResume(f"{self._what}: resume point {self._skip_to} is inside a chunk; restarting")
                 self.sent += len(data)
+                self._first_sent = self._first_sent or time.monotonic()
                 if not self._put((offset, data)):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the writers, who raise it
@@ -185,22 +195,44 @@ class ChunkFeeder:
         finally:
             self._put(None)  # wakes one writer; the others see the stop flag or the sentinel again
 
+    def acknowledged(self, writer: int, done: int) -> None:
+        """A writer's count of its bytes the server has acknowledged (at least)."""
+        self._acked[writer] = done
+
+    def _room_to_send(self) -> bool:
+        """Wait until reading one more chunk keeps the drain short (DRAIN_S); False once past the
+        deadline (after at least one chunk was sent, so every invocation makes progress)."""
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if self.sent and self._deadline is not None and now > self._deadline:
+                return False
+            acked = sum(self._acked.values())
+            since = now - (self._first_sent or now)
+            allowed = START_BYTES if since < RATE_AFTER_S else acked / since * DRAIN_S
+            if self.sent - acked < max(allowed, self._chunk):
+                return True
+            time.sleep(_POLL_S / 50)
+        return True  # aborted: the loop's next put ends it
+
     def _check_prefix(self) -> None:
         """The source's bytes before the resume point must be the ones the destination holds."""
         differs = self._prefix_sha1 is not None and self._sha1.hexdigest() != self._prefix_sha1
         if differs or (self._prefix_blocks and self._blocks.digests() != self._prefix_blocks):
             raise StaleResume(f"{self._what}: the source's first {self._skip_to} bytes differ from the checkpoint")
 
-    def next_chunk(self) -> tuple[int, bytes] | None:
-        """The next (offset, bytes), or None at the end; raises the source's error."""
+    def next_chunk(self, *, wait: bool = True) -> tuple[int, bytes] | None | Literal["empty"]:
+        """The next (offset, bytes), or None at the end; raises the source's error. Without
+        ``wait``: "empty" when nothing is queued yet."""
         while True:
             if self._error is not None:
                 raise self._error
             if self._stop.is_set():
                 return None  # aborted: the writer that aborted raises its own error
             try:
-                item = self._queue.get(timeout=_POLL_S)
+                item = self._queue.get(timeout=_POLL_S) if wait else self._queue.get_nowait()
             except queue.Empty:
+                if not wait:
+                    return "empty"
                 continue
             if item is None:
                 self._queue.put(None)  # leave the sentinel for the other writers
@@ -278,19 +310,25 @@ def write_chunks(session: SftpSession, handle: bytes, path: str, feeder: ChunkFe
     sftp, step = session.sftp, session.max_write
     depth = max(4, MAX_IN_FLIGHT_BYTES // step)
     acks = _WriteAcks()
-    written = 0
+    written, sent, writer = 0, 0, threading.get_ident()
     with sftp_errors(session.partner, "writing", path):
         try:
-            while (item := feeder.next_chunk()) is not None:
+            while (item := feeder.next_chunk(wait=acks.pending == 0)) is not None:
+                if item == "empty":  # take an answer meanwhile: the feeder waits for room (DRAIN_S)
+                    pipelined(sftp)._read_response()
+                    feeder.acknowledged(writer, sent - acks.pending * step)
+                    continue
                 offset, data = item
                 view = memoryview(data)
                 for pos in range(0, len(data), step):
                     _send_write(session, acks, handle, offset + pos, view[pos : pos + step])
                     acks.pending += 1
+                    sent += min(step, len(data) - pos)
                     while acks.pending > depth:
                         pipelined(sftp)._read_response()
                     if acks.failure:
                         _raise_failure(session, path, acks.failure)
+                    feeder.acknowledged(writer, sent - acks.pending * step)  # each unanswered WRITE ≤ step
                 written += len(data)
             while acks.pending > 0:
                 pipelined(sftp)._read_response()
