@@ -101,17 +101,17 @@ def status(
 
 def _survey(cfg: Config, job: CollectJob) -> list[dict[str, Any]]:
     from shared.collect.listing import survey
-    from shared.collect.selection import WHY
+    from shared.collect.messages import printable
 
     with exit_on_error(1):
         judged = survey(cfg, job)
     return [
         {
-            "name": j.file.name,
+            "name": printable(j.file.name),  # a name that is not UTF-8 shows its bytes as \xe9
             "size": j.file.size,
             "mtime": dt.datetime.fromtimestamp(j.file.mtime, dt.UTC).isoformat(),
             "state": j.state,
-            "why": WHY[j.state],
+            "why": j.why,
         }
         for j in judged
     ]
@@ -145,10 +145,15 @@ def run(
     cfg = load_cli_config(config)
     chosen = _job(cfg, job)
     if dry_run:
-        rows = [r for r in _survey(cfg, chosen) if r["state"] in ("take", "settling")]
+        surveyed = _survey(cfg, chosen)
+        rows = [r for r in surveyed if r["state"] in ("take", "settling")]
+        held = [r["name"] for r in surveyed if r["state"] in ("unsupported", "case_clash")]
         if as_json:
             print_json(rows)
-        elif not rows:
+            return
+        if held:
+            print_line(f"collect {job}: not collected (`offsite collect ls {job}` says why): {', '.join(held)}")
+        if not rows:
             print_line(f"collect {job}: nothing new to copy")
         else:
             targets = ", ".join(str(d) for d in chosen.destinations)

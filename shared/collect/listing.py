@@ -8,7 +8,10 @@
 4. files still settling (new or changed since the previous listing) make the stage raise a
    TransientError *after* fanning out the others: Pub/Sub redelivers the request with backoff,
    and that second listing takes them once two listings agree. The run is reported when its
-   last listing is done and every planned file is settled (:mod:`shared.collect.runs`).
+   last listing is done and every planned file is settled (:mod:`shared.collect.runs`);
+5. a file whose name collect cannot copy, or whose path differs from another's only in case
+   when a destination ignores case, is not taken: logged, and reported with the run as not
+   collected (``held`` in its plan); it never stops the other files.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import time
 
 from shared import log
 from shared.collect import runs
-from shared.collect.messages import CollectFile, CollectRequest
-from shared.collect.selection import Judged, judge, snapshot
+from shared.collect.messages import CollectFile, CollectRequest, printable
+from shared.collect.selection import HELD, Judged, case_clashes, hold_case_clashes, judge, snapshot
 from shared.collect.source import SftpSource
 from shared.collect.state import done_keys, load_listing, save_listing
 from shared.config import Config
 from shared.config.collect import CollectJob
+from shared.destinations.factory import opened
 from shared.errors import RejectedInput, TransientError
 from shared.gcp import pubsub
 from shared.topology import COLLECT_FILES
@@ -47,7 +51,36 @@ def survey(config: Config, job: CollectJob, *, now_s: float | None = None) -> li
     """The job's directory as the next run would judge it (no state written): CLI ``ls``/``--dry-run``."""
     bucket = config.state_bucket_name
     files = open_source(config, job).list(recursive=job.recursive, max_depth=job.max_depth)
-    return judge(job, files, load_listing(bucket, job.name), done_keys(bucket, job.name), now_s or time.time())
+    judged = judge(job, files, load_listing(bucket, job.name), done_keys(bucket, job.name), now_s or time.time())
+    if case_clashes(judged):  # rare: only then are the destinations asked how they compare names
+        judged = hold_case_clashes(judged, case_folding_destinations(config, job))
+    return judged
+
+
+def case_folding_destinations(config: Config, job: CollectJob) -> list[str]:
+    """The job's destinations where names that differ only in case are one file (``folds_case``)."""
+    folding = []
+    for dest_id in job.destinations:
+        with opened(dest_id, config) as dest:
+            if dest.abilities.folds_case:
+                folding.append(str(dest_id))
+    return folding
+
+
+def report_held(job: CollectJob, judged: list[Judged]) -> list[dict[str, object]]:
+    """Log each file the run does not collect (HELD states) and return them for the run's plan."""
+    held = [j for j in judged if j.state in HELD]
+    for j in held:
+        logger.warning(
+            "collect skipped a file whose name it cannot copy; rename it at the partner"
+            if j.state == "unsupported"
+            else "collect held a file whose name differs from another's only in case; rename one at the partner",
+            job=job.name,
+            file=printable(j.file.name),
+            state=j.state,
+            reason=j.note,
+        )
+    return [{"name": printable(j.file.name), "size": j.file.size, "state": j.state, "reason": j.note} for j in held]
 
 
 def list_and_fan_out(
@@ -75,8 +108,10 @@ def list_and_fan_out(
     ]
     if messages:  # published before the plan is saved: a failure in between re-publishes (harmless)
         pubsub.publish_all(COLLECT_FILES, messages, run_id=run_id, collect=job.name)
-    runs.save_plan(bucket, job.name, run_id, planned, open_=bool(settling), now=now)
-    counts = {state: sum(1 for j in judged if j.state == state) for state in ("take", "collected", "too_young")}
+    held = report_held(job, judged)
+    runs.save_plan(bucket, job.name, run_id, planned, open_=bool(settling), now=now, held=held)
+    states = ("take", "collected", "too_young", "unsupported", "case_clash")
+    counts = {state: sum(1 for j in judged if j.state == state) for state in states}
     logger.info("collect listed", job=job.name, fanned_out=len(messages), settling=len(settling), **counts)
     if settling:
         raise TransientError(

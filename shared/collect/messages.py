@@ -19,20 +19,39 @@ def _job(value: str) -> str:
     return value
 
 
+def file_name_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a collected file's path (relative to the job's directory:
+    ``a.csv``, or ``sub/a.csv`` for a recursive job), or None when it can. The listing skips
+    such files rather than fail the whole job on them (:mod:`shared.collect.selection`)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the name is not UTF-8 (its bytes are of another encoding, e.g. Latin-1)"
+    if "\\" in value:
+        return "the name holds a backslash ('\\'), which Box refuses and Windows tools read as a folder separator"
+    if "\x00" in value:
+        return "the name holds a NUL character"
+    if not value or any(p in ("", ".", "..") for p in value.split("/")):
+        return "names are joined by '/', none empty, '.' or '..'"
+    if len(value) > 4096 or any(len(p) > 255 for p in value.split("/")):
+        return "a name is over 255 characters or the path over 4096"
+    return None
+
+
+def printable(name: str) -> str:
+    """A listed name as it can be shown: bytes that are not UTF-8 (kept by the listing as
+    surrogates) written as ``\\xe9``."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no listing makes (a message's JSON "\\ud800")
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _file_name(value: str) -> str:
-    """A path relative to the job's directory: ``a.csv``, or ``sub/a.csv`` for a recursive job."""
-    parts = value.split("/")
-    if (
-        not value
-        or any(p in ("", ".", "..") or len(p) > 255 for p in parts)
-        or "\\" in value
-        or "\x00" in value
-        or len(value) > 4096
-    ):
-        raise Problem(
-            f"{value[:80]!r} is not a file path relative to the collected directory "
-            "(names joined by '/', none empty, '.' or '..' or over 255 characters)"
-        )
+    problem = file_name_problem(value)
+    if problem is not None:
+        raise Problem(f"{printable(value)[:80]!r} is not a file path relative to the collected directory: {problem}")
     return value
 
 

@@ -1,7 +1,8 @@
 """A collect run from plan to result, and each job's freshness record.
 
 The listing writes the run's plan (``collect/{job}/runs/{run_id}/plan.json``: the files it fanned
-out, when it started); each file's copy writes its outcome (``…/outcomes/{key}.json``); the
+out, when it started, and the files it ``held``: listed but not collected, an unsupported name or
+a case clash); each file's copy writes its outcome (``…/outcomes/{key}.json``); the
 copy that finds every planned file settled claims ``…/result.json`` (``if_generation_match=0``)
 and reports the run once on ``verify-results`` — files, bytes, duration — and updates
 ``collect/{job}/freshness.json`` (last run, last collected at), which ``offsite status`` and
@@ -56,11 +57,19 @@ def planned_keys(bucket: str, job: str, run_id: str) -> set[str]:
 
 
 def save_plan(
-    bucket: str, job: str, run_id: str, files: list[dict[str, Any]], *, open_: bool, now: dt.datetime
+    bucket: str,
+    job: str,
+    run_id: str,
+    files: list[dict[str, Any]],
+    *,
+    open_: bool,
+    now: dt.datetime,
+    held: list[dict[str, Any]] | None = None,
 ) -> None:
     """Add ``files`` to the run's plan. A run listed again (its message redelivered while files
     were settling) keeps its start time and earlier files; ``open_`` says more listings follow,
-    so the run is not reported before they are done."""
+    so the run is not reported before they are done. ``held``: the files this listing did not
+    collect (name, size, state, reason); the latest listing's replace an earlier one's."""
 
     def planned(found: Any) -> dict[str, Any]:
         before = found if isinstance(found, dict) else {}
@@ -69,6 +78,7 @@ def save_plan(
             "run_id": run_id,
             "started_at": before.get("started_at", now.isoformat()),
             "files": before.get("files", []) + [f for f in files if f["key"] not in known],
+            "held": held or [],
             "open": open_,
         }
 
@@ -105,23 +115,21 @@ def report_run(
     collected = [o for o in outcomes if o.get("status") == "collected"]
     failed = [o for o in outcomes if o.get("status") == "failed"]
     present = [o for o in outcomes if o.get("status") in ("collected", "already")]
-    changed = [str(o.get("name")) for o in outcomes if o.get("status") == "changed"]
-    reasons = [f"{o.get('name')}: {o.get('reason')}" for o in failed]
-    if changed:
-        reasons.append(f"changed since listed, left for the next run: {', '.join(changed)}")
+    held = list(plan.get("held", []))
+    listed = plan["files"] + held
     started = dt.datetime.fromisoformat(plan["started_at"])
     result = VerifyResult(
-        status=Status.FAILED if failed else Status.IN_SYNC,
+        status=Status.FAILED if failed else Status.INCOMPLETE if held else Status.IN_SYNC,
         stage=Stage.COLLECT_COPY,
         run_id=run_id,
         source=source(job),
         check="sha1",
-        missing=sorted(str(o.get("name")) for o in failed),
-        files_expected=len(plan["files"]),
+        missing=sorted(str(o.get("name")) for o in failed + held),
+        files_expected=len(listed),
         files_present=len(present),
-        bytes_expected=sum(int(f.get("size", 0)) for f in plan["files"]),
+        bytes_expected=sum(int(f.get("size", 0)) for f in listed),
         bytes_present=sum(int(o.get("size", 0)) for o in collected),
-        reason="; ".join(reasons)[:2000] or None,
+        reason=_reasons(failed, outcomes, held)[:2000] or None,
         started_at=started.isoformat(),
         finished_at=now.isoformat(),
         duration_s=round((now - started).total_seconds(), 3),
@@ -131,6 +139,18 @@ def report_run(
     report(result, config=config)
     update_freshness(bucket, job, result, collected=bool(collected), now=now)
     return result
+
+
+def _reasons(failed: list[dict[str, Any]], outcomes: list[dict[str, Any]], held: list[dict[str, Any]]) -> str:
+    """Why a run is not in sync: each failed file, the files that changed, the files held."""
+    reasons = [f"{o.get('name')}: {o.get('reason')}" for o in failed]
+    changed = [str(o.get("name")) for o in outcomes if o.get("status") == "changed"]
+    if changed:
+        reasons.append(f"changed since listed, left for the next run: {', '.join(changed)}")
+    if held:
+        listed = "; ".join(f"{h.get('name')} ({h.get('reason')})" for h in held)
+        reasons.append(f"not collected until renamed at the partner: {listed}")
+    return "; ".join(reasons)
 
 
 def update_freshness(bucket: str, job: str, result: VerifyResult, *, collected: bool, now: dt.datetime) -> None:

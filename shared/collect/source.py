@@ -13,8 +13,14 @@ import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import paramiko
+from paramiko.message import Message
+from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR, SFTPError
 
 from shared import log
+from shared.collect.messages import printable
 from shared.config import SftpPartner
 from shared.destinations.sftp.connect import SftpSession, sftp_errors
 from shared.destinations.sftp.files import is_file, is_folder, mkdirs, publish, remove_if_there
@@ -31,6 +37,49 @@ class ListedFile:
     name: str  # relative to the directory: "a.csv", or "sub/a.csv" when collected recursively
     size: int
     mtime: int  # seconds since the epoch, as SFTP reports it
+
+
+class _Requests(Protocol):
+    """paramiko's private request call (status → exception mapping included); not in its stubs."""
+
+    def _request(self, t: int, *args: Any) -> tuple[int, Message]: ...
+
+
+class _Unpacks(Protocol):
+    def _unpack(self, msg: Message) -> None: ...
+
+
+def _name(raw: bytes) -> str:
+    """A name the server sent; bytes that are not UTF-8 kept as surrogates (``surrogateescape``)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def list_folder(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttributes]:
+    """paramiko's ``listdir_attr``, except that one name that is not UTF-8 does not fail the
+    whole listing (paramiko decodes every name strictly): it is listed with its bytes kept, and
+    the selection reports it as unsupported. ``path`` may hold such bytes too (a subfolder's)."""
+    client = cast(_Requests, sftp)
+    kind, msg = client._request(CMD_OPENDIR, path.encode("utf-8", "surrogateescape"))
+    if kind != CMD_HANDLE:
+        raise SFTPError("Expected handle")
+    handle = msg.get_binary()
+    entries: list[paramiko.SFTPAttributes] = []
+    while True:
+        try:
+            kind, msg = client._request(CMD_READDIR, handle)
+        except EOFError:  # the end of the folder
+            break
+        if kind != CMD_NAME:
+            raise SFTPError("Expected name response")
+        for _ in range(msg.get_int()):
+            name, _longname = _name(msg.get_string()), msg.get_string()
+            attrs = paramiko.SFTPAttributes()
+            cast(_Unpacks, attrs)._unpack(msg)
+            attrs.filename = name
+            if name not in (".", ".."):
+                entries.append(attrs)
+    client._request(CMD_CLOSE, handle)
+    return entries
 
 
 class SftpSource:
@@ -53,14 +102,15 @@ class SftpSource:
     def list(self, *, recursive: bool = False, max_depth: int = 0) -> list[ListedFile]:
         """Regular files in the directory, names relative to it. ``recursive``: also in its
         subfolders down to ``max_depth`` levels (``sub/a.csv`` is one level down); folders deeper
-        are not entered and are logged. Symlinks (to files or folders) are never followed or taken."""
+        are not entered and are logged. Symlinks (to files or folders) are never followed or taken.
+        A name that is not UTF-8 is listed with its bytes kept as surrogates (:func:`list_folder`)."""
         files: list[ListedFile] = []
         pending: list[tuple[str, int]] = [("", 0)]
         too_deep: list[str] = []
         with self._session("listing", self.directory) as session:
             while pending:
                 relative, depth = pending.pop()
-                for e in session.sftp.listdir_attr(self.path_of(relative) if relative else self.directory):
+                for e in list_folder(session.sftp, self.path_of(relative) if relative else self.directory):
                     name = f"{relative}/{e.filename}" if relative else e.filename
                     if is_file(e):
                         files.append(ListedFile(name, int(e.st_size or 0), int(e.st_mtime or 0)))
@@ -74,7 +124,7 @@ class SftpSource:
                 "folders below max_depth not collected",
                 directory=self.directory,
                 max_depth=max_depth,
-                folders=sorted(too_deep)[:20],
+                folders=[printable(f) for f in sorted(too_deep)[:20]],
                 count=len(too_deep),
             )
         return sorted(files, key=lambda f: f.name)

@@ -44,6 +44,9 @@ class Abilities:
     """An interrupted upload can continue where it stopped."""
     needs_ledger: bool = False
     """Cannot hash server-side: ``put`` proves "unchanged" with the caller's :class:`DeliveryLedger`."""
+    folds_case: bool = False
+    """Names that differ only in case are one file here (Box): a put of ``report.csv`` replaces
+    ``Report.csv``. Collect holds partner files whose paths would clash so."""
 
 
 @dataclass(frozen=True)

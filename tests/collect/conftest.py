@@ -86,6 +86,19 @@ class Collect:
         os.utime(path, (stamp, stamp))
         return path
 
+    def write_bytes_named(self, name: bytes, data: bytes, *, folder: bytes = b"") -> None:
+        """A partner file named by raw bytes (a Latin-1 name from a Windows exporter), an hour
+        old; ``folder`` (created, the partner's) is relative to the directory."""
+        where = os.path.join(os.fsencode(self.partner_dir), folder)
+        if folder and not os.path.isdir(where):
+            os.makedirs(where)
+            os.chown(where, self.user.uid, self.user.gid)
+        path = os.path.join(where, name)
+        with open(path, "wb") as out:
+            out.write(data)
+        stamp = int(os.stat(path).st_mtime) - 3600
+        os.utime(path, (stamp, stamp))
+
     def list(self, config: Config, *, run_id: str | None = None, **request: Any) -> list[CollectFile]:
         """One listing; files still settling are listed again once (the Pub/Sub redelivery)."""
         run_id = run_id or f"r{uuid.uuid4().hex[:12]}"

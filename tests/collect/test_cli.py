@@ -64,3 +64,28 @@ def test_run_publishes_the_request_and_unknown_jobs_are_named(collect: Collect, 
     assert body == printed["request"] and body["collect"] == collect.name and body["ignore_calendar"] is True
     bad = runner.invoke(app, ["collect", "ls", "nope"])
     assert bad.exit_code == 2 and f"'nope' is not a configured collect job (configured: {collect.name})" in bad.output
+
+
+def test_ls_and_dry_run_show_a_name_collect_cannot_copy_and_why(collect: Collect, cli_config: Path) -> None:
+    collect.write("good.csv", b"alpha")
+    collect.write("Report.csv", b"upper")  # differs from report.csv only in case: fine for memory
+    collect.write("report.csv", b"lower")
+    collect.write_bytes_named(b"caf\xe9.csv", b"latin-1 name")
+    out = runner.invoke(app, ["collect", "ls", collect.name, "--json"])
+    assert out.exit_code == 0, out.output
+    listed = json.loads(out.stdout)
+    assert [(r["name"], r["state"]) for r in listed] == [
+        ("Report.csv", "settling"),
+        ("caf\\xe9.csv", "unsupported"),
+        ("good.csv", "settling"),
+        ("report.csv", "settling"),
+    ]
+    assert "not UTF-8" in listed[1]["why"] and "renamed at the partner" in listed[1]["why"]
+    table = runner.invoke(app, ["collect", "ls", collect.name])
+    assert table.exit_code == 0 and "caf\\xe9.csv" in table.stdout and "unsupported" in table.stdout
+    dry = runner.invoke(app, ["collect", "run", collect.name, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert (
+        f"collect {collect.name}: not collected (`offsite collect ls {collect.name}` says why): caf\\xe9.csv"
+        in dry.stdout
+    )

@@ -59,7 +59,9 @@ class BoxDestination(PutViaResumable):
     name = "box"
     id = DestinationId("box")
     # Files appear when an upload (or a session's commit) completes; GCP/bigquery/... folder tree.
-    abilities = Abilities(hashes=frozenset({"sha1"}), atomic_put=True, layout="gcp_tree", resumable=True)
+    abilities = Abilities(
+        hashes=frozenset({"sha1"}), atomic_put=True, layout="gcp_tree", resumable=True, folds_case=True
+    )
 
     def __init__(
         self, settings: BoxSettings, *, root_folder_id: str | None = None, http: BoxHttp | None = None

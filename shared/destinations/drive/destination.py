@@ -53,7 +53,11 @@ class DriveDestination(PutViaResumable):
         self.id = DestinationId("drive", name)
         self.name = str(self.id)
         self.settings = settings
-        self.abilities = Abilities(hashes=frozenset({"sha1"}), atomic_put=True, layout=settings.layout, resumable=True)
+        # Drive itself keeps names as given (even twice), but files.list's ``name = 'x'`` (how put
+        # and stat find a file) matches case-insensitively, so here Report.csv and report.csv are one.
+        self.abilities = Abilities(
+            hashes=frozenset({"sha1"}), atomic_put=True, layout=settings.layout, resumable=True, folds_case=True
+        )
         self.http = http or DriveHttp(settings, f"destinations.drive.{name}")
         root = (
             settings.shared_drive_id
