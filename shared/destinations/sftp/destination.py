@@ -145,8 +145,8 @@ class SftpDestination(PutViaResumable):
                 raise PermanentError(f"{self.name}: cannot write {final}: a folder is there")
             same_size = existing is not None and existing.st_size == size
             there: str | None = None  # SHA-1 of the existing same-size file, once known
-            if same_size and sha1 is not None:
-                there = self._existing_sha1(session, rel, final, existing, ledger)
+            if same_size and sha1 is not None and resume is None:  # resuming: writing was decided
+                there = self._existing_sha1(session, rel, final, existing, ledger, deadline)
                 if there == sha1:
                     return PutResult(rel, size, sha1, "unchanged")
             mkdirs(session, posixpath.dirname(final))
@@ -166,7 +166,7 @@ class SftpDestination(PutViaResumable):
                 done = PartialState(partial, streamed.size, streamed.sha1, mtime, streamed.blocks).to_dict()
                 return Progress(state=done, bytes_done=streamed.size, bytes_sent=streamed.sent)
             if same_size:
-                there = there or self._existing_sha1(session, rel, final, existing, ledger)
+                there = there or self._existing_sha1(session, rel, final, existing, ledger, deadline)
                 if there == streamed.sha1:
                     remove_quietly(session, partial)
                     ledger.remember(rel, LedgerEntry(size, int(existing.st_mtime or 0), streamed.sha1))
@@ -304,15 +304,22 @@ class SftpDestination(PutViaResumable):
             raise TransientError(f"{self.name}: {partial} has {got} bytes on the server after writing {streamed.size}")
         return streamed
 
-    def _existing_sha1(self, session: SftpSession, rel: str, final: str, attrs: Any, ledger: DeliveryLedger) -> str:
-        """The SHA-1 of the file already at ``final``: server hash, else the ledger, else download."""
+    def _existing_sha1(
+        self, session: SftpSession, rel: str, final: str, attrs: Any, ledger: DeliveryLedger, deadline: float | None
+    ) -> str | None:
+        """The SHA-1 of the file already at ``final``: server hash, else the ledger, else download
+        — within ``deadline``: None past it (the file is then written, or replaced, unproven:
+        a download as long as the budget would otherwise end every invocation before it wrote)."""
         if self.hashes:
             return remote_sha1(session, self.partner.hashing, [final], int(attrs.st_size or 0))[final]
         entry = ledger.recall(rel)
         if entry is not None and entry.size == attrs.st_size and entry.mtime == int(attrs.st_mtime or 0):
             return entry.sha1
         log.info("hashing the existing remote file by download (no server hash, no ledger entry)", remote_path=final)
-        return read_sha1(session, final)
+        digest = read_sha1(session, final, deadline)
+        if digest is None:
+            log.warning("out of time hashing the existing remote file; it is replaced unproven", remote_path=final)
+        return digest
 
 
 def _started_feeder(source: ByteStream, size: int, what: str, start: Keep, deadline: float | None) -> ChunkFeeder:

@@ -4,14 +4,15 @@ READ requests ahead of the reader (verify's read-back, resume proofs, collect's 
 from __future__ import annotations
 
 import collections
+import hashlib
 import io
 import threading
+import time
 from typing import Any
 
 from paramiko.message import Message
 from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, SFTP_EOF
 
-from shared.destinations.base import sha1_of_stream
 from shared.destinations.sftp.connect import SftpSession, int64, pipelined, sftp_errors
 from shared.destinations.sftp.stream import CHUNK_BYTES, STOP_WAIT_S
 from shared.errors import TransientError
@@ -118,6 +119,15 @@ class PipelinedReader(io.RawIOBase):
                 callback(healthy)
 
 
-def read_sha1(session: SftpSession, path: str) -> str:
-    """SHA-1 of the file at ``path``, read back through a PipelinedReader."""
-    return sha1_of_stream(PipelinedReader(session, path), CHUNK_BYTES)
+def read_sha1(session: SftpSession, path: str, deadline: float | None = None) -> str | None:
+    """SHA-1 of the file at ``path``, read back through a PipelinedReader; None when
+    ``deadline`` (``time.monotonic()``) passes first."""
+    digest, stream = hashlib.sha1(), PipelinedReader(session, path)
+    try:
+        while chunk := stream.read(CHUNK_BYTES):
+            digest.update(chunk)
+            if deadline is not None and time.monotonic() > deadline:
+                return None
+    finally:
+        stream.close()
+    return digest.hexdigest()
