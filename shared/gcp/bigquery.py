@@ -8,8 +8,9 @@ exported by an extract job, dated queries by ONE query job running
 (no temporary result table, so the response-size limit of query results cannot apply). The
 local stack runs the same code against devstack's BigQuery front (docs/bqfront.md).
 
-Job ids are a function of (run_id, source, step) (``job_id_for``); :mod:`shared.gcp.bq_jobs`
-re-attaches a redelivered export to its job instead of starting a second one.
+Job ids are a function of (run_id, source, run folder, step) (``job_id_for``): the folder holds the
+date, so a run id reused for another day is another job. :mod:`shared.gcp.bq_jobs` re-attaches a
+redelivered export to its job instead of starting a second one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ logger = log.get_logger(__name__)
 
 DATE_PARAMETER = sql_date.PARAMETER
 EXPORTABLE_TYPES = ("TABLE",)
+_TRAILING_SEMICOLONS = re.compile(r"[\s;]+\Z")
+
 # ---- what the stages pass in and get back ----------------------------------------------------
 
 
@@ -87,11 +90,18 @@ class DatedQuery:
         except sql_date.SqlDateError as exc:
             raise PermanentError(f"exports.{self.name}.sql: {exc}") from None
         params = [bigquery.ScalarQueryParameter(DATE_PARAMETER, "DATE", self.date)] if uses_parameter else []
-        return sql, params
+        # A closing ';' is fine after EXPORT DATA but not inside the subquery COUNT(*) and the
+        # fingerprint wrap the query in (``as_subquery``).
+        return _TRAILING_SEMICOLONS.sub("", sql), params
 
     @property
     def label(self) -> str:
         return f"export:{self.name}"
+
+
+def as_subquery(sql: str) -> str:
+    """``sql`` as a FROM item; the newline before ``)`` ends a trailing ``-- comment`` first."""
+    return f"(\n{sql}\n) AS exported"
 
 
 ExportSource = TableRef | DatedQuery
@@ -141,10 +151,15 @@ def warehouse() -> Warehouse:
     return BigQueryWarehouse()
 
 
-def job_id_for(run_id: str, source: Source, step: str = "export") -> str:
-    """Deterministic BigQuery job id for one step of one source in one run (readable + hashed)."""
+def job_id_for(run_id: str, source: Source, step: str = "export", *, folder: str = "") -> str:
+    """Deterministic BigQuery job id for one step of one source in one run (readable + hashed).
+
+    ``folder`` is the run folder the job writes to (``RunFolder.prefix``, its date included): the
+    same run id reused for another day must be another job, not a re-attach to the first day's
+    (whose files are in the other folder)."""
     readable = re.sub(r"[^A-Za-z0-9_]", "_", source.label)[:120]
-    digest = hashlib.sha1(f"{run_id}|{source.project}|{source.label}".encode()).hexdigest()[:8]
+    scope = f"{run_id}|{source.project}|{source.label}" + (f"|{folder}" if folder else "")
+    digest = hashlib.sha1(scope.encode()).hexdigest()[:8]
     return f"offsite_{run_id}_{readable}_{digest}_{step}"
 
 
@@ -177,9 +192,7 @@ class BigQueryWarehouse:
         if isinstance(source, TableRef):
             return self._scalar(f"SELECT COUNT(*) AS n FROM {source.sql}", [], f"counting rows of {source.label}")
         sql, params = source.parameterized()
-        return self._scalar(
-            f"SELECT COUNT(*) AS n FROM ({sql}) AS exported", params, f"counting rows of {source.label}"
-        )
+        return self._scalar(f"SELECT COUNT(*) AS n FROM {as_subquery(sql)}", params, f"counting rows of {source.label}")
 
     def _scalar(self, sql: str, params: list[Any], what: str, location: str | None = None) -> int:
         from google.cloud import bigquery
@@ -265,7 +278,7 @@ class BigQueryWarehouse:
         # when it sees as many rows as were exported.
         fingerprint = fingerprint_job.compute(
             self.client,
-            f"({sql}) AS exported",
+            as_subquery(sql),
             params,
             schema,
             dry.location,

@@ -3,7 +3,7 @@
 - ``mapped_errors`` / ``call``: google.api_core exceptions → TransientError / PermanentError
   carrying BigQuery's reason (403 rateLimitExceeded is transient); transient ones are retried
   through shared.retry, and the client library's own retries are bounded (``api_retry``).
-- ``attach_or_start``: a job id is a function of (run_id, source, step). The job is looked up
+- ``attach_or_start``: a job id is a function of (run_id, source, run folder, step). The job is looked up
   first; one that exists (a redelivery, a concurrent twin) is waited for instead of started
   again. A job that fails for a transient backend reason is followed by ``<id>_retry1``,
   ``<id>_retry2`` (BigQuery never reuses a job id), found the same way later.

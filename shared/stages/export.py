@@ -14,7 +14,7 @@ Order inside the run folder, each step safe to repeat:
    a redelivery finds it there (412) and goes on; a *different* export under the same run id
    is rejected.
 2. ``_manifest.json`` already there → the run is complete; nothing to do.
-3. The export job, id = f(run_id, source): a redelivery, an event or the sweep re-attaches to
+3. The export job, id = f(run_id, source, run folder): a redelivery, an event or the sweep re-attaches to
    the job instead of starting another. Waiting is bounded by the time budget
    (``OFFSITE_EXPORT_BUDGET_S``, default 60 s), and ends early once every request thread of
    the process is busy (:mod:`shared.in_flight`); then the invocation returns (acknowledged)
@@ -89,6 +89,12 @@ def run_folder(task: TableExport, config: Config) -> RunFolder:
     return RunFolder(config.export_prefix.strip("/"), task.source, task.date, task.run_id)
 
 
+def export_job_id(task: TableExport, config: Config) -> str:
+    """The run's export job id: a function of its run folder, date included (a run id reused for
+    another day is another job, never a re-attach to the first day's)."""
+    return job_id_for(task.run_id, task.source, folder=run_folder(task, config).prefix)
+
+
 def check_task(task: TableExport, config: Config) -> None:
     """A table export must describe something fan_out could have produced from this config."""
     src = task.source
@@ -155,7 +161,7 @@ def run_export(
         return done
     pattern = file_pattern(task)
     job = ExportJob(
-        job_id=job_id_for(task.run_id, task.source),
+        job_id=export_job_id(task, config),
         source=_source_of(task, config),
         bucket=bucket,
         prefix=folder.prefix,
@@ -239,7 +245,7 @@ def finalize_job(
         if task is None:
             logger.warning("job exports to no offsite run folder; ignored", destination=uri)
             return None
-        base = job_id_for(task.run_id, task.source)
+        base = export_job_id(task, config)
         ours = {attempt_id(b, n) for b in (base, fingerprint_job_id(base)) for n in range(MAX_JOB_ATTEMPTS)}
         if job.job_id not in ours:
             logger.warning("job is not one of this run's jobs; ignored", run_id=task.run_id, expected=base)

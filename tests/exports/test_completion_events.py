@@ -25,8 +25,7 @@ from devstack.launches import AUDIT_LOG_TOPIC
 from devstack.relay import audit_cloudevent
 from shared import in_flight
 from shared.gcp import gcs
-from shared.gcp.bigquery import job_id_for
-from shared.stages.export import BUDGET_ENV
+from shared.stages.export import BUDGET_ENV, export_job_id
 from shared.topology import EXPORT_SWEEPS, PUBSUB_PUBLISHED, VERIFY_RESULTS
 from tests.exports.conftest import ExportsKit, Puller, manifest_of, query_task, table_task
 
@@ -67,7 +66,7 @@ class Hold:
 def held_export(kit: ExportsKit, task: Any) -> Iterator[Hold]:
     """export_table has started ``task``'s export job (its deterministic id is ``hold.job_id``) and
     returned: acked, no attempt spent waiting; the front keeps the job RUNNING until ``release()``."""
-    with Hold(kit, job_id_for(task.run_id, task.source)) as hold:
+    with Hold(kit, export_job_id(task, kit.config)) as hold:
         kit.main.export_table(kit.table_export_event(task))
         yield hold
 
@@ -203,7 +202,7 @@ def test_the_sweep_never_starts_an_export(exports_env: ExportsKit) -> None:
     from google.api_core.exceptions import NotFound
 
     with pytest.raises(NotFound):
-        kit.bigquery().get_job(job_id_for(task.run_id, task.source))
+        kit.bigquery().get_job(export_job_id(task, kit.config))
 
 
 def test_audit_entries_of_other_jobs_are_acked_and_ignored(exports_env: ExportsKit, audit: Puller) -> None:
@@ -269,9 +268,9 @@ def test_a_waiting_request_gives_its_thread_back_when_the_process_is_full(
         table_task(kit, "products", "AVRO"),
     ]
     with (
-        Hold(kit, job_id_for(tasks[0].run_id, tasks[0].source)) as first,
-        Hold(kit, job_id_for(tasks[1].run_id, tasks[1].source)) as second,
-        Hold(kit, job_id_for(tasks[2].run_id, tasks[2].source)) as third,
+        Hold(kit, export_job_id(tasks[0], kit.config)) as first,
+        Hold(kit, export_job_id(tasks[1], kit.config)) as second,
+        Hold(kit, export_job_id(tasks[2], kit.config)) as third,
     ):
         handlers = [threading.Thread(target=kit.main.export_table, args=(kit.table_export_event(t),)) for t in tasks]
         for handler, hold in zip(handlers[:2], (first, second), strict=True):

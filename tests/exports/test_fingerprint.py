@@ -5,10 +5,14 @@ for query exports (the query run again, kept when it sees the exported row count
 from __future__ import annotations
 
 import datetime as dt
+import time
+
+import pytest
 
 from shared.gcp import fingerprint_job
-from shared.gcp.bigquery import BigQueryWarehouse
+from shared.gcp.bigquery import BigQueryWarehouse, DatedQuery
 from shared.gcp.fingerprint import METHOD, differences
+from shared.stages.export import run_export
 from tests.exports.conftest import ExportsKit, manifest_of, query_task, table_task
 
 
@@ -51,3 +55,20 @@ def test_query_export_has_a_fingerprint_of_its_rows(exports_env: ExportsKit) -> 
     assert manifest.fingerprint is not None
     assert manifest.fingerprint["row_count"] == manifest.row_count == kit.source_count("orders", where_date=day)
     assert manifest.fingerprint["as_of"] is None  # a query has no snapshot to name
+
+
+@pytest.mark.parametrize("tail", [";", "\n-- the day's orders", " ;\n\n"])
+def test_a_query_ending_in_a_semicolon_or_a_comment_is_counted_and_fingerprinted(
+    exports_env: ExportsKit, tail: str
+) -> None:
+    """EXPORT DATA takes such a query as written; COUNT(*) and the fingerprint wrap it in a subquery."""
+    kit = exports_env
+    entry = kit.config.export("orders_daily")
+    config = kit.config.model_copy(update={"exports": (entry.model_copy(update={"sql": entry.sql + tail}),)})
+    day = dt.date(2025, 1, 8)
+    expected = kit.source_count("orders", where_date=day)
+    wh = BigQueryWarehouse()
+    assert wh.count_rows(DatedQuery(entry.name, entry.sql + tail, day)) == expected
+    manifest = run_export(query_task(kit, day), config, wh, time.monotonic() + 120)
+    assert manifest is not None and manifest.fingerprint is not None
+    assert manifest.fingerprint["row_count"] == manifest.row_count == expected

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from devstack.launches import AUDIT_LOG_TOPIC
-from shared.gcp.bigquery import BigQueryWarehouse, ExportJob, ExportResult, job_id_for
+from shared.gcp.bigquery import BigQueryWarehouse, ExportJob, ExportResult
 from shared.gcp.fingerprint_job import fingerprint_job_id
-from shared.stages.export import export_table, run_export
+from shared.stages.export import export_job_id, export_table, run_export
 from tests.exports.conftest import ExportsKit, manifest_of, table_task
 from tests.exports.test_completion_events import Hold, completion_event
 from tests.threads import together
@@ -54,7 +54,7 @@ def test_the_handler_and_the_completion_path_share_one_fingerprint_query(
     kit = exports_env
     monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "300")
     task = table_task(kit, "customers", "PARQUET")
-    export_id = job_id_for(task.run_id, task.source)
+    export_id = export_job_id(task, kit.config)
     handler_wh, event_wh = Entered(kit.bigquery()), Entered(kit.bigquery())
 
     def handler() -> Any:
@@ -113,7 +113,7 @@ def test_a_fingerprint_jobs_completion_event_finishes_its_run(
     monkeypatch.setenv("OFFSITE_EXPORT_BUDGET_S", "1")
     audit = kit.subscribe(AUDIT_LOG_TOPIC)
     task = table_task(kit, "customers", "AVRO")
-    export_id = job_id_for(task.run_id, task.source)
+    export_id = export_job_id(task, kit.config)
     fingerprint_id = fingerprint_job_id(export_id)
     with Hold(kit, fingerprint_id) as fingerprint_hold:
         with Hold(kit, export_id):

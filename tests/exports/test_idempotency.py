@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+import uuid
 
 from shared.gcp import gcs
-from shared.gcp.bigquery import BigQueryWarehouse, ExportJob, TableRef, job_id_for
+from shared.gcp.bigquery import BigQueryWarehouse, ExportJob, TableRef
+from shared.layout import RunFolder
 from shared.messages import TableExport
-from shared.stages.export import file_pattern, run_folder
+from shared.stages.export import export_job_id, file_pattern, run_folder
 from shared.topology import TABLE_EXPORTS, VERIFY_RESULTS
-from tests.exports.conftest import ExportsKit, manifest_of, table_task
+from tests.exports.conftest import ExportsKit, manifest_of, query_task, table_task
 from tests.threads import together
 
 
@@ -36,7 +39,7 @@ def test_export_resumes_when_files_exist_but_no_manifest(exports_env: ExportsKit
     task = table_task(kit, "products", "AVRO")
     folder = run_folder(task, kit.config)
     job = ExportJob(
-        job_id=job_id_for(task.run_id, task.source),
+        job_id=export_job_id(task, kit.config),
         source=TableRef(kit.stack.project, "sales", "products"),
         bucket=kit.bucket,
         prefix=folder.prefix,
@@ -126,3 +129,30 @@ def test_a_new_run_of_the_same_table_and_day_leaves_the_old_run_alone(exports_en
     kit.main.export_table(kit.table_export_event(second))
     assert _objects(kit, first.prefix) == before
     assert first.prefix != second.prefix and manifest_of(kit, second) is not None
+
+
+def test_a_run_id_reused_for_another_day_exports_that_day(exports_env: ExportsKit) -> None:
+    """The job id follows the run folder, date included: the second day is its own job, not a
+    re-attach to the first day's (whose files are in the other folder)."""
+    kit = exports_env
+    run_id = "t" + uuid.uuid4().hex[:12]
+    first = query_task(kit, dt.date(2025, 1, 8), run_id=run_id)
+    second = query_task(kit, dt.date(2025, 1, 9), run_id=run_id)
+    kit.main.export_table(kit.table_export_event(first))
+    kit.main.export_table(kit.table_export_event(second))
+    day1, day2 = manifest_of(kit, first), manifest_of(kit, second)
+    assert day1 is not None and day2 is not None and day1.job_id != day2.job_id
+    assert day2.row_count == kit.source_count("orders", where_date=second.date)
+    assert [f.object for f in day2.files] == [n for n in _objects(kit, second.prefix) if "/Orders_20250109-" in n]
+
+
+def test_a_table_run_id_reused_for_another_day_exports_that_day(exports_env: ExportsKit) -> None:
+    kit = exports_env
+    first = table_task(kit, "products", "AVRO")
+    day2 = RunFolder("exports", first.source, dt.date(2025, 1, 9), first.run_id)
+    second = day2.export_task("AVRO", first.destinations, first.file_name)
+    kit.main.export_table(kit.table_export_event(first))
+    kit.main.export_table(kit.table_export_event(second))
+    day1, day2 = manifest_of(kit, first), manifest_of(kit, second)
+    assert day1 is not None and day2 is not None and day1.job_id != day2.job_id
+    assert [f.object for f in day2.files] == [second.prefix + "products_20250109-000000000000.avro"]

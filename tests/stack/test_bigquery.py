@@ -89,7 +89,7 @@ def test_a_long_export_finishes_through_the_stacks_audit_log_event(
     date = dt.date(2025, 1, 8)
     folder = RunFolder("exports", source, date, run_id)
     task = folder.export_task("CSV", ("box",), f"{table}_{{YYYYMMDD}}-*.csv.gz")
-    job_id = job_id_for(run_id, source)
+    job_id = job_id_for(run_id, source, folder=folder.prefix)  # as export_job_id names it
 
     def front(method: str, path: str, body: dict[str, Any] | None = None) -> None:
         data = json.dumps(body).encode() if body is not None else None
