@@ -40,10 +40,12 @@ from shared.validation import Problem, describe, show
 SCHEMA_VERSION = 1
 MAX_DEPTH = 8  # the deepest contract (a result's source) nests 2 levels
 MAX_MESSAGE_BYTES = 64 * 1024
-IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
+# \Z, not $: "$" also matches before a trailing newline, and a run id "r1\n" would pass (and
+# name folders and jobs); [0-9], not \d, which takes any script's digits.
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}\Z")
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+SHA1_RE = re.compile(r"^[0-9a-f]{40}\Z")
 
 ResultStatus = Status  # the type of VerifyResult.status (was a Literal of the same strings)
 

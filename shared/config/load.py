@@ -109,10 +109,26 @@ def env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
     """
     if not any(key.upper().startswith(ENV_PREFIX) for key in environ):
         return {}
+    _check_top_level_names(environ)
     try:
         return _EnvSource(environ)()
     except SettingsError as exc:  # a whole section or list that is not JSON
         raise ConfigError(f"{ENV_PREFIX}* override: {exc}; expected JSON for a section or list") from None
+
+
+def _check_top_level_names(environ: typing.Mapping[str, str]) -> None:
+    """A misspelt section (``OFFSITE__EXPIRATION_DAY``) is an error, as a misspelt nested key is:
+    pydantic-settings reads only the variables of known fields and would pass it by in silence."""
+    known = sorted(Config.model_fields)
+    for key in environ:
+        if not key.upper().startswith(ENV_PREFIX):
+            continue
+        section = key[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+        if section not in Config.model_fields:
+            raise ConfigError(
+                f"{key}: {section!r} is not a config field; expected {ENV_PREFIX}<FIELD>[__<KEY>...] with FIELD one of "
+                f"{', '.join(known)}"
+            )
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,12 @@ unique, auth has what its method needs) are model validators. Every rule raises
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from shared import sql_date
+from shared import sql_date, topology
 from shared.config.buckets import BucketMirror, bucket_problems, reserved_folders
 from shared.config.collect import CollectJob, CollectSettings, collect_problems
 from shared.config.destinations import Destinations, SftpPartner
@@ -134,13 +135,32 @@ class Alerts(Model):
     )
 
 
+DRAIN_MARGIN_S = 60
+"""What an invocation needs after ``delivery.budget_s``: finish the chunk in flight, save the
+checkpoint, publish the continuation and report, before the function's timeout ends it."""
+# The functions that transfer within delivery.budget_s: the delivery functions and collect_copy.
+TRANSFER_TIMEOUT_S = min(fn.timeout_s for fn in topology.FUNCTIONS if fn.serves or fn.name == "collect_copy")
+MAX_DELIVERY_BUDGET_S = TRANSFER_TIMEOUT_S - DRAIN_MARGIN_S
+
+
 class DeliverySettings(Model):
     budget_s: Annotated[float, between(1)] = Field(
         480.0,
         description="Longest time one invocation transfers a file to a resumable destination (Box upload "
-        "sessions, SFTP partial files) before it checkpoints and a new invocation continues; under the "
-        "540 s a function may run, leaving time to drain what is in flight and report.",
+        "sessions, SFTP partial files) before it checkpoints and a new invocation continues; at most "
+        f"{MAX_DELIVERY_BUDGET_S}: {DRAIN_MARGIN_S} s under the {TRANSFER_TIMEOUT_S} s a delivery function may "
+        "run, to drain what is in flight, checkpoint and report.",
     )
+
+    @field_validator("budget_s")
+    @classmethod
+    def _drains_before_the_timeout(cls, value: float) -> float:
+        if value > MAX_DELIVERY_BUDGET_S:
+            raise Problem(
+                f"{value:g} s leaves less than {DRAIN_MARGIN_S} s before the delivery functions' "
+                f"{TRANSFER_TIMEOUT_S} s timeout to checkpoint and report; expected at most {MAX_DELIVERY_BUDGET_S}"
+            )
+        return value
 
 
 class VerifySettings(Model):
@@ -186,6 +206,10 @@ class PubSubSettings(Model):
 
 # ---- the whole config --------------------------------------------------------------------
 
+# A Google Cloud project id, optionally domain-scoped (restore accepts `example.com:proj.d.t` too).
+# Google Cloud asks for 6-30 characters; shorter ones are let through (the local stack's tests use `p`).
+PROJECT_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?:)?[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?")
+
 
 class Config(Model):
     project: str = Field(description="Google Cloud project id.")
@@ -219,10 +243,20 @@ class Config(Model):
         default_factory=CollectSettings[SftpPartner], description="Files collected from partners' SFTP servers."
     )
 
+    @field_validator("project")
+    @classmethod
+    def _project_id(cls, value: str) -> str:
+        if not PROJECT_RE.fullmatch(value):
+            raise Problem(
+                f"{value!r} is not a Google Cloud project id (lower-case letters, digits and '-', starting with "
+                "a letter, not ending with '-', at most 30; domain-scoped as example.com:my-project)"
+            )
+        return value
+
     @field_validator("bucket", "state_bucket")
     @classmethod
     def _bucket_name(cls, value: str | None) -> str | None:
-        if value is not None and not BUCKET_RE.match(value):
+        if value is not None and not BUCKET_RE.fullmatch(value):
             raise Problem(f"{value!r} is not a valid bucket name (3-63 of a-z 0-9 . _ -)")
         return value
 

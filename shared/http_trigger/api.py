@@ -40,7 +40,7 @@ WAIT_MARGIN_S = 30  # answer this long before the function's timeout cuts the re
 POLL_S = 2.0
 MAX_DAYS = 90
 ENDPOINTS = "GET /, POST /sync, POST /sync/<dataset>, GET /runs/<run_id>, POST /verify/<run_id>"
-_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,1024}\Z")
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,8 @@ def sync_request(body: bytes, dataset: str | None, run_id: str) -> ExportRequest
     """The export request a POST asks for, parsed exactly as fan_out parses export-requests.
 
     ``dataset`` comes from the path of ``/sync/<dataset>`` (the body may then be empty, and may
-    not name another dataset). The run id is filled in (unless the body names one) so the
-    response can name the run fan_out will create.
+    not name another dataset). The run id is filled in (unless the body names one; ``null`` names
+    none) so the response can name the run fan_out will create.
     """
     obj = parse_json_object(body, ExportRequest.KIND) if body.strip() or dataset is None else {}
     if dataset is not None:
@@ -144,7 +144,8 @@ def sync_request(body: bytes, dataset: str | None, run_id: str) -> ExportRequest
         if given is not None and given != dataset:
             raise BadRequest(f"{ExportRequest.KIND}.dataset: {given!r} in the body is not {dataset!r} of the path")
         obj["dataset"] = dataset
-    obj.setdefault("run_id", run_id)
+    if obj.get("run_id") is None:  # absent or null (not a run id): ours, so the answer can name the run
+        obj["run_id"] = run_id
     return ExportRequest.from_obj(obj)
 
 
@@ -231,7 +232,7 @@ def verify(request: HttpRequest, config: Config, run_id: str) -> HttpResponse:
     obj: dict[str, Any] = parse_json_object(request.body, VerifyRequest.KIND) if request.body.strip() else {}
     if "destination" in request.query:
         obj["destination"] = request.query["destination"]
-    if obj.get("run_id", run_id) != run_id:
+    if obj.get("run_id") not in (None, run_id):
         raise BadRequest(f"{VerifyRequest.KIND}.run_id: {obj['run_id']!r} in the body is not {run_id!r} of the path")
     obj["run_id"] = run_id
     verify_request = VerifyRequest.from_obj(obj)

@@ -67,6 +67,13 @@ CASES = [
         id="sql-in-date",
     ),
     pytest.param({"dataset": "sales", "run_id": "../../x"}, "run_id: '../../x' does not match", id="run-id"),
+    # "$" matched before a final newline: "r1\n" named folders and jobs
+    pytest.param({"dataset": "sales", "run_id": "r1\n"}, "run_id: 'r1\\n' does not match", id="run-id-newline"),
+    pytest.param({"dataset": "sales\n"}, "dataset: 'sales\\n' does not match", id="dataset-newline"),
+    pytest.param({"export": "orders_daily", "date": "2025-01-08\n"}, "is not a date (expected", id="date-newline"),
+    pytest.param(
+        {"export": "orders_daily", "date": "\uff12\uff10\uff12\uff15-01-08"}, "is not a date", id="date-digits"
+    ),
     pytest.param({"dataset": "sales", "colour": "red"}, "unknown field 'colour'", id="unknown-field"),
 ]
 

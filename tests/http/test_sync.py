@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shared.errors import RejectedInput
-from shared.messages import ExportRequest
+from shared.messages import RUN_ID_RE, ExportRequest
 from tests.http.conftest import Trigger
 
 DESTINATIONS = {"box", "sftp:local"}
@@ -100,6 +100,17 @@ def test_sync_without_wait_answers_the_run_and_its_tables_at_once(trigger: Trigg
     done = _poll_run(trigger, run_id, lambda b: b["complete"])
     assert (done["success"], done["errors"]) == (2, 0)
     assert [t["source"] for t in done["tables"]] == ["sales.customers", "sales.products"]
+
+
+def test_a_null_run_id_is_as_if_none_were_given(trigger: Trigger) -> None:
+    """``"run_id": null`` (a client serializing an unset field) was a 500; it names no run."""
+    body = {"dataset": "sales", "tables": "products", "date": "2025-01-08", "run_id": None}
+    reply = trigger.call("POST", "/sync", body)
+    assert reply.status == 202, reply.body
+    run_id = reply.body["run_id"]
+    assert RUN_ID_RE.fullmatch(run_id) and reply.body["tables"] == ["products"]
+    again = trigger.call("POST", f"/verify/{run_id}", {"run_id": None})
+    assert again.status == 202 and again.body["request"]["run_id"] == run_id
 
 
 def test_without_tables_every_table_of_the_dataset_is_listed(trigger: Trigger) -> None:

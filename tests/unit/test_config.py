@@ -132,3 +132,41 @@ def test_secret_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         Secret("env:OFFSITE_NOT_SET_X", "box.token").reveal()
     with pytest.raises(ConfigError, match=r"is not of the form sm://projects/P/secrets/S/versions/V"):
         Secret("sm://projects/p/secrets/s", "alerts.slack_webhook_url").reveal()
+
+
+def test_env_override_of_no_field_is_refused_naming_the_variable(tmp_path: Path) -> None:
+    """A misspelt section was passed by in silence (a misspelt nested key was already an error)."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, MINIMAL), environ={"OFFSITE__EXPIRATION_DAY": "7"})
+    assert str(refused.value).startswith("OFFSITE__EXPIRATION_DAY: 'expiration_day' is not a config field;")
+    assert "expiration_days" in str(refused.value) and "verify" in str(refused.value)
+    with pytest.raises(ConfigError, match=r"^OFFSITE__VERIFYY__DEADLINE_MINUTES: 'verifyy' is not a config field"):
+        load_config(write(tmp_path, MINIMAL), environ={"OFFSITE__VERIFYY__DEADLINE_MINUTES": "7"})
+    assert load_config(write(tmp_path, MINIMAL), environ={"offsite__expiration_days": "7"}).expiration_days == 7
+
+
+@pytest.mark.parametrize("project", ["", "my project`x", "P1", "1st-project", "proj-", "p" * 31, "p1\n"])
+def test_a_project_that_is_no_project_id_is_refused_at_load(tmp_path: Path, project: str) -> None:
+    """An empty project used to load, and every export request then failed on a raw pydantic error."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, MINIMAL), environ={"OFFSITE__PROJECT": project})
+    assert str(refused.value).startswith(f"project: {project!r} is not a Google Cloud project id")
+
+
+@pytest.mark.parametrize("project", ["p1", "offsite-local", "example.com:my-project"])
+def test_project_ids_including_domain_scoped_ones_load(tmp_path: Path, project: str) -> None:
+    assert load_config(write(tmp_path, MINIMAL), environ={"OFFSITE__PROJECT": project}).project == project
+
+
+def test_delivery_budget_must_leave_time_to_checkpoint_before_the_timeout(tmp_path: Path) -> None:
+    """Past the delivery functions' 540 s timeout no checkpoint was ever saved; 60 s drain it."""
+    assert (
+        load_config(write(tmp_path, MINIMAL), environ={"OFFSITE__DELIVERY__BUDGET_S": "480"}).delivery.budget_s == 480
+    )
+    for value in ("481", "900"):
+        with pytest.raises(ConfigError) as refused:
+            load_config(write(tmp_path, MINIMAL), environ={"OFFSITE__DELIVERY__BUDGET_S": value})
+        assert str(refused.value) == (
+            f"delivery.budget_s: {value} s leaves less than 60 s before the delivery functions' 540 s timeout "
+            "to checkpoint and report; expected at most 480"
+        )
