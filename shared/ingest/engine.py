@@ -7,12 +7,13 @@ table unique to the run (``load_path``: one pending Storage Write API stream com
 :mod:`shared.ingest.write_api`, or Parquet files through load jobs); then one transaction MERGEs or INSERTs
 them and advances the watermark (:mod:`shared.ingest.apply`). The staging table is deleted and
 the lease released in ``finally``. An empty read changes no table data. A table that fails
-(a plan error, a schema conflict, values its types cannot hold, an API error) is reported
-with its message and the run goes on with the next table.
+(a plan error, a schema conflict, values its types cannot hold, an API error, a SQLite error
+such as a busy database) is reported with its message and the run goes on with the next table.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 from shared import log
 from shared.config.ingest import IngestSettings
-from shared.errors import OffsiteError, TransientError
+from shared.errors import OffsiteError, PermanentError, TransientError
 from shared.ingest import apply as applying
 from shared.ingest import plan as planning
 from shared.ingest import target, write_api
@@ -122,11 +123,12 @@ def sync_table(run: IngestRun, conn: Any, table: str, *, full: bool = False, dry
     with log.bind(run_id=run.run_id, table=table):
         try:
             plan = planning.plan_table(conn, run.settings, table)
-        except OffsiteError as exc:
-            logger.error("ingest table cannot be planned", error=str(exc))
-            return TableOutcome(table, "failed", error=str(exc))
-        if dry_run:
-            return _dry_run(run, conn, plan, full)
+            if dry_run:
+                return _dry_run(run, conn, plan, full)
+        except (OffsiteError, sqlite3.Error) as exc:
+            error = table_error(table, exc)
+            logger.error("ingest table cannot be planned or read", error=str(error))
+            return TableOutcome(table, "failed", error=str(error), transient=isinstance(error, TransientError))
         try:
             acquired = run.state.acquire(table, run.run_id, run.settings.lease_s)
         except OffsiteError as exc:  # this table only: the others still run
@@ -139,16 +141,30 @@ def sync_table(run: IngestRun, conn: Any, table: str, *, full: bool = False, dry
             return TableOutcome(table, "busy", mode=plan.mode, error="another run holds the lease")
         try:
             outcome = _sync_leased(run, conn, plan, full)
-        except OffsiteError as exc:
-            logger.error("ingest table failed", error=str(exc))
+        except (OffsiteError, sqlite3.Error) as exc:
+            error = table_error(table, exc)
+            logger.error("ingest table failed", error=str(error))
             outcome = TableOutcome(
-                table, "failed", mode=plan.mode, error=str(exc), transient=isinstance(exc, TransientError)
+                table, "failed", mode=plan.mode, error=str(error), transient=isinstance(error, TransientError)
             )
-            _record_failure(run, table, str(exc))
+            _record_failure(run, table, str(error))
         finally:
             _release(run, table)
         logger.info("ingest table done", **{k: v for k, v in outcome.as_dict().items() if k != "table"})
         return outcome
+
+
+def table_error(table: str, exc: Exception) -> OffsiteError:
+    """One table's failure as an OffsiteError: ours as they are; a SQLite error naming the table,
+    transient when the database was busy or locked (the next attempt may get through), else permanent."""
+    if isinstance(exc, OffsiteError):
+        return exc
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+    busy = code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or str(exc).startswith(
+        ("database is locked", "database table is locked")
+    )
+    kind = TransientError if busy else PermanentError
+    return kind(f"table {table}: SQLite could not read it: {exc}")
 
 
 def _release(run: IngestRun, table: str) -> None:
@@ -217,7 +233,7 @@ def _apply(
     added: list[str],
 ) -> TableOutcome:
     """One script: MERGE (or replace) the staged rows into the table and advance the sync state with them."""
-    watermark = _newer(result.watermark, state.watermark)
+    watermark = result.watermark  # the reader started from the stored one: never behind it
     statements = [applying.write_rows(plan, run.table_id(plan.name), staging, full=full)]
     if FAULT_AFTER_MERGE in run.faults:
         statements.append("SELECT ERROR('injected fault: stopped between MERGE and the watermark update')")
@@ -315,16 +331,6 @@ def _bad_message(table: str, reader: TableReader) -> str:
     cells = "; ".join(str(c) for c in result.bad)
     more = f" (and {result.bad_total - len(result.bad)} more)" if result.bad_total > len(result.bad) else ""
     return f"table {table}: {result.bad_total} value(s) their column's type cannot hold, nothing applied: {cells}{more}"
-
-
-def _newer(read: Any, stored: Any) -> Any:
-    from shared.ingest.source import greater
-
-    if stored is None:
-        return read
-    if read is None:
-        return stored
-    return read if greater(read, stored) else stored
 
 
 def _execute(run: IngestRun, script: str, table: str) -> None:

@@ -50,8 +50,14 @@ class TablePlan:
 
     @property
     def cursor_is_time(self) -> bool:
-        """A timestamp-like cursor (ties possible: re-read with >=; lag applies)."""
+        """A cursor typed as a time (ties likely: an append table needs a key)."""
         return self.cursor is not None and self.column(self.cursor).bq_type in ("TIMESTAMP", "DATETIME", "DATE")
+
+    @property
+    def cursor_is_integer(self) -> bool:
+        """An INT64 cursor: read with ``>``. Any other (a time, or text such as a ``modified`` column of
+        times) is read with ``>=`` and compared as an instant where its values are times (source.py)."""
+        return self.cursor is not None and self.column(self.cursor).bq_type == "INT64"
 
     @property
     def dedupe_on(self) -> tuple[str, ...]:
@@ -152,7 +158,7 @@ def plan_table(conn: sqlite3.Connection, settings: IngestSettings, table: str) -
     plan = TablePlan(table, mode, key, cursor, columns, cfg.lag_s, cfg.deletes)
     if mode == "append" and not cfg.key and plan.cursor_is_time:
         raise PlanError(f"{where}.key: an append table with a timestamp cursor needs a key to recognise rows")
-    if cfg.lag_s and not plan.cursor_is_time:
+    if cfg.lag_s and (cursor is None or plan.cursor_is_integer):
         raise PlanError(f"{where}.lag_s: a lag needs a timestamp cursor; {cursor!r} is not one")
     return plan
 

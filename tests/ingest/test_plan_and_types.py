@@ -165,3 +165,11 @@ def test_config_errors_name_field_value_and_expectation(tmp_path: Path) -> None:
 )
 def test_which_type_changes_a_target_column_takes(target: str, source: str, ok: bool) -> None:
     assert types.compatible(target, source) is ok
+
+
+def test_a_text_cursor_of_times_takes_a_lag_and_rereads_ties(tmp_path: Path) -> None:
+    """cursor: modified (TEXT, not named like a time): STRING in BigQuery, but read like a timestamp
+    cursor (>=, instants, lag allowed); only an INT64 cursor is read with > and refuses a lag."""
+    path = make_db(tmp_path, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, modified TEXT NOT NULL);")
+    plan = plan_table(connect(path), settings(path, tables={"notes": {"cursor": "modified", "lag_s": 5}}), "notes")
+    assert (plan.column("modified").bq_type, plan.cursor_is_integer, plan.lag_s) == ("STRING", False, 5)

@@ -76,3 +76,39 @@ def test_json_columns_land_as_json(ingest: IngestKit) -> None:
     (row,) = [dict(r) for r in ingest.client.query(sql).result()]
     assert json.loads(row["doc"]) == {"items": [1, 2]}
     assert row["second"] == "2"
+
+
+def test_a_full_sync_with_a_lag_reads_rows_whose_cursor_is_null(ingest: IngestKit) -> None:
+    """docs/ingest.md: a full sync reads every row, also with lag_s (an app whose updated_at stays
+    NULL until a row's first update); an incremental run cannot tell such a row changed."""
+    with ingest.sqlite() as conn:
+        conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, title TEXT, updated_at TEXT)")
+        conn.execute("INSERT INTO docs VALUES (1, 'updated once', '2025-01-01 10:00:00')")
+    settings = ingest.settings(tables={"docs": {"lag_s": 60, "deletes": "reconcile"}}, include=["docs"])
+    ingest.run(settings)
+    with ingest.sqlite() as conn:
+        conn.execute("INSERT INTO docs VALUES (2, 'never updated', NULL)")
+    ingest.run(settings)
+    assert [r["id"] for r in ingest.rows("docs")] == [1]  # incremental: a NULL cursor is not read
+
+    full = ingest.run(settings, full=True)["docs"]
+    rows = {r["id"]: (r["title"], r["_offsite_deleted_at"]) for r in ingest.rows("docs")}
+    assert rows == {1: ("updated once", None), 2: ("never updated", None)}
+    assert (full.rows_read, full.watermark) == (2, "2025-01-01 10:00:00")
+
+
+def test_a_full_sync_with_a_lag_never_marks_a_recently_updated_row_deleted(ingest: IngestKit) -> None:
+    """deletes: reconcile + lag_s: a row updated within lag_s of the full sync is still in SQLite;
+    the full sync merges it but keeps the watermark before now - lag_s, so the lag still guards it."""
+    conn = with_orders(ingest)
+    conn.executemany("INSERT INTO orders (id, updated_at) VALUES (?, '2025-01-01 10:00:00')", [(1,), (2,), (3,)])
+    settings = ingest.settings(tables={"orders": {"lag_s": 300, "deletes": "reconcile"}})
+    ingest.run(settings, tables=["orders"])
+    conn.execute("UPDATE orders SET doc = 'edited', updated_at = strftime('%Y-%m-%d %H:%M:%S', 'now') WHERE id = 2")
+    conn.execute("DELETE FROM orders WHERE id = 1")
+
+    full = ingest.run(settings, tables=["orders"], full=True)["orders"]
+    rows = {r["id"]: (r["doc"], r["_offsite_deleted_at"] is not None) for r in ingest.rows("orders")}
+    assert rows == {1: (None, True), 2: ("edited", False), 3: (None, False)}
+    assert full.watermark == "2025-01-01 10:00:00"  # row 2 is within the lag: the next run reads it again
+    assert ingest.run(settings, tables=["orders"])["orders"].rows_read == 1  # 3 (at the watermark); 2 held back
