@@ -128,6 +128,11 @@ def test_a_drill_restores_two_tables_proves_them_and_leaves_nothing(drill_env: S
 def test_a_damaged_copy_fails_the_drill_naming_the_file_and_alerts(drill_env: StackInfo) -> None:
     make_table("drill_dmg", False)
     run_id = export_and_wait(drill_env, "drill_dmg", "PARQUET")
+    # Weeks later: the export has expired from GCS and the copy has rotted. Nothing can deliver it
+    # again, so a verify round still running (a duplicate event) cannot heal it before the drill.
+    for obj in gcs.list_prefix(drill_env.bucket, "exports/sales/drill_dmg/"):
+        if run_id in obj.name and obj.name.endswith(".parquet"):
+            gcs.delete(drill_env.bucket, obj.name)
     folder = Path(drill_env.sftp.directory) / "sales" / "drill_dmg"
     [victim] = [p for p in folder.rglob("*.parquet") if run_id in str(p)]
     damage_at_rest(victim)
