@@ -32,6 +32,7 @@ there (:func:`record_latest`): retention prunes versions only while it is ``in_s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -44,7 +45,7 @@ from shared.delivery import checkpoint, ledger
 from shared.delivery.ledger import SHA1_KEY
 from shared.destinations import factory
 from shared.destinations.base import Destination
-from shared.errors import RejectedInput
+from shared.errors import PermanentError, RejectedInput
 from shared.events import StorageObject
 from shared.gcp import gcs
 from shared.ids import DestinationId, Stage, Status
@@ -212,7 +213,10 @@ def _without_live(mirror: BucketMirror, comparison: Comparison) -> Comparison:
     whose copies stay (as rclone's sync leaves excluded files unless told otherwise)."""
     if not comparison.extra:
         return comparison
-    live = {_relative(mirror, o.name) for o in gcs.list_prefix(mirror.name, "")}
+    live = set()
+    for obj in gcs.list_prefix(mirror.name, ""):
+        with contextlib.suppress(PermanentError):  # a name with '..' has no copy (not mirrored)
+            live.add(_relative(mirror, obj.name))
     return dataclasses.replace(comparison, extra=tuple(n for n in comparison.extra if n not in live))
 
 

@@ -151,6 +151,7 @@ def test_copies_of_objects_left_out_by_exclude_stay_under_delete_mirror(
     m = mirror_factory(delete="mirror", exclude=["*.tmp"])
     m.finalized(m.put("a.txt", b"alpha"))
     m.put("scratch.tmp", b"excluded now")  # its copy was delivered before the exclude was added:
+    m.put("up\\..\\escape.txt", b"never mirrored")  # a '..' name has no copy and breaks nothing
     for destination in DESTINATIONS:
         with factory.opened(destination, m.config) as dest:
             dest.put(f"{m.folder}/scratch.tmp", io.BytesIO(b"excluded now"), 12)
