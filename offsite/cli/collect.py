@@ -142,12 +142,14 @@ def run(
 ) -> None:
     """Publish {"collect": JOB} on collect-requests, as the scheduler does (or, with --dry-run,
     list what would be copied: new files, and those that wait for a second listing)."""
+    from shared.collect.selection import HELD
+
     cfg = load_cli_config(config)
     chosen = _job(cfg, job)
     if dry_run:
         surveyed = _survey(cfg, chosen)
         rows = [r for r in surveyed if r["state"] in ("take", "settling")]
-        held = [r["name"] for r in surveyed if r["state"] in ("unsupported", "case_clash")]
+        held = [r["name"] for r in surveyed if r["state"] in HELD]
         if as_json:
             print_json(rows)
             return
