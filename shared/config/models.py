@@ -207,6 +207,7 @@ class PubSubSettings(Model):
 # ---- the whole config --------------------------------------------------------------------
 
 # A Google Cloud project id, optionally domain-scoped (restore accepts `example.com:proj.d.t` too).
+PREFIX_SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+")
 # Google Cloud asks for 6-30 characters; shorter ones are let through (the local stack's tests use `p`).
 PROJECT_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?:)?[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?")
 
@@ -223,7 +224,11 @@ class Config(Model):
     expiration_days: Annotated[int, between(1)] = Field(
         30, description="Exported files are deleted by a lifecycle rule after this many days."
     )
-    export_prefix: str = Field("exports", description="Object prefix of every export run.")
+    export_prefix: str = Field(
+        "exports",
+        description="Object prefix of every export run: one or more folder names joined by '/' "
+        "(a trailing '/' is dropped).",
+    )
     shard_size_bytes: Annotated[int, between(1024)] = Field(
         1_000_000_000, description="Target bytes per exported file (BigQuery writes <= 1 GB)."
     )
@@ -252,6 +257,19 @@ class Config(Model):
                 "a letter, not ending with '-', at most 30; domain-scoped as example.com:my-project)"
             )
         return value
+
+    @field_validator("export_prefix")
+    @classmethod
+    def _export_prefix(cls, value: str) -> str:
+        # The IAM grants (infra/iam.tf) are conditioned on "<prefix>/"; an empty or absolute
+        # prefix would put runs at "/…", outside every grant and every other stage's parse.
+        segments = value.removesuffix("/").split("/")
+        if not all(PREFIX_SEGMENT_RE.fullmatch(s) and s not in (".", "..") for s in segments):
+            raise Problem(
+                f"{value!r} is not an object prefix (expected folder names of letters, digits, '.', '_' "
+                "or '-' joined by '/', e.g. 'exports' or 'backups/bigquery'; not empty, no leading '/')"
+            )
+        return value.removesuffix("/")
 
     @field_validator("bucket", "state_bucket")
     @classmethod

@@ -170,3 +170,16 @@ def test_delivery_budget_must_leave_time_to_checkpoint_before_the_timeout(tmp_pa
             f"delivery.budget_s: {value} s leaves less than 60 s before the delivery functions' 540 s timeout "
             "to checkpoint and report; expected at most 480"
         )
+
+
+@pytest.mark.parametrize("prefix", ["", "/", "/exports", "a//b", "exports/../x", "ex ports"])
+def test_an_export_prefix_that_is_no_object_folder_is_refused(tmp_path: Path, prefix: str) -> None:
+    """An empty prefix used to load; runs were then written as "/sales/…", outside the IAM grants on "exports/"."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, MINIMAL), environ={"OFFSITE__EXPORT_PREFIX": prefix})
+    assert str(refused.value).startswith(f"export_prefix: {prefix!r} is not an object prefix (expected folder names")
+
+
+@pytest.mark.parametrize(("prefix", "loaded"), [("exports/", "exports"), ("backups/bq", "backups/bq")])
+def test_an_export_prefix_loads_without_its_trailing_slash(tmp_path: Path, prefix: str, loaded: str) -> None:
+    assert load_config(write(tmp_path, MINIMAL), environ={"OFFSITE__EXPORT_PREFIX": prefix}).export_prefix == loaded
