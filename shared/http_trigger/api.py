@@ -208,7 +208,7 @@ def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Calla
 
 def _days(query: Mapping[str, str]) -> int:
     raw = query.get("days", "7")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_DAYS:
         raise BadRequest(f"days: {raw[:40]!r} must be a whole number of days between 1 and {MAX_DAYS}")
     return int(raw)
 

@@ -170,6 +170,8 @@ def test_bad_paths_and_parameters_get_400_404_405(trigger: Trigger) -> None:
     too_long = trigger.call("POST", "/sync/sales?wait=99999")
     assert too_long.status == 400 and "must be between 0 and 3570 seconds" in too_long.body["error"]
     assert trigger.call("GET", "/runs/r000000000000?days=0").status == 400
+    arabic_three = trigger.call("GET", "/runs/r000000000000?days=\u0663")  # str.isdigit() and int() take it
+    assert arabic_three.status == 400 and arabic_three.body["error"].startswith("days: '\u0663' must be a whole number")
     missing = trigger.call("GET", "/runs/rnosuchrun000")
     assert missing.status == 404 and "no run 'rnosuchrun000'" in missing.body["error"]
     dest = trigger.call("POST", "/verify/r000000000000?destination=sftp:nobody")
