@@ -95,6 +95,13 @@ def export_job_id(task: TableExport, config: Config) -> str:
     return job_id_for(task.run_id, task.source, folder=run_folder(task, config).prefix)
 
 
+def job_bases(task: TableExport, config: Config) -> tuple[str, ...]:
+    """The export job ids a completion entry of this run may name: today's form, then the form
+    without the folder that versions before 2026-12-04 started (a job in flight across a deploy
+    still finishes its run)."""
+    return (export_job_id(task, config), job_id_for(task.run_id, task.source))
+
+
 def check_task(task: TableExport, config: Config) -> None:
     """A table export must describe something fan_out could have produced from this config."""
     src = task.source
@@ -149,9 +156,11 @@ def run_export(
     storage_client: Any | None = None,
     *,
     start: bool = True,
+    job_id: str | None = None,
 ) -> Manifest | None:
     """The run's manifest (written now or before), or None while its job runs (or, with
-    ``start=False``, does not exist) or when its failure was already reported."""
+    ``start=False``, does not exist) or when its failure was already reported. ``job_id``: the
+    export job to attach to, when a completion entry named one (:func:`job_bases`)."""
     bucket, folder = config.bucket, run_folder(task, config)
     # A run record written just now means no job and no manifest yet: one GCS read saved per table.
     first = write_run_record(task, bucket, folder, storage_client)
@@ -161,7 +170,7 @@ def run_export(
         return done
     pattern = file_pattern(task)
     job = ExportJob(
-        job_id=export_job_id(task, config),
+        job_id=job_id or export_job_id(task, config),
         source=_source_of(task, config),
         bucket=bucket,
         prefix=folder.prefix,
@@ -245,15 +254,21 @@ def finalize_job(
         if task is None:
             logger.warning("job exports to no offsite run folder; ignored", destination=uri)
             return None
-        base = export_job_id(task, config)
-        ours = {attempt_id(b, n) for b in (base, fingerprint_job_id(base)) for n in range(MAX_JOB_ATTEMPTS)}
-        if job.job_id not in ours:
-            logger.warning("job is not one of this run's jobs; ignored", run_id=task.run_id, expected=base)
+        base = next((b for b in job_bases(task, config) if job.job_id in _attempts_of(b)), None)
+        if base is None:
+            logger.warning(
+                "job is not one of this run's jobs; ignored", run_id=task.run_id, expected=job_bases(task, config)[0]
+            )
             return None
         with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
             # One look, no waiting: the job the entry names is DONE; a fingerprint job still running
             # (started by the request handler, or now) sends its own entry when it ends.
-            return run_export(task, config, wh, time.monotonic(), storage_client)
+            return run_export(task, config, wh, time.monotonic(), storage_client, job_id=base)
+
+
+def _attempts_of(base: str) -> set[str]:
+    """Every id of export job ``base`` and of its fingerprint job, retries included."""
+    return {attempt_id(b, n) for b in (base, fingerprint_job_id(base)) for n in range(MAX_JOB_ATTEMPTS)}
 
 
 def _destination_of(wh: Warehouse, job_id: str, location: str | None) -> str | None:

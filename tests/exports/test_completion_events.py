@@ -310,3 +310,30 @@ def _until(condition: Any, timeout_s: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.1)
+
+
+def test_a_job_started_before_the_job_id_gained_the_run_folder_still_finishes_its_run(
+    kit: ExportsKit, audit: Puller
+) -> None:
+    """Versions before 2026-12-04 named the export job without the run folder. A job they started
+    that ends after the deploy must finish its run by its completion entries, not be ignored."""
+    import time
+
+    from google.api_core.exceptions import NotFound
+
+    from shared.gcp.bigquery import BigQueryWarehouse, job_id_for
+    from shared.gcp.fingerprint_job import fingerprint_job_id
+    from shared.stages.export import finalize_job, run_export
+
+    task = table_task(kit, "products", "AVRO")
+    legacy = job_id_for(task.run_id, task.source)
+    assert legacy != export_job_id(task, kit.config)
+    with Hold(kit, legacy):  # what the old version started, then acknowledged
+        assert run_export(task, kit.config, BigQueryWarehouse(kit.bigquery()), time.monotonic(), job_id=legacy) is None
+    manifest = finalize_job(completion_event(audit, legacy), kit.config)
+    if manifest is None:  # the fingerprint job it started runs on: its own entry finishes the run
+        manifest = finalize_job(completion_event(audit, fingerprint_job_id(legacy)), kit.config)
+    assert manifest is not None and manifest == manifest_of(kit, task)
+    assert manifest.job_id == legacy and manifest.row_count == kit.source_count("products")
+    with pytest.raises(NotFound):  # attached to the old job: the table was not exported twice
+        kit.bigquery().get_job(export_job_id(task, kit.config))
