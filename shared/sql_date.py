@@ -154,3 +154,20 @@ def render(sql: str, date: dt.date) -> tuple[str, bool]:
         last = place.offset + len(PLACEHOLDER)
     out.append(sql[last:])
     return "".join(out), uses_parameter
+
+
+def without_terminator(sql: str) -> str:
+    """``sql`` without what may follow its last token: ``;``, whitespace and comments. A closing
+    ``;`` is fine after EXPORT DATA but not inside the subquery that COUNT(*) and the fingerprint
+    wrap the query in; a trailing comment would hide the ``)`` closing that subquery."""
+    spans = _scan(sql)
+    while spans:
+        start, end, context = spans[-1]
+        text = sql[start:end]
+        if context == "comment" or (context == "expression" and not text.strip(" \t\r\n;")):
+            spans.pop()
+            continue
+        if context == "expression":
+            return sql[:start] + text.rstrip(" \t\r\n;")
+        return sql[:end]
+    return ""

@@ -33,7 +33,6 @@ logger = log.get_logger(__name__)
 
 DATE_PARAMETER = sql_date.PARAMETER
 EXPORTABLE_TYPES = ("TABLE",)
-_TRAILING_SEMICOLONS = re.compile(r"[\s;]+\Z")
 
 # ---- what the stages pass in and get back ----------------------------------------------------
 
@@ -90,9 +89,7 @@ class DatedQuery:
         except sql_date.SqlDateError as exc:
             raise PermanentError(f"exports.{self.name}.sql: {exc}") from None
         params = [bigquery.ScalarQueryParameter(DATE_PARAMETER, "DATE", self.date)] if uses_parameter else []
-        # A closing ';' is fine after EXPORT DATA but not inside the subquery COUNT(*) and the
-        # fingerprint wrap the query in (``as_subquery``).
-        return _TRAILING_SEMICOLONS.sub("", sql), params
+        return sql_date.without_terminator(sql), params
 
     @property
     def label(self) -> str:
@@ -100,7 +97,7 @@ class DatedQuery:
 
 
 def as_subquery(sql: str) -> str:
-    """``sql`` as a FROM item; the newline before ``)`` ends a trailing ``-- comment`` first."""
+    """``sql`` (without its terminator, ``sql_date.without_terminator``) as a FROM item."""
     return f"(\n{sql}\n) AS exported"
 
 

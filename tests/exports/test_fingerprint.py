@@ -57,7 +57,9 @@ def test_query_export_has_a_fingerprint_of_its_rows(exports_env: ExportsKit) -> 
     assert manifest.fingerprint["as_of"] is None  # a query has no snapshot to name
 
 
-@pytest.mark.parametrize("tail", [";", "\n-- the day's orders", " ;\n\n"])
+@pytest.mark.parametrize(
+    "tail", [";", "\n-- the day's orders", " ;\n\n", "; -- the day's orders", ";\n/* ; */ # done;\n"]
+)
 def test_a_query_ending_in_a_semicolon_or_a_comment_is_counted_and_fingerprinted(
     exports_env: ExportsKit, tail: str
 ) -> None:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from offsite.cli import app
 from shared.config import Config
 from shared.messages import ExportRequest
-from shared.sql_date import Placeholder, SqlDateError, placeholders, render
+from shared.sql_date import Placeholder, SqlDateError, placeholders, render, without_terminator
 from shared.stages.fan_out import plan
 from tests.unit.config_files import load
 
@@ -136,3 +136,19 @@ def test_the_warehouse_passes_the_date_parameter_only_when_the_sql_uses_it() -> 
     )
     with pytest.raises(PermanentError, match=r"^exports\.bad\.sql: '\{date\}_t' at character 17"):
         DatedQuery("bad", "SELECT * FROM d.{date}_t", DAY).parameterized()
+
+
+@pytest.mark.parametrize(
+    ("sql", "body"),
+    [
+        ("SELECT 1", "SELECT 1"),
+        ("SELECT 1;", "SELECT 1"),
+        ("SELECT 1 ; -- done\n\n", "SELECT 1"),
+        ("SELECT 1;\n/* ; */ # last;\n", "SELECT 1"),
+        ("SELECT ';' AS s -- x", "SELECT ';' AS s"),
+        ("SELECT 1 FROM `t;`;", "SELECT 1 FROM `t;`"),
+        ("SELECT '--' AS s;", "SELECT '--' AS s"),
+    ],
+)
+def test_a_query_loses_its_closing_semicolons_and_comments_but_not_its_literals(sql: str, body: str) -> None:
+    assert without_terminator(sql) == body
