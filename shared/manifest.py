@@ -69,8 +69,8 @@ class Manifest:
         """Parse; anything malformed or of another schema_version is RejectedInput naming the field."""
         try:
             obj = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RejectedInput(f"{where}: not valid JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8, a number over 4300 digits
+            raise RejectedInput(f"{where}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
         if not isinstance(obj, dict):
             raise RejectedInput(f"{where}: expected a JSON object")
         if obj.get("schema_version") != SCHEMA_VERSION:

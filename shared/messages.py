@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
@@ -82,6 +83,10 @@ def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:
     except RecursionError:
         raise RejectedInput(
             f"{what}: JSON nested too deeply to parse; messages nest at most {MAX_DEPTH} levels"
+        ) from None
+    except ValueError:  # json.loads refuses integers longer than Python converts (int_max_str_digits)
+        raise RejectedInput(
+            f"{what}: a number in the JSON has more than {sys.get_int_max_str_digits()} digits; no field takes one"
         ) from None
     depth = nesting_depth(obj)
     if depth > MAX_DEPTH:

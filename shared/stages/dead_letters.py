@@ -6,12 +6,15 @@ dead-letter topic (shared.topology). A report subscription on each of those topi
 run, the table and destination where they can be read from the message, and the last error the
 stage runner recorded (:mod:`shared.reporting.last_errors`) — so it is alerted and shows in
 ``offsite status`` within a push, not when someone looks at the DLQ. The message itself stays
-on the DLQ's pull subscription for ``offsite dlq list|replay``. Reported once per message
-(a claim in the state bucket): Pub/Sub may deliver the same dead letter twice.
+on the DLQ's pull subscription for ``offsite dlq list|replay``. Each result is reported once (a
+claim per result, ``dead-letters/<message key>/<result>.json`` in the state bucket): Pub/Sub may
+deliver the same dead letter twice. A result whose publishing fails releases its claim and the
+error is raised, so the redelivery reports it and the ones not reported yet.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any, TypedDict
 
@@ -40,17 +43,36 @@ def on_dead_letter(event: Any, config: Config) -> None:
     source = topology.subscription_named(message.attributes.get(SOURCE_SUBSCRIPTION, "")) or _fed_by(message.topic)
     with log.bind(message_id=message.message_id, dead_letter_of=source.name if source else None):
         key = _key(message, source)
-        claim = f"{CLAIMS}{key}.json"
-        if not markers.claim(config.state_bucket_name, claim, {"message_id": message.message_id}):
-            logger.info("dead letter already reported")
-            return
         for result in failed_results(message, source, config, key):
-            report(result, config=config)
+            _report_once(result, f"{CLAIMS}{key}/{_concern_id(result)}.json", config)
         logger.warning("dead-lettered message reported as failed", subscription=source.name if source else None)
 
 
+def _report_once(result: VerifyResult, claim: str, config: Config) -> None:
+    """Report ``result`` unless its claim exists. A report that fails releases its claim before
+    the error is raised, so the redelivery reports it (and the results not reported yet)."""
+    if not markers.claim(config.state_bucket_name, claim, {"message_id": result.message_id}):
+        logger.info("dead letter already reported", run_id=result.run_id, destination=str(result.destination))
+        return
+    try:
+        report(result, config=config)
+    except Exception:
+        try:
+            markers.release(config.state_bucket_name, claim)
+        except Exception as exc:  # noqa: BLE001 - the report's error is the one to retry on
+            logger.error("could not release the dead letter's claim; it stays unreported", error=str(exc), claim=claim)
+        raise
+
+
+def _concern_id(result: VerifyResult) -> str:
+    """Names one result of a dead letter: a claim per result, so one published before a failed
+    one is not published again by the redelivery."""
+    what = [result.run_id, result.source.label if result.source else None, result.destination, result.date]
+    return hashlib.sha1(json.dumps([str(w) if w else None for w in what]).encode()).hexdigest()[:16]
+
+
 def failed_results(message: PubSubMessage, source: Subscription | None, config: Config, key: str) -> list[VerifyResult]:
-    """The results a dead letter reports: one per run and destination it concerns (one at least)."""
+    """The results a dead letter reports: one per run, table and destination it concerns (one at least)."""
     stage = Stage(source.function) if source else None
     attempts = message.attributes.get(DELIVERY_COUNT, "?")
     recorded = last_errors.recall(config.state_bucket_name, key) or {}
@@ -88,9 +110,7 @@ def _what_it_was(message: PubSubMessage, source: Subscription | None, config: Co
             task = TableExport.from_json(message.data)
             return [_concern(task.run_id, task.source, d, task.date) for d in task.destinations or [None]]
         if topic == topology.EXPORT_REQUESTS:
-            req = ExportRequest.from_json(message.data)
-            src = Source(mode="table", project=config.project, dataset=req.dataset) if req.dataset else None
-            return [_concern(req.run_id, src, None, req.date)]
+            return _request_concerns(ExportRequest.from_json(message.data), config)
         if topic == topology.DELIVERIES:
             receipt = DeliveryReceipt.from_json(message.data)
             return [_concern(receipt.run_id, None, receipt.destination, None)]
@@ -105,6 +125,16 @@ def _what_it_was(message: PubSubMessage, source: Subscription | None, config: Co
     except Exception as exc:  # noqa: BLE001 - an unreadable dead letter is still reported, with less detail
         logger.warning("could not read the dead-lettered message", error=str(exc))
     return []
+
+
+def _request_concerns(req: ExportRequest, config: Config) -> list[Concern]:
+    """One per requested table, or the query; a dataset without tables names the run only."""
+    if req.export:
+        return [_concern(req.run_id, Source(mode="query", project=config.project, export=req.export), None, req.date)]
+    sources: list[Source | None] = [
+        Source(mode="table", project=config.project, dataset=req.dataset, table=t) for t in req.tables or ()
+    ]
+    return [_concern(req.run_id, src, None, req.date) for src in sources or [None]]
 
 
 def _object_concerns(message: PubSubMessage, source: Subscription, config: Config) -> list[Concern]:

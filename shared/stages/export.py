@@ -19,7 +19,9 @@ Order inside the run folder, each step safe to repeat:
    (``OFFSITE_EXPORT_BUDGET_S``, default 60 s), and ends early once every request thread of
    the process is busy (:mod:`shared.in_flight`); then the invocation returns (acknowledged)
    and the job's completion event finishes the run. A failed job is a PermanentError carrying
-   BigQuery's reason, reported once per run (a claim in the state bucket).
+   BigQuery's reason, reported once per run (a claim in the state bucket), as is a DONE job
+   whose files cannot make a manifest (step 4); a claim whose report could not be published is
+   deleted again, so a redelivery, a completion event or the sweep reports the failure.
 3b. The fingerprint (docs/exports.md), once the export job is DONE: a query job under its own
    deterministic id (``…_fingerprint``, shared/gcp/fingerprint_job.py), started or re-attached
    the same way and bounded by the same deadline — the request handler, the completion event
@@ -56,7 +58,14 @@ from shared.layout import MANIFEST_NAME, RUN_NAME, RunFolder, parse_object_name,
 from shared.manifest import Manifest
 from shared.messages import TableExport
 from shared.stages import failures
-from shared.stages.export_records import W, build_manifest, claim_failure, manifest_in, write_run_record
+from shared.stages.export_records import (
+    W,
+    build_manifest,
+    claim_failure,
+    failure_claim,
+    manifest_in,
+    write_run_record,
+)
 from shared.topology import BQ_JOB_TRIGGER, EXPORT_SWEEPS, TABLE_EXPORTS
 
 logger = log.get_logger(__name__)
@@ -180,7 +189,7 @@ def run_export(
         start=start,
     )
     try:
-        result = wh.export(job)
+        return _finish(task, wh, job, folder, storage_client)
     except JobPending as pending:
         logger.info(
             "export or fingerprint job not done; its completion event (or the finalize sweep) writes the manifest",
@@ -188,19 +197,27 @@ def run_export(
             state=pending.state,
         )
         return None
-    except PermanentError as exc:
+    except PermanentError as exc:  # the job's, or its files' (build_manifest): either ends the run
         if not claim_failure(config, folder, exc, storage_client):
             logger.info("export failure already reported for this run", error=str(exc))
             return None
+        failures.release_if_unreported(exc, config.state_bucket_name, failure_claim(folder))
         raise
+
+
+def _finish(
+    task: TableExport, wh: Warehouse, job: ExportJob, folder: RunFolder, storage_client: Any | None
+) -> Manifest:
+    """The job's result (JobPending while it runs) → the run's manifest, written last."""
+    result = wh.export(job)
     # Another finisher (the handler, a completion event, the sweep) may have written it meanwhile:
     # then listing the folder again would be for nothing.
-    done = manifest_in(bucket, folder, storage_client)
+    done = manifest_in(job.bucket, folder, storage_client)
     if done is not None:
         logger.info("run completed meanwhile; manifest exists", manifest=folder.manifest_name)
         return done
-    manifest = build_manifest(task, bucket, folder, pattern, result, storage_client)
-    return _write_manifest(manifest, bucket, folder, storage_client)
+    manifest = build_manifest(task, job.bucket, folder, job.file_pattern, result, storage_client)
+    return _write_manifest(manifest, job.bucket, folder, storage_client)
 
 
 def _source_of(task: TableExport, config: Config) -> TableRef | DatedQuery:

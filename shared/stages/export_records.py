@@ -56,12 +56,18 @@ def manifest_in(bucket: str, folder: RunFolder, storage_client: Any | None) -> M
     return Manifest.from_json(raw, folder.manifest_name) if raw is not None else None
 
 
+def failure_claim(folder: RunFolder) -> str:
+    """The state bucket object that reports the run's failure once."""
+    return folder.prefix + FAILURE_CLAIM
+
+
 def claim_failure(config: Config, folder: RunFolder, exc: PermanentError, storage_client: Any | None) -> bool:
     """True for the first report of this run's failure (duplicate completion events, redeliveries
-    and the sweep all see the failed job; one ``failed`` result is published)."""
+    and the sweep all see the failed job; one ``failed`` result is published). The claim is
+    deleted again when that report cannot be published (shared.stages.failures.release_if_unreported)."""
     body = json.dumps({"reason": str(exc)}).encode()
     return gcs.write_if_absent(
-        config.state_bucket_name, folder.prefix + FAILURE_CLAIM, body, "application/json", client=storage_client
+        config.state_bucket_name, failure_claim(folder), body, "application/json", client=storage_client
     )
 
 

@@ -9,7 +9,9 @@
   the same destination, redeliveries) are logged and counted in that marker, which keeps the
   last error. Where the run folder is not known (no run id, source or date in the error's
   context, no destination) and for on-demand requests (``verify:request``, which always
-  answer), every failure is published as before.
+  answer), every failure is published as before. A failure reported once under a claim of its
+  stage's own (:func:`release_if_unreported`: export_table's once-per-run claim) has that claim
+  released too when its report cannot be published, so a later attempt reports it.
 - :func:`each`: run one piece of work per item (destinations of a file, run folders of a
   request) so that one failing does not hide the others. Once every item had its turn:
   transient failures are raised together (the event is redelivered; items already done skip
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 logger = log.get_logger(__name__)
 T = TypeVar("T")
 CONTEXT_FIELDS = ("run_id", "destination", "source", "message_id", "date")
+HELD_CLAIM_ATTR = "held_claim"  # (bucket, name): see release_if_unreported
 
 
 def context_of(exc: BaseException) -> dict[str, Any]:
@@ -42,15 +45,23 @@ def context_of(exc: BaseException) -> dict[str, Any]:
     return carried if isinstance(carried, dict) else {}
 
 
-def report_failure(stage: Stage | str, exc: PermanentError, *, message_id: str | None = None) -> None:
+def release_if_unreported(exc: PermanentError, bucket: str, name: str) -> None:
+    """``exc`` holds the claim ``name`` that reports it once: :func:`report_failure` deletes the
+    claim when the report cannot be published, so a later attempt claims and reports it."""
+    setattr(exc, HELD_CLAIM_ATTR, (bucket, name))
+
+
+def report_failure(stage: Stage | str, exc: PermanentError, *, message_id: str | None = None) -> bool:
     """Publish ``exc`` as a ``rejected``/``failed`` result of ``stage`` (once per run folder,
-    destination and stage for ``failed``: module docstring); never raises."""
+    destination and stage for ``failed``: module docstring); never raises. False when it could
+    not be published (its claims are released: :func:`release_if_unreported`)."""
     from shared.messages import VerifyResult
     from shared.reporting.results import report
 
     context = context_of(exc)
     source = context.get("source")
     marker: tuple[str, str] | None = None
+    held = getattr(exc, HELD_CLAIM_ATTR, None)
     try:
         result = VerifyResult(
             status=exc.status,
@@ -70,12 +81,15 @@ def report_failure(stage: Stage | str, exc: PermanentError, *, message_id: str |
                 logger.warning("could not claim the failure marker; publishing", error=str(claim_exc))
                 marker, first = None, True
             if not first:
-                return
+                return True
         report(result)
     except Exception as report_exc:  # noqa: BLE001 - see module docstring
         logger.error("could not report failure", error=str(report_exc), original=str(exc))
-        if marker is not None:
-            _release(marker)  # so a later failure of this run and destination is reported
+        for claim in (marker, held):
+            if claim is not None:
+                _release(claim)  # so a later failure (or attempt) of this run is reported
+        return False
+    return True
 
 
 def _failed_marker(result: VerifyResult) -> tuple[str, str] | None:

@@ -111,6 +111,9 @@ def test_manifest_round_trip_and_rejects_unknown_version() -> None:
         Manifest.from_json(json.dumps(bad))
     with pytest.raises(RejectedInput, match="not valid JSON"):
         Manifest.from_json(b"{not json")
+    for unreadable in (b'{"schema_version": 1' + b"9" * 5_000 + b"}", b"[" * 100_000 + b"]" * 100_000):
+        with pytest.raises(RejectedInput, match="manifest: not valid JSON"):  # was a ValueError / RecursionError
+            Manifest.from_json(unreadable)
 
 
 @pytest.mark.parametrize("depth", [20, 5_000])
