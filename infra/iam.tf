@@ -30,19 +30,34 @@ locals {
     restore_drill = ["restore-drills", "verify-results"] # its own continuations
   }
 
-  # Roles on the exports bucket, each limited to the object prefix the stage works in
-  # (an empty prefix: the whole bucket, needed where objects are listed).
+  # A grant's IAM condition (the `condition` blocks of the bucket grants below) comes from:
+  #   prefix       the names of the objects it covers start with this ("" and no suffix: the
+  #                whole bucket, needed where objects are listed across prefixes);
+  #   suffix       ... and end with this (one kind of object under the prefix);
+  #   list_prefix  a listing grant instead. A listing is a request on the bucket, so a condition
+  #                on resource.name (an object's name) never allows it; its prefix is the
+  #                `storage.googleapis.com/objectListPrefix` API attribute of IAM Conditions
+  #                (https://cloud.google.com/iam/docs/conditions-attribute-reference, "API attributes").
+  # Roles on the exports bucket, each limited to the object prefix the stage works in.
   #   exports/  export_table writes runs and may overwrite its own export files (BigQuery writes
   #             as it, and a retried extract rewrites them); the uploaders record the
-  #             delivered SHA-1 as object metadata (storage.objects.update, a custom role);
+  #             delivered SHA-1 as object metadata (storage.objects.update, a custom role) and
+  #             create each run's `_manifest.delivered.json` once (shared/delivery/manifest_copy.py);
   #             verify rewrites files to re-deliver them.
-  # Roles on the state bucket (state_bucket_roles, state_reporting_roles):
+  # Roles on the state bucket (state_bucket_roles, reporting_bucket_roles):
   #   exports/      verify's markers (same run folder names), created and deleted; export_table's
-  #                 one-time failure claim of a run (`<run folder>_export/failure.json`, create only);
+  #                 one-time failure claim of a run (`<run folder>_export/failure.json`, created,
+  #                 released when its report could not be published);
+  #                 the uploaders' once-per-run failure marker (`<run folder>_verify/<destination>/
+  #                 failed-<stage>.json`: created, counted, released; shared/stages/failures.py);
   #   checkpoints/  the upload functions' checkpoints of transfers longer than one invocation;
+  #   dead-letters/, retention/, recheck/, mirror/  verify's claims and records outside run folders;
   #   results/      every stage's reported result is appended to the run history (create only);
-  #   alerts/       queued alerts and the per-run rate limit, replaced with a generation match.
-  export_prefix = "${trimsuffix(coalesce(try(local.config.export_prefix, null), "exports"), "/")}/"
+  #   errors/       every stage's last error of an event being retried, for its dead letter;
+  #   alerts/       queued alerts and the per-run rate limit, replaced with a generation match,
+  #                 and listed (alerts/pending/<run>/) when a stage flushes its alerts.
+  grant_defaults = { prefix = "", suffix = "", list_prefix = "" }
+  export_prefix  = "${trimsuffix(coalesce(try(local.config.export_prefix, null), "exports"), "/")}/"
   bucket_roles = {
     export_table = {
       # BigQuery writes the export as export_table; a retried extract (same job id, same
@@ -53,10 +68,13 @@ locals {
     upload_box = {
       viewer   = { role = "roles/storage.objectViewer", prefix = "" }
       metadata = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
+      # the run's delivered manifest, written once (if_generation_match=0, never replaced by them)
+      delivered_manifest = { role = "roles/storage.objectCreator", prefix = local.export_prefix, suffix = "/_manifest.delivered.json" }
     }
     transfer_sftp = {
-      viewer   = { role = "roles/storage.objectViewer", prefix = "" }
-      metadata = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
+      viewer             = { role = "roles/storage.objectViewer", prefix = "" }
+      metadata           = { role = google_project_iam_custom_role.object_metadata_writer.id, prefix = local.export_prefix }
+      delivered_manifest = { role = "roles/storage.objectCreator", prefix = local.export_prefix, suffix = "/_manifest.delivered.json" }
     }
     verify = {
       viewer   = { role = "roles/storage.objectViewer", prefix = "" }
@@ -70,18 +88,30 @@ locals {
   state_bucket_roles = {
     export_table = {
       # a failed export job is reported once per run, claimed with if_generation_match=0
-      failure_claims = { role = "roles/storage.objectCreator", prefix = local.export_prefix }
+      # (shared/stages/export_records.py) and released when that report could not be published
+      failure_claims = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix, suffix = "/_export/failure.json" }
     }
     upload_box = {
       # checkpoints of transfers longer than one invocation (shared.delivery.checkpoint)
       checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
+      # its once-per-run failure marker: claimed, its count replaced, released when unreported
+      failure_markers = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix, suffix = "/failed-upload_box.json" }
     }
     transfer_sftp = {
-      checkpoints = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
+      checkpoints     = { role = google_project_iam_custom_role.object_replacer.id, prefix = "checkpoints/" }
+      failure_markers = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix, suffix = "/failed-transfer_sftp.json" }
     }
     verify = {
       markers = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix }
       viewer  = { role = "roles/storage.objectViewer", prefix = "" }
+      # claims of dead letters reported (shared/stages/dead_letters.py) and of the daily
+      # retention pass (shared/retention/scheduled.py), the recheck's listing cursor
+      # (shared/verify/marker_scan.py), mirrored buckets' reconcile records and pruning claims
+      # (shared/mirror/reconcile.py, shared/retention/versions.py); outcomes replace claims.
+      dead_letters = { role = google_project_iam_custom_role.object_replacer.id, prefix = "dead-letters/" }
+      retention    = { role = google_project_iam_custom_role.object_replacer.id, prefix = "retention/" }
+      recheck      = { role = google_project_iam_custom_role.object_replacer.id, prefix = "recheck/" }
+      mirror       = { role = google_project_iam_custom_role.object_replacer.id, prefix = "mirror/" }
     }
     http_trigger = {
       # ?wait= and GET /runs/<id> read the run history (results/), listed by day and run
@@ -109,6 +139,10 @@ locals {
   reporting_bucket_roles = {
     history = { role = "roles/storage.objectCreator", prefix = "results/" }
     alerts  = { role = google_project_iam_custom_role.object_replacer.id, prefix = "alerts/" }
+    # alert_outbox.flush lists the run's queued alerts (alerts/pending/<run>/)
+    alert_listing = { role = google_project_iam_custom_role.object_lister.id, list_prefix = "alerts/" }
+    # the stage runner's last error of a retried event (shared/reporting/last_errors.py), replaced per retry
+    errors = { role = google_project_iam_custom_role.object_replacer.id, prefix = "errors/" }
   }
 
   # Which credential groups (config.tf secret_ids) each function reads; every stage may
@@ -137,13 +171,36 @@ locals {
     for fn, topics in local.topic_publishers : { for topic in topics : "${fn}/${topic}" => { function = fn, topic = topic } }
   ]...)
   bucket_grants = merge([
-    for fn, roles in local.bucket_roles : { for label, grant in roles : "${fn}/${label}" => merge(grant, { function = fn }) }
+    for fn, roles in local.bucket_roles : { for label, grant in roles : "${fn}/${label}" => merge(local.grant_defaults, grant, { function = fn }) }
   ]...)
   state_bucket_grants = merge(concat(
-    [for fn, roles in local.state_bucket_roles : { for label, grant in roles : "${fn}/${label}" => merge(grant, { function = fn }) }],
+    [for fn, roles in local.state_bucket_roles : { for label, grant in roles : "${fn}/${label}" => merge(local.grant_defaults, grant, { function = fn }) }],
     # (the HTTP trigger reports nothing: it answers its caller)
-    [for fn, spec in local.functions : { for label, grant in local.reporting_bucket_roles : "${fn}/${label}" => merge(grant, { function = fn }) } if !spec.http],
+    [for fn, spec in local.functions : { for label, grant in local.reporting_bucket_roles : "${fn}/${label}" => merge(local.grant_defaults, grant, { function = fn }) } if !spec.http],
   )...)
+  # Each bucket grant with its IAM condition (null: the whole bucket), as the two bucket
+  # resources below write it.
+  conditioned_grants = {
+    for bucket_key, spec in {
+      exports = { bucket = local.bucket, grants = local.bucket_grants }
+      state   = { bucket = local.state_bucket, grants = local.state_bucket_grants }
+      } : bucket_key => {
+      for key, g in spec.grants : key => merge(g, {
+        condition = (
+          g.list_prefix != "" ? {
+            title      = "listings under ${g.list_prefix}"
+            expression = "api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${g.list_prefix}\")"
+            } : g.prefix == "" && g.suffix == "" ? null : {
+            title = "objects under ${g.prefix}${g.suffix == "" ? "" : " named *${g.suffix}"}"
+            expression = join(" && ", compact([
+              "resource.name.startsWith(\"projects/_/buckets/${spec.bucket}/objects/${g.prefix}\")",
+              g.suffix == "" ? "" : "resource.name.endsWith(\"${g.suffix}\")",
+            ]))
+          }
+        )
+      })
+    }
+  }
   secret_grants = merge([
     for fn, groups in local.secret_groups : {
       for id in toset(flatten([for group in groups : tolist(local.secret_ids[group])])) : "${fn}/${id}" => { function = fn, secret = id }
@@ -196,6 +253,14 @@ resource "google_project_iam_custom_role" "object_metadata_writer" {
   permissions = ["storage.objects.get", "storage.objects.update"]
 }
 
+# Listing object names, nothing else: granted only with an objectListPrefix condition (above).
+resource "google_project_iam_custom_role" "object_lister" {
+  role_id     = "offsiteObjectLister"
+  title       = "offsite object lister"
+  description = "List object names (granted under one listing prefix: queued alerts)"
+  permissions = ["storage.objects.list"]
+}
+
 # Replacing an object (create over an existing name, rewrite onto itself) needs delete as
 # well as create; no predefined role has exactly these without list/update/restore.
 resource "google_project_iam_custom_role" "object_replacer" {
@@ -214,35 +279,35 @@ resource "google_pubsub_topic_iam_member" "publisher" {
 }
 
 resource "google_storage_bucket_iam_member" "exports" {
-  for_each = local.bucket_grants
+  for_each = local.conditioned_grants.exports
 
   bucket = google_storage_bucket.data["exports"].name
   role   = each.value.role
   member = "serviceAccount:${google_service_account.function[each.value.function].email}"
 
   dynamic "condition" {
-    for_each = each.value.prefix == "" ? [] : [each.value.prefix]
+    for_each = each.value.condition == null ? [] : [each.value.condition]
 
     content {
-      title      = "objects under ${condition.value}"
-      expression = "resource.name.startsWith(\"projects/_/buckets/${local.bucket}/objects/${condition.value}\")"
+      title      = condition.value.title
+      expression = condition.value.expression
     }
   }
 }
 
 resource "google_storage_bucket_iam_member" "state" {
-  for_each = local.state_bucket_grants
+  for_each = local.conditioned_grants.state
 
   bucket = google_storage_bucket.data["state"].name
   role   = each.value.role
   member = "serviceAccount:${google_service_account.function[each.value.function].email}"
 
   dynamic "condition" {
-    for_each = each.value.prefix == "" ? [] : [each.value.prefix]
+    for_each = each.value.condition == null ? [] : [each.value.condition]
 
     content {
-      title      = "objects under ${condition.value}"
-      expression = "resource.name.startsWith(\"projects/_/buckets/${local.state_bucket}/objects/${condition.value}\")"
+      title      = condition.value.title
+      expression = condition.value.expression
     }
   }
 }

@@ -4,8 +4,9 @@
 #   and drive, transfer_sftp: sftp; shared/topology.py FunctionSpec.serves) — a function has one
 #   event_trigger of its own (the exports bucket), so these are standalone triggers calling
 #   the function's Cloud Run service as the trigger account;
-# - read access to its objects, and the right to record the delivered SHA-1 as object metadata,
-#   for the delivery functions (and read access for verify, which reconciles);
+# - read access to its objects, and the right to update object metadata, for the delivery
+#   functions (they record the delivered SHA-1 and ledger entries) and verify (its reconcile
+#   drops a ledger entry whose copy differs, shared/delivery/ledger.py forget);
 # - a Cloud Scheduler job on its `schedule` publishing {"bucket": NAME} on mirror-reconciles
 #   (verify lists both sides, reports on verify-results and re-delivers through
 #   delivery-continuations, hence verify's publisher grant on that topic).
@@ -55,7 +56,8 @@ locals {
       [for fn in ["upload_box", "transfer_sftp", "verify"] : {
         "${fn}/viewer/${bucket}" = { function = fn, bucket = bucket, role = "roles/storage.objectViewer" }
       }],
-      [for fn in ["upload_box", "transfer_sftp"] : {
+      # verify's reconcile drops a destination's ledger entry before re-delivering (ledger.forget)
+      [for fn in ["upload_box", "transfer_sftp", "verify"] : {
         "${fn}/metadata/${bucket}" = { function = fn, bucket = bucket, role = google_project_iam_custom_role.object_metadata_writer.id }
       }],
     )

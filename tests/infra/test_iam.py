@@ -87,6 +87,8 @@ def test_no_broad_roles_anywhere(example: Module) -> None:
         "storage.objects.delete",
         "storage.objects.get",
     ]
+    lister = example.instances("google_project_iam_custom_role", "object_lister")[None]
+    assert lister["permissions"] == ["storage.objects.list"]
 
 
 def test_project_level_roles_are_the_few_that_cannot_be_narrower(example: Module) -> None:
@@ -133,32 +135,55 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
     assert all(role == "roles/pubsub.publisher" for g in grants.values() for role, _ in g)
 
 
+def _scope(expression: str, bucket: str) -> str:
+    """A grant's IAM condition, short: "exports/" (objects under it), "exports/*/x.json" (... named
+    */x.json), "list:alerts/" (listings of a prefix under alerts/)."""
+    listing = re.fullmatch(
+        r'api\.getAttribute\("storage\.googleapis\.com/objectListPrefix", ""\)\.startsWith\("([^"]*)"\)', expression
+    )
+    if listing:
+        return f"list:{listing.group(1)}"
+    match = re.fullmatch(
+        rf'resource\.name\.startsWith\("projects/_/buckets/{bucket}/objects/([^"]*)"\)'
+        r'(?: && resource\.name\.endsWith\("([^"]+)"\))?',
+        expression,
+    )
+    assert match, expression
+    return match.group(1) + (f"*{match.group(2)}" if match.group(2) else "")
+
+
 def _bucket_grants(example: Module, resource: str, bucket: str, bucket_ref: str) -> dict[str, set]:
     grants: dict[str, set] = defaultdict(set)
     for attrs in example.instances("google_storage_bucket_iam_member", resource).values():
         assert str(attrs["bucket"]) == bucket_ref
-        prefix = ""
+        scope = ""
         if attrs.get("condition"):
             (condition,) = attrs["condition"]
-            match = re.fullmatch(
-                rf'resource\.name\.startsWith\("projects/_/buckets/{bucket}/objects/([^"]*)"\)',
-                condition["expression"],
-            )
-            assert match, condition["expression"]
-            prefix = match.group(1)
-        grants[_function_of(attrs["member"])].add((str(attrs["role"]), prefix))
+            scope = _scope(condition["expression"], bucket)
+        grants[_function_of(attrs["member"])].add((str(attrs["role"]), scope))
     return grants
 
 
 def test_bucket_access_per_function_and_prefix(example: Module) -> None:
     metadata_writer = "google_project_iam_custom_role.object_metadata_writer.id"
     replacer = "google_project_iam_custom_role.object_replacer.id"
+    lister = "google_project_iam_custom_role.object_lister.id"
+    creator = "roles/storage.objectCreator"
     exports = _bucket_grants(example, "exports", "bqx-ml-offsite-exports", 'google_storage_bucket.data["exports"].name')
     assert exports == {
         # export_table may overwrite its own export objects (a retried BigQuery extract rewrites them).
         "export_table": {(replacer, "exports/"), ("roles/storage.objectViewer", "")},
-        "upload_box": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")},
-        "transfer_sftp": {("roles/storage.objectViewer", ""), (metadata_writer, "exports/")},
+        # ... and each run's delivered manifest, created once (shared/delivery/manifest_copy.py)
+        "upload_box": {
+            ("roles/storage.objectViewer", ""),
+            (metadata_writer, "exports/"),
+            (creator, "exports/*/_manifest.delivered.json"),
+        },
+        "transfer_sftp": {
+            ("roles/storage.objectViewer", ""),
+            (metadata_writer, "exports/"),
+            (creator, "exports/*/_manifest.delivered.json"),
+        },
         # verify rewrites an object to re-deliver it (self-heal)
         "verify": {("roles/storage.objectViewer", ""), (replacer, "exports/")},
         # GET /runs/<id> lists the run's folders and reads their _run.json
@@ -166,16 +191,23 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
     }
     # Everything offsite writes about itself lives in the state bucket, where no trigger listens.
     state = _bucket_grants(example, "state", "bqx-ml-offsite-exports-state", 'google_storage_bucket.data["state"].name')
-    reporting = {("roles/storage.objectCreator", "results/"), (replacer, "alerts/")}
+    # the run history, alerts (listed to flush them) and the last error of a retried event
+    reporting = {(creator, "results/"), (replacer, "alerts/"), (lister, "list:alerts/"), (replacer, "errors/")}
     assert state == {
         "fan_out": reporting,
-        # a failed export job is claimed once per run before it is reported
-        "export_table": {("roles/storage.objectCreator", "exports/")} | reporting,
-        # a transfer that runs out of its time budget keeps its checkpoint here
-        "upload_box": {(replacer, "checkpoints/")} | reporting,
-        "transfer_sftp": {(replacer, "checkpoints/")} | reporting,
-        # verify's markers use the run folder names
-        "verify": {(replacer, "exports/"), ("roles/storage.objectViewer", "")} | reporting,
+        # a failed export job is claimed once per run before it is reported (released if unreported)
+        "export_table": {(replacer, "exports/*/_export/failure.json")} | reporting,
+        # a transfer that runs out of its time budget keeps its checkpoint here; a failure is
+        # reported once per run and destination (shared/stages/failures.py)
+        "upload_box": {(replacer, "checkpoints/"), (replacer, "exports/*/failed-upload_box.json")} | reporting,
+        "transfer_sftp": {(replacer, "checkpoints/"), (replacer, "exports/*/failed-transfer_sftp.json")} | reporting,
+        # verify's markers use the run folder names; its other claims and records have their own prefixes
+        "verify": {
+            (replacer, "exports/"),
+            ("roles/storage.objectViewer", ""),
+            *((replacer, prefix) for prefix in ("dead-letters/", "retention/", "recheck/", "mirror/")),
+        }
+        | reporting,
         # ?wait= and GET /runs/<id> read the run history; the trigger reports nothing itself
         "http_trigger": {("roles/storage.objectViewer", "")},
         "ingest_sqlite": reporting,

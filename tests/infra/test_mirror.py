@@ -64,6 +64,10 @@ def test_each_bucket_gets_triggers_for_the_functions_of_its_destinations(infra) 
         ("bqx-ml-models", "upload_box", "roles/storage.objectViewer"),
         ("bqx-ml-models", "verify", "roles/storage.objectViewer"),
     }
+    # verify's reconcile drops a ledger entry whose copy differs (shared/delivery/ledger.py forget)
+    assert ("verify", "google_project_iam_custom_role.object_metadata_writer.id") in {
+        (str(g["member"]).split('"')[1], str(g["role"])) for g in grants.values() if g["bucket"] == "bqx-ml-models"
+    }
     assert module.instances("google_pubsub_topic_iam_member", "mirror_redelivery")
 
     jobs = module.instances("google_cloud_scheduler_job", "mirror")
