@@ -1,8 +1,9 @@
 """``offsite dlq list|replay``: the dead-letter queues of shared.topology's subscriptions.
 
 Listing hands the messages back at once (they stay queued); replaying publishes a Pub/Sub
-message again on its topic, rewrites a GCS object for a fresh finalize event, or sends a finalize
-sweep for a BigQuery job's completion, and acknowledges only what was replayed.
+message again on its topic, rewrites a GCS object for a fresh finalize event (for a mirrored
+bucket's object delete: asks for the bucket's reconcile), or sends a finalize sweep for a BigQuery
+job's completion, and acknowledges each message as soon as it is replayed.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ SubscriptionOption = Annotated[
 @app.command("list")
 def dlq_list(
     subscription: SubscriptionOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Messages per dead-letter subscription.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Messages per dead-letter subscription.")] = 20,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -110,30 +111,30 @@ def dlq_list(
 @app.command("replay")
 def dlq_replay(
     subscription: SubscriptionOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Messages to replay per dead-letter subscription.")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="Messages to replay per dead-letter subscription.")
+    ] = 100,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Send dead-lettered messages again: Pub/Sub ones to their original topic (same data and
-    attributes); GCS ones by rewriting the object, which fires a fresh OBJECT_FINALIZE.
+    attributes); GCS ones by rewriting the object, which fires a fresh OBJECT_FINALIZE (a mirrored
+    bucket's object delete: a reconcile of the bucket on mirror-reconciles).
     Exit 1 when a message could not be replayed (it stays in its dead-letter queue)."""
     load_cli_config(config)
     outcomes: list[dict[str, Any]] = []
     for sub, pull_sub, received in _dead_letters(subscription, limit):
-        done, left = [], []
-        for m in received:
-            outcome = {"subscription": sub.name, "message_id": m.message.message_id}
-            try:
-                outcome |= {"replayed": True, "done": replay_one(sub, m.message)}
-                done.append(m.ack_id)
-            except OffsiteError as exc:
-                outcome |= {"replayed": False, "error": str(exc)}
-                left.append(m.ack_id)
-            outcomes.append(outcome)
-            if not as_json:
-                _print_replay(outcome)
-        _settle(pull_sub, done, ack=True)
-        _settle(pull_sub, left, ack=False)
+        leased = {m.ack_id for m in received}
+        try:
+            for m in received:
+                outcome = _replay_and_ack(sub, pull_sub, m)
+                if outcome["replayed"]:
+                    leased.discard(m.ack_id)
+                outcomes.append(outcome)
+                if not as_json:
+                    _print_replay(outcome)
+        finally:  # what was not replayed (or not reached: an error, Ctrl-C) is handed back at once
+            _settle(pull_sub, sorted(leased), ack=False)
     kept = sum(not o["replayed"] for o in outcomes)
     if as_json:
         print_json({"replayed": len(outcomes) - kept, "kept": kept, "messages": outcomes})
@@ -141,6 +142,19 @@ def dlq_replay(
         typer.echo(f"replayed {len(outcomes) - kept}, kept {kept}")
     if kept:
         raise typer.Exit(1)
+
+
+def _replay_and_ack(sub: Any, pull_sub: str, received: Any) -> dict[str, Any]:
+    """Replay one message and acknowledge it at once, so nothing that stops the command later
+    makes the next replay send it twice. A message that fails, for any reason, stays queued."""
+    outcome = {"subscription": sub.name, "message_id": received.message.message_id}
+    try:
+        done = replay_one(sub, received.message)
+    except Exception as exc:  # noqa: BLE001 - e.g. PermissionDenied on one topic: the others are still replayed
+        error = str(exc) if isinstance(exc, OffsiteError) else f"{type(exc).__name__}: {exc}"
+        return outcome | {"replayed": False, "error": error}
+    _settle(pull_sub, [received.ack_id], ack=True)
+    return outcome | {"replayed": True, "done": done}
 
 
 def _print_replay(outcome: dict[str, Any]) -> None:
@@ -174,5 +188,40 @@ def replay_one(sub: Any, message: Any) -> str:
     name = obj.get("name") or message.attributes.get("objectId")
     if not bucket or not name:
         raise PermanentError("not a GCS notification (no bucket/name)")
+    if is_delete_event(message):
+        return _replay_delete(bucket, name)
     generation = rewrite(bucket, name, {HEAL_DESTINATION_KEY: "", "offsite-replay-of": message.message_id})
     return f"rewrote gs://{bucket}/{name} (generation {generation}): a new finalize event reaches every GCS-triggered function"
+
+
+def is_delete_event(message: Any) -> bool:
+    """An object-deleted event (only mirrored buckets' triggers send those, to the same dead-letter
+    topic as finalize events: infra/mirror.tf): a GCS notification's ``eventType``, a CloudEvent's
+    type, or the Eventarc subscription of a mirror delete trigger (``om-<function>-deleted-<hash>``)."""
+    from shared.topology import GCS_DELETED
+
+    attributes = message.attributes
+    return (
+        attributes.get("eventType") == "OBJECT_DELETE"
+        or GCS_DELETED in (attributes.get("ce-type"), attributes.get("type"))
+        or "-deleted-" in attributes.get(f"{DEAD_LETTER_PREFIX}SourceSubscription", "").rsplit("/", 1)[-1]
+    )
+
+
+def _replay_delete(bucket: str, name: str) -> str:
+    """A delete cannot be fired again (the object is gone, or a newer one has its name): the
+    bucket's reconcile removes the copies of what the bucket no longer holds."""
+    from shared import runtime
+    from shared.gcp import pubsub
+    from shared.mirror.request import MirrorRequest
+    from shared.topology import MIRROR_RECONCILES
+
+    mirror = runtime.config().mirror(bucket)
+    if mirror is None or mirror.delete != "mirror":
+        policy = "is not mirrored" if mirror is None else f"has delete: {mirror.delete}"
+        return f"nothing to replay: gs://{bucket}/{name} was deleted, and the bucket {policy} (its copies stay)"
+    new_id = pubsub.publish(MIRROR_RECONCILES, MirrorRequest(bucket=bucket), origin="dlq-replay")
+    return (
+        f"gs://{bucket}/{name} was deleted: published a reconcile of {bucket} on {MIRROR_RECONCILES} as {new_id} "
+        "(it removes the copies of deleted objects)"
+    )

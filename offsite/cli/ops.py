@@ -15,6 +15,7 @@ import typer
 from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line, print_published, print_table
 from shared.config import Config
+from shared.ids import Stage
 from shared.messages import VerifyResult
 
 
@@ -42,7 +43,8 @@ def parse_since(value: str) -> dt.timedelta:
 
 
 def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list[dict[str, Any]]:
-    """One row per (run, source): latest status per destination, sizes, duration, last failure."""
+    """One row per (run, source): latest status per destination, sizes, duration, last failure
+    (a final failure only), and the latest restore drill of the run apart from its destinations."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:  # oldest first: later results overwrite earlier ones
         if dataset and (r.source.dataset if r.source else None) != dataset:
@@ -59,17 +61,22 @@ def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list
                 "bytes": None,
                 "duration_s": None,
                 "last_failure": None,
+                "restore_drill": None,
                 "updated": None,
             },
         )
-        if r.destination:
+        drill = r.stage == Stage.RESTORE_DRILL  # says whether the copy restores, not what the destination holds
+        where = f"restore drill from {r.destination}" if drill else r.destination or r.stage
+        if drill:
+            row["restore_drill"] = {"status": r.status, "destination": r.destination, "at": r.finished_at}
+        elif r.destination:
             row["destinations"][r.destination] = r.status
         if r.files_expected:
             row["files"], row["bytes"] = r.files_expected, r.bytes_expected
         if r.duration_s is not None:
             row["duration_s"] = max(row["duration_s"] or 0.0, r.duration_s)
-        if r.status not in ("in_sync", "pruned"):
-            row["last_failure"] = f"{r.destination or r.stage}: {r.status}: {r.reason or ''}".strip()
+        if r.status.is_final_failure:
+            row["last_failure"] = f"{where}: {r.status}: {r.reason or ''}".strip()
         row["updated"] = r.finished_at
     return sorted(rows.values(), key=lambda row: row["updated"] or "", reverse=True)
 

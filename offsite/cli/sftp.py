@@ -70,6 +70,23 @@ def _inside(target: Target, path: str) -> str:
     return full
 
 
+def _resolved_inside(session: Any, target: Target, full: str) -> str:
+    """``full`` with the symbolic links of its folders resolved by the server (SFTP realpath); its
+    last component stays as it is, so a link there is removed, not followed. Refused unless it is
+    inside the resolved partner directory: a link inside it may point anywhere."""
+    from shared.destinations.sftp.connect import sftp_errors
+
+    parent, name = posixpath.split(full)
+    with sftp_errors(target.name, "resolving", full):
+        root = session.sftp.normalize(target.partner.directory)
+        real = posixpath.join(session.sftp.normalize(parent), name)
+    if not real.startswith(root.rstrip("/") + "/"):
+        raise ConfigError(
+            f"{full!r} is {real} on the server (through a symbolic link), outside the partner directory {root}; refusing"
+        )
+    return real
+
+
 def _listing(session: Any, folder: str) -> list[Any]:
     from shared.destinations.sftp.connect import sftp_errors
 
@@ -310,6 +327,7 @@ def rm(
         raise ConfigError("refusing to delete the partner directory itself; use `offsite sftp clear` to empty it")
     session = open_session(target.name, target.partner)
     try:
+        full = _resolved_inside(session, target, full)
         with sftp_errors(target.name, "stat", full):
             attrs = session.sftp.lstat(full)
         is_dir = statmod.S_ISDIR(attrs.st_mode or 0)

@@ -32,7 +32,7 @@ from shared.ids import DestinationId, Stage, Status
 from shared.layout import RunFolder
 from shared.messages import VerifyResult
 from shared.retention.catalog import PRUNED, PRUNING, Catalog, Entry, KnownRun, Unit, catalog, source_of
-from shared.retention.policy import Dated, Decision, decide
+from shared.retention.policy import EPOCH, Dated, Decision, decide
 from shared.retention.summary import Outcome, PrunePass, PruneSummary
 from shared.retention.versions import bucket_targets, prune_bucket
 from shared.verify import markers as verify_markers
@@ -153,18 +153,20 @@ class Act:
         )
 
     def _in_sync(self, unit: Unit) -> bool:
-        """A run folder of ``unit`` whose current result here is in_sync (and no recheck said otherwise)."""
-        for run in sorted(unit.runs, key=lambda r: r.first_seen or self.now, reverse=True):
-            state = verify_markers.state_of(run.markers)
-            if not state.reported or f"recheck-mismatch-{state.round}.json" in run.markers:
-                continue
-            name = verify_markers.marker(
-                run.folder.prefix, str(self.destination.id), verify_markers.Kind.RESULT, state.round
-            )
-            body = verify_markers.read(self.config.state_bucket_name, name)
-            if body is not None and body.get("status") == Status.IN_SYNC:
-                return True
-        return False
+        """The unit's newest run folder has a current result here that is in_sync (and no recheck
+        said otherwise). Same-day runs of a query export share one day folder and a rerun overwrites
+        its files, so an older run's in_sync says nothing about what the folder holds now."""
+        if not unit.runs:
+            return False
+        run = max(unit.runs, key=lambda r: r.first_seen or EPOCH)  # unknown start: the oldest
+        state = verify_markers.state_of(run.markers)
+        if not state.reported or f"recheck-mismatch-{state.round}.json" in run.markers:
+            return False
+        name = verify_markers.marker(
+            run.folder.prefix, str(self.destination.id), verify_markers.Kind.RESULT, state.round
+        )
+        body = verify_markers.read(self.config.state_bucket_name, name)
+        return body is not None and body.get("status") == Status.IN_SYNC
 
     def _settled(self, unit: Unit) -> bool:
         """No run folder of ``unit`` may still be delivering or awaiting its verify result here."""

@@ -132,6 +132,49 @@ def test_a_query_export_is_pruned_by_day_folder(
     assert [r.status for r in rs.results_for(old, destination)] == ["in_sync", "pruned"]
 
 
+@pytest.mark.parametrize("destination", DESTINATIONS)
+def test_an_unverified_same_day_rerun_of_a_query_export_protects_older_days(
+    rstack_factory: Callable[..., RetentionStack], destination: str
+) -> None:
+    """The rerun overwrote the day folder's files: until it is in_sync, the day's earlier in_sync
+    run proves nothing about what is there, so the older day is the newest good copy."""
+    rs = rstack_factory(daily=1)
+    old = rs.run_of(D1, destination, query=True)
+    rs.run_of(D2, destination, query=True)
+    rerun = rs.run_of(D2, destination, query=True, verify=False)  # delivered, not verified yet
+
+    summary = prune(config(), export=rs.export)
+    actions = {(o.date, o.action) for o in summary.outcomes}
+    assert actions == {(D1.isoformat(), "protect"), (D2.isoformat(), "keep")}
+    assert rs.remote_days(destination) == {f"{D1:%Y%m%d}", f"{D2:%Y%m%d}"}
+
+    rs.verify_receipts(rerun, destination)  # the rerun is in_sync: now the older day goes
+    assert {(o.date, o.action) for o in prune(config(), export=rs.export).outcomes} == {
+        (D1.isoformat(), "pruned"),
+        (D2.isoformat(), "keep"),
+    }
+    assert [r.status for r in rs.results_for(old, destination)] == ["in_sync", "pruned"]
+
+
+def test_a_same_day_rerun_of_a_query_export_in_mismatch_protects_older_days(
+    rstack_factory: Callable[..., RetentionStack],
+) -> None:
+    rs = rstack_factory(daily=1, self_heal=False)
+    rs.run_of(D1, "sftp:local", query=True)
+    rs.run_of(D2, "sftp:local", query=True)
+    bad = rs.run_of(D2, "sftp:local", query=True, verify=False)
+    damaged = sorted(bad.files)[0]
+    rs.deliver(bad, damaged, "sftp:local", data=b"X" * len(bad.files[damaged]))  # same size, other bytes
+    for receipt in rs.receipts[(bad.run_id, "sftp:local")]:
+        rs.receipt(receipt)
+    assert [r.status for r in rs.results_for(bad, "sftp:local")] == ["mismatch"]
+
+    summary = prune(config(), export=rs.export, destination="sftp:local")
+    actions = {o.date: (o.action, o.why) for o in summary.outcomes}
+    assert actions[D1.isoformat()] == ("protect", "protected: no newer run folder is in_sync here")
+    assert rs.remote_days("sftp:local") == {f"{D1:%Y%m%d}", f"{D2:%Y%m%d}"}
+
+
 def test_a_prune_stopped_before_reporting_is_reported_by_the_next(
     rstack_factory: Callable[..., RetentionStack],
 ) -> None:

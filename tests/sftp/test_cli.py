@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from devstack.state import StackInfo
 from offsite.cli import app
 from shared.gcp import gcs
-from tests.sftp.sshd_server import Sshd
+from tests.sftp.sshd_server import SftpUser, Sshd, user_dir
 
 runner = CliRunner()
 
@@ -115,6 +116,27 @@ def test_rm_asks_refuses_outside_and_deletes(sshd: Sshd, workdir: Path, tmp_path
     a = str(workdir / "a")
     assert json.loads(gone.stdout) == {"deleted": [f"{a}/b/one.csv", f"{a}/b", f"{a}/two.csv", a], "count": 4}
     assert list(workdir.iterdir()) == []
+
+
+def test_rm_never_deletes_outside_through_a_symbolic_link(
+    sshd: Sshd, sftp_user: SftpUser, workdir: Path, tmp_path: Path
+) -> None:
+    outside = user_dir(sftp_user, "outside")  # not the partner directory
+    try:
+        populate(outside, sshd)
+        (workdir / "archive").symlink_to(outside)  # a link inside the partner directory
+        args = explicit(sshd, workdir, tmp_path)
+        for path, flags in (("archive/top.txt", "-f"), ("archive/a", "-rf"), (f"{workdir}/archive/a/b", "-rf")):
+            refused = sftp("rm", path, flags, *args)
+            assert refused.exit_code == 1, refused.output
+            assert "outside the partner directory" in refused.output and str(outside) in refused.output
+        assert sorted(p.name for p in outside.rglob("*")) == ["a", "b", "one.csv", "top.txt", "two.csv"]
+        gone = sftp("rm", "archive", "-f", "--json", *args)  # the link itself is inside: removed, not followed
+        assert gone.exit_code == 0, gone.output
+        assert json.loads(gone.stdout) == {"deleted": [f"{workdir}/archive"], "count": 1}
+        assert list(workdir.iterdir()) == [] and (outside / "top.txt").exists()
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 def test_clear(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ from devstack.demo_summary import summary_lines, wait_for_results
 from offsite.cli import app
 from shared.destinations import memory
 from shared.gcp import gcs
-from shared.messages import VerifyRequest
+from shared.messages import VerifyRequest, VerifyResult
+from shared.reporting.results import report
 from shared.runtime import config
 from shared.topology import VERIFY_REQUESTS
 from tests.verify.conftest import VerifyStack
@@ -193,3 +194,64 @@ def test_dlq_replay_of_a_gcs_event_rewrites_the_object(vstack: VerifyStack) -> N
     after = gcs.stat(vstack.bucket, name)
     assert after.generation > before.generation and after.metadata.get("offsite-replay-of")
     assert gcs.read_bytes(vstack.bucket, name) == FILES[SECOND]
+
+
+def test_dlq_replay_acks_each_message_at_once_and_keeps_the_one_that_fails(vstack: VerifyStack) -> None:
+    """A publish error that is not an OffsiteError (here the server's InvalidArgument: once its
+    dead-letter attributes are stripped, the empty message has nothing to publish) keeps that
+    message queued; the others are replayed and acknowledged, so the next replay does not send
+    them twice, and the failed one is handed back at once (not leased for the ack deadline)."""
+    dlq, subscription = "verify-verify-requests-dlq", "verify-verify-requests"
+    bodies = [json.dumps({"run_id": "r" + uuid.uuid4().hex[:12]}).encode() for _ in range(2)]
+    vstack.admin.publish(dlq, bodies[0], CloudPubSubDeadLetterSourceDeliveryCount="5")
+    vstack.admin.publish(dlq, b"", CloudPubSubDeadLetterSourceDeliveryCount="5")
+    vstack.admin.publish(dlq, bodies[1], CloudPubSubDeadLetterSourceDeliveryCount="5")
+    watch = f"vreq-{uuid.uuid4().hex[:10]}"
+    vstack.admin.create_subscription(watch, VERIFY_REQUESTS)
+
+    replayed = runner.invoke(app, ["dlq", "replay", "-s", subscription, "--json"])
+    assert replayed.exit_code == 1 and isinstance(replayed.exception, SystemExit), replayed.exception  # no traceback
+    report = json.loads(replayed.stdout)
+    assert (report["replayed"], report["kept"]) == (2, 1), report
+    [failed] = [m for m in report["messages"] if not m["replayed"]]
+    assert failed["error"].startswith("InvalidArgument")
+    left = json.loads(runner.invoke(app, ["dlq", "list", "-s", subscription, "--json"]).stdout)
+    assert [(m["message_id"], m["data"]) for m in left] == [(failed["message_id"], "")]
+
+    again = runner.invoke(app, ["dlq", "replay", "-s", subscription, "--json"])
+    assert json.loads(again.stdout)["replayed"] == 0
+    assert sorted(m["data_bytes"] for m in vstack.admin.pull(watch, 10)) == sorted(bodies)  # each once
+    vstack.admin.pull("verify-verify-requests-dlq-sub", 10)  # drop the empty one
+
+
+def test_dlq_limit_must_be_positive(vstack: VerifyStack) -> None:
+    for command in ("list", "replay"):
+        refused = runner.invoke(app, ["dlq", command, "-s", "verify-verify-requests", "--limit", "0"])
+        assert refused.exit_code == 2 and "--limit" in refused.output
+
+
+def test_status_keeps_restore_drills_and_skips_out_of_destinations_and_failures(vstack: VerifyStack) -> None:
+    """A restore drill's result names the run and the destination it restored from: it proves the
+    copy restores, it is not the destination's verify status; ``skipped`` is not a failure."""
+    run = delivered_run(vstack)
+    drill = {"run_id": run.run_id, "source": run.folder.source, "destination": "memory", "stage": "restore_drill"}
+    report(VerifyResult(status="restore_verified", reason="restored 2 rows; equal", **drill), config=config())
+    skipped_run = "r" + uuid.uuid4().hex[:12]
+    report(
+        VerifyResult(status="skipped", run_id=skipped_run, stage="collect_list", reason="a holiday"), config=config()
+    )
+
+    rows = {row["run_id"]: row for row in json.loads(runner.invoke(app, ["status", "--since", "1d", "--json"]).stdout)}
+    row = rows[run.run_id]
+    assert row["destinations"] == {"memory": "in_sync"} and row["last_failure"] is None
+    assert (row["restore_drill"]["status"], row["restore_drill"]["destination"]) == ("restore_verified", "memory")
+    assert rows[skipped_run]["last_failure"] is None
+    table = runner.invoke(app, ["status", "--since", "1d"]).stdout.splitlines()
+    assert next(line.split() for line in table if line.startswith(run.run_id + " "))[3] == "memory=in_sync"
+
+    report(VerifyResult(status="restore_failed", reason="row count 1, expected 2", **drill), config=config())
+    row = {r["run_id"]: r for r in json.loads(runner.invoke(app, ["status", "--since", "1d", "--json"]).stdout)}[
+        run.run_id
+    ]
+    assert row["destinations"] == {"memory": "in_sync"} and row["restore_drill"]["status"] == "restore_failed"
+    assert row["last_failure"] == "restore drill from memory: restore_failed: row count 1, expected 2"
