@@ -80,8 +80,11 @@ def record_delivery(obj: StorageObject, sha1: str, ledger: ObjectLedger | None) 
         try:
             gcs.set_metadata(live.bucket, live.name, wanted, if_generation_match=live.generation)
             return True
-        except PermanentError as exc:  # the generation moved under us: look again
+        except gcs.GenerationMoved as exc:  # the generation moved under us: look again
             last = exc
+        except PermanentError as exc:  # e.g. access denied: looking again changes nothing
+            logger.error("could not record delivery metadata", error=str(exc))
+            return True
     logger.warning("could not record delivery metadata", error=str(last))
     return True
 
@@ -89,10 +92,11 @@ def record_delivery(obj: StorageObject, sha1: str, ledger: ObjectLedger | None) 
 def forget(info: gcs.ObjectInfo, destination: DestinationId) -> None:
     """Drop ``destination``'s ledger entry from this generation, so its next delivery proves the
     copy by the server's bytes (a copy damaged with its size and mtime kept is otherwise
-    recalled as the right one). Nothing to do without one; another generation has its own."""
+    recalled as the right one). Nothing to do without one; another generation has its own.
+    Any other failure (access denied) is raised: the entry would keep vouching for the copy."""
     if ledger_key(destination) not in info.metadata:
         return
     try:
         gcs.set_metadata(info.bucket, info.name, {ledger_key(destination): None}, if_generation_match=info.generation)
-    except PermanentError:  # replaced meanwhile: the new generation has no entry for this copy
+    except gcs.GenerationMoved:  # replaced meanwhile: the new generation has no entry for this copy
         logger.info("object replaced; its ledger entry went with it", object=info.name)

@@ -44,6 +44,10 @@ class ObjectMissing(PermanentError):
     """The object (or the requested generation of it) does not exist."""
 
 
+class GenerationMoved(PermanentError):
+    """A write conditioned on a generation found another one live: the object was replaced."""
+
+
 LIST_PAGE_SIZE = 1_000  # objects per list page: GCS's default and maximum
 
 
@@ -300,8 +304,8 @@ def set_metadata(
     """Merge ``metadata`` into the object's custom metadata (e.g. {"sha1": ...}; a None value
     removes its key).
 
-    With ``if_generation_match`` only that generation is patched; another generation is a
-    PermanentError (the object was replaced; the caller's facts belong to the old one).
+    With ``if_generation_match`` only that generation is patched; another generation is
+    :class:`GenerationMoved` (the object was replaced; the caller's facts belong to the old one).
     """
     blob = _client(client).bucket(bucket).blob(name)
     blob.metadata = dict(metadata)
@@ -310,7 +314,7 @@ def set_metadata(
     try:
         _retried(what, lambda: blob.patch(if_generation_match=if_generation_match))
     except gexc.PreconditionFailed:
-        raise PermanentError(f"{what}: generation {if_generation_match} is no longer the live one") from None
+        raise GenerationMoved(f"{what}: generation {if_generation_match} is no longer the live one") from None
     return ObjectInfo.from_blob(blob)
 
 

@@ -327,9 +327,26 @@ def test_verify_forgets_a_ledger_entry_on_a_mirrored_bucket(store: FakeGcs) -> N
     info = gcs.stat(bucket, "models/a.bin", missing_ok=False)
     assert info is not None
 
-    ledger.forget(info, destination)  # (a 403 here is logged as "object replaced", not raised)
+    ledger.forget(info, destination)
 
     assert ledger.ledger_key(destination) not in store.objects[(bucket, "models/a.bin")].metadata
+
+
+def test_a_ledger_entry_that_cannot_be_dropped_is_raised_not_taken_for_a_replaced_object(store: FakeGcs) -> None:
+    """A 403 used to be logged as "object replaced; its ledger entry went with it", and the entry
+    kept vouching for a damaged copy at every re-delivery."""
+    from shared.delivery import ledger
+    from shared.ids import DestinationId
+
+    bucket, destination = runtime.config().buckets[0].name, DestinationId.parse("box")
+    store.put(bucket, "models/a.bin", b"x", {ledger.ledger_key(destination): "entry"})
+    store.acting_as = "verify"
+    info = gcs.stat(bucket, "models/a.bin", missing_ok=False)
+    assert info is not None
+    store.acting_as = "http_trigger"  # no grant on mirrored buckets
+    with pytest.raises(PermanentError, match="access denied"):
+        ledger.forget(info, destination)
+    assert store.objects[(bucket, "models/a.bin")].metadata[ledger.ledger_key(destination)] == "entry"
 
 
 # ---- finding 3: the runner's last errors; the delivery functions' once-per-run failure marker -----
