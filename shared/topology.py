@@ -98,8 +98,16 @@ class FunctionSpec:
     serves: frozenset[str] = frozenset()
     """Destination kinds this function delivers to (``box``, ``sftp``): delivery functions run
     the same handler (shared.stages.deliver), each for its own kinds (own scaling, secrets, IAM)."""
+    reaches: frozenset[str] = frozenset()
+    """Destination kinds it calls without delivering to them (verify reads back, collect copies,
+    the drill restores): with ``serves``, every kind whose API limits it shares (:attr:`uses`)."""
     http: bool = False
     """An HTTP function (no triggers): callers reach its URL directly with an OIDC token."""
+
+    @property
+    def uses(self) -> frozenset[str]:
+        """Every destination kind whose API and credentials this function uses."""
+        return self.serves | self.reaches
 
     @property
     def max_concurrent_requests(self) -> int:
@@ -145,6 +153,8 @@ def _delivery_function(
     )
 
 
+DESTINATION_KINDS = frozenset({"box", "sftp", "drive"})
+
 # The scheduled sweep and a mirror reconcile list a whole export prefix or bucket in one
 # invocation (docs/capacity.md, "The sweeps' listings"): the most an event-driven function may run.
 VERIFY_TIMEOUT_S = 540
@@ -181,6 +191,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_s=VERIFY_TIMEOUT_S,
         memory_mb=1024,
         concurrency=16,
+        reaches=DESTINATION_KINDS,
     ),
     # seed 000's POST /sync API (shared/http_trigger): validates and publishes export requests,
     # and with ?wait= holds the request until verify has reported (up to its timeout, as 2nd-gen
@@ -210,7 +221,15 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
     # collect (docs/collect.md): list a partner's directory, then copy each file to every
     # destination; one SFTP read per file, so few at once per instance (the partner's sessions).
-    FunctionSpec("collect_list", "collect", "collect_list", (_pubsub(COLLECT_REQUESTS),), timeout_s=300, memory_mb=512),
+    FunctionSpec(
+        "collect_list",
+        "collect",
+        "collect_list",
+        (_pubsub(COLLECT_REQUESTS),),
+        timeout_s=300,
+        memory_mb=512,
+        reaches=frozenset({"sftp"}),  # the partners' servers
+    ),
     FunctionSpec(
         "collect_copy",
         "collect",
@@ -220,6 +239,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         memory_mb=1024,
         max_instances=4,
         concurrency=2,
+        reaches=DESTINATION_KINDS,
     ),
     # the restore drill (shared/restore/drill.py): one table per invocation (stage, load, prove,
     # drop), the rest of the sample as continuation messages; a load job waits on BigQuery.
@@ -232,6 +252,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         memory_mb=1024,
         max_instances=2,
         concurrency=1,
+        reaches=DESTINATION_KINDS,
     ),
 )
 

@@ -55,7 +55,10 @@ def _box(**kwargs: object) -> BoxDestination:
 
 def test_each_instance_takes_its_share_and_requests_of_one_process_share_a_bucket() -> None:
     box = _box(calls_per_minute=1000, uploads_per_minute=240)
-    instances = sum(f.max_instances for f in topology.FUNCTIONS if "box" in f.serves or f.name == "verify")
+    # every function given Box's credentials (infra/iam.tf): collect_copy and restore_drill were
+    # left out, so with all instances busy the app went 1.17x over Box's limit
+    callers = {"upload_box", "verify", "collect_copy", "restore_drill"}
+    instances = sum(f.max_instances for f in topology.FUNCTIONS if f.name in callers)
     assert instances_sharing(box) == instances
     calls, uploads = pacers(box)
     assert calls is not None and uploads is not None

@@ -256,6 +256,14 @@ def test_each_function_reads_only_its_own_credentials(example: Module) -> None:
     )
 
 
+def test_destination_credentials_go_to_the_functions_that_use_those_destinations(example: Module) -> None:
+    """topology's ``uses`` (serves + reaches) is what Box pacing divides Box's limit by: a function
+    given Box's credentials but missing there would call Box beyond its share."""
+    groups = example.local("secret_groups")
+    for fn in topology.FUNCTIONS:
+        assert set(groups[fn.name]) & topology.DESTINATION_KINDS == set(fn.uses), fn.name
+
+
 def test_bigquery_access_is_per_dataset(example: Module) -> None:
     readers = example.instances("google_bigquery_dataset_iam_member", "reader")
     by_fn: dict[str, set] = defaultdict(set)

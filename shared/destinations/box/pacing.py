@@ -65,12 +65,13 @@ def _pacer(base_url: str, kind: str, rate_per_minute: float) -> Pacer:
 
 def instances_sharing(box: BoxDestination) -> int:
     """How many instances may call Box at once: the configured figure, else every function
-    that serves Box plus verify, at their deployed instance caps (shared/topology.py)."""
+    that uses Box (delivers to it, reads it back, collects or restores through it), at their
+    deployed instance caps (shared/topology.py)."""
     if box.paced_instances is not None:
         return box.paced_instances
     from shared import topology
 
-    return sum(f.max_instances for f in topology.FUNCTIONS if "box" in f.serves or f.name == "verify")
+    return sum(f.max_instances for f in topology.FUNCTIONS if "box" in f.uses)
 
 
 def pacers(box: BoxDestination) -> tuple[Pacer | None, Pacer | None]:
