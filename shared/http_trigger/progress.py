@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.config import Config
-from shared.ids import Status
+from shared.ids import Stage, Status
 from shared.messages import VerifyResult
 
 PENDING = "pending"
@@ -110,6 +110,11 @@ class RunProgress:
         return out
 
 
+# Results about a run's copies after it ended (retention removed one; the drill restored one):
+# they are not its delivery's outcome, so a run verified in_sync stays complete.
+LATER_STAGES = frozenset({Stage.PRUNE, Stage.RESTORE_DRILL})
+
+
 def progress(
     run_id: str,
     expected: Mapping[str, tuple[str | None, str | None, Iterable[str]]],
@@ -126,7 +131,7 @@ def progress(
     }
     rejected: list[str] = []
     for result in results:
-        if result.run_id != run_id:
+        if result.run_id != run_id or result.stage in LATER_STAGES:
             continue
         if result.source is None:
             if result.status in (Status.REJECTED, Status.FAILED):

@@ -71,6 +71,28 @@ def test_sync_with_wait_runs_the_export_end_to_end_and_answers_seed_000s_shape(t
         assert time.monotonic() < deadline, "no verify:request result"
         time.sleep(1.0)
 
+    # later results about its copies (a restore drill, retention) leave the run complete
+    from shared.messages import VerifyResult
+    from shared.reporting.results import report
+
+    source = status.body["tables"][0]["source"]
+    later = {
+        "run_id": body["run_id"],
+        "source": {"mode": "table", "project": trigger.config.project, "dataset": "sales", "table": "products"},
+    }
+    assert source == "sales.products"
+    report(
+        VerifyResult(status="restore_verified", stage=Stage.RESTORE_DRILL, destination="box", **later),
+        config=trigger.config,
+    )
+    report(VerifyResult(status="pruned", stage=Stage.PRUNE, destination="sftp:local", **later), config=trigger.config)
+    after = trigger.call("GET", f"/runs/{body['run_id']}").body
+    assert after["complete"] is True and after["success"] == 1, after
+    assert {d: v["status"] for d, v in after["tables"][0]["destinations"].items()} == {
+        "box": "in_sync",
+        "sftp:local": "in_sync",
+    }
+
 
 def _an_hour_ago() -> Any:
     import datetime as dt
