@@ -14,7 +14,7 @@ claimed with ``{run folder}_verify/{destination}/recheck-{YYYYMMDD}.json`` in th
 - no longer in sync: one ``mismatch`` with stage ``verify:recheck`` naming the missing, extra
   and differing files, published (and alerted) through :func:`shared.reporting.results.report`
   once per round (``recheck-mismatch-{k}.json``): later days do not repeat it. A recheck does
-  not self-heal; ``offsite verify RUN --destination D`` does, and that heal's round ends in a
+  not self-heal; ``offsite verify RUN --destination D --publish`` does, and that heal's round ends in a
   new result, which later rechecks look at again.
 
 Run folders that retention removed at a destination (``pruning.json``) are not rechecked there.
