@@ -60,8 +60,11 @@ def test_a_file_deleted_after_in_sync_is_one_recheck_mismatch_naming_it(vstack: 
     for r in (run, kept):
         assert vstack.state_bucket and _marker(vstack, marker(r.folder.prefix, "memory", Kind.RECHECK, _day(tomorrow)))
 
-    # Again the same day: nothing new, nothing compared.
-    again = sweep(config(), now=tomorrow + dt.timedelta(minutes=30))
+    # Again the same day: nothing new, nothing compared. (30 minutes later, but never past that
+    # day's midnight: run at 23:40 UTC, tomorrow + 30 min was the next day, rechecked again.)
+    later_that_day = min(tomorrow + dt.timedelta(minutes=30), tomorrow.replace(hour=23, minute=59, second=59))
+    assert _day(later_that_day) == _day(tomorrow)
+    again = sweep(config(), now=later_that_day)
     assert again.rechecked == 0 and len(vstack.results_for(run)) == 2
     # The next day: the mismatch of this round was reported already; the untouched run is checked again.
     next_day = sweep(config(), now=days_later(2))
