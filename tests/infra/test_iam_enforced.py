@@ -186,13 +186,18 @@ class FakeBlob:
         self.store.objects[self.key] = Stored(body, generation, content_type, dict(self.metadata or {}))
         self.load()
 
-    def patch(self, if_generation_match: int | None = None) -> None:
-        self.store.check("update", *self.key)
+    def _existing(self, permission: str, if_generation_match: int | None) -> Stored:
+        """The stored object, once ``permission`` is granted and the precondition holds."""
+        self.store.check(permission, *self.key)
         current = self.store.objects.get(self.key)
         if current is None:
             raise gexc.NotFound(f"gs://{self.bucket.name}/{self.name}")
         if if_generation_match is not None and current.generation != if_generation_match:
             raise gexc.PreconditionFailed("generation mismatch")
+        return current
+
+    def patch(self, if_generation_match: int | None = None) -> None:
+        current = self._existing("update", if_generation_match)
         for k, v in (self.metadata or {}).items():
             if v is None:
                 current.metadata.pop(k, None)
@@ -201,12 +206,7 @@ class FakeBlob:
         self.load()
 
     def delete(self, if_generation_match: int | None = None) -> None:
-        self.store.check("delete", *self.key)
-        current = self.store.objects.get(self.key)
-        if current is None:
-            raise gexc.NotFound(f"gs://{self.bucket.name}/{self.name}")
-        if if_generation_match is not None and current.generation != if_generation_match:
-            raise gexc.PreconditionFailed("generation mismatch")
+        self._existing("delete", if_generation_match)
         del self.store.objects[self.key]
 
 
