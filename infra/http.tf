@@ -44,6 +44,6 @@ resource "google_cloud_run_v2_service_iam_member" "http_invoker" {
 }
 
 output "http_trigger_url" {
-  description = "The HTTP trigger: curl -H \"Authorization: Bearer $(gcloud auth print-identity-token)\" -X POST URL/sync/DATASET"
+  description = "The HTTP trigger: curl -H \"Authorization: Bearer $(gcloud auth print-identity-token --impersonate-service-account=SA --audiences=URL --include-email)\" -X POST URL/sync/DATASET"
   value       = { for name, fn in local.http_functions : name => google_cloudfunctions2_function.fn[name].service_config[0].uri }
 }

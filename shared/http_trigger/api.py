@@ -193,13 +193,23 @@ def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Calla
     expected = {t.source.label: (t.source.table, t.date.isoformat(), tuple(map(str, t.destinations))) for t in tasks}
     since = published_at - dt.timedelta(minutes=5)
     deadline = time.monotonic() + wait
+    run, unread = progress.progress(answer["run_id"], expected, []), None
     while True:
-        run = progress.progress(answer["run_id"], expected, progress.read_results(config, answer["run_id"], since))
+        # Published: from here no answer may invite a retry (a 503 would start a second run), so
+        # a history that cannot be read now is read again, and at the deadline named in a 202.
+        try:
+            run = progress.progress(answer["run_id"], expected, progress.read_results(config, answer["run_id"], since))
+            unread = None
+        except TransientError as exc:
+            logger.warning("run history not readable now; polling on", error=str(exc))
+            unread = str(exc)
         if run.complete or time.monotonic() >= deadline:
             break
         sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
     done: dict[str, Any] = {k: answer[k] for k in ("dataset", "export") if k in answer}
     done.update(run.to_dict())
+    if unread is not None and not run.complete:
+        done["error"] = f"the run was started; its progress could not be read: {unread}"
     return HttpResponse(200 if run.complete else 202, done)
 
 
@@ -208,7 +218,7 @@ def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Calla
 
 def _days(query: Mapping[str, str]) -> int:
     raw = query.get("days", "7")
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_DAYS:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_DAYS:
         raise BadRequest(f"days: {raw[:40]!r} must be a whole number of days between 1 and {MAX_DAYS}")
     return int(raw)
 

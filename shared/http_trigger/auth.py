@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,18 +112,20 @@ def verify(authorization: str | None, settings: HttpSettings, *, certs: CertsCac
     token = bearer_token(authorization)
     try:
         header = jwt.decode_header(token)  # type: ignore[no-untyped-call]  # google-auth is untyped here
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise Unauthorized(401, "the bearer token is not a JWT (expected header.payload.signature)") from None
     if token.endswith("." + REMOVED_SIGNATURE):
         claims = _platform_verified_claims(token, settings)
     else:
         key_id = header.get("kid") if isinstance(header, dict) else None
+        if key_id is not None and not isinstance(key_id, str):
+            raise Unauthorized(401, "invalid token: its header's kid is not a string")
         cert_map = (certs or _CERTS).get(settings.certs_url, settings.certs_cache_s, key_id)
         try:
             claims = jwt.decode(  # type: ignore[no-untyped-call]
                 token, certs=cert_map, verify=True, clock_skew_in_seconds=settings.clock_skew_s
             )
-        except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+        except (ValueError, RecursionError, google.auth.exceptions.GoogleAuthError) as exc:
             raise Unauthorized(401, f"invalid token: {_reason(exc)}") from None
     return _authorize(claims, settings)
 
@@ -138,13 +140,19 @@ def _platform_verified_claims(token: str, settings: HttpSettings) -> Mapping[str
         )
     try:
         claims = jwt.decode(token, verify=False)  # type: ignore[no-untyped-call]
-    except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+    except (ValueError, RecursionError, google.auth.exceptions.GoogleAuthError) as exc:
         raise Unauthorized(401, f"invalid token: {_reason(exc)}") from None
     now = time.time()
     expires = claims.get("exp")
     if not isinstance(expires, int | float) or expires < now - settings.clock_skew_s:
         raise Unauthorized(401, f"invalid token: expired (exp {expires!r} < now {int(now)})")
     return dict(claims)
+
+
+def _for_this_service(audience: str, configured: Iterable[str]) -> bool:
+    """A configured audience, or a configured URL followed by a path: the audience Cloud
+    Scheduler and Cloud Tasks put in a token by default is the full target URL (…/sync/sales)."""
+    return any(audience == a or ("://" in a and audience.startswith(a.rstrip("/") + "/")) for a in configured)
 
 
 def _reason(exc: Exception) -> str:
@@ -164,7 +172,7 @@ def _authorize(claims: Mapping[str, Any], settings: HttpSettings) -> Caller:
     audiences = [audience] if isinstance(audience, str) else list(audience or [])
     if not settings.audiences:
         raise Unauthorized(403, "http.audiences is not configured: no token can be for this service")
-    matched = next((a for a in audiences if a in settings.audiences), None)
+    matched = next((a for a in audiences if _for_this_service(a, settings.audiences)), None)
     if matched is None:
         raise Unauthorized(
             403, f"token audience {audience!r} is not this service (expected one of {', '.join(settings.audiences)})"

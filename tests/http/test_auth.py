@@ -59,6 +59,40 @@ def test_token_for_another_service_is_403(trigger: Trigger) -> None:
     assert trigger.url in reply.body["error"]
 
 
+def test_a_token_for_a_path_of_this_service_is_accepted_but_not_for_a_lookalike_host(trigger: Trigger) -> None:
+    """Cloud Scheduler and Cloud Tasks put the full target URL in the token by default
+    (…/sync/sales); it used to be refused with 403 although Cloud Run let it through."""
+    assert trigger.call("GET", "/", token=trigger.token(audience=trigger.url + "/sync/sales")).status == 200
+    for other in (trigger.url + ".evil.example.com", trigger.url + "evil/sync"):
+        reply = trigger.call("GET", "/", token=trigger.token(audience=other))
+        assert reply.status == 403 and "is not this service" in reply.body["error"]
+
+
+def _unsigned(header: object, payload: object) -> str:
+    import base64
+    import json
+
+    def part(value: object) -> str:
+        text = value if isinstance(value, str) else json.dumps(value)
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(payload)}.c2ln"
+
+
+def test_malformed_tokens_are_401_not_a_crash(trigger: Trigger) -> None:
+    """A list as the header's kid (once the certificates were cached) and JSON nested 2,000
+    deep used to raise TypeError / RecursionError: an HTML 500 instead of the JSON 401."""
+    deep = "[" * 2000 + "]" * 2000  # JSON text (json.dumps cannot nest this deep); fits a header
+    trigger.call("GET", "/")  # the certificates are cached now
+    for token in (
+        _unsigned({"alg": "RS256", "kid": ["x"]}, {"aud": trigger.url}),
+        _unsigned(deep, {"aud": trigger.url}),
+        _unsigned({"alg": "RS256", "kid": "x"}, deep),
+    ):
+        reply = trigger.call("GET", "/", token=token)
+        assert reply.status == 401 and reply.body["error"].startswith(("invalid token", "the bearer token")), reply
+
+
 def test_token_of_another_issuer_is_401(trigger: Trigger) -> None:
     reply = trigger.call("GET", "/", token=trigger.token(issuer_url="https://issuer.example.com"))
     assert reply.status == 401

@@ -192,6 +192,7 @@ def test_bad_paths_and_parameters_get_400_404_405(trigger: Trigger) -> None:
     too_long = trigger.call("POST", "/sync/sales?wait=99999")
     assert too_long.status == 400 and "must be between 0 and 3570 seconds" in too_long.body["error"]
     assert trigger.call("GET", "/runs/r000000000000?days=0").status == 400
+    assert trigger.call("GET", "/runs/r000000000000?days=" + "9" * 5000).status == 400  # was int()'s 500
     arabic_three = trigger.call("GET", "/runs/r000000000000?days=\u0663")  # str.isdigit() and int() take it
     assert arabic_three.status == 400 and arabic_three.body["error"].startswith("days: '\u0663' must be a whole number")
     missing = trigger.call("GET", "/runs/rnosuchrun000")
@@ -201,3 +202,32 @@ def test_bad_paths_and_parameters_get_400_404_405(trigger: Trigger) -> None:
     assert dest.body["error"].startswith("verify request.destination: 'sftp:nobody' is not a configured destination")
     assert trigger.call("GET", "/sync").status == 405
     assert trigger.call("GET", "/elsewhere").status == 404
+
+
+def test_a_wait_whose_run_history_cannot_be_read_answers_202_with_the_run_not_503(
+    trigger: Trigger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the request is published, a 503 (Retry-After: "nothing was published") made a client
+    start a second run. GCS down for the run history, at the Google client (fake-gcs-server cannot
+    answer 503): the answer is a 202 naming the run and why its progress is unknown."""
+    from google.api_core import exceptions as gexc
+
+    from shared.gcp import clients
+    from shared.http_trigger import api
+
+    client = clients.storage_client()
+    real = client.list_blobs
+    refused: list[str] = []
+
+    def list_blobs(bucket: Any, *args: Any, prefix: str | None = None, **kwargs: Any) -> Any:
+        if (prefix or "").startswith("results/"):
+            refused.append(prefix or "")
+            raise gexc.ServiceUnavailable("GCS is currently unavailable")
+        return real(bucket, *args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(client, "list_blobs", list_blobs)
+    request = api.HttpRequest("POST", "/sync/sales", {"wait": "1"}, body=b'{"tables": "products"}')
+    reply = api.sync(request, trigger.config, "sales", lambda s: None)
+    assert refused, "the run history was never listed"
+    assert reply.status == 202 and reply.body["complete"] is False, reply.body
+    assert reply.body["run_id"] and "its progress could not be read" in reply.body["error"]
