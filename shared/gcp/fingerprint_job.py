@@ -36,6 +36,12 @@ def fingerprint_job_id(export_job_id: str) -> str:
     return base + FINGERPRINT_STEP
 
 
+def is_export_step(job_id: str) -> bool:
+    """An export or fingerprint job's id (any attempt), as ``job_id_for`` names them: the only
+    ``offsite_`` jobs the exporter reads back (a restore's load job is not its to read)."""
+    return _ATTEMPT.sub("", job_id).endswith((EXPORT_STEP, FINGERPRINT_STEP))
+
+
 def export_job_of(job_id: str) -> str | None:
     """The export job's base id for a fingerprint job id (any attempt); None for any other id."""
     base = _ATTEMPT.sub("", job_id)

@@ -52,7 +52,7 @@ from shared.gcp.bigquery import (
     warehouse,
 )
 from shared.gcp.bq_jobs import MAX_JOB_ATTEMPTS, JobPending, attempt_id
-from shared.gcp.fingerprint_job import export_job_of, fingerprint_job_id
+from shared.gcp.fingerprint_job import export_job_of, fingerprint_job_id, is_export_step
 from shared.ids import Stage
 from shared.layout import MANIFEST_NAME, RUN_NAME, RunFolder, parse_object_name, render_file_name
 from shared.manifest import Manifest
@@ -259,7 +259,7 @@ def finalize_job(
     """
     job = parse_bigquery_job(event)
     with log.bind(job_id=job.job_id, event_id=job.event_id or ""):
-        if not job.job_id.startswith(JOB_PREFIX) or job.project != config.project:
+        if not job.job_id.startswith(JOB_PREFIX) or not is_export_step(job.job_id) or job.project != config.project:
             logger.debug("not an offsite export job; ignored", project=job.project)
             return None
         if job.state and job.state != "DONE":

@@ -337,3 +337,27 @@ def test_a_job_started_before_the_job_id_gained_the_run_folder_still_finishes_it
     assert manifest.job_id == legacy and manifest.row_count == kit.source_count("products")
     with pytest.raises(NotFound):  # attached to the old job: the table was not exported twice
         kit.bigquery().get_job(export_job_id(task, kit.config))
+
+
+def test_the_entry_of_a_restore_job_is_ignored_without_reading_the_job(exports_env: ExportsKit, audit: Puller) -> None:
+    """``offsite_restore_…`` jobs (restore, the drill) are started by another identity: reading
+    one is a 403 in the cloud (jobs.get is for the job's creator), which was reported as a
+    ``failed`` export after every drilled table."""
+    from shared.gcp.bigquery import BigQueryWarehouse
+    from shared.stages.export import finalize_job
+
+    class Watched(BigQueryWarehouse):
+        def __init__(self, client: Any) -> None:
+            super().__init__(client)
+            self.looked_up: list[str] = []
+
+        def export_destination(self, job_id: str, location: str | None) -> str | None:
+            self.looked_up.append(job_id)
+            return super().export_destination(job_id, location)
+
+    kit = exports_env
+    job_id = f"offsite_restore_r1_{uuid.uuid4().hex[:8]}"
+    kit.bigquery().query("SELECT 1 AS one", job_id=job_id, job_retry=None).result(timeout=60)
+    wh = Watched(kit.bigquery())
+    assert finalize_job(completion_event(audit, job_id), kit.config, wh=wh) is None
+    assert wh.looked_up == []

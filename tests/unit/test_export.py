@@ -127,3 +127,12 @@ def test_time_budget(monkeypatch) -> None:
         monkeypatch.setenv(BUDGET_ENV, bad)
         with pytest.raises(ConfigError, match=BUDGET_ENV):
             time_budget_s()
+
+
+def test_only_export_and_fingerprint_jobs_are_the_exporters_to_read() -> None:
+    from shared.gcp.fingerprint_job import is_export_step
+
+    assert is_export_step("offsite_r1_sales_orders_0a1b2c3d_export")
+    assert is_export_step("offsite_r1_sales_orders_0a1b2c3d_fingerprint_retry2")
+    assert not is_export_step("offsite_restore_r1_0a1b2c3d")
+    assert not is_export_step("offsite_r1_sales_orders_0a1b2c3d_export_copy")
