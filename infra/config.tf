@@ -82,15 +82,20 @@ locals {
   })
 
   # Datasets the exporter reads: the configured ones, the ones each query export's SQL names
-  # after FROM / JOIN (a `backticked` dataset.table or project.dataset.table, or an unquoted
-  # project.dataset.table; an unquoted dataset.table is not told apart from a column such as
-  # EXTRACT(DATE FROM t.created_at), so it is not read), and var.query_export_datasets.
+  # after FROM / JOIN (a `backticked` dataset.table or project.dataset.table, a wildcard table
+  # `…events_*` included, or an unquoted project.dataset.table; an unquoted dataset.table is not
+  # told apart from a column such as EXTRACT(DATE FROM t.created_at), so it is not read), every
+  # `backticked` project.dataset.table anywhere (a comma join: no column has three parts), and
+  # var.query_export_datasets.
   exported_datasets = { for d in coalesce(try(local.config.datasets, null), []) : "${local.project}.${d.name}" => { project = local.project, dataset = d.name } }
   query_table_refs = flatten([
-    for e in coalesce(try(local.config.exports, null), []) : [
-      for m in regexall("(?i)\\b(?:from|join)\\s+(?:`([A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+){1,2})`|([A-Za-z0-9_]+\\.[A-Za-z0-9_]+\\.[A-Za-z0-9_]+)\\b)", try(e.sql, "")) :
-      coalesce(m[0], m[1])
-    ]
+    for e in coalesce(try(local.config.exports, null), []) : concat(
+      [
+        for m in regexall("(?i)\\b(?:from|join)\\s+(?:`([A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+)?\\.[A-Za-z0-9_*-]+)`|([A-Za-z0-9_]+\\.[A-Za-z0-9_]+\\.[A-Za-z0-9_]+)\\b)", try(e.sql, "")) :
+        coalesce(m[0], m[1])
+      ],
+      regexall("`([A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_*-]+)`", try(e.sql, "")),
+    )
   ])
   # project.dataset.table -> project.dataset; dataset.table or dataset -> PROJECT.dataset
   query_dataset_refs = distinct([

@@ -290,13 +290,19 @@ def test_datasets_a_query_export_reads_are_derived_from_its_sql(infra) -> None: 
                 "left join warehouse_proj.stock.items i ON i.id = o.item_id\n"
                 "WHERE o.created_at >= {date} AND o.id IN (SELECT id FROM `sales.flags`)"
             ),
-        }
+        },
+        {  # a wildcard table, and a comma join (neither was read: the export failed with accessDenied)
+            "name": "events",
+            "sql": "SELECT * FROM `bqx-ml.ga4.events_*` e, `bqx-ml.geo.cities` c WHERE e.day = {date}",
+        },
     ]
     module = infra(yaml.safe_dump(config), query_export_datasets=["bqx-ml.sales", "extra"])
     assert module.local("query_datasets") == {
         "bqx-ml.sales": {"project": "bqx-ml", "dataset": "sales"},
         "other-proj.crm": {"project": "other-proj", "dataset": "crm"},
         "warehouse_proj.stock": {"project": "warehouse_proj", "dataset": "stock"},
+        "bqx-ml.ga4": {"project": "bqx-ml", "dataset": "ga4"},
+        "bqx-ml.geo": {"project": "bqx-ml", "dataset": "geo"},
         "bqx-ml.extra": {"project": "bqx-ml", "dataset": "extra"},
     }
     readers = module.instances("google_bigquery_dataset_iam_member", "reader")
@@ -304,6 +310,8 @@ def test_datasets_a_query_export_reads_are_derived_from_its_sql(infra) -> None: 
         "export_table/bqx-ml.sales",
         "export_table/other-proj.crm",
         "export_table/warehouse_proj.stock",
+        "export_table/bqx-ml.ga4",
+        "export_table/bqx-ml.geo",
         "export_table/bqx-ml.extra",
     }
     assert readers["export_table/other-proj.crm"]["project"] == "other-proj"
