@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line
-from shared.errors import OffsiteError
+from shared.errors import OffsiteError, TransientError
 
 RunIdArgument = Annotated[
     str | None, typer.Argument(help="The run id whose copy is restored (or --table with --date).")
@@ -59,14 +59,15 @@ def restore(
     staged files are deleted after the load job, whether it succeeded or not (--keep-staging keeps them).
 
     Exit 0 when the restored table equals the export (row count, schema, fingerprint), 1 when it
-    differs or a file is damaged (nothing loaded), 2 on bad input or when the run is not found.
+    differs, a file is damaged (nothing loaded) or a service could not be reached (try again),
+    2 on bad input or when the run is not found.
     """
     from shared.destinations import factory
     from shared.restore import restore as restoring
     from shared.restore.stage import DamagedFile
 
     cfg = load_cli_config(config)
-    as_of = _checked_inputs(date, to=to, staging_bucket=staging_bucket)
+    as_of = _checked_inputs(date, to=to, staging_bucket=staging_bucket, disposition=write_disposition)
     try:
         with factory.opened(source, cfg) as destination:
             plan = restoring.plan(
@@ -82,7 +83,7 @@ def restore(
                 _show(plan.to_dict(), as_json, "would restore")
                 return
             result = restoring.execute(destination, plan, keep_staging=keep_staging)
-    except DamagedFile as exc:
+    except (DamagedFile, TransientError) as exc:  # not the input: the copy, or a service down now
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except (OffsiteError, ValueError) as exc:
@@ -94,8 +95,11 @@ def restore(
         raise typer.Exit(1)
 
 
-def _checked_inputs(date: str | None, *, to: str, staging_bucket: str) -> dt.date | None:
-    """The --date as a date; exit 2 naming the option when it is no date or a required one is empty."""
+def _checked_inputs(date: str | None, *, to: str, staging_bucket: str, disposition: str) -> dt.date | None:
+    """The --date as a date; exit 2 naming the option when an option is wrong or a required one
+    is empty, before any destination is opened."""
+    from shared.restore.load import check_disposition, parse_target
+
     try:
         as_of = dt.date.fromisoformat(date) if date else None
     except ValueError:
@@ -105,6 +109,9 @@ def _checked_inputs(date: str | None, *, to: str, staging_bucket: str) -> dt.dat
         if not value:
             typer.echo(f"error: restore {option} is required", err=True)
             raise typer.Exit(2)
+    with exit_on_error(2):
+        parse_target(to)
+        check_disposition(disposition)
     return as_of
 
 

@@ -32,15 +32,21 @@ def parse_target(target: str) -> str:
     return target
 
 
+def check_disposition(disposition: str) -> str:
+    """One of WRITE_DISPOSITIONS' keys; PermanentError naming the value otherwise."""
+    if disposition not in WRITE_DISPOSITIONS:
+        raise PermanentError(
+            f"restore --write-disposition: {disposition!r} is not one of {', '.join(WRITE_DISPOSITIONS)}"
+        )
+    return disposition
+
+
 def load_job_config(manifest: Manifest, disposition: str) -> Any:
     """The load settings: the manifest's format and schema (never autodetect), CSV's header row,
     Avro's logical types, and the write disposition."""
     from google.cloud import bigquery
 
-    if disposition not in WRITE_DISPOSITIONS:
-        raise PermanentError(
-            f"restore --write-disposition: {disposition!r} is not one of {', '.join(WRITE_DISPOSITIONS)}"
-        )
+    check_disposition(disposition)
     config = bigquery.LoadJobConfig(
         source_format=manifest.format,
         schema=[bigquery.SchemaField.from_api_repr(f) for f in manifest.schema],
