@@ -56,7 +56,11 @@ CertsFetcher = Callable[[str], Mapping[str, str]]
 
 
 class CertsCache:
-    """The signing certificates of one URL, refetched after ``ttl_s`` or for an unknown key id."""
+    """The signing certificates of one URL, refetched after ``ttl_s``, or for an unknown key id
+    (a rotation) at most once per ``UNKNOWN_KEY_REFETCH_S``: tokens naming made-up key ids must
+    not turn each request into a fetch from Google."""
+
+    UNKNOWN_KEY_REFETCH_S = 30.0
 
     def __init__(self, fetch: CertsFetcher | None = None) -> None:
         self._fetch = fetch or fetch_certs
@@ -66,8 +70,9 @@ class CertsCache:
     def get(self, url: str, ttl_s: float, key_id: str | None) -> Mapping[str, str]:
         with self._lock:
             stamp, certs = self._cached.get(url, (0.0, {}))
-            fresh = time.monotonic() - stamp < ttl_s
-            if not fresh or (key_id is not None and key_id not in certs):
+            age = time.monotonic() - stamp
+            unknown = key_id is not None and key_id not in certs and age >= self.UNKNOWN_KEY_REFETCH_S
+            if age >= ttl_s or unknown:
                 certs = self._fetch(url)
                 self._cached[url] = (time.monotonic(), certs)
             return certs

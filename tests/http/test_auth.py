@@ -161,3 +161,20 @@ def test_behind_cloud_run_the_claims_of_a_checked_token_are_still_checked(trigge
         with pytest.raises(auth.Unauthorized) as refused:
             auth.verify("Bearer " + _stripped(token), settings)
         assert refused.value.status == status and words in str(refused.value)
+
+
+def test_tokens_with_made_up_key_ids_do_not_fetch_the_certificates_each_time(trigger: Trigger) -> None:
+    """Each unknown kid used to fetch the certificates again (20 junk tokens: 22 fetches)."""
+    fetched: list[str] = []
+
+    def fetch(url: str) -> dict[str, str]:
+        fetched.append(url)
+        return dict(auth.fetch_certs(url))
+
+    cache = auth.CertsCache(fetch)
+    settings = trigger.config.http
+    assert auth.verify("Bearer " + trigger.token(), settings, certs=cache).audience == trigger.url
+    for n in range(20):
+        with pytest.raises(auth.Unauthorized):
+            auth.verify("Bearer " + _unsigned({"alg": "RS256", "kid": f"made-up-{n}"}, {}), settings, certs=cache)
+    assert len(fetched) == 1
