@@ -186,7 +186,8 @@ async def _upload(operation: str, params: dict[str, str], request: Request, stat
         if operation == "upload.cancel":
             uploads.cancel(session.id)
             return Response(status_code=499)
-        record = uploads.put(session, request.headers.get("content-range"), await request.body())
+        keep = getattr(request.state, "keep_bytes", None)  # a keep_part fault (faults.py)
+        record = uploads.put(session, request.headers.get("content-range"), await request.body(), keep=keep)
         if record is None:
             headers = {"Range": f"bytes=0-{session.received - 1}"} if session.received else {}
             return Response(status_code=308, headers=headers)

@@ -134,6 +134,8 @@ class DriveApp:
         state = self.state
         fault = state.faults.fire(operation)
         drop = fault is not None and fault.action == "drop"
+        if fault is not None and fault.action == "keep_part":
+            request.state.keep_bytes, fault = fault.keep_bytes, None  # the upload stores only that much
         try:
             if fault is not None and not drop:
                 await request.body()  # a real server reads the request before it answers

@@ -9,7 +9,9 @@ letting ``skip`` through. Actions, as Drive answers them:
 - ``too_many``: 429 ``rateLimitExceeded`` with ``Retry-After: retry_after``;
 - ``error``: ``status`` (default 500) ``backendError``;
 - ``drop``: close the connection without an answer, after storing the request's body (an
-  upload chunk is stored, its answer is lost: the client must ask where the upload stands).
+  upload chunk is stored, its answer is lost: the client must ask where the upload stands);
+- ``keep_part`` (``upload.chunk``): store only the chunk's first ``keep_bytes`` and answer 308
+  with the ``Range`` that far, as Drive may: the client must send the rest.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from devstack.faults import FaultRule
 
 from .store import DriveApiError
 
-ACTIONS = ("rate_limit", "too_many", "error", "drop")
+ACTIONS = ("rate_limit", "too_many", "error", "drop", "keep_part")
 
 
 @dataclass
 class Fault(FaultRule):
     status: int = 500
     retry_after: float = 0.0
+    keep_bytes: int = 256 * 1024
 
     def error(self) -> DriveApiError:
         if self.action == "rate_limit":

@@ -79,8 +79,11 @@ class Uploads:
         del self.sessions[sid]
         session.staged.unlink(missing_ok=True)
 
-    def put(self, session: Session, content_range: str | None, body: bytes) -> dict[str, Any] | None:
-        """Store a chunk; the file record when the upload is complete, else None (→ 308)."""
+    def put(
+        self, session: Session, content_range: str | None, body: bytes, *, keep: int | None = None
+    ) -> dict[str, Any] | None:
+        """Store a chunk (only its first ``keep`` bytes with a keep_part fault); the file record
+        when the upload is complete, else None (→ 308)."""
         if session.done_id is not None:
             return self.store.records.get(session.done_id)
         if content_range is None:
@@ -114,6 +117,8 @@ class Uploads:
                 f"{start} byte(s), which exceeds already uploaded size of {session.received} byte(s).",
             )
         new = body[session.received - start :] if start < session.received else body
+        if keep is not None:
+            new = new[:keep]
         final = session.total is not None and session.received + len(new) >= session.total
         if not final:
             keep = ((session.received + len(new)) // CHUNK_GRANULARITY) * CHUNK_GRANULARITY - session.received

@@ -36,7 +36,7 @@ from shared.destinations.drive.folders import FOLDER, DriveFolders, quoted, winn
 from shared.destinations.drive.http import DriveHttp, DriveNotFound
 from shared.destinations.drive.labels import app_properties
 from shared.destinations.drive.labels import query as label_query
-from shared.destinations.drive.readahead import ReadAhead, read_exactly
+from shared.destinations.drive.readahead import ReadAhead
 from shared.destinations.drive.upload import ResumableUpload, SessionGone
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.ids import DestinationId
@@ -115,25 +115,47 @@ class DriveDestination(PutViaResumable):
     def _put(
         self, path: str, source: ByteStream, size: int, options: ResumeOptions, props: dict[str, str] | None
     ) -> PutResult | Progress:
-        sha1, resume, deadline = options.get("sha1"), options.get("resume"), options.get("deadline")
+        sha1, deadline = options.get("sha1"), options.get("deadline")
         path = normalize_path(path)
         parent, _, name = path.rpartition("/")
         if not name:
             raise ValueError(f"path {path!r} names no file")
-        folder_id = self._fresh(lambda: self.folders.ensure(parent))
-        existing = self._file(folder_id, name)
-        if existing is not None and sha1 is not None and existing.get("sha1Checksum") == sha1:
-            return self._labelled(PutResult(path, size, sha1, "unchanged", existing["id"]), existing, props)
-        target = {"folder_id": folder_id, "file_id": existing["id"] if existing else None, "size": size}
         hashes = (hashlib.sha1(), hashlib.md5())
-        upload, done = self._resume(resume, target, source, hashes)
+        existing, target, upload, done = self._fresh(
+            lambda: self._session(parent, name, size, options, props, source, hashes), retrying=path
+        )
+        if upload is None:  # the same name holds the same SHA-1
+            assert existing is not None and sha1 is not None
+            return self._labelled(PutResult(path, size, sha1, "unchanged", existing["id"]), existing, props)
+        outcome = self._send(path, upload, done, source, hashes, existing, target, deadline)
+        return self._labelled(outcome, existing, props)
+
+    def _session(
+        self,
+        parent: str,
+        name: str,
+        size: int,
+        options: ResumeOptions,
+        props: dict[str, str] | None,
+        source: ByteStream,
+        hashes: tuple[Any, Any],
+    ) -> tuple[dict[str, Any] | None, dict[str, Any], ResumableUpload | None, int]:
+        """The existing file, the upload's target, and the session with the bytes it holds (no
+        session: the file is unchanged). Raises DriveNotFound (before reading the source) when a
+        cached folder id is gone."""
+        folder_id = self.folders.ensure_current(parent)
+        existing = self._file(folder_id, name)
+        sha1 = options.get("sha1")
+        target: dict[str, Any] = {"folder_id": folder_id, "file_id": existing["id"] if existing else None, "size": size}
+        if existing is not None and sha1 is not None and existing.get("sha1Checksum") == sha1:
+            return existing, target, None, 0
+        upload, done = ResumableUpload.resumed(self.http, options.get("resume"), target, source, hashes, self.name)
         if upload is None:
             metadata: dict[str, Any] = {"name": name} if existing else {"name": name, "parents": [folder_id]}
             if props:
                 metadata["appProperties"] = props
             upload = ResumableUpload.start(self.http, size, metadata, file_id=target["file_id"])
-        outcome = self._send(path, upload, done, source, hashes, existing, target, deadline)
-        return self._labelled(outcome, existing, props)
+        return existing, target, upload, done
 
     def _labelled(
         self, outcome: PutResult | Progress, existing: dict[str, Any] | None, props: dict[str, str] | None
@@ -248,13 +270,21 @@ class DriveDestination(PutViaResumable):
 
     # ---- internals -------------------------------------------------------------------------
 
-    def _fresh(self, fn: Any) -> Any:
-        """Run ``fn``; when a cached folder id turned out gone (404), forget the cache and run again."""
+    def _fresh(self, fn: Any, *, retrying: str | None = None) -> Any:
+        """Run ``fn``; when a cached folder id turned out gone (404), forget the cache and run again.
+        With ``retrying`` (a put's path) a second 404 is transient (the folder went again meanwhile)
+        unless the configured root folder itself is gone."""
         try:
             return fn()
         except DriveNotFound:
             self.folders.forget()
+        try:
             return fn()
+        except DriveNotFound as exc:
+            if retrying is None or self.folders.root_id == "root":
+                raise
+            self.folders.trashed(self.folders.root_id)  # the configured folder itself gone: permanent
+            raise TransientError(f"{self.name}: {retrying}: its folder vanished while it was put ({exc})") from exc
 
     def _file(self, folder_id: str, name: str, *, folder_is_error: bool = True) -> dict[str, Any] | None:
         """The file called ``name`` in the folder (the kept one of same-named files), or None."""
@@ -263,32 +293,6 @@ class DriveDestination(PutViaResumable):
             raise PermanentError(f"{self.name}: a folder named {name!r} is where a file should go")
         found = [item for item in found if item.get("mimeType") != FOLDER]
         return winner(found) if found else None
-
-    def _resume(
-        self, resume: dict[str, Any] | None, target: dict[str, Any], source: ByteStream, hashes: tuple[Any, Any]
-    ) -> tuple[ResumableUpload | None, int]:
-        """The checkpointed session and the bytes it holds, with ``source`` read (and hashed) up
-        to there; (None, 0) when there is nothing provable to resume."""
-        if not resume or any(resume.get(k) != v for k, v in target.items()) or not resume.get("session"):
-            return None, 0
-        upload = ResumableUpload(self.http, str(resume["session"]), target["size"])
-        try:
-            held = upload.stored()
-        except SessionGone:
-            log.info("checkpointed drive upload session is gone; starting a new one", destination=self.name)
-            return None, 0
-        if not isinstance(held, int) or held != int(resume.get("done", -1)):
-            upload.cancel()  # complete or further than we can prove: start over
-            return None, 0
-        prefix = read_exactly(source, held, self.name)
-        for h in hashes:
-            h.update(prefix)
-        if hashes[0].hexdigest() != resume.get("prefix_sha1"):
-            upload.cancel()
-            raise TransientError(
-                f"{self.name}: the checkpointed upload holds other bytes than the source; the retry starts over"
-            )
-        return upload, held
 
     def _send(
         self,
@@ -320,14 +324,10 @@ class DriveDestination(PutViaResumable):
                     if existing is not None and existing.get("sha1Checksum") == digest:
                         upload.cancel()  # same bytes: no new revision
                         return PutResult(path, size, digest, "unchanged", existing["id"])
-                outcome = upload.send(done, chunk)
+                outcome = upload.send_whole(done, chunk, path)
                 sent += len(chunk)
                 if isinstance(outcome, dict):
                     return self._finished(path, outcome, hashes, existing, size)
-                if outcome != done + len(chunk):
-                    raise TransientError(
-                        f"{self.name}: {path}: Drive holds {outcome} bytes, expected {done + len(chunk)}"
-                    )
                 done = outcome
                 if deadline is not None and time.monotonic() >= deadline:
                     state = {**target, "session": upload.uri, "done": done, "prefix_sha1": hashes[0].hexdigest()}

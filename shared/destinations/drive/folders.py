@@ -4,7 +4,7 @@ Drive allows two items with the same name in one folder, so "create if missing" 
 list-then-create followed by a deterministic check: after creating, the folder lists the
 name again and every racer keeps the same winner (oldest ``createdTime``, then smallest id);
 a loser deletes the folder it made, if still empty, and uses the winner. Ids are cached per
-path; a cached id that turned out gone (404) is forgotten and looked up again.
+path; a cached id that turned out gone (404) or trashed is forgotten and looked up again.
 """
 
 from __future__ import annotations
@@ -36,15 +36,42 @@ class DriveFolders:
         self.http, self.root_id, self.shared_drive_id = http, root_id, shared_drive_id
         self._ids: dict[str, str] = {"": root_id}
         self._lock = threading.Lock()
+        self._drive_known = bool(shared_drive_id) or root_id == "root"
 
     # ---- listing ------------------------------------------------------------------------
 
     def scope(self) -> dict[str, str]:
-        """The query parameters that select this destination's corpus (My Drive or the Shared Drive)."""
-        params = {"supportsAllDrives": "true"}
+        """The query parameters that select this destination's corpus (My Drive or the Shared Drive).
+
+        Without ``shared_drive_id`` the root folder is asked once which drive holds it: files.list
+        only returns a Shared Drive's items with ``corpora=drive`` (or the all-drives flags)."""
+        if not self._drive_known:
+            self.shared_drive_id = self._drive_of(self.root_id)
+            self._drive_known = True
+        params = {"supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
         if self.shared_drive_id:
-            params.update(corpora="drive", driveId=self.shared_drive_id, includeItemsFromAllDrives="true")
+            params.update(corpora="drive", driveId=self.shared_drive_id)
         return params
+
+    def _drive_of(self, folder_id: str) -> str | None:
+        with self.http.call(
+            "GET",
+            f"{self.http.api}/files/{folder_id}",
+            what=f"find the drive of folder {folder_id}",
+            params={"supportsAllDrives": "true", "fields": "driveId"},
+        ) as response:
+            drive_id = response.json().get("driveId")
+        return str(drive_id) if drive_id else None
+
+    def trashed(self, folder_id: str) -> bool:
+        """Whether the item is in the trash (DriveNotFound if it is gone altogether)."""
+        with self.http.call(
+            "GET",
+            f"{self.http.api}/files/{folder_id}",
+            what=f"check folder {folder_id}",
+            params={"supportsAllDrives": "true", "fields": "trashed"},
+        ) as response:
+            return bool(response.json().get("trashed"))
 
     def search(self, q: str, what: str) -> Iterator[dict[str, Any]]:
         """Every item matching ``q``, page by page."""
@@ -81,6 +108,17 @@ class DriveFolders:
         found = self._walk(path, create=True)
         assert found is not None
         return found
+
+    def ensure_current(self, path: str) -> str:
+        """:meth:`ensure`, with a cached id of the folder first checked on Drive (one files.get):
+        a folder trashed in the Drive UI answers no 404, yet files put there vanish with it."""
+        key = "/".join(p for p in path.split("/") if p)
+        with self._lock:
+            cached = self._ids.get(key) if key else None
+        if cached is not None and self.trashed(cached):
+            log.info("cached drive folder is in the trash; looking it up again", path=key, folder=cached)
+            self.forget()
+        return self.ensure(path)
 
     def forget(self) -> None:
         with self._lock:

@@ -4,7 +4,8 @@ the status query that says how many bytes Drive holds (``308`` with ``Range: byt
 The file appears (or its content changes) only when the last byte arrives, so an interrupted
 upload is never a partial file anyone sees. A chunk whose answer was lost is not guessed
 about: the status query says where Drive stands and the rest of the chunk is sent from
-there. A session lives a week on Drive; a gone session (404) means start again.
+there; so is the rest of a chunk Drive kept only part of (a 308 whose ``Range`` ends inside
+it: Drive's protocol says to continue after that byte). A session lives a week on Drive; a gone session (404) means start again.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ from typing import Any
 
 import requests
 
+from shared.destinations.base import ByteStream
 from shared.destinations.drive.folders import ITEM_FIELDS
 from shared.destinations.drive.http import DriveHttp, DriveNotFound
+from shared.destinations.drive.readahead import read_exactly
 from shared.errors import OffsiteError, TransientError
+from shared.log import get_logger
 from shared.retry import retrying
+
+log = get_logger(__name__)
 
 _RANGE = re.compile(r"bytes=0-(\d+)\Z")
 
@@ -60,6 +66,53 @@ class ResumableUpload:
         except DriveNotFound:
             raise SessionGone(f"{self.http.where}: the upload session is gone (expired or cancelled)") from None
         return self._outcome(response)
+
+    @classmethod
+    def resumed(
+        cls,
+        http: DriveHttp,
+        resume: dict[str, Any] | None,
+        target: dict[str, Any],
+        source: ByteStream,
+        hashes: tuple[Any, Any],
+        where: str,
+    ) -> tuple[ResumableUpload | None, int]:
+        """The checkpointed session and the bytes it holds, with ``source`` read (and hashed) up
+        to there; (None, 0) when there is nothing provable to resume."""
+        if not resume or any(resume.get(k) != v for k, v in target.items()) or not resume.get("session"):
+            return None, 0
+        upload = cls(http, str(resume["session"]), target["size"])
+        try:
+            held = upload.stored()
+        except SessionGone:
+            log.info("checkpointed drive upload session is gone; starting a new one", destination=where)
+            return None, 0
+        if not isinstance(held, int) or held != int(resume.get("done", -1)):
+            upload.cancel()  # complete or further than we can prove: start over
+            return None, 0
+        prefix = read_exactly(source, held, where)
+        for h in hashes:
+            h.update(prefix)
+        if hashes[0].hexdigest() != resume.get("prefix_sha1"):
+            upload.cancel()
+            raise TransientError(
+                f"{where}: the checkpointed upload holds other bytes than the source; the retry starts over"
+            )
+        return upload, held
+
+    def send_whole(self, offset: int, chunk: bytes, path: str) -> int | dict[str, Any]:
+        """:meth:`send` until Drive holds all of ``chunk``; TransientError when Drive holds fewer
+        bytes than ``offset``, more than were sent, or keeps none of what is sent, three times."""
+        start, end, stalls = offset, offset + len(chunk), 0
+        while True:
+            outcome = self.send(start, chunk[start - offset :])
+            if isinstance(outcome, dict) or outcome == end:
+                return outcome
+            stalls = stalls + 1 if outcome == start else 0
+            if not start <= outcome < end or stalls > 2:
+                raise TransientError(f"{self.http.where}: {path}: Drive holds {outcome} bytes, expected {end}")
+            log.info("drive kept part of a chunk; sending the rest", path=path, held=outcome, chunk_end=end)
+            start = outcome
 
     def send(self, offset: int, chunk: bytes) -> int | dict[str, Any]:
         """Send ``chunk`` (starting at byte ``offset``); bytes now held, or the file when complete.
