@@ -53,25 +53,23 @@ class DriveFolders:
             params.update(corpora="drive", driveId=self.shared_drive_id)
         return params
 
-    def _drive_of(self, folder_id: str) -> str | None:
+    def _field(self, item_id: str, name: str, what: str) -> Any:
+        """One field of an item (files.get; DriveNotFound if it is gone altogether)."""
         with self.http.call(
             "GET",
-            f"{self.http.api}/files/{folder_id}",
-            what=f"find the drive of folder {folder_id}",
-            params={"supportsAllDrives": "true", "fields": "driveId"},
+            f"{self.http.api}/files/{item_id}",
+            what=what,
+            params={"supportsAllDrives": "true", "fields": name},
         ) as response:
-            drive_id = response.json().get("driveId")
+            return response.json().get(name)
+
+    def _drive_of(self, folder_id: str) -> str | None:
+        drive_id = self._field(folder_id, "driveId", f"find the drive of folder {folder_id}")
         return str(drive_id) if drive_id else None
 
     def trashed(self, folder_id: str) -> bool:
         """Whether the item is in the trash (DriveNotFound if it is gone altogether)."""
-        with self.http.call(
-            "GET",
-            f"{self.http.api}/files/{folder_id}",
-            what=f"check folder {folder_id}",
-            params={"supportsAllDrives": "true", "fields": "trashed"},
-        ) as response:
-            return bool(response.json().get("trashed"))
+        return bool(self._field(folder_id, "trashed", f"check folder {folder_id}"))
 
     def search(self, q: str, what: str) -> Iterator[dict[str, Any]]:
         """Every item matching ``q``, page by page."""
