@@ -137,6 +137,7 @@ class Store:
             "mimeType": mime,
             "parents": parents,
             "trashed": False,
+            "explicitlyTrashed": False,
             "createdTime": stamp,
             "modifiedTime": stamp,
             "version": "1",
@@ -168,6 +169,7 @@ class Store:
         if mime != FOLDER:
             record.update(size="0", **Hashes().fields())
             self.blob(record["id"]).write_bytes(b"")
+        record["trashed"] = bool(self.records[parent].get("trashed"))  # made inside a trashed folder
         self.records[record["id"]] = record
         return record
 
@@ -184,7 +186,7 @@ class Store:
         if "name" in metadata and metadata["name"]:
             record["name"] = str(metadata["name"])
         if "trashed" in metadata:
-            record["trashed"] = bool(metadata["trashed"])
+            record["explicitlyTrashed"] = bool(metadata["trashed"])
         for key in ("appProperties", "properties"):
             if isinstance(metadata.get(key), dict):
                 merged = {**record.get(key, {}), **metadata[key]}
@@ -206,8 +208,18 @@ class Store:
             record["parents"] = parents + [target["id"]]
             if len(record["parents"]) > 1:
                 raise DriveApiError(403, "cannotAddParent", "A file can only have one parent (pass removeParents).")
+        self._retrash(record)
         self.touch(record)
         return record
+
+    def _retrash(self, record: dict[str, Any]) -> None:
+        """``trashed`` of the item and everything under it: trashed explicitly or "recursively
+        trashed from a parent folder" (Drive's ``explicitlyTrashed``), so trashing a folder in
+        the Drive UI hides its whole tree from ``trashed = false`` queries, as Drive does."""
+        parent_trashed = any(self.records.get(p, {}).get("trashed") for p in record["parents"])
+        record["trashed"] = bool(record.get("explicitlyTrashed")) or parent_trashed
+        for child in [r for r in self.records.values() if record["id"] in r["parents"]]:
+            self._retrash(child)
 
     def touch(self, record: dict[str, Any]) -> None:
         record["modifiedTime"] = now_rfc3339()

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from devstack.driveapi import DriveApiServer
 from shared.destinations.drive.destination import DriveDestination
+from shared.errors import PermanentError
 from tests.drive.support import USER, new_folder, new_shared_drive, oauth_settings, shared_drive_files
 
 FOLDER = "application/vnd.google-apps.folder"
@@ -48,6 +51,33 @@ def test_a_cached_folder_trashed_in_the_drive_ui_is_not_delivered_into(drive: Dr
     parents = service.files().get(fileId=found.remote_id, fields="parents").execute()["parents"]
     assert parents != [trashed]
     assert [f.path for f in cold.list("")] == ["d/two.bin"]
+
+
+def test_a_cached_folder_inside_a_folder_trashed_in_the_drive_ui_is_not_delivered_into(drive: DriveApiServer) -> None:
+    """Trashing ``a`` puts ``a/b`` in the trash too (no 404, and ``b`` itself not explicitly
+    trashed): the put into the cached ``a/b`` goes to a live ``a/b`` instead."""
+    root = new_folder(drive)
+    warm = DriveDestination("t", oauth_settings(drive, root))
+    assert put(warm, "a/b/one.bin", b"1") == "uploaded"
+    outer = warm.folders.lookup("a")
+    service = drive.service(drive.access_token(USER))
+    service.files().update(fileId=outer, body={"trashed": True}).execute()
+    assert put(warm, "a/b/two.bin", b"2") == "uploaded"
+    cold = DriveDestination("t", oauth_settings(drive, root))
+    assert [f.path for f in cold.list("")] == ["a/b/two.bin"]
+
+
+@pytest.mark.parametrize("path", ["top.bin", "d/deep.bin"])
+def test_a_configured_folder_in_the_trash_is_a_permanent_error(drive: DriveApiServer, path: str) -> None:
+    """folder_id trashed in the Drive UI: every file put under it would vanish with it, and
+    verify would find nothing, heal, and put again. The put says so instead, once (before: each
+    put answered ``uploaded`` into the trash)."""
+    root = new_folder(drive)
+    warm = DriveDestination("t", oauth_settings(drive, root))
+    assert put(warm, "d/first.bin", b"1") == "uploaded"
+    drive.service(drive.access_token(USER)).files().update(fileId=root, body={"trashed": True}).execute()
+    with pytest.raises(PermanentError, match=rf"folder_id '{root}' is in the trash"):
+        put(warm, path, b"2")
 
 
 def test_a_folder_in_a_shared_drive_works_without_shared_drive_id(drive: DriveApiServer) -> None:

@@ -99,6 +99,30 @@ def test_query_subset(service: Any) -> None:
     assert refused.value.resp.status == 400 and "or" in str(refused.value)
 
 
+def test_trashing_a_folder_trashes_what_it_holds_and_restoring_it_brings_it_back(service: Any) -> None:
+    """Drive's ``trashed``: "explicitly, or recursively from a parent folder"
+    (``explicitlyTrashed`` tells which): a tree in the trash leaves ``trashed = false`` queries,
+    and what is made inside it is in the trash too."""
+    top = make_folder(service, "top")
+    inner = make_folder(service, "inner", top)
+    kept = upload(service, inner, "kept.txt", b"1", resumable=False)
+    service.files().update(fileId=top, body={"trashed": True}).execute()
+    late = upload(service, inner, "late.txt", b"2", resumable=False)
+
+    def state(item: str) -> tuple[bool, bool]:
+        got = service.files().get(fileId=item, fields="trashed,explicitlyTrashed").execute()
+        return got["trashed"], got["explicitlyTrashed"]
+
+    assert state(top) == (True, True)
+    assert state(inner) == (True, False)
+    assert state(kept["id"]) == state(late["id"]) == (True, False)
+    assert service.files().list(q=f"'{inner}' in parents and trashed = false").execute()["files"] == []
+    service.files().update(fileId=top, body={"trashed": False}).execute()
+    assert state(kept["id"]) == (False, False)
+    listed = service.files().list(q=f"'{inner}' in parents and trashed = false", fields="files(name)").execute()
+    assert sorted(f["name"] for f in listed["files"]) == ["kept.txt", "late.txt"]
+
+
 def test_paging_with_page_tokens(service: Any) -> None:
     folder = make_folder(service, "pages")
     for i in range(5):

@@ -283,7 +283,7 @@ class DriveDestination(PutViaResumable):
         except DriveNotFound as exc:
             if retrying is None or self.folders.root_id == "root":
                 raise
-            self.folders.trashed(self.folders.root_id)  # the configured folder itself gone: permanent
+            self.folders.require_root()
             raise TransientError(f"{self.name}: {retrying}: its folder vanished while it was put ({exc})") from exc
 
     def _file(self, folder_id: str, name: str, *, folder_is_error: bool = True) -> dict[str, Any] | None:

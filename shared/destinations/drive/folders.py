@@ -4,7 +4,8 @@ Drive allows two items with the same name in one folder, so "create if missing" 
 list-then-create followed by a deterministic check: after creating, the folder lists the
 name again and every racer keeps the same winner (oldest ``createdTime``, then smallest id);
 a loser deletes the folder it made, if still empty, and uses the winner. Ids are cached per
-path; a cached id that turned out gone (404) or trashed is forgotten and looked up again.
+path; a cached id that turned out gone (404) or trashed is forgotten and looked up again, and a
+configured root folder in the trash is a permanent error.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.destinations.drive.http import DriveHttp
+from shared.errors import PermanentError, TransientError
 from shared.log import get_logger
 
 FOLDER = "application/vnd.google-apps.folder"
@@ -108,15 +110,27 @@ class DriveFolders:
         return found
 
     def ensure_current(self, path: str) -> str:
-        """:meth:`ensure`, with a cached id of the folder first checked on Drive (one files.get):
-        a folder trashed in the Drive UI answers no 404, yet files put there vanish with it."""
-        key = "/".join(p for p in path.split("/") if p)
-        with self._lock:
-            cached = self._ids.get(key) if key else None
-        if cached is not None and self.trashed(cached):
-            log.info("cached drive folder is in the trash; looking it up again", path=key, folder=cached)
-            self.forget()
-        return self.ensure(path)
+        """:meth:`ensure`, with the folder then asked whether it is in the trash (one files.get):
+        a folder trashed in the Drive UI, or inside a trashed folder, answers no 404, yet files
+        put there vanish with it. A trashed folder is forgotten and looked up (or made) again."""
+        folder = self.ensure(path)
+        if not self.trashed(folder):
+            return folder
+        log.info("drive folder is in the trash; looking it up again", path=path, folder=folder)
+        self.forget()
+        self.require_root()
+        folder = self.ensure(path)
+        if self.trashed(folder):
+            raise TransientError(f"drive folder {path!r} went to the trash while a file was put into it")
+        return folder
+
+    def require_root(self) -> None:
+        """Raise when the configured root folder is gone (DriveNotFound) or in the trash
+        (PermanentError): retrying heals neither, the folder_id must be restored or changed."""
+        if self.trashed(self.root_id):
+            raise PermanentError(
+                f"drive folder_id {self.root_id!r} is in the trash: restore it from the trash or configure another folder_id"
+            )
 
     def forget(self) -> None:
         with self._lock:
