@@ -20,6 +20,18 @@ def put(dest: DriveDestination, path: str, data: bytes, **options: str) -> str:
     return dest.put_resumable(path, io.BytesIO(data), len(data), **options).status  # type: ignore[union-attr,arg-type]
 
 
+def trash_after_a_put(drive: DriveApiServer, first: str, folder: str | None) -> tuple[str, DriveDestination, str]:
+    """A new root folder, a warm destination that put ``first`` under it, and the id of the
+    folder at ``folder`` (None: the root) once trashed as in the Drive UI."""
+    root = new_folder(drive)
+    warm = DriveDestination("t", oauth_settings(drive, root))
+    assert put(warm, first, b"1") == "uploaded"
+    trashed = root if folder is None else warm.folders.lookup(folder)
+    assert trashed is not None
+    drive.service(drive.access_token(USER)).files().update(fileId=trashed, body={"trashed": True}).execute()
+    return root, warm, trashed
+
+
 def test_a_cached_folder_deleted_elsewhere_is_created_again(drive: DriveApiServer) -> None:
     """The warm instance's cached id of ``d`` answers 404 once another instance deleted it:
     the put forgets the cache, creates ``d`` again and delivers (before: DriveNotFound, permanent,
@@ -38,16 +50,12 @@ def test_a_cached_folder_deleted_elsewhere_is_created_again(drive: DriveApiServe
 def test_a_cached_folder_trashed_in_the_drive_ui_is_not_delivered_into(drive: DriveApiServer) -> None:
     """Trash answers no 404: the put checks the cached folder and, finding it trashed, delivers
     into a new ``d`` that other instances see (before: into the trashed folder, invisible)."""
-    root = new_folder(drive)
-    warm = DriveDestination("t", oauth_settings(drive, root))
-    assert put(warm, "d/one.bin", b"1") == "uploaded"
-    trashed = warm.folders.lookup("d")
-    service = drive.service(drive.access_token(USER))
-    service.files().update(fileId=trashed, body={"trashed": True}).execute()
+    root, warm, trashed = trash_after_a_put(drive, "d/one.bin", "d")
     assert put(warm, "d/two.bin", b"2") == "uploaded"
     cold = DriveDestination("t", oauth_settings(drive, root))
     found = cold.stat("d/two.bin")
     assert found is not None
+    service = drive.service(drive.access_token(USER))
     parents = service.files().get(fileId=found.remote_id, fields="parents").execute()["parents"]
     assert parents != [trashed]
     assert [f.path for f in cold.list("")] == ["d/two.bin"]
@@ -56,12 +64,7 @@ def test_a_cached_folder_trashed_in_the_drive_ui_is_not_delivered_into(drive: Dr
 def test_a_cached_folder_inside_a_folder_trashed_in_the_drive_ui_is_not_delivered_into(drive: DriveApiServer) -> None:
     """Trashing ``a`` puts ``a/b`` in the trash too (no 404, and ``b`` itself not explicitly
     trashed): the put into the cached ``a/b`` goes to a live ``a/b`` instead."""
-    root = new_folder(drive)
-    warm = DriveDestination("t", oauth_settings(drive, root))
-    assert put(warm, "a/b/one.bin", b"1") == "uploaded"
-    outer = warm.folders.lookup("a")
-    service = drive.service(drive.access_token(USER))
-    service.files().update(fileId=outer, body={"trashed": True}).execute()
+    root, warm, _ = trash_after_a_put(drive, "a/b/one.bin", "a")
     assert put(warm, "a/b/two.bin", b"2") == "uploaded"
     cold = DriveDestination("t", oauth_settings(drive, root))
     assert [f.path for f in cold.list("")] == ["a/b/two.bin"]
@@ -72,10 +75,7 @@ def test_a_configured_folder_in_the_trash_is_a_permanent_error(drive: DriveApiSe
     """folder_id trashed in the Drive UI: every file put under it would vanish with it, and
     verify would find nothing, heal, and put again. The put says so instead, once (before: each
     put answered ``uploaded`` into the trash)."""
-    root = new_folder(drive)
-    warm = DriveDestination("t", oauth_settings(drive, root))
-    assert put(warm, "d/first.bin", b"1") == "uploaded"
-    drive.service(drive.access_token(USER)).files().update(fileId=root, body={"trashed": True}).execute()
+    root, warm, _ = trash_after_a_put(drive, "d/first.bin", None)
     with pytest.raises(PermanentError, match=rf"folder_id '{root}' is in the trash"):
         put(warm, path, b"2")
 
