@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
@@ -52,11 +52,59 @@ def require_for_method(model: Any, needs: dict[str, tuple[str, ...]]) -> None:
 
 
 def show(value: Any, limit: int = 80) -> str:
-    """A value as errors show it: repr, long strings cut to ``limit`` characters first."""
+    """A value as errors show it: repr, long strings cut to ``limit`` characters first. A mapping
+    or a list holding mappings or lists is shown by its shape (keys, lengths), never its values:
+    a partner written as a list instead of a mapping holds its password, and errors reach logs
+    and published reports."""
     if isinstance(value, str):
         return repr(value[:limit])
+    if isinstance(value, Mapping) or (
+        isinstance(value, list | tuple) and any(isinstance(item, Mapping | list | tuple) for item in value)
+    ):
+        return _shape(value)
     text = repr(value)
     return text if len(text) <= 2 * limit else text[: 2 * limit] + "…"
+
+
+# Config fields holding secrets (and the ``auth`` sections around them): an error there names the
+# field and the type it got, never the value (tests/unit/test_validation_secrets.py checks that
+# every Secret field of the config models is listed).
+SECRET_FIELDS = frozenset(
+    {
+        "auth",
+        "jwt_config",
+        "client_secret",
+        "developer_token",
+        "password",
+        "private_key",
+        "private_key_passphrase",
+        "known_hosts",
+        "service_account_key",
+        "refresh_token",
+        "hash_key",
+        "slack_webhook_url",
+    }
+)
+
+
+class _Hidden:
+    """A value under a secret field, as errors show it."""
+
+    def __init__(self, value: Any) -> None:
+        self.kind = _shape(value) if isinstance(value, Mapping | list | tuple) else f"a {type(value).__name__}"
+
+    def __repr__(self) -> str:
+        return f"{self.kind} (not shown: a secret's field)"
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, Mapping):
+        keys = ", ".join(str(key) for key in list(value)[:8]) + (", …" if len(value) > 8 else "")
+        return f"a mapping with keys {keys}" if value else "an empty mapping"
+    if isinstance(value, list | tuple):
+        items = "; ".join(_shape(item) for item in value[:3]) + ("; …" if len(value) > 3 else "")
+        return f"a list of {len(value)} ({items})" if value else "an empty list"
+    return type(value).__name__
 
 
 def format_loc(loc: Loc, root: str) -> str:
@@ -126,6 +174,8 @@ def describe(
     for err in exc.errors():
         loc: Loc = tuple(err["loc"])
         kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+        if next((part for part in reversed(loc) if isinstance(part, str)), None) in SECRET_FIELDS:
+            value = _Hidden(value)
         error = ctx.get("error")
         if isinstance(error, Problem):
             lines.extend(f"{format_loc(loc + at, root)}: {message}" for at, message in error.problems)

@@ -75,13 +75,25 @@ def read_file(path: Path) -> dict[str, Any]:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(
-            f"config file {str(path)!r} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
+            f"config file {str(path)!r} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {_syntax(exc)}"
         ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r}: top level must be a mapping, got {type(data).__name__}")
     return data
+
+
+def _syntax(exc: Exception) -> str:
+    """The problem and where it is, without PyYAML's quote of the line: the line may hold a secret."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return str(exc)  # JSON's message and other YAML errors name a position, not the text
+
+    def at(mark: Any) -> str:
+        return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+
+    context = f"{exc.context}{at(exc.context_mark)}: " if exc.context else ""
+    return f"{context}{exc.problem}{at(exc.problem_mark)}"
 
 
 class _EnvSource(EnvSettingsSource):

@@ -87,11 +87,11 @@ class Secret:
                 raise ConfigError(
                     f"{where}: environment variable {name!r} is not set (expected the secret's value there)"
                 )
-            return os.environ[name]
+            return os.environ[name].rstrip("\r\n")
         if self.source.startswith("file:"):
             path = Path(self.source[5:]).expanduser()
             try:
-                return path.read_text().rstrip("\n")
+                return path.read_text().rstrip("\r\n")
             except OSError as exc:
                 raise ConfigError(f"{where}: cannot read secret file {str(path)!r}: {exc.strerror}") from None
         if self.source.startswith("sm://"):
@@ -110,7 +110,8 @@ def _secret_manager_value(name: str, where: str) -> str:
         response = secretmanager.SecretManagerServiceClient().access_secret_version(name=name)
     except (gexc.NotFound, gexc.PermissionDenied) as exc:
         raise ConfigError(f"{where}: cannot read sm://{name}: {exc.__class__.__name__}") from None
-    return response.payload.data.decode("utf-8")
+    # `echo TOKEN | gcloud secrets versions add --data-file=-` stores the newline too
+    return response.payload.data.decode("utf-8").rstrip("\r\n")
 
 
 def reset_cache() -> None:

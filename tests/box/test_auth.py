@@ -91,6 +91,24 @@ def test_wrong_developer_token_is_a_clear_permanent_error(
     assert "not-a-valid-token" not in str(caught.value)  # secrets never appear in errors
 
 
+def test_a_token_requests_cannot_send_is_a_permanent_error_that_does_not_quote_it(
+    box_server: BoxApiServer, box_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret holding a line break inside makes an invalid header: no retry sends it, and
+    requests' message quotes the header (the token). Before: a TransientError with the token in
+    it, retried and logged until dead-lettered. A trailing line break is dropped when read."""
+    auth = BoxAuth(method="developer_token", developer_token=Secret("S3CRET-123\nsecond-line"))
+    with pytest.raises(ConfigError, match=r"cannot be sent \(InvalidHeader\): check destinations\.box") as caught:
+        BoxDestination(box_settings(box_server, box_root, auth=auth)).put("a.txt", io.BytesIO(b"a"), 1)
+    assert "S3CRET" not in str(caught.value)
+    monkeypatch.setenv("OFFSITE_TEST_BOX_TOKEN", box_server.token + "\n")  # as `echo TOKEN | ...` stores it
+    auth = BoxAuth(method="developer_token", developer_token=Secret("env:OFFSITE_TEST_BOX_TOKEN"))
+    assert (
+        BoxDestination(box_settings(box_server, box_root, auth=auth)).put("a.txt", io.BytesIO(b"a"), 1).status
+        == "uploaded"
+    )
+
+
 def test_jwt_signed_with_another_key_is_a_clear_permanent_error(
     pipeline: Pipeline, box_server: BoxApiServer, jwt_app: dict, tmp_path: Path, box_root: str
 ) -> None:

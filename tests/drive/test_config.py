@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -59,9 +60,16 @@ def test_a_route_to_an_unconfigured_drive_folder_is_refused() -> None:
         config({"reports": {"auth": OAUTH}}, datasets=[{"name": "sales", "destinations": ["drive:other"]}])
 
 
-def test_a_service_account_key_that_is_not_json_names_the_field() -> None:
+@pytest.mark.parametrize(
+    "key",
+    ["nope", json.dumps(json.dumps({"type": "service_account"})), "[]"],
+    ids=["not-json", "json-encoded-twice", "a-list"],
+)
+def test_a_service_account_key_that_is_not_a_json_object_names_the_field(key: str) -> None:
+    """Encoded twice (Terraform ``jsonencode(file(...))``) or a list, the key made google-auth
+    raise AttributeError: retried until dead-lettered, naming nothing."""
     loaded = config(
-        {"team": {"shared_drive_id": "0AX", "auth": {"method": "service_account", "service_account_key": "nope"}}}
+        {"team": {"shared_drive_id": "0AX", "auth": {"method": "service_account", "service_account_key": key}}}
     )
     with pytest.raises(
         ConfigError, match=r"destinations\.drive\.team\.auth\.service_account_key: not a service account JSON key"

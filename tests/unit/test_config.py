@@ -122,8 +122,8 @@ def test_secrets_are_masked_everywhere(tmp_path: Path) -> None:
 
 def test_secret_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reset_cache()
-    monkeypatch.setenv("OFFSITE_TEST_TOKEN", "from-env")
-    (tmp_path / "tok").write_text("from-file\n")
+    monkeypatch.setenv("OFFSITE_TEST_TOKEN", "from-env\n")  # `export X="$(cat f)"` keeps none, `echo` pipes one
+    (tmp_path / "tok").write_text("from-file\r\n")
     assert Secret("env:OFFSITE_TEST_TOKEN").reveal() == "from-env"
     assert Secret(f"file:{tmp_path / 'tok'}").reveal() == "from-file"
     assert repr(Secret("env:OFFSITE_TEST_TOKEN")) == "Secret(env:OFFSITE_TEST_TOKEN)"

@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from shared.config import BoxDestination
 from shared.destinations.box.auth import BoxAuthenticator
 from shared.destinations.box.pacing import pacers
+from shared.destinations.request_failures import request_failed
 from shared.errors import PermanentError, TransientError
 from shared.retry import parse_retry_after, retry_call
 
@@ -124,10 +125,8 @@ class BoxHttp:
         timeout = self.upload_timeout if uploads else self.timeout
         try:
             return self.session.request(method, url, headers=all_headers, timeout=timeout, stream=stream, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TransientError(f"{what}: {exc.__class__.__name__} talking to Box ({_host(url)})") from None
         except requests.RequestException as exc:
-            raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}") from None
+            raise request_failed(what, exc, "Box", "destinations.box") from None
 
     def _pace(self, method: str, url: str) -> bool:
         """Wait for this instance's share of Box's rate limits (shared.destinations.box.pacing);
@@ -145,10 +144,6 @@ def _carries_content(method: str, url: str, upload_base: str) -> bool:
     if not url.startswith(upload_base):
         return False
     return (method == "POST" and url.endswith("/content")) or (method == "PUT" and "/upload_sessions/" in url)
-
-
-def _host(url: str) -> str:
-    return url.split("/", 3)[2] if "://" in url else url
 
 
 def _error(response: requests.Response, what: str) -> Exception:

@@ -33,8 +33,10 @@ def credentials_for(auth: DriveAuth, where: str) -> Any:
         assert auth.service_account_key is not None
         try:
             info = json.loads(auth.service_account_key.reveal())
+            if not isinstance(info, dict):  # e.g. the key JSON-encoded twice (Terraform jsonencode(file(...)))
+                raise ValueError(f"the JSON is a {type(info).__name__}, not an object")
             creds = google.oauth2.service_account.Credentials.from_service_account_info(info, scopes=SCOPES)  # type: ignore[no-untyped-call]
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(
                 f"{where}.auth.service_account_key: not a service account JSON key ({exc.__class__.__name__}: "
                 f"{str(exc)[:120]}); expected the JSON file Google Cloud gives for a key"

@@ -19,6 +19,7 @@ from requests.adapters import HTTPAdapter
 
 from shared.config.drive import DriveDestination as DriveSettings
 from shared.destinations.drive.auth import DriveCredentials
+from shared.destinations.request_failures import request_failed
 from shared.errors import PermanentError, TransientError
 from shared.retry import parse_retry_after, retry_call
 
@@ -97,7 +98,7 @@ class DriveHttp:
         try:
             return self.session.request(method, url, headers=headers, timeout=timeout, **options)
         except requests.RequestException as exc:
-            raise TransientError(f"{self.where}: {what}: {exc.__class__.__name__}: {exc}") from None
+            raise request_failed(f"{self.where}: {what}", exc, "Drive", self.where) from None
 
     def check(self, response: requests.Response, what: str) -> None:
         status = response.status_code
