@@ -27,6 +27,7 @@ raised so the event is redelivered; PermanentError propagates at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared import log
@@ -46,7 +47,7 @@ logger = log.get_logger(__name__)
 ATTEMPTS = 3
 PREFETCH_BLOCKS = 4  # 1 MiB blocks read ahead of the destination's writes
 
-__all__ = ["ATTEMPTS", "Delivery", "Stale", "deliver"]
+__all__ = ["ATTEMPTS", "Delivery", "Stale", "budget_left", "deliver"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,17 @@ class Delivery:
     receipt_if_unchanged: bool = True
     """False: a put that finds the destination already holding the bytes publishes no receipt
     (a repeat trigger of the run's manifest copy, :mod:`shared.delivery.manifest_copy`)."""
+
+
+def budget_left(budget_s: float | None) -> Callable[[], float | None]:
+    """One invocation's ``budget_s`` shared by the destinations it delivers to one after another:
+    each call answers what is left of it (None: no budget). A destination that gets nothing left
+    checkpoints at once and continues in an invocation of its own, instead of starting a full
+    budget of its own that the function's timeout would cut short."""
+    if budget_s is None:
+        return lambda: None
+    ends = time.monotonic() + budget_s
+    return lambda: max(0.0, ends - time.monotonic())
 
 
 def deliver(delivery: Delivery) -> DeliveryReceipt | None:

@@ -30,7 +30,7 @@ from typing import Any
 from shared import log, topology
 from shared.config import Config
 from shared.delivery.manifest_copy import deliver_manifest_if_ready
-from shared.delivery.operation import Delivery, Stale, deliver
+from shared.delivery.operation import Delivery, Stale, budget_left, deliver
 from shared.delivery.routing import RoutedFile, route, routing_for
 from shared.destinations import factory
 from shared.errors import RejectedInput
@@ -129,7 +129,8 @@ def _deliver_to(
             routed_to = [str(d) for d in routed.routing.destinations]
             logger.info("run not routed to this function's destinations; ignored", destinations=routed_to)
             return
-        each(stage, mine, lambda d: _deliver_one(routed, d, config, budget_s), lambda d: _context(routed.routing, d))
+        left = budget_left(budget_s)
+        each(stage, mine, lambda d: _deliver_one(routed, d, config, left()), lambda d: _context(routed.routing, d))
 
 
 def _deliver_one(routed: RoutedFile, destination_id: DestinationId, config: Config, budget_s: float | None) -> None:
@@ -172,6 +173,7 @@ def _deliver_manifest(
         if routing is None:
             return
         mine = [d for d in routing.destinations if d.kind in kinds and healed in (None, str(d))]
+        left = budget_left(budget_s)
 
         def one(destination_id: DestinationId) -> None:
             with factory.opened(destination_id, config) as destination:
@@ -180,7 +182,7 @@ def _deliver_manifest(
                     folder,
                     routing,
                     destination,
-                    budget_s=budget_s,
+                    budget_s=left(),
                     state_bucket=config.state_bucket_name,
                     healing=healed is not None,
                 )

@@ -19,7 +19,7 @@ from shared import log
 from shared.config import Config
 from shared.delivery import checkpoint
 from shared.delivery.freshness import same_content
-from shared.delivery.operation import Delivery, Stale, deliver
+from shared.delivery.operation import Delivery, Stale, budget_left, deliver
 from shared.destinations import factory
 from shared.errors import RejectedInput
 from shared.events import StorageObject, parse_pubsub, parse_storage
@@ -53,7 +53,8 @@ def deliver_mirrored(
         return
     mine = _mine(mirrored, config, kinds, only)
     with log.bind(run_id=mirrored.run_id, bucket=obj.bucket, object=obj.name):
-        each(stage, mine, lambda d: _deliver_one(mirrored, d, config, budget_s), lambda d: _context(mirrored, d))
+        left = budget_left(budget_s)
+        each(stage, mine, lambda d: _deliver_one(mirrored, d, config, left()), lambda d: _context(mirrored, d))
 
 
 def delete_mirrored(event: Any, config: Config, *, stage: Stage, kinds: frozenset[str]) -> None:
