@@ -125,9 +125,23 @@ locals {
       )
     )
   ]
+  # collect_copy reads each file over one session to its job's partner (collect.partners first,
+  # else destinations.sftp: shared.config.models), `concurrency` files at a time: the same cap
+  # over the partners collect jobs read from. collect_list's listing adds one session at times.
+  collect_sources = distinct([for job in coalesce(try(local.config.collect.jobs, null), []) : job.partner])
+  collect_source_sessions = [
+    for name in local.collect_sources :
+    coalesce(try(merge(local.sftp_partners, local.collect_partners)[name].max_sessions, null), 4)
+  ]
+  collect_instance_caps = [
+    for sessions in local.collect_source_sessions :
+    floor(sessions / min(sessions, local.functions.collect_copy.concurrency))
+  ]
   max_instances = {
     for name, fn in local.functions : name => (
-      name == "transfer_sftp" ? max(1, min(concat([fn.max_instances], local.sftp_instance_caps)...)) : fn.max_instances
+      name == "transfer_sftp" ? max(1, min(concat([fn.max_instances], local.sftp_instance_caps)...)) :
+      name == "collect_copy" ? max(1, min(concat([fn.max_instances], local.collect_instance_caps)...)) :
+      fn.max_instances
     )
   }
 

@@ -157,6 +157,28 @@ def test_sftp_instances_are_capped_by_partner_concurrency(infra, example: Module
     assert infra(yaml.safe_dump(config)).local("max_instances")["transfer_sftp"] == 1
 
 
+def test_collect_copy_instances_are_capped_by_the_partners_collect_jobs_read_from(infra, example: Module) -> None:  # type: ignore[no-untyped-def]
+    """instances x min(concurrency, max_sessions) <= max_sessions for every partner a collect job
+    reads from (before: 4 instances x 2 files, 8 sessions, at a partner allowing 4)."""
+    from shared import topology
+
+    concurrency = topology.function("collect_copy").concurrency
+    functions = example.instances("google_cloudfunctions2_function", "fn")
+    # toast: max_sessions 4 (default); an instance reads up to `concurrency` (2) files at once.
+    assert functions["collect_copy"]["service_config"][0]["max_instance_count"] == 4 // concurrency
+
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["collect"]["partners"]["toast"]["max_sessions"] = 64
+    assert infra(yaml.safe_dump(config)).local("max_instances")["collect_copy"] == 4  # the topology's cap
+    config["collect"]["partners"]["toast"]["max_sessions"] = 1
+    assert infra(yaml.safe_dump(config)).local("max_instances")["collect_copy"] == 1  # still at least one
+    config["collect"]["partners"]["toast"]["max_sessions"] = 64
+    job = dict(config["collect"]["jobs"][0], name="from-acme", partner="acme")  # a destinations.sftp partner
+    config["collect"]["jobs"].append(job)
+    config["destinations"]["sftp"]["acme"]["max_sessions"] = 3 * concurrency
+    assert infra(yaml.safe_dump(config)).local("max_instances")["collect_copy"] == 3
+
+
 def _preconditions(module: Module) -> list[tuple[bool, str]]:
     (found,) = module.preconditions("terraform_data", "config_checks").values()
     return found

@@ -152,8 +152,8 @@ def test_functions_match_the_topology(example: Module) -> None:
         (service,) = fn["service_config"]
         assert service["timeout_seconds"] == spec.timeout_s
         assert service["available_memory"] == f"{spec.memory_mb}M"
-        # transfer_sftp's cap follows the partners' max_sessions (test_config_driven)
-        if spec.name != "transfer_sftp":
+        # transfer_sftp's and collect_copy's caps follow the partners' max_sessions (test_config_driven)
+        if spec.name not in ("transfer_sftp", "collect_copy"):
             assert service["max_instance_count"] == spec.max_instances
         assert service["max_instance_request_concurrency"] == spec.concurrency
         assert service["available_cpu"] == ("1" if spec.concurrency > 1 else None)
