@@ -50,7 +50,8 @@ class BoxDestination(Model):
     chunked_threshold_bytes: int = Field(
         20_000_000, description="Files this size and larger use an upload session (Box's minimum: 20000000)."
     )
-    parallel_parts: Annotated[int, between(1, 32)] = Field(4, description="Parts of an upload session sent at once.")
+    # At most 8: upload_box serves 8 uploads at once in 1 GiB, and 8 x 8 x 8 MiB parts is half of it.
+    parallel_parts: Annotated[int, between(1, 8)] = Field(4, description="Parts of an upload session sent at once.")
     timeout_s: float = Field(120.0, description="Per-request timeout.")
     calls_per_minute: Annotated[int, between(1)] | None = Field(
         None, description="Box's API call limit per user and minute (Box: ~1000); each instance paces to its share."

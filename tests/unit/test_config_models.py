@@ -118,7 +118,7 @@ def test_cross_field_problems_are_reported_together(tmp_path: Path) -> None:
         ({"verify": {"self_heal": "maybe"}}, "verify.self_heal: expected true or false, got 'maybe'"),
         (
             {"destinations": {"box": {"parallel_parts": 64}}},
-            "destinations.box.parallel_parts: 64 must be between 1 and 32",
+            "destinations.box.parallel_parts: 64 must be between 1 and 8",
         ),
         ({"destinations": {"box": {}}}, "destinations.box.auth.jwt_config: required when method is 'jwt'"),
         (
