@@ -1,8 +1,8 @@
 """``verify.rows``: count the records of delivered files as a consumer would read them, so a file
 whose bytes arrived intact but whose rows do not parse back is a mismatch, not in_sync.
 
-Parquet: the footer's row count (pyarrow; the file is spooled to a temporary file, as Parquet
-needs random access). Avro: the record count of each block (fastavro, streamed). CSV and
+Parquet: the footer's row count (pyarrow's reading of the footer, kept from the end of the
+streamed file: at most ``TAIL_BYTES`` of it are held). Avro: the record count of each block (fastavro, streamed). CSV and
 NDJSON (gzip-compressed as offsite exports them): a streaming parse — the csv module with
 BigQuery's quoting (a quoted field may hold newlines) minus the header row; one JSON document
 per non-empty line. Memory stays bounded for files of any size.
@@ -10,19 +10,18 @@ per non-empty line. Memory stays bounded for files of any size.
 
 from __future__ import annotations
 
+import collections
 import csv
 import gzip
 import io
 import json
-import shutil
-import tempfile
 from typing import Any
 
 from shared.destinations.base import ByteStream, Destination, Readable
 from shared.layout import RemoteFolder
 from shared.manifest import Manifest
 
-SPOOL_BYTES = 64 * 1024 * 1024
+TAIL_BYTES = 8 * 1024 * 1024  # the longest Parquet footer read (BigQuery's are kilobytes)
 
 
 class _Raw(io.RawIOBase):
@@ -67,15 +66,36 @@ def count_records(fmt: str, stream: ByteStream) -> int:
 
 
 def _parquet_rows(raw: io.BufferedIOBase) -> int:
+    """The footer's row count. The file streams through, keeping its first 4 bytes and its last
+    ``TAIL_BYTES`` (the footer, ending in its length and ``PAR1``): nothing else is kept, on disk
+    or in memory (a function's /tmp is memory)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        shutil.copyfileobj(raw, spool, 1024 * 1024)
-        spool.seek(0)
-        try:
-            return int(pq.ParquetFile(spool).metadata.num_rows)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
-            raise ValueError(f"does not parse as PARQUET: {exc}") from None
+    head, tail = _ends(raw)
+    if head != b"PAR1" or len(tail) < 12 or tail[-4:] != b"PAR1":
+        raise ValueError("does not parse as PARQUET: it does not begin and end with PAR1")
+    footer_bytes = int.from_bytes(tail[-8:-4], "little") + 8
+    if footer_bytes > len(tail):
+        raise ValueError(f"does not parse as PARQUET: a footer of {footer_bytes} bytes (at most {TAIL_BYTES} are read)")
+    try:
+        return int(pq.read_metadata(pa.BufferReader(b"PAR1" + tail[-footer_bytes:])).num_rows)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise ValueError(f"does not parse as PARQUET: {exc}") from None
+
+
+def _ends(raw: io.BufferedIOBase) -> tuple[bytes, bytes]:
+    """The first 4 bytes of the stream and its last ``TAIL_BYTES`` or a little more (the blocks
+    that hold them; the whole stream when shorter)."""
+    head, blocks, held = b"", collections.deque[bytes](), 0
+    while block := raw.read(1024 * 1024):
+        if len(head) < 4:
+            head += block[: 4 - len(head)]
+        blocks.append(block)
+        held += len(block)
+        while held - len(blocks[0]) >= TAIL_BYTES:
+            held -= len(blocks.popleft())
+    return head, b"".join(blocks)
 
 
 def rows_note(manifest: Manifest, destination: Destination, folder: RemoteFolder) -> str | None:

@@ -65,3 +65,30 @@ def test_csv_that_does_not_parse_back_is_a_mismatch(vstack_factory: Callable[...
 def test_without_the_switch_bytes_alone_decide(vstack: VerifyStack) -> None:
     run = deliver_run(vstack, PARQUET_FILES, "PARQUET", 6)
     assert [r.status for r in vstack.results_for(run)] == ["in_sync"]
+
+
+def test_a_large_parquet_file_is_counted_from_its_footer_without_holding_it() -> None:
+    """The file streams through; only its end (the footer) is kept. Before, it was spooled
+    whole (to memory up to 64 MB, then to /tmp, which is memory in a function too)."""
+    import os
+    import tracemalloc
+
+    from shared.verify.rows import TAIL_BYTES, count_records
+
+    rows = 3_000
+    table = pa.table({"id": list(range(rows)), "blob": [os.urandom(16_000) for _ in range(rows)]})
+    out = io.BytesIO()
+    pq.write_table(table, out, row_group_size=500, compression="NONE")
+    data = out.getvalue()
+    assert len(data) > 40 * 1024 * 1024
+    del table, out
+    tracemalloc.start()
+    try:
+        assert count_records("PARQUET", io.BytesIO(data)) == rows
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * TAIL_BYTES, f"held {peak / 2**20:.0f} MiB of a {len(data) / 2**20:.0f} MiB file"
+    for damaged in (data[: len(data) // 2], data[:-20], b"PAR1" + data[4 : len(data) // 2] + data[-8:]):
+        with pytest.raises(ValueError, match="does not parse as PARQUET"):
+            count_records("PARQUET", io.BytesIO(damaged))
