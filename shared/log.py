@@ -5,19 +5,25 @@ Cloud Logging reads ``severity`` and ``message`` from a JSON line on stdout/stde
 :func:`bind` (contextvars, so concurrent requests do not mix) and always present, null when
 unknown. ``OFFSITE_LOG_FORMAT=console`` gives readable lines for terminals;
 ``OFFSITE_LOG_LEVEL`` (debug, info, warning, error; default info) drops lines below it.
+
+The standard library's records (paramiko, urllib3, google-auth) become the same lines, through
+structlog's ProcessorFormatter on a root handler: one JSON line each, traceback included.
+A thread started for a run's work gets the run's context through :func:`in_context`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
+from structlog.typing import Processor
 
 CONTEXT_KEYS = ("run_id", "table", "destination")
 _SEVERITY = {
@@ -32,6 +38,8 @@ _configured = False
 # The attribute that carries an error's bind() context to the stage that reports it. Any exception
 # type can pass through bind(), so the attribute is set dynamically (getattr/setattr).
 ERROR_CONTEXT_ATTR = "context"
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _cloud_logging_fields(_logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -97,8 +105,55 @@ def level_from(text: str | None) -> int:
         raise ValueError(f"OFFSITE_LOG_LEVEL: {text!r} is not one of {', '.join(LEVELS)}") from None
 
 
+def _record_logger_name(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    record = event.get("_record")
+    if record is not None:
+        event.setdefault("logger_name", record.name)
+    return event
+
+
+class _RecordHandler(logging.Handler):
+    """The root handler: a standard library record as one line of ours, written as ours are."""
+
+    def __init__(self, writer: LineWriter, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self._writer = writer
+        self.setFormatter(formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.msg(self.format(record))
+        except Exception:  # noqa: BLE001 - logging's own policy: report on stderr, never raise
+            self.handleError(record)
+
+
+def _route_standard_logging(
+    writer: LineWriter, context: list[Processor], output: list[Processor], threshold: int
+) -> None:
+    """Replace the handler an earlier configure() installed (never someone else's, e.g. pytest's)."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*context, _record_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *output],
+    )
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _RecordHandler)]:
+        root.removeHandler(handler)
+    root.addHandler(_RecordHandler(writer, formatter))
+    # Libraries' INFO is their chatter (paramiko: every handshake step): warnings and worse,
+    # unless OFFSITE_LOG_LEVEL=debug asks for everything.
+    libraries = threshold if threshold == logging.DEBUG else max(threshold, logging.WARNING)
+    root.setLevel(libraries)
+    logging.getLogger("paramiko").setLevel(max(threshold, logging.WARNING))
+    # google-auth cuts an unconfigured "google" logger off the root (its warnings then go out as
+    # bare text); configured, it keeps it. DEBUG there is whole requests: left out even at debug.
+    google = logging.getLogger("google")
+    google.setLevel(max(libraries, logging.INFO))
+    google.propagate = True
+
+
 def configure(fmt: str | None = None, stream: Any = None, level: str | None = None) -> None:
-    """Set up structlog once per process (idempotent; tests may call again with a stream)."""
+    """Set up structlog and the standard library's logging once per process (idempotent; tests
+    may call again with a stream)."""
     global _configured
     fmt = fmt or os.environ.get("OFFSITE_LOG_FORMAT", "json")
     threshold = level_from(level or os.environ.get("OFFSITE_LOG_LEVEL"))
@@ -106,20 +161,25 @@ def configure(fmt: str | None = None, stream: Any = None, level: str | None = No
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
     )
+    context: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+    ]
+    output: list[Processor] = [
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        _mask_secrets,
+        _cloud_logging_fields,
+        renderer,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
-            structlog.processors.format_exc_info,
-            _mask_secrets,
-            _cloud_logging_fields,
-            renderer,
-        ],
+        processors=[*context, *output],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=lambda *_: LineWriter(target),
         cache_logger_on_first_use=False,
     )
+    _route_standard_logging(LineWriter(target), context, output, threshold)
     _configured = True
 
 
@@ -149,3 +209,15 @@ def bind(**context: Any) -> Iterator[None]:
         raise
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
+
+
+def in_context(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn`` to run on another thread with the context bound here (run_id, table, destination):
+    a thread starts with an empty one, so its lines would say null. Pass it as the thread's target
+    or to ``pool.submit``."""
+    context = contextvars.copy_context()
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return context.copy().run(fn, *args, **kwargs)  # a copy per call: calls may overlap
+
+    return run

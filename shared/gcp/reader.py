@@ -36,7 +36,7 @@ import urllib3
 
 from shared.errors import PermanentError, TransientError
 from shared.gcp import clients, gcs
-from shared.log import get_logger
+from shared.log import get_logger, in_context
 from shared.retry import parse_retry_after, retry_call
 
 log = get_logger(__name__)
@@ -203,7 +203,7 @@ class _Prefetcher:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stopped = threading.Event()
         self._done = False
-        self._thread = threading.Thread(target=self._run, name="gcs-prefetch", daemon=True)
+        self._thread = threading.Thread(target=in_context(self._run), name="gcs-prefetch", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:

@@ -23,7 +23,7 @@ from shared.config import Config
 from shared.errors import PermanentError, RejectedInput, TransientError
 from shared.events import attributes, trigger_name
 from shared.ids import Stage
-from shared.stages.failures import report_failure
+from shared.stages.failures import context_of, report_failure
 
 logger = log.get_logger(__name__)
 Handler = Callable[[Any, Config], None]
@@ -43,16 +43,19 @@ def run(stage: Stage, event: Any, handler: Handler) -> None:
             config = runtime.config()
             handler(event, config)
         except PermanentError as exc:
-            logger.error("permanent failure; acknowledging", error=str(exc), status=exc.status)
-            report_failure(stage, exc, message_id=event_id)
+            with log.bind(**_where(exc)):
+                logger.error("permanent failure; acknowledging", error=str(exc), status=exc.status)
+                report_failure(stage, exc, message_id=event_id)
             return
         except TransientError as exc:
-            logger.warning("transient failure; will be retried", error=str(exc), retry_after=exc.retry_after)
-            _remember(stage, event, exc, config)
+            with log.bind(**_where(exc)):
+                logger.warning("transient failure; will be retried", error=str(exc), retry_after=exc.retry_after)
+                _remember(stage, event, exc, config)
             raise
         except Exception as exc:
-            logger.exception("unexpected failure; will be retried")
-            _remember(stage, event, exc, config)
+            with log.bind(**_where(exc)):
+                logger.exception("unexpected failure; will be retried")
+                _remember(stage, event, exc, config)
             raise
         logger.info("stage done", duration_s=round(time.monotonic() - started, 3))
 
@@ -69,6 +72,13 @@ def dispatch(routes: Mapping[str, Handler]) -> Handler:
         route(event, config)
 
     return handle
+
+
+def _where(exc: BaseException) -> dict[str, Any]:
+    """The run, table and destination an error carries out of the handler's ``log.bind``, which
+    has exited by the time the error is logged here."""
+    carried = context_of(exc)
+    return {key: carried[key] for key in log.CONTEXT_KEYS if key in carried}
 
 
 def _remember(stage: Stage, event: Any, exc: BaseException, config: Config | None) -> None:

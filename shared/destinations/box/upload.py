@@ -26,7 +26,7 @@ from typing import Any
 from shared.destinations.base import ByteStream
 from shared.destinations.box.http import BoxApiError, BoxHttp
 from shared.errors import PermanentError, TransientError
-from shared.log import get_logger
+from shared.log import get_logger, in_context
 from shared.retry import parse_retry_after, retry_call
 
 log = get_logger(__name__)
@@ -247,7 +247,7 @@ class UploadSession:
                         continue
                     sent += length
                     # Handed over in a list the task empties, so no queue entry keeps the bytes alive.
-                    futures.append(pool.submit(send, [data], offset))
+                    futures.append(pool.submit(in_context(send), [data], offset))
                     del data
                     offset += length
             finally:

@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from shared.destinations.base import ByteStream
 from shared.errors import PermanentError
+from shared.log import in_context
 
 
 def read_exactly(source: ByteStream, size: int, name: str) -> bytes:
@@ -34,7 +35,7 @@ class ReadAhead:
 
     def ask(self, size: int) -> None:
         assert self._pending is None, "one read ahead at a time"
-        self._pending = self._pool.submit(read_exactly, self._source, size, self._name)
+        self._pending = self._pool.submit(in_context(read_exactly), self._source, size, self._name)
 
     def take(self) -> bytes:
         pending, self._pending = self._pending, None

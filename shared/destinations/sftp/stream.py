@@ -40,6 +40,7 @@ from shared.destinations.base import ByteStream
 from shared.destinations.sftp.blocks import BlockHasher
 from shared.destinations.sftp.connect import SftpSession, int64, pipelined, raw_request, sftp_errors, status_of
 from shared.errors import OffsiteError, PermanentError, TransientError
+from shared.log import in_context
 
 STOP_WAIT_S = 30.0  # how long a stopped read may take to end (a reply, or the socket's timeout)
 
@@ -149,7 +150,7 @@ class ChunkFeeder:
         self._sha1 = hashlib.sha1()
         self._error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"feed {what}", daemon=True)
+        self._thread = threading.Thread(target=in_context(self._run), name=f"feed {what}", daemon=True)
         self.read = 0
         self._acked: dict[int, int] = {}  # bytes each writer knows are on the server
         self._first_sent: float | None = None
@@ -356,7 +357,7 @@ def stream_to_handles(sessions: list[SftpSession], handles: list[bytes], path: s
             feeder.abort()
 
     helpers = [
-        threading.Thread(target=run, args=(s, h), name=f"sftp write {i}", daemon=True)
+        threading.Thread(target=in_context(run), args=(s, h), name=f"sftp write {i}", daemon=True)
         for i, (s, h) in enumerate(zip(sessions[1:], handles[1:], strict=True), start=1)
     ]
     for thread in helpers:
