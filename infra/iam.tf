@@ -24,7 +24,7 @@ locals {
     transfer_sftp = ["deliveries", "verify-results", "delivery-continuations"]
     verify        = ["verify-results"]
     http_trigger  = ["export-requests", "verify-requests"]
-    ingest_sqlite = ["verify-results"]
+    ingest_sqlite = ["verify-results", "ingest-requests"] # ingest-requests: tables deferred to a new invocation
     collect_list  = ["collect-files", "verify-results"]
     collect_copy  = ["verify-results", "collect-files"]  # collect-files: continuations of budgeted copies
     restore_drill = ["restore-drills", "verify-results"] # its own continuations

@@ -14,6 +14,7 @@ such as a busy database) is reported with its message and the run goes on with t
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,7 +39,7 @@ FAULT_BEFORE_COMMIT = "before-commit"  # test hook: the run dies after the last 
 @dataclass
 class TableOutcome:
     table: str
-    status: str  # synced | empty | busy | failed | planned (dry run)
+    status: str  # synced | empty | busy | failed | planned (dry run) | deferred (out of time)
     rows_read: int = 0
     rows_merged: int = 0
     watermark: Any = None
@@ -105,15 +106,31 @@ def select_tables(settings: IngestSettings, discovered: Sequence[str], wanted: I
 
 
 def sync(
-    run: IngestRun, *, tables: Iterable[str] | None = None, full: bool = False, dry_run: bool = False
+    run: IngestRun,
+    *,
+    tables: Iterable[str] | None = None,
+    full: bool = False,
+    dry_run: bool = False,
+    deadline: float | None = None,
 ) -> list[TableOutcome]:
-    """Sync the selected tables one after another; one table's failure does not stop the others."""
+    """Sync the selected tables one after another; one table's failure does not stop the others.
+
+    With ``deadline`` (``time.monotonic()``), a table is started only when the longest one so
+    far would still end before it; the rest come back ``deferred`` (none of their work done)."""
     conn = planning.connect(run.settings.sqlite_path)
+    outcomes: list[TableOutcome] = []
     try:
         chosen = select_tables(run.settings, planning.discover(conn, run.settings), tables)
         if not dry_run:
             run.state.ensure()
-        outcomes = [sync_table(run, conn, name, full=full, dry_run=dry_run) for name in chosen]
+        longest = 0.0
+        for name in chosen:
+            started = time.monotonic()
+            if deadline is not None and outcomes and started + longest > deadline:
+                outcomes.append(TableOutcome(name, "deferred"))
+                continue
+            outcomes.append(sync_table(run, conn, name, full=full, dry_run=dry_run))
+            longest = max(longest, time.monotonic() - started)
     finally:
         conn.close()
     return outcomes

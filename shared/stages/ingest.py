@@ -7,25 +7,28 @@ Triggers:
   object at ``ingest.snapshot_uri`` was replaced → incremental sync of that generation. Other
   objects and event types are ignored.
 
-The snapshot is downloaded to /tmp (a function's memory-backed disk: size memory for it) and
-synced by the same engine ``offsite ingest run`` uses. Each table's outcome is published on
-verify-results. A run where any table failed transiently raises TransientError so Pub/Sub
+The snapshot is downloaded to /tmp (a function's memory-backed disk: one larger than half the
+function's memory is refused before the download) and synced by the same engine ``offsite
+ingest run`` uses. Tables are started while the longest one so far would still end 60 s before
+the 540 s timeout; the others go back on ``ingest-requests`` as one request (same run id), which
+a new invocation takes up. Each table's outcome is published on verify-results. A run where any table failed transiently raises TransientError so Pub/Sub
 redelivers (tables already applied are idempotent on the rerun).
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from shared import log
+from shared import log, topology
 from shared.config import Config
 from shared.config.ingest import IngestSettings
-from shared.errors import ConfigError, TransientError
+from shared.errors import ConfigError, PermanentError, TransientError
 from shared.events import parse_pubsub
-from shared.gcp import clients
+from shared.gcp import clients, pubsub
 from shared.ingest import snapshot
 from shared.ingest.engine import IngestRun, TableOutcome, sync
 from shared.ingest.report import publish
@@ -34,6 +37,9 @@ from shared.stages.runner import dispatch
 from shared.topology import INGEST_REQUESTS, INGEST_SNAPSHOTS
 
 logger = log.get_logger(__name__)
+FUNCTION = topology.function("ingest_sqlite")
+BUDGET_S = FUNCTION.timeout_s - 60  # tables start while the longest so far still ends 60 s before the timeout
+MAX_SNAPSHOT_BYTES = FUNCTION.memory_mb * 1024 * 1024 // 2
 
 
 def _settings(config: Config) -> IngestSettings:
@@ -43,7 +49,14 @@ def _settings(config: Config) -> IngestSettings:
 
 
 def run_snapshot(
-    config: Config, *, tables: list[str] | None, full: bool, generation: int | None = None, run_id: str | None = None
+    config: Config,
+    *,
+    tables: list[str] | None,
+    full: bool,
+    generation: int | None = None,
+    run_id: str | None = None,
+    budget_s: float = BUDGET_S,
+    max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES,
 ) -> list[TableOutcome]:
     """Download the snapshot, sync it, publish each table's result; TransientError if any table may succeed later."""
     settings = _settings(config)
@@ -51,16 +64,39 @@ def run_snapshot(
     bucket, name = snapshot.split_uri(settings.snapshot_uri)
     attempt = uuid.uuid4().hex[:16]  # the lease owner and staging suffix: unique per attempt, even on redelivery
     run_id = run_id or attempt
+    deadline = time.monotonic() + budget_s
+    storage = clients.storage_client()
+    _check_size(storage, bucket, name, generation, max_snapshot_bytes)
     with tempfile.TemporaryDirectory(prefix="offsite-ingest-") as work:
-        local = snapshot.fetch(clients.storage_client(), bucket, name, Path(work) / "snapshot.sqlite", generation)
+        local = snapshot.fetch(storage, bucket, name, Path(work) / "snapshot.sqlite", generation)
         local_settings = settings.model_copy(update={"sqlite_path": str(local)})
         job = IngestRun(local_settings, clients.bigquery_client(), config.project, attempt)
-        outcomes = sync(job, tables=tables, full=full)
-    publish(outcomes, project=config.project, dataset=settings.dataset, run_id=run_id, config=config)
+        outcomes = sync(job, tables=tables, full=full, deadline=deadline)
+    deferred = [o.table for o in outcomes if o.status == "deferred"]
+    done = [o for o in outcomes if o.status != "deferred"]
+    publish(done, project=config.project, dataset=settings.dataset, run_id=run_id, config=config)
+    if deferred:
+        # the next invocation syncs the snapshot of then (a newer one is as good: the sync is incremental)
+        pubsub.publish(INGEST_REQUESTS, IngestRequest(tables=tuple(deferred), full=full, run_id=run_id))
+        logger.info("out of time; the other tables continue in a new invocation", tables=deferred)
     transient = [o.table for o in outcomes if o.transient]
     if transient:
         raise TransientError(f"ingest: tables {', '.join(transient)} failed transiently; redelivery retries them")
     return outcomes
+
+
+def _check_size(storage: Any, bucket: str, name: str, generation: int | None, limit: int) -> None:
+    """A snapshot the function's /tmp (memory) cannot hold beside the sync is refused before the
+    download: the instance would run out of memory and every redelivery with it."""
+    blob = storage.bucket(bucket).get_blob(name, generation=generation)
+    if blob is None:
+        raise PermanentError(f"ingest.snapshot_uri: gs://{bucket}/{name} does not exist")
+    if blob.size is not None and blob.size > limit:
+        raise PermanentError(
+            f"ingest.snapshot_uri: gs://{bucket}/{name} is {blob.size:,} bytes; ingest_sqlite holds it in its "
+            f"memory-backed /tmp and takes at most {limit:,} (half its {FUNCTION.memory_mb} MB): "
+            "give the function more memory (shared/topology.py, infra/topology.tf) or sync it with `offsite ingest run`"
+        )
 
 
 def on_request(event: Any, config: Config) -> None:

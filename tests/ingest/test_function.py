@@ -140,3 +140,47 @@ def test_snapshot_is_a_consistent_copy(tmp_path: Path) -> None:
     copy = snapshot.take(str(db), tmp_path / "copy.db")
     assert sqlite3.connect(copy).execute("SELECT COUNT(*) FROM t").fetchone() == (2,)
     conn.close()
+
+
+def test_tables_that_would_not_end_in_time_continue_in_a_new_invocation(function_env: IngestKit) -> None:
+    """With no time left after the first table, the others are not started: they go back on
+    ingest-requests as one request of the same run, which the next invocation syncs. Before, every
+    table ran in the one invocation, and the 540 s timeout cut the run short."""
+    from shared import runtime
+    from shared.stages.ingest import run_snapshot
+    from shared.topology import INGEST_REQUESTS
+    from tests.exports.conftest import ExportsKit
+
+    kit = function_env
+    exports = ExportsKit(kit.stack, None)
+    reported, requests = exports.subscribe(VERIFY_RESULTS), exports.subscribe(INGEST_REQUESTS)
+    with kit.sqlite() as conn:
+        conn.execute("INSERT INTO messages (user_id, body) VALUES (1, 'a')")
+        conn.execute("INSERT INTO users (id, name, updated_at) VALUES (1, 'ada', '2025-01-01 00:00:00')")
+    upload_snapshot(kit)
+
+    outcomes = run_snapshot(runtime.config(), tables=None, full=True, run_id="nightly-1", budget_s=0.0)
+    first, second = (o.table for o in outcomes)
+    assert [o.status for o in outcomes] == ["synced", "deferred"]
+    assert list(results(kit, reported, 1)) == [first]
+    (continuation,) = requests.pull(lambda m: m.get("run_id") == "nightly-1", count=1)
+    assert (continuation["tables"], continuation["full"]) == ([second], True)
+    assert second not in kit.tables()
+
+    body = {k: v for k, v in continuation.items() if k != "_attributes"}  # the Puller's, not the message's
+    entry_point()(pubsub_event("pubsub_ingest_request.json", json.dumps(body).encode()))
+    assert list(results(kit, reported, 2)) == [first, second]
+    assert kit.rows(second)
+
+
+def test_a_snapshot_too_large_for_the_functions_memory_is_refused_before_the_download(function_env: IngestKit) -> None:
+    """/tmp is memory in a function: a snapshot over half of it would take the instance down with
+    every redelivery. It is a permanent error naming the snapshot and both sizes instead."""
+    from shared import runtime
+    from shared.errors import PermanentError
+    from shared.stages.ingest import run_snapshot
+
+    size = upload_snapshot(function_env).size
+    with pytest.raises(PermanentError, match=rf"is {size:,} bytes; .* takes at most {size - 1:,}"):
+        run_snapshot(runtime.config(), tables=None, full=True, max_snapshot_bytes=size - 1)
+    assert function_env.tables() == []  # nothing synced
