@@ -6,8 +6,8 @@
 - ``POST /_admin/tokens/expire`` (``{"token": ..., "include_developer": true}``)
 - ``POST /_admin/apps`` (``client_id``, ``client_secret``, ``enterprise_id``, ``public_keys``)
 - ``POST /_admin/authorization_codes`` (``client_id``, optional ``user_id``)
-- ``GET/POST /_admin/config`` (``token_ttl_s``, ``session_ttl_s``, ``commit_wait_s``, ``max_upload_size``,
-  ``calls_per_minute``, ``uploads_per_minute``: the per-user rate limits, null for none)
+- ``GET/POST /_admin/config`` (``token_ttl_s``, ``session_ttl_s``, ``commit_wait_s``, ``download_ready_s``,
+  ``max_upload_size``, ``calls_per_minute``, ``uploads_per_minute``: the per-user rate limits, null for none)
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ _TUNABLE = {
     "token_ttl_s": float,
     "session_ttl_s": float,
     "commit_wait_s": float,
+    "download_ready_s": float,
     "max_upload_size": int,
     "calls_per_minute": _optional_rate,
     "uploads_per_minute": _optional_rate,

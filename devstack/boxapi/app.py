@@ -218,6 +218,13 @@ class BoxApiApp:
             if fault.action == "drop":
                 await drop_connection(receive, send, fault.after_bytes)
                 raise Dropped()
+        response = await self._handle(route, params, request, request_id)
+        if any(fault.action == "lose_answer" for fault in fired):
+            await drop_connection(receive, send, 0)  # the call took effect; its answer never arrives
+            raise Dropped()
+        return response
+
+    async def _handle(self, route: Route, params: dict[str, str], request: Request, request_id: str) -> Response:
         try:
             user = None
             if route.auth:

@@ -32,6 +32,9 @@ class ServerConfig:
     ``session_ttl_s``: lifetime of upload sessions (Box: 7 days).
     ``commit_wait_s``: how long a commit request waits for the assembly before answering
     202 with ``Retry-After`` (Box answers 202 while it is still processing parts).
+    ``download_ready_s``: how long after an upload a download of that version answers 202 with
+    ``Retry-After`` and no body (Box's "file not ready"); 0, the default, serves it at once.
+    Counted from the version's ``created_at``, which has whole seconds.
     ``max_upload_size``: the user's file size cap (``max_upload_size`` on the user object).
     ``calls_per_minute`` / ``uploads_per_minute``: Box's per-user rate limits (ratelimit.py);
     None (the default) answers every call.
@@ -46,6 +49,7 @@ class ServerConfig:
     token_ttl_s: float = 3600.0
     session_ttl_s: float = 7 * 24 * 3600.0
     commit_wait_s: float = 30.0
+    download_ready_s: float = 0.0
     max_upload_size: int = 50 * 1024**3
     calls_per_minute: float | None = None
     uploads_per_minute: float | None = None

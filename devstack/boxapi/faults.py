@@ -8,7 +8,9 @@ them through. Actions:
 - ``error``: a Box error with ``status`` (default 500) and ``code``;
 - ``delay``: wait ``seconds`` before handling the call normally;
 - ``drop``: read ``after_bytes`` of the request body, then reset the connection;
-- ``accepted``: 202 with ``Retry-After`` and no body (what Box's commit says while busy).
+- ``accepted``: 202 with ``Retry-After`` and no body (what Box's commit says while busy);
+- ``lose_answer``: handle the call normally (an upload is stored), then reset the connection
+  instead of answering (a proxy or link failing after Box did the work).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from devstack.faults import FaultRule
 
 from .errors import BoxError
 
-ACTIONS = ("rate_limit", "error", "delay", "drop", "accepted")
+ACTIONS = ("rate_limit", "error", "delay", "drop", "accepted", "lose_answer")
 
 OPERATIONS = (
     "oauth_token",

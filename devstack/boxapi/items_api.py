@@ -6,8 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import sqlite3
 import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -232,20 +234,29 @@ async def get_file_versions(ctx: Ctx) -> Response:
     return json_response({"total_count": len(past), "entries": entries, "offset": offset, "limit": limit})
 
 
+def _epoch(iso_time: str) -> float:
+    return datetime.fromisoformat(iso_time).timestamp()
+
+
 def _sign(key: bytes, payload: str) -> str:
     return base64.urlsafe_b64encode(hmac.new(key, payload.encode(), hashlib.sha256).digest()[:18]).decode()
 
 
 async def download_file(ctx: Ctx) -> Response:
-    """Like Box: 302 to a short-lived link on the download host (here ``/dl/...``)."""
+    """Like Box: 302 to a short-lived link on the download host (here ``/dl/...``), or 202 with
+    ``retry-after`` while the version is younger than ``download_ready_s`` ("file not ready")."""
     row = ctx.state.items.file(ctx.params["file_id"])
+    versions = {v["id"]: v for v in ctx.state.items.versions_of(row["id"])}
     version_id = row["version_id"]
     wanted = ctx.request.query_params.get("version")
     if wanted:
-        version_ids = {v["id"] for v in ctx.state.items.versions_of(row["id"])}
-        if not wanted.isdigit() or int(wanted) not in version_ids:
+        if not wanted.isdigit() or int(wanted) not in versions:
             raise not_found("file_version", wanted, "fv")
         version_id = int(wanted)
+    created = versions[version_id]["created_at"] if version_id in versions else None
+    not_ready_s = ctx.state.config.download_ready_s - (time.time() - _epoch(created)) if created else 0.0
+    if not_ready_s > 0:
+        return Response(status_code=202, headers={"Retry-After": str(max(1, math.ceil(not_ready_s)))})
     payload = f"{row['id']}.{version_id}.{int(time.time() + DOWNLOAD_LINK_TTL_S)}"
     token = f"{payload}.{_sign(ctx.state.download_key, payload)}"
     return Response(status_code=302, headers={"Location": f"{ctx.origin}/dl/d/{token}/download"})

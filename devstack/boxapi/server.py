@@ -32,7 +32,7 @@ class BoxApiServer(LocalApiServer):
 
     ``base_url`` is what the SDK's ``BaseUrls.base_url`` takes (upload URL ``base_url +
     "/api"``, OAuth URL ``base_url + "/oauth2"``); ``token`` is the developer token. ``configure`` takes token_ttl_s, session_ttl_s,
-    commit_wait_s and max_upload_size.
+    commit_wait_s, download_ready_s and max_upload_size.
     """
 
     module = "devstack.boxapi"

@@ -29,7 +29,7 @@ from shared.destinations.base import (
     normalize_path,
 )
 from shared.destinations.box.folders import BoxFolders, StaleFolder
-from shared.destinations.box.http import BoxApiError, BoxHttp
+from shared.destinations.box.http import BoxApiError, BoxHttp, write_journal
 from shared.destinations.box.upload import (
     BoxFile,
     StaleSession,
@@ -161,13 +161,13 @@ class BoxDestination(PutViaResumable):
     # ---- Readable ------------------------------------------------------------------------
 
     def open(self, path: str) -> ByteStream:
-        """The file's bytes as a stream (Box redirects to its download URL; requests follows)."""
+        """The file's bytes as a stream (Box redirects to its download URL; requests follows).
+        A file uploaded just before may not be ready: Box answers 202 + Retry-After, asked again."""
         found = self.stat(path)
         if found is None or found.remote_id is None:
             raise PermanentError(f"box: {normalize_path(path)}: no such file")
-        response = self.http.call(
-            "GET", f"{self.http.api}/files/{found.remote_id}/content", what=f"download {path!r}", stream=True
-        )
+        url = f"{self.http.api}/files/{found.remote_id}/content"
+        response = self.http.call("GET", url, what=f"download {path!r}", stream=True, expect=(200, 206))
         body: urllib3.HTTPResponse = response.raw
         body.decode_content = True
         return body
@@ -208,7 +208,12 @@ class BoxDestination(PutViaResumable):
 
         def attempt() -> tuple[str, BoxFile | None]:
             folder_id = self.folders.ensure(parent)
-            return folder_id, self._describe(preflight(self.http, folder_id, name, size))
+            try:
+                return folder_id, self._describe(preflight(self.http, folder_id, name, size))
+            except BoxApiError as exc:
+                if exc.http_status == 404 and folder_id == self.root_folder_id:
+                    raise self.folders.root_not_found(str(exc)) from None
+                raise
 
         return self._with_fresh_cache(attempt)
 
@@ -226,20 +231,26 @@ class BoxDestination(PutViaResumable):
 
     def _put_whole(self, folder_id: str, path: str, name: str, data: bytes, existing: BoxFile | None) -> PutResult:
         digest = hashlib.sha1(data).hexdigest()
+        # What an upload of ours that Box stored without our seeing the answer made of the file:
+        # finding our bytes there afterwards is then that upload, not "unchanged".
+        unseen: PutStatus | None = None
         for _ in range(3):
             if existing is not None and existing.sha1 == digest:
-                return PutResult(path, len(data), digest, "unchanged", existing.id)
+                return PutResult(path, len(data), digest, unseen or "unchanged", existing.id)
             try:
-                stored = upload_whole(
-                    self.http,
-                    folder_id=folder_id,
-                    name=name,
-                    data=data,
-                    sha1=digest,
-                    file_id=existing.id if existing else None,
-                    if_match=existing.etag if existing else None,
-                )
+                with write_journal() as journal:
+                    stored = upload_whole(
+                        self.http,
+                        folder_id=folder_id,
+                        name=name,
+                        data=data,
+                        sha1=digest,
+                        file_id=existing.id if existing else None,
+                        if_match=existing.etag if existing else None,
+                    )
             except BoxApiError as exc:
+                if journal.maybe_stored:
+                    unseen = _status(existing)
                 if exc.http_status == 409 and exc.code == "item_name_in_use" and existing is None and exc.conflicts():
                     existing = self._describe(exc.conflicts()[0])  # a concurrent upload got there first
                     continue
@@ -288,9 +299,11 @@ class BoxDestination(PutViaResumable):
             session.abort()  # same bytes: no new version
             return PutResult(path, size, digest, "unchanged", existing.id)
         try:
-            stored_file = session.commit(parts, digest, if_match=existing.etag if existing else None)
+            with write_journal() as journal:
+                stored_file = session.commit(parts, digest, if_match=existing.etag if existing else None)
         except BoxApiError as exc:
-            return self._after_failed_commit(exc, session, folder_id, path, name, size, digest, existing)
+            ours = journal.maybe_stored  # an earlier commit attempt may have made the file
+            return self._after_failed_commit(exc, session, folder_id, path, name, size, digest, existing, ours)
         _check_stored(stored_file, digest, path)
         log.info("box upload session committed", path=path, size=size, parts=len(parts))
         return PutResult(path, size, digest, _status(existing), stored_file.id)
@@ -338,13 +351,15 @@ class BoxDestination(PutViaResumable):
         size: int,
         digest: str,
         existing: BoxFile | None,
+        maybe_ours: bool,
     ) -> PutResult:
-        """A commit refused: maybe an earlier attempt of ours (or a concurrent one) already made the file."""
+        """A commit refused: maybe an earlier attempt of ours (``maybe_ours``: one went unanswered)
+        or a concurrent upload already made the file."""
         entry = self.folders.find(folder_id, name)
         current = BoxFile.from_entry(entry) if entry is not None and entry.get("type") == "file" else None
         if current is not None and current.sha1 == digest:
             session.abort()
-            status: PutStatus = _status(existing) if exc.http_status == 404 else "unchanged"
+            status: PutStatus = _status(existing) if exc.http_status == 404 or maybe_ours else "unchanged"
             return PutResult(path, size, digest, status, current.id)
         session.abort()
         if exc.http_status in (404, 409, 412):

@@ -5,6 +5,8 @@ a concurrent function) made it already, and its id is in ``context_info.conflict
 functions creating the same tree at once both end with the same ids, and no listing is
 needed on the write path. Ids are cached per process (warm function instances reuse them);
 a cached id that Box no longer knows (404) drops the cache of that root (:meth:`BoxFolders.forget`).
+The root itself is never cached: a 404 for it is the configuration's (a ``ConfigError``), since
+Box answers 404, not 403, for a folder the service account is not a collaborator on.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from shared.destinations.box.http import BoxApiError, BoxHttp
-from shared.errors import PermanentError, TransientError
+from shared.errors import ConfigError, PermanentError, TransientError
 
 PAGE = 1000
 ITEM_FIELDS = "type,id,name,size,sha1,etag"
@@ -53,6 +55,13 @@ class BoxFolders:
         with _ids_lock:
             _ids[self._key(path)] = folder_id
 
+    def root_not_found(self, error: str) -> ConfigError:
+        """The error for a 404 on the root folder: forgetting cached ids cannot help."""
+        return ConfigError(
+            f"destinations.box.root_folder_id: folder {self.root_id!r} not found, or not shared with the app's "
+            f"service account: collaborate it as an editor ({error})"
+        )
+
     def forget(self) -> None:
         """Drop every cached id under this root (Box said 404 for one: a folder was deleted)."""
         with _ids_lock:
@@ -90,6 +99,8 @@ class BoxFolders:
             )
             return str(response.json()["id"])
         except BoxApiError as exc:
+            if exc.http_status == 404 and parent_id == self.root_id:
+                raise self.root_not_found(str(exc)) from None
             if exc.http_status == 404:
                 self.forget()
                 raise StaleFolder(
@@ -134,7 +145,12 @@ class BoxFolders:
         params: dict[str, Any] = {"fields": ITEM_FIELDS, "limit": PAGE, "usemarker": "true"}
         seen = 0
         while True:
-            data = self.http.call("GET", url, what=f"list Box folder {folder_id}", params=params).json()
+            try:
+                data = self.http.call("GET", url, what=f"list Box folder {folder_id}", params=params).json()
+            except BoxApiError as exc:
+                if exc.http_status == 404 and folder_id == self.root_id:
+                    raise self.root_not_found(str(exc)) from None
+                raise
             entries = data.get("entries") or []
             yield from entries
             seen += len(entries)
