@@ -24,6 +24,7 @@ from typing import Any
 
 QUEUE_S = 60.0  # Cloud Run answers 429 when no instance took a request within this long
 QUEUE_POLL_S = 0.25
+ACK_STATUSES = frozenset({102, 200, 201, 202, 204})  # Pub/Sub push: every other status is a nack
 
 
 class NoInstance(Exception):
@@ -63,8 +64,8 @@ class Outcome:
 
     @property
     def acked(self) -> bool:
-        """Pub/Sub push acknowledges on any 2xx (102 too, which urllib never returns)."""
-        return self.status is not None and 200 <= self.status < 300
+        """Pub/Sub push acknowledges on 102, 200, 201, 202 and 204 only (urllib never returns 102)."""
+        return self.status in ACK_STATUSES
 
 
 def push_body(project: str, subscription: str, received: dict[str, Any]) -> bytes:

@@ -86,10 +86,15 @@ def dead_letter_message(received: dict[str, Any], subscription: str, project: st
 class SubscriptionWorker:
     """Pull loop, deliveries, leases and acks of one subscription."""
 
-    def __init__(self, emulator: Emulator, route: Route, stop: threading.Event) -> None:
+    def __init__(
+        self, emulator: Emulator, route: Route, stop: threading.Event, instances: threading.Semaphore | None = None
+    ) -> None:
         self.emulator = emulator
         self.route = route
         self.stop = stop
+        # The function's requests in flight over all its routes (its instances x concurrency):
+        # a delivery waits for a free one as Cloud Run queues a request, and gets 429 after QUEUE_S.
+        self.instances = instances or threading.Semaphore(route.concurrency)
         self._bell = threading.Event()  # set by ring(): pull now
         self.rings = 0  # doorbells heard (GET /stats)
         self._due: list[float] = []  # heap of monotonic times when a nacked message is redelivered
@@ -220,8 +225,7 @@ class SubscriptionWorker:
             self.delivering += 1
             self.max_delivering = max(self.max_delivering, self.delivering)
         try:
-            body = deliver.push_body(self.emulator.project, route.subscription, item)
-            outcome = deliver.post(route.endpoint, body, timeout_s=route.ack_deadline_s)
+            outcome = self._post_when_free(item)
             action = self._settle(item, attempt, outcome)
             log_event(
                 subscription=route.subscription,
@@ -238,6 +242,16 @@ class SubscriptionWorker:
                 self.delivering -= 1
                 self.leased.pop(ack_id, None)
                 self._free.notify_all()
+
+    def _post_when_free(self, item: dict[str, Any]) -> deliver.Outcome:
+        """The push request, once the function has a free request slot (a 429 if none came)."""
+        if not self.instances.acquire(timeout=deliver.QUEUE_S):
+            return deliver.Outcome(429, f"every request slot of {self.route.function} busy for {deliver.QUEUE_S:.0f} s")
+        try:
+            body = deliver.push_body(self.emulator.project, self.route.subscription, item)
+            return deliver.post(self.route.endpoint, body, timeout_s=self.route.ack_deadline_s)
+        finally:
+            self.instances.release()
 
     def _settle(self, item: dict[str, Any], attempt: int, outcome: deliver.Outcome) -> str:
         """Ack, nack with backoff, or dead-letter; returns what was done (for the log)."""
@@ -264,8 +278,12 @@ class SubscriptionWorker:
 
 
 def start_workers(emulator: Emulator, routes: list[Route], stop: threading.Event) -> list[SubscriptionWorker]:
-    """One started worker per route."""
-    workers = [SubscriptionWorker(emulator, route, stop) for route in routes]
+    """One started worker per route; the routes of one function share its request slots."""
+    slots: dict[str, int] = {}
+    for route in routes:
+        slots[route.function] = max(slots.get(route.function, 0), route.concurrency)
+    instances = {function: threading.Semaphore(count) for function, count in slots.items()}
+    workers = [SubscriptionWorker(emulator, route, stop, instances[route.function]) for route in routes]
     for worker in workers:
         worker.start()
     return workers

@@ -402,3 +402,37 @@ def test_a_push_unanswered_within_its_ack_deadline_is_redelivered_as_the_next_at
         hold.set()
         stop.set()
         sink.close()
+
+
+def test_the_routes_of_one_function_share_its_request_slots(bare_stack: StackInfo) -> None:
+    """A function with several triggers takes its deployed concurrency in all, not per trigger
+    (before: each route had the whole limit, so export_table could get 3 x 160 requests at once
+    and verify 21 x 160, where Cloud Run queues and then answers 429)."""
+    from devstack.pubsub_admin import PushRetry
+    from devstack.push.dispatcher import start_workers
+    from devstack.push.emulator import Emulator
+    from devstack.push.routes import Route
+
+    admin, tag = bare_stack.pubsub_admin(), uuid.uuid4().hex[:8]
+    sink = CountingSink()
+    stop = threading.Event()
+    routes = []
+    for side in ("a", "b"):
+        name = f"slots-{side}-{tag}"
+        admin.create_topic(name)
+        admin.create_topic(name + "-dlq")
+        admin.create_subscription(
+            name, name, retry=PushRetry(1, 1, 5), dead_letter_topic=name + "-dlq", retry_policy=False
+        )
+        routes.append(Route(name, "slow", sink.url, name + "-dlq", 30, 1, 1, 5, concurrency=2))
+    workers = start_workers(Emulator(bare_stack.pubsub_host, bare_stack.project), routes, stop)
+    try:
+        for route, worker in zip(routes, workers, strict=True):
+            for i in range(6):
+                admin.publish(route.subscription, f"{route.subscription}-{i}".encode())
+            worker.ring()
+        _wait("all twelve deliveries", lambda: sum(w.acked for w in workers) >= 12, timeout_s=60)
+        assert sink.most_open == 2  # the function's limit, over both routes
+    finally:
+        stop.set()
+        sink.close()

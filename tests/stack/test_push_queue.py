@@ -49,3 +49,26 @@ def test_nothing_listening_for_the_whole_queue_time_is_a_429_attempt() -> None:
     assert (outcome.status, outcome.acked) == (429, False)
     assert outcome.note == "no instance took the request within 1 s"
     assert 1.0 <= time.monotonic() - started < 5
+
+
+def test_only_the_statuses_pub_sub_push_takes_as_success_acknowledge() -> None:
+    """Pub/Sub push acknowledges on 102, 200, 201, 202 and 204; any other answer, 2xx or not,
+    is a failed attempt (before: every 2xx acknowledged)."""
+    answers: list[int] = []
+
+    class Answer(_Ok):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(answers.pop(0))
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        acked = {}
+        for status in (200, 201, 202, 204, 203, 205, 206, 226, 302, 500):
+            answers.append(status)
+            acked[status] = deliver.post(f"http://127.0.0.1:{server.server_port}/", b"{}", timeout_s=5).acked
+    finally:
+        server.shutdown()
+    assert [s for s, ok in acked.items() if ok] == [200, 201, 202, 204]
