@@ -244,7 +244,7 @@ class _TextShard:
         for row in table.to_pylist():
             if self._json:
                 obj = {name: conv(row[name]) for name, conv in self._json_convs}
-                lines.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+                lines.append(_html_safe(json.dumps(obj, ensure_ascii=False, separators=(",", ":"))))
             else:
                 cells = (
                     csv_cell(None if row[name] is None else scalar_text(kind, row[name]), self._delimiter)
@@ -314,6 +314,13 @@ def fixed_batches(
 def _joined(pieces: list[pa.Table]) -> pa.Table:
     """One table of ``pieces``; a single piece is yielded as it is (a slice: no copy)."""
     return pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces).combine_chunks()
+
+
+def _html_safe(line: str) -> str:
+    """BigQuery writes ``<``, ``>`` and ``&`` in JSON exports as ``\\u003c``, ``\\u003e``, ``\\u0026``
+    ("profit&loss becomes profit\\u0026loss", docs: exporting-data, export limitations). In a JSON
+    line they can only stand inside strings, so replacing them everywhere is exact."""
+    return line.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def stream_shards(

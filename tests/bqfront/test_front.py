@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import uuid
 
 import pyarrow.parquet as pq
@@ -91,6 +92,20 @@ def test_csv_text_follows_bigquery_quoting(front: FrontKit) -> None:
     assert '1,"comma, ""quote""\r\nCRLF\rlone CR\nLF",' in text
     assert '5,"\r",0,AA==,1970-01-01 00:00:00.000001 UTC,,,12:00:00.5,,-0.5,' in text
     assert ",NaN," in lines["2"] and ",Infinity," in text and ",-Infinity," in lines["3"]
+
+
+def test_json_writes_html_characters_as_bigquery_does(front: FrontKit) -> None:
+    """BigQuery's JSON exports write ``<``, ``>`` and ``&`` as ``\\u003c``, ``\\u003e``, ``\\u0026``
+    ("profit&loss becomes profit\\u0026loss"); a JSON reader gets the text back as it was."""
+    table = front.table(f"html_{uuid.uuid4().hex[:8]}")
+    front.bq.create_table(bigquery.Table(table, schema=[bigquery.SchemaField("s", "STRING")]))
+    assert front.bq.insert_rows_json(table, [{"s": "profit&loss <b>"}]) == []
+    prefix = front.prefix()
+    config = bigquery.ExtractJobConfig(destination_format="NEWLINE_DELIMITED_JSON")
+    front.bq.extract_table(table, f"gs://{front.bucket}/{prefix}h.json", job_config=config).result(timeout=60)
+    text = front.objects(prefix)[f"{prefix}h.json"].decode()
+    assert text == '{"s":"profit\\u0026loss \\u003cb\\u003e"}\n'
+    assert json.loads(text) == {"s": "profit&loss <b>"}
 
 
 def test_csv_without_header_and_with_another_delimiter(front: FrontKit) -> None:
