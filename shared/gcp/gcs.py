@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -138,8 +139,14 @@ def read_bytes(bucket: str, name: str, *, client: Any | None = None, max_bytes: 
     blob = _client(client).bucket(bucket).blob(name)
     what = f"reading {uri(bucket, name)}"
 
+    def download() -> bytes:
+        try:
+            return bytes(blob.download_as_bytes(end=max_bytes))
+        except gexc.RequestRangeNotSatisfiable:
+            return b""  # GCS answers 416 to any range of an empty object
+
     try:
-        data: bytes = _retried(what, lambda: blob.download_as_bytes(end=max_bytes))  # google-cloud-storage is untyped
+        data = _retried(what, download)
     except ObjectMissing:
         return None
     if len(data) > max_bytes:
@@ -247,18 +254,9 @@ def update_json(
                 raise PermanentError(f"{uri(bucket, name)}: not valid JSON ({exc})") from None
         updated = change(current)
         body = json.dumps(updated, sort_keys=True).encode()
-        try:
-            write(
-                bucket,
-                name,
-                body,
-                "application/json",
-                if_generation_match=generation,
-                client=client,
-            )
-        except gexc.PreconditionFailed:
-            continue  # another writer got in between: apply the change to its record
-        return updated
+        if _write_once(bucket, name, body, "application/json", generation, None, client):
+            return updated
+        # another writer got in between: apply the change to its record
     raise TransientError(f"updating {uri(bucket, name)}: {attempts} conditional writes in a row lost a race")
 
 
@@ -286,10 +284,41 @@ def write_if_absent(
     client: Any | None = None,
 ) -> bool:
     """Create ``name`` only if no live generation exists. True: created now; False: it was there."""
+    return _write_once(bucket, name, data, content_type, 0, metadata, client)
+
+
+WRITER_KEY = "offsite-writer"
+
+
+def _write_once(
+    bucket: str,
+    name: str,
+    data: bytes,
+    content_type: str,
+    if_generation_match: int,
+    metadata: dict[str, str] | None,
+    client: Any | None,
+) -> bool:
+    """A conditional write: True when it took, False when another writer's got in first.
+
+    The write carries a token of its own: when its answer is lost after GCS stored it, the retry
+    (ours or the client library's) meets its own object and gets 412, and the token tells that
+    this write took (without it, a claim made this way reads as someone else's, and the result it
+    guards is never published by anyone)."""
+    token = uuid.uuid4().hex
     try:
-        write(bucket, name, data, content_type, if_generation_match=0, metadata=metadata, client=client)
+        write(
+            bucket,
+            name,
+            data,
+            content_type,
+            if_generation_match=if_generation_match,
+            metadata={**(metadata or {}), WRITER_KEY: token},
+            client=client,
+        )
     except gexc.PreconditionFailed:
-        return False
+        there = stat(bucket, name, client=client)
+        return there is not None and there.metadata.get(WRITER_KEY) == token
     return True
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from devstack.state import StackInfo
 from shared.errors import PermanentError
 from shared.gcp import clients, gcs, reader
+from tests.sftp.tcp_proxy import CuttingProxy
 
 
 @pytest.fixture
@@ -173,3 +177,49 @@ def test_fold_prefix_hands_objects_over_page_by_page(
 
     assert gcs.fold_prefix(bucket, folder, summarize, client=client) == names
     assert at_first == [1] and len(lists) >= 2
+
+
+def _client_losing_the_first_answer(stack: StackInfo) -> tuple[Any, CuttingProxy]:
+    """A storage client through a proxy that cuts the first answer GCS gives (after GCS acted on
+    the request), then passes everything: a reply lost on the network."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    proxy = CuttingProxy(urlsplit(stack.gcs_url).port or 80, cut_reply_after_bytes=1)
+
+    def heal() -> None:
+        while proxy.cuts == 0 and not proxy._closed:
+            time.sleep(0.005)
+        proxy.cut_reply_after_bytes = None
+
+    threading.Thread(target=heal, daemon=True).start()
+    client = storage.Client(
+        project=stack.project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": f"http://127.0.0.1:{proxy.port}"},
+    )
+    return client, proxy
+
+
+def test_a_claim_whose_answer_was_lost_is_still_ours(bare_stack_env: StackInfo, folder: str) -> None:
+    """GCS stored the create, its answer was lost, the retry got 412 on the object it made: the
+    claim is this writer's (before: False, "another instance has it", and the result it guards
+    was published by no one)."""
+    bucket = bare_stack_env.bucket
+    client, proxy = _client_losing_the_first_answer(bare_stack_env)
+    try:
+        first = gcs.write_if_absent(bucket, folder + "claim.json", b'{"me": 1}', "application/json", client=client)
+    finally:
+        proxy.close()
+    assert proxy.cuts >= 1
+    assert first is True
+    assert gcs.write_if_absent(bucket, folder + "claim.json", b'{"me": 2}', "application/json") is False
+
+
+def test_an_empty_object_reads_as_no_bytes(bare_stack_env: StackInfo, folder: str) -> None:
+    """GCS answers 416 to any range of an empty object: before, a TransientError on every
+    attempt, so an empty control file was redelivered until dead-lettered."""
+    gcs.write(bare_stack_env.bucket, folder + "empty.json", b"", "application/json")
+    assert gcs.read_bytes(bare_stack_env.bucket, folder + "empty.json") == b""
+    with pytest.raises(PermanentError, match="not valid JSON"):
+        gcs.read_json(bare_stack_env.bucket, folder + "empty.json")
