@@ -2,18 +2,21 @@
 
 Every network call in offsite that may be retried in-process goes through ``retry_call`` or
 ``retrying``. Only ``TransientError`` is retried; anything else propagates at once. When the
-attempts run out the last ``TransientError`` propagates, so the stage fails and Pub/Sub or
-Eventarc redelivers later.
+attempts run out, or the next wait would end past the invocation's end (:func:`waits_end_by`,
+set by the stage runner), the last ``TransientError`` propagates, so the stage fails and Pub/Sub
+or Eventarc redelivers later.
 """
 
 from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypedDict, TypeVar, Unpack
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
 from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
@@ -40,6 +43,34 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+# When the running invocation must have given up waiting (time.monotonic()); None outside one.
+_invocation_ends: ContextVar[float | None] = ContextVar("invocation_ends", default=None)
+
+
+@contextmanager
+def waits_end_by(deadline: float) -> Iterator[None]:
+    """Within the block, no retry sleeps past ``deadline``: the TransientError it would wait out
+    is raised instead, so the stage fails in time for Pub/Sub's backoff to take over, rather than
+    the platform cutting the invocation off mid-wait (a 300 s Retry-After, retries inside
+    retries). Threads started with ``shared.log.in_context`` keep it."""
+    token = _invocation_ends.set(deadline)
+    try:
+        yield
+    finally:
+        _invocation_ends.reset(token)
+
+
+def invocation_ends() -> float | None:
+    """The ``time.monotonic()`` no retry waits past here (None outside an invocation)."""
+    return _invocation_ends.get()
+
+
+class _StopBeforeInvocationEnds(stop_base):
+    def __call__(self, state: RetryCallState) -> bool:
+        ends = _invocation_ends.get()
+        return ends is not None and time.monotonic() + (state.upcoming_sleep or 0.0) >= ends
 
 
 class _WaitHonouringRetryAfter:
@@ -76,9 +107,9 @@ def retrying(
     deadline_s: float | None = None,
 ) -> Retrying:
     """A tenacity ``Retrying`` for ``for attempt in retrying(...): with attempt: ...`` loops."""
-    stop: stop_base = stop_after_attempt(attempts)
+    stop: stop_base = stop_after_attempt(attempts) | _StopBeforeInvocationEnds()
     if deadline_s is not None:
-        stop = stop | stop_after_delay(deadline_s)
+        stop = stop | stop_before_delay(deadline_s)  # no sleep that would end past it
     return Retrying(
         retry=retry_if_exception_type(TransientError),
         wait=_WaitHonouringRetryAfter(initial_s, max_wait_s),

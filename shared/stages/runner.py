@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared import in_flight, log
+from shared import in_flight, log, retry, topology
 from shared.config import Config
 from shared.errors import PermanentError, RejectedInput, TransientError
 from shared.events import attributes, trigger_name
@@ -27,6 +27,7 @@ from shared.stages.failures import context_of, report_failure
 
 logger = log.get_logger(__name__)
 Handler = Callable[[Any, Config], None]
+RETRY_MARGIN_S = 60  # no retry waits into the invocation's last minute (540 s: until 480 s)
 
 
 def run(stage: Stage, event: Any, handler: Handler) -> None:
@@ -35,7 +36,12 @@ def run(stage: Stage, event: Any, handler: Handler) -> None:
     event_id = str(attrs.get("id", ""))
     started = time.monotonic()
     # Counted for as long as the platform holds one of this process's request threads for it.
-    with in_flight.serving(), log.bind(stage=str(stage), event_id=event_id, event_type=str(attrs.get("type", ""))):
+    ends = started + topology.function(str(stage)).timeout_s - RETRY_MARGIN_S
+    with (
+        in_flight.serving(),
+        retry.waits_end_by(ends),
+        log.bind(stage=str(stage), event_id=event_id, event_type=str(attrs.get("type", ""))),
+    ):
         config: Config | None = None
         try:
             from shared import runtime
