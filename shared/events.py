@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from shared.gcp.gcs import ObjectInfo
 
 
+# The publish time of the message a replay republishes (`offsite dlq replay`): what a request
+# without a date of its own is dated by, so a replay works for the day it was sent on.
+FIRST_PUBLISHED_ATTR = "offsite-first-published"
+
+
 @dataclass(frozen=True)
 class PubSubMessage:
     data: bytes
@@ -36,6 +41,11 @@ class PubSubMessage:
     publish_time: str
     topic: str | None
     attributes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def first_published(self) -> str:
+        """When the request was first published: a replay's original time, else this message's."""
+        return self.attributes.get(FIRST_PUBLISHED_ATTR) or self.publish_time
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ import typer
 from offsite.cli.common import ConfigOption, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.errors import OffsiteError
+from shared.events import FIRST_PUBLISHED_ATTR
 
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
+SOURCE_PUBLISH_TIME = DEAD_LETTER_PREFIX + "SourceTopicPublishTime"  # Pub/Sub: the original's publish time
 
 app = typer.Typer(no_args_is_help=True, help="Show and replay dead-lettered messages.")
 
@@ -173,6 +175,10 @@ def replay_one(sub: Any, message: Any) -> str:
 
     if sub.trigger.kind == "pubsub":
         attributes = {k: v for k, v in message.attributes.items() if not k.startswith(DEAD_LETTER_PREFIX)}
+        # a request without a date is dated by when it was published: keep the original time
+        first = message.attributes.get(SOURCE_PUBLISH_TIME)
+        if first and FIRST_PUBLISHED_ATTR not in attributes:
+            attributes[FIRST_PUBLISHED_ATTR] = first
         new_id = pubsub.publish(sub.trigger.topic, bytes(message.data), **attributes)
         return f"published again on {sub.trigger.topic} as {new_id}"
     if sub.trigger.kind == "auditlog":  # a BigQuery job's completion: the finalize sweep re-checks every open run

@@ -26,7 +26,7 @@ def collect_list(event: Any, config: Config) -> None:
         job = job_named(config, request.collect)
         run_id = request.run_id or derive_run_id(message.message_id, message.publish_time)
         with log.bind(run_id=run_id, collect=job.name):
-            day = scheduled_date(message.publish_time, job.time_zone)
+            day = scheduled_date(message.first_published, job.time_zone)
             list_and_fan_out(config, request, run_id=run_id, day=day)
 
 

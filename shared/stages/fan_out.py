@@ -205,7 +205,7 @@ def fan_out(event: Any, config: Config, *, wh: Warehouse | None = None) -> list[
         with log.bind(run_id=run_id):
             if wh is None and request.dataset is not None:
                 wh = warehouse()
-            exports = plan(request, config, wh, run_id=run_id, publish_time=message.publish_time)
+            exports = plan(request, config, wh, run_id=run_id, publish_time=message.first_published)
             pubsub.publish_all(TABLE_EXPORTS, exports, run_id=run_id)
             logger.info(
                 "fanned out",

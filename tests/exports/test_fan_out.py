@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from shared.events import FIRST_PUBLISHED_ATTR
 from shared.messages import TableExport
 from shared.stages.fan_out import derive_run_id
 from shared.topology import TABLE_EXPORTS
@@ -74,6 +75,13 @@ def test_query_mode_with_date_and_default_date(exports_env: ExportsKit) -> None:
     )
     (default,) = _exports_of(kit, out, "q-default", 1)
     assert default.date == dt.date(2025, 3, 1)
+
+    # Replayed from the dead-letter queue days later: dated by when it was first published.
+    replay = kit.request_event({"export": "orders_daily", "run_id": "q-replay"}, publish_time="2025-03-04T09:00:00Z")
+    replay.data["message"]["attributes"] = {FIRST_PUBLISHED_ATTR: "2025-03-01T00:00:01Z"}
+    kit.main.fan_out(replay)
+    (replayed,) = _exports_of(kit, out, "q-replay", 1)
+    assert replayed.date == dt.date(2025, 3, 1)
 
 
 def test_query_mode_format_override_changes_the_extension(exports_env: ExportsKit) -> None:

@@ -255,3 +255,49 @@ def test_status_keeps_restore_drills_and_skips_out_of_destinations_and_failures(
     ]
     assert row["destinations"] == {"memory": "in_sync"} and row["restore_drill"]["status"] == "restore_failed"
     assert row["last_failure"] == "restore drill from memory: restore_failed: row count 1, expected 2"
+
+
+def test_dlq_replay_of_a_dateless_request_keeps_the_day_it_was_sent_for(vstack: VerifyStack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A scheduled request has no date: its day comes from when it was published. Replayed the
+    next morning it carries its first publish time (Pub/Sub's CloudPubSubDeadLetterSourceTopicPublishTime),
+    and fan-out dates the run by it (before: by the replay's, so yesterday's run was never made
+    and today's made twice)."""
+    from shared.events import FIRST_PUBLISHED_ATTR, PubSubMessage
+    from shared.messages import ExportRequest
+    from shared.stages.fan_out import plan
+    from shared.topology import EXPORT_REQUESTS
+    from tests.unit.config_files import load
+
+    body = json.dumps({"export": f"daily_{uuid.uuid4().hex[:6]}"}).encode()
+    vstack.admin.publish(
+        "fan-out-export-requests-dlq",
+        body,
+        CloudPubSubDeadLetterSourceDeliveryCount="5",
+        CloudPubSubDeadLetterSourceTopicPublishTime="2026-01-08T06:00:00.123Z",
+    )
+    sub = f"ereq-{uuid.uuid4().hex[:10]}"
+    vstack.admin.create_subscription(sub, EXPORT_REQUESTS)
+    replayed = runner.invoke(app, ["dlq", "replay", "--subscription", "fan-out-export-requests"])
+    assert replayed.exit_code == 0, replayed.output
+    [message] = [m for m in vstack.admin.pull(sub, 10) if m["data_bytes"] == body]
+    assert message["attributes"] == {FIRST_PUBLISHED_ATTR: "2026-01-08T06:00:00.123Z"}
+
+    config = load(tmp_path, REPLAY_CONFIG)
+    request = PubSubMessage(body, "m2", "2026-01-09T09:15:00Z", EXPORT_REQUESTS, message["attributes"])
+    renamed = ExportRequest.from_json(b'{"export": "daily"}')
+    [task] = plan(renamed, config, None, run_id="r2", publish_time=request.first_published)
+    assert task.date.isoformat() == "2026-01-07"  # `date: yesterday` of the day it was sent
+
+
+REPLAY_CONFIG = """
+project: p1
+bucket: my-bucket
+destinations:
+  sftp:
+    acme: {host: h, username: u, password: x, known_hosts: "h ssh-ed25519 AAAA"}
+exports:
+  - name: daily
+    sql: "SELECT * FROM `p1.sales.orders` WHERE d = '{date}'"
+    schedule: "0 6 * * *"
+    date: yesterday
+"""
