@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import requests
 from google.api_core import exceptions as gexc
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from shared.errors import PermanentError, TransientError
 from shared.gcp import clients
@@ -49,6 +50,9 @@ class GenerationMoved(PermanentError):
     """A write conditioned on a generation found another one live: the object was replaced."""
 
 
+# The client library retries inside each of our attempts (shared.retry's, bounded by the
+# invocation's end): 120 s by default, four times over. A few seconds there is enough.
+LIBRARY_RETRY = DEFAULT_RETRY.with_timeout(20.0)
 LIST_PAGE_SIZE = 1_000  # objects per list page: GCS's default and maximum
 
 
@@ -116,7 +120,7 @@ def stat(
     blob = _client(client).bucket(bucket).blob(name, generation=generation)
     what = f"stat {uri(bucket, name)}" + (f"#{generation}" if generation else "")
     try:
-        _retried(what, blob.reload)
+        _retried(what, lambda: blob.reload(retry=LIBRARY_RETRY))
     except ObjectMissing:
         if missing_ok:
             return None
@@ -141,7 +145,7 @@ def read_bytes(bucket: str, name: str, *, client: Any | None = None, max_bytes: 
 
     def download() -> bytes:
         try:
-            return bytes(blob.download_as_bytes(end=max_bytes))
+            return bytes(blob.download_as_bytes(end=max_bytes, retry=LIBRARY_RETRY))
         except gexc.RequestRangeNotSatisfiable:
             return b""  # GCS answers 416 to any range of an empty object
 
@@ -189,7 +193,7 @@ def fold_prefix(
     def listing() -> T:
         # GCS's own page size, said out loud: fake-gcs-server otherwise answers in one page
         blobs = _client(client).list_blobs(
-            bucket, prefix=prefix, page_size=LIST_PAGE_SIZE, start_offset=start_offset or None
+            bucket, prefix=prefix, page_size=LIST_PAGE_SIZE, start_offset=start_offset or None, retry=LIBRARY_RETRY
         )
         return summarize(ObjectInfo.from_blob(b) for b in blobs)
 
@@ -220,7 +224,11 @@ def write(
 
     def upload() -> None:
         blob.upload_from_string(
-            data, content_type=content_type, if_generation_match=if_generation_match, checksum="md5"
+            data,
+            content_type=content_type,
+            if_generation_match=if_generation_match,
+            checksum="md5",
+            retry=LIBRARY_RETRY,
         )
 
     _retried(what, upload)
@@ -266,7 +274,7 @@ def read_with_generation(bucket: str, name: str, *, client: Any | None = None) -
     blob = _client(client).bucket(bucket).blob(name)
     what = f"reading {uri(bucket, name)}"
     try:
-        data: bytes = _retried(what, blob.download_as_bytes)
+        data: bytes = _retried(what, lambda: blob.download_as_bytes(retry=LIBRARY_RETRY))
     except ObjectMissing:
         return None
     if blob.generation is None:
@@ -317,7 +325,10 @@ def _write_once(
             client=client,
         )
     except gexc.PreconditionFailed:
-        there = stat(bucket, name, client=client)
+        try:
+            there = stat(bucket, name, client=client)
+        except PermanentError:  # not allowed to read it back: as before the token, someone else's
+            return False
         return there is not None and there.metadata.get(WRITER_KEY) == token
     return True
 
@@ -341,7 +352,7 @@ def set_metadata(
     what = f"setting metadata on {uri(bucket, name)}"
 
     try:
-        _retried(what, lambda: blob.patch(if_generation_match=if_generation_match))
+        _retried(what, lambda: blob.patch(if_generation_match=if_generation_match, retry=LIBRARY_RETRY))
     except gexc.PreconditionFailed:
         raise GenerationMoved(f"{what}: generation {if_generation_match} is no longer the live one") from None
     return ObjectInfo.from_blob(blob)
@@ -354,7 +365,7 @@ def delete(bucket: str, name: str, *, if_generation_match: int | None = None, cl
     what = f"deleting {uri(bucket, name)}"
 
     try:
-        _retried(what, lambda: blob.delete(if_generation_match=if_generation_match))
+        _retried(what, lambda: blob.delete(if_generation_match=if_generation_match, retry=LIBRARY_RETRY))
     except ObjectMissing:
         return False
     except gexc.PreconditionFailed:

@@ -122,7 +122,7 @@ class FakeGcs:
         return FakeBucket(self, name)
 
     def list_blobs(
-        self, bucket: str, prefix: str = "", page_size: Any = None, start_offset: Any = None
+        self, bucket: str, prefix: str = "", page_size: Any = None, start_offset: Any = None, **_: Any
     ) -> Iterator[Any]:
         self.check("list", bucket, list_prefix=prefix)
         for b, name in sorted(self.objects):
@@ -164,7 +164,7 @@ class FakeBlob:
         self.md5_hash = hashlib.md5(found.data).hexdigest()
         self.metadata = dict(found.metadata)
 
-    def reload(self) -> None:
+    def reload(self, **_: Any) -> None:
         self.store.check("get", *self.key)
         self.load()
 
@@ -196,7 +196,7 @@ class FakeBlob:
             raise gexc.PreconditionFailed("generation mismatch")
         return current
 
-    def patch(self, if_generation_match: int | None = None) -> None:
+    def patch(self, if_generation_match: int | None = None, **_: Any) -> None:
         current = self._existing("update", if_generation_match)
         for k, v in (self.metadata or {}).items():
             if v is None:
@@ -205,7 +205,7 @@ class FakeBlob:
                 current.metadata[k] = v
         self.load()
 
-    def delete(self, if_generation_match: int | None = None) -> None:
+    def delete(self, if_generation_match: int | None = None, **_: Any) -> None:
         self._existing("delete", if_generation_match)
         del self.store.objects[self.key]
 
