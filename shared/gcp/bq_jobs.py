@@ -80,6 +80,16 @@ def api_retry() -> Any:
     return DEFAULT_RETRY.with_deadline(API_DEADLINE_S)
 
 
+def run_query(client: Any, sql: str, *, job_config: Any = None) -> Any:
+    """One query job, waited for up to QUERY_TIMEOUT_S (errors unmapped: the caller maps them).
+    The library's retries are bounded (:func:`api_retry`) and it never runs the job again
+    (``job_retry=None``; by default it re-runs a failed query for up to 2,400 s): a statement
+    that applied must not run twice, and the invocation has 540 s."""
+    job = client.query(sql, job_config=job_config, retry=api_retry(), job_retry=None)
+    job.result(timeout=QUERY_TIMEOUT_S, retry=api_retry(), job_retry=None)
+    return job
+
+
 def call(fn: Callable[[], Any], what: str) -> Any:
     """``fn()`` with errors mapped; TransientError retried a few times through shared.retry."""
 

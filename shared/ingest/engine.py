@@ -351,7 +351,7 @@ def _bad_message(table: str, reader: TableReader) -> str:
 
 
 def _execute(run: IngestRun, script: str, table: str) -> None:
-    from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, mapped_errors
+    from shared.gcp.bq_jobs import mapped_errors, run_query
 
     with mapped_errors(f"applying {table}"):  # never retried blindly: the state check decides on the rerun
-        run.client.query(script).result(timeout=QUERY_TIMEOUT_S)
+        run_query(run.client, script)

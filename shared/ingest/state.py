@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import PermanentError
-from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, call, mapped_errors
+from shared.gcp.bq_jobs import call, mapped_errors, run_query
 
 STATE_TABLE = "_offsite_sync_state"
 STATE_SCHEMA = (
@@ -98,13 +98,8 @@ class SyncState:
             ]
         )
 
-        def run() -> Any:
-            job = self.client.query(sql, job_config=config)
-            job.result(timeout=QUERY_TIMEOUT_S)
-            return job
-
         with mapped_errors(what):  # not retried: a DML statement that did apply must not run twice
-            return run()
+            return run_query(self.client, sql, job_config=config)
 
     def ensure(self) -> None:
         """Create the dataset and the state table when missing."""

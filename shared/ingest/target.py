@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import PermanentError
-from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, call, mapped_errors
+from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, api_retry, call, mapped_errors, run_query
 from shared.ingest import types
 from shared.ingest.plan import DELETED_AT, TablePlan
 
@@ -43,7 +43,7 @@ def existing_schema(client: Any, table_id: str) -> dict[str, str] | None:
 
     try:
         with mapped_errors(f"reading the schema of {table_id}"):
-            result = client.query(f"SELECT * FROM `{table_id}` LIMIT 0").result(timeout=QUERY_TIMEOUT_S)
+            result = run_query(client, f"SELECT * FROM `{table_id}` LIMIT 0").result()
     except PermanentError as exc:
         if isinstance(exc.__cause__, gexc.NotFound) or ": not found:" in str(exc):
             return None
@@ -89,7 +89,7 @@ def ensure_target(client: Any, table_id: str, plan: TablePlan, *, create: bool =
         for name, bq_type in added:  # one per statement: the local BigQuery takes one ALTER command at a time
             with mapped_errors(f"adding column {name} to {table_id}"):
                 sql = f"ALTER TABLE `{table_id}` ADD COLUMN IF NOT EXISTS `{name}` {bq_type}"
-                client.query(sql).result(timeout=QUERY_TIMEOUT_S)
+                run_query(client, sql)
     return [n for n, _ in added]
 
 
@@ -122,7 +122,7 @@ def load_parquet(client: Any, staging: str, plan: TablePlan, path: Path) -> None
     )
     with mapped_errors(f"loading {path.name} into {staging}"), path.open("rb") as handle:
         job = client.load_table_from_file(handle, staging, job_config=config, size=None)
-        job.result(timeout=QUERY_TIMEOUT_S)
+        job.result(timeout=QUERY_TIMEOUT_S, retry=api_retry())
 
 
 def drop_staging(client: Any, staging: str) -> None:
