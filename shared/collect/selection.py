@@ -97,7 +97,9 @@ def judge(
             state, note = "unsupported", problem
         elif identity.key in done:
             state = "collected"
-        elif now_s - f.mtime < job.min_age_minutes * 60:
+        elif job.min_age_minutes and now_s - f.mtime < job.min_age_minutes * 60:
+            # (without a minimum age, a file dated ahead of our clock — a partner's clock ahead,
+            # or local time written as UTC — is not held: two listings still judge it stable)
             state = "too_young"
         elif previous.get(f.name) != (f.size, f.mtime):
             state = "settling"

@@ -79,6 +79,14 @@ def test_files_younger_than_min_age_wait(collect: Collect) -> None:
     assert list(collect.memory_files()) == [f"{collect.folder}/old.csv"]
 
 
+def test_a_file_dated_ahead_of_our_clock_is_taken_without_a_minimum_age(collect: Collect) -> None:
+    """A partner whose clock runs ahead (or writes local time as UTC) dates its files in our
+    future; with min_age_minutes 0 they were held as too young, silently, run after run."""
+    collect.write("ahead.csv", b"from the future", age_s=-3600)
+    assert collect.run(collect.config({})) == ["collected"]
+    assert list(collect.memory_files()) == [f"{collect.folder}/ahead.csv"]
+
+
 @pytest.mark.parametrize("action", ["move", "delete"])
 def test_post_action_runs_after_every_copy_is_verified(collect: Collect, action: str) -> None:
     processed = collect.partner_dir / "processed"
