@@ -5,10 +5,11 @@ locals {
   config_yaml = var.config_yaml != null ? var.config_yaml : file(local.config_path)
   config      = yamldecode(local.config_yaml)
 
-  project       = try(coalesce(var.project, try(local.config.project, null)), null)
-  region        = coalesce(var.region, try(local.config.region, null), "us-central1")
-  bucket        = try(coalesce(var.bucket, try(local.config.bucket, null)), null)
-  source_bucket = coalesce(var.source_bucket, "${coalesce(local.project, "offsite")}-offsite-sources")
+  project = try(coalesce(var.project, try(local.config.project, null)), null)
+  region  = coalesce(var.region, try(local.config.region, null), "us-central1")
+  bucket  = try(coalesce(var.bucket, try(local.config.bucket, null)), null)
+  # a domain-scoped project id (example.com:proj) holds ':' and '.', which bucket names may not
+  source_bucket = coalesce(var.source_bucket, "${replace(replace(coalesce(local.project, "offsite"), ":", "-"), ".", "-")}-offsite-sources")
   # offsite's own state (verify markers, run history, alerts, transfer checkpoints): apart from
   # the exports bucket, whose object events start the upload functions (shared.config state_bucket).
   state_bucket    = try(coalesce(try(local.config.state_bucket, null), "${local.bucket}-state"), null)

@@ -146,7 +146,7 @@ resource "google_pubsub_topic_iam_member" "mirror_redelivery" {
 resource "google_cloud_scheduler_job" "mirror" {
   for_each = local.mirror_jobs
 
-  name        = each.key
+  name        = replace(each.key, ".", "-") # a job id is letters, digits, '-' and '_'; bucket names may hold '.'
   region      = local.region
   description = "offsite: reconcile and verify the mirror of gs://${each.value.bucket}"
   schedule    = each.value.schedule

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from shared.config.retention import Retention
-from shared.config.types import BUCKET_RE, Cron, Model, Names, Routes, TimeZone, matching
+from shared.config.types import Cron, Model, Names, Routes, TimeZone, bucket_problem
 from shared.ids import DestinationId
 from shared.validation import Problem, Problems
 
@@ -25,9 +25,7 @@ VERSIONS_FOLDER = "_offsite_versions"  # under the bucket's folder: copies kept 
 
 
 class BucketMirror(Model):
-    name: Annotated[str, matching(BUCKET_RE, "is not a valid bucket name (3-63 of a-z 0-9 . _ -)")] = Field(
-        description="GCS bucket whose objects are mirrored."
-    )
+    name: str = Field(description="GCS bucket whose objects are mirrored.")
     include: Names = Field(
         (), description="Glob patterns on object names ('*' also matches '/'); empty means every object."
     )
@@ -59,6 +57,14 @@ class BucketMirror(Model):
         "to the newest N days and the newest of each of the last M months, once the bucket's latest reconcile "
         "there is in_sync. Absent: deleted copies are gone at once.",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        problem = bucket_problem(value)
+        if problem is not None:
+            raise Problem(problem)
+        return value
 
     @field_validator("include", "exclude")
     @classmethod

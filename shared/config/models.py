@@ -26,7 +26,6 @@ from shared.config.restore_drill import RESTORE_DRILL_FIELD, RestoreDrill, drill
 from shared.config.retention import RETENTION_FIELD, Retention
 from shared.config.secrets import Secret
 from shared.config.types import (
-    BUCKET_RE,
     NAME_RE,
     Cron,
     DatasetId,
@@ -37,6 +36,7 @@ from shared.config.types import (
     Routes,
     TimeZone,
     between,
+    bucket_problem,
     days_back,
     each_matching,
     matching,
@@ -274,8 +274,9 @@ class Config(Model):
     @field_validator("bucket", "state_bucket")
     @classmethod
     def _bucket_name(cls, value: str | None) -> str | None:
-        if value is not None and not BUCKET_RE.fullmatch(value):
-            raise Problem(f"{value!r} is not a valid bucket name (3-63 of a-z 0-9 . _ -)")
+        problem = None if value is None else bucket_problem(value)
+        if problem is not None:
+            raise Problem(problem)
         return value
 
     @property

@@ -16,6 +16,7 @@ records each secret's field path (``destinations.sftp.acme.password``) for its e
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 from shared.errors import ConfigError
 
 MASK = "***"
+SM_RE = re.compile(r"sm://projects/[^/]+/secrets/[A-Za-z0-9_-]{1,255}/versions/[^/]+")
 _cache: dict[str, str] = {}
 _lock = threading.Lock()
 
@@ -53,7 +55,13 @@ class Secret:
             raise ValueError(
                 f"expected a secret string (literal, env:NAME, file:PATH or sm://...), got {type(value).__name__}"
             )
-        return cls(str(value))
+        text = str(value)
+        if text.startswith("sm://") and not SM_RE.fullmatch(text):
+            raise ValueError(
+                f"{text!r} is not sm://projects/P/secrets/S/versions/V with S of letters, digits, '-' and '_' "
+                "(at most 255): Secret Manager refuses other secret ids, and Terraform creates these secrets"
+            )
+        return cls(text)
 
     def at(self, field_path: str) -> Secret:
         """The same secret, knowing where it is configured (named in resolution errors)."""

@@ -26,6 +26,17 @@ PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 
 
+def bucket_problem(value: str) -> str | None:
+    """Why GCS refuses ``value`` as a bucket name (its naming rules), or None."""
+    if not BUCKET_RE.fullmatch(value):
+        return f"{value!r} is not a valid bucket name (3-63 of a-z 0-9 . _ -)"
+    if value.startswith("goog") or "google" in value:
+        return f"{value!r}: GCS refuses bucket names beginning with 'goog' or containing 'google'"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value) or ".." in value or ".-" in value or "-." in value:
+        return f"{value!r}: GCS refuses bucket names in IP-address form or with '..', '.-' or '-.'"
+    return None
+
+
 def as_list(value: Any) -> Any:
     """A list field given as one string: ``"a, b"`` (comma-separated) or ``"[a, b]"`` (YAML flow).
 

@@ -245,3 +245,10 @@ def test_variables_override_the_configs_names(infra) -> None:  # type: ignore[no
         "europe-west1",
     )
     assert module.local("source_bucket") == "other-proj-offsite-sources"
+
+
+def test_a_domain_scoped_project_gets_a_valid_sources_bucket_name(infra) -> None:  # type: ignore[no-untyped-def]
+    """Bucket names take no ':' (and dotted ones need a verified domain): example.com:proj's default."""
+    module = infra(project="example.com:bqx-ml")
+    assert module.local("source_bucket") == "example-com-bqx-ml-offsite-sources"
+    assert module.instances("google_storage_bucket", "data")["sources"]["name"] == "example-com-bqx-ml-offsite-sources"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import yaml
 
@@ -140,3 +141,11 @@ def test_mirror_dead_letters_can_be_switched_off(infra) -> None:  # type: ignore
     )
     assert module.instances("google_eventarc_trigger", "mirror")
     assert module.instances("terraform_data", "mirror_dead_letter") == {}
+
+
+def test_a_dotted_bucket_name_makes_a_valid_scheduler_job_name(infra) -> None:  # type: ignore[no-untyped-def]
+    """Cloud Scheduler job ids are letters, digits, '-' and '_'; a domain-named bucket holds dots."""
+    module = _module(infra, [{"name": "models.bqx-ml.example.com", "schedule": "0 3 * * *"}])
+    (job,) = module.instances("google_cloud_scheduler_job", "mirror").values()
+    assert job["name"] == "offsite-mirror-models-bqx-ml-example-com"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,500}", job["name"])

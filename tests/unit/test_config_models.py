@@ -132,6 +132,21 @@ def test_cross_field_problems_are_reported_together(tmp_path: Path) -> None:
             {"destinations": {"sftp": {"Acme": {"host": "h", "username": "u", "password": "x", "known_hosts": "k"}}}},
             "destinations.sftp.Acme: partner name 'Acme' must be lower-case letters, digits, '-' or '_'",
         ),
+        # names Google refuses at `terraform apply`, caught by `offsite config validate`
+        (
+            {"bucket": "google-ads-exports"},
+            "bucket: 'google-ads-exports': GCS refuses bucket names beginning with 'goog'",
+        ),
+        ({"state_bucket": "192.168.5.4"}, "state_bucket: '192.168.5.4': GCS refuses bucket names in IP-address form"),
+        (
+            {"buckets": [{"name": "goog-models"}]},
+            "buckets[0].name: 'goog-models': GCS refuses bucket names beginning with 'goog'",
+        ),
+        (
+            {"alerts": {"slack_webhook_url": "sm://projects/p/secrets/ops.slack/versions/latest"}},
+            "alerts.slack_webhook_url: 'sm://projects/p/secrets/ops.slack/versions/latest' is not "
+            "sm://projects/P/secrets/S/versions/V with S of letters, digits, '-' and '_'",
+        ),
     ],
 )
 def test_type_errors_read_like_the_hand_written_ones(raw: dict, line: str) -> None:
