@@ -114,3 +114,31 @@ def test_redelivered_request_repeats_the_same_run(exports_env: ExportsKit) -> No
     other = derive_run_id("77", "2025-01-10T02:00:00Z")
     assert other != run_id
     assert _exports_of(kit, out, other, 1)
+
+
+def test_a_table_name_offsite_cannot_carry_is_reported_and_the_rest_exported(exports_env: ExportsKit) -> None:
+    """BigQuery allows 'orders-eu' as a table name; run folders and messages take letters, digits
+    and '_'. That one table is left out with a `rejected` result naming it, and the dataset's
+    other tables go out (before: a ValidationError failed the whole request, retried until
+    dead-lettered, no table exported)."""
+    import uuid
+
+    from google.cloud import bigquery
+
+    from shared.topology import VERIFY_RESULTS
+
+    kit = exports_env
+    name = f"orders-eu_{uuid.uuid4().hex[:6]}"
+    table = f"{kit.stack.project}.sales.{name}"
+    client = kit.bigquery()
+    client.create_table(bigquery.Table(table, schema=[bigquery.SchemaField("id", "INT64")]))
+    out, results = kit.subscribe(TABLE_EXPORTS), kit.subscribe(VERIFY_RESULTS)
+    try:
+        kit.main.fan_out(kit.request_event({"dataset": "sales", "run_id": f"dash-{name[-6:]}"}))
+    finally:
+        client.delete_table(table, not_found_ok=True)
+    exports = _exports_of(kit, out, f"dash-{name[-6:]}", 3)
+    assert sorted(e.source.table or "" for e in exports) == ["customers", "orders", "products"]
+    (rejected,) = results.pull(lambda m: name in (m.get("reason") or ""), count=1)
+    assert rejected["status"] == "rejected" and rejected["stage"] == "fan_out"
+    assert f"sales.{name}: not exported" in rejected["reason"]
