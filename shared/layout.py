@@ -21,7 +21,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from shared.destinations.base import FolderLayout
-from shared.messages import IDENT_RE, RUN_ID_RE, Source, TableExport
+from shared.messages import DATASET_RE, IDENT_RE, RUN_ID_RE, Source, TableExport
 
 MANIFEST_NAME = "_manifest.json"
 DELIVERED_MANIFEST_NAME = "_manifest.delivered.json"  # the manifest with every file's SHA-1: what destinations get
@@ -114,7 +114,7 @@ def parse_object_name(name: str, export_prefix: str, project: str = "") -> tuple
         return None
     if first == QUERY_SEGMENT:
         source = Source(mode="query", project=project, export=second)
-    elif IDENT_RE.match(first):
+    elif DATASET_RE.match(first):
         source = Source(mode="table", project=project, dataset=first, table=second)
     else:
         return None

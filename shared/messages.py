@@ -44,6 +44,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 # \Z, not $: "$" also matches before a trailing newline, and a run id "r1\n" would pass (and
 # name folders and jobs); [0-9], not \d, which takes any script's digits.
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}\Z")
+DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}\Z")  # BigQuery's dataset ids: no leading-letter rule
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z")
 DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 SHA1_RE = re.compile(r"^[0-9a-f]{40}\Z")
@@ -163,6 +164,7 @@ def _routes(value: Any) -> tuple[DestinationId, ...]:
 
 
 Ident = Annotated[str, _matching(IDENT_RE)]
+DatasetIdent = Annotated[str, _matching(DATASET_RE)]  # BigQuery allows a leading digit here
 RunId = Annotated[str, _matching(RUN_ID_RE)]
 Sha1 = Annotated[str, _matching(SHA1_RE)]
 Date = Annotated[dt.date, BeforeValidator(_date)]
@@ -213,7 +215,7 @@ class ExportRequest(Message):
     """export-requests: dataset mode (``dataset``) or query mode (``export``), never both."""
 
     KIND: ClassVar[str] = "export request"
-    dataset: Ident | None = None
+    dataset: DatasetIdent | None = None
     tables: Idents | None = None
     export: Ident | None = None
     date: Date | None = None
@@ -242,7 +244,7 @@ class Source(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     mode: Literal["table", "query", "bucket", "collect"]
     project: str = ""
-    dataset: Ident | None = None
+    dataset: DatasetIdent | None = None
     table: Ident | None = None
     export: Ident | None = None
     bucket: str | None = None
@@ -329,7 +331,7 @@ class VerifyRequest(Message):
 
     KIND: ClassVar[str] = "verify request"
     run_id: RunId | None = None
-    dataset: Ident | None = None
+    dataset: DatasetIdent | None = None
     table: Ident | None = None
     export: Ident | None = None
     date: Date | None = None

@@ -147,7 +147,8 @@ Cron = Annotated[str, AfterValidator(_cron)]
 RelativeDay = Annotated[str, AfterValidator(_relative_day)]
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
 Format = Annotated[str, AfterValidator(_format)]
-DatasetId = Annotated[str, matching(NAME_RE, "is not a valid BigQuery dataset id")]
+DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")  # BigQuery's rule: no leading letter needed (2024_sales)
+DatasetId = Annotated[str, matching(DATASET_RE, "is not a valid BigQuery dataset id (letters, digits, '_')")]
 
 
 class Model(BaseModel):

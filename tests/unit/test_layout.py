@@ -34,6 +34,20 @@ def test_parse_object_name_round_trips() -> None:
     assert parse_object_name(q.run_name, "exports", "p") == (q, "_run.json")
 
 
+def test_a_dataset_id_starting_with_a_digit_is_a_run_folder_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """BigQuery dataset ids may start with a digit (`2024_sales`): the config takes it, and its run
+    files route back to their run (before: refused by the config, and its files ignored)."""
+    from tests.unit.config_files import load
+
+    config = load(tmp_path, "project: p\nbucket: my-bucket\ndatasets:\n  - name: 2024_sales\n")
+    assert [d.name for d in config.datasets] == ["2024_sales"]
+    run = RunFolder("exports", Source(mode="table", project="p", dataset="2024_sales", table="orders"), DAY, "r1")
+    assert parse_object_name(run.prefix + "orders_20250108-000000000000.parquet", "exports", "p") == (
+        run,
+        "orders_20250108-000000000000.parquet",
+    )
+
+
 def test_parse_object_name_rejects_foreign_objects() -> None:
     for name in (
         "other/sales/orders/20250108/r1/x",
