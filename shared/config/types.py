@@ -148,7 +148,7 @@ RelativeDay = Annotated[str, AfterValidator(_relative_day)]
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
 Format = Annotated[str, AfterValidator(_format)]
 DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")  # BigQuery's rule: no leading letter needed (2024_sales)
-DatasetId = Annotated[str, matching(DATASET_RE, "is not a valid BigQuery dataset id (letters, digits, '_')")]
+DatasetId = Annotated[str, matching(DATASET_RE, "is not a valid BigQuery dataset id")]
 
 
 class Model(BaseModel):
