@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared import log
+from shared.budgeted_pass import stop_time
 from shared.delivery import checkpoint
 from shared.delivery.freshness import Stale, live_object
 from shared.delivery.ledger import SHA1_KEY, ObjectLedger, record_delivery
@@ -74,7 +75,7 @@ def budget_left(budget_s: float | None) -> Callable[[], float | None]:
     budget of its own that the function's timeout would cut short."""
     if budget_s is None:
         return lambda: None
-    ends = time.monotonic() + budget_s
+    ends = stop_time(None, budget_s)
     return lambda: max(0.0, ends - time.monotonic())
 
 

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from shared import log, topology
+from shared import log, retry, topology
 from shared.config import Config
 from shared.config.ingest import IngestSettings
 from shared.errors import ConfigError, PermanentError, TransientError
@@ -33,12 +33,11 @@ from shared.ingest import snapshot
 from shared.ingest.engine import IngestRun, TableOutcome, sync
 from shared.ingest.report import publish
 from shared.ingest.request import IngestRequest
-from shared.stages.runner import dispatch
+from shared.stages.runner import RETRY_MARGIN_S, dispatch
 from shared.topology import INGEST_REQUESTS, INGEST_SNAPSHOTS
 
 logger = log.get_logger(__name__)
 FUNCTION = topology.function("ingest_sqlite")
-BUDGET_S = FUNCTION.timeout_s - 60  # tables start while the longest so far still ends 60 s before the timeout
 MAX_SNAPSHOT_BYTES = FUNCTION.memory_mb * 1024 * 1024 // 2
 
 
@@ -55,18 +54,22 @@ def run_snapshot(
     full: bool,
     generation: int | None = None,
     run_id: str | None = None,
-    budget_s: float = BUDGET_S,
+    budget_s: float | None = None,
     max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES,
 ) -> list[TableOutcome]:
-    """Download the snapshot, sync it, publish each table's result; TransientError if any table may succeed later."""
+    """Download the snapshot, sync it, publish each table's result; TransientError if any table may succeed later.
+
+    Tables start while the longest so far would still end by the deadline: ``budget_s`` from now,
+    by default the invocation's (:func:`shared.retry.invocation_ends`, a minute before the timeout)."""
     settings = _settings(config)
     assert settings.snapshot_uri is not None
     bucket, name = snapshot.split_uri(settings.snapshot_uri)
     attempt = uuid.uuid4().hex[:16]  # the lease owner and staging suffix: unique per attempt, even on redelivery
     run_id = run_id or attempt
-    deadline = time.monotonic() + budget_s
+    deadline = time.monotonic() + budget_s if budget_s is not None else _invocation_deadline()
     storage = clients.storage_client()
-    _check_size(storage, bucket, name, generation, max_snapshot_bytes)
+    # the generation whose size was checked is the one downloaded, even if the object is replaced in between
+    generation = _check_size(storage, bucket, name, generation, max_snapshot_bytes)
     with tempfile.TemporaryDirectory(prefix="offsite-ingest-") as work:
         local = snapshot.fetch(storage, bucket, name, Path(work) / "snapshot.sqlite", generation)
         local_settings = settings.model_copy(update={"sqlite_path": str(local)})
@@ -85,9 +88,16 @@ def run_snapshot(
     return outcomes
 
 
-def _check_size(storage: Any, bucket: str, name: str, generation: int | None, limit: int) -> None:
+def _invocation_deadline() -> float:
+    """The runner's: RETRY_MARGIN_S before the function's timeout (now + that, outside the runner)."""
+    ends = retry.invocation_ends()
+    return ends if ends is not None else time.monotonic() + FUNCTION.timeout_s - RETRY_MARGIN_S
+
+
+def _check_size(storage: Any, bucket: str, name: str, generation: int | None, limit: int) -> int | None:
     """A snapshot the function's /tmp (memory) cannot hold beside the sync is refused before the
-    download: the instance would run out of memory and every redelivery with it."""
+    download: the instance would run out of memory and every redelivery with it. Returns the
+    generation checked."""
     blob = storage.bucket(bucket).get_blob(name, generation=generation)
     if blob is None:
         raise PermanentError(f"ingest.snapshot_uri: gs://{bucket}/{name} does not exist")
@@ -97,6 +107,7 @@ def _check_size(storage: Any, bucket: str, name: str, generation: int | None, li
             f"memory-backed /tmp and takes at most {limit:,} (half its {FUNCTION.memory_mb} MB): "
             "give the function more memory (shared/topology.py, infra/topology.tf) or sync it with `offsite ingest run`"
         )
+    return blob.generation if blob.generation is not None else generation
 
 
 def on_request(event: Any, config: Config) -> None:
