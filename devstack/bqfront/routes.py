@@ -14,6 +14,11 @@ Every request goes to bqemulator unchanged (:mod:`devstack.bqfront.proxy`) excep
 
 A body that is not a JSON object is forwarded as is (bqemulator answers it).
 
+Tables that require a partition filter (:mod:`devstack.bqfront.partition_filter`): tables.insert,
+patch and update are passed on and the flag remembered, tables.get shows it, and a query job (or
+jobs.query, or a dry run) over such a table without a filter on its partitioning column fails
+400 ``invalidQuery`` before it reaches bqemulator.
+
 Test controls (not BigQuery's): ``POST /_bqfront/holds`` ``{"prefix": P}`` keeps jobs whose id
 starts with P RUNNING until ``DELETE /_bqfront/holds/{P}`` (a job for bqemulator: its insert is
 sent on, and answered, only then); ``GET /_bqfront/holds`` lists them.
@@ -46,6 +51,7 @@ logger = logging.getLogger("devstack.bqfront")
 MAX_WAIT_S = 10.0  # getQueryResults / jobs.query hold the request at most this long (BigQuery: 10 s default)
 JOBS = "/bigquery/v2/projects/{project}/jobs"
 QUERIES = "/bigquery/v2/projects/{project}/queries"
+TABLES = "/bigquery/v2/projects/{project}/datasets/{dataset}/tables"
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
@@ -69,9 +75,15 @@ class Handlers:
         raw = await request.body()
         body = _json(raw)
         kind = job_kind(body) if body is not None else None
+        project = request.path_params["project"]
+        query = ((body or {}).get("configuration") or {}).get("query")
+        if kind is None and isinstance(query, dict):
+            try:
+                self.front.partition_filters.check(project, str(query.get("query", "")), query.get("defaultDataset"))
+            except JobFailure as failure:
+                return failure_response(failure)
         if body is None or kind is None:
             return await self._forward_insert(request, raw, body)
-        project = request.path_params["project"]
         if (body.get("configuration") or {}).get("dryRun"):
             return JSONResponse(_dry_run(project, body, kind, self.front.config.public_url))
         try:
@@ -172,6 +184,13 @@ class Handlers:
         raw = await request.body()
         body = _json(raw)
         if body is None or not is_export_data(str(body.get("query", ""))):
+            try:
+                if body is not None:
+                    self.front.partition_filters.check(
+                        request.path_params["project"], str(body.get("query", "")), body.get("defaultDataset")
+                    )
+            except JobFailure as failure:
+                return failure_response(failure)
             return await self.front.upstream.forward(request, raw)
         keep = ("query", "queryParameters", "parameterMode", "defaultDataset", "useLegacySql")
         insert_body = {
@@ -183,6 +202,30 @@ class Handlers:
         except JobFailure as failure:
             return failure_response(failure)
         return await _results(job, body.get("timeoutMs"), "bigquery#queryResponse")
+
+    async def put_table(self, request: Request) -> Response:
+        """tables.insert, patch, update: passed on; the partition-filter flag remembered."""
+        raw = await request.body()
+        response, answer = await self.front.upstream.forward_read(request, raw)
+        body, answered = _json(raw), _json(answer or b"")
+        if response.status_code == 200 and body is not None and answered is not None:
+            p = request.path_params
+            self.front.partition_filters.remember(p["project"], p["dataset"], body, answered)
+        return response
+
+    async def table(self, request: Request) -> Response:
+        """tables.get shows the flag; tables.delete forgets it."""
+        p = request.path_params
+        if request.method == "DELETE":
+            self.front.partition_filters.forget(p["project"], p["dataset"], p["table"])
+            return await self.forward(request)
+        if request.method != "GET":
+            return await self.put_table(request)
+        response, answer = await self.front.upstream.forward_read(request, b"")
+        answered = _json(answer or b"")
+        if response.status_code != 200 or answered is None:
+            return response
+        return JSONResponse(self.front.partition_filters.shown(p["project"], p["dataset"], p["table"], answered))
 
     async def cancel(self, request: Request) -> Response:
         job = self._job(request)
@@ -222,6 +265,8 @@ def build_app(config: FrontConfig) -> Starlette:
         Route(JOBS + "/{job_id}/delete", h.delete, methods=["DELETE"]),
         Route(QUERIES, h.jobs_query, methods=["POST"]),
         Route(QUERIES + "/{job_id}", h.query_results, methods=["GET"]),
+        Route(TABLES, h.put_table, methods=["POST"]),
+        Route(TABLES + "/{table}", h.table, methods=["GET", "PATCH", "PUT", "DELETE"]),
         Route("/_bqfront/holds", h.hold, methods=["POST"]),
         Route("/_bqfront/holds", h.holds, methods=["GET"]),
         Route("/_bqfront/holds/{prefix}", h.release, methods=["DELETE"]),

@@ -19,6 +19,7 @@ from devstack.bqfront.errors import JobFailure, duplicate_job
 from devstack.bqfront.finished import FinishedJobs
 from devstack.bqfront.jobs import DEFAULT_MAX_RUNNING, Job, JobStore, new_resource
 from devstack.bqfront.loads import run_load
+from devstack.bqfront.partition_filter import PartitionFilters
 from devstack.bqfront.proxy import Upstream
 from devstack.bqfront.runner import write_export
 from devstack.bqfront.source import Reader
@@ -46,6 +47,7 @@ class Front:
         self.jobs = JobStore(on_done=self.audit.emit, max_running=config.max_running_jobs)
         self.upstream = Upstream(config.upstream)
         self.finished = FinishedJobs()  # bqemulator's DONE jobs, as the front passed them on
+        self.partition_filters = PartitionFilters()  # tables.requirePartitionFilter, which bqemulator drops
         self._clients_by_project: dict[str, tuple[Reader, Any]] = {}
         self._clients_lock = threading.Lock()
 
@@ -93,6 +95,7 @@ class Front:
         assert statement is not None  # inserted as EXPORT DATA
         spec = spec_of.from_options(statement.options)
         reader, storage = self._clients(project)
+        self.partition_filters.check(project, statement.query, query.get("defaultDataset"))
         rows = reader.query(statement.query, query)
         written = write_export(spec, rows, storage, self.config.shard_size_bytes, job.job_id, self.config.spool_dir)
         exported = {"fileCount": str(written.files), "rowCount": str(written.rows)}

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from shared import log, sql_date
 from shared.errors import PermanentError
-from shared.gcp import bq_jobs, clients, fingerprint_job
+from shared.gcp import bq_jobs, clients, fingerprint_job, partitions
 from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, api_retry, call
 from shared.gcp.export_config import destination_of, export_data_sql, extract_job_config
 from shared.messages import Source
@@ -187,7 +187,10 @@ class BigQueryWarehouse:
 
     def count_rows(self, source: ExportSource) -> int:
         if isinstance(source, TableRef):
-            return self._scalar(f"SELECT COUNT(*) AS n FROM {source.sql}", [], f"counting rows of {source.label}")
+            where = partitions.every_row(self.get_table(source))
+            return self._scalar(
+                f"SELECT COUNT(*) AS n FROM {source.sql}{where}", [], f"counting rows of {source.label}"
+            )
         sql, params = source.parameterized()
         return self._scalar(f"SELECT COUNT(*) AS n FROM {as_subquery(sql)}", params, f"counting rows of {source.label}")
 
@@ -235,10 +238,11 @@ class BigQueryWarehouse:
         )
         counts = list(extract.destination_uri_file_counts or [])
         schema = [f.to_api_repr() for f in table.schema]
-        fingerprint = self._fingerprint_at(source, extract, schema, location, job)
+        where = partitions.every_row(table)
+        fingerprint = self._fingerprint_at(source, where, extract, schema, location, job)
         return ExportResult(
             job_id=extract.job_id,
-            row_count=fingerprint["row_count"] if fingerprint else self._count_at(source, extract, location),
+            row_count=fingerprint["row_count"] if fingerprint else self._count_at(source, where, extract, location),
             schema=schema,
             file_count=sum(counts) if counts else None,
             location=location,
@@ -297,9 +301,16 @@ class BigQueryWarehouse:
         )
 
     def _fingerprint_at(
-        self, table: TableRef, extract: Any, schema: list[dict[str, Any]], location: str | None, job: ExportJob
+        self,
+        table: TableRef,
+        where: str,
+        extract: Any,
+        schema: list[dict[str, Any]],
+        location: str | None,
+        job: ExportJob,
     ) -> dict[str, Any] | None:
         """The table's fingerprint as of the extract's start (time travel): the snapshot it exported.
+        ``where``: :func:`shared.gcp.partitions.every_row` of the table.
 
         The instant is an integer literal, not a query parameter: bqemulator evaluates
         FOR SYSTEM_TIME AS OF before it binds parameters (BigQuery accepts both)."""
@@ -308,7 +319,7 @@ class BigQueryWarehouse:
         micros = round(extract.started.timestamp() * 1_000_000)
         return fingerprint_job.compute(
             self.client,
-            f"{table.sql} FOR SYSTEM_TIME AS OF TIMESTAMP_MICROS({int(micros)})",
+            f"{table.sql} FOR SYSTEM_TIME AS OF TIMESTAMP_MICROS({int(micros)}){where}",
             [],
             schema,
             location,
@@ -328,7 +339,7 @@ class BigQueryWarehouse:
             f"checking the query of {label}",
         )
 
-    def _count_at(self, table: TableRef, extract: Any, location: str | None) -> int:
+    def _count_at(self, table: TableRef, where: str, extract: Any, location: str | None) -> int:
         """COUNT(*) as of the extract's start (time travel), so later inserts do not skew it."""
         from google.cloud import bigquery
 
@@ -337,7 +348,7 @@ class BigQueryWarehouse:
         params = [bigquery.ScalarQueryParameter("exported_at", "TIMESTAMP", extract.started)]
         try:
             return self._scalar(
-                f"SELECT COUNT(*) AS n FROM {table.sql} FOR SYSTEM_TIME AS OF @exported_at",
+                f"SELECT COUNT(*) AS n FROM {table.sql} FOR SYSTEM_TIME AS OF @exported_at{where}",
                 params,
                 f"counting {table.label}",
                 location,

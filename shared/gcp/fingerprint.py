@@ -32,7 +32,7 @@ def columns_of(schema: list[dict[str, Any]]) -> list[str]:
     return [str(field["name"]) for field in schema]
 
 
-def _quoted(column: str) -> str:
+def quoted_column(column: str) -> str:
     if "`" in column or "\\" in column:
         raise PermanentError(f"column name {column!r} contains a backtick or backslash")
     return f"`{column}`"
@@ -42,7 +42,7 @@ def fingerprint_sql(from_clause: str, columns: list[str]) -> str:
     """``SELECT COUNT(*), nulls/xor/sum per column FROM <from_clause>`` (aliases by position)."""
     parts = ["COUNT(*) AS row_count"]
     for i, column in enumerate(columns):
-        quoted = _quoted(column)
+        quoted = quoted_column(column)
         hashed = f"FARM_FINGERPRINT(TO_JSON_STRING({quoted}))"
         parts += [
             f"COUNTIF({quoted} IS NULL) AS n{i}",
