@@ -20,6 +20,7 @@ import datetime as dt
 import fnmatch
 from dataclasses import dataclass
 
+from shared.config.types import TABLE_RE
 from shared.destinations.base import FolderLayout
 from shared.messages import DATASET_RE, IDENT_RE, RUN_ID_RE, Source, TableExport
 
@@ -106,7 +107,9 @@ def parse_object_name(name: str, export_prefix: str, project: str = "") -> tuple
     if len(parts) != 5:
         return None
     first, second, day, run_id, filename = parts
-    if not filename or not RUN_ID_RE.match(run_id) or not IDENT_RE.match(second):
+    if not filename or not RUN_ID_RE.match(run_id):
+        return None
+    if not (IDENT_RE if first == QUERY_SEGMENT else TABLE_RE).match(second):
         return None
     try:
         date = dt.datetime.strptime(day, "%Y%m%d").date()

@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from shared.config import FORMATS
+from shared.config.types import TABLE_RE
 from shared.errors import RejectedInput
 from shared.ids import DestinationId, Stage, Status
 from shared.validation import Problem, describe, show
@@ -154,6 +155,14 @@ def _idents(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _table_names(value: Any) -> tuple[str, ...]:
+    names = _name_list(value)
+    for v in names:
+        if not TABLE_RE.match(v):
+            raise Problem(f"{show(v)} is not a valid name ({TABLE_RE.pattern})")
+    return tuple(names)
+
+
 def _routes(value: Any) -> tuple[DestinationId, ...]:
     try:
         return tuple(DestinationId.parse(v) for v in _name_list(value))
@@ -164,12 +173,14 @@ def _routes(value: Any) -> tuple[DestinationId, ...]:
 
 
 Ident = Annotated[str, _matching(IDENT_RE)]
+TableName = Annotated[str, _matching(TABLE_RE)]  # BigQuery allows '-' and a leading digit here
 DatasetIdent = Annotated[str, _matching(DATASET_RE)]  # BigQuery allows a leading digit here
 RunId = Annotated[str, _matching(RUN_ID_RE)]
 Sha1 = Annotated[str, _matching(SHA1_RE)]
 Date = Annotated[dt.date, BeforeValidator(_date)]
 Format = Annotated[str, BeforeValidator(_format)]
 Idents = Annotated[tuple[str, ...], BeforeValidator(_idents)]
+TableNames = Annotated[tuple[str, ...], BeforeValidator(_table_names)]
 Routes = Annotated[tuple[DestinationId, ...], BeforeValidator(_routes)]
 
 
@@ -216,7 +227,7 @@ class ExportRequest(Message):
 
     KIND: ClassVar[str] = "export request"
     dataset: DatasetIdent | None = None
-    tables: Idents | None = None
+    tables: TableNames | None = None
     export: Ident | None = None
     date: Date | None = None
     destinations: Routes | None = None
@@ -245,7 +256,7 @@ class Source(BaseModel):
     mode: Literal["table", "query", "bucket", "collect"]
     project: str = ""
     dataset: DatasetIdent | None = None
-    table: Ident | None = None
+    table: TableName | None = None
     export: Ident | None = None
     bucket: str | None = None
     """mode ``bucket``: a mirrored GCS bucket (docs/mirror.md); only results name one."""

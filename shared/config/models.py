@@ -27,6 +27,7 @@ from shared.config.retention import RETENTION_FIELD, Retention
 from shared.config.secrets import Secret
 from shared.config.types import (
     NAME_RE,
+    TABLE_RE,
     Cron,
     DatasetId,
     Format,
@@ -47,7 +48,7 @@ from shared.validation import Problem, Problems
 # ---- exports -----------------------------------------------------------------------------
 
 
-TableIds = Annotated[Names, each_matching(NAME_RE, "is not a valid table id")]
+TableIds = Annotated[Names, each_matching(TABLE_RE, "is not a valid table id (ASCII letters, digits, '_', '-')")]
 
 
 class TableSelection(Model):

@@ -22,6 +22,9 @@ from shared.validation import Problem, Problems
 ExportFormat = Literal["PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON"]
 FORMATS: tuple[str, ...] = ("PARQUET", "AVRO", "CSV", "NEWLINE_DELIMITED_JSON")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+# BigQuery's table names also take '-' and a leading digit (and Unicode letters and spaces, which
+# offsite's folders, file names and remote commands do not carry: those tables are reported, not exported).
+TABLE_RE = re.compile(r"^[A-Za-z0-9_-]{1,1024}\Z")
 PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 

@@ -37,7 +37,7 @@ from shared.errors import PermanentError, RejectedInput, TransientError
 from shared.gcp import clients, gcs, pubsub
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.ids import DestinationId, Stage, Status
-from shared.messages import Ident, Message, RunId, Source, VerifyResult
+from shared.messages import DatasetIdent, Message, RunId, Source, TableName, VerifyResult
 from shared.restore import restore as restoring
 from shared.topology import RESTORE_DRILLS
 
@@ -50,7 +50,7 @@ RECORDS = "restore-drill/"
 
 class DrillPick(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    table: Ident
+    table: TableName
     run_id: RunId
 
 
@@ -58,7 +58,7 @@ class DrillRequest(Message):
     """restore-drills: ``{"dataset": D}`` starts a drill; with ``drill_id`` and ``picks`` it continues one."""
 
     KIND = "restore drill request"
-    dataset: Ident
+    dataset: DatasetIdent
     drill_id: str | None = None
     picks: list[DrillPick] = []
 

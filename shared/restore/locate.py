@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from shared.config.types import TABLE_RE
 from shared.destinations.base import Destination, Readable, normalize_path
 from shared.errors import PermanentError
 from shared.layout import MANIFEST_NAME, RunFolder, remote_folder, yyyymmdd
 from shared.manifest import Manifest
-from shared.messages import DATASET_RE, IDENT_RE, Source
+from shared.messages import DATASET_RE, Source
 
 READ_LIMIT = 64 * 1024 * 1024  # a manifest is small; refuse to buffer more than this
 
@@ -84,7 +85,7 @@ def find_as_of(destination: Destination, table: str, day: dt.date) -> RemoteRun:
     data file) and every listed file has the manifest's size. Judged at the destination alone, so
     it works with Google Cloud gone; the restore then checks every SHA-1."""
     dataset, _, name = table.partition(".")
-    if not (DATASET_RE.match(dataset) and IDENT_RE.match(name)):
+    if not (DATASET_RE.match(dataset) and TABLE_RE.match(name)):
         raise PermanentError(f"restore --table: {table!r} is not DATASET.TABLE (needed with --date)")
     if destination.abilities.layout == "flat":
         raise PermanentError(f"restore --date: {destination.name} keeps files flat; name the run id instead")

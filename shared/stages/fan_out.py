@@ -23,12 +23,13 @@ from zoneinfo import ZoneInfo
 
 from shared import log
 from shared.config import Config
+from shared.config.types import TABLE_RE
 from shared.errors import RejectedInput
 from shared.events import parse_pubsub
 from shared.gcp import pubsub
 from shared.gcp.bigquery import TableInfo, Warehouse, warehouse
 from shared.layout import EXTENSIONS, RunFolder, default_file_name
-from shared.messages import IDENT_RE, ExportRequest, Format, Source, TableExport
+from shared.messages import ExportRequest, Format, Source, TableExport
 from shared.topology import TABLE_EXPORTS
 
 logger = log.get_logger(__name__)
@@ -169,7 +170,7 @@ def select_tables(request: ExportRequest, config: Config, wh: Warehouse) -> list
             if not info.exportable:
                 logger.info("not a table; skipped", table=info.name, table_type=info.table_type, dataset=dataset.name)
                 skipped.append(f"{info.name} ({info.table_type})")
-            elif not IDENT_RE.match(info.name):  # BigQuery allows '-', spaces, a leading digit
+            elif not TABLE_RE.match(info.name):  # BigQuery also allows Unicode letters and spaces
                 _unsupported_name(config, dataset.name, info.name)
                 skipped.append(f"{info.name} (name not supported)")
             elif include and info.name not in include:
@@ -187,8 +188,8 @@ def select_tables(request: ExportRequest, config: Config, wh: Warehouse) -> list
 
 
 def _unsupported_name(config: Config, dataset: str, table: str) -> None:
-    """A table whose name offsite's run folders and messages cannot carry (letters, digits and
-    '_', not starting with a digit) is left out of the dataset's export, said loudly: a
+    """A table whose name offsite's run folders and messages cannot carry (anything but letters,
+    digits, '_' and '-': Unicode letters, spaces) is left out of the dataset's export, said loudly: a
     ``rejected`` result naming it, so the rest of the dataset still goes out (before: the whole
     request failed, retried until dead-lettered)."""
     from shared.ids import Stage, Status
@@ -196,8 +197,8 @@ def _unsupported_name(config: Config, dataset: str, table: str) -> None:
     from shared.reporting.results import report
 
     reason = (
-        f"{config.project}.{dataset}.{table}: not exported; offsite exports tables named with letters, "
-        "digits and '_' (not starting with a digit) — rename the table, or export it with a query export"
+        f"{config.project}.{dataset}.{table}: not exported; offsite exports tables named with ASCII letters, "
+        "digits, '_' and '-' — rename the table, or export it with a query export"
     )
     logger.warning("table name not supported; skipped", table=table, dataset=dataset)
     report(VerifyResult(status=Status.REJECTED, stage=Stage.FAN_OUT, reason=reason), config=config)

@@ -92,7 +92,7 @@ def test_every_problem_is_one_line_with_path_value_and_expectation(tmp_path: Pat
         load_config(write(tmp_path, text), environ={})
     lines = str(info.value).splitlines()
     assert "datasets[1].schedule: '0 25 * * *' is not a valid cron expression" in lines
-    assert "datasets[1].tables.include[0]: 'a;b' is not a valid table id" in lines
+    assert "datasets[1].tables.include[0]: 'a;b' is not a valid table id (ASCII letters, digits, '_', '-')" in lines
     assert any(
         line.startswith("datasets[1].destinations[1]: 'ftp:x' is not a destination name (expected one of box")
         for line in lines

@@ -71,7 +71,8 @@ def test_round_trip_through_to_json() -> None:
         (json.dumps({"dataset": "sales", "tables": []}), "tables: must not be empty"),
         (json.dumps({"dataset": "sales", "tables": ","}), "tables: must not be empty"),
         (json.dumps({"dataset": "sales", "tables": [1]}), "tables: expected a list of strings"),
-        (json.dumps({"dataset": "sales", "tables": ["1abc"]}), "tables: '1abc' is not a valid name"),
+        (json.dumps({"dataset": "sales", "tables": ["orders eu"]}), "tables: 'orders eu' is not a valid name"),
+        (json.dumps({"dataset": "sales", "tables": ["orders.eu"]}), "tables: 'orders.eu' is not a valid name"),
         (
             json.dumps({"dataset": "sales", "destinations": ["dropbox"]}),
             "destinations: 'dropbox' is not a destination name (expected one of box, memory, drive:NAME, sftp:NAME)",
