@@ -177,6 +177,36 @@ def test_sha1sum_hashing_over_exec(shell_sshd: Sshd, workdir: Path, client: str)
 
 
 @pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_sha1sum_never_runs_past_the_invocations_end(shell_sshd: Sshd, workdir: Path, client: str) -> None:
+    """The server's sha1sum may take what a 20 MB/s server needs (a minute, plus 50 s a GB), but
+    not past the invocation's end: there the platform would cut the function off with nothing
+    reported. Here the hashed path is a FIFO nobody writes, so sha1sum waits until stopped; it
+    stops at the invocation's end (3 s) with an error that says so. With no time left, it does
+    not start."""
+    import time
+
+    from shared import retry
+    from shared.destinations.sftp.hashing import remote_sha1
+
+    (workdir / "h").mkdir()
+    fifo = workdir / "h" / "never-written"
+    os.mkfifo(fifo)
+    with SftpDestination("hashing", make_partner(shell_sshd, workdir, hashing="sha1sum", ssh_client=client)) as dest:
+        path = dest.remote_path("h/never-written")
+        with dest.pool.session() as session:
+            with retry.waits_end_by(time.monotonic()), pytest.raises(TransientError, match="in the 0 s left"):
+                remote_sha1(session, "sha1sum", [path], 10**9)
+        try:
+            started = time.monotonic()
+            with dest.pool.session() as session, retry.waits_end_by(started + 3):
+                with pytest.raises(TransientError, match=r"1,000,000,000 bytes, did not finish in the [1-3] s left"):
+                    remote_sha1(session, "sha1sum", [path], 10**9)  # uncapped: 110 s
+            assert time.monotonic() - started < 30
+        finally:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # EOF: the server's sha1sum ends
+
+
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
 def test_sha1sum_on_an_sftp_only_account_says_which_switch_to_change(partner: PartnerFactory, client: str) -> None:
     dest = SftpDestination("acme", partner(hashing="sha1sum", ssh_client=client))
     with dest, pytest.raises(PermanentError, match="hashing to 'check-file' or 'none'"):

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_STATUS
 
+from shared import retry
 from shared.destinations.sftp.connect import (
     SFTP_OP_UNSUPPORTED,
     SftpSession,
@@ -96,12 +98,33 @@ def _check_file(session: SftpSession, path: str) -> str:
     )
 
 
+def exec_timeout(total_bytes: int) -> float:
+    """How long a sha1sum of ``total_bytes`` may run: what a slow server needs (20 MB/s, plus a
+    minute), but never past the invocation's end (:func:`shared.retry.invocation_ends`), where
+    the platform would cut the function off with nothing reported."""
+    needed = _BASE_TIMEOUT_S + total_bytes / _MIN_RATE
+    ends = retry.invocation_ends()
+    return needed if ends is None else max(0.0, min(needed, ends - time.monotonic()))
+
+
 def _sha1sum(session: SftpSession, paths: list[str], total_bytes: int) -> dict[str, str]:
     partner = session.partner
-    timeout = _BASE_TIMEOUT_S + total_bytes / _MIN_RATE
+    timeout = exec_timeout(total_bytes)
+    out_of_time = TransientError(
+        f"sftp:{partner}: sha1sum of {len(paths)} file(s), {total_bytes:,} bytes, did not finish in the "
+        f"{timeout:.0f} s left in this invocation; it is retried (a server hashing under 20 MB/s may "
+        f"never finish: set destinations.sftp.{partner}.hashing to 'none' to compare sizes only)"
+    )
+    if timeout < 1.0:
+        raise out_of_time
     command = "sha1sum -- " + " ".join(shlex.quote(p) for p in paths)
-    with sftp_errors(partner, "hashing (sha1sum)", paths[0] if len(paths) == 1 else None):
-        status, stdout, stderr = _exec(session, command, timeout)
+    try:
+        with sftp_errors(partner, "hashing (sha1sum)", paths[0] if len(paths) == 1 else None):
+            status, stdout, stderr = _exec(session, command, timeout)
+    except TransientError as exc:
+        if isinstance(exc.__cause__, TimeoutError):  # socket.timeout, subprocess.TimeoutExpired as mapped
+            raise out_of_time from exc
+        raise
     lines = stdout.decode(errors="replace").splitlines()
     detail = (stderr.decode(errors="replace").strip() or " ".join(lines))[:300]
     if not any(_SHA1SUM_LINE.match(line) for line in lines):
