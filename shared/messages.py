@@ -147,20 +147,17 @@ def _name_list(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def _idents(value: Any) -> tuple[str, ...]:
-    names = _name_list(value)
-    for v in names:
-        if not IDENT_RE.match(v):
-            raise Problem(f"{show(v)} is not a valid name ({IDENT_RE.pattern})")
-    return tuple(names)
+def _names_matching(pattern: re.Pattern[str]) -> BeforeValidator:
+    """A list of names (or one comma-separated string), each matching ``pattern``."""
 
+    def check(value: Any) -> tuple[str, ...]:
+        names = _name_list(value)
+        for v in names:
+            if not pattern.match(v):
+                raise Problem(f"{show(v)} is not a valid name ({pattern.pattern})")
+        return tuple(names)
 
-def _table_names(value: Any) -> tuple[str, ...]:
-    names = _name_list(value)
-    for v in names:
-        if not TABLE_RE.match(v):
-            raise Problem(f"{show(v)} is not a valid name ({TABLE_RE.pattern})")
-    return tuple(names)
+    return BeforeValidator(check)
 
 
 def _routes(value: Any) -> tuple[DestinationId, ...]:
@@ -179,8 +176,8 @@ RunId = Annotated[str, _matching(RUN_ID_RE)]
 Sha1 = Annotated[str, _matching(SHA1_RE)]
 Date = Annotated[dt.date, BeforeValidator(_date)]
 Format = Annotated[str, BeforeValidator(_format)]
-Idents = Annotated[tuple[str, ...], BeforeValidator(_idents)]
-TableNames = Annotated[tuple[str, ...], BeforeValidator(_table_names)]
+Idents = Annotated[tuple[str, ...], _names_matching(IDENT_RE)]
+TableNames = Annotated[tuple[str, ...], _names_matching(TABLE_RE)]
 Routes = Annotated[tuple[DestinationId, ...], BeforeValidator(_routes)]
 
 
