@@ -64,7 +64,7 @@ def restore(
     """
     from shared.destinations import factory
     from shared.restore import restore as restoring
-    from shared.restore.stage import DamagedFile
+    from shared.restore.stage import DamagedFile, OutOfTime
 
     cfg = load_cli_config(config)
     as_of = _checked_inputs(date, to=to, staging_bucket=staging_bucket, disposition=write_disposition)
@@ -83,7 +83,7 @@ def restore(
                 _show(plan.to_dict(), as_json, "would restore")
                 return
             result = restoring.execute(destination, plan, keep_staging=keep_staging)
-    except (DamagedFile, TransientError) as exc:  # not the input: the copy, or a service down now
+    except (DamagedFile, OutOfTime, TransientError) as exc:  # not the input: the copy, or a service down now
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except (OffsiteError, ValueError) as exc:
@@ -91,6 +91,8 @@ def restore(
         raise typer.Exit(2) from None
     summary = result.to_dict()
     _show(summary, as_json, "restored")
+    if keep_staging and not as_json:  # this invocation's own folder (--json lists every file under "staging")
+        print_line(f"  staged files kept under gs://{plan.staging_bucket}/{plan.staging_folder}/")
     if result.proof is not None and not result.proof.equal:
         raise typer.Exit(1)
 

@@ -3,6 +3,8 @@
 - ``mapped_errors`` / ``call``: google.api_core exceptions → TransientError / PermanentError
   carrying BigQuery's reason (403 rateLimitExceeded is transient); transient ones are retried
   through shared.retry, and the client library's own retries are bounded (``api_retry``).
+  ``every_api_error=True`` maps every other API error too (a 409, e.g. a load job's
+  ``duplicate``, and any 4xx: permanent; 5xx: transient) for callers that handle none raw.
 - ``attach_or_start``: a job id is a function of (run_id, source, run folder, step). The job is looked up
   first; one that exists (a redelivery, a concurrent twin) is waited for instead of started
   again. A job that fails for a transient backend reason is followed by ``<id>_retry1``,
@@ -56,8 +58,10 @@ def _reason(exc: gexc.GoogleAPICallError) -> str:
 
 
 @contextmanager
-def mapped_errors(what: str) -> Iterator[None]:
-    """google.api_core exceptions → TransientError / PermanentError carrying BigQuery's reason."""
+def mapped_errors(what: str, *, every_api_error: bool = False) -> Iterator[None]:
+    """google.api_core exceptions → TransientError / PermanentError carrying BigQuery's reason.
+    Others (409 Conflict, ...) pass through raw unless ``every_api_error``: attach_or_start takes a
+    409 as "the job exists", the Storage Write API's Aborted (a 409) is transient there."""
     try:
         yield
     except gexc.NotFound as exc:
@@ -71,6 +75,12 @@ def mapped_errors(what: str) -> Iterator[None]:
         raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
     except (gexc.BadRequest, gexc.Unauthorized) as exc:
         raise PermanentError(f"{what}: {_reason(exc) or exc.__class__.__name__}: {exc.message}") from None
+    except gexc.GoogleAPICallError as exc:
+        if not every_api_error:
+            raise
+        if 400 <= int(exc.code or 0) < 500:  # 409 duplicate (WRITE_EMPTY into a table with rows), 412, ...
+            raise PermanentError(f"{what}: {_reason(exc) or exc.__class__.__name__}: {exc.message}") from None
+        raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
 
 
 def api_retry() -> Any:
@@ -90,11 +100,11 @@ def run_query(client: Any, sql: str, *, job_config: Any = None) -> Any:
     return job
 
 
-def call(fn: Callable[[], Any], what: str) -> Any:
-    """``fn()`` with errors mapped; TransientError retried a few times through shared.retry."""
+def call(fn: Callable[[], Any], what: str, *, every_api_error: bool = False) -> Any:
+    """``fn()`` with errors mapped (:func:`mapped_errors`); TransientError retried a few times through shared.retry."""
 
     def once() -> Any:
-        with mapped_errors(what):
+        with mapped_errors(what, every_api_error=every_api_error):
             return fn()
 
     return retry_call(once, what, attempts=3)

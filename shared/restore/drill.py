@@ -8,19 +8,24 @@ A drill of dataset D (``{"dataset": D}`` on ``restore-drills``, from its Cloud S
    drilled longest ago (or never) first, ties by name; each with its newest ``in_sync`` run.
 2. **One table per invocation**: the first pick is restored — through ``shared.restore``, staged
    in the state bucket under ``restore-drill/staging/`` — into the scratch dataset as
-   ``drill_{table}_{run_id}_{drill}``, given an expiration (``expiration_hours``), proven
+   ``drill_{table}_{run_id}_{drill}_{attempt}``, given an expiration (``expiration_hours``), proven
    against its manifest (row count, schema, fingerprint), reported as ``restore_verified`` or
    ``restore_failed`` on verify-results (alerted like every failure) and recorded in
    ``restore-drill/{D}/last.json``; the scratch table is dropped and the staged objects deleted
-   whatever happened. The remaining picks go on as one continuation message
-   (``{"dataset", "drill_id", "picks"}``), so no invocation restores more than one table.
+   whatever happened. Staging folder and scratch table are unique to the attempt, so two drills
+   of one table (a manual run during the scheduled one, a redelivery) never touch each other's.
+   The remaining picks go on as one continuation message (``{"dataset", "drill_id", "picks"}``),
+   so no invocation restores more than one table. A reported table leaves a marker
+   (:func:`done_name`): a redelivered continuation skips straight to its own continuation.
 3. A restore that would not finish within :data:`BUDGET_S` of the invocation is a
-   ``restore_failed`` ("did not finish within the budget"): the drill proves nothing about it.
+   ``restore_failed`` ("did not finish within the budget"): checked before each file is staged,
+   between its chunks and before the load; the drill proves nothing about it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 import uuid
@@ -39,6 +44,7 @@ from shared.gcp.bigquery import BigQueryWarehouse
 from shared.ids import DestinationId, Stage, Status
 from shared.messages import DatasetIdent, Message, RunId, Source, TableName, VerifyResult
 from shared.restore import restore as restoring
+from shared.restore.stage import OutOfTime
 from shared.topology import RESTORE_DRILLS
 
 logger = log.get_logger(__name__)
@@ -120,10 +126,16 @@ class Outcome:
     rows: int | None = None
 
 
-def scratch_table(scratch_dataset: str, pick: DrillPick, drill_id: str) -> str:
-    """The drill's own table in the scratch dataset, unique to the pick and the drill; a run id's
-    ``-`` becomes ``_`` so the name stays a plain identifier in SQL (BigQuery caps it at 1,024)."""
-    name = re.sub(r"[^A-Za-z0-9_]", "_", f"drill_{pick.table}_{pick.run_id}_{drill_id}")
+def done_name(dataset: str, drill_id: str, table: str) -> str:
+    """The marker of a table this drill has reported (a redelivery must not report it again)."""
+    return f"{RECORDS}{dataset}/done/{drill_id}/{table}.json"
+
+
+def scratch_table(scratch_dataset: str, pick: DrillPick, attempt: str) -> str:
+    """The drill's own table in the scratch dataset, unique to the pick and the attempt (drill id
+    and a token); a run id's ``-`` becomes ``_`` so the name stays a plain identifier in SQL
+    (BigQuery caps it at 1,024)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", f"drill_{pick.table}_{pick.run_id}_{attempt}")
     return f"{scratch_dataset}.{name[:1024]}"
 
 
@@ -131,7 +143,8 @@ def drill_table(config: Config, dataset: str, pick: DrillPick, drill_id: str, de
     """Restore ``pick`` into the scratch dataset, prove it, drop it (module docstring, step 2)."""
     entry, drill = drill_of(config, dataset)
     source = source_of(config, entry, drill)
-    target = scratch_table(drill.scratch(config.project), pick, drill_id)
+    attempt = f"{drill_id}_{uuid.uuid4().hex[:6]}"  # a concurrent twin of this drill gets its own names
+    target = scratch_table(drill.scratch(config.project), pick, attempt)
     wh = BigQueryWarehouse(clients.bigquery_client())
     try:
         with opened(source, config) as destination:
@@ -141,10 +154,13 @@ def drill_table(config: Config, dataset: str, pick: DrillPick, drill_id: str, de
                 target=target,
                 staging_bucket=config.state_bucket_name,
                 table=f"{dataset}.{pick.table}",
+                staging_prefix=STAGING_PREFIX,
+                attempt=attempt,
             )
-            left = deadline - time.monotonic()
-            result = restoring.execute(destination, plan, wh, prefix=STAGING_PREFIX, load_timeout_s=max(left, 1.0))
+            result = restoring.execute(destination, plan, wh, deadline=deadline)
         _expire(wh, target, drill.expiration_hours)
+    except OutOfTime as exc:
+        return Outcome(pick, Status.RESTORE_FAILED, f"{exc} ({BUDGET_S:.0f} s)", target)
     except PermanentError as exc:
         return Outcome(pick, Status.RESTORE_FAILED, str(exc), target)
     except TransientError as exc:
@@ -220,7 +236,8 @@ def report(config: Config, dataset: str, outcome: Outcome, source: DestinationId
 
 
 def handle(config: Config, request: DrillRequest, *, started: float, now: dt.datetime) -> Outcome | None:
-    """One invocation: pick (when starting), drill the first pick, continue with the rest."""
+    """One invocation: pick (when starting), drill the first pick, continue with the rest. A
+    table this drill has already reported (a redelivered continuation) is not drilled again."""
     entry, drill = drill_of(config, request.dataset)
     drill_id = request.drill_id or uuid.uuid4().hex[:8]
     picks = request.picks or choose(config, request.dataset, now)
@@ -230,9 +247,16 @@ def handle(config: Config, request: DrillRequest, *, started: float, now: dt.dat
             return None
         first, rest = picks[0], picks[1:]
         source = source_of(config, entry, drill)
-        outcome = drill_table(config, request.dataset, first, drill_id, started + BUDGET_S)
-        report(config, request.dataset, outcome, source, now)
-        logger.info("restore drill table done", table=first.table, status=str(outcome.status), left=len(rest))
+        marker = done_name(request.dataset, drill_id, first.table)
+        outcome = None
+        if gcs.read_json(config.state_bucket_name, marker) is not None:
+            logger.info("restore drill table already reported; continuing", table=first.table, marker=marker)
+        else:
+            outcome = drill_table(config, request.dataset, first, drill_id, started + BUDGET_S)
+            report(config, request.dataset, outcome, source, now)
+            done = {"run_id": first.run_id, "status": str(outcome.status), "reason": outcome.reason}
+            gcs.write_if_absent(config.state_bucket_name, marker, json.dumps(done).encode(), "application/json")
+            logger.info("restore drill table done", table=first.table, status=str(outcome.status), left=len(rest))
         if rest:
             follow = DrillRequest(dataset=request.dataset, drill_id=drill_id, picks=rest)
             pubsub.publish(RESTORE_DRILLS, follow)

@@ -12,6 +12,7 @@ from shared.gcp import bq_jobs, fingerprint_job, partitions
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.gcp.fingerprint import differences
 from shared.manifest import Manifest
+from shared.restore.stage import OutOfTime
 
 WRITE_DISPOSITIONS = {"empty": "WRITE_EMPTY", "truncate": "WRITE_TRUNCATE", "append": "WRITE_APPEND"}
 # BigQuery: a project id may hold ``-``, ``.`` and ``:`` (domain-scoped), a dataset only letters,
@@ -72,14 +73,28 @@ def run_load(
     *,
     timeout_s: float | None = None,
 ) -> Any:
-    """One load job of every staged file; raises PermanentError with BigQuery's reason on failure."""
+    """One load job of every staged file; raises PermanentError with BigQuery's reason on failure
+    (a table that has rows under ``empty``: what to do instead); OutOfTime when the job is not
+    done within ``timeout_s``."""
     config = load_job_config(manifest, disposition)
 
     def start() -> Any:
         return client.load_table_from_uri(uris, target, job_config=config, job_id=job_id, retry=bq_jobs.api_retry())
 
-    job = bq_jobs.call(start, f"starting the load of {target}")
-    bq_jobs.call(lambda: job.result(timeout=timeout_s or LOAD_TIMEOUT_S), f"loading {target}")
+    job = bq_jobs.call(start, f"starting the load of {target}", every_api_error=True)
+    waited = timeout_s or LOAD_TIMEOUT_S
+    try:
+        bq_jobs.call(lambda: job.result(timeout=waited), f"loading {target}", every_api_error=True)
+    except TimeoutError:  # the library's wait for the job ran out
+        raise OutOfTime(
+            f"did not finish within the budget: load job {job_id} into {target} still running after {waited:.0f} s"
+        ) from None
+    except PermanentError:
+        if (getattr(job, "error_result", None) or {}).get("reason") == "duplicate":  # BigQuery's 409 for WRITE_EMPTY
+            raise PermanentError(
+                f"restore: --to {target} already has rows; use --write-disposition truncate or append"
+            ) from None
+        raise
     return job
 
 

@@ -9,6 +9,7 @@ from the destination.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from shared.gcp import clients, gcs
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.restore.load import Proof, load_job_config, parse_target, prove, run_load
 from shared.restore.locate import RemoteRun, find_as_of, find_run
-from shared.restore.stage import StagedFile, stage_file, staging_name
+from shared.restore.stage import OutOfTime, StagedFile, stage_file, staging_folder, staging_name
 
 logger = log.get_logger(__name__)
 STAGING_PREFIX = "offsite-restore"
@@ -34,6 +35,7 @@ class RestorePlan:
     target: str
     disposition: str
     staging_bucket: str
+    staging_folder: str  # unique to this restore attempt (stage.staging_folder)
     staged: list[str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,9 +85,12 @@ def plan(
     table: str | None = None,
     disposition: str = "empty",
     as_of: dt.date | None = None,
+    staging_prefix: str = STAGING_PREFIX,
+    attempt: str | None = None,
 ) -> RestorePlan:
     """Find the run at ``destination`` — by id, or the newest complete one of ``table`` on or
-    before ``as_of`` — and say what would be read and loaded (nothing is written)."""
+    before ``as_of`` — and say what would be read and loaded (nothing is written). The files are
+    staged under ``staging_prefix/run_id/attempt`` (``attempt``: a new random token by default)."""
     if run_id:
         run = find_run(destination, run_id, table)
     elif as_of is not None and table:
@@ -93,8 +98,9 @@ def plan(
     else:
         raise PermanentError("restore: name a RUN_ID, or --table DATASET.TABLE with --date YYYY-MM-DD")
     load_job_config(run.manifest, disposition)  # refuses a bad disposition before anything moves
-    staged = [f"gs://{staging_bucket}/{staging_name(run, f, STAGING_PREFIX)}" for f in run.manifest.files]
-    return RestorePlan(run, parse_target(target), disposition, staging_bucket, staged)
+    folder = staging_folder(staging_prefix, run.manifest.run_id, attempt or uuid.uuid4().hex[:8])
+    staged = [gcs.uri(staging_bucket, staging_name(folder, f)) for f in run.manifest.files]
+    return RestorePlan(run, parse_target(target), disposition, staging_bucket, folder, staged)
 
 
 def execute(
@@ -103,11 +109,12 @@ def execute(
     wh: BigQueryWarehouse | None = None,
     *,
     keep_staging: bool = False,
-    prefix: str = STAGING_PREFIX,
-    load_timeout_s: float | None = None,
+    deadline: float | None = None,
 ) -> RestoreResult:
     """Stage and check every file, load them with one job, prove the table. DamagedFile (nothing
-    loaded) or PermanentError/TransientError from the destination, GCS or BigQuery.
+    loaded) or PermanentError/TransientError from the destination, GCS or BigQuery. OutOfTime
+    (nothing loaded) when ``deadline`` (``time.monotonic()``) passes before the load starts; the
+    load job is given what is left of it.
 
     The staged objects are deleted once the load job is over, whether it succeeded or not
     (``keep_staging`` keeps them, e.g. to load them again by hand)."""
@@ -116,9 +123,13 @@ def execute(
     with log.bind(run_id=run.manifest.run_id, table=run.manifest.source.label, destination=destination.name):
         try:
             for f in run.manifest.files:
-                staged.append(stage_file(destination, run, f, restore_plan.staging_bucket, prefix))
+                _check_time(deadline, f"{len(staged)} of {len(run.manifest.files)} files staged")
+                staged.append(
+                    stage_file(destination, run, f, restore_plan.staging_bucket, restore_plan.staging_folder, deadline)
+                )
             wh = wh or BigQueryWarehouse(clients.bigquery_client())
             job_id = f"offsite_restore_{run.manifest.run_id}_{uuid.uuid4().hex[:8]}"
+            left = _check_time(deadline, f"all {len(staged)} files staged")
             run_load(
                 wh.client,
                 [s.uri for s in staged],
@@ -126,7 +137,7 @@ def execute(
                 run.manifest,
                 restore_plan.disposition,
                 job_id,
-                timeout_s=load_timeout_s,
+                timeout_s=left,
             )
         finally:
             if not keep_staging:
@@ -141,6 +152,16 @@ def execute(
             staging_kept=keep_staging,
         )
         return RestoreResult(restore_plan, staged, proof, job_id)
+
+
+def _check_time(deadline: float | None, progress: str) -> float | None:
+    """The seconds left before ``deadline`` (None: no deadline); OutOfTime once it has passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise OutOfTime(f"did not finish within the budget: {progress}, the load was not started")
+    return left
 
 
 def remove_staged(bucket: str, staged: list[StagedFile]) -> None:

@@ -4,6 +4,7 @@ manifest's SHA-1 (and size) before anything is loaded."""
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +23,16 @@ class DamagedFile(PermanentError):
     """A delivered file does not hold the bytes the manifest lists: nothing is loaded."""
 
 
+class OutOfTime(PermanentError):
+    """The restore's deadline (the drill's budget) passed before the load could start: nothing is loaded."""
+
+
 class _Hashing:
     """A read-only stream that hashes what passes through (for the GCS upload)."""
 
-    def __init__(self, stream: ByteStream) -> None:
+    def __init__(self, stream: ByteStream, deadline: float | None = None) -> None:
         self.stream = stream
+        self.deadline = deadline
         self.sha1 = hashlib.sha1()
         self.size = 0
 
@@ -35,7 +41,10 @@ class _Hashing:
 
     def read(self, size: int = -1) -> bytes:
         """Exactly ``size`` bytes unless the file ends: the upload takes a short read for its end
-        (an SFTP read may return less than asked)."""
+        (an SFTP read may return less than asked). OutOfTime past the deadline: checked once per
+        upload chunk; the abandoned upload never becomes an object."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise OutOfTime(f"did not finish within the budget: still staging a file ({self.size} bytes read)")
         if size is None or size < 0:
             data = self.stream.read()
         else:
@@ -57,19 +66,32 @@ class StagedFile:
     sha1: str
 
 
-def staging_name(run: RemoteRun, file: ManifestFile, prefix: str) -> str:
-    return f"{prefix.strip('/')}/{run.manifest.run_id}/{file.name}".lstrip("/")
+def staging_folder(prefix: str, run_id: str, attempt: str) -> str:
+    """``prefix/run_id/attempt``: each restore attempt stages under its own folder, so two
+    restores of one run (a manual drill during the scheduled one) never delete each other's files."""
+    return f"{prefix.strip('/')}/{run_id}/{attempt}".lstrip("/")
 
 
-def stage_file(destination: Destination, run: RemoteRun, file: ManifestFile, bucket: str, prefix: str) -> StagedFile:
-    """Copy one file to ``gs://bucket/prefix/run_id/name``; DamagedFile (staged copy removed)
-    when its size or SHA-1 is not the manifest's."""
+def staging_name(folder: str, file: ManifestFile) -> str:
+    return f"{folder}/{file.name}"
+
+
+def stage_file(
+    destination: Destination,
+    run: RemoteRun,
+    file: ManifestFile,
+    bucket: str,
+    folder: str,
+    deadline: float | None = None,
+) -> StagedFile:
+    """Copy one file to ``gs://bucket/folder/name``; DamagedFile (staged copy removed) when its
+    size or SHA-1 is not the manifest's, OutOfTime when ``deadline`` passes while it is copied."""
     if not isinstance(destination, Readable):
         raise PermanentError(f"{destination.name} cannot be read back; nothing can be restored from it")
     if not file.sha1:
         raise PermanentError(f"{run.manifest_path}: file {file.name} has no sha1; this manifest cannot prove a restore")
-    name = staging_name(run, file, prefix)
-    source = _Hashing(destination.open(run.path_of(file.name)))
+    name = staging_name(folder, file)
+    source = _Hashing(destination.open(run.path_of(file.name)), deadline)
     blob: Any = clients.storage_client().bucket(bucket).blob(name, chunk_size=CHUNK)
     try:
         with gcs.mapped_errors(f"staging {file.name} at {gcs.uri(bucket, name)}"):

@@ -44,8 +44,15 @@ def test_a_drive_copy_restores_and_its_staging_is_removed_unless_kept(restore_en
 
     kept = CliRunner().invoke(app, [*base, "--to", target + "_kept", "--keep-staging"])
     assert kept.exit_code == 0, kept.output
-    files = json.loads(kept.stdout)["files"]
-    assert sorted(staged(run_id)) == sorted(f"offsite-restore/{run_id}/{f['path'].rsplit('/', 1)[1]}" for f in files)
+    printed = json.loads(kept.stdout)["staging"]  # under this invocation's own folder
+    assert sorted(f"gs://{STAGING}/{name}" for name in staged(run_id)) == sorted(printed)
+    assert len({uri.rsplit("/", 2)[1] for uri in printed}) == 1
+    text = CliRunner().invoke(app, [*base[:-1], "--to", target + "_kept2", "--keep-staging"])
+    assert text.exit_code == 0, text.output
+    [folder_line] = [line for line in text.output.splitlines() if "staged files kept under" in line]
+    folder = folder_line.split("kept under ", 1)[1]
+    assert folder.startswith(f"gs://{STAGING}/offsite-restore/{run_id}/") and folder not in printed[0]
+    assert [n for n in staged(run_id) if f"gs://{STAGING}/{n}".startswith(folder)]
 
 
 def test_staging_is_removed_when_the_load_job_fails(restore_env: StackInfo) -> None:
