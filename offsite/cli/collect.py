@@ -1,6 +1,6 @@
 """offsite collect: operate collect jobs (files from a partner's SFTP server into destinations).
 
-    offsite collect status [JOB]             last run, files, bytes, failure, last collected at, next run
+    offsite collect status [JOB]             last run, files, bytes, reason, last collected at, next run
     offsite collect ls JOB                   the partner directory, each file with what the next run does
     offsite collect run JOB [--dry-run]      publish {"collect": JOB} on collect-requests (or only show
                                              what would be copied); --any-day ignores the calendar
@@ -80,7 +80,7 @@ def status(
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Each job's last run (status, files, bytes, failure), last collected at, and next run."""
+    """Each job's last run (status, files, bytes, reason), last collected at, and next run."""
     cfg = load_cli_config(config)
     jobs = [_job(cfg, job)] if job else list(cfg.collect.jobs)
     if not jobs:
@@ -90,10 +90,11 @@ def status(
     if as_json:
         print_json(rows)
         return
-    columns = ("JOB", "PARTNER", "LAST RUN", "STATUS", "FILES", "BYTES", "LAST COLLECTED", "NEXT RUN", "LAST FAILURE")
+    # The reason is shown whatever the status: an in_sync run names files that arrived while it listed.
+    columns = ("JOB", "PARTNER", "LAST RUN", "STATUS", "FILES", "BYTES", "LAST COLLECTED", "NEXT RUN", "LAST REASON")
     cells = [
         [r["job"], r["partner"], r["last_run_at"], r["last_status"], r["last_files"], r["last_bytes"]]
-        + [r["last_collected_at"], r["next_run"], r["last_reason"] if r["last_status"] != "in_sync" else None]
+        + [r["last_collected_at"], r["next_run"], r["last_reason"]]
         for r in rows
     ]
     print_table(columns, cells, right={"FILES", "BYTES"})

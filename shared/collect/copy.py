@@ -38,11 +38,19 @@ logger = log.get_logger(__name__)
 CHUNK = 1024 * 1024
 
 
-class HashingReader:
-    """A source stream that hashes (SHA-1, MD5) and counts what passes through it."""
+class SourceChanged(TransientError):
+    """The partner's file is not its listed size any more (it grew or shrank while read)."""
 
-    def __init__(self, stream: ByteStream) -> None:
+
+class HashingReader:
+    """A source stream that hashes (SHA-1, MD5) and counts what passes through it. With
+    ``expected`` it holds the source to that size: SourceChanged on a byte past it or an end
+    before it, raised to the destination's ``put`` before it sees the bytes (a put calls a
+    wrong size a PermanentError, but a partner file that changed is left for the next run)."""
+
+    def __init__(self, stream: ByteStream, expected: int | None = None, what: str = "source") -> None:
         self._stream = stream
+        self.expected, self.what = expected, what
         self.sha1 = hashlib.sha1()
         self.md5 = hashlib.md5()
         self.bytes_read = 0
@@ -50,6 +58,13 @@ class HashingReader:
 
     def read(self, size: int = -1, /) -> bytes:
         data = self._stream.read(size)
+        if self.expected is not None:
+            if self.bytes_read + len(data) > self.expected:
+                raise SourceChanged(f"{self.what}: longer than the listed {self.expected} bytes; it changed")
+            if not data and size != 0 and self.bytes_read < self.expected:
+                raise SourceChanged(
+                    f"{self.what}: ends after {self.bytes_read} bytes, listed with {self.expected}; it changed"
+                )
         self.sha1.update(data)
         self.md5.update(data)
         self.bytes_read += len(data)
@@ -89,6 +104,9 @@ def copy_file(
     with log.bind(collect=job.name, run_id=message.run_id, file=identity.path):
         try:
             status = _copy_claimed(config, job, message, identity, now, budget)
+        except Changed as exc:
+            _settle(config, job, message, identity, runs.Outcome(identity.key, message.name, "changed", 0, str(exc)))
+            return "changed"
         except PermanentError as exc:
             _settle(config, job, message, identity, runs.Outcome(identity.key, message.name, "failed", 0, str(exc)))
             raise
@@ -142,14 +160,43 @@ def _copy_held(config: Config, job: CollectJob, message: CollectFile, identity: 
         logger.warning("file changed or gone since it was listed; the next listing judges it", now=str(current))
         path = f"{job.target_folder}/{message.name}"
         resume.forget(bucket, job.name, [str(d) for d in job.destinations], path, identity)
-        return "changed"
-    records = [_copy_to(config, job, source, message, identity, dest, budget) for dest in job.destinations]
+        raise Changed("gone since listed" if current is None else "changed since listed")
+    copies = [_copy_to(config, job, source, message, identity, dest, budget) for dest in job.destinations]
     again = source.stat(message.name)
-    if again is None or (again.size, again.mtime) != (message.size, message.mtime):
+    if again is None:
+        logger.warning("file gone while it was copied; no post-action, its copies are kept")
+        raise Changed("gone while copied; its copies are kept")
+    if (again.size, again.mtime) != (message.size, message.mtime):
         logger.warning("file changed while it was copied; no post-action, the next listing takes the new one")
-        return "changed"
+        made = [record for record, fresh in copies if fresh]
+        raise Changed(_drop_copies_made(config, job, identity, f"{job.target_folder}/{message.name}", made))
     _post_action(source, job, message.name)
-    return _finish(bucket, job, identity, message, "", records=[r.destination for r in records])
+    return _finish(bucket, job, identity, message, "", records=[r.destination for r, _ in copies])
+
+
+class Changed(Exception):
+    """The file is not the listed version any more: its outcome is ``changed`` (why: the message)."""
+
+
+def _drop_copies_made(
+    config: Config, job: CollectJob, identity: FileIdentity, path: str, made: list[state.CopyRecord]
+) -> str:
+    """The copies this copy just made of a file rewritten meanwhile may mix old and new bytes:
+    deleted where they were new files (and their records), so none stays; one that is a new
+    version of an earlier file is kept (deleting it would take the earlier versions with it)
+    until the next run replaces it, and named. Returns the outcome's reason."""
+    kept = []
+    for record in made:
+        if record.status != "uploaded":
+            if record.status != "unchanged":
+                kept.append(record.remote_path)
+            continue
+        with opened(record.destination, config) as dest:
+            dest.delete(path)
+        state.forget_copy(config.state_bucket_name, job.name, identity, record.destination)
+        logger.warning("copy of the changed file deleted", destination=record.destination, remote=record.remote_path)
+    note = f"; a copy that may mix old and new bytes until then: {', '.join(kept)}" if kept else ""
+    return f"changed while copied: the copy made is deleted, the next run takes the new version{note}"
 
 
 def _all_copied(bucket: str, job: CollectJob, identity: FileIdentity) -> bool:
@@ -177,13 +224,13 @@ def _copy_to(
     identity: FileIdentity,
     dest_id: str,
     budget: Budget,
-) -> state.CopyRecord:
+) -> tuple[state.CopyRecord, bool]:
     """The destination's verified copy: recorded before, or put now (within ``budget``: Paused
-    when it runs out), verified and recorded."""
+    when it runs out), verified and recorded; and whether it was made now."""
     bucket = config.state_bucket_name
     known = state.copy_record(bucket, job.name, identity, str(dest_id))
     if known is not None:
-        return known
+        return known, False
     path = f"{job.target_folder}/{message.name}"
     with log.bind(destination=str(dest_id)), opened(dest_id, config) as dest:
         ledger = state.StateLedger(bucket, job.name, str(dest_id)) if dest.abilities.needs_ledger else None
@@ -205,7 +252,7 @@ def _copy_to(
         logger.info(
             "copy verified", status=copy.status, remote_path=record.remote_path, check=copy.check, sha1=copy.sha1
         )
-        return record
+        return record, True
 
 
 @dataclass(frozen=True)
@@ -284,7 +331,7 @@ def _read_whole(
 ) -> HashingReader:
     """The file streamed through ``use`` (a put, or nothing) and read to its end, hashed; its
     ``status`` is what ``use`` returned. TransientError when the size read is not the listed one."""
-    reader = HashingReader(source.open(message.name))
+    reader = HashingReader(source.open(message.name), message.size, identity.path)
     try:
         reader.status = use(reader) or "unchanged"
         reader.drain()

@@ -7,8 +7,10 @@
    new and stable files are planned and fanned out; the listing is kept for the next one;
 4. files still settling (new or changed since the previous listing) make the stage raise a
    TransientError *after* fanning out the others: Pub/Sub redelivers the request with backoff,
-   and that second listing takes them once two listings agree. The run is reported when its
-   last listing is done and every planned file is settled (:mod:`shared.collect.runs`);
+   and that second listing takes them once two listings agree; a later listing waits only for
+   files settling at the one before (:func:`waited_for`), files first seen then are the next
+   run's. The run is reported when its last listing is done and every planned file is settled
+   (:mod:`shared.collect.runs`);
 5. a file whose name collect cannot copy, or whose path differs from another's only in case
    when a destination ignores case, is not taken: logged, and reported with the run as not
    collected (``held`` in its plan); it never stops the other files.
@@ -83,6 +85,19 @@ def report_held(job: CollectJob, judged: list[Judged]) -> list[dict[str, object]
     return [{"name": printable(j.file.name), "size": j.file.size, "state": j.state, "reason": j.note} for j in held]
 
 
+def waited_for(judged: list[Judged], plan: dict[str, object] | None) -> tuple[list[str], list[str]]:
+    """The settling files this run lists again for, and those it leaves to the next run. The
+    first listing waits for every one; a later listing of the run (its redelivery) only for
+    those that were settling then, so files that keep arriving do not hold the run open until
+    its request is dead-lettered: one first seen late is named in the result and left."""
+    settling = [j.file.name for j in judged if j.state == "settling"]
+    if plan is None:
+        return settling, []
+    before = plan.get("settling")
+    waited = set(before) if isinstance(before, list) else set()
+    return [n for n in settling if n in waited], [printable(n) for n in settling if n not in waited]
+
+
 def list_and_fan_out(
     config: Config, request: CollectRequest, *, run_id: str, day: dt.date, now: dt.datetime | None = None
 ) -> list[CollectFile]:
@@ -98,9 +113,10 @@ def list_and_fan_out(
     judged = survey(config, job, now_s=now.timestamp())
     save_listing(bucket, job.name, snapshot(judged), now)
     take = [j for j in judged if j.state == "take"]
-    settling = [j.file.name for j in judged if j.state == "settling"]
+    plan = runs.earlier_plan(bucket, job.name, run_id)
+    settling, late = waited_for(judged, plan)
     planned = [{"key": j.identity.key, "name": j.file.name, "size": j.file.size, "mtime": j.file.mtime} for j in take]
-    earlier = runs.planned_keys(bucket, job.name, run_id)
+    earlier = runs.planned_keys(plan)
     messages = [  # a file planned by an earlier listing of this run is already on its way
         CollectFile(collect=job.name, run_id=run_id, name=j.file.name, size=j.file.size, mtime=j.file.mtime)
         for j in take
@@ -109,10 +125,14 @@ def list_and_fan_out(
     if messages:  # published before the plan is saved: a failure in between re-publishes (harmless)
         pubsub.publish_all(COLLECT_FILES, messages, run_id=run_id, collect=job.name)
     held = report_held(job, judged)
-    runs.save_plan(bucket, job.name, run_id, planned, open_=bool(settling), now=now, held=held)
+    runs.save_plan(
+        bucket, job.name, run_id, planned, open_=bool(settling), now=now, held=held, settling=settling, late=late
+    )
     states = ("take", "collected", "too_young", "unsupported", "case_clash")
     counts = {state: sum(1 for j in judged if j.state == state) for state in states}
-    logger.info("collect listed", job=job.name, fanned_out=len(messages), settling=len(settling), **counts)
+    logger.info(
+        "collect listed", job=job.name, fanned_out=len(messages), settling=len(settling), late=len(late), **counts
+    )
     if settling:
         raise TransientError(
             f"collect {job.name}: {len(settling)} file(s) new or changed since the previous listing "

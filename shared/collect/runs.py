@@ -50,10 +50,15 @@ class Outcome:
     reason: str | None = None
 
 
-def planned_keys(bucket: str, job: str, run_id: str) -> set[str]:
+def earlier_plan(bucket: str, job: str, run_id: str) -> dict[str, Any] | None:
+    """The plan an earlier listing of this run saved (its message redelivered), or None."""
+    plan = gcs.read_json(bucket, _run(job, run_id) + "plan.json")
+    return plan if isinstance(plan, dict) else None
+
+
+def planned_keys(plan: dict[str, Any] | None) -> set[str]:
     """Keys of the files an earlier listing of this run planned (and fanned out)."""
-    plan = gcs.read_json(bucket, _run(job, run_id) + "plan.json") or {}
-    return {f["key"] for f in plan.get("files", [])}
+    return {f["key"] for f in (plan or {}).get("files", [])}
 
 
 def save_plan(
@@ -65,11 +70,15 @@ def save_plan(
     open_: bool,
     now: dt.datetime,
     held: list[dict[str, Any]] | None = None,
+    settling: list[str] | None = None,
+    late: list[str] | None = None,
 ) -> None:
     """Add ``files`` to the run's plan. A run listed again (its message redelivered while files
     were settling) keeps its start time and earlier files; ``open_`` says more listings follow,
     so the run is not reported before they are done. ``held``: the files this listing did not
-    collect (name, size, state, reason); the latest listing's replace an earlier one's."""
+    collect (name, size, state, reason); ``settling``: the files the next listing waits for;
+    ``late``: files first seen by a later listing, left to the next run. The latest listing's
+    replace an earlier one's."""
 
     def planned(found: Any) -> dict[str, Any]:
         before = found if isinstance(found, dict) else {}
@@ -79,6 +88,8 @@ def save_plan(
             "started_at": before.get("started_at", now.isoformat()),
             "files": before.get("files", []) + [f for f in files if f["key"] not in known],
             "held": held or [],
+            "settling": settling or [],
+            "late": late or [],
             "open": open_,
         }
 
@@ -86,8 +97,14 @@ def save_plan(
 
 
 def save_outcome(bucket: str, job: str, run_id: str, outcome: Outcome) -> None:
+    """Record the file's outcome; a ``collected`` one is kept (a redelivery's ``already`` would
+    drop its bytes from the run's count)."""
     body = {"name": outcome.name, "status": outcome.status, "size": outcome.size, "reason": outcome.reason}
-    gcs.write(bucket, f"{_run(job, run_id)}outcomes/{outcome.key}.json", _dumps(body), "application/json")
+
+    def kept(found: Any) -> Any:
+        return found if isinstance(found, dict) and found.get("status") == "collected" else body
+
+    gcs.update_json(bucket, f"{_run(job, run_id)}outcomes/{outcome.key}.json", kept)
 
 
 def finish_if_complete(config: Config, job: str, run_id: str, now: dt.datetime) -> VerifyResult | None:
@@ -109,48 +126,75 @@ def report_run(
     config: Config, job: str, run_id: str, plan: dict[str, Any], outcomes: list[dict[str, Any]], now: dt.datetime
 ) -> VerifyResult | None:
     """Claim the run's single result, publish it, update freshness. None when already reported."""
-    from shared.reporting.results import report
-
     bucket = config.state_bucket_name
     collected = [o for o in outcomes if o.get("status") == "collected"]
     failed = [o for o in outcomes if o.get("status") == "failed"]
+    changed = [o for o in outcomes if o.get("status") == "changed"]
     present = [o for o in outcomes if o.get("status") in ("collected", "already")]
     held = list(plan.get("held", []))
     listed = plan["files"] + held
     started = dt.datetime.fromisoformat(plan["started_at"])
     result = VerifyResult(
-        status=Status.FAILED if failed else Status.INCOMPLETE if held else Status.IN_SYNC,
+        status=Status.FAILED if failed else Status.INCOMPLETE if len(present) < len(listed) else Status.IN_SYNC,
         stage=Stage.COLLECT_COPY,
         run_id=run_id,
         source=source(job),
         check="sha1",
-        missing=sorted(str(o.get("name")) for o in failed + held),
+        missing=sorted(str(o.get("name")) for o in failed + changed + held),
         files_expected=len(listed),
         files_present=len(present),
         bytes_expected=sum(int(f.get("size", 0)) for f in listed),
         bytes_present=sum(int(o.get("size", 0)) for o in collected),
-        reason=_reasons(failed, outcomes, held)[:2000] or None,
+        reason=_reasons(failed, outcomes, held, plan.get("late", []))[:2000] or None,
         started_at=started.isoformat(),
         finished_at=now.isoformat(),
         duration_s=round((now - started).total_seconds(), 3),
     )
-    if not gcs.write_if_absent(bucket, _run(job, run_id) + "result.json", result.to_json(), "application/json"):
+    if not _report_once(config, job, run_id, result):
         return None  # reported already (a twin's copy, a redelivery)
-    report(result, config=config)
     update_freshness(bucket, job, result, collected=bool(collected), now=now)
     return result
 
 
-def _reasons(failed: list[dict[str, Any]], outcomes: list[dict[str, Any]], held: list[dict[str, Any]]) -> str:
-    """Why a run is not in sync: each failed file, the files that changed, the files held."""
+def _report_once(config: Config, job: str, run_id: str, result: VerifyResult) -> bool:
+    """Claim the run's ``result.json`` and publish ``result``; False when it was claimed before.
+    A publish that fails deletes this claim (its generation only) and raises: the redelivery
+    that retries it must find the result unclaimed, or the run is never reported."""
+    from shared.reporting.results import report
+
+    bucket, name = config.state_bucket_name, _run(job, run_id) + "result.json"
+    if not gcs.write_if_absent(bucket, name, result.to_json(), "application/json"):
+        return False
+    claimed = gcs.stat(bucket, name)
+    try:
+        report(result, config=config)
+    except Exception:
+        if claimed is not None:
+            gcs.delete(bucket, name, if_generation_match=claimed.generation)
+        raise
+    return True
+
+
+def _reasons(
+    failed: list[dict[str, Any]], outcomes: list[dict[str, Any]], held: list[dict[str, Any]], late: list[str]
+) -> str:
+    """Why a run is not in sync: each failed file, the files that changed, the files held; and
+    the files that arrived while it listed (the next run's)."""
     reasons = [f"{o.get('name')}: {o.get('reason')}" for o in failed]
-    changed = [str(o.get("name")) for o in outcomes if o.get("status") == "changed"]
+    changed = [_named(o) for o in outcomes if o.get("status") == "changed"]
     if changed:
         reasons.append(f"changed since listed, left for the next run: {', '.join(changed)}")
     if held:
         listed = "; ".join(f"{h.get('name')} ({h.get('reason')})" for h in held)
         reasons.append(f"not collected until renamed at the partner: {listed}")
+    if late:
+        reasons.append(f"arrived while the run listed, left for the next run: {', '.join(late)}")
     return "; ".join(reasons)
+
+
+def _named(outcome: dict[str, Any]) -> str:
+    reason = outcome.get("reason")
+    return f"{outcome.get('name')} ({reason})" if reason else str(outcome.get("name"))
 
 
 def update_freshness(bucket: str, job: str, result: VerifyResult, *, collected: bool, now: dt.datetime) -> None:
@@ -181,8 +225,6 @@ def update_freshness(bucket: str, job: str, result: VerifyResult, *, collected: 
 
 def report_skip(config: Config, job: str, run_id: str, reason: str, day: dt.date, now: dt.datetime) -> VerifyResult:
     """A scheduled day the job's calendar excludes: one ``skipped`` result, and the freshness record."""
-    from shared.reporting.results import report
-
     result = VerifyResult(
         status=Status.SKIPPED,
         stage=Stage.COLLECT_LIST,
@@ -193,10 +235,8 @@ def report_skip(config: Config, job: str, run_id: str, reason: str, day: dt.date
         started_at=now.isoformat(),
         finished_at=now.isoformat(),
     )
-    bucket = config.state_bucket_name
-    if gcs.write_if_absent(bucket, _run(job, run_id) + "result.json", result.to_json(), "application/json"):
-        report(result, config=config)
-        update_freshness(bucket, job, result, collected=False, now=now)
+    if _report_once(config, job, run_id, result):
+        update_freshness(config.state_bucket_name, job, result, collected=False, now=now)
     return result
 
 

@@ -105,6 +105,11 @@ def save_copy(bucket: str, job: str, identity: FileIdentity, record: CopyRecord)
     gcs.write_if_absent(bucket, name, _dumps(asdict(record)), "application/json")
 
 
+def forget_copy(bucket: str, job: str, identity: FileIdentity, destination: str) -> None:
+    """Drop a copy record whose copy was deleted (its source changed while it was made)."""
+    gcs.delete(bucket, f"{prefix(job)}copies/{identity.key}/{_segment(destination)}.json")
+
+
 # ---- claims -----------------------------------------------------------------------------------
 
 
