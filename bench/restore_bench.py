@@ -69,7 +69,7 @@ def offsite_restore(run_id: str, to: str) -> dict[str, Any]:
             disposition="truncate",
         )
         run = plan.run
-        staged = [stage_file(box, run, f, STAGING_BUCKET, restoring.STAGING_PREFIX) for f in run.manifest.files]
+        staged = [stage_file(box, run, f, STAGING_BUCKET, plan.staging_folder) for f in run.manifest.files]
         stage_s = time.perf_counter() - started
         started = time.perf_counter()
         job_id = f"offsite_restore_bench_{run_id}_{os.getpid()}_{int(time.time())}"
