@@ -160,8 +160,12 @@ class Destination(Protocol):
         """The file at ``path``, or None when there is none."""
         ...
 
-    def list(self, prefix: str = "") -> Iterator[RemoteFile]:
-        """Every file under the folder ``prefix``, recursively; empty when it does not exist."""
+    def list(self, prefix: str = "", *, hashes: bool = True) -> Iterator[RemoteFile]:
+        """Every file under the folder ``prefix``, recursively; empty when it does not exist.
+
+        ``hashes=False``: the caller needs paths and sizes only (retention), so a backend whose
+        hashes cost work on the server (SFTP's ``hashing``) leaves ``sha1`` None; backends whose
+        listing carries hashes for free may ignore it."""
         ...
 
     def delete(self, path: str) -> None:

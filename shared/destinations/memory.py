@@ -70,7 +70,7 @@ class MemoryDestination:
             return None
         return RemoteFile(path, len(data), hashlib.sha1(data).hexdigest())
 
-    def list(self, prefix: str = "") -> Iterator[RemoteFile]:
+    def list(self, prefix: str = "", *, hashes: bool = True) -> Iterator[RemoteFile]:
         prefix = normalize_path(prefix)
         head = prefix + "/" if prefix else ""
         with self._lock:

@@ -3,8 +3,10 @@
 Each alertable result becomes one entry of a *group* — its run (every table, destination and
 status of that run go out in one message), or the digest of rejected requests that belong to
 no run. An entry's key is (table, destination, status) within the run, so a result reported
-twice (receipt and sweep) is one line, not two. Entries stay until a message carrying them was
-posted; the verify sweep flushes what the rate limit held back.
+twice (receipt and sweep) is one line, not two; a source without a table or export (a mirrored
+bucket, a collect job) adds a hash of the failure itself, so each failed object is its own line.
+Entries stay until a message carrying them was posted; the verify sweep flushes what the rate
+limit held back.
 
 :class:`GcsOutbox` keeps entries in ``gs://BUCKET/alerts/pending/{group}/{key}.json`` (shared
 by every instance, deleted with a generation match so a newer entry is never lost);
@@ -25,6 +27,7 @@ from shared.messages import VerifyResult
 
 PENDING_PREFIX = "alerts/pending/"
 REJECTED_GROUP = "rejected-requests"
+_MAX_KEY = 200  # characters of a group or key (part of a GCS object name)
 
 
 @dataclass(frozen=True)
@@ -52,17 +55,31 @@ def group_of(result: VerifyResult) -> str:
 
 
 def key_of(result: VerifyResult) -> str:
-    """One line per (table, destination, status) of a run; one per message for the digest."""
+    """One line per (table, destination, status) of a run; one per message for the digest.
+
+    A source without a table or export (a mirrored bucket, a collect job) has many objects per
+    run that fail apart: its key adds a hash of what the failure says, so a queued failure is
+    never overwritten by another one, while the same failure reported twice stays one line."""
     if not result.run_id:
         basis = result.message_id or hashlib.sha1((result.reason or "").encode()).hexdigest()[:16]
         return _safe(f"{result.status}-{basis}")
     source = result.source
-    table = (source.table or source.export or "-") if source else "-"
-    return _safe(f"{table}-{result.destination or '-'}-{result.status}")
+    table = (source.table or source.export) if source else None
+    head = f"{table or '-'}-{result.destination or '-'}-{result.status}"
+    if table is not None:
+        return _safe(head)
+    return _safe(head)[: _MAX_KEY - 17] + "-" + _failure_digest(result)
+
+
+def _failure_digest(result: VerifyResult) -> str:
+    """16 hex digits identifying one failure: its stage, date, reason and the files it names."""
+    what = [result.stage, result.date, result.reason, result.missing, result.extra]
+    what += [result.size_differs, result.hash_differs]
+    return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:200]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:_MAX_KEY]
 
 
 class MemoryOutbox:

@@ -13,6 +13,9 @@
   nothing is dropped silently.
 - Never blocks the pipeline: a short timeout, two attempts at most, and every failure is
   logged and swallowed (:func:`alert` never raises); unsent entries stay queued.
+  :func:`flush_all` starts no group past its stop time and ends at the first transient
+  webhook failure, so a hanging Slack cannot eat the sweep's (and retention's) time.
+- The webhook URL is a secret: an error is logged with the URL and its path replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import requests
 
@@ -30,11 +34,15 @@ from shared.errors import TransientError
 from shared.messages import VerifyResult
 from shared.reporting.alert_messages import summary_message
 from shared.reporting.alert_outbox import GcsOutbox, MemoryOutbox, Outbox, group_of, key_of
-from shared.retry import retry_call
+from shared.retry import invocation_ends, retry_call
+from shared.topology import VERIFY_TIMEOUT_S
 
 TIMEOUT_S = (3.0, 5.0)  # connect, read
 ATTEMPTS = 2
 ALERTS_PREFIX = "alerts/"
+# from the sweep's start: after the recheck's budget (420 s), before retention's last removal (480 s)
+FLUSH_BUDGET_S = VERIFY_TIMEOUT_S - 90.0
+Flushed = Literal["sent", "idle", "failed", "unreachable"]
 
 logger = log.get_logger(__name__)
 
@@ -132,36 +140,69 @@ def flush(
     now: float | None = None,
 ) -> bool:
     """Send everything queued in ``group`` as one message, if the group's rate limit allows."""
+    return _flush(group, config, limiter=limiter, outbox=outbox, now=now) == "sent"
+
+
+def _flush(
+    group: str, config: Config, *, limiter: RateLimiter | None, outbox: Outbox | None, now: float | None = None
+) -> Flushed:
+    """:func:`flush`, telling a failure that may pass (``unreachable``: 429, 5xx, timeouts) from others."""
     secret = config.alerts.slack_webhook_url
     if secret is None:
-        return False
+        return "idle"
     outbox = outbox or _outbox(config)
     try:
         queued = outbox.pending(group)
         if not queued:
-            return False
+            return "idle"
         limiter = limiter or GcsRateLimiter(config.state_bucket_name)
         if not limiter.allow(group, config.alerts.min_interval_s, time.time() if now is None else now):
             logger.info("alert held back by the rate limit; queued", group=group, queued=len(queued))
-            return False
+            return "idle"
         post(secret.reveal(), summary_message([p.result for p in queued]))
         outbox.remove(group, queued)
     except Exception as exc:  # noqa: BLE001 - see module docstring
-        logger.error("could not send alert; kept queued", group=group, error=_safe(exc))
-        return False
+        logger.error("could not send alert; kept queued", group=group, error=_safe(exc, secret.reveal()))
+        return "unreachable" if isinstance(exc, TransientError) else "failed"
     logger.info("alert sent", group=group, results=len(queued), statuses=sorted({p.result.status for p in queued}))
-    return True
+    return "sent"
 
 
-def flush_all(config: Config, *, limiter: RateLimiter | None = None, outbox: Outbox | None = None) -> int:
-    """Send every group the rate limit allows (the verify sweep calls this); how many went out."""
+def flush_all(
+    config: Config,
+    *,
+    limiter: RateLimiter | None = None,
+    outbox: Outbox | None = None,
+    started: float | None = None,
+    budget_s: float = FLUSH_BUDGET_S,
+) -> int:
+    """Send every group the rate limit allows (the verify sweep calls this); how many went out.
+
+    No group starts ``budget_s`` after ``started`` (``time.monotonic()``, default now) or past
+    the invocation's end, and the first transient failure (the webhook hangs or answers 5xx)
+    ends the pass: what is left stays queued for the next sweep."""
+    stop_at = (time.monotonic() if started is None else started) + budget_s
+    ends = invocation_ends()
+    stop_at = stop_at if ends is None else min(stop_at, ends)
     outbox = outbox or _outbox(config)
     try:
         groups = outbox.groups()
     except Exception as exc:  # noqa: BLE001 - the next sweep tries again
         logger.error("could not list queued alerts", error=str(exc))
         return 0
-    return sum(flush(group, config, limiter=limiter, outbox=outbox) for group in groups)
+    sent = 0
+    for done, group in enumerate(groups):
+        if time.monotonic() >= stop_at:
+            logger.warning("out of time sending queued alerts; the rest stay queued", left=len(groups) - done)
+            break
+        flushed = _flush(group, config, limiter=limiter, outbox=outbox)
+        sent += flushed == "sent"
+        if flushed == "unreachable":
+            logger.warning(
+                "webhook unreachable; the other queued alerts wait for the next sweep", left=len(groups) - done - 1
+            )
+            break
+    return sent
 
 
 def _outbox(config: Config) -> Outbox:
@@ -179,6 +220,8 @@ def post(url: str, payload: dict[str, Any]) -> None:
             response = requests.post(url, json=payload, timeout=TIMEOUT_S)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientError(f"webhook: {exc.__class__.__name__}") from None
+        except requests.RequestException as exc:  # a bad URL (InvalidSchema...): its text quotes the secret
+            raise RuntimeError(f"webhook: {exc.__class__.__name__} (check alerts.slack_webhook_url)") from None
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientError(f"webhook answered {response.status_code}")
         if response.status_code >= 400:
@@ -187,7 +230,17 @@ def post(url: str, payload: dict[str, Any]) -> None:
     retry_call(once, "slack webhook", attempts=ATTEMPTS, initial_s=0.5, max_wait_s=2.0, deadline_s=10.0)
 
 
-def _safe(exc: Exception) -> str:
-    """An error text without URLs (the webhook URL is a secret)."""
+def _safe(exc: Exception, webhook_url: str) -> str:
+    """An error text without the webhook URL (a secret) or its path, and without any other URL."""
     text = str(exc)
+    for secret in _secret_forms(webhook_url):
+        text = text.replace(secret, "***")
     return "webhook request failed: " + exc.__class__.__name__ if "http" in text.lower() else text
+
+
+def _secret_forms(url: str) -> list[str]:
+    """How an error may quote ``url``: whole, without its scheme, its path (with the query), longest first."""
+    parts = urlsplit(url)
+    path_query = parts.path + ("?" + parts.query if parts.query else "")
+    forms = {url, url.partition("://")[2], path_query, parts.path, parts.query}
+    return sorted((f for f in forms if len(f) > 1), key=len, reverse=True)

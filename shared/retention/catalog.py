@@ -133,7 +133,7 @@ def catalog(entry: Entry, config: Config, destination: Destination) -> Catalog |
         return None
     dataset = isinstance(entry, DatasetExport)
     units: dict[tuple[str, ...], Unit] = {}
-    for remote in destination.list(base):
+    for remote in destination.list(base, hashes=False):  # sizes suffice; SFTP would hash every file
         parts = remote.path[len(base) + 1 :].split("/")
         key = tuple(parts[:3]) if dataset else tuple(parts[:1])
         if len(parts) <= len(key) or (dataset and not RUN_ID_RE.match(key[2])):

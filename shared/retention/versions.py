@@ -59,7 +59,7 @@ def version_units(mirror: BucketMirror, destination: Destination) -> list[Unit]:
     """The dated folders under the bucket's ``_offsite_versions/`` at ``destination`` (with files)."""
     base = mirror.versions_folder
     units: dict[str, Unit] = {}
-    for remote in destination.list(base):
+    for remote in destination.list(base, hashes=False):  # sizes suffice; SFTP would hash every file
         day, _, rest = remote.path[len(base) + 1 :].partition("/")
         date = _date(day)
         if date is None or not rest:

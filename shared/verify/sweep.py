@@ -87,7 +87,7 @@ def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | N
         logger.warning("recheck pass failed", error=str(exc))
     from shared.reporting.alerts import flush_all
 
-    summary.alerts_sent = flush_all(config)  # what the alert rate limit held back
+    summary.alerts_sent = flush_all(config, started=clock)  # what the rate limit held back, within the budget
     logger.info("sweep done", **vars(summary))
     if transient is not None:
         raise transient

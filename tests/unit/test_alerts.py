@@ -3,9 +3,12 @@ rate limit without loss, never blocking."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -224,3 +227,87 @@ def test_no_webhook_configured_means_no_alert() -> None:
     outbox = MemoryOutbox()
     assert alert(MISMATCH, config_for(None), limiter=ProcessRateLimiter(), outbox=outbox) is False
     assert outbox.groups() == []
+
+
+def failed_object(name: str) -> VerifyResult:
+    """A mirrored bucket's failed object: its source has no table or export."""
+    return VerifyResult(
+        status="failed",
+        destination="box",
+        run_id="mirror-bqx-ml-models",
+        source={"mode": "bucket", "bucket": "bqx-ml-models"},
+        stage="upload_box",
+        reason=f"box: gs://bqx-ml-models/{name}: upload refused (403 access_denied)",
+    )
+
+
+def test_failures_of_a_source_without_table_are_queued_apart(webhook: Webhook) -> None:
+    config = config_for(webhook.url, min_interval_s=60)
+    limiter, outbox = ProcessRateLimiter(), MemoryOutbox()
+    names = ["models/a.bin", "models/b.bin", "models/c.bin"]
+    for i, name in enumerate(names):
+        alert(failed_object(name), config, limiter=limiter, outbox=outbox, now=1000.0 + i)
+    alert(failed_object(names[-1]), config, limiter=limiter, outbox=outbox, now=1010.0)  # reported twice: one line
+    assert len(outbox.pending("mirror-bqx-ml-models")) == 2  # b and c wait for the sweep
+    flush_all(config, limiter=ProcessRateLimiter(), outbox=outbox)
+    texts = "\n".join(body["text"] for body in webhook.bodies)
+    assert [name for name in names if name not in texts] == []
+
+
+class SilentWebhook:
+    """A webhook that accepts connections and never answers (a Slack incident, a stuck proxy)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.accepted: list[socket.socket] = []
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook/secret-token-123"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.server.accept()[0])
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def queued_runs(outbox: MemoryOutbox, count: int) -> None:
+    for n in range(count):
+        run = variant(run_id=f"r2025010{n}x")
+        outbox.add(group_of(run), "orders-sftp_local-mismatch", run)
+
+
+def test_flush_all_stops_at_the_first_transient_failure() -> None:
+    hook, outbox = SilentWebhook(), MemoryOutbox()
+    queued_runs(outbox, 3)
+    try:
+        assert flush_all(config_for(hook.url), limiter=ProcessRateLimiter(), outbox=outbox) == 0
+    finally:
+        hook.close()
+    assert len(hook.accepted) == 2  # the first group's two attempts; the others wait for the next sweep
+    assert len(outbox.groups()) == 3
+
+
+def test_flush_all_starts_no_group_past_its_budget(webhook: Webhook) -> None:
+    outbox = MemoryOutbox()
+    queued_runs(outbox, 2)
+    long_ago = time.monotonic() - 600.0  # the sweep started 10 minutes ago
+    assert flush_all(config_for(webhook.url), limiter=ProcessRateLimiter(), outbox=outbox, started=long_ago) == 0
+    assert webhook.bodies == [] and len(outbox.groups()) == 2
+    assert flush_all(config_for(webhook.url), limiter=ProcessRateLimiter(), outbox=outbox) == 2
+
+
+def test_a_webhook_url_quoted_without_http_is_not_logged() -> None:
+    secret = "htps://hooks.slack.com/services/T0AAAA/B0BBBB/XoXoSECRETtoken"  # scheme mistyped
+    stream = io.StringIO()
+    log.configure("json", stream=stream)
+    try:
+        assert alert(MISMATCH, config_for(secret), limiter=ProcessRateLimiter(), outbox=MemoryOutbox()) is False
+    finally:
+        log.configure()
+    logged = stream.getvalue()
+    assert "could not send alert" in logged and "InvalidSchema" in logged
+    assert "XoXoSECRETtoken" not in logged and "hooks.slack.com" not in logged

@@ -101,7 +101,7 @@ class BoxDestination(PutViaResumable):
             return None
         return _remote(path, entry)
 
-    def list(self, prefix: str = "") -> Iterator[RemoteFile]:
+    def list(self, prefix: str = "", *, hashes: bool = True) -> Iterator[RemoteFile]:
         prefix = normalize_path(prefix)
         folder_id = self._with_fresh_cache(lambda: self.folders.lookup(prefix))
         if folder_id is None:

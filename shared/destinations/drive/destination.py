@@ -182,7 +182,7 @@ class DriveDestination(PutViaResumable):
         found = None if folder_id is None or not name else self._file(folder_id, name, folder_is_error=False)
         return None if found is None else _remote(path, found)
 
-    def list(self, prefix: str = "") -> Iterator[RemoteFile]:
+    def list(self, prefix: str = "", *, hashes: bool = True) -> Iterator[RemoteFile]:
         prefix = normalize_path(prefix)
         folder_id = self._fresh(lambda: self.folders.lookup(prefix))
         if folder_id is None:

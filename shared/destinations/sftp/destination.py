@@ -199,13 +199,13 @@ class SftpDestination(PutViaResumable):
             digest = remote_sha1(session, self.partner.hashing, [full], size)[full] if self.hashes else None
         return RemoteFile(rel, size, digest)
 
-    def list(self, prefix: str = "") -> Iterator[RemoteFile]:
+    def list(self, prefix: str = "", *, hashes: bool = True) -> Iterator[RemoteFile]:
         rel = normalize_path(prefix)
         with self.pool.session() as session:
             top = attrs_of(session, self.remote_path(rel))
             files = sorted(walk(session, self.remote_path(rel), rel)) if is_folder(top) else []
             digests: dict[str, str] = {}
-            if self.hashes and files:
+            if hashes and self.hashes and files:  # the server reads every byte: only when asked
                 full = [self.remote_path(p) for p, _ in files]
                 digests = remote_sha1(session, self.partner.hashing, full, sum(s for _, s in files))
         for path, size in files:
