@@ -42,10 +42,8 @@ def check(
         checks = []
         for target in targets:
             with factory.opened(target, cfg) as dest:
-                comparison, unhashed = reconcile.compare_bucket(
-                    mirror, objects, dest, download_hashes=cfg.verify.download_hashes
-                )
-            checks.append(reconcile.result_for(mirror, target, comparison, unhashed, (), ()))
+                compared = reconcile.compare_bucket(mirror, objects, dest, download_hashes=cfg.verify.download_hashes)
+            checks.append(reconcile.result_for(mirror, target, compared, (), ()))
     exit_with_checks(checks, as_json)
 
 

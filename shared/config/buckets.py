@@ -110,7 +110,9 @@ EXPORT_TREES = ("GCP/bigquery", "GCP/exports")  # where exports go at Box and Dr
 
 
 def _overlaps(a: str, b: str) -> bool:
-    """Is one folder the other, or inside it?"""
+    """Is one folder the other, or inside it? Regardless of case: Box and Drive fold it, so
+    ``gcp/bigquery`` there is the exports' ``GCP/bigquery``."""
+    a, b = a.casefold(), b.casefold()
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
@@ -164,7 +166,7 @@ def bucket_problems(
 def folder_problem(entry: BucketMirror, earlier: Sequence[BucketMirror], reserved: dict[str, str]) -> str | None:
     """Why ``entry``'s folder cannot be its own, if it cannot: a reconcile treats every file in
     it as the bucket's (``delete: mirror`` deletes what no object holds), so it must not be the
-    destination's root, another bucket's folder, or what exports and collect write."""
+    destination's root, another bucket's folder, or what exports and collect write (in any case)."""
     folder = entry.folder
     said = f"{entry.remote_folder!r} ({folder!r} for bucket {entry.name!r})"
     if not folder:

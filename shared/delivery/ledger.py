@@ -1,7 +1,10 @@
 """What a delivery remembers on the GCS object itself (custom metadata), so a redelivery can
 prove "unchanged" without reading anything again.
 
-- ``sha1``: the object's SHA-1, set by the first delivery that read it (never overwritten);
+- ``sha1``: the object's SHA-1, set by the first delivery that read it, with ``sha1-of``: the
+  size and CRC32C of the bytes it was computed from. Users write objects too, and tools copy
+  metadata to new generations: a ``sha1`` is trusted only while ``sha1-of`` matches the live
+  generation (:func:`bound_sha1`); any other is replaced by the next delivery's;
 - ``offsite-{kind}-{name}`` (``offsite-sftp-acme``): for destinations that cannot hash server-side
   (``Abilities.needs_ledger``), what was published there: path, size, server mtime, SHA-1.
 
@@ -24,6 +27,7 @@ from shared.ids import DestinationId
 
 logger = log.get_logger(__name__)
 SHA1_KEY = "sha1"
+SHA1_OF_KEY = "sha1-of"  # "{size}:{crc32c}" of the bytes SHA1_KEY was computed from
 ATTEMPTS = 3  # others patch the same object (one key per destination): a few tries
 
 
@@ -55,8 +59,23 @@ class ObjectLedger:
             self.updated = value
 
 
+def sha1_source(info: gcs.ObjectInfo) -> str | None:
+    """What ``sha1-of`` holds for a SHA-1 of ``info``'s bytes; None without a CRC32C to bind to."""
+    return f"{info.size}:{info.crc32c}" if info.crc32c else None
+
+
+def bound_sha1(info: gcs.ObjectInfo) -> str | None:
+    """The object's recorded SHA-1 when it was computed from this generation's bytes, else None
+    (hash them again: a ``sha1`` carried over from another generation or set by a user proves nothing)."""
+    source = sha1_source(info)
+    if source is None or info.metadata.get(SHA1_OF_KEY) != source:
+        return None
+    return info.metadata.get(SHA1_KEY)
+
+
 def record_delivery(obj: StorageObject, sha1: str, ledger: ObjectLedger | None) -> bool:
-    """Merge ``sha1`` (when not set yet) and the ledger's new entry into the object's metadata.
+    """Merge ``sha1`` (unless a bound one is recorded) and the ledger's new entry into the
+    object's metadata.
 
     False when the object was replaced meanwhile (its facts belong to the old generation: no
     receipt). A metadata write that keeps failing is logged, not raised: the file is delivered.
@@ -69,12 +88,13 @@ def record_delivery(obj: StorageObject, sha1: str, ledger: ObjectLedger | None) 
         except Stale as stale:
             logger.warning("object replaced during delivery; its metadata is not recorded", reason=str(stale))
             return False
-        known = live.metadata.get(SHA1_KEY)
+        known = bound_sha1(live)
         if known is not None and known != sha1:
             logger.error("object's sha1 metadata differs from the bytes read (CRC32C-checked); kept", sha1=sha1)
         wanted = dict(updates)
-        if known is None:
-            wanted[SHA1_KEY] = sha1
+        source = sha1_source(live)
+        if known is None and source is not None:
+            wanted |= {SHA1_KEY: sha1, SHA1_OF_KEY: source}
         if all(live.metadata.get(k) == v for k, v in wanted.items()):
             return True
         try:

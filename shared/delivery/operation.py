@@ -6,11 +6,11 @@ which backend it talks to (it reads ``destination.abilities``):
 
 1. **stale check**: the object must still hold the bytes the event announced
    (:func:`shared.delivery.freshness.live_object`), else :class:`Stale` — nothing delivered;
-2. **unchanged check and put**: ``destination.put`` with the object's known SHA-1 (skip
-   without reading) and, for destinations that cannot hash server-side, the object's ledger
-   (:mod:`shared.delivery.ledger`); the bytes stream through :class:`shared.gcp.reader.ObjectReader`
-   (pinned generation, CRC32C-checked, prefetching) — a generation that vanishes mid-read is
-   judged again on the next try;
+2. **unchanged check and put**: ``destination.put`` with the object's recorded SHA-1 when it
+   was computed from this generation's bytes (skip without reading; ``ledger.bound_sha1``) and,
+   for destinations that cannot hash server-side, the object's ledger (:mod:`shared.delivery.ledger`);
+   the bytes stream through :class:`shared.gcp.reader.ObjectReader` (pinned generation,
+   CRC32C-checked, prefetching) — a generation that vanishes mid-read is judged again on the next try;
 3. **metadata**: the SHA-1 and the ledger entry are merged into the object's metadata;
 4. **receipt**: a DeliveryReceipt on ``deliveries`` (verify compares the destination with
    the manifest on each one) — unless the put found the bytes already there and the caller
@@ -34,7 +34,7 @@ from shared import log
 from shared.budgeted_pass import stop_time
 from shared.delivery import checkpoint
 from shared.delivery.freshness import Stale, live_object
-from shared.delivery.ledger import SHA1_KEY, ObjectLedger, record_delivery
+from shared.delivery.ledger import ObjectLedger, bound_sha1, record_delivery
 from shared.destinations.base import Destination, Progress, PutResult, Resumable
 from shared.errors import TransientError
 from shared.events import StorageObject
@@ -139,7 +139,7 @@ def _put_once(
     destination = delivery.destination
     ledger = ObjectLedger(destination.id, live.metadata) if destination.abilities.needs_ledger else None
     source = ObjectReader(live, prefetch=PREFETCH_BLOCKS)
-    known_sha1 = live.metadata.get(SHA1_KEY)
+    known_sha1 = bound_sha1(live)  # a sha1 not bound to these bytes is hashed again while reading
     try:
         if deadline is not None and isinstance(destination, Resumable) and destination.abilities.resumable:
             return live, ledger, _put_within(delivery, destination, source, live, known_sha1, ledger, deadline)

@@ -1,9 +1,12 @@
 """An object deleted in a mirrored bucket (``google.cloud.storage.object.v1.deleted``).
 
 With ``delete: keep`` (the default) the copy stays. With ``delete: mirror`` the copy is deleted
-(with ``retention``: moved to the day's ``_offsite_versions/`` folder, :mod:`versions`), unless the bucket holds the name again: replacing an object also deletes its old generation
-(GCS sends a delete event with ``overwrittenByGeneration``), and then the new generation's own
-finalize event delivers it — the copy must not be removed under it.
+(with ``retention``: moved to the day's ``_offsite_versions/`` folder, :mod:`versions`), unless
+the bucket holds the name again: replacing an object also deletes its old generation (GCS sends
+a delete event with ``overwrittenByGeneration``), and the new generation's own finalize event
+delivers it — the copy must not be removed under it. A name differing only in case, one file at
+Box and Drive, is not looked for: finding it would list the bucket on every delete event. The
+reconcile reports such twins as a case conflict and delivers the survivor's copy again.
 """
 
 from __future__ import annotations

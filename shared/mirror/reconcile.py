@@ -20,7 +20,10 @@ by ``offsite mirror reconcile``):
 An extra is a file whose name no object of the bucket holds when the destination has been
 listed: the bucket is listed again before extras are judged (:func:`_without_live`), so an
 object written during the reconcile (and delivered by its own event) is never taken for one,
-and neither is an object that include/exclude leave out: its copy stays.
+and neither is an object that include/exclude leave out: its copy stays. At a destination that
+folds case (Box, Drive) names are matched regardless of case, since ``Data/a`` and ``data/a``
+are one file there; objects whose paths differ only in case (:func:`case_twins`) are reported
+as a conflict (a mismatch naming them) and never deleted as extras.
 
 The next reconcile (or ``offsite mirror reconcile --check-only``) shows the fixed state.
 
@@ -42,7 +45,6 @@ from shared import log
 from shared.config import Config
 from shared.config.buckets import VERSIONS_FOLDER, BucketMirror
 from shared.delivery import checkpoint, ledger
-from shared.delivery.ledger import SHA1_KEY
 from shared.destinations import factory
 from shared.destinations.base import Destination
 from shared.errors import PermanentError, RejectedInput
@@ -54,11 +56,30 @@ from shared.manifest import Manifest, ManifestFile
 from shared.messages import Source, VerifyResult
 from shared.mirror import versions
 from shared.mirror.request import MirrorRequest
-from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id, mirrorable, remote_path
+from shared.mirror.routing import (
+    bucket_source,
+    mirror_destinations,
+    mirror_run_id,
+    mirrorable,
+    name_problem,
+    remote_path,
+)
 from shared.reporting.results import report
 from shared.verify.engine import Comparison, compare
 
 logger = log.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class BucketComparison:
+    """The bucket against one destination: the engine's comparison (extras whose name a live
+    object holds left out), the names compared by size only, and the case conflicts there."""
+
+    comparison: Comparison
+    unhashed: tuple[str, ...] = ()
+    case_twins: tuple[str, ...] = ()
+    unmirrorable: tuple[str, ...] = ()
+    """Selected objects whose names cannot be mirrored (skipped, :func:`routing.name_problem`)."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +112,9 @@ def plan(request: MirrorRequest, config: Config) -> tuple[BucketMirror, tuple[De
 
 
 def selected_objects(mirror: BucketMirror) -> list[gcs.ObjectInfo]:
-    """The bucket's live objects that the entry's include/exclude select, sorted by name."""
-    return [o for o in gcs.list_prefix(mirror.name, "") if mirror.selects(o.name) and mirrorable(o.name)]
+    """The bucket's live objects that the entry's include/exclude select, sorted by name (also
+    those whose names cannot be mirrored: the comparison reports them, :func:`compare_bucket`)."""
+    return [o for o in gcs.list_prefix(mirror.name, "") if mirror.selects(o.name)]
 
 
 def reconcile_destination(
@@ -106,17 +128,16 @@ def reconcile_destination(
 ) -> Reconciled:
     """Compare, fix (``fix``) and report one destination (module docstring)."""
     with factory.opened(destination_id, config) as destination:
-        comparison, unhashed = compare_bucket(
-            mirror, objects, destination, download_hashes=config.verify.download_hashes
-        )
-        comparison = _without_live(mirror, comparison)
+        compared = compare_bucket(mirror, objects, destination, download_hashes=config.verify.download_hashes)
+        comparison = compared.comparison
         redelivered: tuple[str, ...] = ()
         deleted: tuple[str, ...] = ()
         if fix:
-            redelivered = _redeliver(mirror, objects, destination_id, set(comparison.repairable) | set(unhashed))
+            wanted = set(comparison.repairable) | set(compared.unhashed)
+            redelivered = _redeliver(mirror, objects, destination_id, wanted)
             if mirror.delete == "mirror":
                 deleted = _delete_extra(mirror, destination, comparison)
-    result = result_for(mirror, destination_id, comparison, unhashed, redelivered, deleted, message_id)
+    result = result_for(mirror, destination_id, compared, redelivered, deleted, message_id)
     record_latest(config, mirror, destination_id, result)  # first: a failure retries before anything is reported
     report(result, config=config)
     return Reconciled(result, redelivered, deleted)
@@ -148,9 +169,10 @@ def latest_in_sync(config: Config, mirror: BucketMirror, destination: Destinatio
 
 def compare_bucket(
     mirror: BucketMirror, objects: list[gcs.ObjectInfo], destination: Destination, *, download_hashes: bool
-) -> tuple[Comparison, tuple[str, ...]]:
+) -> BucketComparison:
     """The bucket's selected ``objects`` against ``destination``'s folder of the bucket, by the
-    verify engine; also the names whose SHA-1 is not known yet (compared by size only)."""
+    verify engine, without extras a live object holds (:func:`_without_live`); also the names
+    whose SHA-1 is not known yet (compared by size only) and the case conflicts there."""
     files = tuple(
         ManifestFile(
             name=_relative(mirror, o.name),
@@ -159,10 +181,12 @@ def compare_bucket(
             md5=o.md5,
             crc32c=o.crc32c,
             generation=o.generation,
-            sha1=o.metadata.get(SHA1_KEY),
+            sha1=ledger.bound_sha1(o),
         )
         for o in objects
+        if name_problem(o.name) is None
     )
+    unmirrorable = tuple(o.name for o in objects if not mirrorable(o.name))
     unhashed = tuple(f.name for f in files if not f.sha1)
     # The engine compares a manifest with a folder: the bucket's listing is this one's manifest.
     listing = Manifest(
@@ -188,7 +212,10 @@ def compare_bucket(
         source_sha1=None if unhashed else (lambda f: f.sha1 or ""),
         download_hashes=download_hashes,
     )
-    return _without_versions(comparison), unhashed
+    folds_case = destination.abilities.folds_case
+    comparison = _without_live(mirror, _without_versions(comparison), folds_case=folds_case)
+    twins = case_twins([f.name for f in files]) if folds_case else ()
+    return BucketComparison(comparison, unhashed, twins, unmirrorable)
 
 
 def _without_versions(comparison: Comparison) -> Comparison:
@@ -206,18 +233,36 @@ def _without_versions(comparison: Comparison) -> Comparison:
     )
 
 
-def _without_live(mirror: BucketMirror, comparison: Comparison) -> Comparison:
+def _without_live(mirror: BucketMirror, comparison: Comparison, *, folds_case: bool) -> Comparison:
     """The comparison without the extras whose name the bucket holds now: objects written (and
     delivered by their own events) after ``objects`` was listed, which with ``delete: mirror``
     would otherwise be deleted under a live object, and objects that include/exclude leave out,
-    whose copies stay (as rclone's sync leaves excluded files unless told otherwise)."""
+    whose copies stay (as rclone's sync leaves excluded files unless told otherwise). With
+    ``folds_case`` a name differing only in case is the same file."""
     if not comparison.extra:
         return comparison
+
+    def key(name: str) -> str:
+        return name.casefold() if folds_case else name
+
     live = set()
     for obj in gcs.list_prefix(mirror.name, ""):
-        with contextlib.suppress(PermanentError):  # a name with '..' has no copy (not mirrored)
-            live.add(_relative(mirror, obj.name))
-    return dataclasses.replace(comparison, extra=tuple(n for n in comparison.extra if n not in live))
+        with contextlib.suppress(PermanentError):  # a name that cannot be mirrored has no copy
+            live.add(key(_relative(mirror, obj.name)))
+    return dataclasses.replace(comparison, extra=tuple(n for n in comparison.extra if key(n) not in live))
+
+
+def case_twins(names: list[str]) -> tuple[str, ...]:
+    """The paths (files or folders) spelled two ways that differ only in case, e.g. ``Data/``
+    and ``data/``: one path at a destination that folds case, so those objects cannot all be
+    mirrored there as named. Sorted, one entry per spelling."""
+    spellings: dict[str, set[str]] = {}
+    for name in names:
+        parts = name.split("/")
+        for end in range(1, len(parts) + 1):
+            path = "/".join(parts[:end]) + ("" if end == len(parts) else "/")
+            spellings.setdefault(path.casefold(), set()).add(path)
+    return tuple(sorted(p for found in spellings.values() if len(found) > 1 for p in found))
 
 
 def _relative(mirror: BucketMirror, object_name: str) -> str:
@@ -232,7 +277,7 @@ def _redeliver(
     """A continuation per object to re-deliver: the destination's function delivers it."""
     sent = []
     for info in objects:
-        if _relative(mirror, info.name) not in names:
+        if name_problem(info.name) is not None or _relative(mirror, info.name) not in names:
             continue
         ledger.forget(info, destination)  # the copy differs or is gone: what was recorded is not proof
         obj = StorageObject.from_info(info)
@@ -257,16 +302,25 @@ def _delete_extra(mirror: BucketMirror, destination: Destination, comparison: Co
 def result_for(
     mirror: BucketMirror,
     destination: DestinationId,
-    comparison: Comparison,
-    unhashed: tuple[str, ...],
+    compared: BucketComparison,
     redelivered: tuple[str, ...],
     deleted: tuple[str, ...],
     message_id: str | None = None,
 ) -> VerifyResult:
     """The VerifyResult of one comparison and what was done about it (nothing: empty tuples)."""
+    comparison, unhashed = compared.comparison, compared.unhashed
     kept = mirror.delete == "keep"
     wrong = comparison.missing or comparison.size_differs or comparison.hash_differs or (comparison.extra and not kept)
     notes = [comparison.summary()]
+    if compared.case_twins:
+        wrong = True
+        notes.append(
+            f"case conflict: {', '.join(repr(n) for n in compared.case_twins)} differ only in case, one path at "
+            f"{destination}; rename the objects so each path has one spelling"
+        )
+    if compared.unmirrorable:
+        shown = ", ".join(repr(n) for n in compared.unmirrorable[:5])
+        notes.append(f"{len(compared.unmirrorable)} object(s) not mirrored, their names cannot be kept: {shown}")
     if comparison.check_note:
         notes.append(f"{comparison.check}: {comparison.check_note}")
     if unhashed:

@@ -3,8 +3,10 @@
 An object of a bucket in ``buckets[]`` goes to ``{remote_folder}/{object name}``
 (``GCP/storage/{bucket}/{name}`` by default, seed 000's tree) at each of the entry's
 destinations (every configured destination when it names none). Names are kept as they are
-(spaces, unicode, deep prefixes); empty segments (``a//b``) and ``.`` collapse, and a name with
-a ``..`` segment cannot be mirrored (it would leave the folder).
+(spaces, unicode, deep prefixes). A name that is not already its own destination path cannot be
+mirrored (:func:`name_problem`): a ``..`` segment would leave the folder, and a ``\\``, an empty
+segment (``a//b``) or a ``.`` segment would make it share a copy with another object (``a\\b`` and
+``a/b`` are one path at a destination); nor can one under the reserved ``_offsite_versions/``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 from shared import log
 from shared.config import Config
-from shared.config.buckets import BucketMirror
+from shared.config.buckets import VERSIONS_FOLDER, BucketMirror
 from shared.destinations.base import normalize_path
 from shared.errors import PermanentError
 from shared.events import StorageObject
@@ -35,19 +37,34 @@ def bucket_source(bucket: str) -> Source:
     return Source(mode="bucket", bucket=bucket)
 
 
-def remote_path(mirror: BucketMirror, object_name: str) -> str:
-    """Where ``object_name`` goes at a destination. PermanentError for a name with '..'."""
+def name_problem(object_name: str) -> str | None:
+    """Why ``object_name`` cannot be mirrored, if it cannot: its destination path must be the
+    name itself (else two objects could share one copy, and deleting one would remove the
+    other's) and must not lie in the reserved versions folder (any case: Box and Drive fold it)."""
     try:
-        name = normalize_path(object_name)
-    except ValueError as exc:
-        raise PermanentError(f"gs://{mirror.name}/{object_name}: cannot be mirrored: {exc}") from None
-    return f"{mirror.folder}/{name}" if mirror.folder else name
+        path = normalize_path(object_name)
+    except ValueError:
+        return "it has a '..' segment, which would leave the bucket's folder"
+    if path != object_name:
+        return f"its destination path would be {path!r} ('\\\\', '//' and '.' segments are not kept), which another object may hold"
+    if path.split("/", 1)[0].casefold() == VERSIONS_FOLDER:
+        return f"{VERSIONS_FOLDER}/ is reserved for the versions kept by retention"
+    return None
+
+
+def remote_path(mirror: BucketMirror, object_name: str) -> str:
+    """Where ``object_name`` goes at a destination. PermanentError for a name that cannot be mirrored."""
+    problem = name_problem(object_name)
+    if problem is not None:
+        raise PermanentError(f"gs://{mirror.name}/{object_name}: cannot be mirrored: {problem}")
+    return f"{mirror.folder}/{object_name}" if mirror.folder else object_name
 
 
 def mirrorable(object_name: str) -> bool:
-    """False (logged) for a name that cannot be mirrored: a '..' segment would leave the folder."""
-    if ".." in object_name.replace("\\", "/").split("/"):
-        logger.warning("object name has a '..' segment; not mirrored", object=object_name)
+    """False (logged) for a name that cannot be mirrored (:func:`name_problem`)."""
+    problem = name_problem(object_name)
+    if problem is not None:
+        logger.warning("object name cannot be mirrored; skipped", object=object_name, reason=problem)
         return False
     return True
 

@@ -6,7 +6,8 @@ delivery operation, their deletes, and the scheduled reconcile.
   of its own kinds (:func:`deliver_mirrored`). A stale event delivers nothing (the live
   generation's event does); when the object was replaced while this generation was copied, the
   live generation is queued again so the newer bytes are written last (a stale generation never
-  stays on top of a newer one);
+  stays on top of a newer one); when it was deleted while copied (``delete: mirror``), the copy
+  just made is removed, since the delete event may have run before it existed;
 - delete events (``gcs-deleted``) apply ``delete: mirror`` (:func:`delete_mirrored`);
 - ``mirror-reconciles`` reaches verify (:func:`on_reconcile_event`): compare, fix, report.
 """
@@ -108,6 +109,12 @@ def _deliver_one(
             logger.info("stale event ignored", reason=str(stale), generation=obj.generation)
             return
     live = gcs.stat(obj.bucket, obj.name)
+    if live is None and mirrored.mirror.delete == "mirror":
+        # Deleted while copied: its delete event may have found no copy yet, so remove this one.
+        logger.info("object deleted during the copy; removing the copy (delete: mirror)")
+        with factory.opened(destination_id, config) as destination:
+            deletes.apply_delete(mirrored, destination)
+        return
     if live is not None and not same_content(obj, live):
         # Replaced while this generation was copied: the newer one may already be there and
         # this copy on top of it. Deliver the live generation again, after this one.

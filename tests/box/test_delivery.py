@@ -213,4 +213,4 @@ def test_a_metadata_patch_while_reading_does_not_lose_the_delivery(pipeline: Pip
     assert remote.sha1 == item.sha1
     (receipt,) = pipeline.receipts(1)
     assert receipt.status == "uploaded" and receipt.generation == item.generation
-    assert live.metadata == {"sftp": "done", "sha1": item.sha1}
+    assert live.metadata == {"sftp": "done", "sha1": item.sha1, "sha1-of": f"{live.size}:{live.crc32c}"}

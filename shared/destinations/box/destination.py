@@ -85,7 +85,7 @@ class BoxDestination(PutViaResumable):
         if not name:
             raise ValueError(f"path {path!r} names no file")
         folder_id, existing = self._prepare(parent, name, size)
-        if existing is not None and sha1 is not None and existing.sha1 == sha1:
+        if existing is not None and sha1 is not None and existing.sha1 == sha1 and existing.size == size:
             return PutResult(path, size, sha1, "unchanged", existing.id)
         if size < self.settings.chunked_threshold_bytes:
             data = read_exactly(source, size, f"upload {path!r}")
@@ -225,7 +225,7 @@ class BoxDestination(PutViaResumable):
                 f"box: a folder named {conflict.get('name')!r} is where a file should go (id {conflict.get('id')})"
             )
         known = BoxFile.from_entry(conflict)
-        if known.sha1 is None or known.etag is None:
+        if known.sha1 is None or known.etag is None or known.size is None:  # the unchanged check needs all
             known = file_info(self.http, known.id)
         return known
 
