@@ -126,6 +126,24 @@ class Outcome:
     rows: int | None = None
 
 
+def _start(config: Config, dataset: str, message_id: str | None, now: dt.datetime) -> tuple[str, list[DrillPick]]:
+    """A new drill's id and sample. Started by a Pub/Sub message, the id follows from the message
+    id and the sample is saved: a redelivered start finds the sample its first delivery chose (the
+    round-robin would put the table just drilled last and pick another), then its done marker."""
+    if not message_id or not re.sub(r"[^A-Za-z0-9]", "", message_id):
+        return uuid.uuid4().hex[:8], choose(config, dataset, now)
+    drill_id = "m" + re.sub(r"[^A-Za-z0-9]", "", message_id)[:40]
+    bucket, name = config.state_bucket_name, f"{RECORDS}{dataset}/picks/{drill_id}.json"
+    saved = gcs.read_json(bucket, name)
+    if saved is None:
+        picks = choose(config, dataset, now)
+        body = json.dumps({"picks": [p.model_dump() for p in picks]}).encode()
+        if gcs.write_if_absent(bucket, name, body, "application/json"):
+            return drill_id, picks
+        saved = gcs.read_json(bucket, name)  # a concurrent twin saved its sample first
+    return drill_id, [DrillPick.model_validate(p) for p in (saved or {}).get("picks", [])]
+
+
 def done_name(dataset: str, drill_id: str, table: str) -> str:
     """The marker of a table this drill has reported (a redelivery must not report it again)."""
     return f"{RECORDS}{dataset}/done/{drill_id}/{table}.json"
@@ -235,12 +253,16 @@ def report(config: Config, dataset: str, outcome: Outcome, source: DestinationId
     gcs.update_json(config.state_bucket_name, record_name(dataset), recorded)
 
 
-def handle(config: Config, request: DrillRequest, *, started: float, now: dt.datetime) -> Outcome | None:
+def handle(
+    config: Config, request: DrillRequest, *, started: float, now: dt.datetime, message_id: str | None = None
+) -> Outcome | None:
     """One invocation: pick (when starting), drill the first pick, continue with the rest. A
-    table this drill has already reported (a redelivered continuation) is not drilled again."""
+    table this drill has already reported (a redelivered start or continuation) is not drilled again."""
     entry, drill = drill_of(config, request.dataset)
-    drill_id = request.drill_id or uuid.uuid4().hex[:8]
-    picks = request.picks or choose(config, request.dataset, now)
+    if request.drill_id:
+        drill_id, picks = request.drill_id, request.picks
+    else:
+        drill_id, picks = _start(config, request.dataset, message_id, now)
     with log.bind(dataset=request.dataset, drill_id=drill_id):
         if not picks:
             logger.warning("restore drill: no in_sync run to restore", lookback_days=LOOKBACK_DAYS)

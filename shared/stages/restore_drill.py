@@ -17,4 +17,5 @@ def restore_drill(event: Any, config: Config) -> None:
     started = time.monotonic()
     message = parse_pubsub(event)
     with log.bind(message_id=message.message_id):
-        handle(config, DrillRequest.from_json(message.data), started=started, now=dt.datetime.now(dt.UTC))
+        request = DrillRequest.from_json(message.data)
+        handle(config, request, started=started, now=dt.datetime.now(dt.UTC), message_id=message.message_id)

@@ -97,3 +97,31 @@ def test_a_redelivered_drill_message_reports_its_table_once(drill_env: StackInfo
     assert read_record(config, "sales")["tables"][table] == reported
     assert gcs.read_json(config.state_bucket_name, done_name("sales", "again1", table))["run_id"] == run_id
     assert gcs.list_prefix(config.state_bucket_name, f"{STAGING_PREFIX}/{run_id}/") == []
+
+
+def test_a_redelivered_start_message_drills_its_sample_once(drill_env: StackInfo) -> None:
+    """A start (``{"dataset": D}``) has no drill id of its own: it takes its Pub/Sub message id's
+    and saves its sample, so its redelivery finds both. Before, the redelivery was a new drill
+    with a new sample (the round-robin put the table just drilled last) and restored another table."""
+    import uuid
+
+    exported(drill_env, "attempt_start")  # at least one in_sync run to sample
+    config = runtime.config()
+    message_id = str(uuid.uuid4().int)[:16]
+
+    def deliver() -> object:
+        return handle(
+            config,
+            DrillRequest(dataset="sales"),
+            started=time.monotonic(),
+            now=dt.datetime.now(dt.UTC),
+            message_id=message_id,
+        )
+
+    first = deliver()
+    assert first is not None
+    drilled = first.pick.table  # type: ignore[attr-defined]
+    record = read_record(config, "sales")["tables"]
+    assert deliver() is None  # the redelivery: the same sample, its first table already reported
+    assert read_record(config, "sales")["tables"] == record
+    assert gcs.read_json(config.state_bucket_name, done_name("sales", f"m{message_id}", drilled)) is not None
