@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import requests
 
 from shared import log
+from shared.budgeted_pass import stop_time
 from shared.config import Config
 from shared.errors import TransientError
 from shared.messages import VerifyResult
@@ -181,7 +182,7 @@ def flush_all(
     No group starts ``budget_s`` after ``started`` (``time.monotonic()``, default now) or past
     the invocation's end, and the first transient failure (the webhook hangs or answers 5xx)
     ends the pass: what is left stays queued for the next sweep."""
-    stop_at = (time.monotonic() if started is None else started) + budget_s
+    stop_at = stop_time(started, budget_s)
     ends = invocation_ends()
     stop_at = stop_at if ends is None else min(stop_at, ends)
     outbox = outbox or _outbox(config)
