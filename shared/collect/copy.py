@@ -330,17 +330,14 @@ def _read_whole(
     source: SftpSource, message: CollectFile, identity: FileIdentity, use: Callable[[HashingReader], str | None]
 ) -> HashingReader:
     """The file streamed through ``use`` (a put, or nothing) and read to its end, hashed; its
-    ``status`` is what ``use`` returned. TransientError when the size read is not the listed one."""
+    ``status`` is what ``use`` returned. The reader holds the file to its listed size
+    (:class:`SourceChanged` on a byte past it or an early end), so what it hashed is that size."""
     reader = HashingReader(source.open(message.name), message.size, identity.path)
     try:
         reader.status = use(reader) or "unchanged"
         reader.drain()
     finally:
         reader.close()
-    if reader.bytes_read != message.size:
-        raise TransientError(
-            f"{identity.path}: read {reader.bytes_read} bytes, listed with {message.size}; it changed, retrying"
-        )
     return reader
 
 

@@ -163,14 +163,13 @@ def _report_once(config: Config, job: str, run_id: str, result: VerifyResult) ->
     from shared.reporting.results import report
 
     bucket, name = config.state_bucket_name, _run(job, run_id) + "result.json"
-    if not gcs.write_if_absent(bucket, name, result.to_json(), "application/json"):
+    claimed = gcs.create_if_absent(bucket, name, result.to_json(), "application/json")
+    if claimed is None:
         return False
-    claimed = gcs.stat(bucket, name)
     try:
         report(result, config=config)
     except Exception:
-        if claimed is not None:
-            gcs.delete(bucket, name, if_generation_match=claimed.generation)
+        gcs.delete(bucket, name, if_generation_match=claimed)
         raise
     return True
 

@@ -3,6 +3,7 @@
 - reading an object's bytes is :mod:`shared.gcp.reader` (one reader for every stage);
 - ``write_if_absent`` is the "exactly once" write (``if_generation_match=0``): True when this
   call created the object, False when it was already there (a redelivery, a concurrent twin);
+  ``create_if_absent`` is the same write answering with the generation it created (or None);
 - ``list_prefix`` / ``stat`` return :class:`ObjectInfo` (size, md5, crc32c, generation, metadata);
 - ``set_metadata`` patches custom metadata, optionally only on a given generation;
 - ``update_json`` is a read-modify-write of a small JSON record that loses no concurrent update
@@ -262,7 +263,7 @@ def update_json(
                 raise PermanentError(f"{uri(bucket, name)}: not valid JSON ({exc})") from None
         updated = change(current)
         body = json.dumps(updated, sort_keys=True).encode()
-        if _write_once(bucket, name, body, "application/json", generation, None, client):
+        if _write_once(bucket, name, body, "application/json", generation, None, client) is not None:
             return updated
         # another writer got in between: apply the change to its record
     raise TransientError(f"updating {uri(bucket, name)}: {attempts} conditional writes in a row lost a race")
@@ -292,6 +293,20 @@ def write_if_absent(
     client: Any | None = None,
 ) -> bool:
     """Create ``name`` only if no live generation exists. True: created now; False: it was there."""
+    return create_if_absent(bucket, name, data, content_type, metadata=metadata, client=client) is not None
+
+
+def create_if_absent(
+    bucket: str,
+    name: str,
+    data: bytes,
+    content_type: str = "application/octet-stream",
+    *,
+    metadata: dict[str, str] | None = None,
+    client: Any | None = None,
+) -> int | None:
+    """:func:`write_if_absent` for a caller that needs the generation it created (to delete only
+    that one later): the generation, or None when the object was there."""
     return _write_once(bucket, name, data, content_type, 0, metadata, client)
 
 
@@ -306,8 +321,9 @@ def _write_once(
     if_generation_match: int,
     metadata: dict[str, str] | None,
     client: Any | None,
-) -> bool:
-    """A conditional write: True when it took, False when another writer's got in first.
+) -> int | None:
+    """A conditional write: the generation it wrote when it took, None when another writer's got
+    in first.
 
     The write carries a token of its own: when its answer is lost after GCS stored it, the retry
     (ours or the client library's) meets its own object and gets 412, and the token tells that
@@ -315,7 +331,7 @@ def _write_once(
     guards is never published by anyone)."""
     token = uuid.uuid4().hex
     try:
-        write(
+        written = write(
             bucket,
             name,
             data,
@@ -328,9 +344,9 @@ def _write_once(
         try:
             there = stat(bucket, name, client=client)
         except PermanentError:  # not allowed to read it back: as before the token, someone else's
-            return False
-        return there is not None and there.metadata.get(WRITER_KEY) == token
-    return True
+            return None
+        return there.generation if there is not None and there.metadata.get(WRITER_KEY) == token else None
+    return written.generation
 
 
 def set_metadata(

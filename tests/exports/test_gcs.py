@@ -37,6 +37,15 @@ def test_write_if_absent_creates_once(bare_stack_env: StackInfo, folder: str) ->
     assert info.crc32c and info.generation > 0 and info.time_created is not None
 
 
+def test_create_if_absent_returns_the_generation_it_created(bare_stack_env: StackInfo, folder: str) -> None:
+    """The generation a claimant may delete later (only its own) without a second request."""
+    bucket = bare_stack_env.bucket
+    created = gcs.create_if_absent(bucket, folder + "claim.json", b"{}", "application/json")
+    info = gcs.stat(bucket, folder + "claim.json")
+    assert info is not None and created == info.generation
+    assert gcs.create_if_absent(bucket, folder + "claim.json", b"{}", "application/json") is None
+
+
 def test_missing_objects(bare_stack_env: StackInfo, folder: str) -> None:
     bucket = bare_stack_env.bucket
     assert gcs.read_json(bucket, folder + "none.json") is None
@@ -208,11 +217,12 @@ def test_a_claim_whose_answer_was_lost_is_still_ours(bare_stack_env: StackInfo, 
     bucket = bare_stack_env.bucket
     client, proxy = _client_losing_the_first_answer(bare_stack_env)
     try:
-        first = gcs.write_if_absent(bucket, folder + "claim.json", b'{"me": 1}', "application/json", client=client)
+        first = gcs.create_if_absent(bucket, folder + "claim.json", b'{"me": 1}', "application/json", client=client)
     finally:
         proxy.close()
     assert proxy.cuts >= 1
-    assert first is True
+    info = gcs.stat(bucket, folder + "claim.json")
+    assert info is not None and first == info.generation
     assert gcs.write_if_absent(bucket, folder + "claim.json", b'{"me": 2}', "application/json") is False
 
 
