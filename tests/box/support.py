@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import urllib.request
 from typing import Any
 
 from devstack.boxapi import BoxApiServer
 from shared.config import BoxAuth, BoxDestination
+from shared.destinations.box.destination import BoxDestination as BoxBackend
 from shared.secrets import Secret
 
 
@@ -30,3 +33,13 @@ def box_settings(server: BoxApiServer, root_folder_id: str, **overrides: object)
         oauth_url=server.oauth2_url,
         **overrides,  # type: ignore[arg-type]
     )
+
+
+def put_one_new_version(box: BoxBackend, server: BoxApiServer, path: str, data: bytes) -> None:
+    """Put ``data`` over the file at ``path``: Box must hold it as the current version, with exactly
+    one older version behind it (a retried or re-sent upload adds no second one)."""
+    result = box.put(path, io.BytesIO(data), len(data))
+    assert result.status == "new_version"
+    remote = box.stat(path)
+    assert remote is not None and remote.sha1 == hashlib.sha1(data).hexdigest()
+    assert len(api_get(server, f"/files/{remote.remote_id}/versions")["entries"]) == 1

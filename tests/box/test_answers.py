@@ -18,7 +18,7 @@ from shared.config import BoxDestination as BoxSettings
 from shared.destinations.box.destination import BoxDestination
 from shared.destinations.box.http import BoxApiError
 from shared.errors import ConfigError
-from tests.box.support import api_get, box_settings
+from tests.box.support import box_settings, put_one_new_version
 from tests.box.test_cli import write_config
 
 MB = 1_000_000
@@ -143,12 +143,7 @@ def test_a_lost_answer_to_a_new_version_still_reports_new_version(
 ) -> None:
     box.put("lost/v.bin", io.BytesIO(b"old bytes"), 9)
     box_server.add_fault("upload_file_version", "lose_answer", count=1)
-    data = b"new bytes, longer than the old"
-    result = box.put("lost/v.bin", io.BytesIO(data), len(data))
-    assert result.status == "new_version"
-    remote = box.stat("lost/v.bin")
-    assert remote is not None and remote.sha1 == hashlib.sha1(data).hexdigest()
-    assert len(api_get(box_server, f"/files/{remote.remote_id}/versions")["entries"]) == 1
+    put_one_new_version(box, box_server, "lost/v.bin", b"new bytes, longer than the old")
 
 
 def test_a_lost_answer_to_a_commit_still_reports_uploaded(box: BoxDestination, box_server: BoxApiServer) -> None:

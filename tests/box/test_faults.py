@@ -14,7 +14,7 @@ from devstack.boxapi import BoxApiServer
 from shared.config import BoxDestination as BoxSettings
 from shared.destinations.box.destination import BoxDestination
 from shared.errors import TransientError
-from tests.box.support import api_get
+from tests.box.support import api_get, put_one_new_version
 
 MB = 1_000_000
 LARGE = 20 * MB + 12_345  # three parts of 8 MiB
@@ -109,12 +109,7 @@ def test_failed_version_upload_is_retried_into_exactly_one_version(
     """A new version's upload fails with a 500; the retry (with If-Match) adds exactly one version."""
     box.put("storm/v.bin", io.BytesIO(b"older bytes"), 11)
     box_server.add_fault("upload_file_version", "error", status=500, count=1)
-    data = b"newer bytes, of a different length"
-    result = box.put("storm/v.bin", io.BytesIO(data), len(data))
-    assert result.status == "new_version"
-    remote = box.stat("storm/v.bin")
-    assert remote is not None and remote.sha1 == hashlib.sha1(data).hexdigest()
-    assert len(api_get(box_server, f"/files/{remote.remote_id}/versions")["entries"]) == 1
+    put_one_new_version(box, box_server, "storm/v.bin", b"newer bytes, of a different length")
 
 
 def test_commit_polls_while_the_server_is_still_assembling(

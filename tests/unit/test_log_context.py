@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -90,13 +90,21 @@ def cutting_client(bare_stack_env: StackInfo) -> Iterator[Any]:
         proxy.close()
 
 
+def assert_resumes_log_the_context(
+    captured: io.StringIO, stored: gcs.ObjectInfo, client: Any, read: Callable[[ObjectReader], int], prefetch: int = 0
+) -> None:
+    """``read`` takes the whole object through a thread of its own under a bound context, across
+    the cuts of ``client``; every resume that thread logs carries the context."""
+    with log.bind(**WHERE), ObjectReader(stored, client=client, prefetch=prefetch) as reader:
+        assert read(reader) == stored.size
+    resumes = lines(captured, "GCS stream interrupted; resuming")
+    assert resumes and [where(line) for line in resumes] == [WHERE] * len(resumes)
+
+
 def test_the_gcs_prefetch_thread_logs_its_resumes_with_the_context(
     captured: io.StringIO, stored: gcs.ObjectInfo, cutting_client: Any
 ) -> None:
-    with log.bind(**WHERE), ObjectReader(stored, client=cutting_client, prefetch=2) as reader:
-        assert len(reader.read()) == stored.size
-    resumes = lines(captured, "GCS stream interrupted; resuming")
-    assert resumes and [where(line) for line in resumes] == [WHERE] * len(resumes)
+    assert_resumes_log_the_context(captured, stored, cutting_client, lambda reader: len(reader.read()), prefetch=2)
 
 
 def test_the_drive_read_ahead_thread_logs_with_the_context(
@@ -104,15 +112,15 @@ def test_the_drive_read_ahead_thread_logs_with_the_context(
 ) -> None:
     from shared.destinations.drive.readahead import ReadAhead
 
-    with log.bind(**WHERE), ObjectReader(stored, client=cutting_client) as reader:
+    def read(reader: ObjectReader) -> int:
         ahead = ReadAhead(reader, stored.name)
         try:
             ahead.ask(stored.size)  # read on the read-ahead thread, resumed there after each cut
-            assert len(ahead.take()) == stored.size
+            return len(ahead.take())
         finally:
             ahead.close()
-    resumes = lines(captured, "GCS stream interrupted; resuming")
-    assert resumes and [where(line) for line in resumes] == [WHERE] * len(resumes)
+
+    assert_resumes_log_the_context(captured, stored, cutting_client, read)
 
 
 def test_the_sftp_feeder_thread_logs_with_the_context(
@@ -120,16 +128,16 @@ def test_the_sftp_feeder_thread_logs_with_the_context(
 ) -> None:
     from shared.destinations.sftp.stream import ChunkFeeder
 
-    with log.bind(**WHERE), ObjectReader(stored, client=cutting_client) as reader:
+    def read(reader: ObjectReader) -> int:
         feeder = ChunkFeeder(reader, stored.size, what=stored.name).start()  # reads on its own thread
         taken = 0
         while (chunk := feeder.next_chunk()) is not None:
             assert chunk != "empty"
             taken += len(chunk[1])
             feeder.acknowledged(0, taken)  # as a writer would: the feeder paces itself on these
-        assert feeder.finish().size == stored.size
-    resumes = lines(captured, "GCS stream interrupted; resuming")
-    assert resumes and [where(line) for line in resumes] == [WHERE] * len(resumes)
+        return feeder.finish().size
+
+    assert_resumes_log_the_context(captured, stored, cutting_client, read)
 
 
 @pytest.fixture(scope="module")
