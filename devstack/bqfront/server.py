@@ -74,15 +74,17 @@ class Front:
         return Reader(bq, self.config.grpc), storage.Client(project=project, credentials=AnonymousCredentials())
 
     def extract(self, job: Job) -> dict[str, Any]:
-        """An extract job: sourceTable → destinationUris."""
-        self.holds.wait(job.job_id)
+        """An extract job: sourceTable → destinationUris, in the table's columns as the job started
+        (BigQuery exports the snapshot of its start: a column added while it runs is not in the files)."""
         project = job.resource["jobReference"]["projectId"]
         config = job.resource["configuration"]["extract"]
         spec = spec_of.from_extract(config)
         if "sourceTable" not in config:
             raise JobFailure("invalid", "The local BigQuery front extracts tables only (no sourceModel)")
         reader, storage = self._clients(project)
-        rows = reader.table(config["sourceTable"], project)
+        started_with = reader.columns(config["sourceTable"], project)
+        self.holds.wait(job.job_id)
+        rows = reader.table(config["sourceTable"], project, columns=started_with)
         written = write_export(spec, rows, storage, self.config.shard_size_bytes, job.job_id, self.config.spool_dir)
         return {"extract": {"destinationUriFileCounts": [str(written.files)], "inputBytes": str(written.bytes)}}
 

@@ -64,22 +64,45 @@ class Reader:
         self._read_client: Any | None = None
         self._lock = threading.Lock()  # jobs share a Reader: one channel, made once
 
-    def table(self, ref: dict[str, Any], default_project: str) -> Rows:
-        """Rows of ``configuration.extract.sourceTable``; JobFailure(notFound) when it does not exist."""
+    def columns(self, ref: dict[str, Any], default_project: str) -> list[str] | None:
+        """The names of the table's top-level columns now; None when it cannot be read (the
+        extract itself then reports why)."""
+        try:
+            return [f.name for f in self._get_table(ref, default_project).schema]
+        except JobFailure:
+            return None
+
+    def table(self, ref: dict[str, Any], default_project: str, columns: list[str] | None = None) -> Rows:
+        """Rows of ``configuration.extract.sourceTable``; JobFailure(notFound) when it does not exist.
+        ``columns``: only these (the table's columns when its job started), when all still exist;
+        bqemulator keeps no history to give a dropped column back."""
+        table = self._get_table(ref, default_project)
+        if str(table.table_type or "TABLE") not in ("TABLE",):
+            label = f"{table.project}.{table.dataset_id}.{table.table_id}"
+            raise JobFailure("invalid", f"{label} is a {table.table_type}; extract jobs read tables only")
+        schema = list(table.schema)
+        kept = [f for f in schema if f.name in columns] if columns is not None else schema
+        if len(kept) == len(columns or kept) and len(kept) < len(schema):
+            names = [f.name for f in kept]
+            batches = self._batches(table)
+            return Rows(kept, (batch.select(names) for batch in batches))
+        return Rows(schema, self._batches(table))
+
+    def _get_table(self, ref: dict[str, Any], default_project: str) -> Any:
         project = ref.get("projectId") or default_project
         label = f"{project}.{ref.get('datasetId')}.{ref.get('tableId')}"
         with upstream_errors("sourceTable"):
             try:
-                table = self.client.get_table(label)
+                return self.client.get_table(label)
             except gexc.NotFound:
                 raise JobFailure(
                     "notFound", f"Not found: Table {project}:{ref.get('datasetId')}.{ref.get('tableId')}"
                 ) from None
-        if str(table.table_type or "TABLE") not in ("TABLE",):
-            raise JobFailure("invalid", f"{label} is a {table.table_type}; extract jobs read tables only")
+
+    def _batches(self, table: Any) -> Iterator[Any]:
         if self.grpc_endpoint:
-            return Rows(list(table.schema), self._guard(lambda: self._read_stream(table)))
-        return Rows(list(table.schema), self._guard(self.client.list_rows(table).to_arrow_iterable))
+            return self._guard(lambda: self._read_stream(table))
+        return self._guard(self.client.list_rows(table).to_arrow_iterable)
 
     def query(self, sql: str, query_config: dict[str, Any]) -> Rows:
         """Run ``sql`` on bqemulator with the job's parameters; rows of its result (REST: the

@@ -24,9 +24,10 @@ from typing import Any, Protocol
 
 from shared import log, sql_date
 from shared.errors import PermanentError
-from shared.gcp import bq_jobs, clients, fingerprint_job, partitions
+from shared.gcp import bq_jobs, clients, fingerprint_job, job_schema, partitions
 from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, api_retry, call
 from shared.gcp.export_config import destination_of, export_data_sql, extract_job_config
+from shared.gcp.job_schema import SchemaStore
 from shared.messages import Source
 
 logger = log.get_logger(__name__)
@@ -116,6 +117,7 @@ class ExportJob:
     format: str
     deadline: float  # time.monotonic() by which to give up waiting (bq_jobs.JobPending)
     start: bool = True  # False: only attach to an existing job (the finalize sweep)
+    schemas: SchemaStore | None = None  # keeps the schema each job starts with (shared.gcp.job_schema)
 
     @property
     def destination_uri(self) -> str:
@@ -218,26 +220,19 @@ class BigQueryWarehouse:
         """An extract job of the table; rows by COUNT(*) as of the job's start."""
         table = self.get_table(source)
         location = table.location
-        extract = self.attach_or_start(
-            job.job_id,
-            (
-                lambda jid: self.client.extract_table(
-                    table.reference,
-                    job.destination_uri,
-                    job_id=jid,
-                    location=location,
-                    job_config=extract_job_config(job.format),
-                    retry=api_retry(),
-                )
+
+        def start(jid: str) -> Any:
+            # The schema as the job starts: read again for a _retryN attempt, started later.
+            now = table if jid == job.job_id else self.get_table(source)
+            config = extract_job_config(job.format)
+            config.labels = job_schema.labels([f.to_api_repr() for f in now.schema], job.schemas)
+            return self.client.extract_table(
+                now.reference, job.destination_uri, job_id=jid, location=location, job_config=config, retry=api_retry()
             )
-            if job.start
-            else None,
-            location,
-            job.deadline,
-            source.label,
-        )
+
+        extract = self.attach_or_start(job.job_id, start if job.start else None, location, job.deadline, source.label)
         counts = list(extract.destination_uri_file_counts or [])
-        schema = [f.to_api_repr() for f in table.schema]
+        schema = job_schema.of_job(extract, [f.to_api_repr() for f in table.schema], job.schemas, source.label)
         where = partitions.every_row(table)
         fingerprint = self._fingerprint_at(source, where, extract, schema, location, job)
         return ExportResult(
@@ -256,25 +251,23 @@ class BigQueryWarehouse:
         sql, params = source.parameterized()
         dry = self._dry_run(sql, params, source.label)  # where it runs, and the schema of what it exports
         statement = export_data_sql(job.destination_uri, job.format, sql)
-        config = bigquery.QueryJobConfig(query_parameters=params)
-        query = self.attach_or_start(
-            job.job_id,
-            (
-                lambda jid: self.client.query(
-                    statement, job_config=config, job_id=jid, location=dry.location, retry=api_retry(), job_retry=None
-                )
+
+        def start(jid: str) -> Any:
+            now = dry if jid == job.job_id else self._dry_run(sql, params, source.label)
+            config = bigquery.QueryJobConfig(
+                query_parameters=params,
+                labels=job_schema.labels([f.to_api_repr() for f in now.schema or []], job.schemas),
             )
-            if job.start
-            else None,
-            dry.location,
-            job.deadline,
-            source.label,
-        )
+            return self.client.query(
+                statement, job_config=config, job_id=jid, location=dry.location, retry=api_retry(), job_retry=None
+            )
+
+        query = self.attach_or_start(job.job_id, start if job.start else None, dry.location, job.deadline, source.label)
         # google-cloud-bigquery 3.47 has no accessor for statistics.query.exportDataStatistics.
         stats = query._properties.get("statistics", {}).get("query", {}).get("exportDataStatistics", {})
         rows = stats.get("rowCount")  # documented as Alpha: COUNT(*) when absent
         files = stats.get("fileCount")
-        schema = [f.to_api_repr() for f in dry.schema or []]
+        schema = job_schema.of_job(query, [f.to_api_repr() for f in dry.schema or []], job.schemas, source.label)
         # A query has no snapshot to go back to: its fingerprint is the query run again, kept only
         # when it sees as many rows as were exported.
         fingerprint = fingerprint_job.compute(

@@ -59,6 +59,7 @@ from shared.manifest import Manifest
 from shared.messages import TableExport
 from shared.stages import failures
 from shared.stages.export_records import (
+    KeptSchemas,
     W,
     build_manifest,
     claim_failure,
@@ -187,6 +188,7 @@ def run_export(
         format=task.format,
         deadline=deadline,
         start=start,
+        schemas=KeptSchemas(config.state_bucket_name, folder, storage_client),
     )
     try:
         return _finish(task, wh, job, folder, storage_client)

@@ -22,6 +22,7 @@ from shared.messages import TableExport
 logger = log.get_logger(__name__)
 
 FAILURE_CLAIM = "_export/failure.json"  # in the state bucket, under the run folder: reported once
+SCHEMAS = "_export/schemas/"  # in the state bucket, under the run folder: KeptSchemas
 W = "table export"
 
 
@@ -54,6 +55,23 @@ def write_run_record(task: TableExport, bucket: str, folder: RunFolder, storage_
 def manifest_in(bucket: str, folder: RunFolder, storage_client: Any | None) -> Manifest | None:
     raw = gcs.read_bytes(bucket, folder.manifest_name, client=storage_client)
     return Manifest.from_json(raw, folder.manifest_name) if raw is not None else None
+
+
+class KeptSchemas:
+    """The schemas a run's export jobs started with (:mod:`shared.gcp.job_schema`), in the state
+    bucket under the run folder, one object per digest (written once; the same digest is the
+    same schema)."""
+
+    def __init__(self, state_bucket: str, folder: RunFolder, client: Any | None = None) -> None:
+        self.bucket, self.prefix, self.client = state_bucket, folder.prefix + SCHEMAS, client
+
+    def save(self, digest: str, schema: list[dict[str, Any]]) -> None:
+        body = json.dumps(schema).encode()
+        gcs.write_if_absent(self.bucket, f"{self.prefix}{digest}.json", body, "application/json", client=self.client)
+
+    def load(self, digest: str) -> list[dict[str, Any]] | None:
+        kept = gcs.read_json(self.bucket, f"{self.prefix}{digest}.json", client=self.client)
+        return kept if isinstance(kept, list) else None
 
 
 def failure_claim(folder: RunFolder) -> str:

@@ -186,6 +186,24 @@ def exports_env(bare_stack_env: StackInfo) -> Iterator[ExportsKit]:
     runtime.reset()
 
 
+@pytest.fixture
+def kit(exports_env: ExportsKit, monkeypatch: pytest.MonkeyPatch) -> ExportsKit:
+    """The exports stack, export_table waiting at most 1 s for its job before acknowledging (a
+    job still running is finished by its completion event or the finalize sweep)."""
+    from shared.stages.export import BUDGET_ENV
+
+    monkeypatch.setenv(BUDGET_ENV, "1")
+    return exports_env
+
+
+@pytest.fixture
+def audit(exports_env: ExportsKit) -> Iterator[Puller]:
+    """What the BigQuery front publishes to the audit-log topic from now on (raw entries)."""
+    from devstack.launches import AUDIT_LOG_TOPIC
+
+    yield exports_env.subscribe(AUDIT_LOG_TOPIC)
+
+
 def new_run_id() -> str:
     return "t" + uuid.uuid4().hex[:12]
 

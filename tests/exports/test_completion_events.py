@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 
-from devstack.launches import AUDIT_LOG_TOPIC
 from devstack.relay import audit_cloudevent
 from shared import in_flight
 from shared.gcp import gcs
@@ -69,19 +68,6 @@ def held_export(kit: ExportsKit, task: Any) -> Iterator[Hold]:
     with Hold(kit, export_job_id(task, kit.config)) as hold:
         kit.main.export_table(kit.table_export_event(task))
         yield hold
-
-
-@pytest.fixture
-def kit(exports_env: ExportsKit, monkeypatch: pytest.MonkeyPatch) -> ExportsKit:
-    """The exports stack, export_table waiting at most 1 s for its job before acknowledging."""
-    monkeypatch.setenv(BUDGET_ENV, "1")
-    return exports_env
-
-
-@pytest.fixture
-def audit(exports_env: ExportsKit) -> Iterator[Puller]:
-    """What the front publishes to the audit-log topic from now on (raw entries)."""
-    yield exports_env.subscribe(AUDIT_LOG_TOPIC)
 
 
 def completion_event(audit: Puller, job_id: str) -> CloudEvent:
