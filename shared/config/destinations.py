@@ -108,6 +108,13 @@ class SftpPartner(Model):
             raise Problem(f"{value!r} is not a TCP port (1-65535)")
         return value
 
+    @field_validator("connect_timeout_s")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if not 0 < value < float("inf"):  # NaN too; 0 or less fails every connect, retried forever
+            raise Problem(f"{value!r} must be a number of seconds more than 0")
+        return value
+
     @field_validator("host_key_fingerprint")
     @classmethod
     def _fingerprint(cls, value: str | None) -> str | None:

@@ -36,11 +36,19 @@ class _Handle(SFTPHandle):
 
 
 class _Files(SFTPServerInterface):
+    def __init__(self, server: Any, owner: ParamikoSftpServer) -> None:
+        super().__init__(server)
+        self.owner = owner
+
     def list_folder(self, path: str) -> Any:
         try:
-            return [SFTPAttributes.from_stat(os.lstat(os.path.join(path, n)), n) for n in os.listdir(path)]
+            listed = [SFTPAttributes.from_stat(os.lstat(os.path.join(path, n)), n) for n in os.listdir(path)]
         except OSError as exc:
             return SFTPServer.convert_errno(exc.errno)
+        for picked_up in self.owner.picked_up_after_listing:  # the partner's job takes them right away
+            with contextlib.suppress(FileNotFoundError):
+                picked_up.unlink()
+        return listed
 
     def stat(self, path: str) -> Any:
         try:
@@ -119,6 +127,7 @@ class ParamikoSftpServer:
         self.port = free_port()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._transports: list[paramiko.Transport] = []
+        self.picked_up_after_listing: list[Path] = []  # files a partner's job removes once a folder is listed
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -133,7 +142,7 @@ class ParamikoSftpServer:
                 return
             transport = paramiko.Transport(sock)
             transport.add_server_key(self.host_key)
-            transport.set_subsystem_handler("sftp", SFTPServer, _Files)
+            transport.set_subsystem_handler("sftp", SFTPServer, _Files, self)
             self._transports.append(transport)
             # With an event, start_server does not block: a client that leaves mid-handshake (the
             # pool's host-key probe does, once it has the key) must not stop the accept loop, as it

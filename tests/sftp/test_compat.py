@@ -125,3 +125,33 @@ def test_check_file_hashing_on_a_server_that_offers_it(tmp_path: Path) -> None:
         assert os.stat(root / "c/file.bin").st_mtime_ns != before
     finally:
         server.close()
+
+
+def test_a_file_picked_up_between_listing_and_hashing_is_left_out(tmp_path: Path) -> None:
+    """The partner's job removes b.csv right after our listing: hashing it finds nothing. The
+    listing is then what it would be a moment later (without b.csv), not a permanent failure."""
+    from tests.sftp.paramiko_server import ParamikoSftpServer
+
+    key = keygen(tmp_path / "client")
+    server = ParamikoSftpServer(key.with_suffix(".pub"))
+    root = tmp_path / "root"
+    root.mkdir()
+    partner = SftpPartner(
+        host="127.0.0.1",
+        port=server.port,
+        username="partner",
+        private_key=Secret(f"file:{key}"),
+        known_hosts=Secret(server.known_hosts),
+        directory=str(root),
+        hashing="check-file",
+    )
+    data = os.urandom(40_000)  # paramiko's check-file handler is right for 256 B .. 64 KiB
+    try:
+        with SftpDestination("checkfile", partner) as dest:
+            put(dest, "in/a.csv", data)
+            put(dest, "in/b.csv", os.urandom(40_000))
+            server.picked_up_after_listing.append(root / "in/b.csv")
+            listed = [(f.path, f.size, f.sha1) for f in dest.list("in")]
+        assert listed == [("in/a.csv", len(data), hashlib.sha1(data).hexdigest())]
+    finally:
+        server.close()

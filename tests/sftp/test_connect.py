@@ -13,7 +13,7 @@ from shared.destinations.sftp.session import open_session
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.secrets import Secret
 from tests.sftp.conftest import PartnerFactory, make_partner
-from tests.sftp.sshd_server import PASSWORD, Sshd, fingerprint, keygen
+from tests.sftp.sshd_server import PASSWORD, SftpUser, Sshd, fingerprint, keygen
 
 
 def connects(partner) -> str:  # type: ignore[no-untyped-def]
@@ -41,6 +41,23 @@ def test_changed_host_key_is_refused_showing_the_offered_fingerprint(
         connects(partner(known_hosts=Secret(stale)))
     assert sshd.host_fingerprint in str(refused.value)
     assert not isinstance(refused.value, TransientError)
+
+
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_a_host_key_of_another_type_is_a_mismatch_showing_the_offered_key(
+    sftp_user: SftpUser, workdir: Path, tmp_path: Path, client: str
+) -> None:
+    """known_hosts pins an Ed25519 key, the server now has only an RSA one: refused for good, as
+    OpenSSH refuses it, not retried as a lost connection."""
+    server = Sshd(sftp_user, host_key_type="rsa").start()
+    try:
+        stale = f"[127.0.0.1]:{server.port} {other_host_key(tmp_path)}\n"
+        with pytest.raises(PermanentError, match="HOST KEY MISMATCH") as refused:
+            connects(make_partner(server, workdir, known_hosts=Secret(stale), ssh_client=client))
+        assert f"offered ssh-rsa {server.host_fingerprint}, expected ssh-ed25519 SHA256:" in str(refused.value)
+        assert "Accepted" not in server.log_text()
+    finally:
+        server.cleanup()
 
 
 def test_refused_before_any_credential_is_sent(private_sshd: Sshd, workdir: Path, tmp_path: Path) -> None:

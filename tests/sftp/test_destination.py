@@ -13,7 +13,7 @@ import pytest
 from shared.destinations.sftp import destination as sftp_module
 from shared.destinations.sftp.destination import SftpDestination
 from shared.destinations.sftp.pool import limiter_for
-from shared.errors import PermanentError, TransientError
+from shared.errors import PermanentError, RejectedInput, TransientError
 from shared.secrets import Secret
 from tests.sftp.conftest import PartnerFactory, make_partner
 from tests.sftp.sshd_server import Sshd
@@ -111,6 +111,22 @@ def test_a_partial_still_growing_is_left_to_its_writer(partner: PartnerFactory, 
     assert not (workdir / "busy.bin").exists()
 
 
+def test_a_name_ending_with_the_partial_suffix_is_refused(partner: PartnerFactory, workdir: Path) -> None:
+    """NAME.partial is where NAME is written: a delivered file of that name would be taken over
+    as a leftover (deleted) by the next delivery of NAME. Refused as bad input, not retried."""
+    with SftpDestination("acme", partner()) as dest:
+        refusal = r"'in/data\.csv\.partial'.*'\.partial'.*destinations\.sftp\.acme\.partial_suffix"
+        with pytest.raises(RejectedInput, match=refusal):
+            put(dest, "in/data.csv.partial", b"precious")
+        assert put(dest, "in/data.csv", b"id\n1\n").status == "uploaded"
+    assert sorted(p.name for p in (workdir / "in").iterdir()) == ["data.csv"]
+    with SftpDestination("acme", partner(partial_suffix=".tmp")) as dest:
+        with pytest.raises(RejectedInput, match=r"'x\.tmp'.*'\.tmp'"):
+            put(dest, "x.tmp", b"x")
+        assert put(dest, "in/data.csv.partial", b"precious").status == "uploaded"  # no partial name here
+    assert not (workdir / "x.tmp").exists()
+
+
 def test_permission_denied_on_the_directory_names_the_path(partner: PartnerFactory, workdir: Path) -> None:
     locked = workdir / "locked"
     locked.mkdir(mode=0o755)  # owned by root: the login user cannot write here
@@ -174,6 +190,28 @@ def test_sha1sum_hashing_over_exec(shell_sshd: Sshd, workdir: Path, client: str)
     with SftpDestination("hashing", make_partner(shell_sshd, workdir, hashing="sha1sum", ssh_client=client)) as fresh:
         assert put(fresh, "h/it's a file.bin", data, sha1=sha1(data)).status == "unchanged"  # server hash, no download
     assert os.stat(workdir / "h/it's a file.bin").st_mtime_ns == before.st_mtime_ns
+
+
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_sha1sum_hashes_names_with_characters_python_ends_lines_at(
+    shell_sshd: Sshd, workdir: Path, client: str
+) -> None:
+    """sha1sum ends its lines with '\\n' only; U+2028, U+0085, form feeds, \\x1c-\\x1e in a name
+    are not line ends, and one such name must not break a whole folder's listing."""
+    names = [
+        "report\u2028q1.csv",
+        "sales\x0cnotes.csv",
+        "menu \x85.csv",
+        "a\x0bb\x1cc\x1dd\x1ee\u2029.csv",
+        "plain.csv",
+    ]
+    data = {name: os.urandom(1000) for name in names}
+    with SftpDestination("hashing", make_partner(shell_sshd, workdir, hashing="sha1sum", ssh_client=client)) as dest:
+        for name, body in data.items():
+            assert put(dest, f"odd/{name}", body).status == "uploaded"
+            assert dest.stat(f"odd/{name}").sha1 == sha1(body)  # type: ignore[union-attr]
+        listed = {f.path: f.sha1 for f in dest.list("odd")}
+    assert listed == {f"odd/{name}": sha1(body) for name, body in data.items()}
 
 
 @pytest.mark.parametrize("client", ["openssh", "paramiko"])

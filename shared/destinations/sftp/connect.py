@@ -26,6 +26,7 @@ from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT, CMD_STATUS
 from shared.config import SftpPartner
 from shared.destinations.sftp import padding
 from shared.destinations.sftp.hostkeys import (
+    ALGORITHMS_FOR_KEY_TYPE,
     describe_key,
     entries_for,
     parse_known_hosts,
@@ -292,7 +293,8 @@ def _handshake(name: str, partner: SftpPartner, key_types: tuple[str, ...]) -> t
 
 def _verified_transport(name: str, partner: SftpPartner) -> tuple[paramiko.Transport, paramiko.PKey]:
     """Handshake until the server presents a key we trust, trying each host key algorithm once
-    when only a fingerprint is pinned (a server may hold several keys; the pin names one)."""
+    when only a fingerprint is pinned (a server may hold several keys; the pin names one). A
+    server with no key of the types known_hosts lists is a mismatch showing the key it offers."""
     supported = supported_host_key_types()
     known = partner.known_hosts.reveal() if partner.known_hosts is not None else None
     key_types: tuple[str, ...] = ()
@@ -307,9 +309,12 @@ def _verified_transport(name: str, partner: SftpPartner) -> tuple[paramiko.Trans
         try:
             transport, key = _handshake(name, partner, tuple(remaining))
         except IncompatiblePeer:
-            if first_error is None:
+            if first_error is not None:
+                raise first_error from None  # no other host key to try: the pin matches none
+            if remaining == list(supported):
                 raise
-            raise first_error from None  # no other host key to try: the pin matches none
+            remaining = list(supported)  # no key of a type known_hosts lists: get one to show as a mismatch
+            continue
         try:
             verify_host_key(
                 partner=name,
@@ -369,10 +374,11 @@ def offered_host_key(partner: SftpPartner, key_type: str) -> str:
     A warm pool asks this before reusing a session: a server whose key changed since the
     session was opened is found out at the next delivery, not at the next reconnect.
     """
+    wanted = ALGORITHMS_FOR_KEY_TYPE.get(key_type, (key_type,))  # an ssh-rsa key signs as rsa-sha2-*
     sock = socket.create_connection((partner.host, partner.port), timeout=partner.connect_timeout_s)
     transport = paramiko.Transport(sock)
     try:
-        transport.get_security_options().key_types = (key_type,)
+        transport.get_security_options().key_types = wanted
         transport.start_client(timeout=partner.connect_timeout_s)
         return str(transport.get_remote_server_key().get_base64())
     finally:

@@ -1,6 +1,7 @@
 """The SFTP Destination: a partner's directory on an SFTP server (paramiko; OpenSSH and others).
 
-Paths are relative to the partner's ``directory``. A ``put``:
+Paths are relative to the partner's ``directory``; a name ending with ``partial_suffix`` is
+refused (RejectedInput: it would be taken for another file's leftover partial). A ``put``:
 
 1. looks at the file already at the final name; when it has the same size and provably the same
    bytes (below), nothing is written and the result is ``unchanged``;
@@ -65,12 +66,13 @@ from shared.destinations.sftp.stream import (
     open_for_write,
     stream_to_handles,
 )
-from shared.errors import PermanentError, TransientError
+from shared.errors import PermanentError, RejectedInput, TransientError
 from shared.ids import DestinationId
 from shared.log import get_logger
 
 log = get_logger(__name__)
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller files are not worth extra connections
+Listed = list[tuple[str, int]]  # (path, size) of listed files; `list` is a method name in the class
 
 
 class SftpDestination(PutViaResumable):
@@ -137,6 +139,7 @@ class SftpDestination(PutViaResumable):
         ledger = options.get("ledger") or self.ledger
         if not rel:
             raise ValueError("put needs a file path, not the destination root")
+        self._refuse_partial_name(rel)
         final = self.remote_path(rel)
         partial = final + self.partner.partial_suffix
         with self.pool.session() as session:
@@ -206,8 +209,7 @@ class SftpDestination(PutViaResumable):
             files = sorted(walk(session, self.remote_path(rel), rel)) if is_folder(top) else []
             digests: dict[str, str] = {}
             if hashes and self.hashes and files:  # the server reads every byte: only when asked
-                full = [self.remote_path(p) for p, _ in files]
-                digests = remote_sha1(session, self.partner.hashing, full, sum(s for _, s in files))
+                files, digests = self._hashed(session, files)
         for path, size in files:
             yield RemoteFile(path, size, digests.get(self.remote_path(path)))
 
@@ -250,6 +252,17 @@ class SftpDestination(PutViaResumable):
         return reader  # type: ignore[return-value]
 
     # ---- steps -----------------------------------------------------------------------------
+
+    def _refuse_partial_name(self, rel: str) -> None:
+        """RejectedInput for a name ending with the partial suffix: it is another file's upload
+        in progress to us, so a put of that file would take it over as a leftover and delete it."""
+        suffix = self.partner.partial_suffix
+        if posixpath.basename(rel).endswith(suffix):
+            raise RejectedInput(
+                f"{self.name}: cannot deliver {rel!r}: its name ends with {suffix!r}, the suffix of files still "
+                f"being written there (destinations.sftp.{self.partner_name}.partial_suffix); expected a name "
+                f"not ending with {suffix!r} (rename the file, or agree another partial_suffix with the partner)"
+            )
 
     def _write_partial(
         self,
@@ -303,6 +316,19 @@ class SftpDestination(PutViaResumable):
             got = None if written is None else written.st_size
             raise TransientError(f"{self.name}: {partial} has {got} bytes on the server after writing {streamed.size}")
         return streamed
+
+    def _hashed(self, session: SftpSession, files: Listed) -> tuple[Listed, dict[str, str]]:
+        """The listed ``files`` the server hashed, with {full path: SHA-1}; those removed since the
+        listing (a partner picking its files up) are left out, as a listing a moment later would."""
+        while True:
+            full = [self.remote_path(p) for p, _ in files]
+            try:
+                return files, remote_sha1(session, self.partner.hashing, full, sum(s for _, s in files))
+            except TransientError:
+                there = [f for f, p in zip(files, full, strict=True) if is_file(attrs_of(session, p))]
+                if len(there) == len(files):
+                    raise  # not a vanished file
+                files = there  # fewer each time: the loop ends
 
     def _existing_sha1(
         self, session: SftpSession, rel: str, final: str, attrs: Any, ledger: DeliveryLedger, deadline: float | None

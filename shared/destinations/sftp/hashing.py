@@ -71,7 +71,10 @@ def _batches(paths: list[str]) -> list[list[str]]:
 def _check_file(session: SftpSession, path: str) -> str:
     partner = session.partner
     with sftp_errors(partner, "hashing (check-file)", path):
-        handle = session.sftp.open(path, "rb")
+        try:
+            handle = session.sftp.open(path, "rb")
+        except FileNotFoundError:  # removed since it was listed or written: as sha1sum, a retry decides
+            raise TransientError(f"sftp:{partner}: {path} is gone; it was there a moment before hashing") from None
         try:
             for name in _CHECK_FILE_NAMES:
                 kind, msg = raw_request(session.sftp, CMD_EXTENDED, name, handle.handle, "sha1", int64(0), int64(0), 0)
@@ -125,7 +128,7 @@ def _sha1sum(session: SftpSession, paths: list[str], total_bytes: int) -> dict[s
         if isinstance(exc.__cause__, TimeoutError):  # socket.timeout, subprocess.TimeoutExpired as mapped
             raise out_of_time from exc
         raise
-    lines = stdout.decode(errors="replace").splitlines()
+    lines = _output_lines(stdout)
     detail = (stderr.decode(errors="replace").strip() or " ".join(lines))[:300]
     if not any(_SHA1SUM_LINE.match(line) for line in lines):
         # e.g. OpenSSH with ForceCommand internal-sftp: "This service allows sftp connections only."
@@ -144,6 +147,13 @@ def _sha1sum(session: SftpSession, paths: list[str], total_bytes: int) -> dict[s
             raise PermanentError(f"sftp:{partner}: sha1sum printed {line[:80]!r}; expected '<40 hex digits>  <path>'")
         out[path] = match.group(1)
     return out
+
+
+def _output_lines(stdout: bytes) -> list[str]:
+    """sha1sum's lines: split at newlines only, since it escapes only '\\n', '\\\\' and '\\r' in
+    names; str.splitlines() would also split inside a name holding e.g. U+2028 or a form feed."""
+    lines = stdout.decode(errors="replace").split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
 
 
 def _exec(session: SftpSession, command: str, timeout: float) -> tuple[int, bytes, bytes]:

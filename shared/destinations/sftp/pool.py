@@ -14,8 +14,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+import paramiko
+
 from shared.config import SftpPartner
-from shared.destinations.sftp.connect import SftpSession, offered_host_key
+from shared.destinations.sftp.connect import IncompatiblePeer, SftpSession, offered_host_key
 from shared.destinations.sftp.session import open_session
 from shared.errors import TransientError
 from shared.log import get_logger
@@ -84,15 +86,23 @@ class SessionPool:
         refuses a changed one before any credential is sent."""
         if time.monotonic() - self._checked_at < self.recheck_s:
             return session
+        failed: str | None = None  # the probe's unexpected error
         try:
-            offered = offered_host_key(self.partner, session.host_key_type)
-        except Exception as exc:  # noqa: BLE001 - the server is unreachable: the session decides
+            offered: str | None = offered_host_key(self.partner, session.host_key_type)
+        except IncompatiblePeer:
+            offered = None  # no key of that type any more: the key changed
+        except (OSError, EOFError, paramiko.SSHException) as exc:  # unreachable: the session decides
             log.warning("host key probe failed; using the pooled session", partner=self.name, error=str(exc))
             return session
+        except Exception as exc:  # noqa: BLE001 - a key not proven unchanged is never reused
+            offered, failed = None, repr(exc)
         self._checked_at = time.monotonic()
         if offered == session.host_key_base64:
             return session
-        log.warning("the server's host key changed under a pooled session; reconnecting", partner=self.name)
+        if failed is not None:
+            log.warning("host key probe failed; reconnecting to verify the key", partner=self.name, error=failed)
+        else:
+            log.warning("the server's host key changed under a pooled session; reconnecting", partner=self.name)
         session.close()
         self._forget_one()
         self.close()
