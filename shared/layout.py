@@ -6,7 +6,8 @@ GCS (one folder per run and source):
   plus ``_run.json`` (written before the job: routing) and ``_manifest.json`` (written last).
 Each destination also receives the manifest, after the run's data files, with every file's SHA-1
 filled in (``_manifest.delivered.json`` in GCS): as ``_manifest.json`` in a run's own folder,
-``_manifest_{run_id}.json`` in a folder shared with other runs.
+``_manifest_{run_id}.json`` in a folder shared with other runs of one source (dated query folders,
+query runs in a flat root), ``_manifest_{run_id}_{dataset}.{table}.json`` for a table in a flat root.
 Destinations, by the layout their backend declares (``Abilities.layout``):
   ``gcp_tree`` (Box): ``GCP/bigquery/{dataset}/{table}/{YYYYMMDD}/{run_id}/`` and ``GCP/exports/{export}/{YYYYMMDD}/``;
   ``nested`` (SFTP): ``{dataset}/{table}/{YYYYMMDD}/{run_id}/`` and ``{export}/{YYYYMMDD}/`` under the root;
@@ -135,11 +136,14 @@ class RemoteFolder:
 
     ``exclusive`` is False when the folder is shared with other runs (flat SFTP layouts,
     dated query folders): then only names matching ``name_pattern`` belong to this run.
+    ``manifest_key`` names the run's table where the folder also holds the run's other tables
+    (a flat root), so each table's manifest copy has a name of its own.
     """
 
     path: str
     exclusive: bool
     name_pattern: str = "*"
+    manifest_key: str = ""
 
     def owns(self, filename: str) -> bool:
         return self.exclusive or fnmatch.fnmatchcase(filename, self.name_pattern)
@@ -147,9 +151,20 @@ class RemoteFolder:
 
 def remote_manifest_name(folder: RemoteFolder, run_id: str) -> str:
     """The name of the run's ``_manifest.json`` copy at a destination: ``_manifest.json`` in a
-    run's own folder; ``_manifest_{run_id}.json`` in a folder shared with other runs (dated query
-    folders, flat partners), so runs never overwrite each other's manifest."""
-    return MANIFEST_NAME if folder.exclusive else f"_manifest_{run_id}.json"
+    run's own folder; ``_manifest_{run_id}.json`` in a folder shared with other runs of one source
+    (dated query folders, a query run in a flat root); ``_manifest_{run_id}_{dataset}.{table}.json``
+    for a table in a flat root, which also holds the run's other tables. So neither runs nor a
+    run's tables overwrite each other's manifest."""
+    if folder.exclusive:
+        return MANIFEST_NAME
+    return f"_manifest_{run_id}_{folder.manifest_key}.json" if folder.manifest_key else f"_manifest_{run_id}.json"
+
+
+def flat_manifest_key(source: Source) -> str:
+    """How a flat root's manifest copy names its source: ``sales.orders`` for a table, since a
+    dataset run exports several tables under one run id. A query run exports one export (one
+    request, one run id), so its copy keeps ``_manifest_{run_id}.json``, as delivered before."""
+    return f"{source.dataset}.{source.table}" if source.mode == "table" else ""
 
 
 def is_manifest_copy(filename: str) -> bool:
@@ -167,7 +182,7 @@ def remote_folder(layout: FolderLayout, run: RunFolder, file_name_template: str)
             return RemoteFolder(f"GCP/bigquery/{src.dataset}/{src.table}/{day}/{run.run_id}", True)
         return RemoteFolder(f"GCP/exports/{src.export}/{day}", False, pattern)
     if layout == "flat":
-        return RemoteFolder("", False, pattern)
+        return RemoteFolder("", False, pattern, flat_manifest_key(src))
     if src.mode == "table":
         return RemoteFolder(f"{src.dataset}/{src.table}/{day}/{run.run_id}", True)
     return RemoteFolder(f"{src.export}/{day}", False, pattern)

@@ -11,7 +11,10 @@ which backend it talks to (it reads ``destination.abilities``):
    for destinations that cannot hash server-side, the object's ledger (:mod:`shared.delivery.ledger`);
    the bytes stream through :class:`shared.gcp.reader.ObjectReader` (pinned generation,
    CRC32C-checked, prefetching) — a generation that vanishes mid-read is judged again on the next try;
-3. **metadata**: the SHA-1 and the ledger entry are merged into the object's metadata;
+3. **metadata**: the SHA-1 and the ledger entry are merged into the object's metadata; when the
+   object was replaced meanwhile, these older bytes may have landed on top of the newer
+   generation's copy, so the live generation is queued again and written last
+   (:func:`requeue_if_replaced`): a stale generation never stays on top of a newer one;
 4. **receipt**: a DeliveryReceipt on ``deliveries`` (verify compares the destination with
    the manifest on each one) — unless the put found the bytes already there and the caller
    said a repeat needs none (``Delivery.receipt_if_unchanged``: the manifest copy's repeat triggers).
@@ -33,13 +36,14 @@ from dataclasses import dataclass
 from shared import log
 from shared.budgeted_pass import stop_time
 from shared.delivery import checkpoint
-from shared.delivery.freshness import Stale, live_object
+from shared.delivery.freshness import Stale, live_object, same_content
 from shared.delivery.ledger import ObjectLedger, bound_sha1, record_delivery
 from shared.destinations.base import Destination, Progress, PutResult, Resumable
 from shared.errors import TransientError
 from shared.events import StorageObject
 from shared.gcp import gcs, pubsub
 from shared.gcp.reader import ObjectReader
+from shared.ids import DestinationId
 from shared.messages import DeliveryReceipt
 from shared.retry import retry_call
 from shared.topology import DELIVERIES
@@ -48,7 +52,7 @@ logger = log.get_logger(__name__)
 ATTEMPTS = 3
 PREFETCH_BLOCKS = 4  # 1 MiB blocks read ahead of the destination's writes
 
-__all__ = ["ATTEMPTS", "Delivery", "Stale", "budget_left", "deliver"]
+__all__ = ["ATTEMPTS", "Delivery", "Stale", "budget_left", "deliver", "requeue_if_replaced"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ def deliver(delivery: Delivery) -> DeliveryReceipt | None:
         mb_per_s=round(result.size / 1e6 / elapsed, 1) if elapsed > 0 else None,
     )
     if not record_delivery(delivery.obj, result.sha1, ledger):
+        if result.status != "unchanged":  # these older bytes were written: maybe on top of newer ones
+            requeue_if_replaced(delivery.obj, delivery.destination.id, delivery.run_id)
         return None
     if result.status == "unchanged" and not delivery.receipt_if_unchanged:
         logger.info("already delivered; no receipt", remote_path=location)
@@ -128,6 +134,22 @@ def deliver(delivery: Delivery) -> DeliveryReceipt | None:
     )
     pubsub.publish(DELIVERIES, receipt, run_id=delivery.run_id, destination=str(delivery.destination.id))
     return receipt
+
+
+def requeue_if_replaced(obj: StorageObject, destination: DestinationId, run_id: str) -> None:
+    """After ``obj``'s bytes were written to ``destination``: when the object now holds other
+    bytes, the newer generation's delivery may have finished first, leaving these older bytes on
+    top of it. Queue the live generation again (``delivery-continuations``) so its put comes last:
+    it writes the newer bytes or finds them there."""
+    live = gcs.stat(obj.bucket, obj.name)
+    if live is None:
+        logger.warning("object deleted while it was delivered; no newer generation to queue", object=obj.name)
+        return
+    if not same_content(obj, live):
+        checkpoint.publish_continuation(StorageObject.from_info(live), destination, run_id)
+        logger.info(
+            "object replaced while it was delivered; live generation queued again", live_generation=live.generation
+        )
 
 
 def _put_once(

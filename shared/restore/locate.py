@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from shared.config.types import TABLE_RE
 from shared.destinations.base import Destination, Readable, normalize_path
 from shared.errors import PermanentError
-from shared.layout import MANIFEST_NAME, RunFolder, remote_folder, yyyymmdd
+from shared.layout import MANIFEST_NAME, RunFolder, is_manifest_copy, remote_folder, yyyymmdd
 from shared.manifest import Manifest
 from shared.messages import DATASET_RE, Source
 
@@ -34,12 +34,18 @@ def _search_root(destination: Destination) -> str:
 
 def manifest_paths(destination: Destination, run_id: str) -> list[str]:
     """Every manifest copy of ``run_id`` at ``destination``: ``…/{run_id}/_manifest.json`` (a run's
-    own folder) or ``_manifest_{run_id}.json`` (a shared folder)."""
+    own folder), ``_manifest_{run_id}.json`` (a folder shared with other runs) or
+    ``_manifest_{run_id}_{dataset}.{table}.json`` (a flat root: one per table; :func:`remote_manifest_name`).
+    A longer run id sharing the prefix is told apart by the manifest's own run id (:func:`find_run`)."""
     found = []
     for remote in destination.list(_search_root(destination)):
         path = normalize_path(remote.path)
         folder, _, name = path.rpartition("/")
-        if (name == MANIFEST_NAME and folder.rpartition("/")[2] == run_id) or name == f"_manifest_{run_id}.json":
+        own_folder = name == MANIFEST_NAME and folder.rpartition("/")[2] == run_id
+        shared = name == f"_manifest_{run_id}.json" or (
+            name.startswith(f"_manifest_{run_id}_") and is_manifest_copy(name)
+        )
+        if own_folder or shared:
             found.append(path)
     return sorted(found)
 
@@ -67,6 +73,7 @@ def find_run(destination: Destination, run_id: str, table: str | None = None) ->
             continue
         if table is None or table in (manifest.source.label, manifest.source.export):
             runs.append(RemoteRun(path.rpartition("/")[0], path, manifest))
+    runs = _named_copies_first(runs, run_id)
     if not runs:
         raise PermanentError(
             f"restore: no manifest of run {run_id!r}{f' for {table!r}' if table else ''} at {destination.name}"
@@ -77,6 +84,14 @@ def find_run(destination: Destination, run_id: str, table: str | None = None) ->
             f"restore: run {run_id!r} holds several tables at {destination.name} ({names}); pass --table"
         )
     return runs[0]
+
+
+def _named_copies_first(runs: list[RemoteRun], run_id: str) -> list[RemoteRun]:
+    """One copy per table: a flat root delivered to before copies were named by table may still
+    hold the run-wide ``_manifest_{run_id}.json`` next to the table's own copy; the own one wins."""
+    legacy = f"_manifest_{run_id}.json"
+    named = {r.manifest.source.label for r in runs if r.manifest_path.rpartition("/")[2] != legacy}
+    return [r for r in runs if r.manifest_path.rpartition("/")[2] != legacy or r.manifest.source.label not in named]
 
 
 def find_as_of(destination: Destination, table: str, day: dt.date) -> RemoteRun:

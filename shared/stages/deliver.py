@@ -15,7 +15,8 @@ destination of the function's kinds, through the one delivery operation.
 5. The run's ``_manifest.json`` follows the data files to each destination: tried on its own
    finalize event and after each data file, sent once every listed file is there, one receipt
    per destination (:mod:`shared.delivery.manifest_copy`). ``_manifest.delivered.json`` events
-   deliver only a self-heal's rewrite, to the destination it names.
+   deliver only a self-heal's rewrite, to the destination it names; its continuations resume
+   the manifest copy that paused on its time budget.
 6. A transfer to a resumable destination works at most ``delivery.budget_s`` per invocation,
    then continues from its checkpoint on a ``delivery-continuations`` message, which this
    same handler receives (:mod:`shared.delivery.checkpoint`).
@@ -35,6 +36,7 @@ from shared.delivery.routing import RoutedFile, route, routing_for
 from shared.destinations import factory
 from shared.errors import RejectedInput
 from shared.events import StorageObject, parse_pubsub, parse_storage
+from shared.gcp import gcs
 from shared.ids import DestinationId, Stage
 from shared.layout import DELIVERED_MANIFEST_NAME, MANIFEST_NAME, RunFolder, parse_object_name
 from shared.messages import TableExport
@@ -112,12 +114,51 @@ def continue_delivery(
         if is_mirrored(obj, config):
             deliver_mirrored(obj, config, stage=stage, kinds=kinds, budget_s=budget_s, only=destination)
             return
+        located = parse_object_name(obj.name, config.export_prefix)
+        if located is not None and located[1] == DELIVERED_MANIFEST_NAME:  # a manifest copy that paused
+            _continue_manifest(obj, located[0], destination, config, stage, budget_s)
+            return
         routed = route(obj, config.export_prefix)
         if routed is None:
             return
         if destination not in routed.routing.destinations:
             raise RejectedInput(f"delivery continuation: run {routed.routing.run_id} does not route to {destination}")
         _deliver_to(routed, [destination], config, stage, budget_s)
+
+
+def _continue_manifest(
+    obj: StorageObject,
+    folder: RunFolder,
+    destination: DestinationId,
+    config: Config,
+    stage: Stage,
+    budget_s: float | None,
+) -> None:
+    """Continue the manifest copy to ``destination``: the delivered manifest is sealed already, so
+    the same generation resumes from its checkpoint. A heal's rewrite for this destination stays a
+    heal (a receipt even when unchanged: the heal round waits for one)."""
+    with log.bind(run_id=folder.run_id, table=folder.source.label, object=obj.name):
+        routing = routing_for(obj, folder)
+        if routing is None:
+            return
+        if destination not in routing.destinations:
+            raise RejectedInput(f"delivery continuation: run {routing.run_id} does not route to {destination}")
+        live = gcs.stat(obj.bucket, obj.name)  # the continuation carries no metadata: heal's mark is on the object
+        healing = heal_destination(live.metadata if live is not None else None) == str(destination)
+
+        def one(destination_id: DestinationId) -> None:
+            with factory.opened(destination_id, config) as opened:
+                deliver_manifest_if_ready(
+                    obj.bucket,
+                    folder,
+                    routing,
+                    opened,
+                    budget_s=budget_s,
+                    state_bucket=config.state_bucket_name,
+                    healing=healing,
+                )
+
+        each(stage, [destination], one, lambda d: _context(routing, d))
 
 
 def _deliver_to(
@@ -134,6 +175,7 @@ def _deliver_to(
 
 
 def _deliver_one(routed: RoutedFile, destination_id: DestinationId, config: Config, budget_s: float | None) -> None:
+    left = budget_left(budget_s)  # the manifest copy gets what the data file left of it
     with factory.opened(destination_id, config) as destination:
         remote_path = routed.remote_path(destination.abilities.layout)
         delivery = Delivery(
@@ -149,7 +191,7 @@ def _deliver_one(routed: RoutedFile, destination_id: DestinationId, config: Conf
             routed.folder,
             routed.routing,
             destination,
-            budget_s=budget_s,
+            budget_s=left(),
             state_bucket=config.state_bucket_name,
         )
 

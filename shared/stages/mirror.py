@@ -18,8 +18,6 @@ from typing import Any
 
 from shared import log
 from shared.config import Config
-from shared.delivery import checkpoint
-from shared.delivery.freshness import same_content
 from shared.delivery.operation import Delivery, Stale, budget_left, deliver
 from shared.destinations import factory
 from shared.errors import RejectedInput
@@ -108,19 +106,13 @@ def _deliver_one(
         except Stale as stale:
             logger.info("stale event ignored", reason=str(stale), generation=obj.generation)
             return
+    # Replaced while copied: deliver() queued the live generation again (requeue_if_replaced).
     live = gcs.stat(obj.bucket, obj.name)
     if live is None and mirrored.mirror.delete == "mirror":
         # Deleted while copied: its delete event may have found no copy yet, so remove this one.
         logger.info("object deleted during the copy; removing the copy (delete: mirror)")
         with factory.opened(destination_id, config) as destination:
             deletes.apply_delete(mirrored, destination)
-        return
-    if live is not None and not same_content(obj, live):
-        # Replaced while this generation was copied: the newer one may already be there and
-        # this copy on top of it. Deliver the live generation again, after this one.
-        newer = StorageObject.from_info(live)
-        checkpoint.publish_continuation(newer, destination_id, mirrored.run_id)
-        logger.info("object replaced during the copy; live generation queued again", live_generation=live.generation)
 
 
 def _delete_one(mirrored: MirroredObject, destination_id: DestinationId, config: Config) -> None:
