@@ -142,9 +142,10 @@ def verify(
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Compare a run's manifest with its destinations here and now (nothing is published or healed).
+    """Compare a run's manifest with its destinations here and now (nothing is published, healed or deleted).
 
-    Exit 0 when every destination is in sync, 1 otherwise, 2 when the run cannot be found.
+    Files verify itself would remove (a superseded same-day run's, in a shared folder) are listed,
+    not removed. Exit 0 when every destination is in sync, 1 otherwise, 2 when the run cannot be found.
     """
     from shared.gcp import pubsub
     from shared.messages import VerifyRequest
@@ -206,7 +207,7 @@ def local_checks(
                 raise RejectedInput(
                     f"--destination {dest!r}: run {run_id} ({run.folder.source.label}) goes to {', '.join(manifest.destinations)}"
                 )
-            comparison = run_comparison(ctx, dest, objects.sha1, download=download)
+            comparison = run_comparison(ctx, dest, objects.sha1, download=download, remove_superseded=False)
             state = read_state(cfg.state_bucket_name, run.folder.prefix, dest)
             checks.append(
                 build_result(
@@ -244,9 +245,11 @@ def print_checks(checks: list[VerifyResult]) -> None:
         for r in checks
     ]
     print_table(CHECK_COLUMNS, rows, right={"FILES", "BYTES", "HEALS"})
+    from shared.verify.flow import WOULD_REMOVE
+
     for r in checks:
         details = [f"  {title}: {name}" for title, names in r.differences() for name in names]
-        if r.reason and r.status != "in_sync":
+        if r.reason and (r.status != "in_sync" or WOULD_REMOVE in r.reason):
             details.append(f"  {r.reason}")
         if details:
             print_line("")

@@ -33,7 +33,7 @@ from shared.manifest import Manifest
 from shared.messages import DeliveryReceipt, VerifyRequest, VerifyResult
 from shared.reporting.results import report
 from shared.stages.dead_letters import on_dead_letter
-from shared.stages.failures import each
+from shared.stages.failures import each, release_if_unreported
 from shared.stages.mirror import on_reconcile_event
 from shared.stages.runner import dispatch
 from shared.topology import DELIVERIES, GCS_TRIGGER, MIRROR_RECONCILES, VERIFY_REQUESTS, dead_letter_reports
@@ -214,10 +214,11 @@ def _manifest_once(config: Config, folder: RunFolder) -> Manifest | None:
     """The manifest for automatic triggers; a bad one is reported as rejected once, then ignored."""
     try:
         return load_manifest(config.bucket, folder)
-    except RejectedInput:
-        if verify_markers.claim(
-            config.state_bucket_name, verify_markers.rejected_name(folder.prefix), {"run_id": folder.run_id}
-        ):
+    except RejectedInput as exc:
+        marker = verify_markers.rejected_name(folder.prefix)
+        if verify_markers.claim(config.state_bucket_name, marker, {"run_id": folder.run_id}):
+            # the runner reports it; should that fail, the claim goes, so a later trigger reports it
+            release_if_unreported(exc, config.state_bucket_name, marker)
             raise
         logger.info("manifest already reported as rejected; ignored")
         return None

@@ -8,7 +8,10 @@ It compares a :class:`~shared.manifest.Manifest` with the listing of the run's f
   a shared folder), not in the manifest — ``.partial`` leftovers of interrupted uploads count
   here and are also named in ``partial``;
 - ``size_differs``: present with another size;
-- ``hash_differs``: same size, another SHA-1.
+- ``hash_differs``: same size, another SHA-1;
+- ``duplicates``: held more than once (Drive keeps files of one name side by side; on a
+  destination that folds case, names differing only in case are one): neither copy is taken
+  for the file, so the comparison is not in sync, and a re-delivery cannot repair it.
 
 ``check`` says how strong the comparison was: ``sha1`` when both sides were hashed (the
 destination's listing when it reports SHA-1, else by reading the file back through
@@ -59,6 +62,10 @@ class Comparison:
     details: dict[str, str] = field(default_factory=dict)
     removed: tuple[str, ...] = ()
     """Files of a superseded run of the same day deleted from a shared folder (shared.verify.superseded)."""
+    would_remove: tuple[str, ...] = ()
+    """What verify would delete there, when asked not to (``offsite verify``): left in ``extra``."""
+    duplicates: tuple[str, ...] = ()
+    """Names held more than once at the destination; ``details`` gives the copies' sizes."""
 
     def counts(self) -> dict[str, Any]:
         """What a VerifyResult reports of this comparison: the differences and the counts."""
@@ -83,7 +90,9 @@ class Comparison:
 
     @property
     def in_sync(self) -> bool:
-        return self.complete and not (self.extra or self.size_differs or self.hash_differs or self.rows_note)
+        return self.complete and not (
+            self.extra or self.size_differs or self.hash_differs or self.duplicates or self.rows_note
+        )
 
     @property
     def repairable(self) -> tuple[str, ...]:
@@ -102,6 +111,9 @@ class Comparison:
             if names:
                 shown = ", ".join(names[:5]) + (f", … {len(names) - 5} more" if len(names) > 5 else "")
                 parts.append(f"{len(names)} {label} ({shown})")
+        if self.duplicates:
+            held = "; ".join(f"{n}: {self.details.get(n, '')}" for n in self.duplicates)
+            parts.append(f"{len(self.duplicates)} held more than once ({held})")
         if self.partial:
             parts.append(f"{len(self.partial)} unfinished upload(s) left as .partial")
         if self.rows_note:
@@ -150,15 +162,18 @@ def compare(
     listed = list(destination.list(folder.path))
     also_expected = also_expected() if callable(also_expected) else also_expected
     expected = {f.name: f for f in (*manifest.files, *also_expected)}
-    remote = dict(_owned(listed, folder, partial_suffixes, {f.name for f in also_expected}))
+    owned = list(_owned(listed, folder, partial_suffixes, {f.name for f in also_expected}))
+    remote = dict(owned)  # a name held twice is in `duplicates`, not compared: no copy stands for both
+    duplicates = held_more_than_once(owned, folds_case=destination.abilities.folds_case)
     missing = sorted(n for n in expected if n not in remote)
     if any(f.name in missing for f in manifest.files):  # the manifest copy follows the data files
         missing = [n for n in missing if n not in {f.name for f in also_expected}]
     extra = sorted(n for n in remote if n not in expected)
     partial = [n for n in extra if n.endswith(tuple(partial_suffixes))]
     in_flight = [n for n in partial if partial_stem(n, partial_suffixes) in expected]
-    pairs = [(expected[n], remote[n]) for n in sorted(expected) if n in remote]
+    pairs = [(expected[n], remote[n]) for n in sorted(expected) if n in remote and n not in duplicates]
     size_differs, hash_differs, details = _differences(pairs, destination, source_sha1 if check == SHA1 else None)
+    details.update(duplicates)
     return Comparison(
         destination=destination.name,
         folder=folder.path,
@@ -170,6 +185,7 @@ def compare(
         in_flight=tuple(in_flight),
         size_differs=tuple(size_differs),
         hash_differs=tuple(hash_differs),
+        duplicates=tuple(sorted(duplicates)),
         # counts are of data files: the manifest copy is checked, and named when wrong, not counted
         files_expected=len(manifest.files),
         files_present=sum(1 for f in manifest.files if f.name in remote),
@@ -197,6 +213,20 @@ def _differences(
                 hash_differs.append(want.name)
                 details[want.name] = f"sha1 {got_sha1 or '(none reported)'}, expected {want_sha1}"
     return size_differs, hash_differs, details
+
+
+def held_more_than_once(owned: Sequence[tuple[str, RemoteFile]], *, folds_case: bool) -> dict[str, str]:
+    """{name: the sizes of its copies} for each name listed more than once (with ``folds_case``,
+    every spelling of a name differing only in case)."""
+    copies: dict[str, list[tuple[str, int]]] = {}
+    for name, file in owned:
+        copies.setdefault(name.casefold() if folds_case else name, []).append((name, file.size))
+    held: dict[str, str] = {}
+    for found in copies.values():
+        if len(found) > 1:
+            sizes = ", ".join(f"{size} bytes" for size in sorted(size for _, size in found))
+            held.update({name: f"{len(found)} copies: {sizes}" for name, _ in found})
+    return held
 
 
 def _owned(

@@ -13,7 +13,8 @@ of :mod:`shared.verify.markers`, whether that is the moment to publish and what:
   are missing and the destination never had a result; else ``in_sync``/``mismatch``) and
   starts a heal for a repairable mismatch; that heal's round ends in one more automatic result.
 - sweep (past the deadline, no result yet): ``incomplete`` once per round (``incomplete-{k}``)
-  with what is missing, and a heal of the missing files; a complete run is decided as above.
+  with what is missing, and a heal of the missing files (started by a later sweep when a
+  transient error came between the two); a complete run is decided as above.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from dataclasses import dataclass
 from shared import log
 from shared.config import Config
 from shared.destinations import factory
-from shared.destinations.base import Destination
 from shared.gcp import gcs
 from shared.layout import RemoteFolder, RunFolder, remote_folder, remote_manifest_name
 from shared.manifest import Manifest, ManifestFile
@@ -41,9 +41,10 @@ from shared.verify.heal import HealPlan
 from shared.verify.markers import VerifyState
 from shared.verify.rows import rows_note
 from shared.verify.runs import RunObjects
-from shared.verify.superseded import remove_superseded
+from shared.verify.superseded import without_superseded
 
 logger = log.get_logger(__name__)
+WOULD_REMOVE = "would be removed by verify"  # offsite verify's note: what it left in place
 
 
 class Trigger(enum.Enum):
@@ -144,11 +145,14 @@ def run_comparison(
     *,
     download: bool | None = None,
     names_first: bool = False,
+    remove_superseded: bool = True,
 ) -> Comparison:
     """The engine on the destination built from config (the engine itself never opens one).
 
     ``download`` overrides ``verify.download_hashes`` (``offsite verify --size-only``).
     ``names_first``: when files are missing, return the names-and-sizes comparison without hashing.
+    ``remove_superseded``: delete what a superseded same-day run left in a shared folder
+    (:mod:`shared.verify.superseded`); False (``offsite verify``) only names it in ``would_remove``.
     """
     config = ctx.config
     with factory.opened(destination, config) as dest:
@@ -166,28 +170,14 @@ def run_comparison(
             download_hashes=config.verify.download_hashes if download is None else download,
             also_expected=copy,
         )
-        comparison = _without_superseded(ctx, dest, folder, comparison)
+        comparison = without_superseded(
+            config, ctx.folder, dest, folder, comparison, remove=remove_superseded, now=utcnow()
+        )
         if config.verify.rows and comparison.in_sync:
             comparison = dataclasses.replace(comparison, rows_note=rows_note(ctx.manifest, dest, folder))
     if comparison.check_note:
         logger.warning("weaker check", check=comparison.check, why=comparison.check_note)
     return comparison
-
-
-def _without_superseded(ctx: RunContext, dest: Destination, folder: RemoteFolder, comparison: Comparison) -> Comparison:
-    """Delete the extras a superseded run of the same day left in a shared folder (see
-    :mod:`shared.verify.superseded`) and take them out of the comparison."""
-    suffix = dest.abilities.partial_suffix
-    suffixes = (suffix,) if suffix else ()
-    removed = remove_superseded(ctx.bucket, ctx.folder, dest, folder, comparison.extra, suffixes)
-    if not removed:
-        return comparison
-    return dataclasses.replace(
-        comparison,
-        extra=tuple(n for n in comparison.extra if n not in removed),
-        partial=tuple(n for n in comparison.partial if n not in removed),
-        removed=removed,
-    )
 
 
 def manifest_copy_entry(ctx: RunContext, folder: RemoteFolder) -> tuple[ManifestFile, ...]:
@@ -250,7 +240,9 @@ class _Decision:
             self.ctx.prefix, self.destination, verify_markers.Kind.INCOMPLETE, self.state.round
         )
         published = self._publish_once(marker, result)
-        if published is not None and plan is not None:
+        if plan is not None:
+            # Also when the result was out already: the sweep that published it may have failed
+            # before its heal (sweep_run comes back for an announced heal); the heal claim is once only.
             self._start_heal(plan)
         return published
 
@@ -362,6 +354,10 @@ def build_result(
         reasons.append(
             f"removed {len(comparison.removed)} file(s) a superseded run of the same day left: "
             + ", ".join(comparison.removed)
+        )
+    if comparison.would_remove:
+        reasons.append(
+            f"{WOULD_REMOVE} (a superseded run of the same day left them): " + ", ".join(comparison.would_remove)
         )
     if comparison.check_note:
         reasons.append(f"check {comparison.check}: {comparison.check_note}")

@@ -214,7 +214,7 @@ def _compare(
         return {"status": "skipped", "reason": f"round {round_} result is {(prior or {}).get('status')}"}
     if _day_of(prior.get("finished_at")) == now.date():
         return {"status": "skipped", "reason": "verified today"}
-    if replaced_at(config, run.folder, destination, manifest.file_name):
+    if replaced_at(config, run.folder, destination, manifest.file_name, now=now):
         return {"status": "skipped", "reason": "replaced by a newer run of the same day in a shared folder"}
     ctx = RunContext(config, run.folder, manifest, message_id)
     objects = RunObjects(config.bucket, run.folder)

@@ -7,8 +7,12 @@ started) and that has no result for that round:
 
 - no manifest (the export never finished): ``incomplete`` per destination of ``_run.json``;
 - files missing at a destination: ``incomplete`` naming them (once per round,
-  ``incomplete-{k}.json``), and a self-heal of the missing files when attempts remain;
+  ``incomplete-{k}.json``), and a self-heal of the missing files when attempts remain (a
+  later sweep starts a heal the round's ``incomplete`` announced, when an error came between);
 - everything there: the normal decision (``in_sync``/``mismatch``/heal) — the receipts were lost.
+
+Every result is claimed by its marker and published with :func:`shared.verify.flow.publish_once`:
+when publishing fails the marker is released, so the next sweep publishes it.
 
 Only folders with any activity (an object written) in the last ``deadline + 1 day`` are
 looked at: older ones were swept long ago or are left to ``offsite status`` / ``offsite
@@ -33,10 +37,9 @@ from shared.delivery.routing import load_run
 from shared.errors import PermanentError, RejectedInput
 from shared.gcp import gcs
 from shared.messages import VerifyResult
-from shared.reporting.results import report
 from shared.verify import heal as verify_heal
 from shared.verify import markers as verify_markers
-from shared.verify.flow import RunContext, Trigger, utcnow, verify_destination
+from shared.verify.flow import RunContext, Trigger, publish_once, utcnow, verify_destination
 from shared.verify.recheck import recheck
 from shared.verify.runs import GcsObject, RunIndex, RunRef, load_manifest, scan_objects
 
@@ -124,7 +127,9 @@ def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.tim
     for destination in manifest.destinations:
         with log.bind(destination=destination):
             state = verify_markers.read_state(config.state_bucket_name, run.folder.prefix, destination)
-            if state.reported or state.round in state.incompletes:
+            if state.reported or (
+                state.round in state.incompletes and not _heal_announced(config, run, destination, state)
+            ):
                 continue
             since = run.started
             if state.round:
@@ -138,19 +143,24 @@ def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.tim
                     published += 1
             except PermanentError as exc:
                 marker = verify_markers.marker(run.folder.prefix, destination, verify_markers.Kind.FAILED, state.round)
-                if verify_markers.claim(config.state_bucket_name, marker, {"reason": str(exc)}):
-                    _report(config, run, destination, exc.status, str(exc), message_id, now)
-                    published += 1
+                failed = _result(config, run, destination, exc.status, str(exc), message_id, now)
+                published += publish_once(config.state_bucket_name, marker, failed, config=config)
     return published
+
+
+def _heal_announced(config: Config, run: RunRef, destination: str, state: verify_markers.VerifyState) -> bool:
+    """The round's ``incomplete`` announced a self-heal that was not started (no ``heal-{k+1}``):
+    a transient error came between the two, so this sweep starts it."""
+    marker = verify_markers.marker(run.folder.prefix, destination, verify_markers.Kind.INCOMPLETE, state.round)
+    body = verify_markers.read(config.state_bucket_name, marker) or {}
+    return isinstance(body.get("heal_attempts"), int) and body["heal_attempts"] > state.round
 
 
 def _reject_once(config: Config, run: RunRef, exc: RejectedInput, message_id: str | None, now: dt.datetime) -> int:
     """Report a run folder whose control files are malformed, once (claimed by a marker)."""
     marker = verify_markers.rejected_name(run.folder.prefix)
-    if verify_markers.claim(config.state_bucket_name, marker, {"run_id": run.folder.run_id}):
-        _report(config, run, None, "rejected", str(exc), message_id, now)
-        return 1
-    return 0
+    rejected = _result(config, run, None, "rejected", str(exc), message_id, now)
+    return int(publish_once(config.state_bucket_name, marker, rejected, config=config))
 
 
 def _export_incomplete(run: RunRef, config: Config, *, now: dt.datetime, message_id: str | None) -> int:
@@ -170,13 +180,12 @@ def _export_incomplete(run: RunRef, config: Config, *, now: dt.datetime, message
     published = 0
     for destination in routing.destinations:
         marker = verify_markers.marker(run.folder.prefix, destination, verify_markers.Kind.INCOMPLETE, 0)
-        if verify_markers.claim(config.state_bucket_name, marker, {"reason": reason}):
-            _report(config, run, destination, "incomplete", reason, message_id, now)
-            published += 1
+        incomplete = _result(config, run, destination, "incomplete", reason, message_id, now)
+        published += publish_once(config.state_bucket_name, marker, incomplete, config=config)
     return published
 
 
-def _report(
+def _result(
     config: Config,
     run: RunRef,
     destination: str | None,
@@ -184,21 +193,19 @@ def _report(
     reason: str,
     message_id: str | None,
     now: dt.datetime,
-) -> None:
-    report(
-        VerifyResult(
-            status=status,
-            destination=destination,
-            run_id=run.folder.run_id,
-            source=run.folder.source,
-            reason=reason,
-            stage=Trigger.SWEEP.stage,
-            message_id=message_id,
-            manifest=gcs.uri(config.bucket, run.folder.manifest_name),
-            date=run.folder.date.isoformat(),
-            started_at=run.started.isoformat() if run.started else None,
-            finished_at=now.isoformat(),
-            duration_s=round((now - run.started).total_seconds(), 3) if run.started else None,
-        ),
-        config=config,
+) -> VerifyResult:
+    """A sweep result about a run folder that could not be compared (failed, rejected, no manifest)."""
+    return VerifyResult(
+        status=status,
+        destination=destination,
+        run_id=run.folder.run_id,
+        source=run.folder.source,
+        reason=reason,
+        stage=Trigger.SWEEP.stage,
+        message_id=message_id,
+        manifest=gcs.uri(config.bucket, run.folder.manifest_name),
+        date=run.folder.date.isoformat(),
+        started_at=run.started.isoformat() if run.started else None,
+        finished_at=now.isoformat(),
+        duration_s=round((now - run.started).total_seconds(), 3) if run.started else None,
     )

@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import json
 import os
 import uuid
 
 import pytest
+from typer.testing import CliRunner
 
+from offsite.cli import app
 from shared.destinations import factory
 from shared.gcp import gcs
 from shared.layout import remote_folder
@@ -69,6 +72,16 @@ def put_remote(vstack: VerifyStack, run: Run, destination: str, name: str, data:
     with factory.opened(destination, vstack.config) as dest:
         folder = remote_folder(dest.abilities.layout, run.folder, TEMPLATE)
         dest.put(f"{folder.path}/{name}", io.BytesIO(data), len(data))
+
+
+def put_partial(vstack: VerifyStack, run: Run, destination: str, name: str, data: bytes) -> None:
+    """An upload in progress on the SFTP server: ``name`` + the partial suffix, written raw (a put
+    of a name with that suffix is refused)."""
+    with factory.opened(destination, vstack.config) as dest:
+        folder = remote_folder(dest.abilities.layout, run.folder, TEMPLATE)
+        path = dest.remote_path(f"{folder.path}/{name}{dest.abilities.partial_suffix}")
+        with dest.pool.session() as session, session.sftp.open(path, "w") as out:
+            out.write(data)
 
 
 def run_and_rerun(vstack: VerifyStack, destination: str) -> tuple[Run, Run]:
@@ -125,3 +138,71 @@ def test_the_daily_recheck_skips_a_run_replaced_by_a_same_day_rerun(vstack: Veri
     )
     assert summary.checked == 1 and summary.mismatches == 0  # the rerun only: still in sync
     assert [r.status for r in vstack.results_for(first)] == ["in_sync"]  # no recheck mismatch for the replaced run
+
+
+def test_a_rerun_verified_mid_upload_keeps_its_own_partial_file(vstack: VerifyStack) -> None:
+    """The rerun's upload of shard 0 is in progress (a .partial): an older run exported shard 0 too,
+    yet that .partial is the rerun's own, not a leftover. Only the older run's files go."""
+    destination = "sftp:local"
+    first = query_run(vstack, 3, destination)
+    deliver(vstack, first)
+    rerun = query_run(vstack, 2, destination)
+    put_partial(vstack, rerun, destination, SHARD.format(0), b"x" * 5000)
+    vstack.request({"run_id": rerun.run_id})
+    remote = remote_names(vstack, rerun, destination)
+    partial = SHARD.format(0) + ".partial"
+    assert partial in remote, "verify deleted the run's own upload in progress"
+    assert SHARD.format(2) not in remote and f"_manifest_{first.run_id}.json" not in remote
+    result = vstack.results_for(rerun)[-1]
+    assert f"removed 1 file(s) a superseded run of the same day left: {SHARD.format(2)}" in (result.reason or "")
+    assert partial in result.extra
+
+
+def test_offsite_verify_lists_what_verify_would_remove_and_removes_nothing(vstack: VerifyStack) -> None:
+    destination = "sftp:local"
+    first = query_run(vstack, 3, destination)
+    deliver(vstack, first)
+    rerun = query_run(vstack, 2, destination)  # exported; its delivery just starting
+    put_partial(vstack, rerun, destination, SHARD.format(0), b"x" * 5000)
+    before = remote_names(vstack, rerun, destination)
+
+    out = CliRunner().invoke(app, ["verify", rerun.run_id, "--destination", destination, "--json"])
+    assert out.exit_code == 1, out.output
+    assert remote_names(vstack, rerun, destination) == before  # nothing deleted
+    [check] = json.loads(out.stdout)
+    old_copy = f"_manifest_{first.run_id}.json"
+    assert (
+        f"would be removed by verify (a superseded run of the same day left them): {SHARD.format(2)}, {old_copy}"
+        in (check["reason"] or "")
+    )
+    assert SHARD.format(2) in check["extra"]  # still there: an extra here and now
+    table = CliRunner().invoke(app, ["verify", rerun.run_id, "--destination", destination])
+    assert "would be removed by verify" in table.stdout
+    assert vstack.results_for(rerun) == []  # and nothing published
+
+
+def test_the_recheck_still_checks_a_run_whose_same_day_rerun_never_finished(vstack: VerifyStack) -> None:
+    """A newer run of the day that started but never wrote a manifest holds no folder: the earlier
+    run is rechecked (and its removals made) as the newest run of the day."""
+    destination = "sftp:local"
+    first = query_run(vstack, 3, destination)
+    deliver(vstack, first)
+    assert [r.status for r in vstack.results_for(first)] == ["in_sync"]
+    start_run(
+        vstack.bucket,
+        vstack.export_prefix,
+        first.folder.source,
+        DAY,
+        "r" + uuid.uuid4().hex[:12],
+        (destination,),
+        TEMPLATE,
+    )
+    with factory.opened(destination, vstack.config) as dest:
+        folder = remote_folder(dest.abilities.layout, first.folder, TEMPLATE)
+        dest.delete(f"{folder.path}/{SHARD.format(1)}")  # the partner loses one of first's files
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    summary = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow)
+    assert summary.checked == 1 and summary.mismatches == 1
+    [_, recheck_result] = vstack.results_for(first)
+    assert (recheck_result.status, recheck_result.stage) == ("mismatch", "verify:recheck")
+    assert recheck_result.missing == [SHARD.format(1)]
