@@ -173,6 +173,7 @@ def compare_bucket(
     """The bucket's selected ``objects`` against ``destination``'s folder of the bucket, by the
     verify engine, without extras a live object holds (:func:`_without_live`); also the names
     whose SHA-1 is not known yet (compared by size only) and the case conflicts there."""
+    suffix = destination.abilities.partial_suffix
     files = tuple(
         ManifestFile(
             name=_relative(mirror, o.name),
@@ -184,9 +185,9 @@ def compare_bucket(
             sha1=ledger.bound_sha1(o),
         )
         for o in objects
-        if name_problem(o.name) is None
+        if name_problem(o.name, suffix) is None
     )
-    unmirrorable = tuple(o.name for o in objects if not mirrorable(o.name))
+    unmirrorable = tuple(o.name for o in objects if not mirrorable(o.name, suffix))
     unhashed = tuple(f.name for f in files if not f.sha1)
     # The engine compares a manifest with a folder: the bucket's listing is this one's manifest.
     listing = Manifest(
@@ -310,7 +311,13 @@ def result_for(
     """The VerifyResult of one comparison and what was done about it (nothing: empty tuples)."""
     comparison, unhashed = compared.comparison, compared.unhashed
     kept = mirror.delete == "keep"
-    wrong = comparison.missing or comparison.size_differs or comparison.hash_differs or (comparison.extra and not kept)
+    wrong = (
+        comparison.missing
+        or comparison.size_differs
+        or comparison.hash_differs
+        or comparison.duplicates  # a path held twice (Drive): no one copy is the object's
+        or (comparison.extra and not kept)
+    )
     notes = [comparison.summary()]
     if compared.case_twins:
         wrong = True

@@ -37,10 +37,12 @@ def bucket_source(bucket: str) -> Source:
     return Source(mode="bucket", bucket=bucket)
 
 
-def name_problem(object_name: str) -> str | None:
+def name_problem(object_name: str, partial_suffix: str | None = None) -> str | None:
     """Why ``object_name`` cannot be mirrored, if it cannot: its destination path must be the
     name itself (else two objects could share one copy, and deleting one would remove the
-    other's) and must not lie in the reserved versions folder (any case: Box and Drive fold it)."""
+    other's) and must not lie in the reserved versions folder (any case: Box and Drive fold it).
+    ``partial_suffix``: a destination's (SFTP's ``.partial``), which names its uploads in
+    progress; it refuses a file of such a name (docs/sftp.md, "Atomic publish")."""
     try:
         path = normalize_path(object_name)
     except ValueError:
@@ -49,6 +51,8 @@ def name_problem(object_name: str) -> str | None:
         return f"its destination path would be {path!r} ('\\\\', '//' and '.' segments are not kept), which another object may hold"
     if path.split("/", 1)[0].casefold() == VERSIONS_FOLDER:
         return f"{VERSIONS_FOLDER}/ is reserved for the versions kept by retention"
+    if partial_suffix and path.rpartition("/")[2].endswith(partial_suffix):
+        return f"it ends with {partial_suffix!r}, which names uploads in progress at this destination"
     return None
 
 
@@ -60,9 +64,9 @@ def remote_path(mirror: BucketMirror, object_name: str) -> str:
     return f"{mirror.folder}/{object_name}" if mirror.folder else object_name
 
 
-def mirrorable(object_name: str) -> bool:
+def mirrorable(object_name: str, partial_suffix: str | None = None) -> bool:
     """False (logged) for a name that cannot be mirrored (:func:`name_problem`)."""
-    problem = name_problem(object_name)
+    problem = name_problem(object_name, partial_suffix)
     if problem is not None:
         logger.warning("object name cannot be mirrored; skipped", object=object_name, reason=problem)
         return False

@@ -26,7 +26,7 @@ from shared.gcp import gcs
 from shared.ids import DestinationId, Stage
 from shared.mirror import deletes, reconcile
 from shared.mirror.request import MirrorRequest
-from shared.mirror.routing import MirroredObject, mirror_destinations, mirror_route, mirror_run_id
+from shared.mirror.routing import MirroredObject, mirror_destinations, mirror_route, mirror_run_id, mirrorable
 from shared.stages.failures import each
 
 logger = log.get_logger(__name__)
@@ -100,6 +100,8 @@ def _deliver_one(
 ) -> None:
     obj = mirrored.obj
     with factory.opened(destination_id, config) as destination:
+        if not mirrorable(obj.name, destination.abilities.partial_suffix):
+            return  # not for this destination (an SFTP upload's name); its reconcile lists it
         delivery = Delivery(obj, destination, mirrored.remote_path, mirrored.run_id, budget_s, config.state_bucket_name)
         try:
             deliver(delivery)

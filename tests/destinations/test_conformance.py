@@ -9,7 +9,7 @@ import os
 import pytest
 
 from shared.destinations.base import Abilities, Destination, MemoryLedger, Progress, PutResult, Readable, Resumable
-from shared.errors import OffsiteError, TransientError
+from shared.errors import OffsiteError, RejectedInput, TransientError
 from shared.ids import DestinationId
 from tests.threads import together
 
@@ -52,14 +52,23 @@ def test_a_ledger_proves_unchanged_without_a_server_hash(destination: Destinatio
         assert ledger.recall("led/file.bin") is not None
 
 
-def test_partial_files_are_named_as_declared(destination: Destination) -> None:
-    """A leftover of a dead upload carries the declared suffix, so verify can name it."""
+def test_a_put_never_removes_a_file_named_like_its_partial(destination: Destination) -> None:
+    """A backend that declares a partial suffix (verify names leftovers by it) either keeps a file
+    named NAME + suffix apart from NAME or refuses that name (RejectedInput): a put of NAME never
+    takes the delivered file for its own leftover and deletes it (SFTP did)."""
     suffix = destination.abilities.partial_suffix
     if suffix is None:
         assert destination.abilities.atomic_put, "a backend without partial files must publish atomically"
         return
-    put_bytes(destination, "p/left.bin" + suffix, b"half")
-    assert [f.path for f in destination.list("p")] == ["p/left.bin" + suffix]
+    try:
+        put_bytes(destination, "p/left.bin" + suffix, b"half")
+        refused = False
+    except RejectedInput as exc:
+        assert suffix in str(exc) and "partial_suffix" in str(exc)
+        refused = True
+    put_bytes(destination, "p/left.bin", b"whole")
+    listed = sorted(f.path for f in destination.list("p"))
+    assert listed == ["p/left.bin"] if refused else listed == ["p/left.bin", "p/left.bin" + suffix]
 
 
 def test_put_new_file_then_stat_and_list(destination: Destination) -> None:

@@ -51,3 +51,21 @@ def test_case_twins_at_box_converge_after_a_delete(
     m.reconcile()
     m.continuations()  # the re-delivery the reconcile requested
     assert list(m.copies("box").values()) == [sha1(b"lower")]
+
+
+def test_a_name_ending_with_the_sftp_partial_suffix_is_mirrored_to_box_only(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    """SFTP names its uploads in progress ``NAME.partial`` and refuses a file of such a name (the
+    next put of NAME would take it for a leftover): the reconcile lists it as not mirrored there,
+    instead of reporting it missing and re-delivering it, refused, at every reconcile."""
+    m = mirror_factory(delete="mirror")
+    m.finalized(m.put("data.csv", b"whole"))
+    m.finalized(m.put("data.csv.partial", b"a file of that name"))
+    assert m.copies("sftp:local") == {"data.csv": sha1(b"whole")}
+    assert m.copies("box") == {"data.csv": sha1(b"whole"), "data.csv.partial": sha1(b"a file of that name")}
+    for result in m.reconcile():
+        assert result.status == "in_sync", (result.destination, result.reason)
+        noted = "1 object(s) not mirrored, their names cannot be kept: 'data.csv.partial'" in (result.reason or "")
+        assert noted == (result.destination == "sftp:local"), (result.destination, result.reason)
+    assert m.continuations() == 0  # nothing re-delivered
