@@ -51,6 +51,12 @@ def next_run(job: CollectJob, now: dt.datetime) -> dt.datetime | None:
     return None
 
 
+def skip_today(job: CollectJob, now: dt.datetime) -> str | None:
+    """Why a run started ``now`` copies nothing (the calendar skips today in the job's time zone,
+    the day the collect stage judges), or None on a business day."""
+    return job.calendar.skip_reason(now.astimezone(ZoneInfo(job.time_zone)).date())
+
+
 def status_rows(cfg: Config, jobs: list[CollectJob], now: dt.datetime) -> list[dict[str, Any]]:
     from shared.collect.runs import freshness
 
@@ -142,12 +148,21 @@ def run(
     config: ConfigOption = None,
 ) -> None:
     """Publish {"collect": JOB} on collect-requests, as the scheduler does (or, with --dry-run,
-    list what would be copied: new files, and those that wait for a second listing)."""
+    list what would be copied: new files, and those that wait for a second listing; on a day the
+    job's calendar skips, nothing unless --any-day)."""
     from shared.collect.selection import HELD
 
     cfg = load_cli_config(config)
     chosen = _job(cfg, job)
     if dry_run:
+        skip = None if any_day else skip_today(chosen, dt.datetime.now(dt.UTC))
+        if skip is not None:  # the run would copy nothing today: say so, as it would report it
+            if as_json:
+                typer.echo(f"collect {job}: a run today copies nothing: {skip}", err=True)
+                print_json([])
+            else:
+                print_line(f"collect {job}: a run today copies nothing: {skip} (--any-day runs it anyway)")
+            return
         surveyed = _survey(cfg, chosen)
         rows = [r for r in surveyed if r["state"] in ("take", "settling")]
         held = [r["name"] for r in surveyed if r["state"] in HELD]

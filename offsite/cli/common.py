@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from shared.config import Config
-from shared.errors import OffsiteError
+from shared.errors import ConfigError, OffsiteError, PermanentError, RejectedInput, TransientError
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Config file (default: $OFFSITE_CONFIG or offsite.yaml).")
@@ -36,12 +36,24 @@ def load_cli_config(path: Path | None) -> Config:
 
 
 @contextmanager
-def exit_on_error(code: int = 2, what: str = "") -> Iterator[None]:
+def exit_on_error(code: int | None = None, what: str = "") -> Iterator[None]:
     """An :class:`OffsiteError` raised inside ends the command: one ``error: <what><message>`` line
-    on stderr and exit ``code`` (2: bad input or config, by the CLI's convention; 1: the
-    operation failed), without a traceback. Anything else propagates."""
+    on stderr and an exit, without a traceback. Anything else propagates.
+
+    The exit status is ``code`` when given; by default it follows the error (the CLI's
+    convention): 2 for bad input or config (:class:`RejectedInput`, :class:`ConfigError`, a bare
+    :class:`OffsiteError` about the arguments), 1 when the operation failed although the input
+    was fine (a :class:`TransientError`: a destination or service down now, try again; any other
+    :class:`PermanentError`, e.g. access denied)."""
     try:
         yield
     except OffsiteError as exc:
         typer.echo(f"error: {what}{exc}", err=True)
-        raise typer.Exit(code) from None
+        raise typer.Exit(code if code is not None else (1 if operation_failed(exc) else 2)) from None
+
+
+def operation_failed(exc: OffsiteError) -> bool:
+    """Whether ``exc`` says the operation failed (exit 1) rather than that it was asked wrongly (exit 2)."""
+    if isinstance(exc, TransientError):
+        return True
+    return isinstance(exc, PermanentError) and not isinstance(exc, (RejectedInput, ConfigError))

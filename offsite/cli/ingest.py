@@ -39,7 +39,30 @@ def _client() -> Any:
 
 
 def _tables_option(value: str | None) -> list[str] | None:
-    return [t.strip() for t in value.split(",") if t.strip()] if value else None
+    """``--tables`` as a list; None when not given. Exit 2 when it names no table: an empty list
+    must not widen to every table (with --full: a full re-sync of everything)."""
+    if value is None:
+        return None
+    names = [t.strip() for t in value.split(",") if t.strip()]
+    if not names:
+        typer.echo(
+            f"error: ingest run --tables: {value!r} names no table (expected comma-separated table names, "
+            "e.g. users,messages; leave the option out to sync every table)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return names
+
+
+def _sqlite_file(settings: IngestSettings) -> str:
+    """``ingest.sqlite_path``; exit 2 naming it when it is not a file (the config is wrong, no sync failed)."""
+    if not Path(settings.sqlite_path).is_file():
+        typer.echo(
+            f"error: ingest.sqlite_path: {settings.sqlite_path!r} is not a file (expected the app's SQLite database)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return settings.sqlite_path
 
 
 @app.command("run")
@@ -50,14 +73,15 @@ def run(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Sync the tables now (exit 1 if any table failed)."""
+    """Sync the tables now. Exit 1 if any table failed or a service could not be reached, 2 on a
+    bad option (an unknown or empty --tables) or configuration."""
     from shared.ingest.engine import IngestRun, sync
 
     cfg, settings = _load(config)
+    wanted = _tables_option(tables)
+    _sqlite_file(settings)
     with exit_on_error():
-        outcomes = sync(
-            IngestRun(settings, _client(), cfg.project), tables=_tables_option(tables), full=full, dry_run=dry_run
-        )
+        outcomes = sync(IngestRun(settings, _client(), cfg.project), tables=wanted, full=full, dry_run=dry_run)
     if as_json:
         print_json([o.as_dict() for o in outcomes])
     else:
@@ -124,7 +148,7 @@ def tables(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
     _, settings = _load(config)
     with exit_on_error():
-        conn = plan.connect(settings.sqlite_path)
+        conn = plan.connect(_sqlite_file(settings))
     rows: list[dict[str, Any]] = []
     try:
         for name in plan.discover(conn, settings):
@@ -196,7 +220,9 @@ def push(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Take a consistent snapshot (SQLite online backup API) and upload it for the ingest function."""
+    """Take a consistent snapshot (SQLite online backup API) and upload it for the ingest function.
+
+    Exit 1 if the upload failed, 2 on a bad --to or configuration."""
     from shared.gcp import clients
     from shared.ingest import snapshot
 
@@ -205,9 +231,12 @@ def push(
     if not uri:
         typer.echo("error: ingest.snapshot_uri is not set and no --to was given", err=True)
         raise typer.Exit(2)
+    with exit_on_error(2, what="ingest push --to: " if to else "ingest.snapshot_uri: "):
+        snapshot.split_uri(uri)  # a bad address is the input's fault (2), not a failed upload (1)
+    source = _sqlite_file(settings)
     with tempfile.TemporaryDirectory(prefix="offsite-push-") as work:
         with exit_on_error():
-            done = snapshot.push(settings.sqlite_path, uri, clients.storage_client(), Path(work))
+            done = snapshot.push(source, uri, clients.storage_client(), Path(work))
     if as_json:
         print_json(done)
     else:

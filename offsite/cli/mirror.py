@@ -15,7 +15,7 @@ import typer
 from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.ops import exit_with_checks
 from offsite.cli.output import JsonOption, print_published
-from shared.errors import OffsiteError
+from shared.errors import RejectedInput
 
 app = typer.Typer(no_args_is_help=True, help="GCS bucket mirrors: compare and reconcile.")
 
@@ -29,7 +29,8 @@ def check(
 ) -> None:
     """Compare the bucket with each destination now: missing, extra, size, hash (nothing is changed).
 
-    Exit 0 when every destination is in sync, 1 otherwise, 2 for a bucket that is not mirrored.
+    Exit 0 when every destination is in sync, 1 otherwise (also when one cannot be reached now),
+    2 for a bucket that is not mirrored.
     """
     from shared.destinations import factory
     from shared.mirror import reconcile
@@ -57,7 +58,9 @@ def reconcile(
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Ask the verify function to reconcile the bucket (as its schedule does); see `offsite status`."""
+    """Ask the verify function to reconcile the bucket (as its schedule does); see `offsite status`.
+
+    Exit 1 when the request could not be published, 2 for a bucket that is not mirrored."""
     from shared.gcp import pubsub
     from shared.mirror.request import MirrorRequest
     from shared.topology import MIRROR_RECONCILES
@@ -67,6 +70,6 @@ def reconcile(
         request = MirrorRequest.from_obj({"bucket": bucket, "destination": destination, "fix": not check_only})
         if cfg.mirror(bucket) is None:
             known = ", ".join(b.name for b in cfg.buckets) or "none"
-            raise OffsiteError(f"bucket {bucket!r} is not mirrored (buckets[] in the config: {known})")
+            raise RejectedInput(f"bucket {bucket!r} is not mirrored (buckets[] in the config: {known})")
         message_id = pubsub.publish(MIRROR_RECONCILES, request, origin="offsite-mirror")
     print_published("mirror", MIRROR_RECONCILES, request, message_id, as_json)

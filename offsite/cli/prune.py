@@ -40,7 +40,8 @@ def prune(
     `_offsite_versions/` folders, each only while the bucket's latest reconcile there is in_sync;
     every removal is reported as `pruned`.
 
-    Exit 0 when done (also when nothing was to prune), 2 on a bad option or configuration.
+    Exit 0 when done (also when nothing was to prune), 1 when a destination or service could not
+    be reached or refused (try again), 2 on a bad option or configuration.
     """
     from shared.retention.prune import prune as apply
 

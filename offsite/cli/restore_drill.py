@@ -25,7 +25,9 @@ def run(
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Start a restore drill of DATASET now (as its schedule does); see `offsite restore-drill status`."""
+    """Start a restore drill of DATASET now (as its schedule does); see `offsite restore-drill status`.
+
+    Exit 1 when the request could not be published, 2 for a dataset without a restore_drill."""
     from shared.gcp import pubsub
     from shared.restore.drill import DrillRequest, drill_of
     from shared.topology import RESTORE_DRILLS

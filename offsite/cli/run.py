@@ -6,7 +6,8 @@
     offsite run ... --json            # one JSON document (after waiting, with --wait)
 
 With ``--wait`` a live table (plain ``done: …`` lines when not on a terminal) shows each
-table's export: status, files, bytes and rate since the request was published.
+table's export: status, files, bytes and rate since the request was published. The wait ends
+early when the run history already says the missing exports failed or were rejected.
 
 It publishes one export request (JSON) on ``export-requests`` — the same message
 ``gcloud pubsub topics publish export-requests --message=...`` would — with an explicit
@@ -17,6 +18,7 @@ Environment: as for the functions (``OFFSITE_CONFIG``; ``. .offsite/env`` on the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -27,11 +29,13 @@ import typer
 from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line
 from shared.config import Config
-from shared.errors import OffsiteError, RejectedInput
-from shared.messages import ExportRequest, TableExport
+from shared.errors import OffsiteError, RejectedInput, TransientError
+from shared.messages import ExportRequest, TableExport, VerifyResult
 
 if TYPE_CHECKING:
     from offsite.cli.progress import Row
+
+HISTORY_SLACK = dt.timedelta(minutes=1)  # a failure recorded by a host whose clock is behind ours still counts
 
 
 def register(app: typer.Typer) -> None:
@@ -96,7 +100,11 @@ def run(
     json_out: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Publish an export request on export-requests and print its run id."""
+    """Publish an export request on export-requests and print its run id.
+
+    Exit 2 on a bad option (nothing is published). With --wait: exit 0 once every table's
+    manifest is written, 1 when the timeout passes or every table still missing has a failed or
+    rejected export in the run history (each is printed)."""
     from shared.stages.fan_out import check_request, new_run_id
 
     body = request_body(
@@ -146,20 +154,21 @@ def _report(
     elif not wait:
         print_json(printed)
     if wait:
-        ok, manifests = wait_for_manifests(request, cfg, published_at, timeout_s, show=not as_json)
+        waited = wait_for_manifests(request, cfg, published_at, timeout_s, show=not as_json)
         if as_json:
-            print_json({**printed, "complete": ok, "manifests": manifests})
-        raise typer.Exit(0 if ok else 1)
+            print_json({**printed, **dataclasses.asdict(waited)})
+        raise typer.Exit(0 if waited.complete else 1)
 
 
 def expected_exports(request: ExportRequest, cfg: Config, published_at: dt.datetime) -> list[TableExport]:
-    """What fan_out will publish for this request (its plan, with our publish time)."""
+    """What fan_out will publish for this request (its plan, with our publish time), reporting
+    nothing: fan_out itself reports a table it leaves out."""
     from shared.gcp.bigquery import warehouse
-    from shared.stages.fan_out import plan
+    from shared.stages import fan_out
 
     wh = warehouse() if request.dataset else None
     assert request.run_id is not None
-    return plan(request, cfg, wh, run_id=request.run_id, publish_time=_rfc3339(published_at))
+    return fan_out.expected_exports(request, cfg, wh, run_id=request.run_id, publish_time=_rfc3339(published_at))
 
 
 def manifest_names(request: ExportRequest, cfg: Config, published_at: dt.datetime) -> dict[str, list[str]]:
@@ -177,24 +186,33 @@ def manifest_names(request: ExportRequest, cfg: Config, published_at: dt.datetim
     return pending
 
 
+@dataclasses.dataclass(frozen=True)
+class Waited:
+    """How ``--wait`` ended: all manifests written, and what was found or reported failed."""
+
+    complete: bool
+    manifests: list[dict[str, Any]]
+    failures: list[dict[str, Any]]  # per table: source, status, stage, reason
+
+
 def wait_for_manifests(
     request: ExportRequest, cfg: Config, published_at: dt.datetime, timeout_s: float, *, show: bool = True
-) -> tuple[bool, list[dict[str, Any]]]:
-    """Poll GCS until every expected ``_manifest.json`` exists, showing progress when ``show``.
-
-    Returns whether all arrived in time, and one dict per manifest found (source, gs:// URI,
-    files, rows, bytes, seconds since the request was published).
-    """
+) -> Waited:
+    """Poll GCS until every expected ``_manifest.json`` exists, showing progress when ``show``;
+    stop early once every table still missing has a failed/rejected export in the run history
+    (no manifest will come for it). Each manifest found is summarised (source, gs:// URI, files,
+    rows, bytes, seconds since the request was published)."""
     from offsite.cli.progress import Board
 
     try:
         pending = manifest_names(request, cfg, published_at)
     except OffsiteError as exc:
         typer.echo(f"error: cannot tell which manifests to wait for: {exc}", err=True)
-        return False, []
+        return Waited(False, [], [])
     assert request.run_id is not None
     labels = sorted(pending)
     found: dict[str, dict[str, Any]] = {}
+    failed: dict[str, VerifyResult] = {}
     deadline = time.monotonic() + timeout_s
     with Board(f"offsite run {request.run_id}", plain_rows=False) if show else _Silent() as board:
         board.log(f"waiting for {len(labels)} export(s): {', '.join(labels)}")
@@ -205,14 +223,49 @@ def wait_for_manifests(
                     found[label] = done
                     del pending[label]
                     board.log(f"done: {label}: {done['rows']} rows in {done['files']} files, {done['manifest']}")
-            board.update([_export_row(request.run_id, label, found.get(label)) for label in labels])
-            if not pending or time.monotonic() > deadline:
+            failed = _export_failures(cfg, request.run_id, published_at, set(pending))
+            board.update([_export_row(request.run_id, label, found.get(label), failed.get(label)) for label in labels])
+            if set(pending) <= set(failed) or time.monotonic() > deadline:
                 break
             time.sleep(1.0)
-    if pending:
-        typer.echo(f"error: no manifest after {timeout_s:.0f}s for: {', '.join(sorted(pending))}", err=True)
+    _explain_missing(pending, failed, timeout_s)
+    failures = [
+        {"source": label, "status": str(r.status), "stage": r.stage and str(r.stage), "reason": r.reason}
+        for label, r in sorted(failed.items())
+    ]
+    return Waited(not pending, [found[label] for label in labels if label in found], failures)
+
+
+def _export_failures(cfg: Config, run_id: str, published_at: dt.datetime, labels: set[str]) -> dict[str, VerifyResult]:
+    """Per label of ``labels``, the run's last failed/rejected result that means its manifest will
+    not come: its table's export failed or was dead-lettered (export_table), or fan_out refused
+    the whole request (no source: every table). Same reading as devstack.demo_summary.progress."""
+    from shared.ids import Stage
+    from shared.reporting.history import read
+
+    if not labels:
+        return {}
+    try:
+        results = read(cfg.state_bucket_name, published_at - HISTORY_SLACK, run_ids=[run_id])
+    except TransientError:
+        return {}  # the history is an early answer only; the manifests and the timeout still decide
+    failures: dict[str, VerifyResult] = {}
+    for r in results:  # oldest first: the last one wins
+        if r.status not in ("failed", "rejected") or r.stage not in (Stage.FAN_OUT, Stage.EXPORT_TABLE):
+            continue
+        for label in labels if r.source is None else {r.source.label} & labels:
+            failures[label] = r
+    return failures
+
+
+def _explain_missing(pending: dict[str, list[str]], failed: dict[str, VerifyResult], timeout_s: float) -> None:
+    """On stderr: each export reported failed, then those with neither a manifest nor a failure."""
+    for label, result in sorted(failed.items()):
+        typer.echo(f"error: {label}: export {result.status} ({result.stage}): {result.reason or ''}".rstrip(), err=True)
+    waiting = sorted(set(pending) - set(failed))
+    if waiting:
+        typer.echo(f"error: no manifest after {timeout_s:.0f}s for: {', '.join(waiting)}", err=True)
         typer.echo("hint: `offsite status` and the function logs show rejected or failed exports", err=True)
-    return not pending, [found[label] for label in labels if label in found]
 
 
 def _read_manifest(cfg: Config, label: str, names: list[str], published_at: dt.datetime) -> dict[str, Any] | None:
@@ -236,11 +289,11 @@ def _read_manifest(cfg: Config, label: str, names: list[str], published_at: dt.d
     return None
 
 
-def _export_row(run_id: str, label: str, done: dict[str, Any] | None) -> Row:
+def _export_row(run_id: str, label: str, done: dict[str, Any] | None, failure: VerifyResult | None) -> Row:
     from offsite.cli.progress import Row
 
     if done is None:
-        return Row(run_id, label, "export", None, "waiting")
+        return Row(run_id, label, "export", None, str(failure.status) if failure else "waiting")
     rate = done["bytes"] / done["seconds"] if done["seconds"] > 0 else None
     return Row(run_id, label, "export", None, "done", str(done["files"]), done["bytes"], rate)
 

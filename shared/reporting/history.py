@@ -3,7 +3,7 @@
 ``gs://BUCKET/results/{YYYYMMDD}/{run_id}/{destination}/{finished_at}-{status}-{n}.json``
 (``YYYYMMDD`` is the UTC day the result was reported; ``-`` stands for an unknown run id or
 destination, e.g. a rejected message). Written by :func:`shared.reporting.results.report` next to the
-``verify-results`` publication, read by ``offsite status`` and the demo summary.
+``verify-results`` publication, read by ``offsite status``, ``offsite run --wait`` and the demo summary.
 
 Why GCS and not a subscription on verify-results: the history must survive with nobody
 listening, be readable by any operator without a standing consumer, and expire with the
@@ -55,6 +55,20 @@ def days(since: dt.datetime, until: dt.datetime) -> list[str]:
     return [(first + dt.timedelta(days=i)).strftime("%Y%m%d") for i in range((last - first).days + 1)]
 
 
+def reported_at(name: str) -> dt.datetime | None:
+    """When the result stored as ``name`` was reported (the stamp :func:`object_name` puts in it)."""
+    stamp = name.rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None  # not named by object_name: kept, as before
+
+
+def _reported_before(name: str, since: dt.datetime) -> bool:
+    when = reported_at(name)
+    return when is not None and when < since
+
+
 def read(
     bucket: str,
     since: dt.datetime,
@@ -62,8 +76,11 @@ def read(
     *,
     run_ids: Iterable[str] | None = None,
 ) -> list[VerifyResult]:
-    """Results reported from ``since`` (by day), optionally only of ``run_ids``, oldest first."""
-    until = until or dt.datetime.now(dt.UTC)
+    """Results reported from ``since`` on, optionally only of ``run_ids``, oldest first.
+
+    The history is listed by UTC day; a result reported on ``since``'s day but before ``since``
+    is dropped (``offsite status --since 30m`` shows 30 minutes, not the whole day)."""
+    since, until = since.astimezone(dt.UTC), until or dt.datetime.now(dt.UTC)
     wanted = set(run_ids) if run_ids is not None else None
     names: list[str] = []
     for day in days(since, until):
@@ -71,7 +88,9 @@ def read(
             [f"{RESULTS_PREFIX}{day}/{_segment(r)}/" for r in sorted(wanted)] if wanted else [f"{RESULTS_PREFIX}{day}/"]
         )
         for prefix in prefixes:
-            names.extend(info.name for info in gcs.list_prefix(bucket, prefix))
+            names.extend(
+                info.name for info in gcs.list_prefix(bucket, prefix) if not _reported_before(info.name, since)
+            )
     with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:  # one small GET per result
         bodies = list(pool.map(lambda name: gcs.read_bytes(bucket, name), names))
     found: list[tuple[str, VerifyResult]] = []

@@ -14,10 +14,12 @@ the id alone is not enough.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -105,10 +107,40 @@ def destinations(request: ExportRequest, config: Config) -> tuple[str, ...]:
 # ---- planning ------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class TableChoice:
+    """The tables a dataset request stands for, and what was left out (with why)."""
+
+    chosen: list[str]
+    skipped: list[str]
+    unsupported: list[str]
+    """Names offsite cannot carry; fan_out reports each (``_unsupported_name``)."""
+
+
 def plan(
     request: ExportRequest, config: Config, wh: Warehouse | None, *, run_id: str, publish_time: str
 ) -> list[TableExport]:
-    """The table exports a request stands for (validated against the config and, in dataset mode, BigQuery)."""
+    """The table exports a request stands for (validated against the config and, in dataset mode,
+    BigQuery); a table whose name offsite cannot carry is reported ``rejected`` (select_tables)."""
+    return _plan(request, config, wh, run_id=run_id, publish_time=publish_time, choose=select_tables)
+
+
+def expected_exports(
+    request: ExportRequest, config: Config, wh: Warehouse | None, *, run_id: str, publish_time: str
+) -> list[TableExport]:
+    """What :func:`plan` returns, reporting nothing: for callers that only look (`offsite run --wait`)."""
+    return _plan(request, config, wh, run_id=run_id, publish_time=publish_time, choose=chosen_tables)
+
+
+def _plan(
+    request: ExportRequest,
+    config: Config,
+    wh: Warehouse | None,
+    *,
+    run_id: str,
+    publish_time: str,
+    choose: Callable[[ExportRequest, Config, Warehouse], list[str]],
+) -> list[TableExport]:
     check_request(request, config)
     dests = destinations(request, config)
     prefix = config.export_prefix.strip("/")
@@ -128,7 +160,7 @@ def plan(
     fmt = request.format or dataset.format
     date = request.date or scheduled_date(publish_time, dataset.time_zone)
     exports = []
-    for table in select_tables(request, config, wh):
+    for table in choose(request, config, wh):
         source = Source(mode="table", project=config.project, dataset=dataset.name, table=table)
         exports.append(task(source, date, fmt, default_file_name(table, fmt)))
     return exports
@@ -143,6 +175,27 @@ def _query_file_name(template: str, configured_format: str, fmt: str) -> str:
 
 
 def select_tables(request: ExportRequest, config: Config, wh: Warehouse) -> list[str]:
+    """Tables to export (:func:`table_choice`), each table whose name offsite cannot carry
+    reported ``rejected``; RejectedInput when none is left."""
+    choice = table_choice(request, config, wh)
+    for name in choice.unsupported:
+        _unsupported_name(config, request.dataset or "", name)
+    return _chosen_or_rejected(choice, config, request)
+
+
+def chosen_tables(request: ExportRequest, config: Config, wh: Warehouse) -> list[str]:
+    """:func:`select_tables`, reporting nothing."""
+    return _chosen_or_rejected(table_choice(request, config, wh), config, request)
+
+
+def _chosen_or_rejected(choice: TableChoice, config: Config, request: ExportRequest) -> list[str]:
+    if not choice.chosen:
+        why = f"; skipped: {', '.join(choice.skipped)}" if choice.skipped else "; the dataset has no tables"
+        raise RejectedInput(f"{W}.dataset: nothing to export from {config.project}.{request.dataset}{why}")
+    return choice.chosen
+
+
+def table_choice(request: ExportRequest, config: Config, wh: Warehouse) -> TableChoice:
     """Tables to export: the requested ones (each must exist and be a table), else the dataset's
     tables minus views/external tables, limited to the config's include list, minus its excludes."""
     dataset = config.dataset(request.dataset or "")
@@ -151,6 +204,7 @@ def select_tables(request: ExportRequest, config: Config, wh: Warehouse) -> list
     exclude, include = set(dataset.tables.exclude), set(dataset.tables.include)
     chosen: list[str] = []
     skipped: list[str] = []
+    unsupported: list[str] = []
     if request.tables:
         for name in request.tables:
             info = listing.get(name)
@@ -171,7 +225,7 @@ def select_tables(request: ExportRequest, config: Config, wh: Warehouse) -> list
                 logger.info("not a table; skipped", table=info.name, table_type=info.table_type, dataset=dataset.name)
                 skipped.append(f"{info.name} ({info.table_type})")
             elif not TABLE_RE.match(info.name):  # BigQuery also allows Unicode letters and spaces
-                _unsupported_name(config, dataset.name, info.name)
+                unsupported.append(info.name)
                 skipped.append(f"{info.name} (name not supported)")
             elif include and info.name not in include:
                 skipped.append(f"{info.name} (not included)")
@@ -181,10 +235,7 @@ def select_tables(request: ExportRequest, config: Config, wh: Warehouse) -> list
                 chosen.append(info.name)
         for missing in sorted(include - set(listing)):
             logger.warning("included table does not exist", table=missing, dataset=dataset.name)
-    if not chosen:
-        why = f"; skipped: {', '.join(skipped)}" if skipped else "; the dataset has no tables"
-        raise RejectedInput(f"{W}.dataset: nothing to export from {config.project}.{dataset.name}{why}")
-    return chosen
+    return TableChoice(chosen, skipped, unsupported)
 
 
 def _unsupported_name(config: Config, dataset: str, table: str) -> None:

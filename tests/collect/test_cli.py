@@ -21,7 +21,9 @@ runner = CliRunner()
 @pytest.fixture
 def cli_config(collect: Collect, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "offsite.yaml"
-    job = {"schedule": "0 6 * * *", "time_zone": "America/New_York", "calendar": {"holidays": ["2026-12-25"]}}
+    # every day a business day: the dry runs below list what a run copies today, whatever day that is
+    calendar = {"weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "holidays": ["2025-12-25"]}
+    job = {"schedule": "0 6 * * *", "time_zone": "America/New_York", "calendar": calendar}
     path.write_text(yaml.safe_dump(collect.raw(job)))
     monkeypatch.setenv("OFFSITE_CONFIG", str(path))
     runtime.reset()
