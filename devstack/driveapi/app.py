@@ -136,6 +136,9 @@ class DriveApp:
         drop = fault is not None and fault.action == "drop"
         if fault is not None and fault.action == "keep_part":
             request.state.keep_bytes, fault = fault.keep_bytes, None  # the upload stores only that much
+        if fault is not None and fault.action == "expire":
+            state.uploads.expire(request.query_params.get("upload_id", ""))
+            fault = None  # the request goes on, to a session that is no more: 404
         try:
             if fault is not None and not drop:
                 await request.body()  # a real server reads the request before it answers

@@ -11,7 +11,9 @@ letting ``skip`` through. Actions, as Drive answers them:
 - ``drop``: close the connection without an answer, after storing the request's body (an
   upload chunk is stored, its answer is lost: the client must ask where the upload stands);
 - ``keep_part`` (``upload.chunk``): store only the chunk's first ``keep_bytes`` and answer 308
-  with the ``Range`` that far, as Drive may: the client must send the rest.
+  with the ``Range`` that far, as Drive may: the client must send the rest;
+- ``expire`` (``upload.chunk``): the session expires (Drive keeps one a week) just before this
+  request: it is forgotten, so this and every later request to it answer 404.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from devstack.faults import FaultRule
 
 from .store import DriveApiError
 
-ACTIONS = ("rate_limit", "too_many", "error", "drop", "keep_part")
+ACTIONS = ("rate_limit", "too_many", "error", "drop", "keep_part", "expire")
 
 
 @dataclass

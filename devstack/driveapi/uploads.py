@@ -79,6 +79,12 @@ class Uploads:
         del self.sessions[sid]
         session.staged.unlink(missing_ok=True)
 
+    def expire(self, sid: str) -> None:
+        """Forget session ``sid`` as Drive does a week after it opened (an ``expire`` fault)."""
+        session = self.sessions.pop(sid, None)
+        if session is not None:
+            session.staged.unlink(missing_ok=True)
+
     def put(
         self, session: Session, content_range: str | None, body: bytes, *, keep: int | None = None
     ) -> dict[str, Any] | None:

@@ -69,13 +69,20 @@ class DriveDestination(Model):
     chunk_size_bytes: Annotated[int, between(CHUNK_GRANULARITY)] = Field(
         8 * 1024 * 1024, description="Bytes per resumable-upload request (a multiple of 262144)."
     )
-    timeout_s: float = Field(120.0, description="Per-request timeout.")
+    timeout_s: float = Field(120.0, description="Per-request timeout in seconds (more than 0).")
 
     @field_validator("chunk_size_bytes")
     @classmethod
     def _granularity(cls, value: int) -> int:
         if value % CHUNK_GRANULARITY:
             raise Problem(f"{value!r} is not a multiple of 262144 (256 KiB), as Drive requires")
+        return value
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if not 0 < value < float("inf"):  # NaN too; 0 or less made every request a bare ValueError, retried
+            raise Problem(f"{value!r} must be a number of seconds more than 0")
         return value
 
     @field_validator("folder_id", "shared_drive_id")

@@ -75,3 +75,13 @@ def test_a_service_account_key_that_is_not_a_json_object_names_the_field(key: st
         ConfigError, match=r"destinations\.drive\.team\.auth\.service_account_key: not a service account JSON key"
     ):
         factory.open_destination("drive:team", loaded)
+
+
+@pytest.mark.parametrize("timeout", [0, -5, float("nan")], ids=["zero", "negative", "nan"])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused(timeout: float) -> None:
+    """Before: accepted, then every request died of requests' bare ValueError ("Invalid timeout"),
+    retried until dead-lettered, naming no field."""
+    with pytest.raises(
+        ConfigError, match=r"destinations\.drive\.reports\.timeout_s: .* must be a number of seconds more than 0"
+    ):
+        config({"reports": {"auth": OAUTH, "timeout_s": timeout}})

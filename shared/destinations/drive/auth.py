@@ -6,6 +6,8 @@ ahead of its expiry (``google.auth._helpers.REFRESH_THRESHOLD``), and :meth:`Dri
 refreshes under one lock per destination, so concurrent uploads share one refresh. A refresh
 the token endpoint refuses for good (a revoked or expired refresh token, a deleted key) is a
 ``PermanentError`` that says how to fix it; network trouble and 5xx are ``TransientError``.
+Which it was is judged by the token endpoint's own answer: google-auth calls only 500, 503,
+504, 408 and 429 retryable, so a 502 from a proxy would otherwise read as a revoked token.
 """
 
 from __future__ import annotations
@@ -52,13 +54,42 @@ def credentials_for(auth: DriveAuth, where: str) -> Any:
     )
 
 
+class TokenRequest(google.auth.transport.requests.Request):
+    """google-auth's transport, remembering the token endpoint's last answer: its HTTP status
+    and its OAuth ``error`` code (None when the body is no JSON object naming one)."""
+
+    def __init__(self, session: requests.Session) -> None:
+        super().__init__(session)
+        self.status: int | None = None
+        self.oauth_error: str | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().__call__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.status, self.oauth_error = response.status, _oauth_error(response.data)
+        return response
+
+    def refused_for_good(self) -> bool:
+        """Whether the last answer was a 4xx naming an OAuth error (invalid_grant, invalid_client,
+        unauthorized_client...): anything else (5xx, 408, 429, a proxy's HTML page) may pass."""
+        status = self.status
+        return status is not None and 400 <= status < 500 and status not in (408, 429) and bool(self.oauth_error)
+
+
+def _oauth_error(body: Any) -> str | None:
+    try:
+        found = json.loads(body).get("error")
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
 class DriveCredentials:
     """One destination's credentials and the one lock their refresh happens under."""
 
     def __init__(self, auth: DriveAuth, where: str, session: requests.Session) -> None:
         self.auth, self.where = auth, where
         self._credentials = credentials_for(auth, where)
-        self._request = google.auth.transport.requests.Request(session)
+        self._request = TokenRequest(session)
         self._lock = threading.Lock()
 
     def token(self, *, force: bool = False, stale: str | None = None) -> str:
@@ -74,6 +105,7 @@ class DriveCredentials:
             return str(creds.token)
 
     def _refresh(self) -> None:
+        self._request.status = self._request.oauth_error = None
         try:
             self._credentials.refresh(self._request)
         except google.auth.exceptions.TransportError as exc:
@@ -83,8 +115,10 @@ class DriveCredentials:
 
     def _refused(self, exc: google.auth.exceptions.RefreshError) -> Exception:
         detail = exc.args[0] if exc.args else str(exc)
-        if getattr(exc, "retryable", False):
-            return TransientError(f"{self.where}: token refresh failed for now: {detail}")
+        answered = self._request.status is not None
+        if getattr(exc, "retryable", False) or (answered and not self._request.refused_for_good()):
+            status = f"{self._request.status} " if answered else ""
+            return TransientError(f"{self.where}: token refresh failed for now: {status}{detail}")
         if self.auth.method == "oauth":
             kept = self.auth.refresh_token.describe() if self.auth.refresh_token else MASK
             at = f"{self.where}.auth.refresh_token" + ("" if kept == MASK else f" ({kept})")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.destinations.drive.http import DriveHttp
-from shared.errors import PermanentError, TransientError
+from shared.errors import ConfigError, PermanentError, TransientError
 from shared.log import get_logger
 
 FOLDER = "application/vnd.google-apps.folder"
@@ -38,22 +38,39 @@ class DriveFolders:
         self.http, self.root_id, self.shared_drive_id = http, root_id, shared_drive_id
         self._ids: dict[str, str] = {"": root_id}
         self._lock = threading.Lock()
-        self._drive_known = bool(shared_drive_id) or root_id == "root"
+        # The drive holding the root folder (None: My Drive), once known: a Shared Drive's own
+        # root (folder_id "root" with shared_drive_id) and My Drive's root need no asking.
+        self._root_drive: tuple[str | None] | None = (
+            (shared_drive_id,) if root_id == shared_drive_id else (None,) if root_id == "root" else None
+        )
 
     # ---- listing ------------------------------------------------------------------------
 
     def scope(self) -> dict[str, str]:
         """The query parameters that select this destination's corpus (My Drive or the Shared Drive).
 
-        Without ``shared_drive_id`` the root folder is asked once which drive holds it: files.list
-        only returns a Shared Drive's items with ``corpora=drive`` (or the all-drives flags)."""
-        if not self._drive_known:
-            self.shared_drive_id = self._drive_of(self.root_id)
-            self._drive_known = True
+        files.list only returns a Shared Drive's items with ``corpora=drive`` (or the all-drives
+        flags), so the root folder is asked once which drive holds it (see :meth:`root_drive`)."""
+        drive_id = self.root_drive()
         params = {"supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
-        if self.shared_drive_id:
-            params.update(corpora="drive", driveId=self.shared_drive_id)
+        if drive_id:
+            params.update(corpora="drive", driveId=drive_id)
         return params
+
+    def root_drive(self) -> str | None:
+        """The Shared Drive holding the root folder (None: My Drive), asked once per instance.
+        A ``shared_drive_id`` naming another drive is a ConfigError, each call: listing that drive
+        finds nothing while files still land in the folder, so every put would add a duplicate."""
+        if self._root_drive is None:
+            self._root_drive = (self._drive_of(self.root_id),)
+        (actual,) = self._root_drive
+        if self.shared_drive_id is not None and actual != self.shared_drive_id:
+            really = f"Shared Drive {actual!r}; set that or leave it out" if actual else "My Drive; leave it out"
+            raise ConfigError(
+                f"{self.http.where}.shared_drive_id: {self.shared_drive_id!r} is not the drive holding "
+                f"folder_id {self.root_id!r}: expected the folder's own drive, which is {really}"
+            )
+        return actual
 
     def _field(self, item_id: str, name: str, what: str) -> Any:
         """One field of an item (files.get; DriveNotFound if it is gone altogether)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from tenacity import retry_if_exception_type, retry_if_not_exception_type
 
 from shared.destinations.base import ByteStream
 from shared.destinations.drive.folders import ITEM_FIELDS
@@ -30,7 +31,12 @@ _RANGE = re.compile(r"bytes=0-(\d+)\Z")
 
 
 class SessionGone(TransientError):
-    """The upload session expired or was cancelled: the upload must start over."""
+    """The upload session expired or was cancelled: the upload must start over, from the
+    source's first byte, so only the next try of the whole put (a fresh source) can heal it."""
+
+
+# Chunks are retried in-process, except into a gone session: asking it again only 404s again.
+_RETRY_UNLESS_GONE = retry_if_exception_type(TransientError) & retry_if_not_exception_type(SessionGone)
 
 
 @dataclass
@@ -64,7 +70,7 @@ class ResumableUpload:
                 data=b"",
             )
         except DriveNotFound:
-            raise SessionGone(f"{self.http.where}: the upload session is gone (expired or cancelled)") from None
+            raise self._gone() from None
         return self._outcome(response)
 
     @classmethod
@@ -117,10 +123,11 @@ class ResumableUpload:
     def send(self, offset: int, chunk: bytes) -> int | dict[str, Any]:
         """Send ``chunk`` (starting at byte ``offset``); bytes now held, or the file when complete.
 
-        A failed attempt asks where the upload stands and resends only what Drive lacks."""
+        A failed attempt asks where the upload stands and resends only what Drive lacks; a gone
+        session raises SessionGone at once."""
         for attempt in retrying(
             f"{self.http.where}: upload chunk at {offset}", attempts=8, initial_s=0.2, max_wait_s=20.0
-        ):
+        ).copy(retry=_RETRY_UNLESS_GONE):
             with attempt:
                 start = offset
                 if attempt.retry_state.attempt_number > 1:
@@ -141,9 +148,14 @@ class ResumableUpload:
                         data=part,
                     )
                 except DriveNotFound:
-                    raise SessionGone(f"{self.http.where}: the upload session is gone (expired or cancelled)") from None
+                    raise self._gone() from None
                 return self._outcome(response)
         raise AssertionError("unreachable: retrying re-raises")
+
+    def _gone(self) -> SessionGone:
+        return SessionGone(
+            f"{self.http.where}: the upload session is gone (expired or cancelled); the next try starts over"
+        )
 
     def cancel(self) -> None:
         """Drop the session (nothing of it is ever visible); a gone session is fine."""
