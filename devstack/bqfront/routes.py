@@ -21,7 +21,9 @@ jobs.query, or a dry run) over such a table without a filter on its partitioning
 
 Test controls (not BigQuery's): ``POST /_bqfront/holds`` ``{"prefix": P}`` keeps jobs whose id
 starts with P RUNNING until ``DELETE /_bqfront/holds/{P}`` (a job for bqemulator: its insert is
-sent on, and answered, only then); ``GET /_bqfront/holds`` lists them.
+sent on, and answered, only then); ``GET /_bqfront/holds`` lists them. ``POST /_bqfront/failures``
+``{"job_id": J, "reason": R}`` makes export job J fail with R after writing its files
+(:mod:`devstack.bqfront.failing`); ``GET /_bqfront/failures`` lists the planned ones.
 """
 
 from __future__ import annotations
@@ -248,6 +250,16 @@ class Handlers:
     async def holds(self, _request: Request) -> Response:
         return JSONResponse({"held": self.front.holds.held()})
 
+    async def plan_failure(self, request: Request) -> Response:
+        try:
+            self.front.failures.plan(_json(await request.body()) or {})
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"planned": self.front.failures.planned()})
+
+    async def failures(self, _request: Request) -> Response:
+        return JSONResponse({"planned": self.front.failures.planned()})
+
     async def delete(self, request: Request) -> Response:
         if self.front.jobs.delete(request.path_params["project"], request.path_params["job_id"]):
             return Response(status_code=204)
@@ -270,6 +282,8 @@ def build_app(config: FrontConfig) -> Starlette:
         Route("/_bqfront/holds", h.hold, methods=["POST"]),
         Route("/_bqfront/holds", h.holds, methods=["GET"]),
         Route("/_bqfront/holds/{prefix}", h.release, methods=["DELETE"]),
+        Route("/_bqfront/failures", h.plan_failure, methods=["POST"]),
+        Route("/_bqfront/failures", h.failures, methods=["GET"]),
         Route("/{path:path}", h.forward, methods=ALL_METHODS),
     ]
 

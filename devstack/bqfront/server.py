@@ -16,13 +16,15 @@ from typing import Any
 from devstack.bqfront import settings as spec_of
 from devstack.bqfront.audit import AuditLog, Holds
 from devstack.bqfront.errors import JobFailure, duplicate_job
+from devstack.bqfront.failing import PlannedFailures
 from devstack.bqfront.finished import FinishedJobs
 from devstack.bqfront.jobs import DEFAULT_MAX_RUNNING, Job, JobStore, new_resource
 from devstack.bqfront.loads import run_load
 from devstack.bqfront.partition_filter import PartitionFilters
 from devstack.bqfront.proxy import Upstream
-from devstack.bqfront.runner import write_export
-from devstack.bqfront.source import Reader
+from devstack.bqfront.runner import Written, write_export
+from devstack.bqfront.settings import ExportSpec
+from devstack.bqfront.source import Reader, Rows
 from devstack.bqfront.statement import is_export_data, parse_export_data
 
 
@@ -44,6 +46,7 @@ class Front:
         self.config = config
         self.audit = AuditLog(config.audit_topic)
         self.holds = Holds()
+        self.failures = PlannedFailures()  # test control: a job that fails after writing its files
         self.jobs = JobStore(on_done=self.audit.emit, max_running=config.max_running_jobs)
         self.upstream = Upstream(config.upstream)
         self.finished = FinishedJobs()  # bqemulator's DONE jobs, as the front passed them on
@@ -85,7 +88,7 @@ class Front:
         started_with = reader.columns(config["sourceTable"], project)
         self.holds.wait(job.job_id)
         rows = reader.table(config["sourceTable"], project, columns=started_with)
-        written = write_export(spec, rows, storage, self.config.shard_size_bytes, job.job_id, self.config.spool_dir)
+        written = self._write(job, spec, rows, storage)
         return {"extract": {"destinationUriFileCounts": [str(written.files)], "inputBytes": str(written.bytes)}}
 
     def export_data(self, job: Job) -> dict[str, Any]:
@@ -99,7 +102,7 @@ class Front:
         reader, storage = self._clients(project)
         self.partition_filters.check(project, statement.query, query.get("defaultDataset"))
         rows = reader.query(statement.query, query)
-        written = write_export(spec, rows, storage, self.config.shard_size_bytes, job.job_id, self.config.spool_dir)
+        written = self._write(job, spec, rows, storage)
         exported = {"fileCount": str(written.files), "rowCount": str(written.rows)}
         return {
             "totalBytesProcessed": str(written.bytes),
@@ -109,6 +112,15 @@ class Front:
                 "exportDataStatistics": exported,
             },
         }
+
+    def _write(self, job: Job, spec: ExportSpec, rows: Rows, storage: Any) -> Written:
+        """The job's files; then its planned failure, if a test planned one (devstack/bqfront/failing.py)."""
+        planned = self.failures.take(job.job_id)
+        shard_bytes = planned.shard_bytes if planned and planned.shard_bytes else self.config.shard_size_bytes
+        written = write_export(spec, rows, storage, shard_bytes, job.job_id, self.config.spool_dir)
+        if planned is not None:
+            raise JobFailure(planned.reason, planned.message)
+        return written
 
     def load(self, job: Job) -> dict[str, Any]:
         """A load job from gs:// URIs: the objects from fake-gcs-server, loaded by bqemulator."""

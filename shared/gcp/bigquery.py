@@ -116,8 +116,11 @@ class ExportJob:
     file_pattern: str
     format: str
     deadline: float  # time.monotonic() by which to give up waiting (bq_jobs.JobPending)
-    start: bool = True  # False: only attach to an existing job (the finalize sweep)
+    start: bool = True  # False: never start attempt 0, only its _retryN successors (the finalize sweep)
     schemas: SchemaStore | None = None  # keeps the schema each job starts with (shared.gcp.job_schema)
+    # Removes the data files of the destination created up to the given instant: a failed
+    # attempt's, before its _retryN successor (same destination) writes its own.
+    clear_leftovers: Callable[[dt.datetime], None] | None = None
 
     @property
     def destination_uri(self) -> str:
@@ -133,6 +136,7 @@ class ExportResult:
     sha1: dict[str, str] = field(default_factory=dict)  # object name → hex sha1, where known
     location: str | None = None
     fingerprint: dict[str, Any] | None = None  # shared.gcp.fingerprint, on what was exported; None: unknown
+    created: dt.datetime | None = None  # when the job was created: a _retryN's files are all newer
 
 
 class Warehouse(Protocol):
@@ -230,7 +234,7 @@ class BigQueryWarehouse:
                 now.reference, job.destination_uri, job_id=jid, location=location, job_config=config, retry=api_retry()
             )
 
-        extract = self.attach_or_start(job.job_id, start if job.start else None, location, job.deadline, source.label)
+        extract = self._attach_or_start(job, start, location, source.label)
         counts = list(extract.destination_uri_file_counts or [])
         schema = job_schema.of_job(extract, [f.to_api_repr() for f in table.schema], job.schemas, source.label)
         where = partitions.every_row(table)
@@ -242,6 +246,7 @@ class BigQueryWarehouse:
             file_count=sum(counts) if counts else None,
             location=location,
             fingerprint=fingerprint,
+            created=extract.created,
         )
 
     def _export_query(self, job: ExportJob, source: DatedQuery) -> ExportResult:
@@ -262,7 +267,7 @@ class BigQueryWarehouse:
                 statement, job_config=config, job_id=jid, location=dry.location, retry=api_retry(), job_retry=None
             )
 
-        query = self.attach_or_start(job.job_id, start if job.start else None, dry.location, job.deadline, source.label)
+        query = self._attach_or_start(job, start, dry.location, source.label)
         # google-cloud-bigquery 3.47 has no accessor for statistics.query.exportDataStatistics.
         stats = query._properties.get("statistics", {}).get("query", {}).get("exportDataStatistics", {})
         rows = stats.get("rowCount")  # documented as Alpha: COUNT(*) when absent
@@ -291,6 +296,7 @@ class BigQueryWarehouse:
             file_count=int(files) if files is not None else None,
             location=dry.location,
             fingerprint=fingerprint,
+            created=query.created,
         )
 
     def _fingerprint_at(
@@ -357,6 +363,27 @@ class BigQueryWarehouse:
         if job is None:
             return None
         return destination_of(job._properties.get("configuration") or {})
+
+    def _attach_or_start(self, job: ExportJob, start: Callable[[str], Any], location: str | None, label: str) -> Any:
+        """The export job (:func:`shared.gcp.bq_jobs.attach_or_start`); the sweep (``job.start``
+        False) starts only successors. Before a successor, the files its failed predecessor
+        left are cleared: only those created by the time it ended, so a clear that runs again
+        (a redelivery re-attaching, a twin whose insert got 409) never removes the successor's."""
+
+        def clear_failed(failed: Any) -> None:
+            if job.clear_leftovers is not None and failed.ended is not None:
+                job.clear_leftovers(failed.ended)
+
+        return bq_jobs.attach_or_start(
+            self.client,
+            job.job_id,
+            start,
+            location,
+            job.deadline,
+            label,
+            start_first=job.start,
+            before_retry=clear_failed,
+        )
 
     def attach_or_start(
         self, base_id: str, start: Callable[[str], Any] | None, location: str | None, deadline: float, label: str

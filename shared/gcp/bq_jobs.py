@@ -13,13 +13,18 @@
   left for the next request (:mod:`shared.in_flight`), raises :class:`JobPending` (a
   TransientError) naming the still-running job. export_table catches it and acknowledges: the job's completion
   event (or the finalize sweep) finishes the export (docs/exports.md).
-- ``start=None``: only attach — a job that does not exist yet is ``JobPending`` with state
-  ``MISSING`` instead of being started (the finalize sweep never starts an export).
+- ``start_first=False`` (the finalize sweep): attempt 0 is only attached to — when it does not
+  exist yet it is ``JobPending`` with state ``MISSING`` (its table-exports message may be in
+  flight) — but the successor of an attempt that exists and failed transiently is started: its id
+  is fixed, so a concurrent twin's insert gets 409 and re-attaches. ``start=None``: only attach.
+- ``before_retry(failed_job)``: called before moving on from a transiently failed attempt to
+  its successor (started, or re-attached to), e.g. to remove the failed attempt's files.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -130,17 +135,33 @@ def attempt_id(base_id: str, attempt: int) -> str:
     return base_id if attempt == 0 else f"{base_id}_retry{attempt}"
 
 
+def is_retry(job_id: str) -> bool:
+    """Whether ``job_id`` is a ``_retryN`` successor (N ≥ 1) of a failed attempt."""
+    return re.search(r"_retry[1-9][0-9]*\Z", job_id) is not None
+
+
 def attach_or_start(
-    client: Any, base_id: str, start: Callable[[str], Any] | None, location: str | None, deadline: float, label: str
+    client: Any,
+    base_id: str,
+    start: Callable[[str], Any] | None,
+    location: str | None,
+    deadline: float,
+    label: str,
+    *,
+    start_first: bool = True,
+    before_retry: Callable[[Any], None] | None = None,
 ) -> Any:
     """The finished job ``base_id`` (or its ``_retryN`` successor), started with ``start(job_id)`` only
-    if it does not exist yet (``start=None``: JobPending(MISSING) instead). Waits until ``deadline``
-    (JobPending past it); a failed job is a PermanentError with BigQuery's reason, after up to
-    MAX_JOB_ATTEMPTS for transient reasons."""
+    if it does not exist yet (``start=None``, or ``start_first=False`` for attempt 0: JobPending(MISSING)
+    instead). Waits until ``deadline`` (JobPending past it); a failed job is a PermanentError with
+    BigQuery's reason, after up to MAX_JOB_ATTEMPTS for transient reasons (``before_retry(failed)``
+    runs before each successor)."""
     for attempt in range(MAX_JOB_ATTEMPTS):
         job_id = attempt_id(base_id, attempt)
         job = (
-            _started(client, job_id, start, location, label) if start is not None else get_job(client, job_id, location)
+            _started(client, job_id, start, location, label)
+            if start is not None and (start_first or attempt > 0)
+            else get_job(client, job_id, location)
         )
         if job is None:
             raise JobPending(job_id, "MISSING", f"BigQuery job {job_id} for {label} does not exist (not started here)")
@@ -150,7 +171,10 @@ def attach_or_start(
             return job
         reason, message = error.get("reason", "unknown"), error.get("message", "")
         if reason in TRANSIENT_JOB_REASONS and attempt + 1 < MAX_JOB_ATTEMPTS:
-            logger.warning("job failed transiently; starting the next attempt", job_id=job_id, reason=reason)
+            successor = attempt_id(base_id, attempt + 1)
+            logger.warning("job failed transiently; on to its successor", job_id=job_id, reason=reason, next=successor)
+            if before_retry is not None:
+                before_retry(job)
             continue
         raise PermanentError(f"BigQuery job {job_id} for {label} failed: {reason}: {message}")
     raise AssertionError("unreachable")  # pragma: no cover

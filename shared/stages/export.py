@@ -7,7 +7,8 @@ Three triggers, one function (:data:`ROUTES`, through ``runner.dispatch``):
 - ``bigquery-job-completed`` (Eventarc, BigQuery's audit-log entry of a job): the job's
   destination names its run folder; the same steps below then finish the run;
 - ``export-sweeps`` (Cloud Scheduler): runs with ``_run.json`` and no manifest are re-checked
-  against their job (never started here) — a lost completion event costs one sweep period.
+  against their job (its first attempt never started here; the ``_retryN`` of one that failed
+  transiently is) — a lost completion event costs one sweep period.
 
 Order inside the run folder, each step safe to repeat:
 1. ``_run.json`` (the TableExport) with ``if_generation_match=0`` — upload functions route by it;
@@ -33,6 +34,8 @@ Order inside the run folder, each step safe to repeat:
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -63,6 +66,7 @@ from shared.stages.export_records import (
     W,
     build_manifest,
     claim_failure,
+    clear_leftovers,
     failure_claim,
     manifest_in,
     write_run_record,
@@ -90,8 +94,8 @@ def time_budget_s() -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{BUDGET_ENV}: {raw!r} is not a number of seconds") from None
-    if value <= 0:
-        raise ConfigError(f"{BUDGET_ENV}: {raw!r} must be positive")
+    if not math.isfinite(value) or value <= 0:  # nan or inf would wait for a running job without end
+        raise ConfigError(f"{BUDGET_ENV}: {raw!r} must be a finite, positive number of seconds")
     return value
 
 
@@ -189,6 +193,7 @@ def run_export(
         deadline=deadline,
         start=start,
         schemas=KeptSchemas(config.state_bucket_name, folder, storage_client),
+        clear_leftovers=functools.partial(clear_leftovers, bucket, folder, pattern, storage_client=storage_client),
     )
     try:
         return _finish(task, wh, job, folder, storage_client)
@@ -326,8 +331,9 @@ def finalize_sweep(
     now: dt.datetime | None = None,
 ) -> list[str]:
     """Every recent run folder with ``_run.json`` and no manifest: re-attach to its job (never start
-    one) and finish the run if the job is DONE (starting the fingerprint job if nobody has: it reads
-    what the DONE export job wrote). Returns the run folders it wrote a manifest for."""
+    its first attempt; start the successor of one that failed transiently, whose completion event
+    would have) and finish the run if the job is DONE (starting the fingerprint job if nobody has:
+    it reads what the DONE export job wrote). Returns the run folders it wrote a manifest for."""
     message = parse_pubsub(event)
     stop_at = time.monotonic() + SWEEP_BUDGET_S  # the listing below counts: it grows with the history kept
     now = now or dt.datetime.now(dt.UTC)

@@ -14,6 +14,7 @@ from shared.config import Config
 from shared.errors import PermanentError, RejectedInput, TransientError
 from shared.gcp import gcs
 from shared.gcp.bigquery import ExportResult
+from shared.gcp.bq_jobs import is_retry
 from shared.gcp.export_config import COMPRESSION
 from shared.layout import RunFolder, is_data_file
 from shared.manifest import Manifest, ManifestFile
@@ -89,6 +90,46 @@ def claim_failure(config: Config, folder: RunFolder, exc: PermanentError, storag
     )
 
 
+def clear_leftovers(
+    bucket: str, folder: RunFolder, pattern: str, created_by: dt.datetime, storage_client: Any | None
+) -> None:
+    """Delete the run's data files (``pattern``, in the run folder: this run's alone) created by
+    ``created_by``, the end of a failed attempt: its successor writes to the same names and may
+    make fewer files. Each delete is of the generation listed, so a file rewritten since stays."""
+    matcher = shard_regex(pattern)
+    stale = [
+        o
+        for o in gcs.list_prefix(bucket, folder.prefix, client=storage_client)
+        if matcher.match(o.name[len(folder.prefix) :]) and o.time_created is not None and o.time_created <= created_by
+    ]
+    for o in stale:
+        gcs.delete(bucket, o.name, if_generation_match=o.generation, client=storage_client)
+    if stale:
+        logger.info("failed attempt's files removed", objects=[o.name for o in stale][:10], count=len(stale))
+
+
+def this_attempts_files(files: list[gcs.ObjectInfo], result: ExportResult, where: str) -> list[gcs.ObjectInfo]:
+    """``files`` without those older than ``result``'s job when it is a ``_retryN`` (an earlier
+    attempt's, left behind). PermanentError when they cannot be told apart and the job reports no
+    file count: a manifest must not list another attempt's files as this one's."""
+    if not is_retry(result.job_id):
+        return files
+    created = result.created
+    if created is None or any(o.time_created is None for o in files):
+        if result.file_count is None:
+            raise PermanentError(
+                f"job {result.job_id} is a retry that reports no file count, and without creation times the "
+                f"files in {where} cannot be told apart from an earlier attempt's; no manifest is written"
+            )
+        return files
+    older = [o for o in files if o.time_created is not None and o.time_created < created]
+    if older:
+        logger.warning(
+            "files of an earlier attempt left in the run folder; not listed", objects=[o.name for o in older][:10]
+        )
+    return [o for o in files if o not in older]
+
+
 def build_manifest(
     task: TableExport, bucket: str, folder: RunFolder, pattern: str, result: ExportResult, storage_client: Any | None
 ) -> Manifest:
@@ -99,8 +140,10 @@ def build_manifest(
         for o in gcs.list_prefix(bucket, folder.prefix, client=storage_client)
         if "/" not in o.name[len(folder.prefix) :] and is_data_file(o.name[len(folder.prefix) :])
     ]
-    files = [o for o in listed if matcher.match(o.name[len(folder.prefix) :])]
-    strays = sorted(o.name for o in listed if o not in files)
+    files = this_attempts_files(
+        [o for o in listed if matcher.match(o.name[len(folder.prefix) :])], result, f"{folder.prefix}{pattern}"
+    )
+    strays = sorted(o.name for o in listed if not matcher.match(o.name[len(folder.prefix) :]))
     if strays:
         logger.warning("run folder holds data files that are not this export's", objects=strays[:10])
     if result.file_count is not None and len(files) < result.file_count:
