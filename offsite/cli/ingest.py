@@ -167,6 +167,7 @@ def tables(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                     "hashed": [c.name for c in p.columns if c.hashed],
                     "deletes": p.deletes,
                     "cursor_indexed": plan.cursor_indexed(conn, p),
+                    "ids_reused": p.ids_reused,
                 }
             )
     finally:
@@ -184,13 +185,23 @@ def tables(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                 r.get("cursor"),
                 len(r.get("columns", {})),
                 ",".join(r.get("hashed", [])),
-                r.get("error")
-                or ("cursor not indexed: each run reads the whole table" if r.get("cursor_indexed") is False else ""),
+                r.get("error") or _note(r),
             )
             for r in rows
         ],
         right=("COLUMNS",),
     )
+
+
+def _note(row: dict[str, Any]) -> str:
+    """What a planned table's sync costs or misses, when it is worth saying."""
+    if row.get("ids_reused"):  # INTEGER PRIMARY KEY without AUTOINCREMENT (docs/ingest.md, cursor)
+        return "id cursor without AUTOINCREMENT: a reused id syncs at the next full sync"
+    if row.get("cursor") is None:
+        return "no cursor: each run reads the whole table"
+    if row.get("cursor_indexed") is False:
+        return "cursor not indexed: each run reads the whole table"
+    return ""
 
 
 @app.command("reset")

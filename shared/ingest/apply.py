@@ -3,7 +3,8 @@
 ::
 
     BEGIN TRANSACTION;
-    MERGE target USING staging ON key … | INSERT INTO target … WHERE NOT EXISTS (same key);
+    MERGE target USING staging ON key … | INSERT INTO target … WHERE NOT EXISTS (same key)
+      (an append table read whole is MERGEd as well);
     UPDATE _offsite_sync_state SET watermark = …, version = version + 1, …
       WHERE table_name = … AND lease_owner = <run> AND version = <version read at start>;
     SELECT ERROR(…) FROM (… the row now carries <run> and version + 1 …) WHERE n = 0;
@@ -35,6 +36,7 @@ class Apply:
     rows_read: int
     rows_merged: int
     full: bool
+    lease_s: int = 0  # the lease's length, named when the check finds the lease taken over
 
 
 def _value(plan: TablePlan, name: str) -> str:
@@ -43,19 +45,24 @@ def _value(plan: TablePlan, name: str) -> str:
     return f"PARSE_JSON({expr})" if col is not None and col.bq_type == "JSON" else expr
 
 
-def write_rows(plan: TablePlan, target: str, staging: str, *, full: bool) -> str:
-    """The MERGE (merge tables) or keyed INSERT (append tables) of the staged rows."""
+def write_rows(plan: TablePlan, target: str, staging: str, *, full: bool, whole: bool = False) -> str:
+    """The MERGE (merge tables) or keyed INSERT (append tables) of the staged rows.
+
+    ``full``: a full sync (a reconcile stamps rows missing from SQLite). ``whole``: the read took
+    every row (a full sync, the first run, after a reset or an added column): an append table is
+    then MERGEd too, so rows already in BigQuery take SQLite's content (a reused id's new row, an
+    added column's values)."""
     cols = plan.column_names
     names = ", ".join(sql.ident(c) for c in cols)
     values = ", ".join(_value(plan, c) for c in cols)
     on = " AND ".join(f"T.{sql.ident(k)} = S.{sql.ident(k)}" for k in plan.dedupe_on)
-    if plan.mode == "append":
+    if plan.mode == "append" and not whole:
         return (
             f"INSERT INTO `{target}` ({names}) SELECT {values} FROM `{staging}` S "
             f"WHERE NOT EXISTS (SELECT 1 FROM `{target}` T WHERE {on})"
         )
-    sets = [f"{sql.ident(c)} = {_value(plan, c)}" for c in cols if c not in plan.key]
-    reconcile = plan.deletes == "reconcile"
+    sets = [f"{sql.ident(c)} = {_value(plan, c)}" for c in cols if c not in plan.dedupe_on]
+    reconcile = plan.deletes == "reconcile" and plan.mode == "merge"
     if reconcile:
         sets.append(f"{sql.ident(DELETED_AT)} = NULL")
     merge = f"MERGE `{target}` T USING `{staging}` S ON {on} "
@@ -88,7 +95,10 @@ def advance(plan: TablePlan, state_dataset: str, apply: Apply) -> list[str]:
     ]
     if apply.full:
         sets.append("last_full_sync_at = CURRENT_TIMESTAMP()")
-    lost = sql.string(f"{plan.name}: the lease or the state changed during the run; rolled back")
+    lost = sql.string(
+        f"{plan.name}: rolled back: another run took over the lease (lease_s = {apply.lease_s} s ran out "
+        "before this run renewed it) or the table was reset during the run"
+    )
     return [
         f"UPDATE {state} SET {', '.join(sets)} WHERE {who} AND lease_owner = {run} "
         f"AND version = {sql.integer(apply.version)}",

@@ -6,13 +6,18 @@ the target's schema; read the changed rows in one SQLite snapshot, in batches, i
 table unique to the run (``load_path``: one pending Storage Write API stream committed once,
 :mod:`shared.ingest.write_api`, or Parquet files through load jobs); then one transaction MERGEs or INSERTs
 them and advances the watermark (:mod:`shared.ingest.apply`). The staging table is deleted and
-the lease released in ``finally``. An empty read changes no table data. A table that fails
-(a plan error, a schema conflict, values its types cannot hold, an API error, a SQLite error
-such as a busy database) is reported with its message and the run goes on with the next table.
+the lease released in ``finally``; the lease is renewed along the way (per batch and before the
+apply, :class:`shared.ingest.state.LeaseKeeper`). Adding columns to the target clears the
+watermark first, so the table is read whole and older rows get the new columns' values. An
+empty read changes no table data. A table that fails (a plan error, a schema conflict, values
+its types cannot hold, an API error, a SQLite error such as a busy database, a lost lease, or
+an unexpected error, which is also logged with its traceback) is reported with its message and
+the run goes on with the next table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 import uuid
@@ -28,7 +33,7 @@ from shared.ingest import plan as planning
 from shared.ingest import target, write_api
 from shared.ingest.parquet import ParquetChunks
 from shared.ingest.source import ReadResult, TableReader
-from shared.ingest.state import SyncState, TableState, encode_watermark
+from shared.ingest.state import LeaseKeeper, SyncState, TableState, encode_watermark
 
 logger = log.get_logger(__name__)
 
@@ -142,9 +147,9 @@ def sync_table(run: IngestRun, conn: Any, table: str, *, full: bool = False, dry
             plan = planning.plan_table(conn, run.settings, table)
             if dry_run:
                 return _dry_run(run, conn, plan, full)
-        except (OffsiteError, sqlite3.Error) as exc:
+        except Exception as exc:  # this table only: the others still run
             error = table_error(table, exc)
-            logger.error("ingest table cannot be planned or read", error=str(error))
+            logger.error("ingest table cannot be planned or read", error=str(error), exc_info=unexpected(exc))
             return TableOutcome(table, "failed", error=str(error), transient=isinstance(error, TransientError))
         try:
             acquired = run.state.acquire(table, run.run_id, run.settings.lease_s)
@@ -157,10 +162,11 @@ def sync_table(run: IngestRun, conn: Any, table: str, *, full: bool = False, dry
             logger.warning("ingest table is being synced by another run; skipped")
             return TableOutcome(table, "busy", mode=plan.mode, error="another run holds the lease")
         try:
-            outcome = _sync_leased(run, conn, plan, full)
-        except (OffsiteError, sqlite3.Error) as exc:
+            lease = LeaseKeeper(run.state, table, run.run_id, run.settings.lease_s)
+            outcome = _sync_leased(run, conn, plan, full, lease)
+        except Exception as exc:  # this table only: the others still run
             error = table_error(table, exc)
-            logger.error("ingest table failed", error=str(error))
+            logger.error("ingest table failed", error=str(error), exc_info=unexpected(exc))
             outcome = TableOutcome(
                 table, "failed", mode=plan.mode, error=str(error), transient=isinstance(error, TransientError)
             )
@@ -171,11 +177,19 @@ def sync_table(run: IngestRun, conn: Any, table: str, *, full: bool = False, dry
         return outcome
 
 
+def unexpected(exc: Exception) -> bool:
+    """An error that is neither ours nor SQLite's: a bug, logged with its traceback."""
+    return not isinstance(exc, OffsiteError | sqlite3.Error)
+
+
 def table_error(table: str, exc: Exception) -> OffsiteError:
     """One table's failure as an OffsiteError: ours as they are; a SQLite error naming the table,
-    transient when the database was busy or locked (the next attempt may get through), else permanent."""
+    transient when the database was busy or locked (the next attempt may get through), else permanent;
+    anything else (a bug) permanent, naming its type so the report shows it."""
     if isinstance(exc, OffsiteError):
         return exc
+    if unexpected(exc):
+        return PermanentError(f"table {table}: unexpected error, this table stopped: {type(exc).__name__}: {exc}")
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
     busy = code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or str(exc).startswith(
         ("database is locked", "database table is locked")
@@ -198,10 +212,18 @@ def _record_failure(run: IngestRun, table: str, error: str) -> None:
         logger.warning("could not record the failure in the sync state", error=str(exc))
 
 
-def _sync_leased(run: IngestRun, conn: Any, plan: planning.TablePlan, full: bool) -> TableOutcome:
+def _sync_leased(run: IngestRun, conn: Any, plan: planning.TablePlan, full: bool, lease: LeaseKeeper) -> TableOutcome:
     state = run.state.get(plan.name)
     target.check_key(plan, state.key_columns)
-    added = target.ensure_target(run.client, run.table_id(plan.name), plan)
+
+    def read_whole(_columns: list[str]) -> None:
+        """New columns: every row is read again to fill them (SQLite shows an added column's DEFAULT on
+        older rows). Cleared before the ALTER: should this run fail after it, the next one still reads all."""
+        nonlocal state
+        run.state.forget_watermark(plan.name, run.run_id)
+        state = dataclasses.replace(state, watermark=None)
+
+    added = target.ensure_target(run.client, run.table_id(plan.name), plan, before_adding=read_whole)
     staging = target.staging_id(run.project, run.settings.dataset, plan.name, run.run_id)
     staged = False
 
@@ -213,13 +235,13 @@ def _sync_leased(run: IngestRun, conn: Any, plan: planning.TablePlan, full: bool
 
     try:
         try:
-            reader = _read(run, conn, plan, state, full, _stager(run, plan, staging, create))
+            reader = _read(run, conn, plan, state, full, _stager(run, plan, staging, create), lease)
         except write_api.Unavailable as exc:
             if run.settings.load_path != "auto":
                 raise
             logger.warning("the Storage Write API is not available; staging through load jobs", error=str(exc))
             run.write_api_unavailable = True  # the run's other tables go straight to load jobs
-            reader = _read(run, conn, plan, state, full, _stager(run, plan, staging, create))
+            reader = _read(run, conn, plan, state, full, _stager(run, plan, staging, create), lease)
         result = reader.result
         if result.bad_total:
             raise target.SchemaConflict(_bad_message(plan.name, reader))
@@ -233,6 +255,7 @@ def _sync_leased(run: IngestRun, conn: Any, plan: planning.TablePlan, full: bool
                 watermark=state.watermark,
                 columns_added=added,
             )
+        lease.keep()  # the apply checks the lease: a lost one would roll it back
         return _apply(run, plan, state, staging, result, full=full, added=added)
     finally:
         if staged:
@@ -251,7 +274,8 @@ def _apply(
 ) -> TableOutcome:
     """One script: MERGE (or replace) the staged rows into the table and advance the sync state with them."""
     watermark = result.watermark  # the reader started from the stored one: never behind it
-    statements = [applying.write_rows(plan, run.table_id(plan.name), staging, full=full)]
+    whole = full or state.watermark is None  # every row was read
+    statements = [applying.write_rows(plan, run.table_id(plan.name), staging, full=full, whole=whole)]
     if FAULT_AFTER_MERGE in run.faults:
         statements.append("SELECT ERROR('injected fault: stopped between MERGE and the watermark update')")
     change = applying.Apply(
@@ -260,7 +284,8 @@ def _apply(
         encode_watermark(watermark),
         result.rows,
         result.rows,
-        full or state.watermark is None,
+        whole,
+        run.settings.lease_s,
     )
     statements += applying.advance(plan, f"{run.project}.{run.settings.dataset}", change)
     _execute(run, applying.script(statements), plan.name)
@@ -294,7 +319,7 @@ def _stager(run: IngestRun, plan: planning.TablePlan, staging: str, create: Any)
 
 
 def _read(
-    run: IngestRun, conn: Any, plan: planning.TablePlan, state: TableState, full: bool, stager: Any
+    run: IngestRun, conn: Any, plan: planning.TablePlan, state: TableState, full: bool, stager: Any, lease: LeaseKeeper
 ) -> TableReader:
     reader = TableReader(
         conn,
@@ -307,6 +332,7 @@ def _read(
     conn.execute("BEGIN")  # one snapshot for the whole read
     try:
         for batch in reader.batches():
+            lease.keep()  # a long read outlasts lease_s
             if not reader.result.bad_total:  # after a bad value nothing is applied; keep counting
                 stager.add(batch)
         if not reader.result.bad_total:

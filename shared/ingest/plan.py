@@ -4,11 +4,14 @@
 :class:`TablePlan` (mode, key, cursor, columns with their BigQuery types) or raises
 :class:`PlanError` naming the table, the setting and what was expected. Defaults come from the
 schema: the declared primary key; merge if there is one, else append; the cursor is
-``updated_at`` if present, else a single INTEGER primary key.
+``updated_at`` if present, else a single INTEGER primary key declared AUTOINCREMENT (without it,
+SQLite gives a deleted newest row's id to the next insert, which an id cursor would skip: such
+a merge table is read whole; an append table keeps the id cursor and is flagged ``ids_reused``).
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -40,6 +43,7 @@ class TablePlan:
     columns: tuple[Column, ...]
     lag_s: int = 0
     deletes: str = "ignore"
+    ids_reused: bool = False  # the cursor is an INTEGER PRIMARY KEY without AUTOINCREMENT: SQLite reuses ids
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -93,6 +97,12 @@ def sqlite_columns(conn: sqlite3.Connection, table: str) -> list[SqliteColumn]:
     return [SqliteColumn(name, declared or "", pk) for name, declared, pk in rows]
 
 
+def autoincrement(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether the table's INTEGER PRIMARY KEY is AUTOINCREMENT (never reuses an id), from its CREATE TABLE."""
+    row = conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    return bool(row and row[0] and re.search(r"\bAUTOINCREMENT\b", row[0], re.IGNORECASE))
+
+
 def cursor_indexed(conn: sqlite3.Connection, plan: TablePlan) -> bool | None:
     """Whether SQLite can find rows past the watermark without reading the whole table: the cursor is
     the INTEGER PRIMARY KEY (the rowid) or the first column of an index. None without a cursor."""
@@ -139,12 +149,9 @@ def plan_table(conn: sqlite3.Connection, settings: IngestSettings, table: str) -
     declared_key = tuple(c.name for c in sorted(found, key=lambda c: c.pk_position) if c.pk_position)
     key = cfg.key or declared_key
     mode = cfg.mode or ("merge" if key else "append")
-    cursor = cfg.cursor
-    if cursor is None and "updated_at" in names:
-        cursor = "updated_at"
-    if cursor is None and len(declared_key) == 1:
-        pk = next(c for c in found if c.name == declared_key[0])
-        cursor = pk.name if types.sqlite_affinity(pk.declared) == "INTEGER" else None
+    id_key = _integer_key(found, declared_key)
+    reused = id_key is not None and not autoincrement(conn, table)
+    cursor = cfg.cursor or _default_cursor(names, id_key, reused=reused, append=mode == "append")
     if mode == "merge" and not key:
         raise PlanError(f"{where}.key: mode 'merge' needs a key and the table declares no primary key")
     if mode == "append" and cursor is None:
@@ -155,12 +162,28 @@ def plan_table(conn: sqlite3.Connection, settings: IngestSettings, table: str) -
         if name not in {c.name for c in keep}:
             raise PlanError(f"{where}.include_columns: key or cursor column {name!r} must be included")
     columns = tuple(_column(table, c, cfg.hashed_columns, cfg.json_columns, cfg.types, settings) for c in keep)
-    plan = TablePlan(table, mode, key, cursor, columns, cfg.lag_s, cfg.deletes)
+    plan = TablePlan(table, mode, key, cursor, columns, cfg.lag_s, cfg.deletes, reused and cursor == id_key)
     if mode == "append" and not cfg.key and plan.cursor_is_time:
         raise PlanError(f"{where}.key: an append table with a timestamp cursor needs a key to recognise rows")
     if cfg.lag_s and (cursor is None or plan.cursor_is_integer):
         raise PlanError(f"{where}.lag_s: a lag needs a timestamp cursor; {cursor!r} is not one")
     return plan
+
+
+def _default_cursor(names: set[str], id_key: str | None, *, reused: bool, append: bool) -> str | None:
+    """``updated_at``; else the integer key, unless SQLite may reuse its ids and a whole read can do
+    without it (a merge table); an append table needs a cursor, so it keeps the id (flagged ids_reused)."""
+    if "updated_at" in names:
+        return "updated_at"
+    return id_key if id_key is not None and (append or not reused) else None
+
+
+def _integer_key(found: list[SqliteColumn], declared_key: tuple[str, ...]) -> str | None:
+    """The single primary key of INTEGER affinity (the id), if the table has one."""
+    if len(declared_key) != 1:
+        return None
+    pk = next(c for c in found if c.name == declared_key[0])
+    return pk.name if types.sqlite_affinity(pk.declared) == "INTEGER" else None
 
 
 def _column(

@@ -31,6 +31,9 @@ from shared.ingest.plan import TablePlan
 from shared.validation import show
 
 MAX_REPORTED_CELLS = 20
+# SQLite admits NULL in a primary key that is not an INTEGER PRIMARY KEY (and in a configured key);
+# such a row would never match its copy in BigQuery and be added again on every run.
+NULL_KEY = "a merge key must not be NULL"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class BadCell:
     expected: str
 
     def __str__(self) -> str:
+        if self.expected == NULL_KEY:
+            return f"row {self.row}, key column {self.column!r} is NULL: {NULL_KEY}"
         return f"row {self.row}, column {self.column!r}: {self.value} — {self.expected}"
 
 
@@ -193,6 +198,10 @@ class TableReader:
     def _convert(self, row: tuple[Any, ...], index: dict[str, int], batch: Batch) -> None:
         for col in self.plan.columns:
             value = row[index[col.name]]
+            if value is None and col.name in self.plan.dedupe_on:  # NULL = NULL is never true in the MERGE
+                batch.columns[col.name].append(None)
+                self._bad(row, index, col.name, value, NULL_KEY)
+                continue
             if col.hashed:
                 batch.columns[col.name].append(None if value is None else hmac_hex(self.hash_key, value))
                 continue

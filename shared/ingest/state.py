@@ -9,14 +9,17 @@ worker loses nothing because nothing lives only on the host.
 Lease: ``acquire`` is one conditional UPDATE (``lease_owner`` empty or expired), which
 BigQuery runs serially with other DML on the table, so of two overlapping runs of one table
 exactly one gets it; runs of different tables touch different rows and never wait for each
-other's lease. The apply transaction checks the lease and the version again, so a run whose
-lease expired (or whose table was reset meanwhile) rolls back instead of applying.
+other's lease. A run renews its lease while it works (:class:`LeaseKeeper`), so a sync longer
+than ``lease_s`` keeps it; one that lost it anyway stops with :class:`LeaseLost`. The apply
+transaction checks the lease and the version again, so a run whose lease was taken over (or
+whose table was reset meanwhile) rolls back instead of applying.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +144,30 @@ class SyncState:
         )
         return bool(job.num_dml_affected_rows == 1)
 
+    def renew(self, table: str, run_id: str, lease_s: int) -> bool:
+        """Extend this run's lease by ``lease_s`` from now; False when it is no longer this run's."""
+        job = self.query(
+            f"UPDATE {self.ref} SET lease_until = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL @s SECOND) "
+            "WHERE table_name = @t AND lease_owner = @run",
+            f"renewing the lease of {table}",
+            t=table,
+            run=run_id,
+            s=lease_s,
+        )
+        return bool(job.num_dml_affected_rows == 1)
+
+    def forget_watermark(self, table: str, run_id: str) -> None:
+        """Clear the watermark under this run's lease (the version stays): every row is read again until
+        a run applies them. Used before columns are added to the target, to fill them on older rows."""
+        job = self.query(
+            f"UPDATE {self.ref} SET watermark = NULL WHERE table_name = @t AND lease_owner = @run",
+            f"clearing the watermark of {table}",
+            t=table,
+            run=run_id,
+        )
+        if job.num_dml_affected_rows != 1:
+            raise LeaseLost(f"table {table}: another run took over the lease; stopped before changing its schema")
+
     def release(self, table: str, run_id: str) -> None:
         self.query(
             f"UPDATE {self.ref} SET lease_owner = NULL, lease_until = NULL WHERE table_name = @t AND lease_owner = @run",
@@ -184,3 +211,31 @@ class SyncState:
             t=table,
         )
         return bool(job.num_dml_affected_rows == 1)
+
+
+class LeaseLost(PermanentError):
+    """Another run took the table's lease over (this run outlived ``lease_s`` between renewals)."""
+
+
+class LeaseKeeper:
+    """Keeps a run's lease on a table alive while it reads, stages and applies.
+
+    :meth:`keep` renews the lease once a third of ``lease_s`` has passed since it was taken or last
+    renewed (one UPDATE, not one per batch), so it never runs out while the run is working;
+    :class:`LeaseLost` when another run took it over meanwhile: that run now syncs the table.
+    """
+
+    def __init__(self, state: SyncState, table: str, run_id: str, lease_s: int) -> None:
+        self.state, self.table, self.run_id, self.lease_s = state, table, run_id, lease_s
+        self.renewed = time.monotonic()  # the lease was just taken
+
+    def keep(self) -> None:
+        if time.monotonic() - self.renewed < self.lease_s / 3:
+            return
+        started = time.monotonic()
+        if not self.state.renew(self.table, self.run_id, self.lease_s):
+            raise LeaseLost(
+                f"table {self.table}: another run took over the lease (lease_s = {self.lease_s} s ran out "
+                "before this run renewed it); stopped, nothing applied"
+            )
+        self.renewed = started

@@ -4,6 +4,8 @@
   added (``ALTER TABLE … ADD COLUMN``); a column whose type changed incompatibly, or a changed
   merge key, raises :class:`SchemaConflict` naming the column and both types: that table stops,
   nothing is written, the others go on. Columns dropped in SQLite stay in BigQuery (NULL from then on).
+  Adding columns to an existing table makes the engine read the table whole (SQLite shows an added
+  column's DEFAULT on older rows; re-reading them is how BigQuery gets it).
 - The staging table is unique to the run (``_offsite_stage_<table>_<run>``), expires after
   ``staging_expiration_minutes`` (so a killed run leaves nothing for long) and is deleted in
   the engine's ``finally``. Rows reach it through the Storage Write API
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +74,16 @@ def conflicts(plan: TablePlan, existing: dict[str, str]) -> list[str]:
     return out
 
 
-def ensure_target(client: Any, table_id: str, plan: TablePlan, *, create: bool = True) -> list[str]:
-    """Create the target or add its new columns; returns the columns added. SchemaConflict on an incompatible change."""
+def ensure_target(
+    client: Any,
+    table_id: str,
+    plan: TablePlan,
+    *,
+    create: bool = True,
+    before_adding: Callable[[list[str]], None] | None = None,
+) -> list[str]:
+    """Create the target or add its new columns; returns the columns added. SchemaConflict on an incompatible
+    change. ``before_adding`` is called with the new columns of an existing table before they are added."""
     from google.cloud import bigquery
 
     existing = existing_schema(client, table_id)
@@ -86,6 +97,8 @@ def ensure_target(client: Any, table_id: str, plan: TablePlan, *, create: bool =
         raise SchemaConflict(f"table {plan.name}: " + "; ".join(problems) + "; this table is stopped, others go on")
     added = [(n, t) for n, t in target_columns(plan) if n not in existing]
     if added and create:
+        if before_adding is not None:
+            before_adding([n for n, _ in added])
         for name, bq_type in added:  # one per statement: the local BigQuery takes one ALTER command at a time
             with mapped_errors(f"adding column {name} to {table_id}"):
                 sql = f"ALTER TABLE `{table_id}` ADD COLUMN IF NOT EXISTS `{name}` {bq_type}"

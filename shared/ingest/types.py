@@ -103,7 +103,10 @@ def _parse_datetime(text: str) -> tuple[dt.datetime, bool]:
         else:
             sign = -1 if zone[0] == "-" else 1
             digits = zone[1:].replace(":", "")
-            tz = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+            hours, minutes = int(digits[:2]), int(digits[2:])
+            if hours > 23 or minutes > 59:  # dt.timezone refuses ±24:00 and beyond
+                raise BadValue("expected a UTC offset within ±23:59")
+            tz = dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
     try:
         value = dt.datetime(
             int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micros, tz
@@ -172,7 +175,10 @@ def _timestamp(v: Any) -> dt.datetime:
             raise BadValue("expected Unix seconds within 0001-9999") from None
     if isinstance(v, str):
         value, zoned = _parse_datetime(v)
-        return value.astimezone(dt.UTC) if zoned else value.replace(tzinfo=dt.UTC)
+        try:
+            return value.astimezone(dt.UTC) if zoned else value.replace(tzinfo=dt.UTC)
+        except OverflowError:  # an offset that moves 0001-01-01 or 9999-12-31 out of range
+            raise BadValue("expected a time within years 1–9999 in UTC") from None
     raise BadValue("expected an ISO 8601 timestamp or Unix seconds (TIMESTAMP)")
 
 

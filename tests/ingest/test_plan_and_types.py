@@ -120,7 +120,9 @@ def test_defaults_come_from_the_schema(tmp_path: Path) -> None:
 
 
 def test_plan_errors_name_the_table_setting_and_expectation(tmp_path: Path) -> None:
-    path = make_db(tmp_path, "CREATE TABLE log (body TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);")
+    path = make_db(
+        tmp_path, "CREATE TABLE log (body TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, a TEXT);"
+    )
     conn = connect(path)
     with pytest.raises(PlanError, match=r"ingest.tables.log.cursor: mode 'append' needs a cursor column"):
         plan_table(conn, settings(path), "log")

@@ -19,7 +19,7 @@ from tests.ingest.conftest import IngestKit
 
 TYPED = """
 CREATE TABLE typed (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     amount TEXT,
     ratio REAL,
     label TEXT,
