@@ -36,6 +36,7 @@ OPERATIONS = (
     "create_folder",
     "get_folder",
     "get_folder_items",
+    "update_folder",
     "delete_folder",
     "get_file",
     "delete_file",

@@ -280,6 +280,45 @@ class ItemStore:
         assert updated is not None
         return updated
 
+    def update_folder(
+        self, folder_id: int, *, name: str | None, parent_id: int | None, if_match: str | None, user_id: str
+    ) -> sqlite3.Row:
+        """Rename and/or move a folder (Box's ``PUT /folders/:id``); its subtree moves with it."""
+        if folder_id == ROOT_ID:
+            raise BoxError(403, "access_denied_insufficient_permissions", "The root folder cannot be changed")
+        with self.db.tx() as conn:
+            row = conn.execute("SELECT * FROM items WHERE id = ? AND type = 'folder'", (folder_id,)).fetchone()
+            if row is None:
+                raise not_found("folder", str(folder_id), "d")
+            check_if_match(row, if_match)
+            target = row["parent_id"] if parent_id is None else parent_id
+            self._check_move_target(conn, folder_id, target)
+            new_name = row["name"] if name is None else name
+            existing = self._named(conn, target, new_name)
+            if existing is not None and existing["id"] != folder_id:
+                raise NameInUse(existing)
+            conn.execute(
+                "UPDATE items SET parent_id = ?, name = ?, name_key = ?, etag = etag + 1,"
+                " sequence_id = sequence_id + 1, modified_at = ?, modified_by = ? WHERE id = ?",
+                (target, new_name, name_key(new_name), now_iso(), user_id, folder_id),
+            )
+        updated = self.get(folder_id)
+        assert updated is not None
+        return updated
+
+    @staticmethod
+    def _check_move_target(conn: sqlite3.Connection, folder_id: int, target: int) -> None:
+        """The new parent must be a folder outside the moved one's subtree."""
+        found = conn.execute("SELECT id, type FROM items WHERE id = ?", (target,)).fetchone()
+        if found is None or found["type"] != "folder":
+            raise not_found("folder", str(target), "d")
+        ancestor: int | None = target
+        while ancestor is not None:
+            if ancestor == folder_id:
+                raise BoxError(400, "bad_request", "A folder cannot be moved into itself or one of its subfolders")
+            up = conn.execute("SELECT parent_id FROM items WHERE id = ?", (ancestor,)).fetchone()
+            ancestor = up["parent_id"] if up is not None else None
+
     def delete_file(self, row: sqlite3.Row, if_match: str | None) -> None:
         with self.db.tx() as conn:
             current = conn.execute("SELECT * FROM items WHERE id = ?", (row["id"],)).fetchone()

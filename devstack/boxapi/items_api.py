@@ -199,6 +199,29 @@ async def get_folder_items(ctx: Ctx) -> Response:
     return json_response(body)
 
 
+async def update_folder(ctx: Ctx) -> Response:
+    """Rename (``name``) and/or move (``parent.id``) a folder; 409 ``item_name_in_use`` as on create."""
+    row = ctx.state.items.folder(ctx.params["folder_id"])
+    body = await json_body(ctx)
+    name = validate_name(body["name"]) if "name" in body else None
+    parent = body.get("parent")
+    if parent is not None and (not isinstance(parent, dict) or not isinstance(parent.get("id"), str)):
+        raise bad_request("'parent.id' must be a string")
+    parent_id = ctx.state.items.folder(parent["id"], in_path=False)["id"] if parent else None
+    try:
+        updated = ctx.state.items.update_folder(
+            row["id"], name=name, parent_id=parent_id, if_match=ctx.request.headers.get("if-match"), user_id=ctx.user_id
+        )
+    except NameInUse as exc:
+        raise BoxError(
+            409,
+            "item_name_in_use",
+            "Item with the same name already exists",
+            context_info={"conflicts": [mini_json(ctx, exc.existing)]},
+        ) from exc
+    return json_response(select_fields(item_json(ctx, updated), parse_fields(ctx.request.query_params.get("fields"))))
+
+
 async def delete_folder(ctx: Ctx) -> Response:
     row = ctx.state.items.folder(ctx.params["folder_id"])
     ctx.state.items.delete_folder(
@@ -293,6 +316,7 @@ ROUTES = [
     Route("POST", "/2.0/folders", "create_folder", create_folder),
     Route("GET", "/2.0/folders/{folder_id}", "get_folder", get_folder),
     Route("GET", "/2.0/folders/{folder_id}/items", "get_folder_items", get_folder_items),
+    Route("PUT", "/2.0/folders/{folder_id}", "update_folder", update_folder),
     Route("DELETE", "/2.0/folders/{folder_id}", "delete_folder", delete_folder),
     Route("GET", "/2.0/files/{file_id}", "get_file", get_file),
     Route("DELETE", "/2.0/files/{file_id}", "delete_file", delete_file),

@@ -52,7 +52,7 @@ class BoxDestination(Model):
     )
     # At most 8: upload_box serves 8 uploads at once in 1 GiB, and 8 x 8 x 8 MiB parts is half of it.
     parallel_parts: Annotated[int, between(1, 8)] = Field(4, description="Parts of an upload session sent at once.")
-    timeout_s: float = Field(120.0, description="Per-request timeout.")
+    timeout_s: float = Field(120.0, description="Per-request timeout in seconds (more than 0).")
     calls_per_minute: Annotated[int, between(1)] | None = Field(
         None, description="Box's API call limit per user and minute (Box: ~1000); each instance paces to its share."
     )
@@ -69,6 +69,11 @@ class BoxDestination(Model):
         if value < 20_000_000:
             raise Problem(f"{value!r} is below Box's 20000000-byte minimum for upload sessions")
         return value
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        return SftpPartner._positive_timeout(value)  # 0 or less made every request a ValueError
 
 
 class SftpPartner(Model):

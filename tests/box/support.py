@@ -43,3 +43,13 @@ def put_one_new_version(box: BoxBackend, server: BoxApiServer, path: str, data: 
     remote = box.stat(path)
     assert remote is not None and remote.sha1 == hashlib.sha1(data).hexdigest()
     assert len(api_get(server, f"/files/{remote.remote_id}/versions")["entries"]) == 1
+
+
+def api_put(server: BoxApiServer, path: str, body: dict[str, Any]) -> Any:
+    """PUT ``/2.0{path}`` with a JSON body and the developer token (a Box user's change, e.g. a
+    folder renamed: ``{"name": ...}``, or moved: ``{"parent": {"id": ...}}``)."""
+    request = urllib.request.Request(f"{server.base_url}/2.0{path}", data=json.dumps(body).encode(), method="PUT")
+    request.add_header("Authorization", f"Bearer {server.token}")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())

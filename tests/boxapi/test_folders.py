@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 from box_sdk_gen import BoxAPIError, BoxClient
-from box_sdk_gen.managers.folders import CreateFolderParent
+from box_sdk_gen.managers.folders import CreateFolderParent, UpdateFolderByIdParent
 from box_sdk_gen.schemas.folder_full import FolderFull
 
 from devstack.boxapi import BoxApiServer
@@ -144,3 +144,38 @@ def test_non_numeric_id_is_405(box: BoxApiServer) -> None:
     )
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+def test_rename_and_move_carry_the_subtree(client: BoxClient, folder: FolderFull) -> None:
+    dated = client.folders.create_folder("20250108", CreateFolderParent(id=folder.id))
+    inner = client.folders.create_folder("r1", CreateFolderParent(id=dated.id))
+    renamed = client.folders.update_folder_by_id(dated.id, name="20250108-old")
+    assert (renamed.id, renamed.name, renamed.etag) == (dated.id, "20250108-old", "1")
+    assert [e.name for e in client.folders.get_folder_items(folder.id).entries] == ["20250108-old"]
+    assert [e.name for e in client.folders.get_folder_by_id(inner.id).path_collection.entries][-1] == "20250108-old"
+    other = client.folders.create_folder("other", CreateFolderParent(id=folder.id))
+    moved = client.folders.update_folder_by_id(dated.id, parent=UpdateFolderByIdParent(id=other.id))
+    assert moved.parent.id == other.id
+    assert [e.id for e in client.folders.get_folder_by_id(inner.id).path_collection.entries] == [
+        "0",
+        folder.id,
+        other.id,
+        dated.id,
+    ]
+
+
+def test_rename_onto_a_taken_name_or_move_into_itself_is_refused(client: BoxClient, folder: FolderFull) -> None:
+    first = client.folders.create_folder("a", CreateFolderParent(id=folder.id))
+    taken = client.folders.create_folder("B", CreateFolderParent(id=folder.id))
+    child = client.folders.create_folder("c", CreateFolderParent(id=first.id))
+    with pytest.raises(BoxAPIError) as conflict:
+        client.folders.update_folder_by_id(first.id, name="b")  # case-insensitive, like Box
+    assert conflict.value.response_info.status_code == 409
+    assert conflict.value.response_info.context_info["conflicts"][0]["id"] == taken.id
+    with pytest.raises(BoxAPIError) as cycle:
+        client.folders.update_folder_by_id(first.id, parent=UpdateFolderByIdParent(id=child.id))
+    assert cycle.value.response_info.status_code == 400
+    with pytest.raises(BoxAPIError) as stale:
+        client.folders.update_folder_by_id(first.id, name="d", if_match="99")
+    assert stale.value.response_info.status_code == 412
+    assert client.folders.get_folder_by_id(first.id).name == "a"

@@ -31,7 +31,9 @@ from shared.destinations.base import (
 from shared.destinations.box.folders import BoxFolders, StaleFolder
 from shared.destinations.box.http import BoxApiError, BoxHttp, write_journal
 from shared.destinations.box.upload import (
+    SESSION_GONE,
     BoxFile,
+    SessionGone,
     StaleSession,
     UploadSession,
     ensure_drained,
@@ -90,7 +92,11 @@ class BoxDestination(PutViaResumable):
         if size < self.settings.chunked_threshold_bytes:
             data = read_exactly(source, size, f"upload {path!r}")
             ensure_drained(source, f"upload {path!r}", size)
-            return self._put_whole(folder_id, path, name, data, existing)
+            try:
+                return self._put_whole(folder_id, path, name, data, existing)
+            except StaleFolder:  # a cached folder was renamed or moved in Box: once more, resolved afresh
+                folder_id, existing = self._prepare(parent, name, size)
+                return self._put_whole(folder_id, path, name, data, existing)
         return self._put_session(folder_id, path, name, source, size, existing, resume, deadline)
 
     def stat(self, path: str) -> RemoteFile | None:
@@ -103,20 +109,14 @@ class BoxDestination(PutViaResumable):
 
     def list(self, prefix: str = "", *, hashes: bool = True) -> Iterator[RemoteFile]:
         prefix = normalize_path(prefix)
-        folder_id = self._with_fresh_cache(lambda: self.folders.lookup(prefix))
-        if folder_id is None:
-            return
-        found: list[RemoteFile] = []
-        pending = [(folder_id, prefix)]
-        while pending:
-            current, at = pending.pop()
-            for entry in self.folders.items(current):
-                child = f"{at}/{entry['name']}" if at else str(entry["name"])
-                if entry.get("type") == "folder":
-                    pending.append((str(entry["id"]), child))
-                elif entry.get("type") == "file":
-                    found.append(_remote(child, entry))
-        yield from sorted(found, key=lambda f: f.path)
+
+        def files() -> builtins.list[RemoteFile]:
+            folder_id = self.folders.lookup(prefix, confirm=True)
+            if folder_id is None:
+                return []
+            return [_remote(child, entry) for child, entry in self.folders.files_below(folder_id, prefix)]
+
+        yield from sorted(self._with_fresh_cache(files), key=lambda f: f.path)
 
     def delete(self, path: str) -> None:
         path = normalize_path(path)
@@ -132,7 +132,7 @@ class BoxDestination(PutViaResumable):
 
     def delete_folder(self, path: str, *, recursive: bool = True) -> bool:
         path = folder_path(path)
-        folder_id = self._with_fresh_cache(lambda: self.folders.lookup(path))
+        folder_id = self._with_fresh_cache(lambda: self.folders.lookup(path, confirm=True))
         if folder_id is None:
             return True
         params = {"recursive": "true" if recursive else "false"}
@@ -150,7 +150,7 @@ class BoxDestination(PutViaResumable):
 
     def mkdirs(self, path: str) -> None:
         path = normalize_path(path)
-        self._with_fresh_cache(lambda: self.folders.ensure(path))
+        self._with_fresh_cache(lambda: self.folders.ensure(path, confirm=True))
 
     def close(self) -> None:
         """Nothing to release: the HTTP pool, token and folder cache serve the whole process."""
@@ -177,7 +177,7 @@ class BoxDestination(PutViaResumable):
     def entries(self, path: str = "") -> builtins.list[dict[str, Any]]:
         """The items of folder ``path`` (type, id, name, size, sha1); PermanentError if missing."""
         path = normalize_path(path)
-        folder_id = self._with_fresh_cache(lambda: self.folders.lookup(path))
+        folder_id = self._with_fresh_cache(lambda: self.folders.lookup(path, confirm=True))
         if folder_id is None:
             raise PermanentError(f"box: no folder {path or '/'!r} under root folder {self.root_folder_id}")
         return list(self.folders.items(folder_id))
@@ -198,7 +198,7 @@ class BoxDestination(PutViaResumable):
 
     def _entry(self, parent: str, name: str) -> dict[str, Any] | None:
         def find() -> dict[str, Any] | None:
-            folder_id = self.folders.lookup(parent)
+            folder_id = self.folders.lookup(parent, confirm=True)
             return None if folder_id is None else self.folders.find(folder_id, name)
 
         return self._with_fresh_cache(find)
@@ -207,13 +207,17 @@ class BoxDestination(PutViaResumable):
         """The parent folder's id (created if needed) and the file already under ``name``, if any."""
 
         def attempt() -> tuple[str, BoxFile | None]:
-            folder_id = self.folders.ensure(parent)
+            # A session's bytes are worth one check of a cached folder (a small file's answer is checked).
+            folder_id = self.folders.ensure(parent, confirm=size >= self.settings.chunked_threshold_bytes)
             try:
-                return folder_id, self._describe(preflight(self.http, folder_id, name, size))
+                existing = self._describe(preflight(self.http, folder_id, name, size))
             except BoxApiError as exc:
                 if exc.http_status == 404 and folder_id == self.root_folder_id:
                     raise self.folders.root_not_found(str(exc)) from None
                 raise
+            if existing is not None and self.folders.moved(parent, existing.folders):
+                raise StaleFolder(f"box: folder {parent!r} was renamed or moved in Box; resolving it again")
+            return folder_id, existing
 
         return self._with_fresh_cache(attempt)
 
@@ -225,7 +229,8 @@ class BoxDestination(PutViaResumable):
                 f"box: a folder named {conflict.get('name')!r} is where a file should go (id {conflict.get('id')})"
             )
         known = BoxFile.from_entry(conflict)
-        if known.sha1 is None or known.etag is None or known.size is None:  # the unchanged check needs all
+        # The unchanged check needs all; the folders tell whether the file is where it was looked for.
+        if known.sha1 is None or known.etag is None or known.size is None or known.folders is None:
             known = file_info(self.http, known.id)
         return known
 
@@ -262,6 +267,8 @@ class BoxDestination(PutViaResumable):
                     continue
                 raise
             _check_stored(stored, digest, path)
+            if existing is None:
+                self._ensure_placed(stored, path)
             return PutResult(path, len(data), digest, _status(existing), stored.id)
         raise TransientError(f"box: {path!r} kept changing while uploading; the delivery will be retried")
 
@@ -277,12 +284,14 @@ class BoxDestination(PutViaResumable):
         deadline: float | None = None,
     ) -> PutResult | Progress:
         session = UploadSession(self.http, name=name, size=size, parallel=self.settings.parallel_parts)
-        stored: Parts | None = self._resume(session, resume, folder_id, existing)
+        stored: Parts | None = session.resume(resume, folder_id=folder_id, file_id=existing.id if existing else None)
         if stored is None:
             existing = self._open_session(session, folder_id, existing)
             stored = []
         try:
             sent = session.send_parts(source, stored=stored, deadline=deadline)
+        except SessionGone:
+            raise  # nothing left to abort: the retry finds the file or opens a new session
         except StaleSession:
             session.abort()  # unprovable: the retry finds it gone and starts a new session
             raise
@@ -305,24 +314,10 @@ class BoxDestination(PutViaResumable):
             ours = journal.maybe_stored  # an earlier commit attempt may have made the file
             return self._after_failed_commit(exc, session, folder_id, path, name, size, digest, existing, ours)
         _check_stored(stored_file, digest, path)
+        if existing is None:
+            self._ensure_placed(stored_file, path)
         log.info("box upload session committed", path=path, size=size, parts=len(parts))
         return PutResult(path, size, digest, _status(existing), stored_file.id)
-
-    def _resume(
-        self, session: UploadSession, resume: dict[str, Any] | None, folder_id: str, existing: BoxFile | None
-    ) -> Parts | None:
-        """The parts of the checkpointed session, if it is for this very upload and still alive."""
-        if not resume or not isinstance(resume.get("session"), dict):
-            return None
-        same_target = resume.get("folder_id") == folder_id and resume.get("file_id") == (
-            existing.id if existing else None
-        )
-        if not same_target or int(resume["session"].get("total_parts", -1)) < 0:
-            return None
-        stored = session.restore(resume["session"])
-        if stored is None:
-            log.info("checkpointed upload session is gone; starting a new one", name=session.name)
-        return stored
 
     def _open_session(self, session: UploadSession, folder_id: str, existing: BoxFile | None) -> BoxFile | None:
         """Create the session (a new file, or a new version of ``existing``); returns the file
@@ -362,11 +357,32 @@ class BoxDestination(PutViaResumable):
             status: PutStatus = _status(existing) if exc.http_status == 404 or maybe_ours else "unchanged"
             return PutResult(path, size, digest, status, current.id)
         session.abort()
-        if exc.http_status in (404, 409, 412):
+        if exc.http_status in SESSION_GONE:
+            raise SessionGone(
+                f"box: {path!r}: {exc} (the upload session is gone; the delivery will be retried)"
+            ) from None
+        if exc.http_status in (409, 412):
             raise TransientError(
                 f"box: {path!r} changed while its upload session ran ({exc}); the delivery will be retried"
             ) from None
         raise exc
+
+    def _ensure_placed(self, stored: BoxFile, path: str) -> None:
+        """A new file must be in its path's folder: a cached folder id a Box user renamed or moved
+        since puts it elsewhere. That stray file (ours, just made) is removed and StaleFolder
+        raised: the path is resolved afresh."""
+        parent = path.rpartition("/")[0]
+        if not self.folders.moved(parent, stored.folders):
+            return
+        headers = {"If-Match": stored.etag} if stored.etag else None
+        url = f"{self.http.api}/files/{stored.id}"
+        try:
+            self.http.call("DELETE", url, what=f"remove stray Box file {stored.id}", headers=headers).close()
+        except BoxApiError as exc:
+            log.warning("could not remove a file put in a renamed folder", file_id=stored.id, error=str(exc))
+        raise StaleFolder(
+            f"box: {path!r} landed in a folder renamed or moved in Box; removed, resolving {parent!r} again"
+        )
 
 
 def _status(existing: BoxFile | None) -> PutStatus:

@@ -5,6 +5,10 @@ a concurrent function) made it already, and its id is in ``context_info.conflict
 functions creating the same tree at once both end with the same ids, and no listing is
 needed on the write path. Ids are cached per process (warm function instances reuse them);
 a cached id that Box no longer knows (404) drops the cache of that root (:meth:`BoxFolders.forget`).
+A Box user may also rename or move a cached folder: its id then lives on elsewhere. Reads and
+deletes (``confirm=True``), and a folder looked up or created below a cached one, first ask Box
+where the cached folder is (``path_collection``, one GET); a put into a fully cached folder
+checks the ``path_collection`` Box returns with the file instead (:meth:`BoxFolders.moved`).
 The root itself is never cached: a 404 for it is the configuration's (a ``ConfigError``), since
 Box answers 404, not 403, for a folder the service account is not a collaborator on.
 """
@@ -12,7 +16,7 @@ Box answers 404, not 403, for a folder the service account is not a collaborator
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from shared.destinations.box.http import BoxApiError, BoxHttp
@@ -20,6 +24,7 @@ from shared.errors import ConfigError, PermanentError, TransientError
 
 PAGE = 1000
 ITEM_FIELDS = "type,id,name,size,sha1,etag"
+Chain = Sequence[tuple[str, str]]  # (id, name) of folders, from All Files down
 
 # (api url, root id, path) -> folder id, shared by every BoxFolders in the process.
 _ids: dict[tuple[str, str, str], str] = {}
@@ -33,6 +38,14 @@ class StaleFolder(TransientError):
 def clear_cache() -> None:
     with _ids_lock:
         _ids.clear()
+
+
+def chain_of(item: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    """The folders an item is in, from its ``path_collection`` (None when Box did not send it)."""
+    collection = item.get("path_collection")
+    if not isinstance(collection, dict):
+        return None
+    return tuple((str(e.get("id")), str(e.get("name", ""))) for e in collection.get("entries") or ())
 
 
 class BoxFolders:
@@ -84,9 +97,61 @@ class BoxFolders:
             folder_id = cached
         return folder_id
 
-    def ensure(self, path: str) -> str:
+    def _resolve(self, path: str, missing: Callable[[str, str, str], str | None], confirm: bool) -> str | None:
+        """``_walk``, after asking Box where the deepest cached folder of ``path`` is when the
+        answer is trusted (``confirm``) or built on (a level below it is looked up or created):
+        a folder a user renamed or moved since drops the cache, and the path is resolved afresh."""
+        cached = self._deepest_cached(path)
+        if cached is not None and (confirm or cached[0] != path) and not self._still_at(*cached):
+            self.forget()
+        return self._walk(path, missing)
+
+    def _deepest_cached(self, path: str) -> tuple[str, str] | None:
+        """(sub_path, id) of the longest cached prefix of ``path``: its place in Box vouches for
+        every cached level above it."""
+        parts = [p for p in path.split("/") if p]
+        for depth in range(len(parts), 0, -1):
+            sub = "/".join(parts[:depth])
+            folder_id = self._cached(sub)
+            if folder_id is not None:
+                return sub, folder_id
+        return None
+
+    def _still_at(self, path: str, folder_id: str) -> bool:
+        """Whether folder ``folder_id`` is still folder ``path`` under the root (one GET)."""
+        try:
+            found = self.http.call(
+                "GET",
+                f"{self.http.api}/folders/{folder_id}",
+                what=f"check Box folder {path!r}",
+                params={"fields": "name,path_collection"},
+            ).json()
+        except BoxApiError as exc:
+            if exc.http_status == 404:
+                return False
+            raise
+        return self.holds(path, [*(chain_of(found) or ()), (folder_id, str(found.get("name", "")))])
+
+    def holds(self, path: str, chain: Chain) -> bool:
+        """Whether ``chain`` (folder ids and names from All Files down) ends at folder ``path``
+        under the root (Box compares names case-insensitively)."""
+        ids = [folder_id for folder_id, _ in chain]
+        if self.root_id not in ids:
+            return False
+        below = [name.casefold() for _, name in chain[ids.index(self.root_id) + 1 :]]
+        return below == [p.casefold() for p in path.split("/") if p]
+
+    def moved(self, path: str, chain: Chain | None) -> bool:
+        """Whether an item Box describes as in folders ``chain`` is not in folder ``path`` (a cached
+        id of a folder a Box user renamed or moved): then the cache is dropped."""
+        if chain is None or self.holds(path, chain):
+            return False
+        self.forget()
+        return True
+
+    def ensure(self, path: str, *, confirm: bool = False) -> str:
         """The id of folder ``path``, creating it and its parents when missing."""
-        folder_id = self._walk(path, self.create)
+        folder_id = self._resolve(path, self.create, confirm)
         assert folder_id is not None  # create never answers None
         return folder_id
 
@@ -120,14 +185,39 @@ class BoxFolders:
                 return str(found["id"])
             raise
 
-    def lookup(self, path: str) -> str | None:
+    def lookup(self, path: str, *, confirm: bool = False) -> str | None:
         """The id of folder ``path``, or None when any part of it does not exist (creates nothing)."""
 
         def existing(parent_id: str, name: str, _path: str) -> str | None:
             entry = self.find(parent_id, name)
             return str(entry["id"]) if entry is not None and entry.get("type") == "folder" else None
 
-        return self._walk(path, existing)
+        return self._resolve(path, existing, confirm)
+
+    def files_below(self, folder_id: str, path: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every file in folder ``path`` (id ``folder_id``) and its subfolders, as (path, entry).
+        A subfolder deleted during the walk (404) is skipped: a listing a moment later would not
+        show it either. The folder itself gone is a StaleFolder (the cache is dropped)."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        pending = [(folder_id, path)]
+        while pending:
+            current, at = pending.pop()
+            try:
+                entries = list(self.items(current))
+            except BoxApiError as exc:
+                if exc.http_status != 404:
+                    raise
+                if current != folder_id:
+                    continue
+                self.forget()
+                raise StaleFolder(f"Box folder {path!r} ({folder_id}) vanished while it was listed") from None
+            for entry in entries:
+                child = f"{at}/{entry['name']}" if at else str(entry["name"])
+                if entry.get("type") == "folder":
+                    pending.append((str(entry["id"]), child))
+                elif entry.get("type") == "file":
+                    found.append((child, entry))
+        return found
 
     def find(self, folder_id: str, name: str) -> dict[str, Any] | None:
         """The entry named ``name`` in ``folder_id`` (Box compares names case-insensitively)."""

@@ -24,12 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.destinations.base import ByteStream
+from shared.destinations.box.folders import chain_of
 from shared.destinations.box.http import BoxApiError, BoxHttp
 from shared.errors import PermanentError, TransientError
 from shared.log import get_logger, in_context
 from shared.retry import parse_retry_after, retry_call
 
 log = get_logger(__name__)
+# What Box answers a session's endpoints once the session is gone: 404 (committed or aborted,
+# e.g. by the same delivery running twice at once), 410 session_expired (after 7 days).
+SESSION_GONE = (404, 410)
 # A commit may stay 202 for as long as Box assembles the parts; give it a few minutes.
 COMMIT_ATTEMPTS = 60
 COMMIT_DEADLINE_S = 300.0
@@ -45,6 +49,7 @@ class BoxFile:
     sha1: str | None = None
     size: int | None = None
     etag: str | None = None
+    folders: tuple[tuple[str, str], ...] | None = None  # (id, name) from All Files down to its folder
 
     @classmethod
     def from_entry(cls, entry: dict[str, Any]) -> BoxFile:
@@ -56,6 +61,7 @@ class BoxFile:
             sha1=entry.get("sha1"),
             size=int(size) if size is not None else None,
             etag=str(etag) if etag is not None else None,
+            folders=chain_of(entry),
         )
 
 
@@ -108,7 +114,7 @@ def file_info(http: BoxHttp, file_id: str) -> BoxFile:
         "GET",
         f"{http.api}/files/{file_id}",
         what=f"get Box file {file_id}",
-        params={"fields": "id,name,sha1,size,etag"},
+        params={"fields": "id,name,sha1,size,etag,path_collection"},
     )
     return BoxFile.from_entry(response.json())
 
@@ -143,6 +149,11 @@ def upload_whole(
 class StaleSession(TransientError):
     """A resumed upload session holds parts with other bytes than the source: it is aborted and
     the retry starts a new one."""
+
+
+class SessionGone(StaleSession):
+    """Box no longer has the upload session (``SESSION_GONE``): the retry finds the file a
+    concurrent run committed (same SHA-1), or opens a new session."""
 
 
 @dataclass(frozen=True)
@@ -269,6 +280,21 @@ class UploadSession:
             slots.release()
             raise
 
+    def resume(
+        self, state: dict[str, Any] | None, *, folder_id: str, file_id: str | None
+    ) -> list[dict[str, Any]] | None:
+        """The parts of the checkpointed session (``state``, the put's resume state), if it is for
+        this very upload (folder and file) and still alive."""
+        if not state or not isinstance(state.get("session"), dict):
+            return None
+        same_target = state.get("folder_id") == folder_id and state.get("file_id") == file_id
+        if not same_target or int(state["session"].get("total_parts", -1)) < 0:
+            return None
+        stored = self.restore(state["session"])
+        if stored is None:
+            log.info("checkpointed upload session is gone; starting a new one", name=self.name)
+        return stored
+
     def restore(self, info: dict[str, Any]) -> list[dict[str, Any]] | None:
         """Take over a session an earlier invocation created; its stored parts, or None when
         Box no longer has it (expired after 7 days, committed, aborted): start a new one."""
@@ -276,7 +302,7 @@ class UploadSession:
         try:
             return self.list_parts()
         except BoxApiError as exc:
-            if exc.http_status in (404, 410):
+            if exc.http_status in SESSION_GONE:
                 self.info = {}
                 return None
             raise
@@ -311,7 +337,12 @@ class UploadSession:
                 raise TransientError(f"{what}: Box recorded a different part ({part}); sending it again")
             return part
 
-        return retry_call(once, what, attempts=10, max_wait_s=20.0)
+        try:
+            return retry_call(once, what, attempts=10, max_wait_s=20.0)
+        except BoxApiError as exc:
+            if exc.http_status in SESSION_GONE:
+                raise SessionGone(f"{exc} (the upload session is gone; the delivery will be retried)") from None
+            raise
 
     def _stored_part(self, offset: int) -> dict[str, Any] | None:
         for part in self.list_parts():

@@ -1,0 +1,134 @@
+"""A folder a Box user renamed or moved while a warm instance has its id cached: the id now
+names a folder at another path. Puts, stat, list and delete_folder act on the path, never on
+the user's folder (and list survives a subfolder deleted while it walks the tree)."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.boxapi import BoxApiServer
+from shared.config import BoxDestination as BoxSettings
+from shared.destinations.box.destination import BoxDestination
+from tests.box.support import api_get, api_put
+
+DATED = "GCP/bigquery/ds/t/20250108"
+MB = 1_000_000
+
+
+@pytest.fixture
+def box(settings: BoxSettings) -> Iterator[BoxDestination]:
+    dest = BoxDestination(settings)
+    yield dest
+    dest.http.close()
+
+
+def names(box_server: BoxApiServer, folder_id: str) -> list[str]:
+    return [e["name"] for e in api_get(box_server, f"/folders/{folder_id}/items")["entries"]]
+
+
+def renamed_by_a_user(box: BoxDestination, box_server: BoxApiServer, how: str) -> str:
+    """Put ``DATED/a.csv`` (the instance caches the folder ids), then a Box user renames the
+    dated folder or moves it into another folder under the root; returns its id."""
+    box.put(f"{DATED}/a.csv", io.BytesIO(b"a"), 1)
+    dated = box.folders.lookup(DATED)
+    assert dated is not None
+    if how == "renamed":
+        api_put(box_server, f"/folders/{dated}", {"name": "20250108-old"})
+    else:
+        elsewhere = box.folders.ensure("attic")
+        api_put(box_server, f"/folders/{dated}", {"parent": {"id": elsewhere}})
+    return dated
+
+
+@pytest.mark.parametrize("how", ["renamed", "moved"])
+def test_puts_after_a_user_moved_the_folder_land_at_the_path(
+    box: BoxDestination, box_server: BoxApiServer, how: str
+) -> None:
+    """They went on into the user's folder: a new file there, and the same bytes "unchanged"."""
+    users = renamed_by_a_user(box, box_server, how)
+    assert box.put(f"{DATED}/b.csv", io.BytesIO(b"b"), 1).status == "uploaded"
+    assert box.put(f"{DATED}/a.csv", io.BytesIO(b"a"), 1).status == "uploaded"
+    big = os.urandom(20 * MB + 1)
+    assert box.put(f"{DATED}/c.bin", io.BytesIO(big), len(big)).status == "uploaded"
+    assert box.put(f"{DATED}/r2/d.csv", io.BytesIO(b"d"), 1).status == "uploaded"  # a new run folder
+    assert names(box_server, users) == ["a.csv"], "the user's folder got nothing"
+    expected = ("a.csv", "b.csv", "c.bin", "r2/d.csv")
+    assert [f.path for f in box.list(DATED)] == [f"{DATED}/{n}" for n in expected]
+    assert box.folders.lookup(DATED) != users
+
+
+@pytest.mark.parametrize("how", ["renamed", "moved"])
+def test_stat_and_list_do_not_follow_a_moved_folder(box: BoxDestination, box_server: BoxApiServer, how: str) -> None:
+    """They reported the path present: verify said in sync while nothing was at the path."""
+    renamed_by_a_user(box, box_server, how)
+    assert box.stat(f"{DATED}/a.csv") is None
+    assert list(box.list(DATED)) == []
+    assert box.folders.lookup(DATED) is None
+
+
+@pytest.mark.parametrize("how", ["renamed", "moved"])
+def test_delete_folder_leaves_a_moved_folder_alone(box: BoxDestination, box_server: BoxApiServer, how: str) -> None:
+    """Retention's delete_folder(path) deleted the user's renamed folder."""
+    users = renamed_by_a_user(box, box_server, how)
+    assert box.delete_folder(DATED) is True
+    assert names(box_server, users) == ["a.csv"], "the user's folder is untouched"
+
+
+def test_a_cached_folder_still_in_place_costs_one_check(box: BoxDestination, box_server: BoxApiServer) -> None:
+    box.put(f"{DATED}/a.csv", io.BytesIO(b"a"), 1)
+    box_server.clear_requests()
+    assert box.stat(f"{DATED}/a.csv") is not None
+    assert box_server.request_counts() == {"get_folder": 1, "get_folder_items": 1}
+
+
+def test_a_subfolder_deleted_while_list_walks_the_tree_is_left_out(
+    box: BoxDestination, box_server: BoxApiServer
+) -> None:
+    """Retention deletes r1 after list read the dated folder and before it reads r1: that 404
+    was a PermanentError (verify reported failed)."""
+    for run in ("r1", "r2"):
+        box.put(f"{DATED}/{run}/x.csv", io.BytesIO(b"x"), 1)
+    doomed = box.folders.lookup(f"{DATED}/r1")
+    box_server.add_fault("get_folder_items", "delay", seconds=3, skip=1, count=1)  # the walk's 2nd listing
+    listed: dict[str, object] = {}
+
+    def walk() -> None:
+        try:
+            listed["paths"] = [f.path for f in box.list(DATED)]
+        except Exception as exc:  # noqa: BLE001 - judged below
+            listed["paths"] = exc
+
+    walker = threading.Thread(target=walk)
+    walker.start()
+    while box_server.faults():  # the walk's second listing is held
+        time.sleep(0.05)
+    box.http.call("DELETE", f"{box.http.api}/folders/{doomed}", what="retention", params={"recursive": "true"}).close()
+    walker.join(60)
+    assert listed["paths"] == [f"{DATED}/r2/x.csv"]
+
+
+def test_a_folder_deleted_while_it_is_listed_lists_empty(box: BoxDestination, box_server: BoxApiServer) -> None:
+    box.put(f"{DATED}/x.csv", io.BytesIO(b"x"), 1)
+    dated = box.folders.lookup(DATED)
+    box_server.add_fault("get_folder_items", "delay", seconds=3, count=1)  # the listing of DATED
+    listed: dict[str, object] = {}
+
+    def walk() -> None:
+        try:
+            listed["paths"] = [f.path for f in box.list(DATED)]
+        except Exception as exc:  # noqa: BLE001 - judged below
+            listed["paths"] = exc
+
+    walker = threading.Thread(target=walk)
+    walker.start()
+    while box_server.faults():
+        time.sleep(0.05)
+    box.http.call("DELETE", f"{box.http.api}/folders/{dated}", what="retention", params={"recursive": "true"}).close()
+    walker.join(60)
+    assert listed["paths"] == []
