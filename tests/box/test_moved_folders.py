@@ -80,11 +80,39 @@ def test_delete_folder_leaves_a_moved_folder_alone(box: BoxDestination, box_serv
     assert names(box_server, users) == ["a.csv"], "the user's folder is untouched"
 
 
-def test_a_cached_folder_still_in_place_costs_one_check(box: BoxDestination, box_server: BoxApiServer) -> None:
+def test_a_cached_folder_still_in_place_costs_one_check_every_30_s(
+    box: BoxDestination, box_server: BoxApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One GET for the check, then none while it is recent: Box's per-user rate limit binds first."""
+    from shared.destinations.box import folders
+
     box.put(f"{DATED}/a.csv", io.BytesIO(b"a"), 1)
     box_server.clear_requests()
     assert box.stat(f"{DATED}/a.csv") is not None
     assert box_server.request_counts() == {"get_folder": 1, "get_folder_items": 1}
+    box_server.clear_requests()
+    assert box.stat(f"{DATED}/a.csv") is not None and [f.path for f in box.list(DATED)] == [f"{DATED}/a.csv"]
+    assert box_server.request_counts() == {"get_folder_items": 2}  # checked a moment ago: not asked again
+    monkeypatch.setattr(folders, "CONFIRMED_FOR_S", 0.0)
+    box_server.clear_requests()
+    assert box.stat(f"{DATED}/a.csv") is not None
+    assert box_server.request_counts() == {"get_folder": 1, "get_folder_items": 1}
+
+
+@pytest.mark.parametrize("how", ["renamed", "moved"])
+def test_delete_folder_checks_even_a_folder_checked_a_moment_ago(
+    box: BoxDestination, box_server: BoxApiServer, how: str
+) -> None:
+    box.put(f"{DATED}/a.csv", io.BytesIO(b"a"), 1)
+    assert box.stat(f"{DATED}/a.csv") is not None  # the dated folder checked now
+    dated = box.folders.lookup(DATED)
+    assert dated is not None
+    if how == "renamed":
+        api_put(box_server, f"/folders/{dated}", {"name": "20250108-old"})
+    else:
+        api_put(box_server, f"/folders/{dated}", {"parent": {"id": box.folders.ensure("attic")}})
+    assert box.delete_folder(DATED) is True
+    assert names(box_server, dated) == ["a.csv"], "the user's folder is untouched"
 
 
 def test_a_subfolder_deleted_while_list_walks_the_tree_is_left_out(

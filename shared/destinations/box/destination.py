@@ -132,7 +132,7 @@ class BoxDestination(PutViaResumable):
 
     def delete_folder(self, path: str, *, recursive: bool = True) -> bool:
         path = folder_path(path)
-        folder_id = self._with_fresh_cache(lambda: self.folders.lookup(path, confirm=True))
+        folder_id = self._with_fresh_cache(lambda: self.folders.lookup(path, confirm=True, strict=True))
         if folder_id is None:
             return True
         params = {"recursive": "true" if recursive else "false"}

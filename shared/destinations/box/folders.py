@@ -16,6 +16,7 @@ Box answers 404, not 403, for a folder the service account is not a collaborator
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -29,6 +30,12 @@ Chain = Sequence[tuple[str, str]]  # (id, name) of folders, from All Files down
 # (api url, root id, path) -> folder id, shared by every BoxFolders in the process.
 _ids: dict[tuple[str, str, str], str] = {}
 _ids_lock = threading.Lock()
+# (api url, root id, folder id) -> time.monotonic() when Box last said it is still at its path.
+_confirmed: dict[tuple[str, str, str], float] = {}
+# A folder checked this recently is not asked again (except before a delete): Box's per-user
+# rate limit binds first (docs/capacity.md), and a check per stat/list would add one call to
+# each; a folder a user renames is followed for at most this long.
+CONFIRMED_FOR_S = 30.0
 
 
 class StaleFolder(TransientError):
@@ -38,6 +45,7 @@ class StaleFolder(TransientError):
 def clear_cache() -> None:
     with _ids_lock:
         _ids.clear()
+        _confirmed.clear()
 
 
 def chain_of(item: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
@@ -80,6 +88,8 @@ class BoxFolders:
         with _ids_lock:
             for key in [k for k in _ids if k[:2] == (self.http.api, self.root_id)]:
                 del _ids[key]
+            for key in [k for k in _confirmed if k[:2] == (self.http.api, self.root_id)]:
+                del _confirmed[key]
 
     def _walk(self, path: str, missing: Callable[[str, str, str], str | None]) -> str | None:
         """Resolve folder ``path`` one level at a time from the cache; a level not cached is
@@ -97,14 +107,27 @@ class BoxFolders:
             folder_id = cached
         return folder_id
 
-    def _resolve(self, path: str, missing: Callable[[str, str, str], str | None], confirm: bool) -> str | None:
+    def _resolve(
+        self, path: str, missing: Callable[[str, str, str], str | None], confirm: bool, strict: bool = False
+    ) -> str | None:
         """``_walk``, after asking Box where the deepest cached folder of ``path`` is when the
         answer is trusted (``confirm``) or built on (a level below it is looked up or created):
-        a folder a user renamed or moved since drops the cache, and the path is resolved afresh."""
+        a folder a user renamed or moved since drops the cache, and the path is resolved afresh.
+        A folder Box placed within the last ``CONFIRMED_FOR_S`` is not asked again, unless ``strict``."""
         cached = self._deepest_cached(path)
-        if cached is not None and (confirm or cached[0] != path) and not self._still_at(*cached):
+        if (
+            cached is not None
+            and (confirm or cached[0] != path)
+            and (strict or not self._confirmed_lately(cached[1]))
+            and not self._still_at(*cached)
+        ):
             self.forget()
         return self._walk(path, missing)
+
+    def _confirmed_lately(self, folder_id: str) -> bool:
+        with _ids_lock:
+            at = _confirmed.get((self.http.api, self.root_id, folder_id))
+        return at is not None and time.monotonic() - at < CONFIRMED_FOR_S
 
     def _deepest_cached(self, path: str) -> tuple[str, str] | None:
         """(sub_path, id) of the longest cached prefix of ``path``: its place in Box vouches for
@@ -130,7 +153,11 @@ class BoxFolders:
             if exc.http_status == 404:
                 return False
             raise
-        return self.holds(path, [*(chain_of(found) or ()), (folder_id, str(found.get("name", "")))])
+        if not self.holds(path, [*(chain_of(found) or ()), (folder_id, str(found.get("name", "")))]):
+            return False
+        with _ids_lock:
+            _confirmed[(self.http.api, self.root_id, folder_id)] = time.monotonic()
+        return True
 
     def holds(self, path: str, chain: Chain) -> bool:
         """Whether ``chain`` (folder ids and names from All Files down) ends at folder ``path``
@@ -185,14 +212,16 @@ class BoxFolders:
                 return str(found["id"])
             raise
 
-    def lookup(self, path: str, *, confirm: bool = False) -> str | None:
-        """The id of folder ``path``, or None when any part of it does not exist (creates nothing)."""
+    def lookup(self, path: str, *, confirm: bool = False, strict: bool = False) -> str | None:
+        """The id of folder ``path``, or None when any part of it does not exist (creates nothing).
+        ``confirm``: a cached id is checked with Box first (at most every ``CONFIRMED_FOR_S``;
+        every time with ``strict``, before a delete)."""
 
         def existing(parent_id: str, name: str, _path: str) -> str | None:
             entry = self.find(parent_id, name)
             return str(entry["id"]) if entry is not None and entry.get("type") == "folder" else None
 
-        return self._resolve(path, existing, confirm)
+        return self._resolve(path, existing, confirm, strict)
 
     def files_below(self, folder_id: str, path: str) -> list[tuple[str, dict[str, Any]]]:
         """Every file in folder ``path`` (id ``folder_id``) and its subfolders, as (path, entry).
