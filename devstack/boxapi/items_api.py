@@ -148,12 +148,7 @@ async def create_folder(ctx: Ctx) -> Response:
     try:
         row = ctx.state.items.create_folder(parent_row["id"], name, ctx.user_id)
     except NameInUse as exc:
-        raise BoxError(
-            409,
-            "item_name_in_use",
-            "Item with the same name already exists",
-            context_info={"conflicts": [mini_json(ctx, exc.existing)]},
-        ) from exc
+        raise _name_in_use(ctx, exc) from exc
     full = item_json(ctx, row)
     full["item_collection"] = _collection(ctx, row, 0, DEFAULT_LIMIT, None)
     return json_response(select_fields(full, parse_fields(ctx.request.query_params.get("fields"))), 201)
@@ -213,12 +208,7 @@ async def update_folder(ctx: Ctx) -> Response:
             row["id"], name=name, parent_id=parent_id, if_match=ctx.request.headers.get("if-match"), user_id=ctx.user_id
         )
     except NameInUse as exc:
-        raise BoxError(
-            409,
-            "item_name_in_use",
-            "Item with the same name already exists",
-            context_info={"conflicts": [mini_json(ctx, exc.existing)]},
-        ) from exc
+        raise _name_in_use(ctx, exc) from exc
     return json_response(select_fields(item_json(ctx, updated), parse_fields(ctx.request.query_params.get("fields"))))
 
 
@@ -324,3 +314,13 @@ ROUTES = [
     Route("GET", "/2.0/files/{file_id}/content", "download_file", download_file),
     Route("GET", "/dl/d/{token}/download", "download_content", download_content, auth=False),
 ]
+
+
+def _name_in_use(ctx: Ctx, exc: NameInUse) -> BoxError:
+    """Box's 409 for a name its folder already holds, naming the item that holds it."""
+    return BoxError(
+        409,
+        "item_name_in_use",
+        "Item with the same name already exists",
+        context_info={"conflicts": [mini_json(ctx, exc.existing)]},
+    )

@@ -28,6 +28,30 @@ def box(settings: BoxSettings) -> Iterator[BoxDestination]:
     dest.http.close()
 
 
+def listed_while_deleted(box: BoxDestination, box_server: BoxApiServer, folder_id: str | None, skip: int) -> object:
+    """``box.list(DATED)`` (its paths, or what it raised) while folder ``folder_id`` is deleted:
+    the listing after ``skip`` others is held 3 s by the server, and the folder deleted then."""
+    assert folder_id is not None
+    box_server.add_fault("get_folder_items", "delay", seconds=3, skip=skip, count=1)
+    listed: dict[str, object] = {}
+
+    def walk() -> None:
+        try:
+            listed["paths"] = [f.path for f in box.list(DATED)]
+        except Exception as exc:  # noqa: BLE001 - judged by the caller
+            listed["paths"] = exc
+
+    walker = threading.Thread(target=walk)
+    walker.start()
+    while box_server.faults():  # the listing is held
+        time.sleep(0.05)
+    box.http.call(
+        "DELETE", f"{box.http.api}/folders/{folder_id}", what="retention", params={"recursive": "true"}
+    ).close()
+    walker.join(60)
+    return listed["paths"]
+
+
 def names(box_server: BoxApiServer, folder_id: str) -> list[str]:
     return [e["name"] for e in api_get(box_server, f"/folders/{folder_id}/items")["entries"]]
 
@@ -123,40 +147,13 @@ def test_a_subfolder_deleted_while_list_walks_the_tree_is_left_out(
     for run in ("r1", "r2"):
         box.put(f"{DATED}/{run}/x.csv", io.BytesIO(b"x"), 1)
     doomed = box.folders.lookup(f"{DATED}/r1")
-    box_server.add_fault("get_folder_items", "delay", seconds=3, skip=1, count=1)  # the walk's 2nd listing
-    listed: dict[str, object] = {}
-
-    def walk() -> None:
-        try:
-            listed["paths"] = [f.path for f in box.list(DATED)]
-        except Exception as exc:  # noqa: BLE001 - judged below
-            listed["paths"] = exc
-
-    walker = threading.Thread(target=walk)
-    walker.start()
-    while box_server.faults():  # the walk's second listing is held
-        time.sleep(0.05)
-    box.http.call("DELETE", f"{box.http.api}/folders/{doomed}", what="retention", params={"recursive": "true"}).close()
-    walker.join(60)
-    assert listed["paths"] == [f"{DATED}/r2/x.csv"]
+    # the walk's second listing (of r1) is held while r1 is deleted
+    listed = listed_while_deleted(box, box_server, doomed, skip=1)
+    assert listed == [f"{DATED}/r2/x.csv"]
 
 
 def test_a_folder_deleted_while_it_is_listed_lists_empty(box: BoxDestination, box_server: BoxApiServer) -> None:
     box.put(f"{DATED}/x.csv", io.BytesIO(b"x"), 1)
     dated = box.folders.lookup(DATED)
-    box_server.add_fault("get_folder_items", "delay", seconds=3, count=1)  # the listing of DATED
-    listed: dict[str, object] = {}
-
-    def walk() -> None:
-        try:
-            listed["paths"] = [f.path for f in box.list(DATED)]
-        except Exception as exc:  # noqa: BLE001 - judged below
-            listed["paths"] = exc
-
-    walker = threading.Thread(target=walk)
-    walker.start()
-    while box_server.faults():
-        time.sleep(0.05)
-    box.http.call("DELETE", f"{box.http.api}/folders/{dated}", what="retention", params={"recursive": "true"}).close()
-    walker.join(60)
-    assert listed["paths"] == []
+    listed = listed_while_deleted(box, box_server, dated, skip=0)  # the listing of DATED held
+    assert listed == []

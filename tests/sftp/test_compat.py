@@ -17,6 +17,7 @@ from shared.config import SftpPartner
 from shared.destinations.sftp.destination import SftpDestination
 from shared.errors import PermanentError
 from shared.secrets import Secret
+from tests.sftp.paramiko_server import ParamikoSftpServer
 from tests.sftp.sshd_server import keygen
 
 
@@ -94,9 +95,8 @@ def test_no_check_file_extension(config) -> None:  # type: ignore[no-untyped-def
         put(dest, "h.bin", b"data")
 
 
-def test_check_file_hashing_on_a_server_that_offers_it(tmp_path: Path) -> None:
-    from tests.sftp.paramiko_server import ParamikoSftpServer
-
+def check_file_server(tmp_path: Path) -> tuple[ParamikoSftpServer, Path, SftpPartner]:
+    """paramiko's SFTP server (it answers check-file), its root, and a partner hashing by it."""
     key = keygen(tmp_path / "client")
     server = ParamikoSftpServer(key.with_suffix(".pub"))
     root = tmp_path / "root"
@@ -110,6 +110,11 @@ def test_check_file_hashing_on_a_server_that_offers_it(tmp_path: Path) -> None:
         directory=str(root),
         hashing="check-file",
     )
+    return server, root, partner
+
+
+def test_check_file_hashing_on_a_server_that_offers_it(tmp_path: Path) -> None:
+    server, root, partner = check_file_server(tmp_path)
     data = os.urandom(40_000)  # paramiko's check-file handler is right for 256 B .. 64 KiB
     digest = hashlib.sha1(data).hexdigest()
     try:
@@ -130,21 +135,7 @@ def test_check_file_hashing_on_a_server_that_offers_it(tmp_path: Path) -> None:
 def test_a_file_picked_up_between_listing_and_hashing_is_left_out(tmp_path: Path) -> None:
     """The partner's job removes b.csv right after our listing: hashing it finds nothing. The
     listing is then what it would be a moment later (without b.csv), not a permanent failure."""
-    from tests.sftp.paramiko_server import ParamikoSftpServer
-
-    key = keygen(tmp_path / "client")
-    server = ParamikoSftpServer(key.with_suffix(".pub"))
-    root = tmp_path / "root"
-    root.mkdir()
-    partner = SftpPartner(
-        host="127.0.0.1",
-        port=server.port,
-        username="partner",
-        private_key=Secret(f"file:{key}"),
-        known_hosts=Secret(server.known_hosts),
-        directory=str(root),
-        hashing="check-file",
-    )
+    server, root, partner = check_file_server(tmp_path)
     data = os.urandom(40_000)  # paramiko's check-file handler is right for 256 B .. 64 KiB
     try:
         with SftpDestination("checkfile", partner) as dest:
