@@ -51,6 +51,17 @@ THREE_FILES = {
 }
 SECOND = "orders_20250108-000000000001.parquet"
 
+# Two files, the run the sweep tests leave undelivered or half-delivered.
+SWEEP_FILES = {
+    "orders_20250108-000000000000.parquet": b"PAR1" + b"x" * 500,
+    "orders_20250108-000000000001.parquet": b"PAR1" + b"y" * 400,
+}
+
+
+def later(hours: float) -> dt.datetime:
+    """``hours`` from now (UTC): the sweep's clock moved forward."""
+    return dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
+
 
 @dataclass
 class Run:

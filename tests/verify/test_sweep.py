@@ -6,8 +6,6 @@ path (``{"sweep": true}`` on verify-requests) is checked with the real clock.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from shared.reporting.alert_outbox import GcsOutbox
@@ -15,19 +13,12 @@ from shared.reporting.alerts import ProcessRateLimiter, flush_all
 from shared.runtime import config
 from shared.verify.markers import read_state
 from shared.verify.sweep import sweep
-from tests.verify.conftest import VerifyStack
+from tests.verify.conftest import SWEEP_FILES, VerifyStack, later
 
 pytestmark = pytest.mark.stack
 
-FILES = {
-    "orders_20250108-000000000000.parquet": b"PAR1" + b"x" * 500,
-    "orders_20250108-000000000001.parquet": b"PAR1" + b"y" * 400,
-}
+FILES = SWEEP_FILES
 FIRST, SECOND = sorted(FILES)
-
-
-def later(hours: float) -> dt.datetime:
-    return dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
 
 
 def test_sweep_request_with_nothing_overdue_publishes_nothing(vstack: VerifyStack) -> None:

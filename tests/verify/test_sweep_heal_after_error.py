@@ -3,7 +3,6 @@ error between the two (here GCS refusing the heal marker's write) must not lose 
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
@@ -17,19 +16,12 @@ from shared.gcp import gcs
 from shared.runtime import config
 from shared.verify.markers import read_state
 from shared.verify.sweep import sweep
-from tests.verify.conftest import VerifyStack
+from tests.verify.conftest import SWEEP_FILES, VerifyStack, later
 
 pytestmark = pytest.mark.stack
 
-FILES = {
-    "orders_20250108-000000000000.parquet": b"PAR1" + b"x" * 500,
-    "orders_20250108-000000000001.parquet": b"PAR1" + b"y" * 400,
-}
+FILES = SWEEP_FILES
 FIRST, SECOND = sorted(FILES)
-
-
-def later(hours: float) -> dt.datetime:
-    return dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
 
 
 class HealMarkerOutage:
