@@ -9,6 +9,8 @@ locals {
   ingest         = try(local.config.ingest, null)
   ingest_enabled = local.ingest != null
   ingest_dataset = try(local.ingest.dataset, null)
+  # both jobs' time zone (ingest.time_zone): a schedule such as "30 7 * * *" at 07:30 in Kolkata
+  ingest_time_zone = coalesce(try(local.ingest.time_zone, null), "UTC")
   # gs://BUCKET/PATH of the snapshot `offsite ingest push` uploads (null: requests only)
   ingest_snapshot = try(regex("^gs://([^/]+)/(.+)$", local.ingest.snapshot_uri), null)
 
@@ -16,7 +18,7 @@ locals {
     try(local.ingest.schedule, "*/15 * * * *") == null ? {} : {
       "offsite-ingest-incremental" = {
         schedule    = try(local.ingest.schedule, "*/15 * * * *")
-        time_zone   = "UTC"
+        time_zone   = local.ingest_time_zone
         topic       = "ingest-requests"
         message     = jsonencode({})
         description = "offsite: incremental SQLite -> BigQuery ingest"
@@ -25,7 +27,7 @@ locals {
     try(local.ingest.full_schedule, "30 2 * * *") == null ? {} : {
       "offsite-ingest-full" = {
         schedule    = try(local.ingest.full_schedule, "30 2 * * *")
-        time_zone   = "UTC"
+        time_zone   = local.ingest_time_zone
         topic       = "ingest-requests"
         message     = jsonencode({ full = true })
         description = "offsite: full SQLite -> BigQuery ingest (re-reads every row; merge by key)"

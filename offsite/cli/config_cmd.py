@@ -74,7 +74,7 @@ def import_(
     files: Annotated[
         list[Path],
         typer.Argument(
-            help="bq-sftp-export's JSON config (seed 003) and/or bq-to-box-sync's dataset list (seed 000): a "
+            help="bq-sftp-export's JSON config and/or bq-to-box-sync's dataset list: a "
             "JSON/YAML list, `gcloud scheduler jobs list --format=json`, or 'DATASET [cron]' lines.",
             exists=True,
             dir_okay=False,

@@ -19,7 +19,7 @@ class BoxAuth(Model):
     )
     jwt_config: Secret | None = Field(
         None,
-        description="Box app JSON config, e.g. sm://…/offsite-box-jwt-config/versions/latest (not seed 000's "
+        description="Box app JSON config, e.g. sm://…/offsite-box-jwt-config/versions/latest (not bq-to-box-sync's "
         "oxo-box-jwt-config: Terraform creates every secret the config names, and that one exists).",
     )
     client_id: str | None = Field(None, description="CCG client id.")

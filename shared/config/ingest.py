@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shared.config.secrets import Secret
-from shared.config.types import NAME_RE, Cron, DatasetId, Model, Names, between, each_matching
+from shared.config.types import NAME_RE, Cron, DatasetId, Model, Names, TimeZone, between, each_matching
 from shared.validation import Problem, Problems
 
 IngestMode = Literal["append", "merge"]
@@ -110,13 +110,14 @@ class IngestSettings(Model):
     )
     timestamp_suffixes: Names = Field(
         DEFAULT_TIMESTAMP_SUFFIXES,
-        description="Columns whose name ends so are TIMESTAMP (seed 002's rule); empty turns the rule off.",
+        description="Columns whose name ends so are TIMESTAMP (the name rule of the SQLite sync offsite replaces); empty turns the rule off.",
     )
     snapshot_uri: str | None = Field(
         None, description="gs://BUCKET/PATH of the snapshot that `offsite ingest push` uploads and functions read."
     )
     schedule: Cron | None = Field("*/15 * * * *", description="Cron of the incremental sync (Cloud Scheduler).")
     full_schedule: Cron | None = Field("30 2 * * *", description="Cron of the daily full sync (Cloud Scheduler).")
+    time_zone: TimeZone = Field("UTC", description="Time zone of both schedules (an IANA name, e.g. Asia/Kolkata).")
 
     @field_validator("snapshot_uri")
     @classmethod

@@ -261,7 +261,7 @@ def _body_dataset(body: Any) -> str | None:
 def _box(project: str, out: Imported) -> dict[str, Any]:
     secret = "offsite-box-jwt-config"
     out.todo.append(
-        "destinations.box.root_folder_id: set the id of the Box folder that holds GCP/ (seed 000: bqx-ml-v3, "
+        "destinations.box.root_folder_id: set the id of the Box folder that holds GCP/ (bq-to-box-sync's: bqx-ml-v3, "
         "353414610676); it is '0' (the root) until you do"
     )
     out.todo.append(
@@ -285,7 +285,7 @@ def _partner(project: str, partner: str, sftp: dict[str, Any], out: Imported) ->
     out.mapped.append(
         f"sftp (host {result['host']}, port {result['port']}, user {result['username']}, directory "
         f"{result['directory']}) → destinations.sftp.{partner}, flat: true (files directly in the directory, "
-        "as seed 003 placed them)"
+        "as bq-sftp-export placed them)"
     )
     for key in ("host", "username", "directory"):
         if not sftp.get(key):

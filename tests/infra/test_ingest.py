@@ -58,3 +58,16 @@ def test_ingest_schedules_follow_the_config(infra: Callable[..., Module]) -> Non
     config = "project: p\nbucket: b\ningest: {sqlite_path: /x.db, dataset: app, schedule: null, full_schedule: '0 4 * * 0'}\n"
     jobs = {k: j for k, j in infra(config).instances("google_cloud_scheduler_job", "job").items() if "ingest" in k}
     assert {name: job["schedule"] for name, job in jobs.items()} == {"offsite-ingest-full": "0 4 * * 0"}
+
+
+def test_ingest_schedules_run_in_the_configured_time_zone(infra: Callable[..., Module]) -> None:
+    config = "project: p\nbucket: b\ningest: {sqlite_path: /x.db, dataset: app, full_schedule: '30 7 * * *', time_zone: Asia/Kolkata}\n"
+    jobs = {k: j for k, j in infra(config).instances("google_cloud_scheduler_job", "job").items() if "ingest" in k}
+    assert {name: (job["schedule"], job["time_zone"]) for name, job in jobs.items()} == {
+        "offsite-ingest-incremental": ("*/15 * * * *", "Asia/Kolkata"),
+        "offsite-ingest-full": ("30 7 * * *", "Asia/Kolkata"),
+    }
+    utc = infra("project: p\nbucket: b\ningest: {sqlite_path: /x.db, dataset: app}\n")
+    assert {j["time_zone"] for k, j in utc.instances("google_cloud_scheduler_job", "job").items() if "ingest" in k} == {
+        "UTC"
+    }

@@ -69,6 +69,10 @@ def test_invalid_cron_names_the_field_path(tmp_path: Path) -> None:
             r"datasets\[0\]\.time_zone: 'Mars/Base' is not a known time zone",
         ),
         (
+            "project: p\nbucket: bkt\ningest: {sqlite_path: /x.db, dataset: app, time_zone: IST}\n",
+            r"ingest\.time_zone: 'IST' is not a known time zone",
+        ),
+        (
             "project: p\nbucket: bkt\ndestinations: {sftp: {acme: {host: h, username: u, password: x}}}\n",
             r"destinations\.sftp\.acme: set known_hosts or host_key_fingerprint",
         ),
