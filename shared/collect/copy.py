@@ -158,7 +158,7 @@ def _copy_held(config: Config, job: CollectJob, message: CollectFile, identity: 
         if current is None and _all_copied(bucket, job, identity):
             return _finish(bucket, job, identity, message, "post-action done before an interruption")
         logger.warning("file changed or gone since it was listed; the next listing judges it", now=str(current))
-        path = f"{job.target_folder}/{message.name}"
+        path = job.target_path(message.name)
         resume.forget(bucket, job.name, [str(d) for d in job.destinations], path, identity)
         raise Changed("gone since listed" if current is None else "changed since listed")
     copies = [_copy_to(config, job, source, message, identity, dest, budget) for dest in job.destinations]
@@ -169,7 +169,7 @@ def _copy_held(config: Config, job: CollectJob, message: CollectFile, identity: 
     if (again.size, again.mtime) != (message.size, message.mtime):
         logger.warning("file changed while it was copied; no post-action, the next listing takes the new one")
         made = [record for record, fresh in copies if fresh]
-        raise Changed(_drop_copies_made(config, job, identity, f"{job.target_folder}/{message.name}", made))
+        raise Changed(_drop_copies_made(config, job, identity, job.target_path(message.name), made))
     _post_action(source, job, message.name)
     return _finish(bucket, job, identity, message, "", records=[r.destination for r, _ in copies])
 
@@ -231,7 +231,7 @@ def _copy_to(
     known = state.copy_record(bucket, job.name, identity, str(dest_id))
     if known is not None:
         return known, False
-    path = f"{job.target_folder}/{message.name}"
+    path = job.target_path(message.name)
     with log.bind(destination=str(dest_id)), opened(dest_id, config) as dest:
         ledger = state.StateLedger(bucket, job.name, str(dest_id)) if dest.abilities.needs_ledger else None
         copy = copy_verified(dest, source, message, identity, path, ledger, budget)

@@ -110,10 +110,10 @@ EXPORT_TREES = ("GCP/bigquery", "GCP/exports")  # where exports go at Box and Dr
 
 
 def _overlaps(a: str, b: str) -> bool:
-    """Is one folder the other, or inside it? Regardless of case: Box and Drive fold it, so
-    ``gcp/bigquery`` there is the exports' ``GCP/bigquery``."""
+    """Is one folder the other, or inside it ('' is the root: everything is)? Regardless of case:
+    Box and Drive fold it, so ``gcp/bigquery`` there is the exports' ``GCP/bigquery``."""
     a, b = a.casefold(), b.casefold()
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+    return not a or not b or a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def reserved_folders(datasets: Sequence[str], exports: Sequence[str], collect: dict[str, str]) -> dict[str, str]:
@@ -123,7 +123,12 @@ def reserved_folders(datasets: Sequence[str], exports: Sequence[str], collect: d
     reserved = {tree: "the exports' tree at Box and Drive" for tree in EXPORT_TREES}
     reserved |= {name: f"the folder of dataset {name!r} at SFTP partners" for name in datasets}
     reserved |= {name: f"the folder of query export {name!r} at SFTP partners" for name in exports}
-    reserved |= {folder: f"the folder of collect job {job!r}" for job, folder in collect.items()}
+    reserved |= {
+        folder: f"the folder of collect job {job!r}"
+        if folder
+        else f"the root, where collect job {job!r} puts subfolders"
+        for job, folder in collect.items()
+    }
     return reserved
 
 

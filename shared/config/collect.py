@@ -67,7 +67,9 @@ class CollectJob(Model):
         0, ge=0, description="Only files whose mtime is at least this old (a file still being written is not taken)."
     )
     destinations: Routes = Field(description="Where files go: 'box', 'sftp:PARTNER', 'drive:NAME', 'memory'.")
-    folder: str = Field("", description="Folder under each destination's root; default collect/{name}.")
+    folder: str = Field(
+        "", description="Folder under each destination's root; default collect/{name}; '/' for the root itself."
+    )
     schedule: Cron | None = Field(None, description="Cron expression for Cloud Scheduler, e.g. '0 6 * * *'.")
     time_zone: TimeZone = Field("UTC", description="Time zone of the schedule and of the business-day calendar.")
     calendar: BusinessCalendar = Field(
@@ -118,8 +120,15 @@ class CollectJob(Model):
 
     @property
     def target_folder(self) -> str:
-        """Folder under each destination's root the files go to."""
+        """Folder under each destination's root the files go to ('' for the root itself, as an
+        app reading one Drive folder expects its files)."""
+        if self.folder.strip() == "/":
+            return ""
         return self.folder.strip("/") or f"collect/{self.name}"
+
+    def target_path(self, file_name: str) -> str:
+        """Where ``file_name`` (relative to ``directory``) goes at each destination."""
+        return f"{self.target_folder}/{file_name}" if self.target_folder else file_name
 
     def wants(self, file_name: str) -> bool:
         """True when ``file_name`` (the path relative to ``directory``: ``a.csv``, ``sub/a.csv``)

@@ -318,7 +318,7 @@ class Config(Model):
         reserved = reserved_folders(
             [d.name for d in self.datasets],
             [e.name for e in self.exports],
-            {job.name: job.target_folder for job in self.collect.jobs},
+            {job.name: job.target_folder for job in self.collect.jobs if job.target_folder or job.recursive},
         )
         bucket_problems(self.buckets, known, (self.bucket, self.state_bucket_name), reserved, problems)
         drill_problems(self.datasets, self.project, known, problems)

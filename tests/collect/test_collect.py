@@ -12,6 +12,7 @@ from shared.collect import state
 from shared.collect.copy import copy_file
 from shared.collect.messages import CollectRequest
 from shared.collect.selection import identity_of
+from shared.destinations.memory import process_destination
 from shared.errors import PermanentError, RejectedInput
 from shared.ids import Status
 from tests.collect.conftest import Collect, partner_fields
@@ -218,3 +219,16 @@ def test_bad_requests_are_rejected_naming_the_field(collect: Collect) -> None:
         CollectRequest.from_json(b'{"collect": "toast", "tables": "x"}')
     with pytest.raises(RejectedInput, match="'nope' is not a configured collect job"):
         job_named(collect.config(), "nope")
+
+
+def test_folder_slash_collects_into_the_destination_root_itself(collect: Collect) -> None:
+    """``folder: "/"``: files land directly in the destination's root (an app reads one Drive folder)."""
+    config = collect.config({"folder": "/", "include": [f"{collect.name}-*.csv"]})
+    name = f"{collect.name}-daily.csv"
+    collect.write(name, b"id,total\n1,2\n")
+    assert collect.run(config) == ["collected"]
+    memory = process_destination()
+    assert memory.open(name).read() == b"id,total\n1,2\n"
+    assert list(memory.list(collect.folder)) == []
+    [result] = collect.results()
+    assert (result.status, result.files_expected) == (Status.IN_SYNC, 1)

@@ -120,3 +120,30 @@ def _acme() -> dict[str, Any]:
     """destinations with an SFTP partner 'acme' (the collect job reads from it)."""
     sftp = {"acme": {"host": "h", "username": "u", "password": "p", "host_key_fingerprint": "SHA256:" + "A" * 43}}
     return {"destinations": {**BOX, "sftp": sftp}}
+
+
+def _root_collect(recursive: bool) -> dict[str, Any]:
+    job = {"name": "toast", "partner": "acme", "directory": "/out", "destinations": ["box"], "folder": "/"}
+    return {"collect": {"jobs": [{**job, "recursive": recursive}]}, **_acme()}
+
+
+def test_a_collect_job_into_the_root_puts_files_directly_there() -> None:
+    (job,) = _config([], **_root_collect(False)).collect.jobs
+    assert (job.target_folder, job.target_path("daily.csv")) == ("", "daily.csv")
+    (default,) = _config(
+        [],
+        **{
+            **_root_collect(False),
+            "collect": {"jobs": [{"name": "toast", "partner": "acme", "directory": "/out", "destinations": ["box"]}]},
+        },
+    ).collect.jobs
+    assert (default.target_folder, default.target_path("daily.csv")) == ("collect/toast", "collect/toast/daily.csv")
+
+
+def test_a_mirror_beside_a_root_collect_job_is_refused_only_when_the_job_makes_subfolders() -> None:
+    """Files collected into the root stand beside a mirror's folder, never in it, unless the job is
+    recursive: then a partner folder named like the mirror's would land among the bucket's copies."""
+    assert [b.folder for b in _config([{"name": "b-one"}], **_root_collect(False)).buckets] == ["GCP/storage/b-one"]
+    with pytest.raises(ConfigError) as caught:
+        _config([{"name": "b-one"}], **_root_collect(True))
+    assert "overlaps '', the root, where collect job 'toast' puts subfolders" in str(caught.value)
