@@ -1,8 +1,8 @@
 """``offsite ingest run|status|tables|reset|push``: the SQLite → BigQuery ingest's admin surface.
 
-The same commands seed 001's admin endpoints offered (status, manual and per-table runs, the
-table list), run next to the SQLite file on the app host (cron or a systemd timer). See
-docs/ingest.md.
+The same commands an app's sync admin endpoints offer (status, manual and per-table runs, the
+table list), run next to the SQLite file on the app host (cron or a systemd timer); ``run
+--report`` publishes the results as the function does. See docs/ingest.md.
 """
 
 from __future__ import annotations
@@ -70,15 +70,27 @@ def run(
     full: Annotated[bool, typer.Option("--full", help="Read every row, not only those past the watermark.")] = False,
     tables: Annotated[str | None, typer.Option("--tables", help="Only these tables, comma-separated.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and read; write nothing to BigQuery.")] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Publish each table's result on verify-results as the ingest function does: run history, "
+            "`offsite status`, Slack alerts on failure (needs publish rights on verify-results).",
+        ),
+    ] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Sync the tables now. Exit 1 if any table failed or a service could not be reached, 2 on a
-    bad option (an unknown or empty --tables) or configuration."""
+    """Sync the tables now. Exit 1 if any table failed, a service could not be reached or (with
+    --report) the results could not be published; 2 on a bad option (an unknown or empty
+    --tables, --report with --dry-run) or configuration."""
     from shared.ingest.engine import IngestRun, sync
 
     cfg, settings = _load(config)
     wanted = _tables_option(tables)
+    if report and dry_run:
+        typer.echo("error: ingest run --report: a --dry-run syncs nothing, so there is nothing to report", err=True)
+        raise typer.Exit(2)
     _sqlite_file(settings)
     with exit_on_error():
         outcomes = sync(IngestRun(settings, _client(), cfg.project), tables=wanted, full=full, dry_run=dry_run)
@@ -90,8 +102,19 @@ def run(
             [(o.table, o.mode, o.status, o.rows_read, o.rows_merged, o.watermark, o.error or "") for o in outcomes],
             right=("READ", "MERGED"),
         )
+    if report:
+        with exit_on_error(code=1, what="ingest run --report: the tables synced, their results were not published: "):
+            _report(cfg, settings, outcomes)
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(1)
+
+
+def _report(cfg: Config, settings: IngestSettings, outcomes: list[Any]) -> None:
+    """One result per table on verify-results under a new run id (as the function publishes them)."""
+    from shared.ingest.report import publish
+    from shared.stages.fan_out import new_run_id
+
+    publish(outcomes, project=cfg.project, dataset=settings.dataset, run_id=new_run_id(), config=cfg)
 
 
 @app.command("status")

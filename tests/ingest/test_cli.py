@@ -115,3 +115,30 @@ def test_push_uploads_a_consistent_snapshot(ingest: IngestKit, tmp_path: Path) -
     copy = sqlite3.connect(out)
     assert copy.execute("SELECT body FROM messages").fetchall() == [("in the snapshot",)]
     assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_run_report_publishes_each_tables_result_as_the_function_does(ingest: IngestKit, tmp_path: Path) -> None:
+    """On the app host, ``run --report`` puts each table's outcome on verify-results (history,
+    `offsite status`, alerts) as the ingest function does; without it nothing is published."""
+    from shared.topology import VERIFY_RESULTS
+    from tests.exports.conftest import ExportsKit
+
+    cfg = config_file(ingest, tmp_path)
+    puller = ExportsKit(ingest.stack, None).subscribe(VERIFY_RESULTS)
+    with ingest.sqlite() as conn:
+        conn.execute("INSERT INTO messages (user_id, body) VALUES (1, 'a'), (1, 'b')")
+
+    refused = invoke(cfg, "run", "--report", "--dry-run")
+    assert refused.exit_code == 2 and "nothing to report" in refused.output
+    quiet = invoke(cfg, "run", "--tables", "users")
+    assert quiet.exit_code == 0, quiet.output
+
+    reported = invoke(cfg, "run", "--report")
+    assert reported.exit_code == 0, reported.output
+    got = puller.pull(lambda m: (m.get("source") or {}).get("dataset") == ingest.dataset, count=2)
+    by_table = {m["source"]["table"]: m for m in got}
+    assert {t: (m["status"], m["stage"], m["rows_read"]) for t, m in by_table.items()} == {
+        "messages": ("in_sync", "ingest_sqlite", 2),
+        "users": ("in_sync", "ingest_sqlite", 0),
+    }
+    assert len({m["run_id"] for m in got}) == 1
