@@ -179,25 +179,26 @@ def _exports(
         if not NAME_RE.match(str(name)):
             out.not_mapped.append(f"{where}: exports.{name}: offsite export names are letters, digits and '_'")
             continue
-        if "{date}" not in query:
-            out.not_mapped.append(
-                f"{where}: exports.{name}: the query has no {{date}}, so every run would export everything; "
-                "add a day condition (e.g. WHERE DATE(created_at) = '{date}') and add it to exports: by hand"
-            )
-            continue
+        snapshot = "{date}" not in query
         projects += _PROJECT_IN_SQL.findall(query)
         result.append(
             {
                 "name": name,
                 "sql": query,
+                **({"snapshot": True} if snapshot else {}),
                 "schedule": SEED_003_SCHEDULE,
                 "date": "yesterday",
                 "format": "CSV",
                 "destinations": [f"sftp:{partner}"],
             }
         )
+        reads = (
+            "snapshot: true: the query has no {date}, so each run exports all it returns, as the old service did"
+            if snapshot
+            else "SQL unchanged: '{date}' in quotes is the date"
+        )
         out.mapped.append(
-            f"{where}: exports.{name} → exports: {name} (SQL unchanged: '{{date}}' in quotes is the date; "
+            f"{where}: exports.{name} → exports: {name} ({reads}; "
             f"schedule {SEED_003_SCHEDULE}, date: yesterday as a daily Airflow run's ds; CSV, gzip; "
             f"file names {name}_YYYYMMDD-000000000000.csv.gz — set file_name if the partner expects others)"
         )

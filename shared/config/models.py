@@ -78,6 +78,11 @@ class QueryExport(Model):
         "('{date}') the date's text YYYY-MM-DD, which compares as the date against DATE and STRING columns; "
         "inside a table name (events_{date}) YYYYMMDD. See docs/exports.md."
     )
+    snapshot: bool = Field(
+        False,
+        description="The query reads no date (SELECT id, name, email FROM customers): each run exports all it "
+        "returns then; the run's date only names the files. Without it the sql must hold {date}.",
+    )
     schedule: Cron | None = Field(None, description="Cron expression for Cloud Scheduler.")
     time_zone: TimeZone = Field("UTC", description="Time zone of the schedule and of the default date.")
     date: RelativeDay = Field(
@@ -95,14 +100,27 @@ class QueryExport(Model):
 
     @field_validator("sql")
     @classmethod
-    def _has_date(cls, value: str) -> str:
-        if "{date}" not in value:
-            raise Problem("must contain the placeholder {date} (the run's date)")
+    def _placeholders(cls, value: str) -> str:
         try:
             sql_date.placeholders(value)
         except sql_date.SqlDateError as exc:
             raise Problem(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _dated_or_snapshot(self) -> QueryExport:
+        """Exactly one of: the sql holds {date}, or snapshot: true. A dated export that lost its
+        {date} would deliver the whole result every day under each day's name."""
+        dated = "{date}" in self.sql
+        if not dated and not self.snapshot:
+            raise Problem(
+                "must contain the placeholder {date} (the run's date), or set snapshot: true for a query "
+                "that reads no date",
+                ("sql",),
+            )
+        if dated and self.snapshot:
+            raise Problem("true, but sql holds {date}: a snapshot reads no date; remove one of them", ("snapshot",))
+        return self
 
     @property
     def days_back(self) -> int:

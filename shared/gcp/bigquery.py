@@ -79,12 +79,14 @@ class DatedQuery:
     name: str
     sql: str
     date: dt.date
+    snapshot: bool = False  # the query reads no date (exports.NAME.snapshot): the date only names the files
 
     def parameterized(self) -> tuple[str, list[Any]]:
         from google.cloud import bigquery
 
-        if sql_date.PLACEHOLDER not in self.sql:
-            raise PermanentError(f"exports.{self.name}.sql: has no {{date}} placeholder")
+        if (sql_date.PLACEHOLDER in self.sql) == self.snapshot:
+            expected = "no {date} (snapshot: true)" if self.snapshot else "a {date} placeholder"
+            raise PermanentError(f"exports.{self.name}.sql: expected {expected}")
         try:
             sql, uses_parameter = sql_date.render(self.sql, self.date)
         except sql_date.SqlDateError as exc:

@@ -233,7 +233,7 @@ def _source_of(task: TableExport, config: Config) -> TableRef | DatedQuery:
         return TableRef(task.source.project, task.source.dataset or "", task.source.table or "")
     entry = config.export(task.source.export or "")
     assert entry is not None
-    return DatedQuery(entry.name, entry.sql, task.date)
+    return DatedQuery(entry.name, entry.sql, task.date, snapshot=entry.snapshot)
 
 
 def _write_manifest(manifest: Manifest, bucket: str, folder: RunFolder, storage_client: Any | None) -> Manifest:

@@ -74,3 +74,15 @@ def test_a_query_ending_in_a_semicolon_or_a_comment_is_counted_and_fingerprinted
     manifest = run_export(query_task(kit, day), config, wh, time.monotonic() + 120)
     assert manifest is not None and manifest.fingerprint is not None
     assert manifest.fingerprint["row_count"] == manifest.row_count == expected
+
+
+def test_a_snapshot_query_export_exports_every_row_the_query_returns(exports_env: ExportsKit) -> None:
+    """``snapshot: true``: a query that reads no date runs as written for any run date, counted and
+    fingerprinted like a dated one."""
+    kit = exports_env
+    entry = kit.config.export("orders_daily")
+    snapshot = entry.model_copy(update={"sql": f"SELECT * FROM `{kit.stack.project}.sales.orders`", "snapshot": True})
+    config = kit.config.model_copy(update={"exports": (snapshot,)})
+    manifest = run_export(query_task(kit, dt.date(2025, 1, 8)), config, BigQueryWarehouse(), time.monotonic() + 120)
+    assert manifest is not None and manifest.fingerprint is not None
+    assert manifest.fingerprint["row_count"] == manifest.row_count == kit.source_count("orders")

@@ -46,8 +46,14 @@ def test_dated_query_uses_a_typed_parameter() -> None:
     assert sql == "SELECT * FROM t WHERE a = @run_date OR b = @run_date"
     assert params == [bigquery.ScalarQueryParameter("run_date", "DATE", dt.date(2025, 1, 8))]
     assert "2025" not in sql  # the date never becomes SQL text
-    with pytest.raises(PermanentError, match="no {date} placeholder"):
+    with pytest.raises(PermanentError, match="expected a {date} placeholder"):
         DatedQuery("x", "SELECT 1", dt.date(2025, 1, 8)).parameterized()
+
+
+def test_a_snapshot_query_reads_no_date() -> None:
+    assert DatedQuery("x", "SELECT 1;", dt.date(2025, 1, 8), snapshot=True).parameterized() == ("SELECT 1", [])
+    with pytest.raises(PermanentError, match=r"expected no \{date\} \(snapshot: true\)"):
+        DatedQuery("x", "SELECT {date}", dt.date(2025, 1, 8), snapshot=True).parameterized()
 
 
 def test_table_ref_sql_quotes_and_refuses_backticks() -> None:

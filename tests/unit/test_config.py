@@ -58,7 +58,11 @@ def test_invalid_cron_names_the_field_path(tmp_path: Path) -> None:
         ),
         (
             "project: p\nbucket: bkt\nexports: [{name: e, sql: 'SELECT 1'}]\n",
-            r"exports\[0\]\.sql: must contain the placeholder \{date\}",
+            r"exports\[0\]\.sql: must contain the placeholder \{date\} \(the run's date\), or set snapshot: true",
+        ),
+        (
+            "project: p\nbucket: bkt\nexports: [{name: e, sql: 'SELECT {date}', snapshot: true}]\n",
+            r"exports\[0\]\.snapshot: true, but sql holds \{date\}: a snapshot reads no date",
         ),
         (
             "project: p\nbucket: bkt\npubsub: {max_delivery_attempts: 3}\n",

@@ -51,7 +51,7 @@ def test_seed_003s_config_becomes_a_flat_sftp_partner_and_a_dated_export(tmp_pat
     code, out, err = import_files(tmp_path, ("exports.json", seed_003_config()), args=("--project", "shop-1"))
     assert code == 0, err
     config = yaml.safe_load(out)
-    (export,) = config["exports"]
+    export, snapshot = config["exports"]
     assert export == {
         "name": "product_data",
         "sql": "SELECT * FROM `project.dataset.products` WHERE DATE(created_at) = '{date}'",
@@ -66,13 +66,23 @@ def test_seed_003s_config_becomes_a_flat_sftp_partner_and_a_dated_export(tmp_pat
     assert "password" not in out.replace("-password/", "").replace("password:", "")  # the seed's value is not copied
     assert config["bucket"] == "shop-1-offsite-exports" and config["expiration_days"] == 30
     assert "mapped: " in err and "exports.product_data → exports: product_data" in err
-    assert "not mapped: " in err and "exports.customer_data: the query has no {date}" in err
+    assert snapshot == {
+        "name": "customer_data",
+        "sql": "SELECT id, name, email FROM `project.dataset.customers`",
+        "snapshot": True,
+        "schedule": "0 6 * * *",
+        "date": "yesterday",
+        "format": "CSV",
+        "destinations": ["sftp:partner"],
+    }
+    assert "exports.customer_data → exports: customer_data (snapshot: true: the query has no {date}" in err
     assert "gcs.bucket 'your-bucket-name' is the old service's bucket" in err
     assert "to do: secret offsite-sftp-partner-known-hosts: the old service pinned no host key" in err
     path = tmp_path / "offsite.yaml"
     path.write_text(out)
     loaded = load_config(path, environ={})
     assert loaded.export("product_data") is not None and loaded.export("product_data").days_back == 1  # type: ignore[union-attr]
+    assert loaded.export("customer_data").snapshot is True  # type: ignore[union-attr]
 
 
 def scheduler_job(job: str, dataset: str, *, in_body: bool = False) -> dict:
