@@ -12,6 +12,7 @@ Which it was is judged by the token endpoint's own answer: google-auth calls onl
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from typing import Any
@@ -22,11 +23,13 @@ import google.oauth2.credentials
 import google.oauth2.service_account
 import requests
 
+from shared import log
 from shared.config.drive import DriveAuth
 from shared.config.secrets import MASK
 from shared.errors import ConfigError, PermanentError, TransientError
 
 SCOPES = ["https://www.googleapis.com/auth/drive"]
+logger = log.get_logger(__name__)
 
 
 def credentials_for(auth: DriveAuth, where: str) -> Any:
@@ -101,10 +104,11 @@ class DriveCredentials:
             if force and creds.token is not None and creds.token != stale:
                 return str(creds.token)  # another thread refreshed already
             if force or not creds.valid:
-                self._refresh()
+                cause = "refused (HTTP 401)" if force else "first" if creds.token is None else "about to expire"
+                self._refresh(cause)
             return str(creds.token)
 
-    def _refresh(self) -> None:
+    def _refresh(self, cause: str) -> None:
         self._request.status = self._request.oauth_error = None
         try:
             self._credentials.refresh(self._request)
@@ -112,6 +116,15 @@ class DriveCredentials:
             raise TransientError(f"{self.where}: cannot reach the OAuth token endpoint: {exc}") from None
         except google.auth.exceptions.RefreshError as exc:
             raise self._refused(exc) from None
+        # the refresh cycle, for an operator watching a long-lived refresh token (never the token itself)
+        expiry = self._credentials.expiry
+        logger.info(
+            "drive access token refreshed",
+            where=self.where,
+            method=self.auth.method,
+            cause=cause,
+            expires_at=expiry.replace(tzinfo=dt.UTC).isoformat() if expiry is not None else None,
+        )
 
     def _refused(self, exc: google.auth.exceptions.RefreshError) -> Exception:
         detail = exc.args[0] if exc.args else str(exc)
