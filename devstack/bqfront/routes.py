@@ -17,7 +17,8 @@ A body that is not a JSON object is forwarded as is (bqemulator answers it).
 Tables that require a partition filter (:mod:`devstack.bqfront.partition_filter`): tables.insert,
 patch and update are passed on and the flag remembered, tables.get shows it, and a query job (or
 jobs.query, or a dry run) over such a table without a filter on its partitioning column fails
-400 ``invalidQuery`` before it reaches bqemulator.
+400 ``invalidQuery`` before it reaches bqemulator. Table expiration (:mod:`devstack.bqfront.expiry`)
+likewise: remembered, shown, and an expired table deleted at its next tables.get (404).
 
 Test controls (not BigQuery's): ``POST /_bqfront/holds`` ``{"prefix": P}`` keeps jobs whose id
 starts with P RUNNING until ``DELETE /_bqfront/holds/{P}`` (a job for bqemulator: its insert is
@@ -206,28 +207,39 @@ class Handlers:
         return await _results(job, body.get("timeoutMs"), "bigquery#queryResponse")
 
     async def put_table(self, request: Request) -> Response:
-        """tables.insert, patch, update: passed on; the partition-filter flag remembered."""
+        """tables.insert, patch, update: passed on; the partition-filter flag and the expiration
+        time remembered."""
         raw = await request.body()
         response, answer = await self.front.upstream.forward_read(request, raw)
         body, answered = _json(raw), _json(answer or b"")
         if response.status_code == 200 and body is not None and answered is not None:
             p = request.path_params
             self.front.partition_filters.remember(p["project"], p["dataset"], body, answered)
+            self.front.expiry.remember(p["project"], p["dataset"], body, answered)
         return response
 
     async def table(self, request: Request) -> Response:
-        """tables.get shows the flag; tables.delete forgets it."""
+        """tables.get shows the flag and the expiration time (an expired table is deleted: 404);
+        tables.delete forgets both."""
         p = request.path_params
+        project, dataset, table = p["project"], p["dataset"], p["table"]
         if request.method == "DELETE":
-            self.front.partition_filters.forget(p["project"], p["dataset"], p["table"])
+            self.front.partition_filters.forget(project, dataset, table)
+            self.front.expiry.forget(project, dataset, table)
             return await self.forward(request)
         if request.method != "GET":
             return await self.put_table(request)
+        if self.front.expiry.expired(project, dataset, table):
+            await self.front.upstream.client.delete(request.url.path)
+            self.front.partition_filters.forget(project, dataset, table)
+            self.front.expiry.forget(project, dataset, table)
+            return failure_response(JobFailure("notFound", f"Not found: Table {project}:{dataset}.{table}"))
         response, answer = await self.front.upstream.forward_read(request, b"")
         answered = _json(answer or b"")
         if response.status_code != 200 or answered is None:
             return response
-        return JSONResponse(self.front.partition_filters.shown(p["project"], p["dataset"], p["table"], answered))
+        shown = self.front.partition_filters.shown(project, dataset, table, answered)
+        return JSONResponse(self.front.expiry.shown(project, dataset, table, shown))
 
     async def cancel(self, request: Request) -> Response:
         job = self._job(request)

@@ -16,6 +16,7 @@ from typing import Any
 from devstack.bqfront import settings as spec_of
 from devstack.bqfront.audit import AuditLog, Holds
 from devstack.bqfront.errors import JobFailure, duplicate_job
+from devstack.bqfront.expiry import TableExpiry
 from devstack.bqfront.failing import PlannedFailures
 from devstack.bqfront.finished import FinishedJobs
 from devstack.bqfront.jobs import DEFAULT_MAX_RUNNING, Job, JobStore, new_resource
@@ -51,6 +52,7 @@ class Front:
         self.upstream = Upstream(config.upstream)
         self.finished = FinishedJobs()  # bqemulator's DONE jobs, as the front passed them on
         self.partition_filters = PartitionFilters()  # tables.requirePartitionFilter, which bqemulator drops
+        self.expiry = TableExpiry()  # tables.expirationTime, which bqemulator drops
         self._clients_by_project: dict[str, tuple[Reader, Any]] = {}
         self._clients_lock = threading.Lock()
 

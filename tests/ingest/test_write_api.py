@@ -283,3 +283,22 @@ def test_auto_falls_back_to_load_jobs_where_the_write_api_is_not_served(ingest: 
     assert failed.status == "failed"
     assert "Storage Write API is not available" in (failed.error or "")
     assert [m["id"] for m in ingest.rows("messages")] == [1, 2, 3]
+
+
+def test_a_staging_table_expires_by_itself_after_staging_expiration_minutes(ingest: IngestKit) -> None:
+    """A crash that skips the staging table's deletion leaves no table for ever: BigQuery drops it
+    at its expiration time, ``staging_expiration_minutes`` after it was created."""
+    import datetime as dt
+
+    add_messages(ingest, 1)
+    plan = plan_table(connect(str(ingest.db)), ingest.settings(), "messages")
+    staging = target.staging_id(ingest.stack.project, ingest.dataset, "messages", "expiry")
+    ingest.client.create_dataset(ingest.dataset, exists_ok=True)
+    before = dt.datetime.now(dt.UTC)
+    target.create_staging(ingest.client, staging, plan, 120)
+    after = dt.datetime.now(dt.UTC)
+    expires = ingest.client.get_table(staging).expires
+    ingest.client.delete_table(staging)
+    assert expires is not None
+    assert before + dt.timedelta(minutes=120) - dt.timedelta(seconds=1) <= expires
+    assert expires <= after + dt.timedelta(minutes=120) + dt.timedelta(seconds=1)
