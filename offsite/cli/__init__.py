@@ -20,6 +20,7 @@ from offsite.cli import (
     restore,
     restore_drill,
     run,
+    schedule,
     sftp,
 )
 
@@ -46,6 +47,7 @@ prune.register(app)
 package.register(app)
 demo.register(app)
 restore.register(app)
+schedule.register(app)
 
 
 def main() -> None:

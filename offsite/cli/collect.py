@@ -16,16 +16,15 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from croniter import croniter
 
 from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.config import Config
 from shared.config.collect import CollectJob
+from shared.schedule import next_fire
 
 app = typer.Typer(no_args_is_help=True, help="Operate collect jobs (partner SFTP → destinations).")
 JobArgument = Annotated[str, typer.Argument(help="The collect job's name (config collect.jobs).")]
-MAX_DAYS_AHEAD = 400  # how far next_run looks for a business day
 
 
 def _job(cfg: Config, name: str) -> CollectJob:
@@ -41,14 +40,7 @@ def next_run(job: CollectJob, now: dt.datetime) -> dt.datetime | None:
     """The next scheduled time on a business day of the job's calendar, in its time zone."""
     if job.schedule is None:
         return None
-    it = croniter(job.schedule, now.astimezone(ZoneInfo(job.time_zone)))
-    for _ in range(MAX_DAYS_AHEAD * 24):
-        when: dt.datetime = it.get_next(dt.datetime)
-        if job.calendar.skip_reason(when.date()) is None:
-            return when
-        if (when - now).days > MAX_DAYS_AHEAD:
-            break
-    return None
+    return next_fire(job.schedule, job.time_zone, now, job.calendar)
 
 
 def skip_today(job: CollectJob, now: dt.datetime) -> str | None:
