@@ -25,6 +25,8 @@ from tests.drive.support import (
 )
 from tests.threads import together
 
+REPO = Path(__file__).resolve().parents[2]
+
 CHUNK = 256 * 1024
 
 
@@ -78,6 +80,7 @@ def test_a_revoked_refresh_token_says_how_to_fix_it(drive: DriveApiServer, tmp_p
         put(dest, "r.txt", b"r")
     message = str(refused.value)
     assert "invalid_grant" in message and "revoked" in message and "authorize the app again" in message
+    assert "A new refresh token" in message and "A new refresh token" in (REPO / "docs" / "drive.md").read_text()
     assert f"destinations.drive.reports.auth.refresh_token (file:{stored})" in message  # where to put the new one
     assert refresh not in message  # the secret itself is never shown
 

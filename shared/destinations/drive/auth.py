@@ -138,7 +138,8 @@ class DriveCredentials:
             return PermanentError(
                 f"{self.where}: Google refused the OAuth refresh token ({detail}): it was revoked, expired "
                 f"(unused for 6 months, or a 'testing' consent screen's 7 days) or belongs to another client. "
-                f"Fix: authorize the app again as the Drive user, store the new refresh token in {at}, "
+                f"Fix: authorize the app again as the Drive user (docs/drive.md, 'A new refresh token'), store the "
+                f"new refresh token in {at}, "
                 f"then redeliver (offsite dlq replay)."
             )
         return PermanentError(
