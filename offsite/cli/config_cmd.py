@@ -74,8 +74,8 @@ def import_(
     files: Annotated[
         list[Path],
         typer.Argument(
-            help="bq-sftp-export's JSON config and/or bq-to-box-sync's dataset list: a "
-            "JSON/YAML list, `gcloud scheduler jobs list --format=json`, or 'DATASET [cron]' lines.",
+            help="bq-sftp-export's JSON config, bq-to-box-sync's dataset list (a JSON/YAML list, `gcloud "
+            "scheduler jobs list --format=json`, or 'DATASET [cron]' lines) and/or a SQLite sync's .env.",
             exists=True,
             dir_okay=False,
         ),

@@ -1,6 +1,6 @@
 """The systems offsite replaces, in offsite's terms: ``offsite config import``.
 
-Two inputs are understood (shared/seeds 000 and 003 describe the systems):
+Three inputs are understood:
 
 - **bq-sftp-export** (seed 003): its JSON config ``{"sftp": {...}, "gcs": {...}, "exports":
   {NAME: {"query": SQL}}}``. Each export becomes a query export delivered to one SFTP partner
@@ -11,6 +11,8 @@ Two inputs are understood (shared/seeds 000 and 003 describe the systems):
   or ``{dataset, schedule, time_zone}`` objects; the JSON of ``gcloud scheduler jobs list
   --format=json`` (each job's ``/sync/DATASET`` URI or ``{"dataset": …}`` body); or text, one
   ``DATASET [five cron fields]`` per line. Each becomes a dataset backed up to Box.
+- **the SQLite → BigQuery sync** (a ``db_sync.py``): its ``.env`` becomes the ``ingest:``
+  section (:mod:`shared.config.legacy_sync`).
 
 Nothing secret is copied: credentials become Secret Manager references under new names
 (``offsite-…``) that the report says how to fill, and no name of a resource the old systems
@@ -29,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from shared.config.legacy_sync import SyncEnv, ingest_section, parse_env
 from shared.config.types import NAME_RE, PARTNER_RE
 
 # Resources the old systems own (seed 000: buckets mirrored under GCP/storage/, the Box JWT
@@ -90,7 +93,11 @@ def _strings(node: Any, path: str) -> list[tuple[str, str]]:
 
 
 def parse(text: str, where: str) -> Any:
-    """A file's content: a seed 003 config (dict), a dataset list (list), or text lines (str)."""
+    """A file's content: a bq-sftp-export config (dict), the SQLite sync's ``.env`` (SyncEnv),
+    a dataset list (list), or text lines (str)."""
+    env = parse_env(text)
+    if env is not None:
+        return env
     try:
         data = yaml.safe_load(text)  # JSON is YAML
     except yaml.YAMLError:
@@ -120,7 +127,9 @@ def convert(inputs: list[tuple[str, Any]], *, project: str | None, bucket: str |
     sftp: dict[str, Any] | None = None
     found_projects: list[str] = []
     for where, data in inputs:
-        if isinstance(data, dict):
+        if isinstance(data, SyncEnv):
+            out.config["ingest"] = ingest_section(where, data, found_projects, out.mapped, out.not_mapped, out.todo)
+        elif isinstance(data, dict):
             sftp, gcs = _section(data, "sftp", where), _section(data, "gcs", where)
             exports += _exports(where, _section(data, "exports", where), partner, out, found_projects)
             if gcs.get("bucket"):

@@ -187,3 +187,54 @@ def test_the_example_config_reuses_no_name_of_the_old_systems() -> None:
     assert legacy_collisions(raw) == []
     assert legacy_collisions({**raw, "bucket": "bqx-ml-exports"}) == ["bucket: 'bqx-ml-exports'"]
     load_config(EXAMPLE, environ={})
+
+
+# The .env examples of the SQLite → BigQuery syncs' docs (their two variable spellings).
+SYNC_ENV = """# BigQuery Configuration
+GOOGLE_APPLICATION_CREDENTIALS=/path/to/service-account.json
+BQ_PROJECT_NAME=learn-prod
+BQ_DATASET_NAME=app_analytics
+DB_FILE="backend/app.db"
+BUGSNAG_API_KEY=abc123
+"""
+SYNC_ENV_002 = """BIGQUERY_PROJECT_ID=tracker-1
+BIGQUERY_DATASET_ID=2024_jobs
+export DB_FILE=backend/job_tracker.db  # Path to your SQLite database
+"""
+
+
+def test_the_sqlite_syncs_env_becomes_the_ingest_section_on_the_old_schedule(tmp_path: Path) -> None:
+    code, out, err = import_files(tmp_path, ("app.env", SYNC_ENV))
+    assert code == 0, err
+    config = yaml.safe_load(out)
+    assert config["project"] == "learn-prod" and config["bucket"] == "learn-prod-offsite-exports"
+    assert config["ingest"] == {
+        "sqlite_path": "backend/app.db",
+        "dataset": "app_analytics",
+        "exclude": ["bq_sync_tracking"],
+        "schedule": "*/15 * * * *",
+        "full_schedule": "30 7 * * *",
+        "time_zone": "Asia/Kolkata",
+    }
+    assert "mapped: " in err and "→ ingest.dataset: app_analytics" in err
+    assert (
+        "not mapped: " in err and "GOOGLE_APPLICATION_CREDENTIALS: offsite uses Application Default Credentials" in err
+    )
+    assert "BUGSNAG_API_KEY" in err and "abc123" not in out
+    path = tmp_path / "offsite.yaml"
+    path.write_text(out)
+    loaded = load_config(path, environ={})
+    assert loaded.ingest is not None and loaded.ingest.exclude == ("bq_sync_tracking",)
+
+    code, out, err = import_files(tmp_path, ("tracker.env", SYNC_ENV_002))
+    assert code == 0, err
+    ingest = yaml.safe_load(out)["ingest"]
+    assert (ingest["sqlite_path"], ingest["dataset"]) == ("backend/job_tracker.db", "2024_jobs")
+
+
+def test_an_env_without_db_file_or_dataset_says_what_to_set(tmp_path: Path) -> None:
+    code, out, err = import_files(tmp_path, ("app.env", "BQ_PROJECT_NAME=p1\n"))
+    assert code == 0, err
+    assert yaml.safe_load(out)["ingest"]["dataset"] == "app_mirror"
+    assert "to do: ingest.sqlite_path: " in err and "has no DB_FILE" in err
+    assert "to do: ingest.dataset: " in err and "names no dataset" in err
