@@ -75,7 +75,8 @@ def import_(
         list[Path],
         typer.Argument(
             help="bq-sftp-export's JSON config, bq-to-box-sync's dataset list (a JSON/YAML list, `gcloud "
-            "scheduler jobs list --format=json`, or 'DATASET [cron]' lines) and/or a SQLite sync's .env.",
+            "scheduler jobs list --format=json`, or 'DATASET [cron]' lines), a SQLite sync's .env and/or an SFTP → "
+            "Drive collector's environment (KEY=VALUE lines).",
             exists=True,
             dir_okay=False,
         ),

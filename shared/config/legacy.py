@@ -1,6 +1,6 @@
 """The systems offsite replaces, in offsite's terms: ``offsite config import``.
 
-Three inputs are understood:
+Four inputs are understood:
 
 - **bq-sftp-export** (seed 003): its JSON config ``{"sftp": {...}, "gcs": {...}, "exports":
   {NAME: {"query": SQL}}}``. Each export becomes a query export delivered to one SFTP partner
@@ -13,6 +13,8 @@ Three inputs are understood:
   ``DATASET [five cron fields]`` per line. Each becomes a dataset backed up to Box.
 - **the SQLite → BigQuery sync** (a ``db_sync.py``): its ``.env`` becomes the ``ingest:``
   section (:mod:`shared.config.legacy_sync`).
+- **the SFTP → Drive collector job**: its environment becomes a collect job, its partner and a
+  Drive destination (:mod:`shared.config.legacy_collector`).
 
 Nothing secret is copied: credentials become Secret Manager references under new names
 (``offsite-…``) that the report says how to fill, and no name of a resource the old systems
@@ -31,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from shared.config.legacy_sync import SyncEnv, ingest_section, parse_env
+from shared.config.legacy_collector import CollectorEnv, Lines, collect_sections, collector_env
+from shared.config.legacy_sync import SyncEnv, ingest_section, parse_env, sync_env
 from shared.config.types import NAME_RE, PARTNER_RE
 
 # Resources the old systems own (seed 000: buckets mirrored under GCP/storage/, the Box JWT
@@ -95,7 +98,8 @@ def _strings(node: Any, path: str) -> list[tuple[str, str]]:
 def parse(text: str, where: str) -> Any:
     """A file's content: a bq-sftp-export config (dict), the SQLite sync's ``.env`` (SyncEnv),
     a dataset list (list), or text lines (str)."""
-    env = parse_env(text)
+    values = parse_env(text)
+    env = (sync_env(values) or collector_env(values)) if values else None
     if env is not None:
         return env
     try:
@@ -126,9 +130,12 @@ def convert(inputs: list[tuple[str, Any]], *, project: str | None, bucket: str |
     exports: list[dict[str, Any]] = []
     sftp: dict[str, Any] | None = None
     found_projects: list[str] = []
+    collectors: list[tuple[str, CollectorEnv]] = []
     for where, data in inputs:
         if isinstance(data, SyncEnv):
             out.config["ingest"] = ingest_section(where, data, found_projects, out.mapped, out.not_mapped, out.todo)
+        elif isinstance(data, CollectorEnv):
+            collectors.append((where, data))
         elif isinstance(data, dict):
             sftp, gcs = _section(data, "sftp", where), _section(data, "gcs", where)
             exports += _exports(where, _section(data, "exports", where), partner, out, found_projects)
@@ -156,6 +163,13 @@ def convert(inputs: list[tuple[str, Any]], *, project: str | None, bucket: str |
         out.config["exports"] = exports
     if sftp is not None or exports:
         destinations["sftp"] = {partner: _partner(project, partner, sftp or {}, out)}
+    for where, env in collectors:
+        lines = Lines(out.mapped, out.not_mapped, out.todo)
+        collect, drive = collect_sections(where, env, lambda name: secret_ref(project, name), lines)
+        section = out.config.setdefault("collect", {"partners": {}, "jobs": []})
+        section["partners"].update(collect["partners"])
+        section["jobs"] += collect["jobs"]
+        destinations.setdefault("drive", {}).update(drive)
     out.config["destinations"] = destinations
     collisions = legacy_collisions(out.config)
     if collisions:

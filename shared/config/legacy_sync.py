@@ -32,9 +32,9 @@ class SyncEnv:
     values: dict[str, str]
 
 
-def parse_env(text: str) -> SyncEnv | None:
-    """``KEY=VALUE`` lines (``#`` comments, blank lines, ``export``, quoted values) naming at
-    least one of the old sync's variables; None for any other text."""
+def parse_env(text: str) -> dict[str, str] | None:
+    """``KEY=VALUE`` lines (``#`` comments, blank lines, ``export``, quoted values) as a dict;
+    None for any other text."""
     values: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
@@ -48,6 +48,11 @@ def parse_env(text: str) -> SyncEnv | None:
         else:
             value = value.split(" #", 1)[0].strip()
         values[match.group(1)] = value
+    return values or None
+
+
+def sync_env(values: dict[str, str]) -> SyncEnv | None:
+    """``values`` as the old sync's settings, when they name at least one of its variables."""
     return SyncEnv(values) if set(KNOWN) & set(values) else None
 
 

@@ -238,3 +238,59 @@ def test_an_env_without_db_file_or_dataset_says_what_to_set(tmp_path: Path) -> N
     assert yaml.safe_load(out)["ingest"]["dataset"] == "app_mirror"
     assert "to do: ingest.sqlite_path: " in err and "has no DB_FILE" in err
     assert "to do: ingest.dataset: " in err and "names no dataset" in err
+
+
+# The collector job's variables, as its docs list them (SFTP → one Drive folder).
+COLLECTOR_ENV = """TOAST_SFTP_HOSTNAME=s-123.server.transfer.us-east-1.amazonaws.com
+TOAST_SFTP_USERNAME=reports
+TOAST_SFTP_PRIVATE_KEY="-----BEGIN OPENSSH PRIVATE KEY-----"
+TOAST_SFTP_EXPORT_ID=123456
+GOOGLE_CLIENT_ID=1234.apps.googleusercontent.com
+GOOGLE_CLIENT_SECRET=GOCSPX-secret
+GOOGLE_REFRESH_TOKEN=1//refresh-secret
+GOOGLE_DRIVE_FOLDER_ID=1AbCdEf
+"""
+
+
+def test_the_collectors_env_becomes_a_collect_job_into_the_drive_folder_itself(tmp_path: Path) -> None:
+    code, out, err = import_files(tmp_path, ("collector.env", COLLECTOR_ENV), args=("--project", "shop-1"))
+    assert code == 0, err
+    config = yaml.safe_load(out)
+    ref = "sm://projects/shop-1/secrets/{}/versions/latest".format
+    assert config["collect"] == {
+        "partners": {
+            "toast": {
+                "host": "s-123.server.transfer.us-east-1.amazonaws.com",
+                "username": "reports",
+                "known_hosts": ref("offsite-sftp-toast-known-hosts"),
+                "private_key": ref("offsite-sftp-toast-private-key"),
+            }
+        },
+        "jobs": [
+            {
+                "name": "toast",
+                "partner": "toast",
+                "directory": "/123456",
+                "destinations": ["drive:toast"],
+                "folder": "/",
+                "schedule": "0 6 * * *",
+                "time_zone": "America/New_York",
+            }
+        ],
+    }
+    assert config["destinations"]["drive"]["toast"] == {
+        "folder_id": "1AbCdEf",
+        "auth": {
+            "method": "oauth",
+            "client_id": "1234.apps.googleusercontent.com",
+            "client_secret": ref("offsite-drive-toast-client-secret"),
+            "refresh_token": ref("offsite-drive-toast-refresh-token"),
+        },
+    }
+    for secret in ("GOCSPX-secret", "1//refresh-secret", "BEGIN OPENSSH"):
+        assert secret not in out and secret not in err
+    assert "to do: secret offsite-sftp-toast-known-hosts" in err and "calendar: copy the holidays" in err
+    path = tmp_path / "offsite.yaml"
+    path.write_text(out)
+    (job,) = load_config(path, environ={}).collect.jobs
+    assert job.target_path("sales.csv") == "sales.csv"  # straight into GOOGLE_DRIVE_FOLDER_ID, as before
