@@ -75,67 +75,40 @@ def next_fire(
 
 def scheduled_jobs(config: Config) -> list[ScheduledJob]:
     """Every Cloud Scheduler job of ``config``, by name."""
-    jobs = [
-        ScheduledJob(
-            f"offsite-dataset-{d.name}",
-            d.schedule,
-            d.time_zone,
-            EXPORT_REQUESTS,
-            {"dataset": d.name},
-            f"export dataset {d.name}",
-        )
-        for d in config.datasets
-        if d.schedule
+    d, e, c, b = config.datasets, config.exports, config.collect.jobs, config.buckets
+    each = [
+        *(
+            _timed(f"offsite-dataset-{x.name}", x, EXPORT_REQUESTS, {"dataset": x.name}, f"export dataset {x.name}")
+            for x in d
+        ),
+        *(
+            _timed(f"offsite-export-{x.name}", x, EXPORT_REQUESTS, {"export": x.name}, f"query export {x.name}")
+            for x in e
+        ),
+        *(
+            _timed(
+                f"offsite-collect-{x.name}", x, COLLECT_REQUESTS, {"collect": x.name}, f"collect {x.name}", x.calendar
+            )
+            for x in c
+        ),
+        *(
+            _timed(
+                f"offsite-restore-drill-{x.name}", x.restore_drill, RESTORE_DRILLS, {"dataset": x.name}, "restore drill"
+            )
+            for x in d
+        ),
+        *(
+            _timed(
+                f"offsite-mirror-{x.name}".replace(".", "-"),
+                x,
+                MIRROR_RECONCILES,
+                {"bucket": x.name},
+                "mirror reconcile",
+            )
+            for x in b
+        ),
     ]
-    jobs += [
-        ScheduledJob(
-            f"offsite-export-{e.name}",
-            e.schedule,
-            e.time_zone,
-            EXPORT_REQUESTS,
-            {"export": e.name},
-            f"query export {e.name}",
-        )
-        for e in config.exports
-        if e.schedule
-    ]
-    jobs += [
-        ScheduledJob(
-            f"offsite-collect-{c.name}",
-            c.schedule,
-            c.time_zone,
-            COLLECT_REQUESTS,
-            {"collect": c.name},
-            f"collect {c.name} from {c.partner}",
-            c.calendar,
-        )
-        for c in config.collect.jobs
-        if c.schedule
-    ]
-    jobs += [
-        ScheduledJob(
-            f"offsite-restore-drill-{d.name}",
-            d.restore_drill.schedule,
-            d.restore_drill.time_zone,
-            RESTORE_DRILLS,
-            {"dataset": d.name},
-            f"restore drill of dataset {d.name}",
-        )
-        for d in config.datasets
-        if d.restore_drill is not None
-    ]
-    jobs += [
-        ScheduledJob(
-            f"offsite-mirror-{b.name}".replace(".", "-"),
-            b.schedule,
-            b.time_zone,
-            MIRROR_RECONCILES,
-            {"bucket": b.name},
-            f"reconcile the mirror of gs://{b.name}",
-        )
-        for b in config.buckets
-        if b.schedule
-    ]
+    jobs = [job for job in each if job is not None]
     jobs += _ingest_jobs(config)
     jobs += [
         ScheduledJob(
@@ -156,6 +129,15 @@ def scheduled_jobs(config: Config) -> list[ScheduledJob]:
         ),
     ]
     return sorted(jobs, key=lambda j: j.name)
+
+
+def _timed(
+    name: str, entry: Any, topic: str, message: dict[str, Any], what: str, calendar: BusinessCalendar | None = None
+) -> ScheduledJob | None:
+    """The job of a config entry with a ``schedule`` and ``time_zone``; None when it has no schedule
+    (or no entry: a dataset without a restore drill)."""
+    schedule = getattr(entry, "schedule", None)
+    return ScheduledJob(name, schedule, entry.time_zone, topic, message, what, calendar) if schedule else None
 
 
 def _ingest_jobs(config: Config) -> list[ScheduledJob]:
