@@ -14,7 +14,9 @@
 - Never blocks the pipeline: a short timeout, two attempts at most, and every failure is
   logged and swallowed (:func:`alert` never raises); unsent entries stay queued.
   :func:`flush_all` starts no group past its stop time and ends at the first transient
-  webhook failure, so a hanging Slack cannot eat the sweep's (and retention's) time.
+  webhook failure or refusal of the webhook itself (401, 403, 404, 410: revoked, channel
+  archived — every group would fail the same way), so a hanging or revoked Slack webhook cannot
+  eat the sweep's (and retention's) time, however many groups it leaves queued.
 - The webhook URL is a secret: an error is logged with the URL and its path replaced by ``***``.
 """
 
@@ -31,7 +33,7 @@ import requests
 from shared import log
 from shared.budgeted_pass import stop_time
 from shared.config import Config
-from shared.errors import TransientError
+from shared.errors import PermanentError, TransientError
 from shared.messages import VerifyResult
 from shared.reporting.alert_messages import summary_message
 from shared.reporting.alert_outbox import GcsOutbox, MemoryOutbox, Outbox, group_of, key_of
@@ -43,7 +45,8 @@ ATTEMPTS = 2
 ALERTS_PREFIX = "alerts/"
 # from the sweep's start: after the recheck's budget (420 s), before retention's last removal (480 s)
 FLUSH_BUDGET_S = VERIFY_TIMEOUT_S - 90.0
-Flushed = Literal["sent", "idle", "failed", "unreachable"]
+Flushed = Literal["sent", "idle", "failed", "unreachable", "refused"]
+REFUSED = frozenset({401, 403, 404, 410})  # about the webhook (revoked, no channel), not one message
 
 logger = log.get_logger(__name__)
 
@@ -147,7 +150,8 @@ def flush(
 def _flush(
     group: str, config: Config, *, limiter: RateLimiter | None, outbox: Outbox | None, now: float | None = None
 ) -> Flushed:
-    """:func:`flush`, telling a failure that may pass (``unreachable``: 429, 5xx, timeouts) from others."""
+    """:func:`flush`, telling a failure that may pass (``unreachable``: 429, 5xx, timeouts) and a
+    refusal of the webhook itself (``refused``) from others."""
     secret = config.alerts.slack_webhook_url
     if secret is None:
         return "idle"
@@ -164,7 +168,7 @@ def _flush(
         outbox.remove(group, queued)
     except Exception as exc:  # noqa: BLE001 - see module docstring
         logger.error("could not send alert; kept queued", group=group, error=_safe(exc, secret.reveal()))
-        return "unreachable" if isinstance(exc, TransientError) else "failed"
+        return "unreachable" if isinstance(exc, TransientError) else "refused" if isinstance(exc, Refused) else "failed"
     logger.info("alert sent", group=group, results=len(queued), statuses=sorted({p.result.status for p in queued}))
     return "sent"
 
@@ -180,8 +184,8 @@ def flush_all(
     """Send every group the rate limit allows (the verify sweep calls this); how many went out.
 
     No group starts ``budget_s`` after ``started`` (``time.monotonic()``, default now) or past
-    the invocation's end, and the first transient failure (the webhook hangs or answers 5xx)
-    ends the pass: what is left stays queued for the next sweep."""
+    the invocation's end, and the first transient failure (the webhook hangs or answers 5xx) or
+    refusal (:data:`REFUSED`) ends the pass: what is left stays queued for the next sweep."""
     stop_at = stop_time(started, budget_s)
     ends = invocation_ends()
     stop_at = stop_at if ends is None else min(stop_at, ends)
@@ -198,9 +202,9 @@ def flush_all(
             break
         flushed = _flush(group, config, limiter=limiter, outbox=outbox)
         sent += flushed == "sent"
-        if flushed == "unreachable":
+        if flushed in ("unreachable", "refused"):
             logger.warning(
-                "webhook unreachable; the other queued alerts wait for the next sweep", left=len(groups) - done - 1
+                f"webhook {flushed}; the other queued alerts wait for the next sweep", left=len(groups) - done - 1
             )
             break
     return sent
@@ -225,10 +229,16 @@ def post(url: str, payload: dict[str, Any]) -> None:
             raise RuntimeError(f"webhook: {exc.__class__.__name__} (check alerts.slack_webhook_url)") from None
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientError(f"webhook answered {response.status_code}")
+        if response.status_code in REFUSED:
+            raise Refused(f"webhook refused ({response.status_code}: {response.text[:200]})")
         if response.status_code >= 400:
             raise RuntimeError(f"webhook answered {response.status_code}: {response.text[:200]}")
 
     retry_call(once, "slack webhook", attempts=ATTEMPTS, initial_s=0.5, max_wait_s=2.0, deadline_s=10.0)
+
+
+class Refused(PermanentError):
+    """The webhook itself is refused (:data:`REFUSED`): every message to it would fail alike."""
 
 
 def _safe(exc: Exception, webhook_url: str) -> str:

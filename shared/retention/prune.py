@@ -13,7 +13,10 @@ removed with ``Destination.delete_folder`` (then its day folder, when that is le
    stopped between 2 and 3 is reported by the next one (its ``pruning.json`` has no ``pruned.json``
    and the folder is gone).
 
-A dry run lists the same decisions and writes, removes and publishes nothing. Work is bounded:
+A run folder the destination refuses to remove (a PermanentError, e.g. a file in it that is
+not ours to delete) is that folder's outcome, ``failed``; the target's other folders, and
+the other targets, are still pruned, then a PermanentError names it. A dry run lists the same decisions and writes,
+removes and publishes nothing. Work is bounded:
 no new removal starts after ``stop_at`` (``time.monotonic()``); what is left is found again by
 the next prune, since the catalog is read afresh each time.
 """
@@ -21,12 +24,14 @@ the next prune, since the catalog is read afresh each time.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from functools import partial
 
 from shared import log
 from shared.config import Config, DatasetExport, Retention
 from shared.destinations.base import Destination
 from shared.destinations.factory import opened
-from shared.errors import ConfigError
+from shared.errors import ConfigError, PermanentError
 from shared.gcp import gcs
 from shared.ids import DestinationId, Stage, Status
 from shared.layout import RunFolder
@@ -93,12 +98,21 @@ def prune(
     pairs = targets(config, dataset=dataset, export=export, destination=destination)
     mirrors = bucket_targets(config, bucket=bucket, destination=destination)
     run = PrunePass(config, summary, now or dt.datetime.now(dt.UTC), stop_at, message_id)
-    for entry, dest in pairs if bucket is None else []:
-        with opened(dest, config) as handle:
-            prune_target(run, entry, handle)
-    for mirror, dest in mirrors if dataset is None and export is None else []:
-        with opened(dest, config) as handle:
-            prune_bucket(run, mirror, handle)
+    jobs: list[tuple[Callable[[Destination], None], DestinationId]] = []
+    if bucket is None:
+        jobs += [(partial(prune_target, run, entry), dest) for entry, dest in pairs]
+    if dataset is None and export is None:
+        jobs += [(partial(prune_bucket, run, mirror), dest) for mirror, dest in mirrors]
+    refused: list[PermanentError] = []
+    for job, dest in jobs:
+        try:
+            with opened(dest, config) as handle:
+                job(handle)
+        except PermanentError as exc:  # e.g. a folder refused there: the other pairs are still pruned
+            logger.error("could not prune", destination=str(dest), error=str(exc))
+            refused.append(exc)
+    if refused:
+        raise refused[0]
     return summary
 
 
@@ -117,12 +131,15 @@ def prune_target(run: PrunePass, entry: Entry, destination: Destination) -> None
         if not dry_run:
             for orphan in found.orphans():
                 act.report(orphan, "removed by an earlier prune, reported now")
+        since = len(summary.outcomes)
         for _series, units in found.series():
             for decision in act.decisions(units):
+                unit = decision.entry.item
                 if decision.action == "prune" and run.out_of_time():
-                    summary.outcomes.append(act.outcome(decision.entry.item, "deferred", "out of time; next prune"))
+                    summary.outcomes.append(act.outcome(unit, "deferred", "out of time; next prune"))
                     continue
-                summary.outcomes.append(act.apply(decision))
+                run.remove(partial(act.apply, decision), partial(act.outcome, unit, "failed"))
+        run.raise_failures(since)
 
 
 class Act:

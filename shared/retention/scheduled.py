@@ -7,14 +7,20 @@ reaches it claims ``retention/{YYYYMMDD}/{datasets|exports|buckets}/{name}/{dest
 is bounded by the sweep's time budget: no removal starts after ``budget_s`` from the start of
 the sweep, and a pair left unfinished (or hit by a transient failure) gives its claim back, so
 the next sweep of the day continues where this one stopped. A permanent failure (e.g. the
-destination refuses deletes) is logged and recorded in the day's claim.
+destination refuses deletes) is logged and recorded in the day's claim. A claim still
+``pruning`` longer than a verify invocation can live (its holder was stopped at the timeout,
+mid-listing or mid-removal, and could not give it back) is taken over by the next sweep, under
+a generation match (:func:`claim`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass
+
+from google.api_core import exceptions as gexc
 
 from shared import log
 from shared.budgeted_pass import PassCounts, record_outcome, stop_time
@@ -22,6 +28,7 @@ from shared.config import Config, DatasetExport
 from shared.config.buckets import BucketMirror
 from shared.destinations.factory import opened
 from shared.errors import PermanentError
+from shared.gcp import gcs
 from shared.layout import yyyymmdd
 from shared.retention.prune import Target, prune_target, targets
 from shared.retention.summary import PrunePass, PruneSummary
@@ -32,6 +39,8 @@ from shared.verify import markers as verify_markers
 logger = log.get_logger(__name__)
 CLAIMS = "retention/"
 DEFAULT_BUDGET_S = VERIFY_TIMEOUT_S - 60.0  # from the start of the sweep, which the verify function runs
+# a claim still "pruning" this long after its pass started: its invocation has ended (timeout)
+ABANDONED_AFTER = dt.timedelta(seconds=VERIFY_TIMEOUT_S + 60)
 
 
 @dataclass
@@ -68,7 +77,7 @@ def daily_pass(
             summary.deferred += 1
             continue
         name = claim_name(target, now)
-        if not verify_markers.claim(bucket, name, {"started_at": now.isoformat(), "status": "pruning"}):
+        if not claim(bucket, name, now):
             continue  # done today, or another sweep instance has it
         entry, destination = target
         result = PruneSummary(dry_run=False)
@@ -79,10 +88,12 @@ def daily_pass(
                     prune_bucket(run, entry, handle)
                 else:
                     prune_target(run, entry, handle)
-        except PermanentError as exc:
+        except PermanentError as exc:  # the pair's other folders are pruned (PrunePass.remove)
             summary.failures += 1
+            summary.pruned += result.count("pruned")
             logger.error("retention could not prune", entry=entry.name, destination=str(destination), error=str(exc))
-            record_outcome(bucket, name, {"status": "failed", "reason": str(exc)}, "retention")
+            failed = {"status": "failed", "reason": str(exc), "pruned": result.count("pruned")}
+            record_outcome(bucket, name, failed, "retention")
             continue
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again; the other pairs go on
             summary.failures += 1
@@ -99,3 +110,45 @@ def daily_pass(
         record_outcome(bucket, name, outcome, "retention")
     logger.info("retention pass done", **vars(summary))
     return summary
+
+
+def claim(bucket: str, name: str, now: dt.datetime) -> bool:
+    """Claim the pair's day marker ``name``: create it, or take over one left ``pruning`` by an
+    invocation that cannot be running any more (it started ``ABANDONED_AFTER`` before ``now``);
+    of two sweeps taking it over, one wins (generation match). False: done today, failed today,
+    or another sweep works on it."""
+    body = {"started_at": now.isoformat(), "status": "pruning"}
+    if verify_markers.claim(bucket, name, body):
+        return True
+    found = gcs.read_with_generation(bucket, name)
+    if found is None:
+        return False  # given back just now: the next sweep claims it
+    data, generation = found
+    held = _json(data)
+    started = _time(held.get("started_at"))
+    if held.get("status") != "pruning" or started is None or now - started < ABANDONED_AFTER:
+        return False
+    try:
+        gcs.write(
+            bucket, name, json.dumps(body, sort_keys=True).encode(), "application/json", if_generation_match=generation
+        )
+    except gexc.PreconditionFailed:
+        return False  # another sweep took it over first
+    logger.warning("retention took over a claim its invocation left unfinished", claim=name, since=held["started_at"])
+    return True
+
+
+def _json(data: bytes) -> dict[str, object]:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _time(value: object) -> dt.datetime | None:
+    try:
+        when = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return when if when is None or when.tzinfo is not None else when.replace(tzinfo=dt.UTC)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shared import log
 from shared.config import Config
+from shared.errors import PermanentError
+
+logger = log.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -18,7 +23,7 @@ class Outcome:
     destination: str
     path: str  # at the destination
     date: str
-    action: str  # keep | protect | prune | pruned | deferred
+    action: str  # keep | protect | prune | pruned | deferred | failed
     why: str
     files: int
     bytes: int
@@ -51,3 +56,25 @@ class PrunePass:
 
     def out_of_time(self) -> bool:
         return self.stop_at is not None and time.monotonic() > self.stop_at
+
+    def remove(self, removal: Callable[[], Outcome], failed: Callable[[str], Outcome]) -> None:
+        """Add the outcome of one folder's ``removal``. A PermanentError (the destination refuses
+        to remove that folder, e.g. a partner's file in it is not ours to delete) is that
+        folder's outcome, ``failed``: the other folders of the target are still pruned."""
+        try:
+            outcome = removal()
+        except PermanentError as exc:
+            outcome = failed(f"could not remove: {exc}")
+            logger.error("retention could not remove a folder", path=outcome.path, error=str(exc))
+        self.summary.outcomes.append(outcome)
+
+    def raise_failures(self, since: int) -> None:
+        """PermanentError naming the folders that failed among the outcomes from ``since`` on
+        (one target), once the target's other folders are done."""
+        failed = [o for o in self.summary.outcomes[since:] if o.action == "failed"]
+        if failed:
+            first = failed[0]
+            raise PermanentError(
+                f"{first.entry} at {first.destination}: {len(failed)} folder(s) not pruned, "
+                f"first {first.path}: {first.why}"
+            )

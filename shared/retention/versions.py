@@ -13,12 +13,15 @@ bucket, removes the folder (``Destination.delete_folder``), and publishes one ``
 on verify-results (run ``mirror-{bucket}-v{YYYYMMDD}``, source ``{"mode": "bucket"}``, stage
 ``prune``),
 claimed once with ``pruned-{day}.json``; a prune stopped between the two is reported by the next.
+A folder the destination refuses to remove is ``failed`` and the others are still pruned
+(:meth:`shared.retention.summary.PrunePass.remove`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 from shared import log
 from shared.config import Config
@@ -80,6 +83,7 @@ def prune_bucket(run: PrunePass, mirror: BucketMirror, destination: Destination)
         for day in _orphans(config, mirror, dest, {u.date for u in units}):
             _report(config, mirror, destination, day, "removed by an earlier prune, reported now", now, message_id)
     keep = kept([Dated(u.date, None, u.path, u) for u in units], mirror.retention)
+    since = len(summary.outcomes)
     in_sync: bool | None = None  # asked once, only when something is beyond the policy
     policy = f"retention {mirror.retention.describe()}"
     for dated in newest_first([Dated(u.date, None, u.path, u) for u in units]):
@@ -105,12 +109,27 @@ def prune_bucket(run: PrunePass, mirror: BucketMirror, destination: Destination)
         if run.out_of_time():
             summary.outcomes.append(outcome("deferred", "out of time; next prune"))
             continue
-        verify_markers.claim(config.state_bucket_name, _marker(mirror, dest, "pruning", unit.date), {"reason": why})
-        destination.delete_folder(unit.path)
-        logger.info("versions folder pruned", path=unit.path, files=unit.files, bytes=unit.bytes, reason=why)
-        removed = f"removed {destination.location(unit.path)} ({unit.files} files, {unit.bytes} bytes)"
-        _report(config, mirror, destination, unit.date, f"{why}; {removed}", now, message_id)
-        summary.outcomes.append(outcome("pruned", why))
+        run.remove(partial(_remove, run, mirror, destination, unit, why, outcome), partial(outcome, "failed"))
+    run.raise_failures(since)
+
+
+def _remove(
+    run: PrunePass,
+    mirror: BucketMirror,
+    destination: Destination,
+    unit: Unit,
+    why: str,
+    outcome: Callable[..., Outcome],
+) -> Outcome:
+    """Remove one dated folder: ``pruning-{day}.json``, the folder, its one ``pruned`` result."""
+    dest = str(destination.id)
+    marker = _marker(mirror, dest, "pruning", unit.date)
+    verify_markers.claim(run.config.state_bucket_name, marker, {"reason": why})
+    destination.delete_folder(unit.path)
+    logger.info("versions folder pruned", path=unit.path, files=unit.files, bytes=unit.bytes, reason=why)
+    removed = f"removed {destination.location(unit.path)} ({unit.files} files, {unit.bytes} bytes)"
+    _report(run.config, mirror, destination, unit.date, f"{why}; {removed}", run.now, run.message_id)
+    return outcome("pruned", why)
 
 
 def versions_run_id(bucket: str, day: dt.date) -> str:

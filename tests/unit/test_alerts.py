@@ -291,6 +291,25 @@ def test_flush_all_stops_at_the_first_transient_failure() -> None:
     assert len(outbox.groups()) == 3
 
 
+def test_flush_all_stops_when_the_webhook_itself_is_refused(webhook: Webhook) -> None:
+    """A revoked webhook (404 no_service) or an archived channel (410) refuses every message:
+    trying each queued group, sweep after sweep, spent the sweep's time (and retention's) on
+    nothing, and the queue only grows while it lasts."""
+    config, outbox = config_for(webhook.url), MemoryOutbox()
+    queued_runs(outbox, 3)
+    for status in (401, 403, 404, 410):
+        webhook.status, before = status, len(webhook.bodies)
+        assert flush_all(config, limiter=ProcessRateLimiter(), outbox=outbox) == 0
+        assert len(webhook.bodies) == before + 1  # not retried; the other groups wait for the next sweep
+    assert len(outbox.groups()) == 3
+    webhook.status = 400  # one message refused (invalid_payload): the other groups are still tried
+    assert flush_all(config, limiter=ProcessRateLimiter(), outbox=outbox) == 0
+    assert len(webhook.bodies) == 4 + 3
+    webhook.status = 200
+    assert flush_all(config, limiter=ProcessRateLimiter(), outbox=outbox) == 3
+    assert outbox.groups() == []
+
+
 def test_flush_all_starts_no_group_past_its_budget(webhook: Webhook) -> None:
     outbox = MemoryOutbox()
     queued_runs(outbox, 2)
