@@ -165,14 +165,15 @@ def _wait_param(query: Mapping[str, str]) -> float | None:
 def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Callable[[float], None]) -> HttpResponse:
     from shared.gcp import pubsub
     from shared.gcp.bigquery import warehouse
-    from shared.stages.fan_out import new_run_id, plan
+    from shared.stages.fan_out import expected_exports, new_run_id
     from shared.topology import EXPORT_REQUESTS
 
     wait = _wait_param(request.query)
     export = sync_request(request.body, dataset, new_run_id())
     published_at = dt.datetime.now(dt.UTC)
     stamp = published_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    tasks = plan(
+    # fan_out's plan without its reports: fan_out reports a table it leaves out, once per run
+    tasks = expected_exports(
         export, config, warehouse() if export.dataset else None, run_id=export.run_id or "", publish_time=stamp
     )
     # The day fan_out would choose from the publish time, fixed now: the answer names the folders.
@@ -192,25 +193,41 @@ def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Calla
         return HttpResponse(202, answer)
     expected = {t.source.label: (t.source.table, t.date.isoformat(), tuple(map(str, t.destinations))) for t in tasks}
     since = published_at - dt.timedelta(minutes=5)
-    deadline = time.monotonic() + wait
-    run, unread = progress.progress(answer["run_id"], expected, []), None
-    while True:
-        # Published: from here no answer may invite a retry (a 503 would start a second run), so
-        # a history that cannot be read now is read again, and at the deadline named in a 202.
-        try:
-            run = progress.progress(answer["run_id"], expected, progress.read_results(config, answer["run_id"], since))
-            unread = None
-        except TransientError as exc:
-            logger.warning("run history not readable now; polling on", error=str(exc))
-            unread = str(exc)
-        if run.complete or time.monotonic() >= deadline:
-            break
-        sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+    run, unread = _await_run(config, answer["run_id"], expected, since, wait, sleep)
     done: dict[str, Any] = {k: answer[k] for k in ("dataset", "export") if k in answer}
     done.update(run.to_dict())
     if unread is not None and not run.complete:
         done["error"] = f"the run was started; its progress could not be read: {unread}"
     return HttpResponse(200 if run.complete else 202, done)
+
+
+def _await_run(
+    config: Config,
+    run_id: str,
+    expected: Mapping[str, tuple[str | None, str | None, tuple[str, ...]]],
+    since: dt.datetime,
+    wait: float,
+    sleep: Callable[[float], None],
+) -> tuple[progress.RunProgress, str | None]:
+    """The run's progress once complete or when ``wait`` runs out, and why the history could not
+    be read, if it could not. Published: from here no answer may invite a retry (a 503 or a 500
+    would start a second run), so a history that cannot be read now is read again, and one that
+    cannot be read at all (access refused) ends the wait; either is named in the 202."""
+    deadline = time.monotonic() + wait
+    run, unread = progress.progress(run_id, expected, []), None
+    while True:
+        try:
+            run = progress.progress(run_id, expected, progress.read_results(config, run_id, since))
+            unread = None
+        except TransientError as exc:
+            logger.warning("run history not readable now; polling on", error=str(exc))
+            unread = str(exc)
+        except Exception as exc:  # published: a 500 would invite a retry, i.e. a second run
+            logger.exception("run history not readable; answering with the run started")
+            return run, str(exc)
+        if run.complete or time.monotonic() >= deadline:
+            return run, unread
+        sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
 
 # ---- GET /runs/<run_id>, POST /verify/<run_id> ---------------------------------------------

@@ -3,16 +3,23 @@ the manifest: row count, schema (names, types, modes, nesting) and the per-colum
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import PermanentError
+from google.api_core import exceptions as gexc
+
+from shared import log
+from shared.errors import PermanentError, TransientError
 from shared.gcp import bq_jobs, fingerprint_job, partitions
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.gcp.fingerprint import differences
 from shared.manifest import Manifest
 from shared.restore.stage import OutOfTime
+
+logger = log.get_logger(__name__)
 
 WRITE_DISPOSITIONS = {"empty": "WRITE_EMPTY", "truncate": "WRITE_TRUNCATE", "append": "WRITE_APPEND"}
 # BigQuery: a project id may hold ``-``, ``.`` and ``:`` (domain-scoped), a dataset only letters,
@@ -75,20 +82,23 @@ def run_load(
 ) -> Any:
     """One load job of every staged file; raises PermanentError with BigQuery's reason on failure
     (a table that has rows under ``empty``: what to do instead); OutOfTime when the job is not
-    done within ``timeout_s``."""
+    done within ``timeout_s`` (the job is then asked to cancel: nothing may land after the restore
+    has given up on it and its staged files are deleted)."""
     config = load_job_config(manifest, disposition)
 
     def start() -> Any:
-        return client.load_table_from_uri(uris, target, job_config=config, job_id=job_id, retry=bq_jobs.api_retry())
+        try:
+            return client.load_table_from_uri(uris, target, job_config=config, job_id=job_id, retry=bq_jobs.api_retry())
+        except gexc.Conflict:  # the id is this restore's own: an earlier try of this insert reached BigQuery
+            return _started_before(client, job_id, target)
 
     job = bq_jobs.call(start, f"starting the load of {target}", every_api_error=True)
     waited = timeout_s or LOAD_TIMEOUT_S
+    ends = time.monotonic() + waited
     try:
-        bq_jobs.call(lambda: job.result(timeout=waited), f"loading {target}", every_api_error=True)
-    except TimeoutError:  # the library's wait for the job ran out
-        raise OutOfTime(
-            f"did not finish within the budget: load job {job_id} into {target} still running after {waited:.0f} s"
-        ) from None
+        bq_jobs.call(lambda: _result(job, ends, waited, target), f"loading {target}", every_api_error=True)
+    except OutOfTime:
+        raise
     except PermanentError:
         if (getattr(job, "error_result", None) or {}).get("reason") == "duplicate":  # BigQuery's 409 for WRITE_EMPTY
             raise PermanentError(
@@ -96,6 +106,39 @@ def run_load(
             ) from None
         raise
     return job
+
+
+def _started_before(client: Any, job_id: str, target: str) -> Any:
+    """The load job ``job_id`` that an earlier try of the insert started (its answer was lost and
+    the insert was sent again): waited for like a new one, never started twice (an ``append``
+    would load the rows twice)."""
+    from google.cloud import bigquery
+
+    ref = bigquery.TableReference.from_string(target)
+    dataset = client.get_dataset(bigquery.DatasetReference(ref.project, ref.dataset_id), retry=bq_jobs.api_retry())
+    job = bq_jobs.get_job(client, job_id, dataset.location)
+    if job is None:  # BigQuery can answer 409 before the job is readable
+        raise TransientError(f"load job {job_id} into {target} exists (409) but cannot be read yet")
+    logger.info("load job already started; waiting for it", job_id=job_id, target=target)
+    return job
+
+
+def _result(job: Any, ends: float, waited: float, target: str) -> Any:
+    """The finished job, waited for until ``ends`` (``time.monotonic()``) across retries of the
+    wait; OutOfTime, the job asked to cancel, once it is past. (The library's TimeoutError must not
+    reach bq_jobs.call: taken for a transient failure, each retry waited the whole time again.)"""
+    left = ends - time.monotonic()
+    if left > 0:
+        with contextlib.suppress(TimeoutError):  # the library stops when its next poll would pass ``left``
+            return job.result(timeout=left, retry=bq_jobs.api_retry())
+    try:
+        job.cancel(retry=bq_jobs.api_retry())
+    except Exception as exc:  # noqa: BLE001 - the OutOfTime below is the outcome either way
+        logger.warning("could not cancel the load job", job_id=job.job_id, error=str(exc))
+    raise OutOfTime(
+        f"did not finish within the budget: load job {job.job_id} into {target} still running after "
+        f"{waited:.0f} s (asked to cancel)"
+    )
 
 
 def normalized_schema(fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
