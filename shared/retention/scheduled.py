@@ -10,25 +10,21 @@ the next sweep of the day continues where this one stopped. A permanent failure 
 destination refuses deletes) is logged and recorded in the day's claim. A claim still
 ``pruning`` longer than a verify invocation can live (its holder was stopped at the timeout,
 mid-listing or mid-removal, and could not give it back) is taken over by the next sweep, under
-a generation match (:func:`claim`).
+a generation match (:func:`shared.budgeted_pass.claim_pair`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from dataclasses import dataclass
 
-from google.api_core import exceptions as gexc
-
 from shared import log
-from shared.budgeted_pass import PassCounts, record_outcome, stop_time
+from shared.budgeted_pass import PassCounts, claim_pair, record_outcome, stop_time
 from shared.config import Config, DatasetExport
 from shared.config.buckets import BucketMirror
 from shared.destinations.factory import opened
 from shared.errors import PermanentError
-from shared.gcp import gcs
 from shared.layout import yyyymmdd
 from shared.retention.prune import Target, prune_target, targets
 from shared.retention.summary import PrunePass, PruneSummary
@@ -39,8 +35,6 @@ from shared.verify import markers as verify_markers
 logger = log.get_logger(__name__)
 CLAIMS = "retention/"
 DEFAULT_BUDGET_S = VERIFY_TIMEOUT_S - 60.0  # from the start of the sweep, which the verify function runs
-# a claim still "pruning" this long after its pass started: its invocation has ended (timeout)
-ABANDONED_AFTER = dt.timedelta(seconds=VERIFY_TIMEOUT_S + 60)
 
 
 @dataclass
@@ -77,7 +71,7 @@ def daily_pass(
             summary.deferred += 1
             continue
         name = claim_name(target, now)
-        if not claim(bucket, name, now):
+        if not claim_pair(bucket, name, {"started_at": now.isoformat(), "status": "pruning"}, now, "started_at"):
             continue  # done today, or another sweep instance has it
         entry, destination = target
         result = PruneSummary(dry_run=False)
@@ -110,45 +104,3 @@ def daily_pass(
         record_outcome(bucket, name, outcome, "retention")
     logger.info("retention pass done", **vars(summary))
     return summary
-
-
-def claim(bucket: str, name: str, now: dt.datetime) -> bool:
-    """Claim the pair's day marker ``name``: create it, or take over one left ``pruning`` by an
-    invocation that cannot be running any more (it started ``ABANDONED_AFTER`` before ``now``);
-    of two sweeps taking it over, one wins (generation match). False: done today, failed today,
-    or another sweep works on it."""
-    body = {"started_at": now.isoformat(), "status": "pruning"}
-    if verify_markers.claim(bucket, name, body):
-        return True
-    found = gcs.read_with_generation(bucket, name)
-    if found is None:
-        return False  # given back just now: the next sweep claims it
-    data, generation = found
-    held = _json(data)
-    started = _time(held.get("started_at"))
-    if held.get("status") != "pruning" or started is None or now - started < ABANDONED_AFTER:
-        return False
-    try:
-        gcs.write(
-            bucket, name, json.dumps(body, sort_keys=True).encode(), "application/json", if_generation_match=generation
-        )
-    except gexc.PreconditionFailed:
-        return False  # another sweep took it over first
-    logger.warning("retention took over a claim its invocation left unfinished", claim=name, since=held["started_at"])
-    return True
-
-
-def _json(data: bytes) -> dict[str, object]:
-    try:
-        body = json.loads(data)
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _time(value: object) -> dt.datetime | None:
-    try:
-        when = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-    return when if when is None or when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
