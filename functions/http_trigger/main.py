@@ -1,4 +1,4 @@
-"""Cloud Function http_trigger (HTTP): seed 000's POST /sync API, plus GET /runs/<id> and POST /verify/<id>."""
+"""Cloud Function http_trigger (HTTP): bq-to-box-sync's POST /sync API, plus GET /runs/<id>, POST /verify/<id> and POST /ingest."""
 
 import flask
 import functions_framework

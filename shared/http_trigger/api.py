@@ -1,6 +1,6 @@
-"""The HTTP trigger's endpoints (seed 000's API, plus run status and verify):
+"""The HTTP trigger's endpoints (bq-to-box-sync's API, plus run status, verify and ingest):
 
-- ``GET /`` health: ``{"status": "healthy", "service": ...}``
+- ``GET /`` and ``GET /health``: ``{"status": "healthy", "service": ..., "timestamp": ...}``
 - ``POST /sync`` with an export request (``{"dataset": "sales", "tables": "a,b"}``; every field of
   export-requests is accepted) and ``POST /sync/<dataset>`` (body optional): validated exactly as
   fan_out validates the Pub/Sub message (same code, same messages; 400 when bad), published on
@@ -10,6 +10,8 @@
   wait ran out first).
 - ``GET /runs/<run_id>[?days=N]``: each table's status per destination.
 - ``POST /verify/<run_id>[?destination=D]``: publishes a verify request (202).
+- ``POST /ingest`` with an optional ingest request: publishes it on ingest-requests (202;
+  :mod:`shared.http_trigger.ingest`).
 
 Every endpoint needs a Google OIDC ID token (:mod:`shared.http_trigger.auth`).
 The web framework stays in functions/http_trigger/main.py: this module sees a plain
@@ -39,7 +41,9 @@ FUNCTION = "http_trigger"
 WAIT_MARGIN_S = 30  # answer this long before the function's timeout cuts the request off
 POLL_S = 2.0
 MAX_DAYS = 90
-ENDPOINTS = "GET /, POST /sync, POST /sync/<dataset>, GET /runs/<run_id>, POST /verify/<run_id>"
+ENDPOINTS = (
+    "GET /, GET /health, POST /sync, POST /sync/<dataset>, GET /runs/<run_id>, POST /verify/<run_id>, POST /ingest"
+)
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,1024}\Z")
 
 
@@ -104,8 +108,12 @@ def handle(request: HttpRequest, config: Config, *, sleep: Callable[[float], Non
 
 def _route(request: HttpRequest, config: Config, sleep: Callable[[float], None]) -> HttpResponse:
     parts = [p for p in request.path.split("/") if p]
+    from shared.http_trigger.ingest import start_ingest  # it answers with this module's types
+
     endpoints: dict[tuple[str, int], dict[str, Callable[[], HttpResponse]]] = {
-        ("", 0): {"GET": lambda: HttpResponse(200, {"status": "healthy", "service": SERVICE})},
+        ("", 0): {"GET": health},
+        ("health", 1): {"GET": health},
+        ("ingest", 1): {"POST": lambda: start_ingest(request, config)},
         ("sync", 1): {"POST": lambda: sync(request, config, None, sleep)},
         ("sync", 2): {"POST": lambda: sync(request, config, _segment(parts, "dataset"), sleep)},
         ("runs", 2): {"GET": lambda: run_status(request, config, _segment(parts, "run_id"))},
@@ -119,6 +127,12 @@ def _route(request: HttpRequest, config: Config, sleep: Callable[[float], None])
         allowed = ", ".join(methods)
         return error(405, f"{request.method} is not allowed on {request.path} (allowed: {allowed})", Allow=allowed)
     return handler()
+
+
+def health() -> HttpResponse:
+    """The function answers (its token was accepted): the service and the time of the answer."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return HttpResponse(200, {"status": "healthy", "service": SERVICE, "timestamp": now})
 
 
 def _segment(parts: list[str], what: str) -> str:

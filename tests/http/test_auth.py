@@ -20,7 +20,10 @@ from tests.http.conftest import Trigger
 def test_health_answers_with_a_token(trigger: Trigger) -> None:
     reply = trigger.call("GET", "/")
     assert reply.status == 200
-    assert reply.body == {"status": "healthy", "service": "offsite-http-trigger"}
+    assert {k: v for k, v in reply.body.items() if k != "timestamp"} == {
+        "status": "healthy",
+        "service": "offsite-http-trigger",
+    }
 
 
 def test_missing_token_is_401(trigger: Trigger) -> None:

@@ -124,8 +124,8 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
         "upload_box": {"deliveries", "verify-results", "delivery-continuations"},
         "transfer_sftp": {"deliveries", "verify-results", "delivery-continuations"},
         "verify": {"verify-results"},
-        # POST /sync and POST /verify/<id> publish what a scheduler or `offsite run` would
-        "http_trigger": {"export-requests", "verify-requests"},
+        # POST /sync, POST /verify/<id> and POST /ingest publish what a scheduler or `offsite run` would
+        "http_trigger": {"export-requests", "verify-requests", "ingest-requests"},
         "ingest_sqlite": {"verify-results", "ingest-requests"},  # tables left to a new invocation
         "collect_list": {"collect-files", "verify-results"},
         "collect_copy": {"verify-results", "collect-files"},  # collect-files: continuations
