@@ -17,6 +17,7 @@ def http_trigger(request: flask.Request) -> flask.Response:
             # Cloud Run checks X-Serverless-Authorization instead of Authorization when both are sent.
             authorization=request.headers.get("X-Serverless-Authorization") or request.headers.get("Authorization"),
             body=request.get_data(cache=False),
+            idempotency_key=request.headers.get("Idempotency-Key"),
         ),
         runtime.config(),
     )

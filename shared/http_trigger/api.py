@@ -21,6 +21,7 @@ The web framework stays in functions/http_trigger/main.py: this module sees a pl
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import time
@@ -54,6 +55,7 @@ class HttpRequest:
     query: Mapping[str, str] = field(default_factory=dict)
     authorization: str | None = None
     body: bytes = b""
+    idempotency_key: str | None = None  # the Idempotency-Key header: a retried POST /sync is the same run
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Calla
     from shared.topology import EXPORT_REQUESTS
 
     wait = _wait_param(request.query)
-    export = sync_request(request.body, dataset, new_run_id())
+    export = sync_request(request.body, dataset, _run_id_for(request.idempotency_key) or new_run_id())
     published_at = dt.datetime.now(dt.UTC)
     stamp = published_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     # fan_out's plan without its reports: fan_out reports a table it leaves out, once per run
@@ -213,6 +215,18 @@ def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Calla
     if unread is not None and not run.complete:
         done["error"] = f"the run was started; its progress could not be read: {unread}"
     return HttpResponse(200 if run.complete else 202, done)
+
+
+def _run_id_for(key: str | None) -> str | None:
+    """The run id of a POST /sync sent with ``Idempotency-Key: key``: the same for every retry of
+    it on one UTC day (a client resending after a lost answer starts no second run: fan_out and
+    the stages take a run id they have seen as a redelivery), another the next day."""
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise BadRequest(f"Idempotency-Key: {key[:40]!r} must be 1 to 255 printable ASCII characters")
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    return "k" + hashlib.sha256(f"{day}|{key}".encode()).hexdigest()[:12]
 
 
 def _await_run(

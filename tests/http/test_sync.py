@@ -136,6 +136,23 @@ def test_a_null_run_id_is_as_if_none_were_given(trigger: Trigger) -> None:
     assert again.status == 202 and again.body["request"]["run_id"] == run_id
 
 
+def test_a_post_resent_with_its_idempotency_key_is_the_same_run(trigger: Trigger) -> None:
+    """A client resending POST /sync after a lost answer starts no second run: the same key names
+    the same run (each stage takes a run id it has seen as a redelivery); another key, another run."""
+    body = {"dataset": "sales", "tables": "products", "date": "2025-01-08"}
+    key = f"nightly-{uuid.uuid4().hex}"
+    first = trigger.call("POST", "/sync", body, headers={"Idempotency-Key": key})
+    again = trigger.call("POST", "/sync", body, headers={"Idempotency-Key": key})
+    other = trigger.call("POST", "/sync", body, headers={"Idempotency-Key": key + "-2"})
+    assert first.status == again.status == other.status == 202
+    assert first.body["run_id"] == again.body["run_id"] != other.body["run_id"]
+    assert RUN_ID_RE.fullmatch(first.body["run_id"])
+    done = _poll_run(trigger, first.body["run_id"], lambda b: b["complete"])
+    assert (done["success"], done["errors"], [t["source"] for t in done["tables"]]) == (1, 0, ["sales.products"])
+    bad = trigger.call("POST", "/sync", body, headers={"Idempotency-Key": "x" * 300})
+    assert bad.status == 400 and bad.body["error"].startswith("Idempotency-Key: ")
+
+
 def test_without_tables_every_table_of_the_dataset_is_listed(trigger: Trigger) -> None:
     from shared.gcp.bigquery import warehouse
 
