@@ -84,7 +84,7 @@ class Trigger:
 class FunctionSpec:
     """One deployed function: its source folder, entry point, triggers and sizing."""
 
-    name: str  # deployed name, e.g. "fan_out"
+    name: str  # e.g. "fan_out"; the Cloud Run service (and Cloud Function) is deployed_name, "fan-out"
     source: str  # folder under functions/
     entry_point: str
     triggers: tuple[Trigger, ...]
@@ -115,9 +115,14 @@ class FunctionSpec:
         instance); the local push dispatcher honours it."""
         return self.max_instances * self.concurrency
 
+    @property
+    def deployed_name(self) -> str:
+        """The Cloud Function's (and its Cloud Run service's) name in infra/: ``fan-out``."""
+        return self.name.replace("_", "-")
+
     def subscription_name(self, trigger: Trigger) -> str:
         """Name of the push subscription (or Eventarc trigger) feeding this function."""
-        return f"{self.name.replace('_', '-')}-{trigger.name}"
+        return f"{self.deployed_name}-{trigger.name}"
 
     def dead_letter_topic(self, trigger: Trigger) -> str:
         return f"{self.subscription_name(trigger)}-dlq"

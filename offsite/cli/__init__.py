@@ -13,6 +13,7 @@ from offsite.cli import (
     dlq,
     drive,
     ingest,
+    logs,
     mirror,
     ops,
     package,
@@ -48,6 +49,7 @@ package.register(app)
 demo.register(app)
 restore.register(app)
 schedule.register(app)
+logs.register(app)
 
 
 def main() -> None:

@@ -66,3 +66,11 @@ def test_the_schedule_command_shows_each_jobs_next_run(tmp_path) -> None:  # typ
     assert collect.weekday() < 5  # the example's calendar: weekdays only
     text = CliRunner().invoke(app, ["schedule", "--config", str(config)])
     assert text.exit_code == 0 and "offsite-verify-sweep" in text.stdout and "*/20 * * * *" in text.stdout
+
+
+def test_offsite_logs_filters_on_the_deployed_service_names(example: Module) -> None:
+    """``offsite logs`` names each function's Cloud Run service as infra/ deploys it."""
+    from shared.topology import FUNCTIONS
+
+    deployed = {key: str(fn["name"]) for key, fn in example.instances("google_cloudfunctions2_function", "fn").items()}
+    assert deployed == {f.name: f.deployed_name for f in FUNCTIONS}
