@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config, operation_failed
 from offsite.cli.output import JsonOption, print_json, print_line
 from shared.errors import OffsiteError, TransientError
 
@@ -59,15 +59,15 @@ def restore(
     staged files are deleted after the load job, whether it succeeded or not (--keep-staging keeps them).
 
     Exit 0 when the restored table equals the export (row count, schema, fingerprint), 1 when it
-    differs, a file is damaged (nothing loaded) or a service could not be reached (try again),
-    2 on bad input or when the run is not found.
+    differs, a file is damaged (nothing loaded), a service could not be reached (try again) or
+    refused (e.g. BigQuery: access denied), 2 on bad input or when the run is not found.
     """
     from shared.destinations import factory
     from shared.restore import restore as restoring
-    from shared.restore.stage import DamagedFile, OutOfTime
 
     cfg = load_cli_config(config)
     as_of = _checked_inputs(date, to=to, staging_bucket=staging_bucket, disposition=write_disposition)
+    loading = False
     try:
         with factory.opened(source, cfg) as destination:
             plan = restoring.plan(
@@ -82,19 +82,37 @@ def restore(
             if dry_run:
                 _show(plan.to_dict(), as_json, "would restore")
                 return
+            loading = True
             result = restoring.execute(destination, plan, keep_staging=keep_staging)
-    except (DamagedFile, OutOfTime, TransientError) as exc:  # not the input: the copy, or a service down now
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     except (OffsiteError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(exit_code(exc, loading=loading)) from None
     summary = result.to_dict()
     _show(summary, as_json, "restored")
     if keep_staging and not as_json:  # this invocation's own folder (--json lists every file under "staging")
         print_line(f"  staged files kept under gs://{plan.staging_bucket}/{plan.staging_folder}/")
     if result.proof is not None and not result.proof.equal:
         raise typer.Exit(1)
+
+
+def exit_code(exc: Exception, *, loading: bool) -> int:
+    """1 when the input was fine but the restore did not succeed, 2 for bad input (the CLI's policy,
+    :func:`offsite.cli.common.operation_failed`).
+
+    Always 1: a damaged file, the time running out, a service that cannot be reached now (try
+    again). Before the load (``loading=False``: finding the run) any other error is 2: the run is
+    not found, or ``--table``/``--date`` names nothing. From staging on, a refusal (BigQuery's 403
+    on the target dataset, a failed load job) is 1; bad input found there is 2: a target that
+    already has rows under ``empty`` or whose dataset does not exist (RejectedInput), a staging
+    bucket that does not exist (ObjectMissing: no other object is read from GCS)."""
+    from shared.gcp.gcs import ObjectMissing
+    from shared.restore.stage import DamagedFile, OutOfTime
+
+    if isinstance(exc, (DamagedFile, OutOfTime, TransientError)):
+        return 1
+    if not isinstance(exc, OffsiteError) or not loading or isinstance(exc, ObjectMissing):
+        return 2
+    return 1 if operation_failed(exc) else 2
 
 
 def _checked_inputs(date: str | None, *, to: str, staging_bucket: str, disposition: str) -> dt.date | None:

@@ -8,7 +8,9 @@ all of them re-attach to ONE query instead of scanning the table once each. Wait
 by the caller's deadline; past it :class:`~shared.gcp.bq_jobs.JobPending` propagates (the run is
 acknowledged; the fingerprint job's own completion event, or the sweep, writes the manifest).
 
-Without a job id (restore's proof, tests) the query runs once, unnamed, as before.
+Restore's proof starts its own job under a caller-given id (:func:`start`) and waits for that
+one job under its own deadline (``shared.restore.load.prove``): a wait that runs out never starts
+a second query. Without a job id (tests) :func:`compute` runs the query once, unnamed.
 """
 
 from __future__ import annotations
@@ -50,6 +52,28 @@ def export_job_of(job_id: str) -> str | None:
     return base[: -len(FINGERPRINT_STEP)] + EXPORT_STEP
 
 
+def start(
+    client: Any,
+    from_clause: str,
+    params: list[Any],
+    schema: list[dict[str, Any]],
+    location: str | None,
+    job_id: str | None,
+) -> Any:
+    """Insert the fingerprint query of ``SELECT … FROM from_clause`` as job ``job_id`` (errors
+    unmapped; the library never runs it again: ``job_retry=None``)."""
+    from google.cloud import bigquery
+
+    sql = fingerprint.fingerprint_sql(from_clause, fingerprint.columns_of(schema))
+    config = bigquery.QueryJobConfig(query_parameters=params)
+    return client.query(sql, job_config=config, job_id=job_id, location=location, retry=api_retry(), job_retry=None)
+
+
+def of_row(row: Any, schema: list[dict[str, Any]], *, as_of: str | None = None) -> dict[str, Any]:
+    """The fingerprint in the fingerprint query's one row."""
+    return fingerprint.from_row(row, fingerprint.columns_of(schema), as_of=as_of)
+
+
 def compute(
     client: Any,
     from_clause: str,
@@ -65,26 +89,21 @@ def compute(
     """The fingerprint of ``SELECT … FROM from_clause``; None (logged) when BigQuery cannot compute
     it (a fingerprint never fails an export). With ``job_id``: that job, started only if it does
     not exist, waited for until ``deadline`` (JobPending past it)."""
-    from google.cloud import bigquery
 
-    columns = fingerprint.columns_of(schema)
-    sql = fingerprint.fingerprint_sql(from_clause, columns)
-    config = bigquery.QueryJobConfig(query_parameters=params)
-
-    def start(jid: str | None) -> Any:
-        return client.query(sql, job_config=config, job_id=jid, location=location, retry=api_retry(), job_retry=None)
+    def started(jid: str | None) -> Any:
+        return start(client, from_clause, params, schema, location, jid)
 
     def first_row(job: Any) -> Any:
         return list(job.result(retry=api_retry(), timeout=QUERY_TIMEOUT_S))[0]
 
     try:
         if job_id is None:
-            row = call(lambda: first_row(start(None)), f"fingerprinting {label}")
+            row = call(lambda: first_row(started(None)), f"fingerprinting {label}")
         else:
             assert deadline is not None, "a fingerprint job needs a deadline"
-            job = bq_jobs.attach_or_start(client, job_id, start, location, deadline, f"fingerprint of {label}")
+            job = bq_jobs.attach_or_start(client, job_id, started, location, deadline, f"fingerprint of {label}")
             row = call(lambda: first_row(job), f"reading the fingerprint of {label}")
     except PermanentError as exc:
         logger.warning("fingerprint query failed; the manifest has none", label=label, error=str(exc))
         return None
-    return fingerprint.from_row(row, columns, as_of=as_of)
+    return of_row(row, schema, as_of=as_of)

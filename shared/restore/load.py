@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as gexc
 
 from shared import log
-from shared.errors import PermanentError, TransientError
+from shared.errors import PermanentError, RejectedInput, TransientError
 from shared.gcp import bq_jobs, fingerprint_job, partitions
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.gcp.fingerprint import differences
@@ -31,9 +32,9 @@ LOAD_TIMEOUT_S = 3600.0
 
 
 def parse_target(target: str) -> str:
-    """``PROJECT.DATASET.TABLE``, checked; PermanentError naming the value otherwise."""
+    """``PROJECT.DATASET.TABLE``, checked; RejectedInput naming the value otherwise."""
     if not TABLE_RE.match(target):
-        raise PermanentError(
+        raise RejectedInput(
             f"restore --to: {target!r} is not PROJECT.DATASET.TABLE (a dataset of letters, digits"
             " and '_'; a table of those and '-')"
         )
@@ -41,9 +42,9 @@ def parse_target(target: str) -> str:
 
 
 def check_disposition(disposition: str) -> str:
-    """One of WRITE_DISPOSITIONS' keys; PermanentError naming the value otherwise."""
+    """One of WRITE_DISPOSITIONS' keys; RejectedInput naming the value otherwise."""
     if disposition not in WRITE_DISPOSITIONS:
-        raise PermanentError(
+        raise RejectedInput(
             f"restore --write-disposition: {disposition!r} is not one of {', '.join(WRITE_DISPOSITIONS)}"
         )
     return disposition
@@ -80,8 +81,9 @@ def run_load(
     *,
     timeout_s: float | None = None,
 ) -> Any:
-    """One load job of every staged file; raises PermanentError with BigQuery's reason on failure
-    (a table that has rows under ``empty``: what to do instead); OutOfTime when the job is not
+    """One load job of every staged file; raises PermanentError with BigQuery's reason on failure,
+    RejectedInput when the failure is the input's (a table that has rows under ``empty``: what to
+    do instead; a ``--to`` dataset that does not exist); OutOfTime when the job is not
     done within ``timeout_s`` (the job is then asked to cancel: nothing may land after the restore
     has given up on it and its staged files are deleted)."""
     config = load_job_config(manifest, disposition)
@@ -96,15 +98,19 @@ def run_load(
     waited = timeout_s or LOAD_TIMEOUT_S
     ends = time.monotonic() + waited
     try:
-        bq_jobs.call(lambda: _result(job, ends, waited, target), f"loading {target}", every_api_error=True)
+        what = f"load job {job.job_id} into {target}"
+        bq_jobs.call(lambda: _result(job, ends, waited, what), f"loading {target}", every_api_error=True)
     except OutOfTime:
         raise
     except PermanentError:
-        if (getattr(job, "error_result", None) or {}).get("reason") == "duplicate":  # BigQuery's 409 for WRITE_EMPTY
-            raise PermanentError(
+        error = getattr(job, "error_result", None) or {}
+        if error.get("reason") == "duplicate":  # BigQuery's 409 for WRITE_EMPTY
+            raise RejectedInput(
                 f"restore: --to {target} already has rows; use --write-disposition truncate or append"
             ) from None
-        raise
+        if error.get("reason") == "notFound":  # the --to dataset does not exist (the staged files were just written)
+            raise RejectedInput(f"restore: --to {target}: not found: {error.get('message', '')}") from None
+        raise  # a refusal (access denied, ...) or a failed load: the operation failed, not the input
     return job
 
 
@@ -123,22 +129,20 @@ def _started_before(client: Any, job_id: str, target: str) -> Any:
     return job
 
 
-def _result(job: Any, ends: float, waited: float, target: str) -> Any:
-    """The finished job, waited for until ``ends`` (``time.monotonic()``) across retries of the
-    wait; OutOfTime, the job asked to cancel, once it is past. (The library's TimeoutError must not
-    reach bq_jobs.call: taken for a transient failure, each retry waited the whole time again.)"""
+def _result(job: Any, ends: float, waited: float, what: str, **result_kwargs: Any) -> Any:
+    """The finished job's result, waited for until ``ends`` (``time.monotonic()``) across retries
+    of the wait; OutOfTime, the job asked to cancel, once it is past. (The library's TimeoutError
+    must not reach bq_jobs.call: taken for a transient failure, each retry waited the whole time
+    again — or, for a query, ran it again.) ``what`` names the job: ``load job J into T``."""
     left = ends - time.monotonic()
     if left > 0:
         with contextlib.suppress(TimeoutError):  # the library stops when its next poll would pass ``left``
-            return job.result(timeout=left, retry=bq_jobs.api_retry())
+            return job.result(timeout=left, retry=bq_jobs.api_retry(), **result_kwargs)
     try:
         job.cancel(retry=bq_jobs.api_retry())
     except Exception as exc:  # noqa: BLE001 - the OutOfTime below is the outcome either way
-        logger.warning("could not cancel the load job", job_id=job.job_id, error=str(exc))
-    raise OutOfTime(
-        f"did not finish within the budget: load job {job.job_id} into {target} still running after "
-        f"{waited:.0f} s (asked to cancel)"
-    )
+        logger.warning("could not cancel the job", job_id=job.job_id, error=str(exc))
+    raise OutOfTime(f"did not finish within the budget: {what} still running after {waited:.0f} s (asked to cancel)")
 
 
 def normalized_schema(fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -171,15 +175,32 @@ class Proof:
         return not self.problems
 
 
-def prove(wh: BigQueryWarehouse, target: str, manifest: Manifest) -> Proof:
-    """Row count, schema and (when the manifest has one) the fingerprint of ``target``."""
-    table = wh.client.get_table(target)
+def prove(
+    wh: BigQueryWarehouse,
+    target: str,
+    manifest: Manifest,
+    *,
+    job_id: str | None = None,
+    deadline: float | None = None,
+) -> Proof:
+    """Row count, schema and (when the manifest has one) the fingerprint of ``target``. The row
+    count and the fingerprint come from ONE query job, ``job_id`` (default: a new
+    ``offsite_proof_…``), started once and waited for until ``deadline`` (``time.monotonic()``;
+    default LOAD_TIMEOUT_S from now): OutOfTime, the job asked to cancel, once it is past."""
+    ends = deadline if deadline is not None else time.monotonic() + LOAD_TIMEOUT_S
+    table = bq_jobs.call(lambda: wh.client.get_table(target, retry=bq_jobs.api_retry()), f"reading {target}")
     problems = []
     want, got = normalized_schema(manifest.schema), normalized_schema([f.to_api_repr() for f in table.schema])
     if want != got:
         problems.append(f"schema differs: restored {got}, exported {want}")
-    quoted = "`" + target.replace(":", ".") + "`" + partitions.every_row(table)  # a table restored into may require one
-    fingerprint = fingerprint_job.compute(wh.client, quoted, [], manifest.schema, None, target)
+    job_id = job_id or f"offsite_proof_{uuid.uuid4().hex}"
+    try:
+        fingerprint = _fingerprint(wh.client, table, target, manifest, job_id, ends)
+    except OutOfTime:
+        raise
+    except PermanentError as exc:  # the query failed: nothing to compare (reported below, as before)
+        logger.warning("the restored table's fingerprint query failed", target=target, error=str(exc))
+        fingerprint = None
     if fingerprint is None:
         problems.append("the restored table's fingerprint could not be computed")
         return Proof(target, -1, problems)
@@ -189,3 +210,28 @@ def prove(wh: BigQueryWarehouse, target: str, manifest: Manifest) -> Proof:
     if manifest.fingerprint is not None:
         problems.extend(d for d in differences(manifest.fingerprint, fingerprint) if not d.startswith("row count"))
     return Proof(target, rows, problems, fingerprint_checked=manifest.fingerprint is not None)
+
+
+def _fingerprint(client: Any, table: Any, target: str, manifest: Manifest, job_id: str, ends: float) -> dict[str, Any]:
+    """The proof's fingerprint query, job ``job_id``: started once (a 409 on a resent insert is
+    the same job), waited for until ``ends``; never started again (BigQuery bills each scan)."""
+    waited = ends - time.monotonic()
+    if waited <= 0:
+        raise OutOfTime(f"did not finish within the budget: {target} loaded, its proof was not started")
+    quoted = "`" + target.replace(":", ".") + "`" + partitions.every_row(table)  # a table restored into may require one
+
+    def start() -> Any:
+        try:
+            return fingerprint_job.start(client, quoted, [], manifest.schema, table.location, job_id)
+        except gexc.Conflict:  # this proof's own id: an earlier try of this insert reached BigQuery
+            job = bq_jobs.get_job(client, job_id, table.location)
+            if job is None:  # BigQuery can answer 409 before the job is readable
+                raise TransientError(f"fingerprint query {job_id} exists (409) but cannot be read yet") from None
+            return job
+
+    job = bq_jobs.call(start, f"starting the fingerprint query of {target}", every_api_error=True)
+    what = f"the proof's fingerprint query {job_id} of {target}"
+    rows = bq_jobs.call(
+        lambda: list(_result(job, ends, waited, what, job_retry=None)), f"proving {target}", every_api_error=True
+    )
+    return fingerprint_job.of_row(rows[0], manifest.schema)

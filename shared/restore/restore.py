@@ -114,7 +114,7 @@ def execute(
     """Stage and check every file, load them with one job, prove the table. DamagedFile (nothing
     loaded) or PermanentError/TransientError from the destination, GCS or BigQuery. OutOfTime
     (nothing loaded) when ``deadline`` (``time.monotonic()``) passes before the load starts; the
-    load job is given what is left of it.
+    load job, then the proof's query (``<load job id>_proof``), are given what is left of it.
 
     The staged objects are deleted once the load job is over, whether it succeeded or not
     (``keep_staging`` keeps them, e.g. to load them again by hand)."""
@@ -142,7 +142,9 @@ def execute(
         finally:
             if not keep_staging:
                 remove_staged(restore_plan.staging_bucket, staged)
-        proof = prove(wh, restore_plan.target, run.manifest) if restore_plan.disposition != "append" else None
+        proof = None
+        if restore_plan.disposition != "append":  # one query job, never run twice, within what is left of the deadline
+            proof = prove(wh, restore_plan.target, run.manifest, job_id=f"{job_id}_proof", deadline=deadline)
         logger.info(
             "restored",
             target=restore_plan.target,
