@@ -14,9 +14,8 @@ from google.cloud import bigquery
 
 from shared.errors import PermanentError, TransientError
 from shared.gcp import bq_jobs
-from shared.manifest import Manifest
-from shared.messages import Source
 from shared.restore.load import run_load
+from tests.restore.support import manifest
 
 DUPLICATE = {"reason": "duplicate", "message": "Already Exists: Table p:d.t"}
 
@@ -36,28 +35,9 @@ class AnsweredBigQuery:
         return bigquery.LoadJob.from_api_repr(resource, self.client)
 
 
-def manifest() -> Manifest:
-    return Manifest(
-        run_id="r1",
-        source=Source(mode="table", project="p", dataset="d", table="t"),
-        date="2025-01-08",
-        bucket="b",
-        prefix="x/",
-        format="PARQUET",
-        compression=None,
-        file_name="f",
-        destinations=("box",),
-        job_id="j",
-        row_count=1,
-        schema=[{"name": "id", "type": "INTEGER"}],
-        files=(),
-        created_at="2025-01-08T00:00:00Z",
-    )
-
-
 def test_a_load_into_a_table_with_rows_says_what_to_do() -> None:
     with pytest.raises(PermanentError) as raised:
-        run_load(AnsweredBigQuery(), ["gs://b/x"], "p.d.t", manifest(), "empty", "offsite_restore_r1_abcd")
+        run_load(AnsweredBigQuery(), ["gs://b/x"], "p.d.t", manifest("r1"), "empty", "offsite_restore_r1_abcd")
     assert str(raised.value) == ("restore: --to p.d.t already has rows; use --write-disposition truncate or append")
 
 

@@ -4,51 +4,19 @@ is waited for, not started twice."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from devstack.state import StackInfo
 from shared.gcp import clients, gcs
-from shared.manifest import Manifest
-from shared.messages import Source
 from shared.restore.load import run_load
 from shared.restore.stage import OutOfTime
+from tests.restore.support import SCHEMA, front, manifest
 
 pytestmark = pytest.mark.stack
 BUCKET = "offsite-restore-load"
-SCHEMA = [{"name": "id", "type": "INTEGER", "mode": "REQUIRED"}, {"name": "s", "type": "STRING"}]
-
-
-def manifest() -> Manifest:
-    return Manifest(
-        run_id="rload",
-        source=Source(mode="table", project="p", dataset="sales", table="t"),
-        date="2025-01-08",
-        bucket="b",
-        prefix="x/",
-        format="NEWLINE_DELIMITED_JSON",
-        compression=None,
-        file_name="t.json",
-        destinations=("box",),
-        job_id="j",
-        row_count=2,
-        schema=SCHEMA,
-        files=(),
-        created_at="2025-01-08T00:00:00+00:00",
-    )
-
-
-def front(info: StackInfo, method: str, path: str, body: dict[str, Any] | None = None) -> None:
-    """The BigQuery front's test controls (``/_bqfront/holds``)."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(info.bigquery_url + path, data=data, method=method)
-    req.add_header("content-type", "application/json")
-    urllib.request.urlopen(req, timeout=10).close()
 
 
 @pytest.fixture
@@ -74,7 +42,7 @@ def test_a_load_still_running_when_the_wait_ends_is_out_of_time_at_once(
     front(info, "POST", "/_bqfront/holds", {"prefix": job_id})
     try:
         with pytest.raises(OutOfTime) as raised:
-            run_load(clients.bigquery_client(), uris, target, manifest(), "empty", job_id, timeout_s=1)
+            run_load(clients.bigquery_client(), uris, target, manifest("rload"), "empty", job_id, timeout_s=1)
     finally:
         front(info, "DELETE", f"/_bqfront/holds/{job_id}")
     assert f"load job {job_id} into {target} still running" in str(raised.value)
@@ -97,6 +65,6 @@ def test_a_load_job_started_by_an_earlier_try_of_the_insert_is_waited_for(
         write_disposition="WRITE_APPEND",
     )
     client.load_table_from_uri(uris, target, job_config=config, job_id=job_id)  # the try whose answer was lost
-    job = run_load(client, uris, target, manifest(), "append", job_id)
+    job = run_load(client, uris, target, manifest("rload"), "append", job_id)
     assert job.job_id == job_id and job.state == "DONE" and not job.error_result
     assert client.get_table(target).num_rows == 2  # loaded once

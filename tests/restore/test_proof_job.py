@@ -6,9 +6,7 @@ never be proven."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,41 +16,11 @@ import pytest
 from devstack.state import StackInfo
 from shared.gcp import clients, fingerprint_job
 from shared.gcp.bigquery import BigQueryWarehouse
-from shared.manifest import Manifest
-from shared.messages import Source
 from shared.restore.load import prove
 from shared.restore.stage import OutOfTime
+from tests.restore.support import SCHEMA, front, manifest
 
 pytestmark = pytest.mark.stack
-SCHEMA = [{"name": "id", "type": "INTEGER", "mode": "REQUIRED"}, {"name": "s", "type": "STRING"}]
-
-
-def manifest(fingerprint: dict[str, Any] | None = None) -> Manifest:
-    return Manifest(
-        run_id="rproof",
-        source=Source(mode="table", project="p", dataset="sales", table="t"),
-        date="2025-01-08",
-        bucket="b",
-        prefix="x/",
-        format="NEWLINE_DELIMITED_JSON",
-        compression=None,
-        file_name="t.json",
-        destinations=("box",),
-        job_id="j",
-        row_count=2,
-        schema=SCHEMA,
-        files=(),
-        created_at="2025-01-08T00:00:00+00:00",
-        fingerprint=fingerprint,
-    )
-
-
-def front(info: StackInfo, method: str, path: str, body: dict[str, Any] | None = None) -> None:
-    """The BigQuery front's test controls (``/_bqfront/holds``)."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(info.bigquery_url + path, data=data, method=method)
-    req.add_header("content-type", "application/json")
-    urllib.request.urlopen(req, timeout=10).close()
 
 
 class CountingClient:
@@ -98,7 +66,7 @@ def test_a_proof_still_running_at_the_deadline_is_out_of_time_once(restored: tup
     front(info, "POST", "/_bqfront/holds", {"prefix": job_id})
     try:
         with pytest.raises(OutOfTime) as raised:
-            prove(BigQueryWarehouse(client), target, manifest(), job_id=job_id, deadline=time.monotonic() + 1)
+            prove(BigQueryWarehouse(client), target, manifest("rproof"), job_id=job_id, deadline=time.monotonic() + 1)
     finally:
         front(info, "DELETE", f"/_bqfront/holds/{job_id}")
     assert str(raised.value).startswith("did not finish within the budget: ")
@@ -114,6 +82,8 @@ def test_a_proof_whose_query_is_released_before_the_deadline_is_given(restored: 
     job_id = f"offsite_restore_rproof_{uuid.uuid4().hex[:8]}_proof"
     client = CountingClient(clients.bigquery_client(), lambda: front(info, "DELETE", f"/_bqfront/holds/{job_id}"))
     front(info, "POST", "/_bqfront/holds", {"prefix": job_id})
-    proof = prove(BigQueryWarehouse(client), target, manifest(expected), job_id=job_id, deadline=time.monotonic() + 120)
+    proof = prove(
+        BigQueryWarehouse(client), target, manifest("rproof", expected), job_id=job_id, deadline=time.monotonic() + 120
+    )
     assert proof.equal and proof.fingerprint_checked and proof.rows == 2, proof.problems
     assert client.queries == [job_id]

@@ -18,7 +18,7 @@ from shared.gcp import bq_jobs
 from shared.gcp.gcs import ObjectMissing
 from shared.restore.load import parse_target, run_load
 from shared.restore.stage import DamagedFile, OutOfTime
-from tests.restore.test_load_errors import manifest
+from tests.restore.support import manifest
 
 ACCESS_DENIED = {
     "reason": "accessDenied",
@@ -49,7 +49,7 @@ class AnsweredBigQuery:
 
 def load_error(client: AnsweredBigQuery) -> OffsiteError:
     with pytest.raises(OffsiteError) as raised:
-        run_load(client, ["gs://b/x"], "p.d.t", manifest(), "empty", "offsite_restore_r1_abcd")
+        run_load(client, ["gs://b/x"], "p.d.t", manifest("r1"), "empty", "offsite_restore_r1_abcd")
     return raised.value
 
 
