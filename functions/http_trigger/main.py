@@ -4,7 +4,8 @@ import flask
 import functions_framework
 
 from shared import runtime
-from shared.http_trigger.api import HttpRequest, handle
+from shared.http_trigger.api import handle
+from shared.http_trigger.messages import HttpRequest
 
 
 @functions_framework.http

@@ -26,13 +26,14 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from shared import log
 from shared.config import Config
 from shared.errors import OffsiteError, RejectedInput, TransientError
 from shared.http_trigger import auth, progress
+from shared.http_trigger.ingest import start_ingest
+from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
 from shared.messages import ExportRequest, VerifyRequest, parse_json_object
 
 logger = log.get_logger(__name__)
@@ -46,31 +47,6 @@ ENDPOINTS = (
     "GET /, GET /health, POST /sync, POST /sync/<dataset>, GET /runs/<run_id>, POST /verify/<run_id>, POST /ingest"
 )
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,1024}\Z")
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    method: str
-    path: str
-    query: Mapping[str, str] = field(default_factory=dict)
-    authorization: str | None = None
-    body: bytes = b""
-    idempotency_key: str | None = None  # the Idempotency-Key header: a retried POST /sync is the same run
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class BadRequest(Exception):
-    """400 with the message (``field: value expectation``)."""
-
-
-def error(status: int, message: str, **headers: str) -> HttpResponse:
-    return HttpResponse(status, {"error": message}, dict(headers))
 
 
 def max_wait_s() -> int:
@@ -110,8 +86,6 @@ def handle(request: HttpRequest, config: Config, *, sleep: Callable[[float], Non
 
 def _route(request: HttpRequest, config: Config, sleep: Callable[[float], None]) -> HttpResponse:
     parts = [p for p in request.path.split("/") if p]
-    from shared.http_trigger.ingest import start_ingest  # it answers with this module's types
-
     endpoints: dict[tuple[str, int], dict[str, Callable[[], HttpResponse]]] = {
         ("", 0): {"GET": health},
         ("health", 1): {"GET": health},

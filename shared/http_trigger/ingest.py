@@ -12,7 +12,7 @@ ingest function reports (``GET /runs/<run_id>``, ``offsite status``). Per-table 
 from __future__ import annotations
 
 from shared.config import Config
-from shared.http_trigger.api import BadRequest, HttpRequest, HttpResponse, error
+from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
 from shared.messages import parse_json_object
 
 
