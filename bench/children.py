@@ -89,8 +89,17 @@ def _tree_sum(pid: int, of: Callable[[psutil.Process], float]) -> float:
 
 
 def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants now."""
-    return int(_tree_sum(pid, lambda proc: proc.memory_info().rss))
+    """Resident bytes of ``pid`` and all its descendants now. A child that has not called exec
+    yet (``subprocess`` starting ``ssh``: vfork, or fork's copy-on-write) shows its parent's
+    pages as its own RSS; it is left out, or a sample taken in that instant counts the parent
+    twice (+77 MB peaks in one run of three of the SFTP bench, 2026-12-05)."""
+    return int(_tree_sum(pid, lambda proc: 0 if _not_yet_exec(proc) else proc.memory_info().rss))
+
+
+def _not_yet_exec(proc: psutil.Process) -> bool:
+    """Whether ``proc`` still runs its parent's program image (same command line: not exec'd)."""
+    parent = proc.parent()
+    return parent is not None and proc.pid != parent.pid and proc.cmdline() == parent.cmdline()
 
 
 def _cpu_with_reaped(proc: psutil.Process) -> float:

@@ -233,3 +233,25 @@ def test_tree_rss_counts_children_and_grandchildren_and_children_of_other_thread
         procs.kill_tree(psutil.Process(parent.pid))
         parent.wait(timeout=30)
     assert children.tree_rss(parent.pid) == 0
+
+
+def test_tree_rss_leaves_out_a_child_that_has_not_called_exec_yet() -> None:
+    """A forked child before its exec (subprocess starting ``ssh``) shows the parent's pages as
+    its own RSS: counted, the sample held the parent twice (the SFTP bench's +77 MB peaks)."""
+    import subprocess
+
+    import psutil
+
+    script = "import os, time\nheld = bytearray(os.urandom(64_000_000))\nos.fork()\ntime.sleep(60)"
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        root = psutil.Process(parent.pid)
+        deadline = time.monotonic() + 30
+        while not root.children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (forked,) = root.children()
+        assert forked.memory_info().rss > 60_000_000  # the parent's pages, shown as the child's own
+        assert children.tree_rss(parent.pid) == pytest.approx(root.memory_info().rss, rel=0.05)
+    finally:
+        procs.kill_tree(psutil.Process(parent.pid))
+        parent.wait(timeout=30)
