@@ -56,11 +56,11 @@ def collect_sections(
     }
     for key, field in (("PASSWORD", "password"), ("PRIVATE_KEY", "private_key")):
         if values.get(prefix + key) is not None:
-            partner[field] = ref(f"offsite-sftp-{name}-{field.replace('_', '-')}")
+            secret = f"offsite-sftp-{name}-{field.replace('_', '-')}"
+            partner[field] = ref(secret)
             lines.not_mapped.append(
                 f"{where}: {prefix}{key}: not copied (secrets never go into the YAML); put it into secret "
-                f"offsite-sftp-{name}-{field.replace('_', '-')}: gcloud secrets versions add "
-                f"offsite-sftp-{name}-{field.replace('_', '-')} --data-file=-"
+                f"{secret}: gcloud secrets versions add {secret} --data-file=-"
             )
     if "password" not in partner and "private_key" not in partner:
         partner["password"] = ref(f"offsite-sftp-{name}-password")
@@ -79,8 +79,8 @@ def collect_sections(
         "auth": {
             "method": "oauth",
             "client_id": values.get("GOOGLE_CLIENT_ID") or "CLIENT_ID.apps.googleusercontent.com",
-            "client_secret": ref(f"offsite-drive-{name}-client-secret"),
-            "refresh_token": ref(f"offsite-drive-{name}-refresh-token"),
+            "client_secret": ref(_drive_secret(name, "GOOGLE_CLIENT_SECRET")),
+            "refresh_token": ref(_drive_secret(name, "GOOGLE_REFRESH_TOKEN")),
         },
     }
     _report(where, name, prefix, values, partner, job, lines)
@@ -110,7 +110,7 @@ def _report(
         "weekdays: [mon, …] if it skipped weekends)"
     )
     for key in ("GOOGLE_CLIENT_SECRET", "GOOGLE_REFRESH_TOKEN"):
-        secret = f"offsite-drive-{name}-{key.removeprefix('GOOGLE_').lower().replace('_', '-')}"
+        secret = _drive_secret(name, key)
         lines.not_mapped.append(
             f"{key}: not copied; put it into secret {secret}: gcloud secrets versions add {secret} --data-file=-"
         )
@@ -120,3 +120,8 @@ def _report(
         - set(GOOGLE_KEYS)
     ):
         lines.not_mapped.append(f"{where}: {key}: not a setting of the old collector offsite knows")
+
+
+def _drive_secret(name: str, key: str) -> str:
+    """The secret a Drive credential variable goes to: GOOGLE_REFRESH_TOKEN → offsite-drive-NAME-refresh-token."""
+    return f"offsite-drive-{name}-{key.removeprefix('GOOGLE_').lower().replace('_', '-')}"

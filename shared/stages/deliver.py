@@ -146,19 +146,8 @@ def _continue_manifest(
         live = gcs.stat(obj.bucket, obj.name)  # the continuation carries no metadata: heal's mark is on the object
         healing = heal_destination(live.metadata if live is not None else None) == str(destination)
 
-        def one(destination_id: DestinationId) -> None:
-            with factory.opened(destination_id, config) as opened:
-                deliver_manifest_if_ready(
-                    obj.bucket,
-                    folder,
-                    routing,
-                    opened,
-                    budget_s=budget_s,
-                    state_bucket=config.state_bucket_name,
-                    healing=healing,
-                )
-
-        each(stage, [destination], one, lambda d: _context(routing, d))
+        copy = _manifest_copier(obj, folder, routing, config, lambda: budget_s, healing=healing)
+        each(stage, [destination], copy, lambda d: _context(routing, d))
 
 
 def _deliver_to(
@@ -215,21 +204,34 @@ def _deliver_manifest(
         if routing is None:
             return
         mine = [d for d in routing.destinations if d.kind in kinds and healed in (None, str(d))]
-        left = budget_left(budget_s)
+        copy = _manifest_copier(obj, folder, routing, config, budget_left(budget_s), healing=healed is not None)
+        each(stage, mine, copy, lambda d: _context(routing, d))
 
-        def one(destination_id: DestinationId) -> None:
-            with factory.opened(destination_id, config) as destination:
-                deliver_manifest_if_ready(
-                    obj.bucket,
-                    folder,
-                    routing,
-                    destination,
-                    budget_s=left(),
-                    state_bucket=config.state_bucket_name,
-                    healing=healed is not None,
-                )
 
-        each(stage, mine, one, lambda d: _context(routing, d))
+def _manifest_copier(
+    obj: StorageObject,
+    folder: RunFolder,
+    routing: TableExport,
+    config: Config,
+    budget: Callable[[], float | None],
+    *,
+    healing: bool,
+) -> Callable[[DestinationId], None]:
+    """The manifest copy to one destination, opened for it, within ``budget()`` (asked at its start)."""
+
+    def copy(destination_id: DestinationId) -> None:
+        with factory.opened(destination_id, config) as destination:
+            deliver_manifest_if_ready(
+                obj.bucket,
+                folder,
+                routing,
+                destination,
+                budget_s=budget(),
+                state_bucket=config.state_bucket_name,
+                healing=healing,
+            )
+
+    return copy
 
 
 def _context(routing: TableExport, destination_id: DestinationId) -> dict[str, Any]:
