@@ -52,6 +52,7 @@ locals {
   #                 failed-<stage>.json`: created, counted, released; shared/stages/failures.py);
   #   checkpoints/  the upload functions' checkpoints of transfers longer than one invocation;
   #   dead-letters/, retention/, recheck/, mirror/  verify's claims and records outside run folders;
+  #   run-index/    fan_out's record of each request's table exports, created once, read by run id;
   #   results/      every stage's reported result is appended to the run history (create only);
   #   errors/       every stage's last error of an event being retried, for its dead letter;
   #   alerts/       queued alerts and the per-run rate limit, replaced with a generation match,
@@ -86,6 +87,10 @@ locals {
     }
   }
   state_bucket_roles = {
+    fan_out = {
+      # each request's table exports, recorded once before they are published (shared/run_index.py)
+      run_index = { role = "roles/storage.objectCreator", prefix = "run-index/" }
+    }
     export_table = {
       # a failed export job is reported once per run, claimed with if_generation_match=0
       # (shared/stages/export_records.py) and released when that report could not be published

@@ -182,7 +182,7 @@ def local_checks(
     from shared.verify.markers import read_state
     from shared.verify.runs import RunObjects, find_runs, load_manifest
 
-    runs = find_runs(cfg.bucket, cfg.export_prefix, cfg.project, run_id=run_id)
+    runs = find_runs(cfg.bucket, cfg.export_prefix, cfg.project, run_id=run_id, state_bucket=cfg.state_bucket_name)
     if not runs:
         raise RejectedInput(f"no run {run_id!r} under gs://{cfg.bucket}/{cfg.export_prefix}/")
     checks = []

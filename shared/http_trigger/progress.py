@@ -157,11 +157,22 @@ def read_results(config: Config, run_id: str, since: dt.datetime) -> list[Verify
 
 
 def expected_from_bucket(config: Config, run_id: str) -> dict[str, tuple[str | None, str | None, tuple[str, ...]]]:
-    """The run's tables as its folders in the exports bucket say (``_run.json``, else the manifest)."""
+    """The run's tables as the fan-out recorded them (:mod:`shared.run_index`: no listing), else as
+    its folders in the exports bucket say (``_run.json``, else the manifest)."""
+    from shared import run_index
     from shared.delivery.routing import load_run
     from shared.verify.runs import find_runs, load_manifest
 
     expected: dict[str, tuple[str | None, str | None, tuple[str, ...]]] = {}
+    indexed = run_index.exports_of(config.state_bucket_name, run_id)
+    for export in indexed or []:
+        expected[export.source.label] = (
+            export.source.table,
+            export.date.isoformat(),
+            tuple(str(d) for d in export.destinations),
+        )
+    if indexed is not None:
+        return expected
     for ref in find_runs(config.bucket, config.export_prefix, config.project, run_id=run_id):
         folder = ref.folder
         run = load_run(config.bucket, folder) if ref.has_run else None

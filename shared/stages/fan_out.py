@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared import log
+from shared import log, run_index
 from shared.config import Config
 from shared.config.types import TABLE_RE
 from shared.errors import RejectedInput
@@ -278,6 +278,7 @@ def fan_out(event: Any, config: Config, *, wh: Warehouse | None = None) -> list[
             if wh is None and request.dataset is not None:
                 wh = warehouse()
             exports = plan(request, config, wh, run_id=run_id, publish_time=message.first_published)
+            run_index.record(config.state_bucket_name, exports)  # before any export can be seen
             pubsub.publish_all(TABLE_EXPORTS, exports, run_id=run_id)
             logger.info(
                 "fanned out",

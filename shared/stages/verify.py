@@ -154,6 +154,7 @@ def on_request(request: VerifyRequest, config: Config, message_id: str) -> None:
         table=request.table,
         export=request.export,
         date=request.date,
+        state_bucket=config.state_bucket_name,
     )
     if not request.run_id and runs:
         runs = runs[-1:]  # the day's latest run (a re-run supersedes an earlier one)

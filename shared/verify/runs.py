@@ -2,23 +2,27 @@
 
 A run folder (``shared.layout.RunFolder``) holds ``_run.json`` (written when the export
 starts), the data files, ``_manifest.json`` (written last) and verify's markers. Lookups here
-list the bucket under ``export_prefix``; GCS has no index by run id, and the bucket's
-lifecycle rule (``expiration_days``) keeps those listings bounded.
+list the bucket under ``export_prefix``, or, by run id, only the folders the fan-out recorded
+for it (:mod:`shared.run_index`: GCS has no listing by run id); the bucket's lifecycle rule
+(``expiration_days``) keeps the whole listings bounded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from shared import run_index
 from shared.errors import PermanentError, RejectedInput
 from shared.gcp import gcs, reader
 from shared.layout import MANIFEST_NAME, QUERY_SEGMENT, RUN_NAME, RunFolder, parse_object_name, yyyymmdd
 from shared.manifest import Manifest, ManifestFile
 
 T = TypeVar("T")
+LIST_WORKERS = 8  # a run's folders listed at once (:func:`find_runs` by run id)
 SHA1_METADATA_KEY = "sha1"  # set on each data object by the upload functions after delivery
 
 
@@ -68,9 +72,16 @@ def find_runs(
     table: str | None = None,
     export: str | None = None,
     date: dt.date | None = None,
+    state_bucket: str | None = None,
 ) -> list[RunRef]:
-    """Run folders by run id (every table of it), by dataset+table+date or by export+date."""
+    """Run folders by run id (every table of it), by dataset+table+date or by export+date. By run
+    id with ``state_bucket``: only the folders the fan-out recorded for it (:mod:`shared.run_index`)
+    are listed; the whole bucket only for a run it has no record of."""
     head = export_prefix.strip("/") + "/"
+    if run_id and state_bucket and not (dataset or export or date):
+        indexed = run_index.exports_of(state_bucket, run_id)
+        if indexed is not None:
+            return runs_in(_list_folders([e.prefix for e in indexed], bucket), bucket, export_prefix, project)
     if dataset and table and date:
         prefix = f"{head}{dataset}/{table}/{yyyymmdd(date)}/"
     elif export and date:
@@ -79,6 +90,12 @@ def find_runs(
         prefix = head
     runs = runs_in(list_objects(bucket, prefix), bucket, export_prefix, project)
     return [r for r in runs if run_id is None or r.folder.run_id == run_id]
+
+
+def _list_folders(prefixes: list[str], bucket: str) -> list[GcsObject]:
+    """Every object of the run folders ``prefixes`` (one small listing each, a few at once)."""
+    with ThreadPoolExecutor(max_workers=LIST_WORKERS) as pool:
+        return [obj for listed in pool.map(lambda p: list_objects(bucket, p), prefixes) for obj in listed]
 
 
 def runs_in(objects: Iterable[GcsObject], bucket: str, export_prefix: str, project: str = "") -> list[RunRef]:

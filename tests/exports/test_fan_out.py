@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from shared.events import FIRST_PUBLISHED_ATTR
 from shared.messages import TableExport
@@ -172,3 +173,47 @@ def test_a_table_name_offsite_cannot_carry_is_reported_and_the_rest_exported(exp
     (rejected,) = results.pull(lambda m: "orders eu" in (m.get("reason") or ""), count=1)
     assert rejected["status"] == "rejected" and rejected["stage"] == "fan_out"
     assert "sales.orders eu: not exported" in rejected["reason"]
+
+
+def test_each_request_is_recorded_by_run_id_and_lookups_list_only_its_folders(exports_env: ExportsKit) -> None:
+    """GCS has no listing by run id: the fan-out records each request's exports (once, also when
+    redelivered), and a lookup by run id lists only those folders, not the whole bucket."""
+    from shared import run_index
+    from shared.gcp import gcs
+    from shared.verify.runs import find_runs
+
+    kit = exports_env
+    out = kit.subscribe(TABLE_EXPORTS)
+    run_id = f"indexed-{uuid.uuid4().hex[:8]}"
+    tables = kit.request_event({"dataset": "sales", "tables": ["products", "customers"], "run_id": run_id})
+    kit.main.fan_out(tables)
+    kit.main.fan_out(tables)  # redelivered: nothing new is recorded
+    kit.main.fan_out(kit.request_event({"export": "orders_daily", "date": "2025-01-08", "run_id": run_id}))
+    published = {e.prefix: e for e in _exports_of(kit, out, run_id, 5)}
+    state = kit.config.state_bucket_name
+
+    records = gcs.list_prefix(state, run_index.run_prefix(run_id))
+    assert len(records) == 2  # one per request of the run
+    assert run_index.exports_of(state, run_id) == [published[p] for p in sorted(published)]
+    assert run_index.exports_of(state, "never-fanned-out") is None
+
+    # Each recorded folder gets its _run.json; a folder of the same id the fan-out never recorded
+    # is not looked at when the record exists (the whole listing is only for unrecorded runs).
+    for export in published.values():
+        gcs.write(kit.bucket, export.prefix + "_run.json", export.to_json(), "application/json")
+    stray = f"exports/sales/orders/20250108/{run_id}/_run.json"
+    gcs.write(kit.bucket, stray, b"{}", "application/json")
+    config = kit.config
+    indexed = find_runs(config.bucket, config.export_prefix, config.project, run_id=run_id, state_bucket=state)
+    assert sorted(r.folder.prefix for r in indexed) == sorted(published)
+    assert all(r.has_run and not r.has_manifest for r in indexed)
+    listed = find_runs(config.bucket, config.export_prefix, config.project, run_id=run_id)
+    assert sorted(r.folder.prefix for r in listed) == sorted([*published, stray.rsplit("/", 1)[0] + "/"])
+
+    # GET /runs/<id>'s tables: as recorded, exports not started yet included, the stray left out
+    from shared.http_trigger.progress import expected_from_bucket
+
+    assert expected_from_bucket(config, run_id) == {
+        e.source.label: (e.source.table, e.date.isoformat(), tuple(str(d) for d in e.destinations))
+        for e in published.values()
+    }

@@ -194,7 +194,8 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
     # the run history, alerts (listed to flush them) and the last error of a retried event
     reporting = {(creator, "results/"), (replacer, "alerts/"), (lister, "list:alerts/"), (replacer, "errors/")}
     assert state == {
-        "fan_out": reporting,
+        # each request's table exports, recorded once for lookups by run id (shared/run_index.py)
+        "fan_out": {(creator, "run-index/")} | reporting,
         # a failed export job is claimed once per run before it is reported (released if unreported)
         "export_table": {(replacer, "exports/*/_export/failure.json")} | reporting,
         # a transfer that runs out of its time budget keeps its checkpoint here; a failure is
@@ -365,10 +366,12 @@ def test_granted_prefixes_are_where_shared_writes() -> None:
     from shared.config import Config
     from shared.reporting.alerts import ALERTS_PREFIX
     from shared.reporting.history import RESULTS_PREFIX
+    from shared.run_index import INDEX_PREFIX
 
     iam_tf = (INFRA / "iam.tf").read_text()
     assert f'prefix = "{RESULTS_PREFIX}"' in iam_tf
     assert f'prefix = "{ALERTS_PREFIX}"' in iam_tf
+    assert f'prefix = "{INDEX_PREFIX}"' in iam_tf
     assert (
         Config.model_fields["export_prefix"].default == "exports"
     )  # the default the export_prefix local falls back to
