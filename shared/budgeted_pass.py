@@ -5,8 +5,9 @@ day, and stops starting new work when its time budget, counted from the sweep's 
 spent; what it could not finish the next sweep picks up. Retention's claims are taken with
 :func:`claim_pair`: one still busy longer than a verify invocation can live was left by one
 stopped at its timeout (it could not give the claim back), and the next sweep takes it over.
-(The recheck judges from the marker listing, names only, whether a pair was checked today; a
-takeover there would cost a read per checked pair per sweep.)
+A claim marker carries ``BUSY_METADATA`` while it is busy (the outcome's write replaces the
+object without it), so a pass that judges from a listing, as the recheck does, sees a busy claim
+and its age there, without reading each marker.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ from shared.topology import VERIFY_TIMEOUT_S
 logger = log.get_logger(__name__)
 # a claim still busy this long after it was taken: its invocation has ended (timeout)
 ABANDONED_AFTER = dt.timedelta(seconds=VERIFY_TIMEOUT_S + 60)
+BUSY_METADATA = {"offsite-claim": "busy"}  # on a claim marker until its outcome replaces it
+
+
+def is_busy(metadata: dict[str, str]) -> bool:
+    """A listed claim marker that is still busy (``BUSY_METADATA``)."""
+    return all(metadata.get(k) == v for k, v in BUSY_METADATA.items())
+
+
+def abandoned(busy_since: dt.datetime | None, now: dt.datetime) -> bool:
+    """A claim busy since ``busy_since`` (its generation's creation) has outlived any invocation."""
+    return busy_since is not None and now - busy_since >= ABANDONED_AFTER
 
 
 @dataclass
@@ -56,17 +68,17 @@ def claim_pair(bucket: str, name: str, body: dict[str, Any], now: dt.datetime, s
     ABANDONED_AFTER before ``now``; of two sweeps taking it over one wins (generation match).
     False: done or failed today, or another sweep works on it."""
     data = json.dumps(body, sort_keys=True).encode()
-    if gcs.write_if_absent(bucket, name, data, "application/json"):
+    if gcs.write_if_absent(bucket, name, data, "application/json", metadata=BUSY_METADATA):
         return True
     found = gcs.read_with_generation(bucket, name)
     if found is None:
         return False  # given back just now: the next sweep claims it
     held = _json(found[0])
     started = _time(held.get(since))
-    if held.get("status") != body.get("status") or started is None or now - started < ABANDONED_AFTER:
+    if held.get("status") != body.get("status") or not abandoned(started, now):
         return False
     try:
-        gcs.write(bucket, name, data, "application/json", if_generation_match=found[1])
+        gcs.write(bucket, name, data, "application/json", if_generation_match=found[1], metadata=BUSY_METADATA)
     except gexc.PreconditionFailed:
         return False  # another sweep took it over first
     logger.warning("took over a claim its invocation left unfinished", claim=name, since=held[since])

@@ -19,9 +19,9 @@ import datetime as dt
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from shared import log
+from shared import budgeted_pass, log
 from shared.gcp import gcs
 from shared.verify import markers as verify_markers
 
@@ -37,6 +37,8 @@ class MarkerScan:
     index: MarkerIndex
     start: str  # where this part began ("" = the beginning)
     next_start: str  # where the next part begins ("" = it reached the end: start over)
+    # listed claim markers still busy (budgeted_pass.BUSY_METADATA) → when that claim was taken
+    busy: dict[str, dt.datetime | None] = field(default_factory=dict)
 
 
 def cursor_name(export_prefix: str) -> str:
@@ -69,26 +71,28 @@ def scan(
     objects (a page), so a listing shorter than that is always whole; once past ``stop_at`` the
     listing ends where the next run folder begins, so no folder is half-read."""
     index: MarkerIndex = {}
-    next_start = _scan_part(state_bucket, export_prefix, wanted, index, start, "", stop_at, check_every)
+    busy: dict[str, dt.datetime | None] = {}
+    next_start = _scan_part(state_bucket, export_prefix, wanted, (index, busy), start, "", stop_at, check_every)
     if start and not next_start:
-        next_start = _scan_part(state_bucket, export_prefix, wanted, index, "", start, stop_at, check_every)
-    return MarkerScan(index, start, next_start)
+        next_start = _scan_part(state_bucket, export_prefix, wanted, (index, busy), "", start, stop_at, check_every)
+    return MarkerScan(index, start, next_start, busy)
 
 
 def _scan_part(
     state_bucket: str,
     export_prefix: str,
     wanted: set[str],
-    index: MarkerIndex,
+    into: tuple[MarkerIndex, dict[str, dt.datetime | None]],
     start: str,
     until: str,
     stop_at: float | None,
     check_every: int,
 ) -> str:
-    """Add the markers from ``start`` to ``until`` (or the end) to ``index``; where the next part
-    begins, "" when this one reached its end."""
+    """Add the markers from ``start`` to ``until`` (or the end) to ``into`` (the index, and the
+    busy claims among them); where the next part begins, "" when this one reached its end."""
     head = export_prefix.strip("/") + "/"
     sep = f"/{verify_markers.VERIFY_FOLDER}/"
+    index, busy = into
 
     def add_to_index(infos: Iterator[gcs.ObjectInfo]) -> str:
         found: MarkerIndex = {}
@@ -109,6 +113,8 @@ def _scan_part(
             destination, _, rest = info.name[at + len(sep) :].partition("/")
             if rest:
                 found.setdefault(folder, {}).setdefault(destination, set()).add(rest)
+                if budgeted_pass.is_busy(info.metadata):
+                    busy[info.name] = info.time_created
         index.update(found)
         return ""
 

@@ -7,7 +7,9 @@ deleted or changed at the destination later would only be found by hand. Each sw
 destination is ``in_sync`` and was decided before today (UTC), and at most once per (run
 folder, destination) and UTC day —
 claimed with ``{run folder}_verify/{destination}/recheck-{YYYYMMDD}.json`` in the state bucket
-(``if_generation_match=0``) — compares the destination again
+(``if_generation_match=0``; a claim still busy after a verify invocation's longest life was left
+by one stopped at its timeout, seen as such in the listing, and is taken over:
+:func:`shared.budgeted_pass.claim_pair`) — compares the destination again
 (:func:`shared.verify.flow.run_comparison`, the same full check as the first verification):
 
 - still in sync: nothing is published (logged; the day's marker records it);
@@ -32,11 +34,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from shared import log
+from shared import budgeted_pass, log
 from shared.budgeted_pass import PassCounts, record_outcome, stop_time
 from shared.config import Config
 from shared.errors import PermanentError, RejectedInput
@@ -99,7 +101,7 @@ def recheck(
         stop_at=time.monotonic() + scan_s,
         check_every=scan_check_every,
     )
-    first_deferred = _recheck_listed(config, part.index, by_prefix, now, stop_at, message_id, summary)
+    first_deferred = _recheck_listed(config, part, by_prefix, now, stop_at, message_id, summary)
     # a deferred pair is where the next sweep starts listing: nothing is passed over
     next_start = first_deferred if first_deferred is not None else part.next_start
     if next_start != start:
@@ -110,7 +112,7 @@ def recheck(
 
 def _recheck_listed(
     config: Config,
-    index: marker_scan.MarkerIndex,
+    part: marker_scan.MarkerScan,
     by_prefix: dict[str, RunRef],
     now: dt.datetime,
     stop_at: float,
@@ -121,10 +123,10 @@ def _recheck_listed(
     first run folder left for the next sweep, if any."""
     today = yyyymmdd(now.date())
     first_deferred: str | None = None
-    for prefix in sorted(index):
+    for prefix in sorted(part.index):
         run = by_prefix[prefix]
-        for destination, names in sorted(index[prefix].items()):
-            round_ = _due_round(prefix, destination, names, today)
+        for destination, names in sorted(part.index[prefix].items()):
+            round_ = _due_round(prefix, destination, names, today, lambda name: _abandoned(part, name, now))
             if round_ is None:
                 continue
             if time.monotonic() > stop_at:
@@ -140,18 +142,31 @@ def _recheck_listed(
     return first_deferred
 
 
-def _due_round(prefix: str, destination: str, names: set[str], today: str) -> int | None:
+def _due_round(
+    prefix: str, destination: str, names: set[str], today: str, abandoned: Callable[[str], bool]
+) -> int | None:
     """The round whose in_sync result to recheck, or None: no result yet for the current round
     (the normal flow or the sweep decides), removed by retention (``pruning.json``: nothing there
-    to recheck), this round's recheck mismatch already reported, or rechecked today."""
+    to recheck), this round's recheck mismatch already reported, or rechecked (or being
+    rechecked) today. A claim of today's left busy by an invocation stopped at its timeout
+    (``abandoned(marker name)``) is due again: :func:`_recheck_one` takes it over."""
     state = verify_markers.state_of(names)
     if not state.reported or verify_markers.PRUNING in names:
         return None
     base = verify_markers.folder(prefix, destination)
-    for kind, key in ((verify_markers.Kind.RECHECK_MISMATCH, state.round), (verify_markers.Kind.RECHECK, today)):
-        if verify_markers.marker(prefix, destination, kind, key)[len(base) :] in names:
-            return None
+    if (
+        verify_markers.marker(prefix, destination, verify_markers.Kind.RECHECK_MISMATCH, state.round)[len(base) :]
+        in names
+    ):
+        return None
+    daily = verify_markers.marker(prefix, destination, verify_markers.Kind.RECHECK, today)
+    if daily[len(base) :] in names and not abandoned(daily):
+        return None
     return state.round
+
+
+def _abandoned(part: marker_scan.MarkerScan, name: str, now: dt.datetime) -> bool:
+    return name in part.busy and budgeted_pass.abandoned(part.busy[name], now)
 
 
 def _day_of(timestamp: object) -> dt.date | None:
@@ -174,8 +189,8 @@ def _recheck_one(
     bucket, prefix = config.state_bucket_name, run.folder.prefix
     daily = verify_markers.marker(prefix, destination, verify_markers.Kind.RECHECK, today)
     body: dict[str, Any] = {"round": round_, "checked_at": now.isoformat(), "status": "checking"}
-    if not verify_markers.claim(bucket, daily, body):
-        return  # another sweep instance has it
+    if not budgeted_pass.claim_pair(bucket, daily, body, now, "checked_at"):
+        return  # another sweep instance has it, or finished it today
     try:
         outcome = _compare(config, run, destination, round_, now, message_id, summary)
     except PermanentError as exc:

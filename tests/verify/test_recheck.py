@@ -174,3 +174,32 @@ def test_a_long_marker_listing_is_read_in_parts_across_sweeps(vstack: VerifyStac
     assert one_part() == 0  # the first folder again, rechecked today already
     # with time to list it all, one sweep covers both runs (and the day's rechecks are done)
     assert recheck(config(), runs, now=days_later(2)).checked == 2
+
+
+def test_a_claim_left_busy_by_a_stopped_invocation_is_taken_over_by_a_later_sweep(vstack: VerifyStack) -> None:
+    """An invocation stopped at its timeout mid-compare leaves its day's claim busy; before, that
+    pair was not rechecked until the next day. The listing shows the claim busy (its metadata),
+    and a sweep after a verify invocation's longest life takes it over; one younger is left."""
+    from shared.budgeted_pass import ABANDONED_AFTER, claim_pair
+
+    stale, fresh = in_sync_run(vstack), in_sync_run(vstack)
+    for run in (stale, fresh):
+        memory.process_destination().delete(vstack.remote_path(run, SECOND))
+    tomorrow = days_later(1).replace(hour=12)  # the sweeps below stay within its day
+    for run, age in ((stale, ABANDONED_AFTER + dt.timedelta(seconds=5)), (fresh, dt.timedelta(seconds=30))):
+        taken = tomorrow - age  # when the stopped (or still running) invocation claimed it
+        daily = marker(run.folder.prefix, "memory", Kind.RECHECK, _day(tomorrow))
+        body = {"round": 0, "checked_at": taken.isoformat(), "status": "checking"}
+        assert claim_pair(vstack.state_bucket, daily, body, taken, "checked_at")
+
+    summary = sweep(config(), now=tomorrow)
+    assert (summary.rechecked, summary.recheck_mismatches) == (1, 1)
+    assert [r.stage for r in vstack.results_for(stale)] == ["verify", "verify:recheck"]
+    assert [r.stage for r in vstack.results_for(fresh)] == ["verify"]  # its holder may still be at work
+    # Later that day: the outcome replaced the first claim (no longer busy: not taken over
+    # again); the second's holder has outlived any invocation by now, and it is taken over.
+    later = sweep(config(), now=tomorrow + ABANDONED_AFTER)
+    assert (later.rechecked, later.recheck_mismatches) == (1, 1)
+    assert [r.stage for r in vstack.results_for(stale)] == ["verify", "verify:recheck"]
+    assert [r.stage for r in vstack.results_for(fresh)] == ["verify", "verify:recheck"]
+    assert sweep(config(), now=tomorrow + 2 * ABANDONED_AFTER).rechecked == 0
