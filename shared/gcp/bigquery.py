@@ -194,6 +194,9 @@ class BigQueryWarehouse:
         return [f.to_api_repr() for f in self.get_table(table).schema]
 
     def count_rows(self, source: ExportSource) -> int:
+        """COUNT(*) of ``source`` now, by one unnamed query (no export, no deadline: tests, tools).
+        An export counts by a job under its own deterministic id (:meth:`_count_at`,
+        :meth:`_export_query`), which a later finisher re-attaches to."""
         if isinstance(source, TableRef):
             where = partitions.every_row(self.get_table(source))
             return self._scalar(
@@ -202,17 +205,15 @@ class BigQueryWarehouse:
         sql, params = source.parameterized()
         return self._scalar(f"SELECT COUNT(*) AS n FROM {as_subquery(sql)}", params, f"counting rows of {source.label}")
 
-    def _scalar(self, sql: str, params: list[Any], what: str, location: str | None = None) -> int:
+    def _scalar(self, sql: str, params: list[Any], what: str) -> int:
+        """The one value of ``sql``, by ONE query job: a wait that times out (QUERY_TIMEOUT_S, retried
+        a few times by ``call``) waits on the same job again, never starts another query."""
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(query_parameters=params)
-
-        def run() -> int:
-            job = self.client.query(sql, job_config=config, location=location, retry=api_retry(), job_retry=None)
-            rows = list(job.result(retry=api_retry(), timeout=QUERY_TIMEOUT_S))
-            return int(rows[0][0])
-
-        return int(call(run, what))
+        job = call(lambda: self.client.query(sql, job_config=config, retry=api_retry(), job_retry=None), what)
+        rows = call(lambda: list(job.result(retry=api_retry(), timeout=QUERY_TIMEOUT_S, job_retry=None)), what)
+        return int(rows[0][0])
 
     # -- export
 
@@ -241,9 +242,10 @@ class BigQueryWarehouse:
         schema = job_schema.of_job(extract, [f.to_api_repr() for f in table.schema], job.schemas, source.label)
         where = partitions.every_row(table)
         fingerprint = self._fingerprint_at(source, where, extract, schema, location, job)
+        rows = fingerprint["row_count"] if fingerprint else self._count_at(source, where, extract, location, job)
         return ExportResult(
             job_id=extract.job_id,
-            row_count=fingerprint["row_count"] if fingerprint else self._count_at(source, where, extract, location),
+            row_count=rows,
             schema=schema,
             file_count=sum(counts) if counts else None,
             location=location,
@@ -287,7 +289,7 @@ class BigQueryWarehouse:
             job_id=fingerprint_job.fingerprint_job_id(job.job_id),
             deadline=job.deadline,
         )
-        row_count = int(rows) if rows is not None else self.count_rows(source)
+        row_count = int(rows) if rows is not None else self._count_query(source, sql, params, dry.location, job)
         if fingerprint is not None and fingerprint["row_count"] != row_count:
             logger.warning("query result changed since its export; no fingerprint", label=source.label)
             fingerprint = None
@@ -340,23 +342,49 @@ class BigQueryWarehouse:
             f"checking the query of {label}",
         )
 
-    def _count_at(self, table: TableRef, where: str, extract: Any, location: str | None) -> int:
-        """COUNT(*) as of the extract's start (time travel), so later inserts do not skew it."""
-        from google.cloud import bigquery
+    def _count_query(
+        self, source: DatedQuery, sql: str, params: list[Any], location: str | None, job: ExportJob
+    ) -> int:
+        """COUNT(*) of the query an export ran (exportDataStatistics had no rowCount), by job
+        ``…_count`` (:func:`~shared.gcp.fingerprint_job.count_job_id`): started once, re-attached
+        to by every later finisher, waited for until ``job.deadline`` (JobPending past it: the
+        count job's completion event, or the sweep, finishes the run)."""
+        return fingerprint_job.count(
+            self.client,
+            f"SELECT COUNT(*) AS n FROM {as_subquery(sql)}",
+            params,
+            location,
+            source.label,
+            job_id=fingerprint_job.count_job_id(job.job_id),
+            deadline=job.deadline,
+        )
 
+    def _count_at(self, table: TableRef, where: str, extract: Any, location: str | None, job: ExportJob) -> int:
+        """COUNT(*) as of the extract's start (time travel), so later inserts do not skew it; the
+        live table's when time travel is refused (or the extract has no start time). Each by its
+        own job, ``…_count`` and ``…_count_live`` (:func:`~shared.gcp.fingerprint_job.count_job_id`:
+        a finisher that comes back finds ``…_count`` failed and re-attaches to ``…_count_live``),
+        started once and waited for until ``job.deadline`` (JobPending past it) as
+        :meth:`_count_query`. The instant is a literal, as for the fingerprint (:meth:`_fingerprint_at`)."""
+
+        def counted(sql: str, live: bool) -> int:
+            job_id = fingerprint_job.count_job_id(job.job_id, live=live)
+            return fingerprint_job.count(
+                self.client, sql, [], location, table.label, job_id=job_id, deadline=job.deadline
+            )
+
+        live = f"SELECT COUNT(*) AS n FROM {table.sql}{where}"
         if extract.started is None:
-            return self.count_rows(table)
-        params = [bigquery.ScalarQueryParameter("exported_at", "TIMESTAMP", extract.started)]
+            return counted(live, True)
+        micros = round(extract.started.timestamp() * 1_000_000)
         try:
-            return self._scalar(
-                f"SELECT COUNT(*) AS n FROM {table.sql} FOR SYSTEM_TIME AS OF @exported_at{where}",
-                params,
-                f"counting {table.label}",
-                location,
+            return counted(
+                f"SELECT COUNT(*) AS n FROM {table.sql} FOR SYSTEM_TIME AS OF TIMESTAMP_MICROS({int(micros)}){where}",
+                False,
             )
         except PermanentError as exc:  # e.g. time travel not available for this table
             logger.warning("time-travel count failed; counting the live table", table=table.label, error=str(exc))
-            return self.count_rows(table)
+            return counted(live, True)
 
     def export_destination(self, job_id: str, location: str | None) -> str | None:
         """The destination URI of export job ``job_id`` (extract or EXPORT DATA); None when there is no

@@ -27,6 +27,8 @@ Order inside the run folder, each step safe to repeat:
    deterministic id (``…_fingerprint``, shared/gcp/fingerprint_job.py), started or re-attached
    the same way and bounded by the same deadline — the request handler, the completion event
    and the sweep share ONE query; its own completion event finishes the run when it outlasts them.
+   A row count BigQuery did not give (no fingerprint of a table, no rowCount of a query) is such
+   a job too: ``…_count`` (``…_count_live`` when time travel is refused).
 4. ``_manifest.json`` LAST, ``if_generation_match=0``, only after the job succeeded and every
    file it reported is listed: a manifest never describes an incomplete export.
 """
@@ -55,7 +57,7 @@ from shared.gcp.bigquery import (
     warehouse,
 )
 from shared.gcp.bq_jobs import MAX_JOB_ATTEMPTS, JobPending, attempt_id
-from shared.gcp.fingerprint_job import export_job_of, fingerprint_job_id, is_export_step
+from shared.gcp.fingerprint_job import export_job_of, is_export_step, run_step_job_ids
 from shared.ids import Stage
 from shared.layout import MANIFEST_NAME, RUN_NAME, RunFolder, parse_object_name, render_file_name
 from shared.manifest import Manifest
@@ -199,7 +201,7 @@ def run_export(
         return _finish(task, wh, job, folder, storage_client)
     except JobPending as pending:
         logger.info(
-            "export or fingerprint job not done; its completion event (or the finalize sweep) writes the manifest",
+            "export, fingerprint or count job not done; its completion event (or the finalize sweep) writes the manifest",
             job_id=pending.job_id,
             state=pending.state,
         )
@@ -285,19 +287,20 @@ def finalize_job(
             )
             return None
         with log.bind(run_id=task.run_id, table=task.source.label, source=task.source.to_dict()):
-            # One look, no waiting: the job the entry names is DONE; a fingerprint job still running
-            # (started by the request handler, or now) sends its own entry when it ends.
+            # One look, no waiting: the job the entry names is DONE; a fingerprint or count job still
+            # running (started by the request handler, or now) sends its own entry when it ends.
             return run_export(task, config, wh, time.monotonic(), storage_client, job_id=base)
 
 
 def _attempts_of(base: str) -> set[str]:
-    """Every id of export job ``base`` and of its fingerprint job, retries included."""
-    return {attempt_id(b, n) for b in (base, fingerprint_job_id(base)) for n in range(MAX_JOB_ATTEMPTS)}
+    """Every id of export job ``base`` and of the jobs that follow it (fingerprint, row counts:
+    ``run_step_job_ids``), retries included."""
+    return {attempt_id(b, n) for b in (base, *run_step_job_ids(base)) for n in range(MAX_JOB_ATTEMPTS)}
 
 
 def _destination_of(wh: Warehouse, job_id: str, location: str | None) -> str | None:
-    """The destination URI of an export job, or of the export job a fingerprint job belongs to
-    (a fingerprint job's completion is the last step of its run)."""
+    """The destination URI of an export job, or of the export job a fingerprint or count job
+    belongs to (such a job's completion is the last step of its run)."""
     export_base = export_job_of(job_id)
     if export_base is None:
         return wh.export_destination(job_id, location)
