@@ -100,17 +100,18 @@ def exit_code(exc: Exception, *, loading: bool) -> int:
     :func:`offsite.cli.common.operation_failed`).
 
     Always 1: a damaged file, the time running out, a service that cannot be reached now (try
-    again). Before the load (``loading=False``: finding the run) any other error is 2: the run is
-    not found, or ``--table``/``--date`` names nothing. From staging on, a refusal (BigQuery's 403
-    on the target dataset, a failed load job) is 1; bad input found there is 2: a target that
-    already has rows under ``empty`` or whose dataset does not exist (RejectedInput), a staging
-    bucket that does not exist (ObjectMissing: no other object is read from GCS)."""
+    again), a destination that refuses (Box or the SFTP server answering "access denied" while
+    the run is looked for). Bad input is 2 (RejectedInput, ConfigError): the run is not found,
+    ``--table``/``--date`` names nothing, the source cannot be read back; from staging on, a
+    target that already has rows under ``empty`` or whose dataset does not exist. A refusal from
+    staging on (BigQuery's 403 on the target dataset, a failed load job) is 1; a staging bucket
+    that does not exist is 2 (ObjectMissing: no other object is read from GCS)."""
     from shared.gcp.gcs import ObjectMissing
     from shared.restore.stage import DamagedFile, OutOfTime
 
     if isinstance(exc, (DamagedFile, OutOfTime, TransientError)):
         return 1
-    if not isinstance(exc, OffsiteError) or not loading or isinstance(exc, ObjectMissing):
+    if not isinstance(exc, OffsiteError) or (loading and isinstance(exc, ObjectMissing)):
         return 2
     return 1 if operation_failed(exc) else 2
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from shared.config.types import TABLE_RE
 from shared.destinations.base import Destination, Readable, normalize_path
-from shared.errors import PermanentError
+from shared.errors import PermanentError, RejectedInput
 from shared.layout import MANIFEST_NAME, RunFolder, is_manifest_copy, remote_folder, yyyymmdd
 from shared.manifest import Manifest
 from shared.messages import DATASET_RE, Source
@@ -52,7 +52,7 @@ def manifest_paths(destination: Destination, run_id: str) -> list[str]:
 
 def read_manifest(destination: Destination, path: str) -> Manifest:
     if not isinstance(destination, Readable):
-        raise PermanentError(f"{destination.name} cannot be read back; nothing can be restored from it")
+        raise RejectedInput(f"{destination.name} cannot be read back; nothing can be restored from it")
     stream = destination.open(path)
     try:
         data = stream.read(READ_LIMIT + 1)
@@ -60,12 +60,15 @@ def read_manifest(destination: Destination, path: str) -> Manifest:
         stream.close()
     if len(data) > READ_LIMIT:
         raise PermanentError(f"{destination.location(path)}: larger than {READ_LIMIT} bytes; not a manifest")
-    return Manifest.from_json(data, destination.location(path))
+    try:
+        return Manifest.from_json(data, destination.location(path))
+    except RejectedInput as exc:  # the copy is damaged, not the request: a failure, not bad input
+        raise PermanentError(f"{destination.location(path)}: not a readable manifest: {exc}") from None
 
 
 def find_run(destination: Destination, run_id: str, table: str | None = None) -> RemoteRun:
     """The run folder of ``run_id`` (and ``table``: ``dataset.table`` or an export name) at
-    ``destination``. PermanentError naming what was found when it is none or more than one."""
+    ``destination``. RejectedInput naming what was found when it is none or more than one."""
     runs = []
     for path in manifest_paths(destination, run_id):
         manifest = read_manifest(destination, path)
@@ -75,12 +78,12 @@ def find_run(destination: Destination, run_id: str, table: str | None = None) ->
             runs.append(RemoteRun(path.rpartition("/")[0], path, manifest))
     runs = _named_copies_first(runs, run_id)
     if not runs:
-        raise PermanentError(
+        raise RejectedInput(
             f"restore: no manifest of run {run_id!r}{f' for {table!r}' if table else ''} at {destination.name}"
         )
     if len(runs) > 1:
         names = ", ".join(sorted(r.manifest.source.label for r in runs))
-        raise PermanentError(
+        raise RejectedInput(
             f"restore: run {run_id!r} holds several tables at {destination.name} ({names}); pass --table"
         )
     return runs[0]
@@ -101,9 +104,9 @@ def find_as_of(destination: Destination, table: str, day: dt.date) -> RemoteRun:
     it works with Google Cloud gone; the restore then checks every SHA-1."""
     dataset, _, name = table.partition(".")
     if not (DATASET_RE.match(dataset) and TABLE_RE.match(name)):
-        raise PermanentError(f"restore --table: {table!r} is not DATASET.TABLE (needed with --date)")
+        raise RejectedInput(f"restore --table: {table!r} is not DATASET.TABLE (needed with --date)")
     if destination.abilities.layout == "flat":
-        raise PermanentError(f"restore --date: {destination.name} keeps files flat; name the run id instead")
+        raise RejectedInput(f"restore --date: {destination.name} keeps files flat; name the run id instead")
     source = Source(mode="table", project="", dataset=dataset, table=name)
     base = remote_folder(destination.abilities.layout, RunFolder("", source, day, "r0"), "*").path.rsplit("/", 2)[0]
     sizes = {normalize_path(f.path): f.size for f in destination.list(base)}
@@ -120,4 +123,4 @@ def find_as_of(destination: Destination, table: str, day: dt.date) -> RemoteRun:
                 complete.append(RemoteRun(folder, path, manifest))
         if complete:  # reruns of one day: the one exported last
             return max(complete, key=lambda run: run.manifest.created_at)
-    raise PermanentError(f"restore: no complete copy of {table} dated on or before {day} at {destination.name}")
+    raise RejectedInput(f"restore: no complete copy of {table} dated on or before {day} at {destination.name}")

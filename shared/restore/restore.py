@@ -16,7 +16,7 @@ from typing import Any
 
 from shared import log
 from shared.destinations.base import Destination
-from shared.errors import PermanentError
+from shared.errors import RejectedInput
 from shared.gcp import clients, gcs
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.restore.load import Proof, load_job_config, parse_target, prove, run_load
@@ -96,7 +96,7 @@ def plan(
     elif as_of is not None and table:
         run = find_as_of(destination, table, as_of)
     else:
-        raise PermanentError("restore: name a RUN_ID, or --table DATASET.TABLE with --date YYYY-MM-DD")
+        raise RejectedInput("restore: name a RUN_ID, or --table DATASET.TABLE with --date YYYY-MM-DD")
     load_job_config(run.manifest, disposition)  # refuses a bad disposition before anything moves
     folder = staging_folder(staging_prefix, run.manifest.run_id, attempt or uuid.uuid4().hex[:8])
     staged = [gcs.uri(staging_bucket, staging_name(folder, f)) for f in run.manifest.files]

@@ -86,8 +86,10 @@ def test_the_rest_of_the_policy_is_kept() -> None:
     with pytest.raises(PermanentError) as bad_target:
         parse_target("not-a-table")
     assert exit_code(bad_target.value, loading=False) == 2
-    not_found = PermanentError("restore: no manifest of run 'r1' at box")  # locate.find_run
+    not_found = RejectedInput("restore: no manifest of run 'r1' at box")  # locate.find_run
     assert exit_code(not_found, loading=False) == 2
+    refused = PermanentError("box: 403 access_denied_insufficient_permissions listing GCP/bigquery")
+    assert exit_code(refused, loading=False) == 1  # the destination refused: not the caller's mistake
     assert exit_code(ObjectMissing("staging t.json at gs://nope/x: not found"), loading=True) == 2
     assert exit_code(ValueError("bad"), loading=True) == 2
     for failed in (DamagedFile("damaged"), OutOfTime("did not finish"), TransientError("down")):
