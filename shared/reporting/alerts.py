@@ -8,7 +8,8 @@
   group), and a group is sent as ONE message listing every table, destination and status,
   at most once per ``alerts.min_interval_s`` across instances (a small GCS object per group
   under ``alerts/``, updated under a generation precondition; if GCS cannot be reached the
-  limit and the queue fall back to this process). What the limit holds back stays queued
+  limit and the queue fall back to this process; a message that could not be posted gives its
+  slot back, so the next try is not held back). What the limit holds back stays queued
   and goes out with the group's next message or the verify sweep's :func:`flush_all` —
   nothing is dropped silently.
 - Never blocks the pipeline: a short timeout, two attempts at most, and every failure is
@@ -56,6 +57,11 @@ class RateLimiter(Protocol):
         """True (and remember ``now``) when no alert for ``key`` was sent in the last ``interval_s``."""
         ...
 
+    def release(self, key: str, now: float) -> None:
+        """Give back the slot ``allow`` took at ``now``: its message was not sent, so the next
+        try need not wait out the interval. Never raises."""
+        ...
+
 
 class ProcessRateLimiter:
     """Per-process memory of the last alert per key (tests, and the fallback when GCS is down)."""
@@ -71,6 +77,11 @@ class ProcessRateLimiter:
                 return False
             self._sent[key] = now
             return True
+
+    def release(self, key: str, now: float) -> None:
+        with self._lock:
+            if self._sent.get(key) == now:  # an earlier send is older than the interval: forget it too
+                del self._sent[key]
 
 
 class GcsRateLimiter:
@@ -104,6 +115,20 @@ class GcsRateLimiter:
         except Exception as exc:  # noqa: BLE001 - the limiter must never stop an alert path
             logger.warning("alert rate limit: GCS unavailable, limiting per process", error=str(exc))
             return self.fallback.allow(key, interval_s, now)
+
+    def release(self, key: str, now: float) -> None:
+        """Delete the group's record if it is still the one ``allow`` wrote at ``now`` (generation
+        match: a later send by another instance is kept)."""
+        from shared.gcp import gcs
+
+        name = ALERTS_PREFIX + key + ".json"
+        self.fallback.release(key, now)
+        try:
+            found = gcs.read_with_generation(self.bucket, name)
+            if found is not None and json.loads(found[0]).get("sent_at") == now:
+                gcs.delete(self.bucket, name, if_generation_match=found[1])
+        except Exception as exc:  # noqa: BLE001 - the slot then runs out by itself (min_interval_s)
+            logger.warning("alert rate limit: could not give back the slot", group=key, error=str(exc))
 
 
 _PROCESS_LIMITER = ProcessRateLimiter()
@@ -161,10 +186,15 @@ def _flush(
         if not queued:
             return "idle"
         limiter = limiter or GcsRateLimiter(config.state_bucket_name)
-        if not limiter.allow(group, config.alerts.min_interval_s, time.time() if now is None else now):
+        at = time.time() if now is None else now
+        if not limiter.allow(group, config.alerts.min_interval_s, at):
             logger.info("alert held back by the rate limit; queued", group=group, queued=len(queued))
             return "idle"
-        post(secret.reveal(), summary_message([p.result for p in queued]))
+        try:
+            post(secret.reveal(), summary_message([p.result for p in queued]))
+        except Exception:
+            limiter.release(group, at)  # nothing went out: the next try need not wait the interval
+            raise
         outbox.remove(group, queued)
     except Exception as exc:  # noqa: BLE001 - see module docstring
         logger.error("could not send alert; kept queued", group=group, error=_safe(exc, secret.reveal()))

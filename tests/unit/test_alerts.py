@@ -218,6 +218,38 @@ def test_a_failing_webhook_is_logged_not_raised_and_not_retried_forever(webhook:
     assert flush_all(config_for(webhook.url), limiter=ProcessRateLimiter(), outbox=outbox) == 1
 
 
+def test_a_message_that_could_not_be_posted_does_not_hold_back_the_next_try(webhook: Webhook) -> None:
+    """The rate limit's slot is taken before the post; a failed post gives it back, so the run's
+    next result (or the sweep) sends at once instead of after ``min_interval_s``."""
+    config, limiter, outbox = config_for(webhook.url, min_interval_s=600), ProcessRateLimiter(), MemoryOutbox()
+    webhook.status = 503
+    assert alert(MISMATCH, config, limiter=limiter, outbox=outbox, now=1000.0) is False
+    webhook.status = 200
+    assert alert(variant(destination="box"), config, limiter=limiter, outbox=outbox, now=1001.0) is True
+    assert "2 mismatch" in webhook.bodies[-1]["text"] and outbox.groups() == []
+    # a message that did go out keeps its slot
+    assert alert(variant(destination="drive:x"), config, limiter=limiter, outbox=outbox, now=1002.0) is False
+
+
+def test_the_shared_rate_limit_gives_back_only_its_own_slot(bare_stack_env: Any) -> None:
+    """GcsRateLimiter (the limit shared by every instance, in the state bucket): a released slot
+    is free again at once; a record another instance wrote since is kept."""
+    import uuid
+
+    from shared.gcp import clients
+    from shared.reporting.alerts import GcsRateLimiter
+
+    bucket = f"alerts-{uuid.uuid4().hex[:8]}"
+    clients.storage_client().create_bucket(bucket)
+    limiter, group = GcsRateLimiter(bucket, fallback=ProcessRateLimiter()), "r-released"
+    assert limiter.allow(group, 600, 1000.0)
+    assert not limiter.allow(group, 600, 1001.0)
+    limiter.release(group, 1000.0)
+    assert limiter.allow(group, 600, 1002.0)  # free again at once
+    limiter.release(group, 1000.0)  # not the record's time (1002): another send's, kept
+    assert not limiter.allow(group, 600, 1003.0)
+
+
 def test_an_unreachable_webhook_does_not_raise() -> None:
     url = f"http://127.0.0.1:{free_port()}/hook"
     assert alert(MISMATCH, config_for(url), limiter=ProcessRateLimiter(), outbox=MemoryOutbox()) is False
