@@ -1,5 +1,6 @@
 # SQLite -> BigQuery ingest (docs/ingest.md), present when the config has an `ingest:` section:
-# the dataset the tables land in (with _offsite_sync_state), the ingest function's rights on it,
+# the dataset the tables land in (with _offsite_sync_state), the ingest function's rights on it
+# (and the HTTP trigger's read of it, for GET /ingest),
 # the snapshot bucket's notification on ingest-snapshots, read access to the snapshot, and the
 # two Cloud Scheduler jobs (incremental, default every 15 min; full, default daily) publishing
 # on ingest-requests (created with the others by scheduler.tf, from config.tf's scheduler_jobs).
@@ -75,6 +76,18 @@ resource "google_bigquery_dataset_iam_member" "ingest_editor" {
   dataset_id = google_bigquery_dataset.ingest[0].dataset_id
   role       = google_project_iam_custom_role.ingest_writer[0].id
   member     = "serviceAccount:${google_service_account.function["ingest_sqlite"].email}"
+}
+
+# GET /ingest reads the sync state (_offsite_sync_state) as a plain table (tabledata.list: no
+# query job, so no bigquery.jobUser): the HTTP trigger may read this dataset, nothing else of it.
+# The state table is created by the ingest function, not here, so the grant is on the dataset.
+resource "google_bigquery_dataset_iam_member" "ingest_state_reader" {
+  count = local.ingest_enabled ? 1 : 0
+
+  project    = local.project
+  dataset_id = google_bigquery_dataset.ingest[0].dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.function["http_trigger"].email}"
 }
 
 # The snapshot is read (the pinned generation) from the bucket the app uploads it to.

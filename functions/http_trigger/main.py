@@ -1,4 +1,5 @@
-"""Cloud Function http_trigger (HTTP): bq-to-box-sync's POST /sync API, plus GET /runs/<id>, POST /verify/<id> and POST /ingest."""
+"""Cloud Function http_trigger (HTTP): bq-to-box-sync's POST /sync API, plus GET /runs/<id>,
+POST /verify[/<id>], POST /ingest and GET /ingest (shared/http_trigger/api.py)."""
 
 import flask
 import functions_framework

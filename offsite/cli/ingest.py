@@ -126,20 +126,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     with exit_on_error():
         states = SyncState(_client(), cfg.project, settings.dataset).all()
     now = dt.datetime.now(dt.UTC)
-    rows = [
-        {
-            "table": s.table,
-            "last_sync_at": s.last_sync_at.isoformat() if s.last_sync_at else None,
-            "last_full_sync_at": s.last_full_sync_at.isoformat() if s.last_full_sync_at else None,
-            "watermark": s.watermark,
-            "rows_total": s.rows_total,
-            "last_rows_read": s.last_rows_read,
-            "lag_s": round((now - s.last_sync_at).total_seconds()) if s.last_sync_at else None,
-            "last_error": s.last_error,
-            "lease_owner": s.lease_owner,
-        }
-        for s in states
-    ]
+    rows = [s.status_row(now) for s in states]
     if as_json:
         print_json(rows)
         return

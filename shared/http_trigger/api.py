@@ -10,8 +10,12 @@
   wait ran out first).
 - ``GET /runs/<run_id>[?days=N]``: each table's status per destination.
 - ``POST /verify/<run_id>[?destination=D]``: publishes a verify request (202).
-- ``POST /ingest`` with an optional ingest request: publishes it on ingest-requests (202;
-  :mod:`shared.http_trigger.ingest`).
+- ``POST /verify`` with a verify request (``{"export": "orders_daily", "date": "2025-01-08"}``,
+  ``{"dataset", "table", "date"}``; every form of verify-requests): checked against the config,
+  published (202), as ``POST /verify/<run_id>``.
+- ``POST /ingest`` with an optional ingest request: publishes it on ingest-requests (202);
+  ``GET /ingest``: each table's sync state, the config's selection and the ingest's schedule
+  (200; both :mod:`shared.http_trigger.ingest`).
 
 Every endpoint needs a Google OIDC ID token (:mod:`shared.http_trigger.auth`).
 The web framework stays in functions/http_trigger/main.py: this module sees a plain
@@ -32,7 +36,7 @@ from shared import log
 from shared.config import Config
 from shared.errors import OffsiteError, RejectedInput, TransientError
 from shared.http_trigger import auth, progress
-from shared.http_trigger.ingest import start_ingest
+from shared.http_trigger.ingest import ingest_status, start_ingest
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
 from shared.messages import ExportRequest, VerifyRequest, parse_json_object
 
@@ -44,7 +48,8 @@ WAIT_MARGIN_S = 30  # answer this long before the function's timeout cuts the re
 POLL_S = 2.0
 MAX_DAYS = 90
 ENDPOINTS = (
-    "GET /, GET /health, POST /sync, POST /sync/<dataset>, GET /runs/<run_id>, POST /verify/<run_id>, POST /ingest"
+    "GET /, GET /health, POST /sync, POST /sync/<dataset>, GET /runs/<run_id>, POST /verify, POST /verify/<run_id>, "
+    "POST /ingest, GET /ingest"
 )
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,1024}\Z")
 
@@ -89,10 +94,11 @@ def _route(request: HttpRequest, config: Config, sleep: Callable[[float], None])
     endpoints: dict[tuple[str, int], dict[str, Callable[[], HttpResponse]]] = {
         ("", 0): {"GET": health},
         ("health", 1): {"GET": health},
-        ("ingest", 1): {"POST": lambda: start_ingest(request, config)},
+        ("ingest", 1): {"POST": lambda: start_ingest(request, config), "GET": lambda: ingest_status(config)},
         ("sync", 1): {"POST": lambda: sync(request, config, None, sleep)},
         ("sync", 2): {"POST": lambda: sync(request, config, _segment(parts, "dataset"), sleep)},
         ("runs", 2): {"GET": lambda: run_status(request, config, _segment(parts, "run_id"))},
+        ("verify", 1): {"POST": lambda: verify(request, config, None)},
         ("verify", 2): {"POST": lambda: verify(request, config, _segment(parts, "run_id"))},
     }
     methods = endpoints.get((parts[0] if parts else "", len(parts)))
@@ -232,7 +238,7 @@ def _await_run(
         sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
 
-# ---- GET /runs/<run_id>, POST /verify/<run_id> ---------------------------------------------
+# ---- GET /runs/<run_id>, POST /verify[/<run_id>] -------------------------------------------
 
 
 def _days(query: Mapping[str, str]) -> int:
@@ -254,27 +260,53 @@ def run_status(request: HttpRequest, config: Config, run_id: str) -> HttpRespons
     return HttpResponse(200, progress.progress(run_id, expected, results).to_dict())
 
 
-def verify(request: HttpRequest, config: Config, run_id: str) -> HttpResponse:
+def verify(request: HttpRequest, config: Config, run_id: str | None) -> HttpResponse:
+    """Publish a verify request on verify-requests (202). ``POST /verify/<run_id>``: that run (the
+    body may name only it); ``POST /verify``: the body is the request, any form of verify-requests
+    (``{"export", "date"}``, ``{"dataset", "table", "date"}``, ``{"run_id"}``, ``{"sweep": true}``).
+    ``?destination=`` sets ``destination``; a dataset, export or destination the config does not
+    name is a 400 listing the configured ones."""
     from shared.gcp import pubsub
     from shared.topology import VERIFY_REQUESTS
 
-    obj: dict[str, Any] = parse_json_object(request.body, VerifyRequest.KIND) if request.body.strip() else {}
+    obj: dict[str, Any] = {}
+    if request.body.strip() or run_id is None:  # POST /verify: the body is the request (an empty one a 400)
+        obj = parse_json_object(request.body, VerifyRequest.KIND)
     if "destination" in request.query:
         obj["destination"] = request.query["destination"]
-    if obj.get("run_id") not in (None, run_id):
-        raise BadRequest(f"{VerifyRequest.KIND}.run_id: {obj['run_id']!r} in the body is not {run_id!r} of the path")
-    obj["run_id"] = run_id
+    if run_id is not None:
+        if obj.get("run_id") not in (None, run_id):
+            raise BadRequest(
+                f"{VerifyRequest.KIND}.run_id: {obj['run_id']!r} in the body is not {run_id!r} of the path"
+            )
+        obj["run_id"] = run_id
     verify_request = VerifyRequest.from_obj(obj)
-    known = config.destination_names()
-    if verify_request.destination is not None and verify_request.destination not in known:
-        raise BadRequest(
-            f"{VerifyRequest.KIND}.destination: {str(verify_request.destination)!r} is not a configured destination "
-            f"(configured: {', '.join(known) or 'none'})"
-        )
+    _check_configured(verify_request, config)
     message_id = pubsub.publish(VERIFY_REQUESTS, verify_request, origin="http-trigger")
     return HttpResponse(
-        202, {"run_id": run_id, "message_id": message_id, "topic": VERIFY_REQUESTS, "request": verify_request.to_dict()}
+        202,
+        {
+            "run_id": verify_request.run_id,
+            "message_id": message_id,
+            "topic": VERIFY_REQUESTS,
+            "request": verify_request.to_dict(),
+        },
     )
+
+
+def _check_configured(verify_request: VerifyRequest, config: Config) -> None:
+    """What the config alone can tell is wrong with a verify request: the field, the value, the choices."""
+    checks = (
+        ("dataset", verify_request.dataset, [d.name for d in config.datasets]),
+        ("export", verify_request.export, [e.name for e in config.exports]),
+        ("destination", verify_request.destination, [str(d) for d in config.destination_names()]),
+    )
+    for name, value, known in checks:
+        if value is not None and str(value) not in known:
+            raise BadRequest(
+                f"{VerifyRequest.KIND}.{name}: {str(value)!r} is not a configured {name} "
+                f"(configured: {', '.join(known) or 'none'})"
+            )
 
 
 def as_json(response: HttpResponse) -> str:

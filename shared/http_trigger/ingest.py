@@ -1,19 +1,33 @@
-"""``POST /ingest``: start a SQLite → BigQuery sync over HTTP, as an app's sync admin endpoints
-did (a manual run of every table, of some tables, a full one).
+"""``POST /ingest`` and ``GET /ingest``: start a SQLite → BigQuery sync over HTTP and read its
+state, as an app's sync admin endpoints did (a manual run of every table, of some tables, a full
+one; the sync status and schedule; the tables configured for sync).
 
 The body is an ingest request exactly as on ``ingest-requests`` (``{"tables": [...], "full":
 true}``, both optional; parsed by :class:`~shared.ingest.request.IngestRequest`, same messages);
 a table the config's ``ingest.include``/``exclude`` does not select is refused before anything
 is published. The answer names the run (``run_id``, unless the body gives one) whose results the
-ingest function reports (``GET /runs/<run_id>``, ``offsite status``). Per-table sync state is
-``offsite ingest status`` (it reads the state table in BigQuery, which this function may not).
+ingest function reports (``GET /runs/<run_id>``, ``offsite status``).
+
+``GET /ingest`` answers what ``offsite ingest status`` shows, per table of the sync state
+(``_offsite_sync_state``, read as a plain table: no query job), with the config's selection
+(``include``/``exclude``, and which known tables it selects) and the ingest's Cloud Scheduler
+jobs (:mod:`shared.schedule`) with their next run.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
 from shared.config import Config
+from shared.config.ingest import IngestSettings
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
 from shared.messages import parse_json_object
+
+if TYPE_CHECKING:
+    from shared.ingest.state import TableState
+
+NOT_CONFIGURED = "ingest: not configured (the config has no 'ingest:' section; see docs/ingest.md)"
 
 
 def start_ingest(request: HttpRequest, config: Config) -> HttpResponse:
@@ -25,7 +39,7 @@ def start_ingest(request: HttpRequest, config: Config) -> HttpResponse:
 
     settings = config.ingest
     if settings is None:
-        return error(404, "ingest: not configured (the config has no 'ingest:' section; see docs/ingest.md)")
+        return error(404, NOT_CONFIGURED)
     obj = parse_json_object(request.body, IngestRequest.KIND) if request.body.strip() else {}
     if obj.get("run_id") is None:  # ours, so the answer can name the run
         obj["run_id"] = new_run_id()
@@ -40,3 +54,64 @@ def start_ingest(request: HttpRequest, config: Config) -> HttpResponse:
     return HttpResponse(
         202, {"run_id": ingest.run_id, "message_id": message_id, "topic": INGEST_REQUESTS, "request": ingest.to_dict()}
     )
+
+
+def ingest_status(config: Config) -> HttpResponse:
+    """The ingest's per-table sync state, selection and schedule (200), or 404 without ``ingest:``."""
+    from shared.schedule import scheduled_jobs
+    from shared.topology import INGEST_REQUESTS
+
+    settings = config.ingest
+    if settings is None:
+        return error(404, NOT_CONFIGURED)
+    now = dt.datetime.now(dt.UTC)
+    states = read_states(config.project, settings.dataset)
+    known = sorted({s.table for s in states} | set(settings.tables))
+    jobs = [job.as_dict(now) for job in scheduled_jobs(config) if job.topic == INGEST_REQUESTS]
+    return HttpResponse(
+        200,
+        {
+            "project": config.project,
+            "dataset": settings.dataset,
+            "tables": [{**s.status_row(now), "selected": settings.selects(s.table)} for s in states],
+            "syncing": [s.table for s in states if s.lease_owner and s.lease_until and s.lease_until > now],
+            "selection": _selection(settings, known),
+            "schedule": jobs,
+            "checked_at": now.isoformat(timespec="seconds"),
+        },
+    )
+
+
+def read_states(project: str, dataset: str) -> list[TableState]:
+    """Every row of the dataset's sync state (:class:`~shared.ingest.state.TableState`), by table;
+    none when nothing was synced yet (no state table, or no dataset). A plain table read
+    (``tabledata.list``): no query job, so no ``bigquery.jobs.create``. BigQuery errors are mapped
+    as everywhere (:func:`shared.gcp.bq_jobs.call`): unreachable → TransientError (503)."""
+    from google.api_core import exceptions as gexc
+
+    from shared.gcp import clients
+    from shared.gcp.bq_jobs import api_retry, call
+    from shared.ingest.state import STATE_TABLE
+    from shared.ingest.state import TableState as State
+
+    client = clients.bigquery_client()
+
+    def rows() -> list[Any]:
+        try:
+            return list(client.list_rows(f"{project}.{dataset}.{STATE_TABLE}", retry=api_retry()))
+        except gexc.NotFound:  # no state table (or dataset) yet: nothing synced
+            return []
+
+    states = [State.from_row(r) for r in call(rows, f"reading {dataset}.{STATE_TABLE}")]
+    return sorted(states, key=lambda s: s.table)
+
+
+def _selection(settings: IngestSettings, known: list[str]) -> dict[str, Any]:
+    """The config's table selection: its globs, and which of the tables known here (synced before,
+    or with a ``tables:`` entry) it selects: what ``POST /ingest`` without ``tables`` syncs, besides
+    tables of the SQLite file not synced yet (discovered when the sync opens the file)."""
+    return {
+        "include": list(settings.include),
+        "exclude": list(settings.exclude),
+        "tables": [t for t in known if settings.selects(t)],
+    }

@@ -77,6 +77,20 @@ class TableState:
             lease_until=row["lease_until"],
         )
 
+    def status_row(self, now: dt.datetime) -> dict[str, Any]:
+        """The table's state as ``offsite ingest status --json`` and ``GET /ingest`` show it."""
+        return {
+            "table": self.table,
+            "last_sync_at": self.last_sync_at.isoformat() if self.last_sync_at else None,
+            "last_full_sync_at": self.last_full_sync_at.isoformat() if self.last_full_sync_at else None,
+            "watermark": self.watermark,
+            "rows_total": self.rows_total,
+            "last_rows_read": self.last_rows_read,
+            "lag_s": round((now - self.last_sync_at).total_seconds()) if self.last_sync_at else None,
+            "last_error": self.last_error,
+            "lease_owner": self.lease_owner,
+        }
+
 
 def encode_watermark(value: Any) -> str | None:
     return None if value is None else json.dumps(value)

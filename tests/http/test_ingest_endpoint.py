@@ -51,7 +51,8 @@ def test_post_ingest_publishes_a_checked_ingest_request(trigger: Trigger) -> Non
     assert unselected.body["error"].startswith(
         "ingest request.tables: 'sqlite_sequence' is not a table the config syncs"
     )
-    assert trigger.call("GET", "/ingest").status == 405
+    wrong = trigger.call("PUT", "/ingest")
+    assert wrong.status == 405 and wrong.headers["Allow"] == "POST, GET"
 
 
 def test_health_names_the_service_and_the_time(trigger: Trigger) -> None:

@@ -278,6 +278,19 @@ def test_bigquery_access_is_per_dataset(example: Module) -> None:
         # plus `bqx-ml.shop`, which the product_data query export's SQL reads
         "export_table": {("roles/bigquery.dataViewer", "bqx-ml", d) for d in datasets | {"shop"}},
     }
+    # the ingest's own dataset (infra/ingest.tf): the ingest function writes it; the HTTP trigger
+    # reads it (GET /ingest: the sync state, as a plain table read, so no bigquery.jobUser)
+    ingest = {}
+    for name in ("ingest_editor", "ingest_state_reader"):
+        (grant,) = example.instances("google_bigquery_dataset_iam_member", name).values()
+        ingest[_function_of(grant["member"])] = (str(grant["role"]), str(grant["dataset_id"]))
+    assert ingest == {
+        "ingest_sqlite": (
+            "google_project_iam_custom_role.ingest_writer[0].id",
+            "google_bigquery_dataset.ingest[0].dataset_id",
+        ),
+        "http_trigger": ("roles/bigquery.dataViewer", "google_bigquery_dataset.ingest[0].dataset_id"),
+    }
 
 
 def test_datasets_a_query_export_reads_are_derived_from_its_sql(infra) -> None:  # type: ignore[no-untyped-def]
@@ -376,3 +389,8 @@ def test_granted_prefixes_are_where_shared_writes() -> None:
         Config.model_fields["export_prefix"].default == "exports"
     )  # the default the export_prefix local falls back to
     assert 'try(local.config.export_prefix, null), "exports")' in iam_tf
+
+
+def test_without_an_ingest_section_the_trigger_reads_no_ingest_dataset(infra) -> None:  # type: ignore[no-untyped-def]
+    bare = infra("project: p\nbucket: b\n")
+    assert bare.instances("google_bigquery_dataset_iam_member", "ingest_state_reader") == {}
