@@ -14,6 +14,7 @@ being written, the folder layout, whether an upload can resume. Code outside a b
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import threading
 from collections.abc import Iterator, Mapping
@@ -166,6 +167,12 @@ class Destination(Protocol):
         ``hashes=False``: the caller needs paths and sizes only (retention), so a backend whose
         hashes cost work on the server (SFTP's ``hashing``) leaves ``sha1`` None; backends whose
         listing carries hashes for free may ignore it."""
+        ...
+
+    def list_folders(self, prefix: str = "") -> builtins.list[str]:
+        """The names (not paths) of the immediate subfolders of the folder ``prefix``, sorted;
+        empty when it does not exist. One listing of that folder only (retention walks a
+        dataset table by table)."""
         ...
 
     def delete(self, path: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -78,6 +79,15 @@ class MemoryDestination:
         for path, data in items:
             if path.startswith(head):
                 yield RemoteFile(path, len(data), hashlib.sha1(data).hexdigest())
+
+    def list_folders(self, prefix: str = "") -> builtins.list[str]:
+        prefix = normalize_path(prefix)
+        head = prefix + "/" if prefix else ""
+        with self._lock:
+            files, dirs = list(self._files), set(self._dirs)
+        names = {p[len(head) :].split("/", 1)[0] for p in files if p.startswith(head) and "/" in p[len(head) :]}
+        names |= {d[len(head) :].split("/", 1)[0] for d in dirs if d.startswith(head) and d != prefix}
+        return sorted(names)
 
     def delete(self, path: str) -> None:
         with self._lock:

@@ -1,6 +1,7 @@
 """What is at a destination for one configured dataset or query export, and what offsite knows of it.
 
-Three listings, one each, make the catalog (:func:`catalog`):
+Three listings, one each, make the catalog (:func:`catalog`) — of one table of a dataset when
+``series`` names it (the daily pass goes table by table, so no listing grows with the dataset):
 
 - the destination, recursively under the entry's folder (``GCP/bigquery/{dataset}/`` on Box,
   ``{dataset}/`` on SFTP; ``GCP/exports/{export}/`` and ``{export}/``): the run folders that
@@ -125,15 +126,18 @@ def _day(text: str) -> dt.date | None:
         return None
 
 
-def catalog(entry: Entry, config: Config, destination: Destination) -> Catalog | None:
+def catalog(entry: Entry, config: Config, destination: Destination, series: str | None = None) -> Catalog | None:
     """The entry's run folders at ``destination`` with what the buckets know of them (module
-    docstring); None for a flat layout."""
+    docstring); None for a flat layout. ``series`` (a table of a dataset entry): that table's
+    folder only, and only its prefix in the buckets (a query export is one series already)."""
     base = remote_base(entry, config, destination)
     if base is None:
         return None
     dataset = isinstance(entry, DatasetExport)
+    series = series if dataset else None
     units: dict[tuple[str, ...], Unit] = {}
-    for remote in destination.list(base, hashes=False):  # sizes suffice; SFTP would hash every file
+    scope = f"{base}/{series}" if series else base
+    for remote in destination.list(scope, hashes=False):  # sizes suffice; SFTP would hash every file
         parts = remote.path[len(base) + 1 :].split("/")
         key = tuple(parts[:3]) if dataset else tuple(parts[:1])
         if len(parts) <= len(key) or (dataset and not RUN_ID_RE.match(key[2])):
@@ -147,7 +151,7 @@ def catalog(entry: Entry, config: Config, destination: Destination) -> Catalog |
             units[key] = unit
         unit.files += 1
         unit.bytes += remote.size
-    runs = _known_runs(entry, config, destination)
+    runs = _known_runs(entry, config, destination, series)
     for folder_key, run in runs.items():
         unit = units.get(folder_key if dataset else folder_key[1:2])
         if unit is not None:
@@ -155,9 +159,12 @@ def catalog(entry: Entry, config: Config, destination: Destination) -> Catalog |
     return Catalog(entry, destination, base, sorted(units.values(), key=lambda u: u.path), list(runs.values()))
 
 
-def _known_runs(entry: Entry, config: Config, destination: Destination) -> dict[tuple[str, ...], KnownRun]:
-    """(table, day, run_id) or (export, day, run_id) → what the exports and state buckets know."""
-    prefix = gcs_prefix(entry, config)
+def _known_runs(
+    entry: Entry, config: Config, destination: Destination, series: str | None
+) -> dict[tuple[str, ...], KnownRun]:
+    """(table, day, run_id) or (export, day, run_id) → what the exports and state buckets know
+    (of table ``series`` only, when given: ``exports/sales/orders/``, not ``orders_eu/``)."""
+    prefix = gcs_prefix(entry, config) + (f"{series}/" if series else "")
     known: dict[tuple[str, ...], KnownRun] = {}
 
     def run_for(folder: RunFolder) -> KnownRun:

@@ -17,8 +17,11 @@ A run folder the destination refuses to remove (a PermanentError, e.g. a file in
 not ours to delete) is that folder's outcome, ``failed``; the target's other folders, and
 the other targets, are still pruned, then a PermanentError names it. A dry run lists the same decisions and writes,
 removes and publishes nothing. Work is bounded:
-no new removal starts after ``stop_at`` (``time.monotonic()``); what is left is found again by
-the next prune, since the catalog is read afresh each time.
+no new removal (and no new table of a dataset) starts after ``stop_at`` (``time.monotonic()``);
+a dataset is pruned one table at a time, each with its own catalog, and :func:`prune_target`
+returns the table to resume at, which the daily pass keeps as its cursor
+(:mod:`shared.retention.scheduled`); what is left of a table is found again by the next prune,
+since its catalog is read afresh each time.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from functools import partial
 
 from shared import log
 from shared.config import Config, DatasetExport, Retention
+from shared.config.types import TABLE_RE
 from shared.destinations.base import Destination
 from shared.destinations.factory import opened
 from shared.errors import ConfigError, PermanentError
@@ -36,7 +40,17 @@ from shared.gcp import gcs
 from shared.ids import DestinationId, Stage, Status
 from shared.layout import RunFolder
 from shared.messages import VerifyResult
-from shared.retention.catalog import PRUNED, PRUNING, Catalog, Entry, KnownRun, Unit, catalog, source_of
+from shared.retention.catalog import (
+    PRUNED,
+    PRUNING,
+    Catalog,
+    Entry,
+    KnownRun,
+    Unit,
+    catalog,
+    remote_base,
+    source_of,
+)
 from shared.retention.policy import EPOCH, Dated, Decision, decide
 from shared.retention.summary import Outcome, PrunePass, PruneSummary
 from shared.retention.versions import bucket_targets, prune_bucket
@@ -98,7 +112,7 @@ def prune(
     pairs = targets(config, dataset=dataset, export=export, destination=destination)
     mirrors = bucket_targets(config, bucket=bucket, destination=destination)
     run = PrunePass(config, summary, now or dt.datetime.now(dt.UTC), stop_at, message_id)
-    jobs: list[tuple[Callable[[Destination], None], DestinationId]] = []
+    jobs: list[tuple[Callable[[Destination], object], DestinationId]] = []
     if bucket is None:
         jobs += [(partial(prune_target, run, entry), dest) for entry, dest in pairs]
     if dataset is None and export is None:
@@ -116,30 +130,77 @@ def prune(
     return summary
 
 
-def prune_target(run: PrunePass, entry: Entry, destination: Destination) -> None:
-    """Apply ``entry``'s retention at one destination, adding what happened to ``run.summary``."""
+def prune_target(run: PrunePass, entry: Entry, destination: Destination, *, start_at: str | None = None) -> str | None:
+    """Apply ``entry``'s retention at one destination, adding what happened to ``run.summary``.
+
+    A dataset goes table by table: its tables are the folders in its folder at the destination
+    (sorted; valid table names only), from ``start_at`` (inclusive) on, each with its own catalog,
+    decisions and removals. Out of time before a table: that table is returned (one ``deferred``
+    outcome), for the next pass to resume at; also a table cut short inside is returned itself.
+    None: every table was done (a query export: one catalog, its series is the export)."""
     assert entry.retention is not None
-    config, summary, dry_run = run.config, run.summary, run.dry_run
-    with log.bind(entry=entry.name, destination=str(destination.id), dry_run=dry_run):
-        found = catalog(entry, config, destination)
-        if found is None:
+    with log.bind(entry=entry.name, destination=str(destination.id), dry_run=run.dry_run):
+        base = remote_base(entry, run.config, destination)
+        if base is None:
             why = f"{entry.name} at {destination.id}: not pruned (flat layout: every day's files share one folder)"
-            summary.skipped.append(why)
+            run.summary.skipped.append(why)
             logger.info("retention skipped", reason=why)
-            return
-        act = Act(config, found, entry.retention, now=run.now, dry_run=dry_run, message_id=run.message_id)
-        if not dry_run:
-            for orphan in found.orphans():
-                act.report(orphan, "removed by an earlier prune, reported now")
-        since = len(summary.outcomes)
-        for _series, units in found.series():
-            for decision in act.decisions(units):
-                unit = decision.entry.item
-                if decision.action == "prune" and run.out_of_time():
-                    summary.outcomes.append(act.outcome(unit, "deferred", "out of time; next prune"))
-                    continue
-                run.remove(partial(act.apply, decision), partial(act.outcome, unit, "failed"))
-        run.raise_failures(since)
+            return None
+        since = len(run.summary.outcomes)
+        left = None
+        if isinstance(entry, DatasetExport):
+            left = _prune_tables(run, entry, destination, base, start_at)
+        else:
+            _prune_series(run, entry, destination, None)
+        if left is None:  # a round cut short reports its failed folders as outcomes (and logs)
+            run.raise_failures(since)
+        return left
+
+
+def _prune_tables(
+    run: PrunePass, entry: DatasetExport, destination: Destination, base: str, start_at: str | None
+) -> str | None:
+    """The dataset's tables from ``start_at`` on, one at a time (:func:`prune_target`)."""
+    tables = [t for t in sorted(destination.list_folders(base)) if TABLE_RE.match(t)]
+    for table in (t for t in tables if start_at is None or t >= start_at):
+        if run.out_of_time():
+            why = "out of time; the next pass resumes at this table"
+            run.summary.outcomes.append(
+                Outcome(entry.name, str(destination.id), f"{base}/{table}", "", "deferred", why, 0, 0)
+            )
+            logger.info("retention deferred a table", table=table)
+            return table
+        run.at = table
+        if run.on_table is not None and table != start_at:
+            run.on_table(table)
+        if _prune_series(run, entry, destination, table):
+            return table
+    run.at = None  # the round is done
+    return None
+
+
+def _prune_series(run: PrunePass, entry: Entry, destination: Destination, series: str | None) -> bool:
+    """One catalog (a table of a dataset, or a query export): its decisions and removals; True
+    when out of time left some of its removals to the next prune."""
+    assert entry.retention is not None
+    found = catalog(entry, run.config, destination, series)
+    if found is None:
+        return False
+    summary, dry_run = run.summary, run.dry_run
+    act = Act(run.config, found, entry.retention, now=run.now, dry_run=dry_run, message_id=run.message_id)
+    if not dry_run:
+        for orphan in found.orphans():
+            act.report(orphan, "removed by an earlier prune, reported now")
+    cut = False
+    for _series, units in found.series():
+        for decision in act.decisions(units):
+            unit = decision.entry.item
+            if decision.action == "prune" and run.out_of_time():
+                summary.outcomes.append(act.outcome(unit, "deferred", "out of time; next prune"))
+                cut = True
+                continue
+            run.remove(partial(act.apply, decision), partial(act.outcome, unit, "failed"))
+    return cut
 
 
 class Act:

@@ -49,6 +49,10 @@ class PrunePass:
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     stop_at: float | None = None  # time.monotonic() after which no new removal starts
     message_id: str | None = None
+    at: str | None = None  # the dataset table being pruned (where a pass stopped by a failure resumes)
+    # told each dataset table as it starts (the daily pass saves it as the pair's cursor, so an
+    # invocation stopped at its timeout mid-round loses at most the table it was in)
+    on_table: Callable[[str], None] | None = None
 
     @property
     def dry_run(self) -> bool:

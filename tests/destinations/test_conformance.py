@@ -258,3 +258,23 @@ def test_delete_folder_not_recursive_only_removes_an_empty_folder(destination: D
     destination.mkdirs("n/day/again")  # a folder can be made where an emptied one was removed
     assert destination.delete_folder("n/day", recursive=False) is False  # an empty sub-folder counts
     assert destination.delete_folder("n/day/again", recursive=False) is True
+
+
+def test_list_folders_names_the_immediate_subfolders_only(destination: Destination) -> None:
+    """Retention walks a dataset table by table: one listing of one folder, names only, sorted."""
+    put_bytes(destination, "lf/orders/20250101/run1/a.bin", b"a")
+    put_bytes(destination, "lf/orders_eu/20250101/run1/b.bin", b"b")
+    put_bytes(destination, "lf/customers/c.bin", b"c")
+    put_bytes(destination, "lf/beside.bin", b"a file beside the folders")
+    destination.mkdirs("lf/empty")
+    assert destination.list_folders("lf") == ["customers", "empty", "orders", "orders_eu"]
+    assert destination.list_folders("lf/orders") == ["20250101"]
+    assert destination.list_folders("/lf/orders/20250101/") == ["run1"]
+    assert destination.list_folders("lf/orders/20250101/run1") == []  # files only
+    assert "lf" in destination.list_folders("")
+
+
+def test_list_folders_of_a_missing_folder_is_empty(destination: Destination) -> None:
+    assert destination.list_folders("never/was") == []
+    put_bytes(destination, "lfm/x.bin", b"x")
+    assert destination.list_folders("lfm/nothing") == []

@@ -118,6 +118,16 @@ class BoxDestination(PutViaResumable):
 
         yield from sorted(self._with_fresh_cache(files), key=lambda f: f.path)
 
+    def list_folders(self, prefix: str = "") -> builtins.list[str]:
+        prefix = normalize_path(prefix)
+
+        def names() -> builtins.list[str]:  # one items() walk of that folder only
+            folder_id = self.folders.lookup(prefix, confirm=True)
+            found = [] if folder_id is None else self.folders.items(folder_id)
+            return [str(e["name"]) for e in found if e.get("type") == "folder"]
+
+        return sorted(self._with_fresh_cache(names))
+
     def delete(self, path: str) -> None:
         path = normalize_path(path)
         parent, _, name = path.rpartition("/")

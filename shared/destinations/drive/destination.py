@@ -199,6 +199,14 @@ class DriveDestination(PutViaResumable):
                     found.append(_remote(child, item))
         yield from sorted(found, key=lambda f: f.path)
 
+    def list_folders(self, prefix: str = "") -> builtins.list[str]:
+        prefix = normalize_path(prefix)
+        folder_id = self._fresh(lambda: self.folders.lookup(prefix))
+        if folder_id is None:
+            return []
+        children = self.folders.children(folder_id)
+        return sorted({str(item["name"]) for item in children if item.get("mimeType") == FOLDER})
+
     def delete(self, path: str) -> None:
         found = self.stat(path)
         if found is not None and found.remote_id is not None:

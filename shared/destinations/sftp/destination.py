@@ -20,6 +20,7 @@ it since); else the existing file is downloaded and hashed. Size equality alone 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import posixpath
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ from shared.destinations.sftp.files import (
     publish,
     remove_if_there,
     remove_quietly,
+    subfolders,
     walk,
 )
 from shared.destinations.sftp.hashing import remote_sha1
@@ -212,6 +214,10 @@ class SftpDestination(PutViaResumable):
                 files, digests = self._hashed(session, files)
         for path, size in files:
             yield RemoteFile(path, size, digests.get(self.remote_path(path)))
+
+    def list_folders(self, prefix: str = "") -> builtins.list[str]:
+        with self.pool.session() as session:
+            return subfolders(session, self.remote_path(normalize_path(prefix)))
 
     def delete(self, path: str) -> None:
         full = self.remote_path(normalize_path(path))

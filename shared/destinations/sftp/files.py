@@ -58,6 +58,16 @@ def walk(session: SftpSession, folder: str, rel: str) -> Iterator[tuple[str, int
             yield child, int(entry.st_size or 0)
 
 
+def subfolders(session: SftpSession, folder: str) -> list[str]:
+    """The sorted names of the folders directly in ``folder`` (one listdir); [] when it is missing."""
+    with sftp_errors(session.partner, "listing", folder):
+        try:
+            entries = session.sftp.listdir_attr(folder)
+        except FileNotFoundError:
+            return []
+    return sorted(e.filename for e in entries if statmod.S_ISDIR(e.st_mode or 0))
+
+
 def mkdirs(session: SftpSession, full: str) -> None:
     """Create ``full`` and missing parents; another writer creating them at the same time is fine."""
     missing: list[str] = []
