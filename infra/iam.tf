@@ -22,7 +22,7 @@ locals {
     export_table  = ["verify-results"]
     upload_box    = ["deliveries", "verify-results", "delivery-continuations"]
     transfer_sftp = ["deliveries", "verify-results", "delivery-continuations"]
-    verify        = ["verify-results"]
+    verify        = ["verify-results", "verify-requests"] # verify-requests: the recheck's pairs handed to other instances
     http_trigger  = ["export-requests", "verify-requests", "ingest-requests"]
     ingest_sqlite = ["verify-results", "ingest-requests"] # ingest-requests: tables deferred to a new invocation
     collect_list  = ["collect-files", "verify-results"]

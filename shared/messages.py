@@ -179,6 +179,10 @@ Format = Annotated[str, BeforeValidator(_format)]
 Idents = Annotated[tuple[str, ...], _names_matching(IDENT_RE)]
 TableNames = Annotated[tuple[str, ...], _names_matching(TABLE_RE)]
 Routes = Annotated[tuple[DestinationId, ...], BeforeValidator(_routes)]
+# a run folder's prefix in the exports bucket, e.g. "exports/sales/orders/20250108/r1/" (no "..")
+RUN_FOLDER_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_./-]{1,1023}/\Z")
+RunFolders = Annotated[tuple[str, ...], _names_matching(RUN_FOLDER_RE)]
+RECHECK_BATCH = 50  # run folders in one recheck request
 
 
 class Message(BaseModel):
@@ -335,7 +339,9 @@ class DeliveryReceipt(Message):
 
 
 class VerifyRequest(Message):
-    """verify-requests: ``{run_id}``, ``{dataset, table, date}``, ``{export, date}`` or ``{sweep: true}``."""
+    """verify-requests: ``{run_id}``, ``{dataset, table, date}``, ``{export, date}``,
+    ``{sweep: true}``, or ``{recheck: [run folder, …], destination}`` (the sweep's daily recheck
+    of in_sync runs, handed to other verify instances when its own time is spent)."""
 
     KIND: ClassVar[str] = "verify request"
     run_id: RunId | None = None
@@ -345,16 +351,21 @@ class VerifyRequest(Message):
     date: Date | None = None
     destination: DestinationId | None = None
     sweep: StrictBool = False
+    recheck: RunFolders | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> VerifyRequest:
         forms = [bool(self.sweep), bool(self.run_id), bool(self.dataset or self.table), bool(self.export)]
-        if sum(forms) != 1:
+        if sum(forms) + bool(self.recheck) != 1:
             raise Problem("give exactly one of run_id, dataset+table+date, export+date, or sweep: true")
         if (self.dataset or self.table) and not (self.dataset and self.table and self.date):
             raise Problem("dataset, table and date are required together")
         if self.export and not self.date:
             raise Problem("required with 'export'", ("date",))
+        if self.recheck and self.destination is None:
+            raise Problem("required with 'recheck'", ("destination",))
+        if self.recheck and len(self.recheck) > RECHECK_BATCH:
+            raise Problem(f"at most {RECHECK_BATCH} run folders, got {len(self.recheck)}", ("recheck",))
         return self
 
 

@@ -7,7 +7,9 @@ Triggers:
 - ``verify-requests`` (Pub/Sub): ``{run_id}`` (every run folder of the run id),
   ``{dataset, table, date}`` or ``{export, date}`` (the latest run folder of that day),
   optionally one ``destination``; or ``{"sweep": true}`` (:mod:`shared.verify.sweep`, then
-  retention's daily pruning, :mod:`shared.retention.scheduled`).
+  retention's daily pruning, :mod:`shared.retention.scheduled`); or ``{"recheck": [run folder,
+  …], "destination": D}``, the daily recheck's pairs a sweep had no time for
+  (:func:`shared.verify.recheck.recheck_requested`).
 
 Stateless: every trigger re-reads the manifest, the markers and the destination listing
 (:mod:`shared.verify.flow` decides what to publish). Bad input — a malformed request or
@@ -136,6 +138,11 @@ def _retention_pass(config: Config, started: float, message_id: str) -> None:
 
 def on_request(request: VerifyRequest, config: Config, message_id: str) -> None:
     """On demand: always reports, one result per run folder and destination."""
+    if request.recheck:
+        from shared.verify.recheck import recheck_requested
+
+        recheck_requested(config, request, now=dt.datetime.now(dt.UTC), message_id=message_id)
+        return
     if request.sweep:
         from shared.verify.sweep import sweep
 

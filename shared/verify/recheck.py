@@ -23,8 +23,10 @@ Run folders that retention removed at a destination (``pruning.json``) are not r
 
 The candidates come from the listing of every run's markers in the state bucket, in parts
 across sweeps where it is long (:mod:`shared.verify.marker_scan`). The pass starts no new
-comparison after ``budget_s`` (from the start of the sweep); the first pair it did not reach is
-where the next sweep's listing starts. A transient
+comparison after ``budget_s`` (from the start of the sweep); the due pairs it did not reach are
+handed to other verify instances as recheck requests on verify-requests
+(:func:`recheck_requested`), and only if that publish fails is the first of them where the next
+sweep's listing starts. A transient
 failure releases the day's marker (the next sweep tries again); a permanent one (e.g. the
 destination is no longer configured, an exported file expired from GCS) is logged and
 recorded in the day's marker.
@@ -36,15 +38,18 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from shared import budgeted_pass, log
 from shared.budgeted_pass import PassCounts, record_outcome, stop_time
 from shared.config import Config
 from shared.errors import PermanentError, RejectedInput
-from shared.gcp import gcs
-from shared.layout import yyyymmdd
-from shared.topology import VERIFY_TIMEOUT_S
+from shared.gcp import gcs, pubsub
+from shared.ids import DestinationId
+from shared.layout import RUN_NAME, parse_object_name, yyyymmdd
+from shared.messages import RECHECK_BATCH, VerifyRequest
+from shared.topology import VERIFY_REQUESTS, VERIFY_TIMEOUT_S
 from shared.verify import marker_scan
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, build_result, publish_once, run_comparison
@@ -62,6 +67,7 @@ class RecheckSummary(PassCounts):
     runs_recent: int = 0
     checked: int = 0
     mismatches: int = 0
+    handed_over: int = 0  # due pairs published as recheck requests for other verify instances
 
 
 def recheck(
@@ -122,7 +128,7 @@ def _recheck_listed(
     """Recheck each listed (run folder, destination) that is due, until ``stop_at``; returns the
     first run folder left for the next sweep, if any."""
     today = yyyymmdd(now.date())
-    first_deferred: str | None = None
+    overflow: list[tuple[str, str]] = []  # due pairs past stop_at: handed to other verify instances
     for prefix in sorted(part.index):
         run = by_prefix[prefix]
         for destination, names in sorted(part.index[prefix].items()):
@@ -130,8 +136,7 @@ def _recheck_listed(
             if round_ is None:
                 continue
             if time.monotonic() > stop_at:
-                summary.deferred += 1
-                first_deferred = first_deferred or prefix
+                overflow.append((prefix, destination))
                 continue
             try:
                 with log.bind(run_id=run.folder.run_id, table=run.folder.source.label, destination=destination):
@@ -139,7 +144,88 @@ def _recheck_listed(
             except Exception as exc:  # noqa: BLE001 - e.g. the claim itself failed: the next sweep tries again
                 summary.failures += 1
                 logger.warning("recheck could not claim a run", error=str(exc), run_id=run.folder.run_id)
-    return first_deferred
+    return _hand_over(overflow, summary)
+
+
+def _hand_over(pairs: list[tuple[str, str]], summary: RecheckSummary) -> str | None:
+    """Publish the due pairs this sweep had no time for as recheck requests on verify-requests
+    (``RECHECK_BATCH`` run folders a message, per destination): other verify instances compare
+    them now, each claiming its pair as the sweep would. Returns the first run folder left for
+    the next sweep's listing when publishing failed (None: every pair was handed over)."""
+    if not pairs:
+        return None
+    by_destination: dict[str, list[str]] = {}
+    for prefix, destination in pairs:
+        by_destination.setdefault(destination, []).append(prefix)
+    requests = [
+        VerifyRequest(recheck=tuple(prefixes[i : i + RECHECK_BATCH]), destination=DestinationId.parse(destination))
+        for destination, prefixes in sorted(by_destination.items())
+        for i in range(0, len(prefixes), RECHECK_BATCH)
+    ]
+    try:
+        pubsub.publish_all(VERIFY_REQUESTS, requests, origin="verify-recheck")
+    except Exception as exc:  # noqa: BLE001 - the pairs stay due: the next sweep lists them again
+        summary.deferred += len(pairs)
+        logger.warning("could not hand rechecks over; the next sweep lists them again", error=str(exc))
+        return min(prefix for prefix, _ in pairs)
+    summary.handed_over += len(pairs)
+    logger.info("recheck handed pairs to other verify instances", pairs=len(pairs), requests=len(requests))
+    return None
+
+
+def recheck_requested(
+    config: Config,
+    request: VerifyRequest,
+    *,
+    now: dt.datetime,
+    message_id: str | None = None,
+    started: float | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+) -> RecheckSummary:
+    """A recheck request (``{"recheck": [run folder, …], "destination": D}``, from a sweep that
+    ran out of time): each run folder is rechecked at D if it is still due, exactly as the
+    sweep's own pass would (its markers listed again, the day's claim taken). What this
+    invocation has no time for is left: the next sweep finds it due and hands it over again.
+    RejectedInput when a run folder is not one (nothing is done then)."""
+    summary = RecheckSummary()
+    assert request.recheck and request.destination is not None
+    destination = str(request.destination)
+    runs = [_run_of(config, prefix) for prefix in request.recheck]
+    if config.verify.recheck_days <= 0:
+        return summary
+    stop_at, today = stop_time(started, budget_s), yyyymmdd(now.date())
+    bucket = config.state_bucket_name
+    for run in runs:
+        if time.monotonic() > stop_at:
+            summary.deferred += 1
+            continue
+        names, part = _markers_of(bucket, run.folder.prefix, destination)
+        due = _due_round(run.folder.prefix, destination, names, today, partial(_abandoned, part, now=now))
+        if due is None:
+            continue
+        with log.bind(run_id=run.folder.run_id, table=run.folder.source.label, destination=destination):
+            _recheck_one(config, run, destination, due, today, now, message_id, summary)
+    logger.info("recheck request done", destination=destination, folders=len(runs), **vars(summary))
+    return summary
+
+
+def _markers_of(bucket: str, prefix: str, destination: str) -> tuple[set[str], marker_scan.MarkerScan]:
+    """One pair's marker names, and the busy claims among them, as the sweep's listing has them."""
+    base = verify_markers.folder(prefix, destination)
+    listed = gcs.list_prefix(bucket, base)
+    busy = {info.name: info.time_created for info in listed if budgeted_pass.is_busy(info.metadata)}
+    names = {info.name[len(base) :] for info in listed}
+    return names, marker_scan.MarkerScan({prefix: {destination: names}}, "", "", busy)
+
+
+def _run_of(config: Config, prefix: str) -> RunRef:
+    parsed = parse_object_name(prefix + RUN_NAME, config.export_prefix, config.project)
+    if parsed is None:
+        raise RejectedInput(
+            f"verify request.recheck: {prefix!r} is not a run folder under {config.export_prefix}/ "
+            "(expected {prefix}/{dataset}/{table}/{YYYYMMDD}/{run_id}/)"
+        )
+    return RunRef(config.bucket, parsed[0], None, True, True)
 
 
 def _due_round(

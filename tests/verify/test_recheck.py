@@ -122,7 +122,7 @@ def _marker(vstack: VerifyStack, name: str) -> bool:
     return gcs.stat(vstack.state_bucket, name) is not None
 
 
-def test_out_of_time_or_a_transient_error_leaves_the_run_to_the_next_sweep(
+def test_out_of_time_or_a_transient_error_leaves_the_run_to_the_next_sweep_or_another_instance(
     vstack: VerifyStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shared.verify.recheck as recheck_module
@@ -134,7 +134,7 @@ def test_out_of_time_or_a_transient_error_leaves_the_run_to_the_next_sweep(
     daily = marker(run.folder.prefix, "memory", Kind.RECHECK, _day(tomorrow))
 
     late = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow, budget_s=-1)
-    assert (late.deferred, late.checked) == (1, 0) and not _marker(vstack, daily)
+    assert (late.deferred, late.checked, late.handed_over) == (0, 0, 1) and not _marker(vstack, daily)
 
     def unreachable(*args: object, **kwargs: object) -> None:
         raise TransientError("memory: connection reset")
@@ -203,3 +203,68 @@ def test_a_claim_left_busy_by_a_stopped_invocation_is_taken_over_by_a_later_swee
     assert [r.stage for r in vstack.results_for(stale)] == ["verify", "verify:recheck"]
     assert [r.stage for r in vstack.results_for(fresh)] == ["verify", "verify:recheck"]
     assert sweep(config(), now=tomorrow + 2 * ABANDONED_AFTER).rechecked == 0
+
+
+def test_pairs_a_sweep_has_no_time_for_are_rechecked_by_other_verify_instances(vstack: VerifyStack) -> None:
+    """At thousands of tables one sweep cannot compare every due pair (docs/capacity.md): what is
+    left when its time is spent goes out as recheck requests on verify-requests, which other
+    verify instances handle as the sweep would (claim, compare, report once). Before, those
+    pairs waited for later sweeps, so a pair was rechecked every 5–10 days instead of daily."""
+    import json
+    import uuid
+    from unittest.mock import ANY
+
+    from shared.gcp import gcs
+    from shared.messages import VerifyRequest
+    from shared.topology import VERIFY_REQUESTS
+    from shared.verify.recheck import recheck_requested
+
+    def today() -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    watch = f"vrecheck-{uuid.uuid4().hex[:12]}"
+    vstack.admin.create_subscription(watch, VERIFY_REQUESTS)
+    changed, kept = in_sync_run(vstack), in_sync_run(vstack)
+    memory.process_destination().delete(vstack.remote_path(changed, SECOND))
+    tomorrow = days_later(1)
+
+    swept = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow, budget_s=-1)
+    assert (swept.checked, swept.handed_over, swept.deferred) == (0, 2, 0)
+    published = [json.loads(m["data_bytes"]) for m in vstack.admin.pull(watch)]
+    assert [(p["destination"], sorted(p["recheck"])) for p in published] == [
+        ("memory", sorted([changed.folder.prefix, kept.folder.prefix]))
+    ]
+    # the next sweep finds them still due (their messages not handled yet) and hands them over again
+    assert recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow, budget_s=-1).handed_over == 2
+
+    # through the verify function (today: each pair is claimed, and skipped as verified today)
+    for body in published:
+        vstack.request(body)
+    for run in (changed, kept):
+        assert gcs.read_json(vstack.state_bucket, marker(run.folder.prefix, "memory", Kind.RECHECK, _day(today()))) == {
+            "checked_at": ANY,
+            "reason": "verified today",
+            "round": 0,
+            "status": "skipped",
+        }
+    before = len(vstack.results_for(changed))
+    for body in published:  # tomorrow, as another verify instance handles it
+        recheck_requested(config(), VerifyRequest.from_obj(body), now=tomorrow)
+    results = vstack.results_for(changed)
+    assert [(r.status, r.stage) for r in results[before:]] == [("mismatch", "verify:recheck")]
+    assert results[-1].missing == [SECOND]
+    assert [r.status for r in vstack.results_for(kept)] == ["in_sync"]  # still in sync: nothing published
+    for run in (changed, kept):
+        assert _marker(vstack, marker(run.folder.prefix, "memory", Kind.RECHECK, _day(tomorrow)))
+
+    # the second hand-over's duplicate request, and the sweep: nothing is compared twice that day
+    for body in published:
+        assert recheck_requested(config(), VerifyRequest.from_obj(body), now=tomorrow).checked == 0
+    assert len(vstack.results_for(changed)) == len(results)
+    assert sweep(config(), now=tomorrow).rechecked == 0
+
+
+def test_a_recheck_request_for_something_that_is_not_a_run_folder_is_rejected(vstack: VerifyStack) -> None:
+    vstack.request({"recheck": ["exports/not/a/run/folder/deeper/"], "destination": "memory"})
+    rejected = [r for r in vstack.results() if r.status == "rejected"]
+    assert rejected and "is not a run folder" in (rejected[-1].reason or "")
