@@ -14,8 +14,10 @@ started) and that has no result for that round:
 Every result is claimed by its marker and published with :func:`shared.verify.flow.publish_once`:
 when publishing fails the marker is released, so the next sweep publishes it.
 
-Only folders with any activity (an object written) in the last ``deadline + 1 day`` are
-looked at: older ones were swept long ago or are left to ``offsite status`` / ``offsite
+No overdue run is started ``OVERDUE_BUDGET_S`` (300 s) after the sweep began: the rest wait
+for the next sweep, so many overdue runs (a destination down for hours) cannot take the time of
+the passes after this one. Only folders with any activity (an object written) in the last
+``deadline + 1 day`` are looked at: older ones were swept long ago or are left to ``offsite status`` / ``offsite
 verify``. The sweep lists the export prefix once, streamed: it keeps figures per run folder,
 not the listed objects (docs/capacity.md, "The sweeps' listings").
 
@@ -40,10 +42,14 @@ from shared.messages import VerifyResult
 from shared.verify import heal as verify_heal
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, publish_once, utcnow, verify_destination
+from shared.verify.recheck import DEFAULT_BUDGET_S as RECHECK_BUDGET_S
 from shared.verify.recheck import recheck
 from shared.verify.runs import GcsObject, RunIndex, RunRef, load_manifest, scan_objects
 
 LOOKBACK_EXTRA = dt.timedelta(days=1)
+# from the sweep's start: no overdue run is started later, so a sweep with many (a destination
+# down for hours) still leaves time for the recheck, the alert flush and retention's pass
+OVERDUE_BUDGET_S = RECHECK_BUDGET_S - 120.0
 logger = log.get_logger(__name__)
 
 
@@ -53,13 +59,21 @@ class SweepSummary:
     runs_due: int = 0
     published: int = 0
     failures: int = 0
+    deferred: int = 0  # overdue runs left to the next sweep (out of time)
     rechecked: int = 0
     recheck_mismatches: int = 0
     alerts_sent: int = 0
 
 
-def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | None = None) -> SweepSummary:
-    """Report overdue runs (see the module docstring). Re-raises the first transient failure at the end."""
+def sweep(
+    config: Config,
+    *,
+    now: dt.datetime | None = None,
+    message_id: str | None = None,
+    overdue_budget_s: float = OVERDUE_BUDGET_S,
+) -> SweepSummary:
+    """Report overdue runs (see the module docstring); none is started ``overdue_budget_s`` after
+    the sweep began (the rest are the next sweep's). Re-raises the first transient failure at the end."""
     clock = time.monotonic()
     now = now or utcnow()
     deadline = dt.timedelta(minutes=config.verify.deadline_minutes)
@@ -73,6 +87,9 @@ def sweep(config: Config, *, now: dt.datetime | None = None, message_id: str | N
         if run.started is None or now - run.started < deadline or (latest and now - latest > deadline + LOOKBACK_EXTRA):
             continue
         summary.runs_due += 1
+        if time.monotonic() - clock > overdue_budget_s:
+            summary.deferred += 1
+            continue
         with log.bind(run_id=run.folder.run_id, table=run.folder.source.label):
             try:
                 summary.published += sweep_run(run, config, now=now, deadline=deadline, message_id=message_id)

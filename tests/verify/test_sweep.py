@@ -103,6 +103,21 @@ def test_the_sweeps_passes_stop_in_order_before_the_verify_function_does() -> No
     from shared.retention import scheduled
     from shared.topology import FUNCTIONS
     from shared.verify import recheck
+    from shared.verify import sweep as sweep_module
 
     verify_timeout = {f.name: f for f in FUNCTIONS}["verify"].timeout_s
-    assert recheck.DEFAULT_BUDGET_S < scheduled.DEFAULT_BUDGET_S < verify_timeout <= 540
+    assert sweep_module.OVERDUE_BUDGET_S < recheck.DEFAULT_BUDGET_S < scheduled.DEFAULT_BUDGET_S < verify_timeout <= 540
+
+
+def test_overdue_runs_past_the_sweeps_budget_are_left_to_the_next_sweep(vstack: VerifyStack) -> None:
+    """Many overdue runs (a destination down for hours) cannot eat the recheck's and retention's
+    time: none is started past the overdue budget; the next sweep takes them."""
+    runs = [vstack.new_run(FILES) for _ in range(2)]
+    for run in runs:
+        vstack.deliver_all(run)  # delivered, but no receipt ever reached verify
+    late = sweep(config(), now=later(3), overdue_budget_s=-1)
+    assert (late.runs_due, late.deferred, late.published) == (2, 2, 0)
+    assert all(vstack.results_for(run) == [] for run in runs)
+    nxt = sweep(config(), now=later(3.5))
+    assert (nxt.deferred, nxt.published) == (0, 2)
+    assert all([r.status for r in vstack.results_for(run)] == ["in_sync"] for run in runs)
