@@ -83,27 +83,12 @@ def ingest_status(config: Config) -> HttpResponse:
 
 
 def read_states(project: str, dataset: str) -> list[TableState]:
-    """Every row of the dataset's sync state (:class:`~shared.ingest.state.TableState`), by table;
-    none when nothing was synced yet (no state table, or no dataset). A plain table read
-    (``tabledata.list``): no query job, so no ``bigquery.jobs.create``. BigQuery errors are mapped
-    as everywhere (:func:`shared.gcp.bq_jobs.call`): unreachable → TransientError (503)."""
-    from google.api_core import exceptions as gexc
-
+    """Every row of the dataset's sync state, by table (:meth:`~shared.ingest.state.SyncState.all`:
+    a plain table read, so the trigger needs no query job); BigQuery unreachable → TransientError (503)."""
     from shared.gcp import clients
-    from shared.gcp.bq_jobs import api_retry, call
-    from shared.ingest.state import STATE_TABLE
-    from shared.ingest.state import TableState as State
+    from shared.ingest.state import SyncState
 
-    client = clients.bigquery_client()
-
-    def rows() -> list[Any]:
-        try:
-            return list(client.list_rows(f"{project}.{dataset}.{STATE_TABLE}", retry=api_retry()))
-        except gexc.NotFound:  # no state table (or dataset) yet: nothing synced
-            return []
-
-    states = [State.from_row(r) for r in call(rows, f"reading {dataset}.{STATE_TABLE}")]
-    return sorted(states, key=lambda s: s.table)
+    return SyncState(clients.bigquery_client(), project, dataset).all()
 
 
 def _selection(settings: IngestSettings, known: list[str]) -> dict[str, Any]:

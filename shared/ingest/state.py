@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import PermanentError
-from shared.gcp.bq_jobs import call, mapped_errors, run_query
+from shared.gcp.bq_jobs import api_retry, call, mapped_errors, run_query
 
 STATE_TABLE = "_offsite_sync_state"
 STATE_SCHEMA = (
@@ -208,13 +208,19 @@ class SyncState:
         return TableState.from_row(rows[0]) if rows else TableState(table)
 
     def all(self) -> list[TableState]:
-        try:
-            job = self.query(f"SELECT * FROM {self.ref} ORDER BY table_name", f"reading {STATE_TABLE}")
-        except PermanentError as exc:  # no state table yet: nothing synced
-            if ": not found:" in str(exc):
+        """Every table's state, by table name; none when nothing was synced yet (no state table,
+        or no dataset). A plain table read (``tabledata.list``), no query job: a reader needs no
+        ``bigquery.jobs.create`` (the HTTP trigger's ``GET /ingest``, ``offsite ingest status``)."""
+        from google.api_core import exceptions as gexc
+
+        def rows() -> list[Any]:
+            try:
+                return list(self.client.list_rows(f"{self.project}.{self.dataset}.{STATE_TABLE}", retry=api_retry()))
+            except gexc.NotFound:
                 return []
-            raise
-        return [TableState.from_row(r) for r in job.result()]
+
+        states = [TableState.from_row(r) for r in call(rows, f"reading {self.dataset}.{STATE_TABLE}")]
+        return sorted(states, key=lambda s: s.table)
 
     def reset(self, table: str) -> bool:
         """Forget the watermark and key: the next run re-syncs the whole table. False if unknown."""
