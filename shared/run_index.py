@@ -52,9 +52,9 @@ def record(state_bucket: str, exports: Sequence[TableExport]) -> None:
     if not exports:
         return
     body = {"run_id": exports[0].run_id, "exports": [e.to_dict() for e in exports]}
-    data = json.dumps(body, sort_keys=True).encode()
-    if not gcs.write_if_absent(state_bucket, record_name(exports), data, "application/json"):
-        logger.info("run index already recorded (a redelivered request)", record=record_name(exports))
+    data, name = json.dumps(body, sort_keys=True).encode(), record_name(exports)
+    if not gcs.write_if_absent(state_bucket, name, data, "application/json"):
+        logger.info("run index already recorded (a redelivered request)", record=name)
 
 
 def exports_of(state_bucket: str, run_id: str) -> list[TableExport] | None:

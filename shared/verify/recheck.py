@@ -132,7 +132,7 @@ def _recheck_listed(
     for prefix in sorted(part.index):
         run = by_prefix[prefix]
         for destination, names in sorted(part.index[prefix].items()):
-            round_ = _due_round(prefix, destination, names, today, lambda name: _abandoned(part, name, now))
+            round_ = _due_round(prefix, destination, names, today, partial(_abandoned, part.busy, now=now))
             if round_ is None:
                 continue
             if time.monotonic() > stop_at:
@@ -199,8 +199,8 @@ def recheck_requested(
         if time.monotonic() > stop_at:
             summary.deferred += 1
             continue
-        names, part = _markers_of(bucket, run.folder.prefix, destination)
-        due = _due_round(run.folder.prefix, destination, names, today, partial(_abandoned, part, now=now))
+        names, busy = _markers_of(bucket, run.folder.prefix, destination)
+        due = _due_round(run.folder.prefix, destination, names, today, partial(_abandoned, busy, now=now))
         if due is None:
             continue
         with log.bind(run_id=run.folder.run_id, table=run.folder.source.label, destination=destination):
@@ -209,13 +209,12 @@ def recheck_requested(
     return summary
 
 
-def _markers_of(bucket: str, prefix: str, destination: str) -> tuple[set[str], marker_scan.MarkerScan]:
+def _markers_of(bucket: str, prefix: str, destination: str) -> tuple[set[str], dict[str, dt.datetime | None]]:
     """One pair's marker names, and the busy claims among them, as the sweep's listing has them."""
     base = verify_markers.folder(prefix, destination)
     listed = gcs.list_prefix(bucket, base)
     busy = {info.name: info.time_created for info in listed if budgeted_pass.is_busy(info.metadata)}
-    names = {info.name[len(base) :] for info in listed}
-    return names, marker_scan.MarkerScan({prefix: {destination: names}}, "", "", busy)
+    return {info.name[len(base) :] for info in listed}, busy
 
 
 def _run_of(config: Config, prefix: str) -> RunRef:
@@ -251,8 +250,9 @@ def _due_round(
     return state.round
 
 
-def _abandoned(part: marker_scan.MarkerScan, name: str, now: dt.datetime) -> bool:
-    return name in part.busy and budgeted_pass.abandoned(part.busy[name], now)
+def _abandoned(busy: dict[str, dt.datetime | None], name: str, now: dt.datetime) -> bool:
+    """A listed claim marker ``name`` still busy (``busy``: name → when claimed) and abandoned."""
+    return name in busy and budgeted_pass.abandoned(busy[name], now)
 
 
 def _day_of(timestamp: object) -> dt.date | None:
