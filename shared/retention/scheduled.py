@@ -151,17 +151,15 @@ def _prune_pair(
         summary.pruned += result.count("pruned")
         logger.error("retention could not prune", entry=entry.name, destination=str(destination), error=str(exc))
         failed = {"status": "failed", "reason": str(exc), "pruned": result.count("pruned")}
-        if run.at != start_at:  # None: the round reached its end (its failures are raised there)
-            save_cursor(bucket, cursor, run.at, run.now)
+        if isinstance(entry, DatasetExport) and run.at is None:  # the round reached its end (failures are raised there)
+            save_cursor(bucket, cursor, None, run.now)
         record_outcome(bucket, name, failed, "retention")
         return
     except Exception as exc:  # noqa: BLE001 - the next sweep tries again; the other pairs go on
         summary.failures += 1
         summary.pruned += result.count("pruned")
         logger.warning("retention hit a transient failure; the next sweep retries", error=str(exc))
-        if run.at is not None and run.at != start_at:  # the tables before it are done
-            save_cursor(bucket, cursor, run.at, run.now)
-        verify_markers.release(bucket, name)
+        verify_markers.release(bucket, name)  # the cursor names the table it happened in (saved as it started)
         return
     summary.pruned += result.count("pruned")
     if result.count("deferred"):

@@ -115,3 +115,23 @@ def test_the_daily_pass_records_the_refused_folder_and_prunes_the_others(
     assert key(oldest) not in rs.remote_runs("sftp:local")
     claim = gcs.read_json(rs.state_bucket, claim_name((config().dataset(rs.dataset), "sftp:local"), now))
     assert claim["status"] == "failed" and claim["pruned"] == 1 and refused.run_id in claim["reason"]
+
+
+def test_a_round_that_ends_with_a_refused_folder_leaves_no_cursor(
+    rstack_factory: Callable[..., RetentionStack],
+) -> None:
+    """The round reached its last table and failed there (a folder refused): it is over, so the
+    next day's round starts at the first table. Before, the cursor saved as that table started
+    was left behind, and the next round skipped every table before it."""
+    from shared.retention.scheduled import cursor_name
+
+    rs = rstack_factory(daily=1)
+    _, refused, _ = (rs.run_of(day, "sftp:local") for day in (D1, D2, D3))
+    entry = config().dataset(rs.dataset)
+    assert entry is not None
+    now = dt.datetime.now(dt.UTC)
+    with read_only(rs, key(refused)):
+        summary = daily_pass(config(), now=now)
+    assert summary.failures == 1
+    assert gcs.read_json(rs.state_bucket, claim_name((entry, "sftp:local"), now))["status"] == "failed"
+    assert gcs.stat(rs.state_bucket, cursor_name((entry, "sftp:local"))) is None
