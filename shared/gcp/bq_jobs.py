@@ -190,16 +190,24 @@ def _started(client: Any, job_id: str, start: Callable[[str], Any], location: st
         return job
     except gexc.Conflict:
         pass
-
-    def existing() -> Any:
-        # A concurrent twin's insert can be answered before its job is readable: a moment later it is.
-        job = get_job(client, job_id, location)
-        if job is None:
-            raise TransientError(f"job {job_id} exists (409) but cannot be read yet")
-        return job
-
-    job = retry_call(existing, f"reading job {job_id}", attempts=5, initial_s=0.2, max_wait_s=2.0)
+    job = retry_call(
+        functools.partial(existing_job, client, job_id, location),
+        f"reading job {job_id}",
+        attempts=5,
+        initial_s=0.2,
+        max_wait_s=2.0,
+    )
     logger.info("re-attached to existing job", job_id=job_id, state=job.state, source=label)
+    return job
+
+
+def existing_job(client: Any, job_id: str, location: str | None) -> Any:
+    """Job ``job_id``, which an insert just answered 409 for (an earlier try of the same insert, or
+    a concurrent twin, started it). BigQuery can answer 409 before the job is readable: then a
+    TransientError, and a moment later it is."""
+    job = get_job(client, job_id, location)
+    if job is None:
+        raise TransientError(f"job {job_id} exists (409) but cannot be read yet")
     return job
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from shared import log
-from shared.errors import PermanentError, RejectedInput, TransientError
+from shared.errors import PermanentError, RejectedInput
 from shared.gcp import bq_jobs, fingerprint_job, partitions
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.gcp.fingerprint import differences
@@ -122,9 +122,7 @@ def _started_before(client: Any, job_id: str, target: str) -> Any:
 
     ref = bigquery.TableReference.from_string(target)
     dataset = client.get_dataset(bigquery.DatasetReference(ref.project, ref.dataset_id), retry=bq_jobs.api_retry())
-    job = bq_jobs.get_job(client, job_id, dataset.location)
-    if job is None:  # BigQuery can answer 409 before the job is readable
-        raise TransientError(f"load job {job_id} into {target} exists (409) but cannot be read yet")
+    job = bq_jobs.existing_job(client, job_id, dataset.location)
     logger.info("load job already started; waiting for it", job_id=job_id, target=target)
     return job
 
@@ -224,10 +222,7 @@ def _fingerprint(client: Any, table: Any, target: str, manifest: Manifest, job_i
         try:
             return fingerprint_job.start(client, quoted, [], manifest.schema, table.location, job_id)
         except gexc.Conflict:  # this proof's own id: an earlier try of this insert reached BigQuery
-            job = bq_jobs.get_job(client, job_id, table.location)
-            if job is None:  # BigQuery can answer 409 before the job is readable
-                raise TransientError(f"fingerprint query {job_id} exists (409) but cannot be read yet") from None
-            return job
+            return bq_jobs.existing_job(client, job_id, table.location)
 
     job = bq_jobs.call(start, f"starting the fingerprint query of {target}", every_api_error=True)
     what = f"the proof's fingerprint query {job_id} of {target}"
