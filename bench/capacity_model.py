@@ -72,6 +72,10 @@ class Limits:
     # infra/config.tf: the export finalize sweep every 15 min; verify.sweep_schedule's default every 30 min
     sweeps_per_day: int = 24 * 4 + 24 * 2
     verify_timeout_s: float = 540.0  # shared/topology.py: the verify function, which runs its sweep
+    # the most each sweep lists before it stops at a run folder's boundary and leaves the rest to
+    # the next (shared/verify/sweep.py LISTING_BUDGET_S, shared/stages/export.py SWEEP_LISTING_S)
+    verify_sweep_listing_s: float = 180.0
+    finalize_sweep_listing_s: float = 240.0
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,9 @@ def sweep_listing(
     """What the scheduled sweeps list (docs/capacity.md, "The sweeps' listings"): both sweeps
     every object the exports bucket still keeps (one run a day, each kept ``expiration_days``),
     and verify's recheck every verify marker the state bucket keeps (``max(expiration_days, 90)``
-    days: a result and up to ``recheck_days`` daily recheck markers per run and destination)."""
+    days: a result and up to ``recheck_days`` daily recheck markers per run and destination).
+    A listing longer than a sweep's listing time is read in parts: ``*_sweeps_per_pass`` sweeps
+    cover it once."""
     objects = counts(shape)["gcs_objects"] * staging_days
     pages = math.ceil(objects / 1_000)
     markers = shape.tables * len(shape.destinations) * (1 + recheck_days) * max(staging_days, 90)
@@ -195,6 +201,8 @@ def sweep_listing(
         "sweep_listed_objects": objects,
         "sweep_list_pages": float(pages),
         "sweep_list_seconds": pages * limits.gcs_list_page_s,
+        "verify_sweeps_per_pass": float(math.ceil(pages * limits.gcs_list_page_s / limits.verify_sweep_listing_s)),
+        "finalize_sweeps_per_pass": float(math.ceil(pages * limits.gcs_list_page_s / limits.finalize_sweep_listing_s)),
         "sweep_list_pages_per_day": float(pages * limits.sweeps_per_day),
         "recheck_listed_markers": float(markers),
         "recheck_list_seconds": marker_pages * limits.gcs_list_page_s,

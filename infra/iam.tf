@@ -51,7 +51,7 @@ locals {
   #                 the uploaders' once-per-run failure marker (`<run folder>_verify/<destination>/
   #                 failed-<stage>.json`: created, counted, released; shared/stages/failures.py);
   #   checkpoints/  the upload functions' checkpoints of transfers longer than one invocation;
-  #   dead-letters/, retention/, recheck/, mirror/  verify's claims and records outside run folders;
+  #   dead-letters/, retention/, recheck/, sweep/, mirror/  verify's claims and records outside run folders;
   #   run-index/    fan_out's record of each request's table exports, created once, read by run id;
   #   results/      every stage's reported result is appended to the run history (create only);
   #   errors/       every stage's last error of an event being retried, for its dead letter;
@@ -95,6 +95,8 @@ locals {
       # a failed export job is reported once per run, claimed with if_generation_match=0
       # (shared/stages/export_records.py) and released when that report could not be published
       failure_claims = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix, suffix = "/_export/failure.json" }
+      # where the next finalize sweep's listing starts (shared/listing_parts.py)
+      sweep_cursor = { role = google_project_iam_custom_role.object_replacer.id, prefix = "sweep/", suffix = "/finalize-cursor.json" }
     }
     upload_box = {
       # checkpoints of transfers longer than one invocation (shared.delivery.checkpoint)
@@ -110,12 +112,14 @@ locals {
       markers = { role = google_project_iam_custom_role.object_replacer.id, prefix = local.export_prefix }
       viewer  = { role = "roles/storage.objectViewer", prefix = "" }
       # claims of dead letters reported (shared/stages/dead_letters.py) and of the daily
-      # retention pass (shared/retention/scheduled.py), the recheck's listing cursor
-      # (shared/verify/marker_scan.py), mirrored buckets' reconcile records and pruning claims
-      # (shared/mirror/reconcile.py, shared/retention/versions.py); outcomes replace claims.
+      # retention pass (shared/retention/scheduled.py), the recheck's and the sweep's listing
+      # cursors (shared/verify/marker_scan.py, shared/verify/sweep.py), mirrored buckets'
+      # reconcile records and pruning claims (shared/mirror/reconcile.py,
+      # shared/retention/versions.py); outcomes replace claims.
       dead_letters = { role = google_project_iam_custom_role.object_replacer.id, prefix = "dead-letters/" }
       retention    = { role = google_project_iam_custom_role.object_replacer.id, prefix = "retention/" }
       recheck      = { role = google_project_iam_custom_role.object_replacer.id, prefix = "recheck/" }
+      sweep        = { role = google_project_iam_custom_role.object_replacer.id, prefix = "sweep/", suffix = "/verify-cursor.json" }
       mirror       = { role = google_project_iam_custom_role.object_replacer.id, prefix = "mirror/" }
     }
     http_trigger = {

@@ -99,6 +99,15 @@ class RunFolder:
         )
 
 
+def run_folder_of(name: str, head: str) -> str:
+    """The run folder part of an object name under ``head`` (``exports/``), slash-ended, without
+    checking it (``exports/sales/orders/20250108/r1/x.parquet`` → ``exports/sales/orders/20250108/r1/``):
+    the unit a listing in parts never splits (:mod:`shared.listing_parts`). A name too short to
+    be in a run folder is its own unit."""
+    parts = name[len(head) :].split("/")
+    return head + "/".join(parts[:4]) + "/" if len(parts) >= 5 else name
+
+
 def parse_object_name(name: str, export_prefix: str, project: str = "") -> tuple[RunFolder, str] | None:
     """``exports/sales/orders/20250108/r1/x.parquet`` → (RunFolder, "x.parquet"); None if not a run file."""
     head = export_prefix.strip("/") + "/"

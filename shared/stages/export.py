@@ -40,7 +40,6 @@ import functools
 import math
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from shared import log
@@ -59,7 +58,8 @@ from shared.gcp.bigquery import (
 from shared.gcp.bq_jobs import MAX_JOB_ATTEMPTS, JobPending, attempt_id
 from shared.gcp.fingerprint_job import export_job_of, is_export_step, run_step_job_ids
 from shared.ids import Stage
-from shared.layout import MANIFEST_NAME, RUN_NAME, RunFolder, parse_object_name, render_file_name
+from shared.layout import MANIFEST_NAME, RUN_NAME, RunFolder, parse_object_name, render_file_name, run_folder_of
+from shared.listing_parts import Cursor, list_next_part
 from shared.manifest import Manifest
 from shared.messages import TableExport
 from shared.stages import failures
@@ -84,6 +84,7 @@ DEFAULT_BUDGET_S = 60.0
 # exports stays inside one invocation (540 s).
 SWEEP_LOOK_S = 3.0
 SWEEP_BUDGET_S = 420.0  # from the sweep's start, its listing included (export_table stops at 540 s)
+SWEEP_LISTING_S = 240.0  # the listing stops at a run folder's boundary after it; the next sweep goes on
 SWEEP_LOOKBACK = dt.timedelta(days=2)  # a BigQuery job runs at most 6 h; older runs are not its business
 JOB_PREFIX = "offsite_"
 
@@ -325,6 +326,11 @@ def _task_of(uri: str, config: Config, storage_client: Any | None) -> TableExpor
     return TableExport.from_json(raw)
 
 
+def finalize_cursor(state_bucket: str, export_prefix: str) -> Cursor:
+    """Where the next finalize sweep's part of the export listing starts."""
+    return Cursor(state_bucket, f"sweep/{export_prefix.strip('/')}/finalize-cursor.json")
+
+
 def finalize_sweep(
     event: Any,
     config: Config,
@@ -338,28 +344,32 @@ def finalize_sweep(
     would have) and finish the run if the job is DONE (starting the fingerprint job if nobody has:
     it reads what the DONE export job wrote). Returns the run folders it wrote a manifest for."""
     message = parse_pubsub(event)
-    stop_at = time.monotonic() + SWEEP_BUDGET_S  # the listing below counts: it grows with the history kept
+    started = time.monotonic()
+    stop_at = started + SWEEP_BUDGET_S  # the listing below counts: it grows with the history kept
     now = now or dt.datetime.now(dt.UTC)
     wh = wh or warehouse()
     head = config.export_prefix.strip("/") + "/"
+    # folder names only, never the objects: the prefix holds all the history the lifecycle rule
+    # keeps, read in parts across sweeps where it is long (docs/capacity.md, "The sweeps' listings")
+    runs: set[str] = set()
+    manifests: set[str] = set()
 
-    def recent_and_finished(objects: Iterator[gcs.ObjectInfo]) -> tuple[set[str], set[str]]:
-        # folder names only, never the objects: the prefix holds all the history the lifecycle
-        # rule keeps (docs/capacity.md, "The sweeps' listings")
-        runs: set[str] = set()
-        manifests: set[str] = set()
-        for obj in objects:
-            folder, _, name = obj.name.rpartition("/")
-            if name == MANIFEST_NAME:
-                manifests.add(folder)
-            elif name == RUN_NAME and (obj.time_created is None or now - obj.time_created < SWEEP_LOOKBACK):
-                runs.add(folder)
-        return runs, manifests
+    def add(obj: gcs.ObjectInfo) -> None:
+        folder, _, name = obj.name.rpartition("/")
+        if name == MANIFEST_NAME:
+            manifests.add(folder)
+        elif name == RUN_NAME and (obj.time_created is None or now - obj.time_created < SWEEP_LOOKBACK):
+            runs.add(folder)
 
-    runs, manifests = gcs.fold_prefix(config.bucket, head, recent_and_finished, client=storage_client)
+    cursor = finalize_cursor(config.state_bucket_name, config.export_prefix)
+    part = list_next_part(
+        cursor, config.bucket, head, lambda n: run_folder_of(n, head), add, stop_at=started + SWEEP_LISTING_S, now=now
+    )
     open_runs = sorted(runs - manifests)
     finished: list[str] = []
-    logger.info("finalize sweep", message_id=message.message_id, runs=len(runs), open=len(open_runs))
+    logger.info(
+        "finalize sweep", message_id=message.message_id, runs=len(runs), open=len(open_runs), next_start=part.next_start
+    )
 
     def finish(folder: str) -> None:
         if time.monotonic() > stop_at:

@@ -2,9 +2,9 @@
 
 A run whose destination result was ``in_sync`` is otherwise never looked at again, so a file
 deleted or changed at the destination later would only be found by hand. Each sweep (every
-30 minutes by default) ends with this pass; it looks at every run folder started in the last
-``verify.recheck_days`` days (0 = off) whose current round's result (``result-{k}.json``) at a
-destination is ``in_sync`` and was decided before today (UTC), and at most once per (run
+30 minutes by default) ends with this pass; it looks at every run folder with a result
+(``result-{k}.json``) written in the last ``verify.recheck_days`` days (0 = off) whose current
+round's result at a destination is ``in_sync`` and was decided before today (UTC), and at most once per (run
 folder, destination) and UTC day —
 claimed with ``{run folder}_verify/{destination}/recheck-{YYYYMMDD}.json`` in the state bucket
 (``if_generation_match=0``; a claim still busy after a verify invocation's longest life was left
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -72,7 +72,6 @@ class RecheckSummary(PassCounts):
 
 def recheck(
     config: Config,
-    runs: Iterable[RunRef],
     *,
     now: dt.datetime,
     message_id: str | None = None,
@@ -82,36 +81,33 @@ def recheck(
     scan_check_every: int = gcs.LIST_PAGE_SIZE,
 ) -> RecheckSummary:
     """Re-verify the recent in_sync (run folder, destination)s not rechecked today (module docstring).
-    The markers come from a part of the state bucket's listing (:mod:`shared.verify.marker_scan`):
-    by default as much as half the remaining budget lists, reading the clock every
-    ``scan_check_every`` objects; ``scan_budget_s`` sets that time instead."""
+    The candidates and their markers come from a part of the state bucket's listing
+    (:mod:`shared.verify.marker_scan`): run folders with a result written in the last
+    ``recheck_days``. By default the listing takes as much as half the remaining budget, reading
+    the clock every ``scan_check_every`` objects; ``scan_budget_s`` sets that time instead."""
     summary = RecheckSummary()
     days = config.verify.recheck_days
     if days <= 0:
         return summary
-    since = now - dt.timedelta(days=days)
-    recent = [r for r in runs if r.has_manifest and r.started is not None and r.started >= since]
-    summary.runs_recent = len(recent)
-    if not recent:
-        return summary
     stop_at = stop_time(started, budget_s)
-    bucket, by_prefix = config.state_bucket_name, {r.folder.prefix: r for r in recent}
-    start = marker_scan.read_cursor(bucket, config.export_prefix)
+    cursor = marker_scan.cursor(config.state_bucket_name, config.export_prefix)
+    start = cursor.read()
     # the listing may take half of what the budget leaves; the comparisons get the rest
     scan_s = scan_budget_s if scan_budget_s is not None else max(0.0, stop_at - time.monotonic()) / 2
     part = marker_scan.scan(
-        bucket,
+        config.state_bucket_name,
         config.export_prefix,
-        set(by_prefix),
+        now - dt.timedelta(days=days),
         start=start,
         stop_at=time.monotonic() + scan_s,
         check_every=scan_check_every,
     )
-    first_deferred = _recheck_listed(config, part, by_prefix, now, stop_at, message_id, summary)
+    summary.runs_recent = len(part.index)
+    first_deferred = _recheck_listed(config, part, now, stop_at, message_id, summary)
     # a deferred pair is where the next sweep starts listing: nothing is passed over
     next_start = first_deferred if first_deferred is not None else part.next_start
     if next_start != start:
-        marker_scan.save_cursor(bucket, config.export_prefix, next_start, now)
+        cursor.save(next_start, now)
     logger.info("recheck done", recheck_days=days, listed_from=start, next_start=next_start, **vars(summary))
     return summary
 
@@ -119,7 +115,6 @@ def recheck(
 def _recheck_listed(
     config: Config,
     part: marker_scan.MarkerScan,
-    by_prefix: dict[str, RunRef],
     now: dt.datetime,
     stop_at: float,
     message_id: str | None,
@@ -130,7 +125,11 @@ def _recheck_listed(
     today = yyyymmdd(now.date())
     overflow: list[tuple[str, str]] = []  # due pairs past stop_at: handed to other verify instances
     for prefix in sorted(part.index):
-        run = by_prefix[prefix]
+        try:
+            run = _run_of(config, prefix)
+        except RejectedInput as exc:  # markers outside a run folder's layout: nothing to compare
+            logger.warning("recheck skipped markers outside a run folder", error=str(exc))
+            continue
         for destination, names in sorted(part.index[prefix].items()):
             round_ = _due_round(prefix, destination, names, today, partial(_abandoned, part.busy, now=now))
             if round_ is None:

@@ -18,19 +18,21 @@ No overdue run is started ``OVERDUE_BUDGET_S`` (300 s) after the sweep began: th
 for the next sweep, so many overdue runs (a destination down for hours) cannot take the time of
 the passes after this one. Only folders with any activity (an object written) in the last
 ``deadline + 1 day`` are looked at: older ones were swept long ago or are left to ``offsite status`` / ``offsite
-verify``. The sweep lists the export prefix once, streamed: it keeps figures per run folder,
-not the listed objects (docs/capacity.md, "The sweeps' listings").
+verify``. The sweep lists the export prefix streamed, keeping figures per run folder, not the
+listed objects, and for at most ``LISTING_BUDGET_S`` (180 s): a longer listing (tens of
+thousands of tables kept for weeks) is read in parts across sweeps, each ending at a run
+folder's boundary, from a cursor in the state bucket (``sweep/{export_prefix}/verify-cursor.json``;
+:mod:`shared.listing_parts`; docs/capacity.md, "The sweeps' listings").
 
-Then the recheck pass (:mod:`shared.verify.recheck`, ``verify.recheck_days``): runs of the last
-N days whose result was ``in_sync`` are compared again, once a day each, and a file deleted or
-changed at a destination since is reported as a ``mismatch`` (stage ``verify:recheck``).
+Then the recheck pass (:mod:`shared.verify.recheck`, ``verify.recheck_days``): runs verified in
+the last N days whose result was ``in_sync`` are compared again, once a day each, and a file
+deleted or changed at a destination since is reported as a ``mismatch`` (stage ``verify:recheck``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shared import log
@@ -38,18 +40,23 @@ from shared.config import Config
 from shared.delivery.routing import load_run
 from shared.errors import PermanentError, RejectedInput
 from shared.gcp import gcs
+from shared.layout import run_folder_of
+from shared.listing_parts import Cursor, Part, list_next_part
 from shared.messages import VerifyResult
 from shared.verify import heal as verify_heal
 from shared.verify import markers as verify_markers
 from shared.verify.flow import RunContext, Trigger, publish_once, utcnow, verify_destination
 from shared.verify.recheck import DEFAULT_BUDGET_S as RECHECK_BUDGET_S
 from shared.verify.recheck import recheck
-from shared.verify.runs import GcsObject, RunIndex, RunRef, load_manifest, scan_objects
+from shared.verify.runs import GcsObject, RunIndex, RunRef, load_manifest
 
 LOOKBACK_EXTRA = dt.timedelta(days=1)
 # from the sweep's start: no overdue run is started later, so a sweep with many (a destination
 # down for hours) still leaves time for the recheck, the alert flush and retention's pass
 OVERDUE_BUDGET_S = RECHECK_BUDGET_S - 120.0
+# from the sweep's start: the export prefix's listing stops at a run folder's boundary after it,
+# leaving the overdue pass 120 s (~500 pages of 1,000 objects at 0.35 s a page; docs/capacity.md)
+LISTING_BUDGET_S = OVERDUE_BUDGET_S - 120.0
 logger = log.get_logger(__name__)
 
 
@@ -63,6 +70,8 @@ class SweepSummary:
     rechecked: int = 0
     recheck_mismatches: int = 0
     alerts_sent: int = 0
+    listed_from: str = ""  # where this sweep's part of the export listing began ("": the start)
+    listing_next: str = ""  # where the next sweep's part begins ("": this part reached the end)
 
 
 def sweep(
@@ -71,15 +80,18 @@ def sweep(
     now: dt.datetime | None = None,
     message_id: str | None = None,
     overdue_budget_s: float = OVERDUE_BUDGET_S,
+    listing_budget_s: float = LISTING_BUDGET_S,
+    listing_check_every: int = gcs.LIST_PAGE_SIZE,
 ) -> SweepSummary:
     """Report overdue runs (see the module docstring); none is started ``overdue_budget_s`` after
-    the sweep began (the rest are the next sweep's). Re-raises the first transient failure at the end."""
+    the sweep began (the rest are the next sweep's), and the export listing stops
+    ``listing_budget_s`` after it (reading the clock every ``listing_check_every`` objects).
+    Re-raises the first transient failure at the end."""
     clock = time.monotonic()
     now = now or utcnow()
     deadline = dt.timedelta(minutes=config.verify.deadline_minutes)
-    head = config.export_prefix.strip("/") + "/"
-    runs, activity = scan_objects(config.bucket, head, lambda objects: _scan(objects, config, head))
-    summary = SweepSummary()
+    runs, activity, part = list_runs(config, now, stop_at=clock + listing_budget_s, check_every=listing_check_every)
+    summary = SweepSummary(listed_from=part.start, listing_next=part.next_start)
     transient: Exception | None = None
     for run in runs:
         summary.runs_seen += 1
@@ -101,7 +113,7 @@ def sweep(
                 logger.warning("sweep hit a transient failure", error=str(exc))
                 transient = transient or exc
     try:
-        rechecks = recheck(config, runs, now=now, message_id=message_id, started=clock)
+        rechecks = recheck(config, now=now, message_id=message_id, started=clock)
         summary.rechecked, summary.recheck_mismatches = rechecks.checked, rechecks.mismatches
     except Exception as exc:  # noqa: BLE001 - the overdue results are out; the next sweep rechecks
         logger.warning("recheck pass failed", error=str(exc))
@@ -114,21 +126,36 @@ def sweep(
     return summary
 
 
-def _scan(objects: Iterator[GcsObject], config: Config, head: str) -> tuple[list[RunRef], dict[str, dt.datetime]]:
-    """One pass over the export prefix: the run folders, and each folder's newest object creation
-    time (data and control files). Only per-folder figures are kept, never the objects:
-    the prefix holds every run the bucket's lifecycle rule still keeps (docs/capacity.md)."""
+def cursor(state_bucket: str, export_prefix: str) -> Cursor:
+    """Where the next sweep's part of the export listing starts."""
+    return Cursor(state_bucket, f"sweep/{export_prefix.strip('/')}/verify-cursor.json")
+
+
+def list_runs(
+    config: Config, now: dt.datetime, *, stop_at: float | None = None, check_every: int = gcs.LIST_PAGE_SIZE
+) -> tuple[list[RunRef], dict[str, dt.datetime], Part]:
+    """This sweep's part of the export prefix's listing (all of it when it fits before ``stop_at``):
+    its run folders, each folder's newest object creation time (data and control files), and
+    where the part began and the next begins (saved in :func:`cursor`). Only per-folder figures
+    are kept, never the objects: the prefix holds every run the bucket's lifecycle rule still
+    keeps (docs/capacity.md)."""
+    head = config.export_prefix.strip("/") + "/"
     index = RunIndex(config.bucket, config.export_prefix, config.project)
     latest: dict[str, dt.datetime] = {}
-    for obj in objects:
+
+    def folder_of(name: str) -> str:
+        return run_folder_of(name, head)
+
+    def add(info: gcs.ObjectInfo) -> None:
+        obj = GcsObject.from_info(info)
         index.add(obj)
-        parts = obj.name[len(head) :].split("/")
-        if len(parts) < 5 or obj.created is None:
-            continue
-        key = head + "/".join(parts[:4]) + "/"
-        if key not in latest or obj.created > latest[key]:
-            latest[key] = obj.created
-    return index.refs(), latest
+        folder = folder_of(obj.name)
+        if folder != obj.name and obj.created is not None and (folder not in latest or obj.created > latest[folder]):
+            latest[folder] = obj.created
+
+    saved = cursor(config.state_bucket_name, config.export_prefix)
+    part = list_next_part(saved, config.bucket, head, folder_of, add, stop_at=stop_at, now=now, check_every=check_every)
+    return index.refs(), latest, part
 
 
 def sweep_run(run: RunRef, config: Config, *, now: dt.datetime, deadline: dt.timedelta, message_id: str | None) -> int:

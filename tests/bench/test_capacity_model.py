@@ -142,6 +142,12 @@ def test_each_sweep_lists_every_object_the_bucket_keeps_a_page_per_thousand() ->
     assert listing["sweep_list_seconds"] == pytest.approx(18 * Limits().gcs_list_page_s)
     # the state bucket keeps markers 90 days: a result and 7 daily rechecks per run and destination
     assert listing["recheck_listed_markers"] == 100 * 1 * (1 + 7) * 90
+    assert listing["verify_sweeps_per_pass"] == listing["finalize_sweeps_per_pass"] == 1  # one sweep lists it all
     full = model(Shape(), prices=Prices(staging_days=30))
     assert full["sweep_listed_objects"] == 25_000 * 30
-    assert full["sweep_list_seconds"] < Limits().verify_timeout_s  # the verify sweep still lists in time
+    # 750 pages, ~263 s: more than one verify sweep lists (180 s), so two sweeps cover it
+    assert full["sweep_list_seconds"] == pytest.approx(750 * 0.35)
+    assert (full["verify_sweeps_per_pass"], full["finalize_sweeps_per_pass"]) == (2, 2)
+    # 5,000 tables kept 90 days: past one verify invocation's 540 s, still listed, in 5 sweeps (2.5 hours)
+    long = sweep_listing(Shape(), staging_days=90)
+    assert long["sweep_list_seconds"] > Limits().verify_timeout_s and long["verify_sweeps_per_pass"] == 5

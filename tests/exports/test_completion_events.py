@@ -9,6 +9,7 @@ the CloudEvent Eventarc delivers; the same entry point (dispatch by trigger) wri
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import threading
 import time
@@ -173,6 +174,24 @@ def test_a_lost_completion_event_is_covered_by_the_finalize_sweep(kit: ExportsKi
     manifest = manifest_of(kit, task)
     assert manifest is not None and manifest.job_id == hold.job_id
     assert manifest.row_count == kit.source_count("products")
+
+
+def test_the_finalize_sweep_lists_on_from_where_the_last_one_stopped(kit: ExportsKit, audit: Puller) -> None:
+    """A long export listing is read in parts across sweeps (docs/capacity.md): a sweep lists from
+    where the last one stopped and, reaching the end in time, goes on from the beginning, so a
+    run folder before that point is finished too; then the next sweep starts from the beginning."""
+    from shared.stages.export import finalize_cursor
+
+    task = table_task(kit, "products", "AVRO")
+    with held_export(kit, task) as hold:
+        hold.release()
+        completion_event(audit, hold.job_id)  # published, then lost: never delivered
+    cursor = finalize_cursor(kit.config.state_bucket_name, kit.config.export_prefix)
+    cursor.save(task.prefix + "~", dt.datetime.now(dt.UTC))  # the last sweep stopped past this run's folder
+    kit.main.export_table(sweep_event(kit))
+    manifest = manifest_of(kit, task)
+    assert manifest is not None and manifest.job_id == hold.job_id
+    assert cursor.read() == ""
 
 
 def test_the_sweep_never_starts_an_export(exports_env: ExportsKit) -> None:

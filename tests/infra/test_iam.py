@@ -197,8 +197,10 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
     assert state == {
         # each request's table exports, recorded once for lookups by run id (shared/run_index.py)
         "fan_out": {(creator, "run-index/")} | reporting,
-        # a failed export job is claimed once per run before it is reported (released if unreported)
-        "export_table": {(replacer, "exports/*/_export/failure.json")} | reporting,
+        # a failed export job is claimed once per run before it is reported (released if unreported);
+        # the finalize sweep saves where its next listing starts
+        "export_table": {(replacer, "exports/*/_export/failure.json"), (replacer, "sweep/*/finalize-cursor.json")}
+        | reporting,
         # a transfer that runs out of its time budget keeps its checkpoint here; a failure is
         # reported once per run and destination (shared/stages/failures.py)
         "upload_box": {(replacer, "checkpoints/"), (replacer, "exports/*/failed-upload_box.json")} | reporting,
@@ -208,6 +210,7 @@ def test_bucket_access_per_function_and_prefix(example: Module) -> None:
             (replacer, "exports/"),
             ("roles/storage.objectViewer", ""),
             *((replacer, prefix) for prefix in ("dead-letters/", "retention/", "recheck/", "mirror/")),
+            (replacer, "sweep/*/verify-cursor.json"),  # where the next sweep's listing starts
         }
         | reporting,
         # ?wait= and GET /runs/<id> read the run history; the trigger reports nothing itself

@@ -292,10 +292,19 @@ def _retention_claim(bucket: str) -> None:
 def _recheck_cursor(bucket: str) -> None:
     from shared.verify import marker_scan
 
-    now = dt.datetime.now(dt.UTC)
-    marker_scan.save_cursor(bucket, "exports", "exports/a/", now)
-    marker_scan.save_cursor(bucket, "exports", "exports/b/", now)  # replaced on every recheck
-    assert marker_scan.read_cursor(bucket, "exports") == "exports/b/"
+    now, cursor = dt.datetime.now(dt.UTC), marker_scan.cursor(bucket, "exports")
+    cursor.save("exports/a/", now)
+    cursor.save("exports/b/", now)  # replaced on every recheck
+    assert cursor.read() == "exports/b/"
+
+
+def _sweep_cursor(bucket: str) -> None:
+    from shared.verify import sweep
+
+    now, cursor = dt.datetime.now(dt.UTC), sweep.cursor(bucket, "exports")
+    cursor.save("exports/a/", now)
+    cursor.save("exports/b/", now)  # replaced by every sweep whose listing stops early
+    assert cursor.read() == "exports/b/"
 
 
 def _mirror_reconcile_record(bucket: str) -> None:
@@ -309,7 +318,7 @@ def _mirror_reconcile_record(bucket: str) -> None:
 
 @pytest.mark.parametrize(
     "record",
-    [_dead_letter_claim, _retention_claim, _recheck_cursor, _mirror_reconcile_record],
+    [_dead_letter_claim, _retention_claim, _recheck_cursor, _sweep_cursor, _mirror_reconcile_record],
     ids=lambda f: f.__name__,
 )
 def test_verify_keeps_its_records_in_the_state_bucket(store: FakeGcs, record: Any) -> None:
@@ -383,6 +392,20 @@ def test_delivery_function_claims_counts_and_releases_its_failure_marker(store: 
     assert json.loads(store.objects[marker].data)["failures"] == 2
     markers.release(*marker)  # its report could not be published: a later failure reports again
     assert marker not in store.objects
+
+
+def test_export_table_keeps_where_its_next_finalize_sweep_lists_from(store: FakeGcs) -> None:
+    from shared.stages.export import finalize_cursor
+    from shared.verify import sweep
+
+    config, now = runtime.config(), dt.datetime.now(dt.UTC)
+    store.acting_as = "export_table"
+    cursor = finalize_cursor(config.state_bucket_name, config.export_prefix)
+    cursor.save("exports/a/", now)
+    cursor.save("exports/b/", now)
+    assert cursor.read() == "exports/b/"
+    with pytest.raises(PermanentError, match="access denied"):  # verify's cursor is not export_table's
+        sweep.cursor(config.state_bucket_name, config.export_prefix).save("exports/a/", now)
 
 
 def test_export_table_claims_and_releases_the_failure_claim_of_a_run(store: FakeGcs) -> None:

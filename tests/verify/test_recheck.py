@@ -14,7 +14,6 @@ from shared.destinations import memory
 from shared.runtime import config
 from shared.verify.markers import Kind, marker
 from shared.verify.recheck import recheck
-from shared.verify.runs import find_runs
 from shared.verify.sweep import sweep
 from tests.verify.conftest import SECOND, THREE_FILES, Run, VerifyStack
 
@@ -76,7 +75,7 @@ def test_a_file_deleted_after_in_sync_is_one_recheck_mismatch_naming_it(vstack: 
 def test_a_changed_file_is_hash_differs(vstack: VerifyStack) -> None:
     run = in_sync_run(vstack)
     vstack.deliver(run, SECOND, data=b"PAR1" + b"B" * 2000)  # same size, other bytes
-    summary = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=days_later(1))
+    summary = recheck(config(), now=days_later(1))
     assert summary.mismatches == 1
     assert [(r.status, r.hash_differs) for r in vstack.results_for(run)][-1] == ("mismatch", [SECOND])
 
@@ -133,7 +132,7 @@ def test_out_of_time_or_a_transient_error_leaves_the_run_to_the_next_sweep_or_an
     tomorrow = days_later(1)
     daily = marker(run.folder.prefix, "memory", Kind.RECHECK, _day(tomorrow))
 
-    late = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow, budget_s=-1)
+    late = recheck(config(), now=tomorrow, budget_s=-1)
     assert (late.deferred, late.checked, late.handed_over) == (0, 0, 1) and not _marker(vstack, daily)
 
     def unreachable(*args: object, **kwargs: object) -> None:
@@ -141,7 +140,7 @@ def test_out_of_time_or_a_transient_error_leaves_the_run_to_the_next_sweep_or_an
 
     with monkeypatch.context() as patched:
         patched.setattr(recheck_module, "run_comparison", unreachable)
-        failed = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow)
+        failed = recheck(config(), now=tomorrow)
     assert failed.failures == 1 and not _marker(vstack, daily)  # released: the next sweep retries
 
     assert sweep(config(), now=tomorrow).recheck_mismatches == 1
@@ -157,15 +156,14 @@ def test_a_long_marker_listing_is_read_in_parts_across_sweeps(vstack: VerifyStac
     from shared.verify import marker_scan
 
     runs_made = sorted((in_sync_run(vstack), in_sync_run(vstack)), key=lambda r: r.folder.prefix)
-    runs = find_runs(vstack.bucket, vstack.export_prefix)
     tomorrow = days_later(1)
-    cursor = marker_scan.cursor_name(vstack.export_prefix)
+    cursor = marker_scan.cursor(vstack.state_bucket, vstack.export_prefix).name
 
     def rechecked(run: Run) -> bool:
         return _marker(vstack, marker(run.folder.prefix, "memory", Kind.RECHECK, _day(tomorrow)))
 
     def one_part() -> int:  # the clock is already past the listing's time at its first object
-        return recheck(config(), runs, now=tomorrow, scan_budget_s=0, scan_check_every=1).checked
+        return recheck(config(), now=tomorrow, scan_budget_s=0, scan_check_every=1).checked
 
     assert one_part() == 1 and rechecked(runs_made[0]) and not rechecked(runs_made[1])
     assert gcs.read_json(vstack.state_bucket, cursor)["next_start"] == runs_made[1].folder.prefix
@@ -173,7 +171,7 @@ def test_a_long_marker_listing_is_read_in_parts_across_sweeps(vstack: VerifyStac
     assert gcs.read_json(vstack.state_bucket, cursor)["next_start"] == ""  # the end: start over
     assert one_part() == 0  # the first folder again, rechecked today already
     # with time to list it all, one sweep covers both runs (and the day's rechecks are done)
-    assert recheck(config(), runs, now=days_later(2)).checked == 2
+    assert recheck(config(), now=days_later(2)).checked == 2
 
 
 def test_a_claim_left_busy_by_a_stopped_invocation_is_taken_over_by_a_later_sweep(vstack: VerifyStack) -> None:
@@ -228,14 +226,14 @@ def test_pairs_a_sweep_has_no_time_for_are_rechecked_by_other_verify_instances(v
     memory.process_destination().delete(vstack.remote_path(changed, SECOND))
     tomorrow = days_later(1)
 
-    swept = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow, budget_s=-1)
+    swept = recheck(config(), now=tomorrow, budget_s=-1)
     assert (swept.checked, swept.handed_over, swept.deferred) == (0, 2, 0)
     published = [json.loads(m["data_bytes"]) for m in vstack.admin.pull(watch)]
     assert [(p["destination"], sorted(p["recheck"])) for p in published] == [
         ("memory", sorted([changed.folder.prefix, kept.folder.prefix]))
     ]
     # the next sweep finds them still due (their messages not handled yet) and hands them over again
-    assert recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow, budget_s=-1).handed_over == 2
+    assert recheck(config(), now=tomorrow, budget_s=-1).handed_over == 2
 
     # through the verify function (today: each pair is claimed, and skipped as verified today)
     for body in published:

@@ -25,7 +25,6 @@ from shared.layout import remote_folder
 from shared.messages import Source
 from shared.runtime import config
 from shared.verify.recheck import recheck
-from shared.verify.runs import find_runs
 from tests.run_folders import run_manifest, start_run
 from tests.verify.conftest import DAY, Run, VerifyStack
 
@@ -133,9 +132,7 @@ def test_only_files_of_an_older_run_are_removed_and_only_by_the_newest_run(vstac
 def test_the_daily_recheck_skips_a_run_replaced_by_a_same_day_rerun(vstack: VerifyStack) -> None:
     destination = "sftp:local"
     first, rerun = run_and_rerun(vstack, destination)
-    summary = recheck(
-        config(), find_runs(vstack.bucket, vstack.export_prefix), now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    )
+    summary = recheck(config(), now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     assert summary.checked == 1 and summary.mismatches == 0  # the rerun only: still in sync
     assert [r.status for r in vstack.results_for(first)] == ["in_sync"]  # no recheck mismatch for the replaced run
 
@@ -201,7 +198,7 @@ def test_the_recheck_still_checks_a_run_whose_same_day_rerun_never_finished(vsta
         folder = remote_folder(dest.abilities.layout, first.folder, TEMPLATE)
         dest.delete(f"{folder.path}/{SHARD.format(1)}")  # the partner loses one of first's files
     tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    summary = recheck(config(), find_runs(vstack.bucket, vstack.export_prefix), now=tomorrow)
+    summary = recheck(config(), now=tomorrow)
     assert summary.checked == 1 and summary.mismatches == 1
     [_, recheck_result] = vstack.results_for(first)
     assert (recheck_result.status, recheck_result.stage) == ("mismatch", "verify:recheck")

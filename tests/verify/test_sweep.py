@@ -12,7 +12,7 @@ from shared.reporting.alert_outbox import GcsOutbox
 from shared.reporting.alerts import ProcessRateLimiter, flush_all
 from shared.runtime import config
 from shared.verify.markers import read_state
-from shared.verify.sweep import sweep
+from shared.verify.sweep import SweepSummary, sweep
 from tests.verify.conftest import SWEEP_FILES, VerifyStack, later
 
 pytestmark = pytest.mark.stack
@@ -121,3 +121,39 @@ def test_overdue_runs_past_the_sweeps_budget_are_left_to_the_next_sweep(vstack: 
     nxt = sweep(config(), now=later(3.5))
     assert (nxt.deferred, nxt.published) == (0, 2)
     assert all([r.status for r in vstack.results_for(run)] == ["in_sync"] for run in runs)
+
+
+def test_a_long_export_listing_is_read_in_parts_across_sweeps(vstack: VerifyStack) -> None:
+    """Tens of thousands of tables kept for weeks take longer to list than a sweep may
+    (docs/capacity.md): each sweep lists until its listing budget is spent, stops where a run
+    folder ends, and the next sweep carries on from a cursor; every overdue run is reported by
+    one of them, and a listing that fits is read whole again."""
+    runs = sorted((vstack.new_run(FILES) for _ in range(2)), key=lambda r: r.folder.prefix)
+    for run in runs:
+        vstack.deliver_all(run)  # delivered, but no receipt ever reached verify
+
+    def one_part() -> SweepSummary:  # the clock is already past the listing's time at its first object
+        return sweep(config(), now=later(3), listing_budget_s=0, listing_check_every=1)
+
+    first = one_part()
+    assert (first.listed_from, first.listing_next) == ("", runs[1].folder.prefix)
+    assert (first.runs_seen, first.published) == (1, 1)
+    assert [r.status for r in vstack.results_for(runs[0])] == ["in_sync"] and vstack.results_for(runs[1]) == []
+    second = one_part()
+    assert (second.listed_from, second.listing_next) == (runs[1].folder.prefix, "")  # the end: start over
+    assert (second.runs_seen, second.published) == (1, 1)
+    assert [r.status for r in vstack.results_for(runs[1])] == ["in_sync"]
+    whole = sweep(config(), now=later(3.5))
+    assert (whole.listed_from, whole.listing_next, whole.runs_seen, whole.published) == ("", "", 2, 0)
+
+
+def test_the_recheck_finds_its_runs_beyond_the_sweeps_part_of_the_export_listing(vstack: VerifyStack) -> None:
+    """The recheck's candidates come from the state bucket's markers, not from the export listing:
+    a sweep that listed only part of the exports still rechecks every recent in_sync run."""
+    runs = sorted((vstack.new_run(FILES) for _ in range(2)), key=lambda r: r.folder.prefix)
+    for run in runs:
+        for receipt in vstack.deliver_all(run):
+            vstack.receipt(receipt)
+    assert all([r.status for r in vstack.results_for(run)] == ["in_sync"] for run in runs)
+    part = sweep(config(), now=later(25), listing_budget_s=0, listing_check_every=1)
+    assert part.runs_seen == 1 and part.rechecked == 2
