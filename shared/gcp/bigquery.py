@@ -1,8 +1,8 @@
 """The warehouse: one interface over BigQuery for fan_out and export_table.
 
 :class:`Warehouse` is what the stages need: list a dataset's tables (with their type), read a
-schema, COUNT(*) a table or a dated query, and export one source to a wildcard GCS URI under a
-deterministic job id. :class:`BigQueryWarehouse` is the only implementation: tables are
+schema, and export one source to a wildcard GCS URI under a deterministic job id (its rows
+counted by a query job under a deterministic id too, when BigQuery does not say). :class:`BigQueryWarehouse` is the only implementation: tables are
 exported by an extract job, dated queries by ONE query job running
 ``EXPORT DATA OPTIONS(uri=…, format=…, compression=…, overwrite=true, header=true) AS <query>``
 (no temporary result table, so the response-size limit of query results cannot apply). The
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from shared import log, sql_date
 from shared.errors import PermanentError
 from shared.gcp import bq_jobs, clients, fingerprint_job, job_schema, partitions
-from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, api_retry, call
+from shared.gcp.bq_jobs import api_retry, call
 from shared.gcp.export_config import destination_of, export_data_sql, extract_job_config
 from shared.gcp.job_schema import SchemaStore
 from shared.messages import Source
@@ -146,7 +146,6 @@ class Warehouse(Protocol):
 
     def list_tables(self, dataset: str) -> list[TableInfo]: ...
     def table_schema(self, table: TableRef) -> list[dict[str, Any]]: ...
-    def count_rows(self, source: ExportSource) -> int: ...
     def export(self, job: ExportJob) -> ExportResult: ...
     def export_destination(self, job_id: str, location: str | None) -> str | None: ...
 
@@ -178,7 +177,7 @@ class BigQueryWarehouse:
         self.client = client if client is not None else clients.bigquery_client()
         self.project = project or self.client.project
 
-    # -- metadata and counts
+    # -- metadata
 
     def list_tables(self, dataset: str) -> list[TableInfo]:
         what = f"listing tables of {self.project}.{dataset}"
@@ -192,28 +191,6 @@ class BigQueryWarehouse:
 
     def table_schema(self, table: TableRef) -> list[dict[str, Any]]:
         return [f.to_api_repr() for f in self.get_table(table).schema]
-
-    def count_rows(self, source: ExportSource) -> int:
-        """COUNT(*) of ``source`` now, by one unnamed query (no export, no deadline: tests, tools).
-        An export counts by a job under its own deterministic id (:meth:`_count_at`,
-        :meth:`_export_query`), which a later finisher re-attaches to."""
-        if isinstance(source, TableRef):
-            where = partitions.every_row(self.get_table(source))
-            return self._scalar(
-                f"SELECT COUNT(*) AS n FROM {source.sql}{where}", [], f"counting rows of {source.label}"
-            )
-        sql, params = source.parameterized()
-        return self._scalar(f"SELECT COUNT(*) AS n FROM {as_subquery(sql)}", params, f"counting rows of {source.label}")
-
-    def _scalar(self, sql: str, params: list[Any], what: str) -> int:
-        """The one value of ``sql``, by ONE query job: a wait that times out (QUERY_TIMEOUT_S, retried
-        a few times by ``call``) waits on the same job again, never starts another query."""
-        from google.cloud import bigquery
-
-        config = bigquery.QueryJobConfig(query_parameters=params)
-        job = call(lambda: self.client.query(sql, job_config=config, retry=api_retry(), job_retry=None), what)
-        rows = call(lambda: list(job.result(retry=api_retry(), timeout=QUERY_TIMEOUT_S, job_retry=None)), what)
-        return int(rows[0][0])
 
     # -- export
 

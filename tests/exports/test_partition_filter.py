@@ -82,11 +82,3 @@ def test_a_table_that_requires_a_partition_filter_is_exported_counted_and_finger
     assert result.fingerprint["columns"]["day"]["nulls"] == 1
     files = [o.name for o in gcs.list_prefix(kit.bucket, prefix)]
     assert sum(pq.read_metadata(io.BytesIO(object_bytes(kit, f))).num_rows for f in files) == len(ROWS)
-
-
-def test_rows_of_a_table_that_requires_a_partition_filter_are_counted(exports_env: ExportsKit, dataset: str) -> None:
-    bq = exports_env.bigquery()
-    table_id = f"{bq.project}.{dataset}.events"
-    _create(bq, table_id, "day column")
-    wh = BigQueryWarehouse(bq)
-    assert wh.count_rows(TableRef(bq.project, dataset, "events")) == len(ROWS)
