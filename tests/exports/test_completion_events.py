@@ -194,6 +194,14 @@ def test_the_finalize_sweep_lists_on_from_where_the_last_one_stopped(kit: Export
     assert cursor.read() == ""
 
 
+def test_the_finalize_sweeps_listing_and_work_stop_in_order_before_export_table_does() -> None:
+    from shared.stages import export
+    from shared.topology import FUNCTIONS
+
+    timeout = {f.name: f for f in FUNCTIONS}["export_table"].timeout_s
+    assert 0 < export.SWEEP_LISTING_S < export.SWEEP_BUDGET_S < export.SWEEP_BUDGET_S + export.SWEEP_LOOK_S < timeout
+
+
 def test_the_sweep_never_starts_an_export(exports_env: ExportsKit) -> None:
     """A run folder whose job does not exist (its table-exports message still in flight) is left alone."""
     from shared.stages.export import run_folder

@@ -99,14 +99,23 @@ def test_a_destination_that_cannot_be_checked_is_failed_once(vstack: VerifyStack
 
 
 def test_the_sweeps_passes_stop_in_order_before_the_verify_function_does() -> None:
-    """Budgets from the sweep's start: the recheck, then the prune pass, both inside the deployed timeout."""
+    """Budgets from the sweep's start: its listing, the overdue pass, the recheck, then the prune
+    pass, all inside the deployed timeout."""
     from shared.retention import scheduled
     from shared.topology import FUNCTIONS
     from shared.verify import recheck
     from shared.verify import sweep as sweep_module
 
     verify_timeout = {f.name: f for f in FUNCTIONS}["verify"].timeout_s
-    assert sweep_module.OVERDUE_BUDGET_S < recheck.DEFAULT_BUDGET_S < scheduled.DEFAULT_BUDGET_S < verify_timeout <= 540
+    assert (
+        0
+        < sweep_module.LISTING_BUDGET_S
+        < sweep_module.OVERDUE_BUDGET_S
+        < recheck.DEFAULT_BUDGET_S
+        < scheduled.DEFAULT_BUDGET_S
+        < verify_timeout
+        <= 540
+    )
 
 
 def test_overdue_runs_past_the_sweeps_budget_are_left_to_the_next_sweep(vstack: VerifyStack) -> None:
