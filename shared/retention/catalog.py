@@ -6,7 +6,11 @@ Three listings, one each, make the catalog (:func:`catalog`) — of one table of
 - the destination, recursively under the entry's folder (``GCP/bigquery/{dataset}/`` on Box,
   ``{dataset}/`` on SFTP; ``GCP/exports/{export}/`` and ``{export}/``): the run folders that
   are there to prune — ``{table}/{YYYYMMDD}/{run_id}/`` of a dataset, ``{YYYYMMDD}/`` of a query
-  export (same-day runs of a query export share their day's folder, so the day is the unit);
+  export (same-day runs of a query export share their day's folder, so the day is the unit).
+  Without ``sizes`` (the daily pass) only the folders' names are listed, down to the run
+  folders and not into them: on Box, where a listing is a call per folder, that is about half
+  the calls (a table's day folders, not its run folders too); a folder is measured only when it
+  is pruned (:meth:`Unit.measure`), for its ``pruned`` report;
 - the exports bucket under the entry's prefix: when each run started (``_run.json``), and which
   runs are recent enough to still be delivering;
 - the state bucket under the same prefix: verify's markers per run folder and destination
@@ -65,6 +69,16 @@ class Unit:
     files: int = 0
     bytes: int = 0
     runs: list[KnownRun] = field(default_factory=list)
+    sized: bool = True  # files and bytes were counted (False: a names-only catalog, until measure())
+
+    def measure(self, destination: Destination) -> None:
+        """Count the unit's files and bytes, if its catalog listed names only (one listing of it)."""
+        if self.sized:
+            return
+        for remote in destination.list(self.path, hashes=False):
+            self.files += 1
+            self.bytes += remote.size
+        self.sized = True
 
     @property
     def name(self) -> str:
@@ -126,16 +140,35 @@ def _day(text: str) -> dt.date | None:
         return None
 
 
-def catalog(entry: Entry, config: Config, destination: Destination, series: str | None = None) -> Catalog | None:
+def catalog(
+    entry: Entry, config: Config, destination: Destination, series: str | None = None, *, sizes: bool = True
+) -> Catalog | None:
     """The entry's run folders at ``destination`` with what the buckets know of them (module
     docstring); None for a flat layout. ``series`` (a table of a dataset entry): that table's
-    folder only, and only its prefix in the buckets (a query export is one series already)."""
+    folder only, and only its prefix in the buckets (a query export is one series already).
+    ``sizes``: count each folder's files and bytes (a recursive listing); else folder names only."""
     base = remote_base(entry, config, destination)
     if base is None:
         return None
     dataset = isinstance(entry, DatasetExport)
     series = series if dataset else None
-    units: dict[tuple[str, ...], Unit] = {}
+    found = _sized_units if sizes else _named_units
+    units = found(entry, destination, base, series)
+    runs = _known_runs(entry, config, destination, series)
+    for folder_key, run in runs.items():
+        unit = units.get(folder_key if dataset else folder_key[1:2])
+        if unit is not None:
+            unit.runs.append(run)
+    return Catalog(entry, destination, base, sorted(units.values(), key=lambda u: u.path), list(runs.values()))
+
+
+UnitKey = tuple[str, ...]  # (table, day, run_id) of a dataset, (day,) of a query export
+
+
+def _sized_units(entry: Entry, destination: Destination, base: str, series: str | None) -> dict[UnitKey, Unit]:
+    """The run folders that hold files, from one recursive listing, with their files and bytes."""
+    dataset = isinstance(entry, DatasetExport)
+    units: dict[UnitKey, Unit] = {}
     scope = f"{base}/{series}" if series else base
     for remote in destination.list(scope, hashes=False):  # sizes suffice; SFTP would hash every file
         parts = remote.path[len(base) + 1 :].split("/")
@@ -151,12 +184,26 @@ def catalog(entry: Entry, config: Config, destination: Destination, series: str 
             units[key] = unit
         unit.files += 1
         unit.bytes += remote.size
-    runs = _known_runs(entry, config, destination, series)
-    for folder_key, run in runs.items():
-        unit = units.get(folder_key if dataset else folder_key[1:2])
-        if unit is not None:
-            unit.runs.append(run)
-    return Catalog(entry, destination, base, sorted(units.values(), key=lambda u: u.path), list(runs.values()))
+    return units
+
+
+def _named_units(entry: Entry, destination: Destination, base: str, series: str | None) -> dict[UnitKey, Unit]:
+    """The run folders by name only: a listing of the table's (or export's) folder and one of each
+    day folder of a table; no run folder is listed into."""
+    if not isinstance(entry, DatasetExport):
+        days = ((day, _day(day)) for day in destination.list_folders(base))
+        return {(d,): Unit(entry.name, f"{base}/{d}", date, None, sized=False) for d, date in days if date is not None}
+    units: dict[UnitKey, Unit] = {}
+    for table in [series] if series else destination.list_folders(base):
+        for day in destination.list_folders(f"{base}/{table}"):
+            date = _day(day)
+            if date is None:
+                continue
+            for run_id in destination.list_folders(f"{base}/{table}/{day}"):
+                if RUN_ID_RE.match(run_id):
+                    path = f"{base}/{table}/{day}/{run_id}"
+                    units[(table, day, run_id)] = Unit(table, path, date, run_id, sized=False)
+    return units
 
 
 def _known_runs(

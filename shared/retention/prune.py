@@ -183,7 +183,7 @@ def _prune_series(run: PrunePass, entry: Entry, destination: Destination, series
     """One catalog (a table of a dataset, or a query export): its decisions and removals; True
     when out of time left some of its removals to the next prune."""
     assert entry.retention is not None
-    found = catalog(entry, run.config, destination, series)
+    found = catalog(entry, run.config, destination, series, sizes=run.sizes)
     if found is None:
         return False
     summary, dry_run = run.summary, run.dry_run
@@ -273,6 +273,7 @@ class Act:
         why = f"retention {self.retention.describe()}: {decision.why}"
         if self.dry_run:
             return self.outcome(unit, "prune", why)
+        unit.measure(self.destination)  # for the report: a names-only catalog did not count them
         runs = unit.runs or [KnownRun(self._folder_of(unit))]
         for run in runs:
             marker = verify_markers.folder(run.folder.prefix, str(self.destination.id)) + PRUNING

@@ -122,9 +122,8 @@ def daily_pass(
         if claim_pair(
             config.state_bucket_name, name, {"started_at": now.isoformat(), "status": "pruning"}, now, "started_at"
         ):
-            _prune_pair(
-                config, target, name, PrunePass(config, PruneSummary(dry_run=False), now, stop_at, message_id), summary
-            )
+            run = PrunePass(config, PruneSummary(dry_run=False), now, stop_at, message_id, sizes=False)
+            _prune_pair(config, target, name, run, summary)
     logger.info("retention pass done", **vars(summary))
     return summary
 

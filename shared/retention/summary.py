@@ -53,6 +53,9 @@ class PrunePass:
     # told each dataset table as it starts (the daily pass saves it as the pair's cursor, so an
     # invocation stopped at its timeout mid-round loses at most the table it was in)
     on_table: Callable[[str], None] | None = None
+    # count every folder's files and bytes (``offsite prune`` shows them); the daily pass lists
+    # names only and measures what it prunes (shared/retention/catalog.py): half the Box calls
+    sizes: bool = True
 
     @property
     def dry_run(self) -> bool:

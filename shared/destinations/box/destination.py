@@ -123,8 +123,7 @@ class BoxDestination(PutViaResumable):
 
         def names() -> builtins.list[str]:  # one items() walk of that folder only
             folder_id = self.folders.lookup(prefix, confirm=True)
-            found = [] if folder_id is None else self.folders.items(folder_id)
-            return [str(e["name"]) for e in found if e.get("type") == "folder"]
+            return [] if folder_id is None else self.folders.subfolders(folder_id, prefix)
 
         return sorted(self._with_fresh_cache(names))
 

@@ -248,6 +248,21 @@ class BoxFolders:
                     found.append((child, entry))
         return found
 
+    def subfolders(self, folder_id: str, path: str) -> list[str]:
+        """The names of the subfolders of folder ``path`` (id ``folder_id``), by one listing. Their
+        ids are remembered, as placed by Box just now: listing one of them next (retention walks
+        a table's day folders so) needs no lookup and no check of where it is."""
+        names: list[str] = []
+        for entry in self.items(folder_id):
+            if entry.get("type") != "folder":
+                continue
+            name, child_id = str(entry["name"]), str(entry["id"])
+            self._remember(f"{path}/{name}" if path else name, child_id)
+            with _ids_lock:
+                _confirmed[(self.http.api, self.root_id, child_id)] = time.monotonic()
+            names.append(name)
+        return names
+
     def find(self, folder_id: str, name: str) -> dict[str, Any] | None:
         """The entry named ``name`` in ``folder_id`` (Box compares names case-insensitively)."""
         folded = None

@@ -204,8 +204,7 @@ class DriveDestination(PutViaResumable):
         folder_id = self._fresh(lambda: self.folders.lookup(prefix))
         if folder_id is None:
             return []
-        children = self.folders.children(folder_id)
-        return sorted({str(item["name"]) for item in children if item.get("mimeType") == FOLDER})
+        return self.folders.subfolders(folder_id, prefix)
 
     def delete(self, path: str) -> None:
         found = self.stat(path)

@@ -107,6 +107,19 @@ class DriveFolders:
     def children(self, folder_id: str) -> Iterator[dict[str, Any]]:
         yield from self.search(f"{quoted(folder_id)} in parents and trashed = false", f"list folder {folder_id}")
 
+    def subfolders(self, folder_id: str, path: str) -> list[str]:
+        """The names of the subfolders of folder ``path`` (id ``folder_id``), by one listing; each
+        name's id (the :func:`winner` among same-named ones) is remembered, so looking one of
+        them up next (retention walks a table's day folders so) needs no query."""
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        for item in self.children(folder_id):
+            if item.get("mimeType") == FOLDER:
+                by_name.setdefault(str(item["name"]), []).append(item)
+        with self._lock:
+            for name, items in by_name.items():
+                self._ids[f"{path}/{name}" if path else name] = str(winner(items)["id"])
+        return sorted(by_name)
+
     def named(self, folder_id: str, name: str, *, folders: bool | None = None) -> list[dict[str, Any]]:
         """Items called ``name`` in ``folder_id`` (only folders / only files when asked)."""
         q = f"name = {quoted(name)} and {quoted(folder_id)} in parents and trashed = false"
