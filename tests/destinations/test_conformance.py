@@ -278,3 +278,17 @@ def test_list_folders_of_a_missing_folder_is_empty(destination: Destination) -> 
     assert destination.list_folders("never/was") == []
     put_bytes(destination, "lfm/x.bin", b"x")
     assert destination.list_folders("lfm/nothing") == []
+
+
+def test_list_folders_of_a_listed_subfolder_follows_what_is_there_now(destination: Destination) -> None:
+    """A backend may remember the subfolders a listing named (Box and Drive do, so retention's
+    walk of a table's day folders costs one call each): a subfolder removed since, and one
+    filled since, are still listed as they are now."""
+    put_bytes(destination, "lfr/keep/run1/a.bin", b"a")
+    put_bytes(destination, "lfr/gone/run1/b.bin", b"b")
+    assert destination.list_folders("lfr") == ["gone", "keep"]
+    assert destination.delete_folder("lfr/gone") is True
+    put_bytes(destination, "lfr/keep/run2/c.bin", b"c")
+    assert destination.list_folders("lfr/gone") == []
+    assert destination.list_folders("lfr/keep") == ["run1", "run2"]
+    assert destination.list_folders("lfr") == ["keep"]
