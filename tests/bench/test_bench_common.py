@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -201,6 +202,22 @@ def test_epoch_reads_gcs_and_pubsub_timestamps() -> None:
     assert stack_watch.epoch(dt.datetime(1970, 1, 1, 0, 0, 3, tzinfo=dt.UTC)) == pytest.approx(3.0)
 
 
+def _settled_tree(root: Any, size: int) -> list[Any]:
+    """``root`` and its ``size`` descendants once every one has called exec (a child between fork
+    and exec shows its parent's pages, which tree_rss leaves out by design) and their RSS has
+    stopped growing (the interpreters have started): the two sides then measure the same thing."""
+    deadline, last = time.monotonic() + 30, -1
+    while time.monotonic() < deadline:
+        found = root.children(recursive=True)
+        if len(found) == size and not any(children._not_yet_exec(p) for p in found):
+            total = sum(p.memory_info().rss for p in [root, *found])
+            if total == last:
+                return [root, *found]
+            last = total
+        time.sleep(0.1)
+    raise AssertionError(f"the process tree of {root.pid} did not settle within 30 s")
+
+
 def test_tree_rss_counts_children_and_grandchildren_and_children_of_other_threads() -> None:
     import subprocess
 
@@ -221,14 +238,10 @@ def test_tree_rss_counts_children_and_grandchildren_and_children_of_other_thread
     parent = subprocess.Popen([sys.executable, "-c", script])
     try:
         root = psutil.Process(parent.pid)
-        deadline = time.monotonic() + 30
-        while len(root.children(recursive=True)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        expected = {p.pid for p in root.children(recursive=True)}
-        assert len(expected) == 3
+        settled = _settled_tree(root, size=3)
+        expected = {p.pid for p in settled[1:]}
         assert {p.pid for p in children._descendants(root)} == expected
-        everyone = [root, *(psutil.Process(pid) for pid in expected)]
-        assert children.tree_rss(parent.pid) == pytest.approx(sum(p.memory_info().rss for p in everyone), rel=0.05)
+        assert children.tree_rss(parent.pid) == pytest.approx(sum(p.memory_info().rss for p in settled), rel=0.05)
     finally:
         procs.kill_tree(psutil.Process(parent.pid))
         parent.wait(timeout=30)
