@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from shared import log
+from shared.errors import PermanentError
 from shared.gcp import gcs
 
 logger = log.get_logger(__name__)
@@ -49,7 +50,13 @@ class Cursor:
     name: str
 
     def read(self) -> str:
-        saved = gcs.read_json(self.bucket, self.name) or {}
+        """Where to start; "" (the beginning) without a cursor, or with one that does not parse
+        (as retention's own cursor: a sweep must not fail on it every time)."""
+        try:
+            saved = gcs.read_json(self.bucket, self.name)
+        except PermanentError as exc:
+            logger.warning("ignored an unreadable listing cursor", cursor=self.name, error=str(exc))
+            saved = None
         start = saved.get("next_start", "") if isinstance(saved, dict) else ""
         return start if isinstance(start, str) else ""
 

@@ -166,3 +166,17 @@ def test_the_recheck_finds_its_runs_beyond_the_sweeps_part_of_the_export_listing
     assert all([r.status for r in vstack.results_for(run)] == ["in_sync"] for run in runs)
     part = sweep(config(), now=later(25), listing_budget_s=0, listing_check_every=1)
     assert part.runs_seen == 1 and part.rechecked == 2
+
+
+def test_a_cursor_that_does_not_parse_starts_the_listing_from_the_beginning(vstack: VerifyStack) -> None:
+    """Where the next sweep's listing starts is a small object anyone with access can overwrite:
+    one that is not JSON must not fail every sweep from then on."""
+    from shared.gcp import gcs
+    from shared.verify.sweep import cursor
+
+    run = vstack.new_run(FILES)
+    vstack.deliver_all(run)  # delivered, but no receipt ever reached verify
+    gcs.write(vstack.state_bucket, cursor(vstack.state_bucket, vstack.export_prefix).name, b"{not json")
+    summary = sweep(config(), now=later(3))
+    assert (summary.listed_from, summary.published) == ("", 1)
+    assert [r.status for r in vstack.results_for(run)] == ["in_sync"]
