@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import typer
-
 from offsite.cli import (
     box,
     collect,
@@ -24,8 +22,9 @@ from offsite.cli import (
     schedule,
     sftp,
 )
+from offsite.cli.common import new_app
 
-app = typer.Typer(
+app = new_app(
     help="offsite: BigQuery → Box / SFTP / Drive deliveries, GCS bucket mirrors, SQLite → BigQuery ingest, "
     "partner files collected from SFTP, and restores, each verified.",
     no_args_is_help=True,

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Protocol
 
 import typer
 
-from offsite.cli.common import ConfigOption
+from offsite.cli.common import ConfigOption, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.destinations.base import normalize_path
 from shared.errors import OffsiteError
@@ -47,7 +47,7 @@ Opener = Callable[[Path | None, str | None, str], Browsed]
 def browse_app(opener: Opener, path_help: str, destination_help: str | None = None) -> typer.Typer:
     """A Typer app with ``ls`` and ``tree`` over the destination ``opener`` opens. Without
     ``destination_help`` the ``--destination`` option is hidden (a kind with one destination)."""
-    app = typer.Typer(no_args_is_help=True)
+    app = new_app(no_args_is_help=True)
     path_argument = typer.Argument("", help=path_help)
     destination_option = typer.Option(
         None, "--destination", "-D", help=destination_help, hidden=destination_help is None

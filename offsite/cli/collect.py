@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.config import Config
 from shared.config.collect import CollectJob
 from shared.schedule import next_fire
 
-app = typer.Typer(no_args_is_help=True, help="Operate collect jobs (partner SFTP → destinations).")
+app = new_app(no_args_is_help=True, help="Operate collect jobs (partner SFTP → destinations).")
 JobArgument = Annotated[str, typer.Argument(help="The collect job's name (config collect.jobs).")]
 
 

@@ -1,5 +1,5 @@
-"""What every `offsite` command shares: the --config option, loading the config from it, and how an
-error ends a command."""
+"""What every `offsite` command shares: how a command group is made, the --config option, loading
+the config from it, and how an error ends a command."""
 
 from __future__ import annotations
 
@@ -7,12 +7,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from shared.config import Config
 from shared.errors import ConfigError, OffsiteError, PermanentError, RejectedInput, TransientError
+
+
+def new_app(**options: Any) -> typer.Typer:
+    """A command group whose help reads docstrings and option help as Markdown: lines wrapped in
+    the source join into paragraphs (Typer's "rich" mode keeps each line break, so help broke
+    mid-sentence), `code` stays verbatim, and "- " lines are lists."""
+    return typer.Typer(rich_markup_mode="markdown", **options)
+
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Config file (default: $OFFSITE_CONFIG or offsite.yaml).")

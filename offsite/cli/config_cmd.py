@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 import yaml
 
+from offsite.cli.common import new_app
 from offsite.cli.output import JsonOption, print_json
 from shared.config import Config, config_path, from_dict, legacy, load_config, to_dict
 from shared.config.docs import field_docs
 from shared.errors import ConfigError
 
-app = typer.Typer(no_args_is_help=True)
+app = new_app(no_args_is_help=True)
 
 PathOption = typer.Option(None, "--config", "-c", help="Config file (default: $OFFSITE_CONFIG or offsite.yaml).")
 
@@ -88,7 +89,7 @@ def import_(
         str | None, typer.Option("--project", help="Google Cloud project (default: from the queries or jobs).")
     ] = None,
     bucket: Annotated[
-        str | None, typer.Option("--bucket", help="offsite's exports bucket (default: <project>-offsite-exports).")
+        str | None, typer.Option("--bucket", help="offsite's exports bucket (default: `<project>-offsite-exports`).")
     ] = None,
     partner: Annotated[str, typer.Option("--partner", help="Name of the imported SFTP partner.")] = "partner",
 ) -> None:

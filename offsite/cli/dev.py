@@ -18,9 +18,10 @@ import typer
 from devstack.errors import StackError
 from devstack.health import START_TIMEOUT_S
 from devstack.state import StackInfo
+from offsite.cli.common import new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 
-app = typer.Typer(no_args_is_help=True)
+app = new_app(no_args_is_help=True)
 
 DEFAULT_ROOT = Path(".offsite")
 ROOT_HELP = "Stack state directory (default: .offsite in the current directory)."

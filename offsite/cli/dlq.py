@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from offsite.cli.common import ConfigOption, load_cli_config
+from offsite.cli.common import ConfigOption, load_cli_config, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.errors import OffsiteError
 from shared.events import FIRST_PUBLISHED_ATTR
@@ -22,7 +22,7 @@ from shared.events import FIRST_PUBLISHED_ATTR
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
 SOURCE_PUBLISH_TIME = DEAD_LETTER_PREFIX + "SourceTopicPublishTime"  # Pub/Sub: the original's publish time
 
-app = typer.Typer(no_args_is_help=True, help="Show and replay dead-lettered messages.")
+app = new_app(no_args_is_help=True, help="Show and replay dead-lettered messages.")
 
 
 def _dead_letter_subscriptions(only: str | None) -> list[Any]:

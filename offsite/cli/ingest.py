@@ -14,13 +14,13 @@ from typing import Annotated, Any
 
 import typer
 
-from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.config import Config
 from shared.config.ingest import IngestSettings
 from shared.errors import OffsiteError
 
-app = typer.Typer(no_args_is_help=True, help="SQLite → BigQuery incremental ingest (docs/ingest.md).")
+app = new_app(no_args_is_help=True, help="SQLite → BigQuery incremental ingest (docs/ingest.md).")
 
 
 def _load(config: Path | None) -> tuple[Config, IngestSettings]:

@@ -12,12 +12,12 @@ from typing import Annotated
 
 import typer
 
-from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config, new_app
 from offsite.cli.ops import exit_with_checks
 from offsite.cli.output import JsonOption, print_published
 from shared.errors import RejectedInput
 
-app = typer.Typer(no_args_is_help=True, help="GCS bucket mirrors: compare and reconcile.")
+app = new_app(no_args_is_help=True, help="GCS bucket mirrors: compare and reconcile.")
 
 BucketArg = Annotated[str, typer.Argument(help="A bucket of the config's buckets[].")]
 DestinationOpt = Annotated[str | None, typer.Option("--destination", "-d", help="Only this destination.")]

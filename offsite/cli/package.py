@@ -31,7 +31,7 @@ def package_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Build one reproducible source archive per function folder: dist/functions/<name>.zip.
+    """Build one reproducible source archive per function folder: `dist/functions/<name>.zip`.
 
     Each holds main.py, requirements.txt and a copy of shared/. Same inputs, same bytes:
     Terraform names the uploaded object after the archive's md5, so a change redeploys.

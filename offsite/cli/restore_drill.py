@@ -12,11 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
-from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
+from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_published
 from shared.config import Config
 
-app = typer.Typer(no_args_is_help=True, help="Restore drills: prove on a schedule that copies restore.")
+app = new_app(no_args_is_help=True, help="Restore drills: prove on a schedule that copies restore.")
 
 
 @app.command()

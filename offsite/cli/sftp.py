@@ -25,12 +25,12 @@ from typing import Annotated, Any
 
 import typer
 
-from offsite.cli.common import exit_on_error
+from offsite.cli.common import exit_on_error, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from offsite.cli.sftp_target import CONNECTION_OPTIONS, Target, resolve_target
 from shared.errors import ConfigError
 
-app = typer.Typer(no_args_is_help=True)
+app = new_app(no_args_is_help=True)
 
 
 def partner_command(fn: Callable[..., None]) -> Callable[..., None]:
