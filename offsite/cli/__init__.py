@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
+import typer
+
 from offsite.cli import (
     box,
     collect,
@@ -22,7 +26,8 @@ from offsite.cli import (
     schedule,
     sftp,
 )
-from offsite.cli.common import new_app
+from offsite.cli.common import new_app, operation_failed
+from shared.errors import OffsiteError
 
 app = new_app(
     help="offsite: BigQuery → Box / SFTP / Drive deliveries, GCS bucket mirrors, SQLite → BigQuery ingest, "
@@ -51,5 +56,24 @@ schedule.register(app)
 logs.register(app)
 
 
+NO_CREDENTIALS = (
+    "no Google Cloud credentials: run `gcloud auth application-default login` (or set "
+    "GOOGLE_APPLICATION_CREDENTIALS to a service account key file); for the local stack, "
+    "`. .offsite/env` after `offsite dev up`"
+)
+
+
 def main() -> None:
-    app()
+    """The `offsite` command. An error that no command turned into its one line ends it the same
+    way, never as a traceback: an OffsiteError with the CLI's exit status (1: the operation
+    failed, 2: asked wrongly), missing Application Default Credentials with exit 1."""
+    import google.auth.exceptions
+
+    try:
+        app()
+    except OffsiteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1 if operation_failed(exc) else 2)
+    except google.auth.exceptions.DefaultCredentialsError:
+        typer.echo(f"error: {NO_CREDENTIALS}", err=True)
+        sys.exit(1)
