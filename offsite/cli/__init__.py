@@ -70,7 +70,7 @@ def main() -> None:
     import google.auth.exceptions
 
     try:
-        app()
+        app(prog_name="offsite")  # also under `python -m offsite.cli`
     except OffsiteError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1 if operation_failed(exc) else 2)

@@ -52,3 +52,9 @@ def test_an_error_no_command_caught_is_one_line_with_its_exit_status(bare_stack:
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "bqx-ml-offsite-exports-state" in errors[0], done.stderr
     assert done.returncode == 1, done.stderr  # a PermanentError: the operation failed (2 is for bad input)
+
+
+def test_run_as_a_module_it_still_calls_itself_offsite(tmp_path: Path) -> None:
+    done = _offsite("sftp", "ls", "acme", "/", env=_no_credentials(tmp_path))
+    assert done.returncode == 2
+    assert "Try 'offsite sftp ls --help' for help." in done.stderr, done.stderr
