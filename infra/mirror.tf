@@ -8,8 +8,9 @@
 #   functions (they record the delivered SHA-1 and ledger entries) and verify (its reconcile
 #   drops a ledger entry whose copy differs, shared/delivery/ledger.py forget);
 # - a Cloud Scheduler job on its `schedule` publishing {"bucket": NAME} on mirror-reconciles
-#   (verify lists both sides, reports on verify-results and re-delivers through
-#   delivery-continuations, hence verify's publisher grant on that topic).
+#   (verify hands it on as one request per destination on that topic, then lists both sides,
+#   reports on verify-results and re-delivers through delivery-continuations, hence verify's
+#   publisher grants on those two topics).
 # - the same retry, dead-letter and 600 s ack-deadline policy on each trigger's Eventarc-managed
 #   subscription as the functions' own GCS triggers (eventarc.tf, scripts/attach-dead-letter.sh):
 #   an event that keeps failing goes to the delivery function's GCS dead-letter topic
@@ -135,12 +136,19 @@ resource "google_storage_bucket_iam_member" "mirror" {
   member = "serviceAccount:${google_service_account.function[each.value.function].email}"
 }
 
-resource "google_pubsub_topic_iam_member" "mirror_redelivery" {
-  count = length(local.mirror_buckets) > 0 ? 1 : 0
+# verify's reconcile re-delivers through delivery-continuations, and hands a request for the
+# whole bucket on as one request per destination on mirror-reconciles.
+resource "google_pubsub_topic_iam_member" "mirror_publisher" {
+  for_each = length(local.mirror_buckets) > 0 ? toset(["delivery-continuations", "mirror-reconciles"]) : toset([])
 
-  topic  = google_pubsub_topic.pipeline["delivery-continuations"].name
+  topic  = google_pubsub_topic.pipeline[each.key].name
   role   = "roles/pubsub.publisher"
   member = "serviceAccount:${google_service_account.function["verify"].email}"
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.mirror_redelivery[0]
+  to   = google_pubsub_topic_iam_member.mirror_publisher["delivery-continuations"]
 }
 
 resource "google_cloud_scheduler_job" "mirror" {

@@ -1,7 +1,8 @@
 """The reconcile of a mirrored bucket: list both sides, report, fix the difference.
 
 For each destination of a ``buckets[]`` entry (``mirror-reconciles``, on its schedule or asked
-by ``offsite mirror reconcile``):
+by ``offsite mirror reconcile``; a request naming no destination is handed on as one request per
+destination, :func:`per_destination`, so each runs in an invocation of its own):
 
 1. the bucket's selected objects are compared with the destination's ``{remote_folder}`` by the
    verify engine (:func:`shared.verify.engine.compare`, as for an export run): missing, extra,
@@ -109,6 +110,14 @@ def plan(request: MirrorRequest, config: Config) -> tuple[BucketMirror, tuple[De
             f"{mirror.name!r} (its destinations: {', '.join(targets) or 'none'})"
         )
     return mirror, (request.destination,)
+
+
+def per_destination(request: MirrorRequest, targets: tuple[DestinationId, ...]) -> list[MirrorRequest]:
+    """A request for the whole bucket split into one per destination (published on
+    ``mirror-reconciles`` by verify): each destination's listing, fixes and report then run in an
+    invocation of their own, with its own 540 s, and one that cannot be reached now is retried
+    alone instead of redoing the others."""
+    return [request.model_copy(update={"destination": target}) for target in targets]
 
 
 def selected_objects(mirror: BucketMirror) -> list[gcs.ObjectInfo]:

@@ -9,7 +9,8 @@ delivery operation, their deletes, and the scheduled reconcile.
   stays on top of a newer one); when it was deleted while copied (``delete: mirror``), the copy
   just made is removed, since the delete event may have run before it existed;
 - delete events (``gcs-deleted``) apply ``delete: mirror`` (:func:`delete_mirrored`);
-- ``mirror-reconciles`` reaches verify (:func:`on_reconcile_event`): compare, fix, report.
+- ``mirror-reconciles`` reaches verify (:func:`on_reconcile_event`): split by destination,
+  then compare, fix, report.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from shared.delivery.operation import Delivery, Stale, budget_left, deliver
 from shared.destinations import factory
 from shared.errors import RejectedInput
 from shared.events import StorageObject, parse_pubsub, parse_storage
-from shared.gcp import gcs
+from shared.gcp import gcs, pubsub
 from shared.ids import DestinationId, Stage
 from shared.mirror import deletes, reconcile
 from shared.mirror.request import MirrorRequest
 from shared.mirror.routing import MirroredObject, mirror_destinations, mirror_route, mirror_run_id, mirrorable
 from shared.stages.failures import each
+from shared.topology import MIRROR_RECONCILES
 
 logger = log.get_logger(__name__)
 
@@ -68,11 +70,17 @@ def delete_mirrored(event: Any, config: Config, *, stage: Stage, kinds: frozense
 
 
 def on_reconcile_event(event: Any, config: Config) -> None:
-    """``mirror-reconciles``: a MirrorRequest; each destination reconciled and reported on its own."""
+    """``mirror-reconciles``: a MirrorRequest. One for a bucket with several destinations is
+    published again as one request per destination (:func:`reconcile.per_destination`); one for
+    a destination (or a bucket with one) is compared, fixed and reported here."""
     message = parse_pubsub(event)
     with log.bind(message_id=message.message_id):
         request = MirrorRequest.from_json(message.data)
         mirror, targets = reconcile.plan(request, config)
+        if request.destination is None and len(targets) > 1:
+            pubsub.publish_all(MIRROR_RECONCILES, reconcile.per_destination(request, targets))
+            logger.info("reconcile handed on, one request per destination", destinations=[str(d) for d in targets])
+            return
         objects = reconcile.selected_objects(mirror)
         each(
             Stage.MIRROR_RECONCILE,

@@ -69,7 +69,12 @@ def test_each_bucket_gets_triggers_for_the_functions_of_its_destinations(infra) 
     assert ("verify", "google_project_iam_custom_role.object_metadata_writer.id") in {
         (str(g["member"]).split('"')[1], str(g["role"])) for g in grants.values() if g["bucket"] == "bqx-ml-models"
     }
-    assert module.instances("google_pubsub_topic_iam_member", "mirror_redelivery")
+    # verify re-delivers (delivery-continuations) and splits a reconcile by destination (mirror-reconciles)
+    publishers = module.instances("google_pubsub_topic_iam_member", "mirror_publisher")
+    assert {str(g["topic"]).split('"')[1]: str(g["member"]).split('"')[1] for g in publishers.values()} == {
+        topology.DELIVERY_CONTINUATIONS: "verify",
+        topology.MIRROR_RECONCILES: "verify",
+    }
 
     jobs = module.instances("google_cloud_scheduler_job", "mirror")
     assert set(jobs) == {"offsite-mirror-bqx-ml-models"}  # the other entry has no schedule
@@ -89,7 +94,7 @@ def test_no_buckets_no_mirror_resources(infra) -> None:  # type: ignore[no-untyp
     module = _module(infra, [])
     assert module.instances("google_eventarc_trigger", "mirror") == {}
     assert module.instances("google_cloud_scheduler_job", "mirror") == {}
-    assert not module.instances("google_pubsub_topic_iam_member", "mirror_redelivery")
+    assert not module.instances("google_pubsub_topic_iam_member", "mirror_publisher")
 
 
 def test_mirror_triggers_get_the_dead_letter_retry_and_ack_deadline_policy(infra) -> None:  # type: ignore[no-untyped-def]

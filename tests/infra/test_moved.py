@@ -21,6 +21,11 @@ def test_every_move_lands_on_an_instance_infra_creates(example: Module) -> None:
     for name in ("dead_letters", "incomplete_runs"):
         policy = ("google_monitoring_alert_policy", name)
         assert moves[policy] == ("google_monitoring_alert_policy", "above_zero", name)
+    assert moves[("google_pubsub_topic_iam_member", "mirror_redelivery", 0)] == (
+        "google_pubsub_topic_iam_member",
+        "mirror_publisher",
+        "delivery-continuations",
+    )
     assert len(set(moves.values())) == len(moves), "two moves onto one instance"
 
 

@@ -10,6 +10,7 @@ pulled from the emulator and handed over as Pub/Sub would push them.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from shared.gcp import clients, gcs
 from shared.ids import Stage
 from shared.messages import VerifyResult
 from shared.mirror.request import MirrorRequest
+from shared.mirror.routing import mirror_destinations
 from shared.stages.deliver import handler_for
 from shared.stages.verify import verify
 from shared.topology import (
@@ -53,6 +55,9 @@ class MirrorStack:
         self.admin.create_topic(DELIVERY_CONTINUATIONS)
         self.continuations_sub = f"mcont-{uuid.uuid4().hex[:12]}"
         self.admin.create_subscription(self.continuations_sub, DELIVERY_CONTINUATIONS)
+        self.admin.create_topic(MIRROR_RECONCILES)
+        self.reconciles_sub = f"mrec-{uuid.uuid4().hex[:12]}"
+        self.admin.create_subscription(self.reconciles_sub, MIRROR_RECONCILES)
         clients.storage_client().create_bucket(bucket)
 
     @property
@@ -114,10 +119,30 @@ class MirrorStack:
         return pushed
 
     def reconcile(self, *, fix: bool = True, destination: str | None = None) -> list[VerifyResult]:
-        """verify's ``mirror-reconciles`` route; returns the results it published."""
+        """verify's ``mirror-reconciles`` route, and the per-destination requests it publishes
+        for this bucket pushed to it as Pub/Sub would; returns the results published."""
         request = MirrorRequest.model_validate({"bucket": self.bucket, "fix": fix, "destination": destination})
         verify(self.pubsub_event(MIRROR_RECONCILES, request.to_json()), self.config)
+        mirror = self.config.mirror(self.bucket)
+        targets = mirror_destinations(mirror, self.config) if destination is None and mirror else ()
+        for handed_on in self.handed_on(len(targets) if len(targets) > 1 else 0):
+            verify(self.pubsub_event(MIRROR_RECONCILES, handed_on.to_json()), self.config)
         return self.results()
+
+    def handed_on(self, expected: int, within_s: float = 10.0) -> list[MirrorRequest]:
+        """The ``expected`` per-destination requests for this bucket published on
+        ``mirror-reconciles`` (and any more already there) since the last call; fails when fewer
+        arrive within ``within_s``."""
+        found: list[MirrorRequest] = []
+        deadline = time.monotonic() + within_s
+        while True:
+            while batch := self.admin.pull(self.reconciles_sub, 100):
+                requests = (MirrorRequest.from_json(m["data_bytes"]) for m in batch)
+                found.extend(r for r in requests if r.bucket == self.bucket and r.destination is not None)
+            if len(found) >= expected:
+                return found
+            assert time.monotonic() < deadline, f"{len(found)} of {expected} requests handed on"
+            time.sleep(0.1)
 
     def results(self) -> list[VerifyResult]:
         found: list[VerifyResult] = []

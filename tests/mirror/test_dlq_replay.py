@@ -53,7 +53,9 @@ def test_a_dead_lettered_delete_is_replayed_as_a_reconcile(
     [request] = m.admin.pull(watch, 10)
     assert MirrorRequest.from_json(request["data_bytes"]) == MirrorRequest(bucket=m.bucket)
 
-    verify(m.pubsub_event(MIRROR_RECONCILES, request["data_bytes"]), m.config)  # what the reconcile does
+    verify(m.pubsub_event(MIRROR_RECONCILES, request["data_bytes"]), m.config)  # what the reconcile does:
+    for per_destination in m.handed_on(2):  # one request per destination, each in its own invocation
+        verify(m.pubsub_event(MIRROR_RECONCILES, per_destination.to_json()), m.config)
     assert "x/gone.bin" not in m.copies("box") and "x/gone.bin" not in m.copies("sftp:local")
 
 

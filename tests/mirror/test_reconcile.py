@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import yaml
 
+from shared import runtime
 from shared.destinations import factory
-from shared.errors import RejectedInput
+from shared.errors import RejectedInput, TransientError
 from shared.ids import DestinationId
 from shared.messages import VerifyResult
 from shared.mirror import reconcile
+from shared.mirror.request import MirrorRequest
+from shared.stages.verify import verify
+from shared.topology import MIRROR_RECONCILES
 from tests.mirror.conftest import DESTINATIONS, MirrorStack, sha1
 
 FILES = {"a.txt": b"alpha " * 50, "dir/b.bin": b"bravo " * 50, "dir/sub/c.csv": b"charlie " * 50}
@@ -120,6 +127,37 @@ def test_reconcile_of_one_destination_only(mirror_factory: Callable[..., MirrorS
     _delivered(m)
     (result,) = m.reconcile(destination="sftp:local")
     assert result.destination == "sftp:local" and result.status == "in_sync"
+
+
+def test_a_request_for_the_bucket_is_handed_on_one_per_destination_each_retried_alone(
+    mirror_factory: Callable[..., MirrorStack], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = mirror_factory()
+    _delivered(m)
+    verify(m.pubsub_event(MIRROR_RECONCILES, MirrorRequest(bucket=m.bucket, fix=False).to_json()), m.config)
+    assert m.results() == []  # nothing listed or reported in the invocation that split it
+    handed_on = {str(r.destination): r for r in m.handed_on(len(DESTINATIONS))}
+    assert sorted(handed_on) == sorted(DESTINATIONS)
+    assert all(r.bucket == m.bucket and r.fix is False for r in handed_on.values())
+
+    # The SFTP server is down now: its request fails and is retried by Pub/Sub alone; Box's reports.
+    raw = yaml.safe_load(Path(os.environ["OFFSITE_CONFIG"]).read_text())
+    raw["destinations"]["sftp"]["local"]["port"] = _closed_port()
+    down = tmp_path / "sftp-down.yaml"
+    down.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("OFFSITE_CONFIG", str(down))
+    runtime.reset()
+    with pytest.raises(TransientError):
+        verify(m.pubsub_event(MIRROR_RECONCILES, handed_on["sftp:local"].to_json()), m.config)
+    verify(m.pubsub_event(MIRROR_RECONCILES, handed_on["box"].to_json()), m.config)
+    (result,) = m.results()
+    assert (result.destination, result.status) == ("box", "in_sync")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_a_bucket_that_is_not_mirrored_is_rejected_naming_it(mirror_factory: Callable[..., MirrorStack]) -> None:
