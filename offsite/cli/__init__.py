@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -27,6 +28,7 @@ from offsite.cli import (
     sftp,
 )
 from offsite.cli.common import new_app, operation_failed
+from shared import log
 from shared.errors import OffsiteError
 
 app = new_app(
@@ -69,6 +71,7 @@ def main() -> None:
     failed, 2: asked wrongly), missing Application Default Credentials with exit 1."""
     import google.auth.exceptions
 
+    _log_for_people()
     try:
         app(prog_name="offsite")  # also under `python -m offsite.cli`
     except OffsiteError as exc:
@@ -77,3 +80,14 @@ def main() -> None:
     except google.auth.exceptions.DefaultCredentialsError:
         typer.echo(f"error: {NO_CREDENTIALS}", err=True)
         sys.exit(1)
+
+
+def _log_for_people() -> None:
+    """Someone running a command reads its output, not the INFO lines of the stage code it calls
+    (fan_out's "not a table; skipped" while `offsite run` plans): the CLI logs warnings and
+    errors only, as readable lines on a terminal and JSON otherwise. OFFSITE_LOG_LEVEL and
+    OFFSITE_LOG_FORMAT still choose (`OFFSITE_LOG_LEVEL=info` shows every line)."""
+    log.configure(
+        fmt=os.environ.get("OFFSITE_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json"),
+        level=os.environ.get("OFFSITE_LOG_LEVEL") or "warning",
+    )

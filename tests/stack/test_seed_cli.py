@@ -66,6 +66,22 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
         "user_cohorts": ("synced", seeded["sqlite_rows"]["user_cohorts"]),
         "users": ("synced", 40),
     }
+    # A person reads the command's output: the sync's INFO lines are not shown unless asked for.
+    assert _log_lines(synced.stderr, "INFO") == [], synced.stderr
+    verbose = offsite(
+        "ingest",
+        "run",
+        "--json",
+        "--config",
+        str(bare_stack_env.config_path),
+        env={**os.environ, **bare_stack_env.env, "OFFSITE_LOG_LEVEL": "info"},
+    )
+    assert verbose.returncode == 0 and _log_lines(verbose.stderr, "INFO"), verbose.stderr
+
+
+def _log_lines(stderr: str, severity: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("severity") == severity]
 
 
 def test_seed_without_a_stack_says_so(tmp_path: Path) -> None:
