@@ -163,13 +163,7 @@ class SftpDestination(PutViaResumable):
                 return Progress(state=keep.to_dict(), bytes_done=keep.size, bytes_sent=0)
             streamed = self._write_partial(session, partial, source, size, start=keep, deadline=deadline)
             if streamed.size < size:
-                log.info(
-                    "out of time; partial file kept for the next invocation", remote_path=partial, **_sizes(streamed)
-                )
-                now = attrs_of(session, partial)
-                mtime = int(now.st_mtime or 0) if now is not None else -1
-                done = PartialState(partial, streamed.size, streamed.sha1, mtime, streamed.blocks).to_dict()
-                return Progress(state=done, bytes_done=streamed.size, bytes_sent=streamed.sent)
+                return _paused(session, partial, streamed)
             if same_size:
                 there = there or self._existing_sha1(session, rel, final, existing, ledger, deadline)
                 if there == streamed.sha1:
@@ -352,6 +346,16 @@ class SftpDestination(PutViaResumable):
         if digest is None:
             log.warning("out of time hashing the existing remote file; it is replaced unproven", remote_path=final)
         return digest
+
+
+def _paused(session: Any, partial: str, streamed: Streamed) -> Progress:
+    """Out of time with ``streamed`` written: the partial file stays, and its state (size, SHA-1,
+    mtime, block hashes) lets the next invocation prove it and go on."""
+    log.info("out of time; partial file kept for the next invocation", remote_path=partial, **_sizes(streamed))
+    now = attrs_of(session, partial)
+    mtime = int(now.st_mtime or 0) if now is not None else -1
+    done = PartialState(partial, streamed.size, streamed.sha1, mtime, streamed.blocks).to_dict()
+    return Progress(state=done, bytes_done=streamed.size, bytes_sent=streamed.sent)
 
 
 def _started_feeder(source: ByteStream, size: int, what: str, start: Keep, deadline: float | None) -> ChunkFeeder:
