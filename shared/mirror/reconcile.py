@@ -12,11 +12,11 @@ destination, :func:`per_destination`, so each runs in an invocation of its own):
    ``{"mode": "bucket", "bucket": …}``): ``in_sync`` or ``mismatch`` naming what differs. With
    ``delete: keep`` the copies of deleted objects are listed as ``extra`` but expected, so they
    alone do not make a mismatch;
-3. with ``fix`` (the default): every missing or differing object, and every object not hashed
-   yet (no ``sha1`` metadata: compared by size only), is re-delivered through a
-   ``delivery-continuations`` message to the function serving the destination — the one
-   delivery operation, in its own invocation, so a multi-GB object does not hold this one —
-   and with ``delete: mirror`` every extra file is deleted at once.
+3. with ``fix`` (the default): every missing, differing or unhashed object is re-delivered by a
+   ``delivery-continuations`` message (the one delivery operation, in the destination's
+   function), and with ``delete: mirror`` every extra file is deleted at once.
+
+Listing and comparing must end within :data:`COMPARE_S`, or the reconcile stops (NoTimeLeft).
 
 An extra is a file whose name no object of the bucket holds when the destination has been
 listed: the bucket is listed again before extras are judged (:func:`_without_live`), so an
@@ -26,20 +26,18 @@ folds case (Box, Drive) names are matched regardless of case, since ``Data/a`` a
 are one file there; objects whose paths differ only in case (:func:`case_twins`) are reported
 as a conflict (a mismatch naming them) and never deleted as extras.
 
-The next reconcile (or ``offsite mirror reconcile --check-only``) shows the fixed state.
-
 The ``_offsite_versions/`` folder (copies kept by ``retention``, :mod:`versions`) is not part
 of the comparison: never extra, never deleted. With ``retention`` an extra file is moved there
 instead of deleted. Each destination's outcome is also kept as the bucket's *latest reconcile*
-there (:func:`record_latest`): retention prunes versions only while it is ``in_sync``.
+there (:mod:`latest`): retention prunes versions only while it is ``in_sync``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
-import json
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shared import log
@@ -51,11 +49,11 @@ from shared.destinations.base import Destination
 from shared.errors import PermanentError, RejectedInput
 from shared.events import StorageObject
 from shared.gcp import gcs
-from shared.ids import DestinationId, Stage, Status
+from shared.ids import DestinationId, Stage
 from shared.layout import RemoteFolder
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import Source, VerifyResult
-from shared.mirror import versions
+from shared.mirror import latest, versions
 from shared.mirror.request import MirrorRequest
 from shared.mirror.routing import (
     bucket_source,
@@ -66,9 +64,13 @@ from shared.mirror.routing import (
     remote_path,
 )
 from shared.reporting.results import report
-from shared.verify.engine import Comparison, compare
+from shared.verify.engine import Comparison, NoTimeLeft, before, compare
 
 logger = log.get_logger(__name__)
+
+COMPARE_S = 400.0
+"""How long one destination's reconcile may list and compare in verify's 540 s, leaving the rest
+to fix and report; one still comparing stops (NoTimeLeft) rather than being cut off and retried."""
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,36 @@ def per_destination(request: MirrorRequest, targets: tuple[DestinationId, ...]) 
     return [request.model_copy(update={"destination": target}) for target in targets]
 
 
-def selected_objects(mirror: BucketMirror) -> list[gcs.ObjectInfo]:
+def selected_objects(mirror: BucketMirror, *, deadline: float | None = None) -> list[gcs.ObjectInfo]:
     """The bucket's live objects that the entry's include/exclude select, sorted by name (also
-    those whose names cannot be mirrored: the comparison reports them, :func:`compare_bucket`)."""
-    return [o for o in gcs.list_prefix(mirror.name, "") if mirror.selects(o.name)]
+    those whose names cannot be mirrored: the comparison reports them, :func:`compare_bucket`).
+    NoTimeLeft, saying what to do, when the listing is still going at ``deadline``."""
+    with _advised(mirror, None):
+        listed = _bucket_listing(mirror, deadline, "listing the bucket")
+    return sorted((o for o in listed if mirror.selects(o.name)), key=lambda o: o.name)
+
+
+def _bucket_listing(mirror: BucketMirror, deadline: float | None, what: str) -> list[gcs.ObjectInfo]:
+    return gcs.fold_prefix(mirror.name, "", lambda infos: list(before(deadline, infos, what)))
+
+
+def deadline_from_now() -> float:
+    """Until when a reconcile invocation may list and compare (``time.monotonic()``)."""
+    return time.monotonic() + COMPARE_S
+
+
+@contextlib.contextmanager
+def _advised(mirror: BucketMirror, destination: DestinationId | None) -> Iterator[None]:
+    """A NoTimeLeft raised inside names the bucket (and destination) and says what to do."""
+    try:
+        yield
+    except NoTimeLeft as exc:
+        at = f" at {destination}" if destination else ""
+        raise NoTimeLeft(
+            f"mirror reconcile of gs://{mirror.name}{at}: {exc}; one reconcile has {COMPARE_S:.0f} s of verify's "
+            f"540 s to list and compare: split the bucket into buckets[] entries with include patterns "
+            "(docs/mirror.md, Limits)"
+        ) from None
 
 
 def reconcile_destination(
@@ -134,10 +162,14 @@ def reconcile_destination(
     *,
     fix: bool,
     message_id: str | None = None,
+    deadline: float | None = None,
 ) -> Reconciled:
-    """Compare, fix (``fix``) and report one destination (module docstring)."""
-    with factory.opened(destination_id, config) as destination:
-        compared = compare_bucket(mirror, objects, destination, download_hashes=config.verify.download_hashes)
+    """Compare, fix (``fix``) and report one destination (module docstring); the comparison must
+    be done by ``deadline`` (NoTimeLeft, nothing fixed or reported)."""
+    with factory.opened(destination_id, config) as destination, _advised(mirror, destination_id):
+        compared = compare_bucket(
+            mirror, objects, destination, download_hashes=config.verify.download_hashes, deadline=deadline
+        )
         comparison = compared.comparison
         redelivered: tuple[str, ...] = ()
         deleted: tuple[str, ...] = ()
@@ -147,37 +179,18 @@ def reconcile_destination(
             if mirror.delete == "mirror":
                 deleted = _delete_extra(mirror, destination, comparison)
     result = result_for(mirror, destination_id, compared, redelivered, deleted, message_id)
-    record_latest(config, mirror, destination_id, result)  # first: a failure retries before anything is reported
+    latest.record(config, mirror, destination_id, result)  # first: a failure retries before anything is reported
     report(result, config=config)
     return Reconciled(result, redelivered, deleted)
 
 
-def latest_name(mirror: BucketMirror, destination: DestinationId | str) -> str:
-    """The state bucket object holding the bucket's latest reconcile result at ``destination``."""
-    return f"mirror/{mirror.name}/{destination}/latest-reconcile.json"
-
-
-def record_latest(config: Config, mirror: BucketMirror, destination: DestinationId, result: VerifyResult) -> None:
-    """Keep ``result`` as the bucket's latest reconcile at ``destination`` (only with ``retention``)."""
-    if mirror.retention is None:
-        return
-    body = {"status": result.status, "finished_at": result.finished_at or dt.datetime.now(dt.UTC).isoformat()}
-    gcs.write(
-        config.state_bucket_name,
-        latest_name(mirror, destination),
-        json.dumps(body, sort_keys=True).encode(),
-        "application/json",
-    )
-
-
-def latest_in_sync(config: Config, mirror: BucketMirror, destination: DestinationId | str) -> bool:
-    """Is the bucket's latest reconcile at ``destination`` in_sync?"""
-    data = gcs.read_bytes(config.state_bucket_name, latest_name(mirror, destination))
-    return data is not None and json.loads(data).get("status") == Status.IN_SYNC
-
-
 def compare_bucket(
-    mirror: BucketMirror, objects: list[gcs.ObjectInfo], destination: Destination, *, download_hashes: bool
+    mirror: BucketMirror,
+    objects: list[gcs.ObjectInfo],
+    destination: Destination,
+    *,
+    download_hashes: bool,
+    deadline: float | None = None,
 ) -> BucketComparison:
     """The bucket's selected ``objects`` against ``destination``'s folder of the bucket, by the
     verify engine, without extras a live object holds (:func:`_without_live`); also the names
@@ -221,9 +234,10 @@ def compare_bucket(
         RemoteFolder(mirror.folder, exclusive=True),
         source_sha1=None if unhashed else (lambda f: f.sha1 or ""),
         download_hashes=download_hashes,
+        deadline=deadline,
     )
     folds_case = destination.abilities.folds_case
-    comparison = _without_live(mirror, _without_versions(comparison), folds_case=folds_case)
+    comparison = _without_live(mirror, _without_versions(comparison), folds_case=folds_case, deadline=deadline)
     twins = case_twins([f.name for f in files]) if folds_case else ()
     return BucketComparison(comparison, unhashed, twins, unmirrorable)
 
@@ -243,7 +257,9 @@ def _without_versions(comparison: Comparison) -> Comparison:
     )
 
 
-def _without_live(mirror: BucketMirror, comparison: Comparison, *, folds_case: bool) -> Comparison:
+def _without_live(
+    mirror: BucketMirror, comparison: Comparison, *, folds_case: bool, deadline: float | None
+) -> Comparison:
     """The comparison without the extras whose name the bucket holds now: objects written (and
     delivered by their own events) after ``objects`` was listed, which with ``delete: mirror``
     would otherwise be deleted under a live object, and objects that include/exclude leave out,
@@ -256,7 +272,7 @@ def _without_live(mirror: BucketMirror, comparison: Comparison, *, folds_case: b
         return name.casefold() if folds_case else name
 
     live = set()
-    for obj in gcs.list_prefix(mirror.name, ""):
+    for obj in _bucket_listing(mirror, deadline, "listing the bucket again"):
         with contextlib.suppress(PermanentError):  # a name that cannot be mirrored has no copy
             live.add(key(_relative(mirror, obj.name)))
     return dataclasses.replace(comparison, extra=tuple(n for n in comparison.extra if key(n) not in live))

@@ -31,7 +31,7 @@ from shared.errors import ConfigError
 from shared.gcp import gcs
 from shared.ids import DestinationId, Stage, Status
 from shared.messages import VerifyResult
-from shared.mirror.reconcile import latest_in_sync
+from shared.mirror import latest
 from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id
 from shared.mirror.versions import DAY_FORMAT
 from shared.retention.catalog import Unit
@@ -96,7 +96,7 @@ def prune_bucket(run: PrunePass, mirror: BucketMirror, destination: Destination)
             summary.outcomes.append(outcome("keep", keep[unit.path]))
             continue
         if in_sync is None:
-            in_sync = latest_in_sync(config, mirror, dest)
+            in_sync = latest.in_sync(config, mirror, dest)
         if not in_sync:
             summary.outcomes.append(
                 outcome("protect", f"protected: the bucket's latest reconcile at {dest} is not in_sync")

@@ -19,6 +19,7 @@ from typing import Any
 
 from shared import log
 from shared.config import Config
+from shared.config.buckets import BucketMirror
 from shared.delivery.operation import Delivery, Stale, budget_left, deliver
 from shared.destinations import factory
 from shared.errors import RejectedInput
@@ -81,15 +82,24 @@ def on_reconcile_event(event: Any, config: Config) -> None:
             pubsub.publish_all(MIRROR_RECONCILES, reconcile.per_destination(request, targets))
             logger.info("reconcile handed on, one request per destination", destinations=[str(d) for d in targets])
             return
-        objects = reconcile.selected_objects(mirror)
+        deadline = reconcile.deadline_from_now()
+        # a failure to list the bucket is reported as the (only) destination's
+        with log.bind(**_reconcile_context(mirror, request.destination or next(iter(targets), None))):
+            objects = reconcile.selected_objects(mirror, deadline=deadline)
         each(
             Stage.MIRROR_RECONCILE,
             targets,
             lambda d: reconcile.reconcile_destination(
-                mirror, objects, d, config, fix=request.fix, message_id=message.message_id
+                mirror, objects, d, config, fix=request.fix, message_id=message.message_id, deadline=deadline
             ),
-            lambda d: {"destination": str(d), "run_id": mirror_run_id(mirror.name)},
+            lambda d: _reconcile_context(mirror, d),
         )
+
+
+def _reconcile_context(mirror: BucketMirror, destination: DestinationId | None) -> dict[str, Any]:
+    """What a reconcile's failure at ``destination`` is reported with."""
+    where = {"destination": str(destination)} if destination else {}
+    return {**where, "run_id": mirror_run_id(mirror.name), "source": reconcile.mirror_source(mirror)}
 
 
 def _mine(

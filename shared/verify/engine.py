@@ -25,13 +25,17 @@ GCS client. The manifest side's SHA-1 comes from a ``source_sha1`` callable the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from shared.destinations.base import Destination, Readable, RemoteFile, normalize_path, sha1_of_stream
+from shared.errors import PermanentError
 from shared.layout import RemoteFolder
 from shared.manifest import Manifest, ManifestFile
+
+T = TypeVar("T")
 
 Check = Literal["sha1", "size-only"]
 SHA1: Check = "sha1"
@@ -143,6 +147,7 @@ def compare(
     download_hashes: bool = True,
     partial_suffixes: Sequence[str] | None = None,
     also_expected: Sequence[ManifestFile] | Callable[[], Sequence[ManifestFile]] = (),
+    deadline: float | None = None,
 ) -> Comparison:
     """Compare ``manifest`` with ``destination``'s listing of ``folder``.
 
@@ -153,13 +158,14 @@ def compare(
     ``source_sha1(file)`` gives the hex SHA-1 of an exported file (None: no hashes, size-only).
     ``partial_suffixes``: names of unfinished uploads; default: the destination's declared one.
     Raises what the destination raises (``TransientError`` for network trouble, ``PermanentError``
-    for auth/config), so the stage retries or reports ``failed``.
+    for auth/config), so the stage retries or reports ``failed``; :class:`NoTimeLeft` when the
+    listing or the hashing is still going at ``deadline`` (``time.monotonic()``; None: no limit).
     """
     if partial_suffixes is None:
         suffix = destination.abilities.partial_suffix
         partial_suffixes = (suffix,) if suffix else ()
     check, note = choose_check(destination, download_hashes=download_hashes, source_hashes=source_sha1 is not None)
-    listed = list(destination.list(folder.path))
+    listed = list(before(deadline, destination.list(folder.path), f"listing {folder.path} at {destination.name}"))
     also_expected = also_expected() if callable(also_expected) else also_expected
     expected = {f.name: f for f in (*manifest.files, *also_expected)}
     owned = list(_owned(listed, folder, partial_suffixes, {f.name for f in also_expected}))
@@ -172,7 +178,8 @@ def compare(
     partial = [n for n in extra if n.endswith(tuple(partial_suffixes))]
     in_flight = [n for n in partial if partial_stem(n, partial_suffixes) in expected]
     pairs = [(expected[n], remote[n]) for n in sorted(expected) if n in remote and n not in duplicates]
-    size_differs, hash_differs, details = _differences(pairs, destination, source_sha1 if check == SHA1 else None)
+    hashing = before(deadline, pairs, f"comparing the files of {folder.path} at {destination.name}")
+    size_differs, hash_differs, details = _differences(hashing, destination, source_sha1 if check == SHA1 else None)
     details.update(duplicates)
     return Comparison(
         destination=destination.name,
@@ -195,8 +202,21 @@ def compare(
     )
 
 
+class NoTimeLeft(PermanentError):
+    """A comparison still going at its deadline: too long for one invocation, which must leave
+    time to act on it and report (a retry would run out the same way)."""
+
+
+def before(deadline: float | None, items: Iterable[T], what: str) -> Iterator[T]:
+    """``items``, checking the clock at each; NoTimeLeft once ``deadline`` has passed."""
+    for done, item in enumerate(items):
+        if deadline is not None and time.monotonic() > deadline:
+            raise NoTimeLeft(f"{what}: not done when the time for it ran out ({done} done)")
+        yield item
+
+
 def _differences(
-    pairs: Sequence[tuple[ManifestFile, RemoteFile]], destination: Destination, source_sha1: SourceSha1 | None
+    pairs: Iterable[tuple[ManifestFile, RemoteFile]], destination: Destination, source_sha1: SourceSha1 | None
 ) -> tuple[list[str], list[str], dict[str, str]]:
     """(names whose size differs, names whose SHA-1 differs, what differs by name) of the
     (expected, held) pairs; hashes are compared only when ``source_sha1`` is given."""

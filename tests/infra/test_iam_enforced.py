@@ -308,12 +308,12 @@ def _sweep_cursor(bucket: str) -> None:
 
 
 def _mirror_reconcile_record(bucket: str) -> None:
-    from shared.mirror import reconcile
+    from shared.mirror import latest
 
     mirror = runtime.config().buckets[0]
     for status in ("mismatch", "in_sync"):  # replaced by every reconcile
-        gcs.write(bucket, reconcile.latest_name(mirror, "box"), json.dumps({"status": status}).encode())
-    assert reconcile.latest_in_sync(runtime.config(), mirror, "box")
+        gcs.write(bucket, latest.name(mirror, "box"), json.dumps({"status": status}).encode())
+    assert latest.in_sync(runtime.config(), mirror, "box")
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,12 +16,14 @@ import yaml
 from shared import runtime
 from shared.destinations import factory
 from shared.errors import RejectedInput, TransientError
-from shared.ids import DestinationId
+from shared.ids import DestinationId, Stage
 from shared.messages import VerifyResult
 from shared.mirror import reconcile
 from shared.mirror.request import MirrorRequest
+from shared.stages import runner
 from shared.stages.verify import verify
 from shared.topology import MIRROR_RECONCILES
+from shared.verify.engine import NoTimeLeft
 from tests.mirror.conftest import DESTINATIONS, MirrorStack, sha1
 
 FILES = {"a.txt": b"alpha " * 50, "dir/b.bin": b"bravo " * 50, "dir/sub/c.csv": b"charlie " * 50}
@@ -201,3 +204,32 @@ def test_copies_of_objects_left_out_by_exclude_stay_under_delete_mirror(
     for destination, result in _by_destination(m.reconcile()).items():
         assert result.extra == ["scratch.tmp"] and "1 extra file(s) deleted" in (result.reason or "")
         assert "scratch.tmp" not in m.copies(destination)
+
+
+def test_a_reconcile_out_of_time_stops_before_fixing_and_says_how_to_split_the_bucket(
+    mirror_factory: Callable[..., MirrorStack], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = mirror_factory(delete="mirror")
+    _delivered(m)
+    m.sftp_path("a.txt").unlink()  # a difference the reconcile would fix, had it the time
+    mirror = m.config.mirror(m.bucket)
+    assert mirror is not None
+    advice = (
+        r"; one reconcile has 400 s of verify's 540 s to list and compare: split the bucket into buckets\[\] entries"
+    )
+    with pytest.raises(NoTimeLeft, match=rf"^mirror reconcile of gs://{m.bucket}: listing the bucket: .*{advice}"):
+        reconcile.selected_objects(mirror, deadline=time.monotonic())
+    objects = reconcile.selected_objects(mirror)
+    sftp = DestinationId.parse("sftp:local")
+    with pytest.raises(NoTimeLeft, match=rf"^mirror reconcile of gs://{m.bucket} at sftp:local: listing .*{advice}"):
+        reconcile.reconcile_destination(mirror, objects, sftp, m.config, fix=True, deadline=time.monotonic())
+    assert m.continuations() == 0 and not m.sftp_path("a.txt").exists()  # nothing fixed
+
+    # Through verify: the request is reported failed with that reason, once, and not retried.
+    monkeypatch.setattr(reconcile, "COMPARE_S", 0.0)
+    request = MirrorRequest(bucket=m.bucket, destination=sftp)
+    runner.run(Stage.VERIFY, m.pubsub_event(MIRROR_RECONCILES, request.to_json()), verify)  # acked: no raise
+    (failed,) = m.results()
+    assert (failed.status, failed.destination, failed.run_id) == ("failed", "sftp:local", f"mirror-{m.bucket}")
+    assert failed.source is not None and failed.source.label == f"gs://{m.bucket}"
+    assert failed.reason is not None and "split the bucket into buckets[] entries" in failed.reason
