@@ -34,12 +34,9 @@ def demo(
     from devstack.demo import run_demo
     from devstack.errors import StackError
     from offsite.cli.progress import DemoBoard
-    from shared import log
 
-    # The steps the demo runs in this process (ingest, restore) would print every info line over
-    # its table; the stack's functions keep their own logs (`offsite dev logs`).
-    log.configure(level=os.environ.get("OFFSITE_LOG_LEVEL") or "warning")
-
+    # The steps the demo runs in this process (ingest, restore) log only warnings, as every
+    # command does (offsite.cli.main); the stack's functions keep their own logs (`offsite dev logs`).
     where = (root or Path(os.environ.get("OFFSITE_DEV_ROOT", ".offsite"))).absolute()
     try:
         if as_json:
