@@ -154,31 +154,34 @@ def _advised(mirror: BucketMirror, destination: DestinationId | None) -> Iterato
         ) from None
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What one reconcile invocation was asked (fix, or only compare and report; the message it
+    answers), and until when it may list and compare (``time.monotonic()``; None: no limit)."""
+
+    fix: bool = True
+    message_id: str | None = None
+    deadline: float | None = None
+
+
 def reconcile_destination(
-    mirror: BucketMirror,
-    objects: list[gcs.ObjectInfo],
-    destination_id: DestinationId,
-    config: Config,
-    *,
-    fix: bool,
-    message_id: str | None = None,
-    deadline: float | None = None,
+    mirror: BucketMirror, objects: list[gcs.ObjectInfo], destination_id: DestinationId, config: Config, asked: Asked
 ) -> Reconciled:
-    """Compare, fix (``fix``) and report one destination (module docstring); the comparison must
-    be done by ``deadline`` (NoTimeLeft, nothing fixed or reported)."""
+    """Compare, fix (``asked.fix``) and report one destination (module docstring); the comparison
+    must be done by ``asked.deadline`` (NoTimeLeft, nothing fixed or reported)."""
     with factory.opened(destination_id, config) as destination, _advised(mirror, destination_id):
         compared = compare_bucket(
-            mirror, objects, destination, download_hashes=config.verify.download_hashes, deadline=deadline
+            mirror, objects, destination, download_hashes=config.verify.download_hashes, deadline=asked.deadline
         )
         comparison = compared.comparison
         redelivered: tuple[str, ...] = ()
         deleted: tuple[str, ...] = ()
-        if fix:
+        if asked.fix:
             wanted = set(comparison.repairable) | set(compared.unhashed)
             redelivered = _redeliver(mirror, objects, destination_id, wanted)
             if mirror.delete == "mirror":
                 deleted = _delete_extra(mirror, destination, comparison)
-    result = result_for(mirror, destination_id, compared, redelivered, deleted, message_id)
+    result = result_for(mirror, destination_id, compared, redelivered, deleted, asked.message_id)
     latest.record(config, mirror, destination_id, result)  # first: a failure retries before anything is reported
     report(result, config=config)
     return Reconciled(result, redelivered, deleted)

@@ -82,16 +82,14 @@ def on_reconcile_event(event: Any, config: Config) -> None:
             pubsub.publish_all(MIRROR_RECONCILES, reconcile.per_destination(request, targets))
             logger.info("reconcile handed on, one request per destination", destinations=[str(d) for d in targets])
             return
-        deadline = reconcile.deadline_from_now()
+        asked = reconcile.Asked(request.fix, message.message_id, reconcile.deadline_from_now())
         # a failure to list the bucket is reported as the (only) destination's
         with log.bind(**_reconcile_context(mirror, request.destination or next(iter(targets), None))):
-            objects = reconcile.selected_objects(mirror, deadline=deadline)
+            objects = reconcile.selected_objects(mirror, deadline=asked.deadline)
         each(
             Stage.MIRROR_RECONCILE,
             targets,
-            lambda d: reconcile.reconcile_destination(
-                mirror, objects, d, config, fix=request.fix, message_id=message.message_id, deadline=deadline
-            ),
+            lambda d: reconcile.reconcile_destination(mirror, objects, d, config, asked),
             lambda d: _reconcile_context(mirror, d),
         )
 

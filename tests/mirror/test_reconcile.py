@@ -19,6 +19,7 @@ from shared.errors import RejectedInput, TransientError
 from shared.ids import DestinationId, Stage
 from shared.messages import VerifyResult
 from shared.mirror import reconcile
+from shared.mirror.reconcile import Asked
 from shared.mirror.request import MirrorRequest
 from shared.stages import runner
 from shared.stages.verify import verify
@@ -180,7 +181,7 @@ def test_an_object_written_during_the_reconcile_keeps_its_copy_under_delete_mirr
     listed = reconcile.selected_objects(mirror)  # what the reconcile compares: listed first
     m.finalized(m.put("new.txt", b"written after the listing"))  # then written and delivered
     for destination in DESTINATIONS:
-        outcome = reconcile.reconcile_destination(mirror, listed, DestinationId.parse(destination), m.config, fix=True)
+        outcome = reconcile.reconcile_destination(mirror, listed, DestinationId.parse(destination), m.config, Asked())
         assert outcome.result.status == "in_sync", outcome.result.reason
         assert outcome.deleted == () and outcome.result.extra == []
         assert m.copies(destination)["new.txt"] == sha1(b"written after the listing")
@@ -222,7 +223,7 @@ def test_a_reconcile_out_of_time_stops_before_fixing_and_says_how_to_split_the_b
     objects = reconcile.selected_objects(mirror)
     sftp = DestinationId.parse("sftp:local")
     with pytest.raises(NoTimeLeft, match=rf"^mirror reconcile of gs://{m.bucket} at sftp:local: listing .*{advice}"):
-        reconcile.reconcile_destination(mirror, objects, sftp, m.config, fix=True, deadline=time.monotonic())
+        reconcile.reconcile_destination(mirror, objects, sftp, m.config, Asked(deadline=time.monotonic()))
     assert m.continuations() == 0 and not m.sftp_path("a.txt").exists()  # nothing fixed
 
     # Through verify: the request is reported failed with that reason, once, and not retried.
