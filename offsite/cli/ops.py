@@ -45,11 +45,12 @@ def parse_since(value: str) -> dt.timedelta:
 def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list[dict[str, Any]]:
     """One row per (run, source): latest status per destination, sizes, duration, last failure
     (a final failure only), and the latest restore drill of the run apart from its destinations."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in results:  # oldest first: later results overwrite earlier ones
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for n, r in enumerate(results):  # oldest first: later results overwrite earlier ones
         if dataset and (r.source.dataset if r.source else None) != dataset:
             continue
-        key = (r.run_id or "-", r.source.label if r.source else "-")
+        # a message rejected before it was given a run id is an event of its own, not a run's
+        key = (r.run_id or "-", r.source.label if r.source else "-", 0 if r.run_id else n)
         row = rows.setdefault(
             key,
             {

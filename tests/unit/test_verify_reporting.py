@@ -40,6 +40,20 @@ def test_status_rows_keep_the_latest_status_per_destination_and_the_last_failure
     assert rows[0]["last_failure"] == "verify: rejected: not valid JSON"
 
 
+def test_status_rows_keep_each_message_rejected_before_it_had_a_run_apart() -> None:
+    """A message rejected before a run id was given (bad JSON, an unknown field, a bad date) is
+    its own event: three bad messages are three rows, not one row showing only the last."""
+    bad = [
+        VerifyResult(status="rejected", stage="fan_out", reason=reason, finished_at=f"2025-01-08T02:0{i}:00")
+        for i, reason in enumerate(["export request.date: '2025-02-30' is not a valid calendar date",
+                                    "export request.format: 'XML' is not supported",
+                                    "export request: unknown field 'datset'"])
+    ]
+    rows = status_rows([*bad, result("in_sync", "box", "2025-01-08T02:09:00")])
+    assert [(r["run_id"], r["source"]) for r in rows] == [("r1", "sales.orders"), *[("-", "-")] * 3]
+    assert [r["last_failure"] for r in rows[1:]] == [f"fan_out: rejected: {b.reason}" for b in reversed(bad)]
+
+
 def test_status_rows_filter_by_dataset() -> None:
     rows = status_rows(
         [result("in_sync", "box", "t1"), result("in_sync", "box", "t2", run_id="r2", source=PRODUCTS)], "sales"
