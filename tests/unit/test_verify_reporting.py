@@ -45,9 +45,13 @@ def test_status_rows_keep_each_message_rejected_before_it_had_a_run_apart() -> N
     its own event: three bad messages are three rows, not one row showing only the last."""
     bad = [
         VerifyResult(status="rejected", stage="fan_out", reason=reason, finished_at=f"2025-01-08T02:0{i}:00")
-        for i, reason in enumerate(["export request.date: '2025-02-30' is not a valid calendar date",
-                                    "export request.format: 'XML' is not supported",
-                                    "export request: unknown field 'datset'"])
+        for i, reason in enumerate(
+            [
+                "export request.date: '2025-02-30' is not a valid calendar date",
+                "export request.format: 'XML' is not supported",
+                "export request: unknown field 'datset'",
+            ]
+        )
     ]
     rows = status_rows([*bad, result("in_sync", "box", "2025-01-08T02:09:00")])
     assert [(r["run_id"], r["source"]) for r in rows] == [("r1", "sales.orders"), *[("-", "-")] * 3]
