@@ -74,6 +74,20 @@ def seed_sample_data(info: StackInfo) -> dict[str, int]:
     return seed(clients.bigquery_client(), info.project, "sales")
 
 
+def create_drill_scratch(info: StackInfo) -> list[str]:
+    """The scratch datasets the stack's config restores drills into (``restore_drill.to``): on
+    Google Cloud the operator creates them (docs/operations.md); on the local stack the seed does."""
+    from shared import runtime
+    from shared.gcp import clients
+
+    _use_stack_env(info)
+    config = runtime.config()
+    names = sorted({d.restore_drill.scratch(config.project) for d in config.datasets if d.restore_drill})
+    for name in names:
+        clients.bigquery_client().create_dataset(name, exists_ok=True)
+    return names
+
+
 def seed_mirrored_buckets(info: StackInfo) -> dict[str, int]:
     """Point this process at ``info``'s emulators and put sample objects in its mirrored buckets."""
     from devstack import mirror_sample

@@ -227,11 +227,11 @@ def _lines_from(path: Path, start: int, *, whole_only: bool) -> tuple[list[str],
 @app.command()
 def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
     """Load the sample BigQuery dataset `sales` (orders, customers, products) into the running stack,
-    sample objects into its mirrored buckets (docs/mirror.md), and create the sample SQLite app
-    (`offsite ingest`), and put sample partner files in the outbox of the collect job `toast`
-    (the stack's sshd)."""
+    create the scratch dataset its restore drill loads into, put sample objects into its mirrored
+    buckets (docs/mirror.md), create the sample SQLite app (`offsite ingest`), and put sample
+    partner files in the outbox of the collect job `toast` (the stack's sshd)."""
     from devstack.collect_seed import seed_partner_files
-    from devstack.demo import seed_mirrored_buckets, seed_sample_data
+    from devstack.demo import create_drill_scratch, seed_mirrored_buckets, seed_sample_data
     from devstack.stack import load_stack
 
     try:
@@ -240,6 +240,7 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
         _fail(exc)
         return
     rows = seed_sample_data(info)
+    scratch = create_drill_scratch(info)
     objects = seed_mirrored_buckets(info)
     from devstack import sample_app
 
@@ -252,6 +253,7 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
                 "project": info.project,
                 "dataset": "sales",
                 "rows": rows,
+                "drill_scratch": scratch,
                 "mirrored_buckets": objects,
                 "sqlite": str(app_db),
                 "sqlite_rows": app_rows,
@@ -260,6 +262,8 @@ def seed(as_json: JsonOption = False, root: RootOption = None) -> None:
         )
         return
     print_line("seeded " + ", ".join(f"{info.project}.sales.{t} ({n:,} rows)" for t, n in rows.items()))
+    for name in scratch:
+        print_line(f"created {name} (the scratch dataset of a restore drill: offsite restore-drill run)")
     for bucket, count in objects.items():
         print_line(f"seeded gs://{bucket} ({count} objects, mirrored by upload_box and transfer_sftp)")
     print_line(f"seeded SQLite app {app_db}: " + ", ".join(f"{t} ({n:,} rows)" for t, n in app_rows.items()))

@@ -19,6 +19,7 @@ from shared.destinations.base import Destination
 from shared.errors import RejectedInput
 from shared.gcp import clients, gcs
 from shared.gcp.bigquery import BigQueryWarehouse
+from shared.gcp.bq_jobs import api_retry, call
 from shared.restore.load import Proof, load_job_config, parse_target, prove, run_load
 from shared.restore.locate import RemoteRun, find_as_of, find_run
 from shared.restore.stage import OutOfTime, StagedFile, stage_file, staging_folder, staging_name
@@ -121,13 +122,14 @@ def execute(
     run = restore_plan.run
     staged: list[StagedFile] = []
     with log.bind(run_id=run.manifest.run_id, table=run.manifest.source.label, destination=destination.name):
+        wh = wh or BigQueryWarehouse(clients.bigquery_client())
+        require_dataset(wh, restore_plan.target)  # before anything is staged
         try:
             for f in run.manifest.files:
                 _check_time(deadline, f"{len(staged)} of {len(run.manifest.files)} files staged")
                 staged.append(
                     stage_file(destination, run, f, restore_plan.staging_bucket, restore_plan.staging_folder, deadline)
                 )
-            wh = wh or BigQueryWarehouse(clients.bigquery_client())
             job_id = f"offsite_restore_{run.manifest.run_id}_{uuid.uuid4().hex[:8]}"
             left = _check_time(deadline, f"all {len(staged)} files staged")
             run_load(
@@ -154,6 +156,28 @@ def execute(
             staging_kept=keep_staging,
         )
         return RestoreResult(restore_plan, staged, proof, job_id)
+
+
+def require_dataset(wh: BigQueryWarehouse, target: str) -> None:
+    """RejectedInput when the dataset of ``target`` (``PROJECT.DATASET.TABLE``) does not exist: a
+    load would stage every file first and fail only then (and bqemulator reports that failure as
+    ``invalid``, not ``notFound``)."""
+    from google.api_core import exceptions as gexc
+
+    project, dataset, _ = target.split(".", 2)
+
+    def exists() -> bool:
+        try:
+            wh.client.get_dataset(f"{project}.{dataset}", retry=api_retry())
+        except gexc.NotFound:
+            return False
+        return True
+
+    if not call(exists, f"reading dataset {project}.{dataset}"):
+        raise RejectedInput(
+            f"restore: the dataset {project}.{dataset} of {target} does not exist; create it first"
+            f" (bq mk --dataset {project}:{dataset})"
+        )
 
 
 def _check_time(deadline: float | None, progress: str) -> float | None:

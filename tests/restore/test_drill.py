@@ -200,3 +200,29 @@ def test_restore_drill_run_publishes_and_refuses_a_dataset_without_a_drill(
     }
     [message] = Puller(subscription).pull(lambda m: m.get("dataset") == "drill_only", timeout_s=WAIT_S)
     assert message["_attributes"]["origin"] == "offsite-restore-drill"
+
+
+def test_a_scratch_dataset_that_does_not_exist_fails_the_drill_saying_so(drill_env: StackInfo, tmp_path: Path) -> None:
+    """``restore_drill.to`` naming a dataset nobody created (docs/operations.md: "create the
+    scratch dataset yourself") is said as such, before a file is staged: not BigQuery's load
+    error about a staged file."""
+    from shared.config.load import load_config
+    from shared.restore.drill import DrillPick, drill_table
+
+    make_table("drill_noscratch", False)
+    run_id = export_and_wait(drill_env, "drill_noscratch", "PARQUET")
+    missing = f"no_scratch_{uuid.uuid4().hex[:6]}"
+    raw = yaml.safe_load(drill_env.config_path.read_text())
+    [sales] = [d for d in raw["datasets"] if d["name"] == "sales"]
+    sales["restore_drill"]["to"] = missing
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+
+    pick = DrillPick(table="drill_noscratch", run_id=run_id)
+    outcome = drill_table(load_config(path), "sales", pick, "t9", time.monotonic() + WAIT_S)
+    assert outcome.status == "restore_failed"
+    assert outcome.reason == (
+        f"restore: the dataset {drill_env.project}.{missing} of {outcome.target} does not exist;"
+        f" create it first (bq mk --dataset {drill_env.project}:{missing})"
+    )
+    assert [o.name for o in gcs.list_prefix(drill_env.state_bucket, f"{STAGING_PREFIX}/{run_id}/")] == []

@@ -49,3 +49,22 @@ def test_a_refusing_destination_is_exit_1_and_a_run_not_there_exit_2(restore_env
         box_admin(restore_env, "DELETE", "/faults")
     assert refused.exit_code == 1, refused.output
     assert "403" in refused.output or "access" in refused.output.lower(), refused.output
+
+
+def test_a_target_dataset_that_does_not_exist_is_exit_2_before_anything_is_staged(restore_env: StackInfo) -> None:
+    """Said before the files are read and staged; BigQuery (bqemulator: ``invalid``, BigQuery:
+    ``notFound``) would only refuse at the load, after every file was staged."""
+    from shared.gcp import gcs
+    from tests.restore.test_roundtrip import export_and_wait, make_table
+
+    make_table("edges_nodataset", False)
+    run_id = export_and_wait(restore_env, "edges_nodataset", "PARQUET")
+    dataset = f"nowhere_{uuid.uuid4().hex[:6]}"
+    target = f"{restore_env.project}.{dataset}.t"
+    result = CliRunner().invoke(app, ["restore", run_id, "--from", "box", "--to", target, "--staging-bucket", STAGING])
+    assert result.exit_code == 2, result.output
+    assert (
+        f"the dataset {restore_env.project}.{dataset} of {target} does not exist; create it first"
+        f" (bq mk --dataset {restore_env.project}:{dataset})"
+    ) in " ".join(result.output.split())
+    assert [o.name for o in gcs.list_prefix(STAGING, f"offsite-restore/{run_id}/")] == []

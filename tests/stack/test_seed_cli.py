@@ -29,12 +29,16 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
     done = offsite("dev", "seed", "--root", str(bare_stack_env.root))
     assert done.returncode == 0, done.stderr
     assert "offsite-local.sales.orders (200,000 rows)" in done.stdout
+    assert "created offsite-local.drill_scratch (the scratch dataset of a restore drill" in done.stdout
     bq = clients.bigquery_client()
     counts = {
         t: next(iter(bq.query(f"SELECT COUNT(*) FROM `offsite-local.sales.{t}`").result()))[0]
         for t in ("orders", "customers", "products")
     }
     assert counts["orders"] == 200_000 and counts["customers"] > 0 and counts["products"] > 0
+    assert (
+        bq.get_dataset("offsite-local.drill_scratch").dataset_id == "drill_scratch"
+    )  # the local config drills into it
     again = offsite("dev", "seed", "--json", "--root", str(bare_stack_env.root))
     assert again.returncode == 0, again.stderr
     outbox = bare_stack_env.sftp.directory / "partner-toast/outbox"
@@ -44,6 +48,7 @@ def test_seed_loads_the_sample_tables(bare_stack_env: StackInfo) -> None:
         "project": "offsite-local",
         "dataset": "sales",
         "rows": counts,
+        "drill_scratch": ["offsite-local.drill_scratch"],
         "sqlite": app_db,
         "sqlite_rows": seeded["sqlite_rows"],
         "mirrored_buckets": {MIRRORED_BUCKET: len(SAMPLE_OBJECTS)},
