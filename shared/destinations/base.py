@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict, Unpack, runtime_checkable
 
@@ -200,12 +200,20 @@ class ByteStream(Protocol):
     def close(self) -> None: ...
 
 
-def sha1_of_stream(stream: ByteStream, block: int = 1024 * 1024) -> str:
-    """Hex SHA-1 of ``stream`` read to its end in blocks (bounded memory); the stream is closed."""
-    digest = hashlib.sha1()
+def sha1_of_stream(
+    stream: ByteStream, block: int = 1024 * 1024, *, before_block: Callable[[int], None] | None = None
+) -> str:
+    """Hex SHA-1 of ``stream`` read to its end in blocks (bounded memory); the stream is closed.
+    ``before_block(bytes read so far)`` is called before each block and may raise to stop."""
+    digest, done = hashlib.sha1(), 0
     try:
-        while chunk := stream.read(block):
+        while True:
+            if before_block is not None:
+                before_block(done)
+            if not (chunk := stream.read(block)):
+                break
             digest.update(chunk)
+            done += len(chunk)
     finally:
         stream.close()
     return digest.hexdigest()

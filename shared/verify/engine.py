@@ -179,7 +179,9 @@ def compare(
     in_flight = [n for n in partial if partial_stem(n, partial_suffixes) in expected]
     pairs = [(expected[n], remote[n]) for n in sorted(expected) if n in remote and n not in duplicates]
     hashing = before(deadline, pairs, f"comparing the files of {folder.path} at {destination.name}")
-    size_differs, hash_differs, details = _differences(hashing, destination, source_sha1 if check == SHA1 else None)
+    size_differs, hash_differs, details = _differences(
+        hashing, destination, source_sha1 if check == SHA1 else None, deadline
+    )
     details.update(duplicates)
     return Comparison(
         destination=destination.name,
@@ -216,7 +218,10 @@ def before(deadline: float | None, items: Iterable[T], what: str) -> Iterator[T]
 
 
 def _differences(
-    pairs: Iterable[tuple[ManifestFile, RemoteFile]], destination: Destination, source_sha1: SourceSha1 | None
+    pairs: Iterable[tuple[ManifestFile, RemoteFile]],
+    destination: Destination,
+    source_sha1: SourceSha1 | None,
+    deadline: float | None,
 ) -> tuple[list[str], list[str], dict[str, str]]:
     """(names whose size differs, names whose SHA-1 differs, what differs by name) of the
     (expected, held) pairs; hashes are compared only when ``source_sha1`` is given."""
@@ -228,7 +233,7 @@ def _differences(
             size_differs.append(want.name)
             details[want.name] = f"size {got.size}, expected {want.size}"
         elif source_sha1 is not None:
-            want_sha1, got_sha1 = source_sha1(want).lower(), _remote_sha1(destination, got).lower()
+            want_sha1, got_sha1 = source_sha1(want).lower(), _remote_sha1(destination, got, deadline).lower()
             if want_sha1 != got_sha1:
                 hash_differs.append(want.name)
                 details[want.name] = f"sha1 {got_sha1 or '(none reported)'}, expected {want_sha1}"
@@ -280,12 +285,22 @@ def partial_stem(name: str, partial_suffixes: Sequence[str]) -> str:
     return next((name[: -len(s)] for s in partial_suffixes if name.endswith(s)), name)
 
 
-def _remote_sha1(destination: Destination, file: RemoteFile) -> str:
-    """The destination's SHA-1 when its listing has one, else the SHA-1 of the bytes read back."""
+def _remote_sha1(destination: Destination, file: RemoteFile, deadline: float | None) -> str:
+    """The destination's SHA-1 when its listing has one, else the SHA-1 of the bytes read back
+    (NoTimeLeft once ``deadline`` passes, checked between blocks: one file of many GB read back
+    from a server that cannot hash may take longer than an invocation has)."""
     if file.sha1 and "sha1" in destination.abilities.hashes:
         return file.sha1
     if not isinstance(destination, Readable):
         # choose_check only picks sha1 for unreadable destinations that list hashes; a file
         # listed without one cannot be checked, so it can never compare equal by accident.
         return ""
-    return sha1_of_stream(destination.open(file.path))
+
+    def in_time(done: int) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise NoTimeLeft(
+                f"reading {file.path} back from {destination.name}: not done when the time for it ran out"
+                f" ({done:,} of {file.size:,} bytes read)"
+            )
+
+    return sha1_of_stream(destination.open(file.path), before_block=in_time)

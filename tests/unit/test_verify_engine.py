@@ -6,6 +6,7 @@ import ast
 import datetime as dt
 import hashlib
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -18,7 +19,7 @@ from shared.destinations.memory import MemoryDestination
 from shared.layout import RemoteFolder, RunFolder, default_file_name, remote_folder
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import Source
-from shared.verify.engine import SHA1, SIZE_ONLY, compare
+from shared.verify.engine import SHA1, SIZE_ONLY, NoTimeLeft, compare
 
 DAY = dt.date(2025, 1, 8)
 TABLE = Source(mode="table", project="p", dataset="sales", table="orders")
@@ -314,3 +315,28 @@ def test_the_engine_imports_no_backend_and_no_cloud_client() -> None:
     offending = sorted(name for name in imported if any(part in name.split(".") or part in name for part in forbidden))
     assert offending == [], offending
     assert "shared.destinations.base" in imported
+
+
+def test_a_read_back_still_going_at_the_deadline_stops_inside_the_file() -> None:
+    """The deadline is checked between the blocks of one file read back, not only between files:
+    one file of many GB from a server that cannot hash must not run an invocation out."""
+    run = RunFolder("exports", TABLE, DAY, "r1")
+    template = default_file_name("orders", "PARQUET")
+    big = {"orders_20250108-000000000000.parquet": bytes(5 * 1024 * 1024)}
+    folder = remote_folder("gcp_tree", run, template)
+    dest = NoHashes()
+    deliver(dest, folder.path, big)
+    deadline = time.monotonic() + 1.0
+
+    def slow_source_sha1(f: ManifestFile) -> str:  # asked after the file's own check, before its read-back
+        time.sleep(max(0.0, deadline - time.monotonic()) + 0.05)
+        return sha1_of(big)(f)
+
+    manifest = make_manifest(run, big, template)
+    with pytest.raises(NoTimeLeft) as stopped:
+        compare(manifest, dest, folder, source_sha1=slow_source_sha1, deadline=deadline)
+    assert str(stopped.value) == (
+        f"reading {folder.path}/orders_20250108-000000000000.parquet back from sftp:acme: not done when the"
+        " time for it ran out (0 of 5,242,880 bytes read)"
+    )
+    assert compare(manifest, dest, folder, source_sha1=sha1_of(big), deadline=time.monotonic() + 60).in_sync
