@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -99,6 +100,18 @@ class BoxApiError(PermanentError):
         return []
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One request as ``send`` was asked it: sent again as it was after a token refresh."""
+
+    method: str
+    url: str
+    what: str  # what the request does, for errors: "listing folder 123"
+    headers: dict[str, str] | None
+    stream: bool
+    kwargs: dict[str, Any]
+
+
 class BoxHttp:
     """Requests to one Box API (``base_url``/``upload_url`` from config) as one authenticated user."""
 
@@ -141,7 +154,7 @@ class BoxHttp:
         """One request (sent twice only when a 401 made us refresh the token). With ``expect``,
         an answer below 400 that is not one of those statuses is a TransientError (not ready)."""
         try:
-            response = self._authorized(method, url, what, headers, stream, kwargs)
+            response = self._authorized(_Request(method, url, what, headers, stream, kwargs))
         except TransientError:
             _note_uncertain_write(method, url)
             raise
@@ -153,47 +166,32 @@ class BoxHttp:
             raise _not_ready(response, what)
         raise _error(response, what)
 
-    def _authorized(
-        self,
-        method: str,
-        url: str,
-        what: str,
-        headers: dict[str, str] | None,
-        stream: bool,
-        kwargs: dict[str, Any],
-    ) -> requests.Response:
+    def _authorized(self, request: _Request) -> requests.Response:
         """The answer to the request, after refreshing the token once on a 401."""
         header = self.auth.header()
-        response = self._once(method, url, what, header, headers, stream, kwargs)
+        response = self._once(request, header)
         if response.status_code == 401:
             response.close()
             header = self.auth.refresh(header)
-            response = self._once(method, url, what, header, headers, stream, kwargs)
+            response = self._once(request, header)
             if response.status_code == 401:
                 response.close()
                 raise PermanentError(
-                    f"Box rejected a freshly issued token (HTTP 401) for {what}; check that the app "
+                    f"Box rejected a freshly issued token (HTTP 401) for {request.what}; check that the app "
                     f"(destinations.box.auth, method {self.auth.method!r}) is authorized in the Box Admin Console"
                 )
         return response
 
-    def _once(
-        self,
-        method: str,
-        url: str,
-        what: str,
-        authorization: str,
-        headers: dict[str, str] | None,
-        stream: bool,
-        kwargs: dict[str, Any],
-    ) -> requests.Response:
-        uploads = self._pace(method, url)
-        all_headers = {"Authorization": authorization, **(headers or {})}
+    def _once(self, request: _Request, authorization: str) -> requests.Response:
+        uploads = self._pace(request.method, request.url)
+        headers = {"Authorization": authorization, **(request.headers or {})}
         timeout = self.upload_timeout if uploads else self.timeout
         try:
-            return self.session.request(method, url, headers=all_headers, timeout=timeout, stream=stream, **kwargs)
+            return self.session.request(
+                request.method, request.url, headers=headers, timeout=timeout, stream=request.stream, **request.kwargs
+            )
         except requests.RequestException as exc:
-            raise request_failed(what, exc, "Box", "destinations.box") from None
+            raise request_failed(request.what, exc, "Box", "destinations.box") from None
 
     def _pace(self, method: str, url: str) -> bool:
         """Wait for this instance's share of Box's rate limits (shared.destinations.box.pacing);
