@@ -67,7 +67,9 @@ def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list
             },
         )
         drill = r.stage == Stage.RESTORE_DRILL  # says whether the copy restores, not what the destination holds
-        where = f"restore drill from {r.destination}" if drill else r.destination or r.stage
+        where = r.destination or r.stage
+        if drill and r.destination:
+            where = f"restore drill from {r.destination}"
         if drill:
             row["restore_drill"] = {"status": r.status, "destination": r.destination, "at": r.finished_at}
         elif r.destination:

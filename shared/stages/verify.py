@@ -166,8 +166,7 @@ def on_request(request: VerifyRequest, config: Config, message_id: str) -> None:
     if not request.run_id and runs:
         runs = runs[-1:]  # the day's latest run (a re-run supersedes an earlier one)
     if not runs:
-        asked = request.to_dict()
-        asked.pop("schema_version", None)
+        asked = {k: v for k, v in request.to_dict().items() if k not in ("schema_version", "sweep")}
         raise RejectedInput(
             f"verify request: no run found for {asked} under gs://{config.bucket}/{config.export_prefix}/"
         )

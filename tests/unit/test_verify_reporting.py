@@ -58,6 +58,17 @@ def test_status_rows_keep_each_message_rejected_before_it_had_a_run_apart() -> N
     assert [r["last_failure"] for r in rows[1:]] == [f"fan_out: rejected: {b.reason}" for b in reversed(bad)]
 
 
+def test_a_drill_request_rejected_before_it_named_a_destination_says_its_stage() -> None:
+    rejected = VerifyResult(
+        status="rejected", stage="restore_drill", reason="restore drill: no dataset 'hr' in the config"
+    )
+    [row] = status_rows([rejected])
+    assert row["last_failure"] == "restore_drill: rejected: restore drill: no dataset 'hr' in the config"
+    failed = result("restore_failed", "box", "t", stage="restore_drill", reason="restored table differs")
+    [row] = status_rows([failed])
+    assert row["last_failure"] == "restore drill from box: restore_failed: restored table differs"
+
+
 def test_status_rows_filter_by_dataset() -> None:
     rows = status_rows(
         [result("in_sync", "box", "t1"), result("in_sync", "box", "t2", run_id="r2", source=PRODUCTS)], "sales"

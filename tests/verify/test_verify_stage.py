@@ -204,6 +204,10 @@ def test_unknown_run_id_is_rejected(vstack: VerifyStack) -> None:
     rejected = [r for r in vstack.results() if r.status == "rejected"]
     assert len(rejected) == 1 and "no run found" in (rejected[0].reason or "")
     assert rejected[0].run_id is None or rejected[0].run_id == "rdoesnotexist1"
+    # what was asked, as asked: not the fields the request left at their defaults
+    assert f"no run found for {{'run_id': 'rdoesnotexist1'}} under gs://{vstack.config.bucket}/" in (
+        rejected[0].reason or ""
+    ), rejected[0].reason
 
 
 @pytest.mark.parametrize(
