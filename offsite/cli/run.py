@@ -117,22 +117,37 @@ def run(
         run_id=run_id or new_run_id(),
     )
     data = json.dumps(body).encode()
+    planned: list[TableExport] = []
     try:
         request = ExportRequest.from_json(data)
         cfg = load_cli_config(config)
         check_request(request, cfg)
+        published_at = dt.datetime.now(dt.UTC)
+        if wait:  # what to wait for, planned as fan_out will: a table BigQuery does not have is refused here
+            planned = _plan(request, cfg, published_at)
     except RejectedInput as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc} (nothing was published)", err=True)
         raise typer.Exit(2) from None
     assert request.run_id is not None
     with exit_on_error(1, what="publishing the request failed: "):
         from shared.gcp import pubsub
         from shared.topology import EXPORT_REQUESTS
 
-        published_at = dt.datetime.now(dt.UTC)
         message_id = pubsub.publish(EXPORT_REQUESTS, data, origin="offsite-run")
     printed = {"run_id": request.run_id, "message_id": message_id, "topic": EXPORT_REQUESTS, "request": body}
-    _report(request, cfg, printed, published_at, wait=wait, timeout_s=timeout, as_json=json_out)
+    _report(request, cfg, printed, published_at, planned, wait=wait, timeout_s=timeout, as_json=json_out)
+
+
+def _plan(request: ExportRequest, cfg: Config, published_at: dt.datetime) -> list[TableExport]:
+    """:func:`expected_exports`, before anything is published; RejectedInput passes (exit 2), any
+    other failure (BigQuery unreachable, access denied) ends the command with exit 1."""
+    try:
+        return expected_exports(request, cfg, published_at)
+    except RejectedInput:
+        raise
+    except OffsiteError as exc:
+        typer.echo(f"error: cannot tell which manifests to wait for: {exc} (nothing was published)", err=True)
+        raise typer.Exit(1) from None
 
 
 def _report(
@@ -140,6 +155,7 @@ def _report(
     cfg: Config,
     printed: dict[str, Any],
     published_at: dt.datetime,
+    planned: list[TableExport],
     *,
     wait: bool,
     timeout_s: float,
@@ -154,7 +170,7 @@ def _report(
     elif not wait:
         print_json(printed)
     if wait:
-        waited = wait_for_manifests(request, cfg, published_at, timeout_s, show=not as_json)
+        waited = wait_for_manifests(request, cfg, published_at, planned, timeout_s, show=not as_json)
         if as_json:
             print_json({**printed, **dataclasses.asdict(waited)})
         raise typer.Exit(0 if waited.complete else 1)
@@ -171,13 +187,14 @@ def expected_exports(request: ExportRequest, cfg: Config, published_at: dt.datet
     return fan_out.expected_exports(request, cfg, wh, run_id=request.run_id, publish_time=_rfc3339(published_at))
 
 
-def manifest_names(request: ExportRequest, cfg: Config, published_at: dt.datetime) -> dict[str, list[str]]:
+def manifest_names(request: ExportRequest, cfg: Config, planned: list[TableExport]) -> dict[str, list[str]]:
     """Per source label, the ``_manifest.json`` names that finish it (either is enough).
 
-    The scheduled day comes from the publish time; around midnight the next second may already
-    be the next day, so both candidates are watched.
+    The scheduled day comes from the publish time, which lies between the plan made before
+    publishing (``planned``) and now: around midnight the two may be different days, so both
+    candidates are watched.
     """
-    candidates = expected_exports(request, cfg, published_at) + expected_exports(request, cfg, dt.datetime.now(dt.UTC))
+    candidates = planned + expected_exports(request, cfg, dt.datetime.now(dt.UTC))
     pending: dict[str, list[str]] = {}
     for task in candidates:
         names = pending.setdefault(task.source.label, [])
@@ -196,7 +213,13 @@ class Waited:
 
 
 def wait_for_manifests(
-    request: ExportRequest, cfg: Config, published_at: dt.datetime, timeout_s: float, *, show: bool = True
+    request: ExportRequest,
+    cfg: Config,
+    published_at: dt.datetime,
+    planned: list[TableExport],
+    timeout_s: float,
+    *,
+    show: bool = True,
 ) -> Waited:
     """Poll GCS until every expected ``_manifest.json`` exists, showing progress when ``show``;
     stop early once every table still missing has a failed/rejected export in the run history
@@ -205,7 +228,7 @@ def wait_for_manifests(
     from offsite.cli.progress import Board
 
     try:
-        pending = manifest_names(request, cfg, published_at)
+        pending = manifest_names(request, cfg, planned)
     except OffsiteError as exc:
         typer.echo(f"error: cannot tell which manifests to wait for: {exc}", err=True)
         return Waited(False, [], [])

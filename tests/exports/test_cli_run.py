@@ -78,6 +78,20 @@ def test_bad_arguments_are_refused_before_publishing(exports_env: ExportsKit, ar
     assert requests.drain(settle_s=0.5) == []
 
 
+def test_with_wait_a_table_bigquery_does_not_have_is_refused_before_publishing(exports_env: ExportsKit) -> None:
+    """--wait plans what to wait for as fan_out will, before publishing: a table the dataset does
+    not have is exit 2 with nothing published (as the HTTP trigger's 400), not a published
+    request fan_out rejects and a wait that cannot start."""
+    requests = exports_env.subscribe(EXPORT_REQUESTS)
+    result = _invoke("--dataset", "sales", "--tables", "products,ghost", "--wait", "--timeout", "5")
+    assert result.exit_code == 2, result.output
+    assert (
+        "error: export request.tables: 'ghost' is not a table of offsite-local.sales (tables: customers, orders,"
+        " products) (nothing was published)"
+    ) in " ".join(result.output.split())
+    assert requests.drain(settle_s=0.5) == []
+
+
 def test_wait_returns_when_the_manifest_is_written(stack_env: StackInfo) -> None:
     from devstack.sample_data import seed
     from shared.gcp import clients
