@@ -44,6 +44,19 @@ SIZE_ONLY: Check = "size-only"
 SourceSha1 = Callable[[ManifestFile], str]
 
 
+@dataclass
+class ReadBack:
+    """SHA-1s of the files a verification has read back, by remote path, with the size each had
+    then: a comparison that runs out of time keeps them, and the next invocation of the same
+    verification reads only the rest (:mod:`shared.verify.readback`)."""
+
+    files: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def sha1_of(self, file: RemoteFile) -> str | None:
+        known = self.files.get(file.path)
+        return known[1] if known is not None and known[0] == file.size else None
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One manifest against one destination folder. Lists hold file names relative to the folder."""
@@ -148,6 +161,7 @@ def compare(
     partial_suffixes: Sequence[str] | None = None,
     also_expected: Sequence[ManifestFile] | Callable[[], Sequence[ManifestFile]] = (),
     deadline: float | None = None,
+    read_back: ReadBack | None = None,
 ) -> Comparison:
     """Compare ``manifest`` with ``destination``'s listing of ``folder``.
 
@@ -160,6 +174,8 @@ def compare(
     Raises what the destination raises (``TransientError`` for network trouble, ``PermanentError``
     for auth/config), so the stage retries or reports ``failed``; :class:`NoTimeLeft` when the
     listing or the hashing is still going at ``deadline`` (``time.monotonic()``; None: no limit).
+    ``read_back``: SHA-1s read back earlier by this verification (used for a file of the same
+    size); each file read back now is added to it.
     """
     if partial_suffixes is None:
         suffix = destination.abilities.partial_suffix
@@ -180,7 +196,7 @@ def compare(
     pairs = [(expected[n], remote[n]) for n in sorted(expected) if n in remote and n not in duplicates]
     hashing = before(deadline, pairs, f"comparing the files of {folder.path} at {destination.name}")
     size_differs, hash_differs, details = _differences(
-        hashing, destination, source_sha1 if check == SHA1 else None, deadline
+        hashing, destination, source_sha1 if check == SHA1 else None, deadline, read_back or ReadBack()
     )
     details.update(duplicates)
     return Comparison(
@@ -222,6 +238,7 @@ def _differences(
     destination: Destination,
     source_sha1: SourceSha1 | None,
     deadline: float | None,
+    read_back: ReadBack,
 ) -> tuple[list[str], list[str], dict[str, str]]:
     """(names whose size differs, names whose SHA-1 differs, what differs by name) of the
     (expected, held) pairs; hashes are compared only when ``source_sha1`` is given."""
@@ -233,7 +250,7 @@ def _differences(
             size_differs.append(want.name)
             details[want.name] = f"size {got.size}, expected {want.size}"
         elif source_sha1 is not None:
-            want_sha1, got_sha1 = source_sha1(want).lower(), _remote_sha1(destination, got, deadline).lower()
+            want_sha1, got_sha1 = source_sha1(want).lower(), _remote_sha1(destination, got, deadline, read_back).lower()
             if want_sha1 != got_sha1:
                 hash_differs.append(want.name)
                 details[want.name] = f"sha1 {got_sha1 or '(none reported)'}, expected {want_sha1}"
@@ -285,7 +302,7 @@ def partial_stem(name: str, partial_suffixes: Sequence[str]) -> str:
     return next((name[: -len(s)] for s in partial_suffixes if name.endswith(s)), name)
 
 
-def _remote_sha1(destination: Destination, file: RemoteFile, deadline: float | None) -> str:
+def _remote_sha1(destination: Destination, file: RemoteFile, deadline: float | None, read_back: ReadBack) -> str:
     """The destination's SHA-1 when its listing has one, else the SHA-1 of the bytes read back
     (NoTimeLeft once ``deadline`` passes, checked between blocks: one file of many GB read back
     from a server that cannot hash may take longer than an invocation has)."""
@@ -295,6 +312,8 @@ def _remote_sha1(destination: Destination, file: RemoteFile, deadline: float | N
         # choose_check only picks sha1 for unreadable destinations that list hashes; a file
         # listed without one cannot be checked, so it can never compare equal by accident.
         return ""
+    if (known := read_back.sha1_of(file)) is not None:
+        return known
 
     def in_time(done: int) -> None:
         if deadline is not None and time.monotonic() > deadline:
@@ -303,4 +322,6 @@ def _remote_sha1(destination: Destination, file: RemoteFile, deadline: float | N
                 f" ({done:,} of {file.size:,} bytes read)"
             )
 
-    return sha1_of_stream(destination.open(file.path), before_block=in_time)
+    sha1 = sha1_of_stream(destination.open(file.path), before_block=in_time)
+    read_back.files[file.path] = (file.size, sha1)
+    return sha1

@@ -36,6 +36,7 @@ from shared.messages import DeliveryReceipt, VerifyResult
 from shared.reporting.results import report
 from shared.verify import heal as verify_heal
 from shared.verify import markers as verify_markers
+from shared.verify import readback
 from shared.verify.engine import Comparison, SourceSha1, compare
 from shared.verify.heal import HealPlan
 from shared.verify.markers import VerifyState
@@ -162,13 +163,20 @@ def run_comparison(
             quick = compare(ctx.manifest, dest, folder, source_sha1=None, also_expected=copy)
             if not quick.complete:
                 return quick
-        comparison = compare(
-            ctx.manifest,
+        comparison = readback.bounded(
+            ctx.state_bucket,
+            ctx.prefix,
             dest,
-            folder,
-            source_sha1=source_sha1,
-            download_hashes=config.verify.download_hashes if download is None else download,
-            also_expected=copy,
+            lambda deadline, read_back: compare(
+                ctx.manifest,
+                dest,
+                folder,
+                source_sha1=source_sha1,
+                download_hashes=config.verify.download_hashes if download is None else download,
+                also_expected=copy,
+                deadline=deadline,
+                read_back=read_back,
+            ),
         )
         comparison = without_superseded(
             config, ctx.folder, dest, folder, comparison, remove=remove_superseded, now=utcnow()

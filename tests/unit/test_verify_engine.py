@@ -19,7 +19,7 @@ from shared.destinations.memory import MemoryDestination
 from shared.layout import RemoteFolder, RunFolder, default_file_name, remote_folder
 from shared.manifest import Manifest, ManifestFile
 from shared.messages import Source
-from shared.verify.engine import SHA1, SIZE_ONLY, NoTimeLeft, compare
+from shared.verify.engine import SHA1, SIZE_ONLY, NoTimeLeft, ReadBack, compare
 
 DAY = dt.date(2025, 1, 8)
 TABLE = Source(mode="table", project="p", dataset="sales", table="orders")
@@ -340,3 +340,32 @@ def test_a_read_back_still_going_at_the_deadline_stops_inside_the_file() -> None
         " time for it ran out (0 of 5,242,880 bytes read)"
     )
     assert compare(manifest, dest, folder, source_sha1=sha1_of(big), deadline=time.monotonic() + 60).in_sync
+
+
+def test_what_a_comparison_read_back_before_its_time_ran_out_is_not_read_again(table_run) -> None:
+    """The first shard is read back; the time runs out before the second (its source SHA-1 is
+    asked first, and takes the rest of the time). The next comparison with the same ReadBack
+    downloads only the second."""
+    run, manifest, folder = table_run
+    dest = NoHashes()
+    deliver(dest, folder, CONTENT)
+    first, second = sorted(CONTENT)
+    deadline = time.monotonic() + 1.0
+
+    def slow_for_the_second(f: ManifestFile) -> str:
+        if f.name == second:
+            time.sleep(max(0.0, deadline - time.monotonic()) + 0.05)
+        return sha1_of(CONTENT)(f)
+
+    read_back = ReadBack()
+    with pytest.raises(NoTimeLeft, match=rf"reading {folder}/{second} back from sftp:acme: .*\(0 of "):
+        check(manifest, dest, run, source_sha1=slow_for_the_second, deadline=deadline, read_back=read_back)
+    assert read_back.files == {f"{folder}/{first}": (len(CONTENT[first]), hashlib.sha1(CONTENT[first]).hexdigest())}
+    assert dest.opened == [f"{folder}/{first}", f"{folder}/{second}"]  # the second opened, 0 bytes read
+
+    result = check(manifest, dest, run, deadline=time.monotonic() + 60, read_back=read_back)
+    assert result.in_sync and dest.opened == [f"{folder}/{first}", f"{folder}/{second}", f"{folder}/{second}"]
+    assert set(read_back.files) == {f"{folder}/{first}", f"{folder}/{second}"}
+    # a file whose size is not the one read back is read again
+    read_back.files[f"{folder}/{first}"] = (1, "0" * 40)
+    assert check(manifest, dest, run, read_back=read_back).in_sync and dest.opened.count(f"{folder}/{first}") == 2

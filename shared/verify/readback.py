@@ -1,0 +1,102 @@
+"""A verification that reads files back, spread over as many invocations as it needs.
+
+A destination that reports no SHA-1 (an SFTP server without ``hashing``) is verified by
+reading each file back. A run of many GB may take longer than one invocation has (verify's
+540 s). So within an invocation the comparison stops ``SAVE_S`` before the invocation's retries
+must end (:func:`shared.retry.invocation_ends`), keeps the SHA-1s it has read back in
+``{prefix}_verify/{destination}/readback.json`` in the state bucket, and raises a
+TransientError: Pub/Sub redelivers the event, and the next invocation reads only the files not
+read yet (a file whose size changed is read again). The record is deleted once a comparison
+completes, and one older than ``KEEP`` is ignored, so a later verification (the daily recheck)
+reads every file again.
+
+A comparison that had a whole invocation and read back nothing (one file larger than an
+invocation can read, or a folder too large to list) cannot finish by retrying: it is a
+:class:`NoTimeLeft` (permanent: reported ``failed``) that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shared import log, retry
+from shared.destinations.base import Destination
+from shared.errors import TransientError
+from shared.gcp import gcs
+from shared.verify import markers
+from shared.verify.engine import Comparison, NoTimeLeft, ReadBack
+
+logger = log.get_logger(__name__)
+NAME = "readback.json"
+SAVE_S = 30.0  # of the invocation's time, left to save what was read and to report
+WHOLE_S = 240.0  # a comparison that started with this much time left had a whole invocation
+KEEP = dt.timedelta(hours=2)  # a record older than this belongs to an abandoned verification
+
+
+def record_name(prefix: str, destination: str) -> str:
+    return markers.folder(prefix, destination) + NAME
+
+
+def bounded(
+    state_bucket: str,
+    prefix: str,
+    destination: Destination,
+    compare: Callable[[float | None, ReadBack | None], Comparison],
+) -> Comparison:
+    """``compare(deadline, read_back)`` within what is left of the invocation (module docstring).
+    Outside an invocation (``offsite verify``), or at a destination that lists SHA-1s, it runs
+    unbounded, as before."""
+    ends = retry.invocation_ends()
+    if ends is None or "sha1" in destination.abilities.hashes:
+        return compare(None, None)
+    deadline = ends - SAVE_S
+    name = record_name(prefix, destination.name)
+    read_back, recorded = load(state_bucket, name)
+    kept, started_with = len(read_back.files), deadline - time.monotonic()
+    try:
+        comparison = compare(deadline, read_back)
+    except NoTimeLeft as exc:
+        read_now = len(read_back.files) - kept
+        if read_now == 0 and started_with >= WHOLE_S:
+            raise NoTimeLeft(
+                f"{exc}; one invocation ({started_with:.0f} s) read back nothing: give {destination.name} "
+                "server hashing (hashing: sha1sum or check-file, docs/sftp.md) so that verify need not download"
+            ) from None
+        if read_now:
+            save(state_bucket, name, read_back)
+        raise TransientError(
+            f"{exc}; {len(read_back.files)} file(s) read back so far are kept ({read_now} in this invocation),"
+            " and the redelivery goes on from there"
+        ) from None
+    if recorded:  # before the result is published: the next verification must read every file
+        gcs.delete(state_bucket, name)
+    return comparison
+
+
+def load(bucket: str, name: str) -> tuple[ReadBack, bool]:
+    """The SHA-1s an earlier invocation of this verification read back (none when the record is
+    older than KEEP or unreadable: it only saves reading files again), and whether a record was there."""
+    found: Any = gcs.read_json(bucket, name)
+    if found is None:
+        return ReadBack(), False
+    try:
+        at = dt.datetime.fromisoformat(str(found["at"]))
+        files = {str(p): (int(f["size"]), str(f["sha1"])) for p, f in found["files"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        logger.warning("ignoring an unreadable read-back record", record=name)
+        return ReadBack(), True
+    if at.tzinfo is None or dt.datetime.now(dt.UTC) - at > KEEP:
+        return ReadBack(), True
+    return ReadBack(files), True
+
+
+def save(bucket: str, name: str, read_back: ReadBack) -> None:
+    body = {
+        "at": dt.datetime.now(dt.UTC).isoformat(),
+        "files": {p: {"size": size, "sha1": sha1} for p, (size, sha1) in sorted(read_back.files.items())},
+    }
+    gcs.write(bucket, name, json.dumps(body).encode(), "application/json")
