@@ -105,6 +105,11 @@ def parse(text: str, where: str) -> Any:
     try:
         data = yaml.safe_load(text)  # JSON is YAML
     except yaml.YAMLError:
+        if text.lstrip().startswith(("{", "[")):  # meant as JSON (a config, a job list): say where it breaks
+            try:
+                json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ImportProblem(f"{where}: not valid JSON ({exc})") from None
         data = text
     if isinstance(data, dict) and {"sftp", "exports"} & set(data):
         return data

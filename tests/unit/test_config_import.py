@@ -163,6 +163,13 @@ def test_both_seeds_together_and_output_file(tmp_path: Path) -> None:
         ('{"sftp": "h", "exports": {}}', ("--project", "p-1"), 'in.json: sftp: "h" is not an object'),
         ('{"sftp": {"port": "22x"}, "exports": {}}', ("--project", "p-1"), 'sftp.port: "22x" is not a whole number'),
         ('{"gcs": {"expiration_days": 1.5}, "exports": {}}', ("--project", "p-1"), "gcs.expiration_days: 1.5 is not"),
+        # a JSON document cut short is said as such, not read as one dataset name per line
+        (
+            seed_003_config().rstrip().removesuffix("}"),
+            ("--project", "p-1"),
+            "in.json: not valid JSON (Expecting ',' delimiter: line ",
+        ),
+        ('[{"dataset": "a"},', ("--project", "p-1"), "in.json: not valid JSON (Expecting value: line 1 column 19"),
     ],
 )
 def test_bad_input_names_what_was_expected(tmp_path: Path, text: str, args: tuple[str, ...], message: str) -> None:
