@@ -7,6 +7,7 @@ shows that command instead. The local stack's logs: ``offsite dev logs``.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -91,6 +92,13 @@ def logs(
     if print_only:
         print_line(shlex.join(command))
         return
+    if os.environ.get("PUBSUB_EMULATOR_HOST"):  # `. .offsite/env`: gcloud would ask the real Cloud Logging
+        typer.echo(
+            "error: this shell points at the local stack (PUBSUB_EMULATOR_HOST is set), which has no Cloud"
+            " Logging; its functions' logs: offsite dev logs [FUNCTION] [-f]",
+            err=True,
+        )
+        raise typer.Exit(1)
     if shutil.which("gcloud") is None:
         typer.echo("error: gcloud not found: install the Google Cloud CLI, or use --print", err=True)
         raise typer.Exit(1)

@@ -43,3 +43,16 @@ def test_bad_options_exit_2_naming_them() -> None:
     ):
         result = CliRunner().invoke(app, ["logs", "--print", "--config", str(EXAMPLE), *args])
         assert result.exit_code == 2 and needle in result.output, result.output
+
+
+def test_on_the_local_stack_it_points_at_dev_logs() -> None:
+    """With the local stack's environment (`. .offsite/env`) gcloud would read the real Cloud
+    Logging (and crash without network or credentials); the stack's logs are `offsite dev logs`."""
+    args = ["logs", "--config", str(EXAMPLE)]
+    result = CliRunner().invoke(app, args, env={"PUBSUB_EMULATOR_HOST": "127.0.0.1:8085"})
+    assert result.exit_code == 1, result.output
+    assert "has no Cloud Logging; its functions' logs: offsite dev logs [FUNCTION] [-f]" in " ".join(
+        result.output.split()
+    )
+    printed = CliRunner().invoke(app, [*args, "--print"], env={"PUBSUB_EMULATOR_HOST": "127.0.0.1:8085"})
+    assert printed.exit_code == 0 and printed.stdout.startswith("gcloud logging read ")
