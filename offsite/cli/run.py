@@ -194,7 +194,11 @@ def manifest_names(request: ExportRequest, cfg: Config, planned: list[TableExpor
     publishing (``planned``) and now: around midnight the two may be different days, so both
     candidates are watched.
     """
-    candidates = planned + expected_exports(request, cfg, dt.datetime.now(dt.UTC))
+    try:
+        later = expected_exports(request, cfg, dt.datetime.now(dt.UTC))
+    except TransientError:
+        later = []  # BigQuery away for a moment: the plan made before publishing stands (midnight aside)
+    candidates = planned + later
     pending: dict[str, list[str]] = {}
     for task in candidates:
         names = pending.setdefault(task.source.label, [])
