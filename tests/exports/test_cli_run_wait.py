@@ -70,3 +70,30 @@ def test_wait_reports_nothing_itself(exports_env: ExportsKit, monkeypatch: pytes
     assert out.exit_code == 1, out.output  # the bare stack runs no fan_out: no manifest comes
     assert "waiting for 3 export(s): sales.customers, sales.orders, sales.products" in out.output
     assert [m for m in results.drain(settle_s=2.0) if "orders eu" in (m.get("reason") or "")] == []
+
+
+def test_bigquery_away_after_publishing_keeps_the_plan_made_before(
+    exports_env: ExportsKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait plans before publishing, and again after (a request around midnight may belong to
+    the next day). BigQuery answering the second listing with a transient error leaves the first
+    plan standing: the wait goes on, rather than ending with "cannot tell which manifests"."""
+    import shared.gcp.bigquery as bq
+    from shared.errors import TransientError
+    from shared.gcp.bigquery import BigQueryWarehouse, TableInfo
+
+    listings = []
+
+    class AwayAfterTheFirstListing(BigQueryWarehouse):
+        def list_tables(self, dataset: str) -> list[TableInfo]:
+            listings.append(dataset)
+            if len(listings) > 1:
+                raise TransientError("listing tables of offsite-local.sales: ServiceUnavailable: 503")
+            return super().list_tables(dataset)
+
+    kit = exports_env
+    monkeypatch.setattr(bq, "warehouse", lambda: AwayAfterTheFirstListing(kit.bigquery()))
+    out = _invoke("--dataset", "sales", "--tables", "products", "--wait", "--timeout", "1")
+    assert out.exit_code == 1, out.output  # the bare stack runs no fan_out: no manifest comes
+    assert "waiting for 1 export(s): sales.products" in out.output and "cannot tell" not in out.output
+    assert "no manifest after 1s for: sales.products" in out.output and len(listings) == 2
