@@ -1,6 +1,7 @@
 """A mirrored bucket's *latest reconcile* at each destination, kept in the state bucket
 (``mirror/{bucket}/{destination}/latest-reconcile.json``) when the entry has ``retention``:
-versions are pruned only while it is ``in_sync`` (shared/retention/versions.py)."""
+versions are pruned only while it is ``in_sync`` (shared/retention/versions.py); and the name of
+what a reconcile still reading back has read so far (``readback.json`` beside it)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ from shared.messages import VerifyResult
 def name(mirror: BucketMirror, destination: DestinationId | str) -> str:
     """The state bucket object holding the bucket's latest reconcile result at ``destination``."""
     return f"mirror/{mirror.name}/{destination}/latest-reconcile.json"
+
+
+def readback_name(mirror: BucketMirror, destination: DestinationId | str) -> str:
+    """The state bucket object keeping what a reconcile at ``destination`` read back so far
+    (shared/verify/readback.py)."""
+    return f"mirror/{mirror.name}/{destination}/readback.json"
 
 
 def record(config: Config, mirror: BucketMirror, destination: DestinationId, result: VerifyResult) -> None:

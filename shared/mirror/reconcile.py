@@ -16,7 +16,9 @@ destination, :func:`per_destination`, so each runs in an invocation of its own):
    ``delivery-continuations`` message (the one delivery operation, in the destination's
    function), and with ``delete: mirror`` every extra file is deleted at once.
 
-Listing and comparing must end within :data:`COMPARE_S`, or the reconcile stops (NoTimeLeft).
+Listing and comparing must end within :data:`COMPARE_S`, or the reconcile stops (NoTimeLeft);
+reading SHA-1s back from a destination that lists none goes on in the redelivery instead, from
+where it stopped (:mod:`shared.verify.readback`).
 
 An extra is a file whose name no object of the bucket holds when the destination has been
 listed: the bucket is listed again before extras are judged (:func:`_without_live`), so an
@@ -64,7 +66,8 @@ from shared.mirror.routing import (
     remote_path,
 )
 from shared.reporting.results import report
-from shared.verify.engine import Comparison, NoTimeLeft, before, compare
+from shared.verify import readback
+from shared.verify.engine import Comparison, NoTimeLeft, ReadBack, before, compare
 
 logger = log.get_logger(__name__)
 
@@ -170,8 +173,20 @@ def reconcile_destination(
     """Compare, fix (``asked.fix``) and report one destination (module docstring); the comparison
     must be done by ``asked.deadline`` (NoTimeLeft, nothing fixed or reported)."""
     with factory.opened(destination_id, config) as destination, _advised(mirror, destination_id):
-        compared = compare_bucket(
-            mirror, objects, destination, download_hashes=config.verify.download_hashes, deadline=asked.deadline
+        compared = readback.bounded(  # a read-back out of time goes on in the redelivery
+            config.state_bucket_name,
+            latest.readback_name(mirror, destination_id),
+            destination,
+            lambda deadline, read_back: compare_bucket(
+                mirror,
+                objects,
+                destination,
+                download_hashes=config.verify.download_hashes,
+                deadline=deadline,
+                read_back=read_back,
+            ),
+            deadline=asked.deadline,
+            stop_without_progress=True,
         )
         comparison = compared.comparison
         redelivered: tuple[str, ...] = ()
@@ -194,6 +209,7 @@ def compare_bucket(
     *,
     download_hashes: bool,
     deadline: float | None = None,
+    read_back: ReadBack | None = None,
 ) -> BucketComparison:
     """The bucket's selected ``objects`` against ``destination``'s folder of the bucket, by the
     verify engine, without extras a live object holds (:func:`_without_live`); also the names
@@ -238,6 +254,7 @@ def compare_bucket(
         source_sha1=None if unhashed else (lambda f: f.sha1 or ""),
         download_hashes=download_hashes,
         deadline=deadline,
+        read_back=read_back,
     )
     folds_case = destination.abilities.folds_case
     comparison = _without_live(mirror, _without_versions(comparison), folds_case=folds_case, deadline=deadline)

@@ -165,7 +165,7 @@ def run_comparison(
                 return quick
         comparison = readback.bounded(
             ctx.state_bucket,
-            ctx.prefix,
+            readback.record_name(ctx.prefix, destination),
             dest,
             lambda deadline, read_back: compare(
                 ctx.manifest,
@@ -177,6 +177,7 @@ def run_comparison(
                 deadline=deadline,
                 read_back=read_back,
             ),
+            deadline=readback.invocation_deadline(dest),
         )
         comparison = without_superseded(
             config, ctx.folder, dest, folder, comparison, remove=remove_superseded, now=utcnow()

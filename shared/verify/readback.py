@@ -13,6 +13,9 @@ reads every file again.
 A comparison that had a whole invocation and read back nothing (one file larger than an
 invocation can read, or a folder too large to list) cannot finish by retrying: it is a
 :class:`NoTimeLeft` (permanent: reported ``failed``) that says how to fix it.
+
+A mirror reconcile (:mod:`shared.mirror.reconcile`) reads back the same way, within its own 400 s,
+keeping its record in ``mirror/{bucket}/{destination}/readback.json``.
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from shared import log, retry
 from shared.destinations.base import Destination
 from shared.errors import TransientError
 from shared.gcp import gcs
 from shared.verify import markers
-from shared.verify.engine import Comparison, NoTimeLeft, ReadBack
+from shared.verify.engine import NoTimeLeft, ReadBack
 
+T = TypeVar("T")
 logger = log.get_logger(__name__)
 NAME = "readback.json"
 SAVE_S = 30.0  # of the invocation's time, left to save what was read and to report
@@ -38,30 +42,44 @@ KEEP = dt.timedelta(hours=2)  # a record older than this belongs to an abandoned
 
 
 def record_name(prefix: str, destination: str) -> str:
+    """Where a run's verification at ``destination`` keeps what it read back."""
     return markers.folder(prefix, destination) + NAME
+
+
+def invocation_deadline(destination: Destination) -> float | None:
+    """Until when a verification may read back from ``destination`` in this invocation
+    (``time.monotonic()``); None outside an invocation (``offsite verify``) or for a destination
+    that lists SHA-1s (nothing is read back: it runs unbounded, as before)."""
+    ends = retry.invocation_ends()
+    if ends is None or "sha1" in destination.abilities.hashes:
+        return None
+    return ends - SAVE_S
 
 
 def bounded(
     state_bucket: str,
-    prefix: str,
+    name: str,
     destination: Destination,
-    compare: Callable[[float | None, ReadBack | None], Comparison],
-) -> Comparison:
-    """``compare(deadline, read_back)`` within what is left of the invocation (module docstring).
-    Outside an invocation (``offsite verify``), or at a destination that lists SHA-1s, it runs
-    unbounded, as before."""
-    ends = retry.invocation_ends()
-    if ends is None or "sha1" in destination.abilities.hashes:
+    compare: Callable[[float | None, ReadBack | None], T],
+    *,
+    deadline: float | None,
+    stop_without_progress: bool = False,
+) -> T:
+    """``compare(deadline, read_back)``, with what earlier invocations read back kept in the state
+    bucket's ``name`` (module docstring). A comparison that read back nothing fails for good
+    (NoTimeLeft) when it started with ``WHOLE_S`` before ``deadline``, or with
+    ``stop_without_progress`` whatever it started with (a retry has no more time than it had)."""
+    if deadline is None:
         return compare(None, None)
-    deadline = ends - SAVE_S
-    name = record_name(prefix, destination.name)
+    if "sha1" in destination.abilities.hashes:
+        return compare(deadline, None)
     read_back, recorded = load(state_bucket, name)
     kept, started_with = len(read_back.files), deadline - time.monotonic()
     try:
         comparison = compare(deadline, read_back)
     except NoTimeLeft as exc:
         read_now = len(read_back.files) - kept
-        if read_now == 0 and started_with >= WHOLE_S:
+        if read_now == 0 and (stop_without_progress or started_with >= WHOLE_S):
             raise NoTimeLeft(
                 f"{exc}; one invocation ({started_with:.0f} s) read back nothing: give {destination.name} "
                 "server hashing (hashing: sha1sum or check-file, docs/sftp.md) so that verify need not download"

@@ -234,3 +234,33 @@ def test_a_reconcile_out_of_time_stops_before_fixing_and_says_how_to_split_the_b
     assert (failed.status, failed.destination, failed.run_id) == ("failed", "sftp:local", f"mirror-{m.bucket}")
     assert failed.source is not None and failed.source.label == f"gs://{m.bucket}"
     assert failed.reason is not None and "split the bucket into buckets[] entries" in failed.reason
+
+
+def test_what_a_reconcile_read_back_before_its_time_ran_out_is_used_then_forgotten(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    """sftp:local lists no SHA-1s: the reconcile reads files back, and what an invocation that ran
+    out of time read is kept (shared/verify/readback.py). Here the record says dir/b.bin had other
+    bytes of its size: the next reconcile takes that as read (a mismatch, without a download),
+    then forgets the record, so the one after reads everything again."""
+    import json
+
+    from shared.gcp import gcs
+    from shared.mirror import latest
+    from shared.verify import readback
+
+    m = mirror_factory(delete="mirror")
+    _delivered(m)
+    mirror = m.config.mirror(m.bucket)
+    assert mirror is not None
+    name = latest.readback_name(mirror, "sftp:local")
+    other = {"size": len(FILES["dir/b.bin"]), "sha1": sha1(b"X" * len(FILES["dir/b.bin"]))}
+    record = {"at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()), "files": {f"{m.folder}/dir/b.bin": other}}
+    gcs.write(m.config.state_bucket_name, name, json.dumps(record).encode(), "application/json")
+    assert readback.load(m.config.state_bucket_name, name)[0].files  # the record is read as kept
+
+    (found,) = m.reconcile(fix=False, destination="sftp:local")
+    assert (found.status, found.hash_differs) == ("mismatch", ["dir/b.bin"])
+    assert gcs.read_bytes(m.config.state_bucket_name, name) is None
+    (again,) = m.reconcile(fix=False, destination="sftp:local")
+    assert again.status == "in_sync"
