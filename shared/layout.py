@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from shared.config.types import TABLE_RE
 from shared.destinations.base import FolderLayout
-from shared.messages import DATASET_RE, IDENT_RE, RUN_ID_RE, Source, TableExport
+from shared.message_fields import DATASET_RE, IDENT_RE, RUN_ID_RE
+from shared.messages import Source, TableExport
 
 MANIFEST_NAME = "_manifest.json"
 DELIVERED_MANIFEST_NAME = "_manifest.delivered.json"  # the manifest with every file's SHA-1: what destinations get

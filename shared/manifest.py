@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import RejectedInput
-from shared.messages import SCHEMA_VERSION, Source
+from shared.message_fields import SCHEMA_VERSION
+from shared.messages import Source
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from typing import Annotated, ClassVar
 from pydantic import AfterValidator, StrictBool, StrictInt
 
 from shared.config.types import PARTNER_RE
-from shared.messages import Message, RunId
+from shared.message_fields import RunId
+from shared.messages import Message
 from shared.validation import Problem
 
 

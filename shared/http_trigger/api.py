@@ -38,7 +38,8 @@ from shared.errors import OffsiteError, RejectedInput, TransientError
 from shared.http_trigger import auth, progress
 from shared.http_trigger.ingest import ingest_status, start_ingest
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
-from shared.messages import ExportRequest, VerifyRequest, parse_json_object
+from shared.message_fields import parse_json_object
+from shared.messages import ExportRequest, VerifyRequest
 
 logger = log.get_logger(__name__)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from shared.config import Config
 from shared.config.ingest import IngestSettings
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
-from shared.messages import parse_json_object
+from shared.message_fields import parse_json_object
 
 if TYPE_CHECKING:
     from shared.ingest.state import TableState

@@ -11,7 +11,8 @@ from typing import ClassVar
 
 from pydantic import StrictBool
 
-from shared.messages import Idents, Message, RunId
+from shared.message_fields import Idents, RunId
+from shared.messages import Message
 
 
 class IngestRequest(Message):

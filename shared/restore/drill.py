@@ -42,7 +42,8 @@ from shared.errors import PermanentError, RejectedInput, TransientError
 from shared.gcp import clients, gcs, pubsub
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.ids import DestinationId, Stage, Status
-from shared.messages import DatasetIdent, Message, RunId, Source, TableName, VerifyResult
+from shared.message_fields import DatasetIdent, RunId, TableName
+from shared.messages import Message, Source, VerifyResult
 from shared.restore import restore as restoring
 from shared.restore.stage import OutOfTime
 from shared.topology import RESTORE_DRILLS

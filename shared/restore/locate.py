@@ -11,7 +11,8 @@ from shared.destinations.base import Destination, Readable, normalize_path
 from shared.errors import PermanentError, RejectedInput
 from shared.layout import MANIFEST_NAME, RunFolder, is_manifest_copy, remote_folder, yyyymmdd
 from shared.manifest import Manifest
-from shared.messages import DATASET_RE, Source
+from shared.message_fields import DATASET_RE
+from shared.messages import Source
 
 READ_LIMIT = 64 * 1024 * 1024  # a manifest is small; refuse to buffer more than this
 

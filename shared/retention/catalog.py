@@ -30,7 +30,8 @@ from shared.config import Config, DatasetExport, QueryExport
 from shared.destinations.base import Destination
 from shared.gcp import gcs
 from shared.layout import QUERY_SEGMENT, RunFolder, default_file_name, parse_object_name, remote_folder
-from shared.messages import RUN_ID_RE, Source
+from shared.message_fields import RUN_ID_RE
+from shared.messages import Source
 from shared.verify import markers as verify_markers
 from shared.verify.runs import runs_in, scan_objects
 

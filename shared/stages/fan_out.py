@@ -31,7 +31,8 @@ from shared.events import parse_pubsub
 from shared.gcp import pubsub
 from shared.gcp.bigquery import TableInfo, Warehouse, warehouse
 from shared.layout import EXTENSIONS, RunFolder, default_file_name
-from shared.messages import ExportRequest, Format, Source, TableExport
+from shared.message_fields import Format
+from shared.messages import ExportRequest, Source, TableExport
 from shared.topology import TABLE_EXPORTS
 
 logger = log.get_logger(__name__)

@@ -14,7 +14,8 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from shared.errors import RejectedInput
-from shared.messages import RUN_ID_RE, ExportRequest
+from shared.message_fields import RUN_ID_RE
+from shared.messages import ExportRequest
 from tests.http.conftest import Trigger
 
 DESTINATIONS = {"box", "sftp:local"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import PermanentError
-from shared.messages import RUN_ID_RE
+from shared.message_fields import RUN_ID_RE
 from shared.restore.drill import DrillPick, scratch_table
 from shared.restore.load import parse_target
 

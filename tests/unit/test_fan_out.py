@@ -11,7 +11,8 @@ import pytest
 from shared.config import Config
 from shared.errors import RejectedInput
 from shared.gcp.bigquery import TableInfo
-from shared.messages import RUN_ID_RE, ExportRequest
+from shared.message_fields import RUN_ID_RE
+from shared.messages import ExportRequest
 from shared.stages.fan_out import (
     check_request,
     derive_run_id,

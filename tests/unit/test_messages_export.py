@@ -8,7 +8,8 @@ import json
 import pytest
 
 from shared.errors import RejectedInput
-from shared.messages import MAX_MESSAGE_BYTES, ExportRequest, Source, TableExport
+from shared.message_fields import MAX_MESSAGE_BYTES
+from shared.messages import ExportRequest, Source, TableExport
 
 
 def req(obj) -> ExportRequest:
