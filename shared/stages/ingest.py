@@ -100,7 +100,10 @@ def _check_size(storage: Any, bucket: str, name: str, generation: int | None, li
     generation checked."""
     blob = storage.bucket(bucket).get_blob(name, generation=generation)
     if blob is None:
-        raise PermanentError(f"ingest.snapshot_uri: gs://{bucket}/{name} does not exist")
+        raise PermanentError(
+            f"ingest.snapshot_uri: gs://{bucket}/{name} does not exist: the app's host uploads it with"
+            " `offsite ingest push` (docs/ingest.md), or sync there with `offsite ingest run`"
+        )
     if blob.size is not None and blob.size > limit:
         raise PermanentError(
             f"ingest.snapshot_uri: gs://{bucket}/{name} is {blob.size:,} bytes; ingest_sqlite holds it in its "

@@ -191,3 +191,20 @@ def test_a_snapshot_too_large_for_the_functions_memory_is_refused_before_the_dow
     with pytest.raises(PermanentError, match=rf"is {size:,} bytes; .* takes at most {size - 1:,}"):
         run_snapshot(runtime.config(), tables=None, full=True, max_snapshot_bytes=size - 1)
     assert function_env.tables() == []  # nothing synced
+
+
+def test_no_snapshot_yet_is_refused_saying_how_one_gets_there(function_env: IngestKit) -> None:
+    """The function syncs the snapshot the app's host pushes; before the first push, the failure
+    says so (as the local stack's sample app shows before `offsite ingest push`)."""
+    from shared import runtime
+    from shared.errors import PermanentError
+    from shared.stages.ingest import run_snapshot
+
+    with pytest.raises(PermanentError) as refused:
+        run_snapshot(runtime.config(), tables=None, full=False)
+    assert str(refused.value) == (
+        f"ingest.snapshot_uri: gs://{function_env.stack.bucket}-state/snapshots/{function_env.dataset}.sqlite does not"
+        " exist: the app's host uploads it with `offsite ingest push` (docs/ingest.md), or sync there with"
+        " `offsite ingest run`"
+    )
+    assert function_env.tables() == []
