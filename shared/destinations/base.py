@@ -60,6 +60,9 @@ class RemoteFile:
     remote_id: str | None = None
     md5: str | None = None
     """MD5 when the destination reports one besides SHA-1 (Drive's ``md5Checksum``)."""
+    mtime: int | None = None
+    """Modification time in whole seconds when the destination reports one (SFTP): a SHA-1 read
+    back earlier stands for the file only while its size and this are unchanged."""
 
 
 @dataclass(frozen=True)

@@ -46,15 +46,19 @@ SourceSha1 = Callable[[ManifestFile], str]
 
 @dataclass
 class ReadBack:
-    """SHA-1s of the files a verification has read back, by remote path, with the size each had
-    then: a comparison that runs out of time keeps them, and the next invocation of the same
-    verification reads only the rest (:mod:`shared.verify.readback`)."""
+    """SHA-1s of the files a verification has read back, by remote path, with the size and
+    mtime (None: not reported) each had then: a comparison that runs out of time keeps them, and
+    the next invocation of the same verification reads only the rest (:mod:`shared.verify.readback`)."""
 
-    files: dict[str, tuple[int, str]] = field(default_factory=dict)
+    files: dict[str, tuple[int, int | None, str]] = field(default_factory=dict)
 
     def sha1_of(self, file: RemoteFile) -> str | None:
+        """The SHA-1 read back earlier, while the file's size and mtime are the same."""
         known = self.files.get(file.path)
-        return known[1] if known is not None and known[0] == file.size else None
+        return known[2] if known is not None and known[:2] == (file.size, file.mtime) else None
+
+    def add(self, file: RemoteFile, sha1: str) -> None:
+        self.files[file.path] = (file.size, file.mtime, sha1)
 
 
 @dataclass(frozen=True)
@@ -323,5 +327,5 @@ def _remote_sha1(destination: Destination, file: RemoteFile, deadline: float | N
             )
 
     sha1 = sha1_of_stream(destination.open(file.path), before_block=in_time)
-    read_back.files[file.path] = (file.size, sha1)
+    read_back.add(file, sha1)
     return sha1

@@ -6,7 +6,7 @@ reading each file back. A run of many GB may take longer than one invocation has
 must end (:func:`shared.retry.invocation_ends`), keeps the SHA-1s it has read back in
 ``{prefix}_verify/{destination}/readback.json`` in the state bucket, and raises a
 TransientError: Pub/Sub redelivers the event, and the next invocation reads only the files not
-read yet (a file whose size changed is read again). The record is deleted once a comparison
+read yet (a file whose size or mtime changed is read again). The record is deleted once a comparison
 completes, and one older than ``KEEP`` is ignored, so a later verification (the daily recheck)
 reads every file again.
 
@@ -103,7 +103,10 @@ def load(bucket: str, name: str) -> tuple[ReadBack, bool]:
         return ReadBack(), False
     try:
         at = dt.datetime.fromisoformat(str(found["at"]))
-        files = {str(p): (int(f["size"]), str(f["sha1"])) for p, f in found["files"].items()}
+        files = {
+            str(p): (int(f["size"]), None if f.get("mtime") is None else int(f["mtime"]), str(f["sha1"]))
+            for p, f in found["files"].items()
+        }
     except (ValueError, TypeError, KeyError, AttributeError):
         logger.warning("ignoring an unreadable read-back record", record=name)
         return ReadBack(), True
@@ -115,6 +118,9 @@ def load(bucket: str, name: str) -> tuple[ReadBack, bool]:
 def save(bucket: str, name: str, read_back: ReadBack) -> None:
     body = {
         "at": dt.datetime.now(dt.UTC).isoformat(),
-        "files": {p: {"size": size, "sha1": sha1} for p, (size, sha1) in sorted(read_back.files.items())},
+        "files": {
+            p: {"size": size, "mtime": mtime, "sha1": sha1}
+            for p, (size, mtime, sha1) in sorted(read_back.files.items())
+        },
     }
     gcs.write(bucket, name, json.dumps(body).encode(), "application/json")

@@ -254,7 +254,8 @@ def test_what_a_reconcile_read_back_before_its_time_ran_out_is_used_then_forgott
     mirror = m.config.mirror(m.bucket)
     assert mirror is not None
     name = latest.readback_name(mirror, "sftp:local")
-    other = {"size": len(FILES["dir/b.bin"]), "sha1": sha1(b"X" * len(FILES["dir/b.bin"]))}
+    mtime = int(m.sftp_path("dir/b.bin").stat().st_mtime)  # as the server lists it
+    other = {"size": len(FILES["dir/b.bin"]), "mtime": mtime, "sha1": sha1(b"X" * len(FILES["dir/b.bin"]))}
     record = {"at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()), "files": {f"{m.folder}/dir/b.bin": other}}
     gcs.write(m.config.state_bucket_name, name, json.dumps(record).encode(), "application/json")
     assert readback.load(m.config.state_bucket_name, name)[0].files  # the record is read as kept

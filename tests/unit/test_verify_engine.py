@@ -360,12 +360,14 @@ def test_what_a_comparison_read_back_before_its_time_ran_out_is_not_read_again(t
     read_back = ReadBack()
     with pytest.raises(NoTimeLeft, match=rf"reading {folder}/{second} back from sftp:acme: .*\(0 of "):
         check(manifest, dest, run, source_sha1=slow_for_the_second, deadline=deadline, read_back=read_back)
-    assert read_back.files == {f"{folder}/{first}": (len(CONTENT[first]), hashlib.sha1(CONTENT[first]).hexdigest())}
+    assert read_back.files == {
+        f"{folder}/{first}": (len(CONTENT[first]), None, hashlib.sha1(CONTENT[first]).hexdigest())
+    }
     assert dest.opened == [f"{folder}/{first}", f"{folder}/{second}"]  # the second opened, 0 bytes read
 
     result = check(manifest, dest, run, deadline=time.monotonic() + 60, read_back=read_back)
     assert result.in_sync and dest.opened == [f"{folder}/{first}", f"{folder}/{second}", f"{folder}/{second}"]
     assert set(read_back.files) == {f"{folder}/{first}", f"{folder}/{second}"}
     # a file whose size is not the one read back is read again
-    read_back.files[f"{folder}/{first}"] = (1, "0" * 40)
+    read_back.files[f"{folder}/{first}"] = (1, None, "0" * 40)
     assert check(manifest, dest, run, read_back=read_back).in_sync and dest.opened.count(f"{folder}/{first}") == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -27,16 +28,17 @@ def delivered(vstack: VerifyStack) -> Run:
     return run
 
 
-def keep(vstack: VerifyStack, run: Run, files: dict[str, bytes], at: dt.datetime) -> str:
-    """A record as an invocation that ran out of time leaves it: these files' SHA-1s, read at ``at``."""
+def keep(vstack: VerifyStack, run: Run, files: dict[str, bytes], at: dt.datetime, *, moved_s: int = 0) -> str:
+    """A record as an invocation that ran out of time leaves it: these files' SHA-1s, read at ``at``
+    when each had its size and its mtime on the server (``moved_s`` later: it changed since)."""
     name = readback.record_name(run.folder.prefix, SFTP)
-    body = {
-        "at": at.isoformat(),
-        "files": {
-            vstack.remote_path(run, n, SFTP): {"size": len(data), "sha1": hashlib.sha1(data).hexdigest()}
-            for n, data in files.items()
-        },
-    }
+    directory = Path(vstack.config.sftp_partner("local").directory)
+
+    def entry(n: str, data: bytes) -> dict[str, object]:
+        mtime = int((directory / vstack.remote_path(run, n, SFTP)).stat().st_mtime) + moved_s
+        return {"size": len(data), "mtime": mtime, "sha1": hashlib.sha1(data).hexdigest()}
+
+    body = {"at": at.isoformat(), "files": {vstack.remote_path(run, n, SFTP): entry(n, d) for n, d in files.items()}}
     gcs.write(vstack.state_bucket, name, json.dumps(body).encode(), "application/json")
     return name
 
@@ -55,6 +57,13 @@ def test_what_an_earlier_invocation_read_back_is_used_then_forgotten(vstack: Ver
 
     vstack.request({"run_id": run.run_id})  # a later verification reads every file again
     assert [r.status for r in vstack.results_for(run, SFTP)] == ["mismatch", "in_sync"]
+
+
+def test_a_file_whose_mtime_changed_since_it_was_read_is_read_again(vstack: VerifyStack) -> None:
+    run = delivered(vstack)
+    keep(vstack, run, {SECOND: bytes(len(THREE_FILES[SECOND]))}, dt.datetime.now(dt.UTC), moved_s=-5)
+    vstack.request({"run_id": run.run_id})
+    assert [r.status for r in vstack.results_for(run, SFTP)] == ["in_sync"]
 
 
 def test_a_record_older_than_two_hours_is_not_used(vstack: VerifyStack) -> None:

@@ -74,7 +74,7 @@ from shared.log import get_logger
 
 log = get_logger(__name__)
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller files are not worth extra connections
-Listed = list[tuple[str, int]]  # (path, size) of listed files; `list` is a method name in the class
+Listed = list[tuple[str, int, int]]  # (path, size, mtime) of listed files; `list` is a method name in the class
 
 
 class SftpDestination(PutViaResumable):
@@ -196,7 +196,7 @@ class SftpDestination(PutViaResumable):
                 return None
             size = int(attrs.st_size or 0)
             digest = remote_sha1(session, self.partner.hashing, [full], size)[full] if self.hashes else None
-        return RemoteFile(rel, size, digest)
+        return RemoteFile(rel, size, digest, mtime=int(attrs.st_mtime or 0))
 
     def list(self, prefix: str = "", *, hashes: bool = True) -> Iterator[RemoteFile]:
         rel = normalize_path(prefix)
@@ -206,8 +206,8 @@ class SftpDestination(PutViaResumable):
             digests: dict[str, str] = {}
             if hashes and self.hashes and files:  # the server reads every byte: only when asked
                 files, digests = self._hashed(session, files)
-        for path, size in files:
-            yield RemoteFile(path, size, digests.get(self.remote_path(path)))
+        for path, size, mtime in files:
+            yield RemoteFile(path, size, digests.get(self.remote_path(path)), mtime=mtime)
 
     def list_folders(self, prefix: str = "") -> builtins.list[str]:
         with self.pool.session() as session:
@@ -321,9 +321,9 @@ class SftpDestination(PutViaResumable):
         """The listed ``files`` the server hashed, with {full path: SHA-1}; those removed since the
         listing (a partner picking its files up) are left out, as a listing a moment later would."""
         while True:
-            full = [self.remote_path(p) for p, _ in files]
+            full = [self.remote_path(path) for path, _, _ in files]
             try:
-                return files, remote_sha1(session, self.partner.hashing, full, sum(s for _, s in files))
+                return files, remote_sha1(session, self.partner.hashing, full, sum(size for _, size, _ in files))
             except TransientError:
                 there = [f for f, p in zip(files, full, strict=True) if is_file(attrs_of(session, p))]
                 if len(there) == len(files):

@@ -42,8 +42,9 @@ def is_file(attrs: Any) -> bool:
     return attrs is not None and statmod.S_ISREG(attrs.st_mode or 0)
 
 
-def walk(session: SftpSession, folder: str, rel: str) -> Iterator[tuple[str, int]]:
-    """(path relative to the walk's start, size) of every regular file under ``folder``."""
+def walk(session: SftpSession, folder: str, rel: str) -> Iterator[tuple[str, int, int]]:
+    """(path relative to the walk's start, size, mtime in whole seconds) of every regular file
+    under ``folder``."""
     with sftp_errors(session.partner, "listing", folder):
         try:
             entries = session.sftp.listdir_attr(folder)
@@ -55,7 +56,7 @@ def walk(session: SftpSession, folder: str, rel: str) -> Iterator[tuple[str, int
         if statmod.S_ISDIR(mode):
             yield from walk(session, posixpath.join(folder, entry.filename), child)
         elif statmod.S_ISREG(mode):  # .partial leftovers included: verify names them
-            yield child, int(entry.st_size or 0)
+            yield child, int(entry.st_size or 0), int(entry.st_mtime or 0)
 
 
 def subfolders(session: SftpSession, folder: str) -> list[str]:
