@@ -51,6 +51,7 @@ class ReadBack:
     the next invocation of the same verification reads only the rest (:mod:`shared.verify.readback`)."""
 
     files: dict[str, tuple[int, int | None, str]] = field(default_factory=dict)
+    read: int = 0  # files read back into it since it was made or loaded (a changed file read again counts)
 
     def sha1_of(self, file: RemoteFile) -> str | None:
         """The SHA-1 read back earlier, while the file's size and mtime are the same."""
@@ -59,6 +60,7 @@ class ReadBack:
 
     def add(self, file: RemoteFile, sha1: str) -> None:
         self.files[file.path] = (file.size, file.mtime, sha1)
+        self.read += 1
 
 
 @dataclass(frozen=True)

@@ -74,11 +74,11 @@ def bounded(
     if "sha1" in destination.abilities.hashes:
         return compare(deadline, None)
     read_back, recorded = load(state_bucket, name)
-    kept, started_with = len(read_back.files), deadline - time.monotonic()
+    started_with = deadline - time.monotonic()
     try:
         comparison = compare(deadline, read_back)
     except NoTimeLeft as exc:
-        read_now = len(read_back.files) - kept
+        read_now = read_back.read
         if read_now == 0 and (stop_without_progress or started_with >= WHOLE_S):
             raise NoTimeLeft(
                 f"{exc}; one invocation ({started_with:.0f} s) read back nothing: give {destination.name} "

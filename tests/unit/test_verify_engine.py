@@ -371,3 +371,13 @@ def test_what_a_comparison_read_back_before_its_time_ran_out_is_not_read_again(t
     # a file whose size is not the one read back is read again
     read_back.files[f"{folder}/{first}"] = (1, None, "0" * 40)
     assert check(manifest, dest, run, read_back=read_back).in_sync and dest.opened.count(f"{folder}/{first}") == 2
+
+
+def test_a_file_read_again_because_it_changed_counts_as_read() -> None:
+    """What an invocation read is counted by reads, not by new names: a file whose size or mtime
+    changed since the record, read again, is progress (shared/verify/readback.py decides by it)."""
+    read_back = ReadBack({"a": (3, 100, "0" * 40)})
+    changed = RemoteFile("a", 3, mtime=101)
+    assert read_back.sha1_of(changed) is None and read_back.read == 0
+    read_back.add(changed, "1" * 40)
+    assert read_back.read == 1 and len(read_back.files) == 1 and read_back.sha1_of(changed) == "1" * 40
