@@ -47,6 +47,7 @@ DATASET = "bench_export"
 TARGET_RATIO = 0.5  # of pyarrow writing the same rows from memory
 FRONT_RSS_LIMIT_MB = 128.0
 BUCKET = "offsite-bench-export"  # no -event.bucket for it: exports here wake no function
+STATE_BUCKET = f"{BUCKET}-state"  # the export's own records (kept schemas, failure claims)
 
 
 def table_name(rows: int) -> str:
@@ -64,7 +65,7 @@ def offsite_export(config_path: str, project: str, rows: int, run_ids: list[str]
     from shared.messages import Source, TableExport
     from shared.stages.export import run_export
 
-    config = load_config(config_path).model_copy(update={"bucket": BUCKET})
+    config = load_config(config_path).model_copy(update={"bucket": BUCKET, "state_bucket": STATE_BUCKET})
     wh = warehouse()
     source = Source(mode="table", project=project, dataset=DATASET, table=table_name(rows))
     date = dt.date.today()
@@ -198,8 +199,9 @@ def seed(project: str, rows: int, parquet_path: Path) -> None:
     client.create_dataset(f"{project}.{DATASET}", exists_ok=True)
     load_table(client, f"{project}.{DATASET}.{table_name(rows)}", ORDERS_SCHEMA, data)
     storage = clients.storage_client()
-    if storage.lookup_bucket(BUCKET) is None:
-        storage.create_bucket(BUCKET)
+    for bucket in (BUCKET, STATE_BUCKET):
+        if storage.lookup_bucket(bucket) is None:
+            storage.create_bucket(bucket)
 
 
 def _with_front_rss(stack: Any, argv: list[str], env: dict[str, str]) -> tuple[Any, float]:
