@@ -28,7 +28,7 @@ import typer
 from offsite.cli.common import exit_on_error, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from offsite.cli.sftp_target import CONNECTION_OPTIONS, Target, resolve_target
-from shared.errors import ConfigError
+from shared.errors import ConfigError, PermanentError
 
 app = new_app(no_args_is_help=True)
 
@@ -92,6 +92,19 @@ def _listing(session: Any, folder: str) -> list[Any]:
 
     with sftp_errors(session.partner, "listing", folder):
         return sorted(session.sftp.listdir_attr(folder), key=lambda a: a.filename)
+
+
+def _listing_named(session: Any, target: Target, folder: str, named: str) -> list[Any]:
+    """``_listing`` of the folder the user named as ``named``. A folder that does not exist but
+    bears a partner's name was meant as the partner (``box ls`` and ``drive ls`` name theirs
+    with ``--destination``): the error says how to pick one."""
+    try:
+        return _listing(session, folder)
+    except PermanentError as exc:
+        name = named.strip("/")
+        if "no such file" not in str(exc) or name not in target.configured:
+            raise
+        raise PermanentError(f"{exc} ({name!r} is a partner: to list its directory, use --partner {name})") from None
 
 
 def _modified(attrs: Any) -> str:
@@ -216,7 +229,7 @@ def ls(
     folder = _inside(target, path)
     session = open_session(target.name, target.partner)
     try:
-        entries = [_entry(attrs) for attrs in _listing(session, folder)]
+        entries = [_entry(attrs) for attrs in _listing_named(session, target, folder, path)]
     finally:
         session.close()
     if as_json:
@@ -246,7 +259,7 @@ def tree(
 
     def walk(current: str, level: int) -> list[dict[str, Any]]:
         items = []
-        for attrs in _listing(session, current):
+        for attrs in _listing_named(session, target, current, path if level == 1 else ""):
             item = _entry(attrs)
             if item["type"] == "folder" and level < depth:
                 item["items"] = walk(posixpath.join(current, attrs.filename), level + 1)

@@ -23,6 +23,7 @@ from shared.secrets import Secret
 class Target:
     name: str
     partner: SftpPartner
+    configured: tuple[str, ...] = ()  # every partner the config names (none with --host)
 
 
 CONNECTION_OPTIONS: list[inspect.Parameter] = [
@@ -111,4 +112,5 @@ def resolve_target(
         partner = next(iter(partners))
     if partner not in partners:
         raise ConfigError(f"destinations.sftp: no partner named {partner!r} (known: {', '.join(partners) or 'none'})")
-    return Target(partner, partner_from({**dict(partners[partner]), **explicit}, f"destinations.sftp.{partner}"))
+    settings = partner_from({**dict(partners[partner]), **explicit}, f"destinations.sftp.{partner}")
+    return Target(partner, settings, tuple(partners))

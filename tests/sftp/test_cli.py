@@ -178,6 +178,37 @@ def test_named_partner_from_the_config(sshd: Sshd, workdir: Path, tmp_path: Path
     assert unknown.exit_code == 1 and "no partner named 'other'" in unknown.output
 
 
+def test_a_partner_name_given_as_the_path_points_to_partner(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
+    """``box ls``/``drive ls`` name a destination with --destination; ``sftp ls acme`` reads
+    ``acme`` as a folder, and when there is none the error says to use --partner."""
+    config = tmp_path / "offsite.yaml"
+    partner = {
+        "host": "127.0.0.1",
+        "port": sshd.port,
+        "username": sshd.user.name,
+        "private_key": f"file:{sshd.client_key}",
+        "known_hosts": sshd.known_hosts,
+        "directory": str(workdir),
+    }
+    config.write_text(
+        yaml.safe_dump({"project": "p", "bucket": "b-ucket", "destinations": {"sftp": {"acme": partner}}})
+    )
+    populate(workdir, sshd)
+    for command in ("ls", "tree"):
+        named = sftp(command, "acme", "--config", str(config))
+        assert named.exit_code == 1
+        assert (
+            "no such file or directory ('acme' is a partner: to list its directory, use --partner acme)" in named.output
+        )
+    missing = sftp("ls", "other", "--config", str(config))  # not a partner: the plain error
+    assert (
+        missing.exit_code == 1 and "no such file or directory" in missing.output and "--partner" not in missing.output
+    )
+    (workdir / "acme").mkdir()
+    os.chown(workdir / "acme", sshd.user.uid, sshd.user.gid)
+    assert sftp("ls", "acme", "--config", str(config)).exit_code == 0  # a folder of that name is listed
+
+
 def test_explicit_host_needs_a_pin(sshd: Sshd, workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/known_hosts
     result = sftp(
