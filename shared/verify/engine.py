@@ -46,12 +46,15 @@ SourceSha1 = Callable[[ManifestFile], str]
 
 @dataclass
 class ReadBack:
-    """SHA-1s of the files a verification has read back, by remote path, with the size and
-    mtime (None: not reported) each had then: a comparison that runs out of time keeps them, and
-    the next invocation of the same verification reads only the rest (:mod:`shared.verify.readback`)."""
+    """What a verification has read back: SHA-1s by remote path, with the size and mtime (None:
+    not reported) each file had then, and (``verify.rows``) the records counted in each file, with
+    the size and SHA-1 it was verified to have. A comparison that runs out of time keeps them,
+    and the next invocation of the same verification reads only the rest
+    (:mod:`shared.verify.readback`)."""
 
     files: dict[str, tuple[int, int | None, str]] = field(default_factory=dict)
-    read: int = 0  # files read back into it since it was made or loaded (a changed file read again counts)
+    records: dict[str, tuple[int, str | None, int]] = field(default_factory=dict)
+    read: int = 0  # files read back or counted since it was made or loaded (a changed file read again counts)
 
     def sha1_of(self, file: RemoteFile) -> str | None:
         """The SHA-1 read back earlier, while the file's size and mtime are the same."""
@@ -61,6 +64,41 @@ class ReadBack:
     def add(self, file: RemoteFile, sha1: str) -> None:
         self.files[file.path] = (file.size, file.mtime, sha1)
         self.read += 1
+
+    def records_of(self, path: str, size: int, sha1: str | None) -> int | None:
+        """The records counted earlier in the file at ``path``, while it is the same file (size, SHA-1)."""
+        known = self.records.get(path)
+        return known[2] if known is not None and known[:2] == (size, sha1) else None
+
+    def add_records(self, path: str, size: int, sha1: str | None, records: int) -> None:
+        self.records[path] = (size, sha1, records)
+        self.read += 1
+
+    @property
+    def kept(self) -> int:
+        return len(self.files) + len(self.records)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": {p: {"size": z, "mtime": m, "sha1": h} for p, (z, m, h) in sorted(self.files.items())},
+            "records": {p: {"size": z, "sha1": h, "records": n} for p, (z, h, n) in sorted(self.records.items())},
+        }
+
+    @classmethod
+    def from_json(cls, body: Any) -> ReadBack:
+        """The form ``to_json`` wrote; ValueError, TypeError, KeyError or AttributeError when it is not that."""
+
+        def optional(value: Any, kind: Callable[[Any], T]) -> T | None:
+            return None if value is None else kind(value)
+
+        files = {
+            str(p): (int(f["size"]), optional(f.get("mtime"), int), str(f["sha1"])) for p, f in body["files"].items()
+        }
+        records = {
+            str(p): (int(f["size"]), optional(f.get("sha1"), str), int(f["records"]))
+            for p, f in body.get("records", {}).items()
+        }
+        return cls(files, records)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from shared.reporting.results import report
 from shared.verify import heal as verify_heal
 from shared.verify import markers as verify_markers
 from shared.verify import readback
-from shared.verify.engine import Comparison, SourceSha1, compare
+from shared.verify.engine import Comparison, ReadBack, SourceSha1, compare
 from shared.verify.heal import HealPlan
 from shared.verify.markers import VerifyState
 from shared.verify.rows import rows_note
@@ -163,11 +163,10 @@ def run_comparison(
             quick = compare(ctx.manifest, dest, folder, source_sha1=None, also_expected=copy)
             if not quick.complete:
                 return quick
-        comparison = readback.bounded(
-            ctx.state_bucket,
-            readback.record_name(ctx.prefix, destination),
-            dest,
-            lambda deadline, read_back: compare(
+
+        def check(deadline: float | None, read_back: ReadBack | None) -> Comparison:
+            """The comparison, then (``verify.rows``) the records: one read-back, one deadline."""
+            comparison = compare(
                 ctx.manifest,
                 dest,
                 folder,
@@ -176,14 +175,24 @@ def run_comparison(
                 also_expected=copy,
                 deadline=deadline,
                 read_back=read_back,
-            ),
-            deadline=readback.invocation_deadline(dest),
+            )
+            comparison = without_superseded(
+                config, ctx.folder, dest, folder, comparison, remove=remove_superseded, now=utcnow()
+            )
+            if not (config.verify.rows and comparison.in_sync):
+                return comparison
+            note = rows_note(ctx.manifest, dest, folder, deadline=deadline, counted=read_back)
+            return dataclasses.replace(comparison, rows_note=note)
+
+        rows = config.verify.rows
+        comparison = readback.bounded(
+            ctx.state_bucket,
+            readback.record_name(ctx.prefix, destination),
+            dest,
+            check,
+            deadline=readback.invocation_deadline(dest, counts_records=rows),
+            counts_records=rows,
         )
-        comparison = without_superseded(
-            config, ctx.folder, dest, folder, comparison, remove=remove_superseded, now=utcnow()
-        )
-        if config.verify.rows and comparison.in_sync:
-            comparison = dataclasses.replace(comparison, rows_note=rows_note(ctx.manifest, dest, folder))
     if comparison.check_note:
         logger.warning("weaker check", check=comparison.check, why=comparison.check_note)
     return comparison

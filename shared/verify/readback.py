@@ -8,7 +8,8 @@ must end (:func:`shared.retry.invocation_ends`), keeps the SHA-1s it has read ba
 TransientError: Pub/Sub redelivers the event, and the next invocation reads only the files not
 read yet (a file whose size or mtime changed is read again). The record is deleted once a comparison
 completes, and one older than ``KEEP`` is ignored, so a later verification (the daily recheck)
-reads every file again.
+reads every file again. ``verify.rows`` reads every file back at any destination to count its
+records (:mod:`shared.verify.rows`): those counts are kept in the same record, the same way.
 
 A comparison that had a whole invocation and read back nothing (one file larger than an
 invocation can read, or a folder too large to list) cannot finish by retrying: it is a
@@ -39,6 +40,9 @@ NAME = "readback.json"
 SAVE_S = 30.0  # of the invocation's time, left to save what was read and to report
 WHOLE_S = 240.0  # a comparison that started with this much time left had a whole invocation
 KEEP = dt.timedelta(hours=2)  # a record older than this belongs to an abandoned verification
+ROWS_ADVICE = (
+    ", and count its records with `offsite verify RUN_ID` (one process, no time limit) or turn verify.rows off"
+)
 
 
 def record_name(prefix: str, destination: str) -> str:
@@ -46,14 +50,29 @@ def record_name(prefix: str, destination: str) -> str:
     return markers.folder(prefix, destination) + NAME
 
 
-def invocation_deadline(destination: Destination) -> float | None:
+def invocation_deadline(destination: Destination, *, counts_records: bool = False) -> float | None:
     """Until when a verification may read back from ``destination`` in this invocation
-    (``time.monotonic()``); None outside an invocation (``offsite verify``) or for a destination
-    that lists SHA-1s (nothing is read back: it runs unbounded, as before)."""
+    (``time.monotonic()``); None outside an invocation (``offsite verify``), or when nothing is
+    read back: a destination that lists SHA-1s, unless ``counts_records`` (``verify.rows`` reads
+    every file)."""
     ends = retry.invocation_ends()
-    if ends is None or "sha1" in destination.abilities.hashes:
+    if ends is None or not _reads_back(destination, counts_records):
         return None
     return ends - SAVE_S
+
+
+def _reads_back(destination: Destination, counts_records: bool) -> bool:
+    return counts_records or "sha1" not in destination.abilities.hashes
+
+
+def _advice(destination: Destination, counts_records: bool) -> str:
+    """How to verify a file too large to read back within one invocation."""
+    if "sha1" not in destination.abilities.hashes:
+        return (
+            f"give {destination.name} server hashing (hashing: sha1sum or check-file, docs/sftp.md) so that"
+            " verify need not download" + (ROWS_ADVICE if counts_records else "")
+        )
+    return ROWS_ADVICE.removeprefix(", and ")
 
 
 def bounded(
@@ -64,14 +83,17 @@ def bounded(
     *,
     deadline: float | None,
     stop_without_progress: bool = False,
+    counts_records: bool = False,
 ) -> T:
     """``compare(deadline, read_back)``, with what earlier invocations read back kept in the state
-    bucket's ``name`` (module docstring). A comparison that read back nothing fails for good
-    (NoTimeLeft) when it started with ``WHOLE_S`` before ``deadline``, or with
-    ``stop_without_progress`` whatever it started with (a retry has no more time than it had)."""
+    bucket's ``name`` (module docstring); ``counts_records``: ``compare`` also counts the records
+    of every file (``verify.rows``), so it reads back even from a destination that lists SHA-1s.
+    A comparison that read back nothing fails for good (NoTimeLeft) when it started with
+    ``WHOLE_S`` before ``deadline``, or with ``stop_without_progress`` whatever it started with
+    (a retry has no more time than it had)."""
     if deadline is None:
         return compare(None, None)
-    if "sha1" in destination.abilities.hashes:
+    if not _reads_back(destination, counts_records):
         return compare(deadline, None)
     read_back, recorded = load(state_bucket, name)
     started_with = deadline - time.monotonic()
@@ -81,13 +103,13 @@ def bounded(
         read_now = read_back.read
         if read_now == 0 and (stop_without_progress or started_with >= WHOLE_S):
             raise NoTimeLeft(
-                f"{exc}; one invocation ({started_with:.0f} s) read back nothing: give {destination.name} "
-                "server hashing (hashing: sha1sum or check-file, docs/sftp.md) so that verify need not download"
+                f"{exc}; one invocation ({started_with:.0f} s) read back nothing: "
+                + _advice(destination, counts_records)
             ) from None
         if read_now:
             save(state_bucket, name, read_back)
         raise TransientError(
-            f"{exc}; {len(read_back.files)} file(s) read back so far are kept ({read_now} in this invocation),"
+            f"{exc}; {read_back.kept} file reading(s) so far are kept ({read_now} in this invocation),"
             " and the redelivery goes on from there"
         ) from None
     if recorded:  # before the result is published: the next verification must read every file
@@ -103,24 +125,15 @@ def load(bucket: str, name: str) -> tuple[ReadBack, bool]:
         return ReadBack(), False
     try:
         at = dt.datetime.fromisoformat(str(found["at"]))
-        files = {
-            str(p): (int(f["size"]), None if f.get("mtime") is None else int(f["mtime"]), str(f["sha1"]))
-            for p, f in found["files"].items()
-        }
+        read_back = ReadBack.from_json(found)
     except (ValueError, TypeError, KeyError, AttributeError):
         logger.warning("ignoring an unreadable read-back record", record=name)
         return ReadBack(), True
     if at.tzinfo is None or dt.datetime.now(dt.UTC) - at > KEEP:
         return ReadBack(), True
-    return ReadBack(files), True
+    return read_back, True
 
 
 def save(bucket: str, name: str, read_back: ReadBack) -> None:
-    body = {
-        "at": dt.datetime.now(dt.UTC).isoformat(),
-        "files": {
-            p: {"size": size, "mtime": mtime, "sha1": sha1}
-            for p, (size, mtime, sha1) in sorted(read_back.files.items())
-        },
-    }
+    body = {"at": dt.datetime.now(dt.UTC).isoformat(), **read_back.to_json()}
     gcs.write(bucket, name, json.dumps(body).encode(), "application/json")

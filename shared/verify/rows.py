@@ -15,31 +15,38 @@ import csv
 import gzip
 import io
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from shared.destinations.base import ByteStream, Destination, Readable
 from shared.layout import RemoteFolder
-from shared.manifest import Manifest
+from shared.manifest import Manifest, ManifestFile
+from shared.verify.engine import NoTimeLeft, ReadBack
 
 TAIL_BYTES = 8 * 1024 * 1024  # the longest Parquet footer read (BigQuery's are kilobytes)
 
 
 class _Raw(io.RawIOBase):
-    def __init__(self, stream: ByteStream) -> None:
-        self.stream = stream
+    def __init__(self, stream: ByteStream, before_block: Callable[[int], None] | None = None) -> None:
+        self.stream, self.before_block, self.done = stream, before_block, 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        if self.before_block is not None:
+            self.before_block(self.done)
         data = self.stream.read(len(buffer))
         buffer[: len(data)] = data
+        self.done += len(data)
         return len(data)
 
 
-def count_records(fmt: str, stream: ByteStream) -> int:
-    """Records in one exported file of ``fmt``; ValueError (naming what failed) when it does not parse."""
-    raw = io.BufferedReader(_Raw(stream), buffer_size=1024 * 1024)
+def count_records(fmt: str, stream: ByteStream, *, before_block: Callable[[int], None] | None = None) -> int:
+    """Records in one exported file of ``fmt``; ValueError (naming what failed) when it does not
+    parse. ``before_block(bytes read so far)`` is called before each read and may raise to stop."""
+    raw = io.BufferedReader(_Raw(stream, before_block), buffer_size=1024 * 1024)
     try:
         if fmt == "PARQUET":
             return _parquet_rows(raw)
@@ -98,15 +105,26 @@ def _ends(raw: io.BufferedIOBase) -> tuple[bytes, bytes]:
     return head, b"".join(blocks)
 
 
-def rows_note(manifest: Manifest, destination: Destination, folder: RemoteFolder) -> str | None:
-    """None when the delivered files hold ``manifest.row_count`` records; else what differs."""
+def rows_note(
+    manifest: Manifest,
+    destination: Destination,
+    folder: RemoteFolder,
+    *,
+    deadline: float | None = None,
+    counted: ReadBack | None = None,
+) -> str | None:
+    """None when the delivered files hold ``manifest.row_count`` records; else what differs.
+    ``counted``: records counted earlier in this verification (a file of the same size and
+    SHA-1 is not read again), and where each count is added; NoTimeLeft once ``deadline``
+    (``time.monotonic()``) has passed, checked between reads (:mod:`shared.verify.readback`)."""
     if not isinstance(destination, Readable):
         return f"rows: {destination.name} cannot be read back to count records"
+    counted = ReadBack() if counted is None else counted
     total, failures = 0, []
     for file in manifest.files:
         path = f"{folder.path}/{file.name}" if folder.path else file.name
         try:
-            total += count_records(manifest.format, destination.open(path))
+            total += _records(manifest.format, destination, path, file, deadline, counted)
         except ValueError as exc:
             failures.append(f"{file.name} {exc}")
     if failures:
@@ -114,3 +132,23 @@ def rows_note(manifest: Manifest, destination: Destination, folder: RemoteFolder
     if total != manifest.row_count:
         return f"rows: the files hold {total} records, the manifest says {manifest.row_count}"
     return None
+
+
+def _records(
+    fmt: str, destination: Destination, path: str, file: ManifestFile, deadline: float | None, counted: ReadBack
+) -> int:
+    """The records of one delivered file: counted earlier, or read now (and kept in ``counted``)."""
+    if (known := counted.records_of(path, file.size, file.sha1)) is not None:
+        return known
+
+    def in_time(done: int) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise NoTimeLeft(
+                f"counting the records of {path} at {destination.name}: not done when the time for it ran out"
+                f" ({done:,} of {file.size:,} bytes read)"
+            )
+
+    assert isinstance(destination, Readable)  # rows_note checked
+    records = count_records(fmt, destination.open(path), before_block=in_time)
+    counted.add_records(path, file.size, file.sha1, records)
+    return records

@@ -381,3 +381,47 @@ def test_a_file_read_again_because_it_changed_counts_as_read() -> None:
     assert read_back.sha1_of(changed) is None and read_back.read == 0
     read_back.add(changed, "1" * 40)
     assert read_back.read == 1 and len(read_back.files) == 1 and read_back.sha1_of(changed) == "1" * 40
+
+
+def test_counting_records_stops_at_the_deadline_and_keeps_what_it_counted() -> None:
+    """verify.rows reads every file back: past its deadline it stops (NoTimeLeft) before the next
+    read, and what it counted is kept in the ReadBack (by path, size and SHA-1) and not read again."""
+    import dataclasses
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shared.verify.rows import rows_note
+
+    def parquet(rows: int) -> bytes:
+        out = io.BytesIO()
+        pq.write_table(pa.table({"id": list(range(rows))}), out)
+        return out.getvalue()
+
+    run = RunFolder("exports", TABLE, DAY, "r1")
+    template = default_file_name("orders", "PARQUET")
+    files = {"orders_20250108-000000000000.parquet": parquet(2), "orders_20250108-000000000001.parquet": parquet(3)}
+    first, second = sorted(files)
+    folder = remote_folder("gcp_tree", run, template)
+    dest = MemoryDestination()
+    deliver(dest, folder.path, files)
+    manifest = dataclasses.replace(make_manifest(run, files, template), row_count=5)
+    sha1 = {n: hashlib.sha1(d).hexdigest() for n, d in files.items()}
+
+    counted = ReadBack(records={f"{folder.path}/{first}": (len(files[first]), sha1[first], 1)})
+    with pytest.raises(NoTimeLeft) as stopped:
+        rows_note(manifest, dest, folder, deadline=time.monotonic() - 1, counted=counted)
+    assert str(stopped.value) == (
+        f"counting the records of {folder.path}/{second} at memory: not done when the time for it ran out"
+        f" (0 of {len(files[second]):,} bytes read)"
+    )
+    assert counted.read == 0
+    # the kept count (1, where the file holds 2) stands for the first file: it is not read again
+    note = rows_note(manifest, dest, folder, deadline=time.monotonic() + 60, counted=counted)
+    assert note == "rows: the files hold 4 records, the manifest says 5"
+    assert counted.read == 1 and counted.records[f"{folder.path}/{second}"] == (len(files[second]), sha1[second], 3)
+    again = ReadBack.from_json(counted.to_json())  # as the state bucket keeps it between invocations
+    assert (again.files, again.records, again.read) == (counted.files, counted.records, 0)
+    # a count kept for other bytes is not used
+    counted.records[f"{folder.path}/{first}"] = (len(files[first]), "0" * 40, 1)
+    assert rows_note(manifest, dest, folder, counted=counted) is None

@@ -4,15 +4,19 @@ the manifest's row count (shared/verify/rows.py), on the local stack with the me
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import gzip
 import io
+import json
 from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from shared.errors import TransientError
 from shared.gcp import gcs
+from shared.verify import readback
 from tests.run_folders import run_manifest
 from tests.verify.conftest import VerifyStack
 
@@ -65,6 +69,75 @@ def test_csv_that_does_not_parse_back_is_a_mismatch(vstack_factory: Callable[...
 def test_without_the_switch_bytes_alone_decide(vstack: VerifyStack) -> None:
     run = deliver_run(vstack, PARQUET_FILES, "PARQUET", 6)
     assert [r.status for r in vstack.results_for(run)] == ["in_sync"]
+
+
+def keep_counts(vstack: VerifyStack, run, records: dict[str, int], *, sha1: str | None = None) -> str:
+    """A record as an invocation that ran out of time leaves it: ``records`` counted in these
+    files, each when it had the manifest's size and SHA-1 (``sha1``: other bytes of that size)."""
+    name = readback.record_name(run.folder.prefix, "memory")
+    files = {f.name: f for f in run.manifest.files}
+    counted = {
+        vstack.remote_path(run, n): {"size": files[n].size, "sha1": sha1 or files[n].sha1, "records": count}
+        for n, count in records.items()
+    }
+    body = {"at": dt.datetime.now(dt.UTC).isoformat(), "files": {}, "records": counted}
+    gcs.write(vstack.state_bucket, name, json.dumps(body).encode(), "application/json")
+    return name
+
+
+FIRST = next(iter(PARQUET_FILES))
+
+
+def test_records_counted_by_an_earlier_invocation_are_used_then_forgotten(
+    vstack_factory: Callable[..., VerifyStack],
+) -> None:
+    """verify.rows reads every file back, at a destination that hashes too: a run of many GB
+    takes more than one invocation, so what one counted is kept for the redelivery."""
+    vstack = vstack_factory(rows=True)
+    run = deliver_run(vstack, PARQUET_FILES, "PARQUET", 5)
+    name = keep_counts(vstack, run, {FIRST: 1})  # the record says 1 where the file holds 2: not read again
+    vstack.request({"run_id": run.run_id})
+    assert [r.status for r in vstack.results_for(run)] == ["in_sync", "mismatch"]
+    assert "rows: the files hold 4 records, the manifest says 5" in (vstack.results_for(run)[-1].reason or "")
+    assert gcs.read_bytes(vstack.state_bucket, name) is None  # the verification completed: forgotten
+    vstack.request({"run_id": run.run_id})  # a later verification counts every file again
+    assert vstack.results_for(run)[-1].status == "in_sync"
+
+
+def test_a_count_kept_for_other_bytes_is_not_used(vstack_factory: Callable[..., VerifyStack]) -> None:
+    vstack = vstack_factory(rows=True)
+    run = deliver_run(vstack, PARQUET_FILES, "PARQUET", 5)
+    keep_counts(vstack, run, {FIRST: 1}, sha1="0" * 40)
+    vstack.request({"run_id": run.run_id})
+    assert [r.status for r in vstack.results_for(run)] == ["in_sync", "in_sync"]
+
+
+def test_counting_out_of_time_is_retried_and_reports_nothing(
+    vstack_factory: Callable[..., VerifyStack], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vstack = vstack_factory(rows=True)
+    run = deliver_run(vstack, PARQUET_FILES, "PARQUET", 5)
+    save_s = readback.SAVE_S
+    monkeypatch.setattr(readback, "SAVE_S", 10_000.0)  # the invocation's time has run out already
+    with pytest.raises(TransientError, match=r"not done when the time for it ran out.*the redelivery goes on"):
+        vstack.request({"run_id": run.run_id})
+    assert len(vstack.results_for(run)) == 1  # the receipt's verification only
+    monkeypatch.setattr(readback, "SAVE_S", save_s)
+    vstack.request({"run_id": run.run_id})  # the redelivery, with a whole invocation
+    assert [r.status for r in vstack.results_for(run)] == ["in_sync", "in_sync"]
+
+
+def test_a_whole_invocation_that_counted_nothing_is_failed_with_the_fix(
+    vstack_factory: Callable[..., VerifyStack], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vstack = vstack_factory(rows=True)
+    run = deliver_run(vstack, PARQUET_FILES, "PARQUET", 5)
+    monkeypatch.setattr(readback, "SAVE_S", 10_000.0)
+    monkeypatch.setattr(readback, "WHOLE_S", -20_000.0)  # as if it had started with the whole budget
+    vstack.request({"run_id": run.run_id})  # acked: a retry would run out the same way
+    failed = vstack.results_for(run)[-1]
+    assert failed.status == "failed", failed
+    assert "read back nothing: count its records with `offsite verify RUN_ID`" in (failed.reason or "")
 
 
 def test_a_large_parquet_file_is_counted_from_its_footer_without_holding_it() -> None:
