@@ -43,8 +43,9 @@ def parse_since(value: str) -> dt.timedelta:
 
 
 def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list[dict[str, Any]]:
-    """One row per (run, source): latest status per destination, sizes, duration, last failure
-    (a final failure only), and the latest restore drill of the run apart from its destinations."""
+    """One row per (run, source): latest status per destination (``stages``: per stage, for a
+    result of no one destination), sizes, duration, last failure (a final failure only), and the
+    latest restore drill of the run apart from its destinations."""
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     for n, r in enumerate(results):  # oldest first: later results overwrite earlier ones
         if dataset and (r.source.dataset if r.source else None) != dataset:
@@ -58,6 +59,7 @@ def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list
                 "source": key[1],
                 "date": r.date,
                 "destinations": {},
+                "stages": {},
                 "files": None,
                 "bytes": None,
                 "duration_s": None,
@@ -74,6 +76,8 @@ def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list
             row["restore_drill"] = {"status": r.status, "destination": r.destination, "at": r.finished_at}
         elif r.destination:
             row["destinations"][r.destination] = r.status
+        else:  # a stage's result for no one destination (a collect run, a rejected message)
+            row["stages"][r.stage] = r.status
         if r.files_expected:
             row["files"], row["bytes"] = r.files_expected, r.bytes_expected
         if r.duration_s is not None:
@@ -125,8 +129,8 @@ STATUS_COLUMNS = ("RUN", "SOURCE", "DATE", "DESTINATIONS", "FILES", "BYTES", "DU
 
 
 def status_cells(row: dict[str, Any]) -> list[Any]:
-    """One ``status`` table row: destinations as ``name=status``, the duration in seconds."""
-    dests = ", ".join(f"{d}={s}" for d, s in sorted(row["destinations"].items()))
+    """One ``status`` table row: destinations (then stages) as ``name=status``, the duration in seconds."""
+    dests = ", ".join(f"{d}={s}" for d, s in [*sorted(row["destinations"].items()), *sorted(row["stages"].items())])
     duration = f"{row['duration_s']:.0f}s" if row["duration_s"] is not None else None
     failure = row["last_failure"][:200] if row["last_failure"] else None
     return [row["run_id"], row["source"], row["date"], dests, row["files"], row["bytes"], duration, failure]

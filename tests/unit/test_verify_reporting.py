@@ -69,6 +69,24 @@ def test_a_drill_request_rejected_before_it_named_a_destination_says_its_stage()
     assert row["last_failure"] == "restore drill from box: restore_failed: restored table differs"
 
 
+def test_a_result_of_no_one_destination_shows_its_stage_status() -> None:
+    """A collect run's one result covers all its destinations, and a rejected message has none:
+    the row says their status by stage. Before, a collect run in_sync showed DESTINATIONS '-'."""
+    from offsite.cli.ops import status_cells
+
+    toast = {"mode": "collect", "collect": "toast"}
+    collected = result("in_sync", None, "t2", run_id="r7", source=toast, stage="collect_copy", date=None)
+    rejected = VerifyResult(status="rejected", stage="verify", reason="not valid JSON", finished_at="t1")
+    rows = status_rows([rejected, collected])
+    assert [(r["destinations"], r["stages"]) for r in rows] == [
+        ({}, {"collect_copy": "in_sync"}),
+        ({}, {"verify": "rejected"}),
+    ]
+    assert status_cells(rows[0])[:4] == ["r7", "collect:toast", None, "collect_copy=in_sync"]
+    both = status_rows([result("in_sync", "box", "t1"), result("failed", None, "t2", stage="export_table")])
+    assert status_cells(both[0])[3] == "box=in_sync, export_table=failed"
+
+
 def test_status_rows_filter_by_dataset() -> None:
     rows = status_rows(
         [result("in_sync", "box", "t1"), result("in_sync", "box", "t2", run_id="r2", source=PRODUCTS)], "sales"
