@@ -201,7 +201,20 @@ def read_json(path: Path) -> tuple[dict[str, Any], list[Row]]:
     return {k: v for k, v in doc.items() if k != "rows"}, [Row.from_dict(r) for r in doc.get("rows", [])]
 
 
-# ---- a private GCS emulator and a scenario's command line -------------------------------------
+# ---- a scenario's own buckets, a private GCS emulator and a scenario's command line ------------
+
+
+def own_buckets(bucket: str) -> dict[str, str]:
+    """The config fields that send an export's files to ``bucket`` (one without notifications:
+    nothing wakes up) and its records (kept schemas, failure claims) to ``<bucket>-state``."""
+    return {"bucket": bucket, "state_bucket": f"{bucket}-state"}
+
+
+def create_buckets(storage: Any, bucket: str) -> None:
+    """Create ``bucket`` and its state bucket (:func:`own_buckets`) where they do not exist yet."""
+    for name in own_buckets(bucket).values():
+        if storage.lookup_bucket(name) is None:
+            storage.create_bucket(name)
 
 
 def use_gcs_emulator(gcs_url: str) -> None:

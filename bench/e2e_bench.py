@@ -140,10 +140,16 @@ def _results(watch: Watch, run_id: str) -> list[Any]:
 
 
 def _finalized(watch: Watch, run_id: str) -> list[tuple[str, Any]]:
-    """(file name, finalize event) of every object directly in this run's folders."""
+    """(file name, finalize event) of every object directly in this run's folders. Only the
+    exports bucket's: the state bucket's notifications share the topic, and its run index
+    (``run-index/{run_id}/{dataset}-….json``) would count as a data file."""
     marker = f"/{run_id}/"
     found = []
-    for s in watch.select("gcs-notifications", lambda s: s.attributes.get("eventType") == "OBJECT_FINALIZE"):
+
+    def in_exports(s: Any) -> bool:
+        return s.attributes.get("eventType") == "OBJECT_FINALIZE" and s.attributes.get("bucketId") == watch.info.bucket
+
+    for s in watch.select("gcs-notifications", in_exports):
         _, in_run, rest = s.attributes.get("objectId", "").partition(marker)
         if in_run and "/" not in rest:
             found.append((rest, s))

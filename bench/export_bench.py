@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.children import RssSampler, mark_start, python_child, run_child
-from bench.common import MB, MIN_RUNS, Row, all_of, median, within_rss
+from bench.common import MB, MIN_RUNS, Row, all_of, create_buckets, median, own_buckets, within_rss
 from bench.stack_watch import on_stack
 
 ROWS_FULL = 2_000_000
@@ -47,7 +47,6 @@ DATASET = "bench_export"
 TARGET_RATIO = 0.5  # of pyarrow writing the same rows from memory
 FRONT_RSS_LIMIT_MB = 128.0
 BUCKET = "offsite-bench-export"  # no -event.bucket for it: exports here wake no function
-STATE_BUCKET = f"{BUCKET}-state"  # the export's own records (kept schemas, failure claims)
 
 
 def table_name(rows: int) -> str:
@@ -65,7 +64,7 @@ def offsite_export(config_path: str, project: str, rows: int, run_ids: list[str]
     from shared.messages import Source, TableExport
     from shared.stages.export import run_export
 
-    config = load_config(config_path).model_copy(update={"bucket": BUCKET, "state_bucket": STATE_BUCKET})
+    config = load_config(config_path).model_copy(update=own_buckets(BUCKET))
     wh = warehouse()
     source = Source(mode="table", project=project, dataset=DATASET, table=table_name(rows))
     date = dt.date.today()
@@ -198,10 +197,7 @@ def seed(project: str, rows: int, parquet_path: Path) -> None:
     client = clients.bigquery_client()
     client.create_dataset(f"{project}.{DATASET}", exists_ok=True)
     load_table(client, f"{project}.{DATASET}.{table_name(rows)}", ORDERS_SCHEMA, data)
-    storage = clients.storage_client()
-    for bucket in (BUCKET, STATE_BUCKET):
-        if storage.lookup_bucket(bucket) is None:
-            storage.create_bucket(bucket)
+    create_buckets(clients.storage_client(), BUCKET)
 
 
 def _with_front_rss(stack: Any, argv: list[str], env: dict[str, str]) -> tuple[Any, float]:

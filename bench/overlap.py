@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bench.children import mark_start, python_child, run_child
+from bench.common import create_buckets, own_buckets
 
 TARGET_FACTOR = 1.3
 EXPORT_BUCKET = "offsite-bench-overlap"  # no notifications: exports here wake no function
@@ -161,7 +162,7 @@ def export_alone(project: str, dataset: str, tables: list[str], run_id: str, day
     from shared.messages import TableExport
     from shared.stages.export import run_export
 
-    config = runtime.config().model_copy(update={"bucket": EXPORT_BUCKET})
+    config = runtime.config().model_copy(update=own_buckets(EXPORT_BUCKET))
     wh = warehouse()
 
     def export(table: str) -> int:
@@ -285,8 +286,7 @@ def measure_alone(
         "day": dt.date.today().isoformat(),
     }
     storage = clients.storage_client()
-    if storage.lookup_bucket(EXPORT_BUCKET) is None:
-        storage.create_bucket(EXPORT_BUCKET)
+    create_buckets(storage, EXPORT_BUCKET)
     children = {
         "export": python_child("bench.overlap:export_alone", **args),
         "box": python_child("bench.overlap:deliver_alone", destination="box", **args),

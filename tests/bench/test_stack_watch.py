@@ -65,3 +65,24 @@ def test_purging_a_run_deletes_its_objects_and_the_folders_fake_gcs_leaves(bare_
         folders = {p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_dir()}
         assert not any("purge-r1" in f for f in folders)  # no empty folder of the run is left
         assert "exports/purge_ds/t1/20261204/purge-r2" in folders
+
+
+def test_a_runs_objects_are_the_exports_buckets_only(bare_stack_env: StackInfo) -> None:
+    """The state bucket's notifications share the topic; its run index (run-index/{run_id}/…)
+    was counted as a data file of the run, one per dataset (the capacity simulation then read
+    81 objects and 21 files where the model, rightly, said 80 and 20)."""
+    from bench.e2e_bench import _finalized
+    from shared.gcp import gcs
+
+    info, run = bare_stack_env, f"fin-{time.monotonic_ns()}"
+    with Watch(info, ["gcs-notifications"]) as watch:
+        time.sleep(0.5)  # streaming pulls open
+        gcs.write(info.bucket, f"exports/fin_ds/t1/20261205/{run}/t1_20261205-000000000000.parquet", b"PAR1")
+        gcs.write(info.bucket, f"exports/fin_ds/t1/20261205/{run}/_run.json", b"{}")
+        gcs.write(info.state_bucket, f"run-index/{run}/fin_ds-0123456789ab.json", b"{}")
+
+        def mine() -> list[object]:
+            return [s for s in watch.select("gcs-notifications") if run in s.attributes.get("objectId", "")]
+
+        watch.wait(lambda: len(mine()) >= 3, 30, "the three finalize notifications")
+        assert sorted(name for name, _ in _finalized(watch, run)) == ["_run.json", "t1_20261205-000000000000.parquet"]
