@@ -269,6 +269,17 @@ class NoTimeLeft(PermanentError):
     time to act on it and report (a retry would run out the same way)."""
 
 
+def stop_at(deadline: float | None, what: str, size: int) -> Callable[[int], None]:
+    """A ``before_block(bytes read so far)`` check for reading one file of ``size`` bytes:
+    NoTimeLeft once ``deadline`` has passed, saying how far ``what`` got."""
+
+    def in_time(done: int) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise NoTimeLeft(f"{what}: not done when the time for it ran out ({done:,} of {size:,} bytes read)")
+
+    return in_time
+
+
 def before(deadline: float | None, items: Iterable[T], what: str) -> Iterator[T]:
     """``items``, checking the clock at each; NoTimeLeft once ``deadline`` has passed."""
     for done, item in enumerate(items):
@@ -359,13 +370,7 @@ def _remote_sha1(destination: Destination, file: RemoteFile, deadline: float | N
     if (known := read_back.sha1_of(file)) is not None:
         return known
 
-    def in_time(done: int) -> None:
-        if deadline is not None and time.monotonic() > deadline:
-            raise NoTimeLeft(
-                f"reading {file.path} back from {destination.name}: not done when the time for it ran out"
-                f" ({done:,} of {file.size:,} bytes read)"
-            )
-
+    in_time = stop_at(deadline, f"reading {file.path} back from {destination.name}", file.size)
     sha1 = sha1_of_stream(destination.open(file.path), before_block=in_time)
     read_back.add(file, sha1)
     return sha1

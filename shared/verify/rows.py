@@ -15,14 +15,13 @@ import csv
 import gzip
 import io
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 from shared.destinations.base import ByteStream, Destination, Readable
 from shared.layout import RemoteFolder
 from shared.manifest import Manifest, ManifestFile
-from shared.verify.engine import NoTimeLeft, ReadBack
+from shared.verify.engine import ReadBack, stop_at
 
 TAIL_BYTES = 8 * 1024 * 1024  # the longest Parquet footer read (BigQuery's are kilobytes)
 
@@ -141,13 +140,7 @@ def _records(
     if (known := counted.records_of(path, file.size, file.sha1)) is not None:
         return known
 
-    def in_time(done: int) -> None:
-        if deadline is not None and time.monotonic() > deadline:
-            raise NoTimeLeft(
-                f"counting the records of {path} at {destination.name}: not done when the time for it ran out"
-                f" ({done:,} of {file.size:,} bytes read)"
-            )
-
+    in_time = stop_at(deadline, f"counting the records of {path} at {destination.name}", file.size)
     assert isinstance(destination, Readable)  # rows_note checked
     records = count_records(fmt, destination.open(path), before_block=in_time)
     counted.add_records(path, file.size, file.sha1, records)

@@ -158,7 +158,8 @@ def test_clear(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
     assert json.loads(empty.stdout) == {"deleted": [], "count": 0}
 
 
-def test_named_partner_from_the_config(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
+def acme_config(sshd: Sshd, workdir: Path, tmp_path: Path) -> Path:
+    """A config file with one SFTP partner, ``acme``: the test sshd, its directory ``workdir``."""
     config = tmp_path / "offsite.yaml"
     partner = {
         "host": "127.0.0.1",
@@ -171,6 +172,11 @@ def test_named_partner_from_the_config(sshd: Sshd, workdir: Path, tmp_path: Path
     config.write_text(
         yaml.safe_dump({"project": "p", "bucket": "b-ucket", "destinations": {"sftp": {"acme": partner}}})
     )
+    return config
+
+
+def test_named_partner_from_the_config(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
+    config = acme_config(sshd, workdir, tmp_path)
     populate(workdir, sshd)
     assert sftp("ls", "--config", str(config)).output.split() == ["a/", "top.txt"]
     assert sftp("ls", "--config", str(config), "--partner", "acme").exit_code == 0
@@ -181,18 +187,7 @@ def test_named_partner_from_the_config(sshd: Sshd, workdir: Path, tmp_path: Path
 def test_a_partner_name_given_as_the_path_points_to_partner(sshd: Sshd, workdir: Path, tmp_path: Path) -> None:
     """``box ls``/``drive ls`` name a destination with --destination; ``sftp ls acme`` reads
     ``acme`` as a folder, and when there is none the error says to use --partner."""
-    config = tmp_path / "offsite.yaml"
-    partner = {
-        "host": "127.0.0.1",
-        "port": sshd.port,
-        "username": sshd.user.name,
-        "private_key": f"file:{sshd.client_key}",
-        "known_hosts": sshd.known_hosts,
-        "directory": str(workdir),
-    }
-    config.write_text(
-        yaml.safe_dump({"project": "p", "bucket": "b-ucket", "destinations": {"sftp": {"acme": partner}}})
-    )
+    config = acme_config(sshd, workdir, tmp_path)
     populate(workdir, sshd)
     for command in ("ls", "tree"):
         named = sftp(command, "acme", "--config", str(config))
