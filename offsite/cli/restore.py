@@ -36,6 +36,13 @@ KeepStagingOption = Annotated[
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="List what would be read and loaded; change nothing.")]
 
 
+REQUIRED = {  # what each required option is, for the error that asks for it
+    "--to": "the table to load, PROJECT.DATASET.TABLE (its dataset must exist)",
+    "--staging-bucket": "a GCS bucket you can write to, where the files wait for the load job"
+    " (deleted after it); none of offsite's own, so that a restore works with Google Cloud lost",
+}
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's command to the main app."""
     app.command("restore")(restore)
@@ -128,7 +135,7 @@ def _checked_inputs(date: str | None, *, to: str, staging_bucket: str, dispositi
         raise typer.Exit(2) from None
     for option, value in (("--to", to), ("--staging-bucket", staging_bucket)):
         if not value:
-            typer.echo(f"error: restore {option} is required", err=True)
+            typer.echo(f"error: restore {option} is required: {REQUIRED[option]}", err=True)
             raise typer.Exit(2)
     with exit_on_error(2):
         parse_target(to)

@@ -39,3 +39,17 @@ def test_bad_options_are_refused_before_the_destination_is_opened(tmp_path: Path
 def test_a_destination_that_cannot_be_reached_is_exit_1_not_bad_input(tmp_path: Path) -> None:
     code, output = _restore(tmp_path, "--to", "p.d.t")
     assert code == 1 and output.startswith("error: ") and "sftp:acme" in output, output
+
+
+def test_a_missing_required_option_says_what_it_is(tmp_path: Path) -> None:
+    """Before: `restore --staging-bucket is required`, with no word of what bucket is meant."""
+    path = write(tmp_path, MINIMAL)
+    result = CliRunner().invoke(app, ["restore", "r1", "--from", "sftp:acme", "--to", "p.d.t", "--config", str(path)])
+    assert result.exit_code == 2
+    assert (
+        "restore --staging-bucket is required: a GCS bucket you can write to, where the files wait for the load job"
+        in result.output
+    ), result.output
+    result = CliRunner().invoke(app, ["restore", "r1", "--staging-bucket", "stage", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "restore --to is required: the table to load, PROJECT.DATASET.TABLE" in result.output, result.output
