@@ -298,9 +298,24 @@ class Readable(Protocol):
     """Optional ability: read a file back (verify hashes it when the server cannot, like
     ``rclone check --download``)."""
 
-    def open(self, path: str) -> ByteStream:
-        """A binary stream of the file's bytes; the caller closes it."""
+    def open(self, path: str, start: int = 0) -> ByteStream:
+        """A binary stream of the file's bytes from byte ``start`` on (a ranged read: the bytes
+        before it are not sent); the caller closes it."""
         ...
+
+
+def skipped_to(stream: ByteStream, start: int) -> ByteStream:
+    """``stream``, a whole file, read past its first ``start`` bytes: a server that answers a
+    ranged read with the whole file (200, not 206) still gives the caller what it asked for."""
+    left = start
+    while left > 0 and (chunk := stream.read(min(left, 1024 * 1024))):
+        left -= len(chunk)
+    return stream
+
+
+def range_header(start: int) -> dict[str, str]:
+    """The HTTP header of a ranged read from byte ``start`` (none for the whole file)."""
+    return {"Range": f"bytes={start}-"} if start else {}
 
 
 def normalize_path(path: str) -> str:

@@ -113,14 +113,14 @@ class MemoryDestination:
             self._dirs.discard(path)
         return True
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str, start: int = 0) -> BinaryIO:
         import io
 
         with self._lock:
             data = self._files.get(normalize_path(path))
         if data is None:
             raise PermanentError(f"{self.name}: {path}: no such file")
-        return io.BytesIO(data)
+        return io.BytesIO(data[start:])
 
     def close(self) -> None:
         """Nothing to release."""

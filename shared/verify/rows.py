@@ -1,8 +1,9 @@
 """``verify.rows``: count the records of delivered files as a consumer would read them, so a file
 whose bytes arrived intact but whose rows do not parse back is a mismatch, not in_sync.
 
-Parquet: the footer's row count (pyarrow's reading of the footer, kept from the end of the
-streamed file: at most ``TAIL_BYTES`` of it are held). Avro: the record count of each block (fastavro, streamed). CSV and
+Parquet: the footer's row count (pyarrow's reading of the footer). A file larger than
+``TAIL_BYTES`` is read at its two ends only, by ranged reads (its first 4 bytes and its last
+``TAIL_BYTES``): kilobytes to megabytes, whatever its size, not a download. Avro: the record count of each block (fastavro, streamed). CSV and
 NDJSON (gzip-compressed as offsite exports them): a streaming parse — the csv module with
 BigQuery's quoting (a quoted field may hold newlines) minus the header row; one JSON document
 per non-empty line. Memory stays bounded for files of any size.
@@ -75,10 +76,34 @@ def _parquet_rows(raw: io.BufferedIOBase) -> int:
     """The footer's row count. The file streams through, keeping its first 4 bytes and its last
     ``TAIL_BYTES`` (the footer, ending in its length and ``PAR1``): nothing else is kept, on disk
     or in memory (a function's /tmp is memory)."""
+    return _footer_rows(*_ends(raw))
+
+
+def parquet_rows_at_ends(
+    destination: Readable, path: str, size: int, *, before_block: Callable[[int], None] | None = None
+) -> int:
+    """The footer's row count of a Parquet file of ``size`` bytes read at its two ends only (its
+    first 4 bytes, then its last ``TAIL_BYTES`` by a ranged read): kilobytes of a file of any
+    size, not a download. ValueError as :func:`count_records`."""
+    tail_from = max(0, size - TAIL_BYTES)
+
+    def read(start: int, limit: int) -> bytes:
+        raw = io.BufferedReader(_Raw(destination.open(path, start), before_block), buffer_size=1024 * 1024)
+        try:
+            return raw.read(limit)
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"does not parse as PARQUET: {exc}") from None
+        finally:
+            raw.close()
+
+    return _footer_rows(read(0, 4), read(tail_from, size - tail_from))
+
+
+def _footer_rows(head: bytes, tail: bytes) -> int:
+    """The row count in the footer at the end of ``tail``; ``head``: the file's first 4 bytes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    head, tail = _ends(raw)
     if head != b"PAR1" or len(tail) < 12 or tail[-4:] != b"PAR1":
         raise ValueError("does not parse as PARQUET: it does not begin and end with PAR1")
     footer_bytes = int.from_bytes(tail[-8:-4], "little") + 8
@@ -142,6 +167,9 @@ def _records(
 
     in_time = stop_at(deadline, f"counting the records of {path} at {destination.name}", file.size)
     assert isinstance(destination, Readable)  # rows_note checked
-    records = count_records(fmt, destination.open(path), before_block=in_time)
+    if fmt == "PARQUET" and file.size > TAIL_BYTES + 4:  # only its ends are needed: two ranged reads
+        records = parquet_rows_at_ends(destination, path, file.size, before_block=in_time)
+    else:
+        records = count_records(fmt, destination.open(path), before_block=in_time)
     counted.add_records(path, file.size, file.sha1, records)
     return records

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import datetime as dt
 import hashlib
 import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pytest
 
@@ -209,9 +210,9 @@ class NoHashes(MemoryDestination):
         for f in super().list(prefix):
             yield RemoteFile(f.path, f.size)
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str, start: int = 0) -> BinaryIO:
         self.opened.append(path)
-        return super().open(path)
+        return super().open(path, start)
 
 
 class SizesOnly:
@@ -386,8 +387,6 @@ def test_a_file_read_again_because_it_changed_counts_as_read() -> None:
 def test_counting_records_stops_at_the_deadline_and_keeps_what_it_counted() -> None:
     """verify.rows reads every file back: past its deadline it stops (NoTimeLeft) before the next
     read, and what it counted is kept in the ReadBack (by path, size and SHA-1) and not read again."""
-    import dataclasses
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -425,3 +424,54 @@ def test_counting_records_stops_at_the_deadline_and_keeps_what_it_counted() -> N
     # a count kept for other bytes is not used
     counted.records[f"{folder.path}/{first}"] = (len(files[first]), "0" * 40, 1)
     assert rows_note(manifest, dest, folder, counted=counted) is None
+
+
+def test_a_large_parquet_file_is_counted_from_its_two_ends_only() -> None:
+    """verify.rows needs only a Parquet file's footer: a file larger than the tail it keeps is
+    read at its first bytes and, by a ranged read, its last TAIL_BYTES, not downloaded whole."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shared.verify.rows import TAIL_BYTES, rows_note
+
+    class Counting(MemoryDestination):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reads: list[tuple[int, int]] = []  # (start, bytes read) per open
+
+        def open(self, path: str, start: int = 0) -> BinaryIO:
+            stream, reads, at = super().open(path, start), self.reads, len(self.reads)
+            reads.append((start, 0))
+
+            class Counted(io.RawIOBase):
+                def readable(self) -> bool:
+                    return True
+
+                def readinto(self, buffer: Any) -> int:
+                    data = stream.read(len(buffer))
+                    buffer[: len(data)] = data
+                    reads[at] = (start, reads[at][1] + len(data))
+                    return len(data)
+
+            return cast(BinaryIO, io.BufferedReader(Counted(), buffer_size=64 * 1024))
+
+    out = io.BytesIO()
+    rows = 3_000_000
+    pq.write_table(pa.table({"v": np.random.default_rng(1).integers(0, 2**62, rows)}), out, compression="none")
+    data = out.getvalue()
+    assert len(data) > 2 * TAIL_BYTES
+    run = RunFolder("exports", TABLE, DAY, "r1")
+    template = default_file_name("orders", "PARQUET")
+    files = {"orders_20250108-000000000000.parquet": data}
+    folder = remote_folder("gcp_tree", run, template)
+    dest = Counting()
+    deliver(dest, folder.path, files)
+    manifest = dataclasses.replace(make_manifest(run, files, template), row_count=rows)
+    assert rows_note(manifest, dest, folder) is None
+    [(head_start, head_read), (tail_start, tail_read)] = dest.reads
+    assert head_start == 0 and head_read <= 1024 * 1024  # the first block (4 bytes are used)
+    assert tail_start == len(data) - TAIL_BYTES and tail_read == TAIL_BYTES
+    assert rows_note(dataclasses.replace(manifest, row_count=rows + 1), dest, folder) == (
+        f"rows: the files hold {rows} records, the manifest says {rows + 1}"
+    )

@@ -27,6 +27,8 @@ from shared.destinations.base import (
     ResumeOptions,
     folder_path,
     normalize_path,
+    range_header,
+    skipped_to,
 )
 from shared.destinations.box.folders import BoxFolders, StaleFolder
 from shared.destinations.box.http import BoxApiError, BoxHttp, write_journal
@@ -169,17 +171,20 @@ class BoxDestination(PutViaResumable):
 
     # ---- Readable ------------------------------------------------------------------------
 
-    def open(self, path: str) -> ByteStream:
-        """The file's bytes as a stream (Box redirects to its download URL; requests follows).
-        A file uploaded just before may not be ready: Box answers 202 + Retry-After, asked again."""
+    def open(self, path: str, start: int = 0) -> ByteStream:
+        """The file's bytes from ``start`` as a stream (Box redirects to its download URL;
+        requests follows, with the ``Range`` header). A file uploaded just before may not be
+        ready: Box answers 202 + Retry-After, asked again."""
         found = self.stat(path)
         if found is None or found.remote_id is None:
             raise PermanentError(f"box: {normalize_path(path)}: no such file")
         url = f"{self.http.api}/files/{found.remote_id}/content"
-        response = self.http.call("GET", url, what=f"download {path!r}", stream=True, expect=(200, 206))
+        response = self.http.call(
+            "GET", url, what=f"download {path!r}", headers=range_header(start), stream=True, expect=(200, 206)
+        )
         body: urllib3.HTTPResponse = response.raw
         body.decode_content = True
-        return body
+        return skipped_to(body, start) if start and response.status_code == 200 else body
 
     # ---- operator helpers ----------------------------------------------------------------
 

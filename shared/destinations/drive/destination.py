@@ -31,6 +31,8 @@ from shared.destinations.base import (
     RemoteFile,
     ResumeOptions,
     normalize_path,
+    range_header,
+    skipped_to,
 )
 from shared.destinations.drive.folders import FOLDER, DriveFolders, quoted, winner
 from shared.destinations.drive.http import DriveHttp, DriveNotFound
@@ -238,7 +240,7 @@ class DriveDestination(PutViaResumable):
 
     # ---- Readable ------------------------------------------------------------------------
 
-    def open(self, path: str) -> ByteStream:
+    def open(self, path: str, start: int = 0) -> ByteStream:
         found = self.stat(path)
         if found is None or found.remote_id is None:
             raise PermanentError(f"{self.name}: {normalize_path(path)}: no such file")
@@ -247,12 +249,13 @@ class DriveDestination(PutViaResumable):
             f"{self.http.api}/files/{found.remote_id}",
             what=f"download {path!r}",
             params={"alt": "media", "supportsAllDrives": "true"},
+            headers=range_header(start),
             stream=True,
         )
         body = response.raw
         body.decode_content = True
         stream: ByteStream = body
-        return stream
+        return skipped_to(stream, start) if start and response.status_code == 200 else stream
 
     # ---- operator helpers ----------------------------------------------------------------
 

@@ -240,12 +240,14 @@ class SftpDestination(PutViaResumable):
         with self.pool.session() as session:
             mkdirs(session, full)
 
-    def open(self, path: str) -> BinaryIO:
-        """The file's bytes as a stream (READ requests pipelined); close it to free the session."""
+    def open(self, path: str, start: int = 0) -> BinaryIO:
+        """The file's bytes from ``start`` as a stream (READ requests pipelined); close it to free the session."""
         full = self.remote_path(normalize_path(path))
         session = self.pool.acquire()
         try:
-            reader = PipelinedReader(session, full, on_close=lambda healthy: self.pool.release(session, healthy))
+            reader = PipelinedReader(
+                session, full, on_close=lambda healthy: self.pool.release(session, healthy), start=start
+            )
         except BaseException:
             self.pool.release(session, False)
             raise
