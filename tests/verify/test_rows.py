@@ -18,7 +18,7 @@ from shared.errors import TransientError
 from shared.gcp import gcs
 from shared.verify import readback
 from tests.run_folders import run_manifest
-from tests.verify.conftest import VerifyStack
+from tests.verify.conftest import Run, VerifyStack
 
 pytestmark = pytest.mark.stack
 
@@ -29,7 +29,7 @@ def parquet(rows: int) -> bytes:
     return out.getvalue()
 
 
-def deliver_run(vstack: VerifyStack, files: dict[str, bytes], fmt: str, row_count: int):
+def deliver_run(vstack: VerifyStack, files: dict[str, bytes], fmt: str, row_count: int) -> Run:
     run = vstack.new_run(files, manifest=False)
     manifest = run_manifest(vstack.bucket, run.folder, run.files, run.generations, run.destinations)
     run.manifest = dataclasses.replace(manifest, format=fmt, row_count=row_count)
@@ -71,7 +71,7 @@ def test_without_the_switch_bytes_alone_decide(vstack: VerifyStack) -> None:
     assert [r.status for r in vstack.results_for(run)] == ["in_sync"]
 
 
-def keep_counts(vstack: VerifyStack, run, records: dict[str, int], *, sha1: str | None = None) -> str:
+def keep_counts(vstack: VerifyStack, run: Run, records: dict[str, int], *, sha1: str | None = None) -> str:
     """A record as an invocation that ran out of time leaves it: ``records`` counted in these
     files, each when it had the manifest's size and SHA-1 (``sha1``: other bytes of that size)."""
     name = readback.record_name(run.folder.prefix, "memory")
@@ -88,13 +88,17 @@ def keep_counts(vstack: VerifyStack, run, records: dict[str, int], *, sha1: str 
 FIRST = next(iter(PARQUET_FILES))
 
 
-def test_records_counted_by_an_earlier_invocation_are_used_then_forgotten(
-    vstack_factory: Callable[..., VerifyStack],
-) -> None:
+@pytest.fixture
+def delivered(vstack_factory: Callable[..., VerifyStack]) -> tuple[VerifyStack, Run]:
+    """A stack verifying with verify.rows, and a run of two Parquet files (5 records) delivered."""
+    vstack = vstack_factory(rows=True)
+    return vstack, deliver_run(vstack, PARQUET_FILES, "PARQUET", 5)
+
+
+def test_records_counted_by_an_earlier_invocation_are_used_then_forgotten(delivered: tuple[VerifyStack, Run]) -> None:
     """verify.rows reads every file back, at a destination that hashes too: a run of many GB
     takes more than one invocation, so what one counted is kept for the redelivery."""
-    vstack = vstack_factory(rows=True)
-    run = deliver_run(vstack, PARQUET_FILES, "PARQUET", 5)
+    vstack, run = delivered
     name = keep_counts(vstack, run, {FIRST: 1})  # the record says 1 where the file holds 2: not read again
     vstack.request({"run_id": run.run_id})
     assert [r.status for r in vstack.results_for(run)] == ["in_sync", "mismatch"]
@@ -104,19 +108,17 @@ def test_records_counted_by_an_earlier_invocation_are_used_then_forgotten(
     assert vstack.results_for(run)[-1].status == "in_sync"
 
 
-def test_a_count_kept_for_other_bytes_is_not_used(vstack_factory: Callable[..., VerifyStack]) -> None:
-    vstack = vstack_factory(rows=True)
-    run = deliver_run(vstack, PARQUET_FILES, "PARQUET", 5)
+def test_a_count_kept_for_other_bytes_is_not_used(delivered: tuple[VerifyStack, Run]) -> None:
+    vstack, run = delivered
     keep_counts(vstack, run, {FIRST: 1}, sha1="0" * 40)
     vstack.request({"run_id": run.run_id})
     assert [r.status for r in vstack.results_for(run)] == ["in_sync", "in_sync"]
 
 
 def test_counting_out_of_time_is_retried_and_reports_nothing(
-    vstack_factory: Callable[..., VerifyStack], monkeypatch: pytest.MonkeyPatch
+    delivered: tuple[VerifyStack, Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vstack = vstack_factory(rows=True)
-    run = deliver_run(vstack, PARQUET_FILES, "PARQUET", 5)
+    vstack, run = delivered
     save_s = readback.SAVE_S
     monkeypatch.setattr(readback, "SAVE_S", 10_000.0)  # the invocation's time has run out already
     with pytest.raises(TransientError, match=r"not done when the time for it ran out.*the redelivery goes on"):
@@ -128,10 +130,9 @@ def test_counting_out_of_time_is_retried_and_reports_nothing(
 
 
 def test_a_whole_invocation_that_counted_nothing_is_failed_with_the_fix(
-    vstack_factory: Callable[..., VerifyStack], monkeypatch: pytest.MonkeyPatch
+    delivered: tuple[VerifyStack, Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vstack = vstack_factory(rows=True)
-    run = deliver_run(vstack, PARQUET_FILES, "PARQUET", 5)
+    vstack, run = delivered
     monkeypatch.setattr(readback, "SAVE_S", 10_000.0)
     monkeypatch.setattr(readback, "WHOLE_S", -20_000.0)  # as if it had started with the whole budget
     vstack.request({"run_id": run.run_id})  # acked: a retry would run out the same way
