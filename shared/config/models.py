@@ -202,7 +202,8 @@ class VerifySettings(Model):
         False,
         description="Also read every delivered file as a consumer would (Parquet/Avro metadata, CSV/NDJSON parsed) "
         "and compare the record count with the manifest's row_count: a file whose bytes arrived but whose rows do "
-        "not parse back is a 'mismatch'. Reads each file back once per verification.",
+        "not parse back is a 'mismatch'. Reads each file back once per verification (a Parquet file: only its two "
+        "ends, by ranged reads), spread over invocations like any read-back.",
     )
 
 
