@@ -28,8 +28,11 @@ TAIL_BYTES = 8 * 1024 * 1024  # the longest Parquet footer read (BigQuery's are 
 
 
 class _Raw(io.RawIOBase):
-    def __init__(self, stream: ByteStream, before_block: Callable[[int], None] | None = None) -> None:
-        self.stream, self.before_block, self.done = stream, before_block, 0
+    """``stream`` for a BufferedReader; ``before_block`` is told the file's offset reached (a
+    stream from a ranged read starts at ``start``)."""
+
+    def __init__(self, stream: ByteStream, before_block: Callable[[int], None] | None = None, start: int = 0) -> None:
+        self.stream, self.before_block, self.done = stream, before_block, start
 
     def readable(self) -> bool:
         return True
@@ -88,7 +91,7 @@ def parquet_rows_at_ends(
     tail_from = max(0, size - TAIL_BYTES)
 
     def read(start: int, limit: int) -> bytes:
-        raw = io.BufferedReader(_Raw(destination.open(path, start), before_block), buffer_size=1024 * 1024)
+        raw = io.BufferedReader(_Raw(destination.open(path, start), before_block, start), buffer_size=1024 * 1024)
         try:
             return raw.read(limit)
         except (OSError, EOFError) as exc:

@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -439,8 +439,11 @@ def test_a_large_parquet_file_is_counted_from_its_two_ends_only() -> None:
         def __init__(self) -> None:
             super().__init__()
             self.reads: list[tuple[int, int]] = []  # (start, bytes read) per open
+            self.on_ranged_open: Callable[[], None] = lambda: None
 
         def open(self, path: str, start: int = 0) -> BinaryIO:
+            if start:
+                self.on_ranged_open()
             stream, reads, at = super().open(path, start), self.reads, len(self.reads)
             reads.append((start, 0))
 
@@ -474,4 +477,13 @@ def test_a_large_parquet_file_is_counted_from_its_two_ends_only() -> None:
     assert tail_start == len(data) - TAIL_BYTES and tail_read == TAIL_BYTES
     assert rows_note(dataclasses.replace(manifest, row_count=rows + 1), dest, folder) == (
         f"rows: the files hold {rows} records, the manifest says {rows + 1}"
+    )
+    # the time runs out between the two reads: the message gives the offset the tail read had reached
+    deadline = time.monotonic() + 1.0
+    dest.on_ranged_open = lambda: time.sleep(max(0.0, deadline - time.monotonic()) + 0.05)
+    with pytest.raises(NoTimeLeft) as stopped:
+        rows_note(manifest, dest, folder, deadline=deadline)
+    assert str(stopped.value) == (
+        f"counting the records of {folder.path}/orders_20250108-000000000000.parquet at memory: not done when"
+        f" the time for it ran out ({len(data) - TAIL_BYTES:,} of {len(data):,} bytes read)"
     )
