@@ -5,8 +5,8 @@ A :class:`Board` shows one :class:`Row` per run folder and stage (export) or des
 table redrawn on every poll; anywhere else (pipes, logs, tests) it prints one plain line each
 time a row changes, and nothing in place.
 
-The rows come from what the commands already poll: the manifests (``run --wait``) and
-:func:`devstack.demo_summary.progress` (the demo). The rate of a verified delivery is the bytes
+The rows come from what the commands already poll: the manifests and the run history
+(``run --wait``, :mod:`offsite.cli.run_wait`) and :func:`devstack.demo_summary.progress` (the demo). The rate of a verified delivery is the bytes
 at the destination over the run's duration (start of the export to the verify result): an
 end-to-end figure, not the link speed.
 """
@@ -27,6 +27,7 @@ from offsite.cli.output import EMPTY, build_table, console, human_bytes, print_l
 
 if TYPE_CHECKING:
     from devstack.demo_summary import Progress
+    from shared.messages import VerifyResult
 
 COLUMNS = ("RUN", "SOURCE", "STAGE", "DESTINATION", "STATUS", "FILES", "BYTES", "RATE")
 
@@ -43,6 +44,14 @@ class Row:
     files: str | None = None
     bytes: int | None = None
     rate: float | None = None  # bytes per second
+
+    @classmethod
+    def verified(cls, run_id: str, source: str, destination: str, result: VerifyResult) -> Row:
+        """A delivery's row once verify reported: files present of expected, bytes present, and
+        the rate over the run's duration."""
+        rate = result.bytes_present / result.duration_s if result.duration_s else None
+        files = f"{result.files_present}/{result.files_expected}"
+        return cls(run_id, source, "verify", destination, str(result.status), files, result.bytes_present, rate)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -138,9 +147,7 @@ def demo_rows(state: Progress) -> list[Row]:
             status = "delivering" if d.files_expected is not None else "waiting"
             rows.append(Row(d.run_id, d.source, "deliver", d.destination, status))
             continue
-        rate = r.bytes_present / r.duration_s if r.duration_s else None
-        files = f"{r.files_present}/{r.files_expected}"
-        rows.append(Row(d.run_id, d.source, "verify", d.destination, r.status, files, r.bytes_present, rate))
+        rows.append(Row.verified(d.run_id, d.source, d.destination, r))
     for run_id in state.missing_runs:
         failure = state.run_failures.get(run_id)
         rows.append(Row(run_id, EMPTY, "fan_out", None, failure.status if failure else "waiting"))

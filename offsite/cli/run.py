@@ -2,12 +2,11 @@
 
     offsite run --dataset sales [--tables orders,customers] [--destinations box,sftp:acme] [--format AVRO]
     offsite run --export orders_daily [--date 2025-01-08]
-    offsite run ... --wait            # then wait for every table's _manifest.json
+    offsite run ... --wait            # then wait until every table is verified at every destination
+    offsite run ... --until exported  # ... or only until every table's _manifest.json is written
     offsite run ... --json            # one JSON document (after waiting, with --wait)
 
-With ``--wait`` a live table (plain ``done: …`` lines when not on a terminal) shows each
-table's export: status, files, bytes and rate since the request was published. The wait ends
-early when the run history already says the missing exports failed or were rejected.
+The wait and its live progress: :mod:`offsite.cli.run_wait`.
 
 It publishes one export request (JSON) on ``export-requests`` — the same message
 ``gcloud pubsub topics publish export-requests --message=...`` would — with an explicit
@@ -18,24 +17,18 @@ Environment: as for the functions (``OFFSITE_CONFIG``; ``. .offsite/env`` on the
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
-import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line
+from offsite.cli.run_wait import Until, expected_exports, wait_for_run
 from shared.config import Config
-from shared.errors import OffsiteError, RejectedInput, TransientError
-from shared.messages import ExportRequest, TableExport, VerifyResult
-
-if TYPE_CHECKING:
-    from offsite.cli.progress import Row
-
-HISTORY_SLACK = dt.timedelta(minutes=1)  # a failure recorded by a host whose clock is behind ours still counts
+from shared.errors import OffsiteError, RejectedInput
+from shared.messages import ExportRequest, TableExport
 
 
 def register(app: typer.Typer) -> None:
@@ -72,10 +65,6 @@ def _listed(text: str | None) -> list[str] | str | None:
     return [item.strip() for item in text.split(",") if item.strip()] or text
 
 
-def _rfc3339(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def run(
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Export whole tables of this configured dataset.")
@@ -95,16 +84,26 @@ def run(
     ] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="PARQUET, AVRO, CSV or NEWLINE_DELIMITED_JSON.")] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Name the run (default: a new r + 12 hex id).")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until every table's manifest is written.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until every table is verified at every destination (see --until).")
+    ] = False,
+    until: Annotated[
+        Until | None,
+        typer.Option(
+            "--until",
+            help="With --wait (implied): 'verified' (default) or 'exported' (every table's manifest written).",
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits at most.")] = 900.0,
     json_out: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Publish an export request on export-requests and print its run id.
 
-    Exit 2 on a bad option (nothing is published). With --wait: exit 0 once every table's
-    manifest is written, 1 when the timeout passes or every table still missing has a failed or
-    rejected export in the run history (each is printed)."""
+    Exit 2 on a bad option (nothing is published). With --wait: exit 0 once every table is
+    in_sync at every destination (--until exported: once every table's manifest is written); 1
+    when a table's export failed or was rejected, a destination's verify result is final and not
+    in_sync, or the timeout passes (each is printed)."""
     from shared.stages.fan_out import check_request, new_run_id
 
     body = request_body(
@@ -116,6 +115,7 @@ def run(
         fmt=fmt,
         run_id=run_id or new_run_id(),
     )
+    wait = wait or until is not None
     data = json.dumps(body).encode()
     planned: list[TableExport] = []
     try:
@@ -135,7 +135,10 @@ def run(
 
         message_id = pubsub.publish(EXPORT_REQUESTS, data, origin="offsite-run")
     printed = {"run_id": request.run_id, "message_id": message_id, "topic": EXPORT_REQUESTS, "request": body}
-    _report(request, cfg, printed, published_at, planned, wait=wait, timeout_s=timeout, as_json=json_out)
+    end = until or Until.VERIFIED
+    _report(
+        request, cfg, printed, published_at, planned, wait=end if wait else None, timeout_s=timeout, as_json=json_out
+    )
 
 
 def _plan(request: ExportRequest, cfg: Config, published_at: dt.datetime) -> list[TableExport]:
@@ -157,7 +160,7 @@ def _report(
     published_at: dt.datetime,
     planned: list[TableExport],
     *,
-    wait: bool,
+    wait: Until | None,
     timeout_s: float,
     as_json: bool,
 ) -> None:
@@ -169,173 +172,8 @@ def _report(
         )
     elif not wait:
         print_json(printed)
-    if wait:
-        waited = wait_for_manifests(request, cfg, published_at, planned, timeout_s, show=not as_json)
+    if wait is not None:
+        waited = wait_for_run(request, cfg, published_at, planned, timeout_s, until=wait, show=not as_json)
         if as_json:
-            print_json({**printed, **dataclasses.asdict(waited)})
-        raise typer.Exit(0 if waited.complete else 1)
-
-
-def expected_exports(request: ExportRequest, cfg: Config, published_at: dt.datetime) -> list[TableExport]:
-    """What fan_out will publish for this request (its plan, with our publish time), reporting
-    nothing: fan_out itself reports a table it leaves out."""
-    from shared.gcp.bigquery import warehouse
-    from shared.stages import fan_out
-
-    wh = warehouse() if request.dataset else None
-    assert request.run_id is not None
-    return fan_out.expected_exports(request, cfg, wh, run_id=request.run_id, publish_time=_rfc3339(published_at))
-
-
-def manifest_names(request: ExportRequest, cfg: Config, planned: list[TableExport]) -> dict[str, list[str]]:
-    """Per source label, the ``_manifest.json`` names that finish it (either is enough).
-
-    The scheduled day comes from the publish time, which lies between the plan made before
-    publishing (``planned``) and now: around midnight the two may be different days, so both
-    candidates are watched.
-    """
-    try:
-        later = expected_exports(request, cfg, dt.datetime.now(dt.UTC))
-    except TransientError:
-        later = []  # BigQuery away for a moment: the plan made before publishing stands (midnight aside)
-    candidates = planned + later
-    pending: dict[str, list[str]] = {}
-    for task in candidates:
-        names = pending.setdefault(task.source.label, [])
-        if task.prefix + "_manifest.json" not in names:
-            names.append(task.prefix + "_manifest.json")
-    return pending
-
-
-@dataclasses.dataclass(frozen=True)
-class Waited:
-    """How ``--wait`` ended: all manifests written, and what was found or reported failed."""
-
-    complete: bool
-    manifests: list[dict[str, Any]]
-    failures: list[dict[str, Any]]  # per table: source, status, stage, reason
-
-
-def wait_for_manifests(
-    request: ExportRequest,
-    cfg: Config,
-    published_at: dt.datetime,
-    planned: list[TableExport],
-    timeout_s: float,
-    *,
-    show: bool = True,
-) -> Waited:
-    """Poll GCS until every expected ``_manifest.json`` exists, showing progress when ``show``;
-    stop early once every table still missing has a failed/rejected export in the run history
-    (no manifest will come for it). Each manifest found is summarised (source, gs:// URI, files,
-    rows, bytes, seconds since the request was published)."""
-    from offsite.cli.progress import Board
-
-    try:
-        pending = manifest_names(request, cfg, planned)
-    except OffsiteError as exc:
-        typer.echo(f"error: cannot tell which manifests to wait for: {exc}", err=True)
-        return Waited(False, [], [])
-    assert request.run_id is not None
-    labels = sorted(pending)
-    found: dict[str, dict[str, Any]] = {}
-    failed: dict[str, VerifyResult] = {}
-    deadline = time.monotonic() + timeout_s
-    with Board(f"offsite run {request.run_id}", plain_rows=False) if show else _Silent() as board:
-        board.log(f"waiting for {len(labels)} export(s): {', '.join(labels)}")
-        while True:
-            for label, names in list(pending.items()):
-                done = _read_manifest(cfg, label, names, published_at)
-                if done is not None:
-                    found[label] = done
-                    del pending[label]
-                    board.log(f"done: {label}: {done['rows']} rows in {done['files']} files, {done['manifest']}")
-            failed = _export_failures(cfg, request.run_id, published_at, set(pending))
-            board.update([_export_row(request.run_id, label, found.get(label), failed.get(label)) for label in labels])
-            if set(pending) <= set(failed) or time.monotonic() > deadline:
-                break
-            time.sleep(1.0)
-    _explain_missing(pending, failed, timeout_s)
-    failures = [
-        {"source": label, "status": str(r.status), "stage": r.stage and str(r.stage), "reason": r.reason}
-        for label, r in sorted(failed.items())
-    ]
-    return Waited(not pending, [found[label] for label in labels if label in found], failures)
-
-
-def _export_failures(cfg: Config, run_id: str, published_at: dt.datetime, labels: set[str]) -> dict[str, VerifyResult]:
-    """Per label of ``labels``, the run's last failed/rejected result that means its manifest will
-    not come: its table's export failed or was dead-lettered (export_table), or fan_out refused
-    the whole request (no source: every table). Same reading as devstack.demo_summary.progress."""
-    from shared.ids import Stage
-    from shared.reporting.history import read
-
-    if not labels:
-        return {}
-    try:
-        results = read(cfg.state_bucket_name, published_at - HISTORY_SLACK, run_ids=[run_id])
-    except TransientError:
-        return {}  # the history is an early answer only; the manifests and the timeout still decide
-    failures: dict[str, VerifyResult] = {}
-    for r in results:  # oldest first: the last one wins
-        if r.status not in ("failed", "rejected") or r.stage not in (Stage.FAN_OUT, Stage.EXPORT_TABLE):
-            continue
-        for label in labels if r.source is None else {r.source.label} & labels:
-            failures[label] = r
-    return failures
-
-
-def _explain_missing(pending: dict[str, list[str]], failed: dict[str, VerifyResult], timeout_s: float) -> None:
-    """On stderr: each export reported failed, then those with neither a manifest nor a failure."""
-    for label, result in sorted(failed.items()):
-        typer.echo(f"error: {label}: export {result.status} ({result.stage}): {result.reason or ''}".rstrip(), err=True)
-    waiting = sorted(set(pending) - set(failed))
-    if waiting:
-        typer.echo(f"error: no manifest after {timeout_s:.0f}s for: {', '.join(waiting)}", err=True)
-        typer.echo("hint: `offsite status` and the function logs show rejected or failed exports", err=True)
-
-
-def _read_manifest(cfg: Config, label: str, names: list[str], published_at: dt.datetime) -> dict[str, Any] | None:
-    """The first of ``names`` that exists, summarised; None while none does."""
-    from shared.gcp import gcs
-    from shared.manifest import Manifest
-
-    for name in names:
-        data = gcs.read_bytes(cfg.bucket, name)
-        if data is None:
-            continue
-        manifest = Manifest.from_json(data, name)
-        return {
-            "source": label,
-            "manifest": f"gs://{cfg.bucket}/{name}",
-            "files": len(manifest.files),
-            "rows": manifest.row_count,
-            "bytes": manifest.total_bytes,
-            "seconds": round((dt.datetime.now(dt.UTC) - published_at).total_seconds(), 1),
-        }
-    return None
-
-
-def _export_row(run_id: str, label: str, done: dict[str, Any] | None, failure: VerifyResult | None) -> Row:
-    from offsite.cli.progress import Row
-
-    if done is None:
-        return Row(run_id, label, "export", None, str(failure.status) if failure else "waiting")
-    rate = done["bytes"] / done["seconds"] if done["seconds"] > 0 else None
-    return Row(run_id, label, "export", None, "done", str(done["files"]), done["bytes"], rate)
-
-
-class _Silent:
-    """A board that shows nothing (``--json``)."""
-
-    def __enter__(self) -> _Silent:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def log(self, text: str) -> None:
-        return None
-
-    def update(self, rows: list[Row]) -> None:
-        return None
+            print_json({**printed, **waited.to_dict()})
+        raise typer.Exit(0 if waited.succeeded else 1)

@@ -99,7 +99,16 @@ def test_wait_returns_when_the_manifest_is_written(stack_env: StackInfo) -> None
     seed(clients.bigquery_client(), stack_env.project)
     run_id = "w" + uuid.uuid4().hex[:12]
     result = _invoke(
-        "--export", "orders_daily", "--date", "2025-01-08", "--run-id", run_id, "--wait", "--timeout", "120"
+        "--export",
+        "orders_daily",
+        "--date",
+        "2025-01-08",
+        "--run-id",
+        run_id,
+        "--until",
+        "exported",
+        "--timeout",
+        "120",
     )
     assert result.exit_code == 0, result.output
     assert f"exports/_queries/orders_daily/20250108/{run_id}/_manifest.json" in result.output
@@ -108,7 +117,9 @@ def test_wait_returns_when_the_manifest_is_written(stack_env: StackInfo) -> None
     assert "waiting for 1 export(s): export:orders_daily" in result.stdout and "\x1b" not in result.stdout
 
     json_run = "w" + uuid.uuid4().hex[:12]
-    waited = _invoke("--export", "orders_daily", "--date", "2025-01-08", "--run-id", json_run, "--wait", "--json")
+    waited = _invoke(
+        "--export", "orders_daily", "--date", "2025-01-08", "--run-id", json_run, "--until", "exported", "--json"
+    )
     assert waited.exit_code == 0, waited.output
     doc = json.loads(waited.stdout)  # one document, after the wait
     assert doc["run_id"] == json_run and doc["complete"] is True and doc["message_id"]
@@ -116,14 +127,39 @@ def test_wait_returns_when_the_manifest_is_written(stack_env: StackInfo) -> None
     assert manifest["source"] == "export:orders_daily" and manifest["files"] == 1
     assert manifest["rows"] > 0 and manifest["bytes"] > 0 and manifest["seconds"] >= 0
     assert manifest["manifest"].endswith(f"exports/_queries/orders_daily/20250108/{json_run}/_manifest.json")
+    assert "verified" not in doc  # --until exported does not wait for verify
+
+
+def test_wait_returns_once_every_destination_is_verified(stack_env: StackInfo) -> None:
+    """--wait (until verified, the default) runs through delivery and verify: a line per
+    destination once verified, exit 0 when in_sync everywhere."""
+    from devstack.sample_data import seed
+    from shared.gcp import clients
+
+    seed(clients.bigquery_client(), stack_env.project)
+    run_id = "v" + uuid.uuid4().hex[:12]
+    result = _invoke(
+        "--export", "orders_daily", "--date", "2025-01-08", "--run-id", run_id, "--wait", "--timeout", "180"
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    done = next(i for i, line in enumerate(lines) if line.startswith("done: export:orders_daily:"))
+    verified = next(i for i, line in enumerate(lines) if line.startswith("verified: export:orders_daily → "))
+    assert done < verified, result.stdout  # exported first, then verified
+    assert re.fullmatch(r"verified: export:orders_daily → sftp:local: in_sync \(files 1/1, sha1\)", lines[verified])
 
 
 def test_wait_gives_up_with_exit_code_1(exports_env: ExportsKit) -> None:
-    """The bare stack runs no functions: nothing will ever write the manifest."""
-    result = _invoke("--dataset", "sales", "--tables", "products", "--date", "2025-01-08", "--wait", "--timeout", "1")
+    """The bare stack runs no functions: nothing will ever write the manifest, nor verify it."""
+    args = ("--dataset", "sales", "--tables", "products", "--date", "2025-01-08", "--timeout", "1")
+    result = _invoke(*args, "--until", "exported")
     assert result.exit_code == 1
     assert "no manifest after 1s for: sales.products" in result.output
+    result = _invoke(*args, "--wait")
+    assert result.exit_code == 1
+    assert "no final verify result after 1s for: sales.products → box (pending)" in result.output
     gave_up = _invoke("--dataset", "sales", "--tables", "products", "--wait", "--timeout", "1", "--json")
     assert gave_up.exit_code == 1
     doc = json.loads(gave_up.stdout)
     assert doc["complete"] is False and doc["manifests"] == [] and doc["request"]["tables"] == ["products"]
+    assert doc["verified"]["complete"] is False and doc["verified"]["tables"][0]["status"] == "pending"

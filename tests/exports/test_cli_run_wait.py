@@ -1,8 +1,10 @@
 """`offsite run --wait` reads the run history: an export reported failed ends the wait at once
-(exit 1), and the wait itself reports nothing (fan_out does)."""
+(exit 1), so does a final verify result at every destination (exit 0 only when all are
+in_sync), and the wait itself reports nothing (fan_out does)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -22,10 +24,14 @@ def _invoke(*args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(app, ["run", *args])
 
 
+@pytest.mark.parametrize("until", ["verified", "exported"])
 @pytest.mark.parametrize("destination", [None, "box"], ids=["export-failed", "dead-lettered"])
-def test_wait_ends_when_the_export_is_reported_failed(exports_env: ExportsKit, destination: str | None) -> None:
+def test_wait_ends_when_the_export_is_reported_failed(
+    exports_env: ExportsKit, destination: str | None, until: str
+) -> None:
     """export_table reports a failed export without a destination; a dead-lettered table export is
-    reported once per destination of the task. Either way no manifest will come."""
+    reported once per destination of the task. Either way no manifest will come, and no verify
+    result at the other destination."""
     from shared import runtime
     from shared.ids import Stage
     from shared.messages import Source, VerifyResult
@@ -45,11 +51,86 @@ def test_wait_ends_when_the_export_is_reported_failed(exports_env: ExportsKit, d
         config=cfg,
     )
     started = time.monotonic()
-    out = _invoke("--dataset", "sales", "--tables", "products", "--run-id", run_id, "--wait", "--timeout", "30")
+    out = _invoke("--dataset", "sales", "--tables", "products", "--run-id", run_id, "--until", until, "--timeout", "30")
     assert out.exit_code == 1, out.output
     assert time.monotonic() - started < 15, "before: it waited the whole --timeout"
     assert "sales.products: export failed (export_table): BigQuery extract job failed" in out.output
-    assert "no manifest after" not in out.output
+    assert "no manifest after" not in out.output and "no final verify result" not in out.output
+
+
+def _report_verified(run_id: str, statuses: dict[str, str]) -> None:
+    """Report verify's final result of sales.products at each destination, as verify would."""
+    from shared import runtime
+    from shared.ids import Stage
+    from shared.messages import Source, VerifyResult
+    from shared.reporting.results import report
+
+    cfg = runtime.config()
+    for destination, status in statuses.items():
+        report(
+            VerifyResult(
+                status=status,
+                stage=Stage.VERIFY,
+                check="sha1",
+                run_id=run_id,
+                destination=destination,
+                source=Source(mode="table", project=cfg.project, dataset="sales", table="products"),
+                files_expected=1,
+                files_present=1,
+                bytes_expected=16246,
+                bytes_present=16246,
+                duration_s=2.0,
+                reason=None if status == "in_sync" else "1 file differs: part-000000000000.parquet",
+            ),
+            config=cfg,
+        )
+
+
+def test_wait_ends_when_every_destination_has_its_final_result(exports_env: ExportsKit) -> None:
+    """By default --wait waits for verify, not only for the manifest: once both destinations
+    have a final result it ends, exit 1 because one of them is a mismatch (named on stderr)."""
+    run_id = "rver" + uuid.uuid4().hex[:8]
+    _report_verified(run_id, {"box": "in_sync", "sftp:local": "mismatch"})
+    started = time.monotonic()
+    args = ("--dataset", "sales", "--tables", "products", "--destinations", "box,sftp:local", "--run-id", run_id)
+    out = _invoke(*args, "--wait", "--timeout", "30")
+    assert out.exit_code == 1, out.output
+    assert time.monotonic() - started < 15, "it waited the whole --timeout"
+    assert "verified: sales.products → box: in_sync (files 1/1, sha1)" in out.stdout
+    assert "verified: sales.products → sftp:local: mismatch (files 1/1, sha1)" in out.stdout
+    assert "error: sales.products → sftp:local: mismatch (verify): 1 file differs" in out.stderr
+    assert "error: sales.products → box" not in out.stderr
+
+
+def test_wait_succeeds_when_every_destination_is_in_sync(exports_env: ExportsKit) -> None:
+    run_id = "rver" + uuid.uuid4().hex[:8]
+    _report_verified(run_id, {"box": "in_sync", "sftp:local": "in_sync"})
+    args = ("--dataset", "sales", "--tables", "products", "--destinations", "box,sftp:local", "--run-id", run_id)
+    out = _invoke(*args, "--wait", "--timeout", "30", "--json")
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert (
+        doc["complete"] is True and doc["failures"] == [] and doc["manifests"] == []
+    )  # the bare stack exports nothing
+    verified = doc["verified"]
+    assert verified["run_id"] == run_id and verified["success"] == 1 and verified["errors"] == 0
+    [table] = verified["tables"]
+    assert table["source"] == "sales.products" and table["status"] == "in_sync"
+    assert {d: v["status"] for d, v in table["destinations"].items()} == {"box": "in_sync", "sftp:local": "in_sync"}
+
+
+def test_a_verify_result_that_is_not_final_keeps_the_wait_going(exports_env: ExportsKit) -> None:
+    """`incomplete` may still be healed by the sweep: the wait goes on to its timeout and names
+    what it was waiting for."""
+    run_id = "rver" + uuid.uuid4().hex[:8]
+    _report_verified(run_id, {"box": "incomplete"})
+    args = ("--dataset", "sales", "--tables", "products", "--destinations", "box,sftp:local", "--run-id", run_id)
+    out = _invoke(*args, "--wait", "--timeout", "2", "--json")
+    assert out.exit_code == 1, out.output
+    assert (
+        "no final verify result after 2s for: sales.products → box (incomplete), sales.products → sftp:local (pending)"
+    ) in out.stderr
+    assert json.loads(out.stdout)["complete"] is False
 
 
 def test_wait_reports_nothing_itself(exports_env: ExportsKit, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +174,7 @@ def test_bigquery_away_after_publishing_keeps_the_plan_made_before(
 
     kit = exports_env
     monkeypatch.setattr(bq, "warehouse", lambda: AwayAfterTheFirstListing(kit.bigquery()))
-    out = _invoke("--dataset", "sales", "--tables", "products", "--wait", "--timeout", "1")
+    out = _invoke("--dataset", "sales", "--tables", "products", "--until", "exported", "--timeout", "1")
     assert out.exit_code == 1, out.output  # the bare stack runs no fan_out: no manifest comes
     assert "waiting for 1 export(s): sales.products" in out.output and "cannot tell" not in out.output
     assert "no manifest after 1s for: sales.products" in out.output and len(listings) == 2
