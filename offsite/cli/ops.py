@@ -15,7 +15,7 @@ import typer
 from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config
 from offsite.cli.output import JsonOption, print_json, print_line, print_published, print_table
 from shared.config import Config
-from shared.ids import Stage
+from shared.ids import Stage, Status
 from shared.messages import VerifyResult
 
 
@@ -42,13 +42,18 @@ def parse_since(value: str) -> dt.timedelta:
 # ---- status --------------------------------------------------------------------------------
 
 
-def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list[dict[str, Any]]:
+def status_rows(
+    results: list[VerifyResult], dataset: str | None = None, *, export: str | None = None, failing: bool = False
+) -> list[dict[str, Any]]:
     """One row per (run, source): latest status per destination (``stages``: per stage, for a
     result of no one destination), sizes, duration, last failure (a final failure only), and the
-    latest restore drill of the run apart from its destinations."""
+    latest restore drill of the run apart from its destinations. Only the runs of ``dataset`` /
+    query ``export`` when given; with ``failing``, only the rows :func:`is_failing` picks."""
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     for n, r in enumerate(results):  # oldest first: later results overwrite earlier ones
         if dataset and (r.source.dataset if r.source else None) != dataset:
+            continue
+        if export and (r.source.label if r.source else None) != f"export:{export}":
             continue
         # a message rejected before it was given a run id is an event of its own, not a run's
         key = (r.run_id or "-", r.source.label if r.source else "-", 0 if r.run_id else n)
@@ -85,12 +90,30 @@ def status_rows(results: list[VerifyResult], dataset: str | None = None) -> list
         if r.status.is_final_failure:
             row["last_failure"] = f"{where}: {r.status}: {r.reason or ''}".strip()
         row["updated"] = r.finished_at
-    return sorted(rows.values(), key=lambda row: row["updated"] or "", reverse=True)
+    newest_first = sorted(rows.values(), key=lambda row: row["updated"] or "", reverse=True)
+    return [row for row in newest_first if is_failing(row)] if failing else newest_first
+
+
+def is_failing(row: dict[str, Any]) -> bool:
+    """A destination's, a stage's or the restore drill's latest result is a failure (mismatch,
+    incomplete, rejected, failed, restore_failed): a run healed to in_sync since is not."""
+    latest = [*row["destinations"].values(), *row["stages"].values()]
+    if row["restore_drill"]:
+        latest.append(row["restore_drill"]["status"])
+    return any(Status(status).is_final_failure for status in latest)
 
 
 def status(
     since: Annotated[str, typer.Option("--since", help="How far back: 30m, 12h, 7d, 2w.")] = "7d",
     dataset: Annotated[str | None, typer.Option("--dataset", help="Only runs of this dataset.")] = None,
+    export: Annotated[str | None, typer.Option("--export", help="Only runs of this query export.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run (every table of it).")] = None,
+    failing: Annotated[
+        bool,
+        typer.Option(
+            "--failing", help="Only runs whose latest result at a destination (or stage, or drill) is a failure."
+        ),
+    ] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -99,18 +122,40 @@ def status(
 
     cfg = load_cli_config(config)
     start = dt.datetime.now(dt.UTC) - parse_since(since)
-    rows = status_rows(read(cfg.state_bucket_name, start), dataset)
+    results = read(cfg.state_bucket_name, start, run_ids=[run_id] if run_id else None)
+    rows = status_rows(results, dataset, export=export, failing=failing)
     if as_json:
         print_json(rows)
         return
     if not rows:
-        print_line(f"no verify results since {start:%Y-%m-%d %H:%M} UTC")
+        asked = _asked(cfg, dataset, export, run_id)
+        print_line(f"no {'failing ' if failing else ''}verify results{asked} since {start:%Y-%m-%d %H:%M} UTC")
     else:
         print_table(STATUS_COLUMNS, [status_cells(row) for row in rows], right={"FILES", "BYTES", "DURATION"})
+    if run_id or export or failing:
+        return  # the lines below are about the collect jobs and the drills, not about what was asked for
     print_freshness(cfg)
     from offsite.cli.restore_drill import drill_rows, print_drills
 
     print_drills(drill_rows(cfg, dt.datetime.now(dt.UTC)))
+
+
+def _asked(cfg: Config, dataset: str | None, export: str | None, run_id: str | None) -> str:
+    """What an empty answer was asked for (`` of run r1, dataset 'hr'``), naming a dataset or
+    export the config does not have (its runs may be from an older config, so it is no error)."""
+    parts = [f"run {run_id}"] if run_id else []
+    for kind, name, configured in (
+        ("dataset", dataset, [d.name for d in cfg.datasets]),
+        ("query export", export, [e.name for e in cfg.exports]),
+    ):
+        if name:
+            note = (
+                ""
+                if name in configured
+                else f" (not a configured {kind}; configured: {', '.join(configured) or 'none'})"
+            )
+            parts.append(f"{kind} {name!r}{note}")
+    return f" of {', '.join(parts)}" if parts else ""
 
 
 def print_freshness(cfg: Config) -> None:

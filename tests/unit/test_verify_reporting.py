@@ -123,3 +123,26 @@ def test_summary_is_green_only_when_every_delivery_is_in_sync_with_sha1() -> Non
     assert not state.all_in_sync and summary_lines(state)[-1] == "NOT all deliveries in sync with sha1: 1 of 2"
     waiting = Progress(deliveries=[Delivery("r1", "sales.orders", "2025-01-08", "box")])
     assert not waiting.done and "(no result yet)" in summary_lines(waiting)[1]
+
+
+def test_status_rows_filter_by_query_export_and_by_failing() -> None:
+    """--export keeps one query export's runs; --failing keeps the runs whose latest result
+    somewhere is a failure (a run healed to in_sync since is not one, nor is an older run that
+    failed once at a destination it later reached)."""
+    from offsite.cli.ops import is_failing
+
+    history = [
+        result("mismatch", "box", "t1"),  # r1 at box: healed below
+        result("in_sync", "box", "t2"),
+        result("in_sync", "sftp:acme", "t3", run_id="r2"),
+        result("failed", "box", "t4", run_id="r2", reason="Box answered 403"),
+        result("in_sync", "box", "t5", run_id="r3", source=PRODUCTS),
+        result("failed", None, "t6", run_id="r4", source=PRODUCTS, stage="export_table"),
+    ]
+    assert [row["run_id"] for row in status_rows(history, export="product_data")] == ["r4", "r3"]
+    assert [row["run_id"] for row in status_rows(history, failing=True)] == ["r4", "r2"]
+    assert [row["run_id"] for row in status_rows(history, export="product_data", failing=True)] == ["r4"]
+    [healed] = status_rows(history[:2])
+    assert healed["last_failure"] and not is_failing(healed)  # the column remembers; --failing does not
+    drill = result("restore_failed", "box", "t7", stage="restore_drill", run_id="r1")
+    assert [row["run_id"] for row in status_rows([*history[:2], drill], failing=True)] == ["r1"]
