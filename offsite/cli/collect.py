@@ -3,7 +3,8 @@
     offsite collect status [JOB]             last run, files, bytes, reason, last collected at, next run
     offsite collect ls JOB                   the partner directory, each file with what the next run does
     offsite collect run JOB [--dry-run]      publish {"collect": JOB} on collect-requests (or only show
-                                             what would be copied); --any-day ignores the calendar
+                                             what would be copied); --any-day ignores the calendar;
+                                             --wait waits for the run's result (exit 0: in_sync or skipped)
 
 They use the same environment as the functions (``OFFSITE_CONFIG``; on the local stack
 ``. .offsite/env``); ``--config`` picks another config file.
@@ -21,6 +22,8 @@ from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config, new
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.config import Config
 from shared.config.collect import CollectJob
+from shared.ids import Stage, Status
+from shared.messages import VerifyResult
 from shared.schedule import next_fire
 
 app = new_app(no_args_is_help=True, help="Operate collect jobs (partner SFTP → destinations).")
@@ -136,12 +139,21 @@ def run(
     job: JobArgument,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be copied.")] = False,
     any_day: Annotated[bool, typer.Option("--any-day", help="Run even on a day the calendar skips.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the run's result: exit 0 when in_sync or skipped, else 1.")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits at most.")] = 900.0,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run-id", help="Name the run (default: a new r + 12 hex id); a run id used before is that run."),
+    ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Publish {"collect": JOB} on collect-requests, as the scheduler does (or, with --dry-run,
     list what would be copied: new files, and those that wait for a second listing; on a day the
-    job's calendar skips, nothing unless --any-day)."""
+    job's calendar skips, nothing unless --any-day). With --wait: exit 0 once the run is reported
+    in_sync (or skipped), 1 when it is reported otherwise or the timeout passes."""
     from shared.collect.selection import HELD
 
     cfg = load_cli_config(config)
@@ -173,16 +185,82 @@ def run(
             print_table(("NAME", "SIZE", "MTIME", "NOTE"), [[r["name"], r["size"], r["mtime"], r["why"]] for r in rows])
         return
     from shared.collect.messages import CollectRequest
+    from shared.errors import RejectedInput
     from shared.gcp import pubsub
     from shared.stages.fan_out import new_run_id
     from shared.topology import COLLECT_REQUESTS
 
-    request = CollectRequest(collect=job, run_id=new_run_id(), ignore_calendar=any_day)
+    try:
+        request = CollectRequest.from_obj(
+            {"collect": job, "run_id": run_id or new_run_id(), "ignore_calendar": any_day}
+        )
+    except RejectedInput as exc:
+        typer.echo(f"error: {exc} (nothing was published)", err=True)
+        raise typer.Exit(2) from None
+    published_at = dt.datetime.now(dt.UTC)
     with exit_on_error(1, what="publishing the request failed: "):
         message_id = pubsub.publish(COLLECT_REQUESTS, request, origin="offsite-collect-run")
-    printed = {"topic": COLLECT_REQUESTS, "message_id": message_id, "request": request.to_dict()}
-    if as_json:
-        print_json(printed)
-    else:
+    printed: dict[str, Any] = {"topic": COLLECT_REQUESTS, "message_id": message_id, "request": request.to_dict()}
+    if not as_json:
         print_line(f"published on {COLLECT_REQUESTS} (message {message_id}): {request.to_json().decode()}")
-        print_line(f"follow it with: offsite collect status {job}")
+    if not wait:
+        if as_json:
+            print_json(printed)
+        else:
+            print_line(f"follow it with: offsite collect status {job}")
+        return
+    assert request.run_id is not None
+    result = _wait_for_result(cfg, job, request.run_id, published_at, timeout)
+    ok = result is not None and result.status in (Status.IN_SYNC, Status.SKIPPED)
+    if as_json:
+        print_json({**printed, "complete": result is not None, "result": result.to_dict() if result else None})
+    elif result is None:
+        typer.echo(f"error: collect {job} {request.run_id}: no result after {timeout:.0f}s", err=True)
+        typer.echo(f"hint: `offsite collect status {job}` and `offsite logs collect_list` say where it is", err=True)
+    else:
+        line = f"collect {job} {request.run_id}: {result.status} ({result.stage})"
+        if result.stage != Stage.COLLECT_LIST:  # a failed listing counted nothing
+            line += f": {_result_counts(result)}"
+        if ok:
+            print_line(line)
+        else:
+            typer.echo(f"error: {line}", err=True)
+        if result.reason and result.status != Status.IN_SYNC:
+            typer.echo(f"  {result.reason}", err=not ok)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _result_counts(result: VerifyResult) -> str:
+    return (
+        f"{result.files_present}/{result.files_expected} files, {result.bytes_present:,} bytes, "
+        f"{result.duration_s or 0:.1f} s"
+    )
+
+
+def _wait_for_result(
+    cfg: Config, job: str, run_id: str, published_at: dt.datetime, timeout_s: float
+) -> VerifyResult | None:
+    """The run's result once reported (``collect/{job}/runs/{run_id}/result.json``), or the
+    listing's failure from the run history (a run whose listing failed writes no result); None
+    when ``timeout_s`` passes first."""
+    import time
+
+    from shared.collect.runs import run_result
+    from shared.errors import TransientError
+    from shared.reporting.history import read
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = run_result(cfg.state_bucket_name, job, run_id)
+        if result is not None:
+            return result
+        try:
+            history = read(cfg.state_bucket_name, published_at - dt.timedelta(minutes=1), run_ids=[run_id])
+        except TransientError:
+            history = []  # read again at the next poll
+        listing = [r for r in history if r.stage == Stage.COLLECT_LIST and r.status.is_final_failure]
+        if listing:
+            return listing[-1]
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(1.0)

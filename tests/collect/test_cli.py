@@ -91,3 +91,42 @@ def test_ls_and_dry_run_show_a_name_collect_cannot_copy_and_why(collect: Collect
         f"collect {collect.name}: not collected (`offsite collect ls {collect.name}` says why): caf\\xe9.csv"
         in dry.stdout
     )
+
+
+def test_run_wait_ends_with_the_runs_result(collect: Collect, cli_config: Path) -> None:
+    """--wait reads the run's result.json: a run already complete under that run id (a request
+    sent again is the same run) answers at once, exit 0 for in_sync."""
+    collect.write("a.csv", b"alpha")
+    run_id = "rcliwait" + uuid.uuid4().hex[:6]
+    assert collect.run(runtime.config(), run_id=run_id) == ["collected"]
+    out = runner.invoke(app, ["collect", "run", collect.name, "--any-day", "--run-id", run_id, "--wait"])
+    assert out.exit_code == 0, out.output
+    assert f"collect {collect.name} {run_id}: in_sync (collect_copy): 1/1 files, 5 bytes" in out.stdout
+    doc = json.loads(
+        runner.invoke(app, ["collect", "run", collect.name, "--run-id", run_id, "--wait", "--json"]).stdout
+    )
+    assert doc["complete"] is True and doc["result"]["status"] == "in_sync" and doc["request"]["run_id"] == run_id
+
+
+def test_run_wait_ends_at_a_failed_listing_and_gives_up_after_the_timeout(collect: Collect, cli_config: Path) -> None:
+    """A listing that failed writes no result.json, only its failure in the run history: the wait
+    ends there (exit 1, the reason on stderr). With neither, it gives up after --timeout."""
+    from shared.collect.runs import source
+    from shared.ids import Stage
+    from shared.messages import VerifyResult
+    from shared.reporting.results import report
+
+    run_id = "rcliwait" + uuid.uuid4().hex[:6]
+    failure = VerifyResult(
+        status="failed", stage=Stage.COLLECT_LIST, run_id=run_id, source=source(collect.name), reason="auth failed"
+    )
+    report(failure, config=runtime.config())
+    out = runner.invoke(app, ["collect", "run", collect.name, "--run-id", run_id, "--wait", "--timeout", "30"])
+    assert out.exit_code == 1, out.output
+    assert f"error: collect {collect.name} {run_id}: failed (collect_list)\n  auth failed" in out.stderr
+    nothing = runner.invoke(app, ["collect", "run", collect.name, "--any-day", "--wait", "--timeout", "1"])
+    assert nothing.exit_code == 1  # the bare stack runs no collect_list
+    assert "no result after 1s" in nothing.stderr
+    bad = runner.invoke(app, ["collect", "run", collect.name, "--run-id", "no/slash"])
+    assert bad.exit_code == 2 and "run_id: 'no/slash' does not match" in bad.stderr
+    assert "nothing was published" in bad.stderr

@@ -4,6 +4,7 @@ the push dispatcher, the stack's sshd as the partner (`offsite dev seed`'s sampl
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 
 import pytest
@@ -45,3 +46,13 @@ def test_published_request_collects_the_outbox_into_box_and_moves_it(stack_env: 
         assert time.monotonic() < deadline, f"freshness not updated: {record}"
         time.sleep(0.5)
     assert record["last_status"] == "in_sync" and record["last_collected_at"] and record["last_files"] == 2
+
+    # `offsite collect run --wait` through the same functions: the outbox is empty now (moved to
+    # processed), so the run is reported in_sync with nothing to copy, and the command exits 0
+    from typer.testing import CliRunner
+
+    from offsite.cli import app
+
+    out = CliRunner().invoke(app, ["collect", "run", COLLECT_JOB, "--any-day", "--wait", "--timeout", "240"])
+    assert out.exit_code == 0, out.output
+    assert re.search(rf"^collect {COLLECT_JOB} r[0-9a-f]{{12}}: in_sync \(collect_copy\): 0/0 files", out.stdout, re.M)
