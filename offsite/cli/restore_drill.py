@@ -22,22 +22,117 @@ app = new_app(no_args_is_help=True, help="Restore drills: prove on a schedule th
 @app.command()
 def run(
     dataset: Annotated[str, typer.Argument(help="A dataset of the config with a restore_drill.")],
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Wait until every table of the drill's sample is restored and proven (or not)."),
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits at most.")] = 1800.0,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Start a restore drill of DATASET now (as its schedule does); see `offsite restore-drill status`.
 
-    Exit 1 when the request could not be published, 2 for a dataset without a restore_drill."""
+    Exit 1 when the request could not be published, 2 for a dataset without a restore_drill.
+    With --wait: exit 0 once every table of the sample is restore_verified; 1 when one is
+    restore_failed, the drill found no in_sync run to restore, the function refused the request,
+    or the timeout passed."""
     from shared.gcp import pubsub
-    from shared.restore.drill import DrillRequest, drill_of
+    from shared.restore.drill import DrillRequest, drill_id_for, drill_of
     from shared.topology import RESTORE_DRILLS
 
     cfg = load_cli_config(config)
+    published_at = dt.datetime.now(dt.UTC)
     with exit_on_error():
         drill_of(cfg, dataset)
         request = DrillRequest.from_obj({"dataset": dataset})
         message_id = pubsub.publish(RESTORE_DRILLS, request, origin="offsite-restore-drill")
-    print_published("restore drill", RESTORE_DRILLS, request, message_id, as_json)
+    if not wait:
+        print_published("restore drill", RESTORE_DRILLS, request, message_id, as_json)
+        return
+    if not as_json:
+        print_line(f"published restore drill request {request.to_json().decode()} (message {message_id})")
+    drill_id = drill_id_for(message_id)
+    assert drill_id is not None, f"Pub/Sub answered message id {message_id!r}"
+    outcome = wait_for_drill(cfg, dataset, drill_id, message_id, published_at, timeout, show=not as_json)
+    if as_json:
+        print_json({"message_id": message_id, "topic": RESTORE_DRILLS, "drill_id": drill_id, **outcome})
+    raise typer.Exit(0 if outcome["proven"] else 1)
+
+
+def wait_for_drill(
+    cfg: Config,
+    dataset: str,
+    drill_id: str,
+    message_id: str,
+    published_at: dt.datetime,
+    timeout_s: float,
+    *,
+    show: bool,
+) -> dict[str, Any]:
+    """Follow the drill (its sample, then each table's done marker) until every table is reported,
+    it has nothing to restore, its start was refused, or ``timeout_s`` passes. The outcome:
+    ``proven`` (every table restore_verified), ``complete``, ``tables`` [{table, run_id, status,
+    reason}], ``error``."""
+    import time
+
+    from shared.restore.drill import LOOKBACK_DAYS, drill_state
+
+    deadline = time.monotonic() + timeout_s
+    told: set[str] = set()
+    error: str | None = None
+    while True:
+        picks, done = drill_state(cfg, dataset, drill_id)
+        for pick in picks or []:
+            marker = done.get(pick.table)
+            if marker is not None and pick.table not in told and show:
+                told.add(pick.table)
+                print_line(_table_line(dataset, pick.table, marker))
+        if picks is not None and len(done) == len(picks):
+            break
+        error = _refusal(cfg, message_id, published_at) if picks is None else None
+        if error is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    tables = [{"table": p.table, "run_id": p.run_id, **_status(done.get(p.table))} for p in picks or []]
+    complete = picks is not None and len(done) == len(picks)
+    if error is None and picks == []:
+        error = f"no in_sync run of a table of {dataset} at the drill's destination in the last {LOOKBACK_DAYS} days"
+    elif error is None and not complete:
+        waiting = [t["table"] for t in tables if t["status"] is None]
+        error = f"no result after {timeout_s:.0f}s" + (f" for: {', '.join(waiting)}" if waiting else " (no sample)")
+    proven = complete and bool(tables) and all(t["status"] == "restore_verified" for t in tables)
+    if show and error is not None:
+        typer.echo(f"error: restore drill {dataset} {drill_id}: {error}", err=True)
+    elif show and not proven:
+        typer.echo(f"error: restore drill {dataset} {drill_id}: not every table restored equal", err=True)
+    return {"proven": proven, "complete": complete, "tables": tables, "error": error}
+
+
+def _status(marker: dict[str, Any] | None) -> dict[str, Any]:
+    marker = marker or {}
+    return {"status": marker.get("status"), "reason": marker.get("reason")}
+
+
+def _table_line(dataset: str, table: str, marker: dict[str, Any]) -> str:
+    """``sales.products run r…: restore_verified (equal …)``, as each table of the drill is reported."""
+    line = f"{dataset}.{table} run {marker.get('run_id')}: {marker.get('status')}"
+    return f"{line} ({marker['reason']})" if marker.get("reason") else line
+
+
+def _refusal(cfg: Config, message_id: str, published_at: dt.datetime) -> str | None:
+    """The reason the restore_drill function refused or failed the start message, from the run history."""
+    from shared.errors import TransientError
+    from shared.ids import Stage
+    from shared.reporting.history import read
+
+    try:
+        results = read(cfg.state_bucket_name, published_at - dt.timedelta(minutes=1))
+    except TransientError:
+        return None  # read again at the next poll
+    for r in results:
+        if r.stage == Stage.RESTORE_DRILL and r.message_id == message_id and r.status in ("rejected", "failed"):
+            return f"{r.status}: {r.reason}"
+    return None
 
 
 @app.command()

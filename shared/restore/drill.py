@@ -127,14 +127,24 @@ class Outcome:
     rows: int | None = None
 
 
+def drill_id_for(message_id: str | None) -> str | None:
+    """The id of the drill a start message with this Pub/Sub message id begins (None: no usable id)."""
+    kept = re.sub(r"[^A-Za-z0-9]", "", message_id or "")
+    return "m" + kept[:40] if kept else None
+
+
+def picks_name(dataset: str, drill_id: str) -> str:
+    return f"{RECORDS}{dataset}/picks/{drill_id}.json"
+
+
 def _start(config: Config, dataset: str, message_id: str | None, now: dt.datetime) -> tuple[str, list[DrillPick]]:
     """A new drill's id and sample. Started by a Pub/Sub message, the id follows from the message
     id and the sample is saved: a redelivered start finds the sample its first delivery chose (the
     round-robin would put the table just drilled last and pick another), then its done marker."""
-    if not message_id or not re.sub(r"[^A-Za-z0-9]", "", message_id):
+    drill_id = drill_id_for(message_id)
+    if drill_id is None:
         return uuid.uuid4().hex[:8], choose(config, dataset, now)
-    drill_id = "m" + re.sub(r"[^A-Za-z0-9]", "", message_id)[:40]
-    bucket, name = config.state_bucket_name, f"{RECORDS}{dataset}/picks/{drill_id}.json"
+    bucket, name = config.state_bucket_name, picks_name(dataset, drill_id)
     saved = gcs.read_json(bucket, name)
     if saved is None:
         picks = choose(config, dataset, now)
@@ -148,6 +158,22 @@ def _start(config: Config, dataset: str, message_id: str | None, now: dt.datetim
 def done_name(dataset: str, drill_id: str, table: str) -> str:
     """The marker of a table this drill has reported (a redelivery must not report it again)."""
     return f"{RECORDS}{dataset}/done/{drill_id}/{table}.json"
+
+
+def drill_state(config: Config, dataset: str, drill_id: str) -> tuple[list[DrillPick] | None, dict[str, Any]]:
+    """A drill's sample (None until it is chosen) and the done marker of each table reported so
+    far (table → ``{run_id, status, reason}``): what ``offsite restore-drill run --wait`` follows."""
+    bucket = config.state_bucket_name
+    saved = gcs.read_json(bucket, picks_name(dataset, drill_id))
+    if saved is None:
+        return None, {}
+    picks = [DrillPick.model_validate(p) for p in saved.get("picks", [])]
+    done = {}
+    for pick in picks:
+        marker = gcs.read_json(bucket, done_name(dataset, drill_id, pick.table))
+        if marker is not None:
+            done[pick.table] = marker
+    return picks, done
 
 
 def scratch_table(scratch_dataset: str, pick: DrillPick, attempt: str) -> str:

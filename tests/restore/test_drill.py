@@ -126,6 +126,22 @@ def test_a_drill_restores_two_tables_proves_them_and_leaves_nothing(drill_env: S
         time.sleep(0.5)
     assert sorted(drilled) == sorted(turn)
 
+    # by hand, waiting for the proof: `offsite restore-drill run sales --wait` follows the drill's
+    # sample and each table's report; exit 0 only when every table restored equal
+    turn = [p.table for p in choose(config, "sales", dt.datetime.now(dt.UTC))]
+    waited = CliRunner().invoke(app, ["restore-drill", "run", "sales", "--wait", "--json", "--timeout", str(WAIT_S)])
+    outcome = json.loads(waited.stdout)
+    assert outcome["complete"] is True and outcome["error"] is None, outcome
+    assert [t["table"] for t in outcome["tables"]] == turn  # the config's sample, round-robin
+    recorded = read_record(config, "sales")["tables"]
+    for table in outcome["tables"]:
+        assert (
+            table["status"] == recorded[table["table"]]["status"]
+            and table["run_id"] == recorded[table["table"]]["run_id"]
+        )
+    proven = all(t["status"] == "restore_verified" for t in outcome["tables"])
+    assert waited.exit_code == (0 if proven else 1), waited.output
+
 
 def test_a_damaged_copy_fails_the_drill_naming_the_file_and_alerts(drill_env: StackInfo) -> None:
     make_table("drill_dmg", False)
@@ -200,6 +216,13 @@ def test_restore_drill_run_publishes_and_refuses_a_dataset_without_a_drill(
     }
     [message] = Puller(subscription).pull(lambda m: m.get("dataset") == "drill_only", timeout_s=WAIT_S)
     assert message["_attributes"]["origin"] == "offsite-restore-drill"
+    # --wait: the stack's function refuses the start (its config has no such drill), which ends the wait
+    refused = CliRunner().invoke(
+        app, ["restore-drill", "run", "drill_only", "--wait", "--timeout", str(WAIT_S), "--config", str(other)]
+    )
+    assert refused.exit_code == 1, refused.output
+    assert "error: restore drill drill_only m" in refused.stderr and ": rejected: " in refused.stderr
+    assert "no dataset 'drill_only'" in refused.stderr
 
 
 def test_a_scratch_dataset_that_does_not_exist_fails_the_drill_saying_so(drill_env: StackInfo, tmp_path: Path) -> None:
