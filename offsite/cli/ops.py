@@ -107,7 +107,7 @@ def status(
     since: Annotated[str, typer.Option("--since", help="How far back: 30m, 12h, 7d, 2w.")] = "7d",
     dataset: Annotated[str | None, typer.Option("--dataset", help="Only runs of this dataset.")] = None,
     export: Annotated[str | None, typer.Option("--export", help="Only runs of this query export.")] = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="Only this run (every table of it).")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Only this run (every table of it).")] = None,
     failing: Annotated[
         bool,
         typer.Option(

@@ -136,7 +136,7 @@ def test_status_of_one_run_and_of_failing_runs(vstack: VerifyStack) -> None:
     """--run reads only that run's results; --failing only runs whose latest result is a failure;
     an empty answer says what was asked, naming a dataset the config does not have."""
     run = delivered_run(vstack)
-    out = runner.invoke(app, ["status", "--run", run.run_id, "--json"])
+    out = runner.invoke(app, ["status", "--run-id", run.run_id, "--json"])
     assert out.exit_code == 0, out.output
     assert [(r["run_id"], r["destinations"]) for r in json.loads(out.stdout)] == [(run.run_id, {"memory": "in_sync"})]
     failing = json.loads(runner.invoke(app, ["status", "--since", "1d", "--failing", "--json"]).stdout)
@@ -144,7 +144,7 @@ def test_status_of_one_run_and_of_failing_runs(vstack: VerifyStack) -> None:
     vstack.request({"run_id": "rnosuchrun0003"})  # rejected: a failing row of its own
     failing = json.loads(runner.invoke(app, ["status", "--since", "1d", "--failing", "--json"]).stdout)
     assert any("rnosuchrun0003" in (r["last_failure"] or "") for r in failing), failing
-    empty = runner.invoke(app, ["status", "--since", "1d", "--failing", "--dataset", "hr", "--run", run.run_id])
+    empty = runner.invoke(app, ["status", "--since", "1d", "--failing", "--dataset", "hr", "--run-id", run.run_id])
     assert empty.exit_code == 0, empty.output
     assert empty.stdout.startswith(
         f"no failing verify results of run {run.run_id}, dataset 'hr' (not a configured dataset; configured: sales)"
