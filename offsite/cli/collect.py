@@ -216,7 +216,11 @@ def run(
         print_json({**printed, "complete": result is not None, "result": result.to_dict() if result else None})
     elif result is None:
         typer.echo(f"error: collect {job} {request.run_id}: no result after {timeout:.0f}s", err=True)
-        typer.echo(f"hint: `offsite collect status {job}` and `offsite logs collect_list` say where it is", err=True)
+        typer.echo(
+            f"hint: `offsite collect status {job}` and `offsite logs -f collect_list -f collect_copy "
+            f"--run-id {request.run_id}` say where it is",
+            err=True,
+        )
     else:
         line = f"collect {job} {request.run_id}: {result.status} ({result.stage})"
         if result.stage != Stage.COLLECT_LIST:  # a failed listing counted nothing
