@@ -43,7 +43,7 @@ app.add_typer(drive.app, name="drive", help="Browse a configured Google Drive de
 app.add_typer(collect.app, name="collect", help="Collect files from partners' SFTP servers (status, ls, run).")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(config_cmd.app, name="config", help="Show and validate the configuration.")
-app.add_typer(mirror.app, name="mirror", help="GCS bucket mirrors: compare and reconcile (docs/mirror.md).")
+app.add_typer(mirror.app, name="mirror", help="GCS bucket mirrors: compare, reconcile and restore (docs/mirror.md).")
 app.add_typer(ingest.app, name="ingest", help="SQLite → BigQuery incremental ingest.")
 app.add_typer(
     restore_drill.app, name="restore-drill", help="Restore drills: run one now, show the last proven restore."

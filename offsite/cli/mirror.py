@@ -1,23 +1,27 @@
-"""``offsite mirror check|reconcile BUCKET``: GCS bucket mirrors (docs/mirror.md).
+"""``offsite mirror check|reconcile|restore BUCKET``: GCS bucket mirrors (docs/mirror.md).
 
 ``check`` compares the bucket with its destinations here and now (nothing published, nothing
 changed); ``reconcile`` publishes the ``mirror-reconciles`` request that Cloud Scheduler sends
 on the entry's schedule, so the verify function compares, reports on ``verify-results`` and
-fixes the difference (``--check-only``: report only).
+fixes the difference (``--check-only``: report only); ``restore`` copies a destination's copies
+back into GCS, checked (:mod:`shared.mirror.restore`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config, new_app
 from offsite.cli.ops import exit_with_checks
-from offsite.cli.output import JsonOption, print_published
+from offsite.cli.output import JsonOption, print_json, print_published
 from shared.errors import RejectedInput
 
-app = new_app(no_args_is_help=True, help="GCS bucket mirrors: compare and reconcile.")
+if TYPE_CHECKING:
+    from shared.mirror.restore import RestoredObject
+
+app = new_app(no_args_is_help=True, help="GCS bucket mirrors: compare, reconcile and restore.")
 
 BucketArg = Annotated[str, typer.Argument(help="A bucket of the config's buckets[].")]
 DestinationOpt = Annotated[str | None, typer.Option("--destination", "-d", help="Only this destination.")]
@@ -73,3 +77,59 @@ def reconcile(
             raise RejectedInput(f"bucket {bucket!r} is not mirrored (buckets[] in the config: {known})")
         message_id = pubsub.publish(MIRROR_RECONCILES, request, origin="offsite-mirror")
     print_published("mirror", MIRROR_RECONCILES, request, message_id, as_json)
+
+
+@app.command()
+def restore(
+    bucket: BucketArg,
+    source: Annotated[str, typer.Option("--from", help="The destination to restore from, e.g. box.")],
+    to_bucket: Annotated[
+        str | None, typer.Option("--to-bucket", help="Write the objects here (default: the mirrored bucket itself).")
+    ] = None,
+    prefix: Annotated[str, typer.Option("--prefix", help="Only objects whose name starts with this.")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be restored; write nothing.")] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Restore the bucket's objects from a destination's copies, each checked against the size and
+    hash the destination reports; an object that exists is never replaced.
+
+    Exit 0 when every copy was restored (or existed already), 1 when one was damaged (its object
+    is deleted again) or the destination or GCS failed (what was restored stays: run it again),
+    2 for a bucket that is not mirrored or a destination that is not one of its own."""
+    from shared.destinations import factory
+    from shared.mirror import reconcile
+    from shared.mirror.request import MirrorRequest
+    from shared.mirror.restore import DAMAGED, restore_bucket
+
+    cfg = load_cli_config(config)
+    target = to_bucket or bucket
+    with exit_on_error():
+        mirror, (destination,) = reconcile.plan(MirrorRequest.from_obj({"bucket": bucket, "destination": source}), cfg)
+        if target in (cfg.bucket, cfg.state_bucket_name):
+            raise RejectedInput(f"--to-bucket: {target!r} is offsite's own bucket; expected a bucket of your data")
+        with factory.opened(destination, cfg) as dest:
+            restored = restore_bucket(mirror, dest, target, prefix=prefix, dry_run=dry_run)
+    if as_json:
+        print_json([r.to_dict() for r in restored])
+    else:
+        _print_restored(restored, target, source, dry_run=dry_run)
+    raise typer.Exit(1 if any(r.status == DAMAGED for r in restored) else 0)
+
+
+def _print_restored(restored: list[RestoredObject], target: str, source: str, *, dry_run: bool) -> None:
+    """Every object (--dry-run), else those not restored; then one line of counts."""
+    from offsite.cli.output import human_bytes, print_line, print_table
+    from shared.mirror.restore import RESTORED
+
+    shown = restored if dry_run else [r for r in restored if r.status != RESTORED]
+    if shown:
+        cells = [[r.name, r.size, r.status, r.check, r.reason] for r in shown]
+        print_table(("OBJECT", "SIZE", "STATUS", "CHECK", "NOTE"), cells, right={"SIZE"})
+    counts: dict[str, int] = {}
+    for r in restored:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    done = sum(r.size for r in restored if r.status == RESTORED)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no copies found"
+    verb = "would restore" if dry_run else f"restored {human_bytes(done)}"
+    print_line(f"{verb} from {source} into gs://{target}: {summary}")

@@ -27,13 +27,15 @@ class OutOfTime(PermanentError):
     """The restore's deadline (the drill's budget) passed before the load could start: nothing is loaded."""
 
 
-class _Hashing:
-    """A read-only stream that hashes what passes through (for the GCS upload)."""
+class HashingReader:
+    """A read-only stream that hashes what passes through (for the GCS upload): SHA-1 always,
+    MD5 too when asked (a destination that reports only MD5, as Drive may)."""
 
-    def __init__(self, stream: ByteStream, deadline: float | None = None) -> None:
+    def __init__(self, stream: ByteStream, deadline: float | None = None, *, md5: bool = False) -> None:
         self.stream = stream
         self.deadline = deadline
         self.sha1 = hashlib.sha1()
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         self.size = 0
 
     def tell(self) -> int:  # the resumable upload asks where the stream starts
@@ -54,6 +56,8 @@ class _Hashing:
                 left -= len(part)
             data = b"".join(parts)
         self.sha1.update(data)
+        if self.md5 is not None:
+            self.md5.update(data)
         self.size += len(data)
         return data
 
@@ -91,7 +95,7 @@ def stage_file(
     if not file.sha1:
         raise PermanentError(f"{run.manifest_path}: file {file.name} has no sha1; this manifest cannot prove a restore")
     name = staging_name(folder, file)
-    source = _Hashing(destination.open(run.path_of(file.name)), deadline)
+    source = HashingReader(destination.open(run.path_of(file.name)), deadline)
     blob: Any = clients.storage_client().bucket(bucket).blob(name, chunk_size=CHUNK)
     try:
         with gcs.mapped_errors(f"staging {file.name} at {gcs.uri(bucket, name)}"):

@@ -1,0 +1,132 @@
+"""Restore a mirrored bucket's objects from one destination's copies (``offsite mirror restore``).
+
+The destination's folder of the bucket (``remote_folder``) is listed — without the versions
+that ``retention`` keeps (``_offsite_versions/``) and files named as uploads in progress — and
+each file becomes the object of its name relative to the folder, in the target bucket (by
+default the mirrored bucket itself). Each file is streamed into GCS with its SHA-1 computed on
+the way and checked against the size and hash the destination reports for it (Box's SHA-1,
+Drive's SHA-1 or MD5; an SFTP server reports none, so there the size is the check): a copy
+whose bytes are not what the destination says is deleted again (only the generation this
+restore created) and reported ``damaged``. An object that already exists is never replaced: the
+target bucket is listed first and an existing name is reported ``exists`` without reading its
+copy; the upload's precondition ("no live generation") also stops one written meanwhile.
+
+A restore into the mirrored bucket fires its finalize events like any write: the deliveries
+find the destinations already holding the same bytes (``unchanged``) and put nothing.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+
+from shared import log
+from shared.config.buckets import VERSIONS_FOLDER, BucketMirror
+from shared.destinations.base import Destination, Readable, RemoteFile
+from shared.errors import PermanentError
+from shared.gcp import clients, gcs
+from shared.restore.stage import CHUNK, HashingReader
+
+logger = log.get_logger(__name__)
+
+RESTORED, WOULD_RESTORE, EXISTS, DAMAGED = "restored", "would_restore", "exists", "damaged"
+HELD = "the bucket holds an object of this name (never replaced)"
+
+
+@dataclass(frozen=True)
+class RestoredObject:
+    """One file of the destination's folder and what became of it in the target bucket."""
+
+    name: str  # the object name (the path under the bucket's folder)
+    path: str  # the file at the destination
+    size: int
+    status: str  # restored | would_restore | exists | damaged
+    check: str  # sha1 / md5: the destination's hash matched; size: it reports none
+    sha1: str | None = None  # of the bytes read (restored, damaged)
+    generation: int | None = None  # of the object created (restored)
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def copies(mirror: BucketMirror, destination: Destination, prefix: str = "") -> Iterator[tuple[str, RemoteFile]]:
+    """(object name, file) for every copy of the bucket's objects at ``destination`` whose name
+    starts with ``prefix``: not the kept versions, not uploads in progress."""
+    folder = mirror.folder
+    suffix = destination.abilities.partial_suffix
+    for remote in destination.list(folder):
+        name = remote.path[len(folder) + 1 :]
+        if name.split("/", 1)[0].casefold() == VERSIONS_FOLDER:
+            continue
+        if suffix and name.endswith(suffix):
+            continue
+        if name.startswith(prefix):
+            yield name, remote
+
+
+def check_of(remote: RemoteFile) -> str:
+    """What a restored copy is checked against besides its size: the destination's hash."""
+    return "sha1" if remote.sha1 else "md5" if remote.md5 else "size"
+
+
+def restore_object(destination: Destination, remote: RemoteFile, name: str, bucket: str) -> RestoredObject:
+    """Stream one copy into ``gs://bucket/name`` unless an object of that name exists; checked."""
+    if not isinstance(destination, Readable):
+        raise PermanentError(f"{destination.name} cannot be read back; nothing can be restored from it")
+    check = check_of(remote)
+    reader = HashingReader(destination.open(remote.path), md5=check == "md5")
+    blob: Any = clients.storage_client().bucket(bucket).blob(name, chunk_size=CHUNK)
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    try:
+        with gcs.mapped_errors(f"restoring {destination.location(remote.path)} to {gcs.uri(bucket, name)}"):
+            blob.upload_from_file(reader, content_type=content_type, if_generation_match=0)
+    except gexc.PreconditionFailed:
+        return RestoredObject(name, remote.path, remote.size, EXISTS, check, reason=HELD)
+    finally:
+        reader.stream.close()
+    got = reader.sha1.hexdigest()
+    problem = _damage(remote, reader, check)
+    if problem is not None:
+        gcs.delete(bucket, name, if_generation_match=blob.generation)
+        logger.warning("restored copy damaged; deleted", object=name, reason=problem)
+        return RestoredObject(name, remote.path, reader.size, DAMAGED, check, got, reason=problem)
+    logger.info("object restored", object=name, size=reader.size, sha1=got, destination=str(destination.id))
+    return RestoredObject(name, remote.path, reader.size, RESTORED, check, got, blob.generation)
+
+
+def _damage(remote: RemoteFile, reader: HashingReader, check: str) -> str | None:
+    """Why the bytes read are not the file the destination lists, if they are not."""
+    if reader.size != remote.size:
+        return f"{reader.size} bytes read, the destination lists {remote.size}"
+    if check == "sha1" and reader.sha1.hexdigest() != (remote.sha1 or "").lower():
+        return f"sha1 {reader.sha1.hexdigest()} of the bytes read, the destination says {remote.sha1}"
+    if check == "md5" and reader.md5 is not None and reader.md5.hexdigest() != (remote.md5 or "").lower():
+        return f"md5 {reader.md5.hexdigest()} of the bytes read, the destination says {remote.md5}"
+    return None
+
+
+def restore_bucket(
+    mirror: BucketMirror,
+    destination: Destination,
+    bucket: str,
+    *,
+    prefix: str = "",
+    dry_run: bool = False,
+) -> list[RestoredObject]:
+    """Every copy under ``prefix`` restored into ``bucket`` (or, ``dry_run``, what would be;
+    nothing is written). The target bucket is listed once: an object it holds is ``exists``."""
+    present = {o.name for o in gcs.list_prefix(bucket, prefix)}
+    out = []
+    for name, remote in copies(mirror, destination, prefix):
+        if name in present:
+            out.append(RestoredObject(name, remote.path, remote.size, EXISTS, check_of(remote), reason=HELD))
+        elif dry_run:
+            out.append(RestoredObject(name, remote.path, remote.size, WOULD_RESTORE, check_of(remote)))
+        else:
+            out.append(restore_object(destination, remote, name, bucket))
+    return out
