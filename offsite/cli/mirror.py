@@ -9,6 +9,7 @@ back into GCS, checked (:mod:`shared.mirror.restore`).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -87,6 +88,13 @@ def restore(
         str | None, typer.Option("--to-bucket", help="Write the objects here (default: the mirrored bucket itself).")
     ] = None,
     prefix: Annotated[str, typer.Option("--prefix", help="Only objects whose name starts with this.")] = "",
+    versions: Annotated[
+        str | None,
+        typer.Option(
+            "--versions",
+            help="YYYY-MM-DD: restore the copies retention kept that day (objects deleted then), not the live ones.",
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be restored; write nothing.")] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
@@ -108,13 +116,25 @@ def restore(
         mirror, (destination,) = reconcile.plan(MirrorRequest.from_obj({"bucket": bucket, "destination": source}), cfg)
         if target in (cfg.bucket, cfg.state_bucket_name):
             raise RejectedInput(f"--to-bucket: {target!r} is offsite's own bucket; expected a bucket of your data")
+        day = _day(versions)
         with factory.opened(destination, cfg) as dest:
-            restored = restore_bucket(mirror, dest, target, prefix=prefix, dry_run=dry_run)
+            restored = restore_bucket(mirror, dest, target, prefix=prefix, dry_run=dry_run, versions_day=day)
     if as_json:
         print_json([r.to_dict() for r in restored])
     else:
         _print_restored(restored, target, source, dry_run=dry_run)
     raise typer.Exit(1 if any(r.status == DAMAGED for r in restored) else 0)
+
+
+def _day(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise RejectedInput(
+            f"--versions: {text!r} is not a day; expected YYYY-MM-DD (a folder of _offsite_versions/)"
+        ) from None
 
 
 def _print_restored(restored: list[RestoredObject], target: str, source: str, *, dry_run: bool) -> None:

@@ -11,12 +11,17 @@ restore created) and reported ``damaged``. An object that already exists is neve
 target bucket is listed first and an existing name is reported ``exists`` without reading its
 copy; the upload's precondition ("no live generation") also stops one written meanwhile.
 
+With ``versions_day`` the copies come from the versions ``retention`` kept that day instead
+(``{remote_folder}/_offsite_versions/YYYY-MM-DD/``: the copies of objects deleted, or found
+extra, on that UTC day), each under its object name again: the way back from a deletion.
+
 A restore into the mirrored bucket fires its finalize events like any write: the deliveries
 find the destinations already holding the same bytes (``unchanged``) and put nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import mimetypes
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -29,6 +34,7 @@ from shared.config.buckets import VERSIONS_FOLDER, BucketMirror
 from shared.destinations.base import Destination, Readable, RemoteFile
 from shared.errors import PermanentError
 from shared.gcp import clients, gcs
+from shared.mirror.versions import DAY_FORMAT
 from shared.restore.stage import CHUNK, HashingReader
 
 logger = log.get_logger(__name__)
@@ -54,14 +60,19 @@ class RestoredObject:
         return asdict(self)
 
 
-def copies(mirror: BucketMirror, destination: Destination, prefix: str = "") -> Iterator[tuple[str, RemoteFile]]:
+def copies(
+    mirror: BucketMirror, destination: Destination, prefix: str = "", versions_day: dt.date | None = None
+) -> Iterator[tuple[str, RemoteFile]]:
     """(object name, file) for every copy of the bucket's objects at ``destination`` whose name
-    starts with ``prefix``: not the kept versions, not uploads in progress."""
+    starts with ``prefix``: not the kept versions (``versions_day``: only that day's versions),
+    not uploads in progress."""
     folder = mirror.folder
+    if versions_day is not None:
+        folder = f"{mirror.versions_folder}/{versions_day.strftime(DAY_FORMAT)}"
     suffix = destination.abilities.partial_suffix
     for remote in destination.list(folder):
         name = remote.path[len(folder) + 1 :]
-        if name.split("/", 1)[0].casefold() == VERSIONS_FOLDER:
+        if versions_day is None and name.split("/", 1)[0].casefold() == VERSIONS_FOLDER:
             continue
         if suffix and name.endswith(suffix):
             continue
@@ -117,12 +128,14 @@ def restore_bucket(
     *,
     prefix: str = "",
     dry_run: bool = False,
+    versions_day: dt.date | None = None,
 ) -> list[RestoredObject]:
-    """Every copy under ``prefix`` restored into ``bucket`` (or, ``dry_run``, what would be;
-    nothing is written). The target bucket is listed once: an object it holds is ``exists``."""
+    """Every copy under ``prefix`` (of ``versions_day``'s versions, when given) restored into
+    ``bucket`` (or, ``dry_run``, what would be; nothing is written). The target bucket is listed
+    once: an object it holds is ``exists``."""
     present = {o.name for o in gcs.list_prefix(bucket, prefix)}
     out = []
-    for name, remote in copies(mirror, destination, prefix):
+    for name, remote in copies(mirror, destination, prefix, versions_day):
         if name in present:
             out.append(RestoredObject(name, remote.path, remote.size, EXISTS, check_of(remote), reason=HELD))
         elif dry_run:

@@ -3,6 +3,7 @@ bare stack's Box API server and OpenSSH), each checked; a damaged copy is never 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -132,3 +133,30 @@ def test_refusals_name_the_option(mirror_factory: Callable[..., MirrorStack]) ->
     assert stranger.exit_code == 2 and "'sftp:nobody'" in stranger.stderr
     missing = runner.invoke(app, ["mirror", "restore", m.bucket])
     assert missing.exit_code == 2 and "--from" in missing.output
+
+
+def test_an_object_deleted_in_the_bucket_comes_back_from_the_days_versions(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    """With retention, the mirror moves a deleted object's copy to _offsite_versions/DAY/: the live
+    restore does not bring it back, --versions DAY does, under its own name, checked."""
+    m = mirror_factory(delete="mirror", retention={"daily": 3})
+    for name, data in OBJECTS.items():
+        m.finalized(m.put(name, data))
+    lost = "dir/\u00fc b.bin"
+    m.deleted(m.remove(lost))  # by mistake
+    day = dt.datetime.now(dt.UTC).date().isoformat()  # the UTC day of the move
+    live = json.loads(
+        runner.invoke(app, ["mirror", "restore", m.bucket, "--from", "box", "--dry-run", "--json"]).stdout
+    )
+    assert {r["name"]: r["status"] for r in live} == {"a.txt": "exists", "dir/sub/c.json": "exists"}
+    for source in ("box", "sftp:local"):
+        args = ["mirror", "restore", m.bucket, "--from", source, "--versions", day, "--json"]
+        out = runner.invoke(app, args)
+        assert out.exit_code == 0, out.output
+        [row] = json.loads(out.stdout)
+        assert row["name"] == lost and row["path"].endswith(f"/_offsite_versions/{day}/{lost}")
+        assert row["status"] == ("restored" if source == "box" else "exists")  # box brought it back first
+    assert hashlib.sha1(gcs.read_bytes(m.bucket, lost) or b"").hexdigest() == hashlib.sha1(BIG).hexdigest()
+    bad = runner.invoke(app, ["mirror", "restore", m.bucket, "--from", "box", "--versions", "yesterday"])
+    assert bad.exit_code == 2 and "--versions: 'yesterday' is not a day; expected YYYY-MM-DD" in bad.stderr
