@@ -1,8 +1,9 @@
 """What `offsite box` and `offsite drive` share: browsing a destination's ``entries(path)``.
 
-Both list one folder (``ls``) and draw the tree below one (``tree``) the same way, with the
-commands :func:`browse_app` defines; only how the destination is chosen (an :data:`Opener`)
-and how a path is named differ.
+Both list one folder (``ls``), draw the tree below one (``tree``) and download one file,
+checked (``get``: :func:`shared.restore.fetch.fetch_file`) the same way, with the commands
+:func:`browse_app` defines; only how the destination is chosen (an :data:`Opener`) and how a
+path is named differ.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from offsite.cli.common import ConfigOption, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from shared.destinations.base import normalize_path
 from shared.errors import OffsiteError
+from shared.restore.fetch import Fetched, fetch_file
 
 DepthOption = Annotated[int, typer.Option("--depth", "-d", min=1, help="How many folder levels to show.")]
 FilesOption = Annotated[bool, typer.Option("--files/--no-files", help="Show files, not only folders.")]
+HERE = Path(".")
 
 
 class Browsable(Protocol):
@@ -77,7 +80,31 @@ def browse_app(opener: Opener, path_help: str, destination_help: str | None = No
         with opened(opener, config, destination, path) as (b, path):
             show_tree(b.dest, path, depth, files, as_json=as_json, head=b.tree_head or b.head, title=b.title)
 
+    @app.command("get")
+    def get(
+        path: Annotated[str, typer.Argument(help="The file, relative to the same folder as ls.")],
+        to: Annotated[Path, typer.Argument(help="Local file, or a folder to put it in (default: here).")] = HERE,
+        destination: str | None = destination_option,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing local file.")] = False,
+        as_json: JsonOption = False,
+        config: ConfigOption = None,
+    ) -> None:
+        """Download one file, checked against the size and hash the destination lists (written
+        under a temporary name, renamed into place only once it matches). Exit 1 if it does not."""
+        with opened(opener, config, destination, path) as (b, path):
+            dest: Any = b.dest  # a whole Destination: fetch_file reads it back
+            show_fetched(fetch_file(dest, path, to, force=force), b.where, as_json=as_json)
+
     return app
+
+
+def show_fetched(fetched: Fetched, where: str, *, as_json: bool) -> None:
+    """``get``'s one line (or JSON): where from, where to, size, SHA-1 and what it was checked against."""
+    if as_json:
+        print_json(fetched.to_dict())
+        return
+    checked = "size only: the destination lists no hash" if fetched.check == "size" else f"its {fetched.check} matches"
+    print_line(f"{where} → {fetched.local}: {fetched.size:,} bytes, sha1 {fetched.sha1} ({checked})")
 
 
 @contextmanager

@@ -1,10 +1,11 @@
-"""offsite sftp: operate on an SFTP partner's server: check it, list, upload and delete files.
+"""offsite sftp: operate on an SFTP partner's server: check it, list, upload, download and delete files.
 
     offsite sftp check                       connect, verify the host key, show what the server offers
     offsite sftp host-key --host H [--port]  the key a server offers (to confirm with the partner, then pin)
     offsite sftp ls [-l] [PATH]              list a folder (relative to the partner directory)
     offsite sftp tree [--depth N] [PATH]     the folder tree
     offsite sftp upload --gcs-uri gs://B/O --remote-file NAME   stream one object, as deliveries do
+    offsite sftp get PATH [LOCAL] [--force]  download one file (checked against the size the server lists)
     offsite sftp rm PATH [-r] [-f]           delete a file (or a folder with -r); asks unless -f
     offsite sftp clear [-f]                  delete everything inside the partner directory; asks unless -f
 
@@ -21,10 +22,12 @@ import posixpath
 import stat as statmod
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from offsite.cli.browse import HERE
 from offsite.cli.common import exit_on_error, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
 from offsite.cli.sftp_target import CONNECTION_OPTIONS, Target, resolve_target
@@ -321,6 +324,26 @@ def upload(
         return
     rate = f", {info.size / 1e6 / elapsed:.1f} MB/s" if elapsed > 0 and result.status != "unchanged" else ""
     print_line(f"{result.status}: {remote} ({result.size:,} bytes, sha1 {result.sha1}{rate})")
+
+
+@partner_command
+def get(
+    target: Target,
+    path: Annotated[str, typer.Argument(help="The file, relative to (or inside) the partner directory.")],
+    to: Annotated[Path, typer.Argument(help="Local file, or a folder to put it in (default: here).")] = HERE,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing local file.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Download one file: written under a temporary name, renamed into place once its size is the
+    one the server lists (an SFTP server lists no hash; the SHA-1 of the bytes read is printed)."""
+    from offsite.cli.browse import show_fetched
+    from shared.restore.fetch import fetch_file
+
+    full = _inside(target, path)
+    relative = posixpath.relpath(full, posixpath.normpath(target.partner.directory))
+    with _destination(target) as destination:
+        fetched = fetch_file(destination, relative, to, force=force)
+    show_fetched(fetched, f"{target.name}:{full}", as_json=as_json)
 
 
 @partner_command

@@ -35,6 +35,7 @@ from shared.destinations.base import Destination, Readable, RemoteFile
 from shared.errors import PermanentError
 from shared.gcp import clients, gcs
 from shared.mirror.versions import DAY_FORMAT
+from shared.restore.fetch import check_of, damage_of
 from shared.restore.stage import CHUNK, HashingReader
 
 logger = log.get_logger(__name__)
@@ -80,11 +81,6 @@ def copies(
             yield name, remote
 
 
-def check_of(remote: RemoteFile) -> str:
-    """What a restored copy is checked against besides its size: the destination's hash."""
-    return "sha1" if remote.sha1 else "md5" if remote.md5 else "size"
-
-
 def restore_object(destination: Destination, remote: RemoteFile, name: str, bucket: str) -> RestoredObject:
     """Stream one copy into ``gs://bucket/name`` unless an object of that name exists; checked."""
     if not isinstance(destination, Readable):
@@ -101,24 +97,13 @@ def restore_object(destination: Destination, remote: RemoteFile, name: str, buck
     finally:
         reader.stream.close()
     got = reader.sha1.hexdigest()
-    problem = _damage(remote, reader, check)
+    problem = damage_of(remote, reader, check)
     if problem is not None:
         gcs.delete(bucket, name, if_generation_match=blob.generation)
         logger.warning("restored copy damaged; deleted", object=name, reason=problem)
         return RestoredObject(name, remote.path, reader.size, DAMAGED, check, got, reason=problem)
     logger.info("object restored", object=name, size=reader.size, sha1=got, destination=str(destination.id))
     return RestoredObject(name, remote.path, reader.size, RESTORED, check, got, blob.generation)
-
-
-def _damage(remote: RemoteFile, reader: HashingReader, check: str) -> str | None:
-    """Why the bytes read are not the file the destination lists, if they are not."""
-    if reader.size != remote.size:
-        return f"{reader.size} bytes read, the destination lists {remote.size}"
-    if check == "sha1" and reader.sha1.hexdigest() != (remote.sha1 or "").lower():
-        return f"sha1 {reader.sha1.hexdigest()} of the bytes read, the destination says {remote.sha1}"
-    if check == "md5" and reader.md5 is not None and reader.md5.hexdigest() != (remote.md5 or "").lower():
-        return f"md5 {reader.md5.hexdigest()} of the bytes read, the destination says {remote.md5}"
-    return None
 
 
 def restore_bucket(

@@ -82,3 +82,52 @@ def test_ls_and_tree(settings: BoxSettings, box_server: BoxApiServer, box_root: 
 
     missing = runner.invoke(app, ["box", "ls", "no/such/folder", "--config", config])
     assert missing.exit_code == 1 and "no folder 'no/such/folder'" in missing.output
+
+
+def test_get_downloads_a_file_checked_and_never_leaves_a_damaged_one(
+    settings: BoxSettings, box_server: BoxApiServer, box_root: str, tmp_path: Path
+) -> None:
+    """`box get` checks the bytes against Box's SHA-1: bit rot in Box's stored blob (same size)
+    is refused, the local file already there stays as it was, and no partial file is left."""
+    import hashlib
+    import os
+
+    from tests.box.support import api_get
+
+    box = BoxDestination(settings)
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    box.put("GCP/storage/files/ü b.bin", io.BytesIO(data), len(data))
+    config = str(write_config(tmp_path, box_server, box_root))
+    runner = CliRunner()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+
+    got = runner.invoke(app, ["box", "get", "GCP/storage/files/ü b.bin", str(out_dir), "--config", config])
+    assert got.exit_code == 0, got.output
+    local = out_dir / "ü b.bin"
+    assert local.read_bytes() == data
+    assert (
+        f"/GCP/storage/files/ü b.bin → {local}: {len(data):,} bytes, sha1 {hashlib.sha1(data).hexdigest()}"
+        in got.stdout
+    )
+    assert "(its sha1 matches)" in got.stdout
+    again = runner.invoke(app, ["box", "get", "GCP/storage/files/ü b.bin", str(local), "--config", config])
+    assert again.exit_code == 1 and "exists; --force replaces it" in again.stderr
+
+    remote = box.stat("GCP/storage/files/ü b.bin")
+    assert remote is not None and remote.remote_id
+    version = int(api_get(box_server, f"/files/{remote.remote_id}?fields=file_version")["file_version"]["id"])
+    blob = box_server.data_dir / "blobs" / f"{version % 256:02x}" / str(version)
+    rotten = bytearray(blob.read_bytes())
+    rotten[len(rotten) // 2] ^= 0x01
+    blob.write_bytes(bytes(rotten))
+    damaged = runner.invoke(app, ["box", "get", "GCP/storage/files/ü b.bin", str(local), "--force", "--config", config])
+    assert damaged.exit_code == 1, damaged.output
+    assert (
+        "is damaged: sha1 " in damaged.stderr
+        and f"the destination says {hashlib.sha1(data).hexdigest()}" in damaged.stderr
+    )
+    assert local.read_bytes() == data and sorted(p.name for p in out_dir.iterdir()) == ["ü b.bin"]
+
+    missing = runner.invoke(app, ["box", "get", "GCP/nope.bin", str(out_dir), "--config", config])
+    assert missing.exit_code == 1 and "no file 'GCP/nope.bin' at box" in missing.stderr

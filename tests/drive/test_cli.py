@@ -68,3 +68,16 @@ def test_ls_and_tree(drive: DriveApiServer, tmp_path: Path) -> None:
     assert ambiguous.exit_code != 0 and "several Drive destinations" in ambiguous.output
     chosen = runner.invoke(app, ["drive", "ls", "sales", "-D", "archive", "--json", "--config", two])
     assert json.loads(chosen.stdout)["destination"] == "drive:archive"
+
+
+def test_get_downloads_a_file_checked_against_drives_hash(drive: DriveApiServer, tmp_path: Path) -> None:
+    folder = new_folder(drive)
+    dest = DriveDestination("reports", oauth_settings(drive, folder))
+    dest.put("sales/r1/a.csv", io.BytesIO(b"id,name\n1,a\n"), 12)
+    config = write_config(tmp_path, drive, {"reports": folder})
+    target = tmp_path / "a-copy.csv"
+    got = CliRunner().invoke(app, ["drive", "get", "sales/r1/a.csv", str(target), "--json", "--config", config])
+    assert got.exit_code == 0, got.output
+    fetched = json.loads(got.stdout)
+    assert target.read_bytes() == b"id,name\n1,a\n" and fetched["local"] == str(target)
+    assert fetched["size"] == 12 and fetched["check"] in ("sha1", "md5")  # Drive lists a hash: more than the size

@@ -228,3 +228,18 @@ def test_upload_from_gcs(bare_stack_env: StackInfo, sshd: Sshd, workdir: Path, t
     assert result["sha1"] == hashlib.sha1(data).hexdigest() and result["path"].endswith("in/file.bin")
     missing = sftp("upload", "--gcs-uri", f"gs://{bare_stack_env.bucket}/nope", "--remote-file", "x", *args)
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_get_downloads_a_file_checked_by_size_and_only_inside_the_directory(
+    sshd: Sshd, workdir: Path, tmp_path: Path
+) -> None:
+    populate(workdir, sshd)
+    args = explicit(sshd, workdir, tmp_path)
+    got = sftp("get", "a/two.csv", str(tmp_path), *args)
+    assert got.exit_code == 0, got.output
+    assert (tmp_path / "two.csv").read_bytes() == b"22\n"
+    sha1 = hashlib.sha1(b"22\n").hexdigest()
+    assert f"{workdir / 'a' / 'two.csv'} → {tmp_path / 'two.csv'}: 3 bytes, sha1 {sha1}" in got.stdout
+    assert "(size only: the destination lists no hash)" in got.stdout
+    outside = sftp("get", "../secret", str(tmp_path), *args)
+    assert outside.exit_code == 1 and "is outside the partner directory" in outside.stderr
