@@ -95,6 +95,9 @@ def restore(
             help="YYYY-MM-DD: restore the copies retention kept that day (objects deleted then), not the live ones.",
         ),
     ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Copies at once (an SFTP partner: at most its max_sessions).")
+    ] = 4,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be restored; write nothing.")] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
@@ -117,8 +120,17 @@ def restore(
         if target in (cfg.bucket, cfg.state_bucket_name):
             raise RejectedInput(f"--to-bucket: {target!r} is offsite's own bucket; expected a bucket of your data")
         day = _day(versions)
-        with factory.opened(destination, cfg) as dest:
-            restored = restore_bucket(mirror, dest, target, prefix=prefix, dry_run=dry_run, versions_day=day)
+        if destination.kind == "sftp":  # each worker holds a session of the partner's
+            workers = min(workers, cfg.sftp_partner(destination.name).max_sessions)
+        restored = restore_bucket(
+            mirror,
+            lambda: factory.opened(destination, cfg),
+            target,
+            prefix=prefix,
+            dry_run=dry_run,
+            versions_day=day,
+            workers=workers,
+        )
     if as_json:
         print_json([r.to_dict() for r in restored])
     else:

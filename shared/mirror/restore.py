@@ -23,8 +23,12 @@ from __future__ import annotations
 
 import datetime as dt
 import mimetypes
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
+from queue import Empty, Queue
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -106,25 +110,68 @@ def restore_object(destination: Destination, remote: RemoteFile, name: str, buck
     return RestoredObject(name, remote.path, reader.size, RESTORED, check, got, blob.generation)
 
 
+Opener = Callable[[], AbstractContextManager[Destination]]
+"""A new handle on the destination restored from, for one worker (``factory.opened``)."""
+
+
 def restore_bucket(
     mirror: BucketMirror,
-    destination: Destination,
+    open_destination: Opener,
     bucket: str,
     *,
     prefix: str = "",
     dry_run: bool = False,
     versions_day: dt.date | None = None,
+    workers: int = 1,
 ) -> list[RestoredObject]:
     """Every copy under ``prefix`` (of ``versions_day``'s versions, when given) restored into
-    ``bucket`` (or, ``dry_run``, what would be; nothing is written). The target bucket is listed
-    once: an object it holds is ``exists``."""
+    ``bucket`` (or, ``dry_run``, what would be; nothing is written), in listing order. The target
+    bucket is listed once: an object it holds is ``exists``. ``workers`` copies run at once, each
+    on a handle of its own; the first failure stops the others taking more and is raised (what
+    was restored stays: a second run skips it)."""
     present = {o.name for o in gcs.list_prefix(bucket, prefix)}
-    out = []
-    for name, remote in copies(mirror, destination, prefix, versions_day):
-        if name in present:
-            out.append(RestoredObject(name, remote.path, remote.size, EXISTS, check_of(remote), reason=HELD))
-        elif dry_run:
-            out.append(RestoredObject(name, remote.path, remote.size, WOULD_RESTORE, check_of(remote)))
-        else:
-            out.append(restore_object(destination, remote, name, bucket))
-    return out
+    with open_destination() as destination:
+        found = list(copies(mirror, destination, prefix, versions_day))
+        out: dict[str, RestoredObject] = {}
+        todo: list[tuple[str, RemoteFile]] = []
+        for name, remote in found:
+            if name in present:
+                out[name] = RestoredObject(name, remote.path, remote.size, EXISTS, check_of(remote), reason=HELD)
+            elif dry_run:
+                out[name] = RestoredObject(name, remote.path, remote.size, WOULD_RESTORE, check_of(remote))
+            else:
+                todo.append((name, remote))
+        if workers <= 1 or len(todo) <= 1:
+            out.update((name, restore_object(destination, remote, name, bucket)) for name, remote in todo)
+    if workers > 1 and len(todo) > 1:
+        out.update(_in_parallel(open_destination, todo, bucket, min(workers, len(todo))))
+    return [out[name] for name, _ in found]
+
+
+def _in_parallel(
+    open_destination: Opener, todo: list[tuple[str, RemoteFile]], bucket: str, workers: int
+) -> dict[str, RestoredObject]:
+    queue: Queue[tuple[str, RemoteFile]] = Queue()
+    for item in todo:
+        queue.put(item)
+    stop = threading.Event()
+    done: dict[str, RestoredObject] = {}
+
+    def work() -> None:
+        with open_destination() as destination:
+            while not stop.is_set():
+                try:
+                    name, remote = queue.get_nowait()
+                except Empty:
+                    return
+                try:
+                    done[name] = restore_object(destination, remote, name, bucket)
+                except BaseException:
+                    stop.set()
+                    raise
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="mirror-restore") as pool:
+        futures = [pool.submit(work) for _ in range(workers)]
+    for future in futures:
+        future.result()  # the first failure, once every worker has stopped
+    return done

@@ -160,3 +160,26 @@ def test_an_object_deleted_in_the_bucket_comes_back_from_the_days_versions(
     assert hashlib.sha1(gcs.read_bytes(m.bucket, lost) or b"").hexdigest() == hashlib.sha1(BIG).hexdigest()
     bad = runner.invoke(app, ["mirror", "restore", m.bucket, "--from", "box", "--versions", "yesterday"])
     assert bad.exit_code == 2 and "--versions: 'yesterday' is not a day; expected YYYY-MM-DD" in bad.stderr
+
+
+def test_a_copy_that_cannot_be_read_stops_the_restore_and_a_second_run_finishes_it(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    """Parallel workers (each on its own SFTP session): the first failure stops them and exits 1
+    naming it; what was restored stays, and the run again restores only the rest."""
+    m = mirror_factory()
+    _mirrored(m)
+    unreadable = m.sftp_path("a.txt")
+    unreadable.chmod(0)
+    try:
+        failed = runner.invoke(app, ["mirror", "restore", m.bucket, "--from", "sftp:local", "--workers", "3"])
+        assert failed.exit_code == 1, failed.output
+        assert "error: " in failed.stderr and "a.txt" in failed.stderr
+        assert "a.txt" not in _held(m.bucket)
+    finally:
+        unreadable.chmod(0o644)
+    again = runner.invoke(app, ["mirror", "restore", m.bucket, "--from", "sftp:local", "--json", "--workers", "1"])
+    assert again.exit_code == 0, again.output
+    statuses = {r["name"]: r["status"] for r in json.loads(again.stdout)}
+    assert statuses["a.txt"] == "restored" and set(statuses.values()) <= {"restored", "exists"}
+    assert _held(m.bucket) == _sha1s(OBJECTS)
