@@ -210,7 +210,10 @@ def run(
             print_line(f"follow it with: offsite collect status {job}")
         return
     assert request.run_id is not None
-    result = _wait_for_result(cfg, job, request.run_id, published_at, timeout)
+    from shared.collect.runs import wait_for_run
+
+    since = published_at - dt.timedelta(minutes=1)  # a failure recorded by a host whose clock is behind ours
+    result = wait_for_run(cfg.state_bucket_name, job, request.run_id, timeout_s=timeout, since=since)
     ok = result is not None and result.status in (Status.IN_SYNC, Status.SKIPPED)
     if as_json:
         print_json({**printed, "complete": result is not None, "result": result.to_dict() if result else None})
@@ -239,32 +242,3 @@ def _result_counts(result: VerifyResult) -> str:
         f"{result.files_present}/{result.files_expected} files, {result.bytes_present:,} bytes, "
         f"{result.duration_s or 0:.1f} s"
     )
-
-
-def _wait_for_result(
-    cfg: Config, job: str, run_id: str, published_at: dt.datetime, timeout_s: float
-) -> VerifyResult | None:
-    """The run's result once reported (``collect/{job}/runs/{run_id}/result.json``), or the
-    listing's failure from the run history (a run whose listing failed writes no result); None
-    when ``timeout_s`` passes first."""
-    import time
-
-    from shared.collect.runs import run_result
-    from shared.errors import TransientError
-    from shared.reporting.history import read
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = run_result(cfg.state_bucket_name, job, run_id)
-        if result is not None:
-            return result
-        try:
-            history = read(cfg.state_bucket_name, published_at - dt.timedelta(minutes=1), run_ids=[run_id])
-        except TransientError:
-            history = []  # read again at the next poll
-        listing = [r for r in history if r.stage == Stage.COLLECT_LIST and r.status.is_final_failure]
-        if listing:
-            return listing[-1]
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(1.0)

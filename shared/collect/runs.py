@@ -245,12 +245,32 @@ def run_result(bucket: str, job: str, run_id: str) -> VerifyResult | None:
     return VerifyResult.from_json(data) if data is not None else None
 
 
-def wait_for_run(bucket: str, job: str, run_id: str, *, timeout_s: float, poll_s: float = 1.0) -> VerifyResult | None:
-    """Poll until the run has its result (the demo, tests); None when ``timeout_s`` passes first."""
+def wait_for_run(
+    bucket: str, job: str, run_id: str, *, timeout_s: float, poll_s: float = 1.0, since: dt.datetime | None = None
+) -> VerifyResult | None:
+    """Poll until the run has its result (``offsite collect run --wait``, the demo, tests): its
+    ``result.json``, or its listing's failure in the run history reported since ``since``
+    (default: a minute before the call), since a listing that failed writes no result. None
+    when ``timeout_s`` passes first."""
+    from shared.errors import TransientError
+    from shared.reporting.history import read
+
+    since = since or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     deadline = time.monotonic() + timeout_s
-    while (result := run_result(bucket, job, run_id)) is None and time.monotonic() < deadline:
+    while True:
+        result = run_result(bucket, job, run_id)
+        if result is not None:
+            return result
+        try:
+            history = read(bucket, since, run_ids=[run_id])
+        except TransientError:
+            history = []  # read again at the next poll
+        listing = [r for r in history if r.stage == Stage.COLLECT_LIST and r.status.is_final_failure]
+        if listing:
+            return listing[-1]
+        if time.monotonic() >= deadline:
+            return None
         time.sleep(poll_s)
-    return result
 
 
 def freshness(bucket: str, job: str) -> dict[str, Any] | None:
