@@ -211,14 +211,11 @@ class _Watch:
     def explain(self, timeout_s: float) -> None:
         """On stderr: each export reported failed, each delivery finally not in_sync, then what
         has not reached its end."""
-        for label, result in sorted(self.failed.items()):
-            typer.echo(
-                f"error: {label}: export {result.status} ({result.stage}): {result.reason or ''}".rstrip(), err=True
-            )
-        for table, dest, result in self._final():
-            if result.status != "in_sync" and table.label not in self.failed:
-                what = f"error: {table.label} → {dest}: {result.status} ({result.stage}): {result.reason or ''}"
-                typer.echo(what.rstrip(), err=True)
+        for failure in self.failures():
+            dest = failure.get("destination")
+            what = f"{failure['source']} → {dest}: " if dest else f"{failure['source']}: export "
+            line = f"error: {what}{failure['status']} ({failure['stage']}): {failure['reason'] or ''}"
+            typer.echo(line.rstrip(), err=True)
         if self.until is Until.EXPORTED:
             missing = sorted(set(self.labels) - set(self.found) - set(self.failed))
             if missing:
@@ -228,7 +225,8 @@ class _Watch:
             if open_:
                 typer.echo(f"error: no final verify result after {timeout_s:.0f}s for: {', '.join(open_)}", err=True)
         if not self.finished:
-            typer.echo("hint: `offsite status` and the function logs show rejected or failed exports", err=True)
+            where = f"`offsite status --run-id {self.run_id}` and `offsite logs --run-id {self.run_id}`"
+            typer.echo(f"hint: {where} show where it is", err=True)
 
     def _open(self) -> list[str]:
         """``label → destination (status)`` of every delivery with no final result, of a table whose export did not fail."""
@@ -248,24 +246,24 @@ class _Watch:
                     out.append(f"{label} → {dest} ({table.status_of(dest)})")
         return out
 
-    def outcome(self) -> Waited:
-        failures = [
-            {"source": label, "status": str(r.status), "stage": r.stage and str(r.stage), "reason": r.reason}
-            for label, r in sorted(self.failed.items())
-        ]
+    def failures(self) -> list[dict[str, Any]]:
+        """Each export reported failed (per table), then each delivery whose final result is not
+        in_sync (per table and destination, for a table whose export did not fail)."""
+        failures = [_failure(label, None, r) for label, r in sorted(self.failed.items())]
         for table, dest, r in self._final():
             if r.status != "in_sync" and table.label not in self.failed:
-                failures.append(
-                    {
-                        "source": table.label,
-                        "destination": dest,
-                        "status": str(r.status),
-                        "stage": r.stage and str(r.stage),
-                        "reason": r.reason,
-                    }
-                )
+                failures.append(_failure(table.label, dest, r))
+        return failures
+
+    def outcome(self) -> Waited:
+        failures = self.failures()
         manifests = [self.found[label] for label in self.labels if label in self.found]
         return Waited(self.finished, manifests, failures, self.run)
+
+
+def _failure(source: str, destination: str | None, r: VerifyResult) -> dict[str, Any]:
+    where = {"destination": destination} if destination else {}
+    return {"source": source, **where, "status": str(r.status), "stage": r.stage and str(r.stage), "reason": r.reason}
 
 
 def _counts(result: VerifyResult) -> str:
