@@ -20,7 +20,7 @@ from offsite.cli.output import JsonOption, print_json, print_published
 from shared.errors import RejectedInput
 
 if TYPE_CHECKING:
-    from shared.mirror.restore import RestoredObject
+    from shared.mirror.restore import RestoredObject, RestoreStopped
 
 app = new_app(no_args_is_help=True, help="GCS bucket mirrors: compare, reconcile and restore.")
 
@@ -111,10 +111,11 @@ def restore(
     from shared.destinations import factory
     from shared.mirror import reconcile
     from shared.mirror.request import MirrorRequest
-    from shared.mirror.restore import DAMAGED, restore_bucket
+    from shared.mirror.restore import DAMAGED, RestoreStopped, restore_bucket
 
     cfg = load_cli_config(config)
     target = to_bucket or bucket
+    stopped: RestoreStopped | None = None
     with exit_on_error():
         mirror, (destination,) = reconcile.plan(MirrorRequest.from_obj({"bucket": bucket, "destination": source}), cfg)
         if target in (cfg.bucket, cfg.state_bucket_name):
@@ -122,19 +123,25 @@ def restore(
         day = _day(versions)
         if destination.kind == "sftp":  # each worker holds a session of the partner's
             workers = min(workers, cfg.sftp_partner(destination.name).max_sessions)
-        restored = restore_bucket(
-            mirror,
-            lambda: factory.opened(destination, cfg),
-            target,
-            prefix=prefix,
-            dry_run=dry_run,
-            versions_day=day,
-            workers=workers,
-        )
+        try:
+            restored = restore_bucket(
+                mirror,
+                lambda: factory.opened(destination, cfg),
+                target,
+                prefix=prefix,
+                dry_run=dry_run,
+                versions_day=day,
+                workers=workers,
+            )
+        except RestoreStopped as exc:
+            stopped, restored = exc, exc.results
     if as_json:
         print_json([r.to_dict() for r in restored])
     else:
-        _print_restored(restored, target, source, dry_run=dry_run)
+        _print_restored(restored, target, source, dry_run=dry_run, stopped=stopped is not None)
+    if stopped is not None:  # after what it did: the error, as every command reports one
+        with exit_on_error():
+            raise stopped.cause
     raise typer.Exit(1 if any(r.status == DAMAGED for r in restored) else 0)
 
 
@@ -149,7 +156,9 @@ def _day(text: str | None) -> dt.date | None:
         ) from None
 
 
-def _print_restored(restored: list[RestoredObject], target: str, source: str, *, dry_run: bool) -> None:
+def _print_restored(
+    restored: list[RestoredObject], target: str, source: str, *, dry_run: bool, stopped: bool = False
+) -> None:
     """Every object (--dry-run), else those not restored; then one line of counts."""
     from offsite.cli.output import human_bytes, print_line, print_table
     from shared.mirror.restore import RESTORED
@@ -162,6 +171,8 @@ def _print_restored(restored: list[RestoredObject], target: str, source: str, *,
     for r in restored:
         counts[r.status] = counts.get(r.status, 0) + 1
     done = sum(r.size for r in restored if r.status == RESTORED)
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no copies found"
-    verb = "would restore" if dry_run else f"restored {human_bytes(done)}"
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or (
+        "nothing" if stopped else "no copies found"
+    )
+    verb = "would restore" if dry_run else f"restored {human_bytes(done)}" + (" before it stopped" if stopped else "")
     print_line(f"{verb} from {source} into gs://{target}: {summary}")

@@ -114,6 +114,16 @@ Opener = Callable[[], AbstractContextManager[Destination]]
 """A new handle on the destination restored from, for one worker (``factory.opened``)."""
 
 
+class RestoreStopped(Exception):
+    """The restore stopped at ``cause``; ``results`` is what it did before (what it restored
+    stays in the bucket: a second run finds it there and restores the rest)."""
+
+    def __init__(self, cause: BaseException, results: list[RestoredObject]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.results = results
+
+
 def restore_bucket(
     mirror: BucketMirror,
     open_destination: Opener,
@@ -127,35 +137,40 @@ def restore_bucket(
     """Every copy under ``prefix`` (of ``versions_day``'s versions, when given) restored into
     ``bucket`` (or, ``dry_run``, what would be; nothing is written), in listing order. The target
     bucket is listed once: an object it holds is ``exists``. ``workers`` copies run at once, each
-    on a handle of its own; the first failure stops the others taking more and is raised (what
-    was restored stays: a second run skips it)."""
+    on a handle of its own; the first failure stops the others taking more: RestoreStopped, with
+    the results so far."""
     present = {o.name for o in gcs.list_prefix(bucket, prefix)}
     with open_destination() as destination:
         found = list(copies(mirror, destination, prefix, versions_day))
-        out: dict[str, RestoredObject] = {}
-        todo: list[tuple[str, RemoteFile]] = []
-        for name, remote in found:
-            if name in present:
-                out[name] = RestoredObject(name, remote.path, remote.size, EXISTS, check_of(remote), reason=HELD)
-            elif dry_run:
-                out[name] = RestoredObject(name, remote.path, remote.size, WOULD_RESTORE, check_of(remote))
-            else:
-                todo.append((name, remote))
-        if workers <= 1 or len(todo) <= 1:
-            out.update((name, restore_object(destination, remote, name, bucket)) for name, remote in todo)
-    if workers > 1 and len(todo) > 1:
-        out.update(_in_parallel(open_destination, todo, bucket, min(workers, len(todo))))
-    return [out[name] for name, _ in found]
+    out: dict[str, RestoredObject] = {}
+    todo: list[tuple[str, RemoteFile]] = []
+    for name, remote in found:
+        if name in present:
+            out[name] = RestoredObject(name, remote.path, remote.size, EXISTS, check_of(remote), reason=HELD)
+        elif dry_run:
+            out[name] = RestoredObject(name, remote.path, remote.size, WOULD_RESTORE, check_of(remote))
+        else:
+            todo.append((name, remote))
+    failure = _copy_all(open_destination, todo, bucket, min(workers, len(todo)), out) if todo else None
+    results = [out[name] for name, _ in found if name in out]
+    if failure is not None:
+        raise RestoreStopped(failure, results)
+    return results
 
 
-def _in_parallel(
-    open_destination: Opener, todo: list[tuple[str, RemoteFile]], bucket: str, workers: int
-) -> dict[str, RestoredObject]:
+def _copy_all(
+    open_destination: Opener,
+    todo: list[tuple[str, RemoteFile]],
+    bucket: str,
+    workers: int,
+    done: dict[str, RestoredObject],
+) -> BaseException | None:
+    """Copy ``todo`` with ``workers`` threads into ``done``; the first failure, once every worker
+    has stopped (none takes another file after it)."""
     queue: Queue[tuple[str, RemoteFile]] = Queue()
     for item in todo:
         queue.put(item)
     stop = threading.Event()
-    done: dict[str, RestoredObject] = {}
 
     def work() -> None:
         with open_destination() as destination:
@@ -170,8 +185,6 @@ def _in_parallel(
                     stop.set()
                     raise
 
-    with ThreadPoolExecutor(workers, thread_name_prefix="mirror-restore") as pool:
-        futures = [pool.submit(work) for _ in range(workers)]
-    for future in futures:
-        future.result()  # the first failure, once every worker has stopped
-    return done
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="mirror-restore") as pool:
+        futures = [pool.submit(work) for _ in range(max(1, workers))]
+    return next((f.exception() for f in futures if f.exception() is not None), None)

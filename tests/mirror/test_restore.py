@@ -174,8 +174,12 @@ def test_a_copy_that_cannot_be_read_stops_the_restore_and_a_second_run_finishes_
     try:
         failed = runner.invoke(app, ["mirror", "restore", m.bucket, "--from", "sftp:local", "--workers", "3"])
         assert failed.exit_code == 1, failed.output
-        assert "error: " in failed.stderr and "a.txt" in failed.stderr
+        assert "error: sftp:local: opening: permission denied on " in failed.stderr and "a.txt" in failed.stderr
         assert "a.txt" not in _held(m.bucket)
+        # what it did before it stopped is said (each worker stops after its file: up to two others)
+        held = _held(m.bucket)
+        said = f"{len(held)} restored" if held else "nothing"
+        assert f"before it stopped from sftp:local into gs://{m.bucket}: {said}" in failed.stdout
     finally:
         unreadable.chmod(0o644)
     again = runner.invoke(app, ["mirror", "restore", m.bucket, "--from", "sftp:local", "--json", "--workers", "1"])
