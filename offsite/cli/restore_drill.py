@@ -75,13 +75,19 @@ def wait_for_drill(
     reason}], ``error``."""
     import time
 
-    from shared.restore.drill import LOOKBACK_DAYS, drill_state
+    from shared.errors import TransientError
+    from shared.restore.drill import LOOKBACK_DAYS, DrillPick, drill_state
 
     deadline = time.monotonic() + timeout_s
     told: set[str] = set()
     error: str | None = None
+    picks: list[DrillPick] | None = None
+    done: dict[str, Any] = {}
     while True:
-        picks, done = drill_state(cfg, dataset, drill_id)
+        try:
+            picks, done = drill_state(cfg, dataset, drill_id)
+        except TransientError:
+            pass  # GCS away for a moment: what was read stands, and is read again at the next poll
         for pick in picks or []:
             marker = done.get(pick.table)
             if marker is not None and pick.table not in told and show:

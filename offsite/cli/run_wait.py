@@ -122,7 +122,10 @@ def wait_for_run(
         board.log(f"waiting for {len(watch.labels)} export(s): {', '.join(watch.labels)}")
         while True:
             for label, names in list(pending.items()):
-                done = _read_manifest(cfg, label, names, published_at)
+                try:
+                    done = _read_manifest(cfg, label, names, published_at)
+                except TransientError:
+                    break  # GCS away for a moment: the next poll reads the rest
                 if done is not None:
                     watch.found[label] = done
                     del pending[label]

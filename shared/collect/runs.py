@@ -258,13 +258,13 @@ def wait_for_run(
     since = since or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     deadline = time.monotonic() + timeout_s
     while True:
-        result = run_result(bucket, job, run_id)
+        try:
+            result = run_result(bucket, job, run_id)
+            history = [] if result is not None else read(bucket, since, run_ids=[run_id])
+        except TransientError:
+            result, history = None, []  # GCS away for a moment: read again at the next poll
         if result is not None:
             return result
-        try:
-            history = read(bucket, since, run_ids=[run_id])
-        except TransientError:
-            history = []  # read again at the next poll
         listing = [r for r in history if r.stage == Stage.COLLECT_LIST and r.status.is_final_failure]
         if listing:
             return listing[-1]
