@@ -20,11 +20,13 @@ import typer
 
 from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
+from shared.collect.messages import CollectRequest
 from shared.config import Config
 from shared.config.collect import CollectJob
 from shared.ids import Stage, Status
 from shared.messages import VerifyResult
 from shared.schedule import next_fire
+from shared.topology import COLLECT_REQUESTS
 
 app = new_app(no_args_is_help=True, help="Operate collect jobs (partner SFTP → destinations).")
 JobArgument = Annotated[str, typer.Argument(help="The collect job's name (config collect.jobs).")]
@@ -154,52 +156,12 @@ def run(
     list what would be copied: new files, and those that wait for a second listing; on a day the
     job's calendar skips, nothing unless --any-day). With --wait: exit 0 once the run is reported
     in_sync (or skipped), 1 when it is reported otherwise or the timeout passes."""
-    from shared.collect.selection import HELD
-
     cfg = load_cli_config(config)
     chosen = _job(cfg, job)
     if dry_run:
-        skip = None if any_day else skip_today(chosen, dt.datetime.now(dt.UTC))
-        if skip is not None:  # the run would copy nothing today: say so, as it would report it
-            if as_json:
-                typer.echo(f"collect {job}: a run today copies nothing: {skip}", err=True)
-                print_json([])
-            else:
-                print_line(f"collect {job}: a run today copies nothing: {skip} (--any-day runs it anyway)")
-            return
-        surveyed = _survey(cfg, chosen)
-        rows = [r for r in surveyed if r["state"] in ("take", "settling")]
-        held = [r["name"] for r in surveyed if r["state"] in HELD]
-        if as_json:
-            print_json(rows)
-            return
-        if held:
-            print_line(f"collect {job}: not collected (`offsite collect ls {job}` says why): {', '.join(held)}")
-        if not rows:
-            print_line(f"collect {job}: nothing new to copy")
-        else:
-            targets = ", ".join(str(d) for d in chosen.destinations)
-            print_line(
-                f"collect {job}: would copy to {targets} under {chosen.target_folder}/ (then {chosen.post_action})"
-            )
-            print_table(("NAME", "SIZE", "MTIME", "NOTE"), [[r["name"], r["size"], r["mtime"], r["why"]] for r in rows])
+        _dry_run(cfg, chosen, any_day=any_day, as_json=as_json)
         return
-    from shared.collect.messages import CollectRequest
-    from shared.errors import RejectedInput
-    from shared.gcp import pubsub
-    from shared.stages.fan_out import new_run_id
-    from shared.topology import COLLECT_REQUESTS
-
-    try:
-        request = CollectRequest.from_obj(
-            {"collect": job, "run_id": run_id or new_run_id(), "ignore_calendar": any_day}
-        )
-    except RejectedInput as exc:
-        typer.echo(f"error: {exc} (nothing was published)", err=True)
-        raise typer.Exit(2) from None
-    published_at = dt.datetime.now(dt.UTC)
-    with exit_on_error(1, what="publishing the request failed: "):
-        message_id = pubsub.publish(COLLECT_REQUESTS, request, origin="offsite-collect-run")
+    request, message_id = _publish(job, run_id, any_day)
     printed: dict[str, Any] = {"topic": COLLECT_REQUESTS, "message_id": message_id, "request": request.to_dict()}
     if not as_json:
         print_line(f"published on {COLLECT_REQUESTS} (message {message_id}): {request.to_json().decode()}")
@@ -209,23 +171,79 @@ def run(
         else:
             print_line(f"follow it with: offsite collect status {job}")
         return
-    assert request.run_id is not None
+    raise typer.Exit(_wait_and_report(cfg, request, printed, timeout=timeout, as_json=as_json))
+
+
+def _dry_run(cfg: Config, chosen: CollectJob, *, any_day: bool, as_json: bool) -> None:
+    """What a run would copy now: new files, and those that wait for a second listing."""
+    from shared.collect.selection import HELD
+
+    job = chosen.name
+    skip = None if any_day else skip_today(chosen, dt.datetime.now(dt.UTC))
+    if skip is not None:  # the run would copy nothing today: say so, as it would report it
+        if as_json:
+            typer.echo(f"collect {job}: a run today copies nothing: {skip}", err=True)
+            print_json([])
+        else:
+            print_line(f"collect {job}: a run today copies nothing: {skip} (--any-day runs it anyway)")
+        return
+    surveyed = _survey(cfg, chosen)
+    rows = [r for r in surveyed if r["state"] in ("take", "settling")]
+    held = [r["name"] for r in surveyed if r["state"] in HELD]
+    if as_json:
+        print_json(rows)
+        return
+    if held:
+        print_line(f"collect {job}: not collected (`offsite collect ls {job}` says why): {', '.join(held)}")
+    if not rows:
+        print_line(f"collect {job}: nothing new to copy")
+        return
+    targets = ", ".join(str(d) for d in chosen.destinations)
+    print_line(f"collect {job}: would copy to {targets} under {chosen.target_folder}/ (then {chosen.post_action})")
+    print_table(("NAME", "SIZE", "MTIME", "NOTE"), [[r["name"], r["size"], r["mtime"], r["why"]] for r in rows])
+
+
+def _publish(job: str, run_id: str | None, any_day: bool) -> tuple[CollectRequest, str]:
+    """Publish the run's request on collect-requests (exit 2 when it does not validate)."""
+    from shared.errors import RejectedInput
+    from shared.gcp import pubsub
+    from shared.stages.fan_out import new_run_id
+
+    try:
+        request = CollectRequest.from_obj(
+            {"collect": job, "run_id": run_id or new_run_id(), "ignore_calendar": any_day}
+        )
+    except RejectedInput as exc:
+        typer.echo(f"error: {exc} (nothing was published)", err=True)
+        raise typer.Exit(2) from None
+    with exit_on_error(1, what="publishing the request failed: "):
+        message_id = pubsub.publish(COLLECT_REQUESTS, request, origin="offsite-collect-run")
+    return request, message_id
+
+
+def _wait_and_report(
+    cfg: Config, request: CollectRequest, printed: dict[str, Any], *, timeout: float, as_json: bool
+) -> int:
+    """Wait for the run's result and print it; the exit code: 0 when in_sync or skipped, else 1."""
     from shared.collect.runs import wait_for_run
 
-    since = published_at - dt.timedelta(minutes=1)  # a failure recorded by a host whose clock is behind ours
-    result = wait_for_run(cfg.state_bucket_name, job, request.run_id, timeout_s=timeout, since=since)
+    job, run_id = request.collect, request.run_id
+    assert run_id is not None
+    # published a moment ago; a minute's slack for a failure recorded by a host whose clock is behind ours
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    result = wait_for_run(cfg.state_bucket_name, job, run_id, timeout_s=timeout, since=since)
     ok = result is not None and result.status in (Status.IN_SYNC, Status.SKIPPED)
     if as_json:
         print_json({**printed, "complete": result is not None, "result": result.to_dict() if result else None})
     elif result is None:
-        typer.echo(f"error: collect {job} {request.run_id}: no result after {timeout:.0f}s", err=True)
+        typer.echo(f"error: collect {job} {run_id}: no result after {timeout:.0f}s", err=True)
         typer.echo(
             f"hint: `offsite collect status {job}` and `offsite logs -f collect_list -f collect_copy "
-            f"--run-id {request.run_id}` say where it is",
+            f"--run-id {run_id}` say where it is",
             err=True,
         )
     else:
-        line = f"collect {job} {request.run_id}: {result.status} ({result.stage})"
+        line = f"collect {job} {run_id}: {result.status} ({result.stage})"
         if result.stage != Stage.COLLECT_LIST:  # a failed listing counted nothing
             line += f": {_result_counts(result)}"
         if ok:
@@ -234,7 +252,7 @@ def run(
             typer.echo(f"error: {line}", err=True)
         if result.reason and result.status != Status.IN_SYNC:
             typer.echo(f"  {result.reason}", err=not ok)
-    raise typer.Exit(0 if ok else 1)
+    return 0 if ok else 1
 
 
 def _result_counts(result: VerifyResult) -> str:
