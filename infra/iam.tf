@@ -23,7 +23,7 @@ locals {
     upload_box    = ["deliveries", "verify-results", "delivery-continuations"]
     transfer_sftp = ["deliveries", "verify-results", "delivery-continuations"]
     verify        = ["verify-results", "verify-requests"] # verify-requests: the recheck's pairs handed to other instances
-    http_trigger  = ["export-requests", "verify-requests", "ingest-requests"]
+    http_trigger  = ["export-requests", "verify-requests", "ingest-requests", "collect-requests", "restore-drills"]
     ingest_sqlite = ["verify-results", "ingest-requests"] # ingest-requests: tables deferred to a new invocation
     collect_list  = ["collect-files", "verify-results"]
     collect_copy  = ["verify-results", "collect-files"]  # collect-files: continuations of budgeted copies

@@ -1,5 +1,6 @@
 """Cloud Function http_trigger (HTTP): bq-to-box-sync's POST /sync API, plus GET /runs/<id>,
-POST /verify[/<id>], POST /ingest and GET /ingest (shared/http_trigger/api.py)."""
+POST /verify[/<id>], POST /ingest, GET /ingest, POST /collect/<job> and /restore-drill/<dataset>
+(shared/http_trigger/api.py)."""
 
 import flask
 import functions_framework

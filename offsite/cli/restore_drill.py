@@ -37,7 +37,7 @@ def run(
     restore_failed, the drill found no in_sync run to restore, the function refused the request,
     or the timeout passed."""
     from shared.gcp import pubsub
-    from shared.restore.drill import DrillRequest, drill_id_for, drill_of
+    from shared.restore.drill_records import DrillRequest, drill_id_for, drill_of
     from shared.topology import RESTORE_DRILLS
 
     cfg = load_cli_config(config)
@@ -55,7 +55,7 @@ def run(
     assert drill_id is not None, f"Pub/Sub answered message id {message_id!r}"
     outcome = wait_for_drill(cfg, dataset, drill_id, message_id, published_at, timeout, show=not as_json)
     if as_json:
-        print_json({"message_id": message_id, "topic": RESTORE_DRILLS, "drill_id": drill_id, **outcome})
+        print_json({"message_id": message_id, "topic": RESTORE_DRILLS, **outcome})
     raise typer.Exit(0 if outcome["proven"] else 1)
 
 
@@ -69,76 +69,31 @@ def wait_for_drill(
     *,
     show: bool,
 ) -> dict[str, Any]:
-    """Follow the drill (its sample, then each table's done marker) until every table is reported,
-    it has nothing to restore, its start was refused, or ``timeout_s`` passes. The outcome:
-    ``proven`` (every table restore_verified), ``complete``, ``tables`` [{table, run_id, status,
-    reason}], ``error``."""
-    import time
+    """Follow the drill (shared.restore.drill_watch) until every table is reported, it has nothing
+    to restore, its start was refused, or ``timeout_s`` passes, printing each table's line as it
+    is reported. The outcome: ``dataset``, ``drill_id``, ``proven`` (every table
+    restore_verified), ``complete``, ``tables`` [{table, run_id, status, reason}], ``error``."""
+    from shared.restore import drill_watch
 
-    from shared.errors import TransientError
-    from shared.restore.drill import LOOKBACK_DAYS, DrillPick, drill_state
+    def told(table: str, marker: dict[str, Any]) -> None:
+        if show:
+            print_line(_table_line(dataset, table, marker))
 
-    deadline = time.monotonic() + timeout_s
-    told: set[str] = set()
-    error: str | None = None
-    picks: list[DrillPick] | None = None
-    done: dict[str, Any] = {}
-    while True:
-        try:
-            picks, done = drill_state(cfg, dataset, drill_id)
-        except TransientError:
-            pass  # GCS away for a moment: what was read stands, and is read again at the next poll
-        for pick in picks or []:
-            marker = done.get(pick.table)
-            if marker is not None and pick.table not in told and show:
-                told.add(pick.table)
-                print_line(_table_line(dataset, pick.table, marker))
-        if picks is not None and len(done) == len(picks):
-            break
-        error = _refusal(cfg, message_id, published_at) if picks is None else None
-        if error is not None or time.monotonic() >= deadline:
-            break
-        time.sleep(1.0)
-    tables = [{"table": p.table, "run_id": p.run_id, **_status(done.get(p.table))} for p in picks or []]
-    complete = picks is not None and len(done) == len(picks)
-    if error is None and picks == []:
-        error = f"no in_sync run of a table of {dataset} at the drill's destination in the last {LOOKBACK_DAYS} days"
-    elif error is None and not complete:
-        waiting = [t["table"] for t in tables if t["status"] is None]
-        error = f"no result after {timeout_s:.0f}s" + (f" for: {', '.join(waiting)}" if waiting else " (no sample)")
-    proven = complete and bool(tables) and all(t["status"] == "restore_verified" for t in tables)
-    if show and error is not None:
-        typer.echo(f"error: restore drill {dataset} {drill_id}: {error}", err=True)
-    elif show and not proven:
+    progress = drill_watch.wait_for_drill(
+        cfg, dataset, drill_id, message_id=message_id, since=published_at, timeout_s=timeout_s, on_table=told
+    )
+    outcome = progress.to_dict(waited_s=timeout_s)
+    if show and outcome["error"] is not None:
+        typer.echo(f"error: restore drill {dataset} {drill_id}: {outcome['error']}", err=True)
+    elif show and not progress.proven:
         typer.echo(f"error: restore drill {dataset} {drill_id}: not every table restored equal", err=True)
-    return {"proven": proven, "complete": complete, "tables": tables, "error": error}
-
-
-def _status(marker: dict[str, Any] | None) -> dict[str, Any]:
-    marker = marker or {}
-    return {"status": marker.get("status"), "reason": marker.get("reason")}
+    return outcome
 
 
 def _table_line(dataset: str, table: str, marker: dict[str, Any]) -> str:
     """``sales.products run r…: restore_verified (equal …)``, as each table of the drill is reported."""
     line = f"{dataset}.{table} run {marker.get('run_id')}: {marker.get('status')}"
     return f"{line} ({marker['reason']})" if marker.get("reason") else line
-
-
-def _refusal(cfg: Config, message_id: str, published_at: dt.datetime) -> str | None:
-    """The reason the restore_drill function refused or failed the start message, from the run history."""
-    from shared.errors import TransientError
-    from shared.ids import Stage
-    from shared.reporting.history import read
-
-    try:
-        results = read(cfg.state_bucket_name, published_at - dt.timedelta(minutes=1))
-    except TransientError:
-        return None  # read again at the next poll
-    for r in results:
-        if r.stage == Stage.RESTORE_DRILL and r.message_id == message_id and r.status in ("rejected", "failed"):
-            return f"{r.status}: {r.reason}"
-    return None
 
 
 @app.command()
@@ -153,7 +108,7 @@ def status(as_json: JsonOption = False, config: ConfigOption = None) -> None:
 
 
 def drill_rows(cfg: Config, now: dt.datetime) -> list[dict[str, Any]]:
-    from shared.restore.drill import read_record
+    from shared.restore.drill_records import read_record
 
     rows = []
     for entry in cfg.datasets:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,7 +247,14 @@ def run_result(bucket: str, job: str, run_id: str) -> VerifyResult | None:
 
 
 def wait_for_run(
-    bucket: str, job: str, run_id: str, *, timeout_s: float, poll_s: float = 1.0, since: dt.datetime | None = None
+    bucket: str,
+    job: str,
+    run_id: str,
+    *,
+    timeout_s: float,
+    poll_s: float = 1.0,
+    since: dt.datetime | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> VerifyResult | None:
     """Poll until the run has its result (``offsite collect run --wait``, the demo, tests): its
     ``result.json``, or its listing's failure in the run history reported since ``since``
@@ -268,9 +276,10 @@ def wait_for_run(
         listing = [r for r in history if r.stage == Stage.COLLECT_LIST and r.status.is_final_failure]
         if listing:
             return listing[-1]
-        if time.monotonic() >= deadline:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             return None
-        time.sleep(poll_s)
+        sleep(min(poll_s, remaining))
 
 
 def freshness(bucket: str, job: str) -> dict[str, Any] | None:

@@ -20,15 +20,17 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 
 from shared import log
-from shared.collect.selection import FileIdentity
 from shared.destinations.base import LedgerEntry
 from shared.errors import TransientError
 from shared.gcp import gcs
+
+if TYPE_CHECKING:  # collect's listing (and paramiko) stays out of who only reads a run's records
+    from shared.collect.selection import FileIdentity
 
 logger = log.get_logger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")

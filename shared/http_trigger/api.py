@@ -16,6 +16,9 @@
 - ``POST /ingest`` with an optional ingest request: publishes it on ingest-requests (202);
   ``GET /ingest``: each table's sync state, the config's selection and the ingest's schedule
   (200; both :mod:`shared.http_trigger.ingest`).
+- ``POST /collect/<job>[?wait=SECONDS]``, ``POST /restore-drill/<dataset>[?wait=SECONDS]`` and
+  ``GET /restore-drill/<dataset>/<drill_id>``: a collect run or a restore drill, started and
+  followed as the CLI's ``--wait`` does (:mod:`shared.http_trigger.jobs`).
 
 Every endpoint needs a Google OIDC ID token (:mod:`shared.http_trigger.auth`).
 The web framework stays in functions/http_trigger/main.py: this module sees a plain
@@ -25,9 +28,7 @@ The web framework stays in functions/http_trigger/main.py: this module sees a pl
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,29 +38,21 @@ from shared.config import Config
 from shared.errors import OffsiteError, RejectedInput, TransientError
 from shared.http_trigger import auth, progress
 from shared.http_trigger.ingest import ingest_status, start_ingest
+from shared.http_trigger.jobs import drill_status, start_collect, start_drill
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
+from shared.http_trigger.params import POLL_S, run_id_for, segment, wait_param
 from shared.message_fields import parse_json_object
 from shared.messages import ExportRequest, VerifyRequest
 
 logger = log.get_logger(__name__)
 
 SERVICE = "offsite-http-trigger"
-FUNCTION = "http_trigger"
-WAIT_MARGIN_S = 30  # answer this long before the function's timeout cuts the request off
-POLL_S = 2.0
 MAX_DAYS = 90
 ENDPOINTS = (
     "GET /, GET /health, POST /sync, POST /sync/<dataset>, GET /runs/<run_id>, POST /verify, POST /verify/<run_id>, "
-    "POST /ingest, GET /ingest"
+    "POST /ingest, GET /ingest, POST /collect/<job>, POST /restore-drill/<dataset>, "
+    "GET /restore-drill/<dataset>/<drill_id>"
 )
-_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,1024}\Z")
-
-
-def max_wait_s() -> int:
-    """The longest ``?wait=`` this function can honour: its timeout less a margin."""
-    from shared import topology
-
-    return max(0, topology.function(FUNCTION).timeout_s - WAIT_MARGIN_S)
 
 
 def handle(request: HttpRequest, config: Config, *, sleep: Callable[[float], None] = time.sleep) -> HttpResponse:
@@ -97,10 +90,15 @@ def _route(request: HttpRequest, config: Config, sleep: Callable[[float], None])
         ("health", 1): {"GET": health},
         ("ingest", 1): {"POST": lambda: start_ingest(request, config), "GET": lambda: ingest_status(config)},
         ("sync", 1): {"POST": lambda: sync(request, config, None, sleep)},
-        ("sync", 2): {"POST": lambda: sync(request, config, _segment(parts, "dataset"), sleep)},
-        ("runs", 2): {"GET": lambda: run_status(request, config, _segment(parts, "run_id"))},
+        ("sync", 2): {"POST": lambda: sync(request, config, segment(parts, "dataset"), sleep)},
+        ("runs", 2): {"GET": lambda: run_status(request, config, segment(parts, "run_id"))},
         ("verify", 1): {"POST": lambda: verify(request, config, None)},
-        ("verify", 2): {"POST": lambda: verify(request, config, _segment(parts, "run_id"))},
+        ("verify", 2): {"POST": lambda: verify(request, config, segment(parts, "run_id"))},
+        ("collect", 2): {"POST": lambda: start_collect(request, config, segment(parts, "job"), sleep)},
+        ("restore-drill", 2): {"POST": lambda: start_drill(request, config, segment(parts, "dataset"), sleep)},
+        ("restore-drill", 3): {
+            "GET": lambda: drill_status(config, segment(parts, "dataset"), segment(parts, "drill_id", 2))
+        },
     }
     methods = endpoints.get((parts[0] if parts else "", len(parts)))
     if methods is None:
@@ -116,13 +114,6 @@ def health() -> HttpResponse:
     """The function answers (its token was accepted): the service and the time of the answer."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return HttpResponse(200, {"status": "healthy", "service": SERVICE, "timestamp": now})
-
-
-def _segment(parts: list[str], what: str) -> str:
-    value = parts[1]
-    if not _SEGMENT.match(value):
-        raise BadRequest(f"{what}: {value[:80]!r} in the path is not a valid name (letters, digits, '_' and '-')")
-    return value
 
 
 # ---- POST /sync ----------------------------------------------------------------------------
@@ -146,27 +137,14 @@ def sync_request(body: bytes, dataset: str | None, run_id: str) -> ExportRequest
     return ExportRequest.from_obj(obj)
 
 
-def _wait_param(query: Mapping[str, str]) -> float | None:
-    raw = query.get("wait")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise BadRequest(f"wait: {raw[:40]!r} is not a number of seconds") from None
-    if not 0 <= seconds <= max_wait_s():
-        raise BadRequest(f"wait: {raw!r} must be between 0 and {max_wait_s()} seconds (the function's timeout)")
-    return seconds
-
-
 def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Callable[[float], None]) -> HttpResponse:
     from shared.gcp import pubsub
     from shared.gcp.bigquery import warehouse
     from shared.stages.fan_out import expected_exports, new_run_id
     from shared.topology import EXPORT_REQUESTS
 
-    wait = _wait_param(request.query)
-    export = sync_request(request.body, dataset, _run_id_for(request.idempotency_key) or new_run_id())
+    wait = wait_param(request.query)
+    export = sync_request(request.body, dataset, run_id_for(request.idempotency_key) or new_run_id())
     published_at = dt.datetime.now(dt.UTC)
     stamp = published_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     # fan_out's plan without its reports: fan_out reports a table it leaves out, once per run
@@ -196,18 +174,6 @@ def sync(request: HttpRequest, config: Config, dataset: str | None, sleep: Calla
     if unread is not None and not run.complete:
         done["error"] = f"the run was started; its progress could not be read: {unread}"
     return HttpResponse(200 if run.complete else 202, done)
-
-
-def _run_id_for(key: str | None) -> str | None:
-    """The run id of a POST /sync sent with ``Idempotency-Key: key``: the same for every retry of
-    it on one UTC day (a client resending after a lost answer starts no second run: fan_out and
-    the stages take a run id they have seen as a redelivery), another the next day."""
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-        raise BadRequest(f"Idempotency-Key: {key[:40]!r} must be 1 to 255 printable ASCII characters")
-    day = dt.datetime.now(dt.UTC).date().isoformat()
-    return "k" + hashlib.sha256(f"{day}|{key}".encode()).hexdigest()[:12]
 
 
 def _await_run(

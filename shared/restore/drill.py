@@ -32,65 +32,34 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from shared import log
 from shared.config import Config, DatasetExport
 from shared.config.restore_drill import RestoreDrill, drill_source
 from shared.destinations.factory import opened
-from shared.errors import PermanentError, RejectedInput, TransientError
+from shared.errors import PermanentError, TransientError
 from shared.gcp import clients, gcs, pubsub
 from shared.gcp.bigquery import BigQueryWarehouse
 from shared.ids import DestinationId, Stage, Status
-from shared.message_fields import DatasetIdent, RunId, TableName
-from shared.messages import Message, Source, VerifyResult
+from shared.messages import Source, VerifyResult
 from shared.restore import restore as restoring
+from shared.restore.drill_records import (
+    LOOKBACK_DAYS,
+    DrillPick,
+    DrillRequest,
+    done_name,
+    drill_id_for,
+    drill_of,
+    empty_record,
+    picks_name,
+    read_record,
+    record_name,
+)
 from shared.restore.stage import OutOfTime
 from shared.topology import RESTORE_DRILLS
 
 logger = log.get_logger(__name__)
-LOOKBACK_DAYS = 7
 BUDGET_S = 480.0  # of the function's 540 s: the rest reports, drops and publishes the continuation
 STAGING_PREFIX = "restore-drill/staging"
-RECORDS = "restore-drill/"
-
-
-class DrillPick(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    table: TableName
-    run_id: RunId
-
-
-class DrillRequest(Message):
-    """restore-drills: ``{"dataset": D}`` starts a drill; with ``drill_id`` and ``picks`` it continues one."""
-
-    KIND = "restore drill request"
-    dataset: DatasetIdent
-    drill_id: str | None = None
-    picks: list[DrillPick] = []
-
-
-def record_name(dataset: str) -> str:
-    return f"{RECORDS}{dataset}/last.json"
-
-
-def read_record(config: Config, dataset: str) -> dict[str, Any]:
-    """``{"tables": {table: outcome}, "last_verified": outcome | None, "last": outcome | None}``."""
-    found = gcs.read_json(config.state_bucket_name, record_name(dataset))
-    return found if isinstance(found, dict) else _empty_record()
-
-
-def _empty_record() -> dict[str, Any]:
-    return {"tables": {}, "last_verified": None, "last": None}
-
-
-def drill_of(config: Config, dataset: str) -> tuple[DatasetExport, RestoreDrill]:
-    entry = config.dataset(dataset)
-    if entry is None:
-        raise RejectedInput(f"restore drill: no dataset {dataset!r} in the config")
-    if entry.restore_drill is None:
-        raise RejectedInput(f"restore drill: dataset {dataset!r} has no restore_drill in the config")
-    return entry, entry.restore_drill
 
 
 def source_of(config: Config, entry: DatasetExport, drill: RestoreDrill) -> DestinationId:
@@ -127,16 +96,6 @@ class Outcome:
     rows: int | None = None
 
 
-def drill_id_for(message_id: str | None) -> str | None:
-    """The id of the drill a start message with this Pub/Sub message id begins (None: no usable id)."""
-    kept = re.sub(r"[^A-Za-z0-9]", "", message_id or "")
-    return "m" + kept[:40] if kept else None
-
-
-def picks_name(dataset: str, drill_id: str) -> str:
-    return f"{RECORDS}{dataset}/picks/{drill_id}.json"
-
-
 def _start(config: Config, dataset: str, message_id: str | None, now: dt.datetime) -> tuple[str, list[DrillPick]]:
     """A new drill's id and sample. Started by a Pub/Sub message, the id follows from the message
     id and the sample is saved: a redelivered start finds the sample its first delivery chose (the
@@ -153,27 +112,6 @@ def _start(config: Config, dataset: str, message_id: str | None, now: dt.datetim
             return drill_id, picks
         saved = gcs.read_json(bucket, name)  # a concurrent twin saved its sample first
     return drill_id, [DrillPick.model_validate(p) for p in (saved or {}).get("picks", [])]
-
-
-def done_name(dataset: str, drill_id: str, table: str) -> str:
-    """The marker of a table this drill has reported (a redelivery must not report it again)."""
-    return f"{RECORDS}{dataset}/done/{drill_id}/{table}.json"
-
-
-def drill_state(config: Config, dataset: str, drill_id: str) -> tuple[list[DrillPick] | None, dict[str, Any]]:
-    """A drill's sample (None until it is chosen) and the done marker of each table reported so
-    far (table → ``{run_id, status, reason}``): what ``offsite restore-drill run --wait`` follows."""
-    bucket = config.state_bucket_name
-    saved = gcs.read_json(bucket, picks_name(dataset, drill_id))
-    if saved is None:
-        return None, {}
-    picks = [DrillPick.model_validate(p) for p in saved.get("picks", [])]
-    done = {}
-    for pick in picks:
-        marker = gcs.read_json(bucket, done_name(dataset, drill_id, pick.table))
-        if marker is not None:
-            done[pick.table] = marker
-    return picks, done
 
 
 def scratch_table(scratch_dataset: str, pick: DrillPick, attempt: str) -> str:
@@ -270,7 +208,7 @@ def report(config: Config, dataset: str, outcome: Outcome, source: DestinationId
     def recorded(found: Any) -> dict[str, Any]:
         # Two drills of one dataset may overlap (a manual run during the scheduled one): the
         # conditional update keeps both tables' entries.
-        record: dict[str, Any] = found if isinstance(found, dict) else _empty_record()
+        record: dict[str, Any] = found if isinstance(found, dict) else empty_record()
         record.setdefault("tables", {})[outcome.pick.table] = entry
         record["last"] = entry
         if outcome.status == Status.RESTORE_VERIFIED:

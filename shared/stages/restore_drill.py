@@ -9,7 +9,8 @@ from typing import Any
 from shared import log
 from shared.config import Config
 from shared.events import parse_pubsub
-from shared.restore.drill import DrillRequest, handle
+from shared.restore.drill import handle
+from shared.restore.drill_records import DrillRequest
 
 
 def restore_drill(event: Any, config: Config) -> None:

@@ -125,8 +125,9 @@ def test_each_function_publishes_only_where_its_stage_writes(example: Module) ->
         "transfer_sftp": {"deliveries", "verify-results", "delivery-continuations"},
         # the sweep hands the recheck's pairs it has no time for to other verify instances
         "verify": {"verify-results", "verify-requests"},
-        # POST /sync, POST /verify/<id> and POST /ingest publish what a scheduler or `offsite run` would
-        "http_trigger": {"export-requests", "verify-requests", "ingest-requests"},
+        # POST /sync, /verify/<id>, /ingest, /collect/<job> and /restore-drill/<dataset> publish what a
+        # scheduler or `offsite run` would
+        "http_trigger": {"export-requests", "verify-requests", "ingest-requests", "collect-requests", "restore-drills"},
         "ingest_sqlite": {"verify-results", "ingest-requests"},  # tables left to a new invocation
         "collect_list": {"collect-files", "verify-results"},
         "collect_copy": {"verify-results", "collect-files"},  # collect-files: continuations

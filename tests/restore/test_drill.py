@@ -24,7 +24,8 @@ from shared.gcp import clients, gcs
 from shared.messages import VerifyResult
 from shared.reporting.alert_outbox import GcsOutbox, group_of
 from shared.reporting.alerts import ProcessRateLimiter, flush
-from shared.restore.drill import STAGING_PREFIX, choose, read_record
+from shared.restore.drill import STAGING_PREFIX, choose
+from shared.restore.drill_records import read_record
 from shared.topology import RESTORE_DRILLS
 from tests.exports.conftest import Puller
 from tests.restore.test_roundtrip import damage_at_rest, export_and_wait, make_table
@@ -230,7 +231,8 @@ def test_a_scratch_dataset_that_does_not_exist_fails_the_drill_saying_so(drill_e
     scratch dataset yourself") is said as such, before a file is staged: not BigQuery's load
     error about a staged file."""
     from shared.config.load import load_config
-    from shared.restore.drill import DrillPick, drill_table
+    from shared.restore.drill import drill_table
+    from shared.restore.drill_records import DrillPick
 
     make_table("drill_noscratch", False)
     run_id = export_and_wait(drill_env, "drill_noscratch", "PARQUET")

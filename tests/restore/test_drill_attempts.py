@@ -15,7 +15,8 @@ from shared.destinations.factory import opened
 from shared.gcp import gcs
 from shared.ids import Status
 from shared.restore import restore as restoring
-from shared.restore.drill import STAGING_PREFIX, DrillPick, DrillRequest, done_name, drill_table, handle, read_record
+from shared.restore.drill import STAGING_PREFIX, drill_table, handle
+from shared.restore.drill_records import DrillPick, DrillRequest, done_name, read_record
 from shared.restore.stage import OutOfTime, stage_file
 from tests.restore.test_drill import drill_env, leftovers
 from tests.restore.test_roundtrip import export_and_wait, make_table

@@ -6,7 +6,8 @@ import pytest
 
 from shared.errors import PermanentError
 from shared.message_fields import RUN_ID_RE
-from shared.restore.drill import DrillPick, scratch_table
+from shared.restore.drill import scratch_table
+from shared.restore.drill_records import DrillPick
 from shared.restore.load import parse_target
 
 

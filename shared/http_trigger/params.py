@@ -1,0 +1,58 @@
+"""What the HTTP trigger's endpoints read from a request besides its body: a path segment, the
+``?wait=`` seconds (bounded by the function's timeout) and the run id an ``Idempotency-Key``
+stands for."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Mapping
+
+from shared.http_trigger.messages import BadRequest
+
+FUNCTION = "http_trigger"
+WAIT_MARGIN_S = 30  # answer this long before the function's timeout cuts the request off
+POLL_S = 2.0
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,1024}\Z")
+
+
+def max_wait_s() -> int:
+    """The longest ``?wait=`` this function can honour: its timeout less a margin."""
+    from shared import topology
+
+    return max(0, topology.function(FUNCTION).timeout_s - WAIT_MARGIN_S)
+
+
+def segment(parts: list[str], what: str, index: int = 1) -> str:
+    """The path's segment ``index`` (``/sync/<dataset>``: 1), checked as a name."""
+    value = parts[index]
+    if not _SEGMENT.match(value):
+        raise BadRequest(f"{what}: {value[:80]!r} in the path is not a valid name (letters, digits, '_' and '-')")
+    return value
+
+
+def wait_param(query: Mapping[str, str]) -> float | None:
+    """``?wait=SECONDS``: None when absent; 0 to :func:`max_wait_s`."""
+    raw = query.get("wait")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise BadRequest(f"wait: {raw[:40]!r} is not a number of seconds") from None
+    if not 0 <= seconds <= max_wait_s():
+        raise BadRequest(f"wait: {raw!r} must be between 0 and {max_wait_s()} seconds (the function's timeout)")
+    return seconds
+
+
+def run_id_for(key: str | None) -> str | None:
+    """The run id of a POST sent with ``Idempotency-Key: key``: the same for every retry of it
+    on one UTC day (a client resending after a lost answer starts no second run: the stages take
+    a run id they have seen as a redelivery), another the next day."""
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise BadRequest(f"Idempotency-Key: {key[:40]!r} must be 1 to 255 printable ASCII characters")
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    return "k" + hashlib.sha256(f"{day}|{key}".encode()).hexdigest()[:12]
