@@ -4,13 +4,19 @@ started over HTTP, checked against the config first, and followed as the CLI's -
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import time
 import uuid
+from typing import Any
+
+import pytest
+from google.api_core import exceptions as gexc
 
 from devstack.localconfig import COLLECT_JOB, COLLECT_OUTBOX
 from shared.collect.runs import wait_for_run
+from shared.config import Config, from_dict, read_file
 from shared.gcp import clients
 from shared.topology import COLLECT_REQUESTS, RESTORE_DRILLS
 from tests.http.conftest import Trigger
@@ -149,3 +155,58 @@ def test_restore_drill_requests_are_checked_and_an_unknown_drill_reads_as_not_st
     assert (never.body["started"], never.body["ended"], never.body["tables"]) == (False, False, [])
     assert trigger.call("GET", "/restore-drill/nope/m1").status == 404
     assert trigger.call("GET", "/restore-drill/sales").status == 405
+
+
+@pytest.mark.parametrize(
+    ("refusal", "named"),
+    [
+        pytest.param(lambda: gexc.ServiceUnavailable("GCS is currently unavailable"), False, id="503"),
+        pytest.param(lambda: gexc.Forbidden("no storage.objects.list access to the bucket"), True, id="403"),
+    ],
+)
+def test_a_wait_whose_history_cannot_be_read_answers_202_with_the_run_started(
+    trigger: Trigger, monkeypatch: pytest.MonkeyPatch, refusal: Any, named: bool
+) -> None:
+    """Published, then the run history not readable (GCS down: polled on until the wait ran out;
+    refused: the wait ends at once): a 202 naming the run, never a 5xx that would make the caller
+    start a second one. At the Google client, since fake-gcs-server cannot answer 503 or 403. The
+    job and the dataset are ones the stack's functions do not have (they reject the requests), so
+    no result can come before the history is read, and nothing of this test runs on after it."""
+    from shared.http_trigger import jobs
+    from shared.http_trigger.messages import HttpRequest
+    from shared.restore.drill_watch import wait_for_drill
+
+    raw = read_file(trigger.stack.config_path)
+    raw["datasets"].append({"name": "drill_only", "restore_drill": {"schedule": "0 6 * * *", "to": SCRATCH}})
+    raw["collect"]["jobs"].append({**raw["collect"]["jobs"][0], "name": "tnotdeployed"})
+    config = from_dict(Config, raw)
+    client = clients.storage_client()
+    real = client.list_blobs
+    refused: list[str] = []
+
+    def list_blobs(bucket: Any, *args: Any, prefix: str | None = None, **kwargs: Any) -> Any:
+        if (prefix or "").startswith("results/"):
+            refused.append(prefix or "")
+            raise refusal()
+        return real(bucket, *args, prefix=prefix, **kwargs)
+
+    sent = dt.datetime.now(dt.UTC)
+    with monkeypatch.context() as patched:
+        patched.setattr(client, "list_blobs", list_blobs)
+        request = HttpRequest("POST", "/collect/tnotdeployed", {"wait": "1"})
+        collect = jobs.start_collect(request, config, "tnotdeployed", lambda s: None)
+        request = HttpRequest("POST", "/restore-drill/drill_only", {"wait": "1"})
+        drill = jobs.start_drill(request, config, "drill_only", lambda s: None)
+    assert refused, "the run history was never listed"
+    assert collect.status == 202 and collect.body["complete"] is False and collect.body["run_id"], collect.body
+    assert drill.status == 202 and drill.body["ended"] is False and drill.body["drill_id"], drill.body
+    if named:
+        assert collect.body["error"].startswith("the run was started; "), collect.body
+        assert drill.body["error"].startswith("the drill was started; "), drill.body
+    else:
+        assert "error" not in collect.body and drill.body["error"].startswith("no result after 1s"), drill.body
+    # readable again: the stack's function refused the drill (its config has no such dataset)
+    ended = wait_for_drill(
+        config, "drill_only", drill.body["drill_id"], message_id=drill.body["message_id"], since=sent, timeout_s=120
+    )
+    assert ended.refused is not None and "no dataset 'drill_only'" in ended.refused, ended
