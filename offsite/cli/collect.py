@@ -25,7 +25,6 @@ from shared.config import Config
 from shared.config.collect import CollectJob
 from shared.ids import Stage, Status
 from shared.messages import VerifyResult
-from shared.schedule import next_fire
 from shared.topology import COLLECT_REQUESTS
 
 app = new_app(no_args_is_help=True, help="Operate collect jobs (partner SFTP → destinations).")
@@ -41,40 +40,10 @@ def _job(cfg: Config, name: str) -> CollectJob:
     return job
 
 
-def next_run(job: CollectJob, now: dt.datetime) -> dt.datetime | None:
-    """The next scheduled time on a business day of the job's calendar, in its time zone."""
-    if job.schedule is None:
-        return None
-    return next_fire(job.schedule, job.time_zone, now, job.calendar)
-
-
 def skip_today(job: CollectJob, now: dt.datetime) -> str | None:
     """Why a run started ``now`` copies nothing (the calendar skips today in the job's time zone,
     the day the collect stage judges), or None on a business day."""
     return job.calendar.skip_reason(now.astimezone(ZoneInfo(job.time_zone)).date())
-
-
-def status_rows(cfg: Config, jobs: list[CollectJob], now: dt.datetime) -> list[dict[str, Any]]:
-    from shared.collect.runs import freshness
-
-    rows = []
-    for job in jobs:
-        record = freshness(cfg.state_bucket_name, job.name) or {}
-        upcoming = next_run(job, now)
-        rows.append(
-            {
-                "job": job.name,
-                "partner": job.partner,
-                "last_run_at": record.get("last_run_at"),
-                "last_status": record.get("last_status"),
-                "last_files": record.get("last_files"),
-                "last_bytes": record.get("last_bytes"),
-                "last_collected_at": record.get("last_collected_at"),
-                "last_reason": record.get("last_reason"),
-                "next_run": upcoming.isoformat() if upcoming else None,
-            }
-        )
-    return rows
 
 
 @app.command("status")
@@ -89,7 +58,10 @@ def status(
     if not jobs:
         print_line("no collect jobs configured (config collect.jobs)")
         return
-    rows = status_rows(cfg, jobs, dt.datetime.now(dt.UTC))
+    from shared.collect.runs import status_row
+
+    now = dt.datetime.now(dt.UTC)
+    rows = [status_row(cfg, j, now) for j in jobs]
     if as_json:
         print_json(rows)
         return

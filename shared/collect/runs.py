@@ -21,6 +21,7 @@ from typing import Any
 from shared import log
 from shared.collect.state import prefix
 from shared.config import Config
+from shared.config.collect import CollectJob
 from shared.gcp import gcs
 from shared.ids import Stage, Status
 from shared.messages import Source, VerifyResult
@@ -280,6 +281,34 @@ def wait_for_run(
         if remaining <= 0:
             return None
         sleep(min(poll_s, remaining))
+
+
+def next_run(job: CollectJob, now: dt.datetime) -> dt.datetime | None:
+    """The next scheduled time on a business day of the job's calendar, in its time zone."""
+    from shared.schedule import next_fire
+
+    if job.schedule is None:
+        return None
+    return next_fire(job.schedule, job.time_zone, now, job.calendar)
+
+
+def status_row(config: Config, job: CollectJob, now: dt.datetime) -> dict[str, Any]:
+    """The job's last run (status, files, bytes, reason), last collected at, and next run: what
+    ``offsite collect status`` and the HTTP trigger's ``GET /collect`` show."""
+    record = freshness(config.state_bucket_name, job.name) or {}
+    upcoming = next_run(job, now)
+    return {
+        "job": job.name,
+        "partner": job.partner,
+        "last_run_at": record.get("last_run_at"),
+        "last_run_id": record.get("last_run_id"),
+        "last_status": record.get("last_status"),
+        "last_files": record.get("last_files"),
+        "last_bytes": record.get("last_bytes"),
+        "last_collected_at": record.get("last_collected_at"),
+        "last_reason": record.get("last_reason"),
+        "next_run": upcoming.isoformat() if upcoming else None,
+    }
 
 
 def freshness(bucket: str, job: str) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """``POST /collect/<job>``, ``POST /restore-drill/<dataset>`` and
 ``GET /restore-drill/<dataset>/<drill_id>``: start a collect run or a restore drill over HTTP, as
-the scheduler does on Pub/Sub, for a caller such as Airflow that orchestrates by HTTP.
+the scheduler does on Pub/Sub, for a caller such as Airflow that orchestrates by HTTP; and
+``GET /collect[/<job>]``: each job's last run and next run, as ``offsite collect status``.
 
 Each request is checked against the config before anything is published (a job or a dataset
 the config lacks is a 404 naming what it has; a bad body a 400 naming the field), then published
@@ -94,6 +95,23 @@ def _await_collect(
         return HttpResponse(202, {**answer, "complete": False})
     success = result.status in (Status.IN_SYNC, Status.SKIPPED)
     return HttpResponse(200, {**answer, "complete": True, "success": success, "result": result.to_dict()})
+
+
+def collect_status(config: Config, job: str | None) -> HttpResponse:
+    """``GET /collect``: every job's last run and next run; ``GET /collect/<job>``: that job's."""
+    from shared.collect.runs import status_row
+
+    jobs = list(config.collect.jobs)
+    if job is not None:
+        chosen = config.collect_job(job)
+        if chosen is None:
+            known = ", ".join(j.name for j in jobs) or "none"
+            return error(404, f"collect: no job {job!r} in the config (configured: {known})")
+        jobs = [chosen]
+    now = dt.datetime.now(dt.UTC)
+    rows = [status_row(config, j, now) for j in jobs]
+    body: dict[str, Any] = rows[0] if job is not None else {"jobs": rows}
+    return HttpResponse(200, {**body, "checked_at": now.isoformat(timespec="seconds")})
 
 
 # ---- POST /restore-drill/<dataset>, GET /restore-drill/<dataset>/<drill_id> -----------------

@@ -53,6 +53,21 @@ def test_post_collect_with_wait_answers_the_runs_result(trigger: Trigger) -> Non
     assert (result["status"], result["stage"], result["run_id"]) == ("in_sync", "collect_copy", run_id)
     assert result["files_present"] == result["files_expected"]
 
+    # GET /collect/<job>: the job's last run (its freshness record, written right after the result)
+    deadline = time.monotonic() + 60
+    while (status := trigger.call("GET", f"/collect/{COLLECT_JOB}")).body.get("last_run_id") != run_id:
+        assert status.status == 200 and time.monotonic() < deadline, status.body
+        time.sleep(0.5)
+    assert (status.body["job"], status.body["last_status"], status.body["last_files"]) == (
+        COLLECT_JOB,
+        "in_sync",
+        result["files_present"],
+    )
+    assert status.body["partner"] and status.body["next_run"] and status.body["checked_at"]
+    every = trigger.call("GET", "/collect")
+    assert every.status == 200 and [j["job"] for j in every.body["jobs"]] == [COLLECT_JOB]
+    assert every.body["jobs"][0]["last_run_id"] == run_id
+
 
 def _make_outbox(trigger: Trigger) -> None:
     """The partner's outbox, empty unless a test put files there (a missing one fails the listing)."""
@@ -96,8 +111,11 @@ def test_collect_requests_are_checked_against_the_config_before_anything_is_publ
     assert not_object.status == 400 and "collect request" in not_object.body["error"]
     too_long = trigger.call("POST", f"/collect/{COLLECT_JOB}?wait=99999")
     assert too_long.status == 400 and too_long.body["error"].startswith("wait: '99999' must be between 0 and ")
-    listed = trigger.call("GET", f"/collect/{COLLECT_JOB}")
-    assert listed.status == 405 and listed.headers["Allow"] == "POST"
+    replaced = trigger.call("PUT", f"/collect/{COLLECT_JOB}")
+    assert replaced.status == 405 and replaced.headers["Allow"] == "POST, GET"
+    assert trigger.call("POST", "/collect").headers["Allow"] == "GET"
+    missing = trigger.call("GET", "/collect/nope")
+    assert missing.status == 404 and missing.body["error"].startswith("collect: no job 'nope' in the config")
     bad_name = trigger.call("POST", "/collect/no.dots")
     assert bad_name.status == 400 and bad_name.body["error"].startswith(
         "job: 'no.dots' in the path is not a valid name"
