@@ -38,7 +38,12 @@ def _body(request: HttpRequest, kind: str, key: str, value: str) -> dict[str, An
     return obj
 
 
-# ---- POST /collect/<job> -------------------------------------------------------------------
+# ---- POST /collect/<job>, GET /collect[/<job>] ---------------------------------------------
+
+
+def _no_job(config: Config, job: str) -> HttpResponse:
+    known = ", ".join(j.name for j in config.collect.jobs) or "none"
+    return error(404, f"collect: no job {job!r} in the config (configured: {known})")
 
 
 def start_collect(request: HttpRequest, config: Config, job: str, sleep: Callable[[float], None]) -> HttpResponse:
@@ -49,8 +54,7 @@ def start_collect(request: HttpRequest, config: Config, job: str, sleep: Callabl
     from shared.topology import COLLECT_REQUESTS
 
     if config.collect_job(job) is None:
-        known = ", ".join(j.name for j in config.collect.jobs) or "none"
-        return error(404, f"collect: no job {job!r} in the config (configured: {known})")
+        return _no_job(config, job)
     wait = wait_param(request.query)
     obj = _body(request, CollectRequest.KIND, "collect", job)
     if obj.get("run_id") is None:  # ours (or the Idempotency-Key's), so the answer can name the run
@@ -105,8 +109,7 @@ def collect_status(config: Config, job: str | None) -> HttpResponse:
     if job is not None:
         chosen = config.collect_job(job)
         if chosen is None:
-            known = ", ".join(j.name for j in jobs) or "none"
-            return error(404, f"collect: no job {job!r} in the config (configured: {known})")
+            return _no_job(config, job)
         jobs = [chosen]
     now = dt.datetime.now(dt.UTC)
     rows = [status_row(config, j, now) for j in jobs]
