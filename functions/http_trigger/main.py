@@ -1,5 +1,5 @@
 """Cloud Function http_trigger (HTTP): bq-to-box-sync's POST /sync API, plus GET /runs/<id>,
-POST /verify[/<id>], POST /ingest, GET /ingest, /collect[/<job>] and /restore-drill/<dataset>
+POST /verify[/<id>], POST /ingest, GET /ingest, /collect[/<job>] and /restore-drill[/<dataset>]
 (shared/http_trigger/api.py)."""
 
 import flask

@@ -135,9 +135,10 @@ def status(
     if run_id or export or failing:
         return  # the lines below are about the collect jobs and the drills, not about what was asked for
     print_freshness(cfg)
-    from offsite.cli.restore_drill import drill_rows, print_drills
+    from offsite.cli.restore_drill import print_drills
+    from shared.restore import drill_records
 
-    print_drills(drill_rows(cfg, dt.datetime.now(dt.UTC)))
+    print_drills(drill_records.status_rows(cfg, dt.datetime.now(dt.UTC)))
 
 
 def _asked(cfg: Config, dataset: str | None, export: str | None, run_id: str | None) -> str:

@@ -100,27 +100,13 @@ def _table_line(dataset: str, table: str, marker: dict[str, Any]) -> str:
 def status(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """Per dataset with a restore_drill: the last proven restore (run, table, when, age) and the last drill."""
     cfg = load_cli_config(config)
-    rows = drill_rows(cfg, dt.datetime.now(dt.UTC))
+    from shared.restore.drill_records import status_rows
+
+    rows = status_rows(cfg, dt.datetime.now(dt.UTC))
     if as_json:
         print_json(rows)
         return
     print_drills(rows)
-
-
-def drill_rows(cfg: Config, now: dt.datetime) -> list[dict[str, Any]]:
-    from shared.restore.drill_records import read_record
-
-    rows = []
-    for entry in cfg.datasets:
-        if entry.restore_drill is None:
-            continue
-        record = read_record(cfg, entry.name)
-        proven, last = record.get("last_verified"), record.get("last")
-        age = None
-        if proven and proven.get("at"):
-            age = (now - dt.datetime.fromisoformat(proven["at"])).total_seconds()
-        rows.append({"dataset": entry.name, "last_proven": proven, "age_s": age, "last": last})
-    return rows
 
 
 def age_text(seconds: float) -> str:

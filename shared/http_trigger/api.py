@@ -18,8 +18,8 @@
   (200; both :mod:`shared.http_trigger.ingest`).
 - ``POST /collect/<job>[?wait=SECONDS]``, ``POST /restore-drill/<dataset>[?wait=SECONDS]`` and
   ``GET /restore-drill/<dataset>/<drill_id>``: a collect run or a restore drill, started and
-  followed as the CLI's ``--wait`` does; ``GET /collect[/<job>]``: each job's last and next run
-  (:mod:`shared.http_trigger.jobs`).
+  followed as the CLI's ``--wait`` does; ``GET /collect[/<job>]``: each job's last and next run;
+  ``GET /restore-drill``: each dataset's last proven restore (:mod:`shared.http_trigger.jobs`).
 
 Every endpoint needs a Google OIDC ID token (:mod:`shared.http_trigger.auth`).
 The web framework stays in functions/http_trigger/main.py: this module sees a plain
@@ -39,7 +39,7 @@ from shared.config import Config
 from shared.errors import OffsiteError, RejectedInput, TransientError
 from shared.http_trigger import auth, progress
 from shared.http_trigger.ingest import ingest_status, start_ingest
-from shared.http_trigger.jobs import collect_status, drill_status, start_collect, start_drill
+from shared.http_trigger.jobs import collect_status, drill_status, drills_status, start_collect, start_drill
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
 from shared.http_trigger.params import POLL_S, run_id_for, segment, wait_param
 from shared.message_fields import parse_json_object
@@ -51,8 +51,8 @@ SERVICE = "offsite-http-trigger"
 MAX_DAYS = 90
 ENDPOINTS = (
     "GET /, GET /health, POST /sync, POST /sync/<dataset>, GET /runs/<run_id>, POST /verify, POST /verify/<run_id>, "
-    "POST /ingest, GET /ingest, GET /collect, POST|GET /collect/<job>, POST /restore-drill/<dataset>, "
-    "GET /restore-drill/<dataset>/<drill_id>"
+    "POST /ingest, GET /ingest, GET /collect, POST|GET /collect/<job>, GET /restore-drill, "
+    "POST /restore-drill/<dataset>, GET /restore-drill/<dataset>/<drill_id>"
 )
 
 
@@ -100,6 +100,7 @@ def _route(request: HttpRequest, config: Config, sleep: Callable[[float], None])
             "POST": lambda: start_collect(request, config, segment(parts, "job"), sleep),
             "GET": lambda: collect_status(config, segment(parts, "job")),
         },
+        ("restore-drill", 1): {"GET": lambda: drills_status(config)},
         ("restore-drill", 2): {"POST": lambda: start_drill(request, config, segment(parts, "dataset"), sleep)},
         ("restore-drill", 3): {
             "GET": lambda: drill_status(config, segment(parts, "dataset"), segment(parts, "drill_id", 2))

@@ -1,7 +1,8 @@
 """``POST /collect/<job>``, ``POST /restore-drill/<dataset>`` and
 ``GET /restore-drill/<dataset>/<drill_id>``: start a collect run or a restore drill over HTTP, as
 the scheduler does on Pub/Sub, for a caller such as Airflow that orchestrates by HTTP; and
-``GET /collect[/<job>]``: each job's last run and next run, as ``offsite collect status``.
+``GET /collect[/<job>]``: each job's last run and next run, as ``offsite collect status``;
+``GET /restore-drill``: each dataset's last proven restore, as ``offsite restore-drill status``.
 
 Each request is checked against the config before anything is published (a job or a dataset
 the config lacks is a 404 naming what it has; a bad body a 400 naming the field), then published
@@ -173,6 +174,14 @@ def start_drill(request: HttpRequest, config: Config, dataset: str, sleep: Calla
     if unread is not None:
         body["error"] = unread
     return HttpResponse(200 if progress.ended else 202, body)
+
+
+def drills_status(config: Config) -> HttpResponse:
+    """``GET /restore-drill``: per dataset with a drill, its last proven restore and that proof's age."""
+    from shared.restore.drill_records import status_rows
+
+    now = dt.datetime.now(dt.UTC)
+    return HttpResponse(200, {"datasets": status_rows(config, now), "checked_at": now.isoformat(timespec="seconds")})
 
 
 _DRILL_ID = re.compile(r"^m([0-9]{1,40})\Z")  # a drill started by Pub/Sub message <digits>

@@ -5,6 +5,7 @@ trigger: shared/restore/drill_watch.py) needs none of the backends a restore use
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -48,6 +49,23 @@ def read_record(config: Config, dataset: str) -> dict[str, Any]:
 
 def empty_record() -> dict[str, Any]:
     return {"tables": {}, "last_verified": None, "last": None}
+
+
+def status_rows(config: Config, now: dt.datetime) -> list[dict[str, Any]]:
+    """Per dataset with a restore_drill: its last proven restore (``last_proven``: table, run,
+    destination, at), that proof's age in seconds, and its last drill's outcome (``last``): what
+    ``offsite restore-drill status`` and the HTTP trigger's ``GET /restore-drill`` show."""
+    rows = []
+    for entry in config.datasets:
+        if entry.restore_drill is None:
+            continue
+        record = read_record(config, entry.name)
+        proven, last = record.get("last_verified"), record.get("last")
+        age = None
+        if proven and proven.get("at"):
+            age = (now - dt.datetime.fromisoformat(proven["at"])).total_seconds()
+        rows.append({"dataset": entry.name, "last_proven": proven, "age_s": age, "last": last})
+    return rows
 
 
 def drill_of(config: Config, dataset: str) -> tuple[DatasetExport, RestoreDrill]:

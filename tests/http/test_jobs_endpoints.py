@@ -153,6 +153,13 @@ def test_restore_drills_started_over_http_are_proven_and_read_back(trigger: Trig
         assert time.monotonic() < deadline, first
         time.sleep(1)
     assert first["proven"] is True and first["tables"], first
+    # GET /restore-drill: the dataset's last proven restore is one of these drills' tables
+    drills = trigger.call("GET", "/restore-drill")
+    assert drills.status == 200 and drills.body["checked_at"]
+    [sales] = [row for row in drills.body["datasets"] if row["dataset"] == "sales"]
+    proven = {(t["table"], t["run_id"]) for t in body["tables"] + first["tables"]}
+    assert (sales["last_proven"]["table"], sales["last_proven"]["run_id"]) in proven, sales
+    assert sales["last_proven"]["destination"] == "sftp:local" and sales["age_s"] >= 0
 
 
 def test_restore_drill_requests_are_checked_and_an_unknown_drill_reads_as_not_started(trigger: Trigger) -> None:
