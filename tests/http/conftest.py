@@ -8,12 +8,13 @@ its environment in os.environ, the sample dataset seeded once per worker, and a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
+from google.api_core import exceptions as gexc
 
 from devstack import oidc
 from devstack.state import StackInfo
@@ -74,3 +75,29 @@ def trigger(stack_env: StackInfo) -> Iterator[Trigger]:
         seed(clients.bigquery_client(), stack_env.project)
         _seeded.add(str(stack_env.root))
     yield Trigger(stack_env, load_config(stack_env.config_path, environ={}))
+
+
+REFUSALS = [  # what GCS may answer when the run history is listed
+    pytest.param(lambda: gexc.ServiceUnavailable("GCS is currently unavailable"), id="503"),
+    pytest.param(lambda: gexc.Forbidden("no storage.objects.list access to the bucket"), id="403"),
+]
+
+
+def refuse_history(monkeypatch: pytest.MonkeyPatch, refusal: Callable[[], Exception]) -> list[str]:
+    """Make the Google storage client answer ``refusal()`` to every listing of the run history
+    (``results/``), as GCS down or refusing would (fake-gcs-server cannot answer 503 or 403);
+    the prefixes refused are appended to the list returned."""
+    from shared.gcp import clients
+
+    client = clients.storage_client()
+    real = client.list_blobs
+    refused: list[str] = []
+
+    def list_blobs(bucket: Any, *args: Any, prefix: str | None = None, **kwargs: Any) -> Any:
+        if (prefix or "").startswith("results/"):
+            refused.append(prefix or "")
+            raise refusal()
+        return real(bucket, *args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(client, "list_blobs", list_blobs)
+    return refused

@@ -19,7 +19,7 @@ from shared.collect.runs import wait_for_run
 from shared.config import Config, from_dict, read_file
 from shared.gcp import clients
 from shared.topology import COLLECT_REQUESTS, RESTORE_DRILLS
-from tests.http.conftest import Trigger
+from tests.http.conftest import REFUSALS, Trigger, refuse_history
 
 SCRATCH = "drill_scratch"  # the stack's restore_drill.to (devstack/localconfig.py)
 
@@ -182,15 +182,9 @@ def test_restore_drill_requests_are_checked_and_an_unknown_drill_reads_as_not_st
     assert trigger.call("GET", "/restore-drill/sales").status == 405
 
 
-@pytest.mark.parametrize(
-    ("refusal", "named"),
-    [
-        pytest.param(lambda: gexc.ServiceUnavailable("GCS is currently unavailable"), False, id="503"),
-        pytest.param(lambda: gexc.Forbidden("no storage.objects.list access to the bucket"), True, id="403"),
-    ],
-)
+@pytest.mark.parametrize("refusal", REFUSALS)
 def test_a_wait_whose_history_cannot_be_read_answers_202_with_the_run_started(
-    trigger: Trigger, monkeypatch: pytest.MonkeyPatch, refusal: Any, named: bool
+    trigger: Trigger, monkeypatch: pytest.MonkeyPatch, refusal: Any
 ) -> None:
     """Published, then the run history not readable (GCS down: polled on until the wait ran out;
     refused: the wait ends at once): a 202 naming the run, never a 5xx that would make the caller
@@ -205,19 +199,9 @@ def test_a_wait_whose_history_cannot_be_read_answers_202_with_the_run_started(
     raw["datasets"].append({"name": "drill_only", "restore_drill": {"schedule": "0 6 * * *", "to": SCRATCH}})
     raw["collect"]["jobs"].append({**raw["collect"]["jobs"][0], "name": "tnotdeployed"})
     config = from_dict(Config, raw)
-    client = clients.storage_client()
-    real = client.list_blobs
-    refused: list[str] = []
-
-    def list_blobs(bucket: Any, *args: Any, prefix: str | None = None, **kwargs: Any) -> Any:
-        if (prefix or "").startswith("results/"):
-            refused.append(prefix or "")
-            raise refusal()
-        return real(bucket, *args, prefix=prefix, **kwargs)
-
     sent = dt.datetime.now(dt.UTC)
     with monkeypatch.context() as patched:
-        patched.setattr(client, "list_blobs", list_blobs)
+        refused = refuse_history(patched, refusal)
         request = HttpRequest("POST", "/collect/tnotdeployed", {"wait": "1"})
         collect = jobs.start_collect(request, config, "tnotdeployed", lambda s: None)
         request = HttpRequest("POST", "/restore-drill/drill_only", {"wait": "1"})
@@ -225,7 +209,7 @@ def test_a_wait_whose_history_cannot_be_read_answers_202_with_the_run_started(
     assert refused, "the run history was never listed"
     assert collect.status == 202 and collect.body["complete"] is False and collect.body["run_id"], collect.body
     assert drill.status == 202 and drill.body["ended"] is False and drill.body["drill_id"], drill.body
-    if named:
+    if isinstance(refusal(), gexc.Forbidden):
         assert collect.body["error"].startswith("the run was started; "), collect.body
         assert drill.body["error"].startswith("the drill was started; "), drill.body
     else:

@@ -11,12 +11,11 @@ import uuid
 from typing import Any
 
 import pytest
-from google.api_core import exceptions as gexc
 
 from shared.errors import RejectedInput
 from shared.message_fields import RUN_ID_RE
 from shared.messages import ExportRequest
-from tests.http.conftest import Trigger
+from tests.http.conftest import REFUSALS, Trigger, refuse_history
 
 DESTINATIONS = {"box", "sftp:local"}
 
@@ -223,13 +222,7 @@ def test_bad_paths_and_parameters_get_400_404_405(trigger: Trigger) -> None:
     assert trigger.call("GET", "/elsewhere").status == 404
 
 
-@pytest.mark.parametrize(
-    "refusal",
-    [
-        pytest.param(lambda: gexc.ServiceUnavailable("GCS is currently unavailable"), id="503"),
-        pytest.param(lambda: gexc.Forbidden("no storage.objects.list access to the bucket"), id="403"),
-    ],
-)
+@pytest.mark.parametrize("refusal", REFUSALS)
 def test_a_wait_whose_run_history_cannot_be_read_answers_202_with_the_run_not_503(
     trigger: Trigger, monkeypatch: pytest.MonkeyPatch, refusal: Any
 ) -> None:
@@ -237,20 +230,9 @@ def test_a_wait_whose_run_history_cannot_be_read_answers_202_with_the_run_not_50
     start a second run, and so did the 500 of a history whose reading is refused (Cloud Scheduler
     retries any 5xx). GCS down or refusing, at the Google client (fake-gcs-server cannot answer
     503 or 403): the answer is a 202 naming the run and why its progress is unknown."""
-    from shared.gcp import clients
     from shared.http_trigger import api
 
-    client = clients.storage_client()
-    real = client.list_blobs
-    refused: list[str] = []
-
-    def list_blobs(bucket: Any, *args: Any, prefix: str | None = None, **kwargs: Any) -> Any:
-        if (prefix or "").startswith("results/"):
-            refused.append(prefix or "")
-            raise refusal()
-        return real(bucket, *args, prefix=prefix, **kwargs)
-
-    monkeypatch.setattr(client, "list_blobs", list_blobs)
+    refused = refuse_history(monkeypatch, refusal)
     request = api.HttpRequest("POST", "/sync/sales", {"wait": "1"}, body=b'{"tables": "products"}')
     reply = api.sync(request, trigger.config, "sales", lambda s: None)
     assert refused, "the run history was never listed"
