@@ -141,8 +141,9 @@ def start_drill(request: HttpRequest, config: Config, dataset: str, sleep: Calla
     published_at = dt.datetime.now(dt.UTC)
     message_id = pubsub.publish(RESTORE_DRILLS, drill, origin="http-trigger")
     drill_id = drill_id_for(message_id)
-    if drill_id is None:
-        raise RuntimeError(f"Pub/Sub answered message id {message_id!r}")
+    if drill_id is None:  # never seen (Pub/Sub ids are digits); published, so a 202 and not a 500
+        error_text = f"the drill was started, but Pub/Sub's message id {message_id!r} names no drill to follow"
+        return HttpResponse(202, {"dataset": dataset, "message_id": message_id, "error": error_text})
     logger.info("restore drill requested", dataset=dataset, message_id=message_id, drill_id=drill_id)
     answer = {
         "dataset": dataset,
