@@ -21,7 +21,7 @@ import inspect
 import posixpath
 import stat as statmod
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,8 +30,9 @@ import typer
 from offsite.cli.browse import HERE
 from offsite.cli.common import exit_on_error, new_app
 from offsite.cli.output import JsonOption, print_json, print_line, print_table
+from offsite.cli.sftp_paths import entry, inside, listing, listing_named, remove_tree, resolved_inside
 from offsite.cli.sftp_target import CONNECTION_OPTIONS, Target, resolve_target
-from shared.errors import ConfigError, PermanentError
+from shared.errors import ConfigError
 
 app = new_app(no_args_is_help=True)
 
@@ -61,84 +62,6 @@ def _destination(target: Target) -> Any:
     from shared.destinations.sftp.destination import SftpDestination
 
     return SftpDestination(target.name, target.partner)
-
-
-def _inside(target: Target, path: str) -> str:
-    """``path`` (relative to the partner directory, or absolute inside it) as an absolute path;
-    anything outside the directory is refused."""
-    root = posixpath.normpath(target.partner.directory)
-    full = posixpath.normpath(path if path.startswith("/") else posixpath.join(root, path))
-    if full != root and not full.startswith(root.rstrip("/") + "/"):
-        raise ConfigError(f"{path!r} is outside the partner directory {root}; refusing")
-    return full
-
-
-def _resolved_inside(session: Any, target: Target, full: str) -> str:
-    """``full`` with the symbolic links of its folders resolved by the server (SFTP realpath); its
-    last component stays as it is, so a link there is removed, not followed. Refused unless it is
-    inside the resolved partner directory: a link inside it may point anywhere."""
-    from shared.destinations.sftp.connect import sftp_errors
-
-    parent, name = posixpath.split(full)
-    with sftp_errors(target.name, "resolving", full):
-        root = session.sftp.normalize(target.partner.directory)
-        real = posixpath.join(session.sftp.normalize(parent), name)
-    if not real.startswith(root.rstrip("/") + "/"):
-        raise ConfigError(
-            f"{full!r} is {real} on the server (through a symbolic link), outside the partner directory {root}; refusing"
-        )
-    return real
-
-
-def _listing(session: Any, folder: str) -> list[Any]:
-    from shared.destinations.sftp.connect import sftp_errors
-
-    with sftp_errors(session.partner, "listing", folder):
-        return sorted(session.sftp.listdir_attr(folder), key=lambda a: a.filename)
-
-
-def _listing_named(session: Any, target: Target, folder: str, named: str) -> list[Any]:
-    """``_listing`` of the folder the user named as ``named``. A folder that does not exist but
-    bears a partner's name was meant as the partner (``box ls`` and ``drive ls`` name theirs
-    with ``--destination``): the error says how to pick one."""
-    try:
-        return _listing(session, folder)
-    except PermanentError as exc:
-        name = named.strip("/")
-        if "no such file" not in str(exc) or name not in target.configured:
-            raise
-        raise PermanentError(f"{exc} ({name!r} is a partner: to list its directory, use --partner {name})") from None
-
-
-def _modified(attrs: Any) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(attrs.st_mtime or 0))
-
-
-def _entry(attrs: Any) -> dict[str, Any]:
-    """One listing entry as ``--json`` prints it."""
-    is_dir = statmod.S_ISDIR(attrs.st_mode or 0)
-    return {
-        "name": attrs.filename,
-        "type": "folder" if is_dir else "file",
-        "size": attrs.st_size or 0,
-        "mode": statmod.filemode(attrs.st_mode or 0),
-        "modified": _modified(attrs),
-    }
-
-
-def _remove_tree(session: Any, path: str) -> Iterator[str]:
-    """Delete ``path`` (file or folder, recursively); yields each removed path."""
-    from shared.destinations.sftp.connect import sftp_errors
-
-    with sftp_errors(session.partner, "deleting", path):
-        attrs = session.sftp.lstat(path)
-        if statmod.S_ISDIR(attrs.st_mode or 0):
-            for entry in _listing(session, path):
-                yield from _remove_tree(session, posixpath.join(path, entry.filename))
-            session.sftp.rmdir(path)
-        else:
-            session.sftp.remove(path)
-    yield path
 
 
 # ---- commands ----------------------------------------------------------------------------------
@@ -190,7 +113,7 @@ def _check(target: Target) -> dict[str, Any]:
             attrs = session.sftp.stat(directory)
         if not statmod.S_ISDIR(attrs.st_mode or 0):
             raise ConfigError(f"directory {directory} is not a folder on the server")
-        report.update(directory=directory, entries=len(_listing(session, directory)), ok=True)
+        report.update(directory=directory, entries=len(listing(session, directory)), ok=True)
     finally:
         session.close()
     return report
@@ -229,10 +152,10 @@ def ls(
     """List a folder of the partner directory."""
     from shared.destinations.sftp.session import open_session
 
-    folder = _inside(target, path)
+    folder = inside(target, path)
     session = open_session(target.name, target.partner)
     try:
-        entries = [_entry(attrs) for attrs in _listing_named(session, target, folder, path)]
+        entries = [entry(attrs) for attrs in listing_named(session, target, folder, path)]
     finally:
         session.close()
     if as_json:
@@ -257,13 +180,13 @@ def tree(
     """Show the folder tree below a folder, with file sizes."""
     from shared.destinations.sftp.session import open_session
 
-    folder = _inside(target, path)
+    folder = inside(target, path)
     session = open_session(target.name, target.partner)
 
     def walk(current: str, level: int) -> list[dict[str, Any]]:
         items = []
-        for attrs in _listing_named(session, target, current, path if level == 1 else ""):
-            item = _entry(attrs)
+        for attrs in listing_named(session, target, current, path if level == 1 else ""):
+            item = entry(attrs)
             if item["type"] == "folder" and level < depth:
                 item["items"] = walk(posixpath.join(current, attrs.filename), level + 1)
             items.append(item)
@@ -304,7 +227,7 @@ def upload(
     if not gcs_uri.startswith("gs://") or "/" not in gcs_uri[5:]:
         raise ConfigError(f"--gcs-uri {gcs_uri!r} is not gs://BUCKET/OBJECT")
     bucket, name = gcs_uri[5:].split("/", 1)
-    _inside(target, remote_file)
+    inside(target, remote_file)
     info = gcs.stat(bucket, name)
     if info is None:
         raise ConfigError(f"{gcs_uri} does not exist")
@@ -339,7 +262,7 @@ def get(
     from offsite.cli.browse import show_fetched
     from shared.restore.fetch import fetch_file
 
-    full = _inside(target, path)
+    full = inside(target, path)
     relative = posixpath.relpath(full, posixpath.normpath(target.partner.directory))
     with _destination(target) as destination:
         fetched = fetch_file(destination, relative, to, force=force)
@@ -358,12 +281,12 @@ def rm(
     from shared.destinations.sftp.connect import sftp_errors
     from shared.destinations.sftp.session import open_session
 
-    full = _inside(target, path)
+    full = inside(target, path)
     if full == posixpath.normpath(target.partner.directory):
         raise ConfigError("refusing to delete the partner directory itself; use `offsite sftp clear` to empty it")
     session = open_session(target.name, target.partner)
     try:
-        full = _resolved_inside(session, target, full)
+        full = resolved_inside(session, target, full)
         with sftp_errors(target.name, "stat", full):
             attrs = session.sftp.lstat(full)
         is_dir = statmod.S_ISDIR(attrs.st_mode or 0)
@@ -373,7 +296,7 @@ def rm(
         if not force and not typer.confirm(f"delete {what}?", default=False, err=as_json):
             typer.echo("nothing deleted", err=as_json)
             raise typer.Exit(1)
-        _report_deleted(list(_remove_tree(session, full)), "", as_json)
+        _report_deleted(list(remove_tree(session, full)), "", as_json)
     finally:
         session.close()
 
@@ -400,7 +323,7 @@ def clear(
         raise ConfigError("refusing to clear '/': the partner directory must be a real folder")
     session = open_session(target.name, target.partner)
     try:
-        entries = _listing(session, root)
+        entries = listing(session, root)
         if not entries and not as_json:
             typer.echo(f"{root} is already empty")
             return
@@ -408,7 +331,7 @@ def clear(
         if entries and not force and not typer.confirm(asked, default=False, err=as_json):
             typer.echo("nothing deleted", err=as_json)
             raise typer.Exit(1)
-        deleted = [path for e in entries for path in _remove_tree(session, posixpath.join(root, e.filename))]
+        deleted = [path for e in entries for path in remove_tree(session, posixpath.join(root, e.filename))]
         _report_deleted(deleted, f" in {root}", as_json)
     finally:
         session.close()
