@@ -41,8 +41,7 @@ from shared.http_trigger import auth, progress
 from shared.http_trigger.ingest import ingest_status, start_ingest
 from shared.http_trigger.jobs import collect_status, drill_status, drills_status, start_collect, start_drill
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
-from shared.http_trigger.params import POLL_S, run_id_for, segment, wait_param
-from shared.message_fields import parse_json_object
+from shared.http_trigger.params import POLL_S, body_object, run_id_for, segment, wait_param
 from shared.messages import ExportRequest, VerifyRequest
 
 logger = log.get_logger(__name__)
@@ -132,12 +131,7 @@ def sync_request(body: bytes, dataset: str | None, run_id: str) -> ExportRequest
     not name another dataset). The run id is filled in (unless the body names one; ``null`` names
     none) so the response can name the run fan_out will create.
     """
-    obj = parse_json_object(body, ExportRequest.KIND) if body.strip() or dataset is None else {}
-    if dataset is not None:
-        given = obj.get("dataset")
-        if given is not None and given != dataset:
-            raise BadRequest(f"{ExportRequest.KIND}.dataset: {given!r} in the body is not {dataset!r} of the path")
-        obj["dataset"] = dataset
+    obj = body_object(body, ExportRequest.KIND, None if dataset is None else ("dataset", dataset))
     if obj.get("run_id") is None:  # absent or null (not a run id): ours, so the answer can name the run
         obj["run_id"] = run_id
     return ExportRequest.from_obj(obj)
@@ -242,17 +236,10 @@ def verify(request: HttpRequest, config: Config, run_id: str | None) -> HttpResp
     from shared.gcp import pubsub
     from shared.topology import VERIFY_REQUESTS
 
-    obj: dict[str, Any] = {}
-    if request.body.strip() or run_id is None:  # POST /verify: the body is the request (an empty one a 400)
-        obj = parse_json_object(request.body, VerifyRequest.KIND)
+    # POST /verify: the body is the request (an empty one a 400)
+    obj = body_object(request.body, VerifyRequest.KIND, None if run_id is None else ("run_id", run_id))
     if "destination" in request.query:
         obj["destination"] = request.query["destination"]
-    if run_id is not None:
-        if obj.get("run_id") not in (None, run_id):
-            raise BadRequest(
-                f"{VerifyRequest.KIND}.run_id: {obj['run_id']!r} in the body is not {run_id!r} of the path"
-            )
-        obj["run_id"] = run_id
     verify_request = VerifyRequest.from_obj(obj)
     _check_configured(verify_request, config)
     message_id = pubsub.publish(VERIFY_REQUESTS, verify_request, origin="http-trigger")

@@ -22,21 +22,10 @@ from typing import Any
 from shared import log
 from shared.config import Config
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
-from shared.http_trigger.params import POLL_S, run_id_for, wait_param
+from shared.http_trigger.params import POLL_S, body_object, run_id_for, wait_param
 from shared.ids import Status
-from shared.message_fields import parse_json_object
 
 logger = log.get_logger(__name__)
-
-
-def _body(request: HttpRequest, kind: str, key: str, value: str) -> dict[str, Any]:
-    """The request's JSON object (``{}`` for none); its ``key`` may only repeat the path's ``value``."""
-    obj = parse_json_object(request.body, kind) if request.body.strip() else {}
-    given = obj.get(key)
-    if given is not None and given != value:
-        raise BadRequest(f"{kind}.{key}: {given!r} in the body is not {value!r} of the path")
-    obj[key] = value
-    return obj
 
 
 # ---- POST /collect/<job>, GET /collect[/<job>] ---------------------------------------------
@@ -57,7 +46,7 @@ def start_collect(request: HttpRequest, config: Config, job: str, sleep: Callabl
     if config.collect_job(job) is None:
         return _no_job(config, job)
     wait = wait_param(request.query)
-    obj = _body(request, CollectRequest.KIND, "collect", job)
+    obj = body_object(request.body, CollectRequest.KIND, ("collect", job))
     if obj.get("run_id") is None:  # ours (or the Idempotency-Key's), so the answer can name the run
         obj["run_id"] = run_id_for(request.idempotency_key) or new_run_id()
     collect = CollectRequest.from_obj(obj)
@@ -133,7 +122,7 @@ def start_drill(request: HttpRequest, config: Config, dataset: str, sleep: Calla
     except RejectedInput as exc:
         return error(404, str(exc))
     wait = wait_param(request.query)
-    obj = _body(request, DrillRequest.KIND, "dataset", dataset)
+    obj = body_object(request.body, DrillRequest.KIND, ("dataset", dataset))
     unknown = sorted(set(obj) - {"dataset", "schema_version"})
     if unknown:  # drill_id and picks continue a drill: the function's own messages
         raise BadRequest(f"{DrillRequest.KIND}.{unknown[0]}: not accepted here (a drill starts from its dataset only)")

@@ -1,6 +1,6 @@
-"""What the HTTP trigger's endpoints read from a request besides its body: a path segment, the
-``?wait=`` seconds (bounded by the function's timeout) and the run id an ``Idempotency-Key``
-stands for."""
+"""What the HTTP trigger's endpoints read from a request: a path segment, the body's object (with
+what the path names), the ``?wait=`` seconds (bounded by the function's timeout) and the run id
+an ``Idempotency-Key`` stands for."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from shared.http_trigger.messages import BadRequest
+from shared.message_fields import parse_json_object
 
 FUNCTION = "http_trigger"
 WAIT_MARGIN_S = 30  # answer this long before the function's timeout cuts the request off
@@ -30,6 +32,21 @@ def segment(parts: list[str], what: str, index: int = 1) -> str:
     if not _SEGMENT.match(value):
         raise BadRequest(f"{what}: {value[:80]!r} in the path is not a valid name (letters, digits, '_' and '-')")
     return value
+
+
+def body_object(body: bytes, kind: str, path: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The request body's JSON object, named ``kind`` in errors. ``path``: (field, value) the URL
+    path gives (``/sync/<dataset>``); the body may then be empty, and may repeat that value for
+    the field but not name another. Without it the body is the request (an empty one a 400)."""
+    if path is None:
+        return parse_json_object(body, kind)
+    key, value = path
+    obj = parse_json_object(body, kind) if body.strip() else {}
+    given = obj.get(key)
+    if given is not None and given != value:
+        raise BadRequest(f"{kind}.{key}: {given!r} in the body is not {value!r} of the path")
+    obj[key] = value
+    return obj
 
 
 def wait_param(query: Mapping[str, str]) -> float | None:
