@@ -160,7 +160,7 @@ def start_drill(request: HttpRequest, config: Config, dataset: str, sleep: Calla
     except Exception as exc:  # published: a 500 would invite a retry, i.e. a second drill
         logger.exception("drill not readable; answering with the drill started")
         progress, unread = DrillProgress(dataset, drill_id), f"the drill was started; {exc}"
-    body = {**answer, **progress.to_dict(waited_s=wait), "ended": progress.ended}
+    body = {**answer, **progress.to_dict(waited_s=wait)}
     if unread is not None:
         body["error"] = unread
     return HttpResponse(200 if progress.ended else 202, body)
@@ -192,4 +192,4 @@ def drill_status(config: Config, dataset: str, drill_id: str) -> HttpResponse:
     message_id = numeric.group(1) if numeric else None
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     progress = read_progress(config, dataset, drill_id, message_id=message_id, since=since)
-    return HttpResponse(200, {**progress.to_dict(), "ended": progress.ended})
+    return HttpResponse(200, progress.to_dict())

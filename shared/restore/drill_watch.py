@@ -65,6 +65,7 @@ class DrillProgress:
             "dataset": self.dataset,
             "drill_id": self.drill_id,
             "started": self.picks is not None,
+            "ended": self.ended,
             "proven": self.proven,
             "complete": self.complete,
             "tables": self.tables,
