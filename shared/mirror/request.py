@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import StrictBool
+
 from shared.ids import DestinationId
 from shared.messages import Message
 
@@ -19,4 +21,4 @@ class MirrorRequest(Message):
     KIND: ClassVar[str] = "mirror request"
     bucket: str
     destination: DestinationId | None = None
-    fix: bool = True
+    fix: StrictBool = True  # "yes" or 1 is refused, not read as true
