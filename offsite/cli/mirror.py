@@ -40,10 +40,12 @@ def check(
     from shared.destinations import factory
     from shared.mirror import reconcile
     from shared.mirror.request import MirrorRequest
+    from shared.mirror.routing import reconcile_targets
 
     cfg = load_cli_config(config)
     with exit_on_error():
-        mirror, targets = reconcile.plan(MirrorRequest.from_obj({"bucket": bucket, "destination": destination}), cfg)
+        request = MirrorRequest.from_obj({"bucket": bucket, "destination": destination})
+        mirror, targets = reconcile_targets(request, cfg)
         objects = reconcile.selected_objects(mirror)
         checks = []
         for target in targets:
@@ -65,17 +67,17 @@ def reconcile(
 ) -> None:
     """Ask the verify function to reconcile the bucket (as its schedule does); see `offsite status`.
 
-    Exit 1 when the request could not be published, 2 for a bucket that is not mirrored."""
+    Exit 1 when the request could not be published, 2 for a bucket that is not mirrored or a
+    destination that is not one of its own."""
     from shared.gcp import pubsub
     from shared.mirror.request import MirrorRequest
+    from shared.mirror.routing import reconcile_targets
     from shared.topology import MIRROR_RECONCILES
 
     cfg = load_cli_config(config)
     with exit_on_error():
         request = MirrorRequest.from_obj({"bucket": bucket, "destination": destination, "fix": not check_only})
-        if cfg.mirror(bucket) is None:
-            known = ", ".join(b.name for b in cfg.buckets) or "none"
-            raise RejectedInput(f"bucket {bucket!r} is not mirrored (buckets[] in the config: {known})")
+        reconcile_targets(request, cfg)  # a bucket not mirrored, a destination not its own: exit 2
         message_id = pubsub.publish(MIRROR_RECONCILES, request, origin="offsite-mirror")
     print_published("mirror", MIRROR_RECONCILES, request, message_id, as_json)
 
@@ -109,15 +111,16 @@ def restore(
     is deleted again) or the destination or GCS failed (what was restored stays: run it again),
     2 for a bucket that is not mirrored or a destination that is not one of its own."""
     from shared.destinations import factory
-    from shared.mirror import reconcile
     from shared.mirror.request import MirrorRequest
     from shared.mirror.restore import DAMAGED, RestoreStopped, restore_bucket
+    from shared.mirror.routing import reconcile_targets
 
     cfg = load_cli_config(config)
     target = to_bucket or bucket
     stopped: RestoreStopped | None = None
     with exit_on_error():
-        mirror, (destination,) = reconcile.plan(MirrorRequest.from_obj({"bucket": bucket, "destination": source}), cfg)
+        asked = MirrorRequest.from_obj({"bucket": bucket, "destination": source})
+        mirror, (destination,) = reconcile_targets(asked, cfg)
         if target in (cfg.bucket, cfg.state_bucket_name):
             raise RejectedInput(f"--to-bucket: {target!r} is offsite's own bucket; expected a bucket of your data")
         day = _day(versions)

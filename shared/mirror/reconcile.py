@@ -48,7 +48,7 @@ from shared.config.buckets import VERSIONS_FOLDER, BucketMirror
 from shared.delivery import checkpoint, ledger
 from shared.destinations import factory
 from shared.destinations.base import Destination
-from shared.errors import PermanentError, RejectedInput
+from shared.errors import PermanentError
 from shared.events import StorageObject
 from shared.gcp import gcs
 from shared.ids import DestinationId, Stage
@@ -59,7 +59,6 @@ from shared.mirror import latest, versions
 from shared.mirror.request import MirrorRequest
 from shared.mirror.routing import (
     bucket_source,
-    mirror_destinations,
     mirror_run_id,
     mirrorable,
     name_problem,
@@ -95,26 +94,6 @@ class Reconciled:
     result: VerifyResult
     redelivered: tuple[str, ...] = ()
     deleted: tuple[str, ...] = ()
-
-
-def plan(request: MirrorRequest, config: Config) -> tuple[BucketMirror, tuple[DestinationId, ...]]:
-    """The bucket's entry and the destinations to reconcile (its own, or the one asked for).
-
-    RejectedInput when the bucket is not in ``buckets[]`` or the destination is not one of its own.
-    """
-    mirror = config.mirror(request.bucket)
-    if mirror is None:
-        known = ", ".join(b.name for b in config.buckets) or "none"
-        raise RejectedInput(f"mirror request.bucket: {request.bucket!r} is not a mirrored bucket (configured: {known})")
-    targets = mirror_destinations(mirror, config)
-    if request.destination is None:
-        return mirror, targets
-    if request.destination not in targets:
-        raise RejectedInput(
-            f"mirror request.destination: {str(request.destination)!r} is not a destination of bucket "
-            f"{mirror.name!r} (its destinations: {', '.join(targets) or 'none'})"
-        )
-    return mirror, (request.destination,)
 
 
 def per_destination(request: MirrorRequest, targets: tuple[DestinationId, ...]) -> list[MirrorRequest]:

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shared import log
 from shared.config import Config
 from shared.config.buckets import VERSIONS_FOLDER, BucketMirror
 from shared.destinations.base import normalize_path
-from shared.errors import PermanentError
+from shared.errors import PermanentError, RejectedInput
 from shared.events import StorageObject
 from shared.ids import DestinationId
 from shared.messages import Source
+
+if TYPE_CHECKING:
+    from shared.mirror.request import MirrorRequest
 
 logger = log.get_logger(__name__)
 
@@ -76,6 +80,27 @@ def mirrorable(object_name: str, partial_suffix: str | None = None) -> bool:
 def mirror_destinations(mirror: BucketMirror, config: Config) -> tuple[DestinationId, ...]:
     """The entry's destinations, or every configured one when it names none."""
     return mirror.destinations or config.destination_names()
+
+
+def reconcile_targets(request: MirrorRequest, config: Config) -> tuple[BucketMirror, tuple[DestinationId, ...]]:
+    """The bucket's entry and the destinations to reconcile (its own, or the one asked for), as
+    verify, ``offsite mirror`` and the HTTP trigger check a request before acting on it.
+
+    RejectedInput when the bucket is not in ``buckets[]`` or the destination is not one of its own.
+    """
+    mirror = config.mirror(request.bucket)
+    if mirror is None:
+        known = ", ".join(b.name for b in config.buckets) or "none"
+        raise RejectedInput(f"mirror request.bucket: {request.bucket!r} is not a mirrored bucket (configured: {known})")
+    targets = mirror_destinations(mirror, config)
+    if request.destination is None:
+        return mirror, targets
+    if request.destination not in targets:
+        raise RejectedInput(
+            f"mirror request.destination: {str(request.destination)!r} is not a destination of bucket "
+            f"{mirror.name!r} (its destinations: {', '.join(targets) or 'none'})"
+        )
+    return mirror, (request.destination,)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,14 @@ from shared.gcp import gcs, pubsub
 from shared.ids import DestinationId, Stage
 from shared.mirror import deletes, reconcile
 from shared.mirror.request import MirrorRequest
-from shared.mirror.routing import MirroredObject, mirror_destinations, mirror_route, mirror_run_id, mirrorable
+from shared.mirror.routing import (
+    MirroredObject,
+    mirror_destinations,
+    mirror_route,
+    mirror_run_id,
+    mirrorable,
+    reconcile_targets,
+)
 from shared.stages.failures import each
 from shared.topology import MIRROR_RECONCILES
 
@@ -77,7 +84,7 @@ def on_reconcile_event(event: Any, config: Config) -> None:
     message = parse_pubsub(event)
     with log.bind(message_id=message.message_id):
         request = MirrorRequest.from_json(message.data)
-        mirror, targets = reconcile.plan(request, config)
+        mirror, targets = reconcile_targets(request, config)
         if request.destination is None and len(targets) > 1:
             pubsub.publish_all(MIRROR_RECONCILES, reconcile.per_destination(request, targets))
             logger.info("reconcile handed on, one request per destination", destinations=[str(d) for d in targets])

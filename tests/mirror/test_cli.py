@@ -53,7 +53,11 @@ def test_reconcile_publishes_the_scheduled_request(mirror_factory: Callable[...,
         {"bucket": m.bucket, "destination": "box", "fix": False}
     )
     refused = runner.invoke(app, ["mirror", "reconcile", "no-such-mirror"])
-    assert refused.exit_code == 2 and "is not mirrored" in refused.output
+    assert refused.exit_code == 2 and "'no-such-mirror' is not a mirrored bucket" in refused.output
+    # a destination that is not the bucket's own is refused here, not later by verify
+    refused = runner.invoke(app, ["mirror", "reconcile", m.bucket, "-d", "sftp:nowhere"])
+    assert refused.exit_code == 2 and "'sftp:nowhere' is not a destination of bucket" in refused.output
+    assert m.admin.pull(sub, 10) == []  # neither refusal published anything
 
 
 def test_check_agrees_with_the_reconcile_on_copies_of_excluded_objects(
