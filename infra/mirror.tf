@@ -146,6 +146,15 @@ resource "google_pubsub_topic_iam_member" "mirror_publisher" {
   member = "serviceAccount:${google_service_account.function["verify"].email}"
 }
 
+# POST /mirror/<bucket> publishes the request the schedule would (shared/http_trigger/mirror.py).
+resource "google_pubsub_topic_iam_member" "mirror_http_publisher" {
+  count = length(local.mirror_buckets) > 0 ? 1 : 0
+
+  topic  = google_pubsub_topic.pipeline["mirror-reconciles"].name
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_service_account.function["http_trigger"].email}"
+}
+
 moved {
   from = google_pubsub_topic_iam_member.mirror_redelivery[0]
   to   = google_pubsub_topic_iam_member.mirror_publisher["delivery-continuations"]

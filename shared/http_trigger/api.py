@@ -20,6 +20,8 @@
   ``GET /restore-drill/<dataset>/<drill_id>``: a collect run or a restore drill, started and
   followed as the CLI's ``--wait`` does; ``GET /collect[/<job>]``: each job's last and next run;
   ``GET /restore-drill``: each dataset's last proven restore (:mod:`shared.http_trigger.jobs`).
+- ``POST /mirror/<bucket>[?wait=SECONDS]``: a mirrored bucket's reconcile; ``GET /mirror[/<bucket>]``:
+  each destination's last reconcile and the next run (:mod:`shared.http_trigger.mirror`).
 
 Every endpoint needs a Google OIDC ID token (:mod:`shared.http_trigger.auth`).
 The web framework stays in functions/http_trigger/main.py: this module sees a plain
@@ -41,17 +43,17 @@ from shared.http_trigger import auth, progress
 from shared.http_trigger.ingest import ingest_status, start_ingest
 from shared.http_trigger.jobs import collect_status, drill_status, drills_status, start_collect, start_drill
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
-from shared.http_trigger.params import POLL_S, body_object, run_id_for, segment, wait_param
+from shared.http_trigger.mirror import bucket_segment, mirror_status, start_reconcile
+from shared.http_trigger.params import POLL_S, body_object, days_param, run_id_for, segment, wait_param
 from shared.messages import ExportRequest, VerifyRequest
 
 logger = log.get_logger(__name__)
 
 SERVICE = "offsite-http-trigger"
-MAX_DAYS = 90
 ENDPOINTS = (
     "GET /, GET /health, POST /sync, POST /sync/<dataset>, GET /runs/<run_id>, POST /verify, POST /verify/<run_id>, "
     "POST /ingest, GET /ingest, GET /collect, POST|GET /collect/<job>, GET /restore-drill, "
-    "POST /restore-drill/<dataset>, GET /restore-drill/<dataset>/<drill_id>"
+    "POST /restore-drill/<dataset>, GET /restore-drill/<dataset>/<drill_id>, GET /mirror, POST|GET /mirror/<bucket>"
 )
 
 
@@ -98,6 +100,11 @@ def _route(request: HttpRequest, config: Config, sleep: Callable[[float], None])
         ("collect", 2): {
             "POST": lambda: start_collect(request, config, segment(parts, "job"), sleep),
             "GET": lambda: collect_status(config, segment(parts, "job")),
+        },
+        ("mirror", 1): {"GET": lambda: mirror_status(request, config, None)},
+        ("mirror", 2): {
+            "POST": lambda: start_reconcile(request, config, bucket_segment(parts), sleep),
+            "GET": lambda: mirror_status(request, config, bucket_segment(parts)),
         },
         ("restore-drill", 1): {"GET": lambda: drills_status(config)},
         ("restore-drill", 2): {"POST": lambda: start_drill(request, config, segment(parts, "dataset"), sleep)},
@@ -208,15 +215,8 @@ def _await_run(
 # ---- GET /runs/<run_id>, POST /verify[/<run_id>] -------------------------------------------
 
 
-def _days(query: Mapping[str, str]) -> int:
-    raw = query.get("days", "7")
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_DAYS:
-        raise BadRequest(f"days: {raw[:40]!r} must be a whole number of days between 1 and {MAX_DAYS}")
-    return int(raw)
-
-
 def run_status(request: HttpRequest, config: Config, run_id: str) -> HttpResponse:
-    days = _days(request.query)
+    days = days_param(request.query)
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     results = progress.read_results(config, run_id, since)
     expected = progress.expected_from_bucket(config, run_id)

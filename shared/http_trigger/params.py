@@ -16,6 +16,7 @@ from shared.message_fields import parse_json_object
 FUNCTION = "http_trigger"
 WAIT_MARGIN_S = 30  # answer this long before the function's timeout cuts the request off
 POLL_S = 2.0
+MAX_DAYS = 90
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,1024}\Z")
 
 
@@ -73,3 +74,11 @@ def run_id_for(key: str | None) -> str | None:
         raise BadRequest(f"Idempotency-Key: {key[:40]!r} must be 1 to 255 printable ASCII characters")
     day = dt.datetime.now(dt.UTC).date().isoformat()
     return "k" + hashlib.sha256(f"{day}|{key}".encode()).hexdigest()[:12]
+
+
+def days_param(query: Mapping[str, str]) -> int:
+    """``?days=N``: how far back to read results, 1 to :data:`MAX_DAYS` (default 7)."""
+    raw = query.get("days", "7")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_DAYS:
+        raise BadRequest(f"days: {raw[:40]!r} must be a whole number of days between 1 and {MAX_DAYS}")
+    return int(raw)

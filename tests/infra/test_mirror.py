@@ -75,6 +75,10 @@ def test_each_bucket_gets_triggers_for_the_functions_of_its_destinations(infra) 
         topology.DELIVERY_CONTINUATIONS: "verify",
         topology.MIRROR_RECONCILES: "verify",
     }
+    # POST /mirror/<bucket> publishes the request the schedule would
+    (http,) = module.instances("google_pubsub_topic_iam_member", "mirror_http_publisher").values()
+    assert str(http["topic"]).split('"')[1] == topology.MIRROR_RECONCILES
+    assert str(http["member"]).split('"')[1] == "http_trigger"
 
     jobs = module.instances("google_cloud_scheduler_job", "mirror")
     assert set(jobs) == {"offsite-mirror-bqx-ml-models"}  # the other entry has no schedule
@@ -95,6 +99,7 @@ def test_no_buckets_no_mirror_resources(infra) -> None:  # type: ignore[no-untyp
     assert module.instances("google_eventarc_trigger", "mirror") == {}
     assert module.instances("google_cloud_scheduler_job", "mirror") == {}
     assert not module.instances("google_pubsub_topic_iam_member", "mirror_publisher")
+    assert not module.instances("google_pubsub_topic_iam_member", "mirror_http_publisher")
 
 
 def test_mirror_triggers_get_the_dead_letter_retry_and_ack_deadline_policy(infra) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,157 @@
+"""``POST /mirror/<bucket>[?wait=SECONDS]``: reconcile a mirrored bucket over HTTP, as its
+schedule and ``offsite mirror reconcile`` do on ``mirror-reconciles``; ``GET /mirror[/<bucket>]``:
+each mirrored bucket's last reconcile at each destination and its next scheduled one.
+
+A request is checked against the config before it is published: a bucket that is not mirrored
+is a 404 naming the mirrored ones; a bad body (``destination``, ``fix``) a 400 naming the field.
+``?wait=`` follows the reconcile until every destination asked has reported
+(``mirror-{bucket}`` results of the reconcile stage reported since the request was published);
+200 with each destination's result, 202 with ``complete: false`` when the wait ran out first.
+Once published, no answer invites a retry: a history that cannot be read is named in the 202.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from shared import log
+from shared.config import Config
+from shared.config.buckets import BucketMirror
+from shared.errors import TransientError
+from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
+from shared.http_trigger.params import POLL_S, body_object, days_param, wait_param
+from shared.ids import Stage, Status
+from shared.messages import VerifyResult
+
+logger = log.get_logger(__name__)
+
+# A reconcile reports as mirror:reconcile; one that failed before it compared (the bucket not
+# listable) or was dead-lettered is reported by verify's runner as verify. Redeliveries' results
+# (upload_box, transfer_sftp) carry the same run id but are not the reconcile's outcome.
+RECONCILE_STAGES = frozenset({Stage.MIRROR_RECONCILE, Stage.VERIFY})
+# GCS's bucket name rules (lower case, digits, '-', '_', '.'); checked before it is named in a log
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]\Z")
+
+
+def bucket_segment(parts: list[str]) -> str:
+    """``/mirror/<bucket>``'s bucket, checked as a GCS bucket name."""
+    value = parts[1]
+    if not _BUCKET.match(value):
+        raise BadRequest(f"bucket: {value[:80]!r} in the path is not a GCS bucket name")
+    return value
+
+
+def _not_mirrored(config: Config, bucket: str) -> HttpResponse:
+    known = ", ".join(b.name for b in config.buckets) or "none"
+    return error(404, f"mirror: bucket {bucket!r} is not mirrored (buckets[] in the config: {known})")
+
+
+def start_reconcile(request: HttpRequest, config: Config, bucket: str, sleep: Callable[[float], None]) -> HttpResponse:
+    """Publish ``{"bucket": B}`` (``destination``, ``fix`` from the body) on mirror-reconciles (202)."""
+    from shared.gcp import pubsub
+    from shared.mirror.request import MirrorRequest
+    from shared.mirror.routing import reconcile_targets
+    from shared.topology import MIRROR_RECONCILES
+
+    if config.mirror(bucket) is None:
+        return _not_mirrored(config, bucket)
+    wait = wait_param(request.query)
+    mirror_request = MirrorRequest.from_obj(body_object(request.body, MirrorRequest.KIND, ("bucket", bucket)))
+    _, targets = reconcile_targets(mirror_request, config)  # a destination not the bucket's own: a 400
+    published_at = dt.datetime.now(dt.UTC)
+    message_id = pubsub.publish(MIRROR_RECONCILES, mirror_request, origin="http-trigger")
+    logger.info("mirror reconcile requested", bucket=bucket, message_id=message_id)
+    answer: dict[str, Any] = {
+        "bucket": bucket,
+        "message_id": message_id,
+        "topic": MIRROR_RECONCILES,
+        "request": mirror_request.to_dict(),
+        "destinations": [str(t) for t in targets],
+        "status_url": f"/mirror/{bucket}",
+    }
+    if wait is None:
+        return HttpResponse(202, answer)
+    return _await_reconcile(config, answer, published_at, wait, sleep)
+
+
+def _await_reconcile(
+    config: Config, answer: dict[str, Any], published_at: dt.datetime, wait: float, sleep: Callable[[float], None]
+) -> HttpResponse:
+    """200 once every destination asked has a reconcile result reported since ``published_at``."""
+    wanted = answer["destinations"]
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
+    found: dict[str, VerifyResult] = {}
+    while True:
+        try:
+            found = latest_reconciles(config, answer["bucket"], published_at)
+        except TransientError as exc:  # GCS unavailable for now: poll on
+            logger.warning("reconcile results not readable now; polling on", error=str(exc))
+        except Exception as exc:  # published: a 500 would invite a retry, i.e. a second reconcile
+            logger.exception("reconcile results not readable; answering with the reconcile started")
+            return HttpResponse(202, {**answer, "complete": False, "error": f"the reconcile was started; {exc}"})
+        if all(d in found for d in wanted) or dt.datetime.now(dt.UTC) >= deadline:
+            break
+        sleep(min(POLL_S, max(0.0, (deadline - dt.datetime.now(dt.UTC)).total_seconds())))
+    results = {d: found[d].to_dict() for d in wanted if d in found}
+    if len(results) < len(wanted):
+        return HttpResponse(202, {**answer, "complete": False, "results": results})
+    in_sync = all(found[d].status == Status.IN_SYNC for d in wanted)
+    return HttpResponse(200, {**answer, "complete": True, "in_sync": in_sync, "results": results})
+
+
+def latest_reconciles(config: Config, bucket: str, since: dt.datetime) -> dict[str, VerifyResult]:
+    """Each destination's newest reconcile result of ``bucket`` reported since ``since``."""
+    from shared.mirror.routing import mirror_run_id
+    from shared.reporting.history import read
+
+    results = read(config.state_bucket_name, since, run_ids=[mirror_run_id(bucket)])
+    return _newest_per_destination(r for r in results if r.stage in RECONCILE_STAGES)
+
+
+def _newest_per_destination(results: Iterable[VerifyResult]) -> dict[str, VerifyResult]:
+    newest: dict[str, VerifyResult] = {}
+    for result in results:  # oldest first: the last one stands
+        if result.destination is not None:
+            newest[str(result.destination)] = result
+    return newest
+
+
+def mirror_status(request: HttpRequest, config: Config, bucket: str | None) -> HttpResponse:
+    """``GET /mirror``: every mirrored bucket; ``GET /mirror/<bucket>``: that one. Each with its
+    destinations' last reconcile in the last ``?days=`` (1–90, default 7) and its next run."""
+    mirrors = list(config.buckets)
+    if bucket is not None:
+        chosen = config.mirror(bucket)
+        if chosen is None:
+            return _not_mirrored(config, bucket)
+        mirrors = [chosen]
+    days = days_param(request.query)
+    now = dt.datetime.now(dt.UTC)
+    rows = [status_row(config, m, now, days) for m in mirrors]
+    body: dict[str, Any] = rows[0] if bucket is not None else {"buckets": rows}
+    return HttpResponse(200, {**body, "checked_at": now.isoformat(timespec="seconds")})
+
+
+def status_row(config: Config, mirror: BucketMirror, now: dt.datetime, days: int) -> dict[str, Any]:
+    """The bucket's destinations, each with its last reconcile (None: none in ``days``), and the
+    next scheduled reconcile (None: on demand only)."""
+    from shared.mirror.routing import mirror_destinations
+    from shared.schedule import next_fire
+
+    last = latest_reconciles(config, mirror.name, now - dt.timedelta(days=days))
+    upcoming = next_fire(mirror.schedule, mirror.time_zone, now) if mirror.schedule else None
+    return {
+        "bucket": mirror.name,
+        "delete": mirror.delete,
+        "destinations": {str(d): _last(last.get(str(d))) for d in mirror_destinations(mirror, config)},
+        "next_run": upcoming.isoformat() if upcoming else None,
+    }
+
+
+def _last(result: VerifyResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {"status": str(result.status), "reason": result.reason, "finished_at": result.finished_at}
