@@ -16,7 +16,7 @@ def test_mirror_request_parses_and_names_bad_fields() -> None:
         MirrorRequest.from_json(b'{"bucket": "b-data", "destination": "ftp:x"}')
     with pytest.raises(RejectedInput, match=r"mirror request.bucket"):
         MirrorRequest.from_json(b'{"fix": false}')
-    # a scheduler body or an HTTP caller writing "fix": "no" must not start a fixing reconcile
+    # parsed strictly, as every message's flag: a string or a number is refused, not guessed at
     for wrong in (b'"no"', b'"yes"', b"0", b"1"):
         with pytest.raises(RejectedInput, match=r"mirror request.fix: expected true or false, got "):
             MirrorRequest.from_json(b'{"bucket": "b-data", "fix": ' + wrong + b"}")
