@@ -1,9 +1,10 @@
-"""``offsite mirror check|reconcile|restore BUCKET``: GCS bucket mirrors (docs/mirror.md).
+"""``offsite mirror check|reconcile|status|restore BUCKET``: GCS bucket mirrors (docs/mirror.md).
 
 ``check`` compares the bucket with its destinations here and now (nothing published, nothing
 changed); ``reconcile`` publishes the ``mirror-reconciles`` request that Cloud Scheduler sends
 on the entry's schedule, so the verify function compares, reports on ``verify-results`` and
-fixes the difference (``--check-only``: report only); ``restore`` copies a destination's copies
+fixes the difference (``--check-only``: report only); ``status`` shows each destination's last
+reconcile from the run history (as the HTTP trigger's ``GET /mirror``); ``restore`` copies a destination's copies
 back into GCS, checked (:mod:`shared.mirror.restore`).
 """
 
@@ -16,10 +17,12 @@ import typer
 
 from offsite.cli.common import ConfigOption, exit_on_error, load_cli_config, new_app
 from offsite.cli.ops import exit_with_checks
-from offsite.cli.output import JsonOption, print_json, print_published
+from offsite.cli.output import JsonOption, print_json, print_line, print_published, print_table
 from shared.errors import RejectedInput
 
 if TYPE_CHECKING:
+    from shared.config import Config
+    from shared.config.buckets import BucketMirror
     from shared.mirror.restore import RestoredObject, RestoreStopped
 
 app = new_app(no_args_is_help=True, help="GCS bucket mirrors: compare, reconcile and restore.")
@@ -80,6 +83,47 @@ def reconcile(
         reconcile_targets(request, cfg)  # a bucket not mirrored, a destination not its own: exit 2
         message_id = pubsub.publish(MIRROR_RECONCILES, request, origin="offsite-mirror")
     print_published("mirror", MIRROR_RECONCILES, request, message_id, as_json)
+
+
+@app.command()
+def status(
+    bucket: Annotated[str | None, typer.Argument(help="Only this bucket of the config's buckets[].")] = None,
+    days: Annotated[int, typer.Option("--days", min=1, max=90, help="How far back to look for reconciles.")] = 7,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Each destination's last reconcile (status, when, what it found) and the next scheduled one.
+
+    Exit 2 for a bucket that is not mirrored."""
+    from shared.mirror.status import status_row
+
+    cfg = load_cli_config(config)
+    with exit_on_error():
+        mirrors = [_mirrored(cfg, bucket)] if bucket else list(cfg.buckets)
+        now = dt.datetime.now(dt.UTC)
+        rows = [status_row(cfg, m, now, days) for m in mirrors]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        print_line("no buckets mirrored (config buckets[])")
+        return
+    cells = []
+    for row in rows:
+        for destination, last in row["destinations"].items():
+            last = last or {"status": f"none in {days} days", "finished_at": None, "reason": None}
+            cells.append(
+                [row["bucket"], destination, last["status"], last["finished_at"], row["next_run"], last["reason"]]
+            )
+    print_table(("BUCKET", "DESTINATION", "LAST RECONCILE", "FINISHED", "NEXT RUN", "REASON"), cells)
+
+
+def _mirrored(cfg: Config, bucket: str) -> BucketMirror:
+    mirror = cfg.mirror(bucket)
+    if mirror is None:
+        known = ", ".join(b.name for b in cfg.buckets) or "none"
+        raise RejectedInput(f"bucket {bucket!r} is not mirrored (buckets[] in the config: {known})")
+    return mirror
 
 
 @app.command()

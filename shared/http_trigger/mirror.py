@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from shared import log
 from shared.config import Config
-from shared.config.buckets import BucketMirror
 from shared.errors import TransientError
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
 from shared.http_trigger.params import POLL_S, body_object, days_param, wait_param
-from shared.ids import Stage, Status
+from shared.ids import Status
 from shared.messages import VerifyResult
+from shared.mirror.status import latest_reconciles, status_row
 
 logger = log.get_logger(__name__)
 
-# A reconcile reports as mirror:reconcile; one that failed before it compared (the bucket not
-# listable) or was dead-lettered is reported by verify's runner as verify. Redeliveries' results
-# (upload_box, transfer_sftp) carry the same run id but are not the reconcile's outcome.
-RECONCILE_STAGES = frozenset({Stage.MIRROR_RECONCILE, Stage.VERIFY})
 # GCS's bucket name rules (lower case, digits, '-', '_', '.'); checked before it is named in a log
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]\Z")
 
@@ -102,23 +98,6 @@ def _await_reconcile(
     return HttpResponse(200, {**answer, "complete": True, "in_sync": in_sync, "results": results})
 
 
-def latest_reconciles(config: Config, bucket: str, since: dt.datetime) -> dict[str, VerifyResult]:
-    """Each destination's newest reconcile result of ``bucket`` reported since ``since``."""
-    from shared.mirror.routing import mirror_run_id
-    from shared.reporting.history import read
-
-    results = read(config.state_bucket_name, since, run_ids=[mirror_run_id(bucket)])
-    return _newest_per_destination(r for r in results if r.stage in RECONCILE_STAGES)
-
-
-def _newest_per_destination(results: Iterable[VerifyResult]) -> dict[str, VerifyResult]:
-    newest: dict[str, VerifyResult] = {}
-    for result in results:  # oldest first: the last one stands
-        if result.destination is not None:
-            newest[str(result.destination)] = result
-    return newest
-
-
 def mirror_status(request: HttpRequest, config: Config, bucket: str | None) -> HttpResponse:
     """``GET /mirror``: every mirrored bucket; ``GET /mirror/<bucket>``: that one. Each with its
     destinations' last reconcile in the last ``?days=`` (1–90, default 7) and its next run."""
@@ -133,25 +112,3 @@ def mirror_status(request: HttpRequest, config: Config, bucket: str | None) -> H
     rows = [status_row(config, m, now, days) for m in mirrors]
     body: dict[str, Any] = rows[0] if bucket is not None else {"buckets": rows}
     return HttpResponse(200, {**body, "checked_at": now.isoformat(timespec="seconds")})
-
-
-def status_row(config: Config, mirror: BucketMirror, now: dt.datetime, days: int) -> dict[str, Any]:
-    """The bucket's destinations, each with its last reconcile (None: none in ``days``), and the
-    next scheduled reconcile (None: on demand only)."""
-    from shared.mirror.routing import mirror_destinations
-    from shared.schedule import next_fire
-
-    last = latest_reconciles(config, mirror.name, now - dt.timedelta(days=days))
-    upcoming = next_fire(mirror.schedule, mirror.time_zone, now) if mirror.schedule else None
-    return {
-        "bucket": mirror.name,
-        "delete": mirror.delete,
-        "destinations": {str(d): _last(last.get(str(d))) for d in mirror_destinations(mirror, config)},
-        "next_run": upcoming.isoformat() if upcoming else None,
-    }
-
-
-def _last(result: VerifyResult | None) -> dict[str, Any] | None:
-    if result is None:
-        return None
-    return {"status": str(result.status), "reason": result.reason, "finished_at": result.finished_at}

@@ -169,8 +169,8 @@ def test_a_reconciles_outcome_is_its_newest_result_of_the_reconcile_or_verify_st
     """What ?wait and GET /mirror read from the run history (the stack's GCS): per destination,
     the newest result of run mirror-<bucket> from the reconcile (or from verify's runner, for a
     reconcile that failed before it compared); a re-delivery's failure is not the reconcile's."""
-    from shared.http_trigger.mirror import latest_reconciles
     from shared.messages import VerifyResult
+    from shared.mirror.status import latest_reconciles
     from shared.reporting.history import record
 
     bucket = f"offsite-history-{uuid.uuid4().hex[:8]}"  # no function reconciles it: only these results

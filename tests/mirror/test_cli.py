@@ -74,3 +74,28 @@ def test_check_agrees_with_the_reconcile_on_copies_of_excluded_objects(
     assert reconciled.status == "in_sync", reconciled.reason
     checked = runner.invoke(app, ["mirror", "check", m.bucket])
     assert checked.exit_code == 0, checked.output
+
+
+def test_status_shows_each_destinations_last_reconcile_and_the_next_run(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    m = mirror_factory(schedule="0 3 * * *")
+    before = runner.invoke(app, ["mirror", "status", m.bucket, "--json"])
+    assert before.exit_code == 0, before.output
+    ((row),) = json.loads(before.output)
+    assert row["destinations"] == {"box": None, "sftp:local": None}  # never reconciled
+    assert row["next_run"].endswith("T03:00:00+00:00") and row["delete"] == "keep"
+
+    m.finalized(m.put("s/one.txt", b"one"))
+    m.sftp_path("s/one.txt").unlink()
+    m.reconcile(fix=False)  # verify's route, in-process: the results go into the run history
+    after = runner.invoke(app, ["mirror", "status", m.bucket, "--json"])
+    ((row),) = json.loads(after.output)
+    box, sftp = row["destinations"]["box"], row["destinations"]["sftp:local"]
+    assert (box["status"], sftp["status"]) == ("in_sync", "mismatch"), row
+    assert "1 missing (s/one.txt)" in sftp["reason"] and sftp["finished_at"]
+
+    table = runner.invoke(app, ["mirror", "status", m.bucket])
+    assert table.exit_code == 0 and "mismatch" in table.output and "sftp:local" in table.output, table.output
+    refused = runner.invoke(app, ["mirror", "status", "no-such-mirror"])
+    assert refused.exit_code == 2 and "'no-such-mirror' is not mirrored" in refused.output
