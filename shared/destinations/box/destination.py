@@ -32,12 +32,9 @@ from shared.destinations.base import (
 )
 from shared.destinations.box.folders import BoxFolders, StaleFolder
 from shared.destinations.box.http import BoxApiError, BoxHttp, write_journal
+from shared.destinations.box.session_put import check_stored, put_session, stored_status
 from shared.destinations.box.upload import (
-    SESSION_GONE,
     BoxFile,
-    SessionGone,
-    StaleSession,
-    UploadSession,
     ensure_drained,
     file_info,
     preflight,
@@ -53,7 +50,6 @@ if TYPE_CHECKING:
     import urllib3
 
 log = get_logger(__name__)
-Parts = list[dict[str, Any]]  # Box's upload session parts (a method named list shadows the builtin below)
 T = TypeVar("T")
 
 
@@ -99,7 +95,7 @@ class BoxDestination(PutViaResumable):
             except StaleFolder:  # a cached folder was renamed or moved in Box: once more, resolved afresh
                 folder_id, existing = self._prepare(parent, name, size)
                 return self._put_whole(folder_id, path, name, data, existing)
-        return self._put_session(folder_id, path, name, source, size, existing, resume, deadline)
+        return put_session(self, folder_id, path, name, source, size, existing, resume, deadline)
 
     def stat(self, path: str) -> RemoteFile | None:
         path = normalize_path(path)
@@ -224,7 +220,7 @@ class BoxDestination(PutViaResumable):
             # A session's bytes are worth one check of a cached folder (a small file's answer is checked).
             folder_id = self.folders.ensure(parent, confirm=size >= self.settings.chunked_threshold_bytes)
             try:
-                existing = self._describe(preflight(self.http, folder_id, name, size))
+                existing = self.describe_conflict(preflight(self.http, folder_id, name, size))
             except BoxApiError as exc:
                 if exc.http_status == 404 and folder_id == self.root_folder_id:
                     raise self.folders.root_not_found(str(exc)) from None
@@ -235,7 +231,7 @@ class BoxDestination(PutViaResumable):
 
         return self._with_fresh_cache(attempt)
 
-    def _describe(self, conflict: dict[str, Any] | None) -> BoxFile | None:
+    def describe_conflict(self, conflict: dict[str, Any] | None) -> BoxFile | None:
         if conflict is None:
             return None
         if conflict.get("type") == "folder":
@@ -269,9 +265,9 @@ class BoxDestination(PutViaResumable):
                     )
             except BoxApiError as exc:
                 if journal.maybe_stored:
-                    unseen = _status(existing)
+                    unseen = stored_status(existing)
                 if exc.http_status == 409 and exc.code == "item_name_in_use" and existing is None and exc.conflicts():
-                    existing = self._describe(exc.conflicts()[0])  # a concurrent upload got there first
+                    existing = self.describe_conflict(exc.conflicts()[0])  # a concurrent upload got there first
                     continue
                 if exc.http_status == 404 and existing is not None:
                     existing = None  # the file was deleted meanwhile: upload it as a new one
@@ -280,108 +276,13 @@ class BoxDestination(PutViaResumable):
                     existing = file_info(self.http, existing.id)  # changed since we looked (maybe by our retry)
                     continue
                 raise
-            _check_stored(stored, digest, path)
+            check_stored(stored, digest, path)
             if existing is None:
-                self._ensure_placed(stored, path)
-            return PutResult(path, len(data), digest, _status(existing), stored.id)
+                self.ensure_placed(stored, path)
+            return PutResult(path, len(data), digest, stored_status(existing), stored.id)
         raise TransientError(f"box: {path!r} kept changing while uploading; the delivery will be retried")
 
-    def _put_session(
-        self,
-        folder_id: str,
-        path: str,
-        name: str,
-        source: ByteStream,
-        size: int,
-        existing: BoxFile | None,
-        resume: dict[str, Any] | None = None,
-        deadline: float | None = None,
-    ) -> PutResult | Progress:
-        session = UploadSession(self.http, name=name, size=size, parallel=self.settings.parallel_parts)
-        stored: Parts | None = session.resume(resume, folder_id=folder_id, file_id=existing.id if existing else None)
-        if stored is None:
-            existing = self._open_session(session, folder_id, existing)
-            stored = []
-        try:
-            sent = session.send_parts(source, stored=stored, deadline=deadline)
-        except SessionGone:
-            raise  # nothing left to abort: the retry finds the file or opens a new session
-        except StaleSession:
-            session.abort()  # unprovable: the retry finds it gone and starts a new session
-            raise
-        except BaseException:
-            if deadline is None:
-                session.abort()  # a resumable upload keeps its session: the retry continues it
-            raise
-        if sent.sha1 is None:
-            state = {"session": session.info, "folder_id": folder_id, "file_id": existing.id if existing else None}
-            log.info("box upload paused at its deadline", path=path, stored=sent.stored_bytes, sent=sent.sent)
-            return Progress(state=state, bytes_done=sent.stored_bytes, bytes_sent=sent.sent)
-        parts, digest = sent.parts, sent.sha1
-        if existing is not None and existing.sha1 == digest:
-            session.abort()  # same bytes: no new version
-            return PutResult(path, size, digest, "unchanged", existing.id)
-        try:
-            with write_journal() as journal:
-                stored_file = session.commit(parts, digest, if_match=existing.etag if existing else None)
-        except BoxApiError as exc:
-            ours = journal.maybe_stored  # an earlier commit attempt may have made the file
-            return self._after_failed_commit(exc, session, folder_id, path, name, size, digest, existing, ours)
-        _check_stored(stored_file, digest, path)
-        if existing is None:
-            self._ensure_placed(stored_file, path)
-        log.info("box upload session committed", path=path, size=size, parts=len(parts))
-        return PutResult(path, size, digest, _status(existing), stored_file.id)
-
-    def _open_session(self, session: UploadSession, folder_id: str, existing: BoxFile | None) -> BoxFile | None:
-        """Create the session (a new file, or a new version of ``existing``); returns the file
-        the session will replace, which may have changed meanwhile."""
-        try:
-            session.create(folder_id=folder_id) if existing is None else session.create(file_id=existing.id)
-        except BoxApiError as exc:
-            if exc.http_status == 404 and existing is not None:
-                existing = None  # the file was deleted meanwhile: upload it as a new one
-                session.create(folder_id=folder_id)
-            elif exc.http_status == 409 and existing is None and exc.conflicts():
-                existing = self._describe(exc.conflicts()[0])  # a concurrent upload got there first
-                assert existing is not None
-                session.create(file_id=existing.id)
-            else:
-                raise
-        return existing
-
-    def _after_failed_commit(
-        self,
-        exc: BoxApiError,
-        session: UploadSession,
-        folder_id: str,
-        path: str,
-        name: str,
-        size: int,
-        digest: str,
-        existing: BoxFile | None,
-        maybe_ours: bool,
-    ) -> PutResult:
-        """A commit refused: maybe an earlier attempt of ours (``maybe_ours``: one went unanswered)
-        or a concurrent upload already made the file."""
-        entry = self.folders.find(folder_id, name)
-        current = BoxFile.from_entry(entry) if entry is not None and entry.get("type") == "file" else None
-        if current is not None and current.sha1 == digest:
-            session.abort()
-            status: PutStatus = _status(existing) if exc.http_status == 404 or maybe_ours else "unchanged"
-            return PutResult(path, size, digest, status, current.id)
-        session.abort()
-        if exc.http_status in SESSION_GONE:
-            raise SessionGone(
-                f"box: {path!r}: {exc} (the upload session is gone; the delivery will be retried)"
-            ) from None
-        if exc.http_status in (409, 412):
-            raise TransientError(
-                f"box: {path!r} changed while its upload session ran ({exc}); the delivery will be retried"
-            ) from None
-        raise exc
-
-    def _ensure_placed(self, stored: BoxFile, path: str) -> None:
+    def ensure_placed(self, stored: BoxFile, path: str) -> None:
         """A new file must be in its path's folder: a cached folder id a Box user renamed or moved
         since puts it elsewhere. That stray file (ours, just made) is removed and StaleFolder
         raised: the path is resolved afresh."""
@@ -397,15 +298,6 @@ class BoxDestination(PutViaResumable):
         raise StaleFolder(
             f"box: {path!r} landed in a folder renamed or moved in Box; removed, resolving {parent!r} again"
         )
-
-
-def _status(existing: BoxFile | None) -> PutStatus:
-    return "new_version" if existing is not None else "uploaded"
-
-
-def _check_stored(stored: BoxFile, digest: str, path: str) -> None:
-    if stored.sha1 is not None and stored.sha1 != digest:
-        raise TransientError(f"box: {path!r} stored with SHA-1 {stored.sha1}, expected {digest}")
 
 
 def _remote(path: str, entry: dict[str, Any]) -> RemoteFile:
