@@ -4,8 +4,8 @@
 changed); ``reconcile`` publishes the ``mirror-reconciles`` request that Cloud Scheduler sends
 on the entry's schedule, so the verify function compares, reports on ``verify-results`` and
 fixes the difference (``--check-only``: report only); ``status`` shows each destination's last
-reconcile from the run history (as the HTTP trigger's ``GET /mirror``); ``restore`` copies a destination's copies
-back into GCS, checked (:mod:`shared.mirror.restore`).
+reconcile from the run history (as the HTTP trigger's ``GET /mirror``); ``restore`` copies a
+destination's copies back into GCS, checked (:mod:`shared.mirror.restore`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from offsite.cli.output import JsonOption, print_json, print_line, print_publish
 from shared.errors import RejectedInput
 
 if TYPE_CHECKING:
-    from shared.config import Config
-    from shared.config.buckets import BucketMirror
     from shared.mirror.restore import RestoredObject, RestoreStopped
 
 app = new_app(no_args_is_help=True, help="GCS bucket mirrors: compare, reconcile and restore.")
@@ -95,11 +93,12 @@ def status(
     """Each destination's last reconcile (status, when, what it found) and the next scheduled one.
 
     Exit 2 for a bucket that is not mirrored."""
+    from shared.mirror.routing import mirrored
     from shared.mirror.status import status_row
 
     cfg = load_cli_config(config)
     with exit_on_error():
-        mirrors = [_mirrored(cfg, bucket)] if bucket else list(cfg.buckets)
+        mirrors = [mirrored(cfg, bucket)] if bucket else list(cfg.buckets)
         now = dt.datetime.now(dt.UTC)
         rows = [status_row(cfg, m, now, days) for m in mirrors]
     if as_json:
@@ -116,14 +115,6 @@ def status(
                 [row["bucket"], destination, last["status"], last["finished_at"], row["next_run"], last["reason"]]
             )
     print_table(("BUCKET", "DESTINATION", "LAST RECONCILE", "FINISHED", "NEXT RUN", "REASON"), cells)
-
-
-def _mirrored(cfg: Config, bucket: str) -> BucketMirror:
-    mirror = cfg.mirror(bucket)
-    if mirror is None:
-        known = ", ".join(b.name for b in cfg.buckets) or "none"
-        raise RejectedInput(f"bucket {bucket!r} is not mirrored (buckets[] in the config: {known})")
-    return mirror
 
 
 @app.command()

@@ -19,11 +19,13 @@ from typing import Any
 
 from shared import log
 from shared.config import Config
-from shared.errors import TransientError
+from shared.config.buckets import BucketMirror
+from shared.errors import RejectedInput, TransientError
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
 from shared.http_trigger.params import POLL_S, body_object, days_param, wait_param
 from shared.ids import Status
 from shared.messages import VerifyResult
+from shared.mirror.routing import mirrored, reconcile_targets
 from shared.mirror.status import latest_reconciles, status_row
 
 logger = log.get_logger(__name__)
@@ -40,20 +42,23 @@ def bucket_segment(parts: list[str]) -> str:
     return value
 
 
-def _not_mirrored(config: Config, bucket: str) -> HttpResponse:
-    known = ", ".join(b.name for b in config.buckets) or "none"
-    return error(404, f"mirror: bucket {bucket!r} is not mirrored (buckets[] in the config: {known})")
+def _mirror_or_404(config: Config, bucket: str) -> BucketMirror | HttpResponse:
+    """The bucket's entry, or the 404 naming the mirrored buckets."""
+    try:
+        return mirrored(config, bucket)
+    except RejectedInput as exc:
+        return error(404, str(exc))
 
 
 def start_reconcile(request: HttpRequest, config: Config, bucket: str, sleep: Callable[[float], None]) -> HttpResponse:
     """Publish ``{"bucket": B}`` (``destination``, ``fix`` from the body) on mirror-reconciles (202)."""
     from shared.gcp import pubsub
     from shared.mirror.request import MirrorRequest
-    from shared.mirror.routing import reconcile_targets
     from shared.topology import MIRROR_RECONCILES
 
-    if config.mirror(bucket) is None:
-        return _not_mirrored(config, bucket)
+    mirror = _mirror_or_404(config, bucket)
+    if isinstance(mirror, HttpResponse):
+        return mirror
     wait = wait_param(request.query)
     mirror_request = MirrorRequest.from_obj(body_object(request.body, MirrorRequest.KIND, ("bucket", bucket)))
     _, targets = reconcile_targets(mirror_request, config)  # a destination not the bucket's own: a 400
@@ -103,9 +108,9 @@ def mirror_status(request: HttpRequest, config: Config, bucket: str | None) -> H
     destinations' last reconcile in the last ``?days=`` (1–90, default 7) and its next run."""
     mirrors = list(config.buckets)
     if bucket is not None:
-        chosen = config.mirror(bucket)
-        if chosen is None:
-            return _not_mirrored(config, bucket)
+        chosen = _mirror_or_404(config, bucket)
+        if isinstance(chosen, HttpResponse):
+            return chosen
         mirrors = [chosen]
     days = days_param(request.query)
     now = dt.datetime.now(dt.UTC)

@@ -82,16 +82,23 @@ def mirror_destinations(mirror: BucketMirror, config: Config) -> tuple[Destinati
     return mirror.destinations or config.destination_names()
 
 
+def mirrored(config: Config, bucket: str, what: str = "bucket") -> BucketMirror:
+    """The config's ``buckets[]`` entry of ``bucket``; RejectedInput naming ``what`` (the field
+    or argument it came from) and the mirrored buckets when there is none."""
+    mirror = config.mirror(bucket)
+    if mirror is None:
+        known = ", ".join(b.name for b in config.buckets) or "none"
+        raise RejectedInput(f"{what}: {bucket!r} is not a mirrored bucket (buckets[] in the config: {known})")
+    return mirror
+
+
 def reconcile_targets(request: MirrorRequest, config: Config) -> tuple[BucketMirror, tuple[DestinationId, ...]]:
     """The bucket's entry and the destinations to reconcile (its own, or the one asked for), as
     verify, ``offsite mirror`` and the HTTP trigger check a request before acting on it.
 
     RejectedInput when the bucket is not in ``buckets[]`` or the destination is not one of its own.
     """
-    mirror = config.mirror(request.bucket)
-    if mirror is None:
-        known = ", ".join(b.name for b in config.buckets) or "none"
-        raise RejectedInput(f"mirror request.bucket: {request.bucket!r} is not a mirrored bucket (configured: {known})")
+    mirror = mirrored(config, request.bucket, "mirror request.bucket")
     targets = mirror_destinations(mirror, config)
     if request.destination is None:
         return mirror, targets

@@ -27,12 +27,11 @@ from shared import log
 from shared.config import Config
 from shared.config.buckets import BucketMirror
 from shared.destinations.base import Destination
-from shared.errors import ConfigError
 from shared.gcp import gcs
 from shared.ids import DestinationId, Stage, Status
 from shared.messages import VerifyResult
 from shared.mirror import latest
-from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id
+from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id, mirrored
 from shared.mirror.versions import DAY_FORMAT
 from shared.retention.catalog import Unit
 from shared.retention.policy import Dated, kept, newest_first
@@ -45,10 +44,9 @@ BucketTarget = tuple[BucketMirror, DestinationId]
 
 
 def bucket_targets(config: Config, *, bucket: str | None = None, destination: str | None = None) -> list[BucketTarget]:
-    """(bucket, destination) pairs with a retention policy; ConfigError naming an unknown bucket."""
-    if bucket is not None and config.mirror(bucket) is None:
-        known = ", ".join(b.name for b in config.buckets) or "none configured"
-        raise ConfigError(f"--bucket: {bucket!r} is not a mirrored bucket (configured: {known})")
+    """(bucket, destination) pairs with a retention policy; RejectedInput naming an unknown bucket."""
+    if bucket is not None:
+        mirrored(config, bucket, "--bucket")
     return [
         (mirror, dest)
         for mirror in config.buckets

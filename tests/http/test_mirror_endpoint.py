@@ -100,9 +100,9 @@ def test_mirror_requests_are_checked_before_anything_is_published(trigger: Trigg
             "/mirror/not-mirrored",
             None,
             404,
-            f"bucket 'not-mirrored' is not mirrored (buckets[] in the config: {MIRRORED_BUCKET})",
+            f"bucket: 'not-mirrored' is not a mirrored bucket (buckets[] in the config: {MIRRORED_BUCKET})",
         ),
-        ("GET", "/mirror/not-mirrored", None, 404, "is not mirrored"),
+        ("GET", "/mirror/not-mirrored", None, 404, "bucket: 'not-mirrored' is not a mirrored bucket"),
         ("POST", "/mirror/Not_A_Bucket!", None, 400, "bucket: 'Not_A_Bucket!' in the path is not a GCS bucket name"),
         (
             "POST",

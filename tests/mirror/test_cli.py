@@ -98,4 +98,4 @@ def test_status_shows_each_destinations_last_reconcile_and_the_next_run(
     table = runner.invoke(app, ["mirror", "status", m.bucket])
     assert table.exit_code == 0 and "mismatch" in table.output and "sftp:local" in table.output, table.output
     refused = runner.invoke(app, ["mirror", "status", "no-such-mirror"])
-    assert refused.exit_code == 2 and "'no-such-mirror' is not mirrored" in refused.output
+    assert refused.exit_code == 2 and "bucket: 'no-such-mirror' is not a mirrored bucket" in refused.output
