@@ -44,7 +44,8 @@ from shared.http_trigger.ingest import ingest_status, start_ingest
 from shared.http_trigger.jobs import collect_status, drill_status, drills_status, start_collect, start_drill
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
 from shared.http_trigger.mirror import bucket_segment, mirror_status, start_reconcile
-from shared.http_trigger.params import POLL_S, body_object, days_param, run_id_for, segment, wait_param
+from shared.http_trigger.params import body_object, days_param, run_id_for, segment, wait_param
+from shared.http_trigger.polling import poll_history
 from shared.messages import ExportRequest, VerifyRequest
 
 logger = log.get_logger(__name__)
@@ -192,24 +193,16 @@ def _await_run(
     sleep: Callable[[float], None],
 ) -> tuple[progress.RunProgress, str | None]:
     """The run's progress once complete or when ``wait`` runs out, and why the history could not
-    be read, if it could not. Published: from here no answer may invite a retry (a 503 or a 500
-    would start a second run), so a history that cannot be read now is read again, and one that
-    cannot be read at all (access refused) ends the wait; either is named in the 202."""
-    deadline = time.monotonic() + wait
-    run, unread = progress.progress(run_id, expected, []), None
-    while True:
-        try:
-            run = progress.progress(run_id, expected, progress.read_results(config, run_id, since))
-            unread = None
-        except TransientError as exc:
-            logger.warning("run history not readable now; polling on", error=str(exc))
-            unread = str(exc)
-        except Exception as exc:  # published: a 500 would invite a retry, i.e. a second run
-            logger.exception("run history not readable; answering with the run started")
-            return run, str(exc)
-        if run.complete or time.monotonic() >= deadline:
-            return run, unread
-        sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+    be read, if it could not (:func:`shared.http_trigger.polling.poll_history`)."""
+    polled = poll_history(
+        lambda: progress.progress(run_id, expected, progress.read_results(config, run_id, since)),
+        lambda run: run.complete,
+        progress.progress(run_id, expected, []),
+        wait=wait,
+        sleep=sleep,
+        what="run history",
+    )
+    return polled.value, polled.unread
 
 
 # ---- GET /runs/<run_id>, POST /verify[/<run_id>] -------------------------------------------

@@ -20,9 +20,10 @@ from typing import Any
 from shared import log
 from shared.config import Config
 from shared.config.buckets import BucketMirror
-from shared.errors import RejectedInput, TransientError
+from shared.errors import RejectedInput
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
-from shared.http_trigger.params import POLL_S, body_object, days_param, wait_param
+from shared.http_trigger.params import body_object, days_param, wait_param
+from shared.http_trigger.polling import poll_history
 from shared.ids import Status
 from shared.messages import VerifyResult
 from shared.mirror.routing import mirrored, reconcile_targets
@@ -83,19 +84,18 @@ def _await_reconcile(
 ) -> HttpResponse:
     """200 once every destination asked has a reconcile result reported since ``published_at``."""
     wanted = answer["destinations"]
-    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
-    found: dict[str, VerifyResult] = {}
-    while True:
-        try:
-            found = latest_reconciles(config, answer["bucket"], published_at)
-        except TransientError as exc:  # GCS unavailable for now: poll on
-            logger.warning("reconcile results not readable now; polling on", error=str(exc))
-        except Exception as exc:  # published: a 500 would invite a retry, i.e. a second reconcile
-            logger.exception("reconcile results not readable; answering with the reconcile started")
-            return HttpResponse(202, {**answer, "complete": False, "error": f"the reconcile was started; {exc}"})
-        if all(d in found for d in wanted) or dt.datetime.now(dt.UTC) >= deadline:
-            break
-        sleep(min(POLL_S, max(0.0, (deadline - dt.datetime.now(dt.UTC)).total_seconds())))
+    none_yet: dict[str, VerifyResult] = {}
+    polled = poll_history(
+        lambda: latest_reconciles(config, answer["bucket"], published_at),
+        lambda found: all(d in found for d in wanted),
+        none_yet,
+        wait=wait,
+        sleep=sleep,
+        what="reconcile results",
+    )
+    if polled.refused:
+        return HttpResponse(202, {**answer, "complete": False, "error": f"the reconcile was started; {polled.unread}"})
+    found = polled.value
     results = {d: found[d].to_dict() for d in wanted if d in found}
     if len(results) < len(wanted):
         return HttpResponse(202, {**answer, "complete": False, "results": results})
