@@ -260,6 +260,7 @@ class VerifyResult(Message):
     reason: str | None = None
     stage: Stage | None = None
     message_id: str | None = None
+    request_id: str | None = None  # a mirror reconcile's: the request_id its caller gave it
     manifest: str | None = None
     date: str | None = None
     started_at: str | None = None

@@ -4,8 +4,9 @@ each mirrored bucket's last reconcile at each destination and its next scheduled
 
 A request is checked against the config before it is published: a bucket that is not mirrored
 is a 404 naming the mirrored ones; a bad body (``destination``, ``fix``) a 400 naming the field.
-``?wait=`` follows the reconcile until every destination asked has reported
-(``mirror-{bucket}`` results of the reconcile stage reported since the request was published);
+``?wait=`` follows the reconcile until every destination asked has reported (``mirror-{bucket}``
+results of the reconcile stage carrying the request's ``request_id``, which the trigger chooses
+unless the body gives one: a scheduled reconcile reported meanwhile is not taken for this one);
 200 with each destination's result, 202 with ``complete: false`` when the wait ran out first.
 Once published, no answer invites a retry: a history that cannot be read is named in the 202.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -61,7 +63,8 @@ def start_reconcile(request: HttpRequest, config: Config, bucket: str, sleep: Ca
     if isinstance(mirror, HttpResponse):
         return mirror
     wait = wait_param(request.query)
-    mirror_request = MirrorRequest.from_obj(body_object(request.body, MirrorRequest.KIND, ("bucket", bucket)))
+    asked = MirrorRequest.from_obj(body_object(request.body, MirrorRequest.KIND, ("bucket", bucket)))
+    mirror_request = asked if asked.request_id else asked.model_copy(update={"request_id": _new_request_id()})
     _, targets = reconcile_targets(mirror_request, config)  # a destination not the bucket's own: a 400
     published_at = dt.datetime.now(dt.UTC)
     message_id = pubsub.publish(MIRROR_RECONCILES, mirror_request, origin="http-trigger")
@@ -69,6 +72,7 @@ def start_reconcile(request: HttpRequest, config: Config, bucket: str, sleep: Ca
     answer: dict[str, Any] = {
         "bucket": bucket,
         "message_id": message_id,
+        "request_id": mirror_request.request_id,
         "topic": MIRROR_RECONCILES,
         "request": mirror_request.to_dict(),
         "destinations": [str(t) for t in targets],
@@ -79,14 +83,19 @@ def start_reconcile(request: HttpRequest, config: Config, bucket: str, sleep: Ca
     return _await_reconcile(config, answer, published_at, wait, sleep)
 
 
+def _new_request_id() -> str:
+    """A request id no other reconcile carries (the results of this one answer it)."""
+    return f"http-{uuid.uuid4().hex[:20]}"
+
+
 def _await_reconcile(
     config: Config, answer: dict[str, Any], published_at: dt.datetime, wait: float, sleep: Callable[[float], None]
 ) -> HttpResponse:
-    """200 once every destination asked has a reconcile result reported since ``published_at``."""
+    """200 once every destination asked has a result of this reconcile (its ``request_id``)."""
     wanted = answer["destinations"]
     none_yet: dict[str, VerifyResult] = {}
     polled = poll_history(
-        lambda: latest_reconciles(config, answer["bucket"], published_at),
+        lambda: latest_reconciles(config, answer["bucket"], published_at, request_id=answer["request_id"]),
         lambda found: all(d in found for d in wanted),
         none_yet,
         wait=wait,

@@ -139,11 +139,13 @@ def _advised(mirror: BucketMirror, destination: DestinationId | None) -> Iterato
 @dataclass(frozen=True)
 class Asked:
     """What one reconcile invocation was asked (fix, or only compare and report; the message it
-    answers), and until when it may list and compare (``time.monotonic()``; None: no limit)."""
+    answers and its caller's ``request_id``), and until when it may list and compare
+    (``time.monotonic()``; None: no limit)."""
 
     fix: bool = True
     message_id: str | None = None
     deadline: float | None = None
+    request_id: str | None = None
 
 
 def reconcile_destination(
@@ -175,7 +177,7 @@ def reconcile_destination(
             redelivered = _redeliver(mirror, objects, destination_id, wanted)
             if mirror.delete == "mirror":
                 deleted = _delete_extra(mirror, destination, comparison)
-    result = result_for(mirror, destination_id, compared, redelivered, deleted, asked.message_id)
+    result = result_for(mirror, destination_id, compared, redelivered, deleted, asked)
     latest.record(config, mirror, destination_id, result)  # first: a failure retries before anything is reported
     report(result, config=config)
     return Reconciled(result, redelivered, deleted)
@@ -330,9 +332,10 @@ def result_for(
     compared: BucketComparison,
     redelivered: tuple[str, ...],
     deleted: tuple[str, ...],
-    message_id: str | None = None,
+    asked: Asked | None = None,
 ) -> VerifyResult:
-    """The VerifyResult of one comparison and what was done about it (nothing: empty tuples)."""
+    """The VerifyResult of one comparison and what was done about it (nothing: empty tuples),
+    answering ``asked`` (its message and request ids)."""
     comparison, unhashed = compared.comparison, compared.unhashed
     kept = mirror.delete == "keep"
     wrong = (
@@ -371,7 +374,8 @@ def result_for(
         **comparison.counts(),
         reason="; ".join(notes),
         stage=Stage.MIRROR_RECONCILE,
-        message_id=message_id,
+        message_id=asked.message_id if asked else None,
+        request_id=asked.request_id if asked else None,
     )
 
 

@@ -2,7 +2,9 @@
 
 Cloud Scheduler publishes ``{"bucket": NAME}`` on each entry's ``schedule``;
 ``offsite mirror reconcile NAME`` publishes the same, ``--check-only`` adds ``"fix": false``
-(compare and report, change nothing).
+(compare and report, change nothing). ``POST /mirror/<bucket>`` adds a ``request_id``, which
+each destination's result carries back, so the caller waits for its own reconcile's outcome and
+not for a scheduled one reported meanwhile.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import ClassVar
 from pydantic import StrictBool
 
 from shared.ids import DestinationId
+from shared.message_fields import RunId
 from shared.messages import Message
 
 
@@ -22,3 +25,6 @@ class MirrorRequest(Message):
     bucket: str
     destination: DestinationId | None = None
     fix: StrictBool = True  # "yes" or 1 is refused, not read as true
+    request_id: RunId | None = None
+    """Who asked (the caller's id; shaped like a run id): copied into each destination's result,
+    also when the request is handed on per destination, fails or is dead-lettered."""

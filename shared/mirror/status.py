@@ -20,12 +20,17 @@ from shared.mirror.routing import mirror_destinations, mirror_run_id
 RECONCILE_STAGES = frozenset({Stage.MIRROR_RECONCILE, Stage.VERIFY})
 
 
-def latest_reconciles(config: Config, bucket: str, since: dt.datetime) -> dict[str, VerifyResult]:
-    """Each destination's newest reconcile result of ``bucket`` reported since ``since``."""
+def latest_reconciles(
+    config: Config, bucket: str, since: dt.datetime, *, request_id: str | None = None
+) -> dict[str, VerifyResult]:
+    """Each destination's newest reconcile result of ``bucket`` reported since ``since`` (with
+    ``request_id``: of the reconcile asked with that id only, not a scheduled one meanwhile)."""
     from shared.reporting.history import read
 
     results = read(config.state_bucket_name, since, run_ids=[mirror_run_id(bucket)])
-    return _newest_per_destination(r for r in results if r.stage in RECONCILE_STAGES)
+    return _newest_per_destination(
+        r for r in results if r.stage in RECONCILE_STAGES and (request_id is None or r.request_id == request_id)
+    )
 
 
 def _newest_per_destination(results: Iterable[VerifyResult]) -> dict[str, VerifyResult]:

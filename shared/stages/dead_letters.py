@@ -21,11 +21,12 @@ from typing import Any, TypedDict
 from shared import log, topology
 from shared.config import Config
 from shared.delivery.routing import route
+from shared.errors import RejectedInput
 from shared.events import PubSubMessage, parse_pubsub, parse_storage
 from shared.ids import DestinationId, Stage, Status
 from shared.messages import DeliveryReceipt, ExportRequest, Source, TableExport, VerifyRequest, VerifyResult
 from shared.mirror.request import MirrorRequest
-from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id
+from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id, reconcile_targets
 from shared.reporting import last_errors
 from shared.reporting.results import report
 from shared.topology import DELIVERY_CONTINUATIONS, GCS_FINALIZED, Subscription
@@ -92,6 +93,7 @@ class Concern(TypedDict, total=False):
     source: Source | None
     destination: DestinationId | None
     date: str | None
+    request_id: str | None
 
 
 def _concern(run_id: str | None, source: Source | None, destination: DestinationId | None, day: Any) -> Concern:
@@ -118,13 +120,24 @@ def _what_it_was(message: PubSubMessage, source: Subscription | None, config: Co
             ask = VerifyRequest.from_json(message.data)
             return [_concern(ask.run_id, None, ask.destination, ask.date)]
         if topic == topology.MIRROR_RECONCILES:
-            mirrored = MirrorRequest.from_json(message.data)
-            return [
-                _concern(mirror_run_id(mirrored.bucket), bucket_source(mirrored.bucket), mirrored.destination, None)
-            ]
+            return _reconcile_concerns(MirrorRequest.from_json(message.data), config)
     except Exception as exc:  # noqa: BLE001 - an unreadable dead letter is still reported, with less detail
         logger.warning("could not read the dead-lettered message", error=str(exc))
     return []
+
+
+def _reconcile_concerns(request: MirrorRequest, config: Config) -> list[Concern]:
+    """One per destination the reconcile was for (each has no result of it now), answering the
+    caller's request_id; a bucket no longer mirrored names the bucket only."""
+    try:
+        _, targets = reconcile_targets(request, config)
+    except RejectedInput:
+        targets = ()
+    run_id, source = mirror_run_id(request.bucket), bucket_source(request.bucket)
+    return [
+        Concern(**_concern(run_id, source, d, None), request_id=request.request_id)
+        for d in targets or [request.destination]
+    ]
 
 
 def _request_concerns(req: ExportRequest, config: Config) -> list[Concern]:

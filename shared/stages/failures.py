@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 logger = log.get_logger(__name__)
 T = TypeVar("T")
-CONTEXT_FIELDS = ("run_id", "destination", "source", "message_id", "date")
 HELD_CLAIM_ATTR = "held_claim"  # (bucket, name): see release_if_unreported
 
 
@@ -68,6 +67,7 @@ def report_failure(stage: Stage | str, exc: PermanentError, *, message_id: str |
             stage=str(context.get("stage") or stage),
             reason=str(exc),
             message_id=str(context.get("message_id") or message_id or "") or None,
+            request_id=context.get("request_id"),
             run_id=context.get("run_id"),
             destination=str(context["destination"]) if context.get("destination") else None,
             source=source,

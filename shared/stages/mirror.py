@@ -84,27 +84,45 @@ def on_reconcile_event(event: Any, config: Config) -> None:
     message = parse_pubsub(event)
     with log.bind(message_id=message.message_id):
         request = MirrorRequest.from_json(message.data)
-        mirror, targets = reconcile_targets(request, config)
-        if request.destination is None and len(targets) > 1:
-            pubsub.publish_all(MIRROR_RECONCILES, reconcile.per_destination(request, targets))
-            logger.info("reconcile handed on, one request per destination", destinations=[str(d) for d in targets])
-            return
-        asked = reconcile.Asked(request.fix, message.message_id, reconcile.deadline_from_now())
-        # a failure to list the bucket is reported as the (only) destination's
-        with log.bind(**_reconcile_context(mirror, request.destination or next(iter(targets), None))):
-            objects = reconcile.selected_objects(mirror, deadline=asked.deadline)
-        each(
-            Stage.MIRROR_RECONCILE,
-            targets,
-            lambda d: reconcile.reconcile_destination(mirror, objects, d, config, asked),
-            lambda d: _reconcile_context(mirror, d),
-        )
+        with log.bind(**_caller(request)):  # a refusal of the request answers the caller's request too
+            _reconcile(request, message.message_id, config)
 
 
-def _reconcile_context(mirror: BucketMirror, destination: DestinationId | None) -> dict[str, Any]:
-    """What a reconcile's failure at ``destination`` is reported with."""
+def _reconcile(request: MirrorRequest, message_id: str, config: Config) -> None:
+    mirror, targets = reconcile_targets(request, config)
+    if request.destination is None and len(targets) > 1:
+        pubsub.publish_all(MIRROR_RECONCILES, reconcile.per_destination(request, targets))
+        logger.info("reconcile handed on, one request per destination", destinations=[str(d) for d in targets])
+        return
+    asked = reconcile.Asked(request.fix, message_id, reconcile.deadline_from_now(), request.request_id)
+    # a failure to list the bucket is reported as the (only) destination's
+    with log.bind(**_reconcile_context(mirror, request, request.destination or next(iter(targets), None))):
+        objects = reconcile.selected_objects(mirror, deadline=asked.deadline)
+    each(
+        Stage.MIRROR_RECONCILE,
+        targets,
+        lambda d: reconcile.reconcile_destination(mirror, objects, d, config, asked),
+        lambda d: _reconcile_context(mirror, request, d),
+    )
+
+
+def _caller(request: MirrorRequest) -> dict[str, str]:
+    """The caller's request id (``POST /mirror``'s), for the results that answer it."""
+    return {"request_id": request.request_id} if request.request_id else {}
+
+
+def _reconcile_context(
+    mirror: BucketMirror, request: MirrorRequest, destination: DestinationId | None
+) -> dict[str, Any]:
+    """What a reconcile's failure at ``destination`` is reported with (``each`` reports all but
+    the last failure itself, so the caller's request_id is named here too)."""
     where = {"destination": str(destination)} if destination else {}
-    return {**where, "run_id": mirror_run_id(mirror.name), "source": reconcile.mirror_source(mirror)}
+    return {
+        **where,
+        **_caller(request),
+        "run_id": mirror_run_id(mirror.name),
+        "source": reconcile.mirror_source(mirror),
+    }
 
 
 def _mine(

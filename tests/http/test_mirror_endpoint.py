@@ -54,6 +54,8 @@ def test_post_mirror_with_wait_answers_each_destinations_reconcile(trigger: Trig
     assert (body["bucket"], body["topic"], body["destinations"]) == (MIRRORED_BUCKET, MIRROR_RECONCILES, DESTINATIONS)
     assert body["request"]["fix"] is False and body["status_url"] == f"/mirror/{MIRRORED_BUCKET}"
     assert body["complete"] is True and sorted(body["results"]) == DESTINATIONS
+    assert body["request_id"].startswith("http-") and body["request"]["request_id"] == body["request_id"]
+    assert {r["request_id"] for r in body["results"].values()} == {body["request_id"]}  # this reconcile's own
     box = body["results"]["box"]
     assert (box["status"], box["stage"], box["run_id"]) == ("mismatch", "mirror:reconcile", f"mirror-{MIRRORED_BUCKET}")
     assert name in box["missing"], box
@@ -126,6 +128,13 @@ def test_mirror_requests_are_checked_before_anything_is_published(trigger: Trigg
             "mirror request.bucket: 'other' in the body is not",
         ),
         ("POST", f"/mirror/{MIRRORED_BUCKET}", "[1]", 400, "mirror request"),
+        (
+            "POST",
+            f"/mirror/{MIRRORED_BUCKET}",
+            {"request_id": "two words"},
+            400,
+            "mirror request.request_id: 'two words' does not match",
+        ),
         ("POST", f"/mirror/{MIRRORED_BUCKET}?wait=soon", None, 400, "wait: 'soon' is not a number of seconds"),
         ("GET", "/mirror?days=0", None, 400, "days: '0' must be a whole number of days between 1 and 90"),
         ("DELETE", "/mirror", None, 405, "DELETE is not allowed on /mirror"),
@@ -168,7 +177,8 @@ def test_a_wait_whose_history_cannot_be_read_answers_202_with_the_reconcile_star
 def test_a_reconciles_outcome_is_its_newest_result_of_the_reconcile_or_verify_stage(trigger: Trigger) -> None:
     """What ?wait and GET /mirror read from the run history (the stack's GCS): per destination,
     the newest result of run mirror-<bucket> from the reconcile (or from verify's runner, for a
-    reconcile that failed before it compared); a re-delivery's failure is not the reconcile's."""
+    reconcile that failed before it compared); a re-delivery's failure is not the reconcile's;
+    ?wait reads only the results of its own request."""
     from shared.messages import VerifyResult
     from shared.mirror.status import latest_reconciles
     from shared.reporting.history import record
@@ -177,12 +187,14 @@ def test_a_reconciles_outcome_is_its_newest_result_of_the_reconcile_or_verify_st
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10)  # every result in the past
     run_id = f"mirror-{bucket}"
 
-    def reported(destination: str, status: str, stage: str, at_s: float) -> None:
-        result = VerifyResult(status=status, destination=destination, run_id=run_id, stage=stage, reason=stage)
+    def reported(destination: str, status: str, stage: str, at_s: float, request_id: str | None = None) -> None:
+        result = VerifyResult(
+            status=status, destination=destination, run_id=run_id, stage=stage, reason=stage, request_id=request_id
+        )
         record(trigger.config.state_bucket_name, result, since + dt.timedelta(seconds=at_s))
 
-    reported("box", "mismatch", "mirror:reconcile", 1)
-    reported("box", "failed", "verify", 2)  # the next reconcile could not list the bucket
+    reported("box", "mismatch", "mirror:reconcile", 1, "http-mine")
+    reported("box", "failed", "verify", 2)  # the next (scheduled) reconcile could not list the bucket
     reported("box", "failed", "upload_box", 3)  # a re-delivery's failure
     reported("sftp:local", "in_sync", "mirror:reconcile", 1)
     found = latest_reconciles(trigger.config, bucket, since)
@@ -191,3 +203,6 @@ def test_a_reconciles_outcome_is_its_newest_result_of_the_reconcile_or_verify_st
         "sftp:local": ("in_sync", "mirror:reconcile"),
     }
     assert latest_reconciles(trigger.config, bucket, since + dt.timedelta(seconds=1.5)) == {"box": found["box"]}
+    # a caller waiting for its own reconcile (POST /mirror?wait) reads only the results answering it
+    mine = latest_reconciles(trigger.config, bucket, since, request_id="http-mine")
+    assert {d: (r.status, r.request_id) for d, r in mine.items()} == {"box": ("mismatch", "http-mine")}

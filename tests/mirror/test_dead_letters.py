@@ -32,13 +32,29 @@ def test_a_dead_lettered_mirror_delivery_names_the_bucket_and_destination(
     assert failed.source is not None and failed.source.label == f"gs://{m.bucket}"
 
 
-def test_a_dead_lettered_reconcile_names_the_bucket(mirror_factory: Callable[..., MirrorStack]) -> None:
+def test_a_dead_lettered_reconcile_names_the_bucket_each_destination_and_the_request(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    """A request for the whole bucket reconciled no destination: one failed result each (what
+    `offsite mirror status` and POST /mirror?wait read), answering the caller's request_id."""
     m = mirror_factory()
-    _dead(m, "verify-mirror-reconciles", MirrorRequest(bucket=m.bucket).to_json())
+    _dead(m, "verify-mirror-reconciles", MirrorRequest(bucket=m.bucket, request_id="http-abc").to_json())
+    results = sorted(m.results(), key=lambda r: str(r.destination))
+    assert [(r.status, str(r.destination), r.request_id) for r in results] == [
+        ("failed", "box", "http-abc"),
+        ("failed", "sftp:local", "http-abc"),
+    ]
+    for failed in results:
+        assert failed.run_id == f"mirror-{m.bucket}" and failed.stage == "verify"
+        assert failed.source is not None and failed.source.label == f"gs://{m.bucket}"
+        assert "dead-lettered after 5 delivery attempts on verify-mirror-reconciles" in (failed.reason or "")
+
+
+def test_a_dead_lettered_reconcile_of_one_destination_names_it(mirror_factory: Callable[..., MirrorStack]) -> None:
+    m = mirror_factory()
+    _dead(m, "verify-mirror-reconciles", MirrorRequest(bucket=m.bucket, destination="box").to_json())
     [failed] = m.results()
-    assert (failed.status, failed.run_id) == ("failed", f"mirror-{m.bucket}")
-    assert failed.source is not None and failed.source.label == f"gs://{m.bucket}"
-    assert "dead-lettered after 5 delivery attempts on verify-mirror-reconciles" in (failed.reason or "")
+    assert (failed.status, str(failed.destination), failed.request_id) == ("failed", "box", None)
 
 
 def test_a_dead_letter_of_a_mirror_trigger_named_by_eventarc_is_read_by_its_topic(

@@ -138,11 +138,12 @@ def test_a_request_for_the_bucket_is_handed_on_one_per_destination_each_retried_
 ) -> None:
     m = mirror_factory()
     _delivered(m)
-    verify(m.pubsub_event(MIRROR_RECONCILES, MirrorRequest(bucket=m.bucket, fix=False).to_json()), m.config)
+    asked = MirrorRequest(bucket=m.bucket, fix=False, request_id="http-split")
+    verify(m.pubsub_event(MIRROR_RECONCILES, asked.to_json()), m.config)
     assert m.results() == []  # nothing listed or reported in the invocation that split it
     handed_on = {str(r.destination): r for r in m.handed_on(len(DESTINATIONS))}
     assert sorted(handed_on) == sorted(DESTINATIONS)
-    assert all(r.bucket == m.bucket and r.fix is False for r in handed_on.values())
+    assert all(r.bucket == m.bucket and r.fix is False and r.request_id == "http-split" for r in handed_on.values())
 
     # The SFTP server is down now: its request fails and is retried by Pub/Sub alone; Box's reports.
     raw = yaml.safe_load(Path(os.environ["OFFSITE_CONFIG"]).read_text())
@@ -155,7 +156,7 @@ def test_a_request_for_the_bucket_is_handed_on_one_per_destination_each_retried_
         verify(m.pubsub_event(MIRROR_RECONCILES, handed_on["sftp:local"].to_json()), m.config)
     verify(m.pubsub_event(MIRROR_RECONCILES, handed_on["box"].to_json()), m.config)
     (result,) = m.results()
-    assert (result.destination, result.status) == ("box", "in_sync")
+    assert (result.destination, result.status, result.request_id) == ("box", "in_sync", "http-split")
 
 
 def _closed_port() -> int:
@@ -228,10 +229,11 @@ def test_a_reconcile_out_of_time_stops_before_fixing_and_says_how_to_split_the_b
 
     # Through verify: the request is reported failed with that reason, once, and not retried.
     monkeypatch.setattr(reconcile, "COMPARE_S", 0.0)
-    request = MirrorRequest(bucket=m.bucket, destination=sftp)
+    request = MirrorRequest(bucket=m.bucket, destination=sftp, request_id="http-late")
     runner.run(Stage.VERIFY, m.pubsub_event(MIRROR_RECONCILES, request.to_json()), verify)  # acked: no raise
     (failed,) = m.results()
     assert (failed.status, failed.destination, failed.run_id) == ("failed", "sftp:local", f"mirror-{m.bucket}")
+    assert failed.request_id == "http-late"  # the caller's ?wait finds its reconcile's failure
     assert failed.source is not None and failed.source.label == f"gs://{m.bucket}"
     assert failed.reason is not None and "split the bucket into buckets[] entries" in failed.reason
 

@@ -22,6 +22,23 @@ def test_mirror_request_parses_and_names_bad_fields() -> None:
             MirrorRequest.from_json(b'{"bucket": "b-data", "fix": ' + wrong + b"}")
 
 
+def test_a_request_id_is_shaped_like_a_run_id_and_kept_when_handed_on_per_destination() -> None:
+    from shared.ids import DestinationId
+    from shared.mirror.reconcile import per_destination
+
+    asked = MirrorRequest.from_json(b'{"bucket": "b-data", "request_id": "nightly-load_42"}')
+    split = per_destination(asked, (DestinationId.parse("box"), DestinationId.parse("sftp:a")))
+    assert [(str(r.destination), r.request_id) for r in split] == [
+        ("box", "nightly-load_42"),
+        ("sftp:a", "nightly-load_42"),
+    ]
+    for wrong in (b'"a b"', b'""', b'"' + b"x" * 64 + b'"', b"42"):
+        with pytest.raises(RejectedInput, match=r"mirror request.request_id: "):
+            MirrorRequest.from_json(b'{"bucket": "b-data", "request_id": ' + wrong + b"}")
+    result = VerifyResult(status="in_sync", request_id="nightly-load_42")
+    assert VerifyResult.from_json(result.to_json()).request_id == "nightly-load_42"
+
+
 def test_a_bucket_source_names_results_but_is_never_exported() -> None:
     source = Source(mode="bucket", bucket="bqx-ml-models")
     assert source.label == "gs://bqx-ml-models"
