@@ -11,7 +11,7 @@ destination's copies back into GCS, checked (:mod:`shared.mirror.restore`).
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,8 @@ from offsite.cli.output import JsonOption, print_json, print_line, print_publish
 from shared.errors import RejectedInput
 
 if TYPE_CHECKING:
+    from shared.config import Config
+    from shared.mirror.request import MirrorRequest
     from shared.mirror.restore import RestoredObject, RestoreStopped
 
 app = new_app(no_args_is_help=True, help="GCS bucket mirrors: compare, reconcile and restore.")
@@ -63,13 +65,20 @@ def reconcile(
     check_only: Annotated[
         bool, typer.Option("--check-only", help="Report only; re-deliver and delete nothing.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Wait for each destination's result: exit 0 when every one is in_sync, else 1."),
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds --wait waits at most.")] = 900.0,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Ask the verify function to reconcile the bucket (as its schedule does); see `offsite status`.
+    """Ask the verify function to reconcile the bucket (as its schedule does); see `offsite mirror status`.
 
-    Exit 1 when the request could not be published, 2 for a bucket that is not mirrored or a
-    destination that is not one of its own."""
+    The request carries a request id that each destination's result repeats. With --wait: exit 0
+    once every destination reported this reconcile in_sync, 1 when one reported otherwise or the
+    timeout passed. Exit 1 when the request could not be published, 2 for a bucket that is not
+    mirrored or a destination that is not one of its own."""
     from shared.gcp import pubsub
     from shared.mirror.request import MirrorRequest
     from shared.mirror.routing import reconcile_targets
@@ -77,10 +86,66 @@ def reconcile(
 
     cfg = load_cli_config(config)
     with exit_on_error():
-        request = MirrorRequest.from_obj({"bucket": bucket, "destination": destination, "fix": not check_only})
-        reconcile_targets(request, cfg)  # a bucket not mirrored, a destination not its own: exit 2
+        request = MirrorRequest.from_obj(
+            {"bucket": bucket, "destination": destination, "fix": not check_only, "request_id": _request_id()}
+        )
+        _, targets = reconcile_targets(request, cfg)  # a bucket not mirrored, a destination not its own: exit 2
+        # a minute's slack for a result recorded by a host whose clock is behind ours
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
         message_id = pubsub.publish(MIRROR_RECONCILES, request, origin="offsite-mirror")
-    print_published("mirror", MIRROR_RECONCILES, request, message_id, as_json)
+    if not wait:
+        print_published("mirror", MIRROR_RECONCILES, request, message_id, as_json)
+        return
+    if not as_json:
+        print_line(f"published on {MIRROR_RECONCILES} (message {message_id}): {request.to_json().decode()}")
+    published = {"message_id": message_id, "topic": MIRROR_RECONCILES, "request": request.to_dict()}
+    raise typer.Exit(_wait_and_report(cfg, request, [str(t) for t in targets], since, published, timeout, as_json))
+
+
+def _request_id() -> str:
+    """The id this command's reconcile results repeat (``offsite mirror reconcile``'s own)."""
+    import uuid
+
+    return f"cli-{uuid.uuid4().hex[:20]}"
+
+
+def _wait_and_report(
+    cfg: Config,
+    request: MirrorRequest,
+    wanted: list[str],
+    since: dt.datetime,
+    published: dict[str, Any],
+    timeout: float,
+    as_json: bool,
+) -> int:
+    """Follow the reconcile until each destination in ``wanted`` reported it; print the results.
+    The exit code: 0 when every one is in_sync, else 1."""
+    import time
+
+    from offsite.cli.ops import print_checks
+    from shared.mirror.status import follow_reconcile
+
+    assert request.request_id is not None
+    polled = follow_reconcile(
+        cfg, request.bucket, request.request_id, wanted, since, wait=timeout, sleep=time.sleep, poll_s=1.0
+    )
+    found = polled.value
+    late = [d for d in wanted if d not in found]
+    ok = not late and not polled.refused and all(found[d].status == "in_sync" for d in wanted)
+    if as_json:
+        results = {d: found[d].to_dict() for d in wanted if d in found}
+        print_json({**published, "complete": not late, "in_sync": ok, "results": results})
+        return 0 if ok else 1
+    if found:
+        print_checks([found[d] for d in wanted if d in found])
+    if polled.refused:
+        typer.echo(f"error: the reconcile results could not be read: {polled.unread}", err=True)
+    elif late:
+        typer.echo(f"error: no result of this reconcile from {', '.join(late)} after {timeout:.0f}s", err=True)
+    if late:
+        logs = f"offsite logs -f verify --run-id mirror-{request.bucket}"
+        typer.echo(f"hint: `offsite mirror status {request.bucket}` and `{logs}` say where it is", err=True)
+    return 0 if ok else 1
 
 
 @app.command()

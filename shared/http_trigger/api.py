@@ -44,9 +44,9 @@ from shared.http_trigger.ingest import ingest_status, start_ingest
 from shared.http_trigger.jobs import collect_status, drill_status, drills_status, start_collect, start_drill
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
 from shared.http_trigger.mirror import bucket_segment, mirror_status, start_reconcile
-from shared.http_trigger.params import body_object, days_param, run_id_for, segment, wait_param
-from shared.http_trigger.polling import poll_history
+from shared.http_trigger.params import POLL_S, body_object, days_param, run_id_for, segment, wait_param
 from shared.messages import ExportRequest, VerifyRequest
+from shared.reporting.polling import poll_history
 
 logger = log.get_logger(__name__)
 
@@ -193,7 +193,7 @@ def _await_run(
     sleep: Callable[[float], None],
 ) -> tuple[progress.RunProgress, str | None]:
     """The run's progress once complete or when ``wait`` runs out, and why the history could not
-    be read, if it could not (:func:`shared.http_trigger.polling.poll_history`)."""
+    be read, if it could not (:func:`shared.reporting.polling.poll_history`)."""
     polled = poll_history(
         lambda: progress.progress(run_id, expected, progress.read_results(config, run_id, since)),
         lambda run: run.complete,
@@ -201,6 +201,7 @@ def _await_run(
         wait=wait,
         sleep=sleep,
         what="run history",
+        poll_s=POLL_S,
     )
     return polled.value, polled.unread
 

@@ -24,12 +24,10 @@ from shared.config import Config
 from shared.config.buckets import BucketMirror
 from shared.errors import RejectedInput
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
-from shared.http_trigger.params import body_object, days_param, wait_param
-from shared.http_trigger.polling import poll_history
+from shared.http_trigger.params import POLL_S, body_object, days_param, wait_param
 from shared.ids import Status
-from shared.messages import VerifyResult
 from shared.mirror.routing import mirrored, reconcile_targets
-from shared.mirror.status import latest_reconciles, status_row
+from shared.mirror.status import follow_reconcile, status_row
 
 logger = log.get_logger(__name__)
 
@@ -93,14 +91,8 @@ def _await_reconcile(
 ) -> HttpResponse:
     """200 once every destination asked has a result of this reconcile (its ``request_id``)."""
     wanted = answer["destinations"]
-    none_yet: dict[str, VerifyResult] = {}
-    polled = poll_history(
-        lambda: latest_reconciles(config, answer["bucket"], published_at, request_id=answer["request_id"]),
-        lambda found: all(d in found for d in wanted),
-        none_yet,
-        wait=wait,
-        sleep=sleep,
-        what="reconcile results",
+    polled = follow_reconcile(
+        config, answer["bucket"], answer["request_id"], wanted, published_at, wait=wait, sleep=sleep, poll_s=POLL_S
     )
     if polled.refused:
         return HttpResponse(202, {**answer, "complete": False, "error": f"the reconcile was started; {polled.unread}"})

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable
 
@@ -12,6 +16,7 @@ from typer.testing import CliRunner
 from offsite.cli import app
 from shared.destinations import factory
 from shared.mirror.request import MirrorRequest
+from shared.stages.verify import verify
 from shared.topology import MIRROR_RECONCILES
 from tests.mirror.conftest import MirrorStack
 
@@ -49,8 +54,10 @@ def test_reconcile_publishes_the_scheduled_request(mirror_factory: Callable[...,
     result = runner.invoke(app, ["mirror", "reconcile", m.bucket, "--check-only", "-d", "box"])
     assert result.exit_code == 0, result.output
     (message,) = m.admin.pull(sub, 10)
-    assert MirrorRequest.from_json(message["data_bytes"]) == MirrorRequest.model_validate(
-        {"bucket": m.bucket, "destination": "box", "fix": False}
+    published = MirrorRequest.from_json(message["data_bytes"])
+    assert published.request_id is not None and published.request_id.startswith("cli-")  # its results repeat it
+    assert published == MirrorRequest.model_validate(
+        {"bucket": m.bucket, "destination": "box", "fix": False, "request_id": published.request_id}
     )
     refused = runner.invoke(app, ["mirror", "reconcile", "no-such-mirror"])
     assert refused.exit_code == 2 and "'no-such-mirror' is not a mirrored bucket" in refused.output
@@ -99,3 +106,65 @@ def test_status_shows_each_destinations_last_reconcile_and_the_next_run(
     assert table.exit_code == 0 and "mismatch" in table.output and "sftp:local" in table.output, table.output
     refused = runner.invoke(app, ["mirror", "status", "no-such-mirror"])
     assert refused.exit_code == 2 and "bucket: 'no-such-mirror' is not a mirrored bucket" in refused.output
+
+
+def _reconcile_cli(*args: str) -> subprocess.Popen[str]:
+    """``offsite mirror reconcile`` in a process of its own (it waits while this test pushes)."""
+    command = [sys.executable, "-m", "offsite.cli", "mirror", "reconcile", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+
+
+def _published_for(m: MirrorStack, within_s: float = 30.0) -> MirrorRequest:
+    """The whole-bucket request the CLI published on mirror-reconciles for ``m``'s bucket."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        for message in m.admin.pull(m.reconciles_sub, 10):
+            request = MirrorRequest.from_json(message["data_bytes"])
+            if request.bucket == m.bucket and request.destination is None:
+                return request
+        time.sleep(0.1)
+    raise AssertionError("the CLI published no reconcile request")
+
+
+def test_reconcile_wait_follows_its_own_reconcile_to_each_destinations_result(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    """--wait follows the reconcile it published, pushed to verify as Pub/Sub would (in-process
+    here), to each destination's result; the results of a reconcile reported just before (the
+    schedule's) are in the history it reads, and are not taken for this one's."""
+    m = mirror_factory()
+    m.finalized(m.put("w/one.txt", b"one"))
+    m.sftp_path("w/one.txt").unlink()
+    assert len(m.reconcile(fix=False)) == 2  # the schedule's, a moment before: no request id
+
+    cli = _reconcile_cli(m.bucket, "--check-only", "--wait", "--timeout", "90", "--json")
+    asked = _published_for(m)
+    time.sleep(2)  # the CLI reads the history meanwhile: the schedule's results must not end its wait
+    assert cli.poll() is None, cli.communicate()
+    verify(m.pubsub_event(MIRROR_RECONCILES, asked.to_json()), m.config)  # handed on per destination
+    for handed_on in m.handed_on(2):
+        verify(m.pubsub_event(MIRROR_RECONCILES, handed_on.to_json()), m.config)
+    out, err = cli.communicate(timeout=90)
+    assert cli.returncode == 1, (out, err)  # sftp:local differs
+    body = json.loads(out)
+    assert body["complete"] is True and body["in_sync"] is False and body["request"]["request_id"] == asked.request_id
+    results = body["results"]
+    assert {d: (r["status"], r["request_id"]) for d, r in results.items()} == {
+        "box": ("in_sync", asked.request_id),
+        "sftp:local": ("mismatch", asked.request_id),
+    }
+    assert results["sftp:local"]["missing"] == ["w/one.txt"]
+
+
+def test_reconcile_wait_with_no_result_in_time_exits_1_saying_where_to_look(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    m = mirror_factory()
+    late = runner.invoke(app, ["mirror", "reconcile", m.bucket, "-d", "box", "--wait", "--timeout", "1"])
+    assert late.exit_code == 1, late.output
+    assert "error: no result of this reconcile from box after 1s" in late.output
+    assert f"offsite mirror status {m.bucket}" in late.output
+    # published before it waited (the request stays for verify; nobody pushes it here)
+    published = [MirrorRequest.from_json(msg["data_bytes"]) for msg in m.admin.pull(m.reconciles_sub, 10)]
+    mine = [r for r in published if r.bucket == m.bucket]
+    assert [(str(r.destination), (r.request_id or "")[:4]) for r in mine] == [("box", "cli-")]

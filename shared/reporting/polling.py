@@ -1,8 +1,10 @@
-"""Following a request the trigger published by reading the run history until it is answered.
+"""Following a published request by reading the run history until it is answered (the HTTP
+trigger's ``?wait=``, ``offsite mirror reconcile --wait``).
 
 Published: from here no answer may invite a retry (a 503 or a 500 would start a second run), so
 a history that cannot be read now (TransientError) is read again, and one that cannot be read
-at all (access refused, anything else) ends the wait; the caller names either in its 202."""
+at all (access refused, anything else) ends the wait; the caller names either (the trigger in
+its 202)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from typing import Generic, TypeVar
 
 from shared import log
 from shared.errors import TransientError
-from shared.http_trigger.params import POLL_S
 
 logger = log.get_logger(__name__)
 T = TypeVar("T")
@@ -37,8 +38,9 @@ def poll_history(
     wait: float,
     sleep: Callable[[float], None],
     what: str,
+    poll_s: float,
 ) -> Polled[T]:
-    """``read()`` every :data:`POLL_S` until ``done`` of what it read, or ``wait`` seconds ran out."""
+    """``read()`` every ``poll_s`` until ``done`` of what it read, or ``wait`` seconds ran out."""
     deadline = time.monotonic() + wait
     value, unread = initial, None
     while True:
@@ -52,4 +54,4 @@ def poll_history(
             return Polled(value, str(exc), refused=True)
         if (unread is None and done(value)) or time.monotonic() >= deadline:
             return Polled(value, unread)
-        sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
