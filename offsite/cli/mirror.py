@@ -145,6 +145,12 @@ def _wait_and_report(
     if late:
         logs = f"offsite logs -f verify --run-id mirror-{request.bucket}"
         typer.echo(f"hint: `offsite mirror status {request.bucket}` and `{logs}` say where it is", err=True)
+    elif not ok and request.fix:
+        typer.echo(
+            "hint: a fixing reconcile reports what it found, then re-delivers it; once the copies are made, "
+            f"`offsite mirror reconcile {request.bucket} --check-only --wait` confirms them",
+            err=True,
+        )
     return 0 if ok else 1
 
 

@@ -114,13 +114,14 @@ def _reconcile_cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
 
 
-def _published_for(m: MirrorStack, within_s: float = 30.0) -> MirrorRequest:
-    """The whole-bucket request the CLI published on mirror-reconciles for ``m``'s bucket."""
+def _published_for(m: MirrorStack, within_s: float = 30.0, destination: str | None = None) -> MirrorRequest:
+    """The request (for the whole bucket, or ``destination``) the CLI published on
+    mirror-reconciles for ``m``'s bucket."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         for message in m.admin.pull(m.reconciles_sub, 10):
             request = MirrorRequest.from_json(message["data_bytes"])
-            if request.bucket == m.bucket and request.destination is None:
+            if request.bucket == m.bucket and request.destination == destination:
                 return request
         time.sleep(0.1)
     raise AssertionError("the CLI published no reconcile request")
@@ -154,6 +155,19 @@ def test_reconcile_wait_follows_its_own_reconcile_to_each_destinations_result(
         "sftp:local": ("mismatch", asked.request_id),
     }
     assert results["sftp:local"]["missing"] == ["w/one.txt"]
+
+    # fix it: the fixing reconcile answers what it found (and says how to confirm); once the
+    # re-delivery is made, a check-only one confirms it
+    fixing = _reconcile_cli(m.bucket, "-d", "sftp:local", "--wait", "--timeout", "90")
+    verify(m.pubsub_event(MIRROR_RECONCILES, _published_for(m, destination="sftp:local").to_json()), m.config)
+    out, err = fixing.communicate(timeout=90)
+    assert fixing.returncode == 1 and "MISMATCH" in out and "1 re-delivery(ies) requested" in out, (out, err)
+    assert f"`offsite mirror reconcile {m.bucket} --check-only --wait` confirms them" in err
+    assert m.continuations() == 1  # the re-delivery, pushed to the delivery functions as Pub/Sub would
+    confirm = _reconcile_cli(m.bucket, "-d", "sftp:local", "--check-only", "--wait", "--timeout", "90")
+    verify(m.pubsub_event(MIRROR_RECONCILES, _published_for(m, destination="sftp:local").to_json()), m.config)
+    out, err = confirm.communicate(timeout=90)
+    assert confirm.returncode == 0 and "IN_SYNC" in out and "MISMATCH" not in out, (out, err)
 
 
 def test_reconcile_wait_with_no_result_in_time_exits_1_saying_where_to_look(
