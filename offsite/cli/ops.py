@@ -307,7 +307,7 @@ def print_checks(checks: list[VerifyResult]) -> None:
         if details:
             print_line("")
             print_line(
-                f"{r.run_id}  {(r.source.label if r.source else '-')}  {r.date}  → {r.destination or '-'}: {r.status.upper()}"
+                f"{r.run_id}  {(r.source.label if r.source else '-')}  {r.date or '-'}  → {r.destination or '-'}: {r.status.upper()}"
             )
             for line in details:
                 print_line(line)
