@@ -85,4 +85,10 @@ def status_row(config: Config, mirror: BucketMirror, now: dt.datetime, days: int
 def _last(result: VerifyResult | None) -> dict[str, Any] | None:
     if result is None:
         return None
-    return {"status": str(result.status), "reason": result.reason, "finished_at": result.finished_at}
+    # request_id: who asked (POST /mirror's http-…, offsite mirror reconcile's cli-…; None: the schedule)
+    return {
+        "status": str(result.status),
+        "reason": result.reason,
+        "finished_at": result.finished_at,
+        "request_id": result.request_id,
+    }

@@ -83,6 +83,7 @@ def test_post_mirror_with_wait_answers_each_destinations_reconcile(trigger: Trig
         time.sleep(0.5)
     assert status["bucket"] == MIRRORED_BUCKET and status["delete"] == "mirror" and status["next_run"] is None
     assert status["destinations"]["box"]["status"] == "mismatch" and status["destinations"]["box"]["finished_at"]
+    assert status["destinations"]["box"]["request_id"] == fixing.body["request_id"]  # who asked for it
     assert status["destinations"]["sftp:local"]["status"] in ("in_sync", "mismatch")
     every = trigger.call("GET", "/mirror?days=1")
     assert every.status == 200 and [b["bucket"] for b in every.body["buckets"]] == [MIRRORED_BUCKET]

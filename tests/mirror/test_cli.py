@@ -101,6 +101,7 @@ def test_status_shows_each_destinations_last_reconcile_and_the_next_run(
     box, sftp = row["destinations"]["box"], row["destinations"]["sftp:local"]
     assert (box["status"], sftp["status"]) == ("in_sync", "mismatch"), row
     assert "1 missing (s/one.txt)" in sftp["reason"] and sftp["finished_at"]
+    assert sftp["request_id"] is None  # pushed as the schedule's request: nobody's id
 
     table = runner.invoke(app, ["mirror", "status", m.bucket])
     assert table.exit_code == 0 and "mismatch" in table.output and "sftp:local" in table.output, table.output
