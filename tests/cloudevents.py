@@ -36,11 +36,18 @@ def storage_event(info: gcs.ObjectInfo, event_type: str = GCS_FINALIZED) -> dict
 
 
 def pubsub_event(
-    project: str, topic: str, data: bytes | str, attributes: dict[str, str] | None = None, *, subscriber: str
+    project: str,
+    topic: str,
+    data: bytes | str,
+    attributes: dict[str, str] | None = None,
+    *,
+    subscriber: str,
+    message_id: str | None = None,
 ) -> dict[str, Any]:
-    """A message on ``topic`` as the push subscription ``{subscriber}-{topic}`` delivers it."""
+    """A message on ``topic`` as the push subscription ``{subscriber}-{topic}`` delivers it
+    (``message_id``: the id Pub/Sub gave it, for a message pulled from the emulator)."""
     raw = data.encode() if isinstance(data, str) else data
-    message_id = str(uuid.uuid4().int)[:16]
+    message_id = message_id or str(uuid.uuid4().int)[:16]
     now = dt.datetime.now(dt.UTC).isoformat()
     return {
         "specversion": "1.0",

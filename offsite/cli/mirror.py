@@ -118,37 +118,48 @@ def _wait_and_report(
     timeout: float,
     as_json: bool,
 ) -> int:
-    """Follow the reconcile until each destination in ``wanted`` reported it; print the results.
-    The exit code: 0 when every one is in_sync, else 1."""
+    """Follow the reconcile until each destination in ``wanted`` has its outcome, a fix confirmed
+    by a check (:mod:`shared.mirror.follow`); print it. The exit code: 0 when all are in_sync, else 1."""
     import time
 
     from offsite.cli.ops import print_checks
-    from shared.mirror.status import follow_reconcile
+    from shared.gcp import pubsub
+    from shared.mirror.follow import follow
+    from shared.topology import MIRROR_RECONCILES
 
-    assert request.request_id is not None
-    polled = follow_reconcile(
-        cfg, request.bucket, request.request_id, wanted, since, wait=timeout, sleep=time.sleep, poll_s=1.0
+    followed = follow(
+        cfg,
+        request,
+        wanted,
+        since,
+        wait=timeout,
+        sleep=time.sleep,
+        poll_s=1.0,
+        publish=lambda check: pubsub.publish(MIRROR_RECONCILES, check, origin="offsite-mirror"),
     )
-    found = polled.value
-    late = [d for d in wanted if d not in found]
-    ok = not late and not polled.refused and all(found[d].status == "in_sync" for d in wanted)
+    ok = followed.in_sync(wanted)
     if as_json:
-        results = {d: found[d].to_dict() for d in wanted if d in found}
-        print_json({**published, "complete": not late, "in_sync": ok, "results": results})
+        fixed = {d: r.to_dict() for d, r in followed.fixed.items()}
+        results = {d: r.to_dict() for d, r in followed.results.items()}
+        print_json({**published, "complete": followed.complete, "in_sync": ok, "results": results, "fixed": fixed})
         return 0 if ok else 1
-    if found:
-        print_checks([found[d] for d in wanted if d in found])
-    if polled.refused:
-        typer.echo(f"error: the reconcile results could not be read: {polled.unread}", err=True)
+    for destination, fixing in followed.fixed.items():
+        print_line(f"{destination}: {fixing.reason}; then checked again")
+    if followed.results:
+        print_checks([followed.results[d] for d in wanted if d in followed.results])
+    late = [d for d in wanted if d not in followed.results]
+    if followed.refused:
+        typer.echo(f"error: the reconcile was started; {followed.unread}", err=True)
     elif late:
         typer.echo(f"error: no result of this reconcile from {', '.join(late)} after {timeout:.0f}s", err=True)
-    if late:
+    elif not followed.complete:
+        unconfirmed = ", ".join(d for d, r in followed.results.items() if r.status != "in_sync")
+        typer.echo(f"error: the fix at {unconfirmed} was not confirmed in {timeout:.0f}s", err=True)
+    if not ok:
         logs = f"offsite logs -f verify --run-id mirror-{request.bucket}"
-        typer.echo(f"hint: `offsite mirror status {request.bucket}` and `{logs}` say where it is", err=True)
-    elif not ok and request.fix:
         typer.echo(
-            "hint: a fixing reconcile reports what it found, then re-delivers it; once the copies are made, "
-            f"`offsite mirror reconcile {request.bucket} --check-only --wait` confirms them",
+            f"hint: `offsite mirror reconcile {request.bucket} --check-only --wait` checks again; "
+            f"`offsite mirror status {request.bucket}` and `{logs}` say where it is",
             err=True,
         )
     return 0 if ok else 1

@@ -25,9 +25,10 @@ from shared.config.buckets import BucketMirror
 from shared.errors import RejectedInput
 from shared.http_trigger.messages import BadRequest, HttpRequest, HttpResponse, error
 from shared.http_trigger.params import POLL_S, body_object, days_param, wait_param
-from shared.ids import Status
+from shared.mirror.follow import follow
+from shared.mirror.request import MirrorRequest
 from shared.mirror.routing import mirrored, reconcile_targets
-from shared.mirror.status import follow_reconcile, status_row
+from shared.mirror.status import status_row
 
 logger = log.get_logger(__name__)
 
@@ -54,7 +55,6 @@ def _mirror_or_404(config: Config, bucket: str) -> BucketMirror | HttpResponse:
 def start_reconcile(request: HttpRequest, config: Config, bucket: str, sleep: Callable[[float], None]) -> HttpResponse:
     """Publish ``{"bucket": B}`` (``destination``, ``fix`` from the body) on mirror-reconciles (202)."""
     from shared.gcp import pubsub
-    from shared.mirror.request import MirrorRequest
     from shared.topology import MIRROR_RECONCILES
 
     mirror = _mirror_or_404(config, bucket)
@@ -78,7 +78,7 @@ def start_reconcile(request: HttpRequest, config: Config, bucket: str, sleep: Ca
     }
     if wait is None:
         return HttpResponse(202, answer)
-    return _await_reconcile(config, answer, published_at, wait, sleep)
+    return _await_reconcile(config, mirror_request, answer, published_at, wait, sleep)
 
 
 def _new_request_id() -> str:
@@ -87,21 +87,42 @@ def _new_request_id() -> str:
 
 
 def _await_reconcile(
-    config: Config, answer: dict[str, Any], published_at: dt.datetime, wait: float, sleep: Callable[[float], None]
+    config: Config,
+    mirror_request: MirrorRequest,
+    answer: dict[str, Any],
+    published_at: dt.datetime,
+    wait: float,
+    sleep: Callable[[float], None],
 ) -> HttpResponse:
-    """200 once every destination asked has a result of this reconcile (its ``request_id``)."""
+    """200 once every destination asked has the outcome of this reconcile (its ``request_id``),
+    a fix confirmed by a check (:mod:`shared.mirror.follow`); else 202 with what is in so far."""
+    from shared.gcp import pubsub
+    from shared.topology import MIRROR_RECONCILES
+
     wanted = answer["destinations"]
-    polled = follow_reconcile(
-        config, answer["bucket"], answer["request_id"], wanted, published_at, wait=wait, sleep=sleep, poll_s=POLL_S
+    followed = follow(
+        config,
+        mirror_request,
+        wanted,
+        published_at,
+        wait=wait,
+        sleep=sleep,
+        poll_s=POLL_S,
+        publish=lambda check: pubsub.publish(MIRROR_RECONCILES, check, origin="http-trigger"),
     )
-    if polled.refused:
-        return HttpResponse(202, {**answer, "complete": False, "error": f"the reconcile was started; {polled.unread}"})
-    found = polled.value
-    results = {d: found[d].to_dict() for d in wanted if d in found}
-    if len(results) < len(wanted):
-        return HttpResponse(202, {**answer, "complete": False, "results": results})
-    in_sync = all(found[d].status == Status.IN_SYNC for d in wanted)
-    return HttpResponse(200, {**answer, "complete": True, "in_sync": in_sync, "results": results})
+    if followed.refused:
+        return HttpResponse(
+            202, {**answer, "complete": False, "error": f"the reconcile was started; {followed.unread}"}
+        )
+    body = {
+        **answer,
+        "complete": followed.complete,
+        "results": {d: r.to_dict() for d, r in followed.results.items()},
+        "fixed": {d: r.to_dict() for d, r in followed.fixed.items()},
+    }
+    if not followed.complete:
+        return HttpResponse(202, body)
+    return HttpResponse(200, {**body, "in_sync": followed.in_sync(wanted)})
 
 
 def mirror_status(request: HttpRequest, config: Config, bucket: str | None) -> HttpResponse:

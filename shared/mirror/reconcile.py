@@ -372,6 +372,7 @@ def result_for(
         source=mirror_source(mirror),
         check="size-only" if unhashed else comparison.check,
         **comparison.counts(),
+        heal_attempts=1 if redelivered or deleted else 0,  # it fixed something: a check confirms it
         reason="; ".join(notes),
         stage=Stage.MIRROR_RECONCILE,
         message_id=asked.message_id if asked else None,

@@ -1,12 +1,11 @@
 """Each mirrored bucket's last reconcile at each destination, read from the run history, and its
 next scheduled one: what ``offsite mirror status`` prints and the HTTP trigger's ``GET /mirror``
-answers; and one reconcile followed until each destination reported it (:func:`follow_reconcile`:
-``POST /mirror/<bucket>?wait=``, ``offsite mirror reconcile --wait``)."""
+answers; the results :mod:`shared.mirror.follow` reads to follow one reconcile."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from shared.config import Config
@@ -14,7 +13,6 @@ from shared.config.buckets import BucketMirror
 from shared.ids import Stage
 from shared.messages import VerifyResult
 from shared.mirror.routing import mirror_destinations, mirror_run_id
-from shared.reporting.polling import Polled, poll_history
 
 # A reconcile reports as mirror:reconcile; one that failed before it compared (the bucket not
 # listable) or was dead-lettered is reported by verify's runner as verify. Re-deliveries' results
@@ -32,30 +30,6 @@ def latest_reconciles(
     results = read(config.state_bucket_name, since, run_ids=[mirror_run_id(bucket)])
     return _newest_per_destination(
         r for r in results if r.stage in RECONCILE_STAGES and (request_id is None or r.request_id == request_id)
-    )
-
-
-def follow_reconcile(
-    config: Config,
-    bucket: str,
-    request_id: str,
-    destinations: Sequence[str],
-    since: dt.datetime,
-    *,
-    wait: float,
-    sleep: Callable[[float], None],
-    poll_s: float,
-) -> Polled[dict[str, VerifyResult]]:
-    """The results of the reconcile asked with ``request_id`` (published after ``since``), read
-    from the run history until each of ``destinations`` has one or ``wait`` seconds ran out."""
-    return poll_history(
-        lambda: latest_reconciles(config, bucket, since, request_id=request_id),
-        lambda found: all(d in found for d in destinations),
-        {},
-        wait=wait,
-        sleep=sleep,
-        what="reconcile results",
-        poll_s=poll_s,
     )
 
 

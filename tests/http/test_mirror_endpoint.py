@@ -90,6 +90,28 @@ def test_post_mirror_with_wait_answers_each_destinations_reconcile(trigger: Trig
     gcs.delete(MIRRORED_BUCKET, name)  # delete: mirror removes the copies again
 
 
+def test_a_fixing_reconcile_with_wait_answers_once_a_check_confirmed_the_fix(trigger: Trigger) -> None:
+    """A copy removed at SFTP: the fixing reconcile re-delivers it (the stack's transfer_sftp),
+    the trigger then asks for a check with the same request id, and answers 200 in sync with
+    what the fix found beside it."""
+    name = f"http-fix-{uuid.uuid4().hex[:8]}.txt"
+    data = f"fixed over HTTP {name}\n".encode()
+    path = _delivered(name, data)
+    with factory.opened("sftp:local", runtime.config()) as sftp:
+        sftp.delete(path)
+
+    reply = trigger.call("POST", f"/mirror/{MIRRORED_BUCKET}?wait=300", {"destination": "sftp:local"})
+    assert reply.status == 200, reply.body
+    body = reply.body
+    assert (body["complete"], body["in_sync"], body["destinations"]) == (True, True, ["sftp:local"])
+    fixed, now = body["fixed"]["sftp:local"], body["results"]["sftp:local"]
+    assert (fixed["status"], fixed["heal_attempts"], fixed["missing"]) == ("mismatch", 1, [name])
+    assert (now["status"], now["stage"]) == ("in_sync", "mirror:reconcile")
+    assert fixed["request_id"] == now["request_id"] == body["request_id"] and now["message_id"] != fixed["message_id"]
+    assert _copy("sftp:local", path) is not None  # made before the check said so
+    gcs.delete(MIRRORED_BUCKET, name)  # delete: mirror removes the copies again
+
+
 def _status(trigger: Trigger) -> dict[str, Any]:
     reply = trigger.call("GET", f"/mirror/{MIRRORED_BUCKET}")
     assert reply.status == 200, reply.body

@@ -91,8 +91,12 @@ class MirrorStack:
     def storage_event(self, info: gcs.ObjectInfo, event_type: str = GCS_FINALIZED) -> dict[str, Any]:
         return cloudevents.storage_event(info, event_type)
 
-    def pubsub_event(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> dict[str, Any]:
-        return cloudevents.pubsub_event(self.info.project, topic, data, attributes, subscriber="test")
+    def pubsub_event(
+        self, topic: str, data: bytes, attributes: dict[str, str] | None = None, message_id: str | None = None
+    ) -> dict[str, Any]:
+        return cloudevents.pubsub_event(
+            self.info.project, topic, data, attributes, subscriber="test", message_id=message_id
+        )
 
     def to_delivery_functions(self, event: dict[str, Any], budget_s: float | None = None) -> None:
         """What upload_box and transfer_sftp each do with one event (``budget_s``: their time

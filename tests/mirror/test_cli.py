@@ -157,19 +157,52 @@ def test_reconcile_wait_follows_its_own_reconcile_to_each_destinations_result(
     }
     assert results["sftp:local"]["missing"] == ["w/one.txt"]
 
-    # fix it: the fixing reconcile answers what it found (and says how to confirm); once the
-    # re-delivery is made, a check-only one confirms it
+    # fix it: the fixing reconcile reports what it found, the copy is made, and the check the
+    # CLI asks for then (same request id) confirms it
     fixing = _reconcile_cli(m.bucket, "-d", "sftp:local", "--wait", "--timeout", "90")
-    verify(m.pubsub_event(MIRROR_RECONCILES, _published_for(m, destination="sftp:local").to_json()), m.config)
-    out, err = fixing.communicate(timeout=90)
-    assert fixing.returncode == 1 and "1 re-delivery(ies) requested" in out, (out, err)
-    assert f"mirror-{m.bucket}  gs://{m.bucket}  -  → sftp:local: MISMATCH" in out  # a bucket has no date
-    assert f"`offsite mirror reconcile {m.bucket} --check-only --wait` confirms them" in err
-    assert m.continuations() == 1  # the re-delivery, pushed to the delivery functions as Pub/Sub would
-    confirm = _reconcile_cli(m.bucket, "-d", "sftp:local", "--check-only", "--wait", "--timeout", "90")
-    verify(m.pubsub_event(MIRROR_RECONCILES, _published_for(m, destination="sftp:local").to_json()), m.config)
-    out, err = confirm.communicate(timeout=90)
-    assert confirm.returncode == 0 and "IN_SYNC" in out and "MISMATCH" not in out, (out, err)
+    out, err = _pumped(m, fixing)
+    assert fixing.returncode == 0, (out, err)
+    assert "sftp:local: 1 missing (w/one.txt); 1 re-delivery(ies) requested; then checked again" in out
+    assert "IN_SYNC" in out and "MISMATCH" not in out, out
+    assert m.sftp_path("w/one.txt").read_bytes() == b"one"
+
+
+def test_reconcile_wait_on_a_fix_not_made_in_time_exits_1_with_what_was_found(
+    mirror_factory: Callable[..., MirrorStack],
+) -> None:
+    """The re-delivery is never made here (its continuation is not pushed): the confirming
+    check still finds the copy missing, and the timeout ends the wait."""
+    m = mirror_factory()
+    m.finalized(m.put("n/one.txt", b"one"))
+    m.sftp_path("n/one.txt").unlink()
+    fixing = _reconcile_cli(m.bucket, "-d", "sftp:local", "--wait", "--timeout", "6", "--json")
+    out, err = _pumped(m, fixing, continuations=False)
+    assert fixing.returncode == 1, (out, err)
+    body = json.loads(out)
+    assert body["complete"] is False and body["in_sync"] is False
+    fixed, now = body["fixed"]["sftp:local"], body["results"]["sftp:local"]
+    assert (fixed["status"], fixed["heal_attempts"], fixed["missing"]) == ("mismatch", 1, ["n/one.txt"])
+    # the newest result is the confirming check's (fix false: it asked for nothing more)
+    assert (now["status"], now["heal_attempts"], now["missing"]) == ("mismatch", 0, ["n/one.txt"])
+    assert now["message_id"] != fixed["message_id"] and now["request_id"] == fixed["request_id"]
+
+
+def _pumped(m: MirrorStack, cli: subprocess.Popen[str], *, continuations: bool = True) -> tuple[str, str]:
+    """Push what the CLI publishes on mirror-reconciles for ``m``'s bucket (and, with
+    ``continuations``, the re-deliveries) to verify and the delivery functions, as Pub/Sub would,
+    until the CLI exits; its output."""
+    deadline = time.monotonic() + 120
+    while cli.poll() is None:
+        assert time.monotonic() < deadline, "the CLI did not finish"
+        for message in m.admin.pull(m.reconciles_sub, 10):
+            request = MirrorRequest.from_json(message["data_bytes"])
+            if request.bucket == m.bucket:
+                event = m.pubsub_event(MIRROR_RECONCILES, message["data_bytes"], message_id=message["messageId"])
+                verify(event, m.config)
+        if continuations:
+            m.continuations()
+        time.sleep(0.2)
+    return cli.communicate(timeout=10)
 
 
 def test_reconcile_wait_with_no_result_in_time_exits_1_saying_where_to_look(
