@@ -2,9 +2,9 @@
 
 Cloud Scheduler publishes ``{"bucket": NAME}`` on each entry's ``schedule``;
 ``offsite mirror reconcile NAME`` publishes the same, ``--check-only`` adds ``"fix": false``
-(compare and report, change nothing). ``POST /mirror/<bucket>`` adds a ``request_id``, which
-each destination's result carries back, so the caller waits for its own reconcile's outcome and
-not for a scheduled one reported meanwhile.
+(compare and report, change nothing). It and ``POST /mirror/<bucket>`` add a ``request_id``,
+which each destination's result carries back, so the caller waits for its own reconcile's
+outcome and not for a scheduled one reported meanwhile.
 """
 
 from __future__ import annotations
