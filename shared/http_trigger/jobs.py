@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from shared import log
 from shared.config import Config
@@ -26,6 +26,17 @@ from shared.http_trigger.params import POLL_S, body_object, run_id_for, wait_par
 from shared.ids import Status
 
 logger = log.get_logger(__name__)
+T = TypeVar("T")
+
+
+def _waited(wait: Callable[[], T], what: str) -> tuple[T | None, str | None]:
+    """``wait()`` for a request already published, and why it failed (None: it did not). Its
+    failure is answered, never raised: a 500 would invite a retry, i.e. a second ``what``."""
+    try:
+        return wait(), None
+    except Exception as exc:
+        logger.exception(f"{what} not readable; answering with the {what} started")
+        return None, f"the {what} was started; {exc}"
 
 
 # ---- POST /collect/<job>, GET /collect[/<job>] ---------------------------------------------
@@ -72,8 +83,8 @@ def _await_collect(
     from shared.collect.runs import wait_for_run
 
     since = published_at - dt.timedelta(minutes=5)  # a failure recorded by a host whose clock is behind ours
-    try:
-        result = wait_for_run(
+    result, unread = _waited(
+        lambda: wait_for_run(
             config.state_bucket_name,
             answer["collect"],
             answer["run_id"],
@@ -81,10 +92,11 @@ def _await_collect(
             poll_s=POLL_S,
             since=since,
             sleep=sleep,
-        )
-    except Exception as exc:  # published: a 500 would invite a retry, i.e. a second run
-        logger.exception("collect result not readable; answering with the run started")
-        return HttpResponse(202, {**answer, "complete": False, "error": f"the run was started; {exc}"})
+        ),
+        "run",
+    )
+    if unread is not None:
+        return HttpResponse(202, {**answer, "complete": False, "error": unread})
     if result is None:
         return HttpResponse(202, {**answer, "complete": False})
     success = result.status in (Status.IN_SYNC, Status.SKIPPED)
@@ -145,9 +157,8 @@ def start_drill(request: HttpRequest, config: Config, dataset: str, sleep: Calla
         return HttpResponse(202, answer)
     from shared.restore.drill_watch import DrillProgress, wait_for_drill
 
-    unread: str | None = None
-    try:
-        progress = wait_for_drill(
+    waited, unread = _waited(
+        lambda: wait_for_drill(
             config,
             dataset,
             drill_id,
@@ -156,10 +167,10 @@ def start_drill(request: HttpRequest, config: Config, dataset: str, sleep: Calla
             timeout_s=wait,
             poll_s=POLL_S,
             sleep=sleep,
-        )
-    except Exception as exc:  # published: a 500 would invite a retry, i.e. a second drill
-        logger.exception("drill not readable; answering with the drill started")
-        progress, unread = DrillProgress(dataset, drill_id), f"the drill was started; {exc}"
+        ),
+        "drill",
+    )
+    progress = waited if waited is not None else DrillProgress(dataset, drill_id)
     body = {**answer, **progress.to_dict(waited_s=wait)}
     if unread is not None:
         body["error"] = unread
