@@ -227,34 +227,20 @@ def restore(
     Exit 0 when every copy was restored (or existed already), 1 when one was damaged (its object
     is deleted again) or the destination or GCS failed (what was restored stays: run it again),
     2 for a bucket that is not mirrored or a destination that is not one of its own."""
-    from shared.destinations import factory
-    from shared.mirror.request import MirrorRequest
-    from shared.mirror.restore import DAMAGED, RestoreStopped, restore_bucket
-    from shared.mirror.routing import reconcile_targets
+    from shared.mirror.restore import DAMAGED
 
-    cfg = load_cli_config(config)
     target = to_bucket or bucket
-    stopped: RestoreStopped | None = None
     with exit_on_error():
-        asked = MirrorRequest.from_obj({"bucket": bucket, "destination": source})
-        mirror, (destination,) = reconcile_targets(asked, cfg)
-        if target in (cfg.bucket, cfg.state_bucket_name):
-            raise RejectedInput(f"--to-bucket: {target!r} is offsite's own bucket; expected a bucket of your data")
-        day = _day(versions)
-        if destination.kind == "sftp":  # each worker holds a session of the partner's
-            workers = min(workers, cfg.sftp_partner(destination.name).max_sessions)
-        try:
-            restored = restore_bucket(
-                mirror,
-                lambda: factory.opened(destination, cfg),
-                target,
-                prefix=prefix,
-                dry_run=dry_run,
-                versions_day=day,
-                workers=workers,
-            )
-        except RestoreStopped as exc:
-            stopped, restored = exc, exc.results
+        restored, stopped = _restore_bucket(
+            load_cli_config(config),
+            bucket,
+            source,
+            target,
+            prefix=prefix,
+            versions=versions,
+            workers=workers,
+            dry_run=dry_run,
+        )
     if as_json:
         print_json([r.to_dict() for r in restored])
     else:
@@ -263,6 +249,46 @@ def restore(
         with exit_on_error():
             raise stopped.cause
     raise typer.Exit(1 if any(r.status == DAMAGED for r in restored) else 0)
+
+
+def _restore_bucket(
+    cfg: Config,
+    bucket: str,
+    source: str,
+    target: str,
+    *,
+    prefix: str,
+    versions: str | None,
+    workers: int,
+    dry_run: bool,
+) -> tuple[list[RestoredObject], RestoreStopped | None]:
+    """The options checked, then :func:`restore_bucket`: what it restored, and what stopped it
+    (what was restored before a failure is kept, to be printed before the error)."""
+    from shared.destinations import factory
+    from shared.mirror.request import MirrorRequest
+    from shared.mirror.restore import RestoreStopped, restore_bucket
+    from shared.mirror.routing import reconcile_targets
+
+    asked = MirrorRequest.from_obj({"bucket": bucket, "destination": source})
+    mirror, (destination,) = reconcile_targets(asked, cfg)
+    if target in (cfg.bucket, cfg.state_bucket_name):
+        raise RejectedInput(f"--to-bucket: {target!r} is offsite's own bucket; expected a bucket of your data")
+    day = _day(versions)
+    if destination.kind == "sftp":  # each worker holds a session of the partner's
+        workers = min(workers, cfg.sftp_partner(destination.name).max_sessions)
+    try:
+        restored = restore_bucket(
+            mirror,
+            lambda: factory.opened(destination, cfg),
+            target,
+            prefix=prefix,
+            dry_run=dry_run,
+            versions_day=day,
+            workers=workers,
+        )
+    except RestoreStopped as exc:
+        return exc.results, exc
+    return restored, None
 
 
 def _day(text: str | None) -> dt.date | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -104,7 +105,7 @@ def run(
     in_sync at every destination (--until exported: once every table's manifest is written); 1
     when a table's export failed or was rejected, a destination's verify result is final and not
     in_sync, or the timeout passes (each is printed)."""
-    from shared.stages.fan_out import check_request, new_run_id
+    from shared.stages.fan_out import new_run_id
 
     body = request_body(
         dataset=dataset,
@@ -117,6 +118,26 @@ def run(
     )
     wait = wait or until is not None
     data = json.dumps(body).encode()
+    request, cfg, published_at, planned = _checked(data, config, wait=wait)
+    with exit_on_error(1, what="publishing the request failed: "):
+        from shared.gcp import pubsub
+        from shared.topology import EXPORT_REQUESTS
+
+        message_id = pubsub.publish(EXPORT_REQUESTS, data, origin="offsite-run")
+    printed = {"run_id": request.run_id, "message_id": message_id, "topic": EXPORT_REQUESTS, "request": body}
+    end = until or Until.VERIFIED
+    _report(
+        request, cfg, printed, published_at, planned, wait=end if wait else None, timeout_s=timeout, as_json=json_out
+    )
+
+
+def _checked(
+    data: bytes, config: Path | None, *, wait: bool
+) -> tuple[ExportRequest, Config, dt.datetime, list[TableExport]]:
+    """The request as fan_out will read it, checked against the config, and (``wait``) the tables
+    it will export; a bad request ends the command with exit 2 before anything is published."""
+    from shared.stages.fan_out import check_request
+
     planned: list[TableExport] = []
     try:
         request = ExportRequest.from_json(data)
@@ -129,16 +150,7 @@ def run(
         typer.echo(f"error: {exc} (nothing was published)", err=True)
         raise typer.Exit(2) from None
     assert request.run_id is not None
-    with exit_on_error(1, what="publishing the request failed: "):
-        from shared.gcp import pubsub
-        from shared.topology import EXPORT_REQUESTS
-
-        message_id = pubsub.publish(EXPORT_REQUESTS, data, origin="offsite-run")
-    printed = {"run_id": request.run_id, "message_id": message_id, "topic": EXPORT_REQUESTS, "request": body}
-    end = until or Until.VERIFIED
-    _report(
-        request, cfg, printed, published_at, planned, wait=end if wait else None, timeout_s=timeout, as_json=json_out
-    )
+    return request, cfg, published_at, planned
 
 
 def _plan(request: ExportRequest, cfg: Config, published_at: dt.datetime) -> list[TableExport]:

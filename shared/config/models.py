@@ -12,9 +12,9 @@ unique, auth has what its method needs) are model validators. Every rule raises
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared import sql_date, topology
 from shared.config.buckets import BucketMirror, bucket_problems, reserved_folders
@@ -24,7 +24,7 @@ from shared.config.http import HttpSettings
 from shared.config.ingest import IngestSettings
 from shared.config.restore_drill import RESTORE_DRILL_FIELD, RestoreDrill, drill_problems
 from shared.config.retention import RETENTION_FIELD, Retention
-from shared.config.secrets import Secret
+from shared.config.secrets import Secret, name_secrets
 from shared.config.types import (
     NAME_RE,
     TABLE_RE,
@@ -345,7 +345,7 @@ class Config(Model):
             collect_problems(self.collect, self.destinations.sftp, known, self.delivery.budget_s).items
         )
         problems.raise_any()
-        _name_secrets(self, "")
+        name_secrets(self, "")
         return self
 
     def destination_names(self) -> tuple[DestinationId, ...]:
@@ -380,25 +380,3 @@ class Config(Model):
         """A collect partner: ``collect.partners`` first, then ``destinations.sftp``."""
         partner = self.collect.partners.get(name)
         return partner if partner is not None else self.sftp_partner(name)
-
-
-def _name_secrets(node: Any, path: str) -> None:
-    """Tell every Secret in the tree its field path, for its resolution errors.
-
-    Runs once, inside validation of a fresh Config (before anyone else sees it), so writing
-    the frozen models' storage directly is safe.
-    """
-    if isinstance(node, BaseModel):
-        for name in type(node).model_fields:
-            value = getattr(node, name)
-            sub = f"{path}.{name}" if path else name
-            if isinstance(value, Secret):
-                node.__dict__[name] = value.at(sub)
-            else:
-                _name_secrets(value, sub)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            _name_secrets(value, f"{path}.{key}")
-    elif isinstance(node, tuple):
-        for i, value in enumerate(node):
-            _name_secrets(value, f"{path}[{i}]")

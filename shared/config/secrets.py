@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from shared.errors import ConfigError
 
 MASK = "***"
@@ -126,3 +128,25 @@ def reset_cache() -> None:
     """Forget resolved values (tests, and rotation in long-lived processes)."""
     with _lock:
         _cache.clear()
+
+
+def name_secrets(node: Any, path: str) -> None:
+    """Tell every Secret in the tree its field path, for its resolution errors.
+
+    Runs once, inside validation of a fresh Config (before anyone else sees it), so writing
+    the frozen models' storage directly is safe.
+    """
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            sub = f"{path}.{name}" if path else name
+            if isinstance(value, Secret):
+                node.__dict__[name] = value.at(sub)
+            else:
+                name_secrets(value, sub)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            name_secrets(value, f"{path}.{key}")
+    elif isinstance(node, tuple):
+        for i, value in enumerate(node):
+            name_secrets(value, f"{path}[{i}]")

@@ -47,14 +47,7 @@ from shared.config import Config
 from shared.errors import ConfigError, PermanentError, RejectedInput, TransientError
 from shared.events import parse_bigquery_job, parse_pubsub
 from shared.gcp import gcs
-from shared.gcp.bigquery import (
-    DatedQuery,
-    ExportJob,
-    TableRef,
-    Warehouse,
-    job_id_for,
-    warehouse,
-)
+from shared.gcp.bigquery import DatedQuery, ExportJob, TableRef, Warehouse, job_id_for, warehouse
 from shared.gcp.bq_jobs import MAX_JOB_ATTEMPTS, JobPending, attempt_id
 from shared.gcp.fingerprint_job import export_job_of, is_export_step, run_step_job_ids
 from shared.ids import Stage

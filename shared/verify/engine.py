@@ -26,9 +26,9 @@ GCS client. The manifest side's SHA-1 comes from a ``source_sha1`` callable the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 from shared.destinations.base import Destination, Readable, RemoteFile, normalize_path, sha1_of_stream
 from shared.errors import PermanentError
@@ -221,9 +221,7 @@ def compare(
     ``read_back``: SHA-1s read back earlier by this verification (used for a file of the same
     size); each file read back now is added to it.
     """
-    if partial_suffixes is None:
-        suffix = destination.abilities.partial_suffix
-        partial_suffixes = (suffix,) if suffix else ()
+    partial_suffixes = _partial_suffixes(destination) if partial_suffixes is None else partial_suffixes
     check, note = choose_check(destination, download_hashes=download_hashes, source_hashes=source_sha1 is not None)
     listed = list(before(deadline, destination.list(folder.path), f"listing {folder.path} at {destination.name}"))
     also_expected = also_expected() if callable(also_expected) else also_expected
@@ -231,9 +229,7 @@ def compare(
     owned = list(_owned(listed, folder, partial_suffixes, {f.name for f in also_expected}))
     remote = dict(owned)  # a name held twice is in `duplicates`, not compared: no copy stands for both
     duplicates = held_more_than_once(owned, folds_case=destination.abilities.folds_case)
-    missing = sorted(n for n in expected if n not in remote)
-    if any(f.name in missing for f in manifest.files):  # the manifest copy follows the data files
-        missing = [n for n in missing if n not in {f.name for f in also_expected}]
+    missing = _missing(expected, remote, manifest, also_expected)
     extra = sorted(n for n in remote if n not in expected)
     partial = [n for n in extra if n.endswith(tuple(partial_suffixes))]
     in_flight = [n for n in partial if partial_stem(n, partial_suffixes) in expected]
@@ -255,13 +251,46 @@ def compare(
         size_differs=tuple(size_differs),
         hash_differs=tuple(hash_differs),
         duplicates=tuple(sorted(duplicates)),
-        # counts are of data files: the manifest copy is checked, and named when wrong, not counted
-        files_expected=len(manifest.files),
-        files_present=sum(1 for f in manifest.files if f.name in remote),
-        bytes_expected=manifest.total_bytes,
-        bytes_present=sum(remote[f.name].size for f in manifest.files if f.name in remote),
         details=details,
+        **_counts(manifest, remote),
     )
+
+
+def _partial_suffixes(destination: Destination) -> tuple[str, ...]:
+    suffix = destination.abilities.partial_suffix
+    return (suffix,) if suffix else ()
+
+
+def _missing(
+    expected: Mapping[str, ManifestFile],
+    remote: Mapping[str, RemoteFile],
+    manifest: Manifest,
+    also_expected: Sequence[ManifestFile],
+) -> list[str]:
+    """Expected names the destination does not hold; the manifest copy is only missing once
+    every data file is there (it is written after them)."""
+    missing = sorted(n for n in expected if n not in remote)
+    if any(f.name in missing for f in manifest.files):
+        missing = [n for n in missing if n not in {f.name for f in also_expected}]
+    return missing
+
+
+class _Counts(TypedDict):
+    files_expected: int
+    files_present: int
+    bytes_expected: int
+    bytes_present: int
+
+
+def _counts(manifest: Manifest, remote: Mapping[str, RemoteFile]) -> _Counts:
+    """Counts of data files: the manifest copy is checked, and named when wrong, not counted."""
+    held = [f for f in manifest.files if f.name in remote]
+    return {
+        "files_expected": len(manifest.files),
+        "files_present": len(held),
+        "bytes_expected": manifest.total_bytes,
+        "bytes_present": sum(remote[f.name].size for f in held),
+    }
 
 
 class NoTimeLeft(PermanentError):

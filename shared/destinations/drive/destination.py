@@ -34,7 +34,7 @@ from shared.destinations.base import (
     range_header,
     skipped_to,
 )
-from shared.destinations.drive.folders import FOLDER, DriveFolders, quoted, winner
+from shared.destinations.drive.folders import FOLDER, DriveFolders, quoted, remote_file, winner
 from shared.destinations.drive.http import DriveHttp, DriveNotFound
 from shared.destinations.drive.labels import app_properties
 from shared.destinations.drive.labels import query as label_query
@@ -110,7 +110,7 @@ class DriveDestination(PutViaResumable):
         if not found:
             return None
         item = winner(found)
-        return _remote(f"{parent}/{item['name']}" if parent else str(item["name"]), item)
+        return remote_file(f"{parent}/{item['name']}" if parent else str(item["name"]), item)
 
     # ---- put -----------------------------------------------------------------------------
 
@@ -182,7 +182,7 @@ class DriveDestination(PutViaResumable):
         parent, _, name = path.rpartition("/")
         folder_id = self._fresh(lambda: self.folders.lookup(parent))
         found = None if folder_id is None or not name else self._file(folder_id, name, folder_is_error=False)
-        return None if found is None else _remote(path, found)
+        return None if found is None else remote_file(path, found)
 
     def list(self, prefix: str = "", *, hashes: bool = True) -> Iterator[RemoteFile]:
         prefix = normalize_path(prefix)
@@ -198,7 +198,7 @@ class DriveDestination(PutViaResumable):
                 if item.get("mimeType") == FOLDER:
                     pending.append((str(item["id"]), child))
                 else:
-                    found.append(_remote(child, item))
+                    found.append(remote_file(child, item))
         yield from sorted(found, key=lambda f: f.path)
 
     def list_folders(self, prefix: str = "") -> builtins.list[str]:
@@ -379,16 +379,6 @@ class DriveDestination(PutViaResumable):
         if kept.get("sha1Checksum") != sha1:
             raise TransientError(f"{self.name}: {path} was created concurrently with other bytes; retrying updates it")
         return str(kept["id"])
-
-
-def _remote(path: str, item: dict[str, Any]) -> RemoteFile:
-    return RemoteFile(
-        path=path,
-        size=int(item.get("size") or 0),
-        sha1=item.get("sha1Checksum"),
-        remote_id=str(item["id"]),
-        md5=item.get("md5Checksum"),
-    )
 
 
 @per_process

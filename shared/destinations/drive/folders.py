@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from shared.destinations.base import RemoteFile
 from shared.destinations.drive.http import DriveHttp
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.log import get_logger
@@ -203,3 +204,14 @@ class DriveFolders:
             if not any(True for _ in self.children(mine)):
                 self.http.delete(mine, f"drop duplicate folder {name!r}")
         return kept
+
+
+def remote_file(path: str, item: dict[str, Any]) -> RemoteFile:
+    """A Drive file resource (``id``, ``size``, ``sha1Checksum``, ``md5Checksum``) at ``path``."""
+    return RemoteFile(
+        path=path,
+        size=int(item.get("size") or 0),
+        sha1=item.get("sha1Checksum"),
+        remote_id=str(item["id"]),
+        md5=item.get("md5Checksum"),
+    )

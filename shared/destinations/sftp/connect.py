@@ -1,11 +1,10 @@
 """Opening an SFTP session to a partner, and the one place paramiko's exceptions become offsite's.
 
-A session is TCP + SSH with the host key verified *before* any credential is sent
-(:mod:`shared.destinations.sftp.hostkeys`; no auto-accept), then password or private-key auth, then the
-``sftp`` subsystem with a large receive window. Ciphers: the partner's ``ciphers`` list when
-set, otherwise paramiko's list with AES-GCM moved to the front (the fastest on this machine
-by far; servers without GCM negotiate the next one). The server's SFTP extensions are read
-from its VERSION packet, and ``limits@openssh.com`` (when offered) sets the write/read size.
+A session is TCP + SSH with the host key verified *before* any credential is sent (hostkeys.py;
+no auto-accept), then password or private-key auth, then the ``sftp`` subsystem with a large
+receive window. Ciphers: the partner's ``ciphers`` when set, else paramiko's with AES-GCM first
+(by far the fastest here; a server without it negotiates the next). The server's SFTP extensions
+come from its VERSION packet; ``limits@openssh.com`` (when offered) sets the write/read size.
 """
 
 from __future__ import annotations
