@@ -140,10 +140,14 @@ def progress(
         label = result.source.label
         entry = tables.setdefault(label, TableProgress(label, result.source.table, result.date, {}))
         if result.destination is None:
-            if result.status in FINAL:  # e.g. the export failed: every destination fails with it
+            # e.g. the export failed: every destination fails with it; a destination's own final
+            # result stands (a dead-lettered verify of the manifest does not undo an in_sync)
+            if result.status in FINAL:
                 entry.reason = result.reason
                 for dest in list(entry.destinations) or ["-"]:
-                    entry.destinations[dest] = result
+                    held = entry.destinations.get(dest)
+                    if held is None or held.status not in FINAL:
+                        entry.destinations[dest] = result
             continue
         entry.destinations[str(result.destination)] = result
     return RunProgress(run_id, sorted(tables.values(), key=lambda t: t.label), rejected)

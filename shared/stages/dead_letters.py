@@ -20,10 +20,11 @@ from typing import Any, TypedDict
 
 from shared import log, topology
 from shared.config import Config
-from shared.delivery.routing import route
+from shared.delivery.routing import load_run
 from shared.errors import RejectedInput
 from shared.events import PubSubMessage, parse_pubsub, parse_storage
 from shared.ids import DestinationId, Stage, Status
+from shared.layout import parse_object_name
 from shared.messages import DeliveryReceipt, ExportRequest, Source, TableExport, VerifyRequest, VerifyResult
 from shared.mirror.request import MirrorRequest
 from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id, reconcile_targets
@@ -160,13 +161,19 @@ def _object_concerns(message: PubSubMessage, source: Subscription, config: Confi
             d for d in mirror_destinations(mirror, config) if (d.kind in kinds if not named else str(d) == named)
         ]
         return [_concern(mirror_run_id(mirror.name), bucket_source(mirror.name), d, None) for d in mine or [None]]
-    routed = route(obj, config.export_prefix)
-    if routed is None:
+    located = parse_object_name(obj.name, config.export_prefix)
+    if located is None:
         return []
+    # Any file of a run folder: a data file, and the manifest too (the uploaders deliver its copy,
+    # verify compares on it); without _run.json the folder's path still names the run.
+    folder, _ = located
+    routing = load_run(obj.bucket, folder)
+    if routing is None:
+        return [_concern(folder.run_id, folder.source, None, folder.date)]
     targets: list[DestinationId | None] = [
-        d for d in routed.routing.destinations if (d.kind in kinds if not named else str(d) == named)
+        d for d in routing.destinations if (d.kind in kinds if not named else str(d) == named)
     ]
-    return [_concern(routed.routing.run_id, routed.routing.source, d, routed.routing.date) for d in targets or [None]]
+    return [_concern(routing.run_id, routing.source, d, routing.date) for d in targets or [None]]
 
 
 def _fed_by(dead_letter_topic: str | None) -> Subscription | None:

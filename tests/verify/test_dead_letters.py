@@ -62,6 +62,49 @@ def test_a_dead_lettered_upload_is_a_failed_result_with_its_last_error(vstack: V
     assert "dead-lettered" in row["last_failure"]
 
 
+def _object_dead_letter(vstack: VerifyStack, name: str, subscription: str) -> dict[str, Any]:
+    """The dead letter of ``subscription``'s finalize notification of object ``name``."""
+    data = json.dumps(vstack.storage_event(name)["data"]).encode()
+    return dead_letter_event(vstack, f"{subscription}-dlq", data, subscription)
+
+
+def test_a_dead_lettered_manifest_copy_is_a_failed_result_of_its_run_and_destination(vstack: VerifyStack) -> None:
+    """The uploaders deliver the manifest's copy on its finalize event: its dead letter is that
+    run's failure at the function's destinations, not a failure of no run at all."""
+    run = vstack.new_run(FILES, ("memory", "sftp:local"))
+    vstack.run_verify(_object_dead_letter(vstack, run.folder.manifest_name, "transfer-sftp-gcs-finalized"))
+    [failed] = vstack.results_for(run)
+    assert (failed.status, failed.stage, failed.destination) == ("failed", "transfer_sftp", "sftp:local")
+    assert failed.source is not None and failed.source.label == "sales.orders" and failed.date == "2025-01-08"
+    out = CliRunner().invoke(app, ["status", "--since", "1d", "--json"])
+    assert out.exit_code == 0, out.output
+    [row] = [row for row in json.loads(out.output) if row["run_id"] == run.run_id]
+    assert row["source"] == "sales.orders" and row["destinations"] == {"sftp:local": "failed"}
+
+
+def test_a_dead_lettered_verify_of_a_manifest_is_a_failed_result_of_its_run(vstack: VerifyStack) -> None:
+    """verify compares every destination on the manifest's event; its dead letter names the run
+    (no one destination: a result already in for another stands)."""
+    run = vstack.new_run(FILES, ("memory", "sftp:local"))
+    vstack.run_verify(_object_dead_letter(vstack, run.folder.manifest_name, "verify-gcs-finalized"))
+    [failed] = vstack.results_for(run)
+    assert (failed.status, failed.stage, failed.destination) == ("failed", "verify", None)
+    assert failed.source is not None and failed.source.label == "sales.orders" and failed.date == "2025-01-08"
+
+
+def test_a_dead_lettered_file_of_a_folder_without_its_run_record_names_the_run_by_its_path(
+    vstack: VerifyStack,
+) -> None:
+    run = vstack.new_run(FILES, ("memory", "sftp:local"))
+    from shared.gcp import gcs
+
+    gcs.delete(vstack.bucket, run.folder.run_name)  # _run.json gone: the folder's path still tells
+    vstack.run_verify(_object_dead_letter(vstack, run.folder.manifest_name, "transfer-sftp-gcs-finalized"))
+    [failed] = vstack.results_for(run)
+    assert (failed.status, failed.stage, failed.destination) == ("failed", "transfer_sftp", None)
+    assert failed.source is not None and failed.source.label == "sales.orders" and failed.date == "2025-01-08"
+
+
 def test_a_dead_lettered_table_export_fails_every_destination_of_the_run(vstack: VerifyStack) -> None:
     run = vstack.new_run(FILES, ("memory", "sftp:local"), manifest=False)
     from shared.gcp import gcs
