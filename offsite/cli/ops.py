@@ -50,6 +50,7 @@ def status_rows(
     latest restore drill of the run apart from its destinations. Only the runs of ``dataset`` /
     query ``export`` when given; with ``failing``, only the rows :func:`is_failing` picks."""
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    when: dict[tuple[str, str, int], dict[str, int]] = {}  # per row: the index of each entry's latest result
     for n, r in enumerate(results):  # oldest first: later results overwrite earlier ones
         if dataset and (r.source.dataset if r.source else None) != dataset:
             continue
@@ -74,15 +75,17 @@ def status_rows(
             },
         )
         drill = r.stage == Stage.RESTORE_DRILL  # says whether the copy restores, not what the destination holds
-        where = r.destination or r.stage
+        where = str(r.destination or r.stage)
         if drill and r.destination:
             where = f"restore drill from {r.destination}"
         if drill:
             row["restore_drill"] = {"status": r.status, "destination": r.destination, "at": r.finished_at}
         elif r.destination:
             row["destinations"][r.destination] = r.status
+            when.setdefault(key, {})[f"destination {r.destination}"] = n
         else:  # a stage's result for no one destination (a collect run, a rejected message)
             row["stages"][r.stage] = r.status
+            when.setdefault(key, {})[f"stage {r.stage}"] = n
         if r.files_expected:
             row["files"], row["bytes"] = r.files_expected, r.bytes_expected
         if r.duration_s is not None:
@@ -90,8 +93,22 @@ def status_rows(
         if r.status.is_final_failure:
             row["last_failure"] = f"{where}: {r.status}: {r.reason or ''}".strip()
         row["updated"] = r.finished_at
+    for key, row in rows.items():
+        _drop_superseded_stage_failures(row, when.get(key, {}))
     newest_first = sorted(rows.values(), key=lambda row: row["updated"] or "", reverse=True)
     return [row for row in newest_first if is_failing(row)] if failing else newest_first
+
+
+def _drop_superseded_stage_failures(row: dict[str, Any], when: dict[str, int]) -> None:
+    """A run's failure at no one destination (e.g. its verify dead-lettered) is over once every
+    destination of the row has a result after it: the run was healed or replayed since, and
+    those results say how it stands. It stays in ``last_failure``, which is history."""
+    if row["run_id"] == "-" or not row["destinations"]:
+        return
+    settled = min(when[f"destination {d}"] for d in row["destinations"])
+    for stage, status in list(row["stages"].items()):
+        if Status(status).is_final_failure and when[f"stage {stage}"] < settled:
+            del row["stages"][stage]
 
 
 def is_failing(row: dict[str, Any]) -> bool:

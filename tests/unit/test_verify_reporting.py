@@ -87,6 +87,22 @@ def test_a_result_of_no_one_destination_shows_its_stage_status() -> None:
     assert status_cells(both[0])[3] == "box=in_sync, export_table=failed"
 
 
+def test_a_run_failure_of_no_destination_is_over_once_every_destination_has_a_result_after_it() -> None:
+    """A dead-lettered verify of the manifest fails the run, not a destination. Once the run is
+    replayed and every destination is verified again, the row is no longer failing; the failure
+    stays as its last failure (history)."""
+    from offsite.cli.ops import is_failing
+
+    box, dead = result("in_sync", "box", "t1"), result("failed", None, "t2", stage="verify", reason="dead-lettered")
+    [row] = status_rows([box, dead])
+    assert row["stages"] == {"verify": "failed"} and is_failing(row)
+    [row] = status_rows([box, dead, result("in_sync", "sftp:acme", "t3")])  # box's result is older than it
+    assert row["stages"] == {"verify": "failed"} and is_failing(row)
+    [row] = status_rows([box, dead, result("in_sync", "sftp:acme", "t3"), result("in_sync", "box", "t4")])
+    assert row["stages"] == {} and not is_failing(row)
+    assert row["last_failure"] == "verify: failed: dead-lettered"
+
+
 def test_status_rows_filter_by_dataset() -> None:
     rows = status_rows(
         [result("in_sync", "box", "t1"), result("in_sync", "box", "t2", run_id="r2", source=PRODUCTS)], "sales"
