@@ -3,6 +3,11 @@
 A process is identified by its pid *and* its start time, so a recycled pid is never
 mistaken for ours and never killed. Stopping walks the process's children (gunicorn
 workers, sshd session processes) and ends exactly those pids.
+
+The start time is counted from boot (:func:`start_time`), not on the wall clock: psutil's
+``create_time()`` adds the boot time as the wall clock reckons it now, so when a VM's clock
+is stepped (resumed from a pause, NTP) every process's ``create_time`` moves. The push
+supervisor then took every live function for dead and restarted it, ending its requests (502).
 """
 
 from __future__ import annotations
@@ -54,17 +59,33 @@ def spawn(
             raise StackError(f"{name}: cannot run {argv[0]}: {exc.strerror}", "install it or fix the path") from None
     _STARTED[popen.pid] = popen
     try:
-        created = psutil.Process(popen.pid).create_time()
+        created = start_time(psutil.Process(popen.pid))
     except psutil.NoSuchProcess:
         created = 0.0
     return Spawned(name, popen.pid, created, log, popen)
+
+
+EPOCH_LIKE = 1e9  # a start time recorded as seconds since 1970 by an older stack.json (2001 onwards)
+
+
+def start_time(proc: psutil.Process) -> float:
+    """When ``proc`` started, in seconds since boot (``/proc/PID/stat`` field 22, clock ticks):
+    unlike ``create_time()`` it never moves when the wall clock is set."""
+    try:
+        with open(f"/proc/{proc.pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except FileNotFoundError:
+        raise psutil.NoSuchProcess(proc.pid) from None
+    after_name = stat[stat.rindex(b")") + 2 :].split()  # the name may hold spaces and parentheses
+    return int(after_name[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def process(pid: int, create_time: float) -> psutil.Process | None:
     """The live process with this pid and start time, or None (exited, or the pid was reused)."""
     try:
         proc = psutil.Process(pid)
-        if create_time and abs(proc.create_time() - create_time) > 1.0:
+        started = proc.create_time() if create_time > EPOCH_LIKE else start_time(proc)
+        if create_time and abs(started - create_time) > 1.0:
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None

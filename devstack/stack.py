@@ -152,7 +152,7 @@ def _stop_all(root: Path, info: StackInfo | None) -> list[str]:
     stack_state.forget(root)
     # Processes of a start that was killed before it recorded them still carry the root.
     for proc in procs.marked(MARKER, str(root)):
-        if procs.stop(proc.pid, proc.create_time()):
+        if procs.stop(proc.pid, procs.start_time(proc)):
             stopped.append(f"stray pid {proc.pid}")
     return stopped
 

@@ -27,7 +27,7 @@ class ComponentInfo:
     name: str  # pubsub, gcs, bigquery, sftp, box, webhook, relay, or a function name
     port: int
     pid: int
-    create_time: float  # with pid, identifies the process (pids get reused)
+    create_time: float  # seconds since boot (procs.start_time); with pid, identifies the process
     health_url: str  # http://… (GET answers 2xx) or ssh://127.0.0.1:PORT (SSH banner)
     log: str
     health: str = "starting"  # starting | ok | unhealthy | dead (live value: devstack.stack.status)

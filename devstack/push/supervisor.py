@@ -81,7 +81,7 @@ def _stop_leftovers(root: Path, name: str) -> None:
     for proc in procs.marked(MARKER, str(root)):
         try:
             if proc.environ().get(COMPONENT) == name and proc.pid != os.getpid():
-                procs.stop(proc.pid, proc.create_time())
+                procs.stop(proc.pid, procs.start_time(proc))
         except Exception:  # noqa: BLE001 - it exited meanwhile
             continue
 

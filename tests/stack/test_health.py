@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from devstack import procs
 from devstack.errors import StackError
 from devstack.health import probe, wait_ready
 from devstack.ports import free_port
@@ -60,7 +61,7 @@ def sshd_like() -> Iterator[BannerServer]:
 
 
 def _component(name: str, port: int, pid: int, health_url: str, log: Path) -> ComponentInfo:
-    return ComponentInfo(name, port, pid, psutil.Process(pid).create_time(), health_url, str(log))
+    return ComponentInfo(name, port, pid, procs.start_time(psutil.Process(pid)), health_url, str(log))
 
 
 def test_an_http_probe_answered_by_an_ssh_banner_is_not_ready(sshd_like: BannerServer, tmp_path: Path) -> None:
