@@ -118,10 +118,27 @@ def copy_file(
 
 
 def _settle(
-    config: Config, job: CollectJob, message: CollectFile, identity: FileIdentity, outcome: runs.Outcome
+    config: Config,
+    job: CollectJob,
+    message: CollectFile,
+    identity: FileIdentity,
+    outcome: runs.Outcome,
+    *,
+    unless_settled: bool = False,
 ) -> None:
-    runs.save_outcome(config.state_bucket_name, job.name, message.run_id, outcome)
+    runs.save_outcome(config.state_bucket_name, job.name, message.run_id, outcome, unless_settled=unless_settled)
     runs.finish_if_complete(config, job.name, message.run_id, dt.datetime.now(dt.UTC))
+
+
+def settle_dead_letter(config: Config, message: CollectFile, reason: str) -> None:
+    """The file's copy was dead-lettered (it failed transiently on every delivery): its outcome
+    is ``failed`` with ``reason``, as a permanent failure's is, so the run completes and reports
+    instead of waiting for the file; an outcome recorded already stands. The next listing takes
+    the file again (it is not done)."""
+    job = job_named(config, message.collect)
+    identity = identity_of(job.partner, job, message.name, message.size, message.mtime)
+    failed = runs.Outcome(identity.key, message.name, "failed", 0, reason)
+    _settle(config, job, message, identity, failed, unless_settled=True)
 
 
 def _copy_claimed(

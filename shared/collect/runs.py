@@ -98,13 +98,14 @@ def save_plan(
     gcs.update_json(bucket, _run(job, run_id) + "plan.json", planned)
 
 
-def save_outcome(bucket: str, job: str, run_id: str, outcome: Outcome) -> None:
+def save_outcome(bucket: str, job: str, run_id: str, outcome: Outcome, *, unless_settled: bool = False) -> None:
     """Record the file's outcome; a ``collected`` one is kept (a redelivery's ``already`` would
-    drop its bytes from the run's count)."""
+    drop its bytes from the run's count), and with ``unless_settled`` any outcome there is."""
     body = {"name": outcome.name, "status": outcome.status, "size": outcome.size, "reason": outcome.reason}
 
     def kept(found: Any) -> Any:
-        return found if isinstance(found, dict) and found.get("status") == "collected" else body
+        settled = isinstance(found, dict) and (unless_settled or found.get("status") == "collected")
+        return found if settled else body
 
     gcs.update_json(bucket, f"{_run(job, run_id)}outcomes/{outcome.key}.json", kept)
 

@@ -19,12 +19,15 @@ import json
 from typing import Any, TypedDict
 
 from shared import log, topology
+from shared.collect.messages import CollectFile, CollectRequest
+from shared.collect.runs import source as collect_source
 from shared.config import Config
 from shared.delivery.routing import load_run
 from shared.errors import RejectedInput
 from shared.events import PubSubMessage, parse_pubsub, parse_storage
 from shared.ids import DestinationId, Stage, Status
-from shared.layout import parse_object_name
+from shared.ingest.request import IngestRequest
+from shared.layout import MANIFEST_NAME, is_data_file, parse_object_name
 from shared.messages import DeliveryReceipt, ExportRequest, Source, TableExport, VerifyRequest, VerifyResult
 from shared.mirror.request import MirrorRequest
 from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id, reconcile_targets
@@ -45,8 +48,11 @@ def on_dead_letter(event: Any, config: Config) -> None:
     source = topology.subscription_named(message.attributes.get(SOURCE_SUBSCRIPTION, "")) or _fed_by(message.topic)
     with log.bind(message_id=message.message_id, dead_letter_of=source.name if source else None):
         key = _key(message, source)
-        for result in failed_results(message, source, config, key):
+        results = failed_results(message, source, config, key)
+        for result in results:
             _report_once(result, f"{CLAIMS}{key}/{_concern_id(result)}.json", config)
+        if source is not None and source.trigger.topic == topology.COLLECT_FILES:
+            _settle_collect_file(message, config, results[0].reason or "dead-lettered")
         logger.warning("dead-lettered message reported as failed", subscription=source.name if source else None)
 
 
@@ -122,6 +128,14 @@ def _what_it_was(message: PubSubMessage, source: Subscription | None, config: Co
             return [_concern(ask.run_id, None, ask.destination, ask.date)]
         if topic == topology.MIRROR_RECONCILES:
             return _reconcile_concerns(MirrorRequest.from_json(message.data), config)
+        if topic == topology.COLLECT_REQUESTS:  # a scheduled request has no run id: the job only
+            asked = CollectRequest.from_json(message.data)
+            return [_concern(asked.run_id, collect_source(asked.collect), None, None)]
+        if topic == topology.COLLECT_FILES:
+            file = CollectFile.from_json(message.data)
+            return [_concern(file.run_id, collect_source(file.collect), None, None)]
+        if topic == topology.INGEST_REQUESTS:
+            return _ingest_concerns(IngestRequest.from_json(message.data), config)
     except Exception as exc:  # noqa: BLE001 - an unreadable dead letter is still reported, with less detail
         logger.warning("could not read the dead-lettered message", error=str(exc))
     return []
@@ -139,6 +153,26 @@ def _reconcile_concerns(request: MirrorRequest, config: Config) -> list[Concern]
         Concern(**_concern(run_id, source, d, None), request_id=request.request_id)
         for d in targets or [request.destination]
     ]
+
+
+def _ingest_concerns(req: IngestRequest, config: Config) -> list[Concern]:
+    """One per requested table (the BigQuery table it writes); without tables, the run only."""
+    dataset = config.ingest.dataset if config.ingest else None
+    tables: list[Source | None] = [
+        Source(mode="table", project=config.project, dataset=dataset, table=t) for t in req.tables or () if dataset
+    ]
+    return [_concern(req.run_id, table, None, None) for table in tables or [None]]
+
+
+def _settle_collect_file(message: PubSubMessage, config: Config, reason: str) -> None:
+    """The dead-lettered file's outcome, so its collect run completes (shared/collect/copy.py)."""
+    from shared.collect.copy import settle_dead_letter
+
+    try:
+        file = CollectFile.from_json(message.data)
+    except RejectedInput:
+        return  # nothing to settle: reported above with what could be read
+    settle_dead_letter(config, file, reason)
 
 
 def _request_concerns(req: ExportRequest, config: Config) -> list[Concern]:
@@ -162,10 +196,10 @@ def _object_concerns(message: PubSubMessage, source: Subscription, config: Confi
         ]
         return [_concern(mirror_run_id(mirror.name), bucket_source(mirror.name), d, None) for d in mine or [None]]
     located = parse_object_name(obj.name, config.export_prefix)
-    if located is None:
+    # A data file, and the manifest too (the uploaders deliver its copy, verify compares on it);
+    # the stages ignore the run folder's other files. Without _run.json the path names the run.
+    if located is None or not (is_data_file(located[1]) or located[1] == MANIFEST_NAME):
         return []
-    # Any file of a run folder: a data file, and the manifest too (the uploaders deliver its copy,
-    # verify compares on it); without _run.json the folder's path still names the run.
     folder, _ = located
     routing = load_run(obj.bucket, folder)
     if routing is None:

@@ -4,6 +4,7 @@ the last error — once each (shared/stages/dead_letters.py), through verify's o
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from typer.testing import CliRunner
@@ -118,6 +119,22 @@ def test_a_dead_lettered_table_export_fails_every_destination_of_the_run(vstack:
         ("sftp:local", "export_table", "failed"),
     ]
     assert all("the last error was not recorded" in (r.reason or "") for r in results)
+
+
+def test_a_dead_lettered_ingest_request_fails_each_requested_table_of_its_run(vstack: VerifyStack) -> None:
+    from shared.ingest.request import IngestRequest
+
+    run_id = f"ri{uuid.uuid4().hex[:10]}"
+    body = IngestRequest(tables=("users", "chat_history"), run_id=run_id).to_json()
+    vstack.run_verify(
+        dead_letter_event(vstack, "ingest-sqlite-ingest-requests-dlq", body, "ingest-sqlite-ingest-requests")
+    )
+    reported = [r for r in vstack.results() if r.run_id == run_id]
+    dataset = vstack.config.ingest.dataset
+    assert sorted((r.source.label if r.source else None, r.stage, r.status) for r in reported) == [
+        (f"{dataset}.chat_history", "ingest_sqlite", "failed"),
+        (f"{dataset}.users", "ingest_sqlite", "failed"),
+    ]
 
 
 def test_an_unreadable_dead_letter_is_still_reported(vstack: VerifyStack) -> None:
