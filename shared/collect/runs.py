@@ -225,6 +225,15 @@ def update_freshness(bucket: str, job: str, result: VerifyResult, *, collected: 
         logger.error("could not update the freshness record", error=str(exc), job=job)
 
 
+def record_listing_failure(config: Config, job: str, run_id: str | None, status: Status, reason: str) -> None:
+    """A listing that failed for good (or was dead-lettered) writes no result.json; the freshness
+    record still names it as the job's last run, so ``offsite collect status`` does not show the
+    run before it as the latest. ``last_collected_at`` stays."""
+    now = dt.datetime.now(dt.UTC)
+    failed = VerifyResult(status=status, stage=Stage.COLLECT_LIST, run_id=run_id, source=source(job), reason=reason)
+    update_freshness(config.state_bucket_name, job, failed, collected=False, now=now)
+
+
 def report_skip(config: Config, job: str, run_id: str, reason: str, day: dt.date, now: dt.datetime) -> VerifyResult:
     """A scheduled day the job's calendar excludes: one ``skipped`` result, and the freshness record."""
     result = VerifyResult(

@@ -13,8 +13,11 @@ from shared import log
 from shared.collect.copy import copy_file
 from shared.collect.listing import job_named, list_and_fan_out
 from shared.collect.messages import CollectFile, CollectRequest
+from shared.collect.runs import record_listing_failure
 from shared.config import Config
+from shared.errors import PermanentError
 from shared.events import parse_pubsub
+from shared.ids import Status
 from shared.stages.fan_out import derive_run_id, scheduled_date
 
 
@@ -27,7 +30,11 @@ def collect_list(event: Any, config: Config) -> None:
         run_id = request.run_id or derive_run_id(message.message_id, message.publish_time)
         with log.bind(run_id=run_id, collect=job.name):
             day = scheduled_date(message.first_published, job.time_zone)
-            list_and_fan_out(config, request, run_id=run_id, day=day)
+            try:
+                list_and_fan_out(config, request, run_id=run_id, day=day)
+            except PermanentError as exc:  # reported by the runner; the job's freshness says so too
+                record_listing_failure(config, job.name, run_id, Status(exc.status), str(exc))
+                raise
 
 
 def collect_copy(event: Any, config: Config) -> None:

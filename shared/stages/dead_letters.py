@@ -20,6 +20,7 @@ from typing import Any, TypedDict
 
 from shared import log, topology
 from shared.collect.messages import CollectFile, CollectRequest
+from shared.collect.runs import record_listing_failure
 from shared.collect.runs import source as collect_source
 from shared.config import Config
 from shared.delivery.routing import load_run
@@ -53,6 +54,9 @@ def on_dead_letter(event: Any, config: Config) -> None:
             _report_once(result, f"{CLAIMS}{key}/{_concern_id(result)}.json", config)
         if source is not None and source.trigger.topic == topology.COLLECT_FILES:
             _settle_collect_file(message, config, results[0].reason or "dead-lettered")
+        if source is not None and source.trigger.topic == topology.COLLECT_REQUESTS and results[0].source:
+            job = results[0].source.collect or ""
+            record_listing_failure(config, job, results[0].run_id, Status.FAILED, results[0].reason or "dead-lettered")
         logger.warning("dead-lettered message reported as failed", subscription=source.name if source else None)
 
 

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
+
+import pytest
 
 from shared.collect import runs
 from shared.collect.copy import copy_file
 from shared.collect.messages import CollectRequest
 from shared.config import Config
+from shared.errors import PermanentError
 from shared.ids import Stage, Status
+from shared.stages.collect import collect_list
 from shared.stages.dead_letters import on_dead_letter
+from shared.topology import COLLECT_REQUESTS
 from tests import cloudevents
 from tests.collect.conftest import Collect
 
@@ -79,3 +85,31 @@ def test_a_dead_lettered_collect_request_is_its_run_s_failure_and_ends_a_wait(co
     assert reported.source is not None and reported.source.collect == collect.name
     waited = runs.wait_for_run(config.state_bucket_name, collect.name, run_id, timeout_s=10, since=since)
     assert waited is not None and waited.status == Status.FAILED and "dead-lettered" in (waited.reason or "")
+    fresh = runs.freshness(config.state_bucket_name, collect.name) or {}
+    assert (fresh["last_run_id"], fresh["last_status"]) == (run_id, "failed") and "last_collected_at" not in fresh
+
+
+def test_a_listing_that_fails_for_good_is_the_job_s_last_run(collect: Collect, tmp_path: Path) -> None:
+    """`offsite collect status` reads the freshness record: a listing refused (here: the partner's
+    host key is not the pinned one) is the last run there, not the in_sync run before it."""
+    from tests.sftp.sshd_server import keygen
+
+    config: Config = collect.config()
+    collect.write("a.csv", b"a" * 10)
+    assert collect.run(config) == ["collected"]
+    collected_at = (runs.freshness(config.state_bucket_name, collect.name) or {})["last_collected_at"]
+    impostor = keygen(tmp_path / "impostor").with_suffix(".pub").read_text().split()
+    pinned = f"[127.0.0.1]:{collect.sshd.port} {impostor[0]} {impostor[1]}\n"
+    refused = collect.config(partner={"known_hosts": pinned})
+    run_id = f"r{uuid.uuid4().hex[:12]}"
+    event = cloudevents.pubsub_event(
+        collect.stack.project,
+        COLLECT_REQUESTS,
+        CollectRequest(collect=collect.name, run_id=run_id, ignore_calendar=True).to_json(),
+        subscriber="collect-list",
+    )
+    with pytest.raises(PermanentError, match="HOST KEY MISMATCH"):
+        collect_list(event, refused)
+    fresh = runs.freshness(config.state_bucket_name, collect.name) or {}
+    assert (fresh["last_run_id"], fresh["last_status"]) == (run_id, "failed")
+    assert "HOST KEY MISMATCH" in fresh["last_reason"] and fresh["last_collected_at"] == collected_at
