@@ -17,7 +17,9 @@ import pytest
 
 from devstack.throttle import ThrottledProxy
 from shared.destinations.base import MemoryLedger, Progress, PutResult
+from shared.destinations.sftp.connect import MAX_REQUEST_BYTES
 from shared.destinations.sftp.destination import SftpDestination
+from shared.destinations.sftp.reader import READ_AHEAD
 from shared.destinations.sftp.stream import DRAIN_S
 from shared.secrets import Secret
 from tests.sftp.conftest import make_partner
@@ -62,10 +64,13 @@ def test_hashing_a_same_size_file_already_there_stops_at_the_deadline(
     """The partner holds another file of the same size and nothing proves what it is (no server
     hash, no ledger entry): its download is bounded by the deadline, and past it the file is
     replaced unproven, so the delivery completes (24 s to read it back, 6 s of budget)."""
-    size = 24 * 1024 * 1024
+    size, rate = 24 * 1024 * 1024, 1_000_000
+    # Stopping drains the READs in flight (the session is used on): at most 4 MiB here, ~4.2 s at
+    # this rate; the same 5 s of slack as a pause has above. Unbounded, it would end 18 s late.
+    drain_s = READ_AHEAD * MAX_REQUEST_BYTES / rate
     old, new = os.urandom(size), os.urandom(size)
     (workdir / "data.bin").write_bytes(old)
-    proxy = SlowReplies(sshd.port, 1_000_000)
+    proxy = SlowReplies(sshd.port, rate)
     try:
         known = sshd.known_hosts.replace(f"]:{sshd.port} ", f"]:{proxy.port} ")
         partner = make_partner(sshd, workdir, port=proxy.port, known_hosts=Secret(known))
@@ -77,7 +82,7 @@ def test_hashing_a_same_size_file_already_there_stops_at_the_deadline(
                 deadline = time.monotonic() + 6.0
                 out = dest.put_resumable("data.bin", io.BytesIO(new), size, sha1=sha1, resume=resume, deadline=deadline)
                 late = time.monotonic() - deadline
-                assert late < 5, f"invocation {invocations} ended {late:.1f} s after its deadline"
+                assert late < drain_s + 5, f"invocation {invocations} ended {late:.1f} s after its deadline"
                 if isinstance(out, PutResult):
                     break
                 resume = out.state

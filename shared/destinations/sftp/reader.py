@@ -17,6 +17,8 @@ from shared.destinations.sftp.connect import SftpSession, int64, pipelined, sftp
 from shared.destinations.sftp.stream import CHUNK_BYTES, STOP_WAIT_S
 from shared.errors import TransientError
 
+READ_AHEAD = 16  # READ requests in flight: at most this many × the server's read size to drain on a stop
+
 
 class _ReadReply:
     def __init__(self, offset: int, length: int) -> None:
@@ -35,7 +37,7 @@ class PipelinedReader(io.RawIOBase):
     """
 
     def __init__(
-        self, session: SftpSession, path: str, on_close: Any = None, depth: int = 16, *, start: int = 0
+        self, session: SftpSession, path: str, on_close: Any = None, depth: int = READ_AHEAD, *, start: int = 0
     ) -> None:
         super().__init__()
         self._session, self._path, self._on_close = session, path, on_close
