@@ -52,11 +52,8 @@ def on_dead_letter(event: Any, config: Config) -> None:
         results = failed_results(message, source, config, key)
         for result in results:
             _report_once(result, f"{CLAIMS}{key}/{_concern_id(result)}.json", config)
-        if source is not None and source.trigger.topic == topology.COLLECT_FILES:
-            _settle_collect_file(message, config, results[0].reason or "dead-lettered")
-        if source is not None and source.trigger.topic == topology.COLLECT_REQUESTS and results[0].source:
-            job = results[0].source.collect or ""
-            record_listing_failure(config, job, results[0].run_id, Status.FAILED, results[0].reason or "dead-lettered")
+        if source is not None:
+            _close_collect_run(message, source.trigger.topic, config, results[0].reason or "dead-lettered")
         logger.warning("dead-lettered message reported as failed", subscription=source.name if source else None)
 
 
@@ -168,15 +165,19 @@ def _ingest_concerns(req: IngestRequest, config: Config) -> list[Concern]:
     return [_concern(req.run_id, table, None, None) for table in tables or [None]]
 
 
-def _settle_collect_file(message: PubSubMessage, config: Config, reason: str) -> None:
-    """The dead-lettered file's outcome, so its collect run completes (shared/collect/copy.py)."""
+def _close_collect_run(message: PubSubMessage, topic: str | None, config: Config, reason: str) -> None:
+    """A dead-lettered collect file becomes its outcome, so its run completes (shared/collect/copy.py);
+    a dead-lettered collect request is the job's last run in its freshness record."""
     from shared.collect.copy import settle_dead_letter
 
     try:
-        file = CollectFile.from_json(message.data)
+        if topic == topology.COLLECT_FILES:
+            settle_dead_letter(config, CollectFile.from_json(message.data), reason)
+        elif topic == topology.COLLECT_REQUESTS:
+            asked = CollectRequest.from_json(message.data)
+            record_listing_failure(config, asked.collect, asked.run_id, Status.FAILED, reason)
     except RejectedInput:
-        return  # nothing to settle: reported above with what could be read
-    settle_dead_letter(config, file, reason)
+        return  # nothing to close: reported above with what could be read
 
 
 def _request_concerns(req: ExportRequest, config: Config) -> list[Concern]:
