@@ -125,16 +125,16 @@ class SyncState:
 
         def dataset() -> None:  # looked up first: Terraform creates it in the cloud, without datasets.create for us
             try:
-                self.client.get_dataset(f"{self.project}.{self.dataset}")
+                self.client.get_dataset(f"{self.project}.{self.dataset}", retry=api_retry())
             except gexc.NotFound:
-                self.client.create_dataset(f"{self.project}.{self.dataset}", exists_ok=True)
+                self.client.create_dataset(f"{self.project}.{self.dataset}", exists_ok=True, retry=api_retry())
 
         call(dataset, f"creating dataset {self.dataset}")
         table = bigquery.Table(
             f"{self.project}.{self.dataset}.{STATE_TABLE}",
             schema=[bigquery.SchemaField(name, kind) for name, kind in STATE_SCHEMA],
         )
-        call(lambda: self.client.create_table(table, exists_ok=True), f"creating {STATE_TABLE}")
+        call(lambda: self.client.create_table(table, exists_ok=True, retry=api_retry()), f"creating {STATE_TABLE}")
 
     def ensure_row(self, table: str) -> None:
         self.query(
@@ -204,7 +204,7 @@ class SyncState:
 
     def get(self, table: str) -> TableState:
         job = self.query(f"SELECT * FROM {self.ref} WHERE table_name = @t", f"reading the state of {table}", t=table)
-        rows = list(job.result())
+        rows = list(job.result(retry=api_retry(), job_retry=None))
         return TableState.from_row(rows[0]) if rows else TableState(table)
 
     def all(self) -> list[TableState]:

@@ -46,7 +46,7 @@ def existing_schema(client: Any, table_id: str) -> dict[str, str] | None:
 
     try:
         with mapped_errors(f"reading the schema of {table_id}"):
-            result = run_query(client, f"SELECT * FROM `{table_id}` LIMIT 0").result()
+            result = run_query(client, f"SELECT * FROM `{table_id}` LIMIT 0").result(retry=api_retry(), job_retry=None)
     except PermanentError as exc:
         if isinstance(exc.__cause__, gexc.NotFound) or ": not found:" in str(exc):
             return None
@@ -90,7 +90,10 @@ def ensure_target(
     if existing is None:
         if create:
             schema = [bigquery.SchemaField(n, t) for n, t in target_columns(plan)]
-            call(lambda: client.create_table(bigquery.Table(table_id, schema=schema)), f"creating {table_id}")
+            call(
+                lambda: client.create_table(bigquery.Table(table_id, schema=schema), retry=api_retry()),
+                f"creating {table_id}",
+            )
         return [n for n, _ in target_columns(plan)]
     problems = conflicts(plan, existing)
     if problems:
@@ -115,7 +118,7 @@ def create_staging(client: Any, staging: str, plan: TablePlan, expiration_minute
 
     table = bigquery.Table(staging, schema=staging_schema(plan))
     table.expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=expiration_minutes)
-    call(lambda: client.create_table(table), f"creating staging table {staging}")
+    call(lambda: client.create_table(table, retry=api_retry()), f"creating staging table {staging}")
 
 
 def staging_schema(plan: TablePlan) -> list[Any]:
@@ -139,4 +142,6 @@ def load_parquet(client: Any, staging: str, plan: TablePlan, path: Path) -> None
 
 
 def drop_staging(client: Any, staging: str) -> None:
-    call(lambda: client.delete_table(staging, not_found_ok=True), f"deleting staging table {staging}")
+    call(
+        lambda: client.delete_table(staging, not_found_ok=True, retry=api_retry()), f"deleting staging table {staging}"
+    )

@@ -19,6 +19,7 @@ holds nothing: a run that dies before it leaves an empty staging table (deleted 
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import decimal
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from typing import Any
 
 from shared import log
 from shared.errors import PermanentError, TransientError
+from shared.gcp.bq_jobs import QUERY_TIMEOUT_S, api_retry, mapped_errors
 from shared.ingest.plan import TablePlan
 from shared.ingest.source import Batch
 from shared.ingest.types import staging_type
@@ -176,6 +178,12 @@ def pack(rows: list[bytes], limit: int = REQUEST_BYTES) -> Iterator[list[bytes]]
 # ---- the stream --------------------------------------------------------------------------------
 
 
+def _bounded() -> dict[str, Any]:
+    """A Storage Write API call's retry and timeout: the client's defaults (retrying UNAVAILABLE
+    for 1,200 s, a 1,200 s timeout) outlast the 540 s an invocation has."""
+    return {"retry": api_retry(), "timeout": QUERY_TIMEOUT_S}
+
+
 def _table_path(table_id: str) -> str:
     project, dataset, table = table_id.split(".")
     return f"projects/{project}/datasets/{dataset}/tables/{table}"
@@ -213,6 +221,7 @@ class PendingStager:
                 lambda: self.client.create_write_stream(
                     parent=_table_path(self.staging),
                     write_stream=types.WriteStream(type_=types.WriteStream.Type.PENDING),
+                    **_bounded(),
                 ),
                 "creating a pending write stream",
             )
@@ -249,9 +258,13 @@ class PendingStager:
 
         def once() -> None:
             try:
-                self._writer.send(request).result()
+                self._writer.send(request).result(timeout=QUERY_TIMEOUT_S)
             except gexc.AlreadyExists:  # an earlier attempt of this request was stored
                 logger.info("append already stored", offset=self.sent)
+            except concurrent.futures.TimeoutError:  # resent at the same offset: stored once
+                raise TransientError(
+                    f"no answer to the append at offset {self.sent} in {QUERY_TIMEOUT_S:.0f}s"
+                ) from None
 
         retry_call(lambda: self._call(once, f"appending rows at offset {self.sent}"), "appending rows", attempts=4)
         self.sent += len(rows)
@@ -265,7 +278,9 @@ class PendingStager:
 
         self._close_writer()
         name = self.stream_name
-        final = self._call(lambda: self.client.finalize_write_stream(name=name), "finalizing the write stream")
+        final = self._call(
+            lambda: self.client.finalize_write_stream(name=name, **_bounded()), "finalizing the write stream"
+        )
         if int(final.row_count) != self.sent:
             raise TransientError(
                 f"staging {self.staging}: the write stream holds {final.row_count} rows, {self.sent} were sent;"
@@ -274,7 +289,9 @@ class PendingStager:
         if self.before_commit is not None:
             self.before_commit()
         request = types.BatchCommitWriteStreamsRequest(parent=_table_path(self.staging), write_streams=[name])
-        result = self._call(lambda: self.client.batch_commit_write_streams(request), "committing the write stream")
+        result = self._call(
+            lambda: self.client.batch_commit_write_streams(request, **_bounded()), "committing the write stream"
+        )
         if result.stream_errors:
             errors = "; ".join(f"{e.code.name}: {e.error_message}" for e in result.stream_errors)
             raise PermanentError(f"staging {self.staging}: the write stream was not committed: {errors}")
@@ -298,8 +315,6 @@ class PendingStager:
         """``fn()`` with the Storage Write API's errors as TransientError / PermanentError."""
         from google.api_core import exceptions as gexc
         from google.cloud.bigquery_storage_v1 import exceptions as bqexc
-
-        from shared.gcp.bq_jobs import mapped_errors
 
         what = f"{what} for {self.staging}"
         try:

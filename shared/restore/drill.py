@@ -39,6 +39,7 @@ from shared.destinations.factory import opened
 from shared.errors import PermanentError, TransientError
 from shared.gcp import clients, gcs, pubsub
 from shared.gcp.bigquery import BigQueryWarehouse
+from shared.gcp.bq_jobs import api_retry
 from shared.ids import DestinationId, Stage, Status
 from shared.messages import Source, VerifyResult
 from shared.restore import restore as restoring
@@ -166,17 +167,18 @@ def drill_table(config: Config, dataset: str, pick: DrillPick, drill_id: str, de
 
 def _expire(wh: BigQueryWarehouse, target: str, hours: int) -> None:
     """The scratch table's expiration, in case the drop below never happens (best effort)."""
+    bounded = api_retry()  # the library's own retry would outlast the invocation
     try:
-        table = wh.client.get_table(target)
+        table = wh.client.get_table(target, retry=bounded)
         table.expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
-        wh.client.update_table(table, ["expires"])
+        wh.client.update_table(table, ["expires"], retry=bounded)
     except Exception as exc:  # noqa: BLE001 - the drop in drill_table's finally is what removes it
         logger.warning("could not set the scratch table's expiration", target=target, error=str(exc))
 
 
 def _drop(wh: BigQueryWarehouse, target: str) -> None:
     try:
-        wh.client.delete_table(target, not_found_ok=True)
+        wh.client.delete_table(target, not_found_ok=True, retry=api_retry())
     except Exception as exc:  # noqa: BLE001 - the table expires anyway
         logger.warning("could not drop the scratch table; it expires", target=target, error=str(exc))
 
