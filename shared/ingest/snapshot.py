@@ -14,6 +14,7 @@ from typing import Any
 
 from shared.errors import PermanentError
 from shared.gcp.bq_jobs import call
+from shared.gcp.gcs import LIBRARY_RETRY
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -50,5 +51,5 @@ def push(source: str, uri: str, storage: Any, workdir: Path) -> dict[str, Any]:
 def fetch(storage: Any, bucket: str, name: str, destination: Path, generation: int | None = None) -> Path:
     """Download the snapshot (the pinned generation, when given) to ``destination``."""
     blob = storage.bucket(bucket).blob(name, generation=generation)
-    call(lambda: blob.download_to_filename(str(destination)), f"downloading gs://{bucket}/{name}")
+    call(lambda: blob.download_to_filename(str(destination), retry=LIBRARY_RETRY), f"downloading gs://{bucket}/{name}")
     return destination

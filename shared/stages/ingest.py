@@ -28,7 +28,7 @@ from shared.config import Config
 from shared.config.ingest import IngestSettings
 from shared.errors import ConfigError, PermanentError, TransientError
 from shared.events import parse_pubsub
-from shared.gcp import clients, pubsub
+from shared.gcp import clients, gcs, pubsub
 from shared.ingest import snapshot
 from shared.ingest.engine import IngestRun, TableOutcome, sync
 from shared.ingest.report import publish
@@ -98,7 +98,8 @@ def _check_size(storage: Any, bucket: str, name: str, generation: int | None, li
     """A snapshot the function's /tmp (memory) cannot hold beside the sync is refused before the
     download: the instance would run out of memory and every redelivery with it. Returns the
     generation checked."""
-    blob = storage.bucket(bucket).get_blob(name, generation=generation)
+    with gcs.mapped_errors(f"reading {gcs.uri(bucket, name)}"):
+        blob = storage.bucket(bucket).get_blob(name, generation=generation, retry=gcs.LIBRARY_RETRY)
     if blob is None:
         raise PermanentError(
             f"ingest.snapshot_uri: gs://{bucket}/{name} does not exist: the app's host uploads it with"

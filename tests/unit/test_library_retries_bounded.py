@@ -1,11 +1,12 @@
-"""BigQuery unreachable: every stage that calls it gives up within its own bound, not the client
-library's. google-cloud-bigquery retries a refused connection for 600 s by default, a query's
-``result()`` re-runs the job for 2,400 s, and the Storage Write API's client retries UNAVAILABLE
-for 1,200 s: one such call outlives the 540 s an event-driven invocation has, so the platform
-kills the stage mid-retry instead of it failing with a TransientError that Pub/Sub redelivers.
+"""BigQuery or GCS unreachable: every stage that calls them gives up within its own bound, not
+the client library's. google-cloud-bigquery retries a refused connection for 600 s by default, a
+query's ``result()`` re-runs the job for 2,400 s, the Storage Write API's client retries
+UNAVAILABLE for 1,200 s, google-cloud-storage for 120 s: inside our own retries, such a call
+outlives the 540 s an event-driven invocation has, so the platform kills the stage mid-retry
+instead of it failing with a TransientError that Pub/Sub redelivers.
 
-Each call here goes to a port nothing listens on, with the library bound (``API_DEADLINE_S``)
-cut to a second; the call must end with a TransientError well within the join timeout. Before
+Each call here goes to a port nothing listens on, with the library bound (``API_DEADLINE_S``,
+``gcs.LIBRARY_RETRY``) cut to a second; the call must end with a TransientError well within the join timeout. Before
 the bound reached these calls, `offsite ingest run` against a stopped bqemulator printed nothing
 for over six minutes.
 """
@@ -23,13 +24,14 @@ import pytest
 
 from shared.config.ingest import IngestSettings
 from shared.errors import TransientError
-from shared.gcp import bq_jobs
-from shared.ingest import target, write_api
+from shared.gcp import bq_jobs, gcs
+from shared.ingest import snapshot, target, write_api
 from shared.ingest.engine import IngestRun, sync
 from shared.ingest.plan import TablePlan, connect, plan_table
 from shared.ingest.source import TableReader
 from shared.ingest.state import SyncState
 from shared.restore import drill
+from shared.stages import ingest as ingest_stage
 
 GIVE_UP_WITHIN_S = 60.0  # the bound below makes each call end in seconds; the library's own takes 600+
 
@@ -136,3 +138,33 @@ def test_a_restore_drills_scratch_table_cleanup_gives_up(client: Any) -> None:
     # Best effort (the scratch table expires): each logs its failure and returns.
     assert outcome_of(lambda: drill._expire(wh, "p.scratch.t", 24)) is None
     assert outcome_of(lambda: drill._drop(wh, "p.scratch.t")) is None
+
+
+@pytest.fixture
+def storage(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A GCS client at the closed port, the library bound (``gcs.LIBRARY_RETRY``, 20 s) cut to a second."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.storage import Client
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    short = DEFAULT_RETRY.with_timeout(1.0)
+    monkeypatch.setattr(gcs, "LIBRARY_RETRY", short)
+    monkeypatch.setattr(snapshot, "LIBRARY_RETRY", short)
+    return Client(
+        project="p",
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=f"http://127.0.0.1:{closed_port}"),
+    )
+
+
+def test_the_ingest_snapshot_download_gives_up(storage: Any, tmp_path: Path) -> None:
+    exc = outcome_of(lambda: snapshot.fetch(storage, "b", "app.sqlite", tmp_path / "copy.sqlite"))
+    assert isinstance(exc, TransientError), exc
+    assert "downloading gs://b/app.sqlite" in str(exc)
+
+
+def test_the_ingest_functions_size_check_gives_up(storage: Any) -> None:
+    exc = outcome_of(lambda: ingest_stage._check_size(storage, "b", "app.sqlite", None, 1 << 30))
+    assert isinstance(exc, TransientError), exc
+    assert "reading gs://b/app.sqlite" in str(exc)
