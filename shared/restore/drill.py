@@ -6,6 +6,11 @@ A drill of dataset D (``{"dataset": D}`` on ``restore-drills``, from its Cloud S
 1. **Pick** ``sample`` tables, round-robin: the tables of D that have an ``in_sync`` run at the
    drill's destination in the run history of the last :data:`LOOKBACK_DAYS` days, the table
    drilled longest ago (or never) first, ties by name; each with its newest ``in_sync`` run.
+   The start message only picks: it saves the sample (a redelivery finds it) and hands it on as
+   the drill's first continuation (``{"dataset", "drill_id", "picks"}``), so every table is
+   restored under a message naming its drill. A continuation dead-lettered (its destination down
+   for every attempt) is settled by the dead-letter route: its tables not reported yet become
+   ``restore_failed`` (:func:`settle_dead_letter`), and a wait on the drill ends.
 2. **One table per invocation**: the first pick is restored — through ``shared.restore``, staged
    in the state bucket under ``restore-drill/staging/`` — into the scratch dataset as
    ``drill_{table}_{run_id}_{drill}_{attempt}``, given an expiration (``expiration_hours``), proven
@@ -97,22 +102,34 @@ class Outcome:
     rows: int | None = None
 
 
-def _start(config: Config, dataset: str, message_id: str | None, now: dt.datetime) -> tuple[str, list[DrillPick]]:
-    """A new drill's id and sample. Started by a Pub/Sub message, the id follows from the message
-    id and the sample is saved: a redelivered start finds the sample its first delivery chose (the
-    round-robin would put the table just drilled last and pick another), then its done marker."""
+def _start(config: Config, dataset: str, message_id: str | None, now: dt.datetime) -> tuple[str, list[DrillPick], bool]:
+    """A new drill's id, its sample, and whether the sample was handed on already. Started by a
+    Pub/Sub message, the id follows from the message id and the sample is saved: a redelivered
+    start finds the sample its first delivery chose (the round-robin would put the table just
+    drilled last and pick another) and whether that delivery published it."""
     drill_id = drill_id_for(message_id)
     if drill_id is None:
-        return uuid.uuid4().hex[:8], choose(config, dataset, now)
+        return uuid.uuid4().hex[:8], choose(config, dataset, now), False
     bucket, name = config.state_bucket_name, picks_name(dataset, drill_id)
     saved = gcs.read_json(bucket, name)
     if saved is None:
         picks = choose(config, dataset, now)
         body = json.dumps({"picks": [p.model_dump() for p in picks]}).encode()
         if gcs.write_if_absent(bucket, name, body, "application/json"):
-            return drill_id, picks
+            return drill_id, picks, False
         saved = gcs.read_json(bucket, name)  # a concurrent twin saved its sample first
-    return drill_id, [DrillPick.model_validate(p) for p in (saved or {}).get("picks", [])]
+    saved = saved or {}
+    return drill_id, [DrillPick.model_validate(p) for p in saved.get("picks", [])], bool(saved.get("handed_on"))
+
+
+def _hand_on(config: Config, dataset: str, drill_id: str, picks: list[DrillPick]) -> None:
+    """Publish the whole sample as the drill's first continuation and note it in the saved sample
+    (a redelivered start then publishes nothing). Every table is drilled by a message naming its
+    drill, so a dead letter of one can settle the drill (:func:`settle_dead_letter`)."""
+    pubsub.publish(RESTORE_DRILLS, DrillRequest(dataset=dataset, drill_id=drill_id, picks=picks))
+    gcs.update_json(
+        config.state_bucket_name, picks_name(dataset, drill_id), lambda found: {**(found or {}), "handed_on": True}
+    )
 
 
 def scratch_table(scratch_dataset: str, pick: DrillPick, attempt: str) -> str:
@@ -197,6 +214,12 @@ def report(config: Config, dataset: str, outcome: Outcome, source: DestinationId
         started_at=now.isoformat(),
     )
     publish_result(result, config=config)
+    record(config, dataset, outcome, source)
+
+
+def record(config: Config, dataset: str, outcome: Outcome, source: DestinationId) -> None:
+    """The outcome as its table's entry and the dataset's last drill in ``last.json`` (what
+    ``offsite restore-drill status`` shows)."""
     entry = {
         "table": outcome.pick.table,
         "run_id": outcome.pick.run_id,
@@ -220,6 +243,28 @@ def report(config: Config, dataset: str, outcome: Outcome, source: DestinationId
     gcs.update_json(config.state_bucket_name, record_name(dataset), recorded)
 
 
+def settle_dead_letter(config: Config, request: DrillRequest, reason: str) -> list[str]:
+    """A dead-lettered drill message: each table of its sample not reported yet becomes
+    ``restore_failed`` — its done marker, and its entry in ``last.json`` — so the drill ends for
+    whoever follows it (``offsite restore-drill run --wait``, ``GET /restore-drill/...``) and the
+    dataset's status names the failure. The dead letter itself is reported (and alerted) by the
+    dead-letter route. A start message (no drill id) names no drill: nothing to settle. Returns
+    the tables settled."""
+    if not request.drill_id or not request.picks:
+        return []
+    entry, drill = drill_of(config, request.dataset)
+    source = source_of(config, entry, drill)
+    first, settled = request.picks[0].table, []
+    for pick in request.picks:
+        why = reason if pick.table == first else f"not restored: the drill stopped at {first}: {reason}"
+        done = {"run_id": pick.run_id, "status": str(Status.RESTORE_FAILED), "reason": why}
+        marker = done_name(request.dataset, request.drill_id, pick.table)
+        if gcs.write_if_absent(config.state_bucket_name, marker, json.dumps(done).encode(), "application/json"):
+            record(config, request.dataset, Outcome(pick, Status.RESTORE_FAILED, why, target=""), source)
+            settled.append(pick.table)
+    return settled
+
+
 def handle(
     config: Config, request: DrillRequest, *, started: float, now: dt.datetime, message_id: str | None = None
 ) -> Outcome | None:
@@ -229,7 +274,12 @@ def handle(
     if request.drill_id:
         drill_id, picks = request.drill_id, request.picks
     else:
-        drill_id, picks = _start(config, request.dataset, message_id, now)
+        drill_id, picks, handed_on = _start(config, request.dataset, message_id, now)
+        if picks and not handed_on:
+            _hand_on(config, request.dataset, drill_id, picks)
+        if picks:
+            logger.info("restore drill sample chosen", dataset=request.dataset, drill_id=drill_id, picks=len(picks))
+            return None
     with log.bind(dataset=request.dataset, drill_id=drill_id):
         if not picks:
             logger.warning("restore drill: no in_sync run to restore", lookback_days=LOOKBACK_DAYS)

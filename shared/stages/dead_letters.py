@@ -23,6 +23,7 @@ from shared.collect.messages import CollectFile, CollectRequest
 from shared.collect.runs import record_listing_failure
 from shared.collect.runs import source as collect_source
 from shared.config import Config
+from shared.config.restore_drill import drill_source
 from shared.delivery.routing import load_run
 from shared.errors import RejectedInput
 from shared.events import PubSubMessage, parse_pubsub, parse_storage
@@ -34,6 +35,7 @@ from shared.mirror.request import MirrorRequest
 from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id, reconcile_targets
 from shared.reporting import last_errors
 from shared.reporting.results import report
+from shared.restore.drill_records import DrillRequest, drill_of
 from shared.topology import DELIVERY_CONTINUATIONS, GCS_FINALIZED, Subscription
 from shared.verify import markers
 
@@ -53,7 +55,7 @@ def on_dead_letter(event: Any, config: Config) -> None:
         for result in results:
             _report_once(result, f"{CLAIMS}{key}/{_concern_id(result)}.json", config)
         if source is not None:
-            _close_collect_run(message, source.trigger.topic, config, results[0].reason or "dead-lettered")
+            _settle(message, source.trigger.topic, config, results[0].reason or "dead-lettered")
         logger.warning("dead-lettered message reported as failed", subscription=source.name if source else None)
 
 
@@ -137,6 +139,8 @@ def _what_it_was(message: PubSubMessage, source: Subscription | None, config: Co
             return [_concern(file.run_id, collect_source(file.collect), None, None)]
         if topic == topology.INGEST_REQUESTS:
             return _ingest_concerns(IngestRequest.from_json(message.data), config)
+        if topic == topology.RESTORE_DRILLS:
+            return _drill_concerns(DrillRequest.from_json(message.data), config)
     except Exception as exc:  # noqa: BLE001 - an unreadable dead letter is still reported, with less detail
         logger.warning("could not read the dead-lettered message", error=str(exc))
     return []
@@ -165,9 +169,26 @@ def _ingest_concerns(req: IngestRequest, config: Config) -> list[Concern]:
     return [_concern(req.run_id, table, None, None) for table in tables or [None]]
 
 
-def _close_collect_run(message: PubSubMessage, topic: str | None, config: Config, reason: str) -> None:
-    """A dead-lettered collect file becomes its outcome, so its run completes (shared/collect/copy.py);
-    a dead-lettered collect request is the job's last run in its freshness record."""
+def _drill_concerns(request: DrillRequest, config: Config) -> list[Concern]:
+    """The table a drill message was restoring, its first pick (the rest are settled with it, see
+    :func:`_settle`), at the drill's destination; a start message names no table yet."""
+    if not request.picks:
+        return []
+    first = request.picks[0]
+    table = Source(mode="table", project=config.project, dataset=request.dataset, table=first.table)
+    try:
+        entry, drill = drill_of(config, request.dataset)
+        where: DestinationId | None = drill_source(drill, entry.destinations, config.destination_names())
+    except (RejectedInput, ValueError):  # the drill left the config since
+        where = None
+    return [_concern(first.run_id, table, where, None)]
+
+
+def _settle(message: PubSubMessage, topic: str | None, config: Config, reason: str) -> None:
+    """What a dead letter leaves open, closed: a collect file becomes its outcome, so its run
+    completes (shared/collect/copy.py); a collect request is the job's last run in its freshness
+    record; a restore drill's tables not reported yet become restore_failed, so the drill ends
+    (shared/restore/drill.py)."""
     from shared.collect.copy import settle_dead_letter
 
     try:
@@ -176,7 +197,11 @@ def _close_collect_run(message: PubSubMessage, topic: str | None, config: Config
         elif topic == topology.COLLECT_REQUESTS:
             asked = CollectRequest.from_json(message.data)
             record_listing_failure(config, asked.collect, asked.run_id, Status.FAILED, reason)
-    except RejectedInput:
+        elif topic == topology.RESTORE_DRILLS:
+            from shared.restore.drill import settle_dead_letter as settle_drill
+
+            settle_drill(config, DrillRequest.from_json(message.data), reason)
+    except (RejectedInput, ValueError):  # unreadable, or no longer in the config
         return  # nothing to close: reported above with what could be read
 
 

@@ -1,25 +1,33 @@
 """Drill attempts on the local stack that must not disturb each other or repeat themselves: two
 drills of one table at once (a manual run during the scheduled one), a budget that runs out
-while files are staged, and a redelivered drill message."""
+while files are staged, a redelivered drill message, and a dead-lettered one."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
+import uuid
 
 import pytest
 
 from devstack.state import StackInfo
 from shared import runtime
 from shared.destinations.factory import opened
-from shared.gcp import gcs
+from shared.gcp import clients, gcs
 from shared.ids import Status
 from shared.restore import restore as restoring
 from shared.restore.drill import STAGING_PREFIX, drill_table, handle
-from shared.restore.drill_records import DrillPick, DrillRequest, done_name, read_record
+from shared.restore.drill_records import DrillPick, DrillRequest, done_name, picks_name, read_record
+from shared.restore.drill_watch import read_progress, wait_for_drill
 from shared.restore.stage import OutOfTime, stage_file
+from shared.stages.dead_letters import on_dead_letter
+from shared.topology import RESTORE_DRILLS
+from tests import cloudevents
+from tests.exports.conftest import Puller
 from tests.restore.test_drill import drill_env, leftovers
 from tests.restore.test_roundtrip import export_and_wait, make_table
+from tests.verify.test_pipeline import wait_for
 
 pytestmark = pytest.mark.stack
 __all__ = ["drill_env"]  # the fixture, used below
@@ -100,15 +108,20 @@ def test_a_redelivered_drill_message_reports_its_table_once(drill_env: StackInfo
     assert gcs.list_prefix(config.state_bucket_name, f"{STAGING_PREFIX}/{run_id}/") == []
 
 
-def test_a_redelivered_start_message_drills_its_sample_once(drill_env: StackInfo) -> None:
-    """A start (``{"dataset": D}``) has no drill id of its own: it takes its Pub/Sub message id's
-    and saves its sample, so its redelivery finds both. Before, the redelivery was a new drill
-    with a new sample (the round-robin put the table just drilled last) and restored another table."""
-    import uuid
-
+def test_a_start_message_hands_its_sample_on_once(drill_env: StackInfo) -> None:
+    """A start (``{"dataset": D}``) has no drill id of its own: it takes its Pub/Sub message id's,
+    saves its sample and publishes it as the drill's first continuation, which names the drill
+    (so a dead letter of it can settle the drill; below). Its redelivery finds the sample, and
+    that it was handed on: it publishes nothing, so no table is drilled twice. Before, a start
+    drilled its first table itself, and its dead letter named no drill: a wait on it ran out."""
     exported(drill_env, "attempt_start")  # at least one in_sync run to sample
     config = runtime.config()
     message_id = str(uuid.uuid4().int)[:16]
+    drill_id = f"m{message_id}"
+    subscription = f"projects/{drill_env.project}/subscriptions/drill-start-{uuid.uuid4().hex[:8]}"
+    clients.subscriber_client().create_subscription(
+        name=subscription, topic=f"projects/{drill_env.project}/topics/{RESTORE_DRILLS}"
+    )
 
     def deliver() -> object:
         return handle(
@@ -119,10 +132,65 @@ def test_a_redelivered_start_message_drills_its_sample_once(drill_env: StackInfo
             message_id=message_id,
         )
 
-    first = deliver()
-    assert first is not None
-    drilled = first.pick.table  # type: ignore[attr-defined]
+    assert deliver() is None  # nothing drilled here: the sample went on
+    saved = gcs.read_json(config.state_bucket_name, picks_name("sales", drill_id))
+    assert saved is not None and saved["handed_on"] is True and saved["picks"], saved
+    assert deliver() is None  # the redelivery
+    watch = Puller(subscription)
+    [continuation] = watch.pull(lambda m: m.get("drill_id") == drill_id, timeout_s=30)
+    assert continuation["picks"] == saved["picks"]
+    assert [m for m in watch.drain() if m.get("drill_id") == drill_id and m["picks"] == saved["picks"]] == [
+        continuation
+    ]
+    # the stack's restore_drill function drills the sample from that continuation
+    progress = wait_for_drill(config, "sales", drill_id, message_id=None, since=None, timeout_s=240)
+    assert progress.complete, progress.to_dict()
+
+
+def _dead_letter(info: StackInfo, data: bytes) -> dict[str, object]:
+    """What the report subscription of the restore_drill function's dead-letter topic pushes to verify."""
+    subscription = "restore-drill-restore-drills"
+    attributes = {
+        "CloudPubSubDeadLetterSourceSubscription": f"projects/{info.project}/subscriptions/{subscription}",
+        "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+    }
+    return cloudevents.pubsub_event(info.project, f"{subscription}-dlq", data, attributes, subscriber="verify")
+
+
+def test_a_dead_lettered_drill_message_fails_its_tables_and_ends_the_drill(drill_env: StackInfo) -> None:
+    """The drill's destination down for every attempt: the message is dead-lettered. Its tables
+    not reported yet become restore_failed (done markers, the dataset's record), so a wait on the
+    drill ends; the dead letter is reported once as the failed drill of its first table. Before,
+    `offsite restore-drill run --wait` waited out its 30 minutes and the status showed nothing."""
+    config = runtime.config()
+    drill_id = f"dl{uuid.uuid4().hex[:8]}"
+    first = DrillPick(table="attempt_dead_a", run_id=f"r{uuid.uuid4().hex[:12]}")
+    second = DrillPick(table="attempt_dead_b", run_id=f"r{uuid.uuid4().hex[:12]}")
+    request = DrillRequest(dataset="sales", drill_id=drill_id, picks=[first, second])
+    saved = {"picks": [first.model_dump(), second.model_dump()], "handed_on": True}  # as its start saved them
+    gcs.write_if_absent(config.state_bucket_name, picks_name("sales", drill_id), json.dumps(saved).encode())
+    dead = _dead_letter(drill_env, request.to_json())
+    on_dead_letter(dead, config)
+    on_dead_letter(dead, config)  # Pub/Sub may push a dead letter twice: nothing more is reported
+
+    progress = read_progress(config, "sales", drill_id)
+    assert progress.complete and not progress.proven
+    tables = {t["table"]: t for t in progress.tables}
+    assert tables["attempt_dead_a"]["status"] == Status.RESTORE_FAILED
+    assert (
+        "dead-lettered after 5 delivery attempts on restore-drill-restore-drills" in tables["attempt_dead_a"]["reason"]
+    )
+    assert tables["attempt_dead_b"]["reason"].startswith("not restored: the drill stopped at attempt_dead_a: ")
     record = read_record(config, "sales")["tables"]
-    assert deliver() is None  # the redelivery: the same sample, its first table already reported
-    assert read_record(config, "sales")["tables"] == record
-    assert gcs.read_json(config.state_bucket_name, done_name("sales", f"m{message_id}", drilled)) is not None
+    assert (
+        record["attempt_dead_b"]["status"] == "restore_failed" and record["attempt_dead_b"]["run_id"] == second.run_id
+    )
+    [reported] = wait_for(
+        drill_env.state_bucket, first.run_id, lambda rs: len(rs) >= 1, f"the dead letter's result for {first.run_id}"
+    )
+    assert (reported.status, reported.stage, str(reported.destination)) == (
+        Status.FAILED,
+        "restore_drill",
+        "sftp:local",
+    )
+    assert reported.source is not None and reported.source.table == "attempt_dead_a"
