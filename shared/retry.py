@@ -54,8 +54,10 @@ def waits_end_by(deadline: float) -> Iterator[None]:
     """Within the block, no retry sleeps past ``deadline``: the TransientError it would wait out
     is raised instead, so the stage fails in time for Pub/Sub's backoff to take over, rather than
     the platform cutting the invocation off mid-wait (a 300 s Retry-After, retries inside
-    retries). Threads started with ``shared.log.in_context`` keep it."""
-    token = _invocation_ends.set(deadline)
+    retries). Threads started with ``shared.log.in_context`` keep it. Nested (a wait for a
+    request inside an invocation), the earlier deadline holds."""
+    outer = _invocation_ends.get()
+    token = _invocation_ends.set(deadline if outer is None else min(outer, deadline))
     try:
         yield
     finally:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from shared import retry
 from shared.config import Config
 from shared.errors import OffsiteError, TransientError
 from shared.messages import ExportRequest, TableExport, VerifyResult
@@ -118,13 +119,20 @@ def wait_for_run(
     assert request.run_id is not None
     watch = _Watch(request.run_id, sorted(pending), planned, until)
     deadline = time.monotonic() + timeout_s
-    with Board(f"offsite run {request.run_id}", plain_rows=False) if show else _Silent() as board:
+    # No retry inside a poll waits past the deadline: with GCS away, a poll's reads would otherwise
+    # each retry for a minute, and the wait overrun its --timeout by minutes.
+    with (
+        retry.waits_end_by(deadline),
+        Board(f"offsite run {request.run_id}", plain_rows=False) if show else _Silent() as board,
+    ):
         board.log(f"waiting for {len(watch.labels)} export(s): {', '.join(watch.labels)}")
         while True:
+            watch.unread = None
             for label, names in list(pending.items()):
                 try:
                     done = _read_manifest(cfg, label, names, published_at)
-                except TransientError:
+                except TransientError as exc:
+                    watch.unread = str(exc)
                     break  # GCS away for a moment: the next poll reads the rest
                 if done is not None:
                     watch.found[label] = done
@@ -151,6 +159,7 @@ class _Watch:
     found: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     failed: dict[str, VerifyResult] = dataclasses.field(default_factory=dict)  # label → its export's failure
     run: RunProgress | None = None
+    unread: str | None = None  # why this poll could not read GCS (None: it could)
     _told: set[tuple[str, str]] = dataclasses.field(default_factory=set)
 
     def read_history(self, cfg: Config, published_at: dt.datetime) -> list[str]:
@@ -160,7 +169,8 @@ class _Watch:
 
         try:
             results = read(cfg.state_bucket_name, published_at - HISTORY_SLACK, run_ids=[self.run_id])
-        except TransientError:
+        except TransientError as exc:
+            self.unread = str(exc)
             return []  # the history is read again at the next poll; the manifests and the timeout still decide
         self.failed = _export_failures(results, set(self.labels) - set(self.found))
         if self.until is not Until.VERIFIED:
@@ -227,6 +237,10 @@ class _Watch:
             open_ = self._open()
             if open_:
                 typer.echo(f"error: no final verify result after {timeout_s:.0f}s for: {', '.join(open_)}", err=True)
+        if not self.finished and self.unread:
+            typer.echo(
+                f"error: the last poll could not read GCS, so this is what was known before: {self.unread}", err=True
+            )
         if not self.finished:
             where = f"`offsite status --run-id {self.run_id}` and `offsite logs --run-id {self.run_id}`"
             typer.echo(f"hint: {where} show where it is", err=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared import log
+from shared import log, retry
 from shared.collect.state import prefix
 from shared.config import Config
 from shared.config.collect import CollectJob
@@ -278,8 +278,9 @@ def wait_for_run(
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            result = run_result(bucket, job, run_id)
-            history = [] if result is not None else read(bucket, since, run_ids=[run_id])
+            with retry.waits_end_by(deadline):  # a read retrying past the timeout would overrun it
+                result = run_result(bucket, job, run_id)
+                history = [] if result is not None else read(bucket, since, run_ids=[run_id])
         except TransientError:
             result, history = None, []  # GCS away for a moment: read again at the next poll
         if result is not None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from shared import log
+from shared import log, retry
 from shared.errors import TransientError
 
 logger = log.get_logger(__name__)
@@ -45,7 +45,8 @@ def poll_history(
     value, unread = initial, None
     while True:
         try:
-            value, unread = read(), None
+            with retry.waits_end_by(deadline):  # a read retrying past the wait would overrun it
+                value, unread = read(), None
         except TransientError as exc:
             logger.warning(f"{what} not readable now; polling on", error=str(exc))
             unread = str(exc)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import retry
 from shared.config import Config
 from shared.errors import TransientError
 from shared.ids import Stage, Status
@@ -121,7 +122,8 @@ def wait_for_drill(
     progress = DrillProgress(dataset, drill_id)
     while True:
         try:
-            progress = read_progress(config, dataset, drill_id, message_id=message_id, since=since)
+            with retry.waits_end_by(deadline):  # a read retrying past the timeout would overrun it
+                progress = read_progress(config, dataset, drill_id, message_id=message_id, since=since)
         except TransientError:
             pass
         for table, marker in progress.done.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -178,3 +179,37 @@ def test_bigquery_away_after_publishing_keeps_the_plan_made_before(
     assert out.exit_code == 1, out.output  # the bare stack runs no fan_out: no manifest comes
     assert "waiting for 1 export(s): sales.products" in out.output and "cannot tell" not in out.output
     assert "no manifest after 1s for: sales.products" in out.output and len(listings) == 2
+
+
+@pytest.fixture
+def gcs_away(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """GCS at a port nothing listens on, the library's own retry (``gcs.LIBRARY_RETRY``) cut to 5 s."""
+    import socket
+
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    from shared.gcp import clients, gcs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(gcs, "LIBRARY_RETRY", DEFAULT_RETRY.with_timeout(5.0))
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    clients.reset()
+    yield
+    monkeypatch.undo()
+    clients.reset()
+
+
+def test_gcs_away_the_wait_ends_at_its_timeout_and_says_why(exports_env: ExportsKit, gcs_away: None) -> None:
+    """GCS unreachable once the request is published: each poll's reads fail. No retry inside a
+    poll waits past the --timeout, so the wait ends about then (one read per kind after it: 2 ×
+    5 s here), and it says the last poll could not read GCS. Before, each read retried 3 times
+    inside each poll: 30 s here; on the local stack a 120 s wait took 3 min 43 s."""
+    started = time.monotonic()
+    out = _invoke("--dataset", "sales", "--tables", "products", "--wait", "--timeout", "2")
+    elapsed = time.monotonic() - started
+    assert out.exit_code == 1, out.output
+    assert "error: the last poll could not read GCS, so this is what was known before: " in out.output
+    assert "no final verify result after 2s for: sales.products (not exported)" in out.output
+    assert elapsed < 22, f"the wait took {elapsed:.0f}s for a 2 s --timeout"

@@ -101,6 +101,21 @@ def test_no_wait_runs_past_the_invocations_end() -> None:
     assert waits == [30]
 
 
+def test_a_nested_end_never_extends_the_outer_one() -> None:
+    """A wait for a request inside an invocation (the HTTP trigger's ``?wait=``) sets its own end;
+    the earlier of the two holds, so the inner one cannot let a retry outlive the invocation."""
+    from shared.retry import invocation_ends, waits_end_by
+
+    now = time.monotonic()
+    with waits_end_by(now + 20):
+        with waits_end_by(now + 60):
+            assert invocation_ends() == now + 20
+        with waits_end_by(now + 5):
+            assert invocation_ends() == now + 5
+        assert invocation_ends() == now + 20
+    assert invocation_ends() is None
+
+
 def test_the_stage_runner_sets_the_invocations_end(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Each stage's waits end a minute before its function's timeout (verify: 540 s → 480 s)."""
     from shared import runtime
@@ -117,3 +132,28 @@ def test_the_stage_runner_sets_the_invocations_end(monkeypatch: pytest.MonkeyPat
     runtime.reset()
     assert seen[0] is not None and started + 480 <= seen[0] <= time.monotonic() + 480
     assert invocation_ends() is None  # outside an invocation: no end
+
+
+def test_a_wait_for_a_request_never_retries_a_read_past_its_end() -> None:
+    """Following a request (``?wait=``, ``--wait``): a read of the history that meets a transient
+    error with a 10 s Retry-After is not retried past the wait's end; the wait answers that the
+    history could not be read now. Before, each read slept out its retries (20 s here) whatever
+    was left of the wait: a 120 s `offsite run --wait` with GCS away took 3 min 43 s."""
+    from shared.reporting.polling import poll_history
+    from shared.retry import retry_call
+
+    attempts: list[float] = []
+
+    def read() -> None:
+        def once() -> None:
+            attempts.append(time.monotonic())
+            raise TransientError("reading the run history: 503", retry_after=10)
+
+        return retry_call(once, "reading the run history", attempts=3)
+
+    started = time.monotonic()
+    polled = poll_history(read, lambda _v: True, None, wait=0.3, sleep=time.sleep, what="the history", poll_s=0.1)
+    assert polled.unread == "reading the run history: 503" and not polled.refused
+    assert attempts, "the history was never read"
+    gaps = [b - a for a, b in zip([started, *attempts], attempts, strict=False)]
+    assert max(gaps) < 5, f"a retry slept its 10 s Retry-After inside the wait: {gaps}"
