@@ -74,6 +74,7 @@ def status_rows(
                 "updated": None,
             },
         )
+        row["date"] = row["date"] or r.date  # a request dead-lettered before fan_out dated it has none
         drill = r.stage == Stage.RESTORE_DRILL  # says whether the copy restores, not what the destination holds
         where = str(r.destination or r.stage)
         if drill and r.destination:

@@ -103,6 +103,14 @@ def test_a_run_failure_of_no_destination_is_over_once_every_destination_has_a_re
     assert row["last_failure"] == "verify: failed: dead-lettered"
 
 
+def test_a_run_whose_first_result_has_no_date_takes_the_date_of_a_later_one() -> None:
+    """A dateless request dead-lettered at fan_out (GCS away), then replayed: its first result
+    has no scheduled day, the deliveries have. The row showed DATE `-` for good."""
+    dead = result("failed", None, "2025-01-08T02:00:00", stage="fan_out", date=None, reason="dead-lettered")
+    [row] = status_rows([dead, result("in_sync", "box", "2025-01-08T02:09:00")])
+    assert row["date"] == "2025-01-08" and row["destinations"] == {"box": "in_sync"}
+
+
 def test_status_rows_filter_by_dataset() -> None:
     rows = status_rows(
         [result("in_sync", "box", "t1"), result("in_sync", "box", "t2", run_id="r2", source=PRODUCTS)], "sales"
