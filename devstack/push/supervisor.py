@@ -76,6 +76,22 @@ def load_launches(root: Path) -> dict[str, Launch]:
     return launches
 
 
+def restart_loses(root: Path, name: str) -> str | None:
+    """What restarting ``name`` loses, for components that keep their state in memory (None:
+    nothing; fake-gcs-server, sshd and the Box server keep theirs on disk)."""
+    launch = load_launches(Path(root)).get(name)
+    if name == "bqemulator" and launch is not None and "--ephemeral" in launch.argv:
+        return (
+            "bqemulator kept its datasets and tables in memory: they are gone; `offsite dev seed` loads the"
+            " samples again (set OFFSITE_DEV_BQ_MEMORY_LIMIT before `dev up` for a file-backed bqemulator)"
+        )
+    if name == "bigquery":
+        return "the BigQuery front kept its jobs in memory: a job started before cannot be looked up again"
+    if name == "drive":
+        return "the Drive server kept its file and folder records in memory: what was delivered there is gone"
+    return None
+
+
 def _stop_leftovers(root: Path, name: str) -> None:
     """Processes of an earlier ``name`` still alive (e.g. gunicorn workers whose master was killed)."""
     for proc in procs.marked(MARKER, str(root)):

@@ -277,19 +277,25 @@ def restart(
     as_json: JsonOption = False,
     root: RootOption = None,
 ) -> None:
-    """Stop one component of the running stack and start it again on the same port (Pub/Sub state kept)."""
+    """Stop one component of the running stack and start it again on the same port (Pub/Sub state
+    kept). A component that keeps its state in memory (bqemulator unless file-backed, the Drive
+    server, the BigQuery front's jobs) starts empty: a note says what was lost."""
+    from devstack.push.supervisor import restart_loses
     from devstack.stack import restart_component
 
     try:
+        lost = restart_loses(_root(root), component)
         info = restart_component(_root(root), component, timeout_s=timeout)
     except StackError as exc:
         _fail(exc)
         return
     comp = info.component(component)
     if as_json:
-        print_json({"restarted": comp.name, "port": comp.port, "pid": comp.pid, "health": comp.health})
+        print_json({"restarted": comp.name, "port": comp.port, "pid": comp.pid, "health": comp.health, "lost": lost})
         return
     typer.echo(f"restarted {comp.name}: 127.0.0.1:{comp.port} pid {comp.pid} {comp.health}")
+    if lost:
+        typer.echo(f"note: {lost}")
 
 
 def _register_token() -> None:

@@ -89,7 +89,13 @@ def test_up_twice_status_logs_down(workdir: Path) -> None:
     assert again.returncode == 0, again.stderr
     relay_port = next(c["port"] for c in before["components"] if c["name"] == "relay")
     restarted_json = json.loads(again.stdout)
-    assert restarted_json == {"restarted": "relay", "port": relay_port, "pid": restarted_json["pid"], "health": "ok"}
+    assert restarted_json == {
+        "restarted": "relay",
+        "port": relay_port,
+        "pid": restarted_json["pid"],
+        "health": "ok",
+        "lost": None,  # the relay keeps no state
+    }
     assert restarted_json["pid"] != before_pids(before)["relay"]
     refused = dev(workdir, "restart", "pubsub")
     assert refused.returncode == 1 and "would lose every topic" in refused.stderr
