@@ -248,7 +248,7 @@ def local_checks(
     cfg: Config, run_id: str, destination: str | None, *, download: bool | None = None
 ) -> list[VerifyResult]:
     """The engine on every run folder of ``run_id`` (and destination), as results (not published)."""
-    from shared.errors import RejectedInput
+    from shared.errors import PermanentError, RejectedInput, TransientError
     from shared.verify.flow import RunContext, Trigger, build_result, classify, run_comparison, utcnow
     from shared.verify.markers import read_state
     from shared.verify.runs import RunObjects, find_runs, load_manifest
@@ -278,7 +278,13 @@ def local_checks(
                 raise RejectedInput(
                     f"--destination {dest!r}: run {run_id} ({run.folder.source.label}) goes to {', '.join(manifest.destinations)}"
                 )
-            comparison = run_comparison(ctx, dest, objects.sha1, download=download, remove_superseded=False)
+            try:
+                comparison = run_comparison(ctx, dest, objects.sha1, download=download, remove_superseded=False)
+            except (TransientError, PermanentError) as exc:
+                if isinstance(exc, RejectedInput):
+                    raise
+                checks.append(_unchecked(ctx, dest, exc))  # one destination down hides no other's result
+                continue
             state = read_state(cfg.state_bucket_name, run.folder.prefix, dest)
             checks.append(
                 build_result(
@@ -294,6 +300,20 @@ def local_checks(
                 )
             )
     return checks
+
+
+def _unchecked(ctx: Any, destination: str, exc: Exception) -> VerifyResult:
+    """A destination that could not be compared now (down, refusing us): ``failed``, saying why."""
+    return VerifyResult(
+        status=Status.FAILED,
+        stage=Stage.VERIFY,
+        run_id=ctx.folder.run_id,
+        source=ctx.folder.source,
+        date=ctx.folder.date.isoformat(),
+        destination=destination,
+        files_expected=len(ctx.manifest.files),
+        reason=f"could not be checked: {exc}",
+    )
 
 
 CHECK_COLUMNS = ("RUN", "SOURCE", "DATE", "DESTINATION", "STATUS", "CHECK", "FILES", "BYTES", "HEALS")

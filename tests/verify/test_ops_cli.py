@@ -74,6 +74,38 @@ def test_verify_command_checks_locally_and_exits_by_outcome(vstack: VerifyStack)
     )  # nor heals
 
 
+def test_verify_command_reports_a_destination_it_cannot_reach_beside_the_others(vstack: VerifyStack) -> None:
+    """One destination down (the partner's sshd stopped): its row says it could not be checked,
+    and why; the other destination's check stands; exit 1. Before, the first unreachable
+    destination aborted the whole command with one error line, and no destination was shown."""
+    import socket
+
+    import yaml
+
+    from shared import runtime
+
+    run = vstack.new_run(FILES, destinations=("memory", "sftp:local"))
+    for receipt in vstack.deliver_all(run):
+        vstack.receipt(receipt)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    raw = yaml.safe_load(vstack.config_path.read_text())
+    raw["destinations"]["sftp"]["local"]["port"] = closed
+    vstack.config_path.write_text(yaml.safe_dump(raw))
+    runtime.reset()
+
+    out = runner.invoke(app, ["verify", run.run_id, "--json"])
+    assert out.exit_code == 1, out.output
+    checks = {c["destination"]: c for c in json.loads(out.stdout)}
+    assert checks["memory"]["status"] == "in_sync"
+    down = checks["sftp:local"]
+    assert down["status"] == "failed" and down["stage"] == "verify" and down["files_expected"] == 2
+    assert down["reason"].startswith(f"could not be checked: sftp:local: connecting to 127.0.0.1:{closed}: ")
+    table = runner.invoke(app, ["verify", run.run_id])
+    assert table.exit_code == 1 and f"{run.run_id}  sales.orders  2025-01-08  → sftp:local: FAILED" in table.stdout
+
+
 def test_verify_command_for_an_unknown_run_or_destination(vstack: VerifyStack) -> None:
     run = delivered_run(vstack)
     unknown = runner.invoke(app, ["verify", "rnosuchrun0001"])
