@@ -26,6 +26,14 @@ class PlanError(PermanentError):
     """A table cannot be synced as configured (names the table and the setting)."""
 
 
+class NotSqlite(PermanentError):
+    """The file is not a SQLite database (or its header is damaged): no retry can read it."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(f"ingest.sqlite_path: {path!r} is not a SQLite database ({detail})")
+        self.detail = detail
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -83,7 +91,14 @@ def connect(path: str) -> sqlite3.Connection:
     if not Path(path).is_file():
         raise PermanentError(f"ingest.sqlite_path: {path!r} is not a file")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
-    conn.execute("PRAGMA query_only = ON")
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # SQLite reads the header only now
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise  # busy, not damaged
+        raise NotSqlite(path, str(exc)) from None
     return conn
 
 

@@ -31,6 +31,7 @@ from shared.events import parse_pubsub
 from shared.gcp import clients, gcs, pubsub
 from shared.ingest import snapshot
 from shared.ingest.engine import IngestRun, TableOutcome, sync
+from shared.ingest.plan import NotSqlite
 from shared.ingest.report import publish
 from shared.ingest.request import IngestRequest
 from shared.stages.runner import RETRY_MARGIN_S, dispatch
@@ -74,7 +75,13 @@ def run_snapshot(
         local = snapshot.fetch(storage, bucket, name, Path(work) / "snapshot.sqlite", generation)
         local_settings = settings.model_copy(update={"sqlite_path": str(local)})
         job = IngestRun(local_settings, clients.bigquery_client(), config.project, attempt)
-        outcomes = sync(job, tables=tables, full=full, deadline=deadline)
+        try:
+            outcomes = sync(job, tables=tables, full=full, deadline=deadline)
+        except NotSqlite as exc:  # the app's upload, not this copy: another delivery reads the same bytes
+            raise PermanentError(
+                f"ingest.snapshot_uri: gs://{bucket}/{name} (generation {generation}) is not a SQLite database"
+                f" ({exc.detail}); upload a consistent copy with `offsite ingest push`"
+            ) from None
     deferred = [o.table for o in outcomes if o.status == "deferred"]
     done = [o for o in outcomes if o.status != "deferred"]
     publish(done, project=config.project, dataset=settings.dataset, run_id=run_id, config=config)

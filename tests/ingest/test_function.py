@@ -208,3 +208,36 @@ def test_no_snapshot_yet_is_refused_saying_how_one_gets_there(function_env: Inge
         " `offsite ingest run`"
     )
     assert function_env.tables() == []
+
+
+def test_a_snapshot_that_is_not_a_sqlite_database_is_refused_naming_it(function_env: IngestKit) -> None:
+    """An upload that is not a SQLite database (a wrong file, a truncated header): no redelivery
+    can read it, so it is a permanent error naming the object and its generation, and saying how
+    a good one gets there. Before, SQLite's DatabaseError went up unmapped: "unexpected failure;
+    will be retried" five times, then a dead letter whose reason named no snapshot."""
+    from shared import runtime
+    from shared.errors import PermanentError
+    from shared.gcp import clients
+    from shared.stages.ingest import run_snapshot
+
+    uri = f"gs://{function_env.stack.bucket}-state/snapshots/{function_env.dataset}.sqlite"
+    blob = clients.storage_client().bucket(f"{function_env.stack.bucket}-state").blob(uri.split("/", 3)[3])
+    blob.upload_from_string(b"id,name\n1,ada\n" * 300)  # a CSV export, not the database
+    with pytest.raises(PermanentError) as refused:
+        run_snapshot(runtime.config(), tables=None, full=False)
+    assert str(refused.value) == (
+        f"ingest.snapshot_uri: {uri} (generation {blob.generation}) is not a SQLite database (file is not a"
+        " database); upload a consistent copy with `offsite ingest push`"
+    )
+    assert function_env.tables() == []
+
+
+def test_ingest_run_refuses_a_file_that_is_not_a_sqlite_database(tmp_path: Path) -> None:
+    from shared.ingest.plan import NotSqlite, connect
+
+    path = tmp_path / "app.db"
+    path.write_bytes(b"SQLite format 2\x00" + b"\x00" * 4080)  # not the format SQLite 3 writes
+    with pytest.raises(
+        NotSqlite, match=rf"ingest.sqlite_path: '{path}' is not a SQLite database \(file is not a database\)"
+    ):
+        connect(str(path))
