@@ -1,5 +1,5 @@
 """Exit statuses of `offsite verify`: 2 is bad input (the run cannot be found); a destination that
-cannot be reached now is an operation that failed, exit 1 (offsite/cli/common.py exit_on_error)."""
+cannot be reached now is a check that failed (its own FAILED row), exit 1."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def test_verify_with_the_sftp_server_down_exits_1_not_2(vstack: VerifyStack, tmp
     runtime.reset()
     out = CliRunner().invoke(app, ["verify", run.run_id])
     assert out.exit_code == 1, out.output  # before: 2, which --help keeps for "the run cannot be found"
-    assert out.output.startswith("error: ") and "Traceback" not in out.output
+    # its own FAILED row saying why, not a traceback (the other destinations would still be checked)
+    assert f"{run.run_id}  sales.orders  2025-01-08  → sftp:local: FAILED" in out.output, out.output
+    assert "could not be checked: sftp:local: connecting to 127.0.0.1:" in out.output and "Traceback" not in out.output
     unknown = CliRunner().invoke(app, ["verify", "rnosuchrun0002"])
     assert unknown.exit_code == 2 and "no run 'rnosuchrun0002'" in unknown.output
