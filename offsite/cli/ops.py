@@ -280,9 +280,9 @@ def local_checks(
                 )
             try:
                 comparison = run_comparison(ctx, dest, objects.sha1, download=download, remove_superseded=False)
+            except RejectedInput:
+                raise
             except (TransientError, PermanentError) as exc:
-                if isinstance(exc, RejectedInput):
-                    raise
                 checks.append(_unchecked(ctx, dest, exc))  # one destination down hides no other's result
                 continue
             state = read_state(cfg.state_bucket_name, run.folder.prefix, dest)

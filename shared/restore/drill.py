@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import log
-from shared.config import Config, DatasetExport
-from shared.config.restore_drill import RestoreDrill, drill_source
+from shared.config import Config
 from shared.destinations.factory import opened
 from shared.errors import PermanentError, TransientError
 from shared.gcp import clients, gcs, pubsub
@@ -59,6 +58,7 @@ from shared.restore.drill_records import (
     picks_name,
     read_record,
     record_name,
+    source_of,
 )
 from shared.restore.stage import OutOfTime
 from shared.topology import RESTORE_DRILLS
@@ -66,10 +66,6 @@ from shared.topology import RESTORE_DRILLS
 logger = log.get_logger(__name__)
 BUDGET_S = 480.0  # of the function's 540 s: the rest reports, drops and publishes the continuation
 STAGING_PREFIX = "restore-drill/staging"
-
-
-def source_of(config: Config, entry: DatasetExport, drill: RestoreDrill) -> DestinationId:
-    return drill_source(drill, entry.destinations, config.destination_names())
 
 
 def choose(config: Config, dataset: str, now: dt.datetime) -> list[DrillPick]:

@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from shared.config import Config, DatasetExport
-from shared.config.restore_drill import RestoreDrill
+from shared.config.restore_drill import RestoreDrill, drill_source
 from shared.errors import RejectedInput
 from shared.gcp import gcs
+from shared.ids import DestinationId
 from shared.message_fields import DatasetIdent, RunId, TableName
 from shared.messages import Message
 
@@ -75,6 +76,11 @@ def drill_of(config: Config, dataset: str) -> tuple[DatasetExport, RestoreDrill]
     if entry.restore_drill is None:
         raise RejectedInput(f"restore drill: dataset {dataset!r} has no restore_drill in the config")
     return entry, entry.restore_drill
+
+
+def source_of(config: Config, entry: DatasetExport, drill: RestoreDrill) -> DestinationId:
+    """The destination the drill restores from."""
+    return drill_source(drill, entry.destinations, config.destination_names())
 
 
 def drill_id_for(message_id: str | None) -> str | None:

@@ -23,7 +23,6 @@ from shared.collect.messages import CollectFile, CollectRequest
 from shared.collect.runs import record_listing_failure
 from shared.collect.runs import source as collect_source
 from shared.config import Config
-from shared.config.restore_drill import drill_source
 from shared.delivery.routing import load_run
 from shared.errors import RejectedInput
 from shared.events import PubSubMessage, parse_pubsub, parse_storage
@@ -35,7 +34,7 @@ from shared.mirror.request import MirrorRequest
 from shared.mirror.routing import bucket_source, mirror_destinations, mirror_run_id, reconcile_targets
 from shared.reporting import last_errors
 from shared.reporting.results import report
-from shared.restore.drill_records import DrillRequest, drill_of
+from shared.restore.drill_records import DrillRequest, drill_of, source_of
 from shared.topology import DELIVERY_CONTINUATIONS, GCS_FINALIZED, Subscription
 from shared.verify import markers
 
@@ -177,8 +176,7 @@ def _drill_concerns(request: DrillRequest, config: Config) -> list[Concern]:
     first = request.picks[0]
     table = Source(mode="table", project=config.project, dataset=request.dataset, table=first.table)
     try:
-        entry, drill = drill_of(config, request.dataset)
-        where: DestinationId | None = drill_source(drill, entry.destinations, config.destination_names())
+        where: DestinationId | None = source_of(config, *drill_of(config, request.dataset))
     except (RejectedInput, ValueError):  # the drill left the config since
         where = None
     return [_concern(first.run_id, table, where, None)]
